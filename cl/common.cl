@@ -1,0 +1,31 @@
+/*
+ * common.cl - prepended to every kernel file by the host (runtime.c). Shared macros and helpers.
+ *
+ * Cell geometry of one schedule step (see lib/forward.c): the step runs G cells; cell j (0..G-1) is
+ * layer l0 + j on segment s0 - j. The residual stream of segment s lives in slot s % cap of the x
+ * buffer (cap = cells the scratch holds), so a segment keeps its slot while it climbs the layers.
+ * Every cell has T rows, except segment s_short, which has T_short valid rows (a partial last segment,
+ * padded to T; padded rows are zeros at layer 0 and never feed a valid row).
+ */
+#ifndef ARMT_ROW_WG
+#define ARMT_ROW_WG 64 /* work-group size of the row-wise kernels (a power of two) */
+#endif
+
+#define CELL_ARGS const int l0, const int s0, const int cap, const int T, const int s_short, const int T_short
+#define CELL_LAYER(j) (l0 + (j))
+#define CELL_SLOT(j) ((s0 - (j)) % cap)
+#define CELL_ROWS(j) ((s0 - (j)) == s_short ? T_short : T)
+
+/* Sum of v over the work-group (size ARMT_ROW_WG); every work-item gets the total. */
+inline float armt_wg_sum(float v, __local float *scratch) {
+    const int lid = get_local_id(0);
+    scratch[lid] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = ARMT_ROW_WG / 2; s > 0; s >>= 1) {
+        if (lid < s) scratch[lid] += scratch[lid + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    float total = scratch[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return total;
+}

@@ -1,0 +1,113 @@
+/*
+ * memory.cl - the associative memory of every layer (ARMT.md section 3): DPFP features, the read, and the
+ * pieces of the delta-rule write that are not GEMMs. State: w_mem [layers, dk, d], z [layers, dk],
+ * written [layers] (a layer that has not written yet treats its segment as the first one: no read,
+ * Vprev = 0, gamma = 1).
+ */
+
+/* DPFP, nu = 3: x' = [relu(x), relu(-x)] (2*dm); phi[(p-1)*2dm + i] = x'[i] * x'[(i - p) mod 2dm].
+ * in: (rows, dm), out: (rows, 6*dm). Global (6*dm, rows). */
+__kernel void armt_dpfp(__global const float *in, __global float *out, const int dm) {
+    const int o = get_global_id(0), row = get_global_id(1);
+    const int n2 = 2 * dm, dk = 3 * n2;
+    if (o >= dk) return;
+    const int p = o / n2 + 1, i = o % n2;
+    const int i2 = (i - p + n2) % n2;
+    __global const float *x = in + (ulong)row * dm;
+    const float a = i < dm ? fmax(x[i], 0.0f) : fmax(-x[i - dm], 0.0f);
+    const float b = i2 < dm ? fmax(x[i2], 0.0f) : fmax(-x[i2 - dm], 0.0f);
+    out[(ulong)row * dk + o] = a * b;
+}
+
+/* Read: x[r] += num[r] / (phi[r] . z[l] + 1e-5) for cells whose layer has written.
+ * num: (G, T, d), phi: (G, T, dk). Global (ARMT_ROW_WG, T, G). */
+__kernel void armt_mem_read(__global float *x, __global const float *num, __global const float *phi,
+                            __global const float *z, __global const int *written, const int dk, const int d,
+                            CELL_ARGS) {
+    __local float scratch[ARMT_ROW_WG];
+    const int lid = get_local_id(0), r = get_group_id(1), j = get_group_id(2);
+    const int l = CELL_LAYER(j);
+    const int wr = written[l]; /* no early return: every work-item must reach the barriers */
+    __global const float *pr = phi + ((ulong)j * T + r) * (ulong)dk;
+    __global const float *zl = z + (ulong)l * dk;
+    float s = 0.0f;
+    for (int c = lid; c < dk; c += ARMT_ROW_WG) s += pr[c] * zl[c];
+    const float den = armt_wg_sum(s, scratch) + 1e-5f;
+    __global float *xr = x + ((ulong)CELL_SLOT(j) * T + r) * (ulong)d;
+    __global const float *nr = num + ((ulong)j * T + r) * (ulong)d;
+    if (wr)
+        for (int c = lid; c < d; c += ARMT_ROW_WG) xr[c] += nr[c] / den;
+}
+
+/* The M memory-token rows of each cell (the last M of its valid rows): mrows (G, M, d).
+ * Global (d, M, G). */
+__kernel void armt_mem_gather(__global const float *x, __global float *mrows, const int M, const int d,
+                              CELL_ARGS) {
+    const int c = get_global_id(0), r = get_global_id(1), j = get_global_id(2);
+    if (c >= d) return;
+    const int row = CELL_ROWS(j) - M + r;
+    mrows[((ulong)j * M + r) * (ulong)d + c] = x[((ulong)CELL_SLOT(j) * T + row) * (ulong)d + c];
+}
+
+/* Per memory row: den = phi(k).z[l] + 1e-5, gamma = clip(1 - den / (|phi(k)|^2 + 1e-5), 0, 1) (1 without
+ * correction or for a first write), beta = sigmoid(m . wmb[l] + bmb[l]). wstat (G, M, 4) = (den, gamma,
+ * beta, written). Global (ARMT_ROW_WG, M, G). */
+__kernel void armt_mem_write_prep(__global const float *phi, __global const float *mrows,
+                                  __global const float *z, __global const int *written,
+                                  __global const float *wmb, const ulong wmb_off, __global const float *bmb,
+                                  const ulong bmb_off, __global float *wstat, const int M, const int dk,
+                                  const int d, const int l0, const int correction) {
+    __local float scratch[ARMT_ROW_WG];
+    const int lid = get_local_id(0), r = get_group_id(1), j = get_group_id(2);
+    const int l = l0 + j;
+    const int wr = written[l];
+    __global const float *kr = phi + ((ulong)j * M + r) * (ulong)dk;
+    __global const float *zl = z + (ulong)l * dk;
+    float kz = 0.0f, kk = 0.0f;
+    for (int c = lid; c < dk; c += ARMT_ROW_WG) {
+        kz += kr[c] * zl[c];
+        kk += kr[c] * kr[c];
+    }
+    kz = armt_wg_sum(kz, scratch);
+    kk = armt_wg_sum(kk, scratch);
+    __global const float *mr = mrows + ((ulong)j * M + r) * (ulong)d;
+    __global const float *wb = wmb + wmb_off + (ulong)l * d;
+    float mb = 0.0f;
+    for (int c = lid; c < d; c += ARMT_ROW_WG) mb += mr[c] * wb[c];
+    mb = armt_wg_sum(mb, scratch);
+    if (lid == 0) {
+        const float den = kz + 1e-5f;
+        float gamma = 1.0f;
+        if (wr && correction) gamma = clamp(1.0f - den / (kk + 1e-5f), 0.0f, 1.0f);
+        const float beta = 1.0f / (1.0f + exp(-(mb + bmb[bmb_off + l])));
+        __global float *ws = wstat + ((ulong)j * M + r) * 4;
+        ws[0] = den;
+        ws[1] = gamma;
+        ws[2] = beta;
+        ws[3] = (float)wr;
+    }
+}
+
+/* delta = beta * (vnew - vprev / den), or beta * vnew for a first write; in place in vnew.
+ * Global (d, M, G). */
+__kernel void armt_mem_delta(__global float *vnew, __global const float *vprev, __global const float *wstat,
+                             const int M, const int d) {
+    const int c = get_global_id(0), r = get_global_id(1), j = get_global_id(2);
+    if (c >= d) return;
+    __global const float *ws = wstat + ((ulong)j * M + r) * 4;
+    const ulong i = ((ulong)j * M + r) * (ulong)d + c;
+    const float prev = ws[3] != 0.0f ? vprev[i] / ws[0] : 0.0f;
+    vnew[i] = ws[2] * (vnew[i] - prev);
+}
+
+/* z[l] += sum_r gamma_r phi(k_r), then mark the layer written. Global (dk, G). */
+__kernel void armt_mem_z_update(__global float *z, __global int *written, __global const float *phi,
+                                __global const float *wstat, const int M, const int dk, const int l0) {
+    const int c = get_global_id(0), j = get_global_id(1);
+    if (c >= dk) return;
+    const int l = l0 + j;
+    float s = 0.0f;
+    for (int r = 0; r < M; r++) s += wstat[((ulong)j * M + r) * 4 + 1] * phi[((ulong)j * M + r) * (ulong)dk + c];
+    z[(ulong)l * dk + c] += s;
+    if (c == 0) written[l] = 1;
+}

@@ -1,0 +1,317 @@
+/*
+ * armt.h - libarmt public API.
+ *
+ * libarmt runs Associative Recurrent Memory Transformers (ARMT) on any OpenCL device and schedules the
+ * cells (layer l, segment s) along anti-diagonals l + s = d (Diagonal Batching), which gives exactly the
+ * same result as the sequential order in S + Lyr - 1 steps instead of S * Lyr.
+ *
+ * Three handles, split by lifetime:
+ *   armt_runtime  platform, device, OpenCL context and the compiled kernels.      One per device.
+ *   armt_model    weights resident on the device; read-only after load.          Shareable by contexts.
+ *   armt_ctx      the associative memory state (W_mem, z), scratch, a queue.     One per stream/thread.
+ *
+ * Errors: every fallible function returns armt_status (ARMT_OK = 0, errors negative, values pinned).
+ * The message of the last error is kept per handle (armt_*_last_error) and per thread
+ * (armt_last_error), so a failed create can be explained too. The library never prints and never exits;
+ * diagnostics go to the callback set with armt_log_set.
+ *
+ * Thread safety: a runtime and a model may be used from several threads at once (model loading and
+ * context creation take the runtime's lock). One armt_ctx must be used by one thread at a time; two
+ * contexts on the same model may run forward passes concurrently from two threads.
+ */
+#ifndef ARMT_H
+#define ARMT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(ARMT_BUILDING_LIBRARY) && defined(ARMT_HAVE_VISIBILITY)
+#define ARMT_API __attribute__((visibility("default")))
+#else
+#define ARMT_API
+#endif
+
+#if defined(__GNUC__)
+#define ARMT_NODISCARD __attribute__((warn_unused_result))
+#else
+#define ARMT_NODISCARD
+#endif
+
+/* ======================================================================================================= */
+/* Status                                                                                                  */
+/* ======================================================================================================= */
+
+/* Values are pinned: they never change between releases. */
+typedef enum armt_status {
+    ARMT_OK                              = 0,
+    ARMT_STATUS_INVALID_ARGUMENT         = -1,  /* NULL pointer, bad size, bad option                  */
+    ARMT_STATUS_NO_DEVICE                = -2,  /* no OpenCL platform/device, or none matches          */
+    ARMT_STATUS_OPENCL_ERROR             = -3,  /* an OpenCL call failed (name in the message)         */
+    ARMT_STATUS_CLBLAST_ERROR            = -4,  /* a CLBlast call failed (name in the message)         */
+    ARMT_STATUS_KERNEL_BUILD_FAILED      = -5,  /* clBuildProgram failed; message holds the build log  */
+    ARMT_STATUS_OUT_OF_HOST_MEMORY       = -6,
+    ARMT_STATUS_OUT_OF_DEVICE_MEMORY     = -7,  /* does not fit the device; nothing was allocated     */
+    ARMT_STATUS_IO_ERROR                 = -8,  /* open/read/write failed                              */
+    ARMT_STATUS_BAD_FILE                 = -9,  /* malformed safetensors / state file                  */
+    ARMT_STATUS_BAD_CONFIG               = -10, /* configuration invalid or inconsistent with tensors  */
+    ARMT_STATUS_MISSING_TENSOR           = -11,
+    ARMT_STATUS_SHAPE_MISMATCH           = -12,
+    ARMT_STATUS_UNSUPPORTED              = -13, /* dtype, feature or option not supported              */
+    ARMT_STATUS_TOKEN_OUT_OF_RANGE       = -14, /* a token id < 0 or >= vocab_size                     */
+    ARMT_STATUS_MODEL_MISMATCH           = -15, /* state or context belongs to another model           */
+    ARMT_STATUS_EMPTY_INPUT              = -16, /* zero tokens                                         */
+} armt_status;
+
+/* Always a static string, also for unknown values. */
+ARMT_API const char *armt_status_str(armt_status status);
+/* Name of an OpenCL error code ("CL_OUT_OF_RESOURCES"), or "CL_UNKNOWN_ERROR". */
+ARMT_API const char *armt_cl_error_str(int cl_error);
+/* Name of a CLBlast status code ("CLBlastInsufficientMemoryC"), or "CLBlastUnknownError". */
+ARMT_API const char *armt_clblast_error_str(int clblast_status);
+/* Message of the last error raised on this thread by any libarmt call ("" if none). */
+ARMT_API const char *armt_last_error(void);
+
+/* Diagnostics. The library never prints: messages go to this callback (none by default). */
+typedef enum armt_log_level {
+    ARMT_LOG_ERROR = 0,
+    ARMT_LOG_WARN  = 1,
+    ARMT_LOG_INFO  = 2,
+    ARMT_LOG_DEBUG = 3,
+} armt_log_level;
+typedef void (*armt_log_fn)(armt_log_level level, const char *message, void *user_data);
+ARMT_API void armt_log_set(armt_log_fn fn, void *user_data);
+
+ARMT_API const char *armt_version_string(void);
+
+/* ======================================================================================================= */
+/* Devices and runtime                                                                                     */
+/* ======================================================================================================= */
+
+typedef struct armt_device_info {
+    int      platform_index;      /* index in clGetPlatformIDs order                      */
+    int      device_index;        /* index inside that platform                            */
+    char     platform_name[128];
+    char     name[128];
+    char     vendor[128];
+    char     driver_version[64];
+    char     device_version[64];  /* "OpenCL 3.0 ..."                                       */
+    char     opencl_c_version[64];
+    int      is_gpu;
+    int      is_cpu;
+    unsigned compute_units;
+    uint64_t global_mem_bytes;
+    uint64_t max_alloc_bytes;
+    uint64_t local_mem_bytes;
+    int      has_fp16;
+    int      has_fp64;
+} armt_device_info;
+
+/* Lists every device of every platform. *out is malloc'ed (free with armt_device_list_free).
+ * No platform at all gives ARMT_OK with count 0. */
+ARMT_API ARMT_NODISCARD armt_status armt_device_list(armt_device_info **out, size_t *count);
+ARMT_API void armt_device_list_free(armt_device_info *list);
+
+typedef struct armt_runtime armt_runtime;
+
+typedef struct armt_runtime_params {
+    /* Platform: an index ("1") or a case-insensitive name substring ("nvidia"). NULL: $ARMT_PLATFORM,
+     * then every platform. */
+    const char *platform;
+    /* Device inside the chosen platform(s): index or name substring. NULL: $ARMT_DEVICE, then the best
+     * device (GPUs before accelerators before CPUs, then the most global memory). */
+    const char *device;
+    /* Directory holding the kernel sources (*.cl). NULL: $ARMT_KERNEL_DIR, then the embedded copies. */
+    const char *kernel_dir;
+    /* Appended to the kernel build options (after $ARMT_CL_BUILD_OPTIONS). */
+    const char *build_options;
+    /* Record per-kernel times with OpenCL profiling events (see armt_ctx_stats). */
+    int profile;
+} armt_runtime_params;
+
+ARMT_API armt_runtime_params armt_runtime_default_params(void);
+/* Chooses a device, creates the OpenCL context and compiles every kernel. */
+ARMT_API ARMT_NODISCARD armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime **out);
+ARMT_API void armt_runtime_free(armt_runtime *rt); /* accepts NULL */
+ARMT_API ARMT_NODISCARD armt_status armt_runtime_device_info(const armt_runtime *rt, armt_device_info *out);
+/* The OpenCL build options used for the kernels (device features decided at load). */
+ARMT_API const char *armt_runtime_build_options(const armt_runtime *rt);
+ARMT_API const char *armt_runtime_last_error(const armt_runtime *rt);
+
+/* ======================================================================================================= */
+/* Model                                                                                                   */
+/* ======================================================================================================= */
+
+typedef enum armt_rope_type {
+    ARMT_ROPE_DEFAULT = 0, /* plain RoPE, inv_freq = theta^(-2i/head_dim) */
+    ARMT_ROPE_LLAMA3  = 1, /* llama3 frequency scaling                    */
+} armt_rope_type;
+
+/* Shapes of a LLaMA base model plus the ARMT parameters. */
+typedef struct armt_config {
+    /* base model (HF config.json) */
+    int      hidden_size;         /* d                                  */
+    int      n_layers;            /* Lyr                                */
+    int      n_heads;             /* query heads                        */
+    int      n_kv_heads;          /* key/value heads (GQA)              */
+    int      head_dim;            /* usually hidden_size / n_heads      */
+    int      intermediate_size;   /* SwiGLU width                       */
+    int      vocab_size;
+    float    rms_norm_eps;
+    double   rope_theta;
+    armt_rope_type rope_type;
+    double   rope_factor;             /* llama3: 32      */
+    double   rope_low_freq_factor;    /* llama3: 1       */
+    double   rope_high_freq_factor;   /* llama3: 4       */
+    int      rope_original_max_pos;   /* llama3: 8192    */
+    int      tie_word_embeddings;
+    /* ARMT */
+    int      num_mem_tokens;      /* M                                  */
+    int      d_mem;               /* 64; d_key = 2 * 3 * d_mem          */
+    int      segment_size;        /* L: input tokens per segment        */
+    int      correction;          /* 1: gamma correction on z (paper)   */
+} armt_config;
+
+/* Fills *out with a named preset: "tiny", "tiny-gqa", "llama-160m", "llama-3.2-1b". */
+ARMT_API ARMT_NODISCARD armt_status armt_config_preset(const char *name, armt_config *out);
+/* Names of the presets, NULL-terminated. */
+ARMT_API const char *const *armt_config_preset_names(void);
+/* Checks every field for consistency (heads divide, positive sizes, ...). */
+ARMT_API ARMT_NODISCARD armt_status armt_config_validate(const armt_config *cfg, char *why, size_t why_len);
+/* d_key = 2 * nu * d_mem with nu = 3. */
+ARMT_API int armt_config_d_key(const armt_config *cfg);
+
+typedef struct armt_model armt_model;
+
+typedef struct armt_model_params {
+    /* ARMT parameters that override (or supply what is missing from) the files. 0 / negative: keep. */
+    int      segment_size;
+    int      num_mem_tokens;
+    int      d_mem;
+    int      correction;          /* -1: keep (default 1) */
+    /* Seed for tensors the files lack (ARMT tensors of a plain LLaMA checkpoint) and for random models. */
+    uint64_t seed;
+    /* Standard deviation of W_mv when it must be initialised: 0 follows the reference (zeros, the memory
+     * path is then inert); > 0 draws N(0, std^2) so the memory path is active. */
+    float    wmv_std;
+} armt_model_params;
+
+ARMT_API armt_model_params armt_model_default_params(void);
+
+/* A model with random weights from a configuration and params->seed (deterministic for a given seed,
+ * independent of the device). Weights are generated in chunks, never the whole model in host memory. */
+ARMT_API ARMT_NODISCARD armt_status armt_model_create_random(armt_runtime *rt, const armt_config *cfg,
+                                                            const armt_model_params *params,
+                                                            armt_model **out);
+/* Loads a checkpoint: a directory (config.json + model.safetensors or a sharded index), or one
+ * .safetensors file. Key layouts: HF LLaMA, the ARMT reference wrapper (both naming forms), PEFT LoRA. */
+ARMT_API ARMT_NODISCARD armt_status armt_model_load(armt_runtime *rt, const char *path,
+                                                   const armt_model_params *params, armt_model **out);
+/* Saves weights and configuration into one safetensors file (config in its __metadata__). */
+ARMT_API ARMT_NODISCARD armt_status armt_model_save(armt_model *model, const char *path);
+ARMT_API void armt_model_free(armt_model *model); /* accepts NULL */
+ARMT_API const armt_config *armt_model_config(const armt_model *model);
+/* Device bytes held by the weights. */
+ARMT_API uint64_t armt_model_device_bytes(const armt_model *model);
+/* A 64-bit fingerprint of configuration and weights, recorded in saved memory states. */
+ARMT_API uint64_t armt_model_fingerprint(const armt_model *model);
+ARMT_API const char *armt_model_last_error(const armt_model *model);
+
+/* ======================================================================================================= */
+/* Context: memory state and forward                                                                       */
+/* ======================================================================================================= */
+
+typedef struct armt_ctx armt_ctx;
+
+typedef struct armt_ctx_params {
+    int reserved; /* no options yet; keep zero */
+} armt_ctx_params;
+
+ARMT_API armt_ctx_params armt_ctx_default_params(void);
+ARMT_API ARMT_NODISCARD armt_status armt_ctx_create(armt_model *model, const armt_ctx_params *params,
+                                                   armt_ctx **out);
+ARMT_API void armt_ctx_free(armt_ctx *ctx); /* accepts NULL */
+ARMT_API const char *armt_ctx_last_error(const armt_ctx *ctx);
+ARMT_API armt_model *armt_ctx_model(const armt_ctx *ctx);
+
+/* Memory state: W_mem [n_layers, d_key, d], z [n_layers, d_key] and per-layer "written" flags
+ * (a layer not yet written since the last reset treats its next segment as the first one). */
+ARMT_API ARMT_NODISCARD armt_status armt_ctx_reset(armt_ctx *ctx);
+ARMT_API size_t armt_ctx_memory_w_count(const armt_ctx *ctx); /* n_layers * d_key * d */
+ARMT_API size_t armt_ctx_memory_z_count(const armt_ctx *ctx); /* n_layers * d_key     */
+/* Copies the state to the host. Any pointer may be NULL. written: n_layers bytes. */
+ARMT_API ARMT_NODISCARD armt_status armt_ctx_memory_get(armt_ctx *ctx, float *w_mem, float *z, uint8_t *written);
+/* Restores a state; all three pointers required. */
+ARMT_API ARMT_NODISCARD armt_status armt_ctx_memory_set(armt_ctx *ctx, const float *w_mem, const float *z,
+                                                       const uint8_t *written);
+/* Saves / loads the state to a file whose header records the model's fingerprint; loading refuses a state
+ * saved for another model (ARMT_STATUS_MODEL_MISMATCH) and leaves the current state unchanged. */
+ARMT_API ARMT_NODISCARD armt_status armt_ctx_memory_save(armt_ctx *ctx, const char *path);
+ARMT_API ARMT_NODISCARD armt_status armt_ctx_memory_load(armt_ctx *ctx, const char *path);
+
+typedef enum armt_schedule {
+    ARMT_SCHEDULE_SEQUENTIAL = 0, /* segment by segment, layer by layer: S * Lyr steps                 */
+    ARMT_SCHEDULE_DIAGONAL   = 1, /* anti-diagonals l + s = d, batched GEMMs: S + Lyr - 1 steps       */
+    ARMT_SCHEDULE_FULL       = 2, /* the base LLaMA over the whole input: no memory, no segments      */
+} armt_schedule;
+
+typedef enum armt_output {
+    ARMT_OUTPUT_NONE        = 0, /* nothing copied (benchmarks)                                       */
+    ARMT_OUTPUT_LOGITS_ALL  = 1, /* logits of every input token: n * vocab floats                     */
+    ARMT_OUTPUT_LOGITS_LAST = 2, /* logits of the last input token: vocab floats                      */
+    ARMT_OUTPUT_HIDDEN      = 3, /* final hidden states (after the final RMSNorm): n * d floats       */
+} armt_output;
+
+/* Called after each step with (steps done, steps total). */
+typedef void (*armt_progress_fn)(uint64_t done, uint64_t total, void *user_data);
+
+typedef struct armt_forward_params {
+    armt_schedule    schedule;
+    armt_output      output;
+    float           *out;          /* caller-owned destination of the requested output               */
+    size_t           out_count;    /* its size in floats; must be at least what the output needs     */
+    armt_progress_fn progress;     /* optional                                                       */
+    void            *progress_user_data;
+} armt_forward_params;
+
+ARMT_API armt_forward_params armt_forward_default_params(void);
+/* Floats needed by an output for n tokens. */
+ARMT_API size_t armt_output_count(const armt_model *model, armt_output output, size_t n_tokens);
+
+/* Runs ids[0..n) through the model. ARMT schedules cut the ids into segments of segment_size tokens
+ * (the last may be shorter), append the memory tokens, and read/write the context's memory state, which
+ * persists across calls. On any error the memory state is left exactly as it was before the call.
+ * ARMT_SCHEDULE_FULL neither reads nor changes the memory state. */
+ARMT_API ARMT_NODISCARD armt_status armt_forward(armt_ctx *ctx, const int32_t *ids, size_t n,
+                                                const armt_forward_params *params);
+
+/* Counters of the last forward call, and the device memory accounting of the context. */
+typedef struct armt_stats {
+    uint64_t steps;              /* schedule steps (diagonals, or cells for sequential)     */
+    uint64_t cells;              /* (layer, segment) cells executed                         */
+    uint64_t kernel_launches;    /* own kernels enqueued                                    */
+    uint64_t gemm_calls;         /* CLBlast / GEMM calls (a batched call counts once)       */
+    uint64_t device_bytes;       /* bytes the context holds on the device now               */
+    uint64_t peak_device_bytes;  /* peak of model + context bytes during the last forward   */
+    double   seconds;            /* wall time of the last forward (queue finished)          */
+} armt_stats;
+
+ARMT_API ARMT_NODISCARD armt_status armt_ctx_stats(const armt_ctx *ctx, armt_stats *out);
+
+/* ======================================================================================================= */
+/* Tokenizer                                                                                               */
+/* ======================================================================================================= */
+/* (tokenizer API goes here) */
+
+/* ======================================================================================================= */
+/* Generation                                                                                              */
+/* ======================================================================================================= */
+/* (generation API goes here) */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ARMT_H */

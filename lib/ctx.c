@@ -1,0 +1,304 @@
+/*
+ * ctx.c - a context: its queue and kernels, the resident memory state (W_mem, z, written flags), its
+ * scratch (grown on demand, see forward.c), and state save / restore.
+ */
+#include "config.h"
+
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+armt_ctx_params armt_ctx_default_params(void) {
+    armt_ctx_params p;
+    memset(&p, 0, sizeof p);
+    return p;
+}
+
+const char *armt_ctx_last_error(const armt_ctx *ctx) { return ctx ? armt_err_msg(&ctx->err) : armt_last_error(); }
+armt_model *armt_ctx_model(const armt_ctx *ctx) { return ctx ? ctx->model : NULL; }
+
+size_t armt_ctx_memory_w_count(const armt_ctx *ctx) {
+    if (!ctx) return 0;
+    const armt_config *c = &ctx->model->cfg;
+    return (size_t)c->n_layers * (size_t)armt_config_d_key(c) * (size_t)c->hidden_size;
+}
+
+size_t armt_ctx_memory_z_count(const armt_ctx *ctx) {
+    if (!ctx) return 0;
+    const armt_config *c = &ctx->model->cfg;
+    return (size_t)c->n_layers * (size_t)armt_config_d_key(c);
+}
+
+/* Releases every scratch buffer (forward.c grows them). */
+void armt_ctx_release_scratch(armt_ctx *ctx);
+
+void armt_ctx_free(armt_ctx *ctx) {
+    if (!ctx) return;
+    if (ctx->queue) clFinish(ctx->queue);
+    armt_ctx_release_scratch(ctx);
+    armt_buffer_release(ctx->rt, &ctx->w_mem, ctx->state_bytes[0]);
+    armt_buffer_release(ctx->rt, &ctx->z, ctx->state_bytes[1]);
+    armt_buffer_release(ctx->rt, &ctx->written, ctx->state_bytes[2]);
+    armt_buffer_release(ctx->rt, &ctx->w_mem_prev, ctx->state_bytes[0]);
+    armt_buffer_release(ctx->rt, &ctx->z_prev, ctx->state_bytes[1]);
+    armt_buffer_release(ctx->rt, &ctx->written_prev, ctx->state_bytes[2]);
+    armt_kernels_release(ctx->k);
+    if (ctx->queue) clReleaseCommandQueue(ctx->queue);
+    armt_err_free(&ctx->err);
+    free(ctx);
+}
+
+static armt_status zero_buffer(armt_ctx *ctx, cl_mem b, size_t bytes, armt_err *err) {
+    cl_uint zero = 0;
+    ARMT_CL_TRY(clEnqueueFillBuffer(ctx->queue, b, &zero, sizeof zero, 0, bytes, 0, NULL, NULL));
+    return ARMT_OK;
+}
+
+armt_status armt_ctx_create(armt_model *model, const armt_ctx_params *params, armt_ctx **out) {
+    (void)params;
+    if (!model || !out)
+        return armt_err_set(model ? &model->err : NULL, ARMT_STATUS_INVALID_ARGUMENT,
+                            "armt_ctx_create: model and out must not be NULL");
+    *out = NULL;
+    armt_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return armt_err_set(&model->err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_ctx_create: out of host memory");
+    armt_err_init(&ctx->err);
+    ctx->model = model;
+    ctx->rt = model->rt;
+    armt_err *err = &ctx->err;
+    armt_status st;
+    cl_int e;
+    cl_command_queue_properties qp = ctx->rt->profile ? CL_QUEUE_PROFILING_ENABLE : 0;
+    ctx->queue = clCreateCommandQueue(ctx->rt->context, ctx->rt->device, qp, &e);
+    if (e != CL_SUCCESS) {
+        st = armt_err_cl(err, "clCreateCommandQueue", e);
+        goto fail;
+    }
+    ARMT_TRY_GOTO(armt_kernels_create(ctx->rt, model->attention, ctx->k, err), fail);
+    ctx->state_bytes[0] = armt_ctx_memory_w_count(ctx) * sizeof(float);
+    ctx->state_bytes[1] = armt_ctx_memory_z_count(ctx) * sizeof(float);
+    ctx->state_bytes[2] = (size_t)model->cfg.n_layers * sizeof(cl_int);
+    {
+        size_t sizes[6] = {ctx->state_bytes[0], ctx->state_bytes[1], ctx->state_bytes[2],
+                           ctx->state_bytes[0], ctx->state_bytes[1], ctx->state_bytes[2]};
+        ARMT_TRY_GOTO(armt_device_fits(ctx->rt, sizes, 6, "context memory state", err), fail);
+    }
+    ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, ctx->state_bytes[0], &ctx->w_mem, "W_mem", err), fail);
+    ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, ctx->state_bytes[1], &ctx->z, "z", err), fail);
+    ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, ctx->state_bytes[2], &ctx->written, "written", err), fail);
+    ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, ctx->state_bytes[0], &ctx->w_mem_prev, "W_mem snapshot", err), fail);
+    ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, ctx->state_bytes[1], &ctx->z_prev, "z snapshot", err), fail);
+    ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, ctx->state_bytes[2], &ctx->written_prev, "written snapshot", err), fail);
+    ARMT_TRY_GOTO(armt_ctx_reset(ctx), fail);
+    *out = ctx;
+    return ARMT_OK;
+fail:
+    armt_err_copy(&model->err, err);
+    armt_ctx_free(ctx);
+    return st;
+}
+
+armt_status armt_ctx_reset(armt_ctx *ctx) {
+    if (!ctx) return armt_err_set(NULL, ARMT_STATUS_INVALID_ARGUMENT, "armt_ctx_reset: ctx is NULL");
+    armt_err *err = &ctx->err;
+    ARMT_TRY(zero_buffer(ctx, ctx->w_mem, ctx->state_bytes[0], err));
+    ARMT_TRY(zero_buffer(ctx, ctx->z, ctx->state_bytes[1], err));
+    ARMT_TRY(zero_buffer(ctx, ctx->written, ctx->state_bytes[2], err));
+    ARMT_CL_TRY(clFinish(ctx->queue));
+    return ARMT_OK;
+}
+
+armt_status armt_ctx_memory_get(armt_ctx *ctx, float *w_mem, float *z, uint8_t *written) {
+    if (!ctx) return armt_err_set(NULL, ARMT_STATUS_INVALID_ARGUMENT, "armt_ctx_memory_get: ctx is NULL");
+    armt_err *err = &ctx->err;
+    if (w_mem)
+        ARMT_CL_TRY(clEnqueueReadBuffer(ctx->queue, ctx->w_mem, CL_TRUE, 0, ctx->state_bytes[0], w_mem, 0, NULL, NULL));
+    if (z) ARMT_CL_TRY(clEnqueueReadBuffer(ctx->queue, ctx->z, CL_TRUE, 0, ctx->state_bytes[1], z, 0, NULL, NULL));
+    if (written) {
+        int n = ctx->model->cfg.n_layers;
+        cl_int *tmp = malloc((size_t)n * sizeof *tmp);
+        if (!tmp) return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_ctx_memory_get: out of host memory");
+        cl_int e = clEnqueueReadBuffer(ctx->queue, ctx->written, CL_TRUE, 0, ctx->state_bytes[2], tmp, 0, NULL, NULL);
+        if (e == CL_SUCCESS)
+            for (int i = 0; i < n; i++) written[i] = tmp[i] ? 1 : 0;
+        free(tmp);
+        if (e != CL_SUCCESS) return armt_err_cl(err, "clEnqueueReadBuffer(written)", e);
+    }
+    return ARMT_OK;
+}
+
+armt_status armt_ctx_memory_set(armt_ctx *ctx, const float *w_mem, const float *z, const uint8_t *written) {
+    if (!ctx) return armt_err_set(NULL, ARMT_STATUS_INVALID_ARGUMENT, "armt_ctx_memory_set: ctx is NULL");
+    armt_err *err = &ctx->err;
+    ARMT_RETURN_IF(!w_mem || !z || !written, ARMT_STATUS_INVALID_ARGUMENT,
+                   "armt_ctx_memory_set: w_mem, z and written are all required");
+    int n = ctx->model->cfg.n_layers;
+    cl_int *tmp = malloc((size_t)n * sizeof *tmp);
+    if (!tmp) return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_ctx_memory_set: out of host memory");
+    for (int i = 0; i < n; i++) tmp[i] = written[i] ? 1 : 0;
+    cl_int e = clEnqueueWriteBuffer(ctx->queue, ctx->w_mem, CL_TRUE, 0, ctx->state_bytes[0], w_mem, 0, NULL, NULL);
+    if (e == CL_SUCCESS) e = clEnqueueWriteBuffer(ctx->queue, ctx->z, CL_TRUE, 0, ctx->state_bytes[1], z, 0, NULL, NULL);
+    if (e == CL_SUCCESS)
+        e = clEnqueueWriteBuffer(ctx->queue, ctx->written, CL_TRUE, 0, ctx->state_bytes[2], tmp, 0, NULL, NULL);
+    free(tmp);
+    if (e != CL_SUCCESS) return armt_err_cl(err, "clEnqueueWriteBuffer(memory state)", e);
+    return ARMT_OK;
+}
+
+/* ======================================================================================================= */
+/* State files                                                                                             */
+/* ======================================================================================================= */
+
+/* Layout (little-endian): 64-byte header, then W_mem floats, z floats, written bytes.
+ *   0  char[8]  "ARMTSTAT"       8  u32 version (1)     12 u32 n_layers     16 u32 d_key   20 u32 d
+ *   24 u64 model fingerprint    32 u64 payload bytes   40 u64 checksum of the payload   48..63 reserved (0) */
+#define STATE_MAGIC "ARMTSTAT"
+#define STATE_VERSION 1u
+
+static void put_u32(unsigned char *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static void put_u64(unsigned char *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static uint32_t get_u32(const unsigned char *p) {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+static uint64_t get_u64(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+static uint64_t checksum(uint64_t h, const void *data, size_t n) {
+    const unsigned char *b = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001B3ULL;
+    return h;
+}
+
+armt_status armt_ctx_memory_save(armt_ctx *ctx, const char *path) {
+    if (!ctx || !path) return armt_err_set(ctx ? &ctx->err : NULL, ARMT_STATUS_INVALID_ARGUMENT, "armt_ctx_memory_save: NULL argument");
+    armt_err *err = &ctx->err;
+    const armt_config *c = &ctx->model->cfg;
+    size_t nw = armt_ctx_memory_w_count(ctx), nz = armt_ctx_memory_z_count(ctx), nl = (size_t)c->n_layers;
+    float *w = malloc(nw * sizeof *w), *z = malloc(nz * sizeof *z);
+    uint8_t *wr = malloc(nl);
+    armt_status st = ARMT_OK;
+    char *tmp_path = NULL;
+    FILE *f = NULL;
+    if (!w || !z || !wr) {
+        st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_ctx_memory_save: out of host memory");
+        goto done;
+    }
+    ARMT_TRY_GOTO(armt_ctx_memory_get(ctx, w, z, wr), done);
+    unsigned char hdr[64];
+    memset(hdr, 0, sizeof hdr);
+    memcpy(hdr, STATE_MAGIC, 8);
+    put_u32(hdr + 8, STATE_VERSION);
+    put_u32(hdr + 12, (uint32_t)c->n_layers);
+    put_u32(hdr + 16, (uint32_t)armt_config_d_key(c));
+    put_u32(hdr + 20, (uint32_t)c->hidden_size);
+    put_u64(hdr + 24, ctx->model->fingerprint);
+    put_u64(hdr + 32, nw * 4 + nz * 4 + nl);
+    uint64_t h = 0xcbf29ce484222325ULL;
+    h = checksum(h, w, nw * 4);
+    h = checksum(h, z, nz * 4);
+    h = checksum(h, wr, nl);
+    put_u64(hdr + 40, h);
+    size_t plen = strlen(path) + 8;
+    tmp_path = malloc(plen);
+    if (!tmp_path) {
+        st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_ctx_memory_save: out of host memory");
+        goto done;
+    }
+    snprintf(tmp_path, plen, "%s.tmp", path);
+    f = fopen(tmp_path, "wb");
+    if (!f) {
+        st = armt_err_set(err, ARMT_STATUS_IO_ERROR, "cannot create %s", tmp_path);
+        goto done;
+    }
+    /* floats are written in the host's byte order; the library targets little-endian hosts */
+    int ok = fwrite(hdr, 1, sizeof hdr, f) == sizeof hdr && fwrite(w, 4, nw, f) == nw && fwrite(z, 4, nz, f) == nz &&
+             fwrite(wr, 1, nl, f) == nl;
+    ok = (fclose(f) == 0) && ok;
+    f = NULL;
+    if (!ok || rename(tmp_path, path) != 0) {
+        remove(tmp_path);
+        st = armt_err_set(err, ARMT_STATUS_IO_ERROR, "cannot write memory state to %s", path);
+    }
+done:
+    if (f) fclose(f);
+    free(tmp_path);
+    free(w);
+    free(z);
+    free(wr);
+    return st;
+}
+
+armt_status armt_ctx_memory_load(armt_ctx *ctx, const char *path) {
+    if (!ctx || !path) return armt_err_set(ctx ? &ctx->err : NULL, ARMT_STATUS_INVALID_ARGUMENT, "armt_ctx_memory_load: NULL argument");
+    armt_err *err = &ctx->err;
+    const armt_config *c = &ctx->model->cfg;
+    size_t nw = armt_ctx_memory_w_count(ctx), nz = armt_ctx_memory_z_count(ctx), nl = (size_t)c->n_layers;
+    FILE *f = fopen(path, "rb");
+    if (!f) return armt_err_set(err, ARMT_STATUS_IO_ERROR, "cannot open memory state %s", path);
+    unsigned char hdr[64];
+    float *w = NULL, *z = NULL;
+    uint8_t *wr = NULL;
+    armt_status st = ARMT_OK;
+    if (fread(hdr, 1, sizeof hdr, f) != sizeof hdr || memcmp(hdr, STATE_MAGIC, 8) != 0) {
+        st = armt_err_set(err, ARMT_STATUS_BAD_FILE, "%s is not a libarmt memory state (bad magic or too short)", path);
+        goto done;
+    }
+    if (get_u32(hdr + 8) != STATE_VERSION) {
+        st = armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "%s: memory state version %u is not supported", path,
+                          get_u32(hdr + 8));
+        goto done;
+    }
+    if (get_u64(hdr + 24) != ctx->model->fingerprint || get_u32(hdr + 12) != (uint32_t)c->n_layers ||
+        get_u32(hdr + 16) != (uint32_t)armt_config_d_key(c) || get_u32(hdr + 20) != (uint32_t)c->hidden_size) {
+        st = armt_err_set(err, ARMT_STATUS_MODEL_MISMATCH,
+                          "%s was saved for another model (fingerprint %016llx, this model %016llx)", path,
+                          (unsigned long long)get_u64(hdr + 24), (unsigned long long)ctx->model->fingerprint);
+        goto done;
+    }
+    if (get_u64(hdr + 32) != nw * 4 + nz * 4 + nl) {
+        st = armt_err_set(err, ARMT_STATUS_BAD_FILE, "%s: payload size does not match the model", path);
+        goto done;
+    }
+    w = malloc(nw * sizeof *w);
+    z = malloc(nz * sizeof *z);
+    wr = malloc(nl);
+    if (!w || !z || !wr) {
+        st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_ctx_memory_load: out of host memory");
+        goto done;
+    }
+    if (fread(w, 4, nw, f) != nw || fread(z, 4, nz, f) != nz || fread(wr, 1, nl, f) != nl) {
+        st = armt_err_set(err, ARMT_STATUS_BAD_FILE, "%s is truncated", path);
+        goto done;
+    }
+    uint64_t h = 0xcbf29ce484222325ULL;
+    h = checksum(h, w, nw * 4);
+    h = checksum(h, z, nz * 4);
+    h = checksum(h, wr, nl);
+    if (h != get_u64(hdr + 40)) {
+        st = armt_err_set(err, ARMT_STATUS_BAD_FILE, "%s: checksum mismatch (corrupted file)", path);
+        goto done;
+    }
+    st = armt_ctx_memory_set(ctx, w, z, wr);
+done:
+    fclose(f);
+    free(w);
+    free(z);
+    free(wr);
+    return st;
+}
+
+armt_status armt_ctx_stats(const armt_ctx *ctx, armt_stats *out) {
+    if (!ctx || !out) return armt_err_set(NULL, ARMT_STATUS_INVALID_ARGUMENT, "armt_ctx_stats: NULL argument");
+    *out = ctx->stats;
+    return ARMT_OK;
+}

@@ -1,0 +1,766 @@
+/*
+ * forward.c - the three schedules over the same kernels and weights.
+ *
+ *   sequential  for s: for l: cell (l, s)                                S * Lyr steps of one cell
+ *   diagonal    for d: all cells (l, s) with l + s = d                   S + Lyr - 1 steps of G <= min(S, Lyr) cells
+ *   full        the base LLaMA over all n tokens (no memory, no segments) Lyr steps of one cell of n rows
+ *
+ * One step (run_step) is: all memory reads, then the decoder layer for every cell, then all memory writes
+ * (ARMT.md 7.2 and 12.4). Every linear operation of a step is one CLBlast batched GEMM over the step's
+ * cells, each entry addressing its own layer's weights by offset in the role's buffer; the other operations
+ * are one launch per step over all cells (the kernels find a cell's layer and residual slot from
+ * l0, s0 and cap, see cl/common.cl).
+ */
+#include "config.h"
+
+#include "internal.h"
+
+#include <clblast_c.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Rows of final-normed output produced per emission block (bounds the logits scratch). */
+#define OUT_BLOCK_ROWS 512
+
+armt_forward_params armt_forward_default_params(void) {
+    armt_forward_params p;
+    memset(&p, 0, sizeof p);
+    p.schedule = ARMT_SCHEDULE_DIAGONAL;
+    p.output = ARMT_OUTPUT_NONE;
+    return p;
+}
+
+size_t armt_output_count(const armt_model *m, armt_output o, size_t n) {
+    if (!m) return 0;
+    switch (o) {
+    case ARMT_OUTPUT_LOGITS_ALL: return n * (size_t)m->cfg.vocab_size;
+    case ARMT_OUTPUT_LOGITS_LAST: return (size_t)m->cfg.vocab_size;
+    case ARMT_OUTPUT_HIDDEN: return n * (size_t)m->cfg.hidden_size;
+    default: return 0;
+    }
+}
+
+/* ======================================================================================================= */
+/* Scratch                                                                                                 */
+/* ======================================================================================================= */
+
+/* Per-forward host bookkeeping (GEMM offset arrays, the host mirror of the written flags). */
+typedef struct fwd {
+    armt_ctx    *ctx;
+    armt_err    *err;
+    const armt_config *cfg;
+    int          d, dk, dm, M, hd, nh, nkv, ffn, V;
+    size_t      *a_off, *b_off, *c_off; /* (n_layers) each */
+    float       *alphas, *betas;        /* (n_layers) each */
+    uint8_t     *written;               /* (n_layers) host mirror of ctx->written during the schedule */
+    const armt_forward_params *p;
+    const int32_t *ids;                 /* the caller's ids */
+    size_t       n;                     /* tokens of this call */
+} fwd;
+
+#define SCRATCH_LIST(X)                                                                                     \
+    X(x) X(h) X(q) X(kk) X(vv) X(att) X(f1) X(f2) X(mq) X(phi) X(mrows) X(vnew) X(vprev) X(wstat)
+
+void armt_ctx_release_scratch(armt_ctx *ctx);
+void armt_ctx_release_scratch(armt_ctx *ctx) {
+    /* sizes are recomputed from the capacity they were made with */
+    const armt_config *c = &ctx->model->cfg;
+    size_t R = ctx->cap_cells * ctx->cap_rows, C = ctx->cap_cells, M = (size_t)c->num_mem_tokens;
+    size_t d = (size_t)c->hidden_size, qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    size_t f = (size_t)c->intermediate_size, dk = (size_t)armt_config_d_key(c), dm = (size_t)c->d_mem;
+    size_t mrows = C * M > R ? C * M : R; /* mq / phi also hold the write's G*M rows */
+    armt_buffer_release(ctx->rt, &ctx->x, R * d * 4);
+    armt_buffer_release(ctx->rt, &ctx->h, R * d * 4);
+    armt_buffer_release(ctx->rt, &ctx->q, R * qd * 4);
+    armt_buffer_release(ctx->rt, &ctx->kk, R * kvd * 4);
+    armt_buffer_release(ctx->rt, &ctx->vv, R * kvd * 4);
+    armt_buffer_release(ctx->rt, &ctx->att, R * qd * 4);
+    armt_buffer_release(ctx->rt, &ctx->f1, R * f * 4);
+    armt_buffer_release(ctx->rt, &ctx->f2, R * f * 4);
+    armt_buffer_release(ctx->rt, &ctx->mq, mrows * dm * 4);
+    armt_buffer_release(ctx->rt, &ctx->phi, mrows * dk * 4);
+    armt_buffer_release(ctx->rt, &ctx->mrows, C * M * d * 4);
+    armt_buffer_release(ctx->rt, &ctx->vnew, C * M * d * 4);
+    armt_buffer_release(ctx->rt, &ctx->vprev, C * M * d * 4);
+    armt_buffer_release(ctx->rt, &ctx->wstat, C * M * 4 * 4);
+    armt_buffer_release(ctx->rt, &ctx->rope, ctx->rope_rows * (size_t)c->head_dim * 4);
+    armt_buffer_release(ctx->rt, &ctx->ids, ctx->ids_cap * 4);
+    armt_buffer_release(ctx->rt, &ctx->out_rows, ctx->out_rows_cap * d * 4);
+    armt_buffer_release(ctx->rt, &ctx->logits, ctx->out_rows_cap * (size_t)c->vocab_size * 4);
+    ctx->cap_cells = ctx->cap_rows = ctx->rope_rows = ctx->ids_cap = ctx->out_rows_cap = 0;
+    ctx->scratch_bytes = 0;
+}
+
+/* Makes the scratch hold `cells` cells of `rows` rows (and the other per-call buffers). Growing releases
+ * and re-allocates everything; the memory state is not touched. */
+static armt_status ensure_scratch(fwd *F, size_t cells, size_t rows, size_t rope_rows, size_t n_ids,
+                                  size_t out_rows) {
+    armt_ctx *ctx = F->ctx;
+    armt_err *err = F->err;
+    if (cells <= ctx->cap_cells && rows <= ctx->cap_rows && rope_rows <= ctx->rope_rows && n_ids <= ctx->ids_cap &&
+        out_rows <= ctx->out_rows_cap)
+        return ARMT_OK;
+    if (cells < ctx->cap_cells) cells = ctx->cap_cells;
+    if (rows < ctx->cap_rows) rows = ctx->cap_rows;
+    if (rope_rows < ctx->rope_rows) rope_rows = ctx->rope_rows;
+    if (n_ids < ctx->ids_cap) n_ids = ctx->ids_cap;
+    if (out_rows < ctx->out_rows_cap) out_rows = ctx->out_rows_cap;
+    armt_ctx_release_scratch(ctx);
+    const armt_config *c = F->cfg;
+    size_t R = cells * rows, C = cells, M = (size_t)c->num_mem_tokens;
+    size_t d = (size_t)F->d, qd = (size_t)F->nh * F->hd, kvd = (size_t)F->nkv * F->hd, f = (size_t)F->ffn;
+    size_t dk = (size_t)F->dk, dm = (size_t)F->dm;
+    size_t mrows = C * M > R ? C * M : R;
+    size_t sizes[] = {R * d * 4, R * d * 4, R * qd * 4, R * kvd * 4, R * kvd * 4, R * qd * 4, R * f * 4, R * f * 4,
+                      mrows * dm * 4, mrows * dk * 4, C * M * d * 4, C * M * d * 4, C * M * d * 4, C * M * 16,
+                      rope_rows * (size_t)F->hd * 4, n_ids * 4, out_rows * d * 4, out_rows * (size_t)F->V * 4};
+    size_t nsz = sizeof sizes / sizeof sizes[0];
+    ARMT_TRY(armt_device_fits(ctx->rt, sizes, nsz, "forward scratch", err));
+    cl_mem *bufs[] = {&ctx->x, &ctx->h, &ctx->q, &ctx->kk, &ctx->vv, &ctx->att, &ctx->f1, &ctx->f2, &ctx->mq,
+                      &ctx->phi, &ctx->mrows, &ctx->vnew, &ctx->vprev, &ctx->wstat, &ctx->rope, &ctx->ids,
+                      &ctx->out_rows, &ctx->logits};
+    /* record the capacity first so a partial failure releases what was made */
+    ctx->cap_cells = cells;
+    ctx->cap_rows = rows;
+    ctx->rope_rows = rope_rows;
+    ctx->ids_cap = n_ids;
+    ctx->out_rows_cap = out_rows;
+    for (size_t i = 0; i < nsz; i++) {
+        armt_status st = armt_buffer_create(ctx->rt, sizes[i], bufs[i], "forward scratch", err);
+        if (st != ARMT_OK) {
+            armt_ctx_release_scratch(ctx);
+            return st;
+        }
+        ctx->scratch_bytes += sizes[i] ? sizes[i] : 4;
+    }
+    /* RoPE table: per position, cos then sin of the head_dim/2 frequencies (llama3 scaling when set) */
+    float *tab = malloc(rope_rows * (size_t)F->hd * sizeof *tab);
+    if (!tab) {
+        armt_ctx_release_scratch(ctx);
+        return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "forward: out of host memory");
+    }
+    int half = F->hd / 2;
+    double *inv = malloc((size_t)half * sizeof *inv);
+    if (!inv) {
+        free(tab);
+        armt_ctx_release_scratch(ctx);
+        return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "forward: out of host memory");
+    }
+    for (int i = 0; i < half; i++) {
+        double f0 = pow(c->rope_theta, -2.0 * i / (double)F->hd);
+        if (c->rope_type == ARMT_ROPE_LLAMA3) {
+            double lo_wl = c->rope_original_max_pos / c->rope_low_freq_factor;
+            double hi_wl = c->rope_original_max_pos / c->rope_high_freq_factor;
+            double wl = 2.0 * M_PI / f0;
+            if (wl < hi_wl) {
+                /* high frequency: unchanged */
+            } else if (wl > lo_wl) {
+                f0 = f0 / c->rope_factor;
+            } else {
+                double s = (c->rope_original_max_pos / wl - c->rope_low_freq_factor) /
+                           (c->rope_high_freq_factor - c->rope_low_freq_factor);
+                f0 = (1.0 - s) * f0 / c->rope_factor + s * f0;
+            }
+        }
+        inv[i] = f0;
+    }
+    for (size_t p = 0; p < rope_rows; p++)
+        for (int i = 0; i < half; i++) {
+            double a = (double)p * inv[i];
+            tab[p * (size_t)F->hd + (size_t)i] = (float)cos(a);
+            tab[p * (size_t)F->hd + (size_t)half + (size_t)i] = (float)sin(a);
+        }
+    free(inv);
+    cl_int e = clEnqueueWriteBuffer(ctx->queue, ctx->rope, CL_TRUE, 0, rope_rows * (size_t)F->hd * 4, tab, 0, NULL, NULL);
+    free(tab);
+    if (e != CL_SUCCESS) {
+        armt_ctx_release_scratch(ctx);
+        return armt_err_cl(err, "clEnqueueWriteBuffer(rope table)", e);
+    }
+    return ARMT_OK;
+}
+
+/* The ids of the call: a blocking write, so the caller's array may go away as soon as forward returns. */
+static armt_status upload_ids(fwd *F) {
+    armt_err *err = F->err;
+    ARMT_CL_TRY(clEnqueueWriteBuffer(F->ctx->queue, F->ctx->ids, CL_TRUE, 0, F->n * sizeof(int32_t), F->ids, 0, NULL,
+                                     NULL));
+    return ARMT_OK;
+}
+
+/* ======================================================================================================= */
+/* GEMM                                                                                                    */
+/* ======================================================================================================= */
+
+/* One batched call: C_j = A_j op(B_j) + beta C_j for j < count (row-major, offsets in elements). */
+static armt_status gemm_batched(fwd *F, int trans_a, int trans_b, size_t m, size_t n, size_t k, cl_mem a,
+                                size_t lda, cl_mem b, size_t ldb, cl_mem c, size_t ldc, float beta, size_t count,
+                                const size_t *a_off, const size_t *b_off, const size_t *c_off) {
+    if (count == 0 || m == 0 || n == 0) return ARMT_OK;
+    for (size_t j = 0; j < count; j++) {
+        F->alphas[j] = 1.0f;
+        F->betas[j] = beta;
+    }
+    CLBlastStatusCode s = CLBlastSgemmBatched(CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
+                                              trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, F->alphas,
+                                              a, a_off, lda, b, b_off, ldb, F->betas, c, c_off, ldc, count,
+                                              &F->ctx->queue, NULL);
+    if (s != CLBlastSuccess) return armt_err_clblast(F->err, "CLBlastSgemmBatched", s);
+    F->ctx->stats.gemm_calls++;
+    return ARMT_OK;
+}
+
+/* C_j (m x out) = A_j (m x in) W[l0 + j]^T + beta C_j over the G cells of a step, W a per-layer role.
+ * A_j and C_j start at a_off[j] and c_off[j] (filled by the caller). Cells whose layers sit in different
+ * chunks of the role go in separate calls (one call when the role is a single buffer). */
+static armt_status gemm_weight(fwd *F, armt_role role, int l0, int G, size_t m, cl_mem a, size_t lda, cl_mem c,
+                               size_t ldc, float beta) {
+    const armt_weight *w = &F->ctx->model->w[role];
+    uint64_t out, in;
+    armt_role_shape(F->cfg, role, &out, &in, NULL);
+    int j = 0;
+    while (j < G) {
+        int chunk = (l0 + j) / w->layers_per_chunk;
+        int j_end = j;
+        size_t off;
+        cl_mem buf = NULL;
+        while (j_end < G && (l0 + j_end) / w->layers_per_chunk == chunk) {
+            buf = armt_weight_at(w, l0 + j_end, &off);
+            F->b_off[j_end] = off;
+            j_end++;
+        }
+        ARMT_TRY(gemm_batched(F, 0, 1, m, (size_t)out, (size_t)in, a, lda, buf, (size_t)in, c, ldc, beta,
+                              (size_t)(j_end - j), F->a_off + j, F->b_off + j, F->c_off + j));
+        j = j_end;
+    }
+    return ARMT_OK;
+}
+
+/* ======================================================================================================= */
+/* Launch helpers                                                                                          */
+/* ======================================================================================================= */
+
+/* Geometry of a step (see cl/common.cl). */
+typedef struct step {
+    int l0, G, s0, cap, T, s_short, T_short;
+} step;
+
+static armt_status launch(fwd *F, armt_kernel_id id, cl_uint dims, size_t g0, size_t g1, size_t g2, size_t l0) {
+    size_t gws[3] = {g0, g1, g2}, lws[3] = {l0, 1, 1};
+    return armt_enqueue(F->ctx->queue, F->ctx->k[id], dims, gws, l0 ? lws : NULL, &F->ctx->stats.kernel_launches,
+                        armt_kernel_name(id), F->err);
+}
+
+static size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
+
+/* Sets the trailing CELL_ARGS of a kernel starting at argument index i. */
+static armt_status set_cell_args(fwd *F, cl_kernel k, cl_uint i, const step *st) {
+    armt_err *err = F->err;
+    ARMT_CL_TRY(ARMT_ARG(k, i + 0, st->l0));
+    ARMT_CL_TRY(ARMT_ARG(k, i + 1, st->s0));
+    ARMT_CL_TRY(ARMT_ARG(k, i + 2, st->cap));
+    ARMT_CL_TRY(ARMT_ARG(k, i + 3, st->T));
+    ARMT_CL_TRY(ARMT_ARG(k, i + 4, st->s_short));
+    ARMT_CL_TRY(ARMT_ARG(k, i + 5, st->T_short));
+    return ARMT_OK;
+}
+
+static size_t slot_of(const step *st, int j) { return (size_t)((st->s0 - j) % st->cap); }
+
+/* Offsets of the residual stream (x, slot-addressed) and of a per-cell temporary of `width` columns. */
+static void offsets_x(fwd *F, const step *st, size_t *dst) {
+    for (int j = 0; j < st->G; j++) dst[j] = slot_of(st, j) * (size_t)st->T * (size_t)F->d;
+}
+static void offsets_tmp(const step *st, size_t rows, size_t width, size_t *dst) {
+    for (int j = 0; j < st->G; j++) dst[j] = (size_t)j * rows * width;
+}
+
+static armt_status rmsnorm_cells(fwd *F, const step *st, armt_role role) {
+    armt_err *err = F->err;
+    armt_ctx *ctx = F->ctx;
+    cl_kernel k = ctx->k[ARMT_K_RMSNORM];
+    size_t off;
+    cl_mem w = armt_weight_at(&ctx->model->w[role], 0, &off);
+    cl_ulong woff = off;
+    float eps = F->cfg->rms_norm_eps;
+    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->x));
+    ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->h));
+    ARMT_CL_TRY(ARMT_ARG(k, 2, w));
+    ARMT_CL_TRY(ARMT_ARG(k, 3, woff));
+    ARMT_CL_TRY(ARMT_ARG(k, 4, F->d));
+    ARMT_CL_TRY(ARMT_ARG(k, 5, eps));
+    ARMT_TRY(set_cell_args(F, k, 6, st));
+    size_t wg = (size_t)ctx->rt->tune.row_wg;
+    return launch(F, ARMT_K_RMSNORM, 3, wg, (size_t)st->T, (size_t)st->G, wg);
+}
+
+/* DPFP of `rows` rows of mq into phi. */
+static armt_status dpfp(fwd *F, size_t rows) {
+    armt_err *err = F->err;
+    armt_ctx *ctx = F->ctx;
+    cl_kernel k = ctx->k[ARMT_K_DPFP];
+    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->mq));
+    ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->phi));
+    ARMT_CL_TRY(ARMT_ARG(k, 2, F->dm));
+    return launch(F, ARMT_K_DPFP, 2, (size_t)F->dk, rows, 1, 0);
+}
+
+static int any_written(fwd *F, const step *st) {
+    for (int j = 0; j < st->G; j++)
+        if (F->written[st->l0 + j]) return 1;
+    return 0;
+}
+
+/* ======================================================================================================= */
+/* One step                                                                                                */
+/* ======================================================================================================= */
+
+/* Memory read of every cell: x += phi(x W_mq^T) W_mem[l] / (phi(x W_mq^T) . z[l] + 1e-5). */
+static armt_status step_read(fwd *F, const step *st) {
+    armt_err *err = F->err;
+    armt_ctx *ctx = F->ctx;
+    size_t T = (size_t)st->T;
+    if (!any_written(F, st)) return ARMT_OK; /* every cell is a first segment: the read is skipped */
+    offsets_x(F, st, F->a_off);
+    offsets_tmp(st, T, (size_t)F->dm, F->c_off);
+    ARMT_TRY(gemm_weight(F, ARMT_ROLE_WMQ, st->l0, st->G, T, ctx->x, (size_t)F->d, ctx->mq, (size_t)F->dm, 0.0f));
+    ARMT_TRY(dpfp(F, (size_t)st->G * T));
+    offsets_tmp(st, T, (size_t)F->dk, F->a_off);
+    offsets_tmp(st, T, (size_t)F->d, F->c_off);
+    for (int j = 0; j < st->G; j++) F->b_off[j] = (size_t)(st->l0 + j) * (size_t)F->dk * (size_t)F->d;
+    ARMT_TRY(gemm_batched(F, 0, 0, T, (size_t)F->d, (size_t)F->dk, ctx->phi, (size_t)F->dk, ctx->w_mem, (size_t)F->d,
+                          ctx->h, (size_t)F->d, 0.0f, (size_t)st->G, F->a_off, F->b_off, F->c_off));
+    cl_kernel k = ctx->k[ARMT_K_MEM_READ];
+    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->x));
+    ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->h));
+    ARMT_CL_TRY(ARMT_ARG(k, 2, ctx->phi));
+    ARMT_CL_TRY(ARMT_ARG(k, 3, ctx->z));
+    ARMT_CL_TRY(ARMT_ARG(k, 4, ctx->written));
+    ARMT_CL_TRY(ARMT_ARG(k, 5, F->dk));
+    ARMT_CL_TRY(ARMT_ARG(k, 6, F->d));
+    ARMT_TRY(set_cell_args(F, k, 7, st));
+    size_t wg = (size_t)ctx->rt->tune.row_wg;
+    return launch(F, ARMT_K_MEM_READ, 3, wg, T, (size_t)st->G, wg);
+}
+
+/* The LLaMA decoder layer of every cell. */
+static armt_status step_layer(fwd *F, const step *st) {
+    armt_err *err = F->err;
+    armt_ctx *ctx = F->ctx;
+    size_t T = (size_t)st->T, G = (size_t)st->G;
+    size_t qd = (size_t)F->nh * F->hd, kvd = (size_t)F->nkv * F->hd;
+
+    ARMT_TRY(rmsnorm_cells(F, st, ARMT_ROLE_NORM_IN));
+    offsets_tmp(st, T, (size_t)F->d, F->a_off);
+    offsets_tmp(st, T, qd, F->c_off);
+    ARMT_TRY(gemm_weight(F, ARMT_ROLE_WQ, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->q, qd, 0.0f));
+    offsets_tmp(st, T, (size_t)F->d, F->a_off);
+    offsets_tmp(st, T, kvd, F->c_off);
+    ARMT_TRY(gemm_weight(F, ARMT_ROLE_WK, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->kk, kvd, 0.0f));
+    offsets_tmp(st, T, kvd, F->c_off);
+    ARMT_TRY(gemm_weight(F, ARMT_ROLE_WV, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->vv, kvd, 0.0f));
+
+    cl_kernel k = ctx->k[ARMT_K_ROPE];
+    int Ti = st->T;
+    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->q));
+    ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->kk));
+    ARMT_CL_TRY(ARMT_ARG(k, 2, ctx->rope));
+    ARMT_CL_TRY(ARMT_ARG(k, 3, Ti));
+    ARMT_CL_TRY(ARMT_ARG(k, 4, F->nh));
+    ARMT_CL_TRY(ARMT_ARG(k, 5, F->nkv));
+    ARMT_CL_TRY(ARMT_ARG(k, 6, F->hd));
+    ARMT_TRY(launch(F, ARMT_K_ROPE, 3, (size_t)F->hd / 2, (size_t)(F->nh + F->nkv), G * T, 0));
+
+    k = ctx->k[ARMT_K_ATTENTION];
+    float scale = (float)(1.0 / sqrt((double)F->hd));
+    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->q));
+    ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->kk));
+    ARMT_CL_TRY(ARMT_ARG(k, 2, ctx->vv));
+    ARMT_CL_TRY(ARMT_ARG(k, 3, ctx->att));
+    ARMT_CL_TRY(ARMT_ARG(k, 4, Ti));
+    ARMT_CL_TRY(ARMT_ARG(k, 5, F->nh));
+    ARMT_CL_TRY(ARMT_ARG(k, 6, F->nkv));
+    ARMT_CL_TRY(ARMT_ARG(k, 7, scale));
+    size_t bq = (size_t)ctx->rt->tune.attn_bq;
+    ARMT_TRY(launch(F, ARMT_K_ATTENTION, 3, round_up(T, bq), (size_t)F->nh, G, bq));
+
+    /* x += att Wo^T (beta = 1 adds the residual in the GEMM) */
+    offsets_tmp(st, T, qd, F->a_off);
+    offsets_x(F, st, F->c_off);
+    ARMT_TRY(gemm_weight(F, ARMT_ROLE_WO, st->l0, st->G, T, ctx->att, qd, ctx->x, (size_t)F->d, 1.0f));
+
+    ARMT_TRY(rmsnorm_cells(F, st, ARMT_ROLE_NORM_POST));
+    offsets_tmp(st, T, (size_t)F->d, F->a_off);
+    offsets_tmp(st, T, (size_t)F->ffn, F->c_off);
+    ARMT_TRY(gemm_weight(F, ARMT_ROLE_WG, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->f1, (size_t)F->ffn, 0.0f));
+    offsets_tmp(st, T, (size_t)F->ffn, F->c_off);
+    ARMT_TRY(gemm_weight(F, ARMT_ROLE_WU, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->f2, (size_t)F->ffn, 0.0f));
+    k = ctx->k[ARMT_K_SWIGLU];
+    cl_ulong n = (cl_ulong)G * T * (cl_ulong)F->ffn;
+    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->f1));
+    ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->f2));
+    ARMT_CL_TRY(ARMT_ARG(k, 2, n));
+    ARMT_TRY(launch(F, ARMT_K_SWIGLU, 1, round_up((size_t)n, 256), 1, 1, 0));
+    offsets_tmp(st, T, (size_t)F->ffn, F->a_off);
+    offsets_x(F, st, F->c_off);
+    ARMT_TRY(gemm_weight(F, ARMT_ROLE_WD, st->l0, st->G, T, ctx->f1, (size_t)F->ffn, ctx->x, (size_t)F->d, 1.0f));
+    return ARMT_OK;
+}
+
+/* Memory write of every cell on its M memory-token rows (ARMT.md 3.5, exact first-segment rule). */
+static armt_status step_write(fwd *F, const step *st) {
+    armt_err *err = F->err;
+    armt_ctx *ctx = F->ctx;
+    size_t M = (size_t)F->M, G = (size_t)st->G;
+    int Mi = F->M;
+
+    cl_kernel k = ctx->k[ARMT_K_MEM_GATHER];
+    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->x));
+    ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->mrows));
+    ARMT_CL_TRY(ARMT_ARG(k, 2, Mi));
+    ARMT_CL_TRY(ARMT_ARG(k, 3, F->d));
+    ARMT_TRY(set_cell_args(F, k, 4, st));
+    ARMT_TRY(launch(F, ARMT_K_MEM_GATHER, 3, (size_t)F->d, M, G, 0));
+
+    offsets_tmp(st, M, (size_t)F->d, F->a_off);
+    offsets_tmp(st, M, (size_t)F->dm, F->c_off);
+    ARMT_TRY(gemm_weight(F, ARMT_ROLE_WMK, st->l0, st->G, M, ctx->mrows, (size_t)F->d, ctx->mq, (size_t)F->dm, 0.0f));
+    ARMT_TRY(dpfp(F, G * M));
+    offsets_tmp(st, M, (size_t)F->d, F->a_off);
+    offsets_tmp(st, M, (size_t)F->d, F->c_off);
+    ARMT_TRY(gemm_weight(F, ARMT_ROLE_WMV, st->l0, st->G, M, ctx->mrows, (size_t)F->d, ctx->vnew, (size_t)F->d, 0.0f));
+
+    k = ctx->k[ARMT_K_MEM_WRITE_PREP];
+    size_t off_wmb, off_bmb;
+    cl_mem wmb = armt_weight_at(&ctx->model->w[ARMT_ROLE_WMB], 0, &off_wmb);
+    cl_mem bmb = armt_weight_at(&ctx->model->w[ARMT_ROLE_BMB], 0, &off_bmb);
+    cl_ulong owmb = off_wmb, obmb = off_bmb;
+    int corr = F->cfg->correction;
+    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->phi));
+    ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->mrows));
+    ARMT_CL_TRY(ARMT_ARG(k, 2, ctx->z));
+    ARMT_CL_TRY(ARMT_ARG(k, 3, ctx->written));
+    ARMT_CL_TRY(ARMT_ARG(k, 4, wmb));
+    ARMT_CL_TRY(ARMT_ARG(k, 5, owmb));
+    ARMT_CL_TRY(ARMT_ARG(k, 6, bmb));
+    ARMT_CL_TRY(ARMT_ARG(k, 7, obmb));
+    ARMT_CL_TRY(ARMT_ARG(k, 8, ctx->wstat));
+    ARMT_CL_TRY(ARMT_ARG(k, 9, Mi));
+    ARMT_CL_TRY(ARMT_ARG(k, 10, F->dk));
+    ARMT_CL_TRY(ARMT_ARG(k, 11, F->d));
+    ARMT_CL_TRY(ARMT_ARG(k, 12, st->l0));
+    ARMT_CL_TRY(ARMT_ARG(k, 13, corr));
+    size_t wg = (size_t)ctx->rt->tune.row_wg;
+    ARMT_TRY(launch(F, ARMT_K_MEM_WRITE_PREP, 3, wg, M, G, wg));
+
+    if (any_written(F, st)) {
+        /* vprev = phi(k) W_mem[l] (divided by den in the delta kernel) */
+        offsets_tmp(st, M, (size_t)F->dk, F->a_off);
+        offsets_tmp(st, M, (size_t)F->d, F->c_off);
+        for (int j = 0; j < st->G; j++) F->b_off[j] = (size_t)(st->l0 + j) * (size_t)F->dk * (size_t)F->d;
+        ARMT_TRY(gemm_batched(F, 0, 0, M, (size_t)F->d, (size_t)F->dk, ctx->phi, (size_t)F->dk, ctx->w_mem,
+                              (size_t)F->d, ctx->vprev, (size_t)F->d, 0.0f, G, F->a_off, F->b_off, F->c_off));
+    }
+    k = ctx->k[ARMT_K_MEM_DELTA];
+    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->vnew));
+    ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->vprev));
+    ARMT_CL_TRY(ARMT_ARG(k, 2, ctx->wstat));
+    ARMT_CL_TRY(ARMT_ARG(k, 3, Mi));
+    ARMT_CL_TRY(ARMT_ARG(k, 4, F->d));
+    ARMT_TRY(launch(F, ARMT_K_MEM_DELTA, 3, (size_t)F->d, M, G, 0));
+
+    /* W_mem[l] += phi(k)^T delta */
+    offsets_tmp(st, M, (size_t)F->dk, F->a_off);
+    offsets_tmp(st, M, (size_t)F->d, F->b_off);
+    for (int j = 0; j < st->G; j++) F->c_off[j] = (size_t)(st->l0 + j) * (size_t)F->dk * (size_t)F->d;
+    ARMT_TRY(gemm_batched(F, 1, 0, (size_t)F->dk, (size_t)F->d, M, ctx->phi, (size_t)F->dk, ctx->vnew, (size_t)F->d,
+                          ctx->w_mem, (size_t)F->d, 1.0f, G, F->a_off, F->b_off, F->c_off));
+
+    k = ctx->k[ARMT_K_MEM_Z_UPDATE];
+    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->z));
+    ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->written));
+    ARMT_CL_TRY(ARMT_ARG(k, 2, ctx->phi));
+    ARMT_CL_TRY(ARMT_ARG(k, 3, ctx->wstat));
+    ARMT_CL_TRY(ARMT_ARG(k, 4, Mi));
+    ARMT_CL_TRY(ARMT_ARG(k, 5, F->dk));
+    ARMT_CL_TRY(ARMT_ARG(k, 6, st->l0));
+    ARMT_TRY(launch(F, ARMT_K_MEM_Z_UPDATE, 2, (size_t)F->dk, G, 1, 0));
+    for (int j = 0; j < st->G; j++) F->written[st->l0 + j] = 1;
+    return ARMT_OK;
+}
+
+/* Layer-0 input of segment s into its slot: tokens [first, first + Ls), then M memory tokens (M = 0 for
+ * the full schedule), zero rows up to T. */
+static armt_status embed_segment(fwd *F, const step *st, size_t first, int Ls, int M) {
+    armt_err *err = F->err;
+    armt_ctx *ctx = F->ctx;
+    cl_kernel k = ctx->k[ARMT_K_EMBED];
+    size_t eo, mo;
+    cl_mem E = armt_weight_at(&ctx->model->w[ARMT_ROLE_EMBED], 0, &eo);
+    cl_mem mem = armt_weight_at(&ctx->model->w[ARMT_ROLE_MEM], 0, &mo);
+    cl_ulong e_off = eo, m_off = mo, x_off = slot_of(st, 0) * (cl_ulong)st->T * (cl_ulong)F->d;
+    int fi = (int)first;
+    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->ids));
+    ARMT_CL_TRY(ARMT_ARG(k, 1, fi));
+    ARMT_CL_TRY(ARMT_ARG(k, 2, Ls));
+    ARMT_CL_TRY(ARMT_ARG(k, 3, E));
+    ARMT_CL_TRY(ARMT_ARG(k, 4, e_off));
+    ARMT_CL_TRY(ARMT_ARG(k, 5, mem));
+    ARMT_CL_TRY(ARMT_ARG(k, 6, m_off));
+    ARMT_CL_TRY(ARMT_ARG(k, 7, M));
+    ARMT_CL_TRY(ARMT_ARG(k, 8, ctx->x));
+    ARMT_CL_TRY(ARMT_ARG(k, 9, x_off));
+    ARMT_CL_TRY(ARMT_ARG(k, 10, F->d));
+    return launch(F, ARMT_K_EMBED, 2, (size_t)F->d, (size_t)st->T, 1, 0);
+}
+
+/* Output of a segment that has left the last layer: rows [0, Ls) of the residual slot `slot` (row stride
+ * T), tokens starting at `first` of the call. Final RMSNorm, then the lm_head when logits are asked for;
+ * the copies to the caller's memory are queued (non-blocking, in order) and complete by the call's end. */
+static armt_status emit(fwd *F, size_t slot, size_t T, size_t first, size_t Ls) {
+    armt_err *err = F->err;
+    armt_ctx *ctx = F->ctx;
+    const armt_forward_params *p = F->p;
+    if (p->output == ARMT_OUTPUT_NONE) return ARMT_OK;
+    size_t r0 = 0, r1 = Ls;
+    if (p->output == ARMT_OUTPUT_LOGITS_LAST) {
+        if (first + Ls != F->n) return ARMT_OK; /* only the segment holding the last token */
+        r0 = Ls - 1;
+    }
+    size_t d = (size_t)F->d, V = (size_t)F->V;
+    size_t fo, lo;
+    cl_mem wf = armt_weight_at(&ctx->model->w[ARMT_ROLE_NORM_FINAL], 0, &fo);
+    cl_mem lm = armt_weight_at(armt_model_lm_head(ctx->model), 0, &lo);
+    for (size_t b = r0; b < r1; b += ctx->out_rows_cap) {
+        size_t rows = r1 - b < ctx->out_rows_cap ? r1 - b : ctx->out_rows_cap;
+        cl_kernel k = ctx->k[ARMT_K_RMSNORM_ROWS];
+        cl_ulong x_off = (slot * T + b) * d, y_off = 0, w_off = fo;
+        float eps = F->cfg->rms_norm_eps;
+        ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->x));
+        ARMT_CL_TRY(ARMT_ARG(k, 1, x_off));
+        ARMT_CL_TRY(ARMT_ARG(k, 2, ctx->out_rows));
+        ARMT_CL_TRY(ARMT_ARG(k, 3, y_off));
+        ARMT_CL_TRY(ARMT_ARG(k, 4, wf));
+        ARMT_CL_TRY(ARMT_ARG(k, 5, w_off));
+        ARMT_CL_TRY(ARMT_ARG(k, 6, F->d));
+        ARMT_CL_TRY(ARMT_ARG(k, 7, eps));
+        size_t wg = (size_t)ctx->rt->tune.row_wg;
+        ARMT_TRY(launch(F, ARMT_K_RMSNORM_ROWS, 2, wg, rows, 1, wg));
+        if (p->output == ARMT_OUTPUT_HIDDEN) {
+            ARMT_CL_TRY(clEnqueueReadBuffer(ctx->queue, ctx->out_rows, CL_FALSE, 0, rows * d * 4,
+                                            p->out + (first + b) * d, 0, NULL, NULL));
+            continue;
+        }
+        size_t zero = 0;
+        F->a_off[0] = zero;
+        F->b_off[0] = lo;
+        F->c_off[0] = zero;
+        ARMT_TRY(gemm_batched(F, 0, 1, rows, V, d, ctx->out_rows, d, lm, d, ctx->logits, V, 0.0f, 1, F->a_off,
+                              F->b_off, F->c_off));
+        float *dst = p->output == ARMT_OUTPUT_LOGITS_LAST ? p->out : p->out + (first + b) * V;
+        ARMT_CL_TRY(clEnqueueReadBuffer(ctx->queue, ctx->logits, CL_FALSE, 0, rows * V * 4, dst, 0, NULL, NULL));
+    }
+    return ARMT_OK;
+}
+
+/* ======================================================================================================= */
+/* Schedules                                                                                               */
+/* ======================================================================================================= */
+
+static void progress(fwd *F, uint64_t done, uint64_t total) {
+    if (F->p->progress) F->p->progress(done, total, F->p->progress_user_data);
+}
+
+static armt_status run_armt(fwd *F, int diagonal) {
+    armt_ctx *ctx = F->ctx;
+    const int Lyr = F->cfg->n_layers, M = F->M;
+    const size_t L = (size_t)F->cfg->segment_size, n = F->n;
+    const int S = (int)((n + L - 1) / L);
+    const int Ls_last = (int)(n - (size_t)(S - 1) * L);
+    const int short_last = Ls_last < (int)L;
+    /* rows per cell: every segment is padded to L + M rows, except when there is only one segment */
+    const int T = S == 1 ? Ls_last + M : (int)L + M;
+    const int cap = diagonal ? (S < Lyr ? S : Lyr) : 1;
+    size_t out_rows = F->p->output == ARMT_OUTPUT_NONE ? 0 : (L < OUT_BLOCK_ROWS ? L : OUT_BLOCK_ROWS);
+    ARMT_TRY(ensure_scratch(F, (size_t)cap, (size_t)T, (size_t)T, n, out_rows));
+    ARMT_TRY(upload_ids(F));
+    uint64_t total = diagonal ? (uint64_t)(S + Lyr - 1) : (uint64_t)S * (uint64_t)Lyr;
+    uint64_t done = 0;
+    if (!diagonal) {
+        for (int s = 0; s < S; s++) {
+            int Ls = s == S - 1 ? Ls_last : (int)L;
+            step st = {0, 1, s, 1, Ls + M, -1, 0};
+            ARMT_TRY(embed_segment(F, &st, (size_t)s * L, Ls, M));
+            for (int l = 0; l < Lyr; l++) {
+                st.l0 = l;
+                ARMT_TRY(step_read(F, &st));
+                ARMT_TRY(step_layer(F, &st));
+                ARMT_TRY(step_write(F, &st));
+                ctx->stats.steps++;
+                ctx->stats.cells++;
+                progress(F, ++done, total);
+            }
+            ARMT_TRY(emit(F, 0, (size_t)st.T, (size_t)s * L, (size_t)Ls));
+        }
+        return ARMT_OK;
+    }
+    for (int d = 0; d < S + Lyr - 1; d++) {
+        int lo = d - S + 1 > 0 ? d - S + 1 : 0, hi = d < Lyr - 1 ? d : Lyr - 1;
+        step st = {lo, hi - lo + 1, d - lo, cap, T, short_last ? S - 1 : -1, Ls_last + M};
+        if (lo == 0) {
+            /* the newest segment enters layer 0 */
+            int s = d;
+            ARMT_TRY(embed_segment(F, &st, (size_t)s * L, s == S - 1 ? Ls_last : (int)L, M));
+        }
+        ARMT_TRY(step_read(F, &st));
+        ARMT_TRY(step_layer(F, &st));
+        ARMT_TRY(step_write(F, &st));
+        if (hi == Lyr - 1) {
+            int j = hi - lo, s = d - hi;
+            ARMT_TRY(emit(F, slot_of(&st, j), (size_t)T, (size_t)s * L, (size_t)(s == S - 1 ? Ls_last : (int)L)));
+        }
+        ctx->stats.steps++;
+        ctx->stats.cells += (uint64_t)st.G;
+        progress(F, ++done, total);
+    }
+    return ARMT_OK;
+}
+
+/* The base LLaMA over all n tokens: positions 0..n-1, no memory tokens, no memory ops. */
+static armt_status run_full(fwd *F) {
+    armt_ctx *ctx = F->ctx;
+    const int Lyr = F->cfg->n_layers;
+    const size_t n = F->n;
+    size_t out_rows = F->p->output == ARMT_OUTPUT_NONE ? 0 : (n < OUT_BLOCK_ROWS ? n : OUT_BLOCK_ROWS);
+    ARMT_TRY(ensure_scratch(F, 1, n, n, n, out_rows));
+    ARMT_TRY(upload_ids(F));
+    step st = {0, 1, 0, 1, (int)n, -1, 0};
+    ARMT_TRY(embed_segment(F, &st, 0, (int)n, 0));
+    for (int l = 0; l < Lyr; l++) {
+        st.l0 = l;
+        ARMT_TRY(step_layer(F, &st));
+        ctx->stats.steps++;
+        ctx->stats.cells++;
+        progress(F, (uint64_t)l + 1, (uint64_t)Lyr);
+    }
+    return emit(F, 0, n, 0, n);
+}
+
+/* ======================================================================================================= */
+/* Entry point                                                                                             */
+/* ======================================================================================================= */
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static armt_status copy_state(armt_ctx *ctx, int to_snapshot, armt_err *err) {
+    cl_mem src[3] = {ctx->w_mem, ctx->z, ctx->written}, dst[3] = {ctx->w_mem_prev, ctx->z_prev, ctx->written_prev};
+    for (int i = 0; i < 3; i++)
+        ARMT_CL_TRY(clEnqueueCopyBuffer(ctx->queue, to_snapshot ? src[i] : dst[i], to_snapshot ? dst[i] : src[i], 0, 0,
+                                        ctx->state_bytes[i], 0, NULL, NULL));
+    return ARMT_OK;
+}
+
+armt_status armt_forward(armt_ctx *ctx, const int32_t *ids, size_t n, const armt_forward_params *params) {
+    if (!ctx) return armt_err_set(NULL, ARMT_STATUS_INVALID_ARGUMENT, "armt_forward: ctx is NULL");
+    armt_err *err = &ctx->err;
+    ARMT_RETURN_IF(!params, ARMT_STATUS_INVALID_ARGUMENT, "armt_forward: params is NULL");
+    ARMT_RETURN_IF(n == 0, ARMT_STATUS_EMPTY_INPUT, "armt_forward: no tokens (n = 0)");
+    ARMT_RETURN_IF(!ids, ARMT_STATUS_INVALID_ARGUMENT, "armt_forward: ids is NULL");
+    ARMT_RETURN_IF(n > (size_t)INT32_MAX, ARMT_STATUS_INVALID_ARGUMENT, "armt_forward: %zu tokens is too many", n);
+    const armt_config *cfg = &ctx->model->cfg;
+    ARMT_RETURN_IF(params->schedule < ARMT_SCHEDULE_SEQUENTIAL || params->schedule > ARMT_SCHEDULE_FULL,
+                   ARMT_STATUS_INVALID_ARGUMENT, "armt_forward: unknown schedule %d", (int)params->schedule);
+    ARMT_RETURN_IF(params->output < ARMT_OUTPUT_NONE || params->output > ARMT_OUTPUT_HIDDEN,
+                   ARMT_STATUS_INVALID_ARGUMENT, "armt_forward: unknown output %d", (int)params->output);
+    size_t need = armt_output_count(ctx->model, params->output, n);
+    ARMT_RETURN_IF(need > 0 && !params->out, ARMT_STATUS_INVALID_ARGUMENT,
+                   "armt_forward: output requested but out is NULL");
+    ARMT_RETURN_IF(need > params->out_count, ARMT_STATUS_INVALID_ARGUMENT,
+                   "armt_forward: out holds %zu floats, the output needs %zu", params->out_count, need);
+    for (size_t i = 0; i < n; i++)
+        ARMT_RETURN_IF(ids[i] < 0 || ids[i] >= cfg->vocab_size, ARMT_STATUS_TOKEN_OUT_OF_RANGE,
+                       "armt_forward: token %zu has id %d, outside [0, %d)", i, (int)ids[i], cfg->vocab_size);
+
+    fwd F;
+    memset(&F, 0, sizeof F);
+    F.ctx = ctx;
+    F.err = err;
+    F.cfg = cfg;
+    F.p = params;
+    F.ids = ids;
+    F.n = n;
+    F.d = cfg->hidden_size;
+    F.dk = armt_config_d_key(cfg);
+    F.dm = cfg->d_mem;
+    F.M = cfg->num_mem_tokens;
+    F.hd = cfg->head_dim;
+    F.nh = cfg->n_heads;
+    F.nkv = cfg->n_kv_heads;
+    F.ffn = cfg->intermediate_size;
+    F.V = cfg->vocab_size;
+    size_t nl = (size_t)cfg->n_layers;
+    F.a_off = calloc(nl, sizeof(size_t));
+    F.b_off = calloc(nl, sizeof(size_t));
+    F.c_off = calloc(nl, sizeof(size_t));
+    F.alphas = calloc(nl, sizeof(float));
+    F.betas = calloc(nl, sizeof(float));
+    F.written = calloc(nl, 1);
+    armt_status st = ARMT_OK;
+    int armt = params->schedule != ARMT_SCHEDULE_FULL;
+    if (!F.a_off || !F.b_off || !F.c_off || !F.alphas || !F.betas || !F.written) {
+        st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_forward: out of host memory");
+        goto done;
+    }
+    memset(&ctx->stats, 0, sizeof ctx->stats);
+    double t0 = now_seconds();
+    {
+        pthread_mutex_lock(&ctx->rt->lock);
+        ctx->rt->peak_bytes = ctx->rt->device_bytes;
+        pthread_mutex_unlock(&ctx->rt->lock);
+    }
+    if (armt) {
+        ARMT_TRY_GOTO(armt_ctx_memory_get(ctx, NULL, NULL, F.written), done);
+        ARMT_TRY_GOTO(copy_state(ctx, 1, err), done);
+    }
+    ARMT_TRY_GOTO(armt ? run_armt(&F, params->schedule == ARMT_SCHEDULE_DIAGONAL) : run_full(&F), fail);
+    {
+        cl_int e = clFinish(ctx->queue);
+        if (e != CL_SUCCESS) {
+            st = armt_err_cl(err, "clFinish (forward)", e);
+            goto fail;
+        }
+    }
+    ctx->stats.seconds = now_seconds() - t0;
+    goto done;
+fail:
+    clFinish(ctx->queue);
+    if (armt) {
+        armt_err saved;
+        armt_err_init(&saved);
+        armt_err_copy(&saved, err);
+        if (copy_state(ctx, 0, err) == ARMT_OK && clFinish(ctx->queue) == CL_SUCCESS)
+            armt_err_copy(err, &saved);
+        else
+            armt_err_set(err, st, "%s (and restoring the memory state failed: %s)", armt_err_msg(&saved),
+                         armt_err_msg(err));
+        armt_err_free(&saved);
+    }
+done:
+    pthread_mutex_lock(&ctx->rt->lock);
+    ctx->stats.peak_device_bytes = ctx->rt->peak_bytes;
+    pthread_mutex_unlock(&ctx->rt->lock);
+    ctx->stats.device_bytes = ctx->scratch_bytes + 2 * (ctx->state_bytes[0] + ctx->state_bytes[1] + ctx->state_bytes[2]);
+    free(F.a_off);
+    free(F.b_off);
+    free(F.c_off);
+    free(F.alphas);
+    free(F.betas);
+    free(F.written);
+    return st;
+}

@@ -1,0 +1,195 @@
+/*
+ * internal.h - the three handle structs and the helpers shared by the library's modules.
+ */
+#ifndef ARMT_INTERNAL_H
+#define ARMT_INTERNAL_H
+
+#define CL_TARGET_OPENCL_VERSION 120
+#include <CL/cl.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "armt.h"
+#include "error.h"
+#include "roles.h"
+
+/* ======================================================================================================= */
+/* Kernels                                                                                                 */
+/* ======================================================================================================= */
+
+/* One entry per kernel the library launches; the table in runtime.c maps each to its program. */
+typedef enum armt_kernel_id {
+    ARMT_K_EMBED = 0,      /* embed.cl      token gather + memory tokens                 */
+    ARMT_K_FILL_UNIFORM,   /* init.cl       deterministic random weights                 */
+    ARMT_K_RMSNORM,        /* norm.cl       RMSNorm of the residual stream               */
+    ARMT_K_RMSNORM_ROWS,   /* norm.cl       final RMSNorm of a block of rows             */
+    ARMT_K_ROPE,           /* rope.cl       rotary embedding of q and k, in place        */
+    ARMT_K_ATTENTION,      /* attention.cl  tiled causal GQA attention, online softmax  */
+    ARMT_K_SWIGLU,         /* elementwise.cl silu(gate) * up                             */
+    ARMT_K_DPFP,           /* memory.cl     DPFP feature map (nu = 3)                    */
+    ARMT_K_MEM_READ,       /* memory.cl     x += num / (phi(q).z + 1e-5)                 */
+    ARMT_K_MEM_GATHER,     /* memory.cl     copy the memory-token rows of each cell      */
+    ARMT_K_MEM_WRITE_PREP, /* memory.cl     beta, gamma, den of each memory row          */
+    ARMT_K_MEM_DELTA,      /* memory.cl     beta * (vnew - vprev / den)                  */
+    ARMT_K_MEM_Z_UPDATE,   /* memory.cl     z += sum gamma * phi(k); mark layer written  */
+    ARMT_K_COUNT
+} armt_kernel_id;
+
+typedef enum armt_program_id {
+    ARMT_P_EMBED = 0,
+    ARMT_P_INIT,
+    ARMT_P_NORM,
+    ARMT_P_ROPE,
+    ARMT_P_ATTENTION,
+    ARMT_P_ELEMENTWISE,
+    ARMT_P_MEMORY,
+    ARMT_P_COUNT
+} armt_program_id;
+
+/* Embedded kernel sources (generated lib/kernels_gen.c). */
+typedef struct armt_kernel_source {
+    const char          *name; /* file name, e.g. "norm.cl" */
+    const unsigned char *data;
+    size_t               size;
+} armt_kernel_source;
+extern const armt_kernel_source armt_kernel_sources[];
+extern const size_t armt_kernel_source_count;
+
+/* ======================================================================================================= */
+/* Runtime                                                                                                 */
+/* ======================================================================================================= */
+
+/* Device limits and tunables decided once per device in build_options.c (the one place for quirks). */
+typedef struct armt_device_tuning {
+    int attn_bq;          /* query rows per attention work-group            */
+    int attn_bk;          /* key rows per local-memory tile                 */
+    int row_wg;           /* work-group size of row-wise kernels            */
+} armt_device_tuning;
+
+struct armt_runtime {
+    armt_err           err;
+    pthread_mutex_t    lock;          /* guards allocation accounting                   */
+    cl_platform_id     platform;
+    cl_device_id       device;
+    cl_context         context;
+    cl_command_queue   queue;         /* uploads and model initialisation               */
+    armt_device_info   info;
+    armt_device_tuning tune;
+    char              *build_options;
+    char              *kernel_dir;    /* NULL: embedded sources                         */
+    cl_program         programs[ARMT_P_COUNT]; /* ATTENTION is NULL: built per model    */
+    int                profile;
+    uint64_t           device_bytes;  /* all buffers of models and contexts now         */
+    uint64_t           peak_bytes;
+};
+
+/* Compiled-in checks of a buffer against the device's limits; on success allocates and accounts. */
+armt_status armt_buffer_create(armt_runtime *rt, size_t bytes, cl_mem *out, const char *what, armt_err *err);
+void armt_buffer_release(armt_runtime *rt, cl_mem *buf, size_t bytes);
+/* Would `bytes` more fit (per-buffer max and total)?  Records ARMT_STATUS_OUT_OF_DEVICE_MEMORY if not. */
+armt_status armt_device_fits(armt_runtime *rt, const size_t *sizes, size_t n, const char *what, armt_err *err);
+
+/* Device-specific build options (build_options.c). */
+char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tune, const char *extra);
+/* Fills a device info record. */
+void armt_fill_device_info(cl_platform_id p, cl_device_id d, int pi, int di, armt_device_info *out);
+
+/* Creates kernel objects of every table entry from the runtime's programs (one set per user: they carry
+ * arguments, so they are not shared between threads). */
+armt_status armt_kernels_create(armt_runtime *rt, cl_program attention, cl_kernel *k, armt_err *err);
+/* Builds common.cl + the program's file with the runtime's options plus extra_options. */
+armt_status armt_program_build(armt_runtime *rt, armt_program_id pid, const char *extra_options, cl_program *out,
+                               armt_err *err);
+void armt_kernels_release(cl_kernel *k);
+const char *armt_kernel_name(armt_kernel_id id);
+
+/* Launch helper: sets nothing, enqueues a 1-3D range, counts the launch. lws may be NULL. */
+armt_status armt_enqueue(cl_command_queue q, cl_kernel k, cl_uint dims, const size_t *gws, const size_t *lws,
+                         uint64_t *counter, const char *what, armt_err *err);
+/* Kernel argument helpers. */
+#define ARMT_ARG(k, i, v) clSetKernelArg((k), (i), sizeof(v), &(v))
+
+/* ======================================================================================================= */
+/* Model                                                                                                   */
+/* ======================================================================================================= */
+
+/* One role's weights for all layers; split into chunks of whole layers when one buffer would exceed the
+ * device's maximum allocation. Layer l lives in chunk l / layers_per_chunk at element
+ * (l % layers_per_chunk) * per_layer. */
+typedef struct armt_weight {
+    cl_mem   *chunks;           /* n_chunks buffers                                 */
+    int       n_chunks;
+    int       layers_per_chunk;
+    uint64_t  per_layer;        /* elements of one layer (or of a global tensor)    */
+    size_t   *chunk_bytes;
+} armt_weight;
+
+struct armt_model {
+    armt_err      err;
+    armt_runtime *rt;
+    armt_config   cfg;
+    armt_weight   w[ARMT_ROLE_COUNT]; /* LM_HEAD has no chunks when tied (EMBED serves) */
+    uint64_t      bytes;
+    uint64_t      fingerprint;
+    cl_program    attention;          /* attention.cl built with -DATTN_HD=head_dim       */
+    cl_kernel     k[ARMT_K_COUNT];    /* used while loading                               */
+};
+
+/* Buffer and element offset of layer l of a role (l = 0 for global roles). */
+static inline cl_mem armt_weight_at(const armt_weight *w, int layer, size_t *elem_off) {
+    int c = layer / w->layers_per_chunk;
+    *elem_off = (size_t)(layer % w->layers_per_chunk) * (size_t)w->per_layer;
+    return w->chunks[c];
+}
+/* The lm_head weight (EMBED when tied). */
+const armt_weight *armt_model_lm_head(const armt_model *m);
+/* Reads a role's elements back to the host (tests, save). */
+armt_status armt_model_read_role(armt_model *m, armt_role role, int layer, uint64_t first, uint64_t count,
+                                 float *dst, armt_err *err);
+
+/* ======================================================================================================= */
+/* Context                                                                                                 */
+/* ======================================================================================================= */
+
+struct armt_ctx {
+    armt_err         err;
+    armt_model      *model;
+    armt_runtime    *rt;
+    cl_command_queue queue;
+    cl_kernel        k[ARMT_K_COUNT];
+
+    /* memory state (resident) */
+    cl_mem   w_mem;       /* (n_layers, d_key, d)                                   */
+    cl_mem   z;           /* (n_layers, d_key)                                      */
+    cl_mem   written;     /* (n_layers) int: 1 once the layer has written memory    */
+    cl_mem   w_mem_prev;  /* snapshots taken at the start of a forward, restored    */
+    cl_mem   z_prev;      /*   if it fails, so an error leaves the state unchanged  */
+    cl_mem   written_prev;
+    size_t   state_bytes[3];
+
+    /* scratch for `cap_cells` cells of `cap_rows` rows each (grown on demand) */
+    size_t   cap_cells, cap_rows;
+    cl_mem   x;           /* (cap_cells, rows, d)      residual stream, slot = s % cap_cells */
+    cl_mem   h;           /* (cap_cells, rows, d)      normed input / read numerator         */
+    cl_mem   q;           /* (cap_cells, rows, nh*hd)                                         */
+    cl_mem   kk;          /* (cap_cells, rows, nkv*hd)                                        */
+    cl_mem   vv;          /* (cap_cells, rows, nkv*hd)                                        */
+    cl_mem   att;         /* (cap_cells, rows, nh*hd)  attention output                       */
+    cl_mem   f1, f2;      /* (cap_cells, rows, ffn)    gate / up, then silu(gate)*up in f1    */
+    cl_mem   mq;          /* (cap_cells, rows, d_mem)  W_mq / W_mk projections                */
+    cl_mem   phi;         /* (cap_cells, rows, d_key)  DPFP features                          */
+    cl_mem   mrows;       /* (cap_cells, M, d)         memory-token rows of each cell         */
+    cl_mem   vnew;        /* (cap_cells, M, d)         W_mv projection, then the delta        */
+    cl_mem   vprev;       /* (cap_cells, M, d)         phi(k) W_mem                           */
+    cl_mem   wstat;       /* (cap_cells, M, 4)         den, gamma, beta, unused               */
+    cl_mem   rope;        /* (rope_rows, head_dim)     cos | sin halves per position          */
+    cl_mem   ids;         /* (ids_cap) int             token ids of the current call          */
+    cl_mem   out_rows;    /* (out_rows_cap, d)         final-normed rows                      */
+    cl_mem   logits;      /* (out_rows_cap, vocab)                                            */
+    size_t   rope_rows, ids_cap, out_rows_cap;
+    size_t   scratch_bytes;
+
+    armt_stats stats;
+};
+
+#endif

@@ -1,0 +1,565 @@
+/*
+ * runtime.c - platforms and devices, device choice, the OpenCL context, kernel programs compiled at load,
+ * device-memory accounting and the one launch helper.
+ */
+#include "config.h"
+
+#include "internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <stb/stb_ds.h>
+
+/* ======================================================================================================= */
+/* Kernel table                                                                                            */
+/* ======================================================================================================= */
+
+static const struct {
+    const char     *name;
+    armt_program_id program;
+} kernel_table[ARMT_K_COUNT] = {
+    [ARMT_K_EMBED]          = {"armt_embed", ARMT_P_EMBED},
+    [ARMT_K_FILL_UNIFORM]   = {"armt_fill_uniform", ARMT_P_INIT},
+    [ARMT_K_RMSNORM]        = {"armt_rmsnorm", ARMT_P_NORM},
+    [ARMT_K_RMSNORM_ROWS]   = {"armt_rmsnorm_rows", ARMT_P_NORM},
+    [ARMT_K_ROPE]           = {"armt_rope", ARMT_P_ROPE},
+    [ARMT_K_ATTENTION]      = {"armt_attention", ARMT_P_ATTENTION},
+    [ARMT_K_SWIGLU]         = {"armt_swiglu", ARMT_P_ELEMENTWISE},
+    [ARMT_K_DPFP]           = {"armt_dpfp", ARMT_P_MEMORY},
+    [ARMT_K_MEM_READ]       = {"armt_mem_read", ARMT_P_MEMORY},
+    [ARMT_K_MEM_GATHER]     = {"armt_mem_gather", ARMT_P_MEMORY},
+    [ARMT_K_MEM_WRITE_PREP] = {"armt_mem_write_prep", ARMT_P_MEMORY},
+    [ARMT_K_MEM_DELTA]      = {"armt_mem_delta", ARMT_P_MEMORY},
+    [ARMT_K_MEM_Z_UPDATE]   = {"armt_mem_z_update", ARMT_P_MEMORY},
+};
+
+static const char *const program_files[ARMT_P_COUNT] = {
+    [ARMT_P_EMBED] = "embed.cl",         [ARMT_P_INIT] = "init.cl",
+    [ARMT_P_NORM] = "norm.cl",           [ARMT_P_ROPE] = "rope.cl",
+    [ARMT_P_ATTENTION] = "attention.cl", [ARMT_P_ELEMENTWISE] = "elementwise.cl",
+    [ARMT_P_MEMORY] = "memory.cl",
+};
+
+const char *armt_kernel_name(armt_kernel_id id) {
+    return (id >= 0 && id < ARMT_K_COUNT) ? kernel_table[id].name : "?";
+}
+
+/* ======================================================================================================= */
+/* Small helpers                                                                                           */
+/* ======================================================================================================= */
+
+static int ci_contains(const char *hay, const char *needle) {
+    size_t n = strlen(needle);
+    for (; *hay; hay++) {
+        size_t i = 0;
+        while (i < n && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i])) i++;
+        if (i == n) return 1;
+    }
+    return n == 0;
+}
+
+/* "3" -> 3; anything that is not a plain non-negative integer -> -1 (a name substring). */
+static long parse_index(const char *s) {
+    if (!s || !*s) return -1;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < 0) return -1;
+    return v;
+}
+
+static void get_str(cl_platform_id p, cl_device_id d, cl_uint what, char *buf, size_t n) {
+    buf[0] = '\0';
+    size_t got = 0;
+    cl_int e = d ? clGetDeviceInfo(d, what, n - 1, buf, &got) : clGetPlatformInfo(p, what, n - 1, buf, &got);
+    if (e != CL_SUCCESS) buf[0] = '\0';
+    buf[n - 1] = '\0';
+}
+
+void armt_fill_device_info(cl_platform_id p, cl_device_id d, int pi, int di, armt_device_info *o) {
+    memset(o, 0, sizeof *o);
+    o->platform_index = pi;
+    o->device_index = di;
+    get_str(p, NULL, CL_PLATFORM_NAME, o->platform_name, sizeof o->platform_name);
+    get_str(p, d, CL_DEVICE_NAME, o->name, sizeof o->name);
+    get_str(p, d, CL_DEVICE_VENDOR, o->vendor, sizeof o->vendor);
+    get_str(p, d, CL_DRIVER_VERSION, o->driver_version, sizeof o->driver_version);
+    get_str(p, d, CL_DEVICE_VERSION, o->device_version, sizeof o->device_version);
+    get_str(p, d, CL_DEVICE_OPENCL_C_VERSION, o->opencl_c_version, sizeof o->opencl_c_version);
+    cl_device_type t = 0;
+    cl_ulong u = 0;
+    cl_uint cu = 0;
+    clGetDeviceInfo(d, CL_DEVICE_TYPE, sizeof t, &t, NULL);
+    o->is_gpu = (t & CL_DEVICE_TYPE_GPU) != 0;
+    o->is_cpu = (t & CL_DEVICE_TYPE_CPU) != 0;
+    if (clGetDeviceInfo(d, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cu, &cu, NULL) == CL_SUCCESS) o->compute_units = cu;
+    if (clGetDeviceInfo(d, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof u, &u, NULL) == CL_SUCCESS) o->global_mem_bytes = u;
+    if (clGetDeviceInfo(d, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof u, &u, NULL) == CL_SUCCESS) o->max_alloc_bytes = u;
+    if (clGetDeviceInfo(d, CL_DEVICE_LOCAL_MEM_SIZE, sizeof u, &u, NULL) == CL_SUCCESS) o->local_mem_bytes = u;
+    size_t n = 0;
+    if (clGetDeviceInfo(d, CL_DEVICE_EXTENSIONS, 0, NULL, &n) == CL_SUCCESS && n > 0) {
+        char *ext = malloc(n + 1);
+        if (ext && clGetDeviceInfo(d, CL_DEVICE_EXTENSIONS, n, ext, NULL) == CL_SUCCESS) {
+            ext[n] = '\0';
+            o->has_fp16 = strstr(ext, "cl_khr_fp16") != NULL;
+            o->has_fp64 = strstr(ext, "cl_khr_fp64") != NULL;
+        }
+        free(ext);
+    }
+}
+
+/* ======================================================================================================= */
+/* Device listing and choice                                                                               */
+/* ======================================================================================================= */
+
+typedef struct found_device {
+    cl_platform_id   platform;
+    cl_device_id     device;
+    armt_device_info info;
+} found_device;
+
+/* Every device of every platform, as an stb_ds array (arrfree it). Zero platforms (-1001 from the ICD
+ * loader) is "none", not an error. */
+static armt_status enumerate(found_device **out, armt_err *err) {
+    *out = NULL;
+    cl_uint np = 0;
+    cl_int e = clGetPlatformIDs(0, NULL, &np);
+    if (e == -1001 /* CL_PLATFORM_NOT_FOUND_KHR */ || (e == CL_SUCCESS && np == 0)) return ARMT_OK;
+    if (e != CL_SUCCESS) return armt_err_cl(err, "clGetPlatformIDs", e);
+    cl_platform_id *ps = calloc(np, sizeof *ps);
+    if (!ps) return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "device list: out of host memory");
+    e = clGetPlatformIDs(np, ps, NULL);
+    if (e != CL_SUCCESS) {
+        free(ps);
+        return armt_err_cl(err, "clGetPlatformIDs", e);
+    }
+    found_device *list = NULL;
+    for (cl_uint pi = 0; pi < np; pi++) {
+        cl_uint nd = 0;
+        if (clGetDeviceIDs(ps[pi], CL_DEVICE_TYPE_ALL, 0, NULL, &nd) != CL_SUCCESS || nd == 0) continue;
+        cl_device_id *ds = calloc(nd, sizeof *ds);
+        if (!ds) {
+            arrfree(list);
+            free(ps);
+            return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "device list: out of host memory");
+        }
+        if (clGetDeviceIDs(ps[pi], CL_DEVICE_TYPE_ALL, nd, ds, NULL) == CL_SUCCESS) {
+            for (cl_uint di = 0; di < nd; di++) {
+                found_device fd;
+                fd.platform = ps[pi];
+                fd.device = ds[di];
+                armt_fill_device_info(ps[pi], ds[di], (int)pi, (int)di, &fd.info);
+                arrput(list, fd);
+            }
+        }
+        free(ds);
+    }
+    free(ps);
+    *out = list;
+    return ARMT_OK;
+}
+
+armt_status armt_device_list(armt_device_info **out, size_t *count) {
+    armt_err e;
+    armt_err_init(&e);
+    if (!out || !count) {
+        armt_err_set(&e, ARMT_STATUS_INVALID_ARGUMENT, "armt_device_list: out and count must not be NULL");
+        armt_err_free(&e);
+        return ARMT_STATUS_INVALID_ARGUMENT;
+    }
+    *out = NULL;
+    *count = 0;
+    found_device *list;
+    armt_status st = enumerate(&list, &e);
+    armt_err_free(&e);
+    if (st != ARMT_OK) return st;
+    size_t n = (size_t)arrlen(list);
+    if (n == 0) return ARMT_OK;
+    armt_device_info *infos = calloc(n, sizeof *infos);
+    if (!infos) {
+        arrfree(list);
+        return ARMT_STATUS_OUT_OF_HOST_MEMORY;
+    }
+    for (size_t i = 0; i < n; i++) infos[i] = list[i].info;
+    arrfree(list);
+    *out = infos;
+    *count = n;
+    return ARMT_OK;
+}
+
+void armt_device_list_free(armt_device_info *list) { free(list); }
+
+/* Rank for "best device": GPUs, then accelerators, then CPUs; then more global memory. */
+static int device_rank(const armt_device_info *i) { return i->is_gpu ? 2 : (i->is_cpu ? 0 : 1); }
+
+static int matches(const char *sel, long index, int value, const char *name) {
+    if (!sel) return 1;
+    if (index >= 0) return value == index;
+    return ci_contains(name, sel);
+}
+
+static armt_status choose_device(const char *psel, const char *dsel, found_device *list, size_t n,
+                                 size_t *chosen, armt_err *err) {
+    long pidx = parse_index(psel), didx = parse_index(dsel);
+    long best = -1;
+    for (size_t i = 0; i < n; i++) {
+        const armt_device_info *in = &list[i].info;
+        if (!matches(psel, pidx, in->platform_index, in->platform_name)) continue;
+        if (!matches(dsel, didx, in->device_index, in->name)) continue;
+        if (best < 0) {
+            best = (long)i;
+            continue;
+        }
+        const armt_device_info *b = &list[best].info;
+        if (device_rank(in) > device_rank(b) ||
+            (device_rank(in) == device_rank(b) && in->global_mem_bytes > b->global_mem_bytes))
+            best = (long)i;
+    }
+    if (best < 0)
+        return armt_err_set(err, ARMT_STATUS_NO_DEVICE,
+                            "no OpenCL device matches platform \"%s\" and device \"%s\" (%zu device%s found; "
+                            "list them with clbench --list-devices)",
+                            psel ? psel : "*", dsel ? dsel : "*", n, n == 1 ? "" : "s");
+    *chosen = (size_t)best;
+    return ARMT_OK;
+}
+
+/* ======================================================================================================= */
+/* Programs                                                                                                */
+/* ======================================================================================================= */
+
+/* Reads a whole file; NULL on error with errno set. */
+static char *read_text_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 16384;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                errno = ENOMEM;
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        errno = EIO;
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+/* Source text of a kernel file: from kernel_dir when given, else the embedded copy. */
+static armt_status kernel_source(const char *dir, const char *file, char **text, size_t *len, armt_err *err) {
+    if (dir) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, file);
+        *text = read_text_file(path, len);
+        if (!*text)
+            return armt_err_set(err, ARMT_STATUS_IO_ERROR, "cannot read kernel source %s: %s", path,
+                                strerror(errno));
+        return ARMT_OK;
+    }
+    for (size_t i = 0; i < armt_kernel_source_count; i++) {
+        if (strcmp(armt_kernel_sources[i].name, file) == 0) {
+            *text = malloc(armt_kernel_sources[i].size + 1);
+            if (!*text) return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "out of host memory");
+            memcpy(*text, armt_kernel_sources[i].data, armt_kernel_sources[i].size);
+            (*text)[armt_kernel_sources[i].size] = '\0';
+            *len = armt_kernel_sources[i].size;
+            return ARMT_OK;
+        }
+    }
+    return armt_err_set(err, ARMT_STATUS_KERNEL_BUILD_FAILED, "kernel source %s is not embedded", file);
+}
+
+/* Builds one program from common.cl + file; a failure carries the full build log. */
+armt_status armt_program_build(armt_runtime *rt, armt_program_id pid, const char *extra_options, cl_program *out,
+                               armt_err *err) {
+    const char *dir = rt->kernel_dir;
+    char *common = NULL, *body = NULL;
+    size_t lc = 0, lb = 0;
+    armt_status st = kernel_source(dir, "common.cl", &common, &lc, err);
+    if (st != ARMT_OK) return st;
+    st = kernel_source(dir, program_files[pid], &body, &lb, err);
+    if (st != ARMT_OK) {
+        free(common);
+        return st;
+    }
+    const char *srcs[2] = {common, body};
+    size_t lens[2] = {lc, lb};
+    cl_int e;
+    cl_program p = clCreateProgramWithSource(rt->context, 2, srcs, lens, &e);
+    free(common);
+    free(body);
+    if (e != CL_SUCCESS) return armt_err_cl(err, "clCreateProgramWithSource", e);
+    size_t optlen = strlen(rt->build_options) + (extra_options ? strlen(extra_options) : 0) + 2;
+    char *opts = malloc(optlen);
+    if (!opts) {
+        clReleaseProgram(p);
+        return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "out of host memory");
+    }
+    snprintf(opts, optlen, "%s %s", rt->build_options, extra_options ? extra_options : "");
+    e = clBuildProgram(p, 1, &rt->device, opts, NULL, NULL);
+    if (e != CL_SUCCESS) {
+        size_t n = 0;
+        clGetProgramBuildInfo(p, rt->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &n);
+        char *log = malloc(n + 1);
+        if (log) {
+            if (clGetProgramBuildInfo(p, rt->device, CL_PROGRAM_BUILD_LOG, n, log, NULL) != CL_SUCCESS) n = 0;
+            log[n] = '\0';
+        }
+        armt_err_set(err, ARMT_STATUS_KERNEL_BUILD_FAILED,
+                     "clBuildProgram of %s%s%s failed: %s (%d)\noptions: %s\nbuild log:\n%s", dir ? dir : "",
+                     dir ? "/" : "(embedded) ", program_files[pid], armt_cl_error_str(e), e, opts,
+                     log ? log : "(no log)");
+        free(log);
+        free(opts);
+        clReleaseProgram(p);
+        return ARMT_STATUS_KERNEL_BUILD_FAILED;
+    }
+    free(opts);
+    *out = p;
+    return ARMT_OK;
+}
+
+armt_status armt_kernels_create(armt_runtime *rt, cl_program attention, cl_kernel *k, armt_err *err) {
+    for (int i = 0; i < ARMT_K_COUNT; i++) k[i] = NULL;
+    for (int i = 0; i < ARMT_K_COUNT; i++) {
+        cl_int e;
+        cl_program p = kernel_table[i].program == ARMT_P_ATTENTION ? attention : rt->programs[kernel_table[i].program];
+        if (!p) continue; /* the attention program belongs to a model (head_dim is fixed at its build) */
+        k[i] = clCreateKernel(p, kernel_table[i].name, &e);
+        if (e != CL_SUCCESS) {
+            armt_kernels_release(k);
+            return armt_err_set(err, ARMT_STATUS_KERNEL_BUILD_FAILED, "clCreateKernel(%s) failed: %s (%d)",
+                                kernel_table[i].name, armt_cl_error_str(e), e);
+        }
+    }
+    return ARMT_OK;
+}
+
+void armt_kernels_release(cl_kernel *k) {
+    for (int i = 0; i < ARMT_K_COUNT; i++) {
+        if (k[i]) clReleaseKernel(k[i]);
+        k[i] = NULL;
+    }
+}
+
+/* ======================================================================================================= */
+/* Runtime create / free                                                                                   */
+/* ======================================================================================================= */
+
+armt_runtime_params armt_runtime_default_params(void) {
+    armt_runtime_params p;
+    memset(&p, 0, sizeof p);
+    return p;
+}
+
+static const char *nonempty(const char *s) { return (s && *s) ? s : NULL; }
+
+void armt_runtime_free(armt_runtime *rt) {
+    if (!rt) return;
+    for (int i = 0; i < ARMT_P_COUNT; i++)
+        if (rt->programs[i]) clReleaseProgram(rt->programs[i]);
+    if (rt->queue) clReleaseCommandQueue(rt->queue);
+    if (rt->context) clReleaseContext(rt->context);
+    free(rt->build_options);
+    free(rt->kernel_dir);
+    pthread_mutex_destroy(&rt->lock);
+    armt_err_free(&rt->err);
+    free(rt);
+}
+
+armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime **out) {
+    armt_err tmp;
+    armt_err_init(&tmp);
+    armt_err *err = &tmp;
+    if (!out) {
+        armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "armt_runtime_create: out must not be NULL");
+        armt_err_free(&tmp);
+        return ARMT_STATUS_INVALID_ARGUMENT;
+    }
+    *out = NULL;
+    armt_runtime_params p = params ? *params : armt_runtime_default_params();
+    const char *psel = nonempty(p.platform) ? p.platform : nonempty(getenv("ARMT_PLATFORM"));
+    const char *dsel = nonempty(p.device) ? p.device : nonempty(getenv("ARMT_DEVICE"));
+    const char *kdir = nonempty(p.kernel_dir) ? p.kernel_dir : nonempty(getenv("ARMT_KERNEL_DIR"));
+
+    armt_runtime *rt = calloc(1, sizeof *rt);
+    if (!rt) {
+        armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_runtime_create: out of host memory");
+        armt_err_free(&tmp);
+        return ARMT_STATUS_OUT_OF_HOST_MEMORY;
+    }
+    armt_err_init(&rt->err);
+    pthread_mutex_init(&rt->lock, NULL);
+    rt->profile = p.profile;
+    err = &rt->err;
+    armt_err_free(&tmp);
+
+    found_device *list = NULL;
+    size_t n = 0, chosen = 0;
+    armt_status st;
+    ARMT_TRY_GOTO(enumerate(&list, err), fail);
+    n = (size_t)arrlen(list);
+    if (n == 0) {
+        st = armt_err_set(err, ARMT_STATUS_NO_DEVICE,
+                          "no OpenCL platform or device found (install a driver, e.g. pocl-opencl-icd for CPUs)");
+        goto fail;
+    }
+    ARMT_TRY_GOTO(choose_device(psel, dsel, list, n, &chosen, err), fail);
+    rt->platform = list[chosen].platform;
+    rt->device = list[chosen].device;
+    rt->info = list[chosen].info;
+    arrfree(list);
+
+    cl_int e;
+    cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)rt->platform, 0};
+    rt->context = clCreateContext(props, 1, &rt->device, NULL, NULL, &e);
+    if (e != CL_SUCCESS) {
+        st = armt_err_cl(err, "clCreateContext", e);
+        goto fail;
+    }
+    rt->queue = clCreateCommandQueue(rt->context, rt->device, 0, &e);
+    if (e != CL_SUCCESS) {
+        st = armt_err_cl(err, "clCreateCommandQueue", e);
+        goto fail;
+    }
+    {
+        const char *env_opts = nonempty(getenv("ARMT_CL_BUILD_OPTIONS"));
+        char extra[2048];
+        snprintf(extra, sizeof extra, "%s %s", env_opts ? env_opts : "", p.build_options ? p.build_options : "");
+        rt->build_options = armt_cl_build_options(&rt->info, &rt->tune, extra);
+        if (!rt->build_options) {
+            st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "out of host memory");
+            goto fail;
+        }
+    }
+    if (kdir) {
+        rt->kernel_dir = strdup(kdir);
+        if (!rt->kernel_dir) {
+            st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "out of host memory");
+            goto fail;
+        }
+    }
+    for (int i = 0; i < ARMT_P_COUNT; i++) {
+        if (i == ARMT_P_ATTENTION) continue; /* built per model, see armt_model_build_attention */
+        ARMT_TRY_GOTO(armt_program_build(rt, (armt_program_id)i, NULL, &rt->programs[i], err), fail);
+    }
+    {
+        /* every kernel of the table must exist: create and drop one set now */
+        cl_kernel k[ARMT_K_COUNT];
+        ARMT_TRY_GOTO(armt_kernels_create(rt, NULL, k, err), fail);
+        armt_kernels_release(k);
+    }
+    armt_err_clear(err);
+    armt_log(ARMT_LOG_INFO, "runtime: %s / %s, options: %s", rt->info.platform_name, rt->info.name,
+             rt->build_options);
+    *out = rt;
+    return ARMT_OK;
+
+fail:
+    arrfree(list);
+    /* keep the message in the thread-local slot for the caller that has no handle */
+    armt_err_set(NULL, st, "%s", armt_err_msg(&rt->err));
+    armt_runtime_free(rt);
+    return st;
+}
+
+armt_status armt_runtime_device_info(const armt_runtime *rt, armt_device_info *out) {
+    if (!rt || !out) return armt_err_set(NULL, ARMT_STATUS_INVALID_ARGUMENT, "armt_runtime_device_info: NULL argument");
+    *out = rt->info;
+    return ARMT_OK;
+}
+
+const char *armt_runtime_build_options(const armt_runtime *rt) { return rt ? rt->build_options : ""; }
+const char *armt_runtime_last_error(const armt_runtime *rt) { return rt ? armt_err_msg(&rt->err) : armt_last_error(); }
+
+/* ======================================================================================================= */
+/* Device memory accounting                                                                                */
+/* ======================================================================================================= */
+
+armt_status armt_device_fits(armt_runtime *rt, const size_t *sizes, size_t n, const char *what, armt_err *err) {
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rt->info.max_alloc_bytes && sizes[i] > rt->info.max_alloc_bytes)
+            return armt_err_set(err, ARMT_STATUS_OUT_OF_DEVICE_MEMORY,
+                                "%s: a buffer of %zu bytes exceeds the device's maximum allocation of %llu bytes",
+                                what, sizes[i], (unsigned long long)rt->info.max_alloc_bytes);
+        total += sizes[i];
+    }
+    pthread_mutex_lock(&rt->lock);
+    uint64_t have = rt->device_bytes;
+    pthread_mutex_unlock(&rt->lock);
+    if (rt->info.global_mem_bytes && have + total > rt->info.global_mem_bytes)
+        return armt_err_set(err, ARMT_STATUS_OUT_OF_DEVICE_MEMORY,
+                            "%s: needs %llu bytes of device memory, %llu of %llu available",
+                            what, (unsigned long long)total,
+                            (unsigned long long)(rt->info.global_mem_bytes - have),
+                            (unsigned long long)rt->info.global_mem_bytes);
+    return ARMT_OK;
+}
+
+armt_status armt_buffer_create(armt_runtime *rt, size_t bytes, cl_mem *out, const char *what, armt_err *err) {
+    *out = NULL;
+    if (bytes == 0) bytes = 4;
+    ARMT_TRY(armt_device_fits(rt, &bytes, 1, what, err));
+    cl_int e;
+    cl_mem m = clCreateBuffer(rt->context, CL_MEM_READ_WRITE, bytes, NULL, &e);
+    if (e != CL_SUCCESS) {
+        armt_err_set(err, e == CL_OUT_OF_HOST_MEMORY ? ARMT_STATUS_OUT_OF_HOST_MEMORY : ARMT_STATUS_OUT_OF_DEVICE_MEMORY,
+                     "clCreateBuffer(%zu bytes) for %s failed: %s (%d)", bytes, what, armt_cl_error_str(e), e);
+        return err->status;
+    }
+    pthread_mutex_lock(&rt->lock);
+    rt->device_bytes += bytes;
+    if (rt->device_bytes > rt->peak_bytes) rt->peak_bytes = rt->device_bytes;
+    pthread_mutex_unlock(&rt->lock);
+    *out = m;
+    return ARMT_OK;
+}
+
+void armt_buffer_release(armt_runtime *rt, cl_mem *buf, size_t bytes) {
+    if (!*buf) return;
+    if (bytes == 0) bytes = 4;
+    clReleaseMemObject(*buf);
+    *buf = NULL;
+    pthread_mutex_lock(&rt->lock);
+    rt->device_bytes -= bytes < rt->device_bytes ? bytes : rt->device_bytes;
+    pthread_mutex_unlock(&rt->lock);
+}
+
+/* ======================================================================================================= */
+/* Launch                                                                                                  */
+/* ======================================================================================================= */
+
+armt_status armt_enqueue(cl_command_queue q, cl_kernel k, cl_uint dims, const size_t *gws, const size_t *lws,
+                         uint64_t *counter, const char *what, armt_err *err) {
+    for (cl_uint i = 0; i < dims; i++)
+        if (gws[i] == 0) return ARMT_OK; /* nothing to do */
+    cl_int e = clEnqueueNDRangeKernel(q, k, dims, NULL, gws, lws, 0, NULL, NULL);
+    if (e != CL_SUCCESS) {
+        armt_status s = armt_err_cl(err, "clEnqueueNDRangeKernel", e);
+        return armt_err_set(err, s, "clEnqueueNDRangeKernel(%s) failed: %s (%d)", what, armt_cl_error_str(e), e);
+    }
+    if (counter) (*counter)++;
+    return ARMT_OK;
+}

@@ -1,0 +1,550 @@
+/*
+ * check_forward.c - the ARMT forward on OpenCL against the double-precision C reference (tests/ref_armt.c),
+ * diagonal against sequential, the full-attention schedule against the reference LLaMA, persistence of the
+ * memory state across calls, and the schedule counters.
+ *
+ * Models are tiny random ones with a non-zero W_mv (the memory path active) and few segments (random
+ * memories grow quickly, ARMT.md 13).
+ */
+#include "config.h"
+
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Tolerances: fp32 kernels against the fp64 reference. */
+#define TOL_LOGITS 1e-4  /* |ours - ref| <= TOL_LOGITS * max(1, |ref|)                    */
+#define TOL_STATE 1e-4   /* |ours - ref| <= TOL_STATE * max |ref| over the tensor          */
+#define TOL_SCHEDULE 1e-5 /* diagonal vs sequential: max |a - b| / max |b|               */
+
+typedef struct shape {
+    int layers, heads, kv_heads, head_dim, tied, segment, mem;
+} shape;
+
+static armt_config make_cfg(shape s) {
+    armt_config c;
+    ck_assert_int_eq(armt_config_preset("tiny", &c), ARMT_OK);
+    c.n_layers = s.layers;
+    if (s.heads) {
+        c.n_heads = s.heads;
+        c.n_kv_heads = s.kv_heads;
+        c.head_dim = s.head_dim;
+    }
+    c.tie_word_embeddings = s.tied;
+    c.segment_size = s.segment;
+    c.num_mem_tokens = s.mem;
+    return c;
+}
+
+static armt_model *make_model(armt_runtime *rt, armt_config c, uint64_t seed, float wmv_std) {
+    armt_model_params p = armt_model_default_params();
+    p.seed = seed;
+    p.wmv_std = wmv_std;
+    armt_model *m = NULL;
+    armt_status st = armt_model_create_random(rt, &c, &p, &m);
+    ck_assert_msg(st == ARMT_OK, "create_random: %s", armt_last_error());
+    return m;
+}
+
+static armt_ctx *make_ctx(armt_model *m) {
+    armt_ctx *ctx = NULL;
+    ck_assert_msg(armt_ctx_create(m, NULL, &ctx) == ARMT_OK, "ctx_create: %s", armt_last_error());
+    return ctx;
+}
+
+static void run(armt_ctx *ctx, armt_schedule sch, armt_output out, const int32_t *ids, size_t n, float *dst,
+                size_t count) {
+    armt_forward_params p = armt_forward_default_params();
+    p.schedule = sch;
+    p.output = out;
+    p.out = dst;
+    p.out_count = count;
+    armt_status st = armt_forward(ctx, ids, n, &p);
+    ck_assert_msg(st == ARMT_OK, "forward: %s: %s", armt_status_str(st), armt_ctx_last_error(ctx));
+}
+
+static double max_abs(const float *a, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(a[i]));
+    return m;
+}
+
+/* max |a - b| / max |b| (b the reference of a). */
+static double rel_err(const float *a, const float *b, size_t n) {
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - (double)b[i]));
+        if (isnan(a[i]) || isnan(b[i])) return INFINITY;
+        m = fmax(m, fabs((double)b[i]));
+    }
+    return m > 0 ? d / m : d;
+}
+
+/* Worst violation of |ours - ref| <= tol * max(1, |ref|), as a multiple of the allowance (<= 1 passes). */
+static double logits_violation(const float *ours, const double *ref, size_t n, double tol) {
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double allow = tol * fmax(1.0, fabs(ref[i]));
+        double v = fabs((double)ours[i] - ref[i]) / allow;
+        if (!(v <= worst)) worst = v;
+    }
+    return worst;
+}
+
+static double state_violation(const float *ours, const double *ref, size_t n, double tol) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(ref[i]));
+    double allow = tol * fmax(m, 1e-30), worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double v = fabs((double)ours[i] - ref[i]) / allow;
+        if (!(v <= worst)) worst = v;
+    }
+    return worst;
+}
+
+/* ======================================================================================================= */
+/* Against the reference                                                                                   */
+/* ======================================================================================================= */
+
+typedef struct ref_case {
+    const char *what;
+    shape s;
+    size_t n;
+} ref_case;
+
+static const ref_case ref_cases[] = {
+    {"one partial segment", {3, 0, 0, 0, 1, 16, 4}, 10},
+    {"one full segment", {3, 0, 0, 0, 1, 16, 4}, 16},
+    {"three segments", {3, 0, 0, 0, 1, 16, 4}, 48},
+    {"partial last segment", {3, 0, 0, 0, 1, 16, 4}, 45},
+    {"S > layers, untied", {2, 0, 0, 0, 0, 8, 3}, 8 * 5 + 3},
+    {"plain multi-head, untied", {2, 4, 4, 16, 0, 12, 4}, 30},
+    {"GQA 8/2, head_dim 8", {3, 8, 2, 8, 1, 10, 2}, 27},
+};
+
+/* Logits of both ARMT schedules and the final memory state against the reference. */
+START_TEST(test_vs_reference) {
+    const ref_case *rc = &ref_cases[_i];
+    armt_runtime *rt = test_runtime();
+    armt_config c = make_cfg(rc->s);
+    armt_model *m = make_model(rt, c, 1000 + (uint64_t)_i, 0.05f);
+    test_host_model *h = test_host_model_read(m);
+    size_t n = rc->n, V = (size_t)c.vocab_size;
+    int32_t *ids = malloc(n * sizeof *ids);
+    test_random_ids(ids, n, c.vocab_size, 7 + (uint64_t)_i);
+
+    double *ref_logits = malloc(n * V * sizeof *ref_logits);
+    ref_state *rs = ref_state_new(&c);
+    ck_assert_int_eq(ref_armt_forward(&h->ref, rs, ids, n, ref_logits, NULL), 0);
+
+    armt_ctx *ctx = make_ctx(m);
+    size_t nw = armt_ctx_memory_w_count(ctx), nz = armt_ctx_memory_z_count(ctx);
+    float *logits = malloc(n * V * sizeof *logits);
+    float *w = malloc(nw * sizeof *w), *z = malloc(nz * sizeof *z);
+    double *rw = malloc(nw * sizeof *rw);
+    for (int sch = ARMT_SCHEDULE_SEQUENTIAL; sch <= ARMT_SCHEDULE_DIAGONAL; sch++) {
+        ck_assert_int_eq(armt_ctx_reset(ctx), ARMT_OK);
+        run(ctx, (armt_schedule)sch, ARMT_OUTPUT_LOGITS_ALL, ids, n, logits, n * V);
+        double v = logits_violation(logits, ref_logits, n * V, TOL_LOGITS);
+        ck_assert_msg(v <= 1.0, "%s, %s: logits off by %.3g x the tolerance", rc->what,
+                      sch ? "diagonal" : "sequential", v);
+        ck_assert_int_eq(armt_ctx_memory_get(ctx, w, z, NULL), ARMT_OK);
+        for (size_t i = 0; i < nw; i++) rw[i] = rs->w_mem[i];
+        ck_assert_msg(max_abs(w, nw) > 0, "%s: W_mem stayed zero: the memory path is inert", rc->what);
+        double vw = state_violation(w, rw, nw, TOL_STATE), vz = state_violation(z, rs->z, nz, TOL_STATE);
+        ck_assert_msg(vw <= 1.0 && vz <= 1.0, "%s, %s: memory state off (W %.3g, z %.3g x tolerance)", rc->what,
+                      sch ? "diagonal" : "sequential", vw, vz);
+    }
+    free(rw);
+    free(w);
+    free(z);
+    free(logits);
+    armt_ctx_free(ctx);
+    ref_state_free(rs);
+    free(ref_logits);
+    free(ids);
+    test_host_model_free(h);
+    armt_model_free(m);
+    armt_runtime_free(rt);
+}
+END_TEST
+
+/* The comparison above can fail: one weight changed by 1e-2 in the reference is detected. */
+START_TEST(test_perturbation_detected) {
+    armt_runtime *rt = test_runtime();
+    shape s = {2, 0, 0, 0, 1, 8, 2};
+    armt_config c = make_cfg(s);
+    armt_model *m = make_model(rt, c, 5, 0.05f);
+    test_host_model *h = test_host_model_read(m);
+    size_t n = 20, V = (size_t)c.vocab_size;
+    int32_t ids[20];
+    test_random_ids(ids, n, c.vocab_size, 3);
+    double *ref = malloc(n * V * sizeof *ref);
+    float *ours = malloc(n * V * sizeof *ours);
+    armt_ctx *ctx = make_ctx(m);
+    run(ctx, ARMT_SCHEDULE_DIAGONAL, ARMT_OUTPUT_LOGITS_ALL, ids, n, ours, n * V);
+    const armt_role roles[] = {ARMT_ROLE_WQ, ARMT_ROLE_WD, ARMT_ROLE_WMV, ARMT_ROLE_WMQ, ARMT_ROLE_NORM_IN};
+    for (size_t r = 0; r < sizeof roles / sizeof roles[0]; r++) {
+        float *wgt = h->role[roles[r]] + armt_role_numel(&c, roles[r]) + 3; /* layer 1, element 3 */
+        float saved = *wgt;
+        *wgt += 1e-2f;
+        ref_state *rs = ref_state_new(&c);
+        ck_assert_int_eq(ref_armt_forward(&h->ref, rs, ids, n, ref, NULL), 0);
+        ck_assert_msg(logits_violation(ours, ref, n * V, TOL_LOGITS) > 1.0,
+                      "perturbing %s went unnoticed", armt_role_name(roles[r]));
+        ref_state_free(rs);
+        *wgt = saved;
+    }
+    /* and unperturbed it passes */
+    ref_state *rs = ref_state_new(&c);
+    ck_assert_int_eq(ref_armt_forward(&h->ref, rs, ids, n, ref, NULL), 0);
+    ck_assert(logits_violation(ours, ref, n * V, TOL_LOGITS) <= 1.0);
+    ref_state_free(rs);
+    armt_ctx_free(ctx);
+    free(ref);
+    free(ours);
+    test_host_model_free(h);
+    armt_model_free(m);
+    armt_runtime_free(rt);
+}
+END_TEST
+
+/* Final hidden states, last-token logits, and the full-attention schedule against the reference LLaMA. */
+START_TEST(test_outputs_and_full) {
+    armt_runtime *rt = test_runtime();
+    shape s = {3, 0, 0, 0, 0, 8, 3};
+    armt_config c = make_cfg(s);
+    armt_model *m = make_model(rt, c, 11, 0.05f);
+    test_host_model *h = test_host_model_read(m);
+    size_t n = 21, V = (size_t)c.vocab_size, d = (size_t)c.hidden_size;
+    int32_t ids[21];
+    test_random_ids(ids, n, c.vocab_size, 4);
+    double *rl = malloc(n * V * sizeof *rl), *rh = malloc(n * d * sizeof *rh);
+    float *hid = malloc(n * d * sizeof *hid), *last = malloc(V * sizeof *last), *lg = malloc(n * V * sizeof *lg);
+    ref_state *rs = ref_state_new(&c);
+    ck_assert_int_eq(ref_armt_forward(&h->ref, rs, ids, n, rl, rh), 0);
+    armt_ctx *ctx = make_ctx(m);
+    run(ctx, ARMT_SCHEDULE_DIAGONAL, ARMT_OUTPUT_HIDDEN, ids, n, hid, n * d);
+    ck_assert_msg(logits_violation(hid, rh, n * d, TOL_LOGITS) <= 1.0, "hidden states differ");
+    ck_assert_int_eq(armt_ctx_reset(ctx), ARMT_OK);
+    run(ctx, ARMT_SCHEDULE_SEQUENTIAL, ARMT_OUTPUT_LOGITS_LAST, ids, n, last, V);
+    ck_assert_msg(logits_violation(last, rl + (n - 1) * V, V, TOL_LOGITS) <= 1.0, "last-token logits differ");
+
+    /* full attention: the base LLaMA over all n positions; it leaves the memory state alone */
+    float *w_before = malloc(armt_ctx_memory_w_count(ctx) * sizeof(float));
+    float *w_after = malloc(armt_ctx_memory_w_count(ctx) * sizeof(float));
+    ck_assert_int_eq(armt_ctx_memory_get(ctx, w_before, NULL, NULL), ARMT_OK);
+    ck_assert_int_eq(ref_llama_forward(&h->ref, ids, n, rl, NULL), 0);
+    run(ctx, ARMT_SCHEDULE_FULL, ARMT_OUTPUT_LOGITS_ALL, ids, n, lg, n * V);
+    ck_assert_msg(logits_violation(lg, rl, n * V, TOL_LOGITS) <= 1.0, "full-attention logits differ");
+    ck_assert_int_eq(armt_ctx_memory_get(ctx, w_after, NULL, NULL), ARMT_OK);
+    ck_assert(memcmp(w_before, w_after, armt_ctx_memory_w_count(ctx) * sizeof(float)) == 0);
+    free(w_before);
+    free(w_after);
+    armt_ctx_free(ctx);
+    ref_state_free(rs);
+    free(rl);
+    free(rh);
+    free(hid);
+    free(last);
+    free(lg);
+    test_host_model_free(h);
+    armt_model_free(m);
+    armt_runtime_free(rt);
+}
+END_TEST
+
+/* ======================================================================================================= */
+/* Diagonal equals sequential                                                                              */
+/* ======================================================================================================= */
+
+/* Lyr in {1, 2, 3, 5}; S in {1, 2, Lyr-1, Lyr, Lyr+3}; with and without a partial last segment. */
+START_TEST(test_diagonal_equals_sequential) {
+    static const int layer_counts[] = {1, 2, 3, 5};
+    const int Lyr = layer_counts[_i];
+    armt_runtime *rt = test_runtime();
+    shape s = {Lyr, 0, 0, 0, 1, 6, 2};
+    armt_config c = make_cfg(s);
+    armt_model *m = make_model(rt, c, 100 + (uint64_t)Lyr, 0.03f);
+    armt_ctx *a = make_ctx(m), *b = make_ctx(m);
+    size_t V = (size_t)c.vocab_size, L = (size_t)c.segment_size;
+    const int seg_counts[] = {1, 2, Lyr - 1, Lyr, Lyr + 3};
+    size_t nw = armt_ctx_memory_w_count(a), nz = armt_ctx_memory_z_count(a);
+    float *wa = malloc(nw * 4), *wb = malloc(nw * 4), *za = malloc(nz * 4), *zb = malloc(nz * 4);
+    for (size_t si = 0; si < sizeof seg_counts / sizeof seg_counts[0]; si++) {
+        int S = seg_counts[si];
+        if (S < 1) continue;
+        for (int partial = 0; partial <= 1; partial++) {
+            size_t n = (size_t)S * L - (partial ? 2 : 0);
+            int32_t *ids = malloc(n * sizeof *ids);
+            test_random_ids(ids, n, c.vocab_size, (uint64_t)(S * 10 + partial));
+            float *la = malloc(n * V * 4), *lb = malloc(n * V * 4);
+            ck_assert_int_eq(armt_ctx_reset(a), ARMT_OK);
+            ck_assert_int_eq(armt_ctx_reset(b), ARMT_OK);
+            run(a, ARMT_SCHEDULE_SEQUENTIAL, ARMT_OUTPUT_LOGITS_ALL, ids, n, la, n * V);
+            armt_stats sa, sb;
+            ck_assert_int_eq(armt_ctx_stats(a, &sa), ARMT_OK);
+            run(b, ARMT_SCHEDULE_DIAGONAL, ARMT_OUTPUT_LOGITS_ALL, ids, n, lb, n * V);
+            ck_assert_int_eq(armt_ctx_stats(b, &sb), ARMT_OK);
+            double e = rel_err(lb, la, n * V);
+            ck_assert_msg(e <= TOL_SCHEDULE, "Lyr %d S %d partial %d: logits rel err %.3g", Lyr, S, partial, e);
+            ck_assert_int_eq(armt_ctx_memory_get(a, wa, za, NULL), ARMT_OK);
+            ck_assert_int_eq(armt_ctx_memory_get(b, wb, zb, NULL), ARMT_OK);
+            ck_assert_msg(max_abs(wa, nw) > 0, "W_mem is zero: memory path inert");
+            double ew = rel_err(wb, wa, nw), ez = rel_err(zb, za, nz);
+            ck_assert_msg(ew <= TOL_SCHEDULE && ez <= TOL_SCHEDULE, "Lyr %d S %d partial %d: state rel err %.3g %.3g",
+                          Lyr, S, partial, ew, ez);
+            /* the schedule's shape */
+            ck_assert_uint_eq(sa.steps, (uint64_t)S * (uint64_t)Lyr);
+            ck_assert_uint_eq(sb.steps, (uint64_t)(S + Lyr - 1));
+            ck_assert_uint_eq(sa.cells, (uint64_t)S * (uint64_t)Lyr);
+            ck_assert_uint_eq(sb.cells, (uint64_t)S * (uint64_t)Lyr);
+            free(la);
+            free(lb);
+            free(ids);
+        }
+    }
+    free(wa);
+    free(wb);
+    free(za);
+    free(zb);
+    armt_ctx_free(a);
+    armt_ctx_free(b);
+    armt_model_free(m);
+    armt_runtime_free(rt);
+}
+END_TEST
+
+/* GEMM calls grow with S + Lyr for the diagonal schedule and with S * Lyr for the sequential one. */
+START_TEST(test_gemm_calls_scale) {
+    armt_runtime *rt = test_runtime();
+    shape s = {4, 0, 0, 0, 1, 4, 2};
+    armt_config c = make_cfg(s);
+    armt_model *m = make_model(rt, c, 9, 0.02f);
+    armt_ctx *ctx = make_ctx(m);
+    uint64_t diag[2], seq[2];
+    const int S_list[2] = {4, 12};
+    for (int k = 0; k < 2; k++) {
+        size_t n = (size_t)S_list[k] * 4;
+        int32_t *ids = malloc(n * sizeof *ids);
+        test_random_ids(ids, n, c.vocab_size, 1);
+        armt_stats st;
+        ck_assert_int_eq(armt_ctx_reset(ctx), ARMT_OK);
+        run(ctx, ARMT_SCHEDULE_DIAGONAL, ARMT_OUTPUT_NONE, ids, n, NULL, 0);
+        ck_assert_int_eq(armt_ctx_stats(ctx, &st), ARMT_OK);
+        diag[k] = st.gemm_calls;
+        ck_assert_uint_gt(st.kernel_launches, 0);
+        ck_assert_uint_gt(st.device_bytes, 0);
+        ck_assert_uint_gt(st.peak_device_bytes, armt_model_device_bytes(m));
+        ck_assert_int_eq(armt_ctx_reset(ctx), ARMT_OK);
+        run(ctx, ARMT_SCHEDULE_SEQUENTIAL, ARMT_OUTPUT_NONE, ids, n, NULL, 0);
+        ck_assert_int_eq(armt_ctx_stats(ctx, &st), ARMT_OK);
+        seq[k] = st.gemm_calls;
+        free(ids);
+    }
+    /* per step at most 15 GEMM calls (q k v o gate up down, W_mq, read, W_mk, W_mv, vprev, update) */
+    ck_assert_uint_le(diag[1], 15u * (12 + 4 - 1));
+    ck_assert_uint_ge(seq[1], 11u * 12 * 4);
+    /* tripling S: sequential calls ~triple, diagonal calls grow by (S + Lyr - 1) ratio 15/7 at most */
+    ck_assert_msg(seq[1] * 7 >= seq[0] * 20, "sequential %llu -> %llu", (unsigned long long)seq[0],
+                  (unsigned long long)seq[1]);
+    ck_assert_msg(diag[1] * 7 <= diag[0] * 16, "diagonal %llu -> %llu", (unsigned long long)diag[0],
+                  (unsigned long long)diag[1]);
+    armt_ctx_free(ctx);
+    armt_model_free(m);
+    armt_runtime_free(rt);
+}
+END_TEST
+
+/* ======================================================================================================= */
+/* State across calls                                                                                      */
+/* ======================================================================================================= */
+
+/* One call or two calls split at a segment boundary: the same logits and memory state. */
+START_TEST(test_split_calls) {
+    armt_runtime *rt = test_runtime();
+    shape s = {3, 0, 0, 0, 1, 8, 3};
+    armt_config c = make_cfg(s);
+    armt_model *m = make_model(rt, c, 21, 0.05f);
+    armt_ctx *a = make_ctx(m), *b = make_ctx(m);
+    size_t n = 37, cut = 16, V = (size_t)c.vocab_size;
+    int32_t ids[37];
+    test_random_ids(ids, n, c.vocab_size, 99);
+    float *la = malloc(n * V * 4), *lb = malloc(n * V * 4);
+    size_t nw = armt_ctx_memory_w_count(a), nz = armt_ctx_memory_z_count(a);
+    float *wa = malloc(nw * 4), *wb = malloc(nw * 4), *za = malloc(nz * 4), *zb = malloc(nz * 4);
+    for (int sch = ARMT_SCHEDULE_SEQUENTIAL; sch <= ARMT_SCHEDULE_DIAGONAL; sch++) {
+        ck_assert_int_eq(armt_ctx_reset(a), ARMT_OK);
+        ck_assert_int_eq(armt_ctx_reset(b), ARMT_OK);
+        run(a, (armt_schedule)sch, ARMT_OUTPUT_LOGITS_ALL, ids, n, la, n * V);
+        run(b, (armt_schedule)sch, ARMT_OUTPUT_LOGITS_ALL, ids, cut, lb, cut * V);
+        run(b, (armt_schedule)sch, ARMT_OUTPUT_LOGITS_ALL, ids + cut, n - cut, lb + cut * V, (n - cut) * V);
+        ck_assert_msg(rel_err(lb, la, n * V) <= 1e-6, "split logits differ: %g", rel_err(lb, la, n * V));
+        ck_assert_int_eq(armt_ctx_memory_get(a, wa, za, NULL), ARMT_OK);
+        ck_assert_int_eq(armt_ctx_memory_get(b, wb, zb, NULL), ARMT_OK);
+        ck_assert(rel_err(wb, wa, nw) <= 1e-6 && rel_err(zb, za, nz) <= 1e-6);
+    }
+    /* a split that is not at a segment boundary changes the segmentation, hence the result */
+    ck_assert_int_eq(armt_ctx_reset(b), ARMT_OK);
+    run(b, ARMT_SCHEDULE_DIAGONAL, ARMT_OUTPUT_LOGITS_ALL, ids, 5, lb, 5 * V);
+    run(b, ARMT_SCHEDULE_DIAGONAL, ARMT_OUTPUT_LOGITS_ALL, ids + 5, n - 5, lb + 5 * V, (n - 5) * V);
+    ck_assert(rel_err(lb, la, n * V) > 1e-4);
+    free(la);
+    free(lb);
+    free(wa);
+    free(wb);
+    free(za);
+    free(zb);
+    armt_ctx_free(a);
+    armt_ctx_free(b);
+    armt_model_free(m);
+    armt_runtime_free(rt);
+}
+END_TEST
+
+/* Reset, read-back and restore round-trip exactly; a restored state continues exactly like the original;
+ * a state file round-trips bit-exactly and is refused by another model. */
+START_TEST(test_state_roundtrip) {
+    armt_runtime *rt = test_runtime();
+    shape s = {2, 0, 0, 0, 1, 8, 2};
+    armt_config c = make_cfg(s);
+    armt_model *m = make_model(rt, c, 31, 0.05f);
+    armt_ctx *ctx = make_ctx(m);
+    size_t nw = armt_ctx_memory_w_count(ctx), nz = armt_ctx_memory_z_count(ctx), V = (size_t)c.vocab_size;
+    float *w0 = malloc(nw * 4), *z0 = malloc(nz * 4), *w1 = malloc(nw * 4), *z1 = malloc(nz * 4);
+    uint8_t wr0[2], wr1[2];
+    int32_t ids[24];
+    test_random_ids(ids, 24, c.vocab_size, 5);
+    run(ctx, ARMT_SCHEDULE_DIAGONAL, ARMT_OUTPUT_NONE, ids, 16, NULL, 0);
+    ck_assert_int_eq(armt_ctx_memory_get(ctx, w0, z0, wr0), ARMT_OK);
+    ck_assert(wr0[0] == 1 && wr0[1] == 1);
+    ck_assert(max_abs(w0, nw) > 0 && max_abs(z0, nz) > 0);
+
+    ck_assert_int_eq(armt_ctx_reset(ctx), ARMT_OK);
+    ck_assert_int_eq(armt_ctx_memory_get(ctx, w1, z1, wr1), ARMT_OK);
+    ck_assert(max_abs(w1, nw) == 0 && max_abs(z1, nz) == 0 && wr1[0] == 0 && wr1[1] == 0);
+
+    ck_assert_int_eq(armt_ctx_memory_set(ctx, w0, z0, wr0), ARMT_OK);
+    ck_assert_int_eq(armt_ctx_memory_get(ctx, w1, z1, wr1), ARMT_OK);
+    ck_assert(memcmp(w0, w1, nw * 4) == 0 && memcmp(z0, z1, nz * 4) == 0 && memcmp(wr0, wr1, 2) == 0);
+
+    /* continuing from the restored state == continuing from the original one */
+    float *la = malloc(8 * V * 4), *lb = malloc(8 * V * 4);
+    armt_ctx *other = make_ctx(m);
+    run(other, ARMT_SCHEDULE_DIAGONAL, ARMT_OUTPUT_NONE, ids, 16, NULL, 0);
+    run(other, ARMT_SCHEDULE_DIAGONAL, ARMT_OUTPUT_LOGITS_ALL, ids + 16, 8, la, 8 * V);
+    run(ctx, ARMT_SCHEDULE_DIAGONAL, ARMT_OUTPUT_LOGITS_ALL, ids + 16, 8, lb, 8 * V);
+    ck_assert(memcmp(la, lb, 8 * V * 4) == 0);
+
+    /* file round trip */
+    char path[] = "/tmp/armt-state-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_int_eq(armt_ctx_memory_set(ctx, w0, z0, wr0), ARMT_OK);
+    ck_assert_msg(armt_ctx_memory_save(ctx, path) == ARMT_OK, "%s", armt_ctx_last_error(ctx));
+    ck_assert_int_eq(armt_ctx_reset(ctx), ARMT_OK);
+    ck_assert_msg(armt_ctx_memory_load(ctx, path) == ARMT_OK, "%s", armt_ctx_last_error(ctx));
+    ck_assert_int_eq(armt_ctx_memory_get(ctx, w1, z1, wr1), ARMT_OK);
+    ck_assert(memcmp(w0, w1, nw * 4) == 0 && memcmp(z0, z1, nz * 4) == 0 && memcmp(wr0, wr1, 2) == 0);
+
+    /* another model (same shapes, other seed) refuses it and keeps its state */
+    armt_model *m2 = make_model(rt, c, 32, 0.05f);
+    armt_ctx *c2 = make_ctx(m2);
+    ck_assert_int_eq(armt_ctx_memory_load(c2, path), ARMT_STATUS_MODEL_MISMATCH);
+    ck_assert_ptr_nonnull(strstr(armt_ctx_last_error(c2), "another model"));
+    ck_assert_int_eq(armt_ctx_memory_get(c2, w1, NULL, wr1), ARMT_OK);
+    ck_assert(max_abs(w1, nw) == 0 && wr1[0] == 0);
+    remove(path);
+    free(la);
+    free(lb);
+    free(w0);
+    free(z0);
+    free(w1);
+    free(z1);
+    armt_ctx_free(c2);
+    armt_model_free(m2);
+    armt_ctx_free(other);
+    armt_ctx_free(ctx);
+    armt_model_free(m);
+    armt_runtime_free(rt);
+}
+END_TEST
+
+/* Bad input returns a specific status and leaves the memory state exactly as it was. */
+START_TEST(test_bad_input_keeps_state) {
+    armt_runtime *rt = test_runtime();
+    shape s = {2, 0, 0, 0, 1, 8, 2};
+    armt_config c = make_cfg(s);
+    armt_model *m = make_model(rt, c, 41, 0.05f);
+    armt_ctx *ctx = make_ctx(m);
+    size_t nw = armt_ctx_memory_w_count(ctx);
+    float *w0 = malloc(nw * 4), *w1 = malloc(nw * 4);
+    int32_t ids[16];
+    test_random_ids(ids, 16, c.vocab_size, 6);
+    run(ctx, ARMT_SCHEDULE_DIAGONAL, ARMT_OUTPUT_NONE, ids, 16, NULL, 0);
+    ck_assert_int_eq(armt_ctx_memory_get(ctx, w0, NULL, NULL), ARMT_OK);
+
+    armt_forward_params p = armt_forward_default_params();
+    ids[9] = c.vocab_size; /* out of range */
+    ck_assert_int_eq(armt_forward(ctx, ids, 16, &p), ARMT_STATUS_TOKEN_OUT_OF_RANGE);
+    ck_assert_ptr_nonnull(strstr(armt_ctx_last_error(ctx), "token 9"));
+    ids[9] = -1;
+    ck_assert_int_eq(armt_forward(ctx, ids, 16, &p), ARMT_STATUS_TOKEN_OUT_OF_RANGE);
+    ids[9] = 0;
+    ck_assert_int_eq(armt_forward(ctx, ids, 0, &p), ARMT_STATUS_EMPTY_INPUT);
+    ck_assert_int_eq(armt_forward(ctx, NULL, 4, &p), ARMT_STATUS_INVALID_ARGUMENT);
+    ck_assert_int_eq(armt_forward(ctx, ids, 4, NULL), ARMT_STATUS_INVALID_ARGUMENT);
+    p.output = ARMT_OUTPUT_LOGITS_ALL;
+    float small[4];
+    p.out = small;
+    p.out_count = 4;
+    ck_assert_int_eq(armt_forward(ctx, ids, 4, &p), ARMT_STATUS_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(armt_ctx_last_error(ctx), "needs"));
+    p.out = NULL;
+    ck_assert_int_eq(armt_forward(ctx, ids, 4, &p), ARMT_STATUS_INVALID_ARGUMENT);
+    p.output = (armt_output)42;
+    ck_assert_int_eq(armt_forward(ctx, ids, 4, &p), ARMT_STATUS_INVALID_ARGUMENT);
+    p.output = ARMT_OUTPUT_NONE;
+    p.schedule = (armt_schedule)7;
+    ck_assert_int_eq(armt_forward(ctx, ids, 4, &p), ARMT_STATUS_INVALID_ARGUMENT);
+    ck_assert_int_eq(armt_ctx_memory_get(ctx, w1, NULL, NULL), ARMT_OK);
+    ck_assert(memcmp(w0, w1, nw * 4) == 0);
+    /* and the context still works */
+    p.schedule = ARMT_SCHEDULE_DIAGONAL;
+    ck_assert_int_eq(armt_forward(ctx, ids, 16, &p), ARMT_OK);
+    free(w0);
+    free(w1);
+    armt_ctx_free(ctx);
+    armt_model_free(m);
+    armt_runtime_free(rt);
+}
+END_TEST
+
+static Suite *suite(void) {
+    Suite *s = suite_create("forward");
+    TCase *tc = tcase_create("reference");
+    tcase_set_timeout(tc, 1200);
+    tcase_add_loop_test(tc, test_vs_reference, 0, (int)(sizeof ref_cases / sizeof ref_cases[0]));
+    tcase_add_test(tc, test_perturbation_detected);
+    tcase_add_test(tc, test_outputs_and_full);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("schedules");
+    tcase_set_timeout(tc, 1200);
+    tcase_add_loop_test(tc, test_diagonal_equals_sequential, 0, 4);
+    tcase_add_test(tc, test_gemm_calls_scale);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("state");
+    tcase_set_timeout(tc, 1200);
+    tcase_add_test(tc, test_split_calls);
+    tcase_add_test(tc, test_state_roundtrip);
+    tcase_add_test(tc, test_bad_input_keeps_state);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return test_run_suite(suite(), 1); }

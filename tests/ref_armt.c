@@ -1,0 +1,460 @@
+/*
+ * ref_armt.c - double-precision CPU reference of the ARMT forward pass (see ref_armt.h).
+ *
+ * Straightforward loops, written for clarity: every formula maps to a line of ARMT.md.
+ * Row-vector convention: a Linear with HF weight W (out, in) computes y = x W^T, i.e.
+ * y[r][o] = sum_i x[r][i] * W[o][i].
+ */
+#include "ref_armt.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MEM_EPS 1e-5 /* the 1e-5 of the associative read/write (ARMT.md §3.3, §3.5) */
+#define NU 3         /* DPFP order, hard-coded in the reference */
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
+
+/* ------------------------------------------------------------------------------------------------- */
+/* small helpers                                                                                     */
+/* ------------------------------------------------------------------------------------------------- */
+
+static int d_key_of(const armt_config *c) { return 2 * NU * c->d_mem; }
+
+/* y[rows, out] = x[rows, in] W^T with W (out, in) float row-major. */
+static void linear(const double *x, int rows, int in, const float *W, int out, double *y) {
+    for (int r = 0; r < rows; r++) {
+        const double *xr = x + (size_t)r * in;
+        double *yr = y + (size_t)r * out;
+        for (int o = 0; o < out; o++) {
+            const float *wo = W + (size_t)o * in;
+            double acc = 0.0;
+            for (int i = 0; i < in; i++) acc += xr[i] * (double)wo[i];
+            yr[o] = acc;
+        }
+    }
+}
+
+/* y = x / sqrt(mean(x^2) + eps) * w, row-wise over [rows, d]. x and y may alias. */
+static void rmsnorm(const double *x, int rows, int d, const float *w, double eps, double *y) {
+    for (int r = 0; r < rows; r++) {
+        const double *xr = x + (size_t)r * d;
+        double *yr = y + (size_t)r * d;
+        double ss = 0.0;
+        for (int i = 0; i < d; i++) ss += xr[i] * xr[i];
+        double inv = 1.0 / sqrt(ss / d + eps);
+        for (int i = 0; i < d; i++) yr[i] = xr[i] * inv * (double)w[i];
+    }
+}
+
+static double silu(double g) { return g / (1.0 + exp(-g)); }
+static double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+/* ------------------------------------------------------------------------------------------------- */
+/* model / state                                                                                     */
+/* ------------------------------------------------------------------------------------------------- */
+
+void ref_model_set_stacked(ref_model *m, const armt_config *cfg, const float *const role_bufs[ARMT_ROLE_COUNT]) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    for (int r = 0; r < ARMT_ROLE_N_LAYER_ROLES; r++) {
+        uint64_t numel = armt_role_numel(cfg, (armt_role)r);
+        for (int l = 0; l < cfg->n_layers && l < REF_MAX_LAYERS; l++)
+            m->w[r][l] = role_bufs[r] ? role_bufs[r] + (size_t)l * numel : NULL;
+    }
+    m->embed = role_bufs[ARMT_ROLE_EMBED];
+    m->lm_head = role_bufs[ARMT_ROLE_LM_HEAD];
+    m->norm_final = role_bufs[ARMT_ROLE_NORM_FINAL];
+    m->mem = role_bufs[ARMT_ROLE_MEM];
+}
+
+ref_state *ref_state_new(const armt_config *cfg) {
+    if (!cfg || cfg->n_layers <= 0 || cfg->d_mem <= 0 || cfg->hidden_size <= 0) return NULL;
+    ref_state *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->n_layers = cfg->n_layers;
+    s->d_key = d_key_of(cfg);
+    s->d = cfg->hidden_size;
+    s->w_mem = calloc((size_t)s->n_layers * s->d_key * s->d, sizeof(double));
+    s->z = calloc((size_t)s->n_layers * s->d_key, sizeof(double));
+    s->written = calloc((size_t)s->n_layers, 1);
+    if (!s->w_mem || !s->z || !s->written) {
+        ref_state_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void ref_state_free(ref_state *s) {
+    if (!s) return;
+    free(s->w_mem);
+    free(s->z);
+    free(s->written);
+    free(s);
+}
+
+void ref_state_reset(ref_state *s) {
+    memset(s->w_mem, 0, (size_t)s->n_layers * s->d_key * s->d * sizeof(double));
+    memset(s->z, 0, (size_t)s->n_layers * s->d_key * sizeof(double));
+    memset(s->written, 0, (size_t)s->n_layers);
+}
+
+/* ------------------------------------------------------------------------------------------------- */
+/* building blocks                                                                                   */
+/* ------------------------------------------------------------------------------------------------- */
+
+void ref_dpfp(const double *x, int d_mem, double *out) {
+    int n = 2 * d_mem;
+    /* x' = [relu(x), relu(-x)], built on the fly: xp(i) */
+    for (int j = 1; j <= NU; j++) {
+        for (int i = 0; i < n; i++) {
+            int k = ((i - j) % n + n) % n; /* torch.roll(x', j)[i] = x'[(i - j) mod n] */
+            double a = i < d_mem ? fmax(x[i], 0.0) : fmax(-x[i - d_mem], 0.0);
+            double b = k < d_mem ? fmax(x[k], 0.0) : fmax(-x[k - d_mem], 0.0);
+            out[(size_t)(j - 1) * n + i] = a * b;
+        }
+    }
+}
+
+void ref_rope_inv_freq(const armt_config *c, double *inv_freq) {
+    int half = c->head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        double f = pow(c->rope_theta, -2.0 * i / c->head_dim);
+        if (c->rope_type == ARMT_ROPE_LLAMA3) {
+            /* modeling_rope_utils._compute_llama3_parameters */
+            double factor = c->rope_factor, lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor;
+            double old_len = (double)c->rope_original_max_pos;
+            double low_freq_wavelen = old_len / lo, high_freq_wavelen = old_len / hi;
+            double wavelen = 2.0 * M_PI / f;
+            if (wavelen < high_freq_wavelen) {
+                /* high frequency: unchanged */
+            } else if (wavelen > low_freq_wavelen) {
+                f = f / factor;
+            } else {
+                double s = (old_len / wavelen - lo) / (hi - lo);
+                f = (1.0 - s) * f / factor + s * f;
+            }
+        }
+        inv_freq[i] = f;
+    }
+}
+
+/* out = x * cos + rotate_half(x) * sin, rotate_half(x) = [-x[half:], x[:half]], cos/sin = cat(freqs, freqs),
+ * freqs[p][i] = p * inv_freq[i]. */
+void ref_rope(double *x, int T, int nh, int head_dim, const double *inv_freq) {
+    int half = head_dim / 2;
+    for (int p = 0; p < T; p++) {
+        for (int h = 0; h < nh; h++) {
+            double *v = x + ((size_t)p * nh + h) * head_dim;
+            for (int i = 0; i < half; i++) {
+                double ang = (double)p * inv_freq[i];
+                double c = cos(ang), s = sin(ang);
+                double x1 = v[i], x2 = v[i + half];
+                v[i] = x1 * c - x2 * s;
+                v[i + half] = x2 * c + x1 * s;
+            }
+        }
+    }
+}
+
+int ref_attention(const double *q, const double *k, const double *v, int T, int n_heads, int n_kv_heads,
+                  int head_dim, double *out) {
+    int group = n_heads / n_kv_heads;
+    size_t qs = (size_t)n_heads * head_dim, kvs = (size_t)n_kv_heads * head_dim;
+    double scale = 1.0 / sqrt((double)head_dim);
+    double *p = malloc((size_t)(T > 0 ? T : 1) * sizeof(double));
+    if (!p) return -2;
+    for (int h = 0; h < n_heads; h++) {
+        int kh = h / group;
+        for (int t = 0; t < T; t++) {
+            const double *qt = q + t * qs + (size_t)h * head_dim;
+            /* scores over the causal prefix 0..t, softmax with the max subtracted */
+            double mx = -INFINITY;
+            for (int u = 0; u <= t; u++) {
+                const double *ku = k + u * kvs + (size_t)kh * head_dim;
+                double sdot = 0.0;
+                for (int i = 0; i < head_dim; i++) sdot += qt[i] * ku[i];
+                p[u] = sdot * scale;
+                if (p[u] > mx) mx = p[u];
+            }
+            double sum = 0.0;
+            for (int u = 0; u <= t; u++) {
+                p[u] = exp(p[u] - mx);
+                sum += p[u];
+            }
+            double *ot = out + t * qs + (size_t)h * head_dim;
+            for (int i = 0; i < head_dim; i++) ot[i] = 0.0;
+            for (int u = 0; u <= t; u++) {
+                const double *vu = v + u * kvs + (size_t)kh * head_dim;
+                double w = p[u] / sum;
+                for (int i = 0; i < head_dim; i++) ot[i] += w * vu[i];
+            }
+        }
+    }
+    free(p);
+    return 0;
+}
+
+int ref_mem_read(const ref_model *m, const ref_state *st, int layer, double *H, int rows) {
+    const armt_config *c = &m->cfg;
+    int d = c->hidden_size, dm = c->d_mem, dk = d_key_of(c);
+    const double *Wm = st->w_mem + (size_t)layer * dk * d; /* (dk, d) */
+    const double *z = st->z + (size_t)layer * dk;
+    double *qm = malloc((size_t)dm * sizeof(double));
+    double *Q = malloc((size_t)dk * sizeof(double));
+    double *num = malloc((size_t)d * sizeof(double));
+    if (!qm || !Q || !num) {
+        free(qm), free(Q), free(num);
+        return -2;
+    }
+    for (int r = 0; r < rows; r++) {
+        double *h = H + (size_t)r * d;
+        linear(h, 1, d, m->w[ARMT_ROLE_WMQ][layer], dm, qm); /* H W_mq^T */
+        ref_dpfp(qm, dm, Q);                                  /* Q = phi(.) */
+        double den = 0.0;
+        for (int a = 0; a < dk; a++) den += Q[a] * z[a];
+        den += MEM_EPS; /* Q . z + 1e-5 */
+        for (int i = 0; i < d; i++) num[i] = 0.0;
+        for (int a = 0; a < dk; a++) {
+            if (Q[a] == 0.0) continue;
+            const double *wa = Wm + (size_t)a * d;
+            for (int i = 0; i < d; i++) num[i] += Q[a] * wa[i]; /* Q W_mem */
+        }
+        /* all reads of the rows use the layer input H; rows are independent, so updating in place is fine */
+        for (int i = 0; i < d; i++) h[i] += num[i] / den;
+    }
+    free(qm), free(Q), free(num);
+    return 0;
+}
+
+int ref_mem_write(const ref_model *m, ref_state *st, int layer, const double *mrows, int M) {
+    const armt_config *c = &m->cfg;
+    int d = c->hidden_size, dm = c->d_mem, dk = d_key_of(c);
+    double *Wm = st->w_mem + (size_t)layer * dk * d;
+    double *z = st->z + (size_t)layer * dk;
+    int first = !st->written[layer];
+    size_t Mr = (size_t)(M > 0 ? M : 1);
+    double *km = malloc((size_t)dm * sizeof(double));
+    double *K = malloc(Mr * dk * sizeof(double));     /* phi(m W_mk^T)           (M, dk) */
+    double *D = malloc(Mr * d * sizeof(double));      /* Vnew - Vprev            (M, d)  */
+    double *beta = malloc(Mr * sizeof(double));       /* sigmoid(m W_mb^T + b)   (M)     */
+    double *gamma = malloc(Mr * sizeof(double));      /* correction coefficient  (M)     */
+    if (!km || !K || !D || !beta || !gamma) {
+        free(km), free(K), free(D), free(beta), free(gamma);
+        return -2;
+    }
+    const float *wmb = m->w[ARMT_ROLE_WMB][layer], *bmb = m->w[ARMT_ROLE_BMB][layer];
+    /* Phase 1: everything computed from the memory as it stood before this write. */
+    for (int j = 0; j < M; j++) {
+        const double *mj = mrows + (size_t)j * d;
+        double *Kj = K + (size_t)j * dk, *Dj = D + (size_t)j * d;
+        linear(mj, 1, d, m->w[ARMT_ROLE_WMK][layer], dm, km);
+        ref_dpfp(km, dm, Kj);
+        linear(mj, 1, d, m->w[ARMT_ROLE_WMV][layer], d, Dj); /* Vnew = m W_mv^T */
+        double bl = (double)bmb[0];
+        for (int i = 0; i < d; i++) bl += mj[i] * (double)wmb[i];
+        beta[j] = sigmoid(bl);
+        if (first) {
+            gamma[j] = 1.0; /* Vprev = 0 */
+        } else {
+            double den = 0.0, nk2 = 0.0;
+            for (int a = 0; a < dk; a++) {
+                den += Kj[a] * z[a];
+                nk2 += Kj[a] * Kj[a];
+            }
+            den += MEM_EPS; /* K . z + 1e-5 */
+            for (int a = 0; a < dk; a++) {
+                if (Kj[a] == 0.0) continue;
+                const double *wa = Wm + (size_t)a * d;
+                double ka = Kj[a] / den;
+                for (int i = 0; i < d; i++) Dj[i] -= ka * wa[i]; /* Vnew - (K W_mem) / den */
+            }
+            if (c->correction) {
+                double g = 1.0 - den / (nk2 + MEM_EPS); /* den includes the 1e-5 */
+                gamma[j] = g < 0.0 ? 0.0 : (g > 1.0 ? 1.0 : g);
+            } else {
+                gamma[j] = 1.0;
+            }
+        }
+    }
+    /* Phase 2: W_mem += sum_j beta_j K_j^T (Vnew_j - Vprev_j);  z += sum_j gamma_j K_j. */
+    for (int j = 0; j < M; j++) {
+        const double *Kj = K + (size_t)j * dk, *Dj = D + (size_t)j * d;
+        for (int a = 0; a < dk; a++) {
+            if (Kj[a] == 0.0) continue;
+            double ba = beta[j] * Kj[a];
+            double *wa = Wm + (size_t)a * d;
+            for (int i = 0; i < d; i++) wa[i] += ba * Dj[i];
+        }
+        for (int a = 0; a < dk; a++) z[a] += gamma[j] * Kj[a];
+    }
+    st->written[layer] = 1;
+    free(km), free(K), free(D), free(beta), free(gamma);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------- */
+/* decoder stack                                                                                     */
+/* ------------------------------------------------------------------------------------------------- */
+
+/* Scratch for up to Tmax rows. */
+typedef struct ws {
+    double *h, *q, *k, *v, *a, *tmp, *g, *u, *inv_freq;
+} ws;
+
+static void ws_free(ws *w) {
+    free(w->h), free(w->q), free(w->k), free(w->v), free(w->a), free(w->tmp), free(w->g), free(w->u);
+    free(w->inv_freq);
+}
+
+static int ws_alloc(ws *w, const armt_config *c, size_t Tmax) {
+    size_t d = c->hidden_size, qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    size_t f = c->intermediate_size;
+    memset(w, 0, sizeof *w);
+    w->h = malloc(Tmax * d * sizeof(double));
+    w->q = malloc(Tmax * qd * sizeof(double));
+    w->k = malloc(Tmax * kvd * sizeof(double));
+    w->v = malloc(Tmax * kvd * sizeof(double));
+    w->a = malloc(Tmax * qd * sizeof(double));
+    w->tmp = malloc(Tmax * d * sizeof(double));
+    w->g = malloc(Tmax * f * sizeof(double));
+    w->u = malloc(Tmax * f * sizeof(double));
+    w->inv_freq = malloc((size_t)(c->head_dim / 2 + 1) * sizeof(double));
+    if (!w->h || !w->q || !w->k || !w->v || !w->a || !w->tmp || !w->g || !w->u || !w->inv_freq) {
+        ws_free(w);
+        return -2;
+    }
+    ref_rope_inv_freq(c, w->inv_freq);
+    return 0;
+}
+
+/* One LLaMA decoder layer (ARMT.md §4), in place on X [T, d], positions 0..T-1. */
+static int decoder_layer(const ref_model *m, int l, double *X, int T, ws *w) {
+    const armt_config *c = &m->cfg;
+    int d = c->hidden_size, hd = c->head_dim, nh = c->n_heads, nkv = c->n_kv_heads;
+    int qd = nh * hd, kvd = nkv * hd, f = c->intermediate_size;
+    double eps = (double)c->rms_norm_eps;
+
+    /* attention block */
+    rmsnorm(X, T, d, m->w[ARMT_ROLE_NORM_IN][l], eps, w->h);
+    linear(w->h, T, d, m->w[ARMT_ROLE_WQ][l], qd, w->q);
+    linear(w->h, T, d, m->w[ARMT_ROLE_WK][l], kvd, w->k);
+    linear(w->h, T, d, m->w[ARMT_ROLE_WV][l], kvd, w->v);
+    ref_rope(w->q, T, nh, hd, w->inv_freq);
+    ref_rope(w->k, T, nkv, hd, w->inv_freq);
+    if (ref_attention(w->q, w->k, w->v, T, nh, nkv, hd, w->a) != 0) return -2;
+    linear(w->a, T, qd, m->w[ARMT_ROLE_WO][l], d, w->tmp);
+    for (size_t i = 0; i < (size_t)T * d; i++) X[i] += w->tmp[i];
+
+    /* SwiGLU MLP block */
+    rmsnorm(X, T, d, m->w[ARMT_ROLE_NORM_POST][l], eps, w->h);
+    linear(w->h, T, d, m->w[ARMT_ROLE_WG][l], f, w->g);
+    linear(w->h, T, d, m->w[ARMT_ROLE_WU][l], f, w->u);
+    for (size_t i = 0; i < (size_t)T * f; i++) w->g[i] = silu(w->g[i]) * w->u[i];
+    linear(w->g, T, f, m->w[ARMT_ROLE_WD][l], d, w->tmp);
+    for (size_t i = 0; i < (size_t)T * d; i++) X[i] += w->tmp[i];
+    return 0;
+}
+
+/* Final RMSNorm + lm_head of the first `rows` rows of X; writes hidden / logits rows (either may be NULL). */
+static void head(const ref_model *m, const double *X, int rows, double *h, double *logits, double *hidden) {
+    const armt_config *c = &m->cfg;
+    int d = c->hidden_size;
+    rmsnorm(X, rows, d, m->norm_final, (double)c->rms_norm_eps, h);
+    if (hidden) memcpy(hidden, h, (size_t)rows * d * sizeof(double));
+    if (logits) linear(h, rows, d, m->lm_head ? m->lm_head : m->embed, c->vocab_size, logits);
+}
+
+static int check_model(const ref_model *m, int need_armt) {
+    const armt_config *c = &m->cfg;
+    if (c->n_layers <= 0 || c->n_layers > REF_MAX_LAYERS || c->hidden_size <= 0 || c->n_heads <= 0 ||
+        c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads != 0 || c->head_dim <= 0 || c->head_dim % 2 != 0 ||
+        c->intermediate_size <= 0 || c->vocab_size <= 0)
+        return -1;
+    if (!m->embed || !m->norm_final) return -1;
+    for (int r = 0; r < ARMT_ROLE_N_LAYER_ROLES; r++) {
+        if (!need_armt && armt_role_is_armt((armt_role)r)) continue;
+        for (int l = 0; l < c->n_layers; l++)
+            if (!m->w[r][l]) return -1;
+    }
+    if (need_armt) {
+        if (c->segment_size <= 0 || c->num_mem_tokens < 0 || c->d_mem <= 0) return -1;
+        if (c->num_mem_tokens > 0 && !m->mem) return -1;
+    }
+    return 0;
+}
+
+static int check_ids(const armt_config *c, const int32_t *ids, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= c->vocab_size) return -1;
+    return 0;
+}
+
+static void embed_rows(const ref_model *m, const int32_t *ids, size_t n, double *X) {
+    int d = m->cfg.hidden_size;
+    for (size_t t = 0; t < n; t++)
+        for (int i = 0; i < d; i++) X[t * d + i] = (double)m->embed[(size_t)ids[t] * d + i];
+}
+
+int ref_armt_forward(const ref_model *m, ref_state *st, const int32_t *ids, size_t n, double *logits,
+                     double *hidden) {
+    if (!m || !st || (n > 0 && !ids)) return -1;
+    if (check_model(m, 1) != 0) return -1;
+    const armt_config *c = &m->cfg;
+    if (st->n_layers != c->n_layers || st->d_key != d_key_of(c) || st->d != c->hidden_size) return -1;
+    if (n == 0) return 0;
+    if (check_ids(c, ids, n) != 0) return -1;
+
+    int d = c->hidden_size, L = c->segment_size, M = c->num_mem_tokens;
+    size_t Tmax = (size_t)L + M;
+    ws w;
+    if (ws_alloc(&w, c, Tmax) != 0) return -2;
+    double *X = malloc(Tmax * d * sizeof(double));
+    if (!X) {
+        ws_free(&w);
+        return -2;
+    }
+    int rc = 0;
+    for (size_t s0 = 0; s0 < n && rc == 0; s0 += (size_t)L) {
+        int Ls = (int)((n - s0) < (size_t)L ? (n - s0) : (size_t)L);
+        int T = Ls + M;
+        /* X0 = concat(E[ids_s], MEM) */
+        embed_rows(m, ids + s0, (size_t)Ls, X);
+        for (size_t i = 0; i < (size_t)M * d; i++) X[(size_t)Ls * d + i] = (double)m->mem[i];
+        for (int l = 0; l < c->n_layers && rc == 0; l++) {
+            if (st->written[l]) rc = ref_mem_read(m, st, l, X, T); /* read on all T rows (skipped on s=0) */
+            if (rc == 0) rc = decoder_layer(m, l, X, T, &w);
+            if (rc == 0) rc = ref_mem_write(m, st, l, X + (size_t)Ls * d, M); /* layer output, memory rows */
+        }
+        if (rc == 0)
+            head(m, X, Ls, w.h, logits ? logits + s0 * c->vocab_size : NULL, hidden ? hidden + s0 * d : NULL);
+    }
+    free(X);
+    ws_free(&w);
+    return rc;
+}
+
+int ref_llama_forward(const ref_model *m, const int32_t *ids, size_t n, double *logits, double *hidden) {
+    if (!m || (n > 0 && !ids)) return -1;
+    if (check_model(m, 0) != 0) return -1;
+    const armt_config *c = &m->cfg;
+    if (n == 0) return 0;
+    if (check_ids(c, ids, n) != 0 || n > (size_t)INT32_MAX) return -1;
+    int d = c->hidden_size, T = (int)n;
+    ws w;
+    if (ws_alloc(&w, c, n) != 0) return -2;
+    double *X = malloc(n * d * sizeof(double));
+    if (!X) {
+        ws_free(&w);
+        return -2;
+    }
+    int rc = 0;
+    embed_rows(m, ids, n, X);
+    for (int l = 0; l < c->n_layers && rc == 0; l++) rc = decoder_layer(m, l, X, T, &w);
+    if (rc == 0) head(m, X, T, w.h, logits, hidden);
+    free(X);
+    ws_free(&w);
+    return rc;
+}

@@ -1,0 +1,105 @@
+/*
+ * ref_armt.h - plain C, double-precision CPU reference of the ARMT forward pass (tests only).
+ *
+ * This is the independent reference the OpenCL implementation is compared against. It follows
+ * /work/shared/design/ARMT.md literally (§2 segmentation and memory tokens, §3 associative memory with
+ * DPFP nu = 3, §4 LLaMA decoder layer with llama3 RoPE, §6 sequential order, §12.2 exact first-segment
+ * rule). Every intermediate value is a double; weights are read as float and widened on the fly.
+ * Nothing here is optimised: it is meant for tiny and small models.
+ *
+ * Weight layout (ref_model): one pointer per (role, layer), each pointing at that layer's tensor in the
+ * HF layout (out, in) row-major, float32, with the shapes of lib/roles.h (armt_role_shape). Vectors
+ * (norm_in, norm_post, bmb) are plain arrays. Use ref_model_set_stacked() when the weights live in
+ * per-role buffers [n_layers, out, in] (the library's layout).
+ *
+ * Return values: 0 on success, -1 on a bad argument (NULL model/state where needed, token id out of
+ * range, n_layers > REF_MAX_LAYERS, missing weight), -2 when out of memory. The state is untouched on
+ * -1 from argument checks (they run before any computation).
+ */
+#ifndef REF_ARMT_H
+#define REF_ARMT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "armt.h"
+#include "roles.h"
+
+#define REF_MAX_LAYERS 256
+
+typedef struct ref_model {
+    armt_config cfg;
+    /* w[role][layer]: layer `layer`'s tensor of per-layer role `role`, HF (out, in) row-major float. */
+    const float *w[ARMT_ROLE_N_LAYER_ROLES][REF_MAX_LAYERS];
+    const float *embed;      /* (vocab, d)                                                   */
+    const float *lm_head;    /* (vocab, d); NULL => tied: the embedding is used as lm_head   */
+    const float *norm_final; /* (d)                                                          */
+    const float *mem;        /* (M, d) memory-token embeddings, the same for every segment   */
+} ref_model;
+
+/* Associative memory state of all layers (ARMT.md §3.1), double precision.
+ * A fresh state (ref_state_new / ref_state_reset) is all zeros with written[l] = 0: the next segment of
+ * every layer is a "first segment" (no read; write with Vprev = 0, gamma = 1). */
+typedef struct ref_state {
+    double        *w_mem;   /* [n_layers, d_key, d]  */
+    double        *z;       /* [n_layers, d_key]     */
+    unsigned char *written; /* [n_layers]            */
+    int            n_layers, d_key, d;
+} ref_state;
+
+/* Points m->w[r][l] at role_bufs[r] + l * numel(r) for the per-layer roles and sets the global pointers
+ * from role_bufs[ARMT_ROLE_EMBED ...] (ARMT_ROLE_LM_HEAD may be NULL: tied). role_bufs has
+ * ARMT_ROLE_COUNT entries; m->cfg = *cfg. */
+void ref_model_set_stacked(ref_model *m, const armt_config *cfg, const float *const role_bufs[ARMT_ROLE_COUNT]);
+
+ref_state *ref_state_new(const armt_config *cfg);
+void ref_state_free(ref_state *s); /* accepts NULL */
+void ref_state_reset(ref_state *s);
+
+/* ARMT forward over ids[0..n). The ids are cut into segments of cfg.segment_size tokens starting at
+ * ids[0] (the last may be shorter); each segment is X0 = concat(E[ids_s], MEM), positions 0..T_s-1;
+ * segments run in the sequential order of ARMT.md §6 and update *st, which persists across calls (so a
+ * call split at a segment boundary equals one call; a split elsewhere changes the segmentation).
+ * Outputs (either may be NULL), token rows only:
+ *   logits [n, vocab]: lm_head(RMSNorm_final(H)),
+ *   hidden [n, d]    : RMSNorm_final(H) (the final-normed hidden states).
+ * n == 0 does nothing and returns 0. */
+int ref_armt_forward(const ref_model *m, ref_state *st, const int32_t *ids, size_t n, double *logits,
+                     double *hidden);
+
+/* Plain LLaMA over the whole sequence: positions 0..n-1, no memory tokens, no memory reads or writes.
+ * The ARMT weights (wmq .. bmb, mem) are not used and may be NULL. */
+int ref_llama_forward(const ref_model *m, const int32_t *ids, size_t n, double *logits, double *hidden);
+
+/* ---- building blocks, exposed so that tests can check them in isolation ---------------------------- */
+
+/* DPFP with nu = 3 (ARMT.md §3.2): x (d_mem) -> out (6 * d_mem).
+ * x' = [relu(x), relu(-x)] (2 d_mem); out[(j-1)*2d_mem + i] = x'[i] * x'[(i - j) mod 2d_mem], j = 1..3. */
+void ref_dpfp(const double *x, int d_mem, double *out);
+
+/* RoPE inverse frequencies (head_dim / 2 values): theta^(-2i/head_dim), with the llama3 scaling of
+ * ARMT.md §4 when cfg->rope_type == ARMT_ROPE_LLAMA3. */
+void ref_rope_inv_freq(const armt_config *cfg, double *inv_freq);
+
+/* RoPE in place on x [T, nh * head_dim], row p at position p, rotate_half style (HF LLaMA):
+ * for i < head_dim/2, angle = p * inv_freq[i]: x[i] <- x[i] cos - x[i+half] sin,
+ * x[i+half] <- x[i+half] cos + x[i] sin. */
+void ref_rope(double *x, int T, int nh, int head_dim, const double *inv_freq);
+
+/* Causal softmax attention with GQA, scale 1/sqrt(head_dim), no RoPE (apply it before).
+ * q, out: [T, n_heads * head_dim]; k, v: [T, n_kv_heads * head_dim]. Query head h uses KV head
+ * h / (n_heads / n_kv_heads). Returns -2 when out of memory, else 0. */
+int ref_attention(const double *q, const double *k, const double *v, int T, int n_heads, int n_kv_heads,
+                  int head_dim, double *out);
+
+/* Associative read of layer `layer` (ARMT.md §3.3), in place on H [rows, d]:
+ * H += (phi(H W_mq^T) W_mem) / (phi(H W_mq^T) . z + 1e-5). Applied regardless of st->written.
+ * Returns -2 when out of memory, else 0. */
+int ref_mem_read(const ref_model *m, const ref_state *st, int layer, double *H, int rows);
+
+/* Associative write of layer `layer` (ARMT.md §3.5) from the memory-token rows mrows [M, d]; uses the
+ * first-segment rule when !st->written[layer], then sets st->written[layer] = 1. cfg.correction selects
+ * gamma. Returns -2 when out of memory, else 0. */
+int ref_mem_write(const ref_model *m, ref_state *st, int layer, const double *mrows, int M);
+
+#endif
