@@ -3,7 +3,9 @@
  * matrix is ever stored; key/value tiles of ATTN_BK rows pass through local memory, so T is bounded
  * only by global memory.
  *
- * q: (G, T, nh*HD)   k, v: (G, T, nkv*HD)   out: (G, T, nh*HD); query head h reads KV head h / (nh/nkv).
+ * q: (G, T, nh*HD)   k, v: kv_off + (G, Tk, nkv*HD)   out: (G, T, nh*HD); query head h reads KV head
+ * h / (nh/nkv). Query row r has position q0 + r and sees keys 0 .. q0 + r (q0 = 0 and Tk = T for a whole
+ * segment; q0 > 0 when one new token attends to a KV cache of Tk rows).
  * One work-group of ATTN_BQ work-items per (block of ATTN_BQ query rows, head, cell); each work-item owns
  * one query row. Global (ceil(T/ATTN_BQ)*ATTN_BQ, nh, G), local (ATTN_BQ, 1, 1).
  * ATTN_HD (the head dimension) is fixed at build time so the per-row accumulators stay in registers.
@@ -20,7 +22,8 @@
 
 __kernel __attribute__((reqd_work_group_size(ATTN_BQ, 1, 1)))
 void armt_attention(__global const float *q, __global const float *k, __global const float *v,
-                    __global float *out, const int T, const int nh, const int nkv, const float scale) {
+                    __global float *out, const int T, const int nh, const int nkv, const float scale,
+                    const ulong kv_off, const int Tk, const int q0) {
     __local float ks[ATTN_BK * ATTN_HD];
     __local float vs[ATTN_BK * ATTN_HD];
     const int lid = get_local_id(0), qb = get_group_id(0), h = get_group_id(1), j = get_group_id(2);
@@ -28,8 +31,8 @@ void armt_attention(__global const float *q, __global const float *k, __global c
     const int valid = r < T;
     const int kvh = h / (nh / nkv);
     const ulong qstride = (ulong)nh * ATTN_HD, kstride = (ulong)nkv * ATTN_HD;
-    __global const float *kbase = k + (ulong)j * T * kstride + (ulong)kvh * ATTN_HD;
-    __global const float *vbase = v + (ulong)j * T * kstride + (ulong)kvh * ATTN_HD;
+    __global const float *kbase = k + kv_off + (ulong)j * Tk * kstride + (ulong)kvh * ATTN_HD;
+    __global const float *vbase = v + kv_off + (ulong)j * Tk * kstride + (ulong)kvh * ATTN_HD;
 
     float qr[ATTN_HD], acc[ATTN_HD];
     for (int c = 0; c < ATTN_HD; c++) {
@@ -37,11 +40,11 @@ void armt_attention(__global const float *q, __global const float *k, __global c
         acc[c] = 0.0f;
     }
     float m = -INFINITY, l = 0.0f;
-    const int last = min(T - 1, qb * ATTN_BQ + ATTN_BQ - 1);
+    const int last = min(Tk - 1, q0 + min(T - 1, qb * ATTN_BQ + ATTN_BQ - 1));
     for (int kb = 0; kb <= last; kb += ATTN_BK) {
         for (int e = lid; e < ATTN_BK * ATTN_HD; e += ATTN_BQ) {
             const int kr = kb + e / ATTN_HD, c = e % ATTN_HD;
-            const int in = kr < T;
+            const int in = kr < Tk;
             ks[e] = in ? kbase[(ulong)kr * kstride + c] : 0.0f;
             vs[e] = in ? vbase[(ulong)kr * kstride + c] : 0.0f;
         }
@@ -51,7 +54,7 @@ void armt_attention(__global const float *q, __global const float *k, __global c
         for (int t = 0; t < ATTN_BK; t++) {
             float dot = 0.0f;
             for (int c = 0; c < ATTN_HD; c++) dot += qr[c] * ks[t * ATTN_HD + c];
-            s[t] = (valid && kb + t <= r) ? dot : -INFINITY;
+            s[t] = (valid && kb + t <= q0 + r) ? dot : -INFINITY;
             tmax = fmax(tmax, s[t]);
         }
         if (tmax > -INFINITY) {

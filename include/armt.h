@@ -309,7 +309,41 @@ ARMT_API ARMT_NODISCARD armt_status armt_ctx_stats(const armt_ctx *ctx, armt_sta
 /* ======================================================================================================= */
 /* Generation                                                                                              */
 /* ======================================================================================================= */
-/* (generation API goes here) */
+/* Reads a prompt and produces new tokens with the reference's semantics (ARMT.md 3.6): every segment of the
+ * prompt but the last goes through armt_forward (memory read and written, `schedule`); the last segment
+ * (1 .. segment_size tokens; a full one when the prompt length is a multiple of segment_size) runs WITHOUT
+ * memory tokens and writes nothing, positions restarting at 0, every layer reading the memory on every
+ * token; new tokens follow one at a time with a KV cache for that segment. The context's memory state ends
+ * as after the prompt's earlier segments; on error it is left as before the call. */
+typedef int (*armt_token_fn)(int32_t token, void *user_data); /* return non-zero to stop */
+
+typedef struct armt_generate_params {
+    armt_schedule schedule;       /* for the prompt's earlier segments: DIAGONAL (default) or SEQUENTIAL */
+    int           max_new_tokens; /* default 32                                                          */
+    int32_t       stop_id;        /* stop after producing this id (included in the output); -1: none   */
+    float         temperature;    /* 0 (default): greedy, ties to the lowest id                          */
+    int           top_k;          /* keep the k most likely (0: all)                                     */
+    float         top_p;          /* nucleus: keep the smallest set with probability >= top_p (1: all)   */
+    uint64_t      seed;           /* sampling seed                                                       */
+    armt_token_fn on_token;       /* optional: each token as it is produced                              */
+    void         *user_data;
+} armt_generate_params;
+
+typedef struct armt_generate_result {
+    size_t n_tokens;          /* tokens produced                                        */
+    size_t prompt_tokens;
+    size_t tail_tokens;       /* prompt tokens in the generation segment                */
+    double prefill_seconds;   /* prompt (earlier segments + the tail's prefill)         */
+    double decode_seconds;    /* producing the new tokens after the first one           */
+    int    stopped;           /* 1: stop id, 2: callback, 0: max_new_tokens reached     */
+} armt_generate_result;
+
+ARMT_API armt_generate_params armt_generate_default_params(void);
+/* out (capacity out_cap >= max_new_tokens) receives the new tokens; it may be NULL when on_token is set.
+ * result may be NULL. */
+ARMT_API ARMT_NODISCARD armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n,
+                                                 const armt_generate_params *params, int32_t *out,
+                                                 size_t out_cap, armt_generate_result *result);
 
 #ifdef __cplusplus
 }

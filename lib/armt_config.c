@@ -116,8 +116,12 @@ armt_status armt_config_preset(const char *name, armt_config *out) {
                         name);
 }
 
-/* nu = 3 (hard-coded in the reference): d_key = 2 * nu * d_mem. */
-int armt_config_d_key(const armt_config *cfg) { return cfg ? 6 * cfg->d_mem : 0; }
+/* nu = 3 (hard-coded in the reference): d_key = 2 * nu * d_mem. 0 for NULL or a d_mem so large that the
+ * product overflows (possible on a config not yet validated; armt_config_check refuses such a d_mem). */
+int armt_config_d_key(const armt_config *cfg) {
+    if (!cfg || cfg->d_mem > INT_MAX / 6 || cfg->d_mem < INT_MIN / 6) return 0;
+    return 6 * cfg->d_mem;
+}
 
 /* ===================================================================================================== */
 /* Validation                                                                                            */

@@ -13,7 +13,7 @@
  */
 #include "config.h"
 
-#include "internal.h"
+#include "forward_internal.h"
 
 #include <clblast_c.h>
 #include <math.h>
@@ -45,23 +45,6 @@ size_t armt_output_count(const armt_model *m, armt_output o, size_t n) {
 /* ======================================================================================================= */
 /* Scratch                                                                                                 */
 /* ======================================================================================================= */
-
-/* Per-forward host bookkeeping (GEMM offset arrays, the host mirror of the written flags). */
-typedef struct fwd {
-    armt_ctx    *ctx;
-    armt_err    *err;
-    const armt_config *cfg;
-    int          d, dk, dm, M, hd, nh, nkv, ffn, V;
-    size_t      *a_off, *b_off, *c_off; /* (n_layers) each */
-    float       *alphas, *betas;        /* (n_layers) each */
-    uint8_t     *written;               /* (n_layers) host mirror of ctx->written during the schedule */
-    const armt_forward_params *p;
-    const int32_t *ids;                 /* the caller's ids */
-    size_t       n;                     /* tokens of this call */
-} fwd;
-
-#define SCRATCH_LIST(X)                                                                                     \
-    X(x) X(h) X(q) X(kk) X(vv) X(att) X(f1) X(f2) X(mq) X(phi) X(mrows) X(vnew) X(vprev) X(wstat)
 
 void armt_ctx_release_scratch(armt_ctx *ctx);
 void armt_ctx_release_scratch(armt_ctx *ctx) {
@@ -95,7 +78,7 @@ void armt_ctx_release_scratch(armt_ctx *ctx) {
 
 /* Makes the scratch hold `cells` cells of `rows` rows (and the other per-call buffers). Growing releases
  * and re-allocates everything; the memory state is not touched. */
-static armt_status ensure_scratch(fwd *F, size_t cells, size_t rows, size_t rope_rows, size_t n_ids,
+armt_status armt_fwd_scratch(fwd *F, size_t cells, size_t rows, size_t rope_rows, size_t n_ids,
                                   size_t out_rows) {
     armt_ctx *ctx = F->ctx;
     armt_err *err = F->err;
@@ -183,10 +166,10 @@ static armt_status ensure_scratch(fwd *F, size_t cells, size_t rows, size_t rope
 }
 
 /* The ids of the call: a blocking write, so the caller's array may go away as soon as forward returns. */
-static armt_status upload_ids(fwd *F) {
+armt_status armt_fwd_upload_ids(fwd *F, size_t first, size_t count) {
     armt_err *err = F->err;
-    ARMT_CL_TRY(clEnqueueWriteBuffer(F->ctx->queue, F->ctx->ids, CL_TRUE, 0, F->n * sizeof(int32_t), F->ids, 0, NULL,
-                                     NULL));
+    ARMT_CL_TRY(clEnqueueWriteBuffer(F->ctx->queue, F->ctx->ids, CL_TRUE, first * sizeof(int32_t),
+                                     count * sizeof(int32_t), F->ids + first, 0, NULL, NULL));
     return ARMT_OK;
 }
 
@@ -241,11 +224,6 @@ static armt_status gemm_weight(fwd *F, armt_role role, int l0, int G, size_t m, 
 /* ======================================================================================================= */
 /* Launch helpers                                                                                          */
 /* ======================================================================================================= */
-
-/* Geometry of a step (see cl/common.cl). */
-typedef struct step {
-    int l0, G, s0, cap, T, s_short, T_short;
-} step;
 
 static armt_status launch(fwd *F, armt_kernel_id id, cl_uint dims, size_t g0, size_t g1, size_t g2, size_t l0) {
     size_t gws[3] = {g0, g1, g2}, lws[3] = {l0, 1, 1};
@@ -318,7 +296,7 @@ static int any_written(fwd *F, const step *st) {
 /* ======================================================================================================= */
 
 /* Memory read of every cell: x += phi(x W_mq^T) W_mem[l] / (phi(x W_mq^T) . z[l] + 1e-5). */
-static armt_status step_read(fwd *F, const step *st) {
+armt_status armt_fwd_read(fwd *F, const step *st) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
     size_t T = (size_t)st->T;
@@ -346,7 +324,7 @@ static armt_status step_read(fwd *F, const step *st) {
 }
 
 /* The LLaMA decoder layer of every cell. */
-static armt_status step_layer(fwd *F, const step *st) {
+armt_status armt_fwd_layer(fwd *F, const step *st) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
     size_t T = (size_t)st->T, G = (size_t)st->G;
@@ -371,18 +349,37 @@ static armt_status step_layer(fwd *F, const step *st) {
     ARMT_CL_TRY(ARMT_ARG(k, 4, F->nh));
     ARMT_CL_TRY(ARMT_ARG(k, 5, F->nkv));
     ARMT_CL_TRY(ARMT_ARG(k, 6, F->hd));
+    ARMT_CL_TRY(ARMT_ARG(k, 7, st->pos0));
     ARMT_TRY(launch(F, ARMT_K_ROPE, 3, (size_t)F->hd / 2, (size_t)(F->nh + F->nkv), G * T, 0));
+
+    /* keys and values: this step's rows, or (generation) a KV cache the rows are appended to */
+    cl_mem kbuf = ctx->kk, vbuf = ctx->vv;
+    cl_ulong kv_off = 0;
+    int Tk = st->T, q0 = 0;
+    if (st->kcache) {
+        size_t at = (st->cache_off + (size_t)st->pos0 * kvd) * 4, bytes = T * kvd * 4;
+        ARMT_CL_TRY(clEnqueueCopyBuffer(ctx->queue, ctx->kk, st->kcache, 0, at, bytes, 0, NULL, NULL));
+        ARMT_CL_TRY(clEnqueueCopyBuffer(ctx->queue, ctx->vv, st->vcache, 0, at, bytes, 0, NULL, NULL));
+        kbuf = st->kcache;
+        vbuf = st->vcache;
+        kv_off = st->cache_off;
+        Tk = st->cache_rows;
+        q0 = st->pos0;
+    }
 
     k = ctx->k[ARMT_K_ATTENTION];
     float scale = (float)(1.0 / sqrt((double)F->hd));
     ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->q));
-    ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->kk));
-    ARMT_CL_TRY(ARMT_ARG(k, 2, ctx->vv));
+    ARMT_CL_TRY(ARMT_ARG(k, 1, kbuf));
+    ARMT_CL_TRY(ARMT_ARG(k, 2, vbuf));
     ARMT_CL_TRY(ARMT_ARG(k, 3, ctx->att));
     ARMT_CL_TRY(ARMT_ARG(k, 4, Ti));
     ARMT_CL_TRY(ARMT_ARG(k, 5, F->nh));
     ARMT_CL_TRY(ARMT_ARG(k, 6, F->nkv));
     ARMT_CL_TRY(ARMT_ARG(k, 7, scale));
+    ARMT_CL_TRY(ARMT_ARG(k, 8, kv_off));
+    ARMT_CL_TRY(ARMT_ARG(k, 9, Tk));
+    ARMT_CL_TRY(ARMT_ARG(k, 10, q0));
     size_t bq = (size_t)ctx->rt->tune.attn_bq;
     ARMT_TRY(launch(F, ARMT_K_ATTENTION, 3, round_up(T, bq), (size_t)F->nh, G, bq));
 
@@ -410,7 +407,7 @@ static armt_status step_layer(fwd *F, const step *st) {
 }
 
 /* Memory write of every cell on its M memory-token rows (ARMT.md 3.5, exact first-segment rule). */
-static armt_status step_write(fwd *F, const step *st) {
+armt_status armt_fwd_write(fwd *F, const step *st) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
     size_t M = (size_t)F->M, G = (size_t)st->G;
@@ -493,7 +490,7 @@ static armt_status step_write(fwd *F, const step *st) {
 
 /* Layer-0 input of segment s into its slot: tokens [first, first + Ls), then M memory tokens (M = 0 for
  * the full schedule), zero rows up to T. */
-static armt_status embed_segment(fwd *F, const step *st, size_t first, int Ls, int M) {
+armt_status armt_fwd_embed(fwd *F, const step *st, size_t first, int Ls, int M) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
     cl_kernel k = ctx->k[ARMT_K_EMBED];
@@ -565,6 +562,35 @@ static armt_status emit(fwd *F, size_t slot, size_t T, size_t first, size_t Ls) 
     return ARMT_OK;
 }
 
+armt_status armt_fwd_row_logits(fwd *F, size_t x_off, float *dst) {
+    armt_err *err = F->err;
+    armt_ctx *ctx = F->ctx;
+    size_t d = (size_t)F->d, V = (size_t)F->V;
+    size_t fo, lo;
+    cl_mem wf = armt_weight_at(&ctx->model->w[ARMT_ROLE_NORM_FINAL], 0, &fo);
+    cl_mem lm = armt_weight_at(armt_model_lm_head(ctx->model), 0, &lo);
+    cl_kernel k = ctx->k[ARMT_K_RMSNORM_ROWS];
+    cl_ulong xo = x_off, y_off = 0, w_off = fo;
+    float eps = F->cfg->rms_norm_eps;
+    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->x));
+    ARMT_CL_TRY(ARMT_ARG(k, 1, xo));
+    ARMT_CL_TRY(ARMT_ARG(k, 2, ctx->out_rows));
+    ARMT_CL_TRY(ARMT_ARG(k, 3, y_off));
+    ARMT_CL_TRY(ARMT_ARG(k, 4, wf));
+    ARMT_CL_TRY(ARMT_ARG(k, 5, w_off));
+    ARMT_CL_TRY(ARMT_ARG(k, 6, F->d));
+    ARMT_CL_TRY(ARMT_ARG(k, 7, eps));
+    size_t wg = (size_t)ctx->rt->tune.row_wg;
+    ARMT_TRY(launch(F, ARMT_K_RMSNORM_ROWS, 2, wg, 1, 1, wg));
+    F->a_off[0] = 0;
+    F->b_off[0] = lo;
+    F->c_off[0] = 0;
+    ARMT_TRY(gemm_batched(F, 0, 1, 1, V, d, ctx->out_rows, d, lm, d, ctx->logits, V, 0.0f, 1, F->a_off, F->b_off,
+                          F->c_off));
+    ARMT_CL_TRY(clEnqueueReadBuffer(ctx->queue, ctx->logits, CL_TRUE, 0, V * 4, dst, 0, NULL, NULL));
+    return ARMT_OK;
+}
+
 /* ======================================================================================================= */
 /* Schedules                                                                                               */
 /* ======================================================================================================= */
@@ -584,20 +610,20 @@ static armt_status run_armt(fwd *F, int diagonal) {
     const int T = S == 1 ? Ls_last + M : (int)L + M;
     const int cap = diagonal ? (S < Lyr ? S : Lyr) : 1;
     size_t out_rows = F->p->output == ARMT_OUTPUT_NONE ? 0 : (L < OUT_BLOCK_ROWS ? L : OUT_BLOCK_ROWS);
-    ARMT_TRY(ensure_scratch(F, (size_t)cap, (size_t)T, (size_t)T, n, out_rows));
-    ARMT_TRY(upload_ids(F));
+    ARMT_TRY(armt_fwd_scratch(F, (size_t)cap, (size_t)T, (size_t)T, n, out_rows));
+    ARMT_TRY(armt_fwd_upload_ids(F, 0, F->n));
     uint64_t total = diagonal ? (uint64_t)(S + Lyr - 1) : (uint64_t)S * (uint64_t)Lyr;
     uint64_t done = 0;
     if (!diagonal) {
         for (int s = 0; s < S; s++) {
             int Ls = s == S - 1 ? Ls_last : (int)L;
-            step st = {0, 1, s, 1, Ls + M, -1, 0};
-            ARMT_TRY(embed_segment(F, &st, (size_t)s * L, Ls, M));
+            step st = {.l0 = 0, .G = 1, .s0 = s, .cap = 1, .T = Ls + M, .s_short = -1};
+            ARMT_TRY(armt_fwd_embed(F, &st, (size_t)s * L, Ls, M));
             for (int l = 0; l < Lyr; l++) {
                 st.l0 = l;
-                ARMT_TRY(step_read(F, &st));
-                ARMT_TRY(step_layer(F, &st));
-                ARMT_TRY(step_write(F, &st));
+                ARMT_TRY(armt_fwd_read(F, &st));
+                ARMT_TRY(armt_fwd_layer(F, &st));
+                ARMT_TRY(armt_fwd_write(F, &st));
                 ctx->stats.steps++;
                 ctx->stats.cells++;
                 progress(F, ++done, total);
@@ -608,15 +634,16 @@ static armt_status run_armt(fwd *F, int diagonal) {
     }
     for (int d = 0; d < S + Lyr - 1; d++) {
         int lo = d - S + 1 > 0 ? d - S + 1 : 0, hi = d < Lyr - 1 ? d : Lyr - 1;
-        step st = {lo, hi - lo + 1, d - lo, cap, T, short_last ? S - 1 : -1, Ls_last + M};
+        step st = {.l0 = lo, .G = hi - lo + 1, .s0 = d - lo, .cap = cap, .T = T, .s_short = short_last ? S - 1 : -1,
+                   .T_short = Ls_last + M};
         if (lo == 0) {
             /* the newest segment enters layer 0 */
             int s = d;
-            ARMT_TRY(embed_segment(F, &st, (size_t)s * L, s == S - 1 ? Ls_last : (int)L, M));
+            ARMT_TRY(armt_fwd_embed(F, &st, (size_t)s * L, s == S - 1 ? Ls_last : (int)L, M));
         }
-        ARMT_TRY(step_read(F, &st));
-        ARMT_TRY(step_layer(F, &st));
-        ARMT_TRY(step_write(F, &st));
+        ARMT_TRY(armt_fwd_read(F, &st));
+        ARMT_TRY(armt_fwd_layer(F, &st));
+        ARMT_TRY(armt_fwd_write(F, &st));
         if (hi == Lyr - 1) {
             int j = hi - lo, s = d - hi;
             ARMT_TRY(emit(F, slot_of(&st, j), (size_t)T, (size_t)s * L, (size_t)(s == S - 1 ? Ls_last : (int)L)));
@@ -634,13 +661,13 @@ static armt_status run_full(fwd *F) {
     const int Lyr = F->cfg->n_layers;
     const size_t n = F->n;
     size_t out_rows = F->p->output == ARMT_OUTPUT_NONE ? 0 : (n < OUT_BLOCK_ROWS ? n : OUT_BLOCK_ROWS);
-    ARMT_TRY(ensure_scratch(F, 1, n, n, n, out_rows));
-    ARMT_TRY(upload_ids(F));
-    step st = {0, 1, 0, 1, (int)n, -1, 0};
-    ARMT_TRY(embed_segment(F, &st, 0, (int)n, 0));
+    ARMT_TRY(armt_fwd_scratch(F, 1, n, n, n, out_rows));
+    ARMT_TRY(armt_fwd_upload_ids(F, 0, F->n));
+    step st = {.l0 = 0, .G = 1, .s0 = 0, .cap = 1, .T = (int)n, .s_short = -1};
+    ARMT_TRY(armt_fwd_embed(F, &st, 0, (int)n, 0));
     for (int l = 0; l < Lyr; l++) {
         st.l0 = l;
-        ARMT_TRY(step_layer(F, &st));
+        ARMT_TRY(armt_fwd_layer(F, &st));
         ctx->stats.steps++;
         ctx->stats.cells++;
         progress(F, (uint64_t)l + 1, (uint64_t)Lyr);
@@ -658,12 +685,58 @@ static double now_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static armt_status copy_state(armt_ctx *ctx, int to_snapshot, armt_err *err) {
+armt_status armt_fwd_copy_state(armt_ctx *ctx, int to_snapshot, armt_err *err) {
     cl_mem src[3] = {ctx->w_mem, ctx->z, ctx->written}, dst[3] = {ctx->w_mem_prev, ctx->z_prev, ctx->written_prev};
     for (int i = 0; i < 3; i++)
         ARMT_CL_TRY(clEnqueueCopyBuffer(ctx->queue, to_snapshot ? src[i] : dst[i], to_snapshot ? dst[i] : src[i], 0, 0,
                                         ctx->state_bytes[i], 0, NULL, NULL));
     return ARMT_OK;
+}
+
+armt_status armt_fwd_begin(fwd *F, armt_ctx *ctx, const armt_forward_params *p, const int32_t *ids, size_t n) {
+    const armt_config *cfg = &ctx->model->cfg;
+    memset(F, 0, sizeof *F);
+    F->ctx = ctx;
+    F->err = &ctx->err;
+    F->cfg = cfg;
+    F->p = p;
+    F->ids = ids;
+    F->n = n;
+    F->d = cfg->hidden_size;
+    F->dk = armt_config_d_key(cfg);
+    F->dm = cfg->d_mem;
+    F->M = cfg->num_mem_tokens;
+    F->hd = cfg->head_dim;
+    F->nh = cfg->n_heads;
+    F->nkv = cfg->n_kv_heads;
+    F->ffn = cfg->intermediate_size;
+    F->V = cfg->vocab_size;
+    size_t nl = (size_t)cfg->n_layers;
+    F->a_off = calloc(nl, sizeof(size_t));
+    F->b_off = calloc(nl, sizeof(size_t));
+    F->c_off = calloc(nl, sizeof(size_t));
+    F->alphas = calloc(nl, sizeof(float));
+    F->betas = calloc(nl, sizeof(float));
+    F->written = calloc(nl, 1);
+    if (!F->a_off || !F->b_off || !F->c_off || !F->alphas || !F->betas || !F->written) {
+        armt_fwd_end(F);
+        return armt_err_set(F->err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "forward: out of host memory");
+    }
+    armt_status st = armt_ctx_memory_get(ctx, NULL, NULL, F->written);
+    if (st != ARMT_OK) armt_fwd_end(F);
+    return st;
+}
+
+void armt_fwd_end(fwd *F) {
+    free(F->a_off);
+    free(F->b_off);
+    free(F->c_off);
+    free(F->alphas);
+    free(F->betas);
+    free(F->written);
+    F->a_off = F->b_off = F->c_off = NULL;
+    F->alphas = F->betas = NULL;
+    F->written = NULL;
 }
 
 armt_status armt_forward(armt_ctx *ctx, const int32_t *ids, size_t n, const armt_forward_params *params) {
@@ -687,47 +760,17 @@ armt_status armt_forward(armt_ctx *ctx, const int32_t *ids, size_t n, const armt
         ARMT_RETURN_IF(ids[i] < 0 || ids[i] >= cfg->vocab_size, ARMT_STATUS_TOKEN_OUT_OF_RANGE,
                        "armt_forward: token %zu has id %d, outside [0, %d)", i, (int)ids[i], cfg->vocab_size);
 
-    fwd F;
-    memset(&F, 0, sizeof F);
-    F.ctx = ctx;
-    F.err = err;
-    F.cfg = cfg;
-    F.p = params;
-    F.ids = ids;
-    F.n = n;
-    F.d = cfg->hidden_size;
-    F.dk = armt_config_d_key(cfg);
-    F.dm = cfg->d_mem;
-    F.M = cfg->num_mem_tokens;
-    F.hd = cfg->head_dim;
-    F.nh = cfg->n_heads;
-    F.nkv = cfg->n_kv_heads;
-    F.ffn = cfg->intermediate_size;
-    F.V = cfg->vocab_size;
-    size_t nl = (size_t)cfg->n_layers;
-    F.a_off = calloc(nl, sizeof(size_t));
-    F.b_off = calloc(nl, sizeof(size_t));
-    F.c_off = calloc(nl, sizeof(size_t));
-    F.alphas = calloc(nl, sizeof(float));
-    F.betas = calloc(nl, sizeof(float));
-    F.written = calloc(nl, 1);
-    armt_status st = ARMT_OK;
-    int armt = params->schedule != ARMT_SCHEDULE_FULL;
-    if (!F.a_off || !F.b_off || !F.c_off || !F.alphas || !F.betas || !F.written) {
-        st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_forward: out of host memory");
-        goto done;
-    }
     memset(&ctx->stats, 0, sizeof ctx->stats);
     double t0 = now_seconds();
-    {
-        pthread_mutex_lock(&ctx->rt->lock);
-        ctx->rt->peak_bytes = ctx->rt->device_bytes;
-        pthread_mutex_unlock(&ctx->rt->lock);
-    }
-    if (armt) {
-        ARMT_TRY_GOTO(armt_ctx_memory_get(ctx, NULL, NULL, F.written), done);
-        ARMT_TRY_GOTO(copy_state(ctx, 1, err), done);
-    }
+    pthread_mutex_lock(&ctx->rt->lock);
+    ctx->rt->peak_bytes = ctx->rt->device_bytes;
+    pthread_mutex_unlock(&ctx->rt->lock);
+
+    fwd F;
+    armt_status st = armt_fwd_begin(&F, ctx, params, ids, n);
+    if (st != ARMT_OK) return st;
+    int armt = params->schedule != ARMT_SCHEDULE_FULL;
+    if (armt) ARMT_TRY_GOTO(armt_fwd_copy_state(ctx, 1, err), done);
     ARMT_TRY_GOTO(armt ? run_armt(&F, params->schedule == ARMT_SCHEDULE_DIAGONAL) : run_full(&F), fail);
     {
         cl_int e = clFinish(ctx->queue);
@@ -744,7 +787,7 @@ fail:
         armt_err saved;
         armt_err_init(&saved);
         armt_err_copy(&saved, err);
-        if (copy_state(ctx, 0, err) == ARMT_OK && clFinish(ctx->queue) == CL_SUCCESS)
+        if (armt_fwd_copy_state(ctx, 0, err) == ARMT_OK && clFinish(ctx->queue) == CL_SUCCESS)
             armt_err_copy(err, &saved);
         else
             armt_err_set(err, st, "%s (and restoring the memory state failed: %s)", armt_err_msg(&saved),
@@ -756,11 +799,6 @@ done:
     ctx->stats.peak_device_bytes = ctx->rt->peak_bytes;
     pthread_mutex_unlock(&ctx->rt->lock);
     ctx->stats.device_bytes = ctx->scratch_bytes + 2 * (ctx->state_bytes[0] + ctx->state_bytes[1] + ctx->state_bytes[2]);
-    free(F.a_off);
-    free(F.b_off);
-    free(F.c_off);
-    free(F.alphas);
-    free(F.betas);
-    free(F.written);
+    armt_fwd_end(&F);
     return st;
 }

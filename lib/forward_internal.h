@@ -1,0 +1,53 @@
+/*
+ * forward_internal.h - the pieces of a schedule step, shared by forward.c (the schedules) and generate.c.
+ */
+#ifndef ARMT_FORWARD_INTERNAL_H
+#define ARMT_FORWARD_INTERNAL_H
+
+#include "internal.h"
+
+/* Per-forward host bookkeeping (GEMM offset arrays, the host mirror of the written flags). */
+typedef struct fwd {
+    armt_ctx    *ctx;
+    armt_err    *err;
+    const armt_config *cfg;
+    int          d, dk, dm, M, hd, nh, nkv, ffn, V;
+    size_t      *a_off, *b_off, *c_off; /* (n_layers) each */
+    float       *alphas, *betas;        /* (n_layers) each */
+    uint8_t     *written;               /* (n_layers) host mirror of ctx->written during the schedule */
+    const armt_forward_params *p;
+    const int32_t *ids;                 /* the caller's ids */
+    size_t       n;                     /* tokens of this call */
+} fwd;
+
+/* Geometry of a step (see cl/common.cl). */
+typedef struct step {
+    int l0, G, s0, cap, T, s_short, T_short;
+    /* generation only (zero otherwise): rows have positions pos0 + r and keys/values go to a KV cache of
+     * cache_rows rows starting at element cache_off of kcache / vcache */
+    int    pos0;
+    cl_mem kcache, vcache;
+    size_t cache_off;
+    int    cache_rows;
+} step;
+
+/* Host arrays of a call (offsets, alphas, written mirror) read from the context; armt_fwd_end frees them. */
+armt_status armt_fwd_begin(fwd *F, armt_ctx *ctx, const armt_forward_params *p, const int32_t *ids, size_t n);
+void armt_fwd_end(fwd *F);
+/* Scratch for `cells` cells of `rows` rows, a RoPE table of rope_rows positions, n_ids ids, out_rows rows of
+ * final output (grows, never shrinks). */
+armt_status armt_fwd_scratch(fwd *F, size_t cells, size_t rows, size_t rope_rows, size_t n_ids, size_t out_rows);
+/* Writes ids[first, first + count) of the call to the device ids buffer (blocking). */
+armt_status armt_fwd_upload_ids(fwd *F, size_t first, size_t count);
+armt_status armt_fwd_embed(fwd *F, const step *st, size_t first, int Ls, int M);
+armt_status armt_fwd_read(fwd *F, const step *st);
+armt_status armt_fwd_layer(fwd *F, const step *st);
+armt_status armt_fwd_write(fwd *F, const step *st);
+/* Copies the memory state to (to_snapshot = 1) or back from (0) the context's snapshot buffers. Every ARMT
+ * forward takes a snapshot first, so a failed call (or a failed generation) can put the state back. */
+armt_status armt_fwd_copy_state(armt_ctx *ctx, int to_snapshot, armt_err *err);
+/* Logits of one row of the residual stream (element offset x_off): final RMSNorm + lm_head, copied to dst
+ * (vocab floats) before returning. */
+armt_status armt_fwd_row_logits(fwd *F, size_t x_off, float *dst);
+
+#endif

@@ -1,0 +1,232 @@
+/*
+ * generate.c - reading a prompt and producing new tokens (ARMT.md 3.6).
+ *
+ * The prompt's segments but the last go through armt_forward. The last one (the "tail") runs through the
+ * layers without memory tokens and without writes, every layer reading the memory on every row; its keys
+ * and values are kept per layer in a KV cache of tail + max_new rows, so each new token runs the layers on
+ * one row and attends to the cache.
+ */
+#include "config.h"
+
+#include "forward_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+armt_generate_params armt_generate_default_params(void) {
+    armt_generate_params p;
+    memset(&p, 0, sizeof p);
+    p.schedule = ARMT_SCHEDULE_DIAGONAL;
+    p.max_new_tokens = 32;
+    p.stop_id = -1;
+    p.temperature = 0.0f;
+    p.top_k = 0;
+    p.top_p = 1.0f;
+    return p;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ======================================================================================================= */
+/* Sampling                                                                                                */
+/* ======================================================================================================= */
+
+static uint64_t rng_next(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+typedef struct cand {
+    double  p;
+    int32_t id;
+} cand;
+
+static int cand_cmp(const void *a, const void *b) {
+    const cand *x = a, *y = b;
+    if (x->p != y->p) return x->p < y->p ? 1 : -1;
+    return x->id < y->id ? -1 : (x->id > y->id);
+}
+
+/* Greedy (argmax, lowest id on ties) when temperature <= 0; else temperature, top-k, top-p, then a draw.
+ * work: V candidates of scratch. */
+static int32_t sample(const float *logits, int V, const armt_generate_params *p, uint64_t *rng, cand *work) {
+    if (p->temperature <= 0.0f) {
+        int32_t best = 0;
+        for (int i = 1; i < V; i++)
+            if (logits[i] > logits[best]) best = i;
+        return best;
+    }
+    double mx = -INFINITY;
+    for (int i = 0; i < V; i++) mx = fmax(mx, (double)logits[i]);
+    for (int i = 0; i < V; i++) {
+        work[i].id = i;
+        work[i].p = exp(((double)logits[i] - mx) / (double)p->temperature);
+    }
+    qsort(work, (size_t)V, sizeof *work, cand_cmp);
+    int n = V;
+    if (p->top_k > 0 && p->top_k < n) n = p->top_k;
+    double total = 0;
+    for (int i = 0; i < n; i++) total += work[i].p;
+    if (p->top_p > 0.0f && p->top_p < 1.0f) {
+        double acc = 0;
+        for (int i = 0; i < n; i++) {
+            acc += work[i].p / total;
+            if (acc >= p->top_p) {
+                n = i + 1;
+                break;
+            }
+        }
+        total = 0;
+        for (int i = 0; i < n; i++) total += work[i].p;
+    }
+    double u = (double)(rng_next(rng) >> 11) * (1.0 / 9007199254740992.0) * total;
+    for (int i = 0; i < n; i++) {
+        u -= work[i].p;
+        if (u < 0) return work[i].id;
+    }
+    return work[n - 1].id;
+}
+
+/* ======================================================================================================= */
+/* Generation                                                                                              */
+/* ======================================================================================================= */
+
+/* Runs rows [pos0, pos0 + rows) of the tail through every layer (read, then the layer with the KV cache). */
+static armt_status tail_rows(fwd *F, cl_mem kc, cl_mem vc, size_t tmax, int pos0, int rows) {
+    const int Lyr = F->cfg->n_layers;
+    size_t kvd = (size_t)F->nkv * (size_t)F->hd;
+    step st = {.l0 = 0, .G = 1, .s0 = 0, .cap = 1, .T = rows, .s_short = -1, .pos0 = pos0, .kcache = kc,
+               .vcache = vc, .cache_rows = (int)tmax};
+    ARMT_TRY(armt_fwd_upload_ids(F, (size_t)pos0, (size_t)rows));
+    ARMT_TRY(armt_fwd_embed(F, &st, (size_t)pos0, rows, 0));
+    for (int l = 0; l < Lyr; l++) {
+        st.l0 = l;
+        st.cache_off = (size_t)l * tmax * kvd;
+        ARMT_TRY(armt_fwd_read(F, &st));
+        ARMT_TRY(armt_fwd_layer(F, &st));
+    }
+    return ARMT_OK;
+}
+
+armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const armt_generate_params *params,
+                          int32_t *out, size_t out_cap, armt_generate_result *result) {
+    if (!ctx) return armt_err_set(NULL, ARMT_STATUS_INVALID_ARGUMENT, "armt_generate: ctx is NULL");
+    armt_err *err = &ctx->err;
+    armt_generate_params gp = params ? *params : armt_generate_default_params();
+    const armt_config *cfg = &ctx->model->cfg;
+    ARMT_RETURN_IF(n == 0, ARMT_STATUS_EMPTY_INPUT, "armt_generate: empty prompt");
+    ARMT_RETURN_IF(!prompt, ARMT_STATUS_INVALID_ARGUMENT, "armt_generate: prompt is NULL");
+    ARMT_RETURN_IF(gp.max_new_tokens < 0, ARMT_STATUS_INVALID_ARGUMENT, "armt_generate: max_new_tokens < 0");
+    ARMT_RETURN_IF(gp.schedule != ARMT_SCHEDULE_DIAGONAL && gp.schedule != ARMT_SCHEDULE_SEQUENTIAL,
+                   ARMT_STATUS_INVALID_ARGUMENT, "armt_generate: the schedule must be diagonal or sequential");
+    ARMT_RETURN_IF(out && out_cap < (size_t)gp.max_new_tokens, ARMT_STATUS_INVALID_ARGUMENT,
+                   "armt_generate: out holds %zu tokens, max_new_tokens is %d", out_cap, gp.max_new_tokens);
+    ARMT_RETURN_IF(!out && !gp.on_token && gp.max_new_tokens > 0, ARMT_STATUS_INVALID_ARGUMENT,
+                   "armt_generate: give out or on_token");
+    ARMT_RETURN_IF(gp.temperature < 0.0f || !(gp.top_p >= 0.0f && gp.top_p <= 1.0f) || gp.top_k < 0,
+                   ARMT_STATUS_INVALID_ARGUMENT, "armt_generate: temperature must be >= 0, top_p in [0, 1], top_k >= 0");
+    for (size_t i = 0; i < n; i++)
+        ARMT_RETURN_IF(prompt[i] < 0 || prompt[i] >= cfg->vocab_size, ARMT_STATUS_TOKEN_OUT_OF_RANGE,
+                       "armt_generate: prompt token %zu has id %d, outside [0, %d)", i, (int)prompt[i],
+                       cfg->vocab_size);
+    if (result) memset(result, 0, sizeof *result);
+
+    const size_t L = (size_t)cfg->segment_size;
+    const size_t cut = ((n + L - 1) / L - 1) * L; /* the last segment, full or partial, is the tail */
+    const size_t R = n - cut, tmax = R + (size_t)gp.max_new_tokens;
+    ARMT_RETURN_IF(tmax > (size_t)INT32_MAX, ARMT_STATUS_INVALID_ARGUMENT, "armt_generate: too many tokens");
+    double t0 = now_s();
+
+    /* 1. the earlier segments: an ordinary forward (it snapshots the state first) */
+    if (cut > 0) {
+        armt_forward_params fp = armt_forward_default_params();
+        fp.schedule = gp.schedule;
+        ARMT_TRY(armt_forward(ctx, prompt, cut, &fp));
+    } else {
+        ARMT_TRY(armt_fwd_copy_state(ctx, 1, err));
+    }
+
+    /* 2. the tail with a KV cache */
+    int32_t *seq = malloc(tmax * sizeof *seq);
+    float *logits = malloc((size_t)cfg->vocab_size * sizeof *logits);
+    cand *work = gp.temperature > 0.0f ? malloc((size_t)cfg->vocab_size * sizeof *work) : NULL;
+    size_t kvd = (size_t)cfg->n_kv_heads * (size_t)cfg->head_dim;
+    size_t cache_bytes = (size_t)cfg->n_layers * tmax * kvd * sizeof(float);
+    cl_mem kc = NULL, vc = NULL;
+    fwd F;
+    int began = 0;
+    armt_status st = ARMT_OK;
+    armt_forward_params none = armt_forward_default_params();
+    if (!seq || !logits || (gp.temperature > 0.0f && !work)) {
+        st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_generate: out of host memory");
+        goto fail;
+    }
+    memcpy(seq, prompt + cut, R * sizeof *seq);
+    {
+        size_t sizes[2] = {cache_bytes, cache_bytes};
+        ARMT_TRY_GOTO(armt_device_fits(ctx->rt, sizes, 2, "generation KV cache", err), fail);
+    }
+    ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, cache_bytes, &kc, "KV cache", err), fail);
+    ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, cache_bytes, &vc, "KV cache", err), fail);
+    ARMT_TRY_GOTO(armt_fwd_begin(&F, ctx, &none, seq, tmax), fail);
+    began = 1;
+    ARMT_TRY_GOTO(armt_fwd_scratch(&F, 1, R, tmax, tmax, 1), fail);
+    ARMT_TRY_GOTO(tail_rows(&F, kc, vc, tmax, 0, (int)R), fail);
+    ARMT_TRY_GOTO(armt_fwd_row_logits(&F, (R - 1) * (size_t)F.d, logits), fail);
+    double t1 = now_s();
+    if (result) {
+        result->prompt_tokens = n;
+        result->tail_tokens = R;
+        result->prefill_seconds = t1 - t0;
+    }
+
+    /* 3. one token at a time */
+    uint64_t rng = gp.seed ^ 0x5DEECE66DULL;
+    size_t produced = 0;
+    int stopped = 0;
+    for (int i = 0; i < gp.max_new_tokens; i++) {
+        int32_t tok = sample(logits, cfg->vocab_size, &gp, &rng, work);
+        if (out) out[i] = tok;
+        produced++;
+        if (gp.on_token && gp.on_token(tok, gp.user_data)) stopped = 2;
+        if (tok == gp.stop_id) stopped = 1;
+        if (stopped || i + 1 == gp.max_new_tokens) break;
+        seq[R + (size_t)i] = tok;
+        ARMT_TRY_GOTO(tail_rows(&F, kc, vc, tmax, (int)(R + (size_t)i), 1), fail);
+        ARMT_TRY_GOTO(armt_fwd_row_logits(&F, 0, logits), fail);
+    }
+    if (result) {
+        result->n_tokens = produced;
+        result->decode_seconds = now_s() - t1;
+        result->stopped = stopped;
+    }
+    goto done;
+
+fail:
+    clFinish(ctx->queue);
+    {
+        /* put the state back as it was before the call */
+        armt_err saved;
+        armt_err_init(&saved);
+        armt_err_copy(&saved, err);
+        if (armt_fwd_copy_state(ctx, 0, err) == ARMT_OK && clFinish(ctx->queue) == CL_SUCCESS)
+            armt_err_copy(err, &saved);
+        armt_err_free(&saved);
+    }
+done:
+    if (began) armt_fwd_end(&F);
+    armt_buffer_release(ctx->rt, &kc, cache_bytes);
+    armt_buffer_release(ctx->rt, &vc, cache_bytes);
+    free(seq);
+    free(logits);
+    free(work);
+    return st;
+}
