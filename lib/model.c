@@ -232,6 +232,7 @@ armt_status armt_model_create_random(armt_runtime *rt, const armt_config *cfg, c
         armt_err_free(&tmp);
         return s;
     }
+    *out = NULL;
     armt_model_params p = params ? *params : armt_model_default_params();
     armt_config c = *cfg;
     if (p.segment_size > 0) c.segment_size = p.segment_size;

@@ -458,3 +458,82 @@ int ref_llama_forward(const ref_model *m, const int32_t *ids, size_t n, double *
     ws_free(&w);
     return rc;
 }
+
+/* ------------------------------------------------------------------------------------------------- */
+/* generation (ARMT.md §3.6)                                                                         */
+/* ------------------------------------------------------------------------------------------------- */
+
+static int check_state(const ref_model *m, const ref_state *st) {
+    const armt_config *c = &m->cfg;
+    return (st->n_layers == c->n_layers && st->d_key == d_key_of(c) && st->d == c->hidden_size) ? 0 : -1;
+}
+
+/* The tail without argument checks: rows 0..n-1 at positions 0..n-1, read where written, no writes. */
+static int tail_forward(const ref_model *m, const ref_state *st, const int32_t *ids, size_t n, double *logits) {
+    const armt_config *c = &m->cfg;
+    int d = c->hidden_size, T = (int)n;
+    ws w;
+    if (ws_alloc(&w, c, n) != 0) return -2;
+    double *X = malloc(n * d * sizeof(double));
+    if (!X) {
+        ws_free(&w);
+        return -2;
+    }
+    int rc = 0;
+    embed_rows(m, ids, n, X); /* no memory tokens: AssociativeMemoryCell.generate drops them */
+    for (int l = 0; l < c->n_layers && rc == 0; l++) {
+        if (st->written[l]) rc = ref_mem_read(m, st, l, X, T); /* generate_mode: read, never write */
+        if (rc == 0) rc = decoder_layer(m, l, X, T, &w);
+    }
+    if (rc == 0) head(m, X, T, w.h, logits, NULL);
+    free(X);
+    ws_free(&w);
+    return rc;
+}
+
+int ref_armt_tail_forward(const ref_model *m, const ref_state *st, const int32_t *ids, size_t n, double *logits) {
+    if (!m || !st || (n > 0 && !ids)) return -1;
+    if (check_model(m, 1) != 0 || check_state(m, st) != 0) return -1;
+    if (n == 0) return 0;
+    if (check_ids(&m->cfg, ids, n) != 0 || n > (size_t)INT32_MAX) return -1;
+    return tail_forward(m, st, ids, n, logits);
+}
+
+int ref_armt_generate_greedy(const ref_model *m, ref_state *st, const int32_t *prompt, size_t n, int max_new,
+                             int32_t stop_id, int32_t *out) {
+    if (!m || !st || !prompt || n == 0 || max_new < 0 || (max_new > 0 && !out)) return -1;
+    if (check_model(m, 1) != 0 || check_state(m, st) != 0) return -1;
+    const armt_config *c = &m->cfg;
+    if (check_ids(c, prompt, n) != 0 || n > (size_t)INT32_MAX - (size_t)max_new) return -1;
+
+    /* split_tensor cuts from the left; the last piece, full or partial, is the tail */
+    size_t L = (size_t)c->segment_size;
+    size_t cut = ((n + L - 1) / L - 1) * L, R = n - cut;
+    int rc = ref_armt_forward(m, st, prompt, cut, NULL, NULL); /* n == 0 is a no-op */
+    if (rc != 0 || max_new == 0) return rc;
+
+    int V = c->vocab_size;
+    size_t cap = R + (size_t)max_new;
+    int32_t *seq = malloc(cap * sizeof *seq);
+    double *logits = malloc(cap * (size_t)V * sizeof *logits);
+    if (!seq || !logits) {
+        free(seq), free(logits);
+        return -2;
+    }
+    memcpy(seq, prompt + cut, R * sizeof *seq);
+    int count = 0;
+    while (count < max_new) {
+        size_t len = R + (size_t)count;
+        rc = tail_forward(m, st, seq, len, logits); /* re-run; equals a KV-cache decode */
+        if (rc != 0) break;
+        const double *last = logits + (len - 1) * (size_t)V;
+        int32_t best = 0;
+        for (int v = 1; v < V; v++)
+            if (last[v] > last[best]) best = v; /* strict: ties keep the lowest id */
+        out[count++] = best;
+        seq[len] = best;
+        if (stop_id >= 0 && best == stop_id) break;
+    }
+    free(seq), free(logits);
+    return rc != 0 ? rc : count;
+}

@@ -71,6 +71,42 @@ int ref_armt_forward(const ref_model *m, ref_state *st, const int32_t *ids, size
  * The ARMT weights (wmq .. bmb, mem) are not used and may be NULL. */
 int ref_llama_forward(const ref_model *m, const int32_t *ids, size_t n, double *logits, double *hidden);
 
+/* ---- generation (ARMT.md §3.6) ----------------------------------------------------------------------- */
+
+/* Generation-mode segment (ARMT.md 3.6): ids[0..n) run WITHOUT memory tokens, positions 0..n-1, each layer
+ * applies the memory read to every row when that layer has written (st->written[l]), and nothing is written
+ * (state unchanged). logits [n, vocab] of every row (final norm + lm_head); NULL computes nothing useful
+ * but still validates. There is no segmentation: n may exceed segment_size (the generated tokens extend the
+ * tail past L, as in the reference, whose HF generate runs on with a KV cache).
+ * For n <= segment_size the rows equal the token rows of ref_armt_forward over the same ids from a copy of
+ * *st (the memory tokens come after the tokens, attention is causal, the write only affects later segments).
+ * n == 0 does nothing and returns 0. */
+int ref_armt_tail_forward(const ref_model *m, const ref_state *st, const int32_t *ids, size_t n, double *logits);
+
+/* Greedy generation with the reference semantics, i.e. those of the ARMT authors'
+ * AssociativeRecurrentWrapper.generate (modeling_amt/language_modeling.py at commit 98ea91b):
+ *   - the prompt is cut into segments of segment_size tokens from the left (split_tensor, alignment None);
+ *   - every segment but the last goes through the normal forward (memory read and written): here
+ *     ref_armt_forward over prompt[0..cut), cut = (ceil(n / L) - 1) * L, updating *st;
+ *   - the last segment, full or partial, is the tail: AssociativeMemoryCell.generate drops its memory tokens
+ *     (inputs_embeds[:, :-M]), switches the layers to generate_mode (no writes) and hands it to HF generate.
+ *     So when n is a multiple of L the last FULL segment is the tail (it is never written to memory, and the
+ *     tail is never empty). The paper's universal executor (DB:universal_executor.py, "if cut == len, one
+ *     segment is moved to the tail", ARMT.md §7.6) does the same. Its fast executor (DB:fast_executor.py)
+ *     cuts at floor(n / L) * L, so for such n its tail is empty and its segmented[-1] raises IndexError;
+ *     for other n all three agree;
+ *   - tokens are then generated greedily: token k is the argmax (ties: lowest id) of the last row of
+ *     ref_armt_tail_forward(tail + out[0..k)), i.e. the HF KV-cache decode of the tail with the read applied
+ *     to every new token using the memory left by the prefix.
+ * Stops after max_new tokens or when stop_id (>= 0) is produced (the stop token is included in out).
+ * Returns the number generated, or negative on error (-1 bad argument, including n == 0 — the reference
+ * fails on an empty prompt — or max_new < 0 or out == NULL with max_new > 0; -2 out of memory).
+ * State: the reference calls zero_mem() at the start and at the end of generate, so to reproduce it pass a
+ * fresh (or reset) *st. On return *st holds the memory after the prefix segments (what the tail read); the
+ * tail and the generated tokens are never written (the reference then discards the memory). */
+int ref_armt_generate_greedy(const ref_model *m, ref_state *st, const int32_t *prompt, size_t n, int max_new,
+                             int32_t stop_id, int32_t *out);
+
 /* ---- building blocks, exposed so that tests can check them in isolation ---------------------------- */
 
 /* DPFP with nu = 3 (ARMT.md §3.2): x (d_mem) -> out (6 * d_mem).

@@ -1,0 +1,1346 @@
+/*
+ * tokenizer.c - byte-level BPE tokenizer for HF tokenizer.json files of the LLaMA-3 family.
+ *
+ * What a tokenizer.json must look like (anything else is refused with ARMT_STATUS_UNSUPPORTED naming it):
+ *   normalizer      null (or an empty Sequence)
+ *   pre_tokenizer   Split{Regex|String, Isolated|Removed, invert false}* then one ByteLevel{add_prefix_space,
+ *                   use_regex} as the last step, alone or in a Sequence
+ *   model           BPE: vocab, merges ("a b" strings or [a, b] pairs), ignore_merges, unk_token, fuse_unk;
+ *                   no dropout, no byte_fallback, no subword prefix/suffix
+ *   post_processor  null, ByteLevel, TemplateProcessing, Roberta/BertProcessing, or a Sequence of them; only
+ *                   the special tokens that the single-sequence template puts *before* $A are used (add_bos)
+ *   decoder         ByteLevel (alone or in a Sequence)
+ *   added_tokens    special and non-special; single_word / lstrip / rstrip must be false
+ *
+ * Encoding follows HF `tokenizers` step by step:
+ *   1. added tokens are cut out of the text, leftmost-longest, first the tokens with normalized=false, then
+ *      (inside the remaining gaps) those with normalized=true (there is no normalizer, so the text is the same
+ *      for both passes). With parse_special == 0, special tokens are not matched (HF encode_special_tokens).
+ *   2. each gap goes through the pre-tokenizer steps. The regexes (Split patterns, and the GPT-2 pattern of
+ *      ByteLevel use_regex=true) run on the raw text with PCRE2 (PCRE2_UTF | PCRE2_UCP, so \p{L}, \s, (?i)
+ *      are Unicode-aware like Oniguruma in HF). ByteLevel maps every byte to a printable character (the GPT-2
+ *      table) - done here on the fly while looking tokens up, so we never build the mapped text.
+ *   3. each pre-token is looked up whole when ignore_merges is set, else split into bytes and merged by rank:
+ *      a binary heap of candidate pairs ordered by (rank, position), stale entries dropped when popped, so a
+ *      word of n bytes costs O(n log n).
+ *
+ * Invalid UTF-8: HF cannot receive it (Rust strings), so there is no reference behaviour. Here the text is
+ * validated before every regex; the regex runs with PCRE2_NO_UTF_CHECK on each maximal valid run only, and
+ * each maximal invalid subsequence (the Unicode "maximal subpart" rule: 1 to 3 bytes) becomes a pre-token of
+ * its own, i.e. its bytes are encoded through their byte tokens (possibly merged). Nothing is dropped, so the
+ * ids still decode to the same bytes; decode itself then shows each invalid subsequence as U+FFFD, exactly as
+ * HF's String::from_utf8_lossy does.
+ *
+ * Thread safety: after load, encode and decode only read the tokenizer, except that a failing call records
+ * its message in the tokenizer (armt_tokenizer_last_error); use one tokenizer per thread if errors matter.
+ */
+#include "config.h"
+
+#include "error.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <pcre2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Largest id accepted in a file: bounds the id-indexed tables (LLaMA-3 uses 128256). */
+#define TOK_MAX_ID (1 << 24)
+/* Largest number of pre-tokenizer steps (a Sequence may nest). */
+#define TOK_MAX_STEPS 16
+
+/* GPT-2's pre-tokenisation pattern, used by ByteLevel with use_regex = true. */
+static const char GPT2_PATTERN[] =
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+
+/* ======================================================================================================= */
+/* Structures                                                                                              */
+/* ======================================================================================================= */
+
+/* Open-addressing map from a byte string (kept in a pool) to an id. */
+typedef struct strmap_slot {
+    uint32_t hash;
+    int32_t  id;   /* -1: empty slot */
+    size_t   off;  /* key bytes: pool[off, off + len) */
+    size_t   len;
+} strmap_slot;
+
+typedef struct strmap {
+    strmap_slot *slots; /* [cap], cap a power of two, at most half full */
+    size_t       cap;
+    size_t       count;
+} strmap;
+
+/* Open-addressing map (left id, right id) -> (rank, merged id). */
+typedef struct merge_slot {
+    uint64_t key;  /* left << 32 | right; UINT64_MAX: empty */
+    uint32_t rank;
+    int32_t  merged;
+} merge_slot;
+
+typedef struct mergemap {
+    merge_slot *slots; /* [cap] */
+    size_t      cap;
+    size_t      count;
+} mergemap;
+
+/* Per-id information; ids without a token (holes) have present = 0. */
+typedef struct tok_entry {
+    size_t  text_off, text_len; /* token text as written in the file (UTF-8), in pool                 */
+    size_t  dec_off, dec_len;   /* bytes that decode produces for it (ByteLevel decoder rule), in pool */
+    uint8_t present;
+    uint8_t special;            /* a special added token (skipped by decode when skip_special)        */
+    uint8_t added;
+} tok_entry;
+
+typedef struct added_token {
+    int32_t id;
+    size_t  off, len; /* content in pool */
+    uint8_t special;
+    uint8_t normalized;
+} added_token;
+
+typedef enum step_kind { STEP_SPLIT, STEP_BYTELEVEL } step_kind;
+
+typedef struct pretok_step {
+    step_kind   kind;
+    pcre2_code *re;               /* the split regex; NULL for ByteLevel with use_regex = false */
+    int         removed;          /* Split behavior "Removed": matches are dropped               */
+    int         add_prefix_space; /* ByteLevel                                                     */
+} pretok_step;
+
+struct armt_tokenizer {
+    armt_err  err;
+    char     *pool;               /* every string the tokenizer keeps                               */
+    size_t    pool_len, pool_cap;
+
+    strmap    vocab;              /* model vocab: token text (byte-level characters) -> id           */
+    strmap    added_map;          /* added token content -> id                                        */
+    mergemap  merges;
+    tok_entry *tokens;            /* [n_ids]                                                          */
+    int32_t   n_ids;              /* max id + 1 over vocab and added tokens                           */
+
+    added_token *added;           /* [n_added]                                                        */
+    size_t       n_added;
+    /* For each pass (0: normalized = false, 1: normalized = true): indices into added[], sorted by first
+     * byte then longest first; first[pass][b] .. first[pass][b + 1] is the range starting with byte b. */
+    size_t      *order[2];
+    size_t       first[2][257];
+
+    pretok_step steps[TOK_MAX_STEPS];
+    int         n_steps;
+
+    int      ignore_merges;
+    int32_t  unk_id;              /* -1: none                                                         */
+    int      fuse_unk;
+    int32_t  byte_id[256];        /* id of the one-character token of each byte; -1 if not in vocab   */
+    uint8_t  byte_chr[256][2];    /* UTF-8 of the character that stands for each byte                 */
+    uint8_t  byte_chr_len[256];
+    int16_t  chr_byte[324];       /* inverse: code point (< 324) -> byte, -1 if none                  */
+    int32_t *bos;                 /* ids prepended by add_bos                                         */
+    size_t   n_bos;
+};
+
+/* ======================================================================================================= */
+/* Small helpers: pool, UTF-8, hashing                                                                     */
+/* ======================================================================================================= */
+
+static armt_status pool_add(armt_tokenizer *t, const void *bytes, size_t n, size_t *off, armt_err *err) {
+    if (t->pool_len + n + 1 > t->pool_cap) {
+        size_t cap = t->pool_cap ? t->pool_cap : 4096;
+        while (cap < t->pool_len + n + 1) cap *= 2;
+        char *p = realloc(t->pool, cap);
+        ARMT_RETURN_IF(!p, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (string pool)");
+        t->pool = p;
+        t->pool_cap = cap;
+    }
+    *off = t->pool_len;
+    if (n) memcpy(t->pool + t->pool_len, bytes, n);
+    t->pool[t->pool_len + n] = '\0'; /* keeps every entry printable with %s */
+    t->pool_len += n + 1;
+    return ARMT_OK;
+}
+
+/* Length of the valid UTF-8 character at s[0..n) (1-4), or, if invalid, minus the length of the maximal
+ * subpart to replace by one U+FFFD (-1..-3): the lead byte plus the continuation bytes that were still
+ * acceptable. Rejects overlong forms, surrogates and code points above U+10FFFF. *cp gets the code point. */
+static int utf8_next(const unsigned char *s, size_t n, uint32_t *cp) {
+    unsigned char b = s[0];
+    if (b < 0x80) {
+        *cp = b;
+        return 1;
+    }
+    int need;
+    unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
+    uint32_t c;
+    if (b >= 0xC2 && b <= 0xDF) {
+        need = 1;
+        c = b & 0x1F;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+        need = 2;
+        c = b & 0x0F;
+        if (b == 0xE0) lo = 0xA0;
+        if (b == 0xED) hi = 0x9F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+        need = 3;
+        c = b & 0x07;
+        if (b == 0xF0) lo = 0x90;
+        if (b == 0xF4) hi = 0x8F;
+    } else {
+        return -1;
+    }
+    for (int i = 1; i <= need; i++) {
+        if ((size_t)i >= n) return -i;
+        unsigned char x = s[i];
+        unsigned char l = (i == 1) ? lo : 0x80, h = (i == 1) ? hi : 0xBF;
+        if (x < l || x > h) return -i;
+        c = (c << 6) | (x & 0x3F);
+    }
+    *cp = c;
+    return need + 1;
+}
+
+static int utf8_put(uint32_t cp, unsigned char *out) {
+    if (cp < 0x80) {
+        out[0] = (unsigned char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (unsigned char)(0xC0 | (cp >> 6));
+        out[1] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (unsigned char)(0xE0 | (cp >> 12));
+        out[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (unsigned char)(0xF0 | (cp >> 18));
+    out[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (unsigned char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* FNV-1a, folded to 32 bits. */
+static uint32_t hash_bytes(const void *p, size_t n) {
+    const unsigned char *s = p;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 0x100000001b3ull;
+    }
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+/* Streaming variant: the hash of the byte-level characters of raw bytes, without building that string. */
+static uint32_t hash_mapped(const armt_tokenizer *t, const unsigned char *p, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *c = t->byte_chr[p[i]];
+        for (int k = 0; k < t->byte_chr_len[p[i]]; k++) {
+            h ^= c[k];
+            h *= 0x100000001b3ull;
+        }
+    }
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+static size_t mapped_len(const armt_tokenizer *t, const unsigned char *p, size_t n) {
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) m += t->byte_chr_len[p[i]];
+    return m;
+}
+
+/* Does key (byte-level characters, in the pool) equal the mapping of raw bytes p[0..n)? */
+static int equal_mapped(const armt_tokenizer *t, const char *key, const unsigned char *p, size_t n) {
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        int l = t->byte_chr_len[p[i]];
+        if (memcmp(key + j, t->byte_chr[p[i]], (size_t)l) != 0) return 0;
+        j += (size_t)l;
+    }
+    return 1;
+}
+
+/* ======================================================================================================= */
+/* Maps                                                                                                    */
+/* ======================================================================================================= */
+
+static armt_status strmap_init(strmap *m, size_t expected, armt_err *err) {
+    size_t cap = 16;
+    while (cap < 2 * expected + 2) cap *= 2;
+    m->slots = malloc(cap * sizeof *m->slots);
+    ARMT_RETURN_IF(!m->slots, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (map of %zu)", expected);
+    for (size_t i = 0; i < cap; i++) m->slots[i].id = -1;
+    m->cap = cap;
+    m->count = 0;
+    return ARMT_OK;
+}
+
+/* Inserts key (already in the pool at off) -> id; a key present already gets the new id (last one wins, as
+ * in a JSON object read by HF). */
+static void strmap_put(strmap *m, const char *pool, size_t off, size_t len, int32_t id) {
+    uint32_t h = hash_bytes(pool + off, len);
+    size_t mask = m->cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        strmap_slot *s = &m->slots[i];
+        if (s->id < 0) {
+            *s = (strmap_slot){.hash = h, .id = id, .off = off, .len = len};
+            m->count++;
+            return;
+        }
+        if (s->hash == h && s->len == len && memcmp(pool + s->off, pool + off, len) == 0) {
+            s->id = id;
+            return;
+        }
+    }
+}
+
+static int32_t strmap_get(const strmap *m, const char *pool, const void *key, size_t len) {
+    if (!m->slots) return -1;
+    uint32_t h = hash_bytes(key, len);
+    size_t mask = m->cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        const strmap_slot *s = &m->slots[i];
+        if (s->id < 0) return -1;
+        if (s->hash == h && s->len == len && memcmp(pool + s->off, key, len) == 0) return s->id;
+    }
+}
+
+/* Lookup of the byte-level mapping of raw bytes, in the vocab. */
+static int32_t vocab_get_mapped(const armt_tokenizer *t, const unsigned char *p, size_t n) {
+    const strmap *m = &t->vocab;
+    uint32_t h = hash_mapped(t, p, n);
+    size_t len = mapped_len(t, p, n);
+    size_t mask = m->cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        const strmap_slot *s = &m->slots[i];
+        if (s->id < 0) return -1;
+        if (s->hash == h && s->len == len && equal_mapped(t, t->pool + s->off, p, n)) return s->id;
+    }
+}
+
+static size_t merge_hash(uint64_t key, size_t mask) {
+    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+}
+
+static armt_status mergemap_init(mergemap *m, size_t expected, armt_err *err) {
+    size_t cap = 16;
+    while (cap < 2 * expected + 2) cap *= 2;
+    m->slots = malloc(cap * sizeof *m->slots);
+    ARMT_RETURN_IF(!m->slots, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (%zu merges)", expected);
+    for (size_t i = 0; i < cap; i++) m->slots[i].key = UINT64_MAX;
+    m->cap = cap;
+    m->count = 0;
+    return ARMT_OK;
+}
+
+static uint64_t merge_key(int32_t a, int32_t b) { return ((uint64_t)(uint32_t)a << 32) | (uint32_t)b; }
+
+/* A repeated pair keeps the rank of its last occurrence, as HF does (its merges map is built in order). */
+static void mergemap_put(mergemap *m, int32_t a, int32_t b, uint32_t rank, int32_t merged) {
+    uint64_t key = merge_key(a, b);
+    size_t mask = m->cap - 1;
+    for (size_t i = merge_hash(key, mask);; i = (i + 1) & mask) {
+        merge_slot *s = &m->slots[i];
+        if (s->key == UINT64_MAX) {
+            *s = (merge_slot){.key = key, .rank = rank, .merged = merged};
+            m->count++;
+            return;
+        }
+        if (s->key == key) {
+            s->rank = rank;
+            s->merged = merged;
+            return;
+        }
+    }
+}
+
+static const merge_slot *mergemap_get(const mergemap *m, int32_t a, int32_t b) {
+    uint64_t key = merge_key(a, b);
+    size_t mask = m->cap - 1;
+    for (size_t i = merge_hash(key, mask);; i = (i + 1) & mask) {
+        const merge_slot *s = &m->slots[i];
+        if (s->key == UINT64_MAX) return NULL;
+        if (s->key == key) return s;
+    }
+}
+
+/* ======================================================================================================= */
+/* Loading                                                                                                 */
+/* ======================================================================================================= */
+
+/* The GPT-2 byte <-> character table: printable Latin-1 bytes stand for themselves, the 68 others (controls,
+ * space, DEL, NBSP, soft hyphen, ...) get U+0100 upwards in byte order. */
+static void init_byte_table(armt_tokenizer *t) {
+    for (int c = 0; c < 324; c++) t->chr_byte[c] = -1;
+    int next = 256;
+    for (int b = 0; b < 256; b++) {
+        int printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+        int cp = printable ? b : next++;
+        unsigned char u[4];
+        int l = utf8_put((uint32_t)cp, u);
+        memcpy(t->byte_chr[b], u, (size_t)l);
+        t->byte_chr_len[b] = (uint8_t)l;
+        t->chr_byte[cp] = (int16_t)b;
+    }
+}
+
+static const char *json_type_name(const json_t *j) {
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: return "object";
+    case JSON_ARRAY: return "array";
+    case JSON_STRING: return "string";
+    case JSON_INTEGER: return "integer";
+    case JSON_REAL: return "real";
+    case JSON_TRUE:
+    case JSON_FALSE: return "boolean";
+    case JSON_NULL: return "null";
+    }
+    return "?";
+}
+
+/* The "type" member of a component, or "(no type)". */
+static const char *type_of(const json_t *obj) {
+    const char *s = json_is_object(obj) ? json_string_value(json_object_get(obj, "type")) : NULL;
+    return s ? s : "(no type)";
+}
+
+/* A boolean member: absent or null gives def; anything but a boolean is an error. */
+static armt_status get_bool(const json_t *obj, const char *key, int def, int *out, const char *where,
+                            armt_err *err) {
+    const json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        *out = def;
+        return ARMT_OK;
+    }
+    ARMT_RETURN_IF(!json_is_boolean(v), ARMT_STATUS_BAD_FILE, "tokenizer.json: %s.%s must be a boolean, not %s",
+                   where, key, json_type_name(v));
+    *out = json_is_true(v);
+    return ARMT_OK;
+}
+
+static armt_status compile_regex(const char *pattern, size_t len, int literal, pcre2_code **out, armt_err *err) {
+    int code;
+    PCRE2_SIZE at;
+    uint32_t opts = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, len, opts, &code, &at, NULL);
+    if (!re) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(code, msg, sizeof msg);
+        return armt_err_set(err, ARMT_STATUS_UNSUPPORTED,
+                            "tokenizer.json: pre-tokenizer regex /%s/ does not compile with PCRE2 at offset %zu: %s",
+                            pattern, (size_t)at, (const char *)msg);
+    }
+    /* JIT makes matching several times faster; without it (no JIT support) the interpreter is used. */
+    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+    *out = re;
+    return ARMT_OK;
+}
+
+static armt_status add_step(armt_tokenizer *t, const json_t *pt, int depth, armt_err *err);
+
+static armt_status parse_split(armt_tokenizer *t, const json_t *pt, armt_err *err) {
+    const json_t *pat = json_object_get(pt, "pattern");
+    const json_t *rx = json_is_object(pat) ? json_object_get(pat, "Regex") : NULL;
+    const json_t *lit = json_is_object(pat) ? json_object_get(pat, "String") : NULL;
+    const json_t *ps = rx ? rx : lit;
+    ARMT_RETURN_IF(!json_is_string(ps), ARMT_STATUS_BAD_FILE,
+                   "tokenizer.json: Split pre-tokenizer needs pattern {\"Regex\": ...} or {\"String\": ...}");
+    const char *behavior = json_string_value(json_object_get(pt, "behavior"));
+    ARMT_RETURN_IF(!behavior, ARMT_STATUS_BAD_FILE, "tokenizer.json: Split pre-tokenizer without behavior");
+    int removed = 0;
+    if (strcmp(behavior, "Removed") == 0) {
+        removed = 1;
+    } else if (strcmp(behavior, "Isolated") != 0) {
+        return armt_err_set(err, ARMT_STATUS_UNSUPPORTED,
+                            "tokenizer.json: Split behavior '%s' is not supported (Isolated, Removed)", behavior);
+    }
+    int invert;
+    ARMT_TRY(get_bool(pt, "invert", 0, &invert, "Split", err));
+    ARMT_RETURN_IF(invert, ARMT_STATUS_UNSUPPORTED, "tokenizer.json: Split with invert = true is not supported");
+    ARMT_RETURN_IF(t->n_steps >= TOK_MAX_STEPS, ARMT_STATUS_UNSUPPORTED,
+                   "tokenizer.json: more than %d pre-tokenizer steps", TOK_MAX_STEPS);
+    ARMT_RETURN_IF(t->n_steps > 0 && t->steps[t->n_steps - 1].kind == STEP_BYTELEVEL, ARMT_STATUS_UNSUPPORTED,
+                   "tokenizer.json: a Split after the ByteLevel pre-tokenizer is not supported (ByteLevel must be "
+                   "the last step)");
+    pretok_step *s = &t->steps[t->n_steps];
+    *s = (pretok_step){.kind = STEP_SPLIT, .removed = removed};
+    ARMT_TRY(compile_regex(json_string_value(ps), json_string_length(ps), lit != NULL, &s->re, err));
+    t->n_steps++;
+    return ARMT_OK;
+}
+
+static armt_status parse_bytelevel(armt_tokenizer *t, const json_t *pt, armt_err *err) {
+    int prefix, use_regex;
+    ARMT_TRY(get_bool(pt, "add_prefix_space", 1, &prefix, "ByteLevel", err));
+    ARMT_TRY(get_bool(pt, "use_regex", 1, &use_regex, "ByteLevel", err));
+    ARMT_RETURN_IF(t->n_steps >= TOK_MAX_STEPS, ARMT_STATUS_UNSUPPORTED,
+                   "tokenizer.json: more than %d pre-tokenizer steps", TOK_MAX_STEPS);
+    ARMT_RETURN_IF(t->n_steps > 0 && t->steps[t->n_steps - 1].kind == STEP_BYTELEVEL, ARMT_STATUS_UNSUPPORTED,
+                   "tokenizer.json: two ByteLevel pre-tokenizers are not supported");
+    pretok_step *s = &t->steps[t->n_steps];
+    *s = (pretok_step){.kind = STEP_BYTELEVEL, .add_prefix_space = prefix};
+    if (use_regex) ARMT_TRY(compile_regex(GPT2_PATTERN, sizeof GPT2_PATTERN - 1, 0, &s->re, err));
+    t->n_steps++;
+    return ARMT_OK;
+}
+
+static armt_status add_step(armt_tokenizer *t, const json_t *pt, int depth, armt_err *err) {
+    const char *type = type_of(pt);
+    ARMT_RETURN_IF(depth > 4, ARMT_STATUS_UNSUPPORTED, "tokenizer.json: pre-tokenizer Sequences nested too deep");
+    if (strcmp(type, "Sequence") == 0) {
+        const json_t *list = json_object_get(pt, "pretokenizers");
+        ARMT_RETURN_IF(!json_is_array(list), ARMT_STATUS_BAD_FILE,
+                       "tokenizer.json: pre-tokenizer Sequence without a pretokenizers array");
+        for (size_t i = 0; i < json_array_size(list); i++) ARMT_TRY(add_step(t, json_array_get(list, i), depth + 1, err));
+        return ARMT_OK;
+    }
+    if (strcmp(type, "Split") == 0) return parse_split(t, pt, err);
+    if (strcmp(type, "ByteLevel") == 0) return parse_bytelevel(t, pt, err);
+    return armt_err_set(err, ARMT_STATUS_UNSUPPORTED,
+                        "tokenizer.json: pre-tokenizer '%s' is not supported (Sequence, Split, ByteLevel)", type);
+}
+
+static armt_status parse_pre_tokenizer(armt_tokenizer *t, const json_t *root, armt_err *err) {
+    const json_t *pt = json_object_get(root, "pre_tokenizer");
+    if (pt && !json_is_null(pt)) ARMT_TRY(add_step(t, pt, 0, err));
+    ARMT_RETURN_IF(t->n_steps == 0 || t->steps[t->n_steps - 1].kind != STEP_BYTELEVEL, ARMT_STATUS_UNSUPPORTED,
+                   "tokenizer.json: only byte-level BPE is supported: the pre-tokenizer must end with ByteLevel");
+    return ARMT_OK;
+}
+
+static armt_status check_normalizer_and_decoder(const json_t *root, armt_err *err) {
+    const json_t *n = json_object_get(root, "normalizer");
+    if (n && !json_is_null(n)) {
+        const json_t *list = json_object_get(n, "normalizers");
+        int empty_seq = strcmp(type_of(n), "Sequence") == 0 && json_is_array(list) && json_array_size(list) == 0;
+        ARMT_RETURN_IF(!empty_seq, ARMT_STATUS_UNSUPPORTED, "tokenizer.json: normalizer '%s' is not supported",
+                       type_of(n));
+    }
+    const json_t *d = json_object_get(root, "decoder");
+    ARMT_RETURN_IF(!d || json_is_null(d), ARMT_STATUS_UNSUPPORTED,
+                   "tokenizer.json: no decoder; only the ByteLevel decoder is supported");
+    if (strcmp(type_of(d), "Sequence") == 0) {
+        const json_t *list = json_object_get(d, "decoders");
+        ARMT_RETURN_IF(!json_is_array(list) || json_array_size(list) == 0, ARMT_STATUS_BAD_FILE,
+                       "tokenizer.json: decoder Sequence without decoders");
+        for (size_t i = 0; i < json_array_size(list); i++) {
+            const char *ty = type_of(json_array_get(list, i));
+            ARMT_RETURN_IF(strcmp(ty, "ByteLevel") != 0, ARMT_STATUS_UNSUPPORTED,
+                           "tokenizer.json: decoder '%s' is not supported (ByteLevel only)", ty);
+        }
+    } else {
+        ARMT_RETURN_IF(strcmp(type_of(d), "ByteLevel") != 0, ARMT_STATUS_UNSUPPORTED,
+                       "tokenizer.json: decoder '%s' is not supported (ByteLevel only)", type_of(d));
+    }
+    return ARMT_OK;
+}
+
+static armt_status check_id(json_int_t id, const char *what, const char *name, armt_err *err) {
+    ARMT_RETURN_IF(id < 0 || id >= TOK_MAX_ID, ARMT_STATUS_BAD_FILE,
+                   "tokenizer.json: %s '%s' has id %lld, outside [0, %d)", what, name, (long long)id, TOK_MAX_ID);
+    return ARMT_OK;
+}
+
+/* Splits a merge entry into its two token texts: "a b" (legacy) or ["a", "b"]. */
+static armt_status merge_parts(const json_t *m, size_t i, const char **a, size_t *al, const char **b, size_t *bl,
+                               armt_err *err) {
+    if (json_is_string(m)) {
+        const char *s = json_string_value(m);
+        size_t n = json_string_length(m);
+        const char *sp = memchr(s, ' ', n);
+        ARMT_RETURN_IF(!sp || memchr(sp + 1, ' ', n - (size_t)(sp + 1 - s)), ARMT_STATUS_BAD_FILE,
+                       "tokenizer.json: merge %zu \"%s\" is not two tokens separated by one space", i, s);
+        *a = s;
+        *al = (size_t)(sp - s);
+        *b = sp + 1;
+        *bl = n - *al - 1;
+        return ARMT_OK;
+    }
+    ARMT_RETURN_IF(!json_is_array(m) || json_array_size(m) != 2 || !json_is_string(json_array_get(m, 0)) ||
+                       !json_is_string(json_array_get(m, 1)),
+                   ARMT_STATUS_BAD_FILE, "tokenizer.json: merge %zu is neither \"a b\" nor [\"a\", \"b\"]", i);
+    *a = json_string_value(json_array_get(m, 0));
+    *al = json_string_length(json_array_get(m, 0));
+    *b = json_string_value(json_array_get(m, 1));
+    *bl = json_string_length(json_array_get(m, 1));
+    return ARMT_OK;
+}
+
+static armt_status parse_model(armt_tokenizer *t, const json_t *root, int32_t *max_id, armt_err *err) {
+    const json_t *model = json_object_get(root, "model");
+    ARMT_RETURN_IF(!json_is_object(model), ARMT_STATUS_BAD_FILE, "tokenizer.json: no \"model\" object");
+    const char *type = json_string_value(json_object_get(model, "type"));
+    ARMT_RETURN_IF(type && strcmp(type, "BPE") != 0, ARMT_STATUS_UNSUPPORTED,
+                   "tokenizer.json: model type '%s' is not supported (BPE only)", type);
+    const json_t *vocab = json_object_get(model, "vocab");
+    const json_t *merges = json_object_get(model, "merges");
+    ARMT_RETURN_IF(!json_is_object(vocab), ARMT_STATUS_BAD_FILE, "tokenizer.json: model.vocab is not an object");
+    ARMT_RETURN_IF(!json_is_array(merges), ARMT_STATUS_BAD_FILE, "tokenizer.json: model.merges is not an array");
+
+    /* Options that change the output and that a byte-level LLaMA-3 tokenizer does not use. */
+    const json_t *dropout = json_object_get(model, "dropout");
+    ARMT_RETURN_IF(dropout && !json_is_null(dropout) && json_number_value(dropout) != 0.0, ARMT_STATUS_UNSUPPORTED,
+                   "tokenizer.json: BPE dropout is not supported");
+    int byte_fallback;
+    ARMT_TRY(get_bool(model, "byte_fallback", 0, &byte_fallback, "model", err));
+    ARMT_RETURN_IF(byte_fallback, ARMT_STATUS_UNSUPPORTED, "tokenizer.json: BPE byte_fallback is not supported");
+    static const char *const affixes[] = {"continuing_subword_prefix", "end_of_word_suffix"};
+    for (int i = 0; i < 2; i++) {
+        const char *s = json_string_value(json_object_get(model, affixes[i]));
+        ARMT_RETURN_IF(s && s[0], ARMT_STATUS_UNSUPPORTED, "tokenizer.json: BPE %s \"%s\" is not supported",
+                       affixes[i], s);
+    }
+    ARMT_TRY(get_bool(model, "ignore_merges", 0, &t->ignore_merges, "model", err));
+    ARMT_TRY(get_bool(model, "fuse_unk", 0, &t->fuse_unk, "model", err));
+
+    /* Vocab */
+    ARMT_TRY(strmap_init(&t->vocab, json_object_size(vocab), err));
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)vocab, key, v) {
+        ARMT_RETURN_IF(!json_is_integer(v), ARMT_STATUS_BAD_FILE,
+                       "tokenizer.json: vocab entry '%s' is not an integer id", key);
+        json_int_t id = json_integer_value(v);
+        ARMT_TRY(check_id(id, "vocab entry", key, err));
+        size_t off;
+        ARMT_TRY(pool_add(t, key, strlen(key), &off, err));
+        strmap_put(&t->vocab, t->pool, off, strlen(key), (int32_t)id);
+        if ((int32_t)id > *max_id) *max_id = (int32_t)id;
+    }
+
+    const char *unk = json_string_value(json_object_get(model, "unk_token"));
+    t->unk_id = -1;
+    if (unk) {
+        t->unk_id = strmap_get(&t->vocab, t->pool, unk, strlen(unk));
+        ARMT_RETURN_IF(t->unk_id < 0, ARMT_STATUS_BAD_FILE, "tokenizer.json: unk_token '%s' is not in the vocab", unk);
+    }
+
+    /* Merges: rank = position in the list; the merged token must be in the vocab. */
+    size_t n = json_array_size(merges);
+    ARMT_RETURN_IF(n > UINT32_MAX / 2, ARMT_STATUS_BAD_FILE, "tokenizer.json: too many merges (%zu)", n);
+    ARMT_TRY(mergemap_init(&t->merges, n, err));
+    char *cat = NULL;
+    size_t cat_cap = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *a, *b;
+        size_t al, bl;
+        armt_status st = merge_parts(json_array_get(merges, i), i, &a, &al, &b, &bl, err);
+        if (st != ARMT_OK) {
+            free(cat);
+            return st;
+        }
+        if (al + bl + 1 > cat_cap) {
+            cat_cap = 2 * (al + bl + 1);
+            char *c = realloc(cat, cat_cap);
+            if (!c) {
+                free(cat);
+                return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (merges)");
+            }
+            cat = c;
+        }
+        memcpy(cat, a, al);
+        memcpy(cat + al, b, bl);
+        int32_t ia = strmap_get(&t->vocab, t->pool, a, al);
+        int32_t ib = strmap_get(&t->vocab, t->pool, b, bl);
+        int32_t im = strmap_get(&t->vocab, t->pool, cat, al + bl);
+        if (ia < 0 || ib < 0 || im < 0) {
+            cat[al + bl] = '\0';
+            st = armt_err_set(err, ARMT_STATUS_BAD_FILE, "tokenizer.json: merge %zu (\"%.*s\" + \"%.*s\"): token "
+                              "\"%s\" is not in the vocab", i, (int)al, a, (int)bl, b,
+                              ia < 0 ? "left" : ib < 0 ? "right" : cat);
+            free(cat);
+            return st;
+        }
+        mergemap_put(&t->merges, ia, ib, (uint32_t)i, im);
+    }
+    free(cat);
+    return ARMT_OK;
+}
+
+static armt_status parse_added_tokens(armt_tokenizer *t, const json_t *root, int32_t *max_id, armt_err *err) {
+    const json_t *list = json_object_get(root, "added_tokens");
+    if (!list || json_is_null(list)) return strmap_init(&t->added_map, 0, err);
+    ARMT_RETURN_IF(!json_is_array(list), ARMT_STATUS_BAD_FILE, "tokenizer.json: added_tokens is not an array");
+    size_t n = json_array_size(list);
+    ARMT_TRY(strmap_init(&t->added_map, n, err));
+    if (n == 0) return ARMT_OK;
+    t->added = calloc(n, sizeof *t->added);
+    ARMT_RETURN_IF(!t->added, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (added tokens)");
+    for (size_t i = 0; i < n; i++) {
+        const json_t *a = json_array_get(list, i);
+        const json_t *c = json_object_get(a, "content");
+        const json_t *id = json_object_get(a, "id");
+        ARMT_RETURN_IF(!json_is_string(c) || json_string_length(c) == 0 || !json_is_integer(id), ARMT_STATUS_BAD_FILE,
+                       "tokenizer.json: added_tokens[%zu] needs a non-empty content and an integer id", i);
+        const char *content = json_string_value(c);
+        ARMT_TRY(check_id(json_integer_value(id), "added token", content, err));
+        static const char *const flags[] = {"single_word", "lstrip", "rstrip"};
+        for (int f = 0; f < 3; f++) {
+            int on;
+            ARMT_TRY(get_bool(a, flags[f], 0, &on, "added_tokens[]", err));
+            ARMT_RETURN_IF(on, ARMT_STATUS_UNSUPPORTED, "tokenizer.json: added token '%s': %s = true is not supported",
+                           content, flags[f]);
+        }
+        int special, normalized;
+        ARMT_TRY(get_bool(a, "special", 0, &special, "added_tokens[]", err));
+        ARMT_TRY(get_bool(a, "normalized", !special, &normalized, "added_tokens[]", err));
+        added_token *at = &t->added[t->n_added++];
+        at->id = (int32_t)json_integer_value(id);
+        at->len = json_string_length(c);
+        at->special = (uint8_t)special;
+        at->normalized = (uint8_t)normalized;
+        ARMT_TRY(pool_add(t, content, at->len, &at->off, err));
+        strmap_put(&t->added_map, t->pool, at->off, at->len, at->id);
+        if (at->id > *max_id) *max_id = at->id;
+    }
+    return ARMT_OK;
+}
+
+/* Sort key of the added-token index: first byte, then longest first, then id (a total order, so the
+ * matcher does not depend on qsort's stability). */
+typedef struct added_key {
+    unsigned char first;
+    size_t        len;
+    int32_t       id;
+    size_t        index;
+} added_key;
+
+static int cmp_added(const void *pa, const void *pb) {
+    const added_key *a = pa, *b = pb;
+    if (a->first != b->first) return a->first < b->first ? -1 : 1;
+    if (a->len != b->len) return a->len > b->len ? -1 : 1;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+/* Builds order[pass] and first[pass][] (see the struct). */
+static armt_status index_added(armt_tokenizer *t, armt_err *err) {
+    for (int pass = 0; pass < 2; pass++) {
+        t->order[pass] = malloc((t->n_added + 1) * sizeof(size_t));
+        ARMT_RETURN_IF(!t->order[pass], ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (added index)");
+        added_key *keys = malloc((t->n_added + 1) * sizeof *keys);
+        ARMT_RETURN_IF(!keys, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (added index)");
+        size_t k = 0;
+        for (size_t i = 0; i < t->n_added; i++) {
+            const added_token *a = &t->added[i];
+            if (a->normalized != pass) continue;
+            keys[k++] = (added_key){(unsigned char)t->pool[a->off], a->len, a->id, i};
+        }
+        qsort(keys, k, sizeof *keys, cmp_added);
+        for (size_t i = 0; i < k; i++) t->order[pass][i] = keys[i].index;
+        free(keys);
+        size_t j = 0;
+        for (int b = 0; b <= 256; b++) {
+            while (j < k && (unsigned char)t->pool[t->added[t->order[pass][j]].off] < b) j++;
+            t->first[pass][b] = j;
+        }
+        t->first[pass][256] = k;
+    }
+    return ARMT_OK;
+}
+
+/* Appends the ids of a processor's special token `name` (TemplateProcessing special_tokens map). */
+static armt_status template_ids(armt_tokenizer *t, const json_t *tp, const char *name, armt_err *err) {
+    const json_t *sp = json_object_get(json_object_get(tp, "special_tokens"), name);
+    const json_t *ids = json_object_get(sp, "ids");
+    ARMT_RETURN_IF(!json_is_array(ids), ARMT_STATUS_BAD_FILE,
+                   "tokenizer.json: TemplateProcessing special token '%s' has no ids", name);
+    for (size_t i = 0; i < json_array_size(ids); i++) {
+        const json_t *v = json_array_get(ids, i);
+        ARMT_RETURN_IF(!json_is_integer(v), ARMT_STATUS_BAD_FILE,
+                       "tokenizer.json: TemplateProcessing special token '%s': ids must be integers", name);
+        ARMT_TRY(check_id(json_integer_value(v), "template token", name, err));
+        int32_t *b = realloc(t->bos, (t->n_bos + 1) * sizeof *b);
+        ARMT_RETURN_IF(!b, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory");
+        t->bos = b;
+        t->bos[t->n_bos++] = (int32_t)json_integer_value(v);
+    }
+    return ARMT_OK;
+}
+
+/* Reads the BOS prefix out of one post-processor; *found = 1 if it is one that decides special tokens. */
+static armt_status parse_processor(armt_tokenizer *t, const json_t *pp, int depth, int *found, armt_err *err) {
+    const char *type = type_of(pp);
+    ARMT_RETURN_IF(depth > 4, ARMT_STATUS_UNSUPPORTED, "tokenizer.json: post-processor Sequences nested too deep");
+    if (strcmp(type, "ByteLevel") == 0) return ARMT_OK; /* offsets only */
+    if (strcmp(type, "Sequence") == 0) {
+        const json_t *list = json_object_get(pp, "processors");
+        ARMT_RETURN_IF(!json_is_array(list), ARMT_STATUS_BAD_FILE,
+                       "tokenizer.json: post-processor Sequence without processors");
+        for (size_t i = 0; i < json_array_size(list); i++)
+            ARMT_TRY(parse_processor(t, json_array_get(list, i), depth + 1, found, err));
+        return ARMT_OK;
+    }
+    if (strcmp(type, "TemplateProcessing") == 0) {
+        const json_t *single = json_object_get(pp, "single");
+        ARMT_RETURN_IF(!json_is_array(single), ARMT_STATUS_BAD_FILE,
+                       "tokenizer.json: TemplateProcessing without a single template");
+        *found = 1;
+        for (size_t i = 0; i < json_array_size(single); i++) {
+            const json_t *piece = json_array_get(single, i);
+            const json_t *sp = json_object_get(piece, "SpecialToken");
+            if (!sp) break; /* $A: stop; tokens after the sequence are not part of add_bos */
+            const char *name = json_string_value(json_object_get(sp, "id"));
+            ARMT_RETURN_IF(!name, ARMT_STATUS_BAD_FILE, "tokenizer.json: TemplateProcessing SpecialToken without id");
+            ARMT_TRY(template_ids(t, pp, name, err));
+        }
+        return ARMT_OK;
+    }
+    if (strcmp(type, "RobertaProcessing") == 0 || strcmp(type, "BertProcessing") == 0) {
+        const json_t *cls = json_object_get(pp, "cls");
+        const json_t *id = json_array_get(cls, 1);
+        ARMT_RETURN_IF(!json_is_integer(id), ARMT_STATUS_BAD_FILE, "tokenizer.json: %s without a cls [token, id]",
+                       type);
+        ARMT_TRY(check_id(json_integer_value(id), "cls token", type, err));
+        *found = 1;
+        int32_t *b = realloc(t->bos, (t->n_bos + 1) * sizeof *b);
+        ARMT_RETURN_IF(!b, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory");
+        t->bos = b;
+        t->bos[t->n_bos++] = (int32_t)json_integer_value(id);
+        return ARMT_OK;
+    }
+    return armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "tokenizer.json: post-processor '%s' is not supported", type);
+}
+
+static armt_status parse_bos(armt_tokenizer *t, const json_t *root, armt_err *err) {
+    const json_t *pp = json_object_get(root, "post_processor");
+    int found = 0;
+    if (pp && !json_is_null(pp)) ARMT_TRY(parse_processor(t, pp, 0, &found, err));
+    if (found) return ARMT_OK;
+    /* No template: fall back to a special added token with a conventional BOS name. */
+    static const char *const names[] = {"<|begin_of_text|>", "<s>", "<bos>", "<|startoftext|>"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        int32_t id = strmap_get(&t->added_map, t->pool, names[i], strlen(names[i]));
+        if (id >= 0) {
+            t->bos = malloc(sizeof *t->bos);
+            ARMT_RETURN_IF(!t->bos, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory");
+            t->bos[0] = id;
+            t->n_bos = 1;
+            return ARMT_OK;
+        }
+    }
+    return ARMT_OK;
+}
+
+/* The bytes the ByteLevel decoder gives for one token text: each character mapped back to its byte, or, if
+ * some character is not in the table (e.g. an added token with a space), the text's own UTF-8 bytes. */
+static armt_status set_decoded(armt_tokenizer *t, tok_entry *e, armt_err *err) {
+    const unsigned char *s = (const unsigned char *)t->pool + e->text_off;
+    size_t n = e->text_len, k = 0;
+    unsigned char *buf = malloc(n + 1);
+    ARMT_RETURN_IF(!buf, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory");
+    int mapped = 1;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        int l = utf8_next(s + i, n - i, &cp);
+        if (l < 0 || cp >= 324 || t->chr_byte[cp] < 0) {
+            mapped = 0;
+            break;
+        }
+        buf[k++] = (unsigned char)t->chr_byte[cp];
+        i += (size_t)l;
+    }
+    armt_status st;
+    if (mapped) {
+        st = pool_add(t, buf, k, &e->dec_off, err);
+        e->dec_len = k;
+    } else {
+        /* pool_add may move the pool: copy the text first */
+        memcpy(buf, s, n);
+        st = pool_add(t, buf, n, &e->dec_off, err);
+        e->dec_len = n;
+    }
+    free(buf);
+    return st;
+}
+
+static armt_status build_tables(armt_tokenizer *t, int32_t max_id, armt_err *err) {
+    t->n_ids = max_id + 1;
+    t->tokens = calloc((size_t)t->n_ids, sizeof *t->tokens);
+    ARMT_RETURN_IF(!t->tokens, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (%d ids)", t->n_ids);
+    for (size_t i = 0; i < t->vocab.cap; i++) {
+        const strmap_slot *s = &t->vocab.slots[i];
+        if (s->id < 0) continue;
+        tok_entry *e = &t->tokens[s->id];
+        /* Two vocab keys with one id: keep the first seen; HF's id -> token map keeps one of them too. */
+        if (e->present) continue;
+        *e = (tok_entry){.text_off = s->off, .text_len = s->len, .present = 1};
+    }
+    /* Added tokens take precedence for decoding, as in HF (added vocabulary first, then the model). */
+    for (size_t i = 0; i < t->n_added; i++) {
+        const added_token *a = &t->added[i];
+        t->tokens[a->id] = (tok_entry){.text_off = a->off, .text_len = a->len, .present = 1, .special = a->special,
+                                       .added = 1};
+    }
+    for (int32_t id = 0; id < t->n_ids; id++)
+        if (t->tokens[id].present) ARMT_TRY(set_decoded(t, &t->tokens[id], err));
+    for (int b = 0; b < 256; b++)
+        t->byte_id[b] = strmap_get(&t->vocab, t->pool, t->byte_chr[b], t->byte_chr_len[b]);
+    return ARMT_OK;
+}
+
+static armt_status read_file(const char *path, char **out, size_t *len, armt_err *err) {
+    FILE *f = fopen(path, "rb");
+    ARMT_RETURN_IF(!f, ARMT_STATUS_IO_ERROR, "tokenizer: cannot open %s: %s", path, strerror(errno));
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (cap - n < 65536) {
+            cap = cap ? 2 * cap : 1 << 20;
+            char *b = realloc(buf, cap);
+            if (!b) {
+                free(buf);
+                fclose(f);
+                return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory reading %s", path);
+            }
+            buf = b;
+        }
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return armt_err_set(err, ARMT_STATUS_IO_ERROR, "tokenizer: read error on %s", path);
+    }
+    *out = buf;
+    *len = n;
+    return ARMT_OK;
+}
+
+static armt_status load_into(armt_tokenizer *t, const char *path, armt_err *err) {
+    char *text = NULL;
+    size_t len = 0;
+    ARMT_TRY(read_file(path, &text, &len, err));
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_ALLOW_NUL, &jerr);
+    free(text);
+    ARMT_RETURN_IF(!root, ARMT_STATUS_BAD_FILE, "tokenizer: %s is not valid JSON (line %d, column %d): %s", path,
+                   jerr.line, jerr.column, jerr.text);
+    armt_status st = ARMT_OK;
+    int32_t max_id = -1;
+    if (!json_is_object(root)) {
+        st = armt_err_set(err, ARMT_STATUS_BAD_FILE, "tokenizer: %s: the top level is not a JSON object", path);
+        goto done;
+    }
+    /* Cheap structural checks first, so an unsupported file is named before the big vocab is read. */
+    const json_t *model = json_object_get(root, "model");
+    const char *mtype = json_string_value(json_object_get(model, "type"));
+    if (mtype && strcmp(mtype, "BPE") != 0) {
+        st = armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "tokenizer.json: model type '%s' is not supported (BPE only)",
+                          mtype);
+        goto done;
+    }
+    ARMT_TRY_GOTO(check_normalizer_and_decoder(root, err), done);
+    ARMT_TRY_GOTO(parse_pre_tokenizer(t, root, err), done);
+    ARMT_TRY_GOTO(parse_model(t, root, &max_id, err), done);
+    ARMT_TRY_GOTO(parse_added_tokens(t, root, &max_id, err), done);
+    ARMT_TRY_GOTO(index_added(t, err), done);
+    if (max_id < 0) {
+        st = armt_err_set(err, ARMT_STATUS_BAD_FILE, "tokenizer.json: the vocab is empty");
+        goto done;
+    }
+    ARMT_TRY_GOTO(build_tables(t, max_id, err), done);
+    ARMT_TRY_GOTO(parse_bos(t, root, err), done);
+done:
+    json_decref(root);
+    return st;
+}
+
+void armt_tokenizer_free(armt_tokenizer *t) {
+    if (!t) return;
+    for (int i = 0; i < t->n_steps; i++) pcre2_code_free(t->steps[i].re);
+    free(t->vocab.slots);
+    free(t->added_map.slots);
+    free(t->merges.slots);
+    free(t->tokens);
+    free(t->added);
+    free(t->order[0]);
+    free(t->order[1]);
+    free(t->bos);
+    free(t->pool);
+    armt_err_free(&t->err);
+    free(t);
+}
+
+armt_status armt_tokenizer_load(const char *path, armt_tokenizer **out) {
+    armt_err *err = NULL; /* no handle yet: messages go to the thread's armt_last_error() */
+    ARMT_RETURN_IF(!path || !out, ARMT_STATUS_INVALID_ARGUMENT, "armt_tokenizer_load: NULL argument");
+    *out = NULL;
+    armt_tokenizer *t = calloc(1, sizeof *t);
+    ARMT_RETURN_IF(!t, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory");
+    armt_err_init(&t->err);
+    init_byte_table(t);
+    armt_status st = load_into(t, path, &t->err);
+    if (st != ARMT_OK) {
+        armt_tokenizer_free(t); /* the message stays in armt_last_error() */
+        return st;
+    }
+    *out = t;
+    return ARMT_OK;
+}
+
+const char *armt_tokenizer_last_error(const armt_tokenizer *t) {
+    return t ? armt_err_msg(&t->err) : armt_last_error();
+}
+
+int32_t armt_tokenizer_vocab_size(const armt_tokenizer *t) { return t ? t->n_ids : 0; }
+
+int32_t armt_tokenizer_token_id(const armt_tokenizer *t, const char *text) {
+    if (!t || !text) return -1;
+    size_t n = strlen(text);
+    int32_t id = strmap_get(&t->added_map, t->pool, text, n);
+    return id >= 0 ? id : strmap_get(&t->vocab, t->pool, text, n);
+}
+
+/* ======================================================================================================= */
+/* Encoding                                                                                                */
+/* ======================================================================================================= */
+
+typedef struct heap_item {
+    uint32_t rank;
+    uint32_t pos;   /* left symbol                          */
+    int32_t  left;  /* ids of the pair when it was pushed   */
+    int32_t  right;
+} heap_item;
+
+/* Scratch of one encode call (the tokenizer itself stays read-only). */
+typedef struct enc_state {
+    const armt_tokenizer *t;
+    armt_err             *err;
+    int                   parse_special;
+    pcre2_match_data     *md;
+    int32_t              *ids;     /* output                                    */
+    size_t                n_ids, cap_ids;
+    int32_t              *sym;     /* BPE symbols: id, prev, next per position  */
+    int32_t              *prev, *next;
+    size_t                cap_sym;
+    heap_item            *heap;
+    size_t                n_heap, cap_heap;
+} enc_state;
+
+static armt_status emit(enc_state *s, int32_t id) {
+    if (s->n_ids == s->cap_ids) {
+        size_t cap = s->cap_ids ? 2 * s->cap_ids : 256;
+        int32_t *p = realloc(s->ids, cap * sizeof *p);
+        if (!p) return armt_err_set(s->err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (ids)");
+        s->ids = p;
+        s->cap_ids = cap;
+    }
+    s->ids[s->n_ids++] = id;
+    return ARMT_OK;
+}
+
+static int heap_less(const heap_item *a, const heap_item *b) {
+    return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
+}
+
+static armt_status heap_push(enc_state *s, heap_item it) {
+    if (s->n_heap == s->cap_heap) {
+        size_t cap = s->cap_heap ? 2 * s->cap_heap : 64;
+        heap_item *h = realloc(s->heap, cap * sizeof *h);
+        if (!h) return armt_err_set(s->err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (BPE heap)");
+        s->heap = h;
+        s->cap_heap = cap;
+    }
+    size_t i = s->n_heap++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!heap_less(&it, &s->heap[p])) break;
+        s->heap[i] = s->heap[p];
+        i = p;
+    }
+    s->heap[i] = it;
+    return ARMT_OK;
+}
+
+static heap_item heap_pop(enc_state *s) {
+    heap_item top = s->heap[0], last = s->heap[--s->n_heap];
+    size_t i = 0, n = s->n_heap;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && heap_less(&s->heap[c + 1], &s->heap[c])) c++;
+        if (!heap_less(&s->heap[c], &last)) break;
+        s->heap[i] = s->heap[c];
+        i = c;
+    }
+    if (n) s->heap[i] = last;
+    return top;
+}
+
+/* Pushes the pair starting at symbol position a, if it is a known merge. */
+static armt_status push_pair(enc_state *s, int32_t a) {
+    int32_t b = s->next[a];
+    if (a < 0 || b < 0) return ARMT_OK;
+    const merge_slot *m = mergemap_get(&s->t->merges, s->sym[a], s->sym[b]);
+    if (!m) return ARMT_OK;
+    return heap_push(s, (heap_item){.rank = m->rank, .pos = (uint32_t)a, .left = s->sym[a], .right = s->sym[b]});
+}
+
+/* BPE of one pre-token (raw bytes; its byte-level characters are what the vocab holds). */
+static armt_status bpe_word(enc_state *s, const unsigned char *p, size_t n) {
+    const armt_tokenizer *t = s->t;
+    if (n == 0) return ARMT_OK;
+    if (t->ignore_merges) {
+        int32_t id = vocab_get_mapped(t, p, n);
+        if (id >= 0) return emit(s, id);
+    }
+    if (n > s->cap_sym) {
+        size_t cap = n < 64 ? 64 : n;
+        int32_t *a = realloc(s->sym, cap * sizeof *a);
+        if (a) s->sym = a;
+        int32_t *b = realloc(s->prev, cap * sizeof *b);
+        if (b) s->prev = b;
+        int32_t *c = realloc(s->next, cap * sizeof *c);
+        if (c) s->next = c;
+        if (!a || !b || !c) return armt_err_set(s->err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory");
+        s->cap_sym = cap;
+    }
+    /* Initial symbols: one per byte. A byte whose character is missing from the vocab becomes unk (fused
+     * with a preceding unk if fuse_unk) or, without an unk token, is dropped - HF's BPE does the same. */
+    int32_t m = 0;
+    int last_unk = 0;
+    for (size_t i = 0; i < n; i++) {
+        int32_t id = t->byte_id[p[i]];
+        if (id < 0) {
+            if (t->unk_id < 0) continue;
+            if (t->fuse_unk && last_unk) continue;
+            id = t->unk_id;
+            last_unk = 1;
+        } else {
+            last_unk = 0;
+        }
+        s->sym[m] = id;
+        s->prev[m] = m - 1;
+        s->next[m] = m + 1;
+        m++;
+    }
+    if (m == 0) return ARMT_OK;
+    s->next[m - 1] = -1;
+    s->n_heap = 0;
+    for (int32_t i = 0; i + 1 < m; i++) ARMT_TRY(push_pair(s, i));
+    while (s->n_heap) {
+        heap_item it = heap_pop(s);
+        int32_t a = (int32_t)it.pos, b = s->next[a];
+        /* Stale entry: the left symbol was absorbed (sym = -1) or one side has merged since the push. */
+        if (s->sym[a] != it.left || b < 0 || s->sym[b] != it.right) continue;
+        const merge_slot *mg = mergemap_get(&t->merges, it.left, it.right);
+        s->sym[a] = mg->merged;
+        s->sym[b] = -1;
+        s->next[a] = s->next[b];
+        if (s->next[a] >= 0) s->prev[s->next[a]] = a;
+        if (s->prev[a] >= 0) ARMT_TRY(push_pair(s, s->prev[a]));
+        ARMT_TRY(push_pair(s, a));
+    }
+    for (int32_t i = 0; i >= 0; i = s->next[i]) ARMT_TRY(emit(s, s->sym[i]));
+    return ARMT_OK;
+}
+
+static armt_status pretokenize(enc_state *s, int step, const unsigned char *p, size_t n);
+
+/* Runs a step's regex over one valid UTF-8 run; gaps and (unless removed) matches go to the next step. */
+static armt_status split_valid(enc_state *s, int step, const unsigned char *p, size_t n) {
+    const pretok_step *ps = &s->t->steps[step];
+    size_t start = 0, prev_end = 0;
+    while (start < n) {
+        int rc = pcre2_match(ps->re, p, n, start, PCRE2_NO_UTF_CHECK, s->md, NULL);
+        if (rc == PCRE2_ERROR_NOMATCH) break;
+        if (rc < 0) {
+            PCRE2_UCHAR msg[256];
+            pcre2_get_error_message(rc, msg, sizeof msg);
+            return armt_err_set(s->err, ARMT_STATUS_UNSUPPORTED, "tokenizer: pre-tokenizer regex failed: %s",
+                                (const char *)msg);
+        }
+        const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->md);
+        size_t ms = ov[0], me = ov[1];
+        if (ms < prev_end || me < ms || me > n)
+            return armt_err_set(s->err, ARMT_STATUS_UNSUPPORTED, "tokenizer: regex match out of order (\\K?)");
+        if (me == ms) { /* empty match: not a split point; step over one character */
+            uint32_t cp;
+            int l = (me < n) ? utf8_next(p + me, n - me, &cp) : 1;
+            start = me + (size_t)(l > 0 ? l : 1);
+            continue;
+        }
+        if (ms > prev_end) ARMT_TRY(pretokenize(s, step + 1, p + prev_end, ms - prev_end));
+        if (!ps->removed) ARMT_TRY(pretokenize(s, step + 1, p + ms, me - ms));
+        prev_end = start = me;
+    }
+    if (n > prev_end) ARMT_TRY(pretokenize(s, step + 1, p + prev_end, n - prev_end));
+    return ARMT_OK;
+}
+
+/* A regex step: valid runs through the regex, each invalid subsequence as its own piece (see top). */
+static armt_status split_step(enc_state *s, int step, const unsigned char *p, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        int l = 0;
+        while (j < n) {
+            uint32_t cp;
+            l = utf8_next(p + j, n - j, &cp);
+            if (l < 0) break;
+            j += (size_t)l;
+        }
+        if (j > i) ARMT_TRY(split_valid(s, step, p + i, j - i));
+        if (j < n) {
+            ARMT_TRY(pretokenize(s, step + 1, p + j, (size_t)-l));
+            j += (size_t)-l;
+        }
+        i = j;
+    }
+    return ARMT_OK;
+}
+
+/* Applies pre-tokenizer step `step` to one piece, depth first; past the last step, the piece is a pre-token. */
+static armt_status pretokenize(enc_state *s, int step, const unsigned char *p, size_t n) {
+    if (n == 0) return ARMT_OK;
+    if (step == s->t->n_steps) return bpe_word(s, p, n);
+    const pretok_step *ps = &s->t->steps[step];
+    if (ps->kind == STEP_BYTELEVEL && ps->add_prefix_space && p[0] != ' ') {
+        unsigned char *q = malloc(n + 1);
+        if (!q) return armt_err_set(s->err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory");
+        q[0] = ' ';
+        memcpy(q + 1, p, n);
+        armt_status st = ps->re ? split_step(s, step, q, n + 1) : pretokenize(s, step + 1, q, n + 1);
+        free(q);
+        return st;
+    }
+    return ps->re ? split_step(s, step, p, n) : pretokenize(s, step + 1, p, n);
+}
+
+/* Cuts added tokens out of p[0..n): pass 0 (normalized = false) then, in its gaps, pass 1 (normalized = true);
+ * the remaining gaps are pre-tokenized. Leftmost match wins, then the longest one at that position. */
+static armt_status split_added(enc_state *s, int pass, const unsigned char *p, size_t n) {
+    const armt_tokenizer *t = s->t;
+    if (pass == 2) return pretokenize(s, 0, p, n);
+    size_t gap = 0;
+    for (size_t i = 0; i < n;) {
+        size_t lo = t->first[pass][p[i]], hi = t->first[pass][p[i] + 1];
+        const added_token *hit = NULL;
+        for (size_t k = lo; k < hi; k++) {
+            const added_token *a = &t->added[t->order[pass][k]];
+            if (a->len > n - i || (a->special && !s->parse_special)) continue;
+            if (memcmp(t->pool + a->off, p + i, a->len) == 0) {
+                hit = a;
+                break;
+            }
+        }
+        if (!hit) {
+            i++;
+            continue;
+        }
+        if (i > gap) ARMT_TRY(split_added(s, pass + 1, p + gap, i - gap));
+        ARMT_TRY(emit(s, hit->id));
+        i += hit->len;
+        gap = i;
+    }
+    if (n > gap) ARMT_TRY(split_added(s, pass + 1, p + gap, n - gap));
+    return ARMT_OK;
+}
+
+armt_status armt_tokenizer_encode(armt_tokenizer *tok, const char *text, size_t len, int add_bos,
+                                  int parse_special, int32_t *ids, size_t cap, size_t *n_out) {
+    armt_err *err = tok ? &tok->err : NULL;
+    ARMT_RETURN_IF(!tok || !n_out || (!text && len) || (!ids && cap), ARMT_STATUS_INVALID_ARGUMENT,
+                   "armt_tokenizer_encode: NULL argument");
+    armt_err_clear(err);
+    *n_out = 0;
+    enc_state s = {.t = tok, .err = err, .parse_special = parse_special};
+    armt_status st = ARMT_OK;
+    s.md = pcre2_match_data_create(1, NULL);
+    if (!s.md) {
+        st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (match data)");
+        goto done;
+    }
+    if (add_bos)
+        for (size_t i = 0; i < tok->n_bos; i++) ARMT_TRY_GOTO(emit(&s, tok->bos[i]), done);
+    if (len) ARMT_TRY_GOTO(split_added(&s, 0, (const unsigned char *)text, len), done);
+    *n_out = s.n_ids;
+    if (s.n_ids > cap) {
+        st = armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT,
+                          "armt_tokenizer_encode: %zu ids do not fit the capacity %zu", s.n_ids, cap);
+        goto done;
+    }
+    if (s.n_ids) memcpy(ids, s.ids, s.n_ids * sizeof *ids);
+done:
+    pcre2_match_data_free(s.md);
+    free(s.ids);
+    free(s.sym);
+    free(s.prev);
+    free(s.next);
+    free(s.heap);
+    return st;
+}
+
+/* ======================================================================================================= */
+/* Decoding                                                                                                */
+/* ======================================================================================================= */
+
+armt_status armt_tokenizer_decode(armt_tokenizer *tok, const int32_t *ids, size_t n, int skip_special, char *text,
+                                  size_t cap, size_t *len_out) {
+    armt_err *err = tok ? &tok->err : NULL;
+    ARMT_RETURN_IF(!tok || !len_out || (!ids && n) || (!text && cap), ARMT_STATUS_INVALID_ARGUMENT,
+                   "armt_tokenizer_decode: NULL argument");
+    armt_err_clear(err);
+    *len_out = 0;
+    /* Pass 1: the raw bytes of the tokens, and their length after the U+FFFD substitution. */
+    size_t raw = 0;
+    for (size_t i = 0; i < n; i++) {
+        int32_t id = ids[i];
+        ARMT_RETURN_IF(id < 0 || id >= tok->n_ids || !tok->tokens[id].present, ARMT_STATUS_TOKEN_OUT_OF_RANGE,
+                       "armt_tokenizer_decode: ids[%zu] = %d is not a token (vocab size %d)", i, (int)id,
+                       (int)tok->n_ids);
+        if (!(skip_special && tok->tokens[id].special)) raw += tok->tokens[id].dec_len;
+    }
+    unsigned char *buf = malloc(raw ? raw : 1);
+    ARMT_RETURN_IF(!buf, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (%zu bytes)", raw);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const tok_entry *e = &tok->tokens[ids[i]];
+        if (skip_special && e->special) continue;
+        memcpy(buf + k, tok->pool + e->dec_off, e->dec_len);
+        k += e->dec_len;
+    }
+    /* Pass 2: invalid UTF-8 subsequences -> U+FFFD (EF BF BD), like String::from_utf8_lossy. */
+    size_t need = 0;
+    for (size_t i = 0; i < raw;) {
+        uint32_t cp;
+        int l = utf8_next(buf + i, raw - i, &cp);
+        need += l > 0 ? (size_t)l : 3;
+        i += (size_t)(l > 0 ? l : -l);
+    }
+    if (need + 1 > cap) {
+        free(buf);
+        *len_out = need + 1;
+        return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT,
+                            "armt_tokenizer_decode: %zu bytes (NUL included) do not fit the capacity %zu", need + 1,
+                            cap);
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < raw;) {
+        uint32_t cp;
+        int l = utf8_next(buf + i, raw - i, &cp);
+        if (l > 0) {
+            memcpy(text + o, buf + i, (size_t)l);
+            o += (size_t)l;
+            i += (size_t)l;
+        } else {
+            memcpy(text + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i += (size_t)-l;
+        }
+    }
+    text[o] = '\0';
+    *len_out = o;
+    free(buf);
+    return ARMT_OK;
+}
