@@ -21,7 +21,7 @@
 #include "config.h"
 
 #include "armt.h"
-#include "../src/cli_common.h" /* relative to this file: works in VPATH builds too */
+#include "cli_common.h"
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -374,7 +374,7 @@ typedef struct progress_state {
     int    tty;
     char   label[96];
     double start, last;
-    int    printed;     /* a line is on screen (tty) */
+    int    printed;     /* characters of the line now on screen (tty), 0: none */
 } progress_state;
 
 static void progress_cb(uint64_t done, uint64_t total, void *user_data) {
@@ -385,9 +385,9 @@ static void progress_cb(uint64_t done, uint64_t total, void *user_data) {
     p->last = now;
     double pct = total ? 100.0 * (double)done / (double)total : 0.0;
     if (p->tty) {
-        fprintf(stderr, "\r%s: %s: step %" PRIu64 "/%" PRIu64 " (%.0f%%), %.0f s   ", cli_progname(), p->label, done,
-                total, pct, now - p->start);
-        p->printed = 1;
+        int w = fprintf(stderr, "\r%s: %s: step %" PRIu64 "/%" PRIu64 " (%.0f%%), %.0f s   ", cli_progname(), p->label,
+                        done, total, pct, now - p->start);
+        if (w > p->printed) p->printed = w;
     } else {
         fprintf(stderr, "%s: %s: step %" PRIu64 "/%" PRIu64 " (%.0f%%), %.0f s\n", cli_progname(), p->label, done,
                 total, pct, now - p->start);
@@ -395,7 +395,7 @@ static void progress_cb(uint64_t done, uint64_t total, void *user_data) {
     fflush(stderr);
 }
 
-static void progress_begin(progress_state *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void progress_begin(progress_state *p, const char *fmt, ...) CLI_PRINTF(2, 3);
 static void progress_begin(progress_state *p, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -406,7 +406,7 @@ static void progress_begin(progress_state *p, const char *fmt, ...) {
 }
 
 static void progress_end(progress_state *p) {
-    if (p->printed) fprintf(stderr, "\r%*s\r", 100, "");
+    if (p->printed) fprintf(stderr, "\r%*s\r", p->printed, "");
     p->printed = 0;
 }
 
@@ -884,7 +884,8 @@ static void write_md(const bench *b, const run_info *ri, FILE *out) {
             output_name(o->output), o->repetitions, o->repetitions == 1 ? "" : "s", o->warmup,
             o->warmup == 1 ? "" : "s", ri->date);
     fprintf(out, "- times: wall time of armt_forward (queue finished; ids upload and output copy-out included, model "
-                 "load and kernel builds excluded); first call = first warm-up call, includes CLBlast's compile\n");
+                 "load and kernel builds excluded); first call = the row's first call (a warm-up call unless -w 0), includes "
+                 "CLBlast's compile when it is the schedule's first\n");
     fprintf(out, "- command: `%s`\n\n", ri->command);
 
     fprintf(out, "| schedule | tokens | segments | status | first call s | median s | min s | max s | stddev s "

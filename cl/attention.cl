@@ -40,11 +40,13 @@ void armt_attention(__global const float *q, __global const float *k, __global c
         acc[c] = 0.0f;
     }
     float m = -INFINITY, l = 0.0f;
+    /* the last key any row of this block sees; rows past it are loaded as zeros (a KV cache holds
+     * unwritten rows there, and 0 * NaN would poison the sum even with a zero weight) */
     const int last = min(Tk - 1, q0 + min(T - 1, qb * ATTN_BQ + ATTN_BQ - 1));
     for (int kb = 0; kb <= last; kb += ATTN_BK) {
         for (int e = lid; e < ATTN_BK * ATTN_HD; e += ATTN_BQ) {
             const int kr = kb + e / ATTN_HD, c = e % ATTN_HD;
-            const int in = kr < Tk;
+            const int in = kr <= last;
             ks[e] = in ? kbase[(ulong)kr * kstride + c] : 0.0f;
             vs[e] = in ? vbase[(ulong)kr * kstride + c] : 0.0f;
         }

@@ -10,8 +10,10 @@
  *                   segments after it (split at the marker "\n#SHARD#\n", at most 4) to
  *                   DIR/model-00001.safetensors ... DIR/model-00004.safetensors, so an index whose
  *                   weight_map names those files reaches load_shard/build_index/the weight_map checks.
- *                   DIR is a private mkdtemp directory of this process. When the input length is odd the
- *                   checkpoint is also opened through DIR itself (directory form), and both opens must agree.
+ *                   DIR is a private mkdtemp directory of this process; it also holds a FIFO,
+ *                   DIR/pipe.safetensors, which an index may name (opening it must not block: the harness
+ *                   runs with -timeout). When the input length is odd the checkpoint is also opened through
+ *                   DIR itself (directory form), and both opens must agree.
  *
  * For every archive that opens, each tensor is checked against the invariants st_open promises (byte range
  * inside its file, nbytes = numel * dtype size, st_find finds it by name), then read whole with
@@ -30,6 +32,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FUZZ_READ_BUDGET (4u << 20) /* floats' bytes read per input */
@@ -44,6 +47,7 @@ static char memfd_path[64];
 static char dir[4096];
 static char index_path[4200];
 static char shard_paths[MAX_SHARDS][4200];
+static char fifo_path[4200];
 
 #define CHECK(cond)                                                                                         \
     do {                                                                                                    \
@@ -67,6 +71,7 @@ static void cleanup(void) {
     if (dir[0]) {
         unlink(index_path);
         for (int i = 0; i < MAX_SHARDS; i++) unlink(shard_paths[i]);
+        unlink(fifo_path);
         rmdir(dir);
     }
 }
@@ -90,8 +95,31 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     snprintf(index_path, sizeof index_path, "%s/model.safetensors.index.json", dir);
     for (int i = 0; i < MAX_SHARDS; i++)
         snprintf(shard_paths[i], sizeof shard_paths[i], "%s/model-%05d.safetensors", dir, i + 1);
+    snprintf(fifo_path, sizeof fifo_path, "%s/pipe.safetensors", dir);
     atexit(cleanup);
+    if (mkfifo(fifo_path, 0600) != 0) {
+        perror("mkfifo");
+        abort();
+    }
     return 0;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* st_open with a time limit: on inputs of at most a few MB it takes milliseconds, so seconds mean it
+ * blocked (e.g. opening a FIFO), which libFuzzer's own -timeout may not see: its SIGALRM interrupts a
+ * blocked open() with EINTR and the call then just fails. */
+static armt_status timed_open(const char *path, st_archive **out, armt_err *err) {
+    double t0 = now_s();
+    armt_status st = st_open(path, out, err);
+    double dt = now_s() - t0;
+    if (dt > 2.0) fprintf(stderr, "fuzz_safetensors: st_open(%s) took %.1f s: %s\n", path, dt, armt_err_msg(err));
+    CHECK(dt <= 2.0);
+    return st;
 }
 
 static void write_file(const char *path, const uint8_t *p, size_t n) {
@@ -167,7 +195,7 @@ static void fuzz_single(const uint8_t *data, size_t size) {
     armt_err err;
     armt_err_init(&err);
     st_archive *a = NULL;
-    armt_status st = st_open(memfd_path, &a, &err);
+    armt_status st = timed_open(memfd_path, &a, &err);
     if (st == ARMT_OK) {
         CHECK(a != NULL);
         uint64_t fs = size;
@@ -215,7 +243,7 @@ static void fuzz_sharded(const uint8_t *data, size_t size) {
     armt_err err;
     armt_err_init(&err);
     st_archive *a = NULL;
-    armt_status st = st_open(index_path, &a, &err);
+    armt_status st = timed_open(index_path, &a, &err);
     size_t count = 0;
     if (st == ARMT_OK) {
         CHECK(a != NULL);
@@ -240,7 +268,7 @@ static void fuzz_sharded(const uint8_t *data, size_t size) {
     if (size & 1) {
         /* Directory form: no model.safetensors in DIR, so st_open must pick the index and agree. */
         st_archive *b = NULL;
-        armt_status st2 = st_open(dir, &b, &err);
+        armt_status st2 = timed_open(dir, &b, &err);
         CHECK(st2 == st);
         CHECK(st2 != ARMT_OK || st_count(b) == count);
         st_close(b);

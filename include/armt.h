@@ -97,9 +97,9 @@ typedef struct armt_device_info {
     char     platform_name[128];
     char     name[128];
     char     vendor[128];
-    char     driver_version[64];
-    char     device_version[64];  /* "OpenCL 3.0 ..."                                       */
-    char     opencl_c_version[64];
+    char     driver_version[128];
+    char     device_version[128]; /* "OpenCL 3.0 ..." (cut to fit)                          */
+    char     opencl_c_version[128];
     int      is_gpu;
     int      is_cpu;
     unsigned compute_units;
@@ -306,21 +306,37 @@ ARMT_API ARMT_NODISCARD armt_status armt_ctx_stats(const armt_ctx *ctx, armt_sta
 /* ======================================================================================================= */
 /* Byte-level BPE tokenizer read from a HF tokenizer.json (LLaMA-3 family: Split regex + ByteLevel
  * pre-tokenizer, BPE model with merges, added/special tokens, ByteLevel decoder). Other model types,
- * normalizers or pre-tokenizers are refused with ARMT_STATUS_UNSUPPORTED naming them. */
+ * normalizers, pre-tokenizers or decoders are refused with ARMT_STATUS_UNSUPPORTED naming them. After load,
+ * encode/decode write to the tokenizer only to record an error (and to clear it on the next call), so
+ * threads may share one tokenizer as long as their calls succeed. */
 typedef struct armt_tokenizer armt_tokenizer;
-ARMT_API ARMT_NODISCARD armt_status armt_tokenizer_load(const char *tokenizer_json_path, armt_tokenizer **out);
-ARMT_API void armt_tokenizer_free(armt_tokenizer *tok);      /* accepts NULL */
+
+ARMT_API ARMT_NODISCARD armt_status armt_tokenizer_load(const char *tokenizer_json_path,
+                                                        armt_tokenizer **out);
+ARMT_API void armt_tokenizer_free(armt_tokenizer *tok); /* accepts NULL */
 ARMT_API const char *armt_tokenizer_last_error(const armt_tokenizer *tok);
-/* Encodes UTF-8 text. Special tokens written literally in the text (e.g. "<|begin_of_text|>") become their ids when parse_special != 0. ids: caller array of capacity cap; *n_out receives the count; if cap is too small returns ARMT_STATUS_INVALID_ARGUMENT with *n_out = needed count. add_bos: prepend the BOS token if the tokenizer defines one (post_processor / bos in added_tokens). */
-/* Text that is not valid UTF-8 does not fail: each invalid byte sequence is encoded through its byte tokens. */
-ARMT_API ARMT_NODISCARD armt_status armt_tokenizer_encode(armt_tokenizer *tok, const char *text, size_t len, int add_bos, int parse_special, int32_t *ids, size_t cap, size_t *n_out);
-/* Decodes ids to UTF-8 (byte-level decoding; special tokens rendered as their text unless skip_special). Same capacity convention (bytes, NUL terminator included). */
-/* On success *len_out = bytes written before the NUL (the text may hold NUL bytes); when cap is too small, *len_out = the
- * capacity needed, NUL included. Byte sequences that are not valid UTF-8 (a token sequence cut inside a character) come
- * out as U+FFFD, as in HF. An id that is no token gives ARMT_STATUS_TOKEN_OUT_OF_RANGE. */
-ARMT_API ARMT_NODISCARD armt_status armt_tokenizer_decode(armt_tokenizer *tok, const int32_t *ids, size_t n, int skip_special, char *text, size_t cap, size_t *len_out);
+
+/* Encodes UTF-8 text. Special tokens written literally in the text (e.g. "<|begin_of_text|>") become their
+ * ids when parse_special != 0. ids: caller array of capacity cap; *n_out receives the count; if cap is too
+ * small returns ARMT_STATUS_INVALID_ARGUMENT with *n_out = needed count (ids may be NULL when cap is 0).
+ * add_bos: prepend the BOS token if the tokenizer defines one (post_processor / bos in added_tokens).
+ * Text that is not valid UTF-8 does not fail: each invalid byte sequence is encoded through its byte
+ * tokens. */
+ARMT_API ARMT_NODISCARD armt_status armt_tokenizer_encode(armt_tokenizer *tok, const char *text, size_t len,
+                                                          int add_bos, int parse_special, int32_t *ids,
+                                                          size_t cap, size_t *n_out);
+/* Decodes ids to UTF-8 (byte-level decoding; special tokens rendered as their text unless skip_special).
+ * Same capacity convention (bytes, NUL terminator included): on success *len_out = bytes before the NUL
+ * (the text may hold NUL bytes); when cap is too small, ARMT_STATUS_INVALID_ARGUMENT with *len_out = the
+ * capacity needed, NUL included. Bytes that are not valid UTF-8 (ids cut inside a character) come out as
+ * U+FFFD, as in HF. An id that is no token gives ARMT_STATUS_TOKEN_OUT_OF_RANGE. */
+ARMT_API ARMT_NODISCARD armt_status armt_tokenizer_decode(armt_tokenizer *tok, const int32_t *ids, size_t n,
+                                                          int skip_special, char *text, size_t cap,
+                                                          size_t *len_out);
+/* Max id + 1 over the vocab and the added tokens (HF get_vocab_size(with_added_tokens=True)). */
 ARMT_API int32_t armt_tokenizer_vocab_size(const armt_tokenizer *tok);
-ARMT_API int32_t armt_tokenizer_token_id(const armt_tokenizer *tok, const char *token_text); /* -1 if absent; e.g. "<|eot_id|>" */
+/* -1 if absent; e.g. "<|eot_id|>". Added tokens first, then the vocab (whose keys are byte-level text). */
+ARMT_API int32_t armt_tokenizer_token_id(const armt_tokenizer *tok, const char *token_text);
 
 /* ======================================================================================================= */
 /* Generation                                                                                              */

@@ -72,12 +72,20 @@ static long parse_index(const char *s) {
     return v;
 }
 
+/* A platform or device string, cut to fit buf (drivers' version strings can be longer than expected). */
 static void get_str(cl_platform_id p, cl_device_id d, cl_uint what, char *buf, size_t n) {
     buf[0] = '\0';
-    size_t got = 0;
-    cl_int e = d ? clGetDeviceInfo(d, what, n - 1, buf, &got) : clGetPlatformInfo(p, what, n - 1, buf, &got);
-    if (e != CL_SUCCESS) buf[0] = '\0';
-    buf[n - 1] = '\0';
+    size_t need = 0;
+    cl_int e = d ? clGetDeviceInfo(d, what, 0, NULL, &need) : clGetPlatformInfo(p, what, 0, NULL, &need);
+    if (e != CL_SUCCESS || need == 0) return;
+    char *tmp = malloc(need + 1);
+    if (!tmp) return;
+    e = d ? clGetDeviceInfo(d, what, need, tmp, NULL) : clGetPlatformInfo(p, what, need, tmp, NULL);
+    if (e == CL_SUCCESS) {
+        tmp[need] = '\0';
+        snprintf(buf, n, "%s", tmp);
+    }
+    free(tmp);
 }
 
 void armt_fill_device_info(cl_platform_id p, cl_device_id d, int pi, int di, armt_device_info *o) {

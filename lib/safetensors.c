@@ -392,7 +392,9 @@ static armt_status load_shard(st_archive *a, int si, int keep_meta, armt_err *er
     st_shard *sh = &a->shards[si];
     const char *path = sh->path;
 
-    sh->fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO (a shard name in an index may point anywhere) would otherwise wait for a
+     * writer forever; it then fails the S_ISREG check below. No effect on reads of a regular file. */
+    sh->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     ARMT_RETURN_IF(sh->fd < 0, ARMT_STATUS_IO_ERROR, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
     ARMT_RETURN_IF(fstat(sh->fd, &sb) != 0, ARMT_STATUS_IO_ERROR, "%s: cannot stat: %s", path,
@@ -509,12 +511,14 @@ static int cmp_str(const void *pa, const void *pb) {
  * descriptor, and pread_full fails if the file shrinks meanwhile. */
 static armt_status slurp(const char *path, char **out, size_t *len, armt_err *err) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block (see load_shard) */
     ARMT_RETURN_IF(fd < 0, ARMT_STATUS_IO_ERROR, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
     armt_status st = ARMT_OK;
     if (fstat(fd, &sb) != 0)
         st = armt_err_set(err, ARMT_STATUS_IO_ERROR, "%s: cannot stat: %s", path, strerror(errno));
+    else if (!S_ISREG(sb.st_mode))
+        st = armt_err_set(err, ARMT_STATUS_IO_ERROR, "%s: not a regular file", path);
     else if ((uint64_t)sb.st_size > ST_MAX_HEADER_BYTES)
         st = armt_err_set(err, ARMT_STATUS_BAD_FILE, "%s: index file larger than 100 MB", path);
     else if (!(*out = malloc((size_t)sb.st_size + 1)))

@@ -14,8 +14,9 @@
  *
  * Encoding follows HF `tokenizers` step by step:
  *   1. added tokens are cut out of the text, leftmost-longest, first the tokens with normalized=false, then
- *      (inside the remaining gaps) those with normalized=true (there is no normalizer, so the text is the same
- *      for both passes). With parse_special == 0, special tokens are not matched (HF encode_special_tokens).
+ *      (inside the remaining gaps) those with normalized=true (there is no normalizer, so the text is the
+ *      same for both passes). With parse_special == 0, special tokens are not matched (as HF's
+ *      encode_special_tokens = True).
  *   2. each gap goes through the pre-tokenizer steps. The regexes (Split patterns, and the GPT-2 pattern of
  *      ByteLevel use_regex=true) run on the raw text with PCRE2 (PCRE2_UTF | PCRE2_UCP, so \p{L}, \s, (?i)
  *      are Unicode-aware like Oniguruma in HF). ByteLevel maps every byte to a printable character (the GPT-2
@@ -31,8 +32,9 @@
  * ids still decode to the same bytes; decode itself then shows each invalid subsequence as U+FFFD, exactly as
  * HF's String::from_utf8_lossy does.
  *
- * Thread safety: after load, encode and decode only read the tokenizer, except that a failing call records
- * its message in the tokenizer (armt_tokenizer_last_error); use one tokenizer per thread if errors matter.
+ * Thread safety: after load, encode and decode only read the tokenizer (all scratch is per call), except
+ * that a failing call records its message in the tokenizer and the next call clears it. Threads may share
+ * a tokenizer as long as their calls succeed; give each thread its own when errors are expected.
  */
 #include "config.h"
 
@@ -41,7 +43,6 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <errno.h>
 #include <jansson.h>
-#include <limits.h>
 #include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,7 +94,6 @@ typedef struct tok_entry {
     size_t  dec_off, dec_len;   /* bytes that decode produces for it (ByteLevel decoder rule), in pool */
     uint8_t present;
     uint8_t special;            /* a special added token (skipped by decode when skip_special)        */
-    uint8_t added;
 } tok_entry;
 
 typedef struct added_token {
@@ -275,7 +275,8 @@ static armt_status strmap_init(strmap *m, size_t expected, armt_err *err) {
     size_t cap = 16;
     while (cap < 2 * expected + 2) cap *= 2;
     m->slots = malloc(cap * sizeof *m->slots);
-    ARMT_RETURN_IF(!m->slots, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (map of %zu)", expected);
+    ARMT_RETURN_IF(!m->slots, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (map of %zu)",
+                   expected);
     for (size_t i = 0; i < cap; i++) m->slots[i].id = -1;
     m->cap = cap;
     m->count = 0;
@@ -333,7 +334,8 @@ static armt_status mergemap_init(mergemap *m, size_t expected, armt_err *err) {
     size_t cap = 16;
     while (cap < 2 * expected + 2) cap *= 2;
     m->slots = malloc(cap * sizeof *m->slots);
-    ARMT_RETURN_IF(!m->slots, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (%zu merges)", expected);
+    ARMT_RETURN_IF(!m->slots, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (%zu merges)",
+                   expected);
     for (size_t i = 0; i < cap; i++) m->slots[i].key = UINT64_MAX;
     m->cap = cap;
     m->count = 0;
@@ -419,23 +421,25 @@ static armt_status get_bool(const json_t *obj, const char *key, int def, int *ou
         *out = def;
         return ARMT_OK;
     }
-    ARMT_RETURN_IF(!json_is_boolean(v), ARMT_STATUS_BAD_FILE, "tokenizer.json: %s.%s must be a boolean, not %s",
-                   where, key, json_type_name(v));
+    ARMT_RETURN_IF(!json_is_boolean(v), ARMT_STATUS_BAD_FILE,
+                   "tokenizer.json: %s.%s must be a boolean, not %s", where, key, json_type_name(v));
     *out = json_is_true(v);
     return ARMT_OK;
 }
 
-static armt_status compile_regex(const char *pattern, size_t len, int literal, pcre2_code **out, armt_err *err) {
+static armt_status compile_regex(const char *pattern, size_t len, int literal, pcre2_code **out,
+                                 armt_err *err) {
     int code;
     PCRE2_SIZE at;
-    uint32_t opts = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
+    uint32_t opts = literal ? (PCRE2_UTF | PCRE2_LITERAL) : (PCRE2_UTF | PCRE2_UCP); /* LITERAL forbids UCP */
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, len, opts, &code, &at, NULL);
     if (!re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(code, msg, sizeof msg);
-        return armt_err_set(err, ARMT_STATUS_UNSUPPORTED,
-                            "tokenizer.json: pre-tokenizer regex /%s/ does not compile with PCRE2 at offset %zu: %s",
-                            pattern, (size_t)at, (const char *)msg);
+        return armt_err_set(
+            err, ARMT_STATUS_UNSUPPORTED,
+            "tokenizer.json: pre-tokenizer regex /%s/ does not compile with PCRE2 at offset %zu: %s", pattern,
+            (size_t)at, (const char *)msg);
     }
     /* JIT makes matching several times faster; without it (no JIT support) the interpreter is used. */
     (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
@@ -459,16 +463,19 @@ static armt_status parse_split(armt_tokenizer *t, const json_t *pt, armt_err *er
         removed = 1;
     } else if (strcmp(behavior, "Isolated") != 0) {
         return armt_err_set(err, ARMT_STATUS_UNSUPPORTED,
-                            "tokenizer.json: Split behavior '%s' is not supported (Isolated, Removed)", behavior);
+                            "tokenizer.json: Split behavior '%s' is not supported (Isolated, Removed)",
+                            behavior);
     }
     int invert;
     ARMT_TRY(get_bool(pt, "invert", 0, &invert, "Split", err));
-    ARMT_RETURN_IF(invert, ARMT_STATUS_UNSUPPORTED, "tokenizer.json: Split with invert = true is not supported");
+    ARMT_RETURN_IF(invert, ARMT_STATUS_UNSUPPORTED,
+                   "tokenizer.json: Split with invert = true is not supported");
     ARMT_RETURN_IF(t->n_steps >= TOK_MAX_STEPS, ARMT_STATUS_UNSUPPORTED,
                    "tokenizer.json: more than %d pre-tokenizer steps", TOK_MAX_STEPS);
-    ARMT_RETURN_IF(t->n_steps > 0 && t->steps[t->n_steps - 1].kind == STEP_BYTELEVEL, ARMT_STATUS_UNSUPPORTED,
-                   "tokenizer.json: a Split after the ByteLevel pre-tokenizer is not supported (ByteLevel must be "
-                   "the last step)");
+    ARMT_RETURN_IF(
+        t->n_steps > 0 && t->steps[t->n_steps - 1].kind == STEP_BYTELEVEL, ARMT_STATUS_UNSUPPORTED,
+        "tokenizer.json: a Split after the ByteLevel pre-tokenizer is not supported (ByteLevel must be "
+        "the last step)");
     pretok_step *s = &t->steps[t->n_steps];
     *s = (pretok_step){.kind = STEP_SPLIT, .removed = removed};
     ARMT_TRY(compile_regex(json_string_value(ps), json_string_length(ps), lit != NULL, &s->re, err));
@@ -493,25 +500,29 @@ static armt_status parse_bytelevel(armt_tokenizer *t, const json_t *pt, armt_err
 
 static armt_status add_step(armt_tokenizer *t, const json_t *pt, int depth, armt_err *err) {
     const char *type = type_of(pt);
-    ARMT_RETURN_IF(depth > 4, ARMT_STATUS_UNSUPPORTED, "tokenizer.json: pre-tokenizer Sequences nested too deep");
+    ARMT_RETURN_IF(depth > 4, ARMT_STATUS_UNSUPPORTED,
+                   "tokenizer.json: pre-tokenizer Sequences nested too deep");
     if (strcmp(type, "Sequence") == 0) {
         const json_t *list = json_object_get(pt, "pretokenizers");
         ARMT_RETURN_IF(!json_is_array(list), ARMT_STATUS_BAD_FILE,
                        "tokenizer.json: pre-tokenizer Sequence without a pretokenizers array");
-        for (size_t i = 0; i < json_array_size(list); i++) ARMT_TRY(add_step(t, json_array_get(list, i), depth + 1, err));
+        for (size_t i = 0; i < json_array_size(list); i++)
+            ARMT_TRY(add_step(t, json_array_get(list, i), depth + 1, err));
         return ARMT_OK;
     }
     if (strcmp(type, "Split") == 0) return parse_split(t, pt, err);
     if (strcmp(type, "ByteLevel") == 0) return parse_bytelevel(t, pt, err);
     return armt_err_set(err, ARMT_STATUS_UNSUPPORTED,
-                        "tokenizer.json: pre-tokenizer '%s' is not supported (Sequence, Split, ByteLevel)", type);
+                        "tokenizer.json: pre-tokenizer '%s' is not supported (Sequence, Split, ByteLevel)",
+                        type);
 }
 
 static armt_status parse_pre_tokenizer(armt_tokenizer *t, const json_t *root, armt_err *err) {
     const json_t *pt = json_object_get(root, "pre_tokenizer");
     if (pt && !json_is_null(pt)) ARMT_TRY(add_step(t, pt, 0, err));
-    ARMT_RETURN_IF(t->n_steps == 0 || t->steps[t->n_steps - 1].kind != STEP_BYTELEVEL, ARMT_STATUS_UNSUPPORTED,
-                   "tokenizer.json: only byte-level BPE is supported: the pre-tokenizer must end with ByteLevel");
+    ARMT_RETURN_IF(
+        t->n_steps == 0 || t->steps[t->n_steps - 1].kind != STEP_BYTELEVEL, ARMT_STATUS_UNSUPPORTED,
+        "tokenizer.json: only byte-level BPE is supported: the pre-tokenizer must end with ByteLevel");
     return ARMT_OK;
 }
 
@@ -519,9 +530,10 @@ static armt_status check_normalizer_and_decoder(const json_t *root, armt_err *er
     const json_t *n = json_object_get(root, "normalizer");
     if (n && !json_is_null(n)) {
         const json_t *list = json_object_get(n, "normalizers");
-        int empty_seq = strcmp(type_of(n), "Sequence") == 0 && json_is_array(list) && json_array_size(list) == 0;
-        ARMT_RETURN_IF(!empty_seq, ARMT_STATUS_UNSUPPORTED, "tokenizer.json: normalizer '%s' is not supported",
-                       type_of(n));
+        int empty_seq =
+            strcmp(type_of(n), "Sequence") == 0 && json_is_array(list) && json_array_size(list) == 0;
+        ARMT_RETURN_IF(!empty_seq, ARMT_STATUS_UNSUPPORTED,
+                       "tokenizer.json: normalizer '%s' is not supported", type_of(n));
     }
     const json_t *d = json_object_get(root, "decoder");
     ARMT_RETURN_IF(!d || json_is_null(d), ARMT_STATUS_UNSUPPORTED,
@@ -544,13 +556,14 @@ static armt_status check_normalizer_and_decoder(const json_t *root, armt_err *er
 
 static armt_status check_id(json_int_t id, const char *what, const char *name, armt_err *err) {
     ARMT_RETURN_IF(id < 0 || id >= TOK_MAX_ID, ARMT_STATUS_BAD_FILE,
-                   "tokenizer.json: %s '%s' has id %lld, outside [0, %d)", what, name, (long long)id, TOK_MAX_ID);
+                   "tokenizer.json: %s '%s' has id %lld, outside [0, %d)", what, name, (long long)id,
+                   TOK_MAX_ID);
     return ARMT_OK;
 }
 
 /* Splits a merge entry into its two token texts: "a b" (legacy) or ["a", "b"]. */
-static armt_status merge_parts(const json_t *m, size_t i, const char **a, size_t *al, const char **b, size_t *bl,
-                               armt_err *err) {
+static armt_status merge_parts(const json_t *m, size_t i, const char **a, size_t *al, const char **b,
+                               size_t *bl, armt_err *err) {
     if (json_is_string(m)) {
         const char *s = json_string_value(m);
         size_t n = json_string_length(m);
@@ -565,7 +578,8 @@ static armt_status merge_parts(const json_t *m, size_t i, const char **a, size_t
     }
     ARMT_RETURN_IF(!json_is_array(m) || json_array_size(m) != 2 || !json_is_string(json_array_get(m, 0)) ||
                        !json_is_string(json_array_get(m, 1)),
-                   ARMT_STATUS_BAD_FILE, "tokenizer.json: merge %zu is neither \"a b\" nor [\"a\", \"b\"]", i);
+                   ARMT_STATUS_BAD_FILE, "tokenizer.json: merge %zu is neither \"a b\" nor [\"a\", \"b\"]",
+                   i);
     *a = json_string_value(json_array_get(m, 0));
     *al = json_string_length(json_array_get(m, 0));
     *b = json_string_value(json_array_get(m, 1));
@@ -581,16 +595,19 @@ static armt_status parse_model(armt_tokenizer *t, const json_t *root, int32_t *m
                    "tokenizer.json: model type '%s' is not supported (BPE only)", type);
     const json_t *vocab = json_object_get(model, "vocab");
     const json_t *merges = json_object_get(model, "merges");
-    ARMT_RETURN_IF(!json_is_object(vocab), ARMT_STATUS_BAD_FILE, "tokenizer.json: model.vocab is not an object");
-    ARMT_RETURN_IF(!json_is_array(merges), ARMT_STATUS_BAD_FILE, "tokenizer.json: model.merges is not an array");
+    ARMT_RETURN_IF(!json_is_object(vocab), ARMT_STATUS_BAD_FILE,
+                   "tokenizer.json: model.vocab is not an object");
+    ARMT_RETURN_IF(!json_is_array(merges), ARMT_STATUS_BAD_FILE,
+                   "tokenizer.json: model.merges is not an array");
 
     /* Options that change the output and that a byte-level LLaMA-3 tokenizer does not use. */
     const json_t *dropout = json_object_get(model, "dropout");
-    ARMT_RETURN_IF(dropout && !json_is_null(dropout) && json_number_value(dropout) != 0.0, ARMT_STATUS_UNSUPPORTED,
-                   "tokenizer.json: BPE dropout is not supported");
+    ARMT_RETURN_IF(dropout && !json_is_null(dropout) && json_number_value(dropout) != 0.0,
+                   ARMT_STATUS_UNSUPPORTED, "tokenizer.json: BPE dropout is not supported");
     int byte_fallback;
     ARMT_TRY(get_bool(model, "byte_fallback", 0, &byte_fallback, "model", err));
-    ARMT_RETURN_IF(byte_fallback, ARMT_STATUS_UNSUPPORTED, "tokenizer.json: BPE byte_fallback is not supported");
+    ARMT_RETURN_IF(byte_fallback, ARMT_STATUS_UNSUPPORTED,
+                   "tokenizer.json: BPE byte_fallback is not supported");
     static const char *const affixes[] = {"continuing_subword_prefix", "end_of_word_suffix"};
     for (int i = 0; i < 2; i++) {
         const char *s = json_string_value(json_object_get(model, affixes[i]));
@@ -619,7 +636,8 @@ static armt_status parse_model(armt_tokenizer *t, const json_t *root, int32_t *m
     t->unk_id = -1;
     if (unk) {
         t->unk_id = strmap_get(&t->vocab, t->pool, unk, strlen(unk));
-        ARMT_RETURN_IF(t->unk_id < 0, ARMT_STATUS_BAD_FILE, "tokenizer.json: unk_token '%s' is not in the vocab", unk);
+        ARMT_RETURN_IF(t->unk_id < 0, ARMT_STATUS_BAD_FILE,
+                       "tokenizer.json: unk_token '%s' is not in the vocab", unk);
     }
 
     /* Merges: rank = position in the list; the merged token must be in the vocab. */
@@ -629,8 +647,8 @@ static armt_status parse_model(armt_tokenizer *t, const json_t *root, int32_t *m
     char *cat = NULL;
     size_t cat_cap = 0;
     for (size_t i = 0; i < n; i++) {
-        const char *a, *b;
-        size_t al, bl;
+        const char *a = NULL, *b = NULL;
+        size_t      al = 0, bl = 0;
         armt_status st = merge_parts(json_array_get(merges, i), i, &a, &al, &b, &bl, err);
         if (st != ARMT_OK) {
             free(cat);
@@ -652,9 +670,11 @@ static armt_status parse_model(armt_tokenizer *t, const json_t *root, int32_t *m
         int32_t im = strmap_get(&t->vocab, t->pool, cat, al + bl);
         if (ia < 0 || ib < 0 || im < 0) {
             cat[al + bl] = '\0';
-            st = armt_err_set(err, ARMT_STATUS_BAD_FILE, "tokenizer.json: merge %zu (\"%.*s\" + \"%.*s\"): token "
-                              "\"%s\" is not in the vocab", i, (int)al, a, (int)bl, b,
-                              ia < 0 ? "left" : ib < 0 ? "right" : cat);
+            const char *miss = ia < 0 ? a : ib < 0 ? b : cat;
+            size_t      miss_len = ia < 0 ? al : ib < 0 ? bl : al + bl;
+            st = armt_err_set(err, ARMT_STATUS_BAD_FILE,
+                              "tokenizer.json: merge %zu (\"%.*s\" + \"%.*s\"): \"%.*s\" is not in the vocab",
+                              i, (int)al, a, (int)bl, b, (int)miss_len, miss);
             free(cat);
             return st;
         }
@@ -667,7 +687,8 @@ static armt_status parse_model(armt_tokenizer *t, const json_t *root, int32_t *m
 static armt_status parse_added_tokens(armt_tokenizer *t, const json_t *root, int32_t *max_id, armt_err *err) {
     const json_t *list = json_object_get(root, "added_tokens");
     if (!list || json_is_null(list)) return strmap_init(&t->added_map, 0, err);
-    ARMT_RETURN_IF(!json_is_array(list), ARMT_STATUS_BAD_FILE, "tokenizer.json: added_tokens is not an array");
+    ARMT_RETURN_IF(!json_is_array(list), ARMT_STATUS_BAD_FILE,
+                   "tokenizer.json: added_tokens is not an array");
     size_t n = json_array_size(list);
     ARMT_TRY(strmap_init(&t->added_map, n, err));
     if (n == 0) return ARMT_OK;
@@ -677,7 +698,8 @@ static armt_status parse_added_tokens(armt_tokenizer *t, const json_t *root, int
         const json_t *a = json_array_get(list, i);
         const json_t *c = json_object_get(a, "content");
         const json_t *id = json_object_get(a, "id");
-        ARMT_RETURN_IF(!json_is_string(c) || json_string_length(c) == 0 || !json_is_integer(id), ARMT_STATUS_BAD_FILE,
+        ARMT_RETURN_IF(!json_is_string(c) || json_string_length(c) == 0 || !json_is_integer(id),
+                       ARMT_STATUS_BAD_FILE,
                        "tokenizer.json: added_tokens[%zu] needs a non-empty content and an integer id", i);
         const char *content = json_string_value(c);
         ARMT_TRY(check_id(json_integer_value(id), "added token", content, err));
@@ -685,8 +707,8 @@ static armt_status parse_added_tokens(armt_tokenizer *t, const json_t *root, int
         for (int f = 0; f < 3; f++) {
             int on;
             ARMT_TRY(get_bool(a, flags[f], 0, &on, "added_tokens[]", err));
-            ARMT_RETURN_IF(on, ARMT_STATUS_UNSUPPORTED, "tokenizer.json: added token '%s': %s = true is not supported",
-                           content, flags[f]);
+            ARMT_RETURN_IF(on, ARMT_STATUS_UNSUPPORTED,
+                           "tokenizer.json: added token '%s': %s = true is not supported", content, flags[f]);
         }
         int special, normalized;
         ARMT_TRY(get_bool(a, "special", 0, &special, "added_tokens[]", err));
@@ -723,7 +745,8 @@ static int cmp_added(const void *pa, const void *pb) {
 static armt_status index_added(armt_tokenizer *t, armt_err *err) {
     for (int pass = 0; pass < 2; pass++) {
         t->order[pass] = malloc((t->n_added + 1) * sizeof(size_t));
-        ARMT_RETURN_IF(!t->order[pass], ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (added index)");
+        ARMT_RETURN_IF(!t->order[pass], ARMT_STATUS_OUT_OF_HOST_MEMORY,
+                       "tokenizer: out of memory (added index)");
         added_key *keys = malloc((t->n_added + 1) * sizeof *keys);
         ARMT_RETURN_IF(!keys, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (added index)");
         size_t k = 0;
@@ -765,9 +788,11 @@ static armt_status template_ids(armt_tokenizer *t, const json_t *tp, const char 
 }
 
 /* Reads the BOS prefix out of one post-processor; *found = 1 if it is one that decides special tokens. */
-static armt_status parse_processor(armt_tokenizer *t, const json_t *pp, int depth, int *found, armt_err *err) {
+static armt_status parse_processor(armt_tokenizer *t, const json_t *pp, int depth, int *found,
+                                   armt_err *err) {
     const char *type = type_of(pp);
-    ARMT_RETURN_IF(depth > 4, ARMT_STATUS_UNSUPPORTED, "tokenizer.json: post-processor Sequences nested too deep");
+    ARMT_RETURN_IF(depth > 4, ARMT_STATUS_UNSUPPORTED,
+                   "tokenizer.json: post-processor Sequences nested too deep");
     if (strcmp(type, "ByteLevel") == 0) return ARMT_OK; /* offsets only */
     if (strcmp(type, "Sequence") == 0) {
         const json_t *list = json_object_get(pp, "processors");
@@ -787,7 +812,8 @@ static armt_status parse_processor(armt_tokenizer *t, const json_t *pp, int dept
             const json_t *sp = json_object_get(piece, "SpecialToken");
             if (!sp) break; /* $A: stop; tokens after the sequence are not part of add_bos */
             const char *name = json_string_value(json_object_get(sp, "id"));
-            ARMT_RETURN_IF(!name, ARMT_STATUS_BAD_FILE, "tokenizer.json: TemplateProcessing SpecialToken without id");
+            ARMT_RETURN_IF(!name, ARMT_STATUS_BAD_FILE,
+                           "tokenizer.json: TemplateProcessing SpecialToken without id");
             ARMT_TRY(template_ids(t, pp, name, err));
         }
         return ARMT_OK;
@@ -795,8 +821,8 @@ static armt_status parse_processor(armt_tokenizer *t, const json_t *pp, int dept
     if (strcmp(type, "RobertaProcessing") == 0 || strcmp(type, "BertProcessing") == 0) {
         const json_t *cls = json_object_get(pp, "cls");
         const json_t *id = json_array_get(cls, 1);
-        ARMT_RETURN_IF(!json_is_integer(id), ARMT_STATUS_BAD_FILE, "tokenizer.json: %s without a cls [token, id]",
-                       type);
+        ARMT_RETURN_IF(!json_is_integer(id), ARMT_STATUS_BAD_FILE,
+                       "tokenizer.json: %s without a cls [token, id]", type);
         ARMT_TRY(check_id(json_integer_value(id), "cls token", type, err));
         *found = 1;
         int32_t *b = realloc(t->bos, (t->n_bos + 1) * sizeof *b);
@@ -805,14 +831,23 @@ static armt_status parse_processor(armt_tokenizer *t, const json_t *pp, int dept
         t->bos[t->n_bos++] = (int32_t)json_integer_value(id);
         return ARMT_OK;
     }
-    return armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "tokenizer.json: post-processor '%s' is not supported", type);
+    return armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "tokenizer.json: post-processor '%s' is not supported",
+                        type);
+}
+
+/* The BOS ids named by a post-processor must be tokens of this tokenizer. */
+static armt_status check_bos(const armt_tokenizer *t, armt_err *err) {
+    for (size_t i = 0; i < t->n_bos; i++)
+        ARMT_RETURN_IF(t->bos[i] >= t->n_ids || !t->tokens[t->bos[i]].present, ARMT_STATUS_BAD_FILE,
+                       "tokenizer.json: the post-processor's BOS id %d is not a token", (int)t->bos[i]);
+    return ARMT_OK;
 }
 
 static armt_status parse_bos(armt_tokenizer *t, const json_t *root, armt_err *err) {
     const json_t *pp = json_object_get(root, "post_processor");
     int found = 0;
     if (pp && !json_is_null(pp)) ARMT_TRY(parse_processor(t, pp, 0, &found, err));
-    if (found) return ARMT_OK;
+    if (found) return check_bos(t, err);
     /* No template: fall back to a special added token with a conventional BOS name. */
     static const char *const names[] = {"<|begin_of_text|>", "<s>", "<bos>", "<|startoftext|>"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -868,15 +903,15 @@ static armt_status build_tables(armt_tokenizer *t, int32_t max_id, armt_err *err
         const strmap_slot *s = &t->vocab.slots[i];
         if (s->id < 0) continue;
         tok_entry *e = &t->tokens[s->id];
-        /* Two vocab keys with one id: keep the first seen; HF's id -> token map keeps one of them too. */
+        /* Two vocab keys with one id: one of them is kept (HF's id -> token map keeps just one too). */
         if (e->present) continue;
         *e = (tok_entry){.text_off = s->off, .text_len = s->len, .present = 1};
     }
     /* Added tokens take precedence for decoding, as in HF (added vocabulary first, then the model). */
     for (size_t i = 0; i < t->n_added; i++) {
         const added_token *a = &t->added[i];
-        t->tokens[a->id] = (tok_entry){.text_off = a->off, .text_len = a->len, .present = 1, .special = a->special,
-                                       .added = 1};
+        t->tokens[a->id] = (tok_entry){
+            .text_off = a->off, .text_len = a->len, .present = 1, .special = a->special};
     }
     for (int32_t id = 0; id < t->n_ids; id++)
         if (t->tokens[id].present) ARMT_TRY(set_decoded(t, &t->tokens[id], err));
@@ -897,7 +932,8 @@ static armt_status read_file(const char *path, char **out, size_t *len, armt_err
             if (!b) {
                 free(buf);
                 fclose(f);
-                return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory reading %s", path);
+                return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY,
+                                    "tokenizer: out of memory reading %s", path);
             }
             buf = b;
         }
@@ -923,20 +959,21 @@ static armt_status load_into(armt_tokenizer *t, const char *path, armt_err *err)
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_ALLOW_NUL, &jerr);
     free(text);
-    ARMT_RETURN_IF(!root, ARMT_STATUS_BAD_FILE, "tokenizer: %s is not valid JSON (line %d, column %d): %s", path,
-                   jerr.line, jerr.column, jerr.text);
+    ARMT_RETURN_IF(!root, ARMT_STATUS_BAD_FILE, "tokenizer: %s is not valid JSON (line %d, column %d): %s",
+                   path, jerr.line, jerr.column, jerr.text);
     armt_status st = ARMT_OK;
     int32_t max_id = -1;
     if (!json_is_object(root)) {
-        st = armt_err_set(err, ARMT_STATUS_BAD_FILE, "tokenizer: %s: the top level is not a JSON object", path);
+        st = armt_err_set(err, ARMT_STATUS_BAD_FILE, "tokenizer: %s: the top level is not a JSON object",
+                          path);
         goto done;
     }
     /* Cheap structural checks first, so an unsupported file is named before the big vocab is read. */
     const json_t *model = json_object_get(root, "model");
     const char *mtype = json_string_value(json_object_get(model, "type"));
     if (mtype && strcmp(mtype, "BPE") != 0) {
-        st = armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "tokenizer.json: model type '%s' is not supported (BPE only)",
-                          mtype);
+        st = armt_err_set(err, ARMT_STATUS_UNSUPPORTED,
+                          "tokenizer.json: model type '%s' is not supported (BPE only)", mtype);
         goto done;
     }
     ARMT_TRY_GOTO(check_normalizer_and_decoder(root, err), done);
@@ -1007,8 +1044,8 @@ int32_t armt_tokenizer_token_id(const armt_tokenizer *t, const char *text) {
 
 typedef struct heap_item {
     uint32_t rank;
-    uint32_t pos;   /* left symbol                          */
-    int32_t  left;  /* ids of the pair when it was pushed   */
+    uint32_t pos;   /* left symbol                        */
+    int32_t  left;  /* ids of the pair when it was pushed */
     int32_t  right;
 } heap_item;
 
@@ -1018,12 +1055,12 @@ typedef struct enc_state {
     armt_err             *err;
     int                   parse_special;
     pcre2_match_data     *md;
-    int32_t              *ids;     /* output                                    */
+    int32_t              *ids;         /* output                                             */
     size_t                n_ids, cap_ids;
-    int32_t              *sym;     /* BPE symbols: id, prev, next per position  */
-    int32_t              *prev, *next;
+    int32_t              *sym;         /* BPE symbols [cap_sym]: id (-1 once absorbed) ...   */
+    int32_t              *prev, *next; /* ... and the doubly linked list of live symbols     */
     size_t                cap_sym;
-    heap_item            *heap;
+    heap_item            *heap;        /* candidate merges, min-heap on (rank, pos)          */
     size_t                n_heap, cap_heap;
 } enc_state;
 
@@ -1047,7 +1084,9 @@ static armt_status heap_push(enc_state *s, heap_item it) {
     if (s->n_heap == s->cap_heap) {
         size_t cap = s->cap_heap ? 2 * s->cap_heap : 64;
         heap_item *h = realloc(s->heap, cap * sizeof *h);
-        if (!h) return armt_err_set(s->err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (BPE heap)");
+        if (!h)
+            return armt_err_set(s->err, ARMT_STATUS_OUT_OF_HOST_MEMORY,
+                                "tokenizer: out of memory (BPE heap)");
         s->heap = h;
         s->cap_heap = cap;
     }
@@ -1083,7 +1122,8 @@ static armt_status push_pair(enc_state *s, int32_t a) {
     if (a < 0 || b < 0) return ARMT_OK;
     const merge_slot *m = mergemap_get(&s->t->merges, s->sym[a], s->sym[b]);
     if (!m) return ARMT_OK;
-    return heap_push(s, (heap_item){.rank = m->rank, .pos = (uint32_t)a, .left = s->sym[a], .right = s->sym[b]});
+    return heap_push(s,
+                     (heap_item){.rank = m->rank, .pos = (uint32_t)a, .left = s->sym[a], .right = s->sym[b]});
 }
 
 /* BPE of one pre-token (raw bytes; its byte-level characters are what the vocab holds). */
@@ -1102,7 +1142,8 @@ static armt_status bpe_word(enc_state *s, const unsigned char *p, size_t n) {
         if (b) s->prev = b;
         int32_t *c = realloc(s->next, cap * sizeof *c);
         if (c) s->next = c;
-        if (!a || !b || !c) return armt_err_set(s->err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory");
+        if (!a || !b || !c)
+            return armt_err_set(s->err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory");
         s->cap_sym = cap;
     }
     /* Initial symbols: one per byte. A byte whose character is missing from the vocab becomes unk (fused
@@ -1163,7 +1204,8 @@ static armt_status split_valid(enc_state *s, int step, const unsigned char *p, s
         const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->md);
         size_t ms = ov[0], me = ov[1];
         if (ms < prev_end || me < ms || me > n)
-            return armt_err_set(s->err, ARMT_STATUS_UNSUPPORTED, "tokenizer: regex match out of order (\\K?)");
+            return armt_err_set(s->err, ARMT_STATUS_UNSUPPORTED,
+                                "tokenizer: regex match out of order (\\K?)");
         if (me == ms) { /* empty match: not a split point; step over one character */
             uint32_t cp;
             int l = (me < n) ? utf8_next(p + me, n - me, &cp) : 1;
@@ -1200,7 +1242,7 @@ static armt_status split_step(enc_state *s, int step, const unsigned char *p, si
     return ARMT_OK;
 }
 
-/* Applies pre-tokenizer step `step` to one piece, depth first; past the last step, the piece is a pre-token. */
+/* Applies pre-tokenizer step `step` to one piece, depth first; after the last step it is a pre-token. */
 static armt_status pretokenize(enc_state *s, int step, const unsigned char *p, size_t n) {
     if (n == 0) return ARMT_OK;
     if (step == s->t->n_steps) return bpe_word(s, p, n);
@@ -1217,8 +1259,8 @@ static armt_status pretokenize(enc_state *s, int step, const unsigned char *p, s
     return ps->re ? split_step(s, step, p, n) : pretokenize(s, step + 1, p, n);
 }
 
-/* Cuts added tokens out of p[0..n): pass 0 (normalized = false) then, in its gaps, pass 1 (normalized = true);
- * the remaining gaps are pre-tokenized. Leftmost match wins, then the longest one at that position. */
+/* Cuts added tokens out of p[0..n): pass 0 (normalized = false) then, in its gaps, pass 1 (normalized =
+ * true); the remaining gaps are pre-tokenized. Leftmost match wins, then the longest one at that position. */
 static armt_status split_added(enc_state *s, int pass, const unsigned char *p, size_t n) {
     const armt_tokenizer *t = s->t;
     if (pass == 2) return pretokenize(s, 0, p, n);
@@ -1252,7 +1294,7 @@ armt_status armt_tokenizer_encode(armt_tokenizer *tok, const char *text, size_t 
     armt_err *err = tok ? &tok->err : NULL;
     ARMT_RETURN_IF(!tok || !n_out || (!text && len) || (!ids && cap), ARMT_STATUS_INVALID_ARGUMENT,
                    "armt_tokenizer_encode: NULL argument");
-    armt_err_clear(err);
+    if (err->status != ARMT_OK) armt_err_clear(err); /* successful calls on a clean handle write nothing */
     *n_out = 0;
     enc_state s = {.t = tok, .err = err, .parse_special = parse_special};
     armt_status st = ARMT_OK;
@@ -1285,12 +1327,12 @@ done:
 /* Decoding                                                                                                */
 /* ======================================================================================================= */
 
-armt_status armt_tokenizer_decode(armt_tokenizer *tok, const int32_t *ids, size_t n, int skip_special, char *text,
-                                  size_t cap, size_t *len_out) {
+armt_status armt_tokenizer_decode(armt_tokenizer *tok, const int32_t *ids, size_t n, int skip_special,
+                                  char *text, size_t cap, size_t *len_out) {
     armt_err *err = tok ? &tok->err : NULL;
     ARMT_RETURN_IF(!tok || !len_out || (!ids && n) || (!text && cap), ARMT_STATUS_INVALID_ARGUMENT,
                    "armt_tokenizer_decode: NULL argument");
-    armt_err_clear(err);
+    if (err->status != ARMT_OK) armt_err_clear(err);
     *len_out = 0;
     /* Pass 1: the raw bytes of the tokens, and their length after the U+FFFD substitution. */
     size_t raw = 0;
@@ -1322,8 +1364,8 @@ armt_status armt_tokenizer_decode(armt_tokenizer *tok, const int32_t *ids, size_
         free(buf);
         *len_out = need + 1;
         return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT,
-                            "armt_tokenizer_decode: %zu bytes (NUL included) do not fit the capacity %zu", need + 1,
-                            cap);
+                            "armt_tokenizer_decode: %zu bytes (NUL included) do not fit the capacity %zu",
+                            need + 1, cap);
     }
     size_t o = 0;
     for (size_t i = 0; i < raw;) {

@@ -234,7 +234,7 @@ typedef struct strbuf {
     int    failed;
 } strbuf;
 
-static void sb_printf(strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(strbuf *sb, const char *fmt, ...) CLI_PRINTF(2, 3);
 static void sb_printf(strbuf *sb, const char *fmt, ...) {
     if (sb->failed) return;
     for (;;) {
@@ -535,13 +535,18 @@ int main(int argc, char **argv) {
 
     /* ---- summary on stdout ---- */
     cli_model_label(&o.common, label, sizeof label);
-    uint64_t segments = armt ? cli_div_up(n, (uint64_t)cfg->segment_size) : 1;
+    uint64_t segments = cli_div_up(n, (uint64_t)cfg->segment_size);
     printf("model:    %s: %d layers, hidden %d, heads %d/%d, vocab %d; segment %d + %d memory tokens\n", label,
            cfg->n_layers, cfg->hidden_size, cfg->n_heads, cfg->n_kv_heads, cfg->vocab_size, cfg->segment_size,
            cfg->num_mem_tokens);
-    printf("device:   %s (%s), %s\n", dev.name, dev.platform_name, dev.device_version);
-    printf("input:    %zu tokens (%s), %" PRIu64 " segment%s\n", n, o.ids_path ? o.ids_path : "random ids", segments,
-           segments == 1 ? "" : "s");
+    printf("device:   %s (%s)%s%s\n", dev.name, dev.platform_name, dev.device_version[0] ? ", " : "",
+           dev.device_version);
+    if (armt)
+        printf("input:    %zu tokens (%s), %" PRIu64 " segment%s\n", n, o.ids_path ? o.ids_path : "random ids",
+               segments, segments == 1 ? "" : "s");
+    else
+        printf("input:    %zu tokens (%s), one sequence (full attention: no segments, no memory)\n", n,
+               o.ids_path ? o.ids_path : "random ids");
     printf("schedule: %s, %" PRIu64 " steps, %.4f s (%.0f tokens/s)%s\n", schedule_name(o.schedule), stats.steps,
            seconds, seconds > 0 ? (double)n / seconds : 0.0, both ? " [logits call]" : "");
     if (both) printf("          %.4f s for the second call (hidden states)\n", seconds2);

@@ -47,13 +47,16 @@ static void log_to_stderr(armt_log_level level, const char *message, void *user_
     static const char *const names[] = {"error", "warning", "info", "debug"};
     int threshold = *(const int *)user_data;
     if ((int)level > threshold) return;
+    /* Every failing call also returns its message, which the programs print themselves: show the
+     * library's own error lines only from -v on, to avoid saying everything twice. */
+    if (level == ARMT_LOG_ERROR && threshold < ARMT_LOG_INFO) return;
     const char *name = (int)level >= 0 && (int)level <= 3 ? names[level] : "log";
     fprintf(stderr, "%s: libarmt %s: %s\n", progname, name, message ? message : "");
 }
 
 void cli_log_install(int verbosity) {
     if (verbosity <= CLI_QUIET)
-        log_threshold = ARMT_LOG_ERROR;
+        log_threshold = ARMT_LOG_ERROR; /* and errors are left to the programs' own messages */
     else if (verbosity == CLI_NORMAL)
         log_threshold = ARMT_LOG_WARN;
     else if (verbosity == CLI_VERBOSE)
@@ -284,7 +287,10 @@ void cli_common_help(FILE *out, int seed_also_ids) {
             "                         (default: $ARMT_PLATFORM, then every platform)\n"
             "      --device D         device inside the platform(s): index or name substring (default:\n"
             "                         $ARMT_DEVICE, then the best device: GPUs first, then the most memory)\n"
-            "      --list-devices     print every OpenCL device as a table and exit\n",
+            "      --list-devices     print every OpenCL device as a table and exit\n"
+            "\n"
+            "Environment: ARMT_PLATFORM, ARMT_DEVICE (defaults of --platform, --device), ARMT_KERNEL_DIR\n"
+            "(kernel sources instead of the embedded copies), ARMT_CL_BUILD_OPTIONS (extra kernel build options).\n",
             seed_also_ids ? "; it also seeds the random token ids" : "");
 }
 

@@ -18,6 +18,13 @@
 
 #include "armt.h"
 
+/* printf-style argument checking where the compiler has it. */
+#if defined(__GNUC__)
+#define CLI_PRINTF(fmt_index, first_arg) __attribute__((format(printf, fmt_index, first_arg)))
+#else
+#define CLI_PRINTF(fmt_index, first_arg)
+#endif
+
 /* ======================================================================================================= */
 /* Program name, logging                                                                                   */
 /* ======================================================================================================= */
@@ -27,11 +34,12 @@ void cli_init(const char *argv0);
 const char *cli_progname(void);
 
 /* printf-style message on stderr: "prog: message\n". */
-void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_error(const char *fmt, ...) CLI_PRINTF(1, 2);
 
-/* Verbosity of the programs: what the library log callback lets through.
- *   0 (-q)   errors only          1 (default)  errors and warnings
- *   2 (-v)   + info               3 (-vv)      + debug                                                     */
+/* Verbosity of the programs: what the library log callback lets through. The library's error messages
+ * are also returned by the failing call and printed by the programs, so its log shows them only from -v.
+ *   0 (-q)   nothing              1 (default)  warnings
+ *   2 (-v)   + errors, info       3 (-vv)      + debug                                                     */
 enum { CLI_QUIET = 0, CLI_NORMAL = 1, CLI_VERBOSE = 2, CLI_DEBUG = 3 };
 
 /* Installs a stderr logger for the library (armt_log_set) at the given verbosity. */

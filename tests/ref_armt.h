@@ -93,8 +93,8 @@ int ref_armt_tail_forward(const ref_model *m, const ref_state *st, const int32_t
  *     So when n is a multiple of L the last FULL segment is the tail (it is never written to memory, and the
  *     tail is never empty). The paper's universal executor (DB:universal_executor.py, "if cut == len, one
  *     segment is moved to the tail", ARMT.md §7.6) does the same. Its fast executor (DB:fast_executor.py)
- *     cuts at floor(n / L) * L, so for such n its tail is empty and its segmented[-1] raises IndexError;
- *     for other n all three agree;
+ *     cuts at floor(n / L) * L when n > L, so for n = k L with k >= 2 its tail is empty and its
+ *     segmented[-1] raises IndexError; for other n all three agree;
  *   - tokens are then generated greedily: token k is the argmax (ties: lowest id) of the last row of
  *     ref_armt_tail_forward(tail + out[0..k)), i.e. the HF KV-cache decode of the tail with the read applied
  *     to every new token using the memory left by the prefix.

@@ -28,14 +28,16 @@ Run-time patches applied to the reference code (their file is not modified), nee
      output-capturing hook (output_hidden_states=True is always set by the cell) reads the layer input as args[0];
      (c) a forward pre-hook on each inner layer moves that keyword into the positional slot.
      The reference's associate/update_mem math runs unchanged.
-  3. Nothing else: the wrapper's forward calls `memory_cell.zero_mem()` at the end; to capture W_mem/z after the
-     last segment we wrap the cell instance's zero_mem to snapshot the per-layer state before it is cleared.
+  3. The wrapper's forward calls `memory_cell.zero_mem()` at the end; to capture W_mem/z after the last segment
+     we wrap the cell instance's zero_mem to snapshot the per-layer state before it is cleared.
+  Nothing else. armt_ref/generate.safetensors calls the authors' AssociativeRecurrentWrapper.generate as is (it
+  returns the HF generate output of the last segment).
 
 Outputs (F32 unless noted; integer ids are stored as exact F32 values because the library's safetensors reader
 accepts F32/F16/BF16 only):
   hf_llama/  config.json, model.safetensors (save_pretrained), memory.safetensors, expected.safetensors
   armt_ref/  config.json, armt_config.json, model_saved.safetensors, model_modelform.safetensors,
-             expected.safetensors
+             expected.safetensors, generate.safetensors (greedy AssociativeRecurrentWrapper.generate)
   lora/      config.json, adapter_config.json, model.safetensors, expected.safetensors
 """
 
@@ -226,6 +228,75 @@ def run_reference(ref, wrapper, cell, ids):
     return out.logits[0], store
 
 
+def run_generate(wrapper, cell, ids, max_new):
+    """The authors' AssociativeRecurrentWrapper.generate, greedy: the prompt's segments but the last go through
+    the cell's forward (memory read + written), the last (full or partial) through memory_cell.generate (no memory
+    tokens, generate_mode: read only) = HF generate on inputs_embeds with a KV cache. eos_token_id=None overrides
+    the base's generation_config (eos 2), so it always runs max_new steps."""
+    with torch.no_grad():
+        g = wrapper.generate(ids[None], torch.ones(1, ids.numel(), dtype=torch.long), max_new_tokens=max_new,
+                             do_sample=False, eos_token_id=None, pad_token_id=0, output_logits=True,
+                             return_dict_in_generate=True)
+    tokens = g.sequences[0]  # generating from inputs_embeds: only the new tokens come back
+    logits = torch.cat(g.logits, dim=0)  # raw logits of each step, [max_new, vocab]
+    assert tokens.shape == (max_new,) and logits.shape[0] == max_new
+    assert torch.equal(logits.argmax(dim=-1), tokens)  # greedy, no logits processors
+    return tokens, logits
+
+
+def run_tail_without_memory(cell, ids, seg, max_new):
+    """The same tail through the cell's generate on a zeroed memory (first_seg everywhere: no read), i.e. plain
+    LLaMA greedy decoding of the tail alone. Only to show that the memory changes the generated tokens."""
+    tail = ids[(ids.numel() - 1) // seg * seg:]
+    cell.zero_mem()
+    with torch.no_grad():
+        g = cell.generate(tail[None], torch.ones(1, tail.numel(), dtype=torch.long), zero_mem=True,
+                          max_new_tokens=max_new, do_sample=False, eos_token_id=None, pad_token_id=0)
+    cell.zero_mem()
+    return g[0]
+
+
+GEN_PROMPT_SEED = 28  # chosen (seeds 0..39 scanned) so that the memory changes the greedy tokens of both prompts
+GEN_MAX_NEW = 6
+
+
+def make_armt_generate(wrapper, cell, cfg, d, L):
+    gen = torch.Generator().manual_seed(GEN_PROMPT_SEED)
+    prompts = {"a": torch.randint(0, cfg.vocab_size, (2 * L + 4,), generator=gen),  # 2 full segments + 4
+               "b": torch.randint(0, cfg.vocab_size, (2 * L,), generator=gen)}      # exact multiple of L
+    res = {}
+    for k, ids in prompts.items():
+        res[k] = run_generate(wrapper, cell, ids, GEN_MAX_NEW)
+        res[k + "_nomem"] = run_tail_without_memory(cell, ids, L, GEN_MAX_NEW)
+
+    prev = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        wrapper.double()
+        for k, ids in prompts.items():
+            res[k + "64"] = run_generate(wrapper, cell, ids, GEN_MAX_NEW)
+    finally:
+        torch.set_default_dtype(prev)
+        wrapper.float()
+        cell.zero_mem()
+
+    tensors = {}
+    for k, ids in prompts.items():
+        tok, lg = res[k]
+        tok64, lg64 = res[k + "64"]
+        assert torch.equal(tok, tok64), "fp32 and fp64 greedy tokens differ"
+        top2 = lg64.topk(2, dim=-1).values
+        margin = (top2[:, 0] - top2[:, 1]).min().item()
+        log(f"armt_ref generate {k}: prompt {ids.numel()} tokens, tail {ids.numel() - (ids.numel() - 1) // L * L}; "
+            f"tokens {tok.tolist()}; without memory {res[k + '_nomem'].tolist()}; max|logits fp32-fp64| "
+            f"{(lg.double() - lg64).abs().max():.3e}; min top1-top2 margin {margin:.3e}")
+        tensors.update({f"prompt_{k}": f32(ids.float()), f"tokens_{k}": f32(tok.float()),
+                        f"logits_{k}": f32(lg), f"logits64_{k}": f32(lg64),
+                        f"tokens_nomem_{k}": f32(res[k + "_nomem"].float())})
+    save_file(tensors, os.path.join(d, "generate.safetensors"),
+              metadata={"format": "pt", "segment_size": str(L), "max_new_tokens": str(GEN_MAX_NEW)})
+
+
 def make_armt_ref(ref, out):
     d = os.path.join(out, "armt_ref")
     os.makedirs(d, exist_ok=True)
@@ -278,6 +349,8 @@ def make_armt_ref(ref, out):
                "W_mem": f32(st["W_mem"]), "z": f32(st["z"]), "W_mem64": f32(st64["W_mem"]), "z64": f32(st64["z"])},
               os.path.join(d, "expected.safetensors"),
               metadata={"format": "pt", "segment_size": str(L), "num_mem_tokens": str(M), "d_mem": str(D_MEM)})
+
+    make_armt_generate(wrapper, cell, cfg, d, L)
 
 
 # --------------------------------------------------------------------------------------------------------------

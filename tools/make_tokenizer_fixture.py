@@ -26,6 +26,10 @@ Outputs (tests/data/tokenizer/):
                  tokens NOT parsed: encode_special_tokens=True), decoded (decode(ids), specials kept),
                  decoded_skip (decode(ids, skip_special_tokens=True))
       decode[i]: ids (arbitrary lists: partial UTF-8, specials, byte tokens), text, text_skip
+      variants[i]: name, patch (pre_tokenizer to replace, model.ignore_merges to set, vocab_replace: [old, new]
+                 pairs of model.vocab keys to rename, keeping the id), cases
+                 [{text, ids}] (add_special_tokens=False)
+      vocab_size: get_vocab_size(with_added_tokens=True)
 """
 import argparse
 import json
@@ -148,6 +152,32 @@ ENCODE_TEXTS = [
 ]
 
 
+def _bytelevel(prefix, use_regex):
+    return {"type": "ByteLevel", "add_prefix_space": prefix, "trim_offsets": True, "use_regex": use_regex}
+
+
+# Whole-word entries put in place of three byte tokens that no merge uses (bytes 0x10-0x12, control characters
+# absent from the texts): ids stay dense, so HF keeps the added tokens' ids (it renumbers them after a gap).
+EXTRA_VOCAB = [["\u0110", "\u0120zyxwvut"], ["\u0111", "\u0120qqqq"], ["\u0112", "\u0120xylophone"]]
+
+VARIANTS = [
+    # Whole words that only exist in the vocab (not reachable by merges, as happens in LLaMA-3's vocab):
+    # with ignore_merges they come out as one token, without it they are merged from bytes.
+    ("extra_vocab_ignore_merges", {"vocab_replace": EXTRA_VOCAB}),
+    ("extra_vocab_no_ignore_merges", {"vocab_replace": EXTRA_VOCAB, "ignore_merges": False}),
+    # GPT-2 style: ByteLevel alone, with its own regex and a prefix space
+    ("gpt2_bytelevel", {"pre_tokenizer": _bytelevel(True, True)}),
+    # ByteLevel's prefix space after a Split: HF adds it to every piece the Split produced
+    ("split_then_prefix", {"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": LLAMA3_PATTERN}, "behavior": "Isolated", "invert": False},
+        _bytelevel(True, False)]}}),
+    # a literal (String) pattern with the Removed behavior
+    ("split_string_removed", {"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"String": " "}, "behavior": "Removed", "invert": False},
+        _bytelevel(False, False)]}}),
+]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="tests/data/tokenizer")
@@ -212,9 +242,30 @@ def main():
     dec_cases = [{"ids": ids, "text": tok.decode(ids, skip_special_tokens=False),
                   "text_skip": tok.decode(ids, skip_special_tokens=True)} for ids in dec_lists]
 
+    # Variants: the same vocab and merges under other pre-tokenizer / model options. The C test applies
+    # "patch" to tokenizer.json (pre_tokenizer replaced, model.ignore_merges set) and compares ids.
+    base = json.loads(tok.to_str())
+    variants = []
+    for name, patch in VARIANTS:
+        d = json.loads(json.dumps(base))
+        if "pre_tokenizer" in patch:
+            d["pre_tokenizer"] = patch["pre_tokenizer"]
+        for old, new in patch.get("vocab_replace", []):
+            v = d["model"]["vocab"]
+            assert new not in v
+            v[new] = v.pop(old)
+        if "ignore_merges" in patch:
+            d["model"]["ignore_merges"] = patch["ignore_merges"]
+        vt = Tokenizer.from_str(json.dumps(d))
+        variants.append({"name": name, "patch": patch,
+                         "cases": [{"text": t, "ids": vt.encode(t, add_special_tokens=False).ids}
+                                   for t in ENCODE_TEXTS]})
+
     with open(os.path.join(args.out, "cases.json"), "w", encoding="utf-8") as f:
         json.dump({"tokenizers_version": __import__("tokenizers").__version__,
-                   "encode": enc_cases, "decode": dec_cases}, f, ensure_ascii=False, indent=1)
+                   "vocab_size": tok.get_vocab_size(with_added_tokens=True),
+                   "encode": enc_cases, "decode": dec_cases, "variants": variants},
+                  f, ensure_ascii=False, indent=None, separators=(",", ":"))
         f.write("\n")
     print(f"vocab {tok.get_vocab_size()} (with added tokens), wrote {tok_path} and cases.json")
 

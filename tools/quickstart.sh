@@ -9,7 +9,7 @@ mode=${1:-run}
 cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential autoconf automake libtool pkg-config autoconf-archive ocl-icd-opencl-dev
-opencl-c-headers pocl-opencl-icd libclblast-dev clinfo check libstb-dev libjansson-dev"
+opencl-c-headers pocl-opencl-icd libclblast-dev clinfo check libstb-dev libjansson-dev libpcre2-dev"
 
 missing=""
 for p in $PACKAGES; do

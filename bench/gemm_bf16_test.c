@@ -1,0 +1,852 @@
+/*
+ * gemm_bf16_test.c - standalone correctness test and benchmark of cl/gemm_bf16.cl (own OpenCL host code).
+ *
+ *   gcc -std=gnu11 -O2 -Wall -Wextra bench/gemm_bf16_test.c -o gemm_bf16_test -lOpenCL -lm
+ *   ./gemm_bf16_test [--kernel-dir cl] [--platform N --device N] [--list] [--bench] [--big] [--emulate]
+ *                    [--mma-tiles LIST] [--cells 16] [--rows 1152] [--reps 10] [--opts "-D..."] [--seed N]
+ *
+ * Tests (always): every kernel on small and medium odd shapes against an fp64 CPU reference computed from the
+ * same bf16-rounded inputs: batch entries with non-monotonic per-entry offsets (table mode) and uniform ones
+ * (strided mode, offs = NULL), beta = 0 and 1, lda > k and ldc > n. C is poisoned with NaN (every element of
+ * every block must be written; with beta = 0 it is never read), unused A regions / W layers / padding are NaN
+ * too (reading them would show), and everything outside the C blocks must come back bit-identical. Failure:
+ * relative error max|C - ref| / max|ref| > 5e-3, or any element with |C - ref| > 5e-3 * max(|ref|, rms(ref));
+ * the first bad index and its values are printed. On an NVIDIA device (or with --big) the 1B-like odd case m
+ * = 1152+37, n = 8192+8, k = 2048+16 runs too; its values are checked on a sample of rows (first and last
+ * tiles, tile boundaries, random), its poison/outside checks on every element.
+ *
+ * Kernels: armt_gemm_bf16 (portable) always; armt_gemm_bf16_mma when the device has
+ * cl_nv_device_attribute_query with compute capability >= 8.0: for each tile config of --mma-tiles (default
+ * 128x128x32:2x2,128x256x32:2x4, 256x128x32:4x2,128x128x32:2x4, i.e. BMxBNxBK:WARPS_MxWARPS_N) - the first in
+ * its four variants (lXcY: ldmatrix on/off, cp.async on/off: a failure confined to some variants points at
+ * that instruction), the others with both on. On NVIDIA, -cl-nv-verbose is added and the ptxas lines
+ * (registers, spills) of the build log are printed. Elsewhere, with
+ * --emulate, the mma kernel is built with -DARMT_MMA_EMULATE=1 (PTX replaced by OpenCL C) to check its tiling
+ * and fragment maps (small cases only; PoCL takes ~75 s per variant to compile it at first launch, hence
+ * opt-in).
+ *
+ * --bench: the LLaMA-3.2-1B cell shapes, --cells (16) cells x --rows (1152) rows, (n, k) in q/o (2048, 2048),
+ * k/v (512, 2048), gate/up (8192, 2048), down (2048, 8192); 2 warm-up runs, median of --reps (10) runs timed
+ * with profiling events (kernel execution only: no compile, no transfers); TFLOP/s = 2 * cells * m * n * k /
+ * time. Every mma result is compared with the portable kernel's on the same shape.
+ *
+ * Exit: 0 all passed, 1 a correctness failure (or a kernel that failed to build/run), 2 usage, 77 no OpenCL
+ * device.
+ */
+#define CL_TARGET_OPENCL_VERSION 120
+#include <CL/cl.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV 0x4000
+#define CL_DEVICE_COMPUTE_CAPABILITY_MINOR_NV 0x4001
+
+/* must match the defaults in cl/gemm_bf16.cl (portable kernel) */
+#define GEMM_TM 64
+#define GEMM_TN 64
+#define GEMM_RM 4
+#define GEMM_RN 4
+
+#define TOL 5e-3
+
+/* ----------------------------------------------------------------------------------------------------------
+ */
+/* small helpers */
+/* ----------------------------------------------------------------------------------------------------------
+ */
+
+static const char *cl_err(cl_int e) {
+    switch (e) {
+    case CL_SUCCESS:
+        return "CL_SUCCESS";
+    case CL_DEVICE_NOT_FOUND:
+        return "CL_DEVICE_NOT_FOUND";
+    case CL_MEM_OBJECT_ALLOCATION_FAILURE:
+        return "CL_MEM_OBJECT_ALLOCATION_FAILURE";
+    case CL_OUT_OF_RESOURCES:
+        return "CL_OUT_OF_RESOURCES";
+    case CL_OUT_OF_HOST_MEMORY:
+        return "CL_OUT_OF_HOST_MEMORY";
+    case CL_BUILD_PROGRAM_FAILURE:
+        return "CL_BUILD_PROGRAM_FAILURE";
+    case CL_INVALID_VALUE:
+        return "CL_INVALID_VALUE";
+    case CL_INVALID_BUFFER_SIZE:
+        return "CL_INVALID_BUFFER_SIZE";
+    case CL_INVALID_PROGRAM_EXECUTABLE:
+        return "CL_INVALID_PROGRAM_EXECUTABLE";
+    case CL_INVALID_KERNEL_NAME:
+        return "CL_INVALID_KERNEL_NAME";
+    case CL_INVALID_ARG_INDEX:
+        return "CL_INVALID_ARG_INDEX";
+    case CL_INVALID_ARG_VALUE:
+        return "CL_INVALID_ARG_VALUE";
+    case CL_INVALID_ARG_SIZE:
+        return "CL_INVALID_ARG_SIZE";
+    case CL_INVALID_KERNEL_ARGS:
+        return "CL_INVALID_KERNEL_ARGS";
+    case CL_INVALID_WORK_GROUP_SIZE:
+        return "CL_INVALID_WORK_GROUP_SIZE";
+    case CL_INVALID_GLOBAL_WORK_SIZE:
+        return "CL_INVALID_GLOBAL_WORK_SIZE";
+    case CL_INVALID_BUILD_OPTIONS:
+        return "CL_INVALID_BUILD_OPTIONS";
+    case -1001:
+        return "CL_PLATFORM_NOT_FOUND_KHR";
+    default:
+        return "?";
+    }
+}
+#define CL_TRY(expr)                                                                                         \
+    do {                                                                                                     \
+        cl_int e_ = (expr);                                                                                  \
+        if (e_ != CL_SUCCESS) {                                                                              \
+            fprintf(stderr, "%s:%d: %s -> %d (%s)\n", __FILE__, __LINE__, #expr, (int)e_, cl_err(e_));       \
+            return e_;                                                                                       \
+        }                                                                                                    \
+    } while (0)
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint64_t rng_next(void) {
+    uint64_t x = rng_state;
+    x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
+    rng_state = x;
+    return x * 0x2545f4914f6cdd1dull;
+}
+/* uniform in (-1, 1), never exactly 0 */
+static float rng_unif(void) {
+    return (float)(((double)(rng_next() >> 40) + 0.5) / 8388608.0 - 1.0);
+}
+
+static uint16_t f2bf(float x) { /* round to nearest even, same formula as the kernels */
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+static float bf2f(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static float fnan(void) {
+    return nanf("");
+}
+
+static char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
+        free(s);
+        s = NULL;
+    }
+    fclose(f);
+    if (s) s[n] = 0, *len = (size_t)n;
+    return s;
+}
+
+/* ----------------------------------------------------------------------------------------------------------
+ */
+/* device and kernels */
+/* ----------------------------------------------------------------------------------------------------------
+ */
+
+typedef struct {
+    cl_platform_id platform;
+    cl_device_id device;
+    cl_context ctx;
+    cl_command_queue q;
+    int nv_cc; /* 10 * major + minor, 0 if not NVIDIA / unknown */
+    cl_ulong max_alloc;
+} dev_t_;
+
+typedef struct {
+    char name[96];
+    cl_program prog;
+    cl_kernel kern;
+    int mma;             /* 1: armt_gemm_bf16_mma (needs the alignment rules) */
+    int bm, bn, threads; /* tile and work-group size */
+    int small_only;      /* emulation: only the small cases */
+    int failed;
+} kern_t;
+
+static char *g_source;
+static size_t g_source_len;
+
+static void print_build_log(cl_program p, cl_device_id d, int only_info) {
+    size_t n = 0;
+    clGetProgramBuildInfo(p, d, CL_PROGRAM_BUILD_LOG, 0, NULL, &n);
+    if (n <= 1) return;
+    char *log = malloc(n + 1);
+    clGetProgramBuildInfo(p, d, CL_PROGRAM_BUILD_LOG, n, log, NULL);
+    log[n] = 0;
+    if (!only_info) {
+        fprintf(stderr, "---- build log ----\n%s\n-------------------\n", log);
+    } else { /* NVIDIA -cl-nv-verbose: registers, spills, local memory */
+        for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n"))
+            if (strstr(line, "ptxas info") || strstr(line, "spill") || strstr(line, "bytes stack"))
+                printf("    %s\n", line);
+    }
+    free(log);
+}
+
+static int build_kernel(dev_t_ *D, kern_t *K, const char *kname, const char *opts) {
+    cl_int e;
+    const char *src = g_source;
+    double t0 = now_s();
+    K->prog = clCreateProgramWithSource(D->ctx, 1, &src, &g_source_len, &e);
+    if (e != CL_SUCCESS) return fprintf(stderr, "clCreateProgramWithSource: %d\n", e), -1;
+    e = clBuildProgram(K->prog, 1, &D->device, opts, NULL, NULL);
+    if (e != CL_SUCCESS) {
+        fprintf(stderr, "[%s] clBuildProgram(\"%s\") -> %d (%s)\n", K->name, opts, e, cl_err(e));
+        print_build_log(K->prog, D->device, 0);
+        return -1;
+    }
+    K->kern = clCreateKernel(K->prog, kname, &e);
+    if (e != CL_SUCCESS)
+        return fprintf(stderr, "[%s] clCreateKernel(%s) -> %d (%s)\n", K->name, kname, e, cl_err(e)), -1;
+    printf("  built %-28s in %.2f s  (%s)\n", K->name, now_s() - t0, opts);
+    if (D->nv_cc) print_build_log(K->prog, D->device, 1);
+    return 0;
+}
+
+static cl_int set_args(kern_t *K, int m, int n, int k, cl_mem A, int lda, cl_mem W, cl_mem C, int ldc,
+                       int beta, cl_mem offs, const cl_ulong strides[6]) {
+    cl_kernel kr = K->kern;
+    CL_TRY(clSetKernelArg(kr, 0, sizeof(int), &m));
+    CL_TRY(clSetKernelArg(kr, 1, sizeof(int), &n));
+    CL_TRY(clSetKernelArg(kr, 2, sizeof(int), &k));
+    CL_TRY(clSetKernelArg(kr, 3, sizeof(cl_mem), &A));
+    CL_TRY(clSetKernelArg(kr, 4, sizeof(int), &lda));
+    CL_TRY(clSetKernelArg(kr, 5, sizeof(cl_mem), &W));
+    CL_TRY(clSetKernelArg(kr, 6, sizeof(cl_mem), &C));
+    CL_TRY(clSetKernelArg(kr, 7, sizeof(int), &ldc));
+    CL_TRY(clSetKernelArg(kr, 8, sizeof(int), &beta));
+    /* a NULL buffer selects strided mode (OpenCL 1.2: arg_value NULL for a __global pointer argument) */
+    CL_TRY(clSetKernelArg(kr, 9, sizeof(cl_mem), offs ? &offs : NULL));
+    for (int i = 0; i < 6; i++) CL_TRY(clSetKernelArg(kr, 10 + i, sizeof(cl_ulong), &strides[i]));
+    return CL_SUCCESS;
+}
+
+static cl_int launch(dev_t_ *D, kern_t *K, int m, int n, int count, cl_event *ev) {
+    size_t gws[3], lws[3];
+    if (K->mma) {
+        gws[0] = (size_t)((n + K->bn - 1) / K->bn) * K->threads, gws[1] = (size_t)((m + K->bm - 1) / K->bm);
+        lws[0] = K->threads, lws[1] = 1;
+    } else {
+        lws[0] = GEMM_TN / GEMM_RN, lws[1] = GEMM_TM / GEMM_RM;
+        gws[0] = (size_t)((n + GEMM_TN - 1) / GEMM_TN) * lws[0],
+        gws[1] = (size_t)((m + GEMM_TM - 1) / GEMM_TM) * lws[1];
+    }
+    gws[2] = (size_t)count, lws[2] = 1;
+    CL_TRY(clEnqueueNDRangeKernel(D->q, K->kern, 3, NULL, gws, lws, 0, NULL, ev));
+    return CL_SUCCESS;
+}
+
+/* ----------------------------------------------------------------------------------------------------------
+ */
+/* correctness */
+/* ----------------------------------------------------------------------------------------------------------
+ */
+
+typedef struct {
+    int m, n, k, count, lda, ldc, beta, table, sample, big;
+} case_t;
+
+/* the mma kernel's requirements (see cl/gemm_bf16.cl): the host refuses to launch otherwise */
+static int mma_shape_ok(int k, int lda, const cl_ulong *a_off, const cl_ulong *w_off, int count) {
+    if (k % 8 || lda % 4) return 0;
+    for (int j = 0; j < count; j++)
+        if (a_off[j] % 4 || w_off[j] % 8) return 0;
+    return 1;
+}
+
+static int same_bits(float a, float b) {
+    return memcmp(&a, &b, 4) == 0;
+}
+
+/* rows whose values are checked: all, or a sample (first/last tiles, tile boundaries, random) */
+static int pick_rows(const case_t *c, int *rows) {
+    if (!c->sample) {
+        for (int r = 0; r < c->m; r++) rows[r] = r;
+        return c->m;
+    }
+    int nr = 0;
+    char *used = calloc((size_t)c->m, 1);
+    int cand[] = {0, 1, 2, 7, 8, 15, 16, 17, 31, 63, 64, 65, 127, 128, 129, 255, 256};
+    for (size_t i = 0; i < sizeof cand / sizeof *cand; i++)
+        if (cand[i] < c->m && !used[cand[i]]) used[cand[i]] = 1, rows[nr++] = cand[i];
+    for (int r = c->m - 40; r < c->m; r++)
+        if (r >= 0 && !used[r]) used[r] = 1, rows[nr++] = r;
+    for (int i = 0; i < 24; i++) {
+        int r = (int)(rng_next() % (uint64_t)c->m);
+        if (!used[r]) used[r] = 1, rows[nr++] = r;
+    }
+    free(used);
+    return nr;
+}
+
+/* One case: inputs, poisoned C and fp64 reference, built once and shared by every kernel. */
+typedef struct {
+    case_t c;
+    cl_ulong a_off[8], w_off[8], c_off[8], strides[6];
+    size_t a_len, w_len, c_len;
+    float *A, *C0, *C1;
+    uint16_t *W;
+    int *rows, nrows; /* rows whose values are checked */
+    double *refs;     /* (entry, checked row, n) */
+    double rms, max_ref;
+    cl_mem bA, bW, bC, bO;
+} case_data;
+
+static void case_free(case_data *d) {
+    if (d->bA) clReleaseMemObject(d->bA);
+    if (d->bW) clReleaseMemObject(d->bW);
+    if (d->bC) clReleaseMemObject(d->bC);
+    if (d->bO) clReleaseMemObject(d->bO);
+    free(d->A), free(d->C0), free(d->C1), free(d->W), free(d->rows), free(d->refs);
+    memset(d, 0, sizeof *d);
+}
+
+static int case_prepare(dev_t_ *D, case_data *d, const case_t *c) {
+    memset(d, 0, sizeof *d);
+    d->c = *c;
+    const int m = c->m, n = c->n, k = c->k, cnt = c->count, lda = c->lda, ldc = c->ldc;
+    const int layers = cnt + 2;
+    const size_t a_blk = (size_t)m * lda, c_blk = (size_t)m * ldc, w_blk = (size_t)n * k;
+    const size_t gap = 24; /* elements between regions: a multiple of 8 keeps the mma alignment */
+    if (c->table) {
+        /* non-monotonic: entry j sits in A region aslot[j], C region cslot[j], W layer (3j + 1) % layers */
+        static const int aslot[3][3] = {{0}, {1, 0}, {2, 0, 1}}, cslot[3][3] = {{0}, {1, 0}, {1, 2, 0}};
+        for (int j = 0; j < cnt; j++) {
+            d->a_off[j] = gap + aslot[cnt - 1][j] * (a_blk + gap);
+            d->c_off[j] = gap + cslot[cnt - 1][j] * (c_blk + gap);
+            d->w_off[j] = (cl_ulong)((j * 3 + 1) % layers) * w_blk; /* 3 entries of 5 layers: 1, 4, 2 */
+        }
+    } else {
+        cl_ulong *s = d->strides;
+        s[0] = 8, s[1] = a_blk + gap;     /* a_base, a_stride */
+        s[2] = w_blk, s[3] = w_blk;       /* w_base, w_stride: layers 1 .. cnt */
+        s[4] = 5, s[5] = c_blk + gap + 3; /* c_base, c_stride (odd: fine for C) */
+        for (int j = 0; j < cnt; j++)
+            d->a_off[j] = s[0] + j * s[1], d->w_off[j] = s[2] + j * s[3], d->c_off[j] = s[4] + j * s[5];
+    }
+    d->a_len = gap + cnt * (a_blk + gap) + 8;
+    d->c_len = 8 + cnt * (c_blk + gap + 3) + gap;
+    d->w_len = (size_t)layers * w_blk;
+    d->A = malloc(d->a_len * 4), d->C0 = malloc(d->c_len * 4), d->C1 = malloc(d->c_len * 4);
+    d->W = malloc(d->w_len * 2);
+    d->rows = malloc(sizeof(int) * (size_t)m);
+    if (!d->A || !d->C0 || !d->C1 || !d->W || !d->rows)
+        return fprintf(stderr, "host allocation failed\n"), -1;
+    /* poison everything (NaN), then fill the parts that are read: reading a gap, a padding column or an
+     * unused layer would put a NaN into the result */
+    for (size_t i = 0; i < d->a_len; i++) d->A[i] = fnan();
+    for (size_t i = 0; i < d->w_len; i++) d->W[i] = 0x7fc0; /* bf16 NaN */
+    for (size_t i = 0; i < d->c_len; i++) d->C0[i] = fnan();
+    for (int j = 0; j < cnt; j++) {
+        for (int r = 0; r < m; r++)
+            for (int q = 0; q < k; q++) d->A[d->a_off[j] + (size_t)r * lda + q] = rng_unif();
+        for (size_t i = 0; i < w_blk; i++) d->W[d->w_off[j] + i] = f2bf(rng_unif());
+        if (c->beta)
+            for (int r = 0; r < m; r++)
+                for (int q = 0; q < n; q++) d->C0[d->c_off[j] + (size_t)r * ldc + q] = rng_unif();
+    }
+    /* fp64 reference on the bf16-rounded inputs */
+    d->nrows = pick_rows(c, d->rows);
+    d->refs = malloc(sizeof(double) * (size_t)d->nrows * n * cnt);
+    double *arow = malloc(sizeof(double) * (size_t)k);
+    float *wf = malloc(sizeof(float) * w_blk);
+    if (!d->refs || !arow || !wf)
+        return free(arow), free(wf), fprintf(stderr, "host allocation failed\n"), -1;
+    double sum_sq = 0;
+    for (int j = 0; j < cnt; j++) {
+        for (size_t i = 0; i < w_blk; i++) wf[i] = bf2f(d->W[d->w_off[j] + i]);
+        for (int ri = 0; ri < d->nrows; ri++) {
+            const int r = d->rows[ri];
+            double *ref = d->refs + ((size_t)j * d->nrows + ri) * n;
+            for (int q = 0; q < k; q++) arow[q] = bf2f(f2bf(d->A[d->a_off[j] + (size_t)r * lda + q]));
+            for (int q = 0; q < n; q++) {
+                const float *w = wf + (size_t)q * k;
+                double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+                int kk = 0;
+                for (; kk + 4 <= k; kk += 4)
+                    s0 += arow[kk] * w[kk], s1 += arow[kk + 1] * w[kk + 1], s2 += arow[kk + 2] * w[kk + 2],
+                        s3 += arow[kk + 3] * w[kk + 3];
+                for (; kk < k; kk++) s0 += arow[kk] * w[kk];
+                double v = (s0 + s1) + (s2 + s3);
+                if (c->beta) v += d->C0[d->c_off[j] + (size_t)r * ldc + q];
+                ref[q] = v;
+                sum_sq += v * v;
+                if (fabs(v) > d->max_ref) d->max_ref = fabs(v);
+            }
+        }
+    }
+    free(arow), free(wf);
+    d->rms = sqrt(sum_sq / ((double)d->nrows * n * cnt));
+
+    cl_int e;
+    cl_ulong tab[24];
+    for (int j = 0; j < cnt; j++)
+        tab[3 * j] = d->a_off[j], tab[3 * j + 1] = d->w_off[j], tab[3 * j + 2] = d->c_off[j];
+    d->bA = clCreateBuffer(D->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, d->a_len * 4, d->A, &e);
+    d->bW = clCreateBuffer(D->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, d->w_len * 2, d->W, &e);
+    d->bC = clCreateBuffer(D->ctx, CL_MEM_READ_WRITE, d->c_len * 4, NULL, &e);
+    d->bO =
+        clCreateBuffer(D->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof(cl_ulong) * 3 * cnt, tab, &e);
+    if (!d->bA || !d->bW || !d->bC || !d->bO) return fprintf(stderr, "device allocation failed: %d\n", e), -1;
+    return 0;
+}
+
+/* one kernel on a prepared case; returns 0 pass, 1 fail, 2 skipped */
+static int case_check(dev_t_ *D, kern_t *K, case_data *d) {
+    const case_t *c = &d->c;
+    const int m = c->m, n = c->n, cnt = c->count, ldc = c->ldc;
+    if (K->mma && !mma_shape_ok(c->k, c->lda, d->a_off, d->w_off, cnt)) {
+        printf("    %-30s SKIP (shape breaks the mma alignment rules)\n", K->name);
+        return 2;
+    }
+    double t0 = now_s();
+    /* fresh poisoned C for every kernel */
+    cl_int e = clEnqueueWriteBuffer(D->q, d->bC, CL_TRUE, 0, d->c_len * 4, d->C0, 0, NULL, NULL);
+    if (e == CL_SUCCESS)
+        e = set_args(K, m, n, c->k, d->bA, c->lda, d->bW, d->bC, ldc, c->beta, c->table ? d->bO : NULL,
+                     d->strides);
+    if (e == CL_SUCCESS) e = launch(D, K, m, n, cnt, NULL);
+    if (e == CL_SUCCESS) e = clFinish(D->q);
+    if (e == CL_SUCCESS) e = clEnqueueReadBuffer(D->q, d->bC, CL_TRUE, 0, d->c_len * 4, d->C1, 0, NULL, NULL);
+    const double t_dev = now_s() - t0;
+    if (e != CL_SUCCESS) {
+        printf("    %-30s FAIL launch/read: %d (%s)\n", K->name, e, cl_err(e));
+        return 1;
+    }
+    const float *C0 = d->C0, *C1 = d->C1;
+    /* 1. outside every block (gaps, ldc padding): untouched, bit for bit */
+    char *inblk = calloc(d->c_len, 1);
+    for (int j = 0; j < cnt; j++)
+        for (int r = 0; r < m; r++) memset(inblk + d->c_off[j] + (size_t)r * ldc, 1, (size_t)n);
+    size_t bad_out = 0, first_out = 0;
+    for (size_t i = 0; i < d->c_len; i++)
+        if (!inblk[i] && !same_bits(C0[i], C1[i]) && !bad_out++) first_out = i;
+    free(inblk);
+    /* 2. inside: every element finite (written: the poison is gone; no NaN read from outside) */
+    size_t bad_nan = 0;
+    int nan_j = 0, nan_r = 0, nan_q = 0;
+    for (int j = 0; j < cnt; j++)
+        for (int r = 0; r < m; r++)
+            for (int q = 0; q < n; q++)
+                if (!isfinite(C1[d->c_off[j] + (size_t)r * ldc + q]) && !bad_nan++)
+                    nan_j = j, nan_r = r, nan_q = q;
+    /* 3. values */
+    double max_err = 0, bgot = 0, bwant = 0;
+    size_t nchk = 0, bad_val = 0;
+    int bj = 0, br = 0, bri = 0, bq = 0;
+    for (int j = 0; j < cnt; j++)
+        for (int ri = 0; ri < d->nrows; ri++)
+            for (int q = 0; q < n; q++) {
+                const int r = d->rows[ri];
+                const double want = d->refs[((size_t)j * d->nrows + ri) * n + q];
+                const double got = C1[d->c_off[j] + (size_t)r * ldc + q];
+                double err = fabs(got - want);
+                if (!(err == err)) err = INFINITY;
+                if (err > max_err) max_err = err;
+                nchk++;
+                if (err > TOL * fmax(fabs(want), d->rms) && !bad_val++)
+                    bj = j, br = r, bri = ri, bq = q, bgot = got, bwant = want;
+            }
+    const double rel = d->max_ref > 0 ? max_err / d->max_ref : max_err;
+    const int fail = bad_out || bad_nan || bad_val || !(rel <= TOL);
+    printf("    %-30s %s rel_err %.3e  (max|err| %.3e, max|ref| %.3e; %zu values%s)  %.2f s\n", K->name,
+           fail ? "FAIL" : "ok  ", rel, max_err, d->max_ref, nchk, c->sample ? ", sampled rows" : "", t_dev);
+    if (bad_out)
+        printf("      %zu elements OUTSIDE the C blocks changed; first at C[%zu]: was %g now %g\n", bad_out,
+               first_out, C0[first_out], C1[first_out]);
+    if (bad_nan)
+        printf("      %zu elements not finite (not written, or NaN read); first: entry %d row %d col %d = %g "
+               "(c_off %llu)\n",
+               bad_nan, nan_j, nan_r, nan_q, C1[d->c_off[nan_j] + (size_t)nan_r * ldc + nan_q],
+               (unsigned long long)d->c_off[nan_j]);
+    if (bad_val) {
+        printf("      %zu values off; first: entry %d row %d col %d: got %.7g want %.7g (beta %d)\n", bad_val,
+               bj, br, bq, bgot, bwant, c->beta);
+        /* neighbours help to tell a fragment-layout error (a pattern mod 8 / 16) from an edge error */
+        printf("      row %d cols %d..%d got/want:", br, bq, bq + 7 < n ? bq + 7 : n - 1);
+        for (int q = bq; q < bq + 8 && q < n; q++)
+            printf(" %.4g/%.4g", C1[d->c_off[bj] + (size_t)br * ldc + q],
+                   d->refs[((size_t)bj * d->nrows + bri) * n + q]);
+        printf("\n");
+        size_t rows_bad = 0;
+        for (int ri = 0; ri < d->nrows; ri++) {
+            int any = 0;
+            for (int q = 0; q < n && !any; q++) {
+                const double want = d->refs[((size_t)bj * d->nrows + ri) * n + q];
+                any = !(fabs(C1[d->c_off[bj] + (size_t)d->rows[ri] * ldc + q] - want) <=
+                        TOL * fmax(fabs(want), d->rms));
+            }
+            rows_bad += any;
+        }
+        printf("      entry %d: %zu of %d checked rows have a bad value\n", bj, rows_bad, d->nrows);
+    }
+    return fail;
+}
+
+/* ----------------------------------------------------------------------------------------------------------
+ */
+/* benchmark */
+/* ----------------------------------------------------------------------------------------------------------
+ */
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int bench(dev_t_ *D, kern_t *ks, int nk, int cells, int rows, int reps) {
+    static const struct {
+        const char *name;
+        int n, k;
+    } shapes[] = {{"q/o", 2048, 2048}, {"k/v", 512, 2048}, {"gate/up", 8192, 2048}, {"down", 2048, 8192}};
+    size_t max_nk = 0, max_ak = 0, max_cn = 0;
+    for (int s = 0; s < 4; s++) {
+        size_t nkk = (size_t)shapes[s].n * shapes[s].k;
+        if (nkk > max_nk) max_nk = nkk;
+        if ((size_t)shapes[s].k > max_ak) max_ak = shapes[s].k;
+        if ((size_t)shapes[s].n > max_cn) max_cn = shapes[s].n;
+    }
+    const size_t a_len = (size_t)cells * rows * max_ak, w_len = (size_t)cells * max_nk,
+                 c_len = (size_t)cells * rows * max_cn;
+    printf("\n## benchmark: %d cells x %d rows, median of %d (after 2 warm-up runs), kernel time from "
+           "events\n\n",
+           cells, rows, reps);
+    float *hA = malloc(a_len * 4), *hC = malloc(c_len * 4), *hR = malloc(c_len * 4);
+    uint16_t *hW = malloc(w_len * 2);
+    if (!hA || !hC || !hR || !hW) return fprintf(stderr, "host allocation failed\n"), 1;
+    for (size_t i = 0; i < a_len; i++) hA[i] = rng_unif();
+    for (size_t i = 0; i < w_len; i++) hW[i] = f2bf(rng_unif() * 0.05f);
+    cl_int e;
+    cl_mem bA = clCreateBuffer(D->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, a_len * 4, hA, &e);
+    cl_mem bW = clCreateBuffer(D->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, w_len * 2, hW, &e);
+    cl_mem bC = clCreateBuffer(D->ctx, CL_MEM_READ_WRITE, c_len * 4, NULL, &e);
+    if (!bA || !bW || !bC) return fprintf(stderr, "device allocation failed (%d %s)\n", e, cl_err(e)), 1;
+    cl_mem bO = clCreateBuffer(D->ctx, CL_MEM_READ_ONLY, sizeof(cl_ulong) * 3 * cells, NULL, &e);
+    int fail = 0;
+    printf("| kernel | shape | cells x m x n x k | median ms | min ms | max ms | TFLOP/s | max rel diff vs "
+           "portable |\n");
+    printf("|---|---|---|---|---|---|---|---|\n");
+    for (int s = 0; s < 4; s++) {
+        const int n = shapes[s].n, k = shapes[s].k, m = rows;
+        cl_ulong tab[3 * 64], strides[6] = {0, 0, 0, 0, 0, 0};
+        for (int j = 0; j < cells && j < 64; j++)
+            tab[3 * j] = (cl_ulong)j * m * k, tab[3 * j + 1] = (cl_ulong)j * n * k,
+                    tab[3 * j + 2] = (cl_ulong)j * m * n;
+        clEnqueueWriteBuffer(D->q, bO, CL_TRUE, 0, sizeof(cl_ulong) * 3 * cells, tab, 0, NULL, NULL);
+        const double flop = 2.0 * cells * m * (double)n * k;
+        int have_ref = 0;
+        for (int ki = 0; ki < nk; ki++) {
+            kern_t *K = &ks[ki];
+            if (!K->kern || K->failed || K->small_only) continue;
+            double t[64];
+            int nt = 0;
+            e = set_args(K, m, n, k, bA, k, bW, bC, n, 0, bO, strides);
+            for (int it = 0; it < reps + 2 && e == CL_SUCCESS; it++) {
+                cl_event ev;
+                e = launch(D, K, m, n, cells, &ev);
+                if (e != CL_SUCCESS) break;
+                clWaitForEvents(1, &ev);
+                cl_ulong a = 0, b = 0;
+                clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof a, &a, NULL);
+                clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof b, &b, NULL);
+                clReleaseEvent(ev);
+                if (it >= 2 && nt < 64) t[nt++] = (double)(b - a) * 1e-9;
+            }
+            if (e != CL_SUCCESS) {
+                printf("| %s | %s | launch failed: %d %s |\n", K->name, shapes[s].name, e, cl_err(e));
+                fail = 1;
+                continue;
+            }
+            qsort(t, (size_t)nt, sizeof *t, cmp_d);
+            const double med = nt % 2 ? t[nt / 2] : 0.5 * (t[nt / 2 - 1] + t[nt / 2]);
+            const size_t clen = (size_t)cells * m * n;
+            clEnqueueReadBuffer(D->q, bC, CL_TRUE, 0, clen * 4, K->mma ? hC : hR, 0, NULL, NULL);
+            char diff[64] = "(reference)";
+            if (!K->mma) {
+                have_ref = 1;
+            } else if (have_ref) {
+                double md = 0, mr = 0;
+                for (size_t i = 0; i < clen; i++) {
+                    double d = fabs((double)hC[i] - hR[i]);
+                    if (!(d == d)) d = INFINITY;
+                    if (d > md) md = d;
+                    if (fabs(hR[i]) > mr) mr = fabs(hR[i]);
+                }
+                snprintf(diff, sizeof diff, "%.2e%s", md / mr, md / mr > TOL ? " FAIL" : "");
+                if (!(md / mr <= TOL)) fail = 1;
+            } else {
+                snprintf(diff, sizeof diff, "-");
+            }
+            printf("| %s | %s | %d x %d x %d x %d | %.3f | %.3f | %.3f | %.1f | %s |\n", K->name,
+                   shapes[s].name, cells, m, n, k, med * 1e3, t[0] * 1e3, t[nt - 1] * 1e3, flop / med * 1e-12,
+                   diff);
+            fflush(stdout);
+        }
+    }
+    clReleaseMemObject(bA), clReleaseMemObject(bW), clReleaseMemObject(bC), clReleaseMemObject(bO);
+    free(hA), free(hC), free(hR), free(hW);
+    return fail;
+}
+
+/* ----------------------------------------------------------------------------------------------------------
+ */
+/* main */
+/* ----------------------------------------------------------------------------------------------------------
+ */
+
+static int list_devices(void) {
+    cl_uint np = 0;
+    cl_platform_id ps[16];
+    cl_int e = clGetPlatformIDs(16, ps, &np);
+    if (e != CL_SUCCESS || np == 0) return printf("no OpenCL platform (%d %s)\n", e, cl_err(e)), 77;
+    for (cl_uint p = 0; p < np; p++) {
+        char name[256] = "";
+        clGetPlatformInfo(ps[p], CL_PLATFORM_NAME, sizeof name, name, NULL);
+        printf("platform %u: %s\n", p, name);
+        cl_uint nd = 0;
+        cl_device_id ds[16];
+        if (clGetDeviceIDs(ps[p], CL_DEVICE_TYPE_ALL, 16, ds, &nd) != CL_SUCCESS) continue;
+        for (cl_uint d = 0; d < nd; d++) {
+            char dn[256] = "", dv[128] = "";
+            clGetDeviceInfo(ds[d], CL_DEVICE_NAME, sizeof dn, dn, NULL);
+            clGetDeviceInfo(ds[d], CL_DRIVER_VERSION, sizeof dv, dv, NULL);
+            printf("  device %u: %s (driver %s)\n", d, dn, dv);
+        }
+    }
+    return 0;
+}
+
+/* --platform/--device given: those; otherwise the first GPU of any platform, else the first device */
+static int open_device(dev_t_ *D, int pi, int di) {
+    cl_uint np = 0;
+    cl_platform_id ps[16];
+    cl_int e = clGetPlatformIDs(16, ps, &np);
+    if (e != CL_SUCCESS || np == 0) return fprintf(stderr, "no OpenCL platform (%d %s)\n", e, cl_err(e)), 77;
+    int found = 0;
+    for (cl_uint p = 0; p < np && !found; p++) {
+        if (pi >= 0 && (cl_uint)pi != p) continue;
+        cl_uint nd = 0;
+        cl_device_id ds[16];
+        if (clGetDeviceIDs(ps[p], CL_DEVICE_TYPE_ALL, 16, ds, &nd) != CL_SUCCESS) continue;
+        for (cl_uint d = 0; d < nd && !found; d++) {
+            cl_device_type t;
+            clGetDeviceInfo(ds[d], CL_DEVICE_TYPE, sizeof t, &t, NULL);
+            if ((di >= 0 && (cl_uint)di == d) || (di < 0 && pi >= 0 && d == 0) ||
+                (di < 0 && pi < 0 && (t & CL_DEVICE_TYPE_GPU)))
+                D->platform = ps[p], D->device = ds[d], found = 1;
+        }
+    }
+    if (!found && pi < 0 && di < 0) { /* no GPU: first device anywhere */
+        for (cl_uint p = 0; p < np && !found; p++) {
+            cl_uint nd = 0;
+            cl_device_id ds[16];
+            if (clGetDeviceIDs(ps[p], CL_DEVICE_TYPE_ALL, 16, ds, &nd) == CL_SUCCESS && nd)
+                D->platform = ps[p], D->device = ds[0], found = 1;
+        }
+    }
+    if (!found) return fprintf(stderr, "no such OpenCL device (platform %d device %d)\n", pi, di), 77;
+    D->ctx = clCreateContext(NULL, 1, &D->device, NULL, NULL, &e);
+    if (e != CL_SUCCESS) return fprintf(stderr, "clCreateContext: %d %s\n", e, cl_err(e)), 1;
+    D->q = clCreateCommandQueue(D->ctx, D->device, CL_QUEUE_PROFILING_ENABLE, &e);
+    if (e != CL_SUCCESS) return fprintf(stderr, "clCreateCommandQueue: %d %s\n", e, cl_err(e)), 1;
+    clGetDeviceInfo(D->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof D->max_alloc, &D->max_alloc, NULL);
+    size_t n = 0;
+    clGetDeviceInfo(D->device, CL_DEVICE_EXTENSIONS, 0, NULL, &n);
+    char *ext = malloc(n + 1);
+    clGetDeviceInfo(D->device, CL_DEVICE_EXTENSIONS, n, ext, NULL);
+    ext[n] = 0;
+    if (strstr(ext, "cl_nv_device_attribute_query")) {
+        cl_uint ma = 0, mi = 0;
+        if (clGetDeviceInfo(D->device, CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV, sizeof ma, &ma, NULL) ==
+                CL_SUCCESS &&
+            clGetDeviceInfo(D->device, CL_DEVICE_COMPUTE_CAPABILITY_MINOR_NV, sizeof mi, &mi, NULL) ==
+                CL_SUCCESS)
+            D->nv_cc = (int)(10 * ma + mi);
+    }
+    free(ext);
+    char dn[256] = "", dv[128] = "", pn[256] = "", cv[128] = "";
+    clGetDeviceInfo(D->device, CL_DEVICE_NAME, sizeof dn, dn, NULL);
+    clGetDeviceInfo(D->device, CL_DRIVER_VERSION, sizeof dv, dv, NULL);
+    clGetDeviceInfo(D->device, CL_DEVICE_OPENCL_C_VERSION, sizeof cv, cv, NULL);
+    clGetPlatformInfo(D->platform, CL_PLATFORM_NAME, sizeof pn, pn, NULL);
+    printf("device: %s | platform: %s | driver %s | %s | NV compute capability: %s%d.%d\n", dn, pn, dv, cv,
+           D->nv_cc ? "" : "none ", D->nv_cc / 10, D->nv_cc % 10);
+    return 0;
+}
+
+static void usage(void) {
+    printf("usage: gemm_bf16_test [--kernel-dir DIR] [--platform N] [--device N] [--list] [--bench] [--big]\n"
+           "                      [--emulate] [--no-emulate] [--mma-tiles BMxBNxBK:WMxWN[,...]] [--cells N]\n"
+           "                      [--rows N]"
+           " [--reps N] [--opts \"-D...\"] [--seed N]\n");
+}
+
+int main(int argc, char **argv) {
+    const char *dir = "cl", *extra = "";
+    int pi = -1, di = -1, do_bench = 0, big = 0, emulate = -1, cells = 16, rows = 1152, reps = 10;
+    const char *tiles = "128x128x32:2x2,128x256x32:2x4,256x128x32:4x2,128x128x32:2x4";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--kernel-dir") && v)
+            dir = v, i++;
+        else if (!strcmp(a, "--platform") && v)
+            pi = atoi(v), i++;
+        else if (!strcmp(a, "--device") && v)
+            di = atoi(v), i++;
+        else if (!strcmp(a, "--list"))
+            return list_devices();
+        else if (!strcmp(a, "--bench"))
+            do_bench = 1;
+        else if (!strcmp(a, "--big"))
+            big = 1;
+        else if (!strcmp(a, "--emulate"))
+            emulate = 1;
+        else if (!strcmp(a, "--no-emulate"))
+            emulate = 0;
+        else if (!strcmp(a, "--cells") && v)
+            cells = atoi(v), i++;
+        else if (!strcmp(a, "--rows") && v)
+            rows = atoi(v), i++;
+        else if (!strcmp(a, "--reps") && v)
+            reps = atoi(v), i++;
+        else if (!strcmp(a, "--opts") && v)
+            extra = v, i++;
+        else if (!strcmp(a, "--seed") && v)
+            rng_state ^= strtoull(v, NULL, 0) * 0x9e3779b97f4a7c15ull, i++;
+        else if (!strcmp(a, "--mma-tiles") && v)
+            tiles = v, i++;
+        else
+            return usage(), 2;
+    }
+    if (cells < 1 || cells > 64 || reps < 1 || reps > 60 || rows < 1) return usage(), 2;
+
+    char path[1024];
+    size_t l1 = 0, l2 = 0;
+    snprintf(path, sizeof path, "%s/common.cl", dir);
+    char *s1 = read_file(path, &l1);
+    snprintf(path, sizeof path, "%s/gemm_bf16.cl", dir);
+    char *s2 = read_file(path, &l2);
+    if (!s1 || !s2) return fprintf(stderr, "cannot read %s/common.cl and %s/gemm_bf16.cl\n", dir, dir), 2;
+    g_source = malloc(l1 + l2 + 2);
+    memcpy(g_source, s1, l1), g_source[l1] = '\n', memcpy(g_source + l1 + 1, s2, l2);
+    g_source_len = l1 + 1 + l2;
+    g_source[g_source_len] = 0;
+    free(s1), free(s2);
+
+    dev_t_ D = {0};
+    int rc = open_device(&D, pi, di);
+    if (rc) return rc;
+    const int nv_mma = D.nv_cc >= 80;
+    if (emulate < 0) emulate = 0; /* opt-in: PoCL needs ~75 s to JIT the emulated kernel */
+
+    /* kernels: portable + 4 mma variants (real on NVIDIA sm_80+, emulated elsewhere when asked) */
+    kern_t ks[24];
+    int nk = 0, fail = 0;
+    memset(ks, 0, sizeof ks);
+    char opts[1024];
+    snprintf(ks[nk].name, sizeof ks[nk].name, "portable");
+    snprintf(opts, sizeof opts, "%s", extra);
+    if (build_kernel(&D, &ks[nk], "armt_gemm_bf16", opts)) ks[nk].failed = 1, fail = 1;
+    nk++;
+    if (nv_mma || emulate) {
+        /* first tile config: all four variants (ldmatrix x cp.async); further configs: the fast path only */
+        static const int var[4][2] = {{1, 1}, {0, 0}, {1, 0}, {0, 1}};
+        const char *tp = tiles;
+        for (int ti = 0; *tp && nk < 20; ti++) {
+            int bm, bn, bk, wm, wn, used = 0;
+            if (sscanf(tp, "%dx%dx%d:%dx%d%n", &bm, &bn, &bk, &wm, &wn, &used) != 5) {
+                fprintf(stderr, "bad --mma-tiles entry at \"%s\" (want BMxBNxBK:WMxWN[,...])\n", tp);
+                return 2;
+            }
+            tp += used;
+            if (*tp == ',') tp++;
+            const int nvar = ti == 0 ? (nv_mma ? 4 : 2) : 1;
+            for (int v = 0; v < nvar; v++) {
+                kern_t *K = &ks[nk++];
+                K->mma = 1, K->bm = bm, K->bn = bn, K->threads = 32 * wm * wn, K->small_only = !nv_mma;
+                snprintf(K->name, sizeof K->name, "mma%s %dx%dx%d:%dx%d l%dc%d", nv_mma ? "" : "-emu", bm, bn,
+                         bk, wm, wn, var[v][0], var[v][1]);
+                snprintf(
+                    opts, sizeof opts,
+                    "%s -DARMT_MMA_LDMATRIX=%d -DARMT_MMA_CPASYNC=%d -DMMA_BM=%d -DMMA_BN=%d -DMMA_BK=%d "
+                    "-DMMA_WARPS_M=%d -DMMA_WARPS_N=%d%s %s",
+                    nv_mma ? "-DARMT_NV_MMA=1" : "-DARMT_MMA_EMULATE=1", var[v][0], var[v][1], bm, bn, bk, wm,
+                    wn, nv_mma ? " -cl-nv-verbose" : "", extra);
+                if (build_kernel(&D, K, "armt_gemm_bf16_mma", opts)) K->failed = 1, fail = 1;
+            }
+            if (!nv_mma) break; /* emulation: first config only */
+        }
+    } else {
+        printf("  mma kernel: not built (needs cl_nv_device_attribute_query with compute capability >= 8.0; "
+               "--emulate builds the emulated version)\n");
+    }
+
+    /* correctness cases */
+    case_t cases[] = {
+        /*  m     n     k   cnt  lda   ldc beta table sample big */
+        {100, 72, 48, 3, 56, 75, 0, 1, 0, 0},
+        {100, 72, 48, 3, 48, 72, 1, 1, 0, 0},
+        {67, 136, 80, 2, 84, 139, 0, 0, 0, 0},
+        {5, 3, 8, 1, 8, 3, 1, 1, 0, 0},
+        {1, 1, 16, 2, 16, 1, 0, 0, 0, 0},
+        {300, 264, 160, 3, 168, 270, 1, 1, 0, 0},
+        {129, 200, 72, 3, 76, 203, 0, 0, 0, 0},
+        {1152 + 37, 8192 + 8, 2048 + 16, 3, 2048 + 16, 8192 + 8, 0, 1, 1, 1},
+        {1152 + 37, 2048 + 40, 2048 + 16, 3, 2048 + 24, 2048 + 41, 1, 0, 1, 1},
+    };
+    const int run_big = big || D.nv_cc > 0;
+    printf("\n## correctness (relative error bound %.0e; fp64 reference on bf16-rounded inputs)\n", TOL);
+    for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
+        const case_t *c = &cases[ci];
+        if (c->big && !run_big) continue;
+        printf("  case m=%d n=%d k=%d count=%d lda=%d ldc=%d beta=%d %s\n", c->m, c->n, c->k, c->count,
+               c->lda, c->ldc, c->beta,
+               c->table ? "offsets table (non-monotonic)" : "strided offsets (offs = NULL)");
+        case_data cd;
+        if (case_prepare(&D, &cd, c)) {
+            fail = 1;
+            case_free(&cd);
+            continue;
+        }
+        for (int ki = 0; ki < nk; ki++) {
+            kern_t *K = &ks[ki];
+            if (K->failed || (K->small_only && c->big)) continue;
+            if (case_check(&D, K, &cd) == 1) fail = 1;
+            fflush(stdout);
+        }
+        case_free(&cd);
+    }
+    printf("\ncorrectness: %s\n", fail ? "FAILED" : "all passed");
+
+    if (do_bench && bench(&D, ks, nk, cells, rows, reps)) fail = 1;
+
+    for (int ki = 0; ki < nk; ki++) {
+        if (ks[ki].kern) clReleaseKernel(ks[ki].kern);
+        if (ks[ki].prog) clReleaseProgram(ks[ki].prog);
+    }
+    clReleaseCommandQueue(D.q);
+    clReleaseContext(D.ctx);
+    free(g_source);
+    return fail ? 1 : 0;
+}

@@ -1,0 +1,207 @@
+/*
+ * check_generate.c - generation against the double-precision reference (greedy tokens = argmax of tail
+ * re-runs under the reference semantics), against the ARMT authors' own generate() (fixture), and the
+ * sampling, stop and state rules.
+ */
+#include "config.h"
+
+#include "testutil.h"
+
+#include "error.h"
+#include "safetensors.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static armt_model *tiny_model(armt_runtime *rt, int layers, int segment, uint64_t seed) {
+    armt_config c;
+    ck_assert_int_eq(armt_config_preset("tiny", &c), ARMT_OK);
+    c.n_layers = layers;
+    c.segment_size = segment;
+    c.num_mem_tokens = 3;
+    armt_model_params p = armt_model_default_params();
+    p.seed = seed;
+    p.wmv_std = 0.05f;
+    armt_model *m = NULL;
+    ck_assert_msg(armt_model_create_random(rt, &c, &p, &m) == ARMT_OK, "%s", armt_last_error());
+    return m;
+}
+
+/* Greedy tokens equal the reference's greedy decoding (each token the argmax of a re-run of the whole
+ * tail under the same semantics), for a partial and a full last segment, both prefix schedules. */
+START_TEST(test_greedy_vs_reference) {
+    armt_runtime *rt = test_runtime();
+    armt_model *m = tiny_model(rt, 3, 8, 500);
+    const armt_config *c = armt_model_config(m);
+    test_host_model *h = test_host_model_read(m);
+    const size_t lens[2] = {21, 24}; /* tail of 5, and a full last segment of 8 */
+    const int max_new = 10;
+    for (int li = 0; li < 2; li++) {
+        size_t n = lens[li];
+        int32_t prompt[24], ref_tok[16], tok[16];
+        test_random_ids(prompt, n, c->vocab_size, 40 + (uint64_t)li);
+        ref_state *rs = ref_state_new(c);
+        int nref = ref_armt_generate_greedy(&h->ref, rs, prompt, n, max_new, -1, ref_tok);
+        ck_assert_int_eq(nref, max_new);
+        for (int sch = ARMT_SCHEDULE_SEQUENTIAL; sch <= ARMT_SCHEDULE_DIAGONAL; sch++) {
+            armt_ctx *ctx = NULL;
+            ck_assert_int_eq(armt_ctx_create(m, NULL, &ctx), ARMT_OK);
+            armt_generate_params gp = armt_generate_default_params();
+            gp.schedule = (armt_schedule)sch;
+            gp.max_new_tokens = max_new;
+            armt_generate_result res;
+            armt_status st = armt_generate(ctx, prompt, n, &gp, tok, 16, &res);
+            ck_assert_msg(st == ARMT_OK, "generate: %s", armt_ctx_last_error(ctx));
+            ck_assert_uint_eq(res.n_tokens, (size_t)max_new);
+            ck_assert_uint_eq(res.tail_tokens, li == 0 ? 5 : 8);
+            for (int i = 0; i < max_new; i++)
+                ck_assert_msg(tok[i] == ref_tok[i], "prompt %zu, schedule %d: token %d is %d, reference %d", n, sch,
+                              i, tok[i], ref_tok[i]);
+            /* the memory state is the one after the prompt's earlier segments */
+            size_t nw = armt_ctx_memory_w_count(ctx);
+            float *w = malloc(nw * 4);
+            ck_assert_int_eq(armt_ctx_memory_get(ctx, w, NULL, NULL), ARMT_OK);
+            double worst = 0, mx = 0;
+            for (size_t i = 0; i < nw; i++) {
+                worst = fmax(worst, fabs(w[i] - rs->w_mem[i]));
+                mx = fmax(mx, fabs(rs->w_mem[i]));
+            }
+            ck_assert_msg(mx > 0 && worst <= 1e-4 * mx, "state after generate: %g of %g", worst, mx);
+            free(w);
+            armt_ctx_free(ctx);
+        }
+        ref_state_free(rs);
+    }
+    test_host_model_free(h);
+    armt_model_free(m);
+    armt_runtime_free(rt);
+}
+END_TEST
+
+/* The ARMT authors' AssociativeRecurrentWrapper.generate on their own checkpoint (fixture). */
+START_TEST(test_generate_fixture) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/armt_ref/generate.safetensors", test_data_dir());
+    armt_err err;
+    armt_err_init(&err);
+    st_archive *a = NULL;
+    ck_assert_msg(st_open(path, &a, &err) == ARMT_OK, "%s", armt_err_msg(&err));
+    armt_runtime *rt = test_runtime();
+    snprintf(path, sizeof path, "%s/armt_ref/model_saved.safetensors", test_data_dir());
+    armt_model *m = NULL;
+    ck_assert_msg(armt_model_load(rt, path, NULL, &m) == ARMT_OK, "%s", armt_last_error());
+    static const char *const names[2][2] = {{"prompt_a", "tokens_a"}, {"prompt_b", "tokens_b"}};
+    for (int k = 0; k < 2; k++) {
+        const st_tensor *tp = st_find(a, names[k][0]), *tt = st_find(a, names[k][1]);
+        ck_assert(tp && tt);
+        float pv[64], tv[64];
+        ck_assert_int_eq(st_read_f32(a, tp, 0, tp->numel, pv, &err), ARMT_OK);
+        ck_assert_int_eq(st_read_f32(a, tt, 0, tt->numel, tv, &err), ARMT_OK);
+        int32_t prompt[64], tok[64];
+        for (uint64_t i = 0; i < tp->numel; i++) prompt[i] = (int32_t)pv[i];
+        armt_ctx *ctx = NULL;
+        ck_assert_int_eq(armt_ctx_create(m, NULL, &ctx), ARMT_OK);
+        armt_generate_params gp = armt_generate_default_params();
+        gp.max_new_tokens = (int)tt->numel;
+        ck_assert_msg(armt_generate(ctx, prompt, (size_t)tp->numel, &gp, tok, 64, NULL) == ARMT_OK, "%s",
+                      armt_ctx_last_error(ctx));
+        for (uint64_t i = 0; i < tt->numel; i++)
+            ck_assert_msg(tok[i] == (int32_t)tv[i], "%s: token %llu is %d, reference %d", names[k][1],
+                          (unsigned long long)i, tok[i], (int32_t)tv[i]);
+        armt_ctx_free(ctx);
+    }
+    armt_model_free(m);
+    armt_runtime_free(rt);
+    st_close(a);
+    armt_err_free(&err);
+}
+END_TEST
+
+static int count_calls(int32_t tok, void *user) {
+    (void)tok;
+    int *n = user;
+    return ++*n >= 3; /* stop after the third token */
+}
+
+/* Seeded sampling is reproducible; stop id and callback stops; a failure leaves the state unchanged. */
+START_TEST(test_sampling_and_stops) {
+    armt_runtime *rt = test_runtime();
+    armt_model *m = tiny_model(rt, 2, 8, 600);
+    const armt_config *c = armt_model_config(m);
+    armt_ctx *ctx = NULL;
+    ck_assert_int_eq(armt_ctx_create(m, NULL, &ctx), ARMT_OK);
+    int32_t prompt[19], a[12], b[12], g[12];
+    test_random_ids(prompt, 19, c->vocab_size, 7);
+    armt_generate_params gp = armt_generate_default_params();
+    gp.max_new_tokens = 12;
+    gp.temperature = 30.0f; /* tiny random models have very peaked logits */
+    gp.top_k = 40;
+    gp.top_p = 0.95f;
+    gp.seed = 1;
+    ck_assert_int_eq(armt_generate(ctx, prompt, 19, &gp, a, 12, NULL), ARMT_OK);
+    ck_assert_int_eq(armt_ctx_reset(ctx), ARMT_OK);
+    ck_assert_int_eq(armt_generate(ctx, prompt, 19, &gp, b, 12, NULL), ARMT_OK);
+    ck_assert(memcmp(a, b, sizeof a) == 0);
+    /* another seed gives another sequence (12 draws at temperature 30 over 40 candidates) */
+    gp.seed = 2;
+    ck_assert_int_eq(armt_ctx_reset(ctx), ARMT_OK);
+    ck_assert_int_eq(armt_generate(ctx, prompt, 19, &gp, b, 12, NULL), ARMT_OK);
+    ck_assert(memcmp(a, b, sizeof a) != 0);
+    /* top_k = 1 is greedy */
+    gp.top_k = 1;
+    ck_assert_int_eq(armt_ctx_reset(ctx), ARMT_OK);
+    ck_assert_int_eq(armt_generate(ctx, prompt, 19, &gp, a, 12, NULL), ARMT_OK);
+    armt_generate_params greedy = armt_generate_default_params();
+    greedy.max_new_tokens = 12;
+    ck_assert_int_eq(armt_ctx_reset(ctx), ARMT_OK);
+    ck_assert_int_eq(armt_generate(ctx, prompt, 19, &greedy, g, 12, NULL), ARMT_OK);
+    ck_assert(memcmp(a, g, sizeof a) == 0);
+    /* stop id: the greedy sequence's 4th token */
+    greedy.stop_id = g[3];
+    int first = 0;
+    while (g[first] != g[3]) first++;
+    armt_generate_result res;
+    ck_assert_int_eq(armt_ctx_reset(ctx), ARMT_OK);
+    ck_assert_int_eq(armt_generate(ctx, prompt, 19, &greedy, a, 12, &res), ARMT_OK);
+    ck_assert_uint_eq(res.n_tokens, (size_t)first + 1);
+    ck_assert_int_eq(res.stopped, 1);
+    /* callback stop */
+    int calls = 0;
+    greedy.stop_id = -1;
+    greedy.on_token = count_calls;
+    greedy.user_data = &calls;
+    ck_assert_int_eq(armt_ctx_reset(ctx), ARMT_OK);
+    ck_assert_int_eq(armt_generate(ctx, prompt, 19, &greedy, NULL, 0, &res), ARMT_OK);
+    ck_assert_uint_eq(res.n_tokens, 3);
+    ck_assert_int_eq(res.stopped, 2);
+    ck_assert(res.prefill_seconds > 0);
+    /* a bad prompt: nothing changes */
+    size_t nw = armt_ctx_memory_w_count(ctx);
+    float *w0 = malloc(nw * 4), *w1 = malloc(nw * 4);
+    ck_assert_int_eq(armt_ctx_memory_get(ctx, w0, NULL, NULL), ARMT_OK);
+    prompt[17] = -3;
+    ck_assert_int_eq(armt_generate(ctx, prompt, 19, &greedy, NULL, 0, NULL), ARMT_STATUS_TOKEN_OUT_OF_RANGE);
+    ck_assert_int_eq(armt_ctx_memory_get(ctx, w1, NULL, NULL), ARMT_OK);
+    ck_assert(memcmp(w0, w1, nw * 4) == 0);
+    free(w0);
+    free(w1);
+    armt_ctx_free(ctx);
+    armt_model_free(m);
+    armt_runtime_free(rt);
+}
+END_TEST
+
+static Suite *suite(void) {
+    Suite *s = suite_create("generate");
+    TCase *tc = tcase_create("generate");
+    tcase_set_timeout(tc, 1200);
+    tcase_add_test(tc, test_greedy_vs_reference);
+    tcase_add_test(tc, test_generate_fixture);
+    tcase_add_test(tc, test_sampling_and_stops);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return test_run_suite(suite(), 1); }
