@@ -29,3 +29,10 @@ inline float armt_wg_sum(float v, __local float *scratch) {
     barrier(CLK_LOCAL_MEM_FENCE);
     return total;
 }
+
+/* bf16 storage (the upper 16 bits of an IEEE float), rounded to nearest even; finite inputs. */
+inline ushort armt_to_bf16(float x) {
+    const uint u = as_uint(x);
+    return (ushort)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+inline float armt_from_bf16(ushort h) { return as_float((uint)h << 16); }

@@ -162,16 +162,43 @@ __kernel __attribute__((reqd_work_group_size(GEMM_LX, GEMM_LY, 1))) void armt_ge
         }
     }
 }
+/* ======================================================================================================== */
+/* (b) fp32 -> bf16 pre-pass (portable, any OpenCL 1.2 device)                                              */
+/* ======================================================================================================== */
+
+/* Ab[a_off(j) + r*lda + c] = bf16(A[a_off(j) + r*lda + c]) for r < m, c < k: the same element offsets, so
+ * the bf16 copy is addressed exactly like A (a ushort buffer as long as the float one; nothing else in it is
+ * written). a_off(j) as in the GEMMs: offs[3j] in table mode (the GEMM's own table works), a_base +
+ * j*a_stride when offs is NULL. Each work-item converts 8 consecutive elements of a row (two float4 loads,
+ * one 16-byte store where aligned, else one element at a time). */
+__kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A, const int lda,
+                               __global ushort *Ab, __global const ulong *offs, const ulong a_base,
+                               const ulong a_stride) {
+    const int c0 = get_global_id(0) * 8, r = get_global_id(1), j = get_global_id(2);
+    if (r >= m || c0 >= k) return;
+    const ulong a_off = offs ? offs[3 * j] : a_base + (ulong)j * a_stride;
+    const ulong p = a_off + (ulong)r * lda + c0;
+    if (c0 + 8 <= k && (p & 7) == 0) {
+        const float4 x = *(__global const float4 *)(A + p), y = *(__global const float4 *)(A + p + 4);
+        *(__global uint4 *)(Ab + p) =
+            (uint4)(armt_gemm_bf16_bits(x.x) | (armt_gemm_bf16_bits(x.y) << 16),
+                    armt_gemm_bf16_bits(x.z) | (armt_gemm_bf16_bits(x.w) << 16),
+                    armt_gemm_bf16_bits(y.x) | (armt_gemm_bf16_bits(y.y) << 16),
+                    armt_gemm_bf16_bits(y.z) | (armt_gemm_bf16_bits(y.w) << 16));
+    } else {
+        for (int c = 0; c < 8 && c0 + c < k; c++) Ab[p + c] = (ushort)armt_gemm_bf16_bits(A[p + c]);
+    }
+}
 
 /* ======================================================================================================== */
-/* (b) NVIDIA tensor-core kernel                                                                            */
+/* (c) NVIDIA tensor-core kernels                                                                           */
 /* ======================================================================================================== */
 
 #ifndef ARMT_NV_MMA
-#define ARMT_NV_MMA 0 /* 1: build armt_gemm_bf16_mma with inline PTX (NVIDIA, compute capability >= 8.0) */
+#define ARMT_NV_MMA 0 /* 1: build the mma kernels with inline PTX (NVIDIA, compute capability >= 8.0) */
 #endif
 #ifndef ARMT_MMA_EMULATE
-#define ARMT_MMA_EMULATE 0 /* 1: build armt_gemm_bf16_mma with OpenCL C stand-ins for the PTX (tests only) */
+#define ARMT_MMA_EMULATE 0 /* 1: build the mma kernels with OpenCL C stand-ins for the PTX (tests only) */
 #endif
 
 #if ARMT_NV_MMA || ARMT_MMA_EMULATE
@@ -180,22 +207,22 @@ __kernel __attribute__((reqd_work_group_size(GEMM_LX, GEMM_LY, 1))) void armt_ge
 #define MMA_BM 128 /* rows of C per work-group */
 #endif
 #ifndef MMA_BN
-#define MMA_BN 128 /* columns of C per work-group */
+#define MMA_BN 256 /* columns of C per work-group */
 #endif
 #ifndef MMA_BK
-#define MMA_BK 32 /* k per stage: 32 or 64 */
+#define MMA_BK 32 /* k per stage: 16, 32 or 64 */
 #endif
 #ifndef MMA_WARPS_M
 #define MMA_WARPS_M 2 /* warps along m */
 #endif
 #ifndef MMA_WARPS_N
-#define MMA_WARPS_N 2 /* warps along n */
+#define MMA_WARPS_N 4 /* warps along n */
 #endif
 #ifndef ARMT_MMA_LDMATRIX
 #define ARMT_MMA_LDMATRIX 1 /* fragments with ldmatrix.x4 (0: 32-bit local loads) */
 #endif
 #ifndef ARMT_MMA_CPASYNC
-#define ARMT_MMA_CPASYNC 1 /* W tiles with cp.async (0: through registers) */
+#define ARMT_MMA_CPASYNC 1 /* bf16 tiles (W; A of the bf16 x bf16 kernel) with cp.async (0: through registers) */
 #endif
 
 #define MMA_THREADS (32 * MMA_WARPS_M * MMA_WARPS_N)
@@ -203,31 +230,52 @@ __kernel __attribute__((reqd_work_group_size(GEMM_LX, GEMM_LY, 1))) void armt_ge
 #define MMA_WN (MMA_BN / MMA_WARPS_N) /* warp tile columns */
 #define MMA_MT (MMA_WM / 16)          /* m16 tiles per warp */
 #define MMA_NT (MMA_WN / 8)           /* n8 tiles per warp */
+#define MMA_KS (MMA_BK / 16)          /* k16 steps per stage */
 #define MMA_ROWB (MMA_BK * 2)         /* bytes per local tile row (bf16) */
 #define MMA_CHUNKS (MMA_BK / 8)       /* 16-byte chunks per row */
 #define MMA_A_BYTES (MMA_BM * MMA_ROWB)
 #define MMA_STAGE_BYTES ((MMA_BM + MMA_BN) * MMA_ROWB)
-#define MMA_A_ITERS (MMA_BM * MMA_BK / 4 / MMA_THREADS) /* float4 loads of A per thread per stage */
-#define MMA_W_ITERS (MMA_BN * MMA_CHUNKS / MMA_THREADS) /* 16-byte chunks of W per thread per stage */
+#ifndef MMA_STAGES /* local-memory stages: as many as 48 KiB hold, at most 4 */
+#if 4 * MMA_STAGE_BYTES <= 49152
+#define MMA_STAGES 4
+#elif 3 * MMA_STAGE_BYTES <= 49152
+#define MMA_STAGES 3
+#else
+#define MMA_STAGES 2
+#endif
+#endif
 
-#if MMA_WM % 16 || MMA_WN % 16 || MMA_BK % 16
+#if MMA_WM % 16 || MMA_WN % 16 || MMA_BK % 16 || MMA_BM % MMA_WARPS_M || MMA_BN % MMA_WARPS_N
 #error "MMA tile sizes: warp tile must be a multiple of 16 x 16, MMA_BK of 16"
 #endif
-#if (MMA_BM * MMA_BK / 4) % MMA_THREADS || (MMA_BN * MMA_CHUNKS) % MMA_THREADS
-#error "MMA tile sizes: the A and W stage loads must divide evenly among the work-items"
+#if MMA_STAGES < 2 || MMA_STAGES > 4
+#error "MMA_STAGES must be 2, 3 or 4 (and the stages must fit in 48 KiB)"
 #endif
-#if 2 * MMA_STAGE_BYTES > 49152
-#error "MMA tiles need more than 48 KiB of local memory"
+#if MMA_STAGES * MMA_STAGE_BYTES > 49152
+#error "MMA tiles x stages need more than 48 KiB of local memory"
+#endif
+/* cp.async groups that may stay in flight at the barrier (a literal: it goes into the PTX text) */
+#if MMA_STAGES == 2
+#define MMA_PENDING 0
+#elif MMA_STAGES == 3
+#define MMA_PENDING 1
+#else
+#define MMA_PENDING 2
+#endif
+#if MMA_THREADS % (MMA_BK / 4)
+#error "MMA tile sizes: the work-group must cover whole rows of A (MMA_BK / 4 float4 each)"
 #endif
 
 /* XOR swizzle of the 16-byte chunks of a tile row: the 8 rows one ldmatrix phase reads (same logical chunk,
  * rows r..r+7) and the rows a warp stores land in 8 different 16-byte bank groups. */
-#if MMA_BK == 32
+#if MMA_BK == 16
+#define MMA_SWZ(r, c) ((c) ^ (((r) >> 2) & 1)) /* 32-byte rows: four rows per 128-byte bank line */
+#elif MMA_BK == 32
 #define MMA_SWZ(r, c) ((c) ^ (((r) >> 1) & 3)) /* 64-byte rows: two rows per 128-byte bank line */
 #elif MMA_BK == 64
 #define MMA_SWZ(r, c) ((c) ^ ((r)&7)) /* 128-byte rows */
 #else
-#error "MMA_BK must be 32 or 64"
+#error "MMA_BK must be 16, 32 or 64"
 #endif
 /* byte offset of (row r, logical chunk c) inside a tile */
 #define MMA_OFF(r, c) ((uint)(r)*MMA_ROWB + ((uint)MMA_SWZ(r, c) << 4))
@@ -237,6 +285,8 @@ __kernel __attribute__((reqd_work_group_size(GEMM_LX, GEMM_LY, 1))) void armt_ge
  * floating point type", "ldmatrix"). Each takes effect for the whole warp, exchanging through local memory;
  * every work-item of the work-group calls them in the same order, so the barriers inside are uniform. ---- */
 #define MMA_EMU_LOCALS __local uint xch[MMA_THREADS * 6];
+#define MMA_EMU_ARG xch
+#define MMA_EMU_PARAM , __local uint *xch
 #define MMA_EMU_XCH(l, q) xch[(warp * 32 + (l)) * 6 + (q)]
 
 inline uint armt_mma_bf16x2(float lo, float hi) {
@@ -287,10 +337,12 @@ inline uint armt_mma_bf16x2(float lo, float hi) {
         *(__local uint4 *)((__local uchar *)smem + (off)) = v_;                               \
     } while (0)
 #define MMA_CP_COMMIT() ((void)0)
-#define MMA_CP_WAIT_ALL() ((void)0)
+#define MMA_CP_WAIT(n) ((void)0)
 
 #else /* ---- real PTX (NVIDIA, sm_80+) ---- */
 #define MMA_EMU_LOCALS
+#define MMA_EMU_ARG 0
+#define MMA_EMU_PARAM , const int xch_unused_
 
 /* Shared-state-space address (32-bit) of a __local pointer. Casting a __local pointer to an integer yields
  * the shared-window offset in NVPTX (LLVM ptrtoint of an addrspace(3) pointer); should a compiler hand back a
@@ -338,89 +390,202 @@ inline uint armt_mma_bf16x2(float lo, float hi) {
                          : "r"(sbase + (off)), "l"((ulong)(gptr)), "r"((uint)(bytes)) \
                          : "memory")
 #define MMA_CP_COMMIT() __asm__ __volatile__("cp.async.commit_group;" ::: "memory")
-#define MMA_CP_WAIT_ALL() __asm__ __volatile__("cp.async.wait_group 0;" ::: "memory")
+#define MMA_CP_WAIT_(n) __asm__ __volatile__("cp.async.wait_group " #n ";" ::: "memory")
+#define MMA_CP_WAIT(n) MMA_CP_WAIT_(n)
 #endif
 
 #define MMA_LDS32(off) (smem[(off) >> 2])
 
-__kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm_bf16_mma(GEMM_BF16_ARGS) {
-    /* two stages of [A tile: MMA_BM rows][W tile: MMA_BN rows]; a row: MMA_BK bf16 in swizzled chunks */
-    __local uint smem[2 * MMA_STAGE_BYTES / 4] __attribute__((aligned(16)));
-    MMA_EMU_LOCALS
+/* Loads of one stage. 16-byte chunks (bf16 rows: W, and A in the bf16 x bf16 kernel): work-item tid takes
+ * chunk tid % CHUNKS of rows tid / CHUNKS + it * CH_RSTEP. fp32 A (float4s): float4 tid % (BK/4) of rows
+ * tid / (BK/4) + it * AF_RSTEP. A last partial sweep is guarded (e.g. 96 rows over 256 work-items). */
+#define MMA_CH_RSTEP (MMA_THREADS / MMA_CHUNKS)
+#define MMA_CH_ITERS(rows) (((rows) + MMA_CH_RSTEP - 1) / MMA_CH_RSTEP)
+#define MMA_AF_F4 (MMA_BK / 4)
+#define MMA_AF_RSTEP (MMA_THREADS / MMA_AF_F4)
+#define MMA_AF_ITERS ((MMA_BM + MMA_AF_RSTEP - 1) / MMA_AF_RSTEP)
+#define MMA_W_ITERS MMA_CH_ITERS(MMA_BN)
+#define MMA_AB_ITERS MMA_CH_ITERS(MMA_BM)
+
+/* The GEMM of both mma entries (inlined into each with abf constant: 0 = fp32 A staged through registers and
+ * rounded there, 1 = bf16 A copied like W). Pipeline over k-tiles t (STAGES local-memory slots; slot of tile
+ * t = t % STAGES; barrier B_t at the end of tile t):
+ *   - cp.async loads of tile t + STAGES - 1 are issued at the start of tile t, into the slot tile t - 1 used
+ *     (free: every fragment of tile t - 1 was read into registers before B_{t-1});
+ *   - register-staged loads (fp32 A; any bf16 operand when ARMT_MMA_CPASYNC = 0) for tile t + STAGES - 1
+ *     were issued one k-tile earlier and are stored just before B_t, and those for the tile after are issued;
+ *   - fragments are double-buffered: step ks + 1's ldmatrix run while step ks's mma do; the next tile's
+ *     first step is read right after B_t, before this tile's last mma are issued.
+ * cp.async.wait_group STAGES - 2 before B_t leaves tile t + 1 complete (one group is committed per tile,
+ * empty ones too, so the count is uniform). */
+inline void armt_mma_gemm(const int m, const int n, const int k, __global const float *Af, __global const ushort *Ab,
+                          const int lda, __global const ushort *W, __global float *C, const int ldc, const int beta,
+                          const ulong a_off, const ulong w_off, const ulong c_off, const int abf,
+                          __local uint *smem MMA_EMU_PARAM) {
     const int tid = get_local_id(0), lane = tid & 31, warp = tid >> 5;
-    const int col0 = get_group_id(0) * MMA_BN, row0 = get_group_id(1) * MMA_BM, j = get_group_id(2);
+    const int col0 = get_group_id(0) * MMA_BN, row0 = get_group_id(1) * MMA_BM;
     const int wm0 = (warp / MMA_WARPS_N) * MMA_WM, wn0 = (warp % MMA_WARPS_N) * MMA_WN;
 #if !ARMT_MMA_EMULATE && (ARMT_MMA_LDMATRIX || ARMT_MMA_CPASYNC)
     const uint sbase = armt_mma_smem_base(smem);
 #endif
-    GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
+    /* chunk loads (W, bf16 A) */
+    const int ch_c = tid % MMA_CHUNKS, ch_r = tid / MMA_CHUNKS;
+    __global const ushort *w_ptr = W + w_off + (ulong)(col0 + ch_r) * k + ch_c * 8;
+    __global const ushort *ab_ptr = W; /* set below (bf16 A only) */
+    __global const float *af_ptr = 0;  /* set below (fp32 A only) */
+    const int af_q = tid % MMA_AF_F4, af_r = tid / MMA_AF_F4;
+    if (abf)
+        ab_ptr = Ab + a_off + (ulong)(row0 + ch_r) * lda + ch_c * 8;
+    else
+        af_ptr = Af + a_off + (ulong)(row0 + af_r) * lda + af_q * 4;
 
-    /* A stage loads: work-item tid takes float4 a_q = tid % (BK/4) of rows tid / (BK/4) + it * A_RSTEP */
-#define MMA_A_F4 (MMA_BK / 4)
-#define MMA_A_RSTEP (MMA_THREADS / MMA_A_F4)
-    const int a_q = tid % MMA_A_F4, a_r = tid / MMA_A_F4;
-    __global const float *a_ptr = A + a_off + (ulong)(row0 + a_r) * lda + a_q * 4;
-    /* W stage loads: chunk w_c = tid % CHUNKS of rows tid / CHUNKS + it * W_RSTEP */
-#define MMA_W_RSTEP (MMA_THREADS / MMA_CHUNKS)
-    const int w_c = tid % MMA_CHUNKS, w_r = tid / MMA_CHUNKS;
-    __global const ushort *w_ptr = W + w_off + (ulong)(col0 + w_r) * k + w_c * 8;
-
-    float4 ra[MMA_A_ITERS];
+    float4 ra[MMA_AF_ITERS]; /* fp32 A of the next tile to store */
 #if !ARMT_MMA_CPASYNC
-    uint4 rw[MMA_W_ITERS];
+    uint4 rw[MMA_W_ITERS], rab[MMA_AB_ITERS];
 #endif
 
-    /* global -> registers (A, and W without cp.async) or -> local (W with cp.async) for the k-tile at k0 */
-#define MMA_LOAD_A(k0)                                                                              \
-    do {                                                                                            \
-        const int kin_ = (k0) + a_q * 4 < k;                                                        \
-        _Pragma("unroll") for (int it = 0; it < MMA_A_ITERS; it++) {                                \
-            const int ok_ = kin_ && row0 + a_r + it * MMA_A_RSTEP < m;                              \
-            ra[it] = ok_ ? *(__global const float4 *)(a_ptr + (ulong)(it * MMA_A_RSTEP) * lda + (k0)) \
-                         : (float4)(0.0f);                                                          \
-        }                                                                                           \
-    } while (0)
-#define MMA_STORE_A(stage)                                                                         \
-    do {                                                                                           \
-        _Pragma("unroll") for (int it = 0; it < MMA_A_ITERS; it++) {                               \
-            const int r_ = a_r + it * MMA_A_RSTEP;                                                 \
-            const uint off_ = (stage)*MMA_STAGE_BYTES + MMA_OFF(r_, a_q >> 1) + (a_q & 1) * 8;     \
-            *(__local uint2 *)((__local uchar *)smem + off_) =                                     \
-                (uint2)(armt_mma_bf16x2(ra[it].x, ra[it].y), armt_mma_bf16x2(ra[it].z, ra[it].w)); \
-        }                                                                                          \
-    } while (0)
+    /* -- cp.async part of tile kt (k0 = kt * BK) into slot sl -- */
 #if ARMT_MMA_CPASYNC
-#define MMA_LOAD_W(k0, stage)                                                                 \
-    do {                                                                                      \
-        const int kin_ = (k0) + w_c * 8 < k;                                                  \
-        _Pragma("unroll") for (int it = 0; it < MMA_W_ITERS; it++) {                          \
-            const int r_ = w_r + it * MMA_W_RSTEP;                                            \
-            const int ok_ = kin_ && col0 + r_ < n;                                            \
-            const uint off_ = (stage)*MMA_STAGE_BYTES + MMA_A_BYTES + MMA_OFF(r_, w_c);       \
-            MMA_CP16(off_, ok_ ? w_ptr + (ulong)(it * MMA_W_RSTEP) * k + (k0) : W, ok_ ? 16 : 0); \
-        }                                                                                     \
-        MMA_CP_COMMIT();                                                                      \
-    } while (0)
-#define MMA_STORE_W(stage) ((void)0)
-#define MMA_WAIT_W() MMA_CP_WAIT_ALL()
-#else
-#define MMA_LOAD_W(k0, stage)                                                                              \
-    do {                                                                                                   \
-        const int kin_ = (k0) + w_c * 8 < k;                                                               \
-        _Pragma("unroll") for (int it = 0; it < MMA_W_ITERS; it++) {                                       \
-            const int ok_ = kin_ && col0 + w_r + it * MMA_W_RSTEP < n;                                     \
-            rw[it] =                                                                                       \
-                ok_ ? *(__global const uint4 *)(w_ptr + (ulong)(it * MMA_W_RSTEP) * k + (k0)) : (uint4)(0u); \
-        }                                                                                                  \
-    } while (0)
-#define MMA_STORE_W(stage)                                                                                  \
+#define MMA_ISSUE_CP(kt, sl)                                                                                \
     do {                                                                                                    \
+        const int k0_ = (kt)*MMA_BK, kin_ = k0_ + ch_c * 8 < k;                                             \
+        const uint sb_ = (uint)(sl)*MMA_STAGE_BYTES;                                                        \
         _Pragma("unroll") for (int it = 0; it < MMA_W_ITERS; it++) {                                        \
-            const uint off_ = (stage)*MMA_STAGE_BYTES + MMA_A_BYTES + MMA_OFF(w_r + it * MMA_W_RSTEP, w_c); \
-            *(__local uint4 *)((__local uchar *)smem + off_) = rw[it];                                      \
+            const int r_ = ch_r + it * MMA_CH_RSTEP;                                                        \
+            if (MMA_BN % MMA_CH_RSTEP == 0 || r_ < MMA_BN) {                                                \
+                const int ok_ = kin_ && col0 + r_ < n;                                                      \
+                MMA_CP16(sb_ + MMA_A_BYTES + MMA_OFF(r_, ch_c),                                             \
+                         ok_ ? w_ptr + (ulong)(it * MMA_CH_RSTEP) * k + k0_ : W, ok_ ? 16 : 0);             \
+            }                                                                                               \
+        }                                                                                                   \
+        if (abf) {                                                                                          \
+            _Pragma("unroll") for (int it = 0; it < MMA_AB_ITERS; it++) {                                   \
+                const int r_ = ch_r + it * MMA_CH_RSTEP;                                                    \
+                if (MMA_BM % MMA_CH_RSTEP == 0 || r_ < MMA_BM) {                                            \
+                    const int ok_ = kin_ && row0 + r_ < m;                                                  \
+                    MMA_CP16(sb_ + MMA_OFF(r_, ch_c), ok_ ? ab_ptr + (ulong)(it * MMA_CH_RSTEP) * lda + k0_ \
+                                                          : W,                                              \
+                             ok_ ? 16 : 0);                                                                 \
+                }                                                                                           \
+            }                                                                                               \
         }                                                                                                   \
     } while (0)
-#define MMA_WAIT_W() ((void)0)
+#else
+#define MMA_ISSUE_CP(kt, sl) ((void)0)
+#endif
+
+    /* -- register-staged part of tile kt: global -> registers -- */
+#define MMA_LOAD_AF(kt)                                                                                      \
+    do {                                                                                                     \
+        const int k0_ = (kt)*MMA_BK, kin_ = k0_ + af_q * 4 < k;                                              \
+        _Pragma("unroll") for (int it = 0; it < MMA_AF_ITERS; it++) {                                        \
+            const int r_ = af_r + it * MMA_AF_RSTEP;                                                         \
+            const int ok_ = kin_ && (MMA_BM % MMA_AF_RSTEP == 0 || r_ < MMA_BM) && row0 + r_ < m;            \
+            ra[it] = ok_ ? *(__global const float4 *)(af_ptr + (ulong)(it * MMA_AF_RSTEP) * lda + k0_)       \
+                         : (float4)(0.0f);                                                                   \
+        }                                                                                                    \
+    } while (0)
+#if ARMT_MMA_CPASYNC
+#define MMA_LOAD_REGS(kt)                \
+    do {                                 \
+        if (!abf) MMA_LOAD_AF(kt);       \
+    } while (0)
+#else
+#define MMA_LOAD_CH(regs, iters, ptr, ld, rows, lim, kt)                                                      \
+    do {                                                                                                      \
+        const int k0_ = (kt)*MMA_BK, kin_ = k0_ + ch_c * 8 < k;                                               \
+        _Pragma("unroll") for (int it = 0; it < iters; it++) {                                                \
+            const int r_ = ch_r + it * MMA_CH_RSTEP;                                                          \
+            const int ok_ = kin_ && ((rows) % MMA_CH_RSTEP == 0 || r_ < (rows)) && (lim) + r_ < 0;            \
+            regs[it] = ok_ ? *(__global const uint4 *)((ptr) + (ulong)(it * MMA_CH_RSTEP) * (ld) + k0_)       \
+                           : (uint4)(0u);                                                                     \
+        }                                                                                                     \
+    } while (0)
+#define MMA_LOAD_REGS(kt)                                                  \
+    do {                                                                   \
+        MMA_LOAD_CH(rw, MMA_W_ITERS, w_ptr, k, MMA_BN, col0 - n, kt);      \
+        if (abf)                                                           \
+            MMA_LOAD_CH(rab, MMA_AB_ITERS, ab_ptr, lda, MMA_BM, row0 - m, kt); \
+        else                                                               \
+            MMA_LOAD_AF(kt);                                               \
+    } while (0)
+#endif
+
+    /* -- registers -> slot sl -- */
+#define MMA_STORE_AF(sb)                                                                                 \
+    do {                                                                                                 \
+        _Pragma("unroll") for (int it = 0; it < MMA_AF_ITERS; it++) {                                    \
+            const int r_ = af_r + it * MMA_AF_RSTEP;                                                     \
+            if (MMA_BM % MMA_AF_RSTEP == 0 || r_ < MMA_BM) {                                             \
+                const uint off_ = (sb) + MMA_OFF(r_, af_q >> 1) + (af_q & 1) * 8;                        \
+                *(__local uint2 *)((__local uchar *)smem + off_) =                                       \
+                    (uint2)(armt_mma_bf16x2(ra[it].x, ra[it].y), armt_mma_bf16x2(ra[it].z, ra[it].w));   \
+            }                                                                                            \
+        }                                                                                                \
+    } while (0)
+#if ARMT_MMA_CPASYNC
+#define MMA_STORE_REGS(sl)                             \
+    do {                                               \
+        if (!abf) MMA_STORE_AF((uint)(sl)*MMA_STAGE_BYTES); \
+    } while (0)
+#else
+#define MMA_STORE_CH(regs, iters, rows, sb)                                                   \
+    do {                                                                                      \
+        _Pragma("unroll") for (int it = 0; it < iters; it++) {                                \
+            const int r_ = ch_r + it * MMA_CH_RSTEP;                                          \
+            if ((rows) % MMA_CH_RSTEP == 0 || r_ < (rows))                                    \
+                *(__local uint4 *)((__local uchar *)smem + (sb) + MMA_OFF(r_, ch_c)) = regs[it]; \
+        }                                                                                     \
+    } while (0)
+#define MMA_STORE_REGS(sl)                                                      \
+    do {                                                                        \
+        const uint sb_ = (uint)(sl)*MMA_STAGE_BYTES;                            \
+        MMA_STORE_CH(rw, MMA_W_ITERS, MMA_BN, sb_ + MMA_A_BYTES);               \
+        if (abf)                                                                \
+            MMA_STORE_CH(rab, MMA_AB_ITERS, MMA_BM, sb_);                       \
+        else                                                                    \
+            MMA_STORE_AF(sb_);                                                  \
+    } while (0)
+#endif
+
+    /* -- fragments of step ks of the tile in slot sl -> fa, fb -- */
+#if ARMT_MMA_LDMATRIX
+    /* A, 16 x 16 per x4: lanes 0-15 address rows 0-15 at chunk 2ks, lanes 16-31 the same rows at chunk 2ks+1
+     * -> matrices (rows 0-7, k 0-7), (rows 8-15, k 0-7), (rows 0-7, k 8-15), (rows 8-15, k 8-15) = a0..a3.
+     * W, two n8 tiles per x4: lane l addresses W row (l & 7) + 8 * (l >> 4) at chunk 2ks + ((l >> 3) & 1) ->
+     * matrices (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15) = b0, b1 of tile 2p, then
+     * of tile 2p+1 (W rows are B columns: no .trans) */
+#define MMA_FRAGS(fa, fb, sl, ks)                                                                          \
+    do {                                                                                                   \
+        const uint sb_ = (uint)(sl)*MMA_STAGE_BYTES;                                                       \
+        _Pragma("unroll") for (int i = 0; i < MMA_MT; i++) {                                               \
+            const int r = wm0 + i * 16 + (lane & 15);                                                      \
+            MMA_LDSM_X4(fa[i][0], fa[i][1], fa[i][2], fa[i][3], sb_ + MMA_OFF(r, 2 * (ks) + (lane >> 4))); \
+        }                                                                                                  \
+        _Pragma("unroll") for (int p = 0; p < MMA_NT / 2; p++) {                                           \
+            const int r = wn0 + p * 16 + (lane & 7) + ((lane >> 4) << 3);                                  \
+            MMA_LDSM_X4(fb[2 * p][0], fb[2 * p][1], fb[2 * p + 1][0], fb[2 * p + 1][1],                    \
+                        sb_ + MMA_A_BYTES + MMA_OFF(r, 2 * (ks) + ((lane >> 3) & 1)));                     \
+        }                                                                                                  \
+    } while (0)
+#else
+#define MMA_FRAGS(fa, fb, sl, ks)                                                      \
+    do {                                                                               \
+        const uint sb_ = (uint)(sl)*MMA_STAGE_BYTES;                                   \
+        const int g = lane >> 2, tq = (lane & 3) * 4;                                  \
+        _Pragma("unroll") for (int i = 0; i < MMA_MT; i++) {                           \
+            const int r = wm0 + i * 16 + g;                                            \
+            fa[i][0] = MMA_LDS32(sb_ + MMA_OFF(r, 2 * (ks)) + tq);                     \
+            fa[i][1] = MMA_LDS32(sb_ + MMA_OFF(r + 8, 2 * (ks)) + tq);                 \
+            fa[i][2] = MMA_LDS32(sb_ + MMA_OFF(r, 2 * (ks) + 1) + tq);                 \
+            fa[i][3] = MMA_LDS32(sb_ + MMA_OFF(r + 8, 2 * (ks) + 1) + tq);             \
+        }                                                                              \
+        _Pragma("unroll") for (int q = 0; q < MMA_NT; q++) {                           \
+            const int r = wn0 + q * 8 + g;                                             \
+            fb[q][0] = MMA_LDS32(sb_ + MMA_A_BYTES + MMA_OFF(r, 2 * (ks)) + tq);       \
+            fb[q][1] = MMA_LDS32(sb_ + MMA_A_BYTES + MMA_OFF(r, 2 * (ks) + 1) + tq);   \
+        }                                                                              \
+    } while (0)
 #endif
 
     float acc[MMA_MT][MMA_NT][4];
@@ -431,82 +596,65 @@ __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[i][q][e] = 0.0f;
 
-    /* prologue: k-tile 0 into stage 0 */
-    MMA_LOAD_A(0);
-    MMA_LOAD_W(0, 0);
-    MMA_STORE_A(0);
-    MMA_STORE_W(0);
-    MMA_WAIT_W();
+    const int ktiles = (k + MMA_BK - 1) / MMA_BK;
+    /* prologue: tiles 0 .. STAGES-2 into slots 0 .. STAGES-2; registers then hold tile STAGES-1 */
+#pragma unroll
+    for (int s = 0; s < MMA_STAGES - 1; s++) {
+        if (s < ktiles) {
+            MMA_ISSUE_CP(s, s);
+            MMA_LOAD_REGS(s);
+            MMA_STORE_REGS(s);
+        }
+        MMA_CP_COMMIT();
+    }
+    if (MMA_STAGES - 1 < ktiles) MMA_LOAD_REGS(MMA_STAGES - 1);
+    MMA_CP_WAIT(MMA_PENDING);
     barrier(CLK_LOCAL_MEM_FENCE);
 
-    const int ktiles = (k + MMA_BK - 1) / MMA_BK;
+    uint fa[2][MMA_MT][4], fb[2][MMA_NT][2];
+    MMA_FRAGS(fa[0], fb[0], 0, 0);
+    int rd = 0, wr = MMA_STAGES - 1; /* slot of tile t, slot of tile t + STAGES - 1 (= slot of tile t - 1) */
     for (int t = 0; t < ktiles; t++) {
-        const uint st = t & 1;
-        const int next = t + 1 < ktiles;
-        /* start the next k-tile's loads; they land while the tensor cores work on this one */
-        if (next) {
-            MMA_LOAD_A((t + 1) * MMA_BK);
-            MMA_LOAD_W((t + 1) * MMA_BK, st ^ 1);
-        }
-        const uint abase = st * MMA_STAGE_BYTES, bbase = abase + MMA_A_BYTES;
+        const int nt = t + MMA_STAGES - 1;
+        const int rd_next = rd + 1 == MMA_STAGES ? 0 : rd + 1;
+        if (nt < ktiles) MMA_ISSUE_CP(nt, wr);
+        MMA_CP_COMMIT();
 #pragma unroll
-        for (int ks = 0; ks < MMA_BK / 16; ks++) {
-            uint af[MMA_MT][4], bf[MMA_NT][2];
-#if ARMT_MMA_LDMATRIX
-            /* A, 16 x 16 per x4: lanes 0-15 address rows 0-15 at chunk 2ks, lanes 16-31 the same rows at
-             * chunk 2ks+1 -> matrices (rows 0-7, k 0-7), (rows 8-15, k 0-7), (rows 0-7, k 8-15),
-             * (rows 8-15, k 8-15) = a0..a3 */
-#pragma unroll
-            for (int i = 0; i < MMA_MT; i++) {
-                const int r = wm0 + i * 16 + (lane & 15);
-                MMA_LDSM_X4(af[i][0], af[i][1], af[i][2], af[i][3], abase + MMA_OFF(r, 2 * ks + (lane >> 4)));
-            }
-            /* W, two n8 tiles per x4: lane l addresses W row (l & 7) + 8 * (l >> 4) at chunk
-             * 2ks + ((l >> 3) & 1) -> matrices (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7),
-             * (n 8-15, k 8-15) = b0, b1 of tile 2p, then of tile 2p+1 (W rows are B columns: no .trans) */
-#pragma unroll
-            for (int p = 0; p < MMA_NT / 2; p++) {
-                const int r = wn0 + p * 16 + (lane & 7) + ((lane >> 4) << 3);
-                MMA_LDSM_X4(bf[2 * p][0], bf[2 * p][1], bf[2 * p + 1][0], bf[2 * p + 1][1],
-                            bbase + MMA_OFF(r, 2 * ks + ((lane >> 3) & 1)));
-            }
-#else
-            {
-                const int g = lane >> 2, tq = (lane & 3) * 4;
-#pragma unroll
-                for (int i = 0; i < MMA_MT; i++) {
-                    const int r = wm0 + i * 16 + g;
-                    af[i][0] = MMA_LDS32(abase + MMA_OFF(r, 2 * ks) + tq);
-                    af[i][1] = MMA_LDS32(abase + MMA_OFF(r + 8, 2 * ks) + tq);
-                    af[i][2] = MMA_LDS32(abase + MMA_OFF(r, 2 * ks + 1) + tq);
-                    af[i][3] = MMA_LDS32(abase + MMA_OFF(r + 8, 2 * ks + 1) + tq);
+        for (int ks = 0; ks < MMA_KS; ks++) {
+            if (ks + 1 < MMA_KS) {
+                MMA_FRAGS(fa[(ks + 1) & 1], fb[(ks + 1) & 1], rd, ks + 1);
+            } else {
+                if (nt < ktiles) {
+                    MMA_STORE_REGS(wr);
+                    if (nt + 1 < ktiles) MMA_LOAD_REGS(nt + 1);
                 }
-#pragma unroll
-                for (int q = 0; q < MMA_NT; q++) {
-                    const int r = wn0 + q * 8 + g;
-                    bf[q][0] = MMA_LDS32(bbase + MMA_OFF(r, 2 * ks) + tq);
-                    bf[q][1] = MMA_LDS32(bbase + MMA_OFF(r, 2 * ks + 1) + tq);
-                }
+                MMA_CP_WAIT(MMA_PENDING);
+                barrier(CLK_LOCAL_MEM_FENCE);
+                if (t + 1 < ktiles) MMA_FRAGS(fa[(ks + 1) & 1], fb[(ks + 1) & 1], rd_next, 0);
             }
-#endif
 #pragma unroll
             for (int i = 0; i < MMA_MT; i++)
 #pragma unroll
-                for (int q = 0; q < MMA_NT; q++) MMA_MMA(acc[i][q], af[i], bf[q]);
+                for (int q = 0; q < MMA_NT; q++) MMA_MMA(acc[i][q], fa[ks & 1][i], fb[ks & 1][q]);
         }
-        /* registers -> the other stage (its last readers finished before the barrier ending the previous
-         * iteration); then wait for this thread's cp.async and make everything visible */
-        if (next) {
-            MMA_STORE_A(st ^ 1);
-            MMA_STORE_W(st ^ 1);
-            MMA_WAIT_W();
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
+#if MMA_KS % 2
+        /* odd steps per tile: the next tile's first fragments landed in buffer 1 */
+#pragma unroll
+        for (int i = 0; i < MMA_MT; i++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) fa[0][i][e] = fa[1][i][e];
+#pragma unroll
+        for (int q = 0; q < MMA_NT; q++) fb[0][q][0] = fb[1][q][0], fb[0][q][1] = fb[1][q][1];
+#endif
+        wr = rd;
+        rd = rd_next;
     }
 
-    /* epilogue: c0,c1 -> (g, 2t..2t+1), c2,c3 -> (g+8, 2t..2t+1) of each 16 x 8 tile; one owner each */
+    /* epilogue: c0,c1 -> (g, 2t..2t+1), c2,c3 -> (g+8, 2t..2t+1) of each 16 x 8 tile; one owner each. Pairs
+     * go as float2 where C's offset and ldc are even (8-byte aligned), else as two floats. */
     __global float *Cj = C + c_off;
     const int g = lane >> 2, tc = (lane & 3) * 2;
+    const int vec2 = ((c_off | (ulong)ldc) & 1) == 0;
 #pragma unroll
     for (int i = 0; i < MMA_MT; i++) {
 #pragma unroll
@@ -517,11 +665,39 @@ __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm
 #pragma unroll
             for (int q = 0; q < MMA_NT; q++) {
                 const int c = col0 + wn0 + q * 8 + tc;
-                if (c < n) crow[c] = beta ? crow[c] + acc[i][q][2 * h] : acc[i][q][2 * h];
-                if (c + 1 < n) crow[c + 1] = beta ? crow[c + 1] + acc[i][q][2 * h + 1] : acc[i][q][2 * h + 1];
+                float2 v = (float2)(acc[i][q][2 * h], acc[i][q][2 * h + 1]);
+                if (vec2 && c + 1 < n) {
+                    __global float2 *p2 = (__global float2 *)(crow + c);
+                    if (beta) v += *p2;
+                    *p2 = v;
+                } else {
+                    if (c < n) crow[c] = beta ? crow[c] + v.x : v.x;
+                    if (c + 1 < n) crow[c + 1] = beta ? crow[c + 1] + v.y : v.y;
+                }
             }
         }
     }
+}
+
+/* fp32 A, rounded to bf16 as it is staged (the documented entry; see the header) */
+__kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm_bf16_mma(GEMM_BF16_ARGS) {
+    __local uint smem[MMA_STAGES * MMA_STAGE_BYTES / 4] __attribute__((aligned(16)));
+    MMA_EMU_LOCALS
+    const int j = get_group_id(2);
+    GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
+    armt_mma_gemm(m, n, k, A, 0, lda, W, C, ldc, beta, a_off, w_off, c_off, 0, smem, MMA_EMU_ARG);
+}
+
+/* bf16 A (ushort, e.g. from armt_f32_to_bf16): both operands by cp.async; otherwise the same arguments */
+__kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm_bf16bf16_mma(
+    const int m, const int n, const int k, __global const ushort *A, const int lda, __global const ushort *W,
+    __global float *C, const int ldc, const int beta, __global const ulong *offs, const ulong a_base,
+    const ulong a_stride, const ulong w_base, const ulong w_stride, const ulong c_base, const ulong c_stride) {
+    __local uint smem[MMA_STAGES * MMA_STAGE_BYTES / 4] __attribute__((aligned(16)));
+    MMA_EMU_LOCALS
+    const int j = get_group_id(2);
+    GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
+    armt_mma_gemm(m, n, k, 0, A, lda, W, C, ldc, beta, a_off, w_off, c_off, 1, smem, MMA_EMU_ARG);
 }
 
 #endif /* ARMT_NV_MMA || ARMT_MMA_EMULATE */

@@ -108,6 +108,7 @@ typedef struct armt_device_info {
     uint64_t local_mem_bytes;
     int      has_fp16;
     int      has_fp64;
+    int      nv_compute_capability; /* NVIDIA: major * 10 + minor (cl_nv_device_attribute_query); else 0 */
 } armt_device_info;
 
 /* Lists every device of every platform. *out is malloc'ed (free with armt_device_list_free).
@@ -186,6 +187,15 @@ ARMT_API int armt_config_d_key(const armt_config *cfg);
 
 typedef struct armt_model armt_model;
 
+/* Storage precision of the linear-layer weights (and the embedding). Activations, the memory state and all
+ * accumulation stay fp32 in every mode. */
+typedef enum armt_precision {
+    ARMT_PRECISION_FP32 = 0, /* the reference; GEMMs through CLBlast                                        */
+    ARMT_PRECISION_BF16 = 1, /* weights bf16 on the device (half the memory), converted at load; GEMM
+                              * operands rounded to bf16 when staged, fp32 accumulation; our own batched
+                              * GEMM (tensor cores on NVIDIA compute capability >= 8.0, portable elsewhere) */
+} armt_precision;
+
 typedef struct armt_model_params {
     /* ARMT parameters that override (or supply what is missing from) the files. 0 / negative: keep. */
     int      segment_size;
@@ -197,6 +207,8 @@ typedef struct armt_model_params {
     /* Standard deviation of W_mv when it must be initialised: 0 follows the reference (zeros, the memory
      * path is then inert); > 0 draws N(0, std^2) so the memory path is active. */
     float    wmv_std;
+    /* Weight storage precision (default ARMT_PRECISION_FP32). */
+    armt_precision precision;
 } armt_model_params;
 
 ARMT_API armt_model_params armt_model_default_params(void);
@@ -214,6 +226,7 @@ ARMT_API ARMT_NODISCARD armt_status armt_model_load(armt_runtime *rt, const char
 ARMT_API ARMT_NODISCARD armt_status armt_model_save(armt_model *model, const char *path);
 ARMT_API void armt_model_free(armt_model *model); /* accepts NULL */
 ARMT_API const armt_config *armt_model_config(const armt_model *model);
+ARMT_API armt_precision armt_model_precision(const armt_model *model);
 /* Device bytes held by the weights. */
 ARMT_API uint64_t armt_model_device_bytes(const armt_model *model);
 /* A 64-bit fingerprint of configuration and weights, recorded in saved memory states. */

@@ -21,13 +21,29 @@ char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tu
         tune->attn_bq = 64;
         tune->attn_bk = 32;
     }
+    /* bf16 GEMM: the portable tile everywhere; tensor cores on NVIDIA from compute capability 8.0 (mma.sync
+     * m16n8k16 bf16 through inline PTX), where local memory must hold two 128 x 32 bf16 stages per operand */
+    tune->gemm_tm = 64;
+    tune->gemm_tn = 64;
+    tune->gemm_rm = 4;
+    tune->gemm_rn = 4;
+    tune->nv_mma = info->nv_compute_capability >= 80 && info->local_mem_bytes >= 48 * 1024;
+    tune->mma_bm = 128;
+    tune->mma_bn = 128;
+    tune->mma_threads = 128; /* 2 x 2 warps */
     /* Local memory must hold two key/value tiles of up to 256 floats per row (head_dim <= 256). */
     while (tune->attn_bk > 8 && (uint64_t)tune->attn_bk * 2 * 256 * 4 > info->local_mem_bytes / 2) tune->attn_bk /= 2;
 
+    char mma[256] = "";
+    if (tune->nv_mma)
+        snprintf(mma, sizeof mma, "-DARMT_NV_MMA=1 -DMMA_BM=%d -DMMA_BN=%d -DMMA_BK=32 -DMMA_WARPS_M=2 -DMMA_WARPS_N=2 ",
+                 tune->mma_bm, tune->mma_bn);
     char buf[4096];
     snprintf(buf, sizeof buf,
-             "-cl-std=CL1.2 -DARMT_HAS_FP64=%d -DARMT_ROW_WG=%d -DATTN_BQ=%d -DATTN_BK=%d %s",
-             info->has_fp64 ? 1 : 0, tune->row_wg, tune->attn_bq, tune->attn_bk, extra ? extra : "");
+             "-cl-std=CL1.2 -DARMT_HAS_FP64=%d -DARMT_ROW_WG=%d -DATTN_BQ=%d -DATTN_BK=%d -DGEMM_TM=%d -DGEMM_TN=%d "
+             "-DGEMM_RM=%d -DGEMM_RN=%d %s%s",
+             info->has_fp64 ? 1 : 0, tune->row_wg, tune->attn_bq, tune->attn_bk, tune->gemm_tm, tune->gemm_tn,
+             tune->gemm_rm, tune->gemm_rn, mma, extra ? extra : "");
     /* trim trailing blanks */
     size_t n = strlen(buf);
     while (n > 0 && buf[n - 1] == ' ') buf[--n] = '\0';

@@ -221,6 +221,79 @@ static armt_status gemm_batched(fwd *F, int trans_a, int trans_b, size_t m, size
     return ARMT_OK;
 }
 
+/* ======================================================================================================= */
+/* bf16 weights: our own batched GEMM (cl/gemm_bf16.cl)                                                    */
+/* ======================================================================================================= */
+
+/* C_j = A_j W_j^T (+ C_j) over `count` entries with element offsets a_off/w_off/c_off, W a bf16 buffer. The
+ * kernel addresses entry j at base + j * stride; entries are cut into runs with constant steps (a step may
+ * be negative: the offsets are ulong and wrap, which is what the residual stream's ring of slots needs),
+ * one launch per run. The tensor-core kernel runs when the device has it and the alignment allows. */
+static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_mem a, size_t lda, cl_mem w, cl_mem c,
+                                     size_t ldc, float beta, size_t count, const size_t *a_off,
+                                     const size_t *w_off, const size_t *c_off) {
+    armt_err *err = F->err;
+    armt_ctx *ctx = F->ctx;
+    const armt_device_tuning *t = &ctx->rt->tune;
+    int mma = ctx->k[ARMT_K_GEMM_BF16_MMA] != NULL && k % 8 == 0 && lda % 4 == 0;
+    for (size_t j = 0; mma && j < count; j++) mma = a_off[j] % 4 == 0 && w_off[j] % 8 == 0;
+    armt_kernel_id id = mma ? ARMT_K_GEMM_BF16_MMA : ARMT_K_GEMM_BF16;
+    cl_kernel kk = ctx->k[id];
+    int mi = (int)m, ni = (int)n, ki = (int)k, ldai = (int)lda, ldci = (int)ldc, betai = beta != 0.0f;
+    ARMT_CL_TRY(ARMT_ARG(kk, 0, mi));
+    ARMT_CL_TRY(ARMT_ARG(kk, 1, ni));
+    ARMT_CL_TRY(ARMT_ARG(kk, 2, ki));
+    ARMT_CL_TRY(ARMT_ARG(kk, 3, a));
+    ARMT_CL_TRY(ARMT_ARG(kk, 4, ldai));
+    ARMT_CL_TRY(ARMT_ARG(kk, 5, w));
+    ARMT_CL_TRY(ARMT_ARG(kk, 6, c));
+    ARMT_CL_TRY(ARMT_ARG(kk, 7, ldci));
+    ARMT_CL_TRY(ARMT_ARG(kk, 8, betai));
+    ARMT_CL_TRY(clSetKernelArg(kk, 9, sizeof(cl_mem), NULL)); /* strided mode */
+    size_t j = 0;
+    while (j < count) {
+        /* the longest run from j with constant steps */
+        size_t e = j + 1;
+        cl_ulong sa = 0, sw = 0, sc = 0;
+        if (e < count) {
+            sa = (cl_ulong)a_off[e] - (cl_ulong)a_off[j];
+            sw = (cl_ulong)w_off[e] - (cl_ulong)w_off[j];
+            sc = (cl_ulong)c_off[e] - (cl_ulong)c_off[j];
+            e++;
+            while (e < count && (cl_ulong)a_off[e] - (cl_ulong)a_off[e - 1] == sa &&
+                   (cl_ulong)w_off[e] - (cl_ulong)w_off[e - 1] == sw &&
+                   (cl_ulong)c_off[e] - (cl_ulong)c_off[e - 1] == sc)
+                e++;
+        }
+        cl_ulong ab = a_off[j], wb = w_off[j], cb = c_off[j];
+        ARMT_CL_TRY(ARMT_ARG(kk, 10, ab));
+        ARMT_CL_TRY(ARMT_ARG(kk, 11, sa));
+        ARMT_CL_TRY(ARMT_ARG(kk, 12, wb));
+        ARMT_CL_TRY(ARMT_ARG(kk, 13, sw));
+        ARMT_CL_TRY(ARMT_ARG(kk, 14, cb));
+        ARMT_CL_TRY(ARMT_ARG(kk, 15, sc));
+        size_t gws[3], lws[3];
+        if (mma) {
+            gws[0] = (n + (size_t)t->mma_bn - 1) / (size_t)t->mma_bn * (size_t)t->mma_threads;
+            gws[1] = (m + (size_t)t->mma_bm - 1) / (size_t)t->mma_bm;
+            lws[0] = (size_t)t->mma_threads;
+            lws[1] = 1;
+        } else {
+            size_t lx = (size_t)(t->gemm_tn / t->gemm_rn), ly = (size_t)(t->gemm_tm / t->gemm_rm);
+            gws[0] = (n + (size_t)t->gemm_tn - 1) / (size_t)t->gemm_tn * lx;
+            gws[1] = (m + (size_t)t->gemm_tm - 1) / (size_t)t->gemm_tm * ly;
+            lws[0] = lx;
+            lws[1] = ly;
+        }
+        gws[2] = e - j;
+        lws[2] = 1;
+        ARMT_TRY(armt_enqueue(ctx->queue, kk, 3, gws, lws, &ctx->stats.kernel_launches, armt_kernel_name(id), err));
+        ctx->stats.gemm_calls++;
+        j = e;
+    }
+    return ARMT_OK;
+}
+
 /* C_j (m x out) = A_j (m x in) W[l0 + j]^T + beta C_j over the G cells of a step, W a per-layer role.
  * A_j and C_j start at a_off[j] and c_off[j] (filled by the caller). Cells whose layers sit in different
  * chunks of the role go in separate calls (one call when the role is a single buffer). */
@@ -240,11 +313,31 @@ static armt_status gemm_weight(fwd *F, armt_role role, int l0, int G, size_t m, 
             F->b_off[j_end] = off;
             j_end++;
         }
-        ARMT_TRY(gemm_batched(F, 0, 1, m, (size_t)out, (size_t)in, a, lda, buf, (size_t)in, c, ldc, beta,
-                              (size_t)(j_end - j), F->a_off + j, F->b_off + j, F->c_off + j));
+        if (w->bf16)
+            ARMT_TRY(gemm_bf16_entries(F, m, (size_t)out, (size_t)in, a, lda, buf, c, ldc, beta, (size_t)(j_end - j),
+                                       F->a_off + j, F->b_off + j, F->c_off + j));
+        else
+            ARMT_TRY(gemm_batched(F, 0, 1, m, (size_t)out, (size_t)in, a, lda, buf, (size_t)in, c, ldc, beta,
+                                  (size_t)(j_end - j), F->a_off + j, F->b_off + j, F->c_off + j));
         j = j_end;
     }
     return ARMT_OK;
+}
+
+/* logits (rows x vocab) = out_rows (rows x d) lm_head^T, in the lm_head's precision. */
+static armt_status gemm_lm_head(fwd *F, size_t rows) {
+    armt_ctx *ctx = F->ctx;
+    const armt_weight *w = armt_model_lm_head(ctx->model);
+    size_t lo, d = (size_t)F->d, V = (size_t)F->V;
+    cl_mem lm = armt_weight_at(w, 0, &lo);
+    F->a_off[0] = 0;
+    F->b_off[0] = lo;
+    F->c_off[0] = 0;
+    if (w->bf16)
+        return gemm_bf16_entries(F, rows, V, d, ctx->out_rows, d, lm, ctx->logits, V, 0.0f, 1, F->a_off, F->b_off,
+                                 F->c_off);
+    return gemm_batched(F, 0, 1, rows, V, d, ctx->out_rows, d, lm, d, ctx->logits, V, 0.0f, 1, F->a_off, F->b_off,
+                        F->c_off);
 }
 
 /* ======================================================================================================= */
@@ -519,7 +612,8 @@ armt_status armt_fwd_write(fwd *F, const step *st) {
 armt_status armt_fwd_embed(fwd *F, const step *st, size_t first, int Ls, int M) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
-    cl_kernel k = ctx->k[ARMT_K_EMBED];
+    armt_kernel_id kid = ctx->model->w[ARMT_ROLE_EMBED].bf16 ? ARMT_K_EMBED_BF16 : ARMT_K_EMBED;
+    cl_kernel k = ctx->k[kid];
     size_t eo, mo;
     cl_mem E = armt_weight_at(&ctx->model->w[ARMT_ROLE_EMBED], 0, &eo);
     cl_mem mem = armt_weight_at(&ctx->model->w[ARMT_ROLE_MEM], 0, &mo);
@@ -536,7 +630,7 @@ armt_status armt_fwd_embed(fwd *F, const step *st, size_t first, int Ls, int M) 
     ARMT_CL_TRY(ARMT_ARG(k, 8, ctx->x));
     ARMT_CL_TRY(ARMT_ARG(k, 9, x_off));
     ARMT_CL_TRY(ARMT_ARG(k, 10, F->d));
-    return launch(F, ARMT_K_EMBED, 2, (size_t)F->d, (size_t)st->T, 1, 0);
+    return launch(F, kid, 2, (size_t)F->d, (size_t)st->T, 1, 0);
 }
 
 /* Output of a segment that has left the last layer: rows [0, Ls) of the residual slot `slot` (row stride
@@ -553,9 +647,8 @@ static armt_status emit(fwd *F, size_t slot, size_t T, size_t first, size_t Ls) 
         r0 = Ls - 1;
     }
     size_t d = (size_t)F->d, V = (size_t)F->V;
-    size_t fo, lo;
+    size_t fo;
     cl_mem wf = armt_weight_at(&ctx->model->w[ARMT_ROLE_NORM_FINAL], 0, &fo);
-    cl_mem lm = armt_weight_at(armt_model_lm_head(ctx->model), 0, &lo);
     for (size_t b = r0; b < r1; b += ctx->out_rows_cap) {
         size_t rows = r1 - b < ctx->out_rows_cap ? r1 - b : ctx->out_rows_cap;
         cl_kernel k = ctx->k[ARMT_K_RMSNORM_ROWS];
@@ -576,12 +669,7 @@ static armt_status emit(fwd *F, size_t slot, size_t T, size_t first, size_t Ls) 
                                             p->out + (first + b) * d, 0, NULL, NULL));
             continue;
         }
-        size_t zero = 0;
-        F->a_off[0] = zero;
-        F->b_off[0] = lo;
-        F->c_off[0] = zero;
-        ARMT_TRY(gemm_batched(F, 0, 1, rows, V, d, ctx->out_rows, d, lm, d, ctx->logits, V, 0.0f, 1, F->a_off,
-                              F->b_off, F->c_off));
+        ARMT_TRY(gemm_lm_head(F, rows));
         float *dst = p->output == ARMT_OUTPUT_LOGITS_LAST ? p->out : p->out + (first + b) * V;
         ARMT_CL_TRY(clEnqueueReadBuffer(ctx->queue, ctx->logits, CL_FALSE, 0, rows * V * 4, dst, 0, NULL, NULL));
     }
@@ -591,10 +679,9 @@ static armt_status emit(fwd *F, size_t slot, size_t T, size_t first, size_t Ls) 
 armt_status armt_fwd_row_logits(fwd *F, size_t x_off, float *dst) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
-    size_t d = (size_t)F->d, V = (size_t)F->V;
-    size_t fo, lo;
+    size_t V = (size_t)F->V;
+    size_t fo;
     cl_mem wf = armt_weight_at(&ctx->model->w[ARMT_ROLE_NORM_FINAL], 0, &fo);
-    cl_mem lm = armt_weight_at(armt_model_lm_head(ctx->model), 0, &lo);
     cl_kernel k = ctx->k[ARMT_K_RMSNORM_ROWS];
     cl_ulong xo = x_off, y_off = 0, w_off = fo;
     float eps = F->cfg->rms_norm_eps;
@@ -608,11 +695,7 @@ armt_status armt_fwd_row_logits(fwd *F, size_t x_off, float *dst) {
     ARMT_CL_TRY(ARMT_ARG(k, 7, eps));
     size_t wg = (size_t)ctx->rt->tune.row_wg;
     ARMT_TRY(launch(F, ARMT_K_RMSNORM_ROWS, 2, wg, 1, 1, wg));
-    F->a_off[0] = 0;
-    F->b_off[0] = lo;
-    F->c_off[0] = 0;
-    ARMT_TRY(gemm_batched(F, 0, 1, 1, V, d, ctx->out_rows, d, lm, d, ctx->logits, V, 0.0f, 1, F->a_off, F->b_off,
-                          F->c_off));
+    ARMT_TRY(gemm_lm_head(F, 1));
     ARMT_CL_TRY(clEnqueueReadBuffer(ctx->queue, ctx->logits, CL_TRUE, 0, V * 4, dst, 0, NULL, NULL));
     return ARMT_OK;
 }

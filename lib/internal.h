@@ -32,6 +32,10 @@ typedef enum armt_kernel_id {
     ARMT_K_MEM_WRITE_PREP, /* memory.cl     beta, gamma, den of each memory row          */
     ARMT_K_MEM_DELTA,      /* memory.cl     beta * (vnew - vprev / den)                  */
     ARMT_K_MEM_Z_UPDATE,   /* memory.cl     z += sum gamma * phi(k); mark layer written  */
+    ARMT_K_EMBED_BF16,     /* embed.cl      the same with a bf16 embedding table         */
+    ARMT_K_FILL_UNIFORM_BF16, /* init.cl    random weights rounded to bf16               */
+    ARMT_K_GEMM_BF16,      /* gemm_bf16.cl  batched GEMM, bf16 weights (portable)        */
+    ARMT_K_GEMM_BF16_MMA,  /* gemm_bf16.cl  the same on NVIDIA tensor cores (optional)   */
     ARMT_K_COUNT
 } armt_kernel_id;
 
@@ -43,6 +47,7 @@ typedef enum armt_program_id {
     ARMT_P_ATTENTION,
     ARMT_P_ELEMENTWISE,
     ARMT_P_MEMORY,
+    ARMT_P_GEMM_BF16,
     ARMT_P_COUNT
 } armt_program_id;
 
@@ -64,6 +69,9 @@ typedef struct armt_device_tuning {
     int attn_bq;          /* query rows per attention work-group            */
     int attn_bk;          /* key rows per local-memory tile                 */
     int row_wg;           /* work-group size of row-wise kernels            */
+    int gemm_tm, gemm_tn, gemm_rm, gemm_rn; /* portable bf16 GEMM tile      */
+    int nv_mma;           /* 1: tensor-core bf16 GEMM (NVIDIA, cc >= 8.0)   */
+    int mma_bm, mma_bn, mma_threads;        /* its tile and work-group size */
 } armt_device_tuning;
 
 struct armt_runtime {
@@ -117,6 +125,7 @@ armt_status armt_enqueue(cl_command_queue q, cl_kernel k, cl_uint dims, const si
  * device's maximum allocation. Layer l lives in chunk l / layers_per_chunk at element
  * (l % layers_per_chunk) * per_layer. */
 typedef struct armt_weight {
+    int       bf16;             /* elements are bf16 (ushort) instead of float      */
     cl_mem   *chunks;           /* n_chunks buffers                                 */
     int       n_chunks;
     int       layers_per_chunk;
@@ -128,6 +137,7 @@ struct armt_model {
     armt_err      err;
     armt_runtime *rt;
     armt_config   cfg;
+    armt_precision precision;
     armt_weight   w[ARMT_ROLE_COUNT]; /* LM_HEAD has no chunks when tied (EMBED serves) */
     uint64_t      bytes;
     uint64_t      fingerprint;

@@ -27,6 +27,7 @@ armt_model_params armt_model_default_params(void) {
 }
 
 const armt_config *armt_model_config(const armt_model *m) { return m ? &m->cfg : NULL; }
+armt_precision armt_model_precision(const armt_model *m) { return m ? m->precision : ARMT_PRECISION_FP32; }
 uint64_t armt_model_device_bytes(const armt_model *m) { return m ? m->bytes : 0; }
 uint64_t armt_model_fingerprint(const armt_model *m) { return m ? m->fingerprint : 0; }
 const char *armt_model_last_error(const armt_model *m) { return m ? armt_err_msg(&m->err) : armt_last_error(); }
@@ -36,6 +37,28 @@ const armt_weight *armt_model_lm_head(const armt_model *m) {
 }
 
 static int role_layers(const armt_model *m, armt_role r) { return armt_role_is_layer(r) ? m->cfg.n_layers : 1; }
+
+/* Roles stored in bf16 by a bf16 model: the GEMM weights and the embedding (also the tied lm_head). */
+static int role_bf16(armt_precision prec, armt_role r) {
+    if (prec != ARMT_PRECISION_BF16) return 0;
+    switch (r) {
+    case ARMT_ROLE_WQ: case ARMT_ROLE_WK: case ARMT_ROLE_WV: case ARMT_ROLE_WO: case ARMT_ROLE_WG:
+    case ARMT_ROLE_WU: case ARMT_ROLE_WD: case ARMT_ROLE_WMQ: case ARMT_ROLE_WMK: case ARMT_ROLE_WMV:
+    case ARMT_ROLE_EMBED: case ARMT_ROLE_LM_HEAD:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static size_t elem_size(const armt_weight *w) { return w->bf16 ? 2 : 4; }
+
+/* float -> bf16 bits, round to nearest even (as the kernels do). */
+static uint16_t to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
 
 /* A role the model stores (LM_HEAD only when untied). */
 static int role_stored(const armt_config *cfg, armt_role r) {
@@ -102,7 +125,8 @@ static armt_status allocate_weights(armt_model *m, armt_err *err) {
         if (!role_stored(cfg, (armt_role)r)) continue;
         int layers = role_layers(m, (armt_role)r);
         w->per_layer = armt_role_numel(cfg, (armt_role)r);
-        uint64_t layer_bytes = w->per_layer * sizeof(float);
+        w->bf16 = role_bf16(m->precision, (armt_role)r);
+        uint64_t layer_bytes = w->per_layer * elem_size(w);
         uint64_t max_alloc = rt->info.max_alloc_bytes ? rt->info.max_alloc_bytes : UINT64_MAX;
         if (layer_bytes > max_alloc)
             return armt_err_set(err, ARMT_STATUS_OUT_OF_DEVICE_MEMORY,
@@ -140,9 +164,12 @@ static armt_status allocate_weights(armt_model *m, armt_err *err) {
 }
 
 /* Shared start of every model constructor: validated config, attention program, kernels, buffers. */
-static armt_status model_begin(armt_runtime *rt, const armt_config *cfg, armt_model **out, armt_err *err) {
+static armt_status model_begin(armt_runtime *rt, const armt_config *cfg, armt_precision prec, armt_model **out,
+                               armt_err *err) {
     *out = NULL;
     ARMT_TRY(armt_config_check(cfg, err));
+    if (prec != ARMT_PRECISION_FP32 && prec != ARMT_PRECISION_BF16)
+        return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "model: unknown precision %d", (int)prec);
     if (cfg->head_dim > 256)
         return armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "model: head_dim %d is larger than 256", cfg->head_dim);
     armt_model *m = calloc(1, sizeof *m);
@@ -150,6 +177,7 @@ static armt_status model_begin(armt_runtime *rt, const armt_config *cfg, armt_mo
     armt_err_init(&m->err);
     m->rt = rt;
     m->cfg = *cfg;
+    m->precision = prec;
     armt_status st;
     char opt[64];
     snprintf(opt, sizeof opt, "-DATTN_HD=%d", cfg->head_dim);
@@ -173,7 +201,8 @@ static armt_status fill_role(armt_model *m, armt_role r, int layer, uint64_t see
     armt_weight *w = &m->w[r];
     size_t off;
     cl_mem buf = armt_weight_at(w, layer, &off);
-    cl_kernel k = m->k[ARMT_K_FILL_UNIFORM];
+    armt_kernel_id kid = w->bf16 ? ARMT_K_FILL_UNIFORM_BF16 : ARMT_K_FILL_UNIFORM;
+    cl_kernel k = m->k[kid];
     cl_ulong o = off, n = w->per_layer, s = seed, stream = ((cl_ulong)r << 32) | (cl_ulong)layer, first = 0;
     ARMT_CL_TRY(ARMT_ARG(k, 0, buf));
     ARMT_CL_TRY(ARMT_ARG(k, 1, o));
@@ -184,16 +213,16 @@ static armt_status fill_role(armt_model *m, armt_role r, int layer, uint64_t see
     ARMT_CL_TRY(ARMT_ARG(k, 6, scale));
     ARMT_CL_TRY(ARMT_ARG(k, 7, shift));
     size_t gws = ((size_t)n + 255) / 256 * 256;
-    return armt_enqueue(m->rt->queue, k, 1, &gws, NULL, NULL, "armt_fill_uniform", err);
+    return armt_enqueue(m->rt->queue, k, 1, &gws, NULL, NULL, armt_kernel_name(kid), err);
 }
 
 static armt_status zero_role(armt_model *m, armt_role r, int layer, armt_err *err) {
     armt_weight *w = &m->w[r];
     size_t off;
     cl_mem buf = armt_weight_at(w, layer, &off);
-    float zero = 0.0f;
-    ARMT_CL_TRY(clEnqueueFillBuffer(m->rt->queue, buf, &zero, sizeof zero, off * sizeof(float),
-                                    (size_t)w->per_layer * sizeof(float), 0, NULL, NULL));
+    uint16_t zero = 0; /* zero bits in either precision */
+    ARMT_CL_TRY(clEnqueueFillBuffer(m->rt->queue, buf, &zero, sizeof zero, off * elem_size(w),
+                                    (size_t)w->per_layer * elem_size(w), 0, NULL, NULL));
     return ARMT_OK;
 }
 
@@ -240,7 +269,7 @@ armt_status armt_model_create_random(armt_runtime *rt, const armt_config *cfg, c
     if (p.d_mem > 0) c.d_mem = p.d_mem;
     if (p.correction >= 0) c.correction = p.correction ? 1 : 0;
     armt_model *m;
-    ARMT_TRY(model_begin(rt, &c, &m, err));
+    ARMT_TRY(model_begin(rt, &c, p.precision, &m, err));
     armt_status st;
     for (int r = 0; r < ARMT_ROLE_COUNT; r++) {
         if (!role_stored(&c, (armt_role)r)) continue;
@@ -258,7 +287,7 @@ armt_status armt_model_create_random(armt_runtime *rt, const armt_config *cfg, c
         uint64_t h = config_hash(&c);
         uint32_t wbits;
         memcpy(&wbits, &p.wmv_std, sizeof wbits);
-        m->fingerprint = mix64(mix64(h, p.seed), wbits);
+        m->fingerprint = mix64(mix64(mix64(h, p.seed), wbits), (uint64_t)p.precision);
     }
     *out = m;
     return ARMT_OK;
@@ -288,13 +317,13 @@ armt_status armt_model_load(armt_runtime *rt, const char *path, const armt_model
     armt_model *m = NULL;
     float *stage = NULL;
     armt_status st;
-    ARMT_TRY_GOTO(model_begin(rt, cfg, &m, err), fail);
+    ARMT_TRY_GOTO(model_begin(rt, cfg, p.precision, &m, err), fail);
     stage = malloc(STAGE_FLOATS * sizeof(float));
     if (!stage) {
         st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "model: out of host memory");
         goto fail;
     }
-    uint64_t h = config_hash(&m->cfg);
+    uint64_t h = mix64(config_hash(&m->cfg), (uint64_t)m->precision);
     double emb_sum = 0.0, emb_sq = 0.0;
     uint64_t emb_n = 0;
     /* EMBED first: the memory tokens of a plain checkpoint are initialised from its spread */
@@ -333,8 +362,14 @@ armt_status armt_model_load(armt_runtime *rt, const char *path, const armt_model
                     }
                 emb_n += r == ARMT_ROLE_EMBED ? cnt : 0;
                 h = data_hash(h, stage, cnt);
-                cl_int e = clEnqueueWriteBuffer(rt->queue, buf, CL_TRUE, (off + first) * sizeof(float),
-                                                cnt * sizeof(float), stage, 0, NULL, NULL);
+                size_t es = elem_size(&m->w[r]);
+                if (m->w[r].bf16) {
+                    /* convert in place: the bf16 values fill the front half of the staging buffer */
+                    uint16_t *b = (uint16_t *)(void *)stage;
+                    for (size_t i = 0; i < cnt; i++) b[i] = to_bf16(stage[i]);
+                }
+                cl_int e = clEnqueueWriteBuffer(rt->queue, buf, CL_TRUE, (off + first) * es, cnt * es, stage, 0,
+                                                NULL, NULL);
                 if (e != CL_SUCCESS) {
                     st = armt_err_cl(err, "clEnqueueWriteBuffer (weights)", e);
                     goto fail;
@@ -374,8 +409,17 @@ armt_status armt_model_read_role(armt_model *m, armt_role role, int layer, uint6
         return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "read_role: range beyond the tensor");
     size_t off;
     cl_mem buf = armt_weight_at(w, layer, &off);
-    ARMT_CL_TRY(clEnqueueReadBuffer(m->rt->queue, buf, CL_TRUE, (off + first) * sizeof(float),
-                                    (size_t)count * sizeof(float), dst, 0, NULL, NULL));
+    size_t es = elem_size(w);
+    ARMT_CL_TRY(clEnqueueReadBuffer(m->rt->queue, buf, CL_TRUE, (off + first) * es, (size_t)count * es, dst, 0, NULL,
+                                    NULL));
+    if (w->bf16) {
+        /* expand in place, from the back so no value is overwritten before it is read */
+        const uint16_t *b = (const uint16_t *)(const void *)dst;
+        for (size_t i = (size_t)count; i-- > 0;) {
+            uint32_t u = (uint32_t)b[i] << 16;
+            memcpy(&dst[i], &u, sizeof u);
+        }
+    }
     return ARMT_OK;
 }
 
@@ -413,6 +457,7 @@ armt_status armt_model_save(armt_model *m, const char *path) {
     }
     ARMT_TRY_GOTO(st_writer_meta(w, "armt_config", json, err), fail);
     ARMT_TRY_GOTO(st_writer_meta(w, "format", "libarmt", err), fail);
+    ARMT_TRY_GOTO(st_writer_meta(w, "precision", m->precision == ARMT_PRECISION_BF16 ? "bf16" : "fp32", err), fail);
     char name[256];
     for (int r = 0; r < ARMT_ROLE_COUNT; r++) {
         if (!role_stored(&m->cfg, (armt_role)r)) continue;

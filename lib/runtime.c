@@ -21,6 +21,7 @@
 static const struct {
     const char     *name;
     armt_program_id program;
+    int             optional; /* present only with some build options */
 } kernel_table[ARMT_K_COUNT] = {
     [ARMT_K_EMBED]          = {"armt_embed", ARMT_P_EMBED},
     [ARMT_K_FILL_UNIFORM]   = {"armt_fill_uniform", ARMT_P_INIT},
@@ -35,13 +36,17 @@ static const struct {
     [ARMT_K_MEM_WRITE_PREP] = {"armt_mem_write_prep", ARMT_P_MEMORY},
     [ARMT_K_MEM_DELTA]      = {"armt_mem_delta", ARMT_P_MEMORY},
     [ARMT_K_MEM_Z_UPDATE]   = {"armt_mem_z_update", ARMT_P_MEMORY},
+    [ARMT_K_EMBED_BF16]     = {"armt_embed_bf16", ARMT_P_EMBED},
+    [ARMT_K_FILL_UNIFORM_BF16] = {"armt_fill_uniform_bf16", ARMT_P_INIT},
+    [ARMT_K_GEMM_BF16]      = {"armt_gemm_bf16", ARMT_P_GEMM_BF16},
+    [ARMT_K_GEMM_BF16_MMA]  = {"armt_gemm_bf16_mma", ARMT_P_GEMM_BF16, 1},
 };
 
 static const char *const program_files[ARMT_P_COUNT] = {
     [ARMT_P_EMBED] = "embed.cl",         [ARMT_P_INIT] = "init.cl",
     [ARMT_P_NORM] = "norm.cl",           [ARMT_P_ROPE] = "rope.cl",
     [ARMT_P_ATTENTION] = "attention.cl", [ARMT_P_ELEMENTWISE] = "elementwise.cl",
-    [ARMT_P_MEMORY] = "memory.cl",
+    [ARMT_P_MEMORY] = "memory.cl",       [ARMT_P_GEMM_BF16] = "gemm_bf16.cl",
 };
 
 const char *armt_kernel_name(armt_kernel_id id) {
@@ -108,6 +113,7 @@ void armt_fill_device_info(cl_platform_id p, cl_device_id d, int pi, int di, arm
     if (clGetDeviceInfo(d, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof u, &u, NULL) == CL_SUCCESS) o->global_mem_bytes = u;
     if (clGetDeviceInfo(d, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof u, &u, NULL) == CL_SUCCESS) o->max_alloc_bytes = u;
     if (clGetDeviceInfo(d, CL_DEVICE_LOCAL_MEM_SIZE, sizeof u, &u, NULL) == CL_SUCCESS) o->local_mem_bytes = u;
+    o->nv_compute_capability = 0;
     size_t n = 0;
     if (clGetDeviceInfo(d, CL_DEVICE_EXTENSIONS, 0, NULL, &n) == CL_SUCCESS && n > 0) {
         char *ext = malloc(n + 1);
@@ -115,6 +121,13 @@ void armt_fill_device_info(cl_platform_id p, cl_device_id d, int pi, int di, arm
             ext[n] = '\0';
             o->has_fp16 = strstr(ext, "cl_khr_fp16") != NULL;
             o->has_fp64 = strstr(ext, "cl_khr_fp64") != NULL;
+            if (strstr(ext, "cl_nv_device_attribute_query")) {
+                /* CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV / _MINOR_NV */
+                cl_uint maj = 0, min = 0;
+                if (clGetDeviceInfo(d, 0x4000, sizeof maj, &maj, NULL) == CL_SUCCESS &&
+                    clGetDeviceInfo(d, 0x4001, sizeof min, &min, NULL) == CL_SUCCESS)
+                    o->nv_compute_capability = (int)(maj * 10 + min);
+            }
         }
         free(ext);
     }
@@ -354,7 +367,12 @@ armt_status armt_kernels_create(armt_runtime *rt, cl_program attention, cl_kerne
         cl_int e;
         cl_program p = kernel_table[i].program == ARMT_P_ATTENTION ? attention : rt->programs[kernel_table[i].program];
         if (!p) continue; /* the attention program belongs to a model (head_dim is fixed at its build) */
+        if (i == ARMT_K_GEMM_BF16_MMA && !rt->tune.nv_mma) continue;
         k[i] = clCreateKernel(p, kernel_table[i].name, &e);
+        if (e != CL_SUCCESS && kernel_table[i].optional) {
+            k[i] = NULL;
+            continue;
+        }
         if (e != CL_SUCCESS) {
             armt_kernels_release(k);
             return armt_err_set(err, ARMT_STATUS_KERNEL_BUILD_FAILED, "clCreateKernel(%s) failed: %s (%d)",

@@ -1,6 +1,9 @@
 /*
- * armt-run.c - the command-line face of libarmt: load a model (checkpoint or random preset), run token ids
- * through one schedule, print a short summary and optionally save the outputs and the memory state.
+ * armt-run.c - the command-line face of libarmt: load a model (checkpoint or random preset), then either
+ *   - forward mode: run token ids through one schedule, print a short summary and optionally save the
+ *     outputs and the memory state; or
+ *   - generation mode (--generate / --max-new / --prompt): read a prompt (token ids, or text through a HF
+ *     tokenizer.json) and print new tokens as armt_generate produces them, then the timing on stderr.
  *
  * --save-outputs writes a safetensors file itself (the library's writer is internal):
  *     8 bytes      little-endian u64: length of the JSON header
@@ -24,6 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Most --stop-id plus --stop options accepted. */
+#define CLI_MAX_STOPS 16
+
 /* ======================================================================================================= */
 /* Options                                                                                                 */
 /* ======================================================================================================= */
@@ -40,6 +46,26 @@ typedef struct run_opts {
     const char   *load_memory;
     int           stats;
     int           verbosity;
+    /* generation mode */
+    int           generate;       /* --generate, --max-new, --prompt or --prompt-file given              */
+    const char   *prompt_text;    /* --prompt TEXT                                                       */
+    const char   *prompt_file;    /* --prompt-file FILE ("-": stdin)                                     */
+    const char   *tokenizer_path; /* --tokenizer tokenizer.json                                          */
+    int           max_new;        /* --max-new N (default 32)                                            */
+    double        temperature;    /* --temperature T (default 0: greedy)                                 */
+    int           top_k;          /* --top-k K (default 0: all)                                          */
+    double        top_p;          /* --top-p P (default 1: all)                                          */
+    int           sampling_given; /* --top-k or --top-p given                                            */
+    uint64_t      sample_seed;    /* --sample-seed N (default 0)                                         */
+    int32_t       stop_ids[CLI_MAX_STOPS];
+    size_t        n_stop_ids;
+    const char   *stop_texts[CLI_MAX_STOPS];
+    size_t        n_stop_texts;
+    int           bos;            /* --bos 1, --no-bos 0, -1: not given (text: BOS added; ids: none)     */
+    int           print_ids;      /* --print-ids: ids even with a tokenizer                               */
+    int           skip_special;   /* --skip-special: special tokens are not printed as text              */
+    const char   *gen_only_opt;   /* first generation-only option seen (for the message in forward mode) */
+    const char   *fwd_only_opt;   /* first forward-only option seen (for the message in generation mode) */
 } run_opts;
 
 static const char *schedule_name(armt_schedule s) {
@@ -62,39 +88,88 @@ static const char *output_name(armt_output o) {
 }
 
 static void usage(FILE *out) {
+    const char *p = cli_progname();
     fprintf(out,
             "Usage: %s (--model PATH | --preset NAME [--seed N]) (--ids FILE | --random-ids N) [OPTIONS]\n"
+            "       %s (--model PATH | --preset NAME [--seed N]) --generate|--max-new N\n"
+            "           (--prompt TEXT | --prompt-file FILE | --prompt-ids FILE | --random-ids N)\n"
+            "           [--tokenizer tokenizer.json] [GENERATION OPTIONS]\n"
             "\n"
-            "Runs token ids through an Associative Recurrent Memory Transformer on an OpenCL device and prints\n"
-            "the argmax token of the last position and the timing. The ids are cut into segments of the\n"
-            "segment size; each segment gets the memory tokens appended and reads/writes the associative\n"
-            "memory (W_mem, z) of every layer.\n"
+            "Runs an Associative Recurrent Memory Transformer on an OpenCL device.\n"
+            "\n"
+            "Forward mode (the default) runs token ids through the model and prints the argmax token of the\n"
+            "last position and the timing. The ids are cut into segments of the segment size; each segment gets\n"
+            "the memory tokens appended and reads/writes the associative memory (W_mem, z) of every layer.\n"
+            "\n"
+            "Generation mode (--generate, --max-new, --prompt or --prompt-file) reads a prompt and produces new\n"
+            "tokens: every segment of the prompt but the last goes through the normal forward (memory read and\n"
+            "written); the last segment, full or partial, runs without memory tokens and without writes, reading\n"
+            "the memory on every token, and new tokens follow one at a time with a KV cache. The new tokens are\n"
+            "printed on stdout as they come: as text with --tokenizer, else as ids separated by blanks (always\n"
+            "followed by a newline); the model, device and timing go to stderr.\n"
             "\n"
             "Input:\n"
             "      --ids FILE         token ids: integers separated by blanks and/or commas, '#' starts a\n"
-            "                         comment; every id in [0, vocab); FILE '-' reads stdin\n"
+            "                         comment; every id in [0, vocab); FILE '-' reads stdin. In generation mode\n"
+            "                         they are the prompt\n"
+            "      --prompt-ids FILE  the same as --ids (reads better in generation mode)\n"
             "      --random-ids N     N uniform random ids from --seed instead\n"
+            "      --prompt TEXT      generation prompt as UTF-8 text, encoded with --tokenizer (implies\n"
+            "                         --generate); special tokens written literally, e.g. <|eot_id|>, become\n"
+            "                         their ids\n"
+            "      --prompt-file FILE the prompt text read from FILE ('-': stdin), e.g. a long document (implies\n"
+            "                         --generate)\n"
+            "      --tokenizer FILE   a HF tokenizer.json (byte-level BPE, LLaMA-3 family): encodes --prompt and\n"
+            "                         decodes the new tokens to text. With --preset, a preset vocabulary smaller\n"
+            "                         than the tokenizer's is enlarged to it (said on stderr)\n"
             "\n"
-            "Run:\n"
+            "Forward mode:\n"
             "      --schedule S       diagonal (default: Diagonal Batching, S + layers - 1 steps), sequential\n"
             "                         (segment by segment, layer by layer) or full (the base LLaMA over the\n"
-            "                         whole input: no memory, no segments; the memory state is not touched)\n"
+            "                         whole input: no memory, no segments; the memory state is not touched).\n"
+            "                         Generation accepts diagonal and sequential (for the prompt's earlier\n"
+            "                         segments)\n"
             "      --output WHAT      logits (every position), last (logits of the last position, the default),\n"
             "                         hidden (final hidden states, after the final RMSNorm) or none\n"
             "      --load-memory FILE start from a memory state saved by --save-memory (refused when it was\n"
-            "                         saved for another model)\n"
-            "      --save-memory FILE save the memory state after the run (armt_ctx_memory_save format)\n"
+            "                         saved for another model); also in generation mode\n"
+            "      --save-memory FILE save the memory state after the run (armt_ctx_memory_save format); in\n"
+            "                         generation mode: the state after the prompt's earlier segments\n"
             "      --save-outputs FILE.safetensors\n"
             "                         save the results as a safetensors file (see below)\n"
             "      --stats            print the counters of the forward call: steps, cells, kernel launches,\n"
             "                         GEMM calls, device bytes (model, context, peak), seconds\n"
+            "\n"
+            "Generation mode:\n"
+            "      --generate         generation mode with the default --max-new 32\n"
+            "      --max-new N        produce at most N new tokens (implies --generate; 0: prefill only)\n"
+            "      --temperature T    0 (default): greedy, ties to the lowest id; > 0: sample from softmax(l/T)\n"
+            "      --top-k K          sample among the K most likely tokens only (default 0: all)\n"
+            "      --top-p P          nucleus: the smallest set of tokens with probability >= P, in (0, 1]\n"
+            "                         (default 1: all); top-k applies first\n"
+            "      --sample-seed N    seed of the sampling draws (default 0); the same seed, model and prompt\n"
+            "                         give the same tokens\n"
+            "      --stop-id N        stop after producing token N (it is printed); repeatable\n"
+            "      --stop TEXT        the same for a token given by its text, e.g. '<|eot_id|>' (needs\n"
+            "                         --tokenizer; the text must be one token); repeatable\n"
+            "      --bos, --no-bos    prepend the tokenizer's BOS token, e.g. <|begin_of_text|>, to the prompt.\n"
+            "                         Default: on for --prompt/--prompt-file, off for ids (--bos with ids needs\n"
+            "                         --tokenizer)\n"
+            "      --print-ids        print the new tokens as ids even with --tokenizer\n"
+            "      --skip-special     do not print special tokens as text (e.g. a final <|eot_id|>)\n"
+            "Timing on stderr: prompt tokens (earlier segments + the generation segment), prefill seconds and\n"
+            "tokens/s (the prompt's earlier segments plus the generation segment's prefill, up to the logits\n"
+            "of the first new token), decode tokens/s (the new tokens after the first one), the stop reason.\n"
+            "Text is printed as soon as it is whole: bytes of a character split across tokens are held back\n"
+            "until the character is complete (no U+FFFD for them); an id the tokenizer does not know is printed\n"
+            "as [id].\n"
             "\n",
-            cli_progname());
+            p, p);
     cli_common_help(out, 1);
     fprintf(out,
             "\n"
             "Other:\n"
-            "  -q, --quiet            only errors on stderr\n"
+            "  -q, --quiet            only errors on stderr (no model, device or timing lines)\n"
             "  -v, --verbose          library info messages on stderr (-vv: debug)\n"
             "  -h, --help             this help\n"
             "\n"
@@ -112,31 +187,55 @@ static void usage(FILE *out) {
             "\n"
             "Exit status: 0 on success, 1 when a step failed, 2 on a usage error.\n"
             "\n"
-            "Examples:\n"
+            "Examples (forward):\n"
             "  %s --preset tiny --seed 1 --random-ids 100\n"
             "  %s --preset tiny --seed 1 --wmv-std 0.02 --ids ids.txt --schedule sequential --stats\n"
             "  %s --model ./armt-checkpoint --segment 1024 --mem 128 --ids ids.txt --save-outputs out.safetensors\n"
             "  %s --model ./ckpt --ids part1.txt --save-memory state.bin && \\\n"
             "      %s --model ./ckpt --ids part2.txt --load-memory state.bin\n"
-            "  %s --list-devices\n",
-            cli_progname(), cli_progname(), cli_progname(), cli_progname(), cli_progname(), cli_progname());
+            "  %s --list-devices\n"
+            "Examples (generation):\n"
+            "  %s --preset tiny --tokenizer tests/data/tokenizer/tokenizer.json --prompt \"Hello world\" --max-new 16\n"
+            "  %s --model ./ckpt --tokenizer ./ckpt/tokenizer.json --prompt-file story.txt --max-new 64 \\\n"
+            "      --stop '<|eot_id|>' --skip-special\n"
+            "  %s --model ./ckpt --tokenizer ./ckpt/tokenizer.json --prompt \"Once upon a time\" --max-new 100 \\\n"
+            "      --temperature 0.8 --top-k 40 --top-p 0.95 --sample-seed 7\n"
+            "  %s --preset tiny --seed 1 --wmv-std 0.02 --prompt-ids ids.txt --max-new 8 --stop-id 2\n",
+            p, p, p, p, p, p, p, p, p, p);
 }
 
 /* Returns 0 to run, 1 to exit successfully (--help), -1 on a usage error. */
 static int parse_args(int argc, char **argv, run_opts *o) {
     enum {
         OPT_IDS = 0x2000,
+        OPT_PROMPT_IDS,
         OPT_RANDOM_IDS,
         OPT_SCHEDULE,
         OPT_OUTPUT,
         OPT_SAVE_OUTPUTS,
         OPT_SAVE_MEMORY,
         OPT_LOAD_MEMORY,
-        OPT_STATS
+        OPT_STATS,
+        OPT_GENERATE,
+        OPT_MAX_NEW,
+        OPT_PROMPT,
+        OPT_PROMPT_FILE,
+        OPT_TOKENIZER,
+        OPT_TEMPERATURE,
+        OPT_TOP_K,
+        OPT_TOP_P,
+        OPT_SAMPLE_SEED,
+        OPT_STOP_ID,
+        OPT_STOP,
+        OPT_BOS,
+        OPT_NO_BOS,
+        OPT_PRINT_IDS,
+        OPT_SKIP_SPECIAL
     };
     static const struct option longopts[] = {
         CLI_COMMON_LONG_OPTIONS,
         {"ids", required_argument, NULL, OPT_IDS},
+        {"prompt-ids", required_argument, NULL, OPT_PROMPT_IDS},
         {"random-ids", required_argument, NULL, OPT_RANDOM_IDS},
         {"schedule", required_argument, NULL, OPT_SCHEDULE},
         {"output", required_argument, NULL, OPT_OUTPUT},
@@ -144,6 +243,21 @@ static int parse_args(int argc, char **argv, run_opts *o) {
         {"save-memory", required_argument, NULL, OPT_SAVE_MEMORY},
         {"load-memory", required_argument, NULL, OPT_LOAD_MEMORY},
         {"stats", no_argument, NULL, OPT_STATS},
+        {"generate", no_argument, NULL, OPT_GENERATE},
+        {"max-new", required_argument, NULL, OPT_MAX_NEW},
+        {"prompt", required_argument, NULL, OPT_PROMPT},
+        {"prompt-file", required_argument, NULL, OPT_PROMPT_FILE},
+        {"tokenizer", required_argument, NULL, OPT_TOKENIZER},
+        {"temperature", required_argument, NULL, OPT_TEMPERATURE},
+        {"top-k", required_argument, NULL, OPT_TOP_K},
+        {"top-p", required_argument, NULL, OPT_TOP_P},
+        {"sample-seed", required_argument, NULL, OPT_SAMPLE_SEED},
+        {"stop-id", required_argument, NULL, OPT_STOP_ID},
+        {"stop", required_argument, NULL, OPT_STOP},
+        {"bos", no_argument, NULL, OPT_BOS},
+        {"no-bos", no_argument, NULL, OPT_NO_BOS},
+        {"print-ids", no_argument, NULL, OPT_PRINT_IDS},
+        {"skip-special", no_argument, NULL, OPT_SKIP_SPECIAL},
         {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -154,15 +268,33 @@ static int parse_args(int argc, char **argv, run_opts *o) {
     o->schedule = ARMT_SCHEDULE_DIAGONAL;
     o->output = ARMT_OUTPUT_LOGITS_LAST;
     o->verbosity = CLI_NORMAL;
+    o->max_new = 32;
+    o->temperature = 0.0;
+    o->top_k = 0;
+    o->top_p = 1.0;
+    o->bos = -1;
 
-    int opt;
+    int opt, li = -1;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":qvh", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":qvh", longopts, &li)) != -1) {
         int common = cli_common_option(&o->common, opt, optarg);
         if (common < 0) return -1;
         if (common > 0) continue;
+        /* the option's long name, for messages about modes (every such option is long-only) */
+        const char *name = li >= 0 ? longopts[li].name : "?";
+        li = -1;
+        if (opt >= OPT_GENERATE && opt <= OPT_SKIP_SPECIAL && !o->gen_only_opt) o->gen_only_opt = name;
+        if ((opt == OPT_OUTPUT || opt == OPT_SAVE_OUTPUTS || opt == OPT_STATS) && !o->fwd_only_opt)
+            o->fwd_only_opt = name;
         switch (opt) {
-        case OPT_IDS: o->ids_path = optarg; break;
+        case OPT_IDS:
+        case OPT_PROMPT_IDS:
+            if (o->ids_path) {
+                cli_error("--ids / --prompt-ids given twice");
+                return -1;
+            }
+            o->ids_path = optarg;
+            break;
         case OPT_RANDOM_IDS:
             if (cli_parse_i64("--random-ids", optarg, 1, INT32_MAX, &o->random_ids) != 0) return -1;
             break;
@@ -197,6 +329,70 @@ static int parse_args(int argc, char **argv, run_opts *o) {
         case OPT_SAVE_MEMORY: o->save_memory = optarg; break;
         case OPT_LOAD_MEMORY: o->load_memory = optarg; break;
         case OPT_STATS: o->stats = 1; break;
+        case OPT_GENERATE: o->generate = 1; break;
+        case OPT_MAX_NEW:
+            if (cli_parse_int("--max-new", optarg, 0, 1 << 24, &o->max_new) != 0) return -1;
+            o->generate = 1;
+            break;
+        case OPT_PROMPT:
+            if (o->prompt_text) {
+                cli_error("--prompt given twice");
+                return -1;
+            }
+            o->prompt_text = optarg;
+            o->generate = 1;
+            break;
+        case OPT_PROMPT_FILE:
+            o->prompt_file = optarg;
+            o->generate = 1;
+            break;
+        case OPT_TOKENIZER:
+            o->tokenizer_path = optarg;
+            /* a tokenizer alone does not select generation mode, but forward mode has no use for it */
+            break;
+        case OPT_TEMPERATURE:
+            if (cli_parse_double("--temperature", optarg, 0.0, 1e4, &o->temperature) != 0) return -1;
+            break;
+        case OPT_TOP_K:
+            if (cli_parse_int("--top-k", optarg, 0, INT32_MAX, &o->top_k) != 0) return -1;
+            o->sampling_given = 1;
+            break;
+        case OPT_TOP_P:
+            if (cli_parse_double("--top-p", optarg, 0.0, 1.0, &o->top_p) != 0) return -1;
+            if (!(o->top_p > 0.0)) {
+                cli_error("--top-p: must be in (0, 1] (1 keeps every token)");
+                return -1;
+            }
+            o->sampling_given = 1;
+            break;
+        case OPT_SAMPLE_SEED:
+            if (cli_parse_u64("--sample-seed", optarg, &o->sample_seed) != 0) return -1;
+            break;
+        case OPT_STOP_ID: {
+            int id;
+            if (cli_parse_int("--stop-id", optarg, 0, INT32_MAX, &id) != 0) return -1;
+            if (o->n_stop_ids + o->n_stop_texts >= CLI_MAX_STOPS) {
+                cli_error("at most %d --stop-id / --stop options", CLI_MAX_STOPS);
+                return -1;
+            }
+            o->stop_ids[o->n_stop_ids++] = id;
+            break;
+        }
+        case OPT_STOP:
+            if (!*optarg) {
+                cli_error("--stop: empty token text");
+                return -1;
+            }
+            if (o->n_stop_ids + o->n_stop_texts >= CLI_MAX_STOPS) {
+                cli_error("at most %d --stop-id / --stop options", CLI_MAX_STOPS);
+                return -1;
+            }
+            o->stop_texts[o->n_stop_texts++] = optarg;
+            break;
+        case OPT_BOS: o->bos = 1; break;
+        case OPT_NO_BOS: o->bos = 0; break;
+        case OPT_PRINT_IDS: o->print_ids = 1; break;
+        case OPT_SKIP_SPECIAL: o->skip_special = 1; break;
         case 'q': o->verbosity = CLI_QUIET; break;
         case 'v':
             if (o->verbosity < CLI_DEBUG) o->verbosity = o->verbosity < CLI_NORMAL ? CLI_VERBOSE : o->verbosity + 1;
@@ -212,13 +408,61 @@ static int parse_args(int argc, char **argv, run_opts *o) {
     }
     if (cli_common_finish(&o->common, NULL) != 0) return -1;
     if (o->common.list_devices) return 0;
-    if (!o->ids_path == !o->random_ids) {
-        cli_error(o->ids_path ? "--ids and --random-ids exclude each other"
-                              : "no input: give --ids FILE or --random-ids N (see --help)");
+
+    if (!o->generate) {
+        /* forward mode */
+        if (o->gen_only_opt) {
+            cli_error("--%s is a generation option: add --generate or --max-new N (see --help)", o->gen_only_opt);
+            return -1;
+        }
+        if (o->tokenizer_path) {
+            cli_error("--tokenizer is used in generation mode only: add --generate or --max-new N, and --prompt");
+            return -1;
+        }
+        if (!o->ids_path == !o->random_ids) {
+            cli_error(o->ids_path ? "--ids and --random-ids exclude each other"
+                                  : "no input: give --ids FILE or --random-ids N (see --help)");
+            return -1;
+        }
+        if (o->save_outputs && o->output_given && o->output == ARMT_OUTPUT_NONE) {
+            cli_error("--save-outputs with --output none would save no outputs; drop --output or choose one");
+            return -1;
+        }
+        return 0;
+    }
+
+    /* generation mode */
+    if (o->fwd_only_opt) {
+        cli_error("--%s applies to forward mode only, not to generation (see --help)", o->fwd_only_opt);
         return -1;
     }
-    if (o->save_outputs && o->output_given && o->output == ARMT_OUTPUT_NONE) {
-        cli_error("--save-outputs with --output none would save no outputs; drop --output or choose one");
+    if (o->schedule == ARMT_SCHEDULE_FULL) {
+        cli_error("--schedule full: generation runs the ARMT schedules only (diagonal or sequential)");
+        return -1;
+    }
+    int inputs = (o->prompt_text != NULL) + (o->prompt_file != NULL) + (o->ids_path != NULL) + (o->random_ids > 0);
+    if (inputs != 1) {
+        cli_error(inputs ? "give one prompt: --prompt, --prompt-file, --prompt-ids/--ids and --random-ids exclude "
+                           "each other"
+                         : "no prompt: give --prompt TEXT (with --tokenizer), --prompt-file FILE, --prompt-ids FILE "
+                           "or --random-ids N (see --help)");
+        return -1;
+    }
+    if ((o->prompt_text || o->prompt_file) && !o->tokenizer_path) {
+        cli_error("%s needs --tokenizer tokenizer.json to turn the text into token ids",
+                  o->prompt_text ? "--prompt" : "--prompt-file");
+        return -1;
+    }
+    if (o->n_stop_texts > 0 && !o->tokenizer_path) {
+        cli_error("--stop '%s' needs --tokenizer to find the token's id (or use --stop-id N)", o->stop_texts[0]);
+        return -1;
+    }
+    if (o->bos == 1 && !o->tokenizer_path) {
+        cli_error("--bos needs --tokenizer (it defines the BOS token)");
+        return -1;
+    }
+    if (o->skip_special && (!o->tokenizer_path || o->print_ids)) {
+        cli_error("--skip-special applies to text output: it needs --tokenizer and no --print-ids");
         return -1;
     }
     return 0;
@@ -429,6 +673,385 @@ static size_t argmax(const float *v, size_t n) {
     return best;
 }
 
+/* ======================================================================================================= */
+/* Generation                                                                                              */
+/* ======================================================================================================= */
+
+/* Reads a whole file ("-": stdin) as bytes; *text is malloc'ed and NUL-terminated (the text may hold NULs:
+ * *len counts them). */
+static int read_text_file(const char *path, char **text, size_t *len) {
+    *text = NULL;
+    *len = 0;
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f) {
+        cli_error("%s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t n = 0, cap = 4096;
+    char *buf = malloc(cap);
+    int rc = -1;
+    if (!buf) goto oom;
+    for (;;) {
+        if (cap - n < 2) {
+            char *grown = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
+            if (!grown) goto oom;
+            buf = grown;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+    }
+    if (ferror(f)) {
+        cli_error("%s: read error", path);
+        goto done;
+    }
+    buf[n] = '\0';
+    *text = buf;
+    *len = n;
+    buf = NULL;
+    rc = 0;
+    goto done;
+oom:
+    cli_error("%s: out of host memory", path);
+done:
+    free(buf);
+    if (f != stdin) fclose(f);
+    return rc;
+}
+
+/* Decodes ids into *buf (grown as needed). Returns the status of armt_tokenizer_decode. */
+static armt_status decode_grow(armt_tokenizer *tok, const int32_t *ids, size_t n, int skip_special, char **buf,
+                               size_t *cap, size_t *len) {
+    for (;;) {
+        size_t need = 0;
+        armt_status st = armt_tokenizer_decode(tok, ids, n, skip_special, *buf, *cap, &need);
+        if (st == ARMT_OK) {
+            *len = need;
+            return ARMT_OK;
+        }
+        if (st != ARMT_STATUS_INVALID_ARGUMENT || need <= *cap) return st;
+        size_t grown_cap = need + 64;
+        char *grown = realloc(*buf, grown_cap);
+        if (!grown) return ARMT_STATUS_OUT_OF_HOST_MEMORY;
+        *buf = grown;
+        *cap = grown_cap;
+    }
+}
+
+/* What the token callback needs: the output mode, the tokens so far, the stop ids. */
+typedef struct gen_stream {
+    armt_tokenizer *tok;          /* NULL: print ids                                                      */
+    int             skip_special;
+    int32_t        *ids;          /* the new tokens so far (capacity max_new)                            */
+    size_t          n;
+    size_t          win;          /* text mode: first token not printed yet; ids[0..win) end on a whole
+                                   * character, so ids[win..n) decode on their own to the rest of the text */
+    char           *buf;
+    size_t          buf_cap;
+    const int32_t  *stops;
+    size_t          n_stops;
+    int32_t         stop_hit;     /* the stop id that ended generation, -1 if none                       */
+    armt_status     failed;       /* a decode error (the callback then stops generation)                 */
+} gen_stream;
+
+static int ends_with_replacement(const char *s, size_t len) {
+    return len >= 3 && (unsigned char)s[len - 3] == 0xEF && (unsigned char)s[len - 2] == 0xBF &&
+           (unsigned char)s[len - 1] == 0xBD;
+}
+
+/* Text mode: prints the text of ids[win..upto) when it ends on a whole character, or when force is set
+ * (end of generation: an incomplete character then shows as U+FFFD, as the tokenizer decodes it). */
+static armt_status stream_flush(gen_stream *g, size_t upto, int force) {
+    if (upto <= g->win) return ARMT_OK;
+    size_t len = 0;
+    armt_status st = decode_grow(g->tok, g->ids + g->win, upto - g->win, g->skip_special, &g->buf, &g->buf_cap, &len);
+    if (st != ARMT_OK) return st;
+    /* A character split across tokens decodes to a trailing U+FFFD until its last byte arrives: hold the
+     * text back until then. (A real U+FFFD in the output is only delayed by one token.) */
+    if (!force && ends_with_replacement(g->buf, len)) return ARMT_OK;
+    fwrite(g->buf, 1, len, stdout);
+    g->win = upto;
+    return ARMT_OK;
+}
+
+static int on_token(int32_t token, void *user_data) {
+    gen_stream *g = user_data;
+    g->ids[g->n++] = token;
+    if (!g->tok) {
+        printf("%s%" PRId32, g->n > 1 ? " " : "", token);
+    } else {
+        armt_status st = stream_flush(g, g->n, 0);
+        if (st == ARMT_STATUS_TOKEN_OUT_OF_RANGE) {
+            /* the model's vocabulary is larger than the tokenizer's: print the text before it, then [id] */
+            st = stream_flush(g, g->n - 1, 1);
+            if (st == ARMT_OK) {
+                printf("[%" PRId32 "]", token);
+                g->win = g->n;
+            }
+        }
+        if (st != ARMT_OK) {
+            g->failed = st;
+            return 1;
+        }
+    }
+    fflush(stdout);
+    for (size_t i = 0; i < g->n_stops; i++)
+        if (token == g->stops[i]) {
+            g->stop_hit = token;
+            return 1;
+        }
+    return 0;
+}
+
+/* The id of a --stop text: a token's text (armt_tokenizer_token_id), else text that encodes to one token. */
+static int resolve_stop_text(armt_tokenizer *tok, const char *text, int32_t *id) {
+    int32_t found = armt_tokenizer_token_id(tok, text);
+    if (found >= 0) {
+        *id = found;
+        return 0;
+    }
+    int32_t ids[2];
+    size_t n = 0;
+    armt_status st = armt_tokenizer_encode(tok, text, strlen(text), 0, 1, ids, 2, &n);
+    if (st == ARMT_OK && n == 1) {
+        *id = ids[0];
+        return 0;
+    }
+    if (st == ARMT_OK || st == ARMT_STATUS_INVALID_ARGUMENT)
+        cli_error("--stop '%s': not one token of the tokenizer (it encodes to %zu tokens); use --stop-id N", text,
+                  n);
+    else
+        cli_report_status("--stop: encoding the text", st, armt_tokenizer_last_error(tok));
+    return -1;
+}
+
+/* The prompt: text through the tokenizer, or ids from a file or random. *ids is malloc'ed. */
+static int read_prompt(const run_opts *o, armt_tokenizer *tok, int vocab, int32_t **ids, size_t *n) {
+    *ids = NULL;
+    *n = 0;
+    if (o->prompt_text || o->prompt_file) {
+        char *owned = NULL;
+        const char *text = o->prompt_text;
+        size_t len = text ? strlen(text) : 0;
+        if (o->prompt_file) {
+            if (read_text_file(o->prompt_file, &owned, &len) != 0) return -1;
+            text = owned;
+        }
+        int add_bos = o->bos != 0;
+        size_t need = 0;
+        armt_status st = armt_tokenizer_encode(tok, text, len, add_bos, 1, NULL, 0, &need);
+        if (st == ARMT_STATUS_INVALID_ARGUMENT && need > 0) {
+            *ids = malloc(need * sizeof **ids);
+            if (!*ids) {
+                free(owned);
+                cli_error("out of host memory for %zu prompt tokens", need);
+                return -1;
+            }
+            st = armt_tokenizer_encode(tok, text, len, add_bos, 1, *ids, need, n);
+        } else if (st == ARMT_OK) {
+            *n = need; /* nothing to hold: an empty text without BOS */
+        }
+        free(owned);
+        if (st != ARMT_OK) {
+            cli_report_status("encoding the prompt", st, armt_tokenizer_last_error(tok));
+            free(*ids);
+            *ids = NULL;
+            return -1;
+        }
+        if (*n == 0) {
+            cli_error("the prompt is empty (no tokens; the tokenizer defines no BOS or --no-bos was given)");
+            return -1;
+        }
+        for (size_t i = 0; i < *n; i++)
+            if ((*ids)[i] >= vocab) {
+                cli_error("prompt token %zu has id %" PRId32 ", outside the model's vocabulary [0, %d): the "
+                          "tokenizer does not belong to this model",
+                          i, (*ids)[i], vocab);
+                free(*ids);
+                *ids = NULL;
+                return -1;
+            }
+        return 0;
+    }
+
+    /* ids, with the BOS prepended on request (--bos: the ids the tokenizer's add_bos produces) */
+    int32_t bos[8];
+    size_t n_bos = 0;
+    if (o->bos == 1) {
+        armt_status st = armt_tokenizer_encode(tok, "", 0, 1, 0, bos, sizeof bos / sizeof bos[0], &n_bos);
+        if (st != ARMT_OK) {
+            cli_report_status("--bos: finding the BOS token", st, armt_tokenizer_last_error(tok));
+            return -1;
+        }
+        if (n_bos == 0) {
+            cli_error("--bos: the tokenizer defines no BOS token");
+            return -1;
+        }
+    }
+    int32_t *v = NULL;
+    size_t count = 0;
+    if (o->ids_path) {
+        if (cli_read_ids_file(o->ids_path, vocab, &v, &count) != 0) return -1;
+    } else {
+        count = (size_t)o->random_ids;
+        v = malloc(count * sizeof *v);
+        if (!v) {
+            cli_error("out of host memory for %zu ids", count);
+            return -1;
+        }
+        cli_random_ids(o->common.seed, vocab, v, count);
+    }
+    if (n_bos > 0) {
+        int32_t *all = malloc((count + n_bos) * sizeof *all);
+        if (!all) {
+            free(v);
+            cli_error("out of host memory for %zu ids", count + n_bos);
+            return -1;
+        }
+        memcpy(all, bos, n_bos * sizeof *all);
+        memcpy(all + n_bos, v, count * sizeof *all);
+        free(v);
+        v = all;
+        count += n_bos;
+        for (size_t i = 0; i < n_bos; i++)
+            if (bos[i] >= vocab) {
+                cli_error("--bos: the BOS id %" PRId32 " is outside the model's vocabulary [0, %d)", bos[i], vocab);
+                free(v);
+                return -1;
+            }
+    }
+    *ids = v;
+    *n = count;
+    return 0;
+}
+
+static const char *stop_reason(const armt_generate_result *r, const gen_stream *g, char *buf, size_t len) {
+    if (g->stop_hit >= 0)
+        snprintf(buf, len, "stop token %" PRId32, g->stop_hit);
+    else if (r->stopped == 1)
+        snprintf(buf, len, "stop token");
+    else
+        snprintf(buf, len, "--max-new reached");
+    return buf;
+}
+
+/* Generation mode after the model and context exist. Returns 0 or -1 (message printed). */
+static int run_generate(const run_opts *o, armt_ctx *ctx, armt_tokenizer *tok) {
+    armt_model *model = armt_ctx_model(ctx);
+    const armt_config *cfg = armt_model_config(model);
+    int32_t *prompt = NULL, stops[CLI_MAX_STOPS];
+    size_t n = 0, n_stops = 0;
+    gen_stream g;
+    memset(&g, 0, sizeof g);
+    g.stop_hit = -1;
+    int rc = -1;
+    armt_status st;
+
+    /* stops, checked against the model's vocabulary */
+    for (size_t i = 0; i < o->n_stop_ids; i++) stops[n_stops++] = o->stop_ids[i];
+    for (size_t i = 0; i < o->n_stop_texts; i++)
+        if (resolve_stop_text(tok, o->stop_texts[i], &stops[n_stops++]) != 0) goto done;
+    for (size_t i = 0; i < n_stops; i++)
+        if (stops[i] >= cfg->vocab_size) {
+            cli_error("stop id %" PRId32 " is outside the model's vocabulary [0, %d)", stops[i], cfg->vocab_size);
+            goto done;
+        }
+
+    if (read_prompt(o, tok, cfg->vocab_size, &prompt, &n) != 0) goto done;
+
+    if (o->load_memory) {
+        st = armt_ctx_memory_load(ctx, o->load_memory);
+        if (st != ARMT_OK) {
+            char what[600];
+            snprintf(what, sizeof what, "loading the memory state '%s'", o->load_memory);
+            cli_report_status(what, st, armt_ctx_last_error(ctx));
+            goto done;
+        }
+    }
+    if (o->verbosity > CLI_QUIET && o->temperature <= 0.0 && o->sampling_given)
+        cli_error("note: --top-k/--top-p have no effect with greedy decoding (give --temperature T > 0)");
+
+    g.tok = o->print_ids ? NULL : tok;
+    g.skip_special = o->skip_special;
+    g.stops = stops;
+    g.n_stops = n_stops;
+    g.ids = malloc(((size_t)o->max_new + 1) * sizeof *g.ids);
+    if (!g.ids) {
+        cli_error("out of host memory for %d tokens", o->max_new);
+        goto done;
+    }
+
+    armt_generate_params gp = armt_generate_default_params();
+    gp.schedule = o->schedule;
+    gp.max_new_tokens = o->max_new;
+    gp.stop_id = -1; /* every stop id is checked by the callback, so several can be given */
+    gp.temperature = (float)o->temperature;
+    gp.top_k = o->top_k;
+    gp.top_p = (float)o->top_p;
+    gp.seed = o->sample_seed;
+    gp.on_token = on_token;
+    gp.user_data = &g;
+    armt_generate_result res;
+    memset(&res, 0, sizeof res);
+    st = armt_generate(ctx, prompt, n, &gp, NULL, 0, &res);
+    /* whatever came before an error is on stdout already: end it (and the held-back text) properly */
+    if (g.tok && g.failed == ARMT_OK) {
+        armt_status fs = stream_flush(&g, g.n, 1);
+        if (fs != ARMT_OK && g.failed == ARMT_OK) g.failed = fs;
+    }
+    if (g.n > 0 || o->max_new > 0) putchar('\n');
+    fflush(stdout);
+    if (st != ARMT_OK) {
+        cli_report_status("generation", st, armt_ctx_last_error(ctx));
+        goto done;
+    }
+    if (g.failed != ARMT_OK) {
+        cli_report_status("decoding the new tokens", g.failed, armt_tokenizer_last_error(tok));
+        goto done;
+    }
+    if (ferror(stdout)) {
+        cli_error("writing to stdout failed");
+        goto done;
+    }
+
+    if (o->verbosity > CLI_QUIET) {
+        size_t earlier = res.prompt_tokens - res.tail_tokens;
+        uint64_t L = (uint64_t)cfg->segment_size;
+        char why[64];
+        fprintf(stderr, "prompt:   %zu tokens: %zu in %" PRIu64 " earlier segment%s (%s schedule) + %zu in the "
+                        "generation segment\n",
+                res.prompt_tokens, earlier, earlier / L, earlier / L == 1 ? "" : "s", schedule_name(o->schedule),
+                res.tail_tokens);
+        fprintf(stderr, "prefill:  %.4f s (%.1f tokens/s)\n", res.prefill_seconds,
+                res.prefill_seconds > 0 ? (double)res.prompt_tokens / res.prefill_seconds : 0.0);
+        if (res.n_tokens > 1)
+            fprintf(stderr, "decode:   %zu tokens after the first in %.4f s (%.1f tokens/s)\n", res.n_tokens - 1,
+                    res.decode_seconds,
+                    res.decode_seconds > 0 ? (double)(res.n_tokens - 1) / res.decode_seconds : 0.0);
+        else
+            fprintf(stderr, "decode:   no tokens after the first (nothing to time)\n");
+        fprintf(stderr, "generated: %zu tokens (%s)\n", res.n_tokens, stop_reason(&res, &g, why, sizeof why));
+    }
+
+    if (o->save_memory) {
+        st = armt_ctx_memory_save(ctx, o->save_memory);
+        if (st != ARMT_OK) {
+            char what[600];
+            snprintf(what, sizeof what, "saving the memory state to '%s'", o->save_memory);
+            cli_report_status(what, st, armt_ctx_last_error(ctx));
+            goto done;
+        }
+        if (o->verbosity > CLI_QUIET) fprintf(stderr, "saved:    memory state to %s\n", o->save_memory);
+    }
+    rc = 0;
+done:
+    free(prompt);
+    free(g.ids);
+    free(g.buf);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     cli_init(argv[0]);
     run_opts o;
@@ -441,6 +1064,7 @@ int main(int argc, char **argv) {
     armt_runtime *rt = NULL;
     armt_model *model = NULL;
     armt_ctx *ctx = NULL;
+    armt_tokenizer *tok = NULL;
     int32_t *ids = NULL;
     size_t n = 0;
     float *logits = NULL, *hidden = NULL, *w_mem = NULL, *z = NULL, *w_snap = NULL, *z_snap = NULL;
@@ -449,17 +1073,53 @@ int main(int argc, char **argv) {
     armt_device_info dev;
     char label[600], b1[32], b2[32], b3[32];
 
+    /* the tokenizer first: a bad file fails before the device is opened */
+    int tok_vocab = 0;
+    if (o.tokenizer_path) {
+        st = armt_tokenizer_load(o.tokenizer_path, &tok);
+        if (st != ARMT_OK) {
+            char what[600];
+            snprintf(what, sizeof what, "loading the tokenizer '%s'", o.tokenizer_path);
+            cli_report_status(what, st, armt_last_error());
+            goto done;
+        }
+        tok_vocab = (int)armt_tokenizer_vocab_size(tok);
+    }
+
     if (cli_open_runtime(&o.common, &rt) != 0) goto done;
     st = armt_runtime_device_info(rt, &dev);
     if (st != ARMT_OK) {
         cli_report_status("reading the device information", st, armt_runtime_last_error(rt));
         goto done;
     }
-    if (cli_open_model(&o.common, rt, &model) != 0) goto done;
+    int raised_from = 0;
+    if (cli_open_model_ex(&o.common, rt, tok_vocab, &model, &raised_from) != 0) goto done;
     const armt_config *cfg = armt_model_config(model);
+    if (raised_from > 0 && o.verbosity > CLI_QUIET)
+        cli_error("note: preset '%s' has a vocabulary of %d tokens, the tokenizer %d: the random model's "
+                  "vocab_size is set to %d",
+                  o.common.preset, raised_from, tok_vocab, cfg->vocab_size);
+    if (tok && cfg->vocab_size > tok_vocab && o.verbosity > CLI_QUIET && !o.print_ids)
+        cli_error("note: the model's vocabulary (%d) is larger than the tokenizer's (%d): ids the tokenizer does "
+                  "not know are printed as [id]",
+                  cfg->vocab_size, tok_vocab);
     st = armt_ctx_create(model, NULL, &ctx);
     if (st != ARMT_OK) {
         cli_report_status("creating the context", st, armt_last_error());
+        goto done;
+    }
+
+    if (o.generate) {
+        if (o.verbosity > CLI_QUIET) {
+            cli_model_label(&o.common, label, sizeof label);
+            fprintf(stderr,
+                    "model:    %s: %d layers, hidden %d, heads %d/%d, vocab %d; segment %d + %d memory tokens\n",
+                    label, cfg->n_layers, cfg->hidden_size, cfg->n_heads, cfg->n_kv_heads, cfg->vocab_size,
+                    cfg->segment_size, cfg->num_mem_tokens);
+            fprintf(stderr, "device:   %s (%s)%s%s\n", dev.name, dev.platform_name, dev.device_version[0] ? ", " : "",
+                    dev.device_version);
+        }
+        rc = run_generate(&o, ctx, tok) == 0 ? 0 : 1;
         goto done;
     }
 
@@ -639,6 +1299,7 @@ done:
     free(z_snap);
     free(written_snap);
     free(ids);
+    armt_tokenizer_free(tok);
     armt_ctx_free(ctx);
     armt_model_free(model);
     armt_runtime_free(rt);

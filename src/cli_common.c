@@ -370,6 +370,11 @@ int cli_open_runtime(const cli_common *c, armt_runtime **rt) {
 }
 
 int cli_open_model(const cli_common *c, armt_runtime *rt, armt_model **model) {
+    return cli_open_model_ex(c, rt, 0, model, NULL);
+}
+
+int cli_open_model_ex(const cli_common *c, armt_runtime *rt, int min_vocab, armt_model **model, int *raised_from) {
+    if (raised_from) *raised_from = 0;
     armt_model_params mp = armt_model_default_params();
     mp.seed = c->seed;
     mp.wmv_std = (float)c->wmv_std;
@@ -384,6 +389,10 @@ int cli_open_model(const cli_common *c, armt_runtime *rt, armt_model **model) {
         armt_config cfg;
         snprintf(what, sizeof what, "creating preset model '%s'", c->preset);
         st = armt_config_preset(c->preset, &cfg);
+        if (st == ARMT_OK && min_vocab > 0 && cfg.vocab_size < min_vocab) {
+            if (raised_from) *raised_from = cfg.vocab_size;
+            cfg.vocab_size = min_vocab;
+        }
         if (st == ARMT_OK) st = armt_model_create_random(rt, &cfg, &mp, model);
     }
     if (st != ARMT_OK) {

@@ -140,6 +140,12 @@ int cli_open_runtime(const cli_common *c, armt_runtime **rt);
 /* Loads the selected model (random preset weights or files) with the --segment/--mem overrides. */
 int cli_open_model(const cli_common *c, armt_runtime *rt, armt_model **model);
 
+/* The same, and for a preset whose vocab_size is below min_vocab (e.g. the vocabulary of a tokenizer the
+ * program will use), creates the random model with vocab_size = min_vocab instead. *raised_from (may be
+ * NULL) receives the preset's own vocab_size when it was raised, else 0. min_vocab <= 0 and checkpoints
+ * (--model) are left alone: a checkpoint's vocabulary is fixed by its tensors. */
+int cli_open_model_ex(const cli_common *c, armt_runtime *rt, int min_vocab, armt_model **model, int *raised_from);
+
 /* A short description of the model source: "preset tiny (seed 0)" or the path. */
 void cli_model_label(const cli_common *c, char *buf, size_t len);
 

@@ -109,7 +109,7 @@ START_TEST(test_kernel_build_failure) {
     char dir[] = "/tmp/armt-kernels-XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
     static const char *const files[] = {"common.cl", "embed.cl", "init.cl", "norm.cl", "rope.cl",
-                                        "attention.cl", "elementwise.cl", "memory.cl"};
+                                        "attention.cl", "elementwise.cl", "memory.cl", "gemm_bf16.cl"};
     char cmd[8192];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(cmd, sizeof cmd, "cp '%s/%s' '%s/'", ARMT_TEST_KERNEL_DIR, files[i], dir);
