@@ -418,7 +418,7 @@ inline uint armt_mma_bf16x2(float lo, float hi) {
  *     first step is read right after B_t, before this tile's last mma are issued.
  * cp.async.wait_group STAGES - 2 before B_t leaves tile t + 1 complete (one group is committed per tile,
  * empty ones too, so the count is uniform). */
-inline void armt_mma_gemm(const int m, const int n, const int k, __global const float *Af, __global const ushort *Ab,
+inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int n, const int k, __global const float *Af, __global const ushort *Ab,
                           const int lda, __global const ushort *W, __global float *C, const int ldc, const int beta,
                           const ulong a_off, const ulong w_off, const ulong c_off, const int abf,
                           __local uint *smem MMA_EMU_PARAM) {
