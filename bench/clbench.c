@@ -57,6 +57,8 @@ typedef struct bench_opts {
     double        verify_tol;    /* max relative difference accepted by --verify  */
     out_format    format;
     int           verbosity;
+    armt_precision precisions[2]; /* --precision fp32,bf16: the benchmark runs once per entry */
+    size_t        n_precisions;
 } bench_opts;
 
 static const char *schedule_name(armt_schedule s) {
@@ -92,6 +94,9 @@ static void usage(FILE *out) {
             "                         for tiny; 4096,16384 for the presets with segment 1024)\n"
             "      --schedule LIST    comma-separated subset of diagonal,sequential,full (default: all three,\n"
             "                         run in the order given)\n"
+            "      --precision LIST   weight precision(s), comma-separated: fp32 (default; GEMMs through CLBlast),\n"
+            "                         bf16 (bf16 weights, our own GEMM: tensor cores on NVIDIA sm_80+); the whole\n"
+            "                         benchmark runs once per entry, one table each\n"
             "      --outputs WHAT     none (default: hidden states stay on the device, no lm_head), last (logits\n"
             "                         of the last token) or all (logits of every token; needs tokens x vocab\n"
             "                         floats of host memory)\n"
@@ -173,12 +178,13 @@ static int parse_schedules(const char *text, bench_opts *o) {
 
 /* Returns 0 to run, 1 to exit successfully (--help), -1 on a usage error. */
 static int parse_args(int argc, char **argv, bench_opts *o) {
-    enum { OPT_TOKENS = 0x2000, OPT_SCHEDULE, OPT_OUTPUTS, OPT_VERIFY, OPT_VERIFY_TOL };
+    enum { OPT_TOKENS = 0x2000, OPT_SCHEDULE, OPT_OUTPUTS, OPT_VERIFY, OPT_VERIFY_TOL, OPT_PRECISION };
     static const struct option longopts[] = {
         CLI_COMMON_LONG_OPTIONS,
         {"tokens", required_argument, NULL, OPT_TOKENS},
         {"schedule", required_argument, NULL, OPT_SCHEDULE},
         {"outputs", required_argument, NULL, OPT_OUTPUTS},
+        {"precision", required_argument, NULL, OPT_PRECISION},
         {"repetitions", required_argument, NULL, 'r'},
         {"warmup", required_argument, NULL, 'w'},
         {"verify", no_argument, NULL, OPT_VERIFY},
@@ -201,6 +207,8 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
     o->verify_tol = 1e-4;
     o->format = FMT_MD;
     o->verbosity = CLI_NORMAL;
+    o->precisions[0] = ARMT_PRECISION_FP32;
+    o->n_precisions = 1;
 
     int opt;
     opterr = 0; /* our own messages */
@@ -216,6 +224,31 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         case OPT_SCHEDULE:
             if (parse_schedules(optarg, o) != 0) return -1;
             break;
+        case OPT_PRECISION: {
+            /* comma-separated list of fp32, bf16: the whole benchmark runs once per entry */
+            o->n_precisions = 0;
+            char *copy = strdup(optarg), *save = NULL;
+            if (!copy) return -1;
+            for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                armt_precision pr;
+                if (strcmp(t, "fp32") == 0)
+                    pr = ARMT_PRECISION_FP32;
+                else if (strcmp(t, "bf16") == 0)
+                    pr = ARMT_PRECISION_BF16;
+                else {
+                    cli_error("--precision: '%s' is not one of fp32, bf16", t);
+                    free(copy);
+                    return -1;
+                }
+                if (o->n_precisions < 2) o->precisions[o->n_precisions++] = pr;
+            }
+            free(copy);
+            if (o->n_precisions == 0) {
+                cli_error("--precision: empty list");
+                return -1;
+            }
+            break;
+        }
         case OPT_OUTPUTS:
             if (strcmp(optarg, "none") == 0)
                 o->output = ARMT_OUTPUT_NONE;
@@ -703,7 +736,7 @@ static size_t header_fields(const bench *b, const run_info *ri, field *f) {
     f[n++] = fint("segment", c->segment_size);
     f[n++] = fint("mem", c->num_mem_tokens);
     f[n++] = fint("d_key", armt_config_d_key(c));
-    f[n++] = fstr("precision", "fp32");
+    f[n++] = fstr("precision", b->o->common.precision == ARMT_PRECISION_BF16 ? "bf16" : "fp32");
     f[n++] = fstr("outputs", output_name(b->o->output));
     f[n++] = fint("warmup", b->o->warmup);
     f[n++] = fint("seed", (int64_t)ri->seed);
@@ -877,9 +910,10 @@ static void write_md(const bench *b, const run_info *ri, FILE *out) {
             ri->dev.device_version, ri->dev.platform_name);
     fprintf(out,
             "- model: layers %d, hidden %d, heads %d (kv %d, head dim %d), ffn %d, vocab %d; ARMT segment %d + %d "
-            "memory tokens, d_key %d; fp32\n",
+            "memory tokens, d_key %d; %s weights\n",
             c->n_layers, c->hidden_size, c->n_heads, c->n_kv_heads, c->head_dim, c->intermediate_size, c->vocab_size,
-            c->segment_size, c->num_mem_tokens, armt_config_d_key(c));
+            c->segment_size, c->num_mem_tokens, armt_config_d_key(c),
+            o->common.precision == ARMT_PRECISION_BF16 ? "bf16" : "fp32");
     fprintf(out, "- libarmt %s; outputs %s; %d repetition%s after %d warm-up call%s; %s\n", armt_version_string(),
             output_name(o->output), o->repetitions, o->repetitions == 1 ? "" : "s", o->warmup,
             o->warmup == 1 ? "" : "s", ri->date);
@@ -1009,72 +1043,95 @@ int main(int argc, char **argv) {
         cli_report_status("reading the device information", st, armt_runtime_last_error(rt));
         goto done;
     }
+    int any_failed = 0;
+    for (size_t pi = 0; pi < o.n_precisions; pi++) {
+    o.common.precision = o.precisions[pi];
+    if (pi > 0) {
+        /* the next precision: a fresh model, fresh rows (the token list stays) */
+        if (b.rows)
+            for (size_t i = 0; i < o.n_schedules * o.n_tokens; i++) {
+                free(b.rows[i].reason);
+                free(b.rows[i].verify_note);
+            }
+        free(b.rows);
+        b.rows = NULL;
+        free(ids);
+        ids = NULL;
+        armt_model_free(model);
+        model = NULL;
+        any_failed |= b.failed;
+        b.failed = 0;
+        if (o.format == FMT_MD) fputs("\n", stdout);
+    }
     if (cli_open_model(&o.common, rt, &model) != 0) goto done;
-    b.model = model;
-    b.cfg = armt_model_config(model);
-    cli_model_label(&o.common, ri.model, sizeof ri.model);
-    ri.seed = o.common.seed;
-    ri.wmv_std = o.common.wmv_std;
-    join_command(argc, argv, ri.command, sizeof ri.command);
-    {
-        time_t now = time(NULL);
-        struct tm tm;
-        if (gmtime_r(&now, &tm)) strftime(ri.date, sizeof ri.date, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    }
-
-    /* Default token counts: 4 and 16 segments of the model's segment size. */
-    if (o.n_tokens == 0) {
-        o.tokens = malloc(2 * sizeof *o.tokens);
-        if (!o.tokens) goto done;
-        o.tokens[0] = 4 * (int64_t)b.cfg->segment_size;
-        o.tokens[1] = 16 * (int64_t)b.cfg->segment_size;
-        o.n_tokens = 2;
-    }
-    int64_t max_tokens = 0;
-    for (size_t i = 0; i < o.n_tokens; i++)
-        if (o.tokens[i] > max_tokens) max_tokens = o.tokens[i];
-    ids = malloc((size_t)max_tokens * sizeof *ids);
-    b.rows = calloc(o.n_schedules * o.n_tokens, sizeof *b.rows);
-    if (!ids || !b.rows) {
-        cli_error("out of host memory for %" PRId64 " token ids", max_tokens);
-        goto done;
-    }
-    /* the same ids for every schedule; a prefix of them for the smaller counts */
-    cli_random_ids(o.common.seed, b.cfg->vocab_size, ids, (size_t)max_tokens);
-    b.ids = ids;
-    for (size_t si = 0; si < o.n_schedules; si++)
-        for (size_t ti = 0; ti < o.n_tokens; ti++) {
-            bench_row *r = row_at(&b, si, ti);
-            r->schedule = o.schedules[si];
-            r->tokens = o.tokens[ti];
-            r->segments = is_armt(r->schedule) ? cli_div_up((uint64_t)r->tokens, (uint64_t)b.cfg->segment_size) : 1;
-            r->flop = forward_flop(b.cfg, r->schedule, (uint64_t)r->tokens, o.output);
-            r->first_call_s = r->median_s = r->min_s = r->max_s = r->mean_s = r->stddev_s = NAN;
-            r->verify_max_abs = r->verify_max_rel = NAN;
+        b.model = model;
+        b.cfg = armt_model_config(model);
+        cli_model_label(&o.common, ri.model, sizeof ri.model);
+        ri.seed = o.common.seed;
+        ri.wmv_std = o.common.wmv_std;
+        join_command(argc, argv, ri.command, sizeof ri.command);
+        {
+            time_t now = time(NULL);
+            struct tm tm;
+            if (gmtime_r(&now, &tm)) strftime(ri.date, sizeof ri.date, "%Y-%m-%dT%H:%M:%SZ", &tm);
         }
-
-    b.progress.enabled = o.verbosity > CLI_QUIET;
-    b.progress.tty = isatty(fileno(stderr));
-    if (o.verbosity > CLI_QUIET) {
-        char mb[32];
-        fprintf(stderr, "%s: device %s (%s); model %s, %s on the device\n", cli_progname(), ri.dev.name,
-                ri.dev.platform_name, ri.model, cli_format_bytes(armt_model_device_bytes(model), mb, sizeof mb));
-        fprintf(stderr, "%s: the first call of a schedule includes CLBlast's kernel compilation (~15 s on a CPU)\n",
-                cli_progname());
+    
+        /* Default token counts: 4 and 16 segments of the model's segment size. */
+        if (o.n_tokens == 0) {
+            o.tokens = malloc(2 * sizeof *o.tokens);
+            if (!o.tokens) goto done;
+            o.tokens[0] = 4 * (int64_t)b.cfg->segment_size;
+            o.tokens[1] = 16 * (int64_t)b.cfg->segment_size;
+            o.n_tokens = 2;
+        }
+        int64_t max_tokens = 0;
+        for (size_t i = 0; i < o.n_tokens; i++)
+            if (o.tokens[i] > max_tokens) max_tokens = o.tokens[i];
+        ids = malloc((size_t)max_tokens * sizeof *ids);
+        b.rows = calloc(o.n_schedules * o.n_tokens, sizeof *b.rows);
+        if (!ids || !b.rows) {
+            cli_error("out of host memory for %" PRId64 " token ids", max_tokens);
+            goto done;
+        }
+        /* the same ids for every schedule; a prefix of them for the smaller counts */
+        cli_random_ids(o.common.seed, b.cfg->vocab_size, ids, (size_t)max_tokens);
+        b.ids = ids;
+        for (size_t si = 0; si < o.n_schedules; si++)
+            for (size_t ti = 0; ti < o.n_tokens; ti++) {
+                bench_row *r = row_at(&b, si, ti);
+                r->schedule = o.schedules[si];
+                r->tokens = o.tokens[ti];
+                r->segments = is_armt(r->schedule) ? cli_div_up((uint64_t)r->tokens, (uint64_t)b.cfg->segment_size) : 1;
+                r->flop = forward_flop(b.cfg, r->schedule, (uint64_t)r->tokens, o.output);
+                r->first_call_s = r->median_s = r->min_s = r->max_s = r->mean_s = r->stddev_s = NAN;
+                r->verify_max_abs = r->verify_max_rel = NAN;
+            }
+    
+        b.progress.enabled = o.verbosity > CLI_QUIET;
+        b.progress.tty = isatty(fileno(stderr));
+        if (o.verbosity > CLI_QUIET) {
+            char mb[32];
+            fprintf(stderr, "%s: device %s (%s); model %s, %s on the device\n", cli_progname(), ri.dev.name,
+                    ri.dev.platform_name, ri.model, cli_format_bytes(armt_model_device_bytes(model), mb, sizeof mb));
+            fprintf(stderr, "%s: the first call of a schedule includes CLBlast's kernel compilation (~15 s on a CPU)\n",
+                    cli_progname());
+        }
+        for (size_t si = 0; si < o.n_schedules; si++) run_schedule(&b, si);
+        if (o.verify) run_verify(&b);
+    
+        if (o.format == FMT_MD)
+            write_md(&b, &ri, stdout);
+        else
+            write_machine(&b, &ri, stdout);
+        fflush(stdout);
+        if (ferror(stdout)) {
+            cli_error("writing the results to stdout failed");
+            goto done;
+        }
     }
-    for (size_t si = 0; si < o.n_schedules; si++) run_schedule(&b, si);
-    if (o.verify) run_verify(&b);
+    any_failed |= b.failed;
 
-    if (o.format == FMT_MD)
-        write_md(&b, &ri, stdout);
-    else
-        write_machine(&b, &ri, stdout);
-    fflush(stdout);
-    if (ferror(stdout)) {
-        cli_error("writing the results to stdout failed");
-        goto done;
-    }
-    rc = b.failed ? 1 : 0;
+    rc = any_failed ? 1 : 0;
 
 done:
     if (b.rows)

@@ -224,6 +224,9 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 #ifndef ARMT_MMA_CPASYNC
 #define ARMT_MMA_CPASYNC 1 /* bf16 tiles (W; A of the bf16 x bf16 kernel) with cp.async (0: through registers) */
 #endif
+#ifndef MMA_FRAG_DB
+#define MMA_FRAG_DB 1 /* 1: double-buffered fragments (32 more registers for a 64 x 64 warp tile) */
+#endif
 
 #define MMA_THREADS (32 * MMA_WARPS_M * MMA_WARPS_N)
 #define MMA_WM (MMA_BM / MMA_WARPS_M) /* warp tile rows */
@@ -611,8 +614,10 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
     MMA_CP_WAIT(MMA_PENDING);
     barrier(CLK_LOCAL_MEM_FENCE);
 
-    uint fa[2][MMA_MT][4], fb[2][MMA_NT][2];
+    uint fa[1 + MMA_FRAG_DB][MMA_MT][4], fb[1 + MMA_FRAG_DB][MMA_NT][2];
+#if MMA_FRAG_DB
     MMA_FRAGS(fa[0], fb[0], 0, 0);
+#endif
     int rd = 0, wr = MMA_STAGES - 1; /* slot of tile t, slot of tile t + STAGES - 1 (= slot of tile t - 1) */
     for (int t = 0; t < ktiles; t++) {
         const int nt = t + MMA_STAGES - 1;
@@ -621,23 +626,32 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
         MMA_CP_COMMIT();
 #pragma unroll
         for (int ks = 0; ks < MMA_KS; ks++) {
-            if (ks + 1 < MMA_KS) {
-                MMA_FRAGS(fa[(ks + 1) & 1], fb[(ks + 1) & 1], rd, ks + 1);
-            } else {
+#if MMA_FRAG_DB
+#define MMA_CUR (ks & 1)
+            if (ks + 1 < MMA_KS) MMA_FRAGS(fa[(ks + 1) & 1], fb[(ks + 1) & 1], rd, ks + 1);
+#else
+#define MMA_CUR 0
+            MMA_FRAGS(fa[0], fb[0], rd, ks);
+#endif
+            if (ks + 1 == MMA_KS) {
+                /* every fragment of this tile is in registers: after the barrier its slot may be refilled */
                 if (nt < ktiles) {
                     MMA_STORE_REGS(wr);
                     if (nt + 1 < ktiles) MMA_LOAD_REGS(nt + 1);
                 }
                 MMA_CP_WAIT(MMA_PENDING);
                 barrier(CLK_LOCAL_MEM_FENCE);
+#if MMA_FRAG_DB
                 if (t + 1 < ktiles) MMA_FRAGS(fa[(ks + 1) & 1], fb[(ks + 1) & 1], rd_next, 0);
+#endif
             }
 #pragma unroll
             for (int i = 0; i < MMA_MT; i++)
 #pragma unroll
-                for (int q = 0; q < MMA_NT; q++) MMA_MMA(acc[i][q], fa[ks & 1][i], fb[ks & 1][q]);
+                for (int q = 0; q < MMA_NT; q++) MMA_MMA(acc[i][q], fa[MMA_CUR][i], fb[MMA_CUR][q]);
+#undef MMA_CUR
         }
-#if MMA_KS % 2
+#if MMA_FRAG_DB && MMA_KS % 2
         /* odd steps per tile: the next tile's first fragments landed in buffer 1 */
 #pragma unroll
         for (int i = 0; i < MMA_MT; i++)

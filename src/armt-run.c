@@ -1019,10 +1019,15 @@ static int run_generate(const run_opts *o, armt_ctx *ctx, armt_tokenizer *tok) {
         size_t earlier = res.prompt_tokens - res.tail_tokens;
         uint64_t L = (uint64_t)cfg->segment_size;
         char why[64];
-        fprintf(stderr, "prompt:   %zu tokens: %zu in %" PRIu64 " earlier segment%s (%s schedule) + %zu in the "
-                        "generation segment\n",
-                res.prompt_tokens, earlier, earlier / L, earlier / L == 1 ? "" : "s", schedule_name(o->schedule),
-                res.tail_tokens);
+        if (earlier == 0)
+            fprintf(stderr, "prompt:   %zu tokens, all in the generation segment (segment size %d)\n",
+                    res.prompt_tokens, cfg->segment_size);
+        else
+            fprintf(stderr,
+                    "prompt:   %zu tokens: %zu in %" PRIu64 " earlier segment%s (%s schedule) + %zu in the "
+                    "generation segment\n",
+                    res.prompt_tokens, earlier, earlier / L, earlier / L == 1 ? "" : "s", schedule_name(o->schedule),
+                    res.tail_tokens);
         fprintf(stderr, "prefill:  %.4f s (%.1f tokens/s)\n", res.prefill_seconds,
                 res.prefill_seconds > 0 ? (double)res.prompt_tokens / res.prefill_seconds : 0.0);
         if (res.n_tokens > 1)
@@ -1031,7 +1036,8 @@ static int run_generate(const run_opts *o, armt_ctx *ctx, armt_tokenizer *tok) {
                     res.decode_seconds > 0 ? (double)(res.n_tokens - 1) / res.decode_seconds : 0.0);
         else
             fprintf(stderr, "decode:   no tokens after the first (nothing to time)\n");
-        fprintf(stderr, "generated: %zu tokens (%s)\n", res.n_tokens, stop_reason(&res, &g, why, sizeof why));
+        fprintf(stderr, "generated: %zu token%s (%s)\n", res.n_tokens, res.n_tokens == 1 ? "" : "s",
+                stop_reason(&res, &g, why, sizeof why));
     }
 
     if (o->save_memory) {

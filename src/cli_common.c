@@ -208,6 +208,7 @@ fail:
 void cli_common_init(cli_common *c) {
     memset(c, 0, sizeof *c);
     c->wmv_std = 0.0;
+    c->precision = ARMT_PRECISION_FP32;
 }
 
 int cli_common_option(cli_common *c, int opt, const char *arg) {
@@ -274,7 +275,8 @@ void cli_common_help(FILE *out, int seed_also_ids) {
     fprintf(out,
             "\n"
             "      --model PATH       a checkpoint directory (config.json + model.safetensors or a sharded index)\n"
-            "                         or one .safetensors file (HF LLaMA, ARMT reference wrapper, PEFT LoRA)\n"
+            "                         or one .safetensors file (HF LLaMA, ARMT reference wrapper, PEFT LoRA);\n"
+            "                         PyTorch .bin checkpoints: convert them first with tools/convert_bin.py\n"
             "      --seed N           seed of the random weights (and of tensors a checkpoint lacks); decimal or\n"
             "                         0x hex, default 0%s\n"
             "      --wmv-std X        standard deviation of W_mv when it is initialised (default 0, as the\n"
@@ -369,6 +371,24 @@ int cli_open_runtime(const cli_common *c, armt_runtime **rt) {
     return 0;
 }
 
+/* A .bin file, or a directory holding pytorch_model.bin or its sharded index (and so, presumably, no
+ * safetensors): the model must be converted with tools/convert_bin.py. */
+static int looks_like_pytorch_bin(const char *path) {
+    size_t n = strlen(path);
+    if (n >= 4 && strcmp(path + n - 4, ".bin") == 0) return 1;
+    static const char *const names[] = {"pytorch_model.bin", "pytorch_model.bin.index.json"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char buf[4096];
+        if ((size_t)snprintf(buf, sizeof buf, "%s/%s", path, names[i]) >= sizeof buf) continue;
+        FILE *f = fopen(buf, "rb");
+        if (f) {
+            fclose(f);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int cli_open_model(const cli_common *c, armt_runtime *rt, armt_model **model) {
     return cli_open_model_ex(c, rt, 0, model, NULL);
 }
@@ -378,6 +398,7 @@ int cli_open_model_ex(const cli_common *c, armt_runtime *rt, int min_vocab, armt
     armt_model_params mp = armt_model_default_params();
     mp.seed = c->seed;
     mp.wmv_std = (float)c->wmv_std;
+    mp.precision = c->precision;
     if (c->segment > 0) mp.segment_size = c->segment;
     if (c->mem > 0) mp.num_mem_tokens = c->mem;
     armt_status st;
@@ -397,6 +418,8 @@ int cli_open_model_ex(const cli_common *c, armt_runtime *rt, int min_vocab, armt
     }
     if (st != ARMT_OK) {
         cli_report_status(what, st, armt_last_error());
+        if (c->model_path && looks_like_pytorch_bin(c->model_path))
+            cli_error("hint: PyTorch .bin checkpoints must be converted first: tools/convert_bin.py %s", c->model_path);
         return -1;
     }
     return 0;

@@ -106,6 +106,7 @@ typedef struct cli_common {
     double      wmv_std;      /* --wmv-std: std of W_mv when it is initialised; default 0 (reference) */
     int         segment;      /* --segment L; 0: keep the preset's / checkpoint's value               */
     int         mem;          /* --mem M;     0: keep                                                  */
+    armt_precision precision; /* weight precision of the model (clbench: one per --precision entry)    */
 } cli_common;
 
 void cli_common_init(cli_common *c);

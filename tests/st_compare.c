@@ -79,15 +79,14 @@ static void load(const char *path, const char *name, tensor *t) {
     if (!dtype || !json_is_array(shape) || !json_is_array(offs) || json_array_size(offs) != 2 ||
         json_array_size(shape) > ST_MAX_DIMS)
         die("%s: tensor '%s': malformed entry", path, name);
-    size_t esize;
-    if (strcmp(dtype, "F32") == 0 || strcmp(dtype, "I32") == 0)
-        esize = 4;
-    else if (strcmp(dtype, "F16") == 0 || strcmp(dtype, "BF16") == 0)
-        esize = 2;
-    else if (strcmp(dtype, "I64") == 0)
-        esize = 8;
-    else
-        die("%s: unsupported dtype %s (F32, F16, BF16, I32, I64)", path, dtype);
+    /* the dtype as an index: the string belongs to the JSON tree, freed below */
+    static const char *const dtypes[] = {"F32", "F16", "BF16", "I32", "I64"};
+    static const size_t sizes[] = {4, 2, 2, 4, 8};
+    int dt = -1;
+    for (int i = 0; i < 5; i++)
+        if (strcmp(dtype, dtypes[i]) == 0) dt = i;
+    if (dt < 0) die("%s: unsupported dtype %s (F32, F16, BF16, I32, I64)", path, dtype);
+    size_t esize = sizes[dt];
     t->ndim = (int)json_array_size(shape);
     t->numel = 1;
     for (int d = 0; d < t->ndim; d++) {
@@ -116,19 +115,18 @@ static void load(const char *path, const char *name, tensor *t) {
     for (uint64_t i = 0; i < t->numel; i++) {
         const unsigned char *p = raw + i * esize;
         uint64_t bits = le_u64(p, (int)esize);
-        if (strcmp(dtype, "F32") == 0) {
+        switch (dt) {
+        case 0: {
             uint32_t b32 = (uint32_t)bits;
             float fl;
             memcpy(&fl, &b32, 4);
             t->v[i] = fl;
-        } else if (strcmp(dtype, "F16") == 0) {
-            t->v[i] = st_f16_to_f32((uint16_t)bits);
-        } else if (strcmp(dtype, "BF16") == 0) {
-            t->v[i] = st_bf16_to_f32((uint16_t)bits);
-        } else if (strcmp(dtype, "I32") == 0) {
-            t->v[i] = (double)(int32_t)(uint32_t)bits;
-        } else {
-            t->v[i] = (double)(int64_t)bits;
+            break;
+        }
+        case 1: t->v[i] = st_f16_to_f32((uint16_t)bits); break;
+        case 2: t->v[i] = st_bf16_to_f32((uint16_t)bits); break;
+        case 3: t->v[i] = (double)(int32_t)(uint32_t)bits; break;
+        default: t->v[i] = (double)(int64_t)bits; break;
         }
     }
     free(raw);
