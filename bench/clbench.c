@@ -58,6 +58,7 @@ typedef struct bench_opts {
     out_format    format;
     int           verbosity;
     armt_precision precisions[2]; /* --precision fp32,bf16: the benchmark runs once per entry */
+    int           profile;       /* --profile: device time per kernel (OpenCL events)  */
     size_t        n_precisions;
 } bench_opts;
 
@@ -94,6 +95,8 @@ static void usage(FILE *out) {
             "                         for tiny; 4096,16384 for the presets with segment 1024)\n"
             "      --schedule LIST    comma-separated subset of diagonal,sequential,full (default: all three,\n"
             "                         run in the order given)\n"
+            "      --profile          device time per kernel of each row's last call (OpenCL profiling events;\n"
+            "                         CLBlast GEMMs are counted by the event of their main kernel)\n"
             "      --precision LIST   weight precision(s), comma-separated: fp32 (default; GEMMs through CLBlast),\n"
             "                         bf16 (bf16 weights, our own GEMM: tensor cores on NVIDIA sm_80+); the whole\n"
             "                         benchmark runs once per entry, one table each\n"
@@ -178,13 +181,14 @@ static int parse_schedules(const char *text, bench_opts *o) {
 
 /* Returns 0 to run, 1 to exit successfully (--help), -1 on a usage error. */
 static int parse_args(int argc, char **argv, bench_opts *o) {
-    enum { OPT_TOKENS = 0x2000, OPT_SCHEDULE, OPT_OUTPUTS, OPT_VERIFY, OPT_VERIFY_TOL, OPT_PRECISION };
+    enum { OPT_TOKENS = 0x2000, OPT_SCHEDULE, OPT_OUTPUTS, OPT_VERIFY, OPT_VERIFY_TOL, OPT_PRECISION, OPT_PROFILE };
     static const struct option longopts[] = {
         CLI_COMMON_LONG_OPTIONS,
         {"tokens", required_argument, NULL, OPT_TOKENS},
         {"schedule", required_argument, NULL, OPT_SCHEDULE},
         {"outputs", required_argument, NULL, OPT_OUTPUTS},
         {"precision", required_argument, NULL, OPT_PRECISION},
+        {"profile", no_argument, NULL, OPT_PROFILE},
         {"repetitions", required_argument, NULL, 'r'},
         {"warmup", required_argument, NULL, 'w'},
         {"verify", no_argument, NULL, OPT_VERIFY},
@@ -268,6 +272,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
             if (cli_parse_int("--warmup", optarg, 0, 1000000, &o->warmup) != 0) return -1;
             break;
         case OPT_VERIFY: o->verify = 1; break;
+        case OPT_PROFILE: o->profile = 1; break;
         case OPT_VERIFY_TOL:
             if (cli_parse_double("--verify-tol", optarg, 0.0, 1e30, &o->verify_tol) != 0) return -1;
             break;
@@ -371,6 +376,7 @@ typedef struct bench_row {
     double        verify_max_abs, verify_max_rel;
     const char   *verify_result; /* "ok", "mismatch", "reference", "not compared", "skipped", "error" */
     char         *verify_note;   /* malloc'ed, or NULL                                          */
+    char         *profile;       /* --profile: device time per kernel of the last call, or NULL  */
 } bench_row;
 
 static char *dup_message(const char *m) { return strdup(m && *m ? m : "(no message)"); }
@@ -535,6 +541,31 @@ static void run_row(bench *b, armt_ctx *ctx, bench_row *r) {
                                                                              : s.peak_device_bytes;
             r->stats = s;
             r->stats.peak_device_bytes = peak;
+        }
+        if (o->profile) {
+            const char *names[64];
+            double secs[64], total = 0;
+            size_t np = armt_ctx_profile(ctx, names, secs, 64);
+            if (np > 64) np = 64;
+            for (size_t i = 0; i < np; i++) total += secs[i];
+            /* largest first */
+            for (size_t i = 0; i < np; i++)
+                for (size_t j = i + 1; j < np; j++)
+                    if (secs[j] > secs[i]) {
+                        double t = secs[i];
+                        secs[i] = secs[j];
+                        secs[j] = t;
+                        const char *nm = names[i];
+                        names[i] = names[j];
+                        names[j] = nm;
+                    }
+            char buf[4096];
+            size_t len = (size_t)snprintf(buf, sizeof buf, "device total %.4g s:", total);
+            for (size_t i = 0; i < np && len < sizeof buf; i++)
+                len += (size_t)snprintf(buf + len, sizeof buf - len, " %s %.4g s (%.1f%%)%s", names[i], secs[i],
+                                        total > 0 ? 100.0 * secs[i] / total : 0.0, i + 1 < np ? "," : "");
+            free(r->profile);
+            r->profile = strdup(buf);
         }
     }
     summarize(r, times, timed);
@@ -980,6 +1011,14 @@ static void write_md(const bench *b, const run_info *ri, FILE *out) {
         }
     }
 
+    if (o->profile) {
+        fprintf(out, "\nProfile (device time per kernel, last call of each row; OpenCL events):\n\n");
+        for (size_t i = 0; i < n_rows; i++) {
+            const bench_row *r = report_row(b, i);
+            if (r->profile) fprintf(out, "- %s, %" PRId64 " tokens: %s\n", schedule_name(r->schedule), r->tokens, r->profile);
+        }
+    }
+
     if (notes) {
         fprintf(out, "\nNotes:\n\n");
         for (size_t i = 0; i < n_rows; i++) {
@@ -1037,6 +1076,7 @@ int main(int argc, char **argv) {
 
     if (o.verbosity > CLI_QUIET)
         fprintf(stderr, "%s: opening the device and compiling the kernels...\n", cli_progname());
+    if (o.profile) setenv("ARMT_PROFILE", "1", 1); /* the runtime enables profiling queues */
     if (cli_open_runtime(&o.common, &rt) != 0) goto done;
     armt_status st = armt_runtime_device_info(rt, &ri.dev);
     if (st != ARMT_OK) {
@@ -1052,6 +1092,7 @@ int main(int argc, char **argv) {
             for (size_t i = 0; i < o.n_schedules * o.n_tokens; i++) {
                 free(b.rows[i].reason);
                 free(b.rows[i].verify_note);
+                free(b.rows[i].profile);
             }
         free(b.rows);
         b.rows = NULL;
@@ -1138,6 +1179,7 @@ done:
         for (size_t i = 0; i < o.n_schedules * o.n_tokens; i++) {
             free(b.rows[i].reason);
             free(b.rows[i].verify_note);
+            free(b.rows[i].profile);
         }
     free(b.rows);
     free(ids);

@@ -314,6 +314,11 @@ typedef struct armt_stats {
 
 ARMT_API ARMT_NODISCARD armt_status armt_ctx_stats(const armt_ctx *ctx, armt_stats *out);
 
+/* Device time per kernel of the last forward, when the runtime was created with params.profile = 1 (or
+ * $ARMT_PROFILE=1): fills up to cap (name, seconds) pairs (names are static strings: kernel names,
+ * "clblast_sgemm" for CLBlast's GEMMs, "copies"); returns how many categories have time. */
+ARMT_API size_t armt_ctx_profile(const armt_ctx *ctx, const char **names, double *seconds, size_t cap);
+
 /* ======================================================================================================= */
 /* Tokenizer                                                                                               */
 /* ======================================================================================================= */

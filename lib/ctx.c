@@ -45,6 +45,9 @@ void armt_ctx_free(armt_ctx *ctx) {
     armt_buffer_release(ctx->rt, &ctx->z_prev, ctx->state_bytes[1]);
     armt_buffer_release(ctx->rt, &ctx->written_prev, ctx->state_bytes[2]);
     armt_kernels_release(ctx->k);
+    armt_ctx_prof_collect(ctx);
+    free(ctx->prof_ev);
+    free(ctx->prof_cat);
     if (ctx->queue) clReleaseCommandQueue(ctx->queue);
     armt_err_free(&ctx->err);
     free(ctx);
@@ -301,4 +304,55 @@ armt_status armt_ctx_stats(const armt_ctx *ctx, armt_stats *out) {
     if (!ctx || !out) return armt_err_set(NULL, ARMT_STATUS_INVALID_ARGUMENT, "armt_ctx_stats: NULL argument");
     *out = ctx->stats;
     return ARMT_OK;
+}
+
+/* ======================================================================================================= */
+/* Profiling                                                                                               */
+/* ======================================================================================================= */
+
+void armt_ctx_prof_add(armt_ctx *ctx, int category, cl_event ev) {
+    if (!ev) return;
+    if (ctx->prof_n == ctx->prof_cap) {
+        size_t cap = ctx->prof_cap ? 2 * ctx->prof_cap : 4096;
+        cl_event *e = realloc(ctx->prof_ev, cap * sizeof *e);
+        if (e) ctx->prof_ev = e;
+        int *c = realloc(ctx->prof_cat, cap * sizeof *c);
+        if (c) ctx->prof_cat = c;
+        if (!e || !c) { /* out of memory: drop this sample */
+            clReleaseEvent(ev);
+            return;
+        }
+        ctx->prof_cap = cap;
+    }
+    ctx->prof_ev[ctx->prof_n] = ev;
+    ctx->prof_cat[ctx->prof_n] = category;
+    ctx->prof_n++;
+}
+
+void armt_ctx_prof_collect(armt_ctx *ctx) {
+    if (ctx->prof_n == 0) return;
+    if (ctx->queue) clFinish(ctx->queue);
+    for (size_t i = 0; i < ctx->prof_n; i++) {
+        cl_ulong t0 = 0, t1 = 0;
+        if (clGetEventProfilingInfo(ctx->prof_ev[i], CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL) == CL_SUCCESS &&
+            clGetEventProfilingInfo(ctx->prof_ev[i], CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) == CL_SUCCESS &&
+            t1 >= t0)
+            ctx->prof_s[ctx->prof_cat[i]] += 1e-9 * (double)(t1 - t0);
+        clReleaseEvent(ctx->prof_ev[i]);
+    }
+    ctx->prof_n = 0;
+}
+
+size_t armt_ctx_profile(const armt_ctx *ctx, const char **names, double *seconds, size_t cap) {
+    if (!ctx) return 0;
+    size_t n = 0;
+    for (int c = 0; c < ARMT_PROF_COUNT; c++) {
+        if (ctx->prof_s[c] <= 0.0) continue;
+        if (n < cap) {
+            if (names) names[n] = c == ARMT_PROF_CLBLAST ? "clblast_sgemm" : c == ARMT_PROF_COPY ? "copies" : armt_kernel_name((armt_kernel_id)c);
+            if (seconds) seconds[n] = ctx->prof_s[c];
+        }
+        n++;
+    }
+    return n;
 }

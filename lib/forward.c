@@ -196,17 +196,18 @@ static armt_status gemm_batched(fwd *F, int trans_a, int trans_b, size_t m, size
     CLBlastTranspose ta = trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
     CLBlastTranspose tb = trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
     cl_command_queue *q = &F->ctx->queue;
+    cl_event ev = NULL, *evp = F->ctx->rt->profile ? &ev : NULL;
     size_t sa, sb, sc;
     CLBlastStatusCode s;
     const char *what;
     if (count == 1) {
         what = "CLBlastSgemm";
         s = CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, m, n, k, 1.0f, a, a_off[0], lda, b, b_off[0], ldb, beta, c,
-                         c_off[0], ldc, q, NULL);
+                         c_off[0], ldc, q, evp);
     } else if (uniform(a_off, count, &sa) && uniform(b_off, count, &sb) && uniform(c_off, count, &sc)) {
         what = "CLBlastSgemmStridedBatched";
         s = CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, m, n, k, 1.0f, a, a_off[0], lda, sa, b,
-                                       b_off[0], ldb, sb, beta, c, c_off[0], ldc, sc, count, q, NULL);
+                                       b_off[0], ldb, sb, beta, c, c_off[0], ldc, sc, count, q, evp);
     } else {
         what = "CLBlastSgemmBatched";
         for (size_t j = 0; j < count; j++) {
@@ -214,9 +215,10 @@ static armt_status gemm_batched(fwd *F, int trans_a, int trans_b, size_t m, size
             F->betas[j] = beta;
         }
         s = CLBlastSgemmBatched(CLBlastLayoutRowMajor, ta, tb, m, n, k, F->alphas, a, a_off, lda, b, b_off, ldb,
-                                F->betas, c, c_off, ldc, count, q, NULL);
+                                F->betas, c, c_off, ldc, count, q, evp);
     }
     if (s != CLBlastSuccess) return armt_err_clblast(F->err, what, s);
+    armt_ctx_prof_add(F->ctx, ARMT_PROF_CLBLAST, ev);
     F->ctx->stats.gemm_calls++;
     return ARMT_OK;
 }
@@ -287,7 +289,11 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
         }
         gws[2] = e - j;
         lws[2] = 1;
-        ARMT_TRY(armt_enqueue(ctx->queue, kk, 3, gws, lws, &ctx->stats.kernel_launches, armt_kernel_name(id), err));
+        cl_event ev = NULL;
+        armt_status st = armt_enqueue(ctx->queue, kk, 3, gws, lws, &ctx->stats.kernel_launches, armt_kernel_name(id),
+                                      ctx->rt->profile ? &ev : NULL, err);
+        armt_ctx_prof_add(ctx, id, ev);
+        if (st != ARMT_OK) return st;
         ctx->stats.gemm_calls++;
         j = e;
     }
@@ -346,8 +352,12 @@ static armt_status gemm_lm_head(fwd *F, size_t rows) {
 
 static armt_status launch(fwd *F, armt_kernel_id id, cl_uint dims, size_t g0, size_t g1, size_t g2, size_t l0) {
     size_t gws[3] = {g0, g1, g2}, lws[3] = {l0, 1, 1};
-    return armt_enqueue(F->ctx->queue, F->ctx->k[id], dims, gws, l0 ? lws : NULL, &F->ctx->stats.kernel_launches,
-                        armt_kernel_name(id), F->err);
+    cl_event ev = NULL;
+    armt_status st = armt_enqueue(F->ctx->queue, F->ctx->k[id], dims, gws, l0 ? lws : NULL,
+                                  &F->ctx->stats.kernel_launches, armt_kernel_name(id),
+                                  F->ctx->rt->profile ? &ev : NULL, F->err);
+    armt_ctx_prof_add(F->ctx, id, ev);
+    return st;
 }
 
 static size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
@@ -870,6 +880,8 @@ armt_status armt_forward(armt_ctx *ctx, const int32_t *ids, size_t n, const armt
                        "armt_forward: token %zu has id %d, outside [0, %d)", i, (int)ids[i], cfg->vocab_size);
 
     memset(&ctx->stats, 0, sizeof ctx->stats);
+    armt_ctx_prof_collect(ctx); /* drops anything left from an earlier call */
+    memset(ctx->prof_s, 0, sizeof ctx->prof_s);
     double t0 = now_seconds();
     pthread_mutex_lock(&ctx->rt->lock);
     ctx->rt->peak_bytes = ctx->rt->device_bytes;
@@ -889,6 +901,7 @@ armt_status armt_forward(armt_ctx *ctx, const int32_t *ids, size_t n, const armt
         }
     }
     ctx->stats.seconds = now_seconds() - t0;
+    armt_ctx_prof_collect(ctx);
     goto done;
 fail:
     clFinish(ctx->queue);

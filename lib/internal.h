@@ -111,9 +111,15 @@ armt_status armt_program_build(armt_runtime *rt, armt_program_id pid, const char
 void armt_kernels_release(cl_kernel *k);
 const char *armt_kernel_name(armt_kernel_id id);
 
-/* Launch helper: sets nothing, enqueues a 1-3D range, counts the launch. lws may be NULL. */
+/* Launch helper: sets nothing, enqueues a 1-3D range, counts the launch. lws may be NULL. When ev is not
+ * NULL it receives the launch's event (profiling). */
 armt_status armt_enqueue(cl_command_queue q, cl_kernel k, cl_uint dims, const size_t *gws, const size_t *lws,
-                         uint64_t *counter, const char *what, armt_err *err);
+                         uint64_t *counter, const char *what, cl_event *ev, armt_err *err);
+
+/* Profiling categories: every kernel of the table, then CLBlast's GEMMs and buffer copies. */
+#define ARMT_PROF_CLBLAST ARMT_K_COUNT
+#define ARMT_PROF_COPY (ARMT_K_COUNT + 1)
+#define ARMT_PROF_COUNT (ARMT_K_COUNT + 2)
 /* Kernel argument helpers. */
 #define ARMT_ARG(k, i, v) clSetKernelArg((k), (i), sizeof(v), &(v))
 
@@ -200,6 +206,17 @@ struct armt_ctx {
     size_t   scratch_bytes;
 
     armt_stats stats;
+
+    /* profiling (runtime created with profile = 1): events of the current forward, summed at its end */
+    cl_event *prof_ev;      /* (prof_cap)                                  */
+    int      *prof_cat;     /* (prof_cap) category of each event           */
+    size_t    prof_n, prof_cap;
+    double    prof_s[ARMT_PROF_COUNT]; /* seconds per category, last forward */
 };
+
+/* Keeps an event for the profile (takes ownership); no-op when profiling is off or ev is NULL. */
+void armt_ctx_prof_add(armt_ctx *ctx, int category, cl_event ev);
+/* Waits for the queue, sums the kept events into prof_s and releases them. */
+void armt_ctx_prof_collect(armt_ctx *ctx);
 
 #endif

@@ -213,7 +213,7 @@ static armt_status fill_role(armt_model *m, armt_role r, int layer, uint64_t see
     ARMT_CL_TRY(ARMT_ARG(k, 6, scale));
     ARMT_CL_TRY(ARMT_ARG(k, 7, shift));
     size_t gws = ((size_t)n + 255) / 256 * 256;
-    return armt_enqueue(m->rt->queue, k, 1, &gws, NULL, NULL, armt_kernel_name(kid), err);
+    return armt_enqueue(m->rt->queue, k, 1, &gws, NULL, NULL, armt_kernel_name(kid), NULL, err);
 }
 
 static armt_status zero_role(armt_model *m, armt_role r, int layer, armt_err *err) {

@@ -437,7 +437,7 @@ armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime 
     }
     armt_err_init(&rt->err);
     pthread_mutex_init(&rt->lock, NULL);
-    rt->profile = p.profile;
+    rt->profile = p.profile || (getenv("ARMT_PROFILE") && atoi(getenv("ARMT_PROFILE")) > 0);
     err = &rt->err;
     armt_err_free(&tmp);
 
@@ -578,10 +578,11 @@ void armt_buffer_release(armt_runtime *rt, cl_mem *buf, size_t bytes) {
 /* ======================================================================================================= */
 
 armt_status armt_enqueue(cl_command_queue q, cl_kernel k, cl_uint dims, const size_t *gws, const size_t *lws,
-                         uint64_t *counter, const char *what, armt_err *err) {
+                         uint64_t *counter, const char *what, cl_event *ev, armt_err *err) {
+    if (ev) *ev = NULL;
     for (cl_uint i = 0; i < dims; i++)
         if (gws[i] == 0) return ARMT_OK; /* nothing to do */
-    cl_int e = clEnqueueNDRangeKernel(q, k, dims, NULL, gws, lws, 0, NULL, NULL);
+    cl_int e = clEnqueueNDRangeKernel(q, k, dims, NULL, gws, lws, 0, NULL, ev);
     if (e != CL_SUCCESS) {
         armt_status s = armt_err_cl(err, "clEnqueueNDRangeKernel", e);
         return armt_err_set(err, s, "clEnqueueNDRangeKernel(%s) failed: %s (%d)", what, armt_cl_error_str(e), e);
