@@ -4,6 +4,7 @@
  *   gcc -std=gnu11 -O2 -Wall -Wextra bench/gemm_bf16_test.c -o gemm_bf16_test -lOpenCL -lm
  *   ./gemm_bf16_test [--kernel-dir cl] [--platform N --device N] [--list] [--bench] [--big] [--emulate]
  *                    [--mma-tiles LIST] [--cells 16] [--rows 1152] [--reps 10] [--opts "-D..."] [--seed N]
+ *                    [--verbose]
  *
  * Tests (always): every kernel on small and medium odd shapes against an fp64 CPU reference computed from the
  * same bf16-rounded inputs: batch entries with non-monotonic per-entry offsets (table mode) and uniform ones
@@ -15,20 +16,25 @@
  * = 1152+37, n = 8192+8, k = 2048+16 runs too; its values are checked on a sample of rows (first and last
  * tiles, tile boundaries, random), its poison/outside checks on every element.
  *
- * Kernels: armt_gemm_bf16 (portable) always; armt_gemm_bf16_mma when the device has
- * cl_nv_device_attribute_query with compute capability >= 8.0: for each tile config of --mma-tiles (default
- * 128x128x32:2x2,128x256x32:2x4, 256x128x32:4x2,128x128x32:2x4, i.e. BMxBNxBK:WARPS_MxWARPS_N) - the first in
- * its four variants (lXcY: ldmatrix on/off, cp.async on/off: a failure confined to some variants points at
- * that instruction), the others with both on. On NVIDIA, -cl-nv-verbose is added and the ptxas lines
- * (registers, spills) of the build log are printed. Elsewhere, with
- * --emulate, the mma kernel is built with -DARMT_MMA_EMULATE=1 (PTX replaced by OpenCL C) to check its tiling
- * and fragment maps (small cases only; PoCL takes ~75 s per variant to compile it at first launch, hence
- * opt-in).
+ * Kernels: armt_gemm_bf16 (portable) always; on a device with cl_nv_device_attribute_query and compute
+ * capability >= 8.0 (or elsewhere with --emulate: -DARMT_MMA_EMULATE=1, PTX replaced by OpenCL C, small cases
+ * only; PoCL needs minutes per variant to JIT it, hence opt-in) one mma kernel per --mma-tiles entry:
+ *   [b]BMxBNxBK:WMxWN[sN][dN][lN][cN][rN]   comma-separated
+ *   b: armt_gemm_bf16bf16_mma fed by the armt_f32_to_bf16 pre-pass (else armt_gemm_bf16_mma, fp32 A);
+ *   sN MMA_STAGES, dN MMA_FRAG_DB, lN ARMT_MMA_LDMATRIX, cN ARMT_MMA_CPASYNC, rN -cl-nv-maxrregcount=N
+ *   (unset: the file's defaults; l and c default to 1). Default list:
+ *   128x128x32:2x2,128x128x32:2x2l0c0,128x256x32:2x4s2d1,b128x128x32:2x2,b128x128x32:2x4
+ * The bf16 x bf16 kernel needs lda % 8 and a_off % 8 (cases that break it are counted as skipped); the
+ * pre-pass writes into a bf16 buffer poisoned with NaN, so a GEMM read outside what it wrote shows.
+ * On NVIDIA, -cl-nv-verbose is added and the ptxas line of the mma entry (registers, spills, local memory)
+ * is printed with the build. Output is compact (a line per case; per-kernel lines for failures, or all with
+ * --verbose), so that the end of a GPU run (tail -80) holds the whole result.
  *
  * --bench: the LLaMA-3.2-1B cell shapes, --cells (16) cells x --rows (1152) rows, (n, k) in q/o (2048, 2048),
  * k/v (512, 2048), gate/up (8192, 2048), down (2048, 8192); 2 warm-up runs, median of --reps (10) runs timed
  * with profiling events (kernel execution only: no compile, no transfers); TFLOP/s = 2 * cells * m * n * k /
- * time. Every mma result is compared with the portable kernel's on the same shape.
+ * time. Every mma result is compared with the portable kernel's on the same shape. For b kernels the
+ * pre-pass is timed too (its own events) and a TFLOP/s counting it is printed; last, the best per shape.
  *
  * Exit: 0 all passed, 1 a correctness failure (or a kernel that failed to build/run), 2 usage, 77 no OpenCL
  * device.
@@ -616,7 +622,7 @@ static int bench(dev_t_ *D, kern_t *ks, int nk, int cells, int rows, int reps) {
     double best[4] = {0, 0, 0, 0}, best_p[4] = {0, 0, 0, 0};
     const char *best_k[4] = {"", "", "", ""}, *best_kp[4] = {"", "", "", ""};
     printf("bb = armt_gemm_bf16bf16_mma on bf16 A from the armt_f32_to_bf16 pre-pass: its TFLOP/s is the GEMM "
-           "alone; 'with pre-pass' adds the pre-pass's median time\n\n");
+           "alone; 'with pre-pass' adds the pre-pass's median time\n");
     printf("| kernel | shape | cells x m x n x k | median ms | min ms | max ms | TFLOP/s | pre-pass ms | TFLOP/s "
            "with pre-pass | max rel diff vs portable |\n");
     printf("|---|---|---|---|---|---|---|---|---|---|\n");
@@ -798,7 +804,7 @@ static void usage(void) {
 int main(int argc, char **argv) {
     const char *dir = "cl", *extra = "";
     int pi = -1, di = -1, do_bench = 0, big = 0, emulate = -1, cells = 16, rows = 1152, reps = 10;
-    const char *tiles = "128x256x32:2x4,128x128x32:2x2l0c0,b128x256x32:2x4,b128x128x32:2x2l0c0";
+    const char *tiles = "128x128x32:2x2,128x128x32:2x2l0c0,128x256x32:2x4s2d1,b128x128x32:2x2,b128x128x32:2x4";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--kernel-dir") && v)
@@ -867,10 +873,11 @@ int main(int argc, char **argv) {
     if (nv_mma || emulate) {
         /* --mma-tiles: [b]BMxBNxBK:WMxWN[sN][dN][lN][cN][rN], comma-separated. b: the bf16 x bf16 entry (with
          * the pre-pass); sN: MMA_STAGES (default: as many as fit); dN: MMA_FRAG_DB; lN: ARMT_MMA_LDMATRIX; cN:
-         * ARMT_MMA_CPASYNC (defaults 1); rN: -cl-nv-maxrregcount=N (NVIDIA only) */
+         * ARMT_MMA_CPASYNC (defaults 1); rN: -cl-nv-maxrregcount=N (NVIDIA only; the 2026-11-28 H200 run suggests
+         * the driver ignored it where the kernel wanted more registers). Unset: the file's defaults. */
         const char *tp = tiles;
         while (*tp && nk < 24) {
-            int bm, bn, bk, wm, wn, used = 0, abf = 0, st = 0, db = 1, ld = 1, ca = 1, rr = 0;
+            int bm, bn, bk, wm, wn, used = 0, abf = 0, st = 0, db = -1, ld = 1, ca = 1, rr = 0;
             if (*tp == 'b') abf = 1, tp++;
             if (sscanf(tp, "%dx%dx%d:%dx%d%n", &bm, &bn, &bk, &wm, &wn, &used) != 5) {
                 fprintf(stderr, "bad --mma-tiles entry at \"%s\" (want [b]BMxBNxBK:WMxWN[sN][dN][lN][cN])\n", tp);
@@ -896,12 +903,13 @@ int main(int argc, char **argv) {
                      bm, bn, bk, wm, wn, flags);
             char sopt[96] = "";
             if (st) snprintf(sopt, sizeof sopt, " -DMMA_STAGES=%d", st);
+            if (db >= 0) snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_FRAG_DB=%d", db);
             if (rr && nv_mma) /* register cap (NVIDIA only), e.g. 128 for 2 work-groups of 256 per SM */
                 snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -cl-nv-maxrregcount=%d", rr);
             snprintf(opts, sizeof opts,
-                     "%s -DARMT_MMA_LDMATRIX=%d -DARMT_MMA_CPASYNC=%d -DMMA_FRAG_DB=%d -DMMA_BM=%d -DMMA_BN=%d "
+                     "%s -DARMT_MMA_LDMATRIX=%d -DARMT_MMA_CPASYNC=%d -DMMA_BM=%d -DMMA_BN=%d "
                      "-DMMA_BK=%d -DMMA_WARPS_M=%d -DMMA_WARPS_N=%d%s%s %s",
-                     nv_mma ? "-DARMT_NV_MMA=1" : "-DARMT_MMA_EMULATE=1", ld, ca, db, bm, bn, bk, wm, wn, sopt,
+                     nv_mma ? "-DARMT_NV_MMA=1" : "-DARMT_MMA_EMULATE=1", ld, ca, bm, bn, bk, wm, wn, sopt,
                      nv_mma ? " -cl-nv-verbose" : "", extra);
             if (build_kernel(&D, K, abf ? "armt_gemm_bf16bf16_mma" : "armt_gemm_bf16_mma", opts))
                 K->failed = 1, fail = 1;
@@ -952,7 +960,7 @@ int main(int argc, char **argv) {
         printf("\n");
         case_free(&cd);
     }
-    printf("\ncorrectness: %s\n", fail ? "FAILED" : "all passed");
+    printf("correctness: %s\n", fail ? "FAILED" : "all passed");
 
     if (do_bench && bench(&D, ks, nk, cells, rows, reps)) fail = 1;
 

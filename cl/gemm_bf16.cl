@@ -22,7 +22,7 @@
  *   Entries must not write overlapping C blocks (they run concurrently); A and C may share a buffer when
  *   the regions are disjoint. count = the global size in dimension 2.
  *
- * Both kernels take the same arguments:
+ * The GEMM kernels (a), (c) take these arguments ((d): the same, A being __global const ushort *):
  *   (int m, int n, int k, __global const float *A, int lda, __global const ushort *W,
  *    __global float *C, int ldc, int beta, __global const ulong *offs,
  *    ulong a_base, ulong a_stride, ulong w_base, ulong w_stride, ulong c_base, ulong c_stride)
@@ -32,28 +32,48 @@
  *     local size  = (GEMM_TN / GEMM_RN, GEMM_TM / GEMM_RM, 1)                          = (16, 16, 1)
  *     global size = (ceil(n / GEMM_TN) * (GEMM_TN / GEMM_RN), ceil(m / GEMM_TM) * (GEMM_TM / GEMM_RM), count)
  *
- * (b) armt_gemm_bf16_mma - NVIDIA tensor cores (compute capability >= 8.0), built only with -DARMT_NV_MMA=1
+ * (b) armt_f32_to_bf16 - portable pre-pass for (d): Ab = bf16(A) (round to nearest even) over the same m x k
+ *     blocks, at the SAME element offsets (Ab is a ushort buffer as long as A; nothing outside the blocks is
+ *     written, so the GEMM's offsets table or strides serve both):
+ *       (int m, int k, __global const float *A, int lda, __global ushort *Ab, __global const ulong *offs,
+ *        ulong a_base, ulong a_stride)     a_off(j) = offs[3j] (offs != NULL, the GEMM's table) or
+ *                                          a_base + j*a_stride (offs == NULL)
+ *     Any m, k, lda, offsets (16-byte stores where 8-element aligned, else element by element). Any local size;
+ *     suggested local size = (64, 4, 1), global size = (ceil(ceil(k / 8) / 64) * 64, ceil(m / 4) * 4, count).
+ *     Costs m*k*6 bytes per entry (~57 us for 16 x 1152 x 2048 on the H200, ~210 us for k = 8192).
+ *
+ * (c) armt_gemm_bf16_mma - NVIDIA tensor cores (compute capability >= 8.0), built only with -DARMT_NV_MMA=1
  *     (inline PTX: mma.sync.m16n8k16 bf16 -> f32, ldmatrix, cp.async, cvt.rn.bf16x2.f32).
  *     Block tile MMA_BM x MMA_BN x MMA_BK (128 x 128 x 32), MMA_WARPS_M x MMA_WARPS_N warps (2 x 2): each
- *     warp owns 64 x 64 (4 x 8 mma tiles, 128 fp32 accumulators per lane). Two local-memory stages of bf16
- *     tiles (32 KiB), the 16-byte chunks of each row XOR-swizzled so that ldmatrix and the tile stores are
- *     free of bank conflicts. W tiles go global -> local by cp.async (no registers), A tiles through
- *     registers (the fp32 -> bf16x2 packing needs them); both run one k-tile ahead of the tensor cores.
+ *     warp owns 64 x 64 (4 x 8 mma tiles, 128 fp32 accumulators per lane). MMA_STAGES local-memory stages of
+ *     bf16 tiles (default: as many as fit in 48 KiB, at most 4: 3 for the default tile), the 16-byte chunks of
+ *     each row XOR-swizzled so that ldmatrix and the tile stores are free of bank conflicts. W tiles go global
+ *     -> local by cp.async, STAGES-1 k-tiles ahead; A tiles through registers (the fp32 -> bf16x2 packing
+ *     needs them), loaded one k-tile ahead and stored just before the barrier that ends each k-tile.
  *     local size  = (MMA_THREADS, 1, 1) = (32 * MMA_WARPS_M * MMA_WARPS_N, 1, 1)       = (128, 1, 1)
- *     global size = (ceil(n / MMA_BN) * MMA_THREADS, ceil(m / MMA_BM), count)
+ *     global size = (ceil(n / MMA_BN) * MMA_THREADS, ceil(m / MMA_BM), count)           (unchanged from v1)
  *     Requirements (the host checks them; the kernel does not): k % 8 == 0, lda % 4 == 0, every
  *     a_off % 4 == 0, every w_off % 8 == 0 (16-byte aligned float4 and 16-byte chunk loads; a chunk of k is
  *     then wholly inside or wholly outside the matrix). m, n, ldc and c_off are arbitrary.
- *     Switches (default 1): ARMT_MMA_LDMATRIX (0: fragments by 32-bit local loads), ARMT_MMA_CPASYNC (0: W
- *     staged through registers like A). With both 0 no shared-space address is ever formed: a fallback
- *     should a driver disagree with armt_mma_smem_base() below.
- *     Other tiles (-DMMA_BM/BN/BK/WARPS_M/WARPS_N): 128x256x32 with 2x4 warps and 256x128x32 with 4x2 use
- *     exactly 48 KiB; 128x128x32 with 2x4 warps gives 64 x 32 warp tiles. Through clang 15 -> PTX ->
- *     ptxas 13 for sm_90 (not NVIDIA's OpenCL compiler) the default uses 248 registers without spills
- *     (2 work-groups per SM); the register-staged variants spill a little. Warps are assumed to be 32
- *     consecutive local ids (NVIDIA).
- *     ARMT_MMA_EMULATE=1 (tests only) builds the same kernel with OpenCL C stand-ins for every PTX
- *     instruction (warp exchanges through local memory), so that the tiling, the swizzle and the fragment
+ *     Switches: ARMT_MMA_LDMATRIX (1; 0: fragments by 32-bit local loads), ARMT_MMA_CPASYNC (1; 0: bf16
+ *     tiles staged through registers like A; with both 0 no shared-space address is ever formed: a fallback
+ *     should a driver disagree with armt_mma_smem_base() below), MMA_FRAG_DB (0; 1: fragments double-buffered
+ *     across k steps and across the barrier, +32 registers), MMA_STAGES (2..4). MMA_BK may be 16, 32 or 64;
+ *     warp tiles may be any multiple of 16 x 16 (e.g. 48-row).
+ *     H200 (bench/results/2026-11-28-h200-gemm-bf16-v2.txt): the default is the fastest variant measured,
+ *     242 / 174 / 250 / 263 TFLOP/s on the 1B cell shapes q/o, k/v, gate/up, down (v1: 201 / 152 / 202 /
+ *     226); NVIDIA's compiler gives it 252 registers, no spills, 48 KiB + 16 B local memory (2 work-groups
+ *     per SM). 128x256 / 256-thread tiles (1 work-group per SM) and BK = 16 were slower. Warps are assumed to
+ *     be 32 consecutive local ids (NVIDIA).
+ *
+ * (d) armt_gemm_bf16bf16_mma - as (c), built with it, but A is bf16 (__global const ushort *A, e.g. from (b));
+ *     every other argument, the local and global sizes and the tile options are those of (c). Both operands go
+ *     by cp.async, nothing is staged through registers (122-255 registers by tile). Requirements: k % 8 == 0,
+ *     lda % 8 == 0, every a_off % 8 == 0, every w_off % 8 == 0. On the H200 it ran at the speed of (c) (the
+ *     A bytes are not what limits), so (b) + (d) only pays where A is bf16 already.
+ *
+ *     ARMT_MMA_EMULATE=1 (tests only) builds (c) and (d) with OpenCL C stand-ins for every PTX instruction
+ *     (warp exchanges through local memory), so that the tiling, the swizzle, the pipeline and the fragment
  *     maps can be checked on any device.
  */
 
@@ -191,7 +211,7 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 }
 
 /* ======================================================================================================== */
-/* (c) NVIDIA tensor-core kernels                                                                           */
+/* (c), (d) NVIDIA tensor-core kernels                                                                      */
 /* ======================================================================================================== */
 
 #ifndef ARMT_NV_MMA
@@ -207,7 +227,7 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 #define MMA_BM 128 /* rows of C per work-group */
 #endif
 #ifndef MMA_BN
-#define MMA_BN 256 /* columns of C per work-group */
+#define MMA_BN 128 /* columns of C per work-group */
 #endif
 #ifndef MMA_BK
 #define MMA_BK 32 /* k per stage: 16, 32 or 64 */
@@ -216,7 +236,7 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 #define MMA_WARPS_M 2 /* warps along m */
 #endif
 #ifndef MMA_WARPS_N
-#define MMA_WARPS_N 4 /* warps along n */
+#define MMA_WARPS_N 2 /* warps along n */
 #endif
 #ifndef ARMT_MMA_LDMATRIX
 #define ARMT_MMA_LDMATRIX 1 /* fragments with ldmatrix.x4 (0: 32-bit local loads) */
@@ -225,7 +245,7 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 #define ARMT_MMA_CPASYNC 1 /* bf16 tiles (W; A of the bf16 x bf16 kernel) with cp.async (0: through registers) */
 #endif
 #ifndef MMA_FRAG_DB
-#define MMA_FRAG_DB 1 /* 1: double-buffered fragments (32 more registers for a 64 x 64 warp tile) */
+#define MMA_FRAG_DB 0 /* 1: double-buffered fragments (32 more registers for a 64 x 64 warp tile) */
 #endif
 
 #define MMA_THREADS (32 * MMA_WARPS_M * MMA_WARPS_N)
