@@ -128,6 +128,12 @@ static armt_status allocate_weights(armt_model *m, armt_err *err) {
         w->bf16 = role_bf16(m->precision, (armt_role)r);
         uint64_t layer_bytes = w->per_layer * elem_size(w);
         uint64_t max_alloc = rt->info.max_alloc_bytes ? rt->info.max_alloc_bytes : UINT64_MAX;
+        /* $ARMT_WEIGHT_CHUNK_BYTES caps a per-layer weight buffer below the device's limit (tests the chunked
+         * layout; ignored for roles with a layer larger than the cap) */
+        const char *cap_env = getenv("ARMT_WEIGHT_CHUNK_BYTES");
+        if (armt_role_is_layer((armt_role)r) && cap_env && strtoull(cap_env, NULL, 10) >= layer_bytes &&
+            strtoull(cap_env, NULL, 10) < max_alloc)
+            max_alloc = strtoull(cap_env, NULL, 10);
         if (layer_bytes > max_alloc)
             return armt_err_set(err, ARMT_STATUS_OUT_OF_DEVICE_MEMORY,
                                 "model: one layer of %s needs %llu bytes, more than the device's maximum "

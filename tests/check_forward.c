@@ -10,6 +10,8 @@
 
 #include "testutil.h"
 
+#include "internal.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -525,6 +527,47 @@ START_TEST(test_bad_input_keeps_state) {
 }
 END_TEST
 
+/* Weights split over several buffers (as when one role exceeds the device's maximum allocation) give the
+ * same results as one buffer per role; both precisions. */
+START_TEST(test_chunked_weights) {
+    armt_runtime *rt = test_runtime();
+    shape s = {5, 0, 0, 0, 1, 8, 2};
+    armt_config c = make_cfg(s);
+    size_t n = 45, V = (size_t)c.vocab_size;
+    int32_t ids[45];
+    test_random_ids(ids, n, c.vocab_size, 12);
+    float *a = malloc(n * V * 4), *b = malloc(n * V * 4);
+    for (int prec = ARMT_PRECISION_FP32; prec <= ARMT_PRECISION_BF16; prec++) {
+        armt_model_params p = armt_model_default_params();
+        p.seed = 77;
+        p.wmv_std = 0.05f;
+        p.precision = (armt_precision)prec;
+        armt_model *whole = NULL, *split = NULL;
+        ck_assert_int_eq(armt_model_create_random(rt, &c, &p, &whole), ARMT_OK);
+        /* 2 layers of W_q (64 x 64 floats) per buffer: 3 chunks for 5 layers */
+        setenv("ARMT_WEIGHT_CHUNK_BYTES", prec == ARMT_PRECISION_FP32 ? "40000" : "20000", 1);
+        ck_assert_msg(armt_model_create_random(rt, &c, &p, &split) == ARMT_OK, "%s", armt_last_error());
+        unsetenv("ARMT_WEIGHT_CHUNK_BYTES");
+        ck_assert_int_eq(split->w[ARMT_ROLE_WQ].n_chunks, 3);
+        ck_assert_int_eq(whole->w[ARMT_ROLE_WQ].n_chunks, 1);
+        for (int sch = ARMT_SCHEDULE_SEQUENTIAL; sch <= ARMT_SCHEDULE_DIAGONAL; sch++) {
+            armt_ctx *ca = make_ctx(whole), *cb = make_ctx(split);
+            run(ca, (armt_schedule)sch, ARMT_OUTPUT_LOGITS_ALL, ids, n, a, n * V);
+            run(cb, (armt_schedule)sch, ARMT_OUTPUT_LOGITS_ALL, ids, n, b, n * V);
+            ck_assert_msg(rel_err(b, a, n * V) <= 1e-6, "precision %d schedule %d: chunked differs by %g", prec, sch,
+                          rel_err(b, a, n * V));
+            armt_ctx_free(ca);
+            armt_ctx_free(cb);
+        }
+        armt_model_free(whole);
+        armt_model_free(split);
+    }
+    free(a);
+    free(b);
+    armt_runtime_free(rt);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("forward");
     TCase *tc = tcase_create("reference");
@@ -537,6 +580,7 @@ static Suite *suite(void) {
     tcase_set_timeout(tc, 1200);
     tcase_add_loop_test(tc, test_diagonal_equals_sequential, 0, 4);
     tcase_add_test(tc, test_gemm_calls_scale);
+    tcase_add_test(tc, test_chunked_weights);
     suite_add_tcase(s, tc);
     tc = tcase_create("state");
     tcase_set_timeout(tc, 1200);
