@@ -31,6 +31,13 @@ char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tu
     tune->mma_bm = 128;
     tune->mma_bn = 128;
     tune->mma_threads = 128; /* 2 x 2 warps */
+    /* -DATTN_BQ=N in the extra options (ARMT_CL_BUILD_OPTIONS) also changes the launch: the kernel requires
+     * that work-group size */
+    const char *bq = extra ? strstr(extra, "-DATTN_BQ=") : NULL;
+    if (bq) {
+        int v = atoi(bq + strlen("-DATTN_BQ="));
+        if (v >= 8 && v <= 256) tune->attn_bq = v;
+    }
     /* Local memory must hold two key/value tiles of up to 256 floats per row (head_dim <= 256). */
     while (tune->attn_bk > 8 && (uint64_t)tune->attn_bk * 2 * 256 * 4 > info->local_mem_bytes / 2) tune->attn_bk /= 2;
 
