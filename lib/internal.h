@@ -67,7 +67,8 @@ extern const size_t armt_kernel_source_count;
 /* Device limits and tunables decided once per device in build_options.c (the one place for quirks). */
 typedef struct armt_device_tuning {
     int attn_bq;          /* query rows per attention work-group            */
-    int attn_bk;          /* key rows per local-memory tile                 */
+    int attn_bk;          /* key rows per local-memory tile (clamped per model to local memory) */
+    uint64_t local_mem;   /* bytes of local memory per work-group           */
     int row_wg;           /* work-group size of row-wise kernels            */
     int gemm_tm, gemm_tn, gemm_rm, gemm_rn; /* portable bf16 GEMM tile      */
     int nv_mma;           /* 1: tensor-core bf16 GEMM (NVIDIA, cc >= 8.0)   */

@@ -185,8 +185,11 @@ static armt_status model_begin(armt_runtime *rt, const armt_config *cfg, armt_pr
     m->cfg = *cfg;
     m->precision = prec;
     armt_status st;
-    char opt[64];
-    snprintf(opt, sizeof opt, "-DATTN_HD=%d", cfg->head_dim);
+    /* the key/value tiles (2 x ATTN_BK x head_dim floats) must fit local memory, with room to spare */
+    int bk = rt->tune.attn_bk;
+    while (bk > 1 && (uint64_t)bk * (uint64_t)cfg->head_dim * 8u + 1024u > rt->tune.local_mem) bk /= 2;
+    char opt[96];
+    snprintf(opt, sizeof opt, "-DATTN_HD=%d -DATTN_BK=%d", cfg->head_dim, bk);
     ARMT_TRY_GOTO(armt_program_build(rt, ARMT_P_ATTENTION, opt, &m->attention, err), fail);
     ARMT_TRY_GOTO(armt_kernels_create(rt, m->attention, m->k, err), fail);
     ARMT_TRY_GOTO(allocate_weights(m, err), fail);
