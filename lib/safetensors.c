@@ -567,7 +567,15 @@ static armt_status open_index(st_archive *a, const char *index_path, armt_err *e
                               "%s: weight_map entry of tensor '%s' is not a file name", index_path, key);
             goto done;
         }
-        names[n_names++] = json_string_value(val);
+        /* shards are plain file names next to the index: a path would let an index read any file */
+        const char *v = json_string_value(val);
+        if (strchr(v, '/') || strcmp(v, ".") == 0 || strcmp(v, "..") == 0) {
+            st = armt_err_set(err, ARMT_STATUS_BAD_FILE,
+                              "%s: weight_map entry of tensor '%s' is '%s', not a plain file name next to the index",
+                              index_path, key, v);
+            goto done;
+        }
+        names[n_names++] = v;
     }
     qsort(names, n_names, sizeof *names, cmp_str);
     size_t u = 0;

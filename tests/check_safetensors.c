@@ -320,6 +320,17 @@ START_TEST(test_missing_shard) {
 }
 END_TEST
 
+/* A shard name that is a path (absolute, or reaching out of the index's folder) is refused. */
+START_TEST(test_index_shard_path) {
+    write_st("s1.safetensors", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", zeros, 4);
+    write_text("abs.index.json", "{\"weight_map\":{\"a\":\"/etc/passwd\"}}");
+    EXPECT_OPEN_FAIL(tpath("abs.index.json"), ARMT_STATUS_BAD_FILE, "/etc/passwd");
+    EXPECT_MSG("plain file name");
+    write_text("up.index.json", "{\"weight_map\":{\"a\":\"../s1.safetensors\"}}");
+    EXPECT_OPEN_FAIL(tpath("up.index.json"), ARMT_STATUS_BAD_FILE, "../s1.safetensors");
+}
+END_TEST
+
 /* The index maps a tensor to a shard whose header lacks it. */
 START_TEST(test_index_tensor_absent) {
     write_st("s1.safetensors", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", zeros, 4);
@@ -720,6 +731,7 @@ static Suite *suite(void) {
     tcase_add_test(rej, test_overlap);
     tcase_add_test(rej, test_missing_shard);
     tcase_add_test(rej, test_index_tensor_absent);
+    tcase_add_test(rej, test_index_shard_path);
     tcase_add_test(rej, test_index_bad);
     tcase_add_test(rej, test_tensor_in_two_shards);
     tcase_add_test(rej, test_empty_dir);
