@@ -643,6 +643,27 @@ armt_status armt_fwd_embed(fwd *F, const step *st, size_t first, int Ls, int M) 
     return launch(F, kid, 2, (size_t)F->d, (size_t)st->T, 1, 0);
 }
 
+/* The final RMSNorm of `rows` rows of the residual stream starting at element x_off, into out_rows. */
+static armt_status final_norm(fwd *F, size_t x_off, size_t rows) {
+    armt_err *err = F->err;
+    armt_ctx *ctx = F->ctx;
+    size_t fo;
+    cl_mem wf = armt_weight_at(&ctx->model->w[ARMT_ROLE_NORM_FINAL], 0, &fo);
+    cl_kernel k = ctx->k[ARMT_K_RMSNORM_ROWS];
+    cl_ulong xo = x_off, y_off = 0, w_off = fo;
+    float eps = F->cfg->rms_norm_eps;
+    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->x));
+    ARMT_CL_TRY(ARMT_ARG(k, 1, xo));
+    ARMT_CL_TRY(ARMT_ARG(k, 2, ctx->out_rows));
+    ARMT_CL_TRY(ARMT_ARG(k, 3, y_off));
+    ARMT_CL_TRY(ARMT_ARG(k, 4, wf));
+    ARMT_CL_TRY(ARMT_ARG(k, 5, w_off));
+    ARMT_CL_TRY(ARMT_ARG(k, 6, F->d));
+    ARMT_CL_TRY(ARMT_ARG(k, 7, eps));
+    size_t wg = (size_t)ctx->rt->tune.row_wg;
+    return launch(F, ARMT_K_RMSNORM_ROWS, 2, wg, rows, 1, wg);
+}
+
 /* Output of a segment that has left the last layer: rows [0, Ls) of the residual slot `slot` (row stride
  * T), tokens starting at `first` of the call. Final RMSNorm, then the lm_head when logits are asked for;
  * the copies to the caller's memory are queued (non-blocking, in order) and complete by the call's end. */
@@ -657,23 +678,9 @@ static armt_status emit(fwd *F, size_t slot, size_t T, size_t first, size_t Ls) 
         r0 = Ls - 1;
     }
     size_t d = (size_t)F->d, V = (size_t)F->V;
-    size_t fo;
-    cl_mem wf = armt_weight_at(&ctx->model->w[ARMT_ROLE_NORM_FINAL], 0, &fo);
     for (size_t b = r0; b < r1; b += ctx->out_rows_cap) {
         size_t rows = r1 - b < ctx->out_rows_cap ? r1 - b : ctx->out_rows_cap;
-        cl_kernel k = ctx->k[ARMT_K_RMSNORM_ROWS];
-        cl_ulong x_off = (slot * T + b) * d, y_off = 0, w_off = fo;
-        float eps = F->cfg->rms_norm_eps;
-        ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->x));
-        ARMT_CL_TRY(ARMT_ARG(k, 1, x_off));
-        ARMT_CL_TRY(ARMT_ARG(k, 2, ctx->out_rows));
-        ARMT_CL_TRY(ARMT_ARG(k, 3, y_off));
-        ARMT_CL_TRY(ARMT_ARG(k, 4, wf));
-        ARMT_CL_TRY(ARMT_ARG(k, 5, w_off));
-        ARMT_CL_TRY(ARMT_ARG(k, 6, F->d));
-        ARMT_CL_TRY(ARMT_ARG(k, 7, eps));
-        size_t wg = (size_t)ctx->rt->tune.row_wg;
-        ARMT_TRY(launch(F, ARMT_K_RMSNORM_ROWS, 2, wg, rows, 1, wg));
+        ARMT_TRY(final_norm(F, (slot * T + b) * d, rows));
         if (p->output == ARMT_OUTPUT_HIDDEN) {
             ARMT_CL_TRY(clEnqueueReadBuffer(ctx->queue, ctx->out_rows, CL_FALSE, 0, rows * d * 4,
                                             p->out + (first + b) * d, 0, NULL, NULL));
@@ -690,21 +697,7 @@ armt_status armt_fwd_row_logits(fwd *F, size_t x_off, float *dst) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
     size_t V = (size_t)F->V;
-    size_t fo;
-    cl_mem wf = armt_weight_at(&ctx->model->w[ARMT_ROLE_NORM_FINAL], 0, &fo);
-    cl_kernel k = ctx->k[ARMT_K_RMSNORM_ROWS];
-    cl_ulong xo = x_off, y_off = 0, w_off = fo;
-    float eps = F->cfg->rms_norm_eps;
-    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->x));
-    ARMT_CL_TRY(ARMT_ARG(k, 1, xo));
-    ARMT_CL_TRY(ARMT_ARG(k, 2, ctx->out_rows));
-    ARMT_CL_TRY(ARMT_ARG(k, 3, y_off));
-    ARMT_CL_TRY(ARMT_ARG(k, 4, wf));
-    ARMT_CL_TRY(ARMT_ARG(k, 5, w_off));
-    ARMT_CL_TRY(ARMT_ARG(k, 6, F->d));
-    ARMT_CL_TRY(ARMT_ARG(k, 7, eps));
-    size_t wg = (size_t)ctx->rt->tune.row_wg;
-    ARMT_TRY(launch(F, ARMT_K_RMSNORM_ROWS, 2, wg, 1, 1, wg));
+    ARMT_TRY(final_norm(F, x_off, 1));
     ARMT_TRY(gemm_lm_head(F, 1));
     ARMT_CL_TRY(clEnqueueReadBuffer(ctx->queue, ctx->logits, CL_TRUE, 0, V * 4, dst, 0, NULL, NULL));
     return ARMT_OK;
