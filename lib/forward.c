@@ -92,6 +92,18 @@ armt_status armt_fwd_scratch(fwd *F, size_t cells, size_t rows, size_t rope_rows
     if (out_rows < ctx->out_rows_cap) out_rows = ctx->out_rows_cap;
     armt_ctx_release_scratch(ctx);
     const armt_config *c = F->cfg;
+    /* the largest products below must not wrap (absurd lengths or widths are "does not fit", not a crash) */
+    size_t widest = (size_t)F->ffn > (size_t)F->V ? (size_t)F->ffn : (size_t)F->V, probe;
+    if ((size_t)F->dk > widest) widest = (size_t)F->dk;
+    if ((size_t)F->nh * (size_t)F->hd > widest) widest = (size_t)F->nh * (size_t)F->hd;
+    if ((size_t)F->d > widest) widest = (size_t)F->d;
+    size_t mem_rows;
+    if (__builtin_mul_overflow(cells, (size_t)F->M, &mem_rows) || __builtin_mul_overflow(cells, rows, &probe) ||
+        __builtin_add_overflow(probe, mem_rows + out_rows + rope_rows + n_ids, &probe) ||
+        __builtin_mul_overflow(probe, widest, &probe) ||
+        __builtin_mul_overflow(probe, (size_t)16, &probe))
+        return armt_err_set(err, ARMT_STATUS_OUT_OF_DEVICE_MEMORY,
+                            "forward scratch: %zu cells of %zu rows are too large to address", cells, rows);
     size_t R = cells * rows, C = cells, M = (size_t)c->num_mem_tokens;
     size_t d = (size_t)F->d, qd = (size_t)F->nh * F->hd, kvd = (size_t)F->nkv * F->hd, f = (size_t)F->ffn;
     size_t dk = (size_t)F->dk, dm = (size_t)F->dm;

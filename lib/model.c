@@ -126,7 +126,11 @@ static armt_status allocate_weights(armt_model *m, armt_err *err) {
         int layers = role_layers(m, (armt_role)r);
         w->per_layer = armt_role_numel(cfg, (armt_role)r);
         w->bf16 = role_bf16(m->precision, (armt_role)r);
-        uint64_t layer_bytes = w->per_layer * elem_size(w);
+        uint64_t layer_bytes;
+        if (__builtin_mul_overflow(w->per_layer, (uint64_t)elem_size(w), &layer_bytes) ||
+            __builtin_mul_overflow(layer_bytes, (uint64_t)layers, &(uint64_t){0}))
+            return armt_err_set(err, ARMT_STATUS_OUT_OF_DEVICE_MEMORY, "model: %s is too large to address",
+                                armt_role_name((armt_role)r));
         uint64_t max_alloc = rt->info.max_alloc_bytes ? rt->info.max_alloc_bytes : UINT64_MAX;
         /* $ARMT_WEIGHT_CHUNK_BYTES caps a per-layer weight buffer below the device's limit (tests the chunked
          * layout; ignored for roles with a layer larger than the cap) */
