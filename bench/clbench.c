@@ -756,6 +756,7 @@ static size_t header_fields(const bench *b, const run_info *ri, field *f) {
     f[n++] = fstr("opencl_version", ri->dev.device_version);
     f[n++] = fstr("platform", ri->dev.platform_name);
     f[n++] = fstr("libarmt_version", armt_version_string());
+    f[n++] = fstr("build", armt_build_info());
     f[n++] = fstr("model", ri->model);
     f[n++] = fint("layers", c->n_layers);
     f[n++] = fint("hidden", c->hidden_size);
@@ -945,7 +946,7 @@ static void write_md(const bench *b, const run_info *ri, FILE *out) {
             c->n_layers, c->hidden_size, c->n_heads, c->n_kv_heads, c->head_dim, c->intermediate_size, c->vocab_size,
             c->segment_size, c->num_mem_tokens, armt_config_d_key(c),
             o->common.precision == ARMT_PRECISION_BF16 ? "bf16" : "fp32");
-    fprintf(out, "- libarmt %s; outputs %s; %d repetition%s after %d warm-up call%s; %s\n", armt_version_string(),
+    fprintf(out, "- %s; outputs %s; %d repetition%s after %d warm-up call%s; %s\n", armt_build_info(),
             output_name(o->output), o->repetitions, o->repetitions == 1 ? "" : "s", o->warmup,
             o->warmup == 1 ? "" : "s", ri->date);
     fprintf(out, "- times: wall time of armt_forward (queue finished; ids upload and output copy-out included, model "

@@ -86,6 +86,8 @@ typedef void (*armt_log_fn)(armt_log_level level, const char *message, void *use
 ARMT_API void armt_log_set(armt_log_fn fn, void *user_data);
 
 ARMT_API const char *armt_version_string(void);
+/* "libarmt 0.1.0 (commit abc1234), CLBlast 1.5.3": the versions the library was built with. */
+ARMT_API const char *armt_build_info(void);
 
 /* ======================================================================================================= */
 /* Devices and runtime                                                                                     */

@@ -192,3 +192,10 @@ void armt_log(armt_log_level level, const char *fmt, ...) {
 }
 
 const char *armt_version_string(void) { return PACKAGE_VERSION; }
+
+const char *armt_build_info(void) {
+    /* the commit is known when the tree was configured from a git checkout */
+    static const char with_commit[] = "libarmt " PACKAGE_VERSION " (commit " ARMT_GIT_COMMIT "), CLBlast " ARMT_CLBLAST_VERSION;
+    static const char without[] = "libarmt " PACKAGE_VERSION ", CLBlast " ARMT_CLBLAST_VERSION;
+    return sizeof(ARMT_GIT_COMMIT) > 1 ? with_commit : without;
+}

@@ -84,6 +84,9 @@ START_TEST(test_last_error_and_log) {
     ck_assert_int_eq(log_calls, 1);
     ck_assert_ptr_nonnull(armt_version_string());
     ck_assert_str_eq(armt_version_string(), PACKAGE_VERSION);
+    /* build info names both versions */
+    ck_assert_ptr_nonnull(strstr(armt_build_info(), PACKAGE_VERSION));
+    ck_assert_ptr_nonnull(strstr(armt_build_info(), "CLBlast 1."));
 }
 END_TEST
 
