@@ -117,6 +117,9 @@ const char *armt_kernel_name(armt_kernel_id id);
 armt_status armt_enqueue(cl_command_queue q, cl_kernel k, cl_uint dims, const size_t *gws, const size_t *lws,
                          uint64_t *counter, const char *what, cl_event *ev, armt_err *err);
 
+/* Tests only: make the launch after `launches` more launches fail with CL_OUT_OF_RESOURCES (-1: off). */
+void armt_fault_inject(long launches);
+
 /* Profiling categories: every kernel of the table, then CLBlast's GEMMs and buffer copies. */
 #define ARMT_PROF_CLBLAST ARMT_K_COUNT
 #define ARMT_PROF_COPY (ARMT_K_COUNT + 1)

@@ -91,6 +91,62 @@ START_TEST(test_forward_too_large) {
 }
 END_TEST
 
+/* A device error in the middle of a forward (a launch failing with CL_OUT_OF_RESOURCES, as when memory runs
+ * out at enqueue time): the call reports it, the memory state is exactly as before, and the context then
+ * runs normally, giving the same result as a context that never failed. */
+START_TEST(test_device_error_mid_forward) {
+    armt_runtime *rt = test_runtime();
+    armt_config c;
+    ck_assert_int_eq(armt_config_preset("tiny", &c), ARMT_OK);
+    armt_model_params p = armt_model_default_params();
+    p.wmv_std = 0.05f;
+    armt_model *m = NULL;
+    ck_assert_int_eq(armt_model_create_random(rt, &c, &p, &m), ARMT_OK);
+    armt_ctx *ctx = NULL, *clean = NULL;
+    ck_assert_int_eq(armt_ctx_create(m, NULL, &ctx), ARMT_OK);
+    ck_assert_int_eq(armt_ctx_create(m, NULL, &clean), ARMT_OK);
+    size_t n = 64, V = (size_t)c.vocab_size, nw = armt_ctx_memory_w_count(ctx), nz = armt_ctx_memory_z_count(ctx);
+    int32_t ids[64];
+    test_random_ids(ids, n, c.vocab_size, 8);
+    armt_forward_params fp = armt_forward_default_params();
+    /* some state first */
+    ck_assert_int_eq(armt_forward(ctx, ids, 32, &fp), ARMT_OK);
+    ck_assert_int_eq(armt_forward(clean, ids, 32, &fp), ARMT_OK);
+    float *w0 = malloc(nw * 4), *z0 = malloc(nz * 4), *w1 = malloc(nw * 4), *z1 = malloc(nz * 4);
+    uint8_t wr0[8], wr1[8];
+    ck_assert_int_eq(armt_ctx_memory_get(ctx, w0, z0, wr0), ARMT_OK);
+    for (int sch = ARMT_SCHEDULE_SEQUENTIAL; sch <= ARMT_SCHEDULE_DIAGONAL; sch++) {
+        fp.schedule = (armt_schedule)sch;
+        armt_fault_inject(25); /* well inside the call: after some memory writes */
+        armt_status st = armt_forward(ctx, ids + 32, n - 32, &fp);
+        armt_fault_inject(-1);
+        ck_assert_int_eq(st, ARMT_STATUS_OUT_OF_DEVICE_MEMORY);
+        ck_assert_msg(strstr(armt_ctx_last_error(ctx), "CL_OUT_OF_RESOURCES") != NULL, "%s", armt_ctx_last_error(ctx));
+        ck_assert_int_eq(armt_ctx_memory_get(ctx, w1, z1, wr1), ARMT_OK);
+        ck_assert(memcmp(w0, w1, nw * 4) == 0 && memcmp(z0, z1, nz * 4) == 0 && memcmp(wr0, wr1, (size_t)c.n_layers) == 0);
+    }
+    /* the context goes on as if nothing happened */
+    float *la = malloc(32 * V * 4), *lb = malloc(32 * V * 4);
+    fp.output = ARMT_OUTPUT_LOGITS_ALL;
+    fp.out_count = 32 * V;
+    fp.out = la;
+    ck_assert_int_eq(armt_forward(ctx, ids + 32, 32, &fp), ARMT_OK);
+    fp.out = lb;
+    ck_assert_int_eq(armt_forward(clean, ids + 32, 32, &fp), ARMT_OK);
+    ck_assert(memcmp(la, lb, 32 * V * 4) == 0);
+    free(la);
+    free(lb);
+    free(w0);
+    free(z0);
+    free(w1);
+    free(z1);
+    armt_ctx_free(ctx);
+    armt_ctx_free(clean);
+    armt_model_free(m);
+    armt_runtime_free(rt);
+}
+END_TEST
+
 /* Bad arguments to every public entry point: a specific status, never a crash. */
 START_TEST(test_null_and_bad_arguments) {
     armt_runtime *rt = test_runtime();
@@ -215,6 +271,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_model_too_large);
     tcase_add_test(tc, test_forward_too_large);
     tcase_add_test(tc, test_null_and_bad_arguments);
+    tcase_add_test(tc, test_device_error_mid_forward);
     tcase_add_test(tc, test_two_threads);
     suite_add_tcase(s, tc);
     return s;
