@@ -15,9 +15,11 @@
  * (armt_last_error), so a failed create can be explained too. The library never prints and never exits;
  * diagnostics go to the callback set with armt_log_set.
  *
- * Thread safety: a runtime and a model may be used from several threads at once (model loading and
- * context creation take the runtime's lock). One armt_ctx must be used by one thread at a time; two
- * contexts on the same model may run forward passes concurrently from two threads.
+ * Thread safety: a runtime and a model may be used from several threads at once: models can be created
+ * and contexts made concurrently (each model and each context has its own kernel objects; the device
+ * memory accounting is locked). One armt_ctx must be used by one thread at a time; two contexts on the
+ * same model may run forward passes concurrently from two threads (tests/check_limits.c checks that the
+ * results equal those of sequential use). The log callback may be called from any thread.
  */
 #ifndef ARMT_H
 #define ARMT_H
