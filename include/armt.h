@@ -261,7 +261,9 @@ ARMT_API size_t armt_ctx_memory_w_count(const armt_ctx *ctx); /* n_layers * d_ke
 ARMT_API size_t armt_ctx_memory_z_count(const armt_ctx *ctx); /* n_layers * d_key     */
 /* Copies the state to the host. Any pointer may be NULL. written: n_layers bytes. */
 ARMT_API ARMT_NODISCARD armt_status armt_ctx_memory_get(armt_ctx *ctx, float *w_mem, float *z, uint8_t *written);
-/* Restores a state; all three pointers required. */
+/* Restores a state; all three pointers required. A layer marked not written is treated as after a reset
+ * (its next segment skips the read and writes with Vprev = 0, gamma = 1), so its W_mem and z rows should
+ * be zero, as armt_ctx_memory_get returns them. */
 ARMT_API ARMT_NODISCARD armt_status armt_ctx_memory_set(armt_ctx *ctx, const float *w_mem, const float *z,
                                                        const uint8_t *written);
 /* Saves / loads the state to a file whose header records the model's fingerprint; loading refuses a state
