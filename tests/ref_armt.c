@@ -436,40 +436,11 @@ int ref_armt_forward(const ref_model *m, ref_state *st, const int32_t *ids, size
     return rc;
 }
 
-int ref_llama_forward(const ref_model *m, const int32_t *ids, size_t n, double *logits, double *hidden) {
-    if (!m || (n > 0 && !ids)) return -1;
-    if (check_model(m, 0) != 0) return -1;
-    const armt_config *c = &m->cfg;
-    if (n == 0) return 0;
-    if (check_ids(c, ids, n) != 0 || n > (size_t)INT32_MAX) return -1;
-    int d = c->hidden_size, T = (int)n;
-    ws w;
-    if (ws_alloc(&w, c, n) != 0) return -2;
-    double *X = malloc(n * d * sizeof(double));
-    if (!X) {
-        ws_free(&w);
-        return -2;
-    }
-    int rc = 0;
-    embed_rows(m, ids, n, X);
-    for (int l = 0; l < c->n_layers && rc == 0; l++) rc = decoder_layer(m, l, X, T, &w);
-    if (rc == 0) head(m, X, T, w.h, logits, hidden);
-    free(X);
-    ws_free(&w);
-    return rc;
-}
-
-/* ------------------------------------------------------------------------------------------------- */
-/* generation (ARMT.md §3.6)                                                                         */
-/* ------------------------------------------------------------------------------------------------- */
-
-static int check_state(const ref_model *m, const ref_state *st) {
-    const armt_config *c = &m->cfg;
-    return (st->n_layers == c->n_layers && st->d_key == d_key_of(c) && st->d == c->hidden_size) ? 0 : -1;
-}
-
-/* The tail without argument checks: rows 0..n-1 at positions 0..n-1, read where written, no writes. */
-static int tail_forward(const ref_model *m, const ref_state *st, const int32_t *ids, size_t n, double *logits) {
+/* ids[0..n) as one block of rows at positions 0..n-1, no memory tokens, no writes; with a state, each layer
+ * that has written reads the memory on every row first (the generation tail, ARMT.md 3.6); without one,
+ * the plain LLaMA. No argument checks. */
+static int rows_forward(const ref_model *m, const ref_state *st, const int32_t *ids, size_t n, double *logits,
+                        double *hidden) {
     const armt_config *c = &m->cfg;
     int d = c->hidden_size, T = (int)n;
     ws w;
@@ -482,13 +453,31 @@ static int tail_forward(const ref_model *m, const ref_state *st, const int32_t *
     int rc = 0;
     embed_rows(m, ids, n, X); /* no memory tokens: AssociativeMemoryCell.generate drops them */
     for (int l = 0; l < c->n_layers && rc == 0; l++) {
-        if (st->written[l]) rc = ref_mem_read(m, st, l, X, T); /* generate_mode: read, never write */
+        if (st && st->written[l]) rc = ref_mem_read(m, st, l, X, T); /* generate_mode: read, never write */
         if (rc == 0) rc = decoder_layer(m, l, X, T, &w);
     }
-    if (rc == 0) head(m, X, T, w.h, logits, NULL);
+    if (rc == 0) head(m, X, T, w.h, logits, hidden);
     free(X);
     ws_free(&w);
     return rc;
+}
+
+int ref_llama_forward(const ref_model *m, const int32_t *ids, size_t n, double *logits, double *hidden) {
+    if (!m || (n > 0 && !ids)) return -1;
+    if (check_model(m, 0) != 0) return -1;
+    const armt_config *c = &m->cfg;
+    if (n == 0) return 0;
+    if (check_ids(c, ids, n) != 0 || n > (size_t)INT32_MAX) return -1;
+    return rows_forward(m, NULL, ids, n, logits, hidden);
+}
+
+/* ------------------------------------------------------------------------------------------------- */
+/* generation (ARMT.md §3.6)                                                                         */
+/* ------------------------------------------------------------------------------------------------- */
+
+static int check_state(const ref_model *m, const ref_state *st) {
+    const armt_config *c = &m->cfg;
+    return (st->n_layers == c->n_layers && st->d_key == d_key_of(c) && st->d == c->hidden_size) ? 0 : -1;
 }
 
 int ref_armt_tail_forward(const ref_model *m, const ref_state *st, const int32_t *ids, size_t n, double *logits) {
@@ -496,7 +485,7 @@ int ref_armt_tail_forward(const ref_model *m, const ref_state *st, const int32_t
     if (check_model(m, 1) != 0 || check_state(m, st) != 0) return -1;
     if (n == 0) return 0;
     if (check_ids(&m->cfg, ids, n) != 0 || n > (size_t)INT32_MAX) return -1;
-    return tail_forward(m, st, ids, n, logits);
+    return rows_forward(m, st, ids, n, logits, NULL);
 }
 
 int ref_armt_generate_greedy(const ref_model *m, ref_state *st, const int32_t *prompt, size_t n, int max_new,
@@ -524,7 +513,7 @@ int ref_armt_generate_greedy(const ref_model *m, ref_state *st, const int32_t *p
     int count = 0;
     while (count < max_new) {
         size_t len = R + (size_t)count;
-        rc = tail_forward(m, st, seq, len, logits); /* re-run; equals a KV-cache decode */
+        rc = rows_forward(m, st, seq, len, logits, NULL); /* re-run; equals a KV-cache decode */
         if (rc != 0) break;
         const double *last = logits + (len - 1) * (size_t)V;
         int32_t best = 0;
