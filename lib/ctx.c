@@ -31,8 +31,6 @@ size_t armt_ctx_memory_z_count(const armt_ctx *ctx) {
     return (size_t)c->n_layers * (size_t)armt_config_d_key(c);
 }
 
-/* Releases every scratch buffer (forward.c grows them). */
-void armt_ctx_release_scratch(armt_ctx *ctx);
 
 void armt_ctx_free(armt_ctx *ctx) {
     if (!ctx) return;

@@ -46,7 +46,6 @@ size_t armt_output_count(const armt_model *m, armt_output o, size_t n) {
 /* Scratch                                                                                                 */
 /* ======================================================================================================= */
 
-void armt_ctx_release_scratch(armt_ctx *ctx);
 void armt_ctx_release_scratch(armt_ctx *ctx) {
     /* sizes are recomputed from the capacity they were made with */
     const armt_config *c = &ctx->model->cfg;

@@ -218,6 +218,9 @@ struct armt_ctx {
     double    prof_s[ARMT_PROF_COUNT]; /* seconds per category, last forward */
 };
 
+/* Releases every scratch buffer of a context (forward.c grows them; ctx.c frees them). */
+void armt_ctx_release_scratch(armt_ctx *ctx);
+
 /* Keeps an event for the profile (takes ownership); no-op when profiling is off or ev is NULL. */
 void armt_ctx_prof_add(armt_ctx *ctx, int category, cl_event ev);
 /* Waits for the queue, sums the kept events into prof_s and releases them. */
