@@ -79,3 +79,215 @@ void armt_attention(__global const float *q, __global const float *k, __global c
         for (int c = 0; c < ATTN_HD; c++) o[c] = acc[c] * inv;
     }
 }
+
+/* ======================================================================================================== */
+/* armt_attention_mma - the same attention on tensor cores (bf16 models; built with -DATTN_MMA=1 where      */
+/* lib/build_options.c found mma.sync, or with the OpenCL C stand-ins of ARMT_MMA_EMULATE in tests)         */
+/* ======================================================================================================== */
+/*
+ * Flash-attention style: each warp owns 16 query rows of one head; the work-group (AM_WARPS warps) shares
+ * key/value tiles of AM_BK rows, staged through local memory as bf16. Per tile and warp:
+ *   S = Q K^T (16 x AM_BK, mma m16n8k16, fp32 accumulators), causal mask, online softmax in base 2 (Q was
+ *   scaled by scale * log2 e), then O += P V with P taken straight from S's accumulators (the accumulator
+ *   layout of two n8 tiles is the A-fragment layout of one k16 step) and rounded to bf16.
+ * Operands are rounded to bf16 when staged (Q in registers, K and V in local memory); every sum is fp32.
+ * Local layouts (32-bit words; the paddings make every fragment read and tile store free of bank conflicts):
+ *   ks[key][AM_KSW]: K rows as bf16 pairs (hd 2c, 2c+1) - the B fragment of Q K^T is one word per register;
+ *   vp[key pair][AM_VSW]: (V[2p][c], V[2p+1][c]) packed - the B fragment of P V is one word per register.
+ * Global (nblocks * 32 * AM_WARPS, nh, G), local (32 * AM_WARPS); work-group x takes query block
+ * nblocks - 1 - x (the longest blocks start first). The host guarantees kv_off % 4 == 0 (float4 loads).
+ */
+#ifndef ATTN_MMA
+#define ATTN_MMA 0
+#endif
+#if ATTN_MMA && (ARMT_NV_MMA || ARMT_MMA_EMULATE)
+#ifndef AM_WARPS
+#define AM_WARPS 4 /* warps per work-group (16 query rows each) */
+#endif
+#define AM_BK 64 /* keys per tile */
+#define AM_THREADS (32 * AM_WARPS)
+#define AM_BQ (16 * AM_WARPS)
+#define AM_KSW (ATTN_HD / 2 + 4) /* words per K row (= 4 mod 8) */
+#define AM_VSW (ATTN_HD + 8)     /* words per V key-pair row (= 8 or 24 mod 32) */
+#define AM_HK (ATTN_HD / 16)     /* k16 steps of Q K^T */
+#define AM_HN (ATTN_HD / 8)      /* n8 tiles of O */
+#define AM_SN (AM_BK / 8)        /* n8 tiles of S */
+#if ATTN_HD % 16
+#error "armt_attention_mma needs a head dimension that is a multiple of 16"
+#endif
+
+__kernel __attribute__((reqd_work_group_size(AM_THREADS, 1, 1)))
+void armt_attention_mma(__global const float *q, __global const float *k, __global const float *v,
+                        __global float *out, const int T, const int nh, const int nkv, const float scale,
+                        const ulong kv_off, const int Tk, const int q0) {
+    __local uint ks[AM_BK * AM_KSW];
+    __local uint vp[AM_BK / 2 * AM_VSW];
+#if ARMT_MMA_EMULATE
+    __local uint xch[AM_THREADS * 6];
+#endif
+    const int tid = get_local_id(0), lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+    const int qb = get_num_groups(0) - 1 - get_group_id(0), h = get_group_id(1), j = get_group_id(2);
+    const int kvh = h / (nh / nkv);
+    const ulong qstride = (ulong)nh * ATTN_HD, kstride = (ulong)nkv * ATTN_HD;
+    __global const float *kbase = k + kv_off + (ulong)j * Tk * kstride + (ulong)kvh * ATTN_HD;
+    __global const float *vbase = v + kv_off + (ulong)j * Tk * kstride + (ulong)kvh * ATTN_HD;
+    const int r0 = qb * AM_BQ + warp * 16 + g; /* this lane's rows: r0 and r0 + 8 */
+    const int p0 = q0 + r0, p1 = p0 + 8;        /* their positions */
+
+    /* Q fragments (A of Q K^T), scaled for exp2 */
+    const float qscale = scale * 1.4426950408889634f;
+    uint qa[AM_HK][4];
+    {
+        __global const float *qr0 = q + ((ulong)j * T + r0) * qstride + (ulong)h * ATTN_HD + 2 * t;
+        __global const float *qr1 = qr0 + 8 * qstride;
+        const int v0 = r0 < T, v1 = r0 + 8 < T;
+#pragma unroll
+        for (int kk = 0; kk < AM_HK; kk++) {
+            float2 a = v0 ? *(__global const float2 *)(qr0 + 16 * kk) : (float2)(0.0f, 0.0f);
+            float2 b = v1 ? *(__global const float2 *)(qr1 + 16 * kk) : (float2)(0.0f, 0.0f);
+            float2 c = v0 ? *(__global const float2 *)(qr0 + 16 * kk + 8) : (float2)(0.0f, 0.0f);
+            float2 d = v1 ? *(__global const float2 *)(qr1 + 16 * kk + 8) : (float2)(0.0f, 0.0f);
+            qa[kk][0] = armt_mma_bf16x2(a.x * qscale, a.y * qscale);
+            qa[kk][1] = armt_mma_bf16x2(b.x * qscale, b.y * qscale);
+            qa[kk][2] = armt_mma_bf16x2(c.x * qscale, c.y * qscale);
+            qa[kk][3] = armt_mma_bf16x2(d.x * qscale, d.y * qscale);
+        }
+    }
+    float o[AM_HN][4];
+#pragma unroll
+    for (int n = 0; n < AM_HN; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+
+    /* the last key any row of this block sees; keys past it are staged as zeros (see armt_attention) */
+    const int last = min(Tk - 1, q0 + min(T - 1, qb * AM_BQ + AM_BQ - 1));
+    const int wlast = q0 + qb * AM_BQ + warp * 16 + 15; /* the last position of this warp's rows */
+    for (int kb = 0; kb <= last; kb += AM_BK) {
+        barrier(CLK_LOCAL_MEM_FENCE); /* the previous tile is read */
+        for (int e = tid; e < AM_BK * ATTN_HD / 4; e += AM_THREADS) {
+            const int kr = e / (ATTN_HD / 4), c4 = e % (ATTN_HD / 4);
+            float4 x = kb + kr <= last ? *(__global const float4 *)(kbase + (ulong)(kb + kr) * kstride + 4 * c4)
+                                       : (float4)(0.0f);
+            *(__local uint2 *)(ks + kr * AM_KSW + 2 * c4) =
+                (uint2)(armt_mma_bf16x2(x.x, x.y), armt_mma_bf16x2(x.z, x.w));
+        }
+        for (int e = tid; e < AM_BK / 2 * ATTN_HD / 4; e += AM_THREADS) {
+            const int kp = e / (ATTN_HD / 4), c4 = e % (ATTN_HD / 4), kr = kb + 2 * kp;
+            float4 x = kr <= last ? *(__global const float4 *)(vbase + (ulong)kr * kstride + 4 * c4) : (float4)(0.0f);
+            float4 y = kr + 1 <= last ? *(__global const float4 *)(vbase + (ulong)(kr + 1) * kstride + 4 * c4)
+                                      : (float4)(0.0f);
+            *(__local uint4 *)(vp + kp * AM_VSW + 4 * c4) =
+                (uint4)(armt_mma_bf16x2(x.x, y.x), armt_mma_bf16x2(x.y, y.y), armt_mma_bf16x2(x.z, y.z),
+                        armt_mma_bf16x2(x.w, y.w));
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+#if !ARMT_MMA_EMULATE
+        if (kb > wlast) continue; /* every key of the tile is in this warp's future (warp-uniform) */
+#endif
+        /* S = Q K^T */
+        float s[AM_SN][4];
+#pragma unroll
+        for (int n = 0; n < AM_SN; n++) {
+            s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+            for (int kk = 0; kk < AM_HK; kk++) {
+                uint b[2];
+                b[0] = ks[(8 * n + g) * AM_KSW + 8 * kk + t];
+                b[1] = ks[(8 * n + g) * AM_KSW + 8 * kk + 4 + t];
+                MMA_MMA(s[n], qa[kk], b);
+            }
+        }
+        /* causal mask (and keys past the last), where the tile reaches past the warp's first row */
+        if (kb + AM_BK - 1 > q0 + qb * AM_BQ + warp * 16 || kb + AM_BK - 1 > last) {
+#pragma unroll
+            for (int n = 0; n < AM_SN; n++) {
+                const int key = kb + 8 * n + 2 * t;
+                if (key > p0 || key > last) s[n][0] = -INFINITY;
+                if (key + 1 > p0 || key + 1 > last) s[n][1] = -INFINITY;
+                if (key > p1 || key > last) s[n][2] = -INFINITY;
+                if (key + 1 > p1 || key + 1 > last) s[n][3] = -INFINITY;
+            }
+        }
+        /* online softmax: row maxima over the quad of lanes that shares a row */
+        float x0 = -INFINITY, x1 = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < AM_SN; n++) {
+            x0 = fmax(x0, fmax(s[n][0], s[n][1]));
+            x1 = fmax(x1, fmax(s[n][2], s[n][3]));
+        }
+        {
+            float y0 = x0, y1 = x1;
+            MMA_SHFL_XOR(y0, 1);
+            MMA_SHFL_XOR(y1, 1);
+            x0 = fmax(x0, y0);
+            x1 = fmax(x1, y1);
+            y0 = x0;
+            y1 = x1;
+            MMA_SHFL_XOR(y0, 2);
+            MMA_SHFL_XOR(y1, 2);
+            x0 = fmax(fmax(x0, y0), m0);
+            x1 = fmax(fmax(x1, y1), m1);
+        }
+        /* x0 and x1 now hold max(m, this tile's row maximum) on all four lanes */
+        const float b0 = x0 == -INFINITY ? 0.0f : x0, b1 = x1 == -INFINITY ? 0.0f : x1;
+        const float c0 = native_exp2(m0 - b0), c1 = native_exp2(m1 - b1);
+        m0 = x0;
+        m1 = x1;
+        l0 *= c0;
+        l1 *= c1;
+#pragma unroll
+        for (int n = 0; n < AM_HN; n++) {
+            o[n][0] *= c0;
+            o[n][1] *= c0;
+            o[n][2] *= c1;
+            o[n][3] *= c1;
+        }
+#pragma unroll
+        for (int n = 0; n < AM_SN; n++) {
+            s[n][0] = native_exp2(s[n][0] - b0);
+            s[n][1] = native_exp2(s[n][1] - b0);
+            s[n][2] = native_exp2(s[n][2] - b1);
+            s[n][3] = native_exp2(s[n][3] - b1);
+            l0 += s[n][0] + s[n][1];
+            l1 += s[n][2] + s[n][3];
+        }
+        /* O += P V */
+#pragma unroll
+        for (int kk = 0; kk < AM_BK / 16; kk++) {
+            uint a[4];
+            a[0] = armt_mma_bf16x2(s[2 * kk][0], s[2 * kk][1]);
+            a[1] = armt_mma_bf16x2(s[2 * kk][2], s[2 * kk][3]);
+            a[2] = armt_mma_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            a[3] = armt_mma_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+            for (int n = 0; n < AM_HN; n++) {
+                uint b[2];
+                b[0] = vp[(8 * kk + t) * AM_VSW + 8 * n + g];
+                b[1] = vp[(8 * kk + 4 + t) * AM_VSW + 8 * n + g];
+                MMA_MMA(o[n], a, b);
+            }
+        }
+    }
+    /* row sums over the quad, then O / l */
+    {
+        float y0 = l0, y1 = l1;
+        MMA_SHFL_XOR(y0, 1);
+        MMA_SHFL_XOR(y1, 1);
+        l0 += y0;
+        l1 += y1;
+        y0 = l0;
+        y1 = l1;
+        MMA_SHFL_XOR(y0, 2);
+        MMA_SHFL_XOR(y1, 2);
+        l0 += y0;
+        l1 += y1;
+    }
+    const float i0 = 1.0f / l0, i1 = 1.0f / l1;
+    __global float *o0 = out + ((ulong)j * T + r0) * qstride + (ulong)h * ATTN_HD + 2 * t;
+    __global float *o1 = o0 + 8 * qstride;
+#pragma unroll
+    for (int n = 0; n < AM_HN; n++) {
+        if (r0 < T) *(__global float2 *)(o0 + 8 * n) = (float2)(o[n][0] * i0, o[n][1] * i0);
+        if (r0 + 8 < T) *(__global float2 *)(o1 + 8 * n) = (float2)(o[n][2] * i1, o[n][3] * i1);
+    }
+}
+#endif

@@ -36,3 +36,76 @@ inline ushort armt_to_bf16(float x) {
     return (ushort)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 inline float armt_from_bf16(ushort h) { return as_float((uint)h << 16); }
+
+/* ---- Warp-level tensor-core primitives shared by the mma kernels (gemm_bf16.cl, attention.cl) ----------
+ * ARMT_NV_MMA=1: inline PTX (NVIDIA, compute capability >= 8.0; decided in lib/build_options.c).
+ * ARMT_MMA_EMULATE=1 (tests only): OpenCL C stand-ins with the same semantics, so that fragment layouts and
+ * tilings can be checked on any device. A stand-in takes effect for the whole warp by exchanging through
+ * local memory: the kernel declares __local uint xch[work-items * 6] and the variables warp and lane, and
+ * every work-item of the work-group calls the primitives in the same order (the barriers inside are
+ * uniform). */
+#ifndef ARMT_NV_MMA
+#define ARMT_NV_MMA 0
+#endif
+#ifndef ARMT_MMA_EMULATE
+#define ARMT_MMA_EMULATE 0
+#endif
+
+#if ARMT_MMA_EMULATE
+#define MMA_EMU_XCH(l, q) xch[(warp * 32 + (l)) * 6 + (q)]
+
+/* two floats to a bf16 pair (round to nearest even), lo in the low half */
+inline uint armt_mma_bf16x2(float lo, float hi) { return (uint)armt_to_bf16(lo) | ((uint)armt_to_bf16(hi) << 16); }
+/* element (bf16 as float) h (0 low, 1 high) of a packed pair */
+#define MMA_EMU_HALF(u, h) as_float(((h) ? ((u)&0xffff0000u) : ((u) << 16)))
+
+/* mma.m16n8k16.row.col: lane l (g = l/4, t = l%4) holds (in each pair, the low half is the lower index)
+ *   a0 = A[g][2t..2t+1]  a1 = A[g+8][2t..2t+1]  a2 = A[g][2t+8..2t+9]  a3 = A[g+8][2t+8..2t+9]
+ *   b0 = B[2t..2t+1][g]  b1 = B[2t+8..2t+9][g]
+ *   c0, c1 = C[g][2t], C[g][2t+1]    c2, c3 = C[g+8][2t], C[g+8][2t+1]                                */
+#define MMA_EMU_A(r, kk) \
+    MMA_EMU_HALF(MMA_EMU_XCH(((r)&7) * 4 + (((kk)&7) >> 1), ((r) >> 3) + (((kk) >> 3) << 1)), (kk)&1)
+#define MMA_EMU_B(kk, c) MMA_EMU_HALF(MMA_EMU_XCH((c)*4 + (((kk)&7) >> 1), 4 + ((kk) >> 3)), (kk)&1)
+#define MMA_MMA(d, a, b)                                                                      \
+    do {                                                                                      \
+        for (int q_ = 0; q_ < 4; q_++) MMA_EMU_XCH(lane, q_) = (a)[q_];                       \
+        MMA_EMU_XCH(lane, 4) = (b)[0];                                                        \
+        MMA_EMU_XCH(lane, 5) = (b)[1];                                                        \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                         \
+        for (int q_ = 0; q_ < 4; q_++) {                                                      \
+            const int r_ = (lane >> 2) + ((q_ >> 1) << 3), c_ = ((lane & 3) << 1) + (q_ & 1); \
+            float s_ = (d)[q_];                                                               \
+            for (int kk_ = 0; kk_ < 16; kk_++) s_ += MMA_EMU_A(r_, kk_) * MMA_EMU_B(kk_, c_); \
+            (d)[q_] = s_;                                                                     \
+        }                                                                                     \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                         \
+    } while (0)
+/* shfl.sync.bfly: x becomes the value x had on lane (lane ^ m) */
+#define MMA_SHFL_XOR(x, m)                                      \
+    do {                                                        \
+        MMA_EMU_XCH(lane, 0) = as_uint(x);                      \
+        barrier(CLK_LOCAL_MEM_FENCE);                           \
+        (x) = as_float(MMA_EMU_XCH(lane ^ (m), 0));             \
+        barrier(CLK_LOCAL_MEM_FENCE);                           \
+    } while (0)
+
+#elif ARMT_NV_MMA
+/* pack two floats to bf16x2, round to nearest even: cvt puts its FIRST source in the UPPER half */
+inline uint armt_mma_bf16x2(float lo, float hi) {
+    uint r;
+    __asm__("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+#define MMA_MMA(d, a, b)                                                                                 \
+    __asm__("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "                                       \
+            "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %11, %12, %13};"                        \
+            : "=f"((d)[0]), "=f"((d)[1]), "=f"((d)[2]), "=f"((d)[3])                                     \
+            : "r"((a)[0]), "r"((a)[1]), "r"((a)[2]), "r"((a)[3]), "r"((b)[0]), "r"((b)[1]), "f"((d)[0]), \
+              "f"((d)[1]), "f"((d)[2]), "f"((d)[3]))
+#define MMA_SHFL_XOR(x, m)                                                                                    \
+    do {                                                                                                      \
+        float y_;                                                                                             \
+        __asm__ __volatile__("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(y_) : "f"(x), "r"(m)); \
+        (x) = y_;                                                                                             \
+    } while (0)
+#endif

@@ -214,13 +214,6 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 /* (c), (d) NVIDIA tensor-core kernels                                                                      */
 /* ======================================================================================================== */
 
-#ifndef ARMT_NV_MMA
-#define ARMT_NV_MMA 0 /* 1: build the mma kernels with inline PTX (NVIDIA, compute capability >= 8.0) */
-#endif
-#ifndef ARMT_MMA_EMULATE
-#define ARMT_MMA_EMULATE 0 /* 1: build the mma kernels with OpenCL C stand-ins for the PTX (tests only) */
-#endif
-
 #if ARMT_NV_MMA || ARMT_MMA_EMULATE
 
 #ifndef MMA_BM
@@ -310,13 +303,6 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 #define MMA_EMU_LOCALS __local uint xch[MMA_THREADS * 6];
 #define MMA_EMU_ARG xch
 #define MMA_EMU_PARAM , __local uint *xch
-#define MMA_EMU_XCH(l, q) xch[(warp * 32 + (l)) * 6 + (q)]
-
-inline uint armt_mma_bf16x2(float lo, float hi) {
-    return armt_gemm_bf16_bits(lo) | (armt_gemm_bf16_bits(hi) << 16);
-}
-/* element (bf16 as float) h (0 low, 1 high) of a packed pair */
-#define MMA_EMU_HALF(u, h) as_float(((h) ? ((u)&0xffff0000u) : ((u) << 16)))
 
 /* ldmatrix.x4: lane l supplies the row address for row l%8 of matrix l/8; register i of lane l receives the
  * 32-bit word l%4 of row l/4 of matrix i. */
@@ -329,28 +315,6 @@ inline uint armt_mma_bf16x2(float lo, float hi) {
         r2 = smem[(MMA_EMU_XCH(16 + (lane >> 2), 0) >> 2) + (lane & 3)]; \
         r3 = smem[(MMA_EMU_XCH(24 + (lane >> 2), 0) >> 2) + (lane & 3)]; \
         barrier(CLK_LOCAL_MEM_FENCE);                                    \
-    } while (0)
-
-/* mma.m16n8k16.row.col: lane l (g = l/4, t = l%4) holds (in each pair, the low half is the lower index)
- *   a0 = A[g][2t..2t+1]  a1 = A[g+8][2t..2t+1]  a2 = A[g][2t+8..2t+9]  a3 = A[g+8][2t+8..2t+9]
- *   b0 = B[2t..2t+1][g]  b1 = B[2t+8..2t+9][g]
- *   c0, c1 = C[g][2t], C[g][2t+1]    c2, c3 = C[g+8][2t], C[g+8][2t+1]                                */
-#define MMA_EMU_A(r, kk) \
-    MMA_EMU_HALF(MMA_EMU_XCH(((r)&7) * 4 + (((kk)&7) >> 1), ((r) >> 3) + (((kk) >> 3) << 1)), (kk)&1)
-#define MMA_EMU_B(kk, c) MMA_EMU_HALF(MMA_EMU_XCH((c)*4 + (((kk)&7) >> 1), 4 + ((kk) >> 3)), (kk)&1)
-#define MMA_MMA(d, a, b)                                                                      \
-    do {                                                                                      \
-        for (int q_ = 0; q_ < 4; q_++) MMA_EMU_XCH(lane, q_) = (a)[q_];                       \
-        MMA_EMU_XCH(lane, 4) = (b)[0];                                                        \
-        MMA_EMU_XCH(lane, 5) = (b)[1];                                                        \
-        barrier(CLK_LOCAL_MEM_FENCE);                                                         \
-        for (int q_ = 0; q_ < 4; q_++) {                                                      \
-            const int r_ = (lane >> 2) + ((q_ >> 1) << 3), c_ = ((lane & 3) << 1) + (q_ & 1); \
-            float s_ = (d)[q_];                                                               \
-            for (int kk_ = 0; kk_ < 16; kk_++) s_ += MMA_EMU_A(r_, kk_) * MMA_EMU_B(kk_, c_); \
-            (d)[q_] = s_;                                                                     \
-        }                                                                                     \
-        barrier(CLK_LOCAL_MEM_FENCE);                                                         \
     } while (0)
 
 /* cp.async.cg 16 bytes (bytes = 16 or 0: zero fill), done at once */
@@ -386,25 +350,12 @@ inline uint armt_mma_smem_base(__local uint *p) {
     return s;
 }
 
-/* pack two floats to bf16x2, round to nearest even: cvt puts its FIRST source in the UPPER half */
-inline uint armt_mma_bf16x2(float lo, float hi) {
-    uint r;
-    __asm__("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-}
 
 #define MMA_LDSM_X4(r0, r1, r2, r3, off)                                                    \
     __asm__ __volatile__("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];" \
                          : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)                           \
                          : "r"(sbase + (off))                                               \
                          : "memory")
-
-#define MMA_MMA(d, a, b)                                                                                 \
-    __asm__("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "                                       \
-            "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %11, %12, %13};"                        \
-            : "=f"((d)[0]), "=f"((d)[1]), "=f"((d)[2]), "=f"((d)[3])                                     \
-            : "r"((a)[0]), "r"((a)[1]), "r"((a)[2]), "r"((a)[3]), "r"((b)[0]), "r"((b)[1]), "f"((d)[0]), \
-              "f"((d)[1]), "f"((d)[2]), "f"((d)[3]))
 
 /* 16 bytes global -> shared, bypassing L1 (.cg); bytes = 0 reads nothing and writes zeros */
 #define MMA_CP16(off, gptr, bytes)                                                    \

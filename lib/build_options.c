@@ -33,6 +33,18 @@ char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tu
     tune->mma_bm = 128;
     tune->mma_bn = 128;
     tune->mma_threads = 128; /* 2 x 2 warps */
+    /* attention of bf16 models on tensor cores wherever the GEMM has them; -DARMT_ATTN_MMA=0 in the extra
+     * options turns it off (the fp32 kernel then runs), -DARMT_MMA_EMULATE=1 (tests) turns it on anywhere
+     * with OpenCL C stand-ins for the PTX */
+    tune->attn_mma = tune->nv_mma;
+    tune->attn_mma_warps = 4;
+    if (extra && strstr(extra, "-DARMT_MMA_EMULATE=1")) tune->attn_mma = 1;
+    if (extra && strstr(extra, "-DARMT_ATTN_MMA=0")) tune->attn_mma = 0;
+    const char *aw = extra ? strstr(extra, "-DAM_WARPS=") : NULL;
+    if (aw) {
+        int v = atoi(aw + strlen("-DAM_WARPS="));
+        if (v >= 1 && v <= 8) tune->attn_mma_warps = v;
+    }
     /* -DATTN_BQ=N / -DATTN_BK=N in the extra options (ARMT_CL_BUILD_OPTIONS) also change the launch and the
      * per-model clamp below: the kernel requires that work-group size */
     const char *bq = extra ? strstr(extra, "-DATTN_BQ=") : NULL;

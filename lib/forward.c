@@ -507,7 +507,9 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
         q0 = st->pos0;
     }
 
-    k = ctx->k[ARMT_K_ATTENTION];
+    /* tensor cores where the model's attention program has them (bf16) and float4 loads of K/V are aligned */
+    armt_kernel_id aid = ctx->k[ARMT_K_ATTENTION_MMA] && kv_off % 4 == 0 ? ARMT_K_ATTENTION_MMA : ARMT_K_ATTENTION;
+    k = ctx->k[aid];
     float scale = (float)(1.0 / sqrt((double)F->hd));
     ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->q));
     ARMT_CL_TRY(ARMT_ARG(k, 1, kbuf));
@@ -520,8 +522,13 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
     ARMT_CL_TRY(ARMT_ARG(k, 8, kv_off));
     ARMT_CL_TRY(ARMT_ARG(k, 9, Tk));
     ARMT_CL_TRY(ARMT_ARG(k, 10, q0));
-    size_t bq = (size_t)ctx->rt->tune.attn_bq;
-    ARMT_TRY(launch(F, ARMT_K_ATTENTION, 3, round_up(T, bq), (size_t)F->nh, G, bq));
+    if (aid == ARMT_K_ATTENTION_MMA) {
+        size_t warps = (size_t)ctx->rt->tune.attn_mma_warps;
+        ARMT_TRY(launch(F, aid, 3, (T + 16 * warps - 1) / (16 * warps) * 32 * warps, (size_t)F->nh, G, 32 * warps));
+    } else {
+        size_t bq = (size_t)ctx->rt->tune.attn_bq;
+        ARMT_TRY(launch(F, aid, 3, round_up(T, bq), (size_t)F->nh, G, bq));
+    }
 
     /* x += att Wo^T (beta = 1 adds the residual in the GEMM) */
     offsets_tmp(st, T, qd, F->a_off);

@@ -36,6 +36,7 @@ typedef enum armt_kernel_id {
     ARMT_K_FILL_UNIFORM_BF16, /* init.cl    random weights rounded to bf16               */
     ARMT_K_GEMM_BF16,      /* gemm_bf16.cl  batched GEMM, bf16 weights (portable)        */
     ARMT_K_GEMM_BF16_MMA,  /* gemm_bf16.cl  the same on NVIDIA tensor cores (optional)   */
+    ARMT_K_ATTENTION_MMA,  /* attention.cl  attention on tensor cores, bf16 models (optional) */
     ARMT_K_COUNT
 } armt_kernel_id;
 
@@ -73,6 +74,8 @@ typedef struct armt_device_tuning {
     int gemm_tm, gemm_tn, gemm_rm, gemm_rn; /* portable bf16 GEMM tile      */
     int nv_mma;           /* 1: tensor-core bf16 GEMM (NVIDIA, cc >= 8.0)   */
     int mma_bm, mma_bn, mma_threads;        /* its tile and work-group size */
+    int attn_mma;         /* 1: bf16 models run attention on tensor cores (or their stand-ins) */
+    int attn_mma_warps;   /* warps per work-group of armt_attention_mma (16 query rows each) */
 } armt_device_tuning;
 
 struct armt_runtime {

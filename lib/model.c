@@ -192,8 +192,12 @@ static armt_status model_begin(armt_runtime *rt, const armt_config *cfg, armt_pr
     /* the key/value tiles (2 x ATTN_BK x head_dim floats) must fit local memory, with room to spare */
     int bk = rt->tune.attn_bk;
     while (bk > 1 && (uint64_t)bk * (uint64_t)cfg->head_dim * 8u + 1024u > rt->tune.local_mem) bk /= 2;
-    char opt[96];
-    snprintf(opt, sizeof opt, "-DATTN_HD=%d -DATTN_BK=%d", cfg->head_dim, bk);
+    /* tensor-core attention (bf16 models): head_dim a multiple of 16, its bf16 tiles within local memory */
+    int attn_mma = prec == ARMT_PRECISION_BF16 && rt->tune.attn_mma && cfg->head_dim % 16 == 0 &&
+                   cfg->head_dim <= 128;
+    char opt[128];
+    snprintf(opt, sizeof opt, "-DATTN_HD=%d -DATTN_BK=%d -DATTN_MMA=%d -DAM_WARPS=%d", cfg->head_dim, bk,
+             attn_mma, rt->tune.attn_mma_warps);
     ARMT_TRY_GOTO(armt_program_build(rt, ARMT_P_ATTENTION, opt, &m->attention, err), fail);
     ARMT_TRY_GOTO(armt_kernels_create(rt, m->attention, m->k, err), fail);
     ARMT_TRY_GOTO(allocate_weights(m, err), fail);

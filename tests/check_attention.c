@@ -1,0 +1,268 @@
+/*
+ * check_attention.c - the attention kernels against a double-precision CPU reference, kernel by kernel:
+ * armt_attention (fp32, every device) and armt_attention_mma (tensor cores on NVIDIA; elsewhere its OpenCL C
+ * stand-ins, -DARMT_MMA_EMULATE=1, which run the same fragment layouts, masks and online softmax).
+ * Cases: partial query blocks and key tiles, GQA and MQA, head dims 16..128, one new row against a KV cache
+ * whose unwritten rows hold NaN (they must be masked, never multiplied by a zero weight), every output
+ * element written (outputs start as NaN).
+ */
+#include "config.h"
+
+#include "internal.h"
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOL_FP32 1e-5 /* fp32 kernel: max |out - ref| / max |ref| */
+#define TOL_MMA 1e-2  /* bf16 operands (q, k, v, p rounded to 8 bits of mantissa) */
+
+typedef struct acase {
+    int hd, nh, nkv, G, T, Tk, q0, kv_off, warps;
+} acase;
+
+static const acase cases[] = {
+    {64, 4, 2, 2, 130, 130, 0, 0, 4},  /* 3 query blocks (the last partial), 3 key tiles (the last partial) */
+    {32, 2, 1, 1, 3, 101, 70, 8, 4},   /* 3 new rows against a KV cache at offset 8; rows >= 73 unwritten */
+    {16, 2, 2, 1, 1, 1, 0, 0, 2},      /* one row, one key */
+    {128, 2, 1, 1, 77, 77, 0, 0, 4},   /* the largest head the mma kernel takes */
+    {64, 4, 1, 1, 200, 200, 0, 0, 2},  /* MQA, 2 warps per work-group */
+};
+
+static uint64_t rng = 88172645463325252ull;
+static float urand(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+/* out[g, r, h*hd + c] = sum_t softmax_t(q . k_t * scale) v_t over keys t <= q0 + r (and t < Tk) */
+static void reference(const acase *c, const float *q, const float *k, const float *v, double *out) {
+    size_t qd = (size_t)c->nh * c->hd, kvd = (size_t)c->nkv * c->hd;
+    double scale = 1.0 / sqrt((double)c->hd);
+    double *s = malloc((size_t)c->Tk * sizeof *s);
+    for (int g = 0; g < c->G; g++)
+        for (int r = 0; r < c->T; r++)
+            for (int h = 0; h < c->nh; h++) {
+                const float *qr = q + ((size_t)g * c->T + r) * qd + (size_t)h * c->hd;
+                size_t kvh = (size_t)(h / (c->nh / c->nkv));
+                int last = c->q0 + r < c->Tk - 1 ? c->q0 + r : c->Tk - 1;
+                double mx = -INFINITY, sum = 0;
+                for (int t = 0; t <= last; t++) {
+                    const float *kr = k + c->kv_off + ((size_t)g * c->Tk + t) * kvd + kvh * c->hd;
+                    double d = 0;
+                    for (int e = 0; e < c->hd; e++) d += (double)qr[e] * kr[e];
+                    s[t] = d * scale;
+                    mx = fmax(mx, s[t]);
+                }
+                for (int t = 0; t <= last; t++) sum += (s[t] = exp(s[t] - mx));
+                double *o = out + ((size_t)g * c->T + r) * qd + (size_t)h * c->hd;
+                for (int e = 0; e < c->hd; e++) {
+                    double a = 0;
+                    for (int t = 0; t <= last; t++)
+                        a += s[t] * v[c->kv_off + ((size_t)g * c->Tk + t) * kvd + kvh * c->hd + e];
+                    o[e] = a / sum;
+                }
+            }
+    free(s);
+}
+
+static double rel_err(const float *a, const float *b, size_t n) {
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(a[i])) return INFINITY;
+        d = fmax(d, fabs((double)a[i] - (double)b[i]));
+        m = fmax(m, fabs((double)b[i]));
+    }
+    return m > 0 ? d / m : d;
+}
+
+/* Runs one kernel of the case on the device; returns max |out - ref| / max |ref| (INFINITY on a NaN). */
+static double run_kernel(armt_runtime *rt, const acase *c, int mma, const float *q, const float *k, const float *v,
+                         const double *ref) {
+    armt_err err;
+    armt_err_init(&err);
+    char opt[160];
+    snprintf(opt, sizeof opt, "-DATTN_HD=%d -DATTN_BK=16 -DATTN_MMA=%d -DAM_WARPS=%d", c->hd, mma, c->warps);
+    cl_program prog = NULL;
+    armt_status st = armt_program_build(rt, ARMT_P_ATTENTION, opt, &prog, &err);
+    ck_assert_msg(st == ARMT_OK, "%s", armt_err_msg(&err));
+    armt_err_free(&err);
+    cl_int e;
+    cl_kernel kern = clCreateKernel(prog, mma ? "armt_attention_mma" : "armt_attention", &e);
+    ck_assert_int_eq(e, CL_SUCCESS);
+    size_t qn = (size_t)c->G * c->T * c->nh * c->hd, kn = (size_t)c->kv_off + (size_t)c->G * c->Tk * c->nkv * c->hd;
+    cl_mem bq = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, qn * 4, (void *)q, &e);
+    ck_assert_int_eq(e, CL_SUCCESS);
+    cl_mem bk = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, kn * 4, (void *)k, &e);
+    ck_assert_int_eq(e, CL_SUCCESS);
+    cl_mem bv = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, kn * 4, (void *)v, &e);
+    ck_assert_int_eq(e, CL_SUCCESS);
+    float *out = malloc(qn * sizeof *out);
+    for (size_t i = 0; i < qn; i++) out[i] = NAN;
+    cl_mem bo = clCreateBuffer(rt->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, qn * 4, out, &e);
+    ck_assert_int_eq(e, CL_SUCCESS);
+    float scale = (float)(1.0 / sqrt((double)c->hd));
+    cl_ulong kv_off = (cl_ulong)c->kv_off;
+    ck_assert_int_eq(clSetKernelArg(kern, 0, sizeof bq, &bq), CL_SUCCESS);
+    ck_assert_int_eq(clSetKernelArg(kern, 1, sizeof bk, &bk), CL_SUCCESS);
+    ck_assert_int_eq(clSetKernelArg(kern, 2, sizeof bv, &bv), CL_SUCCESS);
+    ck_assert_int_eq(clSetKernelArg(kern, 3, sizeof bo, &bo), CL_SUCCESS);
+    ck_assert_int_eq(clSetKernelArg(kern, 4, sizeof c->T, &c->T), CL_SUCCESS);
+    ck_assert_int_eq(clSetKernelArg(kern, 5, sizeof c->nh, &c->nh), CL_SUCCESS);
+    ck_assert_int_eq(clSetKernelArg(kern, 6, sizeof c->nkv, &c->nkv), CL_SUCCESS);
+    ck_assert_int_eq(clSetKernelArg(kern, 7, sizeof scale, &scale), CL_SUCCESS);
+    ck_assert_int_eq(clSetKernelArg(kern, 8, sizeof kv_off, &kv_off), CL_SUCCESS);
+    ck_assert_int_eq(clSetKernelArg(kern, 9, sizeof c->Tk, &c->Tk), CL_SUCCESS);
+    ck_assert_int_eq(clSetKernelArg(kern, 10, sizeof c->q0, &c->q0), CL_SUCCESS);
+    size_t gws[3], lws[3] = {1, 1, 1};
+    if (mma) {
+        size_t bqr = 16 * (size_t)c->warps;
+        lws[0] = 32 * (size_t)c->warps;
+        gws[0] = ((size_t)c->T + bqr - 1) / bqr * lws[0];
+    } else { /* the fp32 kernel's work-group size is the runtime's ATTN_BQ */
+        lws[0] = (size_t)rt->tune.attn_bq;
+        gws[0] = ((size_t)c->T + lws[0] - 1) / lws[0] * lws[0];
+    }
+    gws[1] = (size_t)c->nh;
+    gws[2] = (size_t)c->G;
+    e = clEnqueueNDRangeKernel(rt->queue, kern, 3, NULL, gws, lws, 0, NULL, NULL);
+    ck_assert_msg(e == CL_SUCCESS, "enqueue: %d", e);
+    ck_assert_int_eq(clEnqueueReadBuffer(rt->queue, bo, CL_TRUE, 0, qn * 4, out, 0, NULL, NULL), CL_SUCCESS);
+    double d = 0, m = 0;
+    for (size_t i = 0; i < qn; i++) {
+        if (!isfinite(out[i])) {
+            d = INFINITY;
+            break;
+        }
+        d = fmax(d, fabs(out[i] - ref[i]));
+        m = fmax(m, fabs(ref[i]));
+    }
+    clReleaseMemObject(bq);
+    clReleaseMemObject(bk);
+    clReleaseMemObject(bv);
+    clReleaseMemObject(bo);
+    clReleaseKernel(kern);
+    clReleaseProgram(prog);
+    free(out);
+    return d / m;
+}
+
+/* A runtime whose attention_mma is real (NVIDIA, cc >= 8.0) or emulated (anywhere else). */
+static armt_runtime *mma_runtime(void) {
+    armt_runtime *rt = test_runtime();
+    if (rt->tune.nv_mma) return rt;
+    armt_runtime_free(rt);
+    armt_runtime_params p = armt_runtime_default_params();
+    p.build_options = "-DARMT_MMA_EMULATE=1";
+    rt = NULL;
+    ck_assert_msg(armt_runtime_create(&p, &rt) == ARMT_OK, "%s", armt_last_error());
+    ck_assert(rt->tune.attn_mma);
+    return rt;
+}
+
+START_TEST(test_attention_kernels) {
+    const acase *c = &cases[_i];
+    armt_runtime *rt = mma_runtime();
+    size_t qn = (size_t)c->G * c->T * c->nh * c->hd, kvd = (size_t)c->nkv * c->hd;
+    size_t kn = (size_t)c->kv_off + (size_t)c->G * c->Tk * kvd;
+    float *q = malloc(qn * 4), *k = malloc(kn * 4), *v = malloc(kn * 4);
+    double *ref = malloc(qn * sizeof *ref);
+    for (size_t i = 0; i < qn; i++) q[i] = 2.0f * urand();
+    for (size_t i = 0; i < kn; i++) {
+        k[i] = 2.0f * urand();
+        v[i] = urand();
+    }
+    /* a KV cache: rows past q0 + T are not written yet */
+    for (int g = 0; g < c->G; g++)
+        for (int t = c->q0 + c->T; t < c->Tk; t++)
+            for (size_t e = 0; e < kvd; e++) {
+                k[c->kv_off + ((size_t)g * c->Tk + t) * kvd + e] = NAN;
+                v[c->kv_off + ((size_t)g * c->Tk + t) * kvd + e] = NAN;
+            }
+    for (int i = 0; i < c->kv_off; i++) k[i] = v[i] = NAN;
+    reference(c, q, k, v, ref);
+    double e32 = run_kernel(rt, c, 0, q, k, v, ref);
+    double e16 = run_kernel(rt, c, 1, q, k, v, ref);
+    fprintf(stderr, "attention hd %d nh %d/%d G %d T %d Tk %d q0 %d: fp32 %.3g, mma (%s) %.3g\n", c->hd, c->nh,
+            c->nkv, c->G, c->T, c->Tk, c->q0, e32, rt->tune.nv_mma ? "tensor cores" : "emulated", e16);
+    ck_assert_msg(e32 <= TOL_FP32, "fp32 attention: %.3g", e32);
+    ck_assert_msg(e16 <= TOL_MMA, "mma attention: %.3g", e16);
+    /* it is really bf16 arithmetic, not a copy of the fp32 path */
+    ck_assert_msg(e16 > 1e-5, "mma attention equals the reference to %.3g: bf16 rounding missing?", e16);
+    free(q);
+    free(k);
+    free(v);
+    free(ref);
+    armt_runtime_free(rt);
+}
+END_TEST
+
+/* Through the library: a bf16 model's forward launches armt_attention_mma (profiled), and its logits stay
+ * within the bf16 tolerance of the fp32 model's in both schedules. */
+START_TEST(test_attention_mma_in_forward) {
+    armt_runtime *rt = test_runtime();
+    int real = rt->tune.nv_mma;
+    armt_runtime_free(rt);
+    armt_runtime_params p = armt_runtime_default_params();
+    p.profile = 1;
+    if (!real) p.build_options = "-DARMT_MMA_EMULATE=1";
+    rt = NULL;
+    ck_assert_msg(armt_runtime_create(&p, &rt) == ARMT_OK, "%s", armt_last_error());
+    armt_config c;
+    ck_assert_int_eq(armt_config_preset("tiny", &c), ARMT_OK);
+    size_t n = 45, V = (size_t)c.vocab_size;
+    int32_t *ids = malloc(n * sizeof *ids);
+    test_random_ids(ids, n, c.vocab_size, 9);
+    float *out[3];
+    int used[3] = {0, 0, 0};
+    for (int run = 0; run < 3; run++) {
+        armt_model_params mp = armt_model_default_params();
+        mp.seed = 321;
+        mp.wmv_std = 0.02f;
+        mp.precision = run == 0 ? ARMT_PRECISION_FP32 : ARMT_PRECISION_BF16;
+        armt_model *m = NULL;
+        ck_assert_msg(armt_model_create_random(rt, &c, &mp, &m) == ARMT_OK, "%s", armt_last_error());
+        armt_ctx *ctx = NULL;
+        ck_assert_int_eq(armt_ctx_create(m, NULL, &ctx), ARMT_OK);
+        out[run] = malloc(n * V * sizeof(float));
+        armt_forward_params fp = armt_forward_default_params();
+        fp.schedule = run == 2 ? ARMT_SCHEDULE_DIAGONAL : ARMT_SCHEDULE_SEQUENTIAL;
+        fp.output = ARMT_OUTPUT_LOGITS_ALL;
+        fp.out = out[run];
+        fp.out_count = n * V;
+        ck_assert_msg(armt_forward(ctx, ids, n, &fp) == ARMT_OK, "%s", armt_ctx_last_error(ctx));
+        const char *names[64];
+        double secs[64];
+        size_t np = armt_ctx_profile(ctx, names, secs, 64);
+        for (size_t i = 0; i < np && i < 64; i++)
+            if (strcmp(names[i], "armt_attention_mma") == 0) used[run] = 1;
+        armt_ctx_free(ctx);
+        armt_model_free(m);
+    }
+    ck_assert_msg(!used[0], "the fp32 model ran armt_attention_mma");
+    ck_assert_msg(used[1] && used[2], "the bf16 model did not run armt_attention_mma (seq %d, diag %d)", used[1],
+                  used[2]);
+    double e1 = rel_err(out[1], out[0], n * V), e2 = rel_err(out[2], out[0], n * V);
+    fprintf(stderr, "tiny, mma attention: bf16 vs fp32 sequential %.3g, diagonal %.3g\n", e1, e2);
+    for (int run = 0; run < 3; run++) free(out[run]);
+    free(ids);
+    armt_runtime_free(rt);
+    ck_assert_msg(e1 <= 2e-2 && e2 <= 2e-2, "bf16 vs fp32: %.3g / %.3g", e1, e2);
+}
+END_TEST
+
+static Suite *suite(void) {
+    Suite *s = suite_create("attention");
+    TCase *tc = tcase_create("attention");
+    tcase_set_timeout(tc, 1200);
+    tcase_add_loop_test(tc, test_attention_kernels, 0, (int)(sizeof cases / sizeof cases[0]));
+    tcase_add_test(tc, test_attention_mma_in_forward);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return test_run_suite(suite(), 1); }

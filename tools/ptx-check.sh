@@ -1,0 +1,33 @@
+#!/bin/sh
+# ptx-check.sh FILE.cl [-Dmacros...]: compile an OpenCL kernel file (with cl/common.cl in front) for NVIDIA
+# without a GPU - clang (OpenCL C -> NVPTX) and ptxas (sm_90a) - and print each kernel's registers, spills
+# and local memory. The OpenCL builtins the kernels use are mapped to NVVM intrinsics by a shim, so the
+# result approximates (within a few registers) what NVIDIA's OpenCL compiler produces. Needs clang and a
+# CUDA toolkit's ptxas (PTXAS=... to point at one); a maintainer's tool, not used by the build.
+set -e
+here=$(cd "$(dirname "$0")/.." && pwd)
+src=$1
+shift
+PTXAS=${PTXAS:-ptxas}
+command -v "$PTXAS" >/dev/null 2>&1 || PTXAS=/usr/local/cuda/bin/ptxas
+CLANG=${CLANG:-clang}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cat > "$tmp/shim.h" <<'SHIM'
+#define get_local_id(d) ((d) == 0 ? __nvvm_read_ptx_sreg_tid_x() : (d) == 1 ? __nvvm_read_ptx_sreg_tid_y() : __nvvm_read_ptx_sreg_tid_z())
+#define get_group_id(d) ((d) == 0 ? __nvvm_read_ptx_sreg_ctaid_x() : (d) == 1 ? __nvvm_read_ptx_sreg_ctaid_y() : __nvvm_read_ptx_sreg_ctaid_z())
+#define get_num_groups(d) ((d) == 0 ? __nvvm_read_ptx_sreg_nctaid_x() : (d) == 1 ? __nvvm_read_ptx_sreg_nctaid_y() : __nvvm_read_ptx_sreg_nctaid_z())
+#define get_local_size(d) ((d) == 0 ? __nvvm_read_ptx_sreg_ntid_x() : (d) == 1 ? __nvvm_read_ptx_sreg_ntid_y() : __nvvm_read_ptx_sreg_ntid_z())
+#define get_global_id(d) (get_group_id(d) * get_local_size(d) + get_local_id(d))
+#define barrier(f) __syncthreads()
+#define native_exp2(x) __nvvm_ex2_approx_f(x)
+#define exp(x) __nvvm_ex2_approx_f((x) * 1.4426950408889634f)
+#define fmax(a, b) __builtin_fmaxf(a, b)
+#define min(a, b) ((a) < (b) ? (a) : (b))
+#define max(a, b) ((a) > (b) ? (a) : (b))
+#define fma(a, b, c) __builtin_fmaf(a, b, c)
+SHIM
+cat "$tmp/shim.h" "$here/cl/common.cl" "$src" > "$tmp/k.cl"
+"$CLANG" -x cl -cl-std=CL1.2 -target nvptx64-nvidia-cuda -Xclang -finclude-default-header -O3 "$@" -S "$tmp/k.cl" -o "$tmp/k.ptx" 2>&1 | grep -v "warning\|^ *[0-9]* | \|^ *|\|^ *\^\|generated" || true
+sed -i 's/^\.target .*/.target sm_90a/; s/^\.version .*/.version 8.0/' "$tmp/k.ptx"
+"$PTXAS" -arch=sm_90a -v "$tmp/k.ptx" -o "$tmp/k.cubin" 2>&1 | grep -E "Compiling|registers|spill|rror" || true
