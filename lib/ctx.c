@@ -42,6 +42,7 @@ void armt_ctx_free(armt_ctx *ctx) {
     armt_buffer_release(ctx->rt, &ctx->w_mem_prev, ctx->state_bytes[0]);
     armt_buffer_release(ctx->rt, &ctx->z_prev, ctx->state_bytes[1]);
     armt_buffer_release(ctx->rt, &ctx->written_prev, ctx->state_bytes[2]);
+    armt_buffer_release(ctx->rt, &ctx->w_mem_bf, ctx->state_bytes[0] / 2);
     armt_kernels_release(ctx->k);
     armt_ctx_prof_collect(ctx);
     free(ctx->prof_ev);
@@ -81,10 +82,11 @@ armt_status armt_ctx_create(armt_model *model, const armt_ctx_params *params, ar
     ctx->state_bytes[0] = armt_ctx_memory_w_count(ctx) * sizeof(float);
     ctx->state_bytes[1] = armt_ctx_memory_z_count(ctx) * sizeof(float);
     ctx->state_bytes[2] = (size_t)model->cfg.n_layers * sizeof(cl_int);
+    int bf = model->precision == ARMT_PRECISION_BF16;
     {
-        size_t sizes[6] = {ctx->state_bytes[0], ctx->state_bytes[1], ctx->state_bytes[2],
-                           ctx->state_bytes[0], ctx->state_bytes[1], ctx->state_bytes[2]};
-        ARMT_TRY_GOTO(armt_device_fits(ctx->rt, sizes, 6, "context memory state", err), fail);
+        size_t sizes[7] = {ctx->state_bytes[0], ctx->state_bytes[1], ctx->state_bytes[2],    ctx->state_bytes[0],
+                           ctx->state_bytes[1], ctx->state_bytes[2], bf ? ctx->state_bytes[0] / 2 : 0};
+        ARMT_TRY_GOTO(armt_device_fits(ctx->rt, sizes, bf ? 7 : 6, "context memory state", err), fail);
     }
     ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, ctx->state_bytes[0], &ctx->w_mem, "W_mem", err), fail);
     ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, ctx->state_bytes[1], &ctx->z, "z", err), fail);
@@ -92,6 +94,7 @@ armt_status armt_ctx_create(armt_model *model, const armt_ctx_params *params, ar
     ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, ctx->state_bytes[0], &ctx->w_mem_prev, "W_mem snapshot", err), fail);
     ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, ctx->state_bytes[1], &ctx->z_prev, "z snapshot", err), fail);
     ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, ctx->state_bytes[2], &ctx->written_prev, "written snapshot", err), fail);
+    if (bf) ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, ctx->state_bytes[0] / 2, &ctx->w_mem_bf, "W_mem bf16", err), fail);
     ARMT_TRY_GOTO(armt_ctx_reset(ctx), fail);
     *out = ctx;
     return ARMT_OK;

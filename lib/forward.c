@@ -435,6 +435,34 @@ static int any_written(fwd *F, const step *st) {
 /* One step                                                                                                */
 /* ======================================================================================================= */
 
+/* bf16 models: refresh the bf16 copy of W_mem[l]^T (the read products' W operand) for layers l0..l0+G-1. */
+static armt_status mem_bf16_refresh(fwd *F, int l0, int G) {
+    armt_err *err = F->err;
+    armt_ctx *ctx = F->ctx;
+    if (!ctx->w_mem_bf) return ARMT_OK;
+    cl_kernel k = ctx->k[ARMT_K_MEM_BF16_T];
+    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->w_mem));
+    ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->w_mem_bf));
+    ARMT_CL_TRY(ARMT_ARG(k, 2, F->dk));
+    ARMT_CL_TRY(ARMT_ARG(k, 3, F->d));
+    ARMT_CL_TRY(ARMT_ARG(k, 4, l0));
+    return launch(F, ARMT_K_MEM_BF16_T, 3, round_up((size_t)F->d, 32) * 8, round_up((size_t)F->dk, 32) / 32, (size_t)G,
+                  256);
+}
+
+/* phi (rows x dk) W_mem[l] over the G cells of a step into c (rows x d), A and C offsets set by the caller:
+ * fp32 W_mem through CLBlast, or its bf16 copy through our GEMM (bf16 models). */
+static armt_status mem_product(fwd *F, const step *st, size_t rows, cl_mem c) {
+    armt_ctx *ctx = F->ctx;
+    size_t dk = (size_t)F->dk, d = (size_t)F->d;
+    for (int j = 0; j < st->G; j++) F->b_off[j] = (size_t)(st->l0 + j) * dk * d;
+    if (ctx->w_mem_bf)
+        return gemm_bf16_entries(F, rows, d, dk, ctx->phi, dk, ctx->w_mem_bf, c, d, 0.0f, (size_t)st->G, F->a_off,
+                                 F->b_off, F->c_off);
+    return gemm_batched(F, 0, 0, rows, d, dk, ctx->phi, dk, ctx->w_mem, d, c, d, 0.0f, (size_t)st->G, F->a_off,
+                        F->b_off, F->c_off);
+}
+
 /* Memory read of every cell: x += phi(x W_mq^T) W_mem[l] / (phi(x W_mq^T) . z[l] + 1e-5). */
 armt_status armt_fwd_read(fwd *F, const step *st) {
     armt_err *err = F->err;
@@ -447,9 +475,7 @@ armt_status armt_fwd_read(fwd *F, const step *st) {
     ARMT_TRY(dpfp(F, (size_t)st->G * T));
     offsets_tmp(st, T, (size_t)F->dk, F->a_off);
     offsets_tmp(st, T, (size_t)F->d, F->c_off);
-    for (int j = 0; j < st->G; j++) F->b_off[j] = (size_t)(st->l0 + j) * (size_t)F->dk * (size_t)F->d;
-    ARMT_TRY(gemm_batched(F, 0, 0, T, (size_t)F->d, (size_t)F->dk, ctx->phi, (size_t)F->dk, ctx->w_mem, (size_t)F->d,
-                          ctx->h, (size_t)F->d, 0.0f, (size_t)st->G, F->a_off, F->b_off, F->c_off));
+    ARMT_TRY(mem_product(F, st, T, ctx->h));
     cl_kernel k = ctx->k[ARMT_K_MEM_READ];
     ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->x));
     ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->h));
@@ -603,9 +629,7 @@ armt_status armt_fwd_write(fwd *F, const step *st) {
         /* vprev = phi(k) W_mem[l] (divided by den in the delta kernel) */
         offsets_tmp(st, M, (size_t)F->dk, F->a_off);
         offsets_tmp(st, M, (size_t)F->d, F->c_off);
-        for (int j = 0; j < st->G; j++) F->b_off[j] = (size_t)(st->l0 + j) * (size_t)F->dk * (size_t)F->d;
-        ARMT_TRY(gemm_batched(F, 0, 0, M, (size_t)F->d, (size_t)F->dk, ctx->phi, (size_t)F->dk, ctx->w_mem,
-                              (size_t)F->d, ctx->vprev, (size_t)F->d, 0.0f, G, F->a_off, F->b_off, F->c_off));
+        ARMT_TRY(mem_product(F, st, M, ctx->vprev));
     }
     k = ctx->k[ARMT_K_MEM_DELTA];
     ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->vnew));
@@ -631,6 +655,7 @@ armt_status armt_fwd_write(fwd *F, const step *st) {
     ARMT_CL_TRY(ARMT_ARG(k, 5, F->dk));
     ARMT_CL_TRY(ARMT_ARG(k, 6, st->l0));
     ARMT_TRY(launch(F, ARMT_K_MEM_Z_UPDATE, 2, (size_t)F->dk, G, 1, 0));
+    ARMT_TRY(mem_bf16_refresh(F, st->l0, st->G));
     for (int j = 0; j < st->G; j++) F->written[st->l0 + j] = 1;
     return ARMT_OK;
 }
@@ -853,6 +878,8 @@ armt_status armt_fwd_begin(fwd *F, armt_ctx *ctx, const armt_forward_params *p, 
         return armt_err_set(F->err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "forward: out of host memory");
     }
     armt_status st = armt_ctx_memory_get(ctx, NULL, NULL, F->written);
+    /* the bf16 copy of W_mem follows whatever the state became since the last call (set, load, reset) */
+    if (st == ARMT_OK) st = mem_bf16_refresh(F, 0, cfg->n_layers);
     if (st != ARMT_OK) armt_fwd_end(F);
     return st;
 }

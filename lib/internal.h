@@ -37,6 +37,7 @@ typedef enum armt_kernel_id {
     ARMT_K_GEMM_BF16,      /* gemm_bf16.cl  batched GEMM, bf16 weights (portable)        */
     ARMT_K_GEMM_BF16_MMA,  /* gemm_bf16.cl  the same on NVIDIA tensor cores (optional)   */
     ARMT_K_ATTENTION_MMA,  /* attention.cl  attention on tensor cores, bf16 models (optional) */
+    ARMT_K_MEM_BF16_T,     /* memory.cl     bf16 transposed copy of W_mem (bf16 models)  */
     ARMT_K_COUNT
 } armt_kernel_id;
 
@@ -189,6 +190,9 @@ struct armt_ctx {
     cl_mem   z_prev;      /*   if it fails, so an error leaves the state unchanged  */
     cl_mem   written_prev;
     size_t   state_bytes[3];
+    cl_mem   w_mem_bf;    /* (n_layers, d, d_key) bf16 copy of W_mem^T, bf16 models only: the W operand
+                           *   of the read products; derived from w_mem at the start of every forward
+                           *   and after every write, never part of the state */
 
     /* scratch for `cap_cells` cells of `cap_rows` rows each (grown on demand) */
     size_t   cap_cells, cap_rows;

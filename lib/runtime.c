@@ -41,6 +41,7 @@ static const struct {
     [ARMT_K_GEMM_BF16]      = {"armt_gemm_bf16", ARMT_P_GEMM_BF16},
     [ARMT_K_GEMM_BF16_MMA]  = {"armt_gemm_bf16_mma", ARMT_P_GEMM_BF16, 1},
     [ARMT_K_ATTENTION_MMA]  = {"armt_attention_mma", ARMT_P_ATTENTION, 1},
+    [ARMT_K_MEM_BF16_T]     = {"armt_mem_bf16_t", ARMT_P_MEMORY},
 };
 
 static const char *const program_files[ARMT_P_COUNT] = {
