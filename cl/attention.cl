@@ -120,8 +120,10 @@ __kernel __attribute__((reqd_work_group_size(AM_THREADS, 1, 1)))
 void armt_attention_mma(__global const float *q, __global const float *k, __global const float *v,
                         __global float *out, const int T, const int nh, const int nkv, const float scale,
                         const ulong kv_off, const int Tk, const int q0) {
-    __local uint ks[AM_BK * AM_KSW];
-    __local uint vp[AM_BK / 2 * AM_VSW];
+    /* declared as uint4 for their 16-byte alignment (the tile stores are 8- and 16-byte vectors) */
+    __local uint4 ks4[AM_BK * AM_KSW / 4];
+    __local uint4 vp4[AM_BK / 2 * AM_VSW / 4];
+    __local uint *ks = (__local uint *)ks4, *vp = (__local uint *)vp4;
 #if ARMT_MMA_EMULATE
     __local uint xch[AM_THREADS * 6];
 #endif
