@@ -19,9 +19,10 @@
  * Kernels: armt_gemm_bf16 (portable) always; on a device with cl_nv_device_attribute_query and compute
  * capability >= 8.0 (or elsewhere with --emulate: -DARMT_MMA_EMULATE=1, PTX replaced by OpenCL C, small cases
  * only; PoCL needs minutes per variant to JIT it, hence opt-in) one mma kernel per --mma-tiles entry:
- *   [b]BMxBNxBK:WMxWN[sN][dN][lN][cN][rN]   comma-separated
+ *   [b]BMxBNxBK:WMxWN[sN][dN][lN][cN][rN][wN]   comma-separated
  *   b: armt_gemm_bf16bf16_mma fed by the armt_f32_to_bf16 pre-pass (else armt_gemm_bf16_mma, fp32 A);
- *   sN MMA_STAGES, dN MMA_FRAG_DB, lN ARMT_MMA_LDMATRIX, cN ARMT_MMA_CPASYNC, rN -cl-nv-maxrregcount=N
+ *   sN MMA_STAGES, dN MMA_FRAG_DB, lN ARMT_MMA_LDMATRIX, cN ARMT_MMA_CPASYNC, rN -cl-nv-maxrregcount=N,
+ *   wN Hopper wgmma with m64 x N x k16 instructions (N = 64 or 128; 2x2 warps, BK 32)
  *   (unset: the file's defaults; l and c default to 1). Default list:
  *   128x128x32:2x2,128x128x32:2x2l0c0,128x256x32:2x4s2d1,b128x128x32:2x2,b128x128x32:2x4
  * The bf16 x bf16 kernel needs lda % 8 and a_off % 8 (cases that break it are counted as skipped); the
@@ -877,7 +878,7 @@ int main(int argc, char **argv) {
          * the driver ignored it where the kernel wanted more registers). Unset: the file's defaults. */
         const char *tp = tiles;
         while (*tp && nk < 24) {
-            int bm, bn, bk, wm, wn, used = 0, abf = 0, st = 0, db = -1, ld = 1, ca = 1, rr = 0;
+            int bm, bn, bk, wm, wn, used = 0, abf = 0, st = 0, db = -1, ld = 1, ca = 1, rr = 0, wg = 0;
             if (*tp == 'b') abf = 1, tp++;
             if (sscanf(tp, "%dx%dx%d:%dx%d%n", &bm, &bn, &bk, &wm, &wn, &used) != 5) {
                 fprintf(stderr, "bad --mma-tiles entry at \"%s\" (want [b]BMxBNxBK:WMxWN[sN][dN][lN][cN])\n", tp);
@@ -893,6 +894,7 @@ int main(int argc, char **argv) {
                 else if (f == 'l') ld = v;
                 else if (f == 'c') ca = v;
                 else if (f == 'r') rr = v;
+                else if (f == 'w') wg = v;
                 else return fprintf(stderr, "bad --mma-tiles flag '%c'\n", f), 2;
                 fl += snprintf(flags + fl, sizeof flags - (size_t)fl, "%c%d", f, v);
             }
@@ -904,6 +906,8 @@ int main(int argc, char **argv) {
             char sopt[96] = "";
             if (st) snprintf(sopt, sizeof sopt, " -DMMA_STAGES=%d", st);
             if (db >= 0) snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_FRAG_DB=%d", db);
+            if (wg) /* Hopper wgmma, m64 x wg x k16 per instruction (one warpgroup: 2x2 warps) */
+                snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_WGMMA=1 -DMMA_WG_N=%d", wg);
             if (rr && nv_mma) /* register cap (NVIDIA only), e.g. 128 for 2 work-groups of 256 per SM */
                 snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -cl-nv-maxrregcount=%d", rr);
             snprintf(opts, sizeof opts,

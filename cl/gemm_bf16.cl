@@ -241,11 +241,32 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 #define MMA_FRAG_DB 0 /* 1: double-buffered fragments (32 more registers for a 64 x 64 warp tile) */
 #endif
 
+#ifndef MMA_WGMMA
+#define MMA_WGMMA 0 /* 1: Hopper wgmma (sm_90a): the work-group is one warpgroup that multiplies straight from the
+                     * local tiles (no fragments in registers), m64 x MMA_WG_N x k16 per instruction */
+#endif
+#ifndef MMA_WG_N
+#define MMA_WG_N 128 /* n of one wgmma instruction: 64 or 128 */
+#endif
+
 #define MMA_THREADS (32 * MMA_WARPS_M * MMA_WARPS_N)
 #define MMA_WM (MMA_BM / MMA_WARPS_M) /* warp tile rows */
 #define MMA_WN (MMA_BN / MMA_WARPS_N) /* warp tile columns */
+#if MMA_WGMMA
+#define MMA_SMEM_ALIGN 1024 /* swizzled tiles start on 512-byte boundaries */
+/* accumulators acc[i][q][e]: row 64 i + 16 warp + lane/4 + 8 (e >> 1), column 8 q + 2 (lane % 4) + (e & 1) */
+#define MMA_MT (MMA_BM / 64) /* m64 blocks of the warpgroup */
+#define MMA_NT (MMA_BN / 8)  /* n8 columns groups */
+#define MMA_ISTEP 64
+#if MMA_THREADS != 128 || MMA_BK != 32 || MMA_BM % 64 || MMA_BN % MMA_WG_N || (MMA_WG_N != 64 && MMA_WG_N != 128) || MMA_FRAG_DB
+#error "MMA_WGMMA: one warpgroup (4 warps), MMA_BK 32 (64-byte swizzled rows), MMA_BM a multiple of 64, MMA_BN of MMA_WG_N"
+#endif
+#else
 #define MMA_MT (MMA_WM / 16)          /* m16 tiles per warp */
 #define MMA_NT (MMA_WN / 8)           /* n8 tiles per warp */
+#define MMA_ISTEP 16
+#define MMA_SMEM_ALIGN 16
+#endif
 #define MMA_KS (MMA_BK / 16)          /* k16 steps per stage */
 #define MMA_ROWB (MMA_BK * 2)         /* bytes per local tile row (bf16) */
 #define MMA_CHUNKS (MMA_BK / 8)       /* 16-byte chunks per row */
@@ -326,6 +347,36 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 #define MMA_CP_COMMIT() ((void)0)
 #define MMA_CP_WAIT(n) ((void)0)
 
+/* wgmma.mma_async m64nNk16 (both operands in local memory, K-major, 64-byte swizzle): the warpgroup's
+ * D (64 x N) += A (64 x 16) B^T, A and B described by their start byte offsets in smem. The stand-in reads
+ * the way the descriptor tells the hardware to: row r of an operand at start + (r / 8) * 512 (SBO) +
+ * (r % 8) * 64, element kk at + 2 kk, then the 16-byte chunk bits [4, 6) of the address XORed with its bits
+ * [7, 9) (64-byte swizzle). It completes at once, so fence, commit and wait are no-ops. */
+#define MMA_WG_ELEM(start, r, kk)                                                                   \
+    MMA_EMU_WG_HALF((uint)(start) + (uint)((r) >> 3) * 512u + (uint)((r)&7) * 64u + (uint)(kk) * 2u)
+inline float armt_emu_wg_half(__local uint *smem, uint addr) {
+    const uint phys = addr ^ (((addr >> 7) & 3u) << 4);
+    const uint w = smem[phys >> 2];
+    return as_float((phys & 2u) ? (w & 0xffff0000u) : (w << 16));
+}
+#define MMA_EMU_WG_HALF(addr) armt_emu_wg_half(smem, addr)
+#define MMA_WGMMA_OP(d, off_a, off_b)                                                              \
+    do {                                                                                           \
+        for (int j_ = 0; j_ < MMA_WG_N / 8; j_++)                                                  \
+            for (int e_ = 0; e_ < 4; e_++) {                                                       \
+                const int r_ = 16 * warp + (lane >> 2) + 8 * (e_ >> 1);                            \
+                const int c_ = 8 * j_ + 2 * (lane & 3) + (e_ & 1);                                 \
+                float s_ = (d)[j_][e_];                                                            \
+                for (int kk_ = 0; kk_ < 16; kk_++)                                                 \
+                    s_ += MMA_WG_ELEM(off_a, r_, kk_) * MMA_WG_ELEM(off_b, c_, kk_);               \
+                (d)[j_][e_] = s_;                                                                  \
+            }                                                                                      \
+    } while (0)
+#define MMA_WG_FENCE() ((void)0)
+#define MMA_WG_COMMIT() ((void)0)
+#define MMA_WG_WAIT0() ((void)0)
+#define MMA_PROXY_FENCE() ((void)0)
+
 #else /* ---- real PTX (NVIDIA, sm_80+) ---- */
 #define MMA_EMU_LOCALS
 #define MMA_EMU_ARG 0
@@ -366,6 +417,29 @@ inline uint armt_mma_smem_base(__local uint *p) {
 #define MMA_CP_COMMIT() __asm__ __volatile__("cp.async.commit_group;" ::: "memory")
 #define MMA_CP_WAIT_(n) __asm__ __volatile__("cp.async.wait_group " #n ";" ::: "memory")
 #define MMA_CP_WAIT(n) MMA_CP_WAIT_(n)
+#if MMA_WGMMA
+/* wgmma (sm_90a). Descriptor of a K-major operand tile with 64-byte swizzle: start address >> 4 (bits 0-13),
+ * leading byte offset 1 (unused when swizzled, bits 16-29), stride byte offset 512 >> 4 (8 rows of 64 bytes,
+ * bits 32-45), base offset 0 (tiles start on 512-byte boundaries), swizzle mode 2 = 64 bytes (bits 62-63).
+ * The k16 steps inside a 64-byte row advance the start address by 32 bytes. */
+inline ulong armt_wg_desc(uint saddr) {
+    return (ulong)((saddr & 0x3ffffu) >> 4) | ((ulong)1 << 16) | ((ulong)(512 >> 4) << 32) | ((ulong)2 << 62);
+}
+#define MMA_WGMMA_OP_64(d, off_a, off_b) __asm__ __volatile__("{\n\t.reg .pred armt_p;\n\tsetp.ne.b32 armt_p, %34, 0;\n\t" "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, armt_p, 1, 1, 0, 0;\n\t}" : "+f"((d)[0][0]), "+f"((d)[0][1]), "+f"((d)[0][2]), "+f"((d)[0][3]), "+f"((d)[1][0]), "+f"((d)[1][1]), "+f"((d)[1][2]), "+f"((d)[1][3]), "+f"((d)[2][0]), "+f"((d)[2][1]), "+f"((d)[2][2]), "+f"((d)[2][3]), "+f"((d)[3][0]), "+f"((d)[3][1]), "+f"((d)[3][2]), "+f"((d)[3][3]), "+f"((d)[4][0]), "+f"((d)[4][1]), "+f"((d)[4][2]), "+f"((d)[4][3]), "+f"((d)[5][0]), "+f"((d)[5][1]), "+f"((d)[5][2]), "+f"((d)[5][3]), "+f"((d)[6][0]), "+f"((d)[6][1]), "+f"((d)[6][2]), "+f"((d)[6][3]), "+f"((d)[7][0]), "+f"((d)[7][1]), "+f"((d)[7][2]), "+f"((d)[7][3]) : "l"(armt_wg_desc(sbase + (off_a))), "l"(armt_wg_desc(sbase + (off_b))), "r"(1))
+#define MMA_WGMMA_OP_128(d, off_a, off_b) __asm__ __volatile__("{\n\t.reg .pred armt_p;\n\tsetp.ne.b32 armt_p, %66, 0;\n\t" "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, armt_p, 1, 1, 0, 0;\n\t}" : "+f"((d)[0][0]), "+f"((d)[0][1]), "+f"((d)[0][2]), "+f"((d)[0][3]), "+f"((d)[1][0]), "+f"((d)[1][1]), "+f"((d)[1][2]), "+f"((d)[1][3]), "+f"((d)[2][0]), "+f"((d)[2][1]), "+f"((d)[2][2]), "+f"((d)[2][3]), "+f"((d)[3][0]), "+f"((d)[3][1]), "+f"((d)[3][2]), "+f"((d)[3][3]), "+f"((d)[4][0]), "+f"((d)[4][1]), "+f"((d)[4][2]), "+f"((d)[4][3]), "+f"((d)[5][0]), "+f"((d)[5][1]), "+f"((d)[5][2]), "+f"((d)[5][3]), "+f"((d)[6][0]), "+f"((d)[6][1]), "+f"((d)[6][2]), "+f"((d)[6][3]), "+f"((d)[7][0]), "+f"((d)[7][1]), "+f"((d)[7][2]), "+f"((d)[7][3]), "+f"((d)[8][0]), "+f"((d)[8][1]), "+f"((d)[8][2]), "+f"((d)[8][3]), "+f"((d)[9][0]), "+f"((d)[9][1]), "+f"((d)[9][2]), "+f"((d)[9][3]), "+f"((d)[10][0]), "+f"((d)[10][1]), "+f"((d)[10][2]), "+f"((d)[10][3]), "+f"((d)[11][0]), "+f"((d)[11][1]), "+f"((d)[11][2]), "+f"((d)[11][3]), "+f"((d)[12][0]), "+f"((d)[12][1]), "+f"((d)[12][2]), "+f"((d)[12][3]), "+f"((d)[13][0]), "+f"((d)[13][1]), "+f"((d)[13][2]), "+f"((d)[13][3]), "+f"((d)[14][0]), "+f"((d)[14][1]), "+f"((d)[14][2]), "+f"((d)[14][3]), "+f"((d)[15][0]), "+f"((d)[15][1]), "+f"((d)[15][2]), "+f"((d)[15][3]) : "l"(armt_wg_desc(sbase + (off_a))), "l"(armt_wg_desc(sbase + (off_b))), "r"(1))
+#if MMA_WG_N == 128
+#define MMA_WGMMA_OP(d, off_a, off_b) MMA_WGMMA_OP_128(d, off_a, off_b)
+#else
+#define MMA_WGMMA_OP(d, off_a, off_b) MMA_WGMMA_OP_64(d, off_a, off_b)
+#endif
+#define MMA_WG_FENCE() __asm__ __volatile__("wgmma.fence.sync.aligned;" ::: "memory")
+#define MMA_WG_COMMIT() __asm__ __volatile__("wgmma.commit_group.sync.aligned;" ::: "memory")
+#define MMA_WG_WAIT0() __asm__ __volatile__("wgmma.wait_group.sync.aligned 0;" ::: "memory")
+/* local-memory writes of the threads (st.shared, cp.async) made visible to the tensor cores' async proxy */
+#define MMA_PROXY_FENCE() __asm__ __volatile__("fence.proxy.async.shared::cta;" ::: "memory")
+#else
+#define MMA_PROXY_FENCE() ((void)0)
+#endif
 #endif
 
 #define MMA_LDS32(off) (smem[(off) >> 2])
@@ -398,8 +472,12 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
                           __local uint *smem MMA_EMU_PARAM) {
     const int tid = get_local_id(0), lane = tid & 31, warp = tid >> 5;
     const int col0 = get_group_id(0) * MMA_BN, row0 = get_group_id(1) * MMA_BM;
+#if MMA_WGMMA
+    const int wm0 = warp * 16, wn0 = 0; /* see the accumulator layout at MMA_MT */
+#else
     const int wm0 = (warp / MMA_WARPS_N) * MMA_WM, wn0 = (warp % MMA_WARPS_N) * MMA_WN;
-#if !ARMT_MMA_EMULATE && (ARMT_MMA_LDMATRIX || ARMT_MMA_CPASYNC)
+#endif
+#if !ARMT_MMA_EMULATE && (ARMT_MMA_LDMATRIX || ARMT_MMA_CPASYNC || MMA_WGMMA)
     const uint sbase = armt_mma_smem_base(smem);
 #endif
     /* chunk loads (W, bf16 A) */
@@ -583,7 +661,42 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
     }
     if (MMA_STAGES - 1 < ktiles) MMA_LOAD_REGS(MMA_STAGES - 1);
     MMA_CP_WAIT(MMA_PENDING);
+    MMA_PROXY_FENCE();
     barrier(CLK_LOCAL_MEM_FENCE);
+
+#if MMA_WGMMA
+    /* Tile t: issue its wgmma (asynchronous) on slot rd, then - while the tensor cores work - the cp.async of
+     * tile t + STAGES - 1 into slot wr (tile t - 1's, complete) and the register-staged stores; wait for the
+     * wgmma group, make this thread's local writes visible to the async proxy, barrier. */
+    int rd = 0, wr = MMA_STAGES - 1;
+    for (int t = 0; t < ktiles; t++) {
+        const int nt = t + MMA_STAGES - 1;
+        const int rd_next = rd + 1 == MMA_STAGES ? 0 : rd + 1;
+        const uint sa = (uint)rd * MMA_STAGE_BYTES;
+        MMA_WG_FENCE();
+#pragma unroll
+        for (int ks = 0; ks < MMA_KS; ks++)
+#pragma unroll
+            for (int i = 0; i < MMA_MT; i++)
+#pragma unroll
+                for (int nc = 0; nc < MMA_BN / MMA_WG_N; nc++)
+                    MMA_WGMMA_OP(acc[i] + nc * (MMA_WG_N / 8), sa + (uint)(i * 64 * MMA_ROWB + ks * 32),
+                                 sa + (uint)(MMA_A_BYTES + nc * MMA_WG_N * MMA_ROWB + ks * 32));
+        MMA_WG_COMMIT();
+        if (nt < ktiles) {
+            MMA_ISSUE_CP(nt, wr);
+            MMA_STORE_REGS(wr);
+            if (nt + 1 < ktiles) MMA_LOAD_REGS(nt + 1);
+        }
+        MMA_CP_COMMIT();
+        MMA_WG_WAIT0();
+        MMA_CP_WAIT(MMA_PENDING);
+        MMA_PROXY_FENCE();
+        barrier(CLK_LOCAL_MEM_FENCE);
+        wr = rd;
+        rd = rd_next;
+    }
+#else
 
     uint fa[1 + MMA_FRAG_DB][MMA_MT][4], fb[1 + MMA_FRAG_DB][MMA_NT][2];
 #if MMA_FRAG_DB
@@ -634,6 +747,7 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
         wr = rd;
         rd = rd_next;
     }
+#endif
 
     /* epilogue: c0,c1 -> (g, 2t..2t+1), c2,c3 -> (g+8, 2t..2t+1) of each 16 x 8 tile; one owner each. Pairs
      * go as float2 where C's offset and ldc are even (8-byte aligned), else as two floats. */
@@ -644,7 +758,7 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
     for (int i = 0; i < MMA_MT; i++) {
 #pragma unroll
         for (int h = 0; h < 2; h++) {
-            const int r = row0 + wm0 + i * 16 + g + h * 8;
+            const int r = row0 + wm0 + i * MMA_ISTEP + g + h * 8;
             if (r >= m) continue;
             __global float *crow = Cj + (ulong)r * ldc;
 #pragma unroll
@@ -666,7 +780,7 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
 
 /* fp32 A, rounded to bf16 as it is staged (the documented entry; see the header) */
 __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm_bf16_mma(GEMM_BF16_ARGS) {
-    __local uint smem[MMA_STAGES * MMA_STAGE_BYTES / 4] __attribute__((aligned(16)));
+    __local uint smem[MMA_STAGES * MMA_STAGE_BYTES / 4] __attribute__((aligned(MMA_SMEM_ALIGN)));
     MMA_EMU_LOCALS
     const int j = get_group_id(2);
     GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
@@ -678,7 +792,7 @@ __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm
     const int m, const int n, const int k, __global const ushort *A, const int lda, __global const ushort *W,
     __global float *C, const int ldc, const int beta, __global const ulong *offs, const ulong a_base,
     const ulong a_stride, const ulong w_base, const ulong w_stride, const ulong c_base, const ulong c_stride) {
-    __local uint smem[MMA_STAGES * MMA_STAGE_BYTES / 4] __attribute__((aligned(16)));
+    __local uint smem[MMA_STAGES * MMA_STAGE_BYTES / 4] __attribute__((aligned(MMA_SMEM_ALIGN)));
     MMA_EMU_LOCALS
     const int j = get_group_id(2);
     GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)

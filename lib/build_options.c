@@ -33,11 +33,15 @@ char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tu
     tune->mma_bm = 128;
     tune->mma_bn = 128;
     tune->mma_threads = 128; /* 2 x 2 warps */
+    /* Hopper (sm_90a only: wgmma is not in later architectures): the same tiles and pipeline, multiplied by
+     * wgmma straight from local memory (bench/results/2026-11-28-h200-gemm-wgmma.txt); -DMMA_WGMMA=0 in the
+     * extra options falls back to mma.sync */
+    tune->mma_wgmma = tune->nv_mma && info->nv_compute_capability == 90;
     /* attention of bf16 models on tensor cores wherever the GEMM has them; -DARMT_ATTN_MMA=0 in the extra
      * options turns it off (the fp32 kernel then runs), -DARMT_MMA_EMULATE=1 (tests) turns it on anywhere
      * with OpenCL C stand-ins for the PTX */
     tune->attn_mma = tune->nv_mma;
-    tune->attn_mma_warps = 4;
+    tune->attn_mma_warps = info->is_gpu ? 8 : 4; /* H200: 8 warps 13% faster than 4 (bench/results) */
     if (extra && strstr(extra, "-DARMT_MMA_EMULATE=1")) tune->attn_mma = 1;
     if (extra && strstr(extra, "-DARMT_ATTN_MMA=0")) tune->attn_mma = 0;
     const char *aw = extra ? strstr(extra, "-DAM_WARPS=") : NULL;
@@ -60,8 +64,9 @@ char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tu
     tune->local_mem = info->local_mem_bytes;
     char mma[256] = "";
     if (tune->nv_mma)
-        snprintf(mma, sizeof mma, "-DARMT_NV_MMA=1 -DMMA_BM=%d -DMMA_BN=%d -DMMA_BK=32 -DMMA_WARPS_M=2 -DMMA_WARPS_N=2 ",
-                 tune->mma_bm, tune->mma_bn);
+        snprintf(mma, sizeof mma,
+                 "-DARMT_NV_MMA=1 -DMMA_BM=%d -DMMA_BN=%d -DMMA_BK=32 -DMMA_WARPS_M=2 -DMMA_WARPS_N=2 %s",
+                 tune->mma_bm, tune->mma_bn, tune->mma_wgmma ? "-DMMA_WGMMA=1 -DMMA_WG_N=128 " : "");
     char buf[4096];
     snprintf(buf, sizeof buf,
              "-cl-std=CL1.2 -DARMT_HAS_FP64=%d -DARMT_ROW_WG=%d -DATTN_BQ=%d -DATTN_BK=%d -DGEMM_TM=%d -DGEMM_TN=%d "

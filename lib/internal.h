@@ -75,6 +75,7 @@ typedef struct armt_device_tuning {
     int gemm_tm, gemm_tn, gemm_rm, gemm_rn; /* portable bf16 GEMM tile      */
     int nv_mma;           /* 1: tensor-core bf16 GEMM (NVIDIA, cc >= 8.0)   */
     int mma_bm, mma_bn, mma_threads;        /* its tile and work-group size */
+    int mma_wgmma;        /* 1: its multiplies are Hopper wgmma (compute capability 9.0) */
     int attn_mma;         /* 1: bf16 models run attention on tensor cores (or their stand-ins) */
     int attn_mma_warps;   /* warps per work-group of armt_attention_mma (16 query rows each) */
 } armt_device_tuning;
