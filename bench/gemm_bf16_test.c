@@ -42,6 +42,8 @@
  */
 #define CL_TARGET_OPENCL_VERSION 120
 #include <CL/cl.h>
+
+#include "../lib/nv_ptx.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -241,6 +243,21 @@ static int build_kernel(dev_t_ *D, kern_t *K, const char *kname, const char *opt
         fprintf(stderr, "[%s] clBuildProgram(\"%s\") -> %d (%s)\n", K->name, opts, e, cl_err(e));
         print_build_log(K->prog, D->device, 0, NULL, NULL, 0);
         return -1;
+    }
+    if (D->nv_cc && strstr(opts, "-DMMA_WGMMA=1")) {
+        /* wgmma: the built PTX, marked comments made instructions, rebuilt for sm_90a (lib/nv_ptx.c) */
+        cl_program p2 = NULL;
+        e = armt_nv_rebuild_sm90a(D->ctx, D->device, K->prog, "-cl-nv-verbose", &p2);
+        if (e != CL_SUCCESS) {
+            fprintf(stderr, "[%s] sm_90a rebuild -> %d (%s)\n", K->name, e, cl_err(e));
+            if (p2) {
+                print_build_log(p2, D->device, 0, NULL, NULL, 0);
+                clReleaseProgram(p2);
+            }
+            return -1;
+        }
+        clReleaseProgram(K->prog);
+        K->prog = p2;
     }
     K->kern = clCreateKernel(K->prog, kname, &e);
     if (e != CL_SUCCESS)

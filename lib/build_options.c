@@ -37,6 +37,7 @@ char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tu
      * wgmma straight from local memory (bench/results/2026-11-28-h200-gemm-wgmma.txt); -DMMA_WGMMA=0 in the
      * extra options falls back to mma.sync */
     tune->mma_wgmma = tune->nv_mma && info->nv_compute_capability == 90;
+    if (extra && strstr(extra, "-DMMA_WGMMA=0")) tune->mma_wgmma = 0;
     /* attention of bf16 models on tensor cores wherever the GEMM has them; -DARMT_ATTN_MMA=0 in the extra
      * options turns it off (the fp32 kernel then runs), -DARMT_MMA_EMULATE=1 (tests) turns it on anywhere
      * with OpenCL C stand-ins for the PTX */

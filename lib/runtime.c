@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include "internal.h"
+#include "nv_ptx.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -363,6 +364,25 @@ armt_status armt_program_build(armt_runtime *rt, armt_program_id pid, const char
     return ARMT_OK;
 }
 
+/* Hopper: the GEMM program's wgmma lines are PTX comments until its PTX is rewritten for sm_90a and rebuilt
+ * (lib/nv_ptx.c). Should that fail, the program is built again with mma.sync and a warning is logged. */
+static armt_status gemm_to_sm90a(armt_runtime *rt, armt_err *err) {
+    cl_program *gp = &rt->programs[ARMT_P_GEMM_BF16], p2 = NULL;
+    cl_int e = armt_nv_rebuild_sm90a(rt->context, rt->device, *gp, "", &p2);
+    if (e == CL_SUCCESS) {
+        clReleaseProgram(*gp);
+        *gp = p2;
+        return ARMT_OK;
+    }
+    if (p2) clReleaseProgram(p2);
+    armt_log(ARMT_LOG_WARN, "bf16 GEMM: the sm_90a (wgmma) rebuild failed: %s (%d); using mma.sync",
+             armt_cl_error_str(e), e);
+    rt->tune.mma_wgmma = 0;
+    clReleaseProgram(*gp);
+    *gp = NULL;
+    return armt_program_build(rt, ARMT_P_GEMM_BF16, "-DMMA_WGMMA=0", gp, err);
+}
+
 armt_status armt_kernels_create(armt_runtime *rt, cl_program attention, cl_kernel *k, armt_err *err) {
     for (int i = 0; i < ARMT_K_COUNT; i++) k[i] = NULL;
     for (int i = 0; i < ARMT_K_COUNT; i++) {
@@ -491,6 +511,7 @@ armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime 
     for (int i = 0; i < ARMT_P_COUNT; i++) {
         if (i == ARMT_P_ATTENTION) continue; /* built per model, see armt_model_build_attention */
         ARMT_TRY_GOTO(armt_program_build(rt, (armt_program_id)i, NULL, &rt->programs[i], err), fail);
+        if (i == ARMT_P_GEMM_BF16 && rt->tune.mma_wgmma) ARMT_TRY_GOTO(gemm_to_sm90a(rt, err), fail);
     }
     {
         /* every kernel of the table must exist: create and drop one set now */
