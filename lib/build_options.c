@@ -29,21 +29,23 @@ char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tu
     tune->gemm_tn = 64;
     tune->gemm_rm = 4;
     tune->gemm_rn = 4;
-    tune->nv_mma = info->nv_compute_capability >= 80 && info->local_mem_bytes >= 48 * 1024;
+    const int real_mma = info->nv_compute_capability >= 80 && info->local_mem_bytes >= 48 * 1024;
+    /* -DARMT_MMA_EMULATE=1 in the extra options (tests): every tensor-core kernel runs anywhere, with OpenCL C
+     * stand-ins for the PTX (slow: tiny models only) */
+    const int emulate = !real_mma && extra && strstr(extra, "-DARMT_MMA_EMULATE=1");
+    tune->nv_mma = real_mma || emulate;
     tune->mma_bm = 128;
     tune->mma_bn = 128;
     tune->mma_threads = 128; /* 2 x 2 warps */
     /* Hopper (sm_90a only: wgmma is not in later architectures): the same tiles and pipeline, multiplied by
      * wgmma straight from local memory (bench/results/2026-11-28-h200-gemm-wgmma.txt); -DMMA_WGMMA=0 in the
      * extra options falls back to mma.sync */
-    tune->mma_wgmma = tune->nv_mma && info->nv_compute_capability == 90;
+    tune->mma_wgmma = real_mma && info->nv_compute_capability == 90;
     if (extra && strstr(extra, "-DMMA_WGMMA=0")) tune->mma_wgmma = 0;
     /* attention of bf16 models on tensor cores wherever the GEMM has them; -DARMT_ATTN_MMA=0 in the extra
-     * options turns it off (the fp32 kernel then runs), -DARMT_MMA_EMULATE=1 (tests) turns it on anywhere
-     * with OpenCL C stand-ins for the PTX */
+     * options turns it off (the fp32 kernel then runs) */
     tune->attn_mma = tune->nv_mma;
     tune->attn_mma_warps = info->is_gpu ? 8 : 4; /* H200: 8 warps 13% faster than 4 (bench/results) */
-    if (extra && strstr(extra, "-DARMT_MMA_EMULATE=1")) tune->attn_mma = 1;
     if (extra && strstr(extra, "-DARMT_ATTN_MMA=0")) tune->attn_mma = 0;
     const char *aw = extra ? strstr(extra, "-DAM_WARPS=") : NULL;
     if (aw) {
@@ -66,7 +68,7 @@ char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tu
     char mma[256] = "";
     if (tune->nv_mma)
         snprintf(mma, sizeof mma,
-                 "-DARMT_NV_MMA=1 -DMMA_BM=%d -DMMA_BN=%d -DMMA_BK=32 -DMMA_WARPS_M=2 -DMMA_WARPS_N=2 %s",
+                 "%s-DMMA_BM=%d -DMMA_BN=%d -DMMA_BK=32 -DMMA_WARPS_M=2 -DMMA_WARPS_N=2 %s", real_mma ? "-DARMT_NV_MMA=1 " : "",
                  tune->mma_bm, tune->mma_bn, tune->mma_wgmma ? "-DMMA_WGMMA=1 -DMMA_WG_N=128 " : "");
     char buf[4096];
     snprintf(buf, sizeof buf,

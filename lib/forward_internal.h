@@ -18,6 +18,7 @@ typedef struct fwd {
     const armt_forward_params *p;
     const int32_t *ids;                 /* the caller's ids */
     size_t       n;                     /* tokens of this call */
+    cl_mem       abf_src;               /* the buffer whose leading rows ctx->abf holds in bf16, or NULL */
 } fwd;
 
 /* Geometry of a step (see cl/common.cl). */

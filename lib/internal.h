@@ -38,6 +38,8 @@ typedef enum armt_kernel_id {
     ARMT_K_GEMM_BF16_MMA,  /* gemm_bf16.cl  the same on NVIDIA tensor cores (optional)   */
     ARMT_K_ATTENTION_MMA,  /* attention.cl  attention on tensor cores, bf16 models (optional) */
     ARMT_K_MEM_BF16_T,     /* memory.cl     bf16 transposed copy of W_mem (bf16 models)  */
+    ARMT_K_F32_TO_BF16,    /* gemm_bf16.cl  bf16 copy of a GEMM operand (tensor cores only) */
+    ARMT_K_GEMM_BF16BF16_MMA, /* gemm_bf16.cl  tensor-core GEMM with a bf16 A (optional)     */
     ARMT_K_COUNT
 } armt_kernel_id;
 
@@ -214,6 +216,8 @@ struct armt_ctx {
     cl_mem   ids;         /* (ids_cap) int             token ids of the current call          */
     cl_mem   out_rows;    /* (out_rows_cap, d)         final-normed rows                      */
     cl_mem   logits;      /* (out_rows_cap, vocab)                                            */
+    cl_mem   abf;         /* (cap_cells, rows, max(d, nh*hd, ffn, d_key)) bf16: the A operand of the
+                           *   next GEMMs, rounded once (bf16 models on tensor cores; else 4 bytes) */
     size_t   rope_rows, ids_cap, out_rows_cap;
     size_t   scratch_bytes;
 

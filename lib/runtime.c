@@ -43,6 +43,8 @@ static const struct {
     [ARMT_K_GEMM_BF16_MMA]  = {"armt_gemm_bf16_mma", ARMT_P_GEMM_BF16, 1},
     [ARMT_K_ATTENTION_MMA]  = {"armt_attention_mma", ARMT_P_ATTENTION, 1},
     [ARMT_K_MEM_BF16_T]     = {"armt_mem_bf16_t", ARMT_P_MEMORY},
+    [ARMT_K_F32_TO_BF16]    = {"armt_f32_to_bf16", ARMT_P_GEMM_BF16, 1},
+    [ARMT_K_GEMM_BF16BF16_MMA] = {"armt_gemm_bf16bf16_mma", ARMT_P_GEMM_BF16, 1},
 };
 
 static const char *const program_files[ARMT_P_COUNT] = {
@@ -389,7 +391,8 @@ armt_status armt_kernels_create(armt_runtime *rt, cl_program attention, cl_kerne
         cl_int e;
         cl_program p = kernel_table[i].program == ARMT_P_ATTENTION ? attention : rt->programs[kernel_table[i].program];
         if (!p) continue; /* the attention program belongs to a model (head_dim is fixed at its build) */
-        if (i == ARMT_K_GEMM_BF16_MMA && !rt->tune.nv_mma) continue;
+        if ((i == ARMT_K_GEMM_BF16_MMA || i == ARMT_K_GEMM_BF16BF16_MMA || i == ARMT_K_F32_TO_BF16) && !rt->tune.nv_mma)
+            continue;
         k[i] = clCreateKernel(p, kernel_table[i].name, &e);
         if (e != CL_SUCCESS && kernel_table[i].optional) {
             k[i] = NULL;

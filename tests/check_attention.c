@@ -4,7 +4,8 @@
  * stand-ins, -DARMT_MMA_EMULATE=1, which run the same fragment layouts, masks and online softmax).
  * Cases: partial query blocks and key tiles, GQA and MQA, head dims 16..128, one new row against a KV cache
  * whose unwritten rows hold NaN (they must be masked, never multiplied by a zero weight), every output
- * element written (outputs start as NaN).
+ * element written (outputs start as NaN). Then a whole bf16 forward on the tensor-core kernels (attention,
+ * the bf16-A GEMM and its staging pass; emulated off NVIDIA) against the fp32 model.
  */
 #include "config.h"
 
@@ -188,7 +189,7 @@ START_TEST(test_attention_kernels) {
     double e32 = run_kernel(rt, c, 0, q, k, v, ref);
     double e16 = run_kernel(rt, c, 1, q, k, v, ref);
     fprintf(stderr, "attention hd %d nh %d/%d G %d T %d Tk %d q0 %d: fp32 %.3g, mma (%s) %.3g\n", c->hd, c->nh,
-            c->nkv, c->G, c->T, c->Tk, c->q0, e32, rt->tune.nv_mma ? "tensor cores" : "emulated", e16);
+            c->nkv, c->G, c->T, c->Tk, c->q0, e32, strstr(rt->build_options, "ARMT_MMA_EMULATE=1") ? "emulated" : "tensor cores", e16);
     ck_assert_msg(e32 <= TOL_FP32, "fp32 attention: %.3g", e32);
     ck_assert_msg(e16 <= TOL_MMA, "mma attention: %.3g", e16);
     /* it is really bf16 arithmetic, not a copy of the fp32 path */
@@ -201,9 +202,12 @@ START_TEST(test_attention_kernels) {
 }
 END_TEST
 
-/* Through the library: a bf16 model's forward launches armt_attention_mma (profiled), and its logits stay
- * within the bf16 tolerance of the fp32 model's in both schedules. */
-START_TEST(test_attention_mma_in_forward) {
+/* Through the library: a bf16 model's forward runs on the tensor-core kernels (profiled: attention, the
+ * GEMM on a bf16-staged A, the staging pass), and its logits stay within the bf16 tolerance of the fp32
+ * model's in both schedules. */
+static const char *const tc_kernels[3] = {"armt_attention_mma", "armt_gemm_bf16bf16_mma", "armt_f32_to_bf16"};
+
+START_TEST(test_tensor_core_forward) {
     armt_runtime *rt = test_runtime();
     int real = rt->tune.nv_mma;
     armt_runtime_free(rt);
@@ -218,7 +222,7 @@ START_TEST(test_attention_mma_in_forward) {
     int32_t *ids = malloc(n * sizeof *ids);
     test_random_ids(ids, n, c.vocab_size, 9);
     float *out[3];
-    int used[3] = {0, 0, 0};
+    int used[3][3] = {{0}};
     for (int run = 0; run < 3; run++) {
         armt_model_params mp = armt_model_default_params();
         mp.seed = 321;
@@ -239,15 +243,18 @@ START_TEST(test_attention_mma_in_forward) {
         double secs[64];
         size_t np = armt_ctx_profile(ctx, names, secs, 64);
         for (size_t i = 0; i < np && i < 64; i++)
-            if (strcmp(names[i], "armt_attention_mma") == 0) used[run] = 1;
+            for (int q = 0; q < 3; q++)
+                if (strcmp(names[i], tc_kernels[q]) == 0) used[run][q] = 1;
         armt_ctx_free(ctx);
         armt_model_free(m);
     }
-    ck_assert_msg(!used[0], "the fp32 model ran armt_attention_mma");
-    ck_assert_msg(used[1] && used[2], "the bf16 model did not run armt_attention_mma (seq %d, diag %d)", used[1],
-                  used[2]);
+    for (int q = 0; q < 3; q++) {
+        ck_assert_msg(!used[0][q], "the fp32 model ran %s", tc_kernels[q]);
+        ck_assert_msg(used[1][q] && used[2][q], "the bf16 model did not run %s (seq %d, diag %d)", tc_kernels[q],
+                      used[1][q], used[2][q]);
+    }
     double e1 = rel_err(out[1], out[0], n * V), e2 = rel_err(out[2], out[0], n * V);
-    fprintf(stderr, "tiny, mma attention: bf16 vs fp32 sequential %.3g, diagonal %.3g\n", e1, e2);
+    fprintf(stderr, "tiny on tensor cores: bf16 vs fp32 sequential %.3g, diagonal %.3g\n", e1, e2);
     for (int run = 0; run < 3; run++) free(out[run]);
     free(ids);
     armt_runtime_free(rt);
@@ -260,7 +267,7 @@ static Suite *suite(void) {
     TCase *tc = tcase_create("attention");
     tcase_set_timeout(tc, 1200);
     tcase_add_loop_test(tc, test_attention_kernels, 0, (int)(sizeof cases / sizeof cases[0]));
-    tcase_add_test(tc, test_attention_mma_in_forward);
+    tcase_add_test(tc, test_tensor_core_forward);
     suite_add_tcase(s, tc);
     return s;
 }
