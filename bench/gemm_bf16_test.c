@@ -247,7 +247,7 @@ static int build_kernel(dev_t_ *D, kern_t *K, const char *kname, const char *opt
     if (D->nv_cc && strstr(opts, "-DMMA_WGMMA=1")) {
         /* wgmma: the built PTX, marked comments made instructions, rebuilt for sm_90a (lib/nv_ptx.c) */
         cl_program p2 = NULL;
-        e = armt_nv_rebuild_sm90a(D->ctx, D->device, K->prog, "-cl-nv-verbose", &p2);
+        e = armt_nv_rebuild_sm90a(D->ctx, D->device, K->prog, opts, &p2);
         if (e != CL_SUCCESS) {
             fprintf(stderr, "[%s] sm_90a rebuild -> %d (%s)\n", K->name, e, cl_err(e));
             if (p2) {

@@ -564,7 +564,10 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
     ARMT_CL_TRY(ARMT_ARG(k, 5, F->nkv));
     ARMT_CL_TRY(ARMT_ARG(k, 6, F->hd));
     ARMT_CL_TRY(ARMT_ARG(k, 7, st->pos0));
-    ARMT_TRY(launch(F, ARMT_K_ROPE, 3, (size_t)F->hd / 2, (size_t)(F->nh + F->nkv), G * T, 0));
+    cl_ulong rope_n = (cl_ulong)G * T * (cl_ulong)(F->nh + F->nkv) * (cl_ulong)(F->hd / 2);
+    ARMT_CL_TRY(ARMT_ARG(k, 8, rope_n));
+    size_t rwg = (size_t)ctx->rt->tune.row_wg;
+    ARMT_TRY(launch(F, ARMT_K_ROPE, 1, round_up((size_t)rope_n, rwg), 1, 1, rwg));
 
     /* keys and values: this step's rows, or (generation) a KV cache the rows are appended to */
     cl_mem kbuf = ctx->kk, vbuf = ctx->vv;
@@ -623,8 +626,14 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
     ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->f1));
     ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->f2));
     ARMT_CL_TRY(ARMT_ARG(k, 2, n));
+    /* bf16-A GEMMs: SwiGLU writes the down projection's operand in bf16 too (no separate staging pass) */
+    int fuse = abf_bytes(ctx, 1) > 0 && ctx->abf;
+    if (fuse)
+        ARMT_CL_TRY(ARMT_ARG(k, 3, ctx->abf));
+    else
+        ARMT_CL_TRY(clSetKernelArg(k, 3, sizeof(cl_mem), NULL));
     ARMT_TRY(launch(F, ARMT_K_SWIGLU, 1, round_up((size_t)n, 256), 1, 1, 0));
-    ARMT_TRY(stage_bf16(F, ctx->f1, G * T, (size_t)F->ffn));
+    F->abf_src = fuse ? ctx->f1 : NULL;
     offsets_tmp(st, T, (size_t)F->ffn, F->a_off);
     offsets_x(F, st, F->c_off);
     ARMT_TRY(gemm_weight(F, ARMT_ROLE_WD, st->l0, st->G, T, ctx->f1, (size_t)F->ffn, ctx->x, (size_t)F->d, 1.0f));
