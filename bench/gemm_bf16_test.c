@@ -287,6 +287,10 @@ static cl_int set_args(kern_t *K, int m, int n, int k, cl_mem A, int lda, cl_mem
     /* a NULL buffer selects strided mode (OpenCL 1.2: arg_value NULL for a __global pointer argument) */
     CL_TRY(clSetKernelArg(kr, 9, sizeof(cl_mem), offs ? &offs : NULL));
     for (int i = 0; i < 6; i++) CL_TRY(clSetKernelArg(kr, 10 + i, sizeof(cl_ulong), &strides[i]));
+    if (K->mma) { /* no SwiGLU epilogue */
+        CL_TRY(clSetKernelArg(kr, 16, sizeof(cl_mem), NULL));
+        CL_TRY(clSetKernelArg(kr, 17, sizeof(cl_mem), NULL));
+    }
     return CL_SUCCESS;
 }
 

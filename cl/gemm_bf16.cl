@@ -65,12 +65,17 @@
  *     226); NVIDIA's compiler gives it 252 registers, no spills, 48 KiB + 16 B local memory (2 work-groups
  *     per SM). 128x256 / 256-thread tiles (1 work-group per SM) and BK = 16 were slower. Warps are assumed to
  *     be 32 consecutive local ids (NVIDIA).
+ *     MMA_WGMMA=1 (compute capability 9.0): the multiply is Hopper wgmma from the local tiles (one warpgroup,
+ *     BK 32), written as marked PTX comments that lib/nv_ptx.c makes live for sm_90a; see bench/gemm_bf16_notes.md.
+ *     Two more arguments after c_stride: __global const float *Gt, __global ushort *Cb. Both NULL: C as above.
+ *     Set: the SwiGLU epilogue of an up projection, Cb = bf16(silu(Gt) * A W^T) at C's element offsets (Gt
+ *     holds the gate projection there); C and beta are not used.
  *
  * (d) armt_gemm_bf16bf16_mma - as (c), built with it, but A is bf16 (__global const ushort *A, e.g. from (b));
  *     every other argument, the local and global sizes and the tile options are those of (c). Both operands go
  *     by cp.async, nothing is staged through registers (122-255 registers by tile). Requirements: k % 8 == 0,
- *     lda % 8 == 0, every a_off % 8 == 0, every w_off % 8 == 0. On the H200 it ran at the speed of (c) (the
- *     A bytes are not what limits), so (b) + (d) only pays where A is bf16 already.
+ *     lda % 8 == 0, every a_off % 8 == 0, every w_off % 8 == 0. With mma.sync it ran at the speed of (c); with
+ *     wgmma it is 1.65-1.8x faster, so the library rounds each GEMM input once and runs (d).
  *
  *     ARMT_MMA_EMULATE=1 (tests only) builds (c) and (d) with OpenCL C stand-ins for every PTX instruction
  *     (warp exchanges through local memory), so that the tiling, the swizzle, the pipeline and the fragment
@@ -477,7 +482,7 @@ inline ulong armt_wg_desc(uint saddr) {
 inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int n, const int k, __global const float *Af, __global const ushort *Ab,
                           const int lda, __global const ushort *W, __global float *C, const int ldc, const int beta,
                           const ulong a_off, const ulong w_off, const ulong c_off, const int abf,
-                          __local uint *smem MMA_EMU_PARAM) {
+                          __global const float *Gt, __global ushort *Cb, __local uint *smem MMA_EMU_PARAM) {
     const int tid = get_local_id(0), lane = tid & 31, warp = tid >> 5;
     const int col0 = get_group_id(0) * MMA_BN, row0 = get_group_id(1) * MMA_BM;
 #if MMA_WGMMA
@@ -762,6 +767,35 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
     __global float *Cj = C + c_off;
     const int g = lane >> 2, tc = (lane & 3) * 2;
     const int vec2 = ((c_off | (ulong)ldc) & 1) == 0;
+    if (Gt) {
+        /* SwiGLU epilogue (the up projection): Cb = bf16(silu(Gt) * (A W^T)) at C's offsets; C is not written */
+        __global const float *Gj = Gt + c_off;
+        __global ushort *Bj = Cb + c_off;
+#pragma unroll
+        for (int i = 0; i < MMA_MT; i++) {
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int r = row0 + wm0 + i * MMA_ISTEP + g + h * 8;
+                if (r >= m) continue;
+#pragma unroll
+                for (int q = 0; q < MMA_NT; q++) {
+                    const int c = col0 + wn0 + q * 8 + tc;
+                    const ulong o = (ulong)r * ldc + c;
+                    if (vec2 && c + 1 < n) {
+                        const float2 gv = *(__global const float2 *)(Gj + o);
+                        const float v0 = gv.x / (1.0f + exp(-gv.x)) * acc[i][q][2 * h];
+                        const float v1 = gv.y / (1.0f + exp(-gv.y)) * acc[i][q][2 * h + 1];
+                        *(__global uint *)(Bj + o) = (uint)armt_to_bf16(v0) | ((uint)armt_to_bf16(v1) << 16);
+                    } else {
+                        if (c < n) Bj[o] = armt_to_bf16(Gj[o] / (1.0f + exp(-Gj[o])) * acc[i][q][2 * h]);
+                        if (c + 1 < n)
+                            Bj[o + 1] = armt_to_bf16(Gj[o + 1] / (1.0f + exp(-Gj[o + 1])) * acc[i][q][2 * h + 1]);
+                    }
+                }
+            }
+        }
+        return;
+    }
 #pragma unroll
     for (int i = 0; i < MMA_MT; i++) {
 #pragma unroll
@@ -786,25 +820,28 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
     }
 }
 
-/* fp32 A, rounded to bf16 as it is staged (the documented entry; see the header) */
-__kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm_bf16_mma(GEMM_BF16_ARGS) {
+/* fp32 A, rounded to bf16 as it is staged (the documented entry; see the header). Gt, Cb: NULL, or the SwiGLU
+ * epilogue (Cb = bf16(silu(Gt) * A W^T) at C's offsets, C untouched; beta ignored). */
+__kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm_bf16_mma(
+    GEMM_BF16_ARGS, __global const float *Gt, __global ushort *Cb) {
     __local uint smem[MMA_STAGES * MMA_STAGE_BYTES / 4] __attribute__((aligned(MMA_SMEM_ALIGN)));
     MMA_EMU_LOCALS
     const int j = get_group_id(2);
     GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
-    armt_mma_gemm(m, n, k, A, 0, lda, W, C, ldc, beta, a_off, w_off, c_off, 0, smem, MMA_EMU_ARG);
+    armt_mma_gemm(m, n, k, A, 0, lda, W, C, ldc, beta, a_off, w_off, c_off, 0, Gt, Cb, smem, MMA_EMU_ARG);
 }
 
 /* bf16 A (ushort, e.g. from armt_f32_to_bf16): both operands by cp.async; otherwise the same arguments */
 __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm_bf16bf16_mma(
     const int m, const int n, const int k, __global const ushort *A, const int lda, __global const ushort *W,
     __global float *C, const int ldc, const int beta, __global const ulong *offs, const ulong a_base,
-    const ulong a_stride, const ulong w_base, const ulong w_stride, const ulong c_base, const ulong c_stride) {
+    const ulong a_stride, const ulong w_base, const ulong w_stride, const ulong c_base, const ulong c_stride,
+    __global const float *Gt, __global ushort *Cb) {
     __local uint smem[MMA_STAGES * MMA_STAGE_BYTES / 4] __attribute__((aligned(MMA_SMEM_ALIGN)));
     MMA_EMU_LOCALS
     const int j = get_group_id(2);
     GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
-    armt_mma_gemm(m, n, k, 0, A, lda, W, C, ldc, beta, a_off, w_off, c_off, 1, smem, MMA_EMU_ARG);
+    armt_mma_gemm(m, n, k, 0, A, lda, W, C, ldc, beta, a_off, w_off, c_off, 1, Gt, Cb, smem, MMA_EMU_ARG);
 }
 
 #endif /* ARMT_NV_MMA || ARMT_MMA_EMULATE */

@@ -267,7 +267,12 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
     /* A staged in bf16 (stage_bf16): the bf16 x bf16 kernel reads ctx->abf at the same offsets */
     int bb = mma && a == F->abf_src && ctx->k[ARMT_K_GEMM_BF16BF16_MMA] != NULL && lda % 8 == 0;
     for (size_t j = 0; bb && j < count; j++) bb = a_off[j] % 8 == 0;
-    if (bb) a = ctx->abf;
+    /* an operand that exists only in bf16 (SwiGLU's output) or an epilogue only the mma kernels have: the
+     * callers make sure the conditions above hold, so this is a guard against a change breaking that */
+    if ((a == F->abf_src && F->abf_only && !bb) || (F->epi_gate && !mma))
+        return armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "bf16 GEMM: operand layout not supported by the "
+                            "tensor-core kernels (m %zu, n %zu, k %zu, lda %zu)", m, n, k, lda);
+    if (bb) a = F->abf_buf;
     armt_kernel_id id = bb ? ARMT_K_GEMM_BF16BF16_MMA : mma ? ARMT_K_GEMM_BF16_MMA : ARMT_K_GEMM_BF16;
     cl_kernel kk = ctx->k[id];
     int mi = (int)m, ni = (int)n, ki = (int)k, ldai = (int)lda, ldci = (int)ldc, betai = beta != 0.0f;
@@ -281,6 +286,15 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
     ARMT_CL_TRY(ARMT_ARG(kk, 7, ldci));
     ARMT_CL_TRY(ARMT_ARG(kk, 8, betai));
     ARMT_CL_TRY(clSetKernelArg(kk, 9, sizeof(cl_mem), NULL)); /* strided mode */
+    if (mma) { /* the SwiGLU epilogue, or none */
+        if (F->epi_gate) {
+            ARMT_CL_TRY(ARMT_ARG(kk, 16, F->epi_gate));
+            ARMT_CL_TRY(ARMT_ARG(kk, 17, F->epi_out));
+        } else {
+            ARMT_CL_TRY(clSetKernelArg(kk, 16, sizeof(cl_mem), NULL));
+            ARMT_CL_TRY(clSetKernelArg(kk, 17, sizeof(cl_mem), NULL));
+        }
+    }
     size_t j = 0;
     while (j < count) {
         /* the longest run from j with constant steps */
@@ -399,6 +413,7 @@ static armt_status stage_bf16(fwd *F, cl_mem src, size_t rows, size_t width) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
     F->abf_src = NULL;
+    F->abf_only = 0;
     if (abf_bytes(ctx, 1) == 0 || !ctx->abf) return ARMT_OK;
     cl_kernel k = ctx->k[ARMT_K_F32_TO_BF16];
     int m = (int)rows, w = (int)width;
@@ -413,9 +428,13 @@ static armt_status stage_bf16(fwd *F, cl_mem src, size_t rows, size_t width) {
     ARMT_CL_TRY(ARMT_ARG(k, 7, zero));
     ARMT_TRY(launch(F, ARMT_K_F32_TO_BF16, 3, round_up((width + 7) / 8, 64), rows, 1, 0));
     F->abf_src = src;
+    F->abf_buf = ctx->abf;
     return ARMT_OK;
 }
-static void unstage_bf16(fwd *F) { F->abf_src = NULL; }
+static void unstage_bf16(fwd *F) {
+    F->abf_src = NULL;
+    F->abf_only = 0;
+}
 
 /* Sets the trailing CELL_ARGS of a kernel starting at argument index i. */
 static armt_status set_cell_args(fwd *F, cl_kernel k, cl_uint i, const step *st) {
@@ -618,22 +637,29 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
     offsets_tmp(st, T, (size_t)F->d, F->a_off);
     offsets_tmp(st, T, (size_t)F->ffn, F->c_off);
     ARMT_TRY(gemm_weight(F, ARMT_ROLE_WG, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->f1, (size_t)F->ffn, 0.0f));
+    /* bf16 on tensor cores: the up projection ends in SwiGLU and writes the down projection's bf16 operand
+     * into f2's memory (its fp32 result is never needed; ctx->abf still holds the up GEMM's own A). The down
+     * GEMM then surely runs the bf16-A kernel: ffn % 8 == 0 makes every offset fit. */
+    int fused = abf_bytes(ctx, 1) > 0 && ctx->abf && F->ffn % 8 == 0;
     offsets_tmp(st, T, (size_t)F->ffn, F->c_off);
-    ARMT_TRY(gemm_weight(F, ARMT_ROLE_WU, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->f2, (size_t)F->ffn, 0.0f));
+    F->epi_gate = fused ? ctx->f1 : NULL;
+    F->epi_out = ctx->f2;
+    armt_status gs = gemm_weight(F, ARMT_ROLE_WU, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->f2, (size_t)F->ffn, 0.0f);
+    F->epi_gate = NULL;
+    ARMT_TRY(gs);
     unstage_bf16(F);
-    k = ctx->k[ARMT_K_SWIGLU];
-    cl_ulong n = (cl_ulong)G * T * (cl_ulong)F->ffn;
-    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->f1));
-    ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->f2));
-    ARMT_CL_TRY(ARMT_ARG(k, 2, n));
-    /* bf16-A GEMMs: SwiGLU writes the down projection's operand in bf16 too (no separate staging pass) */
-    int fuse = abf_bytes(ctx, 1) > 0 && ctx->abf;
-    if (fuse)
-        ARMT_CL_TRY(ARMT_ARG(k, 3, ctx->abf));
-    else
-        ARMT_CL_TRY(clSetKernelArg(k, 3, sizeof(cl_mem), NULL));
-    ARMT_TRY(launch(F, ARMT_K_SWIGLU, 1, round_up((size_t)n, 256), 1, 1, 0));
-    F->abf_src = fuse ? ctx->f1 : NULL;
+    if (fused) {
+        F->abf_src = ctx->f1; /* its fp32 rows hold the gate values: only the bf16 copy is SwiGLU's output */
+        F->abf_buf = ctx->f2;
+        F->abf_only = 1;
+    } else {
+        k = ctx->k[ARMT_K_SWIGLU];
+        cl_ulong n = (cl_ulong)G * T * (cl_ulong)F->ffn;
+        ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->f1));
+        ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->f2));
+        ARMT_CL_TRY(ARMT_ARG(k, 2, n));
+        ARMT_TRY(launch(F, ARMT_K_SWIGLU, 1, round_up((size_t)n, 256), 1, 1, 0));
+    }
     offsets_tmp(st, T, (size_t)F->ffn, F->a_off);
     offsets_x(F, st, F->c_off);
     ARMT_TRY(gemm_weight(F, ARMT_ROLE_WD, st->l0, st->G, T, ctx->f1, (size_t)F->ffn, ctx->x, (size_t)F->d, 1.0f));

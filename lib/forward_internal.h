@@ -18,7 +18,12 @@ typedef struct fwd {
     const armt_forward_params *p;
     const int32_t *ids;                 /* the caller's ids */
     size_t       n;                     /* tokens of this call */
-    cl_mem       abf_src;               /* the buffer whose leading rows ctx->abf holds in bf16, or NULL */
+    cl_mem       abf_src;               /* the buffer whose leading rows abf_buf holds in bf16, or NULL */
+    cl_mem       abf_buf;               /*   where: ctx->abf, or ctx->f2 after the SwiGLU epilogue      */
+    int          abf_only;              /*   1: and abf_src's own (fp32) contents are stale             */
+    cl_mem       epi_gate;              /* set: the next bf16 GEMMs end in the SwiGLU epilogue: gate    */
+                                        /*   values read at C's offsets, bf16 results into epi_out      */
+    cl_mem       epi_out;
 } fwd;
 
 /* Geometry of a step (see cl/common.cl). */
