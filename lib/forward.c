@@ -458,9 +458,12 @@ static void offsets_tmp(const step *st, size_t rows, size_t width, size_t *dst) 
     for (int j = 0; j < st->G; j++) dst[j] = (size_t)j * rows * width;
 }
 
+/* RMSNorm of the step's cells into ctx->h. bf16 models on tensor cores (and d % 8 == 0, which makes every
+ * GEMM that reads h take the bf16-A kernel): straight into ctx->abf as bf16, h itself is not written. */
 static armt_status rmsnorm_cells(fwd *F, const step *st, armt_role role) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
+    int bf = abf_bytes(ctx, 1) > 0 && ctx->abf && F->d % 8 == 0;
     cl_kernel k = ctx->k[ARMT_K_RMSNORM];
     size_t off;
     cl_mem w = armt_weight_at(&ctx->model->w[role], 0, &off);
@@ -473,8 +476,16 @@ static armt_status rmsnorm_cells(fwd *F, const step *st, armt_role role) {
     ARMT_CL_TRY(ARMT_ARG(k, 4, F->d));
     ARMT_CL_TRY(ARMT_ARG(k, 5, eps));
     ARMT_TRY(set_cell_args(F, k, 6, st));
+    if (bf)
+        ARMT_CL_TRY(ARMT_ARG(k, 12, ctx->abf));
+    else
+        ARMT_CL_TRY(clSetKernelArg(k, 12, sizeof(cl_mem), NULL));
     size_t wg = (size_t)ctx->rt->tune.row_wg;
-    return launch(F, ARMT_K_RMSNORM, 3, wg, (size_t)st->T, (size_t)st->G, wg);
+    ARMT_TRY(launch(F, ARMT_K_RMSNORM, 3, wg, (size_t)st->T, (size_t)st->G, wg));
+    F->abf_src = bf ? ctx->h : NULL;
+    F->abf_buf = ctx->abf;
+    F->abf_only = bf;
+    return ARMT_OK;
 }
 
 /* DPFP of `rows` rows of mq into phi. */
@@ -561,8 +572,7 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
     size_t T = (size_t)st->T, G = (size_t)st->G;
     size_t qd = (size_t)F->nh * F->hd, kvd = (size_t)F->nkv * F->hd;
 
-    ARMT_TRY(rmsnorm_cells(F, st, ARMT_ROLE_NORM_IN));
-    ARMT_TRY(stage_bf16(F, ctx->h, G * T, (size_t)F->d));
+    ARMT_TRY(rmsnorm_cells(F, st, ARMT_ROLE_NORM_IN)); /* (possibly straight to bf16: see there) */
     offsets_tmp(st, T, (size_t)F->d, F->a_off);
     offsets_tmp(st, T, qd, F->c_off);
     ARMT_TRY(gemm_weight(F, ARMT_ROLE_WQ, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->q, qd, 0.0f));
@@ -633,7 +643,6 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
     ARMT_TRY(gemm_weight(F, ARMT_ROLE_WO, st->l0, st->G, T, ctx->att, qd, ctx->x, (size_t)F->d, 1.0f));
 
     ARMT_TRY(rmsnorm_cells(F, st, ARMT_ROLE_NORM_POST));
-    ARMT_TRY(stage_bf16(F, ctx->h, G * T, (size_t)F->d));
     offsets_tmp(st, T, (size_t)F->d, F->a_off);
     offsets_tmp(st, T, (size_t)F->ffn, F->c_off);
     ARMT_TRY(gemm_weight(F, ARMT_ROLE_WG, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->f1, (size_t)F->ffn, 0.0f));
