@@ -36,6 +36,8 @@ inline ushort armt_to_bf16(float x) {
     return (ushort)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 inline float armt_from_bf16(ushort h) { return as_float((uint)h << 16); }
+/* two floats as a bf16 pair (each rounded as above), lo in the low half */
+inline uint armt_bf16x2(float lo, float hi) { return (uint)armt_to_bf16(lo) | ((uint)armt_to_bf16(hi) << 16); }
 
 /* ---- Warp-level tensor-core primitives shared by the mma kernels (gemm_bf16.cl, attention.cl) ----------
  * ARMT_NV_MMA=1: inline PTX (NVIDIA, compute capability >= 8.0; decided in lib/build_options.c).
@@ -55,7 +57,7 @@ inline float armt_from_bf16(ushort h) { return as_float((uint)h << 16); }
 #define MMA_EMU_XCH(l, q) xch[(warp * 32 + (l)) * 6 + (q)]
 
 /* two floats to a bf16 pair (round to nearest even), lo in the low half */
-inline uint armt_mma_bf16x2(float lo, float hi) { return (uint)armt_to_bf16(lo) | ((uint)armt_to_bf16(hi) << 16); }
+inline uint armt_mma_bf16x2(float lo, float hi) { return armt_bf16x2(lo, hi); }
 /* element (bf16 as float) h (0 low, 1 high) of a packed pair */
 #define MMA_EMU_HALF(u, h) as_float(((h) ? ((u)&0xffff0000u) : ((u) << 16)))
 

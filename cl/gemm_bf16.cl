@@ -111,17 +111,7 @@
         const ulong a_stride, const ulong w_base, const ulong w_stride, const ulong c_base,                  \
         const ulong c_stride
 
-/* fp32 -> bf16 bits, round to nearest even (finite inputs; a NaN may come out as a NaN or an infinity). */
-inline uint armt_gemm_bf16_bits(float x) {
-    const uint u = as_uint(x);
-    return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-}
-inline float armt_gemm_bf16_round(float x) {
-    return as_float(armt_gemm_bf16_bits(x) << 16);
-}
-inline float armt_gemm_bf16_to_float(ushort w) {
-    return as_float((uint)w << 16);
-}
+/* bf16 rounding and expansion: armt_to_bf16, armt_from_bf16 and armt_bf16x2 in common.cl */
 
 /* Element offsets of batch entry j (see the header). */
 #define GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off) \
@@ -157,12 +147,12 @@ __kernel __attribute__((reqd_work_group_size(GEMM_LX, GEMM_LY, 1))) void armt_ge
         for (int e = tid; e < GEMM_TM * GEMM_TK; e += GEMM_WG) {
             const int r = e / GEMM_TK, c = e % GEMM_TK;
             const int gr = row0 + r, gc = k0 + c;
-            As[c][r] = (gr < m && gc < k) ? armt_gemm_bf16_round(Aj[(ulong)gr * lda + gc]) : 0.0f;
+            As[c][r] = (gr < m && gc < k) ? armt_from_bf16(armt_to_bf16(Aj[(ulong)gr * lda + gc])) : 0.0f;
         }
         for (int e = tid; e < GEMM_TN * GEMM_TK; e += GEMM_WG) {
             const int r = e / GEMM_TK, c = e % GEMM_TK;
             const int gr = col0 + r, gc = k0 + c;
-            Ws[c][r] = (gr < n && gc < k) ? armt_gemm_bf16_to_float(Wj[(ulong)gr * k + gc]) : 0.0f;
+            Ws[c][r] = (gr < n && gc < k) ? armt_from_bf16(Wj[(ulong)gr * k + gc]) : 0.0f;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int kk = 0; kk < GEMM_TK; kk++) {
@@ -206,12 +196,9 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
     if (c0 + 8 <= k && (p & 7) == 0) {
         const float4 x = *(__global const float4 *)(A + p), y = *(__global const float4 *)(A + p + 4);
         *(__global uint4 *)(Ab + p) =
-            (uint4)(armt_gemm_bf16_bits(x.x) | (armt_gemm_bf16_bits(x.y) << 16),
-                    armt_gemm_bf16_bits(x.z) | (armt_gemm_bf16_bits(x.w) << 16),
-                    armt_gemm_bf16_bits(y.x) | (armt_gemm_bf16_bits(y.y) << 16),
-                    armt_gemm_bf16_bits(y.z) | (armt_gemm_bf16_bits(y.w) << 16));
+            (uint4)(armt_bf16x2(x.x, x.y), armt_bf16x2(x.z, x.w), armt_bf16x2(y.x, y.y), armt_bf16x2(y.z, y.w));
     } else {
-        for (int c = 0; c < 8 && c0 + c < k; c++) Ab[p + c] = (ushort)armt_gemm_bf16_bits(A[p + c]);
+        for (int c = 0; c < 8 && c0 + c < k; c++) Ab[p + c] = armt_to_bf16(A[p + c]);
     }
 }
 
@@ -785,7 +772,7 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
                         const float2 gv = *(__global const float2 *)(Gj + o);
                         const float v0 = gv.x / (1.0f + exp(-gv.x)) * acc[i][q][2 * h];
                         const float v1 = gv.y / (1.0f + exp(-gv.y)) * acc[i][q][2 * h + 1];
-                        *(__global uint *)(Bj + o) = (uint)armt_to_bf16(v0) | ((uint)armt_to_bf16(v1) << 16);
+                        *(__global uint *)(Bj + o) = armt_bf16x2(v0, v1);
                     } else {
                         if (c < n) Bj[o] = armt_to_bf16(Gj[o] / (1.0f + exp(-Gj[o])) * acc[i][q][2 * h]);
                         if (c + 1 < n)
