@@ -71,16 +71,6 @@ static void reference(const acase *c, const float *q, const float *k, const floa
     free(s);
 }
 
-static double rel_err(const float *a, const float *b, size_t n) {
-    double d = 0, m = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(a[i])) return INFINITY;
-        d = fmax(d, fabs((double)a[i] - (double)b[i]));
-        m = fmax(m, fabs((double)b[i]));
-    }
-    return m > 0 ? d / m : d;
-}
-
 /* Runs one kernel of the case on the device; returns max |out - ref| / max |ref| (INFINITY on a NaN). */
 static double run_kernel(armt_runtime *rt, const acase *c, int mma, const float *q, const float *k, const float *v,
                          const double *ref) {
@@ -253,7 +243,7 @@ START_TEST(test_tensor_core_forward) {
         ck_assert_msg(used[1][q] && used[2][q], "the bf16 model did not run %s (seq %d, diag %d)", tc_kernels[q],
                       used[1][q], used[2][q]);
     }
-    double e1 = rel_err(out[1], out[0], n * V), e2 = rel_err(out[2], out[0], n * V);
+    double e1 = test_rel_err(out[1], out[0], n * V), e2 = test_rel_err(out[2], out[0], n * V);
     fprintf(stderr, "tiny on tensor cores: bf16 vs fp32 sequential %.3g, diagonal %.3g\n", e1, e2);
     for (int run = 0; run < 3; run++) free(out[run]);
     free(ids);

@@ -15,16 +15,6 @@
 
 #define TOL_BF16 2e-2 /* max |bf16 - fp32| / max |fp32| on logits (issue 8) */
 
-static double rel_err(const float *a, const float *b, size_t n) {
-    double d = 0, m = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (isnan(a[i]) || isnan(b[i])) return INFINITY;
-        d = fmax(d, fabs((double)a[i] - (double)b[i]));
-        m = fmax(m, fabs((double)b[i]));
-    }
-    return m > 0 ? d / m : d;
-}
-
 static armt_model *make(armt_runtime *rt, const armt_config *c, armt_precision prec) {
     armt_model_params p = armt_model_default_params();
     p.seed = 123;
@@ -77,7 +67,7 @@ START_TEST(test_bf16_vs_fp32) {
     float *ref = logits(m32, ARMT_SCHEDULE_SEQUENTIAL, ids, n);
     float *seq = logits(m16, ARMT_SCHEDULE_SEQUENTIAL, ids, n);
     float *diag = logits(m16, ARMT_SCHEDULE_DIAGONAL, ids, n);
-    double e_seq = rel_err(seq, ref, n * V), e_diag = rel_err(diag, ref, n * V), e_sd = rel_err(diag, seq, n * V);
+    double e_seq = test_rel_err(seq, ref, n * V), e_diag = test_rel_err(diag, ref, n * V), e_sd = test_rel_err(diag, seq, n * V);
     fprintf(stderr, "%s: bf16 vs fp32: sequential %.3g, diagonal %.3g; bf16 diagonal vs sequential %.3g\n",
             presets[_i], e_seq, e_diag, e_sd);
     ck_assert_msg(e_seq <= TOL_BF16 && e_diag <= TOL_BF16, "%s: bf16 vs fp32 %.3g / %.3g", presets[_i], e_seq, e_diag);
@@ -85,7 +75,7 @@ START_TEST(test_bf16_vs_fp32) {
     /* it is really another precision: not bit-identical to fp32 */
     ck_assert_msg(e_seq > 1e-7, "bf16 logits equal the fp32 ones: the bf16 path is not in use");
     float *full32 = logits(m32, ARMT_SCHEDULE_FULL, ids, n), *full16 = logits(m16, ARMT_SCHEDULE_FULL, ids, n);
-    ck_assert_msg(rel_err(full16, full32, n * V) <= TOL_BF16, "full: %.3g", rel_err(full16, full32, n * V));
+    ck_assert_msg(test_rel_err(full16, full32, n * V) <= TOL_BF16, "full: %.3g", test_rel_err(full16, full32, n * V));
     free(full32);
     free(full16);
     free(ref);
@@ -179,7 +169,7 @@ START_TEST(test_bf16_state_across_calls) {
     fp.out_count = (n1 + n2) * V;
     ck_assert_int_eq(armt_forward(o16, ids, n1 + n2, &fp), ARMT_OK);
     armt_ctx_free(o16);
-    double ea = rel_err(ca, ref, n2 * V), eab = rel_err(cb, ca, n2 * V), eone = rel_err(ca, all + n1 * V, n2 * V);
+    double ea = test_rel_err(ca, ref, n2 * V), eab = test_rel_err(cb, ca, n2 * V), eone = test_rel_err(ca, all + n1 * V, n2 * V);
     fprintf(stderr, "second call: carried vs fp32 %.3g; set vs carried %.3g; two calls vs one %.3g\n", ea, eab, eone);
     ck_assert_msg(eab == 0, "a state set from outside reads differently from the same state carried: %.3g", eab);
     ck_assert_msg(eone == 0, "two bf16 calls differ from one call over the same tokens: %.3g", eone);

@@ -75,17 +75,6 @@ static double max_abs(const float *a, size_t n) {
     return m;
 }
 
-/* max |a - b| / max |b| (b the reference of a). */
-static double rel_err(const float *a, const float *b, size_t n) {
-    double d = 0, m = 0;
-    for (size_t i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - (double)b[i]));
-        if (isnan(a[i]) || isnan(b[i])) return INFINITY;
-        m = fmax(m, fabs((double)b[i]));
-    }
-    return m > 0 ? d / m : d;
-}
-
 /* Worst violation of |ours - ref| <= tol * max(1, |ref|), as a multiple of the allowance (<= 1 passes). */
 static double logits_violation(const float *ours, const double *ref, size_t n, double tol) {
     double worst = 0;
@@ -292,12 +281,12 @@ START_TEST(test_diagonal_equals_sequential) {
             ck_assert_int_eq(armt_ctx_stats(a, &sa), ARMT_OK);
             run(b, ARMT_SCHEDULE_DIAGONAL, ARMT_OUTPUT_LOGITS_ALL, ids, n, lb, n * V);
             ck_assert_int_eq(armt_ctx_stats(b, &sb), ARMT_OK);
-            double e = rel_err(lb, la, n * V);
+            double e = test_rel_err(lb, la, n * V);
             ck_assert_msg(e <= TOL_SCHEDULE, "Lyr %d S %d partial %d: logits rel err %.3g", Lyr, S, partial, e);
             ck_assert_int_eq(armt_ctx_memory_get(a, wa, za, NULL), ARMT_OK);
             ck_assert_int_eq(armt_ctx_memory_get(b, wb, zb, NULL), ARMT_OK);
             ck_assert_msg(max_abs(wa, nw) > 0, "W_mem is zero: memory path inert");
-            double ew = rel_err(wb, wa, nw), ez = rel_err(zb, za, nz);
+            double ew = test_rel_err(wb, wa, nw), ez = test_rel_err(zb, za, nz);
             ck_assert_msg(ew <= TOL_SCHEDULE && ez <= TOL_SCHEDULE, "Lyr %d S %d partial %d: state rel err %.3g %.3g",
                           Lyr, S, partial, ew, ez);
             /* the schedule's shape */
@@ -385,16 +374,16 @@ START_TEST(test_split_calls) {
         run(a, (armt_schedule)sch, ARMT_OUTPUT_LOGITS_ALL, ids, n, la, n * V);
         run(b, (armt_schedule)sch, ARMT_OUTPUT_LOGITS_ALL, ids, cut, lb, cut * V);
         run(b, (armt_schedule)sch, ARMT_OUTPUT_LOGITS_ALL, ids + cut, n - cut, lb + cut * V, (n - cut) * V);
-        ck_assert_msg(rel_err(lb, la, n * V) <= 1e-6, "split logits differ: %g", rel_err(lb, la, n * V));
+        ck_assert_msg(test_rel_err(lb, la, n * V) <= 1e-6, "split logits differ: %g", test_rel_err(lb, la, n * V));
         ck_assert_int_eq(armt_ctx_memory_get(a, wa, za, NULL), ARMT_OK);
         ck_assert_int_eq(armt_ctx_memory_get(b, wb, zb, NULL), ARMT_OK);
-        ck_assert(rel_err(wb, wa, nw) <= 1e-6 && rel_err(zb, za, nz) <= 1e-6);
+        ck_assert(test_rel_err(wb, wa, nw) <= 1e-6 && test_rel_err(zb, za, nz) <= 1e-6);
     }
     /* a split that is not at a segment boundary changes the segmentation, hence the result */
     ck_assert_int_eq(armt_ctx_reset(b), ARMT_OK);
     run(b, ARMT_SCHEDULE_DIAGONAL, ARMT_OUTPUT_LOGITS_ALL, ids, 5, lb, 5 * V);
     run(b, ARMT_SCHEDULE_DIAGONAL, ARMT_OUTPUT_LOGITS_ALL, ids + 5, n - 5, lb + 5 * V, (n - 5) * V);
-    ck_assert(rel_err(lb, la, n * V) > 1e-4);
+    ck_assert(test_rel_err(lb, la, n * V) > 1e-4);
     free(la);
     free(lb);
     free(wa);
@@ -554,8 +543,8 @@ START_TEST(test_chunked_weights) {
             armt_ctx *ca = make_ctx(whole), *cb = make_ctx(split);
             run(ca, (armt_schedule)sch, ARMT_OUTPUT_LOGITS_ALL, ids, n, a, n * V);
             run(cb, (armt_schedule)sch, ARMT_OUTPUT_LOGITS_ALL, ids, n, b, n * V);
-            ck_assert_msg(rel_err(b, a, n * V) <= 1e-6, "precision %d schedule %d: chunked differs by %g", prec, sch,
-                          rel_err(b, a, n * V));
+            ck_assert_msg(test_rel_err(b, a, n * V) <= 1e-6, "precision %d schedule %d: chunked differs by %g", prec, sch,
+                          test_rel_err(b, a, n * V));
             armt_ctx_free(ca);
             armt_ctx_free(cb);
         }

@@ -108,6 +108,16 @@ double test_max_abs_diff_fd(const float *a, const double *b, size_t n) {
     return m;
 }
 
+double test_rel_err(const float *a, const float *b, size_t n) {
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(a[i]) || isnan(b[i])) return INFINITY;
+        d = fmax(d, fabs((double)a[i] - (double)b[i]));
+        m = fmax(m, fabs((double)b[i]));
+    }
+    return m > 0 ? d / m : d;
+}
+
 double test_max_rel_diff_ff(const float *a, const float *b, size_t n, double floor) {
     double m = 0.0;
     for (size_t i = 0; i < n; i++) {
