@@ -465,6 +465,18 @@ typedef struct bench {
 
 static bench_row *row_at(bench *b, size_t si, size_t ti) { return &b->rows[si * b->o->n_tokens + ti]; }
 
+/* Frees the rows (schedules x token counts) and what they hold; b->rows is NULL after. */
+static void rows_free(bench *b) {
+    if (b->rows)
+        for (size_t i = 0; i < b->o->n_schedules * b->o->n_tokens; i++) {
+            free(b->rows[i].reason);
+            free(b->rows[i].verify_note);
+            free(b->rows[i].profile);
+        }
+    free(b->rows);
+    b->rows = NULL;
+}
+
 static int is_armt(armt_schedule s) { return s != ARMT_SCHEDULE_FULL; }
 
 /* Records a failed library call on the row: "does not fit" for device memory, "error" otherwise. */
@@ -1086,26 +1098,19 @@ int main(int argc, char **argv) {
     }
     int any_failed = 0;
     for (size_t pi = 0; pi < o.n_precisions; pi++) {
-    o.common.precision = o.precisions[pi];
-    if (pi > 0) {
-        /* the next precision: a fresh model, fresh rows (the token list stays) */
-        if (b.rows)
-            for (size_t i = 0; i < o.n_schedules * o.n_tokens; i++) {
-                free(b.rows[i].reason);
-                free(b.rows[i].verify_note);
-                free(b.rows[i].profile);
-            }
-        free(b.rows);
-        b.rows = NULL;
-        free(ids);
-        ids = NULL;
-        armt_model_free(model);
-        model = NULL;
-        any_failed |= b.failed;
-        b.failed = 0;
-        if (o.format == FMT_MD) fputs("\n", stdout);
-    }
-    if (cli_open_model(&o.common, rt, &model) != 0) goto done;
+        o.common.precision = o.precisions[pi];
+        if (pi > 0) {
+            /* the next precision: a fresh model, fresh rows (the token list stays) */
+            rows_free(&b);
+            free(ids);
+            ids = NULL;
+            armt_model_free(model);
+            model = NULL;
+            any_failed |= b.failed;
+            b.failed = 0;
+            if (o.format == FMT_MD) fputs("\n", stdout);
+        }
+        if (cli_open_model(&o.common, rt, &model) != 0) goto done;
         b.model = model;
         b.cfg = armt_model_config(model);
         cli_model_label(&o.common, ri.model, sizeof ri.model);
@@ -1117,7 +1122,7 @@ int main(int argc, char **argv) {
             struct tm tm;
             if (gmtime_r(&now, &tm)) strftime(ri.date, sizeof ri.date, "%Y-%m-%dT%H:%M:%SZ", &tm);
         }
-    
+
         /* Default token counts: 4 and 16 segments of the model's segment size. */
         if (o.n_tokens == 0) {
             o.tokens = malloc(2 * sizeof *o.tokens);
@@ -1148,7 +1153,7 @@ int main(int argc, char **argv) {
                 r->first_call_s = r->median_s = r->min_s = r->max_s = r->mean_s = r->stddev_s = NAN;
                 r->verify_max_abs = r->verify_max_rel = NAN;
             }
-    
+
         b.progress.enabled = o.verbosity > CLI_QUIET;
         b.progress.tty = isatty(fileno(stderr));
         if (o.verbosity > CLI_QUIET) {
@@ -1160,7 +1165,7 @@ int main(int argc, char **argv) {
         }
         for (size_t si = 0; si < o.n_schedules; si++) run_schedule(&b, si);
         if (o.verify) run_verify(&b);
-    
+
         if (o.format == FMT_MD)
             write_md(&b, &ri, stdout);
         else
@@ -1176,13 +1181,7 @@ int main(int argc, char **argv) {
     rc = any_failed ? 1 : 0;
 
 done:
-    if (b.rows)
-        for (size_t i = 0; i < o.n_schedules * o.n_tokens; i++) {
-            free(b.rows[i].reason);
-            free(b.rows[i].verify_note);
-            free(b.rows[i].profile);
-        }
-    free(b.rows);
+    rows_free(&b);
     free(ids);
     free(o.tokens);
     armt_model_free(model);
