@@ -58,6 +58,9 @@ static size_t abf_bytes(const armt_ctx *ctx, size_t R) {
     return R * w * 2;
 }
 
+/* GEMM operands may be passed in bf16 (ctx->abf holds them): bf16 models on tensor cores. */
+static int bf16_operands(const armt_ctx *ctx) { return abf_bytes(ctx, 1) > 0 && ctx->abf; }
+
 void armt_ctx_release_scratch(armt_ctx *ctx) {
     /* sizes are recomputed from the capacity they were made with */
     const armt_config *c = &ctx->model->cfg;
@@ -414,7 +417,7 @@ static armt_status stage_bf16(fwd *F, cl_mem src, size_t rows, size_t width) {
     armt_ctx *ctx = F->ctx;
     F->abf_src = NULL;
     F->abf_only = 0;
-    if (abf_bytes(ctx, 1) == 0 || !ctx->abf) return ARMT_OK;
+    if (!bf16_operands(ctx)) return ARMT_OK;
     cl_kernel k = ctx->k[ARMT_K_F32_TO_BF16];
     int m = (int)rows, w = (int)width;
     cl_ulong zero = 0;
@@ -463,7 +466,7 @@ static void offsets_tmp(const step *st, size_t rows, size_t width, size_t *dst) 
 static armt_status rmsnorm_cells(fwd *F, const step *st, armt_role role) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
-    int bf = abf_bytes(ctx, 1) > 0 && ctx->abf && F->d % 8 == 0;
+    int bf = bf16_operands(ctx) && F->d % 8 == 0;
     cl_kernel k = ctx->k[ARMT_K_RMSNORM];
     size_t off;
     cl_mem w = armt_weight_at(&ctx->model->w[role], 0, &off);
@@ -649,7 +652,7 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
     /* bf16 on tensor cores: the up projection ends in SwiGLU and writes the down projection's bf16 operand
      * into f2's memory (its fp32 result is never needed; ctx->abf still holds the up GEMM's own A). The down
      * GEMM then surely runs the bf16-A kernel: ffn % 8 == 0 makes every offset fit. */
-    int fused = abf_bytes(ctx, 1) > 0 && ctx->abf && F->ffn % 8 == 0;
+    int fused = bf16_operands(ctx) && F->ffn % 8 == 0;
     offsets_tmp(st, T, (size_t)F->ffn, F->c_off);
     F->epi_gate = fused ? ctx->f1 : NULL;
     F->epi_out = ctx->f2;
