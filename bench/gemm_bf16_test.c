@@ -22,7 +22,9 @@
  *   [b]BMxBNxBK:WMxWN[sN][dN][lN][cN][rN][wN]   comma-separated
  *   b: armt_gemm_bf16bf16_mma fed by the armt_f32_to_bf16 pre-pass (else armt_gemm_bf16_mma, fp32 A);
  *   sN MMA_STAGES, dN MMA_FRAG_DB, lN ARMT_MMA_LDMATRIX, cN ARMT_MMA_CPASYNC, rN -cl-nv-maxrregcount=N,
- *   wN Hopper wgmma with m64 x N x k16 instructions (N = 64 or 128; 2x2 warps, BK 32)
+ *   wN Hopper wgmma with m64 x N x k16 instructions (N = 64 or 128; whole warpgroups, e.g. 2x2 or 2x4 warps),
+ *   iN MMA_WG_DEPTH (wgmma groups left in flight at the k-tile barrier: 0 or 1),
+ *   xN MMA_DIAG (1: no loads after the prologue, 2: no A loads; timed only, never checked: results are wrong)
  *   (unset: the file's defaults; l and c default to 1). Default list:
  *   128x128x32:2x2,128x128x32:2x2l0c0,128x256x32:2x4s2d1,b128x128x32:2x2,b128x128x32:2x4
  * The bf16 x bf16 kernel needs lda % 8 and a_off % 8 (cases that break it are counted as skipped); the
@@ -190,6 +192,7 @@ typedef struct {
     int mma;             /* 1: armt_gemm_bf16_mma (needs the alignment rules) */
     int bm, bn, threads; /* tile and work-group size */
     int small_only;      /* emulation: only the small cases */
+    int diag;            /* MMA_DIAG variant: timed only (its results are wrong by design) */
     int failed;
     int abf;          /* 1: armt_gemm_bf16bf16_mma (bf16 A made by the armt_f32_to_bf16 pre-pass) */
     cl_kernel prep;   /* armt_f32_to_bf16 of the same program (abf only) */
@@ -697,6 +700,8 @@ static int bench(dev_t_ *D, kern_t *ks, int nk, int cells, int rows, int reps) {
             char diff[64] = "(reference)";
             if (!K->mma) {
                 have_ref = 1;
+            } else if (K->diag) {
+                snprintf(diff, sizeof diff, "(diagnostic: not checked)");
             } else if (have_ref) {
                 double md = 0, mr = 0;
                 for (size_t i = 0; i < clen; i++) {
@@ -715,8 +720,8 @@ static int bench(dev_t_ *D, kern_t *ks, int nk, int cells, int rows, int reps) {
             if (K->abf) snprintf(pre, sizeof pre, "%.3f", medp * 1e3), snprintf(prt, sizeof prt, "%.1f", tfp);
             printf("| %s | %s | %d x %d x %d x %d | %.3f | %.3f | %.3f | %.1f | %s | %s | %s |\n", K->name,
                    shapes[s].name, cells, m, n, k, med * 1e3, t[0] * 1e3, t[nt - 1] * 1e3, tf, pre, prt, diff);
-            if (K->mma && tf > best[s]) best[s] = tf, best_k[s] = K->name;
-            if (K->mma && (K->abf ? tfp : tf) > best_p[s]) best_p[s] = K->abf ? tfp : tf, best_kp[s] = K->name;
+            if (K->mma && !K->diag && tf > best[s]) best[s] = tf, best_k[s] = K->name;
+            if (K->mma && !K->diag && (K->abf ? tfp : tf) > best_p[s]) best_p[s] = K->abf ? tfp : tf, best_kp[s] = K->name;
             fflush(stdout);
         }
     }
@@ -900,6 +905,7 @@ int main(int argc, char **argv) {
         const char *tp = tiles;
         while (*tp && nk < 24) {
             int bm, bn, bk, wm, wn, used = 0, abf = 0, st = 0, db = -1, ld = 1, ca = 1, rr = 0, wg = 0;
+            int depth = 0, diag = 0;
             if (*tp == 'b') abf = 1, tp++;
             if (sscanf(tp, "%dx%dx%d:%dx%d%n", &bm, &bn, &bk, &wm, &wn, &used) != 5) {
                 fprintf(stderr, "bad --mma-tiles entry at \"%s\" (want [b]BMxBNxBK:WMxWN[sN][dN][lN][cN])\n", tp);
@@ -916,19 +922,26 @@ int main(int argc, char **argv) {
                 else if (f == 'c') ca = v;
                 else if (f == 'r') rr = v;
                 else if (f == 'w') wg = v;
+                else if (f == 'i') depth = v;
+                else if (f == 'x') diag = v;
                 else return fprintf(stderr, "bad --mma-tiles flag '%c'\n", f), 2;
                 fl += snprintf(flags + fl, sizeof flags - (size_t)fl, "%c%d", f, v);
             }
             if (*tp == ',') tp++;
             kern_t *K = &ks[nk++];
             K->mma = 1, K->abf = abf, K->bm = bm, K->bn = bn, K->threads = 32 * wm * wn, K->small_only = !nv_mma;
+            K->diag = diag;
             snprintf(K->name, sizeof K->name, "%s%s %dx%dx%d:%dx%d%s", abf ? "bb" : "mma", nv_mma ? "" : "-emu",
                      bm, bn, bk, wm, wn, flags);
-            char sopt[96] = "";
+            char sopt[256] = "";
             if (st) snprintf(sopt, sizeof sopt, " -DMMA_STAGES=%d", st);
             if (db >= 0) snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_FRAG_DB=%d", db);
             if (wg) /* Hopper wgmma, m64 x wg x k16 per instruction (one warpgroup: 2x2 warps) */
                 snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_WGMMA=1 -DMMA_WG_N=%d", wg);
+            if (depth)
+                snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_WG_DEPTH=%d", depth);
+            if (diag)
+                snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_DIAG=%d", diag);
             if (rr && nv_mma) /* register cap (NVIDIA only), e.g. 128 for 2 work-groups of 256 per SM */
                 snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -cl-nv-maxrregcount=%d", rr);
             snprintf(opts, sizeof opts,
@@ -976,7 +989,7 @@ int main(int argc, char **argv) {
         g_case_rel = 0, g_case_ok = 0, g_case_skip = 0;
         for (int ki = 0; ki < nk; ki++) {
             kern_t *K = &ks[ki];
-            if (K->failed || (K->small_only && c->big)) continue;
+            if (K->failed || K->diag || (K->small_only && c->big)) continue;
             if (case_check(&D, K, &cd) == 1) fail = 1;
             fflush(stdout);
         }

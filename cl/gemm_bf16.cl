@@ -240,18 +240,28 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 #ifndef MMA_WG_N
 #define MMA_WG_N 128 /* n of one wgmma instruction: 64 or 128 */
 #endif
+#ifndef MMA_WG_DEPTH
+#define MMA_WG_DEPTH 0 /* wgmma groups left in flight at the k-tile barrier: 0 (drained) or 1 */
+#endif
+#ifndef MMA_DIAG
+#define MMA_DIAG 0 /* benchmark diagnostics only, results are wrong: 1 no loads after the prologue, 2 no A loads */
+#endif
 
 #define MMA_THREADS (32 * MMA_WARPS_M * MMA_WARPS_N)
 #define MMA_WM (MMA_BM / MMA_WARPS_M) /* warp tile rows */
 #define MMA_WN (MMA_BN / MMA_WARPS_N) /* warp tile columns */
 #if MMA_WGMMA
-#define MMA_SMEM_ALIGN 1024 /* swizzled tiles start on 512-byte boundaries */
-/* accumulators acc[i][q][e]: row 64 i + 16 warp + lane/4 + 8 (e >> 1), column 8 q + 2 (lane % 4) + (e & 1) */
-#define MMA_MT (MMA_BM / 64) /* m64 blocks of the warpgroup */
-#define MMA_NT (MMA_BN / 8)  /* n8 columns groups */
+#define MMA_SMEM_ALIGN 1024 /* swizzled tiles start on (8 x row bytes)-byte boundaries */
+/* Warpgroups (4 warps each) split the tile's rows: warpgroup g owns rows g * MMA_WG_ROWS .. + MMA_WG_ROWS.
+ * accumulators acc[i][q][e]: row MMA_WG_ROWS (warp / 4) + 64 i + 16 (warp % 4) + lane/4 + 8 (e >> 1),
+ * column 8 q + 2 (lane % 4) + (e & 1) */
+#define MMA_WGS (MMA_THREADS / 128)
+#define MMA_WG_ROWS (MMA_BM / MMA_WGS)
+#define MMA_MT (MMA_WG_ROWS / 64) /* m64 blocks of a warpgroup */
+#define MMA_NT (MMA_BN / 8)       /* n8 columns groups */
 #define MMA_ISTEP 64
-#if MMA_THREADS != 128 || MMA_BK != 32 || MMA_BM % 64 || MMA_BN % MMA_WG_N || (MMA_WG_N != 64 && MMA_WG_N != 128) || MMA_FRAG_DB
-#error "MMA_WGMMA: one warpgroup (4 warps), MMA_BK 32 (64-byte swizzled rows), MMA_BM a multiple of 64, MMA_BN of MMA_WG_N"
+#if MMA_THREADS % 128 || MMA_BM % MMA_WGS || MMA_WG_ROWS % 64 || MMA_BN % MMA_WG_N || (MMA_WG_N != 64 && MMA_WG_N != 128) || MMA_FRAG_DB || MMA_WG_DEPTH < 0 || MMA_WG_DEPTH > 1
+#error "MMA_WGMMA: whole warpgroups (4 warps), MMA_BM a multiple of 64 per warpgroup, MMA_BN of MMA_WG_N, MMA_WG_DEPTH 0 or 1"
 #endif
 #else
 #define MMA_MT (MMA_WM / 16)          /* m16 tiles per warp */
@@ -265,7 +275,9 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 #define MMA_A_BYTES (MMA_BM * MMA_ROWB)
 #define MMA_STAGE_BYTES ((MMA_BM + MMA_BN) * MMA_ROWB)
 #ifndef MMA_STAGES /* local-memory stages: as many as 48 KiB hold, at most 4 */
-#if 4 * MMA_STAGE_BYTES <= 49152
+#if MMA_WGMMA && MMA_WG_DEPTH && 3 * MMA_STAGE_BYTES > 49152
+#error "MMA_WG_DEPTH 1 needs 3 stages (at least): set MMA_STAGES or smaller tiles"
+#elif 4 * MMA_STAGE_BYTES <= 49152
 #define MMA_STAGES 4
 #elif 3 * MMA_STAGE_BYTES <= 49152
 #define MMA_STAGES 3
@@ -277,19 +289,37 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 #if MMA_WM % 16 || MMA_WN % 16 || MMA_BK % 16 || MMA_BM % MMA_WARPS_M || MMA_BN % MMA_WARPS_N
 #error "MMA tile sizes: warp tile must be a multiple of 16 x 16, MMA_BK of 16"
 #endif
-#if MMA_STAGES < 2 || MMA_STAGES > 4
-#error "MMA_STAGES must be 2, 3 or 4 (and the stages must fit in 48 KiB)"
+#if MMA_STAGES < 2 || MMA_STAGES > 6 || (!MMA_WGMMA && MMA_STAGES > 4) || (MMA_WGMMA && MMA_WG_DEPTH && MMA_STAGES < 3)
+#error "MMA_STAGES must be 2..4 (mma.sync), 2..6 (wgmma; 3..6 with MMA_WG_DEPTH 1), and fit in 48 KiB"
 #endif
 #if MMA_STAGES * MMA_STAGE_BYTES > 49152
 #error "MMA tiles x stages need more than 48 KiB of local memory"
 #endif
-/* cp.async groups that may stay in flight at the barrier (a literal: it goes into the PTX text) */
-#if MMA_STAGES == 2
+/* cp.async groups that may stay in flight at the barrier (a literal: it goes into the PTX text):
+ * STAGES - 2 when the loads of a tile are issued before its barrier, STAGES - 3 when after it (WG_DEPTH 1) */
+#define MMA_PEND_AFTER (MMA_WGMMA && MMA_WG_DEPTH)
+#if MMA_STAGES - MMA_PEND_AFTER <= 2
 #define MMA_PENDING 0
-#elif MMA_STAGES == 3
+#elif MMA_STAGES - MMA_PEND_AFTER == 3
 #define MMA_PENDING 1
-#else
+#elif MMA_STAGES - MMA_PEND_AFTER == 4
 #define MMA_PENDING 2
+#elif MMA_STAGES - MMA_PEND_AFTER == 5
+#define MMA_PENDING 3
+#else
+#define MMA_PENDING 4
+#endif
+/* the prologue's wait (tile 0 complete with tiles 1 .. STAGES - 2 in flight) */
+#if MMA_STAGES == 2
+#define MMA_PENDING0 0
+#elif MMA_STAGES == 3
+#define MMA_PENDING0 1
+#elif MMA_STAGES == 4
+#define MMA_PENDING0 2
+#elif MMA_STAGES == 5
+#define MMA_PENDING0 3
+#else
+#define MMA_PENDING0 4
 #endif
 #if MMA_THREADS % (MMA_BK / 4)
 #error "MMA tile sizes: the work-group must cover whole rows of A (MMA_BK / 4 float4 each)"
@@ -344,10 +374,11 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
  * the way the descriptor tells the hardware to: row r of an operand at start + (r / 8) * 512 (SBO) +
  * (r % 8) * 64, element kk at + 2 kk, then the 16-byte chunk bits [4, 6) of the address XORed with its bits
  * [7, 9) (64-byte swizzle). It completes at once, so fence, commit and wait are no-ops. */
-#define MMA_WG_ELEM(start, r, kk)                                                                   \
-    MMA_EMU_WG_HALF((uint)(start) + (uint)((r) >> 3) * 512u + (uint)((r)&7) * 64u + (uint)(kk) * 2u)
+#define MMA_WG_ELEM(start, r, kk)                                                                 \
+    MMA_EMU_WG_HALF((uint)(start) + (uint)((r) >> 3) * (8u * MMA_ROWB) + (uint)((r)&7) * MMA_ROWB + \
+                    (uint)(kk) * 2u)
 inline float armt_emu_wg_half(__local uint *smem, uint addr) {
-    const uint phys = addr ^ (((addr >> 7) & 3u) << 4);
+    const uint phys = addr ^ (((addr >> 7) & (uint)(MMA_ROWB / 16 - 1)) << 4);
     const uint w = smem[phys >> 2];
     return as_float((phys & 2u) ? (w & 0xffff0000u) : (w << 16));
 }
@@ -356,7 +387,7 @@ inline float armt_emu_wg_half(__local uint *smem, uint addr) {
     do {                                                                                           \
         for (int j_ = 0; j_ < MMA_WG_N / 8; j_++)                                                  \
             for (int e_ = 0; e_ < 4; e_++) {                                                       \
-                const int r_ = 16 * warp + (lane >> 2) + 8 * (e_ >> 1);                            \
+                const int r_ = 16 * (warp & 3) + (lane >> 2) + 8 * (e_ >> 1);                      \
                 const int c_ = 8 * j_ + 2 * (lane & 3) + (e_ & 1);                                 \
                 float s_ = (d)[j_][e_];                                                            \
                 for (int kk_ = 0; kk_ < 16; kk_++)                                                 \
@@ -367,6 +398,7 @@ inline float armt_emu_wg_half(__local uint *smem, uint addr) {
 #define MMA_WG_FENCE() ((void)0)
 #define MMA_WG_COMMIT() ((void)0)
 #define MMA_WG_WAIT0() ((void)0)
+#define MMA_WG_WAIT1() ((void)0)
 #define MMA_PROXY_FENCE() ((void)0)
 
 #else /* ---- real PTX (NVIDIA, sm_80+) ---- */
@@ -418,12 +450,14 @@ inline uint armt_mma_smem_base(__local uint *p) {
 #else
 #define MMA_SM90A "//@sm90a " /* = ARMT_SM90A_MARK in lib/nv_ptx.h */
 #endif
-/* wgmma (sm_90a). Descriptor of a K-major operand tile with 64-byte swizzle: start address >> 4 (bits 0-13),
- * leading byte offset 1 (unused when swizzled, bits 16-29), stride byte offset 512 >> 4 (8 rows of 64 bytes,
- * bits 32-45), base offset 0 (tiles start on 512-byte boundaries), swizzle mode 2 = 64 bytes (bits 62-63).
- * The k16 steps inside a 64-byte row advance the start address by 32 bytes. */
+/* wgmma (sm_90a). Descriptor of a K-major operand tile whose rows are swizzled like MMA_SWZ: start address
+ * >> 4 (bits 0-13), leading byte offset 1 (unused when swizzled, bits 16-29), stride byte offset = 8 rows
+ * (bits 32-45), base offset 0 (tiles start on 8-row boundaries), swizzle mode (bits 62-63) by row bytes:
+ * 32 -> 3 (32-byte swizzle), 64 -> 2, 128 -> 1. The k16 steps inside a row advance the start by 32 bytes. */
+#define MMA_WG_SWMODE (MMA_BK == 16 ? 3 : MMA_BK == 32 ? 2 : 1)
 inline ulong armt_wg_desc(uint saddr) {
-    return (ulong)((saddr & 0x3ffffu) >> 4) | ((ulong)1 << 16) | ((ulong)(512 >> 4) << 32) | ((ulong)2 << 62);
+    return (ulong)((saddr & 0x3ffffu) >> 4) | ((ulong)1 << 16) | ((ulong)(8 * MMA_ROWB >> 4) << 32) |
+           ((ulong)MMA_WG_SWMODE << 62);
 }
 #define MMA_WGMMA_OP_64(d, off_a, off_b) __asm__ __volatile__(MMA_SM90A "{ .reg .pred armt_p; setp.ne.b32 armt_p, %34, 0; wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, armt_p, 1, 1, 0, 0; }" : "+f"((d)[0][0]), "+f"((d)[0][1]), "+f"((d)[0][2]), "+f"((d)[0][3]), "+f"((d)[1][0]), "+f"((d)[1][1]), "+f"((d)[1][2]), "+f"((d)[1][3]), "+f"((d)[2][0]), "+f"((d)[2][1]), "+f"((d)[2][2]), "+f"((d)[2][3]), "+f"((d)[3][0]), "+f"((d)[3][1]), "+f"((d)[3][2]), "+f"((d)[3][3]), "+f"((d)[4][0]), "+f"((d)[4][1]), "+f"((d)[4][2]), "+f"((d)[4][3]), "+f"((d)[5][0]), "+f"((d)[5][1]), "+f"((d)[5][2]), "+f"((d)[5][3]), "+f"((d)[6][0]), "+f"((d)[6][1]), "+f"((d)[6][2]), "+f"((d)[6][3]), "+f"((d)[7][0]), "+f"((d)[7][1]), "+f"((d)[7][2]), "+f"((d)[7][3]) : "l"(armt_wg_desc(sbase + (off_a))), "l"(armt_wg_desc(sbase + (off_b))), "r"(1))
 #define MMA_WGMMA_OP_128(d, off_a, off_b) __asm__ __volatile__(MMA_SM90A "{ .reg .pred armt_p; setp.ne.b32 armt_p, %66, 0; wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, armt_p, 1, 1, 0, 0; }" : "+f"((d)[0][0]), "+f"((d)[0][1]), "+f"((d)[0][2]), "+f"((d)[0][3]), "+f"((d)[1][0]), "+f"((d)[1][1]), "+f"((d)[1][2]), "+f"((d)[1][3]), "+f"((d)[2][0]), "+f"((d)[2][1]), "+f"((d)[2][2]), "+f"((d)[2][3]), "+f"((d)[3][0]), "+f"((d)[3][1]), "+f"((d)[3][2]), "+f"((d)[3][3]), "+f"((d)[4][0]), "+f"((d)[4][1]), "+f"((d)[4][2]), "+f"((d)[4][3]), "+f"((d)[5][0]), "+f"((d)[5][1]), "+f"((d)[5][2]), "+f"((d)[5][3]), "+f"((d)[6][0]), "+f"((d)[6][1]), "+f"((d)[6][2]), "+f"((d)[6][3]), "+f"((d)[7][0]), "+f"((d)[7][1]), "+f"((d)[7][2]), "+f"((d)[7][3]), "+f"((d)[8][0]), "+f"((d)[8][1]), "+f"((d)[8][2]), "+f"((d)[8][3]), "+f"((d)[9][0]), "+f"((d)[9][1]), "+f"((d)[9][2]), "+f"((d)[9][3]), "+f"((d)[10][0]), "+f"((d)[10][1]), "+f"((d)[10][2]), "+f"((d)[10][3]), "+f"((d)[11][0]), "+f"((d)[11][1]), "+f"((d)[11][2]), "+f"((d)[11][3]), "+f"((d)[12][0]), "+f"((d)[12][1]), "+f"((d)[12][2]), "+f"((d)[12][3]), "+f"((d)[13][0]), "+f"((d)[13][1]), "+f"((d)[13][2]), "+f"((d)[13][3]), "+f"((d)[14][0]), "+f"((d)[14][1]), "+f"((d)[14][2]), "+f"((d)[14][3]), "+f"((d)[15][0]), "+f"((d)[15][1]), "+f"((d)[15][2]), "+f"((d)[15][3]) : "l"(armt_wg_desc(sbase + (off_a))), "l"(armt_wg_desc(sbase + (off_b))), "r"(1))
@@ -435,6 +469,7 @@ inline ulong armt_wg_desc(uint saddr) {
 #define MMA_WG_FENCE() __asm__ __volatile__(MMA_SM90A "wgmma.fence.sync.aligned;" ::: "memory")
 #define MMA_WG_COMMIT() __asm__ __volatile__(MMA_SM90A "wgmma.commit_group.sync.aligned;" ::: "memory")
 #define MMA_WG_WAIT0() __asm__ __volatile__(MMA_SM90A "wgmma.wait_group.sync.aligned 0;" ::: "memory")
+#define MMA_WG_WAIT1() __asm__ __volatile__(MMA_SM90A "wgmma.wait_group.sync.aligned 1;" ::: "memory")
 /* local-memory writes of the threads (st.shared, cp.async) made visible to the tensor cores' async proxy */
 #define MMA_PROXY_FENCE() __asm__ __volatile__(MMA_SM90A "fence.proxy.async.shared::cta;" ::: "memory")
 #else
@@ -473,7 +508,7 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
     const int tid = get_local_id(0), lane = tid & 31, warp = tid >> 5;
     const int col0 = get_group_id(0) * MMA_BN, row0 = get_group_id(1) * MMA_BM;
 #if MMA_WGMMA
-    const int wm0 = warp * 16, wn0 = 0; /* see the accumulator layout at MMA_MT */
+    const int wm0 = (warp >> 2) * MMA_WG_ROWS + (warp & 3) * 16, wn0 = 0; /* the accumulator layout at MMA_MT */
 #else
     const int wm0 = (warp / MMA_WARPS_N) * MMA_WM, wn0 = (warp % MMA_WARPS_N) * MMA_WN;
 #endif
@@ -510,7 +545,7 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
                          ok_ ? w_ptr + (ulong)(it * MMA_CH_RSTEP) * k + k0_ : W, ok_ ? 16 : 0);             \
             }                                                                                               \
         }                                                                                                   \
-        if (abf) {                                                                                          \
+        if (abf && MMA_DIAG != 2) {                                                                         \
             _Pragma("unroll") for (int it = 0; it < MMA_AB_ITERS; it++) {                                   \
                 const int r_ = ch_r + it * MMA_CH_RSTEP;                                                    \
                 if (MMA_BM % MMA_CH_RSTEP == 0 || r_ < MMA_BM) {                                            \
@@ -660,11 +695,54 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
         MMA_CP_COMMIT();
     }
     if (MMA_STAGES - 1 < ktiles) MMA_LOAD_REGS(MMA_STAGES - 1);
-    MMA_CP_WAIT(MMA_PENDING);
+    MMA_CP_WAIT(MMA_PENDING0);
     MMA_PROXY_FENCE();
     barrier(CLK_LOCAL_MEM_FENCE);
 
+#if MMA_DIAG == 1
+#define MMA_DIAG_LOADS 0
+#else
+#define MMA_DIAG_LOADS 1
+#endif
 #if MMA_WGMMA
+    /* this warpgroup's rows of the A tile */
+    const uint wg_a = (uint)(warp >> 2) * (MMA_WG_ROWS * MMA_ROWB);
+#define MMA_WG_ISSUE(sa)                                                                                      \
+    do {                                                                                                      \
+        MMA_WG_FENCE();                                                                                       \
+        _Pragma("unroll") for (int ks = 0; ks < MMA_KS; ks++)                                                 \
+            _Pragma("unroll") for (int i = 0; i < MMA_MT; i++)                                                \
+                _Pragma("unroll") for (int nc = 0; nc < MMA_BN / MMA_WG_N; nc++)                              \
+                    MMA_WGMMA_OP(acc[i] + nc * (MMA_WG_N / 8), (sa) + wg_a + (uint)(i * 64 * MMA_ROWB + ks * 32), \
+                                 (sa) + (uint)(MMA_A_BYTES + nc * MMA_WG_N * MMA_ROWB + ks * 32));            \
+        MMA_WG_COMMIT();                                                                                      \
+    } while (0)
+#endif
+
+#if MMA_WGMMA && MMA_WG_DEPTH
+    /* Tile t: issue its wgmma group on slot rd; wait until tile t - 1's group is done (tile t's stays in
+     * flight) and tile t + 1 has landed; fence, barrier. After the barrier no warp reads slot wr (tile t - 1's)
+     * any more: the loads of tile t + STAGES - 1 go there, while tile t's wgmma still runs. */
+    int rd = 0, wr = MMA_STAGES - 1;
+    for (int t = 0; t < ktiles; t++) {
+        const int nt = t + MMA_STAGES - 1;
+        const int rd_next = rd + 1 == MMA_STAGES ? 0 : rd + 1;
+        MMA_WG_ISSUE((uint)rd * MMA_STAGE_BYTES);
+        MMA_WG_WAIT1();
+        MMA_CP_WAIT(MMA_PENDING);
+        MMA_PROXY_FENCE();
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (nt < ktiles && MMA_DIAG_LOADS) {
+            MMA_ISSUE_CP(nt, wr);
+            MMA_STORE_REGS(wr);
+            if (nt + 1 < ktiles) MMA_LOAD_REGS(nt + 1);
+        }
+        MMA_CP_COMMIT();
+        wr = rd;
+        rd = rd_next;
+    }
+    MMA_WG_WAIT0();
+#elif MMA_WGMMA
     /* Tile t: issue its wgmma (asynchronous) on slot rd, then - while the tensor cores work - the cp.async of
      * tile t + STAGES - 1 into slot wr (tile t - 1's, complete) and the register-staged stores; wait for the
      * wgmma group, make this thread's local writes visible to the async proxy, barrier. */
@@ -672,18 +750,8 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
     for (int t = 0; t < ktiles; t++) {
         const int nt = t + MMA_STAGES - 1;
         const int rd_next = rd + 1 == MMA_STAGES ? 0 : rd + 1;
-        const uint sa = (uint)rd * MMA_STAGE_BYTES;
-        MMA_WG_FENCE();
-#pragma unroll
-        for (int ks = 0; ks < MMA_KS; ks++)
-#pragma unroll
-            for (int i = 0; i < MMA_MT; i++)
-#pragma unroll
-                for (int nc = 0; nc < MMA_BN / MMA_WG_N; nc++)
-                    MMA_WGMMA_OP(acc[i] + nc * (MMA_WG_N / 8), sa + (uint)(i * 64 * MMA_ROWB + ks * 32),
-                                 sa + (uint)(MMA_A_BYTES + nc * MMA_WG_N * MMA_ROWB + ks * 32));
-        MMA_WG_COMMIT();
-        if (nt < ktiles) {
+        MMA_WG_ISSUE((uint)rd * MMA_STAGE_BYTES);
+        if (nt < ktiles && MMA_DIAG_LOADS) {
             MMA_ISSUE_CP(nt, wr);
             MMA_STORE_REGS(wr);
             if (nt + 1 < ktiles) MMA_LOAD_REGS(nt + 1);
