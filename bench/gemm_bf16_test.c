@@ -193,6 +193,7 @@ typedef struct {
     int bm, bn, threads; /* tile and work-group size */
     int small_only;      /* emulation: only the small cases */
     int diag;            /* MMA_DIAG variant: timed only (its results are wrong by design) */
+    int persist;         /* MMA_PERSIST: work-groups per compute unit (grid G x 1 x 1, batch count as arg 18) */
     int failed;
     int abf;          /* 1: armt_gemm_bf16bf16_mma (bf16 A made by the armt_f32_to_bf16 pre-pass) */
     cl_kernel prep;   /* armt_f32_to_bf16 of the same program (abf only) */
@@ -276,7 +277,7 @@ static int build_kernel(dev_t_ *D, kern_t *K, const char *kname, const char *opt
 }
 
 static cl_int set_args(kern_t *K, int m, int n, int k, cl_mem A, int lda, cl_mem W, cl_mem C, int ldc,
-                       int beta, cl_mem offs, const cl_ulong strides[6]) {
+                       int beta, cl_mem offs, const cl_ulong strides[6], int count) {
     cl_kernel kr = K->kern;
     CL_TRY(clSetKernelArg(kr, 0, sizeof(int), &m));
     CL_TRY(clSetKernelArg(kr, 1, sizeof(int), &n));
@@ -293,12 +294,23 @@ static cl_int set_args(kern_t *K, int m, int n, int k, cl_mem A, int lda, cl_mem
     if (K->mma) { /* no SwiGLU epilogue */
         CL_TRY(clSetKernelArg(kr, 16, sizeof(cl_mem), NULL));
         CL_TRY(clSetKernelArg(kr, 17, sizeof(cl_mem), NULL));
+        if (K->persist) CL_TRY(clSetKernelArg(kr, 18, sizeof(int), &count));
     }
     return CL_SUCCESS;
 }
 
 static cl_int launch(dev_t_ *D, kern_t *K, int m, int n, int count, cl_event *ev) {
     size_t gws[3], lws[3];
+    if (K->persist) { /* G = min(tiles, compute units x persist) work-groups, each looping over tiles */
+        cl_uint cus = 1;
+        clGetDeviceInfo(D->device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cus, &cus, NULL);
+        const size_t tiles = (size_t)((n + K->bn - 1) / K->bn) * (size_t)((m + K->bm - 1) / K->bm) * count;
+        size_t g = (size_t)cus * K->persist;
+        if (g > tiles) g = tiles;
+        gws[0] = g * K->threads, gws[1] = 1, gws[2] = 1, lws[0] = K->threads, lws[1] = 1, lws[2] = 1;
+        CL_TRY(clEnqueueNDRangeKernel(D->q, K->kern, 3, NULL, gws, lws, 0, NULL, ev));
+        return CL_SUCCESS;
+    }
     if (K->mma) {
         gws[0] = (size_t)((n + K->bn - 1) / K->bn) * K->threads, gws[1] = (size_t)((m + K->bm - 1) / K->bm);
         lws[0] = K->threads, lws[1] = 1;
@@ -516,7 +528,7 @@ static int case_check(dev_t_ *D, kern_t *K, case_data *d) {
         e = launch_prep(D, K, m, c->k, d->bA, c->lda, d->bAb, c->table ? d->bO : NULL, d->strides, cnt, NULL);
     if (e == CL_SUCCESS)
         e = set_args(K, m, n, c->k, K->abf ? d->bAb : d->bA, c->lda, d->bW, d->bC, ldc, c->beta,
-                     c->table ? d->bO : NULL, d->strides);
+                     c->table ? d->bO : NULL, d->strides, cnt);
     if (e == CL_SUCCESS) e = launch(D, K, m, n, cnt, NULL);
     if (e == CL_SUCCESS) e = clFinish(D->q);
     if (e == CL_SUCCESS) e = clEnqueueReadBuffer(D->q, d->bC, CL_TRUE, 0, d->c_len * 4, d->C1, 0, NULL, NULL);
@@ -665,7 +677,7 @@ static int bench(dev_t_ *D, kern_t *ks, int nk, int cells, int rows, int reps) {
             if (!K->kern || K->failed || K->small_only) continue;
             double t[64], tp[64];
             int nt = 0;
-            e = set_args(K, m, n, k, K->abf ? bAb : bA, k, bW, bC, n, 0, bO, strides);
+            e = set_args(K, m, n, k, K->abf ? bAb : bA, k, bW, bC, n, 0, bO, strides, cells);
             for (int it = 0; it < reps + 2 && e == CL_SUCCESS; it++) {
                 cl_event ev, evp = NULL;
                 if (K->abf) {
@@ -905,7 +917,7 @@ int main(int argc, char **argv) {
         const char *tp = tiles;
         while (*tp && nk < 24) {
             int bm, bn, bk, wm, wn, used = 0, abf = 0, st = 0, db = -1, ld = 1, ca = 1, rr = 0, wg = 0;
-            int depth = 0, diag = 0;
+            int depth = 0, diag = 0, persist = 0;
             if (*tp == 'b') abf = 1, tp++;
             if (sscanf(tp, "%dx%dx%d:%dx%d%n", &bm, &bn, &bk, &wm, &wn, &used) != 5) {
                 fprintf(stderr, "bad --mma-tiles entry at \"%s\" (want [b]BMxBNxBK:WMxWN[sN][dN][lN][cN])\n", tp);
@@ -924,13 +936,14 @@ int main(int argc, char **argv) {
                 else if (f == 'w') wg = v;
                 else if (f == 'i') depth = v;
                 else if (f == 'x') diag = v;
+                else if (f == 'p') persist = v;
                 else return fprintf(stderr, "bad --mma-tiles flag '%c'\n", f), 2;
                 fl += snprintf(flags + fl, sizeof flags - (size_t)fl, "%c%d", f, v);
             }
             if (*tp == ',') tp++;
             kern_t *K = &ks[nk++];
             K->mma = 1, K->abf = abf, K->bm = bm, K->bn = bn, K->threads = 32 * wm * wn, K->small_only = !nv_mma;
-            K->diag = diag;
+            K->diag = diag, K->persist = wg && abf ? persist : 0;
             snprintf(K->name, sizeof K->name, "%s%s %dx%dx%d:%dx%d%s", abf ? "bb" : "mma", nv_mma ? "" : "-emu",
                      bm, bn, bk, wm, wn, flags);
             char sopt[256] = "";
@@ -942,6 +955,8 @@ int main(int argc, char **argv) {
                 snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_WG_DEPTH=%d", depth);
             if (diag)
                 snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_DIAG=%d", diag);
+            if (K->persist)
+                snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_PERSIST=%d", K->persist);
             if (rr && nv_mma) /* register cap (NVIDIA only), e.g. 128 for 2 work-groups of 256 per SM */
                 snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -cl-nv-maxrregcount=%d", rr);
             snprintf(opts, sizeof opts,

@@ -14,12 +14,67 @@
 
 static int is_ident(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'; }
 
-char *armt_ptx_to_sm90a(const char *ptx, size_t len, size_t *out_len) {
+/* Entry directives: a copy of ptx where each ARMT_SM90A_ENTRY_MARK line inside an entry's body is gone and
+ * its text (up to the end of the line) is written, on its own line, just before that body's opening brace.
+ * The body is the first top-level '{' after ".entry" up to its matching '}'. NULL: out of memory. */
+static char *move_entry_directives(const char *ptx, size_t len, size_t *out_len) {
+    const char *em = ARMT_SM90A_ENTRY_MARK;
+    const size_t eml = strlen(em);
+    char *out = malloc(len + 1);
+    if (!out) return NULL;
+    size_t o = 0, i = 0;
+    while (i < len) {
+        const char *ent = strstr(ptx + i, ".entry ");
+        if (!ent || (size_t)(ent - ptx) >= len) break;
+        const char *brace = strchr(ent, '{');
+        if (!brace || (size_t)(brace - ptx) >= len) break;
+        /* the body's end: braces balance (inline-asm blocks nest inside it) */
+        size_t b = (size_t)(brace - ptx), end = b;
+        int depth = 0;
+        for (; end < len; end++) {
+            if (ptx[end] == '{') depth++;
+            else if (ptx[end] == '}' && --depth == 0) break;
+        }
+        /* everything up to the brace, then the directives found in the body, then the body without them */
+        memcpy(out + o, ptx + i, b - i);
+        o += b - i;
+        for (size_t k = b; k + eml <= end; k++)
+            if (!strncmp(ptx + k, em, eml)) {
+                size_t e = k + eml;
+                while (e < end && ptx[e] != '\n') e++;
+                memcpy(out + o, ptx + k + eml, e - (k + eml));
+                o += e - (k + eml);
+                out[o++] = '\n';
+            }
+        for (size_t k = b; k < end && k < len;) {
+            if (k + eml <= end && !strncmp(ptx + k, em, eml)) {
+                while (k < end && ptx[k] != '\n') k++;
+                continue;
+            }
+            out[o++] = ptx[k++];
+        }
+        i = end;
+    }
+    memcpy(out + o, ptx + i, len - i);
+    o += len - i;
+    out[o] = '\0';
+    *out_len = o;
+    return out;
+}
+
+char *armt_ptx_to_sm90a(const char *ptx_in, size_t len_in, size_t *out_len) {
+    size_t len = 0;
+    char *moved = move_entry_directives(ptx_in, len_in, &len);
+    if (!moved) return NULL;
+    const char *ptx = moved;
     const char *mark = ARMT_SM90A_MARK;
     size_t ml = strlen(mark);
     /* worst case growth: ".target sm_90" -> "sm_90a" (1 byte) and ".version" rewritten (a few bytes) */
     char *out = malloc(len + 64);
-    if (!out) return NULL;
+    if (!out) {
+        free(moved);
+        return NULL;
+    }
     size_t o = 0, i = 0, marks = 0;
     int target_done = 0, version_done = 0;
     while (i < len) {
@@ -71,6 +126,7 @@ char *armt_ptx_to_sm90a(const char *ptx, size_t len, size_t *out_len) {
         }
         out[o++] = ptx[i++];
     }
+    free(moved);
     if (!target_done || marks == 0) {
         free(out);
         return NULL;

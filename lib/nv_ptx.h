@@ -11,9 +11,13 @@
 
 /* The prefix of a PTX comment that holds an sm_90a instruction (kernels: cl/gemm_bf16.cl). */
 #define ARMT_SM90A_MARK "//@sm90a "
+/* The prefix of a PTX comment, inside a kernel's body, that holds a performance directive of that kernel's
+ * entry (e.g. ".maxnreg 168"): the rewrite moves it in front of the body's opening brace. */
+#define ARMT_SM90A_ENTRY_MARK "//@sm90a-entry "
 
 /* A malloc'd, NUL-terminated copy of ptx[0..len) with every ARMT_SM90A_MARK removed (the instructions
- * behind it become live), ".target sm_90" made ".target sm_90a" and a ".version" below 8.0 raised to 8.0.
+ * behind it become live), every ARMT_SM90A_ENTRY_MARK line's directive moved to its entry's header,
+ * ".target sm_90" made ".target sm_90a" and a ".version" below 8.0 raised to 8.0.
  * NULL when there is no mark, the module does not target sm_90, or memory runs out. */
 char *armt_ptx_to_sm90a(const char *ptx, size_t len, size_t *out_len);
 

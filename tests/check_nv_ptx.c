@@ -39,6 +39,28 @@ START_TEST(test_newer_version_kept) {
 }
 END_TEST
 
+/* an entry directive written inside a kernel's body moves in front of that body (and only that one's); braces
+ * of inline-asm blocks inside the body do not end it */
+START_TEST(test_entry_directive) {
+    const char *in = ".version 8.0\n.target sm_90\n"
+                     ".visible .entry a(\n\t.param .u32 p\n)\n.reqntid 128, 1, 1\n{\n"
+                     "\t{ .reg .pred q; " ARMT_SM90A_MARK "wgmma.fence.sync.aligned; }\n"
+                     "\t" ARMT_SM90A_ENTRY_MARK ".maxnreg 168\n\tret;\n}\n"
+                     ".visible .entry b(\n)\n{\n\tret;\n}\n";
+    const char *want = ".version 8.0\n.target sm_90a\n"
+                       ".visible .entry a(\n\t.param .u32 p\n)\n.reqntid 128, 1, 1\n.maxnreg 168\n{\n"
+                       "\t{ .reg .pred q; wgmma.fence.sync.aligned; }\n"
+                       "\t\n\tret;\n}\n"
+                       ".visible .entry b(\n)\n{\n\tret;\n}\n";
+    size_t n = 0;
+    char *out = armt_ptx_to_sm90a(in, strlen(in), &n);
+    ck_assert_ptr_nonnull(out);
+    ck_assert_str_eq(out, want);
+    ck_assert_uint_eq(n, strlen(want));
+    free(out);
+}
+END_TEST
+
 START_TEST(test_refused) {
     /* nothing marked: nothing to gain */
     ck_assert_ptr_null(rewrite(".version 8.0\n.target sm_90\nret;\n"));
@@ -57,6 +79,7 @@ static Suite *suite(void) {
     TCase *tc = tcase_create("nv_ptx");
     tcase_add_test(tc, test_rewrite);
     tcase_add_test(tc, test_newer_version_kept);
+    tcase_add_test(tc, test_entry_directive);
     tcase_add_test(tc, test_refused);
     suite_add_tcase(s, tc);
     return s;
