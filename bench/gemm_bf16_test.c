@@ -24,7 +24,8 @@
  *   sN MMA_STAGES, dN MMA_FRAG_DB, lN ARMT_MMA_LDMATRIX, cN ARMT_MMA_CPASYNC, rN -cl-nv-maxrregcount=N,
  *   wN Hopper wgmma with m64 x N x k16 instructions (N = 64 or 128; whole warpgroups, e.g. 2x2 or 2x4 warps),
  *   iN MMA_WG_DEPTH (wgmma groups left in flight at the k-tile barrier: 0 or 1),
- *   xN MMA_DIAG (1: no loads after the prologue, 2: no A loads; timed only, never checked: results are wrong)
+ *   xN MMA_DIAG (1: no loads after the prologue, 2: no A loads; timed only, never checked: results are wrong),
+ *   pN MMA_PERSIST (wgmma, b only: N persistent work-groups per compute unit), gN MMA_SMEM_MAX = N KiB
  *   (unset: the file's defaults; l and c default to 1). Default list:
  *   128x128x32:2x2,128x128x32:2x2l0c0,128x256x32:2x4s2d1,b128x128x32:2x2,b128x128x32:2x4
  * The bf16 x bf16 kernel needs lda % 8 and a_off % 8 (cases that break it are counted as skipped); the
@@ -917,7 +918,7 @@ int main(int argc, char **argv) {
         const char *tp = tiles;
         while (*tp && nk < 24) {
             int bm, bn, bk, wm, wn, used = 0, abf = 0, st = 0, db = -1, ld = 1, ca = 1, rr = 0, wg = 0;
-            int depth = 0, diag = 0, persist = 0;
+            int depth = 0, diag = 0, persist = 0, smem_kib = 0;
             if (*tp == 'b') abf = 1, tp++;
             if (sscanf(tp, "%dx%dx%d:%dx%d%n", &bm, &bn, &bk, &wm, &wn, &used) != 5) {
                 fprintf(stderr, "bad --mma-tiles entry at \"%s\" (want [b]BMxBNxBK:WMxWN[sN][dN][lN][cN])\n", tp);
@@ -937,6 +938,7 @@ int main(int argc, char **argv) {
                 else if (f == 'i') depth = v;
                 else if (f == 'x') diag = v;
                 else if (f == 'p') persist = v;
+                else if (f == 'g') smem_kib = v;
                 else return fprintf(stderr, "bad --mma-tiles flag '%c'\n", f), 2;
                 fl += snprintf(flags + fl, sizeof flags - (size_t)fl, "%c%d", f, v);
             }
@@ -957,6 +959,8 @@ int main(int argc, char **argv) {
                 snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_DIAG=%d", diag);
             if (K->persist)
                 snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_PERSIST=%d", K->persist);
+            if (smem_kib) /* static local memory over OpenCL's reported 48 KiB (bench/nv_probe) */
+                snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_SMEM_MAX=%d", smem_kib * 1024);
             if (rr && nv_mma) /* register cap (NVIDIA only), e.g. 128 for 2 work-groups of 256 per SM */
                 snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -cl-nv-maxrregcount=%d", rr);
             snprintf(opts, sizeof opts,

@@ -32,12 +32,14 @@ static const char *k_dyn =
     "}\n";
 
 static const char *k_static =
-    "__kernel void probe_static(__global uint *out) {\n"
+    "__kernel void probe_static(__global uint *out, const uint seed) {\n"
     "    __local uint buf[16384];\n"
-    "    const uint l = get_local_id(0);\n"
-    "    for (uint i = l; i < 16384; i += get_local_size(0)) buf[i] = i;\n"
+    "    const uint l = get_local_id(0), L = get_local_size(0);\n"
+    "    for (uint i = l; i < 16384; i += L) buf[i] = i * seed;\n"
     "    barrier(CLK_LOCAL_MEM_FENCE);\n"
-    "    out[get_global_id(0)] = buf[16383 - l];\n"
+    "    uint bad = 0;\n"
+    "    for (uint i = l; i < 16384; i += L) bad += buf[16383 - i] != (16383 - i) * seed;\n"
+    "    out[get_global_id(0)] = bad;\n"
     "}\n";
 
 /* the marked lines become live in the rewrite (lib/nv_ptx.c); the fence is only there to have a mark */
@@ -139,10 +141,15 @@ int main(int argc, char **argv) {
     if (e == CL_SUCCESS) {
         k = clCreateKernel(p, "probe_static", &e);
         size_t g = 256, l = 256;
-        if (e == CL_SUCCESS) clSetKernelArg(k, 0, sizeof out, &out);
+        const cl_uint seed = 2654435761u;
+        if (e == CL_SUCCESS) clSetKernelArg(k, 0, sizeof out, &out), clSetKernelArg(k, 1, sizeof seed, &seed);
         if (e == CL_SUCCESS) e = clEnqueueNDRangeKernel(q, k, 1, NULL, &g, &l, 0, NULL, NULL);
         if (e == CL_SUCCESS) e = clFinish(q);
-        printf("  ... and runs: %s (%d)\n", e == CL_SUCCESS ? "yes" : "no", e);
+        if (e == CL_SUCCESS) e = clEnqueueReadBuffer(q, out, CL_TRUE, 0, 4 * 256, host, 0, NULL, NULL);
+        uint32_t bad = 0;
+        for (int i = 0; e == CL_SUCCESS && i < 256; i++) bad += host[i];
+        printf("  ... and runs, every word read back right: %s (%d, %u wrong)\n",
+               e == CL_SUCCESS && !bad ? "yes" : "no", e, bad);
         if (k) clReleaseKernel(k);
     }
     if (p) clReleaseProgram(p);

@@ -312,11 +312,14 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 #if MMA_WM % 16 || MMA_WN % 16 || MMA_BK % 16 || MMA_BM % MMA_WARPS_M || MMA_BN % MMA_WARPS_N
 #error "MMA tile sizes: warp tile must be a multiple of 16 x 16, MMA_BK of 16"
 #endif
-#if MMA_STAGES < 2 || MMA_STAGES > 6 || (!MMA_WGMMA && MMA_STAGES > 4) || (MMA_WGMMA && MMA_WG_DEPTH && MMA_STAGES < 3)
-#error "MMA_STAGES must be 2..4 (mma.sync), 2..6 (wgmma; 3..6 with MMA_WG_DEPTH 1), and fit in 48 KiB"
+#ifndef MMA_SMEM_MAX
+#define MMA_SMEM_MAX 49152 /* local memory a work-group may declare (OpenCL on NVIDIA reports 48 KiB) */
 #endif
-#if MMA_STAGES * MMA_STAGE_BYTES > 49152
-#error "MMA tiles x stages need more than 48 KiB of local memory"
+#if MMA_STAGES < 2 || MMA_STAGES > 8 || (!MMA_WGMMA && MMA_STAGES > 4) || (MMA_WGMMA && MMA_WG_DEPTH && MMA_STAGES < 3)
+#error "MMA_STAGES must be 2..4 (mma.sync), 2..8 (wgmma; 3..8 with MMA_WG_DEPTH 1), and fit in MMA_SMEM_MAX"
+#endif
+#if MMA_STAGES * MMA_STAGE_BYTES > MMA_SMEM_MAX
+#error "MMA tiles x stages need more local memory than MMA_SMEM_MAX"
 #endif
 /* cp.async groups that may stay in flight at the barrier (a literal: it goes into the PTX text):
  * STAGES - 2 when the loads of a tile are issued before its barrier, STAGES - 3 when after it (WG_DEPTH 1) */
@@ -329,8 +332,12 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 #define MMA_PENDING 2
 #elif MMA_STAGES - MMA_PEND_AFTER == 5
 #define MMA_PENDING 3
-#else
+#elif MMA_STAGES - MMA_PEND_AFTER == 6
 #define MMA_PENDING 4
+#elif MMA_STAGES - MMA_PEND_AFTER == 7
+#define MMA_PENDING 5
+#else
+#define MMA_PENDING 6
 #endif
 /* the prologue's wait (tile 0 complete with tiles 1 .. STAGES - 2 in flight) */
 #if MMA_STAGES == 2
@@ -341,8 +348,12 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 #define MMA_PENDING0 2
 #elif MMA_STAGES == 5
 #define MMA_PENDING0 3
-#else
+#elif MMA_STAGES == 6
 #define MMA_PENDING0 4
+#elif MMA_STAGES == 7
+#define MMA_PENDING0 5
+#else
+#define MMA_PENDING0 6
 #endif
 #if MMA_THREADS % (MMA_BK / 4)
 #error "MMA tile sizes: the work-group must cover whole rows of A (MMA_BK / 4 float4 each)"
