@@ -34,14 +34,13 @@ char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tu
      * stand-ins for the PTX (slow: tiny models only) */
     const int emulate = !real_mma && extra && strstr(extra, "-DARMT_MMA_EMULATE=1");
     tune->nv_mma = real_mma || emulate;
-    tune->mma_bm = 128;
-    tune->mma_bn = 128;
-    tune->mma_threads = 128; /* 2 x 2 warps */
-    /* Hopper (sm_90a only: wgmma is not in later architectures): the same tiles and pipeline, multiplied by
-     * wgmma straight from local memory (bench/results/2026-11-28-h200-gemm-wgmma.txt); -DMMA_WGMMA=0 in the
-     * extra options falls back to mma.sync */
-    tune->mma_wgmma = real_mma && info->nv_compute_capability == 90;
-    if (extra && strstr(extra, "-DMMA_WGMMA=0")) tune->mma_wgmma = 0;
+    /* Hopper (sm_90a only: wgmma is not in later architectures): wgmma straight from local memory, with
+     * tiles of its own (armt_gemm_mma_tiles); -DMMA_WGMMA=0 in the extra options falls back to mma.sync, and
+     * -DMMA_WGMMA=1 with the emulation runs the wgmma tiles' stand-ins anywhere (tests) */
+    int wgmma = real_mma && info->nv_compute_capability == 90;
+    if (emulate && strstr(extra, "-DMMA_WGMMA=1")) wgmma = 1;
+    if (extra && strstr(extra, "-DMMA_WGMMA=0")) wgmma = 0;
+    armt_gemm_mma_tiles(tune, wgmma);
     /* attention of bf16 models on tensor cores wherever the GEMM has them; -DARMT_ATTN_MMA=0 in the extra
      * options turns it off (the fp32 kernel then runs) */
     tune->attn_mma = tune->nv_mma;
@@ -65,11 +64,8 @@ char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tu
         if (v >= 1 && v <= 256) tune->attn_bk = v;
     }
     tune->local_mem = info->local_mem_bytes;
-    char mma[256] = "";
-    if (tune->nv_mma)
-        snprintf(mma, sizeof mma,
-                 "%s-DMMA_BM=%d -DMMA_BN=%d -DMMA_BK=32 -DMMA_WARPS_M=2 -DMMA_WARPS_N=2 %s", real_mma ? "-DARMT_NV_MMA=1 " : "",
-                 tune->mma_bm, tune->mma_bn, tune->mma_wgmma ? "-DMMA_WGMMA=1 -DMMA_WG_N=128 " : "");
+    /* tensor cores for every program (attention too); the GEMM's tiles go to its program alone */
+    const char *mma = real_mma ? "-DARMT_NV_MMA=1 " : "";
     char buf[4096];
     snprintf(buf, sizeof buf,
              "-cl-std=CL1.2 -DARMT_HAS_FP64=%d -DARMT_ROW_WG=%d -DATTN_BQ=%d -DATTN_BK=%d -DGEMM_TM=%d -DGEMM_TN=%d "
@@ -82,4 +78,48 @@ char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tu
     char *out = malloc(n + 1);
     if (out) memcpy(out, buf, n + 1);
     return out;
+}
+
+void armt_gemm_mma_tiles(armt_device_tuning *tune, int wgmma) {
+    tune->mma_wgmma = wgmma;
+    tune->mma_bm = 128;
+    if (wgmma) {
+        /* 128 x 256 tiles of two warpgroups (64 x 256 each: one m64n256k16 per k16 step), k 64 per stage, four
+         * stages = 192 KiB of local memory, one wgmma group left in flight at each barrier. NVIDIA's OpenCL
+         * reports 48 KiB of local memory but builds and runs larger static arrays, up to Hopper's 227 KiB
+         * (bench/results/2026-11-28-h200-nv-probe.txt); the runtime checks the result once at load and falls
+         * back to mma.sync otherwise. H200: 572 / 406 / 570 / 648 TFLOP/s on the 1B shapes, 0.72-0.82x
+         * torch.bmm (bench/results/2026-11-28-h200-gemm-wgmma-v6.txt; the 48 KiB tiles: 494 / 366 / 474 / 547). */
+        tune->mma_bn = 256;
+        tune->mma_bk = 64;
+        tune->mma_warps_n = 4;
+        tune->mma_stages = 4;
+        tune->mma_wg_n = 256;
+        tune->mma_wg_depth = 1;
+        tune->mma_smem_max = 227 * 1024;
+    } else {
+        /* mma.sync: 128 x 128 x 32, 2 x 2 warps, as many stages as 48 KiB hold (bench/gemm_bf16_notes.md) */
+        tune->mma_bn = 128;
+        tune->mma_bk = 32;
+        tune->mma_warps_n = 2;
+        tune->mma_stages = 0;
+        tune->mma_wg_n = 0;
+        tune->mma_wg_depth = 0;
+        tune->mma_smem_max = 0;
+    }
+    tune->mma_threads = 32 * 2 * tune->mma_warps_n;
+}
+
+void armt_gemm_mma_options(const armt_device_tuning *tune, char *buf, size_t n) {
+    if (!tune->nv_mma) {
+        if (n) buf[0] = '\0';
+        return;
+    }
+    int o = snprintf(buf, n, "-DMMA_BM=%d -DMMA_BN=%d -DMMA_BK=%d -DMMA_WARPS_M=2 -DMMA_WARPS_N=%d -DMMA_WGMMA=%d",
+                     tune->mma_bm, tune->mma_bn, tune->mma_bk, tune->mma_warps_n, tune->mma_wgmma);
+    if (o >= 0 && (size_t)o < n && tune->mma_stages) o += snprintf(buf + o, n - (size_t)o, " -DMMA_STAGES=%d", tune->mma_stages);
+    if (o >= 0 && (size_t)o < n && tune->mma_wgmma)
+        o += snprintf(buf + o, n - (size_t)o, " -DMMA_WG_N=%d -DMMA_WG_DEPTH=%d", tune->mma_wg_n, tune->mma_wg_depth);
+    if (o >= 0 && (size_t)o < n && tune->mma_smem_max)
+        snprintf(buf + o, n - (size_t)o, " -DMMA_SMEM_MAX=%d", tune->mma_smem_max);
 }

@@ -77,7 +77,10 @@ typedef struct armt_device_tuning {
     int gemm_tm, gemm_tn, gemm_rm, gemm_rn; /* portable bf16 GEMM tile      */
     int nv_mma;           /* 1: tensor-core bf16 GEMM (NVIDIA, cc >= 8.0)   */
     int mma_bm, mma_bn, mma_threads;        /* its tile and work-group size */
+    int mma_bk, mma_warps_n, mma_stages;    /* k per stage, warps along n (2 along m), stages (0: default) */
     int mma_wgmma;        /* 1: its multiplies are Hopper wgmma (compute capability 9.0) */
+    int mma_wg_n, mma_wg_depth;             /* wgmma: n per instruction, groups in flight at the barrier */
+    int mma_smem_max;     /* local memory the tiles may declare (0: the kernel's 48 KiB default) */
     int attn_mma;         /* 1: bf16 models run attention on tensor cores (or their stand-ins) */
     int attn_mma_warps;   /* warps per work-group of armt_attention_mma (16 query rows each) */
 } armt_device_tuning;
@@ -107,6 +110,10 @@ armt_status armt_device_fits(armt_runtime *rt, const size_t *sizes, size_t n, co
 
 /* Device-specific build options (build_options.c). */
 char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tune, const char *extra);
+/* The tensor-core GEMM's tiles in tune: Hopper wgmma ones (wgmma = 1) or mma.sync ones (0). */
+void armt_gemm_mma_tiles(armt_device_tuning *tune, int wgmma);
+/* The gemm_bf16.cl options of those tiles (empty without tensor cores), written into buf. */
+void armt_gemm_mma_options(const armt_device_tuning *tune, char *buf, size_t n);
 /* Fills a device info record. */
 void armt_fill_device_info(cl_platform_id p, cl_device_id d, int pi, int di, armt_device_info *out);
 

@@ -366,23 +366,84 @@ armt_status armt_program_build(armt_runtime *rt, armt_program_id pid, const char
     return ARMT_OK;
 }
 
+/* The GEMM program, with its tile options (armt_gemm_mma_options) after the common ones. */
+static armt_status gemm_program_build(armt_runtime *rt, cl_program *out, armt_err *err) {
+    char opts[512];
+    armt_gemm_mma_options(&rt->tune, opts, sizeof opts);
+    return armt_program_build(rt, ARMT_P_GEMM_BF16, opts, out, err);
+}
+
+/* One tile of the wgmma GEMM on tiny buffers: C = A W^T for m = n = 1, k = 200 (small integers, so every
+ * product and sum is exact in bf16 and fp32), compared with the exact value. A driver that refused the
+ * tiles' local memory at launch, or a rewrite gone wrong, shows here; 0 = it ran and is right. */
+static int gemm_wgmma_selftest(armt_runtime *rt, cl_program p) {
+    enum { K = 200 };
+    uint16_t a[K], w[K];
+    float want = 0.0f, got = -1.0f;
+    for (int i = 0; i < K; i++) {
+        const float x = (float)(i % 7 - 3), y = (float)(i % 5 - 2);
+        uint32_t bx, by;
+        memcpy(&bx, &x, 4), memcpy(&by, &y, 4);
+        a[i] = (uint16_t)(bx >> 16), w[i] = (uint16_t)(by >> 16);
+        want += x * y;
+    }
+    cl_int e;
+    cl_kernel k = clCreateKernel(p, "armt_gemm_bf16bf16_mma", &e);
+    if (e != CL_SUCCESS) return -1;
+    cl_mem ba = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof a, a, &e);
+    cl_mem bw = e == CL_SUCCESS ? clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof w, w, &e) : NULL;
+    cl_mem bc = e == CL_SUCCESS ? clCreateBuffer(rt->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, 4, &got, &e) : NULL;
+    if (e == CL_SUCCESS) {
+        const cl_int one = 1, kk = K, zero = 0;
+        const cl_ulong z = 0;
+        clSetKernelArg(k, 0, sizeof one, &one), clSetKernelArg(k, 1, sizeof one, &one);
+        clSetKernelArg(k, 2, sizeof kk, &kk), clSetKernelArg(k, 3, sizeof ba, &ba);
+        clSetKernelArg(k, 4, sizeof kk, &kk), clSetKernelArg(k, 5, sizeof bw, &bw);
+        clSetKernelArg(k, 6, sizeof bc, &bc), clSetKernelArg(k, 7, sizeof one, &one);
+        clSetKernelArg(k, 8, sizeof zero, &zero), clSetKernelArg(k, 9, sizeof(cl_mem), NULL);
+        for (int i = 10; i < 16; i++) clSetKernelArg(k, (cl_uint)i, sizeof z, &z);
+        clSetKernelArg(k, 16, sizeof(cl_mem), NULL);
+        e = clSetKernelArg(k, 17, sizeof(cl_mem), NULL);
+        size_t gws[3] = {(size_t)rt->tune.mma_threads, 1, 1}, lws[3] = {(size_t)rt->tune.mma_threads, 1, 1};
+        if (e == CL_SUCCESS) e = clEnqueueNDRangeKernel(rt->queue, k, 3, NULL, gws, lws, 0, NULL, NULL);
+        if (e == CL_SUCCESS) e = clEnqueueReadBuffer(rt->queue, bc, CL_TRUE, 0, 4, &got, 0, NULL, NULL);
+    }
+    if (bc) clReleaseMemObject(bc);
+    if (bw) clReleaseMemObject(bw);
+    if (ba) clReleaseMemObject(ba);
+    clReleaseKernel(k);
+    if (e != CL_SUCCESS) {
+        armt_log(ARMT_LOG_WARN, "bf16 GEMM: the wgmma check did not run: %s (%d)", armt_cl_error_str(e), e);
+        return -1;
+    }
+    if (got != want) {
+        armt_log(ARMT_LOG_WARN, "bf16 GEMM: the wgmma check computed %g, want %g", (double)got, (double)want);
+        return -1;
+    }
+    return 0;
+}
+
 /* Hopper: the GEMM program's wgmma lines are PTX comments until its PTX is rewritten for sm_90a and rebuilt
- * (lib/nv_ptx.c). Should that fail, the program is built again with mma.sync and a warning is logged. */
+ * (lib/nv_ptx.c), and its tiles use more local memory than OpenCL reports; one tile is then checked. Should
+ * any of that fail, the program is built again with the mma.sync tiles and a warning is logged. */
 static armt_status gemm_to_sm90a(armt_runtime *rt, armt_err *err) {
     cl_program *gp = &rt->programs[ARMT_P_GEMM_BF16], p2 = NULL;
     cl_int e = armt_nv_rebuild_sm90a(rt->context, rt->device, *gp, "", &p2);
-    if (e == CL_SUCCESS) {
+    if (e == CL_SUCCESS && gemm_wgmma_selftest(rt, p2) == 0) {
         clReleaseProgram(*gp);
         *gp = p2;
         return ARMT_OK;
     }
     if (p2) clReleaseProgram(p2);
-    armt_log(ARMT_LOG_WARN, "bf16 GEMM: the sm_90a (wgmma) rebuild failed: %s (%d); using mma.sync",
-             armt_cl_error_str(e), e);
-    rt->tune.mma_wgmma = 0;
+    if (e != CL_SUCCESS)
+        armt_log(ARMT_LOG_WARN, "bf16 GEMM: the sm_90a (wgmma) rebuild failed: %s (%d); using mma.sync",
+                 armt_cl_error_str(e), e);
+    else
+        armt_log(ARMT_LOG_WARN, "bf16 GEMM: wgmma tiles unusable on this driver; using mma.sync");
+    armt_gemm_mma_tiles(&rt->tune, 0);
     clReleaseProgram(*gp);
     *gp = NULL;
-    return armt_program_build(rt, ARMT_P_GEMM_BF16, "-DMMA_WGMMA=0", gp, err);
+    return gemm_program_build(rt, gp, err);
 }
 
 armt_status armt_kernels_create(armt_runtime *rt, cl_program attention, cl_kernel *k, armt_err *err) {
@@ -513,8 +574,13 @@ armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime 
     }
     for (int i = 0; i < ARMT_P_COUNT; i++) {
         if (i == ARMT_P_ATTENTION) continue; /* built per model, see armt_model_build_attention */
+        if (i == ARMT_P_GEMM_BF16) {
+            ARMT_TRY_GOTO(gemm_program_build(rt, &rt->programs[i], err), fail);
+            if (rt->tune.mma_wgmma && rt->info.nv_compute_capability == 90)
+                ARMT_TRY_GOTO(gemm_to_sm90a(rt, err), fail);
+            continue;
+        }
         ARMT_TRY_GOTO(armt_program_build(rt, (armt_program_id)i, NULL, &rt->programs[i], err), fail);
-        if (i == ARMT_P_GEMM_BF16 && rt->tune.mma_wgmma) ARMT_TRY_GOTO(gemm_to_sm90a(rt, err), fail);
     }
     {
         /* every kernel of the table must exist: create and drop one set now */
@@ -523,8 +589,12 @@ armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime 
         armt_kernels_release(k);
     }
     armt_err_clear(err);
-    armt_log(ARMT_LOG_INFO, "runtime: %s / %s, options: %s", rt->info.platform_name, rt->info.name,
-             rt->build_options);
+    {
+        char gopts[512];
+        armt_gemm_mma_options(&rt->tune, gopts, sizeof gopts);
+        armt_log(ARMT_LOG_INFO, "runtime: %s / %s, options: %s; bf16 GEMM tiles: %s", rt->info.platform_name,
+                 rt->info.name, rt->build_options, gopts[0] ? gopts : "portable");
+    }
     *out = rt;
     return ARMT_OK;
 

@@ -197,15 +197,23 @@ END_TEST
  * model's in both schedules. */
 static const char *const tc_kernels[3] = {"armt_attention_mma", "armt_gemm_bf16bf16_mma", "armt_f32_to_bf16"};
 
+/* _i = 0: the mma.sync GEMM tiles; 1: the Hopper wgmma tiles (128 x 256 x 64, two warpgroups, 192 KiB of
+ * local memory), emulated where the device has no wgmma */
 START_TEST(test_tensor_core_forward) {
     armt_runtime *rt = test_runtime();
-    int real = rt->tune.nv_mma;
+    const int real = rt->tune.nv_mma, hopper = rt->info.nv_compute_capability == 90;
     armt_runtime_free(rt);
+    if (_i == 1 && real && !hopper) return; /* a real GPU without wgmma */
     armt_runtime_params p = armt_runtime_default_params();
     p.profile = 1;
-    if (!real) p.build_options = "-DARMT_MMA_EMULATE=1";
+    if (real)
+        p.build_options = _i == 0 ? "-DMMA_WGMMA=0" : NULL;
+    else
+        p.build_options = _i == 0 ? "-DARMT_MMA_EMULATE=1" : "-DARMT_MMA_EMULATE=1 -DMMA_WGMMA=1";
     rt = NULL;
     ck_assert_msg(armt_runtime_create(&p, &rt) == ARMT_OK, "%s", armt_last_error());
+    ck_assert_int_eq(rt->tune.mma_wgmma, _i);
+    ck_assert_int_eq(rt->tune.mma_bn, _i ? 256 : 128);
     armt_config c;
     ck_assert_int_eq(armt_config_preset("tiny", &c), ARMT_OK);
     size_t n = 45, V = (size_t)c.vocab_size;
@@ -244,7 +252,8 @@ START_TEST(test_tensor_core_forward) {
                       used[1][q], used[2][q]);
     }
     double e1 = test_rel_err(out[1], out[0], n * V), e2 = test_rel_err(out[2], out[0], n * V);
-    fprintf(stderr, "tiny on tensor cores: bf16 vs fp32 sequential %.3g, diagonal %.3g\n", e1, e2);
+    fprintf(stderr, "tiny on tensor cores (%s tiles): bf16 vs fp32 sequential %.3g, diagonal %.3g\n",
+            _i ? "wgmma" : "mma.sync", e1, e2);
     for (int run = 0; run < 3; run++) free(out[run]);
     free(ids);
     armt_runtime_free(rt);
@@ -257,7 +266,7 @@ static Suite *suite(void) {
     TCase *tc = tcase_create("attention");
     tcase_set_timeout(tc, 1200);
     tcase_add_loop_test(tc, test_attention_kernels, 0, (int)(sizeof cases / sizeof cases[0]));
-    tcase_add_test(tc, test_tensor_core_forward);
+    tcase_add_loop_test(tc, test_tensor_core_forward, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
