@@ -65,8 +65,17 @@
  *     226); NVIDIA's compiler gives it 252 registers, no spills, 48 KiB + 16 B local memory (2 work-groups
  *     per SM). 128x256 / 256-thread tiles (1 work-group per SM) and BK = 16 were slower. Warps are assumed to
  *     be 32 consecutive local ids (NVIDIA).
- *     MMA_WGMMA=1 (compute capability 9.0): the multiply is Hopper wgmma from the local tiles (one warpgroup,
- *     BK 32), written as marked PTX comments that lib/nv_ptx.c makes live for sm_90a; see bench/gemm_bf16_notes.md.
+ *     MMA_WGMMA=1 (compute capability 9.0): the multiply is Hopper wgmma from the local tiles, written as
+ *     marked PTX comments that lib/nv_ptx.c makes live for sm_90a. The work-group is whole warpgroups that
+ *     split the tile's rows (each: m64 x MMA_WG_N x k16 per instruction, MMA_WG_N 64, 128 or 256); the row
+ *     swizzle of BK 16 / 32 / 64 is the hardware's 32 / 64 / 128-byte swizzle. MMA_WG_DEPTH 1 leaves a
+ *     wgmma group in flight across each k-tile barrier (the loads of the next tile then go after it, so it
+ *     needs 3+ stages). MMA_SMEM_MAX (49152) raises the local-memory cap: NVIDIA's OpenCL reports 48 KiB but
+ *     builds and runs larger static arrays (bench/nv_probe). The library's Hopper tiles (lib/build_options.c):
+ *     128 x 256 x 64, 2 x 4 warps, MMA_WG_N 256, 4 stages (192 KiB), MMA_WG_DEPTH 1. Measured alternatives,
+ *     kept as options for the benchmark: MMA_PERSIST (persistent work-groups over a stream of k-tiles; the
+ *     bf16 x bf16 entry then takes `int count` after Cb and a G x 1 x 1 grid) and MMA_DIAG (timing-only
+ *     variants whose results are wrong). See bench/gemm_bf16_notes.md.
  *     Two more arguments after c_stride: __global const float *Gt, __global ushort *Cb. Both NULL: C as above.
  *     Set: the SwiGLU epilogue of an up projection, Cb = bf16(silu(Gt) * A W^T) at C's element offsets (Gt
  *     holds the gate projection there); C and beta are not used.
