@@ -194,7 +194,8 @@ typedef struct {
     int bm, bn, threads; /* tile and work-group size */
     int small_only;      /* emulation: only the small cases */
     int diag;            /* MMA_DIAG variant: timed only (its results are wrong by design) */
-    int persist;         /* MMA_PERSIST: work-groups per compute unit (grid G x 1 x 1, batch count as arg 18) */
+    int persist;         /* MMA_PERSIST: work-groups per compute unit (grid G x 1 x 1, batch count as arg 20) */
+    int dual;            /* wgmma with 256-wide tiles and a bf16 A: the gate-and-up mode exists (W2, arg 18) */
     int failed;
     int abf;          /* 1: armt_gemm_bf16bf16_mma (bf16 A made by the armt_f32_to_bf16 pre-pass) */
     cl_kernel prep;   /* armt_f32_to_bf16 of the same program (abf only) */
@@ -295,7 +296,12 @@ static cl_int set_args(kern_t *K, int m, int n, int k, cl_mem A, int lda, cl_mem
     if (K->mma) { /* no SwiGLU epilogue */
         CL_TRY(clSetKernelArg(kr, 16, sizeof(cl_mem), NULL));
         CL_TRY(clSetKernelArg(kr, 17, sizeof(cl_mem), NULL));
-        if (K->persist) CL_TRY(clSetKernelArg(kr, 18, sizeof(int), &count));
+        if (K->abf) { /* W2, w2_shift: no gate-and-up mode */
+            const cl_ulong zero = 0;
+            CL_TRY(clSetKernelArg(kr, 18, sizeof(cl_mem), NULL));
+            CL_TRY(clSetKernelArg(kr, 19, sizeof zero, &zero));
+        }
+        if (K->persist) CL_TRY(clSetKernelArg(kr, 20, sizeof(int), &count));
     }
     return CL_SUCCESS;
 }
@@ -754,6 +760,88 @@ static int bench(dev_t_ *D, kern_t *ks, int nk, int cells, int rows, int reps) {
 /* ----------------------------------------------------------------------------------------------------------
  */
 
+/* Gate and up in one GEMM (the bf16 x bf16 entry with W2): Cb (bf16) = silu(A W^T) * (A W2^T) per entry, in
+ * strided mode with the up weights at w_off(j) + w2_shift in their own buffer; checked against fp64 on the
+ * bf16-rounded inputs (then rounded like the kernel's output: 2^-8 relative per element, plus the fp32
+ * accumulation), every element of Cb outside the blocks must keep its NaN poison. Returns 1 on failure. */
+static int dual_check(dev_t_ *D, kern_t *K) {
+    const int m = 300, n = 264, k = 160, cnt = 3, lda = 168, ldc = 270;
+    const size_t a_blk = (size_t)m * lda, c_blk = (size_t)m * ldc, w_blk = (size_t)n * k;
+    const cl_ulong strides[6] = {8, a_blk + 16, w_blk, w_blk, 6, c_blk + 10};
+    const cl_ulong w2_shift = 2 * w_blk; /* the up weights: W2's layers 3 .. 5 where W's are 1 .. 3 */
+    const size_t a_len = 8 + cnt * (a_blk + 16), c_len = 6 + cnt * (c_blk + 10) + 8, w_len = 6 * w_blk;
+    uint16_t *A = malloc(a_len * 2), *W = malloc(w_len * 2), *W2 = malloc(w_len * 2), *Cb = malloc(c_len * 2);
+    int fail = 0;
+    if (!A || !W || !W2 || !Cb) return free(A), free(W), free(W2), free(Cb), fprintf(stderr, "out of memory\n"), 1;
+    for (size_t i = 0; i < a_len; i++) A[i] = 0x7fc0;
+    for (size_t i = 0; i < w_len; i++) W[i] = 0x7fc0, W2[i] = 0x7fc0;
+    for (size_t i = 0; i < c_len; i++) Cb[i] = 0x7fc0;
+    for (int j = 0; j < cnt; j++) {
+        for (int r = 0; r < m; r++)
+            for (int q = 0; q < k; q++) A[strides[0] + j * strides[1] + (size_t)r * lda + q] = f2bf(rng_unif());
+        for (size_t i = 0; i < w_blk; i++) {
+            W[strides[2] + j * strides[3] + i] = f2bf(rng_unif());
+            W2[strides[2] + j * strides[3] + w2_shift + i] = f2bf(rng_unif());
+        }
+    }
+    cl_int e;
+    cl_mem bA = clCreateBuffer(D->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, a_len * 2, A, &e);
+    cl_mem bW = clCreateBuffer(D->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, w_len * 2, W, &e);
+    cl_mem bW2 = clCreateBuffer(D->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, w_len * 2, W2, &e);
+    cl_mem bCb = clCreateBuffer(D->ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, c_len * 2, Cb, &e);
+    cl_mem bC = clCreateBuffer(D->ctx, CL_MEM_READ_WRITE, 16, NULL, &e); /* C: not used in this mode */
+    cl_kernel kr = K->kern;
+    const int beta = 0;
+    e = clSetKernelArg(kr, 0, sizeof m, &m) | clSetKernelArg(kr, 1, sizeof n, &n) | clSetKernelArg(kr, 2, sizeof k, &k) |
+        clSetKernelArg(kr, 3, sizeof bA, &bA) | clSetKernelArg(kr, 4, sizeof lda, &lda) |
+        clSetKernelArg(kr, 5, sizeof bW, &bW) | clSetKernelArg(kr, 6, sizeof bC, &bC) |
+        clSetKernelArg(kr, 7, sizeof ldc, &ldc) | clSetKernelArg(kr, 8, sizeof beta, &beta) |
+        clSetKernelArg(kr, 9, sizeof(cl_mem), NULL) | clSetKernelArg(kr, 16, sizeof(cl_mem), NULL) |
+        clSetKernelArg(kr, 17, sizeof bCb, &bCb) | clSetKernelArg(kr, 18, sizeof bW2, &bW2) |
+        clSetKernelArg(kr, 19, sizeof w2_shift, &w2_shift);
+    for (int i = 0; i < 6; i++) e |= clSetKernelArg(kr, 10 + i, sizeof(cl_ulong), &strides[i]);
+    size_t gws[3] = {(size_t)((n + K->bn / 2 - 1) / (K->bn / 2)) * K->threads, (size_t)((m + K->bm - 1) / K->bm), cnt};
+    size_t lws[3] = {(size_t)K->threads, 1, 1};
+    if (e == CL_SUCCESS) e = clEnqueueNDRangeKernel(D->q, kr, 3, NULL, gws, lws, 0, NULL, NULL);
+    if (e == CL_SUCCESS) e = clEnqueueReadBuffer(D->q, bCb, CL_TRUE, 0, c_len * 2, Cb, 0, NULL, NULL);
+    if (e != CL_SUCCESS) {
+        printf("    %-34s gate-and-up: launch/read failed (%d %s)\n", K->name, e, cl_err(e));
+        fail = 1;
+    }
+    double max_ref = 0, max_err = 0;
+    size_t outside = 0, inside = 0;
+    char *mark = calloc(c_len, 1);
+    for (int j = 0; !fail && mark && j < cnt; j++)
+        for (int r = 0; r < m; r++)
+            for (int q = 0; q < n; q++) {
+                const size_t o = strides[4] + j * strides[5] + (size_t)r * ldc + q;
+                mark[o] = 1;
+                double g = 0, u = 0;
+                for (int t = 0; t < k; t++) {
+                    const double a = bf2f(A[strides[0] + j * strides[1] + (size_t)r * lda + t]);
+                    g += a * bf2f(W[strides[2] + j * strides[3] + (size_t)q * k + t]);
+                    u += a * bf2f(W2[strides[2] + j * strides[3] + w2_shift + (size_t)q * k + t]);
+                }
+                const double ref = g / (1.0 + exp(-g)) * u, got = bf2f(Cb[o]);
+                double d = fabs(got - ref);
+                if (!(d == d)) d = INFINITY;
+                if (d > max_err) max_err = d;
+                if (fabs(ref) > max_ref) max_ref = fabs(ref);
+                inside++;
+            }
+    for (size_t i = 0; !fail && mark && i < c_len; i++)
+        if (!mark[i] && Cb[i] != 0x7fc0) outside++;
+    const double rel = max_ref > 0 ? max_err / max_ref : INFINITY;
+    if (!fail && (!(rel <= 8e-3) || outside || !mark)) fail = 1;
+    if (!fail || e == CL_SUCCESS)
+        printf("    %-34s gate-and-up (W2): %zu elements, max rel err %.2e (bound 8e-3), %zu written outside: %s\n",
+               K->name, inside, rel, outside, fail ? "FAIL" : "ok");
+    free(mark), free(A), free(W), free(W2), free(Cb);
+    clReleaseMemObject(bA), clReleaseMemObject(bW), clReleaseMemObject(bW2), clReleaseMemObject(bCb);
+    clReleaseMemObject(bC);
+    return fail;
+}
+
 static int list_devices(void) {
     cl_uint np = 0;
     cl_platform_id ps[16];
@@ -946,6 +1034,7 @@ int main(int argc, char **argv) {
             kern_t *K = &ks[nk++];
             K->mma = 1, K->abf = abf, K->bm = bm, K->bn = bn, K->threads = 32 * wm * wn, K->small_only = !nv_mma;
             K->diag = diag, K->persist = wg && abf ? persist : 0;
+            K->dual = wg && abf && bn == 256 && !persist;
             snprintf(K->name, sizeof K->name, "%s%s %dx%dx%d:%dx%d%s", abf ? "bb" : "mma", nv_mma ? "" : "-emu",
                      bm, bn, bk, wm, wn, flags);
             char sopt[256] = "";
@@ -1017,6 +1106,8 @@ int main(int argc, char **argv) {
         printf("\n");
         case_free(&cd);
     }
+    for (int ki = 0; ki < nk; ki++)
+        if (ks[ki].dual && !ks[ki].failed && dual_check(&D, &ks[ki])) fail = 1;
     printf("correctness: %s\n", fail ? "FAILED" : "all passed");
 
     if (do_bench && bench(&D, ks, nk, cells, rows, reps)) fail = 1;

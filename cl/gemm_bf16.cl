@@ -275,6 +275,10 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 #else
 #define MMA_PERSIST_PARAM
 #endif
+/* Gate and up in one GEMM (W2 != NULL, wgmma with 256-wide tiles only): the tile's first 128 W rows come
+ * from W (gate), the last 128 from W2 (up), both at the same output columns, so each thread holds gate and
+ * up of the same elements and writes bf16(silu(gate) * up); see the bf16 x bf16 entry. */
+#define MMA_DUAL_OK (MMA_WGMMA && MMA_BN == 256)
 #ifndef MMA_DIAG
 #define MMA_DIAG 0 /* benchmark diagnostics only, results are wrong: 1 no loads after the prologue, 2 no A loads */
 #endif
@@ -532,6 +536,9 @@ inline ulong armt_wg_desc(uint saddr) {
  * chunk tid % CHUNKS of rows tid / CHUNKS + it * CH_RSTEP. fp32 A (float4s): float4 tid % (BK/4) of rows
  * tid / (BK/4) + it * AF_RSTEP. A last partial sweep is guarded (e.g. 96 rows over 256 work-items). */
 #define MMA_CH_RSTEP (MMA_THREADS / MMA_CHUNKS)
+#if MMA_DUAL_OK && (MMA_BN / 2) % MMA_CH_RSTEP
+#error "MMA_DUAL_OK: the W2 half of the tile must start on a row sweep (MMA_BN / 2 a multiple of MMA_CH_RSTEP)"
+#endif
 #define MMA_CH_ITERS(rows) (((rows) + MMA_CH_RSTEP - 1) / MMA_CH_RSTEP)
 #define MMA_AF_F4 (MMA_BK / 4)
 #define MMA_AF_RSTEP (MMA_THREADS / MMA_AF_F4)
@@ -546,10 +553,39 @@ inline __attribute__((always_inline)) void armt_mma_epilogue(float acc[MMA_MT][M
                                                              const int wm0, const int wn0, const int lane,
                                                              __global float *C, const int ldc, const int beta,
                                                              const ulong c_off, __global const float *Gt,
-                                                             __global ushort *Cb) {
+                                                             __global ushort *Cb, const int dual) {
     __global float *Cj = C + c_off;
     const int g = lane >> 2, tc = (lane & 3) * 2;
     const int vec2 = ((c_off | (ulong)ldc) & 1) == 0;
+#if MMA_DUAL_OK
+    if (dual) {
+        /* gate and up in one tile: columns q < NT/2 are gate, q + NT/2 up, of output column col0 + 8q + tc */
+        __global ushort *Bj = Cb + c_off;
+#pragma unroll
+        for (int i = 0; i < MMA_MT; i++) {
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int r = row0 + wm0 + i * MMA_ISTEP + g + h * 8;
+                if (r >= m) continue;
+#pragma unroll
+                for (int q = 0; q < MMA_NT / 2; q++) {
+                    const int c = col0 + q * 8 + tc;
+                    const ulong o = (ulong)r * ldc + c;
+                    const float g0 = acc[i][q][2 * h], g1 = acc[i][q][2 * h + 1];
+                    const float v0 = g0 / (1.0f + exp(-g0)) * acc[i][q + MMA_NT / 2][2 * h];
+                    const float v1 = g1 / (1.0f + exp(-g1)) * acc[i][q + MMA_NT / 2][2 * h + 1];
+                    if (vec2 && c + 1 < n) {
+                        *(__global uint *)(Bj + o) = armt_bf16x2(v0, v1);
+                    } else {
+                        if (c < n) Bj[o] = armt_to_bf16(v0);
+                        if (c + 1 < n) Bj[o + 1] = armt_to_bf16(v1);
+                    }
+                }
+            }
+        }
+        return;
+    }
+#endif
     if (Gt) {
         /* SwiGLU epilogue (the up projection): Cb = bf16(silu(Gt) * (A W^T)) at C's offsets; C is not written */
         __global const float *Gj = Gt + c_off;
@@ -617,9 +653,12 @@ inline __attribute__((always_inline)) void armt_mma_epilogue(float acc[MMA_MT][M
 inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int n, const int k, __global const float *Af, __global const ushort *Ab,
                           const int lda, __global const ushort *W, __global float *C, const int ldc, const int beta,
                           const ulong a_off, const ulong w_off, const ulong c_off, const int abf,
-                          __global const float *Gt, __global ushort *Cb, __local uint *smem MMA_EMU_PARAM) {
+                          __global const float *Gt, __global ushort *Cb, __global const ushort *W2,
+                          const ulong w2_shift, __local uint *smem MMA_EMU_PARAM) {
     const int tid = get_local_id(0), lane = tid & 31, warp = tid >> 5;
-    const int col0 = get_group_id(0) * MMA_BN, row0 = get_group_id(1) * MMA_BM;
+    const int dual = MMA_DUAL_OK && W2 != 0;
+    /* dual: a tile covers BN/2 output columns (gate and up of each) */
+    const int col0 = get_group_id(0) * (dual ? MMA_BN / 2 : MMA_BN), row0 = get_group_id(1) * MMA_BM;
 #if MMA_WGMMA
     const int wm0 = (warp >> 2) * MMA_WG_ROWS + (warp & 3) * 16, wn0 = 0; /* the accumulator layout at MMA_MT */
 #else
@@ -631,6 +670,7 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
     /* chunk loads (W, bf16 A) */
     const int ch_c = tid % MMA_CHUNKS, ch_r = tid / MMA_CHUNKS;
     __global const ushort *w_ptr = W + w_off + (ulong)(col0 + ch_r) * k + ch_c * 8;
+    __global const ushort *w2_ptr = dual ? W2 + w_off + w2_shift + (ulong)(col0 + ch_r) * k + ch_c * 8 : W;
     __global const ushort *ab_ptr = W; /* set below (bf16 A only) */
     __global const float *af_ptr = 0;  /* set below (fp32 A only) */
     const int af_q = tid % MMA_AF_F4, af_r = tid / MMA_AF_F4;
@@ -653,9 +693,13 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
         _Pragma("unroll") for (int it = 0; it < MMA_W_ITERS; it++) {                                        \
             const int r_ = ch_r + it * MMA_CH_RSTEP;                                                        \
             if (MMA_BN % MMA_CH_RSTEP == 0 || r_ < MMA_BN) {                                                \
-                const int ok_ = kin_ && col0 + r_ < n;                                                      \
-                MMA_CP16(sb_ + MMA_A_BYTES + MMA_OFF(r_, ch_c),                                             \
-                         ok_ ? w_ptr + (ulong)(it * MMA_CH_RSTEP) * k + k0_ : W, ok_ ? 16 : 0);             \
+                /* dual: rows BN/2.. of the tile are W2's rows col0.. (it >= W_ITERS/2 exactly there) */    \
+                const int up_ = MMA_DUAL_OK && dual && it >= MMA_W_ITERS / 2;                               \
+                const int ok_ = kin_ && col0 + (up_ ? r_ - MMA_BN / 2 : r_) < n;                            \
+                __global const ushort *src_ =                                                               \
+                    up_ ? w2_ptr + (ulong)((it - MMA_W_ITERS / 2) * MMA_CH_RSTEP) * k + k0_                 \
+                        : w_ptr + (ulong)(it * MMA_CH_RSTEP) * k + k0_;                                     \
+                MMA_CP16(sb_ + MMA_A_BYTES + MMA_OFF(r_, ch_c), ok_ ? src_ : W, ok_ ? 16 : 0);              \
             }                                                                                               \
         }                                                                                                   \
         if (abf && MMA_DIAG != 2) {                                                                         \
@@ -930,7 +974,7 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
     }
 #endif
 
-    armt_mma_epilogue(acc, m, n, row0, col0, wm0, wn0, lane, C, ldc, beta, c_off, Gt, Cb);
+    armt_mma_epilogue(acc, m, n, row0, col0, wm0, wn0, lane, C, ldc, beta, c_off, Gt, Cb, dual);
 }
 
 #if MMA_WGMMA && MMA_PERSIST
@@ -954,7 +998,8 @@ inline __attribute__((always_inline)) void armt_mma_gemm_stream(
 #if !ARMT_MMA_EMULATE
     const uint sbase = armt_mma_smem_base(smem);
 #endif
-    const int abf = 1;
+    const int abf = 1, dual = 0; /* no gate-and-up mode in the persistent form */
+    __global const ushort *w2_ptr = W;
 #if !ARMT_MMA_EMULATE
     /* registers for MMA_PERSIST work-groups per SM (65536 per SM, allocated in steps of 8 per thread) */
     __asm__ __volatile__(MMA_SM90A_ENTRY ".maxnreg " MMA_STR(MMA_MAXNREG));
@@ -1020,7 +1065,7 @@ inline __attribute__((always_inline)) void armt_mma_gemm_stream(
             int crow0, ccol0, cj;
             armt_mma_tile_coords(c_tile, ntx, nty, &crow0, &ccol0, &cj);
             const ulong co_ = offs ? offs[3 * cj + 2] : c_base + (ulong)cj * c_stride;
-            armt_mma_epilogue(acc, m, n, crow0, ccol0, wm0, wn0, lane, C, ldc, beta, co_, Gt, Cb);
+            armt_mma_epilogue(acc, m, n, crow0, ccol0, wm0, wn0, lane, C, ldc, beta, co_, Gt, Cb, 0);
 #pragma unroll
             for (int i = 0; i < MMA_MT; i++)
 #pragma unroll
@@ -1045,15 +1090,19 @@ __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm
     MMA_EMU_LOCALS
     const int j = get_group_id(2);
     GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
-    armt_mma_gemm(m, n, k, A, 0, lda, W, C, ldc, beta, a_off, w_off, c_off, 0, Gt, Cb, smem, MMA_EMU_ARG);
+    armt_mma_gemm(m, n, k, A, 0, lda, W, C, ldc, beta, a_off, w_off, c_off, 0, Gt, Cb, 0, 0, smem, MMA_EMU_ARG);
 }
 
-/* bf16 A (ushort, e.g. from armt_f32_to_bf16): both operands by cp.async; otherwise the same arguments */
+/* bf16 A (ushort, e.g. from armt_f32_to_bf16): both operands by cp.async; otherwise the same arguments, plus
+ * W2, w2_shift: NULL (and 0), or - where MMA_DUAL_OK (wgmma, MMA_BN 256) - gate and up in one GEMM: W holds
+ * the gate weights and W2 the up weights of entry j at w_off(j) + w2_shift (same shape, n x k); Cb gets
+ * bf16(silu(A W^T) * (A W2^T)) at C's offsets (n columns), C and Gt are not used. Global size dimension 0:
+ * ceil(n / (MMA_BN / 2)) * MMA_THREADS. */
 __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm_bf16bf16_mma(
     const int m, const int n, const int k, __global const ushort *A, const int lda, __global const ushort *W,
     __global float *C, const int ldc, const int beta, __global const ulong *offs, const ulong a_base,
     const ulong a_stride, const ulong w_base, const ulong w_stride, const ulong c_base, const ulong c_stride,
-    __global const float *Gt, __global ushort *Cb MMA_PERSIST_PARAM) {
+    __global const float *Gt, __global ushort *Cb, __global const ushort *W2, const ulong w2_shift MMA_PERSIST_PARAM) {
     __local uint smem[MMA_STAGES * MMA_STAGE_BYTES / 4] __attribute__((aligned(MMA_SMEM_ALIGN)));
     MMA_EMU_LOCALS
 #if MMA_WGMMA && MMA_PERSIST
@@ -1062,7 +1111,7 @@ __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm
 #else
     const int j = get_group_id(2);
     GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
-    armt_mma_gemm(m, n, k, 0, A, lda, W, C, ldc, beta, a_off, w_off, c_off, 1, Gt, Cb, smem, MMA_EMU_ARG);
+    armt_mma_gemm(m, n, k, 0, A, lda, W, C, ldc, beta, a_off, w_off, c_off, 1, Gt, Cb, W2, w2_shift, smem, MMA_EMU_ARG);
 #endif
 }
 

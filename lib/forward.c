@@ -61,6 +61,15 @@ static size_t abf_bytes(const armt_ctx *ctx, size_t R) {
 /* GEMM operands may be passed in bf16 (ctx->abf holds them): bf16 models on tensor cores. */
 static int bf16_operands(const armt_ctx *ctx) { return abf_bytes(ctx, 1) > 0 && ctx->abf; }
 
+/* Gate and up in one GEMM: the Hopper tiles (256 wide: 128 gate and 128 up columns, each thread holding
+ * both of an element) and bf16 gate and up weights chunked alike, so that a layer's offsets agree. */
+static int gate_up_dual(const armt_ctx *ctx) {
+    const armt_device_tuning *t = &ctx->rt->tune;
+    const armt_weight *g = &ctx->model->w[ARMT_ROLE_WG], *u = &ctx->model->w[ARMT_ROLE_WU];
+    return t->mma_wgmma && t->mma_bn == 256 && ctx->k[ARMT_K_GEMM_BF16BF16_MMA] && g->bf16 && u->bf16 &&
+           g->layers_per_chunk == u->layers_per_chunk;
+}
+
 void armt_ctx_release_scratch(armt_ctx *ctx) {
     /* sizes are recomputed from the capacity they were made with */
     const armt_config *c = &ctx->model->cfg;
@@ -272,7 +281,7 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
     for (size_t j = 0; bb && j < count; j++) bb = a_off[j] % 8 == 0;
     /* an operand that exists only in bf16 (SwiGLU's output) or an epilogue only the mma kernels have: the
      * callers make sure the conditions above hold, so this is a guard against a change breaking that */
-    if ((a == F->abf_src && F->abf_only && !bb) || (F->epi_gate && !mma))
+    if ((a == F->abf_src && F->abf_only && !bb) || (F->epi_gate && !mma) || (F->epi_w2 && !bb))
         return armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "bf16 GEMM: operand layout not supported by the "
                             "tensor-core kernels (m %zu, n %zu, k %zu, lda %zu)", m, n, k, lda);
     if (bb) a = F->abf_buf;
@@ -292,10 +301,22 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
     if (mma) { /* the SwiGLU epilogue, or none */
         if (F->epi_gate) {
             ARMT_CL_TRY(ARMT_ARG(kk, 16, F->epi_gate));
-            ARMT_CL_TRY(ARMT_ARG(kk, 17, F->epi_out));
         } else {
             ARMT_CL_TRY(clSetKernelArg(kk, 16, sizeof(cl_mem), NULL));
+        }
+        if (F->epi_gate || F->epi_w2) {
+            ARMT_CL_TRY(ARMT_ARG(kk, 17, F->epi_out));
+        } else {
             ARMT_CL_TRY(clSetKernelArg(kk, 17, sizeof(cl_mem), NULL));
+        }
+        if (bb) { /* gate and up in one GEMM: the up weights (same offsets), or none */
+            cl_ulong shift = 0;
+            if (F->epi_w2) {
+                ARMT_CL_TRY(ARMT_ARG(kk, 18, F->epi_w2));
+            } else {
+                ARMT_CL_TRY(clSetKernelArg(kk, 18, sizeof(cl_mem), NULL));
+            }
+            ARMT_CL_TRY(ARMT_ARG(kk, 19, shift));
         }
     }
     size_t j = 0;
@@ -322,7 +343,8 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
         ARMT_CL_TRY(ARMT_ARG(kk, 15, sc));
         size_t gws[3], lws[3];
         if (mma) {
-            gws[0] = (n + (size_t)t->mma_bn - 1) / (size_t)t->mma_bn * (size_t)t->mma_threads;
+            const size_t cols = F->epi_w2 ? (size_t)t->mma_bn / 2 : (size_t)t->mma_bn; /* output columns per tile */
+            gws[0] = (n + cols - 1) / cols * (size_t)t->mma_threads;
             gws[1] = (m + (size_t)t->mma_bm - 1) / (size_t)t->mma_bm;
             lws[0] = (size_t)t->mma_threads;
             lws[1] = 1;
@@ -365,9 +387,20 @@ static armt_status gemm_weight(fwd *F, armt_role role, int l0, int G, size_t m, 
             F->b_off[j_end] = off;
             j_end++;
         }
-        if (w->bf16)
-            ARMT_TRY(gemm_bf16_entries(F, m, (size_t)out, (size_t)in, a, lda, buf, c, ldc, beta, (size_t)(j_end - j),
-                                       F->a_off + j, F->b_off + j, F->c_off + j));
+        if (F->epi_dual) { /* the up weights of the same layers: same chunking, so the same offsets */
+            size_t off2;
+            F->epi_w2 = armt_weight_at(&F->ctx->model->w[ARMT_ROLE_WU], l0 + j, &off2);
+            if (off2 != F->b_off[j]) {
+                F->epi_w2 = NULL;
+                return armt_err_set(F->err, ARMT_STATUS_UNSUPPORTED, "bf16 GEMM: gate and up weights laid out apart");
+            }
+        }
+        if (w->bf16) {
+            armt_status s = gemm_bf16_entries(F, m, (size_t)out, (size_t)in, a, lda, buf, c, ldc, beta,
+                                              (size_t)(j_end - j), F->a_off + j, F->b_off + j, F->c_off + j);
+            F->epi_w2 = NULL;
+            ARMT_TRY(s);
+        }
         else
             ARMT_TRY(gemm_batched(F, 0, 1, m, (size_t)out, (size_t)in, a, lda, buf, (size_t)in, c, ldc, beta,
                                   (size_t)(j_end - j), F->a_off + j, F->b_off + j, F->c_off + j));
@@ -648,16 +681,23 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
     ARMT_TRY(rmsnorm_cells(F, st, ARMT_ROLE_NORM_POST));
     offsets_tmp(st, T, (size_t)F->d, F->a_off);
     offsets_tmp(st, T, (size_t)F->ffn, F->c_off);
-    ARMT_TRY(gemm_weight(F, ARMT_ROLE_WG, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->f1, (size_t)F->ffn, 0.0f));
-    /* bf16 on tensor cores: the up projection ends in SwiGLU and writes the down projection's bf16 operand
-     * into f2's memory (its fp32 result is never needed; ctx->abf still holds the up GEMM's own A). The down
-     * GEMM then surely runs the bf16-A kernel: ffn % 8 == 0 makes every offset fit. */
+    /* bf16 on tensor cores: SwiGLU happens in a GEMM epilogue that writes the down projection's bf16 operand
+     * into f2's memory (ctx->abf still holds the normed rows). The down GEMM then surely runs the bf16-A
+     * kernel: ffn % 8 == 0 makes every offset fit. With the Hopper tiles one GEMM multiplies gate and up
+     * together (gate_up_dual); otherwise the gate GEMM writes fp32 into f1 and the up GEMM's epilogue reads it. */
     int fused = bf16_operands(ctx) && F->ffn % 8 == 0;
-    offsets_tmp(st, T, (size_t)F->ffn, F->c_off);
-    F->epi_gate = fused ? ctx->f1 : NULL;
+    armt_status gs;
     F->epi_out = ctx->f2;
-    armt_status gs = gemm_weight(F, ARMT_ROLE_WU, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->f2, (size_t)F->ffn, 0.0f);
-    F->epi_gate = NULL;
+    if (fused && gate_up_dual(ctx)) {
+        F->epi_dual = 1;
+        gs = gemm_weight(F, ARMT_ROLE_WG, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->f2, (size_t)F->ffn, 0.0f);
+        F->epi_dual = 0;
+    } else {
+        ARMT_TRY(gemm_weight(F, ARMT_ROLE_WG, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->f1, (size_t)F->ffn, 0.0f));
+        F->epi_gate = fused ? ctx->f1 : NULL;
+        gs = gemm_weight(F, ARMT_ROLE_WU, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->f2, (size_t)F->ffn, 0.0f);
+        F->epi_gate = NULL;
+    }
     ARMT_TRY(gs);
     unstage_bf16(F);
     if (fused) {

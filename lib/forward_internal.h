@@ -24,6 +24,9 @@ typedef struct fwd {
     cl_mem       epi_gate;              /* set: the next bf16 GEMMs end in the SwiGLU epilogue: gate    */
                                         /*   values read at C's offsets, bf16 results into epi_out      */
     cl_mem       epi_out;
+    int          epi_dual;              /* 1: the next gate GEMM also multiplies the up weights (W2)   */
+                                        /*   and writes bf16 silu(gate) * up into epi_out               */
+    cl_mem       epi_w2;                /*   the up weights' buffer for the chunk being multiplied      */
 } fwd;
 
 /* Geometry of a step (see cl/common.cl). */
