@@ -670,7 +670,10 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
     /* chunk loads (W, bf16 A) */
     const int ch_c = tid % MMA_CHUNKS, ch_r = tid / MMA_CHUNKS;
     __global const ushort *w_ptr = W + w_off + (ulong)(col0 + ch_r) * k + ch_c * 8;
-    __global const ushort *w2_ptr = dual ? W2 + w_off + w2_shift + (ulong)(col0 + ch_r) * k + ch_c * 8 : W;
+    /* the upper half of the W tile: W2 in the dual mode, else W's next BN/2 rows (see MMA_ISSUE_CP) */
+    __global const ushort *w_hi = dual ? W2 + w_off + w2_shift + (ulong)(col0 + ch_r) * k + ch_c * 8
+                                       : w_ptr + (ulong)(MMA_BN / 2) * k;
+    const int w_hi_rows = dual ? MMA_BN / 2 : 0;
     __global const ushort *ab_ptr = W; /* set below (bf16 A only) */
     __global const float *af_ptr = 0;  /* set below (fp32 A only) */
     const int af_q = tid % MMA_AF_F4, af_r = tid / MMA_AF_F4;
@@ -693,11 +696,12 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
         _Pragma("unroll") for (int it = 0; it < MMA_W_ITERS; it++) {                                        \
             const int r_ = ch_r + it * MMA_CH_RSTEP;                                                        \
             if (MMA_BN % MMA_CH_RSTEP == 0 || r_ < MMA_BN) {                                                \
-                /* dual: rows BN/2.. of the tile are W2's rows col0.. (it >= W_ITERS/2 exactly there) */    \
-                const int up_ = MMA_DUAL_OK && dual && it >= MMA_W_ITERS / 2;                               \
-                const int ok_ = kin_ && col0 + (up_ ? r_ - MMA_BN / 2 : r_) < n;                            \
+                /* rows BN/2.. of the tile (it >= W_ITERS/2 exactly there) start at w_hi: W's row col0 +   \
+                 * BN/2, or in the dual mode W2's row col0 (then their bound is shifted by w_hi_rows) */    \
+                const int hi_ = MMA_DUAL_OK && it >= MMA_W_ITERS / 2;                                       \
+                const int ok_ = kin_ && col0 + r_ - (hi_ ? w_hi_rows : 0) < n;                              \
                 __global const ushort *src_ =                                                               \
-                    up_ ? w2_ptr + (ulong)((it - MMA_W_ITERS / 2) * MMA_CH_RSTEP) * k + k0_                 \
+                    hi_ ? w_hi + (ulong)((it - MMA_W_ITERS / 2) * MMA_CH_RSTEP) * k + k0_                   \
                         : w_ptr + (ulong)(it * MMA_CH_RSTEP) * k + k0_;                                     \
                 MMA_CP16(sb_ + MMA_A_BYTES + MMA_OFF(r_, ch_c), ok_ ? src_ : W, ok_ ? 16 : 0);              \
             }                                                                                               \
@@ -998,8 +1002,9 @@ inline __attribute__((always_inline)) void armt_mma_gemm_stream(
 #if !ARMT_MMA_EMULATE
     const uint sbase = armt_mma_smem_base(smem);
 #endif
-    const int abf = 1, dual = 0; /* no gate-and-up mode in the persistent form */
-    __global const ushort *w2_ptr = W;
+    const int abf = 1; /* no gate-and-up mode in the persistent form: w_hi is W's upper rows */
+    const int w_hi_rows = 0;
+    __global const ushort *w_hi = W;
 #if !ARMT_MMA_EMULATE
     /* registers for MMA_PERSIST work-groups per SM (65536 per SM, allocated in steps of 8 per thread) */
     __asm__ __volatile__(MMA_SM90A_ENTRY ".maxnreg " MMA_STR(MMA_MAXNREG));
@@ -1019,6 +1024,7 @@ inline __attribute__((always_inline)) void armt_mma_gemm_stream(
         const ulong ao_ = offs ? offs[3 * lj] : a_base + (ulong)lj * a_stride;              \
         const ulong wo_ = offs ? offs[3 * lj + 1] : w_base + (ulong)lj * w_stride;          \
         w_ptr = W + wo_ + (ulong)(col0 + ch_r) * k + ch_c * 8;                              \
+        w_hi = w_ptr + (ulong)(MMA_BN / 2) * k;                                             \
         ab_ptr = Ab + ao_ + (ulong)(row0 + ch_r) * lda + ch_c * 8;                          \
     } while (0)
 #define MMA_STREAM_ISSUE(sl)                                  \
