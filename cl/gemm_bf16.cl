@@ -546,6 +546,19 @@ inline ulong armt_wg_desc(uint saddr) {
 #define MMA_W_ITERS MMA_CH_ITERS(MMA_BN)
 #define MMA_AB_ITERS MMA_CH_ITERS(MMA_BM)
 
+/* SwiGLU of a pair of neighbouring elements (columns c, c + 1 at element offset o of Bj): bf16(silu(g) * u),
+ * one 32-bit store where aligned (vec2) and both are inside, else each inside one alone. */
+inline void armt_swiglu_pair(__global ushort *Bj, const ulong o, const int c, const int n, const int vec2,
+                             const float g0, const float g1, const float u0, const float u1) {
+    const float v0 = g0 / (1.0f + exp(-g0)) * u0, v1 = g1 / (1.0f + exp(-g1)) * u1;
+    if (vec2 && c + 1 < n) {
+        *(__global uint *)(Bj + o) = armt_bf16x2(v0, v1);
+    } else {
+        if (c < n) Bj[o] = armt_to_bf16(v0);
+        if (c + 1 < n) Bj[o + 1] = armt_to_bf16(v1);
+    }
+}
+
 /* Epilogue of one tile: c0,c1 -> (g, 2t..2t+1), c2,c3 -> (g+8, 2t..2t+1) of each 16 x 8 tile; one owner
  * each. Pairs go as float2 where C's offset and ldc are even (8-byte aligned), else as two floats. */
 inline __attribute__((always_inline)) void armt_mma_epilogue(float acc[MMA_MT][MMA_NT][4], const int m,
@@ -570,16 +583,8 @@ inline __attribute__((always_inline)) void armt_mma_epilogue(float acc[MMA_MT][M
 #pragma unroll
                 for (int q = 0; q < MMA_NT / 2; q++) {
                     const int c = col0 + q * 8 + tc;
-                    const ulong o = (ulong)r * ldc + c;
-                    const float g0 = acc[i][q][2 * h], g1 = acc[i][q][2 * h + 1];
-                    const float v0 = g0 / (1.0f + exp(-g0)) * acc[i][q + MMA_NT / 2][2 * h];
-                    const float v1 = g1 / (1.0f + exp(-g1)) * acc[i][q + MMA_NT / 2][2 * h + 1];
-                    if (vec2 && c + 1 < n) {
-                        *(__global uint *)(Bj + o) = armt_bf16x2(v0, v1);
-                    } else {
-                        if (c < n) Bj[o] = armt_to_bf16(v0);
-                        if (c + 1 < n) Bj[o + 1] = armt_to_bf16(v1);
-                    }
+                    armt_swiglu_pair(Bj, (ulong)r * ldc + c, c, n, vec2, acc[i][q][2 * h], acc[i][q][2 * h + 1],
+                                     acc[i][q + MMA_NT / 2][2 * h], acc[i][q + MMA_NT / 2][2 * h + 1]);
                 }
             }
         }
@@ -600,16 +605,14 @@ inline __attribute__((always_inline)) void armt_mma_epilogue(float acc[MMA_MT][M
                 for (int q = 0; q < MMA_NT; q++) {
                     const int c = col0 + wn0 + q * 8 + tc;
                     const ulong o = (ulong)r * ldc + c;
+                    float2 gv = (float2)(0.0f, 0.0f);
                     if (vec2 && c + 1 < n) {
-                        const float2 gv = *(__global const float2 *)(Gj + o);
-                        const float v0 = gv.x / (1.0f + exp(-gv.x)) * acc[i][q][2 * h];
-                        const float v1 = gv.y / (1.0f + exp(-gv.y)) * acc[i][q][2 * h + 1];
-                        *(__global uint *)(Bj + o) = armt_bf16x2(v0, v1);
+                        gv = *(__global const float2 *)(Gj + o);
                     } else {
-                        if (c < n) Bj[o] = armt_to_bf16(Gj[o] / (1.0f + exp(-Gj[o])) * acc[i][q][2 * h]);
-                        if (c + 1 < n)
-                            Bj[o + 1] = armt_to_bf16(Gj[o + 1] / (1.0f + exp(-Gj[o + 1])) * acc[i][q][2 * h + 1]);
+                        if (c < n) gv.x = Gj[o];
+                        if (c + 1 < n) gv.y = Gj[o + 1];
                     }
+                    armt_swiglu_pair(Bj, o, c, n, vec2, gv.x, gv.y, acc[i][q][2 * h], acc[i][q][2 * h + 1]);
                 }
             }
         }
