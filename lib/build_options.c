@@ -10,6 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* An integer option "-DNAME=V" in the extra options, when there and within [lo, hi]: stored into *dst. */
+static void extra_int(const char *extra, const char *name, int lo, int hi, int *dst) {
+    const char *p = extra ? strstr(extra, name) : NULL;
+    if (!p) return;
+    int v = atoi(p + strlen(name));
+    if (v >= lo && v <= hi) *dst = v;
+}
+
 char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tune, const char *extra) {
     /* Tunables: a small table by device class, overridable per build with -D in ARMT_CL_BUILD_OPTIONS
      * (the kernels use #ifndef defaults, and the last -D wins). */
@@ -46,23 +54,11 @@ char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tu
     tune->attn_mma = tune->nv_mma;
     tune->attn_mma_warps = info->is_gpu ? 8 : 4; /* H200: 8 warps 13% faster than 4 (bench/results) */
     if (extra && strstr(extra, "-DARMT_ATTN_MMA=0")) tune->attn_mma = 0;
-    const char *aw = extra ? strstr(extra, "-DAM_WARPS=") : NULL;
-    if (aw) {
-        int v = atoi(aw + strlen("-DAM_WARPS="));
-        if (v >= 1 && v <= 8) tune->attn_mma_warps = v;
-    }
+    extra_int(extra, "-DAM_WARPS=", 1, 8, &tune->attn_mma_warps);
     /* -DATTN_BQ=N / -DATTN_BK=N in the extra options (ARMT_CL_BUILD_OPTIONS) also change the launch and the
      * per-model clamp below: the kernel requires that work-group size */
-    const char *bq = extra ? strstr(extra, "-DATTN_BQ=") : NULL;
-    if (bq) {
-        int v = atoi(bq + strlen("-DATTN_BQ="));
-        if (v >= 8 && v <= 256) tune->attn_bq = v;
-    }
-    const char *bk = extra ? strstr(extra, "-DATTN_BK=") : NULL;
-    if (bk) {
-        int v = atoi(bk + strlen("-DATTN_BK="));
-        if (v >= 1 && v <= 256) tune->attn_bk = v;
-    }
+    extra_int(extra, "-DATTN_BQ=", 8, 256, &tune->attn_bq);
+    extra_int(extra, "-DATTN_BK=", 1, 256, &tune->attn_bk);
     tune->local_mem = info->local_mem_bytes;
     /* tensor cores for every program (attention too); the GEMM's tiles go to its program alone */
     const char *mma = real_mma ? "-DARMT_NV_MMA=1 " : "";

@@ -8,6 +8,7 @@
 #include <CL/cl.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "armt.h"
 #include "error.h"
@@ -107,6 +108,13 @@ armt_status armt_buffer_create(armt_runtime *rt, size_t bytes, cl_mem *out, cons
 void armt_buffer_release(armt_runtime *rt, cl_mem *buf, size_t bytes);
 /* Would `bytes` more fit (per-buffer max and total)?  Records ARMT_STATUS_OUT_OF_DEVICE_MEMORY if not. */
 armt_status armt_device_fits(armt_runtime *rt, const size_t *sizes, size_t n, const char *what, armt_err *err);
+
+/* float -> bf16 bits, round to nearest even (as the kernels do). */
+static inline uint16_t armt_bf16_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
 
 /* Device-specific build options (build_options.c). */
 char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tune, const char *extra);

@@ -53,12 +53,6 @@ static int role_bf16(armt_precision prec, armt_role r) {
 
 static size_t elem_size(const armt_weight *w) { return w->bf16 ? 2 : 4; }
 
-/* float -> bf16 bits, round to nearest even (as the kernels do). */
-static uint16_t to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
 
 /* A role the model stores (LM_HEAD only when untied). */
 static int role_stored(const armt_config *cfg, armt_role r) {
@@ -383,7 +377,7 @@ armt_status armt_model_load(armt_runtime *rt, const char *path, const armt_model
                 if (m->w[r].bf16) {
                     /* convert in place: the bf16 values fill the front half of the staging buffer */
                     uint16_t *b = (uint16_t *)(void *)stage;
-                    for (size_t i = 0; i < cnt; i++) b[i] = to_bf16(stage[i]);
+                    for (size_t i = 0; i < cnt; i++) b[i] = armt_bf16_bits(stage[i]);
                 }
                 cl_int e = clEnqueueWriteBuffer(rt->queue, buf, CL_TRUE, (off + first) * es, cnt * es, stage, 0,
                                                 NULL, NULL);

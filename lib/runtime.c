@@ -382,9 +382,7 @@ static int gemm_wgmma_selftest(armt_runtime *rt, cl_program p) {
     float want = 0.0f, got = -1.0f;
     for (int i = 0; i < K; i++) {
         const float x = (float)(i % 7 - 3), y = (float)(i % 5 - 2);
-        uint32_t bx, by;
-        memcpy(&bx, &x, 4), memcpy(&by, &y, 4);
-        a[i] = (uint16_t)(bx >> 16), w[i] = (uint16_t)(by >> 16);
+        a[i] = armt_bf16_bits(x), w[i] = armt_bf16_bits(y);
         want += x * y;
     }
     cl_int e;
