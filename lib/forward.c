@@ -298,24 +298,13 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
     ARMT_CL_TRY(ARMT_ARG(kk, 7, ldci));
     ARMT_CL_TRY(ARMT_ARG(kk, 8, betai));
     ARMT_CL_TRY(clSetKernelArg(kk, 9, sizeof(cl_mem), NULL)); /* strided mode */
-    if (mma) { /* the SwiGLU epilogue, or none */
-        if (F->epi_gate) {
-            ARMT_CL_TRY(ARMT_ARG(kk, 16, F->epi_gate));
-        } else {
-            ARMT_CL_TRY(clSetKernelArg(kk, 16, sizeof(cl_mem), NULL));
-        }
-        if (F->epi_gate || F->epi_w2) {
-            ARMT_CL_TRY(ARMT_ARG(kk, 17, F->epi_out));
-        } else {
-            ARMT_CL_TRY(clSetKernelArg(kk, 17, sizeof(cl_mem), NULL));
-        }
+    if (mma) { /* the SwiGLU epilogues, or none (a NULL cl_mem value passes NULL: OpenCL 1.2, 5.7.2) */
+        cl_mem out = F->epi_gate || F->epi_w2 ? F->epi_out : NULL;
+        ARMT_CL_TRY(ARMT_ARG(kk, 16, F->epi_gate));
+        ARMT_CL_TRY(ARMT_ARG(kk, 17, out));
         if (bb) { /* gate and up in one GEMM: the up weights (same offsets), or none */
             cl_ulong shift = 0;
-            if (F->epi_w2) {
-                ARMT_CL_TRY(ARMT_ARG(kk, 18, F->epi_w2));
-            } else {
-                ARMT_CL_TRY(clSetKernelArg(kk, 18, sizeof(cl_mem), NULL));
-            }
+            ARMT_CL_TRY(ARMT_ARG(kk, 18, F->epi_w2));
             ARMT_CL_TRY(ARMT_ARG(kk, 19, shift));
         }
     }
@@ -512,10 +501,8 @@ static armt_status rmsnorm_cells(fwd *F, const step *st, armt_role role) {
     ARMT_CL_TRY(ARMT_ARG(k, 4, F->d));
     ARMT_CL_TRY(ARMT_ARG(k, 5, eps));
     ARMT_TRY(set_cell_args(F, k, 6, st));
-    if (bf)
-        ARMT_CL_TRY(ARMT_ARG(k, 12, ctx->abf));
-    else
-        ARMT_CL_TRY(clSetKernelArg(k, 12, sizeof(cl_mem), NULL));
+    cl_mem out_bf = bf ? ctx->abf : NULL; /* NULL: no bf16 output */
+    ARMT_CL_TRY(ARMT_ARG(k, 12, out_bf));
     size_t wg = (size_t)ctx->rt->tune.row_wg;
     ARMT_TRY(launch(F, ARMT_K_RMSNORM, 3, wg, (size_t)st->T, (size_t)st->G, wg));
     F->abf_src = bf ? ctx->h : NULL;
