@@ -25,7 +25,7 @@
  *   wN Hopper wgmma with m64 x N x k16 instructions (N = 64 or 128; whole warpgroups, e.g. 2x2 or 2x4 warps),
  *   iN MMA_WG_DEPTH (wgmma groups left in flight at the k-tile barrier: 0 or 1),
  *   xN MMA_DIAG (1: no loads after the prologue, 2: no A loads; timed only, never checked: results are wrong),
- *   pN MMA_PERSIST (wgmma, b only: N persistent work-groups per compute unit), gN MMA_SMEM_MAX = N KiB
+ *   gN MMA_SMEM_MAX = N KiB
  *   (unset: the file's defaults; l and c default to 1). Default list:
  *   128x128x32:2x2,128x128x32:2x2l0c0,128x256x32:2x4s2d1,b128x128x32:2x2,b128x128x32:2x4
  * The bf16 x bf16 kernel needs lda % 8 and a_off % 8 (cases that break it are counted as skipped); the
@@ -194,7 +194,6 @@ typedef struct {
     int bm, bn, threads; /* tile and work-group size */
     int small_only;      /* emulation: only the small cases */
     int diag;            /* MMA_DIAG variant: timed only (its results are wrong by design) */
-    int persist;         /* MMA_PERSIST: work-groups per compute unit (grid G x 1 x 1, batch count as arg 20) */
     int dual;            /* wgmma with 256-wide tiles and a bf16 A: the gate-and-up mode exists (W2, arg 18) */
     int failed;
     int abf;          /* 1: armt_gemm_bf16bf16_mma (bf16 A made by the armt_f32_to_bf16 pre-pass) */
@@ -279,7 +278,7 @@ static int build_kernel(dev_t_ *D, kern_t *K, const char *kname, const char *opt
 }
 
 static cl_int set_args(kern_t *K, int m, int n, int k, cl_mem A, int lda, cl_mem W, cl_mem C, int ldc,
-                       int beta, cl_mem offs, const cl_ulong strides[6], int count) {
+                       int beta, cl_mem offs, const cl_ulong strides[6]) {
     cl_kernel kr = K->kern;
     CL_TRY(clSetKernelArg(kr, 0, sizeof(int), &m));
     CL_TRY(clSetKernelArg(kr, 1, sizeof(int), &n));
@@ -301,23 +300,12 @@ static cl_int set_args(kern_t *K, int m, int n, int k, cl_mem A, int lda, cl_mem
             CL_TRY(clSetKernelArg(kr, 18, sizeof(cl_mem), NULL));
             CL_TRY(clSetKernelArg(kr, 19, sizeof zero, &zero));
         }
-        if (K->persist) CL_TRY(clSetKernelArg(kr, 20, sizeof(int), &count));
     }
     return CL_SUCCESS;
 }
 
 static cl_int launch(dev_t_ *D, kern_t *K, int m, int n, int count, cl_event *ev) {
     size_t gws[3], lws[3];
-    if (K->persist) { /* G = min(tiles, compute units x persist) work-groups, each looping over tiles */
-        cl_uint cus = 1;
-        clGetDeviceInfo(D->device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cus, &cus, NULL);
-        const size_t tiles = (size_t)((n + K->bn - 1) / K->bn) * (size_t)((m + K->bm - 1) / K->bm) * count;
-        size_t g = (size_t)cus * K->persist;
-        if (g > tiles) g = tiles;
-        gws[0] = g * K->threads, gws[1] = 1, gws[2] = 1, lws[0] = K->threads, lws[1] = 1, lws[2] = 1;
-        CL_TRY(clEnqueueNDRangeKernel(D->q, K->kern, 3, NULL, gws, lws, 0, NULL, ev));
-        return CL_SUCCESS;
-    }
     if (K->mma) {
         gws[0] = (size_t)((n + K->bn - 1) / K->bn) * K->threads, gws[1] = (size_t)((m + K->bm - 1) / K->bm);
         lws[0] = K->threads, lws[1] = 1;
@@ -535,7 +523,7 @@ static int case_check(dev_t_ *D, kern_t *K, case_data *d) {
         e = launch_prep(D, K, m, c->k, d->bA, c->lda, d->bAb, c->table ? d->bO : NULL, d->strides, cnt, NULL);
     if (e == CL_SUCCESS)
         e = set_args(K, m, n, c->k, K->abf ? d->bAb : d->bA, c->lda, d->bW, d->bC, ldc, c->beta,
-                     c->table ? d->bO : NULL, d->strides, cnt);
+                     c->table ? d->bO : NULL, d->strides);
     if (e == CL_SUCCESS) e = launch(D, K, m, n, cnt, NULL);
     if (e == CL_SUCCESS) e = clFinish(D->q);
     if (e == CL_SUCCESS) e = clEnqueueReadBuffer(D->q, d->bC, CL_TRUE, 0, d->c_len * 4, d->C1, 0, NULL, NULL);
@@ -684,7 +672,7 @@ static int bench(dev_t_ *D, kern_t *ks, int nk, int cells, int rows, int reps) {
             if (!K->kern || K->failed || K->small_only) continue;
             double t[64], tp[64];
             int nt = 0;
-            e = set_args(K, m, n, k, K->abf ? bAb : bA, k, bW, bC, n, 0, bO, strides, cells);
+            e = set_args(K, m, n, k, K->abf ? bAb : bA, k, bW, bC, n, 0, bO, strides);
             for (int it = 0; it < reps + 2 && e == CL_SUCCESS; it++) {
                 cl_event ev, evp = NULL;
                 if (K->abf) {
@@ -789,17 +777,14 @@ static int dual_check(dev_t_ *D, kern_t *K) {
     cl_mem bW = clCreateBuffer(D->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, w_len * 2, W, &e);
     cl_mem bW2 = clCreateBuffer(D->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, w_len * 2, W2, &e);
     cl_mem bCb = clCreateBuffer(D->ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, c_len * 2, Cb, &e);
-    cl_mem bC = clCreateBuffer(D->ctx, CL_MEM_READ_WRITE, 16, NULL, &e); /* C: not used in this mode */
+    cl_mem bC = clCreateBuffer(D->ctx, CL_MEM_READ_WRITE, 16, NULL, &e);
+    if (!bA || !bW || !bW2 || !bCb || !bC) e = CL_MEM_OBJECT_ALLOCATION_FAILURE;
+    /* the plain arguments, then the mode's own: Cb, W2, w2_shift (C is not used in this mode) */
+    if (e == CL_SUCCESS) e = set_args(K, m, n, k, bA, lda, bW, bC, ldc, 0, NULL, strides);
     cl_kernel kr = K->kern;
-    const int beta = 0;
-    e = clSetKernelArg(kr, 0, sizeof m, &m) | clSetKernelArg(kr, 1, sizeof n, &n) | clSetKernelArg(kr, 2, sizeof k, &k) |
-        clSetKernelArg(kr, 3, sizeof bA, &bA) | clSetKernelArg(kr, 4, sizeof lda, &lda) |
-        clSetKernelArg(kr, 5, sizeof bW, &bW) | clSetKernelArg(kr, 6, sizeof bC, &bC) |
-        clSetKernelArg(kr, 7, sizeof ldc, &ldc) | clSetKernelArg(kr, 8, sizeof beta, &beta) |
-        clSetKernelArg(kr, 9, sizeof(cl_mem), NULL) | clSetKernelArg(kr, 16, sizeof(cl_mem), NULL) |
-        clSetKernelArg(kr, 17, sizeof bCb, &bCb) | clSetKernelArg(kr, 18, sizeof bW2, &bW2) |
-        clSetKernelArg(kr, 19, sizeof w2_shift, &w2_shift);
-    for (int i = 0; i < 6; i++) e |= clSetKernelArg(kr, 10 + i, sizeof(cl_ulong), &strides[i]);
+    if (e == CL_SUCCESS)
+        e = clSetKernelArg(kr, 17, sizeof bCb, &bCb) | clSetKernelArg(kr, 18, sizeof bW2, &bW2) |
+            clSetKernelArg(kr, 19, sizeof w2_shift, &w2_shift);
     size_t gws[3] = {(size_t)((n + K->bn / 2 - 1) / (K->bn / 2)) * K->threads, (size_t)((m + K->bm - 1) / K->bm), cnt};
     size_t lws[3] = {(size_t)K->threads, 1, 1};
     if (e == CL_SUCCESS) e = clEnqueueNDRangeKernel(D->q, kr, 3, NULL, gws, lws, 0, NULL, NULL);
@@ -1006,7 +991,7 @@ int main(int argc, char **argv) {
         const char *tp = tiles;
         while (*tp && nk < 24) {
             int bm, bn, bk, wm, wn, used = 0, abf = 0, st = 0, db = -1, ld = 1, ca = 1, rr = 0, wg = 0;
-            int depth = 0, diag = 0, persist = 0, smem_kib = 0;
+            int depth = 0, diag = 0, smem_kib = 0;
             if (*tp == 'b') abf = 1, tp++;
             if (sscanf(tp, "%dx%dx%d:%dx%d%n", &bm, &bn, &bk, &wm, &wn, &used) != 5) {
                 fprintf(stderr, "bad --mma-tiles entry at \"%s\" (want [b]BMxBNxBK:WMxWN[sN][dN][lN][cN])\n", tp);
@@ -1025,7 +1010,6 @@ int main(int argc, char **argv) {
                 else if (f == 'w') wg = v;
                 else if (f == 'i') depth = v;
                 else if (f == 'x') diag = v;
-                else if (f == 'p') persist = v;
                 else if (f == 'g') smem_kib = v;
                 else return fprintf(stderr, "bad --mma-tiles flag '%c'\n", f), 2;
                 fl += snprintf(flags + fl, sizeof flags - (size_t)fl, "%c%d", f, v);
@@ -1033,8 +1017,8 @@ int main(int argc, char **argv) {
             if (*tp == ',') tp++;
             kern_t *K = &ks[nk++];
             K->mma = 1, K->abf = abf, K->bm = bm, K->bn = bn, K->threads = 32 * wm * wn, K->small_only = !nv_mma;
-            K->diag = diag, K->persist = wg && abf ? persist : 0;
-            K->dual = wg && abf && bn == 256 && !persist;
+            K->diag = diag;
+            K->dual = wg && abf && bn == 256;
             snprintf(K->name, sizeof K->name, "%s%s %dx%dx%d:%dx%d%s", abf ? "bb" : "mma", nv_mma ? "" : "-emu",
                      bm, bn, bk, wm, wn, flags);
             char sopt[256] = "";
@@ -1046,8 +1030,6 @@ int main(int argc, char **argv) {
                 snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_WG_DEPTH=%d", depth);
             if (diag)
                 snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_DIAG=%d", diag);
-            if (K->persist)
-                snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_PERSIST=%d", K->persist);
             if (smem_kib) /* static local memory over OpenCL's reported 48 KiB (bench/nv_probe) */
                 snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_SMEM_MAX=%d", smem_kib * 1024);
             if (rr && nv_mma) /* register cap (NVIDIA only), e.g. 128 for 2 work-groups of 256 per SM */

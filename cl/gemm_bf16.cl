@@ -72,10 +72,8 @@
  *     wgmma group in flight across each k-tile barrier (the loads of the next tile then go after it, so it
  *     needs 3+ stages). MMA_SMEM_MAX (49152) raises the local-memory cap: NVIDIA's OpenCL reports 48 KiB but
  *     builds and runs larger static arrays (bench/nv_probe). The library's Hopper tiles (lib/build_options.c):
- *     128 x 256 x 64, 2 x 4 warps, MMA_WG_N 256, 4 stages (192 KiB), MMA_WG_DEPTH 1. Measured alternatives,
- *     kept as options for the benchmark: MMA_PERSIST (persistent work-groups over a stream of k-tiles; the
- *     bf16 x bf16 entry then takes `int count` after Cb and a G x 1 x 1 grid) and MMA_DIAG (timing-only
- *     variants whose results are wrong). See bench/gemm_bf16_notes.md.
+ *     128 x 256 x 64, 2 x 4 warps, MMA_WG_N 256, 4 stages (192 KiB), MMA_WG_DEPTH 1. MMA_DIAG builds
+ *     timing-only variants whose results are wrong (benchmark diagnostics). See bench/gemm_bf16_notes.md.
  *     Two more arguments after c_stride: __global const float *Gt, __global ushort *Cb. Both NULL: C as above.
  *     Set: the SwiGLU epilogue of an up projection, Cb = bf16(silu(Gt) * A W^T) at C's element offsets (Gt
  *     holds the gate projection there); C and beta are not used.
@@ -251,29 +249,6 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 #endif
 #ifndef MMA_WG_DEPTH
 #define MMA_WG_DEPTH 0 /* wgmma groups left in flight at the k-tile barrier: 0 (drained) or 1 */
-#endif
-#ifndef MMA_PERSIST
-#define MMA_PERSIST 0 /* wgmma, bf16 A: persistent work-groups (this many per compute unit; see the stream form) */
-#endif
-#if MMA_WGMMA && MMA_PERSIST
-#define MMA_PERSIST_PARAM , const int count /* batch entries (the grid is G x 1 x 1) */
-/* registers per thread that let MMA_PERSIST work-groups share an SM's 65536 (in steps of 8): a literal, it
- * goes into the PTX text */
-#if 32 * MMA_WARPS_M * MMA_WARPS_N * MMA_PERSIST <= 256
-#define MMA_MAXNREG 255
-#elif 32 * MMA_WARPS_M * MMA_WARPS_N * MMA_PERSIST <= 384
-#define MMA_MAXNREG 168
-#elif 32 * MMA_WARPS_M * MMA_WARPS_N * MMA_PERSIST <= 512
-#define MMA_MAXNREG 128
-#elif 32 * MMA_WARPS_M * MMA_WARPS_N * MMA_PERSIST <= 640
-#define MMA_MAXNREG 96
-#elif 32 * MMA_WARPS_M * MMA_WARPS_N * MMA_PERSIST <= 768
-#define MMA_MAXNREG 80
-#else
-#define MMA_MAXNREG 64
-#endif
-#else
-#define MMA_PERSIST_PARAM
 #endif
 /* Gate and up in one GEMM (W2 != NULL, wgmma with 256-wide tiles only): the tile's first 128 W rows come
  * from W (gate), the last 128 from W2 (up), both at the same output columns, so each thread holds gate and
@@ -497,9 +472,6 @@ inline uint armt_mma_smem_base(__local uint *p) {
 #else
 #define MMA_SM90A "//@sm90a " /* = ARMT_SM90A_MARK in lib/nv_ptx.h */
 #endif
-#define MMA_SM90A_ENTRY "//@sm90a-entry " /* = ARMT_SM90A_ENTRY_MARK: a directive of the kernel's entry */
-#define MMA_STR_(x) #x
-#define MMA_STR(x) MMA_STR_(x)
 /* wgmma (sm_90a). Descriptor of a K-major operand tile whose rows are swizzled like MMA_SWZ: start address
  * >> 4 (bits 0-13), leading byte offset 1 (unused when swizzled, bits 16-29), stride byte offset = 8 rows
  * (bits 32-45), base offset 0 (tiles start on 8-row boundaries), swizzle mode (bits 62-63) by row bytes:
@@ -984,113 +956,6 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
     armt_mma_epilogue(acc, m, n, row0, col0, wm0, wn0, lane, C, ldc, beta, c_off, Gt, Cb, dual);
 }
 
-#if MMA_WGMMA && MMA_PERSIST
-/* Persistent form of the bf16 x bf16 wgmma GEMM (MMA_PERSIST = work-groups per compute unit the host
- * launches): work-group gid of G takes tiles gid, gid + G, ... of the whole batch (column tile fastest, then
- * row tile, then entry) and runs their k-tiles as one stream of steps. The loads run STAGES - 1 steps ahead
- * across tile boundaries, so the next tile's first tiles land while this one's epilogue writes C. */
-inline __attribute__((always_inline)) void armt_mma_tile_coords(const int tile, const int ntx, const int nty,
-                                                                int *row0, int *col0, int *j) {
-    const int tx = tile % ntx, rest = tile / ntx;
-    *col0 = tx * MMA_BN, *row0 = (rest % nty) * MMA_BM, *j = rest / nty;
-}
-
-inline __attribute__((always_inline)) void armt_mma_gemm_stream(
-    const int m, const int n, const int k, __global const ushort *Ab, const int lda, __global const ushort *W,
-    __global float *C, const int ldc, const int beta, __global const ulong *offs, const ulong a_base,
-    const ulong a_stride, const ulong w_base, const ulong w_stride, const ulong c_base, const ulong c_stride,
-    const int count, __global const float *Gt, __global ushort *Cb, __local uint *smem MMA_EMU_PARAM) {
-    const int tid = get_local_id(0), lane = tid & 31, warp = tid >> 5;
-    const int wm0 = (warp >> 2) * MMA_WG_ROWS + (warp & 3) * 16, wn0 = 0;
-#if !ARMT_MMA_EMULATE
-    const uint sbase = armt_mma_smem_base(smem);
-#endif
-    const int abf = 1; /* no gate-and-up mode in the persistent form: w_hi is W's upper rows */
-    const int w_hi_rows = 0;
-    __global const ushort *w_hi = W;
-#if !ARMT_MMA_EMULATE
-    /* registers for MMA_PERSIST work-groups per SM (65536 per SM, allocated in steps of 8 per thread) */
-    __asm__ __volatile__(MMA_SM90A_ENTRY ".maxnreg " MMA_STR(MMA_MAXNREG));
-#endif
-    const int ch_c = tid % MMA_CHUNKS, ch_r = tid / MMA_CHUNKS;
-    const int ntx = (n + MMA_BN - 1) / MMA_BN, nty = (m + MMA_BM - 1) / MMA_BM, ntiles = ntx * nty * count;
-    const int G = get_num_groups(0), gid = get_group_id(0);
-    const int ktiles = (k + MMA_BK - 1) / MMA_BK;
-    const int steps = gid < ntiles ? ((ntiles - 1 - gid) / G + 1) * ktiles : 0;
-
-    /* load cursor: tile l_tile, k-tile l_kt; row0, col0, w_ptr, ab_ptr as MMA_ISSUE_CP expects them */
-    int l_tile = gid, l_kt = 0, row0, col0, lj;
-    __global const ushort *w_ptr = W, *ab_ptr = W;
-#define MMA_STREAM_SET_LOAD()                                                               \
-    do {                                                                                    \
-        armt_mma_tile_coords(l_tile, ntx, nty, &row0, &col0, &lj);                          \
-        const ulong ao_ = offs ? offs[3 * lj] : a_base + (ulong)lj * a_stride;              \
-        const ulong wo_ = offs ? offs[3 * lj + 1] : w_base + (ulong)lj * w_stride;          \
-        w_ptr = W + wo_ + (ulong)(col0 + ch_r) * k + ch_c * 8;                              \
-        w_hi = w_ptr + (ulong)(MMA_BN / 2) * k;                                             \
-        ab_ptr = Ab + ao_ + (ulong)(row0 + ch_r) * lda + ch_c * 8;                          \
-    } while (0)
-#define MMA_STREAM_ISSUE(sl)                                  \
-    do {                                                      \
-        MMA_ISSUE_CP(l_kt, sl);                               \
-        if (++l_kt == ktiles) {                               \
-            l_kt = 0, l_tile += G;                            \
-            if (l_tile < ntiles) MMA_STREAM_SET_LOAD();       \
-        }                                                     \
-    } while (0)
-    if (steps) MMA_STREAM_SET_LOAD();
-
-    float acc[MMA_MT][MMA_NT][4];
-#pragma unroll
-    for (int i = 0; i < MMA_MT; i++)
-#pragma unroll
-        for (int q = 0; q < MMA_NT; q++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) acc[i][q][e] = 0.0f;
-
-#pragma unroll
-    for (int s = 0; s < MMA_STAGES - 1; s++) {
-        if (s < steps) MMA_STREAM_ISSUE(s);
-        MMA_CP_COMMIT();
-    }
-    MMA_CP_WAIT(MMA_PENDING0);
-    MMA_PROXY_FENCE();
-    barrier(CLK_LOCAL_MEM_FENCE);
-
-    const uint wg_a = (uint)(warp >> 2) * (MMA_WG_ROWS * MMA_ROWB);
-    int c_tile = gid, c_kt = 0;
-    int rd = 0, wr = MMA_STAGES - 1;
-    for (int g = 0; g < steps; g++) {
-        const int rd_next = rd + 1 == MMA_STAGES ? 0 : rd + 1;
-        MMA_WG_ISSUE((uint)rd * MMA_STAGE_BYTES);
-        if (g + MMA_STAGES - 1 < steps) MMA_STREAM_ISSUE(wr);
-        MMA_CP_COMMIT();
-        MMA_WG_WAIT0();
-        MMA_CP_WAIT(MMA_PENDING);
-        MMA_PROXY_FENCE();
-        barrier(CLK_LOCAL_MEM_FENCE);
-        if (++c_kt == ktiles) {
-            /* the tile is complete: write it (the next tile's first k-tiles are already on their way) */
-            int crow0, ccol0, cj;
-            armt_mma_tile_coords(c_tile, ntx, nty, &crow0, &ccol0, &cj);
-            const ulong co_ = offs ? offs[3 * cj + 2] : c_base + (ulong)cj * c_stride;
-            armt_mma_epilogue(acc, m, n, crow0, ccol0, wm0, wn0, lane, C, ldc, beta, co_, Gt, Cb, 0);
-#pragma unroll
-            for (int i = 0; i < MMA_MT; i++)
-#pragma unroll
-                for (int q = 0; q < MMA_NT; q++)
-#pragma unroll
-                    for (int e = 0; e < 4; e++) acc[i][q][e] = 0.0f;
-            c_kt = 0, c_tile += G;
-        }
-        wr = rd;
-        rd = rd_next;
-    }
-#undef MMA_STREAM_SET_LOAD
-#undef MMA_STREAM_ISSUE
-}
-#endif
-
 /* fp32 A, rounded to bf16 as it is staged (the documented entry; see the header). Gt, Cb: NULL, or the SwiGLU
  * epilogue (Cb = bf16(silu(Gt) * A W^T) at C's offsets, C untouched; beta ignored). */
 __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm_bf16_mma(
@@ -1111,17 +976,12 @@ __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm
     const int m, const int n, const int k, __global const ushort *A, const int lda, __global const ushort *W,
     __global float *C, const int ldc, const int beta, __global const ulong *offs, const ulong a_base,
     const ulong a_stride, const ulong w_base, const ulong w_stride, const ulong c_base, const ulong c_stride,
-    __global const float *Gt, __global ushort *Cb, __global const ushort *W2, const ulong w2_shift MMA_PERSIST_PARAM) {
+    __global const float *Gt, __global ushort *Cb, __global const ushort *W2, const ulong w2_shift) {
     __local uint smem[MMA_STAGES * MMA_STAGE_BYTES / 4] __attribute__((aligned(MMA_SMEM_ALIGN)));
     MMA_EMU_LOCALS
-#if MMA_WGMMA && MMA_PERSIST
-    armt_mma_gemm_stream(m, n, k, A, lda, W, C, ldc, beta, offs, a_base, a_stride, w_base, w_stride, c_base,
-                         c_stride, count, Gt, Cb, smem, MMA_EMU_ARG);
-#else
     const int j = get_group_id(2);
     GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
     armt_mma_gemm(m, n, k, 0, A, lda, W, C, ldc, beta, a_off, w_off, c_off, 1, Gt, Cb, W2, w2_shift, smem, MMA_EMU_ARG);
-#endif
 }
 
 #endif /* ARMT_NV_MMA || ARMT_MMA_EMULATE */
