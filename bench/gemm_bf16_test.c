@@ -19,10 +19,11 @@
  * Kernels: armt_gemm_bf16 (portable) always; on a device with cl_nv_device_attribute_query and compute
  * capability >= 8.0 (or elsewhere with --emulate: -DARMT_MMA_EMULATE=1, PTX replaced by OpenCL C, small cases
  * only; PoCL needs minutes per variant to JIT it, hence opt-in) one mma kernel per --mma-tiles entry:
- *   [b]BMxBNxBK:WMxWN[sN][dN][lN][cN][rN][wN]   comma-separated
+ *   [b]BMxBNxBK:WMxWN[sN][dN][lN][cN][rN][wN][iN][xN][gN]   comma-separated
  *   b: armt_gemm_bf16bf16_mma fed by the armt_f32_to_bf16 pre-pass (else armt_gemm_bf16_mma, fp32 A);
  *   sN MMA_STAGES, dN MMA_FRAG_DB, lN ARMT_MMA_LDMATRIX, cN ARMT_MMA_CPASYNC, rN -cl-nv-maxrregcount=N,
- *   wN Hopper wgmma with m64 x N x k16 instructions (N = 64 or 128; whole warpgroups, e.g. 2x2 or 2x4 warps),
+ *   wN Hopper wgmma with m64 x N x k16 instructions (N = 64, 128 or 256; whole warpgroups, e.g. 2x2 or 2x4
+ *   warps; with b and BN 256 the gate-and-up mode is checked too),
  *   iN MMA_WG_DEPTH (wgmma groups left in flight at the k-tile barrier: 0 or 1),
  *   xN MMA_DIAG (1: no loads after the prologue, 2: no A loads; timed only, never checked: results are wrong),
  *   gN MMA_SMEM_MAX = N KiB
@@ -909,9 +910,11 @@ static int open_device(dev_t_ *D, int pi, int di) {
 
 static void usage(void) {
     printf("usage: gemm_bf16_test [--kernel-dir DIR] [--platform N] [--device N] [--list] [--bench] [--big]\n"
-           "                      [--emulate] [--no-emulate] [--mma-tiles BMxBNxBK:WMxWN[,...]] [--cells N]\n"
+           "                      [--emulate] [--no-emulate] [--mma-tiles [b]BMxBNxBK:WMxWN[FLAGS][,...]] [--cells N]\n"
            "                      [--rows N]"
-           " [--reps N] [--opts \"-D...\"] [--seed N]\n");
+           " [--reps 1..60] [--opts \"-D...\"] [--seed N]\n"
+           "  tile FLAGS: sN stages, dN fragment double-buffering, lN ldmatrix, cN cp.async, rN register cap,\n"
+           "  wN wgmma n (64/128/256), iN wgmma groups in flight, xN timing-only diagnostic, gN local memory KiB\n");
 }
 
 int main(int argc, char **argv) {
@@ -926,6 +929,8 @@ int main(int argc, char **argv) {
             pi = atoi(v), i++;
         else if (!strcmp(a, "--device") && v)
             di = atoi(v), i++;
+        else if (!strcmp(a, "--help") || !strcmp(a, "-h"))
+            return usage(), 0;
         else if (!strcmp(a, "--list"))
             return list_devices();
         else if (!strcmp(a, "--bench"))
@@ -984,17 +989,15 @@ int main(int argc, char **argv) {
     if (build_kernel(&D, &ks[nk], "armt_gemm_bf16", opts)) ks[nk].failed = 1, fail = 1;
     nk++;
     if (nv_mma || emulate) {
-        /* --mma-tiles: [b]BMxBNxBK:WMxWN[sN][dN][lN][cN][rN], comma-separated. b: the bf16 x bf16 entry (with
-         * the pre-pass); sN: MMA_STAGES (default: as many as fit); dN: MMA_FRAG_DB; lN: ARMT_MMA_LDMATRIX; cN:
-         * ARMT_MMA_CPASYNC (defaults 1); rN: -cl-nv-maxrregcount=N (NVIDIA only; the 2026-11-28 H200 run suggests
-         * the driver ignored it where the kernel wanted more registers). Unset: the file's defaults. */
+        /* --mma-tiles entries: see the header. rN (-cl-nv-maxrregcount=N) is NVIDIA only; the 2026-11-28 H200
+         * run suggests the driver ignored it where the kernel wanted more registers. */
         const char *tp = tiles;
         while (*tp && nk < 24) {
             int bm, bn, bk, wm, wn, used = 0, abf = 0, st = 0, db = -1, ld = 1, ca = 1, rr = 0, wg = 0;
             int depth = 0, diag = 0, smem_kib = 0;
             if (*tp == 'b') abf = 1, tp++;
             if (sscanf(tp, "%dx%dx%d:%dx%d%n", &bm, &bn, &bk, &wm, &wn, &used) != 5) {
-                fprintf(stderr, "bad --mma-tiles entry at \"%s\" (want [b]BMxBNxBK:WMxWN[sN][dN][lN][cN])\n", tp);
+                fprintf(stderr, "bad --mma-tiles entry at \"%s\" (want [b]BMxBNxBK:WMxWN[sN][dN][lN][cN][rN][wN][iN][xN][gN])\n", tp);
                 return 2;
             }
             tp += used;
