@@ -96,7 +96,8 @@ static void usage(FILE *out) {
             "      --schedule LIST    comma-separated subset of diagonal,sequential,full (default: all three,\n"
             "                         run in the order given)\n"
             "      --profile          device time per kernel of each row's last call (OpenCL profiling events;\n"
-            "                         CLBlast GEMMs are counted by the event of their main kernel)\n"
+            "                         CLBlast GEMMs are counted by the event of their main kernel), then the\n"
+            "                         GEMMs by weight with their TFLOP/s\n"
             "      --precision LIST   weight precision(s), comma-separated: fp32 (default; GEMMs through CLBlast),\n"
             "                         bf16 (bf16 weights, our own GEMM; on NVIDIA sm_80+ GEMMs, attention and the\n"
             "                         memory read run on tensor cores, wgmma on sm_90); the whole benchmark runs\n"
@@ -577,6 +578,15 @@ static void run_row(bench *b, armt_ctx *ctx, bench_row *r) {
             for (size_t i = 0; i < np && len < sizeof buf; i++)
                 len += (size_t)snprintf(buf + len, sizeof buf - len, " %s %.4g s (%.1f%%)%s", names[i], secs[i],
                                         total > 0 ? 100.0 * secs[i] / total : 0.0, i + 1 < np ? "," : "");
+            /* the GEMMs by what they multiply, with their rate */
+            double gsec[64], gflop[64];
+            size_t ng = armt_ctx_profile_gemm(ctx, names, gsec, gflop, 64);
+            if (ng > 64) ng = 64;
+            if (ng > 0 && len < sizeof buf)
+                len += (size_t)snprintf(buf + len, sizeof buf - len, "; GEMMs by weight:");
+            for (size_t i = 0; i < ng && len < sizeof buf; i++)
+                len += (size_t)snprintf(buf + len, sizeof buf - len, " %s %.4g s (%.0f TFLOP/s)%s", names[i], gsec[i],
+                                        gsec[i] > 0 ? 1e-12 * gflop[i] / gsec[i] : 0.0, i + 1 < ng ? "," : "");
             free(r->profile);
             r->profile = strdup(buf);
         }
@@ -1026,7 +1036,7 @@ static void write_md(const bench *b, const run_info *ri, FILE *out) {
     }
 
     if (o->profile) {
-        fprintf(out, "\nProfile (device time per kernel, last call of each row; OpenCL events):\n\n");
+        fprintf(out, "\nProfile (device time per kernel, then the GEMMs by weight with their rate; last call of each row; OpenCL events):\n\n");
         for (size_t i = 0; i < n_rows; i++) {
             const bench_row *r = report_row(b, i);
             if (r->profile) fprintf(out, "- %s, %" PRId64 " tokens: %s\n", schedule_name(r->schedule), r->tokens, r->profile);

@@ -47,6 +47,8 @@ void armt_ctx_free(armt_ctx *ctx) {
     armt_ctx_prof_collect(ctx);
     free(ctx->prof_ev);
     free(ctx->prof_cat);
+    free(ctx->prof_site);
+    free(ctx->prof_flop);
     if (ctx->queue) clReleaseCommandQueue(ctx->queue);
     armt_err_free(&ctx->err);
     free(ctx);
@@ -65,6 +67,7 @@ armt_status armt_ctx_create(armt_model *model, const armt_ctx_params *params, ar
                             "armt_ctx_create: model and out must not be NULL");
     *out = NULL;
     armt_ctx *ctx = calloc(1, sizeof *ctx);
+    if (ctx) ctx->gemm_site = -1;
     if (!ctx) return armt_err_set(&model->err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_ctx_create: out of host memory");
     armt_err_init(&ctx->err);
     ctx->model = model;
@@ -311,7 +314,7 @@ armt_status armt_ctx_stats(const armt_ctx *ctx, armt_stats *out) {
 /* Profiling                                                                                               */
 /* ======================================================================================================= */
 
-void armt_ctx_prof_add(armt_ctx *ctx, int category, cl_event ev) {
+void armt_ctx_prof_add_gemm(armt_ctx *ctx, int category, cl_event ev, double flop) {
     if (!ev) return;
     if (ctx->prof_n == ctx->prof_cap) {
         size_t cap = ctx->prof_cap ? 2 * ctx->prof_cap : 4096;
@@ -319,7 +322,11 @@ void armt_ctx_prof_add(armt_ctx *ctx, int category, cl_event ev) {
         if (e) ctx->prof_ev = e;
         int *c = realloc(ctx->prof_cat, cap * sizeof *c);
         if (c) ctx->prof_cat = c;
-        if (!e || !c) { /* out of memory: drop this sample */
+        int *g = realloc(ctx->prof_site, cap * sizeof *g);
+        if (g) ctx->prof_site = g;
+        double *f = realloc(ctx->prof_flop, cap * sizeof *f);
+        if (f) ctx->prof_flop = f;
+        if (!e || !c || !g || !f) { /* out of memory: drop this sample */
             clReleaseEvent(ev);
             return;
         }
@@ -327,7 +334,16 @@ void armt_ctx_prof_add(armt_ctx *ctx, int category, cl_event ev) {
     }
     ctx->prof_ev[ctx->prof_n] = ev;
     ctx->prof_cat[ctx->prof_n] = category;
+    ctx->prof_site[ctx->prof_n] = ctx->gemm_site >= 0 && ctx->gemm_site < ARMT_GSITE_COUNT ? ctx->gemm_site : -1;
+    ctx->prof_flop[ctx->prof_n] = flop;
     ctx->prof_n++;
+}
+
+void armt_ctx_prof_add(armt_ctx *ctx, int category, cl_event ev) {
+    int site = ctx->gemm_site;
+    ctx->gemm_site = -1;
+    armt_ctx_prof_add_gemm(ctx, category, ev, 0.0);
+    ctx->gemm_site = site;
 }
 
 void armt_ctx_prof_collect(armt_ctx *ctx) {
@@ -337,8 +353,14 @@ void armt_ctx_prof_collect(armt_ctx *ctx) {
         cl_ulong t0 = 0, t1 = 0;
         if (clGetEventProfilingInfo(ctx->prof_ev[i], CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL) == CL_SUCCESS &&
             clGetEventProfilingInfo(ctx->prof_ev[i], CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) == CL_SUCCESS &&
-            t1 >= t0)
-            ctx->prof_s[ctx->prof_cat[i]] += 1e-9 * (double)(t1 - t0);
+            t1 >= t0) {
+            double sec = 1e-9 * (double)(t1 - t0);
+            ctx->prof_s[ctx->prof_cat[i]] += sec;
+            if (ctx->prof_site[i] >= 0) {
+                ctx->prof_gs[ctx->prof_site[i]] += sec;
+                ctx->prof_gf[ctx->prof_site[i]] += ctx->prof_flop[i];
+            }
+        }
         clReleaseEvent(ctx->prof_ev[i]);
     }
     ctx->prof_n = 0;
@@ -352,6 +374,22 @@ size_t armt_ctx_profile(const armt_ctx *ctx, const char **names, double *seconds
         if (n < cap) {
             if (names) names[n] = c == ARMT_PROF_CLBLAST ? "clblast_sgemm" : c == ARMT_PROF_COPY ? "copies" : armt_kernel_name((armt_kernel_id)c);
             if (seconds) seconds[n] = ctx->prof_s[c];
+        }
+        n++;
+    }
+    return n;
+}
+
+size_t armt_ctx_profile_gemm(const armt_ctx *ctx, const char **names, double *seconds, double *flop, size_t cap) {
+    if (!ctx) return 0;
+    static const char *const extra[] = {"wg+wu", "mem_read", "mem_prev", "mem_update"};
+    size_t n = 0;
+    for (int c = 0; c < ARMT_GSITE_COUNT; c++) {
+        if (ctx->prof_gs[c] <= 0.0) continue;
+        if (n < cap) {
+            if (names) names[n] = c < ARMT_ROLE_COUNT ? armt_role_name((armt_role)c) : extra[c - ARMT_ROLE_COUNT];
+            if (seconds) seconds[n] = ctx->prof_gs[c];
+            if (flop) flop[n] = ctx->prof_gf[c];
         }
         n++;
     }

@@ -255,7 +255,7 @@ static armt_status gemm_batched(fwd *F, int trans_a, int trans_b, size_t m, size
                                 F->betas, c, c_off, ldc, count, q, evp);
     }
     if (s != CLBlastSuccess) return armt_err_clblast(F->err, what, s);
-    armt_ctx_prof_add(F->ctx, ARMT_PROF_CLBLAST, ev);
+    armt_ctx_prof_add_gemm(F->ctx, ARMT_PROF_CLBLAST, ev, 2.0 * (double)m * (double)n * (double)k * (double)count);
     F->ctx->stats.gemm_calls++;
     return ARMT_OK;
 }
@@ -349,7 +349,7 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
         cl_event ev = NULL;
         armt_status st = armt_enqueue(ctx->queue, kk, 3, gws, lws, &ctx->stats.kernel_launches, armt_kernel_name(id),
                                       ctx->rt->profile ? &ev : NULL, err);
-        armt_ctx_prof_add(ctx, id, ev);
+        armt_ctx_prof_add_gemm(ctx, id, ev, (F->epi_w2 ? 4.0 : 2.0) * (double)m * (double)n * (double)k * (double)(e - j));
         if (st != ARMT_OK) return st;
         ctx->stats.gemm_calls++;
         j = e;
@@ -365,8 +365,10 @@ static armt_status gemm_weight(fwd *F, armt_role role, int l0, int G, size_t m, 
     const armt_weight *w = &F->ctx->model->w[role];
     uint64_t out, in;
     armt_role_shape(F->cfg, role, &out, &in, NULL);
+    F->ctx->gemm_site = F->epi_dual ? ARMT_GSITE_GATE_UP : (int)role;
+    armt_status s = ARMT_OK;
     int j = 0;
-    while (j < G) {
+    while (j < G && s == ARMT_OK) {
         int chunk = (l0 + j) / w->layers_per_chunk;
         int j_end = j;
         size_t off;
@@ -381,21 +383,21 @@ static armt_status gemm_weight(fwd *F, armt_role role, int l0, int G, size_t m, 
             F->epi_w2 = armt_weight_at(&F->ctx->model->w[ARMT_ROLE_WU], l0 + j, &off2);
             if (off2 != F->b_off[j]) {
                 F->epi_w2 = NULL;
-                return armt_err_set(F->err, ARMT_STATUS_UNSUPPORTED, "bf16 GEMM: gate and up weights laid out apart");
+                s = armt_err_set(F->err, ARMT_STATUS_UNSUPPORTED, "bf16 GEMM: gate and up weights laid out apart");
+                break;
             }
         }
-        if (w->bf16) {
-            armt_status s = gemm_bf16_entries(F, m, (size_t)out, (size_t)in, a, lda, buf, c, ldc, beta,
-                                              (size_t)(j_end - j), F->a_off + j, F->b_off + j, F->c_off + j);
-            F->epi_w2 = NULL;
-            ARMT_TRY(s);
-        }
+        if (w->bf16)
+            s = gemm_bf16_entries(F, m, (size_t)out, (size_t)in, a, lda, buf, c, ldc, beta, (size_t)(j_end - j),
+                                  F->a_off + j, F->b_off + j, F->c_off + j);
         else
-            ARMT_TRY(gemm_batched(F, 0, 1, m, (size_t)out, (size_t)in, a, lda, buf, (size_t)in, c, ldc, beta,
-                                  (size_t)(j_end - j), F->a_off + j, F->b_off + j, F->c_off + j));
+            s = gemm_batched(F, 0, 1, m, (size_t)out, (size_t)in, a, lda, buf, (size_t)in, c, ldc, beta,
+                             (size_t)(j_end - j), F->a_off + j, F->b_off + j, F->c_off + j);
+        F->epi_w2 = NULL;
         j = j_end;
     }
-    return ARMT_OK;
+    F->ctx->gemm_site = -1;
+    return s;
 }
 
 /* logits (rows x vocab) = out_rows (rows x d) lm_head^T, in the lm_head's precision. */
@@ -407,11 +409,16 @@ static armt_status gemm_lm_head(fwd *F, size_t rows) {
     F->a_off[0] = 0;
     F->b_off[0] = lo;
     F->c_off[0] = 0;
+    armt_status s;
+    ctx->gemm_site = ARMT_ROLE_LM_HEAD;
     if (w->bf16)
-        return gemm_bf16_entries(F, rows, V, d, ctx->out_rows, d, lm, ctx->logits, V, 0.0f, 1, F->a_off, F->b_off,
-                                 F->c_off);
-    return gemm_batched(F, 0, 1, rows, V, d, ctx->out_rows, d, lm, d, ctx->logits, V, 0.0f, 1, F->a_off, F->b_off,
-                        F->c_off);
+        s = gemm_bf16_entries(F, rows, V, d, ctx->out_rows, d, lm, ctx->logits, V, 0.0f, 1, F->a_off, F->b_off,
+                              F->c_off);
+    else
+        s = gemm_batched(F, 0, 1, rows, V, d, ctx->out_rows, d, lm, d, ctx->logits, V, 0.0f, 1, F->a_off, F->b_off,
+                         F->c_off);
+    ctx->gemm_site = -1;
+    return s;
 }
 
 /* ======================================================================================================= */
@@ -549,15 +556,20 @@ static armt_status mem_bf16_refresh(fwd *F, int l0, int G) {
 
 /* phi (rows x dk) W_mem[l] over the G cells of a step into c (rows x d), A and C offsets set by the caller:
  * fp32 W_mem through CLBlast, or its bf16 copy through our GEMM (bf16 models). */
-static armt_status mem_product(fwd *F, const step *st, size_t rows, cl_mem c) {
+static armt_status mem_product(fwd *F, const step *st, size_t rows, cl_mem c, int site) {
     armt_ctx *ctx = F->ctx;
     size_t dk = (size_t)F->dk, d = (size_t)F->d;
     for (int j = 0; j < st->G; j++) F->b_off[j] = (size_t)(st->l0 + j) * dk * d;
+    armt_status s;
+    ctx->gemm_site = site;
     if (ctx->w_mem_bf)
-        return gemm_bf16_entries(F, rows, d, dk, ctx->phi, dk, ctx->w_mem_bf, c, d, 0.0f, (size_t)st->G, F->a_off,
-                                 F->b_off, F->c_off);
-    return gemm_batched(F, 0, 0, rows, d, dk, ctx->phi, dk, ctx->w_mem, d, c, d, 0.0f, (size_t)st->G, F->a_off,
-                        F->b_off, F->c_off);
+        s = gemm_bf16_entries(F, rows, d, dk, ctx->phi, dk, ctx->w_mem_bf, c, d, 0.0f, (size_t)st->G, F->a_off,
+                              F->b_off, F->c_off);
+    else
+        s = gemm_batched(F, 0, 0, rows, d, dk, ctx->phi, dk, ctx->w_mem, d, c, d, 0.0f, (size_t)st->G, F->a_off,
+                         F->b_off, F->c_off);
+    ctx->gemm_site = -1;
+    return s;
 }
 
 /* Memory read of every cell: x += phi(x W_mq^T) W_mem[l] / (phi(x W_mq^T) . z[l] + 1e-5). */
@@ -573,7 +585,7 @@ armt_status armt_fwd_read(fwd *F, const step *st) {
     ARMT_TRY(stage_bf16(F, ctx->phi, (size_t)st->G * T, (size_t)F->dk));
     offsets_tmp(st, T, (size_t)F->dk, F->a_off);
     offsets_tmp(st, T, (size_t)F->d, F->c_off);
-    ARMT_TRY(mem_product(F, st, T, ctx->h));
+    ARMT_TRY(mem_product(F, st, T, ctx->h, ARMT_GSITE_MEM_READ));
     unstage_bf16(F);
     cl_kernel k = ctx->k[ARMT_K_MEM_READ];
     ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->x));
@@ -756,7 +768,7 @@ armt_status armt_fwd_write(fwd *F, const step *st) {
         /* vprev = phi(k) W_mem[l] (divided by den in the delta kernel) */
         offsets_tmp(st, M, (size_t)F->dk, F->a_off);
         offsets_tmp(st, M, (size_t)F->d, F->c_off);
-        ARMT_TRY(mem_product(F, st, M, ctx->vprev));
+        ARMT_TRY(mem_product(F, st, M, ctx->vprev, ARMT_GSITE_MEM_PREV));
     }
     k = ctx->k[ARMT_K_MEM_DELTA];
     ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->vnew));
@@ -770,8 +782,11 @@ armt_status armt_fwd_write(fwd *F, const step *st) {
     offsets_tmp(st, M, (size_t)F->dk, F->a_off);
     offsets_tmp(st, M, (size_t)F->d, F->b_off);
     for (int j = 0; j < st->G; j++) F->c_off[j] = (size_t)(st->l0 + j) * (size_t)F->dk * (size_t)F->d;
-    ARMT_TRY(gemm_batched(F, 1, 0, (size_t)F->dk, (size_t)F->d, M, ctx->phi, (size_t)F->dk, ctx->vnew, (size_t)F->d,
-                          ctx->w_mem, (size_t)F->d, 1.0f, G, F->a_off, F->b_off, F->c_off));
+    ctx->gemm_site = ARMT_GSITE_MEM_UPDATE;
+    armt_status us = gemm_batched(F, 1, 0, (size_t)F->dk, (size_t)F->d, M, ctx->phi, (size_t)F->dk, ctx->vnew,
+                                  (size_t)F->d, ctx->w_mem, (size_t)F->d, 1.0f, G, F->a_off, F->b_off, F->c_off);
+    ctx->gemm_site = -1;
+    ARMT_TRY(us);
 
     k = ctx->k[ARMT_K_MEM_Z_UPDATE];
     ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->z));
@@ -1047,6 +1062,8 @@ armt_status armt_forward(armt_ctx *ctx, const int32_t *ids, size_t n, const armt
     memset(&ctx->stats, 0, sizeof ctx->stats);
     armt_ctx_prof_collect(ctx); /* drops anything left from an earlier call */
     memset(ctx->prof_s, 0, sizeof ctx->prof_s);
+    memset(ctx->prof_gs, 0, sizeof ctx->prof_gs);
+    memset(ctx->prof_gf, 0, sizeof ctx->prof_gf);
     double t0 = now_seconds();
     pthread_mutex_lock(&ctx->rt->lock);
     ctx->rt->peak_bytes = ctx->rt->device_bytes;

@@ -84,6 +84,7 @@ typedef struct armt_device_tuning {
     int mma_smem_max;     /* local memory the tiles may declare (0: the kernel's 48 KiB default) */
     int attn_mma;         /* 1: bf16 models run attention on tensor cores (or their stand-ins) */
     int attn_mma_warps;   /* warps per work-group of armt_attention_mma (16 query rows each) */
+    int attn_maxreg;      /* > 0: NVIDIA's register cap for the attention program (-cl-nv-maxrregcount) */
 } armt_device_tuning;
 
 struct armt_runtime {
@@ -146,6 +147,12 @@ void armt_fault_inject(long launches);
 #define ARMT_PROF_CLBLAST ARMT_K_COUNT
 #define ARMT_PROF_COPY (ARMT_K_COUNT + 1)
 #define ARMT_PROF_COUNT (ARMT_K_COUNT + 2)
+/* GEMM sites of the profile (armt_ctx_profile_gemm): the weight roles, then the GEMMs without a weight. */
+#define ARMT_GSITE_GATE_UP ARMT_ROLE_COUNT         /* gate and up in one GEMM (Hopper tiles) */
+#define ARMT_GSITE_MEM_READ (ARMT_ROLE_COUNT + 1)  /* phi(q) W_mem of the memory read        */
+#define ARMT_GSITE_MEM_PREV (ARMT_ROLE_COUNT + 2)  /* phi(k) W_mem of the memory write       */
+#define ARMT_GSITE_MEM_UPDATE (ARMT_ROLE_COUNT + 3) /* W_mem += phi(k)^T delta               */
+#define ARMT_GSITE_COUNT (ARMT_ROLE_COUNT + 4)
 /* Kernel argument helpers. */
 #define ARMT_ARG(k, i, v) clSetKernelArg((k), (i), sizeof(v), &(v))
 
@@ -241,8 +248,12 @@ struct armt_ctx {
     /* profiling (runtime created with profile = 1): events of the current forward, summed at its end */
     cl_event *prof_ev;      /* (prof_cap)                                  */
     int      *prof_cat;     /* (prof_cap) category of each event           */
+    int      *prof_site;    /* (prof_cap) GEMM site of each event, or -1    */
+    double   *prof_flop;    /* (prof_cap) the GEMM's FLOPs (2 m n k count)  */
     size_t    prof_n, prof_cap;
     double    prof_s[ARMT_PROF_COUNT]; /* seconds per category, last forward */
+    double    prof_gs[ARMT_GSITE_COUNT], prof_gf[ARMT_GSITE_COUNT]; /* seconds and FLOPs per GEMM site */
+    int       gemm_site;    /* the site of the GEMM being enqueued (set by forward.c), or -1 */
 };
 
 /* Releases every scratch buffer of a context (forward.c grows them; ctx.c frees them). */
@@ -250,6 +261,8 @@ void armt_ctx_release_scratch(armt_ctx *ctx);
 
 /* Keeps an event for the profile (takes ownership); no-op when profiling is off or ev is NULL. */
 void armt_ctx_prof_add(armt_ctx *ctx, int category, cl_event ev);
+/* The same for a GEMM launch: also booked to ctx->gemm_site (when >= 0) with its FLOPs. */
+void armt_ctx_prof_add_gemm(armt_ctx *ctx, int category, cl_event ev, double flop);
 /* Waits for the queue, sums the kept events into prof_s and releases them. */
 void armt_ctx_prof_collect(armt_ctx *ctx);
 

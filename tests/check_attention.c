@@ -197,6 +197,49 @@ END_TEST
  * model's in both schedules. */
 static const char *const tc_kernels[3] = {"armt_attention_mma", "armt_gemm_bf16bf16_mma", "armt_f32_to_bf16"};
 
+/* The FLOPs of one GEMM site of the profile (0 when absent). */
+static double site_flop(const char **names, const double *flop, size_t n, const char *name) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0) return flop[i];
+    return 0.0;
+}
+
+static int close_to(double a, double b) { return fabs(a - b) <= 1e-9 * fabs(b); }
+
+/* The GEMM profile (armt_ctx_profile_gemm) books every GEMM kernel's time to a site, and each site's FLOPs
+ * follow from the weight shapes: wo as wq, wk and wv as wq * kv/q, wd as wq * ffn/q, gate and up each as
+ * wd (or both in "wg+wu" when they are one GEMM). */
+static void check_gemm_profile(const armt_ctx *ctx, const armt_config *c, const char **knames, const double *ksecs,
+                               size_t nk, int dual) {
+    double kernel_s = 0.0, site_s = 0.0;
+    for (size_t i = 0; i < nk && i < 64; i++)
+        if (strncmp(knames[i], "armt_gemm", 9) == 0 || strcmp(knames[i], "clblast_sgemm") == 0) kernel_s += ksecs[i];
+    const char *gn[32];
+    double gs[32], gf[32];
+    size_t ng = armt_ctx_profile_gemm(ctx, gn, gs, gf, 32);
+    ck_assert_uint_gt(ng, 0);
+    ck_assert_uint_le(ng, 32);
+    for (size_t i = 0; i < ng; i++) site_s += gs[i];
+    ck_assert_msg(fabs(site_s - kernel_s) <= 1e-6 * kernel_s, "GEMM sites %.9g s, GEMM kernels %.9g s", site_s,
+                  kernel_s);
+    double q = (double)c->n_heads * c->head_dim, kv = (double)c->n_kv_heads * c->head_dim, f = c->intermediate_size;
+    double fq = site_flop(gn, gf, ng, "wq"), fd = site_flop(gn, gf, ng, "wd");
+    ck_assert(fq > 0.0);
+    ck_assert(close_to(site_flop(gn, gf, ng, "wo"), fq));
+    ck_assert(close_to(site_flop(gn, gf, ng, "wk"), fq * kv / q));
+    ck_assert(close_to(site_flop(gn, gf, ng, "wv"), fq * kv / q));
+    ck_assert(close_to(fd, fq * f / q));
+    if (dual) {
+        ck_assert(close_to(site_flop(gn, gf, ng, "wg+wu"), 2.0 * fd));
+        ck_assert(site_flop(gn, gf, ng, "wg") == 0.0);
+    } else {
+        ck_assert(close_to(site_flop(gn, gf, ng, "wg"), fd));
+        ck_assert(close_to(site_flop(gn, gf, ng, "wu"), fd));
+    }
+    /* every row of every cell: wq's FLOPs are 2 * rows * q * d with at least one row per token */
+    ck_assert(fq / (2.0 * q * c->hidden_size) >= 45.0);
+}
+
 /* _i = 0: the mma.sync GEMM tiles; 1: the Hopper wgmma tiles (128 x 256 x 64, two warpgroups, 192 KiB of
  * local memory), emulated where the device has no wgmma */
 START_TEST(test_tensor_core_forward) {
@@ -245,6 +288,7 @@ START_TEST(test_tensor_core_forward) {
         for (size_t i = 0; i < np && i < 64; i++)
             for (int q = 0; q < 3; q++)
                 if (strcmp(names[i], tc_kernels[q]) == 0) used[run][q] = 1;
+        check_gemm_profile(ctx, &c, names, secs, np, run > 0 && _i == 1);
         armt_ctx_free(ctx);
         armt_model_free(m);
     }

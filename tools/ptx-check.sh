@@ -1,7 +1,7 @@
 #!/bin/sh
 # ptx-check.sh FILE.cl [-Dmacros...]: compile an OpenCL kernel file (with cl/common.cl in front) for NVIDIA
 # without a GPU - clang (OpenCL C -> NVPTX) and ptxas (sm_90a) - and print each kernel's registers, spills
-# and local memory. The OpenCL builtins the kernels use are mapped to NVVM intrinsics by a shim, so the
+# and local memory (PTXAS_OPTS=... adds ptxas options, e.g. -maxrregcount=128). The OpenCL builtins the kernels use are mapped to NVVM intrinsics by a shim, so the
 # result approximates (within a few registers) what NVIDIA's OpenCL compiler produces. Needs clang and a
 # CUDA toolkit's ptxas (PTXAS=... to point at one); a maintainer's tool, not used by the build.
 set -e
@@ -30,4 +30,4 @@ SHIM
 cat "$tmp/shim.h" "$here/cl/common.cl" "$src" > "$tmp/k.cl"
 "$CLANG" -x cl -cl-std=CL1.2 -target nvptx64-nvidia-cuda -Xclang -finclude-default-header -O3 "$@" -S "$tmp/k.cl" -o "$tmp/k.ptx" 2>&1 | grep -v "warning\|^ *[0-9]* | \|^ *|\|^ *\^\|generated" || true
 sed -i 's/^\.target .*/.target sm_90a/; s/^\.version .*/.version 8.0/' "$tmp/k.ptx"
-"$PTXAS" -arch=sm_90a -v "$tmp/k.ptx" -o "$tmp/k.cubin" 2>&1 | grep -E "Compiling|registers|spill|rror" || true
+"$PTXAS" $PTXAS_OPTS -arch=sm_90a -v "$tmp/k.ptx" -o "$tmp/k.cubin" 2>&1 | grep -E "Compiling|registers|spill|rror" || true
