@@ -40,6 +40,7 @@
  * with profiling events (kernel execution only: no compile, no transfers); TFLOP/s = 2 * cells * m * n * k /
  * time. Every mma result is compared with the portable kernel's on the same shape. For b kernels the
  * pre-pass is timed too (its own events) and a TFLOP/s counting it is printed; last, the best per shape.
+ * --beta 1 benchmarks C += A W^T (the residual GEMMs of the forward: o and down projections) instead.
  *
  * Exit: 0 all passed, 1 a correctness failure (or a kernel that failed to build/run), 2 usage, 77 no OpenCL
  * device.
@@ -621,7 +622,7 @@ static int cmp_d(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static int bench(dev_t_ *D, kern_t *ks, int nk, int cells, int rows, int reps) {
+static int bench(dev_t_ *D, kern_t *ks, int nk, int cells, int rows, int reps, int beta) {
     static const struct {
         const char *name;
         int n, k;
@@ -636,8 +637,8 @@ static int bench(dev_t_ *D, kern_t *ks, int nk, int cells, int rows, int reps) {
     const size_t a_len = (size_t)cells * rows * max_ak, w_len = (size_t)cells * max_nk,
                  c_len = (size_t)cells * rows * max_cn;
     printf("\n## benchmark: %d cells x %d rows, median of %d (after 2 warm-up runs), kernel time from "
-           "events\n\n",
-           cells, rows, reps);
+           "events%s\n\n",
+           cells, rows, reps, beta ? "; beta = 1 (C += A W^T, C zeroed before each kernel's runs)" : "");
     float *hA = malloc(a_len * 4), *hC = malloc(c_len * 4), *hR = malloc(c_len * 4);
     uint16_t *hW = malloc(w_len * 2);
     if (!hA || !hC || !hR || !hW) return fprintf(stderr, "host allocation failed\n"), 1;
@@ -673,7 +674,11 @@ static int bench(dev_t_ *D, kern_t *ks, int nk, int cells, int rows, int reps) {
             if (!K->kern || K->failed || K->small_only) continue;
             double t[64], tp[64];
             int nt = 0;
-            e = set_args(K, m, n, k, K->abf ? bAb : bA, k, bW, bC, n, 0, bO, strides);
+            e = set_args(K, m, n, k, K->abf ? bAb : bA, k, bW, bC, n, beta, bO, strides);
+            if (beta && e == CL_SUCCESS) { /* every kernel adds reps + 2 products to zeros: comparable sums */
+                const float zero = 0.0f;
+                e = clEnqueueFillBuffer(D->q, bC, &zero, sizeof zero, 0, (size_t)cells * m * n * 4, 0, NULL, NULL);
+            }
             for (int it = 0; it < reps + 2 && e == CL_SUCCESS; it++) {
                 cl_event ev, evp = NULL;
                 if (K->abf) {
@@ -912,14 +917,14 @@ static void usage(void) {
     printf("usage: gemm_bf16_test [--kernel-dir DIR] [--platform N] [--device N] [--list] [--bench] [--big]\n"
            "                      [--emulate] [--no-emulate] [--mma-tiles [b]BMxBNxBK:WMxWN[FLAGS][,...]] [--cells N]\n"
            "                      [--rows N]"
-           " [--reps 1..60] [--opts \"-D...\"] [--seed N]\n"
+           " [--reps 1..60] [--beta 0|1] [--opts \"-D...\"] [--seed N]\n"
            "  tile FLAGS: sN stages, dN fragment double-buffering, lN ldmatrix, cN cp.async, rN register cap,\n"
            "  wN wgmma n (64/128/256), iN wgmma groups in flight, xN timing-only diagnostic, gN local memory KiB\n");
 }
 
 int main(int argc, char **argv) {
     const char *dir = "cl", *extra = "";
-    int pi = -1, di = -1, do_bench = 0, big = 0, emulate = -1, cells = 16, rows = 1152, reps = 10;
+    int pi = -1, di = -1, do_bench = 0, big = 0, emulate = -1, cells = 16, rows = 1152, reps = 10, beta = 0;
     const char *tiles = "128x128x32:2x2,128x128x32:2x2l0c0,128x256x32:2x4s2d1,b128x128x32:2x2,b128x128x32:2x4";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -947,6 +952,8 @@ int main(int argc, char **argv) {
             rows = atoi(v), i++;
         else if (!strcmp(a, "--reps") && v)
             reps = atoi(v), i++;
+        else if (!strcmp(a, "--beta") && v && (!strcmp(v, "0") || !strcmp(v, "1")))
+            beta = atoi(v), i++;
         else if (!strcmp(a, "--opts") && v)
             extra = v, i++;
         else if (!strcmp(a, "--seed") && v)
@@ -1095,7 +1102,7 @@ int main(int argc, char **argv) {
         if (ks[ki].dual && !ks[ki].failed && dual_check(&D, &ks[ki])) fail = 1;
     printf("correctness: %s\n", fail ? "FAILED" : "all passed");
 
-    if (do_bench && bench(&D, ks, nk, cells, rows, reps)) fail = 1;
+    if (do_bench && bench(&D, ks, nk, cells, rows, reps, beta)) fail = 1;
 
     for (int ki = 0; ki < nk; ki++) {
         if (ks[ki].kern) clReleaseKernel(ks[ki].kern);

@@ -280,6 +280,12 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 #define MMA_ISTEP 16
 #define MMA_SMEM_ALIGN 16
 #endif
+#ifndef MMA_EPI_Q /* column pairs of C (or of the SwiGLU gate) an epilogue thread reads before it stores */
+#define MMA_EPI_Q (MMA_NT < 8 ? MMA_NT : 8)
+#endif
+#if MMA_NT % MMA_EPI_Q
+#error "MMA_EPI_Q must divide the n8 tiles per thread"
+#endif
 #define MMA_KS (MMA_BK / 16)          /* k16 steps per stage */
 #define MMA_ROWB (MMA_BK * 2)         /* bytes per local tile row (bf16) */
 #define MMA_CHUNKS (MMA_BK / 8)       /* 16-byte chunks per row */
@@ -574,22 +580,34 @@ inline __attribute__((always_inline)) void armt_mma_epilogue(float acc[MMA_MT][M
                 const int r = row0 + wm0 + i * MMA_ISTEP + g + h * 8;
                 if (r >= m) continue;
 #pragma unroll
-                for (int q = 0; q < MMA_NT; q++) {
-                    const int c = col0 + wn0 + q * 8 + tc;
-                    const ulong o = (ulong)r * ldc + c;
-                    float2 gv = (float2)(0.0f, 0.0f);
-                    if (vec2 && c + 1 < n) {
-                        gv = *(__global const float2 *)(Gj + o);
-                    } else {
-                        if (c < n) gv.x = Gj[o];
-                        if (c + 1 < n) gv.y = Gj[o + 1];
+                for (int q0 = 0; q0 < MMA_NT; q0 += MMA_EPI_Q) {
+                    float2 gv[MMA_EPI_Q]; /* read before any store, as C is below */
+#pragma unroll
+                    for (int e = 0; e < MMA_EPI_Q; e++) {
+                        const int c = col0 + wn0 + (q0 + e) * 8 + tc;
+                        const ulong o = (ulong)r * ldc + c;
+                        gv[e] = (float2)(0.0f, 0.0f);
+                        if (vec2 && c + 1 < n) {
+                            gv[e] = *(__global const float2 *)(Gj + o);
+                        } else {
+                            if (c < n) gv[e].x = Gj[o];
+                            if (c + 1 < n) gv[e].y = Gj[o + 1];
+                        }
                     }
-                    armt_swiglu_pair(Bj, o, c, n, vec2, gv.x, gv.y, acc[i][q][2 * h], acc[i][q][2 * h + 1]);
+#pragma unroll
+                    for (int e = 0; e < MMA_EPI_Q; e++) {
+                        const int c = col0 + wn0 + (q0 + e) * 8 + tc;
+                        armt_swiglu_pair(Bj, (ulong)r * ldc + c, c, n, vec2, gv[e].x, gv[e].y,
+                                         acc[i][q0 + e][2 * h], acc[i][q0 + e][2 * h + 1]);
+                    }
                 }
             }
         }
         return;
     }
+    /* C += A W^T (beta = 1) reads C first, MMA_EPI_Q pairs at a time: reads after stores into the same
+     * buffer cannot be hoisted by the compiler, so loading and storing pair by pair would wait one memory
+     * latency per pair (it halved the speed of the o projection in the forward) */
 #pragma unroll
     for (int i = 0; i < MMA_MT; i++) {
 #pragma unroll
@@ -598,16 +616,31 @@ inline __attribute__((always_inline)) void armt_mma_epilogue(float acc[MMA_MT][M
             if (r >= m) continue;
             __global float *crow = Cj + (ulong)r * ldc;
 #pragma unroll
-            for (int q = 0; q < MMA_NT; q++) {
-                const int c = col0 + wn0 + q * 8 + tc;
-                float2 v = (float2)(acc[i][q][2 * h], acc[i][q][2 * h + 1]);
-                if (vec2 && c + 1 < n) {
-                    __global float2 *p2 = (__global float2 *)(crow + c);
-                    if (beta) v += *p2;
-                    *p2 = v;
-                } else {
-                    if (c < n) crow[c] = beta ? crow[c] + v.x : v.x;
-                    if (c + 1 < n) crow[c + 1] = beta ? crow[c + 1] + v.y : v.y;
+            for (int q0 = 0; q0 < MMA_NT; q0 += MMA_EPI_Q) {
+                float2 old[MMA_EPI_Q];
+#pragma unroll
+                for (int e = 0; e < MMA_EPI_Q; e++) {
+                    const int c = col0 + wn0 + (q0 + e) * 8 + tc;
+                    old[e] = (float2)(0.0f, 0.0f);
+                    if (beta) {
+                        if (vec2 && c + 1 < n) {
+                            old[e] = *(__global const float2 *)(crow + c);
+                        } else {
+                            if (c < n) old[e].x = crow[c];
+                            if (c + 1 < n) old[e].y = crow[c + 1];
+                        }
+                    }
+                }
+#pragma unroll
+                for (int e = 0; e < MMA_EPI_Q; e++) {
+                    const int c = col0 + wn0 + (q0 + e) * 8 + tc;
+                    const float2 v = (float2)(acc[i][q0 + e][2 * h], acc[i][q0 + e][2 * h + 1]) + old[e];
+                    if (vec2 && c + 1 < n) {
+                        *(__global float2 *)(crow + c) = v;
+                    } else {
+                        if (c < n) crow[c] = v.x;
+                        if (c + 1 < n) crow[c + 1] = v.y;
+                    }
                 }
             }
         }
