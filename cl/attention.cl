@@ -96,6 +96,8 @@ void armt_attention(__global const float *q, __global const float *k, __global c
  *   vp[key pair][AM_VSW]: (V[2p][c], V[2p+1][c]) packed - the B fragment of P V is one word per register.
  * Global (nblocks * 32 * AM_WARPS, nh, G), local (32 * AM_WARPS); work-group x takes query block
  * nblocks - 1 - x (the longest blocks start first). The host guarantees kv_off % 4 == 0 (float4 loads).
+ * outb, when not NULL, receives the output rounded to bf16 (same element offsets, two per 32-bit word)
+ * instead of out: it is the o projection's operand, which the GEMM would otherwise round in a pass of its own.
  */
 #ifndef ATTN_MMA
 #define ATTN_MMA 0
@@ -119,7 +121,7 @@ void armt_attention(__global const float *q, __global const float *k, __global c
 __kernel __attribute__((reqd_work_group_size(AM_THREADS, 1, 1)))
 void armt_attention_mma(__global const float *q, __global const float *k, __global const float *v,
                         __global float *out, const int T, const int nh, const int nkv, const float scale,
-                        const ulong kv_off, const int Tk, const int q0) {
+                        const ulong kv_off, const int Tk, const int q0, __global uint *outb) {
     /* declared as uint4 for their 16-byte alignment (the tile stores are 8- and 16-byte vectors) */
     __local uint4 ks4[AM_BK * AM_KSW / 4];
     __local uint4 vp4[AM_BK / 2 * AM_VSW / 4];
@@ -284,12 +286,19 @@ void armt_attention_mma(__global const float *q, __global const float *k, __glob
         l1 += y1;
     }
     const float i0 = 1.0f / l0, i1 = 1.0f / l1;
-    __global float *o0 = out + ((ulong)j * T + r0) * qstride + (ulong)h * ATTN_HD + 2 * t;
-    __global float *o1 = o0 + 8 * qstride;
+    const ulong e0 = ((ulong)j * T + r0) * qstride + (ulong)h * ATTN_HD + 2 * t; /* element of (r0, 2t) */
+    if (outb) { /* bf16 output (the o projection's operand): pairs of elements as one word */
+#pragma unroll
+        for (int n = 0; n < AM_HN; n++) {
+            if (r0 < T) outb[(e0 + 8 * n) / 2] = armt_bf16x2(o[n][0] * i0, o[n][1] * i0);
+            if (r0 + 8 < T) outb[(e0 + 8 * qstride + 8 * n) / 2] = armt_bf16x2(o[n][2] * i1, o[n][3] * i1);
+        }
+        return;
+    }
 #pragma unroll
     for (int n = 0; n < AM_HN; n++) {
-        if (r0 < T) *(__global float2 *)(o0 + 8 * n) = (float2)(o[n][0] * i0, o[n][1] * i0);
-        if (r0 + 8 < T) *(__global float2 *)(o1 + 8 * n) = (float2)(o[n][2] * i1, o[n][3] * i1);
+        if (r0 < T) *(__global float2 *)(out + e0 + 8 * n) = (float2)(o[n][0] * i0, o[n][1] * i0);
+        if (r0 + 8 < T) *(__global float2 *)(out + e0 + 8 * qstride + 8 * n) = (float2)(o[n][2] * i1, o[n][3] * i1);
     }
 }
 #endif

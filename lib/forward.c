@@ -663,7 +663,12 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
     ARMT_CL_TRY(ARMT_ARG(k, 8, kv_off));
     ARMT_CL_TRY(ARMT_ARG(k, 9, Tk));
     ARMT_CL_TRY(ARMT_ARG(k, 10, q0));
+    /* the tensor-core kernel writes the o projection's bf16 operand itself (into ctx->abf, where
+     * stage_bf16 would put it; att is not written) */
+    int att_bf16 = aid == ARMT_K_ATTENTION_MMA && bf16_operands(ctx);
     if (aid == ARMT_K_ATTENTION_MMA) {
+        cl_mem outb = att_bf16 ? ctx->abf : NULL;
+        ARMT_CL_TRY(ARMT_ARG(k, 11, outb));
         size_t warps = (size_t)ctx->rt->tune.attn_mma_warps;
         ARMT_TRY(launch(F, aid, 3, (T + 16 * warps - 1) / (16 * warps) * 32 * warps, (size_t)F->nh, G, 32 * warps));
     } else {
@@ -672,7 +677,13 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
     }
 
     /* x += att Wo^T (beta = 1 adds the residual in the GEMM) */
-    ARMT_TRY(stage_bf16(F, ctx->att, G * T, qd));
+    if (att_bf16) {
+        F->abf_src = ctx->att;
+        F->abf_buf = ctx->abf;
+        F->abf_only = 1;
+    } else {
+        ARMT_TRY(stage_bf16(F, ctx->att, G * T, qd));
+    }
     offsets_tmp(st, T, qd, F->a_off);
     offsets_x(F, st, F->c_off);
     ARMT_TRY(gemm_weight(F, ARMT_ROLE_WO, st->l0, st->G, T, ctx->att, qd, ctx->x, (size_t)F->d, 1.0f));

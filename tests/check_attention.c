@@ -71,9 +71,12 @@ static void reference(const acase *c, const float *q, const float *k, const floa
     free(s);
 }
 
-/* Runs one kernel of the case on the device; returns max |out - ref| / max |ref| (INFINITY on a NaN). */
-static double run_kernel(armt_runtime *rt, const acase *c, int mma, const float *q, const float *k, const float *v,
+/* Runs one kernel of the case on the device; returns max |out - ref| / max |ref| (INFINITY on a NaN).
+ * mode 0: armt_attention; 1: armt_attention_mma; 2: armt_attention_mma with the bf16 output (outb), which
+ * must leave the fp32 output untouched. */
+static double run_kernel(armt_runtime *rt, const acase *c, int mode, const float *q, const float *k, const float *v,
                          const double *ref) {
+    const int mma = mode > 0;
     armt_err err;
     armt_err_init(&err);
     char opt[160];
@@ -109,6 +112,15 @@ static double run_kernel(armt_runtime *rt, const acase *c, int mma, const float 
     ck_assert_int_eq(clSetKernelArg(kern, 8, sizeof kv_off, &kv_off), CL_SUCCESS);
     ck_assert_int_eq(clSetKernelArg(kern, 9, sizeof c->Tk, &c->Tk), CL_SUCCESS);
     ck_assert_int_eq(clSetKernelArg(kern, 10, sizeof c->q0, &c->q0), CL_SUCCESS);
+    uint16_t *outb = NULL;
+    cl_mem bob = NULL;
+    if (mode == 2) {
+        outb = malloc(qn * sizeof *outb);
+        for (size_t i = 0; i < qn; i++) outb[i] = 0x7fc1; /* a bf16 NaN: every element must be written */
+        bob = clCreateBuffer(rt->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, qn * 2, outb, &e);
+        ck_assert_int_eq(e, CL_SUCCESS);
+    }
+    if (mma) ck_assert_int_eq(clSetKernelArg(kern, 11, sizeof bob, &bob), CL_SUCCESS);
     size_t gws[3], lws[3] = {1, 1, 1};
     if (mma) {
         size_t bqr = 16 * (size_t)c->warps;
@@ -123,6 +135,16 @@ static double run_kernel(armt_runtime *rt, const acase *c, int mma, const float 
     e = clEnqueueNDRangeKernel(rt->queue, kern, 3, NULL, gws, lws, 0, NULL, NULL);
     ck_assert_msg(e == CL_SUCCESS, "enqueue: %d", e);
     ck_assert_int_eq(clEnqueueReadBuffer(rt->queue, bo, CL_TRUE, 0, qn * 4, out, 0, NULL, NULL), CL_SUCCESS);
+    if (mode == 2) {
+        for (size_t i = 0; i < qn; i++) ck_assert_msg(isnan(out[i]), "bf16 output: fp32 element %zu written", i);
+        ck_assert_int_eq(clEnqueueReadBuffer(rt->queue, bob, CL_TRUE, 0, qn * 2, outb, 0, NULL, NULL), CL_SUCCESS);
+        for (size_t i = 0; i < qn; i++) {
+            uint32_t bits = (uint32_t)outb[i] << 16;
+            memcpy(&out[i], &bits, 4);
+        }
+        clReleaseMemObject(bob);
+        free(outb);
+    }
     double d = 0, m = 0;
     for (size_t i = 0; i < qn; i++) {
         if (!isfinite(out[i])) {
@@ -178,10 +200,13 @@ START_TEST(test_attention_kernels) {
     reference(c, q, k, v, ref);
     double e32 = run_kernel(rt, c, 0, q, k, v, ref);
     double e16 = run_kernel(rt, c, 1, q, k, v, ref);
-    fprintf(stderr, "attention hd %d nh %d/%d G %d T %d Tk %d q0 %d: fp32 %.3g, mma (%s) %.3g\n", c->hd, c->nh,
-            c->nkv, c->G, c->T, c->Tk, c->q0, e32, strstr(rt->build_options, "ARMT_MMA_EMULATE=1") ? "emulated" : "tensor cores", e16);
+    double eb = run_kernel(rt, c, 2, q, k, v, ref);
+    fprintf(stderr, "attention hd %d nh %d/%d G %d T %d Tk %d q0 %d: fp32 %.3g, mma (%s) %.3g, bf16 output %.3g\n",
+            c->hd, c->nh, c->nkv, c->G, c->T, c->Tk, c->q0, e32,
+            strstr(rt->build_options, "ARMT_MMA_EMULATE=1") ? "emulated" : "tensor cores", e16, eb);
     ck_assert_msg(e32 <= TOL_FP32, "fp32 attention: %.3g", e32);
     ck_assert_msg(e16 <= TOL_MMA, "mma attention: %.3g", e16);
+    ck_assert_msg(eb <= TOL_MMA, "mma attention, bf16 output: %.3g", eb);
     /* it is really bf16 arithmetic, not a copy of the fp32 path */
     ck_assert_msg(e16 > 1e-5, "mma attention equals the reference to %.3g: bf16 rounding missing?", e16);
     free(q);
