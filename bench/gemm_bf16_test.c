@@ -197,6 +197,7 @@ typedef struct {
     int small_only;      /* emulation: only the small cases */
     int diag;            /* MMA_DIAG variant: timed only (its results are wrong by design) */
     int dual;            /* wgmma with 256-wide tiles and a bf16 A: the gate-and-up mode exists (W2, arg 18) */
+    int span;            /* output columns each thread's accumulators cover (the RoPE epilogue's limit) */
     int failed;
     int abf;          /* 1: armt_gemm_bf16bf16_mma (bf16 A made by the armt_f32_to_bf16 pre-pass) */
     cl_kernel prep;   /* armt_f32_to_bf16 of the same program (abf only) */
@@ -297,10 +298,15 @@ static cl_int set_args(kern_t *K, int m, int n, int k, cl_mem A, int lda, cl_mem
     if (K->mma) { /* no SwiGLU epilogue */
         CL_TRY(clSetKernelArg(kr, 16, sizeof(cl_mem), NULL));
         CL_TRY(clSetKernelArg(kr, 17, sizeof(cl_mem), NULL));
-        if (K->abf) { /* W2, w2_shift: no gate-and-up mode */
+        if (K->abf) { /* W2, w2_shift: no gate-and-up mode; rope ...: no RoPE */
             const cl_ulong zero = 0;
+            const int hd = 64, one = 1, zi = 0;
             CL_TRY(clSetKernelArg(kr, 18, sizeof(cl_mem), NULL));
             CL_TRY(clSetKernelArg(kr, 19, sizeof zero, &zero));
+            CL_TRY(clSetKernelArg(kr, 20, sizeof(cl_mem), NULL));
+            CL_TRY(clSetKernelArg(kr, 21, sizeof hd, &hd));
+            CL_TRY(clSetKernelArg(kr, 22, sizeof one, &one));
+            CL_TRY(clSetKernelArg(kr, 23, sizeof zi, &zi));
         }
     }
     return CL_SUCCESS;
@@ -754,6 +760,100 @@ static int bench(dev_t_ *D, kern_t *ks, int nk, int cells, int rows, int reps, i
 /* ----------------------------------------------------------------------------------------------------------
  */
 
+/* The RoPE epilogue of the bf16 x bf16 entry (rope, rope_hd, rope_T, rope_pos0: args 20-23), for each head
+ * dimension the kernel has that divides the columns a thread holds: C = rope(A W^T) with row r at position
+ * pos0 + r % T, checked against fp64 on the bf16 inputs and the same float table (cos then sin of the hd/2
+ * frequencies per position, as lib/forward.c fills it); C is poisoned with NaN and every element outside the
+ * blocks must keep it. Returns 1 on failure. */
+static int rope_check(dev_t_ *D, kern_t *K) {
+    static const int hds[4] = {16, 32, 64, 128};
+    int fail = 0;
+    for (int hi = 0; hi < 4 && !fail; hi++) {
+        const int hd = hds[hi];
+        if (K->span % hd) continue;
+        const int n = 4 * hd, m = 150, k = 48, cnt = 2, lda = 56, ldc = n + 6, T = 70, pos0 = 3;
+        const int positions = pos0 + T;
+        const size_t a_blk = (size_t)m * lda, c_blk = (size_t)m * ldc, w_blk = (size_t)n * k;
+        const cl_ulong strides[6] = {8, a_blk + 16, 0, w_blk, 2, c_blk + 4};
+        const size_t a_len = 8 + cnt * (a_blk + 16), w_len = cnt * w_blk, c_len = 2 + cnt * (c_blk + 4);
+        uint16_t *A = malloc(a_len * 2), *W = malloc(w_len * 2);
+        float *C = malloc(c_len * 4), *tab = malloc((size_t)positions * hd * 4);
+        char *mark = calloc(c_len, 1);
+        if (!A || !W || !C || !tab || !mark) {
+            free(A), free(W), free(C), free(tab), free(mark);
+            printf("    %-34s rope: host allocation failed\n", K->name);
+            return 1;
+        }
+        for (size_t i = 0; i < a_len; i++) A[i] = 0x7fc0;
+        for (size_t i = 0; i < w_len; i++) W[i] = f2bf(rng_unif());
+        for (size_t i = 0; i < c_len; i++) C[i] = NAN;
+        for (int j = 0; j < cnt; j++)
+            for (int r = 0; r < m; r++)
+                for (int q = 0; q < k; q++) A[strides[0] + j * strides[1] + (size_t)r * lda + q] = f2bf(rng_unif());
+        for (int p = 0; p < positions; p++)
+            for (int i = 0; i < hd / 2; i++) {
+                const double f = pow(10000.0, -2.0 * i / hd) * p;
+                tab[(size_t)p * hd + i] = (float)cos(f);
+                tab[(size_t)p * hd + hd / 2 + i] = (float)sin(f);
+            }
+        cl_int e;
+        cl_mem bA = clCreateBuffer(D->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, a_len * 2, A, &e);
+        cl_mem bW = clCreateBuffer(D->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, w_len * 2, W, &e);
+        cl_mem bC = clCreateBuffer(D->ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, c_len * 4, C, &e);
+        cl_mem bT = clCreateBuffer(D->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, (size_t)positions * hd * 4, tab, &e);
+        if (!bA || !bW || !bC || !bT) e = CL_MEM_OBJECT_ALLOCATION_FAILURE;
+        if (e == CL_SUCCESS) e = set_args(K, m, n, k, bA, lda, bW, bC, ldc, 0, NULL, strides);
+        cl_kernel kr = K->kern;
+        if (e == CL_SUCCESS)
+            e = clSetKernelArg(kr, 20, sizeof bT, &bT) | clSetKernelArg(kr, 21, sizeof hd, &hd) |
+                clSetKernelArg(kr, 22, sizeof T, &T) | clSetKernelArg(kr, 23, sizeof pos0, &pos0);
+        if (e == CL_SUCCESS) e = launch(D, K, m, n, cnt, NULL);
+        if (e == CL_SUCCESS) e = clEnqueueReadBuffer(D->q, bC, CL_TRUE, 0, c_len * 4, C, 0, NULL, NULL);
+        double max_ref = 0, max_err = 0;
+        size_t outside = 0;
+        if (e != CL_SUCCESS) {
+            printf("    %-34s rope hd %d: launch/read failed (%d %s)\n", K->name, hd, e, cl_err(e));
+            fail = 1;
+        }
+        double *prod = malloc((size_t)n * sizeof *prod);
+        for (int j = 0; !fail && prod && j < cnt; j++)
+            for (int r = 0; r < m; r++) {
+                for (int q = 0; q < n; q++) {
+                    double acc = 0;
+                    for (int t = 0; t < k; t++)
+                        acc += bf2f(A[strides[0] + j * strides[1] + (size_t)r * lda + t]) *
+                               bf2f(W[j * strides[3] + (size_t)q * k + t]);
+                    prod[q] = acc;
+                }
+                const float *cs = tab + (size_t)(pos0 + r % T) * hd;
+                for (int q = 0; q < n; q++) {
+                    const int i = q % hd, base = q - i;
+                    const double ref = i < hd / 2 ? prod[q] * cs[i] - prod[base + i + hd / 2] * cs[hd / 2 + i]
+                                                  : prod[q] * cs[i - hd / 2] + prod[base + i - hd / 2] * cs[i];
+                    const size_t o = strides[4] + j * strides[5] + (size_t)r * ldc + q;
+                    mark[o] = 1;
+                    double d = fabs((double)C[o] - ref);
+                    if (!(d == d)) d = INFINITY;
+                    if (d > max_err) max_err = d;
+                    if (fabs(ref) > max_ref) max_ref = fabs(ref);
+                }
+            }
+        for (size_t i = 0; !fail && i < c_len; i++)
+            if (!mark[i] && !isnan(C[i])) outside++;
+        const double rel = max_ref > 0 ? max_err / max_ref : INFINITY;
+        if (!fail && (!(rel <= TOL) || outside || !prod)) fail = 1;
+        if (e == CL_SUCCESS)
+            printf("    %-34s rope hd %d: %d x %d rows, max rel err %.2e (bound %.0e), %zu written outside: %s\n",
+                   K->name, hd, cnt, m, rel, TOL, outside, fail ? "FAIL" : "ok");
+        free(prod), free(A), free(W), free(C), free(tab), free(mark);
+        if (bA) clReleaseMemObject(bA);
+        if (bW) clReleaseMemObject(bW);
+        if (bC) clReleaseMemObject(bC);
+        if (bT) clReleaseMemObject(bT);
+    }
+    return fail;
+}
+
 /* Gate and up in one GEMM (the bf16 x bf16 entry with W2): Cb (bf16) = silu(A W^T) * (A W2^T) per entry, in
  * strided mode with the up weights at w_off(j) + w2_shift in their own buffer; checked against fp64 on the
  * bf16-rounded inputs (then rounded like the kernel's output: 2^-8 relative per element, plus the fp32
@@ -1029,6 +1129,7 @@ int main(int argc, char **argv) {
             K->mma = 1, K->abf = abf, K->bm = bm, K->bn = bn, K->threads = 32 * wm * wn, K->small_only = !nv_mma;
             K->diag = diag;
             K->dual = wg && abf && bn == 256;
+            K->span = wg ? bn : bn / wn;
             snprintf(K->name, sizeof K->name, "%s%s %dx%dx%d:%dx%d%s", abf ? "bb" : "mma", nv_mma ? "" : "-emu",
                      bm, bn, bk, wm, wn, flags);
             char sopt[256] = "";
@@ -1100,6 +1201,8 @@ int main(int argc, char **argv) {
     }
     for (int ki = 0; ki < nk; ki++)
         if (ks[ki].dual && !ks[ki].failed && dual_check(&D, &ks[ki])) fail = 1;
+    for (int ki = 0; ki < nk; ki++)
+        if (ks[ki].abf && !ks[ki].failed && !ks[ki].diag && rope_check(&D, &ks[ki])) fail = 1;
     printf("correctness: %s\n", fail ? "FAILED" : "all passed");
 
     if (do_bench && bench(&D, ks, nk, cells, rows, reps, beta)) fail = 1;

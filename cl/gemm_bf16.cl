@@ -537,6 +537,37 @@ inline void armt_swiglu_pair(__global ushort *Bj, const ulong o, const int c, co
     }
 }
 
+/* RoPE (rotate_half) of the tile's accumulators in place, for head dimension HD (a literal at each call, so
+ * that every index below is a constant once inlined and unrolled): output column c is element c % HD of a
+ * head, and element i < HD/2 pairs with i + HD/2, HD/16 n8 groups further on in the same thread (the host
+ * uses this only where a thread's columns start on a head: (col0 + wn0) % HD == 0 and HD divides 8 MMA_NT).
+ * Row r has position pos0 + r % T; tab holds cos then sin of the HD/2 frequencies per position (rope.cl). */
+inline __attribute__((always_inline)) void armt_mma_rope(float acc[MMA_MT][MMA_NT][4], const int m, const int rbase,
+                                                         const int tc, __global const float *tab, const int T,
+                                                         const int pos0, const int HD) {
+#pragma unroll
+    for (int i = 0; i < MMA_MT; i++) {
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int r = rbase + i * MMA_ISTEP + h * 8;
+            if (r >= m) continue;
+            __global const float *cs = tab + (ulong)(pos0 + r % T) * HD;
+#pragma unroll
+            for (int q = 0; q < MMA_NT; q++) {
+                if ((q * 8) % HD >= HD / 2 || q + HD / 16 >= MMA_NT) continue;
+                const int e = (q * 8) % HD + tc; /* element of the head (and e + 1) */
+                const float2 c = (float2)(cs[e], cs[e + 1]), sn = (float2)(cs[HD / 2 + e], cs[HD / 2 + e + 1]);
+                const float x0 = acc[i][q][2 * h], x1 = acc[i][q][2 * h + 1];
+                const float y0 = acc[i][q + HD / 16][2 * h], y1 = acc[i][q + HD / 16][2 * h + 1];
+                acc[i][q][2 * h] = x0 * c.x - y0 * sn.x;
+                acc[i][q][2 * h + 1] = x1 * c.y - y1 * sn.y;
+                acc[i][q + HD / 16][2 * h] = y0 * c.x + x0 * sn.x;
+                acc[i][q + HD / 16][2 * h + 1] = y1 * c.y + x1 * sn.y;
+            }
+        }
+    }
+}
+
 /* Epilogue of one tile: c0,c1 -> (g, 2t..2t+1), c2,c3 -> (g+8, 2t..2t+1) of each 16 x 8 tile; one owner
  * each. Pairs go as float2 where C's offset and ldc are even (8-byte aligned), else as two floats. */
 inline __attribute__((always_inline)) void armt_mma_epilogue(float acc[MMA_MT][MMA_NT][4], const int m,
@@ -544,10 +575,19 @@ inline __attribute__((always_inline)) void armt_mma_epilogue(float acc[MMA_MT][M
                                                              const int wm0, const int wn0, const int lane,
                                                              __global float *C, const int ldc, const int beta,
                                                              const ulong c_off, __global const float *Gt,
-                                                             __global ushort *Cb, const int dual) {
+                                                             __global ushort *Cb, const int dual,
+                                                             __global const float *rope, const int rope_hd,
+                                                             const int rope_T, const int rope_pos0) {
     __global float *Cj = C + c_off;
     const int g = lane >> 2, tc = (lane & 3) * 2;
     const int vec2 = ((c_off | (ulong)ldc) & 1) == 0;
+    if (rope) {
+        const int rb = row0 + wm0 + g;
+        if (rope_hd == 64) armt_mma_rope(acc, m, rb, tc, rope, rope_T, rope_pos0, 64);
+        else if (rope_hd == 128) armt_mma_rope(acc, m, rb, tc, rope, rope_T, rope_pos0, 128);
+        else if (rope_hd == 32) armt_mma_rope(acc, m, rb, tc, rope, rope_T, rope_pos0, 32);
+        else if (rope_hd == 16) armt_mma_rope(acc, m, rb, tc, rope, rope_T, rope_pos0, 16);
+    }
 #if MMA_DUAL_OK
     if (dual) {
         /* gate and up in one tile: columns q < NT/2 are gate, q + NT/2 up, of output column col0 + 8q + tc */
@@ -662,7 +702,8 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
                           const int lda, __global const ushort *W, __global float *C, const int ldc, const int beta,
                           const ulong a_off, const ulong w_off, const ulong c_off, const int abf,
                           __global const float *Gt, __global ushort *Cb, __global const ushort *W2,
-                          const ulong w2_shift, __local uint *smem MMA_EMU_PARAM) {
+                          const ulong w2_shift, __global const float *rope, const int rope_hd, const int rope_T,
+                          const int rope_pos0, __local uint *smem MMA_EMU_PARAM) {
     const int tid = get_local_id(0), lane = tid & 31, warp = tid >> 5;
     const int dual = MMA_DUAL_OK && W2 != 0;
     /* dual: a tile covers BN/2 output columns (gate and up of each) */
@@ -986,7 +1027,8 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
     }
 #endif
 
-    armt_mma_epilogue(acc, m, n, row0, col0, wm0, wn0, lane, C, ldc, beta, c_off, Gt, Cb, dual);
+    armt_mma_epilogue(acc, m, n, row0, col0, wm0, wn0, lane, C, ldc, beta, c_off, Gt, Cb, dual, rope, rope_hd,
+                      rope_T, rope_pos0);
 }
 
 /* fp32 A, rounded to bf16 as it is staged (the documented entry; see the header). Gt, Cb: NULL, or the SwiGLU
@@ -997,24 +1039,30 @@ __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm
     MMA_EMU_LOCALS
     const int j = get_group_id(2);
     GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
-    armt_mma_gemm(m, n, k, A, 0, lda, W, C, ldc, beta, a_off, w_off, c_off, 0, Gt, Cb, 0, 0, smem, MMA_EMU_ARG);
+    armt_mma_gemm(m, n, k, A, 0, lda, W, C, ldc, beta, a_off, w_off, c_off, 0, Gt, Cb, 0, 0, 0, 0, 1, 0, smem,
+                  MMA_EMU_ARG);
 }
 
 /* bf16 A (ushort, e.g. from armt_f32_to_bf16): both operands by cp.async; otherwise the same arguments, plus
  * W2, w2_shift: NULL (and 0), or - where MMA_DUAL_OK (wgmma, MMA_BN 256) - gate and up in one GEMM: W holds
  * the gate weights and W2 the up weights of entry j at w_off(j) + w2_shift (same shape, n x k); Cb gets
  * bf16(silu(A W^T) * (A W2^T)) at C's offsets (n columns), C and Gt are not used. Global size dimension 0:
- * ceil(n / (MMA_BN / 2)) * MMA_THREADS. */
+ * ceil(n / (MMA_BN / 2)) * MMA_THREADS.
+ * rope, rope_hd, rope_T, rope_pos0: NULL (and anything), or RoPE applied to the product before it is stored
+ * (the q and k projections; see armt_mma_rope): the rope.cl table, the head dimension (16, 32, 64 or 128; it
+ * must divide the columns a thread holds, 8 MMA_NT, and n), rows per cell and the first position. */
 __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm_bf16bf16_mma(
     const int m, const int n, const int k, __global const ushort *A, const int lda, __global const ushort *W,
     __global float *C, const int ldc, const int beta, __global const ulong *offs, const ulong a_base,
     const ulong a_stride, const ulong w_base, const ulong w_stride, const ulong c_base, const ulong c_stride,
-    __global const float *Gt, __global ushort *Cb, __global const ushort *W2, const ulong w2_shift) {
+    __global const float *Gt, __global ushort *Cb, __global const ushort *W2, const ulong w2_shift,
+    __global const float *rope, const int rope_hd, const int rope_T, const int rope_pos0) {
     __local uint smem[MMA_STAGES * MMA_STAGE_BYTES / 4] __attribute__((aligned(MMA_SMEM_ALIGN)));
     MMA_EMU_LOCALS
     const int j = get_group_id(2);
     GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
-    armt_mma_gemm(m, n, k, 0, A, lda, W, C, ldc, beta, a_off, w_off, c_off, 1, Gt, Cb, W2, w2_shift, smem, MMA_EMU_ARG);
+    armt_mma_gemm(m, n, k, 0, A, lda, W, C, ldc, beta, a_off, w_off, c_off, 1, Gt, Cb, W2, w2_shift, rope, rope_hd,
+                  rope_T, rope_pos0, smem, MMA_EMU_ARG);
 }
 
 #endif /* ARMT_NV_MMA || ARMT_MMA_EMULATE */

@@ -61,6 +61,18 @@ static size_t abf_bytes(const armt_ctx *ctx, size_t R) {
 /* GEMM operands may be passed in bf16 (ctx->abf holds them): bf16 models on tensor cores. */
 static int bf16_operands(const armt_ctx *ctx) { return abf_bytes(ctx, 1) > 0 && ctx->abf; }
 
+/* RoPE in the q and k GEMMs' epilogue: the bf16 x bf16 tensor-core kernel with the product's rows already
+ * staged in bf16, a head dimension the epilogue has (16, 32, 64, 128) that divides both the columns each
+ * thread holds (the 256-wide Hopper tiles; 64 per warp with mma.sync) and the q and k widths. */
+static int rope_fused(const fwd *F) {
+    const armt_ctx *ctx = F->ctx;
+    const armt_device_tuning *t = &ctx->rt->tune;
+    int span = t->mma_wgmma ? t->mma_bn : t->mma_bn / t->mma_warps_n;
+    int hd = F->hd;
+    return bf16_operands(ctx) && F->abf_src == ctx->h && (hd == 16 || hd == 32 || hd == 64 || hd == 128) &&
+           span % hd == 0 && F->d % 8 == 0;
+}
+
 /* Gate and up in one GEMM: the Hopper tiles (256 wide: 128 gate and 128 up columns, each thread holding
  * both of an element) and bf16 gate and up weights chunked alike, so that a layer's offsets agree. */
 static int gate_up_dual(const armt_ctx *ctx) {
@@ -281,7 +293,7 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
     for (size_t j = 0; bb && j < count; j++) bb = a_off[j] % 8 == 0;
     /* an operand that exists only in bf16 (SwiGLU's output) or an epilogue only the mma kernels have: the
      * callers make sure the conditions above hold, so this is a guard against a change breaking that */
-    if ((a == F->abf_src && F->abf_only && !bb) || (F->epi_gate && !mma) || (F->epi_w2 && !bb))
+    if ((a == F->abf_src && F->abf_only && !bb) || (F->epi_gate && !mma) || ((F->epi_w2 || F->epi_rope) && !bb))
         return armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "bf16 GEMM: operand layout not supported by the "
                             "tensor-core kernels (m %zu, n %zu, k %zu, lda %zu)", m, n, k, lda);
     if (bb) a = F->abf_buf;
@@ -302,10 +314,15 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
         cl_mem out = F->epi_gate || F->epi_w2 ? F->epi_out : NULL;
         ARMT_CL_TRY(ARMT_ARG(kk, 16, F->epi_gate));
         ARMT_CL_TRY(ARMT_ARG(kk, 17, out));
-        if (bb) { /* gate and up in one GEMM: the up weights (same offsets), or none */
+        if (bb) { /* gate and up in one GEMM: the up weights (same offsets), or none; RoPE, or none */
             cl_ulong shift = 0;
+            cl_mem tab = F->epi_rope ? ctx->rope : NULL;
             ARMT_CL_TRY(ARMT_ARG(kk, 18, F->epi_w2));
             ARMT_CL_TRY(ARMT_ARG(kk, 19, shift));
+            ARMT_CL_TRY(ARMT_ARG(kk, 20, tab));
+            ARMT_CL_TRY(ARMT_ARG(kk, 21, F->hd));
+            ARMT_CL_TRY(ARMT_ARG(kk, 22, F->rope_T));
+            ARMT_CL_TRY(ARMT_ARG(kk, 23, F->rope_pos0));
         }
     }
     size_t j = 0;
@@ -600,24 +617,10 @@ armt_status armt_fwd_read(fwd *F, const step *st) {
     return launch(F, ARMT_K_MEM_READ, 3, wg, T, (size_t)st->G, wg);
 }
 
-/* The LLaMA decoder layer of every cell. */
-armt_status armt_fwd_layer(fwd *F, const step *st) {
+/* RoPE of the step's q and k rows in place (rope.cl), where the GEMMs did not apply it. */
+static armt_status rope_cells(fwd *F, const step *st) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
-    size_t T = (size_t)st->T, G = (size_t)st->G;
-    size_t qd = (size_t)F->nh * F->hd, kvd = (size_t)F->nkv * F->hd;
-
-    ARMT_TRY(rmsnorm_cells(F, st, ARMT_ROLE_NORM_IN)); /* (possibly straight to bf16: see there) */
-    offsets_tmp(st, T, (size_t)F->d, F->a_off);
-    offsets_tmp(st, T, qd, F->c_off);
-    ARMT_TRY(gemm_weight(F, ARMT_ROLE_WQ, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->q, qd, 0.0f));
-    offsets_tmp(st, T, (size_t)F->d, F->a_off);
-    offsets_tmp(st, T, kvd, F->c_off);
-    ARMT_TRY(gemm_weight(F, ARMT_ROLE_WK, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->kk, kvd, 0.0f));
-    offsets_tmp(st, T, kvd, F->c_off);
-    ARMT_TRY(gemm_weight(F, ARMT_ROLE_WV, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->vv, kvd, 0.0f));
-    unstage_bf16(F);
-
     cl_kernel k = ctx->k[ARMT_K_ROPE];
     int Ti = st->T;
     ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->q));
@@ -628,10 +631,42 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
     ARMT_CL_TRY(ARMT_ARG(k, 5, F->nkv));
     ARMT_CL_TRY(ARMT_ARG(k, 6, F->hd));
     ARMT_CL_TRY(ARMT_ARG(k, 7, st->pos0));
-    cl_ulong rope_n = (cl_ulong)G * T * (cl_ulong)(F->nh + F->nkv) * (cl_ulong)(F->hd / 2);
+    cl_ulong rope_n = (cl_ulong)st->G * (cl_ulong)st->T * (cl_ulong)(F->nh + F->nkv) * (cl_ulong)(F->hd / 2);
     ARMT_CL_TRY(ARMT_ARG(k, 8, rope_n));
     size_t rwg = (size_t)ctx->rt->tune.row_wg;
-    ARMT_TRY(launch(F, ARMT_K_ROPE, 1, round_up((size_t)rope_n, rwg), 1, 1, rwg));
+    return launch(F, ARMT_K_ROPE, 1, round_up((size_t)rope_n, rwg), 1, 1, rwg);
+}
+
+/* The LLaMA decoder layer of every cell. */
+armt_status armt_fwd_layer(fwd *F, const step *st) {
+    armt_err *err = F->err;
+    armt_ctx *ctx = F->ctx;
+    size_t T = (size_t)st->T, G = (size_t)st->G;
+    size_t qd = (size_t)F->nh * F->hd, kvd = (size_t)F->nkv * F->hd;
+
+    ARMT_TRY(rmsnorm_cells(F, st, ARMT_ROLE_NORM_IN)); /* (possibly straight to bf16: see there) */
+    /* RoPE in the q and k GEMMs where the kernel can (else the rope kernel below) */
+    const int fuse_rope = rope_fused(F);
+    F->rope_T = st->T;
+    F->rope_pos0 = st->pos0;
+    offsets_tmp(st, T, (size_t)F->d, F->a_off);
+    offsets_tmp(st, T, qd, F->c_off);
+    F->epi_rope = fuse_rope;
+    armt_status qks = gemm_weight(F, ARMT_ROLE_WQ, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->q, qd, 0.0f);
+    if (qks == ARMT_OK) {
+        offsets_tmp(st, T, (size_t)F->d, F->a_off);
+        offsets_tmp(st, T, kvd, F->c_off);
+        qks = gemm_weight(F, ARMT_ROLE_WK, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->kk, kvd, 0.0f);
+    }
+    F->epi_rope = 0;
+    ARMT_TRY(qks);
+    offsets_tmp(st, T, kvd, F->c_off);
+    ARMT_TRY(gemm_weight(F, ARMT_ROLE_WV, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->vv, kvd, 0.0f));
+    unstage_bf16(F);
+
+    if (!fuse_rope) ARMT_TRY(rope_cells(F, st));
+    int Ti = st->T;
+    cl_kernel k;
 
     /* keys and values: this step's rows, or (generation) a KV cache the rows are appended to */
     cl_mem kbuf = ctx->kk, vbuf = ctx->vv;

@@ -27,6 +27,8 @@ typedef struct fwd {
     int          epi_dual;              /* 1: the next gate GEMM also multiplies the up weights (W2)   */
                                         /*   and writes bf16 silu(gate) * up into epi_out               */
     cl_mem       epi_w2;                /*   the up weights' buffer for the chunk being multiplied      */
+    int          epi_rope;              /* 1: the next bf16 GEMMs apply RoPE to their product (q, k):  */
+    int          rope_T, rope_pos0;     /*   rows per cell and the first position (see rope.cl)         */
 } fwd;
 
 /* Geometry of a step (see cl/common.cl). */

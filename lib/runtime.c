@@ -401,8 +401,10 @@ static int gemm_wgmma_selftest(armt_runtime *rt, cl_program p) {
         clSetKernelArg(k, 8, sizeof zero, &zero), clSetKernelArg(k, 9, sizeof(cl_mem), NULL);
         for (int i = 10; i < 16; i++) clSetKernelArg(k, (cl_uint)i, sizeof z, &z);
         clSetKernelArg(k, 16, sizeof(cl_mem), NULL), clSetKernelArg(k, 17, sizeof(cl_mem), NULL);
-        clSetKernelArg(k, 18, sizeof(cl_mem), NULL);
-        e = clSetKernelArg(k, 19, sizeof z, &z);
+        clSetKernelArg(k, 18, sizeof(cl_mem), NULL), clSetKernelArg(k, 19, sizeof z, &z);
+        clSetKernelArg(k, 20, sizeof(cl_mem), NULL), clSetKernelArg(k, 21, sizeof kk, &kk);
+        clSetKernelArg(k, 22, sizeof one, &one);
+        e = clSetKernelArg(k, 23, sizeof zero, &zero);
         size_t gws[3] = {(size_t)rt->tune.mma_threads, 1, 1}, lws[3] = {(size_t)rt->tune.mma_threads, 1, 1};
         if (e == CL_SUCCESS) e = clEnqueueNDRangeKernel(rt->queue, k, 3, NULL, gws, lws, 0, NULL, NULL);
         if (e == CL_SUCCESS) e = clEnqueueReadBuffer(rt->queue, bc, CL_TRUE, 0, 4, &got, 0, NULL, NULL);

@@ -288,7 +288,7 @@ START_TEST(test_tensor_core_forward) {
     int32_t *ids = malloc(n * sizeof *ids);
     test_random_ids(ids, n, c.vocab_size, 9);
     float *out[3];
-    int used[3][3] = {{0}};
+    int used[3][3] = {{0}}, rope_kernel[3] = {0};
     armt_stats stats[3];
     for (int run = 0; run < 3; run++) {
         armt_model_params mp = armt_model_default_params();
@@ -310,9 +310,11 @@ START_TEST(test_tensor_core_forward) {
         const char *names[64];
         double secs[64];
         size_t np = armt_ctx_profile(ctx, names, secs, 64);
-        for (size_t i = 0; i < np && i < 64; i++)
+        for (size_t i = 0; i < np && i < 64; i++) {
             for (int q = 0; q < 3; q++)
                 if (strcmp(names[i], tc_kernels[q]) == 0) used[run][q] = 1;
+            if (strcmp(names[i], "armt_rope") == 0) rope_kernel[run] = 1;
+        }
         check_gemm_profile(ctx, &c, names, secs, np, run > 0 && _i == 1);
         armt_ctx_free(ctx);
         armt_model_free(m);
@@ -322,6 +324,10 @@ START_TEST(test_tensor_core_forward) {
         ck_assert_msg(used[1][q] && used[2][q], "the bf16 model did not run %s (seq %d, diag %d)", tc_kernels[q],
                       used[1][q], used[2][q]);
     }
+    /* RoPE: the rope kernel in fp32; in bf16 the q and k GEMMs apply it (head dim 16 divides both tiles'
+     * columns per thread) */
+    ck_assert_msg(rope_kernel[0] && !rope_kernel[1] && !rope_kernel[2], "rope kernel: fp32 %d, bf16 %d / %d",
+                  rope_kernel[0], rope_kernel[1], rope_kernel[2]);
     /* the sequential schedule makes the same GEMM calls in fp32 and bf16, except that the wgmma tiles
      * multiply gate and up in one call: one call fewer per step */
     ck_assert_uint_eq(stats[1].gemm_calls, stats[0].gemm_calls - (_i ? stats[1].steps : 0));
