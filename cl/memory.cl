@@ -114,20 +114,29 @@ __kernel void armt_mem_z_update(__global float *z, __global int *written, __glob
 
 /* bf16 copy of W_mem for the bf16 read products (the GEMM's W operand is (n, k) = (d, dk) bf16):
  * wt[l][c][k] = bf16(w[l][k][c]) for layers l0 .. l0 + G - 1, through a 32 x 32 local tile so that both the
- * reads and the writes are coalesced. Global (ceil(d/32)*256, ceil(dk/32), G), local (256). */
+ * reads and the writes are coalesced (kseg = ldt = dk, pat = 0).
+ * Also the transposed operands of the memory update (phi and delta of each cell: l0 = 0, dk = M), split
+ * into bf16 high and low parts: row c of wt[l] (ldt long) is ldt / kseg segments of kseg columns, segment s
+ * holding hi(x) = bf16(x) or, where bit s of pat is set, lo(x) = bf16(x - hi(x)); columns [dk, kseg) of each
+ * segment are zeros. wt[l] starts at t_off + l * ldt * d. Global (ceil(d/32)*256, ceil(kseg/32), G),
+ * local (256). */
 __kernel __attribute__((reqd_work_group_size(256, 1, 1)))
-void armt_mem_bf16_t(__global const float *w, __global ushort *wt, const int dk, const int d, const int l0) {
-    __local ushort tile[32][34];
+void armt_mem_bf16_t(__global const float *w, __global ushort *wt, const int dk, const int d, const int l0,
+                     const int kseg, const int ldt, const ulong t_off, const int pat) {
+    __local float tile[32][33];
     const int tx = get_local_id(0) % 32, ty = get_local_id(0) / 32;
     const int c0 = get_group_id(0) * 32, k0 = get_group_id(1) * 32;
-    const ulong base = (ulong)(l0 + get_group_id(2)) * dk * d;
+    const ulong base = (ulong)(l0 + get_group_id(2)) * dk * d, tbase = t_off + (ulong)(l0 + get_group_id(2)) * ldt * d;
     for (int i = ty; i < 32; i += 8) {
         const int kk = k0 + i, c = c0 + tx;
-        tile[i][tx] = kk < dk && c < d ? armt_to_bf16(w[base + (ulong)kk * d + c]) : (ushort)0;
+        tile[i][tx] = kk < dk && c < d ? w[base + (ulong)kk * d + c] : 0.0f;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int i = ty; i < 32; i += 8) {
         const int c = c0 + i, kk = k0 + tx;
-        if (c < d && kk < dk) wt[base + (ulong)c * dk + kk] = tile[tx][i];
+        if (c >= d || kk >= kseg) continue;
+        const float v = tile[tx][i];
+        const ushort hi = armt_to_bf16(v), lo = armt_to_bf16(v - armt_from_bf16(hi));
+        for (int s = 0; s * kseg < ldt; s++) wt[tbase + (ulong)c * ldt + s * kseg + kk] = (pat >> s) & 1 ? lo : hi;
     }
 }

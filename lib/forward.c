@@ -46,8 +46,12 @@ size_t armt_output_count(const armt_model *m, armt_output o, size_t n) {
 /* Scratch                                                                                                 */
 /* ======================================================================================================= */
 
-/* Bytes of ctx->abf for R rows: bf16 models whose GEMMs have the bf16-A tensor-core kernel (else none). */
-static size_t abf_bytes(const armt_ctx *ctx, size_t R) {
+/* The k of the memory update's bf16 GEMM (mem_update): M padded to a multiple of 8, three times. */
+static size_t mem_update_k(const armt_config *c) { return 3 * (((size_t)c->num_mem_tokens + 7) / 8 * 8); }
+
+/* Bytes of ctx->abf for `cells` cells of `rows` rows: bf16 models whose GEMMs have the bf16-A tensor-core
+ * kernel (else none). It holds one bf16 GEMM operand of the widest rows, or both of the memory update. */
+static size_t abf_bytes(const armt_ctx *ctx, size_t cells, size_t rows) {
     const armt_config *c = &ctx->model->cfg;
     if (ctx->model->precision != ARMT_PRECISION_BF16 || !ctx->k[ARMT_K_GEMM_BF16BF16_MMA]) return 0;
     size_t w = (size_t)c->hidden_size, qd = (size_t)c->n_heads * c->head_dim, f = (size_t)c->intermediate_size;
@@ -55,11 +59,12 @@ static size_t abf_bytes(const armt_ctx *ctx, size_t R) {
     if (qd > w) w = qd;
     if (f > w) w = f;
     if (dk > w) w = dk;
-    return R * w * 2;
+    size_t rows_bytes = cells * rows * w * 2, update_bytes = cells * mem_update_k(c) * (dk + (size_t)c->hidden_size) * 2;
+    return rows_bytes > update_bytes ? rows_bytes : update_bytes;
 }
 
 /* GEMM operands may be passed in bf16 (ctx->abf holds them): bf16 models on tensor cores. */
-static int bf16_operands(const armt_ctx *ctx) { return abf_bytes(ctx, 1) > 0 && ctx->abf; }
+static int bf16_operands(const armt_ctx *ctx) { return abf_bytes(ctx, 1, 1) > 0 && ctx->abf; }
 
 /* RoPE in the q and k GEMMs' epilogue: the bf16 x bf16 tensor-core kernel with the product's rows already
  * staged in bf16, a head dimension the epilogue has (16, 32, 64, 128) that divides both the columns each
@@ -107,7 +112,7 @@ void armt_ctx_release_scratch(armt_ctx *ctx) {
     armt_buffer_release(ctx->rt, &ctx->ids, ctx->ids_cap * 4);
     armt_buffer_release(ctx->rt, &ctx->out_rows, ctx->out_rows_cap * d * 4);
     armt_buffer_release(ctx->rt, &ctx->logits, ctx->out_rows_cap * (size_t)c->vocab_size * 4);
-    armt_buffer_release(ctx->rt, &ctx->abf, abf_bytes(ctx, R));
+    armt_buffer_release(ctx->rt, &ctx->abf, abf_bytes(ctx, ctx->cap_cells, ctx->cap_rows));
     ctx->cap_cells = ctx->cap_rows = ctx->rope_rows = ctx->ids_cap = ctx->out_rows_cap = 0;
     ctx->scratch_bytes = 0;
 }
@@ -147,7 +152,7 @@ armt_status armt_fwd_scratch(fwd *F, size_t cells, size_t rows, size_t rope_rows
     size_t sizes[] = {R * d * 4, R * d * 4, R * qd * 4, R * kvd * 4, R * kvd * 4, R * qd * 4, R * f * 4, R * f * 4,
                       mrows * dm * 4, mrows * dk * 4, C * M * d * 4, C * M * d * 4, C * M * d * 4, C * M * 16,
                       rope_rows * (size_t)F->hd * 4, n_ids * 4, out_rows * d * 4, out_rows * (size_t)F->V * 4,
-                      abf_bytes(ctx, R)};
+                      abf_bytes(ctx, cells, rows)};
     size_t nsz = sizeof sizes / sizeof sizes[0];
     ARMT_TRY(armt_device_fits(ctx->rt, sizes, nsz, "forward scratch", err));
     cl_mem *bufs[] = {&ctx->x, &ctx->h, &ctx->q, &ctx->kk, &ctx->vv, &ctx->att, &ctx->f1, &ctx->f2, &ctx->mq,
@@ -556,19 +561,32 @@ static int any_written(fwd *F, const step *st) {
 /* One step                                                                                                */
 /* ======================================================================================================= */
 
+/* src (G, rows, cols) fp32 -> dst + dst_off (G, cols, nseg * kseg) bf16 transposed, from cell (or layer)
+ * l0 on: nseg segments of kseg >= rows columns, segment s the high bf16 part of each value or, where bit s
+ * of pat is set, the low part (value - high), zeros past rows (armt_mem_bf16_t). */
+static armt_status bf16_transpose(fwd *F, cl_mem src, cl_mem dst, size_t dst_off, int rows, int cols, int l0, int G,
+                                  int kseg, int nseg, int pat) {
+    armt_err *err = F->err;
+    cl_kernel k = F->ctx->k[ARMT_K_MEM_BF16_T];
+    cl_ulong t_off = dst_off;
+    int ld = kseg * nseg;
+    ARMT_CL_TRY(ARMT_ARG(k, 0, src));
+    ARMT_CL_TRY(ARMT_ARG(k, 1, dst));
+    ARMT_CL_TRY(ARMT_ARG(k, 2, rows));
+    ARMT_CL_TRY(ARMT_ARG(k, 3, cols));
+    ARMT_CL_TRY(ARMT_ARG(k, 4, l0));
+    ARMT_CL_TRY(ARMT_ARG(k, 5, kseg));
+    ARMT_CL_TRY(ARMT_ARG(k, 6, ld));
+    ARMT_CL_TRY(ARMT_ARG(k, 7, t_off));
+    ARMT_CL_TRY(ARMT_ARG(k, 8, pat));
+    return launch(F, ARMT_K_MEM_BF16_T, 3, round_up((size_t)cols, 32) * 8, round_up((size_t)kseg, 32) / 32,
+                  (size_t)G, 256);
+}
+
 /* bf16 models: refresh the bf16 copy of W_mem[l]^T (the read products' W operand) for layers l0..l0+G-1. */
 static armt_status mem_bf16_refresh(fwd *F, int l0, int G) {
-    armt_err *err = F->err;
-    armt_ctx *ctx = F->ctx;
-    if (!ctx->w_mem_bf) return ARMT_OK;
-    cl_kernel k = ctx->k[ARMT_K_MEM_BF16_T];
-    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->w_mem));
-    ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->w_mem_bf));
-    ARMT_CL_TRY(ARMT_ARG(k, 2, F->dk));
-    ARMT_CL_TRY(ARMT_ARG(k, 3, F->d));
-    ARMT_CL_TRY(ARMT_ARG(k, 4, l0));
-    return launch(F, ARMT_K_MEM_BF16_T, 3, round_up((size_t)F->d, 32) * 8, round_up((size_t)F->dk, 32) / 32, (size_t)G,
-                  256);
+    if (!F->ctx->w_mem_bf) return ARMT_OK;
+    return bf16_transpose(F, F->ctx->w_mem, F->ctx->w_mem_bf, 0, F->dk, F->d, l0, G, F->dk, 1, 0);
 }
 
 /* phi (rows x dk) W_mem[l] over the G cells of a step into c (rows x d), A and C offsets set by the caller:
@@ -764,6 +782,46 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
     return ARMT_OK;
 }
 
+/* W_mem[l] += phi(k)^T delta over the step's cells. bf16 models on tensor cores: our GEMM with beta = 1 into
+ * the fp32 W_mem, on operands split into bf16 high and low parts so that the update keeps (nearly) fp32
+ * precision: phi^T delta = hi hi + hi lo + lo hi (+ lo lo, 2^-16 relative, left out) is one product along
+ * k = 3 Mp of A = [hi(phi) hi(phi) lo(phi)]^T (dk x 3Mp) and W = [hi(delta) lo(delta) hi(delta)]^T (d x 3Mp),
+ * both in ctx->abf (M padded with zeros to Mp, a multiple of 8, for the kernel's alignment). Plain bf16
+ * operands made the tiny model's bf16 logits 6x further from fp32 (0.0127 against 0.0021). Otherwise
+ * CLBlast multiplies the fp32 rows. */
+static armt_status mem_update(fwd *F, const step *st) {
+    armt_ctx *ctx = F->ctx;
+    size_t M = (size_t)F->M, G = (size_t)st->G, dk = (size_t)F->dk, d = (size_t)F->d;
+    size_t K = mem_update_k(F->cfg), Mp = K / 3;
+    int tc = bf16_operands(ctx) && dk % 8 == 0 && d % 8 == 0; /* ctx->abf has room (abf_bytes) */
+    for (size_t j = 0; j < G; j++) F->c_off[j] = (st->l0 + j) * dk * d;
+    armt_status s;
+    if (tc) {
+        size_t w0 = G * dk * K; /* the A blocks, then the W blocks */
+        ARMT_TRY(bf16_transpose(F, ctx->phi, ctx->abf, 0, (int)M, (int)dk, 0, (int)G, (int)Mp, 3, 4));
+        ARMT_TRY(bf16_transpose(F, ctx->vnew, ctx->abf, w0, (int)M, (int)d, 0, (int)G, (int)Mp, 3, 2));
+        for (size_t j = 0; j < G; j++) {
+            F->a_off[j] = j * dk * K;
+            F->b_off[j] = w0 + j * d * K;
+        }
+        F->abf_src = ctx->phi; /* A: the bf16 rows in ctx->abf at a_off */
+        F->abf_buf = ctx->abf;
+        F->abf_only = 1;
+        ctx->gemm_site = ARMT_GSITE_MEM_UPDATE;
+        s = gemm_bf16_entries(F, dk, d, K, ctx->phi, K, ctx->abf, ctx->w_mem, d, 1.0f, G, F->a_off, F->b_off,
+                              F->c_off);
+        unstage_bf16(F);
+    } else {
+        offsets_tmp(st, M, dk, F->a_off);
+        offsets_tmp(st, M, d, F->b_off);
+        ctx->gemm_site = ARMT_GSITE_MEM_UPDATE;
+        s = gemm_batched(F, 1, 0, dk, d, M, ctx->phi, dk, ctx->vnew, d, ctx->w_mem, d, 1.0f, G, F->a_off, F->b_off,
+                         F->c_off);
+    }
+    ctx->gemm_site = -1;
+    return s;
+}
+
 /* Memory write of every cell on its M memory-token rows (ARMT.md 3.5, exact first-segment rule). */
 armt_status armt_fwd_write(fwd *F, const step *st) {
     armt_err *err = F->err;
@@ -824,15 +882,7 @@ armt_status armt_fwd_write(fwd *F, const step *st) {
     ARMT_CL_TRY(ARMT_ARG(k, 4, F->d));
     ARMT_TRY(launch(F, ARMT_K_MEM_DELTA, 3, (size_t)F->d, M, G, 0));
 
-    /* W_mem[l] += phi(k)^T delta */
-    offsets_tmp(st, M, (size_t)F->dk, F->a_off);
-    offsets_tmp(st, M, (size_t)F->d, F->b_off);
-    for (int j = 0; j < st->G; j++) F->c_off[j] = (size_t)(st->l0 + j) * (size_t)F->dk * (size_t)F->d;
-    ctx->gemm_site = ARMT_GSITE_MEM_UPDATE;
-    armt_status us = gemm_batched(F, 1, 0, (size_t)F->dk, (size_t)F->d, M, ctx->phi, (size_t)F->dk, ctx->vnew,
-                                  (size_t)F->d, ctx->w_mem, (size_t)F->d, 1.0f, G, F->a_off, F->b_off, F->c_off);
-    ctx->gemm_site = -1;
-    ARMT_TRY(us);
+    ARMT_TRY(mem_update(F, st));
 
     k = ctx->k[ARMT_K_MEM_Z_UPDATE];
     ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->z));

@@ -288,7 +288,7 @@ START_TEST(test_tensor_core_forward) {
     int32_t *ids = malloc(n * sizeof *ids);
     test_random_ids(ids, n, c.vocab_size, 9);
     float *out[3];
-    int used[3][3] = {{0}}, rope_kernel[3] = {0};
+    int used[3][3] = {{0}}, rope_kernel[3] = {0}, clblast[3] = {0};
     armt_stats stats[3];
     for (int run = 0; run < 3; run++) {
         armt_model_params mp = armt_model_default_params();
@@ -314,6 +314,7 @@ START_TEST(test_tensor_core_forward) {
             for (int q = 0; q < 3; q++)
                 if (strcmp(names[i], tc_kernels[q]) == 0) used[run][q] = 1;
             if (strcmp(names[i], "armt_rope") == 0) rope_kernel[run] = 1;
+            if (strcmp(names[i], "clblast_sgemm") == 0) clblast[run] = 1;
         }
         check_gemm_profile(ctx, &c, names, secs, np, run > 0 && _i == 1);
         armt_ctx_free(ctx);
@@ -328,6 +329,9 @@ START_TEST(test_tensor_core_forward) {
      * columns per thread) */
     ck_assert_msg(rope_kernel[0] && !rope_kernel[1] && !rope_kernel[2], "rope kernel: fp32 %d, bf16 %d / %d",
                   rope_kernel[0], rope_kernel[1], rope_kernel[2]);
+    /* every GEMM of a bf16 model on tensor cores is ours, the memory update's too (split into bf16 parts) */
+    ck_assert_msg(clblast[0] && !clblast[1] && !clblast[2], "CLBlast: fp32 %d, bf16 %d / %d", clblast[0], clblast[1],
+                  clblast[2]);
     /* the sequential schedule makes the same GEMM calls in fp32 and bf16, except that the wgmma tiles
      * multiply gate and up in one call: one call fewer per step */
     ck_assert_uint_eq(stats[1].gemm_calls, stats[0].gemm_calls - (_i ? stats[1].steps : 0));
