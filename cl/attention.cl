@@ -85,8 +85,8 @@ void armt_attention(__global const float *q, __global const float *k, __global c
 /* lib/build_options.c found mma.sync, or with the OpenCL C stand-ins of ARMT_MMA_EMULATE in tests)         */
 /* ======================================================================================================== */
 /*
- * Flash-attention style: each warp owns 16 query rows of one head; the work-group (AM_WARPS warps) shares
- * key/value tiles of AM_BK rows, staged through local memory as bf16. Per tile and warp:
+ * Flash-attention style: each warp owns AM_RT x 16 query rows of one head; the work-group (AM_WARPS warps)
+ * shares key/value tiles of AM_BK rows, staged through local memory as bf16. Per tile and warp:
  *   S = Q K^T (16 x AM_BK, mma m16n8k16, fp32 accumulators), causal mask, online softmax in base 2 (Q was
  *   scaled by scale * log2 e), then O += P V with P taken straight from S's accumulators (the accumulator
  *   layout of two n8 tiles is the A-fragment layout of one k16 step) and rounded to bf16.
@@ -94,7 +94,8 @@ void armt_attention(__global const float *q, __global const float *k, __global c
  * Local layouts (32-bit words; the paddings make every fragment read and tile store free of bank conflicts):
  *   ks[key][AM_KSW]: K rows as bf16 pairs (hd 2c, 2c+1) - the B fragment of Q K^T is one word per register;
  *   vp[key pair][AM_VSW]: (V[2p][c], V[2p+1][c]) packed - the B fragment of P V is one word per register.
- * Global (nblocks * 32 * AM_WARPS, nh, G), local (32 * AM_WARPS); work-group x takes query block
+ * Global (nblocks * 32 * AM_WARPS, nh, G) with blocks of 16 AM_RT AM_WARPS rows, local (32 * AM_WARPS);
+ * work-group x takes query block
  * nblocks - 1 - x (the longest blocks start first). The host guarantees kv_off % 4 == 0 (float4 loads).
  * outb, when not NULL, receives the output rounded to bf16 (same element offsets, two per 32-bit word)
  * instead of out: it is the o projection's operand, which the GEMM would otherwise round in a pass of its own.
@@ -104,11 +105,15 @@ void armt_attention(__global const float *q, __global const float *k, __global c
 #endif
 #if ATTN_MMA && (ARMT_NV_MMA || ARMT_MMA_EMULATE)
 #ifndef AM_WARPS
-#define AM_WARPS 4 /* warps per work-group (16 query rows each) */
+#define AM_WARPS 4 /* warps per work-group */
+#endif
+#ifndef AM_RT
+#define AM_RT 1 /* m16 row tiles per warp: each K/V fragment read from local memory serves AM_RT mma */
 #endif
 #define AM_BK 64 /* keys per tile */
 #define AM_THREADS (32 * AM_WARPS)
-#define AM_BQ (16 * AM_WARPS)
+#define AM_WR (16 * AM_RT)         /* query rows per warp */
+#define AM_BQ (AM_WR * AM_WARPS)   /* query rows per work-group */
 #define AM_KSW (ATTN_HD / 2 + 4) /* words per K row (= 4 mod 8) */
 #define AM_VSW (ATTN_HD + 8)     /* words per V key-pair row (= 8 or 24 mod 32) */
 #define AM_HK (ATTN_HD / 16)     /* k16 steps of Q K^T */
@@ -135,13 +140,14 @@ void armt_attention_mma(__global const float *q, __global const float *k, __glob
     const ulong qstride = (ulong)nh * ATTN_HD, kstride = (ulong)nkv * ATTN_HD;
     __global const float *kbase = k + kv_off + (ulong)j * Tk * kstride + (ulong)kvh * ATTN_HD;
     __global const float *vbase = v + kv_off + (ulong)j * Tk * kstride + (ulong)kvh * ATTN_HD;
-    const int r0 = qb * AM_BQ + warp * 16 + g; /* this lane's rows: r0 and r0 + 8 */
-    const int p0 = q0 + r0, p1 = p0 + 8;        /* their positions */
+    const int w0 = qb * AM_BQ + warp * AM_WR; /* this warp's first row; row tile rt: w0 + 16 rt .. + 15 */
 
-    /* Q fragments (A of Q K^T), scaled for exp2 */
+    /* Q fragments (A of Q K^T), scaled for exp2; this lane's rows of tile rt: w0 + 16 rt + g and + 8 */
     const float qscale = scale * 1.4426950408889634f;
-    uint qa[AM_HK][4];
-    {
+    uint qa[AM_RT][AM_HK][4];
+#pragma unroll
+    for (int rt = 0; rt < AM_RT; rt++) {
+        const int r0 = w0 + 16 * rt + g;
         __global const float *qr0 = q + ((ulong)j * T + r0) * qstride + (ulong)h * ATTN_HD + 2 * t;
         __global const float *qr1 = qr0 + 8 * qstride;
         const int v0 = r0 < T, v1 = r0 + 8 < T;
@@ -151,20 +157,25 @@ void armt_attention_mma(__global const float *q, __global const float *k, __glob
             float2 b = v1 ? *(__global const float2 *)(qr1 + 16 * kk) : (float2)(0.0f, 0.0f);
             float2 c = v0 ? *(__global const float2 *)(qr0 + 16 * kk + 8) : (float2)(0.0f, 0.0f);
             float2 d = v1 ? *(__global const float2 *)(qr1 + 16 * kk + 8) : (float2)(0.0f, 0.0f);
-            qa[kk][0] = armt_mma_bf16x2(a.x * qscale, a.y * qscale);
-            qa[kk][1] = armt_mma_bf16x2(b.x * qscale, b.y * qscale);
-            qa[kk][2] = armt_mma_bf16x2(c.x * qscale, c.y * qscale);
-            qa[kk][3] = armt_mma_bf16x2(d.x * qscale, d.y * qscale);
+            qa[rt][kk][0] = armt_mma_bf16x2(a.x * qscale, a.y * qscale);
+            qa[rt][kk][1] = armt_mma_bf16x2(b.x * qscale, b.y * qscale);
+            qa[rt][kk][2] = armt_mma_bf16x2(c.x * qscale, c.y * qscale);
+            qa[rt][kk][3] = armt_mma_bf16x2(d.x * qscale, d.y * qscale);
         }
     }
-    float o[AM_HN][4];
+    float o[AM_RT][AM_HN][4];
+    float m0[AM_RT], m1[AM_RT], l0[AM_RT], l1[AM_RT];
 #pragma unroll
-    for (int n = 0; n < AM_HN; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
-    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+    for (int rt = 0; rt < AM_RT; rt++) {
+#pragma unroll
+        for (int n = 0; n < AM_HN; n++) o[rt][n][0] = o[rt][n][1] = o[rt][n][2] = o[rt][n][3] = 0.0f;
+        m0[rt] = m1[rt] = -INFINITY;
+        l0[rt] = l1[rt] = 0.0f;
+    }
 
     /* the last key any row of this block sees; keys past it are staged as zeros (see armt_attention) */
     const int last = min(Tk - 1, q0 + min(T - 1, qb * AM_BQ + AM_BQ - 1));
-    const int wlast = q0 + qb * AM_BQ + warp * 16 + 15; /* the last position of this warp's rows */
+    const int wlast = q0 + w0 + AM_WR - 1; /* the last position of this warp's rows */
     for (int kb = 0; kb <= last; kb += AM_BK) {
         barrier(CLK_LOCAL_MEM_FENCE); /* the previous tile is read */
         for (int e = tid; e < AM_BK * ATTN_HD / 4; e += AM_THREADS) {
@@ -187,118 +198,130 @@ void armt_attention_mma(__global const float *q, __global const float *k, __glob
 #if !ARMT_MMA_EMULATE
         if (kb > wlast) continue; /* every key of the tile is in this warp's future (warp-uniform) */
 #endif
-        /* S = Q K^T */
-        float s[AM_SN][4];
+        /* S = Q K^T: each K fragment read once for the warp's AM_RT row tiles */
+        float s[AM_RT][AM_SN][4];
 #pragma unroll
         for (int n = 0; n < AM_SN; n++) {
-            s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+            for (int rt = 0; rt < AM_RT; rt++) s[rt][n][0] = s[rt][n][1] = s[rt][n][2] = s[rt][n][3] = 0.0f;
 #pragma unroll
             for (int kk = 0; kk < AM_HK; kk++) {
                 uint b[2];
                 b[0] = ks[(8 * n + g) * AM_KSW + 8 * kk + t];
                 b[1] = ks[(8 * n + g) * AM_KSW + 8 * kk + 4 + t];
-                MMA_MMA(s[n], qa[kk], b);
+#pragma unroll
+                for (int rt = 0; rt < AM_RT; rt++) MMA_MMA(s[rt][n], qa[rt][kk], b);
             }
         }
-        /* causal mask (and keys past the last), where the tile reaches past the warp's first row */
-        if (kb + AM_BK - 1 > q0 + qb * AM_BQ + warp * 16 || kb + AM_BK - 1 > last) {
+#pragma unroll
+        for (int rt = 0; rt < AM_RT; rt++) {
+            const int p0 = q0 + w0 + 16 * rt + g, p1 = p0 + 8; /* positions of this lane's two rows */
+            /* causal mask (and keys past the last), where the tile reaches past the row tile's first row */
+            if (kb + AM_BK - 1 > q0 + w0 + 16 * rt || kb + AM_BK - 1 > last) {
+#pragma unroll
+                for (int n = 0; n < AM_SN; n++) {
+                    const int key = kb + 8 * n + 2 * t;
+                    if (key > p0 || key > last) s[rt][n][0] = -INFINITY;
+                    if (key + 1 > p0 || key + 1 > last) s[rt][n][1] = -INFINITY;
+                    if (key > p1 || key > last) s[rt][n][2] = -INFINITY;
+                    if (key + 1 > p1 || key + 1 > last) s[rt][n][3] = -INFINITY;
+                }
+            }
+            /* online softmax: row maxima over the quad of lanes that shares a row */
+            float x0 = -INFINITY, x1 = -INFINITY;
 #pragma unroll
             for (int n = 0; n < AM_SN; n++) {
-                const int key = kb + 8 * n + 2 * t;
-                if (key > p0 || key > last) s[n][0] = -INFINITY;
-                if (key + 1 > p0 || key + 1 > last) s[n][1] = -INFINITY;
-                if (key > p1 || key > last) s[n][2] = -INFINITY;
-                if (key + 1 > p1 || key + 1 > last) s[n][3] = -INFINITY;
+                x0 = fmax(x0, fmax(s[rt][n][0], s[rt][n][1]));
+                x1 = fmax(x1, fmax(s[rt][n][2], s[rt][n][3]));
+            }
+            {
+                float y0 = x0, y1 = x1;
+                MMA_SHFL_XOR(y0, 1);
+                MMA_SHFL_XOR(y1, 1);
+                x0 = fmax(x0, y0);
+                x1 = fmax(x1, y1);
+                y0 = x0;
+                y1 = x1;
+                MMA_SHFL_XOR(y0, 2);
+                MMA_SHFL_XOR(y1, 2);
+                x0 = fmax(fmax(x0, y0), m0[rt]);
+                x1 = fmax(fmax(x1, y1), m1[rt]);
+            }
+            /* x0 and x1 now hold max(m, this tile's row maximum) on all four lanes */
+            const float b0 = x0 == -INFINITY ? 0.0f : x0, b1 = x1 == -INFINITY ? 0.0f : x1;
+            const float c0 = native_exp2(m0[rt] - b0), c1 = native_exp2(m1[rt] - b1);
+            m0[rt] = x0;
+            m1[rt] = x1;
+            l0[rt] *= c0;
+            l1[rt] *= c1;
+#pragma unroll
+            for (int n = 0; n < AM_HN; n++) {
+                o[rt][n][0] *= c0;
+                o[rt][n][1] *= c0;
+                o[rt][n][2] *= c1;
+                o[rt][n][3] *= c1;
+            }
+#pragma unroll
+            for (int n = 0; n < AM_SN; n++) {
+                s[rt][n][0] = native_exp2(s[rt][n][0] - b0);
+                s[rt][n][1] = native_exp2(s[rt][n][1] - b0);
+                s[rt][n][2] = native_exp2(s[rt][n][2] - b1);
+                s[rt][n][3] = native_exp2(s[rt][n][3] - b1);
+                l0[rt] += s[rt][n][0] + s[rt][n][1];
+                l1[rt] += s[rt][n][2] + s[rt][n][3];
             }
         }
-        /* online softmax: row maxima over the quad of lanes that shares a row */
-        float x0 = -INFINITY, x1 = -INFINITY;
-#pragma unroll
-        for (int n = 0; n < AM_SN; n++) {
-            x0 = fmax(x0, fmax(s[n][0], s[n][1]));
-            x1 = fmax(x1, fmax(s[n][2], s[n][3]));
-        }
-        {
-            float y0 = x0, y1 = x1;
-            MMA_SHFL_XOR(y0, 1);
-            MMA_SHFL_XOR(y1, 1);
-            x0 = fmax(x0, y0);
-            x1 = fmax(x1, y1);
-            y0 = x0;
-            y1 = x1;
-            MMA_SHFL_XOR(y0, 2);
-            MMA_SHFL_XOR(y1, 2);
-            x0 = fmax(fmax(x0, y0), m0);
-            x1 = fmax(fmax(x1, y1), m1);
-        }
-        /* x0 and x1 now hold max(m, this tile's row maximum) on all four lanes */
-        const float b0 = x0 == -INFINITY ? 0.0f : x0, b1 = x1 == -INFINITY ? 0.0f : x1;
-        const float c0 = native_exp2(m0 - b0), c1 = native_exp2(m1 - b1);
-        m0 = x0;
-        m1 = x1;
-        l0 *= c0;
-        l1 *= c1;
-#pragma unroll
-        for (int n = 0; n < AM_HN; n++) {
-            o[n][0] *= c0;
-            o[n][1] *= c0;
-            o[n][2] *= c1;
-            o[n][3] *= c1;
-        }
-#pragma unroll
-        for (int n = 0; n < AM_SN; n++) {
-            s[n][0] = native_exp2(s[n][0] - b0);
-            s[n][1] = native_exp2(s[n][1] - b0);
-            s[n][2] = native_exp2(s[n][2] - b1);
-            s[n][3] = native_exp2(s[n][3] - b1);
-            l0 += s[n][0] + s[n][1];
-            l1 += s[n][2] + s[n][3];
-        }
-        /* O += P V */
+        /* O += P V: each V fragment read once for the AM_RT row tiles */
 #pragma unroll
         for (int kk = 0; kk < AM_BK / 16; kk++) {
-            uint a[4];
-            a[0] = armt_mma_bf16x2(s[2 * kk][0], s[2 * kk][1]);
-            a[1] = armt_mma_bf16x2(s[2 * kk][2], s[2 * kk][3]);
-            a[2] = armt_mma_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            a[3] = armt_mma_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+            uint a[AM_RT][4];
+#pragma unroll
+            for (int rt = 0; rt < AM_RT; rt++) {
+                a[rt][0] = armt_mma_bf16x2(s[rt][2 * kk][0], s[rt][2 * kk][1]);
+                a[rt][1] = armt_mma_bf16x2(s[rt][2 * kk][2], s[rt][2 * kk][3]);
+                a[rt][2] = armt_mma_bf16x2(s[rt][2 * kk + 1][0], s[rt][2 * kk + 1][1]);
+                a[rt][3] = armt_mma_bf16x2(s[rt][2 * kk + 1][2], s[rt][2 * kk + 1][3]);
+            }
 #pragma unroll
             for (int n = 0; n < AM_HN; n++) {
                 uint b[2];
                 b[0] = vp[(8 * kk + t) * AM_VSW + 8 * n + g];
                 b[1] = vp[(8 * kk + 4 + t) * AM_VSW + 8 * n + g];
-                MMA_MMA(o[n], a, b);
+#pragma unroll
+                for (int rt = 0; rt < AM_RT; rt++) MMA_MMA(o[rt][n], a[rt], b);
             }
         }
     }
-    /* row sums over the quad, then O / l */
-    {
-        float y0 = l0, y1 = l1;
+#pragma unroll
+    for (int rt = 0; rt < AM_RT; rt++) {
+        /* row sums over the quad, then O / l */
+        float y0 = l0[rt], y1 = l1[rt];
         MMA_SHFL_XOR(y0, 1);
         MMA_SHFL_XOR(y1, 1);
-        l0 += y0;
-        l1 += y1;
-        y0 = l0;
-        y1 = l1;
+        float s0 = l0[rt] + y0, s1 = l1[rt] + y1;
+        y0 = s0;
+        y1 = s1;
         MMA_SHFL_XOR(y0, 2);
         MMA_SHFL_XOR(y1, 2);
-        l0 += y0;
-        l1 += y1;
-    }
-    const float i0 = 1.0f / l0, i1 = 1.0f / l1;
-    const ulong e0 = ((ulong)j * T + r0) * qstride + (ulong)h * ATTN_HD + 2 * t; /* element of (r0, 2t) */
-    if (outb) { /* bf16 output (the o projection's operand): pairs of elements as one word */
+        s0 += y0;
+        s1 += y1;
+        const float i0 = 1.0f / s0, i1 = 1.0f / s1;
+        const int r0 = w0 + 16 * rt + g;
+        const ulong e0 = ((ulong)j * T + r0) * qstride + (ulong)h * ATTN_HD + 2 * t; /* element of (r0, 2t) */
+        if (outb) { /* bf16 output (the o projection's operand): pairs of elements as one word */
 #pragma unroll
-        for (int n = 0; n < AM_HN; n++) {
-            if (r0 < T) outb[(e0 + 8 * n) / 2] = armt_bf16x2(o[n][0] * i0, o[n][1] * i0);
-            if (r0 + 8 < T) outb[(e0 + 8 * qstride + 8 * n) / 2] = armt_bf16x2(o[n][2] * i1, o[n][3] * i1);
+            for (int n = 0; n < AM_HN; n++) {
+                if (r0 < T) outb[(e0 + 8 * n) / 2] = armt_bf16x2(o[rt][n][0] * i0, o[rt][n][1] * i0);
+                if (r0 + 8 < T) outb[(e0 + 8 * qstride + 8 * n) / 2] = armt_bf16x2(o[rt][n][2] * i1, o[rt][n][3] * i1);
+            }
+        } else {
+#pragma unroll
+            for (int n = 0; n < AM_HN; n++) {
+                if (r0 < T) *(__global float2 *)(out + e0 + 8 * n) = (float2)(o[rt][n][0] * i0, o[rt][n][1] * i0);
+                if (r0 + 8 < T)
+                    *(__global float2 *)(out + e0 + 8 * qstride + 8 * n) = (float2)(o[rt][n][2] * i1, o[rt][n][3] * i1);
+            }
         }
-        return;
-    }
-#pragma unroll
-    for (int n = 0; n < AM_HN; n++) {
-        if (r0 < T) *(__global float2 *)(out + e0 + 8 * n) = (float2)(o[n][0] * i0, o[n][1] * i0);
-        if (r0 + 8 < T) *(__global float2 *)(out + e0 + 8 * qstride + 8 * n) = (float2)(o[n][2] * i1, o[n][3] * i1);
     }
 }
 #endif

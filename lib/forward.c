@@ -722,8 +722,8 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
     if (aid == ARMT_K_ATTENTION_MMA) {
         cl_mem outb = att_bf16 ? ctx->abf : NULL;
         ARMT_CL_TRY(ARMT_ARG(k, 11, outb));
-        size_t warps = (size_t)ctx->rt->tune.attn_mma_warps;
-        ARMT_TRY(launch(F, aid, 3, (T + 16 * warps - 1) / (16 * warps) * 32 * warps, (size_t)F->nh, G, 32 * warps));
+        size_t warps = (size_t)ctx->rt->tune.attn_mma_warps, bq = 16 * warps * (size_t)ctx->rt->tune.attn_mma_rt;
+        ARMT_TRY(launch(F, aid, 3, (T + bq - 1) / bq * 32 * warps, (size_t)F->nh, G, 32 * warps));
     } else {
         size_t bq = (size_t)ctx->rt->tune.attn_bq;
         ARMT_TRY(launch(F, aid, 3, round_up(T, bq), (size_t)F->nh, G, bq));

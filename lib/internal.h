@@ -83,7 +83,8 @@ typedef struct armt_device_tuning {
     int mma_wg_n, mma_wg_depth;             /* wgmma: n per instruction, groups in flight at the barrier */
     int mma_smem_max;     /* local memory the tiles may declare (0: the kernel's 48 KiB default) */
     int attn_mma;         /* 1: bf16 models run attention on tensor cores (or their stand-ins) */
-    int attn_mma_warps;   /* warps per work-group of armt_attention_mma (16 query rows each) */
+    int attn_mma_warps;   /* warps per work-group of armt_attention_mma */
+    int attn_mma_rt;      /* its m16 row tiles per warp (16 attn_mma_rt query rows per warp) */
     int attn_maxreg;      /* > 0: NVIDIA's register cap for the attention program (-cl-nv-maxrregcount) */
 } armt_device_tuning;
 
