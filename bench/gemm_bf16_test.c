@@ -307,6 +307,7 @@ static cl_int set_args(kern_t *K, int m, int n, int k, cl_mem A, int lda, cl_mem
             CL_TRY(clSetKernelArg(kr, 21, sizeof hd, &hd));
             CL_TRY(clSetKernelArg(kr, 22, sizeof one, &one));
             CL_TRY(clSetKernelArg(kr, 23, sizeof zi, &zi));
+            CL_TRY(clSetKernelArg(kr, 24, sizeof(cl_mem), NULL)); /* no row scales */
         }
     }
     return CL_SUCCESS;

@@ -577,7 +577,8 @@ inline __attribute__((always_inline)) void armt_mma_epilogue(float acc[MMA_MT][M
                                                              const ulong c_off, __global const float *Gt,
                                                              __global ushort *Cb, const int dual,
                                                              __global const float *rope, const int rope_hd,
-                                                             const int rope_T, const int rope_pos0) {
+                                                             const int rope_T, const int rope_pos0,
+                                                             __global const float *rowscale, const ulong s_row0) {
     __global float *Cj = C + c_off;
     const int g = lane >> 2, tc = (lane & 3) * 2;
     const int vec2 = ((c_off | (ulong)ldc) & 1) == 0;
@@ -655,6 +656,7 @@ inline __attribute__((always_inline)) void armt_mma_epilogue(float acc[MMA_MT][M
             const int r = row0 + wm0 + i * MMA_ISTEP + g + h * 8;
             if (r >= m) continue;
             __global float *crow = Cj + (ulong)r * ldc;
+            const float sc = rowscale ? rowscale[s_row0 + r] : 1.0f; /* (the memory read's 1 / den) */
 #pragma unroll
             for (int q0 = 0; q0 < MMA_NT; q0 += MMA_EPI_Q) {
                 float2 old[MMA_EPI_Q];
@@ -674,7 +676,7 @@ inline __attribute__((always_inline)) void armt_mma_epilogue(float acc[MMA_MT][M
 #pragma unroll
                 for (int e = 0; e < MMA_EPI_Q; e++) {
                     const int c = col0 + wn0 + (q0 + e) * 8 + tc;
-                    const float2 v = (float2)(acc[i][q0 + e][2 * h], acc[i][q0 + e][2 * h + 1]) + old[e];
+                    const float2 v = (float2)(acc[i][q0 + e][2 * h], acc[i][q0 + e][2 * h + 1]) * sc + old[e];
                     if (vec2 && c + 1 < n) {
                         *(__global float2 *)(crow + c) = v;
                     } else {
@@ -703,7 +705,7 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
                           const ulong a_off, const ulong w_off, const ulong c_off, const int abf,
                           __global const float *Gt, __global ushort *Cb, __global const ushort *W2,
                           const ulong w2_shift, __global const float *rope, const int rope_hd, const int rope_T,
-                          const int rope_pos0, __local uint *smem MMA_EMU_PARAM) {
+                          const int rope_pos0, __global const float *rowscale, __local uint *smem MMA_EMU_PARAM) {
     const int tid = get_local_id(0), lane = tid & 31, warp = tid >> 5;
     const int dual = MMA_DUAL_OK && W2 != 0;
     /* dual: a tile covers BN/2 output columns (gate and up of each) */
@@ -1028,7 +1030,7 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
 #endif
 
     armt_mma_epilogue(acc, m, n, row0, col0, wm0, wn0, lane, C, ldc, beta, c_off, Gt, Cb, dual, rope, rope_hd,
-                      rope_T, rope_pos0);
+                      rope_T, rope_pos0, rowscale, rowscale ? a_off / (ulong)lda : 0);
 }
 
 /* fp32 A, rounded to bf16 as it is staged (the documented entry; see the header). Gt, Cb: NULL, or the SwiGLU
@@ -1039,7 +1041,7 @@ __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm
     MMA_EMU_LOCALS
     const int j = get_group_id(2);
     GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
-    armt_mma_gemm(m, n, k, A, 0, lda, W, C, ldc, beta, a_off, w_off, c_off, 0, Gt, Cb, 0, 0, 0, 0, 1, 0, smem,
+    armt_mma_gemm(m, n, k, A, 0, lda, W, C, ldc, beta, a_off, w_off, c_off, 0, Gt, Cb, 0, 0, 0, 0, 1, 0, 0, smem,
                   MMA_EMU_ARG);
 }
 
@@ -1050,19 +1052,22 @@ __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm
  * ceil(n / (MMA_BN / 2)) * MMA_THREADS.
  * rope, rope_hd, rope_T, rope_pos0: NULL (and anything), or RoPE applied to the product before it is stored
  * (the q and k projections; see armt_mma_rope): the rope.cl table, the head dimension (16, 32, 64 or 128; it
- * must divide the columns a thread holds, 8 MMA_NT, and n), rows per cell and the first position. */
+ * must divide the columns a thread holds, 8 MMA_NT, and n), rows per cell and the first position.
+ * rowscale: NULL, or C = C (beta) + s_i (A W^T)_i with s_i = rowscale[a_off / lda + i] (the memory read's
+ * 1 / den per row, laid out like A's rows; a_off must then be a multiple of lda). */
 __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm_bf16bf16_mma(
     const int m, const int n, const int k, __global const ushort *A, const int lda, __global const ushort *W,
     __global float *C, const int ldc, const int beta, __global const ulong *offs, const ulong a_base,
     const ulong a_stride, const ulong w_base, const ulong w_stride, const ulong c_base, const ulong c_stride,
     __global const float *Gt, __global ushort *Cb, __global const ushort *W2, const ulong w2_shift,
-    __global const float *rope, const int rope_hd, const int rope_T, const int rope_pos0) {
+    __global const float *rope, const int rope_hd, const int rope_T, const int rope_pos0,
+    __global const float *rowscale) {
     __local uint smem[MMA_STAGES * MMA_STAGE_BYTES / 4] __attribute__((aligned(MMA_SMEM_ALIGN)));
     MMA_EMU_LOCALS
     const int j = get_group_id(2);
     GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
     armt_mma_gemm(m, n, k, 0, A, lda, W, C, ldc, beta, a_off, w_off, c_off, 1, Gt, Cb, W2, w2_shift, rope, rope_hd,
-                  rope_T, rope_pos0, smem, MMA_EMU_ARG);
+                  rope_T, rope_pos0, rowscale, smem, MMA_EMU_ARG);
 }
 
 #endif /* ARMT_NV_MMA || ARMT_MMA_EMULATE */

@@ -39,6 +39,22 @@ __kernel void armt_mem_read(__global float *x, __global const float *num, __glob
         for (int c = lid; c < d; c += ARMT_ROW_WG) xr[c] += nr[c] / den;
 }
 
+/* The read's row scales for the fused form (bf16 models on tensor cores, where the GEMM's epilogue adds
+ * scale[r] * (phi W_mem)[r] to x): scale[r] = 1 / (phi[r] . z[l] + 1e-5), or 0 where the layer has not
+ * written. scale: (G, T). Global (ARMT_ROW_WG, T, G). */
+__kernel void armt_mem_read_scale(__global float *scale, __global const float *phi, __global const float *z,
+                                  __global const int *written, const int dk, CELL_ARGS) {
+    __local float scratch[ARMT_ROW_WG];
+    const int lid = get_local_id(0), r = get_group_id(1), j = get_group_id(2);
+    const int l = CELL_LAYER(j);
+    __global const float *pr = phi + ((ulong)j * T + r) * (ulong)dk;
+    __global const float *zl = z + (ulong)l * dk;
+    float s = 0.0f;
+    for (int c = lid; c < dk; c += ARMT_ROW_WG) s += pr[c] * zl[c];
+    const float den = armt_wg_sum(s, scratch) + 1e-5f;
+    if (lid == 0) scale[(ulong)j * T + r] = written[l] ? 1.0f / den : 0.0f;
+}
+
 /* The M memory-token rows of each cell (the last M of its valid rows): mrows (G, M, d).
  * Global (d, M, G). */
 __kernel void armt_mem_gather(__global const float *x, __global float *mrows, const int M, const int d,

@@ -298,7 +298,7 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
     for (size_t j = 0; bb && j < count; j++) bb = a_off[j] % 8 == 0;
     /* an operand that exists only in bf16 (SwiGLU's output) or an epilogue only the mma kernels have: the
      * callers make sure the conditions above hold, so this is a guard against a change breaking that */
-    if ((a == F->abf_src && F->abf_only && !bb) || (F->epi_gate && !mma) || ((F->epi_w2 || F->epi_rope) && !bb))
+    if ((a == F->abf_src && F->abf_only && !bb) || (F->epi_gate && !mma) || ((F->epi_w2 || F->epi_rope || F->epi_rowscale) && !bb))
         return armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "bf16 GEMM: operand layout not supported by the "
                             "tensor-core kernels (m %zu, n %zu, k %zu, lda %zu)", m, n, k, lda);
     if (bb) a = F->abf_buf;
@@ -328,6 +328,7 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
             ARMT_CL_TRY(ARMT_ARG(kk, 21, F->hd));
             ARMT_CL_TRY(ARMT_ARG(kk, 22, F->rope_T));
             ARMT_CL_TRY(ARMT_ARG(kk, 23, F->rope_pos0));
+            ARMT_CL_TRY(ARMT_ARG(kk, 24, F->epi_rowscale));
         }
     }
     size_t j = 0;
@@ -597,9 +598,9 @@ static armt_status mem_product(fwd *F, const step *st, size_t rows, cl_mem c, in
     for (int j = 0; j < st->G; j++) F->b_off[j] = (size_t)(st->l0 + j) * dk * d;
     armt_status s;
     ctx->gemm_site = site;
-    if (ctx->w_mem_bf)
-        s = gemm_bf16_entries(F, rows, d, dk, ctx->phi, dk, ctx->w_mem_bf, c, d, 0.0f, (size_t)st->G, F->a_off,
-                              F->b_off, F->c_off);
+    if (ctx->w_mem_bf) /* (the fused read adds into x: beta = 1) */
+        s = gemm_bf16_entries(F, rows, d, dk, ctx->phi, dk, ctx->w_mem_bf, c, d, F->epi_rowscale ? 1.0f : 0.0f,
+                              (size_t)st->G, F->a_off, F->b_off, F->c_off);
     else
         s = gemm_batched(F, 0, 0, rows, d, dk, ctx->phi, dk, ctx->w_mem, d, c, d, 0.0f, (size_t)st->G, F->a_off,
                          F->b_off, F->c_off);
@@ -618,6 +619,26 @@ armt_status armt_fwd_read(fwd *F, const step *st) {
     ARMT_TRY(gemm_weight(F, ARMT_ROLE_WMQ, st->l0, st->G, T, ctx->x, (size_t)F->d, ctx->mq, (size_t)F->dm, 0.0f));
     ARMT_TRY(dpfp(F, (size_t)st->G * T));
     ARMT_TRY(stage_bf16(F, ctx->phi, (size_t)st->G * T, (size_t)F->dk));
+    size_t wg = (size_t)ctx->rt->tune.row_wg;
+    if (ctx->w_mem_bf && F->abf_src == ctx->phi && F->dk % 8 == 0) {
+        /* fused (bf16 models on tensor cores): x += (1/den) phi W_mem in the GEMM's epilogue; the row scales go
+         * into ctx->mq, whose projections dpfp has consumed (it holds at least G T d_mem floats) */
+        cl_kernel k = ctx->k[ARMT_K_MEM_READ_SCALE];
+        ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->mq));
+        ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->phi));
+        ARMT_CL_TRY(ARMT_ARG(k, 2, ctx->z));
+        ARMT_CL_TRY(ARMT_ARG(k, 3, ctx->written));
+        ARMT_CL_TRY(ARMT_ARG(k, 4, F->dk));
+        ARMT_TRY(set_cell_args(F, k, 5, st));
+        ARMT_TRY(launch(F, ARMT_K_MEM_READ_SCALE, 3, wg, T, (size_t)st->G, wg));
+        offsets_tmp(st, T, (size_t)F->dk, F->a_off);
+        offsets_x(F, st, F->c_off);
+        F->epi_rowscale = ctx->mq;
+        armt_status s = mem_product(F, st, T, ctx->x, ARMT_GSITE_MEM_READ);
+        F->epi_rowscale = NULL;
+        unstage_bf16(F);
+        return s;
+    }
     offsets_tmp(st, T, (size_t)F->dk, F->a_off);
     offsets_tmp(st, T, (size_t)F->d, F->c_off);
     ARMT_TRY(mem_product(F, st, T, ctx->h, ARMT_GSITE_MEM_READ));
@@ -631,7 +652,6 @@ armt_status armt_fwd_read(fwd *F, const step *st) {
     ARMT_CL_TRY(ARMT_ARG(k, 5, F->dk));
     ARMT_CL_TRY(ARMT_ARG(k, 6, F->d));
     ARMT_TRY(set_cell_args(F, k, 7, st));
-    size_t wg = (size_t)ctx->rt->tune.row_wg;
     return launch(F, ARMT_K_MEM_READ, 3, wg, T, (size_t)st->G, wg);
 }
 

@@ -29,6 +29,7 @@ typedef struct fwd {
     cl_mem       epi_w2;                /*   the up weights' buffer for the chunk being multiplied      */
     int          epi_rope;              /* 1: the next bf16 GEMMs apply RoPE to their product (q, k):  */
     int          rope_T, rope_pos0;     /*   rows per cell and the first position (see rope.cl)         */
+    cl_mem       epi_rowscale;          /* set: the next bf16 GEMM adds rowscale[row of A] * A W^T to C */
 } fwd;
 
 /* Geometry of a step (see cl/common.cl). */

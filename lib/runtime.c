@@ -33,6 +33,7 @@ static const struct {
     [ARMT_K_SWIGLU]         = {"armt_swiglu", ARMT_P_ELEMENTWISE},
     [ARMT_K_DPFP]           = {"armt_dpfp", ARMT_P_MEMORY},
     [ARMT_K_MEM_READ]       = {"armt_mem_read", ARMT_P_MEMORY},
+    [ARMT_K_MEM_READ_SCALE] = {"armt_mem_read_scale", ARMT_P_MEMORY},
     [ARMT_K_MEM_GATHER]     = {"armt_mem_gather", ARMT_P_MEMORY},
     [ARMT_K_MEM_WRITE_PREP] = {"armt_mem_write_prep", ARMT_P_MEMORY},
     [ARMT_K_MEM_DELTA]      = {"armt_mem_delta", ARMT_P_MEMORY},
@@ -403,8 +404,8 @@ static int gemm_wgmma_selftest(armt_runtime *rt, cl_program p) {
         clSetKernelArg(k, 16, sizeof(cl_mem), NULL), clSetKernelArg(k, 17, sizeof(cl_mem), NULL);
         clSetKernelArg(k, 18, sizeof(cl_mem), NULL), clSetKernelArg(k, 19, sizeof z, &z);
         clSetKernelArg(k, 20, sizeof(cl_mem), NULL), clSetKernelArg(k, 21, sizeof kk, &kk);
-        clSetKernelArg(k, 22, sizeof one, &one);
-        e = clSetKernelArg(k, 23, sizeof zero, &zero);
+        clSetKernelArg(k, 22, sizeof one, &one), clSetKernelArg(k, 23, sizeof zero, &zero);
+        e = clSetKernelArg(k, 24, sizeof(cl_mem), NULL);
         size_t gws[3] = {(size_t)rt->tune.mma_threads, 1, 1}, lws[3] = {(size_t)rt->tune.mma_threads, 1, 1};
         if (e == CL_SUCCESS) e = clEnqueueNDRangeKernel(rt->queue, k, 3, NULL, gws, lws, 0, NULL, NULL);
         if (e == CL_SUCCESS) e = clEnqueueReadBuffer(rt->queue, bc, CL_TRUE, 0, 4, &got, 0, NULL, NULL);
