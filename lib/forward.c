@@ -857,6 +857,8 @@ armt_status armt_fwd_write(fwd *F, const step *st) {
     ARMT_TRY(set_cell_args(F, k, 4, st));
     ARMT_TRY(launch(F, ARMT_K_MEM_GATHER, 3, (size_t)F->d, M, G, 0));
 
+    /* the memory rows rounded to bf16 once for both projections (the bf16 x bf16 kernel, where there is one) */
+    ARMT_TRY(stage_bf16(F, ctx->mrows, G * M, (size_t)F->d));
     offsets_tmp(st, M, (size_t)F->d, F->a_off);
     offsets_tmp(st, M, (size_t)F->dm, F->c_off);
     ARMT_TRY(gemm_weight(F, ARMT_ROLE_WMK, st->l0, st->G, M, ctx->mrows, (size_t)F->d, ctx->mq, (size_t)F->dm, 0.0f));
@@ -864,6 +866,7 @@ armt_status armt_fwd_write(fwd *F, const step *st) {
     offsets_tmp(st, M, (size_t)F->d, F->a_off);
     offsets_tmp(st, M, (size_t)F->d, F->c_off);
     ARMT_TRY(gemm_weight(F, ARMT_ROLE_WMV, st->l0, st->G, M, ctx->mrows, (size_t)F->d, ctx->vnew, (size_t)F->d, 0.0f));
+    unstage_bf16(F);
 
     k = ctx->k[ARMT_K_MEM_WRITE_PREP];
     size_t off_wmb, off_bmb;
