@@ -294,6 +294,10 @@ typedef struct armt_forward_params {
     size_t           out_count;    /* its size in floats; must be at least what the output needs     */
     armt_progress_fn progress;     /* optional                                                       */
     void            *progress_user_data;
+    int              no_profile;   /* 1: no profiling events for this call even when the runtime     */
+                                   /*   profiles (an event per launch costs host time: time calls    */
+                                   /*   with 1, then profile one call with 0; armt_ctx_profile keeps */
+                                   /*   the last profiled call's times)                              */
 } armt_forward_params;
 
 ARMT_API armt_forward_params armt_forward_default_params(void);

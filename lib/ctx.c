@@ -72,6 +72,7 @@ armt_status armt_ctx_create(armt_model *model, const armt_ctx_params *params, ar
     armt_err_init(&ctx->err);
     ctx->model = model;
     ctx->rt = model->rt;
+    ctx->prof_on = ctx->rt->profile;
     armt_err *err = &ctx->err;
     armt_status st;
     cl_int e;
@@ -344,6 +345,12 @@ void armt_ctx_prof_add(armt_ctx *ctx, int category, cl_event ev) {
     ctx->gemm_site = -1;
     armt_ctx_prof_add_gemm(ctx, category, ev, 0.0);
     ctx->gemm_site = site;
+}
+
+void armt_ctx_prof_drop(armt_ctx *ctx) {
+    if (ctx->prof_n && ctx->queue) clFinish(ctx->queue);
+    for (size_t i = 0; i < ctx->prof_n; i++) clReleaseEvent(ctx->prof_ev[i]);
+    ctx->prof_n = 0;
 }
 
 void armt_ctx_prof_collect(armt_ctx *ctx) {

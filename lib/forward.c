@@ -250,7 +250,7 @@ static armt_status gemm_batched(fwd *F, int trans_a, int trans_b, size_t m, size
     CLBlastTranspose ta = trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
     CLBlastTranspose tb = trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
     cl_command_queue *q = &F->ctx->queue;
-    cl_event ev = NULL, *evp = F->ctx->rt->profile ? &ev : NULL;
+    cl_event ev = NULL, *evp = F->ctx->prof_on ? &ev : NULL;
     size_t sa, sb, sc;
     CLBlastStatusCode s;
     const char *what;
@@ -371,7 +371,7 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
         lws[2] = 1;
         cl_event ev = NULL;
         armt_status st = armt_enqueue(ctx->queue, kk, 3, gws, lws, &ctx->stats.kernel_launches, armt_kernel_name(id),
-                                      ctx->rt->profile ? &ev : NULL, err);
+                                      ctx->prof_on ? &ev : NULL, err);
         armt_ctx_prof_add_gemm(ctx, id, ev, (F->epi_w2 ? 4.0 : 2.0) * (double)m * (double)n * (double)k * (double)(e - j));
         if (st != ARMT_OK) return st;
         ctx->stats.gemm_calls++;
@@ -453,7 +453,7 @@ static armt_status launch(fwd *F, armt_kernel_id id, cl_uint dims, size_t g0, si
     cl_event ev = NULL;
     armt_status st = armt_enqueue(F->ctx->queue, F->ctx->k[id], dims, gws, l0 ? lws : NULL,
                                   &F->ctx->stats.kernel_launches, armt_kernel_name(id),
-                                  F->ctx->rt->profile ? &ev : NULL, F->err);
+                                  F->ctx->prof_on ? &ev : NULL, F->err);
     armt_ctx_prof_add(F->ctx, id, ev);
     return st;
 }
@@ -1179,18 +1179,26 @@ armt_status armt_forward(armt_ctx *ctx, const int32_t *ids, size_t n, const armt
                        "armt_forward: token %zu has id %d, outside [0, %d)", i, (int)ids[i], cfg->vocab_size);
 
     memset(&ctx->stats, 0, sizeof ctx->stats);
-    armt_ctx_prof_collect(ctx); /* drops anything left from an earlier call */
-    memset(ctx->prof_s, 0, sizeof ctx->prof_s);
-    memset(ctx->prof_gs, 0, sizeof ctx->prof_gs);
-    memset(ctx->prof_gf, 0, sizeof ctx->prof_gf);
+    armt_ctx_prof_drop(ctx); /* events of work outside a forward (a reset, a state upload) */
+    /* a call with no_profile records no events and leaves the last profiled call's times */
+    const int profiled = ctx->rt->profile && !params->no_profile;
+    if (profiled) {
+        memset(ctx->prof_s, 0, sizeof ctx->prof_s);
+        memset(ctx->prof_gs, 0, sizeof ctx->prof_gs);
+        memset(ctx->prof_gf, 0, sizeof ctx->prof_gf);
+    }
     double t0 = now_seconds();
     pthread_mutex_lock(&ctx->rt->lock);
     ctx->rt->peak_bytes = ctx->rt->device_bytes;
     pthread_mutex_unlock(&ctx->rt->lock);
 
     fwd F;
+    ctx->prof_on = profiled;
     armt_status st = armt_fwd_begin(&F, ctx, params, ids, n);
-    if (st != ARMT_OK) return st;
+    if (st != ARMT_OK) {
+        ctx->prof_on = ctx->rt->profile;
+        return st;
+    }
     int armt = params->schedule != ARMT_SCHEDULE_FULL;
     if (armt) ARMT_TRY_GOTO(armt_fwd_copy_state(ctx, 1, err), done);
     ARMT_TRY_GOTO(armt ? run_armt(&F, params->schedule == ARMT_SCHEDULE_DIAGONAL) : run_full(&F), fail);
@@ -1218,6 +1226,7 @@ fail:
         armt_err_free(&saved);
     }
 done:
+    ctx->prof_on = ctx->rt->profile;
     pthread_mutex_lock(&ctx->rt->lock);
     ctx->stats.peak_device_bytes = ctx->rt->peak_bytes;
     pthread_mutex_unlock(&ctx->rt->lock);

@@ -322,6 +322,20 @@ START_TEST(test_tensor_core_forward) {
             if (strcmp(names[i], "armt_mem_read") == 0) mem_read[run] = 1;
         }
         check_gemm_profile(ctx, &c, names, secs, np, run > 0 && _i == 1);
+        /* a call with no_profile records nothing and keeps the last profiled call's times */
+        if (run == 1) {
+            fp.no_profile = 1;
+            ck_assert_int_eq(armt_ctx_reset(ctx), ARMT_OK);
+            ck_assert_msg(armt_forward(ctx, ids, n, &fp) == ARMT_OK, "%s", armt_ctx_last_error(ctx));
+            const char *names2[64];
+            double secs2[64];
+            size_t np2 = armt_ctx_profile(ctx, names2, secs2, 64);
+            ck_assert_uint_eq(np2, np);
+            for (size_t i = 0; i < np && i < 64; i++) {
+                ck_assert_str_eq(names2[i], names[i]);
+                ck_assert(secs2[i] == secs[i]);
+            }
+        }
         armt_ctx_free(ctx);
         armt_model_free(m);
     }
