@@ -110,7 +110,9 @@ void armt_attention(__global const float *q, __global const float *k, __global c
 #ifndef AM_RT
 #define AM_RT 1 /* m16 row tiles per warp: each K/V fragment read from local memory serves AM_RT mma */
 #endif
-#define AM_BK 64 /* keys per tile */
+#ifndef AM_BK
+#define AM_BK 64 /* keys per tile (a multiple of 16) */
+#endif
 #define AM_THREADS (32 * AM_WARPS)
 #define AM_WR (16 * AM_RT)         /* query rows per warp */
 #define AM_BQ (AM_WR * AM_WARPS)   /* query rows per work-group */
@@ -121,6 +123,9 @@ void armt_attention(__global const float *q, __global const float *k, __global c
 #define AM_SN (AM_BK / 8)        /* n8 tiles of S */
 #if ATTN_HD % 16
 #error "armt_attention_mma needs a head dimension that is a multiple of 16"
+#endif
+#if AM_BK % 16
+#error "AM_BK must be a multiple of 16"
 #endif
 
 __kernel __attribute__((reqd_work_group_size(AM_THREADS, 1, 1)))
