@@ -367,12 +367,85 @@ START_TEST(test_tensor_core_forward) {
 }
 END_TEST
 
+/* Generation on tensor cores (the decode steps' KV cache, RoPE in the q/k GEMMs at positions pos0 > 0, the
+ * fused memory read on every new row): greedy tokens of a bf16 model against the double-precision
+ * reference on the same bf16 weights. bf16 operands move the logits a little, so a token is compared while
+ * the reference's choice is clear (margin over 2% of the step's largest |logit|); the first token that
+ * differs on a closer call ends the comparison of that run. _i as in test_tensor_core_forward.
+ * Limit: the tiny random model's greedy tokens follow its residual path (tied embeddings) more than its
+ * attention, so a wrong decode position in the fused RoPE (pos0 forced to 0) still passes here; that
+ * arithmetic is checked by gemm_bf16_test's RoPE cases (pos0 + r % T against fp64). */
+START_TEST(test_tensor_core_generate) {
+    armt_runtime *rt = test_runtime();
+    const int real = rt->tune.nv_mma, hopper = rt->info.nv_compute_capability == 90;
+    armt_runtime_free(rt);
+    if (_i == 1 && real && !hopper) return;
+    armt_runtime_params p = armt_runtime_default_params();
+    if (real)
+        p.build_options = _i == 0 ? "-DMMA_WGMMA=0" : NULL;
+    else
+        p.build_options = _i == 0 ? "-DARMT_MMA_EMULATE=1" : "-DARMT_MMA_EMULATE=1 -DMMA_WGMMA=1";
+    rt = NULL;
+    ck_assert_msg(armt_runtime_create(&p, &rt) == ARMT_OK, "%s", armt_last_error());
+    armt_config c;
+    ck_assert_int_eq(armt_config_preset("tiny", &c), ARMT_OK);
+    c.segment_size = 8;
+    c.num_mem_tokens = 3;
+    armt_model_params mp = armt_model_default_params();
+    mp.seed = 500;
+    mp.wmv_std = 0.05f;
+    mp.precision = ARMT_PRECISION_BF16;
+    armt_model *m = NULL;
+    ck_assert_msg(armt_model_create_random(rt, &c, &mp, &m) == ARMT_OK, "%s", armt_last_error());
+    test_host_model *h = test_host_model_read(m);
+    const size_t lens[2] = {21, 24};
+    const int max_new = 10;
+    int compared = 0;
+    for (int li = 0; li < 2; li++) {
+        size_t n = lens[li];
+        int32_t prompt[24], ref_tok[16], tok[16];
+        double margin[16];
+        test_random_ids(prompt, n, c.vocab_size, 40 + (uint64_t)li);
+        ref_state *rs = ref_state_new(&c);
+        ck_assert_int_eq(ref_armt_generate_greedy_margins(&h->ref, rs, prompt, n, max_new, -1, ref_tok, margin),
+                         max_new);
+        ref_state_free(rs);
+        for (int sch = ARMT_SCHEDULE_SEQUENTIAL; sch <= ARMT_SCHEDULE_DIAGONAL; sch++) {
+            armt_ctx *ctx = NULL;
+            ck_assert_int_eq(armt_ctx_create(m, NULL, &ctx), ARMT_OK);
+            armt_generate_params gp = armt_generate_default_params();
+            gp.schedule = (armt_schedule)sch;
+            gp.max_new_tokens = max_new;
+            ck_assert_msg(armt_generate(ctx, prompt, n, &gp, tok, 16, NULL) == ARMT_OK, "%s",
+                          armt_ctx_last_error(ctx));
+            for (int i = 0; i < max_new; i++) {
+                if (tok[i] != ref_tok[i]) {
+                    ck_assert_msg(margin[i] < 0.02, "prompt %zu, schedule %d: token %d is %d, reference %d by a "
+                                  "margin of %.3g", n, sch, i, tok[i], ref_tok[i], margin[i]);
+                    break;
+                }
+                compared++;
+            }
+            armt_ctx_free(ctx);
+        }
+    }
+    fprintf(stderr, "tiny generation on tensor cores (%s tiles): %d of %d tokens equal the reference's\n",
+            _i ? "wgmma" : "mma.sync", compared, 4 * max_new);
+    /* most tokens are compared, or the test would say little */
+    ck_assert_int_ge(compared, 2 * max_new);
+    test_host_model_free(h);
+    armt_model_free(m);
+    armt_runtime_free(rt);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("attention");
     TCase *tc = tcase_create("attention");
     tcase_set_timeout(tc, 1200);
     tcase_add_loop_test(tc, test_attention_kernels, 0, (int)(sizeof cases / sizeof cases[0]));
     tcase_add_loop_test(tc, test_tensor_core_forward, 0, 2);
+    tcase_add_loop_test(tc, test_tensor_core_generate, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

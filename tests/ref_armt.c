@@ -490,6 +490,11 @@ int ref_armt_tail_forward(const ref_model *m, const ref_state *st, const int32_t
 
 int ref_armt_generate_greedy(const ref_model *m, ref_state *st, const int32_t *prompt, size_t n, int max_new,
                              int32_t stop_id, int32_t *out) {
+    return ref_armt_generate_greedy_margins(m, st, prompt, n, max_new, stop_id, out, NULL);
+}
+
+int ref_armt_generate_greedy_margins(const ref_model *m, ref_state *st, const int32_t *prompt, size_t n,
+                                     int max_new, int32_t stop_id, int32_t *out, double *margin) {
     if (!m || !st || !prompt || n == 0 || max_new < 0 || (max_new > 0 && !out)) return -1;
     if (check_model(m, 1) != 0 || check_state(m, st) != 0) return -1;
     const armt_config *c = &m->cfg;
@@ -519,6 +524,14 @@ int ref_armt_generate_greedy(const ref_model *m, ref_state *st, const int32_t *p
         int32_t best = 0;
         for (int v = 1; v < V; v++)
             if (last[v] > last[best]) best = v; /* strict: ties keep the lowest id */
+        if (margin) { /* (best - runner-up) / max |logit| */
+            double second = -INFINITY, scale = 0;
+            for (int v = 0; v < V; v++) {
+                if (v != best && last[v] > second) second = last[v];
+                if (fabs(last[v]) > scale) scale = fabs(last[v]);
+            }
+            margin[count] = scale > 0 ? (last[best] - second) / scale : 0;
+        }
         out[count++] = best;
         seq[len] = best;
         if (stop_id >= 0 && best == stop_id) break;

@@ -106,6 +106,10 @@ int ref_armt_tail_forward(const ref_model *m, const ref_state *st, const int32_t
  * tail and the generated tokens are never written (the reference then discards the memory). */
 int ref_armt_generate_greedy(const ref_model *m, ref_state *st, const int32_t *prompt, size_t n, int max_new,
                              int32_t stop_id, int32_t *out);
+/* The same, and margin[k] (when not NULL): token k's logit minus the runner-up's, over the step's largest
+ * |logit| (how far a perturbed computation may drift before its greedy choice can differ). */
+int ref_armt_generate_greedy_margins(const ref_model *m, ref_state *st, const int32_t *prompt, size_t n,
+                                     int max_new, int32_t stop_id, int32_t *out, double *margin);
 
 /* ---- building blocks, exposed so that tests can check them in isolation ---------------------------- */
 
