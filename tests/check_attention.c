@@ -269,21 +269,29 @@ static void check_gemm_profile(const armt_ctx *ctx, const armt_config *c, const 
     ck_assert(fq / (2.0 * q * c->hidden_size) >= 45.0);
 }
 
-/* _i = 0: the mma.sync GEMM tiles; 1: the Hopper wgmma tiles (128 x 256 x 64, two warpgroups, 192 KiB of
- * local memory), emulated where the device has no wgmma */
-START_TEST(test_tensor_core_forward) {
+/* A runtime with the tensor-core tiles of set `tiles` (0: mma.sync, 1: Hopper wgmma), real on an NVIDIA
+ * GPU that has them, emulated anywhere else; NULL for the wgmma set on a real GPU without wgmma. */
+static armt_runtime *tile_runtime(int tiles, int profile) {
     armt_runtime *rt = test_runtime();
     const int real = rt->tune.nv_mma, hopper = rt->info.nv_compute_capability == 90;
     armt_runtime_free(rt);
-    if (_i == 1 && real && !hopper) return; /* a real GPU without wgmma */
+    if (tiles == 1 && real && !hopper) return NULL;
     armt_runtime_params p = armt_runtime_default_params();
-    p.profile = 1;
+    p.profile = profile;
     if (real)
-        p.build_options = _i == 0 ? "-DMMA_WGMMA=0" : NULL;
+        p.build_options = tiles == 0 ? "-DMMA_WGMMA=0" : NULL;
     else
-        p.build_options = _i == 0 ? "-DARMT_MMA_EMULATE=1" : "-DARMT_MMA_EMULATE=1 -DMMA_WGMMA=1";
+        p.build_options = tiles == 0 ? "-DARMT_MMA_EMULATE=1" : "-DARMT_MMA_EMULATE=1 -DMMA_WGMMA=1";
     rt = NULL;
     ck_assert_msg(armt_runtime_create(&p, &rt) == ARMT_OK, "%s", armt_last_error());
+    return rt;
+}
+
+/* _i = 0: the mma.sync GEMM tiles; 1: the Hopper wgmma tiles (128 x 256 x 64, two warpgroups, 192 KiB of
+ * local memory), emulated where the device has no wgmma */
+START_TEST(test_tensor_core_forward) {
+    armt_runtime *rt = tile_runtime(_i, 1);
+    if (!rt) return; /* a real GPU without wgmma */
     ck_assert_int_eq(rt->tune.mma_wgmma, _i);
     ck_assert_int_eq(rt->tune.mma_bn, _i ? 256 : 128);
     armt_config c;
@@ -376,17 +384,8 @@ END_TEST
  * attention, so a wrong decode position in the fused RoPE (pos0 forced to 0) still passes here; that
  * arithmetic is checked by gemm_bf16_test's RoPE cases (pos0 + r % T against fp64). */
 START_TEST(test_tensor_core_generate) {
-    armt_runtime *rt = test_runtime();
-    const int real = rt->tune.nv_mma, hopper = rt->info.nv_compute_capability == 90;
-    armt_runtime_free(rt);
-    if (_i == 1 && real && !hopper) return;
-    armt_runtime_params p = armt_runtime_default_params();
-    if (real)
-        p.build_options = _i == 0 ? "-DMMA_WGMMA=0" : NULL;
-    else
-        p.build_options = _i == 0 ? "-DARMT_MMA_EMULATE=1" : "-DARMT_MMA_EMULATE=1 -DMMA_WGMMA=1";
-    rt = NULL;
-    ck_assert_msg(armt_runtime_create(&p, &rt) == ARMT_OK, "%s", armt_last_error());
+    armt_runtime *rt = tile_runtime(_i, 0);
+    if (!rt) return;
     armt_config c;
     ck_assert_int_eq(armt_config_preset("tiny", &c), ARMT_OK);
     c.segment_size = 8;
