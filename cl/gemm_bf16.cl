@@ -524,6 +524,21 @@ inline ulong armt_wg_desc(uint saddr) {
 #define MMA_W_ITERS MMA_CH_ITERS(MMA_BN)
 #define MMA_AB_ITERS MMA_CH_ITERS(MMA_BM)
 
+/* Columns c, c + 1 of a row (row points at column 0): one 8-byte access where aligned (vec2) and both are
+ * inside (c + 1 < n), else each inside alone; a load gives 0 outside. */
+inline float2 armt_load_pair(__global const float *row, const int c, const int n, const int vec2) {
+    if (vec2 && c + 1 < n) return *(__global const float2 *)(row + c);
+    return (float2)(c < n ? row[c] : 0.0f, c + 1 < n ? row[c + 1] : 0.0f);
+}
+inline void armt_store_pair(__global float *row, const int c, const int n, const int vec2, const float2 v) {
+    if (vec2 && c + 1 < n) {
+        *(__global float2 *)(row + c) = v;
+    } else {
+        if (c < n) row[c] = v.x;
+        if (c + 1 < n) row[c + 1] = v.y;
+    }
+}
+
 /* SwiGLU of a pair of neighbouring elements (columns c, c + 1 at element offset o of Bj): bf16(silu(g) * u),
  * one 32-bit store where aligned (vec2) and both are inside, else each inside one alone. */
 inline void armt_swiglu_pair(__global ushort *Bj, const ulong o, const int c, const int n, const int vec2,
@@ -624,17 +639,8 @@ inline __attribute__((always_inline)) void armt_mma_epilogue(float acc[MMA_MT][M
                 for (int q0 = 0; q0 < MMA_NT; q0 += MMA_EPI_Q) {
                     float2 gv[MMA_EPI_Q]; /* read before any store, as C is below */
 #pragma unroll
-                    for (int e = 0; e < MMA_EPI_Q; e++) {
-                        const int c = col0 + wn0 + (q0 + e) * 8 + tc;
-                        const ulong o = (ulong)r * ldc + c;
-                        gv[e] = (float2)(0.0f, 0.0f);
-                        if (vec2 && c + 1 < n) {
-                            gv[e] = *(__global const float2 *)(Gj + o);
-                        } else {
-                            if (c < n) gv[e].x = Gj[o];
-                            if (c + 1 < n) gv[e].y = Gj[o + 1];
-                        }
-                    }
+                    for (int e = 0; e < MMA_EPI_Q; e++)
+                        gv[e] = armt_load_pair(Gj + (ulong)r * ldc, col0 + wn0 + (q0 + e) * 8 + tc, n, vec2);
 #pragma unroll
                     for (int e = 0; e < MMA_EPI_Q; e++) {
                         const int c = col0 + wn0 + (q0 + e) * 8 + tc;
@@ -661,28 +667,12 @@ inline __attribute__((always_inline)) void armt_mma_epilogue(float acc[MMA_MT][M
             for (int q0 = 0; q0 < MMA_NT; q0 += MMA_EPI_Q) {
                 float2 old[MMA_EPI_Q];
 #pragma unroll
-                for (int e = 0; e < MMA_EPI_Q; e++) {
-                    const int c = col0 + wn0 + (q0 + e) * 8 + tc;
-                    old[e] = (float2)(0.0f, 0.0f);
-                    if (beta) {
-                        if (vec2 && c + 1 < n) {
-                            old[e] = *(__global const float2 *)(crow + c);
-                        } else {
-                            if (c < n) old[e].x = crow[c];
-                            if (c + 1 < n) old[e].y = crow[c + 1];
-                        }
-                    }
-                }
+                for (int e = 0; e < MMA_EPI_Q; e++)
+                    old[e] = beta ? armt_load_pair(crow, col0 + wn0 + (q0 + e) * 8 + tc, n, vec2) : (float2)(0.0f);
 #pragma unroll
                 for (int e = 0; e < MMA_EPI_Q; e++) {
-                    const int c = col0 + wn0 + (q0 + e) * 8 + tc;
                     const float2 v = (float2)(acc[i][q0 + e][2 * h], acc[i][q0 + e][2 * h + 1]) * sc + old[e];
-                    if (vec2 && c + 1 < n) {
-                        *(__global float2 *)(crow + c) = v;
-                    } else {
-                        if (c < n) crow[c] = v.x;
-                        if (c + 1 < n) crow[c + 1] = v.y;
-                    }
+                    armt_store_pair(crow, col0 + wn0 + (q0 + e) * 8 + tc, n, vec2, v);
                 }
             }
         }
