@@ -19,6 +19,14 @@ __kernel void armt_dpfp(__global const float *in, __global float *out, const int
     out[(ulong)row * dk + o] = a * b;
 }
 
+/* The read's denominator of one row, phi . z + 1e-5, summed by the work-group (ARMT_ROW_WG items). */
+inline float armt_read_den(__global const float *phi_row, __global const float *zl, const int dk,
+                           __local float *scratch) {
+    float s = 0.0f;
+    for (int c = get_local_id(0); c < dk; c += ARMT_ROW_WG) s += phi_row[c] * zl[c];
+    return armt_wg_sum(s, scratch) + 1e-5f;
+}
+
 /* Read: x[r] += num[r] / (phi[r] . z[l] + 1e-5) for cells whose layer has written.
  * num: (G, T, d), phi: (G, T, dk). Global (ARMT_ROW_WG, T, G). */
 __kernel void armt_mem_read(__global float *x, __global const float *num, __global const float *phi,
@@ -28,11 +36,7 @@ __kernel void armt_mem_read(__global float *x, __global const float *num, __glob
     const int lid = get_local_id(0), r = get_group_id(1), j = get_group_id(2);
     const int l = CELL_LAYER(j);
     const int wr = written[l]; /* no early return: every work-item must reach the barriers */
-    __global const float *pr = phi + ((ulong)j * T + r) * (ulong)dk;
-    __global const float *zl = z + (ulong)l * dk;
-    float s = 0.0f;
-    for (int c = lid; c < dk; c += ARMT_ROW_WG) s += pr[c] * zl[c];
-    const float den = armt_wg_sum(s, scratch) + 1e-5f;
+    const float den = armt_read_den(phi + ((ulong)j * T + r) * (ulong)dk, z + (ulong)l * dk, dk, scratch);
     __global float *xr = x + ((ulong)CELL_SLOT(j) * T + r) * (ulong)d;
     __global const float *nr = num + ((ulong)j * T + r) * (ulong)d;
     if (wr)
@@ -47,11 +51,7 @@ __kernel void armt_mem_read_scale(__global float *scale, __global const float *p
     __local float scratch[ARMT_ROW_WG];
     const int lid = get_local_id(0), r = get_group_id(1), j = get_group_id(2);
     const int l = CELL_LAYER(j);
-    __global const float *pr = phi + ((ulong)j * T + r) * (ulong)dk;
-    __global const float *zl = z + (ulong)l * dk;
-    float s = 0.0f;
-    for (int c = lid; c < dk; c += ARMT_ROW_WG) s += pr[c] * zl[c];
-    const float den = armt_wg_sum(s, scratch) + 1e-5f;
+    const float den = armt_read_den(phi + ((ulong)j * T + r) * (ulong)dk, z + (ulong)l * dk, dk, scratch);
     if (lid == 0) scale[(ulong)j * T + r] = written[l] ? 1.0f / den : 0.0f;
 }
 
