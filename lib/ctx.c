@@ -45,10 +45,7 @@ void armt_ctx_free(armt_ctx *ctx) {
     armt_buffer_release(ctx->rt, &ctx->w_mem_bf, ctx->state_bytes[0] / 2);
     armt_kernels_release(ctx->k);
     armt_ctx_prof_collect(ctx);
-    free(ctx->prof_ev);
-    free(ctx->prof_cat);
-    free(ctx->prof_site);
-    free(ctx->prof_flop);
+    free(ctx->prof);
     if (ctx->queue) clReleaseCommandQueue(ctx->queue);
     armt_err_free(&ctx->err);
     free(ctx);
@@ -315,41 +312,32 @@ armt_status armt_ctx_stats(const armt_ctx *ctx, armt_stats *out) {
 /* Profiling                                                                                               */
 /* ======================================================================================================= */
 
-void armt_ctx_prof_add_gemm(armt_ctx *ctx, int category, cl_event ev, double flop) {
+/* Keeps one event with its category, GEMM site (-1: none) and FLOPs; drops it when out of memory. */
+static void prof_keep(armt_ctx *ctx, int category, cl_event ev, int site, double flop) {
     if (!ev) return;
     if (ctx->prof_n == ctx->prof_cap) {
         size_t cap = ctx->prof_cap ? 2 * ctx->prof_cap : 4096;
-        cl_event *e = realloc(ctx->prof_ev, cap * sizeof *e);
-        if (e) ctx->prof_ev = e;
-        int *c = realloc(ctx->prof_cat, cap * sizeof *c);
-        if (c) ctx->prof_cat = c;
-        int *g = realloc(ctx->prof_site, cap * sizeof *g);
-        if (g) ctx->prof_site = g;
-        double *f = realloc(ctx->prof_flop, cap * sizeof *f);
-        if (f) ctx->prof_flop = f;
-        if (!e || !c || !g || !f) { /* out of memory: drop this sample */
+        struct armt_prof_event *p = realloc(ctx->prof, cap * sizeof *p);
+        if (!p) { /* out of memory: drop this sample */
             clReleaseEvent(ev);
             return;
         }
+        ctx->prof = p;
         ctx->prof_cap = cap;
     }
-    ctx->prof_ev[ctx->prof_n] = ev;
-    ctx->prof_cat[ctx->prof_n] = category;
-    ctx->prof_site[ctx->prof_n] = ctx->gemm_site >= 0 && ctx->gemm_site < ARMT_GSITE_COUNT ? ctx->gemm_site : -1;
-    ctx->prof_flop[ctx->prof_n] = flop;
-    ctx->prof_n++;
+    ctx->prof[ctx->prof_n++] = (struct armt_prof_event){ev, category, site, flop};
 }
 
-void armt_ctx_prof_add(armt_ctx *ctx, int category, cl_event ev) {
-    int site = ctx->gemm_site;
-    ctx->gemm_site = -1;
-    armt_ctx_prof_add_gemm(ctx, category, ev, 0.0);
-    ctx->gemm_site = site;
+void armt_ctx_prof_add_gemm(armt_ctx *ctx, int category, cl_event ev, double flop) {
+    int site = ctx->gemm_site >= 0 && ctx->gemm_site < ARMT_GSITE_COUNT ? ctx->gemm_site : -1;
+    prof_keep(ctx, category, ev, site, flop);
 }
+
+void armt_ctx_prof_add(armt_ctx *ctx, int category, cl_event ev) { prof_keep(ctx, category, ev, -1, 0.0); }
 
 void armt_ctx_prof_drop(armt_ctx *ctx) {
     if (ctx->prof_n && ctx->queue) clFinish(ctx->queue);
-    for (size_t i = 0; i < ctx->prof_n; i++) clReleaseEvent(ctx->prof_ev[i]);
+    for (size_t i = 0; i < ctx->prof_n; i++) clReleaseEvent(ctx->prof[i].ev);
     ctx->prof_n = 0;
 }
 
@@ -357,18 +345,18 @@ void armt_ctx_prof_collect(armt_ctx *ctx) {
     if (ctx->prof_n == 0) return;
     if (ctx->queue) clFinish(ctx->queue);
     for (size_t i = 0; i < ctx->prof_n; i++) {
+        const struct armt_prof_event *p = &ctx->prof[i];
         cl_ulong t0 = 0, t1 = 0;
-        if (clGetEventProfilingInfo(ctx->prof_ev[i], CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL) == CL_SUCCESS &&
-            clGetEventProfilingInfo(ctx->prof_ev[i], CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) == CL_SUCCESS &&
-            t1 >= t0) {
+        if (clGetEventProfilingInfo(p->ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL) == CL_SUCCESS &&
+            clGetEventProfilingInfo(p->ev, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) == CL_SUCCESS && t1 >= t0) {
             double sec = 1e-9 * (double)(t1 - t0);
-            ctx->prof_s[ctx->prof_cat[i]] += sec;
-            if (ctx->prof_site[i] >= 0) {
-                ctx->prof_gs[ctx->prof_site[i]] += sec;
-                ctx->prof_gf[ctx->prof_site[i]] += ctx->prof_flop[i];
+            ctx->prof_s[p->cat] += sec;
+            if (p->site >= 0) {
+                ctx->prof_gs[p->site] += sec;
+                ctx->prof_gf[p->site] += p->flop;
             }
         }
-        clReleaseEvent(ctx->prof_ev[i]);
+        clReleaseEvent(p->ev);
     }
     ctx->prof_n = 0;
 }

@@ -248,10 +248,12 @@ struct armt_ctx {
     armt_stats stats;
 
     /* profiling (runtime created with profile = 1): events of the current forward, summed at its end */
-    cl_event *prof_ev;      /* (prof_cap)                                  */
-    int      *prof_cat;     /* (prof_cap) category of each event           */
-    int      *prof_site;    /* (prof_cap) GEMM site of each event, or -1    */
-    double   *prof_flop;    /* (prof_cap) the GEMM's FLOPs (2 m n k count)  */
+    struct armt_prof_event {
+        cl_event ev;
+        int      cat;       /* category                                    */
+        int      site;      /* GEMM site, or -1                            */
+        double   flop;      /* the GEMM's FLOPs (2 m n k count), or 0      */
+    }        *prof;         /* (prof_cap) events kept for the profile      */
     size_t    prof_n, prof_cap;
     double    prof_s[ARMT_PROF_COUNT]; /* seconds per category, last forward */
     double    prof_gs[ARMT_GSITE_COUNT], prof_gf[ARMT_GSITE_COUNT]; /* seconds and FLOPs per GEMM site */
