@@ -41,6 +41,8 @@
  * time. Every mma result is compared with the portable kernel's on the same shape. For b kernels the
  * pre-pass is timed too (its own events) and a TFLOP/s counting it is printed; last, the best per shape.
  * --beta 1 benchmarks C += A W^T (the residual GEMMs of the forward: o and down projections) instead.
+ * --shapes NAME:NxK,... (up to 8) replaces the four shapes, e.g. the memory projections:
+ * "wmq:64x2048,read:2048x384" (W_mq on every row; the read phi(Q) W_mem, k = 384).
  *
  * Exit: 0 all passed, 1 a correctness failure (or a kernel that failed to build/run), 2 usage, 77 no OpenCL
  * device.
@@ -629,13 +631,36 @@ static int cmp_d(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static int bench(dev_t_ *D, kern_t *ks, int nk, int cells, int rows, int reps, int beta) {
-    static const struct {
-        const char *name;
-        int n, k;
-    } shapes[] = {{"q/o", 2048, 2048}, {"k/v", 512, 2048}, {"gate/up", 8192, 2048}, {"down", 2048, 8192}};
+/* a benchmark shape: C (cells x rows x n) = A (rows x k) W^T */
+typedef struct bshape {
+    char name[16];
+    int n, k;
+} bshape;
+#define MAX_SHAPES 8
+
+/* "--shapes NAME:NxK,...", e.g. "wmq:64x2048,read:2048x384"; returns the count, 0 on a malformed list */
+static int parse_shapes(const char *list, bshape *out) {
+    int ns = 0;
+    for (const char *p = list; *p && ns < MAX_SHAPES;) {
+        const char *colon = strchr(p, ':');
+        if (!colon || colon == p || colon - p >= (long)sizeof out[ns].name) return 0;
+        memcpy(out[ns].name, p, (size_t)(colon - p));
+        out[ns].name[colon - p] = '\0';
+        char *end;
+        long n = strtol(colon + 1, &end, 10);
+        if (*end != 'x') return 0;
+        long k = strtol(end + 1, &end, 10);
+        if (n < 1 || n > 65536 || k < 8 || k > 65536 || k % 8 || (*end && *end != ',')) return 0;
+        out[ns].n = (int)n, out[ns].k = (int)k, ns++;
+        p = *end ? end + 1 : end;
+    }
+    return ns;
+}
+
+static int bench(dev_t_ *D, kern_t *ks, int nk, int cells, int rows, int reps, int beta, const bshape *shapes,
+                 int nshapes) {
     size_t max_nk = 0, max_ak = 0, max_cn = 0;
-    for (int s = 0; s < 4; s++) {
+    for (int s = 0; s < nshapes; s++) {
         size_t nkk = (size_t)shapes[s].n * shapes[s].k;
         if (nkk > max_nk) max_nk = nkk;
         if ((size_t)shapes[s].k > max_ak) max_ak = shapes[s].k;
@@ -660,14 +685,15 @@ static int bench(dev_t_ *D, kern_t *ks, int nk, int cells, int rows, int reps, i
     cl_mem bAb = clCreateBuffer(D->ctx, CL_MEM_READ_WRITE, a_len * 2, NULL, &e); /* bf16 copy of A */
     if (!bO || !bAb) return fprintf(stderr, "device allocation failed (%d %s)\n", e, cl_err(e)), 1;
     int fail = 0;
-    double best[4] = {0, 0, 0, 0}, best_p[4] = {0, 0, 0, 0};
-    const char *best_k[4] = {"", "", "", ""}, *best_kp[4] = {"", "", "", ""};
+    double best[MAX_SHAPES] = {0}, best_p[MAX_SHAPES] = {0};
+    const char *best_k[MAX_SHAPES], *best_kp[MAX_SHAPES];
+    for (int s = 0; s < MAX_SHAPES; s++) best_k[s] = best_kp[s] = "";
     printf("bb = armt_gemm_bf16bf16_mma on bf16 A from the armt_f32_to_bf16 pre-pass: its TFLOP/s is the GEMM "
            "alone; 'with pre-pass' adds the pre-pass's median time\n");
     printf("| kernel | shape | cells x m x n x k | median ms | min ms | max ms | TFLOP/s | pre-pass ms | TFLOP/s "
            "with pre-pass | max rel diff vs portable |\n");
     printf("|---|---|---|---|---|---|---|---|---|---|\n");
-    for (int s = 0; s < 4; s++) {
+    for (int s = 0; s < nshapes; s++) {
         const int n = shapes[s].n, k = shapes[s].k, m = rows;
         cl_ulong tab[3 * 64], strides[6] = {0, 0, 0, 0, 0, 0};
         for (int j = 0; j < cells && j < 64; j++)
@@ -746,7 +772,7 @@ static int bench(dev_t_ *D, kern_t *ks, int nk, int cells, int rows, int reps, i
         }
     }
     printf("\nbest per shape (TFLOP/s; GEMM alone | counting the pre-pass for bb):\n");
-    for (int s = 0; s < 4; s++)
+    for (int s = 0; s < nshapes; s++)
         if (best[s] > 0)
             printf("  %-8s %6.1f  %-34s | %6.1f  %s\n", shapes[s].name, best[s], best_k[s], best_p[s], best_kp[s]);
     clReleaseMemObject(bA), clReleaseMemObject(bW), clReleaseMemObject(bC), clReleaseMemObject(bO);
@@ -1018,7 +1044,7 @@ static void usage(void) {
     printf("usage: gemm_bf16_test [--kernel-dir DIR] [--platform N] [--device N] [--list] [--bench] [--big]\n"
            "                      [--emulate] [--no-emulate] [--mma-tiles [b]BMxBNxBK:WMxWN[FLAGS][,...]] [--cells N]\n"
            "                      [--rows N]"
-           " [--reps 1..60] [--beta 0|1] [--opts \"-D...\"] [--seed N]\n"
+           " [--reps 1..60] [--beta 0|1] [--opts \"-D...\"] [--seed N] [--shapes NAME:NxK[,...]]\n"
            "  tile FLAGS: sN stages, dN fragment double-buffering, lN ldmatrix, cN cp.async, rN register cap,\n"
            "  wN wgmma n (64/128/256), iN wgmma groups in flight, xN timing-only diagnostic, gN local memory KiB\n");
 }
@@ -1027,6 +1053,8 @@ int main(int argc, char **argv) {
     const char *dir = "cl", *extra = "";
     int pi = -1, di = -1, do_bench = 0, big = 0, emulate = -1, cells = 16, rows = 1152, reps = 10, beta = 0;
     const char *tiles = "128x128x32:2x2,128x128x32:2x2l0c0,128x256x32:2x4s2d1,b128x128x32:2x2,b128x128x32:2x4";
+    bshape shapes[MAX_SHAPES] = {{"q/o", 2048, 2048}, {"k/v", 512, 2048}, {"gate/up", 8192, 2048}, {"down", 2048, 8192}};
+    int nshapes = 4;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--kernel-dir") && v)
@@ -1063,6 +1091,10 @@ int main(int argc, char **argv) {
             g_verbose = 1;
         else if (!strcmp(a, "--mma-tiles") && v)
             tiles = v, i++;
+        else if (!strcmp(a, "--shapes") && v) {
+            if (!(nshapes = parse_shapes(v, shapes))) return usage(), 2;
+            i++;
+        }
         else
             return usage(), 2;
     }
@@ -1206,7 +1238,7 @@ int main(int argc, char **argv) {
         if (ks[ki].abf && !ks[ki].failed && !ks[ki].diag && rope_check(&D, &ks[ki])) fail = 1;
     printf("correctness: %s\n", fail ? "FAILED" : "all passed");
 
-    if (do_bench && bench(&D, ks, nk, cells, rows, reps, beta)) fail = 1;
+    if (do_bench && bench(&D, ks, nk, cells, rows, reps, beta, shapes, nshapes)) fail = 1;
 
     for (int ki = 0; ki < nk; ki++) {
         if (ks[ki].kern) clReleaseKernel(ks[ki].kern);
