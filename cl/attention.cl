@@ -128,76 +128,14 @@ void armt_attention(__global const float *q, __global const float *k, __global c
 #error "AM_BK must be a multiple of 16"
 #endif
 
-#define AM_KWORDS (AM_BK * AM_KSW)     /* words of one K tile */
-#define AM_VWORDS (AM_BK / 2 * AM_VSW) /* words of one V tile */
-#ifndef AM_PF
-#define AM_PF 0 /* 1: two local tile buffers; the next tile is loaded while this one is multiplied */
-#endif
-#if AM_PF && 8 * (AM_KWORDS + AM_VWORDS) > 49152 /* two buffers past 48 KiB (head dim 128): one */
-#undef AM_PF
-#define AM_PF 0
-#endif
-#if AM_PF
-#define AM_NBUF 2
-#else
-#define AM_NBUF 1
-#endif
-#define AM_KL ((AM_BK * ATTN_HD / 4 + AM_THREADS - 1) / AM_THREADS)     /* K float4 per work-item */
-#define AM_VL ((AM_BK / 2 * ATTN_HD / 4 + AM_THREADS - 1) / AM_THREADS) /* V float4 pairs per item */
-
-/* The K/V tile of keys kb .. kb + AM_BK - 1 into registers (fp32, as in global memory): K float4 e = tid +
- * i AM_THREADS is key e / (HD/4), columns 4 (e % (HD/4)) ..; V pair e is keys 2 (e / (HD/4)) and + 1 of the
- * same columns. Keys past `last` read as zeros. */
-inline void am_fetch(float4 *pk, float4 (*pv)[2], __global const float *kbase, __global const float *vbase,
-                     const ulong kstride, const int kb, const int last, const int tid) {
-#pragma unroll
-    for (int i = 0; i < AM_KL; i++) {
-        const int e = tid + i * AM_THREADS, kr = kb + e / (ATTN_HD / 4), c4 = e % (ATTN_HD / 4);
-        pk[i] = e < AM_BK * ATTN_HD / 4 && kr <= last
-                    ? *(__global const float4 *)(kbase + (ulong)kr * kstride + 4 * c4)
-                    : (float4)(0.0f);
-    }
-#pragma unroll
-    for (int i = 0; i < AM_VL; i++) {
-        const int e = tid + i * AM_THREADS, kr = kb + 2 * (e / (ATTN_HD / 4)), c4 = e % (ATTN_HD / 4);
-        const int in = e < AM_BK / 2 * ATTN_HD / 4;
-        pv[i][0] = in && kr <= last ? *(__global const float4 *)(vbase + (ulong)kr * kstride + 4 * c4)
-                                    : (float4)(0.0f);
-        pv[i][1] = in && kr + 1 <= last ? *(__global const float4 *)(vbase + (ulong)(kr + 1) * kstride + 4 * c4)
-                                        : (float4)(0.0f);
-    }
-}
-
-/* ... and from registers into the local layouts ks / vp (rounded to bf16) */
-inline void am_stage(__local uint *ks, __local uint *vp, const float4 *pk, const float4 (*pv)[2],
-                     const int tid) {
-#pragma unroll
-    for (int i = 0; i < AM_KL; i++) {
-        const int e = tid + i * AM_THREADS, kr = e / (ATTN_HD / 4), c4 = e % (ATTN_HD / 4);
-        const float4 x = pk[i];
-        if (e < AM_BK * ATTN_HD / 4)
-            *(__local uint2 *)(ks + kr * AM_KSW + 2 * c4) =
-                (uint2)(armt_mma_bf16x2(x.x, x.y), armt_mma_bf16x2(x.z, x.w));
-    }
-#pragma unroll
-    for (int i = 0; i < AM_VL; i++) {
-        const int e = tid + i * AM_THREADS, kp = e / (ATTN_HD / 4), c4 = e % (ATTN_HD / 4);
-        const float4 x = pv[i][0], y = pv[i][1];
-        if (e < AM_BK / 2 * ATTN_HD / 4)
-            *(__local uint4 *)(vp + kp * AM_VSW + 4 * c4) =
-                (uint4)(armt_mma_bf16x2(x.x, y.x), armt_mma_bf16x2(x.y, y.y), armt_mma_bf16x2(x.z, y.z),
-                        armt_mma_bf16x2(x.w, y.w));
-    }
-}
-
 __kernel __attribute__((reqd_work_group_size(AM_THREADS, 1, 1)))
 void armt_attention_mma(__global const float *q, __global const float *k, __global const float *v,
                         __global float *out, const int T, const int nh, const int nkv, const float scale,
                         const ulong kv_off, const int Tk, const int q0, __global uint *outb) {
     /* declared as uint4 for their 16-byte alignment (the tile stores are 8- and 16-byte vectors) */
-    __local uint4 ks4[AM_NBUF * AM_KWORDS / 4];
-    __local uint4 vp4[AM_NBUF * AM_VWORDS / 4];
-    __local uint *ks0 = (__local uint *)ks4, *vp0 = (__local uint *)vp4;
+    __local uint4 ks4[AM_BK * AM_KSW / 4];
+    __local uint4 vp4[AM_BK / 2 * AM_VSW / 4];
+    __local uint *ks = (__local uint *)ks4, *vp = (__local uint *)vp4;
 #if ARMT_MMA_EMULATE
     __local uint xch[AM_THREADS * 6];
 #endif
@@ -243,128 +181,121 @@ void armt_attention_mma(__global const float *q, __global const float *k, __glob
     /* the last key any row of this block sees; keys past it are staged as zeros (see armt_attention) */
     const int last = min(Tk - 1, q0 + min(T - 1, qb * AM_BQ + AM_BQ - 1));
     const int wlast = q0 + w0 + AM_WR - 1; /* the last position of this warp's rows */
-    float4 pk[AM_KL], pv[AM_VL][2];       /* one key/value tile on its way to local memory */
-    am_fetch(pk, pv, kbase, vbase, kstride, 0, last, tid);
-#if AM_PF
-    am_stage(ks0, vp0, pk, pv, tid);
-#endif
-    for (int kb = 0, buf = 0; kb <= last; kb += AM_BK) {
-#if AM_PF
-        /* double-buffered tiles: the next tile's loads are in flight while this one is multiplied; it is
-         * stored into the other buffer after, and one barrier per tile orders both */
-        barrier(CLK_LOCAL_MEM_FENCE);
-        __local const uint *ks = ks0 + buf * AM_KWORDS, *vp = vp0 + buf * AM_VWORDS;
-        if (kb + AM_BK <= last) am_fetch(pk, pv, kbase, vbase, kstride, kb + AM_BK, last, tid);
-#else
+    for (int kb = 0; kb <= last; kb += AM_BK) {
         barrier(CLK_LOCAL_MEM_FENCE); /* the previous tile is read */
-        if (kb > 0) am_fetch(pk, pv, kbase, vbase, kstride, kb, last, tid);
-        am_stage(ks0, vp0, pk, pv, tid);
+        for (int e = tid; e < AM_BK * ATTN_HD / 4; e += AM_THREADS) {
+            const int kr = e / (ATTN_HD / 4), c4 = e % (ATTN_HD / 4);
+            float4 x = kb + kr <= last ? *(__global const float4 *)(kbase + (ulong)(kb + kr) * kstride + 4 * c4)
+                                       : (float4)(0.0f);
+            *(__local uint2 *)(ks + kr * AM_KSW + 2 * c4) =
+                (uint2)(armt_mma_bf16x2(x.x, x.y), armt_mma_bf16x2(x.z, x.w));
+        }
+        for (int e = tid; e < AM_BK / 2 * ATTN_HD / 4; e += AM_THREADS) {
+            const int kp = e / (ATTN_HD / 4), c4 = e % (ATTN_HD / 4), kr = kb + 2 * kp;
+            float4 x = kr <= last ? *(__global const float4 *)(vbase + (ulong)kr * kstride + 4 * c4) : (float4)(0.0f);
+            float4 y = kr + 1 <= last ? *(__global const float4 *)(vbase + (ulong)(kr + 1) * kstride + 4 * c4)
+                                      : (float4)(0.0f);
+            *(__local uint4 *)(vp + kp * AM_VSW + 4 * c4) =
+                (uint4)(armt_mma_bf16x2(x.x, y.x), armt_mma_bf16x2(x.y, y.y), armt_mma_bf16x2(x.z, y.z),
+                        armt_mma_bf16x2(x.w, y.w));
+        }
         barrier(CLK_LOCAL_MEM_FENCE);
-        __local const uint *ks = ks0, *vp = vp0;
+#if !ARMT_MMA_EMULATE
+        if (kb > wlast) continue; /* every key of the tile is in this warp's future (warp-uniform) */
 #endif
-#if ARMT_MMA_EMULATE
-        if (1) {
-#else
-        if (kb <= wlast) { /* else every key of the tile is in this warp's future (warp-uniform) */
-#endif
-            /* S = Q K^T: each K fragment read once for the warp's AM_RT row tiles */
-            float s[AM_RT][AM_SN][4];
+        /* S = Q K^T: each K fragment read once for the warp's AM_RT row tiles */
+        float s[AM_RT][AM_SN][4];
 #pragma unroll
-            for (int n = 0; n < AM_SN; n++) {
+        for (int n = 0; n < AM_SN; n++) {
 #pragma unroll
-                for (int rt = 0; rt < AM_RT; rt++) s[rt][n][0] = s[rt][n][1] = s[rt][n][2] = s[rt][n][3] = 0.0f;
+            for (int rt = 0; rt < AM_RT; rt++) s[rt][n][0] = s[rt][n][1] = s[rt][n][2] = s[rt][n][3] = 0.0f;
 #pragma unroll
-                for (int kk = 0; kk < AM_HK; kk++) {
-                    uint b[2];
-                    b[0] = ks[(8 * n + g) * AM_KSW + 8 * kk + t];
-                    b[1] = ks[(8 * n + g) * AM_KSW + 8 * kk + 4 + t];
+            for (int kk = 0; kk < AM_HK; kk++) {
+                uint b[2];
+                b[0] = ks[(8 * n + g) * AM_KSW + 8 * kk + t];
+                b[1] = ks[(8 * n + g) * AM_KSW + 8 * kk + 4 + t];
 #pragma unroll
-                    for (int rt = 0; rt < AM_RT; rt++) MMA_MMA(s[rt][n], qa[rt][kk], b);
-                }
-            }
-#pragma unroll
-            for (int rt = 0; rt < AM_RT; rt++) {
-                const int p0 = q0 + w0 + 16 * rt + g, p1 = p0 + 8; /* positions of this lane's two rows */
-                /* causal mask (and keys past the last), where the tile reaches past the row tile's first row */
-                if (kb + AM_BK - 1 > q0 + w0 + 16 * rt || kb + AM_BK - 1 > last) {
-#pragma unroll
-                    for (int n = 0; n < AM_SN; n++) {
-                        const int key = kb + 8 * n + 2 * t;
-                        if (key > p0 || key > last) s[rt][n][0] = -INFINITY;
-                        if (key + 1 > p0 || key + 1 > last) s[rt][n][1] = -INFINITY;
-                        if (key > p1 || key > last) s[rt][n][2] = -INFINITY;
-                        if (key + 1 > p1 || key + 1 > last) s[rt][n][3] = -INFINITY;
-                    }
-                }
-                /* online softmax: row maxima over the quad of lanes that shares a row */
-                float x0 = -INFINITY, x1 = -INFINITY;
-#pragma unroll
-                for (int n = 0; n < AM_SN; n++) {
-                    x0 = fmax(x0, fmax(s[rt][n][0], s[rt][n][1]));
-                    x1 = fmax(x1, fmax(s[rt][n][2], s[rt][n][3]));
-                }
-                {
-                    float y0 = x0, y1 = x1;
-                    MMA_SHFL_XOR(y0, 1);
-                    MMA_SHFL_XOR(y1, 1);
-                    x0 = fmax(x0, y0);
-                    x1 = fmax(x1, y1);
-                    y0 = x0;
-                    y1 = x1;
-                    MMA_SHFL_XOR(y0, 2);
-                    MMA_SHFL_XOR(y1, 2);
-                    x0 = fmax(fmax(x0, y0), m0[rt]);
-                    x1 = fmax(fmax(x1, y1), m1[rt]);
-                }
-                /* x0 and x1 now hold max(m, this tile's row maximum) on all four lanes */
-                const float b0 = x0 == -INFINITY ? 0.0f : x0, b1 = x1 == -INFINITY ? 0.0f : x1;
-                const float c0 = native_exp2(m0[rt] - b0), c1 = native_exp2(m1[rt] - b1);
-                m0[rt] = x0;
-                m1[rt] = x1;
-                l0[rt] *= c0;
-                l1[rt] *= c1;
-#pragma unroll
-                for (int n = 0; n < AM_HN; n++) {
-                    o[rt][n][0] *= c0;
-                    o[rt][n][1] *= c0;
-                    o[rt][n][2] *= c1;
-                    o[rt][n][3] *= c1;
-                }
-#pragma unroll
-                for (int n = 0; n < AM_SN; n++) {
-                    s[rt][n][0] = native_exp2(s[rt][n][0] - b0);
-                    s[rt][n][1] = native_exp2(s[rt][n][1] - b0);
-                    s[rt][n][2] = native_exp2(s[rt][n][2] - b1);
-                    s[rt][n][3] = native_exp2(s[rt][n][3] - b1);
-                    l0[rt] += s[rt][n][0] + s[rt][n][1];
-                    l1[rt] += s[rt][n][2] + s[rt][n][3];
-                }
-            }
-            /* O += P V: each V fragment read once for the AM_RT row tiles */
-#pragma unroll
-            for (int kk = 0; kk < AM_BK / 16; kk++) {
-                uint a[AM_RT][4];
-#pragma unroll
-                for (int rt = 0; rt < AM_RT; rt++) {
-                    a[rt][0] = armt_mma_bf16x2(s[rt][2 * kk][0], s[rt][2 * kk][1]);
-                    a[rt][1] = armt_mma_bf16x2(s[rt][2 * kk][2], s[rt][2 * kk][3]);
-                    a[rt][2] = armt_mma_bf16x2(s[rt][2 * kk + 1][0], s[rt][2 * kk + 1][1]);
-                    a[rt][3] = armt_mma_bf16x2(s[rt][2 * kk + 1][2], s[rt][2 * kk + 1][3]);
-                }
-#pragma unroll
-                for (int n = 0; n < AM_HN; n++) {
-                    uint b[2];
-                    b[0] = vp[(8 * kk + t) * AM_VSW + 8 * n + g];
-                    b[1] = vp[(8 * kk + 4 + t) * AM_VSW + 8 * n + g];
-#pragma unroll
-                    for (int rt = 0; rt < AM_RT; rt++) MMA_MMA(o[rt][n], a[rt], b);
-                }
+                for (int rt = 0; rt < AM_RT; rt++) MMA_MMA(s[rt][n], qa[rt][kk], b);
             }
         }
-#if AM_PF
-        buf ^= 1;
-        if (kb + AM_BK <= last) am_stage(ks0 + buf * AM_KWORDS, vp0 + buf * AM_VWORDS, pk, pv, tid);
-#endif
+#pragma unroll
+        for (int rt = 0; rt < AM_RT; rt++) {
+            const int p0 = q0 + w0 + 16 * rt + g, p1 = p0 + 8; /* positions of this lane's two rows */
+            /* causal mask (and keys past the last), where the tile reaches past the row tile's first row */
+            if (kb + AM_BK - 1 > q0 + w0 + 16 * rt || kb + AM_BK - 1 > last) {
+#pragma unroll
+                for (int n = 0; n < AM_SN; n++) {
+                    const int key = kb + 8 * n + 2 * t;
+                    if (key > p0 || key > last) s[rt][n][0] = -INFINITY;
+                    if (key + 1 > p0 || key + 1 > last) s[rt][n][1] = -INFINITY;
+                    if (key > p1 || key > last) s[rt][n][2] = -INFINITY;
+                    if (key + 1 > p1 || key + 1 > last) s[rt][n][3] = -INFINITY;
+                }
+            }
+            /* online softmax: row maxima over the quad of lanes that shares a row */
+            float x0 = -INFINITY, x1 = -INFINITY;
+#pragma unroll
+            for (int n = 0; n < AM_SN; n++) {
+                x0 = fmax(x0, fmax(s[rt][n][0], s[rt][n][1]));
+                x1 = fmax(x1, fmax(s[rt][n][2], s[rt][n][3]));
+            }
+            {
+                float y0 = x0, y1 = x1;
+                MMA_SHFL_XOR(y0, 1);
+                MMA_SHFL_XOR(y1, 1);
+                x0 = fmax(x0, y0);
+                x1 = fmax(x1, y1);
+                y0 = x0;
+                y1 = x1;
+                MMA_SHFL_XOR(y0, 2);
+                MMA_SHFL_XOR(y1, 2);
+                x0 = fmax(fmax(x0, y0), m0[rt]);
+                x1 = fmax(fmax(x1, y1), m1[rt]);
+            }
+            /* x0 and x1 now hold max(m, this tile's row maximum) on all four lanes */
+            const float b0 = x0 == -INFINITY ? 0.0f : x0, b1 = x1 == -INFINITY ? 0.0f : x1;
+            const float c0 = native_exp2(m0[rt] - b0), c1 = native_exp2(m1[rt] - b1);
+            m0[rt] = x0;
+            m1[rt] = x1;
+            l0[rt] *= c0;
+            l1[rt] *= c1;
+#pragma unroll
+            for (int n = 0; n < AM_HN; n++) {
+                o[rt][n][0] *= c0;
+                o[rt][n][1] *= c0;
+                o[rt][n][2] *= c1;
+                o[rt][n][3] *= c1;
+            }
+#pragma unroll
+            for (int n = 0; n < AM_SN; n++) {
+                s[rt][n][0] = native_exp2(s[rt][n][0] - b0);
+                s[rt][n][1] = native_exp2(s[rt][n][1] - b0);
+                s[rt][n][2] = native_exp2(s[rt][n][2] - b1);
+                s[rt][n][3] = native_exp2(s[rt][n][3] - b1);
+                l0[rt] += s[rt][n][0] + s[rt][n][1];
+                l1[rt] += s[rt][n][2] + s[rt][n][3];
+            }
+        }
+        /* O += P V: each V fragment read once for the AM_RT row tiles */
+#pragma unroll
+        for (int kk = 0; kk < AM_BK / 16; kk++) {
+            uint a[AM_RT][4];
+#pragma unroll
+            for (int rt = 0; rt < AM_RT; rt++) {
+                a[rt][0] = armt_mma_bf16x2(s[rt][2 * kk][0], s[rt][2 * kk][1]);
+                a[rt][1] = armt_mma_bf16x2(s[rt][2 * kk][2], s[rt][2 * kk][3]);
+                a[rt][2] = armt_mma_bf16x2(s[rt][2 * kk + 1][0], s[rt][2 * kk + 1][1]);
+                a[rt][3] = armt_mma_bf16x2(s[rt][2 * kk + 1][2], s[rt][2 * kk + 1][3]);
+            }
+#pragma unroll
+            for (int n = 0; n < AM_HN; n++) {
+                uint b[2];
+                b[0] = vp[(8 * kk + t) * AM_VSW + 8 * n + g];
+                b[1] = vp[(8 * kk + 4 + t) * AM_VSW + 8 * n + g];
+#pragma unroll
+                for (int rt = 0; rt < AM_RT; rt++) MMA_MMA(o[rt][n], a[rt], b);
+            }
+        }
     }
 #pragma unroll
     for (int rt = 0; rt < AM_RT; rt++) {
