@@ -128,49 +128,14 @@ void armt_attention(__global const float *q, __global const float *k, __global c
 #error "AM_BK must be a multiple of 16"
 #endif
 
-#define AM_KWORDS (AM_BK * AM_KSW)     /* words of one K tile in local memory */
-#define AM_VWORDS (AM_BK / 2 * AM_VSW) /* words of one V tile */
-#ifndef AM_SP
-#define AM_SP 0 /* 1: software-pipelined (S of the next tile multiplied during this tile's softmax) */
-#endif
-#if AM_SP && 8 * (AM_KWORDS + AM_VWORDS) > 49152 /* two buffers past 48 KiB (head dim 128): not pipelined */
-#undef AM_SP
-#define AM_SP 0
-#endif
-#define AM_NBUF (AM_SP ? 2 : 1)
-
-/* Keys kb .. kb + AM_BK - 1 into a local K tile ks (rounded to bf16; keys past last as zeros) */
-inline void am_stage_k(__local uint *ks, __global const float *kbase, const ulong kstride, const int kb,
-                       const int last, const int tid) {
-    for (int e = tid; e < AM_BK * ATTN_HD / 4; e += AM_THREADS) {
-        const int kr = e / (ATTN_HD / 4), c4 = e % (ATTN_HD / 4);
-        float4 x = kb + kr <= last ? *(__global const float4 *)(kbase + (ulong)(kb + kr) * kstride + 4 * c4)
-                                   : (float4)(0.0f);
-        *(__local uint2 *)(ks + kr * AM_KSW + 2 * c4) = (uint2)(armt_mma_bf16x2(x.x, x.y), armt_mma_bf16x2(x.z, x.w));
-    }
-}
-
-/* ... and their values into a local V tile vp (key pairs packed) */
-inline void am_stage_v(__local uint *vp, __global const float *vbase, const ulong kstride, const int kb,
-                       const int last, const int tid) {
-    for (int e = tid; e < AM_BK / 2 * ATTN_HD / 4; e += AM_THREADS) {
-        const int kp = e / (ATTN_HD / 4), c4 = e % (ATTN_HD / 4), kr = kb + 2 * kp;
-        float4 x = kr <= last ? *(__global const float4 *)(vbase + (ulong)kr * kstride + 4 * c4) : (float4)(0.0f);
-        float4 y = kr + 1 <= last ? *(__global const float4 *)(vbase + (ulong)(kr + 1) * kstride + 4 * c4)
-                                  : (float4)(0.0f);
-        *(__local uint4 *)(vp + kp * AM_VSW + 4 * c4) = (uint4)(armt_mma_bf16x2(x.x, y.x), armt_mma_bf16x2(x.y, y.y),
-                                                                armt_mma_bf16x2(x.z, y.z), armt_mma_bf16x2(x.w, y.w));
-    }
-}
-
 __kernel __attribute__((reqd_work_group_size(AM_THREADS, 1, 1)))
 void armt_attention_mma(__global const float *q, __global const float *k, __global const float *v,
                         __global float *out, const int T, const int nh, const int nkv, const float scale,
                         const ulong kv_off, const int Tk, const int q0, __global uint *outb) {
     /* declared as uint4 for their 16-byte alignment (the tile stores are 8- and 16-byte vectors) */
-    __local uint4 ks4[AM_NBUF * AM_KWORDS / 4];
-    __local uint4 vp4[AM_NBUF * AM_VWORDS / 4];
-    __local uint *ks0 = (__local uint *)ks4, *vp0 = (__local uint *)vp4;
+    __local uint4 ks4[AM_BK * AM_KSW / 4];
+    __local uint4 vp4[AM_BK / 2 * AM_VSW / 4];
+    __local uint *ks = (__local uint *)ks4, *vp = (__local uint *)vp4;
 #if ARMT_MMA_EMULATE
     __local uint xch[AM_THREADS * 6];
 #endif
@@ -216,156 +181,13 @@ void armt_attention_mma(__global const float *q, __global const float *k, __glob
     /* the last key any row of this block sees; keys past it are staged as zeros (see armt_attention) */
     const int last = min(Tk - 1, q0 + min(T - 1, qb * AM_BQ + AM_BQ - 1));
     const int wlast = q0 + w0 + AM_WR - 1; /* the last position of this warp's rows */
-#if AM_SP
-    /* Software-pipelined: while the softmax of tile i waits on its dependent chain (maxima, shuffles, exp),
-     * the tensor cores already multiply S of tile i + 1. Local memory holds K of tile i + 1 and V of tile i
-     * (two buffers each); after the multiplies, K of tile i + 2 and V of tile i + 1 go into the buffers no
-     * warp reads in this iteration, and one barrier per tile orders it all. */
-    am_stage_k(ks0, kbase, kstride, 0, last, tid);
-    am_stage_v(vp0, vbase, kstride, 0, last, tid);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    /* S = Q K^T: each K fragment read once for the warp's AM_RT row tiles */
-    float s[AM_RT][AM_SN][4];
-#pragma unroll
-    for (int n = 0; n < AM_SN; n++) {
-#pragma unroll
-        for (int rt = 0; rt < AM_RT; rt++) s[rt][n][0] = s[rt][n][1] = s[rt][n][2] = s[rt][n][3] = 0.0f;
-#pragma unroll
-        for (int kk = 0; kk < AM_HK; kk++) {
-            uint b[2];
-            b[0] = ks0[(8 * n + g) * AM_KSW + 8 * kk + t];
-            b[1] = ks0[(8 * n + g) * AM_KSW + 8 * kk + 4 + t];
-#pragma unroll
-            for (int rt = 0; rt < AM_RT; rt++) MMA_MMA(s[rt][n], qa[rt][kk], b);
-        }
-    }
-    if (AM_BK <= last) am_stage_k(ks0 + AM_KWORDS, kbase, kstride, AM_BK, last, tid);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int kb = 0, i = 0; kb <= last; kb += AM_BK, i ^= 1) {
-        __local const uint *ksn = ks0 + (i ^ 1) * AM_KWORDS, *vp = vp0 + i * AM_VWORDS;
-        float sn[AM_RT][AM_SN][4];
-#if ARMT_MMA_EMULATE
-        if (kb + AM_BK <= last) {
-#else
-        if (kb + AM_BK <= min(last, wlast)) { /* S of the next tile, where any of it is this warp's past */
-#endif
-            /* S = Q K^T of the next tile */
-#pragma unroll
-            for (int n = 0; n < AM_SN; n++) {
-#pragma unroll
-                for (int rt = 0; rt < AM_RT; rt++) sn[rt][n][0] = sn[rt][n][1] = sn[rt][n][2] = sn[rt][n][3] = 0.0f;
-#pragma unroll
-                for (int kk = 0; kk < AM_HK; kk++) {
-                    uint b[2];
-                    b[0] = ksn[(8 * n + g) * AM_KSW + 8 * kk + t];
-                    b[1] = ksn[(8 * n + g) * AM_KSW + 8 * kk + 4 + t];
-#pragma unroll
-                    for (int rt = 0; rt < AM_RT; rt++) MMA_MMA(sn[rt][n], qa[rt][kk], b);
-                }
-            }
-        }
-#if ARMT_MMA_EMULATE
-        if (1) {
-#else
-        if (kb <= wlast) {
-#endif
-#pragma unroll
-            for (int rt = 0; rt < AM_RT; rt++) {
-                const int p0 = q0 + w0 + 16 * rt + g, p1 = p0 + 8; /* positions of this lane's two rows */
-                /* causal mask (and keys past the last), where the tile reaches past the row tile's first row */
-                if (kb + AM_BK - 1 > q0 + w0 + 16 * rt || kb + AM_BK - 1 > last) {
-#pragma unroll
-                    for (int n = 0; n < AM_SN; n++) {
-                        const int key = kb + 8 * n + 2 * t;
-                        if (key > p0 || key > last) s[rt][n][0] = -INFINITY;
-                        if (key + 1 > p0 || key + 1 > last) s[rt][n][1] = -INFINITY;
-                        if (key > p1 || key > last) s[rt][n][2] = -INFINITY;
-                        if (key + 1 > p1 || key + 1 > last) s[rt][n][3] = -INFINITY;
-                    }
-                }
-                /* online softmax: row maxima over the quad of lanes that shares a row */
-                float x0 = -INFINITY, x1 = -INFINITY;
-#pragma unroll
-                for (int n = 0; n < AM_SN; n++) {
-                    x0 = fmax(x0, fmax(s[rt][n][0], s[rt][n][1]));
-                    x1 = fmax(x1, fmax(s[rt][n][2], s[rt][n][3]));
-                }
-                {
-                    float y0 = x0, y1 = x1;
-                    MMA_SHFL_XOR(y0, 1);
-                    MMA_SHFL_XOR(y1, 1);
-                    x0 = fmax(x0, y0);
-                    x1 = fmax(x1, y1);
-                    y0 = x0;
-                    y1 = x1;
-                    MMA_SHFL_XOR(y0, 2);
-                    MMA_SHFL_XOR(y1, 2);
-                    x0 = fmax(fmax(x0, y0), m0[rt]);
-                    x1 = fmax(fmax(x1, y1), m1[rt]);
-                }
-                /* x0 and x1 now hold max(m, this tile's row maximum) on all four lanes */
-                const float b0 = x0 == -INFINITY ? 0.0f : x0, b1 = x1 == -INFINITY ? 0.0f : x1;
-                const float c0 = native_exp2(m0[rt] - b0), c1 = native_exp2(m1[rt] - b1);
-                m0[rt] = x0;
-                m1[rt] = x1;
-                l0[rt] *= c0;
-                l1[rt] *= c1;
-#pragma unroll
-                for (int n = 0; n < AM_HN; n++) {
-                    o[rt][n][0] *= c0;
-                    o[rt][n][1] *= c0;
-                    o[rt][n][2] *= c1;
-                    o[rt][n][3] *= c1;
-                }
-#pragma unroll
-                for (int n = 0; n < AM_SN; n++) {
-                    s[rt][n][0] = native_exp2(s[rt][n][0] - b0);
-                    s[rt][n][1] = native_exp2(s[rt][n][1] - b0);
-                    s[rt][n][2] = native_exp2(s[rt][n][2] - b1);
-                    s[rt][n][3] = native_exp2(s[rt][n][3] - b1);
-                    l0[rt] += s[rt][n][0] + s[rt][n][1];
-                    l1[rt] += s[rt][n][2] + s[rt][n][3];
-                }
-            }
-            /* O += P V: each V fragment read once for the AM_RT row tiles */
-#pragma unroll
-            for (int kk = 0; kk < AM_BK / 16; kk++) {
-                uint a[AM_RT][4];
-#pragma unroll
-                for (int rt = 0; rt < AM_RT; rt++) {
-                    a[rt][0] = armt_mma_bf16x2(s[rt][2 * kk][0], s[rt][2 * kk][1]);
-                    a[rt][1] = armt_mma_bf16x2(s[rt][2 * kk][2], s[rt][2 * kk][3]);
-                    a[rt][2] = armt_mma_bf16x2(s[rt][2 * kk + 1][0], s[rt][2 * kk + 1][1]);
-                    a[rt][3] = armt_mma_bf16x2(s[rt][2 * kk + 1][2], s[rt][2 * kk + 1][3]);
-                }
-#pragma unroll
-                for (int n = 0; n < AM_HN; n++) {
-                    uint b[2];
-                    b[0] = vp[(8 * kk + t) * AM_VSW + 8 * n + g];
-                    b[1] = vp[(8 * kk + 4 + t) * AM_VSW + 8 * n + g];
-#pragma unroll
-                    for (int rt = 0; rt < AM_RT; rt++) MMA_MMA(o[rt][n], a[rt], b);
-                }
-            }
-        }
-#pragma unroll
-        for (int rt = 0; rt < AM_RT; rt++)
-#pragma unroll
-            for (int n = 0; n < AM_SN; n++)
-#pragma unroll
-                for (int q = 0; q < 4; q++) s[rt][n][q] = sn[rt][n][q];
-        if (kb + 2 * AM_BK <= last) am_stage_k(ks0 + i * AM_KWORDS, kbase, kstride, kb + 2 * AM_BK, last, tid);
-        if (kb + AM_BK <= last) am_stage_v(vp0 + (i ^ 1) * AM_VWORDS, vbase, kstride, kb + AM_BK, last, tid);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-#else
     for (int kb = 0; kb <= last; kb += AM_BK) {
         barrier(CLK_LOCAL_MEM_FENCE); /* the previous tile is read */
         for (int e = tid; e < AM_BK * ATTN_HD / 4; e += AM_THREADS) {
             const int kr = e / (ATTN_HD / 4), c4 = e % (ATTN_HD / 4);
             float4 x = kb + kr <= last ? *(__global const float4 *)(kbase + (ulong)(kb + kr) * kstride + 4 * c4)
                                        : (float4)(0.0f);
-            *(__local uint2 *)(ks0 + kr * AM_KSW + 2 * c4) =
+            *(__local uint2 *)(ks + kr * AM_KSW + 2 * c4) =
                 (uint2)(armt_mma_bf16x2(x.x, x.y), armt_mma_bf16x2(x.z, x.w));
         }
         for (int e = tid; e < AM_BK / 2 * ATTN_HD / 4; e += AM_THREADS) {
@@ -373,7 +195,7 @@ void armt_attention_mma(__global const float *q, __global const float *k, __glob
             float4 x = kr <= last ? *(__global const float4 *)(vbase + (ulong)kr * kstride + 4 * c4) : (float4)(0.0f);
             float4 y = kr + 1 <= last ? *(__global const float4 *)(vbase + (ulong)(kr + 1) * kstride + 4 * c4)
                                       : (float4)(0.0f);
-            *(__local uint4 *)(vp0 + kp * AM_VSW + 4 * c4) =
+            *(__local uint4 *)(vp + kp * AM_VSW + 4 * c4) =
                 (uint4)(armt_mma_bf16x2(x.x, y.x), armt_mma_bf16x2(x.y, y.y), armt_mma_bf16x2(x.z, y.z),
                         armt_mma_bf16x2(x.w, y.w));
         }
@@ -390,8 +212,8 @@ void armt_attention_mma(__global const float *q, __global const float *k, __glob
 #pragma unroll
             for (int kk = 0; kk < AM_HK; kk++) {
                 uint b[2];
-                b[0] = ks0[(8 * n + g) * AM_KSW + 8 * kk + t];
-                b[1] = ks0[(8 * n + g) * AM_KSW + 8 * kk + 4 + t];
+                b[0] = ks[(8 * n + g) * AM_KSW + 8 * kk + t];
+                b[1] = ks[(8 * n + g) * AM_KSW + 8 * kk + 4 + t];
 #pragma unroll
                 for (int rt = 0; rt < AM_RT; rt++) MMA_MMA(s[rt][n], qa[rt][kk], b);
             }
@@ -468,14 +290,13 @@ void armt_attention_mma(__global const float *q, __global const float *k, __glob
 #pragma unroll
             for (int n = 0; n < AM_HN; n++) {
                 uint b[2];
-                b[0] = vp0[(8 * kk + t) * AM_VSW + 8 * n + g];
-                b[1] = vp0[(8 * kk + 4 + t) * AM_VSW + 8 * n + g];
+                b[0] = vp[(8 * kk + t) * AM_VSW + 8 * n + g];
+                b[1] = vp[(8 * kk + 4 + t) * AM_VSW + 8 * n + g];
 #pragma unroll
                 for (int rt = 0; rt < AM_RT; rt++) MMA_MMA(o[rt][n], a[rt], b);
             }
         }
     }
-#endif
 #pragma unroll
     for (int rt = 0; rt < AM_RT; rt++) {
         /* row sums over the quad, then O / l */

@@ -57,8 +57,6 @@ char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tu
     extra_int(extra, "-DAM_WARPS=", 1, 8, &tune->attn_mma_warps);
     tune->attn_mma_rt = 1;
     extra_int(extra, "-DAM_RT=", 1, 2, &tune->attn_mma_rt);
-    tune->attn_mma_sp = 0;
-    extra_int(extra, "-DAM_SP=", 0, 1, &tune->attn_mma_sp);
     /* NVIDIA's compiler option -cl-nv-maxrregcount for the attention program (-DAM_MAXREG=N) */
     tune->attn_maxreg = 0;
     if (real_mma) extra_int(extra, "-DAM_MAXREG=", 32, 255, &tune->attn_maxreg);

@@ -86,7 +86,6 @@ typedef struct armt_device_tuning {
     int attn_mma;         /* 1: bf16 models run attention on tensor cores (or their stand-ins) */
     int attn_mma_warps;   /* warps per work-group of armt_attention_mma */
     int attn_mma_rt;      /* its m16 row tiles per warp (16 attn_mma_rt query rows per warp) */
-    int attn_mma_sp;      /* 1: software-pipelined (S of the next key tile during this tile's softmax) */
     int attn_maxreg;      /* > 0: NVIDIA's register cap for the attention program (-cl-nv-maxrregcount) */
 } armt_device_tuning;
 

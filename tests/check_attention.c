@@ -21,7 +21,7 @@
 #define TOL_MMA 1e-2  /* bf16 operands (q, k, v, p rounded to 8 bits of mantissa) */
 
 typedef struct acase {
-    int hd, nh, nkv, G, T, Tk, q0, kv_off, warps, rt, sp; /* sp: software-pipelined (-DAM_SP=1) */
+    int hd, nh, nkv, G, T, Tk, q0, kv_off, warps, rt;
 } acase;
 
 static const acase cases[] = {
@@ -32,10 +32,6 @@ static const acase cases[] = {
     {64, 4, 1, 1, 200, 200, 0, 0, 2, 1},  /* MQA, 2 warps per work-group */
     {64, 4, 2, 2, 130, 130, 0, 0, 2, 2}, /* two row tiles per warp: 3 query blocks of 64 */
     {32, 2, 1, 1, 3, 101, 70, 8, 2, 2},  /* the same against a KV cache */
-    {64, 4, 2, 2, 130, 130, 0, 0, 4, 1, 1},   /* the first three software-pipelined (9 key tiles, 3 blocks) */
-    {32, 2, 1, 1, 3, 101, 70, 8, 4, 1, 1},
-    {16, 2, 2, 1, 1, 1, 0, 0, 2, 1, 1},
-    {64, 2, 1, 1, 77, 77, 0, 0, 1, 2, 1},     /* ... with one warp of two row tiles */
 };
 
 static uint64_t rng = 88172645463325252ull;
@@ -87,8 +83,8 @@ static double run_kernel(armt_runtime *rt, const acase *c, int mode, const float
     armt_err_init(&err);
     char opt[160];
     const int rtiles = c->rt;
-    snprintf(opt, sizeof opt, "-DATTN_HD=%d -DATTN_BK=16 -DATTN_MMA=%d -DAM_WARPS=%d -DAM_RT=%d -DAM_SP=%d", c->hd,
-             mma, c->warps, rtiles, c->sp);
+    snprintf(opt, sizeof opt, "-DATTN_HD=%d -DATTN_BK=16 -DATTN_MMA=%d -DAM_WARPS=%d -DAM_RT=%d", c->hd, mma,
+             c->warps, rtiles);
     cl_program prog = NULL;
     armt_status st = armt_program_build(rt, ARMT_P_ATTENTION, opt, &prog, &err);
     ck_assert_msg(st == ARMT_OK, "%s", armt_err_msg(&err));
@@ -209,9 +205,8 @@ START_TEST(test_attention_kernels) {
     double e32 = run_kernel(rt, c, 0, q, k, v, ref);
     double e16 = run_kernel(rt, c, 1, q, k, v, ref);
     double eb = run_kernel(rt, c, 2, q, k, v, ref);
-    fprintf(stderr, "attention hd %d nh %d/%d G %d T %d Tk %d q0 %d warps %d x %d rows%s: fp32 %.3g, mma (%s) %.3g, "
-            "bf16 output %.3g\n", c->hd, c->nh, c->nkv, c->G, c->T, c->Tk, c->q0, c->warps, 16 * c->rt,
-            c->sp ? ", pipelined" : "", e32,
+    fprintf(stderr, "attention hd %d nh %d/%d G %d T %d Tk %d q0 %d warps %d x %d rows: fp32 %.3g, mma (%s) %.3g, "
+            "bf16 output %.3g\n", c->hd, c->nh, c->nkv, c->G, c->T, c->Tk, c->q0, c->warps, 16 * c->rt, e32,
             strstr(rt->build_options, "ARMT_MMA_EMULATE=1") ? "emulated" : "tensor cores", e16, eb);
     ck_assert_msg(e32 <= TOL_FP32, "fp32 attention: %.3g", e32);
     ck_assert_msg(e16 <= TOL_MMA, "mma attention: %.3g", e16);
