@@ -49,6 +49,7 @@ char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tu
     if (emulate && strstr(extra, "-DMMA_WGMMA=1")) wgmma = 1;
     if (extra && strstr(extra, "-DMMA_WGMMA=0")) wgmma = 0;
     armt_gemm_mma_tiles(tune, wgmma);
+    if (extra && strstr(extra, "-DARMT_GEMM_NARROW=0")) tune->nar_bn = 0; /* no narrow tiles (comparisons) */
     /* attention of bf16 models on tensor cores wherever the GEMM has them; -DARMT_ATTN_MMA=0 in the extra
      * options turns it off (the fp32 kernel then runs) */
     tune->attn_mma = tune->nv_mma;
@@ -98,6 +99,14 @@ void armt_gemm_mma_tiles(armt_device_tuning *tune, int wgmma) {
         tune->mma_wg_n = 256;
         tune->mma_wg_depth = 1;
         tune->mma_smem_max = 227 * 1024;
+        /* narrow tiles for the memory projections W_mq and W_mk (n = d_mem = 64): 64 x 64 x 64, one warpgroup,
+         * four stages (66 KiB). H200, 16 cells: W_mq (1152 rows) 0.054 ms against 0.087 ms on the 128 x 256
+         * tiles, W_mk (128 rows) 0.020 against 0.039 ms (bench/results/2026-11-28-h200-attention-double-buffer.txt,
+         * part C) */
+        tune->nar_bm = 64;
+        tune->nar_bn = 64;
+        tune->nar_warps_m = 1;
+        tune->nar_warps_n = 4;
     } else {
         /* mma.sync: 128 x 128 x 32, 2 x 2 warps, as many stages as 48 KiB hold (bench/gemm_bf16_notes.md) */
         tune->mma_bn = 128;
@@ -107,20 +116,26 @@ void armt_gemm_mma_tiles(armt_device_tuning *tune, int wgmma) {
         tune->mma_wg_n = 0;
         tune->mma_wg_depth = 0;
         tune->mma_smem_max = 0;
+        tune->nar_bm = tune->nar_bn = tune->nar_warps_m = tune->nar_warps_n = 0;
     }
     tune->mma_threads = 32 * 2 * tune->mma_warps_n;
+    tune->nar_threads = 32 * tune->nar_warps_m * tune->nar_warps_n;
 }
 
-void armt_gemm_mma_options(const armt_device_tuning *tune, char *buf, size_t n) {
-    if (!tune->nv_mma) {
+void armt_gemm_mma_options(const armt_device_tuning *tune, int narrow, char *buf, size_t n) {
+    if (!tune->nv_mma || (narrow && !tune->nar_bn)) {
         if (n) buf[0] = '\0';
         return;
     }
-    int o = snprintf(buf, n, "-DMMA_BM=%d -DMMA_BN=%d -DMMA_BK=%d -DMMA_WARPS_M=2 -DMMA_WARPS_N=%d -DMMA_WGMMA=%d",
-                     tune->mma_bm, tune->mma_bn, tune->mma_bk, tune->mma_warps_n, tune->mma_wgmma);
+    /* the narrow tiles share k per stage, stages, wgmma depth and the local-memory cap; wgmma n = their n */
+    const int bm = narrow ? tune->nar_bm : tune->mma_bm, bn = narrow ? tune->nar_bn : tune->mma_bn;
+    const int wm = narrow ? tune->nar_warps_m : 2, wn = narrow ? tune->nar_warps_n : tune->mma_warps_n;
+    const int wg_n = narrow ? tune->nar_bn : tune->mma_wg_n;
+    int o = snprintf(buf, n, "-DMMA_BM=%d -DMMA_BN=%d -DMMA_BK=%d -DMMA_WARPS_M=%d -DMMA_WARPS_N=%d -DMMA_WGMMA=%d",
+                     bm, bn, tune->mma_bk, wm, wn, tune->mma_wgmma);
     if (o >= 0 && (size_t)o < n && tune->mma_stages) o += snprintf(buf + o, n - (size_t)o, " -DMMA_STAGES=%d", tune->mma_stages);
     if (o >= 0 && (size_t)o < n && tune->mma_wgmma)
-        o += snprintf(buf + o, n - (size_t)o, " -DMMA_WG_N=%d -DMMA_WG_DEPTH=%d", tune->mma_wg_n, tune->mma_wg_depth);
+        o += snprintf(buf + o, n - (size_t)o, " -DMMA_WG_N=%d -DMMA_WG_DEPTH=%d", wg_n, tune->mma_wg_depth);
     if (o >= 0 && (size_t)o < n && tune->mma_smem_max)
         snprintf(buf + o, n - (size_t)o, " -DMMA_SMEM_MAX=%d", tune->mma_smem_max);
 }

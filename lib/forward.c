@@ -303,6 +303,11 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
                             "tensor-core kernels (m %zu, n %zu, k %zu, lda %zu)", m, n, k, lda);
     if (bb) a = F->abf_buf;
     armt_kernel_id id = bb ? ARMT_K_GEMM_BF16BF16_MMA : mma ? ARMT_K_GEMM_BF16_MMA : ARMT_K_GEMM_BF16;
+    /* narrow outputs (W_mq, W_mk: n = d_mem) on the narrow tiles, where built; they have no epilogues */
+    armt_kernel_id nid = bb ? ARMT_K_GEMM_BF16BF16_MMA_NARROW : ARMT_K_GEMM_BF16_MMA_NARROW;
+    const int narrow = mma && ctx->k[nid] && n <= (size_t)t->nar_bn && !F->epi_gate && !F->epi_w2 && !F->epi_rope &&
+                       !F->epi_rowscale;
+    if (narrow) id = nid;
     cl_kernel kk = ctx->k[id];
     int mi = (int)m, ni = (int)n, ki = (int)k, ldai = (int)lda, ldci = (int)ldc, betai = beta != 0.0f;
     ARMT_CL_TRY(ARMT_ARG(kk, 0, mi));
@@ -355,10 +360,13 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
         ARMT_CL_TRY(ARMT_ARG(kk, 15, sc));
         size_t gws[3], lws[3];
         if (mma) {
-            const size_t cols = F->epi_w2 ? (size_t)t->mma_bn / 2 : (size_t)t->mma_bn; /* output columns per tile */
-            gws[0] = (n + cols - 1) / cols * (size_t)t->mma_threads;
-            gws[1] = (m + (size_t)t->mma_bm - 1) / (size_t)t->mma_bm;
-            lws[0] = (size_t)t->mma_threads;
+            /* output columns per tile, rows per tile, work-group size */
+            const size_t cols = narrow ? (size_t)t->nar_bn : F->epi_w2 ? (size_t)t->mma_bn / 2 : (size_t)t->mma_bn;
+            const size_t rows = (size_t)(narrow ? t->nar_bm : t->mma_bm);
+            const size_t threads = (size_t)(narrow ? t->nar_threads : t->mma_threads);
+            gws[0] = (n + cols - 1) / cols * threads;
+            gws[1] = (m + rows - 1) / rows;
+            lws[0] = threads;
             lws[1] = 1;
         } else {
             size_t lx = (size_t)(t->gemm_tn / t->gemm_rn), ly = (size_t)(t->gemm_tm / t->gemm_rm);

@@ -42,6 +42,8 @@ typedef enum armt_kernel_id {
     ARMT_K_MEM_BF16_T,     /* memory.cl     bf16 transposed copy of W_mem (bf16 models)  */
     ARMT_K_F32_TO_BF16,    /* gemm_bf16.cl  bf16 copy of a GEMM operand (tensor cores only) */
     ARMT_K_GEMM_BF16BF16_MMA, /* gemm_bf16.cl  tensor-core GEMM with a bf16 A (optional)     */
+    ARMT_K_GEMM_BF16_MMA_NARROW,     /* the fp32-A one with the narrow tiles (n <= nar_bn; optional) */
+    ARMT_K_GEMM_BF16BF16_MMA_NARROW, /* the bf16-A one with the narrow tiles (optional)              */
     ARMT_K_COUNT
 } armt_kernel_id;
 
@@ -54,6 +56,7 @@ typedef enum armt_program_id {
     ARMT_P_ELEMENTWISE,
     ARMT_P_MEMORY,
     ARMT_P_GEMM_BF16,
+    ARMT_P_GEMM_NARROW, /* gemm_bf16.cl again, with narrow tiles (Hopper only; NULL elsewhere) */
     ARMT_P_COUNT
 } armt_program_id;
 
@@ -83,6 +86,8 @@ typedef struct armt_device_tuning {
     int mma_wgmma;        /* 1: its multiplies are Hopper wgmma (compute capability 9.0) */
     int mma_wg_n, mma_wg_depth;             /* wgmma: n per instruction, groups in flight at the barrier */
     int mma_smem_max;     /* local memory the tiles may declare (0: the kernel's 48 KiB default) */
+    int nar_bm, nar_bn, nar_warps_m, nar_warps_n, nar_threads; /* narrow wgmma tiles for GEMMs of n <= nar_bn
+                                                                  (W_mq, W_mk); nar_bn 0: none */
     int attn_mma;         /* 1: bf16 models run attention on tensor cores (or their stand-ins) */
     int attn_mma_warps;   /* warps per work-group of armt_attention_mma */
     int attn_mma_rt;      /* its m16 row tiles per warp (16 attn_mma_rt query rows per warp) */
@@ -123,8 +128,9 @@ static inline uint16_t armt_bf16_bits(float f) {
 char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tune, const char *extra);
 /* The tensor-core GEMM's tiles in tune: Hopper wgmma ones (wgmma = 1) or mma.sync ones (0). */
 void armt_gemm_mma_tiles(armt_device_tuning *tune, int wgmma);
-/* The gemm_bf16.cl options of those tiles (empty without tensor cores), written into buf. */
-void armt_gemm_mma_options(const armt_device_tuning *tune, char *buf, size_t n);
+/* The gemm_bf16.cl options of those tiles (empty without tensor cores), written into buf; narrow = 1: those
+ * of the narrow tiles (empty without them). */
+void armt_gemm_mma_options(const armt_device_tuning *tune, int narrow, char *buf, size_t n);
 /* Fills a device info record. */
 void armt_fill_device_info(cl_platform_id p, cl_device_id d, int pi, int di, armt_device_info *out);
 

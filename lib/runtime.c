@@ -23,6 +23,7 @@ static const struct {
     const char     *name;
     armt_program_id program;
     int             optional; /* present only with some build options */
+    const char     *label;    /* name in profiles and messages when not the kernel's (NULL: name) */
 } kernel_table[ARMT_K_COUNT] = {
     [ARMT_K_EMBED]          = {"armt_embed", ARMT_P_EMBED},
     [ARMT_K_FILL_UNIFORM]   = {"armt_fill_uniform", ARMT_P_INIT},
@@ -46,6 +47,9 @@ static const struct {
     [ARMT_K_MEM_BF16_T]     = {"armt_mem_bf16_t", ARMT_P_MEMORY},
     [ARMT_K_F32_TO_BF16]    = {"armt_f32_to_bf16", ARMT_P_GEMM_BF16, 1},
     [ARMT_K_GEMM_BF16BF16_MMA] = {"armt_gemm_bf16bf16_mma", ARMT_P_GEMM_BF16, 1},
+    [ARMT_K_GEMM_BF16_MMA_NARROW] = {"armt_gemm_bf16_mma", ARMT_P_GEMM_NARROW, 1, "armt_gemm_bf16_mma/narrow"},
+    [ARMT_K_GEMM_BF16BF16_MMA_NARROW] = {"armt_gemm_bf16bf16_mma", ARMT_P_GEMM_NARROW, 1,
+                                         "armt_gemm_bf16bf16_mma/narrow"},
 };
 
 static const char *const program_files[ARMT_P_COUNT] = {
@@ -53,10 +57,12 @@ static const char *const program_files[ARMT_P_COUNT] = {
     [ARMT_P_NORM] = "norm.cl",           [ARMT_P_ROPE] = "rope.cl",
     [ARMT_P_ATTENTION] = "attention.cl", [ARMT_P_ELEMENTWISE] = "elementwise.cl",
     [ARMT_P_MEMORY] = "memory.cl",       [ARMT_P_GEMM_BF16] = "gemm_bf16.cl",
+    [ARMT_P_GEMM_NARROW] = "gemm_bf16.cl",
 };
 
 const char *armt_kernel_name(armt_kernel_id id) {
-    return (id >= 0 && id < ARMT_K_COUNT) ? kernel_table[id].name : "?";
+    if (id < 0 || id >= ARMT_K_COUNT) return "?";
+    return kernel_table[id].label ? kernel_table[id].label : kernel_table[id].name;
 }
 
 /* ======================================================================================================= */
@@ -367,17 +373,18 @@ armt_status armt_program_build(armt_runtime *rt, armt_program_id pid, const char
     return ARMT_OK;
 }
 
-/* The GEMM program, with its tile options (armt_gemm_mma_options) after the common ones. */
-static armt_status gemm_program_build(armt_runtime *rt, cl_program *out, armt_err *err) {
+/* The GEMM program, with its tile options (armt_gemm_mma_options) after the common ones; narrow = 1: the
+ * narrow tiles' program. */
+static armt_status gemm_program_build(armt_runtime *rt, int narrow, cl_program *out, armt_err *err) {
     char opts[512];
-    armt_gemm_mma_options(&rt->tune, opts, sizeof opts);
-    return armt_program_build(rt, ARMT_P_GEMM_BF16, opts, out, err);
+    armt_gemm_mma_options(&rt->tune, narrow, opts, sizeof opts);
+    return armt_program_build(rt, narrow ? ARMT_P_GEMM_NARROW : ARMT_P_GEMM_BF16, opts, out, err);
 }
 
 /* One tile of the wgmma GEMM on tiny buffers: C = A W^T for m = n = 1, k = 200 (small integers, so every
  * product and sum is exact in bf16 and fp32), compared with the exact value. A driver that refused the
  * tiles' local memory at launch, or a rewrite gone wrong, shows here; 0 = it ran and is right. */
-static int gemm_wgmma_selftest(armt_runtime *rt, cl_program p) {
+static int gemm_wgmma_selftest(armt_runtime *rt, cl_program p, size_t threads) {
     enum { K = 200 };
     uint16_t a[K], w[K];
     float want = 0.0f, got = -1.0f;
@@ -406,7 +413,7 @@ static int gemm_wgmma_selftest(armt_runtime *rt, cl_program p) {
         clSetKernelArg(k, 20, sizeof(cl_mem), NULL), clSetKernelArg(k, 21, sizeof kk, &kk);
         clSetKernelArg(k, 22, sizeof one, &one), clSetKernelArg(k, 23, sizeof zero, &zero);
         e = clSetKernelArg(k, 24, sizeof(cl_mem), NULL);
-        size_t gws[3] = {(size_t)rt->tune.mma_threads, 1, 1}, lws[3] = {(size_t)rt->tune.mma_threads, 1, 1};
+        size_t gws[3] = {threads, 1, 1}, lws[3] = {threads, 1, 1};
         if (e == CL_SUCCESS) e = clEnqueueNDRangeKernel(rt->queue, k, 3, NULL, gws, lws, 0, NULL, NULL);
         if (e == CL_SUCCESS) e = clEnqueueReadBuffer(rt->queue, bc, CL_TRUE, 0, 4, &got, 0, NULL, NULL);
     }
@@ -431,7 +438,7 @@ static int gemm_wgmma_selftest(armt_runtime *rt, cl_program p) {
 static armt_status gemm_to_sm90a(armt_runtime *rt, armt_err *err) {
     cl_program *gp = &rt->programs[ARMT_P_GEMM_BF16], p2 = NULL;
     cl_int e = armt_nv_rebuild_sm90a(rt->context, rt->device, *gp, "", &p2);
-    if (e == CL_SUCCESS && gemm_wgmma_selftest(rt, p2) == 0) {
+    if (e == CL_SUCCESS && gemm_wgmma_selftest(rt, p2, (size_t)rt->tune.mma_threads) == 0) {
         clReleaseProgram(*gp);
         *gp = p2;
         return ARMT_OK;
@@ -445,7 +452,32 @@ static armt_status gemm_to_sm90a(armt_runtime *rt, armt_err *err) {
     armt_gemm_mma_tiles(&rt->tune, 0);
     clReleaseProgram(*gp);
     *gp = NULL;
-    return gemm_program_build(rt, gp, err);
+    return gemm_program_build(rt, 0, gp, err);
+}
+
+/* The narrow tiles' program (Hopper): built, rewritten for sm_90a on the real device and checked like the
+ * main one. They are an optimisation only: any failure logs a warning and leaves them out (nar_bn = 0). */
+static void gemm_narrow_build(armt_runtime *rt) {
+    cl_program p = NULL, p2 = NULL;
+    armt_err e2;
+    armt_err_init(&e2);
+    int ok = gemm_program_build(rt, 1, &p, &e2) == ARMT_OK;
+    if (ok && rt->info.nv_compute_capability == 90) {
+        cl_int e = armt_nv_rebuild_sm90a(rt->context, rt->device, p, "", &p2);
+        ok = e == CL_SUCCESS && gemm_wgmma_selftest(rt, p2, (size_t)rt->tune.nar_threads) == 0;
+        clReleaseProgram(p);
+        p = ok ? p2 : NULL;
+        if (!ok && p2) clReleaseProgram(p2);
+    }
+    if (!ok) {
+        armt_log(ARMT_LOG_WARN, "bf16 GEMM: narrow tiles unusable (%s); using the main tiles for every GEMM",
+                 armt_err_msg(&e2)[0] ? armt_err_msg(&e2) : "sm_90a rebuild or check failed");
+        if (p) clReleaseProgram(p);
+        p = NULL;
+        rt->tune.nar_bn = 0;
+    }
+    armt_err_free(&e2);
+    rt->programs[ARMT_P_GEMM_NARROW] = p;
 }
 
 armt_status armt_kernels_create(armt_runtime *rt, cl_program attention, cl_kernel *k, armt_err *err) {
@@ -577,9 +609,13 @@ armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime 
     for (int i = 0; i < ARMT_P_COUNT; i++) {
         if (i == ARMT_P_ATTENTION) continue; /* built per model, see armt_model_build_attention */
         if (i == ARMT_P_GEMM_BF16) {
-            ARMT_TRY_GOTO(gemm_program_build(rt, &rt->programs[i], err), fail);
+            ARMT_TRY_GOTO(gemm_program_build(rt, 0, &rt->programs[i], err), fail);
             if (rt->tune.mma_wgmma && rt->info.nv_compute_capability == 90)
                 ARMT_TRY_GOTO(gemm_to_sm90a(rt, err), fail);
+            continue;
+        }
+        if (i == ARMT_P_GEMM_NARROW) { /* after the main program: its fallback may have dropped the tiles */
+            if (rt->tune.nv_mma && rt->tune.nar_bn) gemm_narrow_build(rt);
             continue;
         }
         ARMT_TRY_GOTO(armt_program_build(rt, (armt_program_id)i, NULL, &rt->programs[i], err), fail);
@@ -592,10 +628,12 @@ armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime 
     }
     armt_err_clear(err);
     {
-        char gopts[512];
-        armt_gemm_mma_options(&rt->tune, gopts, sizeof gopts);
-        armt_log(ARMT_LOG_INFO, "runtime: %s / %s, options: %s; bf16 GEMM tiles: %s", rt->info.platform_name,
-                 rt->info.name, rt->build_options, gopts[0] ? gopts : "portable");
+        char gopts[512], nopts[512];
+        armt_gemm_mma_options(&rt->tune, 0, gopts, sizeof gopts);
+        armt_gemm_mma_options(&rt->tune, 1, nopts, sizeof nopts);
+        armt_log(ARMT_LOG_INFO, "runtime: %s / %s, options: %s; bf16 GEMM tiles: %s; narrow tiles: %s",
+                 rt->info.platform_name, rt->info.name, rt->build_options, gopts[0] ? gopts : "portable",
+                 nopts[0] ? nopts : "none");
     }
     *out = rt;
     return ARMT_OK;

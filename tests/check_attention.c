@@ -300,7 +300,7 @@ START_TEST(test_tensor_core_forward) {
     int32_t *ids = malloc(n * sizeof *ids);
     test_random_ids(ids, n, c.vocab_size, 9);
     float *out[3];
-    int used[3][3] = {{0}}, rope_kernel[3] = {0}, clblast[3] = {0}, mem_read[3] = {0};
+    int used[3][3] = {{0}}, rope_kernel[3] = {0}, clblast[3] = {0}, mem_read[3] = {0}, narrow[3] = {0};
     armt_stats stats[3];
     for (int run = 0; run < 3; run++) {
         armt_model_params mp = armt_model_default_params();
@@ -328,6 +328,7 @@ START_TEST(test_tensor_core_forward) {
             if (strcmp(names[i], "armt_rope") == 0) rope_kernel[run] = 1;
             if (strcmp(names[i], "clblast_sgemm") == 0) clblast[run] = 1;
             if (strcmp(names[i], "armt_mem_read") == 0) mem_read[run] = 1;
+            if (strstr(names[i], "/narrow")) narrow[run] = 1;
         }
         check_gemm_profile(ctx, &c, names, secs, np, run > 0 && _i == 1);
         /* a call with no_profile records nothing and keeps the last profiled call's times */
@@ -359,6 +360,10 @@ START_TEST(test_tensor_core_forward) {
     /* the memory read: its own kernel in fp32; in bf16 the read product's GEMM adds into x */
     ck_assert_msg(mem_read[0] && !mem_read[1] && !mem_read[2], "mem_read kernel: fp32 %d, bf16 %d / %d", mem_read[0],
                   mem_read[1], mem_read[2]);
+    /* the wgmma set has narrow tiles, which the memory projections W_mq and W_mk (n = d_mem = 8) run on */
+    ck_assert_int_eq(rt->tune.nar_bn, _i ? 64 : 0);
+    ck_assert_msg(!narrow[0] && narrow[1] == _i && narrow[2] == _i, "narrow tiles: fp32 %d, bf16 %d / %d", narrow[0],
+                  narrow[1], narrow[2]);
     /* every GEMM of a bf16 model on tensor cores is ours, the memory update's too (split into bf16 parts) */
     ck_assert_msg(clblast[0] && !clblast[1] && !clblast[2], "CLBlast: fp32 %d, bf16 %d / %d", clblast[0], clblast[1],
                   clblast[2]);
