@@ -432,51 +432,56 @@ static int gemm_wgmma_selftest(armt_runtime *rt, cl_program p, size_t threads) {
     return 0;
 }
 
-/* Hopper: the GEMM program's wgmma lines are PTX comments until its PTX is rewritten for sm_90a and rebuilt
- * (lib/nv_ptx.c), and its tiles use more local memory than OpenCL reports; one tile is then checked. Should
- * any of that fail, the program is built again with the mma.sync tiles and a warning is logged. */
-static armt_status gemm_to_sm90a(armt_runtime *rt, armt_err *err) {
-    cl_program *gp = &rt->programs[ARMT_P_GEMM_BF16], p2 = NULL;
-    cl_int e = armt_nv_rebuild_sm90a(rt->context, rt->device, *gp, "", &p2);
-    if (e == CL_SUCCESS && gemm_wgmma_selftest(rt, p2, (size_t)rt->tune.mma_threads) == 0) {
-        clReleaseProgram(*gp);
-        *gp = p2;
-        return ARMT_OK;
+/* Hopper: a GEMM program's wgmma lines are PTX comments until its PTX is rewritten for sm_90a and rebuilt
+ * (lib/nv_ptx.c), and its tiles use more local memory than OpenCL reports; one tile (`threads` work-items)
+ * is then checked. 0: *p is the rewritten program (the original released). Otherwise *p is unchanged and a
+ * warning names the cause for the `tiles` and what happens `instead`. */
+static int gemm_sm90a_checked(armt_runtime *rt, cl_program *p, size_t threads, const char *tiles,
+                              const char *instead) {
+    cl_program p2 = NULL;
+    cl_int e = armt_nv_rebuild_sm90a(rt->context, rt->device, *p, "", &p2);
+    if (e == CL_SUCCESS && gemm_wgmma_selftest(rt, p2, threads) == 0) {
+        clReleaseProgram(*p);
+        *p = p2;
+        return 0;
     }
     if (p2) clReleaseProgram(p2);
     if (e != CL_SUCCESS)
-        armt_log(ARMT_LOG_WARN, "bf16 GEMM: the sm_90a (wgmma) rebuild failed: %s (%d); using mma.sync",
-                 armt_cl_error_str(e), e);
+        armt_log(ARMT_LOG_WARN, "bf16 GEMM: the sm_90a rebuild of the %s failed: %s (%d); %s", tiles,
+                 armt_cl_error_str(e), e, instead);
     else
-        armt_log(ARMT_LOG_WARN, "bf16 GEMM: wgmma tiles unusable on this driver; using mma.sync");
+        armt_log(ARMT_LOG_WARN, "bf16 GEMM: %s unusable on this driver; %s", tiles, instead);
+    return -1;
+}
+
+/* The main tiles on Hopper (gemm_sm90a_checked); should that fail, the program is built again with the
+ * mma.sync tiles. */
+static armt_status gemm_to_sm90a(armt_runtime *rt, armt_err *err) {
+    cl_program *gp = &rt->programs[ARMT_P_GEMM_BF16];
+    if (gemm_sm90a_checked(rt, gp, (size_t)rt->tune.mma_threads, "wgmma tiles", "using mma.sync") == 0)
+        return ARMT_OK;
     armt_gemm_mma_tiles(&rt->tune, 0);
     clReleaseProgram(*gp);
     *gp = NULL;
     return gemm_program_build(rt, 0, gp, err);
 }
 
-/* The narrow tiles' program (Hopper): built, rewritten for sm_90a on the real device and checked like the
- * main one. They are an optimisation only: any failure logs a warning and leaves them out (nar_bn = 0). */
+/* The narrow tiles' program (Hopper): built, and on the real device rewritten and checked like the main one.
+ * They are an optimisation only: any failure logs a warning and leaves them out (nar_bn = 0). */
 static void gemm_narrow_build(armt_runtime *rt) {
-    cl_program p = NULL, p2 = NULL;
+    static const char instead[] = "using the main tiles for every GEMM";
+    cl_program p = NULL;
     armt_err e2;
     armt_err_init(&e2);
-    int ok = gemm_program_build(rt, 1, &p, &e2) == ARMT_OK;
-    if (ok && rt->info.nv_compute_capability == 90) {
-        cl_int e = armt_nv_rebuild_sm90a(rt->context, rt->device, p, "", &p2);
-        ok = e == CL_SUCCESS && gemm_wgmma_selftest(rt, p2, (size_t)rt->tune.nar_threads) == 0;
+    if (gemm_program_build(rt, 1, &p, &e2) != ARMT_OK) {
+        armt_log(ARMT_LOG_WARN, "bf16 GEMM: narrow tiles not built (%s); %s", armt_err_msg(&e2), instead);
+    } else if (rt->info.nv_compute_capability == 90 &&
+               gemm_sm90a_checked(rt, &p, (size_t)rt->tune.nar_threads, "narrow tiles", instead) != 0) {
         clReleaseProgram(p);
-        p = ok ? p2 : NULL;
-        if (!ok && p2) clReleaseProgram(p2);
-    }
-    if (!ok) {
-        armt_log(ARMT_LOG_WARN, "bf16 GEMM: narrow tiles unusable (%s); using the main tiles for every GEMM",
-                 armt_err_msg(&e2)[0] ? armt_err_msg(&e2) : "sm_90a rebuild or check failed");
-        if (p) clReleaseProgram(p);
         p = NULL;
-        rt->tune.nar_bn = 0;
     }
     armt_err_free(&e2);
+    if (!p) rt->tune.nar_bn = 0;
     rt->programs[ARMT_P_GEMM_NARROW] = p;
 }
 
