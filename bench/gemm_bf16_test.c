@@ -960,6 +960,78 @@ static int dual_check(dev_t_ *D, kern_t *K) {
     return fail;
 }
 
+/* The bf16 output (Cb alone: the attention's K and V): Cb = bf16(A W^T) at C's element offsets, C untouched.
+ * Two layouts: C blocks at even offsets with an even ldc (pairs stored as one word) and at odd ones (element
+ * by element). Checked against fp64 on the bf16-rounded inputs (2^-8 relative for the output's rounding, plus
+ * the fp32 accumulation); C keeps its NaN poison everywhere and Cb outside the blocks. Returns 1 on failure. */
+static int bf16out_check(dev_t_ *D, kern_t *K) {
+    int fail = 0;
+    for (int odd = 0; odd < 2 && !fail; odd++) {
+        const int m = 150, n = 264, k = 96, cnt = 2, lda = 104, ldc = odd ? 271 : 270;
+        const size_t a_blk = (size_t)m * lda, c_blk = (size_t)m * ldc, w_blk = (size_t)n * k;
+        const cl_ulong strides[6] = {8, a_blk + 16, w_blk, w_blk, odd ? 5 : 6, c_blk + 10};
+        const size_t a_len = 8 + cnt * (a_blk + 16), c_len = 6 + cnt * (c_blk + 10) + 8, w_len = 3 * w_blk;
+        uint16_t *A = malloc(a_len * 2), *W = malloc(w_len * 2), *Cb = malloc(c_len * 2);
+        float *C = malloc(c_len * 4);
+        char *mark = calloc(c_len, 1);
+        if (!A || !W || !Cb || !C || !mark) {
+            free(A), free(W), free(Cb), free(C), free(mark);
+            fprintf(stderr, "out of memory\n");
+            return 1;
+        }
+        for (size_t i = 0; i < a_len; i++) A[i] = 0x7fc0;
+        for (size_t i = 0; i < w_len; i++) W[i] = 0x7fc0;
+        for (size_t i = 0; i < c_len; i++) Cb[i] = 0x7fc0, C[i] = NAN;
+        for (int j = 0; j < cnt; j++) {
+            for (int r = 0; r < m; r++)
+                for (int q = 0; q < k; q++) A[strides[0] + j * strides[1] + (size_t)r * lda + q] = f2bf(rng_unif());
+            for (size_t i = 0; i < w_blk; i++) W[strides[2] + j * strides[3] + i] = f2bf(rng_unif());
+        }
+        cl_int e;
+        cl_mem bA = clCreateBuffer(D->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, a_len * 2, A, &e);
+        cl_mem bW = clCreateBuffer(D->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, w_len * 2, W, &e);
+        cl_mem bCb = clCreateBuffer(D->ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, c_len * 2, Cb, &e);
+        cl_mem bC = clCreateBuffer(D->ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, c_len * 4, C, &e);
+        if (!bA || !bW || !bCb || !bC) e = CL_MEM_OBJECT_ALLOCATION_FAILURE;
+        if (e == CL_SUCCESS) e = set_args(K, m, n, k, bA, lda, bW, bC, ldc, 0, NULL, strides);
+        if (e == CL_SUCCESS) e = clSetKernelArg(K->kern, 17, sizeof bCb, &bCb);
+        if (e == CL_SUCCESS) e = launch(D, K, m, n, cnt, NULL);
+        if (e == CL_SUCCESS) e = clEnqueueReadBuffer(D->q, bCb, CL_TRUE, 0, c_len * 2, Cb, 0, NULL, NULL);
+        if (e == CL_SUCCESS) e = clEnqueueReadBuffer(D->q, bC, CL_TRUE, 0, c_len * 4, C, 0, NULL, NULL);
+        double max_ref = 0, max_err = 0;
+        size_t outside = 0, c_written = 0;
+        for (int j = 0; e == CL_SUCCESS && j < cnt; j++)
+            for (int r = 0; r < m; r++)
+                for (int q = 0; q < n; q++) {
+                    const size_t o = strides[4] + j * strides[5] + (size_t)r * ldc + q;
+                    mark[o] = 1;
+                    double ref = 0;
+                    for (int t = 0; t < k; t++)
+                        ref += bf2f(A[strides[0] + j * strides[1] + (size_t)r * lda + t]) *
+                               bf2f(W[strides[2] + j * strides[3] + (size_t)q * k + t]);
+                    double d = fabs(bf2f(Cb[o]) - ref);
+                    if (!(d == d)) d = INFINITY;
+                    if (d > max_err) max_err = d;
+                    if (fabs(ref) > max_ref) max_ref = fabs(ref);
+                }
+        for (size_t i = 0; e == CL_SUCCESS && i < c_len; i++) {
+            if (!mark[i] && Cb[i] != 0x7fc0) outside++;
+            if (!isnan(C[i])) c_written++;
+        }
+        const double rel = max_ref > 0 ? max_err / max_ref : INFINITY;
+        fail = e != CL_SUCCESS || !(rel <= 8e-3) || outside || c_written;
+        printf("    %-34s bf16 output (%s offsets): max rel err %.2e (bound 8e-3), %zu written outside, %zu of C "
+               "written%s%s: %s\n", K->name, odd ? "odd" : "even", rel, outside, c_written,
+               e == CL_SUCCESS ? "" : ", launch/read failed ", e == CL_SUCCESS ? "" : cl_err(e), fail ? "FAIL" : "ok");
+        free(A), free(W), free(Cb), free(C), free(mark);
+        if (bA) clReleaseMemObject(bA);
+        if (bW) clReleaseMemObject(bW);
+        if (bCb) clReleaseMemObject(bCb);
+        if (bC) clReleaseMemObject(bC);
+    }
+    return fail;
+}
+
 static int list_devices(void) {
     cl_uint np = 0;
     cl_platform_id ps[16];
@@ -1236,6 +1308,8 @@ int main(int argc, char **argv) {
         if (ks[ki].dual && !ks[ki].failed && dual_check(&D, &ks[ki])) fail = 1;
     for (int ki = 0; ki < nk; ki++)
         if (ks[ki].abf && !ks[ki].failed && !ks[ki].diag && rope_check(&D, &ks[ki])) fail = 1;
+    for (int ki = 0; ki < nk; ki++)
+        if (ks[ki].abf && !ks[ki].failed && !ks[ki].diag && bf16out_check(&D, &ks[ki])) fail = 1;
     printf("correctness: %s\n", fail ? "FAILED" : "all passed");
 
     if (do_bench && bench(&D, ks, nk, cells, rows, reps, beta, shapes, nshapes)) fail = 1;

@@ -128,23 +128,24 @@ void armt_attention(__global const float *q, __global const float *k, __global c
 #error "AM_BK must be a multiple of 16"
 #endif
 
-__kernel __attribute__((reqd_work_group_size(AM_THREADS, 1, 1)))
-void armt_attention_mma(__global const float *q, __global const float *k, __global const float *v,
-                        __global float *out, const int T, const int nh, const int nkv, const float scale,
-                        const ulong kv_off, const int Tk, const int q0, __global uint *outb) {
-    /* declared as uint4 for their 16-byte alignment (the tile stores are 8- and 16-byte vectors) */
-    __local uint4 ks4[AM_BK * AM_KSW / 4];
-    __local uint4 vp4[AM_BK / 2 * AM_VSW / 4];
-    __local uint *ks = (__local uint *)ks4, *vp = (__local uint *)vp4;
+/* The kernel body; kvb (a constant at each entry): K and V are fp32 (0) or bf16 (1: ushort at the same
+ * element offsets, as the k and v projections' bf16 epilogue writes them; kv_off % 8 == 0). Both give the
+ * same bits: the fp32 path rounds K and V to bf16 exactly the way that epilogue does. */
+inline __attribute__((always_inline)) void armt_attention_mma_body(
+    __global const float *q, __global const float *k, __global const float *v, __global float *out, const int T,
+    const int nh, const int nkv, const float scale, const ulong kv_off, const int Tk, const int q0,
+    __global uint *outb, const int kvb, __local uint *ks, __local uint *vp
 #if ARMT_MMA_EMULATE
-    __local uint xch[AM_THREADS * 6];
+    , __local uint *xch
 #endif
+    ) {
     const int tid = get_local_id(0), lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const int qb = get_num_groups(0) - 1 - get_group_id(0), h = get_group_id(1), j = get_group_id(2);
     const int kvh = h / (nh / nkv);
     const ulong qstride = (ulong)nh * ATTN_HD, kstride = (ulong)nkv * ATTN_HD;
-    __global const float *kbase = k + kv_off + (ulong)j * Tk * kstride + (ulong)kvh * ATTN_HD;
-    __global const float *vbase = v + kv_off + (ulong)j * Tk * kstride + (ulong)kvh * ATTN_HD;
+    const ulong kv0 = kv_off + (ulong)j * Tk * kstride + (ulong)kvh * ATTN_HD;
+    __global const float *kbase = k + kv0, *vbase = v + kv0;
+    __global const ushort *kbase16 = (__global const ushort *)k + kv0, *vbase16 = (__global const ushort *)v + kv0;
     const int w0 = qb * AM_BQ + warp * AM_WR; /* this warp's first row; row tile rt: w0 + 16 rt .. + 15 */
 
     /* Q fragments (A of Q K^T), scaled for exp2; this lane's rows of tile rt: w0 + 16 rt + g and + 8 */
@@ -183,6 +184,28 @@ void armt_attention_mma(__global const float *q, __global const float *k, __glob
     const int wlast = q0 + w0 + AM_WR - 1; /* the last position of this warp's rows */
     for (int kb = 0; kb <= last; kb += AM_BK) {
         barrier(CLK_LOCAL_MEM_FENCE); /* the previous tile is read */
+        if (kvb) {
+            /* bf16 rows: K as they are (16-byte chunks), V's rows 2p and 2p + 1 interleaved into pairs */
+            for (int e = tid; e < AM_BK * ATTN_HD / 8; e += AM_THREADS) {
+                const int kr = e / (ATTN_HD / 8), c8 = e % (ATTN_HD / 8);
+                *(__local uint4 *)(ks + kr * AM_KSW + 4 * c8) =
+                    kb + kr <= last ? *(__global const uint4 *)(kbase16 + (ulong)(kb + kr) * kstride + 8 * c8)
+                                    : (uint4)(0u);
+            }
+            for (int e = tid; e < AM_BK / 2 * ATTN_HD / 8; e += AM_THREADS) {
+                const int kp = e / (ATTN_HD / 8), c8 = e % (ATTN_HD / 8), kr = kb + 2 * kp;
+                const uint4 x = kr <= last ? *(__global const uint4 *)(vbase16 + (ulong)kr * kstride + 8 * c8)
+                                           : (uint4)(0u);
+                const uint4 y = kr + 1 <= last
+                                    ? *(__global const uint4 *)(vbase16 + (ulong)(kr + 1) * kstride + 8 * c8)
+                                    : (uint4)(0u);
+                __local uint4 *d = (__local uint4 *)(vp + kp * AM_VSW + 8 * c8);
+                d[0] = (uint4)((x.x & 0xffffu) | (y.x << 16), (x.x >> 16) | (y.x & 0xffff0000u),
+                               (x.y & 0xffffu) | (y.y << 16), (x.y >> 16) | (y.y & 0xffff0000u));
+                d[1] = (uint4)((x.z & 0xffffu) | (y.z << 16), (x.z >> 16) | (y.z & 0xffff0000u),
+                               (x.w & 0xffffu) | (y.w << 16), (x.w >> 16) | (y.w & 0xffff0000u));
+            }
+        } else {
         for (int e = tid; e < AM_BK * ATTN_HD / 4; e += AM_THREADS) {
             const int kr = e / (ATTN_HD / 4), c4 = e % (ATTN_HD / 4);
             float4 x = kb + kr <= last ? *(__global const float4 *)(kbase + (ulong)(kb + kr) * kstride + 4 * c4)
@@ -198,6 +221,7 @@ void armt_attention_mma(__global const float *q, __global const float *k, __glob
             *(__local uint4 *)(vp + kp * AM_VSW + 4 * c4) =
                 (uint4)(armt_mma_bf16x2(x.x, y.x), armt_mma_bf16x2(x.y, y.y), armt_mma_bf16x2(x.z, y.z),
                         armt_mma_bf16x2(x.w, y.w));
+        }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
 #if !ARMT_MMA_EMULATE
@@ -329,4 +353,44 @@ void armt_attention_mma(__global const float *q, __global const float *k, __glob
         }
     }
 }
+
+/* declared as uint4 for their 16-byte alignment (the tile stores are 8- and 16-byte vectors) */
+#if ARMT_MMA_EMULATE
+#define AM_LOCALS                                    \
+    __local uint4 ks4[AM_BK * AM_KSW / 4];           \
+    __local uint4 vp4[AM_BK / 2 * AM_VSW / 4];       \
+    __local uint xch[AM_THREADS * 6];
+#define AM_XCH , xch
+#else
+#define AM_LOCALS                              \
+    __local uint4 ks4[AM_BK * AM_KSW / 4];     \
+    __local uint4 vp4[AM_BK / 2 * AM_VSW / 4];
+#define AM_XCH
+#endif
+
+__kernel __attribute__((reqd_work_group_size(AM_THREADS, 1, 1)))
+void armt_attention_mma(__global const float *q, __global const float *k, __global const float *v,
+                        __global float *out, const int T, const int nh, const int nkv, const float scale,
+                        const ulong kv_off, const int Tk, const int q0, __global uint *outb) {
+    AM_LOCALS
+    armt_attention_mma_body(q, k, v, out, T, nh, nkv, scale, kv_off, Tk, q0, outb, 0, (__local uint *)ks4,
+                            (__local uint *)vp4 AM_XCH);
+}
+
+/* The same with K and V in bf16 (ushort, at the element offsets of the fp32 layout; kv_off % 8 == 0): half
+ * the bytes to load and nothing to round. -DARMT_ATTN_KVBF16=0 leaves it out (the library then keeps K and
+ * V in fp32). */
+#ifndef ARMT_ATTN_KVBF16
+#define ARMT_ATTN_KVBF16 1
+#endif
+#if ARMT_ATTN_KVBF16
+__kernel __attribute__((reqd_work_group_size(AM_THREADS, 1, 1)))
+void armt_attention_mma_kvbf16(__global const float *q, __global const ushort *k, __global const ushort *v,
+                               __global float *out, const int T, const int nh, const int nkv, const float scale,
+                               const ulong kv_off, const int Tk, const int q0, __global uint *outb) {
+    AM_LOCALS
+    armt_attention_mma_body(q, (__global const float *)k, (__global const float *)v, out, T, nh, nkv, scale, kv_off,
+                            Tk, q0, outb, 1, (__local uint *)ks4, (__local uint *)vp4 AM_XCH);
+}
+#endif
 #endif

@@ -77,7 +77,8 @@
  *     timing-only variants whose results are wrong (benchmark diagnostics). See bench/gemm_bf16_notes.md.
  *     Two more arguments after c_stride: __global const float *Gt, __global ushort *Cb. Both NULL: C as above.
  *     Set: the SwiGLU epilogue of an up projection, Cb = bf16(silu(Gt) * A W^T) at C's element offsets (Gt
- *     holds the gate projection there); C and beta are not used.
+ *     holds the gate projection there); C and beta are not used. Cb alone: Cb = bf16(A W^T) (after RoPE, if
+ *     any) at C's element offsets, C and beta not used (the attention's bf16 K and V).
  *
  * (d) armt_gemm_bf16bf16_mma - as (c), built with it, but A is bf16 (__global const ushort *A, e.g. from (b));
  *     every other argument, the local and global sizes and the tile options are those of (c). Both operands go
@@ -281,6 +282,16 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 #define MMA_ISTEP 16
 #define MMA_SMEM_ALIGN 16
 #endif
+/* The epilogue's reads (C with beta = 1: the residual stream; the SwiGLU gate Gt) are prefetched into L2
+ * MMA_PF_DIST k-tiles before the mainloop ends (at its start when it is shorter), so that they come from
+ * L2 rather than HBM once the accumulators are done: every work-group of a wave reaches its epilogue at the
+ * same time, and reading C then left the tensor cores idle (bench/gemm_bf16_notes.md, run 11). 0: off. */
+#ifndef MMA_PF_C
+#define MMA_PF_C 1
+#endif
+#ifndef MMA_PF_DIST
+#define MMA_PF_DIST 8
+#endif
 #ifndef MMA_EPI_Q /* column pairs of C (or of the SwiGLU gate) an epilogue thread reads before it stores */
 #define MMA_EPI_Q (MMA_NT < 8 ? MMA_NT : 8)
 #endif
@@ -429,6 +440,7 @@ inline float armt_emu_wg_half(__local uint *smem, uint addr) {
 #define MMA_WG_WAIT0() ((void)0)
 #define MMA_WG_WAIT1() ((void)0)
 #define MMA_PROXY_FENCE() ((void)0)
+#define MMA_PF_L2(gptr) ((void)0) /* a hint: nothing to emulate */
 
 #else /* ---- real PTX (NVIDIA, sm_80+) ---- */
 #define MMA_EMU_LOCALS
@@ -470,6 +482,8 @@ inline uint armt_mma_smem_base(__local uint *p) {
 #define MMA_CP_COMMIT() __asm__ __volatile__("cp.async.commit_group;" ::: "memory")
 #define MMA_CP_WAIT_(n) __asm__ __volatile__("cp.async.wait_group " #n ";" ::: "memory")
 #define MMA_CP_WAIT(n) MMA_CP_WAIT_(n)
+/* bring the 128-byte line holding a global address into L2 (a hint: no fault, no effect on results) */
+#define MMA_PF_L2(gptr) __asm__ __volatile__("prefetch.global.L2 [%0];" : : "l"((ulong)(gptr)))
 #if MMA_WGMMA
 /* wgmma is sm_90a-only and NVIDIA's OpenCL compiler targets sm_90: each wgmma instruction is written as a
  * PTX comment behind the mark below, which the host removes from the built program's PTX before rebuilding
@@ -584,6 +598,20 @@ inline __attribute__((always_inline)) void armt_mma_rope(float acc[MMA_MT][MMA_N
     }
 }
 
+/* L2 prefetch of the tile's rows of an fp32 m x n matrix (row stride ld) that the epilogue will read: one
+ * address per 32 floats (128 bytes) of each row, rows and columns past the matrix skipped. */
+inline __attribute__((always_inline)) void armt_mma_prefetch_tile(__global const float *P, const int ld, const int m,
+                                                                  const int n, const int row0, const int col0,
+                                                                  const int tid) {
+#define MMA_PF_ROW (MMA_BN / 32 > 0 ? MMA_BN / 32 : 1) /* prefetches per row */
+#pragma unroll
+    for (int e = tid; e < MMA_BM * MMA_PF_ROW; e += MMA_THREADS) {
+        const int r = row0 + e / MMA_PF_ROW, c = col0 + (e % MMA_PF_ROW) * 32;
+        if (r < m && c < n) MMA_PF_L2(P + (ulong)r * ld + c);
+    }
+#undef MMA_PF_ROW
+}
+
 /* Epilogue of one tile: c0,c1 -> (g, 2t..2t+1), c2,c3 -> (g+8, 2t..2t+1) of each 16 x 8 tile; one owner
  * each. Pairs go as float2 where C's offset and ldc are even (8-byte aligned), else as two floats. */
 inline __attribute__((always_inline)) void armt_mma_epilogue(float acc[MMA_MT][MMA_NT][4], const int m,
@@ -647,6 +675,31 @@ inline __attribute__((always_inline)) void armt_mma_epilogue(float acc[MMA_MT][M
                         const int c = col0 + wn0 + (q0 + e) * 8 + tc;
                         armt_swiglu_pair(Bj, (ulong)r * ldc + c, c, n, vec2, gv[e].x, gv[e].y,
                                          acc[i][q0 + e][2 * h], acc[i][q0 + e][2 * h + 1]);
+                    }
+                }
+            }
+        }
+        return;
+    }
+    if (Cb) {
+        /* bf16 output (the attention's K and V): Cb = bf16(A W^T) at C's element offsets; C is not written */
+        __global ushort *Bj = Cb + c_off;
+#pragma unroll
+        for (int i = 0; i < MMA_MT; i++) {
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int r = row0 + wm0 + i * MMA_ISTEP + g + h * 8;
+                if (r >= m) continue;
+#pragma unroll
+                for (int q = 0; q < MMA_NT; q++) {
+                    const int c = col0 + wn0 + q * 8 + tc;
+                    const ulong o = (ulong)r * ldc + c;
+                    const float v0 = acc[i][q][2 * h], v1 = acc[i][q][2 * h + 1];
+                    if (vec2 && c + 1 < n) {
+                        *(__global uint *)(Bj + o) = armt_bf16x2(v0, v1);
+                    } else {
+                        if (c < n) Bj[o] = armt_to_bf16(v0);
+                        if (c + 1 < n) Bj[o + 1] = armt_to_bf16(v1);
                     }
                 }
             }
@@ -887,6 +940,13 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
             for (int e = 0; e < 4; e++) acc[i][q][e] = 0.0f;
 
     const int ktiles = (k + MMA_BK - 1) / MMA_BK;
+    /* what the epilogue reads, to prefetch into L2 at k-tile pf_t (MMA_PF_C) */
+    __global const float *pf = !MMA_PF_C || dual ? 0 : Gt ? Gt + c_off : beta ? (__global const float *)C + c_off : 0;
+    const int pf_t = ktiles > MMA_PF_DIST ? ktiles - MMA_PF_DIST : 0;
+#define MMA_PF_AT(t)                                                          \
+    do {                                                                      \
+        if (MMA_PF_C && pf && (t) == pf_t) armt_mma_prefetch_tile(pf, ldc, m, n, row0, col0, tid); \
+    } while (0)
     /* prologue: tiles 0 .. STAGES-2 into slots 0 .. STAGES-2; registers then hold tile STAGES-1 */
 #pragma unroll
     for (int s = 0; s < MMA_STAGES - 1; s++) {
@@ -931,6 +991,7 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
         const int nt = t + MMA_STAGES - 1;
         const int rd_next = rd + 1 == MMA_STAGES ? 0 : rd + 1;
         MMA_WG_ISSUE((uint)rd * MMA_STAGE_BYTES);
+        MMA_PF_AT(t);
         MMA_WG_WAIT1();
         MMA_CP_WAIT(MMA_PENDING);
         MMA_PROXY_FENCE();
@@ -954,6 +1015,7 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
         const int nt = t + MMA_STAGES - 1;
         const int rd_next = rd + 1 == MMA_STAGES ? 0 : rd + 1;
         MMA_WG_ISSUE((uint)rd * MMA_STAGE_BYTES);
+        MMA_PF_AT(t);
         if (nt < ktiles && MMA_DIAG_LOADS) {
             MMA_ISSUE_CP(nt, wr);
             MMA_STORE_REGS(wr);
@@ -979,6 +1041,7 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
         const int rd_next = rd + 1 == MMA_STAGES ? 0 : rd + 1;
         if (nt < ktiles) MMA_ISSUE_CP(nt, wr);
         MMA_CP_COMMIT();
+        MMA_PF_AT(t);
 #pragma unroll
         for (int ks = 0; ks < MMA_KS; ks++) {
 #if MMA_FRAG_DB
@@ -1025,7 +1088,8 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
 }
 
 /* fp32 A, rounded to bf16 as it is staged (the documented entry; see the header). Gt, Cb: NULL, or the SwiGLU
- * epilogue (Cb = bf16(silu(Gt) * A W^T) at C's offsets, C untouched; beta ignored). */
+ * epilogue (Cb = bf16(silu(Gt) * A W^T) at C's offsets, C untouched; beta ignored), or Cb alone: the product
+ * rounded to bf16 into Cb instead of C. */
 __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm_bf16_mma(
     GEMM_BF16_ARGS, __global const float *Gt, __global ushort *Cb) {
     __local uint smem[MMA_STAGES * MMA_STAGE_BYTES / 4] __attribute__((aligned(MMA_SMEM_ALIGN)));

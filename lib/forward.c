@@ -298,7 +298,8 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
     for (size_t j = 0; bb && j < count; j++) bb = a_off[j] % 8 == 0;
     /* an operand that exists only in bf16 (SwiGLU's output) or an epilogue only the mma kernels have: the
      * callers make sure the conditions above hold, so this is a guard against a change breaking that */
-    if ((a == F->abf_src && F->abf_only && !bb) || (F->epi_gate && !mma) || ((F->epi_w2 || F->epi_rope || F->epi_rowscale) && !bb))
+    if ((a == F->abf_src && F->abf_only && !bb) || ((F->epi_gate || F->epi_bf16) && !mma) ||
+        ((F->epi_w2 || F->epi_rope || F->epi_rowscale) && !bb))
         return armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "bf16 GEMM: operand layout not supported by the "
                             "tensor-core kernels (m %zu, n %zu, k %zu, lda %zu)", m, n, k, lda);
     if (bb) a = F->abf_buf;
@@ -306,7 +307,7 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
     /* narrow outputs (W_mq, W_mk: n = d_mem) on the narrow tiles, where built; they have no epilogues */
     armt_kernel_id nid = bb ? ARMT_K_GEMM_BF16BF16_MMA_NARROW : ARMT_K_GEMM_BF16_MMA_NARROW;
     const int narrow = mma && ctx->k[nid] && n <= (size_t)t->nar_bn && !F->epi_gate && !F->epi_w2 && !F->epi_rope &&
-                       !F->epi_rowscale;
+                       !F->epi_rowscale && !F->epi_bf16;
     if (narrow) id = nid;
     cl_kernel kk = ctx->k[id];
     int mi = (int)m, ni = (int)n, ki = (int)k, ldai = (int)lda, ldci = (int)ldc, betai = beta != 0.0f;
@@ -321,7 +322,7 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
     ARMT_CL_TRY(ARMT_ARG(kk, 8, betai));
     ARMT_CL_TRY(clSetKernelArg(kk, 9, sizeof(cl_mem), NULL)); /* strided mode */
     if (mma) { /* the SwiGLU epilogues, or none (a NULL cl_mem value passes NULL: OpenCL 1.2, 5.7.2) */
-        cl_mem out = F->epi_gate || F->epi_w2 ? F->epi_out : NULL;
+        cl_mem out = F->epi_gate || F->epi_w2 || F->epi_bf16 ? F->epi_out : NULL;
         ARMT_CL_TRY(ARMT_ARG(kk, 16, F->epi_gate));
         ARMT_CL_TRY(ARMT_ARG(kk, 17, out));
         if (bb) { /* gate and up in one GEMM: the up weights (same offsets), or none; RoPE, or none */
@@ -697,17 +698,27 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
     F->rope_pos0 = st->pos0;
     offsets_tmp(st, T, (size_t)F->d, F->a_off);
     offsets_tmp(st, T, qd, F->c_off);
+    /* K and V straight to bf16 for the attention kernel that reads them so: where the GEMMs run the bf16 x bf16
+     * tensor-core kernel (as RoPE fused implies) and the rows do not go to a KV cache (that is fp32) */
+    const int kv_bf16 = fuse_rope && ctx->k[ARMT_K_ATTENTION_MMA_KVBF16] && !st->kcache;
     F->epi_rope = fuse_rope;
     armt_status qks = gemm_weight(F, ARMT_ROLE_WQ, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->q, qd, 0.0f);
     if (qks == ARMT_OK) {
         offsets_tmp(st, T, (size_t)F->d, F->a_off);
         offsets_tmp(st, T, kvd, F->c_off);
+        F->epi_bf16 = kv_bf16;
+        F->epi_out = ctx->kk; /* (bf16 in the first half of its own memory) */
         qks = gemm_weight(F, ARMT_ROLE_WK, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->kk, kvd, 0.0f);
     }
     F->epi_rope = 0;
+    if (qks == ARMT_OK) {
+        offsets_tmp(st, T, kvd, F->c_off);
+        F->epi_out = ctx->vv;
+        qks = gemm_weight(F, ARMT_ROLE_WV, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->vv, kvd, 0.0f);
+    }
+    F->epi_bf16 = 0;
+    F->epi_out = NULL;
     ARMT_TRY(qks);
-    offsets_tmp(st, T, kvd, F->c_off);
-    ARMT_TRY(gemm_weight(F, ARMT_ROLE_WV, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->vv, kvd, 0.0f));
     unstage_bf16(F);
 
     if (!fuse_rope) ARMT_TRY(rope_cells(F, st));
@@ -730,7 +741,9 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
     }
 
     /* tensor cores where the model's attention program has them (bf16) and float4 loads of K/V are aligned */
-    armt_kernel_id aid = ctx->k[ARMT_K_ATTENTION_MMA] && kv_off % 4 == 0 ? ARMT_K_ATTENTION_MMA : ARMT_K_ATTENTION;
+    armt_kernel_id aid = kv_bf16                                        ? ARMT_K_ATTENTION_MMA_KVBF16
+                         : ctx->k[ARMT_K_ATTENTION_MMA] && kv_off % 4 == 0 ? ARMT_K_ATTENTION_MMA
+                                                                             : ARMT_K_ATTENTION;
     k = ctx->k[aid];
     float scale = (float)(1.0 / sqrt((double)F->hd));
     ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->q));
@@ -746,8 +759,9 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
     ARMT_CL_TRY(ARMT_ARG(k, 10, q0));
     /* the tensor-core kernel writes the o projection's bf16 operand itself (into ctx->abf, where
      * stage_bf16 would put it; att is not written) */
-    int att_bf16 = aid == ARMT_K_ATTENTION_MMA && bf16_operands(ctx);
-    if (aid == ARMT_K_ATTENTION_MMA) {
+    const int att_mma = aid == ARMT_K_ATTENTION_MMA || aid == ARMT_K_ATTENTION_MMA_KVBF16;
+    int att_bf16 = att_mma && bf16_operands(ctx);
+    if (att_mma) {
         cl_mem outb = att_bf16 ? ctx->abf : NULL;
         ARMT_CL_TRY(ARMT_ARG(k, 11, outb));
         size_t warps = (size_t)ctx->rt->tune.attn_mma_warps, bq = 16 * warps * (size_t)ctx->rt->tune.attn_mma_rt;

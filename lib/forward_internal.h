@@ -30,6 +30,8 @@ typedef struct fwd {
     int          epi_rope;              /* 1: the next bf16 GEMMs apply RoPE to their product (q, k):  */
     int          rope_T, rope_pos0;     /*   rows per cell and the first position (see rope.cl)         */
     cl_mem       epi_rowscale;          /* set: the next bf16 GEMM adds rowscale[row of A] * A W^T to C */
+    int          epi_bf16;              /* 1: the next bf16 GEMMs write their product rounded to bf16   */
+                                        /*   into epi_out (at C's element offsets) instead of C         */
 } fwd;
 
 /* Geometry of a step (see cl/common.cl). */

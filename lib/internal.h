@@ -44,6 +44,7 @@ typedef enum armt_kernel_id {
     ARMT_K_GEMM_BF16BF16_MMA, /* gemm_bf16.cl  tensor-core GEMM with a bf16 A (optional)     */
     ARMT_K_GEMM_BF16_MMA_NARROW,     /* the fp32-A one with the narrow tiles (n <= nar_bn; optional) */
     ARMT_K_GEMM_BF16BF16_MMA_NARROW, /* the bf16-A one with the narrow tiles (optional)              */
+    ARMT_K_ATTENTION_MMA_KVBF16,     /* attention.cl  the tensor-core attention on bf16 K and V (optional) */
     ARMT_K_COUNT
 } armt_kernel_id;
 

@@ -50,6 +50,7 @@ static const struct {
     [ARMT_K_GEMM_BF16_MMA_NARROW] = {"armt_gemm_bf16_mma", ARMT_P_GEMM_NARROW, 1, "armt_gemm_bf16_mma/narrow"},
     [ARMT_K_GEMM_BF16BF16_MMA_NARROW] = {"armt_gemm_bf16bf16_mma", ARMT_P_GEMM_NARROW, 1,
                                          "armt_gemm_bf16bf16_mma/narrow"},
+    [ARMT_K_ATTENTION_MMA_KVBF16] = {"armt_attention_mma_kvbf16", ARMT_P_ATTENTION, 1},
 };
 
 static const char *const program_files[ARMT_P_COUNT] = {

@@ -75,9 +75,10 @@ static void reference(const acase *c, const float *q, const float *k, const floa
 
 /* Runs one kernel of the case on the device; returns max |out - ref| / max |ref| (INFINITY on a NaN).
  * mode 0: armt_attention; 1: armt_attention_mma; 2: armt_attention_mma with the bf16 output (outb), which
- * must leave the fp32 output untouched. */
+ * must leave the fp32 output untouched; 3: armt_attention_mma_kvbf16 on K and V rounded to bf16 here. The
+ * output goes to keep when not NULL. */
 static double run_kernel(armt_runtime *rt, const acase *c, int mode, const float *q, const float *k, const float *v,
-                         const double *ref) {
+                         const double *ref, float *keep) {
     const int mma = mode > 0;
     armt_err err;
     armt_err_init(&err);
@@ -90,15 +91,31 @@ static double run_kernel(armt_runtime *rt, const acase *c, int mode, const float
     ck_assert_msg(st == ARMT_OK, "%s", armt_err_msg(&err));
     armt_err_free(&err);
     cl_int e;
-    cl_kernel kern = clCreateKernel(prog, mma ? "armt_attention_mma" : "armt_attention", &e);
+    cl_kernel kern = clCreateKernel(prog, mode == 3 ? "armt_attention_mma_kvbf16" : mma ? "armt_attention_mma"
+                                                                                  : "armt_attention", &e);
     ck_assert_int_eq(e, CL_SUCCESS);
     size_t qn = (size_t)c->G * c->T * c->nh * c->hd, kn = (size_t)c->kv_off + (size_t)c->G * c->Tk * c->nkv * c->hd;
     cl_mem bq = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, qn * 4, (void *)q, &e);
     ck_assert_int_eq(e, CL_SUCCESS);
-    cl_mem bk = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, kn * 4, (void *)k, &e);
-    ck_assert_int_eq(e, CL_SUCCESS);
-    cl_mem bv = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, kn * 4, (void *)v, &e);
-    ck_assert_int_eq(e, CL_SUCCESS);
+    cl_mem bk, bv;
+    if (mode == 3) { /* bf16 K and V (round to nearest even; NaN stays NaN) at the same element offsets */
+        uint16_t *k16 = malloc(kn * 2), *v16 = malloc(kn * 2);
+        for (size_t i = 0; i < kn; i++) {
+            k16[i] = test_bf16(k[i]);
+            v16[i] = test_bf16(v[i]);
+        }
+        bk = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, kn * 2, k16, &e);
+        ck_assert_int_eq(e, CL_SUCCESS);
+        bv = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, kn * 2, v16, &e);
+        ck_assert_int_eq(e, CL_SUCCESS);
+        free(k16);
+        free(v16);
+    } else {
+        bk = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, kn * 4, (void *)k, &e);
+        ck_assert_int_eq(e, CL_SUCCESS);
+        bv = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, kn * 4, (void *)v, &e);
+        ck_assert_int_eq(e, CL_SUCCESS);
+    }
     float *out = malloc(qn * sizeof *out);
     for (size_t i = 0; i < qn; i++) out[i] = NAN;
     cl_mem bo = clCreateBuffer(rt->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, qn * 4, out, &e);
@@ -149,6 +166,7 @@ static double run_kernel(armt_runtime *rt, const acase *c, int mode, const float
         clReleaseMemObject(bob);
         free(outb);
     }
+    if (keep) memcpy(keep, out, qn * sizeof *out);
     double d = 0, m = 0;
     for (size_t i = 0; i < qn; i++) {
         if (!isfinite(out[i])) {
@@ -202,17 +220,26 @@ START_TEST(test_attention_kernels) {
             }
     for (int i = 0; i < c->kv_off; i++) k[i] = v[i] = NAN;
     reference(c, q, k, v, ref);
-    double e32 = run_kernel(rt, c, 0, q, k, v, ref);
-    double e16 = run_kernel(rt, c, 1, q, k, v, ref);
-    double eb = run_kernel(rt, c, 2, q, k, v, ref);
+    float *o16 = malloc(qn * 4), *okv = malloc(qn * 4);
+    double e32 = run_kernel(rt, c, 0, q, k, v, ref, NULL);
+    double e16 = run_kernel(rt, c, 1, q, k, v, ref, o16);
+    double eb = run_kernel(rt, c, 2, q, k, v, ref, NULL);
+    double ekv = run_kernel(rt, c, 3, q, k, v, ref, okv);
+    /* bf16 K and V give the same bits as fp32 ones the kernel rounds itself (round to nearest even both) */
+    size_t differ = 0;
+    for (size_t i = 0; i < qn; i++) differ += memcmp(&o16[i], &okv[i], 4) != 0;
     fprintf(stderr, "attention hd %d nh %d/%d G %d T %d Tk %d q0 %d warps %d x %d rows: fp32 %.3g, mma (%s) %.3g, "
-            "bf16 output %.3g\n", c->hd, c->nh, c->nkv, c->G, c->T, c->Tk, c->q0, c->warps, 16 * c->rt, e32,
-            strstr(rt->build_options, "ARMT_MMA_EMULATE=1") ? "emulated" : "tensor cores", e16, eb);
+            "bf16 output %.3g, bf16 K/V %.3g\n", c->hd, c->nh, c->nkv, c->G, c->T, c->Tk, c->q0, c->warps, 16 * c->rt,
+            e32, strstr(rt->build_options, "ARMT_MMA_EMULATE=1") ? "emulated" : "tensor cores", e16, eb, ekv);
     ck_assert_msg(e32 <= TOL_FP32, "fp32 attention: %.3g", e32);
     ck_assert_msg(e16 <= TOL_MMA, "mma attention: %.3g", e16);
     ck_assert_msg(eb <= TOL_MMA, "mma attention, bf16 output: %.3g", eb);
+    ck_assert_msg(ekv <= TOL_MMA, "mma attention, bf16 K and V: %.3g", ekv);
+    ck_assert_msg(differ == 0, "mma attention: bf16 K and V change %zu of %zu outputs", differ, qn);
     /* it is really bf16 arithmetic, not a copy of the fp32 path */
     ck_assert_msg(e16 > 1e-5, "mma attention equals the reference to %.3g: bf16 rounding missing?", e16);
+    free(o16);
+    free(okv);
     free(q);
     free(k);
     free(v);
@@ -224,7 +251,7 @@ END_TEST
 /* Through the library: a bf16 model's forward runs on the tensor-core kernels (profiled: attention, the
  * GEMM on a bf16-staged A, the staging pass), and its logits stay within the bf16 tolerance of the fp32
  * model's in both schedules. */
-static const char *const tc_kernels[3] = {"armt_attention_mma", "armt_gemm_bf16bf16_mma", "armt_f32_to_bf16"};
+static const char *const tc_kernels[3] = {"armt_attention_mma_kvbf16", "armt_gemm_bf16bf16_mma", "armt_f32_to_bf16"};
 
 /* The FLOPs of one GEMM site of the profile (0 when absent). */
 static double site_flop(const char **names, const double *flop, size_t n, const char *name) {
