@@ -963,7 +963,8 @@ static int dual_check(dev_t_ *D, kern_t *K) {
 /* The bf16 output (Cb alone: the attention's K and V): Cb = bf16(A W^T) at C's element offsets, C untouched.
  * Two layouts: C blocks at even offsets with an even ldc (pairs stored as one word) and at odd ones (element
  * by element). Checked against fp64 on the bf16-rounded inputs (2^-8 relative for the output's rounding, plus
- * the fp32 accumulation); C keeps its NaN poison everywhere and Cb outside the blocks. Returns 1 on failure. */
+ * the fp32 accumulation); C keeps its NaN poison everywhere and Cb outside the blocks. Returns 1 on
+ * failure. */
 static int bf16out_check(dev_t_ *D, kern_t *K) {
     int fail = 0;
     for (int odd = 0; odd < 2 && !fail; odd++) {
@@ -1020,9 +1021,11 @@ static int bf16out_check(dev_t_ *D, kern_t *K) {
         }
         const double rel = max_ref > 0 ? max_err / max_ref : INFINITY;
         fail = e != CL_SUCCESS || !(rel <= 8e-3) || outside || c_written;
-        printf("    %-34s bf16 output (%s offsets): max rel err %.2e (bound 8e-3), %zu written outside, %zu of C "
-               "written%s%s: %s\n", K->name, odd ? "odd" : "even", rel, outside, c_written,
-               e == CL_SUCCESS ? "" : ", launch/read failed ", e == CL_SUCCESS ? "" : cl_err(e), fail ? "FAIL" : "ok");
+        printf("    %-34s bf16 output (%s offsets): max rel err %.2e (bound 8e-3), %zu written outside, "
+               "%zu of C written%s%s: %s\n",
+               K->name, odd ? "odd" : "even", rel, outside, c_written,
+               e == CL_SUCCESS ? "" : ", launch/read failed ", e == CL_SUCCESS ? "" : cl_err(e),
+               fail ? "FAIL" : "ok");
         free(A), free(W), free(Cb), free(C), free(mark);
         if (bA) clReleaseMemObject(bA);
         if (bW) clReleaseMemObject(bW);

@@ -206,22 +206,23 @@ inline __attribute__((always_inline)) void armt_attention_mma_body(
                                (x.w & 0xffffu) | (y.w << 16), (x.w >> 16) | (y.w & 0xffff0000u));
             }
         } else {
-        for (int e = tid; e < AM_BK * ATTN_HD / 4; e += AM_THREADS) {
-            const int kr = e / (ATTN_HD / 4), c4 = e % (ATTN_HD / 4);
-            float4 x = kb + kr <= last ? *(__global const float4 *)(kbase + (ulong)(kb + kr) * kstride + 4 * c4)
-                                       : (float4)(0.0f);
-            *(__local uint2 *)(ks + kr * AM_KSW + 2 * c4) =
-                (uint2)(armt_mma_bf16x2(x.x, x.y), armt_mma_bf16x2(x.z, x.w));
-        }
-        for (int e = tid; e < AM_BK / 2 * ATTN_HD / 4; e += AM_THREADS) {
-            const int kp = e / (ATTN_HD / 4), c4 = e % (ATTN_HD / 4), kr = kb + 2 * kp;
-            float4 x = kr <= last ? *(__global const float4 *)(vbase + (ulong)kr * kstride + 4 * c4) : (float4)(0.0f);
-            float4 y = kr + 1 <= last ? *(__global const float4 *)(vbase + (ulong)(kr + 1) * kstride + 4 * c4)
-                                      : (float4)(0.0f);
-            *(__local uint4 *)(vp + kp * AM_VSW + 4 * c4) =
-                (uint4)(armt_mma_bf16x2(x.x, y.x), armt_mma_bf16x2(x.y, y.y), armt_mma_bf16x2(x.z, y.z),
-                        armt_mma_bf16x2(x.w, y.w));
-        }
+            for (int e = tid; e < AM_BK * ATTN_HD / 4; e += AM_THREADS) {
+                const int kr = e / (ATTN_HD / 4), c4 = e % (ATTN_HD / 4);
+                float4 x = kb + kr <= last ? *(__global const float4 *)(kbase + (ulong)(kb + kr) * kstride + 4 * c4)
+                                           : (float4)(0.0f);
+                *(__local uint2 *)(ks + kr * AM_KSW + 2 * c4) =
+                    (uint2)(armt_mma_bf16x2(x.x, x.y), armt_mma_bf16x2(x.z, x.w));
+            }
+            for (int e = tid; e < AM_BK / 2 * ATTN_HD / 4; e += AM_THREADS) {
+                const int kp = e / (ATTN_HD / 4), c4 = e % (ATTN_HD / 4), kr = kb + 2 * kp;
+                float4 x =
+                    kr <= last ? *(__global const float4 *)(vbase + (ulong)kr * kstride + 4 * c4) : (float4)(0.0f);
+                float4 y = kr + 1 <= last ? *(__global const float4 *)(vbase + (ulong)(kr + 1) * kstride + 4 * c4)
+                                          : (float4)(0.0f);
+                *(__local uint4 *)(vp + kp * AM_VSW + 4 * c4) =
+                    (uint4)(armt_mma_bf16x2(x.x, y.x), armt_mma_bf16x2(x.y, y.y), armt_mma_bf16x2(x.z, y.z),
+                            armt_mma_bf16x2(x.w, y.w));
+            }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
 #if !ARMT_MMA_EMULATE

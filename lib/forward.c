@@ -306,8 +306,8 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
     armt_kernel_id id = bb ? ARMT_K_GEMM_BF16BF16_MMA : mma ? ARMT_K_GEMM_BF16_MMA : ARMT_K_GEMM_BF16;
     /* narrow outputs (W_mq, W_mk: n = d_mem) on the narrow tiles, where built; they have no epilogues */
     armt_kernel_id nid = bb ? ARMT_K_GEMM_BF16BF16_MMA_NARROW : ARMT_K_GEMM_BF16_MMA_NARROW;
-    const int narrow = mma && ctx->k[nid] && n <= (size_t)t->nar_bn && !F->epi_gate && !F->epi_w2 && !F->epi_rope &&
-                       !F->epi_rowscale && !F->epi_bf16;
+    const int narrow = mma && ctx->k[nid] && n <= (size_t)t->nar_bn && !F->epi_gate && !F->epi_w2 &&
+                       !F->epi_rope && !F->epi_rowscale && !F->epi_bf16;
     if (narrow) id = nid;
     cl_kernel kk = ctx->k[id];
     int mi = (int)m, ni = (int)n, ki = (int)k, ldai = (int)lda, ldci = (int)ldc, betai = beta != 0.0f;
@@ -698,8 +698,8 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
     F->rope_pos0 = st->pos0;
     offsets_tmp(st, T, (size_t)F->d, F->a_off);
     offsets_tmp(st, T, qd, F->c_off);
-    /* K and V straight to bf16 for the attention kernel that reads them so: where the GEMMs run the bf16 x bf16
-     * tensor-core kernel (as RoPE fused implies) and the rows do not go to a KV cache (that is fp32) */
+    /* K and V straight to bf16 for the attention kernel that reads them so: where the GEMMs run the bf16 x
+     * bf16 tensor-core kernel (as RoPE fused implies) and the rows do not go to a KV cache (that is fp32) */
     const int kv_bf16 = fuse_rope && ctx->k[ARMT_K_ATTENTION_MMA_KVBF16] && !st->kcache;
     F->epi_rope = fuse_rope;
     armt_status qks = gemm_weight(F, ARMT_ROLE_WQ, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->q, qd, 0.0f);
@@ -741,9 +741,9 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
     }
 
     /* tensor cores where the model's attention program has them (bf16) and float4 loads of K/V are aligned */
-    armt_kernel_id aid = kv_bf16                                        ? ARMT_K_ATTENTION_MMA_KVBF16
+    armt_kernel_id aid = kv_bf16                                           ? ARMT_K_ATTENTION_MMA_KVBF16
                          : ctx->k[ARMT_K_ATTENTION_MMA] && kv_off % 4 == 0 ? ARMT_K_ATTENTION_MMA
-                                                                             : ARMT_K_ATTENTION;
+                                                                           : ARMT_K_ATTENTION;
     k = ctx->k[aid];
     float scale = (float)(1.0 / sqrt((double)F->hd));
     ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->q));
