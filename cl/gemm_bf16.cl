@@ -73,7 +73,8 @@
  *     needs 3+ stages). MMA_SMEM_MAX (49152) raises the local-memory cap: NVIDIA's OpenCL reports 48 KiB but
  *     builds and runs larger static arrays (bench/nv_probe). The library's Hopper tiles (lib/build_options.c):
  *     128 x 256 x 64, 2 x 4 warps, MMA_WG_N 256, 4 stages (192 KiB), MMA_WG_DEPTH 1; a second build of this
- *     file with 64 x 64 x 64, 1 x 4 warps, MMA_WG_N 64 takes the GEMMs of n <= 64 (W_mq, W_mk). MMA_DIAG builds
+ *     file with 64 x 64 x 64, 1 x 4 warps, MMA_WG_N 64 takes the GEMMs of n <= 64 (W_mq, W_mk); with mma.sync
+ *     that build has 64 x 64 x 32 tiles of 2 x 2 warps. MMA_DIAG builds
  *     timing-only variants whose results are wrong (benchmark diagnostics). See bench/gemm_bf16_notes.md.
  *     Two more arguments after c_stride: __global const float *Gt, __global ushort *Cb. Both NULL: C as above.
  *     Set: the SwiGLU epilogue of an up projection, Cb = bf16(silu(Gt) * A W^T) at C's element offsets (Gt

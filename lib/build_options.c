@@ -116,7 +116,11 @@ void armt_gemm_mma_tiles(armt_device_tuning *tune, int wgmma) {
         tune->mma_wg_n = 0;
         tune->mma_wg_depth = 0;
         tune->mma_smem_max = 0;
-        tune->nar_bm = tune->nar_bn = tune->nar_warps_m = tune->nar_warps_n = 0;
+        /* narrow tiles for W_mq and W_mk here too: 64 x 64 x 32, 2 x 2 warps of 32 x 32, 4 stages (32 KiB) */
+        tune->nar_bm = 64;
+        tune->nar_bn = 64;
+        tune->nar_warps_m = 2;
+        tune->nar_warps_n = 2;
     }
     tune->mma_threads = 32 * 2 * tune->mma_warps_n;
     tune->nar_threads = 32 * tune->nar_warps_m * tune->nar_warps_n;

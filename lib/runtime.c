@@ -461,13 +461,15 @@ static armt_status gemm_to_sm90a(armt_runtime *rt, armt_err *err) {
     cl_program *gp = &rt->programs[ARMT_P_GEMM_BF16];
     if (gemm_sm90a_checked(rt, gp, (size_t)rt->tune.mma_threads, "wgmma tiles", "using mma.sync") == 0)
         return ARMT_OK;
+    const int narrow = rt->tune.nar_bn != 0; /* (0: -DARMT_GEMM_NARROW=0) */
     armt_gemm_mma_tiles(&rt->tune, 0);
+    if (!narrow) rt->tune.nar_bn = 0;
     clReleaseProgram(*gp);
     *gp = NULL;
     return gemm_program_build(rt, 0, gp, err);
 }
 
-/* The narrow tiles' program (Hopper): built, and on the real device rewritten and checked like the main one.
+/* The narrow tiles' program: built, and with the wgmma tiles rewritten and checked like the main one.
  * They are an optimisation only: any failure logs a warning and leaves them out (nar_bn = 0). */
 static void gemm_narrow_build(armt_runtime *rt) {
     static const char instead[] = "using the main tiles for every GEMM";
@@ -476,7 +478,7 @@ static void gemm_narrow_build(armt_runtime *rt) {
     armt_err_init(&e2);
     if (gemm_program_build(rt, 1, &p, &e2) != ARMT_OK) {
         armt_log(ARMT_LOG_WARN, "bf16 GEMM: narrow tiles not built (%s); %s", armt_err_msg(&e2), instead);
-    } else if (rt->info.nv_compute_capability == 90 &&
+    } else if (rt->tune.mma_wgmma && rt->info.nv_compute_capability == 90 &&
                gemm_sm90a_checked(rt, &p, (size_t)rt->tune.nar_threads, "narrow tiles", instead) != 0) {
         clReleaseProgram(p);
         p = NULL;
