@@ -555,17 +555,22 @@ inline void armt_store_pair(__global float *row, const int c, const int n, const
     }
 }
 
-/* SwiGLU of a pair of neighbouring elements (columns c, c + 1 at element offset o of Bj): bf16(silu(g) * u),
- * one 32-bit store where aligned (vec2) and both are inside, else each inside one alone. */
-inline void armt_swiglu_pair(__global ushort *Bj, const ulong o, const int c, const int n, const int vec2,
-                             const float g0, const float g1, const float u0, const float u1) {
-    const float v0 = g0 / (1.0f + exp(-g0)) * u0, v1 = g1 / (1.0f + exp(-g1)) * u1;
+/* A pair of neighbouring elements (columns c, c + 1 at element offset o of Bj) rounded to bf16: one 32-bit
+ * store where aligned (vec2) and both are inside, else each inside one alone. */
+inline void armt_store_bf16_pair(__global ushort *Bj, const ulong o, const int c, const int n, const int vec2,
+                                 const float v0, const float v1) {
     if (vec2 && c + 1 < n) {
         *(__global uint *)(Bj + o) = armt_bf16x2(v0, v1);
     } else {
         if (c < n) Bj[o] = armt_to_bf16(v0);
         if (c + 1 < n) Bj[o + 1] = armt_to_bf16(v1);
     }
+}
+
+/* SwiGLU of a pair: bf16(silu(g) * u) stored as above. */
+inline void armt_swiglu_pair(__global ushort *Bj, const ulong o, const int c, const int n, const int vec2,
+                             const float g0, const float g1, const float u0, const float u1) {
+    armt_store_bf16_pair(Bj, o, c, n, vec2, g0 / (1.0f + exp(-g0)) * u0, g1 / (1.0f + exp(-g1)) * u1);
 }
 
 /* RoPE (rotate_half) of the tile's accumulators in place, for head dimension HD (a literal at each call, so
@@ -694,14 +699,7 @@ inline __attribute__((always_inline)) void armt_mma_epilogue(float acc[MMA_MT][M
 #pragma unroll
                 for (int q = 0; q < MMA_NT; q++) {
                     const int c = col0 + wn0 + q * 8 + tc;
-                    const ulong o = (ulong)r * ldc + c;
-                    const float v0 = acc[i][q][2 * h], v1 = acc[i][q][2 * h + 1];
-                    if (vec2 && c + 1 < n) {
-                        *(__global uint *)(Bj + o) = armt_bf16x2(v0, v1);
-                    } else {
-                        if (c < n) Bj[o] = armt_to_bf16(v0);
-                        if (c + 1 < n) Bj[o + 1] = armt_to_bf16(v1);
-                    }
+                    armt_store_bf16_pair(Bj, (ulong)r * ldc + c, c, n, vec2, acc[i][q][2 * h], acc[i][q][2 * h + 1]);
                 }
             }
         }
