@@ -127,11 +127,3 @@ double test_max_rel_diff_ff(const float *a, const float *b, size_t n, double flo
     }
     return m;
 }
-
-uint16_t test_bf16(float x) {
-    uint32_t b;
-    memcpy(&b, &x, 4);
-    if ((b & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((b >> 16) | 0x40u); /* quiet NaN */
-    b += 0x7fffu + ((b >> 16) & 1u);
-    return (uint16_t)(b >> 16);
-}

@@ -38,7 +38,5 @@ double test_max_abs_diff_fd(const float *a, const double *b, size_t n);
 double test_max_rel_diff_ff(const float *a, const float *b, size_t n, double floor);
 /* max |a - b| / max |b| (b the reference of a; max |a - b| when b is all zeros); INFINITY on a NaN. */
 double test_rel_err(const float *a, const float *b, size_t n);
-/* x rounded to bf16 (round to nearest even; a NaN stays a NaN), as the upper 16 bits of its float. */
-uint16_t test_bf16(float x);
 
 #endif
