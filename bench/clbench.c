@@ -59,6 +59,7 @@ typedef struct bench_opts {
     int           verbosity;
     armt_precision precisions[2]; /* --precision fp32,bf16: the benchmark runs once per entry */
     int           profile;       /* --profile: device time per kernel (OpenCL events)  */
+    int           all_rows;      /* --all-rows: armt_forward_params.all_rows           */
     size_t        n_precisions;
 } bench_opts;
 
@@ -105,7 +106,9 @@ static void usage(FILE *out) {
             "                         once per entry, one table each\n"
             "      --outputs WHAT     none (default: hidden states stay on the device, no lm_head), last (logits\n"
             "                         of the last token) or all (logits of every token; needs tokens x vocab\n"
-            "                         floats of host memory)\n"
+            "                         floats of host memory). With none or last the last layer computes only\n"
+            "                         the rows something reads (memory tokens, the last token); FLOPs count that\n"
+            "      --all-rows         the last layer computes every row anyway (comparisons)\n"
             "  -r, --repetitions N    timed calls per row (default 3)\n"
             "  -w, --warmup N         untimed calls before them (default 1); the first one is reported as\n"
             "                         'first call' and includes CLBlast's kernel compilation\n"
@@ -184,7 +187,8 @@ static int parse_schedules(const char *text, bench_opts *o) {
 
 /* Returns 0 to run, 1 to exit successfully (--help), -1 on a usage error. */
 static int parse_args(int argc, char **argv, bench_opts *o) {
-    enum { OPT_TOKENS = 0x2000, OPT_SCHEDULE, OPT_OUTPUTS, OPT_VERIFY, OPT_VERIFY_TOL, OPT_PRECISION, OPT_PROFILE };
+    enum { OPT_TOKENS = 0x2000, OPT_SCHEDULE, OPT_OUTPUTS, OPT_VERIFY, OPT_VERIFY_TOL, OPT_PRECISION, OPT_PROFILE,
+           OPT_ALL_ROWS };
     static const struct option longopts[] = {
         CLI_COMMON_LONG_OPTIONS,
         {"tokens", required_argument, NULL, OPT_TOKENS},
@@ -192,6 +196,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         {"outputs", required_argument, NULL, OPT_OUTPUTS},
         {"precision", required_argument, NULL, OPT_PRECISION},
         {"profile", no_argument, NULL, OPT_PROFILE},
+        {"all-rows", no_argument, NULL, OPT_ALL_ROWS},
         {"repetitions", required_argument, NULL, 'r'},
         {"warmup", required_argument, NULL, 'w'},
         {"verify", no_argument, NULL, OPT_VERIFY},
@@ -276,6 +281,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
             break;
         case OPT_VERIFY: o->verify = 1; break;
         case OPT_PROFILE: o->profile = 1; break;
+        case OPT_ALL_ROWS: o->all_rows = 1; break;
         case OPT_VERIFY_TOL:
             if (cli_parse_double("--verify-tol", optarg, 0.0, 1e30, &o->verify_tol) != 0) return -1;
             break;
@@ -344,16 +350,35 @@ static double lm_head_flop(const armt_config *c, armt_output o, double n) {
     return 0.0;
 }
 
+/* The last layer's work left out for the first `skip` rows of a cell (armt_forward_params.all_rows = 0):
+ * the o projection, the MLP and those rows' causal attention. */
+static double unread_flop(const armt_config *c, double skip) {
+    double d = c->hidden_size, q = (double)c->n_heads * c->head_dim;
+    return 2.0 * (q * d + 3.0 * d * c->intermediate_size) * skip + 2.0 * 2.0 * skip * skip * q / 2.0;
+}
+
+/* Rows of a cell on the last layer that no output reads (the library's rule, lib/forward.c unread_rows). */
+static double unread_rows(armt_output o, int all_rows, double tokens, int last) {
+    if (all_rows) return 0.0;
+    if (o == ARMT_OUTPUT_NONE) return tokens;
+    if (o == ARMT_OUTPUT_LOGITS_LAST) return last ? tokens - 1.0 : tokens;
+    return 0.0;
+}
+
 /* The work of one forward call of n tokens, starting from a reset memory state. */
-static double forward_flop(const armt_config *c, armt_schedule s, uint64_t n, armt_output o) {
+static double forward_flop(const armt_config *c, armt_schedule s, uint64_t n, armt_output o, int all_rows) {
     double f = 0.0;
     if (s == ARMT_SCHEDULE_FULL) {
         f = (double)c->n_layers * layer_flop(c, (double)n);
+        double skip = unread_rows(o, all_rows, (double)n, 1);
+        if (skip < (double)n) f -= unread_flop(c, skip); /* (no output at all: every row, see the library) */
     } else {
         uint64_t L = (uint64_t)c->segment_size, S = cli_div_up(n, L);
         for (uint64_t seg = 0; seg < S; seg++) {
-            double rows = (double)(seg + 1 < S ? L : n - (S - 1) * L) + c->num_mem_tokens;
+            double Ls = (double)(seg + 1 < S ? L : n - (S - 1) * L), rows = Ls + c->num_mem_tokens;
             f += (double)c->n_layers * (layer_flop(c, rows) + memory_flop(c, rows, seg == 0));
+            double skip = unread_rows(o, all_rows, Ls, seg + 1 == S);
+            if (skip < rows) f -= unread_flop(c, skip);
         }
     }
     return f + lm_head_flop(c, o, (double)n);
@@ -524,6 +549,7 @@ static void run_row(bench *b, armt_ctx *ctx, bench_row *r) {
     fp.out_count = out_count;
     fp.progress = progress_cb;
     fp.progress_user_data = &b->progress;
+    fp.all_rows = o->all_rows;
 
     /* --profile: the timed calls record no events (an event per launch costs host time: it made the
      * sequential schedule's 55,000 launches 15% slower on an H200); one more call after them is profiled */
@@ -801,6 +827,7 @@ static size_t header_fields(const bench *b, const run_info *ri, field *f) {
     f[n++] = fint("d_key", armt_config_d_key(c));
     f[n++] = fstr("precision", b->o->common.precision == ARMT_PRECISION_BF16 ? "bf16" : "fp32");
     f[n++] = fstr("outputs", output_name(b->o->output));
+    f[n++] = fint("all_rows", b->o->all_rows);
     f[n++] = fint("warmup", b->o->warmup);
     f[n++] = fint("seed", (int64_t)ri->seed);
     f[n++] = fnum("wmv_std", ri->wmv_std);
@@ -977,8 +1004,13 @@ static void write_md(const bench *b, const run_info *ri, FILE *out) {
             c->n_layers, c->hidden_size, c->n_heads, c->n_kv_heads, c->head_dim, c->intermediate_size, c->vocab_size,
             c->segment_size, c->num_mem_tokens, armt_config_d_key(c),
             o->common.precision == ARMT_PRECISION_BF16 ? "bf16" : "fp32");
-    fprintf(out, "- %s; outputs %s; %d repetition%s after %d warm-up call%s; %s\n", armt_build_info(),
-            output_name(o->output), o->repetitions, o->repetitions == 1 ? "" : "s", o->warmup,
+    fprintf(out, "- %s; outputs %s%s; %d repetition%s after %d warm-up call%s; %s\n", armt_build_info(),
+            output_name(o->output),
+            o->all_rows ? " (every row of the last layer computed: --all-rows)"
+            : o->output == ARMT_OUTPUT_NONE || o->output == ARMT_OUTPUT_LOGITS_LAST
+                ? " (the last layer only for the rows read: memory tokens, last token)"
+                : "",
+            o->repetitions, o->repetitions == 1 ? "" : "s", o->warmup,
             o->warmup == 1 ? "" : "s", ri->date);
     fprintf(out, "- times: wall time of armt_forward (queue finished; ids upload and output copy-out included, model "
                  "load and kernel builds excluded); first call = the row's first call (a warm-up call unless -w 0), includes "
@@ -1168,7 +1200,7 @@ int main(int argc, char **argv) {
                 r->schedule = o.schedules[si];
                 r->tokens = o.tokens[ti];
                 r->segments = is_armt(r->schedule) ? cli_div_up((uint64_t)r->tokens, (uint64_t)b.cfg->segment_size) : 1;
-                r->flop = forward_flop(b.cfg, r->schedule, (uint64_t)r->tokens, o.output);
+                r->flop = forward_flop(b.cfg, r->schedule, (uint64_t)r->tokens, o.output, o.all_rows);
                 r->first_call_s = r->median_s = r->min_s = r->max_s = r->mean_s = r->stddev_s = NAN;
                 r->verify_max_abs = r->verify_max_rel = NAN;
             }

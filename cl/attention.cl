@@ -8,6 +8,8 @@
  * segment; q0 > 0 when one new token attends to a KV cache of Tk rows).
  * One work-group of ATTN_BQ work-items per (block of ATTN_BQ query rows, head, cell); each work-item owns
  * one query row. Global (ceil(T/ATTN_BQ)*ATTN_BQ, nh, G), local (ATTN_BQ, 1, 1).
+ * Every kernel's last argument, last_row0: 0, or query rows of the last cell (G - 1) below it are not
+ * needed (armt_rows_unneeded in common.cl): blocks of rows wholly below it are skipped.
  * ATTN_HD (the head dimension) is fixed at build time so the per-row accumulators stay in registers.
  */
 #ifndef ATTN_HD
@@ -23,10 +25,11 @@
 __kernel __attribute__((reqd_work_group_size(ATTN_BQ, 1, 1)))
 void armt_attention(__global const float *q, __global const float *k, __global const float *v,
                     __global float *out, const int T, const int nh, const int nkv, const float scale,
-                    const ulong kv_off, const int Tk, const int q0) {
+                    const ulong kv_off, const int Tk, const int q0, const int last_row0) {
     __local float ks[ATTN_BK * ATTN_HD];
     __local float vs[ATTN_BK * ATTN_HD];
     const int lid = get_local_id(0), qb = get_group_id(0), h = get_group_id(1), j = get_group_id(2);
+    if (armt_rows_unneeded(last_row0, qb * ATTN_BQ, ATTN_BQ)) return;
     const int r = qb * ATTN_BQ + lid;
     const int valid = r < T;
     const int kvh = h / (nh / nkv);
@@ -134,13 +137,14 @@ void armt_attention(__global const float *q, __global const float *k, __global c
 inline __attribute__((always_inline)) void armt_attention_mma_body(
     __global const float *q, __global const float *k, __global const float *v, __global float *out, const int T,
     const int nh, const int nkv, const float scale, const ulong kv_off, const int Tk, const int q0,
-    __global uint *outb, const int kvb, __local uint *ks, __local uint *vp
+    __global uint *outb, const int last_row0, const int kvb, __local uint *ks, __local uint *vp
 #if ARMT_MMA_EMULATE
     , __local uint *xch
 #endif
     ) {
     const int tid = get_local_id(0), lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const int qb = get_num_groups(0) - 1 - get_group_id(0), h = get_group_id(1), j = get_group_id(2);
+    if (armt_rows_unneeded(last_row0, qb * AM_BQ, AM_BQ)) return;
     const int kvh = h / (nh / nkv);
     const ulong qstride = (ulong)nh * ATTN_HD, kstride = (ulong)nkv * ATTN_HD;
     const ulong kv0 = kv_off + (ulong)j * Tk * kstride + (ulong)kvh * ATTN_HD;
@@ -372,9 +376,10 @@ inline __attribute__((always_inline)) void armt_attention_mma_body(
 __kernel __attribute__((reqd_work_group_size(AM_THREADS, 1, 1)))
 void armt_attention_mma(__global const float *q, __global const float *k, __global const float *v,
                         __global float *out, const int T, const int nh, const int nkv, const float scale,
-                        const ulong kv_off, const int Tk, const int q0, __global uint *outb) {
+                        const ulong kv_off, const int Tk, const int q0, __global uint *outb,
+                        const int last_row0) {
     AM_LOCALS
-    armt_attention_mma_body(q, k, v, out, T, nh, nkv, scale, kv_off, Tk, q0, outb, 0, (__local uint *)ks4,
+    armt_attention_mma_body(q, k, v, out, T, nh, nkv, scale, kv_off, Tk, q0, outb, last_row0, 0, (__local uint *)ks4,
                             (__local uint *)vp4 AM_XCH);
 }
 
@@ -388,10 +393,11 @@ void armt_attention_mma(__global const float *q, __global const float *k, __glob
 __kernel __attribute__((reqd_work_group_size(AM_THREADS, 1, 1)))
 void armt_attention_mma_kvbf16(__global const float *q, __global const ushort *k, __global const ushort *v,
                                __global float *out, const int T, const int nh, const int nkv, const float scale,
-                               const ulong kv_off, const int Tk, const int q0, __global uint *outb) {
+                               const ulong kv_off, const int Tk, const int q0, __global uint *outb,
+                               const int last_row0) {
     AM_LOCALS
     armt_attention_mma_body(q, (__global const float *)k, (__global const float *)v, out, T, nh, nkv, scale, kv_off,
-                            Tk, q0, outb, 1, (__local uint *)ks4, (__local uint *)vp4 AM_XCH);
+                            Tk, q0, outb, last_row0, 1, (__local uint *)ks4, (__local uint *)vp4 AM_XCH);
 }
 #endif
 #endif

@@ -30,6 +30,15 @@ inline float armt_wg_sum(float v, __local float *scratch) {
     return total;
 }
 
+/* Rows nobody reads: lib/forward.c passes last_row0 > 0 to the GEMMs and the attention of the model's last
+ * layer when no output reads its token rows. 1 when this work-group belongs to the launch's last cell (the
+ * one on the last layer: group dimension 2) and its rows first_row .. first_row + rows - 1 all lie below
+ * last_row0; such a work-group returns at once (before any barrier), so the tile that holds row last_row0
+ * is computed whole. */
+inline int armt_rows_unneeded(const int last_row0, const int first_row, const int rows) {
+    return last_row0 > 0 && get_group_id(2) == get_num_groups(2) - 1 && first_row + rows <= last_row0;
+}
+
 /* bf16 storage (the upper 16 bits of an IEEE float), rounded to nearest even; finite inputs. */
 inline ushort armt_to_bf16(float x) {
     const uint u = as_uint(x);

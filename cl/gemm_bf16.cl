@@ -26,6 +26,10 @@
  *   (int m, int n, int k, __global const float *A, int lda, __global const ushort *W,
  *    __global float *C, int ldc, int beta, __global const ulong *offs,
  *    ulong a_base, ulong a_stride, ulong w_base, ulong w_stride, ulong c_base, ulong c_stride)
+ * then (c) and (d) their epilogue arguments, and every GEMM kernel, as its LAST argument, int last_row0:
+ *   0, or rows of the last entry (j = count - 1) that nobody reads: work-groups whose tile rows all lie below
+ *   last_row0 return at once, so C rows below the tile holding row last_row0 are left untouched (the model's
+ *   last layer when no output reads its token rows: only the memory tokens' rows go on).
  *
  * (a) armt_gemm_bf16 - portable, any OpenCL 1.2 device. Any m, n, k >= 1, lda >= k, ldc >= n, any offsets.
  *     Work-group tile GEMM_TM x GEMM_TN (64 x 64), k step GEMM_TK (16), GEMM_RM x GEMM_RN (4 x 4) per item.
@@ -123,6 +127,10 @@
 
 /* bf16 rounding and expansion: armt_to_bf16, armt_from_bf16 and armt_bf16x2 in common.cl */
 
+/* The launch's last entry does not need its rows below last_row0 (armt_rows_unneeded in common.cl). */
+#define GEMM_SKIP_TILE(tile_rows, last_row0) \
+    armt_rows_unneeded(last_row0, (int)get_group_id(1) * (tile_rows), tile_rows)
+
 /* Element offsets of batch entry j (see the header). */
 #define GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off) \
     ulong a_off, w_off, c_off;                     \
@@ -136,11 +144,13 @@
         c_off = c_base + (ulong)(j)*c_stride;      \
     }
 
-__kernel __attribute__((reqd_work_group_size(GEMM_LX, GEMM_LY, 1))) void armt_gemm_bf16(GEMM_BF16_ARGS) {
+__kernel __attribute__((reqd_work_group_size(GEMM_LX, GEMM_LY, 1))) void armt_gemm_bf16(GEMM_BF16_ARGS,
+                                                                                     const int last_row0) {
     /* k-major tiles: the inner loop reads a row of As (broadcast within a warp) and a row of Ws
      * (consecutive); the +1 keeps the transposing stores free of bank conflicts. */
     __local float As[GEMM_TK][GEMM_TM + 1];
     __local float Ws[GEMM_TK][GEMM_TN + 1];
+    if (GEMM_SKIP_TILE(GEMM_TM, last_row0)) return;
     const int tx = get_local_id(0), ty = get_local_id(1), tid = ty * GEMM_LX + tx;
     const int col0 = get_group_id(0) * GEMM_TN, row0 = get_group_id(1) * GEMM_TM, j = get_group_id(2);
     GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
@@ -256,7 +266,7 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 /* Gate and up in one GEMM (W2 != NULL, wgmma with 256-wide tiles only): the tile's first 128 W rows come
  * from W (gate), the last 128 from W2 (up), both at the same output columns, so each thread holds gate and
  * up of the same elements and writes bf16(silu(gate) * up); see the bf16 x bf16 entry. */
-#define MMA_DUAL_OK (MMA_WGMMA && MMA_BN == 256)
+#define MMA_DUAL_OK (MMA_WGMMA && MMA_BN == 256 && (MMA_BN / 2) % (MMA_THREADS / (MMA_BK / 8)) == 0)
 #ifndef MMA_DIAG
 #define MMA_DIAG 0 /* benchmark diagnostics only, results are wrong: 1 no loads after the prologue, 2 no A loads */
 #endif
@@ -1090,9 +1100,10 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
  * epilogue (Cb = bf16(silu(Gt) * A W^T) at C's offsets, C untouched; beta ignored), or Cb alone: the product
  * rounded to bf16 into Cb instead of C. */
 __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm_bf16_mma(
-    GEMM_BF16_ARGS, __global const float *Gt, __global ushort *Cb) {
+    GEMM_BF16_ARGS, __global const float *Gt, __global ushort *Cb, const int last_row0) {
     __local uint smem[MMA_STAGES * MMA_STAGE_BYTES / 4] __attribute__((aligned(MMA_SMEM_ALIGN)));
     MMA_EMU_LOCALS
+    if (GEMM_SKIP_TILE(MMA_BM, last_row0)) return;
     const int j = get_group_id(2);
     GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
     armt_mma_gemm(m, n, k, A, 0, lda, W, C, ldc, beta, a_off, w_off, c_off, 0, Gt, Cb, 0, 0, 0, 0, 1, 0, 0, smem,
@@ -1115,9 +1126,10 @@ __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm
     const ulong a_stride, const ulong w_base, const ulong w_stride, const ulong c_base, const ulong c_stride,
     __global const float *Gt, __global ushort *Cb, __global const ushort *W2, const ulong w2_shift,
     __global const float *rope, const int rope_hd, const int rope_T, const int rope_pos0,
-    __global const float *rowscale) {
+    __global const float *rowscale, const int last_row0) {
     __local uint smem[MMA_STAGES * MMA_STAGE_BYTES / 4] __attribute__((aligned(MMA_SMEM_ALIGN)));
     MMA_EMU_LOCALS
+    if (GEMM_SKIP_TILE(MMA_BM, last_row0)) return;
     const int j = get_group_id(2);
     GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
     armt_mma_gemm(m, n, k, 0, A, lda, W, C, ldc, beta, a_off, w_off, c_off, 1, Gt, Cb, W2, w2_shift, rope, rope_hd,

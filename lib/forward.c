@@ -242,11 +242,19 @@ static int uniform(const size_t *off, size_t count, size_t *stride) {
 /* One batched GEMM: C_j = A_j op(B_j) + beta C_j for j < count (row-major, offsets in elements).
  * One entry goes to CLBlast's plain GEMM (the sequential schedule's calls are ordinary GEMMs); equally
  * spaced entries to the strided batched routine; the rest (the residual stream's ring of slots) to the
- * batched routine with per-entry offsets. Each counts as one GEMM call. */
+ * batched routine with per-entry offsets. Each counts as one GEMM call. skip_last > 0 (A not transposed):
+ * the last entry's rows from skip_last on only, in a call of its own. */
 static armt_status gemm_batched(fwd *F, int trans_a, int trans_b, size_t m, size_t n, size_t k, cl_mem a,
                                 size_t lda, cl_mem b, size_t ldb, cl_mem c, size_t ldc, float beta, size_t count,
-                                const size_t *a_off, const size_t *b_off, const size_t *c_off) {
+                                const size_t *a_off, const size_t *b_off, const size_t *c_off, size_t skip_last) {
     if (count == 0 || m == 0 || n == 0) return ARMT_OK;
+    if (skip_last > 0 && skip_last < m && !trans_a) {
+        ARMT_TRY(gemm_batched(F, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, beta, count - 1, a_off, b_off,
+                              c_off, 0));
+        const size_t ao = a_off[count - 1] + skip_last * lda, co = c_off[count - 1] + skip_last * ldc;
+        return gemm_batched(F, trans_a, trans_b, m - skip_last, n, k, a, lda, b, ldb, c, ldc, beta, 1, &ao,
+                            b_off + count - 1, &co, 0);
+    }
     CLBlastTranspose ta = trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
     CLBlastTranspose tb = trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
     cl_command_queue *q = &F->ctx->queue;
@@ -284,10 +292,12 @@ static armt_status gemm_batched(fwd *F, int trans_a, int trans_b, size_t m, size
 /* C_j = A_j W_j^T (+ C_j) over `count` entries with element offsets a_off/w_off/c_off, W a bf16 buffer. The
  * kernel addresses entry j at base + j * stride; entries are cut into runs with constant steps (a step may
  * be negative: the offsets are ulong and wrap, which is what the residual stream's ring of slots needs),
- * one launch per run. The tensor-core kernel runs when the device has it and the alignment allows. */
+ * one launch per run. The tensor-core kernel runs when the device has it and the alignment allows.
+ * skip_last > 0: the last entry needs only its rows from skip_last on (the kernels' last_row0: whole tiles
+ * of rows below it are skipped in the same launch). */
 static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_mem a, size_t lda, cl_mem w, cl_mem c,
                                      size_t ldc, float beta, size_t count, const size_t *a_off,
-                                     const size_t *w_off, const size_t *c_off) {
+                                     const size_t *w_off, const size_t *c_off, size_t skip_last) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
     const armt_device_tuning *t = &ctx->rt->tune;
@@ -359,6 +369,9 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
         ARMT_CL_TRY(ARMT_ARG(kk, 13, sw));
         ARMT_CL_TRY(ARMT_ARG(kk, 14, cb));
         ARMT_CL_TRY(ARMT_ARG(kk, 15, sc));
+        /* the launch that holds the last entry skips its unneeded rows (their FLOPs are not counted) */
+        const int last_row0 = e == count && skip_last < m ? (int)skip_last : 0;
+        ARMT_CL_TRY(ARMT_ARG(kk, bb ? 25 : mma ? 18 : 16, last_row0));
         size_t gws[3], lws[3];
         if (mma) {
             /* output columns per tile, rows per tile, work-group size */
@@ -381,7 +394,8 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
         cl_event ev = NULL;
         armt_status st = armt_enqueue(ctx->queue, kk, 3, gws, lws, &ctx->stats.kernel_launches, armt_kernel_name(id),
                                       ctx->prof_on ? &ev : NULL, err);
-        armt_ctx_prof_add_gemm(ctx, id, ev, (F->epi_w2 ? 4.0 : 2.0) * (double)m * (double)n * (double)k * (double)(e - j));
+        const double rows = (double)m * (double)(e - j) - (double)last_row0;
+        armt_ctx_prof_add_gemm(ctx, id, ev, (F->epi_w2 ? 4.0 : 2.0) * rows * (double)n * (double)k);
         if (st != ARMT_OK) return st;
         ctx->stats.gemm_calls++;
         j = e;
@@ -391,7 +405,8 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
 
 /* C_j (m x out) = A_j (m x in) W[l0 + j]^T + beta C_j over the G cells of a step, W a per-layer role.
  * A_j and C_j start at a_off[j] and c_off[j] (filled by the caller). Cells whose layers sit in different
- * chunks of the role go in separate calls (one call when the role is a single buffer). */
+ * chunks of the role go in separate calls (one call when the role is a single buffer). F->skip_last > 0:
+ * cell G - 1 needs only its rows from F->skip_last on. */
 static armt_status gemm_weight(fwd *F, armt_role role, int l0, int G, size_t m, cl_mem a, size_t lda, cl_mem c,
                                size_t ldc, float beta) {
     const armt_weight *w = &F->ctx->model->w[role];
@@ -419,12 +434,13 @@ static armt_status gemm_weight(fwd *F, armt_role role, int l0, int G, size_t m, 
                 break;
             }
         }
+        const size_t skip = j_end == G ? F->skip_last : 0;
         if (w->bf16)
             s = gemm_bf16_entries(F, m, (size_t)out, (size_t)in, a, lda, buf, c, ldc, beta, (size_t)(j_end - j),
-                                  F->a_off + j, F->b_off + j, F->c_off + j);
+                                  F->a_off + j, F->b_off + j, F->c_off + j, skip);
         else
             s = gemm_batched(F, 0, 1, m, (size_t)out, (size_t)in, a, lda, buf, (size_t)in, c, ldc, beta,
-                             (size_t)(j_end - j), F->a_off + j, F->b_off + j, F->c_off + j);
+                             (size_t)(j_end - j), F->a_off + j, F->b_off + j, F->c_off + j, skip);
         F->epi_w2 = NULL;
         j = j_end;
     }
@@ -445,10 +461,10 @@ static armt_status gemm_lm_head(fwd *F, size_t rows) {
     ctx->gemm_site = ARMT_ROLE_LM_HEAD;
     if (w->bf16)
         s = gemm_bf16_entries(F, rows, V, d, ctx->out_rows, d, lm, ctx->logits, V, 0.0f, 1, F->a_off, F->b_off,
-                              F->c_off);
+                              F->c_off, 0);
     else
         s = gemm_batched(F, 0, 1, rows, V, d, ctx->out_rows, d, lm, d, ctx->logits, V, 0.0f, 1, F->a_off, F->b_off,
-                         F->c_off);
+                         F->c_off, 0);
     ctx->gemm_site = -1;
     return s;
 }
@@ -609,10 +625,10 @@ static armt_status mem_product(fwd *F, const step *st, size_t rows, cl_mem c, in
     ctx->gemm_site = site;
     if (ctx->w_mem_bf) /* (the fused read adds into x: beta = 1) */
         s = gemm_bf16_entries(F, rows, d, dk, ctx->phi, dk, ctx->w_mem_bf, c, d, F->epi_rowscale ? 1.0f : 0.0f,
-                              (size_t)st->G, F->a_off, F->b_off, F->c_off);
+                              (size_t)st->G, F->a_off, F->b_off, F->c_off, 0);
     else
         s = gemm_batched(F, 0, 0, rows, d, dk, ctx->phi, dk, ctx->w_mem, d, c, d, 0.0f, (size_t)st->G, F->a_off,
-                         F->b_off, F->c_off);
+                         F->b_off, F->c_off, 0);
     ctx->gemm_site = -1;
     return s;
 }
@@ -691,6 +707,7 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
     size_t T = (size_t)st->T, G = (size_t)st->G;
     size_t qd = (size_t)F->nh * F->hd, kvd = (size_t)F->nkv * F->hd;
 
+    F->skip_last = 0;
     ARMT_TRY(rmsnorm_cells(F, st, ARMT_ROLE_NORM_IN)); /* (possibly straight to bf16: see there) */
     /* RoPE in the q and k GEMMs where the kernel can (else the rope kernel below) */
     const int fuse_rope = rope_fused(F);
@@ -761,6 +778,10 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
      * stage_bf16 would put it; att is not written) */
     const int att_mma = aid == ARMT_K_ATTENTION_MMA || aid == ARMT_K_ATTENTION_MMA_KVBF16;
     int att_bf16 = att_mma && bf16_operands(ctx);
+    /* from here on, the last layer's cell only for the rows something reads (every cell's K and V are
+     * above: its memory tokens attend to all its rows) */
+    const int skip = st->skip > 0 && st->skip < st->T && st->l0 + st->G == F->cfg->n_layers ? st->skip : 0;
+    ARMT_CL_TRY(ARMT_ARG(k, att_mma ? 12 : 11, skip));
     if (att_mma) {
         cl_mem outb = att_bf16 ? ctx->abf : NULL;
         ARMT_CL_TRY(ARMT_ARG(k, 11, outb));
@@ -781,6 +802,7 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
     }
     offsets_tmp(st, T, qd, F->a_off);
     offsets_x(F, st, F->c_off);
+    F->skip_last = (size_t)skip;
     ARMT_TRY(gemm_weight(F, ARMT_ROLE_WO, st->l0, st->G, T, ctx->att, qd, ctx->x, (size_t)F->d, 1.0f));
 
     ARMT_TRY(rmsnorm_cells(F, st, ARMT_ROLE_NORM_POST));
@@ -820,6 +842,7 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
     offsets_tmp(st, T, (size_t)F->ffn, F->a_off);
     offsets_x(F, st, F->c_off);
     ARMT_TRY(gemm_weight(F, ARMT_ROLE_WD, st->l0, st->G, T, ctx->f1, (size_t)F->ffn, ctx->x, (size_t)F->d, 1.0f));
+    F->skip_last = 0;
     unstage_bf16(F);
     return ARMT_OK;
 }
@@ -851,14 +874,14 @@ static armt_status mem_update(fwd *F, const step *st) {
         F->abf_only = 1;
         ctx->gemm_site = ARMT_GSITE_MEM_UPDATE;
         s = gemm_bf16_entries(F, dk, d, K, ctx->phi, K, ctx->abf, ctx->w_mem, d, 1.0f, G, F->a_off, F->b_off,
-                              F->c_off);
+                              F->c_off, 0);
         unstage_bf16(F);
     } else {
         offsets_tmp(st, M, dk, F->a_off);
         offsets_tmp(st, M, d, F->b_off);
         ctx->gemm_site = ARMT_GSITE_MEM_UPDATE;
         s = gemm_batched(F, 1, 0, dk, d, M, ctx->phi, dk, ctx->vnew, d, ctx->w_mem, d, 1.0f, G, F->a_off, F->b_off,
-                         F->c_off);
+                         F->c_off, 0);
     }
     ctx->gemm_site = -1;
     return s;
@@ -1037,6 +1060,18 @@ static void progress(fwd *F, uint64_t done, uint64_t total) {
     if (F->p->progress) F->p->progress(done, total, F->p->progress_user_data);
 }
 
+/* Rows [0, skip) of a cell on the last layer that nothing reads, for a segment of Ls tokens (last: it holds
+ * the call's last token): all Ls token rows when no output is asked for (only the memory tokens go on, to
+ * the memory write), all but the last token's when only its logits are; none for hidden states, for all
+ * logits, or when the caller asks for every row (all_rows). armt_fwd_layer computes such a cell's
+ * attention, o projection and MLP only for its rows from skip on. */
+static int unread_rows(const fwd *F, int Ls, int last) {
+    if (F->p->all_rows) return 0;
+    if (F->p->output == ARMT_OUTPUT_NONE) return Ls;
+    if (F->p->output == ARMT_OUTPUT_LOGITS_LAST) return last ? Ls - 1 : Ls;
+    return 0;
+}
+
 static armt_status run_armt(fwd *F, int diagonal) {
     armt_ctx *ctx = F->ctx;
     const int Lyr = F->cfg->n_layers, M = F->M;
@@ -1055,7 +1090,8 @@ static armt_status run_armt(fwd *F, int diagonal) {
     if (!diagonal) {
         for (int s = 0; s < S; s++) {
             int Ls = s == S - 1 ? Ls_last : (int)L;
-            step st = {.l0 = 0, .G = 1, .s0 = s, .cap = 1, .T = Ls + M, .s_short = -1};
+            step st = {.l0 = 0, .G = 1, .s0 = s, .cap = 1, .T = Ls + M, .s_short = -1,
+                       .skip = unread_rows(F, Ls, s == S - 1)};
             ARMT_TRY(armt_fwd_embed(F, &st, (size_t)s * L, Ls, M));
             for (int l = 0; l < Lyr; l++) {
                 st.l0 = l;
@@ -1074,6 +1110,10 @@ static armt_status run_armt(fwd *F, int diagonal) {
         int lo = d - S + 1 > 0 ? d - S + 1 : 0, hi = d < Lyr - 1 ? d : Lyr - 1;
         step st = {.l0 = lo, .G = hi - lo + 1, .s0 = d - lo, .cap = cap, .T = T, .s_short = short_last ? S - 1 : -1,
                    .T_short = Ls_last + M};
+        if (hi == Lyr - 1) { /* the cell of segment d - hi leaves the last layer */
+            const int s = d - hi;
+            st.skip = unread_rows(F, s == S - 1 ? Ls_last : (int)L, s == S - 1);
+        }
         if (lo == 0) {
             /* the newest segment enters layer 0 */
             int s = d;
@@ -1101,7 +1141,9 @@ static armt_status run_full(fwd *F) {
     size_t out_rows = F->p->output == ARMT_OUTPUT_NONE ? 0 : (n < OUT_BLOCK_ROWS ? n : OUT_BLOCK_ROWS);
     ARMT_TRY(armt_fwd_scratch(F, 1, n, n, n, out_rows));
     ARMT_TRY(armt_fwd_upload_ids(F, 0, F->n));
-    step st = {.l0 = 0, .G = 1, .s0 = 0, .cap = 1, .T = (int)n, .s_short = -1};
+    /* last-token logits: the last layer for that row only (with no output at all, skip = n is no skip:
+     * armt_fwd_layer keeps at least one row, and without memory tokens nothing else is read) */
+    step st = {.l0 = 0, .G = 1, .s0 = 0, .cap = 1, .T = (int)n, .s_short = -1, .skip = unread_rows(F, (int)n, 1)};
     ARMT_TRY(armt_fwd_embed(F, &st, 0, (int)n, 0));
     for (int l = 0; l < Lyr; l++) {
         st.l0 = l;

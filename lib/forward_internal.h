@@ -32,11 +32,16 @@ typedef struct fwd {
     cl_mem       epi_rowscale;          /* set: the next bf16 GEMM adds rowscale[row of A] * A W^T to C */
     int          epi_bf16;              /* 1: the next bf16 GEMMs write their product rounded to bf16   */
                                         /*   into epi_out (at C's element offsets) instead of C         */
+    size_t       skip_last;             /* > 0: the next GEMMs' last cell needs only rows >= skip_last  */
 } fwd;
 
 /* Geometry of a step (see cl/common.cl). */
 typedef struct step {
     int l0, G, s0, cap, T, s_short, T_short;
+    /* > 0: rows [0, skip) of the step's cell on the model's last layer feed nothing (no output reads them):
+     * that cell computes attention onwards only for the rows from skip on (its memory tokens', which the
+     * memory write reads, and the last token's when its logits are asked for). 0: every row. */
+    int skip;
     /* generation only (zero otherwise): rows have positions pos0 + r and keys/values go to a KV cache of
      * cache_rows rows starting at element cache_off of kcache / vcache */
     int    pos0;

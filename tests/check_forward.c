@@ -324,15 +324,20 @@ START_TEST(test_gemm_calls_scale) {
         int32_t *ids = malloc(n * sizeof *ids);
         test_random_ids(ids, n, c.vocab_size, 1);
         armt_stats st;
+        /* every row (with no output, CLBlast would multiply the last layer's memory rows in calls of their
+         * own: test_unread_rows) */
+        armt_forward_params fp = armt_forward_default_params();
+        fp.all_rows = 1;
         ck_assert_int_eq(armt_ctx_reset(ctx), ARMT_OK);
-        run(ctx, ARMT_SCHEDULE_DIAGONAL, ARMT_OUTPUT_NONE, ids, n, NULL, 0);
+        ck_assert_msg(armt_forward(ctx, ids, n, &fp) == ARMT_OK, "%s", armt_ctx_last_error(ctx));
         ck_assert_int_eq(armt_ctx_stats(ctx, &st), ARMT_OK);
         diag[k] = st.gemm_calls;
         ck_assert_uint_gt(st.kernel_launches, 0);
         ck_assert_uint_gt(st.device_bytes, 0);
         ck_assert_uint_gt(st.peak_device_bytes, armt_model_device_bytes(m));
+        fp.schedule = ARMT_SCHEDULE_SEQUENTIAL;
         ck_assert_int_eq(armt_ctx_reset(ctx), ARMT_OK);
-        run(ctx, ARMT_SCHEDULE_SEQUENTIAL, ARMT_OUTPUT_NONE, ids, n, NULL, 0);
+        ck_assert_msg(armt_forward(ctx, ids, n, &fp) == ARMT_OK, "%s", armt_ctx_last_error(ctx));
         ck_assert_int_eq(armt_ctx_stats(ctx, &st), ARMT_OK);
         seq[k] = st.gemm_calls;
         free(ids);
@@ -347,6 +352,115 @@ START_TEST(test_gemm_calls_scale) {
                   (unsigned long long)diag[1]);
     armt_ctx_free(ctx);
     armt_model_free(m);
+    armt_runtime_free(rt);
+}
+END_TEST
+
+/* ======================================================================================================= */
+/* Rows nobody reads                                                                                       */
+/* ======================================================================================================= */
+
+/* The GEMM FLOPs booked to weight `name` in the last profiled forward (0 when absent). */
+static double gemm_site_flop(const armt_ctx *ctx, const char *name) {
+    const char *names[32];
+    double secs[32], flop[32];
+    size_t ng = armt_ctx_profile_gemm(ctx, names, secs, flop, 32);
+    for (size_t i = 0; i < ng && i < 32; i++)
+        if (strcmp(names[i], name) == 0) return flop[i];
+    return 0.0;
+}
+
+/* With no output (or only the last token's logits) the last layer runs its attention, o projection and MLP
+ * only for the rows something reads: the memory state (and those logits) must stay those of the fp64
+ * reference, equal to a run that computes every row (all_rows), in both schedules and in fp32 (CLBlast) and
+ * bf16 (our GEMM); the o projection's FLOPs show how many rows were left out. S > Lyr, a partial last
+ * segment, and cells of 75 rows, so that the kernels' tiles of 64 rows (GEMM) and blocks of 32 query rows
+ * (attention, on a CPU) below the memory rows are really skipped. */
+START_TEST(test_unread_rows) {
+    armt_runtime_params rp = armt_runtime_default_params();
+    rp.profile = 1;
+    armt_runtime *rt = NULL;
+    ck_assert_msg(armt_runtime_create(&rp, &rt) == ARMT_OK, "%s", armt_last_error());
+    shape s = {3, 0, 0, 0, 0, 72, 3};
+    armt_config c = make_cfg(s);
+    const size_t n = 72 * 4 + 5, V = (size_t)c.vocab_size;
+    int32_t ids[72 * 4 + 5];
+    test_random_ids(ids, n, c.vocab_size, 77);
+    double *rl = malloc(n * V * sizeof *rl);
+    float *last = malloc(V * sizeof *last), *last_all = malloc(V * sizeof *last_all);
+    const double q = (double)c.n_heads * c.head_dim, d = c.hidden_size;
+    for (int prec = 0; prec < 2; prec++) {
+        armt_model_params mp = armt_model_default_params();
+        mp.seed = 55;
+        mp.wmv_std = 0.05f;
+        mp.precision = prec ? ARMT_PRECISION_BF16 : ARMT_PRECISION_FP32;
+        armt_model *m = NULL;
+        ck_assert_msg(armt_model_create_random(rt, &c, &mp, &m) == ARMT_OK, "%s", armt_last_error());
+        test_host_model *h = test_host_model_read(m);
+        ref_state *rs = ref_state_new(&c);
+        ck_assert_int_eq(ref_armt_forward(&h->ref, rs, ids, n, rl, NULL), 0);
+        armt_ctx *ctx = make_ctx(m);
+        size_t nw = armt_ctx_memory_w_count(ctx), nz = armt_ctx_memory_z_count(ctx);
+        float *w_all = malloc(nw * 4), *z_all = malloc(nz * 4), *w = malloc(nw * 4), *z = malloc(nz * 4);
+        double *rw = malloc(nw * sizeof *rw);
+        for (size_t i = 0; i < nw; i++) rw[i] = rs->w_mem[i];
+        /* fp32: against the fp64 reference; bf16: its own all-rows run (the bf16 tolerance is the model's) */
+        const double tol = prec ? 0.0 : TOL_STATE;
+        for (int sch = ARMT_SCHEDULE_SEQUENTIAL; sch <= ARMT_SCHEDULE_DIAGONAL; sch++) {
+            const char *what = sch ? "diagonal" : "sequential";
+            double wo_all = 0;
+            for (int mode = 0; mode < 3; mode++) { /* every row; no output; the last token's logits */
+                armt_forward_params fp = armt_forward_default_params();
+                fp.schedule = (armt_schedule)sch;
+                fp.all_rows = mode == 0;
+                fp.output = mode == 2 ? ARMT_OUTPUT_LOGITS_LAST : ARMT_OUTPUT_NONE;
+                fp.out = mode == 2 ? last : NULL;
+                fp.out_count = mode == 2 ? V : 0;
+                if (mode == 0) { /* every row, and the last token's logits from them */
+                    fp.output = ARMT_OUTPUT_LOGITS_LAST;
+                    fp.out = last_all;
+                    fp.out_count = V;
+                }
+                ck_assert_int_eq(armt_ctx_reset(ctx), ARMT_OK);
+                ck_assert_msg(armt_forward(ctx, ids, n, &fp) == ARMT_OK, "%s", armt_ctx_last_error(ctx));
+                float *wd = mode == 0 ? w_all : w, *zd = mode == 0 ? z_all : z;
+                ck_assert_int_eq(armt_ctx_memory_get(ctx, wd, zd, NULL), ARMT_OK);
+                ck_assert_msg(max_abs(wd, nw) > 0, "W_mem is zero: memory path inert");
+                const double wo = gemm_site_flop(ctx, "wo");
+                ck_assert(wo > 0);
+                if (mode == 0) {
+                    wo_all = wo;
+                    if (!prec) {
+                        double vw = state_violation(w_all, rw, nw, TOL_STATE), vz = state_violation(z_all, rs->z, nz, TOL_STATE);
+                        ck_assert_msg(vw <= 1.0 && vz <= 1.0, "%s, all rows: state off (%.3g, %.3g)", what, vw, vz);
+                    }
+                    continue;
+                }
+                /* rows left out of the last layer's o projection: every token's, or all but the last one */
+                const double rows_out = mode == 1 ? (double)n : (double)n - 1;
+                ck_assert_msg(fabs(wo - (wo_all - 2.0 * q * d * rows_out)) <= 1e-9 * wo_all,
+                              "%s %s mode %d: wo %.6g FLOP, all rows %.6g", prec ? "bf16" : "fp32", what, mode, wo, wo_all);
+                double ew = test_rel_err(w, w_all, nw), ez = test_rel_err(z, z_all, nz);
+                ck_assert_msg(ew <= tol && ez <= tol, "%s %s mode %d: state vs all rows %.3g %.3g", prec ? "bf16" : "fp32",
+                              what, mode, ew, ez);
+                if (mode == 2) {
+                    double el = test_rel_err(last, last_all, V);
+                    ck_assert_msg(el <= (prec ? 0.0 : TOL_SCHEDULE), "%s %s: last logits vs all rows %.3g",
+                                  prec ? "bf16" : "fp32", what, el);
+                    if (!prec) {
+                        double v = logits_violation(last, rl + (n - 1) * V, V, TOL_LOGITS);
+                        ck_assert_msg(v <= 1.0, "%s: last logits off the reference (%.3g)", what, v);
+                    }
+                }
+            }
+        }
+        free(w_all), free(z_all), free(w), free(z), free(rw);
+        armt_ctx_free(ctx);
+        ref_state_free(rs);
+        test_host_model_free(h);
+        armt_model_free(m);
+    }
+    free(rl), free(last), free(last_all);
     armt_runtime_free(rt);
 }
 END_TEST
@@ -569,6 +683,7 @@ static Suite *suite(void) {
     tcase_set_timeout(tc, 1200);
     tcase_add_loop_test(tc, test_diagonal_equals_sequential, 0, 4);
     tcase_add_test(tc, test_gemm_calls_scale);
+    tcase_add_test(tc, test_unread_rows);
     tcase_add_test(tc, test_chunked_weights);
     suite_add_tcase(s, tc);
     tc = tcase_create("state");
