@@ -314,10 +314,21 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
                             "tensor-core kernels (m %zu, n %zu, k %zu, lda %zu)", m, n, k, lda);
     if (bb) a = F->abf_buf;
     armt_kernel_id id = bb ? ARMT_K_GEMM_BF16BF16_MMA : mma ? ARMT_K_GEMM_BF16_MMA : ARMT_K_GEMM_BF16;
-    /* narrow outputs (W_mq, W_mk: n = d_mem) on the narrow tiles, where built; they have no epilogues */
+    /* The narrow tiles (where built): for narrow outputs (W_mq, W_mk: n = d_mem), and for launches that
+     * would give the main tiles at most one work-group per two compute units (one cell of few rows or
+     * columns: the sequential schedule's k and v, the last layer's cell with its unread rows skipped,
+     * generation), where their 16x as many work-groups fill more of the GPU: on the H200, k/v on one
+     * cell of 1152 rows 0.038 -> 0.021 ms, o and down on 128 rows 0.041 -> 0.019 and 0.127 -> 0.056 ms
+     * (bench/results/2026-11-28-h200-narrow-for-small-launches.txt). Not for the SwiGLU epilogues and the
+     * row scales (main tiles only), nor RoPE where a thread's columns do not hold whole heads. */
     armt_kernel_id nid = bb ? ARMT_K_GEMM_BF16BF16_MMA_NARROW : ARMT_K_GEMM_BF16_MMA_NARROW;
-    const int narrow = mma && ctx->k[nid] && n <= (size_t)t->nar_bn && !F->epi_gate && !F->epi_w2 &&
-                       !F->epi_rope && !F->epi_rowscale && !F->epi_bf16;
+    const size_t main_wgs = (n + (size_t)t->mma_bn - 1) / (size_t)t->mma_bn *
+                            (count * ((m + (size_t)t->mma_bm - 1) / (size_t)t->mma_bm) - skip_last / (size_t)t->mma_bm);
+    const int nar_span = t->mma_wgmma ? t->nar_bn : t->nar_bn / (t->nar_warps_n ? t->nar_warps_n : 1);
+    const int narrow = mma && ctx->k[nid] && !F->epi_gate && !F->epi_w2 && !F->epi_rowscale &&
+                       (n <= (size_t)t->nar_bn ? !F->epi_rope && !F->epi_bf16
+                                               : 2 * main_wgs <= (size_t)ctx->rt->info.compute_units &&
+                                                     (!F->epi_rope || (nar_span > 0 && nar_span % F->hd == 0)));
     if (narrow) id = nid;
     cl_kernel kk = ctx->k[id];
     int mi = (int)m, ni = (int)n, ki = (int)k, ldai = (int)lda, ldci = (int)ldc, betai = beta != 0.0f;
