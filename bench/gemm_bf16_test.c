@@ -1145,7 +1145,8 @@ static void usage(void) {
            "                      [--rows N]"
            " [--reps 1..60] [--beta 0|1] [--opts \"-D...\"] [--seed N] [--shapes NAME:NxK[,...]]\n"
            "  tile FLAGS: sN stages, dN fragment double-buffering, lN ldmatrix, cN cp.async, rN register cap,\n"
-           "  wN wgmma n (64/128/256), iN wgmma groups in flight, xN timing-only diagnostic, gN local memory KiB\n");
+           "  wN wgmma n (64/128/256), iN wgmma groups in flight, xN timing-only diagnostic, gN local memory KiB,\n"
+           "  mN row tiles first in launch order (MMA_RASTER; the library's Hopper tiles: m1)\n");
 }
 
 int main(int argc, char **argv) {
@@ -1233,10 +1234,10 @@ int main(int argc, char **argv) {
         const char *tp = tiles;
         while (*tp && nk < 24) {
             int bm, bn, bk, wm, wn, used = 0, abf = 0, st = 0, db = -1, ld = 1, ca = 1, rr = 0, wg = 0;
-            int depth = 0, diag = 0, smem_kib = 0;
+            int depth = 0, diag = 0, smem_kib = 0, raster = 0;
             if (*tp == 'b') abf = 1, tp++;
             if (sscanf(tp, "%dx%dx%d:%dx%d%n", &bm, &bn, &bk, &wm, &wn, &used) != 5) {
-                fprintf(stderr, "bad --mma-tiles entry at \"%s\" (want [b]BMxBNxBK:WMxWN[sN][dN][lN][cN][rN][wN][iN][xN][gN])\n", tp);
+                fprintf(stderr, "bad --mma-tiles entry at \"%s\" (want [b]BMxBNxBK:WMxWN[sN][dN][lN][cN][rN][wN][iN][xN][gN][mN])\n", tp);
                 return 2;
             }
             tp += used;
@@ -1253,6 +1254,7 @@ int main(int argc, char **argv) {
                 else if (f == 'i') depth = v;
                 else if (f == 'x') diag = v;
                 else if (f == 'g') smem_kib = v;
+                else if (f == 'm') raster = v;
                 else return fprintf(stderr, "bad --mma-tiles flag '%c'\n", f), 2;
                 fl += snprintf(flags + fl, sizeof flags - (size_t)fl, "%c%d", f, v);
             }
@@ -1275,6 +1277,8 @@ int main(int argc, char **argv) {
                 snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_DIAG=%d", diag);
             if (smem_kib) /* static local memory over OpenCL's reported 48 KiB (bench/nv_probe) */
                 snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_SMEM_MAX=%d", smem_kib * 1024);
+            if (raster) /* row tiles first in launch order (the library's Hopper tiles) */
+                snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_RASTER=%d", raster);
             if (rr && nv_mma) /* register cap (NVIDIA only), e.g. 128 for 2 work-groups of 256 per SM */
                 snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -cl-nv-maxrregcount=%d", rr);
             snprintf(opts, sizeof opts,

@@ -78,7 +78,9 @@
  *     builds and runs larger static arrays (bench/nv_probe). The library's Hopper tiles (lib/build_options.c):
  *     128 x 256 x 64, 2 x 4 warps, MMA_WG_N 256, 4 stages (192 KiB), MMA_WG_DEPTH 1; a second build of this
  *     file with 64 x 64 x 64, 1 x 4 warps, MMA_WG_N 64 takes the GEMMs of n <= 64 (W_mq, W_mk); with mma.sync
- *     that build has 64 x 64 x 32 tiles of 2 x 2 warps. MMA_DIAG builds
+ *     that build has 64 x 64 x 32 tiles of 2 x 2 warps. MMA_RASTER 1 (the Hopper tiles) hands work-groups
+ *     their tiles row tiles first in launch order (armt_mma_row_tile), so that those running together share
+ *     the weights' column tiles in L2. MMA_DIAG builds
  *     timing-only variants whose results are wrong (benchmark diagnostics). See bench/gemm_bf16_notes.md.
  *     Two more arguments after c_stride: __global const float *Gt, __global ushort *Cb. Both NULL: C as above.
  *     Set: the SwiGLU epilogue of an up projection, Cb = bf16(silu(Gt) * A W^T) at C's element offsets (Gt
@@ -128,8 +130,8 @@
 /* bf16 rounding and expansion: armt_to_bf16, armt_from_bf16 and armt_bf16x2 in common.cl */
 
 /* The launch's last entry does not need its rows below last_row0 (armt_rows_unneeded in common.cl). */
-#define GEMM_SKIP_TILE(tile_rows, last_row0) \
-    armt_rows_unneeded(last_row0, (int)get_group_id(1) * (tile_rows), tile_rows)
+#define GEMM_SKIP_TILE(row_tile, tile_rows, last_row0) \
+    armt_rows_unneeded(last_row0, (row_tile) * (tile_rows), tile_rows)
 
 /* Element offsets of batch entry j (see the header). */
 #define GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off) \
@@ -150,7 +152,7 @@ __kernel __attribute__((reqd_work_group_size(GEMM_LX, GEMM_LY, 1))) void armt_ge
      * (consecutive); the +1 keeps the transposing stores free of bank conflicts. */
     __local float As[GEMM_TK][GEMM_TM + 1];
     __local float Ws[GEMM_TK][GEMM_TN + 1];
-    if (GEMM_SKIP_TILE(GEMM_TM, last_row0)) return;
+    if (GEMM_SKIP_TILE((int)get_group_id(1), GEMM_TM, last_row0)) return;
     const int tx = get_local_id(0), ty = get_local_id(1), tid = ty * GEMM_LX + tx;
     const int col0 = get_group_id(0) * GEMM_TN, row0 = get_group_id(1) * GEMM_TM, j = get_group_id(2);
     GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
@@ -753,6 +755,27 @@ inline __attribute__((always_inline)) void armt_mma_epilogue(float acc[MMA_MT][M
  *     first step is read right after B_t, before this tile's last mma are issued.
  * cp.async.wait_group STAGES - 2 before B_t leaves tile t + 1 complete (one group is committed per tile,
  * empty ones too, so the count is uniform). */
+/* A work-group's tile of an entry: (column tile, row tile) = (group 0, group 1) as launched (MMA_RASTER 0), or
+ * (MMA_RASTER 1) from the work-group's place in the launch order (dimension 0 fastest), row tiles fastest:
+ * work-groups that run together then share column tiles (weights) instead of row tiles. */
+#ifndef MMA_RASTER
+#define MMA_RASTER 0
+#endif
+inline int armt_mma_row_tile(void) {
+#if MMA_RASTER
+    return (int)((get_group_id(0) + get_group_id(1) * get_num_groups(0)) % get_num_groups(1));
+#else
+    return (int)get_group_id(1);
+#endif
+}
+inline int armt_mma_col_tile(void) {
+#if MMA_RASTER
+    return (int)((get_group_id(0) + get_group_id(1) * get_num_groups(0)) / get_num_groups(1));
+#else
+    return (int)get_group_id(0);
+#endif
+}
+
 inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int n, const int k, __global const float *Af, __global const ushort *Ab,
                           const int lda, __global const ushort *W, __global float *C, const int ldc, const int beta,
                           const ulong a_off, const ulong w_off, const ulong c_off, const int abf,
@@ -762,7 +785,7 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
     const int tid = get_local_id(0), lane = tid & 31, warp = tid >> 5;
     const int dual = MMA_DUAL_OK && W2 != 0;
     /* dual: a tile covers BN/2 output columns (gate and up of each) */
-    const int col0 = get_group_id(0) * (dual ? MMA_BN / 2 : MMA_BN), row0 = get_group_id(1) * MMA_BM;
+    const int col0 = armt_mma_col_tile() * (dual ? MMA_BN / 2 : MMA_BN), row0 = armt_mma_row_tile() * MMA_BM;
 #if MMA_WGMMA
     const int wm0 = (warp >> 2) * MMA_WG_ROWS + (warp & 3) * 16, wn0 = 0; /* the accumulator layout at MMA_MT */
 #else
@@ -1103,7 +1126,7 @@ __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm
     GEMM_BF16_ARGS, __global const float *Gt, __global ushort *Cb, const int last_row0) {
     __local uint smem[MMA_STAGES * MMA_STAGE_BYTES / 4] __attribute__((aligned(MMA_SMEM_ALIGN)));
     MMA_EMU_LOCALS
-    if (GEMM_SKIP_TILE(MMA_BM, last_row0)) return;
+    if (GEMM_SKIP_TILE(armt_mma_row_tile(), MMA_BM, last_row0)) return;
     const int j = get_group_id(2);
     GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
     armt_mma_gemm(m, n, k, A, 0, lda, W, C, ldc, beta, a_off, w_off, c_off, 0, Gt, Cb, 0, 0, 0, 0, 1, 0, 0, smem,
@@ -1129,7 +1152,7 @@ __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm
     __global const float *rowscale, const int last_row0) {
     __local uint smem[MMA_STAGES * MMA_STAGE_BYTES / 4] __attribute__((aligned(MMA_SMEM_ALIGN)));
     MMA_EMU_LOCALS
-    if (GEMM_SKIP_TILE(MMA_BM, last_row0)) return;
+    if (GEMM_SKIP_TILE(armt_mma_row_tile(), MMA_BM, last_row0)) return;
     const int j = get_group_id(2);
     GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
     armt_mma_gemm(m, n, k, 0, A, lda, W, C, ldc, beta, a_off, w_off, c_off, 1, Gt, Cb, W2, w2_shift, rope, rope_hd,

@@ -50,6 +50,7 @@ char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tu
     if (extra && strstr(extra, "-DMMA_WGMMA=0")) wgmma = 0;
     armt_gemm_mma_tiles(tune, wgmma);
     if (extra && strstr(extra, "-DARMT_GEMM_NARROW=0")) tune->nar_bn = 0; /* no narrow tiles (comparisons) */
+    extra_int(extra, "-DMMA_RASTER=", 0, 1, &tune->mma_raster);
     /* attention of bf16 models on tensor cores wherever the GEMM has them; -DARMT_ATTN_MMA=0 in the extra
      * options turns it off (the fp32 kernel then runs) */
     tune->attn_mma = tune->nv_mma;
@@ -107,6 +108,10 @@ void armt_gemm_mma_tiles(armt_device_tuning *tune, int wgmma) {
         tune->nar_bn = 64;
         tune->nar_warps_m = 1;
         tune->nar_warps_n = 4;
+        /* work-groups in launch order take row tiles first, so that those running together share the
+         * weights' column tiles: diagonal at 131k 0.807 -> 0.779 s on the H200 (alternating; alone, with
+         * nothing else in L2, the GEMMs are unchanged: bench/results/2026-11-28-h200-raster.txt) */
+        tune->mma_raster = 1;
     } else {
         /* mma.sync: 128 x 128 x 32, 2 x 2 warps, as many stages as 48 KiB hold (bench/gemm_bf16_notes.md) */
         tune->mma_bn = 128;
@@ -121,6 +126,7 @@ void armt_gemm_mma_tiles(armt_device_tuning *tune, int wgmma) {
         tune->nar_bn = 64;
         tune->nar_warps_m = 2;
         tune->nar_warps_n = 2;
+        tune->mma_raster = 0; /* (not measured with these tiles) */
     }
     tune->mma_threads = 32 * 2 * tune->mma_warps_n;
     tune->nar_threads = 32 * tune->nar_warps_m * tune->nar_warps_n;
@@ -141,5 +147,6 @@ void armt_gemm_mma_options(const armt_device_tuning *tune, int narrow, char *buf
     if (o >= 0 && (size_t)o < n && tune->mma_wgmma)
         o += snprintf(buf + o, n - (size_t)o, " -DMMA_WG_N=%d -DMMA_WG_DEPTH=%d", wg_n, tune->mma_wg_depth);
     if (o >= 0 && (size_t)o < n && tune->mma_smem_max)
-        snprintf(buf + o, n - (size_t)o, " -DMMA_SMEM_MAX=%d", tune->mma_smem_max);
+        o += snprintf(buf + o, n - (size_t)o, " -DMMA_SMEM_MAX=%d", tune->mma_smem_max);
+    if (o >= 0 && (size_t)o < n && tune->mma_raster) snprintf(buf + o, n - (size_t)o, " -DMMA_RASTER=1");
 }
