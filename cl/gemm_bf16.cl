@@ -295,12 +295,17 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 #define MMA_ISTEP 16
 #define MMA_SMEM_ALIGN 16
 #endif
+/* MMA_RASTER 1: work-groups take their tiles row tiles first in launch order (armt_mma_row_tile). */
+#ifndef MMA_RASTER
+#define MMA_RASTER 0
+#endif
 /* The epilogue's reads (C with beta = 1: the residual stream; the SwiGLU gate Gt) are prefetched into L2
  * MMA_PF_DIST k-tiles before the mainloop ends (at its start when it is shorter), so that they come from
  * L2 rather than HBM once the accumulators are done: every work-group of a wave reaches its epilogue at the
- * same time, and reading C then left the tensor cores idle (bench/gemm_bf16_notes.md, run 11). 0: off. */
+ * same time, and reading C then left the tensor cores idle (bench/gemm_bf16_notes.md, run 11). 0: off.
+ * Off by default with MMA_RASTER 1, where it cost 1.7% of the diagonal forward (notes, run 12). */
 #ifndef MMA_PF_C
-#define MMA_PF_C 1
+#define MMA_PF_C (!MMA_RASTER)
 #endif
 #ifndef MMA_PF_DIST
 #define MMA_PF_DIST 8
@@ -758,9 +763,6 @@ inline __attribute__((always_inline)) void armt_mma_epilogue(float acc[MMA_MT][M
 /* A work-group's tile of an entry: (column tile, row tile) = (group 0, group 1) as launched (MMA_RASTER 0), or
  * (MMA_RASTER 1) from the work-group's place in the launch order (dimension 0 fastest), row tiles fastest:
  * work-groups that run together then share column tiles (weights) instead of row tiles. */
-#ifndef MMA_RASTER
-#define MMA_RASTER 0
-#endif
 inline int armt_mma_row_tile(void) {
 #if MMA_RASTER
     return (int)((get_group_id(0) + get_group_id(1) * get_num_groups(0)) % get_num_groups(1));
