@@ -351,10 +351,10 @@ static double lm_head_flop(const armt_config *c, armt_output o, double n) {
 }
 
 /* The last layer's work left out for the first `skip` rows of a cell (armt_forward_params.all_rows = 0):
- * the o projection, the MLP and those rows' causal attention. */
+ * the q and o projections, the MLP and those rows' causal attention. */
 static double unread_flop(const armt_config *c, double skip) {
     double d = c->hidden_size, q = (double)c->n_heads * c->head_dim;
-    return 2.0 * (q * d + 3.0 * d * c->intermediate_size) * skip + 2.0 * 2.0 * skip * skip * q / 2.0;
+    return 2.0 * (2.0 * q * d + 3.0 * d * c->intermediate_size) * skip + 2.0 * 2.0 * skip * skip * q / 2.0;
 }
 
 /* Rows of a cell on the last layer that no output reads (the library's rule, lib/forward.c unread_rows). */

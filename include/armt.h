@@ -299,10 +299,11 @@ typedef struct armt_forward_params {
                                    /*   with 1, then profile one call with 0; armt_ctx_profile keeps */
                                    /*   the last profiled call's times)                              */
     int              all_rows;     /* 1: the last layer computes every row. 0 (default): with output */
-                                   /*   NONE or LOGITS_LAST, its attention, o projection and MLP run */
-                                   /*   only for the rows something reads (the memory tokens, which  */
-                                   /*   the memory write needs, and the last token when its logits   */
-                                   /*   are asked for); outputs and memory state are the same        */
+                                   /*   NONE or LOGITS_LAST, its q and o projections, attention and  */
+                                   /*   MLP run only for the rows something reads (the memory        */
+                                   /*   tokens, which the memory write needs, and the last token     */
+                                   /*   when its logits are asked for); outputs and memory state are */
+                                   /*   the same                                                     */
 } armt_forward_params;
 
 ARMT_API armt_forward_params armt_forward_default_params(void);

@@ -730,7 +730,12 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
      * bf16 tensor-core kernel (as RoPE fused implies) and the rows do not go to a KV cache (that is fp32) */
     const int kv_bf16 = fuse_rope && ctx->k[ARMT_K_ATTENTION_MMA_KVBF16] && !st->kcache;
     F->epi_rope = fuse_rope;
+    /* the last layer's cell only for the rows something reads (st->skip), from q on: its k and v cover
+     * every row, since its memory tokens attend to all of them */
+    const int skip = st->skip > 0 && st->skip < st->T && st->l0 + st->G == F->cfg->n_layers ? st->skip : 0;
+    F->skip_last = (size_t)skip;
     armt_status qks = gemm_weight(F, ARMT_ROLE_WQ, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->q, qd, 0.0f);
+    F->skip_last = 0;
     if (qks == ARMT_OK) {
         offsets_tmp(st, T, (size_t)F->d, F->a_off);
         offsets_tmp(st, T, kvd, F->c_off);
@@ -789,9 +794,6 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
      * stage_bf16 would put it; att is not written) */
     const int att_mma = aid == ARMT_K_ATTENTION_MMA || aid == ARMT_K_ATTENTION_MMA_KVBF16;
     int att_bf16 = att_mma && bf16_operands(ctx);
-    /* from here on, the last layer's cell only for the rows something reads (every cell's K and V are
-     * above: its memory tokens attend to all its rows) */
-    const int skip = st->skip > 0 && st->skip < st->T && st->l0 + st->G == F->cfg->n_layers ? st->skip : 0;
     ARMT_CL_TRY(ARMT_ARG(k, att_mma ? 12 : 11, skip));
     if (att_mma) {
         cl_mem outb = att_bf16 ? ctx->abf : NULL;
@@ -1075,7 +1077,7 @@ static void progress(fwd *F, uint64_t done, uint64_t total) {
  * the call's last token): all Ls token rows when no output is asked for (only the memory tokens go on, to
  * the memory write), all but the last token's when only its logits are; none for hidden states, for all
  * logits, or when the caller asks for every row (all_rows). armt_fwd_layer computes such a cell's
- * attention, o projection and MLP only for its rows from skip on. */
+ * q and o projections, attention and MLP only for its rows from skip on. */
 static int unread_rows(const fwd *F, int Ls, int last) {
     if (F->p->all_rows) return 0;
     if (F->p->output == ARMT_OUTPUT_NONE) return Ls;

@@ -39,8 +39,8 @@ typedef struct fwd {
 typedef struct step {
     int l0, G, s0, cap, T, s_short, T_short;
     /* > 0: rows [0, skip) of the step's cell on the model's last layer feed nothing (no output reads them):
-     * that cell computes attention onwards only for the rows from skip on (its memory tokens', which the
-     * memory write reads, and the last token's when its logits are asked for). 0: every row. */
+     * that cell computes q, attention, o and the MLP only for the rows from skip on (its memory tokens',
+     * which the memory write reads, and the last token's when its logits are asked for). 0: every row. */
     int skip;
     /* generation only (zero otherwise): rows have positions pos0 + r and keys/values go to a KV cache of
      * cache_rows rows starting at element cache_off of kcache / vcache */

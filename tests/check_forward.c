@@ -370,8 +370,8 @@ static double gemm_site_flop(const armt_ctx *ctx, const char *name) {
     return 0.0;
 }
 
-/* With no output (or only the last token's logits) the last layer runs its attention, o projection and MLP
- * only for the rows something reads: the memory state (and those logits) must stay those of the fp64
+/* With no output (or only the last token's logits) the last layer runs its q and o projections, attention
+ * and MLP only for the rows something reads: the memory state (and those logits) must stay those of the fp64
  * reference, equal to a run that computes every row (all_rows), in both schedules and in fp32 (CLBlast) and
  * bf16 (our GEMM); the o projection's FLOPs show how many rows were left out. S > Lyr, a partial last
  * segment, and cells of 75 rows, so that the kernels' tiles of 64 rows (GEMM) and blocks of 32 query rows
@@ -426,8 +426,9 @@ START_TEST(test_unread_rows) {
                 float *wd = mode == 0 ? w_all : w, *zd = mode == 0 ? z_all : z;
                 ck_assert_int_eq(armt_ctx_memory_get(ctx, wd, zd, NULL), ARMT_OK);
                 ck_assert_msg(max_abs(wd, nw) > 0, "W_mem is zero: memory path inert");
-                const double wo = gemm_site_flop(ctx, "wo");
+                const double wo = gemm_site_flop(ctx, "wo"), wq = gemm_site_flop(ctx, "wq");
                 ck_assert(wo > 0);
+                ck_assert(wq == wo); /* (q and o: the same shape, and the same rows) */
                 if (mode == 0) {
                     wo_all = wo;
                     if (!prec) {
