@@ -123,6 +123,10 @@ static void usage(FILE *out) {
             "                         decodes the new tokens to text. With --preset, a preset vocabulary smaller\n"
             "                         than the tokenizer's is enlarged to it (said on stderr)\n"
             "\n"
+            "Weights (both modes):\n"
+            "      --precision P      fp32 (default, the reference) or bf16 (half the memory; our own GEMM,\n"
+            "                         tensor cores on NVIDIA)\n"
+            "\n"
             "Forward mode:\n"
             "      --schedule S       diagonal (default: Diagonal Batching, S + layers - 1 steps), sequential\n"
             "                         (segment by segment, layer by layer) or full (the base LLaMA over the\n"
@@ -183,7 +187,7 @@ static void usage(FILE *out) {
             "Without an explicit --output, --save-outputs saves both logits and hidden: the input is then run\n"
             "twice (logits, then hidden states) from the same starting memory, which ends in the same state.\n"
             "__metadata__ holds generator, libarmt_version, model, schedule, n_tokens, segment_size,\n"
-            "num_mem_tokens, d_key.\n"
+            "num_mem_tokens, d_key, precision.\n"
             "\n"
             "Exit status: 0 on success, 1 when a step failed, 2 on a usage error.\n"
             "\n"
@@ -216,6 +220,7 @@ static int parse_args(int argc, char **argv, run_opts *o) {
         OPT_SAVE_MEMORY,
         OPT_LOAD_MEMORY,
         OPT_STATS,
+        OPT_PRECISION,
         OPT_GENERATE,
         OPT_MAX_NEW,
         OPT_PROMPT,
@@ -243,6 +248,7 @@ static int parse_args(int argc, char **argv, run_opts *o) {
         {"save-memory", required_argument, NULL, OPT_SAVE_MEMORY},
         {"load-memory", required_argument, NULL, OPT_LOAD_MEMORY},
         {"stats", no_argument, NULL, OPT_STATS},
+        {"precision", required_argument, NULL, OPT_PRECISION},
         {"generate", no_argument, NULL, OPT_GENERATE},
         {"max-new", required_argument, NULL, OPT_MAX_NEW},
         {"prompt", required_argument, NULL, OPT_PROMPT},
@@ -297,6 +303,16 @@ static int parse_args(int argc, char **argv, run_opts *o) {
             break;
         case OPT_RANDOM_IDS:
             if (cli_parse_i64("--random-ids", optarg, 1, INT32_MAX, &o->random_ids) != 0) return -1;
+            break;
+        case OPT_PRECISION:
+            if (strcmp(optarg, "fp32") == 0)
+                o->common.precision = ARMT_PRECISION_FP32;
+            else if (strcmp(optarg, "bf16") == 0)
+                o->common.precision = ARMT_PRECISION_BF16;
+            else {
+                cli_error("--precision: '%s' is not one of fp32, bf16", optarg);
+                return -1;
+            }
             break;
         case OPT_SCHEDULE:
             if (strcmp(optarg, "diagonal") == 0)
@@ -1119,9 +1135,10 @@ int main(int argc, char **argv) {
         if (o.verbosity > CLI_QUIET) {
             cli_model_label(&o.common, label, sizeof label);
             fprintf(stderr,
-                    "model:    %s: %d layers, hidden %d, heads %d/%d, vocab %d; segment %d + %d memory tokens\n",
+                    "model:    %s: %d layers, hidden %d, heads %d/%d, vocab %d; segment %d + %d memory tokens; %s\n",
                     label, cfg->n_layers, cfg->hidden_size, cfg->n_heads, cfg->n_kv_heads, cfg->vocab_size,
-                    cfg->segment_size, cfg->num_mem_tokens);
+                    cfg->segment_size, cfg->num_mem_tokens,
+                    o.common.precision == ARMT_PRECISION_BF16 ? "bf16" : "fp32");
             fprintf(stderr, "device:   %s (%s)%s%s\n", dev.name, dev.platform_name, dev.device_version[0] ? ", " : "",
                     dev.device_version);
         }
@@ -1202,9 +1219,9 @@ int main(int argc, char **argv) {
     /* ---- summary on stdout ---- */
     cli_model_label(&o.common, label, sizeof label);
     uint64_t segments = cli_div_up(n, (uint64_t)cfg->segment_size);
-    printf("model:    %s: %d layers, hidden %d, heads %d/%d, vocab %d; segment %d + %d memory tokens\n", label,
-           cfg->n_layers, cfg->hidden_size, cfg->n_heads, cfg->n_kv_heads, cfg->vocab_size, cfg->segment_size,
-           cfg->num_mem_tokens);
+    printf("model:    %s: %d layers, hidden %d, heads %d/%d, vocab %d; segment %d + %d memory tokens; %s\n",
+           label, cfg->n_layers, cfg->hidden_size, cfg->n_heads, cfg->n_kv_heads, cfg->vocab_size,
+           cfg->segment_size, cfg->num_mem_tokens, o.common.precision == ARMT_PRECISION_BF16 ? "bf16" : "fp32");
     printf("device:   %s (%s)%s%s\n", dev.name, dev.platform_name, dev.device_version[0] ? ", " : "",
            dev.device_version);
     if (armt)
@@ -1269,6 +1286,7 @@ int main(int argc, char **argv) {
         const char *const metadata[] = {"generator", "armt-run", "libarmt_version", armt_version_string(), "model",
                                         label, "schedule", schedule_name(o.schedule), "n_tokens", n_text,
                                         "segment_size", seg_text, "num_mem_tokens", mem_text, "d_key", dk_text,
+                                        "precision", o.common.precision == ARMT_PRECISION_BF16 ? "bf16" : "fp32",
                                         NULL, NULL};
         if (write_safetensors(o.save_outputs, t, nt, metadata) != 0) goto done;
         printf("saved:    %s:", o.save_outputs);

@@ -115,6 +115,50 @@ if [ -f "$tmp/out-diagonal.safetensors" ]; then
 fi
 
 # ======================================================================================================
+# (a2) bf16 weights: within the bf16 tolerance of the reference (2e-2 of its largest logit, 2.09), really
+# rounded (not within the fp32 one), and with only the last token's logits (the last layer then skips its
+# other rows) the same memory state as with every row's
+# ======================================================================================================
+b16="$tmp/out-bf16.safetensors"
+if "$run" --model "$data/armt_ref/model_saved.safetensors" --ids "$tmp/ids.txt" --precision bf16 \
+     --output logits --save-outputs "$b16" > "$tmp/b16.log" 2>&1 && grep -q 'memory tokens; bf16' "$tmp/b16.log"; then
+  if "$cmp" "$b16" logits "$ref" logits 0.042 > "$tmp/cmp.log" 2>&1; then
+    pass "bf16: logits vs reference: $(sed 's/.*max abs diff \([^ ]*\).*/max abs diff \1/' "$tmp/cmp.log")"
+  else
+    show "$tmp/cmp.log"
+    fail "bf16: logits vs reference (max abs diff > 0.042)"
+  fi
+  if "$cmp" "$b16" logits "$ref" logits 2e-4 > "$tmp/cmp.log" 2>&1; then
+    show "$tmp/cmp.log"
+    fail "bf16: logits within the fp32 tolerance: --precision bf16 not applied?"
+  else
+    pass "bf16: logits differ from fp32 by more than 2e-4 (bf16 rounding)"
+  fi
+  b16l="$tmp/out-bf16-last.safetensors"
+  if "$run" --model "$data/armt_ref/model_saved.safetensors" --ids "$tmp/ids.txt" --precision bf16 \
+       --output last --save-outputs "$b16l" > "$tmp/b16l.log" 2>&1 &&
+     "$cmp" "$b16l" memory.W_mem "$b16" memory.W_mem 0 > "$tmp/cmp.log" 2>&1 &&
+     "$cmp" "$b16l" memory.z "$b16" memory.z 0 >> "$tmp/cmp.log" 2>&1; then
+    pass "bf16: memory state with --output last equals the one with --output logits"
+  else
+    show "$tmp/b16l.log"
+    show "$tmp/cmp.log"
+    fail "bf16: memory state with --output last differs"
+  fi
+else
+  show "$tmp/b16.log"
+  fail "forward with --precision bf16"
+fi
+"$run" --preset tiny --precision bf17 --random-ids 3 > "$tmp/bad.out" 2> "$tmp/bad.err"
+rc=$?
+if [ $rc -eq 2 ] && grep -q -e "--precision" "$tmp/bad.err"; then
+  pass "--precision bf17 exits 2 with a message"
+else
+  show "$tmp/bad.err"
+  fail "--precision bf17: exit $rc"
+fi
+
+# ======================================================================================================
 # (b) generation: the quick start example
 # ======================================================================================================
 tok="$data/tokenizer/tokenizer.json"
