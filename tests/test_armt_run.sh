@@ -149,14 +149,6 @@ else
   show "$tmp/b16.log"
   fail "forward with --precision bf16"
 fi
-"$run" --preset tiny --precision bf17 --random-ids 3 > "$tmp/bad.out" 2> "$tmp/bad.err"
-rc=$?
-if [ $rc -eq 2 ] && grep -q -e "--precision" "$tmp/bad.err"; then
-  pass "--precision bf17 exits 2 with a message"
-else
-  show "$tmp/bad.err"
-  fail "--precision bf17: exit $rc"
-fi
 
 # ======================================================================================================
 # (b) generation: the quick start example
@@ -234,7 +226,7 @@ done
 if "$run" --help > "$tmp/help.out" 2>&1; then
   missing=""
   for opt in --prompt --prompt-ids --ids --tokenizer --generate --max-new --temperature --top-k --top-p \
-             --sample-seed --stop-id --stop --bos --no-bos --save-outputs --model --preset Examples; do
+             --sample-seed --stop-id --stop --bos --no-bos --save-outputs --model --preset --precision Examples; do
     grep -q -e "$opt" "$tmp/help.out" || missing="$missing $opt"
   done
   if [ -z "$missing" ]; then pass "--help exits 0 and documents the options"; else
@@ -243,23 +235,23 @@ else
   fail "--help exit status is not 0"
 fi
 
-"$run" --no-such-option > "$tmp/bad.out" 2> "$tmp/bad.err"
-rc=$?
-if [ $rc -eq 2 ] && grep -q "unknown option '--no-such-option'" "$tmp/bad.err"; then
-  pass "an unknown option exits 2 with a message"
-else
-  show "$tmp/bad.err"
-  fail "unknown option: exit $rc"
-fi
-
-"$run" --preset tiny --prompt "Hello" --max-new 4 > "$tmp/bad.out" 2> "$tmp/bad.err"
-rc=$?
-if [ $rc -eq 2 ] && grep -q -e "--tokenizer" "$tmp/bad.err"; then
-  pass "--prompt without --tokenizer exits 2 with a message"
-else
-  show "$tmp/bad.err"
-  fail "--prompt without --tokenizer: exit $rc"
-fi
+# usage_error WHAT PATTERN ARGS...: armt-run ARGS must exit 2 with PATTERN in its message
+usage_error() {
+  what=$1
+  pattern=$2
+  shift 2
+  "$run" "$@" > "$tmp/bad.out" 2> "$tmp/bad.err"
+  rc=$?
+  if [ $rc -eq 2 ] && grep -q -e "$pattern" "$tmp/bad.err"; then
+    pass "$what exits 2 with a message"
+  else
+    show "$tmp/bad.err"
+    fail "$what: exit $rc"
+  fi
+}
+usage_error "an unknown option" "unknown option '--no-such-option'" --no-such-option
+usage_error "--prompt without --tokenizer" "--tokenizer" --preset tiny --prompt "Hello" --max-new 4
+usage_error "--precision bf17" "--precision" --preset tiny --precision bf17 --random-ids 3
 
 if [ $failures -ne 0 ]; then
   echo "test_armt_run: $failures check(s) failed"
