@@ -1085,6 +1085,12 @@ static int unread_rows(const fwd *F, int Ls, int last) {
     return 0;
 }
 
+/* Tokens of segment s of the call (segment_size, or fewer for the last). */
+static int segment_tokens(const fwd *F, int s) {
+    const size_t L = (size_t)F->cfg->segment_size, rest = F->n - (size_t)s * L;
+    return (int)(rest < L ? rest : L);
+}
+
 static armt_status run_armt(fwd *F, int diagonal) {
     armt_ctx *ctx = F->ctx;
     const int Lyr = F->cfg->n_layers, M = F->M;
@@ -1102,7 +1108,7 @@ static armt_status run_armt(fwd *F, int diagonal) {
     uint64_t done = 0;
     if (!diagonal) {
         for (int s = 0; s < S; s++) {
-            int Ls = s == S - 1 ? Ls_last : (int)L;
+            int Ls = segment_tokens(F, s);
             step st = {.l0 = 0, .G = 1, .s0 = s, .cap = 1, .T = Ls + M, .s_short = -1,
                        .skip = unread_rows(F, Ls, s == S - 1)};
             ARMT_TRY(armt_fwd_embed(F, &st, (size_t)s * L, Ls, M));
@@ -1125,19 +1131,19 @@ static armt_status run_armt(fwd *F, int diagonal) {
                    .T_short = Ls_last + M};
         if (hi == Lyr - 1) { /* the cell of segment d - hi leaves the last layer */
             const int s = d - hi;
-            st.skip = unread_rows(F, s == S - 1 ? Ls_last : (int)L, s == S - 1);
+            st.skip = unread_rows(F, segment_tokens(F, s), s == S - 1);
         }
         if (lo == 0) {
             /* the newest segment enters layer 0 */
             int s = d;
-            ARMT_TRY(armt_fwd_embed(F, &st, (size_t)s * L, s == S - 1 ? Ls_last : (int)L, M));
+            ARMT_TRY(armt_fwd_embed(F, &st, (size_t)s * L, segment_tokens(F, s), M));
         }
         ARMT_TRY(armt_fwd_read(F, &st));
         ARMT_TRY(armt_fwd_layer(F, &st));
         ARMT_TRY(armt_fwd_write(F, &st));
         if (hi == Lyr - 1) {
             int j = hi - lo, s = d - hi;
-            ARMT_TRY(emit(F, slot_of(&st, j), (size_t)T, (size_t)s * L, (size_t)(s == S - 1 ? Ls_last : (int)L)));
+            ARMT_TRY(emit(F, slot_of(&st, j), (size_t)T, (size_t)s * L, (size_t)segment_tokens(F, s)));
         }
         ctx->stats.steps++;
         ctx->stats.cells += (uint64_t)st.G;

@@ -42,7 +42,7 @@ typedef enum armt_kernel_id {
     ARMT_K_MEM_BF16_T,     /* memory.cl     bf16 transposed copy of W_mem (bf16 models)  */
     ARMT_K_F32_TO_BF16,    /* gemm_bf16.cl  bf16 copy of a GEMM operand (tensor cores only) */
     ARMT_K_GEMM_BF16BF16_MMA, /* gemm_bf16.cl  tensor-core GEMM with a bf16 A (optional)     */
-    ARMT_K_GEMM_BF16_MMA_NARROW,     /* the fp32-A one with the narrow tiles (n <= nar_bn; optional) */
+    ARMT_K_GEMM_BF16_MMA_NARROW,     /* the fp32-A one with the narrow tiles (optional)              */
     ARMT_K_GEMM_BF16BF16_MMA_NARROW, /* the bf16-A one with the narrow tiles (optional)              */
     ARMT_K_ATTENTION_MMA_KVBF16,     /* attention.cl  the tensor-core attention on bf16 K and V (optional) */
     ARMT_K_COUNT
@@ -57,7 +57,7 @@ typedef enum armt_program_id {
     ARMT_P_ELEMENTWISE,
     ARMT_P_MEMORY,
     ARMT_P_GEMM_BF16,
-    ARMT_P_GEMM_NARROW, /* gemm_bf16.cl again, with narrow tiles (Hopper only; NULL elsewhere) */
+    ARMT_P_GEMM_NARROW, /* gemm_bf16.cl again, with narrow tiles (tensor cores only; NULL elsewhere) */
     ARMT_P_COUNT
 } armt_program_id;
 
@@ -88,8 +88,9 @@ typedef struct armt_device_tuning {
     int mma_wg_n, mma_wg_depth;             /* wgmma: n per instruction, groups in flight at the barrier */
     int mma_raster;                         /* 1: row tiles fastest in launch order (MMA_RASTER)       */
     int mma_smem_max;     /* local memory the tiles may declare (0: the kernel's 48 KiB default) */
-    int nar_bm, nar_bn, nar_warps_m, nar_warps_n, nar_threads; /* narrow wgmma tiles for GEMMs of n <= nar_bn
-                                                                  (W_mq, W_mk); nar_bn 0: none */
+    int nar_bm, nar_bn, nar_warps_m, nar_warps_n, nar_threads; /* narrow tiles, for GEMMs of n <= nar_bn
+                                                                  (W_mq, W_mk) and launches of few work-groups
+                                                                  (forward.c); nar_bn 0: none */
     int attn_mma;         /* 1: bf16 models run attention on tensor cores (or their stand-ins) */
     int attn_mma_warps;   /* warps per work-group of armt_attention_mma */
     int attn_mma_rt;      /* its m16 row tiles per warp (16 attn_mma_rt query rows per warp) */

@@ -409,18 +409,15 @@ START_TEST(test_unread_rows) {
         for (int sch = ARMT_SCHEDULE_SEQUENTIAL; sch <= ARMT_SCHEDULE_DIAGONAL; sch++) {
             const char *what = sch ? "diagonal" : "sequential";
             double wo_all = 0;
-            for (int mode = 0; mode < 3; mode++) { /* every row; no output; the last token's logits */
+            /* mode 0: every row, and the last token's logits from them; 1: no output; 2: the last token's
+             * logits, its other rows of the last layer skipped */
+            for (int mode = 0; mode < 3; mode++) {
                 armt_forward_params fp = armt_forward_default_params();
                 fp.schedule = (armt_schedule)sch;
                 fp.all_rows = mode == 0;
-                fp.output = mode == 2 ? ARMT_OUTPUT_LOGITS_LAST : ARMT_OUTPUT_NONE;
-                fp.out = mode == 2 ? last : NULL;
-                fp.out_count = mode == 2 ? V : 0;
-                if (mode == 0) { /* every row, and the last token's logits from them */
-                    fp.output = ARMT_OUTPUT_LOGITS_LAST;
-                    fp.out = last_all;
-                    fp.out_count = V;
-                }
+                fp.output = mode == 1 ? ARMT_OUTPUT_NONE : ARMT_OUTPUT_LOGITS_LAST;
+                fp.out = mode == 1 ? NULL : mode == 0 ? last_all : last;
+                fp.out_count = mode == 1 ? 0 : V;
                 ck_assert_int_eq(armt_ctx_reset(ctx), ARMT_OK);
                 ck_assert_msg(armt_forward(ctx, ids, n, &fp) == ARMT_OK, "%s", armt_ctx_last_error(ctx));
                 float *wd = mode == 0 ? w_all : w, *zd = mode == 0 ? z_all : z;
