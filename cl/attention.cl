@@ -130,6 +130,42 @@ void armt_attention(__global const float *q, __global const float *k, __global c
 #if AM_BK % 16
 #error "AM_BK must be a multiple of 16"
 #endif
+/* bf16 K and V (armt_attention_mma_kvbf16) go global -> local by cp.async into two buffers, the next tile's
+ * copies in flight while the warps multiply the current one (one barrier per tile), and the warps read
+ * their fragments with ldmatrix: K's as they are, V's transposed (.trans), so V needs no repacking.
+ * Buffer b holds K rows at b * 2 AM_TILEB + key * AM_ROWB + 16 chunk, V rows AM_TILEB further; a row is
+ * padded by 16 bytes, so the 8 rows one ldmatrix phase reads (same chunk) fall in 8 different 16-byte bank
+ * groups (ATTN_HD / 8 + 1 is odd). -DAM_ASYNC=0 keeps the staging through registers of the fp32 path;
+ * heads whose four tiles would not fit 40 KiB (head dim 128 with 64-key tiles) keep it too. */
+#ifndef AM_ASYNC
+#define AM_ASYNC 1
+#endif
+#define AM_ROWB (ATTN_HD * 2 + 16)
+#define AM_TILEB (AM_BK * AM_ROWB)
+#define AM_ASYNC_ON (AM_ASYNC && 4 * AM_TILEB <= 40960)
+#if ARMT_MMA_EMULATE /* the shared-window address travels with smem where the PTX needs it */
+#define AM_SB_PARAM
+#define AM_SB
+#else
+#define AM_SB_PARAM , const uint sbase
+#define AM_SB , sbase
+#endif
+
+/* cp.async of the bf16 K and V rows kb .. kb + AM_BK - 1 into the buffer at byte offset buf (zeros for
+ * keys past last, read from nowhere), committed as one group. */
+inline __attribute__((always_inline)) void armt_attention_kv_issue(__global const ushort *kbase16,
+                                                                   __global const ushort *vbase16,
+                                                                   const ulong kstride, const int kb, const int last,
+                                                                   const uint buf, __local uint *smem AM_SB_PARAM) {
+    for (int e = get_local_id(0); e < AM_BK * (ATTN_HD / 8); e += AM_THREADS) {
+        const int kr = e / (ATTN_HD / 8), c8 = e % (ATTN_HD / 8), in = kb + kr <= last;
+        const uint off = buf + (uint)kr * AM_ROWB + 16u * (uint)c8;
+        const ulong g = (ulong)(in ? kb + kr : 0) * kstride + 8 * (ulong)c8;
+        MMA_CP16(off, kbase16 + g, in ? 16 : 0);
+        MMA_CP16(off + AM_TILEB, vbase16 + g, in ? 16 : 0);
+    }
+    MMA_CP_COMMIT();
+}
 
 /* The kernel body; kvb (a constant at each entry): K and V are fp32 (0) or bf16 (1: ushort at the same
  * element offsets, as the k and v projections' bf16 epilogue writes them; kv_off % 8 == 0). Both give the
@@ -150,6 +186,11 @@ inline __attribute__((always_inline)) void armt_attention_mma_body(
     const ulong kv0 = kv_off + (ulong)j * Tk * kstride + (ulong)kvh * ATTN_HD;
     __global const float *kbase = k + kv0, *vbase = v + kv0;
     __global const ushort *kbase16 = (__global const ushort *)k + kv0, *vbase16 = (__global const ushort *)v + kv0;
+    const int async = AM_ASYNC_ON && kvb; /* (a constant at each entry) */
+    __local uint *smem = ks;              /* the async path's two buffers (the entry passes them as ks) */
+#if !ARMT_MMA_EMULATE
+    const uint sbase = async ? armt_mma_smem_base(smem) : 0u;
+#endif
     const int w0 = qb * AM_BQ + warp * AM_WR; /* this warp's first row; row tile rt: w0 + 16 rt .. + 15 */
 
     /* Q fragments (A of Q K^T), scaled for exp2; this lane's rows of tile rt: w0 + 16 rt + g and + 8 */
@@ -186,54 +227,86 @@ inline __attribute__((always_inline)) void armt_attention_mma_body(
     /* the last key any row of this block sees; keys past it are staged as zeros (see armt_attention) */
     const int last = min(Tk - 1, q0 + min(T - 1, qb * AM_BQ + AM_BQ - 1));
     const int wlast = q0 + w0 + AM_WR - 1; /* the last position of this warp's rows */
-    for (int kb = 0; kb <= last; kb += AM_BK) {
-        barrier(CLK_LOCAL_MEM_FENCE); /* the previous tile is read */
-        if (kvb) {
-            /* bf16 rows: K as they are (16-byte chunks), V's rows 2p and 2p + 1 interleaved into pairs */
-            for (int e = tid; e < AM_BK * ATTN_HD / 8; e += AM_THREADS) {
-                const int kr = e / (ATTN_HD / 8), c8 = e % (ATTN_HD / 8);
-                *(__local uint4 *)(ks + kr * AM_KSW + 4 * c8) =
-                    kb + kr <= last ? *(__global const uint4 *)(kbase16 + (ulong)(kb + kr) * kstride + 8 * c8)
-                                    : (uint4)(0u);
-            }
-            for (int e = tid; e < AM_BK / 2 * ATTN_HD / 8; e += AM_THREADS) {
-                const int kp = e / (ATTN_HD / 8), c8 = e % (ATTN_HD / 8), kr = kb + 2 * kp;
-                const uint4 x = kr <= last ? *(__global const uint4 *)(vbase16 + (ulong)kr * kstride + 8 * c8)
-                                           : (uint4)(0u);
-                const uint4 y = kr + 1 <= last
-                                    ? *(__global const uint4 *)(vbase16 + (ulong)(kr + 1) * kstride + 8 * c8)
-                                    : (uint4)(0u);
-                __local uint4 *d = (__local uint4 *)(vp + kp * AM_VSW + 8 * c8);
-                d[0] = (uint4)((x.x & 0xffffu) | (y.x << 16), (x.x >> 16) | (y.x & 0xffff0000u),
-                               (x.y & 0xffffu) | (y.y << 16), (x.y >> 16) | (y.y & 0xffff0000u));
-                d[1] = (uint4)((x.z & 0xffffu) | (y.z << 16), (x.z >> 16) | (y.z & 0xffff0000u),
-                               (x.w & 0xffffu) | (y.w << 16), (x.w >> 16) | (y.w & 0xffff0000u));
-            }
+    if (async) armt_attention_kv_issue(kbase16, vbase16, kstride, 0, last, 0, smem AM_SB);
+    for (int kb = 0, it = 0; kb <= last; kb += AM_BK, it++) {
+        const uint kbuf = (uint)(it & 1) * (2u * AM_TILEB), vbuf = kbuf + AM_TILEB; /* (async) */
+        if (async) {
+            MMA_CP_WAIT(0);
+            barrier(CLK_LOCAL_MEM_FENCE); /* tile it has landed; every warp is done with tile it - 1 */
+            if (kb + AM_BK <= last)       /* the next tile into the other buffer, during this one's multiplies */
+                armt_attention_kv_issue(kbase16, vbase16, kstride, kb + AM_BK, last, kbuf ^ (2u * AM_TILEB),
+                                        smem AM_SB);
         } else {
-            for (int e = tid; e < AM_BK * ATTN_HD / 4; e += AM_THREADS) {
-                const int kr = e / (ATTN_HD / 4), c4 = e % (ATTN_HD / 4);
-                float4 x = kb + kr <= last ? *(__global const float4 *)(kbase + (ulong)(kb + kr) * kstride + 4 * c4)
-                                           : (float4)(0.0f);
-                *(__local uint2 *)(ks + kr * AM_KSW + 2 * c4) =
-                    (uint2)(armt_mma_bf16x2(x.x, x.y), armt_mma_bf16x2(x.z, x.w));
+            barrier(CLK_LOCAL_MEM_FENCE); /* the previous tile is read */
+            if (kvb) {
+                /* bf16 rows: K as they are (16-byte chunks), V's rows 2p and 2p + 1 interleaved into pairs */
+                for (int e = tid; e < AM_BK * ATTN_HD / 8; e += AM_THREADS) {
+                    const int kr = e / (ATTN_HD / 8), c8 = e % (ATTN_HD / 8);
+                    *(__local uint4 *)(ks + kr * AM_KSW + 4 * c8) =
+                        kb + kr <= last ? *(__global const uint4 *)(kbase16 + (ulong)(kb + kr) * kstride + 8 * c8)
+                                        : (uint4)(0u);
+                }
+                for (int e = tid; e < AM_BK / 2 * ATTN_HD / 8; e += AM_THREADS) {
+                    const int kp = e / (ATTN_HD / 8), c8 = e % (ATTN_HD / 8), kr = kb + 2 * kp;
+                    const uint4 x = kr <= last ? *(__global const uint4 *)(vbase16 + (ulong)kr * kstride + 8 * c8)
+                                               : (uint4)(0u);
+                    const uint4 y = kr + 1 <= last
+                                        ? *(__global const uint4 *)(vbase16 + (ulong)(kr + 1) * kstride + 8 * c8)
+                                        : (uint4)(0u);
+                    __local uint4 *d = (__local uint4 *)(vp + kp * AM_VSW + 8 * c8);
+                    d[0] = (uint4)((x.x & 0xffffu) | (y.x << 16), (x.x >> 16) | (y.x & 0xffff0000u),
+                                   (x.y & 0xffffu) | (y.y << 16), (x.y >> 16) | (y.y & 0xffff0000u));
+                    d[1] = (uint4)((x.z & 0xffffu) | (y.z << 16), (x.z >> 16) | (y.z & 0xffff0000u),
+                                   (x.w & 0xffffu) | (y.w << 16), (x.w >> 16) | (y.w & 0xffff0000u));
+                }
+            } else {
+                for (int e = tid; e < AM_BK * ATTN_HD / 4; e += AM_THREADS) {
+                    const int kr = e / (ATTN_HD / 4), c4 = e % (ATTN_HD / 4);
+                    float4 x = kb + kr <= last ? *(__global const float4 *)(kbase + (ulong)(kb + kr) * kstride + 4 * c4)
+                                               : (float4)(0.0f);
+                    *(__local uint2 *)(ks + kr * AM_KSW + 2 * c4) =
+                        (uint2)(armt_mma_bf16x2(x.x, x.y), armt_mma_bf16x2(x.z, x.w));
+                }
+                for (int e = tid; e < AM_BK / 2 * ATTN_HD / 4; e += AM_THREADS) {
+                    const int kp = e / (ATTN_HD / 4), c4 = e % (ATTN_HD / 4), kr = kb + 2 * kp;
+                    float4 x =
+                        kr <= last ? *(__global const float4 *)(vbase + (ulong)kr * kstride + 4 * c4) : (float4)(0.0f);
+                    float4 y = kr + 1 <= last ? *(__global const float4 *)(vbase + (ulong)(kr + 1) * kstride + 4 * c4)
+                                              : (float4)(0.0f);
+                    *(__local uint4 *)(vp + kp * AM_VSW + 4 * c4) =
+                        (uint4)(armt_mma_bf16x2(x.x, y.x), armt_mma_bf16x2(x.y, y.y), armt_mma_bf16x2(x.z, y.z),
+                                armt_mma_bf16x2(x.w, y.w));
+                }
             }
-            for (int e = tid; e < AM_BK / 2 * ATTN_HD / 4; e += AM_THREADS) {
-                const int kp = e / (ATTN_HD / 4), c4 = e % (ATTN_HD / 4), kr = kb + 2 * kp;
-                float4 x =
-                    kr <= last ? *(__global const float4 *)(vbase + (ulong)kr * kstride + 4 * c4) : (float4)(0.0f);
-                float4 y = kr + 1 <= last ? *(__global const float4 *)(vbase + (ulong)(kr + 1) * kstride + 4 * c4)
-                                          : (float4)(0.0f);
-                *(__local uint4 *)(vp + kp * AM_VSW + 4 * c4) =
-                    (uint4)(armt_mma_bf16x2(x.x, y.x), armt_mma_bf16x2(x.y, y.y), armt_mma_bf16x2(x.z, y.z),
-                            armt_mma_bf16x2(x.w, y.w));
-            }
+            barrier(CLK_LOCAL_MEM_FENCE);
         }
-        barrier(CLK_LOCAL_MEM_FENCE);
 #if !ARMT_MMA_EMULATE
         if (kb > wlast) continue; /* every key of the tile is in this warp's future (warp-uniform) */
 #endif
         /* S = Q K^T: each K fragment read once for the warp's AM_RT row tiles */
         float s[AM_RT][AM_SN][4];
+        if (async) {
+            /* ldmatrix.x4 over key groups n, n + 1 and chunks 2 kk, 2 kk + 1: b of (n, kk), then of (n + 1, kk) */
+            const int mi = lane >> 3;
+#pragma unroll
+            for (int n = 0; n < AM_SN; n += 2) {
+#pragma unroll
+                for (int rt = 0; rt < AM_RT; rt++)
+                    s[rt][n][0] = s[rt][n][1] = s[rt][n][2] = s[rt][n][3] = s[rt][n + 1][0] = s[rt][n + 1][1] =
+                        s[rt][n + 1][2] = s[rt][n + 1][3] = 0.0f;
+                const uint row = kbuf + (uint)(8 * (n + (mi >> 1)) + (lane & 7)) * AM_ROWB + 16u * (uint)(mi & 1);
+#pragma unroll
+                for (int kk = 0; kk < AM_HK; kk++) {
+                    uint b0[2], b1[2];
+                    MMA_LDSM_X4(b0[0], b0[1], b1[0], b1[1], row + 32u * (uint)kk);
+#pragma unroll
+                    for (int rt = 0; rt < AM_RT; rt++) {
+                        MMA_MMA(s[rt][n], qa[rt][kk], b0);
+                        MMA_MMA(s[rt][n + 1], qa[rt][kk], b1);
+                    }
+                }
+            }
+        } else
 #pragma unroll
         for (int n = 0; n < AM_SN; n++) {
 #pragma unroll
@@ -316,6 +389,22 @@ inline __attribute__((always_inline)) void armt_attention_mma_body(
                 a[rt][2] = armt_mma_bf16x2(s[rt][2 * kk + 1][0], s[rt][2 * kk + 1][1]);
                 a[rt][3] = armt_mma_bf16x2(s[rt][2 * kk + 1][2], s[rt][2 * kk + 1][3]);
             }
+            if (async) {
+                /* ldmatrix.x4.trans over keys 16 kk .. + 7, + 8 .. + 15 and chunks n, n + 1 of V's rows */
+                const int mi = lane >> 3;
+                const uint row = vbuf + (uint)(16 * kk + 8 * (mi & 1) + (lane & 7)) * AM_ROWB + 16u * (uint)(mi >> 1);
+#pragma unroll
+                for (int n = 0; n < AM_HN; n += 2) {
+                    uint b0[2], b1[2];
+                    MMA_LDSM_X4_T(b0[0], b0[1], b1[0], b1[1], row + 16u * (uint)n);
+#pragma unroll
+                    for (int rt = 0; rt < AM_RT; rt++) {
+                        MMA_MMA(o[rt][n], a[rt], b0);
+                        MMA_MMA(o[rt][n + 1], a[rt], b1);
+                    }
+                }
+                continue;
+            }
 #pragma unroll
             for (int n = 0; n < AM_HN; n++) {
                 uint b[2];
@@ -395,9 +484,18 @@ void armt_attention_mma_kvbf16(__global const float *q, __global const ushort *k
                                __global float *out, const int T, const int nh, const int nkv, const float scale,
                                const ulong kv_off, const int Tk, const int q0, __global uint *outb,
                                const int last_row0) {
+#if AM_ASYNC_ON
+    __local uint4 kv4[4 * AM_TILEB / 16]; /* two buffers of a K and a V tile */
+#if ARMT_MMA_EMULATE
+    __local uint xch[AM_THREADS * 6];
+#endif
+    armt_attention_mma_body(q, (__global const float *)k, (__global const float *)v, out, T, nh, nkv, scale, kv_off,
+                            Tk, q0, outb, last_row0, 1, (__local uint *)kv4, (__local uint *)kv4 AM_XCH);
+#else
     AM_LOCALS
     armt_attention_mma_body(q, (__global const float *)k, (__global const float *)v, out, T, nh, nkv, scale, kv_off,
                             Tk, q0, outb, last_row0, 1, (__local uint *)ks4, (__local uint *)vp4 AM_XCH);
+#endif
 }
 #endif
 #endif

@@ -100,6 +100,52 @@ inline uint armt_mma_bf16x2(float lo, float hi) { return armt_bf16x2(lo, hi); }
         barrier(CLK_LOCAL_MEM_FENCE);                           \
     } while (0)
 
+
+/* ---- Local-memory tile primitives (ldmatrix, cp.async), shared by gemm_bf16.cl and attention.cl. The
+ * kernel names its local tile memory `smem` (__local uint *) and, on real PTX, its 32-bit shared-window
+ * address `sbase` (armt_mma_smem_base(smem)); offsets are in bytes. ---- */
+/* ldmatrix.x4: lane l supplies the row address for row l%8 of matrix l/8; register i of lane l receives the
+ * 32-bit word l%4 of row l/4 of matrix i. */
+#define MMA_LDSM_X4(r0, r1, r2, r3, off)                                 \
+    do {                                                                 \
+        MMA_EMU_XCH(lane, 0) = (off);                                    \
+        barrier(CLK_LOCAL_MEM_FENCE);                                    \
+        r0 = smem[(MMA_EMU_XCH(0 + (lane >> 2), 0) >> 2) + (lane & 3)];  \
+        r1 = smem[(MMA_EMU_XCH(8 + (lane >> 2), 0) >> 2) + (lane & 3)];  \
+        r2 = smem[(MMA_EMU_XCH(16 + (lane >> 2), 0) >> 2) + (lane & 3)]; \
+        r3 = smem[(MMA_EMU_XCH(24 + (lane >> 2), 0) >> 2) + (lane & 3)]; \
+        barrier(CLK_LOCAL_MEM_FENCE);                                    \
+    } while (0)
+
+/* ldmatrix.x4.trans: the same addresses; register i of lane l receives elements (2 (l%4), l/4) and
+ * (2 (l%4) + 1, l/4) of matrix i (16-bit elements, row r at the address lane 8 i + r gave), the first in
+ * the low half. */
+inline uint armt_emu_b16(__local uint *s, uint byte) {
+    const uint w = s[byte >> 2];
+    return (byte & 2u) ? w >> 16 : w & 0xffffu;
+}
+#define MMA_EMU_LDSM_T(i)                                                             \
+    (armt_emu_b16(smem, MMA_EMU_XCH(8 * (i) + 2 * (lane & 3), 0) + 2 * (lane >> 2)) | \
+     (armt_emu_b16(smem, MMA_EMU_XCH(8 * (i) + 2 * (lane & 3) + 1, 0) + 2 * (lane >> 2)) << 16))
+#define MMA_LDSM_X4_T(r0, r1, r2, r3, off) \
+    do {                                   \
+        MMA_EMU_XCH(lane, 0) = (off);      \
+        barrier(CLK_LOCAL_MEM_FENCE);      \
+        r0 = MMA_EMU_LDSM_T(0);            \
+        r1 = MMA_EMU_LDSM_T(1);            \
+        r2 = MMA_EMU_LDSM_T(2);            \
+        r3 = MMA_EMU_LDSM_T(3);            \
+        barrier(CLK_LOCAL_MEM_FENCE);      \
+    } while (0)
+
+/* cp.async.cg 16 bytes (bytes = 16 or 0: zero fill), done at once */
+#define MMA_CP16(off, gptr, bytes)                                                            \
+    do {                                                                                      \
+        const uint4 v_ = (bytes) ? *(__global const uint4 *)(gptr) : (uint4)(0u, 0u, 0u, 0u); \
+        *(__local uint4 *)((__local uchar *)smem + (off)) = v_;                               \
+    } while (0)
+#define MMA_CP_COMMIT() ((void)0)
+#define MMA_CP_WAIT(n) ((void)0)
 #elif ARMT_NV_MMA
 /* pack two floats to bf16x2, round to nearest even: cvt puts its FIRST source in the UPPER half */
 inline uint armt_mma_bf16x2(float lo, float hi) {
@@ -119,4 +165,45 @@ inline uint armt_mma_bf16x2(float lo, float hi) {
         __asm__ __volatile__("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(y_) : "f"(x), "r"(m)); \
         (x) = y_;                                                                                             \
     } while (0)
+
+/* Shared-state-space address (32-bit) of a __local pointer. Casting a __local pointer to an integer yields
+ * the shared-window offset in NVPTX (LLVM ptrtoint of an addrspace(3) pointer); should a compiler hand back a
+ * generic address instead, isspacep.shared recognises it and cvta.to.shared converts it. Either way the
+ * result is right. */
+inline uint armt_mma_smem_base(__local uint *p) {
+    uint s;
+    __asm__ __volatile__("{\n\t"
+                         ".reg .pred armt_p;\n\t"
+                         ".reg .u64 armt_a;\n\t"
+                         "isspacep.shared armt_p, %1;\n\t"
+                         "@armt_p cvta.to.shared.u64 armt_a, %1;\n\t"
+                         "@!armt_p mov.u64 armt_a, %1;\n\t"
+                         "cvt.u32.u64 %0, armt_a;\n\t"
+                         "}"
+                         : "=r"(s)
+                         : "l"((ulong)p));
+    return s;
+}
+
+#define MMA_LDSM_X4(r0, r1, r2, r3, off)                                                    \
+    __asm__ __volatile__("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];" \
+                         : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)                           \
+                         : "r"(sbase + (off))                                               \
+                         : "memory")
+
+#define MMA_LDSM_X4_T(r0, r1, r2, r3, off)                                                        \
+    __asm__ __volatile__("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];" \
+                         : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)                                 \
+                         : "r"(sbase + (off))                                                     \
+                         : "memory")
+
+/* 16 bytes global -> shared, bypassing L1 (.cg); bytes = 0 reads nothing and writes zeros */
+#define MMA_CP16(off, gptr, bytes)                                                    \
+    __asm__ __volatile__("cp.async.cg.shared.global [%0], [%1], 16, %2;"              \
+                         :                                                            \
+                         : "r"(sbase + (off)), "l"((ulong)(gptr)), "r"((uint)(bytes)) \
+                         : "memory")
+#define MMA_CP_COMMIT() __asm__ __volatile__("cp.async.commit_group;" ::: "memory")
+#define MMA_CP_WAIT_(n) __asm__ __volatile__("cp.async.wait_group " #n ";" ::: "memory")
+#define MMA_CP_WAIT(n) MMA_CP_WAIT_(n)
 #endif

@@ -405,27 +405,6 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 #define MMA_EMU_ARG xch
 #define MMA_EMU_PARAM , __local uint *xch
 
-/* ldmatrix.x4: lane l supplies the row address for row l%8 of matrix l/8; register i of lane l receives the
- * 32-bit word l%4 of row l/4 of matrix i. */
-#define MMA_LDSM_X4(r0, r1, r2, r3, off)                                 \
-    do {                                                                 \
-        MMA_EMU_XCH(lane, 0) = (off);                                    \
-        barrier(CLK_LOCAL_MEM_FENCE);                                    \
-        r0 = smem[(MMA_EMU_XCH(0 + (lane >> 2), 0) >> 2) + (lane & 3)];  \
-        r1 = smem[(MMA_EMU_XCH(8 + (lane >> 2), 0) >> 2) + (lane & 3)];  \
-        r2 = smem[(MMA_EMU_XCH(16 + (lane >> 2), 0) >> 2) + (lane & 3)]; \
-        r3 = smem[(MMA_EMU_XCH(24 + (lane >> 2), 0) >> 2) + (lane & 3)]; \
-        barrier(CLK_LOCAL_MEM_FENCE);                                    \
-    } while (0)
-
-/* cp.async.cg 16 bytes (bytes = 16 or 0: zero fill), done at once */
-#define MMA_CP16(off, gptr, bytes)                                                            \
-    do {                                                                                      \
-        const uint4 v_ = (bytes) ? *(__global const uint4 *)(gptr) : (uint4)(0u, 0u, 0u, 0u); \
-        *(__local uint4 *)((__local uchar *)smem + (off)) = v_;                               \
-    } while (0)
-#define MMA_CP_COMMIT() ((void)0)
-#define MMA_CP_WAIT(n) ((void)0)
 
 /* wgmma.mma_async m64nNk16 (both operands in local memory, K-major, 64-byte swizzle): the warpgroup's
  * D (64 x N) += A (64 x 16) B^T, A and B described by their start byte offsets in smem. The stand-in reads
@@ -465,41 +444,6 @@ inline float armt_emu_wg_half(__local uint *smem, uint addr) {
 #define MMA_EMU_ARG 0
 #define MMA_EMU_PARAM , const int xch_unused_
 
-/* Shared-state-space address (32-bit) of a __local pointer. Casting a __local pointer to an integer yields
- * the shared-window offset in NVPTX (LLVM ptrtoint of an addrspace(3) pointer); should a compiler hand back a
- * generic address instead, isspacep.shared recognises it and cvta.to.shared converts it. Either way the
- * result is right. */
-inline uint armt_mma_smem_base(__local uint *p) {
-    uint s;
-    __asm__ __volatile__("{\n\t"
-                         ".reg .pred armt_p;\n\t"
-                         ".reg .u64 armt_a;\n\t"
-                         "isspacep.shared armt_p, %1;\n\t"
-                         "@armt_p cvta.to.shared.u64 armt_a, %1;\n\t"
-                         "@!armt_p mov.u64 armt_a, %1;\n\t"
-                         "cvt.u32.u64 %0, armt_a;\n\t"
-                         "}"
-                         : "=r"(s)
-                         : "l"((ulong)p));
-    return s;
-}
-
-
-#define MMA_LDSM_X4(r0, r1, r2, r3, off)                                                    \
-    __asm__ __volatile__("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];" \
-                         : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)                           \
-                         : "r"(sbase + (off))                                               \
-                         : "memory")
-
-/* 16 bytes global -> shared, bypassing L1 (.cg); bytes = 0 reads nothing and writes zeros */
-#define MMA_CP16(off, gptr, bytes)                                                    \
-    __asm__ __volatile__("cp.async.cg.shared.global [%0], [%1], 16, %2;"              \
-                         :                                                            \
-                         : "r"(sbase + (off)), "l"((ulong)(gptr)), "r"((uint)(bytes)) \
-                         : "memory")
-#define MMA_CP_COMMIT() __asm__ __volatile__("cp.async.commit_group;" ::: "memory")
-#define MMA_CP_WAIT_(n) __asm__ __volatile__("cp.async.wait_group " #n ";" ::: "memory")
-#define MMA_CP_WAIT(n) MMA_CP_WAIT_(n)
 /* bring the 128-byte line holding a global address into L2 (a hint: no fault, no effect on results) */
 #define MMA_PF_L2(gptr) __asm__ __volatile__("prefetch.global.L2 [%0];" : : "l"((ulong)(gptr)))
 #if MMA_WGMMA
