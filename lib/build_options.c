@@ -54,10 +54,12 @@ char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tu
     /* attention of bf16 models on tensor cores wherever the GEMM has them; -DARMT_ATTN_MMA=0 in the extra
      * options turns it off (the fp32 kernel then runs) */
     tune->attn_mma = tune->nv_mma;
-    tune->attn_mma_warps = info->is_gpu ? 8 : 4; /* H200: 8 warps 13% faster than 4 (bench/results) */
     if (extra && strstr(extra, "-DARMT_ATTN_MMA=0")) tune->attn_mma = 0;
+    /* its tiles (warps per work-group, m16 row tiles per warp): 0 = each model picks by head dimension
+     * (armt_attention_tiles), or set in the extra options */
+    tune->attn_mma_warps = 0;
     extra_int(extra, "-DAM_WARPS=", 1, 8, &tune->attn_mma_warps);
-    tune->attn_mma_rt = 1;
+    tune->attn_mma_rt = 0;
     extra_int(extra, "-DAM_RT=", 1, 2, &tune->attn_mma_rt);
     /* NVIDIA's compiler option -cl-nv-maxrregcount for the attention program (-DAM_MAXREG=N) */
     tune->attn_maxreg = 0;
@@ -81,6 +83,22 @@ char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tu
     char *out = malloc(n + 1);
     if (out) memcpy(out, buf, n + 1);
     return out;
+}
+
+void armt_attention_tiles(const armt_device_info *info, const armt_device_tuning *tune, int head_dim,
+                          int *warps, int *rtiles) {
+    /* GPUs: heads up to 64 get K/V tiles by cp.async (attention.cl, AM_ASYNC_ON), fastest with 4 warps of
+     * two row tiles each (H200, 1B shapes: 0.054 s against 0.068 s for 8 warps of one row tile,
+     * bench/results/2026-11-28-h200-attention-async.txt). Larger heads keep the register-staged tiles, where
+     * two row tiles per warp were slower and 8 warps beat 4 by 13% (-attention-rowtiles.txt). The
+     * emulation (CPUs, tests): 4 warps of one. */
+    int w = 4, r = 1;
+    if (info->is_gpu) {
+        if (head_dim <= 64) r = 2;
+        else w = 8;
+    }
+    *warps = tune->attn_mma_warps > 0 ? tune->attn_mma_warps : w;
+    *rtiles = tune->attn_mma_rt > 0 ? tune->attn_mma_rt : r;
 }
 
 void armt_gemm_mma_tiles(armt_device_tuning *tune, int wgmma) {

@@ -92,8 +92,8 @@ typedef struct armt_device_tuning {
                                                                   (W_mq, W_mk) and launches of few work-groups
                                                                   (forward.c); nar_bn 0: none */
     int attn_mma;         /* 1: bf16 models run attention on tensor cores (or their stand-ins) */
-    int attn_mma_warps;   /* warps per work-group of armt_attention_mma */
-    int attn_mma_rt;      /* its m16 row tiles per warp (16 attn_mma_rt query rows per warp) */
+    int attn_mma_warps;   /* warps per work-group of armt_attention_mma (0: by model, armt_attention_tiles) */
+    int attn_mma_rt;      /* its m16 row tiles per warp, 16 attn_mma_rt query rows per warp (0: by model) */
     int attn_maxreg;      /* > 0: NVIDIA's register cap for the attention program (-cl-nv-maxrregcount) */
 } armt_device_tuning;
 
@@ -131,6 +131,10 @@ static inline uint16_t armt_bf16_bits(float f) {
 char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tune, const char *extra);
 /* The tensor-core GEMM's tiles in tune: Hopper wgmma ones (wgmma = 1) or mma.sync ones (0). */
 void armt_gemm_mma_tiles(armt_device_tuning *tune, int wgmma);
+/* The tensor-core attention's tiles for a model's head dimension: warps per work-group and m16 row tiles
+ * per warp (where the extra options set them, those). */
+void armt_attention_tiles(const armt_device_info *info, const armt_device_tuning *tune, int head_dim,
+                          int *warps, int *rtiles);
 /* The gemm_bf16.cl options of those tiles (empty without tensor cores), written into buf; narrow = 1: those
  * of the narrow tiles (empty without them). */
 void armt_gemm_mma_options(const armt_device_tuning *tune, int narrow, char *buf, size_t n);
@@ -192,6 +196,7 @@ struct armt_model {
     uint64_t      bytes;
     uint64_t      fingerprint;
     cl_program    attention;          /* attention.cl built with -DATTN_HD=head_dim       */
+    int           attn_warps, attn_rt;  /* its tensor-core tiles (armt_attention_tiles)     */
     cl_kernel     k[ARMT_K_COUNT];    /* used while loading                               */
 };
 

@@ -189,9 +189,10 @@ static armt_status model_begin(armt_runtime *rt, const armt_config *cfg, armt_pr
     /* tensor-core attention (bf16 models): head_dim a multiple of 16, its bf16 tiles within local memory */
     int attn_mma = prec == ARMT_PRECISION_BF16 && rt->tune.attn_mma && cfg->head_dim % 16 == 0 &&
                    cfg->head_dim <= 128;
+    armt_attention_tiles(&rt->info, &rt->tune, cfg->head_dim, &m->attn_warps, &m->attn_rt);
     char opt[192];
     int o = snprintf(opt, sizeof opt, "-DATTN_HD=%d -DATTN_BK=%d -DATTN_MMA=%d -DAM_WARPS=%d -DAM_RT=%d",
-                     cfg->head_dim, bk, attn_mma, rt->tune.attn_mma_warps, rt->tune.attn_mma_rt);
+                     cfg->head_dim, bk, attn_mma, m->attn_warps, m->attn_rt);
     if (rt->tune.attn_maxreg > 0 && o > 0 && (size_t)o < sizeof opt)
         snprintf(opt + o, sizeof opt - (size_t)o, " -cl-nv-maxrregcount=%d", rt->tune.attn_maxreg);
     ARMT_TRY_GOTO(armt_program_build(rt, ARMT_P_ATTENTION, opt, &m->attention, err), fail);
