@@ -90,8 +90,8 @@ void armt_attention(__global const float *q, __global const float *k, __global c
 /*
  * Flash-attention style: each warp owns AM_RT x 16 query rows of one head; the work-group (AM_WARPS warps)
  * shares key/value tiles of AM_BK rows, staged through local memory as bf16. Per tile and warp:
- *   S = Q K^T (16 x AM_BK, mma m16n8k16, fp32 accumulators), causal mask, online softmax in base 2 (S
- *   scaled by scale * log2 e in fp32), then O += P V with P taken straight from S's accumulators (the accumulator
+ *   S = Q K^T (16 x AM_BK, mma m16n8k16, fp32 accumulators), causal mask, online softmax in base 2 (Q was
+ *   scaled by scale * log2 e), then O += P V with P taken straight from S's accumulators (the accumulator
  *   layout of two n8 tiles is the A-fragment layout of one k16 step) and rounded to bf16.
  * Operands are rounded to bf16 when staged (Q in registers, K and V in local memory); every sum is fp32.
  * Local layouts (32-bit words; the paddings make every fragment read and tile store free of bank conflicts):
@@ -193,38 +193,25 @@ inline __attribute__((always_inline)) void armt_attention_mma_body(
 #endif
     const int w0 = qb * AM_BQ + warp * AM_WR; /* this warp's first row; row tile rt: w0 + 16 rt .. + 15 */
 
-    /* Q fragments (A of Q K^T), Q rounded to bf16 as it is (fp32 q) or taken as it is (bf16 q: the kvbf16
-     * entry); this lane's rows of tile rt: w0 + 16 rt + g and + 8. The scores get the scale (and log2 e, for
-     * exp2) in fp32, in the softmax, so both entries multiply the same bf16 values. */
+    /* Q fragments (A of Q K^T), scaled for exp2; this lane's rows of tile rt: w0 + 16 rt + g and + 8 */
     const float qscale = scale * 1.4426950408889634f;
     uint qa[AM_RT][AM_HK][4];
 #pragma unroll
     for (int rt = 0; rt < AM_RT; rt++) {
         const int r0 = w0 + 16 * rt + g;
-        const ulong e0 = ((ulong)j * T + r0) * qstride + (ulong)h * ATTN_HD + 2 * t; /* element (r0, 2t) */
+        __global const float *qr0 = q + ((ulong)j * T + r0) * qstride + (ulong)h * ATTN_HD + 2 * t;
+        __global const float *qr1 = qr0 + 8 * qstride;
         const int v0 = r0 < T, v1 = r0 + 8 < T;
-        if (kvb) { /* bf16 pairs: one word each */
-            __global const uint *qr0 = (__global const uint *)q + e0 / 2, *qr1 = qr0 + 4 * qstride;
-#pragma unroll
-            for (int kk = 0; kk < AM_HK; kk++) {
-                qa[rt][kk][0] = v0 ? qr0[8 * kk] : 0u;
-                qa[rt][kk][1] = v1 ? qr1[8 * kk] : 0u;
-                qa[rt][kk][2] = v0 ? qr0[8 * kk + 4] : 0u;
-                qa[rt][kk][3] = v1 ? qr1[8 * kk + 4] : 0u;
-            }
-            continue;
-        }
-        __global const float *qr0 = q + e0, *qr1 = qr0 + 8 * qstride;
 #pragma unroll
         for (int kk = 0; kk < AM_HK; kk++) {
             float2 a = v0 ? *(__global const float2 *)(qr0 + 16 * kk) : (float2)(0.0f, 0.0f);
             float2 b = v1 ? *(__global const float2 *)(qr1 + 16 * kk) : (float2)(0.0f, 0.0f);
             float2 c = v0 ? *(__global const float2 *)(qr0 + 16 * kk + 8) : (float2)(0.0f, 0.0f);
             float2 d = v1 ? *(__global const float2 *)(qr1 + 16 * kk + 8) : (float2)(0.0f, 0.0f);
-            qa[rt][kk][0] = armt_mma_bf16x2(a.x, a.y);
-            qa[rt][kk][1] = armt_mma_bf16x2(b.x, b.y);
-            qa[rt][kk][2] = armt_mma_bf16x2(c.x, c.y);
-            qa[rt][kk][3] = armt_mma_bf16x2(d.x, d.y);
+            qa[rt][kk][0] = armt_mma_bf16x2(a.x * qscale, a.y * qscale);
+            qa[rt][kk][1] = armt_mma_bf16x2(b.x * qscale, b.y * qscale);
+            qa[rt][kk][2] = armt_mma_bf16x2(c.x * qscale, c.y * qscale);
+            qa[rt][kk][3] = armt_mma_bf16x2(d.x * qscale, d.y * qscale);
         }
     }
     float o[AM_RT][AM_HN][4];
@@ -364,10 +351,10 @@ inline __attribute__((always_inline)) void armt_attention_mma_body(
                 y1 = x1;
                 MMA_SHFL_XOR(y0, 2);
                 MMA_SHFL_XOR(y1, 2);
-                x0 = fmax(fmax(x0, y0) * qscale, m0[rt]);
-                x1 = fmax(fmax(x1, y1) * qscale, m1[rt]);
+                x0 = fmax(fmax(x0, y0), m0[rt]);
+                x1 = fmax(fmax(x1, y1), m1[rt]);
             }
-            /* x0 and x1 now hold max(m, this tile's scaled row maximum) on all four lanes */
+            /* x0 and x1 now hold max(m, this tile's row maximum) on all four lanes */
             const float b0 = x0 == -INFINITY ? 0.0f : x0, b1 = x1 == -INFINITY ? 0.0f : x1;
             const float c0 = native_exp2(m0[rt] - b0), c1 = native_exp2(m1[rt] - b1);
             m0[rt] = x0;
@@ -383,10 +370,10 @@ inline __attribute__((always_inline)) void armt_attention_mma_body(
             }
 #pragma unroll
             for (int n = 0; n < AM_SN; n++) {
-                s[rt][n][0] = native_exp2(fma(s[rt][n][0], qscale, -b0));
-                s[rt][n][1] = native_exp2(fma(s[rt][n][1], qscale, -b0));
-                s[rt][n][2] = native_exp2(fma(s[rt][n][2], qscale, -b1));
-                s[rt][n][3] = native_exp2(fma(s[rt][n][3], qscale, -b1));
+                s[rt][n][0] = native_exp2(s[rt][n][0] - b0);
+                s[rt][n][1] = native_exp2(s[rt][n][1] - b0);
+                s[rt][n][2] = native_exp2(s[rt][n][2] - b1);
+                s[rt][n][3] = native_exp2(s[rt][n][3] - b1);
                 l0[rt] += s[rt][n][0] + s[rt][n][1];
                 l1[rt] += s[rt][n][2] + s[rt][n][3];
             }
@@ -485,16 +472,15 @@ void armt_attention_mma(__global const float *q, __global const float *k, __glob
                             (__local uint *)vp4 AM_XCH);
 }
 
-/* The same with Q, K and V in bf16 (ushort, at the element offsets of the fp32 layout; kv_off % 8 == 0), as
- * the q, k and v projections' bf16 epilogue writes them: half the bytes to load and nothing to round; the
- * same bits as the fp32 entry on those values rounded. -DARMT_ATTN_KVBF16=0 leaves it out (the library then
- * keeps Q, K and V in fp32). */
+/* The same with K and V in bf16 (ushort, at the element offsets of the fp32 layout; kv_off % 8 == 0): half
+ * the bytes to load and nothing to round. -DARMT_ATTN_KVBF16=0 leaves it out (the library then keeps K and
+ * V in fp32). */
 #ifndef ARMT_ATTN_KVBF16
 #define ARMT_ATTN_KVBF16 1
 #endif
 #if ARMT_ATTN_KVBF16
 __kernel __attribute__((reqd_work_group_size(AM_THREADS, 1, 1)))
-void armt_attention_mma_kvbf16(__global const ushort *q, __global const ushort *k, __global const ushort *v,
+void armt_attention_mma_kvbf16(__global const float *q, __global const ushort *k, __global const ushort *v,
                                __global float *out, const int T, const int nh, const int nkv, const float scale,
                                const ulong kv_off, const int Tk, const int q0, __global uint *outb,
                                const int last_row0) {
@@ -503,14 +489,12 @@ void armt_attention_mma_kvbf16(__global const ushort *q, __global const ushort *
 #if ARMT_MMA_EMULATE
     __local uint xch[AM_THREADS * 6];
 #endif
-    armt_attention_mma_body((__global const float *)q, (__global const float *)k, (__global const float *)v, out, T,
-                            nh, nkv, scale, kv_off, Tk, q0, outb, last_row0, 1, (__local uint *)kv4,
-                            (__local uint *)kv4 AM_XCH);
+    armt_attention_mma_body(q, (__global const float *)k, (__global const float *)v, out, T, nh, nkv, scale, kv_off,
+                            Tk, q0, outb, last_row0, 1, (__local uint *)kv4, (__local uint *)kv4 AM_XCH);
 #else
     AM_LOCALS
-    armt_attention_mma_body((__global const float *)q, (__global const float *)k, (__global const float *)v, out, T,
-                            nh, nkv, scale, kv_off, Tk, q0, outb, last_row0, 1, (__local uint *)ks4,
-                            (__local uint *)vp4 AM_XCH);
+    armt_attention_mma_body(q, (__global const float *)k, (__global const float *)v, out, T, nh, nkv, scale, kv_off,
+                            Tk, q0, outb, last_row0, 1, (__local uint *)ks4, (__local uint *)vp4 AM_XCH);
 #endif
 }
 #endif

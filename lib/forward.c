@@ -726,23 +726,21 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
     F->rope_pos0 = st->pos0;
     offsets_tmp(st, T, (size_t)F->d, F->a_off);
     offsets_tmp(st, T, qd, F->c_off);
-    /* Q, K and V straight to bf16 for the attention kernel that reads them so: where the GEMMs run the bf16 x
-     * bf16 tensor-core kernel (as RoPE fused implies) and the rows do not go to a KV cache (that is fp32);
-     * each in the first half of its own buffer's memory */
+    /* K and V straight to bf16 for the attention kernel that reads them so: where the GEMMs run the bf16 x
+     * bf16 tensor-core kernel (as RoPE fused implies) and the rows do not go to a KV cache (that is fp32) */
     const int kv_bf16 = fuse_rope && ctx->k[ARMT_K_ATTENTION_MMA_KVBF16] && !st->kcache;
     F->epi_rope = fuse_rope;
     /* the last layer's cell only for the rows something reads (st->skip), from q on: its k and v cover
      * every row, since its memory tokens attend to all of them */
     const int skip = st->skip > 0 && st->skip < st->T && st->l0 + st->G == F->cfg->n_layers ? st->skip : 0;
     F->skip_last = (size_t)skip;
-    F->epi_bf16 = kv_bf16;
-    F->epi_out = ctx->q;
     armt_status qks = gemm_weight(F, ARMT_ROLE_WQ, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->q, qd, 0.0f);
     F->skip_last = 0;
     if (qks == ARMT_OK) {
         offsets_tmp(st, T, (size_t)F->d, F->a_off);
         offsets_tmp(st, T, kvd, F->c_off);
-        F->epi_out = ctx->kk;
+        F->epi_bf16 = kv_bf16;
+        F->epi_out = ctx->kk; /* (bf16 in the first half of its own memory) */
         qks = gemm_weight(F, ARMT_ROLE_WK, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->kk, kvd, 0.0f);
     }
     F->epi_rope = 0;
