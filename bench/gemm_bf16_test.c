@@ -284,7 +284,7 @@ static int build_kernel(dev_t_ *D, kern_t *K, const char *kname, const char *opt
 
 /* The last argument of every GEMM kernel: rows of the launch's last entry that need not be computed. */
 static cl_int set_last_row0(kern_t *K, int last_row0) {
-    const cl_uint idx = !K->mma ? 16 : K->abf ? 25 : 18;
+    const cl_uint idx = !K->mma ? 16 : K->abf ? 26 : 18;
     return clSetKernelArg(K->kern, idx, sizeof last_row0, &last_row0);
 }
 
@@ -316,6 +316,7 @@ static cl_int set_args(kern_t *K, int m, int n, int k, cl_mem A, int lda, cl_mem
             CL_TRY(clSetKernelArg(kr, 22, sizeof one, &one));
             CL_TRY(clSetKernelArg(kr, 23, sizeof zi, &zi));
             CL_TRY(clSetKernelArg(kr, 24, sizeof(cl_mem), NULL)); /* no row scales */
+            CL_TRY(clSetKernelArg(kr, 25, sizeof(cl_mem), NULL)); /* no k-and-v mode */
         }
     }
     return set_last_row0(K, 0); /* every row */

@@ -541,7 +541,7 @@ inline void armt_swiglu_pair(__global ushort *Bj, const ulong o, const int c, co
  * Row r has position pos0 + r % T; tab holds cos then sin of the HD/2 frequencies per position (rope.cl). */
 inline __attribute__((always_inline)) void armt_mma_rope(float acc[MMA_MT][MMA_NT][4], const int m, const int rbase,
                                                          const int tc, __global const float *tab, const int T,
-                                                         const int pos0, const int HD) {
+                                                         const int pos0, const int HD, const int nq) {
 #pragma unroll
     for (int i = 0; i < MMA_MT; i++) {
 #pragma unroll
@@ -551,7 +551,7 @@ inline __attribute__((always_inline)) void armt_mma_rope(float acc[MMA_MT][MMA_N
             __global const float *cs = tab + (ulong)(pos0 + r % T) * HD;
 #pragma unroll
             for (int q = 0; q < MMA_NT; q++) {
-                if ((q * 8) % HD >= HD / 2 || q + HD / 16 >= MMA_NT) continue;
+                if ((q * 8) % HD >= HD / 2 || q + HD / 16 >= nq) continue; /* (nq: the n8 groups to rotate) */
                 const int e = (q * 8) % HD + tc; /* element of the head (and e + 1) */
                 const float2 c = (float2)(cs[e], cs[e + 1]), sn = (float2)(cs[HD / 2 + e], cs[HD / 2 + e + 1]);
                 const float x0 = acc[i][q][2 * h], x1 = acc[i][q][2 * h + 1];
@@ -586,7 +586,7 @@ inline __attribute__((always_inline)) void armt_mma_epilogue(float acc[MMA_MT][M
                                                              const int wm0, const int wn0, const int lane,
                                                              __global float *C, const int ldc, const int beta,
                                                              const ulong c_off, __global const float *Gt,
-                                                             __global ushort *Cb, const int dual,
+                                                             __global ushort *Cb, __global ushort *Cb2, const int dual,
                                                              __global const float *rope, const int rope_hd,
                                                              const int rope_T, const int rope_pos0,
                                                              __global const float *rowscale, const ulong s_row0) {
@@ -595,12 +595,34 @@ inline __attribute__((always_inline)) void armt_mma_epilogue(float acc[MMA_MT][M
     const int vec2 = ((c_off | (ulong)ldc) & 1) == 0;
     if (rope) {
         const int rb = row0 + wm0 + g;
-        if (rope_hd == 64) armt_mma_rope(acc, m, rb, tc, rope, rope_T, rope_pos0, 64);
-        else if (rope_hd == 128) armt_mma_rope(acc, m, rb, tc, rope, rope_T, rope_pos0, 128);
-        else if (rope_hd == 32) armt_mma_rope(acc, m, rb, tc, rope, rope_T, rope_pos0, 32);
-        else if (rope_hd == 16) armt_mma_rope(acc, m, rb, tc, rope, rope_T, rope_pos0, 16);
+        const int nq = dual ? MMA_NT / 2 : MMA_NT; /* (k and v in one tile: k's columns only) */
+        if (rope_hd == 64) armt_mma_rope(acc, m, rb, tc, rope, rope_T, rope_pos0, 64, nq);
+        else if (rope_hd == 128) armt_mma_rope(acc, m, rb, tc, rope, rope_T, rope_pos0, 128, nq);
+        else if (rope_hd == 32) armt_mma_rope(acc, m, rb, tc, rope, rope_T, rope_pos0, 32, nq);
+        else if (rope_hd == 16) armt_mma_rope(acc, m, rb, tc, rope, rope_T, rope_pos0, 16, nq);
     }
 #if MMA_DUAL_OK
+    if (dual && Cb2) {
+        /* k and v in one tile: columns q < NT/2 are k's, q + NT/2 v's, of output column col0 + 8q + tc, each
+         * rounded to bf16 into its own output */
+        __global ushort *Bj = Cb + c_off, *B2 = Cb2 + c_off;
+#pragma unroll
+        for (int i = 0; i < MMA_MT; i++) {
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int r = row0 + wm0 + i * MMA_ISTEP + g + h * 8;
+                if (r >= m) continue;
+#pragma unroll
+                for (int q = 0; q < MMA_NT / 2; q++) {
+                    const int c = col0 + q * 8 + tc;
+                    armt_store_bf16_pair(Bj, (ulong)r * ldc + c, c, n, vec2, acc[i][q][2 * h], acc[i][q][2 * h + 1]);
+                    armt_store_bf16_pair(B2, (ulong)r * ldc + c, c, n, vec2, acc[i][q + MMA_NT / 2][2 * h],
+                                         acc[i][q + MMA_NT / 2][2 * h + 1]);
+                }
+            }
+        }
+        return;
+    }
     if (dual) {
         /* gate and up in one tile: columns q < NT/2 are gate, q + NT/2 up, of output column col0 + 8q + tc */
         __global ushort *Bj = Cb + c_off;
@@ -726,7 +748,7 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
                           const int lda, __global const ushort *W, __global float *C, const int ldc, const int beta,
                           const ulong a_off, const ulong w_off, const ulong c_off, const int abf,
                           __global const float *Gt, __global ushort *Cb, __global const ushort *W2,
-                          const ulong w2_shift, __global const float *rope, const int rope_hd, const int rope_T,
+                          const ulong w2_shift, __global ushort *Cb2, __global const float *rope, const int rope_hd, const int rope_T,
                           const int rope_pos0, __global const float *rowscale, __local uint *smem MMA_EMU_PARAM) {
     const int tid = get_local_id(0), lane = tid & 31, warp = tid >> 5;
     const int dual = MMA_DUAL_OK && W2 != 0;
@@ -1061,7 +1083,7 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
     }
 #endif
 
-    armt_mma_epilogue(acc, m, n, row0, col0, wm0, wn0, lane, C, ldc, beta, c_off, Gt, Cb, dual, rope, rope_hd,
+    armt_mma_epilogue(acc, m, n, row0, col0, wm0, wn0, lane, C, ldc, beta, c_off, Gt, Cb, Cb2, dual, rope, rope_hd,
                       rope_T, rope_pos0, rowscale, rowscale ? a_off / (ulong)lda : 0);
 }
 
@@ -1075,7 +1097,7 @@ __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm
     if (GEMM_SKIP_TILE(armt_mma_row_tile(), MMA_BM, last_row0)) return;
     const int j = get_group_id(2);
     GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
-    armt_mma_gemm(m, n, k, A, 0, lda, W, C, ldc, beta, a_off, w_off, c_off, 0, Gt, Cb, 0, 0, 0, 0, 1, 0, 0, smem,
+    armt_mma_gemm(m, n, k, A, 0, lda, W, C, ldc, beta, a_off, w_off, c_off, 0, Gt, Cb, 0, 0, 0, 0, 0, 1, 0, 0, smem,
                   MMA_EMU_ARG);
 }
 
@@ -1088,20 +1110,23 @@ __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm
  * (the q and k projections; see armt_mma_rope): the rope.cl table, the head dimension (16, 32, 64 or 128; it
  * must divide the columns a thread holds, 8 MMA_NT, and n), rows per cell and the first position.
  * rowscale: NULL, or C = C (beta) + s_i (A W^T)_i with s_i = rowscale[a_off / lda + i] (the memory read's
- * 1 / den per row, laid out like A's rows; a_off must then be a multiple of lda). */
+ * 1 / den per row, laid out like A's rows; a_off must then be a multiple of lda).
+ * Cb2: NULL, or - with W2 - k and v in one GEMM instead of gate and up: W holds the k weights and W2 the v
+ * weights; A W^T (RoPE applied when rope is set) goes to Cb and A W2^T to Cb2, both rounded to bf16 at C's
+ * offsets (n columns each). */
 __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm_bf16bf16_mma(
     const int m, const int n, const int k, __global const ushort *A, const int lda, __global const ushort *W,
     __global float *C, const int ldc, const int beta, __global const ulong *offs, const ulong a_base,
     const ulong a_stride, const ulong w_base, const ulong w_stride, const ulong c_base, const ulong c_stride,
     __global const float *Gt, __global ushort *Cb, __global const ushort *W2, const ulong w2_shift,
     __global const float *rope, const int rope_hd, const int rope_T, const int rope_pos0,
-    __global const float *rowscale, const int last_row0) {
+    __global const float *rowscale, __global ushort *Cb2, const int last_row0) {
     __local uint smem[MMA_STAGES * MMA_STAGE_BYTES / 4] __attribute__((aligned(MMA_SMEM_ALIGN)));
     MMA_EMU_LOCALS
     if (GEMM_SKIP_TILE(armt_mma_row_tile(), MMA_BM, last_row0)) return;
     const int j = get_group_id(2);
     GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
-    armt_mma_gemm(m, n, k, 0, A, lda, W, C, ldc, beta, a_off, w_off, c_off, 1, Gt, Cb, W2, w2_shift, rope, rope_hd,
+    armt_mma_gemm(m, n, k, 0, A, lda, W, C, ldc, beta, a_off, w_off, c_off, 1, Gt, Cb, W2, w2_shift, Cb2, rope, rope_hd,
                   rope_T, rope_pos0, rowscale, smem, MMA_EMU_ARG);
 }
 

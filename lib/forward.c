@@ -87,6 +87,18 @@ static int gate_up_dual(const armt_ctx *ctx) {
            g->layers_per_chunk == u->layers_per_chunk;
 }
 
+/* k and v in one GEMM (epi_dual 2): the Hopper tiles (128 k and 128 v columns each) on bf16 k and v weights
+ * chunked alike, where the launch gives them more than one work-group per two compute units (else the
+ * narrow tiles serve k and v better, one GEMM each). */
+static int kv_dual_ok(const armt_ctx *ctx, size_t kvd, size_t G, size_t T) {
+    const armt_device_tuning *t = &ctx->rt->tune;
+    const armt_weight *k = &ctx->model->w[ARMT_ROLE_WK], *v = &ctx->model->w[ARMT_ROLE_WV];
+    const size_t half = (size_t)t->mma_bn / 2, bm = (size_t)(t->mma_bm > 0 ? t->mma_bm : 1);
+    const size_t wgs = (kvd + half - 1) / half * G * ((T + bm - 1) / bm);
+    return t->mma_wgmma && t->mma_bn == 256 && ctx->k[ARMT_K_GEMM_BF16BF16_MMA] && k->bf16 && v->bf16 &&
+           k->layers_per_chunk == v->layers_per_chunk && 2 * wgs > (size_t)ctx->rt->info.compute_units;
+}
+
 void armt_ctx_release_scratch(armt_ctx *ctx) {
     /* sizes are recomputed from the capacity they were made with */
     const armt_config *c = &ctx->model->cfg;
@@ -356,6 +368,8 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
             ARMT_CL_TRY(ARMT_ARG(kk, 22, F->rope_T));
             ARMT_CL_TRY(ARMT_ARG(kk, 23, F->rope_pos0));
             ARMT_CL_TRY(ARMT_ARG(kk, 24, F->epi_rowscale));
+            cl_mem out2 = F->epi_w2 && F->epi_dual == 2 ? F->epi_out2 : NULL; /* k and v in one GEMM */
+            ARMT_CL_TRY(ARMT_ARG(kk, 25, out2));
         }
     }
     size_t j = 0;
@@ -382,7 +396,7 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
         ARMT_CL_TRY(ARMT_ARG(kk, 15, sc));
         /* the launch that holds the last entry skips its unneeded rows (their FLOPs are not counted) */
         const int last_row0 = e == count && skip_last < m ? (int)skip_last : 0;
-        ARMT_CL_TRY(ARMT_ARG(kk, bb ? 25 : mma ? 18 : 16, last_row0));
+        ARMT_CL_TRY(ARMT_ARG(kk, bb ? 26 : mma ? 18 : 16, last_row0));
         size_t gws[3], lws[3];
         if (mma) {
             /* output columns per tile, rows per tile, work-group size */
@@ -423,7 +437,7 @@ static armt_status gemm_weight(fwd *F, armt_role role, int l0, int G, size_t m, 
     const armt_weight *w = &F->ctx->model->w[role];
     uint64_t out, in;
     armt_role_shape(F->cfg, role, &out, &in, NULL);
-    F->ctx->gemm_site = F->epi_dual ? ARMT_GSITE_GATE_UP : (int)role;
+    F->ctx->gemm_site = F->epi_dual == 1 ? ARMT_GSITE_GATE_UP : F->epi_dual == 2 ? ARMT_GSITE_KV : (int)role;
     armt_status s = ARMT_OK;
     int j = 0;
     while (j < G && s == ARMT_OK) {
@@ -436,12 +450,13 @@ static armt_status gemm_weight(fwd *F, armt_role role, int l0, int G, size_t m, 
             F->b_off[j_end] = off;
             j_end++;
         }
-        if (F->epi_dual) { /* the up weights of the same layers: same chunking, so the same offsets */
+        if (F->epi_dual) { /* the up (v) weights of the same layers: same chunking, so the same offsets */
             size_t off2;
-            F->epi_w2 = armt_weight_at(&F->ctx->model->w[ARMT_ROLE_WU], l0 + j, &off2);
+            F->epi_w2 = armt_weight_at(&F->ctx->model->w[F->epi_dual == 2 ? ARMT_ROLE_WV : ARMT_ROLE_WU], l0 + j,
+                                       &off2);
             if (off2 != F->b_off[j]) {
                 F->epi_w2 = NULL;
-                s = armt_err_set(F->err, ARMT_STATUS_UNSUPPORTED, "bf16 GEMM: gate and up weights laid out apart");
+                s = armt_err_set(F->err, ARMT_STATUS_UNSUPPORTED, "bf16 GEMM: paired weights laid out apart");
                 break;
             }
         }
@@ -736,15 +751,22 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
     F->skip_last = (size_t)skip;
     armt_status qks = gemm_weight(F, ARMT_ROLE_WQ, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->q, qd, 0.0f);
     F->skip_last = 0;
+    /* k and v in one GEMM where the Hopper tiles pair their weights, unless the launch is small enough for
+     * the narrow tiles (one cell: the sequential schedule) */
+    const int kv_dual = kv_bf16 && kv_dual_ok(ctx, kvd, G, T);
     if (qks == ARMT_OK) {
         offsets_tmp(st, T, (size_t)F->d, F->a_off);
         offsets_tmp(st, T, kvd, F->c_off);
         F->epi_bf16 = kv_bf16;
         F->epi_out = ctx->kk; /* (bf16 in the first half of its own memory) */
+        F->epi_out2 = ctx->vv;
+        F->epi_dual = kv_dual ? 2 : 0;
         qks = gemm_weight(F, ARMT_ROLE_WK, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->kk, kvd, 0.0f);
+        F->epi_dual = 0;
+        F->epi_out2 = NULL;
     }
     F->epi_rope = 0;
-    if (qks == ARMT_OK) {
+    if (qks == ARMT_OK && !kv_dual) {
         offsets_tmp(st, T, kvd, F->c_off);
         F->epi_out = ctx->vv;
         qks = gemm_weight(F, ARMT_ROLE_WV, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->vv, kvd, 0.0f);

@@ -25,8 +25,11 @@ typedef struct fwd {
                                         /*   values read at C's offsets, bf16 results into epi_out      */
     cl_mem       epi_out;
     int          epi_dual;              /* 1: the next gate GEMM also multiplies the up weights (W2)   */
-                                        /*   and writes bf16 silu(gate) * up into epi_out               */
-    cl_mem       epi_w2;                /*   the up weights' buffer for the chunk being multiplied      */
+                                        /*   and writes bf16 silu(gate) * up into epi_out; 2: the next */
+                                        /*   k GEMM also the v weights, bf16 k into epi_out, v into     */
+                                        /*   epi_out2                                                   */
+    cl_mem       epi_w2;                /*   the second weights' buffer for the chunk being multiplied  */
+    cl_mem       epi_out2;
     int          epi_rope;              /* 1: the next bf16 GEMMs apply RoPE to their product (q, k):  */
     int          rope_T, rope_pos0;     /*   rows per cell and the first position (see rope.cl)         */
     cl_mem       epi_rowscale;          /* set: the next bf16 GEMM adds rowscale[row of A] * A W^T to C */

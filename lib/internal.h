@@ -167,7 +167,8 @@ void armt_fault_inject(long launches);
 #define ARMT_GSITE_MEM_READ (ARMT_ROLE_COUNT + 1)  /* phi(q) W_mem of the memory read        */
 #define ARMT_GSITE_MEM_PREV (ARMT_ROLE_COUNT + 2)  /* phi(k) W_mem of the memory write       */
 #define ARMT_GSITE_MEM_UPDATE (ARMT_ROLE_COUNT + 3) /* W_mem += phi(k)^T delta               */
-#define ARMT_GSITE_COUNT (ARMT_ROLE_COUNT + 4)
+#define ARMT_GSITE_KV (ARMT_ROLE_COUNT + 4)        /* k and v in one GEMM (Hopper tiles)     */
+#define ARMT_GSITE_COUNT (ARMT_ROLE_COUNT + 5)
 /* Kernel argument helpers. */
 #define ARMT_ARG(k, i, v) clSetKernelArg((k), (i), sizeof(v), &(v))
 

@@ -413,8 +413,8 @@ static int gemm_wgmma_selftest(armt_runtime *rt, cl_program p, size_t threads) {
         clSetKernelArg(k, 18, sizeof(cl_mem), NULL), clSetKernelArg(k, 19, sizeof z, &z);
         clSetKernelArg(k, 20, sizeof(cl_mem), NULL), clSetKernelArg(k, 21, sizeof kk, &kk);
         clSetKernelArg(k, 22, sizeof one, &one), clSetKernelArg(k, 23, sizeof zero, &zero);
-        clSetKernelArg(k, 24, sizeof(cl_mem), NULL);
-        e = clSetKernelArg(k, 25, sizeof zero, &zero); /* every row */
+        clSetKernelArg(k, 24, sizeof(cl_mem), NULL), clSetKernelArg(k, 25, sizeof(cl_mem), NULL);
+        e = clSetKernelArg(k, 26, sizeof zero, &zero); /* every row */
         size_t gws[3] = {threads, 1, 1}, lws[3] = {threads, 1, 1};
         if (e == CL_SUCCESS) e = clEnqueueNDRangeKernel(rt->queue, k, 3, NULL, gws, lws, 0, NULL, NULL);
         if (e == CL_SUCCESS) e = clEnqueueReadBuffer(rt->queue, bc, CL_TRUE, 0, 4, &got, 0, NULL, NULL);
