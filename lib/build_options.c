@@ -50,6 +50,7 @@ char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tu
     if (extra && strstr(extra, "-DMMA_WGMMA=0")) wgmma = 0;
     armt_gemm_mma_tiles(tune, wgmma);
     if (extra && strstr(extra, "-DARMT_GEMM_NARROW=0")) tune->nar_bn = 0; /* no narrow tiles (comparisons) */
+    tune->kv_dual = !(extra && strstr(extra, "-DARMT_KV_DUAL=0")); /* 0: k and v apart (comparisons) */
     extra_int(extra, "-DMMA_RASTER=", 0, 1, &tune->mma_raster);
     /* attention of bf16 models on tensor cores wherever the GEMM has them; -DARMT_ATTN_MMA=0 in the extra
      * options turns it off (the fp32 kernel then runs) */

@@ -95,8 +95,8 @@ static int kv_dual_ok(const armt_ctx *ctx, size_t kvd, size_t G, size_t T) {
     const armt_weight *k = &ctx->model->w[ARMT_ROLE_WK], *v = &ctx->model->w[ARMT_ROLE_WV];
     const size_t half = (size_t)t->mma_bn / 2, bm = (size_t)(t->mma_bm > 0 ? t->mma_bm : 1);
     const size_t wgs = (kvd + half - 1) / half * G * ((T + bm - 1) / bm);
-    return t->mma_wgmma && t->mma_bn == 256 && ctx->k[ARMT_K_GEMM_BF16BF16_MMA] && k->bf16 && v->bf16 &&
-           k->layers_per_chunk == v->layers_per_chunk && 2 * wgs > (size_t)ctx->rt->info.compute_units;
+    return t->kv_dual && t->mma_wgmma && t->mma_bn == 256 && ctx->k[ARMT_K_GEMM_BF16BF16_MMA] && k->bf16 &&
+           v->bf16 && k->layers_per_chunk == v->layers_per_chunk && 2 * wgs > (size_t)ctx->rt->info.compute_units;
 }
 
 void armt_ctx_release_scratch(armt_ctx *ctx) {
