@@ -51,8 +51,6 @@ char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tu
     armt_gemm_mma_tiles(tune, wgmma);
     if (extra && strstr(extra, "-DARMT_GEMM_NARROW=0")) tune->nar_bn = 0; /* no narrow tiles (comparisons) */
     tune->kv_dual = !(extra && strstr(extra, "-DARMT_KV_DUAL=0")); /* 0: k and v apart (comparisons) */
-    tune->narrow_read = 0;
-    extra_int(extra, "-DARMT_NARROW_READ=", 0, 1, &tune->narrow_read);
     extra_int(extra, "-DMMA_RASTER=", 0, 1, &tune->mma_raster);
     /* attention of bf16 models on tensor cores wherever the GEMM has them; -DARMT_ATTN_MMA=0 in the extra
      * options turns it off (the fp32 kernel then runs) */

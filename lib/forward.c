@@ -337,12 +337,10 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
     const size_t main_wgs = (n + (size_t)t->mma_bn - 1) / (size_t)t->mma_bn *
                             (count * ((m + (size_t)t->mma_bm - 1) / (size_t)t->mma_bm) - skip_last / (size_t)t->mma_bm);
     const int nar_span = t->mma_wgmma ? t->nar_bn : t->nar_bn / (t->nar_warps_n ? t->nar_warps_n : 1);
-    const int narrow = mma && ctx->k[nid] && !F->epi_gate && !F->epi_w2 &&
-                       (F->epi_rowscale ? t->narrow_read
-                        : n <= (size_t)t->nar_bn
-                            ? !F->epi_rope && !F->epi_bf16
-                            : 2 * main_wgs <= (size_t)ctx->rt->info.compute_units &&
-                                  (!F->epi_rope || (nar_span > 0 && nar_span % F->hd == 0)));
+    const int narrow = mma && ctx->k[nid] && !F->epi_gate && !F->epi_w2 && !F->epi_rowscale &&
+                       (n <= (size_t)t->nar_bn ? !F->epi_rope && !F->epi_bf16
+                                               : 2 * main_wgs <= (size_t)ctx->rt->info.compute_units &&
+                                                     (!F->epi_rope || (nar_span > 0 && nar_span % F->hd == 0)));
     if (narrow) id = nid;
     cl_kernel kk = ctx->k[id];
     int mi = (int)m, ni = (int)n, ki = (int)k, ldai = (int)lda, ldci = (int)ldc, betai = beta != 0.0f;

@@ -88,7 +88,6 @@ typedef struct armt_device_tuning {
     int mma_wg_n, mma_wg_depth;             /* wgmma: n per instruction, groups in flight at the barrier */
     int mma_raster;                         /* 1: row tiles fastest in launch order (MMA_RASTER)       */
     int kv_dual;                            /* 1: k and v in one GEMM where the tiles pair weights     */
-    int narrow_read;                        /* 1: the fused memory read on the narrow tiles            */
     int mma_smem_max;     /* local memory the tiles may declare (0: the kernel's 48 KiB default) */
     int nar_bm, nar_bn, nar_warps_m, nar_warps_n, nar_threads; /* narrow tiles, for GEMMs of n <= nar_bn
                                                                   (W_mq, W_mk) and launches of few work-groups
