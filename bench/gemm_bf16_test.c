@@ -906,22 +906,26 @@ static int rope_check(dev_t_ *D, kern_t *K) {
     return fail;
 }
 
-/* Gate and up in one GEMM (the bf16 x bf16 entry with W2): Cb (bf16) = silu(A W^T) * (A W2^T) per entry, in
- * strided mode with the up weights at w_off(j) + w2_shift in their own buffer; checked against fp64 on the
+/* Two weights in one GEMM (the bf16 x bf16 entry with W2), in strided mode with the second weights at
+ * w_off(j) + w2_shift in their own buffer. kv = 0, gate and up: Cb (bf16) = silu(A W^T) * (A W2^T) per entry;
+ * kv = 1, k and v (Cb2 set): Cb = A W^T and Cb2 = A W2^T, each rounded to bf16. Checked against fp64 on the
  * bf16-rounded inputs (then rounded like the kernel's output: 2^-8 relative per element, plus the fp32
- * accumulation), every element of Cb outside the blocks must keep its NaN poison. Returns 1 on failure. */
-static int dual_check(dev_t_ *D, kern_t *K) {
+ * accumulation); every element of Cb (and Cb2) outside the blocks must keep its NaN poison. Returns 1 on
+ * failure. */
+static int dual_check(dev_t_ *D, kern_t *K, int kv) {
     const int m = 300, n = 264, k = 160, cnt = 3, lda = 168, ldc = 270;
     const size_t a_blk = (size_t)m * lda, c_blk = (size_t)m * ldc, w_blk = (size_t)n * k;
     const cl_ulong strides[6] = {8, a_blk + 16, w_blk, w_blk, 6, c_blk + 10};
     const cl_ulong w2_shift = 2 * w_blk; /* the up weights: W2's layers 3 .. 5 where W's are 1 .. 3 */
     const size_t a_len = 8 + cnt * (a_blk + 16), c_len = 6 + cnt * (c_blk + 10) + 8, w_len = 6 * w_blk;
     uint16_t *A = malloc(a_len * 2), *W = malloc(w_len * 2), *W2 = malloc(w_len * 2), *Cb = malloc(c_len * 2);
+    uint16_t *Cb2 = malloc(c_len * 2);
     int fail = 0;
-    if (!A || !W || !W2 || !Cb) return free(A), free(W), free(W2), free(Cb), fprintf(stderr, "out of memory\n"), 1;
+    if (!A || !W || !W2 || !Cb || !Cb2)
+        return free(A), free(W), free(W2), free(Cb), free(Cb2), fprintf(stderr, "out of memory\n"), 1;
     for (size_t i = 0; i < a_len; i++) A[i] = 0x7fc0;
     for (size_t i = 0; i < w_len; i++) W[i] = 0x7fc0, W2[i] = 0x7fc0;
-    for (size_t i = 0; i < c_len; i++) Cb[i] = 0x7fc0;
+    for (size_t i = 0; i < c_len; i++) Cb[i] = Cb2[i] = 0x7fc0;
     for (int j = 0; j < cnt; j++) {
         for (int r = 0; r < m; r++)
             for (int q = 0; q < k; q++) A[strides[0] + j * strides[1] + (size_t)r * lda + q] = f2bf(rng_unif());
@@ -935,20 +939,24 @@ static int dual_check(dev_t_ *D, kern_t *K) {
     cl_mem bW = clCreateBuffer(D->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, w_len * 2, W, &e);
     cl_mem bW2 = clCreateBuffer(D->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, w_len * 2, W2, &e);
     cl_mem bCb = clCreateBuffer(D->ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, c_len * 2, Cb, &e);
+    cl_mem bCb2 = clCreateBuffer(D->ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, c_len * 2, Cb2, &e);
     cl_mem bC = clCreateBuffer(D->ctx, CL_MEM_READ_WRITE, 16, NULL, &e);
-    if (!bA || !bW || !bW2 || !bCb || !bC) e = CL_MEM_OBJECT_ALLOCATION_FAILURE;
-    /* the plain arguments, then the mode's own: Cb, W2, w2_shift (C is not used in this mode) */
+    if (!bA || !bW || !bW2 || !bCb || !bCb2 || !bC) e = CL_MEM_OBJECT_ALLOCATION_FAILURE;
+    /* the plain arguments, then the mode's own: Cb, W2, w2_shift, Cb2 (C is not used in these modes) */
     if (e == CL_SUCCESS) e = set_args(K, m, n, k, bA, lda, bW, bC, ldc, 0, NULL, strides);
     cl_kernel kr = K->kern;
     if (e == CL_SUCCESS)
         e = clSetKernelArg(kr, 17, sizeof bCb, &bCb) | clSetKernelArg(kr, 18, sizeof bW2, &bW2) |
             clSetKernelArg(kr, 19, sizeof w2_shift, &w2_shift);
+    if (e == CL_SUCCESS && kv) e = clSetKernelArg(kr, 25, sizeof bCb2, &bCb2);
     size_t gws[3] = {(size_t)((n + K->bn / 2 - 1) / (K->bn / 2)) * K->threads, (size_t)((m + K->bm - 1) / K->bm), cnt};
     size_t lws[3] = {(size_t)K->threads, 1, 1};
     if (e == CL_SUCCESS) e = clEnqueueNDRangeKernel(D->q, kr, 3, NULL, gws, lws, 0, NULL, NULL);
     if (e == CL_SUCCESS) e = clEnqueueReadBuffer(D->q, bCb, CL_TRUE, 0, c_len * 2, Cb, 0, NULL, NULL);
+    if (e == CL_SUCCESS) e = clEnqueueReadBuffer(D->q, bCb2, CL_TRUE, 0, c_len * 2, Cb2, 0, NULL, NULL);
+    const char *mode = kv ? "k-and-v (W2, Cb2)" : "gate-and-up (W2)";
     if (e != CL_SUCCESS) {
-        printf("    %-34s gate-and-up: launch/read failed (%d %s)\n", K->name, e, cl_err(e));
+        printf("    %-34s %s: launch/read failed (%d %s)\n", K->name, mode, e, cl_err(e));
         fail = 1;
     }
     double max_ref = 0, max_err = 0;
@@ -965,23 +973,27 @@ static int dual_check(dev_t_ *D, kern_t *K) {
                     g += a * bf2f(W[strides[2] + j * strides[3] + (size_t)q * k + t]);
                     u += a * bf2f(W2[strides[2] + j * strides[3] + w2_shift + (size_t)q * k + t]);
                 }
-                const double ref = g / (1.0 + exp(-g)) * u, got = bf2f(Cb[o]);
-                double d = fabs(got - ref);
-                if (!(d == d)) d = INFINITY;
-                if (d > max_err) max_err = d;
-                if (fabs(ref) > max_ref) max_ref = fabs(ref);
-                inside++;
+                /* (gate and up: one value into Cb; k and v: g into Cb, u into Cb2) */
+                const double ref[2] = {kv ? g : g / (1.0 + exp(-g)) * u, u};
+                const double got[2] = {bf2f(Cb[o]), bf2f(Cb2[o])};
+                for (int b = 0; b < 1 + kv; b++) {
+                    double d = fabs(got[b] - ref[b]);
+                    if (!(d == d)) d = INFINITY;
+                    if (d > max_err) max_err = d;
+                    if (fabs(ref[b]) > max_ref) max_ref = fabs(ref[b]);
+                    inside++;
+                }
             }
-    for (size_t i = 0; !fail && mark && i < c_len; i++)
-        if (!mark[i] && Cb[i] != 0x7fc0) outside++;
+    for (size_t i = 0; !fail && mark && i < c_len; i++) /* (gate and up: Cb2 is not written at all) */
+        outside += (!mark[i] && Cb[i] != 0x7fc0) + ((!mark[i] || !kv) && Cb2[i] != 0x7fc0);
     const double rel = max_ref > 0 ? max_err / max_ref : INFINITY;
     if (!fail && (!(rel <= 8e-3) || outside || !mark)) fail = 1;
     if (!fail || e == CL_SUCCESS)
-        printf("    %-34s gate-and-up (W2): %zu elements, max rel err %.2e (bound 8e-3), %zu written outside: %s\n",
-               K->name, inside, rel, outside, fail ? "FAIL" : "ok");
-    free(mark), free(A), free(W), free(W2), free(Cb);
+        printf("    %-34s %s: %zu elements, max rel err %.2e (bound 8e-3), %zu written outside: %s\n", K->name,
+               mode, inside, rel, outside, fail ? "FAIL" : "ok");
+    free(mark), free(A), free(W), free(W2), free(Cb), free(Cb2);
     clReleaseMemObject(bA), clReleaseMemObject(bW), clReleaseMemObject(bW2), clReleaseMemObject(bCb);
-    clReleaseMemObject(bC);
+    clReleaseMemObject(bCb2), clReleaseMemObject(bC);
     return fail;
 }
 
@@ -1342,7 +1354,7 @@ int main(int argc, char **argv) {
         case_free(&cd);
     }
     for (int ki = 0; ki < nk; ki++)
-        if (ks[ki].dual && !ks[ki].failed && dual_check(&D, &ks[ki])) fail = 1;
+        if (ks[ki].dual && !ks[ki].failed && (dual_check(&D, &ks[ki], 0) | dual_check(&D, &ks[ki], 1))) fail = 1;
     for (int ki = 0; ki < nk; ki++)
         if (ks[ki].abf && !ks[ki].failed && !ks[ki].diag && rope_check(&D, &ks[ki])) fail = 1;
     for (int ki = 0; ki < nk; ki++)

@@ -602,6 +602,8 @@ inline __attribute__((always_inline)) void armt_mma_epilogue(float acc[MMA_MT][M
         else if (rope_hd == 16) armt_mma_rope(acc, m, rb, tc, rope, rope_T, rope_pos0, 16, nq);
     }
 #if MMA_DUAL_OK
+    /* The two dual modes keep loops of their own: one loop with the choice inside cost the gate-and-up GEMM
+     * 5% on the H200 (bench/results/2026-11-28-h200-dual-epilogue-fold.txt). */
     if (dual && Cb2) {
         /* k and v in one tile: columns q < NT/2 are k's, q + NT/2 v's, of output column col0 + 8q + tc, each
          * rounded to bf16 into its own output */
