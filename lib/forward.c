@@ -78,25 +78,31 @@ static int rope_fused(const fwd *F) {
            span % hd == 0 && F->d % 8 == 0;
 }
 
-/* Gate and up in one GEMM: the Hopper tiles (256 wide: 128 gate and 128 up columns, each thread holding
- * both of an element) and bf16 gate and up weights chunked alike, so that a layer's offsets agree. */
-static int gate_up_dual(const armt_ctx *ctx) {
+/* Two weights in one GEMM (epi_dual): the Hopper tiles (256 wide: 128 columns of each, each thread holding
+ * both of an element) and bf16 weights of both roles chunked alike, so that a layer's offsets agree. */
+static int paired_weights(const armt_ctx *ctx, armt_role a, armt_role b) {
     const armt_device_tuning *t = &ctx->rt->tune;
-    const armt_weight *g = &ctx->model->w[ARMT_ROLE_WG], *u = &ctx->model->w[ARMT_ROLE_WU];
-    return t->mma_wgmma && t->mma_bn == 256 && ctx->k[ARMT_K_GEMM_BF16BF16_MMA] && g->bf16 && u->bf16 &&
-           g->layers_per_chunk == u->layers_per_chunk;
+    const armt_weight *wa = &ctx->model->w[a], *wb = &ctx->model->w[b];
+    return t->mma_wgmma && t->mma_bn == 256 && ctx->k[ARMT_K_GEMM_BF16BF16_MMA] && wa->bf16 && wb->bf16 &&
+           wa->layers_per_chunk == wb->layers_per_chunk;
 }
 
-/* k and v in one GEMM (epi_dual 2): the Hopper tiles (128 k and 128 v columns each) on bf16 k and v weights
- * chunked alike, where the launch gives them more than one work-group per two compute units (else the
- * narrow tiles serve k and v better, one GEMM each). */
+/* 1: a launch of wgs work-groups on the main tiles gives at most one to two compute units; the narrow tiles
+ * (16x as many work-groups) fill more of the GPU there (see gemm_bf16_entries). */
+static int few_workgroups(const armt_ctx *ctx, size_t wgs) {
+    return 2 * wgs <= (size_t)ctx->rt->info.compute_units;
+}
+
+/* Gate and up in one GEMM (epi_dual 1). */
+static int gate_up_dual(const armt_ctx *ctx) { return paired_weights(ctx, ARMT_ROLE_WG, ARMT_ROLE_WU); }
+
+/* k and v in one GEMM (epi_dual 2), unless the launch has few work-groups: then the narrow tiles serve k and
+ * v better, one GEMM each. */
 static int kv_dual_ok(const armt_ctx *ctx, size_t kvd, size_t G, size_t T) {
     const armt_device_tuning *t = &ctx->rt->tune;
-    const armt_weight *k = &ctx->model->w[ARMT_ROLE_WK], *v = &ctx->model->w[ARMT_ROLE_WV];
     const size_t half = (size_t)t->mma_bn / 2, bm = (size_t)(t->mma_bm > 0 ? t->mma_bm : 1);
     const size_t wgs = (kvd + half - 1) / half * G * ((T + bm - 1) / bm);
-    return t->kv_dual && t->mma_wgmma && t->mma_bn == 256 && ctx->k[ARMT_K_GEMM_BF16BF16_MMA] && k->bf16 &&
-           v->bf16 && k->layers_per_chunk == v->layers_per_chunk && 2 * wgs > (size_t)ctx->rt->info.compute_units;
+    return t->kv_dual && paired_weights(ctx, ARMT_ROLE_WK, ARMT_ROLE_WV) && !few_workgroups(ctx, wgs);
 }
 
 void armt_ctx_release_scratch(armt_ctx *ctx) {
@@ -339,7 +345,7 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
     const int nar_span = t->mma_wgmma ? t->nar_bn : t->nar_bn / (t->nar_warps_n ? t->nar_warps_n : 1);
     const int narrow = mma && ctx->k[nid] && !F->epi_gate && !F->epi_w2 && !F->epi_rowscale &&
                        (n <= (size_t)t->nar_bn ? !F->epi_rope && !F->epi_bf16
-                                               : 2 * main_wgs <= (size_t)ctx->rt->info.compute_units &&
+                                               : few_workgroups(ctx, main_wgs) &&
                                                      (!F->epi_rope || (nar_span > 0 && nar_span % F->hd == 0)));
     if (narrow) id = nid;
     cl_kernel kk = ctx->k[id];
@@ -368,8 +374,7 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
             ARMT_CL_TRY(ARMT_ARG(kk, 22, F->rope_T));
             ARMT_CL_TRY(ARMT_ARG(kk, 23, F->rope_pos0));
             ARMT_CL_TRY(ARMT_ARG(kk, 24, F->epi_rowscale));
-            cl_mem out2 = F->epi_w2 && F->epi_dual == 2 ? F->epi_out2 : NULL; /* k and v in one GEMM */
-            ARMT_CL_TRY(ARMT_ARG(kk, 25, out2));
+            ARMT_CL_TRY(ARMT_ARG(kk, 25, F->epi_out2)); /* k and v in one GEMM: v's output, or none */
         }
     }
     size_t j = 0;
@@ -759,7 +764,7 @@ armt_status armt_fwd_layer(fwd *F, const step *st) {
         offsets_tmp(st, T, kvd, F->c_off);
         F->epi_bf16 = kv_bf16;
         F->epi_out = ctx->kk; /* (bf16 in the first half of its own memory) */
-        F->epi_out2 = ctx->vv;
+        F->epi_out2 = kv_dual ? ctx->vv : NULL;
         F->epi_dual = kv_dual ? 2 : 0;
         qks = gemm_weight(F, ARMT_ROLE_WK, st->l0, st->G, T, ctx->h, (size_t)F->d, ctx->kk, kvd, 0.0f);
         F->epi_dual = 0;

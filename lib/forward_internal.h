@@ -29,7 +29,7 @@ typedef struct fwd {
                                         /*   k GEMM also the v weights, bf16 k into epi_out, v into     */
                                         /*   epi_out2                                                   */
     cl_mem       epi_w2;                /*   the second weights' buffer for the chunk being multiplied  */
-    cl_mem       epi_out2;
+    cl_mem       epi_out2;              /*   (2 only; NULL otherwise)                                   */
     int          epi_rope;              /* 1: the next bf16 GEMMs apply RoPE to their product (q, k):  */
     int          rope_T, rope_pos0;     /*   rows per cell and the first position (see rope.cl)         */
     cl_mem       epi_rowscale;          /* set: the next bf16 GEMM adds rowscale[row of A] * A W^T to C */
