@@ -51,6 +51,7 @@
 #include <CL/cl.h>
 
 #include "../lib/nv_ptx.h"
+#include "gemm.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -204,6 +205,7 @@ typedef struct {
     int abf;          /* 1: armt_gemm_bf16bf16_mma (bf16 A made by the armt_f32_to_bf16 pre-pass) */
     cl_kernel prep;   /* armt_f32_to_bf16 of the same program (abf only) */
     char info[160];   /* NVIDIA: registers, spills, local memory of the mma entry */
+    armt_gemm_args args; /* the GEMM kernel's arguments as last set (set_args) */
 } kern_t;
 
 static char *g_source;
@@ -284,42 +286,20 @@ static int build_kernel(dev_t_ *D, kern_t *K, const char *kname, const char *opt
 
 /* The last argument of every GEMM kernel: rows of the launch's last entry that need not be computed. */
 static cl_int set_last_row0(kern_t *K, int last_row0) {
-    const cl_uint idx = !K->mma ? 16 : K->abf ? 26 : 18;
-    return clSetKernelArg(K->kern, idx, sizeof last_row0, &last_row0);
+    K->args.last_row0 = last_row0;
+    return armt_gemm_set_args(K->kern, &K->args);
 }
 
+/* The plain product's arguments (no epilogue, every row) through the library's setter; a mode's own
+ * arguments are then changed in K->args and set again the same way. */
 static cl_int set_args(kern_t *K, int m, int n, int k, cl_mem A, int lda, cl_mem W, cl_mem C, int ldc,
                        int beta, cl_mem offs, const cl_ulong strides[6]) {
-    cl_kernel kr = K->kern;
-    CL_TRY(clSetKernelArg(kr, 0, sizeof(int), &m));
-    CL_TRY(clSetKernelArg(kr, 1, sizeof(int), &n));
-    CL_TRY(clSetKernelArg(kr, 2, sizeof(int), &k));
-    CL_TRY(clSetKernelArg(kr, 3, sizeof(cl_mem), &A));
-    CL_TRY(clSetKernelArg(kr, 4, sizeof(int), &lda));
-    CL_TRY(clSetKernelArg(kr, 5, sizeof(cl_mem), &W));
-    CL_TRY(clSetKernelArg(kr, 6, sizeof(cl_mem), &C));
-    CL_TRY(clSetKernelArg(kr, 7, sizeof(int), &ldc));
-    CL_TRY(clSetKernelArg(kr, 8, sizeof(int), &beta));
-    /* a NULL buffer selects strided mode (OpenCL 1.2: arg_value NULL for a __global pointer argument) */
-    CL_TRY(clSetKernelArg(kr, 9, sizeof(cl_mem), offs ? &offs : NULL));
-    for (int i = 0; i < 6; i++) CL_TRY(clSetKernelArg(kr, 10 + i, sizeof(cl_ulong), &strides[i]));
-    if (K->mma) { /* no SwiGLU epilogue */
-        CL_TRY(clSetKernelArg(kr, 16, sizeof(cl_mem), NULL));
-        CL_TRY(clSetKernelArg(kr, 17, sizeof(cl_mem), NULL));
-        if (K->abf) { /* W2, w2_shift: no gate-and-up mode; rope ...: no RoPE */
-            const cl_ulong zero = 0;
-            const int hd = 64, one = 1, zi = 0;
-            CL_TRY(clSetKernelArg(kr, 18, sizeof(cl_mem), NULL));
-            CL_TRY(clSetKernelArg(kr, 19, sizeof zero, &zero));
-            CL_TRY(clSetKernelArg(kr, 20, sizeof(cl_mem), NULL));
-            CL_TRY(clSetKernelArg(kr, 21, sizeof hd, &hd));
-            CL_TRY(clSetKernelArg(kr, 22, sizeof one, &one));
-            CL_TRY(clSetKernelArg(kr, 23, sizeof zi, &zi));
-            CL_TRY(clSetKernelArg(kr, 24, sizeof(cl_mem), NULL)); /* no row scales */
-            CL_TRY(clSetKernelArg(kr, 25, sizeof(cl_mem), NULL)); /* no k-and-v mode */
-        }
-    }
-    return set_last_row0(K, 0); /* every row */
+    armt_gemm_args a = {.m = m, .n = n, .k = k, .a = A, .lda = lda, .w = W, .c = C, .ldc = ldc, .beta = beta,
+                        .offs = offs, .a_base = strides[0], .a_stride = strides[1], .w_base = strides[2],
+                        .w_stride = strides[3], .c_base = strides[4], .c_stride = strides[5], .rope_hd = 64,
+                        .rope_t = 1};
+    K->args = a;
+    return armt_gemm_set_args(K->kern, &K->args);
 }
 
 static cl_int launch(dev_t_ *D, kern_t *K, int m, int n, int count, cl_event *ev) {
@@ -341,14 +321,7 @@ static cl_int launch(dev_t_ *D, kern_t *K, int m, int n, int count, cl_event *ev
 static cl_int launch_prep(dev_t_ *D, kern_t *K, int m, int k, cl_mem A, int lda, cl_mem Ab, cl_mem offs,
                           const cl_ulong strides[6], int count, cl_event *ev) {
     cl_kernel kr = K->prep;
-    CL_TRY(clSetKernelArg(kr, 0, sizeof(int), &m));
-    CL_TRY(clSetKernelArg(kr, 1, sizeof(int), &k));
-    CL_TRY(clSetKernelArg(kr, 2, sizeof(cl_mem), &A));
-    CL_TRY(clSetKernelArg(kr, 3, sizeof(int), &lda));
-    CL_TRY(clSetKernelArg(kr, 4, sizeof(cl_mem), &Ab));
-    CL_TRY(clSetKernelArg(kr, 5, sizeof(cl_mem), offs ? &offs : NULL));
-    CL_TRY(clSetKernelArg(kr, 6, sizeof(cl_ulong), &strides[0]));
-    CL_TRY(clSetKernelArg(kr, 7, sizeof(cl_ulong), &strides[1]));
+    CL_TRY(armt_f32_to_bf16_set_args(kr, m, k, A, lda, Ab, offs, strides[0], strides[1]));
     size_t lws[3] = {64, 4, 1};
     size_t gws[3] = {(size_t)((k + 8 * 64 - 1) / (8 * 64)) * 64, (size_t)((m + 3) / 4) * 4, (size_t)count};
     CL_TRY(clEnqueueNDRangeKernel(D->q, kr, 3, NULL, gws, lws, 0, NULL, ev));
@@ -855,10 +828,11 @@ static int rope_check(dev_t_ *D, kern_t *K) {
         cl_mem bT = clCreateBuffer(D->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, (size_t)positions * hd * 4, tab, &e);
         if (!bA || !bW || !bC || !bT) e = CL_MEM_OBJECT_ALLOCATION_FAILURE;
         if (e == CL_SUCCESS) e = set_args(K, m, n, k, bA, lda, bW, bC, ldc, 0, NULL, strides);
-        cl_kernel kr = K->kern;
-        if (e == CL_SUCCESS)
-            e = clSetKernelArg(kr, 20, sizeof bT, &bT) | clSetKernelArg(kr, 21, sizeof hd, &hd) |
-                clSetKernelArg(kr, 22, sizeof T, &T) | clSetKernelArg(kr, 23, sizeof pos0, &pos0);
+        K->args.rope = bT;
+        K->args.rope_hd = hd;
+        K->args.rope_t = T;
+        K->args.rope_pos0 = pos0;
+        if (e == CL_SUCCESS) e = armt_gemm_set_args(K->kern, &K->args);
         if (e == CL_SUCCESS) e = launch(D, K, m, n, cnt, NULL);
         if (e == CL_SUCCESS) e = clEnqueueReadBuffer(D->q, bC, CL_TRUE, 0, c_len * 4, C, 0, NULL, NULL);
         double max_ref = 0, max_err = 0;
@@ -945,10 +919,11 @@ static int dual_check(dev_t_ *D, kern_t *K, int kv) {
     /* the plain arguments, then the mode's own: Cb, W2, w2_shift, Cb2 (C is not used in these modes) */
     if (e == CL_SUCCESS) e = set_args(K, m, n, k, bA, lda, bW, bC, ldc, 0, NULL, strides);
     cl_kernel kr = K->kern;
-    if (e == CL_SUCCESS)
-        e = clSetKernelArg(kr, 17, sizeof bCb, &bCb) | clSetKernelArg(kr, 18, sizeof bW2, &bW2) |
-            clSetKernelArg(kr, 19, sizeof w2_shift, &w2_shift);
-    if (e == CL_SUCCESS && kv) e = clSetKernelArg(kr, 25, sizeof bCb2, &bCb2);
+    K->args.out = bCb;
+    K->args.w2 = bW2;
+    K->args.w2_shift = w2_shift;
+    K->args.out2 = kv ? bCb2 : NULL;
+    if (e == CL_SUCCESS) e = armt_gemm_set_args(kr, &K->args);
     size_t gws[3] = {(size_t)((n + K->bn / 2 - 1) / (K->bn / 2)) * K->threads, (size_t)((m + K->bm - 1) / K->bm), cnt};
     size_t lws[3] = {(size_t)K->threads, 1, 1};
     if (e == CL_SUCCESS) e = clEnqueueNDRangeKernel(D->q, kr, 3, NULL, gws, lws, 0, NULL, NULL);
@@ -1032,7 +1007,8 @@ static int bf16out_check(dev_t_ *D, kern_t *K) {
         cl_mem bC = clCreateBuffer(D->ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, c_len * 4, C, &e);
         if (!bA || !bW || !bCb || !bC) e = CL_MEM_OBJECT_ALLOCATION_FAILURE;
         if (e == CL_SUCCESS) e = set_args(K, m, n, k, bA, lda, bW, bC, ldc, 0, NULL, strides);
-        if (e == CL_SUCCESS) e = clSetKernelArg(K->kern, 17, sizeof bCb, &bCb);
+        K->args.out = bCb;
+        if (e == CL_SUCCESS) e = armt_gemm_set_args(K->kern, &K->args);
         if (e == CL_SUCCESS) e = launch(D, K, m, n, cnt, NULL);
         if (e == CL_SUCCESS) e = clEnqueueReadBuffer(D->q, bCb, CL_TRUE, 0, c_len * 2, Cb, 0, NULL, NULL);
         if (e == CL_SUCCESS) e = clEnqueueReadBuffer(D->q, bC, CL_TRUE, 0, c_len * 4, C, 0, NULL, NULL);

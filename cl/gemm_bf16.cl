@@ -127,6 +127,12 @@
         const ulong a_stride, const ulong w_base, const ulong w_stride, const ulong c_base,                  \
         const ulong c_stride
 
+/* the epilogue's arguments: every GEMM kernel takes them (cl/gemm_args.h), ignoring those it has no use for */
+#define GEMM_EPI_ARGS                                                                                        \
+    __global const float *Gt, __global ushort *Cb, __global const ushort *W2, const ulong w2_shift,          \
+        __global const float *rope, const int rope_hd, const int rope_T, const int rope_pos0,                \
+        __global const float *rowscale, __global ushort *Cb2
+
 /* bf16 rounding and expansion: armt_to_bf16, armt_from_bf16 and armt_bf16x2 in common.cl */
 
 /* The launch's last entry does not need its rows below last_row0 (armt_rows_unneeded in common.cl). */
@@ -146,7 +152,7 @@
         c_off = c_base + (ulong)(j)*c_stride;      \
     }
 
-__kernel __attribute__((reqd_work_group_size(GEMM_LX, GEMM_LY, 1))) void armt_gemm_bf16(GEMM_BF16_ARGS,
+__kernel __attribute__((reqd_work_group_size(GEMM_LX, GEMM_LY, 1))) void armt_gemm_bf16(GEMM_BF16_ARGS, GEMM_EPI_ARGS,
                                                                                      const int last_row0) {
     /* k-major tiles: the inner loop reads a row of As (broadcast within a warp) and a row of Ws
      * (consecutive); the +1 keeps the transposing stores free of bank conflicts. */
@@ -1093,7 +1099,7 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
  * epilogue (Cb = bf16(silu(Gt) * A W^T) at C's offsets, C untouched; beta ignored), or Cb alone: the product
  * rounded to bf16 into Cb instead of C. */
 __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm_bf16_mma(
-    GEMM_BF16_ARGS, __global const float *Gt, __global ushort *Cb, const int last_row0) {
+    GEMM_BF16_ARGS, GEMM_EPI_ARGS, const int last_row0) {
     __local uint smem[MMA_STAGES * MMA_STAGE_BYTES / 4] __attribute__((aligned(MMA_SMEM_ALIGN)));
     MMA_EMU_LOCALS
     if (GEMM_SKIP_TILE(armt_mma_row_tile(), MMA_BM, last_row0)) return;
@@ -1120,9 +1126,7 @@ __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm
     const int m, const int n, const int k, __global const ushort *A, const int lda, __global const ushort *W,
     __global float *C, const int ldc, const int beta, __global const ulong *offs, const ulong a_base,
     const ulong a_stride, const ulong w_base, const ulong w_stride, const ulong c_base, const ulong c_stride,
-    __global const float *Gt, __global ushort *Cb, __global const ushort *W2, const ulong w2_shift,
-    __global const float *rope, const int rope_hd, const int rope_T, const int rope_pos0,
-    __global const float *rowscale, __global ushort *Cb2, const int last_row0) {
+    GEMM_EPI_ARGS, const int last_row0) {
     __local uint smem[MMA_STAGES * MMA_STAGE_BYTES / 4] __attribute__((aligned(MMA_SMEM_ALIGN)));
     MMA_EMU_LOCALS
     if (GEMM_SKIP_TILE(armt_mma_row_tile(), MMA_BM, last_row0)) return;

@@ -64,7 +64,6 @@ armt_status armt_ctx_create(armt_model *model, const armt_ctx_params *params, ar
                             "armt_ctx_create: model and out must not be NULL");
     *out = NULL;
     armt_ctx *ctx = calloc(1, sizeof *ctx);
-    if (ctx) ctx->gemm_site = -1;
     if (!ctx) return armt_err_set(&model->err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_ctx_create: out of host memory");
     armt_err_init(&ctx->err);
     ctx->model = model;
@@ -328,9 +327,8 @@ static void prof_keep(armt_ctx *ctx, int category, cl_event ev, int site, double
     ctx->prof[ctx->prof_n++] = (struct armt_prof_event){ev, category, site, flop};
 }
 
-void armt_ctx_prof_add_gemm(armt_ctx *ctx, int category, cl_event ev, double flop) {
-    int site = ctx->gemm_site >= 0 && ctx->gemm_site < ARMT_GSITE_COUNT ? ctx->gemm_site : -1;
-    prof_keep(ctx, category, ev, site, flop);
+void armt_ctx_prof_add_gemm(armt_ctx *ctx, int category, cl_event ev, int site, double flop) {
+    prof_keep(ctx, category, ev, site >= 0 && site < ARMT_GSITE_COUNT ? site : -1, flop);
 }
 
 void armt_ctx_prof_add(armt_ctx *ctx, int category, cl_event ev) { prof_keep(ctx, category, ev, -1, 0.0); }

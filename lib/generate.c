@@ -8,7 +8,7 @@
  */
 #include "config.h"
 
-#include "forward_internal.h"
+#include "step.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -100,18 +100,18 @@ static int32_t sample(const float *logits, int V, const armt_generate_params *p,
 /* ======================================================================================================= */
 
 /* Runs rows [pos0, pos0 + rows) of the tail through every layer (read, then the layer with the KV cache). */
-static armt_status tail_rows(fwd *F, cl_mem kc, cl_mem vc, size_t tmax, int pos0, int rows) {
+static armt_status tail_rows(armt_call *F, cl_mem kc, cl_mem vc, size_t tmax, int pos0, int rows) {
     const int Lyr = F->cfg->n_layers;
     size_t kvd = (size_t)F->nkv * (size_t)F->hd;
-    step st = {.l0 = 0, .G = 1, .s0 = 0, .cap = 1, .T = rows, .s_short = -1, .pos0 = pos0, .kcache = kc,
+    armt_step st = {.l0 = 0, .G = 1, .s0 = 0, .cap = 1, .T = rows, .s_short = -1, .pos0 = pos0, .kcache = kc,
                .vcache = vc, .cache_rows = (int)tmax};
-    ARMT_TRY(armt_fwd_upload_ids(F, (size_t)pos0, (size_t)rows));
-    ARMT_TRY(armt_fwd_embed(F, &st, (size_t)pos0, rows, 0));
+    ARMT_TRY(armt_step_upload_ids(F, (size_t)pos0, (size_t)rows));
+    ARMT_TRY(armt_step_embed(F, &st, (size_t)pos0, rows, 0));
     for (int l = 0; l < Lyr; l++) {
         st.l0 = l;
         st.cache_off = (size_t)l * tmax * kvd;
-        ARMT_TRY(armt_fwd_read(F, &st));
-        ARMT_TRY(armt_fwd_layer(F, &st));
+        ARMT_TRY(armt_step_read(F, &st));
+        ARMT_TRY(armt_step_layer(F, &st));
     }
     return ARMT_OK;
 }
@@ -151,7 +151,7 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
         fp.schedule = gp.schedule;
         ARMT_TRY(armt_forward(ctx, prompt, cut, &fp));
     } else {
-        ARMT_TRY(armt_fwd_copy_state(ctx, 1, err));
+        ARMT_TRY(armt_state_copy(ctx, 1, err));
     }
 
     /* 2. the tail with a KV cache */
@@ -161,7 +161,7 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
     size_t kvd = (size_t)cfg->n_kv_heads * (size_t)cfg->head_dim;
     size_t cache_bytes = (size_t)cfg->n_layers * tmax * kvd * sizeof(float);
     cl_mem kc = NULL, vc = NULL;
-    fwd F;
+    armt_call F;
     int began = 0;
     armt_status st = ARMT_OK;
     armt_forward_params none = armt_forward_default_params();
@@ -176,11 +176,11 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
     }
     ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, cache_bytes, &kc, "KV cache", err), fail);
     ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, cache_bytes, &vc, "KV cache", err), fail);
-    ARMT_TRY_GOTO(armt_fwd_begin(&F, ctx, &none, seq, tmax), fail);
+    ARMT_TRY_GOTO(armt_call_begin(&F, ctx, &none, seq, tmax), fail);
     began = 1;
-    ARMT_TRY_GOTO(armt_fwd_scratch(&F, 1, R, tmax, tmax, 1), fail);
+    ARMT_TRY_GOTO(armt_scratch_grow(&F, 1, R, tmax, tmax, 1), fail);
     ARMT_TRY_GOTO(tail_rows(&F, kc, vc, tmax, 0, (int)R), fail);
-    ARMT_TRY_GOTO(armt_fwd_row_logits(&F, (R - 1) * (size_t)F.d, logits), fail);
+    ARMT_TRY_GOTO(armt_step_row_logits(&F, (R - 1) * (size_t)F.d, logits), fail);
     double t1 = now_s();
     if (result) {
         result->prompt_tokens = n;
@@ -201,7 +201,7 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
         if (stopped || i + 1 == gp.max_new_tokens) break;
         seq[R + (size_t)i] = tok;
         ARMT_TRY_GOTO(tail_rows(&F, kc, vc, tmax, (int)(R + (size_t)i), 1), fail);
-        ARMT_TRY_GOTO(armt_fwd_row_logits(&F, 0, logits), fail);
+        ARMT_TRY_GOTO(armt_step_row_logits(&F, 0, logits), fail);
     }
     if (result) {
         result->n_tokens = produced;
@@ -211,18 +211,9 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
     goto done;
 
 fail:
-    clFinish(ctx->queue);
-    {
-        /* put the state back as it was before the call */
-        armt_err saved;
-        armt_err_init(&saved);
-        armt_err_copy(&saved, err);
-        if (armt_fwd_copy_state(ctx, 0, err) == ARMT_OK && clFinish(ctx->queue) == CL_SUCCESS)
-            armt_err_copy(err, &saved);
-        armt_err_free(&saved);
-    }
+    armt_state_rollback(ctx, st, err); /* put the state back as it was before the call */
 done:
-    if (began) armt_fwd_end(&F);
+    if (began) armt_call_end(&F);
     armt_buffer_release(ctx->rt, &kc, cache_bytes);
     armt_buffer_release(ctx->rt, &vc, cache_bytes);
     free(seq);

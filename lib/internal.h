@@ -273,7 +273,6 @@ struct armt_ctx {
     size_t    prof_n, prof_cap;
     double    prof_s[ARMT_PROF_COUNT]; /* seconds per category, last forward */
     double    prof_gs[ARMT_GSITE_COUNT], prof_gf[ARMT_GSITE_COUNT]; /* seconds and FLOPs per GEMM site */
-    int       gemm_site;    /* the site of the GEMM being enqueued (set by forward.c), or -1 */
     int       prof_on;      /* record events now: rt->profile, off for a forward with no_profile */
 };
 
@@ -282,8 +281,8 @@ void armt_ctx_release_scratch(armt_ctx *ctx);
 
 /* Keeps an event for the profile (takes ownership); no-op when profiling is off or ev is NULL. */
 void armt_ctx_prof_add(armt_ctx *ctx, int category, cl_event ev);
-/* The same for a GEMM launch: also booked to ctx->gemm_site (when >= 0) with its FLOPs. */
-void armt_ctx_prof_add_gemm(armt_ctx *ctx, int category, cl_event ev, double flop);
+/* The same for a GEMM launch: also booked to its site (a weight role or ARMT_GSITE_*; -1: none) with its FLOPs. */
+void armt_ctx_prof_add_gemm(armt_ctx *ctx, int category, cl_event ev, int site, double flop);
 /* Waits for the queue and releases the kept events without summing them (work outside a forward). */
 void armt_ctx_prof_drop(armt_ctx *ctx);
 /* Waits for the queue, sums the kept events into prof_s and releases them. */

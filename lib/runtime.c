@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include "gemm.h"
 #include "internal.h"
 #include "nv_ptx.h"
 
@@ -401,20 +402,9 @@ static int gemm_wgmma_selftest(armt_runtime *rt, cl_program p, size_t threads) {
     cl_mem bw = e == CL_SUCCESS ? clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof w, w, &e) : NULL;
     cl_mem bc = e == CL_SUCCESS ? clCreateBuffer(rt->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, 4, &got, &e) : NULL;
     if (e == CL_SUCCESS) {
-        const cl_int one = 1, kk = K, zero = 0;
-        const cl_ulong z = 0;
-        clSetKernelArg(k, 0, sizeof one, &one), clSetKernelArg(k, 1, sizeof one, &one);
-        clSetKernelArg(k, 2, sizeof kk, &kk), clSetKernelArg(k, 3, sizeof ba, &ba);
-        clSetKernelArg(k, 4, sizeof kk, &kk), clSetKernelArg(k, 5, sizeof bw, &bw);
-        clSetKernelArg(k, 6, sizeof bc, &bc), clSetKernelArg(k, 7, sizeof one, &one);
-        clSetKernelArg(k, 8, sizeof zero, &zero), clSetKernelArg(k, 9, sizeof(cl_mem), NULL);
-        for (int i = 10; i < 16; i++) clSetKernelArg(k, (cl_uint)i, sizeof z, &z);
-        clSetKernelArg(k, 16, sizeof(cl_mem), NULL), clSetKernelArg(k, 17, sizeof(cl_mem), NULL);
-        clSetKernelArg(k, 18, sizeof(cl_mem), NULL), clSetKernelArg(k, 19, sizeof z, &z);
-        clSetKernelArg(k, 20, sizeof(cl_mem), NULL), clSetKernelArg(k, 21, sizeof kk, &kk);
-        clSetKernelArg(k, 22, sizeof one, &one), clSetKernelArg(k, 23, sizeof zero, &zero);
-        clSetKernelArg(k, 24, sizeof(cl_mem), NULL), clSetKernelArg(k, 25, sizeof(cl_mem), NULL);
-        e = clSetKernelArg(k, 26, sizeof zero, &zero); /* every row */
+        const armt_gemm_args ga = {.m = 1, .n = 1, .k = K, .a = ba, .lda = K, .w = bw, .c = bc, .ldc = 1,
+                                   .rope_hd = K, .rope_t = 1}; /* strided mode, one entry, every row */
+        e = armt_gemm_set_args(k, &ga);
         size_t gws[3] = {threads, 1, 1}, lws[3] = {threads, 1, 1};
         if (e == CL_SUCCESS) e = clEnqueueNDRangeKernel(rt->queue, k, 3, NULL, gws, lws, 0, NULL, NULL);
         if (e == CL_SUCCESS) e = clEnqueueReadBuffer(rt->queue, bc, CL_TRUE, 0, 4, &got, 0, NULL, NULL);

@@ -1,0 +1,303 @@
+/*
+ * gemm.c - the one door to the library's GEMMs (see gemm.h): the plan, the argument setter, the launches.
+ *
+ * fp32 weights go to CLBlast: one entry to its plain GEMM, equally spaced entries to the strided batched
+ * routine, the rest (the residual stream's ring of slots) to the batched routine with per-entry offsets.
+ * bf16 weights go to our kernels (cl/gemm_bf16.cl): the tensor-core ones where the device has them and the
+ * alignment allows, the portable one otherwise.
+ */
+#include "config.h"
+
+#include "gemm.h"
+
+#include <clblast_c.h>
+#include <stdlib.h>
+
+
+/* ======================================================================================================= */
+/* The plan                                                                                                */
+/* ======================================================================================================= */
+
+armt_gemm_env armt_gemm_env_of(const armt_ctx *ctx) {
+    armt_gemm_env e = {&ctx->rt->tune, ctx->rt->info.compute_units, ctx->k[ARMT_K_GEMM_BF16_MMA] != NULL,
+                       ctx->k[ARMT_K_GEMM_BF16BF16_MMA] != NULL, ctx->k[ARMT_K_GEMM_BF16_MMA_NARROW] != NULL,
+                       ctx->k[ARMT_K_GEMM_BF16BF16_MMA_NARROW] != NULL};
+    return e;
+}
+
+/* 1: a launch of wgs work-groups on the main tiles gives at most one to two compute units: the narrow tiles
+ * (16x as many work-groups) fill more of the GPU there. */
+static int few_workgroups(const armt_gemm_env *env, size_t wgs) { return 2 * wgs <= (size_t)env->compute_units; }
+
+static int all_multiple(const size_t *off, size_t count, size_t q) {
+    for (size_t j = 0; j < count; j++)
+        if (off[j] % q) return 0;
+    return 1;
+}
+
+const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op, armt_gemm_plan *plan) {
+    const armt_device_tuning *t = env->tune;
+    const armt_gemm_epi *e = &op->epi;
+    memset(plan, 0, sizeof *plan);
+    if (!op->w_bf16) {
+        plan->clblast = 1;
+        plan->kernel = ARMT_K_COUNT;
+        return e->gate || e->w2 || e->bf16_out || e->rope || e->rowscale ? "CLBlast GEMM: no epilogue" : NULL;
+    }
+    if (op->trans_a || op->w_kn) return "bf16 GEMM: transposed operands";
+    /* tensor cores: 16-byte aligned operand chunks (fp32 A: float4 loads; bf16 A and W: 8 elements) */
+    const int mma = env->have_mma && op->k % 8 == 0 && op->lda % 4 == 0 && all_multiple(op->a_off, op->count, 4) &&
+                    all_multiple(op->w_off, op->count, 8);
+    const int bb = mma && op->a_bf16 && env->have_bb && op->lda % 8 == 0 && all_multiple(op->a_off, op->count, 8);
+    /* an operand that exists only in bf16, or an epilogue only the tensor-core kernels have */
+    if ((op->a_bf16_only && !bb) || ((e->gate || e->bf16_out) && !mma) || ((e->w2 || e->rope || e->rowscale) && !bb))
+        return "bf16 GEMM: operand layout not supported by the tensor-core kernels";
+    plan->a_bf16 = bb;
+    plan->tensor_cores = mma;
+    plan->kernel = bb ? ARMT_K_GEMM_BF16BF16_MMA : mma ? ARMT_K_GEMM_BF16_MMA : ARMT_K_GEMM_BF16;
+    if (!mma) {
+        plan->lws[0] = (size_t)(t->gemm_tn / t->gemm_rn);
+        plan->lws[1] = (size_t)(t->gemm_tm / t->gemm_rm);
+        plan->tile[0] = (size_t)t->gemm_tn;
+        plan->tile[1] = (size_t)t->gemm_tm;
+        return NULL;
+    }
+    /* The narrow tiles: for narrow outputs (n <= nar_bn: W_mq, W_mk) and for launches that would give the
+     * main tiles at most one work-group per two compute units (one cell of few rows: the sequential
+     * schedule's k and v, the last layer's cell with its unread rows skipped, generation). Not for the
+     * SwiGLU epilogues and the row scales (main tiles only), nor RoPE where a thread's columns do not hold
+     * whole heads. */
+    const size_t bm = (size_t)t->mma_bm, bn = (size_t)t->mma_bn;
+    const size_t main_wgs = (op->n + bn - 1) / bn * (op->count * ((op->m + bm - 1) / bm) - op->skip_last / bm);
+    const int nar_span = t->mma_wgmma ? t->nar_bn : t->nar_bn / (t->nar_warps_n ? t->nar_warps_n : 1);
+    const int have_narrow = bb ? env->have_bb_narrow : env->have_mma_narrow;
+    const int narrow = have_narrow && !e->gate && !e->w2 && !e->rowscale &&
+                       (op->n <= (size_t)t->nar_bn
+                            ? !e->rope && !e->bf16_out
+                            : few_workgroups(env, main_wgs) &&
+                                  (!e->rope || (nar_span > 0 && e->rope_hd > 0 && nar_span % e->rope_hd == 0)));
+    if (narrow) plan->kernel = bb ? ARMT_K_GEMM_BF16BF16_MMA_NARROW : ARMT_K_GEMM_BF16_MMA_NARROW;
+    plan->narrow = narrow;
+    plan->lws[0] = (size_t)(narrow ? t->nar_threads : t->mma_threads);
+    plan->lws[1] = 1;
+    plan->tile[0] = narrow ? (size_t)t->nar_bn : e->w2 ? bn / 2 : bn;
+    plan->tile[1] = (size_t)(narrow ? t->nar_bm : t->mma_bm);
+    return NULL;
+}
+
+/* ======================================================================================================= */
+/* CLBlast (fp32 weights)                                                                                  */
+/* ======================================================================================================= */
+
+/* Equal steps between consecutive entries (stride >= 0)? */
+static int uniform(const size_t *off, size_t count, size_t *stride) {
+    *stride = count > 1 && off[1] >= off[0] ? off[1] - off[0] : 0;
+    for (size_t j = 1; j < count; j++)
+        if (off[j] < off[j - 1] || off[j] - off[j - 1] != *stride) return 0;
+    return 1;
+}
+
+static armt_status gemm_clblast(armt_ctx *ctx, const armt_gemm_op *op, armt_err *err) {
+    const size_t m = op->m, n = op->n, k = op->k, count = op->count;
+    if (count == 0 || m == 0 || n == 0) return ARMT_OK;
+    if (op->skip_last > 0 && op->skip_last < m && !op->trans_a) {
+        /* the last entry's rows from skip_last on, in a call of its own */
+        armt_gemm_op head = *op, tail = *op;
+        head.count = count - 1;
+        head.skip_last = 0;
+        ARMT_TRY(gemm_clblast(ctx, &head, err));
+        const size_t ao = op->a_off[count - 1] + op->skip_last * op->lda;
+        const size_t co = op->c_off[count - 1] + op->skip_last * op->ldc;
+        tail.m = m - op->skip_last;
+        tail.count = 1;
+        tail.skip_last = 0;
+        tail.a_off = &ao;
+        tail.w_off = op->w_off + count - 1;
+        tail.c_off = &co;
+        return gemm_clblast(ctx, &tail, err);
+    }
+    CLBlastTranspose ta = op->trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
+    CLBlastTranspose tb = op->w_kn ? CLBlastTransposeNo : CLBlastTransposeYes;
+    cl_command_queue *q = &ctx->queue;
+    cl_event ev = NULL, *evp = ctx->prof_on ? &ev : NULL;
+    size_t sa, sb, sc;
+    CLBlastStatusCode s;
+    const char *what;
+    if (count == 1) {
+        what = "CLBlastSgemm";
+        s = CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, m, n, k, 1.0f, op->a, op->a_off[0], op->lda, op->w,
+                         op->w_off[0], op->ldw, op->beta, op->c, op->c_off[0], op->ldc, q, evp);
+    } else if (uniform(op->a_off, count, &sa) && uniform(op->w_off, count, &sb) && uniform(op->c_off, count, &sc)) {
+        what = "CLBlastSgemmStridedBatched";
+        s = CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, m, n, k, 1.0f, op->a, op->a_off[0], op->lda,
+                                       sa, op->w, op->w_off[0], op->ldw, sb, op->beta, op->c, op->c_off[0], op->ldc,
+                                       sc, count, q, evp);
+    } else {
+        what = "CLBlastSgemmBatched";
+        float *ab = malloc(2 * count * sizeof *ab);
+        if (!ab) return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "GEMM: out of host memory");
+        for (size_t j = 0; j < count; j++) {
+            ab[j] = 1.0f;
+            ab[count + j] = op->beta;
+        }
+        s = CLBlastSgemmBatched(CLBlastLayoutRowMajor, ta, tb, m, n, k, ab, op->a, op->a_off, op->lda, op->w,
+                                op->w_off, op->ldw, ab + count, op->c, op->c_off, op->ldc, count, q, evp);
+        free(ab);
+    }
+    if (s != CLBlastSuccess) return armt_err_clblast(err, what, s);
+    armt_ctx_prof_add_gemm(ctx, ARMT_PROF_CLBLAST, ev, op->site, 2.0 * (double)m * (double)n * (double)k * (double)count);
+    ctx->stats.gemm_calls++;
+    return ARMT_OK;
+}
+
+/* ======================================================================================================= */
+/* Our kernels (bf16 weights)                                                                              */
+/* ======================================================================================================= */
+
+/* The kernels address entry j at base + j * stride: entries are cut into runs with constant steps (a step may
+ * be negative: the offsets are ulong and wrap, which is what the residual stream's ring of slots needs), one
+ * launch per run. */
+static armt_status gemm_kernels(armt_ctx *ctx, const armt_gemm_op *op, const armt_gemm_plan *plan,
+                                armt_err *err) {
+    const armt_gemm_epi *e = &op->epi;
+    cl_kernel kk = ctx->k[plan->kernel];
+    armt_gemm_args a = {
+        .m = (int)op->m, .n = (int)op->n, .k = (int)op->k, .lda = (int)op->lda, .ldc = (int)op->ldc,
+        .beta = op->beta != 0.0f, .a = plan->a_bf16 ? op->a_bf16 : op->a, .w = op->w, .c = op->c,
+    };
+    if (plan->tensor_cores) {
+        a.gate = e->gate;
+        a.out = e->gate || e->w2 || e->bf16_out ? e->out : NULL;
+    }
+    if (plan->a_bf16) {
+        a.w2 = e->w2;
+        a.rope = e->rope;
+        a.rope_hd = e->rope_hd;
+        a.rope_t = e->rope_T;
+        a.rope_pos0 = e->rope_pos0;
+        a.rowscale = e->rowscale;
+        a.out2 = e->out2;
+    }
+    const size_t *ao = op->a_off, *wo = op->w_off, *co = op->c_off;
+    size_t j = 0;
+    while (j < op->count) {
+        /* the longest run from j with constant steps */
+        size_t end = j + 1;
+        cl_ulong sa = 0, sw = 0, sc = 0;
+        if (end < op->count) {
+            sa = (cl_ulong)ao[end] - (cl_ulong)ao[j];
+            sw = (cl_ulong)wo[end] - (cl_ulong)wo[j];
+            sc = (cl_ulong)co[end] - (cl_ulong)co[j];
+            end++;
+            while (end < op->count && (cl_ulong)ao[end] - (cl_ulong)ao[end - 1] == sa &&
+                   (cl_ulong)wo[end] - (cl_ulong)wo[end - 1] == sw && (cl_ulong)co[end] - (cl_ulong)co[end - 1] == sc)
+                end++;
+        }
+        a.a_base = ao[j];
+        a.a_stride = sa;
+        a.w_base = wo[j];
+        a.w_stride = sw;
+        a.c_base = co[j];
+        a.c_stride = sc;
+        /* the launch that holds the last entry skips its unneeded rows (their FLOPs are not counted) */
+        a.last_row0 = end == op->count && op->skip_last < op->m ? (int)op->skip_last : 0;
+        ARMT_CL_TRY(armt_gemm_set_args(kk, &a));
+        size_t gws[3] = {(op->n + plan->tile[0] - 1) / plan->tile[0] * plan->lws[0],
+                         (op->m + plan->tile[1] - 1) / plan->tile[1] * (plan->tensor_cores ? 1 : plan->lws[1]),
+                         end - j};
+        size_t lws[3] = {plan->lws[0], plan->lws[1], 1};
+        cl_event ev = NULL;
+        armt_status st = armt_enqueue(ctx->queue, kk, 3, gws, lws, &ctx->stats.kernel_launches,
+                                      armt_kernel_name(plan->kernel), ctx->prof_on ? &ev : NULL, err);
+        const double rows = (double)op->m * (double)(end - j) - (double)a.last_row0;
+        armt_ctx_prof_add_gemm(ctx, plan->kernel, ev, op->site, (e->w2 ? 4.0 : 2.0) * rows * (double)op->n * (double)op->k);
+        if (st != ARMT_OK) return st;
+        ctx->stats.gemm_calls++;
+        j = end;
+    }
+    return ARMT_OK;
+}
+
+armt_status armt_gemm(armt_ctx *ctx, const armt_gemm_op *op, armt_err *err) {
+    const armt_gemm_env env = armt_gemm_env_of(ctx);
+    armt_gemm_plan plan;
+    const char *why = armt_gemm_plan_make(&env, op, &plan);
+    if (why)
+        return armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "%s (m %zu, n %zu, k %zu, lda %zu)", why, op->m, op->n,
+                            op->k, op->lda);
+    if (op->count == 0 || op->m == 0 || op->n == 0) return ARMT_OK;
+    return plan.clblast ? gemm_clblast(ctx, op, err) : gemm_kernels(ctx, op, &plan, err);
+}
+
+/* ======================================================================================================= */
+/* Weight roles and capabilities                                                                           */
+/* ======================================================================================================= */
+
+armt_status armt_gemm_weights(armt_ctx *ctx, armt_gemm_op op, armt_role role, int pair, int l0, int G,
+                              size_t *w_off, armt_err *err) {
+    const armt_weight *w = &ctx->model->w[role];
+    uint64_t out, in;
+    armt_role_shape(&ctx->model->cfg, role, &out, &in, NULL);
+    const size_t skip = op.skip_last, *a_off = op.a_off, *c_off = op.c_off;
+    op.n = (size_t)out;
+    op.k = (size_t)in;
+    op.ldw = (size_t)in;
+    op.w_bf16 = w->bf16;
+    op.w_kn = 0;
+    op.site = pair == ARMT_ROLE_WU ? ARMT_GSITE_GATE_UP : pair == ARMT_ROLE_WV ? ARMT_GSITE_KV : (int)role;
+    int j = 0;
+    while (j < G) {
+        const int chunk = (l0 + j) / w->layers_per_chunk;
+        int j_end = j;
+        while (j_end < G && (l0 + j_end) / w->layers_per_chunk == chunk) {
+            op.w = armt_weight_at(w, l0 + j_end, &w_off[j_end]);
+            j_end++;
+        }
+        if (pair >= 0) { /* the paired weights of the same layers: same chunking, so the same offsets */
+            size_t off2;
+            op.epi.w2 = armt_weight_at(&ctx->model->w[pair], l0 + j, &off2);
+            if (off2 != w_off[j])
+                return armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "bf16 GEMM: paired weights laid out apart");
+        }
+        op.count = (size_t)(j_end - j);
+        op.a_off = a_off + j;
+        op.w_off = w_off + j;
+        op.c_off = c_off + j;
+        op.skip_last = j_end == G ? skip : 0;
+        ARMT_TRY(armt_gemm(ctx, &op, err));
+        j = j_end;
+    }
+    return ARMT_OK;
+}
+
+int armt_gemm_bf16_operands(const armt_ctx *ctx) {
+    return ctx->model->precision == ARMT_PRECISION_BF16 && ctx->k[ARMT_K_GEMM_BF16BF16_MMA] != NULL && ctx->abf;
+}
+
+/* RoPE in the epilogue: a head size the epilogue has (16, 32, 64, 128) that divides the columns each thread
+ * holds (the 256-wide Hopper tiles; a warp's with mma.sync) and a width of whole 8-element chunks. */
+int armt_gemm_rope_fits(const armt_ctx *ctx, int hd, int width) {
+    const armt_device_tuning *t = &ctx->rt->tune;
+    const int span = t->mma_wgmma ? t->mma_bn : t->mma_bn / t->mma_warps_n;
+    return armt_gemm_bf16_operands(ctx) && (hd == 16 || hd == 32 || hd == 64 || hd == 128) && span % hd == 0 &&
+           width % 8 == 0;
+}
+
+/* Two weights in one GEMM: the Hopper tiles (256 wide: 128 columns of each, each thread holding both of an
+ * element) and bf16 weights of both roles chunked alike, so that a layer's offsets agree. */
+int armt_gemm_pairs(const armt_ctx *ctx, armt_role a, armt_role b) {
+    const armt_device_tuning *t = &ctx->rt->tune;
+    const armt_weight *wa = &ctx->model->w[a], *wb = &ctx->model->w[b];
+    return t->mma_wgmma && t->mma_bn == 256 && ctx->k[ARMT_K_GEMM_BF16BF16_MMA] && wa->bf16 && wb->bf16 &&
+           wa->layers_per_chunk == wb->layers_per_chunk;
+}
+
+/* k and v in one GEMM, unless the launch has few work-groups: the narrow tiles then serve k and v better,
+ * one GEMM each. */
+int armt_gemm_kv_pair_pays(const armt_ctx *ctx, size_t kvd, size_t G, size_t T) {
+    const armt_device_tuning *t = &ctx->rt->tune;
+    const armt_gemm_env env = armt_gemm_env_of(ctx);
+    const size_t half = (size_t)t->mma_bn / 2, bm = (size_t)(t->mma_bm > 0 ? t->mma_bm : 1);
+    const size_t wgs = (kvd + half - 1) / half * G * ((T + bm - 1) / bm);
+    return t->kv_dual && armt_gemm_pairs(ctx, ARMT_ROLE_WK, ARMT_ROLE_WV) && !few_workgroups(&env, wgs);
+}

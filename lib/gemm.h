@@ -1,0 +1,110 @@
+/*
+ * gemm.h - the one door to the library's GEMMs: armt_gemm(ctx, op).
+ *
+ * An op says everything about one batched product C_j = epi(A_j W_j^T (+ C_j)), j < count: operands with
+ * per-entry offsets, the epilogue, the rows to skip. A pure planning function (armt_gemm_plan_make) picks
+ * the kernel and its launch geometry from the op and the device's tuning; armt_gemm then sets the kernel's
+ * arguments by their names (cl/gemm_args.h) and enqueues, or calls CLBlast for fp32 weights.
+ */
+#ifndef ARMT_GEMM_H
+#define ARMT_GEMM_H
+
+#include "internal.h"
+
+/* What happens to the product P = A_j W_j^T before it is stored (tensor-core kernels only, except none). */
+typedef struct armt_gemm_epi {
+    cl_mem gate;     /* SwiGLU: out = bf16(silu(gate) * P), gate read at C's offsets; C is not written   */
+    cl_mem w2;       /* a second weight at W's offsets: P2 = A_j W2_j^T in the same GEMM (Hopper tiles)  */
+                     /*   out2 NULL: gate and up, out = bf16(silu(P) * P2); else k and v, see out2        */
+    cl_mem out;      /* bf16 output at C's element offsets (with gate, w2 or bf16_out)                  */
+    cl_mem out2;     /* with w2: bf16(P2) here and bf16(P) into out (k and v)                          */
+    int    bf16_out; /* 1: out = bf16(P) instead of C                                                   */
+    cl_mem rope;     /* RoPE table: P's heads rotated (rope_hd per head, rope_T rows a cell, pos0 first) */
+    int    rope_hd, rope_T, rope_pos0;
+    cl_mem rowscale; /* C += rowscale[row of A] * P (beta 1)                                           */
+} armt_gemm_epi;
+
+typedef struct armt_gemm_op {
+    size_t        m, n, k, count; /* C_j is m x n, the inner dimension k, j < count                   */
+    cl_mem        a;              /* A_j: m x k at a_off[j], row stride lda (trans_a: k x m, fp32 only) */
+    size_t        lda;
+    const size_t *a_off;
+    int           trans_a;
+    cl_mem        a_bf16;         /* NULL, or the bf16 copy of A at the same offsets (a staged operand) */
+    int           a_bf16_only;    /* 1: only a_bf16 holds A's values (a itself is stale)              */
+    cl_mem        w;              /* W_j: n x k at w_off[j], row stride ldw (w_kn: k x n, fp32 only)   */
+    size_t        ldw;
+    const size_t *w_off;
+    int           w_bf16;         /* 1: W is bf16 (our kernels); 0: fp32 (CLBlast)                    */
+    int           w_kn;
+    cl_mem        c;              /* C_j: m x n at c_off[j], row stride ldc                           */
+    size_t        ldc;
+    const size_t *c_off;
+    float         beta;           /* 0 or 1 (residual add)                                            */
+    size_t        skip_last;      /* > 0: the last entry needs only its rows from skip_last on        */
+    armt_gemm_epi epi;
+    int           site;           /* profile site (a weight role or ARMT_GSITE_*), -1: none           */
+} armt_gemm_op;
+
+/* What the plan depends on besides the op. */
+typedef struct armt_gemm_env {
+    const armt_device_tuning *tune;
+    unsigned                  compute_units;
+    int have_mma, have_bb, have_mma_narrow, have_bb_narrow; /* which tensor-core kernels exist */
+} armt_gemm_env;
+
+typedef struct armt_gemm_plan {
+    int            clblast;      /* 1: CLBlast (fp32 weights); the rest does not apply               */
+    armt_kernel_id kernel;
+    int            tensor_cores; /* the kernel is one of the tensor-core ones                        */
+    int            narrow;       /* ... on the narrow tiles                                          */
+    int            a_bf16;       /* it reads A from op->a_bf16                                       */
+    size_t         lws[2];       /* work-group size                                                  */
+    size_t         tile[2];      /* output columns and rows per work-group                           */
+} armt_gemm_plan;
+
+/* The environment of a context (its kernels and its runtime's tuning). */
+armt_gemm_env armt_gemm_env_of(const armt_ctx *ctx);
+/* Picks the kernel for op: a pure function of its arguments. Returns NULL, or why the op cannot run. */
+const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op, armt_gemm_plan *plan);
+/* Runs op on the context's queue (stats and profile booked to the context). */
+armt_status armt_gemm(armt_ctx *ctx, const armt_gemm_op *op, armt_err *err);
+
+/* The argument values of one launch of a bf16 GEMM kernel (every kernel takes the same list). */
+typedef struct armt_gemm_args {
+    int      m, n, k, lda, ldc, beta;
+    cl_mem   a, w, c, offs;
+    cl_ulong a_base, a_stride, w_base, w_stride, c_base, c_stride;
+    cl_mem   gate, out, w2;
+    cl_ulong w2_shift;
+    cl_mem   rope;
+    int      rope_hd, rope_t, rope_pos0;
+    cl_mem   rowscale, out2;
+    int      last_row0;
+} armt_gemm_args;
+/* Sets every argument of a bf16 GEMM kernel (the one place that knows their indices). */
+cl_int armt_gemm_set_args(cl_kernel k, const armt_gemm_args *a);
+
+/* The bf16 copy of a GEMM operand (armt_f32_to_bf16): Ab = bf16(A) over m x width blocks at the same element
+ * offsets, entry j at offs[3 j] (offs set) or a_base + j a_stride. */
+cl_int armt_f32_to_bf16_set_args(cl_kernel k, int m, int width, cl_mem a, int lda, cl_mem ab, cl_mem offs,
+                                 cl_ulong a_base, cl_ulong a_stride);
+
+/* Capabilities the step asks of the GEMM before it lays out an operation. */
+/* bf16 operands may be staged (the bf16-A tensor-core kernel exists for a bf16 model) */
+int armt_gemm_bf16_operands(const armt_ctx *ctx);
+/* RoPE fits the epilogue for this head size and width (and A is staged in bf16) */
+int armt_gemm_rope_fits(const armt_ctx *ctx, int head_dim, int width);
+/* two weight roles can go through one GEMM (epi.w2) */
+int armt_gemm_pairs(const armt_ctx *ctx, armt_role a, armt_role b);
+/* k and v in one GEMM pays for G cells of T rows of kv_width outputs */
+int armt_gemm_kv_pair_pays(const armt_ctx *ctx, size_t kv_width, size_t G, size_t T);
+
+/* C_j (m x out) = A_j (m x in) W[l0 + j]^T (+ C_j) for the G cells of a step, W a per-layer weight role (op:
+ * everything but w, ldw, w_off, w_bf16, n, k, count and site; with pair >= 0, epi.w2 is set to that role's
+ * weights of the same layers). Layers in different chunks of the role go in separate calls. w_off: scratch
+ * of at least G entries. */
+armt_status armt_gemm_weights(armt_ctx *ctx, armt_gemm_op op, armt_role role, int pair, int l0, int G,
+                              size_t *w_off, armt_err *err);
+
+#endif

@@ -1,0 +1,64 @@
+/*
+ * gemm_args.c - the one place that sets the bf16 GEMM kernels' arguments, by the names of cl/gemm_args.h
+ * (the kernels build their signatures from the same list). Used by the library (gemm.c, the wgmma
+ * self-test) and by bench/gemm_bf16_test.
+ */
+#include "config.h"
+
+#include "gemm.h"
+
+#include "gemm_args.h"
+
+#define SET(name, v) (e = e != CL_SUCCESS ? e : clSetKernelArg(k, ARMT_GA_##name, sizeof(v), &(v)))
+
+cl_int armt_gemm_set_args(cl_kernel k, const armt_gemm_args *a) {
+    cl_int e = CL_SUCCESS;
+    SET(M, a->m);
+    SET(N, a->n);
+    SET(K, a->k);
+    SET(A, a->a);
+    SET(LDA, a->lda);
+    SET(W, a->w);
+    SET(C, a->c);
+    SET(LDC, a->ldc);
+    SET(BETA, a->beta);
+    SET(OFFS, a->offs); /* a NULL cl_mem value passes NULL (OpenCL 1.2, 5.7.2): the strided mode */
+    SET(A_BASE, a->a_base);
+    SET(A_STRIDE, a->a_stride);
+    SET(W_BASE, a->w_base);
+    SET(W_STRIDE, a->w_stride);
+    SET(C_BASE, a->c_base);
+    SET(C_STRIDE, a->c_stride);
+    SET(GT, a->gate);
+    SET(CB, a->out);
+    SET(W2, a->w2);
+    SET(W2_SHIFT, a->w2_shift);
+    SET(ROPE, a->rope);
+    SET(ROPE_HD, a->rope_hd);
+    SET(ROPE_T, a->rope_t);
+    SET(ROPE_POS0, a->rope_pos0);
+    SET(ROWSCALE, a->rowscale);
+    SET(CB2, a->out2);
+    SET(LAST_ROW0, a->last_row0);
+    return e;
+}
+
+#undef SET
+
+
+cl_int armt_f32_to_bf16_set_args(cl_kernel k, int m, int width, cl_mem a, int lda, cl_mem ab, cl_mem offs,
+                                 cl_ulong a_base, cl_ulong a_stride) {
+    cl_int e = CL_SUCCESS;
+    cl_uint i = 0;
+#define SETI(v) (e = e != CL_SUCCESS ? e : clSetKernelArg(k, i++, sizeof(v), &(v)))
+    SETI(m);
+    SETI(width);
+    SETI(a);
+    SETI(lda);
+    SETI(ab);
+    SETI(offs);
+    SETI(a_base);
+    SETI(a_stride);
+#undef SETI
+    return e;
+}

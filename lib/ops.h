@@ -1,0 +1,58 @@
+/*
+ * ops.h - the small kernels of a step (everything but the GEMMs): each wrapper sets its kernel's arguments
+ * once, in order, and launches it over the step's cells (cl/common.cl's CELL_ARGS find a cell's layer
+ * and residual slot).
+ */
+#ifndef ARMT_OPS_H
+#define ARMT_OPS_H
+
+#include "step.h"
+
+size_t armt_round_up(size_t v, size_t m);
+/* Enqueues kernel id over a 1-3D range (l0: work-group size along dimension 0, 0 = the driver's choice). */
+armt_status armt_op_launch(armt_call *F, armt_kernel_id id, cl_uint dims, size_t g0, size_t g1, size_t g2,
+                           size_t l0);
+
+/* Rounds the leading rows x width floats of src (the step's cells, contiguous) into ctx->abf once; the
+ * GEMMs that follow with A = src read that copy (armt_call.abf_*) until armt_op_unstage. Nothing happens
+ * without the bf16-A kernel. */
+armt_status armt_op_stage_bf16(armt_call *F, cl_mem src, size_t rows, size_t width);
+void armt_op_unstage(armt_call *F);
+/* The staged copy of op->a, where there is one (fills a_bf16, a_bf16_only). */
+void armt_op_staged_a(const armt_call *F, armt_gemm_op *op);
+
+/* RMSNorm of the step's cells from x into h, with the weight of role; bf16 models on tensor cores (d % 8
+ * == 0): straight into ctx->abf as bf16 (h not written, recorded as a staged operand). */
+armt_status armt_op_rmsnorm(armt_call *F, const armt_step *st, armt_role role);
+/* The final RMSNorm of `rows` rows of the residual stream from element x_off, into out_rows. */
+armt_status armt_op_final_norm(armt_call *F, size_t x_off, size_t rows);
+/* DPFP features of `rows` rows of mq into phi. */
+armt_status armt_op_dpfp(armt_call *F, size_t rows);
+/* RoPE of the step's q and k rows in place (where the GEMMs did not apply it). */
+armt_status armt_op_rope(armt_call *F, const armt_step *st);
+/* silu(f1) * f2 into f1 over n elements. */
+armt_status armt_op_swiglu(armt_call *F, size_t n);
+/* Token gather + memory tokens of a segment into its residual slot. */
+armt_status armt_op_embed(armt_call *F, const armt_step *st, size_t first, int Ls, int M, size_t x_off);
+/* Attention of the step's cells (kernel aid) from q and the keys/values kbuf/vbuf (element offset kv_off,
+ * Tk rows, queries from position q0) into att, or into ctx->abf as bf16 (out_bf16, tensor-core kernels);
+ * rows [0, skip) of the last cell are not computed. */
+armt_status armt_op_attention(armt_call *F, const armt_step *st, armt_kernel_id aid, cl_mem kbuf, cl_mem vbuf,
+                              cl_ulong kv_off, int Tk, int q0, int skip, int out_bf16);
+/* src (G, rows, cols) fp32 -> dst + dst_off (G, cols, nseg * kseg) bf16 transposed (see memory.cl). */
+armt_status armt_op_bf16_transpose(armt_call *F, cl_mem src, cl_mem dst, size_t dst_off, int rows, int cols,
+                                   int l0, int G, int kseg, int nseg, int pat);
+
+/* The memory kernels (memory.cl). */
+armt_status armt_op_mem_read_scale(armt_call *F, const armt_step *st);
+armt_status armt_op_mem_read(armt_call *F, const armt_step *st);
+armt_status armt_op_mem_gather(armt_call *F, const armt_step *st);
+armt_status armt_op_mem_write_prep(armt_call *F, const armt_step *st);
+armt_status armt_op_mem_delta(armt_call *F, const armt_step *st);
+armt_status armt_op_mem_z_update(armt_call *F, const armt_step *st);
+
+/* Fills ctx->rope with rope_rows positions: cos then sin of the head_dim / 2 frequencies (llama3 scaling
+ * when the config has it). */
+armt_status armt_op_rope_table(armt_call *F, size_t rope_rows);
+
+#endif

@@ -1,0 +1,381 @@
+/*
+ * step.c - one schedule step as a recipe: embed, memory read, decoder layer, memory write, output. Every
+ * linear operation is one armt_gemm_op over the step's cells (each entry addressing its own layer's weights
+ * by offset); the other operations are one launch each over all cells (ops.c).
+ */
+#include "config.h"
+
+#include "ops.h"
+
+static size_t slot_of(const armt_step *st, int j) { return (size_t)((st->s0 - j) % st->cap); }
+
+/* Offsets of the residual stream (x, slot-addressed) and of a per-cell temporary of `width` columns. */
+static void offsets_x(const armt_call *F, const armt_step *st, size_t *dst) {
+    for (int j = 0; j < st->G; j++) dst[j] = slot_of(st, j) * (size_t)st->T * (size_t)F->d;
+}
+static void offsets_tmp(const armt_step *st, size_t rows, size_t width, size_t *dst) {
+    for (int j = 0; j < st->G; j++) dst[j] = (size_t)j * rows * width;
+}
+
+static int any_written(const armt_call *F, const armt_step *st) {
+    for (int j = 0; j < st->G; j++)
+        if (F->written[st->l0 + j]) return 1;
+    return 0;
+}
+
+/* An op C_j (m x ?) = A_j W^T (+ beta C_j) over the step's cells at the call's a_off / c_off arrays, A read
+ * from its staged bf16 copy where there is one. */
+static armt_gemm_op cells_op(const armt_call *F, size_t m, cl_mem a, size_t lda, cl_mem c, size_t ldc, float beta) {
+    armt_gemm_op op = {.m = m, .a = a, .lda = lda, .a_off = F->a_off, .c = c, .ldc = ldc, .c_off = F->c_off,
+                       .beta = beta, .site = -1};
+    armt_op_staged_a(F, &op);
+    return op;
+}
+
+/* The op over a weight role (pair >= 0: that role's weights in the same GEMM, epi.w2). */
+static armt_status gemm_role(armt_call *F, const armt_step *st, armt_gemm_op op, armt_role role, int pair) {
+    return armt_gemm_weights(F->ctx, op, role, pair, st->l0, st->G, F->b_off, F->err);
+}
+
+/* ======================================================================================================= */
+/* Input and output                                                                                        */
+/* ======================================================================================================= */
+
+armt_status armt_step_upload_ids(armt_call *F, size_t first, size_t count) {
+    armt_err *err = F->err;
+    ARMT_CL_TRY(clEnqueueWriteBuffer(F->ctx->queue, F->ctx->ids, CL_TRUE, first * sizeof(int32_t),
+                                     count * sizeof(int32_t), F->ids + first, 0, NULL, NULL));
+    return ARMT_OK;
+}
+
+armt_status armt_step_embed(armt_call *F, const armt_step *st, size_t first, int Ls, int M) {
+    return armt_op_embed(F, st, first, Ls, M, slot_of(st, 0) * (size_t)st->T * (size_t)F->d);
+}
+
+/* logits (rows x vocab) = out_rows (rows x d) lm_head^T, in the lm_head's precision. */
+static armt_status lm_head(armt_call *F, size_t rows) {
+    armt_ctx *ctx = F->ctx;
+    const armt_weight *w = armt_model_lm_head(ctx->model);
+    size_t lo, d = (size_t)F->d, zero = 0;
+    armt_gemm_op op = {.m = rows, .n = (size_t)F->V, .k = d, .count = 1, .a = ctx->out_rows, .lda = d,
+                       .a_off = &zero, .w_bf16 = w->bf16, .ldw = d, .w_off = &lo, .c = ctx->logits,
+                       .ldc = (size_t)F->V, .c_off = &zero, .site = ARMT_ROLE_LM_HEAD};
+    op.w = armt_weight_at(w, 0, &lo);
+    return armt_gemm(ctx, &op, F->err);
+}
+
+armt_status armt_step_emit(armt_call *F, size_t slot, size_t T, size_t first, size_t Ls) {
+    armt_err *err = F->err;
+    armt_ctx *ctx = F->ctx;
+    const armt_forward_params *p = F->p;
+    if (p->output == ARMT_OUTPUT_NONE) return ARMT_OK;
+    size_t r0 = 0, r1 = Ls;
+    if (p->output == ARMT_OUTPUT_LOGITS_LAST) {
+        if (first + Ls != F->n) return ARMT_OK; /* only the segment holding the last token */
+        r0 = Ls - 1;
+    }
+    size_t d = (size_t)F->d, V = (size_t)F->V;
+    for (size_t b = r0; b < r1; b += ctx->out_rows_cap) {
+        size_t rows = r1 - b < ctx->out_rows_cap ? r1 - b : ctx->out_rows_cap;
+        ARMT_TRY(armt_op_final_norm(F, (slot * T + b) * d, rows));
+        if (p->output == ARMT_OUTPUT_HIDDEN) {
+            ARMT_CL_TRY(clEnqueueReadBuffer(ctx->queue, ctx->out_rows, CL_FALSE, 0, rows * d * 4,
+                                            p->out + (first + b) * d, 0, NULL, NULL));
+            continue;
+        }
+        ARMT_TRY(lm_head(F, rows));
+        float *dst = p->output == ARMT_OUTPUT_LOGITS_LAST ? p->out : p->out + (first + b) * V;
+        ARMT_CL_TRY(clEnqueueReadBuffer(ctx->queue, ctx->logits, CL_FALSE, 0, rows * V * 4, dst, 0, NULL, NULL));
+    }
+    return ARMT_OK;
+}
+
+armt_status armt_step_row_logits(armt_call *F, size_t x_off, float *dst) {
+    armt_err *err = F->err;
+    armt_ctx *ctx = F->ctx;
+    ARMT_TRY(armt_op_final_norm(F, x_off, 1));
+    ARMT_TRY(lm_head(F, 1));
+    ARMT_CL_TRY(clEnqueueReadBuffer(ctx->queue, ctx->logits, CL_TRUE, 0, (size_t)F->V * 4, dst, 0, NULL, NULL));
+    return ARMT_OK;
+}
+
+/* ======================================================================================================= */
+/* Memory read and the products with W_mem                                                                 */
+/* ======================================================================================================= */
+
+armt_status armt_step_mem_bf16_refresh(armt_call *F, int l0, int G) {
+    armt_ctx *ctx = F->ctx;
+    if (!ctx->w_mem_bf) return ARMT_OK;
+    return armt_op_bf16_transpose(F, ctx->w_mem, ctx->w_mem_bf, 0, F->dk, F->d, l0, G, F->dk, 1, 0);
+}
+
+/* phi (rows x dk) W_mem[l] over the G cells of a step into c (rows x d), A and C offsets set by the caller:
+ * fp32 W_mem through CLBlast, or its bf16 copy (W_mem^T) through our GEMM (bf16 models). rowscale: the fused
+ * read, C += rowscale[row] * product. */
+static armt_status mem_product(armt_call *F, const armt_step *st, size_t rows, cl_mem c, int site,
+                               cl_mem rowscale) {
+    armt_ctx *ctx = F->ctx;
+    size_t dk = (size_t)F->dk, d = (size_t)F->d;
+    for (int j = 0; j < st->G; j++) F->b_off[j] = (size_t)(st->l0 + j) * dk * d;
+    armt_gemm_op op = cells_op(F, rows, ctx->phi, dk, c, d, rowscale ? 1.0f : 0.0f);
+    op.n = d;
+    op.k = dk;
+    op.count = (size_t)st->G;
+    op.w_off = F->b_off;
+    op.site = site;
+    op.epi.rowscale = rowscale;
+    if (ctx->w_mem_bf) {
+        op.w = ctx->w_mem_bf;
+        op.ldw = dk;
+        op.w_bf16 = 1;
+    } else {
+        op.w = ctx->w_mem;
+        op.ldw = d;
+        op.w_kn = 1;
+    }
+    return armt_gemm(ctx, &op, F->err);
+}
+
+/* x += phi(x W_mq^T) W_mem[l] / (phi(x W_mq^T) . z[l] + 1e-5) for every cell (docs/MATH.md). */
+armt_status armt_step_read(armt_call *F, const armt_step *st) {
+    armt_ctx *ctx = F->ctx;
+    size_t T = (size_t)st->T;
+    if (!any_written(F, st)) return ARMT_OK; /* every cell is a first segment: the read is skipped */
+    offsets_x(F, st, F->a_off);
+    offsets_tmp(st, T, (size_t)F->dm, F->c_off);
+    ARMT_TRY(gemm_role(F, st, cells_op(F, T, ctx->x, (size_t)F->d, ctx->mq, (size_t)F->dm, 0.0f), ARMT_ROLE_WMQ, -1));
+    ARMT_TRY(armt_op_dpfp(F, (size_t)st->G * T));
+    ARMT_TRY(armt_op_stage_bf16(F, ctx->phi, (size_t)st->G * T, (size_t)F->dk));
+    if (ctx->w_mem_bf && F->abf_src == ctx->phi && F->dk % 8 == 0) {
+        /* fused (bf16 models on tensor cores): x += (1/den) phi W_mem in the GEMM's epilogue; the row scales go
+         * into ctx->mq, whose projections dpfp has consumed (it holds at least G T d_mem floats) */
+        ARMT_TRY(armt_op_mem_read_scale(F, st));
+        offsets_tmp(st, T, (size_t)F->dk, F->a_off);
+        offsets_x(F, st, F->c_off);
+        armt_status s = mem_product(F, st, T, ctx->x, ARMT_GSITE_MEM_READ, ctx->mq);
+        armt_op_unstage(F);
+        return s;
+    }
+    offsets_tmp(st, T, (size_t)F->dk, F->a_off);
+    offsets_tmp(st, T, (size_t)F->d, F->c_off);
+    ARMT_TRY(mem_product(F, st, T, ctx->h, ARMT_GSITE_MEM_READ, NULL));
+    armt_op_unstage(F);
+    return armt_op_mem_read(F, st);
+}
+
+/* ======================================================================================================= */
+/* The decoder layer                                                                                       */
+/* ======================================================================================================= */
+
+/* q, k and v of the step's cells (RoPE in the GEMMs' epilogue where it fits; k and v straight to bf16 for
+ * the attention kernel that reads them so). Returns whether RoPE was applied; *kv_bf16 whether K/V are bf16. */
+static armt_status qkv(armt_call *F, const armt_step *st, int skip, int *fused_rope, int *kv_bf16) {
+    armt_ctx *ctx = F->ctx;
+    const size_t T = (size_t)st->T, G = (size_t)st->G, d = (size_t)F->d;
+    const size_t qd = (size_t)F->nh * F->hd, kvd = (size_t)F->nkv * F->hd;
+    const int rope = F->abf_src == ctx->h && armt_gemm_rope_fits(ctx, F->hd, F->d);
+    /* K and V in bf16 where the GEMMs run the bf16 x bf16 kernel (as RoPE fused implies) and the rows do not
+     * go to a KV cache (that is fp32) */
+    const int kvb = rope && ctx->k[ARMT_K_ATTENTION_MMA_KVBF16] && !st->kcache;
+    *fused_rope = rope;
+    *kv_bf16 = kvb;
+    armt_gemm_epi epi = {.rope = rope ? ctx->rope : NULL, .rope_hd = F->hd, .rope_T = st->T,
+                         .rope_pos0 = st->pos0};
+    offsets_tmp(st, T, d, F->a_off);
+    offsets_tmp(st, T, qd, F->c_off);
+    armt_gemm_op op = cells_op(F, T, ctx->h, d, ctx->q, qd, 0.0f);
+    op.epi = epi;
+    /* the last layer's cell only for the rows something reads, from q on: its k and v cover every row,
+     * since its memory tokens attend to all of them */
+    op.skip_last = (size_t)skip;
+    ARMT_TRY(gemm_role(F, st, op, ARMT_ROLE_WQ, -1));
+    /* k and v in one GEMM where the tiles pair their weights, unless the launch is small enough for the
+     * narrow tiles (one cell: the sequential schedule) */
+    const int pair = kvb && armt_gemm_kv_pair_pays(ctx, kvd, G, T);
+    offsets_tmp(st, T, kvd, F->c_off);
+    op = cells_op(F, T, ctx->h, d, ctx->kk, kvd, 0.0f);
+    op.epi = epi;
+    op.epi.bf16_out = kvb;
+    op.epi.out = ctx->kk; /* (bf16 in the first half of its own memory) */
+    op.epi.out2 = pair ? ctx->vv : NULL;
+    ARMT_TRY(gemm_role(F, st, op, ARMT_ROLE_WK, pair ? ARMT_ROLE_WV : -1));
+    if (!pair) {
+        op.c = ctx->vv;
+        op.epi.rope = NULL;
+        op.epi.out = ctx->vv;
+        ARMT_TRY(gemm_role(F, st, op, ARMT_ROLE_WV, -1));
+    }
+    armt_op_unstage(F);
+    return ARMT_OK;
+}
+
+/* Attention of the step's cells: on this step's keys and values, or (generation) a KV cache the rows are
+ * appended to. Tensor cores where the model's attention program has them (bf16) and float4 loads of K/V are
+ * aligned; they also write the o projection's bf16 operand (staged as att). */
+static armt_status attention(armt_call *F, const armt_step *st, int skip, int kv_bf16) {
+    armt_err *err = F->err;
+    armt_ctx *ctx = F->ctx;
+    const size_t kvd = (size_t)F->nkv * F->hd;
+    cl_mem kbuf = ctx->kk, vbuf = ctx->vv;
+    cl_ulong kv_off = 0;
+    int Tk = st->T, q0 = 0;
+    if (st->kcache) {
+        size_t at = (st->cache_off + (size_t)st->pos0 * kvd) * 4, bytes = (size_t)st->T * kvd * 4;
+        ARMT_CL_TRY(clEnqueueCopyBuffer(ctx->queue, ctx->kk, st->kcache, 0, at, bytes, 0, NULL, NULL));
+        ARMT_CL_TRY(clEnqueueCopyBuffer(ctx->queue, ctx->vv, st->vcache, 0, at, bytes, 0, NULL, NULL));
+        kbuf = st->kcache;
+        vbuf = st->vcache;
+        kv_off = st->cache_off;
+        Tk = st->cache_rows;
+        q0 = st->pos0;
+    }
+    const armt_kernel_id aid = kv_bf16                                           ? ARMT_K_ATTENTION_MMA_KVBF16
+                               : ctx->k[ARMT_K_ATTENTION_MMA] && kv_off % 4 == 0 ? ARMT_K_ATTENTION_MMA
+                                                                                 : ARMT_K_ATTENTION;
+    const int out_bf16 = aid != ARMT_K_ATTENTION && armt_gemm_bf16_operands(ctx);
+    ARMT_TRY(armt_op_attention(F, st, aid, kbuf, vbuf, kv_off, Tk, q0, skip, out_bf16));
+    if (out_bf16) {
+        F->abf_src = ctx->att;
+        F->abf_buf = ctx->abf;
+        F->abf_only = 1;
+        return ARMT_OK;
+    }
+    return armt_op_stage_bf16(F, ctx->att, (size_t)st->G * (size_t)st->T, (size_t)F->nh * (size_t)F->hd);
+}
+
+/* The MLP input's gate and up projections, then SwiGLU: bf16 on tensor cores in a GEMM epilogue that writes
+ * the down projection's bf16 operand into f2's memory (staged as f1; ffn % 8 == 0 makes every offset fit the
+ * bf16-A kernel), with gate and up in one GEMM where the tiles pair them; otherwise the gate into f1, the up
+ * into f2 (its epilogue reading the gate) or the SwiGLU kernel. skip: as the o projection's. */
+static armt_status mlp_in(armt_call *F, const armt_step *st, int skip) {
+    armt_ctx *ctx = F->ctx;
+    const size_t T = (size_t)st->T, d = (size_t)F->d, ffn = (size_t)F->ffn;
+    const int fused = armt_gemm_bf16_operands(ctx) && F->ffn % 8 == 0;
+    offsets_tmp(st, T, d, F->a_off);
+    offsets_tmp(st, T, ffn, F->c_off);
+    armt_gemm_op op = cells_op(F, T, ctx->h, d, ctx->f2, ffn, 0.0f);
+    op.epi.out = ctx->f2;
+    op.skip_last = (size_t)skip;
+    if (fused && armt_gemm_pairs(ctx, ARMT_ROLE_WG, ARMT_ROLE_WU)) {
+        ARMT_TRY(gemm_role(F, st, op, ARMT_ROLE_WG, ARMT_ROLE_WU));
+    } else {
+        armt_gemm_op gate = op;
+        gate.c = ctx->f1;
+        gate.epi.out = NULL;
+        ARMT_TRY(gemm_role(F, st, gate, ARMT_ROLE_WG, -1));
+        op.epi.gate = fused ? ctx->f1 : NULL;
+        ARMT_TRY(gemm_role(F, st, op, ARMT_ROLE_WU, -1));
+    }
+    armt_op_unstage(F);
+    if (!fused) return armt_op_swiglu(F, (size_t)st->G * T * ffn);
+    F->abf_src = ctx->f1; /* its fp32 rows hold the gate values: only the bf16 copy is SwiGLU's output */
+    F->abf_buf = ctx->f2;
+    F->abf_only = 1;
+    return ARMT_OK;
+}
+
+armt_status armt_step_layer(armt_call *F, const armt_step *st) {
+    armt_ctx *ctx = F->ctx;
+    const size_t T = (size_t)st->T, d = (size_t)F->d, qd = (size_t)F->nh * F->hd, ffn = (size_t)F->ffn;
+    /* the last layer's cell only for the rows something reads (st->skip) */
+    const int skip = st->skip > 0 && st->skip < st->T && st->l0 + st->G == F->cfg->n_layers ? st->skip : 0;
+    int rope_done, kv_bf16;
+    ARMT_TRY(armt_op_rmsnorm(F, st, ARMT_ROLE_NORM_IN)); /* (possibly straight to bf16: see there) */
+    ARMT_TRY(qkv(F, st, skip, &rope_done, &kv_bf16));
+    if (!rope_done) ARMT_TRY(armt_op_rope(F, st));
+    ARMT_TRY(attention(F, st, skip, kv_bf16));
+    /* x += att Wo^T (beta = 1 adds the residual in the GEMM) */
+    offsets_tmp(st, T, qd, F->a_off);
+    offsets_x(F, st, F->c_off);
+    armt_gemm_op op = cells_op(F, T, ctx->att, qd, ctx->x, d, 1.0f);
+    op.skip_last = (size_t)skip;
+    ARMT_TRY(gemm_role(F, st, op, ARMT_ROLE_WO, -1));
+
+    ARMT_TRY(armt_op_rmsnorm(F, st, ARMT_ROLE_NORM_POST));
+    ARMT_TRY(mlp_in(F, st, skip));
+    offsets_tmp(st, T, ffn, F->a_off);
+    offsets_x(F, st, F->c_off);
+    op = cells_op(F, T, ctx->f1, ffn, ctx->x, d, 1.0f);
+    op.skip_last = (size_t)skip;
+    ARMT_TRY(gemm_role(F, st, op, ARMT_ROLE_WD, -1));
+    armt_op_unstage(F);
+    return ARMT_OK;
+}
+
+/* ======================================================================================================= */
+/* Memory write                                                                                            */
+/* ======================================================================================================= */
+
+/* W_mem[l] += phi(k)^T delta over the step's cells. bf16 models on tensor cores: our GEMM with beta = 1 into
+ * the fp32 W_mem, on operands split into bf16 high and low parts so that the update keeps (nearly) fp32
+ * precision: phi^T delta = hi hi + hi lo + lo hi (+ lo lo, 2^-16 relative, left out) is one product along
+ * k = 3 Mp of A = [hi(phi) hi(phi) lo(phi)]^T (dk x 3Mp) and W = [hi(delta) lo(delta) hi(delta)]^T (d x 3Mp),
+ * both in ctx->abf (M padded with zeros to Mp, a multiple of 8, for the kernel's alignment); plain bf16
+ * operands lose most of the state's precision. Otherwise CLBlast multiplies the fp32 rows. */
+static armt_status mem_update(armt_call *F, const armt_step *st) {
+    armt_ctx *ctx = F->ctx;
+    const size_t M = (size_t)F->M, G = (size_t)st->G, dk = (size_t)F->dk, d = (size_t)F->d;
+    const size_t K = armt_mem_update_k(F->cfg), Mp = K / 3;
+    const int tc = armt_gemm_bf16_operands(ctx) && dk % 8 == 0 && d % 8 == 0; /* ctx->abf has room */
+    for (size_t j = 0; j < G; j++) F->c_off[j] = (st->l0 + j) * dk * d;
+    armt_gemm_op op = {.m = dk, .n = d, .count = G, .a_off = F->a_off, .w_off = F->b_off, .c = ctx->w_mem,
+                       .ldc = d, .c_off = F->c_off, .beta = 1.0f, .site = ARMT_GSITE_MEM_UPDATE};
+    if (tc) {
+        const size_t w0 = G * dk * K; /* the A blocks, then the W blocks */
+        ARMT_TRY(armt_op_bf16_transpose(F, ctx->phi, ctx->abf, 0, (int)M, (int)dk, 0, (int)G, (int)Mp, 3, 4));
+        ARMT_TRY(armt_op_bf16_transpose(F, ctx->vnew, ctx->abf, w0, (int)M, (int)d, 0, (int)G, (int)Mp, 3, 2));
+        for (size_t j = 0; j < G; j++) {
+            F->a_off[j] = j * dk * K;
+            F->b_off[j] = w0 + j * d * K;
+        }
+        op.k = K;
+        op.a = ctx->phi; /* A: only the bf16 rows in ctx->abf at a_off */
+        op.lda = K;
+        op.a_bf16 = ctx->abf;
+        op.a_bf16_only = 1;
+        op.w = ctx->abf;
+        op.ldw = K;
+        op.w_bf16 = 1;
+    } else {
+        offsets_tmp(st, M, dk, F->a_off);
+        offsets_tmp(st, M, d, F->b_off);
+        op.k = M;
+        op.a = ctx->phi;
+        op.lda = dk;
+        op.trans_a = 1;
+        op.w = ctx->vnew;
+        op.ldw = d;
+        op.w_kn = 1;
+    }
+    return armt_gemm(ctx, &op, F->err);
+}
+
+/* The memory write of every cell on its M memory-token rows (docs/MATH.md, the exact first-segment rule). */
+armt_status armt_step_write(armt_call *F, const armt_step *st) {
+    armt_ctx *ctx = F->ctx;
+    const size_t M = (size_t)F->M, G = (size_t)st->G, d = (size_t)F->d, dm = (size_t)F->dm;
+    ARMT_TRY(armt_op_mem_gather(F, st));
+    /* the memory rows rounded to bf16 once for both projections (the bf16 x bf16 kernel, where there is one) */
+    ARMT_TRY(armt_op_stage_bf16(F, ctx->mrows, G * M, d));
+    offsets_tmp(st, M, d, F->a_off);
+    offsets_tmp(st, M, dm, F->c_off);
+    ARMT_TRY(gemm_role(F, st, cells_op(F, M, ctx->mrows, d, ctx->mq, dm, 0.0f), ARMT_ROLE_WMK, -1));
+    ARMT_TRY(armt_op_dpfp(F, G * M));
+    offsets_tmp(st, M, d, F->a_off);
+    offsets_tmp(st, M, d, F->c_off);
+    ARMT_TRY(gemm_role(F, st, cells_op(F, M, ctx->mrows, d, ctx->vnew, d, 0.0f), ARMT_ROLE_WMV, -1));
+    armt_op_unstage(F);
+    ARMT_TRY(armt_op_mem_write_prep(F, st));
+    if (any_written(F, st)) {
+        /* vprev = phi(k) W_mem[l] (divided by den in the delta kernel) */
+        offsets_tmp(st, M, (size_t)F->dk, F->a_off);
+        offsets_tmp(st, M, d, F->c_off);
+        ARMT_TRY(mem_product(F, st, M, ctx->vprev, ARMT_GSITE_MEM_PREV, NULL));
+    }
+    ARMT_TRY(armt_op_mem_delta(F, st));
+    ARMT_TRY(mem_update(F, st));
+    ARMT_TRY(armt_op_mem_z_update(F, st));
+    ARMT_TRY(armt_step_mem_bf16_refresh(F, st->l0, st->G));
+    for (int j = 0; j < st->G; j++) F->written[st->l0 + j] = 1;
+    return ARMT_OK;
+}
