@@ -1,0 +1,199 @@
+/*
+ * check_gemm_plan.c - the GEMM door's planning function (lib/gemm.c) on a synthetic device: which kernel
+ * each op gets, its launch geometry, and the ops it must refuse. No OpenCL device is needed: the plan is a
+ * pure function of the op, the tuning and the kernels that exist.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <stdlib.h>
+
+#include "gemm.h"
+
+static armt_device_tuning tune;
+static armt_gemm_env env;
+static size_t off0[4] = {0, 64, 128, 192}; /* aligned for every kernel */
+static size_t off_odd[2] = {0, 2};         /* A offsets of 2 elements: fp32 float4 loads cannot */
+static armt_gemm_op op;
+
+static void setup(void) {
+    memset(&tune, 0, sizeof tune);
+    tune.gemm_tm = 64, tune.gemm_tn = 64, tune.gemm_rm = 4, tune.gemm_rn = 4;
+    tune.mma_bm = 128, tune.mma_bn = 256, tune.mma_threads = 384, tune.mma_wgmma = 1;
+    tune.nar_bm = 64, tune.nar_bn = 64, tune.nar_threads = 128, tune.nar_warps_n = 4;
+    env = (armt_gemm_env){&tune, 132, 1, 1, 1, 1};
+    memset(&op, 0, sizeof op);
+    op.m = 1152, op.n = 2048, op.k = 2048, op.count = 4;
+    op.a = (cl_mem)&op; /* any non-NULL handle: the plan never dereferences buffers */
+    op.lda = 2048, op.a_off = off0, op.w = (cl_mem)&op, op.w_off = off0, op.w_bf16 = 1;
+    op.c = (cl_mem)&op, op.ldc = 2048, op.c_off = off0, op.site = -1;
+}
+
+static armt_gemm_plan plan_ok(void) {
+    armt_gemm_plan p;
+    const char *why = armt_gemm_plan_make(&env, &op, &p);
+    ck_assert_msg(why == NULL, "refused: %s", why ? why : "");
+    return p;
+}
+
+static void plan_refused(void) {
+    armt_gemm_plan p;
+    ck_assert_ptr_nonnull(armt_gemm_plan_make(&env, &op, &p));
+}
+
+START_TEST(test_fp32_weights_go_to_clblast) {
+    op.w_bf16 = 0;
+    armt_gemm_plan p = plan_ok();
+    ck_assert_int_eq(p.clblast, 1);
+    op.epi.gate = (cl_mem)&op; /* CLBlast has no epilogue */
+    plan_refused();
+    op.epi.gate = NULL;
+    op.epi.out = (cl_mem)&op; /* an output buffer alone asks for nothing */
+    ck_assert_int_eq(plan_ok().clblast, 1);
+}
+END_TEST
+
+START_TEST(test_portable_without_tensor_cores) {
+    env.have_mma = env.have_bb = env.have_mma_narrow = env.have_bb_narrow = 0;
+    armt_gemm_plan p = plan_ok();
+    ck_assert_int_eq(p.clblast, 0);
+    ck_assert_int_eq(p.kernel, ARMT_K_GEMM_BF16);
+    ck_assert_int_eq(p.tensor_cores, 0);
+    ck_assert_uint_eq(p.lws[0], 16);
+    ck_assert_uint_eq(p.lws[1], 16);
+    ck_assert_uint_eq(p.tile[0], 64);
+    ck_assert_uint_eq(p.tile[1], 64);
+    /* the tensor-core epilogues cannot run there */
+    op.epi.gate = (cl_mem)&op;
+    plan_refused();
+}
+END_TEST
+
+START_TEST(test_alignment_decides_tensor_cores) {
+    ck_assert_int_eq(plan_ok().kernel, ARMT_K_GEMM_BF16_MMA); /* fp32 A, aligned */
+    op.k = 2044;                                               /* k % 8 != 0 */
+    ck_assert_int_eq(plan_ok().kernel, ARMT_K_GEMM_BF16);
+    op.k = 2048;
+    op.lda = 2046; /* lda % 4 != 0 */
+    ck_assert_int_eq(plan_ok().kernel, ARMT_K_GEMM_BF16);
+    op.lda = 2048;
+    op.count = 2;
+    op.a_off = off_odd; /* an entry at an offset that breaks the float4 loads */
+    ck_assert_int_eq(plan_ok().kernel, ARMT_K_GEMM_BF16);
+}
+END_TEST
+
+START_TEST(test_staged_a_takes_the_bf16_kernel) {
+    op.a_bf16 = (cl_mem)&tune;
+    armt_gemm_plan p = plan_ok();
+    ck_assert_int_eq(p.kernel, ARMT_K_GEMM_BF16BF16_MMA);
+    ck_assert_int_eq(p.a_bf16, 1);
+    /* bf16 A needs lda % 8 == 0: the fp32 copy is used instead, unless only the bf16 copy holds A */
+    op.lda = 2044;
+    p = plan_ok();
+    ck_assert_int_eq(p.kernel, ARMT_K_GEMM_BF16_MMA);
+    ck_assert_int_eq(p.a_bf16, 0);
+    op.a_bf16_only = 1;
+    plan_refused();
+}
+END_TEST
+
+START_TEST(test_bf16_epilogues_need_the_bf16_kernel) {
+    op.epi.rope = (cl_mem)&op; /* RoPE, row scales and a second weight: only the bf16-A kernel has them */
+    op.epi.rope_hd = 64;
+    plan_refused();
+    op.a_bf16 = (cl_mem)&tune;
+    ck_assert_int_eq(plan_ok().kernel, ARMT_K_GEMM_BF16BF16_MMA);
+    op.epi.rope = NULL;
+    op.a_bf16 = NULL;
+    op.epi.gate = (cl_mem)&op; /* SwiGLU: any tensor-core kernel */
+    ck_assert_int_eq(plan_ok().kernel, ARMT_K_GEMM_BF16_MMA);
+}
+END_TEST
+
+START_TEST(test_second_weight_halves_the_tile) {
+    op.a_bf16 = (cl_mem)&tune;
+    op.epi.w2 = (cl_mem)&op;
+    armt_gemm_plan p = plan_ok();
+    ck_assert_int_eq(p.kernel, ARMT_K_GEMM_BF16BF16_MMA);
+    ck_assert_uint_eq(p.tile[0], 128); /* 128 columns of each weight */
+    ck_assert_uint_eq(p.tile[1], 128);
+    ck_assert_uint_eq(p.lws[0], 384);
+}
+END_TEST
+
+START_TEST(test_narrow_tiles) {
+    op.n = 64; /* narrow output (W_mq, W_mk) */
+    armt_gemm_plan p = plan_ok();
+    ck_assert_int_eq(p.kernel, ARMT_K_GEMM_BF16_MMA_NARROW);
+    ck_assert_int_eq(p.narrow, 1);
+    ck_assert_uint_eq(p.tile[0], 64);
+    ck_assert_uint_eq(p.tile[1], 64);
+    ck_assert_uint_eq(p.lws[0], 128);
+    op.epi.bf16_out = 1, op.epi.out = (cl_mem)&op; /* no bf16 output on narrow outputs */
+    ck_assert_int_eq(plan_ok().narrow, 0);
+    op.epi.bf16_out = 0;
+    env.have_mma_narrow = 0; /* not built */
+    ck_assert_int_eq(plan_ok().kernel, ARMT_K_GEMM_BF16_MMA);
+}
+END_TEST
+
+START_TEST(test_small_launches_take_the_narrow_tiles) {
+    /* one cell of 128 rows, 2048 columns: 8 work-groups on 132 compute units */
+    op.count = 1, op.m = 128;
+    ck_assert_int_eq(plan_ok().kernel, ARMT_K_GEMM_BF16_MMA_NARROW);
+    /* 4 cells of 1152 rows: 4 * 9 * 8 = 288 work-groups */
+    op.count = 4, op.m = 1152;
+    ck_assert_int_eq(plan_ok().kernel, ARMT_K_GEMM_BF16_MMA);
+    /* the same with most of the last cell skipped still fills the GPU; a lone skipped cell does not */
+    op.count = 1, op.skip_last = 1024;
+    ck_assert_int_eq(plan_ok().kernel, ARMT_K_GEMM_BF16_MMA_NARROW);
+    /* RoPE on narrow tiles only where a thread's columns hold whole heads (64 here) */
+    op.a_bf16 = (cl_mem)&tune;
+    op.epi.rope = (cl_mem)&op;
+    op.epi.rope_hd = 64;
+    ck_assert_int_eq(plan_ok().kernel, ARMT_K_GEMM_BF16BF16_MMA_NARROW);
+    op.epi.rope_hd = 128;
+    ck_assert_int_eq(plan_ok().kernel, ARMT_K_GEMM_BF16BF16_MMA);
+    /* the SwiGLU gate and the row scales stay on the main tiles */
+    op.epi.rope = NULL;
+    op.epi.rowscale = (cl_mem)&op;
+    ck_assert_int_eq(plan_ok().kernel, ARMT_K_GEMM_BF16BF16_MMA);
+}
+END_TEST
+
+START_TEST(test_transposed_operands_are_fp32_only) {
+    op.trans_a = 1;
+    plan_refused();
+    op.trans_a = 0;
+    op.w_kn = 1;
+    plan_refused();
+    op.w_bf16 = 0;
+    ck_assert_int_eq(plan_ok().clblast, 1);
+}
+END_TEST
+
+static Suite *suite(void) {
+    Suite *s = suite_create("gemm_plan");
+    TCase *tc = tcase_create("plan");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_fp32_weights_go_to_clblast);
+    tcase_add_test(tc, test_portable_without_tensor_cores);
+    tcase_add_test(tc, test_alignment_decides_tensor_cores);
+    tcase_add_test(tc, test_staged_a_takes_the_bf16_kernel);
+    tcase_add_test(tc, test_bf16_epilogues_need_the_bf16_kernel);
+    tcase_add_test(tc, test_second_weight_halves_the_tile);
+    tcase_add_test(tc, test_narrow_tiles);
+    tcase_add_test(tc, test_small_launches_take_the_narrow_tiles);
+    tcase_add_test(tc, test_transposed_operands_are_fp32_only);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
