@@ -3,8 +3,9 @@
  * that a failed call puts back.
  *
  *   sequential  for s: for l: cell (l, s)                                S * Lyr steps of one cell
- *   diagonal    for d: all cells (l, s) with l + s = d                   S + Lyr - 1 steps of G <= min(S, Lyr) cells
- *   full        the base LLaMA over all n tokens (no memory, no segments) Lyr steps of one cell of n rows
+ *   diagonal    for d: all cells (l, s) with l + s = d                   S + Lyr - 1 steps of G <= min(S,
+ * Lyr) cells full        the base LLaMA over all n tokens (no memory, no segments) Lyr steps of one cell of n
+ * rows
  *
  * One step is: all memory reads, then the decoder layer for every cell, then all memory writes
  * (ARMT.md 7.2 and 12.4); see step.c.
@@ -82,8 +83,13 @@ static armt_status run_armt(armt_call *F, int diagonal) {
     if (!diagonal) {
         for (int s = 0; s < S; s++) {
             int Ls = segment_tokens(F, s);
-            armt_step st = {.l0 = 0, .G = 1, .s0 = s, .cap = 1, .T = Ls + M, .s_short = -1,
-                       .skip = unread_rows(F, Ls, s == S - 1)};
+            armt_step st = {.l0 = 0,
+                            .G = 1,
+                            .s0 = s,
+                            .cap = 1,
+                            .T = Ls + M,
+                            .s_short = -1,
+                            .skip = unread_rows(F, Ls, s == S - 1)};
             ARMT_TRY(armt_step_embed(F, &st, (size_t)s * L, Ls, M));
             for (int l = 0; l < Lyr; l++) {
                 st.l0 = l;
@@ -100,8 +106,13 @@ static armt_status run_armt(armt_call *F, int diagonal) {
     }
     for (int d = 0; d < S + Lyr - 1; d++) {
         int lo = d - S + 1 > 0 ? d - S + 1 : 0, hi = d < Lyr - 1 ? d : Lyr - 1;
-        armt_step st = {.l0 = lo, .G = hi - lo + 1, .s0 = d - lo, .cap = cap, .T = T, .s_short = short_last ? S - 1 : -1,
-                   .T_short = Ls_last + M};
+        armt_step st = {.l0 = lo,
+                        .G = hi - lo + 1,
+                        .s0 = d - lo,
+                        .cap = cap,
+                        .T = T,
+                        .s_short = short_last ? S - 1 : -1,
+                        .T_short = Ls_last + M};
         if (hi == Lyr - 1) { /* the cell of segment d - hi leaves the last layer */
             const int s = d - hi;
             st.skip = unread_rows(F, segment_tokens(F, s), s == S - 1);
@@ -116,7 +127,8 @@ static armt_status run_armt(armt_call *F, int diagonal) {
         ARMT_TRY(armt_step_write(F, &st));
         if (hi == Lyr - 1) {
             int j = hi - lo, s = d - hi;
-            ARMT_TRY(armt_step_emit(F, (size_t)((st.s0 - j) % st.cap), (size_t)T, (size_t)s * L, (size_t)segment_tokens(F, s)));
+            ARMT_TRY(armt_step_emit(F, (size_t)((st.s0 - j) % st.cap), (size_t)T, (size_t)s * L,
+                                    (size_t)segment_tokens(F, s)));
         }
         ctx->stats.steps++;
         ctx->stats.cells += (uint64_t)st.G;
@@ -135,7 +147,8 @@ static armt_status run_full(armt_call *F) {
     ARMT_TRY(armt_step_upload_ids(F, 0, F->n));
     /* last-token logits: the last layer for that row only (with no output at all, skip = n is no skip:
      * armt_step_layer keeps at least one row, and without memory tokens nothing else is read) */
-    armt_step st = {.l0 = 0, .G = 1, .s0 = 0, .cap = 1, .T = (int)n, .s_short = -1, .skip = unread_rows(F, (int)n, 1)};
+    armt_step st = {
+        .l0 = 0, .G = 1, .s0 = 0, .cap = 1, .T = (int)n, .s_short = -1, .skip = unread_rows(F, (int)n, 1)};
     ARMT_TRY(armt_step_embed(F, &st, 0, (int)n, 0));
     for (int l = 0; l < Lyr; l++) {
         st.l0 = l;
@@ -158,10 +171,12 @@ static double now_seconds(void) {
 }
 
 armt_status armt_state_copy(armt_ctx *ctx, int to_snapshot, armt_err *err) {
-    cl_mem src[3] = {ctx->w_mem, ctx->z, ctx->written}, dst[3] = {ctx->w_mem_prev, ctx->z_prev, ctx->written_prev};
+    cl_mem src[3] = {ctx->w_mem, ctx->z, ctx->written},
+           dst[3] = {ctx->w_mem_prev, ctx->z_prev, ctx->written_prev};
     for (int i = 0; i < 3; i++)
-        ARMT_CL_TRY(clEnqueueCopyBuffer(ctx->queue, to_snapshot ? src[i] : dst[i], to_snapshot ? dst[i] : src[i], 0, 0,
-                                        ctx->state_bytes[i], 0, NULL, NULL));
+        ARMT_CL_TRY(clEnqueueCopyBuffer(ctx->queue, to_snapshot ? src[i] : dst[i],
+                                        to_snapshot ? dst[i] : src[i], 0, 0, ctx->state_bytes[i], 0, NULL,
+                                        NULL));
     return ARMT_OK;
 }
 
@@ -179,7 +194,8 @@ armt_status armt_state_rollback(armt_ctx *ctx, armt_status st, armt_err *err) {
     return st;
 }
 
-armt_status armt_call_begin(armt_call *F, armt_ctx *ctx, const armt_forward_params *p, const int32_t *ids, size_t n) {
+armt_status armt_call_begin(armt_call *F, armt_ctx *ctx, const armt_forward_params *p, const int32_t *ids,
+                            size_t n) {
     const armt_config *cfg = &ctx->model->cfg;
     memset(F, 0, sizeof *F);
     F->ctx = ctx;
@@ -228,7 +244,8 @@ armt_status armt_forward(armt_ctx *ctx, const int32_t *ids, size_t n, const armt
     ARMT_RETURN_IF(!params, ARMT_STATUS_INVALID_ARGUMENT, "armt_forward: params is NULL");
     ARMT_RETURN_IF(n == 0, ARMT_STATUS_EMPTY_INPUT, "armt_forward: no tokens (n = 0)");
     ARMT_RETURN_IF(!ids, ARMT_STATUS_INVALID_ARGUMENT, "armt_forward: ids is NULL");
-    ARMT_RETURN_IF(n > (size_t)INT32_MAX, ARMT_STATUS_INVALID_ARGUMENT, "armt_forward: %zu tokens is too many", n);
+    ARMT_RETURN_IF(n > (size_t)INT32_MAX, ARMT_STATUS_INVALID_ARGUMENT,
+                   "armt_forward: %zu tokens is too many", n);
     const armt_config *cfg = &ctx->model->cfg;
     ARMT_RETURN_IF(params->schedule < ARMT_SCHEDULE_SEQUENTIAL || params->schedule > ARMT_SCHEDULE_FULL,
                    ARMT_STATUS_INVALID_ARGUMENT, "armt_forward: unknown schedule %d", (int)params->schedule);
@@ -278,14 +295,17 @@ armt_status armt_forward(armt_ctx *ctx, const int32_t *ids, size_t n, const armt
     armt_ctx_prof_collect(ctx);
     goto done;
 fail:
-    if (armt) armt_state_rollback(ctx, st, err);
-    else clFinish(ctx->queue);
+    if (armt)
+        armt_state_rollback(ctx, st, err);
+    else
+        clFinish(ctx->queue);
 done:
     ctx->prof_on = ctx->rt->profile;
     pthread_mutex_lock(&ctx->rt->lock);
     ctx->stats.peak_device_bytes = ctx->rt->peak_bytes;
     pthread_mutex_unlock(&ctx->rt->lock);
-    ctx->stats.device_bytes = ctx->scratch_bytes + 2 * (ctx->state_bytes[0] + ctx->state_bytes[1] + ctx->state_bytes[2]);
+    ctx->stats.device_bytes =
+        ctx->scratch_bytes + 2 * (ctx->state_bytes[0] + ctx->state_bytes[1] + ctx->state_bytes[2]);
     armt_call_end(&F);
     return st;
 }

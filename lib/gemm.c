@@ -13,21 +13,25 @@
 #include <clblast_c.h>
 #include <stdlib.h>
 
-
 /* ======================================================================================================= */
-/* The plan                                                                                                */
+/* The plan */
 /* ======================================================================================================= */
 
 armt_gemm_env armt_gemm_env_of(const armt_ctx *ctx) {
-    armt_gemm_env e = {&ctx->rt->tune, ctx->rt->info.compute_units, ctx->k[ARMT_K_GEMM_BF16_MMA] != NULL,
-                       ctx->k[ARMT_K_GEMM_BF16BF16_MMA] != NULL, ctx->k[ARMT_K_GEMM_BF16_MMA_NARROW] != NULL,
+    armt_gemm_env e = {&ctx->rt->tune,
+                       ctx->rt->info.compute_units,
+                       ctx->k[ARMT_K_GEMM_BF16_MMA] != NULL,
+                       ctx->k[ARMT_K_GEMM_BF16BF16_MMA] != NULL,
+                       ctx->k[ARMT_K_GEMM_BF16_MMA_NARROW] != NULL,
                        ctx->k[ARMT_K_GEMM_BF16BF16_MMA_NARROW] != NULL};
     return e;
 }
 
 /* 1: a launch of wgs work-groups on the main tiles gives at most one to two compute units: the narrow tiles
  * (16x as many work-groups) fill more of the GPU there. */
-static int few_workgroups(const armt_gemm_env *env, size_t wgs) { return 2 * wgs <= (size_t)env->compute_units; }
+static int few_workgroups(const armt_gemm_env *env, size_t wgs) {
+    return 2 * wgs <= (size_t)env->compute_units;
+}
 
 static int all_multiple(const size_t *off, size_t count, size_t q) {
     for (size_t j = 0; j < count; j++)
@@ -46,11 +50,13 @@ const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op
     }
     if (op->trans_a || op->w_kn) return "bf16 GEMM: transposed operands";
     /* tensor cores: 16-byte aligned operand chunks (fp32 A: float4 loads; bf16 A and W: 8 elements) */
-    const int mma = env->have_mma && op->k % 8 == 0 && op->lda % 4 == 0 && all_multiple(op->a_off, op->count, 4) &&
-                    all_multiple(op->w_off, op->count, 8);
-    const int bb = mma && op->a_bf16 && env->have_bb && op->lda % 8 == 0 && all_multiple(op->a_off, op->count, 8);
+    const int mma = env->have_mma && op->k % 8 == 0 && op->lda % 4 == 0 &&
+                    all_multiple(op->a_off, op->count, 4) && all_multiple(op->w_off, op->count, 8);
+    const int bb =
+        mma && op->a_bf16 && env->have_bb && op->lda % 8 == 0 && all_multiple(op->a_off, op->count, 8);
     /* an operand that exists only in bf16, or an epilogue only the tensor-core kernels have */
-    if ((op->a_bf16_only && !bb) || ((e->gate || e->bf16_out) && !mma) || ((e->w2 || e->rope || e->rowscale) && !bb))
+    if ((op->a_bf16_only && !bb) || ((e->gate || e->bf16_out) && !mma) ||
+        ((e->w2 || e->rope || e->rowscale) && !bb))
         return "bf16 GEMM: operand layout not supported by the tensor-core kernels";
     plan->a_bf16 = bb;
     plan->tensor_cores = mma;
@@ -68,14 +74,16 @@ const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op
      * SwiGLU epilogues and the row scales (main tiles only), nor RoPE where a thread's columns do not hold
      * whole heads. */
     const size_t bm = (size_t)t->mma_bm, bn = (size_t)t->mma_bn;
-    const size_t main_wgs = (op->n + bn - 1) / bn * (op->count * ((op->m + bm - 1) / bm) - op->skip_last / bm);
+    const size_t main_wgs =
+        (op->n + bn - 1) / bn * (op->count * ((op->m + bm - 1) / bm) - op->skip_last / bm);
     const int nar_span = t->mma_wgmma ? t->nar_bn : t->nar_bn / (t->nar_warps_n ? t->nar_warps_n : 1);
     const int have_narrow = bb ? env->have_bb_narrow : env->have_mma_narrow;
-    const int narrow = have_narrow && !e->gate && !e->w2 && !e->rowscale &&
-                       (op->n <= (size_t)t->nar_bn
-                            ? !e->rope && !e->bf16_out
-                            : few_workgroups(env, main_wgs) &&
-                                  (!e->rope || (nar_span > 0 && e->rope_hd > 0 && nar_span % e->rope_hd == 0)));
+    const int narrow =
+        have_narrow && !e->gate && !e->w2 && !e->rowscale &&
+        (op->n <= (size_t)t->nar_bn
+             ? !e->rope && !e->bf16_out
+             : few_workgroups(env, main_wgs) &&
+                   (!e->rope || (nar_span > 0 && e->rope_hd > 0 && nar_span % e->rope_hd == 0)));
     if (narrow) plan->kernel = bb ? ARMT_K_GEMM_BF16BF16_MMA_NARROW : ARMT_K_GEMM_BF16_MMA_NARROW;
     plan->narrow = narrow;
     plan->lws[0] = (size_t)(narrow ? t->nar_threads : t->mma_threads);
@@ -86,7 +94,7 @@ const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op
 }
 
 /* ======================================================================================================= */
-/* CLBlast (fp32 weights)                                                                                  */
+/* CLBlast (fp32 weights) */
 /* ======================================================================================================= */
 
 /* Equal steps between consecutive entries (stride >= 0)? */
@@ -127,11 +135,12 @@ static armt_status gemm_clblast(armt_ctx *ctx, const armt_gemm_op *op, armt_err 
         what = "CLBlastSgemm";
         s = CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, m, n, k, 1.0f, op->a, op->a_off[0], op->lda, op->w,
                          op->w_off[0], op->ldw, op->beta, op->c, op->c_off[0], op->ldc, q, evp);
-    } else if (uniform(op->a_off, count, &sa) && uniform(op->w_off, count, &sb) && uniform(op->c_off, count, &sc)) {
+    } else if (uniform(op->a_off, count, &sa) && uniform(op->w_off, count, &sb) &&
+               uniform(op->c_off, count, &sc)) {
         what = "CLBlastSgemmStridedBatched";
-        s = CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, m, n, k, 1.0f, op->a, op->a_off[0], op->lda,
-                                       sa, op->w, op->w_off[0], op->ldw, sb, op->beta, op->c, op->c_off[0], op->ldc,
-                                       sc, count, q, evp);
+        s = CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, m, n, k, 1.0f, op->a, op->a_off[0],
+                                       op->lda, sa, op->w, op->w_off[0], op->ldw, sb, op->beta, op->c,
+                                       op->c_off[0], op->ldc, sc, count, q, evp);
     } else {
         what = "CLBlastSgemmBatched";
         float *ab = malloc(2 * count * sizeof *ab);
@@ -145,13 +154,14 @@ static armt_status gemm_clblast(armt_ctx *ctx, const armt_gemm_op *op, armt_err 
         free(ab);
     }
     if (s != CLBlastSuccess) return armt_err_clblast(err, what, s);
-    armt_ctx_prof_add_gemm(ctx, ARMT_PROF_CLBLAST, ev, op->site, 2.0 * (double)m * (double)n * (double)k * (double)count);
+    armt_ctx_prof_add_gemm(ctx, ARMT_PROF_CLBLAST, ev, op->site,
+                           2.0 * (double)m * (double)n * (double)k * (double)count);
     ctx->stats.gemm_calls++;
     return ARMT_OK;
 }
 
 /* ======================================================================================================= */
-/* Our kernels (bf16 weights)                                                                              */
+/* Our kernels (bf16 weights) */
 /* ======================================================================================================= */
 
 /* The kernels address entry j at base + j * stride: entries are cut into runs with constant steps (a step may
@@ -162,8 +172,15 @@ static armt_status gemm_kernels(armt_ctx *ctx, const armt_gemm_op *op, const arm
     const armt_gemm_epi *e = &op->epi;
     cl_kernel kk = ctx->k[plan->kernel];
     armt_gemm_args a = {
-        .m = (int)op->m, .n = (int)op->n, .k = (int)op->k, .lda = (int)op->lda, .ldc = (int)op->ldc,
-        .beta = op->beta != 0.0f, .a = plan->a_bf16 ? op->a_bf16 : op->a, .w = op->w, .c = op->c,
+        .m = (int)op->m,
+        .n = (int)op->n,
+        .k = (int)op->k,
+        .lda = (int)op->lda,
+        .ldc = (int)op->ldc,
+        .beta = op->beta != 0.0f,
+        .a = plan->a_bf16 ? op->a_bf16 : op->a,
+        .w = op->w,
+        .c = op->c,
     };
     if (plan->tensor_cores) {
         a.gate = e->gate;
@@ -190,7 +207,8 @@ static armt_status gemm_kernels(armt_ctx *ctx, const armt_gemm_op *op, const arm
             sc = (cl_ulong)co[end] - (cl_ulong)co[j];
             end++;
             while (end < op->count && (cl_ulong)ao[end] - (cl_ulong)ao[end - 1] == sa &&
-                   (cl_ulong)wo[end] - (cl_ulong)wo[end - 1] == sw && (cl_ulong)co[end] - (cl_ulong)co[end - 1] == sc)
+                   (cl_ulong)wo[end] - (cl_ulong)wo[end - 1] == sw &&
+                   (cl_ulong)co[end] - (cl_ulong)co[end - 1] == sc)
                 end++;
         }
         a.a_base = ao[j];
@@ -202,15 +220,16 @@ static armt_status gemm_kernels(armt_ctx *ctx, const armt_gemm_op *op, const arm
         /* the launch that holds the last entry skips its unneeded rows (their FLOPs are not counted) */
         a.last_row0 = end == op->count && op->skip_last < op->m ? (int)op->skip_last : 0;
         ARMT_CL_TRY(armt_gemm_set_args(kk, &a));
-        size_t gws[3] = {(op->n + plan->tile[0] - 1) / plan->tile[0] * plan->lws[0],
-                         (op->m + plan->tile[1] - 1) / plan->tile[1] * (plan->tensor_cores ? 1 : plan->lws[1]),
-                         end - j};
+        size_t gws[3] = {
+            (op->n + plan->tile[0] - 1) / plan->tile[0] * plan->lws[0],
+            (op->m + plan->tile[1] - 1) / plan->tile[1] * (plan->tensor_cores ? 1 : plan->lws[1]), end - j};
         size_t lws[3] = {plan->lws[0], plan->lws[1], 1};
         cl_event ev = NULL;
         armt_status st = armt_enqueue(ctx->queue, kk, 3, gws, lws, &ctx->stats.kernel_launches,
                                       armt_kernel_name(plan->kernel), ctx->prof_on ? &ev : NULL, err);
         const double rows = (double)op->m * (double)(end - j) - (double)a.last_row0;
-        armt_ctx_prof_add_gemm(ctx, plan->kernel, ev, op->site, (e->w2 ? 4.0 : 2.0) * rows * (double)op->n * (double)op->k);
+        armt_ctx_prof_add_gemm(ctx, plan->kernel, ev, op->site,
+                               (e->w2 ? 4.0 : 2.0) * rows * (double)op->n * (double)op->k);
         if (st != ARMT_OK) return st;
         ctx->stats.gemm_calls++;
         j = end;
@@ -223,14 +242,14 @@ armt_status armt_gemm(armt_ctx *ctx, const armt_gemm_op *op, armt_err *err) {
     armt_gemm_plan plan;
     const char *why = armt_gemm_plan_make(&env, op, &plan);
     if (why)
-        return armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "%s (m %zu, n %zu, k %zu, lda %zu)", why, op->m, op->n,
-                            op->k, op->lda);
+        return armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "%s (m %zu, n %zu, k %zu, lda %zu)", why, op->m,
+                            op->n, op->k, op->lda);
     if (op->count == 0 || op->m == 0 || op->n == 0) return ARMT_OK;
     return plan.clblast ? gemm_clblast(ctx, op, err) : gemm_kernels(ctx, op, &plan, err);
 }
 
 /* ======================================================================================================= */
-/* Weight roles and capabilities                                                                           */
+/* Weight roles and capabilities */
 /* ======================================================================================================= */
 
 armt_status armt_gemm_weights(armt_ctx *ctx, armt_gemm_op op, armt_role role, int pair, int l0, int G,
@@ -271,7 +290,8 @@ armt_status armt_gemm_weights(armt_ctx *ctx, armt_gemm_op op, armt_role role, in
 }
 
 int armt_gemm_bf16_operands(const armt_ctx *ctx) {
-    return ctx->model->precision == ARMT_PRECISION_BF16 && ctx->k[ARMT_K_GEMM_BF16BF16_MMA] != NULL && ctx->abf;
+    return ctx->model->precision == ARMT_PRECISION_BF16 && ctx->k[ARMT_K_GEMM_BF16BF16_MMA] != NULL &&
+           ctx->abf;
 }
 
 /* RoPE in the epilogue: a head size the epilogue has (16, 32, 64, 128) that divides the columns each thread
@@ -279,8 +299,8 @@ int armt_gemm_bf16_operands(const armt_ctx *ctx) {
 int armt_gemm_rope_fits(const armt_ctx *ctx, int hd, int width) {
     const armt_device_tuning *t = &ctx->rt->tune;
     const int span = t->mma_wgmma ? t->mma_bn : t->mma_bn / t->mma_warps_n;
-    return armt_gemm_bf16_operands(ctx) && (hd == 16 || hd == 32 || hd == 64 || hd == 128) && span % hd == 0 &&
-           width % 8 == 0;
+    return armt_gemm_bf16_operands(ctx) && (hd == 16 || hd == 32 || hd == 64 || hd == 128) &&
+           span % hd == 0 && width % 8 == 0;
 }
 
 /* Two weights in one GEMM: the Hopper tiles (256 wide: 128 columns of each, each thread holding both of an

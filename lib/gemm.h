@@ -13,54 +13,54 @@
 
 /* What happens to the product P = A_j W_j^T before it is stored (tensor-core kernels only, except none). */
 typedef struct armt_gemm_epi {
-    cl_mem gate;     /* SwiGLU: out = bf16(silu(gate) * P), gate read at C's offsets; C is not written   */
-    cl_mem w2;       /* a second weight at W's offsets: P2 = A_j W2_j^T in the same GEMM (Hopper tiles)  */
-                     /*   out2 NULL: gate and up, out = bf16(silu(P) * P2); else k and v, see out2        */
-    cl_mem out;      /* bf16 output at C's element offsets (with gate, w2 or bf16_out)                  */
-    cl_mem out2;     /* with w2: bf16(P2) here and bf16(P) into out (k and v)                          */
-    int    bf16_out; /* 1: out = bf16(P) instead of C                                                   */
-    cl_mem rope;     /* RoPE table: P's heads rotated (rope_hd per head, rope_T rows a cell, pos0 first) */
-    int    rope_hd, rope_T, rope_pos0;
-    cl_mem rowscale; /* C += rowscale[row of A] * P (beta 1)                                           */
+    cl_mem gate;  /* SwiGLU: out = bf16(silu(gate) * P), gate read at C's offsets; C is not written */
+    cl_mem w2;    /* a second weight at W's offsets: P2 = A_j W2_j^T in the same GEMM (Hopper tiles) */
+                  /*   out2 NULL: gate and up, out = bf16(silu(P) * P2); else k and v, see out2 */
+    cl_mem out;   /* bf16 output at C's element offsets (with gate, w2 or bf16_out) */
+    cl_mem out2;  /* with w2: bf16(P2) here and bf16(P) into out (k and v) */
+    int bf16_out; /* 1: out = bf16(P) instead of C */
+    cl_mem rope;  /* RoPE table: P's heads rotated (rope_hd per head, rope_T rows a cell, pos0 first) */
+    int rope_hd, rope_T, rope_pos0;
+    cl_mem rowscale; /* C += rowscale[row of A] * P (beta 1) */
 } armt_gemm_epi;
 
 typedef struct armt_gemm_op {
-    size_t        m, n, k, count; /* C_j is m x n, the inner dimension k, j < count                   */
-    cl_mem        a;              /* A_j: m x k at a_off[j], row stride lda (trans_a: k x m, fp32 only) */
-    size_t        lda;
+    size_t m, n, k, count; /* C_j is m x n, the inner dimension k, j < count */
+    cl_mem a;              /* A_j: m x k at a_off[j], row stride lda (trans_a: k x m, fp32 only) */
+    size_t lda;
     const size_t *a_off;
-    int           trans_a;
-    cl_mem        a_bf16;         /* NULL, or the bf16 copy of A at the same offsets (a staged operand) */
-    int           a_bf16_only;    /* 1: only a_bf16 holds A's values (a itself is stale)              */
-    cl_mem        w;              /* W_j: n x k at w_off[j], row stride ldw (w_kn: k x n, fp32 only)   */
-    size_t        ldw;
+    int trans_a;
+    cl_mem a_bf16;   /* NULL, or the bf16 copy of A at the same offsets (a staged operand) */
+    int a_bf16_only; /* 1: only a_bf16 holds A's values (a itself is stale) */
+    cl_mem w;        /* W_j: n x k at w_off[j], row stride ldw (w_kn: k x n, fp32 only) */
+    size_t ldw;
     const size_t *w_off;
-    int           w_bf16;         /* 1: W is bf16 (our kernels); 0: fp32 (CLBlast)                    */
-    int           w_kn;
-    cl_mem        c;              /* C_j: m x n at c_off[j], row stride ldc                           */
-    size_t        ldc;
+    int w_bf16; /* 1: W is bf16 (our kernels); 0: fp32 (CLBlast) */
+    int w_kn;
+    cl_mem c; /* C_j: m x n at c_off[j], row stride ldc */
+    size_t ldc;
     const size_t *c_off;
-    float         beta;           /* 0 or 1 (residual add)                                            */
-    size_t        skip_last;      /* > 0: the last entry needs only its rows from skip_last on        */
+    float beta;       /* 0 or 1 (residual add) */
+    size_t skip_last; /* > 0: the last entry needs only its rows from skip_last on */
     armt_gemm_epi epi;
-    int           site;           /* profile site (a weight role or ARMT_GSITE_*), -1: none           */
+    int site; /* profile site (a weight role or ARMT_GSITE_*), -1: none */
 } armt_gemm_op;
 
 /* What the plan depends on besides the op. */
 typedef struct armt_gemm_env {
     const armt_device_tuning *tune;
-    unsigned                  compute_units;
+    unsigned compute_units;
     int have_mma, have_bb, have_mma_narrow, have_bb_narrow; /* which tensor-core kernels exist */
 } armt_gemm_env;
 
 typedef struct armt_gemm_plan {
-    int            clblast;      /* 1: CLBlast (fp32 weights); the rest does not apply               */
+    int clblast; /* 1: CLBlast (fp32 weights); the rest does not apply */
     armt_kernel_id kernel;
-    int            tensor_cores; /* the kernel is one of the tensor-core ones                        */
-    int            narrow;       /* ... on the narrow tiles                                          */
-    int            a_bf16;       /* it reads A from op->a_bf16                                       */
-    size_t         lws[2];       /* work-group size                                                  */
-    size_t         tile[2];      /* output columns and rows per work-group                           */
+    int tensor_cores; /* the kernel is one of the tensor-core ones */
+    int narrow;       /* ... on the narrow tiles */
+    int a_bf16;       /* it reads A from op->a_bf16 */
+    size_t lws[2];    /* work-group size */
+    size_t tile[2];   /* output columns and rows per work-group */
 } armt_gemm_plan;
 
 /* The environment of a context (its kernels and its runtime's tuning). */
@@ -72,15 +72,15 @@ armt_status armt_gemm(armt_ctx *ctx, const armt_gemm_op *op, armt_err *err);
 
 /* The argument values of one launch of a bf16 GEMM kernel (every kernel takes the same list). */
 typedef struct armt_gemm_args {
-    int      m, n, k, lda, ldc, beta;
-    cl_mem   a, w, c, offs;
+    int m, n, k, lda, ldc, beta;
+    cl_mem a, w, c, offs;
     cl_ulong a_base, a_stride, w_base, w_stride, c_base, c_stride;
-    cl_mem   gate, out, w2;
+    cl_mem gate, out, w2;
     cl_ulong w2_shift;
-    cl_mem   rope;
-    int      rope_hd, rope_t, rope_pos0;
-    cl_mem   rowscale, out2;
-    int      last_row0;
+    cl_mem rope;
+    int rope_hd, rope_t, rope_pos0;
+    cl_mem rowscale, out2;
+    int last_row0;
 } armt_gemm_args;
 /* Sets every argument of a bf16 GEMM kernel (the one place that knows their indices). */
 cl_int armt_gemm_set_args(cl_kernel k, const armt_gemm_args *a);

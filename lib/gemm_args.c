@@ -45,7 +45,6 @@ cl_int armt_gemm_set_args(cl_kernel k, const armt_gemm_args *a) {
 
 #undef SET
 
-
 cl_int armt_f32_to_bf16_set_args(cl_kernel k, int m, int width, cl_mem a, int lda, cl_mem ab, cl_mem offs,
                                  cl_ulong a_base, cl_ulong a_stride) {
     cl_int e = CL_SUCCESS;

@@ -15,27 +15,28 @@ armt_status armt_op_launch(armt_call *F, armt_kernel_id id, cl_uint dims, size_t
                            size_t l0) {
     size_t gws[3] = {g0, g1, g2}, lws[3] = {l0, 1, 1};
     cl_event ev = NULL;
-    armt_status st = armt_enqueue(F->ctx->queue, F->ctx->k[id], dims, gws, l0 ? lws : NULL,
-                                  &F->ctx->stats.kernel_launches, armt_kernel_name(id),
-                                  F->ctx->prof_on ? &ev : NULL, F->err);
+    armt_status st =
+        armt_enqueue(F->ctx->queue, F->ctx->k[id], dims, gws, l0 ? lws : NULL, &F->ctx->stats.kernel_launches,
+                     armt_kernel_name(id), F->ctx->prof_on ? &ev : NULL, F->err);
     armt_ctx_prof_add(F->ctx, id, ev);
     return st;
+}
+
+armt_status armt_set_kargs(cl_kernel k, cl_uint first, const armt_karg *a, size_t n, armt_err *err) {
+    for (size_t i = 0; i < n; i++)
+        ARMT_CL_TRY(clSetKernelArg(k, first + (cl_uint)i, a[i].size, a[i].value));
+    return ARMT_OK;
 }
 
 /* The trailing CELL_ARGS of a kernel, from argument index i on. */
 static armt_status set_cell_args(armt_call *F, cl_kernel k, cl_uint i, const armt_step *st) {
     armt_err *err = F->err;
-    ARMT_CL_TRY(ARMT_ARG(k, i + 0, st->l0));
-    ARMT_CL_TRY(ARMT_ARG(k, i + 1, st->s0));
-    ARMT_CL_TRY(ARMT_ARG(k, i + 2, st->cap));
-    ARMT_CL_TRY(ARMT_ARG(k, i + 3, st->T));
-    ARMT_CL_TRY(ARMT_ARG(k, i + 4, st->s_short));
-    ARMT_CL_TRY(ARMT_ARG(k, i + 5, st->T_short));
-    return ARMT_OK;
+    return ARMT_KARGS(k, i, err, ARMT_KA(st->l0), ARMT_KA(st->s0), ARMT_KA(st->cap), ARMT_KA(st->T),
+                      ARMT_KA(st->s_short), ARMT_KA(st->T_short));
 }
 
 /* ======================================================================================================= */
-/* bf16 operands                                                                                           */
+/* bf16 operands */
 /* ======================================================================================================= */
 
 armt_status armt_op_stage_bf16(armt_call *F, cl_mem src, size_t rows, size_t width) {
@@ -64,7 +65,7 @@ void armt_op_staged_a(const armt_call *F, armt_gemm_op *op) {
 }
 
 /* ======================================================================================================= */
-/* Rows                                                                                                    */
+/* Rows */
 /* ======================================================================================================= */
 
 armt_status armt_op_rmsnorm(armt_call *F, const armt_step *st, armt_role role) {
@@ -76,12 +77,8 @@ armt_status armt_op_rmsnorm(armt_call *F, const armt_step *st, armt_role role) {
     cl_mem w = armt_weight_at(&ctx->model->w[role], 0, &off);
     cl_ulong woff = off;
     float eps = F->cfg->rms_norm_eps;
-    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->x));
-    ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->h));
-    ARMT_CL_TRY(ARMT_ARG(k, 2, w));
-    ARMT_CL_TRY(ARMT_ARG(k, 3, woff));
-    ARMT_CL_TRY(ARMT_ARG(k, 4, F->d));
-    ARMT_CL_TRY(ARMT_ARG(k, 5, eps));
+    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->x), ARMT_KA(ctx->h), ARMT_KA(w), ARMT_KA(woff), ARMT_KA(F->d),
+                        ARMT_KA(eps)));
     ARMT_TRY(set_cell_args(F, k, 6, st));
     cl_mem out_bf = bf ? ctx->abf : NULL; /* NULL: no bf16 output */
     ARMT_CL_TRY(ARMT_ARG(k, 12, out_bf));
@@ -101,14 +98,8 @@ armt_status armt_op_final_norm(armt_call *F, size_t x_off, size_t rows) {
     cl_kernel k = ctx->k[ARMT_K_RMSNORM_ROWS];
     cl_ulong xo = x_off, y_off = 0, w_off = fo;
     float eps = F->cfg->rms_norm_eps;
-    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->x));
-    ARMT_CL_TRY(ARMT_ARG(k, 1, xo));
-    ARMT_CL_TRY(ARMT_ARG(k, 2, ctx->out_rows));
-    ARMT_CL_TRY(ARMT_ARG(k, 3, y_off));
-    ARMT_CL_TRY(ARMT_ARG(k, 4, wf));
-    ARMT_CL_TRY(ARMT_ARG(k, 5, w_off));
-    ARMT_CL_TRY(ARMT_ARG(k, 6, F->d));
-    ARMT_CL_TRY(ARMT_ARG(k, 7, eps));
+    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->x), ARMT_KA(xo), ARMT_KA(ctx->out_rows), ARMT_KA(y_off),
+                        ARMT_KA(wf), ARMT_KA(w_off), ARMT_KA(F->d), ARMT_KA(eps)));
     size_t wg = (size_t)ctx->rt->tune.row_wg;
     return armt_op_launch(F, ARMT_K_RMSNORM_ROWS, 2, wg, rows, 1, wg);
 }
@@ -117,9 +108,7 @@ armt_status armt_op_dpfp(armt_call *F, size_t rows) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
     cl_kernel k = ctx->k[ARMT_K_DPFP];
-    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->mq));
-    ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->phi));
-    ARMT_CL_TRY(ARMT_ARG(k, 2, F->dm));
+    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->mq), ARMT_KA(ctx->phi), ARMT_KA(F->dm)));
     return armt_op_launch(F, ARMT_K_DPFP, 2, (size_t)F->dk, rows, 1, 0);
 }
 
@@ -127,17 +116,9 @@ armt_status armt_op_rope(armt_call *F, const armt_step *st) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
     cl_kernel k = ctx->k[ARMT_K_ROPE];
-    int Ti = st->T;
-    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->q));
-    ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->kk));
-    ARMT_CL_TRY(ARMT_ARG(k, 2, ctx->rope));
-    ARMT_CL_TRY(ARMT_ARG(k, 3, Ti));
-    ARMT_CL_TRY(ARMT_ARG(k, 4, F->nh));
-    ARMT_CL_TRY(ARMT_ARG(k, 5, F->nkv));
-    ARMT_CL_TRY(ARMT_ARG(k, 6, F->hd));
-    ARMT_CL_TRY(ARMT_ARG(k, 7, st->pos0));
     cl_ulong rope_n = (cl_ulong)st->G * (cl_ulong)st->T * (cl_ulong)(F->nh + F->nkv) * (cl_ulong)(F->hd / 2);
-    ARMT_CL_TRY(ARMT_ARG(k, 8, rope_n));
+    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->q), ARMT_KA(ctx->kk), ARMT_KA(ctx->rope), ARMT_KA(st->T),
+                        ARMT_KA(F->nh), ARMT_KA(F->nkv), ARMT_KA(F->hd), ARMT_KA(st->pos0), ARMT_KA(rope_n)));
     size_t rwg = (size_t)ctx->rt->tune.row_wg;
     return armt_op_launch(F, ARMT_K_ROPE, 1, armt_round_up((size_t)rope_n, rwg), 1, 1, rwg);
 }
@@ -146,9 +127,7 @@ armt_status armt_op_swiglu(armt_call *F, size_t n) {
     armt_err *err = F->err;
     cl_kernel k = F->ctx->k[ARMT_K_SWIGLU];
     cl_ulong nl = n;
-    ARMT_CL_TRY(ARMT_ARG(k, 0, F->ctx->f1));
-    ARMT_CL_TRY(ARMT_ARG(k, 1, F->ctx->f2));
-    ARMT_CL_TRY(ARMT_ARG(k, 2, nl));
+    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(F->ctx->f1), ARMT_KA(F->ctx->f2), ARMT_KA(nl)));
     return armt_op_launch(F, ARMT_K_SWIGLU, 1, armt_round_up(n, 256), 1, 1, 0);
 }
 
@@ -162,17 +141,9 @@ armt_status armt_op_embed(armt_call *F, const armt_step *st, size_t first, int L
     cl_mem mem = armt_weight_at(&ctx->model->w[ARMT_ROLE_MEM], 0, &mo);
     cl_ulong e_off = eo, m_off = mo, xo = x_off;
     int fi = (int)first;
-    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->ids));
-    ARMT_CL_TRY(ARMT_ARG(k, 1, fi));
-    ARMT_CL_TRY(ARMT_ARG(k, 2, Ls));
-    ARMT_CL_TRY(ARMT_ARG(k, 3, E));
-    ARMT_CL_TRY(ARMT_ARG(k, 4, e_off));
-    ARMT_CL_TRY(ARMT_ARG(k, 5, mem));
-    ARMT_CL_TRY(ARMT_ARG(k, 6, m_off));
-    ARMT_CL_TRY(ARMT_ARG(k, 7, M));
-    ARMT_CL_TRY(ARMT_ARG(k, 8, ctx->x));
-    ARMT_CL_TRY(ARMT_ARG(k, 9, xo));
-    ARMT_CL_TRY(ARMT_ARG(k, 10, F->d));
+    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->ids), ARMT_KA(fi), ARMT_KA(Ls), ARMT_KA(E), ARMT_KA(e_off),
+                        ARMT_KA(mem), ARMT_KA(m_off), ARMT_KA(M), ARMT_KA(ctx->x), ARMT_KA(xo),
+                        ARMT_KA(F->d)));
     return armt_op_launch(F, kid, 2, (size_t)F->d, (size_t)st->T, 1, 0);
 }
 
@@ -184,17 +155,9 @@ armt_status armt_op_attention(armt_call *F, const armt_step *st, armt_kernel_id 
     const size_t T = (size_t)st->T, G = (size_t)st->G;
     int Ti = st->T;
     float scale = (float)(1.0 / sqrt((double)F->hd));
-    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->q));
-    ARMT_CL_TRY(ARMT_ARG(k, 1, kbuf));
-    ARMT_CL_TRY(ARMT_ARG(k, 2, vbuf));
-    ARMT_CL_TRY(ARMT_ARG(k, 3, ctx->att));
-    ARMT_CL_TRY(ARMT_ARG(k, 4, Ti));
-    ARMT_CL_TRY(ARMT_ARG(k, 5, F->nh));
-    ARMT_CL_TRY(ARMT_ARG(k, 6, F->nkv));
-    ARMT_CL_TRY(ARMT_ARG(k, 7, scale));
-    ARMT_CL_TRY(ARMT_ARG(k, 8, kv_off));
-    ARMT_CL_TRY(ARMT_ARG(k, 9, Tk));
-    ARMT_CL_TRY(ARMT_ARG(k, 10, q0));
+    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->q), ARMT_KA(kbuf), ARMT_KA(vbuf), ARMT_KA(ctx->att),
+                        ARMT_KA(Ti), ARMT_KA(F->nh), ARMT_KA(F->nkv), ARMT_KA(scale), ARMT_KA(kv_off),
+                        ARMT_KA(Tk), ARMT_KA(q0)));
     if (aid == ARMT_K_ATTENTION) {
         ARMT_CL_TRY(ARMT_ARG(k, 11, skip));
         size_t bq = (size_t)ctx->rt->tune.attn_bq;
@@ -202,8 +165,7 @@ armt_status armt_op_attention(armt_call *F, const armt_step *st, armt_kernel_id 
     }
     /* the tensor-core kernels write the o projection's bf16 operand themselves (att is then not written) */
     cl_mem outb = out_bf16 ? ctx->abf : NULL;
-    ARMT_CL_TRY(ARMT_ARG(k, 11, outb));
-    ARMT_CL_TRY(ARMT_ARG(k, 12, skip));
+    ARMT_TRY(ARMT_KARGS(k, 11, err, ARMT_KA(outb), ARMT_KA(skip)));
     size_t warps = (size_t)ctx->model->attn_warps, bq = 16 * warps * (size_t)ctx->model->attn_rt;
     return armt_op_launch(F, aid, 3, (T + bq - 1) / bq * 32 * warps, (size_t)F->nh, G, 32 * warps);
 }
@@ -214,32 +176,22 @@ armt_status armt_op_bf16_transpose(armt_call *F, cl_mem src, cl_mem dst, size_t 
     cl_kernel k = F->ctx->k[ARMT_K_MEM_BF16_T];
     cl_ulong t_off = dst_off;
     int ld = kseg * nseg;
-    ARMT_CL_TRY(ARMT_ARG(k, 0, src));
-    ARMT_CL_TRY(ARMT_ARG(k, 1, dst));
-    ARMT_CL_TRY(ARMT_ARG(k, 2, rows));
-    ARMT_CL_TRY(ARMT_ARG(k, 3, cols));
-    ARMT_CL_TRY(ARMT_ARG(k, 4, l0));
-    ARMT_CL_TRY(ARMT_ARG(k, 5, kseg));
-    ARMT_CL_TRY(ARMT_ARG(k, 6, ld));
-    ARMT_CL_TRY(ARMT_ARG(k, 7, t_off));
-    ARMT_CL_TRY(ARMT_ARG(k, 8, pat));
+    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(src), ARMT_KA(dst), ARMT_KA(rows), ARMT_KA(cols), ARMT_KA(l0),
+                        ARMT_KA(kseg), ARMT_KA(ld), ARMT_KA(t_off), ARMT_KA(pat)));
     return armt_op_launch(F, ARMT_K_MEM_BF16_T, 3, armt_round_up((size_t)cols, 32) * 8,
                           armt_round_up((size_t)kseg, 32) / 32, (size_t)G, 256);
 }
 
 /* ======================================================================================================= */
-/* Memory kernels                                                                                          */
+/* Memory kernels */
 /* ======================================================================================================= */
 
 armt_status armt_op_mem_read_scale(armt_call *F, const armt_step *st) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
     cl_kernel k = ctx->k[ARMT_K_MEM_READ_SCALE];
-    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->mq));
-    ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->phi));
-    ARMT_CL_TRY(ARMT_ARG(k, 2, ctx->z));
-    ARMT_CL_TRY(ARMT_ARG(k, 3, ctx->written));
-    ARMT_CL_TRY(ARMT_ARG(k, 4, F->dk));
+    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->mq), ARMT_KA(ctx->phi), ARMT_KA(ctx->z),
+                        ARMT_KA(ctx->written), ARMT_KA(F->dk)));
     ARMT_TRY(set_cell_args(F, k, 5, st));
     size_t wg = (size_t)ctx->rt->tune.row_wg;
     return armt_op_launch(F, ARMT_K_MEM_READ_SCALE, 3, wg, (size_t)st->T, (size_t)st->G, wg);
@@ -249,13 +201,8 @@ armt_status armt_op_mem_read(armt_call *F, const armt_step *st) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
     cl_kernel k = ctx->k[ARMT_K_MEM_READ];
-    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->x));
-    ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->h));
-    ARMT_CL_TRY(ARMT_ARG(k, 2, ctx->phi));
-    ARMT_CL_TRY(ARMT_ARG(k, 3, ctx->z));
-    ARMT_CL_TRY(ARMT_ARG(k, 4, ctx->written));
-    ARMT_CL_TRY(ARMT_ARG(k, 5, F->dk));
-    ARMT_CL_TRY(ARMT_ARG(k, 6, F->d));
+    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->x), ARMT_KA(ctx->h), ARMT_KA(ctx->phi), ARMT_KA(ctx->z),
+                        ARMT_KA(ctx->written), ARMT_KA(F->dk), ARMT_KA(F->d)));
     ARMT_TRY(set_cell_args(F, k, 7, st));
     size_t wg = (size_t)ctx->rt->tune.row_wg;
     return armt_op_launch(F, ARMT_K_MEM_READ, 3, wg, (size_t)st->T, (size_t)st->G, wg);
@@ -265,10 +212,7 @@ armt_status armt_op_mem_gather(armt_call *F, const armt_step *st) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
     cl_kernel k = ctx->k[ARMT_K_MEM_GATHER];
-    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->x));
-    ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->mrows));
-    ARMT_CL_TRY(ARMT_ARG(k, 2, F->M));
-    ARMT_CL_TRY(ARMT_ARG(k, 3, F->d));
+    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->x), ARMT_KA(ctx->mrows), ARMT_KA(F->M), ARMT_KA(F->d)));
     ARMT_TRY(set_cell_args(F, k, 4, st));
     return armt_op_launch(F, ARMT_K_MEM_GATHER, 3, (size_t)F->d, (size_t)F->M, (size_t)st->G, 0);
 }
@@ -282,20 +226,10 @@ armt_status armt_op_mem_write_prep(armt_call *F, const armt_step *st) {
     cl_mem bmb = armt_weight_at(&ctx->model->w[ARMT_ROLE_BMB], 0, &off_bmb);
     cl_ulong owmb = off_wmb, obmb = off_bmb;
     int corr = F->cfg->correction;
-    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->phi));
-    ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->mrows));
-    ARMT_CL_TRY(ARMT_ARG(k, 2, ctx->z));
-    ARMT_CL_TRY(ARMT_ARG(k, 3, ctx->written));
-    ARMT_CL_TRY(ARMT_ARG(k, 4, wmb));
-    ARMT_CL_TRY(ARMT_ARG(k, 5, owmb));
-    ARMT_CL_TRY(ARMT_ARG(k, 6, bmb));
-    ARMT_CL_TRY(ARMT_ARG(k, 7, obmb));
-    ARMT_CL_TRY(ARMT_ARG(k, 8, ctx->wstat));
-    ARMT_CL_TRY(ARMT_ARG(k, 9, F->M));
-    ARMT_CL_TRY(ARMT_ARG(k, 10, F->dk));
-    ARMT_CL_TRY(ARMT_ARG(k, 11, F->d));
-    ARMT_CL_TRY(ARMT_ARG(k, 12, st->l0));
-    ARMT_CL_TRY(ARMT_ARG(k, 13, corr));
+    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->phi), ARMT_KA(ctx->mrows), ARMT_KA(ctx->z),
+                        ARMT_KA(ctx->written), ARMT_KA(wmb), ARMT_KA(owmb), ARMT_KA(bmb), ARMT_KA(obmb),
+                        ARMT_KA(ctx->wstat), ARMT_KA(F->M), ARMT_KA(F->dk), ARMT_KA(F->d), ARMT_KA(st->l0),
+                        ARMT_KA(corr)));
     size_t wg = (size_t)ctx->rt->tune.row_wg;
     return armt_op_launch(F, ARMT_K_MEM_WRITE_PREP, 3, wg, (size_t)F->M, (size_t)st->G, wg);
 }
@@ -304,11 +238,8 @@ armt_status armt_op_mem_delta(armt_call *F, const armt_step *st) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
     cl_kernel k = ctx->k[ARMT_K_MEM_DELTA];
-    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->vnew));
-    ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->vprev));
-    ARMT_CL_TRY(ARMT_ARG(k, 2, ctx->wstat));
-    ARMT_CL_TRY(ARMT_ARG(k, 3, F->M));
-    ARMT_CL_TRY(ARMT_ARG(k, 4, F->d));
+    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->vnew), ARMT_KA(ctx->vprev), ARMT_KA(ctx->wstat),
+                        ARMT_KA(F->M), ARMT_KA(F->d)));
     return armt_op_launch(F, ARMT_K_MEM_DELTA, 3, (size_t)F->d, (size_t)F->M, (size_t)st->G, 0);
 }
 
@@ -316,18 +247,13 @@ armt_status armt_op_mem_z_update(armt_call *F, const armt_step *st) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
     cl_kernel k = ctx->k[ARMT_K_MEM_Z_UPDATE];
-    ARMT_CL_TRY(ARMT_ARG(k, 0, ctx->z));
-    ARMT_CL_TRY(ARMT_ARG(k, 1, ctx->written));
-    ARMT_CL_TRY(ARMT_ARG(k, 2, ctx->phi));
-    ARMT_CL_TRY(ARMT_ARG(k, 3, ctx->wstat));
-    ARMT_CL_TRY(ARMT_ARG(k, 4, F->M));
-    ARMT_CL_TRY(ARMT_ARG(k, 5, F->dk));
-    ARMT_CL_TRY(ARMT_ARG(k, 6, st->l0));
+    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->z), ARMT_KA(ctx->written), ARMT_KA(ctx->phi),
+                        ARMT_KA(ctx->wstat), ARMT_KA(F->M), ARMT_KA(F->dk), ARMT_KA(st->l0)));
     return armt_op_launch(F, ARMT_K_MEM_Z_UPDATE, 2, (size_t)F->dk, (size_t)st->G, 1, 0);
 }
 
 /* ======================================================================================================= */
-/* RoPE table                                                                                              */
+/* RoPE table */
 /* ======================================================================================================= */
 
 armt_status armt_op_rope_table(armt_call *F, size_t rope_rows) {
@@ -365,8 +291,8 @@ armt_status armt_op_rope_table(armt_call *F, size_t rope_rows) {
             tab[p * (size_t)hd + (size_t)half + (size_t)i] = (float)sin(a);
         }
     free(inv);
-    cl_int e = clEnqueueWriteBuffer(F->ctx->queue, F->ctx->rope, CL_TRUE, 0, rope_rows * (size_t)hd * 4, tab, 0,
-                                    NULL, NULL);
+    cl_int e = clEnqueueWriteBuffer(F->ctx->queue, F->ctx->rope, CL_TRUE, 0, rope_rows * (size_t)hd * 4, tab,
+                                    0, NULL, NULL);
     free(tab);
     if (e != CL_SUCCESS) return armt_err_cl(F->err, "clEnqueueWriteBuffer(rope table)", e);
     return ARMT_OK;

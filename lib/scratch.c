@@ -19,7 +19,8 @@ size_t armt_mem_update_k(const armt_config *c) { return 3 * (((size_t)c->num_mem
 static size_t abf_bytes(const armt_ctx *ctx, size_t cells, size_t rows) {
     const armt_config *c = &ctx->model->cfg;
     if (ctx->model->precision != ARMT_PRECISION_BF16 || !ctx->k[ARMT_K_GEMM_BF16BF16_MMA]) return 0;
-    size_t w = (size_t)c->hidden_size, qd = (size_t)c->n_heads * c->head_dim, f = (size_t)c->intermediate_size;
+    size_t w = (size_t)c->hidden_size, qd = (size_t)c->n_heads * c->head_dim,
+           f = (size_t)c->intermediate_size;
     size_t dk = (size_t)armt_config_d_key(c);
     if (qd > w) w = qd;
     if (f > w) w = f;
@@ -40,10 +41,10 @@ static void scratch_table(armt_ctx *ctx, const scratch_cap *k, cl_mem **bufs, si
     const size_t dk = (size_t)armt_config_d_key(c), dm = (size_t)c->d_mem;
     const size_t mrows = C * M > R ? C * M : R; /* mq and phi also hold the write's G M rows */
     size_t i = 0;
-#define ROW(buf, n)                                                                                            \
-    do {                                                                                                       \
-        bufs[i] = &ctx->buf;                                                                                   \
-        bytes[i++] = (n);                                                                                      \
+#define ROW(buf, n)                                                                                          \
+    do {                                                                                                     \
+        bufs[i] = &ctx->buf;                                                                                 \
+        bytes[i++] = (n);                                                                                    \
     } while (0)
     ROW(x, R * d * 4);
     ROW(h, R * d * 4);
@@ -72,7 +73,8 @@ void armt_ctx_release_scratch(armt_ctx *ctx) {
     cl_mem *bufs[N_SCRATCH];
     size_t bytes[N_SCRATCH];
     scratch_table(ctx, &k, bufs, bytes);
-    for (size_t i = 0; i < N_SCRATCH; i++) armt_buffer_release(ctx->rt, bufs[i], bytes[i]);
+    for (size_t i = 0; i < N_SCRATCH; i++)
+        armt_buffer_release(ctx->rt, bufs[i], bytes[i]);
     ctx->cap_cells = ctx->cap_rows = ctx->rope_rows = ctx->ids_cap = ctx->out_rows_cap = 0;
     ctx->scratch_bytes = 0;
 }
@@ -83,8 +85,8 @@ armt_status armt_scratch_grow(armt_call *F, size_t cells, size_t rows, size_t ro
                               size_t out_rows) {
     armt_ctx *ctx = F->ctx;
     armt_err *err = F->err;
-    if (cells <= ctx->cap_cells && rows <= ctx->cap_rows && rope_rows <= ctx->rope_rows && n_ids <= ctx->ids_cap &&
-        out_rows <= ctx->out_rows_cap)
+    if (cells <= ctx->cap_cells && rows <= ctx->cap_rows && rope_rows <= ctx->rope_rows &&
+        n_ids <= ctx->ids_cap && out_rows <= ctx->out_rows_cap)
         return ARMT_OK;
     const scratch_cap k = {max_z(cells, ctx->cap_cells), max_z(rows, ctx->cap_rows),
                            max_z(rope_rows, ctx->rope_rows), max_z(n_ids, ctx->ids_cap),
@@ -94,11 +96,13 @@ armt_status armt_scratch_grow(armt_call *F, size_t cells, size_t rows, size_t ro
     size_t widest = max_z(max_z((size_t)F->ffn, (size_t)F->V), max_z((size_t)F->dk, (size_t)F->d));
     widest = max_z(widest, (size_t)F->nh * (size_t)F->hd);
     size_t mem_rows, probe;
-    if (__builtin_mul_overflow(k.cells, (size_t)F->M, &mem_rows) || __builtin_mul_overflow(k.cells, k.rows, &probe) ||
+    if (__builtin_mul_overflow(k.cells, (size_t)F->M, &mem_rows) ||
+        __builtin_mul_overflow(k.cells, k.rows, &probe) ||
         __builtin_add_overflow(probe, mem_rows + k.out_rows + k.rope_rows + k.ids, &probe) ||
         __builtin_mul_overflow(probe, widest, &probe) || __builtin_mul_overflow(probe, (size_t)16, &probe))
         return armt_err_set(err, ARMT_STATUS_OUT_OF_DEVICE_MEMORY,
-                            "forward scratch: %zu cells of %zu rows are too large to address", k.cells, k.rows);
+                            "forward scratch: %zu cells of %zu rows are too large to address", k.cells,
+                            k.rows);
     cl_mem *bufs[N_SCRATCH];
     size_t bytes[N_SCRATCH];
     scratch_table(ctx, &k, bufs, bytes);

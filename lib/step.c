@@ -11,10 +11,12 @@ static size_t slot_of(const armt_step *st, int j) { return (size_t)((st->s0 - j)
 
 /* Offsets of the residual stream (x, slot-addressed) and of a per-cell temporary of `width` columns. */
 static void offsets_x(const armt_call *F, const armt_step *st, size_t *dst) {
-    for (int j = 0; j < st->G; j++) dst[j] = slot_of(st, j) * (size_t)st->T * (size_t)F->d;
+    for (int j = 0; j < st->G; j++)
+        dst[j] = slot_of(st, j) * (size_t)st->T * (size_t)F->d;
 }
 static void offsets_tmp(const armt_step *st, size_t rows, size_t width, size_t *dst) {
-    for (int j = 0; j < st->G; j++) dst[j] = (size_t)j * rows * width;
+    for (int j = 0; j < st->G; j++)
+        dst[j] = (size_t)j * rows * width;
 }
 
 static int any_written(const armt_call *F, const armt_step *st) {
@@ -25,9 +27,17 @@ static int any_written(const armt_call *F, const armt_step *st) {
 
 /* An op C_j (m x ?) = A_j W^T (+ beta C_j) over the step's cells at the call's a_off / c_off arrays, A read
  * from its staged bf16 copy where there is one. */
-static armt_gemm_op cells_op(const armt_call *F, size_t m, cl_mem a, size_t lda, cl_mem c, size_t ldc, float beta) {
-    armt_gemm_op op = {.m = m, .a = a, .lda = lda, .a_off = F->a_off, .c = c, .ldc = ldc, .c_off = F->c_off,
-                       .beta = beta, .site = -1};
+static armt_gemm_op cells_op(const armt_call *F, size_t m, cl_mem a, size_t lda, cl_mem c, size_t ldc,
+                             float beta) {
+    armt_gemm_op op = {.m = m,
+                       .a = a,
+                       .lda = lda,
+                       .a_off = F->a_off,
+                       .c = c,
+                       .ldc = ldc,
+                       .c_off = F->c_off,
+                       .beta = beta,
+                       .site = -1};
     armt_op_staged_a(F, &op);
     return op;
 }
@@ -38,7 +48,7 @@ static armt_status gemm_role(armt_call *F, const armt_step *st, armt_gemm_op op,
 }
 
 /* ======================================================================================================= */
-/* Input and output                                                                                        */
+/* Input and output */
 /* ======================================================================================================= */
 
 armt_status armt_step_upload_ids(armt_call *F, size_t first, size_t count) {
@@ -57,9 +67,20 @@ static armt_status lm_head(armt_call *F, size_t rows) {
     armt_ctx *ctx = F->ctx;
     const armt_weight *w = armt_model_lm_head(ctx->model);
     size_t lo, d = (size_t)F->d, zero = 0;
-    armt_gemm_op op = {.m = rows, .n = (size_t)F->V, .k = d, .count = 1, .a = ctx->out_rows, .lda = d,
-                       .a_off = &zero, .w_bf16 = w->bf16, .ldw = d, .w_off = &lo, .c = ctx->logits,
-                       .ldc = (size_t)F->V, .c_off = &zero, .site = ARMT_ROLE_LM_HEAD};
+    armt_gemm_op op = {.m = rows,
+                       .n = (size_t)F->V,
+                       .k = d,
+                       .count = 1,
+                       .a = ctx->out_rows,
+                       .lda = d,
+                       .a_off = &zero,
+                       .w_bf16 = w->bf16,
+                       .ldw = d,
+                       .w_off = &lo,
+                       .c = ctx->logits,
+                       .ldc = (size_t)F->V,
+                       .c_off = &zero,
+                       .site = ARMT_ROLE_LM_HEAD};
     op.w = armt_weight_at(w, 0, &lo);
     return armt_gemm(ctx, &op, F->err);
 }
@@ -85,7 +106,8 @@ armt_status armt_step_emit(armt_call *F, size_t slot, size_t T, size_t first, si
         }
         ARMT_TRY(lm_head(F, rows));
         float *dst = p->output == ARMT_OUTPUT_LOGITS_LAST ? p->out : p->out + (first + b) * V;
-        ARMT_CL_TRY(clEnqueueReadBuffer(ctx->queue, ctx->logits, CL_FALSE, 0, rows * V * 4, dst, 0, NULL, NULL));
+        ARMT_CL_TRY(
+            clEnqueueReadBuffer(ctx->queue, ctx->logits, CL_FALSE, 0, rows * V * 4, dst, 0, NULL, NULL));
     }
     return ARMT_OK;
 }
@@ -95,12 +117,13 @@ armt_status armt_step_row_logits(armt_call *F, size_t x_off, float *dst) {
     armt_ctx *ctx = F->ctx;
     ARMT_TRY(armt_op_final_norm(F, x_off, 1));
     ARMT_TRY(lm_head(F, 1));
-    ARMT_CL_TRY(clEnqueueReadBuffer(ctx->queue, ctx->logits, CL_TRUE, 0, (size_t)F->V * 4, dst, 0, NULL, NULL));
+    ARMT_CL_TRY(
+        clEnqueueReadBuffer(ctx->queue, ctx->logits, CL_TRUE, 0, (size_t)F->V * 4, dst, 0, NULL, NULL));
     return ARMT_OK;
 }
 
 /* ======================================================================================================= */
-/* Memory read and the products with W_mem                                                                 */
+/* Memory read and the products with W_mem */
 /* ======================================================================================================= */
 
 armt_status armt_step_mem_bf16_refresh(armt_call *F, int l0, int G) {
@@ -116,7 +139,8 @@ static armt_status mem_product(armt_call *F, const armt_step *st, size_t rows, c
                                cl_mem rowscale) {
     armt_ctx *ctx = F->ctx;
     size_t dk = (size_t)F->dk, d = (size_t)F->d;
-    for (int j = 0; j < st->G; j++) F->b_off[j] = (size_t)(st->l0 + j) * dk * d;
+    for (int j = 0; j < st->G; j++)
+        F->b_off[j] = (size_t)(st->l0 + j) * dk * d;
     armt_gemm_op op = cells_op(F, rows, ctx->phi, dk, c, d, rowscale ? 1.0f : 0.0f);
     op.n = d;
     op.k = dk;
@@ -143,12 +167,13 @@ armt_status armt_step_read(armt_call *F, const armt_step *st) {
     if (!any_written(F, st)) return ARMT_OK; /* every cell is a first segment: the read is skipped */
     offsets_x(F, st, F->a_off);
     offsets_tmp(st, T, (size_t)F->dm, F->c_off);
-    ARMT_TRY(gemm_role(F, st, cells_op(F, T, ctx->x, (size_t)F->d, ctx->mq, (size_t)F->dm, 0.0f), ARMT_ROLE_WMQ, -1));
+    ARMT_TRY(gemm_role(F, st, cells_op(F, T, ctx->x, (size_t)F->d, ctx->mq, (size_t)F->dm, 0.0f),
+                       ARMT_ROLE_WMQ, -1));
     ARMT_TRY(armt_op_dpfp(F, (size_t)st->G * T));
     ARMT_TRY(armt_op_stage_bf16(F, ctx->phi, (size_t)st->G * T, (size_t)F->dk));
     if (ctx->w_mem_bf && F->abf_src == ctx->phi && F->dk % 8 == 0) {
-        /* fused (bf16 models on tensor cores): x += (1/den) phi W_mem in the GEMM's epilogue; the row scales go
-         * into ctx->mq, whose projections dpfp has consumed (it holds at least G T d_mem floats) */
+        /* fused (bf16 models on tensor cores): x += (1/den) phi W_mem in the GEMM's epilogue; the row scales
+         * go into ctx->mq, whose projections dpfp has consumed (it holds at least G T d_mem floats) */
         ARMT_TRY(armt_op_mem_read_scale(F, st));
         offsets_tmp(st, T, (size_t)F->dk, F->a_off);
         offsets_x(F, st, F->c_off);
@@ -164,11 +189,12 @@ armt_status armt_step_read(armt_call *F, const armt_step *st) {
 }
 
 /* ======================================================================================================= */
-/* The decoder layer                                                                                       */
+/* The decoder layer */
 /* ======================================================================================================= */
 
 /* q, k and v of the step's cells (RoPE in the GEMMs' epilogue where it fits; k and v straight to bf16 for
- * the attention kernel that reads them so). Returns whether RoPE was applied; *kv_bf16 whether K/V are bf16. */
+ * the attention kernel that reads them so). Returns whether RoPE was applied; *kv_bf16 whether K/V are bf16.
+ */
 static armt_status qkv(armt_call *F, const armt_step *st, int skip, int *fused_rope, int *kv_bf16) {
     armt_ctx *ctx = F->ctx;
     const size_t T = (size_t)st->T, G = (size_t)st->G, d = (size_t)F->d;
@@ -179,8 +205,8 @@ static armt_status qkv(armt_call *F, const armt_step *st, int skip, int *fused_r
     const int kvb = rope && ctx->k[ARMT_K_ATTENTION_MMA_KVBF16] && !st->kcache;
     *fused_rope = rope;
     *kv_bf16 = kvb;
-    armt_gemm_epi epi = {.rope = rope ? ctx->rope : NULL, .rope_hd = F->hd, .rope_T = st->T,
-                         .rope_pos0 = st->pos0};
+    armt_gemm_epi epi = {
+        .rope = rope ? ctx->rope : NULL, .rope_hd = F->hd, .rope_T = st->T, .rope_pos0 = st->pos0};
     offsets_tmp(st, T, d, F->a_off);
     offsets_tmp(st, T, qd, F->c_off);
     armt_gemm_op op = cells_op(F, T, ctx->h, d, ctx->q, qd, 0.0f);
@@ -303,7 +329,7 @@ armt_status armt_step_layer(armt_call *F, const armt_step *st) {
 }
 
 /* ======================================================================================================= */
-/* Memory write                                                                                            */
+/* Memory write */
 /* ======================================================================================================= */
 
 /* W_mem[l] += phi(k)^T delta over the step's cells. bf16 models on tensor cores: our GEMM with beta = 1 into
@@ -317,13 +343,23 @@ static armt_status mem_update(armt_call *F, const armt_step *st) {
     const size_t M = (size_t)F->M, G = (size_t)st->G, dk = (size_t)F->dk, d = (size_t)F->d;
     const size_t K = armt_mem_update_k(F->cfg), Mp = K / 3;
     const int tc = armt_gemm_bf16_operands(ctx) && dk % 8 == 0 && d % 8 == 0; /* ctx->abf has room */
-    for (size_t j = 0; j < G; j++) F->c_off[j] = (st->l0 + j) * dk * d;
-    armt_gemm_op op = {.m = dk, .n = d, .count = G, .a_off = F->a_off, .w_off = F->b_off, .c = ctx->w_mem,
-                       .ldc = d, .c_off = F->c_off, .beta = 1.0f, .site = ARMT_GSITE_MEM_UPDATE};
+    for (size_t j = 0; j < G; j++)
+        F->c_off[j] = (st->l0 + j) * dk * d;
+    armt_gemm_op op = {.m = dk,
+                       .n = d,
+                       .count = G,
+                       .a_off = F->a_off,
+                       .w_off = F->b_off,
+                       .c = ctx->w_mem,
+                       .ldc = d,
+                       .c_off = F->c_off,
+                       .beta = 1.0f,
+                       .site = ARMT_GSITE_MEM_UPDATE};
     if (tc) {
         const size_t w0 = G * dk * K; /* the A blocks, then the W blocks */
         ARMT_TRY(armt_op_bf16_transpose(F, ctx->phi, ctx->abf, 0, (int)M, (int)dk, 0, (int)G, (int)Mp, 3, 4));
-        ARMT_TRY(armt_op_bf16_transpose(F, ctx->vnew, ctx->abf, w0, (int)M, (int)d, 0, (int)G, (int)Mp, 3, 2));
+        ARMT_TRY(
+            armt_op_bf16_transpose(F, ctx->vnew, ctx->abf, w0, (int)M, (int)d, 0, (int)G, (int)Mp, 3, 2));
         for (size_t j = 0; j < G; j++) {
             F->a_off[j] = j * dk * K;
             F->b_off[j] = w0 + j * d * K;
@@ -355,7 +391,8 @@ armt_status armt_step_write(armt_call *F, const armt_step *st) {
     armt_ctx *ctx = F->ctx;
     const size_t M = (size_t)F->M, G = (size_t)st->G, d = (size_t)F->d, dm = (size_t)F->dm;
     ARMT_TRY(armt_op_mem_gather(F, st));
-    /* the memory rows rounded to bf16 once for both projections (the bf16 x bf16 kernel, where there is one) */
+    /* the memory rows rounded to bf16 once for both projections (the bf16 x bf16 kernel, where there is one)
+ */
     ARMT_TRY(armt_op_stage_bf16(F, ctx->mrows, G * M, d));
     offsets_tmp(st, M, d, F->a_off);
     offsets_tmp(st, M, dm, F->c_off);
@@ -376,6 +413,7 @@ armt_status armt_step_write(armt_call *F, const armt_step *st) {
     ARMT_TRY(mem_update(F, st));
     ARMT_TRY(armt_op_mem_z_update(F, st));
     ARMT_TRY(armt_step_mem_bf16_refresh(F, st->l0, st->G));
-    for (int j = 0; j < st->G; j++) F->written[st->l0 + j] = 1;
+    for (int j = 0; j < st->G; j++)
+        F->written[st->l0 + j] = 1;
     return ARMT_OK;
 }

@@ -12,18 +12,18 @@
 /* Per-call host bookkeeping: model sizes, GEMM offset arrays, the host mirror of the written flags, and
  * which fp32 buffer currently has a bf16 copy (a staged GEMM operand). */
 typedef struct armt_call {
-    armt_ctx          *ctx;
-    armt_err          *err;
+    armt_ctx *ctx;
+    armt_err *err;
     const armt_config *cfg;
-    int                d, dk, dm, M, hd, nh, nkv, ffn, V;
-    size_t            *a_off, *b_off, *c_off; /* (n_layers) each                                      */
-    uint8_t           *written;              /* (n_layers) host mirror of ctx->written               */
+    int d, dk, dm, M, hd, nh, nkv, ffn, V;
+    size_t *a_off, *b_off, *c_off; /* (n_layers) each */
+    uint8_t *written;              /* (n_layers) host mirror of ctx->written */
     const armt_forward_params *p;
-    const int32_t     *ids;                  /* the caller's ids                                     */
-    size_t             n;                    /* tokens of this call                                  */
-    cl_mem             abf_src;              /* the buffer whose leading rows abf_buf holds in bf16  */
-    cl_mem             abf_buf;              /*   where: ctx->abf, or ctx->f2 after the SwiGLU epilogue */
-    int                abf_only;             /*   1: abf_src's own (fp32) contents are stale         */
+    const int32_t *ids; /* the caller's ids */
+    size_t n;           /* tokens of this call */
+    cl_mem abf_src;     /* the buffer whose leading rows abf_buf holds in bf16 */
+    cl_mem abf_buf;     /*   where: ctx->abf, or ctx->f2 after the SwiGLU epilogue */
+    int abf_only;       /*   1: abf_src's own (fp32) contents are stale */
 } armt_call;
 
 /* Geometry of a step (see cl/common.cl). */
@@ -35,10 +35,10 @@ typedef struct armt_step {
     int skip;
     /* generation only (zero otherwise): rows have positions pos0 + r and keys/values go to a KV cache of
      * cache_rows rows starting at element cache_off of kcache / vcache */
-    int    pos0;
+    int pos0;
     cl_mem kcache, vcache;
     size_t cache_off;
-    int    cache_rows;
+    int cache_rows;
 } armt_step;
 
 /* ---- forward.c: the call ---- */

@@ -71,7 +71,7 @@ END_TEST
 
 START_TEST(test_alignment_decides_tensor_cores) {
     ck_assert_int_eq(plan_ok().kernel, ARMT_K_GEMM_BF16_MMA); /* fp32 A, aligned */
-    op.k = 2044;                                               /* k % 8 != 0 */
+    op.k = 2044;                                              /* k % 8 != 0 */
     ck_assert_int_eq(plan_ok().kernel, ARMT_K_GEMM_BF16);
     op.k = 2048;
     op.lda = 2046; /* lda % 4 != 0 */
