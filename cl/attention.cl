@@ -135,14 +135,11 @@ void armt_attention(__global const float *q, __global const float *k, __global c
  * their fragments with ldmatrix: K's as they are, V's transposed (.trans), so V needs no repacking.
  * Buffer b holds K rows at b * 2 AM_TILEB + key * AM_ROWB + 16 chunk, V rows AM_TILEB further; a row is
  * padded by 16 bytes, so the 8 rows one ldmatrix phase reads (same chunk) fall in 8 different 16-byte bank
- * groups (ATTN_HD / 8 + 1 is odd). -DAM_ASYNC=0 keeps the staging through registers of the fp32 path;
- * heads whose four tiles would not fit 40 KiB (head dim 128 with 64-key tiles) keep it too. */
-#ifndef AM_ASYNC
-#define AM_ASYNC 1
-#endif
+ * groups (ATTN_HD / 8 + 1 is odd). Heads whose four tiles would not fit 40 KiB (head dim 128 with 64-key
+ * tiles) stage through registers like the fp32 path. */
 #define AM_ROWB (ATTN_HD * 2 + 16)
 #define AM_TILEB (AM_BK * AM_ROWB)
-#define AM_ASYNC_ON (AM_ASYNC && 4 * AM_TILEB <= 40960)
+#define AM_ASYNC_ON (4 * AM_TILEB <= 40960)
 #if ARMT_MMA_EMULATE /* the shared-window address travels with smem where the PTX needs it */
 #define AM_SB_PARAM
 #define AM_SB
@@ -473,12 +470,7 @@ void armt_attention_mma(__global const float *q, __global const float *k, __glob
 }
 
 /* The same with K and V in bf16 (ushort, at the element offsets of the fp32 layout; kv_off % 8 == 0): half
- * the bytes to load and nothing to round. -DARMT_ATTN_KVBF16=0 leaves it out (the library then keeps K and
- * V in fp32). */
-#ifndef ARMT_ATTN_KVBF16
-#define ARMT_ATTN_KVBF16 1
-#endif
-#if ARMT_ATTN_KVBF16
+ * the bytes to load and nothing to round. */
 __kernel __attribute__((reqd_work_group_size(AM_THREADS, 1, 1)))
 void armt_attention_mma_kvbf16(__global const float *q, __global const ushort *k, __global const ushort *v,
                                __global float *out, const int T, const int nh, const int nkv, const float scale,
@@ -497,5 +489,4 @@ void armt_attention_mma_kvbf16(__global const float *q, __global const ushort *k
                             Tk, q0, outb, last_row0, 1, (__local uint *)ks4, (__local uint *)vp4 AM_XCH);
 #endif
 }
-#endif
 #endif

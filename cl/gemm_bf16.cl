@@ -245,15 +245,6 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 #ifndef MMA_WARPS_N
 #define MMA_WARPS_N 2 /* warps along n */
 #endif
-#ifndef ARMT_MMA_LDMATRIX
-#define ARMT_MMA_LDMATRIX 1 /* fragments with ldmatrix.x4 (0: 32-bit local loads) */
-#endif
-#ifndef ARMT_MMA_CPASYNC
-#define ARMT_MMA_CPASYNC 1 /* bf16 tiles (W; A of the bf16 x bf16 kernel) with cp.async (0: through registers) */
-#endif
-#ifndef MMA_FRAG_DB
-#define MMA_FRAG_DB 0 /* 1: double-buffered fragments (32 more registers for a 64 x 64 warp tile) */
-#endif
 
 #ifndef MMA_WGMMA
 #define MMA_WGMMA 0 /* 1: Hopper wgmma (sm_90a): the work-group is one warpgroup that multiplies straight from the
@@ -262,16 +253,10 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 #ifndef MMA_WG_N
 #define MMA_WG_N 128 /* n of one wgmma instruction: 64, 128 or 256 */
 #endif
-#ifndef MMA_WG_DEPTH
-#define MMA_WG_DEPTH 0 /* wgmma groups left in flight at the k-tile barrier: 0 (drained) or 1 */
-#endif
 /* Gate and up in one GEMM (W2 != NULL, wgmma with 256-wide tiles only): the tile's first 128 W rows come
  * from W (gate), the last 128 from W2 (up), both at the same output columns, so each thread holds gate and
  * up of the same elements and writes bf16(silu(gate) * up); see the bf16 x bf16 entry. */
 #define MMA_DUAL_OK (MMA_WGMMA && MMA_BN == 256 && (MMA_BN / 2) % (MMA_THREADS / (MMA_BK / 8)) == 0)
-#ifndef MMA_DIAG
-#define MMA_DIAG 0 /* benchmark diagnostics only, results are wrong: 1 no loads after the prologue, 2 no A loads */
-#endif
 
 #define MMA_THREADS (32 * MMA_WARPS_M * MMA_WARPS_N)
 #define MMA_WM (MMA_BM / MMA_WARPS_M) /* warp tile rows */
@@ -286,8 +271,8 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 #define MMA_MT (MMA_WG_ROWS / 64) /* m64 blocks of a warpgroup */
 #define MMA_NT (MMA_BN / 8)       /* n8 columns groups */
 #define MMA_ISTEP 64
-#if MMA_THREADS % 128 || MMA_BM % MMA_WGS || MMA_WG_ROWS % 64 || MMA_BN % MMA_WG_N || (MMA_WG_N != 64 && MMA_WG_N != 128 && MMA_WG_N != 256) || MMA_FRAG_DB || MMA_WG_DEPTH < 0 || MMA_WG_DEPTH > 1
-#error "MMA_WGMMA: whole warpgroups (4 warps), MMA_BM a multiple of 64 per warpgroup, MMA_BN of MMA_WG_N, MMA_WG_DEPTH 0 or 1"
+#if MMA_THREADS % 128 || MMA_BM % MMA_WGS || MMA_WG_ROWS % 64 || MMA_BN % MMA_WG_N || (MMA_WG_N != 64 && MMA_WG_N != 128 && MMA_WG_N != 256)
+#error "MMA_WGMMA: whole warpgroups (4 warps), MMA_BM a multiple of 64 per warpgroup, MMA_BN of MMA_WG_N"
 #endif
 #else
 #define MMA_MT (MMA_WM / 16)          /* m16 tiles per warp */
@@ -322,8 +307,8 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 #define MMA_A_BYTES (MMA_BM * MMA_ROWB)
 #define MMA_STAGE_BYTES ((MMA_BM + MMA_BN) * MMA_ROWB)
 #ifndef MMA_STAGES /* local-memory stages: as many as 48 KiB hold, at most 4 */
-#if MMA_WGMMA && MMA_WG_DEPTH && 3 * MMA_STAGE_BYTES > 49152
-#error "MMA_WG_DEPTH 1 needs 3 stages (at least): set MMA_STAGES or smaller tiles"
+#if MMA_WGMMA && 3 * MMA_STAGE_BYTES > 49152
+#error "wgmma needs 3 stages (at least): set MMA_STAGES or smaller tiles"
 #elif 4 * MMA_STAGE_BYTES <= 49152
 #define MMA_STAGES 4
 #elif 3 * MMA_STAGE_BYTES <= 49152
@@ -339,7 +324,7 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 #ifndef MMA_SMEM_MAX
 #define MMA_SMEM_MAX 49152 /* local memory a work-group may declare (OpenCL on NVIDIA reports 48 KiB) */
 #endif
-#if MMA_STAGES < 2 || MMA_STAGES > 8 || (!MMA_WGMMA && MMA_STAGES > 4) || (MMA_WGMMA && MMA_WG_DEPTH && MMA_STAGES < 3)
+#if MMA_STAGES < 2 || MMA_STAGES > 8 || (!MMA_WGMMA && MMA_STAGES > 4) || (MMA_WGMMA && MMA_STAGES < 3)
 #error "MMA_STAGES must be 2..4 (mma.sync), 2..8 (wgmma; 3..8 with MMA_WG_DEPTH 1), and fit in MMA_SMEM_MAX"
 #endif
 #if MMA_STAGES * MMA_STAGE_BYTES > MMA_SMEM_MAX
@@ -347,7 +332,7 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 #endif
 /* cp.async groups that may stay in flight at the barrier (a literal: it goes into the PTX text):
  * STAGES - 2 when the loads of a tile are issued before its barrier, STAGES - 3 when after it (WG_DEPTH 1) */
-#define MMA_PEND_AFTER (MMA_WGMMA && MMA_WG_DEPTH)
+#define MMA_PEND_AFTER MMA_WGMMA
 #if MMA_STAGES - MMA_PEND_AFTER <= 2
 #define MMA_PENDING 0
 #elif MMA_STAGES - MMA_PEND_AFTER == 3
@@ -450,11 +435,7 @@ inline float armt_emu_wg_half(__local uint *smem, uint addr) {
 /* wgmma is sm_90a-only and NVIDIA's OpenCL compiler targets sm_90: each wgmma instruction is written as a
  * PTX comment behind the mark below, which the host removes from the built program's PTX before rebuilding
  * it for sm_90a (lib/nv_ptx.c). -DARMT_SM90A_DIRECT=1 writes them live (for compilers that target sm_90a). */
-#if ARMT_SM90A_DIRECT
-#define MMA_SM90A ""
-#else
 #define MMA_SM90A "//@sm90a " /* = ARMT_SM90A_MARK in lib/nv_ptx.h */
-#endif
 /* wgmma (sm_90a). Descriptor of a K-major operand tile whose rows are swizzled like MMA_SWZ: start address
  * >> 4 (bits 0-13), leading byte offset 1 (unused when swizzled, bits 16-29), stride byte offset = 8 rows
  * (bits 32-45), base offset 0 (tiles start on 8-row boundaries), swizzle mode (bits 62-63) by row bytes:
@@ -484,8 +465,6 @@ inline ulong armt_wg_desc(uint saddr) {
 #define MMA_PROXY_FENCE() ((void)0)
 #endif
 #endif
-
-#define MMA_LDS32(off) (smem[(off) >> 2])
 
 /* Loads of one stage. 16-byte chunks (bf16 rows: W, and A in the bf16 x bf16 kernel): work-item tid takes
  * chunk tid % CHUNKS of rows tid / CHUNKS + it * CH_RSTEP. fp32 A (float4s): float4 tid % (BK/4) of rows
@@ -761,7 +740,7 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
 #else
     const int wm0 = (warp / MMA_WARPS_N) * MMA_WM, wn0 = (warp % MMA_WARPS_N) * MMA_WN;
 #endif
-#if !ARMT_MMA_EMULATE && (ARMT_MMA_LDMATRIX || ARMT_MMA_CPASYNC || MMA_WGMMA)
+#if !ARMT_MMA_EMULATE
     const uint sbase = armt_mma_smem_base(smem);
 #endif
     /* chunk loads (W, bf16 A) */
@@ -780,12 +759,8 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
         af_ptr = Af + a_off + (ulong)(row0 + af_r) * lda + af_q * 4;
 
     float4 ra[MMA_AF_ITERS]; /* fp32 A of the next tile to store */
-#if !ARMT_MMA_CPASYNC
-    uint4 rw[MMA_W_ITERS], rab[MMA_AB_ITERS];
-#endif
 
     /* -- cp.async part of tile kt (k0 = kt * BK) into slot sl -- */
-#if ARMT_MMA_CPASYNC
 #define MMA_ISSUE_CP(kt, sl)                                                                                \
     do {                                                                                                    \
         const int k0_ = (kt)*MMA_BK, kin_ = k0_ + ch_c * 8 < k;                                             \
@@ -803,7 +778,7 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
                 MMA_CP16(sb_ + MMA_A_BYTES + MMA_OFF(r_, ch_c), ok_ ? src_ : W, ok_ ? 16 : 0);              \
             }                                                                                               \
         }                                                                                                   \
-        if (abf && MMA_DIAG != 2) {                                                                         \
+        if (abf) {                                                                         \
             _Pragma("unroll") for (int it = 0; it < MMA_AB_ITERS; it++) {                                   \
                 const int r_ = ch_r + it * MMA_CH_RSTEP;                                                    \
                 if (MMA_BM % MMA_CH_RSTEP == 0 || r_ < MMA_BM) {                                            \
@@ -815,9 +790,6 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
             }                                                                                               \
         }                                                                                                   \
     } while (0)
-#else
-#define MMA_ISSUE_CP(kt, sl) ((void)0)
-#endif
 
     /* -- register-staged part of tile kt: global -> registers -- */
 #define MMA_LOAD_AF(kt)                                                                                      \
@@ -830,31 +802,10 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
                          : (float4)(0.0f);                                                                   \
         }                                                                                                    \
     } while (0)
-#if ARMT_MMA_CPASYNC
 #define MMA_LOAD_REGS(kt)                \
     do {                                 \
         if (!abf) MMA_LOAD_AF(kt);       \
     } while (0)
-#else
-#define MMA_LOAD_CH(regs, iters, ptr, ld, rows, lim, kt)                                                      \
-    do {                                                                                                      \
-        const int k0_ = (kt)*MMA_BK, kin_ = k0_ + ch_c * 8 < k;                                               \
-        _Pragma("unroll") for (int it = 0; it < iters; it++) {                                                \
-            const int r_ = ch_r + it * MMA_CH_RSTEP;                                                          \
-            const int ok_ = kin_ && ((rows) % MMA_CH_RSTEP == 0 || r_ < (rows)) && (lim) + r_ < 0;            \
-            regs[it] = ok_ ? *(__global const uint4 *)((ptr) + (ulong)(it * MMA_CH_RSTEP) * (ld) + k0_)       \
-                           : (uint4)(0u);                                                                     \
-        }                                                                                                     \
-    } while (0)
-#define MMA_LOAD_REGS(kt)                                                  \
-    do {                                                                   \
-        MMA_LOAD_CH(rw, MMA_W_ITERS, w_ptr, k, MMA_BN, col0 - n, kt);      \
-        if (abf)                                                           \
-            MMA_LOAD_CH(rab, MMA_AB_ITERS, ab_ptr, lda, MMA_BM, row0 - m, kt); \
-        else                                                               \
-            MMA_LOAD_AF(kt);                                               \
-    } while (0)
-#endif
 
     /* -- registers -> slot sl -- */
 #define MMA_STORE_AF(sb)                                                                                 \
@@ -868,33 +819,12 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
             }                                                                                            \
         }                                                                                                \
     } while (0)
-#if ARMT_MMA_CPASYNC
 #define MMA_STORE_REGS(sl)                             \
     do {                                               \
         if (!abf) MMA_STORE_AF((uint)(sl)*MMA_STAGE_BYTES); \
     } while (0)
-#else
-#define MMA_STORE_CH(regs, iters, rows, sb)                                                   \
-    do {                                                                                      \
-        _Pragma("unroll") for (int it = 0; it < iters; it++) {                                \
-            const int r_ = ch_r + it * MMA_CH_RSTEP;                                          \
-            if ((rows) % MMA_CH_RSTEP == 0 || r_ < (rows))                                    \
-                *(__local uint4 *)((__local uchar *)smem + (sb) + MMA_OFF(r_, ch_c)) = regs[it]; \
-        }                                                                                     \
-    } while (0)
-#define MMA_STORE_REGS(sl)                                                      \
-    do {                                                                        \
-        const uint sb_ = (uint)(sl)*MMA_STAGE_BYTES;                            \
-        MMA_STORE_CH(rw, MMA_W_ITERS, MMA_BN, sb_ + MMA_A_BYTES);               \
-        if (abf)                                                                \
-            MMA_STORE_CH(rab, MMA_AB_ITERS, MMA_BM, sb_);                       \
-        else                                                                    \
-            MMA_STORE_AF(sb_);                                                  \
-    } while (0)
-#endif
 
     /* -- fragments of step ks of the tile in slot sl -> fa, fb -- */
-#if ARMT_MMA_LDMATRIX
     /* A, 16 x 16 per x4: lanes 0-15 address rows 0-15 at chunk 2ks, lanes 16-31 the same rows at chunk 2ks+1
      * -> matrices (rows 0-7, k 0-7), (rows 8-15, k 0-7), (rows 0-7, k 8-15), (rows 8-15, k 8-15) = a0..a3.
      * W, two n8 tiles per x4: lane l addresses W row (l & 7) + 8 * (l >> 4) at chunk 2ks + ((l >> 3) & 1) ->
@@ -913,25 +843,6 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
                         sb_ + MMA_A_BYTES + MMA_OFF(r, 2 * (ks) + ((lane >> 3) & 1)));                     \
         }                                                                                                  \
     } while (0)
-#else
-#define MMA_FRAGS(fa, fb, sl, ks)                                                      \
-    do {                                                                               \
-        const uint sb_ = (uint)(sl)*MMA_STAGE_BYTES;                                   \
-        const int g = lane >> 2, tq = (lane & 3) * 4;                                  \
-        _Pragma("unroll") for (int i = 0; i < MMA_MT; i++) {                           \
-            const int r = wm0 + i * 16 + g;                                            \
-            fa[i][0] = MMA_LDS32(sb_ + MMA_OFF(r, 2 * (ks)) + tq);                     \
-            fa[i][1] = MMA_LDS32(sb_ + MMA_OFF(r + 8, 2 * (ks)) + tq);                 \
-            fa[i][2] = MMA_LDS32(sb_ + MMA_OFF(r, 2 * (ks) + 1) + tq);                 \
-            fa[i][3] = MMA_LDS32(sb_ + MMA_OFF(r + 8, 2 * (ks) + 1) + tq);             \
-        }                                                                              \
-        _Pragma("unroll") for (int q = 0; q < MMA_NT; q++) {                           \
-            const int r = wn0 + q * 8 + g;                                             \
-            fb[q][0] = MMA_LDS32(sb_ + MMA_A_BYTES + MMA_OFF(r, 2 * (ks)) + tq);       \
-            fb[q][1] = MMA_LDS32(sb_ + MMA_A_BYTES + MMA_OFF(r, 2 * (ks) + 1) + tq);   \
-        }                                                                              \
-    } while (0)
-#endif
 
     float acc[MMA_MT][MMA_NT][4];
 #pragma unroll
@@ -964,11 +875,6 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
     MMA_PROXY_FENCE();
     barrier(CLK_LOCAL_MEM_FENCE);
 
-#if MMA_DIAG == 1
-#define MMA_DIAG_LOADS 0
-#else
-#define MMA_DIAG_LOADS 1
-#endif
 #if MMA_WGMMA
     /* this warpgroup's rows of the A tile */
     const uint wg_a = (uint)(warp >> 2) * (MMA_WG_ROWS * MMA_ROWB);
@@ -984,7 +890,7 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
     } while (0)
 #endif
 
-#if MMA_WGMMA && MMA_WG_DEPTH
+#if MMA_WGMMA
     /* Tile t: issue its wgmma group on slot rd; wait until tile t - 1's group is done (tile t's stays in
      * flight) and tile t + 1 has landed; fence, barrier. After the barrier no warp reads slot wr (tile t - 1's)
      * any more: the loads of tile t + STAGES - 1 go there, while tile t's wgmma still runs. */
@@ -998,7 +904,7 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
         MMA_CP_WAIT(MMA_PENDING);
         MMA_PROXY_FENCE();
         barrier(CLK_LOCAL_MEM_FENCE);
-        if (nt < ktiles && MMA_DIAG_LOADS) {
+        if (nt < ktiles) {
             MMA_ISSUE_CP(nt, wr);
             MMA_STORE_REGS(wr);
             if (nt + 1 < ktiles) MMA_LOAD_REGS(nt + 1);
@@ -1008,35 +914,9 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
         rd = rd_next;
     }
     MMA_WG_WAIT0();
-#elif MMA_WGMMA
-    /* Tile t: issue its wgmma (asynchronous) on slot rd, then - while the tensor cores work - the cp.async of
-     * tile t + STAGES - 1 into slot wr (tile t - 1's, complete) and the register-staged stores; wait for the
-     * wgmma group, make this thread's local writes visible to the async proxy, barrier. */
-    int rd = 0, wr = MMA_STAGES - 1;
-    for (int t = 0; t < ktiles; t++) {
-        const int nt = t + MMA_STAGES - 1;
-        const int rd_next = rd + 1 == MMA_STAGES ? 0 : rd + 1;
-        MMA_WG_ISSUE((uint)rd * MMA_STAGE_BYTES);
-        MMA_PF_AT(t);
-        if (nt < ktiles && MMA_DIAG_LOADS) {
-            MMA_ISSUE_CP(nt, wr);
-            MMA_STORE_REGS(wr);
-            if (nt + 1 < ktiles) MMA_LOAD_REGS(nt + 1);
-        }
-        MMA_CP_COMMIT();
-        MMA_WG_WAIT0();
-        MMA_CP_WAIT(MMA_PENDING);
-        MMA_PROXY_FENCE();
-        barrier(CLK_LOCAL_MEM_FENCE);
-        wr = rd;
-        rd = rd_next;
-    }
 #else
 
-    uint fa[1 + MMA_FRAG_DB][MMA_MT][4], fb[1 + MMA_FRAG_DB][MMA_NT][2];
-#if MMA_FRAG_DB
-    MMA_FRAGS(fa[0], fb[0], 0, 0);
-#endif
+    uint fa[MMA_MT][4], fb[MMA_NT][2];
     int rd = 0, wr = MMA_STAGES - 1; /* slot of tile t, slot of tile t + STAGES - 1 (= slot of tile t - 1) */
     for (int t = 0; t < ktiles; t++) {
         const int nt = t + MMA_STAGES - 1;
@@ -1046,13 +926,7 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
         MMA_PF_AT(t);
 #pragma unroll
         for (int ks = 0; ks < MMA_KS; ks++) {
-#if MMA_FRAG_DB
-#define MMA_CUR (ks & 1)
-            if (ks + 1 < MMA_KS) MMA_FRAGS(fa[(ks + 1) & 1], fb[(ks + 1) & 1], rd, ks + 1);
-#else
-#define MMA_CUR 0
-            MMA_FRAGS(fa[0], fb[0], rd, ks);
-#endif
+            MMA_FRAGS(fa, fb, rd, ks);
             if (ks + 1 == MMA_KS) {
                 /* every fragment of this tile is in registers: after the barrier its slot may be refilled */
                 if (nt < ktiles) {
@@ -1061,25 +935,12 @@ inline __attribute__((always_inline)) void armt_mma_gemm(const int m, const int 
                 }
                 MMA_CP_WAIT(MMA_PENDING);
                 barrier(CLK_LOCAL_MEM_FENCE);
-#if MMA_FRAG_DB
-                if (t + 1 < ktiles) MMA_FRAGS(fa[(ks + 1) & 1], fb[(ks + 1) & 1], rd_next, 0);
-#endif
             }
 #pragma unroll
             for (int i = 0; i < MMA_MT; i++)
 #pragma unroll
-                for (int q = 0; q < MMA_NT; q++) MMA_MMA(acc[i][q], fa[MMA_CUR][i], fb[MMA_CUR][q]);
-#undef MMA_CUR
+                for (int q = 0; q < MMA_NT; q++) MMA_MMA(acc[i][q], fa[i], fb[q]);
         }
-#if MMA_FRAG_DB && MMA_KS % 2
-        /* odd steps per tile: the next tile's first fragments landed in buffer 1 */
-#pragma unroll
-        for (int i = 0; i < MMA_MT; i++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) fa[0][i][e] = fa[1][i][e];
-#pragma unroll
-        for (int q = 0; q < MMA_NT; q++) fb[0][q][0] = fb[1][q][0], fb[0][q][1] = fb[1][q][1];
-#endif
         wr = rd;
         rd = rd_next;
     }
