@@ -1,5 +1,6 @@
 /*
- * launch.c - the one launch helper (every kernel goes through armt_enqueue) and its fault injection for tests.
+ * launch.c - the one launch helper (every kernel goes through armt_enqueue) and its fault injection for
+ * tests.
  */
 #include "config.h"
 
@@ -24,9 +25,9 @@ armt_status armt_enqueue(cl_command_queue q, cl_kernel k, cl_uint dims, const si
         e = clEnqueueNDRangeKernel(q, k, dims, NULL, gws, lws, 0, NULL, ev);
     if (e != CL_SUCCESS) {
         armt_status s = armt_err_cl(err, "clEnqueueNDRangeKernel", e);
-        return armt_err_set(err, s, "clEnqueueNDRangeKernel(%s) failed: %s (%d)", what, armt_cl_error_str(e), e);
+        return armt_err_set(err, s, "clEnqueueNDRangeKernel(%s) failed: %s (%d)", what, armt_cl_error_str(e),
+                            e);
     }
     if (counter) (*counter)++;
     return ARMT_OK;
 }
-

@@ -189,8 +189,8 @@ static armt_status model_begin(armt_runtime *rt, const armt_config *cfg, armt_pr
     m->attn_rt = at.rtiles;
     char opt[192];
     armt_tune_attention_options(&at, opt, sizeof opt);
-    ARMT_TRY_GOTO(armt_program_build(rt, at.mma ? ARMT_P_ATTENTION_MMA : ARMT_P_ATTENTION, opt, &m->attention, err),
-                  fail);
+    const armt_program_id pid = at.mma ? ARMT_P_ATTENTION_MMA : ARMT_P_ATTENTION;
+    ARMT_TRY_GOTO(armt_program_build(rt, pid, opt, &m->attention, err), fail);
     ARMT_TRY_GOTO(armt_kernels_create(rt, m->attention, m->k, err), fail);
     ARMT_TRY_GOTO(allocate_weights(m, err), fail);
     *out = m;

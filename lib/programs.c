@@ -17,34 +17,35 @@
 /* ======================================================================================================= */
 
 static const struct {
-    const char     *name;
+    const char *name;
     armt_program_id program;
-    int             optional; /* present only with some build options */
-    const char     *label;    /* name in profiles and messages when not the kernel's (NULL: name) */
+    int optional;      /* present only with some build options */
+    const char *label; /* name in profiles and messages when not the kernel's (NULL: name) */
 } kernel_table[ARMT_K_COUNT] = {
-    [ARMT_K_EMBED]          = {"armt_embed", ARMT_P_EMBED},
-    [ARMT_K_FILL_UNIFORM]   = {"armt_fill_uniform", ARMT_P_INIT},
-    [ARMT_K_RMSNORM]        = {"armt_rmsnorm", ARMT_P_NORM},
-    [ARMT_K_RMSNORM_ROWS]   = {"armt_rmsnorm_rows", ARMT_P_NORM},
-    [ARMT_K_ROPE]           = {"armt_rope", ARMT_P_ROPE},
-    [ARMT_K_ATTENTION]      = {"armt_attention", ARMT_P_ATTENTION},
-    [ARMT_K_SWIGLU]         = {"armt_swiglu", ARMT_P_ELEMENTWISE},
-    [ARMT_K_DPFP]           = {"armt_dpfp", ARMT_P_MEMORY},
-    [ARMT_K_MEM_READ]       = {"armt_mem_read", ARMT_P_MEMORY},
+    [ARMT_K_EMBED] = {"armt_embed", ARMT_P_EMBED},
+    [ARMT_K_FILL_UNIFORM] = {"armt_fill_uniform", ARMT_P_INIT},
+    [ARMT_K_RMSNORM] = {"armt_rmsnorm", ARMT_P_NORM},
+    [ARMT_K_RMSNORM_ROWS] = {"armt_rmsnorm_rows", ARMT_P_NORM},
+    [ARMT_K_ROPE] = {"armt_rope", ARMT_P_ROPE},
+    [ARMT_K_ATTENTION] = {"armt_attention", ARMT_P_ATTENTION},
+    [ARMT_K_SWIGLU] = {"armt_swiglu", ARMT_P_ELEMENTWISE},
+    [ARMT_K_DPFP] = {"armt_dpfp", ARMT_P_MEMORY},
+    [ARMT_K_MEM_READ] = {"armt_mem_read", ARMT_P_MEMORY},
     [ARMT_K_MEM_READ_SCALE] = {"armt_mem_read_scale", ARMT_P_MEMORY},
-    [ARMT_K_MEM_GATHER]     = {"armt_mem_gather", ARMT_P_MEMORY},
+    [ARMT_K_MEM_GATHER] = {"armt_mem_gather", ARMT_P_MEMORY},
     [ARMT_K_MEM_WRITE_PREP] = {"armt_mem_write_prep", ARMT_P_MEMORY},
-    [ARMT_K_MEM_DELTA]      = {"armt_mem_delta", ARMT_P_MEMORY},
-    [ARMT_K_MEM_Z_UPDATE]   = {"armt_mem_z_update", ARMT_P_MEMORY},
-    [ARMT_K_EMBED_BF16]     = {"armt_embed_bf16", ARMT_P_EMBED},
+    [ARMT_K_MEM_DELTA] = {"armt_mem_delta", ARMT_P_MEMORY},
+    [ARMT_K_MEM_Z_UPDATE] = {"armt_mem_z_update", ARMT_P_MEMORY},
+    [ARMT_K_EMBED_BF16] = {"armt_embed_bf16", ARMT_P_EMBED},
     [ARMT_K_FILL_UNIFORM_BF16] = {"armt_fill_uniform_bf16", ARMT_P_INIT},
-    [ARMT_K_GEMM_BF16]      = {"armt_gemm_bf16", ARMT_P_GEMM_BF16},
-    [ARMT_K_GEMM_BF16_MMA]  = {"armt_gemm_bf16_mma", ARMT_P_GEMM_BF16, 1},
-    [ARMT_K_ATTENTION_MMA]  = {"armt_attention_mma", ARMT_P_ATTENTION, 1},
-    [ARMT_K_MEM_BF16_T]     = {"armt_mem_bf16_t", ARMT_P_MEMORY},
-    [ARMT_K_F32_TO_BF16]    = {"armt_f32_to_bf16", ARMT_P_GEMM_BF16, 1},
+    [ARMT_K_GEMM_BF16] = {"armt_gemm_bf16", ARMT_P_GEMM_BF16},
+    [ARMT_K_GEMM_BF16_MMA] = {"armt_gemm_bf16_mma", ARMT_P_GEMM_BF16, 1},
+    [ARMT_K_ATTENTION_MMA] = {"armt_attention_mma", ARMT_P_ATTENTION, 1},
+    [ARMT_K_MEM_BF16_T] = {"armt_mem_bf16_t", ARMT_P_MEMORY},
+    [ARMT_K_F32_TO_BF16] = {"armt_f32_to_bf16", ARMT_P_GEMM_BF16, 1},
     [ARMT_K_GEMM_BF16BF16_MMA] = {"armt_gemm_bf16bf16_mma", ARMT_P_GEMM_BF16, 1},
-    [ARMT_K_GEMM_BF16_MMA_NARROW] = {"armt_gemm_bf16_mma", ARMT_P_GEMM_NARROW, 1, "armt_gemm_bf16_mma/narrow"},
+    [ARMT_K_GEMM_BF16_MMA_NARROW] = {"armt_gemm_bf16_mma", ARMT_P_GEMM_NARROW, 1,
+                                     "armt_gemm_bf16_mma/narrow"},
     [ARMT_K_GEMM_BF16BF16_MMA_NARROW] = {"armt_gemm_bf16bf16_mma", ARMT_P_GEMM_NARROW, 1,
                                          "armt_gemm_bf16bf16_mma/narrow"},
     [ARMT_K_ATTENTION_MMA_KVBF16] = {"armt_attention_mma_kvbf16", ARMT_P_ATTENTION, 1},
@@ -54,12 +55,14 @@ static const struct {
  * (real or emulated). Every program starts with common.cl. */
 typedef struct program_file {
     const char *name;
-    int         tc;
+    int tc;
 } program_file;
 #define PROGRAM_FILES_MAX 9
-#define GEMM_FILES                                                                                            \
-    {"common.cl", 0}, {"mma.cl", 1}, {"gemm_bf16.cl", 0}, {"gemm_mma_params.cl", 1}, {"gemm_mma_warp.cl", 1}, \
-        {"gemm_mma_epilogue.cl", 1}, {"gemm_mma.cl", 1}, {"gemm_mma_entries.cl", 1}
+#define GEMM_FILES                                                                                           \
+    {"common.cl", 0}, {"mma.cl", 1}, {"gemm_bf16.cl", 0}, {"gemm_mma_params.cl", 1},                         \
+        {"gemm_mma_warp.cl", 1}, {"gemm_mma_epilogue.cl", 1}, {"gemm_mma.cl", 1}, {                          \
+        "gemm_mma_entries.cl", 1                                                                             \
+    }
 static const program_file program_files[ARMT_P_COUNT][PROGRAM_FILES_MAX] = {
     [ARMT_P_EMBED] = {{"common.cl"}, {"embed.cl"}},
     [ARMT_P_INIT] = {{"common.cl"}, {"init.cl"}},
@@ -151,19 +154,21 @@ static armt_status kernel_source(const char *dir, const char *file, char **text,
 }
 
 /* Builds one program from its files (armt_program_files); a failure carries the full build log. */
-armt_status armt_program_build(armt_runtime *rt, armt_program_id pid, const char *extra_options, cl_program *out,
-                               armt_err *err) {
+armt_status armt_program_build(armt_runtime *rt, armt_program_id pid, const char *extra_options,
+                               cl_program *out, armt_err *err) {
     const char *dir = rt->kernel_dir;
     const char *files[PROGRAM_FILES_MAX];
     const size_t nf = armt_program_files(pid, rt->tune.nv_mma, files, PROGRAM_FILES_MAX);
     char *srcs[PROGRAM_FILES_MAX] = {NULL};
     size_t lens[PROGRAM_FILES_MAX] = {0};
     armt_status st = ARMT_OK;
-    for (size_t i = 0; i < nf && st == ARMT_OK; i++) st = kernel_source(dir, files[i], &srcs[i], &lens[i], err);
+    for (size_t i = 0; i < nf && st == ARMT_OK; i++)
+        st = kernel_source(dir, files[i], &srcs[i], &lens[i], err);
     cl_int e = CL_SUCCESS;
     cl_program p = NULL;
     if (st == ARMT_OK) p = clCreateProgramWithSource(rt->context, (cl_uint)nf, (const char **)srcs, lens, &e);
-    for (size_t i = 0; i < nf; i++) free(srcs[i]);
+    for (size_t i = 0; i < nf; i++)
+        free(srcs[i]);
     if (st != ARMT_OK) return st;
     if (e != CL_SUCCESS) return armt_err_cl(err, "clCreateProgramWithSource", e);
     size_t optlen = strlen(rt->build_options) + (extra_options ? strlen(extra_options) : 0) + 2;
@@ -220,8 +225,12 @@ static int gemm_wgmma_selftest(armt_runtime *rt, cl_program p, size_t threads) {
     cl_kernel k = clCreateKernel(p, "armt_gemm_bf16bf16_mma", &e);
     if (e != CL_SUCCESS) return -1;
     cl_mem ba = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof a, a, &e);
-    cl_mem bw = e == CL_SUCCESS ? clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof w, w, &e) : NULL;
-    cl_mem bc = e == CL_SUCCESS ? clCreateBuffer(rt->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, 4, &got, &e) : NULL;
+    cl_mem bw = e == CL_SUCCESS
+                    ? clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof w, w, &e)
+                    : NULL;
+    cl_mem bc = e == CL_SUCCESS
+                    ? clCreateBuffer(rt->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, 4, &got, &e)
+                    : NULL;
     if (e == CL_SUCCESS) {
         const cl_int one = 1, kk = K, zero = 0;
         const cl_ulong z = 0;
@@ -230,7 +239,8 @@ static int gemm_wgmma_selftest(armt_runtime *rt, cl_program p, size_t threads) {
         clSetKernelArg(k, 4, sizeof kk, &kk), clSetKernelArg(k, 5, sizeof bw, &bw);
         clSetKernelArg(k, 6, sizeof bc, &bc), clSetKernelArg(k, 7, sizeof one, &one);
         clSetKernelArg(k, 8, sizeof zero, &zero), clSetKernelArg(k, 9, sizeof(cl_mem), NULL);
-        for (int i = 10; i < 16; i++) clSetKernelArg(k, (cl_uint)i, sizeof z, &z);
+        for (int i = 10; i < 16; i++)
+            clSetKernelArg(k, (cl_uint)i, sizeof z, &z);
         clSetKernelArg(k, 16, sizeof(cl_mem), NULL), clSetKernelArg(k, 17, sizeof(cl_mem), NULL);
         clSetKernelArg(k, 18, sizeof(cl_mem), NULL), clSetKernelArg(k, 19, sizeof z, &z);
         clSetKernelArg(k, 20, sizeof(cl_mem), NULL), clSetKernelArg(k, 21, sizeof kk, &kk);
@@ -313,12 +323,15 @@ static void gemm_narrow_build(armt_runtime *rt) {
 }
 
 armt_status armt_kernels_create(armt_runtime *rt, cl_program attention, cl_kernel *k, armt_err *err) {
-    for (int i = 0; i < ARMT_K_COUNT; i++) k[i] = NULL;
+    for (int i = 0; i < ARMT_K_COUNT; i++)
+        k[i] = NULL;
     for (int i = 0; i < ARMT_K_COUNT; i++) {
         cl_int e;
-        cl_program p = kernel_table[i].program == ARMT_P_ATTENTION ? attention : rt->programs[kernel_table[i].program];
+        cl_program p =
+            kernel_table[i].program == ARMT_P_ATTENTION ? attention : rt->programs[kernel_table[i].program];
         if (!p) continue; /* the attention program belongs to a model (head_dim is fixed at its build) */
-        if ((i == ARMT_K_GEMM_BF16_MMA || i == ARMT_K_GEMM_BF16BF16_MMA || i == ARMT_K_F32_TO_BF16) && !rt->tune.nv_mma)
+        if ((i == ARMT_K_GEMM_BF16_MMA || i == ARMT_K_GEMM_BF16BF16_MMA || i == ARMT_K_F32_TO_BF16) &&
+            !rt->tune.nv_mma)
             continue;
         k[i] = clCreateKernel(p, kernel_table[i].name, &e);
         if (e != CL_SUCCESS && kernel_table[i].optional) {

@@ -232,7 +232,8 @@ static armt_status env_switch(const char *name, armt_tensor_cores *v, armt_err *
             *v = (armt_tensor_cores)i;
             return ARMT_OK;
         }
-    return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "$%s: \"%s\" is not auto, off, on or emulate", name, s);
+    return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "$%s: \"%s\" is not auto, off, on or emulate", name,
+                        s);
 }
 
 void armt_runtime_free(armt_runtime *rt) {
@@ -310,8 +311,9 @@ armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime 
         ARMT_TRY_GOTO(armt_tune_device(&rt->info, &to, &rt->tune, err), fail);
         const char *env_opts = nonempty(getenv("ARMT_CL_BUILD_OPTIONS"));
         char extra[2048];
-        snprintf(extra, sizeof extra, "%s%s%s", env_opts ? env_opts : "", env_opts && p.build_options ? " " : "",
-                 p.build_options ? p.build_options : "");
+        const char *popts = p.build_options;
+        snprintf(extra, sizeof extra, "%s%s%s", env_opts ? env_opts : "", env_opts && popts ? " " : "",
+                 popts ? popts : "");
         rt->build_options = armt_tune_common_options(&rt->tune, extra);
         if (!rt->build_options) {
             st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "out of host memory");

@@ -17,10 +17,10 @@ static void gemm_tiles(armt_device_tuning *tune, int wgmma) {
     tune->mma_wgmma = wgmma;
     tune->mma_bm = 128;
     if (wgmma) {
-        /* 128 x 256 tiles of two warpgroups (64 x 256 each: one m64n256k16 per k16 step), k 64 per stage, four
-         * stages = 192 KiB of local memory, one wgmma group left in flight at each barrier. NVIDIA's OpenCL
-         * reports 48 KiB of local memory but builds and runs larger static arrays, up to Hopper's 227 KiB
-         * (2026-11-28-h200-nv-probe.txt); the runtime checks one tile at load and falls back to mma.sync
+        /* 128 x 256 tiles of two warpgroups (64 x 256 each: one m64n256k16 per k16 step), k 64 per stage,
+         * four stages = 192 KiB of local memory, one wgmma group left in flight at each barrier. NVIDIA's
+         * OpenCL reports 48 KiB of local memory but builds and runs larger static arrays, up to Hopper's 227
+         * KiB (2026-11-28-h200-nv-probe.txt); the runtime checks one tile at load and falls back to mma.sync
          * otherwise (armt_tune_wgmma_failed). 2026-11-28-h200-gemm-wgmma-v6.txt. */
         tune->mma_bn = 256;
         tune->mma_bk = 64;
@@ -28,8 +28,8 @@ static void gemm_tiles(armt_device_tuning *tune, int wgmma) {
         tune->mma_stages = 4;
         tune->mma_wg_n = 256;
         tune->mma_smem_max = 227 * 1024;
-        /* narrow tiles for the memory projections W_mq and W_mk (n = d_mem = 64): 64 x 64 x 64, one warpgroup,
-         * four stages (66 KiB): a 128 x 256 tile would be mostly empty there
+        /* narrow tiles for the memory projections W_mq and W_mk (n = d_mem = 64): 64 x 64 x 64, one
+         * warpgroup, four stages (66 KiB): a 128 x 256 tile would be mostly empty there
          * (2026-11-28-h200-attention-double-buffer.txt, part C) */
         tune->nar_bm = 64;
         tune->nar_bn = 64;
@@ -57,8 +57,8 @@ static void gemm_tiles(armt_device_tuning *tune, int wgmma) {
     tune->nar_threads = 32 * tune->nar_warps_m * tune->nar_warps_n;
 }
 
-armt_status armt_tune_device(const armt_device_info *info, const armt_tune_options *opt, armt_device_tuning *tune,
-                             armt_err *err) {
+armt_status armt_tune_device(const armt_device_info *info, const armt_tune_options *opt,
+                             armt_device_tuning *tune, armt_err *err) {
     memset(tune, 0, sizeof *tune);
     tune->local_mem = info->local_mem_bytes;
     /* row-wise kernels and the fp32 attention: 128 x 16 attention tiles beat 64 x 32, 64 x 64 and 32 x 32 on
@@ -79,14 +79,16 @@ armt_status armt_tune_device(const armt_device_info *info, const armt_tune_optio
     if (opt->tensor_cores == ARMT_TC_ON && !has_mma)
         return armt_err_set(err, ARMT_STATUS_UNSUPPORTED,
                             "tensor cores requested, but %s has none the kernels use (NVIDIA compute "
-                            "capability >= 8.0)", info->name);
+                            "capability >= 8.0)",
+                            info->name);
     tune->mma_emulate = opt->tensor_cores == ARMT_TC_EMULATE;
     tune->nv_mma = tune->mma_emulate || (opt->tensor_cores != ARMT_TC_OFF && has_mma);
     int wgmma = 0;
     if (tune->nv_mma && opt->wgmma != ARMT_TC_OFF) {
         if ((opt->wgmma == ARMT_TC_ON || opt->wgmma == ARMT_TC_EMULATE) && !has_wgmma && !tune->mma_emulate)
             return armt_err_set(err, ARMT_STATUS_UNSUPPORTED,
-                                "wgmma requested, but %s has none (NVIDIA compute capability 9.0)", info->name);
+                                "wgmma requested, but %s has none (NVIDIA compute capability 9.0)",
+                                info->name);
         /* the emulation runs the wgmma tiles' stand-ins only when asked (they are slow to compile) */
         wgmma = tune->mma_emulate ? opt->wgmma != ARMT_TC_AUTO : has_wgmma;
     }
@@ -96,9 +98,9 @@ armt_status armt_tune_device(const armt_device_info *info, const armt_tune_optio
     /* attention of bf16 models on tensor cores wherever the GEMM has them */
     tune->attn_mma = tune->nv_mma && opt->attention != ARMT_TC_OFF;
     /* its tiles (warps per work-group x m16 row tiles per warp). GPUs: heads up to 64 stage K and V by
-     * cp.async, fastest with 4 warps of two row tiles (2026-11-28-h200-attention-async.txt); larger heads stage
-     * through registers, where 8 warps of one row tile are faster (2026-11-28-h200-attention-rowtiles.txt).
-     * The emulation: 4 warps of one. */
+     * cp.async, fastest with 4 warps of two row tiles (2026-11-28-h200-attention-async.txt); larger heads
+     * stage through registers, where 8 warps of one row tile are faster
+     * (2026-11-28-h200-attention-rowtiles.txt). The emulation: 4 warps of one. */
     tune->am_warps_small = 4;
     tune->am_rt_small = info->is_gpu ? 2 : 1;
     tune->am_warps_large = info->is_gpu ? 8 : 4;
@@ -117,7 +119,8 @@ void armt_tune_narrow_failed(armt_device_tuning *tune) { tune->nar_bn = 0; }
 void armt_tune_attention(const armt_device_tuning *tune, int head_dim, int bf16, armt_attention_tuning *out) {
     /* the fp32 kernel's key/value tiles (2 x ATTN_BK x head_dim floats) must fit local memory, with room */
     int bk = tune->attn_bk;
-    while (bk > 1 && (uint64_t)bk * (uint64_t)head_dim * 8u + 1024u > tune->local_mem) bk /= 2;
+    while (bk > 1 && (uint64_t)bk * (uint64_t)head_dim * 8u + 1024u > tune->local_mem)
+        bk /= 2;
     out->head_dim = head_dim;
     out->bk = bk;
     /* tensor cores: head_dim a multiple of 16, its bf16 tiles within local memory */
@@ -134,11 +137,12 @@ void armt_tune_attention_options(const armt_attention_tuning *at, char *buf, siz
 char *armt_tune_common_options(const armt_device_tuning *tune, const char *passthrough) {
     const char *mma = tune->mma_emulate ? " -DARMT_MMA_EMULATE=1" : tune->nv_mma ? " -DARMT_NV_MMA=1" : "";
     const char *sep = passthrough && *passthrough ? " " : "";
-    const int n = snprintf(NULL, 0,
-                           "-cl-std=CL1.2 -DARMT_ROW_WG=%d -DATTN_BQ=%d -DATTN_BK=%d -DGEMM_TM=%d -DGEMM_TN=%d "
-                           "-DGEMM_RM=%d -DGEMM_RN=%d%s%s%s",
-                           tune->row_wg, tune->attn_bq, tune->attn_bk, tune->gemm_tm, tune->gemm_tn, tune->gemm_rm,
-                           tune->gemm_rn, mma, sep, passthrough ? passthrough : "");
+    const int n =
+        snprintf(NULL, 0,
+                 "-cl-std=CL1.2 -DARMT_ROW_WG=%d -DATTN_BQ=%d -DATTN_BK=%d -DGEMM_TM=%d -DGEMM_TN=%d "
+                 "-DGEMM_RM=%d -DGEMM_RN=%d%s%s%s",
+                 tune->row_wg, tune->attn_bq, tune->attn_bk, tune->gemm_tm, tune->gemm_tn, tune->gemm_rm,
+                 tune->gemm_rn, mma, sep, passthrough ? passthrough : "");
     char *out = n >= 0 ? malloc((size_t)n + 1) : NULL;
     if (out)
         snprintf(out, (size_t)n + 1,
@@ -158,11 +162,13 @@ void armt_tune_gemm_options(const armt_device_tuning *tune, int narrow, char *bu
     const int bm = narrow ? tune->nar_bm : tune->mma_bm, bn = narrow ? tune->nar_bn : tune->mma_bn;
     const int wm = narrow ? tune->nar_warps_m : 2, wn = narrow ? tune->nar_warps_n : tune->mma_warps_n;
     const int wg_n = narrow ? tune->nar_bn : tune->mma_wg_n;
-    int o = snprintf(buf, n, "-DMMA_BM=%d -DMMA_BN=%d -DMMA_BK=%d -DMMA_WARPS_M=%d -DMMA_WARPS_N=%d -DMMA_WGMMA=%d",
+    int o = snprintf(buf, n,
+                     "-DMMA_BM=%d -DMMA_BN=%d -DMMA_BK=%d -DMMA_WARPS_M=%d -DMMA_WARPS_N=%d -DMMA_WGMMA=%d",
                      bm, bn, tune->mma_bk, wm, wn, tune->mma_wgmma);
     if (o >= 0 && (size_t)o < n && tune->mma_stages)
         o += snprintf(buf + o, n - (size_t)o, " -DMMA_STAGES=%d", tune->mma_stages);
-    if (o >= 0 && (size_t)o < n && tune->mma_wgmma) o += snprintf(buf + o, n - (size_t)o, " -DMMA_WG_N=%d", wg_n);
+    if (o >= 0 && (size_t)o < n && tune->mma_wgmma)
+        o += snprintf(buf + o, n - (size_t)o, " -DMMA_WG_N=%d", wg_n);
     if (o >= 0 && (size_t)o < n && tune->mma_smem_max)
         o += snprintf(buf + o, n - (size_t)o, " -DMMA_SMEM_MAX=%d", tune->mma_smem_max);
     if (o >= 0 && (size_t)o < n && tune->mma_raster) snprintf(buf + o, n - (size_t)o, " -DMMA_RASTER=1");
