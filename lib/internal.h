@@ -18,7 +18,7 @@
 /* Kernels                                                                                                 */
 /* ======================================================================================================= */
 
-/* One entry per kernel the library launches; the table in runtime.c maps each to its program. */
+/* One entry per kernel the library launches; the table in programs.c maps each to its program. */
 typedef enum armt_kernel_id {
     ARMT_K_EMBED = 0,      /* embed.cl      token gather + memory tokens                 */
     ARMT_K_FILL_UNIFORM,   /* init.cl       deterministic random weights                 */
@@ -37,14 +37,14 @@ typedef enum armt_kernel_id {
     ARMT_K_EMBED_BF16,     /* embed.cl      the same with a bf16 embedding table         */
     ARMT_K_FILL_UNIFORM_BF16, /* init.cl    random weights rounded to bf16               */
     ARMT_K_GEMM_BF16,      /* gemm_bf16.cl  batched GEMM, bf16 weights (portable)        */
-    ARMT_K_GEMM_BF16_MMA,  /* gemm_bf16.cl  the same on NVIDIA tensor cores (optional)   */
-    ARMT_K_ATTENTION_MMA,  /* attention.cl  attention on tensor cores, bf16 models (optional) */
+    ARMT_K_GEMM_BF16_MMA,  /* gemm_mma_*.cl the same on NVIDIA tensor cores (optional)   */
+    ARMT_K_ATTENTION_MMA,  /* attention_mma.cl attention on tensor cores, bf16 models (optional) */
     ARMT_K_MEM_BF16_T,     /* memory.cl     bf16 transposed copy of W_mem (bf16 models)  */
     ARMT_K_F32_TO_BF16,    /* gemm_bf16.cl  bf16 copy of a GEMM operand (tensor cores only) */
-    ARMT_K_GEMM_BF16BF16_MMA, /* gemm_bf16.cl  tensor-core GEMM with a bf16 A (optional)     */
+    ARMT_K_GEMM_BF16BF16_MMA, /* gemm_mma_*.cl tensor-core GEMM with a bf16 A (optional)     */
     ARMT_K_GEMM_BF16_MMA_NARROW,     /* the fp32-A one with the narrow tiles (optional)              */
     ARMT_K_GEMM_BF16BF16_MMA_NARROW, /* the bf16-A one with the narrow tiles (optional)              */
-    ARMT_K_ATTENTION_MMA_KVBF16,     /* attention.cl  the tensor-core attention on bf16 K and V (optional) */
+    ARMT_K_ATTENTION_MMA_KVBF16,     /* attention_mma.cl on bf16 K and V (optional)                  */
     ARMT_K_COUNT
 } armt_kernel_id;
 
@@ -122,7 +122,8 @@ struct armt_runtime {
     cl_command_queue   queue;         /* uploads and model initialisation               */
     armt_device_info   info;
     armt_device_tuning tune;
-    char              *build_options;
+    char              *build_options; /* every program's options from the tuning (tune.c)        */
+    char              *cl_passthrough; /* developer options, last on every build (NULL: none)    */
     char              *kernel_dir;    /* NULL: embedded sources                         */
     cl_program         programs[ARMT_P_COUNT]; /* ATTENTION is NULL: built per model    */
     int                profile;
@@ -151,9 +152,8 @@ armt_status armt_tune_device(const armt_device_info *info, const armt_tune_optio
 void armt_tune_wgmma_failed(armt_device_tuning *tune);
 /* The narrow tiles' program failed: every GEMM on the main tiles. */
 void armt_tune_narrow_failed(armt_device_tuning *tune);
-/* Options of every program (malloc'ed; NULL: out of memory): the tuning's -D options, then passthrough
- * (ARMT_CL_BUILD_OPTIONS and armt_runtime_params.build_options, for kernel tunables only). */
-char *armt_tune_common_options(const armt_device_tuning *tune, const char *passthrough);
+/* The -D options of every program, written into buf (256 bytes hold them). */
+void armt_tune_common_options(const armt_device_tuning *tune, char *buf, size_t n);
 /* The GEMM program's tile options (empty without tensor cores) into buf; narrow = 1: those of the narrow
  * tiles (empty without them). */
 void armt_tune_gemm_options(const armt_device_tuning *tune, int narrow, char *buf, size_t n);
@@ -224,7 +224,7 @@ struct armt_model {
     armt_weight   w[ARMT_ROLE_COUNT]; /* LM_HEAD has no chunks when tied (EMBED serves) */
     uint64_t      bytes;
     uint64_t      fingerprint;
-    cl_program    attention;          /* attention.cl built with -DATTN_HD=head_dim       */
+    cl_program    attention;          /* ARMT_P_ATTENTION(_MMA) built for its head_dim     */
     int           attn_warps, attn_rt;  /* its tensor-core tiles (armt_tune_attention)      */
     cl_kernel     k[ARMT_K_COUNT];    /* used while loading                               */
 };

@@ -171,13 +171,16 @@ armt_status armt_program_build(armt_runtime *rt, armt_program_id pid, const char
         free(srcs[i]);
     if (st != ARMT_OK) return st;
     if (e != CL_SUCCESS) return armt_err_cl(err, "clCreateProgramWithSource", e);
-    size_t optlen = strlen(rt->build_options) + (extra_options ? strlen(extra_options) : 0) + 2;
+    /* the tuning's options, the program's own, then the developer pass-through (last: it may override) */
+    const char *pass = rt->cl_passthrough ? rt->cl_passthrough : "",
+               *own = extra_options ? extra_options : "";
+    size_t optlen = strlen(rt->build_options) + strlen(own) + strlen(pass) + 3;
     char *opts = malloc(optlen);
     if (!opts) {
         clReleaseProgram(p);
         return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "out of host memory");
     }
-    snprintf(opts, optlen, "%s %s", rt->build_options, extra_options ? extra_options : "");
+    snprintf(opts, optlen, "%s%s%s%s%s", rt->build_options, *own ? " " : "", own, *pass ? " " : "", pass);
     e = clBuildProgram(p, 1, &rt->device, opts, NULL, NULL);
     if (e != CL_SUCCESS) {
         size_t n = 0;
@@ -375,8 +378,9 @@ armt_status armt_programs_build(armt_runtime *rt, armt_err *err) {
     char gopts[512], nopts[512];
     armt_tune_gemm_options(&rt->tune, 0, gopts, sizeof gopts);
     armt_tune_gemm_options(&rt->tune, 1, nopts, sizeof nopts);
-    armt_log(ARMT_LOG_INFO, "runtime: %s / %s, options: %s; bf16 GEMM tiles: %s; narrow tiles: %s",
-             rt->info.platform_name, rt->info.name, rt->build_options, gopts[0] ? gopts : "portable",
+    armt_log(ARMT_LOG_INFO, "runtime: %s / %s, options: %s%s%s; bf16 GEMM tiles: %s; narrow tiles: %s",
+             rt->info.platform_name, rt->info.name, rt->build_options, rt->cl_passthrough ? " + " : "",
+             rt->cl_passthrough ? rt->cl_passthrough : "", gopts[0] ? gopts : "portable",
              nopts[0] ? nopts : "none");
     return ARMT_OK;
 }

@@ -232,8 +232,7 @@ static armt_status env_switch(const char *name, armt_tensor_cores *v, armt_err *
             *v = (armt_tensor_cores)i;
             return ARMT_OK;
         }
-    return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "$%s: \"%s\" is not auto, off, on or emulate", name,
-                        s);
+    return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "$%s is \"%s\": want auto, off, on or emulate", name, s);
 }
 
 void armt_runtime_free(armt_runtime *rt) {
@@ -243,6 +242,7 @@ void armt_runtime_free(armt_runtime *rt) {
     if (rt->queue) clReleaseCommandQueue(rt->queue);
     if (rt->context) clReleaseContext(rt->context);
     free(rt->build_options);
+    free(rt->cl_passthrough);
     free(rt->kernel_dir);
     pthread_mutex_destroy(&rt->lock);
     armt_err_free(&rt->err);
@@ -309,13 +309,19 @@ armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime 
         ARMT_TRY_GOTO(env_switch("ARMT_TENSOR_CORES", &to.tensor_cores, err), fail);
         ARMT_TRY_GOTO(env_switch("ARMT_WGMMA", &to.wgmma, err), fail);
         ARMT_TRY_GOTO(armt_tune_device(&rt->info, &to, &rt->tune, err), fail);
-        const char *env_opts = nonempty(getenv("ARMT_CL_BUILD_OPTIONS"));
-        char extra[2048];
-        const char *popts = p.build_options;
-        snprintf(extra, sizeof extra, "%s%s%s", env_opts ? env_opts : "", env_opts && popts ? " " : "",
-                 popts ? popts : "");
-        rt->build_options = armt_tune_common_options(&rt->tune, extra);
-        if (!rt->build_options) {
+        char opts[256];
+        armt_tune_common_options(&rt->tune, opts, sizeof opts);
+        rt->build_options = strdup(opts);
+        /* developer pass-through: passed on to the compiler, never read here */
+        const char *env_opts = nonempty(getenv("ARMT_CL_BUILD_OPTIONS")), *popts = nonempty(p.build_options);
+        if (env_opts || popts) {
+            const size_t len = (env_opts ? strlen(env_opts) : 0) + (popts ? strlen(popts) : 0) + 2;
+            rt->cl_passthrough = malloc(len);
+            if (rt->cl_passthrough)
+                snprintf(rt->cl_passthrough, len, "%s%s%s", env_opts ? env_opts : "", env_opts && popts ? " " : "",
+                         popts ? popts : "");
+        }
+        if (!rt->build_options || ((env_opts || popts) && !rt->cl_passthrough)) {
             st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "out of host memory");
             goto fail;
         }

@@ -134,23 +134,14 @@ void armt_tune_attention_options(const armt_attention_tuning *at, char *buf, siz
              at->rtiles);
 }
 
-char *armt_tune_common_options(const armt_device_tuning *tune, const char *passthrough) {
+void armt_tune_common_options(const armt_device_tuning *tune, char *buf, size_t n) {
     const char *mma = tune->mma_emulate ? " -DARMT_MMA_EMULATE=1" : tune->nv_mma ? " -DARMT_NV_MMA=1" : "";
-    const char *sep = passthrough && *passthrough ? " " : "";
-    const int n =
-        snprintf(NULL, 0,
-                 "-cl-std=CL1.2 -DARMT_ROW_WG=%d -DATTN_BQ=%d -DATTN_BK=%d -DGEMM_TM=%d -DGEMM_TN=%d "
-                 "-DGEMM_RM=%d -DGEMM_RN=%d%s%s%s",
-                 tune->row_wg, tune->attn_bq, tune->attn_bk, tune->gemm_tm, tune->gemm_tn, tune->gemm_rm,
-                 tune->gemm_rn, mma, sep, passthrough ? passthrough : "");
-    char *out = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (out)
-        snprintf(out, (size_t)n + 1,
-                 "-cl-std=CL1.2 -DARMT_ROW_WG=%d -DATTN_BQ=%d -DATTN_BK=%d -DGEMM_TM=%d -DGEMM_TN=%d "
-                 "-DGEMM_RM=%d -DGEMM_RN=%d%s%s%s",
-                 tune->row_wg, tune->attn_bq, tune->attn_bk, tune->gemm_tm, tune->gemm_tn, tune->gemm_rm,
-                 tune->gemm_rn, mma, sep, passthrough ? passthrough : "");
-    return out;
+    snprintf(
+        buf, n,
+        "-cl-std=CL1.2 -DARMT_ROW_WG=%d -DATTN_BQ=%d -DATTN_BK=%d -DGEMM_TM=%d -DGEMM_TN=%d -DGEMM_RM=%d "
+        "-DGEMM_RN=%d%s",
+        tune->row_wg, tune->attn_bq, tune->attn_bk, tune->gemm_tm, tune->gemm_tn, tune->gemm_rm,
+        tune->gemm_rn, mma);
 }
 
 void armt_tune_gemm_options(const armt_device_tuning *tune, int narrow, char *buf, size_t n) {
