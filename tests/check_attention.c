@@ -1,7 +1,7 @@
 /*
  * check_attention.c - the attention kernels against a double-precision CPU reference, kernel by kernel:
  * armt_attention (fp32, every device) and armt_attention_mma (tensor cores on NVIDIA; elsewhere its OpenCL C
- * stand-ins, -DARMT_MMA_EMULATE=1, which run the same fragment layouts, masks and online softmax).
+ * stand-ins, ARMT_TC_EMULATE, which run the same fragment layouts, masks and online softmax).
  * Cases: partial query blocks and key tiles, GQA and MQA, head dims 16..128, one new row against a KV cache
  * whose unwritten rows hold NaN (they must be masked, never multiplied by a zero weight), every output
  * element written (outputs start as NaN). Then a whole bf16 forward on the tensor-core kernels (attention,
