@@ -161,7 +161,8 @@ ARMT_API armt_runtime_params armt_runtime_default_params(void);
 ARMT_API ARMT_NODISCARD armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime **out);
 ARMT_API void armt_runtime_free(armt_runtime *rt); /* accepts NULL */
 ARMT_API ARMT_NODISCARD armt_status armt_runtime_device_info(const armt_runtime *rt, armt_device_info *out);
-/* The OpenCL build options common to the kernels (device features decided at load; for logs). */
+/* The OpenCL build options the tuning gives every program (device features decided at load; for logs). The
+ * developer pass-through (build_options, $ARMT_CL_BUILD_OPTIONS) follows them on each build. */
 ARMT_API const char *armt_runtime_build_options(const armt_runtime *rt);
 ARMT_API const char *armt_runtime_last_error(const armt_runtime *rt);
 
