@@ -1,5 +1,7 @@
 /*
- * gemm_bf16_test.c - standalone correctness test and benchmark of cl/gemm_bf16.cl (own OpenCL host code).
+ * gemm_bf16_test.c - standalone correctness test and benchmark of the bf16 GEMM kernels (own OpenCL host
+ * code): cl/gemm_bf16.cl, and for the tensor-core kernels cl/mma.cl and cl/gemm_mma_*.cl in the library's
+ * order (lib/programs.c).
  *
  *   gcc -std=gnu11 -O2 -Wall -Wextra bench/gemm_bf16_test.c -o gemm_bf16_test -lOpenCL -lm
  *   ./gemm_bf16_test [--kernel-dir cl] [--platform N --device N] [--list] [--bench] [--big] [--emulate]
@@ -19,16 +21,14 @@
  * Kernels: armt_gemm_bf16 (portable) always; on a device with cl_nv_device_attribute_query and compute
  * capability >= 8.0 (or elsewhere with --emulate: -DARMT_MMA_EMULATE=1, PTX replaced by OpenCL C, small cases
  * only; PoCL needs minutes per variant to JIT it, hence opt-in) one mma kernel per --mma-tiles entry:
- *   [b]BMxBNxBK:WMxWN[sN][dN][lN][cN][rN][wN][iN][xN][gN]   comma-separated
+ *   [b]BMxBNxBK:WMxWN[sN][rN][wN][gN][mN]   comma-separated
  *   b: armt_gemm_bf16bf16_mma fed by the armt_f32_to_bf16 pre-pass (else armt_gemm_bf16_mma, fp32 A);
- *   sN MMA_STAGES, dN MMA_FRAG_DB, lN ARMT_MMA_LDMATRIX, cN ARMT_MMA_CPASYNC, rN -cl-nv-maxrregcount=N,
+ *   sN MMA_STAGES, rN -cl-nv-maxrregcount=N,
  *   wN Hopper wgmma with m64 x N x k16 instructions (N = 64, 128 or 256; whole warpgroups, e.g. 2x2 or 2x4
- *   warps; with b and BN 256 the gate-and-up mode is checked too),
- *   iN MMA_WG_DEPTH (wgmma groups left in flight at the k-tile barrier: 0 or 1),
- *   xN MMA_DIAG (1: no loads after the prologue, 2: no A loads; timed only, never checked: results are wrong),
- *   gN MMA_SMEM_MAX = N KiB
- *   (unset: the file's defaults; l and c default to 1). Default list:
- *   128x128x32:2x2,128x128x32:2x2l0c0,128x256x32:2x4s2d1,b128x128x32:2x2,b128x128x32:2x4
+ *   warps, and 3+ stages; with b and BN 256 the gate-and-up mode is checked too),
+ *   gN MMA_SMEM_MAX = N KiB, mN MMA_RASTER
+ *   (unset: the files' defaults). Default list:
+ *   128x128x32:2x2,128x256x32:2x4s2,b128x128x32:2x2,b128x128x32:2x4
  * The bf16 x bf16 kernel needs lda % 8 and a_off % 8 (cases that break it are counted as skipped); the
  * pre-pass writes into a bf16 buffer poisoned with NaN, so a GEMM read outside what it wrote shows.
  * On NVIDIA, -cl-nv-verbose is added and the ptxas line of the mma entry (registers, spills, local memory)
@@ -176,6 +176,29 @@ static char *read_file(const char *path, size_t *len) {
     return s;
 }
 
+/* The files of dir concatenated in order (one source text, as clCreateProgramWithSource joins them). */
+static char *read_files(const char *dir, const char *const *files, size_t n, size_t *len) {
+    char *out = NULL;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        char path[1024];
+        size_t l = 0;
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        char *t = read_file(path, &l), *grown = t ? realloc(out, total + l + 1) : NULL;
+        if (!grown) {
+            free(t), free(out);
+            return NULL;
+        }
+        out = grown;
+        memcpy(out + total, t, l);
+        total += l;
+        out[total] = 0;
+        free(t);
+    }
+    *len = total;
+    return out;
+}
+
 /* ----------------------------------------------------------------------------------------------------------
  */
 /* device and kernels */
@@ -198,7 +221,7 @@ typedef struct {
     int mma;             /* 1: armt_gemm_bf16_mma (needs the alignment rules) */
     int bm, bn, threads; /* tile and work-group size */
     int small_only;      /* emulation: only the small cases */
-    int diag;            /* MMA_DIAG variant: timed only (its results are wrong by design) */
+    int wgmma;           /* built with MMA_WGMMA=1: the sm_90a rebuild on NVIDIA */
     int dual;            /* wgmma with 256-wide tiles and a bf16 A: the gate-and-up mode exists (W2, arg 18) */
     int span;            /* output columns each thread's accumulators cover (the RoPE epilogue's limit) */
     int failed;
@@ -208,8 +231,8 @@ typedef struct {
     armt_gemm_args args; /* the GEMM kernel's arguments as last set (set_args) */
 } kern_t;
 
-static char *g_source;
-static size_t g_source_len;
+static char *g_source, *g_source_mma; /* the portable program's sources; the tensor-core one's */
+static size_t g_source_len, g_source_mma_len;
 
 static void print_build_log(cl_program p, cl_device_id d, int only_info, const char *entry, char *info,
                             size_t info_len) {
@@ -246,9 +269,10 @@ static void print_build_log(cl_program p, cl_device_id d, int only_info, const c
 
 static int build_kernel(dev_t_ *D, kern_t *K, const char *kname, const char *opts) {
     cl_int e;
-    const char *src = g_source;
+    const char *src = K->mma ? g_source_mma : g_source;
+    const size_t len = K->mma ? g_source_mma_len : g_source_len;
     double t0 = now_s();
-    K->prog = clCreateProgramWithSource(D->ctx, 1, &src, &g_source_len, &e);
+    K->prog = clCreateProgramWithSource(D->ctx, 1, &src, &len, &e);
     if (e != CL_SUCCESS) return fprintf(stderr, "clCreateProgramWithSource: %d\n", e), -1;
     e = clBuildProgram(K->prog, 1, &D->device, opts, NULL, NULL);
     if (e != CL_SUCCESS) {
@@ -256,7 +280,7 @@ static int build_kernel(dev_t_ *D, kern_t *K, const char *kname, const char *opt
         print_build_log(K->prog, D->device, 0, NULL, NULL, 0);
         return -1;
     }
-    if (D->nv_cc && strstr(opts, "-DMMA_WGMMA=1")) {
+    if (D->nv_cc && K->wgmma) {
         /* wgmma: the built PTX, marked comments made instructions, rebuilt for sm_90a (lib/nv_ptx.c) */
         cl_program p2 = NULL;
         e = armt_nv_rebuild_sm90a(D->ctx, D->device, K->prog, opts, &p2);
@@ -744,8 +768,6 @@ static int bench(dev_t_ *D, kern_t *ks, int nk, int cells, int rows, int reps, i
             char diff[64] = "(reference)";
             if (!K->mma) {
                 have_ref = 1;
-            } else if (K->diag) {
-                snprintf(diff, sizeof diff, "(diagnostic: not checked)");
             } else if (have_ref) {
                 double md = 0, mr = 0;
                 for (size_t i = 0; i < clen; i++) {
@@ -764,8 +786,8 @@ static int bench(dev_t_ *D, kern_t *ks, int nk, int cells, int rows, int reps, i
             if (K->abf) snprintf(pre, sizeof pre, "%.3f", medp * 1e3), snprintf(prt, sizeof prt, "%.1f", tfp);
             printf("| %s | %s | %d x %d x %d x %d | %.3f | %.3f | %.3f | %.1f | %s | %s | %s |\n", K->name,
                    shapes[s].name, cells, m, n, k, med * 1e3, t[0] * 1e3, t[nt - 1] * 1e3, tf, pre, prt, diff);
-            if (K->mma && !K->diag && tf > best[s]) best[s] = tf, best_k[s] = K->name;
-            if (K->mma && !K->diag && (K->abf ? tfp : tf) > best_p[s]) best_p[s] = K->abf ? tfp : tf, best_kp[s] = K->name;
+            if (K->mma && tf > best[s]) best[s] = tf, best_k[s] = K->name;
+            if (K->mma && (K->abf ? tfp : tf) > best_p[s]) best_p[s] = K->abf ? tfp : tf, best_kp[s] = K->name;
             fflush(stdout);
         }
     }
@@ -1133,15 +1155,14 @@ static void usage(void) {
            "                      [--emulate] [--no-emulate] [--mma-tiles [b]BMxBNxBK:WMxWN[FLAGS][,...]] [--cells N]\n"
            "                      [--rows N]"
            " [--reps 1..60] [--beta 0|1] [--opts \"-D...\"] [--seed N] [--shapes NAME:NxK[,...]]\n"
-           "  tile FLAGS: sN stages, dN fragment double-buffering, lN ldmatrix, cN cp.async, rN register cap,\n"
-           "  wN wgmma n (64/128/256), iN wgmma groups in flight, xN timing-only diagnostic, gN local memory KiB,\n"
+           "  tile FLAGS: sN stages, rN register cap, wN wgmma n (64/128/256), gN local memory KiB,\n"
            "  mN row tiles first in launch order (MMA_RASTER; the library's Hopper tiles: m1)\n");
 }
 
 int main(int argc, char **argv) {
     const char *dir = "cl", *extra = "";
     int pi = -1, di = -1, do_bench = 0, big = 0, emulate = -1, cells = 16, rows = 1152, reps = 10, beta = 0;
-    const char *tiles = "128x128x32:2x2,128x128x32:2x2l0c0,128x256x32:2x4s2d1,b128x128x32:2x2,b128x128x32:2x4";
+    const char *tiles = "128x128x32:2x2,128x256x32:2x4s2,b128x128x32:2x2,b128x128x32:2x4";
     bshape shapes[MAX_SHAPES] = {{"q/o", 2048, 2048}, {"k/v", 512, 2048}, {"gate/up", 8192, 2048}, {"down", 2048, 8192}};
     int nshapes = 4;
     for (int i = 1; i < argc; i++) {
@@ -1189,18 +1210,14 @@ int main(int argc, char **argv) {
     }
     if (cells < 1 || cells > 64 || reps < 1 || reps > 60 || rows < 1) return usage(), 2;
 
-    char path[1024];
-    size_t l1 = 0, l2 = 0;
-    snprintf(path, sizeof path, "%s/common.cl", dir);
-    char *s1 = read_file(path, &l1);
-    snprintf(path, sizeof path, "%s/gemm_bf16.cl", dir);
-    char *s2 = read_file(path, &l2);
-    if (!s1 || !s2) return fprintf(stderr, "cannot read %s/common.cl and %s/gemm_bf16.cl\n", dir, dir), 2;
-    g_source = malloc(l1 + l2 + 2);
-    memcpy(g_source, s1, l1), g_source[l1] = '\n', memcpy(g_source + l1 + 1, s2, l2);
-    g_source_len = l1 + 1 + l2;
-    g_source[g_source_len] = 0;
-    free(s1), free(s2);
+    /* the library's file lists (lib/programs.c): the portable program, and with the tensor-core files */
+    static const char *const portable_files[] = {"common.cl", "gemm_args.h", "gemm_bf16.cl"};
+    static const char *const mma_files[] = {"common.cl", "mma.cl", "gemm_args.h", "gemm_bf16.cl",
+                                            "gemm_mma_params.cl", "gemm_mma_warp.cl", "gemm_mma_epilogue.cl",
+                                            "gemm_mma.cl",        "gemm_mma_entries.cl"};
+    g_source = read_files(dir, portable_files, sizeof portable_files / sizeof *portable_files, &g_source_len);
+    g_source_mma = read_files(dir, mma_files, sizeof mma_files / sizeof *mma_files, &g_source_mma_len);
+    if (!g_source || !g_source_mma) return fprintf(stderr, "cannot read the kernel sources in %s\n", dir), 2;
 
     dev_t_ D = {0};
     int rc = open_device(&D, pi, di);
@@ -1222,11 +1239,10 @@ int main(int argc, char **argv) {
          * run suggests the driver ignored it where the kernel wanted more registers. */
         const char *tp = tiles;
         while (*tp && nk < 24) {
-            int bm, bn, bk, wm, wn, used = 0, abf = 0, st = 0, db = -1, ld = 1, ca = 1, rr = 0, wg = 0;
-            int depth = 0, diag = 0, smem_kib = 0, raster = 0;
+            int bm, bn, bk, wm, wn, used = 0, abf = 0, st = 0, rr = 0, wg = 0, smem_kib = 0, raster = 0;
             if (*tp == 'b') abf = 1, tp++;
             if (sscanf(tp, "%dx%dx%d:%dx%d%n", &bm, &bn, &bk, &wm, &wn, &used) != 5) {
-                fprintf(stderr, "bad --mma-tiles entry at \"%s\" (want [b]BMxBNxBK:WMxWN[sN][dN][lN][cN][rN][wN][iN][xN][gN][mN])\n", tp);
+                fprintf(stderr, "bad --mma-tiles entry at \"%s\" (want [b]BMxBNxBK:WMxWN[sN][rN][wN][gN][mN])\n", tp);
                 return 2;
             }
             tp += used;
@@ -1235,13 +1251,8 @@ int main(int argc, char **argv) {
                 char f = *tp++;
                 int v = (int)strtol(tp, (char **)&tp, 10);
                 if (f == 's') st = v;
-                else if (f == 'd') db = v;
-                else if (f == 'l') ld = v;
-                else if (f == 'c') ca = v;
                 else if (f == 'r') rr = v;
                 else if (f == 'w') wg = v;
-                else if (f == 'i') depth = v;
-                else if (f == 'x') diag = v;
                 else if (f == 'g') smem_kib = v;
                 else if (f == 'm') raster = v;
                 else return fprintf(stderr, "bad --mma-tiles flag '%c'\n", f), 2;
@@ -1250,20 +1261,15 @@ int main(int argc, char **argv) {
             if (*tp == ',') tp++;
             kern_t *K = &ks[nk++];
             K->mma = 1, K->abf = abf, K->bm = bm, K->bn = bn, K->threads = 32 * wm * wn, K->small_only = !nv_mma;
-            K->diag = diag;
+            K->wgmma = wg != 0;
             K->dual = wg && abf && bn == 256;
             K->span = wg ? bn : bn / wn;
             snprintf(K->name, sizeof K->name, "%s%s %dx%dx%d:%dx%d%s", abf ? "bb" : "mma", nv_mma ? "" : "-emu",
                      bm, bn, bk, wm, wn, flags);
             char sopt[256] = "";
             if (st) snprintf(sopt, sizeof sopt, " -DMMA_STAGES=%d", st);
-            if (db >= 0) snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_FRAG_DB=%d", db);
             if (wg) /* Hopper wgmma, m64 x wg x k16 per instruction (one warpgroup: 2x2 warps) */
                 snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_WGMMA=1 -DMMA_WG_N=%d", wg);
-            if (depth)
-                snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_WG_DEPTH=%d", depth);
-            if (diag)
-                snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_DIAG=%d", diag);
             if (smem_kib) /* static local memory over OpenCL's reported 48 KiB (bench/nv_probe) */
                 snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_SMEM_MAX=%d", smem_kib * 1024);
             if (raster) /* row tiles first in launch order (the library's Hopper tiles) */
@@ -1271,9 +1277,8 @@ int main(int argc, char **argv) {
             if (rr && nv_mma) /* register cap (NVIDIA only), e.g. 128 for 2 work-groups of 256 per SM */
                 snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -cl-nv-maxrregcount=%d", rr);
             snprintf(opts, sizeof opts,
-                     "%s -DARMT_MMA_LDMATRIX=%d -DARMT_MMA_CPASYNC=%d -DMMA_BM=%d -DMMA_BN=%d "
-                     "-DMMA_BK=%d -DMMA_WARPS_M=%d -DMMA_WARPS_N=%d%s%s %s",
-                     nv_mma ? "-DARMT_NV_MMA=1" : "-DARMT_MMA_EMULATE=1", ld, ca, bm, bn, bk, wm, wn, sopt,
+                     "%s -DMMA_BM=%d -DMMA_BN=%d -DMMA_BK=%d -DMMA_WARPS_M=%d -DMMA_WARPS_N=%d%s%s %s",
+                     nv_mma ? "-DARMT_NV_MMA=1" : "-DARMT_MMA_EMULATE=1", bm, bn, bk, wm, wn, sopt,
                      nv_mma ? " -cl-nv-verbose" : "", extra);
             if (build_kernel(&D, K, abf ? "armt_gemm_bf16bf16_mma" : "armt_gemm_bf16_mma", opts))
                 K->failed = 1, fail = 1;
@@ -1319,7 +1324,7 @@ int main(int argc, char **argv) {
         for (int pass = 0; pass < (last_row0 ? 2 : 1); pass++)
             for (int ki = 0; ki < nk; ki++) {
                 kern_t *K = &ks[ki];
-                if (K->failed || K->diag || (K->small_only && c->big)) continue;
+                if (K->failed || (K->small_only && c->big)) continue;
                 if (case_check(&D, K, &cd, pass ? last_row0 : 0) == 1) fail = 1;
                 fflush(stdout);
             }
@@ -1332,9 +1337,9 @@ int main(int argc, char **argv) {
     for (int ki = 0; ki < nk; ki++)
         if (ks[ki].dual && !ks[ki].failed && (dual_check(&D, &ks[ki], 0) | dual_check(&D, &ks[ki], 1))) fail = 1;
     for (int ki = 0; ki < nk; ki++)
-        if (ks[ki].abf && !ks[ki].failed && !ks[ki].diag && rope_check(&D, &ks[ki])) fail = 1;
+        if (ks[ki].abf && !ks[ki].failed && rope_check(&D, &ks[ki])) fail = 1;
     for (int ki = 0; ki < nk; ki++)
-        if (ks[ki].abf && !ks[ki].failed && !ks[ki].diag && bf16out_check(&D, &ks[ki])) fail = 1;
+        if (ks[ki].abf && !ks[ki].failed && bf16out_check(&D, &ks[ki])) fail = 1;
     printf("correctness: %s\n", fail ? "FAILED" : "all passed");
 
     if (do_bench && bench(&D, ks, nk, cells, rows, reps, beta, shapes, nshapes)) fail = 1;
@@ -1345,6 +1350,6 @@ int main(int argc, char **argv) {
     }
     clReleaseCommandQueue(D.q);
     clReleaseContext(D.ctx);
-    free(g_source);
+    free(g_source), free(g_source_mma);
     return fail ? 1 : 0;
 }

@@ -122,6 +122,15 @@ ARMT_API void armt_device_list_free(armt_device_info *list);
 
 typedef struct armt_runtime armt_runtime;
 
+/* Tensor cores for bf16 models (the bf16 GEMM and attention): the fallbacks a user may need. */
+typedef enum armt_tensor_cores {
+    ARMT_TC_AUTO = 0, /* where the device has them (NVIDIA compute capability >= 8.0)               */
+    ARMT_TC_OFF,      /* not used: the portable kernels                                           */
+    ARMT_TC_ON,       /* required: armt_runtime_create fails with ARMT_STATUS_UNSUPPORTED without  */
+    ARMT_TC_EMULATE   /* tests only: every tensor-core kernel as OpenCL C stand-ins on any device  */
+                      /*   (the same fragment layouts and tilings; slow, for tiny models)           */
+} armt_tensor_cores;
+
 typedef struct armt_runtime_params {
     /* Platform: an index ("1") or a case-insensitive name substring ("nvidia"). NULL: $ARMT_PLATFORM,
      * then every platform. */
@@ -131,10 +140,20 @@ typedef struct armt_runtime_params {
     const char *device;
     /* Directory holding the kernel sources (*.cl). NULL: $ARMT_KERNEL_DIR, then the embedded copies. */
     const char *kernel_dir;
-    /* Appended to the kernel build options (after $ARMT_CL_BUILD_OPTIONS). */
+    /* Appended to the kernel build options (after $ARMT_CL_BUILD_OPTIONS): for developers, to try kernel
+     * tunables (#ifndef defaults in the .cl files) the host does not launch by. The library never reads it;
+     * work-group shapes (ATTN_BQ, AM_WARPS, AM_RT, MMA_* tiles) come from its tuning, not from here. */
     const char *build_options;
     /* Record per-kernel times with OpenCL profiling events (see armt_ctx_stats). */
     int profile;
+    /* Tensor cores (default AUTO; $ARMT_TENSOR_CORES = auto, off, on or emulate when AUTO here). */
+    armt_tensor_cores tensor_cores;
+    /* Hopper wgmma for the GEMM, within tensor_cores: AUTO on compute capability 9.0, OFF: mma.sync there,
+     * ON: required (with tensor_cores = ARMT_TC_EMULATE: the wgmma tiles' stand-ins, which AUTO leaves out).
+     * $ARMT_WGMMA = auto, off or on when AUTO here. */
+    armt_tensor_cores wgmma;
+    /* Attention of bf16 models on tensor cores: AUTO wherever the GEMM has them, OFF: the fp32 kernel. */
+    armt_tensor_cores attention;
 } armt_runtime_params;
 
 ARMT_API armt_runtime_params armt_runtime_default_params(void);
@@ -142,7 +161,8 @@ ARMT_API armt_runtime_params armt_runtime_default_params(void);
 ARMT_API ARMT_NODISCARD armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime **out);
 ARMT_API void armt_runtime_free(armt_runtime *rt); /* accepts NULL */
 ARMT_API ARMT_NODISCARD armt_status armt_runtime_device_info(const armt_runtime *rt, armt_device_info *out);
-/* The OpenCL build options used for the kernels (device features decided at load). */
+/* The OpenCL build options the tuning gives every program (device features decided at load; for logs). The
+ * developer pass-through (build_options, $ARMT_CL_BUILD_OPTIONS) follows them on each build. */
 ARMT_API const char *armt_runtime_build_options(const armt_runtime *rt);
 ARMT_API const char *armt_runtime_last_error(const armt_runtime *rt);
 

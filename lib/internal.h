@@ -18,7 +18,7 @@
 /* Kernels                                                                                                 */
 /* ======================================================================================================= */
 
-/* One entry per kernel the library launches; the table in runtime.c maps each to its program. */
+/* One entry per kernel the library launches; the table in programs.c maps each to its program. */
 typedef enum armt_kernel_id {
     ARMT_K_EMBED = 0,      /* embed.cl      token gather + memory tokens                 */
     ARMT_K_FILL_UNIFORM,   /* init.cl       deterministic random weights                 */
@@ -37,14 +37,14 @@ typedef enum armt_kernel_id {
     ARMT_K_EMBED_BF16,     /* embed.cl      the same with a bf16 embedding table         */
     ARMT_K_FILL_UNIFORM_BF16, /* init.cl    random weights rounded to bf16               */
     ARMT_K_GEMM_BF16,      /* gemm_bf16.cl  batched GEMM, bf16 weights (portable)        */
-    ARMT_K_GEMM_BF16_MMA,  /* gemm_bf16.cl  the same on NVIDIA tensor cores (optional)   */
-    ARMT_K_ATTENTION_MMA,  /* attention.cl  attention on tensor cores, bf16 models (optional) */
+    ARMT_K_GEMM_BF16_MMA,  /* gemm_mma_*.cl the same on NVIDIA tensor cores (optional)   */
+    ARMT_K_ATTENTION_MMA,  /* attention_mma.cl attention on tensor cores, bf16 models (optional) */
     ARMT_K_MEM_BF16_T,     /* memory.cl     bf16 transposed copy of W_mem (bf16 models)  */
     ARMT_K_F32_TO_BF16,    /* gemm_bf16.cl  bf16 copy of a GEMM operand (tensor cores only) */
-    ARMT_K_GEMM_BF16BF16_MMA, /* gemm_bf16.cl  tensor-core GEMM with a bf16 A (optional)     */
+    ARMT_K_GEMM_BF16BF16_MMA, /* gemm_mma_*.cl tensor-core GEMM with a bf16 A (optional)     */
     ARMT_K_GEMM_BF16_MMA_NARROW,     /* the fp32-A one with the narrow tiles (optional)              */
     ARMT_K_GEMM_BF16BF16_MMA_NARROW, /* the bf16-A one with the narrow tiles (optional)              */
-    ARMT_K_ATTENTION_MMA_KVBF16,     /* attention.cl  the tensor-core attention on bf16 K and V (optional) */
+    ARMT_K_ATTENTION_MMA_KVBF16,     /* attention_mma.cl on bf16 K and V (optional)                  */
     ARMT_K_COUNT
 } armt_kernel_id;
 
@@ -57,7 +57,8 @@ typedef enum armt_program_id {
     ARMT_P_ELEMENTWISE,
     ARMT_P_MEMORY,
     ARMT_P_GEMM_BF16,
-    ARMT_P_GEMM_NARROW, /* gemm_bf16.cl again, with narrow tiles (tensor cores only; NULL elsewhere) */
+    ARMT_P_GEMM_NARROW,   /* the GEMM again, with narrow tiles (tensor cores only; NULL elsewhere) */
+    ARMT_P_ATTENTION_MMA, /* attention with its tensor-core kernels (built per model, like ARMT_P_ATTENTION) */
     ARMT_P_COUNT
 } armt_program_id;
 
@@ -74,29 +75,43 @@ extern const size_t armt_kernel_source_count;
 /* Runtime                                                                                                 */
 /* ======================================================================================================= */
 
-/* Device limits and tunables decided once per device in build_options.c (the one place for quirks). */
+/* Device limits and tunables, decided once per device by tune.c (the one place for device quirks). */
 typedef struct armt_device_tuning {
     int attn_bq;          /* query rows per attention work-group            */
     int attn_bk;          /* key rows per local-memory tile (clamped per model to local memory) */
     uint64_t local_mem;   /* bytes of local memory per work-group           */
     int row_wg;           /* work-group size of row-wise kernels            */
     int gemm_tm, gemm_tn, gemm_rm, gemm_rn; /* portable bf16 GEMM tile      */
-    int nv_mma;           /* 1: tensor-core bf16 GEMM (NVIDIA, cc >= 8.0)   */
+    int nv_mma;           /* 1: tensor-core bf16 GEMM (NVIDIA, cc >= 8.0, or emulated) */
+    int mma_emulate;      /* 1: the tensor-core kernels run as OpenCL C stand-ins (ARMT_TC_EMULATE, tests) */
     int mma_bm, mma_bn, mma_threads;        /* its tile and work-group size */
     int mma_bk, mma_warps_n, mma_stages;    /* k per stage, warps along n (2 along m), stages (0: default) */
     int mma_wgmma;        /* 1: its multiplies are Hopper wgmma (compute capability 9.0) */
-    int mma_wg_n, mma_wg_depth;             /* wgmma: n per instruction, groups in flight at the barrier */
+    int mma_wg_n;                           /* wgmma: n per instruction                                */
     int mma_raster;                         /* 1: row tiles fastest in launch order (MMA_RASTER)       */
-    int kv_dual;                            /* 1: k and v in one GEMM where the tiles pair weights     */
+    int kv_dual;                            /* 1 (always): k and v in one GEMM where the tiles pair weights */
     int mma_smem_max;     /* local memory the tiles may declare (0: the kernel's 48 KiB default) */
     int nar_bm, nar_bn, nar_warps_m, nar_warps_n, nar_threads; /* narrow tiles, for GEMMs of n <= nar_bn
                                                                   (W_mq, W_mk) and launches of few work-groups
                                                                   (forward.c); nar_bn 0: none */
     int attn_mma;         /* 1: bf16 models run attention on tensor cores (or their stand-ins) */
-    int attn_mma_warps;   /* warps per work-group of armt_attention_mma (0: by model, armt_attention_tiles) */
-    int attn_mma_rt;      /* its m16 row tiles per warp, 16 attn_mma_rt query rows per warp (0: by model) */
-    int attn_maxreg;      /* > 0: NVIDIA's register cap for the attention program (-cl-nv-maxrregcount) */
+    int am_warps_small, am_rt_small; /* its tiles for heads up to 64: warps per work-group, m16 row tiles per
+                                        warp */
+    int am_warps_large, am_rt_large; /* and for larger heads                                             */
 } armt_device_tuning;
+
+/* What the user chose (armt_runtime_params, environment), as tune.c reads it. */
+typedef struct armt_tune_options {
+    armt_tensor_cores tensor_cores, wgmma, attention;
+} armt_tune_options;
+
+/* One model's attention build (armt_tune_attention). */
+typedef struct armt_attention_tuning {
+    int head_dim;
+    int bk;            /* fp32 kernel: key rows per local-memory tile, clamped to local memory      */
+    int mma;           /* 1: the tensor-core kernels too (program ARMT_P_ATTENTION_MMA)              */
+    int warps, rtiles; /* their warps per work-group and m16 row tiles per warp                      */
+} armt_attention_tuning;
 
 struct armt_runtime {
     armt_err           err;
@@ -107,7 +122,8 @@ struct armt_runtime {
     cl_command_queue   queue;         /* uploads and model initialisation               */
     armt_device_info   info;
     armt_device_tuning tune;
-    char              *build_options;
+    char              *build_options; /* every program's options from the tuning (tune.c)        */
+    char              *cl_passthrough; /* developer options, last on every build (NULL: none)    */
     char              *kernel_dir;    /* NULL: embedded sources                         */
     cl_program         programs[ARMT_P_COUNT]; /* ATTENTION is NULL: built per model    */
     int                profile;
@@ -128,30 +144,41 @@ static inline uint16_t armt_bf16_bits(float f) {
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-/* Device-specific build options (build_options.c). */
-char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tune, const char *extra);
-/* The tensor-core GEMM's tiles in tune: Hopper wgmma ones (wgmma = 1) or mma.sync ones (0). */
-void armt_gemm_mma_tiles(armt_device_tuning *tune, int wgmma);
-/* The tensor-core attention's tiles for a model's head dimension: warps per work-group and m16 row tiles
- * per warp (where the extra options set them, those). */
-void armt_attention_tiles(const armt_device_info *info, const armt_device_tuning *tune, int head_dim,
-                          int *warps, int *rtiles);
-/* The gemm_bf16.cl options of those tiles (empty without tensor cores), written into buf; narrow = 1: those
- * of the narrow tiles (empty without them). */
-void armt_gemm_mma_options(const armt_device_tuning *tune, int narrow, char *buf, size_t n);
+/* Tuning (tune.c). The tuning of a device under the user's options; ARMT_STATUS_UNSUPPORTED where an option
+ * requires what the device lacks. */
+armt_status armt_tune_device(const armt_device_info *info, const armt_tune_options *opt, armt_device_tuning *tune,
+                             armt_err *err);
+/* The wgmma tiles failed their check at load: the mma.sync tiles instead (narrow tiles kept if there). */
+void armt_tune_wgmma_failed(armt_device_tuning *tune);
+/* The narrow tiles' program failed: every GEMM on the main tiles. */
+void armt_tune_narrow_failed(armt_device_tuning *tune);
+/* The -D options of every program, written into buf (256 bytes hold them). */
+void armt_tune_common_options(const armt_device_tuning *tune, char *buf, size_t n);
+/* The GEMM program's tile options (empty without tensor cores) into buf; narrow = 1: those of the narrow
+ * tiles (empty without them). */
+void armt_tune_gemm_options(const armt_device_tuning *tune, int narrow, char *buf, size_t n);
+/* One model's attention: tiles for its head dimension and precision (bf16 = 1), and their -D options. */
+void armt_tune_attention(const armt_device_tuning *tune, int head_dim, int bf16, armt_attention_tuning *out);
+void armt_tune_attention_options(const armt_attention_tuning *at, char *buf, size_t n);
 /* Fills a device info record. */
 void armt_fill_device_info(cl_platform_id p, cl_device_id d, int pi, int di, armt_device_info *out);
 
+/* Programs (programs.c). The source files of a program, in build order (the tensor-core files only when
+ * nv_mma): up to cap names into files; returns their count. */
+size_t armt_program_files(armt_program_id pid, int nv_mma, const char **files, size_t cap);
+/* Builds the runtime's programs (all but the attention ones, which belong to models), the sm_90a rebuild of
+ * the wgmma GEMM with its check included, and checks that every kernel of the table exists. */
+armt_status armt_programs_build(armt_runtime *rt, armt_err *err);
 /* Creates kernel objects of every table entry from the runtime's programs (one set per user: they carry
  * arguments, so they are not shared between threads). */
 armt_status armt_kernels_create(armt_runtime *rt, cl_program attention, cl_kernel *k, armt_err *err);
-/* Builds common.cl + the program's file with the runtime's options plus extra_options. */
+/* Builds the program's files with the runtime's options plus extra_options. */
 armt_status armt_program_build(armt_runtime *rt, armt_program_id pid, const char *extra_options, cl_program *out,
                                armt_err *err);
 void armt_kernels_release(cl_kernel *k);
 const char *armt_kernel_name(armt_kernel_id id);
 
-/* Launch helper: sets nothing, enqueues a 1-3D range, counts the launch. lws may be NULL. When ev is not
+/* Launch helper (launch.c): sets nothing, enqueues a 1-3D range, counts the launch. lws may be NULL. When ev is not
  * NULL it receives the launch's event (profiling). */
 armt_status armt_enqueue(cl_command_queue q, cl_kernel k, cl_uint dims, const size_t *gws, const size_t *lws,
                          uint64_t *counter, const char *what, cl_event *ev, armt_err *err);
@@ -197,8 +224,8 @@ struct armt_model {
     armt_weight   w[ARMT_ROLE_COUNT]; /* LM_HEAD has no chunks when tied (EMBED serves) */
     uint64_t      bytes;
     uint64_t      fingerprint;
-    cl_program    attention;          /* attention.cl built with -DATTN_HD=head_dim       */
-    int           attn_warps, attn_rt;  /* its tensor-core tiles (armt_attention_tiles)     */
+    cl_program    attention;          /* ARMT_P_ATTENTION(_MMA) built for its head_dim     */
+    int           attn_warps, attn_rt;  /* its tensor-core tiles (armt_tune_attention)      */
     cl_kernel     k[ARMT_K_COUNT];    /* used while loading                               */
 };
 

@@ -183,19 +183,14 @@ static armt_status model_begin(armt_runtime *rt, const armt_config *cfg, armt_pr
     m->cfg = *cfg;
     m->precision = prec;
     armt_status st;
-    /* the key/value tiles (2 x ATTN_BK x head_dim floats) must fit local memory, with room to spare */
-    int bk = rt->tune.attn_bk;
-    while (bk > 1 && (uint64_t)bk * (uint64_t)cfg->head_dim * 8u + 1024u > rt->tune.local_mem) bk /= 2;
-    /* tensor-core attention (bf16 models): head_dim a multiple of 16, its bf16 tiles within local memory */
-    int attn_mma = prec == ARMT_PRECISION_BF16 && rt->tune.attn_mma && cfg->head_dim % 16 == 0 &&
-                   cfg->head_dim <= 128;
-    armt_attention_tiles(&rt->info, &rt->tune, cfg->head_dim, &m->attn_warps, &m->attn_rt);
+    armt_attention_tuning at;
+    armt_tune_attention(&rt->tune, cfg->head_dim, prec == ARMT_PRECISION_BF16, &at);
+    m->attn_warps = at.warps;
+    m->attn_rt = at.rtiles;
     char opt[192];
-    int o = snprintf(opt, sizeof opt, "-DATTN_HD=%d -DATTN_BK=%d -DATTN_MMA=%d -DAM_WARPS=%d -DAM_RT=%d",
-                     cfg->head_dim, bk, attn_mma, m->attn_warps, m->attn_rt);
-    if (rt->tune.attn_maxreg > 0 && o > 0 && (size_t)o < sizeof opt)
-        snprintf(opt + o, sizeof opt - (size_t)o, " -cl-nv-maxrregcount=%d", rt->tune.attn_maxreg);
-    ARMT_TRY_GOTO(armt_program_build(rt, ARMT_P_ATTENTION, opt, &m->attention, err), fail);
+    armt_tune_attention_options(&at, opt, sizeof opt);
+    const armt_program_id pid = at.mma ? ARMT_P_ATTENTION_MMA : ARMT_P_ATTENTION;
+    ARMT_TRY_GOTO(armt_program_build(rt, pid, opt, &m->attention, err), fail);
     ARMT_TRY_GOTO(armt_kernels_create(rt, m->attention, m->k, err), fail);
     ARMT_TRY_GOTO(allocate_weights(m, err), fail);
     *out = m;

@@ -9,7 +9,7 @@
 #endif
 #include <CL/cl.h>
 
-/* The prefix of a PTX comment that holds an sm_90a instruction (kernels: cl/gemm_bf16.cl). */
+/* The prefix of a PTX comment that holds an sm_90a instruction (kernels: cl/gemm_mma_warp.cl). */
 #define ARMT_SM90A_MARK "//@sm90a "
 /* The prefix of a PTX comment, inside a kernel's body, that holds a performance directive of that kernel's
  * entry (e.g. ".maxnreg 168"): the rewrite moves it in front of the body's opening brace. */

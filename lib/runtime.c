@@ -1,12 +1,10 @@
 /*
- * runtime.c - platforms and devices, device choice, the OpenCL context, kernel programs compiled at load,
- * device-memory accounting and the one launch helper.
+ * runtime.c - platforms and devices, device choice, the OpenCL context with its tuning and programs
+ * (tune.c, programs.c), and device-memory accounting.
  */
 #include "config.h"
 
-#include "gemm.h"
 #include "internal.h"
-#include "nv_ptx.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -15,57 +13,6 @@
 #include <string.h>
 
 #include <stb/stb_ds.h>
-
-/* ======================================================================================================= */
-/* Kernel table                                                                                            */
-/* ======================================================================================================= */
-
-static const struct {
-    const char     *name;
-    armt_program_id program;
-    int             optional; /* present only with some build options */
-    const char     *label;    /* name in profiles and messages when not the kernel's (NULL: name) */
-} kernel_table[ARMT_K_COUNT] = {
-    [ARMT_K_EMBED]          = {"armt_embed", ARMT_P_EMBED},
-    [ARMT_K_FILL_UNIFORM]   = {"armt_fill_uniform", ARMT_P_INIT},
-    [ARMT_K_RMSNORM]        = {"armt_rmsnorm", ARMT_P_NORM},
-    [ARMT_K_RMSNORM_ROWS]   = {"armt_rmsnorm_rows", ARMT_P_NORM},
-    [ARMT_K_ROPE]           = {"armt_rope", ARMT_P_ROPE},
-    [ARMT_K_ATTENTION]      = {"armt_attention", ARMT_P_ATTENTION},
-    [ARMT_K_SWIGLU]         = {"armt_swiglu", ARMT_P_ELEMENTWISE},
-    [ARMT_K_DPFP]           = {"armt_dpfp", ARMT_P_MEMORY},
-    [ARMT_K_MEM_READ]       = {"armt_mem_read", ARMT_P_MEMORY},
-    [ARMT_K_MEM_READ_SCALE] = {"armt_mem_read_scale", ARMT_P_MEMORY},
-    [ARMT_K_MEM_GATHER]     = {"armt_mem_gather", ARMT_P_MEMORY},
-    [ARMT_K_MEM_WRITE_PREP] = {"armt_mem_write_prep", ARMT_P_MEMORY},
-    [ARMT_K_MEM_DELTA]      = {"armt_mem_delta", ARMT_P_MEMORY},
-    [ARMT_K_MEM_Z_UPDATE]   = {"armt_mem_z_update", ARMT_P_MEMORY},
-    [ARMT_K_EMBED_BF16]     = {"armt_embed_bf16", ARMT_P_EMBED},
-    [ARMT_K_FILL_UNIFORM_BF16] = {"armt_fill_uniform_bf16", ARMT_P_INIT},
-    [ARMT_K_GEMM_BF16]      = {"armt_gemm_bf16", ARMT_P_GEMM_BF16},
-    [ARMT_K_GEMM_BF16_MMA]  = {"armt_gemm_bf16_mma", ARMT_P_GEMM_BF16, 1},
-    [ARMT_K_ATTENTION_MMA]  = {"armt_attention_mma", ARMT_P_ATTENTION, 1},
-    [ARMT_K_MEM_BF16_T]     = {"armt_mem_bf16_t", ARMT_P_MEMORY},
-    [ARMT_K_F32_TO_BF16]    = {"armt_f32_to_bf16", ARMT_P_GEMM_BF16, 1},
-    [ARMT_K_GEMM_BF16BF16_MMA] = {"armt_gemm_bf16bf16_mma", ARMT_P_GEMM_BF16, 1},
-    [ARMT_K_GEMM_BF16_MMA_NARROW] = {"armt_gemm_bf16_mma", ARMT_P_GEMM_NARROW, 1, "armt_gemm_bf16_mma/narrow"},
-    [ARMT_K_GEMM_BF16BF16_MMA_NARROW] = {"armt_gemm_bf16bf16_mma", ARMT_P_GEMM_NARROW, 1,
-                                         "armt_gemm_bf16bf16_mma/narrow"},
-    [ARMT_K_ATTENTION_MMA_KVBF16] = {"armt_attention_mma_kvbf16", ARMT_P_ATTENTION, 1},
-};
-
-static const char *const program_files[ARMT_P_COUNT] = {
-    [ARMT_P_EMBED] = "embed.cl",         [ARMT_P_INIT] = "init.cl",
-    [ARMT_P_NORM] = "norm.cl",           [ARMT_P_ROPE] = "rope.cl",
-    [ARMT_P_ATTENTION] = "attention.cl", [ARMT_P_ELEMENTWISE] = "elementwise.cl",
-    [ARMT_P_MEMORY] = "memory.cl",       [ARMT_P_GEMM_BF16] = "gemm_bf16.cl",
-    [ARMT_P_GEMM_NARROW] = "gemm_bf16.cl",
-};
-
-const char *armt_kernel_name(armt_kernel_id id) {
-    if (id < 0 || id >= ARMT_K_COUNT) return "?";
-    return kernel_table[id].label ? kernel_table[id].label : kernel_table[id].name;
-}
 
 /* ======================================================================================================= */
 /* Small helpers                                                                                           */
@@ -264,251 +211,6 @@ static armt_status choose_device(const char *psel, const char *dsel, found_devic
 }
 
 /* ======================================================================================================= */
-/* Programs                                                                                                */
-/* ======================================================================================================= */
-
-/* Reads a whole file; NULL on error with errno set. */
-static char *read_text_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-    for (;;) {
-        if (n + 4096 + 1 > cap) {
-            cap = cap ? cap * 2 : 16384;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                errno = ENOMEM;
-                return NULL;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        errno = EIO;
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
-/* Source text of a kernel file: from kernel_dir when given, else the embedded copy. */
-static armt_status kernel_source(const char *dir, const char *file, char **text, size_t *len, armt_err *err) {
-    if (dir) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, file);
-        *text = read_text_file(path, len);
-        if (!*text)
-            return armt_err_set(err, ARMT_STATUS_IO_ERROR, "cannot read kernel source %s: %s", path,
-                                strerror(errno));
-        return ARMT_OK;
-    }
-    for (size_t i = 0; i < armt_kernel_source_count; i++) {
-        if (strcmp(armt_kernel_sources[i].name, file) == 0) {
-            *text = malloc(armt_kernel_sources[i].size + 1);
-            if (!*text) return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "out of host memory");
-            memcpy(*text, armt_kernel_sources[i].data, armt_kernel_sources[i].size);
-            (*text)[armt_kernel_sources[i].size] = '\0';
-            *len = armt_kernel_sources[i].size;
-            return ARMT_OK;
-        }
-    }
-    return armt_err_set(err, ARMT_STATUS_KERNEL_BUILD_FAILED, "kernel source %s is not embedded", file);
-}
-
-/* Builds one program from common.cl + file; a failure carries the full build log. */
-armt_status armt_program_build(armt_runtime *rt, armt_program_id pid, const char *extra_options, cl_program *out,
-                               armt_err *err) {
-    const char *dir = rt->kernel_dir;
-    char *common = NULL, *body = NULL;
-    size_t lc = 0, lb = 0;
-    armt_status st = kernel_source(dir, "common.cl", &common, &lc, err);
-    if (st != ARMT_OK) return st;
-    st = kernel_source(dir, program_files[pid], &body, &lb, err);
-    if (st != ARMT_OK) {
-        free(common);
-        return st;
-    }
-    const char *srcs[2] = {common, body};
-    size_t lens[2] = {lc, lb};
-    cl_int e;
-    cl_program p = clCreateProgramWithSource(rt->context, 2, srcs, lens, &e);
-    free(common);
-    free(body);
-    if (e != CL_SUCCESS) return armt_err_cl(err, "clCreateProgramWithSource", e);
-    size_t optlen = strlen(rt->build_options) + (extra_options ? strlen(extra_options) : 0) + 2;
-    char *opts = malloc(optlen);
-    if (!opts) {
-        clReleaseProgram(p);
-        return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "out of host memory");
-    }
-    snprintf(opts, optlen, "%s %s", rt->build_options, extra_options ? extra_options : "");
-    e = clBuildProgram(p, 1, &rt->device, opts, NULL, NULL);
-    if (e != CL_SUCCESS) {
-        size_t n = 0;
-        clGetProgramBuildInfo(p, rt->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &n);
-        char *log = malloc(n + 1);
-        if (log) {
-            if (clGetProgramBuildInfo(p, rt->device, CL_PROGRAM_BUILD_LOG, n, log, NULL) != CL_SUCCESS) n = 0;
-            log[n] = '\0';
-        }
-        armt_err_set(err, ARMT_STATUS_KERNEL_BUILD_FAILED,
-                     "clBuildProgram of %s%s%s failed: %s (%d)\noptions: %s\nbuild log:\n%s", dir ? dir : "",
-                     dir ? "/" : "(embedded) ", program_files[pid], armt_cl_error_str(e), e, opts,
-                     log ? log : "(no log)");
-        free(log);
-        free(opts);
-        clReleaseProgram(p);
-        return ARMT_STATUS_KERNEL_BUILD_FAILED;
-    }
-    free(opts);
-    *out = p;
-    return ARMT_OK;
-}
-
-/* The GEMM program, with its tile options (armt_gemm_mma_options) after the common ones; narrow = 1: the
- * narrow tiles' program. */
-static armt_status gemm_program_build(armt_runtime *rt, int narrow, cl_program *out, armt_err *err) {
-    char opts[512];
-    armt_gemm_mma_options(&rt->tune, narrow, opts, sizeof opts);
-    return armt_program_build(rt, narrow ? ARMT_P_GEMM_NARROW : ARMT_P_GEMM_BF16, opts, out, err);
-}
-
-/* One tile of the wgmma GEMM on tiny buffers: C = A W^T for m = n = 1, k = 200 (small integers, so every
- * product and sum is exact in bf16 and fp32), compared with the exact value. A driver that refused the
- * tiles' local memory at launch, or a rewrite gone wrong, shows here; 0 = it ran and is right. */
-static int gemm_wgmma_selftest(armt_runtime *rt, cl_program p, size_t threads) {
-    enum { K = 200 };
-    uint16_t a[K], w[K];
-    float want = 0.0f, got = -1.0f;
-    for (int i = 0; i < K; i++) {
-        const float x = (float)(i % 7 - 3), y = (float)(i % 5 - 2);
-        a[i] = armt_bf16_bits(x), w[i] = armt_bf16_bits(y);
-        want += x * y;
-    }
-    cl_int e;
-    cl_kernel k = clCreateKernel(p, "armt_gemm_bf16bf16_mma", &e);
-    if (e != CL_SUCCESS) return -1;
-    cl_mem ba = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof a, a, &e);
-    cl_mem bw = e == CL_SUCCESS ? clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof w, w, &e) : NULL;
-    cl_mem bc = e == CL_SUCCESS ? clCreateBuffer(rt->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, 4, &got, &e) : NULL;
-    if (e == CL_SUCCESS) {
-        const armt_gemm_args ga = {.m = 1, .n = 1, .k = K, .a = ba, .lda = K, .w = bw, .c = bc, .ldc = 1,
-                                   .rope_hd = K, .rope_t = 1}; /* strided mode, one entry, every row */
-        e = armt_gemm_set_args(k, &ga);
-        size_t gws[3] = {threads, 1, 1}, lws[3] = {threads, 1, 1};
-        if (e == CL_SUCCESS) e = clEnqueueNDRangeKernel(rt->queue, k, 3, NULL, gws, lws, 0, NULL, NULL);
-        if (e == CL_SUCCESS) e = clEnqueueReadBuffer(rt->queue, bc, CL_TRUE, 0, 4, &got, 0, NULL, NULL);
-    }
-    if (bc) clReleaseMemObject(bc);
-    if (bw) clReleaseMemObject(bw);
-    if (ba) clReleaseMemObject(ba);
-    clReleaseKernel(k);
-    if (e != CL_SUCCESS) {
-        armt_log(ARMT_LOG_WARN, "bf16 GEMM: the wgmma check did not run: %s (%d)", armt_cl_error_str(e), e);
-        return -1;
-    }
-    if (got != want) {
-        armt_log(ARMT_LOG_WARN, "bf16 GEMM: the wgmma check computed %g, want %g", (double)got, (double)want);
-        return -1;
-    }
-    return 0;
-}
-
-/* Hopper: a GEMM program's wgmma lines are PTX comments until its PTX is rewritten for sm_90a and rebuilt
- * (lib/nv_ptx.c), and its tiles use more local memory than OpenCL reports; one tile (`threads` work-items)
- * is then checked. 0: *p is the rewritten program (the original released). Otherwise *p is unchanged and a
- * warning names the cause for the `tiles` and what happens `instead`. */
-static int gemm_sm90a_checked(armt_runtime *rt, cl_program *p, size_t threads, const char *tiles,
-                              const char *instead) {
-    cl_program p2 = NULL;
-    cl_int e = armt_nv_rebuild_sm90a(rt->context, rt->device, *p, "", &p2);
-    if (e == CL_SUCCESS && gemm_wgmma_selftest(rt, p2, threads) == 0) {
-        clReleaseProgram(*p);
-        *p = p2;
-        return 0;
-    }
-    if (p2) clReleaseProgram(p2);
-    if (e != CL_SUCCESS)
-        armt_log(ARMT_LOG_WARN, "bf16 GEMM: the sm_90a rebuild of the %s failed: %s (%d); %s", tiles,
-                 armt_cl_error_str(e), e, instead);
-    else
-        armt_log(ARMT_LOG_WARN, "bf16 GEMM: %s unusable on this driver; %s", tiles, instead);
-    return -1;
-}
-
-/* The main tiles on Hopper (gemm_sm90a_checked); should that fail, the program is built again with the
- * mma.sync tiles. */
-static armt_status gemm_to_sm90a(armt_runtime *rt, armt_err *err) {
-    cl_program *gp = &rt->programs[ARMT_P_GEMM_BF16];
-    if (gemm_sm90a_checked(rt, gp, (size_t)rt->tune.mma_threads, "wgmma tiles", "using mma.sync") == 0)
-        return ARMT_OK;
-    const int narrow = rt->tune.nar_bn != 0; /* (0: -DARMT_GEMM_NARROW=0) */
-    armt_gemm_mma_tiles(&rt->tune, 0);
-    if (!narrow) rt->tune.nar_bn = 0;
-    clReleaseProgram(*gp);
-    *gp = NULL;
-    return gemm_program_build(rt, 0, gp, err);
-}
-
-/* The narrow tiles' program: built, and with the wgmma tiles rewritten and checked like the main one.
- * They are an optimisation only: any failure logs a warning and leaves them out (nar_bn = 0). */
-static void gemm_narrow_build(armt_runtime *rt) {
-    static const char instead[] = "using the main tiles for every GEMM";
-    cl_program p = NULL;
-    armt_err e2;
-    armt_err_init(&e2);
-    if (gemm_program_build(rt, 1, &p, &e2) != ARMT_OK) {
-        armt_log(ARMT_LOG_WARN, "bf16 GEMM: narrow tiles not built (%s); %s", armt_err_msg(&e2), instead);
-    } else if (rt->tune.mma_wgmma && rt->info.nv_compute_capability == 90 &&
-               gemm_sm90a_checked(rt, &p, (size_t)rt->tune.nar_threads, "narrow tiles", instead) != 0) {
-        clReleaseProgram(p);
-        p = NULL;
-    }
-    armt_err_free(&e2);
-    if (!p) rt->tune.nar_bn = 0;
-    rt->programs[ARMT_P_GEMM_NARROW] = p;
-}
-
-armt_status armt_kernels_create(armt_runtime *rt, cl_program attention, cl_kernel *k, armt_err *err) {
-    for (int i = 0; i < ARMT_K_COUNT; i++) k[i] = NULL;
-    for (int i = 0; i < ARMT_K_COUNT; i++) {
-        cl_int e;
-        cl_program p = kernel_table[i].program == ARMT_P_ATTENTION ? attention : rt->programs[kernel_table[i].program];
-        if (!p) continue; /* the attention program belongs to a model (head_dim is fixed at its build) */
-        if ((i == ARMT_K_GEMM_BF16_MMA || i == ARMT_K_GEMM_BF16BF16_MMA || i == ARMT_K_F32_TO_BF16) && !rt->tune.nv_mma)
-            continue;
-        k[i] = clCreateKernel(p, kernel_table[i].name, &e);
-        if (e != CL_SUCCESS && kernel_table[i].optional) {
-            k[i] = NULL;
-            continue;
-        }
-        if (e != CL_SUCCESS) {
-            armt_kernels_release(k);
-            return armt_err_set(err, ARMT_STATUS_KERNEL_BUILD_FAILED, "clCreateKernel(%s) failed: %s (%d)",
-                                kernel_table[i].name, armt_cl_error_str(e), e);
-        }
-    }
-    return ARMT_OK;
-}
-
-void armt_kernels_release(cl_kernel *k) {
-    for (int i = 0; i < ARMT_K_COUNT; i++) {
-        if (k[i]) clReleaseKernel(k[i]);
-        k[i] = NULL;
-    }
-}
-
-/* ======================================================================================================= */
 /* Runtime create / free                                                                                   */
 /* ======================================================================================================= */
 
@@ -520,6 +222,19 @@ armt_runtime_params armt_runtime_default_params(void) {
 
 static const char *nonempty(const char *s) { return (s && *s) ? s : NULL; }
 
+/* A tensor-core switch from the environment (auto, off, on, emulate), where the params left it AUTO. */
+static armt_status env_switch(const char *name, armt_tensor_cores *v, armt_err *err) {
+    static const char *const words[] = {"auto", "off", "on", "emulate"};
+    const char *s = nonempty(getenv(name));
+    if (!s || *v != ARMT_TC_AUTO) return ARMT_OK;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, words[i]) == 0) {
+            *v = (armt_tensor_cores)i;
+            return ARMT_OK;
+        }
+    return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "$%s is \"%s\": want auto, off, on or emulate", name, s);
+}
+
 void armt_runtime_free(armt_runtime *rt) {
     if (!rt) return;
     for (int i = 0; i < ARMT_P_COUNT; i++)
@@ -527,6 +242,7 @@ void armt_runtime_free(armt_runtime *rt) {
     if (rt->queue) clReleaseCommandQueue(rt->queue);
     if (rt->context) clReleaseContext(rt->context);
     free(rt->build_options);
+    free(rt->cl_passthrough);
     free(rt->kernel_dir);
     pthread_mutex_destroy(&rt->lock);
     armt_err_free(&rt->err);
@@ -589,11 +305,23 @@ armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime 
         goto fail;
     }
     {
-        const char *env_opts = nonempty(getenv("ARMT_CL_BUILD_OPTIONS"));
-        char extra[2048];
-        snprintf(extra, sizeof extra, "%s %s", env_opts ? env_opts : "", p.build_options ? p.build_options : "");
-        rt->build_options = armt_cl_build_options(&rt->info, &rt->tune, extra);
-        if (!rt->build_options) {
+        armt_tune_options to = {p.tensor_cores, p.wgmma, p.attention};
+        ARMT_TRY_GOTO(env_switch("ARMT_TENSOR_CORES", &to.tensor_cores, err), fail);
+        ARMT_TRY_GOTO(env_switch("ARMT_WGMMA", &to.wgmma, err), fail);
+        ARMT_TRY_GOTO(armt_tune_device(&rt->info, &to, &rt->tune, err), fail);
+        char opts[256];
+        armt_tune_common_options(&rt->tune, opts, sizeof opts);
+        rt->build_options = strdup(opts);
+        /* developer pass-through: passed on to the compiler, never read here */
+        const char *env_opts = nonempty(getenv("ARMT_CL_BUILD_OPTIONS")), *popts = nonempty(p.build_options);
+        if (env_opts || popts) {
+            const size_t len = (env_opts ? strlen(env_opts) : 0) + (popts ? strlen(popts) : 0) + 2;
+            rt->cl_passthrough = malloc(len);
+            if (rt->cl_passthrough)
+                snprintf(rt->cl_passthrough, len, "%s%s%s", env_opts ? env_opts : "", env_opts && popts ? " " : "",
+                         popts ? popts : "");
+        }
+        if (!rt->build_options || ((env_opts || popts) && !rt->cl_passthrough)) {
             st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "out of host memory");
             goto fail;
         }
@@ -605,35 +333,8 @@ armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime 
             goto fail;
         }
     }
-    for (int i = 0; i < ARMT_P_COUNT; i++) {
-        if (i == ARMT_P_ATTENTION) continue; /* built per model, see armt_model_build_attention */
-        if (i == ARMT_P_GEMM_BF16) {
-            ARMT_TRY_GOTO(gemm_program_build(rt, 0, &rt->programs[i], err), fail);
-            if (rt->tune.mma_wgmma && rt->info.nv_compute_capability == 90)
-                ARMT_TRY_GOTO(gemm_to_sm90a(rt, err), fail);
-            continue;
-        }
-        if (i == ARMT_P_GEMM_NARROW) { /* after the main program: its fallback may have dropped the tiles */
-            if (rt->tune.nv_mma && rt->tune.nar_bn) gemm_narrow_build(rt);
-            continue;
-        }
-        ARMT_TRY_GOTO(armt_program_build(rt, (armt_program_id)i, NULL, &rt->programs[i], err), fail);
-    }
-    {
-        /* every kernel of the table must exist: create and drop one set now */
-        cl_kernel k[ARMT_K_COUNT];
-        ARMT_TRY_GOTO(armt_kernels_create(rt, NULL, k, err), fail);
-        armt_kernels_release(k);
-    }
+    ARMT_TRY_GOTO(armt_programs_build(rt, err), fail);
     armt_err_clear(err);
-    {
-        char gopts[512], nopts[512];
-        armt_gemm_mma_options(&rt->tune, 0, gopts, sizeof gopts);
-        armt_gemm_mma_options(&rt->tune, 1, nopts, sizeof nopts);
-        armt_log(ARMT_LOG_INFO, "runtime: %s / %s, options: %s; bf16 GEMM tiles: %s; narrow tiles: %s",
-                 rt->info.platform_name, rt->info.name, rt->build_options, gopts[0] ? gopts : "portable",
-                 nopts[0] ? nopts : "none");
-    }
     *out = rt;
     return ARMT_OK;
 
@@ -708,31 +409,3 @@ void armt_buffer_release(armt_runtime *rt, cl_mem *buf, size_t bytes) {
     pthread_mutex_unlock(&rt->lock);
 }
 
-/* ======================================================================================================= */
-/* Launch                                                                                                  */
-/* ======================================================================================================= */
-
-/* Fault injection for tests: after this many more launches, one launch fails with CL_OUT_OF_RESOURCES (as
- * a device does when memory runs out at enqueue time). -1: off. Set by armt_fault_inject. */
-static long fault_launches_left = -1;
-
-void armt_fault_inject(long launches) { __atomic_store_n(&fault_launches_left, launches, __ATOMIC_SEQ_CST); }
-
-armt_status armt_enqueue(cl_command_queue q, cl_kernel k, cl_uint dims, const size_t *gws, const size_t *lws,
-                         uint64_t *counter, const char *what, cl_event *ev, armt_err *err) {
-    if (ev) *ev = NULL;
-    for (cl_uint i = 0; i < dims; i++)
-        if (gws[i] == 0) return ARMT_OK; /* nothing to do */
-    cl_int e;
-    if (__atomic_load_n(&fault_launches_left, __ATOMIC_RELAXED) >= 0 &&
-        __atomic_fetch_sub(&fault_launches_left, 1, __ATOMIC_SEQ_CST) == 0)
-        e = CL_OUT_OF_RESOURCES;
-    else
-        e = clEnqueueNDRangeKernel(q, k, dims, NULL, gws, lws, 0, NULL, ev);
-    if (e != CL_SUCCESS) {
-        armt_status s = armt_err_cl(err, "clEnqueueNDRangeKernel", e);
-        return armt_err_set(err, s, "clEnqueueNDRangeKernel(%s) failed: %s (%d)", what, armt_cl_error_str(e), e);
-    }
-    if (counter) (*counter)++;
-    return ARMT_OK;
-}

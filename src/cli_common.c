@@ -292,7 +292,8 @@ void cli_common_help(FILE *out, int seed_also_ids) {
             "      --list-devices     print every OpenCL device as a table and exit\n"
             "\n"
             "Environment: ARMT_PLATFORM, ARMT_DEVICE (defaults of --platform, --device), ARMT_KERNEL_DIR\n"
-            "(kernel sources instead of the embedded copies), ARMT_CL_BUILD_OPTIONS (extra kernel build options).\n",
+            "(kernel sources instead of the embedded copies), ARMT_TENSOR_CORES and ARMT_WGMMA (auto, off, on;\n"
+            "tensor cores also emulate), ARMT_CL_BUILD_OPTIONS (extra kernel build options, for developers).\n",
             seed_also_ids ? "; it also seeds the random token ids" : "");
 }
 

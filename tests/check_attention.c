@@ -1,7 +1,7 @@
 /*
  * check_attention.c - the attention kernels against a double-precision CPU reference, kernel by kernel:
  * armt_attention (fp32, every device) and armt_attention_mma (tensor cores on NVIDIA; elsewhere its OpenCL C
- * stand-ins, -DARMT_MMA_EMULATE=1, which run the same fragment layouts, masks and online softmax).
+ * stand-ins, ARMT_TC_EMULATE, which run the same fragment layouts, masks and online softmax).
  * Cases: partial query blocks and key tiles, GQA and MQA, head dims 16..128, one new row against a KV cache
  * whose unwritten rows hold NaN (they must be masked, never multiplied by a zero weight), every output
  * element written (outputs start as NaN). Then a whole bf16 forward on the tensor-core kernels (attention,
@@ -85,10 +85,9 @@ static double run_kernel(armt_runtime *rt, const acase *c, int mode, const float
     armt_err_init(&err);
     char opt[160];
     const int rtiles = c->rt;
-    snprintf(opt, sizeof opt, "-DATTN_HD=%d -DATTN_BK=16 -DATTN_MMA=%d -DAM_WARPS=%d -DAM_RT=%d", c->hd, mma,
-             c->warps, rtiles);
+    snprintf(opt, sizeof opt, "-DATTN_HD=%d -DATTN_BK=16 -DAM_WARPS=%d -DAM_RT=%d", c->hd, c->warps, rtiles);
     cl_program prog = NULL;
-    armt_status st = armt_program_build(rt, ARMT_P_ATTENTION, opt, &prog, &err);
+    armt_status st = armt_program_build(rt, mma ? ARMT_P_ATTENTION_MMA : ARMT_P_ATTENTION, opt, &prog, &err);
     ck_assert_msg(st == ARMT_OK, "%s", armt_err_msg(&err));
     armt_err_free(&err);
     cl_int e;
@@ -209,7 +208,7 @@ static armt_runtime *mma_runtime(void) {
     if (rt->tune.nv_mma) return rt;
     armt_runtime_free(rt);
     armt_runtime_params p = armt_runtime_default_params();
-    p.build_options = "-DARMT_MMA_EMULATE=1";
+    p.tensor_cores = ARMT_TC_EMULATE;
     rt = NULL;
     ck_assert_msg(armt_runtime_create(&p, &rt) == ARMT_OK, "%s", armt_last_error());
     ck_assert(rt->tune.attn_mma);
@@ -252,7 +251,7 @@ START_TEST(test_attention_kernels) {
     for (size_t i = 0; i < qn; i++) differ += memcmp(&o16[i], &okv[i], 4) != 0;
     fprintf(stderr, "attention hd %d nh %d/%d G %d T %d Tk %d q0 %d warps %d x %d rows: fp32 %.3g, mma (%s) %.3g, "
             "bf16 output %.3g, bf16 K/V %.3g\n", c->hd, c->nh, c->nkv, c->G, c->T, c->Tk, c->q0, c->warps, 16 * c->rt,
-            e32, strstr(rt->build_options, "ARMT_MMA_EMULATE=1") ? "emulated" : "tensor cores", e16, eb, ekv);
+            e32, rt->tune.mma_emulate ? "emulated" : "tensor cores", e16, eb, ekv);
     ck_assert_msg(e32 <= TOL_FP32, "fp32 attention: %.3g", e32);
     ck_assert_msg(e16 <= TOL_MMA, "mma attention: %.3g", e16);
     ck_assert_msg(eb <= TOL_MMA, "mma attention, bf16 output: %.3g", eb);
@@ -332,10 +331,8 @@ static armt_runtime *tile_runtime(int tiles, int profile) {
     if (tiles == 1 && real && !hopper) return NULL;
     armt_runtime_params p = armt_runtime_default_params();
     p.profile = profile;
-    if (real)
-        p.build_options = tiles == 0 ? "-DMMA_WGMMA=0" : NULL;
-    else
-        p.build_options = tiles == 0 ? "-DARMT_MMA_EMULATE=1" : "-DARMT_MMA_EMULATE=1 -DMMA_WGMMA=1";
+    if (!real) p.tensor_cores = ARMT_TC_EMULATE;
+    p.wgmma = tiles == 0 ? ARMT_TC_OFF : real ? ARMT_TC_AUTO : ARMT_TC_ON;
     rt = NULL;
     ck_assert_msg(armt_runtime_create(&p, &rt) == ARMT_OK, "%s", armt_last_error());
     return rt;

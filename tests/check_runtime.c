@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include "internal.h"
 #include "testutil.h"
 
 #include <ctype.h>
@@ -100,6 +101,11 @@ START_TEST(test_select_by_env) {
     unsetenv("ARMT_PLATFORM");
     ck_assert_msg(armt_runtime_create(NULL, &rt) == ARMT_OK, "%s", armt_last_error());
     armt_runtime_free(rt);
+    /* the tensor-core switches are words, checked before anything is built */
+    setenv("ARMT_TENSOR_CORES", "maybe", 1);
+    ck_assert_int_eq(armt_runtime_create(NULL, &rt), ARMT_STATUS_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(armt_last_error(), "ARMT_TENSOR_CORES"));
+    unsetenv("ARMT_TENSOR_CORES");
 }
 END_TEST
 
@@ -108,8 +114,10 @@ END_TEST
 START_TEST(test_kernel_build_failure) {
     char dir[] = "/tmp/armt-kernels-XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
-    static const char *const files[] = {"common.cl", "embed.cl", "init.cl", "norm.cl", "rope.cl",
-                                        "attention.cl", "elementwise.cl", "memory.cl", "gemm_bf16.cl"};
+    static const char *const files[] = {"common.cl", "mma.cl", "embed.cl", "init.cl", "norm.cl", "rope.cl",
+                                        "attention.cl", "attention_mma.cl", "elementwise.cl", "memory.cl",
+                                        "gemm_args.h", "gemm_bf16.cl", "gemm_mma_params.cl", "gemm_mma_warp.cl",
+                                        "gemm_mma_epilogue.cl", "gemm_mma.cl", "gemm_mma_entries.cl"};
     char cmd[8192];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(cmd, sizeof cmd, "cp '%s/%s' '%s/'", ARMT_TEST_KERNEL_DIR, files[i], dir);
@@ -163,6 +171,71 @@ START_TEST(test_no_device) {
 }
 END_TEST
 
+/* The tuning under the typed options, for an H200-like, an A100-like and a CPU device (no device needed). */
+START_TEST(test_tune_options) {
+    armt_device_info h200 = {0}, a100, cpu = {0};
+    h200.is_gpu = 1, h200.local_mem_bytes = 49152, h200.nv_compute_capability = 90;
+    snprintf(h200.name, sizeof h200.name, "H200");
+    a100 = h200, a100.nv_compute_capability = 80;
+    cpu.is_cpu = 1, cpu.local_mem_bytes = 65536;
+    snprintf(cpu.name, sizeof cpu.name, "cpu");
+    armt_device_tuning t;
+    armt_err err;
+    armt_err_init(&err);
+    armt_tune_options o = {ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO};
+    ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
+    ck_assert(t.nv_mma && t.mma_wgmma && !t.mma_emulate && t.attn_mma && t.kv_dual);
+    ck_assert_int_eq(t.mma_bn, 256);
+    ck_assert_int_eq(t.nar_bn, 64);
+    armt_tune_wgmma_failed(&t); /* the check at load failed: mma.sync tiles, narrow ones kept */
+    ck_assert(!t.mma_wgmma && t.mma_bn == 128 && t.nar_bn == 64 && t.nar_threads == 128);
+    o.wgmma = ARMT_TC_OFF;
+    ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
+    ck_assert(t.nv_mma && !t.mma_wgmma);
+    ck_assert_int_eq(armt_tune_device(&a100, &o, &t, &err), ARMT_OK);
+    ck_assert(t.nv_mma && !t.mma_wgmma && t.mma_bn == 128);
+    o.wgmma = ARMT_TC_ON; /* no wgmma before or after Hopper */
+    ck_assert_int_eq(armt_tune_device(&a100, &o, &t, &err), ARMT_STATUS_UNSUPPORTED);
+    o.wgmma = ARMT_TC_AUTO;
+    o.attention = ARMT_TC_OFF;
+    ck_assert_int_eq(armt_tune_device(&a100, &o, &t, &err), ARMT_OK);
+    ck_assert(t.nv_mma && !t.attn_mma);
+    o.attention = ARMT_TC_AUTO;
+    o.tensor_cores = ARMT_TC_OFF;
+    ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
+    ck_assert(!t.nv_mma && !t.mma_wgmma && !t.attn_mma);
+    char opts[256];
+    armt_tune_common_options(&t, opts, sizeof opts);
+    ck_assert_ptr_null(strstr(opts, "MMA"));
+    o.tensor_cores = ARMT_TC_ON;
+    ck_assert_int_eq(armt_tune_device(&cpu, &o, &t, &err), ARMT_STATUS_UNSUPPORTED);
+    o.tensor_cores = ARMT_TC_EMULATE; /* the stand-ins, mma.sync tiles unless wgmma is asked for */
+    ck_assert_int_eq(armt_tune_device(&cpu, &o, &t, &err), ARMT_OK);
+    ck_assert(t.nv_mma && t.mma_emulate && !t.mma_wgmma && t.attn_mma);
+    armt_tune_common_options(&t, opts, sizeof opts);
+    ck_assert_ptr_nonnull(strstr(opts, "-DARMT_MMA_EMULATE=1"));
+    ck_assert_ptr_null(strstr(opts, "ARMT_NV_MMA"));
+    o.wgmma = ARMT_TC_ON;
+    ck_assert_int_eq(armt_tune_device(&cpu, &o, &t, &err), ARMT_OK);
+    ck_assert(t.mma_emulate && t.mma_wgmma && t.mma_bn == 256);
+    /* attention tiles by head dimension: GPUs 4 x 2 up to 64, 8 x 1 above; the emulation 4 x 1 */
+    armt_attention_tuning at;
+    armt_tune_attention(&t, 64, 1, &at);
+    ck_assert(at.mma && at.warps == 4 && at.rtiles == 1);
+    o = (armt_tune_options){ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO};
+    ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
+    armt_tune_attention(&t, 64, 1, &at);
+    ck_assert(at.mma && at.warps == 4 && at.rtiles == 2 && at.bk == 16);
+    armt_tune_attention(&t, 128, 1, &at);
+    ck_assert(at.mma && at.warps == 8 && at.rtiles == 1);
+    armt_tune_attention(&t, 64, 0, &at); /* fp32 models: the fp32 kernel */
+    ck_assert(!at.mma);
+    armt_tune_attention(&t, 72, 1, &at); /* not a multiple of 16 */
+    ck_assert(!at.mma);
+    armt_err_free(&err);
+}
+END_TEST
+
 START_TEST(test_null_args) {
     ck_assert_int_eq(armt_runtime_create(NULL, NULL), ARMT_STATUS_INVALID_ARGUMENT);
     armt_runtime_free(NULL);
@@ -183,6 +256,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_kernel_build_failure);
     tcase_add_test(tc, test_no_device);
     tcase_add_test(tc, test_null_args);
+    tcase_add_test(tc, test_tune_options);
     suite_add_tcase(s, tc);
     return s;
 }
@@ -194,6 +268,7 @@ int main(void) {
         TCase *tc = tcase_create("nodevice");
         tcase_add_test(tc, test_no_device);
         tcase_add_test(tc, test_null_args);
+        tcase_add_test(tc, test_tune_options);
         suite_add_tcase(s, tc);
         return test_run_suite(s, 0);
     }

@@ -1,13 +1,18 @@
 #!/bin/sh
-# ptx-check.sh FILE.cl [-Dmacros...]: compile an OpenCL kernel file (with cl/common.cl in front) for NVIDIA
+# ptx-check.sh PROGRAM [-Dmacros...]: compile a program's OpenCL kernel files (with cl/common.cl and cl/mma.cl
+# in front; PROGRAM is gemm, attention, or the .cl files in order, as lib/programs.c lists them) for NVIDIA
 # without a GPU - clang (OpenCL C -> NVPTX) and ptxas (sm_90a) - and print each kernel's registers, spills
 # and local memory (PTXAS_OPTS=... adds ptxas options, e.g. -maxrregcount=128). The OpenCL builtins the kernels use are mapped to NVVM intrinsics by a shim, so the
 # result approximates (within a few registers) what NVIDIA's OpenCL compiler produces. Needs clang and a
 # CUDA toolkit's ptxas (PTXAS=... to point at one); a maintainer's tool, not used by the build.
 set -e
 here=$(cd "$(dirname "$0")/.." && pwd)
-src=$1
-shift
+case $1 in
+gemm) src="$here/cl/gemm_bf16.cl $here/cl/gemm_mma_params.cl $here/cl/gemm_mma_warp.cl"
+      src="$src $here/cl/gemm_mma_epilogue.cl $here/cl/gemm_mma.cl $here/cl/gemm_mma_entries.cl"; shift ;;
+attention) src="$here/cl/attention.cl $here/cl/attention_mma.cl"; shift ;;
+*) src=; while [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; do src="$src $1"; shift; done ;;
+esac
 PTXAS=${PTXAS:-ptxas}
 command -v "$PTXAS" >/dev/null 2>&1 || PTXAS=/usr/local/cuda/bin/ptxas
 CLANG=${CLANG:-clang}
@@ -27,7 +32,7 @@ cat > "$tmp/shim.h" <<'SHIM'
 #define max(a, b) ((a) > (b) ? (a) : (b))
 #define fma(a, b, c) __builtin_fmaf(a, b, c)
 SHIM
-cat "$tmp/shim.h" "$here/cl/common.cl" "$src" > "$tmp/k.cl"
+cat "$tmp/shim.h" "$here/cl/common.cl" "$here/cl/mma.cl" $src > "$tmp/k.cl"
 "$CLANG" -x cl -cl-std=CL1.2 -target nvptx64-nvidia-cuda -Xclang -finclude-default-header -O3 "$@" -S "$tmp/k.cl" -o "$tmp/k.ptx" 2>&1 | grep -v "warning\|^ *[0-9]* | \|^ *|\|^ *\^\|generated" || true
 sed -i 's/^\.target .*/.target sm_90a/; s/^\.version .*/.version 8.0/' "$tmp/k.ptx"
 "$PTXAS" $PTXAS_OPTS -arch=sm_90a -v "$tmp/k.ptx" -o "$tmp/k.cubin" 2>&1 | grep -E "Compiling|registers|spill|rror" || true

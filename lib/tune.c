@@ -1,0 +1,166 @@
+/*
+ * tune.c - the one owner of device tuning: device info and the typed runtime options in, the tuning
+ * (armt_device_tuning) and the kernels' -D options out. Kernels never test vendors; they see -D features and
+ * tiles decided here. Nothing reads the -D strings back: the host uses the tuning struct.
+ * The measurements behind the table are in docs/perf/results/ (file names below).
+ */
+#include "config.h"
+
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The tensor-core GEMM tiles: Hopper wgmma (wgmma = 1) or mma.sync (0), with their narrow tiles. */
+static void gemm_tiles(armt_device_tuning *tune, int wgmma) {
+    tune->mma_wgmma = wgmma;
+    tune->mma_bm = 128;
+    if (wgmma) {
+        /* 128 x 256 tiles of two warpgroups (64 x 256 each: one m64n256k16 per k16 step), k 64 per stage,
+         * four stages = 192 KiB of local memory, one wgmma group left in flight at each barrier. NVIDIA's
+         * OpenCL reports 48 KiB of local memory but builds and runs larger static arrays, up to Hopper's 227
+         * KiB (2026-11-28-h200-nv-probe.txt); the runtime checks one tile at load and falls back to mma.sync
+         * otherwise (armt_tune_wgmma_failed). 2026-11-28-h200-gemm-wgmma-v6.txt. */
+        tune->mma_bn = 256;
+        tune->mma_bk = 64;
+        tune->mma_warps_n = 4;
+        tune->mma_stages = 4;
+        tune->mma_wg_n = 256;
+        tune->mma_smem_max = 227 * 1024;
+        /* narrow tiles for the memory projections W_mq and W_mk (n = d_mem = 64): 64 x 64 x 64, one
+         * warpgroup, four stages (66 KiB): a 128 x 256 tile would be mostly empty there
+         * (2026-11-28-h200-attention-double-buffer.txt, part C) */
+        tune->nar_bm = 64;
+        tune->nar_bn = 64;
+        tune->nar_warps_m = 1;
+        tune->nar_warps_n = 4;
+        /* row tiles first in launch order: work-groups running together share the weights' column tiles in
+         * L2 (2026-11-28-h200-raster.txt) */
+        tune->mma_raster = 1;
+    } else {
+        /* mma.sync: 128 x 128 x 32, 2 x 2 warps, as many stages as 48 KiB hold (the kernel's defaults) */
+        tune->mma_bn = 128;
+        tune->mma_bk = 32;
+        tune->mma_warps_n = 2;
+        tune->mma_stages = 0;
+        tune->mma_wg_n = 0;
+        tune->mma_smem_max = 0;
+        /* narrow tiles for W_mq and W_mk here too: 64 x 64 x 32, 2 x 2 warps of 32 x 32, 4 stages (32 KiB) */
+        tune->nar_bm = 64;
+        tune->nar_bn = 64;
+        tune->nar_warps_m = 2;
+        tune->nar_warps_n = 2;
+        tune->mma_raster = 0; /* (not measured with these tiles) */
+    }
+    tune->mma_threads = 32 * 2 * tune->mma_warps_n;
+    tune->nar_threads = 32 * tune->nar_warps_m * tune->nar_warps_n;
+}
+
+armt_status armt_tune_device(const armt_device_info *info, const armt_tune_options *opt,
+                             armt_device_tuning *tune, armt_err *err) {
+    memset(tune, 0, sizeof *tune);
+    tune->local_mem = info->local_mem_bytes;
+    /* row-wise kernels and the fp32 attention: 128 x 16 attention tiles beat 64 x 32, 64 x 64 and 32 x 32 on
+     * the H200 (2026-11-28-h200-attention-tiles.txt) */
+    tune->row_wg = info->is_gpu ? 256 : 64;
+    tune->attn_bq = info->is_gpu ? 128 : 32;
+    tune->attn_bk = info->is_gpu ? 16 : 32;
+    /* the portable bf16 GEMM's tile, everywhere */
+    tune->gemm_tm = 64;
+    tune->gemm_tn = 64;
+    tune->gemm_rm = 4;
+    tune->gemm_rn = 4;
+
+    /* tensor cores: NVIDIA from compute capability 8.0 (mma.sync m16n8k16 bf16 through inline PTX), where
+     * local memory holds two 128 x 32 bf16 stages per operand; or the OpenCL C stand-ins (tests) */
+    const int has_mma = info->nv_compute_capability >= 80 && info->local_mem_bytes >= 48 * 1024;
+    const int has_wgmma = has_mma && info->nv_compute_capability == 90; /* sm_90a only, not later ones */
+    if (opt->tensor_cores == ARMT_TC_ON && !has_mma)
+        return armt_err_set(err, ARMT_STATUS_UNSUPPORTED,
+                            "tensor cores requested, but %s has none the kernels use (NVIDIA compute "
+                            "capability >= 8.0)",
+                            info->name);
+    tune->mma_emulate = opt->tensor_cores == ARMT_TC_EMULATE;
+    tune->nv_mma = tune->mma_emulate || (opt->tensor_cores != ARMT_TC_OFF && has_mma);
+    int wgmma = 0;
+    if (tune->nv_mma && opt->wgmma != ARMT_TC_OFF) {
+        if ((opt->wgmma == ARMT_TC_ON || opt->wgmma == ARMT_TC_EMULATE) && !has_wgmma && !tune->mma_emulate)
+            return armt_err_set(err, ARMT_STATUS_UNSUPPORTED,
+                                "wgmma requested, but %s has none (NVIDIA compute capability 9.0)",
+                                info->name);
+        /* the emulation runs the wgmma tiles' stand-ins only when asked (they are slow to compile) */
+        wgmma = tune->mma_emulate ? opt->wgmma != ARMT_TC_AUTO : has_wgmma;
+    }
+    gemm_tiles(tune, wgmma);
+    /* k and v in one GEMM where the tiles pair the weights (always; lib/forward.c tests the tiles) */
+    tune->kv_dual = 1;
+    /* attention of bf16 models on tensor cores wherever the GEMM has them */
+    tune->attn_mma = tune->nv_mma && opt->attention != ARMT_TC_OFF;
+    /* its tiles (warps per work-group x m16 row tiles per warp). GPUs: heads up to 64 stage K and V by
+     * cp.async, fastest with 4 warps of two row tiles (2026-11-28-h200-attention-async.txt); larger heads
+     * stage through registers, where 8 warps of one row tile are faster
+     * (2026-11-28-h200-attention-rowtiles.txt). The emulation: 4 warps of one. */
+    tune->am_warps_small = 4;
+    tune->am_rt_small = info->is_gpu ? 2 : 1;
+    tune->am_warps_large = info->is_gpu ? 8 : 4;
+    tune->am_rt_large = 1;
+    return ARMT_OK;
+}
+
+void armt_tune_wgmma_failed(armt_device_tuning *tune) {
+    const int narrow = tune->nar_bn != 0;
+    gemm_tiles(tune, 0);
+    if (!narrow) tune->nar_bn = 0;
+}
+
+void armt_tune_narrow_failed(armt_device_tuning *tune) { tune->nar_bn = 0; }
+
+void armt_tune_attention(const armt_device_tuning *tune, int head_dim, int bf16, armt_attention_tuning *out) {
+    /* the fp32 kernel's key/value tiles (2 x ATTN_BK x head_dim floats) must fit local memory, with room */
+    int bk = tune->attn_bk;
+    while (bk > 1 && (uint64_t)bk * (uint64_t)head_dim * 8u + 1024u > tune->local_mem)
+        bk /= 2;
+    out->head_dim = head_dim;
+    out->bk = bk;
+    /* tensor cores: head_dim a multiple of 16, its bf16 tiles within local memory */
+    out->mma = bf16 && tune->attn_mma && head_dim % 16 == 0 && head_dim <= 128;
+    out->warps = head_dim <= 64 ? tune->am_warps_small : tune->am_warps_large;
+    out->rtiles = head_dim <= 64 ? tune->am_rt_small : tune->am_rt_large;
+}
+
+void armt_tune_attention_options(const armt_attention_tuning *at, char *buf, size_t n) {
+    snprintf(buf, n, "-DATTN_HD=%d -DATTN_BK=%d -DAM_WARPS=%d -DAM_RT=%d", at->head_dim, at->bk, at->warps,
+             at->rtiles);
+}
+
+void armt_tune_common_options(const armt_device_tuning *tune, char *buf, size_t n) {
+    const char *mma = tune->mma_emulate ? " -DARMT_MMA_EMULATE=1" : tune->nv_mma ? " -DARMT_NV_MMA=1" : "";
+    snprintf(
+        buf, n,
+        "-cl-std=CL1.2 -DARMT_ROW_WG=%d -DATTN_BQ=%d -DATTN_BK=%d -DGEMM_TM=%d -DGEMM_TN=%d -DGEMM_RM=%d "
+        "-DGEMM_RN=%d%s",
+        tune->row_wg, tune->attn_bq, tune->attn_bk, tune->gemm_tm, tune->gemm_tn, tune->gemm_rm,
+        tune->gemm_rn, mma);
+}
+
+void armt_tune_gemm_options(const armt_device_tuning *tune, int narrow, char *buf, size_t n) {
+    if (!tune->nv_mma || (narrow && !tune->nar_bn)) {
+        if (n) buf[0] = '\0';
+        return;
+    }
+    /* the narrow tiles share k per stage, stages and the local-memory cap; their wgmma n is their n */
+    const int bm = narrow ? tune->nar_bm : tune->mma_bm, bn = narrow ? tune->nar_bn : tune->mma_bn;
+    const int wm = narrow ? tune->nar_warps_m : 2, wn = narrow ? tune->nar_warps_n : tune->mma_warps_n;
+    const int wg_n = narrow ? tune->nar_bn : tune->mma_wg_n;
+    int o = snprintf(buf, n,
+                     "-DMMA_BM=%d -DMMA_BN=%d -DMMA_BK=%d -DMMA_WARPS_M=%d -DMMA_WARPS_N=%d -DMMA_WGMMA=%d",
+                     bm, bn, tune->mma_bk, wm, wn, tune->mma_wgmma);
+    if (o >= 0 && (size_t)o < n && tune->mma_stages)
+        o += snprintf(buf + o, n - (size_t)o, " -DMMA_STAGES=%d", tune->mma_stages);
+    if (o >= 0 && (size_t)o < n && tune->mma_wgmma)
+        o += snprintf(buf + o, n - (size_t)o, " -DMMA_WG_N=%d", wg_n);
+    if (o >= 0 && (size_t)o < n && tune->mma_smem_max)
+        o += snprintf(buf + o, n - (size_t)o, " -DMMA_SMEM_MAX=%d", tune->mma_smem_max);
+    if (o >= 0 && (size_t)o < n && tune->mma_raster) snprintf(buf + o, n - (size_t)o, " -DMMA_RASTER=1");
+}
