@@ -13,6 +13,7 @@
 #endif
 
 #include "safetensors.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,31 +45,6 @@ static char *xstrdup(const char *s) {
     size_t n = strlen(s) + 1;
     char *d = malloc(n);
     if (d) memcpy(d, s, n);
-    return d;
-}
-
-/* "dir/name" (or name alone when it is absolute or dir is empty). */
-static char *path_join(const char *dir, const char *name) {
-    if (name[0] == '/' || dir[0] == '\0') return xstrdup(name);
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
-
-/* Directory part of a path ("." when it has none). */
-static char *path_dirname(const char *path) {
-    const char *slash = strrchr(path, '/');
-    if (!slash) return xstrdup(".");
-    if (slash == path) return xstrdup("/");
-    size_t n = (size_t)(slash - path);
-    char *d = malloc(n + 1);
-    if (!d) return NULL;
-    memcpy(d, path, n);
-    d[n] = '\0';
     return d;
 }
 
@@ -588,7 +564,7 @@ static armt_status open_index(st_archive *a, const char *index_path, armt_err *e
     }
 
     /* Open every shard; a.shards grows one by one so st_close frees exactly what was opened. */
-    dir = path_dirname(index_path);
+    dir = armt_path_dirname(index_path);
     a->shards = calloc(n_names, sizeof *a->shards);
     if (!dir || !a->shards) {
         st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "%s: out of memory", index_path);
@@ -597,7 +573,7 @@ static armt_status open_index(st_archive *a, const char *index_path, armt_err *e
     for (size_t i = 0; i < n_names; i++) {
         st_shard *sh = &a->shards[a->n_shards];
         sh->fd = -1;
-        sh->path = path_join(dir, names[i]);
+        sh->path = armt_path_join(dir, names[i]);
         if (!sh->path) {
             st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "%s: out of memory", index_path);
             goto done;
@@ -664,14 +640,14 @@ armt_status st_open(const char *path, st_archive **out, armt_err *err) {
     char *file = NULL;
     if (S_ISDIR(sb.st_mode)) {
         /* A directory: prefer the single file, as transformers does. */
-        file = path_join(path, "model.safetensors");
+        file = armt_path_join(path, "model.safetensors");
         if (!file) {
             st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "%s: out of memory", path);
         } else if (access(file, F_OK) == 0) {
             st = open_single(a, file, err);
         } else {
             free(file);
-            file = path_join(path, "model.safetensors.index.json");
+            file = armt_path_join(path, "model.safetensors.index.json");
             if (!file)
                 st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "%s: out of memory", path);
             else if (access(file, F_OK) == 0)
