@@ -15,6 +15,7 @@
 
 #include "armt_config.h"
 #include "safetensors.h"
+#include "util.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -78,70 +79,9 @@ static int ends_with_component(const char *s, const char *suffix) {
     return a == b || s[a - b - 1] == '.';
 }
 
-static char *join_path(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char  *p = malloc(a + b + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
-
-static char *dir_of(const char *path) {
-    const char *slash = strrchr(path, '/');
-    if (!slash) return ck_strndup(".", 1);
-    if (slash == path) return ck_strndup("/", 1);
-    return ck_strndup(path, (size_t)(slash - path));
-}
-
 static int file_exists(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
-/* Reads a whole (small) text file. A missing file is not an error: *text stays NULL. */
-static armt_status read_text(const char *path, char **text, size_t *len, armt_err *err) {
-    *text = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT) return ARMT_OK;
-        return armt_err_set(err, ARMT_STATUS_IO_ERROR, "%s: cannot open: %s", path, strerror(errno));
-    }
-    char  *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            if (cap >= CK_MAX_JSON_BYTES) {
-                free(buf);
-                fclose(f);
-                return armt_err_set(err, ARMT_STATUS_BAD_CONFIG, "%s: larger than %u bytes", path,
-                                    CK_MAX_JSON_BYTES);
-            }
-            cap = cap ? 2 * cap : 4096;
-            char *nb = realloc(buf, cap + 1);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "%s: out of memory", path);
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return armt_err_set(err, ARMT_STATUS_IO_ERROR, "%s: read error", path);
-    }
-    buf[n] = '\0';
-    *text = buf;
-    *len = n;
-    return ARMT_OK;
 }
 
 static void shape_str(const st_tensor *t, char *buf, size_t n) {
@@ -678,10 +618,10 @@ static void set_layout(armt_ckpt *c) {
 /* Base config from config.json in dir, then armt_config.json; records which ARMT fields were explicit. */
 static armt_status load_dir_config(const char *dir, armt_config *cfg, ck_explicit *ex, int *found,
                                    armt_err *err) {
-    char  *path = join_path(dir, "config.json"), *text = NULL;
+    char  *path = armt_path_join(dir, "config.json"), *text = NULL;
     size_t len;
     ARMT_RETURN_IF(!path, ARMT_STATUS_OUT_OF_HOST_MEMORY, "checkpoint: out of memory");
-    armt_status st = read_text(path, &text, &len, err);
+    armt_status st = armt_read_file(path, "checkpoint", CK_MAX_JSON_BYTES, 1, &text, &len, err);
     *found = text != NULL;
     if (st == ARMT_OK && text) {
         st = armt_config_from_hf_json(text, len, cfg, err);
@@ -692,9 +632,9 @@ static armt_status load_dir_config(const char *dir, armt_config *cfg, ck_explici
     text = NULL;
     if (st != ARMT_OK || !*found) return st;
 
-    path = join_path(dir, "armt_config.json");
+    path = armt_path_join(dir, "armt_config.json");
     ARMT_RETURN_IF(!path, ARMT_STATUS_OUT_OF_HOST_MEMORY, "checkpoint: out of memory");
-    st = read_text(path, &text, &len, err);
+    st = armt_read_file(path, "checkpoint", CK_MAX_JSON_BYTES, 1, &text, &len, err);
     if (st == ARMT_OK && text) {
         st = armt_config_apply_armt_json(text, len, cfg, err);
         if (st == ARMT_OK) mark_present_keys(text, len, ex);
@@ -705,10 +645,10 @@ static armt_status load_dir_config(const char *dir, armt_config *cfg, ck_explici
 }
 
 static armt_status load_adapter(const char *dir, ck_adapter *ad, armt_err *err) {
-    char  *path = join_path(dir, "adapter_config.json"), *text = NULL;
+    char  *path = armt_path_join(dir, "adapter_config.json"), *text = NULL;
     size_t len;
     ARMT_RETURN_IF(!path, ARMT_STATUS_OUT_OF_HOST_MEMORY, "checkpoint: out of memory");
-    armt_status st = read_text(path, &text, &len, err);
+    armt_status st = armt_read_file(path, "checkpoint", CK_MAX_JSON_BYTES, 1, &text, &len, err);
     if (st == ARMT_OK && text) st = parse_adapter(path, text, len, ad, err);
     free(text);
     free(path);
@@ -720,7 +660,7 @@ static armt_status open_impl(armt_ckpt *c, const char *path, const armt_model_pa
     ARMT_RETURN_IF(stat(path, &sb) != 0, ARMT_STATUS_IO_ERROR, "%s: cannot open: %s", path, strerror(errno));
     int         is_dir = S_ISDIR(sb.st_mode);
     armt_status st = ARMT_OK;
-    char       *dir = is_dir ? ck_strndup(path, strlen(path)) : dir_of(path);
+    char       *dir = is_dir ? ck_strndup(path, strlen(path)) : armt_path_dirname(path);
     char       *side = NULL;
     ARMT_RETURN_IF(!dir, ARMT_STATUS_OUT_OF_HOST_MEMORY, "checkpoint: out of memory");
 
@@ -728,7 +668,7 @@ static armt_status open_impl(armt_ckpt *c, const char *path, const armt_model_pa
     ARMT_TRY_GOTO(st_open(path, &c->ar[0], err), out);
     c->n_ar = 1;
     if (is_dir) {
-        side = join_path(dir, "memory.safetensors");
+        side = armt_path_join(dir, "memory.safetensors");
         if (!side) {
             st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "checkpoint: out of memory");
             goto out;

@@ -9,11 +9,11 @@
 #include "config.h"
 
 #include "step.h"
+#include "util.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 armt_generate_params armt_generate_default_params(void) {
     armt_generate_params p;
@@ -25,12 +25,6 @@ armt_generate_params armt_generate_default_params(void) {
     p.top_k = 0;
     p.top_p = 1.0f;
     return p;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* ======================================================================================================= */
@@ -143,7 +137,7 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
     const size_t cut = ((n + L - 1) / L - 1) * L; /* the last segment, full or partial, is the tail */
     const size_t R = n - cut, tmax = R + (size_t)gp.max_new_tokens;
     ARMT_RETURN_IF(tmax > (size_t)INT32_MAX, ARMT_STATUS_INVALID_ARGUMENT, "armt_generate: too many tokens");
-    double t0 = now_s();
+    double t0 = armt_now();
 
     /* 1. the earlier segments: an ordinary forward (it snapshots the state first) */
     if (cut > 0) {
@@ -181,7 +175,7 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
     ARMT_TRY_GOTO(armt_scratch_grow(&F, 1, R, tmax, tmax, 1), fail);
     ARMT_TRY_GOTO(tail_rows(&F, kc, vc, tmax, 0, (int)R), fail);
     ARMT_TRY_GOTO(armt_step_row_logits(&F, (R - 1) * (size_t)F.d, logits), fail);
-    double t1 = now_s();
+    double t1 = armt_now();
     if (result) {
         result->prompt_tokens = n;
         result->tail_tokens = R;
@@ -205,7 +199,7 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
     }
     if (result) {
         result->n_tokens = produced;
-        result->decode_seconds = now_s() - t1;
+        result->decode_seconds = armt_now() - t1;
         result->stopped = stopped;
     }
     goto done;

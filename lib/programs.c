@@ -7,6 +7,7 @@
 #include "gemm.h"
 #include "internal.h"
 #include "nv_ptx.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -96,50 +97,12 @@ const char *armt_kernel_name(armt_kernel_id id) {
 /* Programs                                                                                                */
 /* ======================================================================================================= */
 
-/* Reads a whole file; NULL on error with errno set. */
-static char *read_text_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-    for (;;) {
-        if (n + 4096 + 1 > cap) {
-            cap = cap ? cap * 2 : 16384;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                errno = ENOMEM;
-                return NULL;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        errno = EIO;
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 /* Source text of a kernel file: from kernel_dir when given, else the embedded copy. */
 static armt_status kernel_source(const char *dir, const char *file, char **text, size_t *len, armt_err *err) {
     if (dir) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, file);
-        *text = read_text_file(path, len);
-        if (!*text)
-            return armt_err_set(err, ARMT_STATUS_IO_ERROR, "cannot read kernel source %s: %s", path,
-                                strerror(errno));
-        return ARMT_OK;
+        return armt_read_file(path, "kernel source", 0, 0, text, len, err);
     }
     for (size_t i = 0; i < armt_kernel_source_count; i++) {
         if (strcmp(armt_kernel_sources[i].name, file) == 0) {

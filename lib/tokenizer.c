@@ -39,6 +39,7 @@
 #include "config.h"
 
 #include "error.h"
+#include "util.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <errno.h>
@@ -920,42 +921,10 @@ static armt_status build_tables(armt_tokenizer *t, int32_t max_id, armt_err *err
     return ARMT_OK;
 }
 
-static armt_status read_file(const char *path, char **out, size_t *len, armt_err *err) {
-    FILE *f = fopen(path, "rb");
-    ARMT_RETURN_IF(!f, ARMT_STATUS_IO_ERROR, "tokenizer: cannot open %s: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (cap - n < 65536) {
-            cap = cap ? 2 * cap : 1 << 20;
-            char *b = realloc(buf, cap);
-            if (!b) {
-                free(buf);
-                fclose(f);
-                return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY,
-                                    "tokenizer: out of memory reading %s", path);
-            }
-            buf = b;
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return armt_err_set(err, ARMT_STATUS_IO_ERROR, "tokenizer: read error on %s", path);
-    }
-    *out = buf;
-    *len = n;
-    return ARMT_OK;
-}
-
 static armt_status load_into(armt_tokenizer *t, const char *path, armt_err *err) {
     char *text = NULL;
     size_t len = 0;
-    ARMT_TRY(read_file(path, &text, &len, err));
+    ARMT_TRY(armt_read_file(path, "tokenizer", 0, 0, &text, &len, err));
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_ALLOW_NUL, &jerr);
     free(text);

@@ -1,0 +1,39 @@
+/*
+ * util.h - small host helpers shared by the library's files (and armt-run): reading a whole file, joining
+ * paths, a monotonic clock. Each was written several times before; one copy keeps the error messages and
+ * edge cases (NULs in the data, a path without a directory) the same everywhere.
+ */
+#ifndef ARMT_UTIL_H
+#define ARMT_UTIL_H
+
+#include "error.h"
+
+#include <stddef.h>
+#include <stdio.h>
+
+/* Reads the whole file at path into *out: malloc'ed, with a NUL after the last byte (the data may hold
+ * NULs; *len counts the bytes without the added one). max_bytes > 0 refuses a larger file. With
+ * missing_ok, a file that does not exist is not an error: ARMT_OK with *out NULL and *len 0.
+ * Errors (messages start with "WHAT: " when what is not NULL, e.g. "tokenizer"): IO_ERROR "PATH: cannot
+ * open: REASON" or "PATH: read error", BAD_FILE "PATH: larger than N bytes", OUT_OF_HOST_MEMORY. On
+ * failure *out is NULL. */
+armt_status armt_read_file(const char *path, const char *what, size_t max_bytes, int missing_ok, char **out,
+                           size_t *len, armt_err *err);
+
+/* The same for a stream that is already open (stdin), read to its end and not closed; name is the
+ * PATH of the messages. */
+armt_status armt_read_stream(FILE *f, const char *name, const char *what, size_t max_bytes, char **out,
+                             size_t *len, armt_err *err);
+
+/* "dir/name", or a copy of name when name is absolute or dir is empty. malloc'ed; NULL when out of
+ * memory. */
+char *armt_path_join(const char *dir, const char *name);
+
+/* The directory part of a path: "a/b" for "a/b/c", "/" for "/c", "." when there is no slash. malloc'ed;
+ * NULL when out of memory. */
+char *armt_path_dirname(const char *path);
+
+/* Seconds on a monotonic clock (CLOCK_MONOTONIC: it never jumps with the wall clock), for durations. */
+double armt_now(void);
+
+#endif
