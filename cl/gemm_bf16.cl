@@ -64,7 +64,7 @@
  *     should a driver disagree with armt_mma_smem_base() below), MMA_FRAG_DB (0; 1: fragments double-buffered
  *     across k steps and across the barrier, +32 registers), MMA_STAGES (2..4). MMA_BK may be 16, 32 or 64;
  *     warp tiles may be any multiple of 16 x 16 (e.g. 48-row).
- *     H200 (bench/results/2026-11-28-h200-gemm-bf16-v2.txt): the default is the fastest variant measured,
+ *     H200 (docs/perf/results/2026-11-28-h200-gemm-bf16-v2.txt): the default is the fastest variant measured,
  *     242 / 174 / 250 / 263 TFLOP/s on the 1B cell shapes q/o, k/v, gate/up, down (v1: 201 / 152 / 202 /
  *     226); NVIDIA's compiler gives it 252 registers, no spills, 48 KiB + 16 B local memory (2 work-groups
  *     per SM). 128x256 / 256-thread tiles (1 work-group per SM) and BK = 16 were slower. Warps are assumed to
@@ -81,7 +81,7 @@
  *     that build has 64 x 64 x 32 tiles of 2 x 2 warps. MMA_RASTER 1 (the Hopper tiles) hands work-groups
  *     their tiles row tiles first in launch order (armt_mma_row_tile), so that those running together share
  *     the weights' column tiles in L2. MMA_DIAG builds
- *     timing-only variants whose results are wrong (benchmark diagnostics). See bench/gemm_bf16_notes.md.
+ *     timing-only variants whose results are wrong (benchmark diagnostics). See docs/perf/gemm_bf16_notes.md.
  *     Two more arguments after c_stride: __global const float *Gt, __global ushort *Cb. Both NULL: C as above.
  *     Set: the SwiGLU epilogue of an up projection, Cb = bf16(silu(Gt) * A W^T) at C's element offsets (Gt
  *     holds the gate projection there); C and beta are not used. Cb alone: Cb = bf16(A W^T) (after RoPE, if
@@ -302,7 +302,7 @@ __kernel void armt_f32_to_bf16(const int m, const int k, __global const float *A
 /* The epilogue's reads (C with beta = 1: the residual stream; the SwiGLU gate Gt) are prefetched into L2
  * MMA_PF_DIST k-tiles before the mainloop ends (at its start when it is shorter), so that they come from
  * L2 rather than HBM once the accumulators are done: every work-group of a wave reaches its epilogue at the
- * same time, and reading C then left the tensor cores idle (bench/gemm_bf16_notes.md, run 11). 0: off.
+ * same time, and reading C then left the tensor cores idle (docs/perf/gemm_bf16_notes.md, run 11). 0: off.
  * Off by default with MMA_RASTER 1, where it cost 1.7% of the diagonal forward (notes, run 12). */
 #ifndef MMA_PF_C
 #define MMA_PF_C (!MMA_RASTER)
@@ -603,7 +603,7 @@ inline __attribute__((always_inline)) void armt_mma_epilogue(float acc[MMA_MT][M
     }
 #if MMA_DUAL_OK
     /* The two dual modes keep loops of their own: one loop with the choice inside cost the gate-and-up GEMM
-     * 5% on the H200 (bench/results/2026-11-28-h200-dual-epilogue-fold.txt). */
+     * 5% on the H200 (docs/perf/results/2026-11-28-h200-dual-epilogue-fold.txt). */
     if (dual && Cb2) {
         /* k and v in one tile: columns q < NT/2 are k's, q + NT/2 v's, of output column col0 + 8q + tc, each
          * rounded to bf16 into its own output */

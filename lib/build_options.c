@@ -25,7 +25,7 @@ char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tu
     tune->attn_bq = 32;
     tune->attn_bk = 32;
     if (info->is_gpu) {
-        /* measured on an H200 (bench/results/2026-11-28-h200-attention-tiles.txt): 128 x 16 beat 64 x 32,
+        /* measured on an H200 (docs/perf/results/2026-11-28-h200-attention-tiles.txt): 128 x 16 beat 64 x 32,
          * 64 x 64 and 32 x 32 by 15-35% in attention time */
         tune->row_wg = 256;
         tune->attn_bq = 128;
@@ -90,7 +90,7 @@ void armt_attention_tiles(const armt_device_info *info, const armt_device_tuning
                           int *warps, int *rtiles) {
     /* GPUs: heads up to 64 get K/V tiles by cp.async (attention.cl, AM_ASYNC_ON), fastest with 4 warps of
      * two row tiles each (H200, 1B shapes: 0.054 s against 0.068 s for 8 warps of one row tile,
-     * bench/results/2026-11-28-h200-attention-async.txt). Larger heads keep the register-staged tiles, where
+     * docs/perf/results/2026-11-28-h200-attention-async.txt). Larger heads keep the register-staged tiles, where
      * two row tiles per warp were slower and 8 warps beat 4 by 13% (-attention-rowtiles.txt). The
      * emulation (CPUs, tests): 4 warps of one. */
     int w = 4, r = 1;
@@ -109,9 +109,9 @@ void armt_gemm_mma_tiles(armt_device_tuning *tune, int wgmma) {
         /* 128 x 256 tiles of two warpgroups (64 x 256 each: one m64n256k16 per k16 step), k 64 per stage, four
          * stages = 192 KiB of local memory, one wgmma group left in flight at each barrier. NVIDIA's OpenCL
          * reports 48 KiB of local memory but builds and runs larger static arrays, up to Hopper's 227 KiB
-         * (bench/results/2026-11-28-h200-nv-probe.txt); the runtime checks the result once at load and falls
+         * (docs/perf/results/2026-11-28-h200-nv-probe.txt); the runtime checks the result once at load and falls
          * back to mma.sync otherwise. H200: 572 / 406 / 570 / 648 TFLOP/s on the 1B shapes, 0.72-0.82x
-         * torch.bmm (bench/results/2026-11-28-h200-gemm-wgmma-v6.txt; the 48 KiB tiles: 494 / 366 / 474 / 547). */
+         * torch.bmm (docs/perf/results/2026-11-28-h200-gemm-wgmma-v6.txt; the 48 KiB tiles: 494 / 366 / 474 / 547). */
         tune->mma_bn = 256;
         tune->mma_bk = 64;
         tune->mma_warps_n = 4;
@@ -121,7 +121,7 @@ void armt_gemm_mma_tiles(armt_device_tuning *tune, int wgmma) {
         tune->mma_smem_max = 227 * 1024;
         /* narrow tiles for the memory projections W_mq and W_mk (n = d_mem = 64): 64 x 64 x 64, one warpgroup,
          * four stages (66 KiB). H200, 16 cells: W_mq (1152 rows) 0.054 ms against 0.087 ms on the 128 x 256
-         * tiles, W_mk (128 rows) 0.020 against 0.039 ms (bench/results/2026-11-28-h200-attention-double-buffer.txt,
+         * tiles, W_mk (128 rows) 0.020 against 0.039 ms (docs/perf/results/2026-11-28-h200-attention-double-buffer.txt,
          * part C) */
         tune->nar_bm = 64;
         tune->nar_bn = 64;
@@ -129,10 +129,10 @@ void armt_gemm_mma_tiles(armt_device_tuning *tune, int wgmma) {
         tune->nar_warps_n = 4;
         /* work-groups in launch order take row tiles first, so that those running together share the
          * weights' column tiles: diagonal at 131k 0.807 -> 0.779 s on the H200 (alternating; alone, with
-         * nothing else in L2, the GEMMs are unchanged: bench/results/2026-11-28-h200-raster.txt) */
+         * nothing else in L2, the GEMMs are unchanged: docs/perf/results/2026-11-28-h200-raster.txt) */
         tune->mma_raster = 1;
     } else {
-        /* mma.sync: 128 x 128 x 32, 2 x 2 warps, as many stages as 48 KiB hold (bench/gemm_bf16_notes.md) */
+        /* mma.sync: 128 x 128 x 32, 2 x 2 warps, as many stages as 48 KiB hold (docs/perf/gemm_bf16_notes.md) */
         tune->mma_bn = 128;
         tune->mma_bk = 32;
         tune->mma_warps_n = 2;

@@ -337,7 +337,7 @@ static armt_status gemm_bf16_entries(fwd *F, size_t m, size_t n, size_t k, cl_me
      * columns: the sequential schedule's k and v, the last layer's cell with its unread rows skipped,
      * generation), where their 16x as many work-groups fill more of the GPU: on the H200, k/v on one
      * cell of 1152 rows 0.038 -> 0.021 ms, o and down on 128 rows 0.041 -> 0.019 and 0.127 -> 0.056 ms
-     * (bench/results/2026-11-28-h200-narrow-for-small-launches.txt). Not for the SwiGLU epilogues and the
+     * (docs/perf/results/2026-11-28-h200-narrow-for-small-launches.txt). Not for the SwiGLU epilogues and the
      * row scales (main tiles only), nor RoPE where a thread's columns do not hold whole heads. */
     armt_kernel_id nid = bb ? ARMT_K_GEMM_BF16BF16_MMA_NARROW : ARMT_K_GEMM_BF16_MMA_NARROW;
     const size_t main_wgs = (n + (size_t)t->mma_bn - 1) / (size_t)t->mma_bn *
@@ -516,7 +516,7 @@ static armt_status launch(fwd *F, armt_kernel_id id, cl_uint dims, size_t g0, si
 
 static size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
 
-/* Tensor cores read bf16 operands faster than fp32 ones they must round themselves (bench/results: 1.2-1.8x
+/* Tensor cores read bf16 operands faster than fp32 ones they must round themselves (docs/perf/results: 1.2-1.8x
  * with wgmma): the leading rows x width floats of src (the step's cells, contiguous) are rounded once into
  * ctx->abf, and the bf16 GEMMs that follow with A = src read that instead, until unstage_bf16. Nothing
  * happens without the bf16-A kernel. */
