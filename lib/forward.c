@@ -6,7 +6,7 @@
  *   full        the base LLaMA over all n tokens (no memory, no segments) Lyr steps of one cell of n rows
  *
  * One step (run_step) is: all memory reads, then the decoder layer for every cell, then all memory writes
- * (ARMT.md 7.2 and 12.4). Every linear operation of a step is one CLBlast batched GEMM over the step's
+ * (docs/MATH.md §7.2). Every linear operation of a step is one CLBlast batched GEMM over the step's
  * cells, each entry addressing its own layer's weights by offset in the role's buffer; the other operations
  * are one launch per step over all cells (the kernels find a cell's layer and residual slot from
  * l0, s0 and cap, see cl/common.cl).
@@ -927,7 +927,7 @@ static armt_status mem_update(fwd *F, const step *st) {
     return s;
 }
 
-/* Memory write of every cell on its M memory-token rows (ARMT.md 3.5, exact first-segment rule). */
+/* Memory write of every cell on its M memory-token rows (docs/MATH.md §3.5, exact first-segment rule). */
 armt_status armt_fwd_write(fwd *F, const step *st) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
