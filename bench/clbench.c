@@ -12,7 +12,7 @@
  * before and are excluded; CLBlast compiles its kernels at a routine's first call, which lands in the
  * "first call" column (the first warm-up call), never in the repetitions.
  *
- * The FLOP count (PERFORMANCE.md section 1) is the useful GEMM-like work only: linear layers, causal
+ * The FLOP count (docs/MATH.md §9) is the useful GEMM-like work only: linear layers, causal
  * attention, the ARMT memory read/write and the lm_head when the output needs it; elementwise work (norms,
  * RoPE, SwiGLU, DPFP) and the padding rows of a short last segment are not counted.
  *
@@ -112,8 +112,8 @@ static void usage(FILE *out) {
             "  -h, --help             this help\n"
             "\n"
             "Columns: schedule, tokens, segments, status (ok | does not fit | error) and reason, first-call\n"
-            "seconds, median/min/max/mean/stddev seconds over the repetitions, tokens/s, achieved TFLOP/s (FLOPs\n"
-            "counted as in PERFORMANCE.md: linear layers, causal attention, memory read/write, lm_head when an\n"
+            "seconds, median/min/max/mean/stddev seconds over the repetitions, tokens/s, achieved TFLOP/s\n"
+            "(docs/MATH.md section 9: linear layers, causal attention, memory read/write, lm_head when an\n"
             "output needs it), schedule steps, (layer, segment) cells, kernel launches, GEMM calls and the peak\n"
             "of model + context device bytes (from armt_ctx_stats). Times are wall time of armt_forward with\n"
             "the queue finished (ids upload, schedule, output copy-out); model load and kernel builds excluded.\n"
@@ -298,7 +298,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
 }
 
 /* ======================================================================================================= */
-/* FLOP count (PERFORMANCE.md section 1)                                                                   */
+/* FLOP count (docs/MATH.md §9)                                                                            */
 /* ======================================================================================================= */
 
 /* Parameters of the linear layers of one decoder layer: q, k, v, o and gate, up, down. */

@@ -8,7 +8,7 @@
 # flag every MS milliseconds (default 100). Prints clbench's table rows, then per schedule the mean, min
 # and max SM clock and power over the samples above IDLE_W watts (default 200: the GPU busy) and how many
 # of them had the software power cap active. A schedule that runs at the power cap is slowed by its
-# clock, not by its kernels: compare schedules at their clocks (bench/results/*power-cap*).
+# clock, not by its kernels: compare schedules at their clocks (docs/perf/results/*power-cap*).
 # Needs nvidia-smi (the NVIDIA driver); the GPU's settings are only read, never changed.
 set -euo pipefail
 

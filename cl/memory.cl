@@ -1,5 +1,5 @@
 /*
- * memory.cl - the associative memory of every layer (ARMT.md section 3): DPFP features, the read, and the
+ * memory.cl - each layer's associative memory (docs/MATH.md section 3): DPFP features, the read, and the
  * pieces of the delta-rule write that are not GEMMs. State: w_mem [layers, dk, d], z [layers, dk],
  * written [layers] (a layer that has not written yet treats its segment as the first one: no read,
  * Vprev = 0, gamma = 1).

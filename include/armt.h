@@ -432,7 +432,7 @@ ARMT_API int32_t armt_tokenizer_token_id(const armt_tokenizer *tok, const char *
 /* ======================================================================================================= */
 /* Generation                                                                                              */
 /* ======================================================================================================= */
-/* Reads a prompt and produces new tokens with the reference's semantics (ARMT.md 3.6): every segment of the
+/* Reads a prompt and produces new tokens as the reference does (docs/MATH.md §3.6): every segment of the
  * prompt but the last goes through armt_forward (memory read and written, `schedule`); the last segment
  * (1 .. segment_size tokens; a full one when the prompt length is a multiple of segment_size) runs WITHOUT
  * memory tokens and writes nothing, positions restarting at 0, every layer reading the memory on every

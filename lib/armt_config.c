@@ -59,7 +59,7 @@ static const struct {
       .d_mem = 8,
       .segment_size = 16,
       .correction = 1}},
-    /* JackFram/llama-160m with the paper's speed-run ARMT settings (ARMT.md §5.4). */
+    /* JackFram/llama-160m with the paper's speed-run ARMT settings (docs/MATH.md §5.3). */
     {"llama-160m",
      {.hidden_size = 768,
       .n_layers = 12,
@@ -77,7 +77,7 @@ static const struct {
       .d_mem = 64,
       .segment_size = 1024,
       .correction = 1}},
-    /* meta-llama/Llama-3.2-1B (ARMT.md §1). */
+    /* meta-llama/Llama-3.2-1B (docs/MATH.md §1). */
     {"llama-3.2-1b",
      {.hidden_size = 2048,
       .n_layers = 16,

@@ -25,7 +25,7 @@
  *               lm_head.weight
  *   armt-model  memory_cell.model.model.layers.{l}.layer.<hf suffix>, memory_cell.model.model.layers.{l}.W_m*
  *   armt-cell   memory_cell.layers.{l}.layer.<hf suffix>, memory_cell.layers.{l}.W_m* (what
- *               safetensors.torch.save_model writes, ARMT.md 5.1)
+ *               safetensors.torch.save_model writes, docs/MATH.md §5.1)
  *   +peft       base_model.model.<keys>. A LoRA target has <module>.base_layer.weight,
  *               <module>.lora_A.<adapter>.weight (r, in) and <module>.lora_B.<adapter>.weight (out, r).
  *               It is merged on read: W + scale * B A, scale = lora_alpha / r from adapter_config.json

@@ -8,7 +8,7 @@
  * rows
  *
  * One step is: all memory reads, then the decoder layer for every cell, then all memory writes
- * (ARMT.md 7.2 and 12.4); see step.c.
+ * (docs/MATH.md §7.2); see step.c.
  */
 #include "config.h"
 

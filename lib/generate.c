@@ -1,5 +1,5 @@
 /*
- * generate.c - reading a prompt and producing new tokens (ARMT.md 3.6).
+ * generate.c - reading a prompt and producing new tokens (docs/MATH.md §3.6).
  *
  * The prompt's segments but the last go through armt_forward. The last one (the "tail") runs through the
  * layers without memory tokens and without writes, every layer reading the memory on every row; its keys

@@ -432,7 +432,7 @@ armt_status armt_model_read_role(armt_model *m, armt_role role, int layer, uint6
     return ARMT_OK;
 }
 
-/* Tensor names of a saved model: the ARMT reference wrapper's module-tree form (ARMT.md 5.1). */
+/* Tensor names of a saved model: the ARMT reference wrapper's module-tree form (docs/MATH.md §5.1). */
 static void saved_name(armt_role r, int l, char *buf, size_t n) {
     static const char *const layer_names[ARMT_ROLE_N_LAYER_ROLES] = {
         "layer.self_attn.q_proj.weight", "layer.self_attn.k_proj.weight", "layer.self_attn.v_proj.weight",

@@ -669,7 +669,7 @@ START_TEST(test_lora_partner_missing) {
 }
 END_TEST
 
-/* ARMT around PEFT (the BABILong checkpoint's form, ARMT.md 5.2): prefixes combine, LoRA merges with the
+/* ARMT around PEFT (the BABILong checkpoint, docs/MATH.md §5.2): prefixes combine, LoRA merges with the
  * scale of adapter_config.json. */
 START_TEST(test_armt_peft_combined) {
     static char names[SYN_N][128];

@@ -1,7 +1,7 @@
 /*
  * check_config.c - presets, validation and the JSON forms of armt_config (lib/armt_config.c).
  *
- * Expected values are written out literally from the published configs (ARMT.md §1, HF config.json
+ * Expected values are written out literally from the published configs (docs/MATH.md §1, HF config.json
  * files), not taken from the presets under test.
  */
 #include "armt_config.h"

@@ -4,7 +4,7 @@
  * memory state across calls, and the schedule counters.
  *
  * Models are tiny random ones with a non-zero W_mv (the memory path active) and few segments (random
- * memories grow quickly, ARMT.md 13).
+ * memories grow quickly, docs/MATH.md §10).
  */
 #include "config.h"
 

@@ -10,7 +10,7 @@
  *   - one call equals calls split at segment boundaries (the state carries everything);
  *   - writing a key and reading it back with W_mq = W_mk retrieves beta * V (associative recall), and
  *     re-writing the same key gives gamma = 0 (the correction).
- *   - generation (ARMT.md §3.6): the tail on an unwritten state is plain LLaMA; with W_mv = 0 greedy
+ *   - generation (docs/MATH.md §3.6): the tail on an unwritten state is plain LLaMA; with W_mv = 0 greedy
  *     generation is plain-LLaMA greedy decoding of the tail, with W_mv != 0 it is not.
  * Models are tiny and random, from a splitmix64 + Box-Muller generator defined here. One test reads the
  * armt_ref generation fixture (the ARMT authors' generate, tests/data/README.md) through lib/safetensors.c.
@@ -591,7 +591,7 @@ START_TEST(test_state_and_args) {
 END_TEST
 
 /* ------------------------------------------------------------------------------------------------- */
-/* generation (ARMT.md §3.6): ref_armt_tail_forward, ref_armt_generate_greedy                        */
+/* generation (docs/MATH.md §3.6): ref_armt_tail_forward, ref_armt_generate_greedy                   */
 /* ------------------------------------------------------------------------------------------------- */
 
 static ref_state *state_copy(const ref_state *s, const armt_config *c) {

@@ -1,7 +1,7 @@
 /*
  * ref_armt.c - double-precision CPU reference of the ARMT forward pass (see ref_armt.h).
  *
- * Straightforward loops, written for clarity: every formula maps to a line of ARMT.md.
+ * Straightforward loops, written for clarity: every formula maps to a line of docs/MATH.md.
  * Row-vector convention: a Linear with HF weight W (out, in) computes y = x W^T, i.e.
  * y[r][o] = sum_i x[r][i] * W[o][i].
  */
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MEM_EPS 1e-5 /* the 1e-5 of the associative read/write (ARMT.md §3.3, §3.5) */
+#define MEM_EPS 1e-5 /* the 1e-5 of the associative read/write (docs/MATH.md §3.3, §3.5) */
 #define NU 3         /* DPFP order, hard-coded in the reference */
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
@@ -330,7 +330,7 @@ static int ws_alloc(ws *w, const armt_config *c, size_t Tmax) {
     return 0;
 }
 
-/* One LLaMA decoder layer (ARMT.md §4), in place on X [T, d], positions 0..T-1. */
+/* One LLaMA decoder layer (docs/MATH.md §4.1), in place on X [T, d], positions 0..T-1. */
 static int decoder_layer(const ref_model *m, int l, double *X, int T, ws *w) {
     const armt_config *c = &m->cfg;
     int d = c->hidden_size, hd = c->head_dim, nh = c->n_heads, nkv = c->n_kv_heads;
@@ -437,7 +437,7 @@ int ref_armt_forward(const ref_model *m, ref_state *st, const int32_t *ids, size
 }
 
 /* ids[0..n) as one block of rows at positions 0..n-1, no memory tokens, no writes; with a state, each layer
- * that has written reads the memory on every row first (the generation tail, ARMT.md 3.6); without one,
+ * that has written reads the memory on every row first (the generation tail, docs/MATH.md §3.6); without one,
  * the plain LLaMA. No argument checks. */
 static int rows_forward(const ref_model *m, const ref_state *st, const int32_t *ids, size_t n, double *logits,
                         double *hidden) {
@@ -472,7 +472,7 @@ int ref_llama_forward(const ref_model *m, const int32_t *ids, size_t n, double *
 }
 
 /* ------------------------------------------------------------------------------------------------- */
-/* generation (ARMT.md §3.6)                                                                         */
+/* generation (docs/MATH.md §3.6)                                                                    */
 /* ------------------------------------------------------------------------------------------------- */
 
 static int check_state(const ref_model *m, const ref_state *st) {

@@ -2,8 +2,8 @@
  * ref_armt.h - plain C, double-precision CPU reference of the ARMT forward pass (tests only).
  *
  * This is the independent reference the OpenCL implementation is compared against. It follows
- * /work/shared/design/ARMT.md literally (§2 segmentation and memory tokens, §3 associative memory with
- * DPFP nu = 3, §4 LLaMA decoder layer with llama3 RoPE, §6 sequential order, §12.2 exact first-segment
+ * docs/MATH.md literally (§2 segmentation and memory tokens, §3 associative memory with
+ * DPFP nu = 3, §4 LLaMA decoder layer with llama3 RoPE, §6 sequential order, §8.2 exact first-segment
  * rule). Every intermediate value is a double; weights are read as float and widened on the fly.
  * Nothing here is optimised: it is meant for tiny and small models.
  *
@@ -37,7 +37,7 @@ typedef struct ref_model {
     const float *mem;        /* (M, d) memory-token embeddings, the same for every segment   */
 } ref_model;
 
-/* Associative memory state of all layers (ARMT.md §3.1), double precision.
+/* Associative memory state of all layers (docs/MATH.md §3.1), double precision.
  * A fresh state (ref_state_new / ref_state_reset) is all zeros with written[l] = 0: the next segment of
  * every layer is a "first segment" (no read; write with Vprev = 0, gamma = 1). */
 typedef struct ref_state {
@@ -58,7 +58,7 @@ void ref_state_reset(ref_state *s);
 
 /* ARMT forward over ids[0..n). The ids are cut into segments of cfg.segment_size tokens starting at
  * ids[0] (the last may be shorter); each segment is X0 = concat(E[ids_s], MEM), positions 0..T_s-1;
- * segments run in the sequential order of ARMT.md §6 and update *st, which persists across calls (so a
+ * segments run in the sequential order of docs/MATH.md §6 and update *st, which persists across calls (so a
  * call split at a segment boundary equals one call; a split elsewhere changes the segmentation).
  * Outputs (either may be NULL), token rows only:
  *   logits [n, vocab]: lm_head(RMSNorm_final(H)),
@@ -71,9 +71,9 @@ int ref_armt_forward(const ref_model *m, ref_state *st, const int32_t *ids, size
  * The ARMT weights (wmq .. bmb, mem) are not used and may be NULL. */
 int ref_llama_forward(const ref_model *m, const int32_t *ids, size_t n, double *logits, double *hidden);
 
-/* ---- generation (ARMT.md §3.6) ----------------------------------------------------------------------- */
+/* ---- generation (docs/MATH.md §3.6) ------------------------------------------------------------------ */
 
-/* Generation-mode segment (ARMT.md 3.6): ids[0..n) run WITHOUT memory tokens, positions 0..n-1, each layer
+/* Generation tail (docs/MATH.md §3.6): ids[0..n) run WITHOUT memory tokens, positions 0..n-1, each layer
  * applies the memory read to every row when that layer has written (st->written[l]), and nothing is written
  * (state unchanged). logits [n, vocab] of every row (final norm + lm_head); NULL computes nothing useful
  * but still validates. There is no segmentation: n may exceed segment_size (the generated tokens extend the
@@ -92,7 +92,7 @@ int ref_armt_tail_forward(const ref_model *m, const ref_state *st, const int32_t
  *     (inputs_embeds[:, :-M]), switches the layers to generate_mode (no writes) and hands it to HF generate.
  *     So when n is a multiple of L the last FULL segment is the tail (it is never written to memory, and the
  *     tail is never empty). The paper's universal executor (DB:universal_executor.py, "if cut == len, one
- *     segment is moved to the tail", ARMT.md §7.6) does the same. Its fast executor (DB:fast_executor.py)
+ *     segment is moved to the tail", docs/MATH.md §7.4) agrees. Its fast executor (DB:fast_executor.py)
  *     cuts at floor(n / L) * L when n > L, so for n = k L with k >= 2 its tail is empty and its
  *     segmented[-1] raises IndexError; for other n all three agree;
  *   - tokens are then generated greedily: token k is the argmax (ties: lowest id) of the last row of
@@ -113,12 +113,12 @@ int ref_armt_generate_greedy_margins(const ref_model *m, ref_state *st, const in
 
 /* ---- building blocks, exposed so that tests can check them in isolation ---------------------------- */
 
-/* DPFP with nu = 3 (ARMT.md §3.2): x (d_mem) -> out (6 * d_mem).
+/* DPFP with nu = 3 (docs/MATH.md §3.2): x (d_mem) -> out (6 * d_mem).
  * x' = [relu(x), relu(-x)] (2 d_mem); out[(j-1)*2d_mem + i] = x'[i] * x'[(i - j) mod 2d_mem], j = 1..3. */
 void ref_dpfp(const double *x, int d_mem, double *out);
 
 /* RoPE inverse frequencies (head_dim / 2 values): theta^(-2i/head_dim), with the llama3 scaling of
- * ARMT.md §4 when cfg->rope_type == ARMT_ROPE_LLAMA3. */
+ * docs/MATH.md §4.2 when cfg->rope_type == ARMT_ROPE_LLAMA3. */
 void ref_rope_inv_freq(const armt_config *cfg, double *inv_freq);
 
 /* RoPE in place on x [T, nh * head_dim], row p at position p, rotate_half style (HF LLaMA):
@@ -132,12 +132,12 @@ void ref_rope(double *x, int T, int nh, int head_dim, const double *inv_freq);
 int ref_attention(const double *q, const double *k, const double *v, int T, int n_heads, int n_kv_heads,
                   int head_dim, double *out);
 
-/* Associative read of layer `layer` (ARMT.md §3.3), in place on H [rows, d]:
+/* Associative read of layer `layer` (docs/MATH.md §3.3), in place on H [rows, d]:
  * H += (phi(H W_mq^T) W_mem) / (phi(H W_mq^T) . z + 1e-5). Applied regardless of st->written.
  * Returns -2 when out of memory, else 0. */
 int ref_mem_read(const ref_model *m, const ref_state *st, int layer, double *H, int rows);
 
-/* Associative write of layer `layer` (ARMT.md §3.5) from the memory-token rows mrows [M, d]; uses the
+/* Associative write of layer `layer` (docs/MATH.md §3.5) from the memory-token rows mrows [M, d]; uses the
  * first-segment rule when !st->written[layer], then sets st->written[layer] = 1. cfg.correction selects
  * gamma. Returns -2 when out of memory, else 0. */
 int ref_mem_write(const ref_model *m, ref_state *st, int layer, const double *mrows, int M);

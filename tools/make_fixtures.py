@@ -310,7 +310,7 @@ def make_armt_ref(ref, out):
             torch.nn.init.normal_(w.W_mv.weight, mean=0.0, std=0.05, generator=gen)
     patch_tuple_outputs(ref, cell)
 
-    # save_model keeps one name per shared tensor (memory_cell.layers.*, lm_head only): see ARMT.md 5.1.
+    # save_model keeps one name per shared tensor (memory_cell.layers.*, lm_head only): see docs/MATH.md §5.1.
     save_model(wrapper, os.path.join(d, "model_saved.safetensors"), metadata={"format": "pt"})
     sd = wrapper.state_dict()
     modelform = {k: f32(v).clone() for k, v in sd.items()
