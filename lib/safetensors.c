@@ -119,6 +119,7 @@ static const struct {
     {"F32", ST_F32, 4},
     {"F16", ST_F16, 2},
     {"BF16", ST_BF16, 2},
+    {"I32", ST_I32, 4}, /* written, never read */
 };
 
 size_t st_dtype_size(st_dtype dt) {
@@ -236,7 +237,7 @@ static armt_status parse_tensor(st_archive *a, int si, const char *name, json_t 
     const char *dname = json_string_value(jd);
     int found = -1;
     for (size_t i = 0; i < sizeof dtype_table / sizeof dtype_table[0]; i++)
-        if (strcmp(dname, dtype_table[i].name) == 0) found = (int)i;
+        if (strcmp(dname, dtype_table[i].name) == 0 && dtype_table[i].dt != ST_I32) found = (int)i;
     ARMT_RETURN_IF(found < 0, ARMT_STATUS_UNSUPPORTED,
                    "%s: tensor '%s': unsupported dtype %s (supported: F32, F16, BF16)", path, name, dname);
 
@@ -747,6 +748,7 @@ struct st_writer {
     json_t *tensors; /* name -> {dtype, shape, data_offsets}, in declaration order */
     char **names;    /* declared names, for messages                             */
     uint64_t *numel; /* declared element counts                                  */
+    st_dtype *dtype; /* declared dtypes (ST_F32 or ST_I32)                       */
     size_t n, cap;
     uint64_t total_bytes; /* data bytes declared                                      */
     int header_done;      /* header written: no more declarations                     */
@@ -761,6 +763,7 @@ void st_writer_abort(st_writer *w) {
     for (size_t i = 0; i < w->n; i++) free(w->names[i]);
     free(w->names);
     free(w->numel);
+    free(w->dtype);
     json_decref(w->meta);
     json_decref(w->tensors);
     free(w->path);
@@ -799,8 +802,15 @@ armt_status st_writer_open(const char *path, st_writer **out, armt_err *err) {
 }
 
 armt_status st_writer_add(st_writer *w, const char *name, int ndim, const uint64_t *shape, armt_err *err) {
+    return st_writer_add_typed(w, name, ST_F32, ndim, shape, err);
+}
+
+armt_status st_writer_add_typed(st_writer *w, const char *name, st_dtype dtype, int ndim, const uint64_t *shape,
+                                armt_err *err) {
     ARMT_RETURN_IF(!w || !name || (ndim > 0 && !shape), ARMT_STATUS_INVALID_ARGUMENT,
                    "st_writer_add: NULL argument");
+    ARMT_RETURN_IF(dtype != ST_F32 && dtype != ST_I32, ARMT_STATUS_INVALID_ARGUMENT,
+                   "%s: tensor '%s': the writer stores F32 and I32 only", w->path, name);
     ARMT_RETURN_IF(w->header_done, ARMT_STATUS_INVALID_ARGUMENT,
                    "%s: tensor '%s' declared after data was written", w->path, name);
     ARMT_RETURN_IF(ndim < 0 || ndim > ST_MAX_DIMS, ARMT_STATUS_INVALID_ARGUMENT,
@@ -825,18 +835,20 @@ armt_status st_writer_add(st_writer *w, const char *name, int ndim, const uint64
         if (nn) w->names = nn;
         uint64_t *ne = nn ? realloc(w->numel, cap * sizeof *ne) : NULL;
         if (ne) w->numel = ne;
-        ARMT_RETURN_IF(!nn || !ne, ARMT_STATUS_OUT_OF_HOST_MEMORY, "%s: out of memory", w->path);
+        st_dtype *nd = ne ? realloc(w->dtype, cap * sizeof *nd) : NULL;
+        if (nd) w->dtype = nd;
+        ARMT_RETURN_IF(!nd, ARMT_STATUS_OUT_OF_HOST_MEMORY, "%s: out of memory", w->path);
         w->cap = cap;
     }
 
-    /* {"dtype":"F32","shape":[...],"data_offsets":[begin,end]} */
+    /* {"dtype":"F32" or "I32","shape":[...],"data_offsets":[begin,end]} */
     json_t *entry = json_object(), *js = json_array(), *jo = json_array();
     int bad = !entry || !js || !jo;
     for (int i = 0; i < ndim && !bad; i++)
         bad |= json_array_append_new(js, json_integer((json_int_t)shape[i]));
     bad = bad || json_array_append_new(jo, json_integer((json_int_t)w->total_bytes)) ||
           json_array_append_new(jo, json_integer((json_int_t)end)) ||
-          json_object_set_new(entry, "dtype", json_string("F32"));
+          json_object_set_new(entry, "dtype", json_string(st_dtype_name(dtype)));
     /* from here entry owns js and jo */
     if (!bad) {
         bad = json_object_set_new(entry, "shape", js);
@@ -858,6 +870,7 @@ armt_status st_writer_add(st_writer *w, const char *name, int ndim, const uint64
     }
     w->names[w->n] = copy;
     w->numel[w->n] = numel;
+    w->dtype[w->n] = dtype;
     w->n++;
     w->total_bytes = end;
     return ARMT_OK;
@@ -904,9 +917,11 @@ static void advance(st_writer *w) {
     }
 }
 
-armt_status st_writer_write(st_writer *w, const float *data, uint64_t count, armt_err *err) {
-    ARMT_RETURN_IF(!w || (count > 0 && !data), ARMT_STATUS_INVALID_ARGUMENT,
+/* Appends count 4-byte elements of the given dtype (host order; written little-endian). */
+static armt_status write_elems(st_writer *w, const void *elems, st_dtype dtype, uint64_t count, armt_err *err) {
+    ARMT_RETURN_IF(!w || (count > 0 && !elems), ARMT_STATUS_INVALID_ARGUMENT,
                    "st_writer_write: NULL argument");
+    const unsigned char *data = elems;
     if (!w->header_done) ARMT_TRY(write_header(w, err));
     /* Fill tensors one after another; a chunk may end inside a tensor or span several. The counting is
      * what lets st_writer_close prove that the declared shapes and the data agree. */
@@ -915,12 +930,15 @@ armt_status st_writer_write(st_writer *w, const float *data, uint64_t count, arm
         ARMT_RETURN_IF(w->cur >= w->n, ARMT_STATUS_INVALID_ARGUMENT,
                        "%s: %llu more elements written than the declared tensors hold", w->path,
                        (unsigned long long)count);
+        ARMT_RETURN_IF(w->dtype[w->cur] != dtype, ARMT_STATUS_INVALID_ARGUMENT,
+                       "%s: tensor '%s' is %s, written as %s", w->path, w->names[w->cur],
+                       st_dtype_name(w->dtype[w->cur]), st_dtype_name(dtype));
         uint64_t room = w->numel[w->cur] - w->cur_done;
         uint64_t n = count < room ? count : room;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
         for (uint64_t i = 0; i < n; i++) {
             uint32_t u;
-            memcpy(&u, &data[i], 4);
+            memcpy(&u, data + 4 * i, 4);
             u = __builtin_bswap32(u);
             ARMT_RETURN_IF(fwrite(&u, 4, 1, w->f) != 1, ARMT_STATUS_IO_ERROR, "%s.tmp: write failed: %s",
                            w->path, strerror(errno));
@@ -929,11 +947,19 @@ armt_status st_writer_write(st_writer *w, const float *data, uint64_t count, arm
         ARMT_RETURN_IF(fwrite(data, 4, (size_t)n, w->f) != (size_t)n, ARMT_STATUS_IO_ERROR,
                        "%s.tmp: write failed (tensor '%s'): %s", w->path, w->names[w->cur], strerror(errno));
 #endif
-        data += n;
+        data += 4 * n;
         count -= n;
         w->cur_done += n;
     }
     return ARMT_OK;
+}
+
+armt_status st_writer_write(st_writer *w, const float *data, uint64_t count, armt_err *err) {
+    return write_elems(w, data, ST_F32, count, err);
+}
+
+armt_status st_writer_write_i32(st_writer *w, const int32_t *data, uint64_t count, armt_err *err) {
+    return write_elems(w, data, ST_I32, count, err);
 }
 
 armt_status st_writer_close(st_writer *w, armt_err *err) {

@@ -13,7 +13,7 @@
  * model.safetensors.index.json. Tensor data is never mapped or loaded whole: st_read_f32 reads any
  * element range with pread, so a loader can stream a 5 GB checkpoint through a small buffer.
  *
- * The writer produces F32 files only (what armt_model_save needs). Tensors are declared first, then
+ * The writer produces F32 tensors (what armt_model_save needs) and I32 ones. Tensors are declared first, then
  * their data is streamed in declaration order in chunks of any size; the file appears under its final
  * name only once complete (written to "<path>.tmp", then rename()).
  */
@@ -30,7 +30,9 @@
 /* Largest tensor rank accepted. */
 #define ST_MAX_DIMS 8
 
-typedef enum st_dtype { ST_F32 = 0, ST_F16 = 1, ST_BF16 = 2 } st_dtype;
+/* ST_I32 is for writing only (armt-run's input_ids): the reader refuses it as UNSUPPORTED, as it refuses
+ * every dtype it does not convert to float. */
+typedef enum st_dtype { ST_F32 = 0, ST_F16 = 1, ST_BF16 = 2, ST_I32 = 3 } st_dtype;
 
 typedef struct st_tensor {
     char *name;
@@ -73,19 +75,24 @@ armt_status st_read_f32(st_archive *a, const st_tensor *t, uint64_t first, uint6
                         armt_err *err);
 
 /* ----------------------------------------------------------------------------------------------------- */
-/* Writer (F32 tensors only)                                                                             */
+/* Writer (F32 and I32 tensors)                                                                          */
 /* ----------------------------------------------------------------------------------------------------- */
 
 typedef struct st_writer st_writer;
 
 /* Creates "<path>.tmp" at once (so an unwritable destination fails here, not at the end). */
 armt_status st_writer_open(const char *path, st_writer **out, armt_err *err);
-/* Declares the next tensor, in data order. ndim 0..8. Only before the first st_writer_write. */
+/* Declares the next F32 tensor, in data order. ndim 0..8. Only before the first write. */
 armt_status st_writer_add(st_writer *w, const char *name, int ndim, const uint64_t *shape, armt_err *err);
+/* The same for a tensor of dtype ST_F32 or ST_I32. */
+armt_status st_writer_add_typed(st_writer *w, const char *name, st_dtype dtype, int ndim, const uint64_t *shape,
+                                armt_err *err);
 /* Sets a "__metadata__" entry (a later call with the same key replaces it). Only before the first write. */
 armt_status st_writer_meta(st_writer *w, const char *key, const char *value, armt_err *err);
 /* Appends count floats of data: the declared tensors back to back, in order, in chunks of any size. */
 armt_status st_writer_write(st_writer *w, const float *data, uint64_t count, armt_err *err);
+/* The same for I32 tensors. Writing floats into an I32 tensor, or ints into an F32 one, is refused. */
+armt_status st_writer_write_i32(st_writer *w, const int32_t *data, uint64_t count, armt_err *err);
 /* Checks that every declared element was written, flushes, fsyncs and renames the file into place.
  * Always frees w; on failure the temporary file is removed and nothing appears at path. */
 armt_status st_writer_close(st_writer *w, armt_err *err);

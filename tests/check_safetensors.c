@@ -648,6 +648,53 @@ START_TEST(test_writer_round_trip) {
 }
 END_TEST
 
+/* An I32 tensor after an F32 one: the file's bytes are exactly the safetensors layout written by hand
+ * (compact JSON in declaration order, spaces to a multiple of 8, little-endian data); the reader refuses
+ * I32, and each tensor takes only its own element type. */
+START_TEST(test_writer_i32) {
+    const char *path = tpath("i32.safetensors");
+    st_writer *w = NULL;
+    const uint64_t s2[1] = {2}, s3[1] = {3};
+    ck_assert_int_eq(st_writer_open(path, &w, &err), ARMT_OK);
+    ck_assert_int_eq(st_writer_add_typed(w, "x", ST_F32, 1, s2, &err), ARMT_OK);
+    ck_assert_int_eq(st_writer_add_typed(w, "ids", ST_I32, 1, s3, &err), ARMT_OK);
+    ck_assert_int_eq(st_writer_add_typed(w, "h", ST_BF16, 1, s3, &err), ARMT_STATUS_INVALID_ARGUMENT);
+    ck_assert_int_eq(st_writer_meta(w, "generator", "test", &err), ARMT_OK);
+    const float x[2] = {1.0f, -2.0f};
+    const int32_t ids[3] = {7, -1, 65536};
+    ck_assert_int_eq(st_writer_write_i32(w, ids, 1, &err), ARMT_STATUS_INVALID_ARGUMENT);
+    EXPECT_MSG("tensor 'x' is F32, written as I32");
+    ck_assert_int_eq(st_writer_write(w, x, 2, &err), ARMT_OK);
+    ck_assert_int_eq(st_writer_write(w, x, 1, &err), ARMT_STATUS_INVALID_ARGUMENT);
+    EXPECT_MSG("tensor 'ids' is I32, written as F32");
+    ck_assert_int_eq(st_writer_write_i32(w, ids, 3, &err), ARMT_OK);
+    ck_assert_int_eq(st_writer_close(w, &err), ARMT_OK);
+
+    const char *json = "{\"__metadata__\":{\"generator\":\"test\"},\"x\":{\"dtype\":\"F32\",\"shape\":[2],"
+                       "\"data_offsets\":[0,8]},\"ids\":{\"dtype\":\"I32\",\"shape\":[3],\"data_offsets\":[8,20]}}";
+    size_t hl = strlen(json), padded = (hl + 7) / 8 * 8;
+    unsigned char want[512];
+    ck_assert_uint_lt(8 + padded + 20, sizeof want);
+    for (int i = 0; i < 8; i++) want[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+    memcpy(want + 8, json, hl);
+    memset(want + 8 + hl, ' ', padded - hl);
+    const uint32_t words[5] = {0x3f800000u, 0xc0000000u, 7u, 0xffffffffu, 0x10000u}; /* 1, -2; the ids */
+    for (int k = 0; k < 5; k++)
+        for (int i = 0; i < 4; i++) want[8 + padded + 4 * (size_t)k + (size_t)i] = (unsigned char)(words[k] >> (8 * i));
+    unsigned char got[512];
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(got, 1, sizeof got, f);
+    fclose(f);
+    ck_assert_uint_eq(n, 8 + padded + 20);
+    ck_assert_msg(memcmp(got, want, n) == 0, "file bytes differ from the hand-written layout");
+
+    st_archive *a = NULL;
+    ck_assert_int_eq(st_open(path, &a, &err), ARMT_STATUS_UNSUPPORTED);
+    EXPECT_MSG("unsupported dtype I32");
+}
+END_TEST
+
 /* Writing past the declared total is refused. */
 START_TEST(test_writer_too_much_data) {
     st_writer *w = NULL;
@@ -751,6 +798,7 @@ static Suite *suite(void) {
     TCase *wr = tcase_create("write");
     tcase_add_checked_fixture(wr, setup, teardown);
     tcase_add_test(wr, test_writer_round_trip);
+    tcase_add_test(wr, test_writer_i32);
     tcase_add_test(wr, test_writer_too_much_data);
     tcase_add_test(wr, test_writer_incomplete);
     tcase_add_test(wr, test_writer_abort);
