@@ -63,25 +63,6 @@ typedef struct bench_opts {
     size_t        n_precisions;
 } bench_opts;
 
-static const char *schedule_name(armt_schedule s) {
-    switch (s) {
-    case ARMT_SCHEDULE_DIAGONAL: return "diagonal";
-    case ARMT_SCHEDULE_SEQUENTIAL: return "sequential";
-    case ARMT_SCHEDULE_FULL: return "full";
-    }
-    return "?";
-}
-
-static const char *output_name(armt_output o) {
-    switch (o) {
-    case ARMT_OUTPUT_NONE: return "none";
-    case ARMT_OUTPUT_LOGITS_LAST: return "last";
-    case ARMT_OUTPUT_LOGITS_ALL: return "all";
-    case ARMT_OUTPUT_HIDDEN: return "hidden";
-    }
-    return "?";
-}
-
 static void usage(FILE *out) {
     fprintf(out,
             "Usage: %s [OPTIONS]\n"
@@ -105,9 +86,10 @@ static void usage(FILE *out) {
             "                         memory read run on tensor cores, wgmma on sm_90); the whole benchmark runs\n"
             "                         once per entry, one table each\n"
             "      --outputs WHAT     none (default: hidden states stay on the device, no lm_head), last (logits\n"
-            "                         of the last token) or all (logits of every token; needs tokens x vocab\n"
-            "                         floats of host memory). With none or last the last layer computes only\n"
-            "                         the rows something reads (memory tokens, the last token); FLOPs count that\n"
+            "                         of the last token) or logits (also 'all': logits of every token; needs\n"
+            "                         tokens x vocab floats of host memory). With none or last the last layer\n"
+            "                         computes only the rows something reads (memory tokens, the last token);\n"
+            "                         FLOPs count that\n"
             "      --all-rows         the last layer computes every row anyway (comparisons)\n"
             "  -r, --repetitions N    timed calls per row (default 3)\n"
             "  -w, --warmup N         untimed calls before them (default 1); the first one is reported as\n"
@@ -266,10 +248,10 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
                 o->output = ARMT_OUTPUT_NONE;
             else if (strcmp(optarg, "last") == 0)
                 o->output = ARMT_OUTPUT_LOGITS_LAST;
-            else if (strcmp(optarg, "all") == 0)
+            else if (strcmp(optarg, "logits") == 0 || strcmp(optarg, "all") == 0)
                 o->output = ARMT_OUTPUT_LOGITS_ALL;
             else {
-                cli_error("--outputs: '%s' is not one of none, last, all", optarg);
+                cli_error("--outputs: '%s' is not one of none, last, logits (or all)", optarg);
                 return -1;
             }
             break;
@@ -514,7 +496,7 @@ static void row_fail(bench *b, bench_row *r, armt_status st, const char *message
         r->status = "does not fit";
         r->reason = dup_message(message);
         if (b->o->verbosity > CLI_QUIET)
-            cli_error("%s, %" PRId64 " tokens: does not fit the device: %s", schedule_name(r->schedule), r->tokens,
+            cli_error("%s, %" PRId64 " tokens: does not fit the device: %s", armt_schedule_name(r->schedule), r->tokens,
                       r->reason);
     } else {
         size_t len = strlen(armt_status_str(st)) + strlen(message ? message : "") + 4;
@@ -522,7 +504,7 @@ static void row_fail(bench *b, bench_row *r, armt_status st, const char *message
         r->reason = malloc(len);
         if (r->reason) snprintf(r->reason, len, "%s: %s", armt_status_str(st), message ? message : "");
         b->failed = 1;
-        cli_error("%s, %" PRId64 " tokens: %s", schedule_name(r->schedule), r->tokens,
+        cli_error("%s, %" PRId64 " tokens: %s", armt_schedule_name(r->schedule), r->tokens,
                   r->reason ? r->reason : armt_status_str(st));
     }
 }
@@ -562,14 +544,14 @@ static void run_row(bench *b, armt_ctx *ctx, bench_row *r) {
         if (is_armt(r->schedule)) st = armt_ctx_reset(ctx);
         if (st == ARMT_OK) {
             if (k < o->warmup)
-                progress_begin(&b->progress, "%s, %" PRId64 " tokens, warm-up %d/%d", schedule_name(r->schedule),
+                progress_begin(&b->progress, "%s, %" PRId64 " tokens, warm-up %d/%d", armt_schedule_name(r->schedule),
                                r->tokens, k + 1, o->warmup);
             else if (profile_call)
-                progress_begin(&b->progress, "%s, %" PRId64 " tokens, profiled call", schedule_name(r->schedule),
+                progress_begin(&b->progress, "%s, %" PRId64 " tokens, profiled call", armt_schedule_name(r->schedule),
                                r->tokens);
             else
                 progress_begin(&b->progress, "%s, %" PRId64 " tokens, repetition %d/%d",
-                               schedule_name(r->schedule), r->tokens, k - o->warmup + 1, o->repetitions);
+                               armt_schedule_name(r->schedule), r->tokens, k - o->warmup + 1, o->repetitions);
             double t0 = cli_now();
             st = armt_forward(ctx, b->ids, n, &fp);
             double t = cli_now() - t0;
@@ -629,7 +611,7 @@ static void run_row(bench *b, armt_ctx *ctx, bench_row *r) {
     r->status = "ok";
     if (o->verbosity > CLI_QUIET)
         fprintf(stderr, "%s: %-10s %8" PRId64 " tokens: median %.4g s, first call %.4g s\n", cli_progname(),
-                schedule_name(r->schedule), r->tokens, r->median_s, r->first_call_s);
+                armt_schedule_name(r->schedule), r->tokens, r->median_s, r->first_call_s);
 done:
     free(out);
     free(times);
@@ -668,7 +650,7 @@ static armt_status hidden_call(bench *b, armt_ctx *ctx, armt_schedule s, size_t 
     fp.out_count = armt_output_count(b->model, ARMT_OUTPUT_HIDDEN, n);
     fp.progress = progress_cb;
     fp.progress_user_data = &b->progress;
-    progress_begin(&b->progress, "verify %s, %zu tokens", schedule_name(s), n);
+    progress_begin(&b->progress, "verify %s, %zu tokens", armt_schedule_name(s), n);
     st = armt_forward(ctx, b->ids, n, &fp);
     progress_end(&b->progress);
     return st;
@@ -825,8 +807,8 @@ static size_t header_fields(const bench *b, const run_info *ri, field *f) {
     f[n++] = fint("segment", c->segment_size);
     f[n++] = fint("mem", c->num_mem_tokens);
     f[n++] = fint("d_key", armt_config_d_key(c));
-    f[n++] = fstr("precision", b->o->common.precision == ARMT_PRECISION_BF16 ? "bf16" : "fp32");
-    f[n++] = fstr("outputs", output_name(b->o->output));
+    f[n++] = fstr("precision", armt_precision_name(b->o->common.precision));
+    f[n++] = fstr("outputs", armt_output_name(b->o->output));
     f[n++] = fint("all_rows", b->o->all_rows);
     f[n++] = fint("warmup", b->o->warmup);
     f[n++] = fint("seed", (int64_t)ri->seed);
@@ -843,7 +825,7 @@ static size_t row_fields(const bench_row *r, field *f) {
     int ok = r->status && strcmp(r->status, "ok") == 0;
     double med = ok ? r->median_s : NAN;
     size_t n = 0;
-    f[n++] = fstr("schedule", schedule_name(r->schedule));
+    f[n++] = fstr("schedule", armt_schedule_name(r->schedule));
     f[n++] = fint("tokens", r->tokens);
     f[n++] = fint("segments", (int64_t)r->segments);
     f[n++] = fstr("status", r->status ? r->status : "error");
@@ -1003,9 +985,9 @@ static void write_md(const bench *b, const run_info *ri, FILE *out) {
             "memory tokens, d_key %d; %s weights\n",
             c->n_layers, c->hidden_size, c->n_heads, c->n_kv_heads, c->head_dim, c->intermediate_size, c->vocab_size,
             c->segment_size, c->num_mem_tokens, armt_config_d_key(c),
-            o->common.precision == ARMT_PRECISION_BF16 ? "bf16" : "fp32");
+            armt_precision_name(o->common.precision));
     fprintf(out, "- %s; outputs %s%s; %d repetition%s after %d warm-up call%s; %s\n", armt_build_info(),
-            output_name(o->output),
+            armt_output_name(o->output),
             o->all_rows ? " (every row of the last layer computed: --all-rows)"
             : o->output == ARMT_OUTPUT_NONE || o->output == ARMT_OUTPUT_LOGITS_LAST
                 ? " (the last layer only for the rows read: memory tokens, last token)"
@@ -1026,7 +1008,7 @@ static void write_md(const bench *b, const run_info *ri, FILE *out) {
         const bench_row *r = report_row(b, i);
         int ok = r->status && strcmp(r->status, "ok") == 0;
         notes += r->reason != NULL || r->verify_note != NULL;
-        fprintf(out, "| %s | %" PRId64 " | %" PRIu64 " | %s | %s |", schedule_name(r->schedule), r->tokens,
+        fprintf(out, "| %s | %" PRId64 " | %" PRIu64 " | %s | %s |", armt_schedule_name(r->schedule), r->tokens,
                 r->segments, r->status ? r->status : "error", md_num(r->first_call_s, "%.4g", b1, sizeof b1));
         if (!ok) {
             fprintf(out, " - | - | - | - | - | - | - | - | - | - | - |\n");
@@ -1069,7 +1051,7 @@ static void write_md(const bench *b, const run_info *ri, FILE *out) {
             const bench_row *r = report_row(b, i);
             if (!r->verify_result) continue;
             int cmp = verify_compared(r);
-            fprintf(out, "| %s | %" PRId64 " | %s | %s | %s | %s |\n", schedule_name(r->schedule), r->tokens,
+            fprintf(out, "| %s | %" PRId64 " | %s | %s | %s | %s |\n", armt_schedule_name(r->schedule), r->tokens,
                     r->verify_vs ? r->verify_vs : "-", cmp ? md_num(r->verify_max_abs, "%.3g", b1, sizeof b1) : "-",
                     cmp ? md_num(r->verify_max_rel, "%.3g", b2, sizeof b2) : "-", r->verify_result);
         }
@@ -1079,7 +1061,7 @@ static void write_md(const bench *b, const run_info *ri, FILE *out) {
         fprintf(out, "\nProfile (device time per kernel, then the GEMMs by weight with their rate; one extra call per row after the timed ones, with OpenCL events):\n\n");
         for (size_t i = 0; i < n_rows; i++) {
             const bench_row *r = report_row(b, i);
-            if (r->profile) fprintf(out, "- %s, %" PRId64 " tokens: %s\n", schedule_name(r->schedule), r->tokens, r->profile);
+            if (r->profile) fprintf(out, "- %s, %" PRId64 " tokens: %s\n", armt_schedule_name(r->schedule), r->tokens, r->profile);
         }
     }
 
@@ -1088,10 +1070,10 @@ static void write_md(const bench *b, const run_info *ri, FILE *out) {
         for (size_t i = 0; i < n_rows; i++) {
             const bench_row *r = report_row(b, i);
             if (r->reason)
-                fprintf(out, "- %s, %" PRId64 " tokens: %s: %s\n", schedule_name(r->schedule), r->tokens, r->status,
+                fprintf(out, "- %s, %" PRId64 " tokens: %s: %s\n", armt_schedule_name(r->schedule), r->tokens, r->status,
                         r->reason);
             if (r->verify_note)
-                fprintf(out, "- %s, %" PRId64 " tokens, verify %s: %s\n", schedule_name(r->schedule), r->tokens,
+                fprintf(out, "- %s, %" PRId64 " tokens, verify %s: %s\n", armt_schedule_name(r->schedule), r->tokens,
                         r->verify_result, r->verify_note);
         }
     }

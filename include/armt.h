@@ -20,6 +20,13 @@
  * memory accounting is locked). One armt_ctx must be used by one thread at a time; two contexts on the
  * same model may run forward passes concurrently from two threads (tests/check_limits.c checks that the
  * results equal those of sequential use). The log callback may be called from any thread.
+ *
+ * Parameter structs (armt_*_params) and ABI: there is no ABI stability before 1.0; a program is rebuilt
+ * against the header of the library it runs with (ARMT_VERSION_NUMBER == armt_version_number() checks it).
+ * Fields are only ever appended to a params struct, never reordered, retyped or removed, and a field's zero
+ * keeps the old behaviour where that is possible; so always start from the struct that *_default_params()
+ * returns (or pass NULL where that is allowed) and set only the fields you need: source code written that
+ * way keeps its meaning when a field is added. armt_ctx_params keeps reserved space for growth.
  */
 #ifndef ARMT_H
 #define ARMT_H
@@ -87,6 +94,15 @@ typedef enum armt_log_level {
 typedef void (*armt_log_fn)(armt_log_level level, const char *message, void *user_data);
 ARMT_API void armt_log_set(armt_log_fn fn, void *user_data);
 
+/* Version of this header: MAJOR.MINOR.PATCH, the same as configure.ac's (tests/check_status.c checks
+ * both). ARMT_VERSION_NUMBER is MAJOR * 10000 + MINOR * 100 + PATCH, e.g. 10203 for 1.2.3. */
+#define ARMT_VERSION_MAJOR 0
+#define ARMT_VERSION_MINOR 1
+#define ARMT_VERSION_PATCH 0
+#define ARMT_VERSION_NUMBER (ARMT_VERSION_MAJOR * 10000 + ARMT_VERSION_MINOR * 100 + ARMT_VERSION_PATCH)
+
+/* The library's version, as a number (ARMT_VERSION_NUMBER when it was built) and as "MAJOR.MINOR.PATCH". */
+ARMT_API unsigned armt_version_number(void);
 ARMT_API const char *armt_version_string(void);
 /* "libarmt 0.1.0 (commit abc1234), CLBlast 1.5.3": the versions the library was built with. */
 ARMT_API const char *armt_build_info(void);
@@ -133,7 +149,9 @@ typedef struct armt_runtime_params {
     const char *kernel_dir;
     /* Appended to the kernel build options (after $ARMT_CL_BUILD_OPTIONS). */
     const char *build_options;
-    /* Record per-kernel times with OpenCL profiling events (see armt_ctx_stats). */
+    /* Record per-kernel times with OpenCL profiling events (see armt_ctx_profile): the default of every
+     * context of this runtime ($ARMT_PROFILE=1 does the same); a context can choose for itself with
+     * armt_ctx_params.profile. */
     int profile;
 } armt_runtime_params;
 
@@ -244,7 +262,12 @@ ARMT_API const char *armt_model_last_error(const armt_model *model);
 typedef struct armt_ctx armt_ctx;
 
 typedef struct armt_ctx_params {
-    int reserved; /* no options yet; keep zero */
+    /* Profiling (armt_ctx_profile, armt_ctx_profile_gemm) needs a queue created for it, so it is chosen
+     * here: 1 profiles this context's forward calls, -1 does not, 0 (default) follows the runtime
+     * (armt_runtime_params.profile or $ARMT_PROFILE), as before this field existed. A forward call can
+     * still opt out with armt_forward_params.no_profile. */
+    int profile;
+    int reserved[7]; /* room for later fields; keep zero */
 } armt_ctx_params;
 
 ARMT_API armt_ctx_params armt_ctx_default_params(void);
@@ -284,6 +307,13 @@ typedef enum armt_output {
     ARMT_OUTPUT_HIDDEN      = 3, /* final hidden states (after the final RMSNorm): n * d floats       */
 } armt_output;
 
+/* Names of the enum values, as armt-run's options spell them: "sequential", "diagonal", "full"; "none",
+ * "logits" (ARMT_OUTPUT_LOGITS_ALL), "last", "hidden"; "fp32", "bf16". Static strings; a value outside its
+ * enum gives "unknown" (never NULL, so the result can always be printed). */
+ARMT_API const char *armt_schedule_name(armt_schedule schedule);
+ARMT_API const char *armt_output_name(armt_output output);
+ARMT_API const char *armt_precision_name(armt_precision precision);
+
 /* Called after each step with (steps done, steps total). */
 typedef void (*armt_progress_fn)(uint64_t done, uint64_t total, void *user_data);
 
@@ -294,7 +324,7 @@ typedef struct armt_forward_params {
     size_t           out_count;    /* its size in floats; must be at least what the output needs     */
     armt_progress_fn progress;     /* optional                                                       */
     void            *progress_user_data;
-    int              no_profile;   /* 1: no profiling events for this call even when the runtime     */
+    int              no_profile;   /* 1: no profiling events for this call even when the context     */
                                    /*   profiles (an event per launch costs host time: time calls    */
                                    /*   with 1, then profile one call with 0; armt_ctx_profile keeps */
                                    /*   the last profiled call's times)                              */
@@ -330,9 +360,9 @@ typedef struct armt_stats {
 
 ARMT_API ARMT_NODISCARD armt_status armt_ctx_stats(const armt_ctx *ctx, armt_stats *out);
 
-/* Device time per kernel of the last forward, when the runtime was created with params.profile = 1 (or
- * $ARMT_PROFILE=1): fills up to cap (name, seconds) pairs (names are static strings: kernel names,
- * "clblast_sgemm" for CLBlast's GEMMs, "copies"); returns how many categories have time. */
+/* Device time per kernel of the last profiled forward (a context that profiles: armt_ctx_params.profile,
+ * or the runtime's default): fills up to cap (name, seconds) pairs (names are static strings: kernel names,
+ * and "clblast_sgemm" for CLBlast's GEMMs); returns how many categories have time. */
 ARMT_API size_t armt_ctx_profile(const armt_ctx *ctx, const char **names, double *seconds, size_t cap);
 
 /* The GEMMs of the same profile, by what they multiply: up to cap (name, seconds, FLOPs) triples, names

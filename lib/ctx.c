@@ -58,22 +58,27 @@ static armt_status zero_buffer(armt_ctx *ctx, cl_mem b, size_t bytes, armt_err *
 }
 
 armt_status armt_ctx_create(armt_model *model, const armt_ctx_params *params, armt_ctx **out) {
-    (void)params;
     if (!model || !out)
         return armt_err_set(model ? &model->err : NULL, ARMT_STATUS_INVALID_ARGUMENT,
                             "armt_ctx_create: model and out must not be NULL");
     *out = NULL;
+    armt_ctx_params p = params ? *params : armt_ctx_default_params();
+    if (p.profile < -1 || p.profile > 1)
+        return armt_err_set(&model->err, ARMT_STATUS_INVALID_ARGUMENT,
+                            "armt_ctx_create: profile is %d, not -1 (off), 0 (the runtime's) or 1 (on)",
+                            p.profile);
     armt_ctx *ctx = calloc(1, sizeof *ctx);
     if (ctx) ctx->gemm_site = -1;
     if (!ctx) return armt_err_set(&model->err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_ctx_create: out of host memory");
     armt_err_init(&ctx->err);
     ctx->model = model;
     ctx->rt = model->rt;
-    ctx->prof_on = ctx->rt->profile;
+    ctx->profile = p.profile == 0 ? ctx->rt->profile : p.profile > 0;
+    ctx->prof_on = ctx->profile;
     armt_err *err = &ctx->err;
     armt_status st;
     cl_int e;
-    cl_command_queue_properties qp = ctx->rt->profile ? CL_QUEUE_PROFILING_ENABLE : 0;
+    cl_command_queue_properties qp = ctx->profile ? CL_QUEUE_PROFILING_ENABLE : 0;
     ctx->queue = clCreateCommandQueue(ctx->rt->context, ctx->rt->device, qp, &e);
     if (e != CL_SUCCESS) {
         st = armt_err_cl(err, "clCreateCommandQueue", e);
@@ -367,7 +372,7 @@ size_t armt_ctx_profile(const armt_ctx *ctx, const char **names, double *seconds
     for (int c = 0; c < ARMT_PROF_COUNT; c++) {
         if (ctx->prof_s[c] <= 0.0) continue;
         if (n < cap) {
-            if (names) names[n] = c == ARMT_PROF_CLBLAST ? "clblast_sgemm" : c == ARMT_PROF_COPY ? "copies" : armt_kernel_name((armt_kernel_id)c);
+            if (names) names[n] = c == ARMT_PROF_CLBLAST ? "clblast_sgemm" : armt_kernel_name((armt_kernel_id)c);
             if (seconds) seconds[n] = ctx->prof_s[c];
         }
         n++;

@@ -1291,7 +1291,7 @@ armt_status armt_forward(armt_ctx *ctx, const int32_t *ids, size_t n, const armt
     memset(&ctx->stats, 0, sizeof ctx->stats);
     armt_ctx_prof_drop(ctx); /* events of work outside a forward (a reset, a state upload) */
     /* a call with no_profile records no events and leaves the last profiled call's times */
-    const int profiled = ctx->rt->profile && !params->no_profile;
+    const int profiled = ctx->profile && !params->no_profile;
     if (profiled) {
         memset(ctx->prof_s, 0, sizeof ctx->prof_s);
         memset(ctx->prof_gs, 0, sizeof ctx->prof_gs);
@@ -1306,7 +1306,7 @@ armt_status armt_forward(armt_ctx *ctx, const int32_t *ids, size_t n, const armt
     ctx->prof_on = profiled;
     armt_status st = armt_fwd_begin(&F, ctx, params, ids, n);
     if (st != ARMT_OK) {
-        ctx->prof_on = ctx->rt->profile;
+        ctx->prof_on = ctx->profile;
         return st;
     }
     int armt = params->schedule != ARMT_SCHEDULE_FULL;
@@ -1336,7 +1336,7 @@ fail:
         armt_err_free(&saved);
     }
 done:
-    ctx->prof_on = ctx->rt->profile;
+    ctx->prof_on = ctx->profile;
     pthread_mutex_lock(&ctx->rt->lock);
     ctx->stats.peak_device_bytes = ctx->rt->peak_bytes;
     pthread_mutex_unlock(&ctx->rt->lock);

@@ -159,10 +159,9 @@ armt_status armt_enqueue(cl_command_queue q, cl_kernel k, cl_uint dims, const si
 /* Tests only: make the launch after `launches` more launches fail with CL_OUT_OF_RESOURCES (-1: off). */
 void armt_fault_inject(long launches);
 
-/* Profiling categories: every kernel of the table, then CLBlast's GEMMs and buffer copies. */
+/* Profiling categories: every kernel of the table, then CLBlast's GEMMs. */
 #define ARMT_PROF_CLBLAST ARMT_K_COUNT
-#define ARMT_PROF_COPY (ARMT_K_COUNT + 1)
-#define ARMT_PROF_COUNT (ARMT_K_COUNT + 2)
+#define ARMT_PROF_COUNT (ARMT_K_COUNT + 1)
 /* GEMM sites of the profile (armt_ctx_profile_gemm): the weight roles, then the GEMMs without a weight. */
 #define ARMT_GSITE_GATE_UP ARMT_ROLE_COUNT         /* gate and up in one GEMM (Hopper tiles) */
 #define ARMT_GSITE_MEM_READ (ARMT_ROLE_COUNT + 1)  /* phi(q) W_mem of the memory read        */
@@ -263,7 +262,7 @@ struct armt_ctx {
 
     armt_stats stats;
 
-    /* profiling (runtime created with profile = 1): events of the current forward, summed at its end */
+    /* profiling (profile set): events of the current forward, summed at its end */
     struct armt_prof_event {
         cl_event ev;
         int      cat;       /* category                                    */
@@ -274,7 +273,8 @@ struct armt_ctx {
     double    prof_s[ARMT_PROF_COUNT]; /* seconds per category, last forward */
     double    prof_gs[ARMT_GSITE_COUNT], prof_gf[ARMT_GSITE_COUNT]; /* seconds and FLOPs per GEMM site */
     int       gemm_site;    /* the site of the GEMM being enqueued (set by forward.c), or -1 */
-    int       prof_on;      /* record events now: rt->profile, off for a forward with no_profile */
+    int       profile;      /* the queue profiles: armt_ctx_params.profile, else rt->profile     */
+    int       prof_on;      /* record events now: profile, off for a forward with no_profile     */
 };
 
 /* Releases every scratch buffer of a context (forward.c grows them; ctx.c frees them). */

@@ -191,7 +191,40 @@ void armt_log(armt_log_level level, const char *fmt, ...) {
     fn(level, buf, log_user);
 }
 
+unsigned armt_version_number(void) { return ARMT_VERSION_NUMBER; }
+
 const char *armt_version_string(void) { return PACKAGE_VERSION; }
+
+/* ======================================================================================================= */
+/* Enum names                                                                                              */
+/* ======================================================================================================= */
+
+const char *armt_schedule_name(armt_schedule schedule) {
+    switch (schedule) {
+    case ARMT_SCHEDULE_SEQUENTIAL: return "sequential";
+    case ARMT_SCHEDULE_DIAGONAL: return "diagonal";
+    case ARMT_SCHEDULE_FULL: return "full";
+    }
+    return "unknown";
+}
+
+const char *armt_output_name(armt_output output) {
+    switch (output) {
+    case ARMT_OUTPUT_NONE: return "none";
+    case ARMT_OUTPUT_LOGITS_ALL: return "logits";
+    case ARMT_OUTPUT_LOGITS_LAST: return "last";
+    case ARMT_OUTPUT_HIDDEN: return "hidden";
+    }
+    return "unknown";
+}
+
+const char *armt_precision_name(armt_precision precision) {
+    switch (precision) {
+    case ARMT_PRECISION_FP32: return "fp32";
+    case ARMT_PRECISION_BF16: return "bf16";
+    }
+    return "unknown";
+}
 
 const char *armt_build_info(void) {
     /* the commit is known when the tree was configured from a git checkout */

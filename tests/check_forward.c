@@ -357,6 +357,77 @@ START_TEST(test_gemm_calls_scale) {
 END_TEST
 
 /* ======================================================================================================= */
+/* Profiling chosen per context                                                                            */
+/* ======================================================================================================= */
+
+/* Kernel categories with time after one forward of ctx (0: no profile). */
+static size_t profile_after_forward(armt_ctx *ctx, int no_profile) {
+    int32_t ids[40];
+    test_random_ids(ids, 40, armt_model_config(armt_ctx_model(ctx))->vocab_size, 5);
+    armt_forward_params p = armt_forward_default_params();
+    p.no_profile = no_profile;
+    armt_status st = armt_forward(ctx, ids, 40, &p);
+    ck_assert_msg(st == ARMT_OK, "forward: %s: %s", armt_status_str(st), armt_ctx_last_error(ctx));
+    const char *names[64];
+    double secs[64];
+    size_t np = armt_ctx_profile(ctx, names, secs, 64);
+    for (size_t i = 0; i < np && i < 64; i++) {
+        ck_assert_msg(secs[i] > 0.0, "%s: %g s", names[i], secs[i]);
+        ck_assert_msg(strcmp(names[i], "copies") != 0, "the profile has no copies category");
+    }
+    return np;
+}
+
+static armt_ctx *ctx_with_profile(armt_model *m, int profile) {
+    armt_ctx_params cp = armt_ctx_default_params();
+    ck_assert_int_eq(cp.profile, 0);
+    cp.profile = profile;
+    armt_ctx *ctx = NULL;
+    ck_assert_msg(armt_ctx_create(m, &cp, &ctx) == ARMT_OK, "ctx_create: %s", armt_last_error());
+    return ctx;
+}
+
+/* armt_ctx_params.profile = 1 gives a context a profile on a runtime that does not profile, -1 takes it
+ * away on one that does, 0 follows the runtime; other values are refused. */
+START_TEST(test_ctx_profile) {
+    unsetenv("ARMT_PROFILE");
+    armt_config c = make_cfg((shape){2, 0, 0, 0, 0, 16, 4});
+    for (int rt_profile = 0; rt_profile < 2; rt_profile++) {
+        armt_runtime_params rp = armt_runtime_default_params();
+        rp.profile = rt_profile;
+        armt_runtime *rt = NULL;
+        ck_assert_msg(armt_runtime_create(&rp, &rt) == ARMT_OK, "%s", armt_last_error());
+        armt_model_params mp = armt_model_default_params();
+        mp.seed = 3;
+        armt_model *m = NULL;
+        ck_assert_msg(armt_model_create_random(rt, &c, &mp, &m) == ARMT_OK, "%s", armt_last_error());
+        for (int want = -1; want <= 1; want++) {
+            armt_ctx *ctx = ctx_with_profile(m, want);
+            const int on = want == 0 ? rt_profile : want > 0;
+            size_t np = profile_after_forward(ctx, 0);
+            ck_assert_msg(on ? np > 0 : np == 0, "runtime profile %d, ctx profile %d: %zu categories", rt_profile,
+                          want, np);
+            /* no_profile still opts one call out: it records nothing and keeps the last profile */
+            if (on) ck_assert_uint_eq(profile_after_forward(ctx, 1), np);
+            armt_ctx_free(ctx);
+        }
+        /* NULL params: the runtime's choice */
+        armt_ctx *ctx = make_ctx(m);
+        ck_assert_uint_eq(profile_after_forward(ctx, 0) > 0, (size_t)rt_profile);
+        armt_ctx_free(ctx);
+        armt_ctx_params cp = armt_ctx_default_params();
+        cp.profile = 2;
+        ctx = (armt_ctx *)&cp;
+        ck_assert_int_eq(armt_ctx_create(m, &cp, &ctx), ARMT_STATUS_INVALID_ARGUMENT);
+        ck_assert_ptr_null(ctx);
+        ck_assert_ptr_nonnull(strstr(armt_model_last_error(m), "profile"));
+        armt_model_free(m);
+        armt_runtime_free(rt);
+    }
+}
+END_TEST
+
+/* ======================================================================================================= */
 /* Rows nobody reads                                                                                       */
 /* ======================================================================================================= */
 
@@ -682,6 +753,7 @@ static Suite *suite(void) {
     tcase_add_loop_test(tc, test_diagonal_equals_sequential, 0, 4);
     tcase_add_test(tc, test_gemm_calls_scale);
     tcase_add_test(tc, test_unread_rows);
+    tcase_add_test(tc, test_ctx_profile);
     tcase_add_test(tc, test_chunked_weights);
     suite_add_tcase(s, tc);
     tc = tcase_create("state");

@@ -90,6 +90,55 @@ START_TEST(test_last_error_and_log) {
 }
 END_TEST
 
+/* The version macros, the number and the string agree with each other and with configure.ac's version
+ * (PACKAGE_VERSION in config.h). */
+START_TEST(test_version) {
+    char want[64];
+    snprintf(want, sizeof want, "%d.%d.%d", ARMT_VERSION_MAJOR, ARMT_VERSION_MINOR, ARMT_VERSION_PATCH);
+    ck_assert_str_eq(want, PACKAGE_VERSION);
+    ck_assert_str_eq(armt_version_string(), PACKAGE_VERSION);
+    ck_assert_uint_eq(armt_version_number(), ARMT_VERSION_NUMBER);
+    ck_assert_uint_eq(ARMT_VERSION_NUMBER,
+                      ARMT_VERSION_MAJOR * 10000u + ARMT_VERSION_MINOR * 100u + ARMT_VERSION_PATCH);
+    /* the number decodes to the string */
+    unsigned v = armt_version_number();
+    snprintf(want, sizeof want, "%u.%u.%u", v / 10000, v / 100 % 100, v % 100);
+    ck_assert_str_eq(want, armt_version_string());
+    ck_assert_ptr_nonnull(strstr(armt_build_info(), armt_version_string()));
+    ck_assert(ARMT_VERSION_MINOR < 100 && ARMT_VERSION_PATCH < 100);
+}
+END_TEST
+
+/* Every value of the three enums has its own name, spelled as armt-run's options; bad values give
+ * "unknown". */
+START_TEST(test_enum_names) {
+    ck_assert_str_eq(armt_schedule_name(ARMT_SCHEDULE_SEQUENTIAL), "sequential");
+    ck_assert_str_eq(armt_schedule_name(ARMT_SCHEDULE_DIAGONAL), "diagonal");
+    ck_assert_str_eq(armt_schedule_name(ARMT_SCHEDULE_FULL), "full");
+    ck_assert_str_eq(armt_schedule_name((armt_schedule)3), "unknown");
+    ck_assert_str_eq(armt_schedule_name((armt_schedule)-1), "unknown");
+    ck_assert_str_eq(armt_output_name(ARMT_OUTPUT_NONE), "none");
+    ck_assert_str_eq(armt_output_name(ARMT_OUTPUT_LOGITS_ALL), "logits");
+    ck_assert_str_eq(armt_output_name(ARMT_OUTPUT_LOGITS_LAST), "last");
+    ck_assert_str_eq(armt_output_name(ARMT_OUTPUT_HIDDEN), "hidden");
+    ck_assert_str_eq(armt_output_name((armt_output)4), "unknown");
+    ck_assert_str_eq(armt_output_name((armt_output)-1), "unknown");
+    ck_assert_str_eq(armt_precision_name(ARMT_PRECISION_FP32), "fp32");
+    ck_assert_str_eq(armt_precision_name(ARMT_PRECISION_BF16), "bf16");
+    ck_assert_str_eq(armt_precision_name((armt_precision)2), "unknown");
+    ck_assert_str_eq(armt_precision_name((armt_precision)-1), "unknown");
+}
+END_TEST
+
+/* armt_ctx_params: the default profiles as the runtime says (0) and leaves the reserved room zero. */
+START_TEST(test_ctx_params_default) {
+    armt_ctx_params p = armt_ctx_default_params();
+    ck_assert_int_eq(p.profile, 0);
+    for (size_t i = 0; i < sizeof p.reserved / sizeof p.reserved[0]; i++) ck_assert_int_eq(p.reserved[i], 0);
+    ck_assert_uint_ge(sizeof p.reserved / sizeof p.reserved[0], 4);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("status");
     TCase *tc = tcase_create("status");
@@ -97,6 +146,9 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_cl_error_names);
     tcase_add_test(tc, test_clblast_names);
     tcase_add_test(tc, test_last_error_and_log);
+    tcase_add_test(tc, test_version);
+    tcase_add_test(tc, test_enum_names);
+    tcase_add_test(tc, test_ctx_params_default);
     suite_add_tcase(s, tc);
     return s;
 }
