@@ -496,8 +496,8 @@ static void row_fail(bench *b, bench_row *r, armt_status st, const char *message
         r->status = "does not fit";
         r->reason = dup_message(message);
         if (b->o->verbosity > CLI_QUIET)
-            cli_error("%s, %" PRId64 " tokens: does not fit the device: %s", armt_schedule_name(r->schedule), r->tokens,
-                      r->reason);
+            cli_error("%s, %" PRId64 " tokens: does not fit the device: %s", armt_schedule_name(r->schedule),
+                      r->tokens, r->reason);
     } else {
         size_t len = strlen(armt_status_str(st)) + strlen(message ? message : "") + 4;
         r->status = "error";
@@ -544,11 +544,11 @@ static void run_row(bench *b, armt_ctx *ctx, bench_row *r) {
         if (is_armt(r->schedule)) st = armt_ctx_reset(ctx);
         if (st == ARMT_OK) {
             if (k < o->warmup)
-                progress_begin(&b->progress, "%s, %" PRId64 " tokens, warm-up %d/%d", armt_schedule_name(r->schedule),
-                               r->tokens, k + 1, o->warmup);
+                progress_begin(&b->progress, "%s, %" PRId64 " tokens, warm-up %d/%d",
+                               armt_schedule_name(r->schedule), r->tokens, k + 1, o->warmup);
             else if (profile_call)
-                progress_begin(&b->progress, "%s, %" PRId64 " tokens, profiled call", armt_schedule_name(r->schedule),
-                               r->tokens);
+                progress_begin(&b->progress, "%s, %" PRId64 " tokens, profiled call",
+                               armt_schedule_name(r->schedule), r->tokens);
             else
                 progress_begin(&b->progress, "%s, %" PRId64 " tokens, repetition %d/%d",
                                armt_schedule_name(r->schedule), r->tokens, k - o->warmup + 1, o->repetitions);
@@ -1008,8 +1008,9 @@ static void write_md(const bench *b, const run_info *ri, FILE *out) {
         const bench_row *r = report_row(b, i);
         int ok = r->status && strcmp(r->status, "ok") == 0;
         notes += r->reason != NULL || r->verify_note != NULL;
-        fprintf(out, "| %s | %" PRId64 " | %" PRIu64 " | %s | %s |", armt_schedule_name(r->schedule), r->tokens,
-                r->segments, r->status ? r->status : "error", md_num(r->first_call_s, "%.4g", b1, sizeof b1));
+        fprintf(out, "| %s | %" PRId64 " | %" PRIu64 " | %s | %s |", armt_schedule_name(r->schedule),
+                r->tokens, r->segments, r->status ? r->status : "error",
+                md_num(r->first_call_s, "%.4g", b1, sizeof b1));
         if (!ok) {
             fprintf(out, " - | - | - | - | - | - | - | - | - | - | - |\n");
             continue;
@@ -1051,8 +1052,9 @@ static void write_md(const bench *b, const run_info *ri, FILE *out) {
             const bench_row *r = report_row(b, i);
             if (!r->verify_result) continue;
             int cmp = verify_compared(r);
-            fprintf(out, "| %s | %" PRId64 " | %s | %s | %s | %s |\n", armt_schedule_name(r->schedule), r->tokens,
-                    r->verify_vs ? r->verify_vs : "-", cmp ? md_num(r->verify_max_abs, "%.3g", b1, sizeof b1) : "-",
+            fprintf(out, "| %s | %" PRId64 " | %s | %s | %s | %s |\n", armt_schedule_name(r->schedule),
+                    r->tokens, r->verify_vs ? r->verify_vs : "-",
+                    cmp ? md_num(r->verify_max_abs, "%.3g", b1, sizeof b1) : "-",
                     cmp ? md_num(r->verify_max_rel, "%.3g", b2, sizeof b2) : "-", r->verify_result);
         }
     }
@@ -1061,7 +1063,9 @@ static void write_md(const bench *b, const run_info *ri, FILE *out) {
         fprintf(out, "\nProfile (device time per kernel, then the GEMMs by weight with their rate; one extra call per row after the timed ones, with OpenCL events):\n\n");
         for (size_t i = 0; i < n_rows; i++) {
             const bench_row *r = report_row(b, i);
-            if (r->profile) fprintf(out, "- %s, %" PRId64 " tokens: %s\n", armt_schedule_name(r->schedule), r->tokens, r->profile);
+            if (r->profile)
+                fprintf(out, "- %s, %" PRId64 " tokens: %s\n", armt_schedule_name(r->schedule), r->tokens,
+                        r->profile);
         }
     }
 
@@ -1070,11 +1074,11 @@ static void write_md(const bench *b, const run_info *ri, FILE *out) {
         for (size_t i = 0; i < n_rows; i++) {
             const bench_row *r = report_row(b, i);
             if (r->reason)
-                fprintf(out, "- %s, %" PRId64 " tokens: %s: %s\n", armt_schedule_name(r->schedule), r->tokens, r->status,
-                        r->reason);
+                fprintf(out, "- %s, %" PRId64 " tokens: %s: %s\n", armt_schedule_name(r->schedule), r->tokens,
+                        r->status, r->reason);
             if (r->verify_note)
-                fprintf(out, "- %s, %" PRId64 " tokens, verify %s: %s\n", armt_schedule_name(r->schedule), r->tokens,
-                        r->verify_result, r->verify_note);
+                fprintf(out, "- %s, %" PRId64 " tokens, verify %s: %s\n", armt_schedule_name(r->schedule),
+                        r->tokens, r->verify_result, r->verify_note);
         }
     }
 }

@@ -5,7 +5,8 @@
 #       tests/data/armt_ref/expected.safetensors (extracted with tests/st_compare --print) with
 #       --output logits --save-outputs; the saved "logits" must match the reference's fp32 "logits" to
 #       2e-4 max abs (issue 4), compared by the C helper tests/st_compare; the memory state W_mem/z too, and
-#       input_ids (I32) must be the ids exactly. Both ARMT schedules.
+#       input_ids (I32) must be the ids exactly. Both ARMT schedules. The file's layout (header bytes,
+#       padding, data size) is checked byte for byte.
 #   (b) generation: the README quick start, `armt-run --preset tiny --tokenizer tests/data/tokenizer/tokenizer.json
 #       --prompt "Hello world" --max-new 16`, exits 0, prints text, reports 16 new tokens and the enlarged
 #       vocabulary; with --print-ids it prints exactly 16 ids, the same on a second run (greedy); --stop-id
@@ -98,6 +99,26 @@ for schedule in diagonal sequential; do
     fail "forward ($schedule) with --save-outputs"
   fi
 done
+
+# the file's layout byte for byte: the 8-byte little-endian header length, the compact JSON header (metadata
+# first, tensors in order) padded with spaces to a multiple of 8, then 30648 data bytes (logits 30x96,
+# W_mem 3x48x32, z 3x48 as F32, 30 I32 ids). armt-run's files must not change when its writer does.
+out="$tmp/out-diagonal.safetensors"
+if [ -f "$out" ]; then
+  len=$(od -An -tu1 -N8 "$out" | awk '{ v = 0; for (i = NF; i >= 1; i--) v = v * 256 + $i; print v }')
+  hdr=$(dd if="$out" bs=1 skip=8 count="$len" 2> /dev/null)
+  version=$(printf '%s' "$hdr" | sed -n 's/.*"libarmt_version":"\([0-9][0-9.]*\)".*/\1/p')
+  want='{"__metadata__":{"generator":"armt-run","libarmt_version":"'"$version"'","model":"'"$data"'/armt_ref/model_saved.safetensors","schedule":"diagonal","n_tokens":"30","segment_size":"8","num_mem_tokens":"4","d_key":"48","precision":"fp32"},"logits":{"dtype":"F32","shape":[30,96],"data_offsets":[0,11520]},"memory.W_mem":{"dtype":"F32","shape":[3,48,32],"data_offsets":[11520,29952]},"memory.z":{"dtype":"F32","shape":[3,48],"data_offsets":[29952,30528]},"input_ids":{"dtype":"I32","shape":[30],"data_offsets":[30528,30648]}}'
+  while [ $((${#want} % 8)) -ne 0 ]; do want="$want "; done
+  size=$(wc -c < "$out" | tr -d ' ')
+  # $(...) drops trailing newlines only, and the header has none: compare the padded text and the sizes
+  if [ -n "$version" ] && [ "$hdr" = "$want" ] && [ "$len" -eq ${#want} ] && [ "$size" -eq $((8 + len + 30648)) ]; then
+    pass "--save-outputs file layout (header bytes, padding, data size)"
+  else
+    printf '    got  (%s bytes, file %s): %s\n    want (%s bytes): %s\n' "$len" "$size" "$hdr" "${#want}" "$want"
+    fail "--save-outputs file layout"
+  fi
+fi
 
 # the comparer itself must notice a difference (a test that cannot fail proves nothing)
 if [ -f "$tmp/out-diagonal.safetensors" ]; then

@@ -1,0 +1,63 @@
+/*
+ * run.h - the parts of armt-run: options (run_args.c), forward mode (run_forward.c), generation mode
+ * (run_generate.c); main() in armt-run.c opens the tokenizer, device, model and context and hands over.
+ * Each part prints its own messages (cli_common.h) and returns 0 or -1.
+ */
+#ifndef ARMT_RUN_H
+#define ARMT_RUN_H
+
+#include "armt.h"
+#include "cli_common.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Most --stop-id plus --stop options accepted. */
+#define CLI_MAX_STOPS 16
+
+typedef struct run_opts {
+    cli_common common;
+    const char *ids_path; /* --ids FILE ("-": stdin)                             */
+    int64_t random_ids;   /* --random-ids N; 0: not given                        */
+    armt_schedule schedule;
+    armt_output output;
+    int output_given;
+    const char *save_outputs;
+    const char *save_memory;
+    const char *load_memory;
+    int stats;
+    int verbosity;
+    /* generation mode */
+    int generate;               /* --generate, --max-new, --prompt or --prompt-file given              */
+    const char *prompt_text;    /* --prompt TEXT                                                       */
+    const char *prompt_file;    /* --prompt-file FILE ("-": stdin)                                     */
+    const char *tokenizer_path; /* --tokenizer tokenizer.json                                          */
+    int max_new;                /* --max-new N (default 32)                                            */
+    double temperature;         /* --temperature T (default 0: greedy)                                 */
+    int top_k;                  /* --top-k K (default 0: all)                                          */
+    double top_p;               /* --top-p P (default 1: all)                                          */
+    int sampling_given;         /* --top-k or --top-p given                                            */
+    uint64_t sample_seed;       /* --sample-seed N (default 0)                                         */
+    int32_t stop_ids[CLI_MAX_STOPS];
+    size_t n_stop_ids;
+    const char *stop_texts[CLI_MAX_STOPS];
+    size_t n_stop_texts;
+    int bos;                  /* --bos 1, --no-bos 0, -1: not given (text: BOS added; ids: none)     */
+    int print_ids;            /* --print-ids: ids even with a tokenizer                               */
+    int skip_special;         /* --skip-special: special tokens are not printed as text              */
+    const char *gen_only_opt; /* first generation-only option seen (for the message in forward mode) */
+    const char *fwd_only_opt; /* first forward-only option seen (for the message in generation mode) */
+} run_opts;
+
+/* Parses the command line into *o. Returns 0 to run, 1 to exit successfully (--help), -1 on a usage
+ * error (the message is printed). */
+int run_parse_args(int argc, char **argv, run_opts *o);
+
+/* Forward mode after the model and context exist: reads or draws the ids, runs them, prints the summary
+ * on stdout and writes the files asked for. dev: the device, for the summary. */
+int run_forward(const run_opts *o, armt_ctx *ctx, const armt_device_info *dev);
+
+/* Generation mode after the model and context exist. tok may be NULL (ids in, ids out). */
+int run_generate(const run_opts *o, armt_ctx *ctx, armt_tokenizer *tok);
+
+#endif /* ARMT_RUN_H */
