@@ -339,7 +339,7 @@ static double unread_flop(const armt_config *c, double skip) {
     return 2.0 * (2.0 * q * d + 3.0 * d * c->intermediate_size) * skip + 2.0 * 2.0 * skip * skip * q / 2.0;
 }
 
-/* Rows of a cell on the last layer that no output reads (the library's rule, lib/forward.c unread_rows). */
+/* Rows of a cell on the last layer that no output reads (the library's rule, lib/compute/forward.c unread_rows). */
 static double unread_rows(armt_output o, int all_rows, double tokens, int last) {
     if (all_rows) return 0.0;
     if (o == ARMT_OUTPUT_NONE) return tokens;

@@ -1,7 +1,7 @@
 /*
  * gemm_bf16_test.c - standalone correctness test and benchmark of the bf16 GEMM kernels (own OpenCL host
  * code): cl/gemm_bf16.cl, and for the tensor-core kernels cl/mma.cl and cl/gemm_mma_*.cl in the library's
- * order (lib/programs.c).
+ * order (lib/device/programs.c).
  *
  *   gcc -std=gnu11 -O2 -Wall -Wextra bench/gemm_bf16_test.c -o gemm_bf16_test -lOpenCL -lm
  *   ./gemm_bf16_test [--kernel-dir cl] [--platform N --device N] [--list] [--bench] [--big] [--emulate]
@@ -50,8 +50,8 @@
 #define CL_TARGET_OPENCL_VERSION 120
 #include <CL/cl.h>
 
-#include "../lib/nv_ptx.h"
-#include "gemm.h"
+#include "device/nv_ptx.h"
+#include "compute/gemm.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -281,7 +281,7 @@ static int build_kernel(dev_t_ *D, kern_t *K, const char *kname, const char *opt
         return -1;
     }
     if (D->nv_cc && K->wgmma) {
-        /* wgmma: the built PTX, marked comments made instructions, rebuilt for sm_90a (lib/nv_ptx.c) */
+        /* wgmma: the built PTX, marked comments made instructions, rebuilt for sm_90a (lib/device/nv_ptx.c) */
         cl_program p2 = NULL;
         e = armt_nv_rebuild_sm90a(D->ctx, D->device, K->prog, opts, &p2);
         if (e != CL_SUCCESS) {
@@ -810,7 +810,7 @@ static int bench(dev_t_ *D, kern_t *ks, int nk, int cells, int rows, int reps, i
 /* The RoPE epilogue of the bf16 x bf16 entry (rope, rope_hd, rope_T, rope_pos0: args 20-23), for each head
  * dimension the kernel has that divides the columns a thread holds: C = rope(A W^T) with row r at position
  * pos0 + r % T, checked against fp64 on the bf16 inputs and the same float table (cos then sin of the hd/2
- * frequencies per position, as lib/forward.c fills it); C is poisoned with NaN and every element outside the
+ * frequencies per position, as lib/compute/forward.c fills it); C is poisoned with NaN and every element outside the
  * blocks must keep it. Returns 1 on failure. */
 static int rope_check(dev_t_ *D, kern_t *K) {
     static const int hds[4] = {16, 32, 64, 128};
@@ -1210,7 +1210,7 @@ int main(int argc, char **argv) {
     }
     if (cells < 1 || cells > 64 || reps < 1 || reps > 60 || rows < 1) return usage(), 2;
 
-    /* the library's file lists (lib/programs.c): the portable program, and with the tensor-core files */
+    /* the library's file lists (lib/device/programs.c): the portable program, and with the tensor-core files */
     static const char *const portable_files[] = {"common.cl", "gemm_args.h", "gemm_bf16.cl"};
     static const char *const mma_files[] = {"common.cl", "mma.cl", "gemm_args.h", "gemm_bf16.cl",
                                             "gemm_mma_params.cl", "gemm_mma_warp.cl", "gemm_mma_epilogue.cl",

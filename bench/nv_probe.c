@@ -7,7 +7,7 @@
  *   1. dynamic local memory: a __local kernel argument of 48, 64, 96, 160 and 224 KiB; the kernel writes
  *      every word and reads it back reversed after a barrier (so the memory is really there);
  *   2. static local memory: a __local array of 64 KiB (build log);
- *   3. clusters: a kernel whose PTX gets ".reqnctapercluster 2, 1, 1" (lib/nv_ptx.c's entry directive) and
+ *   3. clusters: a kernel whose PTX gets ".reqnctapercluster 2, 1, 1" (lib/device/nv_ptx.c's entry directive) and
  *      that writes %cluster_ctarank, %clusterid.x and, through distributed shared memory (mapa +
  *      ld.shared::cluster after barrier.cluster), the value its peer stored in its own local memory.
  *
@@ -16,7 +16,7 @@
 #define CL_TARGET_OPENCL_VERSION 120
 #include <CL/cl.h>
 
-#include "../lib/nv_ptx.h"
+#include "device/nv_ptx.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +42,7 @@ static const char *k_static =
     "    out[get_global_id(0)] = bad;\n"
     "}\n";
 
-/* the marked lines become live in the rewrite (lib/nv_ptx.c); the fence is only there to have a mark */
+/* the marked lines become live in the rewrite (lib/device/nv_ptx.c); the fence is only there to have a mark */
 static const char *k_cluster =
     "__kernel __attribute__((reqd_work_group_size(64, 1, 1))) void probe_cluster(__global uint *out) {\n"
     "    __local uint mine[64];\n"

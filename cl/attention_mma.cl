@@ -1,6 +1,6 @@
 /*
  * attention_mma.cl - the attention of attention.cl on tensor cores, for bf16 models. The host builds it
- * after mma.cl and attention.cl where the tuning chose tensor-core attention (lib/tune.c): mma.sync through
+ * after mma.cl and attention.cl where the tuning chose tensor-core attention (lib/device/tune.c): mma.sync through
  * inline PTX on NVIDIA, or mma.cl's OpenCL C stand-ins (ARMT_MMA_EMULATE) in tests.
  *
  * Flash-attention style: each warp owns AM_RT x 16 query rows of one head; the work-group (AM_WARPS warps)

@@ -1,7 +1,7 @@
 /*
- * common.cl - the first file of every program (lib/programs.c). Shared macros and helpers.
+ * common.cl - the first file of every program (lib/device/programs.c). Shared macros and helpers.
  *
- * Cell geometry of one schedule step (see lib/forward.c): the step runs G cells; cell j (0..G-1) is
+ * Cell geometry of one schedule step (see lib/compute/forward.c): the step runs G cells; cell j (0..G-1) is
  * layer l0 + j on segment s0 - j. The residual stream of segment s lives in slot s % cap of the x
  * buffer (cap = cells the scratch holds), so a segment keeps its slot while it climbs the layers.
  * Every cell has T rows, except segment s_short, which has T_short valid rows (a partial last segment,
@@ -31,7 +31,7 @@ inline float armt_wg_sum(float v, __local float *scratch) {
     return total;
 }
 
-/* Rows nobody reads: lib/forward.c passes last_row0 > 0 to the GEMMs and the attention of the model's last
+/* Rows nobody reads: lib/compute/forward.c passes last_row0 > 0 to the GEMMs and the attention of the model's last
  * layer when no output reads its token rows. 1 when this work-group belongs to the launch's last cell (the
  * one on the last layer: group dimension 2) and its rows first_row .. first_row + rows - 1 all lie below
  * last_row0; such a work-group returns at once (before any barrier), so the tile that holds row last_row0

@@ -1,6 +1,6 @@
 /*
  * gemm_args.h - the argument list of every bf16 GEMM kernel, in order: one list for the kernels (OpenCL C,
- * where it builds their signatures) and the host (C, lib/gemm.c, where it names the argument indices).
+ * where it builds their signatures) and the host (C, lib/device/kernel_args.c, where it names the argument indices).
  *
  *   ARMT_GEMM_ARGS(X, A_T): X(NAME, declaration) for every argument but the last, which is
  *   ARMT_GEMM_LAST_ARG (last_row0). A_T is A's element type: float, or ushort for the bf16-A kernels.

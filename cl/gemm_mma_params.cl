@@ -1,6 +1,6 @@
 /*
  * gemm_mma_params.cl - tunables and their checks for the tensor-core GEMM kernels (gemm_mma_*.cl, after
- * gemm_bf16.cl and mma.cl). The host (lib/tune.c) passes the tiles as -D options; the defaults below are
+ * gemm_bf16.cl and mma.cl). The host (lib/device/tune.c) passes the tiles as -D options; the defaults below are
  * the mma.sync tiles. Contract of the kernels (arguments as in gemm_bf16.cl, epilogue arguments in
  * gemm_mma_entries.cl):
  *
@@ -20,14 +20,14 @@
  *     32 or 64; warp tiles may be any multiple of 16 x 16 (e.g. 48-row). Warps are assumed to be 32
  *     consecutive local ids (NVIDIA). Measurements: docs/perf/results/2026-11-28-h200-gemm-bf16-v2.txt.
  *     MMA_WGMMA=1 (compute capability 9.0): the multiply is Hopper wgmma from the local tiles, written as
- *     marked PTX comments that lib/nv_ptx.c makes live for sm_90a. The work-group is whole warpgroups that
+ *     marked PTX comments that lib/device/nv_ptx.c makes live for sm_90a. The work-group is whole warpgroups that
  *     split the tile's rows (each: m64 x MMA_WG_N x k16 per instruction, MMA_WG_N 64, 128 or 256); the row
  *     swizzle of BK 16 / 32 / 64 is the hardware's 32 / 64 / 128-byte swizzle. One wgmma group stays in
  *     flight across each k-tile barrier (the loads of the next tile go after it, so it needs 3+ stages).
  *     MMA_SMEM_MAX (49152) raises the local-memory cap: NVIDIA's OpenCL reports 48 KiB but builds and runs
  *     larger static arrays (bench/nv_probe). MMA_RASTER 1 hands work-groups their tiles row tiles first in
  *     launch order (armt_mma_row_tile), so that those running together share the weights' column tiles in L2.
- *     The tiles the library picks per device are in lib/tune.c.
+ *     The tiles the library picks per device are in lib/device/tune.c.
  *
  * (d) armt_gemm_bf16bf16_mma - as (c), built with it, but A is bf16 (__global const ushort *A, e.g. from (b));
  *     every other argument, the local and global sizes and the tile options are those of (c). Both operands go

@@ -54,8 +54,8 @@ inline float armt_emu_wg_half(__local uint *smem, uint addr) {
 #if MMA_WGMMA
 /* wgmma is sm_90a-only and NVIDIA's OpenCL compiler targets sm_90: each wgmma instruction is written as a
  * PTX comment behind the mark below, which the host removes from the built program's PTX before rebuilding
- * it for sm_90a (lib/nv_ptx.c). -DARMT_SM90A_DIRECT=1 writes them live (for compilers that target sm_90a). */
-#define MMA_SM90A       "//@sm90a " /* = ARMT_SM90A_MARK in lib/nv_ptx.h */
+ * it for sm_90a (lib/device/nv_ptx.c). -DARMT_SM90A_DIRECT=1 writes them live (for compilers that target sm_90a). */
+#define MMA_SM90A       "//@sm90a " /* = ARMT_SM90A_MARK in lib/device/nv_ptx.h */
 /* wgmma (sm_90a). Descriptor of a K-major operand tile whose rows are swizzled like MMA_SWZ: start address
  * >> 4 (bits 0-13), leading byte offset 1 (unused when swizzled, bits 16-29), stride byte offset = 8 rows
  * (bits 32-45), base offset 0 (tiles start on 8-row boundaries), swizzle mode (bits 62-63) by row bytes:

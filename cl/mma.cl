@@ -1,7 +1,7 @@
 /*
  * mma.cl - warp-level tensor-core primitives shared by the tensor-core kernels (gemm_mma*.cl,
  * attention_mma.cl); the host builds it after common.cl into those programs only.
- * ARMT_NV_MMA=1: inline PTX (NVIDIA, compute capability >= 8.0; decided in lib/tune.c).
+ * ARMT_NV_MMA=1: inline PTX (NVIDIA, compute capability >= 8.0; decided in lib/device/tune.c).
  * ARMT_MMA_EMULATE=1 (tests only): OpenCL C stand-ins with the same semantics, so that fragment layouts and
  * tilings can be checked on any device. A stand-in takes effect for the whole warp by exchanging through
  * local memory: the kernel declares __local uint xch[work-items * 6] and the variables warp and lane, and

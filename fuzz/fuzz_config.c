@@ -1,5 +1,5 @@
 /*
- * fuzz_config.c - libFuzzer harness for the configuration parsers (lib/armt_config.c). See fuzz/README.md.
+ * fuzz_config.c - libFuzzer harness for the configuration parsers (lib/io/armt_config.c). See fuzz/README.md.
  *
  * The input is fed, as text of exactly its length (not NUL-terminated), to all three JSON readers:
  *   armt_config_from_hf_json      (then armt_config_check, then the input applied again as an ARMT file)
@@ -11,7 +11,7 @@
  */
 #include "config.h"
 
-#include "armt_config.h"
+#include "io/armt_config.h"
 
 #include <stdint.h>
 #include <stdio.h>

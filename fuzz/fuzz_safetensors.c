@@ -1,5 +1,5 @@
 /*
- * fuzz_safetensors.c - libFuzzer harness for the safetensors reader (lib/safetensors.c). See fuzz/README.md.
+ * fuzz_safetensors.c - libFuzzer harness for the safetensors reader (lib/io/safetensors.c). See fuzz/README.md.
  *
  * Two input forms, chosen by the first byte:
  *
@@ -23,8 +23,8 @@
  */
 #include "config.h"
 
-#include "armt_config.h"
-#include "safetensors.h"
+#include "io/armt_config.h"
+#include "io/safetensors.h"
 
 #include <stdint.h>
 #include <stdio.h>

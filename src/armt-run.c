@@ -10,7 +10,7 @@
  *
  * The model is driven through the public API (armt.h) only. The program links the internal library
  * (libarmt_core, like the tests) for two helpers the public API does not offer: the safetensors writer
- * (lib/safetensors.h) and the whole-file reader (lib/util.h).
+ * (lib/io/safetensors.h) and the whole-file reader (lib/common/util.h).
  */
 #include "config.h"
 

@@ -2,7 +2,7 @@
  * run_forward.c - armt-run's forward mode: the ids (a file or random), one forward call (two when
  * --save-outputs saves both logits and hidden states, the second from the same starting memory), the
  * summary on stdout, and the files: --save-outputs through the library's safetensors writer
- * (lib/safetensors.h, which this program can use because it links the internal library) and --save-memory.
+ * (lib/io/safetensors.h, which this program can use because it links the internal library) and --save-memory.
  *
  * --save-outputs file: the safetensors layout (8-byte little-endian header length, the JSON header padded
  * with spaces to a multiple of 8, then the tensors back to back, little-endian); tensors and metadata as
@@ -11,7 +11,7 @@
 #include "config.h"
 
 #include "run.h"
-#include "safetensors.h"
+#include "io/safetensors.h"
 
 #include <inttypes.h>
 #include <math.h>

@@ -6,7 +6,7 @@
 #include "config.h"
 
 #include "run.h"
-#include "util.h"
+#include "common/util.h"
 
 #include <inttypes.h>
 #include <stdio.h>

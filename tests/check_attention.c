@@ -9,7 +9,7 @@
  */
 #include "config.h"
 
-#include "internal.h"
+#include "device/internal.h"
 #include "testutil.h"
 
 #include <math.h>

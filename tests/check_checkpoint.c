@@ -1,5 +1,5 @@
 /*
- * check_checkpoint.c - key layouts, configuration sources and validation of lib/checkpoint.c (no OpenCL).
+ * check_checkpoint.c - key layouts, configuration sources and validation of lib/io/checkpoint.c (no OpenCL).
  *
  * The positive tests open the fixtures of tests/data (written by tools/make_fixtures.py from transformers,
  * the ARMT reference code and PEFT; see tests/data/README.md) and compare what armt_ckpt_read returns against
@@ -11,10 +11,10 @@
  * Fixtures are looked up in $ARMT_TEST_DATA, else in the compile-time ARMT_TEST_DATA_DIR.
  */
 #define _GNU_SOURCE
-#include "checkpoint.h"
+#include "io/checkpoint.h"
 
-#include "armt_config.h"
-#include "safetensors.h"
+#include "io/armt_config.h"
+#include "io/safetensors.h"
 
 #include <check.h>
 #include <ftw.h>

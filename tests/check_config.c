@@ -1,10 +1,10 @@
 /*
- * check_config.c - presets, validation and the JSON forms of armt_config (lib/armt_config.c).
+ * check_config.c - presets, validation and the JSON forms of armt_config (lib/io/armt_config.c).
  *
  * Expected values are written out literally from the published configs (docs/MATH.md §1, HF config.json
  * files), not taken from the presets under test.
  */
-#include "armt_config.h"
+#include "io/armt_config.h"
 
 #include <check.h>
 #include <math.h>

@@ -7,8 +7,8 @@
 
 #include "testutil.h"
 
-#include "error.h"
-#include "safetensors.h"
+#include "common/error.h"
+#include "io/safetensors.h"
 
 #include <math.h>
 #include <stdio.h>

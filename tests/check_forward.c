@@ -10,7 +10,7 @@
 
 #include "testutil.h"
 
-#include "internal.h"
+#include "device/internal.h"
 
 #include <math.h>
 #include <stdio.h>

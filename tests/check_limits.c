@@ -7,7 +7,7 @@
 
 #include "testutil.h"
 
-#include "internal.h"
+#include "device/internal.h"
 
 #include <pthread.h>
 #include <stdio.h>

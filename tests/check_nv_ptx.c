@@ -1,11 +1,11 @@
 /*
- * check_nv_ptx.c - the PTX rewrite behind Hopper wgmma from OpenCL (lib/nv_ptx.c): marked comments become
+ * check_nv_ptx.c - the PTX rewrite behind Hopper wgmma from OpenCL (lib/device/nv_ptx.c): marked comments become
  * instructions, the module is retargeted to sm_90a with PTX ISA 8.0 at least, and everything else is left
  * byte for byte; modules it must not touch are refused. Pure string work: no device needed.
  */
 #include "config.h"
 
-#include "nv_ptx.h"
+#include "device/nv_ptx.h"
 #include "testutil.h"
 
 #include <stdlib.h>

@@ -13,7 +13,7 @@
  *   - generation (docs/MATH.md §3.6): the tail on an unwritten state is plain LLaMA; with W_mv = 0 greedy
  *     generation is plain-LLaMA greedy decoding of the tail, with W_mv != 0 it is not.
  * Models are tiny and random, from a splitmix64 + Box-Muller generator defined here. One test reads the
- * armt_ref generation fixture (the ARMT authors' generate, tests/data/README.md) through lib/safetensors.c.
+ * armt_ref generation fixture (the ARMT authors' generate, tests/data/README.md) through lib/io/safetensors.c.
  */
 #include "config.h"
 
@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "ref_armt.h"
-#include "safetensors.h" /* lib/safetensors.c: the generation fixture only */
+#include "io/safetensors.h" /* lib/io/safetensors.c: the generation fixture only */
 
 /* ------------------------------------------------------------------------------------------------- */
 /* deterministic PRNG                                                                                */

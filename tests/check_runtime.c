@@ -4,7 +4,7 @@
  */
 #include "config.h"
 
-#include "internal.h"
+#include "device/internal.h"
 #include "testutil.h"
 
 #include <ctype.h>

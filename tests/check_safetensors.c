@@ -1,5 +1,5 @@
 /*
- * check_safetensors.c - the safetensors reader and writer (lib/safetensors.c).
+ * check_safetensors.c - the safetensors reader and writer (lib/io/safetensors.c).
  *
  * Every file is crafted byte by byte in a fresh temporary directory: an 8-byte little-endian length, the
  * header text exactly as given, then the data bytes. One test per rejection rule asserts both the status
@@ -7,7 +7,7 @@
  * (bit patterns of known numbers), not against the library's own conversion code.
  */
 #define _GNU_SOURCE
-#include "safetensors.h"
+#include "io/safetensors.h"
 
 #include <check.h>
 #include <ftw.h>

@@ -1,5 +1,5 @@
 /*
- * check_tokenizer.c - the byte-level BPE tokenizer (lib/tokenizer.c) against HF `tokenizers`.
+ * check_tokenizer.c - the byte-level BPE tokenizer (lib/io/tokenizer.c) against HF `tokenizers`.
  *
  * Fixture: tests/data/tokenizer/{tokenizer.json, cases.json}, written by tools/make_tokenizer_fixture.py
  * (a small BPE trained with HF tokenizers using the LLaMA-3 pre-tokeniser). cases.json holds HF's ids and

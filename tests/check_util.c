@@ -1,10 +1,10 @@
 /*
- * check_util.c - lib/util.c: whole-file reading, path joining, the monotonic clock (no device needed).
+ * check_util.c - lib/common/util.c: whole-file reading, path joining, the monotonic clock (no device needed).
  */
 #include "config.h"
 
 #include "testutil.h"
-#include "util.h"
+#include "common/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

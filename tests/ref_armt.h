@@ -8,7 +8,7 @@
  * Nothing here is optimised: it is meant for tiny and small models.
  *
  * Weight layout (ref_model): one pointer per (role, layer), each pointing at that layer's tensor in the
- * HF layout (out, in) row-major, float32, with the shapes of lib/roles.h (armt_role_shape). Vectors
+ * HF layout (out, in) row-major, float32, with the shapes of lib/common/roles.h (armt_role_shape). Vectors
  * (norm_in, norm_post, bmb) are plain arrays. Use ref_model_set_stacked() when the weights live in
  * per-role buffers [n_layers, out, in] (the library's layout).
  *
@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #include "armt.h"
-#include "roles.h"
+#include "common/roles.h"
 
 #define REF_MAX_LAYERS 256
 

@@ -10,13 +10,13 @@
  *       tensor stored as F32 becomes an ids file for armt-run --ids)
  *   exit status 2: usage error, unreadable or malformed file, missing tensor, unsupported dtype
  *
- * The library's reader (lib/safetensors.h) accepts F32, F16 and BF16 only, but armt-run --save-outputs also
+ * The library's reader (lib/io/safetensors.h) accepts F32, F16 and BF16 only, but armt-run --save-outputs also
  * writes input_ids as I32, so a file is read here with its own bounds-checked reader: F32, F16, BF16 (through
  * the library's conversions), I32 and I64, little-endian, converted to double. Jansson parses the header.
  */
 #include "config.h"
 
-#include "safetensors.h"
+#include "io/safetensors.h"
 
 #include <errno.h>
 #include <inttypes.h>

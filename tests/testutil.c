@@ -5,8 +5,8 @@
 
 #include "testutil.h"
 
-#include "error.h"
-#include "internal.h"
+#include "common/error.h"
+#include "device/internal.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -12,7 +12,7 @@
 
 #include "armt.h"
 #include "ref_armt.h"
-#include "roles.h"
+#include "common/roles.h"
 
 /* 1 if at least one OpenCL device exists (asked in a forked child). */
 int test_have_device(void);

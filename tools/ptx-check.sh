@@ -1,6 +1,6 @@
 #!/bin/sh
 # ptx-check.sh PROGRAM [-Dmacros...]: compile a program's OpenCL kernel files (with cl/common.cl and cl/mma.cl
-# in front; PROGRAM is gemm, attention, or the .cl files in order, as lib/programs.c lists them) for NVIDIA
+# in front; PROGRAM is gemm, attention, or the .cl files in order, as lib/device/programs.c lists them) for NVIDIA
 # without a GPU - clang (OpenCL C -> NVPTX) and ptxas (sm_90a) - and print each kernel's registers, spills
 # and local memory (PTXAS_OPTS=... adds ptxas options, e.g. -maxrregcount=128). The OpenCL builtins the kernels use are mapped to NVVM intrinsics by a shim, so the
 # result approximates (within a few registers) what NVIDIA's OpenCL compiler produces. Needs clang and a

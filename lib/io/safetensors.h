@@ -20,7 +20,7 @@
 #ifndef ARMT_SAFETENSORS_H
 #define ARMT_SAFETENSORS_H
 
-#include "error.h"
+#include "common/error.h"
 
 #include <stddef.h>
 #include <stdint.h>

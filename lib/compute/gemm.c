@@ -8,7 +8,7 @@
  */
 #include "config.h"
 
-#include "gemm.h"
+#include "compute/gemm.h"
 
 #include <clblast_c.h>
 #include <stdlib.h>

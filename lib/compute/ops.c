@@ -4,7 +4,7 @@
  */
 #include "config.h"
 
-#include "ops.h"
+#include "compute/ops.h"
 
 #include <math.h>
 #include <stdlib.h>

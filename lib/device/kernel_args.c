@@ -1,11 +1,11 @@
 /*
- * gemm_args.c - the one place that sets the bf16 GEMM kernels' arguments, by the names of cl/gemm_args.h
+ * kernel_args.c - the one place that sets the bf16 GEMM kernels' arguments, by the names of cl/gemm_args.h
  * (the kernels build their signatures from the same list). Used by the library (gemm.c, the wgmma
  * self-test) and by bench/gemm_bf16_test.
  */
 #include "config.h"
 
-#include "gemm.h"
+#include "device/kernel_args.h"
 
 #include "gemm_args.h"
 

@@ -4,10 +4,10 @@
  */
 #include "config.h"
 
-#include "gemm.h"
-#include "internal.h"
-#include "nv_ptx.h"
-#include "util.h"
+#include "device/kernel_args.h"
+#include "device/internal.h"
+#include "device/nv_ptx.h"
+#include "common/util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -222,7 +222,7 @@ static int gemm_wgmma_selftest(armt_runtime *rt, cl_program p, size_t threads) {
 }
 
 /* Hopper: a GEMM program's wgmma lines are PTX comments until its PTX is rewritten for sm_90a and rebuilt
- * (lib/nv_ptx.c), and its tiles use more local memory than OpenCL reports; one tile (`threads` work-items)
+ * (lib/device/nv_ptx.c), and its tiles use more local memory than OpenCL reports; one tile (`threads` work-items)
  * is then checked. 0: *p is the rewritten program (the original released). Otherwise *p is unchanged and a
  * warning names the cause for the `tiles` and what happens `instead`. */
 static int gemm_sm90a_checked(armt_runtime *rt, cl_program *p, size_t threads, const char *tiles,

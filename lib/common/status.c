@@ -3,7 +3,7 @@
  */
 #include "config.h"
 
-#include "error.h"
+#include "common/error.h"
 
 #include <CL/cl.h>
 #include <clblast_c.h>

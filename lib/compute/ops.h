@@ -6,7 +6,7 @@
 #ifndef ARMT_OPS_H
 #define ARMT_OPS_H
 
-#include "step.h"
+#include "compute/step.h"
 
 size_t armt_round_up(size_t v, size_t m);
 

@@ -3,7 +3,7 @@
  */
 #include "config.h"
 
-#include "roles.h"
+#include "common/roles.h"
 
 const char *armt_role_name(armt_role r) {
     static const char *const names[ARMT_ROLE_COUNT] = {

@@ -6,7 +6,7 @@
  */
 #include "config.h"
 
-#include "internal.h"
+#include "device/internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,7 +93,7 @@ armt_status armt_tune_device(const armt_device_info *info, const armt_tune_optio
         wgmma = tune->mma_emulate ? opt->wgmma != ARMT_TC_AUTO : has_wgmma;
     }
     gemm_tiles(tune, wgmma);
-    /* k and v in one GEMM where the tiles pair the weights (always; lib/forward.c tests the tiles) */
+    /* k and v in one GEMM where the tiles pair the weights (always; lib/compute/forward.c tests the tiles) */
     tune->kv_dual = 1;
     /* attention of bf16 models on tensor cores wherever the GEMM has them */
     tune->attn_mma = tune->nv_mma && opt->attention != ARMT_TC_OFF;

@@ -11,11 +11,11 @@
  */
 #include "config.h"
 
-#include "checkpoint.h"
+#include "io/checkpoint.h"
 
-#include "armt_config.h"
-#include "safetensors.h"
-#include "util.h"
+#include "io/armt_config.h"
+#include "io/safetensors.h"
+#include "common/util.h"
 
 #include <errno.h>
 #include <jansson.h>

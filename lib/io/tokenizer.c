@@ -38,8 +38,8 @@
  */
 #include "config.h"
 
-#include "error.h"
-#include "util.h"
+#include "common/error.h"
+#include "common/util.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <errno.h>

@@ -12,8 +12,8 @@
 #define _POSIX_C_SOURCE 200809L
 #endif
 
-#include "safetensors.h"
-#include "util.h"
+#include "io/safetensors.h"
+#include "common/util.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -4,7 +4,7 @@
  */
 #include "config.h"
 
-#include "internal.h"
+#include "device/internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>

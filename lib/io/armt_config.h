@@ -18,7 +18,7 @@
 #ifndef ARMT_CONFIG_INTERNAL_H
 #define ARMT_CONFIG_INTERNAL_H
 
-#include "error.h"
+#include "common/error.h"
 
 #include <stddef.h>
 

@@ -6,7 +6,7 @@
  * 8.0 at least) and builds that with clCreateProgramWithBinary. bench/gemm_bf16_test.c links this file
  * too (it needs nothing else of the library).
  */
-#include "nv_ptx.h"
+#include "device/nv_ptx.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  */
 #include "config.h"
 
-#include "internal.h"
+#include "device/internal.h"
 
 /* Fault injection for tests: after this many more launches, one launch fails with CL_OUT_OF_RESOURCES (as
  * a device does when memory runs out at enqueue time). -1: off. Set by armt_fault_inject. */

@@ -6,7 +6,7 @@
 #ifndef ARMT_UTIL_H
 #define ARMT_UTIL_H
 
-#include "error.h"
+#include "common/error.h"
 
 #include <stddef.h>
 #include <stdio.h>

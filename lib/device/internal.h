@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "armt.h"
-#include "error.h"
-#include "roles.h"
+#include "common/error.h"
+#include "common/roles.h"
 
 /* ======================================================================================================= */
 /* Kernels                                                                                                 */

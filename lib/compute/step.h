@@ -6,8 +6,8 @@
 #ifndef ARMT_STEP_H
 #define ARMT_STEP_H
 
-#include "gemm.h"
-#include "internal.h"
+#include "compute/gemm.h"
+#include "device/internal.h"
 
 /* Per-call host bookkeeping: model sizes, GEMM offset arrays, the host mirror of the written flags, and
  * which fp32 buffer currently has a bf16 copy (a staged GEMM operand). */

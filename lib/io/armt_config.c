@@ -3,7 +3,7 @@
  */
 #include "config.h"
 
-#include "armt_config.h"
+#include "io/armt_config.h"
 
 #include <jansson.h>
 #include <limits.h>

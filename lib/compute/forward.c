@@ -12,7 +12,7 @@
  */
 #include "config.h"
 
-#include "step.h"
+#include "compute/step.h"
 
 #include <stdlib.h>
 #include <string.h>

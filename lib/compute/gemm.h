@@ -9,7 +9,8 @@
 #ifndef ARMT_GEMM_H
 #define ARMT_GEMM_H
 
-#include "internal.h"
+#include "device/internal.h"
+#include "device/kernel_args.h"
 
 /* What happens to the product P = A_j W_j^T before it is stored (tensor-core kernels only, except none). */
 typedef struct armt_gemm_epi {
@@ -69,26 +70,6 @@ armt_gemm_env armt_gemm_env_of(const armt_ctx *ctx);
 const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op, armt_gemm_plan *plan);
 /* Runs op on the context's queue (stats and profile booked to the context). */
 armt_status armt_gemm(armt_ctx *ctx, const armt_gemm_op *op, armt_err *err);
-
-/* The argument values of one launch of a bf16 GEMM kernel (every kernel takes the same list). */
-typedef struct armt_gemm_args {
-    int m, n, k, lda, ldc, beta;
-    cl_mem a, w, c, offs;
-    cl_ulong a_base, a_stride, w_base, w_stride, c_base, c_stride;
-    cl_mem gate, out, w2;
-    cl_ulong w2_shift;
-    cl_mem rope;
-    int rope_hd, rope_t, rope_pos0;
-    cl_mem rowscale, out2;
-    int last_row0;
-} armt_gemm_args;
-/* Sets every argument of a bf16 GEMM kernel (the one place that knows their indices). */
-cl_int armt_gemm_set_args(cl_kernel k, const armt_gemm_args *a);
-
-/* The bf16 copy of a GEMM operand (armt_f32_to_bf16): Ab = bf16(A) over m x width blocks at the same element
- * offsets, entry j at offs[3 j] (offs set) or a_base + j a_stride. */
-cl_int armt_f32_to_bf16_set_args(cl_kernel k, int m, int width, cl_mem a, int lda, cl_mem ab, cl_mem offs,
-                                 cl_ulong a_base, cl_ulong a_stride);
 
 /* Capabilities the step asks of the GEMM before it lays out an operation. */
 /* bf16 operands may be staged (the bf16-A tensor-core kernel exists for a bf16 model) */

@@ -8,8 +8,8 @@
  */
 #include "config.h"
 
-#include "step.h"
-#include "util.h"
+#include "compute/step.h"
+#include "common/util.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -4,10 +4,10 @@
  */
 #include "config.h"
 
-#include "armt_config.h"
-#include "checkpoint.h"
-#include "internal.h"
-#include "safetensors.h"
+#include "io/armt_config.h"
+#include "io/checkpoint.h"
+#include "device/internal.h"
+#include "io/safetensors.h"
 
 #include <math.h>
 #include <stdio.h>

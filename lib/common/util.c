@@ -3,7 +3,7 @@
  */
 #include "config.h"
 
-#include "util.h"
+#include "common/util.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -5,7 +5,7 @@
  */
 #include "config.h"
 
-#include "ops.h"
+#include "compute/ops.h"
 
 static size_t slot_of(const armt_step *st, int j) { return (size_t)((st->s0 - j) % st->cap); }
 

@@ -53,8 +53,8 @@
 #define ARMT_CHECKPOINT_H
 
 #include "armt.h"
-#include "error.h"
-#include "roles.h"
+#include "common/error.h"
+#include "common/roles.h"
 
 #include <stdint.h>
 

@@ -4,7 +4,7 @@
  */
 #include "config.h"
 
-#include "ops.h"
+#include "compute/ops.h"
 
 /* The capacity the scratch is made for. */
 typedef struct scratch_cap {

@@ -1,0 +1,31 @@
+/*
+ * kernel_args.h - the argument lists of the GEMM kernels as the host sets them (kernel_args.c): every bf16
+ * GEMM kernel takes the list of cl/gemm_args.h, set by name in one place.
+ */
+#ifndef ARMT_KERNEL_ARGS_H
+#define ARMT_KERNEL_ARGS_H
+
+#define CL_TARGET_OPENCL_VERSION 120
+#include <CL/cl.h>
+
+/* The argument values of one launch of a bf16 GEMM kernel (every kernel takes the same list). */
+typedef struct armt_gemm_args {
+    int m, n, k, lda, ldc, beta;
+    cl_mem a, w, c, offs;
+    cl_ulong a_base, a_stride, w_base, w_stride, c_base, c_stride;
+    cl_mem gate, out, w2;
+    cl_ulong w2_shift;
+    cl_mem rope;
+    int rope_hd, rope_t, rope_pos0;
+    cl_mem rowscale, out2;
+    int last_row0;
+} armt_gemm_args;
+/* Sets every argument of a bf16 GEMM kernel (the one place that knows their indices). */
+cl_int armt_gemm_set_args(cl_kernel k, const armt_gemm_args *a);
+
+/* The bf16 copy of a GEMM operand (armt_f32_to_bf16): Ab = bf16(A) over m x width blocks at the same element
+ * offsets, entry j at offs[3 j] (offs set) or a_base + j a_stride. */
+cl_int armt_f32_to_bf16_set_args(cl_kernel k, int m, int width, cl_mem a, int lda, cl_mem ab, cl_mem offs,
+                                 cl_ulong a_base, cl_ulong a_stride);
+
+#endif
