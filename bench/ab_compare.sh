@@ -9,6 +9,7 @@
 # layer's unread rows skipped), both builds run the same random model (W_mv active) on the same ids and
 # save their outputs and the final memory state; every tensor must be bit-identical. Then clbench times
 # both schedules, old / new / old / new, per precision. Everything goes to OUTDIR (ab.log: the whole log).
+# AB_PART=outputs or AB_PART=times runs one half (two device calls of a few minutes each).
 set -u
 old=$1 new=$2 out=$3 n=${4:-32768} preset=${5:-llama-3.2-1b}
 mkdir -p "$out"
@@ -17,6 +18,7 @@ exec > >(tee -a "$log") 2>&1
 echo "# ab_compare: old=$old new=$new tokens=$n preset=$preset  $(date -u +%FT%TZ)"
 common=(--preset "$preset" --seed 7 --wmv-std 0.02 --random-ids "$n" -q)
 fail=0
+part=${AB_PART:-all}
 
 # same tensors, same bytes? (safetensors: 8-byte header length, JSON header, data; stdlib only)
 same_tensors() {
@@ -37,7 +39,7 @@ PY
 }
 
 echo "## outputs, bit for bit"
-for p in fp32 bf16; do
+[ "$part" = times ] || for p in fp32 bf16; do
     for s in diagonal sequential; do
         for o in hidden last; do
             for v in old new; do
@@ -54,7 +56,7 @@ for p in fp32 bf16; do
 done
 
 echo "## times, alternating (median seconds of 3 calls after 1 warm-up)"
-for p in fp32 bf16; do
+[ "$part" = outputs ] || for p in fp32 bf16; do
     for round in 1 2; do
         for v in old new; do
             bin=$old
