@@ -383,7 +383,7 @@ START_TEST(test_tensor_core_forward) {
         }
         const double fkv = check_gemm_profile(ctx, &c, names, secs, np, run > 0 && _i == 1);
         /* a diagonal step of two or more cells gives the Hopper tiles more than one work-group per two
-         * compute units here: k and v run as one GEMM (kv_dual_ok in forward.c) */
+         * compute units here: k and v run as one GEMM (armt_gemm_kv_pair_pays, lib/compute/gemm.c) */
         if (run == 2 && _i == 1 && rt->info.compute_units < 4)
             ck_assert_msg(fkv > 0.0, "the diagonal did not multiply k and v together");
         /* a call with no_profile records nothing and keeps the last profiled call's times */

@@ -184,7 +184,7 @@ START_TEST(test_tune_options) {
     armt_err_init(&err);
     armt_tune_options o = {ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO};
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
-    ck_assert(t.nv_mma && t.mma_wgmma && !t.mma_emulate && t.attn_mma && t.kv_dual);
+    ck_assert(t.nv_mma && t.mma_wgmma && !t.mma_emulate && t.attn_mma);
     ck_assert_int_eq(t.mma_bn, 256);
     ck_assert_int_eq(t.nar_bn, 64);
     armt_tune_wgmma_failed(&t); /* the check at load failed: mma.sync tiles, narrow ones kept */

@@ -319,5 +319,5 @@ int armt_gemm_kv_pair_pays(const armt_ctx *ctx, size_t kvd, size_t G, size_t T) 
     const armt_gemm_env env = armt_gemm_env_of(ctx);
     const size_t half = (size_t)t->mma_bn / 2, bm = (size_t)(t->mma_bm > 0 ? t->mma_bm : 1);
     const size_t wgs = (kvd + half - 1) / half * G * ((T + bm - 1) / bm);
-    return t->kv_dual && armt_gemm_pairs(ctx, ARMT_ROLE_WK, ARMT_ROLE_WV) && !few_workgroups(&env, wgs);
+    return armt_gemm_pairs(ctx, ARMT_ROLE_WK, ARMT_ROLE_WV) && !few_workgroups(&env, wgs);
 }

@@ -89,7 +89,6 @@ typedef struct armt_device_tuning {
     int mma_wgmma;        /* 1: its multiplies are Hopper wgmma (compute capability 9.0) */
     int mma_wg_n;                           /* wgmma: n per instruction                                */
     int mma_raster;                         /* 1: row tiles fastest in launch order (MMA_RASTER)       */
-    int kv_dual;                            /* 1 (always): k and v in one GEMM where the tiles pair weights */
     int mma_smem_max;     /* local memory the tiles may declare (0: the kernel's 48 KiB default) */
     int nar_bm, nar_bn, nar_warps_m, nar_warps_n, nar_threads; /* narrow tiles, for GEMMs of n <= nar_bn
                                                                   (W_mq, W_mk) and launches of few work-groups

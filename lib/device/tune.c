@@ -94,7 +94,6 @@ armt_status armt_tune_device(const armt_device_info *info, const armt_tune_optio
     }
     gemm_tiles(tune, wgmma);
     /* k and v in one GEMM where the tiles pair the weights (always; lib/compute/forward.c tests the tiles) */
-    tune->kv_dual = 1;
     /* attention of bf16 models on tensor cores wherever the GEMM has them */
     tune->attn_mma = tune->nv_mma && opt->attention != ARMT_TC_OFF;
     /* its tiles (warps per work-group x m16 row tiles per warp). GPUs: heads up to 64 stage K and V by
