@@ -267,33 +267,21 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         case OPT_VERIFY_TOL:
             if (cli_parse_double("--verify-tol", optarg, 0.0, 1e30, &o->verify_tol) != 0) return -1;
             break;
-        case 'o':
-            if (strcmp(optarg, "md") == 0)
-                o->format = FMT_MD;
-            else if (strcmp(optarg, "csv") == 0)
-                o->format = FMT_CSV;
-            else if (strcmp(optarg, "json") == 0)
-                o->format = FMT_JSON;
-            else if (strcmp(optarg, "jsonl") == 0)
-                o->format = FMT_JSONL;
-            else {
-                cli_error("-o: '%s' is not one of md, csv, json, jsonl", optarg);
-                return -1;
-            }
+        case 'o': {
+            static const char *const names[] = {"md", "csv", "json", "jsonl"};
+            static const int values[] = {FMT_MD, FMT_CSV, FMT_JSON, FMT_JSONL};
+            int v;
+            if (cli_parse_choice("-o", optarg, names, values, 4, &v) != 0) return -1;
+            o->format = (out_format)v;
             break;
-        case 'q': o->verbosity = CLI_QUIET; break;
-        case 'v':
-            if (o->verbosity < CLI_DEBUG) o->verbosity = o->verbosity < CLI_NORMAL ? CLI_VERBOSE : o->verbosity + 1;
-            break;
-        case 'h': usage(stdout); return 1;
-        case ':': cli_error("option '%s' needs an argument (see --help)", argv[optind - 1]); return -1;
-        default: cli_error("unknown option '%s' (see --help)", argv[optind - 1]); return -1;
+        }
+        default: {
+            const int r = cli_standard_option(opt, argv, &o->verbosity, usage);
+            if (r != 0) return r;
+        }
         }
     }
-    if (optind < argc) {
-        cli_error("unexpected argument '%s' (see --help)", argv[optind]);
-        return -1;
-    }
+    if (cli_no_operands(argc, argv) != 0) return -1;
     return cli_common_finish(&o->common, "tiny");
 }
 

@@ -236,12 +236,8 @@ static size_t g_source_len, g_source_mma_len;
 
 static void print_build_log(cl_program p, cl_device_id d, int only_info, const char *entry, char *info,
                             size_t info_len) {
-    size_t n = 0;
-    clGetProgramBuildInfo(p, d, CL_PROGRAM_BUILD_LOG, 0, NULL, &n);
-    if (n <= 1) return;
-    char *log = malloc(n + 1);
-    clGetProgramBuildInfo(p, d, CL_PROGRAM_BUILD_LOG, n, log, NULL);
-    log[n] = 0;
+    char *log = armt_build_log(p, d);
+    if (!log) return;
     if (!only_info) {
         fprintf(stderr, "---- build log ----\n%s\n-------------------\n", log);
     } else { /* NVIDIA -cl-nv-verbose: registers, spills, local memory of `entry`, in one line */

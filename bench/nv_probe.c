@@ -65,12 +65,8 @@ static const char *k_cluster =
     "}\n";
 
 static void print_log(cl_program p, cl_device_id d) {
-    size_t n = 0;
-    clGetProgramBuildInfo(p, d, CL_PROGRAM_BUILD_LOG, 0, NULL, &n);
-    if (n <= 1) return;
-    char *log = malloc(n + 1);
-    clGetProgramBuildInfo(p, d, CL_PROGRAM_BUILD_LOG, n, log, NULL);
-    log[n] = 0;
+    char *log = armt_build_log(p, d);
+    if (!log) return;
     printf("    build log: %.600s\n", log);
     free(log);
 }

@@ -139,6 +139,47 @@ int cli_parse_u64(const char *opt, const char *text, uint64_t *out) {
     return 0;
 }
 
+int cli_parse_choice(const char *opt, const char *text, const char *const *names, const int *values, size_t n,
+                     int *out) {
+    char list[256] = "";
+    for (size_t i = 0; i < n; i++) {
+        if (text && strcmp(text, names[i]) == 0) {
+            *out = values[i];
+            return 0;
+        }
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
+    }
+    cli_error("%s: '%s' is not one of %s", opt, text ? text : "", list);
+    return -1;
+}
+
+int cli_standard_option(int opt, char **argv, int *verbosity, void (*usage)(FILE *)) {
+    switch (opt) {
+    case 'q': *verbosity = CLI_QUIET; return 0;
+    case 'v':
+        if (*verbosity < CLI_DEBUG) *verbosity = *verbosity < CLI_NORMAL ? CLI_VERBOSE : *verbosity + 1;
+        return 0;
+    case 'h': usage(stdout); return 1;
+    case ':': cli_error("option '%s' needs an argument (see --help)", argv[optind - 1]); return -1;
+    default: cli_error("unknown option '%s' (see --help)", argv[optind - 1]); return -1;
+    }
+}
+
+int cli_no_operands(int argc, char **argv) {
+    if (optind >= argc) return 0;
+    cli_error("unexpected argument '%s' (see --help)", argv[optind]);
+    return -1;
+}
+
+int cli_memory_file(armt_ctx *ctx, const char *path, int save) {
+    armt_status st = save ? armt_ctx_memory_save(ctx, path) : armt_ctx_memory_load(ctx, path);
+    if (st == ARMT_OK) return 0;
+    char what[600];
+    snprintf(what, sizeof what, save ? "saving the memory state to '%s'" : "loading the memory state '%s'", path);
+    cli_report_status(what, st, armt_ctx_last_error(ctx));
+    return -1;
+}
+
 int cli_parse_double(const char *opt, const char *text, double min, double max, double *out) {
     const char *p = text ? text : "";
     if (!*p || isspace((unsigned char)*p)) {

@@ -61,6 +61,16 @@ int cli_parse_int(const char *opt, const char *text, int min, int max, int *out)
 int cli_parse_u64(const char *opt, const char *text, uint64_t *out);
 /* A finite double in [min, max]. */
 int cli_parse_double(const char *opt, const char *text, double min, double max, double *out);
+/* text one of names[0 .. n-1]: *out = values[i]; otherwise an error naming opt and the choices, -1. */
+int cli_parse_choice(const char *opt, const char *text, const char *const *names, const int *values, size_t n,
+                     int *out);
+/* The options every program handles alike: -q, -v (more each time), -h (usage to stdout), a missing argument
+ * and an unknown option. Returns 1 for -h, -1 for an error (reported), 0 otherwise. */
+int cli_standard_option(int opt, char **argv, int *verbosity, void (*usage)(FILE *));
+/* After getopt: -1 (reported) when a non-option argument is left. */
+int cli_no_operands(int argc, char **argv);
+/* Loads (save = 0) or saves (1) the context's memory state at path; a failure is reported, -1. */
+int cli_memory_file(armt_ctx *ctx, const char *path, int save);
 /* A comma-separated list of integers in [min, max] ("64,256,1024"); *out is malloc'ed. Empty items and
  * a trailing comma are rejected. */
 int cli_parse_i64_list(const char *opt, const char *text, int64_t min, int64_t max, int64_t **out, size_t *count);

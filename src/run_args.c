@@ -236,43 +236,32 @@ int run_parse_args(int argc, char **argv, run_opts *o) {
         case OPT_RANDOM_IDS:
             if (cli_parse_i64("--random-ids", optarg, 1, INT32_MAX, &o->random_ids) != 0) return -1;
             break;
-        case OPT_PRECISION:
-            if (strcmp(optarg, "fp32") == 0)
-                o->common.precision = ARMT_PRECISION_FP32;
-            else if (strcmp(optarg, "bf16") == 0)
-                o->common.precision = ARMT_PRECISION_BF16;
-            else {
-                cli_error("--precision: '%s' is not one of fp32, bf16", optarg);
-                return -1;
-            }
+        case OPT_PRECISION: {
+            static const char *const names[] = {"fp32", "bf16"};
+            static const int values[] = {ARMT_PRECISION_FP32, ARMT_PRECISION_BF16};
+            int v;
+            if (cli_parse_choice("--precision", optarg, names, values, 2, &v) != 0) return -1;
+            o->common.precision = (armt_precision)v;
             break;
-        case OPT_SCHEDULE:
-            if (strcmp(optarg, "diagonal") == 0)
-                o->schedule = ARMT_SCHEDULE_DIAGONAL;
-            else if (strcmp(optarg, "sequential") == 0)
-                o->schedule = ARMT_SCHEDULE_SEQUENTIAL;
-            else if (strcmp(optarg, "full") == 0)
-                o->schedule = ARMT_SCHEDULE_FULL;
-            else {
-                cli_error("--schedule: '%s' is not one of diagonal, sequential, full", optarg);
-                return -1;
-            }
+        }
+        case OPT_SCHEDULE: {
+            static const char *const names[] = {"diagonal", "sequential", "full"};
+            static const int values[] = {ARMT_SCHEDULE_DIAGONAL, ARMT_SCHEDULE_SEQUENTIAL, ARMT_SCHEDULE_FULL};
+            int v;
+            if (cli_parse_choice("--schedule", optarg, names, values, 3, &v) != 0) return -1;
+            o->schedule = (armt_schedule)v;
             break;
-        case OPT_OUTPUT:
-            if (strcmp(optarg, "logits") == 0)
-                o->output = ARMT_OUTPUT_LOGITS_ALL;
-            else if (strcmp(optarg, "last") == 0)
-                o->output = ARMT_OUTPUT_LOGITS_LAST;
-            else if (strcmp(optarg, "hidden") == 0)
-                o->output = ARMT_OUTPUT_HIDDEN;
-            else if (strcmp(optarg, "none") == 0)
-                o->output = ARMT_OUTPUT_NONE;
-            else {
-                cli_error("--output: '%s' is not one of logits, last, hidden, none", optarg);
-                return -1;
-            }
+        }
+        case OPT_OUTPUT: {
+            static const char *const names[] = {"logits", "last", "hidden", "none"};
+            static const int values[] = {ARMT_OUTPUT_LOGITS_ALL, ARMT_OUTPUT_LOGITS_LAST, ARMT_OUTPUT_HIDDEN,
+                                         ARMT_OUTPUT_NONE};
+            int v;
+            if (cli_parse_choice("--output", optarg, names, values, 4, &v) != 0) return -1;
+            o->output = (armt_output)v;
             o->output_given = 1;
             break;
+        }
         case OPT_SAVE_OUTPUTS: o->save_outputs = optarg; break;
         case OPT_SAVE_MEMORY: o->save_memory = optarg; break;
         case OPT_LOAD_MEMORY: o->load_memory = optarg; break;
@@ -341,20 +330,13 @@ int run_parse_args(int argc, char **argv, run_opts *o) {
         case OPT_NO_BOS: o->bos = 0; break;
         case OPT_PRINT_IDS: o->print_ids = 1; break;
         case OPT_SKIP_SPECIAL: o->skip_special = 1; break;
-        case 'q': o->verbosity = CLI_QUIET; break;
-        case 'v':
-            if (o->verbosity < CLI_DEBUG)
-                o->verbosity = o->verbosity < CLI_NORMAL ? CLI_VERBOSE : o->verbosity + 1;
-            break;
-        case 'h': usage(stdout); return 1;
-        case ':': cli_error("option '%s' needs an argument (see --help)", argv[optind - 1]); return -1;
-        default: cli_error("unknown option '%s' (see --help)", argv[optind - 1]); return -1;
+        default: {
+            const int r = cli_standard_option(opt, argv, &o->verbosity, usage);
+            if (r != 0) return r;
+        }
         }
     }
-    if (optind < argc) {
-        cli_error("unexpected argument '%s' (see --help)", argv[optind]);
-        return -1;
-    }
+    if (cli_no_operands(argc, argv) != 0) return -1;
     if (cli_common_finish(&o->common, NULL) != 0) return -1;
     if (o->common.list_devices) return 0;
 

@@ -131,13 +131,7 @@ int run_forward(const run_opts *o, armt_ctx *ctx, const armt_device_info *dev) {
     if (o->load_memory) {
         if (!armt && o->verbosity > CLI_QUIET)
             cli_error("note: --load-memory has no effect on the full schedule (it does not use the memory)");
-        st = armt_ctx_memory_load(ctx, o->load_memory);
-        if (st != ARMT_OK) {
-            char what[600];
-            snprintf(what, sizeof what, "loading the memory state '%s'", o->load_memory);
-            cli_report_status(what, st, armt_ctx_last_error(ctx));
-            goto done;
-        }
+        if (cli_memory_file(ctx, o->load_memory, 0) != 0) goto done;
     }
 
     /* Which outputs: --save-outputs without --output saves logits and hidden, which takes two calls. */
@@ -286,13 +280,7 @@ int run_forward(const run_opts *o, armt_ctx *ctx, const armt_device_info *dev) {
         printf("\n");
     }
     if (o->save_memory) {
-        st = armt_ctx_memory_save(ctx, o->save_memory);
-        if (st != ARMT_OK) {
-            char what[600];
-            snprintf(what, sizeof what, "saving the memory state to '%s'", o->save_memory);
-            cli_report_status(what, st, armt_ctx_last_error(ctx));
-            goto done;
-        }
+        if (cli_memory_file(ctx, o->save_memory, 1) != 0) goto done;
         printf("saved:    memory state to %s\n", o->save_memory);
     }
     fflush(stdout);

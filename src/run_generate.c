@@ -269,13 +269,7 @@ int run_generate(const run_opts *o, armt_ctx *ctx, armt_tokenizer *tok) {
     if (read_prompt(o, tok, cfg->vocab_size, &prompt, &n) != 0) goto done;
 
     if (o->load_memory) {
-        st = armt_ctx_memory_load(ctx, o->load_memory);
-        if (st != ARMT_OK) {
-            char what[600];
-            snprintf(what, sizeof what, "loading the memory state '%s'", o->load_memory);
-            cli_report_status(what, st, armt_ctx_last_error(ctx));
-            goto done;
-        }
+        if (cli_memory_file(ctx, o->load_memory, 0) != 0) goto done;
     }
     if (o->verbosity > CLI_QUIET && o->temperature <= 0.0 && o->sampling_given)
         cli_error("note: --top-k/--top-p have no effect with greedy decoding (give --temperature T > 0)");
@@ -349,13 +343,7 @@ int run_generate(const run_opts *o, armt_ctx *ctx, armt_tokenizer *tok) {
     }
 
     if (o->save_memory) {
-        st = armt_ctx_memory_save(ctx, o->save_memory);
-        if (st != ARMT_OK) {
-            char what[600];
-            snprintf(what, sizeof what, "saving the memory state to '%s'", o->save_memory);
-            cli_report_status(what, st, armt_ctx_last_error(ctx));
-            goto done;
-        }
+        if (cli_memory_file(ctx, o->save_memory, 1) != 0) goto done;
         if (o->verbosity > CLI_QUIET) fprintf(stderr, "saved:    memory state to %s\n", o->save_memory);
     }
     rc = 0;

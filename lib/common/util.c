@@ -66,7 +66,7 @@ armt_status armt_read_file(const char *path, const char *what, size_t max_bytes,
     return st;
 }
 
-static char *copy_n(const char *s, size_t n) {
+char *armt_strndup(const char *s, size_t n) {
     char *d = malloc(n + 1);
     if (!d) return NULL;
     memcpy(d, s, n);
@@ -75,7 +75,7 @@ static char *copy_n(const char *s, size_t n) {
 }
 
 char *armt_path_join(const char *dir, const char *name) {
-    if (name[0] == '/' || dir[0] == '\0') return copy_n(name, strlen(name));
+    if (name[0] == '/' || dir[0] == '\0') return armt_strndup(name, strlen(name));
     size_t a = strlen(dir), b = strlen(name);
     char *p = malloc(a + b + 2);
     if (!p) return NULL;
@@ -87,9 +87,9 @@ char *armt_path_join(const char *dir, const char *name) {
 
 char *armt_path_dirname(const char *path) {
     const char *slash = strrchr(path, '/');
-    if (!slash) return copy_n(".", 1);
-    if (slash == path) return copy_n("/", 1);
-    return copy_n(path, (size_t)(slash - path));
+    if (!slash) return armt_strndup(".", 1);
+    if (slash == path) return armt_strndup("/", 1);
+    return armt_strndup(path, (size_t)(slash - path));
 }
 
 double armt_now(void) {

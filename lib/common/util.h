@@ -25,6 +25,9 @@ armt_status armt_read_file(const char *path, const char *what, size_t max_bytes,
 armt_status armt_read_stream(FILE *f, const char *name, const char *what, size_t max_bytes, char **out,
                              size_t *len, armt_err *err);
 
+/* The first n bytes of s as a NUL-terminated malloc'ed string; NULL when out of memory. */
+char *armt_strndup(const char *s, size_t n);
+
 /* "dir/name", or a copy of name when name is absolute or dir is empty. malloc'ed; NULL when out of
  * memory. */
 char *armt_path_join(const char *dir, const char *name);

@@ -35,6 +35,14 @@ static armt_status set_cell_args(armt_call *F, cl_kernel k, cl_uint i, const arm
                       ARMT_KA(st->s_short), ARMT_KA(st->T_short));
 }
 
+/* A row-wise kernel (one work-group of row_wg items per row) over `rows` rows of each of the step's cells,
+ * its CELL_ARGS from argument cell_arg on (none when negative). */
+static armt_status cell_rows(armt_call *F, armt_kernel_id id, int cell_arg, const armt_step *st, size_t rows) {
+    if (cell_arg >= 0) ARMT_TRY(set_cell_args(F, F->ctx->k[id], (cl_uint)cell_arg, st));
+    const size_t wg = (size_t)F->ctx->rt->tune.row_wg;
+    return armt_op_launch(F, id, 3, wg, rows, (size_t)st->G, wg);
+}
+
 /* ======================================================================================================= */
 /* bf16 operands */
 /* ======================================================================================================= */
@@ -82,8 +90,7 @@ armt_status armt_op_rmsnorm(armt_call *F, const armt_step *st, armt_role role) {
     ARMT_TRY(set_cell_args(F, k, 6, st));
     cl_mem out_bf = bf ? ctx->abf : NULL; /* NULL: no bf16 output */
     ARMT_CL_TRY(ARMT_ARG(k, 12, out_bf));
-    size_t wg = (size_t)ctx->rt->tune.row_wg;
-    ARMT_TRY(armt_op_launch(F, ARMT_K_RMSNORM, 3, wg, (size_t)st->T, (size_t)st->G, wg));
+    ARMT_TRY(cell_rows(F, ARMT_K_RMSNORM, -1, st, (size_t)st->T));
     F->abf_src = bf ? ctx->h : NULL;
     F->abf_buf = ctx->abf;
     F->abf_only = bf;
@@ -192,9 +199,7 @@ armt_status armt_op_mem_read_scale(armt_call *F, const armt_step *st) {
     cl_kernel k = ctx->k[ARMT_K_MEM_READ_SCALE];
     ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->mq), ARMT_KA(ctx->phi), ARMT_KA(ctx->z),
                         ARMT_KA(ctx->written), ARMT_KA(F->dk)));
-    ARMT_TRY(set_cell_args(F, k, 5, st));
-    size_t wg = (size_t)ctx->rt->tune.row_wg;
-    return armt_op_launch(F, ARMT_K_MEM_READ_SCALE, 3, wg, (size_t)st->T, (size_t)st->G, wg);
+    return cell_rows(F, ARMT_K_MEM_READ_SCALE, 5, st, (size_t)st->T);
 }
 
 armt_status armt_op_mem_read(armt_call *F, const armt_step *st) {
@@ -203,9 +208,7 @@ armt_status armt_op_mem_read(armt_call *F, const armt_step *st) {
     cl_kernel k = ctx->k[ARMT_K_MEM_READ];
     ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->x), ARMT_KA(ctx->h), ARMT_KA(ctx->phi), ARMT_KA(ctx->z),
                         ARMT_KA(ctx->written), ARMT_KA(F->dk), ARMT_KA(F->d)));
-    ARMT_TRY(set_cell_args(F, k, 7, st));
-    size_t wg = (size_t)ctx->rt->tune.row_wg;
-    return armt_op_launch(F, ARMT_K_MEM_READ, 3, wg, (size_t)st->T, (size_t)st->G, wg);
+    return cell_rows(F, ARMT_K_MEM_READ, 7, st, (size_t)st->T);
 }
 
 armt_status armt_op_mem_gather(armt_call *F, const armt_step *st) {
@@ -230,8 +233,7 @@ armt_status armt_op_mem_write_prep(armt_call *F, const armt_step *st) {
                         ARMT_KA(ctx->written), ARMT_KA(wmb), ARMT_KA(owmb), ARMT_KA(bmb), ARMT_KA(obmb),
                         ARMT_KA(ctx->wstat), ARMT_KA(F->M), ARMT_KA(F->dk), ARMT_KA(F->d), ARMT_KA(st->l0),
                         ARMT_KA(corr)));
-    size_t wg = (size_t)ctx->rt->tune.row_wg;
-    return armt_op_launch(F, ARMT_K_MEM_WRITE_PREP, 3, wg, (size_t)F->M, (size_t)st->G, wg);
+    return cell_rows(F, ARMT_K_MEM_WRITE_PREP, -1, st, (size_t)F->M);
 }
 
 armt_status armt_op_mem_delta(armt_call *F, const armt_step *st) {

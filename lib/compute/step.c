@@ -42,6 +42,14 @@ static armt_gemm_op cells_op(const armt_call *F, size_t m, cl_mem a, size_t lda,
     return op;
 }
 
+/* W of an op that is not a weight role: bf16 (n x k rows, our kernels) or fp32 k x n rows (CLBlast). */
+static void set_w(armt_gemm_op *op, cl_mem w, size_t ldw, int bf16) {
+    op->w = w;
+    op->ldw = ldw;
+    op->w_bf16 = bf16;
+    op->w_kn = !bf16;
+}
+
 /* The op over a weight role (pair >= 0: that role's weights in the same GEMM, epi.w2). */
 static armt_status gemm_role(armt_call *F, const armt_step *st, armt_gemm_op op, armt_role role, int pair) {
     return armt_gemm_weights(F->ctx, op, role, pair, st->l0, st->G, F->b_off, F->err);
@@ -148,15 +156,10 @@ static armt_status mem_product(armt_call *F, const armt_step *st, size_t rows, c
     op.w_off = F->b_off;
     op.site = site;
     op.epi.rowscale = rowscale;
-    if (ctx->w_mem_bf) {
-        op.w = ctx->w_mem_bf;
-        op.ldw = dk;
-        op.w_bf16 = 1;
-    } else {
-        op.w = ctx->w_mem;
-        op.ldw = d;
-        op.w_kn = 1;
-    }
+    if (ctx->w_mem_bf)
+        set_w(&op, ctx->w_mem_bf, dk, 1);
+    else
+        set_w(&op, ctx->w_mem, d, 0);
     return armt_gemm(ctx, &op, F->err);
 }
 
@@ -369,9 +372,7 @@ static armt_status mem_update(armt_call *F, const armt_step *st) {
         op.lda = K;
         op.a_bf16 = ctx->abf;
         op.a_bf16_only = 1;
-        op.w = ctx->abf;
-        op.ldw = K;
-        op.w_bf16 = 1;
+        set_w(&op, ctx->abf, K, 1);
     } else {
         offsets_tmp(st, M, dk, F->a_off);
         offsets_tmp(st, M, d, F->b_off);
@@ -379,9 +380,7 @@ static armt_status mem_update(armt_call *F, const armt_step *st) {
         op.a = ctx->phi;
         op.lda = dk;
         op.trans_a = 1;
-        op.w = ctx->vnew;
-        op.ldw = d;
-        op.w_kn = 1;
+        set_w(&op, ctx->vnew, d, 0);
     }
     return armt_gemm(ctx, &op, F->err);
 }

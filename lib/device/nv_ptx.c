@@ -163,3 +163,13 @@ cl_int armt_nv_rebuild_sm90a(cl_context ctx, cl_device_id dev, cl_program built,
     *out = p;
     return clBuildProgram(p, 1, &dev, options, NULL, NULL);
 }
+
+char *armt_build_log(cl_program p, cl_device_id d) {
+    size_t n = 0;
+    if (clGetProgramBuildInfo(p, d, CL_PROGRAM_BUILD_LOG, 0, NULL, &n) != CL_SUCCESS || n <= 1) return NULL;
+    char *log = malloc(n + 1);
+    if (!log) return NULL;
+    if (clGetProgramBuildInfo(p, d, CL_PROGRAM_BUILD_LOG, n, log, NULL) != CL_SUCCESS) n = 0;
+    log[n] = '\0';
+    return log;
+}

@@ -26,4 +26,8 @@ char *armt_ptx_to_sm90a(const char *ptx, size_t len, size_t *out_len);
  * read its log, then release it). CL_INVALID_BINARY when the PTX has nothing to rewrite. */
 cl_int armt_nv_rebuild_sm90a(cl_context ctx, cl_device_id dev, cl_program built, const char *options, cl_program *out);
 
+/* The build log of program p on device d, NUL-terminated and malloc'ed (the caller frees it); NULL when
+ * there is none or memory ran out. */
+char *armt_build_log(cl_program p, cl_device_id d);
+
 #endif

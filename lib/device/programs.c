@@ -147,13 +147,7 @@ armt_status armt_program_build(armt_runtime *rt, armt_program_id pid, const char
     snprintf(opts, optlen, "%s%s%s%s%s", rt->build_options, *own ? " " : "", own, *pass ? " " : "", pass);
     e = clBuildProgram(p, 1, &rt->device, opts, NULL, NULL);
     if (e != CL_SUCCESS) {
-        size_t n = 0;
-        clGetProgramBuildInfo(p, rt->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &n);
-        char *log = malloc(n + 1);
-        if (log) {
-            if (clGetProgramBuildInfo(p, rt->device, CL_PROGRAM_BUILD_LOG, n, log, NULL) != CL_SUCCESS) n = 0;
-            log[n] = '\0';
-        }
+        char *log = armt_build_log(p, rt->device);
         armt_err_set(err, ARMT_STATUS_KERNEL_BUILD_FAILED,
                      "clBuildProgram of %s%s%s failed: %s (%d)\noptions: %s\nbuild log:\n%s", dir ? dir : "",
                      dir ? "/" : "(embedded) ", files[nf - 1], armt_cl_error_str(e), e, opts,

@@ -62,14 +62,6 @@ struct armt_ckpt {
 /* Small helpers                                                                                         */
 /* ===================================================================================================== */
 
-static char *ck_strndup(const char *s, size_t n) {
-    char *d = malloc(n + 1);
-    if (!d) return NULL;
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
-
 static int starts_with(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
 
 /* s ends with the path components `suffix`: s == suffix, or s ends with "." suffix. */
@@ -332,7 +324,7 @@ static int classify_suffix(const char *s, ck_part *part, int *is_bias) {
 
 static armt_status set_prefix(char **dst, const char *name, size_t n, armt_err *err) {
     if (*dst) return ARMT_OK;
-    *dst = ck_strndup(name, n);
+    *dst = armt_strndup(name, n);
     ARMT_RETURN_IF(!*dst, ARMT_STATUS_OUT_OF_HOST_MEMORY, "checkpoint: out of memory");
     return ARMT_OK;
 }
@@ -660,7 +652,7 @@ static armt_status open_impl(armt_ckpt *c, const char *path, const armt_model_pa
     ARMT_RETURN_IF(stat(path, &sb) != 0, ARMT_STATUS_IO_ERROR, "%s: cannot open: %s", path, strerror(errno));
     int         is_dir = S_ISDIR(sb.st_mode);
     armt_status st = ARMT_OK;
-    char       *dir = is_dir ? ck_strndup(path, strlen(path)) : armt_path_dirname(path);
+    char       *dir = is_dir ? armt_strndup(path, strlen(path)) : armt_path_dirname(path);
     char       *side = NULL;
     ARMT_RETURN_IF(!dir, ARMT_STATUS_OUT_OF_HOST_MEMORY, "checkpoint: out of memory");
 
