@@ -45,90 +45,97 @@ typedef enum out_format { FMT_MD, FMT_CSV, FMT_JSON, FMT_JSONL } out_format;
 #define MAX_SCHEDULES 3
 
 typedef struct bench_opts {
-    cli_common    common;
-    int64_t      *tokens;        /* token counts, in the order given              */
-    size_t        n_tokens;      /* 0: defaults (4 and 16 segments)               */
+    cli_common common;
+    int64_t *tokens; /* token counts, in the order given              */
+    size_t n_tokens; /* 0: defaults (4 and 16 segments)               */
     armt_schedule schedules[MAX_SCHEDULES];
-    size_t        n_schedules;
-    armt_output   output;        /* --outputs none|last|all                       */
-    int           repetitions;
-    int           warmup;
-    int           verify;
-    double        verify_tol;    /* max relative difference accepted by --verify  */
-    out_format    format;
-    int           verbosity;
+    size_t n_schedules;
+    armt_output output; /* --outputs none|last|all                       */
+    int repetitions;
+    int warmup;
+    int verify;
+    double verify_tol; /* max relative difference accepted by --verify  */
+    out_format format;
+    int verbosity;
     armt_precision precisions[2]; /* --precision fp32,bf16: the benchmark runs once per entry */
-    int           profile;       /* --profile: device time per kernel (OpenCL events)  */
-    int           all_rows;      /* --all-rows: armt_forward_params.all_rows           */
-    size_t        n_precisions;
+    int profile;                  /* --profile: device time per kernel (OpenCL events)  */
+    int all_rows;                 /* --all-rows: armt_forward_params.all_rows           */
+    size_t n_precisions;
 } bench_opts;
 
 static void usage(FILE *out) {
-    fprintf(out,
-            "Usage: %s [OPTIONS]\n"
-            "\n"
-            "Benchmarks libarmt's schedules on one OpenCL device: diagonal ARMT (Diagonal Batching), sequential\n"
-            "ARMT (segment by segment, layer by layer) and the full-attention base LLaMA over the whole input,\n"
-            "on the same random token ids. Without arguments it runs the 'tiny' preset at 64 and 256 tokens\n"
-            "with all three schedules on the best device and prints a Markdown table.\n"
-            "\n"
-            "Workload:\n"
-            "      --tokens LIST      comma-separated token counts (default: 4 and 16 segments, i.e. 64,256\n"
-            "                         for tiny; 4096,16384 for the presets with segment 1024)\n"
-            "      --schedule LIST    comma-separated subset of diagonal,sequential,full (default: all three,\n"
-            "                         run in the order given)\n"
-            "      --profile          after the timed calls, one more call per row with OpenCL profiling events\n"
-            "                         (not timed: an event per launch costs host time): device time per kernel\n"
-            "                         (CLBlast GEMMs counted by their main kernel's event), then the GEMMs by\n"
-            "                         weight with their TFLOP/s\n"
-            "      --precision LIST   weight precision(s), comma-separated: fp32 (default; GEMMs through CLBlast),\n"
-            "                         bf16 (bf16 weights, our own GEMM; on NVIDIA sm_80+ GEMMs, attention and the\n"
-            "                         memory read run on tensor cores, wgmma on sm_90); the whole benchmark runs\n"
-            "                         once per entry, one table each\n"
-            "      --outputs WHAT     none (default: hidden states stay on the device, no lm_head), last (logits\n"
-            "                         of the last token) or logits (also 'all': logits of every token; needs\n"
-            "                         tokens x vocab floats of host memory). With none or last the last layer\n"
-            "                         computes only the rows something reads (memory tokens, the last token);\n"
-            "                         FLOPs count that\n"
-            "      --all-rows         the last layer computes every row anyway (comparisons)\n"
-            "  -r, --repetitions N    timed calls per row (default 3)\n"
-            "  -w, --warmup N         untimed calls before them (default 1); the first one is reported as\n"
-            "                         'first call' and includes CLBlast's kernel compilation\n"
-            "      --verify           also run every ARMT schedule once more with hidden-state output and report\n"
-            "                         the max abs and max relative difference (|a-b| max over the elements,\n"
-            "                         divided by max |reference|) of diagonal vs sequential; full attention is\n"
-            "                         another model (no memory) and is not compared\n"
-            "      --verify-tol X     largest relative difference --verify accepts (default 1e-4)\n"
-            "\n",
-            cli_progname());
+    fprintf(
+        out,
+        "Usage: %s [OPTIONS]\n"
+        "\n"
+        "Benchmarks libarmt's schedules on one OpenCL device: diagonal ARMT (Diagonal Batching), sequential\n"
+        "ARMT (segment by segment, layer by layer) and the full-attention base LLaMA over the whole input,\n"
+        "on the same random token ids. Without arguments it runs the 'tiny' preset at 64 and 256 tokens\n"
+        "with all three schedules on the best device and prints a Markdown table.\n"
+        "\n"
+        "Workload:\n"
+        "      --tokens LIST      comma-separated token counts (default: 4 and 16 segments, i.e. 64,256\n"
+        "                         for tiny; 4096,16384 for the presets with segment 1024)\n"
+        "      --schedule LIST    comma-separated subset of diagonal,sequential,full (default: all three,\n"
+        "                         run in the order given)\n"
+        "      --profile          after the timed calls, one more call per row with OpenCL profiling events\n"
+        "                         (not timed: an event per launch costs host time): device time per kernel\n"
+        "                         (CLBlast GEMMs counted by their main kernel's event), then the GEMMs by\n"
+        "                         weight with their TFLOP/s\n"
+        "      --precision LIST   weight precision(s), comma-separated: fp32 (default; GEMMs through "
+        "CLBlast),\n"
+        "                         bf16 (bf16 weights, our own GEMM; on NVIDIA sm_80+ GEMMs, attention and "
+        "the\n"
+        "                         memory read run on tensor cores, wgmma on sm_90); the whole benchmark "
+        "runs\n"
+        "                         once per entry, one table each\n"
+        "      --outputs WHAT     none (default: hidden states stay on the device, no lm_head), last "
+        "(logits\n"
+        "                         of the last token) or logits (also 'all': logits of every token; needs\n"
+        "                         tokens x vocab floats of host memory). With none or last the last layer\n"
+        "                         computes only the rows something reads (memory tokens, the last token);\n"
+        "                         FLOPs count that\n"
+        "      --all-rows         the last layer computes every row anyway (comparisons)\n"
+        "  -r, --repetitions N    timed calls per row (default 3)\n"
+        "  -w, --warmup N         untimed calls before them (default 1); the first one is reported as\n"
+        "                         'first call' and includes CLBlast's kernel compilation\n"
+        "      --verify           also run every ARMT schedule once more with hidden-state output and "
+        "report\n"
+        "                         the max abs and max relative difference (|a-b| max over the elements,\n"
+        "                         divided by max |reference|) of diagonal vs sequential; full attention is\n"
+        "                         another model (no memory) and is not compared\n"
+        "      --verify-tol X     largest relative difference --verify accepts (default 1e-4)\n"
+        "\n",
+        cli_progname());
     cli_common_help(out, 1);
-    fprintf(out,
-            "\n"
-            "Output:\n"
-            "  -o, --format FMT       md (default: table, speedups, notes), csv, json, or jsonl (one object per\n"
-            "                         row); csv, json and jsonl share one schema with a format_version\n"
-            "  -q, --quiet            no progress or library warnings on stderr\n"
-            "  -v, --verbose          library info messages on stderr (-vv: debug)\n"
-            "  -h, --help             this help\n"
-            "\n"
-            "Columns: schedule, tokens, segments, status (ok | does not fit | error) and reason, first-call\n"
-            "seconds, median/min/max/mean/stddev seconds over the repetitions, tokens/s, achieved TFLOP/s\n"
-            "(docs/MATH.md section 9: linear layers, causal attention, memory read/write, lm_head when an\n"
-            "output needs it), schedule steps, (layer, segment) cells, kernel launches, GEMM calls and the peak\n"
-            "of model + context device bytes (from armt_ctx_stats). Times are wall time of armt_forward with\n"
-            "the queue finished (ids upload, schedule, output copy-out); model load and kernel builds excluded.\n"
-            "\n"
-            "Exit status: 0 when every row ran (rows that do not fit the device do not count as failures),\n"
-            "1 when a row failed or --verify found a mismatch, 2 on a usage error.\n"
-            "\n"
-            "Examples:\n"
-            "  %s                                      quick run: tiny preset, all schedules\n"
-            "  %s --list-devices\n"
-            "  %s --preset llama-160m --tokens 4096,16384 --schedule diagonal,sequential\n"
-            "  %s --preset llama-3.2-1b --segment 1024 --mem 128 --tokens 4096,32768,131072 -r 5 --verify\n"
-            "  %s --model ./armt-checkpoint --tokens 8192 -o json > run.json\n"
-            "  %s --platform nvidia --device 0 -o csv --tokens 1024,2048,4096\n",
-            cli_progname(), cli_progname(), cli_progname(), cli_progname(), cli_progname(), cli_progname());
+    fprintf(
+        out,
+        "\n"
+        "Output:\n"
+        "  -o, --format FMT       md (default: table, speedups, notes), csv, json, or jsonl (one object per\n"
+        "                         row); csv, json and jsonl share one schema with a format_version\n"
+        "  -q, --quiet            no progress or library warnings on stderr\n"
+        "  -v, --verbose          library info messages on stderr (-vv: debug)\n"
+        "  -h, --help             this help\n"
+        "\n"
+        "Columns: schedule, tokens, segments, status (ok | does not fit | error) and reason, first-call\n"
+        "seconds, median/min/max/mean/stddev seconds over the repetitions, tokens/s, achieved TFLOP/s\n"
+        "(docs/MATH.md section 9: linear layers, causal attention, memory read/write, lm_head when an\n"
+        "output needs it), schedule steps, (layer, segment) cells, kernel launches, GEMM calls and the peak\n"
+        "of model + context device bytes (from armt_ctx_stats). Times are wall time of armt_forward with\n"
+        "the queue finished (ids upload, schedule, output copy-out); model load and kernel builds excluded.\n"
+        "\n"
+        "Exit status: 0 when every row ran (rows that do not fit the device do not count as failures),\n"
+        "1 when a row failed or --verify found a mismatch, 2 on a usage error.\n"
+        "\n"
+        "Examples:\n"
+        "  %s                                      quick run: tiny preset, all schedules\n"
+        "  %s --list-devices\n"
+        "  %s --preset llama-160m --tokens 4096,16384 --schedule diagonal,sequential\n"
+        "  %s --preset llama-3.2-1b --segment 1024 --mem 128 --tokens 4096,32768,131072 -r 5 --verify\n"
+        "  %s --model ./armt-checkpoint --tokens 8192 -o json > run.json\n"
+        "  %s --platform nvidia --device 0 -o csv --tokens 1024,2048,4096\n",
+        cli_progname(), cli_progname(), cli_progname(), cli_progname(), cli_progname(), cli_progname());
 }
 
 /* "diagonal,sequential" -> schedules; names may be abbreviated to diag / seq. */
@@ -169,8 +176,16 @@ static int parse_schedules(const char *text, bench_opts *o) {
 
 /* Returns 0 to run, 1 to exit successfully (--help), -1 on a usage error. */
 static int parse_args(int argc, char **argv, bench_opts *o) {
-    enum { OPT_TOKENS = 0x2000, OPT_SCHEDULE, OPT_OUTPUTS, OPT_VERIFY, OPT_VERIFY_TOL, OPT_PRECISION, OPT_PROFILE,
-           OPT_ALL_ROWS };
+    enum {
+        OPT_TOKENS = 0x2000,
+        OPT_SCHEDULE,
+        OPT_OUTPUTS,
+        OPT_VERIFY,
+        OPT_VERIFY_TOL,
+        OPT_PRECISION,
+        OPT_PROFILE,
+        OPT_ALL_ROWS
+    };
     static const struct option longopts[] = {
         CLI_COMMON_LONG_OPTIONS,
         {"tokens", required_argument, NULL, OPT_TOKENS},
@@ -213,7 +228,8 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         switch (opt) {
         case OPT_TOKENS:
             free(o->tokens);
-            if (cli_parse_i64_list("--tokens", optarg, 1, INT32_MAX, &o->tokens, &o->n_tokens) != 0) return -1;
+            if (cli_parse_i64_list("--tokens", optarg, 1, INT32_MAX, &o->tokens, &o->n_tokens) != 0)
+                return -1;
             break;
         case OPT_SCHEDULE:
             if (parse_schedules(optarg, o) != 0) return -1;
@@ -327,7 +343,8 @@ static double unread_flop(const armt_config *c, double skip) {
     return 2.0 * (2.0 * q * d + 3.0 * d * c->intermediate_size) * skip + 2.0 * 2.0 * skip * skip * q / 2.0;
 }
 
-/* Rows of a cell on the last layer that no output reads (the library's rule, lib/compute/forward.c unread_rows). */
+/* Rows of a cell on the last layer that no output reads (the library's rule, lib/compute/forward.c
+ * unread_rows). */
 static double unread_rows(armt_output o, int all_rows, double tokens, int last) {
     if (all_rows) return 0.0;
     if (o == ARMT_OUTPUT_NONE) return tokens;
@@ -360,21 +377,21 @@ static double forward_flop(const armt_config *c, armt_schedule s, uint64_t n, ar
 
 typedef struct bench_row {
     armt_schedule schedule;
-    int64_t       tokens;
-    uint64_t      segments;
-    const char   *status;        /* "ok", "does not fit", "error"; NULL: not run               */
-    char         *reason;        /* malloc'ed library message, or NULL                          */
-    double        first_call_s;  /* NAN when unknown                                            */
-    double        median_s, min_s, max_s, mean_s, stddev_s;
-    int           repetitions;   /* timed calls that completed                                  */
-    double        flop;
-    armt_stats    stats;         /* of the last call; peak_device_bytes: max over all calls     */
+    int64_t tokens;
+    uint64_t segments;
+    const char *status;  /* "ok", "does not fit", "error"; NULL: not run               */
+    char *reason;        /* malloc'ed library message, or NULL                          */
+    double first_call_s; /* NAN when unknown                                            */
+    double median_s, min_s, max_s, mean_s, stddev_s;
+    int repetitions; /* timed calls that completed                                  */
+    double flop;
+    armt_stats stats; /* of the last call; peak_device_bytes: max over all calls     */
     /* --verify */
-    const char   *verify_vs;     /* "sequential", or NULL                                       */
-    double        verify_max_abs, verify_max_rel;
-    const char   *verify_result; /* "ok", "mismatch", "reference", "not compared", "skipped", "error" */
-    char         *verify_note;   /* malloc'ed, or NULL                                          */
-    char         *profile;       /* --profile: device time per kernel of the last call, or NULL  */
+    const char *verify_vs; /* "sequential", or NULL                                       */
+    double verify_max_abs, verify_max_rel;
+    const char *verify_result; /* "ok", "mismatch", "reference", "not compared", "skipped", "error" */
+    char *verify_note;         /* malloc'ed, or NULL                                          */
+    char *profile;             /* --profile: device time per kernel of the last call, or NULL  */
 } bench_row;
 
 static char *dup_message(const char *m) { return strdup(m && *m ? m : "(no message)"); }
@@ -393,10 +410,12 @@ static void summarize(bench_row *r, double *t, int n) {
     r->min_s = t[0];
     r->max_s = t[n - 1];
     double sum = 0.0;
-    for (int i = 0; i < n; i++) sum += t[i];
+    for (int i = 0; i < n; i++)
+        sum += t[i];
     r->mean_s = sum / n;
     double ss = 0.0;
-    for (int i = 0; i < n; i++) ss += (t[i] - r->mean_s) * (t[i] - r->mean_s);
+    for (int i = 0; i < n; i++)
+        ss += (t[i] - r->mean_s) * (t[i] - r->mean_s);
     r->stddev_s = n > 1 ? sqrt(ss / (n - 1)) : 0.0;
 }
 
@@ -407,11 +426,11 @@ static void summarize(bench_row *r, double *t, int n) {
 /* At most one update per second on a terminal (rewritten in place with \r), one line per 5 s otherwise,
  * and nothing for calls shorter than a second. */
 typedef struct progress_state {
-    int    enabled;
-    int    tty;
-    char   label[96];
+    int enabled;
+    int tty;
+    char label[96];
     double start, last;
-    int    printed;     /* characters of the line now on screen (tty), 0: none */
+    int printed; /* characters of the line now on screen (tty), 0: none */
 } progress_state;
 
 static void progress_cb(uint64_t done, uint64_t total, void *user_data) {
@@ -422,12 +441,12 @@ static void progress_cb(uint64_t done, uint64_t total, void *user_data) {
     p->last = now;
     double pct = total ? 100.0 * (double)done / (double)total : 0.0;
     if (p->tty) {
-        int w = fprintf(stderr, "\r%s: %s: step %" PRIu64 "/%" PRIu64 " (%.0f%%), %.0f s   ", cli_progname(), p->label,
-                        done, total, pct, now - p->start);
+        int w = fprintf(stderr, "\r%s: %s: step %" PRIu64 "/%" PRIu64 " (%.0f%%), %.0f s   ", cli_progname(),
+                        p->label, done, total, pct, now - p->start);
         if (w > p->printed) p->printed = w;
     } else {
-        fprintf(stderr, "%s: %s: step %" PRIu64 "/%" PRIu64 " (%.0f%%), %.0f s\n", cli_progname(), p->label, done,
-                total, pct, now - p->start);
+        fprintf(stderr, "%s: %s: step %" PRIu64 "/%" PRIu64 " (%.0f%%), %.0f s\n", cli_progname(), p->label,
+                done, total, pct, now - p->start);
     }
     fflush(stderr);
 }
@@ -452,13 +471,13 @@ static void progress_end(progress_state *p) {
 /* ======================================================================================================= */
 
 typedef struct bench {
-    bench_opts        *o;
-    armt_model        *model;
+    bench_opts *o;
+    armt_model *model;
     const armt_config *cfg;
-    const int32_t     *ids;       /* random ids, as many as the largest token count */
-    bench_row         *rows;      /* [schedule index][token index] */
-    progress_state     progress;
-    int                failed;    /* a row errored or --verify mismatched */
+    const int32_t *ids; /* random ids, as many as the largest token count */
+    bench_row *rows;    /* [schedule index][token index] */
+    progress_state progress;
+    int failed; /* a row errored or --verify mismatched */
 } bench;
 
 static bench_row *row_at(bench *b, size_t si, size_t ti) { return &b->rows[si * b->o->n_tokens + ti]; }
@@ -565,7 +584,8 @@ static void run_row(bench *b, armt_ctx *ctx, bench_row *r) {
             double secs[64], total = 0;
             size_t np = armt_ctx_profile(ctx, names, secs, 64);
             if (np > 64) np = 64;
-            for (size_t i = 0; i < np; i++) total += secs[i];
+            for (size_t i = 0; i < np; i++)
+                total += secs[i];
             /* largest first */
             for (size_t i = 0; i < np; i++)
                 for (size_t j = i + 1; j < np; j++)
@@ -580,8 +600,9 @@ static void run_row(bench *b, armt_ctx *ctx, bench_row *r) {
             char buf[4096];
             size_t len = (size_t)snprintf(buf, sizeof buf, "device total %.4g s:", total);
             for (size_t i = 0; i < np && len < sizeof buf; i++)
-                len += (size_t)snprintf(buf + len, sizeof buf - len, " %s %.4g s (%.1f%%)%s", names[i], secs[i],
-                                        total > 0 ? 100.0 * secs[i] / total : 0.0, i + 1 < np ? "," : "");
+                len +=
+                    (size_t)snprintf(buf + len, sizeof buf - len, " %s %.4g s (%.1f%%)%s", names[i], secs[i],
+                                     total > 0 ? 100.0 * secs[i] / total : 0.0, i + 1 < np ? "," : "");
             /* the GEMMs by what they multiply, with their rate */
             double gsec[64], gflop[64];
             size_t ng = armt_ctx_profile_gemm(ctx, names, gsec, gflop, 64);
@@ -589,8 +610,9 @@ static void run_row(bench *b, armt_ctx *ctx, bench_row *r) {
             if (ng > 0 && len < sizeof buf)
                 len += (size_t)snprintf(buf + len, sizeof buf - len, "; GEMMs by weight:");
             for (size_t i = 0; i < ng && len < sizeof buf; i++)
-                len += (size_t)snprintf(buf + len, sizeof buf - len, " %s %.4g s (%.0f TFLOP/s)%s", names[i], gsec[i],
-                                        gsec[i] > 0 ? 1e-12 * gflop[i] / gsec[i] : 0.0, i + 1 < ng ? "," : "");
+                len += (size_t)snprintf(buf + len, sizeof buf - len, " %s %.4g s (%.0f TFLOP/s)%s", names[i],
+                                        gsec[i], gsec[i] > 0 ? 1e-12 * gflop[i] / gsec[i] : 0.0,
+                                        i + 1 < ng ? "," : "");
             free(r->profile);
             r->profile = strdup(buf);
         }
@@ -610,10 +632,12 @@ static void run_schedule(bench *b, size_t si) {
     armt_status st = armt_ctx_create(b->model, NULL, &ctx);
     if (st != ARMT_OK) {
         const char *msg = armt_last_error();
-        for (size_t ti = 0; ti < b->o->n_tokens; ti++) row_fail(b, row_at(b, si, ti), st, msg);
+        for (size_t ti = 0; ti < b->o->n_tokens; ti++)
+            row_fail(b, row_at(b, si, ti), st, msg);
         return;
     }
-    for (size_t ti = 0; ti < b->o->n_tokens; ti++) run_row(b, ctx, row_at(b, si, ti));
+    for (size_t ti = 0; ti < b->o->n_tokens; ti++)
+        run_row(b, ctx, row_at(b, si, ti));
     armt_ctx_free(ctx);
 }
 
@@ -644,7 +668,8 @@ static armt_status hidden_call(bench *b, armt_ctx *ctx, armt_schedule s, size_t 
     return st;
 }
 
-static void verify_tokens(bench *b, size_t ti, armt_ctx *seq_ctx, armt_ctx *diag_ctx, int seq_si, int diag_si) {
+static void verify_tokens(bench *b, size_t ti, armt_ctx *seq_ctx, armt_ctx *diag_ctx, int seq_si,
+                          int diag_si) {
     size_t n = (size_t)b->o->tokens[ti];
     bench_row *seq_row = seq_si >= 0 ? row_at(b, (size_t)seq_si, ti) : NULL;
     bench_row *diag_row = diag_si >= 0 ? row_at(b, (size_t)diag_si, ti) : NULL;
@@ -692,8 +717,8 @@ static void verify_tokens(bench *b, size_t ti, armt_ctx *seq_ctx, armt_ctx *diag
         set_verify(diag_row, "mismatch", note);
         b->failed = 1;
     } else if (diag_row->verify_max_rel > b->o->verify_tol) {
-        snprintf(note, sizeof note, "max relative difference %.3g above the tolerance %.3g", diag_row->verify_max_rel,
-                 b->o->verify_tol);
+        snprintf(note, sizeof note, "max relative difference %.3g above the tolerance %.3g",
+                 diag_row->verify_max_rel, b->o->verify_tol);
         set_verify(diag_row, "mismatch", note);
         b->failed = 1;
     } else {
@@ -724,7 +749,8 @@ static void run_verify(bench *b) {
     if (st != ARMT_OK) {
         char note[512];
         snprintf(note, sizeof note, "creating the contexts: %s: %s", armt_status_str(st), armt_last_error());
-        for (size_t ti = 0; ti < b->o->n_tokens; ti++) set_verify(row_at(b, (size_t)diag_si, ti), "error", note);
+        for (size_t ti = 0; ti < b->o->n_tokens; ti++)
+            set_verify(row_at(b, (size_t)diag_si, ti), "error", note);
         b->failed = 1;
     } else {
         for (size_t ti = 0; ti < b->o->n_tokens; ti++) {
@@ -749,21 +775,21 @@ static void run_verify(bench *b) {
 typedef enum field_type { F_STR, F_INT, F_NUM } field_type;
 typedef struct field {
     const char *key;
-    field_type  type;
+    field_type type;
     const char *s; /* F_STR; NULL is written as null / empty */
-    int64_t     i; /* F_INT */
-    double      d; /* F_NUM; NaN is written as null / empty */
+    int64_t i;     /* F_INT */
+    double d;      /* F_NUM; NaN is written as null / empty */
 } field;
 
 #define MAX_FIELDS 40
 
 typedef struct run_info {
     armt_device_info dev;
-    char             model[600];
-    char             command[2048];
-    char             date[32];
-    double           wmv_std;
-    uint64_t         seed;
+    char model[600];
+    char command[2048];
+    char date[32];
+    double wmv_std;
+    uint64_t seed;
 } run_info;
 
 static field fstr(const char *key, const char *s) { return (field){key, F_STR, s, 0, 0.0}; }
@@ -806,7 +832,8 @@ static size_t header_fields(const bench *b, const run_info *ri, field *f) {
 
 /* Whether --verify produced numbers for the row. */
 static int verify_compared(const bench_row *r) {
-    return r->verify_result && (strcmp(r->verify_result, "ok") == 0 || strcmp(r->verify_result, "mismatch") == 0);
+    return r->verify_result &&
+           (strcmp(r->verify_result, "ok") == 0 || strcmp(r->verify_result, "mismatch") == 0);
 }
 
 static size_t row_fields(const bench_row *r, field *f) {
@@ -931,7 +958,8 @@ static void write_machine(const bench *b, const run_info *ri, FILE *out) {
         }
     } else { /* csv: the header fields repeated on every row */
         nr = row_fields(report_row(b, 0), rf);
-        for (size_t i = 0; i < nh + nr; i++) fprintf(out, "%s%s", i ? "," : "", i < nh ? hf[i].key : rf[i - nh].key);
+        for (size_t i = 0; i < nh + nr; i++)
+            fprintf(out, "%s%s", i ? "," : "", i < nh ? hf[i].key : rf[i - nh].key);
         fputc('\n', out);
         for (size_t r = 0; r < n_rows; r++) {
             nr = row_fields(report_row(b, r), rf);
@@ -969,10 +997,11 @@ static void write_md(const bench *b, const run_info *ri, FILE *out) {
             cli_device_type(&ri->dev), ri->dev.driver_version, ri->dev.device_version[0] ? ", " : "",
             ri->dev.device_version, ri->dev.platform_name);
     fprintf(out,
-            "- model: layers %d, hidden %d, heads %d (kv %d, head dim %d), ffn %d, vocab %d; ARMT segment %d + %d "
+            "- model: layers %d, hidden %d, heads %d (kv %d, head dim %d), ffn %d, vocab %d; ARMT segment %d "
+            "+ %d "
             "memory tokens, d_key %d; %s weights\n",
-            c->n_layers, c->hidden_size, c->n_heads, c->n_kv_heads, c->head_dim, c->intermediate_size, c->vocab_size,
-            c->segment_size, c->num_mem_tokens, armt_config_d_key(c),
+            c->n_layers, c->hidden_size, c->n_heads, c->n_kv_heads, c->head_dim, c->intermediate_size,
+            c->vocab_size, c->segment_size, c->num_mem_tokens, armt_config_d_key(c),
             armt_precision_name(o->common.precision));
     fprintf(out, "- %s; outputs %s%s; %d repetition%s after %d warm-up call%s; %s\n", armt_build_info(),
             armt_output_name(o->output),
@@ -980,15 +1009,18 @@ static void write_md(const bench *b, const run_info *ri, FILE *out) {
             : o->output == ARMT_OUTPUT_NONE || o->output == ARMT_OUTPUT_LOGITS_LAST
                 ? " (the last layer only for the rows read: memory tokens, last token)"
                 : "",
-            o->repetitions, o->repetitions == 1 ? "" : "s", o->warmup,
-            o->warmup == 1 ? "" : "s", ri->date);
-    fprintf(out, "- times: wall time of armt_forward (queue finished; ids upload and output copy-out included, model "
-                 "load and kernel builds excluded); first call = the row's first call (a warm-up call unless -w 0), includes "
-                 "CLBlast's compile when it is the schedule's first\n");
+            o->repetitions, o->repetitions == 1 ? "" : "s", o->warmup, o->warmup == 1 ? "" : "s", ri->date);
+    fprintf(
+        out,
+        "- times: wall time of armt_forward (queue finished; ids upload and output copy-out included, model "
+        "load and kernel builds excluded); first call = the row's first call (a warm-up call unless -w 0), "
+        "includes "
+        "CLBlast's compile when it is the schedule's first\n");
     fprintf(out, "- command: `%s`\n\n", ri->command);
 
-    fprintf(out, "| schedule | tokens | segments | status | first call s | median s | min s | max s | stddev s "
-                 "| tokens/s | TFLOP/s | steps | cells | launches | GEMMs | peak device |\n");
+    fprintf(out,
+            "| schedule | tokens | segments | status | first call s | median s | min s | max s | stddev s "
+            "| tokens/s | TFLOP/s | steps | cells | launches | GEMMs | peak device |\n");
     fprintf(out, "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     size_t n_rows = o->n_schedules * o->n_tokens;
     int notes = 0;
@@ -1003,12 +1035,14 @@ static void write_md(const bench *b, const run_info *ri, FILE *out) {
             fprintf(out, " - | - | - | - | - | - | - | - | - | - | - |\n");
             continue;
         }
-        fprintf(out, " %s | %s | %s | %s | %s | %s | %" PRIu64 " | %" PRIu64 " | %" PRIu64 " | %" PRIu64 " | %s |\n",
+        fprintf(out,
+                " %s | %s | %s | %s | %s | %s | %" PRIu64 " | %" PRIu64 " | %" PRIu64 " | %" PRIu64
+                " | %s |\n",
                 md_num(r->median_s, "%.4g", b2, sizeof b2), md_num(r->min_s, "%.4g", b3, sizeof b3),
                 md_num(r->max_s, "%.4g", b4, sizeof b4), md_num(r->stddev_s, "%.2g", b5, sizeof b5),
                 md_num(r->median_s > 0 ? (double)r->tokens / r->median_s : NAN, "%.0f", b6, sizeof b6),
-                md_num(r->median_s > 0 ? r->flop / r->median_s / 1e12 : NAN, "%.3g", b7, sizeof b7), r->stats.steps,
-                r->stats.cells, r->stats.kernel_launches, r->stats.gemm_calls,
+                md_num(r->median_s > 0 ? r->flop / r->median_s / 1e12 : NAN, "%.3g", b7, sizeof b7),
+                r->stats.steps, r->stats.cells, r->stats.kernel_launches, r->stats.gemm_calls,
                 cli_format_bytes(r->stats.peak_device_bytes, b8, sizeof b8));
     }
 
@@ -1033,9 +1067,12 @@ static void write_md(const bench *b, const run_info *ri, FILE *out) {
     }
 
     if (o->verify) {
-        fprintf(out, "\nVerification (final hidden states; relative = max |a-b| / max |reference|, tolerance %.3g):\n\n",
+        fprintf(out,
+                "\nVerification (final hidden states; relative = max |a-b| / max |reference|, tolerance "
+                "%.3g):\n\n",
                 o->verify_tol);
-        fprintf(out, "| schedule | tokens | vs | max abs | max rel | result |\n|---|---:|---|---:|---:|---|\n");
+        fprintf(out,
+                "| schedule | tokens | vs | max abs | max rel | result |\n|---|---:|---|---:|---:|---|\n");
         for (size_t i = 0; i < n_rows; i++) {
             const bench_row *r = report_row(b, i);
             if (!r->verify_result) continue;
@@ -1048,7 +1085,8 @@ static void write_md(const bench *b, const run_info *ri, FILE *out) {
     }
 
     if (o->profile) {
-        fprintf(out, "\nProfile (device time per kernel, then the GEMMs by weight with their rate; one extra call per row after the timed ones, with OpenCL events):\n\n");
+        fprintf(out, "\nProfile (device time per kernel, then the GEMMs by weight with their rate; one extra "
+                     "call per row after the timed ones, with OpenCL events):\n\n");
         for (size_t i = 0; i < n_rows; i++) {
             const bench_row *r = report_row(b, i);
             if (r->profile)
@@ -1078,7 +1116,8 @@ static void join_command(int argc, char **argv, char *buf, size_t len) {
     for (int i = 0; i < argc && used + 1 < len; i++) {
         const char *a = i == 0 ? cli_progname() : argv[i];
         int quote = *a == '\0' || strpbrk(a, " \t\"'$`\\|&;<>()*?[]{}!") != NULL;
-        int w = snprintf(buf + used, len - used, "%s%s%s%s", i ? " " : "", quote ? "'" : "", a, quote ? "'" : "");
+        int w =
+            snprintf(buf + used, len - used, "%s%s%s%s", i ? " " : "", quote ? "'" : "", a, quote ? "'" : "");
         if (w < 0) break;
         used += (size_t)w < len - used ? (size_t)w : len - used - 1;
     }
@@ -1173,7 +1212,8 @@ int main(int argc, char **argv) {
                 bench_row *r = row_at(&b, si, ti);
                 r->schedule = o.schedules[si];
                 r->tokens = o.tokens[ti];
-                r->segments = is_armt(r->schedule) ? cli_div_up((uint64_t)r->tokens, (uint64_t)b.cfg->segment_size) : 1;
+                r->segments =
+                    is_armt(r->schedule) ? cli_div_up((uint64_t)r->tokens, (uint64_t)b.cfg->segment_size) : 1;
                 r->flop = forward_flop(b.cfg, r->schedule, (uint64_t)r->tokens, o.output, o.all_rows);
                 r->first_call_s = r->median_s = r->min_s = r->max_s = r->mean_s = r->stddev_s = NAN;
                 r->verify_max_abs = r->verify_max_rel = NAN;
@@ -1184,11 +1224,15 @@ int main(int argc, char **argv) {
         if (o.verbosity > CLI_QUIET) {
             char mb[32];
             fprintf(stderr, "%s: device %s (%s); model %s, %s on the device\n", cli_progname(), ri.dev.name,
-                    ri.dev.platform_name, ri.model, cli_format_bytes(armt_model_device_bytes(model), mb, sizeof mb));
-            fprintf(stderr, "%s: the first call of a schedule includes CLBlast's kernel compilation (~15 s on a CPU)\n",
-                    cli_progname());
+                    ri.dev.platform_name, ri.model,
+                    cli_format_bytes(armt_model_device_bytes(model), mb, sizeof mb));
+            fprintf(
+                stderr,
+                "%s: the first call of a schedule includes CLBlast's kernel compilation (~15 s on a CPU)\n",
+                cli_progname());
         }
-        for (size_t si = 0; si < o.n_schedules; si++) run_schedule(&b, si);
+        for (size_t si = 0; si < o.n_schedules; si++)
+            run_schedule(&b, si);
         if (o.verify) run_verify(&b);
 
         if (o.format == FMT_MD)

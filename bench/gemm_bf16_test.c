@@ -78,53 +78,34 @@
 
 static const char *cl_err(cl_int e) {
     switch (e) {
-    case CL_SUCCESS:
-        return "CL_SUCCESS";
-    case CL_DEVICE_NOT_FOUND:
-        return "CL_DEVICE_NOT_FOUND";
-    case CL_MEM_OBJECT_ALLOCATION_FAILURE:
-        return "CL_MEM_OBJECT_ALLOCATION_FAILURE";
-    case CL_OUT_OF_RESOURCES:
-        return "CL_OUT_OF_RESOURCES";
-    case CL_OUT_OF_HOST_MEMORY:
-        return "CL_OUT_OF_HOST_MEMORY";
-    case CL_BUILD_PROGRAM_FAILURE:
-        return "CL_BUILD_PROGRAM_FAILURE";
-    case CL_INVALID_VALUE:
-        return "CL_INVALID_VALUE";
-    case CL_INVALID_BUFFER_SIZE:
-        return "CL_INVALID_BUFFER_SIZE";
-    case CL_INVALID_PROGRAM_EXECUTABLE:
-        return "CL_INVALID_PROGRAM_EXECUTABLE";
-    case CL_INVALID_KERNEL_NAME:
-        return "CL_INVALID_KERNEL_NAME";
-    case CL_INVALID_ARG_INDEX:
-        return "CL_INVALID_ARG_INDEX";
-    case CL_INVALID_ARG_VALUE:
-        return "CL_INVALID_ARG_VALUE";
-    case CL_INVALID_ARG_SIZE:
-        return "CL_INVALID_ARG_SIZE";
-    case CL_INVALID_KERNEL_ARGS:
-        return "CL_INVALID_KERNEL_ARGS";
-    case CL_INVALID_WORK_GROUP_SIZE:
-        return "CL_INVALID_WORK_GROUP_SIZE";
-    case CL_INVALID_GLOBAL_WORK_SIZE:
-        return "CL_INVALID_GLOBAL_WORK_SIZE";
-    case CL_INVALID_BUILD_OPTIONS:
-        return "CL_INVALID_BUILD_OPTIONS";
-    case -1001:
-        return "CL_PLATFORM_NOT_FOUND_KHR";
-    default:
-        return "?";
+    case CL_SUCCESS: return "CL_SUCCESS";
+    case CL_DEVICE_NOT_FOUND: return "CL_DEVICE_NOT_FOUND";
+    case CL_MEM_OBJECT_ALLOCATION_FAILURE: return "CL_MEM_OBJECT_ALLOCATION_FAILURE";
+    case CL_OUT_OF_RESOURCES: return "CL_OUT_OF_RESOURCES";
+    case CL_OUT_OF_HOST_MEMORY: return "CL_OUT_OF_HOST_MEMORY";
+    case CL_BUILD_PROGRAM_FAILURE: return "CL_BUILD_PROGRAM_FAILURE";
+    case CL_INVALID_VALUE: return "CL_INVALID_VALUE";
+    case CL_INVALID_BUFFER_SIZE: return "CL_INVALID_BUFFER_SIZE";
+    case CL_INVALID_PROGRAM_EXECUTABLE: return "CL_INVALID_PROGRAM_EXECUTABLE";
+    case CL_INVALID_KERNEL_NAME: return "CL_INVALID_KERNEL_NAME";
+    case CL_INVALID_ARG_INDEX: return "CL_INVALID_ARG_INDEX";
+    case CL_INVALID_ARG_VALUE: return "CL_INVALID_ARG_VALUE";
+    case CL_INVALID_ARG_SIZE: return "CL_INVALID_ARG_SIZE";
+    case CL_INVALID_KERNEL_ARGS: return "CL_INVALID_KERNEL_ARGS";
+    case CL_INVALID_WORK_GROUP_SIZE: return "CL_INVALID_WORK_GROUP_SIZE";
+    case CL_INVALID_GLOBAL_WORK_SIZE: return "CL_INVALID_GLOBAL_WORK_SIZE";
+    case CL_INVALID_BUILD_OPTIONS: return "CL_INVALID_BUILD_OPTIONS";
+    case -1001: return "CL_PLATFORM_NOT_FOUND_KHR";
+    default: return "?";
     }
 }
-#define CL_TRY(expr)                                                                                         \
-    do {                                                                                                     \
-        cl_int e_ = (expr);                                                                                  \
-        if (e_ != CL_SUCCESS) {                                                                              \
-            fprintf(stderr, "%s:%d: %s -> %d (%s)\n", __FILE__, __LINE__, #expr, (int)e_, cl_err(e_));       \
-            return e_;                                                                                       \
-        }                                                                                                    \
+#define CL_TRY(expr)                                                                                   \
+    do {                                                                                               \
+        cl_int e_ = (expr);                                                                            \
+        if (e_ != CL_SUCCESS) {                                                                        \
+            fprintf(stderr, "%s:%d: %s -> %d (%s)\n", __FILE__, __LINE__, #expr, (int)e_, cl_err(e_)); \
+            return e_;                                                                                 \
+        }                                                                                              \
     } while (0)
 
 static double now_s(void) {
@@ -141,9 +122,7 @@ static uint64_t rng_next(void) {
     return x * 0x2545f4914f6cdd1dull;
 }
 /* uniform in (-1, 1), never exactly 0 */
-static float rng_unif(void) {
-    return (float)(((double)(rng_next() >> 40) + 0.5) / 8388608.0 - 1.0);
-}
+static float rng_unif(void) { return (float)(((double)(rng_next() >> 40) + 0.5) / 8388608.0 - 1.0); }
 
 static uint16_t f2bf(float x) { /* round to nearest even, same formula as the kernels */
     uint32_t u;
@@ -156,9 +135,7 @@ static float bf2f(uint16_t h) {
     memcpy(&f, &u, 4);
     return f;
 }
-static float fnan(void) {
-    return nanf("");
-}
+static float fnan(void) { return nanf(""); }
 
 static char *read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -222,12 +199,12 @@ typedef struct {
     int bm, bn, threads; /* tile and work-group size */
     int small_only;      /* emulation: only the small cases */
     int wgmma;           /* built with MMA_WGMMA=1: the sm_90a rebuild on NVIDIA */
-    int dual;            /* wgmma with 256-wide tiles and a bf16 A: the gate-and-up mode exists (W2, arg 18) */
-    int span;            /* output columns each thread's accumulators cover (the RoPE epilogue's limit) */
+    int dual; /* wgmma with 256-wide tiles and a bf16 A: the gate-and-up mode exists (W2, arg 18) */
+    int span; /* output columns each thread's accumulators cover (the RoPE epilogue's limit) */
     int failed;
-    int abf;          /* 1: armt_gemm_bf16bf16_mma (bf16 A made by the armt_f32_to_bf16 pre-pass) */
-    cl_kernel prep;   /* armt_f32_to_bf16 of the same program (abf only) */
-    char info[160];   /* NVIDIA: registers, spills, local memory of the mma entry */
+    int abf;             /* 1: armt_gemm_bf16bf16_mma (bf16 A made by the armt_f32_to_bf16 pre-pass) */
+    cl_kernel prep;      /* armt_f32_to_bf16 of the same program (abf only) */
+    char info[160];      /* NVIDIA: registers, spills, local memory of the mma entry */
     armt_gemm_args args; /* the GEMM kernel's arguments as last set (set_args) */
 } kern_t;
 
@@ -251,8 +228,10 @@ static void print_build_log(cl_program p, cl_device_id d, int only_info, const c
                 snprintf(want, sizeof want, "'%s'", entry);
                 in_entry = strstr(line, want) != NULL;
             } else if (in_entry && (q = strstr(line, "bytes stack frame"))) {
-                while (q > line && q[-1] != '.' && q[-1] != ':') q--;
-                while (*q == ' ') q++;
+                while (q > line && q[-1] != '.' && q[-1] != ':')
+                    q--;
+                while (*q == ' ')
+                    q++;
                 snprintf(spill, sizeof spill, "%s", q);
             } else if (in_entry && (q = strstr(line, "Used "))) {
                 snprintf(info, info_len, "%s | %s", q, spill);
@@ -277,7 +256,8 @@ static int build_kernel(dev_t_ *D, kern_t *K, const char *kname, const char *opt
         return -1;
     }
     if (D->nv_cc && K->wgmma) {
-        /* wgmma: the built PTX, marked comments made instructions, rebuilt for sm_90a (lib/device/nv_ptx.c) */
+        /* wgmma: the built PTX, marked comments made instructions, rebuilt for sm_90a
+         * (lib/device/nv_ptx.c) */
         cl_program p2 = NULL;
         e = armt_nv_rebuild_sm90a(D->ctx, D->device, K->prog, opts, &p2);
         if (e != CL_SUCCESS) {
@@ -297,7 +277,9 @@ static int build_kernel(dev_t_ *D, kern_t *K, const char *kname, const char *opt
     if (K->abf) {
         K->prep = clCreateKernel(K->prog, "armt_f32_to_bf16", &e);
         if (e != CL_SUCCESS)
-            return fprintf(stderr, "[%s] clCreateKernel(armt_f32_to_bf16) -> %d (%s)\n", K->name, e, cl_err(e)), -1;
+            return fprintf(stderr, "[%s] clCreateKernel(armt_f32_to_bf16) -> %d (%s)\n", K->name, e,
+                           cl_err(e)),
+                   -1;
     }
     if (D->nv_cc) print_build_log(K->prog, D->device, 1, kname, K->info, sizeof K->info);
     printf("  built %-34s %5.2f s  %s\n", K->name, now_s() - t0, K->info[0] ? K->info : opts);
@@ -314,9 +296,23 @@ static cl_int set_last_row0(kern_t *K, int last_row0) {
  * arguments are then changed in K->args and set again the same way. */
 static cl_int set_args(kern_t *K, int m, int n, int k, cl_mem A, int lda, cl_mem W, cl_mem C, int ldc,
                        int beta, cl_mem offs, const cl_ulong strides[6]) {
-    armt_gemm_args a = {.m = m, .n = n, .k = k, .a = A, .lda = lda, .w = W, .c = C, .ldc = ldc, .beta = beta,
-                        .offs = offs, .a_base = strides[0], .a_stride = strides[1], .w_base = strides[2],
-                        .w_stride = strides[3], .c_base = strides[4], .c_stride = strides[5], .rope_hd = 64,
+    armt_gemm_args a = {.m = m,
+                        .n = n,
+                        .k = k,
+                        .a = A,
+                        .lda = lda,
+                        .w = W,
+                        .c = C,
+                        .ldc = ldc,
+                        .beta = beta,
+                        .offs = offs,
+                        .a_base = strides[0],
+                        .a_stride = strides[1],
+                        .w_base = strides[2],
+                        .w_stride = strides[3],
+                        .c_base = strides[4],
+                        .c_stride = strides[5],
+                        .rope_hd = 64,
                         .rope_t = 1};
     K->args = a;
     return armt_gemm_set_args(K->kern, &K->args);
@@ -367,18 +363,17 @@ static int mma_shape_ok(int k, int lda, const cl_ulong *a_off, const cl_ulong *w
     return 1;
 }
 
-static int g_verbose = 0;  /* --verbose: one line per kernel and case (default: failures and a summary) */
-static double g_case_rel;  /* largest rel_err of the passing kernels in the current case */
+static int g_verbose = 0; /* --verbose: one line per kernel and case (default: failures and a summary) */
+static double g_case_rel; /* largest rel_err of the passing kernels in the current case */
 static int g_case_ok, g_case_skip, g_line_open;
 
-static int same_bits(float a, float b) {
-    return memcmp(&a, &b, 4) == 0;
-}
+static int same_bits(float a, float b) { return memcmp(&a, &b, 4) == 0; }
 
 /* rows whose values are checked: all, or a sample (first/last tiles, tile boundaries, random) */
 static int pick_rows(const case_t *c, int *rows) {
     if (!c->sample) {
-        for (int r = 0; r < c->m; r++) rows[r] = r;
+        for (int r = 0; r < c->m; r++)
+            rows[r] = r;
         return c->m;
     }
     int nr = 0;
@@ -452,16 +447,22 @@ static int case_prepare(dev_t_ *D, case_data *d, const case_t *c) {
         return fprintf(stderr, "host allocation failed\n"), -1;
     /* poison everything (NaN), then fill the parts that are read: reading a gap, a padding column or an
      * unused layer would put a NaN into the result */
-    for (size_t i = 0; i < d->a_len; i++) d->A[i] = fnan();
-    for (size_t i = 0; i < d->w_len; i++) d->W[i] = 0x7fc0; /* bf16 NaN */
-    for (size_t i = 0; i < d->c_len; i++) d->C0[i] = fnan();
+    for (size_t i = 0; i < d->a_len; i++)
+        d->A[i] = fnan();
+    for (size_t i = 0; i < d->w_len; i++)
+        d->W[i] = 0x7fc0; /* bf16 NaN */
+    for (size_t i = 0; i < d->c_len; i++)
+        d->C0[i] = fnan();
     for (int j = 0; j < cnt; j++) {
         for (int r = 0; r < m; r++)
-            for (int q = 0; q < k; q++) d->A[d->a_off[j] + (size_t)r * lda + q] = rng_unif();
-        for (size_t i = 0; i < w_blk; i++) d->W[d->w_off[j] + i] = f2bf(rng_unif());
+            for (int q = 0; q < k; q++)
+                d->A[d->a_off[j] + (size_t)r * lda + q] = rng_unif();
+        for (size_t i = 0; i < w_blk; i++)
+            d->W[d->w_off[j] + i] = f2bf(rng_unif());
         if (c->beta)
             for (int r = 0; r < m; r++)
-                for (int q = 0; q < n; q++) d->C0[d->c_off[j] + (size_t)r * ldc + q] = rng_unif();
+                for (int q = 0; q < n; q++)
+                    d->C0[d->c_off[j] + (size_t)r * ldc + q] = rng_unif();
     }
     /* fp64 reference on the bf16-rounded inputs */
     d->nrows = pick_rows(c, d->rows);
@@ -472,11 +473,13 @@ static int case_prepare(dev_t_ *D, case_data *d, const case_t *c) {
         return free(arow), free(wf), fprintf(stderr, "host allocation failed\n"), -1;
     double sum_sq = 0;
     for (int j = 0; j < cnt; j++) {
-        for (size_t i = 0; i < w_blk; i++) wf[i] = bf2f(d->W[d->w_off[j] + i]);
+        for (size_t i = 0; i < w_blk; i++)
+            wf[i] = bf2f(d->W[d->w_off[j] + i]);
         for (int ri = 0; ri < d->nrows; ri++) {
             const int r = d->rows[ri];
             double *ref = d->refs + ((size_t)j * d->nrows + ri) * n;
-            for (int q = 0; q < k; q++) arow[q] = bf2f(f2bf(d->A[d->a_off[j] + (size_t)r * lda + q]));
+            for (int q = 0; q < k; q++)
+                arow[q] = bf2f(f2bf(d->A[d->a_off[j] + (size_t)r * lda + q]));
             for (int q = 0; q < n; q++) {
                 const float *w = wf + (size_t)q * k;
                 double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
@@ -484,7 +487,8 @@ static int case_prepare(dev_t_ *D, case_data *d, const case_t *c) {
                 for (; kk + 4 <= k; kk += 4)
                     s0 += arow[kk] * w[kk], s1 += arow[kk + 1] * w[kk + 1], s2 += arow[kk + 2] * w[kk + 2],
                         s3 += arow[kk + 3] * w[kk + 3];
-                for (; kk < k; kk++) s0 += arow[kk] * w[kk];
+                for (; kk < k; kk++)
+                    s0 += arow[kk] * w[kk];
                 double v = (s0 + s1) + (s2 + s3);
                 if (c->beta) v += d->C0[d->c_off[j] + (size_t)r * ldc + q];
                 ref[q] = v;
@@ -509,7 +513,8 @@ static int case_prepare(dev_t_ *D, case_data *d, const case_t *c) {
     {
         uint16_t *pz = malloc(d->a_len * 2);
         if (!pz) return fprintf(stderr, "host allocation failed\n"), -1;
-        for (size_t i = 0; i < d->a_len; i++) pz[i] = 0x7fc0; /* bf16 NaN: the GEMM must read only what the
+        for (size_t i = 0; i < d->a_len; i++)
+            pz[i] = 0x7fc0; /* bf16 NaN: the GEMM must read only what the
                                                                  pre-pass wrote */
         d->bAb = clCreateBuffer(D->ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, d->a_len * 2, pz, &e);
         free(pz);
@@ -551,7 +556,8 @@ static int case_check(dev_t_ *D, kern_t *K, case_data *d, int last_row0) {
     /* 1. outside every block (gaps, ldc padding): untouched, bit for bit */
     char *inblk = calloc(d->c_len, 1);
     for (int j = 0; j < cnt; j++)
-        for (int r = 0; r < m; r++) memset(inblk + d->c_off[j] + (size_t)r * ldc, 1, (size_t)n);
+        for (int r = 0; r < m; r++)
+            memset(inblk + d->c_off[j] + (size_t)r * ldc, 1, (size_t)n);
     size_t bad_out = 0, first_out = 0;
     for (size_t i = 0; i < d->c_len; i++)
         if (!inblk[i] && !same_bits(C0[i], C1[i]) && !bad_out++) first_out = i;
@@ -559,9 +565,11 @@ static int case_check(dev_t_ *D, kern_t *K, case_data *d, int last_row0) {
     /* rows of the last entry below last_row0 that the kernel left alone */
     char *kept = calloc((size_t)(m > 0 ? m : 1), 1);
     for (int r = 0; r < m && r < last_row0; r++) {
-        const float *c0 = C0 + d->c_off[cnt - 1] + (size_t)r * ldc, *c1 = C1 + d->c_off[cnt - 1] + (size_t)r * ldc;
+        const float *c0 = C0 + d->c_off[cnt - 1] + (size_t)r * ldc,
+                    *c1 = C1 + d->c_off[cnt - 1] + (size_t)r * ldc;
         kept[r] = 1;
-        for (int q = 0; q < n && kept[r]; q++) kept[r] = same_bits(c0[q], c1[q]);
+        for (int q = 0; q < n && kept[r]; q++)
+            kept[r] = same_bits(c0[q], c1[q]);
     }
     const int skip_failed = last_row0 > 0 && !kept[0];
     /* 2. inside: every element finite (written: the poison is gone; no NaN read from outside) */
@@ -570,7 +578,8 @@ static int case_check(dev_t_ *D, kern_t *K, case_data *d, int last_row0) {
     for (int j = 0; j < cnt; j++)
         for (int r = 0; r < m; r++)
             for (int q = 0; q < n; q++)
-                if (!(j == cnt - 1 && kept[r]) && !isfinite(C1[d->c_off[j] + (size_t)r * ldc + q]) && !bad_nan++)
+                if (!(j == cnt - 1 && kept[r]) && !isfinite(C1[d->c_off[j] + (size_t)r * ldc + q]) &&
+                    !bad_nan++)
                     nan_j = j, nan_r = r, nan_q = q;
     /* 3. values */
     double max_err = 0, bgot = 0, bwant = 0;
@@ -592,13 +601,15 @@ static int case_check(dev_t_ *D, kern_t *K, case_data *d, int last_row0) {
             }
     const double rel = d->max_ref > 0 ? max_err / d->max_ref : max_err;
     size_t nkept = 0;
-    for (int r = 0; r < m; r++) nkept += kept[r];
+    for (int r = 0; r < m; r++)
+        nkept += kept[r];
     free(kept);
     const int fail = bad_out || bad_nan || bad_val || !(rel <= TOL) || skip_failed;
     if (fail && g_line_open) printf("\n"), g_line_open = 0;
     if (fail || g_verbose)
         printf("    %-34s %s rel_err %.3e  (max|err| %.3e, max|ref| %.3e; %zu values%s)  %.2f s\n", K->name,
-               fail ? "FAIL" : "ok  ", rel, max_err, d->max_ref, nchk, c->sample ? ", sampled rows" : "", t_dev);
+               fail ? "FAIL" : "ok  ", rel, max_err, d->max_ref, nchk, c->sample ? ", sampled rows" : "",
+               t_dev);
     if (!fail) {
         g_case_ok++;
         if (rel > g_case_rel) g_case_rel = rel;
@@ -692,8 +703,10 @@ static int bench(dev_t_ *D, kern_t *ks, int nk, int cells, int rows, int reps, i
     float *hA = malloc(a_len * 4), *hC = malloc(c_len * 4), *hR = malloc(c_len * 4);
     uint16_t *hW = malloc(w_len * 2);
     if (!hA || !hC || !hR || !hW) return fprintf(stderr, "host allocation failed\n"), 1;
-    for (size_t i = 0; i < a_len; i++) hA[i] = rng_unif();
-    for (size_t i = 0; i < w_len; i++) hW[i] = f2bf(rng_unif() * 0.05f);
+    for (size_t i = 0; i < a_len; i++)
+        hA[i] = rng_unif();
+    for (size_t i = 0; i < w_len; i++)
+        hW[i] = f2bf(rng_unif() * 0.05f);
     cl_int e;
     cl_mem bA = clCreateBuffer(D->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, a_len * 4, hA, &e);
     cl_mem bW = clCreateBuffer(D->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, w_len * 2, hW, &e);
@@ -705,10 +718,13 @@ static int bench(dev_t_ *D, kern_t *ks, int nk, int cells, int rows, int reps, i
     int fail = 0;
     double best[MAX_SHAPES] = {0}, best_p[MAX_SHAPES] = {0};
     const char *best_k[MAX_SHAPES], *best_kp[MAX_SHAPES];
-    for (int s = 0; s < MAX_SHAPES; s++) best_k[s] = best_kp[s] = "";
-    printf("bb = armt_gemm_bf16bf16_mma on bf16 A from the armt_f32_to_bf16 pre-pass: its TFLOP/s is the GEMM "
-           "alone; 'with pre-pass' adds the pre-pass's median time\n");
-    printf("| kernel | shape | cells x m x n x k | median ms | min ms | max ms | TFLOP/s | pre-pass ms | TFLOP/s "
+    for (int s = 0; s < MAX_SHAPES; s++)
+        best_k[s] = best_kp[s] = "";
+    printf(
+        "bb = armt_gemm_bf16bf16_mma on bf16 A from the armt_f32_to_bf16 pre-pass: its TFLOP/s is the GEMM "
+        "alone; 'with pre-pass' adds the pre-pass's median time\n");
+    printf("| kernel | shape | cells x m x n x k | median ms | min ms | max ms | TFLOP/s | pre-pass ms | "
+           "TFLOP/s "
            "with pre-pass | max rel diff vs portable |\n");
     printf("|---|---|---|---|---|---|---|---|---|---|\n");
     for (int s = 0; s < nshapes; s++) {
@@ -728,7 +744,8 @@ static int bench(dev_t_ *D, kern_t *ks, int nk, int cells, int rows, int reps, i
             e = set_args(K, m, n, k, K->abf ? bAb : bA, k, bW, bC, n, beta, bO, strides);
             if (beta && e == CL_SUCCESS) { /* every kernel adds reps + 2 products to zeros: comparable sums */
                 const float zero = 0.0f;
-                e = clEnqueueFillBuffer(D->q, bC, &zero, sizeof zero, 0, (size_t)cells * m * n * 4, 0, NULL, NULL);
+                e = clEnqueueFillBuffer(D->q, bC, &zero, sizeof zero, 0, (size_t)cells * m * n * 4, 0, NULL,
+                                        NULL);
             }
             for (int it = 0; it < reps + 2 && e == CL_SUCCESS; it++) {
                 cl_event ev, evp = NULL;
@@ -781,16 +798,19 @@ static int bench(dev_t_ *D, kern_t *ks, int nk, int cells, int rows, int reps, i
             const double tf = flop / med * 1e-12, tfp = flop / (med + medp) * 1e-12;
             if (K->abf) snprintf(pre, sizeof pre, "%.3f", medp * 1e3), snprintf(prt, sizeof prt, "%.1f", tfp);
             printf("| %s | %s | %d x %d x %d x %d | %.3f | %.3f | %.3f | %.1f | %s | %s | %s |\n", K->name,
-                   shapes[s].name, cells, m, n, k, med * 1e3, t[0] * 1e3, t[nt - 1] * 1e3, tf, pre, prt, diff);
+                   shapes[s].name, cells, m, n, k, med * 1e3, t[0] * 1e3, t[nt - 1] * 1e3, tf, pre, prt,
+                   diff);
             if (K->mma && tf > best[s]) best[s] = tf, best_k[s] = K->name;
-            if (K->mma && (K->abf ? tfp : tf) > best_p[s]) best_p[s] = K->abf ? tfp : tf, best_kp[s] = K->name;
+            if (K->mma && (K->abf ? tfp : tf) > best_p[s])
+                best_p[s] = K->abf ? tfp : tf, best_kp[s] = K->name;
             fflush(stdout);
         }
     }
     printf("\nbest per shape (TFLOP/s; GEMM alone | counting the pre-pass for bb):\n");
     for (int s = 0; s < nshapes; s++)
         if (best[s] > 0)
-            printf("  %-8s %6.1f  %-34s | %6.1f  %s\n", shapes[s].name, best[s], best_k[s], best_p[s], best_kp[s]);
+            printf("  %-8s %6.1f  %-34s | %6.1f  %s\n", shapes[s].name, best[s], best_k[s], best_p[s],
+                   best_kp[s]);
     clReleaseMemObject(bA), clReleaseMemObject(bW), clReleaseMemObject(bC), clReleaseMemObject(bO);
     clReleaseMemObject(bAb);
     free(hA), free(hC), free(hR), free(hW);
@@ -806,7 +826,8 @@ static int bench(dev_t_ *D, kern_t *ks, int nk, int cells, int rows, int reps, i
 /* The RoPE epilogue of the bf16 x bf16 entry (rope, rope_hd, rope_T, rope_pos0: args 20-23), for each head
  * dimension the kernel has that divides the columns a thread holds: C = rope(A W^T) with row r at position
  * pos0 + r % T, checked against fp64 on the bf16 inputs and the same float table (cos then sin of the hd/2
- * frequencies per position, as lib/compute/forward.c fills it); C is poisoned with NaN and every element outside the
+ * frequencies per position, as lib/compute/forward.c fills it); C is poisoned with NaN and every element
+ * outside the
  * blocks must keep it. Returns 1 on failure. */
 static int rope_check(dev_t_ *D, kern_t *K) {
     static const int hds[4] = {16, 32, 64, 128};
@@ -827,12 +848,16 @@ static int rope_check(dev_t_ *D, kern_t *K) {
             printf("    %-34s rope: host allocation failed\n", K->name);
             return 1;
         }
-        for (size_t i = 0; i < a_len; i++) A[i] = 0x7fc0;
-        for (size_t i = 0; i < w_len; i++) W[i] = f2bf(rng_unif());
-        for (size_t i = 0; i < c_len; i++) C[i] = NAN;
+        for (size_t i = 0; i < a_len; i++)
+            A[i] = 0x7fc0;
+        for (size_t i = 0; i < w_len; i++)
+            W[i] = f2bf(rng_unif());
+        for (size_t i = 0; i < c_len; i++)
+            C[i] = NAN;
         for (int j = 0; j < cnt; j++)
             for (int r = 0; r < m; r++)
-                for (int q = 0; q < k; q++) A[strides[0] + j * strides[1] + (size_t)r * lda + q] = f2bf(rng_unif());
+                for (int q = 0; q < k; q++)
+                    A[strides[0] + j * strides[1] + (size_t)r * lda + q] = f2bf(rng_unif());
         for (int p = 0; p < positions; p++)
             for (int i = 0; i < hd / 2; i++) {
                 const double f = pow(10000.0, -2.0 * i / hd) * p;
@@ -843,7 +868,8 @@ static int rope_check(dev_t_ *D, kern_t *K) {
         cl_mem bA = clCreateBuffer(D->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, a_len * 2, A, &e);
         cl_mem bW = clCreateBuffer(D->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, w_len * 2, W, &e);
         cl_mem bC = clCreateBuffer(D->ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, c_len * 4, C, &e);
-        cl_mem bT = clCreateBuffer(D->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, (size_t)positions * hd * 4, tab, &e);
+        cl_mem bT = clCreateBuffer(D->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+                                   (size_t)positions * hd * 4, tab, &e);
         if (!bA || !bW || !bC || !bT) e = CL_MEM_OBJECT_ALLOCATION_FAILURE;
         if (e == CL_SUCCESS) e = set_args(K, m, n, k, bA, lda, bW, bC, ldc, 0, NULL, strides);
         K->args.rope = bT;
@@ -872,8 +898,9 @@ static int rope_check(dev_t_ *D, kern_t *K) {
                 const float *cs = tab + (size_t)(pos0 + r % T) * hd;
                 for (int q = 0; q < n; q++) {
                     const int i = q % hd, base = q - i;
-                    const double ref = i < hd / 2 ? prod[q] * cs[i] - prod[base + i + hd / 2] * cs[hd / 2 + i]
-                                                  : prod[q] * cs[i - hd / 2] + prod[base + i - hd / 2] * cs[i];
+                    const double ref = i < hd / 2
+                                           ? prod[q] * cs[i] - prod[base + i + hd / 2] * cs[hd / 2 + i]
+                                           : prod[q] * cs[i - hd / 2] + prod[base + i - hd / 2] * cs[i];
                     const size_t o = strides[4] + j * strides[5] + (size_t)r * ldc + q;
                     mark[o] = 1;
                     double d = fabs((double)C[o] - ref);
@@ -887,7 +914,8 @@ static int rope_check(dev_t_ *D, kern_t *K) {
         const double rel = max_ref > 0 ? max_err / max_ref : INFINITY;
         if (!fail && (!(rel <= TOL) || outside || !prod)) fail = 1;
         if (e == CL_SUCCESS)
-            printf("    %-34s rope hd %d: %d x %d rows, max rel err %.2e (bound %.0e), %zu written outside: %s\n",
+            printf("    %-34s rope hd %d: %d x %d rows, max rel err %.2e (bound %.0e), %zu written outside: "
+                   "%s\n",
                    K->name, hd, cnt, m, rel, TOL, outside, fail ? "FAIL" : "ok");
         free(prod), free(A), free(W), free(C), free(tab), free(mark);
         if (bA) clReleaseMemObject(bA);
@@ -915,12 +943,16 @@ static int dual_check(dev_t_ *D, kern_t *K, int kv) {
     int fail = 0;
     if (!A || !W || !W2 || !Cb || !Cb2)
         return free(A), free(W), free(W2), free(Cb), free(Cb2), fprintf(stderr, "out of memory\n"), 1;
-    for (size_t i = 0; i < a_len; i++) A[i] = 0x7fc0;
-    for (size_t i = 0; i < w_len; i++) W[i] = 0x7fc0, W2[i] = 0x7fc0;
-    for (size_t i = 0; i < c_len; i++) Cb[i] = Cb2[i] = 0x7fc0;
+    for (size_t i = 0; i < a_len; i++)
+        A[i] = 0x7fc0;
+    for (size_t i = 0; i < w_len; i++)
+        W[i] = 0x7fc0, W2[i] = 0x7fc0;
+    for (size_t i = 0; i < c_len; i++)
+        Cb[i] = Cb2[i] = 0x7fc0;
     for (int j = 0; j < cnt; j++) {
         for (int r = 0; r < m; r++)
-            for (int q = 0; q < k; q++) A[strides[0] + j * strides[1] + (size_t)r * lda + q] = f2bf(rng_unif());
+            for (int q = 0; q < k; q++)
+                A[strides[0] + j * strides[1] + (size_t)r * lda + q] = f2bf(rng_unif());
         for (size_t i = 0; i < w_blk; i++) {
             W[strides[2] + j * strides[3] + i] = f2bf(rng_unif());
             W2[strides[2] + j * strides[3] + w2_shift + i] = f2bf(rng_unif());
@@ -942,7 +974,8 @@ static int dual_check(dev_t_ *D, kern_t *K, int kv) {
     K->args.w2_shift = w2_shift;
     K->args.out2 = kv ? bCb2 : NULL;
     if (e == CL_SUCCESS) e = armt_gemm_set_args(kr, &K->args);
-    size_t gws[3] = {(size_t)((n + K->bn / 2 - 1) / (K->bn / 2)) * K->threads, (size_t)((m + K->bm - 1) / K->bm), cnt};
+    size_t gws[3] = {(size_t)((n + K->bn / 2 - 1) / (K->bn / 2)) * K->threads,
+                     (size_t)((m + K->bm - 1) / K->bm), cnt};
     size_t lws[3] = {(size_t)K->threads, 1, 1};
     if (e == CL_SUCCESS) e = clEnqueueNDRangeKernel(D->q, kr, 3, NULL, gws, lws, 0, NULL, NULL);
     if (e == CL_SUCCESS) e = clEnqueueReadBuffer(D->q, bCb, CL_TRUE, 0, c_len * 2, Cb, 0, NULL, NULL);
@@ -982,8 +1015,8 @@ static int dual_check(dev_t_ *D, kern_t *K, int kv) {
     const double rel = max_ref > 0 ? max_err / max_ref : INFINITY;
     if (!fail && (!(rel <= 8e-3) || outside || !mark)) fail = 1;
     if (!fail || e == CL_SUCCESS)
-        printf("    %-34s %s: %zu elements, max rel err %.2e (bound 8e-3), %zu written outside: %s\n", K->name,
-               mode, inside, rel, outside, fail ? "FAIL" : "ok");
+        printf("    %-34s %s: %zu elements, max rel err %.2e (bound 8e-3), %zu written outside: %s\n",
+               K->name, mode, inside, rel, outside, fail ? "FAIL" : "ok");
     free(mark), free(A), free(W), free(W2), free(Cb), free(Cb2);
     clReleaseMemObject(bA), clReleaseMemObject(bW), clReleaseMemObject(bW2), clReleaseMemObject(bCb);
     clReleaseMemObject(bCb2), clReleaseMemObject(bC);
@@ -1010,13 +1043,18 @@ static int bf16out_check(dev_t_ *D, kern_t *K) {
             fprintf(stderr, "out of memory\n");
             return 1;
         }
-        for (size_t i = 0; i < a_len; i++) A[i] = 0x7fc0;
-        for (size_t i = 0; i < w_len; i++) W[i] = 0x7fc0;
-        for (size_t i = 0; i < c_len; i++) Cb[i] = 0x7fc0, C[i] = NAN;
+        for (size_t i = 0; i < a_len; i++)
+            A[i] = 0x7fc0;
+        for (size_t i = 0; i < w_len; i++)
+            W[i] = 0x7fc0;
+        for (size_t i = 0; i < c_len; i++)
+            Cb[i] = 0x7fc0, C[i] = NAN;
         for (int j = 0; j < cnt; j++) {
             for (int r = 0; r < m; r++)
-                for (int q = 0; q < k; q++) A[strides[0] + j * strides[1] + (size_t)r * lda + q] = f2bf(rng_unif());
-            for (size_t i = 0; i < w_blk; i++) W[strides[2] + j * strides[3] + i] = f2bf(rng_unif());
+                for (int q = 0; q < k; q++)
+                    A[strides[0] + j * strides[1] + (size_t)r * lda + q] = f2bf(rng_unif());
+            for (size_t i = 0; i < w_blk; i++)
+                W[strides[2] + j * strides[3] + i] = f2bf(rng_unif());
         }
         cl_int e;
         cl_mem bA = clCreateBuffer(D->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, a_len * 2, A, &e);
@@ -1148,7 +1186,8 @@ static int open_device(dev_t_ *D, int pi, int di) {
 
 static void usage(void) {
     printf("usage: gemm_bf16_test [--kernel-dir DIR] [--platform N] [--device N] [--list] [--bench] [--big]\n"
-           "                      [--emulate] [--no-emulate] [--mma-tiles [b]BMxBNxBK:WMxWN[FLAGS][,...]] [--cells N]\n"
+           "                      [--emulate] [--no-emulate] [--mma-tiles [b]BMxBNxBK:WMxWN[FLAGS][,...]] "
+           "[--cells N]\n"
            "                      [--rows N]"
            " [--reps 1..60] [--beta 0|1] [--opts \"-D...\"] [--seed N] [--shapes NAME:NxK[,...]]\n"
            "  tile FLAGS: sN stages, rN register cap, wN wgmma n (64/128/256), gN local memory KiB,\n"
@@ -1159,7 +1198,8 @@ int main(int argc, char **argv) {
     const char *dir = "cl", *extra = "";
     int pi = -1, di = -1, do_bench = 0, big = 0, emulate = -1, cells = 16, rows = 1152, reps = 10, beta = 0;
     const char *tiles = "128x128x32:2x2,128x256x32:2x4s2,b128x128x32:2x2,b128x128x32:2x4";
-    bshape shapes[MAX_SHAPES] = {{"q/o", 2048, 2048}, {"k/v", 512, 2048}, {"gate/up", 8192, 2048}, {"down", 2048, 8192}};
+    bshape shapes[MAX_SHAPES] = {
+        {"q/o", 2048, 2048}, {"k/v", 512, 2048}, {"gate/up", 8192, 2048}, {"down", 2048, 8192}};
     int nshapes = 4;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1200,17 +1240,18 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--shapes") && v) {
             if (!(nshapes = parse_shapes(v, shapes))) return usage(), 2;
             i++;
-        }
-        else
+        } else
             return usage(), 2;
     }
     if (cells < 1 || cells > 64 || reps < 1 || reps > 60 || rows < 1) return usage(), 2;
 
-    /* the library's file lists (lib/device/programs.c): the portable program, and with the tensor-core files */
+    /* the library's file lists (lib/device/programs.c): the portable program, and with the tensor-core
+     * files */
     static const char *const portable_files[] = {"common.cl", "gemm_args.h", "gemm_bf16.cl"};
-    static const char *const mma_files[] = {"common.cl", "mma.cl", "gemm_args.h", "gemm_bf16.cl",
-                                            "gemm_mma_params.cl", "gemm_mma_warp.cl", "gemm_mma_epilogue.cl",
-                                            "gemm_mma.cl",        "gemm_mma_entries.cl"};
+    static const char *const mma_files[] = {
+        "common.cl",          "mma.cl",           "gemm_args.h",          "gemm_bf16.cl",
+        "gemm_mma_params.cl", "gemm_mma_warp.cl", "gemm_mma_epilogue.cl", "gemm_mma.cl",
+        "gemm_mma_entries.cl"};
     g_source = read_files(dir, portable_files, sizeof portable_files / sizeof *portable_files, &g_source_len);
     g_source_mma = read_files(dir, mma_files, sizeof mma_files / sizeof *mma_files, &g_source_mma_len);
     if (!g_source || !g_source_mma) return fprintf(stderr, "cannot read the kernel sources in %s\n", dir), 2;
@@ -1238,7 +1279,8 @@ int main(int argc, char **argv) {
             int bm, bn, bk, wm, wn, used = 0, abf = 0, st = 0, rr = 0, wg = 0, smem_kib = 0, raster = 0;
             if (*tp == 'b') abf = 1, tp++;
             if (sscanf(tp, "%dx%dx%d:%dx%d%n", &bm, &bn, &bk, &wm, &wn, &used) != 5) {
-                fprintf(stderr, "bad --mma-tiles entry at \"%s\" (want [b]BMxBNxBK:WMxWN[sN][rN][wN][gN][mN])\n", tp);
+                fprintf(stderr,
+                        "bad --mma-tiles entry at \"%s\" (want [b]BMxBNxBK:WMxWN[sN][rN][wN][gN][mN])\n", tp);
                 return 2;
             }
             tp += used;
@@ -1246,28 +1288,36 @@ int main(int argc, char **argv) {
             for (int fl = 0; *tp && *tp != ',';) {
                 char f = *tp++;
                 int v = (int)strtol(tp, (char **)&tp, 10);
-                if (f == 's') st = v;
-                else if (f == 'r') rr = v;
-                else if (f == 'w') wg = v;
-                else if (f == 'g') smem_kib = v;
-                else if (f == 'm') raster = v;
-                else return fprintf(stderr, "bad --mma-tiles flag '%c'\n", f), 2;
+                if (f == 's')
+                    st = v;
+                else if (f == 'r')
+                    rr = v;
+                else if (f == 'w')
+                    wg = v;
+                else if (f == 'g')
+                    smem_kib = v;
+                else if (f == 'm')
+                    raster = v;
+                else
+                    return fprintf(stderr, "bad --mma-tiles flag '%c'\n", f), 2;
                 fl += snprintf(flags + fl, sizeof flags - (size_t)fl, "%c%d", f, v);
             }
             if (*tp == ',') tp++;
             kern_t *K = &ks[nk++];
-            K->mma = 1, K->abf = abf, K->bm = bm, K->bn = bn, K->threads = 32 * wm * wn, K->small_only = !nv_mma;
+            K->mma = 1, K->abf = abf, K->bm = bm, K->bn = bn, K->threads = 32 * wm * wn,
+            K->small_only = !nv_mma;
             K->wgmma = wg != 0;
             K->dual = wg && abf && bn == 256;
             K->span = wg ? bn : bn / wn;
-            snprintf(K->name, sizeof K->name, "%s%s %dx%dx%d:%dx%d%s", abf ? "bb" : "mma", nv_mma ? "" : "-emu",
-                     bm, bn, bk, wm, wn, flags);
+            snprintf(K->name, sizeof K->name, "%s%s %dx%dx%d:%dx%d%s", abf ? "bb" : "mma",
+                     nv_mma ? "" : "-emu", bm, bn, bk, wm, wn, flags);
             char sopt[256] = "";
             if (st) snprintf(sopt, sizeof sopt, " -DMMA_STAGES=%d", st);
             if (wg) /* Hopper wgmma, m64 x wg x k16 per instruction (one warpgroup: 2x2 warps) */
                 snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_WGMMA=1 -DMMA_WG_N=%d", wg);
             if (smem_kib) /* static local memory over OpenCL's reported 48 KiB (bench/nv_probe) */
-                snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_SMEM_MAX=%d", smem_kib * 1024);
+                snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_SMEM_MAX=%d",
+                         smem_kib * 1024);
             if (raster) /* row tiles first in launch order (the library's Hopper tiles) */
                 snprintf(sopt + strlen(sopt), sizeof sopt - strlen(sopt), " -DMMA_RASTER=%d", raster);
             if (rr && nv_mma) /* register cap (NVIDIA only), e.g. 128 for 2 work-groups of 256 per SM */
@@ -1302,9 +1352,8 @@ int main(int argc, char **argv) {
     for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
         const case_t *c = &cases[ci];
         if (c->big && !run_big) continue;
-        printf("  case m=%d n=%d k=%d count=%d lda=%d ldc=%d beta=%d %s", c->m, c->n, c->k, c->count,
-               c->lda, c->ldc, c->beta,
-               c->table ? "offsets table" : "strided (offs = NULL)");
+        printf("  case m=%d n=%d k=%d count=%d lda=%d ldc=%d beta=%d %s", c->m, c->n, c->k, c->count, c->lda,
+               c->ldc, c->beta, c->table ? "offsets table" : "strided (offs = NULL)");
         if (g_verbose) printf("\n");
         g_line_open = !g_verbose;
         case_data cd;
@@ -1331,7 +1380,8 @@ int main(int argc, char **argv) {
         case_free(&cd);
     }
     for (int ki = 0; ki < nk; ki++)
-        if (ks[ki].dual && !ks[ki].failed && (dual_check(&D, &ks[ki], 0) | dual_check(&D, &ks[ki], 1))) fail = 1;
+        if (ks[ki].dual && !ks[ki].failed && (dual_check(&D, &ks[ki], 0) | dual_check(&D, &ks[ki], 1)))
+            fail = 1;
     for (int ki = 0; ki < nk; ki++)
         if (ks[ki].abf && !ks[ki].failed && rope_check(&D, &ks[ki])) fail = 1;
     for (int ki = 0; ki < nk; ki++)

@@ -7,7 +7,8 @@
  *   1. dynamic local memory: a __local kernel argument of 48, 64, 96, 160 and 224 KiB; the kernel writes
  *      every word and reads it back reversed after a barrier (so the memory is really there);
  *   2. static local memory: a __local array of 64 KiB (build log);
- *   3. clusters: a kernel whose PTX gets ".reqnctapercluster 2, 1, 1" (lib/device/nv_ptx.c's entry directive) and
+ *   3. clusters: a kernel whose PTX gets ".reqnctapercluster 2, 1, 1" (lib/device/nv_ptx.c's entry
+ *   directive) and
  *      that writes %cluster_ctarank, %clusterid.x and, through distributed shared memory (mapa +
  *      ld.shared::cluster after barrier.cluster), the value its peer stored in its own local memory.
  *
@@ -42,7 +43,8 @@ static const char *k_static =
     "    out[get_global_id(0)] = bad;\n"
     "}\n";
 
-/* the marked lines become live in the rewrite (lib/device/nv_ptx.c); the fence is only there to have a mark */
+/* the marked lines become live in the rewrite (lib/device/nv_ptx.c); the fence is only there to have a
+ * mark */
 static const char *k_cluster =
     "__kernel __attribute__((reqd_work_group_size(64, 1, 1))) void probe_cluster(__global uint *out) {\n"
     "    __local uint mine[64];\n"
@@ -81,8 +83,10 @@ static cl_program build(cl_context ctx, cl_device_id dev, const char *src, const
 int main(int argc, char **argv) {
     int pi = 0, di = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--platform") && i + 1 < argc) pi = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--device") && i + 1 < argc) di = atoi(argv[++i]);
+        if (!strcmp(argv[i], "--platform") && i + 1 < argc)
+            pi = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--device") && i + 1 < argc)
+            di = atoi(argv[++i]);
         else {
             printf("usage: nv_probe [--platform P] [--device D]\n");
             return strcmp(argv[i], "--help") ? 2 : 0;
@@ -90,7 +94,8 @@ int main(int argc, char **argv) {
     }
     cl_platform_id ps[8];
     cl_uint np = 0;
-    if (clGetPlatformIDs(8, ps, &np) != CL_SUCCESS || (cl_uint)pi >= np) return printf("no platform %d\n", pi), 77;
+    if (clGetPlatformIDs(8, ps, &np) != CL_SUCCESS || (cl_uint)pi >= np)
+        return printf("no platform %d\n", pi), 77;
     cl_device_id ds[8];
     cl_uint nd = 0;
     if (clGetDeviceIDs(ps[pi], CL_DEVICE_TYPE_ALL, 8, ds, &nd) != CL_SUCCESS || (cl_uint)di >= nd)
@@ -121,10 +126,13 @@ int main(int argc, char **argv) {
         if (e == CL_SUCCESS) e = clFinish(q);
         if (e == CL_SUCCESS) e = clEnqueueReadBuffer(q, out, CL_TRUE, 0, 4 * 256, host, 0, NULL, NULL);
         uint32_t bad = 0;
-        for (int i = 0; e == CL_SUCCESS && i < 256; i++) bad += host[i];
+        for (int i = 0; e == CL_SUCCESS && i < 256; i++)
+            bad += host[i];
         printf("dynamic __local argument of %3zu KiB: %s", kib[t], e == CL_SUCCESS && !bad ? "yes" : "no");
-        if (e != CL_SUCCESS) printf(" (error %d)", e);
-        else if (bad) printf(" (%u words read back wrong)", bad);
+        if (e != CL_SUCCESS)
+            printf(" (error %d)", e);
+        else if (bad)
+            printf(" (%u words read back wrong)", bad);
         printf("\n");
     }
     if (k) clReleaseKernel(k);
@@ -143,7 +151,8 @@ int main(int argc, char **argv) {
         if (e == CL_SUCCESS) e = clFinish(q);
         if (e == CL_SUCCESS) e = clEnqueueReadBuffer(q, out, CL_TRUE, 0, 4 * 256, host, 0, NULL, NULL);
         uint32_t bad = 0;
-        for (int i = 0; e == CL_SUCCESS && i < 256; i++) bad += host[i];
+        for (int i = 0; e == CL_SUCCESS && i < 256; i++)
+            bad += host[i];
         printf("  ... and runs, every word read back right: %s (%d, %u wrong)\n",
                e == CL_SUCCESS && !bad ? "yes" : "no", e, bad);
         if (k) clReleaseKernel(k);
@@ -167,7 +176,8 @@ int main(int argc, char **argv) {
             if (e == CL_SUCCESS) clSetKernelArg(k, 0, sizeof out, &out);
             if (e == CL_SUCCESS) e = clEnqueueNDRangeKernel(q, k, 1, NULL, &g, &l, 0, NULL, NULL);
             if (e == CL_SUCCESS) e = clFinish(q);
-            if (e == CL_SUCCESS) e = clEnqueueReadBuffer(q, out, CL_TRUE, 0, 3 * 4 * 64 * 8, host, 0, NULL, NULL);
+            if (e == CL_SUCCESS)
+                e = clEnqueueReadBuffer(q, out, CL_TRUE, 0, 3 * 4 * 64 * 8, host, 0, NULL, NULL);
             if (e != CL_SUCCESS) {
                 printf("  launch: failed (%d)\n", e);
             } else {
@@ -175,8 +185,8 @@ int main(int argc, char **argv) {
                 for (int wg = 0; wg < 8; wg++) {
                     const uint32_t *r = host + 3 * 64 * wg;
                     const uint32_t want_peer = 1000u * (uint32_t)(wg ^ 1);
-                    printf("  work-group %d: cluster rank %u, cluster id %u, peer's word %u (want %u)\n", wg, r[0],
-                           r[1], r[2], want_peer);
+                    printf("  work-group %d: cluster rank %u, cluster id %u, peer's word %u (want %u)\n", wg,
+                           r[0], r[1], r[2], want_peer);
                     ok &= r[0] == (uint32_t)(wg & 1) && r[1] == (uint32_t)(wg / 2) && r[2] == want_peer;
                 }
                 printf("clusters of 2 with distributed shared memory: %s\n", ok ? "yes" : "no");

@@ -1,6 +1,7 @@
 /*
  * attention_mma.cl - the attention of attention.cl on tensor cores, for bf16 models. The host builds it
- * after mma.cl and attention.cl where the tuning chose tensor-core attention (lib/device/tune.c): mma.sync through
+ * after mma.cl and attention.cl where the tuning chose tensor-core attention (lib/device/tune.c): mma.sync
+ * through
  * inline PTX on NVIDIA, or mma.cl's OpenCL C stand-ins (ARMT_MMA_EMULATE) in tests.
  *
  * Flash-attention style: each warp owns AM_RT x 16 query rows of one head; the work-group (AM_WARPS warps)
@@ -376,14 +377,14 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
 
 /* declared as uint4 for their 16-byte alignment (the tile stores are 8- and 16-byte vectors) */
 #if ARMT_MMA_EMULATE
-#define AM_LOCALS                                                                                            \
-    __local uint4 ks4[AM_BK * AM_KSW / 4];                                                                   \
-    __local uint4 vp4[AM_BK / 2 * AM_VSW / 4];                                                               \
+#define AM_LOCALS                              \
+    __local uint4 ks4[AM_BK * AM_KSW / 4];     \
+    __local uint4 vp4[AM_BK / 2 * AM_VSW / 4]; \
     __local uint xch[AM_THREADS * 6];
 #define AM_XCH , xch
 #else
-#define AM_LOCALS                                                                                            \
-    __local uint4 ks4[AM_BK * AM_KSW / 4];                                                                   \
+#define AM_LOCALS                          \
+    __local uint4 ks4[AM_BK * AM_KSW / 4]; \
     __local uint4 vp4[AM_BK / 2 * AM_VSW / 4];
 #define AM_XCH
 #endif

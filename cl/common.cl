@@ -11,8 +11,8 @@
 #define ARMT_ROW_WG 64 /* work-group size of the row-wise kernels (a power of two) */
 #endif
 
-#define CELL_ARGS \
-    const int l0, const int s0, const int cap, const int T, const int s_short, const int T_short
+#define CELL_ARGS const int l0, const int s0, const int cap, const int T, const int s_short, const int T_short
+
 #define CELL_LAYER(j) (l0 + (j))
 #define CELL_SLOT(j)  ((s0 - (j)) % cap)
 #define CELL_ROWS(j)  ((s0 - (j)) == s_short ? T_short : T)
@@ -31,7 +31,8 @@ inline float armt_wg_sum(float v, __local float *scratch) {
     return total;
 }
 
-/* Rows nobody reads: lib/compute/forward.c passes last_row0 > 0 to the GEMMs and the attention of the model's last
+/* Rows nobody reads: lib/compute/step.c passes last_row0 > 0 to the GEMMs and the attention of the
+ * model's last
  * layer when no output reads its token rows. 1 when this work-group belongs to the launch's last cell (the
  * one on the last layer: group dimension 2) and its rows first_row .. first_row + rows - 1 all lie below
  * last_row0; such a work-group returns at once (before any barrier), so the tile that holds row last_row0

@@ -4,7 +4,8 @@
  */
 /* Row r, column c of the segment's input: the token's embedding e (rows below Ls), a memory token, or 0. */
 inline void armt_embed_store(const int r, const int c, const int Ls, const float e, __global const float *mem,
-                             const ulong mem_off, const int M, __global float *x, const ulong x_off, const int d) {
+                             const ulong mem_off, const int M, __global float *x, const ulong x_off,
+                             const int d) {
     float v = 0.0f;
     if (r < Ls)
         v = e;
@@ -13,9 +14,8 @@ inline void armt_embed_store(const int r, const int c, const int Ls, const float
     x[x_off + (ulong)r * (ulong)d + (ulong)c] = v;
 }
 
-__kernel void armt_embed(__global const int *ids, const int first, const int Ls,
-                         __global const float *E, const ulong e_off,
-                         __global const float *mem, const ulong mem_off, const int M,
+__kernel void armt_embed(__global const int *ids, const int first, const int Ls, __global const float *E,
+                         const ulong e_off, __global const float *mem, const ulong mem_off, const int M,
                          __global float *x, const ulong x_off, const int d) {
     const int c = get_global_id(0), r = get_global_id(1);
     if (c >= d) return;
@@ -25,9 +25,9 @@ __kernel void armt_embed(__global const int *ids, const int first, const int Ls,
 
 /* The same with a bf16 embedding table. */
 __kernel void armt_embed_bf16(__global const int *ids, const int first, const int Ls,
-                              __global const ushort *E, const ulong e_off,
-                              __global const float *mem, const ulong mem_off, const int M,
-                              __global float *x, const ulong x_off, const int d) {
+                              __global const ushort *E, const ulong e_off, __global const float *mem,
+                              const ulong mem_off, const int M, __global float *x, const ulong x_off,
+                              const int d) {
     const int c = get_global_id(0), r = get_global_id(1);
     if (c >= d) return;
     const float e = r < Ls ? armt_from_bf16(E[e_off + (ulong)ids[first + r] * (ulong)d + (ulong)c]) : 0.0f;

@@ -1,6 +1,7 @@
 /*
  * gemm_args.h - the argument list of every bf16 GEMM kernel, in order: one list for the kernels (OpenCL C,
- * where it builds their signatures) and the host (C, lib/device/kernel_args.c, where it names the argument indices).
+ * where it builds their signatures) and the host (C, lib/device/kernel_args.c, where it names the argument
+ * indices).
  *
  *   ARMT_GEMM_ARGS(X, A_T): X(NAME, declaration) for every argument but the last, which is
  *   ARMT_GEMM_LAST_ARG (last_row0). A_T is A's element type: float, or ushort for the bf16-A kernels.
@@ -20,32 +21,32 @@
 #ifndef ARMT_GEMM_ARGS_H
 #define ARMT_GEMM_ARGS_H
 
-#define ARMT_GEMM_ARGS(X, A_T)                                                                                 \
-    X(M, const int m)                                                                                          \
-    X(N, const int n)                                                                                          \
-    X(K, const int k)                                                                                          \
-    X(A, __global const A_T *A)                                                                                \
-    X(LDA, const int lda)                                                                                      \
-    X(W, __global const ushort *W)                                                                             \
-    X(C, __global float *C)                                                                                    \
-    X(LDC, const int ldc)                                                                                      \
-    X(BETA, const int beta)                                                                                    \
-    X(OFFS, __global const ulong *offs)                                                                        \
-    X(A_BASE, const ulong a_base)                                                                              \
-    X(A_STRIDE, const ulong a_stride)                                                                          \
-    X(W_BASE, const ulong w_base)                                                                              \
-    X(W_STRIDE, const ulong w_stride)                                                                          \
-    X(C_BASE, const ulong c_base)                                                                              \
-    X(C_STRIDE, const ulong c_stride)                                                                          \
-    X(GT, __global const float *Gt)                                                                            \
-    X(CB, __global ushort *Cb)                                                                                 \
-    X(W2, __global const ushort *W2)                                                                           \
-    X(W2_SHIFT, const ulong w2_shift)                                                                          \
-    X(ROPE, __global const float *rope)                                                                        \
-    X(ROPE_HD, const int rope_hd)                                                                              \
-    X(ROPE_T, const int rope_T)                                                                                \
-    X(ROPE_POS0, const int rope_pos0)                                                                          \
-    X(ROWSCALE, __global const float *rowscale)                                                                \
+#define ARMT_GEMM_ARGS(X, A_T)                  \
+    X(M, const int m)                           \
+    X(N, const int n)                           \
+    X(K, const int k)                           \
+    X(A, __global const A_T *A)                 \
+    X(LDA, const int lda)                       \
+    X(W, __global const ushort *W)              \
+    X(C, __global float *C)                     \
+    X(LDC, const int ldc)                       \
+    X(BETA, const int beta)                     \
+    X(OFFS, __global const ulong *offs)         \
+    X(A_BASE, const ulong a_base)               \
+    X(A_STRIDE, const ulong a_stride)           \
+    X(W_BASE, const ulong w_base)               \
+    X(W_STRIDE, const ulong w_stride)           \
+    X(C_BASE, const ulong c_base)               \
+    X(C_STRIDE, const ulong c_stride)           \
+    X(GT, __global const float *Gt)             \
+    X(CB, __global ushort *Cb)                  \
+    X(W2, __global const ushort *W2)            \
+    X(W2_SHIFT, const ulong w2_shift)           \
+    X(ROPE, __global const float *rope)         \
+    X(ROPE_HD, const int rope_hd)               \
+    X(ROPE_T, const int rope_T)                 \
+    X(ROPE_POS0, const int rope_pos0)           \
+    X(ROWSCALE, __global const float *rowscale) \
     X(CB2, __global ushort *Cb2)
 
 #define ARMT_GEMM_LAST_ARG const int last_row0
@@ -53,7 +54,7 @@
 #ifdef __OPENCL_VERSION__
 /* the kernels' parameter list: ARMT_GEMM_PARAMS(float) or ARMT_GEMM_PARAMS(ushort) */
 #define ARMT_GEMM_DECL_(name, decl) decl,
-#define ARMT_GEMM_PARAMS(A_T) ARMT_GEMM_ARGS(ARMT_GEMM_DECL_, A_T) ARMT_GEMM_LAST_ARG
+#define ARMT_GEMM_PARAMS(A_T)       ARMT_GEMM_ARGS(ARMT_GEMM_DECL_, A_T) ARMT_GEMM_LAST_ARG
 #else
 /* the host's argument indices: ARMT_GA_M = 0 ... ARMT_GA_LAST_ROW0 */
 #define ARMT_GEMM_ENUM_(name, decl) ARMT_GA_##name,

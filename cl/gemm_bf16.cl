@@ -44,7 +44,8 @@
  *       (int m, int k, __global const float *A, int lda, __global ushort *Ab, __global const ulong *offs,
  *        ulong a_base, ulong a_stride)     a_off(j) = offs[3j] (offs != NULL, the GEMM's table) or
  *                                          a_base + j*a_stride (offs == NULL)
- *     Any m, k, lda, offsets (16-byte stores where 8-element aligned, else element by element). Any local size;
+ *     Any m, k, lda, offsets (16-byte stores where 8-element aligned, else element by element). Any local
+ *     size;
  *     suggested local size = (64, 4, 1), global size = (ceil(ceil(k / 8) / 64) * 64, ceil(m / 4) * 4, count).
  *     Costs m*k*6 bytes of memory traffic per entry.
  */
@@ -77,20 +78,20 @@
 /* bf16 rounding and expansion: armt_to_bf16, armt_from_bf16 and armt_bf16x2 in common.cl */
 
 /* The launch's last entry does not need its rows below last_row0 (armt_rows_unneeded in common.cl). */
-#define GEMM_SKIP_TILE(row_tile, tile_rows, last_row0)                                                       \
+#define GEMM_SKIP_TILE(row_tile, tile_rows, last_row0) \
     armt_rows_unneeded(last_row0, (row_tile) * (tile_rows), tile_rows)
 
 /* Element offsets of batch entry j (see the header). */
-#define GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)                                                           \
-    ulong a_off, w_off, c_off;                                                                               \
-    if (offs) {                                                                                              \
-        a_off = offs[3 * (j)];                                                                               \
-        w_off = offs[3 * (j) + 1];                                                                           \
-        c_off = offs[3 * (j) + 2];                                                                           \
-    } else {                                                                                                 \
-        a_off = a_base + (ulong)(j)*a_stride;                                                                \
-        w_off = w_base + (ulong)(j)*w_stride;                                                                \
-        c_off = c_base + (ulong)(j)*c_stride;                                                                \
+#define GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off) \
+    ulong a_off, w_off, c_off;                     \
+    if (offs) {                                    \
+        a_off = offs[3 * (j)];                     \
+        w_off = offs[3 * (j) + 1];                 \
+        c_off = offs[3 * (j) + 2];                 \
+    } else {                                       \
+        a_off = a_base + (ulong)(j)*a_stride;      \
+        w_off = w_base + (ulong)(j)*w_stride;      \
+        c_off = c_base + (ulong)(j)*c_stride;      \
     }
 
 __kernel __attribute__((reqd_work_group_size(GEMM_LX, GEMM_LY, 1))) void

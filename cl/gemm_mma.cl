@@ -69,66 +69,66 @@ armt_mma_gemm(const int m, const int n, const int k, __global const float *Af, _
     float4 ra[MMA_AF_ITERS]; /* fp32 A of the next tile to store */
 
     /* -- cp.async part of tile kt (k0 = kt * BK) into slot sl -- */
-#define MMA_ISSUE_CP(kt, sl)                                                                                 \
-    do {                                                                                                     \
-        const int k0_ = (kt)*MMA_BK, kin_ = k0_ + ch_c * 8 < k;                                              \
-        const uint sb_ = (uint)(sl)*MMA_STAGE_BYTES;                                                         \
-        _Pragma("unroll") for (int it = 0; it < MMA_W_ITERS; it++) {                                         \
-            const int r_ = ch_r + it * MMA_CH_RSTEP;                                                         \
-            if (MMA_BN % MMA_CH_RSTEP == 0 || r_ < MMA_BN) {                                                 \
-                /* rows BN/2.. of the tile (it >= W_ITERS/2 exactly there) start at w_hi: W's row col0 +     \
-                 * BN/2, or in the dual mode W2's row col0 (then their bound is shifted by w_hi_rows) */     \
-                const int hi_ = MMA_DUAL_OK && it >= MMA_W_ITERS / 2;                                        \
-                const int ok_ = kin_ && col0 + r_ - (hi_ ? w_hi_rows : 0) < n;                               \
-                __global const ushort *src_ =                                                                \
-                    hi_ ? w_hi + (ulong)((it - MMA_W_ITERS / 2) * MMA_CH_RSTEP) * k + k0_                    \
-                        : w_ptr + (ulong)(it * MMA_CH_RSTEP) * k + k0_;                                      \
-                MMA_CP16(sb_ + MMA_A_BYTES + MMA_OFF(r_, ch_c), ok_ ? src_ : W, ok_ ? 16 : 0);               \
-            }                                                                                                \
-        }                                                                                                    \
-        if (abf) {                                                                                           \
-            _Pragma("unroll") for (int it = 0; it < MMA_AB_ITERS; it++) {                                    \
-                const int r_ = ch_r + it * MMA_CH_RSTEP;                                                     \
-                if (MMA_BM % MMA_CH_RSTEP == 0 || r_ < MMA_BM) {                                             \
-                    const int ok_ = kin_ && row0 + r_ < m;                                                   \
-                    MMA_CP16(sb_ + MMA_OFF(r_, ch_c),                                                        \
-                             ok_ ? ab_ptr + (ulong)(it * MMA_CH_RSTEP) * lda + k0_ : W, ok_ ? 16 : 0);       \
-                }                                                                                            \
-            }                                                                                                \
-        }                                                                                                    \
+#define MMA_ISSUE_CP(kt, sl)                                                                           \
+    do {                                                                                               \
+        const int k0_ = (kt)*MMA_BK, kin_ = k0_ + ch_c * 8 < k;                                        \
+        const uint sb_ = (uint)(sl)*MMA_STAGE_BYTES;                                                   \
+        _Pragma("unroll") for (int it = 0; it < MMA_W_ITERS; it++) {                                   \
+            const int r_ = ch_r + it * MMA_CH_RSTEP;                                                   \
+            if (MMA_BN % MMA_CH_RSTEP == 0 || r_ < MMA_BN) {                                           \
+                /* rows BN/2.. of the tile (it >= W_ITERS/2) start at w_hi: W's row col0 + BN/2, \
+                 * or in the dual mode W2's row col0 (bound shifted by w_hi_rows) */     \
+                const int hi_ = MMA_DUAL_OK && it >= MMA_W_ITERS / 2;                                  \
+                const int ok_ = kin_ && col0 + r_ - (hi_ ? w_hi_rows : 0) < n;                         \
+                __global const ushort *src_ =                                                          \
+                    hi_ ? w_hi + (ulong)((it - MMA_W_ITERS / 2) * MMA_CH_RSTEP) * k + k0_              \
+                        : w_ptr + (ulong)(it * MMA_CH_RSTEP) * k + k0_;                                \
+                MMA_CP16(sb_ + MMA_A_BYTES + MMA_OFF(r_, ch_c), ok_ ? src_ : W, ok_ ? 16 : 0);         \
+            }                                                                                          \
+        }                                                                                              \
+        if (abf) {                                                                                     \
+            _Pragma("unroll") for (int it = 0; it < MMA_AB_ITERS; it++) {                              \
+                const int r_ = ch_r + it * MMA_CH_RSTEP;                                               \
+                if (MMA_BM % MMA_CH_RSTEP == 0 || r_ < MMA_BM) {                                       \
+                    const int ok_ = kin_ && row0 + r_ < m;                                             \
+                    MMA_CP16(sb_ + MMA_OFF(r_, ch_c),                                                  \
+                             ok_ ? ab_ptr + (ulong)(it * MMA_CH_RSTEP) * lda + k0_ : W, ok_ ? 16 : 0); \
+                }                                                                                      \
+            }                                                                                          \
+        }                                                                                              \
     } while (0)
 
     /* -- register-staged part of tile kt: global -> registers -- */
-#define MMA_LOAD_AF(kt)                                                                                      \
-    do {                                                                                                     \
-        const int k0_ = (kt)*MMA_BK, kin_ = k0_ + af_q * 4 < k;                                              \
-        _Pragma("unroll") for (int it = 0; it < MMA_AF_ITERS; it++) {                                        \
-            const int r_ = af_r + it * MMA_AF_RSTEP;                                                         \
-            const int ok_ = kin_ && (MMA_BM % MMA_AF_RSTEP == 0 || r_ < MMA_BM) && row0 + r_ < m;            \
-            ra[it] = ok_ ? *(__global const float4 *)(af_ptr + (ulong)(it * MMA_AF_RSTEP) * lda + k0_)       \
-                         : (float4)(0.0f);                                                                   \
-        }                                                                                                    \
+#define MMA_LOAD_AF(kt)                                                                                \
+    do {                                                                                               \
+        const int k0_ = (kt)*MMA_BK, kin_ = k0_ + af_q * 4 < k;                                        \
+        _Pragma("unroll") for (int it = 0; it < MMA_AF_ITERS; it++) {                                  \
+            const int r_ = af_r + it * MMA_AF_RSTEP;                                                   \
+            const int ok_ = kin_ && (MMA_BM % MMA_AF_RSTEP == 0 || r_ < MMA_BM) && row0 + r_ < m;      \
+            ra[it] = ok_ ? *(__global const float4 *)(af_ptr + (ulong)(it * MMA_AF_RSTEP) * lda + k0_) \
+                         : (float4)(0.0f);                                                             \
+        }                                                                                              \
     } while (0)
-#define MMA_LOAD_REGS(kt)                                                                                    \
-    do {                                                                                                     \
-        if (!abf) MMA_LOAD_AF(kt);                                                                           \
+#define MMA_LOAD_REGS(kt)          \
+    do {                           \
+        if (!abf) MMA_LOAD_AF(kt); \
     } while (0)
 
     /* -- registers -> slot sl -- */
-#define MMA_STORE_AF(sb)                                                                                     \
-    do {                                                                                                     \
-        _Pragma("unroll") for (int it = 0; it < MMA_AF_ITERS; it++) {                                        \
-            const int r_ = af_r + it * MMA_AF_RSTEP;                                                         \
-            if (MMA_BM % MMA_AF_RSTEP == 0 || r_ < MMA_BM) {                                                 \
-                const uint off_ = (sb) + MMA_OFF(r_, af_q >> 1) + (af_q & 1) * 8;                            \
-                *(__local uint2 *)((__local uchar *)smem + off_) =                                           \
-                    (uint2)(armt_mma_bf16x2(ra[it].x, ra[it].y), armt_mma_bf16x2(ra[it].z, ra[it].w));       \
-            }                                                                                                \
-        }                                                                                                    \
+#define MMA_STORE_AF(sb)                                                                               \
+    do {                                                                                               \
+        _Pragma("unroll") for (int it = 0; it < MMA_AF_ITERS; it++) {                                  \
+            const int r_ = af_r + it * MMA_AF_RSTEP;                                                   \
+            if (MMA_BM % MMA_AF_RSTEP == 0 || r_ < MMA_BM) {                                           \
+                const uint off_ = (sb) + MMA_OFF(r_, af_q >> 1) + (af_q & 1) * 8;                      \
+                *(__local uint2 *)((__local uchar *)smem + off_) =                                     \
+                    (uint2)(armt_mma_bf16x2(ra[it].x, ra[it].y), armt_mma_bf16x2(ra[it].z, ra[it].w)); \
+            }                                                                                          \
+        }                                                                                              \
     } while (0)
-#define MMA_STORE_REGS(sl)                                                                                   \
-    do {                                                                                                     \
-        if (!abf) MMA_STORE_AF((uint)(sl)*MMA_STAGE_BYTES);                                                  \
+#define MMA_STORE_REGS(sl)                                  \
+    do {                                                    \
+        if (!abf) MMA_STORE_AF((uint)(sl)*MMA_STAGE_BYTES); \
     } while (0)
 
     /* -- fragments of step ks of the tile in slot sl -> fa, fb -- */
@@ -137,18 +137,18 @@ armt_mma_gemm(const int m, const int n, const int k, __global const float *Af, _
      * W, two n8 tiles per x4: lane l addresses W row (l & 7) + 8 * (l >> 4) at chunk 2ks + ((l >> 3) & 1) ->
      * matrices (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15) = b0, b1 of tile 2p, then
      * of tile 2p+1 (W rows are B columns: no .trans) */
-#define MMA_FRAGS(fa, fb, sl, ks)                                                                            \
-    do {                                                                                                     \
-        const uint sb_ = (uint)(sl)*MMA_STAGE_BYTES;                                                         \
-        _Pragma("unroll") for (int i = 0; i < MMA_MT; i++) {                                                 \
-            const int r = wm0 + i * 16 + (lane & 15);                                                        \
-            MMA_LDSM_X4(fa[i][0], fa[i][1], fa[i][2], fa[i][3], sb_ + MMA_OFF(r, 2 * (ks) + (lane >> 4)));   \
-        }                                                                                                    \
-        _Pragma("unroll") for (int p = 0; p < MMA_NT / 2; p++) {                                             \
-            const int r = wn0 + p * 16 + (lane & 7) + ((lane >> 4) << 3);                                    \
-            MMA_LDSM_X4(fb[2 * p][0], fb[2 * p][1], fb[2 * p + 1][0], fb[2 * p + 1][1],                      \
-                        sb_ + MMA_A_BYTES + MMA_OFF(r, 2 * (ks) + ((lane >> 3) & 1)));                       \
-        }                                                                                                    \
+#define MMA_FRAGS(fa, fb, sl, ks)                                                                          \
+    do {                                                                                                   \
+        const uint sb_ = (uint)(sl)*MMA_STAGE_BYTES;                                                       \
+        _Pragma("unroll") for (int i = 0; i < MMA_MT; i++) {                                               \
+            const int r = wm0 + i * 16 + (lane & 15);                                                      \
+            MMA_LDSM_X4(fa[i][0], fa[i][1], fa[i][2], fa[i][3], sb_ + MMA_OFF(r, 2 * (ks) + (lane >> 4))); \
+        }                                                                                                  \
+        _Pragma("unroll") for (int p = 0; p < MMA_NT / 2; p++) {                                           \
+            const int r = wn0 + p * 16 + (lane & 7) + ((lane >> 4) << 3);                                  \
+            MMA_LDSM_X4(fb[2 * p][0], fb[2 * p][1], fb[2 * p + 1][0], fb[2 * p + 1][1],                    \
+                        sb_ + MMA_A_BYTES + MMA_OFF(r, 2 * (ks) + ((lane >> 3) & 1)));                     \
+        }                                                                                                  \
     } while (0)
 
     float acc[MMA_MT][MMA_NT][4];
@@ -167,9 +167,9 @@ armt_mma_gemm(const int m, const int n, const int k, __global const float *Af, _
                                : beta            ? (__global const float *)C + c_off
                                                  : 0;
     const int pf_t = ktiles > MMA_PF_DIST ? ktiles - MMA_PF_DIST : 0;
-#define MMA_PF_AT(t)                                                                                         \
-    do {                                                                                                     \
-        if (MMA_PF_C && pf && (t) == pf_t) armt_mma_prefetch_tile(pf, ldc, m, n, row0, col0, tid);           \
+#define MMA_PF_AT(t)                                                                               \
+    do {                                                                                           \
+        if (MMA_PF_C && pf && (t) == pf_t) armt_mma_prefetch_tile(pf, ldc, m, n, row0, col0, tid); \
     } while (0)
     /* prologue: tiles 0 .. STAGES-2 into slots 0 .. STAGES-2; registers then hold tile STAGES-1 */
 #pragma unroll
@@ -189,16 +189,16 @@ armt_mma_gemm(const int m, const int n, const int k, __global const float *Af, _
 #if MMA_WGMMA
     /* this warpgroup's rows of the A tile */
     const uint wg_a = (uint)(warp >> 2) * (MMA_WG_ROWS * MMA_ROWB);
-#define MMA_WG_ISSUE(sa)                                                                                     \
-    do {                                                                                                     \
-        MMA_WG_FENCE();                                                                                      \
-        _Pragma("unroll") for (int ks = 0; ks < MMA_KS; ks++)                                                \
-            _Pragma("unroll") for (int i = 0; i < MMA_MT; i++)                                               \
-                _Pragma("unroll") for (int nc = 0; nc < MMA_BN / MMA_WG_N; nc++)                             \
-                    MMA_WGMMA_OP(acc[i] + nc * (MMA_WG_N / 8),                                               \
-                                 (sa) + wg_a + (uint)(i * 64 * MMA_ROWB + ks * 32),                          \
-                                 (sa) + (uint)(MMA_A_BYTES + nc * MMA_WG_N * MMA_ROWB + ks * 32));           \
-        MMA_WG_COMMIT();                                                                                     \
+#define MMA_WG_ISSUE(sa)                                                                           \
+    do {                                                                                           \
+        MMA_WG_FENCE();                                                                            \
+        _Pragma("unroll") for (int ks = 0; ks < MMA_KS; ks++)                                      \
+            _Pragma("unroll") for (int i = 0; i < MMA_MT; i++)                                     \
+                _Pragma("unroll") for (int nc = 0; nc < MMA_BN / MMA_WG_N; nc++)                   \
+                    MMA_WGMMA_OP(acc[i] + nc * (MMA_WG_N / 8),                                     \
+                                 (sa) + wg_a + (uint)(i * 64 * MMA_ROWB + ks * 32),                \
+                                 (sa) + (uint)(MMA_A_BYTES + nc * MMA_WG_N * MMA_ROWB + ks * 32)); \
+        MMA_WG_COMMIT();                                                                           \
     } while (0)
 #endif
 

@@ -2,7 +2,8 @@
  * gemm_mma_entries.cl - the tensor-core GEMM kernels (contract in gemm_bf16.cl and gemm_mma_params.cl).
  * Every GEMM kernel takes the argument list of gemm_args.h, which the host sets by name (lib/gemm_args.c).
  */
-/* fp32 A, rounded to bf16 as it is staged (contract: gemm_mma_params.cl); W2 .. Cb2 are not used. Gt, Cb: NULL, or the SwiGLU
+/* fp32 A, rounded to bf16 as it is staged (contract: gemm_mma_params.cl); W2 .. Cb2 are not used. Gt, Cb:
+ * NULL, or the SwiGLU
  * epilogue (Cb = bf16(silu(Gt) * A W^T) at C's offsets, C untouched; beta ignored), or Cb alone: the product
  * rounded to bf16 into Cb instead of C. */
 __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void
@@ -29,8 +30,8 @@ armt_gemm_bf16_mma(ARMT_GEMM_PARAMS(float)) {
  * Cb2: NULL, or - with W2 - k and v in one GEMM instead of gate and up: W holds the k weights and W2 the v
  * weights; A W^T (RoPE applied when rope is set) goes to Cb and A W2^T to Cb2, both rounded to bf16 at C's
  * offsets (n columns each). */
-__kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void armt_gemm_bf16bf16_mma(
-    ARMT_GEMM_PARAMS(ushort)) {
+__kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1))) void
+armt_gemm_bf16bf16_mma(ARMT_GEMM_PARAMS(ushort)) {
     __local uint smem[MMA_STAGES * MMA_STAGE_BYTES / 4] __attribute__((aligned(MMA_SMEM_ALIGN)));
     MMA_EMU_LOCALS
     if (GEMM_SKIP_TILE(armt_mma_row_tile(), MMA_BM, last_row0)) return;

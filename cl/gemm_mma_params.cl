@@ -1,6 +1,7 @@
 /*
  * gemm_mma_params.cl - tunables and their checks for the tensor-core GEMM kernels (gemm_mma_*.cl, after
- * gemm_bf16.cl and mma.cl). The host (lib/device/tune.c) passes the tiles as -D options; the defaults below are
+ * gemm_bf16.cl and mma.cl). The host (lib/device/tune.c) passes the tiles as -D options; the defaults below
+ * are
  * the mma.sync tiles. Contract of the kernels (arguments as in gemm_bf16.cl, epilogue arguments in
  * gemm_mma_entries.cl):
  *
@@ -8,8 +9,10 @@
  *     bf16 -> f32, ldmatrix, cp.async, cvt.rn.bf16x2.f32), or mma.cl's stand-ins with ARMT_MMA_EMULATE.
  *     Block tile MMA_BM x MMA_BN x MMA_BK (128 x 128 x 32), MMA_WARPS_M x MMA_WARPS_N warps (2 x 2): each
  *     warp owns 64 x 64 (4 x 8 mma tiles, 128 fp32 accumulators per lane). MMA_STAGES local-memory stages of
- *     bf16 tiles (default: as many as fit in 48 KiB, at most 4: 3 for the default tile), the 16-byte chunks of
- *     each row XOR-swizzled so that ldmatrix and the tile stores are free of bank conflicts. W tiles go global
+ *     bf16 tiles (default: as many as fit in 48 KiB, at most 4: 3 for the default tile), the 16-byte chunks
+ *     of
+ *     each row XOR-swizzled so that ldmatrix and the tile stores are free of bank conflicts. W tiles go
+ *     global
  *     -> local by cp.async, STAGES-1 k-tiles ahead; A tiles through registers (the fp32 -> bf16x2 packing
  *     needs them), loaded one k-tile ahead and stored just before the barrier that ends each k-tile.
  *     local size  = (MMA_THREADS, 1, 1) = (32 * MMA_WARPS_M * MMA_WARPS_N, 1, 1)       = (128, 1, 1)
@@ -20,7 +23,8 @@
  *     32 or 64; warp tiles may be any multiple of 16 x 16 (e.g. 48-row). Warps are assumed to be 32
  *     consecutive local ids (NVIDIA). Measurements: docs/perf/results/2026-11-28-h200-gemm-bf16-v2.txt.
  *     MMA_WGMMA=1 (compute capability 9.0): the multiply is Hopper wgmma from the local tiles, written as
- *     marked PTX comments that lib/device/nv_ptx.c makes live for sm_90a. The work-group is whole warpgroups that
+ *     marked PTX comments that lib/device/nv_ptx.c makes live for sm_90a. The work-group is whole warpgroups
+ *     that
  *     split the tile's rows (each: m64 x MMA_WG_N x k16 per instruction, MMA_WG_N 64, 128 or 256); the row
  *     swizzle of BK 16 / 32 / 64 is the hardware's 32 / 64 / 128-byte swizzle. One wgmma group stays in
  *     flight across each k-tile barrier (the loads of the next tile go after it, so it needs 3+ stages).
@@ -29,10 +33,13 @@
  *     launch order (armt_mma_row_tile), so that those running together share the weights' column tiles in L2.
  *     The tiles the library picks per device are in lib/device/tune.c.
  *
- * (d) armt_gemm_bf16bf16_mma - as (c), built with it, but A is bf16 (__global const ushort *A, e.g. from (b));
- *     every other argument, the local and global sizes and the tile options are those of (c). Both operands go
+ * (d) armt_gemm_bf16bf16_mma - as (c), built with it, but A is bf16 (__global const ushort *A, e.g. from
+ * (b));
+ *     every other argument, the local and global sizes and the tile options are those of (c). Both operands
+ *     go
  *     by cp.async, nothing is staged through registers. Requirements: k % 8 == 0, lda % 8 == 0, every
- *     a_off % 8 == 0, every w_off % 8 == 0. With wgmma it is the faster of the two, so the library rounds each
+ *     a_off % 8 == 0, every w_off % 8 == 0. With wgmma it is the faster of the two, so the library rounds
+ *     each
  *     GEMM input once and runs (d).
  *
  *     ARMT_MMA_EMULATE=1 (tests only) builds (c) and (d) with OpenCL C stand-ins for every PTX instruction
@@ -56,7 +63,7 @@
 #endif
 
 #ifndef MMA_WGMMA
-#define MMA_WGMMA                                                                                            \
+#define MMA_WGMMA \
     0 /* 1: Hopper wgmma (sm_90a): the work-group is one warpgroup that multiplies straight from the         \
        * local tiles (no fragments in registers), m64 x MMA_WG_N x k16 per instruction */
 #endif
@@ -81,7 +88,7 @@
 #define MMA_MT      (MMA_WG_ROWS / 64) /* m64 blocks of a warpgroup */
 #define MMA_NT      (MMA_BN / 8)       /* n8 columns groups */
 #define MMA_ISTEP   64
-#if MMA_THREADS % 128 || MMA_BM % MMA_WGS || MMA_WG_ROWS % 64 || MMA_BN % MMA_WG_N ||                        \
+#if MMA_THREADS % 128 || MMA_BM % MMA_WGS || MMA_WG_ROWS % 64 || MMA_BN % MMA_WG_N || \
     (MMA_WG_N != 64 && MMA_WG_N != 128 && MMA_WG_N != 256)
 #error "MMA_WGMMA: whole warpgroups (4 warps), MMA_BM a multiple of 64 per warpgroup, MMA_BN of MMA_WG_N"
 #endif
@@ -198,7 +205,7 @@
  * tid / (BK/4) + it * AF_RSTEP. A last partial sweep is guarded (e.g. 96 rows over 256 work-items). */
 #define MMA_CH_RSTEP (MMA_THREADS / MMA_CHUNKS)
 #if MMA_DUAL_OK && (MMA_BN / 2) % MMA_CH_RSTEP
-#error                                                                                                       \
+#error \
     "MMA_DUAL_OK: the W2 half of the tile must start on a row sweep (MMA_BN / 2 a multiple of MMA_CH_RSTEP)"
 #endif
 #define MMA_CH_ITERS(rows) (((rows) + MMA_CH_RSTEP - 1) / MMA_CH_RSTEP)

@@ -16,8 +16,8 @@
  * the way the descriptor tells the hardware to: row r of an operand at start + (r / 8) * 512 (SBO) +
  * (r % 8) * 64, element kk at + 2 kk, then the 16-byte chunk bits [4, 6) of the address XORed with its bits
  * [7, 9) (64-byte swizzle). It completes at once, so fence, commit and wait are no-ops. */
-#define MMA_WG_ELEM(start, r, kk)                                                                            \
-    MMA_EMU_WG_HALF((uint)(start) + (uint)((r) >> 3) * (8u * MMA_ROWB) + (uint)((r)&7) * MMA_ROWB +          \
+#define MMA_WG_ELEM(start, r, kk)                                                                   \
+    MMA_EMU_WG_HALF((uint)(start) + (uint)((r) >> 3) * (8u * MMA_ROWB) + (uint)((r)&7) * MMA_ROWB + \
                     (uint)(kk)*2u)
 inline float armt_emu_wg_half(__local uint *smem, uint addr) {
     const uint phys = addr ^ (((addr >> 7) & (uint)(MMA_ROWB / 16 - 1)) << 4);
@@ -25,17 +25,17 @@ inline float armt_emu_wg_half(__local uint *smem, uint addr) {
     return as_float((phys & 2u) ? (w & 0xffff0000u) : (w << 16));
 }
 #define MMA_EMU_WG_HALF(addr) armt_emu_wg_half(smem, addr)
-#define MMA_WGMMA_OP(d, off_a, off_b)                                                                        \
-    do {                                                                                                     \
-        for (int j_ = 0; j_ < MMA_WG_N / 8; j_++)                                                            \
-            for (int e_ = 0; e_ < 4; e_++) {                                                                 \
-                const int r_ = 16 * (warp & 3) + (lane >> 2) + 8 * (e_ >> 1);                                \
-                const int c_ = 8 * j_ + 2 * (lane & 3) + (e_ & 1);                                           \
-                float s_ = (d)[j_][e_];                                                                      \
-                for (int kk_ = 0; kk_ < 16; kk_++)                                                           \
-                    s_ += MMA_WG_ELEM(off_a, r_, kk_) * MMA_WG_ELEM(off_b, c_, kk_);                         \
-                (d)[j_][e_] = s_;                                                                            \
-            }                                                                                                \
+#define MMA_WGMMA_OP(d, off_a, off_b)                                                \
+    do {                                                                             \
+        for (int j_ = 0; j_ < MMA_WG_N / 8; j_++)                                    \
+            for (int e_ = 0; e_ < 4; e_++) {                                         \
+                const int r_ = 16 * (warp & 3) + (lane >> 2) + 8 * (e_ >> 1);        \
+                const int c_ = 8 * j_ + 2 * (lane & 3) + (e_ & 1);                   \
+                float s_ = (d)[j_][e_];                                              \
+                for (int kk_ = 0; kk_ < 16; kk_++)                                   \
+                    s_ += MMA_WG_ELEM(off_a, r_, kk_) * MMA_WG_ELEM(off_b, c_, kk_); \
+                (d)[j_][e_] = s_;                                                    \
+            }                                                                        \
     } while (0)
 #define MMA_WG_FENCE()    ((void)0)
 #define MMA_WG_COMMIT()   ((void)0)
@@ -54,7 +54,7 @@ inline float armt_emu_wg_half(__local uint *smem, uint addr) {
 #if MMA_WGMMA
 /* wgmma is sm_90a-only and NVIDIA's OpenCL compiler targets sm_90: each wgmma instruction is written as a
  * PTX comment behind the mark below, which the host removes from the built program's PTX before rebuilding
- * it for sm_90a (lib/device/nv_ptx.c). -DARMT_SM90A_DIRECT=1 writes them live (for compilers that target sm_90a). */
+ * it for sm_90a (lib/device/nv_ptx.c). */
 #define MMA_SM90A       "//@sm90a " /* = ARMT_SM90A_MARK in lib/device/nv_ptx.h */
 /* wgmma (sm_90a). Descriptor of a K-major operand tile whose rows are swizzled like MMA_SWZ: start address
  * >> 4 (bits 0-13), leading byte offset 1 (unused when swizzled, bits 16-29), stride byte offset = 8 rows
@@ -68,17 +68,17 @@ inline ulong armt_wg_desc(uint saddr) {
 /* The wgmma operand lists: accumulators (d)[q][0..3] of n8 group q as "+f" operands, 8 groups per macro,
  * and the register list "{%0, ..., %N-1}" of the instruction text, 16 registers per line. */
 #define MMA_WG_D4(d, q) "+f"((d)[q][0]), "+f"((d)[q][1]), "+f"((d)[q][2]), "+f"((d)[q][3])
-#define MMA_WG_D0(d)                                                                                         \
-    MMA_WG_D4(d, 0), MMA_WG_D4(d, 1), MMA_WG_D4(d, 2), MMA_WG_D4(d, 3), MMA_WG_D4(d, 4), MMA_WG_D4(d, 5),    \
+#define MMA_WG_D0(d)                                                                                      \
+    MMA_WG_D4(d, 0), MMA_WG_D4(d, 1), MMA_WG_D4(d, 2), MMA_WG_D4(d, 3), MMA_WG_D4(d, 4), MMA_WG_D4(d, 5), \
         MMA_WG_D4(d, 6), MMA_WG_D4(d, 7)
-#define MMA_WG_D1(d)                                                                                         \
-    MMA_WG_D4(d, 8), MMA_WG_D4(d, 9), MMA_WG_D4(d, 10), MMA_WG_D4(d, 11), MMA_WG_D4(d, 12),                  \
+#define MMA_WG_D1(d)                                                                        \
+    MMA_WG_D4(d, 8), MMA_WG_D4(d, 9), MMA_WG_D4(d, 10), MMA_WG_D4(d, 11), MMA_WG_D4(d, 12), \
         MMA_WG_D4(d, 13), MMA_WG_D4(d, 14), MMA_WG_D4(d, 15)
-#define MMA_WG_D2(d)                                                                                         \
-    MMA_WG_D4(d, 16), MMA_WG_D4(d, 17), MMA_WG_D4(d, 18), MMA_WG_D4(d, 19), MMA_WG_D4(d, 20),                \
+#define MMA_WG_D2(d)                                                                          \
+    MMA_WG_D4(d, 16), MMA_WG_D4(d, 17), MMA_WG_D4(d, 18), MMA_WG_D4(d, 19), MMA_WG_D4(d, 20), \
         MMA_WG_D4(d, 21), MMA_WG_D4(d, 22), MMA_WG_D4(d, 23)
-#define MMA_WG_D3(d)                                                                                         \
-    MMA_WG_D4(d, 24), MMA_WG_D4(d, 25), MMA_WG_D4(d, 26), MMA_WG_D4(d, 27), MMA_WG_D4(d, 28),                \
+#define MMA_WG_D3(d)                                                                          \
+    MMA_WG_D4(d, 24), MMA_WG_D4(d, 25), MMA_WG_D4(d, 26), MMA_WG_D4(d, 27), MMA_WG_D4(d, 28), \
         MMA_WG_D4(d, 29), MMA_WG_D4(d, 30), MMA_WG_D4(d, 31)
 #define MMA_WG_R0 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15"
 #define MMA_WG_R1 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
@@ -87,18 +87,18 @@ inline ulong armt_wg_desc(uint saddr) {
 #define MMA_WG_R4 "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79"
 #define MMA_WG_R5 "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95"
 #define MMA_WG_R6 "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111"
-#define MMA_WG_R7                                                                                            \
+#define MMA_WG_R7 \
     "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
 #define MMA_WG_REGS_64  MMA_WG_R0 ", " MMA_WG_R1
 #define MMA_WG_REGS_128 MMA_WG_R0 ", " MMA_WG_R1 ", " MMA_WG_R2 ", " MMA_WG_R3
-#define MMA_WG_REGS_256                                                                                      \
-    MMA_WG_R0 ", " MMA_WG_R1 ", " MMA_WG_R2 ", " MMA_WG_R3 ", " MMA_WG_R4 ", " MMA_WG_R5 ", " MMA_WG_R6      \
+#define MMA_WG_REGS_256                                                                                 \
+    MMA_WG_R0 ", " MMA_WG_R1 ", " MMA_WG_R2 ", " MMA_WG_R3 ", " MMA_WG_R4 ", " MMA_WG_R5 ", " MMA_WG_R6 \
               ", " MMA_WG_R7
-#define MMA_WGMMA_OP_64(d, off_a, off_b)                                                                     \
-    __asm__ __volatile__(MMA_SM90A "{ .reg .pred armt_p; setp.ne.b32 armt_p, %34, 0; "                       \
-                                   "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" MMA_WG_REGS_64   \
-                                   "}, %32, %33, armt_p, 1, 1, 0, 0; }"                                      \
-                         : MMA_WG_D0(d)                                                                      \
+#define MMA_WGMMA_OP_64(d, off_a, off_b)                                                                   \
+    __asm__ __volatile__(MMA_SM90A "{ .reg .pred armt_p; setp.ne.b32 armt_p, %34, 0; "                     \
+                                   "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" MMA_WG_REGS_64 \
+                                   "}, %32, %33, armt_p, 1, 1, 0, 0; }"                                    \
+                         : MMA_WG_D0(d)                                                                    \
                          : "l"(armt_wg_desc(sbase + (off_a))), "l"(armt_wg_desc(sbase + (off_b))), "r"(1))
 #define MMA_WGMMA_OP_128(d, off_a, off_b)                                                                    \
     __asm__ __volatile__(MMA_SM90A "{ .reg .pred armt_p; setp.ne.b32 armt_p, %66, 0; "                       \

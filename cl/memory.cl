@@ -23,7 +23,8 @@ __kernel void armt_dpfp(__global const float *in, __global float *out, const int
 inline float armt_read_den(__global const float *phi_row, __global const float *zl, const int dk,
                            __local float *scratch) {
     float s = 0.0f;
-    for (int c = get_local_id(0); c < dk; c += ARMT_ROW_WG) s += phi_row[c] * zl[c];
+    for (int c = get_local_id(0); c < dk; c += ARMT_ROW_WG)
+        s += phi_row[c] * zl[c];
     return armt_wg_sum(s, scratch) + 1e-5f;
 }
 
@@ -40,7 +41,8 @@ __kernel void armt_mem_read(__global float *x, __global const float *num, __glob
     __global float *xr = x + ((ulong)CELL_SLOT(j) * T + r) * (ulong)d;
     __global const float *nr = num + ((ulong)j * T + r) * (ulong)d;
     if (wr)
-        for (int c = lid; c < d; c += ARMT_ROW_WG) xr[c] += nr[c] / den;
+        for (int c = lid; c < d; c += ARMT_ROW_WG)
+            xr[c] += nr[c] / den;
 }
 
 /* The read's row scales for the fused form (bf16 models on tensor cores, where the GEMM's epilogue adds
@@ -89,7 +91,8 @@ __kernel void armt_mem_write_prep(__global const float *phi, __global const floa
     __global const float *mr = mrows + ((ulong)j * M + r) * (ulong)d;
     __global const float *wb = wmb + wmb_off + (ulong)l * d;
     float mb = 0.0f;
-    for (int c = lid; c < d; c += ARMT_ROW_WG) mb += mr[c] * wb[c];
+    for (int c = lid; c < d; c += ARMT_ROW_WG)
+        mb += mr[c] * wb[c];
     mb = armt_wg_sum(mb, scratch);
     if (lid == 0) {
         const float den = kz + 1e-5f;
@@ -123,7 +126,8 @@ __kernel void armt_mem_z_update(__global float *z, __global int *written, __glob
     if (c >= dk) return;
     const int l = l0 + j;
     float s = 0.0f;
-    for (int r = 0; r < M; r++) s += wstat[((ulong)j * M + r) * 4 + 1] * phi[((ulong)j * M + r) * (ulong)dk + c];
+    for (int r = 0; r < M; r++)
+        s += wstat[((ulong)j * M + r) * 4 + 1] * phi[((ulong)j * M + r) * (ulong)dk + c];
     z[(ulong)l * dk + c] += s;
     if (c == 0) written[l] = 1;
 }
@@ -136,13 +140,14 @@ __kernel void armt_mem_z_update(__global float *z, __global int *written, __glob
  * holding hi(x) = bf16(x) or, where bit s of pat is set, lo(x) = bf16(x - hi(x)); columns [dk, kseg) of each
  * segment are zeros. wt[l] starts at t_off + l * ldt * d. Global (ceil(d/32)*256, ceil(kseg/32), G),
  * local (256). */
-__kernel __attribute__((reqd_work_group_size(256, 1, 1)))
-void armt_mem_bf16_t(__global const float *w, __global ushort *wt, const int dk, const int d, const int l0,
-                     const int kseg, const int ldt, const ulong t_off, const int pat) {
+__kernel __attribute__((reqd_work_group_size(256, 1, 1))) void
+armt_mem_bf16_t(__global const float *w, __global ushort *wt, const int dk, const int d, const int l0,
+                const int kseg, const int ldt, const ulong t_off, const int pat) {
     __local float tile[32][33];
     const int tx = get_local_id(0) % 32, ty = get_local_id(0) / 32;
     const int c0 = get_group_id(0) * 32, k0 = get_group_id(1) * 32;
-    const ulong base = (ulong)(l0 + get_group_id(2)) * dk * d, tbase = t_off + (ulong)(l0 + get_group_id(2)) * ldt * d;
+    const ulong base = (ulong)(l0 + get_group_id(2)) * dk * d,
+                tbase = t_off + (ulong)(l0 + get_group_id(2)) * ldt * d;
     for (int i = ty; i < 32; i += 8) {
         const int kk = k0 + i, c = c0 + tx;
         tile[i][tx] = kk < dk && c < d ? w[base + (ulong)kk * d + c] : 0.0f;
@@ -153,6 +158,7 @@ void armt_mem_bf16_t(__global const float *w, __global ushort *wt, const int dk,
         if (c >= d || kk >= kseg) continue;
         const float v = tile[tx][i];
         const ushort hi = armt_to_bf16(v), lo = armt_to_bf16(v - armt_from_bf16(hi));
-        for (int s = 0; s * kseg < ldt; s++) wt[tbase + (ulong)c * ldt + s * kseg + kk] = (pat >> s) & 1 ? lo : hi;
+        for (int s = 0; s * kseg < ldt; s++)
+            wt[tbase + (ulong)c * ldt + s * kseg + kk] = (pat >> s) & 1 ? lo : hi;
     }
 }

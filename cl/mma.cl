@@ -26,32 +26,32 @@ inline uint armt_mma_bf16x2(float lo, float hi) { return armt_bf16x2(lo, hi); }
  *   a0 = A[g][2t..2t+1]  a1 = A[g+8][2t..2t+1]  a2 = A[g][2t+8..2t+9]  a3 = A[g+8][2t+8..2t+9]
  *   b0 = B[2t..2t+1][g]  b1 = B[2t+8..2t+9][g]
  *   c0, c1 = C[g][2t], C[g][2t+1]    c2, c3 = C[g+8][2t], C[g+8][2t+1]                                */
-#define MMA_EMU_A(r, kk)                                                                                     \
+#define MMA_EMU_A(r, kk) \
     MMA_EMU_HALF(MMA_EMU_XCH(((r)&7) * 4 + (((kk)&7) >> 1), ((r) >> 3) + (((kk) >> 3) << 1)), (kk)&1)
 #define MMA_EMU_B(kk, c) MMA_EMU_HALF(MMA_EMU_XCH((c)*4 + (((kk)&7) >> 1), 4 + ((kk) >> 3)), (kk)&1)
-#define MMA_MMA(d, a, b)                                                                                     \
-    do {                                                                                                     \
-        for (int q_ = 0; q_ < 4; q_++)                                                                       \
-            MMA_EMU_XCH(lane, q_) = (a)[q_];                                                                 \
-        MMA_EMU_XCH(lane, 4) = (b)[0];                                                                       \
-        MMA_EMU_XCH(lane, 5) = (b)[1];                                                                       \
-        barrier(CLK_LOCAL_MEM_FENCE);                                                                        \
-        for (int q_ = 0; q_ < 4; q_++) {                                                                     \
-            const int r_ = (lane >> 2) + ((q_ >> 1) << 3), c_ = ((lane & 3) << 1) + (q_ & 1);                \
-            float s_ = (d)[q_];                                                                              \
-            for (int kk_ = 0; kk_ < 16; kk_++)                                                               \
-                s_ += MMA_EMU_A(r_, kk_) * MMA_EMU_B(kk_, c_);                                               \
-            (d)[q_] = s_;                                                                                    \
-        }                                                                                                    \
-        barrier(CLK_LOCAL_MEM_FENCE);                                                                        \
+#define MMA_MMA(d, a, b)                                                                      \
+    do {                                                                                      \
+        for (int q_ = 0; q_ < 4; q_++)                                                        \
+            MMA_EMU_XCH(lane, q_) = (a)[q_];                                                  \
+        MMA_EMU_XCH(lane, 4) = (b)[0];                                                        \
+        MMA_EMU_XCH(lane, 5) = (b)[1];                                                        \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                         \
+        for (int q_ = 0; q_ < 4; q_++) {                                                      \
+            const int r_ = (lane >> 2) + ((q_ >> 1) << 3), c_ = ((lane & 3) << 1) + (q_ & 1); \
+            float s_ = (d)[q_];                                                               \
+            for (int kk_ = 0; kk_ < 16; kk_++)                                                \
+                s_ += MMA_EMU_A(r_, kk_) * MMA_EMU_B(kk_, c_);                                \
+            (d)[q_] = s_;                                                                     \
+        }                                                                                     \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                         \
     } while (0)
 /* shfl.sync.bfly: x becomes the value x had on lane (lane ^ m) */
-#define MMA_SHFL_XOR(x, m)                                                                                   \
-    do {                                                                                                     \
-        MMA_EMU_XCH(lane, 0) = as_uint(x);                                                                   \
-        barrier(CLK_LOCAL_MEM_FENCE);                                                                        \
-        (x) = as_float(MMA_EMU_XCH(lane ^ (m), 0));                                                          \
-        barrier(CLK_LOCAL_MEM_FENCE);                                                                        \
+#define MMA_SHFL_XOR(x, m)                          \
+    do {                                            \
+        MMA_EMU_XCH(lane, 0) = as_uint(x);          \
+        barrier(CLK_LOCAL_MEM_FENCE);               \
+        (x) = as_float(MMA_EMU_XCH(lane ^ (m), 0)); \
+        barrier(CLK_LOCAL_MEM_FENCE);               \
     } while (0)
 
 /* ---- Local-memory tile primitives (ldmatrix, cp.async), shared by the GEMM and the attention. The
@@ -59,15 +59,15 @@ inline uint armt_mma_bf16x2(float lo, float hi) { return armt_bf16x2(lo, hi); }
  * address `sbase` (armt_mma_smem_base(smem)); offsets are in bytes. ---- */
 /* ldmatrix.x4: lane l supplies the row address for row l%8 of matrix l/8; register i of lane l receives the
  * 32-bit word l%4 of row l/4 of matrix i. */
-#define MMA_LDSM_X4(r0, r1, r2, r3, off)                                                                     \
-    do {                                                                                                     \
-        MMA_EMU_XCH(lane, 0) = (off);                                                                        \
-        barrier(CLK_LOCAL_MEM_FENCE);                                                                        \
-        r0 = smem[(MMA_EMU_XCH(0 + (lane >> 2), 0) >> 2) + (lane & 3)];                                      \
-        r1 = smem[(MMA_EMU_XCH(8 + (lane >> 2), 0) >> 2) + (lane & 3)];                                      \
-        r2 = smem[(MMA_EMU_XCH(16 + (lane >> 2), 0) >> 2) + (lane & 3)];                                     \
-        r3 = smem[(MMA_EMU_XCH(24 + (lane >> 2), 0) >> 2) + (lane & 3)];                                     \
-        barrier(CLK_LOCAL_MEM_FENCE);                                                                        \
+#define MMA_LDSM_X4(r0, r1, r2, r3, off)                                 \
+    do {                                                                 \
+        MMA_EMU_XCH(lane, 0) = (off);                                    \
+        barrier(CLK_LOCAL_MEM_FENCE);                                    \
+        r0 = smem[(MMA_EMU_XCH(0 + (lane >> 2), 0) >> 2) + (lane & 3)];  \
+        r1 = smem[(MMA_EMU_XCH(8 + (lane >> 2), 0) >> 2) + (lane & 3)];  \
+        r2 = smem[(MMA_EMU_XCH(16 + (lane >> 2), 0) >> 2) + (lane & 3)]; \
+        r3 = smem[(MMA_EMU_XCH(24 + (lane >> 2), 0) >> 2) + (lane & 3)]; \
+        barrier(CLK_LOCAL_MEM_FENCE);                                    \
     } while (0)
 
 /* ldmatrix.x4.trans: the same addresses; register i of lane l receives elements (2 (l%4), l/4) and
@@ -77,25 +77,25 @@ inline uint armt_emu_b16(__local uint *s, uint byte) {
     const uint w = s[byte >> 2];
     return (byte & 2u) ? w >> 16 : w & 0xffffu;
 }
-#define MMA_EMU_LDSM_T(i)                                                                                    \
-    (armt_emu_b16(smem, MMA_EMU_XCH(8 * (i) + 2 * (lane & 3), 0) + 2 * (lane >> 2)) |                        \
+#define MMA_EMU_LDSM_T(i)                                                             \
+    (armt_emu_b16(smem, MMA_EMU_XCH(8 * (i) + 2 * (lane & 3), 0) + 2 * (lane >> 2)) | \
      (armt_emu_b16(smem, MMA_EMU_XCH(8 * (i) + 2 * (lane & 3) + 1, 0) + 2 * (lane >> 2)) << 16))
-#define MMA_LDSM_X4_T(r0, r1, r2, r3, off)                                                                   \
-    do {                                                                                                     \
-        MMA_EMU_XCH(lane, 0) = (off);                                                                        \
-        barrier(CLK_LOCAL_MEM_FENCE);                                                                        \
-        r0 = MMA_EMU_LDSM_T(0);                                                                              \
-        r1 = MMA_EMU_LDSM_T(1);                                                                              \
-        r2 = MMA_EMU_LDSM_T(2);                                                                              \
-        r3 = MMA_EMU_LDSM_T(3);                                                                              \
-        barrier(CLK_LOCAL_MEM_FENCE);                                                                        \
+#define MMA_LDSM_X4_T(r0, r1, r2, r3, off) \
+    do {                                   \
+        MMA_EMU_XCH(lane, 0) = (off);      \
+        barrier(CLK_LOCAL_MEM_FENCE);      \
+        r0 = MMA_EMU_LDSM_T(0);            \
+        r1 = MMA_EMU_LDSM_T(1);            \
+        r2 = MMA_EMU_LDSM_T(2);            \
+        r3 = MMA_EMU_LDSM_T(3);            \
+        barrier(CLK_LOCAL_MEM_FENCE);      \
     } while (0)
 
 /* cp.async.cg 16 bytes (bytes = 16 or 0: zero fill), done at once */
-#define MMA_CP16(off, gptr, bytes)                                                                           \
-    do {                                                                                                     \
-        const uint4 v_ = (bytes) ? *(__global const uint4 *)(gptr) : (uint4)(0u, 0u, 0u, 0u);                \
-        *(__local uint4 *)((__local uchar *)smem + (off)) = v_;                                              \
+#define MMA_CP16(off, gptr, bytes)                                                            \
+    do {                                                                                      \
+        const uint4 v_ = (bytes) ? *(__global const uint4 *)(gptr) : (uint4)(0u, 0u, 0u, 0u); \
+        *(__local uint4 *)((__local uchar *)smem + (off)) = v_;                               \
     } while (0)
 #define MMA_CP_COMMIT() ((void)0)
 #define MMA_CP_WAIT(n)  ((void)0)
@@ -106,19 +106,19 @@ inline uint armt_mma_bf16x2(float lo, float hi) {
     __asm__("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
     return r;
 }
-#define MMA_MMA(d, a, b)                                                                                     \
-    __asm__("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "                                           \
-            "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %11, %12, %13};"                            \
-            : "=f"((d)[0]), "=f"((d)[1]), "=f"((d)[2]), "=f"((d)[3])                                         \
-            : "r"((a)[0]), "r"((a)[1]), "r"((a)[2]), "r"((a)[3]), "r"((b)[0]), "r"((b)[1]), "f"((d)[0]),     \
+#define MMA_MMA(d, a, b)                                                                                 \
+    __asm__("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "                                       \
+            "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %11, %12, %13};"                        \
+            : "=f"((d)[0]), "=f"((d)[1]), "=f"((d)[2]), "=f"((d)[3])                                     \
+            : "r"((a)[0]), "r"((a)[1]), "r"((a)[2]), "r"((a)[3]), "r"((b)[0]), "r"((b)[1]), "f"((d)[0]), \
               "f"((d)[1]), "f"((d)[2]), "f"((d)[3]))
-#define MMA_SHFL_XOR(x, m)                                                                                   \
-    do {                                                                                                     \
-        float y_;                                                                                            \
-        __asm__ __volatile__("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;"                              \
-                             : "=f"(y_)                                                                      \
-                             : "f"(x), "r"(m));                                                              \
-        (x) = y_;                                                                                            \
+#define MMA_SHFL_XOR(x, m)                                                      \
+    do {                                                                        \
+        float y_;                                                               \
+        __asm__ __volatile__("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" \
+                             : "=f"(y_)                                         \
+                             : "f"(x), "r"(m));                                 \
+        (x) = y_;                                                               \
     } while (0)
 
 /* Shared-state-space address (32-bit) of a __local pointer. Casting a __local pointer to an integer yields
@@ -140,23 +140,23 @@ inline uint armt_mma_smem_base(__local uint *p) {
     return s;
 }
 
-#define MMA_LDSM_X4(r0, r1, r2, r3, off)                                                                     \
-    __asm__ __volatile__("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"                  \
-                         : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)                                            \
-                         : "r"(sbase + (off))                                                                \
+#define MMA_LDSM_X4(r0, r1, r2, r3, off)                                                    \
+    __asm__ __volatile__("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];" \
+                         : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)                           \
+                         : "r"(sbase + (off))                                               \
                          : "memory")
 
-#define MMA_LDSM_X4_T(r0, r1, r2, r3, off)                                                                   \
-    __asm__ __volatile__("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"            \
-                         : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)                                            \
-                         : "r"(sbase + (off))                                                                \
+#define MMA_LDSM_X4_T(r0, r1, r2, r3, off)                                                        \
+    __asm__ __volatile__("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];" \
+                         : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)                                 \
+                         : "r"(sbase + (off))                                                     \
                          : "memory")
 
 /* 16 bytes global -> shared, bypassing L1 (.cg); bytes = 0 reads nothing and writes zeros */
-#define MMA_CP16(off, gptr, bytes)                                                                           \
-    __asm__ __volatile__("cp.async.cg.shared.global [%0], [%1], 16, %2;"                                     \
-                         :                                                                                   \
-                         : "r"(sbase + (off)), "l"((ulong)(gptr)), "r"((uint)(bytes))                        \
+#define MMA_CP16(off, gptr, bytes)                                                    \
+    __asm__ __volatile__("cp.async.cg.shared.global [%0], [%1], 16, %2;"              \
+                         :                                                            \
+                         : "r"(sbase + (off)), "l"((ulong)(gptr)), "r"((uint)(bytes)) \
                          : "memory")
 #define MMA_CP_COMMIT() __asm__ __volatile__("cp.async.commit_group;" ::: "memory")
 #define MMA_CP_WAIT_(n) __asm__ __volatile__("cp.async.wait_group " #n ";" ::: "memory")

@@ -26,7 +26,8 @@ __kernel void armt_rmsnorm(__global const float *x, __global float *y, __global 
             ss += dot(v[u], v[u]);
         }
     } else {
-        for (int c = lid; c < d; c += ARMT_ROW_WG) ss += xr[c] * xr[c];
+        for (int c = lid; c < d; c += ARMT_ROW_WG)
+            ss += xr[c] * xr[c];
     }
     ss = armt_wg_sum(ss, scratch);
     const float inv = 1.0f / sqrt(ss / (float)d + eps);
@@ -38,28 +39,33 @@ __kernel void armt_rmsnorm(__global const float *x, __global float *y, __global 
             if (c4 >= n4) continue;
             const float4 o = v[u] * inv * vload4(c4, wl);
             if (yb)
-                vstore4((ushort4)(armt_to_bf16(o.x), armt_to_bf16(o.y), armt_to_bf16(o.z), armt_to_bf16(o.w)), c4, br);
+                vstore4((ushort4)(armt_to_bf16(o.x), armt_to_bf16(o.y), armt_to_bf16(o.z), armt_to_bf16(o.w)),
+                        c4, br);
             else
                 vstore4(o, c4, yr);
         }
     } else if (yb) {
-        for (int c = lid; c < d; c += ARMT_ROW_WG) br[c] = armt_to_bf16(xr[c] * inv * wl[c]);
+        for (int c = lid; c < d; c += ARMT_ROW_WG)
+            br[c] = armt_to_bf16(xr[c] * inv * wl[c]);
     } else {
-        for (int c = lid; c < d; c += ARMT_ROW_WG) yr[c] = xr[c] * inv * wl[c];
+        for (int c = lid; c < d; c += ARMT_ROW_WG)
+            yr[c] = xr[c] * inv * wl[c];
     }
 }
 
 /* Plain rows: y[r] = rmsnorm(x[x_off + r*d]) for r < rows. Global (ARMT_ROW_WG, rows). */
 __kernel void armt_rmsnorm_rows(__global const float *x, const ulong x_off, __global float *y,
-                                const ulong y_off, __global const float *w, const ulong w_off,
-                                const int d, const float eps) {
+                                const ulong y_off, __global const float *w, const ulong w_off, const int d,
+                                const float eps) {
     __local float scratch[ARMT_ROW_WG];
     const int lid = get_local_id(0), r = get_group_id(1);
     __global const float *xr = x + x_off + (ulong)r * (ulong)d;
     __global float *yr = y + y_off + (ulong)r * (ulong)d;
     float ss = 0.0f;
-    for (int c = lid; c < d; c += ARMT_ROW_WG) ss += xr[c] * xr[c];
+    for (int c = lid; c < d; c += ARMT_ROW_WG)
+        ss += xr[c] * xr[c];
     ss = armt_wg_sum(ss, scratch);
     const float inv = 1.0f / sqrt(ss / (float)d + eps);
-    for (int c = lid; c < d; c += ARMT_ROW_WG) yr[c] = xr[c] * inv * w[w_off + c];
+    for (int c = lid; c < d; c += ARMT_ROW_WG)
+        yr[c] = xr[c] * inv * w[w_off + c];
 }

@@ -21,12 +21,12 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                                         \
-    do {                                                                                                    \
-        if (!(cond)) {                                                                                      \
-            fprintf(stderr, "fuzz_config: invariant violated: %s (%s:%d)\n", #cond, __FILE__, __LINE__);  \
-            abort();                                                                                        \
-        }                                                                                                   \
+#define CHECK(cond)                                                                                      \
+    do {                                                                                                 \
+        if (!(cond)) {                                                                                   \
+            fprintf(stderr, "fuzz_config: invariant violated: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
+            abort();                                                                                     \
+        }                                                                                                \
     } while (0)
 
 static void log_cb(armt_log_level level, const char *message, void *user) {

@@ -1,5 +1,6 @@
 /*
- * fuzz_safetensors.c - libFuzzer harness for the safetensors reader (lib/io/safetensors.c). See fuzz/README.md.
+ * fuzz_safetensors.c - libFuzzer harness for the safetensors reader (lib/io/safetensors.c). See
+ * fuzz/README.md.
  *
  * Two input forms, chosen by the first byte:
  *
@@ -36,7 +37,7 @@
 #include <unistd.h>
 
 #define FUZZ_READ_BUDGET (4u << 20) /* floats' bytes read per input */
-#define MAX_SHARDS 4
+#define MAX_SHARDS       4
 static const char SHARD_MARK[] = "\n#SHARD#\n";
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -49,13 +50,13 @@ static char index_path[4200];
 static char shard_paths[MAX_SHARDS][4200];
 static char fifo_path[4200];
 
-#define CHECK(cond)                                                                                         \
-    do {                                                                                                    \
-        if (!(cond)) {                                                                                      \
-            fprintf(stderr, "fuzz_safetensors: invariant violated: %s (%s:%d)\n", #cond, __FILE__,        \
-                    __LINE__);                                                                              \
-            abort();                                                                                        \
-        }                                                                                                   \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_safetensors: invariant violated: %s (%s:%d)\n", #cond, __FILE__, \
+                    __LINE__);                                                                     \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 /* The library never prints; route its messages through a callback that touches them, so a bad format
@@ -70,7 +71,8 @@ static size_t log_sink;
 static void cleanup(void) {
     if (dir[0]) {
         unlink(index_path);
-        for (int i = 0; i < MAX_SHARDS; i++) unlink(shard_paths[i]);
+        for (int i = 0; i < MAX_SHARDS; i++)
+            unlink(shard_paths[i]);
         unlink(fifo_path);
         rmdir(dir);
     }
@@ -117,7 +119,8 @@ static armt_status timed_open(const char *path, st_archive **out, armt_err *err)
     double t0 = now_s();
     armt_status st = st_open(path, out, err);
     double dt = now_s() - t0;
-    if (dt > 2.0) fprintf(stderr, "fuzz_safetensors: st_open(%s) took %.1f s: %s\n", path, dt, armt_err_msg(err));
+    if (dt > 2.0)
+        fprintf(stderr, "fuzz_safetensors: st_open(%s) took %.1f s: %s\n", path, dt, armt_err_msg(err));
     CHECK(dt <= 2.0);
     return st;
 }
@@ -142,7 +145,8 @@ static void exercise(st_archive *a, const uint64_t *file_sizes, int n_files) {
     size_t n = st_count(a);
     int ns = st_shard_count(a);
     CHECK(ns >= 1 && ns <= n_files);
-    for (int s = 0; s < ns; s++) CHECK(st_shard_path(a, s) != NULL);
+    for (int s = 0; s < ns; s++)
+        CHECK(st_shard_path(a, s) != NULL);
     CHECK(st_shard_path(a, ns) == NULL);
     CHECK(st_get(a, n) == NULL);
     (void)st_metadata(a, "format");
@@ -156,7 +160,8 @@ static void exercise(st_archive *a, const uint64_t *file_sizes, int n_files) {
         CHECK(t->ndim >= 0 && t->ndim <= ST_MAX_DIMS);
         CHECK(t->shard >= 0 && t->shard < ns);
         uint64_t numel = 1;
-        for (int d = 0; d < t->ndim; d++) numel *= t->shape[d];
+        for (int d = 0; d < t->ndim; d++)
+            numel *= t->shape[d];
         CHECK(numel == t->numel);
         CHECK(t->nbytes == t->numel * st_dtype_size(t->dtype));
         CHECK(t->data_offset >= 8 && t->data_offset <= file_sizes[t->shard] &&
@@ -216,7 +221,8 @@ static const uint8_t *find_mark(const uint8_t *p, size_t n) {
 }
 
 static void fuzz_sharded(const uint8_t *data, size_t size) {
-    for (int i = 0; i < MAX_SHARDS; i++) unlink(shard_paths[i]);
+    for (int i = 0; i < MAX_SHARDS; i++)
+        unlink(shard_paths[i]);
     const uint8_t *nul = memchr(data, 0, size);
     size_t ilen = nul ? (size_t)(nul - data) : size;
     write_file(index_path, data, ilen);

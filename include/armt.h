@@ -56,23 +56,23 @@ extern "C" {
 
 /* Values are pinned: they never change between releases. */
 typedef enum armt_status {
-    ARMT_OK                              = 0,
-    ARMT_STATUS_INVALID_ARGUMENT         = -1,  /* NULL pointer, bad size, bad option                  */
-    ARMT_STATUS_NO_DEVICE                = -2,  /* no OpenCL platform/device, or none matches          */
-    ARMT_STATUS_OPENCL_ERROR             = -3,  /* an OpenCL call failed (name in the message)         */
-    ARMT_STATUS_CLBLAST_ERROR            = -4,  /* a CLBlast call failed (name in the message)         */
-    ARMT_STATUS_KERNEL_BUILD_FAILED      = -5,  /* clBuildProgram failed; message holds the build log  */
-    ARMT_STATUS_OUT_OF_HOST_MEMORY       = -6,
-    ARMT_STATUS_OUT_OF_DEVICE_MEMORY     = -7,  /* does not fit the device; nothing was allocated     */
-    ARMT_STATUS_IO_ERROR                 = -8,  /* open/read/write failed                              */
-    ARMT_STATUS_BAD_FILE                 = -9,  /* malformed safetensors / state file                  */
-    ARMT_STATUS_BAD_CONFIG               = -10, /* configuration invalid or inconsistent with tensors  */
-    ARMT_STATUS_MISSING_TENSOR           = -11,
-    ARMT_STATUS_SHAPE_MISMATCH           = -12,
-    ARMT_STATUS_UNSUPPORTED              = -13, /* dtype, feature or option not supported              */
-    ARMT_STATUS_TOKEN_OUT_OF_RANGE       = -14, /* a token id < 0 or >= vocab_size                     */
-    ARMT_STATUS_MODEL_MISMATCH           = -15, /* state or context belongs to another model           */
-    ARMT_STATUS_EMPTY_INPUT              = -16, /* zero tokens                                         */
+    ARMT_OK = 0,
+    ARMT_STATUS_INVALID_ARGUMENT = -1,    /* NULL pointer, bad size, bad option                  */
+    ARMT_STATUS_NO_DEVICE = -2,           /* no OpenCL platform/device, or none matches          */
+    ARMT_STATUS_OPENCL_ERROR = -3,        /* an OpenCL call failed (name in the message)         */
+    ARMT_STATUS_CLBLAST_ERROR = -4,       /* a CLBlast call failed (name in the message)         */
+    ARMT_STATUS_KERNEL_BUILD_FAILED = -5, /* clBuildProgram failed; message holds the build log  */
+    ARMT_STATUS_OUT_OF_HOST_MEMORY = -6,
+    ARMT_STATUS_OUT_OF_DEVICE_MEMORY = -7, /* does not fit the device; nothing was allocated     */
+    ARMT_STATUS_IO_ERROR = -8,             /* open/read/write failed                              */
+    ARMT_STATUS_BAD_FILE = -9,             /* malformed safetensors / state file                  */
+    ARMT_STATUS_BAD_CONFIG = -10,          /* configuration invalid or inconsistent with tensors  */
+    ARMT_STATUS_MISSING_TENSOR = -11,
+    ARMT_STATUS_SHAPE_MISMATCH = -12,
+    ARMT_STATUS_UNSUPPORTED = -13,        /* dtype, feature or option not supported              */
+    ARMT_STATUS_TOKEN_OUT_OF_RANGE = -14, /* a token id < 0 or >= vocab_size                     */
+    ARMT_STATUS_MODEL_MISMATCH = -15,     /* state or context belongs to another model           */
+    ARMT_STATUS_EMPTY_INPUT = -16,        /* zero tokens                                         */
 } armt_status;
 
 /* Always a static string, also for unknown values. */
@@ -87,8 +87,8 @@ ARMT_API const char *armt_last_error(void);
 /* Diagnostics. The library never prints: messages go to this callback (none by default). */
 typedef enum armt_log_level {
     ARMT_LOG_ERROR = 0,
-    ARMT_LOG_WARN  = 1,
-    ARMT_LOG_INFO  = 2,
+    ARMT_LOG_WARN = 1,
+    ARMT_LOG_INFO = 2,
     ARMT_LOG_DEBUG = 3,
 } armt_log_level;
 typedef void (*armt_log_fn)(armt_log_level level, const char *message, void *user_data);
@@ -96,9 +96,9 @@ ARMT_API void armt_log_set(armt_log_fn fn, void *user_data);
 
 /* Version of this header: MAJOR.MINOR.PATCH, the same as configure.ac's (tests/check_status.c checks
  * both). ARMT_VERSION_NUMBER is MAJOR * 10000 + MINOR * 100 + PATCH, e.g. 10203 for 1.2.3. */
-#define ARMT_VERSION_MAJOR 0
-#define ARMT_VERSION_MINOR 1
-#define ARMT_VERSION_PATCH 0
+#define ARMT_VERSION_MAJOR  0
+#define ARMT_VERSION_MINOR  1
+#define ARMT_VERSION_PATCH  0
 #define ARMT_VERSION_NUMBER (ARMT_VERSION_MAJOR * 10000 + ARMT_VERSION_MINOR * 100 + ARMT_VERSION_PATCH)
 
 /* The library's version, as a number (ARMT_VERSION_NUMBER when it was built) and as "MAJOR.MINOR.PATCH". */
@@ -112,23 +112,23 @@ ARMT_API const char *armt_build_info(void);
 /* ======================================================================================================= */
 
 typedef struct armt_device_info {
-    int      platform_index;      /* index in clGetPlatformIDs order                      */
-    int      device_index;        /* index inside that platform                            */
-    char     platform_name[128];
-    char     name[128];
-    char     vendor[128];
-    char     driver_version[128];
-    char     device_version[128]; /* "OpenCL 3.0 ..." (cut to fit)                          */
-    char     opencl_c_version[128];
-    int      is_gpu;
-    int      is_cpu;
+    int platform_index; /* index in clGetPlatformIDs order                      */
+    int device_index;   /* index inside that platform                            */
+    char platform_name[128];
+    char name[128];
+    char vendor[128];
+    char driver_version[128];
+    char device_version[128]; /* "OpenCL 3.0 ..." (cut to fit)                          */
+    char opencl_c_version[128];
+    int is_gpu;
+    int is_cpu;
     unsigned compute_units;
     uint64_t global_mem_bytes;
     uint64_t max_alloc_bytes;
     uint64_t local_mem_bytes;
-    int      has_fp16;
-    int      has_fp64;
-    int      nv_compute_capability; /* NVIDIA: major * 10 + minor (cl_nv_device_attribute_query); else 0 */
+    int has_fp16;
+    int has_fp64;
+    int nv_compute_capability; /* NVIDIA: major * 10 + minor (cl_nv_device_attribute_query); else 0 */
 } armt_device_info;
 
 /* Lists every device of every platform. *out is malloc'ed (free with armt_device_list_free).
@@ -176,7 +176,8 @@ typedef struct armt_runtime_params {
 
 ARMT_API armt_runtime_params armt_runtime_default_params(void);
 /* Chooses a device, creates the OpenCL context and compiles every kernel. */
-ARMT_API ARMT_NODISCARD armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime **out);
+ARMT_API ARMT_NODISCARD armt_status armt_runtime_create(const armt_runtime_params *params,
+                                                        armt_runtime **out);
 ARMT_API void armt_runtime_free(armt_runtime *rt); /* accepts NULL */
 ARMT_API ARMT_NODISCARD armt_status armt_runtime_device_info(const armt_runtime *rt, armt_device_info *out);
 /* The OpenCL build options the tuning gives every program (device features decided at load; for logs). The
@@ -190,32 +191,32 @@ ARMT_API const char *armt_runtime_last_error(const armt_runtime *rt);
 
 typedef enum armt_rope_type {
     ARMT_ROPE_DEFAULT = 0, /* plain RoPE, inv_freq = theta^(-2i/head_dim) */
-    ARMT_ROPE_LLAMA3  = 1, /* llama3 frequency scaling                    */
+    ARMT_ROPE_LLAMA3 = 1,  /* llama3 frequency scaling                    */
 } armt_rope_type;
 
 /* Shapes of a LLaMA base model plus the ARMT parameters. */
 typedef struct armt_config {
     /* base model (HF config.json) */
-    int      hidden_size;         /* d                                  */
-    int      n_layers;            /* Lyr                                */
-    int      n_heads;             /* query heads                        */
-    int      n_kv_heads;          /* key/value heads (GQA)              */
-    int      head_dim;            /* usually hidden_size / n_heads      */
-    int      intermediate_size;   /* SwiGLU width                       */
-    int      vocab_size;
-    float    rms_norm_eps;
-    double   rope_theta;
+    int hidden_size;       /* d                                  */
+    int n_layers;          /* Lyr                                */
+    int n_heads;           /* query heads                        */
+    int n_kv_heads;        /* key/value heads (GQA)              */
+    int head_dim;          /* usually hidden_size / n_heads      */
+    int intermediate_size; /* SwiGLU width                       */
+    int vocab_size;
+    float rms_norm_eps;
+    double rope_theta;
     armt_rope_type rope_type;
-    double   rope_factor;             /* llama3: 32      */
-    double   rope_low_freq_factor;    /* llama3: 1       */
-    double   rope_high_freq_factor;   /* llama3: 4       */
-    int      rope_original_max_pos;   /* llama3: 8192    */
-    int      tie_word_embeddings;
+    double rope_factor;           /* llama3: 32      */
+    double rope_low_freq_factor;  /* llama3: 1       */
+    double rope_high_freq_factor; /* llama3: 4       */
+    int rope_original_max_pos;    /* llama3: 8192    */
+    int tie_word_embeddings;
     /* ARMT */
-    int      num_mem_tokens;      /* M                                  */
-    int      d_mem;               /* 64; d_key = 2 * 3 * d_mem          */
-    int      segment_size;        /* L: input tokens per segment        */
-    int      correction;          /* 1: gamma correction on z (paper)   */
+    int num_mem_tokens; /* M                                  */
+    int d_mem;          /* 64; d_key = 2 * 3 * d_mem          */
+    int segment_size;   /* L: input tokens per segment        */
+    int correction;     /* 1: gamma correction on z (paper)   */
 } armt_config;
 
 /* Fills *out with a named preset: "tiny", "tiny-gqa", "llama-160m", "llama-3.2-1b". */
@@ -240,15 +241,15 @@ typedef enum armt_precision {
 
 typedef struct armt_model_params {
     /* ARMT parameters that override (or supply what is missing from) the files. 0 / negative: keep. */
-    int      segment_size;
-    int      num_mem_tokens;
-    int      d_mem;
-    int      correction;          /* -1: keep (default 1) */
+    int segment_size;
+    int num_mem_tokens;
+    int d_mem;
+    int correction; /* -1: keep (default 1) */
     /* Seed for tensors the files lack (ARMT tensors of a plain LLaMA checkpoint) and for random models. */
     uint64_t seed;
     /* Standard deviation of W_mv when it must be initialised: 0 follows the reference (zeros, the memory
      * path is then inert); > 0 draws N(0, std^2) so the memory path is active. */
-    float    wmv_std;
+    float wmv_std;
     /* Weight storage precision (default ARMT_PRECISION_FP32). */
     armt_precision precision;
 } armt_model_params;
@@ -258,12 +259,12 @@ ARMT_API armt_model_params armt_model_default_params(void);
 /* A model with random weights from a configuration and params->seed (deterministic for a given seed,
  * independent of the device). Weights are generated in chunks, never the whole model in host memory. */
 ARMT_API ARMT_NODISCARD armt_status armt_model_create_random(armt_runtime *rt, const armt_config *cfg,
-                                                            const armt_model_params *params,
-                                                            armt_model **out);
+                                                             const armt_model_params *params,
+                                                             armt_model **out);
 /* Loads a checkpoint: a directory (config.json + model.safetensors or a sharded index), or one
  * .safetensors file. Key layouts: HF LLaMA, the ARMT reference wrapper (both naming forms), PEFT LoRA. */
 ARMT_API ARMT_NODISCARD armt_status armt_model_load(armt_runtime *rt, const char *path,
-                                                   const armt_model_params *params, armt_model **out);
+                                                    const armt_model_params *params, armt_model **out);
 /* Saves weights and configuration into one safetensors file (config in its __metadata__). */
 ARMT_API ARMT_NODISCARD armt_status armt_model_save(armt_model *model, const char *path);
 ARMT_API void armt_model_free(armt_model *model); /* accepts NULL */
@@ -292,7 +293,7 @@ typedef struct armt_ctx_params {
 
 ARMT_API armt_ctx_params armt_ctx_default_params(void);
 ARMT_API ARMT_NODISCARD armt_status armt_ctx_create(armt_model *model, const armt_ctx_params *params,
-                                                   armt_ctx **out);
+                                                    armt_ctx **out);
 ARMT_API void armt_ctx_free(armt_ctx *ctx); /* accepts NULL */
 ARMT_API const char *armt_ctx_last_error(const armt_ctx *ctx);
 ARMT_API armt_model *armt_ctx_model(const armt_ctx *ctx);
@@ -303,12 +304,13 @@ ARMT_API ARMT_NODISCARD armt_status armt_ctx_reset(armt_ctx *ctx);
 ARMT_API size_t armt_ctx_memory_w_count(const armt_ctx *ctx); /* n_layers * d_key * d */
 ARMT_API size_t armt_ctx_memory_z_count(const armt_ctx *ctx); /* n_layers * d_key     */
 /* Copies the state to the host. Any pointer may be NULL. written: n_layers bytes. */
-ARMT_API ARMT_NODISCARD armt_status armt_ctx_memory_get(armt_ctx *ctx, float *w_mem, float *z, uint8_t *written);
+ARMT_API ARMT_NODISCARD armt_status armt_ctx_memory_get(armt_ctx *ctx, float *w_mem, float *z,
+                                                        uint8_t *written);
 /* Restores a state; all three pointers required. A layer marked not written is treated as after a reset
  * (its next segment skips the read and writes with Vprev = 0, gamma = 1), so its W_mem and z rows should
  * be zero, as armt_ctx_memory_get returns them. */
 ARMT_API ARMT_NODISCARD armt_status armt_ctx_memory_set(armt_ctx *ctx, const float *w_mem, const float *z,
-                                                       const uint8_t *written);
+                                                        const uint8_t *written);
 /* Saves / loads the state to a file whose header records the model's fingerprint; loading refuses a state
  * saved for another model (ARMT_STATUS_MODEL_MISMATCH) and leaves the current state unchanged. */
 ARMT_API ARMT_NODISCARD armt_status armt_ctx_memory_save(armt_ctx *ctx, const char *path);
@@ -316,15 +318,15 @@ ARMT_API ARMT_NODISCARD armt_status armt_ctx_memory_load(armt_ctx *ctx, const ch
 
 typedef enum armt_schedule {
     ARMT_SCHEDULE_SEQUENTIAL = 0, /* segment by segment, layer by layer: S * Lyr steps                 */
-    ARMT_SCHEDULE_DIAGONAL   = 1, /* anti-diagonals l + s = d, batched GEMMs: S + Lyr - 1 steps       */
-    ARMT_SCHEDULE_FULL       = 2, /* the base LLaMA over the whole input: no memory, no segments      */
+    ARMT_SCHEDULE_DIAGONAL = 1,   /* anti-diagonals l + s = d, batched GEMMs: S + Lyr - 1 steps       */
+    ARMT_SCHEDULE_FULL = 2,       /* the base LLaMA over the whole input: no memory, no segments      */
 } armt_schedule;
 
 typedef enum armt_output {
-    ARMT_OUTPUT_NONE        = 0, /* nothing copied (benchmarks)                                       */
-    ARMT_OUTPUT_LOGITS_ALL  = 1, /* logits of every input token: n * vocab floats                     */
+    ARMT_OUTPUT_NONE = 0,        /* nothing copied (benchmarks)                                       */
+    ARMT_OUTPUT_LOGITS_ALL = 1,  /* logits of every input token: n * vocab floats                     */
     ARMT_OUTPUT_LOGITS_LAST = 2, /* logits of the last input token: vocab floats                      */
-    ARMT_OUTPUT_HIDDEN      = 3, /* final hidden states (after the final RMSNorm): n * d floats       */
+    ARMT_OUTPUT_HIDDEN = 3,      /* final hidden states (after the final RMSNorm): n * d floats       */
 } armt_output;
 
 /* Names of the enum values, as armt-run's options spell them: "sequential", "diagonal", "full"; "none",
@@ -338,22 +340,22 @@ ARMT_API const char *armt_precision_name(armt_precision precision);
 typedef void (*armt_progress_fn)(uint64_t done, uint64_t total, void *user_data);
 
 typedef struct armt_forward_params {
-    armt_schedule    schedule;
-    armt_output      output;
-    float           *out;          /* caller-owned destination of the requested output               */
-    size_t           out_count;    /* its size in floats; must be at least what the output needs     */
-    armt_progress_fn progress;     /* optional                                                       */
-    void            *progress_user_data;
-    int              no_profile;   /* 1: no profiling events for this call even when the context     */
-                                   /*   profiles (an event per launch costs host time: time calls    */
-                                   /*   with 1, then profile one call with 0; armt_ctx_profile keeps */
-                                   /*   the last profiled call's times)                              */
-    int              all_rows;     /* 1: the last layer computes every row. 0 (default): with output */
-                                   /*   NONE or LOGITS_LAST, its q and o projections, attention and  */
-                                   /*   MLP run only for the rows something reads (the memory        */
-                                   /*   tokens, which the memory write needs, and the last token     */
-                                   /*   when its logits are asked for); outputs and memory state are */
-                                   /*   the same                                                     */
+    armt_schedule schedule;
+    armt_output output;
+    float *out;                /* caller-owned destination of the requested output               */
+    size_t out_count;          /* its size in floats; must be at least what the output needs     */
+    armt_progress_fn progress; /* optional                                                       */
+    void *progress_user_data;
+    int no_profile; /* 1: no profiling events for this call even when the context     */
+                    /*   profiles (an event per launch costs host time: time calls    */
+                    /*   with 1, then profile one call with 0; armt_ctx_profile keeps */
+                    /*   the last profiled call's times)                              */
+    int all_rows;   /* 1: the last layer computes every row. 0 (default): with output */
+                    /*   NONE or LOGITS_LAST, its q and o projections, attention and  */
+                    /*   MLP run only for the rows something reads (the memory        */
+                    /*   tokens, which the memory write needs, and the last token     */
+                    /*   when its logits are asked for); outputs and memory state are */
+                    /*   the same                                                     */
 } armt_forward_params;
 
 ARMT_API armt_forward_params armt_forward_default_params(void);
@@ -365,17 +367,17 @@ ARMT_API size_t armt_output_count(const armt_model *model, armt_output output, s
  * persists across calls. On any error the memory state is left exactly as it was before the call.
  * ARMT_SCHEDULE_FULL neither reads nor changes the memory state. */
 ARMT_API ARMT_NODISCARD armt_status armt_forward(armt_ctx *ctx, const int32_t *ids, size_t n,
-                                                const armt_forward_params *params);
+                                                 const armt_forward_params *params);
 
 /* Counters of the last forward call, and the device memory accounting of the context. */
 typedef struct armt_stats {
-    uint64_t steps;              /* schedule steps (diagonals, or cells for sequential)     */
-    uint64_t cells;              /* (layer, segment) cells executed                         */
-    uint64_t kernel_launches;    /* own kernels enqueued                                    */
-    uint64_t gemm_calls;         /* CLBlast / GEMM calls (a batched call counts once)       */
-    uint64_t device_bytes;       /* bytes the context holds on the device now               */
-    uint64_t peak_device_bytes;  /* peak of model + context bytes during the last forward   */
-    double   seconds;            /* wall time of the last forward (queue finished)          */
+    uint64_t steps;             /* schedule steps (diagonals, or cells for sequential)     */
+    uint64_t cells;             /* (layer, segment) cells executed                         */
+    uint64_t kernel_launches;   /* own kernels enqueued                                    */
+    uint64_t gemm_calls;        /* CLBlast / GEMM calls (a batched call counts once)       */
+    uint64_t device_bytes;      /* bytes the context holds on the device now               */
+    uint64_t peak_device_bytes; /* peak of model + context bytes during the last forward   */
+    double seconds;             /* wall time of the last forward (queue finished)          */
 } armt_stats;
 
 ARMT_API ARMT_NODISCARD armt_status armt_ctx_stats(const armt_ctx *ctx, armt_stats *out);
@@ -441,32 +443,32 @@ ARMT_API int32_t armt_tokenizer_token_id(const armt_tokenizer *tok, const char *
 typedef int (*armt_token_fn)(int32_t token, void *user_data); /* return non-zero to stop */
 
 typedef struct armt_generate_params {
-    armt_schedule schedule;       /* for the prompt's earlier segments: DIAGONAL (default) or SEQUENTIAL */
-    int           max_new_tokens; /* default 32                                                          */
-    int32_t       stop_id;        /* stop after producing this id (included in the output); -1: none   */
-    float         temperature;    /* 0 (default): greedy, ties to the lowest id                          */
-    int           top_k;          /* keep the k most likely (0: all)                                     */
-    float         top_p;          /* nucleus: keep the smallest set with probability >= top_p (1: all)   */
-    uint64_t      seed;           /* sampling seed                                                       */
-    armt_token_fn on_token;       /* optional: each token as it is produced                              */
-    void         *user_data;
+    armt_schedule schedule; /* for the prompt's earlier segments: DIAGONAL (default) or SEQUENTIAL */
+    int max_new_tokens;     /* default 32                                                          */
+    int32_t stop_id;        /* stop after producing this id (included in the output); -1: none   */
+    float temperature;      /* 0 (default): greedy, ties to the lowest id                          */
+    int top_k;              /* keep the k most likely (0: all)                                     */
+    float top_p;            /* nucleus: keep the smallest set with probability >= top_p (1: all)   */
+    uint64_t seed;          /* sampling seed                                                       */
+    armt_token_fn on_token; /* optional: each token as it is produced                              */
+    void *user_data;
 } armt_generate_params;
 
 typedef struct armt_generate_result {
-    size_t n_tokens;          /* tokens produced                                        */
+    size_t n_tokens; /* tokens produced                                        */
     size_t prompt_tokens;
-    size_t tail_tokens;       /* prompt tokens in the generation segment                */
-    double prefill_seconds;   /* prompt (earlier segments + the tail's prefill)         */
-    double decode_seconds;    /* producing the new tokens after the first one           */
-    int    stopped;           /* 1: stop id, 2: callback, 0: max_new_tokens reached     */
+    size_t tail_tokens;     /* prompt tokens in the generation segment                */
+    double prefill_seconds; /* prompt (earlier segments + the tail's prefill)         */
+    double decode_seconds;  /* producing the new tokens after the first one           */
+    int stopped;            /* 1: stop id, 2: callback, 0: max_new_tokens reached     */
 } armt_generate_result;
 
 ARMT_API armt_generate_params armt_generate_default_params(void);
 /* out (capacity out_cap >= max_new_tokens) receives the new tokens; it may be NULL when on_token is set.
  * result may be NULL. */
 ARMT_API ARMT_NODISCARD armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n,
-                                                 const armt_generate_params *params, int32_t *out,
-                                                 size_t out_cap, armt_generate_result *result);
+                                                  const armt_generate_params *params, int32_t *out,
+                                                  size_t out_cap, armt_generate_result *result);
 
 #ifdef __cplusplus
 }

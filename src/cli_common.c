@@ -175,7 +175,8 @@ int cli_memory_file(armt_ctx *ctx, const char *path, int save) {
     armt_status st = save ? armt_ctx_memory_save(ctx, path) : armt_ctx_memory_load(ctx, path);
     if (st == ARMT_OK) return 0;
     char what[600];
-    snprintf(what, sizeof what, save ? "saving the memory state to '%s'" : "loading the memory state '%s'", path);
+    snprintf(what, sizeof what, save ? "saving the memory state to '%s'" : "loading the memory state '%s'",
+             path);
     cli_report_status(what, st, armt_ctx_last_error(ctx));
     return -1;
 }
@@ -205,11 +206,13 @@ int cli_parse_double(const char *opt, const char *text, double min, double max, 
     return 0;
 }
 
-int cli_parse_i64_list(const char *opt, const char *text, int64_t min, int64_t max, int64_t **out, size_t *count) {
+int cli_parse_i64_list(const char *opt, const char *text, int64_t min, int64_t max, int64_t **out,
+                       size_t *count) {
     *out = NULL;
     *count = 0;
     size_t cap = 1;
-    for (const char *p = text; *p; p++) cap += *p == ',';
+    for (const char *p = text; *p; p++)
+        cap += *p == ',';
     int64_t *v = malloc(cap * sizeof *v);
     char *copy = strdup(text);
     if (!v || !copy) {
@@ -263,8 +266,7 @@ int cli_common_option(cli_common *c, int opt, const char *arg) {
         if (cli_parse_u64("--seed", arg, &c->seed) != 0) return -1;
         c->seed_given = 1;
         return 1;
-    case CLI_OPT_WMV_STD:
-        return cli_parse_double("--wmv-std", arg, 0.0, 1e3, &c->wmv_std) == 0 ? 1 : -1;
+    case CLI_OPT_WMV_STD: return cli_parse_double("--wmv-std", arg, 0.0, 1e3, &c->wmv_std) == 0 ? 1 : -1;
     case CLI_OPT_SEGMENT: return cli_parse_int("--segment", arg, 1, 1 << 24, &c->segment) == 0 ? 1 : -1;
     case CLI_OPT_MEM: return cli_parse_int("--mem", arg, 1, 1 << 20, &c->mem) == 0 ? 1 : -1;
     default: return 0;
@@ -309,33 +311,35 @@ int cli_common_finish(cli_common *c, const char *default_preset) {
 }
 
 void cli_common_help(FILE *out, int seed_also_ids) {
-    fprintf(out,
-            "Model (random weights from a preset, or a checkpoint):\n"
-            "      --preset NAME      random weights of a named configuration: ");
+    fprintf(out, "Model (random weights from a preset, or a checkpoint):\n"
+                 "      --preset NAME      random weights of a named configuration: ");
     print_preset_names(out);
-    fprintf(out,
-            "\n"
-            "      --model PATH       a checkpoint directory (config.json + model.safetensors or a sharded index)\n"
-            "                         or one .safetensors file (HF LLaMA, ARMT reference wrapper, PEFT LoRA);\n"
-            "                         PyTorch .bin checkpoints: convert them first with tools/convert_bin.py\n"
-            "      --seed N           seed of the random weights (and of tensors a checkpoint lacks); decimal or\n"
-            "                         0x hex, default 0%s\n"
-            "      --wmv-std X        standard deviation of W_mv when it is initialised (default 0, as the\n"
-            "                         reference: the memory path is then inert; e.g. 0.02 makes it active)\n"
-            "      --segment L        override the segment size (input tokens per segment)\n"
-            "      --mem M            override the number of memory tokens per segment\n"
-            "\n"
-            "Device:\n"
-            "      --platform P       OpenCL platform: index or case-insensitive name substring\n"
-            "                         (default: $ARMT_PLATFORM, then every platform)\n"
-            "      --device D         device inside the platform(s): index or name substring (default:\n"
-            "                         $ARMT_DEVICE, then the best device: GPUs first, then the most memory)\n"
-            "      --list-devices     print every OpenCL device as a table and exit\n"
-            "\n"
-            "Environment: ARMT_PLATFORM, ARMT_DEVICE (defaults of --platform, --device), ARMT_KERNEL_DIR\n"
-            "(kernel sources instead of the embedded copies), ARMT_TENSOR_CORES and ARMT_WGMMA (auto, off, on;\n"
-            "tensor cores also emulate), ARMT_CL_BUILD_OPTIONS (extra kernel build options, for developers).\n",
-            seed_also_ids ? "; it also seeds the random token ids" : "");
+    fprintf(
+        out,
+        "\n"
+        "      --model PATH       a checkpoint directory (config.json + model.safetensors or a sharded "
+        "index)\n"
+        "                         or one .safetensors file (HF LLaMA, ARMT reference wrapper, PEFT LoRA);\n"
+        "                         PyTorch .bin checkpoints: convert them first with tools/convert_bin.py\n"
+        "      --seed N           seed of the random weights (and of tensors a checkpoint lacks); decimal "
+        "or\n"
+        "                         0x hex, default 0%s\n"
+        "      --wmv-std X        standard deviation of W_mv when it is initialised (default 0, as the\n"
+        "                         reference: the memory path is then inert; e.g. 0.02 makes it active)\n"
+        "      --segment L        override the segment size (input tokens per segment)\n"
+        "      --mem M            override the number of memory tokens per segment\n"
+        "\n"
+        "Device:\n"
+        "      --platform P       OpenCL platform: index or case-insensitive name substring\n"
+        "                         (default: $ARMT_PLATFORM, then every platform)\n"
+        "      --device D         device inside the platform(s): index or name substring (default:\n"
+        "                         $ARMT_DEVICE, then the best device: GPUs first, then the most memory)\n"
+        "      --list-devices     print every OpenCL device as a table and exit\n"
+        "\n"
+        "Environment: ARMT_PLATFORM, ARMT_DEVICE (defaults of --platform, --device), ARMT_KERNEL_DIR\n"
+        "(kernel sources instead of the embedded copies), ARMT_TENSOR_CORES and ARMT_WGMMA (auto, off, on;\n"
+        "tensor cores also emulate), ARMT_CL_BUILD_OPTIONS (extra kernel build options, for developers).\n",
+        seed_also_ids ? "; it also seeds the random token ids" : "");
 }
 
 /* ======================================================================================================= */
@@ -392,8 +396,9 @@ int cli_list_devices(FILE *out) {
                 d->device_index, cli_device_type(d), fit(d->name, 32, name, sizeof name),
                 fit(d->vendor, 20, vendor, sizeof vendor), fit(d->driver_version, 16, driver, sizeof driver),
                 fit(clc_text, 16, clc, sizeof clc), cli_format_bytes(d->global_mem_bytes, g, sizeof g),
-                cli_format_bytes(d->max_alloc_bytes, a, sizeof a), cli_format_bytes(d->local_mem_bytes, l, sizeof l),
-                d->has_fp16 ? "yes" : "no", d->has_fp64 ? "yes" : "no");
+                cli_format_bytes(d->max_alloc_bytes, a, sizeof a),
+                cli_format_bytes(d->local_mem_bytes, l, sizeof l), d->has_fp16 ? "yes" : "no",
+                d->has_fp64 ? "yes" : "no");
     }
     fprintf(out, "Select with --platform P --device D (index or name substring).\n");
     armt_device_list_free(list);
@@ -435,7 +440,8 @@ int cli_open_model(const cli_common *c, armt_runtime *rt, armt_model **model) {
     return cli_open_model_ex(c, rt, 0, model, NULL);
 }
 
-int cli_open_model_ex(const cli_common *c, armt_runtime *rt, int min_vocab, armt_model **model, int *raised_from) {
+int cli_open_model_ex(const cli_common *c, armt_runtime *rt, int min_vocab, armt_model **model,
+                      int *raised_from) {
     if (raised_from) *raised_from = 0;
     armt_model_params mp = armt_model_default_params();
     mp.seed = c->seed;
@@ -461,7 +467,8 @@ int cli_open_model_ex(const cli_common *c, armt_runtime *rt, int min_vocab, armt
     if (st != ARMT_OK) {
         cli_report_status(what, st, armt_last_error());
         if (c->model_path && looks_like_pytorch_bin(c->model_path))
-            cli_error("hint: PyTorch .bin checkpoints must be converted first: tools/convert_bin.py %s", c->model_path);
+            cli_error("hint: PyTorch .bin checkpoints must be converted first: tools/convert_bin.py %s",
+                      c->model_path);
         return -1;
     }
     return 0;
@@ -501,7 +508,8 @@ int cli_read_ids_file(const char *path, int vocab_size, int32_t **ids, size_t *c
         /* skip separators and comments */
         while (ch != EOF && (isspace(ch) || ch == ',' || ch == '#')) {
             if (ch == '#') {
-                while (ch != EOF && ch != '\n') ch = fgetc(f);
+                while (ch != EOF && ch != '\n')
+                    ch = fgetc(f);
                 continue;
             }
             if (ch == '\n') {
@@ -525,10 +533,12 @@ int cli_read_ids_file(const char *path, int vocab_size, int32_t **ids, size_t *c
         const char *p = word;
         if (*p == '-' || *p == '+') p++;
         int digits = *p != '\0';
-        for (const char *q = p; *q; q++) digits &= isdigit((unsigned char)*q) != 0;
+        for (const char *q = p; *q; q++)
+            digits &= isdigit((unsigned char)*q) != 0;
         if (!digits) {
-            cli_error("%s:%ld:%ld: '%s%s' is not a token id (expected integers separated by blanks or commas)", path,
-                      line, tok_col, word, wl + 1 >= sizeof word ? "..." : "");
+            cli_error(
+                "%s:%ld:%ld: '%s%s' is not a token id (expected integers separated by blanks or commas)",
+                path, line, tok_col, word, wl + 1 >= sizeof word ? "..." : "");
             goto fail;
         }
         errno = 0;

@@ -73,7 +73,8 @@ int cli_no_operands(int argc, char **argv);
 int cli_memory_file(armt_ctx *ctx, const char *path, int save);
 /* A comma-separated list of integers in [min, max] ("64,256,1024"); *out is malloc'ed. Empty items and
  * a trailing comma are rejected. */
-int cli_parse_i64_list(const char *opt, const char *text, int64_t min, int64_t max, int64_t **out, size_t *count);
+int cli_parse_i64_list(const char *opt, const char *text, int64_t min, int64_t max, int64_t **out,
+                       size_t *count);
 
 /* ======================================================================================================= */
 /* Options shared by the programs                                                                          */
@@ -93,29 +94,29 @@ enum {
 };
 
 /* Entries for a getopt_long table (put them before the terminating zero entry). */
-#define CLI_COMMON_LONG_OPTIONS                                                                               \
-    {"platform", required_argument, NULL, CLI_OPT_PLATFORM},                                                  \
-    {"device", required_argument, NULL, CLI_OPT_DEVICE},                                                      \
-    {"list-devices", no_argument, NULL, CLI_OPT_LIST_DEVICES},                                                \
-    {"preset", required_argument, NULL, CLI_OPT_PRESET},                                                      \
-    {"model", required_argument, NULL, CLI_OPT_MODEL},                                                        \
-    {"seed", required_argument, NULL, CLI_OPT_SEED},                                                          \
-    {"wmv-std", required_argument, NULL, CLI_OPT_WMV_STD},                                                    \
-    {"segment", required_argument, NULL, CLI_OPT_SEGMENT},                                                    \
-    {"mem", required_argument, NULL, CLI_OPT_MEM}
+#define CLI_COMMON_LONG_OPTIONS                                                                             \
+    {"platform", required_argument, NULL, CLI_OPT_PLATFORM},                                                \
+        {"device", required_argument, NULL, CLI_OPT_DEVICE},                                                \
+        {"list-devices", no_argument, NULL, CLI_OPT_LIST_DEVICES},                                          \
+        {"preset", required_argument, NULL, CLI_OPT_PRESET},                                                \
+        {"model", required_argument, NULL, CLI_OPT_MODEL}, {"seed", required_argument, NULL, CLI_OPT_SEED}, \
+        {"wmv-std", required_argument, NULL, CLI_OPT_WMV_STD},                                              \
+        {"segment", required_argument, NULL, CLI_OPT_SEGMENT}, {                                            \
+        "mem", required_argument, NULL, CLI_OPT_MEM                                                         \
+    }
 
 /* What the shared options select: the device, and the model (a preset with random weights, or files). */
 typedef struct cli_common {
-    const char *platform;     /* --platform: index or name substring; NULL: library default          */
-    const char *device;       /* --device:   index or name substring; NULL: library default          */
-    int         list_devices; /* --list-devices given                                                 */
-    const char *preset;       /* --preset NAME; NULL when --model is given                            */
-    const char *model_path;   /* --model DIR (or one .safetensors file)                               */
-    uint64_t    seed;         /* --seed: random weights (and the programs' random ids); default 0     */
-    int         seed_given;
-    double      wmv_std;      /* --wmv-std: std of W_mv when it is initialised; default 0 (reference) */
-    int         segment;      /* --segment L; 0: keep the preset's / checkpoint's value               */
-    int         mem;          /* --mem M;     0: keep                                                  */
+    const char *platform;   /* --platform: index or name substring; NULL: library default          */
+    const char *device;     /* --device:   index or name substring; NULL: library default          */
+    int list_devices;       /* --list-devices given                                                 */
+    const char *preset;     /* --preset NAME; NULL when --model is given                            */
+    const char *model_path; /* --model DIR (or one .safetensors file)                               */
+    uint64_t seed;          /* --seed: random weights (and the programs' random ids); default 0     */
+    int seed_given;
+    double wmv_std;           /* --wmv-std: std of W_mv when it is initialised; default 0 (reference) */
+    int segment;              /* --segment L; 0: keep the preset's / checkpoint's value               */
+    int mem;                  /* --mem M;     0: keep                                                  */
     armt_precision precision; /* weight precision of the model (clbench: one per --precision entry)    */
 } cli_common;
 
@@ -155,7 +156,8 @@ int cli_open_model(const cli_common *c, armt_runtime *rt, armt_model **model);
  * program will use), creates the random model with vocab_size = min_vocab instead. *raised_from (may be
  * NULL) receives the preset's own vocab_size when it was raised, else 0. min_vocab <= 0 and checkpoints
  * (--model) are left alone: a checkpoint's vocabulary is fixed by its tensors. */
-int cli_open_model_ex(const cli_common *c, armt_runtime *rt, int min_vocab, armt_model **model, int *raised_from);
+int cli_open_model_ex(const cli_common *c, armt_runtime *rt, int min_vocab, armt_model **model,
+                      int *raised_from);
 
 /* A short description of the model source: "preset tiny (seed 0)" or the path. */
 void cli_model_label(const cli_common *c, char *buf, size_t len);

@@ -246,7 +246,8 @@ int run_parse_args(int argc, char **argv, run_opts *o) {
         }
         case OPT_SCHEDULE: {
             static const char *const names[] = {"diagonal", "sequential", "full"};
-            static const int values[] = {ARMT_SCHEDULE_DIAGONAL, ARMT_SCHEDULE_SEQUENTIAL, ARMT_SCHEDULE_FULL};
+            static const int values[] = {ARMT_SCHEDULE_DIAGONAL, ARMT_SCHEDULE_SEQUENTIAL,
+                                         ARMT_SCHEDULE_FULL};
             int v;
             if (cli_parse_choice("--schedule", optarg, names, values, 3, &v) != 0) return -1;
             o->schedule = (armt_schedule)v;

@@ -14,7 +14,7 @@
 
 typedef struct armt_err {
     armt_status status;
-    char       *msg; /* heap; may be long (kernel build logs); never NULL after armt_err_init */
+    char *msg; /* heap; may be long (kernel build logs); never NULL after armt_err_init */
 } armt_err;
 
 void armt_err_init(armt_err *e);
@@ -37,30 +37,30 @@ armt_status armt_err_cl(armt_err *e, const char *call, int cl_error);
 armt_status armt_err_clblast(armt_err *e, const char *call, int clblast_status);
 
 /* Return with the error recorded if cond holds.  Needs an armt_err *err in scope. */
-#define ARMT_RETURN_IF(cond, status, ...)                                                                   \
-    do {                                                                                                    \
-        if (cond) return armt_err_set(err, (status), __VA_ARGS__);                                          \
+#define ARMT_RETURN_IF(cond, status, ...)                          \
+    do {                                                           \
+        if (cond) return armt_err_set(err, (status), __VA_ARGS__); \
     } while (0)
 
 /* Evaluate an armt_status expression; on failure return it (the callee already recorded the message). */
-#define ARMT_TRY(expr)                                                                                      \
-    do {                                                                                                    \
-        armt_status armt_try_s_ = (expr);                                                                   \
-        if (armt_try_s_ != ARMT_OK) return armt_try_s_;                                                     \
+#define ARMT_TRY(expr)                                  \
+    do {                                                \
+        armt_status armt_try_s_ = (expr);               \
+        if (armt_try_s_ != ARMT_OK) return armt_try_s_; \
     } while (0)
 
 /* Same, but jump to a cleanup label with the status stored in `st`. */
-#define ARMT_TRY_GOTO(expr, label)                                                                          \
-    do {                                                                                                    \
-        st = (expr);                                                                                        \
-        if (st != ARMT_OK) goto label;                                                                      \
+#define ARMT_TRY_GOTO(expr, label)     \
+    do {                               \
+        st = (expr);                   \
+        if (st != ARMT_OK) goto label; \
     } while (0)
 
 /* An OpenCL call returning cl_int: on failure record it and return. */
-#define ARMT_CL_TRY(call)                                                                                   \
-    do {                                                                                                    \
-        cl_int armt_cl_e_ = (call);                                                                         \
-        if (armt_cl_e_ != CL_SUCCESS) return armt_err_cl(err, #call, armt_cl_e_);                           \
+#define ARMT_CL_TRY(call)                                                         \
+    do {                                                                          \
+        cl_int armt_cl_e_ = (call);                                               \
+        if (armt_cl_e_ != CL_SUCCESS) return armt_err_cl(err, #call, armt_cl_e_); \
     } while (0)
 
 #endif

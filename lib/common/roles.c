@@ -7,7 +7,7 @@
 
 const char *armt_role_name(armt_role r) {
     static const char *const names[ARMT_ROLE_COUNT] = {
-        "wq", "wk", "wv", "wo", "wg", "wu", "wd", "norm_in", "norm_post",
+        "wq",  "wk",  "wv",  "wo",  "wg",  "wu",    "wd",      "norm_in",    "norm_post",
         "wmq", "wmk", "wmv", "wmb", "bmb", "embed", "lm_head", "norm_final", "mem",
     };
     return (r >= 0 && r < ARMT_ROLE_COUNT) ? names[r] : "?";
@@ -19,19 +19,66 @@ void armt_role_shape(const armt_config *c, armt_role r, uint64_t *rows, uint64_t
     uint64_t R = 1, C = 1;
     int n = 2;
     switch (r) {
-    case ARMT_ROLE_WQ: R = q; C = d; break;
-    case ARMT_ROLE_WK: case ARMT_ROLE_WV: R = kv; C = d; break;
-    case ARMT_ROLE_WO: R = d; C = q; break;
-    case ARMT_ROLE_WG: case ARMT_ROLE_WU: R = f; C = d; break;
-    case ARMT_ROLE_WD: R = d; C = f; break;
-    case ARMT_ROLE_NORM_IN: case ARMT_ROLE_NORM_POST: case ARMT_ROLE_NORM_FINAL: R = d; C = 1; n = 1; break;
-    case ARMT_ROLE_WMQ: case ARMT_ROLE_WMK: R = (uint64_t)c->d_mem; C = d; break;
-    case ARMT_ROLE_WMV: R = d; C = d; break;
-    case ARMT_ROLE_WMB: R = 1; C = d; break;
-    case ARMT_ROLE_BMB: R = 1; C = 1; n = 1; break;
-    case ARMT_ROLE_EMBED: case ARMT_ROLE_LM_HEAD: R = (uint64_t)c->vocab_size; C = d; break;
-    case ARMT_ROLE_MEM: R = (uint64_t)c->num_mem_tokens; C = d; break;
-    default: R = 0; C = 0; break;
+    case ARMT_ROLE_WQ:
+        R = q;
+        C = d;
+        break;
+    case ARMT_ROLE_WK:
+    case ARMT_ROLE_WV:
+        R = kv;
+        C = d;
+        break;
+    case ARMT_ROLE_WO:
+        R = d;
+        C = q;
+        break;
+    case ARMT_ROLE_WG:
+    case ARMT_ROLE_WU:
+        R = f;
+        C = d;
+        break;
+    case ARMT_ROLE_WD:
+        R = d;
+        C = f;
+        break;
+    case ARMT_ROLE_NORM_IN:
+    case ARMT_ROLE_NORM_POST:
+    case ARMT_ROLE_NORM_FINAL:
+        R = d;
+        C = 1;
+        n = 1;
+        break;
+    case ARMT_ROLE_WMQ:
+    case ARMT_ROLE_WMK:
+        R = (uint64_t)c->d_mem;
+        C = d;
+        break;
+    case ARMT_ROLE_WMV:
+        R = d;
+        C = d;
+        break;
+    case ARMT_ROLE_WMB:
+        R = 1;
+        C = d;
+        break;
+    case ARMT_ROLE_BMB:
+        R = 1;
+        C = 1;
+        n = 1;
+        break;
+    case ARMT_ROLE_EMBED:
+    case ARMT_ROLE_LM_HEAD:
+        R = (uint64_t)c->vocab_size;
+        C = d;
+        break;
+    case ARMT_ROLE_MEM:
+        R = (uint64_t)c->num_mem_tokens;
+        C = d;
+        break;
+    default:
+        R = 0;
+        C = 0;
+        break;
     }
     if (rows) *rows = R;
     if (cols) *cols = C;

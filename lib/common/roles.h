@@ -14,20 +14,20 @@
 
 typedef enum armt_role {
     /* per layer */
-    ARMT_ROLE_WQ = 0,     /* (n_heads * head_dim, d)         self_attn.q_proj.weight          */
-    ARMT_ROLE_WK,         /* (n_kv_heads * head_dim, d)      self_attn.k_proj.weight          */
-    ARMT_ROLE_WV,         /* (n_kv_heads * head_dim, d)      self_attn.v_proj.weight          */
-    ARMT_ROLE_WO,         /* (d, n_heads * head_dim)         self_attn.o_proj.weight          */
-    ARMT_ROLE_WG,         /* (ffn, d)                        mlp.gate_proj.weight             */
-    ARMT_ROLE_WU,         /* (ffn, d)                        mlp.up_proj.weight               */
-    ARMT_ROLE_WD,         /* (d, ffn)                        mlp.down_proj.weight             */
-    ARMT_ROLE_NORM_IN,    /* (d)                             input_layernorm.weight           */
-    ARMT_ROLE_NORM_POST,  /* (d)                             post_attention_layernorm.weight  */
-    ARMT_ROLE_WMQ,        /* (d_mem, d)                      W_mq.weight                      */
-    ARMT_ROLE_WMK,        /* (d_mem, d)                      W_mk.weight                      */
-    ARMT_ROLE_WMV,        /* (d, d)                          W_mv.weight                      */
-    ARMT_ROLE_WMB,        /* (1, d)                          W_mb.weight                      */
-    ARMT_ROLE_BMB,        /* (1)                             W_mb.bias                        */
+    ARMT_ROLE_WQ = 0,    /* (n_heads * head_dim, d)         self_attn.q_proj.weight          */
+    ARMT_ROLE_WK,        /* (n_kv_heads * head_dim, d)      self_attn.k_proj.weight          */
+    ARMT_ROLE_WV,        /* (n_kv_heads * head_dim, d)      self_attn.v_proj.weight          */
+    ARMT_ROLE_WO,        /* (d, n_heads * head_dim)         self_attn.o_proj.weight          */
+    ARMT_ROLE_WG,        /* (ffn, d)                        mlp.gate_proj.weight             */
+    ARMT_ROLE_WU,        /* (ffn, d)                        mlp.up_proj.weight               */
+    ARMT_ROLE_WD,        /* (d, ffn)                        mlp.down_proj.weight             */
+    ARMT_ROLE_NORM_IN,   /* (d)                             input_layernorm.weight           */
+    ARMT_ROLE_NORM_POST, /* (d)                             post_attention_layernorm.weight  */
+    ARMT_ROLE_WMQ,       /* (d_mem, d)                      W_mq.weight                      */
+    ARMT_ROLE_WMK,       /* (d_mem, d)                      W_mk.weight                      */
+    ARMT_ROLE_WMV,       /* (d, d)                          W_mv.weight                      */
+    ARMT_ROLE_WMB,       /* (1, d)                          W_mb.weight                      */
+    ARMT_ROLE_BMB,       /* (1)                             W_mb.bias                        */
     ARMT_ROLE_N_LAYER_ROLES,
     /* global */
     ARMT_ROLE_EMBED = ARMT_ROLE_N_LAYER_ROLES, /* (vocab, d)  model.embed_tokens.weight        */

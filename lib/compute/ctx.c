@@ -16,7 +16,9 @@ armt_ctx_params armt_ctx_default_params(void) {
     return p;
 }
 
-const char *armt_ctx_last_error(const armt_ctx *ctx) { return ctx ? armt_err_msg(&ctx->err) : armt_last_error(); }
+const char *armt_ctx_last_error(const armt_ctx *ctx) {
+    return ctx ? armt_err_msg(&ctx->err) : armt_last_error();
+}
 armt_model *armt_ctx_model(const armt_ctx *ctx) { return ctx ? ctx->model : NULL; }
 
 size_t armt_ctx_memory_w_count(const armt_ctx *ctx) {
@@ -30,7 +32,6 @@ size_t armt_ctx_memory_z_count(const armt_ctx *ctx) {
     const armt_config *c = &ctx->model->cfg;
     return (size_t)c->n_layers * (size_t)armt_config_d_key(c);
 }
-
 
 void armt_ctx_free(armt_ctx *ctx) {
     if (!ctx) return;
@@ -68,7 +69,9 @@ armt_status armt_ctx_create(armt_model *model, const armt_ctx_params *params, ar
                             "armt_ctx_create: profile is %d, not -1 (off), 0 (the runtime's) or 1 (on)",
                             p.profile);
     armt_ctx *ctx = calloc(1, sizeof *ctx);
-    if (!ctx) return armt_err_set(&model->err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_ctx_create: out of host memory");
+    if (!ctx)
+        return armt_err_set(&model->err, ARMT_STATUS_OUT_OF_HOST_MEMORY,
+                            "armt_ctx_create: out of host memory");
     armt_err_init(&ctx->err);
     ctx->model = model;
     ctx->rt = model->rt;
@@ -89,17 +92,26 @@ armt_status armt_ctx_create(armt_model *model, const armt_ctx_params *params, ar
     ctx->state_bytes[2] = (size_t)model->cfg.n_layers * sizeof(cl_int);
     int bf = model->precision == ARMT_PRECISION_BF16;
     {
-        size_t sizes[7] = {ctx->state_bytes[0], ctx->state_bytes[1], ctx->state_bytes[2],    ctx->state_bytes[0],
-                           ctx->state_bytes[1], ctx->state_bytes[2], bf ? ctx->state_bytes[0] / 2 : 0};
+        size_t sizes[7] = {ctx->state_bytes[0],
+                           ctx->state_bytes[1],
+                           ctx->state_bytes[2],
+                           ctx->state_bytes[0],
+                           ctx->state_bytes[1],
+                           ctx->state_bytes[2],
+                           bf ? ctx->state_bytes[0] / 2 : 0};
         ARMT_TRY_GOTO(armt_device_fits(ctx->rt, sizes, bf ? 7 : 6, "context memory state", err), fail);
     }
     ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, ctx->state_bytes[0], &ctx->w_mem, "W_mem", err), fail);
     ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, ctx->state_bytes[1], &ctx->z, "z", err), fail);
     ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, ctx->state_bytes[2], &ctx->written, "written", err), fail);
-    ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, ctx->state_bytes[0], &ctx->w_mem_prev, "W_mem snapshot", err), fail);
+    ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, ctx->state_bytes[0], &ctx->w_mem_prev, "W_mem snapshot", err),
+                  fail);
     ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, ctx->state_bytes[1], &ctx->z_prev, "z snapshot", err), fail);
-    ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, ctx->state_bytes[2], &ctx->written_prev, "written snapshot", err), fail);
-    if (bf) ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, ctx->state_bytes[0] / 2, &ctx->w_mem_bf, "W_mem bf16", err), fail);
+    ARMT_TRY_GOTO(
+        armt_buffer_create(ctx->rt, ctx->state_bytes[2], &ctx->written_prev, "written snapshot", err), fail);
+    if (bf)
+        ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, ctx->state_bytes[0] / 2, &ctx->w_mem_bf, "W_mem bf16", err),
+                      fail);
     ARMT_TRY_GOTO(armt_ctx_reset(ctx), fail);
     *out = ctx;
     return ARMT_OK;
@@ -123,15 +135,22 @@ armt_status armt_ctx_memory_get(armt_ctx *ctx, float *w_mem, float *z, uint8_t *
     if (!ctx) return armt_err_set(NULL, ARMT_STATUS_INVALID_ARGUMENT, "armt_ctx_memory_get: ctx is NULL");
     armt_err *err = &ctx->err;
     if (w_mem)
-        ARMT_CL_TRY(clEnqueueReadBuffer(ctx->queue, ctx->w_mem, CL_TRUE, 0, ctx->state_bytes[0], w_mem, 0, NULL, NULL));
-    if (z) ARMT_CL_TRY(clEnqueueReadBuffer(ctx->queue, ctx->z, CL_TRUE, 0, ctx->state_bytes[1], z, 0, NULL, NULL));
+        ARMT_CL_TRY(clEnqueueReadBuffer(ctx->queue, ctx->w_mem, CL_TRUE, 0, ctx->state_bytes[0], w_mem, 0,
+                                        NULL, NULL));
+    if (z)
+        ARMT_CL_TRY(
+            clEnqueueReadBuffer(ctx->queue, ctx->z, CL_TRUE, 0, ctx->state_bytes[1], z, 0, NULL, NULL));
     if (written) {
         int n = ctx->model->cfg.n_layers;
         cl_int *tmp = malloc((size_t)n * sizeof *tmp);
-        if (!tmp) return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_ctx_memory_get: out of host memory");
-        cl_int e = clEnqueueReadBuffer(ctx->queue, ctx->written, CL_TRUE, 0, ctx->state_bytes[2], tmp, 0, NULL, NULL);
+        if (!tmp)
+            return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY,
+                                "armt_ctx_memory_get: out of host memory");
+        cl_int e = clEnqueueReadBuffer(ctx->queue, ctx->written, CL_TRUE, 0, ctx->state_bytes[2], tmp, 0,
+                                       NULL, NULL);
         if (e == CL_SUCCESS)
-            for (int i = 0; i < n; i++) written[i] = tmp[i] ? 1 : 0;
+            for (int i = 0; i < n; i++)
+                written[i] = tmp[i] ? 1 : 0;
         free(tmp);
         if (e != CL_SUCCESS) return armt_err_cl(err, "clEnqueueReadBuffer(written)", e);
     }
@@ -145,12 +164,17 @@ armt_status armt_ctx_memory_set(armt_ctx *ctx, const float *w_mem, const float *
                    "armt_ctx_memory_set: w_mem, z and written are all required");
     int n = ctx->model->cfg.n_layers;
     cl_int *tmp = malloc((size_t)n * sizeof *tmp);
-    if (!tmp) return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_ctx_memory_set: out of host memory");
-    for (int i = 0; i < n; i++) tmp[i] = written[i] ? 1 : 0;
-    cl_int e = clEnqueueWriteBuffer(ctx->queue, ctx->w_mem, CL_TRUE, 0, ctx->state_bytes[0], w_mem, 0, NULL, NULL);
-    if (e == CL_SUCCESS) e = clEnqueueWriteBuffer(ctx->queue, ctx->z, CL_TRUE, 0, ctx->state_bytes[1], z, 0, NULL, NULL);
+    if (!tmp)
+        return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_ctx_memory_set: out of host memory");
+    for (int i = 0; i < n; i++)
+        tmp[i] = written[i] ? 1 : 0;
+    cl_int e =
+        clEnqueueWriteBuffer(ctx->queue, ctx->w_mem, CL_TRUE, 0, ctx->state_bytes[0], w_mem, 0, NULL, NULL);
     if (e == CL_SUCCESS)
-        e = clEnqueueWriteBuffer(ctx->queue, ctx->written, CL_TRUE, 0, ctx->state_bytes[2], tmp, 0, NULL, NULL);
+        e = clEnqueueWriteBuffer(ctx->queue, ctx->z, CL_TRUE, 0, ctx->state_bytes[1], z, 0, NULL, NULL);
+    if (e == CL_SUCCESS)
+        e = clEnqueueWriteBuffer(ctx->queue, ctx->written, CL_TRUE, 0, ctx->state_bytes[2], tmp, 0, NULL,
+                                 NULL);
     free(tmp);
     if (e != CL_SUCCESS) return armt_err_cl(err, "clEnqueueWriteBuffer(memory state)", e);
     return ARMT_OK;
@@ -162,34 +186,42 @@ armt_status armt_ctx_memory_set(armt_ctx *ctx, const float *w_mem, const float *
 
 /* Layout (little-endian): 64-byte header, then W_mem floats, z floats, written bytes.
  *   0  char[8]  "ARMTSTAT"       8  u32 version (1)     12 u32 n_layers     16 u32 d_key   20 u32 d
- *   24 u64 model fingerprint    32 u64 payload bytes   40 u64 checksum of the payload   48..63 reserved (0) */
-#define STATE_MAGIC "ARMTSTAT"
+ *   24 u64 model fingerprint    32 u64 payload bytes   40 u64 checksum of the payload   48..63 reserved (0)
+ */
+#define STATE_MAGIC   "ARMTSTAT"
 #define STATE_VERSION 1u
 
 static void put_u32(unsigned char *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
 }
 static void put_u64(unsigned char *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
 }
 static uint32_t get_u32(const unsigned char *p) {
     uint32_t v = 0;
-    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)p[i] << (8 * i);
     return v;
 }
 static uint64_t get_u64(const unsigned char *p) {
     uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
     return v;
 }
 static uint64_t checksum(uint64_t h, const void *data, size_t n) {
     const unsigned char *b = data;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001B3ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001B3ULL;
     return h;
 }
 
 armt_status armt_ctx_memory_save(armt_ctx *ctx, const char *path) {
-    if (!ctx || !path) return armt_err_set(ctx ? &ctx->err : NULL, ARMT_STATUS_INVALID_ARGUMENT, "armt_ctx_memory_save: NULL argument");
+    if (!ctx || !path)
+        return armt_err_set(ctx ? &ctx->err : NULL, ARMT_STATUS_INVALID_ARGUMENT,
+                            "armt_ctx_memory_save: NULL argument");
     armt_err *err = &ctx->err;
     const armt_config *c = &ctx->model->cfg;
     size_t nw = armt_ctx_memory_w_count(ctx), nz = armt_ctx_memory_z_count(ctx), nl = (size_t)c->n_layers;
@@ -230,8 +262,8 @@ armt_status armt_ctx_memory_save(armt_ctx *ctx, const char *path) {
         goto done;
     }
     /* floats are written in the host's byte order; the library targets little-endian hosts */
-    int ok = fwrite(hdr, 1, sizeof hdr, f) == sizeof hdr && fwrite(w, 4, nw, f) == nw && fwrite(z, 4, nz, f) == nz &&
-             fwrite(wr, 1, nl, f) == nl;
+    int ok = fwrite(hdr, 1, sizeof hdr, f) == sizeof hdr && fwrite(w, 4, nw, f) == nw &&
+             fwrite(z, 4, nz, f) == nz && fwrite(wr, 1, nl, f) == nl;
     ok = (fclose(f) == 0) && ok;
     f = NULL;
     if (!ok || rename(tmp_path, path) != 0) {
@@ -248,7 +280,9 @@ done:
 }
 
 armt_status armt_ctx_memory_load(armt_ctx *ctx, const char *path) {
-    if (!ctx || !path) return armt_err_set(ctx ? &ctx->err : NULL, ARMT_STATUS_INVALID_ARGUMENT, "armt_ctx_memory_load: NULL argument");
+    if (!ctx || !path)
+        return armt_err_set(ctx ? &ctx->err : NULL, ARMT_STATUS_INVALID_ARGUMENT,
+                            "armt_ctx_memory_load: NULL argument");
     armt_err *err = &ctx->err;
     const armt_config *c = &ctx->model->cfg;
     size_t nw = armt_ctx_memory_w_count(ctx), nz = armt_ctx_memory_z_count(ctx), nl = (size_t)c->n_layers;
@@ -259,7 +293,8 @@ armt_status armt_ctx_memory_load(armt_ctx *ctx, const char *path) {
     uint8_t *wr = NULL;
     armt_status st = ARMT_OK;
     if (fread(hdr, 1, sizeof hdr, f) != sizeof hdr || memcmp(hdr, STATE_MAGIC, 8) != 0) {
-        st = armt_err_set(err, ARMT_STATUS_BAD_FILE, "%s is not a libarmt memory state (bad magic or too short)", path);
+        st = armt_err_set(err, ARMT_STATUS_BAD_FILE,
+                          "%s is not a libarmt memory state (bad magic or too short)", path);
         goto done;
     }
     if (get_u32(hdr + 8) != STATE_VERSION) {
@@ -268,7 +303,8 @@ armt_status armt_ctx_memory_load(armt_ctx *ctx, const char *path) {
         goto done;
     }
     if (get_u64(hdr + 24) != ctx->model->fingerprint || get_u32(hdr + 12) != (uint32_t)c->n_layers ||
-        get_u32(hdr + 16) != (uint32_t)armt_config_d_key(c) || get_u32(hdr + 20) != (uint32_t)c->hidden_size) {
+        get_u32(hdr + 16) != (uint32_t)armt_config_d_key(c) ||
+        get_u32(hdr + 20) != (uint32_t)c->hidden_size) {
         st = armt_err_set(err, ARMT_STATUS_MODEL_MISMATCH,
                           "%s was saved for another model (fingerprint %016llx, this model %016llx)", path,
                           (unsigned long long)get_u64(hdr + 24), (unsigned long long)ctx->model->fingerprint);
@@ -307,7 +343,8 @@ done:
 }
 
 armt_status armt_ctx_stats(const armt_ctx *ctx, armt_stats *out) {
-    if (!ctx || !out) return armt_err_set(NULL, ARMT_STATUS_INVALID_ARGUMENT, "armt_ctx_stats: NULL argument");
+    if (!ctx || !out)
+        return armt_err_set(NULL, ARMT_STATUS_INVALID_ARGUMENT, "armt_ctx_stats: NULL argument");
     *out = ctx->stats;
     return ARMT_OK;
 }
@@ -340,7 +377,8 @@ void armt_ctx_prof_add(armt_ctx *ctx, int category, cl_event ev) { prof_keep(ctx
 
 void armt_ctx_prof_drop(armt_ctx *ctx) {
     if (ctx->prof_n && ctx->queue) clFinish(ctx->queue);
-    for (size_t i = 0; i < ctx->prof_n; i++) clReleaseEvent(ctx->prof[i].ev);
+    for (size_t i = 0; i < ctx->prof_n; i++)
+        clReleaseEvent(ctx->prof[i].ev);
     ctx->prof_n = 0;
 }
 
@@ -351,7 +389,8 @@ void armt_ctx_prof_collect(armt_ctx *ctx) {
         const struct armt_prof_event *p = &ctx->prof[i];
         cl_ulong t0 = 0, t1 = 0;
         if (clGetEventProfilingInfo(p->ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL) == CL_SUCCESS &&
-            clGetEventProfilingInfo(p->ev, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) == CL_SUCCESS && t1 >= t0) {
+            clGetEventProfilingInfo(p->ev, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) == CL_SUCCESS &&
+            t1 >= t0) {
             double sec = 1e-9 * (double)(t1 - t0);
             ctx->prof_s[p->cat] += sec;
             if (p->site >= 0) {
@@ -370,7 +409,8 @@ size_t armt_ctx_profile(const armt_ctx *ctx, const char **names, double *seconds
     for (int c = 0; c < ARMT_PROF_COUNT; c++) {
         if (ctx->prof_s[c] <= 0.0) continue;
         if (n < cap) {
-            if (names) names[n] = c == ARMT_PROF_CLBLAST ? "clblast_sgemm" : armt_kernel_name((armt_kernel_id)c);
+            if (names)
+                names[n] = c == ARMT_PROF_CLBLAST ? "clblast_sgemm" : armt_kernel_name((armt_kernel_id)c);
             if (seconds) seconds[n] = ctx->prof_s[c];
         }
         n++;
@@ -378,14 +418,16 @@ size_t armt_ctx_profile(const armt_ctx *ctx, const char **names, double *seconds
     return n;
 }
 
-size_t armt_ctx_profile_gemm(const armt_ctx *ctx, const char **names, double *seconds, double *flop, size_t cap) {
+size_t armt_ctx_profile_gemm(const armt_ctx *ctx, const char **names, double *seconds, double *flop,
+                             size_t cap) {
     if (!ctx) return 0;
     static const char *const extra[] = {"wg+wu", "mem_read", "mem_prev", "mem_update", "wk+wv"};
     size_t n = 0;
     for (int c = 0; c < ARMT_GSITE_COUNT; c++) {
         if (ctx->prof_gs[c] <= 0.0) continue;
         if (n < cap) {
-            if (names) names[n] = c < ARMT_ROLE_COUNT ? armt_role_name((armt_role)c) : extra[c - ARMT_ROLE_COUNT];
+            if (names)
+                names[n] = c < ARMT_ROLE_COUNT ? armt_role_name((armt_role)c) : extra[c - ARMT_ROLE_COUNT];
             if (seconds) seconds[n] = ctx->prof_gs[c];
             if (flop) flop[n] = ctx->prof_gf[c];
         }

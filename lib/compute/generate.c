@@ -39,7 +39,7 @@ static uint64_t rng_next(uint64_t *s) {
 }
 
 typedef struct cand {
-    double  p;
+    double p;
     int32_t id;
 } cand;
 
@@ -59,7 +59,8 @@ static int32_t sample(const float *logits, int V, const armt_generate_params *p,
         return best;
     }
     double mx = -INFINITY;
-    for (int i = 0; i < V; i++) mx = fmax(mx, (double)logits[i]);
+    for (int i = 0; i < V; i++)
+        mx = fmax(mx, (double)logits[i]);
     for (int i = 0; i < V; i++) {
         work[i].id = i;
         work[i].p = exp(((double)logits[i] - mx) / (double)p->temperature);
@@ -68,7 +69,8 @@ static int32_t sample(const float *logits, int V, const armt_generate_params *p,
     int n = V;
     if (p->top_k > 0 && p->top_k < n) n = p->top_k;
     double total = 0;
-    for (int i = 0; i < n; i++) total += work[i].p;
+    for (int i = 0; i < n; i++)
+        total += work[i].p;
     if (p->top_p > 0.0f && p->top_p < 1.0f) {
         double acc = 0;
         for (int i = 0; i < n; i++) {
@@ -79,7 +81,8 @@ static int32_t sample(const float *logits, int V, const armt_generate_params *p,
             }
         }
         total = 0;
-        for (int i = 0; i < n; i++) total += work[i].p;
+        for (int i = 0; i < n; i++)
+            total += work[i].p;
     }
     double u = (double)(rng_next(rng) >> 11) * (1.0 / 9007199254740992.0) * total;
     for (int i = 0; i < n; i++) {
@@ -97,8 +100,16 @@ static int32_t sample(const float *logits, int V, const armt_generate_params *p,
 static armt_status tail_rows(armt_call *F, cl_mem kc, cl_mem vc, size_t tmax, int pos0, int rows) {
     const int Lyr = F->cfg->n_layers;
     size_t kvd = (size_t)F->nkv * (size_t)F->hd;
-    armt_step st = {.l0 = 0, .G = 1, .s0 = 0, .cap = 1, .T = rows, .s_short = -1, .pos0 = pos0, .kcache = kc,
-               .vcache = vc, .cache_rows = (int)tmax};
+    armt_step st = {.l0 = 0,
+                    .G = 1,
+                    .s0 = 0,
+                    .cap = 1,
+                    .T = rows,
+                    .s_short = -1,
+                    .pos0 = pos0,
+                    .kcache = kc,
+                    .vcache = vc,
+                    .cache_rows = (int)tmax};
     ARMT_TRY(armt_step_upload_ids(F, (size_t)pos0, (size_t)rows));
     ARMT_TRY(armt_step_embed(F, &st, (size_t)pos0, rows, 0));
     for (int l = 0; l < Lyr; l++) {
@@ -120,13 +131,15 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
     ARMT_RETURN_IF(!prompt, ARMT_STATUS_INVALID_ARGUMENT, "armt_generate: prompt is NULL");
     ARMT_RETURN_IF(gp.max_new_tokens < 0, ARMT_STATUS_INVALID_ARGUMENT, "armt_generate: max_new_tokens < 0");
     ARMT_RETURN_IF(gp.schedule != ARMT_SCHEDULE_DIAGONAL && gp.schedule != ARMT_SCHEDULE_SEQUENTIAL,
-                   ARMT_STATUS_INVALID_ARGUMENT, "armt_generate: the schedule must be diagonal or sequential");
+                   ARMT_STATUS_INVALID_ARGUMENT,
+                   "armt_generate: the schedule must be diagonal or sequential");
     ARMT_RETURN_IF(out && out_cap < (size_t)gp.max_new_tokens, ARMT_STATUS_INVALID_ARGUMENT,
                    "armt_generate: out holds %zu tokens, max_new_tokens is %d", out_cap, gp.max_new_tokens);
     ARMT_RETURN_IF(!out && !gp.on_token && gp.max_new_tokens > 0, ARMT_STATUS_INVALID_ARGUMENT,
                    "armt_generate: give out or on_token");
     ARMT_RETURN_IF(gp.temperature < 0.0f || !(gp.top_p >= 0.0f && gp.top_p <= 1.0f) || gp.top_k < 0,
-                   ARMT_STATUS_INVALID_ARGUMENT, "armt_generate: temperature must be >= 0, top_p in [0, 1], top_k >= 0");
+                   ARMT_STATUS_INVALID_ARGUMENT,
+                   "armt_generate: temperature must be >= 0, top_p in [0, 1], top_k >= 0");
     for (size_t i = 0; i < n; i++)
         ARMT_RETURN_IF(prompt[i] < 0 || prompt[i] >= cfg->vocab_size, ARMT_STATUS_TOKEN_OUT_OF_RANGE,
                        "armt_generate: prompt token %zu has id %d, outside [0, %d)", i, (int)prompt[i],

@@ -30,29 +30,39 @@ const armt_config *armt_model_config(const armt_model *m) { return m ? &m->cfg :
 armt_precision armt_model_precision(const armt_model *m) { return m ? m->precision : ARMT_PRECISION_FP32; }
 uint64_t armt_model_device_bytes(const armt_model *m) { return m ? m->bytes : 0; }
 uint64_t armt_model_fingerprint(const armt_model *m) { return m ? m->fingerprint : 0; }
-const char *armt_model_last_error(const armt_model *m) { return m ? armt_err_msg(&m->err) : armt_last_error(); }
+const char *armt_model_last_error(const armt_model *m) {
+    return m ? armt_err_msg(&m->err) : armt_last_error();
+}
 
 const armt_weight *armt_model_lm_head(const armt_model *m) {
     return m->cfg.tie_word_embeddings ? &m->w[ARMT_ROLE_EMBED] : &m->w[ARMT_ROLE_LM_HEAD];
 }
 
-static int role_layers(const armt_model *m, armt_role r) { return armt_role_is_layer(r) ? m->cfg.n_layers : 1; }
+static int role_layers(const armt_model *m, armt_role r) {
+    return armt_role_is_layer(r) ? m->cfg.n_layers : 1;
+}
 
 /* Roles stored in bf16 by a bf16 model: the GEMM weights and the embedding (also the tied lm_head). */
 static int role_bf16(armt_precision prec, armt_role r) {
     if (prec != ARMT_PRECISION_BF16) return 0;
     switch (r) {
-    case ARMT_ROLE_WQ: case ARMT_ROLE_WK: case ARMT_ROLE_WV: case ARMT_ROLE_WO: case ARMT_ROLE_WG:
-    case ARMT_ROLE_WU: case ARMT_ROLE_WD: case ARMT_ROLE_WMQ: case ARMT_ROLE_WMK: case ARMT_ROLE_WMV:
-    case ARMT_ROLE_EMBED: case ARMT_ROLE_LM_HEAD:
-        return 1;
-    default:
-        return 0;
+    case ARMT_ROLE_WQ:
+    case ARMT_ROLE_WK:
+    case ARMT_ROLE_WV:
+    case ARMT_ROLE_WO:
+    case ARMT_ROLE_WG:
+    case ARMT_ROLE_WU:
+    case ARMT_ROLE_WD:
+    case ARMT_ROLE_WMQ:
+    case ARMT_ROLE_WMK:
+    case ARMT_ROLE_WMV:
+    case ARMT_ROLE_EMBED:
+    case ARMT_ROLE_LM_HEAD: return 1;
+    default: return 0;
     }
 }
 
 static size_t elem_size(const armt_weight *w) { return w->bf16 ? 2 : 4; }
-
 
 /* A role the model stores (LM_HEAD only when untied). */
 static int role_stored(const armt_config *cfg, armt_role r) {
@@ -70,10 +80,13 @@ static uint64_t mix64(uint64_t h, uint64_t v) {
 
 static uint64_t config_hash(const armt_config *c) {
     uint64_t h = 0xcbf29ce484222325ULL;
-    const int ints[] = {c->hidden_size, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim,
-                        c->intermediate_size, c->vocab_size, (int)c->rope_type, c->rope_original_max_pos,
-                        c->tie_word_embeddings, c->num_mem_tokens, c->d_mem, c->segment_size, c->correction};
-    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) h = mix64(h, (uint64_t)(uint32_t)ints[i]);
+    const int ints[] = {c->hidden_size,         c->n_layers,       c->n_heads,
+                        c->n_kv_heads,          c->head_dim,       c->intermediate_size,
+                        c->vocab_size,          (int)c->rope_type, c->rope_original_max_pos,
+                        c->tie_word_embeddings, c->num_mem_tokens, c->d_mem,
+                        c->segment_size,        c->correction};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        h = mix64(h, (uint64_t)(uint32_t)ints[i]);
     const double dbl[] = {c->rms_norm_eps, c->rope_theta, c->rope_factor, c->rope_low_freq_factor,
                           c->rope_high_freq_factor};
     for (size_t i = 0; i < sizeof dbl / sizeof dbl[0]; i++) {
@@ -86,7 +99,8 @@ static uint64_t config_hash(const armt_config *c) {
 
 static uint64_t data_hash(uint64_t h, const float *x, size_t n) {
     const uint32_t *u = (const uint32_t *)(const void *)x;
-    for (size_t i = 0; i < n; i++) h = (h ^ u[i]) * 0x100000001B3ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ u[i]) * 0x100000001B3ULL;
     return h;
 }
 
@@ -98,7 +112,8 @@ void armt_model_free(armt_model *m) {
     if (!m) return;
     for (int r = 0; r < ARMT_ROLE_COUNT; r++) {
         armt_weight *w = &m->w[r];
-        for (int c = 0; c < w->n_chunks; c++) armt_buffer_release(m->rt, &w->chunks[c], w->chunk_bytes[c]);
+        for (int c = 0; c < w->n_chunks; c++)
+            armt_buffer_release(m->rt, &w->chunks[c], w->chunk_bytes[c]);
         free(w->chunks);
         free(w->chunk_bytes);
     }
@@ -142,9 +157,10 @@ static armt_status allocate_weights(armt_model *m, armt_err *err) {
         w->layers_per_chunk = per_chunk >= (uint64_t)layers ? layers : (int)per_chunk;
         w->n_chunks = (layers + w->layers_per_chunk - 1) / w->layers_per_chunk;
         if (ns + (size_t)w->n_chunks > sizeof sizes / sizeof sizes[0])
-            return armt_err_set(err, ARMT_STATUS_OUT_OF_DEVICE_MEMORY,
-                                "model: %s would need %d buffers; the device's maximum allocation is too small",
-                                armt_role_name((armt_role)r), w->n_chunks);
+            return armt_err_set(
+                err, ARMT_STATUS_OUT_OF_DEVICE_MEMORY,
+                "model: %s would need %d buffers; the device's maximum allocation is too small",
+                armt_role_name((armt_role)r), w->n_chunks);
         w->chunks = calloc((size_t)w->n_chunks, sizeof *w->chunks);
         w->chunk_bytes = calloc((size_t)w->n_chunks, sizeof *w->chunk_bytes);
         if (!w->chunks || !w->chunk_bytes)
@@ -160,7 +176,8 @@ static armt_status allocate_weights(armt_model *m, armt_err *err) {
     for (int r = 0; r < ARMT_ROLE_COUNT; r++) {
         armt_weight *w = &m->w[r];
         for (int c = 0; c < w->n_chunks; c++) {
-            ARMT_TRY(armt_buffer_create(rt, w->chunk_bytes[c], &w->chunks[c], armt_role_name((armt_role)r), err));
+            ARMT_TRY(
+                armt_buffer_create(rt, w->chunk_bytes[c], &w->chunks[c], armt_role_name((armt_role)r), err));
             m->bytes += w->chunk_bytes[c];
         }
     }
@@ -168,14 +185,15 @@ static armt_status allocate_weights(armt_model *m, armt_err *err) {
 }
 
 /* Shared start of every model constructor: validated config, attention program, kernels, buffers. */
-static armt_status model_begin(armt_runtime *rt, const armt_config *cfg, armt_precision prec, armt_model **out,
-                               armt_err *err) {
+static armt_status model_begin(armt_runtime *rt, const armt_config *cfg, armt_precision prec,
+                               armt_model **out, armt_err *err) {
     *out = NULL;
     ARMT_TRY(armt_config_check(cfg, err));
     if (prec != ARMT_PRECISION_FP32 && prec != ARMT_PRECISION_BF16)
         return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "model: unknown precision %d", (int)prec);
     if (cfg->head_dim > 256)
-        return armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "model: head_dim %d is larger than 256", cfg->head_dim);
+        return armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "model: head_dim %d is larger than 256",
+                            cfg->head_dim);
     armt_model *m = calloc(1, sizeof *m);
     if (!m) return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "model: out of host memory");
     armt_err_init(&m->err);
@@ -239,34 +257,33 @@ static armt_status zero_role(armt_model *m, armt_role r, int layer, armt_err *er
  * linear layers like nn.Linear, U(+-1/sqrt(in)); norms 1 + U(+-0.1) (non-trivial, so tests see them);
  * embeddings U(+-1) ; memory tokens with the embeddings' spread (emb_std * sqrt(3)); W_mv zero unless
  * wmv_std > 0 (then uniform with that standard deviation). */
-static armt_status init_role(armt_model *m, armt_role r, int layer, uint64_t seed, float wmv_std, double emb_std,
-                             armt_err *err) {
+static armt_status init_role(armt_model *m, armt_role r, int layer, uint64_t seed, float wmv_std,
+                             double emb_std, armt_err *err) {
     uint64_t rows, cols;
     armt_role_shape(&m->cfg, r, &rows, &cols, NULL);
     switch (r) {
-    case ARMT_ROLE_NORM_IN: case ARMT_ROLE_NORM_POST: case ARMT_ROLE_NORM_FINAL:
-        return fill_role(m, r, layer, seed, 0.1f, 1.0f, err);
-    case ARMT_ROLE_EMBED:
-        return fill_role(m, r, layer, seed, 1.0f, 0.0f, err);
-    case ARMT_ROLE_MEM:
-        return fill_role(m, r, layer, seed, (float)(emb_std * sqrt(3.0)), 0.0f, err);
+    case ARMT_ROLE_NORM_IN:
+    case ARMT_ROLE_NORM_POST:
+    case ARMT_ROLE_NORM_FINAL: return fill_role(m, r, layer, seed, 0.1f, 1.0f, err);
+    case ARMT_ROLE_EMBED: return fill_role(m, r, layer, seed, 1.0f, 0.0f, err);
+    case ARMT_ROLE_MEM: return fill_role(m, r, layer, seed, (float)(emb_std * sqrt(3.0)), 0.0f, err);
     case ARMT_ROLE_WMV:
         if (wmv_std <= 0.0f) return zero_role(m, r, layer, err);
         return fill_role(m, r, layer, seed, (float)(wmv_std * sqrt(3.0)), 0.0f, err);
     case ARMT_ROLE_BMB:
         return fill_role(m, r, layer, seed, (float)(1.0 / sqrt((double)m->cfg.hidden_size)), 0.0f, err);
-    default:
-        return fill_role(m, r, layer, seed, (float)(1.0 / sqrt((double)cols)), 0.0f, err);
+    default: return fill_role(m, r, layer, seed, (float)(1.0 / sqrt((double)cols)), 0.0f, err);
     }
 }
 
-armt_status armt_model_create_random(armt_runtime *rt, const armt_config *cfg, const armt_model_params *params,
-                                     armt_model **out) {
+armt_status armt_model_create_random(armt_runtime *rt, const armt_config *cfg,
+                                     const armt_model_params *params, armt_model **out) {
     armt_err tmp;
     armt_err_init(&tmp);
     armt_err *err = rt ? &rt->err : &tmp;
     if (!rt || !cfg || !out) {
-        armt_status s = armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "armt_model_create_random: NULL argument");
+        armt_status s =
+            armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "armt_model_create_random: NULL argument");
         armt_err_free(&tmp);
         return s;
     }
@@ -309,7 +326,8 @@ fail:
 /* Loading                                                                                                 */
 /* ======================================================================================================= */
 
-armt_status armt_model_load(armt_runtime *rt, const char *path, const armt_model_params *params, armt_model **out) {
+armt_status armt_model_load(armt_runtime *rt, const char *path, const armt_model_params *params,
+                            armt_model **out) {
     armt_err tmp;
     armt_err_init(&tmp);
     armt_err *err = rt ? &rt->err : &tmp;
@@ -337,15 +355,18 @@ armt_status armt_model_load(armt_runtime *rt, const char *path, const armt_model
     uint64_t emb_n = 0;
     /* EMBED first: the memory tokens of a plain checkpoint are initialised from its spread */
     static const armt_role order[ARMT_ROLE_COUNT] = {
-        ARMT_ROLE_EMBED, ARMT_ROLE_LM_HEAD, ARMT_ROLE_NORM_FINAL, ARMT_ROLE_MEM, ARMT_ROLE_WQ, ARMT_ROLE_WK,
-        ARMT_ROLE_WV, ARMT_ROLE_WO, ARMT_ROLE_WG, ARMT_ROLE_WU, ARMT_ROLE_WD, ARMT_ROLE_NORM_IN,
-        ARMT_ROLE_NORM_POST, ARMT_ROLE_WMQ, ARMT_ROLE_WMK, ARMT_ROLE_WMV, ARMT_ROLE_WMB, ARMT_ROLE_BMB};
+        ARMT_ROLE_EMBED, ARMT_ROLE_LM_HEAD, ARMT_ROLE_NORM_FINAL, ARMT_ROLE_MEM, ARMT_ROLE_WQ,
+        ARMT_ROLE_WK,    ARMT_ROLE_WV,      ARMT_ROLE_WO,         ARMT_ROLE_WG,  ARMT_ROLE_WU,
+        ARMT_ROLE_WD,    ARMT_ROLE_NORM_IN, ARMT_ROLE_NORM_POST,  ARMT_ROLE_WMQ, ARMT_ROLE_WMK,
+        ARMT_ROLE_WMV,   ARMT_ROLE_WMB,     ARMT_ROLE_BMB};
     for (int oi = 0; oi < ARMT_ROLE_COUNT; oi++) {
         armt_role r = order[oi];
         if (!role_stored(&m->cfg, r)) continue;
         for (int l = 0; l < role_layers(m, r); l++) {
             if (!armt_ckpt_has(ck, r, l)) {
-                double var = emb_n ? emb_sq / (double)emb_n - (emb_sum / (double)emb_n) * (emb_sum / (double)emb_n) : 1.0;
+                double var =
+                    emb_n ? emb_sq / (double)emb_n - (emb_sum / (double)emb_n) * (emb_sum / (double)emb_n)
+                          : 1.0;
                 ARMT_TRY_GOTO(init_role(m, r, l, p.seed, p.wmv_std, sqrt(var > 0 ? var : 0), err), fail);
                 h = mix64(h, ((uint64_t)r << 32) ^ (uint64_t)l ^ p.seed);
                 continue;
@@ -358,9 +379,10 @@ armt_status armt_model_load(armt_runtime *rt, const char *path, const armt_model
                 ARMT_TRY_GOTO(armt_ckpt_read(ck, r, l, first, cnt, stage, err), fail);
                 for (size_t i = 0; i < cnt; i++) {
                     if (!isfinite(stage[i])) {
-                        st = armt_err_set(err, ARMT_STATUS_BAD_FILE,
-                                          "model: tensor %s of layer %d holds a non-finite value at element %llu",
-                                          armt_role_name(r), l, (unsigned long long)(first + i));
+                        st = armt_err_set(
+                            err, ARMT_STATUS_BAD_FILE,
+                            "model: tensor %s of layer %d holds a non-finite value at element %llu",
+                            armt_role_name(r), l, (unsigned long long)(first + i));
                         goto fail;
                     }
                 }
@@ -375,10 +397,11 @@ armt_status armt_model_load(armt_runtime *rt, const char *path, const armt_model
                 if (m->w[r].bf16) {
                     /* convert in place: the bf16 values fill the front half of the staging buffer */
                     uint16_t *b = (uint16_t *)(void *)stage;
-                    for (size_t i = 0; i < cnt; i++) b[i] = armt_bf16_bits(stage[i]);
+                    for (size_t i = 0; i < cnt; i++)
+                        b[i] = armt_bf16_bits(stage[i]);
                 }
-                cl_int e = clEnqueueWriteBuffer(rt->queue, buf, CL_TRUE, (off + first) * es, cnt * es, stage, 0,
-                                                NULL, NULL);
+                cl_int e = clEnqueueWriteBuffer(rt->queue, buf, CL_TRUE, (off + first) * es, cnt * es, stage,
+                                                0, NULL, NULL);
                 if (e != CL_SUCCESS) {
                     st = armt_err_cl(err, "clEnqueueWriteBuffer (weights)", e);
                     goto fail;
@@ -412,15 +435,16 @@ fail:
 armt_status armt_model_read_role(armt_model *m, armt_role role, int layer, uint64_t first, uint64_t count,
                                  float *dst, armt_err *err) {
     if (role < 0 || role >= ARMT_ROLE_COUNT || layer < 0 || layer >= role_layers(m, role))
-        return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "read_role: bad role %d / layer %d", role, layer);
+        return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "read_role: bad role %d / layer %d", role,
+                            layer);
     const armt_weight *w = role == ARMT_ROLE_LM_HEAD ? armt_model_lm_head(m) : &m->w[role];
     if (first + count > w->per_layer)
         return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "read_role: range beyond the tensor");
     size_t off;
     cl_mem buf = armt_weight_at(w, layer, &off);
     size_t es = elem_size(w);
-    ARMT_CL_TRY(clEnqueueReadBuffer(m->rt->queue, buf, CL_TRUE, (off + first) * es, (size_t)count * es, dst, 0, NULL,
-                                    NULL));
+    ARMT_CL_TRY(clEnqueueReadBuffer(m->rt->queue, buf, CL_TRUE, (off + first) * es, (size_t)count * es, dst,
+                                    0, NULL, NULL));
     if (w->bf16) {
         /* expand in place, from the back so no value is overwritten before it is read */
         const uint16_t *b = (const uint16_t *)(const void *)dst;
@@ -434,11 +458,20 @@ armt_status armt_model_read_role(armt_model *m, armt_role role, int layer, uint6
 
 /* Tensor names of a saved model: the ARMT reference wrapper's module-tree form (docs/MATH.md §5.1). */
 static void saved_name(armt_role r, int l, char *buf, size_t n) {
-    static const char *const layer_names[ARMT_ROLE_N_LAYER_ROLES] = {
-        "layer.self_attn.q_proj.weight", "layer.self_attn.k_proj.weight", "layer.self_attn.v_proj.weight",
-        "layer.self_attn.o_proj.weight", "layer.mlp.gate_proj.weight", "layer.mlp.up_proj.weight",
-        "layer.mlp.down_proj.weight", "layer.input_layernorm.weight", "layer.post_attention_layernorm.weight",
-        "W_mq.weight", "W_mk.weight", "W_mv.weight", "W_mb.weight", "W_mb.bias"};
+    static const char *const layer_names[ARMT_ROLE_N_LAYER_ROLES] = {"layer.self_attn.q_proj.weight",
+                                                                     "layer.self_attn.k_proj.weight",
+                                                                     "layer.self_attn.v_proj.weight",
+                                                                     "layer.self_attn.o_proj.weight",
+                                                                     "layer.mlp.gate_proj.weight",
+                                                                     "layer.mlp.up_proj.weight",
+                                                                     "layer.mlp.down_proj.weight",
+                                                                     "layer.input_layernorm.weight",
+                                                                     "layer.post_attention_layernorm.weight",
+                                                                     "W_mq.weight",
+                                                                     "W_mk.weight",
+                                                                     "W_mv.weight",
+                                                                     "W_mb.weight",
+                                                                     "W_mb.bias"};
     if (armt_role_is_layer(r)) {
         snprintf(buf, n, "memory_cell.model.model.layers.%d.%s", l, layer_names[r]);
         return;
@@ -452,7 +485,9 @@ static void saved_name(armt_role r, int l, char *buf, size_t n) {
 }
 
 armt_status armt_model_save(armt_model *m, const char *path) {
-    if (!m || !path) return armt_err_set(m ? &m->err : NULL, ARMT_STATUS_INVALID_ARGUMENT, "armt_model_save: NULL argument");
+    if (!m || !path)
+        return armt_err_set(m ? &m->err : NULL, ARMT_STATUS_INVALID_ARGUMENT,
+                            "armt_model_save: NULL argument");
     armt_err *err = &m->err;
     st_writer *w = NULL;
     float *stage = NULL;
@@ -466,7 +501,8 @@ armt_status armt_model_save(armt_model *m, const char *path) {
     }
     ARMT_TRY_GOTO(st_writer_meta(w, "armt_config", json, err), fail);
     ARMT_TRY_GOTO(st_writer_meta(w, "format", "libarmt", err), fail);
-    ARMT_TRY_GOTO(st_writer_meta(w, "precision", m->precision == ARMT_PRECISION_BF16 ? "bf16" : "fp32", err), fail);
+    ARMT_TRY_GOTO(st_writer_meta(w, "precision", m->precision == ARMT_PRECISION_BF16 ? "bf16" : "fp32", err),
+                  fail);
     char name[256];
     for (int r = 0; r < ARMT_ROLE_COUNT; r++) {
         if (!role_stored(&m->cfg, (armt_role)r)) continue;

@@ -37,7 +37,8 @@ static armt_status set_cell_args(armt_call *F, cl_kernel k, cl_uint i, const arm
 
 /* A row-wise kernel (one work-group of row_wg items per row) over `rows` rows of each of the step's cells,
  * its CELL_ARGS from argument cell_arg on (none when negative). */
-static armt_status cell_rows(armt_call *F, armt_kernel_id id, int cell_arg, const armt_step *st, size_t rows) {
+static armt_status cell_rows(armt_call *F, armt_kernel_id id, int cell_arg, const armt_step *st,
+                             size_t rows) {
     if (cell_arg >= 0) ARMT_TRY(set_cell_args(F, F->ctx->k[id], (cl_uint)cell_arg, st));
     const size_t wg = (size_t)F->ctx->rt->tune.row_wg;
     return armt_op_launch(F, id, 3, wg, rows, (size_t)st->G, wg);

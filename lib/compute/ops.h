@@ -18,8 +18,8 @@ typedef struct armt_karg {
 #define ARMT_KA(v) ((armt_karg){sizeof(v), &(v)})
 /* Sets arguments first, first + 1, ... of k from a list of ARMT_KA(value). */
 armt_status armt_set_kargs(cl_kernel k, cl_uint first, const armt_karg *a, size_t n, armt_err *err);
-#define ARMT_KARGS(k, first, err, ...)                                                                       \
-    armt_set_kargs((k), (first), (const armt_karg[]){__VA_ARGS__},                                           \
+#define ARMT_KARGS(k, first, err, ...)                             \
+    armt_set_kargs((k), (first), (const armt_karg[]){__VA_ARGS__}, \
                    sizeof((const armt_karg[]){__VA_ARGS__}) / sizeof(armt_karg), (err))
 /* Enqueues kernel id over a 1-3D range (l0: work-group size along dimension 0, 0 = the driver's choice). */
 armt_status armt_op_launch(armt_call *F, armt_kernel_id id, cl_uint dims, size_t g0, size_t g1, size_t g2,

@@ -41,10 +41,10 @@ static void scratch_table(armt_ctx *ctx, const scratch_cap *k, cl_mem **bufs, si
     const size_t dk = (size_t)armt_config_d_key(c), dm = (size_t)c->d_mem;
     const size_t mrows = C * M > R ? C * M : R; /* mq and phi also hold the write's G M rows */
     size_t i = 0;
-#define ROW(buf, n)                                                                                          \
-    do {                                                                                                     \
-        bufs[i] = &ctx->buf;                                                                                 \
-        bytes[i++] = (n);                                                                                    \
+#define ROW(buf, n)          \
+    do {                     \
+        bufs[i] = &ctx->buf; \
+        bytes[i++] = (n);    \
     } while (0)
     ROW(x, R * d * 4);
     ROW(h, R * d * 4);

@@ -20,28 +20,28 @@
 
 /* One entry per kernel the library launches; the table in programs.c maps each to its program. */
 typedef enum armt_kernel_id {
-    ARMT_K_EMBED = 0,      /* embed.cl      token gather + memory tokens                 */
-    ARMT_K_FILL_UNIFORM,   /* init.cl       deterministic random weights                 */
-    ARMT_K_RMSNORM,        /* norm.cl       RMSNorm of the residual stream               */
-    ARMT_K_RMSNORM_ROWS,   /* norm.cl       final RMSNorm of a block of rows             */
-    ARMT_K_ROPE,           /* rope.cl       rotary embedding of q and k, in place        */
-    ARMT_K_ATTENTION,      /* attention.cl  tiled causal GQA attention, online softmax  */
-    ARMT_K_SWIGLU,         /* elementwise.cl silu(gate) * up                             */
-    ARMT_K_DPFP,           /* memory.cl     DPFP feature map (nu = 3)                    */
-    ARMT_K_MEM_READ,       /* memory.cl     x += num / (phi(q).z + 1e-5)                 */
-    ARMT_K_MEM_READ_SCALE, /* memory.cl     1 / (phi(q).z + 1e-5) per row (fused read)  */
-    ARMT_K_MEM_GATHER,     /* memory.cl     copy the memory-token rows of each cell      */
-    ARMT_K_MEM_WRITE_PREP, /* memory.cl     beta, gamma, den of each memory row          */
-    ARMT_K_MEM_DELTA,      /* memory.cl     beta * (vnew - vprev / den)                  */
-    ARMT_K_MEM_Z_UPDATE,   /* memory.cl     z += sum gamma * phi(k); mark layer written  */
-    ARMT_K_EMBED_BF16,     /* embed.cl      the same with a bf16 embedding table         */
-    ARMT_K_FILL_UNIFORM_BF16, /* init.cl    random weights rounded to bf16               */
-    ARMT_K_GEMM_BF16,      /* gemm_bf16.cl  batched GEMM, bf16 weights (portable)        */
-    ARMT_K_GEMM_BF16_MMA,  /* gemm_mma_*.cl the same on NVIDIA tensor cores (optional)   */
-    ARMT_K_ATTENTION_MMA,  /* attention_mma.cl attention on tensor cores, bf16 models (optional) */
-    ARMT_K_MEM_BF16_T,     /* memory.cl     bf16 transposed copy of W_mem (bf16 models)  */
-    ARMT_K_F32_TO_BF16,    /* gemm_bf16.cl  bf16 copy of a GEMM operand (tensor cores only) */
-    ARMT_K_GEMM_BF16BF16_MMA, /* gemm_mma_*.cl tensor-core GEMM with a bf16 A (optional)     */
+    ARMT_K_EMBED = 0,                /* embed.cl      token gather + memory tokens                 */
+    ARMT_K_FILL_UNIFORM,             /* init.cl       deterministic random weights                 */
+    ARMT_K_RMSNORM,                  /* norm.cl       RMSNorm of the residual stream               */
+    ARMT_K_RMSNORM_ROWS,             /* norm.cl       final RMSNorm of a block of rows             */
+    ARMT_K_ROPE,                     /* rope.cl       rotary embedding of q and k, in place        */
+    ARMT_K_ATTENTION,                /* attention.cl  tiled causal GQA attention, online softmax  */
+    ARMT_K_SWIGLU,                   /* elementwise.cl silu(gate) * up                             */
+    ARMT_K_DPFP,                     /* memory.cl     DPFP feature map (nu = 3)                    */
+    ARMT_K_MEM_READ,                 /* memory.cl     x += num / (phi(q).z + 1e-5)                 */
+    ARMT_K_MEM_READ_SCALE,           /* memory.cl     1 / (phi(q).z + 1e-5) per row (fused read)  */
+    ARMT_K_MEM_GATHER,               /* memory.cl     copy the memory-token rows of each cell      */
+    ARMT_K_MEM_WRITE_PREP,           /* memory.cl     beta, gamma, den of each memory row          */
+    ARMT_K_MEM_DELTA,                /* memory.cl     beta * (vnew - vprev / den)                  */
+    ARMT_K_MEM_Z_UPDATE,             /* memory.cl     z += sum gamma * phi(k); mark layer written  */
+    ARMT_K_EMBED_BF16,               /* embed.cl      the same with a bf16 embedding table         */
+    ARMT_K_FILL_UNIFORM_BF16,        /* init.cl    random weights rounded to bf16               */
+    ARMT_K_GEMM_BF16,                /* gemm_bf16.cl  batched GEMM, bf16 weights (portable)        */
+    ARMT_K_GEMM_BF16_MMA,            /* gemm_mma_*.cl the same on NVIDIA tensor cores (optional)   */
+    ARMT_K_ATTENTION_MMA,            /* attention_mma.cl attention on tensor cores, bf16 models (optional) */
+    ARMT_K_MEM_BF16_T,               /* memory.cl     bf16 transposed copy of W_mem (bf16 models)  */
+    ARMT_K_F32_TO_BF16,              /* gemm_bf16.cl  bf16 copy of a GEMM operand (tensor cores only) */
+    ARMT_K_GEMM_BF16BF16_MMA,        /* gemm_mma_*.cl tensor-core GEMM with a bf16 A (optional)     */
     ARMT_K_GEMM_BF16_MMA_NARROW,     /* the fp32-A one with the narrow tiles (optional)              */
     ARMT_K_GEMM_BF16BF16_MMA_NARROW, /* the bf16-A one with the narrow tiles (optional)              */
     ARMT_K_ATTENTION_MMA_KVBF16,     /* attention_mma.cl on bf16 K and V (optional)                  */
@@ -58,15 +58,15 @@ typedef enum armt_program_id {
     ARMT_P_MEMORY,
     ARMT_P_GEMM_BF16,
     ARMT_P_GEMM_NARROW,   /* the GEMM again, with narrow tiles (tensor cores only; NULL elsewhere) */
-    ARMT_P_ATTENTION_MMA, /* attention with its tensor-core kernels (built per model, like ARMT_P_ATTENTION) */
+    ARMT_P_ATTENTION_MMA, /* attention with its tensor-core kernels (per model, like ARMT_P_ATTENTION) */
     ARMT_P_COUNT
 } armt_program_id;
 
 /* Embedded kernel sources (generated lib/kernels_gen.c). */
 typedef struct armt_kernel_source {
-    const char          *name; /* file name, e.g. "norm.cl" */
+    const char *name; /* file name, e.g. "norm.cl" */
     const unsigned char *data;
-    size_t               size;
+    size_t size;
 } armt_kernel_source;
 extern const armt_kernel_source armt_kernel_sources[];
 extern const size_t armt_kernel_source_count;
@@ -77,23 +77,23 @@ extern const size_t armt_kernel_source_count;
 
 /* Device limits and tunables, decided once per device by tune.c (the one place for device quirks). */
 typedef struct armt_device_tuning {
-    int attn_bq;          /* query rows per attention work-group            */
-    int attn_bk;          /* key rows per local-memory tile (clamped per model to local memory) */
-    uint64_t local_mem;   /* bytes of local memory per work-group           */
-    int row_wg;           /* work-group size of row-wise kernels            */
+    int attn_bq;        /* query rows per attention work-group            */
+    int attn_bk;        /* key rows per local-memory tile (clamped per model to local memory) */
+    uint64_t local_mem; /* bytes of local memory per work-group           */
+    int row_wg;         /* work-group size of row-wise kernels            */
     int gemm_tm, gemm_tn, gemm_rm, gemm_rn; /* portable bf16 GEMM tile      */
-    int nv_mma;           /* 1: tensor-core bf16 GEMM (NVIDIA, cc >= 8.0, or emulated) */
-    int mma_emulate;      /* 1: the tensor-core kernels run as OpenCL C stand-ins (ARMT_TC_EMULATE, tests) */
-    int mma_bm, mma_bn, mma_threads;        /* its tile and work-group size */
-    int mma_bk, mma_warps_n, mma_stages;    /* k per stage, warps along n (2 along m), stages (0: default) */
-    int mma_wgmma;        /* 1: its multiplies are Hopper wgmma (compute capability 9.0) */
-    int mma_wg_n;                           /* wgmma: n per instruction                                */
-    int mma_raster;                         /* 1: row tiles fastest in launch order (MMA_RASTER)       */
-    int mma_smem_max;     /* local memory the tiles may declare (0: the kernel's 48 KiB default) */
+    int nv_mma;                             /* 1: tensor-core bf16 GEMM (NVIDIA, cc >= 8.0, or emulated) */
+    int mma_emulate; /* 1: the tensor-core kernels run as OpenCL C stand-ins (ARMT_TC_EMULATE, tests) */
+    int mma_bm, mma_bn, mma_threads;     /* its tile and work-group size */
+    int mma_bk, mma_warps_n, mma_stages; /* k per stage, warps along n (2 along m), stages (0: default) */
+    int mma_wgmma;                       /* 1: its multiplies are Hopper wgmma (compute capability 9.0) */
+    int mma_wg_n;                        /* wgmma: n per instruction                                */
+    int mma_raster;                      /* 1: row tiles fastest in launch order (MMA_RASTER)       */
+    int mma_smem_max; /* local memory the tiles may declare (0: the kernel's 48 KiB default) */
     int nar_bm, nar_bn, nar_warps_m, nar_warps_n, nar_threads; /* narrow tiles, for GEMMs of n <= nar_bn
                                                                   (W_mq, W_mk) and launches of few work-groups
                                                                   (forward.c); nar_bn 0: none */
-    int attn_mma;         /* 1: bf16 models run attention on tensor cores (or their stand-ins) */
+    int attn_mma;                    /* 1: bf16 models run attention on tensor cores (or their stand-ins) */
     int am_warps_small, am_rt_small; /* its tiles for heads up to 64: warps per work-group, m16 row tiles per
                                         warp */
     int am_warps_large, am_rt_large; /* and for larger heads                                             */
@@ -113,28 +113,29 @@ typedef struct armt_attention_tuning {
 } armt_attention_tuning;
 
 struct armt_runtime {
-    armt_err           err;
-    pthread_mutex_t    lock;          /* guards allocation accounting                   */
-    cl_platform_id     platform;
-    cl_device_id       device;
-    cl_context         context;
-    cl_command_queue   queue;         /* uploads and model initialisation               */
-    armt_device_info   info;
+    armt_err err;
+    pthread_mutex_t lock; /* guards allocation accounting                   */
+    cl_platform_id platform;
+    cl_device_id device;
+    cl_context context;
+    cl_command_queue queue; /* uploads and model initialisation               */
+    armt_device_info info;
     armt_device_tuning tune;
-    char              *build_options; /* every program's options from the tuning (tune.c)        */
-    char              *cl_passthrough; /* developer options, last on every build (NULL: none)    */
-    char              *kernel_dir;    /* NULL: embedded sources                         */
-    cl_program         programs[ARMT_P_COUNT]; /* ATTENTION is NULL: built per model    */
-    int                profile;
-    uint64_t           device_bytes;  /* all buffers of models and contexts now         */
-    uint64_t           peak_bytes;
+    char *build_options;               /* every program's options from the tuning (tune.c)        */
+    char *cl_passthrough;              /* developer options, last on every build (NULL: none)    */
+    char *kernel_dir;                  /* NULL: embedded sources                         */
+    cl_program programs[ARMT_P_COUNT]; /* ATTENTION is NULL: built per model    */
+    int profile;
+    uint64_t device_bytes; /* all buffers of models and contexts now         */
+    uint64_t peak_bytes;
 };
 
 /* Compiled-in checks of a buffer against the device's limits; on success allocates and accounts. */
 armt_status armt_buffer_create(armt_runtime *rt, size_t bytes, cl_mem *out, const char *what, armt_err *err);
 void armt_buffer_release(armt_runtime *rt, cl_mem *buf, size_t bytes);
 /* Would `bytes` more fit (per-buffer max and total)?  Records ARMT_STATUS_OUT_OF_DEVICE_MEMORY if not. */
-armt_status armt_device_fits(armt_runtime *rt, const size_t *sizes, size_t n, const char *what, armt_err *err);
+armt_status armt_device_fits(armt_runtime *rt, const size_t *sizes, size_t n, const char *what,
+                             armt_err *err);
 
 /* float -> bf16 bits, round to nearest even (as the kernels do). */
 static inline uint16_t armt_bf16_bits(float f) {
@@ -145,8 +146,8 @@ static inline uint16_t armt_bf16_bits(float f) {
 
 /* Tuning (tune.c). The tuning of a device under the user's options; ARMT_STATUS_UNSUPPORTED where an option
  * requires what the device lacks. */
-armt_status armt_tune_device(const armt_device_info *info, const armt_tune_options *opt, armt_device_tuning *tune,
-                             armt_err *err);
+armt_status armt_tune_device(const armt_device_info *info, const armt_tune_options *opt,
+                             armt_device_tuning *tune, armt_err *err);
 /* The wgmma tiles failed their check at load: the mma.sync tiles instead (narrow tiles kept if there). */
 void armt_tune_wgmma_failed(armt_device_tuning *tune);
 /* The narrow tiles' program failed: every GEMM on the main tiles. */
@@ -172,12 +173,13 @@ armt_status armt_programs_build(armt_runtime *rt, armt_err *err);
  * arguments, so they are not shared between threads). */
 armt_status armt_kernels_create(armt_runtime *rt, cl_program attention, cl_kernel *k, armt_err *err);
 /* Builds the program's files with the runtime's options plus extra_options. */
-armt_status armt_program_build(armt_runtime *rt, armt_program_id pid, const char *extra_options, cl_program *out,
-                               armt_err *err);
+armt_status armt_program_build(armt_runtime *rt, armt_program_id pid, const char *extra_options,
+                               cl_program *out, armt_err *err);
 void armt_kernels_release(cl_kernel *k);
 const char *armt_kernel_name(armt_kernel_id id);
 
-/* Launch helper (launch.c): sets nothing, enqueues a 1-3D range, counts the launch. lws may be NULL. When ev is not
+/* Launch helper (launch.c): sets nothing, enqueues a 1-3D range, counts the launch. lws may be NULL. When ev
+ * is not
  * NULL it receives the launch's event (profiling). */
 armt_status armt_enqueue(cl_command_queue q, cl_kernel k, cl_uint dims, const size_t *gws, const size_t *lws,
                          uint64_t *counter, const char *what, cl_event *ev, armt_err *err);
@@ -187,14 +189,14 @@ void armt_fault_inject(long launches);
 
 /* Profiling categories: every kernel of the table, then CLBlast's GEMMs. */
 #define ARMT_PROF_CLBLAST ARMT_K_COUNT
-#define ARMT_PROF_COUNT (ARMT_K_COUNT + 1)
+#define ARMT_PROF_COUNT   (ARMT_K_COUNT + 1)
 /* GEMM sites of the profile (armt_ctx_profile_gemm): the weight roles, then the GEMMs without a weight. */
-#define ARMT_GSITE_GATE_UP ARMT_ROLE_COUNT         /* gate and up in one GEMM (Hopper tiles) */
-#define ARMT_GSITE_MEM_READ (ARMT_ROLE_COUNT + 1)  /* phi(q) W_mem of the memory read        */
-#define ARMT_GSITE_MEM_PREV (ARMT_ROLE_COUNT + 2)  /* phi(k) W_mem of the memory write       */
+#define ARMT_GSITE_GATE_UP    ARMT_ROLE_COUNT       /* gate and up in one GEMM (Hopper tiles) */
+#define ARMT_GSITE_MEM_READ   (ARMT_ROLE_COUNT + 1) /* phi(q) W_mem of the memory read        */
+#define ARMT_GSITE_MEM_PREV   (ARMT_ROLE_COUNT + 2) /* phi(k) W_mem of the memory write       */
 #define ARMT_GSITE_MEM_UPDATE (ARMT_ROLE_COUNT + 3) /* W_mem += phi(k)^T delta               */
-#define ARMT_GSITE_KV (ARMT_ROLE_COUNT + 4)        /* k and v in one GEMM (Hopper tiles)     */
-#define ARMT_GSITE_COUNT (ARMT_ROLE_COUNT + 5)
+#define ARMT_GSITE_KV         (ARMT_ROLE_COUNT + 4) /* k and v in one GEMM (Hopper tiles)     */
+#define ARMT_GSITE_COUNT      (ARMT_ROLE_COUNT + 5)
 /* Kernel argument helpers. */
 #define ARMT_ARG(k, i, v) clSetKernelArg((k), (i), sizeof(v), &(v))
 
@@ -206,25 +208,25 @@ void armt_fault_inject(long launches);
  * device's maximum allocation. Layer l lives in chunk l / layers_per_chunk at element
  * (l % layers_per_chunk) * per_layer. */
 typedef struct armt_weight {
-    int       bf16;             /* elements are bf16 (ushort) instead of float      */
-    cl_mem   *chunks;           /* n_chunks buffers                                 */
-    int       n_chunks;
-    int       layers_per_chunk;
-    uint64_t  per_layer;        /* elements of one layer (or of a global tensor)    */
-    size_t   *chunk_bytes;
+    int bf16;       /* elements are bf16 (ushort) instead of float      */
+    cl_mem *chunks; /* n_chunks buffers                                 */
+    int n_chunks;
+    int layers_per_chunk;
+    uint64_t per_layer; /* elements of one layer (or of a global tensor)    */
+    size_t *chunk_bytes;
 } armt_weight;
 
 struct armt_model {
-    armt_err      err;
+    armt_err err;
     armt_runtime *rt;
-    armt_config   cfg;
+    armt_config cfg;
     armt_precision precision;
-    armt_weight   w[ARMT_ROLE_COUNT]; /* LM_HEAD has no chunks when tied (EMBED serves) */
-    uint64_t      bytes;
-    uint64_t      fingerprint;
-    cl_program    attention;          /* ARMT_P_ATTENTION(_MMA) built for its head_dim     */
-    int           attn_warps, attn_rt;  /* its tensor-core tiles (armt_tune_attention)      */
-    cl_kernel     k[ARMT_K_COUNT];    /* used while loading                               */
+    armt_weight w[ARMT_ROLE_COUNT]; /* LM_HEAD has no chunks when tied (EMBED serves) */
+    uint64_t bytes;
+    uint64_t fingerprint;
+    cl_program attention;      /* ARMT_P_ATTENTION(_MMA) built for its head_dim     */
+    int attn_warps, attn_rt;   /* its tensor-core tiles (armt_tune_attention)      */
+    cl_kernel k[ARMT_K_COUNT]; /* used while loading                               */
 };
 
 /* Buffer and element offset of layer l of a role (l = 0 for global roles). */
@@ -244,62 +246,62 @@ armt_status armt_model_read_role(armt_model *m, armt_role role, int layer, uint6
 /* ======================================================================================================= */
 
 struct armt_ctx {
-    armt_err         err;
-    armt_model      *model;
-    armt_runtime    *rt;
+    armt_err err;
+    armt_model *model;
+    armt_runtime *rt;
     cl_command_queue queue;
-    cl_kernel        k[ARMT_K_COUNT];
+    cl_kernel k[ARMT_K_COUNT];
 
     /* memory state (resident) */
-    cl_mem   w_mem;       /* (n_layers, d_key, d)                                   */
-    cl_mem   z;           /* (n_layers, d_key)                                      */
-    cl_mem   written;     /* (n_layers) int: 1 once the layer has written memory    */
-    cl_mem   w_mem_prev;  /* snapshots taken at the start of a forward, restored    */
-    cl_mem   z_prev;      /*   if it fails, so an error leaves the state unchanged  */
-    cl_mem   written_prev;
-    size_t   state_bytes[3];
-    cl_mem   w_mem_bf;    /* (n_layers, d, d_key) bf16 copy of W_mem^T, bf16 models only: the W operand
+    cl_mem w_mem;      /* (n_layers, d_key, d)                                   */
+    cl_mem z;          /* (n_layers, d_key)                                      */
+    cl_mem written;    /* (n_layers) int: 1 once the layer has written memory    */
+    cl_mem w_mem_prev; /* snapshots taken at the start of a forward, restored    */
+    cl_mem z_prev;     /*   if it fails, so an error leaves the state unchanged  */
+    cl_mem written_prev;
+    size_t state_bytes[3];
+    cl_mem w_mem_bf; /* (n_layers, d, d_key) bf16 copy of W_mem^T, bf16 models only: the W operand
                            *   of the read products; derived from w_mem at the start of every forward
                            *   and after every write, never part of the state */
 
     /* scratch for `cap_cells` cells of `cap_rows` rows each (grown on demand) */
-    size_t   cap_cells, cap_rows;
-    cl_mem   x;           /* (cap_cells, rows, d)      residual stream, slot = s % cap_cells */
-    cl_mem   h;           /* (cap_cells, rows, d)      normed input / read numerator         */
-    cl_mem   q;           /* (cap_cells, rows, nh*hd)                                         */
-    cl_mem   kk;          /* (cap_cells, rows, nkv*hd)                                        */
-    cl_mem   vv;          /* (cap_cells, rows, nkv*hd)                                        */
-    cl_mem   att;         /* (cap_cells, rows, nh*hd)  attention output                       */
-    cl_mem   f1, f2;      /* (cap_cells, rows, ffn)    gate / up, then silu(gate)*up in f1    */
-    cl_mem   mq;          /* (cap_cells, rows, d_mem)  W_mq / W_mk projections                */
-    cl_mem   phi;         /* (cap_cells, rows, d_key)  DPFP features                          */
-    cl_mem   mrows;       /* (cap_cells, M, d)         memory-token rows of each cell         */
-    cl_mem   vnew;        /* (cap_cells, M, d)         W_mv projection, then the delta        */
-    cl_mem   vprev;       /* (cap_cells, M, d)         phi(k) W_mem                           */
-    cl_mem   wstat;       /* (cap_cells, M, 4)         den, gamma, beta, unused               */
-    cl_mem   rope;        /* (rope_rows, head_dim)     cos | sin halves per position          */
-    cl_mem   ids;         /* (ids_cap) int             token ids of the current call          */
-    cl_mem   out_rows;    /* (out_rows_cap, d)         final-normed rows                      */
-    cl_mem   logits;      /* (out_rows_cap, vocab)                                            */
-    cl_mem   abf;         /* (cap_cells, rows, max(d, nh*hd, ffn, d_key)) bf16: the A operand of the
+    size_t cap_cells, cap_rows;
+    cl_mem x;        /* (cap_cells, rows, d)      residual stream, slot = s % cap_cells */
+    cl_mem h;        /* (cap_cells, rows, d)      normed input / read numerator         */
+    cl_mem q;        /* (cap_cells, rows, nh*hd)                                         */
+    cl_mem kk;       /* (cap_cells, rows, nkv*hd)                                        */
+    cl_mem vv;       /* (cap_cells, rows, nkv*hd)                                        */
+    cl_mem att;      /* (cap_cells, rows, nh*hd)  attention output                       */
+    cl_mem f1, f2;   /* (cap_cells, rows, ffn)    gate / up, then silu(gate)*up in f1    */
+    cl_mem mq;       /* (cap_cells, rows, d_mem)  W_mq / W_mk projections                */
+    cl_mem phi;      /* (cap_cells, rows, d_key)  DPFP features                          */
+    cl_mem mrows;    /* (cap_cells, M, d)         memory-token rows of each cell         */
+    cl_mem vnew;     /* (cap_cells, M, d)         W_mv projection, then the delta        */
+    cl_mem vprev;    /* (cap_cells, M, d)         phi(k) W_mem                           */
+    cl_mem wstat;    /* (cap_cells, M, 4)         den, gamma, beta, unused               */
+    cl_mem rope;     /* (rope_rows, head_dim)     cos | sin halves per position          */
+    cl_mem ids;      /* (ids_cap) int             token ids of the current call          */
+    cl_mem out_rows; /* (out_rows_cap, d)         final-normed rows                      */
+    cl_mem logits;   /* (out_rows_cap, vocab)                                            */
+    cl_mem abf;      /* (cap_cells, rows, max(d, nh*hd, ffn, d_key)) bf16: the A operand of the
                            *   next GEMMs, rounded once (bf16 models on tensor cores; else 4 bytes) */
-    size_t   rope_rows, ids_cap, out_rows_cap;
-    size_t   scratch_bytes;
+    size_t rope_rows, ids_cap, out_rows_cap;
+    size_t scratch_bytes;
 
     armt_stats stats;
 
     /* profiling (profile set): events of the current forward, summed at its end */
     struct armt_prof_event {
         cl_event ev;
-        int      cat;       /* category                                    */
-        int      site;      /* GEMM site, or -1                            */
-        double   flop;      /* the GEMM's FLOPs (2 m n k count), or 0      */
-    }        *prof;         /* (prof_cap) events kept for the profile      */
-    size_t    prof_n, prof_cap;
-    double    prof_s[ARMT_PROF_COUNT]; /* seconds per category, last forward */
-    double    prof_gs[ARMT_GSITE_COUNT], prof_gf[ARMT_GSITE_COUNT]; /* seconds and FLOPs per GEMM site */
-    int       profile;      /* the queue profiles: armt_ctx_params.profile, else rt->profile     */
-    int       prof_on;      /* record events now: profile, off for a forward with no_profile     */
+        int cat;     /* category                                    */
+        int site;    /* GEMM site, or -1                            */
+        double flop; /* the GEMM's FLOPs (2 m n k count), or 0      */
+    } * prof;        /* (prof_cap) events kept for the profile      */
+    size_t prof_n, prof_cap;
+    double prof_s[ARMT_PROF_COUNT];                              /* seconds per category, last forward */
+    double prof_gs[ARMT_GSITE_COUNT], prof_gf[ARMT_GSITE_COUNT]; /* seconds and FLOPs per GEMM site */
+    int profile; /* the queue profiles: armt_ctx_params.profile, else rt->profile     */
+    int prof_on; /* record events now: profile, off for a forward with no_profile     */
 };
 
 /* Releases every scratch buffer of a context (forward.c grows them; ctx.c frees them). */
@@ -307,7 +309,8 @@ void armt_ctx_release_scratch(armt_ctx *ctx);
 
 /* Keeps an event for the profile (takes ownership); no-op when profiling is off or ev is NULL. */
 void armt_ctx_prof_add(armt_ctx *ctx, int category, cl_event ev);
-/* The same for a GEMM launch: also booked to its site (a weight role or ARMT_GSITE_*; -1: none) with its FLOPs. */
+/* The same for a GEMM launch: also booked to its site (a weight role or ARMT_GSITE_*; -1: none) with its
+ * FLOPs. */
 void armt_ctx_prof_add_gemm(armt_ctx *ctx, int category, cl_event ev, int site, double flop);
 /* Waits for the queue and releases the kept events without summing them (work outside a forward). */
 void armt_ctx_prof_drop(armt_ctx *ctx);

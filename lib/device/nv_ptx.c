@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int is_ident(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'; }
+static int is_ident(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
 
 /* Entry directives: a copy of ptx where each ARMT_SM90A_ENTRY_MARK line inside an entry's body is gone and
  * its text (up to the end of the line) is written, on its own line, just before that body's opening brace.
@@ -32,8 +34,10 @@ static char *move_entry_directives(const char *ptx, size_t len, size_t *out_len)
         size_t b = (size_t)(brace - ptx), end = b;
         int depth = 0;
         for (; end < len; end++) {
-            if (ptx[end] == '{') depth++;
-            else if (ptx[end] == '}' && --depth == 0) break;
+            if (ptx[end] == '{')
+                depth++;
+            else if (ptx[end] == '}' && --depth == 0)
+                break;
         }
         /* everything up to the brace, then the directives found in the body, then the body without them */
         memcpy(out + o, ptx + i, b - i);
@@ -41,14 +45,16 @@ static char *move_entry_directives(const char *ptx, size_t len, size_t *out_len)
         for (size_t k = b; k + eml <= end; k++)
             if (!strncmp(ptx + k, em, eml)) {
                 size_t e = k + eml;
-                while (e < end && ptx[e] != '\n') e++;
+                while (e < end && ptx[e] != '\n')
+                    e++;
                 memcpy(out + o, ptx + k + eml, e - (k + eml));
                 o += e - (k + eml);
                 out[o++] = '\n';
             }
         for (size_t k = b; k < end && k < len;) {
             if (k + eml <= end && !strncmp(ptx + k, em, eml)) {
-                while (k < end && ptx[k] != '\n') k++;
+                while (k < end && ptx[k] != '\n')
+                    k++;
                 continue;
             }
             out[o++] = ptx[k++];
@@ -81,7 +87,8 @@ char *armt_ptx_to_sm90a(const char *ptx_in, size_t len_in, size_t *out_len) {
         /* at the start of a line? directives are only recognised there (after blanks) */
         if (i == 0 || ptx[i - 1] == '\n') {
             size_t j = i;
-            while (j < len && (ptx[j] == ' ' || ptx[j] == '\t')) j++;
+            while (j < len && (ptx[j] == ' ' || ptx[j] == '\t'))
+                j++;
             if (!version_done && len - j > 9 && !strncmp(ptx + j, ".version ", 9)) {
                 int maj = 0, mnr = 0;
                 if (sscanf(ptx + j + 9, "%d.%d", &maj, &mnr) == 2) {
@@ -92,7 +99,8 @@ char *armt_ptx_to_sm90a(const char *ptx_in, size_t len_in, size_t *out_len) {
                         o += j - i;
                         o += (size_t)sprintf(out + o, ".version 8.0");
                         i = j + 9;
-                        while (i < len && ptx[i] != '\n') i++;
+                        while (i < len && ptx[i] != '\n')
+                            i++;
                         continue;
                     }
                 }
@@ -100,12 +108,13 @@ char *armt_ptx_to_sm90a(const char *ptx_in, size_t len_in, size_t *out_len) {
             if (!target_done && len - j > 8 && !strncmp(ptx + j, ".target ", 8)) {
                 /* copy the line, turning the token sm_90 into sm_90a */
                 size_t e = j;
-                while (e < len && ptx[e] != '\n') e++;
+                while (e < len && ptx[e] != '\n')
+                    e++;
                 const char *line = ptx + i;
                 size_t ll = e - i, k = 0;
                 while (k < ll) {
-                    if (k + 5 <= ll && !strncmp(line + k, "sm_90", 5) && (k + 5 == ll || !is_ident(line[k + 5])) &&
-                        (k == 0 || !is_ident(line[k - 1]))) {
+                    if (k + 5 <= ll && !strncmp(line + k, "sm_90", 5) &&
+                        (k + 5 == ll || !is_ident(line[k + 5])) && (k == 0 || !is_ident(line[k - 1]))) {
                         memcpy(out + o, "sm_90a", 6);
                         o += 6;
                         k += 5;
@@ -136,7 +145,8 @@ char *armt_ptx_to_sm90a(const char *ptx_in, size_t len_in, size_t *out_len) {
     return out;
 }
 
-cl_int armt_nv_rebuild_sm90a(cl_context ctx, cl_device_id dev, cl_program built, const char *options, cl_program *out) {
+cl_int armt_nv_rebuild_sm90a(cl_context ctx, cl_device_id dev, cl_program built, const char *options,
+                             cl_program *out) {
     *out = NULL;
     size_t sz = 0;
     cl_int e = clGetProgramInfo(built, CL_PROGRAM_BINARY_SIZES, sizeof sz, &sz, NULL);

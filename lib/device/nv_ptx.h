@@ -24,7 +24,8 @@ char *armt_ptx_to_sm90a(const char *ptx, size_t len, size_t *out_len);
 /* From a program built from source (NVIDIA: its binary is PTX), a second program: that PTX rewritten by
  * armt_ptx_to_sm90a and built with options. *out is set when it was created (also when its build failed:
  * read its log, then release it). CL_INVALID_BINARY when the PTX has nothing to rewrite. */
-cl_int armt_nv_rebuild_sm90a(cl_context ctx, cl_device_id dev, cl_program built, const char *options, cl_program *out);
+cl_int armt_nv_rebuild_sm90a(cl_context ctx, cl_device_id dev, cl_program built, const char *options,
+                             cl_program *out);
 
 /* The build log of program p on device d, NUL-terminated and malloc'ed (the caller frees it); NULL when
  * there is none or memory ran out. */

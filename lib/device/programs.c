@@ -60,10 +60,10 @@ typedef struct program_file {
     int tc;
 } program_file;
 #define PROGRAM_FILES_MAX 10
-#define GEMM_FILES                                                                                           \
-    {"common.cl", 0}, {"mma.cl", 1}, {"gemm_args.h", 0}, {"gemm_bf16.cl", 0}, {"gemm_mma_params.cl", 1},                         \
-        {"gemm_mma_warp.cl", 1}, {"gemm_mma_epilogue.cl", 1}, {"gemm_mma.cl", 1}, {                          \
-        "gemm_mma_entries.cl", 1                                                                             \
+#define GEMM_FILES                                                                                       \
+    {"common.cl", 0}, {"mma.cl", 1}, {"gemm_args.h", 0}, {"gemm_bf16.cl", 0}, {"gemm_mma_params.cl", 1}, \
+        {"gemm_mma_warp.cl", 1}, {"gemm_mma_epilogue.cl", 1}, {"gemm_mma.cl", 1}, {                      \
+        "gemm_mma_entries.cl", 1                                                                         \
     }
 static const program_file program_files[ARMT_P_COUNT][PROGRAM_FILES_MAX] = {
     [ARMT_P_EMBED] = {{"common.cl"}, {"embed.cl"}},
@@ -193,8 +193,16 @@ static int gemm_wgmma_selftest(armt_runtime *rt, cl_program p, size_t threads) {
                     ? clCreateBuffer(rt->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, 4, &got, &e)
                     : NULL;
     if (e == CL_SUCCESS) {
-        const armt_gemm_args ga = {.m = 1, .n = 1, .k = K, .a = ba, .lda = K, .w = bw, .c = bc, .ldc = 1,
-                                   .rope_hd = K, .rope_t = 1}; /* strided mode, one entry, every row */
+        const armt_gemm_args ga = {.m = 1,
+                                   .n = 1,
+                                   .k = K,
+                                   .a = ba,
+                                   .lda = K,
+                                   .w = bw,
+                                   .c = bc,
+                                   .ldc = 1,
+                                   .rope_hd = K,
+                                   .rope_t = 1}; /* strided mode, one entry, every row */
         e = armt_gemm_set_args(k, &ga);
         size_t gws[3] = {threads, 1, 1}, lws[3] = {threads, 1, 1};
         if (e == CL_SUCCESS) e = clEnqueueNDRangeKernel(rt->queue, k, 3, NULL, gws, lws, 0, NULL, NULL);
@@ -216,7 +224,8 @@ static int gemm_wgmma_selftest(armt_runtime *rt, cl_program p, size_t threads) {
 }
 
 /* Hopper: a GEMM program's wgmma lines are PTX comments until its PTX is rewritten for sm_90a and rebuilt
- * (lib/device/nv_ptx.c), and its tiles use more local memory than OpenCL reports; one tile (`threads` work-items)
+ * (lib/device/nv_ptx.c), and its tiles use more local memory than OpenCL reports; one tile (`threads`
+ * work-items)
  * is then checked. 0: *p is the rewritten program (the original released). Otherwise *p is unchanged and a
  * warning names the cause for the `tiles` and what happens `instead`. */
 static int gemm_sm90a_checked(armt_runtime *rt, cl_program *p, size_t threads, const char *tiles,

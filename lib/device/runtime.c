@@ -22,7 +22,8 @@ static int ci_contains(const char *hay, const char *needle) {
     size_t n = strlen(needle);
     for (; *hay; hay++) {
         size_t i = 0;
-        while (i < n && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i])) i++;
+        while (i < n && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
+            i++;
         if (i == n) return 1;
     }
     return n == 0;
@@ -70,10 +71,14 @@ void armt_fill_device_info(cl_platform_id p, cl_device_id d, int pi, int di, arm
     clGetDeviceInfo(d, CL_DEVICE_TYPE, sizeof t, &t, NULL);
     o->is_gpu = (t & CL_DEVICE_TYPE_GPU) != 0;
     o->is_cpu = (t & CL_DEVICE_TYPE_CPU) != 0;
-    if (clGetDeviceInfo(d, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cu, &cu, NULL) == CL_SUCCESS) o->compute_units = cu;
-    if (clGetDeviceInfo(d, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof u, &u, NULL) == CL_SUCCESS) o->global_mem_bytes = u;
-    if (clGetDeviceInfo(d, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof u, &u, NULL) == CL_SUCCESS) o->max_alloc_bytes = u;
-    if (clGetDeviceInfo(d, CL_DEVICE_LOCAL_MEM_SIZE, sizeof u, &u, NULL) == CL_SUCCESS) o->local_mem_bytes = u;
+    if (clGetDeviceInfo(d, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cu, &cu, NULL) == CL_SUCCESS)
+        o->compute_units = cu;
+    if (clGetDeviceInfo(d, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof u, &u, NULL) == CL_SUCCESS)
+        o->global_mem_bytes = u;
+    if (clGetDeviceInfo(d, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof u, &u, NULL) == CL_SUCCESS)
+        o->max_alloc_bytes = u;
+    if (clGetDeviceInfo(d, CL_DEVICE_LOCAL_MEM_SIZE, sizeof u, &u, NULL) == CL_SUCCESS)
+        o->local_mem_bytes = u;
     o->nv_compute_capability = 0;
     size_t n = 0;
     if (clGetDeviceInfo(d, CL_DEVICE_EXTENSIONS, 0, NULL, &n) == CL_SUCCESS && n > 0) {
@@ -99,8 +104,8 @@ void armt_fill_device_info(cl_platform_id p, cl_device_id d, int pi, int di, arm
 /* ======================================================================================================= */
 
 typedef struct found_device {
-    cl_platform_id   platform;
-    cl_device_id     device;
+    cl_platform_id platform;
+    cl_device_id device;
     armt_device_info info;
 } found_device;
 
@@ -166,7 +171,8 @@ armt_status armt_device_list(armt_device_info **out, size_t *count) {
         arrfree(list);
         return ARMT_STATUS_OUT_OF_HOST_MEMORY;
     }
-    for (size_t i = 0; i < n; i++) infos[i] = list[i].info;
+    for (size_t i = 0; i < n; i++)
+        infos[i] = list[i].info;
     arrfree(list);
     *out = infos;
     *count = n;
@@ -232,7 +238,8 @@ static armt_status env_switch(const char *name, armt_tensor_cores *v, armt_err *
             *v = (armt_tensor_cores)i;
             return ARMT_OK;
         }
-    return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "$%s is \"%s\": want auto, off, on or emulate", name, s);
+    return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "$%s is \"%s\": want auto, off, on or emulate",
+                        name, s);
 }
 
 void armt_runtime_free(armt_runtime *rt) {
@@ -282,8 +289,9 @@ armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime 
     ARMT_TRY_GOTO(enumerate(&list, err), fail);
     n = (size_t)arrlen(list);
     if (n == 0) {
-        st = armt_err_set(err, ARMT_STATUS_NO_DEVICE,
-                          "no OpenCL platform or device found (install a driver, e.g. pocl-opencl-icd for CPUs)");
+        st = armt_err_set(
+            err, ARMT_STATUS_NO_DEVICE,
+            "no OpenCL platform or device found (install a driver, e.g. pocl-opencl-icd for CPUs)");
         goto fail;
     }
     ARMT_TRY_GOTO(choose_device(psel, dsel, list, n, &chosen, err), fail);
@@ -318,8 +326,8 @@ armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime 
             const size_t len = (env_opts ? strlen(env_opts) : 0) + (popts ? strlen(popts) : 0) + 2;
             rt->cl_passthrough = malloc(len);
             if (rt->cl_passthrough)
-                snprintf(rt->cl_passthrough, len, "%s%s%s", env_opts ? env_opts : "", env_opts && popts ? " " : "",
-                         popts ? popts : "");
+                snprintf(rt->cl_passthrough, len, "%s%s%s", env_opts ? env_opts : "",
+                         env_opts && popts ? " " : "", popts ? popts : "");
         }
         if (!rt->build_options || ((env_opts || popts) && !rt->cl_passthrough)) {
             st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "out of host memory");
@@ -347,25 +355,30 @@ fail:
 }
 
 armt_status armt_runtime_device_info(const armt_runtime *rt, armt_device_info *out) {
-    if (!rt || !out) return armt_err_set(NULL, ARMT_STATUS_INVALID_ARGUMENT, "armt_runtime_device_info: NULL argument");
+    if (!rt || !out)
+        return armt_err_set(NULL, ARMT_STATUS_INVALID_ARGUMENT, "armt_runtime_device_info: NULL argument");
     *out = rt->info;
     return ARMT_OK;
 }
 
 const char *armt_runtime_build_options(const armt_runtime *rt) { return rt ? rt->build_options : ""; }
-const char *armt_runtime_last_error(const armt_runtime *rt) { return rt ? armt_err_msg(&rt->err) : armt_last_error(); }
+const char *armt_runtime_last_error(const armt_runtime *rt) {
+    return rt ? armt_err_msg(&rt->err) : armt_last_error();
+}
 
 /* ======================================================================================================= */
 /* Device memory accounting                                                                                */
 /* ======================================================================================================= */
 
-armt_status armt_device_fits(armt_runtime *rt, const size_t *sizes, size_t n, const char *what, armt_err *err) {
+armt_status armt_device_fits(armt_runtime *rt, const size_t *sizes, size_t n, const char *what,
+                             armt_err *err) {
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++) {
         if (rt->info.max_alloc_bytes && sizes[i] > rt->info.max_alloc_bytes)
-            return armt_err_set(err, ARMT_STATUS_OUT_OF_DEVICE_MEMORY,
-                                "%s: a buffer of %zu bytes exceeds the device's maximum allocation of %llu bytes",
-                                what, sizes[i], (unsigned long long)rt->info.max_alloc_bytes);
+            return armt_err_set(
+                err, ARMT_STATUS_OUT_OF_DEVICE_MEMORY,
+                "%s: a buffer of %zu bytes exceeds the device's maximum allocation of %llu bytes", what,
+                sizes[i], (unsigned long long)rt->info.max_alloc_bytes);
         total += sizes[i];
     }
     pthread_mutex_lock(&rt->lock);
@@ -373,9 +386,8 @@ armt_status armt_device_fits(armt_runtime *rt, const size_t *sizes, size_t n, co
     pthread_mutex_unlock(&rt->lock);
     if (rt->info.global_mem_bytes && have + total > rt->info.global_mem_bytes)
         return armt_err_set(err, ARMT_STATUS_OUT_OF_DEVICE_MEMORY,
-                            "%s: needs %llu bytes of device memory, %llu of %llu available",
-                            what, (unsigned long long)total,
-                            (unsigned long long)(rt->info.global_mem_bytes - have),
+                            "%s: needs %llu bytes of device memory, %llu of %llu available", what,
+                            (unsigned long long)total, (unsigned long long)(rt->info.global_mem_bytes - have),
                             (unsigned long long)rt->info.global_mem_bytes);
     return ARMT_OK;
 }
@@ -387,8 +399,10 @@ armt_status armt_buffer_create(armt_runtime *rt, size_t bytes, cl_mem *out, cons
     cl_int e;
     cl_mem m = clCreateBuffer(rt->context, CL_MEM_READ_WRITE, bytes, NULL, &e);
     if (e != CL_SUCCESS) {
-        armt_err_set(err, e == CL_OUT_OF_HOST_MEMORY ? ARMT_STATUS_OUT_OF_HOST_MEMORY : ARMT_STATUS_OUT_OF_DEVICE_MEMORY,
-                     "clCreateBuffer(%zu bytes) for %s failed: %s (%d)", bytes, what, armt_cl_error_str(e), e);
+        armt_err_set(
+            err,
+            e == CL_OUT_OF_HOST_MEMORY ? ARMT_STATUS_OUT_OF_HOST_MEMORY : ARMT_STATUS_OUT_OF_DEVICE_MEMORY,
+            "clCreateBuffer(%zu bytes) for %s failed: %s (%d)", bytes, what, armt_cl_error_str(e), e);
         return err->status;
     }
     pthread_mutex_lock(&rt->lock);
@@ -408,4 +422,3 @@ void armt_buffer_release(armt_runtime *rt, cl_mem *buf, size_t bytes) {
     rt->device_bytes -= bytes < rt->device_bytes ? bytes : rt->device_bytes;
     pthread_mutex_unlock(&rt->lock);
 }
-

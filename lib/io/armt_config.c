@@ -17,8 +17,8 @@
 /* ===================================================================================================== */
 
 /* llama3 frequency scaling as published with Llama 3.1 / 3.2. */
-#define LLAMA3_ROPE                                                                                          \
-    .rope_type = ARMT_ROPE_LLAMA3, .rope_factor = 32.0, .rope_low_freq_factor = 1.0,                         \
+#define LLAMA3_ROPE                                                                  \
+    .rope_type = ARMT_ROPE_LLAMA3, .rope_factor = 32.0, .rope_low_freq_factor = 1.0, \
     .rope_high_freq_factor = 4.0, .rope_original_max_pos = 8192
 
 static const struct {
@@ -439,7 +439,7 @@ static const struct {
     field_kind kind;
     size_t offset;
 } full_fields[] = {
-#define F(key, kind, member)                                                                                 \
+#define F(key, kind, member) \
     { key, kind, offsetof(armt_config, member) }
     F("hidden_size", F_INT, hidden_size),
     F("n_layers", F_INT, n_layers),

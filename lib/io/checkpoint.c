@@ -31,31 +31,31 @@
 #define CK_N_GLOBAL       (ARMT_ROLE_COUNT - ARMT_ROLE_N_LAYER_ROLES)
 
 typedef struct ck_slot {
-    const st_tensor *t;                /* the weight: <module>.weight or <module>.base_layer.weight */
-    const st_tensor *la;               /* lora_A (r, in), or NULL                                     */
-    const st_tensor *lb;               /* lora_B (out, r), or NULL                                    */
-    int              ar, ar_la, ar_lb; /* archive of each                                            */
+    const st_tensor *t;   /* the weight: <module>.weight or <module>.base_layer.weight */
+    const st_tensor *la;  /* lora_A (r, in), or NULL                                     */
+    const st_tensor *lb;  /* lora_B (out, r), or NULL                                    */
+    int ar, ar_la, ar_lb; /* archive of each                                            */
 } ck_slot;
 
 struct armt_ckpt {
     armt_config cfg;
     st_archive *ar[CK_MAX_ARCHIVES];
-    int         n_ar;
-    ck_slot    *lslots;      /* [slot_layers][ARMT_ROLE_N_LAYER_ROLES]                  */
-    int         slot_layers; /* allocated layers                                         */
-    int         max_layer;   /* highest layer index seen; -1 for none                    */
-    ck_slot     gslots[CK_N_GLOBAL];
-    int         embed_from_lm_head;
-    int         any_lora, any_peft_prefix;
-    double      lora_scale;
-    char        layout[32];
+    int n_ar;
+    ck_slot *lslots; /* [slot_layers][ARMT_ROLE_N_LAYER_ROLES]                  */
+    int slot_layers; /* allocated layers                                         */
+    int max_layer;   /* highest layer index seen; -1 for none                    */
+    ck_slot gslots[CK_N_GLOBAL];
+    int embed_from_lm_head;
+    int any_lora, any_peft_prefix;
+    double lora_scale;
+    char layout[32];
     /* for the names of missing tensors */
-    char       *dec_prefix;  /* "memory_cell.layers." etc. (decoder roles), with dec_inner */
-    const char *dec_inner;   /* "" or "layer."                                            */
-    char       *armt_prefix; /* the prefix seen on W_m* tensors                          */
-    char       *root;        /* prefix of model.norm.weight / lm_head.weight                 */
-    char       *mem_name;    /* the name of the memory tensor                            */
-    char        namebuf[512];
+    char *dec_prefix;      /* "memory_cell.layers." etc. (decoder roles), with dec_inner */
+    const char *dec_inner; /* "" or "layer."                                            */
+    char *armt_prefix;     /* the prefix seen on W_m* tensors                          */
+    char *root;            /* prefix of model.norm.weight / lm_head.weight                 */
+    char *mem_name;        /* the name of the memory tensor                            */
+    char namebuf[512];
 };
 
 /* ===================================================================================================== */
@@ -107,20 +107,20 @@ static void mark_present_keys(const char *text, size_t len, ck_explicit *ex) {
 }
 
 typedef struct ck_adapter {
-    int    present;
-    int    r; /* 0 if not given */
+    int present;
+    int r; /* 0 if not given */
     double alpha;
-    int    has_alpha;
-    int    rslora;
+    int has_alpha;
+    int rslora;
 } ck_adapter;
 
 static armt_status parse_adapter(const char *path, const char *text, size_t len, ck_adapter *ad,
                                  armt_err *err) {
     json_error_t je;
-    json_t      *o = json_loadb(text, len, 0, &je);
+    json_t *o = json_loadb(text, len, 0, &je);
     ARMT_RETURN_IF(!o, ARMT_STATUS_BAD_CONFIG, "%s: not valid JSON: %s (line %d)", path, je.text, je.line);
     armt_status st = ARMT_OK;
-    json_t     *v;
+    json_t *v;
     ad->present = 1;
     if (!json_is_object(o)) {
         st = armt_err_set(err, ARMT_STATUS_BAD_CONFIG, "%s: not a JSON object", path);
@@ -178,8 +178,8 @@ typedef enum ck_part { CK_WEIGHT = 0, CK_LORA_A, CK_LORA_B } ck_part;
 
 static const struct {
     const char *module;
-    armt_role   role;
-    int         linear; /* LoRA allowed */
+    armt_role role;
+    int linear; /* LoRA allowed */
 } layer_modules[] = {
     {"self_attn.q_proj", ARMT_ROLE_WQ, 1},
     {"self_attn.k_proj", ARMT_ROLE_WK, 1},
@@ -246,7 +246,8 @@ static ck_slot *layer_slot(armt_ckpt *c, int layer, armt_role role) {
 static armt_status grow_layers(armt_ckpt *c, int layer, armt_err *err) {
     if (layer < c->slot_layers) return ARMT_OK;
     int n = c->slot_layers ? c->slot_layers : 8;
-    while (n <= layer) n *= 2;
+    while (n <= layer)
+        n *= 2;
     ck_slot *s = realloc(c->lslots, (size_t)n * ARMT_ROLE_N_LAYER_ROLES * sizeof *s);
     ARMT_RETURN_IF(!s, ARMT_STATUS_OUT_OF_HOST_MEMORY, "checkpoint: out of memory");
     memset(s + (size_t)c->slot_layers * ARMT_ROLE_N_LAYER_ROLES, 0,
@@ -270,7 +271,7 @@ static const char *adapter_of(const st_tensor *t, size_t *n) {
 
 static armt_status place_lora(const st_tensor **dst, int *dst_ar, const st_tensor *t, int ar, armt_err *err) {
     if (*dst) {
-        size_t      n1, n2;
+        size_t n1, n2;
         const char *a1 = adapter_of(*dst, &n1), *a2 = adapter_of(t, &n2);
         ARMT_RETURN_IF(n1 != n2 || strncmp(a1, a2, n1) != 0, ARMT_STATUS_UNSUPPORTED,
                        "checkpoint: '%s' and '%s': more than one LoRA adapter is not supported", (*dst)->name,
@@ -333,10 +334,10 @@ static armt_status classify(armt_ckpt *c, const st_tensor *t, int ar, armt_err *
     const char *name = t->name;
     if (starts_with(name, "base_model.model.") || strstr(name, ".base_model.model.")) c->any_peft_prefix = 1;
 
-    size_t      plen;
-    long        layer;
+    size_t plen;
+    long layer;
     const char *rest;
-    int         fl = find_layer(name, &plen, &layer, &rest);
+    int fl = find_layer(name, &plen, &layer, &rest);
     ARMT_RETURN_IF(fl < 0, ARMT_STATUS_BAD_CONFIG, "checkpoint: tensor '%s': layer index too large", name);
     if (fl > 0) {
         int inner = 0;
@@ -347,8 +348,8 @@ static armt_status classify(armt_ckpt *c, const st_tensor *t, int ar, armt_err *
         for (size_t i = 0; i < sizeof layer_modules / sizeof layer_modules[0]; i++) {
             size_t ml = strlen(layer_modules[i].module);
             if (strncmp(rest, layer_modules[i].module, ml) != 0 || rest[ml] != '.') continue;
-            ck_part   part;
-            int       is_bias;
+            ck_part part;
+            int is_bias;
             armt_role role = layer_modules[i].role;
             if (!classify_suffix(rest + ml + 1, &part, &is_bias)) {
                 ARMT_RETURN_IF(strstr(rest + ml, "lora_") != NULL, ARMT_STATUS_UNSUPPORTED,
@@ -382,7 +383,7 @@ static armt_status classify(armt_ckpt *c, const st_tensor *t, int ar, armt_err *
     /* global tensors */
     static const struct {
         const char *suffix;
-        armt_role   role;
+        armt_role role;
     } globals[] = {
         {"embed_tokens.weight", ARMT_ROLE_EMBED}, {"embed_tokens.base_layer.weight", ARMT_ROLE_EMBED},
         {"lm_head.weight", ARMT_ROLE_LM_HEAD},    {"lm_head.base_layer.weight", ARMT_ROLE_LM_HEAD},
@@ -395,7 +396,7 @@ static armt_status classify(armt_ckpt *c, const st_tensor *t, int ar, armt_err *
     for (size_t i = 0; i < sizeof globals / sizeof globals[0]; i++) {
         if (!ends_with_component(name, globals[i].suffix)) continue;
         armt_role role = globals[i].role;
-        size_t    n = strlen(name);
+        size_t n = strlen(name);
         if (role == ARMT_ROLE_LM_HEAD || role == ARMT_ROLE_NORM_FINAL) {
             const char *suf = role == ARMT_ROLE_LM_HEAD ? globals[i].suffix : "model.norm.weight";
             if (ends_with_component(name, suf)) ARMT_TRY(set_prefix(&c->root, name, n - strlen(suf), err));
@@ -476,7 +477,7 @@ static armt_status check_shape(const st_tensor *t, int ndim, uint64_t r, uint64_
 static armt_status check_slot(armt_ckpt *c, armt_role role, int layer, const ck_slot *s, const ck_adapter *ad,
                               armt_err *err) {
     uint64_t R, C;
-    int      nd;
+    int nd;
     armt_role_shape(&c->cfg, role, &R, &C, &nd);
     if (s->t) ARMT_TRY(check_shape(s->t, nd, R, C, err));
     if (!s->la && !s->lb) return ARMT_OK;
@@ -562,9 +563,10 @@ static armt_status validate(armt_ckpt *c, const ck_adapter *ad, armt_err *err) {
 /* d_mem and num_mem_tokens from the W_mq and memory shapes, against what the configuration named explicitly.
  */
 static armt_status infer_from_shapes(armt_ckpt *c, const ck_explicit *ex, armt_err *err) {
-    armt_config     *cfg = &c->cfg;
+    armt_config *cfg = &c->cfg;
     const st_tensor *wmq = NULL;
-    for (int l = 0; l < c->slot_layers && !wmq; l++) wmq = layer_slot(c, l, ARMT_ROLE_WMQ)->t;
+    for (int l = 0; l < c->slot_layers && !wmq; l++)
+        wmq = layer_slot(c, l, ARMT_ROLE_WMQ)->t;
     if (wmq && wmq->ndim == 2 && wmq->shape[0] > 0 && wmq->shape[0] <= (uint64_t)(1 << 24)) {
         int d_mem = (int)wmq->shape[0];
         ARMT_RETURN_IF(ex->d_mem && cfg->d_mem > 0 && cfg->d_mem != d_mem, ARMT_STATUS_BAD_CONFIG,
@@ -610,7 +612,7 @@ static void set_layout(armt_ckpt *c) {
 /* Base config from config.json in dir, then armt_config.json; records which ARMT fields were explicit. */
 static armt_status load_dir_config(const char *dir, armt_config *cfg, ck_explicit *ex, int *found,
                                    armt_err *err) {
-    char  *path = armt_path_join(dir, "config.json"), *text = NULL;
+    char *path = armt_path_join(dir, "config.json"), *text = NULL;
     size_t len;
     ARMT_RETURN_IF(!path, ARMT_STATUS_OUT_OF_HOST_MEMORY, "checkpoint: out of memory");
     armt_status st = armt_read_file(path, "checkpoint", CK_MAX_JSON_BYTES, 1, &text, &len, err);
@@ -637,7 +639,7 @@ static armt_status load_dir_config(const char *dir, armt_config *cfg, ck_explici
 }
 
 static armt_status load_adapter(const char *dir, ck_adapter *ad, armt_err *err) {
-    char  *path = armt_path_join(dir, "adapter_config.json"), *text = NULL;
+    char *path = armt_path_join(dir, "adapter_config.json"), *text = NULL;
     size_t len;
     ARMT_RETURN_IF(!path, ARMT_STATUS_OUT_OF_HOST_MEMORY, "checkpoint: out of memory");
     armt_status st = armt_read_file(path, "checkpoint", CK_MAX_JSON_BYTES, 1, &text, &len, err);
@@ -650,10 +652,10 @@ static armt_status load_adapter(const char *dir, ck_adapter *ad, armt_err *err) 
 static armt_status open_impl(armt_ckpt *c, const char *path, const armt_model_params *params, armt_err *err) {
     struct stat sb;
     ARMT_RETURN_IF(stat(path, &sb) != 0, ARMT_STATUS_IO_ERROR, "%s: cannot open: %s", path, strerror(errno));
-    int         is_dir = S_ISDIR(sb.st_mode);
+    int is_dir = S_ISDIR(sb.st_mode);
     armt_status st = ARMT_OK;
-    char       *dir = is_dir ? armt_strndup(path, strlen(path)) : armt_path_dirname(path);
-    char       *side = NULL;
+    char *dir = is_dir ? armt_strndup(path, strlen(path)) : armt_path_dirname(path);
+    char *side = NULL;
     ARMT_RETURN_IF(!dir, ARMT_STATUS_OUT_OF_HOST_MEMORY, "checkpoint: out of memory");
 
     /* weights */
@@ -674,7 +676,7 @@ static armt_status open_impl(armt_ckpt *c, const char *path, const armt_model_pa
     /* configuration */
     ck_explicit ex = {0, 0, 0, 0};
     const char *meta = st_metadata(c->ar[0], "armt_config");
-    int         have_cfg = 0;
+    int have_cfg = 0;
     if (!is_dir && meta) {
         ARMT_TRY_GOTO(armt_config_from_json_full(meta, strlen(meta), &c->cfg, err), out);
         ex = (ck_explicit){1, 1, 1, 1};
@@ -771,7 +773,8 @@ armt_status armt_ckpt_open(const char *path, const armt_model_params *params, ar
 
 void armt_ckpt_close(armt_ckpt *c) {
     if (!c) return;
-    for (int a = 0; a < CK_MAX_ARCHIVES; a++) st_close(c->ar[a]);
+    for (int a = 0; a < CK_MAX_ARCHIVES; a++)
+        st_close(c->ar[a]);
     free(c->lslots);
     free(c->dec_prefix);
     free(c->armt_prefix);
@@ -785,8 +788,8 @@ void armt_ckpt_close(armt_ckpt *c) {
 /* ===================================================================================================== */
 
 const armt_config *armt_ckpt_config(const armt_ckpt *c) { return c ? &c->cfg : NULL; }
-double             armt_ckpt_lora_scale(const armt_ckpt *c) { return c && c->any_lora ? c->lora_scale : 0.0; }
-const char        *armt_ckpt_layout(const armt_ckpt *c) { return c ? c->layout : ""; }
+double armt_ckpt_lora_scale(const armt_ckpt *c) { return c && c->any_lora ? c->lora_scale : 0.0; }
+const char *armt_ckpt_layout(const armt_ckpt *c) { return c ? c->layout : ""; }
 
 static const ck_slot *find_slot(const armt_ckpt *c, armt_role role, int layer) {
     if (!c || role < 0 || role >= ARMT_ROLE_COUNT) return NULL;
@@ -840,10 +843,10 @@ armt_status armt_ckpt_read(armt_ckpt *c, armt_role role, int layer, uint64_t fir
     if (!s->la || !s->lb) return ARMT_OK;
 
     /* LoRA: dst[e] += scale * sum_k B[row, k] A[k, col] for the rows the range touches */
-    uint64_t    rank = s->la->shape[0];
-    uint64_t    r0 = first / C, r1 = (end - 1) / C, nrows = r1 - r0 + 1;
-    float      *A = malloc((size_t)(rank * C) * sizeof *A);
-    float      *B = malloc((size_t)(nrows * rank) * sizeof *B);
+    uint64_t rank = s->la->shape[0];
+    uint64_t r0 = first / C, r1 = (end - 1) / C, nrows = r1 - r0 + 1;
+    float *A = malloc((size_t)(rank * C) * sizeof *A);
+    float *B = malloc((size_t)(nrows * rank) * sizeof *B);
     armt_status st = ARMT_OK;
     if (!A || !B) {
         st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_ckpt_read: out of memory");
@@ -852,10 +855,11 @@ armt_status armt_ckpt_read(armt_ckpt *c, armt_role role, int layer, uint64_t fir
     ARMT_TRY_GOTO(st_read_f32(c->ar[s->ar_la], s->la, 0, rank * C, A, err), done);
     ARMT_TRY_GOTO(st_read_f32(c->ar[s->ar_lb], s->lb, r0 * rank, nrows * rank, B, err), done);
     for (uint64_t e = first; e < end; e++) {
-        uint64_t     row = e / C, col = e % C;
+        uint64_t row = e / C, col = e % C;
         const float *b = B + (row - r0) * rank;
-        double       acc = 0.0;
-        for (uint64_t k = 0; k < rank; k++) acc += (double)b[k] * (double)A[k * C + col];
+        double acc = 0.0;
+        for (uint64_t k = 0; k < rank; k++)
+            acc += (double)b[k] * (double)A[k * C + col];
         dst[e - first] = (float)((double)dst[e - first] + c->lora_scale * acc);
     }
 done:

@@ -37,7 +37,8 @@ static int add_u64(uint64_t a, uint64_t b, uint64_t *out) { return !__builtin_ad
 /* The length prefix is little-endian whatever the host is. */
 static uint64_t le64(const unsigned char *p) {
     uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
     return v;
 }
 
@@ -189,7 +190,8 @@ void st_close(st_archive *a) {
         free(a->shards[i].path);
     }
     free(a->shards);
-    for (size_t i = 0; i < a->n_tensors; i++) free(a->tensors[i].name);
+    for (size_t i = 0; i < a->n_tensors; i++)
+        free(a->tensors[i].name);
     free(a->tensors);
     free(a->slots);
     json_decref(a->metadata);
@@ -313,7 +315,8 @@ static armt_status check_tiling(st_archive *a, size_t from, const char *path, ui
     /* Sort pointers, not the tensors: the archive keeps header order. */
     st_tensor **order = malloc(n * sizeof *order);
     ARMT_RETURN_IF(!order, ARMT_STATUS_OUT_OF_HOST_MEMORY, "%s: out of memory", path);
-    for (size_t i = 0; i < n; i++) order[i] = &a->tensors[from + i];
+    for (size_t i = 0; i < n; i++)
+        order[i] = &a->tensors[from + i];
     qsort(order, n, sizeof *order, cmp_by_offset);
 
     armt_status st = ARMT_OK;
@@ -453,7 +456,8 @@ static armt_status load_shard(st_archive *a, int si, int keep_meta, armt_err *er
 /* FNV-1a, 64 bit. */
 static uint64_t hash_str(const char *s) {
     uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
     return h;
 }
 
@@ -461,7 +465,8 @@ static uint64_t hash_str(const char *s) {
  * twice can only come from two shards (duplicates inside one header are rejected by the JSON parser). */
 static armt_status build_index(st_archive *a, armt_err *err) {
     size_t cap = 16;
-    while (cap < 2 * a->n_tensors) cap *= 2;
+    while (cap < 2 * a->n_tensors)
+        cap *= 2;
     a->slots = calloc(cap, sizeof *a->slots);
     ARMT_RETURN_IF(!a->slots, ARMT_STATUS_OUT_OF_HOST_MEMORY, "out of memory for the tensor name table");
     a->slot_mask = cap - 1;
@@ -547,9 +552,10 @@ static armt_status open_index(st_archive *a, const char *index_path, armt_err *e
         /* shards are plain file names next to the index: a path would let an index read any file */
         const char *v = json_string_value(val);
         if (strchr(v, '/') || strcmp(v, ".") == 0 || strcmp(v, "..") == 0) {
-            st = armt_err_set(err, ARMT_STATUS_BAD_FILE,
-                              "%s: weight_map entry of tensor '%s' is '%s', not a plain file name next to the index",
-                              index_path, key, v);
+            st = armt_err_set(
+                err, ARMT_STATUS_BAD_FILE,
+                "%s: weight_map entry of tensor '%s' is '%s', not a plain file name next to the index",
+                index_path, key, v);
             goto done;
         }
         names[n_names++] = v;
@@ -760,7 +766,8 @@ void st_writer_abort(st_writer *w) {
     if (!w) return;
     if (w->f) fclose(w->f);
     if (w->tmp_path) unlink(w->tmp_path);
-    for (size_t i = 0; i < w->n; i++) free(w->names[i]);
+    for (size_t i = 0; i < w->n; i++)
+        free(w->names[i]);
     free(w->names);
     free(w->numel);
     free(w->dtype);
@@ -805,8 +812,8 @@ armt_status st_writer_add(st_writer *w, const char *name, int ndim, const uint64
     return st_writer_add_typed(w, name, ST_F32, ndim, shape, err);
 }
 
-armt_status st_writer_add_typed(st_writer *w, const char *name, st_dtype dtype, int ndim, const uint64_t *shape,
-                                armt_err *err) {
+armt_status st_writer_add_typed(st_writer *w, const char *name, st_dtype dtype, int ndim,
+                                const uint64_t *shape, armt_err *err) {
     ARMT_RETURN_IF(!w || !name || (ndim > 0 && !shape), ARMT_STATUS_INVALID_ARGUMENT,
                    "st_writer_add: NULL argument");
     ARMT_RETURN_IF(dtype != ST_F32 && dtype != ST_I32, ARMT_STATUS_INVALID_ARGUMENT,
@@ -900,9 +907,11 @@ static armt_status write_header(st_writer *w, armt_err *err) {
 
     size_t len = strlen(text), padded = (len + 7) & ~(size_t)7;
     unsigned char lenbuf[8];
-    for (int i = 0; i < 8; i++) lenbuf[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        lenbuf[i] = (unsigned char)((uint64_t)padded >> (8 * i));
     int ok = fwrite(lenbuf, 1, 8, w->f) == 8 && fwrite(text, 1, len, w->f) == len;
-    for (size_t i = len; i < padded && ok; i++) ok = fputc(' ', w->f) != EOF;
+    for (size_t i = len; i < padded && ok; i++)
+        ok = fputc(' ', w->f) != EOF;
     free(text);
     ARMT_RETURN_IF(!ok, ARMT_STATUS_IO_ERROR, "%s.tmp: write failed: %s", w->path, strerror(errno));
     w->header_done = 1;
@@ -918,7 +927,8 @@ static void advance(st_writer *w) {
 }
 
 /* Appends count 4-byte elements of the given dtype (host order; written little-endian). */
-static armt_status write_elems(st_writer *w, const void *elems, st_dtype dtype, uint64_t count, armt_err *err) {
+static armt_status write_elems(st_writer *w, const void *elems, st_dtype dtype, uint64_t count,
+                               armt_err *err) {
     ARMT_RETURN_IF(!w || (count > 0 && !elems), ARMT_STATUS_INVALID_ARGUMENT,
                    "st_writer_write: NULL argument");
     const unsigned char *data = elems;

@@ -85,8 +85,8 @@ armt_status st_writer_open(const char *path, st_writer **out, armt_err *err);
 /* Declares the next F32 tensor, in data order. ndim 0..8. Only before the first write. */
 armt_status st_writer_add(st_writer *w, const char *name, int ndim, const uint64_t *shape, armt_err *err);
 /* The same for a tensor of dtype ST_F32 or ST_I32. */
-armt_status st_writer_add_typed(st_writer *w, const char *name, st_dtype dtype, int ndim, const uint64_t *shape,
-                                armt_err *err);
+armt_status st_writer_add_typed(st_writer *w, const char *name, st_dtype dtype, int ndim,
+                                const uint64_t *shape, armt_err *err);
 /* Sets a "__metadata__" entry (a later call with the same key replaces it). Only before the first write. */
 armt_status st_writer_meta(st_writer *w, const char *key, const char *value, armt_err *err);
 /* Appends count floats of data: the declared tensors back to back, in order, in chunks of any size. */

@@ -65,41 +65,41 @@ static const char GPT2_PATTERN[] =
 /* Open-addressing map from a byte string (kept in a pool) to an id. */
 typedef struct strmap_slot {
     uint32_t hash;
-    int32_t  id;   /* -1: empty slot */
-    size_t   off;  /* key bytes: pool[off, off + len) */
-    size_t   len;
+    int32_t id; /* -1: empty slot */
+    size_t off; /* key bytes: pool[off, off + len) */
+    size_t len;
 } strmap_slot;
 
 typedef struct strmap {
     strmap_slot *slots; /* [cap], cap a power of two, at most half full */
-    size_t       cap;
-    size_t       count;
+    size_t cap;
+    size_t count;
 } strmap;
 
 /* Open-addressing map (left id, right id) -> (rank, merged id). */
 typedef struct merge_slot {
-    uint64_t key;  /* left << 32 | right; UINT64_MAX: empty */
+    uint64_t key; /* left << 32 | right; UINT64_MAX: empty */
     uint32_t rank;
-    int32_t  merged;
+    int32_t merged;
 } merge_slot;
 
 typedef struct mergemap {
     merge_slot *slots; /* [cap] */
-    size_t      cap;
-    size_t      count;
+    size_t cap;
+    size_t count;
 } mergemap;
 
 /* Per-id information; ids without a token (holes) have present = 0. */
 typedef struct tok_entry {
-    size_t  text_off, text_len; /* token text as written in the file (UTF-8), in pool                 */
-    size_t  dec_off, dec_len;   /* bytes that decode produces for it (ByteLevel decoder rule), in pool */
+    size_t text_off, text_len; /* token text as written in the file (UTF-8), in pool                 */
+    size_t dec_off, dec_len;   /* bytes that decode produces for it (ByteLevel decoder rule), in pool */
     uint8_t present;
-    uint8_t special;            /* a special added token (skipped by decode when skip_special)        */
+    uint8_t special; /* a special added token (skipped by decode when skip_special)        */
 } tok_entry;
 
 typedef struct added_token {
     int32_t id;
-    size_t  off, len; /* content in pool */
+    size_t off, len; /* content in pool */
     uint8_t special;
     uint8_t normalized;
 } added_token;
@@ -107,42 +107,42 @@ typedef struct added_token {
 typedef enum step_kind { STEP_SPLIT, STEP_BYTELEVEL } step_kind;
 
 typedef struct pretok_step {
-    step_kind   kind;
-    pcre2_code *re;               /* the split regex; NULL for ByteLevel with use_regex = false */
-    int         removed;          /* Split behavior "Removed": matches are dropped               */
-    int         add_prefix_space; /* ByteLevel                                                     */
+    step_kind kind;
+    pcre2_code *re;       /* the split regex; NULL for ByteLevel with use_regex = false */
+    int removed;          /* Split behavior "Removed": matches are dropped               */
+    int add_prefix_space; /* ByteLevel                                                     */
 } pretok_step;
 
 struct armt_tokenizer {
-    armt_err  err;
-    char     *pool;               /* every string the tokenizer keeps                               */
-    size_t    pool_len, pool_cap;
+    armt_err err;
+    char *pool; /* every string the tokenizer keeps                               */
+    size_t pool_len, pool_cap;
 
-    strmap    vocab;              /* model vocab: token text (byte-level characters) -> id           */
-    strmap    added_map;          /* added token content -> id                                        */
-    mergemap  merges;
-    tok_entry *tokens;            /* [n_ids]                                                          */
-    int32_t   n_ids;              /* max id + 1 over vocab and added tokens                           */
+    strmap vocab;     /* model vocab: token text (byte-level characters) -> id           */
+    strmap added_map; /* added token content -> id                                        */
+    mergemap merges;
+    tok_entry *tokens; /* [n_ids]                                                          */
+    int32_t n_ids;     /* max id + 1 over vocab and added tokens                           */
 
-    added_token *added;           /* [n_added]                                                        */
-    size_t       n_added;
+    added_token *added; /* [n_added]                                                        */
+    size_t n_added;
     /* For each pass (0: normalized = false, 1: normalized = true): indices into added[], sorted by first
      * byte then longest first; first[pass][b] .. first[pass][b + 1] is the range starting with byte b. */
-    size_t      *order[2];
-    size_t       first[2][257];
+    size_t *order[2];
+    size_t first[2][257];
 
     pretok_step steps[TOK_MAX_STEPS];
-    int         n_steps;
+    int n_steps;
 
-    int      ignore_merges;
-    int32_t  unk_id;              /* -1: none                                                         */
-    int      fuse_unk;
-    int32_t  byte_id[256];        /* id of the one-character token of each byte; -1 if not in vocab   */
-    uint8_t  byte_chr[256][2];    /* UTF-8 of the character that stands for each byte                 */
-    uint8_t  byte_chr_len[256];
-    int16_t  chr_byte[324];       /* inverse: code point (< 324) -> byte, -1 if none                  */
-    int32_t *bos;                 /* ids prepended by add_bos                                         */
-    size_t   n_bos;
+    int ignore_merges;
+    int32_t unk_id; /* -1: none                                                         */
+    int fuse_unk;
+    int32_t byte_id[256];     /* id of the one-character token of each byte; -1 if not in vocab   */
+    uint8_t byte_chr[256][2]; /* UTF-8 of the character that stands for each byte                 */
+    uint8_t byte_chr_len[256];
+    int16_t chr_byte[324]; /* inverse: code point (< 324) -> byte, -1 if none                  */
+    int32_t *bos;          /* ids prepended by add_bos                                         */
+    size_t n_bos;
 };
 
 /* ======================================================================================================= */
@@ -152,7 +152,8 @@ struct armt_tokenizer {
 static armt_status pool_add(armt_tokenizer *t, const void *bytes, size_t n, size_t *off, armt_err *err) {
     if (t->pool_len + n + 1 > t->pool_cap) {
         size_t cap = t->pool_cap ? t->pool_cap : 4096;
-        while (cap < t->pool_len + n + 1) cap *= 2;
+        while (cap < t->pool_len + n + 1)
+            cap *= 2;
         char *p = realloc(t->pool, cap);
         ARMT_RETURN_IF(!p, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (string pool)");
         t->pool = p;
@@ -253,7 +254,8 @@ static uint32_t hash_mapped(const armt_tokenizer *t, const unsigned char *p, siz
 
 static size_t mapped_len(const armt_tokenizer *t, const unsigned char *p, size_t n) {
     size_t m = 0;
-    for (size_t i = 0; i < n; i++) m += t->byte_chr_len[p[i]];
+    for (size_t i = 0; i < n; i++)
+        m += t->byte_chr_len[p[i]];
     return m;
 }
 
@@ -274,11 +276,13 @@ static int equal_mapped(const armt_tokenizer *t, const char *key, const unsigned
 
 static armt_status strmap_init(strmap *m, size_t expected, armt_err *err) {
     size_t cap = 16;
-    while (cap < 2 * expected + 2) cap *= 2;
+    while (cap < 2 * expected + 2)
+        cap *= 2;
     m->slots = malloc(cap * sizeof *m->slots);
     ARMT_RETURN_IF(!m->slots, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (map of %zu)",
                    expected);
-    for (size_t i = 0; i < cap; i++) m->slots[i].id = -1;
+    for (size_t i = 0; i < cap; i++)
+        m->slots[i].id = -1;
     m->cap = cap;
     m->count = 0;
     return ARMT_OK;
@@ -333,11 +337,13 @@ static size_t merge_hash(uint64_t key, size_t mask) {
 
 static armt_status mergemap_init(mergemap *m, size_t expected, armt_err *err) {
     size_t cap = 16;
-    while (cap < 2 * expected + 2) cap *= 2;
+    while (cap < 2 * expected + 2)
+        cap *= 2;
     m->slots = malloc(cap * sizeof *m->slots);
     ARMT_RETURN_IF(!m->slots, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (%zu merges)",
                    expected);
-    for (size_t i = 0; i < cap; i++) m->slots[i].key = UINT64_MAX;
+    for (size_t i = 0; i < cap; i++)
+        m->slots[i].key = UINT64_MAX;
     m->cap = cap;
     m->count = 0;
     return ARMT_OK;
@@ -381,7 +387,8 @@ static const merge_slot *mergemap_get(const mergemap *m, int32_t a, int32_t b) {
 /* The GPT-2 byte <-> character table: printable Latin-1 bytes stand for themselves, the 68 others (controls,
  * space, DEL, NBSP, soft hyphen, ...) get U+0100 upwards in byte order. */
 static void init_byte_table(armt_tokenizer *t) {
-    for (int c = 0; c < 324; c++) t->chr_byte[c] = -1;
+    for (int c = 0; c < 324; c++)
+        t->chr_byte[c] = -1;
     int next = 256;
     for (int b = 0; b < 256; b++) {
         int printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
@@ -649,7 +656,7 @@ static armt_status parse_model(armt_tokenizer *t, const json_t *root, int32_t *m
     size_t cat_cap = 0;
     for (size_t i = 0; i < n; i++) {
         const char *a = NULL, *b = NULL;
-        size_t      al = 0, bl = 0;
+        size_t al = 0, bl = 0;
         armt_status st = merge_parts(json_array_get(merges, i), i, &a, &al, &b, &bl, err);
         if (st != ARMT_OK) {
             free(cat);
@@ -672,7 +679,7 @@ static armt_status parse_model(armt_tokenizer *t, const json_t *root, int32_t *m
         if (ia < 0 || ib < 0 || im < 0) {
             cat[al + bl] = '\0';
             const char *miss = ia < 0 ? a : ib < 0 ? b : cat;
-            size_t      miss_len = ia < 0 ? al : ib < 0 ? bl : al + bl;
+            size_t miss_len = ia < 0 ? al : ib < 0 ? bl : al + bl;
             st = armt_err_set(err, ARMT_STATUS_BAD_FILE,
                               "tokenizer.json: merge %zu (\"%.*s\" + \"%.*s\"): \"%.*s\" is not in the vocab",
                               i, (int)al, a, (int)bl, b, (int)miss_len, miss);
@@ -730,9 +737,9 @@ static armt_status parse_added_tokens(armt_tokenizer *t, const json_t *root, int
  * matcher does not depend on qsort's stability). */
 typedef struct added_key {
     unsigned char first;
-    size_t        len;
-    int32_t       id;
-    size_t        index;
+    size_t len;
+    int32_t id;
+    size_t index;
 } added_key;
 
 static int cmp_added(const void *pa, const void *pb) {
@@ -757,11 +764,13 @@ static armt_status index_added(armt_tokenizer *t, armt_err *err) {
             keys[k++] = (added_key){(unsigned char)t->pool[a->off], a->len, a->id, i};
         }
         qsort(keys, k, sizeof *keys, cmp_added);
-        for (size_t i = 0; i < k; i++) t->order[pass][i] = keys[i].index;
+        for (size_t i = 0; i < k; i++)
+            t->order[pass][i] = keys[i].index;
         free(keys);
         size_t j = 0;
         for (int b = 0; b <= 256; b++) {
-            while (j < k && (unsigned char)t->pool[t->added[t->order[pass][j]].off] < b) j++;
+            while (j < k && (unsigned char)t->pool[t->added[t->order[pass][j]].off] < b)
+                j++;
             t->first[pass][b] = j;
         }
         t->first[pass][256] = k;
@@ -911,8 +920,8 @@ static armt_status build_tables(armt_tokenizer *t, int32_t max_id, armt_err *err
     /* Added tokens take precedence for decoding, as in HF (added vocabulary first, then the model). */
     for (size_t i = 0; i < t->n_added; i++) {
         const added_token *a = &t->added[i];
-        t->tokens[a->id] = (tok_entry){
-            .text_off = a->off, .text_len = a->len, .present = 1, .special = a->special};
+        t->tokens[a->id] =
+            (tok_entry){.text_off = a->off, .text_len = a->len, .present = 1, .special = a->special};
     }
     for (int32_t id = 0; id < t->n_ids; id++)
         if (t->tokens[id].present) ARMT_TRY(set_decoded(t, &t->tokens[id], err));
@@ -963,7 +972,8 @@ done:
 
 void armt_tokenizer_free(armt_tokenizer *t) {
     if (!t) return;
-    for (int i = 0; i < t->n_steps; i++) pcre2_code_free(t->steps[i].re);
+    for (int i = 0; i < t->n_steps; i++)
+        pcre2_code_free(t->steps[i].re);
     free(t->vocab.slots);
     free(t->added_map.slots);
     free(t->merges.slots);
@@ -1013,24 +1023,24 @@ int32_t armt_tokenizer_token_id(const armt_tokenizer *t, const char *text) {
 
 typedef struct heap_item {
     uint32_t rank;
-    uint32_t pos;   /* left symbol                        */
-    int32_t  left;  /* ids of the pair when it was pushed */
-    int32_t  right;
+    uint32_t pos; /* left symbol                        */
+    int32_t left; /* ids of the pair when it was pushed */
+    int32_t right;
 } heap_item;
 
 /* Scratch of one encode call (the tokenizer itself stays read-only). */
 typedef struct enc_state {
     const armt_tokenizer *t;
-    armt_err             *err;
-    int                   parse_special;
-    pcre2_match_data     *md;
-    int32_t              *ids;         /* output                                             */
-    size_t                n_ids, cap_ids;
-    int32_t              *sym;         /* BPE symbols [cap_sym]: id (-1 once absorbed) ...   */
-    int32_t              *prev, *next; /* ... and the doubly linked list of live symbols     */
-    size_t                cap_sym;
-    heap_item            *heap;        /* candidate merges, min-heap on (rank, pos)          */
-    size_t                n_heap, cap_heap;
+    armt_err *err;
+    int parse_special;
+    pcre2_match_data *md;
+    int32_t *ids; /* output                                             */
+    size_t n_ids, cap_ids;
+    int32_t *sym;         /* BPE symbols [cap_sym]: id (-1 once absorbed) ...   */
+    int32_t *prev, *next; /* ... and the doubly linked list of live symbols     */
+    size_t cap_sym;
+    heap_item *heap; /* candidate merges, min-heap on (rank, pos)          */
+    size_t n_heap, cap_heap;
 } enc_state;
 
 static armt_status emit(enc_state *s, int32_t id) {
@@ -1137,7 +1147,8 @@ static armt_status bpe_word(enc_state *s, const unsigned char *p, size_t n) {
     if (m == 0) return ARMT_OK;
     s->next[m - 1] = -1;
     s->n_heap = 0;
-    for (int32_t i = 0; i + 1 < m; i++) ARMT_TRY(push_pair(s, i));
+    for (int32_t i = 0; i + 1 < m; i++)
+        ARMT_TRY(push_pair(s, i));
     while (s->n_heap) {
         heap_item it = heap_pop(s);
         int32_t a = (int32_t)it.pos, b = s->next[a];
@@ -1151,7 +1162,8 @@ static armt_status bpe_word(enc_state *s, const unsigned char *p, size_t n) {
         if (s->prev[a] >= 0) ARMT_TRY(push_pair(s, s->prev[a]));
         ARMT_TRY(push_pair(s, a));
     }
-    for (int32_t i = 0; i >= 0; i = s->next[i]) ARMT_TRY(emit(s, s->sym[i]));
+    for (int32_t i = 0; i >= 0; i = s->next[i])
+        ARMT_TRY(emit(s, s->sym[i]));
     return ARMT_OK;
 }
 
@@ -1273,7 +1285,8 @@ armt_status armt_tokenizer_encode(armt_tokenizer *tok, const char *text, size_t 
         goto done;
     }
     if (add_bos)
-        for (size_t i = 0; i < tok->n_bos; i++) ARMT_TRY_GOTO(emit(&s, tok->bos[i]), done);
+        for (size_t i = 0; i < tok->n_bos; i++)
+            ARMT_TRY_GOTO(emit(&s, tok->bos[i]), done);
     if (len) ARMT_TRY_GOTO(split_added(&s, 0, (const unsigned char *)text, len), done);
     *n_out = s.n_ids;
     if (s.n_ids > cap) {
