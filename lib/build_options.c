@@ -18,6 +18,24 @@ static void extra_int(const char *extra, const char *name, int lo, int hi, int *
     if (v >= lo && v <= hi) *dst = v;
 }
 
+/* The emulation's tiles (tests): the same code paths as the library's tiles (wgmma or mma.sync, k per stage,
+ * stages, wgmma depth, raster, the 256 columns of the dual epilogues) on fewer fragments per warp, since
+ * PoCL's compile time grows steeply with them (128 x 128 x 32: minutes per kernel). Every fragment loop
+ * still runs twice or more somewhere: mma.sync 64 x 32 (two m16 tiles by two n8 tiles per warp) and narrow
+ * 32 x 32; wgmma 64 x 256 on one warpgroup of 2 x 2 warps (the narrow tiles stay 64 x 64 x 64). */
+static void emulation_tiles(armt_device_tuning *t) {
+    if (t->mma_wgmma) {
+        t->mma_bm = 64;
+        t->mma_warps_n = 2;
+    } else {
+        t->mma_bm = 64;
+        t->mma_bn = 32;
+        t->nar_bm = 32;
+        t->nar_bn = 32;
+    }
+    t->mma_threads = 32 * 2 * t->mma_warps_n;
+}
+
 char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tune, const char *extra) {
     /* Tunables: a small table by device class, overridable per build with -D in ARMT_CL_BUILD_OPTIONS
      * (the kernels use #ifndef defaults, and the last -D wins). */
@@ -49,6 +67,7 @@ char *armt_cl_build_options(const armt_device_info *info, armt_device_tuning *tu
     if (emulate && strstr(extra, "-DMMA_WGMMA=1")) wgmma = 1;
     if (extra && strstr(extra, "-DMMA_WGMMA=0")) wgmma = 0;
     armt_gemm_mma_tiles(tune, wgmma);
+    if (emulate) emulation_tiles(tune);
     if (extra && strstr(extra, "-DARMT_GEMM_NARROW=0")) tune->nar_bn = 0; /* no narrow tiles (comparisons) */
     tune->kv_dual = !(extra && strstr(extra, "-DARMT_KV_DUAL=0")); /* 0: k and v apart (comparisons) */
     extra_int(extra, "-DMMA_RASTER=", 0, 1, &tune->mma_raster);

@@ -16,6 +16,8 @@
 #include "armt_config.h"
 #include "safetensors.h"
 
+#include "testutil.h"
+
 #include <check.h>
 #include <ftw.h>
 #include <limits.h>
@@ -826,9 +828,5 @@ int main(void) {
         fprintf(stderr, "check_checkpoint: fixtures not found under %s (set ARMT_TEST_DATA)\n", data_dir());
         return 77; /* skipped */
     }
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return test_run_suite(suite(), 0);
 }

@@ -17,6 +17,8 @@
  */
 #include "config.h"
 
+#include "testutil.h"
+
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
@@ -1020,9 +1022,5 @@ static Suite *ref_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(ref_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return test_run_suite(ref_suite(), 0);
 }

@@ -9,6 +9,8 @@
 #define _GNU_SOURCE
 #include "safetensors.h"
 
+#include "testutil.h"
+
 #include <check.h>
 #include <ftw.h>
 #include <math.h>
@@ -760,9 +762,5 @@ static Suite *suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return test_run_suite(suite(), 0);
 }

@@ -12,6 +12,8 @@
 #define _GNU_SOURCE
 #include "armt.h"
 
+#include "testutil.h"
+
 #include <check.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -627,9 +629,5 @@ static Suite *tokenizer_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(tokenizer_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return test_run_suite(tokenizer_suite(), 0);
 }
