@@ -192,12 +192,10 @@ END_TEST
 
 static Suite *suite(void) {
     Suite *s = suite_create("bf16");
-    TCase *tc = tcase_create("bf16");
-    tcase_set_timeout(tc, 1200);
+    TCase *tc = test_tcase(s, "bf16", 600);
     tcase_add_loop_test(tc, test_bf16_vs_fp32, 0, 2);
     tcase_add_test(tc, test_bf16_storage);
     tcase_add_test(tc, test_bf16_state_across_calls);
-    suite_add_tcase(s, tc);
     return s;
 }
 

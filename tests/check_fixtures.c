@@ -241,13 +241,11 @@ END_TEST
 
 static Suite *suite(void) {
     Suite *s = suite_create("fixtures");
-    TCase *tc = tcase_create("fixtures");
-    tcase_set_timeout(tc, 1200);
+    TCase *tc = test_tcase(s, "fixtures", 600);
     tcase_add_test(tc, test_hf_llama_segment);
     tcase_add_loop_test(tc, test_armt_reference, 0, 2);
     tcase_add_test(tc, test_lora_merged);
     tcase_add_test(tc, test_save_load_roundtrip);
-    suite_add_tcase(s, tc);
     return s;
 }
 

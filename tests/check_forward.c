@@ -671,25 +671,19 @@ END_TEST
 
 static Suite *suite(void) {
     Suite *s = suite_create("forward");
-    TCase *tc = tcase_create("reference");
-    tcase_set_timeout(tc, 1200);
+    TCase *tc = test_tcase(s, "reference", 900);
     tcase_add_loop_test(tc, test_vs_reference, 0, (int)(sizeof ref_cases / sizeof ref_cases[0]));
     tcase_add_test(tc, test_perturbation_detected);
     tcase_add_test(tc, test_outputs_and_full);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("schedules");
-    tcase_set_timeout(tc, 1200);
+    tc = test_tcase(s, "schedules", 600);
     tcase_add_loop_test(tc, test_diagonal_equals_sequential, 0, 4);
     tcase_add_test(tc, test_gemm_calls_scale);
     tcase_add_test(tc, test_unread_rows);
     tcase_add_test(tc, test_chunked_weights);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("state");
-    tcase_set_timeout(tc, 1200);
+    tc = test_tcase(s, "state", 600);
     tcase_add_test(tc, test_split_calls);
     tcase_add_test(tc, test_state_roundtrip);
     tcase_add_test(tc, test_bad_input_keeps_state);
-    suite_add_tcase(s, tc);
     return s;
 }
 

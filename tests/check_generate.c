@@ -195,12 +195,10 @@ END_TEST
 
 static Suite *suite(void) {
     Suite *s = suite_create("generate");
-    TCase *tc = tcase_create("generate");
-    tcase_set_timeout(tc, 1200);
+    TCase *tc = test_tcase(s, "generate", 600);
     tcase_add_test(tc, test_greedy_vs_reference);
     tcase_add_test(tc, test_generate_fixture);
     tcase_add_test(tc, test_sampling_and_stops);
-    suite_add_tcase(s, tc);
     return s;
 }
 

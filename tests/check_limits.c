@@ -266,14 +266,12 @@ END_TEST
 
 static Suite *suite(void) {
     Suite *s = suite_create("limits");
-    TCase *tc = tcase_create("limits");
-    tcase_set_timeout(tc, 1200);
+    TCase *tc = test_tcase(s, "limits", 600);
     tcase_add_test(tc, test_model_too_large);
     tcase_add_test(tc, test_forward_too_large);
     tcase_add_test(tc, test_null_and_bad_arguments);
     tcase_add_test(tc, test_device_error_mid_forward);
     tcase_add_test(tc, test_two_threads);
-    suite_add_tcase(s, tc);
     return s;
 }
 

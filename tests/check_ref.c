@@ -1001,23 +1001,19 @@ static Suite *ref_suite(void) {
     tcase_add_test(tc, test_attention_equal_keys_prefix_mean);
     tcase_add_test(tc, test_mem_recall_and_correction);
     suite_add_tcase(s, tc);
-    tc = tcase_create("model");
-    tcase_set_timeout(tc, 60);
+    tc = test_tcase(s, "model", 60);
     tcase_add_test(tc, test_inert_memory);
     tcase_add_test(tc, test_memory_active);
     tcase_add_test(tc, test_split_calls);
     tcase_add_test(tc, test_llama_equals_first_segment);
     tcase_add_test(tc, test_mem_tokens_after_tokens);
     tcase_add_test(tc, test_state_and_args);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("generate");
-    tcase_set_timeout(tc, 60);
+    tc = test_tcase(s, "generate", 60);
     tcase_add_test(tc, test_tail_unwritten_equals_llama);
     tcase_add_test(tc, test_tail_reads_and_keeps_state);
     tcase_add_test(tc, test_generate_greedy_definition);
     tcase_add_test(tc, test_generate_memory_matters);
     tcase_add_test(tc, test_generate_authors_fixture);
-    suite_add_tcase(s, tc);
     return s;
 }
 

@@ -174,8 +174,7 @@ END_TEST
 
 static Suite *suite(void) {
     Suite *s = suite_create("runtime");
-    TCase *tc = tcase_create("runtime");
-    tcase_set_timeout(tc, 1200);
+    TCase *tc = test_tcase(s, "runtime", 300);
     tcase_add_test(tc, test_list_devices);
     tcase_add_test(tc, test_select_by_index_and_name);
     tcase_add_test(tc, test_select_no_match);
@@ -183,7 +182,6 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_kernel_build_failure);
     tcase_add_test(tc, test_no_device);
     tcase_add_test(tc, test_null_args);
-    suite_add_tcase(s, tc);
     return s;
 }
 

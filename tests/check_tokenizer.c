@@ -618,13 +618,11 @@ static Suite *tokenizer_suite(void) {
     tcase_add_test(api, test_bad_arguments);
     tcase_add_test(api, test_bad_files);
     suite_add_tcase(s, api);
-    TCase *rob = tcase_create("robustness");
+    TCase *rob = test_tcase(s, "robustness", 120);
     tcase_add_checked_fixture(rob, setup, teardown);
-    tcase_set_timeout(rob, 120);
     tcase_add_test(rob, test_invalid_utf8);
     tcase_add_test(rob, test_random_bytes);
     tcase_add_test(rob, test_long_inputs);
-    suite_add_tcase(s, rob);
     return s;
 }
 
