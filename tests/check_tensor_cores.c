@@ -262,7 +262,7 @@ END_TEST
 
 static Suite *suite(void) {
     Suite *s = suite_create("tensor_cores");
-    TCase *tc = test_tcase(s, "tensor_cores", 400);
+    TCase *tc = test_tcase(s, "tensor_cores", 600);
     tcase_add_loop_test(tc, test_tensor_core_forward, 0, 2);
     tcase_add_loop_test(tc, test_tensor_core_generate, 0, 2);
     return s;
