@@ -67,15 +67,19 @@ START_TEST(test_bf16_vs_fp32) {
     float *ref = logits(m32, ARMT_SCHEDULE_SEQUENTIAL, ids, n);
     float *seq = logits(m16, ARMT_SCHEDULE_SEQUENTIAL, ids, n);
     float *diag = logits(m16, ARMT_SCHEDULE_DIAGONAL, ids, n);
-    double e_seq = test_rel_err(seq, ref, n * V), e_diag = test_rel_err(diag, ref, n * V), e_sd = test_rel_err(diag, seq, n * V);
+    double e_seq = test_rel_err(seq, ref, n * V), e_diag = test_rel_err(diag, ref, n * V),
+           e_sd = test_rel_err(diag, seq, n * V);
     fprintf(stderr, "%s: bf16 vs fp32: sequential %.3g, diagonal %.3g; bf16 diagonal vs sequential %.3g\n",
             presets[_i], e_seq, e_diag, e_sd);
-    ck_assert_msg(e_seq <= TOL_BF16 && e_diag <= TOL_BF16, "%s: bf16 vs fp32 %.3g / %.3g", presets[_i], e_seq, e_diag);
+    ck_assert_msg(e_seq <= TOL_BF16 && e_diag <= TOL_BF16, "%s: bf16 vs fp32 %.3g / %.3g", presets[_i], e_seq,
+                  e_diag);
     ck_assert_msg(e_sd <= TOL_BF16, "%s: bf16 diagonal vs sequential %.3g", presets[_i], e_sd);
     /* it is really another precision: not bit-identical to fp32 */
     ck_assert_msg(e_seq > 1e-7, "bf16 logits equal the fp32 ones: the bf16 path is not in use");
-    float *full32 = logits(m32, ARMT_SCHEDULE_FULL, ids, n), *full16 = logits(m16, ARMT_SCHEDULE_FULL, ids, n);
-    ck_assert_msg(test_rel_err(full16, full32, n * V) <= TOL_BF16, "full: %.3g", test_rel_err(full16, full32, n * V));
+    float *full32 = logits(m32, ARMT_SCHEDULE_FULL, ids, n),
+          *full16 = logits(m16, ARMT_SCHEDULE_FULL, ids, n);
+    ck_assert_msg(test_rel_err(full16, full32, n * V) <= TOL_BF16, "full: %.3g",
+                  test_rel_err(full16, full32, n * V));
     free(full32);
     free(full16);
     free(ref);
@@ -105,7 +109,8 @@ START_TEST(test_bf16_storage) {
         ck_assert_msg(b == rne, "wq[%zu]: bf16 %08x, expected %08x from %08x", i, b, rne, a);
     }
     /* norms stay fp32 */
-    ck_assert(memcmp(h32->role[ARMT_ROLE_NORM_IN], h16->role[ARMT_ROLE_NORM_IN], (size_t)c.hidden_size * c.n_layers * 4) == 0);
+    ck_assert(memcmp(h32->role[ARMT_ROLE_NORM_IN], h16->role[ARMT_ROLE_NORM_IN],
+                     (size_t)c.hidden_size * c.n_layers * 4) == 0);
     char path[] = "/tmp/armt-bf16-XXXXXX.safetensors";
     int fd = mkstemps(path, 12);
     ck_assert_int_ge(fd, 0);
@@ -152,7 +157,8 @@ START_TEST(test_bf16_state_across_calls) {
     ck_assert_int_le(c.n_layers, 64);
     ck_assert_int_eq(armt_ctx_memory_get(a16, w, z, written), ARMT_OK);
     ck_assert_int_eq(armt_ctx_memory_set(b16, w, z, written), ARMT_OK);
-    float *ref = malloc(n2 * V * sizeof *ref), *ca = malloc(n2 * V * sizeof *ca), *cb = malloc(n2 * V * sizeof *cb);
+    float *ref = malloc(n2 * V * sizeof *ref), *ca = malloc(n2 * V * sizeof *ca),
+          *cb = malloc(n2 * V * sizeof *cb);
     fp.output = ARMT_OUTPUT_LOGITS_ALL;
     fp.out_count = n2 * V;
     fp.out = ref;
@@ -169,9 +175,12 @@ START_TEST(test_bf16_state_across_calls) {
     fp.out_count = (n1 + n2) * V;
     ck_assert_int_eq(armt_forward(o16, ids, n1 + n2, &fp), ARMT_OK);
     armt_ctx_free(o16);
-    double ea = test_rel_err(ca, ref, n2 * V), eab = test_rel_err(cb, ca, n2 * V), eone = test_rel_err(ca, all + n1 * V, n2 * V);
-    fprintf(stderr, "second call: carried vs fp32 %.3g; set vs carried %.3g; two calls vs one %.3g\n", ea, eab, eone);
-    ck_assert_msg(eab == 0, "a state set from outside reads differently from the same state carried: %.3g", eab);
+    double ea = test_rel_err(ca, ref, n2 * V), eab = test_rel_err(cb, ca, n2 * V),
+           eone = test_rel_err(ca, all + n1 * V, n2 * V);
+    fprintf(stderr, "second call: carried vs fp32 %.3g; set vs carried %.3g; two calls vs one %.3g\n", ea,
+            eab, eone);
+    ck_assert_msg(eab == 0, "a state set from outside reads differently from the same state carried: %.3g",
+                  eab);
     ck_assert_msg(eone == 0, "two bf16 calls differ from one call over the same tokens: %.3g", eone);
     /* a sanity bound only: bf16 differences compound through the memory over five segments */
     ck_assert_msg(ea <= 5e-2, "second call vs fp32: %.3g", ea);
@@ -192,12 +201,10 @@ END_TEST
 
 static Suite *suite(void) {
     Suite *s = suite_create("bf16");
-    TCase *tc = tcase_create("bf16");
-    tcase_set_timeout(tc, 1200);
+    TCase *tc = test_tcase(s, "bf16", 600);
     tcase_add_loop_test(tc, test_bf16_vs_fp32, 0, 2);
     tcase_add_test(tc, test_bf16_storage);
     tcase_add_test(tc, test_bf16_state_across_calls);
-    suite_add_tcase(s, tc);
     return s;
 }
 

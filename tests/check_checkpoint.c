@@ -16,6 +16,8 @@
 #include "io/armt_config.h"
 #include "io/safetensors.h"
 
+#include "testutil.h"
+
 #include <check.h>
 #include <ftw.h>
 #include <limits.h>
@@ -34,7 +36,7 @@
 /* Helpers                                                                                               */
 /* ===================================================================================================== */
 
-static char     tmpdir[256];
+static char tmpdir[256];
 static armt_err err;
 
 static const char *data_dir(void) {
@@ -45,7 +47,7 @@ static const char *data_dir(void) {
 /* Path under the fixture directory (a few static slots so several can be alive at once). */
 static const char *dpath(const char *rel) {
     static char buf[4][1024];
-    static int  slot;
+    static int slot;
     slot = (slot + 1) % 4;
     snprintf(buf[slot], sizeof buf[slot], "%s/%s", data_dir(), rel);
     return buf[slot];
@@ -53,7 +55,7 @@ static const char *dpath(const char *rel) {
 
 static const char *tpath(const char *rel) {
     static char buf[4][1024];
-    static int  slot;
+    static int slot;
     slot = (slot + 1) % 4;
     snprintf(buf[slot], sizeof buf[slot], "%s/%s", tmpdir, rel);
     return buf[slot];
@@ -97,7 +99,7 @@ static armt_model_params no_params(void) {
 }
 
 static armt_ckpt *open_ok(const char *path, const armt_model_params *p) {
-    armt_ckpt  *c = NULL;
+    armt_ckpt *c = NULL;
     armt_status st = armt_ckpt_open(path, p, &c, &err);
     ck_assert_msg(st == ARMT_OK, "armt_ckpt_open(%s): %s: %s", path, armt_status_str(st), armt_err_msg(&err));
     ck_assert_ptr_nonnull(c);
@@ -106,7 +108,7 @@ static armt_ckpt *open_ok(const char *path, const armt_model_params *p) {
 
 /* Opens expecting `want`, and a message containing `needle` (when not NULL). */
 static void open_fails(const char *path, const armt_model_params *p, armt_status want, const char *needle) {
-    armt_ckpt  *c = (armt_ckpt *)0x1;
+    armt_ckpt *c = (armt_ckpt *)0x1;
     armt_status st = armt_ckpt_open(path, p, &c, &err);
     ck_assert_msg(st == want, "armt_ckpt_open(%s): got %s (%s), want %s", path, armt_status_str(st),
                   armt_err_msg(&err), armt_status_str(want));
@@ -134,7 +136,7 @@ static float *st_load(const char *file, const char *name, uint64_t *numel) {
 /* A whole role through the checkpoint. */
 static float *ck_load(armt_ckpt *c, armt_role r, int layer, uint64_t *numel) {
     uint64_t n = armt_role_numel(armt_ckpt_config(c), r);
-    float   *v = malloc((size_t)n * sizeof *v + 1);
+    float *v = malloc((size_t)n * sizeof *v + 1);
     ck_assert_ptr_nonnull(v);
     armt_status st = armt_ckpt_read(c, r, layer, 0, n, v, &err);
     ck_assert_msg(st == ARMT_OK, "read %s layer %d: %s", armt_role_name(r), layer, armt_err_msg(&err));
@@ -154,8 +156,8 @@ static double max_abs_diff(const float *a, const float *b, uint64_t n) {
 /* Role of a checkpoint == tensor of a file, bit for bit. */
 static void assert_role_equals(armt_ckpt *c, armt_role r, int layer, const char *file, const char *name) {
     uint64_t n1, n2;
-    float   *a = ck_load(c, r, layer, &n1);
-    float   *b = st_load(file, name, &n2);
+    float *a = ck_load(c, r, layer, &n1);
+    float *b = st_load(file, name, &n2);
     ck_assert_uint_eq(n1, n2);
     ck_assert_msg(memcmp(a, b, (size_t)n1 * sizeof(float)) == 0, "%s layer %d differs from %s",
                   armt_role_name(r), layer, name);
@@ -166,15 +168,15 @@ static void assert_role_equals(armt_ckpt *c, armt_role r, int layer, const char 
 /* --- synthetic checkpoints ---------------------------------------------------------------------------- */
 
 /* Shapes of a tiny LLaMA: d 8, 1 layer, 2 heads of 4, 1 KV head, ffn 16, vocab 10 (tied unless stated). */
-#define SYN_CONFIG                                                                                           \
-    "{\"hidden_size\": 8, \"num_hidden_layers\": 1, \"num_attention_heads\": 2, "                           \
-    "\"num_key_value_heads\": 1, \"head_dim\": 4, \"intermediate_size\": 16, \"vocab_size\": 10, "          \
+#define SYN_CONFIG                                                                                 \
+    "{\"hidden_size\": 8, \"num_hidden_layers\": 1, \"num_attention_heads\": 2, "                  \
+    "\"num_key_value_heads\": 1, \"head_dim\": 4, \"intermediate_size\": 16, \"vocab_size\": 10, " \
     "\"rms_norm_eps\": 1e-5, \"tie_word_embeddings\": %s, \"num_mem_tokens\": 2, \"segment_size\": 4%s}"
 
 typedef struct syn_tensor {
     const char *name;
-    int         ndim;
-    uint64_t    shape[2];
+    int ndim;
+    uint64_t shape[2];
 } syn_tensor;
 
 static const syn_tensor syn_llama[] = {
@@ -223,7 +225,7 @@ static void write_st(const char *path, const syn_tensor *ts, size_t n, const cha
 typedef struct syn_edit {
     const char *name;     /* tensor to edit; NULL: none */
     const char *new_name; /* NULL: drop it              */
-    uint64_t    shape0;   /* != 0: new shape[0]         */
+    uint64_t shape0;      /* != 0: new shape[0]         */
 } syn_edit;
 
 static const char *syn_dir(const char *dir_rel, int tied, const char *cfg_extra, const syn_edit *edit,
@@ -231,7 +233,7 @@ static const char *syn_dir(const char *dir_rel, int tied, const char *cfg_extra,
     ck_assert_int_eq(mkdir(tpath(dir_rel), 0755), 0);
     write_config(dir_rel, tied, cfg_extra);
     syn_tensor ts[64];
-    size_t     n = 0;
+    size_t n = 0;
     for (size_t i = 0; i < SYN_N; i++) {
         syn_tensor t = syn_llama[i];
         if (edit && edit->name && strcmp(edit->name, t.name) == 0) {
@@ -241,7 +243,8 @@ static const char *syn_dir(const char *dir_rel, int tied, const char *cfg_extra,
         }
         ts[n++] = t;
     }
-    for (size_t i = 0; i < n_more; i++) ts[n++] = more[i];
+    for (size_t i = 0; i < n_more; i++)
+        ts[n++] = more[i];
     char rel[256];
     snprintf(rel, sizeof rel, "%s/model.safetensors", dir_rel);
     write_st(tpath(rel), ts, n, NULL, NULL);
@@ -255,7 +258,7 @@ static const char *syn_dir(const char *dir_rel, int tied, const char *cfg_extra,
 START_TEST(test_hf_llama) {
     armt_model_params p = no_params();
     p.segment_size = 12;
-    armt_ckpt         *c = open_ok(dpath("hf_llama"), &p);
+    armt_ckpt *c = open_ok(dpath("hf_llama"), &p);
     const armt_config *cfg = armt_ckpt_config(c);
     ck_assert_str_eq(armt_ckpt_layout(c), "hf");
     ck_assert_int_eq(cfg->hidden_size, 64);
@@ -296,8 +299,8 @@ START_TEST(test_hf_llama) {
 
     /* an element window in the middle */
     uint64_t n;
-    float   *all = st_load(m, "model.layers.0.mlp.gate_proj.weight", &n);
-    float    part[300];
+    float *all = st_load(m, "model.layers.0.mlp.gate_proj.weight", &n);
+    float part[300];
     ck_assert_int_eq(armt_ckpt_read(c, ARMT_ROLE_WG, 0, 1001, 300, part, &err), ARMT_OK);
     ck_assert(memcmp(part, all + 1001, sizeof part) == 0);
     /* out of range, absent role */
@@ -364,7 +367,7 @@ START_TEST(test_armt_forms_identical) {
             ck_assert_int_eq(armt_ckpt_has(a, (armt_role)r, l), 1);
             ck_assert_int_eq(armt_ckpt_has(b, (armt_role)r, l), 1);
             uint64_t n1, n2;
-            float   *x = ck_load(a, (armt_role)r, l, &n1), *y = ck_load(b, (armt_role)r, l, &n2);
+            float *x = ck_load(a, (armt_role)r, l, &n1), *y = ck_load(b, (armt_role)r, l, &n2);
             ck_assert_uint_eq(n1, n2);
             ck_assert_msg(memcmp(x, y, (size_t)n1 * sizeof(float)) == 0, "%s layer %d differs between forms",
                           armt_role_name((armt_role)r), l);
@@ -375,7 +378,7 @@ START_TEST(test_armt_forms_identical) {
                                         ARMT_ROLE_LM_HEAD};
     for (size_t i = 0; i < 4; i++) {
         uint64_t n1, n2;
-        float   *x = ck_load(a, globals[i], 0, &n1), *y = ck_load(b, globals[i], 0, &n2);
+        float *x = ck_load(a, globals[i], 0, &n1), *y = ck_load(b, globals[i], 0, &n2);
         ck_assert_uint_eq(n1, n2);
         ck_assert_msg(memcmp(x, y, (size_t)n1 * sizeof(float)) == 0, "%s differs between forms",
                       armt_role_name(globals[i]));
@@ -395,7 +398,7 @@ START_TEST(test_armt_forms_identical) {
 END_TEST
 
 START_TEST(test_armt_literal_keys) {
-    armt_ckpt  *a = open_ok(dpath("armt_ref/model_saved.safetensors"), NULL);
+    armt_ckpt *a = open_ok(dpath("armt_ref/model_saved.safetensors"), NULL);
     const char *f = dpath("armt_ref/model_saved.safetensors");
     /* the tied embedding exists only as lm_head in this form */
     assert_role_equals(a, ARMT_ROLE_EMBED, 0, f, "memory_cell.model.lm_head.weight");
@@ -407,7 +410,7 @@ START_TEST(test_armt_literal_keys) {
     assert_role_equals(a, ARMT_ROLE_MEM, 0, f, "memory_cell.memory");
     armt_ckpt_close(a);
 
-    armt_ckpt  *b = open_ok(dpath("armt_ref/model_modelform.safetensors"), NULL);
+    armt_ckpt *b = open_ok(dpath("armt_ref/model_modelform.safetensors"), NULL);
     const char *g = dpath("armt_ref/model_modelform.safetensors");
     assert_role_equals(b, ARMT_ROLE_EMBED, 0, g, "memory_cell.model.model.embed_tokens.weight");
     assert_role_equals(b, ARMT_ROLE_LM_HEAD, 0, g, "memory_cell.model.model.embed_tokens.weight");
@@ -457,14 +460,14 @@ END_TEST
 
 static void check_merged(armt_ckpt *c, armt_role r, int l, const char *expected_name) {
     uint64_t n1, n2;
-    float   *got = ck_load(c, r, l, &n1);
-    float   *want = st_load(dpath("lora/expected.safetensors"), expected_name, &n2);
+    float *got = ck_load(c, r, l, &n1);
+    float *want = st_load(dpath("lora/expected.safetensors"), expected_name, &n2);
     ck_assert_uint_eq(n1, n2);
     double d = max_abs_diff(got, want, n1);
     ck_assert_msg(d <= 1e-6, "%s: max |merged - PEFT| = %g", expected_name, d);
     /* a window that starts and ends inside rows */
     uint64_t first = 37, count = n1 - 37 - 29;
-    float   *part = malloc((size_t)count * sizeof *part);
+    float *part = malloc((size_t)count * sizeof *part);
     ck_assert_int_eq(armt_ckpt_read(c, r, l, first, count, part, &err), ARMT_OK);
     ck_assert(memcmp(part, got + first, (size_t)count * sizeof(float)) == 0);
     free(part);
@@ -499,8 +502,8 @@ START_TEST(test_lora_merge) {
     ck_assert_int_eq(armt_ckpt_has(c, ARMT_ROLE_LM_HEAD, 0), 0);
     /* the merge really changed the weight */
     uint64_t n;
-    float   *base = st_load(m, "base_model.model.model.layers.0.self_attn.q_proj.base_layer.weight", &n);
-    float   *merged = ck_load(c, ARMT_ROLE_WQ, 0, NULL);
+    float *base = st_load(m, "base_model.model.model.layers.0.self_attn.q_proj.base_layer.weight", &n);
+    float *merged = ck_load(c, ARMT_ROLE_WQ, 0, NULL);
     ck_assert(max_abs_diff(base, merged, n) > 1e-2);
     free(base);
     free(merged);
@@ -508,7 +511,7 @@ START_TEST(test_lora_merge) {
 }
 END_TEST
 
-static int  warned;
+static int warned;
 static void count_warn(armt_log_level level, const char *msg, void *ud) {
     (void)ud;
     if (level == ARMT_LOG_WARN && strstr(msg, "lora_alpha")) warned++;
@@ -572,7 +575,7 @@ START_TEST(test_missing_norm_and_embed) {
     /* untied without lm_head */
     open_fails(syn_dir("u", 0, NULL, NULL, NULL, 0), NULL, ARMT_STATUS_MISSING_TENSOR, "'lm_head.weight'");
     /* tied with only lm_head: accepted, the embedding comes from it */
-    syn_edit   e3 = {"model.embed_tokens.weight", "lm_head.weight", 0};
+    syn_edit e3 = {"model.embed_tokens.weight", "lm_head.weight", 0};
     armt_ckpt *c = open_ok(syn_dir("t", 1, NULL, &e3, NULL, 0), NULL);
     ck_assert_str_eq(armt_ckpt_tensor_name(c, ARMT_ROLE_EMBED, 0), "lm_head.weight");
     armt_ckpt_close(c);
@@ -673,8 +676,8 @@ END_TEST
  * scale of adapter_config.json. */
 START_TEST(test_armt_peft_combined) {
     static char names[SYN_N][128];
-    syn_tensor  ts[SYN_N + 8];
-    size_t      n = 0;
+    syn_tensor ts[SYN_N + 8];
+    size_t n = 0;
     const char *P = "memory_cell.model.base_model.model.";
     for (size_t i = 0; i < SYN_N; i++) {
         const char *nm = syn_llama[i].name;
@@ -722,7 +725,7 @@ START_TEST(test_armt_peft_combined) {
             double w = (float)iq + 0.001f * (float)(row * 8 + col), acc = 0;
             for (int k = 0; k < 2; k++)
                 acc += (double)((float)ib + 0.001f * (float)(row * 2 + k)) *
-                    (double)((float)ia + 0.001f * (float)(k * 8 + col));
+                       (double)((float)ia + 0.001f * (float)(k * 8 + col));
             ck_assert_double_eq_tol(wq[row * 8 + col], w + 2.0 * acc, 1e-4);
         }
     free(wq);
@@ -826,9 +829,5 @@ int main(void) {
         fprintf(stderr, "check_checkpoint: fixtures not found under %s (set ARMT_TEST_DATA)\n", data_dir());
         return 77; /* skipped */
     }
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return test_run_suite(suite(), 0);
 }

@@ -6,6 +6,8 @@
  */
 #include "io/armt_config.h"
 
+#include "testutil.h"
+
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,8 +19,8 @@ static armt_err err;
 static void setup(void) { armt_err_init(&err); }
 static void teardown(void) { armt_err_free(&err); }
 
-#define EXPECT_MSG(substr)                                                                                   \
-    ck_assert_msg(strstr(armt_err_msg(&err), (substr)) != NULL, "message '%s' lacks '%s'",                   \
+#define EXPECT_MSG(substr)                                                                 \
+    ck_assert_msg(strstr(armt_err_msg(&err), (substr)) != NULL, "message '%s' lacks '%s'", \
                   armt_err_msg(&err), (substr))
 
 /* Field-by-field equality (struct padding makes memcmp unreliable). */
@@ -134,7 +136,7 @@ typedef struct {
     const char *msg;
 } bad_case;
 
-#define MUT(name, body)                                                                                      \
+#define MUT(name, body) \
     static void name(armt_config *c) { body; }
 MUT(m_hidden, c->hidden_size = 0)
 MUT(m_layers, c->n_layers = -1)
@@ -538,10 +540,4 @@ static Suite *suite(void) {
     return s;
 }
 
-int main(void) {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
-}
+int main(void) { return test_run_suite(suite(), 0); }

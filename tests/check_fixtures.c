@@ -1,5 +1,6 @@
 /*
- * check_fixtures.c - end to end against outputs of real libraries (tests/data, made by tools/make_fixtures.py):
+ * check_fixtures.c - end to end against outputs of real libraries (tests/data, made by
+ * tools/make_fixtures.py):
  * HF transformers' LlamaForCausalLM (llama3 RoPE scaling, GQA), the ARMT authors' reference wrapper (both
  * naming forms of a saved file, memory path active, partial last segment) and a PEFT LoRA checkpoint.
  */
@@ -20,7 +21,7 @@
 
 typedef struct expected {
     st_archive *a;
-    char        path[4096];
+    char path[4096];
 } expected;
 
 static void expected_open(expected *e, const char *sub) {
@@ -46,7 +47,8 @@ static float *expected_get(expected *e, const char *name, size_t *n) {
 
 static int32_t *to_ids(const float *v, size_t n) {
     int32_t *ids = malloc(n * sizeof *ids);
-    for (size_t i = 0; i < n; i++) ids[i] = (int32_t)v[i];
+    for (size_t i = 0; i < n; i++)
+        ids[i] = (int32_t)v[i];
     return ids;
 }
 
@@ -123,7 +125,8 @@ END_TEST
 
 /* The ARMT reference wrapper: 3 full segments and a partial one, memory active. Both naming forms. */
 START_TEST(test_armt_reference) {
-    static const char *const files[2] = {"armt_ref/model_saved.safetensors", "armt_ref/model_modelform.safetensors"};
+    static const char *const files[2] = {"armt_ref/model_saved.safetensors",
+                                         "armt_ref/model_modelform.safetensors"};
     expected e;
     expected_open(&e, "armt_ref");
     size_t n, nl, nw, nz;
@@ -157,7 +160,8 @@ START_TEST(test_armt_reference) {
         ck_assert_msg(d <= TOL_ABS, "%s, schedule %d: max |logits - reference| = %g", files[_i], sch, d);
         ck_assert_int_eq(armt_ctx_memory_get(ctx, w, z, NULL), ARMT_OK);
         double dw = max_diff(w, rw, nw), dz = max_diff(z, rz, nz);
-        ck_assert_msg(dw <= TOL_ABS && dz <= TOL_ABS, "%s, schedule %d: W_mem %g, z %g", files[_i], sch, dw, dz);
+        ck_assert_msg(dw <= TOL_ABS && dz <= TOL_ABS, "%s, schedule %d: W_mem %g, z %g", files[_i], sch, dw,
+                      dz);
         free(ours);
         free(w);
         free(z);
@@ -227,8 +231,10 @@ START_TEST(test_save_load_roundtrip) {
     test_host_model *h1 = test_host_model_read(m), *h2 = test_host_model_read(m2);
     for (int r = 0; r < ARMT_ROLE_COUNT; r++) {
         if (!h1->role[r]) continue;
-        size_t cnt = (size_t)armt_role_numel(&c, (armt_role)r) * (armt_role_is_layer((armt_role)r) ? (size_t)c.n_layers : 1);
-        ck_assert_msg(memcmp(h1->role[r], h2->role[r], cnt * 4) == 0, "role %s differs", armt_role_name((armt_role)r));
+        size_t cnt = (size_t)armt_role_numel(&c, (armt_role)r) *
+                     (armt_role_is_layer((armt_role)r) ? (size_t)c.n_layers : 1);
+        ck_assert_msg(memcmp(h1->role[r], h2->role[r], cnt * 4) == 0, "role %s differs",
+                      armt_role_name((armt_role)r));
     }
     test_host_model_free(h1);
     test_host_model_free(h2);
@@ -241,13 +247,11 @@ END_TEST
 
 static Suite *suite(void) {
     Suite *s = suite_create("fixtures");
-    TCase *tc = tcase_create("fixtures");
-    tcase_set_timeout(tc, 1200);
+    TCase *tc = test_tcase(s, "fixtures", 600);
     tcase_add_test(tc, test_hf_llama_segment);
     tcase_add_loop_test(tc, test_armt_reference, 0, 2);
     tcase_add_test(tc, test_lora_merged);
     tcase_add_test(tc, test_save_load_roundtrip);
-    suite_add_tcase(s, tc);
     return s;
 }
 

@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 /* Tolerances: fp32 kernels against the fp64 reference. */
-#define TOL_LOGITS 1e-4  /* |ours - ref| <= TOL_LOGITS * max(1, |ref|)                    */
-#define TOL_STATE 1e-4   /* |ours - ref| <= TOL_STATE * max |ref| over the tensor          */
+#define TOL_LOGITS   1e-4 /* |ours - ref| <= TOL_LOGITS * max(1, |ref|)                    */
+#define TOL_STATE    1e-4 /* |ours - ref| <= TOL_STATE * max |ref| over the tensor          */
 #define TOL_SCHEDULE 1e-5 /* diagonal vs sequential: max |a - b| / max |b|               */
 
 typedef struct shape {
@@ -71,7 +71,8 @@ static void run(armt_ctx *ctx, armt_schedule sch, armt_output out, const int32_t
 
 static double max_abs(const float *a, size_t n) {
     double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(a[i]));
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs(a[i]));
     return m;
 }
 
@@ -88,7 +89,8 @@ static double logits_violation(const float *ours, const double *ref, size_t n, d
 
 static double state_violation(const float *ours, const double *ref, size_t n, double tol) {
     double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(ref[i]));
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs(ref[i]));
     double allow = tol * fmax(m, 1e-30), worst = 0;
     for (size_t i = 0; i < n; i++) {
         double v = fabs((double)ours[i] - ref[i]) / allow;
@@ -144,11 +146,12 @@ START_TEST(test_vs_reference) {
         ck_assert_msg(v <= 1.0, "%s, %s: logits off by %.3g x the tolerance", rc->what,
                       sch ? "diagonal" : "sequential", v);
         ck_assert_int_eq(armt_ctx_memory_get(ctx, w, z, NULL), ARMT_OK);
-        for (size_t i = 0; i < nw; i++) rw[i] = rs->w_mem[i];
+        for (size_t i = 0; i < nw; i++)
+            rw[i] = rs->w_mem[i];
         ck_assert_msg(max_abs(w, nw) > 0, "%s: W_mem stayed zero: the memory path is inert", rc->what);
         double vw = state_violation(w, rw, nw, TOL_STATE), vz = state_violation(z, rs->z, nz, TOL_STATE);
-        ck_assert_msg(vw <= 1.0 && vz <= 1.0, "%s, %s: memory state off (W %.3g, z %.3g x tolerance)", rc->what,
-                      sch ? "diagonal" : "sequential", vw, vz);
+        ck_assert_msg(vw <= 1.0 && vz <= 1.0, "%s, %s: memory state off (W %.3g, z %.3g x tolerance)",
+                      rc->what, sch ? "diagonal" : "sequential", vw, vz);
     }
     free(rw);
     free(w);
@@ -185,8 +188,8 @@ START_TEST(test_perturbation_detected) {
         *wgt += 1e-2f;
         ref_state *rs = ref_state_new(&c);
         ck_assert_int_eq(ref_armt_forward(&h->ref, rs, ids, n, ref, NULL), 0);
-        ck_assert_msg(logits_violation(ours, ref, n * V, TOL_LOGITS) > 1.0,
-                      "perturbing %s went unnoticed", armt_role_name(roles[r]));
+        ck_assert_msg(logits_violation(ours, ref, n * V, TOL_LOGITS) > 1.0, "perturbing %s went unnoticed",
+                      armt_role_name(roles[r]));
         ref_state_free(rs);
         *wgt = saved;
     }
@@ -215,7 +218,8 @@ START_TEST(test_outputs_and_full) {
     int32_t ids[21];
     test_random_ids(ids, n, c.vocab_size, 4);
     double *rl = malloc(n * V * sizeof *rl), *rh = malloc(n * d * sizeof *rh);
-    float *hid = malloc(n * d * sizeof *hid), *last = malloc(V * sizeof *last), *lg = malloc(n * V * sizeof *lg);
+    float *hid = malloc(n * d * sizeof *hid), *last = malloc(V * sizeof *last),
+          *lg = malloc(n * V * sizeof *lg);
     ref_state *rs = ref_state_new(&c);
     ck_assert_int_eq(ref_armt_forward(&h->ref, rs, ids, n, rl, rh), 0);
     armt_ctx *ctx = make_ctx(m);
@@ -282,13 +286,14 @@ START_TEST(test_diagonal_equals_sequential) {
             run(b, ARMT_SCHEDULE_DIAGONAL, ARMT_OUTPUT_LOGITS_ALL, ids, n, lb, n * V);
             ck_assert_int_eq(armt_ctx_stats(b, &sb), ARMT_OK);
             double e = test_rel_err(lb, la, n * V);
-            ck_assert_msg(e <= TOL_SCHEDULE, "Lyr %d S %d partial %d: logits rel err %.3g", Lyr, S, partial, e);
+            ck_assert_msg(e <= TOL_SCHEDULE, "Lyr %d S %d partial %d: logits rel err %.3g", Lyr, S, partial,
+                          e);
             ck_assert_int_eq(armt_ctx_memory_get(a, wa, za, NULL), ARMT_OK);
             ck_assert_int_eq(armt_ctx_memory_get(b, wb, zb, NULL), ARMT_OK);
             ck_assert_msg(max_abs(wa, nw) > 0, "W_mem is zero: memory path inert");
             double ew = test_rel_err(wb, wa, nw), ez = test_rel_err(zb, za, nz);
-            ck_assert_msg(ew <= TOL_SCHEDULE && ez <= TOL_SCHEDULE, "Lyr %d S %d partial %d: state rel err %.3g %.3g",
-                          Lyr, S, partial, ew, ez);
+            ck_assert_msg(ew <= TOL_SCHEDULE && ez <= TOL_SCHEDULE,
+                          "Lyr %d S %d partial %d: state rel err %.3g %.3g", Lyr, S, partial, ew, ez);
             /* the schedule's shape */
             ck_assert_uint_eq(sa.steps, (uint64_t)S * (uint64_t)Lyr);
             ck_assert_uint_eq(sb.steps, (uint64_t)(S + Lyr - 1));
@@ -405,8 +410,8 @@ START_TEST(test_ctx_profile) {
             armt_ctx *ctx = ctx_with_profile(m, want);
             const int on = want == 0 ? rt_profile : want > 0;
             size_t np = profile_after_forward(ctx, 0);
-            ck_assert_msg(on ? np > 0 : np == 0, "runtime profile %d, ctx profile %d: %zu categories", rt_profile,
-                          want, np);
+            ck_assert_msg(on ? np > 0 : np == 0, "runtime profile %d, ctx profile %d: %zu categories",
+                          rt_profile, want, np);
             /* no_profile still opts one call out: it records nothing and keeps the last profile */
             if (on) ck_assert_uint_eq(profile_after_forward(ctx, 1), np);
             armt_ctx_free(ctx);
@@ -474,7 +479,8 @@ START_TEST(test_unread_rows) {
         size_t nw = armt_ctx_memory_w_count(ctx), nz = armt_ctx_memory_z_count(ctx);
         float *w_all = malloc(nw * 4), *z_all = malloc(nz * 4), *w = malloc(nw * 4), *z = malloc(nz * 4);
         double *rw = malloc(nw * sizeof *rw);
-        for (size_t i = 0; i < nw; i++) rw[i] = rs->w_mem[i];
+        for (size_t i = 0; i < nw; i++)
+            rw[i] = rs->w_mem[i];
         /* fp32: against the fp64 reference; bf16: its own all-rows run (the bf16 tolerance is the model's) */
         const double tol = prec ? 0.0 : TOL_STATE;
         for (int sch = ARMT_SCHEDULE_SEQUENTIAL; sch <= ARMT_SCHEDULE_DIAGONAL; sch++) {
@@ -500,18 +506,21 @@ START_TEST(test_unread_rows) {
                 if (mode == 0) {
                     wo_all = wo;
                     if (!prec) {
-                        double vw = state_violation(w_all, rw, nw, TOL_STATE), vz = state_violation(z_all, rs->z, nz, TOL_STATE);
-                        ck_assert_msg(vw <= 1.0 && vz <= 1.0, "%s, all rows: state off (%.3g, %.3g)", what, vw, vz);
+                        double vw = state_violation(w_all, rw, nw, TOL_STATE),
+                               vz = state_violation(z_all, rs->z, nz, TOL_STATE);
+                        ck_assert_msg(vw <= 1.0 && vz <= 1.0, "%s, all rows: state off (%.3g, %.3g)", what,
+                                      vw, vz);
                     }
                     continue;
                 }
                 /* rows left out of the last layer's o projection: every token's, or all but the last one */
                 const double rows_out = mode == 1 ? (double)n : (double)n - 1;
                 ck_assert_msg(fabs(wo - (wo_all - 2.0 * q * d * rows_out)) <= 1e-9 * wo_all,
-                              "%s %s mode %d: wo %.6g FLOP, all rows %.6g", prec ? "bf16" : "fp32", what, mode, wo, wo_all);
+                              "%s %s mode %d: wo %.6g FLOP, all rows %.6g", prec ? "bf16" : "fp32", what,
+                              mode, wo, wo_all);
                 double ew = test_rel_err(w, w_all, nw), ez = test_rel_err(z, z_all, nz);
-                ck_assert_msg(ew <= tol && ez <= tol, "%s %s mode %d: state vs all rows %.3g %.3g", prec ? "bf16" : "fp32",
-                              what, mode, ew, ez);
+                ck_assert_msg(ew <= tol && ez <= tol, "%s %s mode %d: state vs all rows %.3g %.3g",
+                              prec ? "bf16" : "fp32", what, mode, ew, ez);
                 if (mode == 2) {
                     double el = test_rel_err(last, last_all, V);
                     ck_assert_msg(el <= (prec ? 0.0 : TOL_SCHEDULE), "%s %s: last logits vs all rows %.3g",
@@ -557,7 +566,8 @@ START_TEST(test_split_calls) {
         run(a, (armt_schedule)sch, ARMT_OUTPUT_LOGITS_ALL, ids, n, la, n * V);
         run(b, (armt_schedule)sch, ARMT_OUTPUT_LOGITS_ALL, ids, cut, lb, cut * V);
         run(b, (armt_schedule)sch, ARMT_OUTPUT_LOGITS_ALL, ids + cut, n - cut, lb + cut * V, (n - cut) * V);
-        ck_assert_msg(test_rel_err(lb, la, n * V) <= 1e-6, "split logits differ: %g", test_rel_err(lb, la, n * V));
+        ck_assert_msg(test_rel_err(lb, la, n * V) <= 1e-6, "split logits differ: %g",
+                      test_rel_err(lb, la, n * V));
         ck_assert_int_eq(armt_ctx_memory_get(a, wa, za, NULL), ARMT_OK);
         ck_assert_int_eq(armt_ctx_memory_get(b, wb, zb, NULL), ARMT_OK);
         ck_assert(test_rel_err(wb, wa, nw) <= 1e-6 && test_rel_err(zb, za, nz) <= 1e-6);
@@ -726,7 +736,8 @@ START_TEST(test_chunked_weights) {
             armt_ctx *ca = make_ctx(whole), *cb = make_ctx(split);
             run(ca, (armt_schedule)sch, ARMT_OUTPUT_LOGITS_ALL, ids, n, a, n * V);
             run(cb, (armt_schedule)sch, ARMT_OUTPUT_LOGITS_ALL, ids, n, b, n * V);
-            ck_assert_msg(test_rel_err(b, a, n * V) <= 1e-6, "precision %d schedule %d: chunked differs by %g", prec, sch,
+            ck_assert_msg(test_rel_err(b, a, n * V) <= 1e-6,
+                          "precision %d schedule %d: chunked differs by %g", prec, sch,
                           test_rel_err(b, a, n * V));
             armt_ctx_free(ca);
             armt_ctx_free(cb);
@@ -742,26 +753,20 @@ END_TEST
 
 static Suite *suite(void) {
     Suite *s = suite_create("forward");
-    TCase *tc = tcase_create("reference");
-    tcase_set_timeout(tc, 1200);
+    TCase *tc = test_tcase(s, "reference", 900);
     tcase_add_loop_test(tc, test_vs_reference, 0, (int)(sizeof ref_cases / sizeof ref_cases[0]));
     tcase_add_test(tc, test_perturbation_detected);
     tcase_add_test(tc, test_outputs_and_full);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("schedules");
-    tcase_set_timeout(tc, 1200);
+    tc = test_tcase(s, "schedules", 600);
     tcase_add_loop_test(tc, test_diagonal_equals_sequential, 0, 4);
     tcase_add_test(tc, test_gemm_calls_scale);
     tcase_add_test(tc, test_unread_rows);
     tcase_add_test(tc, test_ctx_profile);
     tcase_add_test(tc, test_chunked_weights);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("state");
-    tcase_set_timeout(tc, 1200);
+    tc = test_tcase(s, "state", 600);
     tcase_add_test(tc, test_split_calls);
     tcase_add_test(tc, test_state_roundtrip);
     tcase_add_test(tc, test_bad_input_keeps_state);
-    suite_add_tcase(s, tc);
     return s;
 }
 

@@ -1,5 +1,6 @@
 /*
- * check_gemm_plan.c - the GEMM door's planning function (lib/compute/gemm.c) on a synthetic device: which kernel
+ * check_gemm_plan.c - the GEMM door's planning function (lib/compute/gemm.c) on a synthetic device: which
+ * kernel
  * each op gets, its launch geometry, and the ops it must refuse. No OpenCL device is needed: the plan is a
  * pure function of the op, the tuning and the kernels that exist.
  */

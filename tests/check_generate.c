@@ -57,8 +57,8 @@ START_TEST(test_greedy_vs_reference) {
             ck_assert_uint_eq(res.n_tokens, (size_t)max_new);
             ck_assert_uint_eq(res.tail_tokens, li == 0 ? 5 : 8);
             for (int i = 0; i < max_new; i++)
-                ck_assert_msg(tok[i] == ref_tok[i], "prompt %zu, schedule %d: token %d is %d, reference %d", n, sch,
-                              i, tok[i], ref_tok[i]);
+                ck_assert_msg(tok[i] == ref_tok[i], "prompt %zu, schedule %d: token %d is %d, reference %d",
+                              n, sch, i, tok[i], ref_tok[i]);
             /* the memory state is the one after the prompt's earlier segments */
             size_t nw = armt_ctx_memory_w_count(ctx);
             float *w = malloc(nw * 4);
@@ -100,7 +100,8 @@ START_TEST(test_generate_fixture) {
         ck_assert_int_eq(st_read_f32(a, tp, 0, tp->numel, pv, &err), ARMT_OK);
         ck_assert_int_eq(st_read_f32(a, tt, 0, tt->numel, tv, &err), ARMT_OK);
         int32_t prompt[64], tok[64];
-        for (uint64_t i = 0; i < tp->numel; i++) prompt[i] = (int32_t)pv[i];
+        for (uint64_t i = 0; i < tp->numel; i++)
+            prompt[i] = (int32_t)pv[i];
         armt_ctx *ctx = NULL;
         ck_assert_int_eq(armt_ctx_create(m, NULL, &ctx), ARMT_OK);
         armt_generate_params gp = armt_generate_default_params();
@@ -161,7 +162,8 @@ START_TEST(test_sampling_and_stops) {
     /* stop id: the greedy sequence's 4th token */
     greedy.stop_id = g[3];
     int first = 0;
-    while (g[first] != g[3]) first++;
+    while (g[first] != g[3])
+        first++;
     armt_generate_result res;
     ck_assert_int_eq(armt_ctx_reset(ctx), ARMT_OK);
     ck_assert_int_eq(armt_generate(ctx, prompt, 19, &greedy, a, 12, &res), ARMT_OK);
@@ -195,12 +197,10 @@ END_TEST
 
 static Suite *suite(void) {
     Suite *s = suite_create("generate");
-    TCase *tc = tcase_create("generate");
-    tcase_set_timeout(tc, 1200);
+    TCase *tc = test_tcase(s, "generate", 600);
     tcase_add_test(tc, test_greedy_vs_reference);
     tcase_add_test(tc, test_generate_fixture);
     tcase_add_test(tc, test_sampling_and_stops);
-    suite_add_tcase(s, tc);
     return s;
 }
 

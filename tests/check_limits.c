@@ -105,7 +105,8 @@ START_TEST(test_device_error_mid_forward) {
     armt_ctx *ctx = NULL, *clean = NULL;
     ck_assert_int_eq(armt_ctx_create(m, NULL, &ctx), ARMT_OK);
     ck_assert_int_eq(armt_ctx_create(m, NULL, &clean), ARMT_OK);
-    size_t n = 64, V = (size_t)c.vocab_size, nw = armt_ctx_memory_w_count(ctx), nz = armt_ctx_memory_z_count(ctx);
+    size_t n = 64, V = (size_t)c.vocab_size, nw = armt_ctx_memory_w_count(ctx),
+           nz = armt_ctx_memory_z_count(ctx);
     int32_t ids[64];
     test_random_ids(ids, n, c.vocab_size, 8);
     armt_forward_params fp = armt_forward_default_params();
@@ -121,9 +122,11 @@ START_TEST(test_device_error_mid_forward) {
         armt_status st = armt_forward(ctx, ids + 32, n - 32, &fp);
         armt_fault_inject(-1);
         ck_assert_int_eq(st, ARMT_STATUS_OUT_OF_DEVICE_MEMORY);
-        ck_assert_msg(strstr(armt_ctx_last_error(ctx), "CL_OUT_OF_RESOURCES") != NULL, "%s", armt_ctx_last_error(ctx));
+        ck_assert_msg(strstr(armt_ctx_last_error(ctx), "CL_OUT_OF_RESOURCES") != NULL, "%s",
+                      armt_ctx_last_error(ctx));
         ck_assert_int_eq(armt_ctx_memory_get(ctx, w1, z1, wr1), ARMT_OK);
-        ck_assert(memcmp(w0, w1, nw * 4) == 0 && memcmp(z0, z1, nz * 4) == 0 && memcmp(wr0, wr1, (size_t)c.n_layers) == 0);
+        ck_assert(memcmp(w0, w1, nw * 4) == 0 && memcmp(z0, z1, nz * 4) == 0 &&
+                  memcmp(wr0, wr1, (size_t)c.n_layers) == 0);
     }
     /* the context goes on as if nothing happened */
     float *la = malloc(32 * V * 4), *lb = malloc(32 * V * 4);
@@ -180,7 +183,8 @@ START_TEST(test_null_and_bad_arguments) {
     char path[] = "/tmp/armt-notstate-XXXXXX";
     int fd = mkstemp(path);
     ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, "hello, world, this is not a state file at all, no no no no no no no", 64), 64);
+    ck_assert_int_eq(write(fd, "hello, world, this is not a state file at all, no no no no no no no", 64),
+                     64);
     close(fd);
     ck_assert_int_eq(armt_ctx_memory_load(ctx, path), ARMT_STATUS_BAD_FILE);
     remove(path);
@@ -251,8 +255,10 @@ START_TEST(test_two_threads) {
     ck_assert_int_eq(seq[0].st, ARMT_OK);
     ck_assert_int_eq(seq[1].st, ARMT_OK);
     pthread_t t[2];
-    for (int i = 0; i < 2; i++) ck_assert_int_eq(pthread_create(&t[i], NULL, run_job, &par[i]), 0);
-    for (int i = 0; i < 2; i++) ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, run_job, &par[i]), 0);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_join(t[i], NULL), 0);
     for (int i = 0; i < 2; i++) {
         ck_assert_int_eq(par[i].st, ARMT_OK);
         ck_assert_msg(memcmp(seq[i].logits, par[i].logits, n * V * 4) == 0, "thread %d differs", i);
@@ -266,14 +272,12 @@ END_TEST
 
 static Suite *suite(void) {
     Suite *s = suite_create("limits");
-    TCase *tc = tcase_create("limits");
-    tcase_set_timeout(tc, 1200);
+    TCase *tc = test_tcase(s, "limits", 600);
     tcase_add_test(tc, test_model_too_large);
     tcase_add_test(tc, test_forward_too_large);
     tcase_add_test(tc, test_null_and_bad_arguments);
     tcase_add_test(tc, test_device_error_mid_forward);
     tcase_add_test(tc, test_two_threads);
-    suite_add_tcase(s, tc);
     return s;
 }
 

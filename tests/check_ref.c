@@ -13,9 +13,12 @@
  *   - generation (docs/MATH.md §3.6): the tail on an unwritten state is plain LLaMA; with W_mv = 0 greedy
  *     generation is plain-LLaMA greedy decoding of the tail, with W_mv != 0 it is not.
  * Models are tiny and random, from a splitmix64 + Box-Muller generator defined here. One test reads the
- * armt_ref generation fixture (the ARMT authors' generate, tests/data/README.md) through lib/io/safetensors.c.
+ * armt_ref generation fixture (the ARMT authors' generate, tests/data/README.md) through
+ * lib/io/safetensors.c.
  */
 #include "config.h"
+
+#include "testutil.h"
 
 #include <check.h>
 #include <math.h>
@@ -107,15 +110,22 @@ static tmodel *tmodel_new(const armt_config *cfg, uint64_t seed, double wmv_std,
         uint64_t per = rows * cols, count = armt_role_is_layer((armt_role)role) ? per * cfg->n_layers : per;
         double mean = 0.0, sd;
         switch (role) {
-        case ARMT_ROLE_NORM_IN: case ARMT_ROLE_NORM_POST: case ARMT_ROLE_NORM_FINAL: mean = 1.0; sd = 0.1; break;
+        case ARMT_ROLE_NORM_IN:
+        case ARMT_ROLE_NORM_POST:
+        case ARMT_ROLE_NORM_FINAL:
+            mean = 1.0;
+            sd = 0.1;
+            break;
         case ARMT_ROLE_WMV: sd = wmv_std; break;
         case ARMT_ROLE_BMB: sd = 0.1; break;
-        case ARMT_ROLE_EMBED: case ARMT_ROLE_MEM: sd = 1.0; break;
+        case ARMT_ROLE_EMBED:
+        case ARMT_ROLE_MEM: sd = 1.0; break;
         default: sd = 1.0 / sqrt((double)cols); break; /* projections: 1/sqrt(fan_in) */
         }
         t->buf[role] = malloc(count * sizeof(float));
         ck_assert_ptr_nonnull(t->buf[role]);
-        for (uint64_t i = 0; i < count; i++) t->buf[role][i] = (float)(mean + sd * normal(&r));
+        for (uint64_t i = 0; i < count; i++)
+            t->buf[role][i] = (float)(mean + sd * normal(&r));
     }
     armt_config c = *cfg;
     c.tie_word_embeddings = tied;
@@ -124,13 +134,15 @@ static tmodel *tmodel_new(const armt_config *cfg, uint64_t seed, double wmv_std,
 }
 
 static void tmodel_free(tmodel *t) {
-    for (int role = 0; role < ARMT_ROLE_COUNT; role++) free(t->buf[role]);
+    for (int role = 0; role < ARMT_ROLE_COUNT; role++)
+        free(t->buf[role]);
     free(t);
 }
 
 static void random_ids(uint64_t seed, int32_t *ids, size_t n, int vocab) {
     rng r = {seed, 0, 0.0};
-    for (size_t i = 0; i < n; i++) ids[i] = (int32_t)(splitmix64(&r) % (uint64_t)vocab);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = (int32_t)(splitmix64(&r) % (uint64_t)vocab);
 }
 
 static double max_abs_diff(const double *a, const double *b, size_t n) {
@@ -167,17 +179,20 @@ START_TEST(test_dpfp_literal) {
     const double e1[18] = {3, 2, 0, 0, 0, 0, /**/ 0, 6, 0, 0, 0, 0, /**/ 0, 0, 0, 0, 0, 0};
     double o1[18];
     ref_dpfp(x1, 3, o1);
-    for (int i = 0; i < 18; i++) ck_assert_msg(o1[i] == e1[i], "dpfp ex1 [%d] = %g, want %g", i, o1[i], e1[i]);
+    for (int i = 0; i < 18; i++)
+        ck_assert_msg(o1[i] == e1[i], "dpfp ex1 [%d] = %g, want %g", i, o1[i], e1[i]);
 
     /* x = [1, -2, 3, -0.5]: x' = [1, 0, 3, 0, 0, 2, 0, 0.5] (n = 8).
      * j=1: [1*0.5, 0, 3*0, 0, 0, 2*0, 0, 0.5*0]       = [0.5, 0, 0,   0, 0, 0, 0, 0]
      * j=2: [1*0,   0, 3*1, 0, 0, 2*0, 0, 0.5*2]       = [0,   0, 3,   0, 0, 0, 0, 1]
      * j=3: [1*2,   0, 3*0.5, 0, 0, 2*3, 0, 0.5*0]     = [2,   0, 1.5, 0, 0, 6, 0, 0] */
     const double x2[4] = {1.0, -2.0, 3.0, -0.5};
-    const double e2[24] = {0.5, 0, 0, 0, 0, 0, 0, 0, /**/ 0, 0, 3, 0, 0, 0, 0, 1, /**/ 2, 0, 1.5, 0, 0, 6, 0, 0};
+    const double e2[24] = {0.5, 0, 0, 0, 0,      0, 0,   0, /**/ 0, 0, 3, 0,
+                           0,   0, 0, 1, /**/ 2, 0, 1.5, 0, 0,      6, 0, 0};
     double o2[24];
     ref_dpfp(x2, 4, o2);
-    for (int i = 0; i < 24; i++) ck_assert_msg(o2[i] == e2[i], "dpfp ex2 [%d] = %g, want %g", i, o2[i], e2[i]);
+    for (int i = 0; i < 24; i++)
+        ck_assert_msg(o2[i] == e2[i], "dpfp ex2 [%d] = %g, want %g", i, o2[i], e2[i]);
 }
 END_TEST
 
@@ -213,7 +228,8 @@ START_TEST(test_inv_freq_llama3) {
             want = f * ((1.0 - s) / 32.0 + s);
             n_mid++;
         }
-        ck_assert_msg(fabs(got[i] - want) <= 1e-12 * want, "llama3 inv_freq[%d] = %.17g, want %.17g", i, got[i], want);
+        ck_assert_msg(fabs(got[i] - want) <= 1e-12 * want, "llama3 inv_freq[%d] = %.17g, want %.17g", i,
+                      got[i], want);
     }
     ck_assert_int_eq(n_high, 15);
     ck_assert_int_eq(n_mid, 3);
@@ -225,7 +241,8 @@ START_TEST(test_inv_freq_llama3) {
     ref_rope_inv_freq(&c, got);
     for (int i = 0; i < 32; i++) {
         double want = exp(-(double)i * lt / 32.0);
-        ck_assert_msg(fabs(got[i] - want) <= 1e-12 * want, "default inv_freq[%d] = %.17g, want %.17g", i, got[i], want);
+        ck_assert_msg(fabs(got[i] - want) <= 1e-12 * want, "default inv_freq[%d] = %.17g, want %.17g", i,
+                      got[i], want);
     }
 }
 END_TEST
@@ -237,11 +254,17 @@ START_TEST(test_rope_literal) {
      * row 1, head 1, x = [0, 2, 0, 3] -> [0, 2 cos .5 - 3 sin .5, 0, 3 cos .5 + 2 sin .5]. */
     const double inv[2] = {1.0, 0.5};
     double x[16] = {1, 2, 3, 4, 5, 6, 7, 8, /* row 0 */ 1, 0, 0, 0, 0, 2, 0, 3 /* row 1 */};
-    const double want[16] = {1, 2, 3, 4, 5, 6, 7, 8,
-                             cos(1.0), 0, sin(1.0), 0,
-                             0, 2 * cos(0.5) - 3 * sin(0.5), 0, 3 * cos(0.5) + 2 * sin(0.5)};
+    const double want[16] = {1,        2,
+                             3,        4,
+                             5,        6,
+                             7,        8,
+                             cos(1.0), 0,
+                             sin(1.0), 0,
+                             0,        2 * cos(0.5) - 3 * sin(0.5),
+                             0,        3 * cos(0.5) + 2 * sin(0.5)};
     ref_rope(x, 2, 2, 4, inv);
-    for (int i = 0; i < 16; i++) ck_assert_msg(fabs(x[i] - want[i]) < 1e-15, "rope [%d] = %g want %g", i, x[i], want[i]);
+    for (int i = 0; i < 16; i++)
+        ck_assert_msg(fabs(x[i] - want[i]) < 1e-15, "rope [%d] = %g want %g", i, x[i], want[i]);
 }
 END_TEST
 
@@ -254,11 +277,14 @@ START_TEST(test_attention_single_token) {
     enum { NH = 4, NKV = 2, HD = 8 };
     double q[NH * HD], k[NKV * HD], v[NKV * HD], o[NH * HD];
     rng r = {42, 0, 0.0};
-    for (int i = 0; i < NH * HD; i++) q[i] = 3.0 * normal(&r);
-    for (int i = 0; i < NKV * HD; i++) k[i] = 3.0 * normal(&r), v[i] = normal(&r);
+    for (int i = 0; i < NH * HD; i++)
+        q[i] = 3.0 * normal(&r);
+    for (int i = 0; i < NKV * HD; i++)
+        k[i] = 3.0 * normal(&r), v[i] = normal(&r);
     ck_assert_int_eq(ref_attention(q, k, v, 1, NH, NKV, HD, o), 0);
     for (int h = 0; h < NH; h++)
-        for (int i = 0; i < HD; i++) ck_assert(o[h * HD + i] == v[(h / (NH / NKV)) * HD + i]);
+        for (int i = 0; i < HD; i++)
+            ck_assert(o[h * HD + i] == v[(h / (NH / NKV)) * HD + i]);
 }
 END_TEST
 
@@ -281,17 +307,21 @@ START_TEST(test_attention_equal_keys_prefix_mean) {
     double q[T * NH * HD], k[T * NKV * HD], v[T * NKV * HD], o[T * NH * HD];
     rng r = {7, 0, 0.0};
     double key[NKV * HD];
-    for (int i = 0; i < NKV * HD; i++) key[i] = normal(&r);
-    for (int i = 0; i < T * NH * HD; i++) q[i] = normal(&r);
+    for (int i = 0; i < NKV * HD; i++)
+        key[i] = normal(&r);
+    for (int i = 0; i < T * NH * HD; i++)
+        q[i] = normal(&r);
     for (int t = 0; t < T; t++)
-        for (int i = 0; i < NKV * HD; i++) k[t * NKV * HD + i] = key[i], v[t * NKV * HD + i] = normal(&r);
+        for (int i = 0; i < NKV * HD; i++)
+            k[t * NKV * HD + i] = key[i], v[t * NKV * HD + i] = normal(&r);
     ck_assert_int_eq(ref_attention(q, k, v, T, NH, NKV, HD, o), 0);
     for (int t = 0; t < T; t++)
         for (int h = 0; h < NH; h++)
             for (int i = 0; i < HD; i++) {
                 int kh = h / (NH / NKV);
                 double mean = 0.0;
-                for (int u = 0; u <= t; u++) mean += v[u * NKV * HD + kh * HD + i];
+                for (int u = 0; u <= t; u++)
+                    mean += v[u * NKV * HD + kh * HD + i];
                 mean /= (t + 1);
                 ck_assert_msg(fabs(o[(t * NH + h) * HD + i] - mean) < 1e-13, "t=%d h=%d i=%d", t, h, i);
             }
@@ -331,7 +361,8 @@ START_TEST(test_inert_memory) {
     }
     /* the writes did happen: every layer written, z > 0 somewhere, W_mem exactly 0 */
     int dk = 6 * c.d_mem;
-    for (int l = 0; l < c.n_layers; l++) ck_assert_int_eq(st->written[l], 1);
+    for (int l = 0; l < c.n_layers; l++)
+        ck_assert_int_eq(st->written[l], 1);
     ck_assert(max_abs(st->z, (size_t)c.n_layers * dk) > 0.0);
     ck_assert(max_abs(st->w_mem, (size_t)c.n_layers * dk * c.hidden_size) == 0.0);
     ref_state_free(st);
@@ -425,7 +456,8 @@ static void check_llama_equals_segment(int tied, int n) {
     ck_assert_int_eq(ref_armt_forward(&t->m, st, ids, (size_t)n, la, ha), 0);
     ck_assert_int_eq(ref_llama_forward(&t->m, ids, (size_t)n, lb, hb), 0);
     double el = max_abs_diff(la, lb, (size_t)n * V), eh = max_abs_diff(ha, hb, (size_t)n * d);
-    ck_assert_msg(el <= 1e-12 && eh <= 1e-12, "tied=%d n=%d: logits diff %g, hidden diff %g", tied, n, el, eh);
+    ck_assert_msg(el <= 1e-12 && eh <= 1e-12, "tied=%d n=%d: logits diff %g, hidden diff %g", tied, n, el,
+                  eh);
     ck_assert(max_abs(la, (size_t)n * V) > 0.1);
 
     /* final RMSNorm: mean((h_i / w_i)^2) = ms / (ms + eps), just below 1 */
@@ -443,7 +475,8 @@ static void check_llama_equals_segment(int tied, int n) {
     for (int r = 0; r < n; r++)
         for (int vv = 0; vv < V; vv++) {
             double acc = 0.0;
-            for (int i = 0; i < d; i++) acc += hb[r * d + i] * (double)headw[(size_t)vv * d + i];
+            for (int i = 0; i < d; i++)
+                acc += hb[r * d + i] * (double)headw[(size_t)vv * d + i];
             ck_assert(fabs(acc - lb[r * V + vv]) <= 1e-12);
         }
     ref_state_free(st);
@@ -466,26 +499,32 @@ static void check_recall(int correction) {
     t->m.cfg.correction = correction;
     int d = c.hidden_size, dm = c.d_mem, dk = 6 * dm;
     const int l = 1;
-    memcpy(t->buf[ARMT_ROLE_WMQ] + (size_t)l * dm * d, t->m.w[ARMT_ROLE_WMK][l], sizeof(float) * (size_t)dm * d);
+    memcpy(t->buf[ARMT_ROLE_WMQ] + (size_t)l * dm * d, t->m.w[ARMT_ROLE_WMK][l],
+           sizeof(float) * (size_t)dm * d);
 
     rng r = {99, 0, 0.0};
     double mrow[32], H[32], kin[4], K[24], Vn[32];
-    for (int i = 0; i < d; i++) mrow[i] = normal(&r);
+    for (int i = 0; i < d; i++)
+        mrow[i] = normal(&r);
     /* independent recomputation of K = phi(m W_mk^T), Vnew = m W_mv^T, beta */
     const float *wmk = t->m.w[ARMT_ROLE_WMK][l], *wmv = t->m.w[ARMT_ROLE_WMV][l];
     for (int o = 0; o < dm; o++) {
         kin[o] = 0.0;
-        for (int i = 0; i < d; i++) kin[o] += (double)wmk[o * d + i] * mrow[i];
+        for (int i = 0; i < d; i++)
+            kin[o] += (double)wmk[o * d + i] * mrow[i];
     }
     ref_dpfp(kin, dm, K);
     for (int o = 0; o < d; o++) {
         Vn[o] = 0.0;
-        for (int i = 0; i < d; i++) Vn[o] += (double)wmv[o * d + i] * mrow[i];
+        for (int i = 0; i < d; i++)
+            Vn[o] += (double)wmv[o * d + i] * mrow[i];
     }
     double bl = (double)t->m.w[ARMT_ROLE_BMB][l][0];
-    for (int i = 0; i < d; i++) bl += (double)t->m.w[ARMT_ROLE_WMB][l][i] * mrow[i];
+    for (int i = 0; i < d; i++)
+        bl += (double)t->m.w[ARMT_ROLE_WMB][l][i] * mrow[i];
     double beta = 1.0 / (1.0 + exp(-bl)), k2 = 0.0;
-    for (int a = 0; a < dk; a++) k2 += K[a] * K[a];
+    for (int a = 0; a < dk; a++)
+        k2 += K[a] * K[a];
     ck_assert(k2 > 1e-3);
 
     ref_state *st = ref_state_new(&c);
@@ -496,7 +535,8 @@ static void check_recall(int correction) {
     /* first segment: W_mem = beta K^T Vnew, z = K (gamma = 1), other layers untouched */
     for (int a = 0; a < dk; a++) {
         ck_assert(fabs(z[a] - K[a]) <= 1e-12);
-        for (int i = 0; i < d; i++) ck_assert(fabs(W[a * d + i] - beta * K[a] * Vn[i]) <= 1e-12);
+        for (int i = 0; i < d; i++)
+            ck_assert(fabs(W[a * d + i] - beta * K[a] * Vn[i]) <= 1e-12);
     }
     ck_assert(max_abs(st->z, (size_t)dk) == 0.0);
 
@@ -504,7 +544,8 @@ static void check_recall(int correction) {
     double cf = beta * k2 / (k2 + 1e-5);
     memcpy(H, mrow, sizeof(double) * d);
     ck_assert_int_eq(ref_mem_read(&t->m, st, l, H, 1), 0);
-    for (int i = 0; i < d; i++) ck_assert_msg(fabs(H[i] - (mrow[i] + cf * Vn[i])) <= 1e-12, "read [%d]", i);
+    for (int i = 0; i < d; i++)
+        ck_assert_msg(fabs(H[i] - (mrow[i] + cf * Vn[i])) <= 1e-12, "read [%d]", i);
 
     /* second write of the same key: Vprev = (K W_mem) / (K.z + 1e-5) = beta k2/(k2 + 1e-5) Vnew = cf Vnew;
      * W_mem += beta K^T (Vnew - Vprev) -> beta K^T Vnew (2 - cf);
@@ -540,7 +581,8 @@ START_TEST(test_mem_tokens_after_tokens) {
     double *a = malloc(sizeof(double) * N_TOK * V), *b = malloc(sizeof(double) * N_TOK * V);
     ref_state *st = ref_state_new(&c);
     ck_assert_int_eq(ref_armt_forward(&t->m, st, ids, N_TOK, a, NULL), 0);
-    for (int i = 0; i < c.num_mem_tokens * c.hidden_size; i++) t->buf[ARMT_ROLE_MEM][i] *= -0.5f;
+    for (int i = 0; i < c.num_mem_tokens * c.hidden_size; i++)
+        t->buf[ARMT_ROLE_MEM][i] *= -0.5f;
     ref_state_reset(st);
     ck_assert_int_eq(ref_armt_forward(&t->m, st, ids, N_TOK, b, NULL), 0);
     ck_assert(max_abs_diff(a, b, (size_t)L * V) == 0.0);
@@ -607,7 +649,8 @@ static ref_state *state_copy(const ref_state *s, const armt_config *c) {
 static int state_equal(const ref_state *a, const ref_state *b) {
     size_t nz = (size_t)a->n_layers * a->d_key;
     return memcmp(a->w_mem, b->w_mem, nz * a->d * sizeof(double)) == 0 &&
-           memcmp(a->z, b->z, nz * sizeof(double)) == 0 && memcmp(a->written, b->written, (size_t)a->n_layers) == 0;
+           memcmp(a->z, b->z, nz * sizeof(double)) == 0 &&
+           memcmp(a->written, b->written, (size_t)a->n_layers) == 0;
 }
 
 static int32_t argmax_row(const double *row, int V) {
@@ -652,7 +695,8 @@ START_TEST(test_tail_unwritten_equals_llama) {
         ck_assert_msg(e <= 1e-12, "n=%zu: tail differs from plain LLaMA by %g", n, e);
         ck_assert(max_abs(a, n * V) > 0.1);
     }
-    for (int l = 0; l < c.n_layers; l++) ck_assert_int_eq(st->written[l], 0);
+    for (int l = 0; l < c.n_layers; l++)
+        ck_assert_int_eq(st->written[l], 0);
     ck_assert(max_abs(st->z, (size_t)c.n_layers * 6 * c.d_mem) == 0.0);
     ref_state_free(st);
     tmodel_free(t);
@@ -670,7 +714,8 @@ START_TEST(test_tail_reads_and_keeps_state) {
     random_ids(22, pre, 10, V);
     random_ids(23, ids, 7, V);
     ref_state *st = ref_state_new(&c);
-    ck_assert_int_eq(ref_armt_forward(&t->m, st, pre, 10, NULL, NULL), 0); /* two segments: all layers written */
+    ck_assert_int_eq(ref_armt_forward(&t->m, st, pre, 10, NULL, NULL),
+                     0); /* two segments: all layers written */
     ref_state *snap = state_copy(st, &c);
     double a[7 * 40], b[7 * 40];
     for (size_t n = 1; n <= 7; n++) {
@@ -729,7 +774,8 @@ START_TEST(test_generate_greedy_definition) {
         }
         /* stop_id: the first occurrence of out[2] ends the run, the stop token included */
         int j = 0;
-        while (out[j] != out[2]) j++;
+        while (out[j] != out[2])
+            j++;
         int32_t out2[GEN_NEW];
         ref_state_reset(st);
         ck_assert_int_eq(ref_armt_generate_greedy(&t->m, st, prompt, n, GEN_NEW, out[2], out2), j + 1);
@@ -745,7 +791,8 @@ START_TEST(test_generate_greedy_definition) {
     random_ids(33, prompt, 5, V);
     ref_state *st = ref_state_new(&c);
     ck_assert_int_eq(ref_armt_generate_greedy(&t->m, st, prompt, 5, GEN_NEW, -1, out), GEN_NEW);
-    for (int l = 0; l < c.n_layers; l++) ck_assert_int_eq(st->written[l], 0);
+    for (int l = 0; l < c.n_layers; l++)
+        ck_assert_int_eq(st->written[l], 0);
     /* bad arguments */
     ck_assert_int_eq(ref_armt_generate_greedy(&t->m, st, prompt, 0, GEN_NEW, -1, out), -1);
     ck_assert_int_eq(ref_armt_generate_greedy(&t->m, st, prompt, 5, -1, -1, out), -1);
@@ -772,7 +819,8 @@ START_TEST(test_generate_memory_matters) {
             random_ids(48 + (uint64_t)p, prompt, n, c.vocab_size);
             ref_state *st = ref_state_new(&c);
             ck_assert_int_eq(ref_armt_generate_greedy(&t->m, st, prompt, n, GEN_NEW, -1, out), GEN_NEW);
-            for (int l = 0; l < c.n_layers; l++) ck_assert_int_eq(st->written[l], 1);
+            for (int l = 0; l < c.n_layers; l++)
+                ck_assert_int_eq(st->written[l], 1);
             llama_greedy(&t->m, prompt + cut, n - cut, GEN_NEW, plain);
             int same = memcmp(out, plain, sizeof out) == 0;
             if (!active)
@@ -787,7 +835,8 @@ START_TEST(test_generate_memory_matters) {
 END_TEST
 
 /* The ARMT authors' generate on the armt_ref fixture (tests/data/README.md, armt_ref/generate.safetensors):
- * AssociativeRecurrentWrapper.generate at 98ea91b, greedy, 6 new tokens, fp32 and fp64, on prompt_a (20 tokens:
+ * AssociativeRecurrentWrapper.generate at 98ea91b, greedy, 6 new tokens, fp32 and fp64, on prompt_a (20
+ * tokens:
  * 2 segments of 8 through the forward, tail 4) and prompt_b (16 = 2 L: 1 segment through the forward, the
  * last full segment is the tail). The weights are read from model_modelform.safetensors with the library's
  * safetensors reader; the config is that of the fixture README (written out here). */
@@ -816,8 +865,8 @@ static st_archive *open_fixture(const char *rel) {
 static float *read_tensor(st_archive *a, const char *name, uint64_t numel) {
     const st_tensor *t = st_find(a, name);
     ck_assert_msg(t != NULL, "tensor %s missing", name);
-    ck_assert_msg(t->numel == numel, "tensor %s: %llu elements, want %llu", name, (unsigned long long)t->numel,
-                  (unsigned long long)numel);
+    ck_assert_msg(t->numel == numel, "tensor %s: %llu elements, want %llu", name,
+                  (unsigned long long)t->numel, (unsigned long long)numel);
     float *v = malloc((size_t)numel * sizeof *v);
     ck_assert_ptr_nonnull(v);
     armt_err err;
@@ -855,13 +904,20 @@ static armt_config armt_ref_config(void) {
 /* model_modelform.safetensors -> per-role buffers [n_layers, out, in] (tied: no lm_head). */
 static tmodel *load_armt_ref(const armt_config *c) {
     static const char *const suffix[ARMT_ROLE_N_LAYER_ROLES] = {
-        [ARMT_ROLE_WQ] = "layer.self_attn.q_proj.weight",    [ARMT_ROLE_WK] = "layer.self_attn.k_proj.weight",
-        [ARMT_ROLE_WV] = "layer.self_attn.v_proj.weight",    [ARMT_ROLE_WO] = "layer.self_attn.o_proj.weight",
-        [ARMT_ROLE_WG] = "layer.mlp.gate_proj.weight",       [ARMT_ROLE_WU] = "layer.mlp.up_proj.weight",
-        [ARMT_ROLE_WD] = "layer.mlp.down_proj.weight",       [ARMT_ROLE_NORM_IN] = "layer.input_layernorm.weight",
+        [ARMT_ROLE_WQ] = "layer.self_attn.q_proj.weight",
+        [ARMT_ROLE_WK] = "layer.self_attn.k_proj.weight",
+        [ARMT_ROLE_WV] = "layer.self_attn.v_proj.weight",
+        [ARMT_ROLE_WO] = "layer.self_attn.o_proj.weight",
+        [ARMT_ROLE_WG] = "layer.mlp.gate_proj.weight",
+        [ARMT_ROLE_WU] = "layer.mlp.up_proj.weight",
+        [ARMT_ROLE_WD] = "layer.mlp.down_proj.weight",
+        [ARMT_ROLE_NORM_IN] = "layer.input_layernorm.weight",
         [ARMT_ROLE_NORM_POST] = "layer.post_attention_layernorm.weight",
-        [ARMT_ROLE_WMQ] = "W_mq.weight", [ARMT_ROLE_WMK] = "W_mk.weight", [ARMT_ROLE_WMV] = "W_mv.weight",
-        [ARMT_ROLE_WMB] = "W_mb.weight", [ARMT_ROLE_BMB] = "W_mb.bias"};
+        [ARMT_ROLE_WMQ] = "W_mq.weight",
+        [ARMT_ROLE_WMK] = "W_mk.weight",
+        [ARMT_ROLE_WMV] = "W_mv.weight",
+        [ARMT_ROLE_WMB] = "W_mb.weight",
+        [ARMT_ROLE_BMB] = "W_mb.bias"};
     st_archive *a = open_fixture("armt_ref/model_modelform.safetensors");
     tmodel *t = calloc(1, sizeof *t);
     ck_assert_ptr_nonnull(t);
@@ -877,10 +933,10 @@ static tmodel *load_armt_ref(const armt_config *c) {
             free(v);
         }
     }
-    t->buf[ARMT_ROLE_EMBED] = read_tensor(a, "memory_cell.model.model.embed_tokens.weight",
-                                          armt_role_numel(c, ARMT_ROLE_EMBED));
-    t->buf[ARMT_ROLE_NORM_FINAL] = read_tensor(a, "memory_cell.model.model.norm.weight",
-                                               armt_role_numel(c, ARMT_ROLE_NORM_FINAL));
+    t->buf[ARMT_ROLE_EMBED] =
+        read_tensor(a, "memory_cell.model.model.embed_tokens.weight", armt_role_numel(c, ARMT_ROLE_EMBED));
+    t->buf[ARMT_ROLE_NORM_FINAL] =
+        read_tensor(a, "memory_cell.model.model.norm.weight", armt_role_numel(c, ARMT_ROLE_NORM_FINAL));
     t->buf[ARMT_ROLE_MEM] = read_tensor(a, "memory_cell.memory", armt_role_numel(c, ARMT_ROLE_MEM));
     st_close(a);
     ref_model_set_stacked(&t->m, c, (const float *const *)t->buf);
@@ -934,7 +990,8 @@ START_TEST(test_generate_authors_fixture) {
         ref_state *st = ref_state_new(&c);
         ck_assert_int_eq(ref_armt_generate_greedy(&t->m, st, prompt, n, GEN_NEW, -1, got), GEN_NEW);
         for (int k = 0; k < GEN_NEW; k++)
-            ck_assert_msg(got[k] == want[k], "prompt_%s step %d: %d, reference %d", which[p], k, got[k], want[k]);
+            ck_assert_msg(got[k] == want[k], "prompt_%s step %d: %d, reference %d", which[p], k, got[k],
+                          want[k]);
 
         /* the logits of every step: the last row of the tail re-run (state = after the prefix) */
         size_t cut = want_cut[p], R = n - cut;
@@ -952,11 +1009,14 @@ START_TEST(test_generate_authors_fixture) {
             }
         }
         /* Measured: 8.4e-7 / 2.5e-7 against logits64, 9.8e-7 / 4.6e-7 against logits (max |logit| 2.4). The
-         * "fp64" run is not fully fp64: HF's LlamaRMSNorm casts its input to float32, so it carries fp32-level
+         * "fp64" run is not fully fp64: HF's LlamaRMSNorm casts its input to float32, so it carries
+         * fp32-level
          * noise too (its own fp32-fp64 gap is 8.6e-7). A semantic slip (tail cut, read, write) moves logits
          * by 1e-2 or more. */
-        ck_assert_msg(e64 <= 5e-6, "prompt_%s: step logits differ from the fp64 reference by %g", which[p], e64);
-        ck_assert_msg(e32 <= 1e-5, "prompt_%s: step logits differ from the fp32 reference by %g", which[p], e32);
+        ck_assert_msg(e64 <= 5e-6, "prompt_%s: step logits differ from the fp64 reference by %g", which[p],
+                      e64);
+        ck_assert_msg(e32 <= 1e-5, "prompt_%s: step logits differ from the fp32 reference by %g", which[p],
+                      e32);
 
         /* the fixture tells the tail rule apart: had the tail segment been written too before generating
          * from it (the whole prompt through the forward), the tokens would differ (measured: a -> 0 37 37 56
@@ -999,30 +1059,20 @@ static Suite *ref_suite(void) {
     tcase_add_test(tc, test_attention_equal_keys_prefix_mean);
     tcase_add_test(tc, test_mem_recall_and_correction);
     suite_add_tcase(s, tc);
-    tc = tcase_create("model");
-    tcase_set_timeout(tc, 60);
+    tc = test_tcase(s, "model", 60);
     tcase_add_test(tc, test_inert_memory);
     tcase_add_test(tc, test_memory_active);
     tcase_add_test(tc, test_split_calls);
     tcase_add_test(tc, test_llama_equals_first_segment);
     tcase_add_test(tc, test_mem_tokens_after_tokens);
     tcase_add_test(tc, test_state_and_args);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("generate");
-    tcase_set_timeout(tc, 60);
+    tc = test_tcase(s, "generate", 60);
     tcase_add_test(tc, test_tail_unwritten_equals_llama);
     tcase_add_test(tc, test_tail_reads_and_keeps_state);
     tcase_add_test(tc, test_generate_greedy_definition);
     tcase_add_test(tc, test_generate_memory_matters);
     tcase_add_test(tc, test_generate_authors_fixture);
-    suite_add_tcase(s, tc);
     return s;
 }
 
-int main(void) {
-    SRunner *sr = srunner_create(ref_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+int main(void) { return test_run_suite(ref_suite(), 0); }

@@ -49,7 +49,8 @@ START_TEST(test_select_by_index_and_name) {
     /* a substring of the name, upper-cased: matching is case-insensitive */
     size_t len = strlen(want.name);
     size_t take = len > 6 ? 6 : len;
-    for (size_t i = 0; i < take; i++) sub[i] = (char)toupper((unsigned char)want.name[i]);
+    for (size_t i = 0; i < take; i++)
+        sub[i] = (char)toupper((unsigned char)want.name[i]);
     sub[take] = '\0';
 
     armt_runtime_params p = armt_runtime_default_params();
@@ -114,10 +115,23 @@ END_TEST
 START_TEST(test_kernel_build_failure) {
     char dir[] = "/tmp/armt-kernels-XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
-    static const char *const files[] = {"common.cl", "mma.cl", "embed.cl", "init.cl", "norm.cl", "rope.cl",
-                                        "attention.cl", "attention_mma.cl", "elementwise.cl", "memory.cl",
-                                        "gemm_args.h", "gemm_bf16.cl", "gemm_mma_params.cl", "gemm_mma_warp.cl",
-                                        "gemm_mma_epilogue.cl", "gemm_mma.cl", "gemm_mma_entries.cl"};
+    static const char *const files[] = {"common.cl",
+                                        "mma.cl",
+                                        "embed.cl",
+                                        "init.cl",
+                                        "norm.cl",
+                                        "rope.cl",
+                                        "attention.cl",
+                                        "attention_mma.cl",
+                                        "elementwise.cl",
+                                        "memory.cl",
+                                        "gemm_args.h",
+                                        "gemm_bf16.cl",
+                                        "gemm_mma_params.cl",
+                                        "gemm_mma_warp.cl",
+                                        "gemm_mma_epilogue.cl",
+                                        "gemm_mma.cl",
+                                        "gemm_mma_entries.cl"};
     char cmd[8192];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(cmd, sizeof cmd, "cp '%s/%s' '%s/'", ARMT_TEST_KERNEL_DIR, files[i], dir);
@@ -247,8 +261,7 @@ END_TEST
 
 static Suite *suite(void) {
     Suite *s = suite_create("runtime");
-    TCase *tc = tcase_create("runtime");
-    tcase_set_timeout(tc, 1200);
+    TCase *tc = test_tcase(s, "runtime", 300);
     tcase_add_test(tc, test_list_devices);
     tcase_add_test(tc, test_select_by_index_and_name);
     tcase_add_test(tc, test_select_no_match);
@@ -257,7 +270,6 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_no_device);
     tcase_add_test(tc, test_null_args);
     tcase_add_test(tc, test_tune_options);
-    suite_add_tcase(s, tc);
     return s;
 }
 

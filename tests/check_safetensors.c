@@ -9,6 +9,8 @@
 #define _GNU_SOURCE
 #include "io/safetensors.h"
 
+#include "testutil.h"
+
 #include <check.h>
 #include <ftw.h>
 #include <math.h>
@@ -65,7 +67,8 @@ static const char *write_st_len(const char *name, const char *header, const void
     size_t n = 8 + hl + data_len;
     unsigned char *buf = malloc(n);
     ck_assert_ptr_nonnull(buf);
-    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(len >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        buf[i] = (unsigned char)(len >> (8 * i));
     memcpy(buf + 8, header, hl);
     if (data_len) memcpy(buf + 8 + hl, data, data_len);
     write_raw(name, buf, n);
@@ -81,25 +84,26 @@ static const char *write_st(const char *name, const char *header, const void *da
 static const unsigned char zeros[256];
 
 /* Opens path, expects failure with status and a message containing substr (and nothing returned). */
-#define EXPECT_OPEN_FAIL(path, want, substr)                                                                 \
-    do {                                                                                                     \
-        st_archive *a_ = (st_archive *)0x1;                                                                  \
-        armt_status s_ = st_open((path), &a_, &err);                                                         \
-        ck_assert_int_eq(s_, (want));                                                                        \
-        ck_assert_int_eq(err.status, (want));                                                                \
-        ck_assert_ptr_null(a_);                                                                              \
-        ck_assert_msg(strstr(armt_err_msg(&err), (substr)) != NULL, "message '%s' lacks '%s'",               \
-                      armt_err_msg(&err), (substr));                                                         \
+#define EXPECT_OPEN_FAIL(path, want, substr)                                                   \
+    do {                                                                                       \
+        st_archive *a_ = (st_archive *)0x1;                                                    \
+        armt_status s_ = st_open((path), &a_, &err);                                           \
+        ck_assert_int_eq(s_, (want));                                                          \
+        ck_assert_int_eq(err.status, (want));                                                  \
+        ck_assert_ptr_null(a_);                                                                \
+        ck_assert_msg(strstr(armt_err_msg(&err), (substr)) != NULL, "message '%s' lacks '%s'", \
+                      armt_err_msg(&err), (substr));                                           \
     } while (0)
 
-#define EXPECT_MSG(substr)                                                                                   \
-    ck_assert_msg(strstr(armt_err_msg(&err), (substr)) != NULL, "message '%s' lacks '%s'",                   \
+#define EXPECT_MSG(substr)                                                                 \
+    ck_assert_msg(strstr(armt_err_msg(&err), (substr)) != NULL, "message '%s' lacks '%s'", \
                   armt_err_msg(&err), (substr))
 
 static void put_f32(unsigned char *p, float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(u >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(u >> (8 * i));
 }
 
 static void put_u16(unsigned char *p, uint16_t h) {
@@ -371,7 +375,8 @@ END_TEST
 START_TEST(test_read_f32) {
     const float vals[5] = {1.0f, -2.5f, 3.14159f, 0.0f, 1e-30f};
     unsigned char data[20];
-    for (int i = 0; i < 5; i++) put_f32(data + 4 * i, vals[i]);
+    for (int i = 0; i < 5; i++)
+        put_f32(data + 4 * i, vals[i]);
     const char *p = write_st("f.safetensors",
                              "{\"__metadata__\":{\"format\":\"pt\",\"k\":\"v\"},"
                              "\"m\":{\"dtype\":\"F32\",\"shape\":[1,5],\"data_offsets\":[0,20]}}",
@@ -400,7 +405,8 @@ START_TEST(test_read_f32) {
 
     float out[5] = {0};
     ck_assert_int_eq(st_read_f32(a, t, 0, 5, out, &err), ARMT_OK);
-    for (int i = 0; i < 5; i++) ck_assert(same_bits(out[i], vals[i]));
+    for (int i = 0; i < 5; i++)
+        ck_assert(same_bits(out[i], vals[i]));
     /* a window in the middle */
     float mid[2] = {0};
     ck_assert_int_eq(st_read_f32(a, t, 2, 2, mid, &err), ARMT_OK);
@@ -431,7 +437,8 @@ START_TEST(test_read_f16) {
                           NAN};
     enum { N = sizeof bits / sizeof bits[0] };
     unsigned char data[2 * N];
-    for (int i = 0; i < N; i++) put_u16(data + 2 * i, bits[i]);
+    for (int i = 0; i < N; i++)
+        put_u16(data + 2 * i, bits[i]);
     char header[128];
     snprintf(header, sizeof header, "{\"h\":{\"dtype\":\"F16\",\"shape\":[%d],\"data_offsets\":[0,%d]}}", N,
              2 * N);
@@ -456,7 +463,8 @@ START_TEST(test_read_bf16) {
     const float want[] = {1.5f, -5.0f, 1.0f, ldexpf(1.0f, -133), INFINITY, -0.0f};
     enum { N = sizeof bits / sizeof bits[0] };
     unsigned char data[2 * N];
-    for (int i = 0; i < N; i++) put_u16(data + 2 * i, bits[i]);
+    for (int i = 0; i < N; i++)
+        put_u16(data + 2 * i, bits[i]);
     const char *p =
         write_st("b.safetensors", "{\"b\":{\"dtype\":\"BF16\",\"shape\":[2,3],\"data_offsets\":[0,12]}}",
                  data, sizeof data);
@@ -466,7 +474,8 @@ START_TEST(test_read_bf16) {
     ck_assert_int_eq(t->dtype, ST_BF16);
     float out[N];
     ck_assert_int_eq(st_read_f32(a, t, 0, N, out, &err), ARMT_OK);
-    for (int i = 0; i < N; i++) ck_assert_msg(same_bits(out[i], want[i]), "bf16 0x%04x", bits[i]);
+    for (int i = 0; i < N; i++)
+        ck_assert_msg(same_bits(out[i], want[i]), "bf16 0x%04x", bits[i]);
     st_close(a);
 }
 END_TEST
@@ -614,7 +623,8 @@ START_TEST(test_writer_round_trip) {
     ck_assert_int_eq(st_writer_meta(w, "format", "pt", &err), ARMT_OK);
 
     float data[18];
-    for (int i = 0; i < 18; i++) data[i] = (float)i * 0.5f - 3.0f;
+    for (int i = 0; i < 18; i++)
+        data[i] = (float)i * 0.5f - 3.0f;
     /* chunks that straddle tensor boundaries: 5 | 9 | 4 */
     ck_assert_int_eq(st_writer_write(w, data, 5, &err), ARMT_OK);
     ck_assert_int_eq(st_writer_add(w, "late", 1, s2, &err), ARMT_STATUS_INVALID_ARGUMENT);
@@ -643,7 +653,8 @@ START_TEST(test_writer_round_trip) {
     ck_assert_int_eq(st_read_f32(a, st_find(a, "scalar"), 0, 1, back + 17, &err), ARMT_OK);
     ck_assert_int_eq(st_find(a, "scalar")->ndim, 0);
     ck_assert_uint_eq(st_find(a, "empty")->numel, 0);
-    for (int i = 0; i < 18; i++) ck_assert(back[i] == data[i]);
+    for (int i = 0; i < 18; i++)
+        ck_assert(back[i] == data[i]);
     st_close(a);
 }
 END_TEST
@@ -670,17 +681,20 @@ START_TEST(test_writer_i32) {
     ck_assert_int_eq(st_writer_write_i32(w, ids, 3, &err), ARMT_OK);
     ck_assert_int_eq(st_writer_close(w, &err), ARMT_OK);
 
-    const char *json = "{\"__metadata__\":{\"generator\":\"test\"},\"x\":{\"dtype\":\"F32\",\"shape\":[2],"
-                       "\"data_offsets\":[0,8]},\"ids\":{\"dtype\":\"I32\",\"shape\":[3],\"data_offsets\":[8,20]}}";
+    const char *json =
+        "{\"__metadata__\":{\"generator\":\"test\"},\"x\":{\"dtype\":\"F32\",\"shape\":[2],"
+        "\"data_offsets\":[0,8]},\"ids\":{\"dtype\":\"I32\",\"shape\":[3],\"data_offsets\":[8,20]}}";
     size_t hl = strlen(json), padded = (hl + 7) / 8 * 8;
     unsigned char want[512];
     ck_assert_uint_lt(8 + padded + 20, sizeof want);
-    for (int i = 0; i < 8; i++) want[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        want[i] = (unsigned char)((uint64_t)padded >> (8 * i));
     memcpy(want + 8, json, hl);
     memset(want + 8 + hl, ' ', padded - hl);
     const uint32_t words[5] = {0x3f800000u, 0xc0000000u, 7u, 0xffffffffu, 0x10000u}; /* 1, -2; the ids */
     for (int k = 0; k < 5; k++)
-        for (int i = 0; i < 4; i++) want[8 + padded + 4 * (size_t)k + (size_t)i] = (unsigned char)(words[k] >> (8 * i));
+        for (int i = 0; i < 4; i++)
+            want[8 + padded + 4 * (size_t)k + (size_t)i] = (unsigned char)(words[k] >> (8 * i));
     unsigned char got[512];
     FILE *f = fopen(path, "rb");
     ck_assert_ptr_nonnull(f);
@@ -807,10 +821,4 @@ static Suite *suite(void) {
     return s;
 }
 
-int main(void) {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
-}
+int main(void) { return test_run_suite(suite(), 0); }

@@ -14,12 +14,23 @@
 
 /* Every pinned status value has its own non-generic string, distinct from the others. */
 START_TEST(test_status_strings) {
-    const armt_status all[] = {
-        ARMT_OK, ARMT_STATUS_INVALID_ARGUMENT, ARMT_STATUS_NO_DEVICE, ARMT_STATUS_OPENCL_ERROR,
-        ARMT_STATUS_CLBLAST_ERROR, ARMT_STATUS_KERNEL_BUILD_FAILED, ARMT_STATUS_OUT_OF_HOST_MEMORY,
-        ARMT_STATUS_OUT_OF_DEVICE_MEMORY, ARMT_STATUS_IO_ERROR, ARMT_STATUS_BAD_FILE, ARMT_STATUS_BAD_CONFIG,
-        ARMT_STATUS_MISSING_TENSOR, ARMT_STATUS_SHAPE_MISMATCH, ARMT_STATUS_UNSUPPORTED,
-        ARMT_STATUS_TOKEN_OUT_OF_RANGE, ARMT_STATUS_MODEL_MISMATCH, ARMT_STATUS_EMPTY_INPUT};
+    const armt_status all[] = {ARMT_OK,
+                               ARMT_STATUS_INVALID_ARGUMENT,
+                               ARMT_STATUS_NO_DEVICE,
+                               ARMT_STATUS_OPENCL_ERROR,
+                               ARMT_STATUS_CLBLAST_ERROR,
+                               ARMT_STATUS_KERNEL_BUILD_FAILED,
+                               ARMT_STATUS_OUT_OF_HOST_MEMORY,
+                               ARMT_STATUS_OUT_OF_DEVICE_MEMORY,
+                               ARMT_STATUS_IO_ERROR,
+                               ARMT_STATUS_BAD_FILE,
+                               ARMT_STATUS_BAD_CONFIG,
+                               ARMT_STATUS_MISSING_TENSOR,
+                               ARMT_STATUS_SHAPE_MISMATCH,
+                               ARMT_STATUS_UNSUPPORTED,
+                               ARMT_STATUS_TOKEN_OUT_OF_RANGE,
+                               ARMT_STATUS_MODEL_MISMATCH,
+                               ARMT_STATUS_EMPTY_INPUT};
     const size_t n = sizeof all / sizeof all[0];
     const char *unknown = armt_status_str((armt_status)-9999);
     ck_assert_str_eq(unknown, "unknown status");
@@ -28,7 +39,8 @@ START_TEST(test_status_strings) {
         ck_assert_ptr_nonnull(s);
         ck_assert_msg(strlen(s) > 3, "status %d has a too short string", all[i]);
         ck_assert_msg(strcmp(s, unknown) != 0, "status %d has no string", all[i]);
-        for (size_t j = 0; j < i; j++) ck_assert_msg(strcmp(s, armt_status_str(all[j])) != 0, "duplicate string %s", s);
+        for (size_t j = 0; j < i; j++)
+            ck_assert_msg(strcmp(s, armt_status_str(all[j])) != 0, "duplicate string %s", s);
     }
     /* pinned values: part of the ABI */
     ck_assert_int_eq(ARMT_OK, 0);
@@ -134,7 +146,8 @@ END_TEST
 START_TEST(test_ctx_params_default) {
     armt_ctx_params p = armt_ctx_default_params();
     ck_assert_int_eq(p.profile, 0);
-    for (size_t i = 0; i < sizeof p.reserved / sizeof p.reserved[0]; i++) ck_assert_int_eq(p.reserved[i], 0);
+    for (size_t i = 0; i < sizeof p.reserved / sizeof p.reserved[0]; i++)
+        ck_assert_int_eq(p.reserved[i], 0);
     ck_assert_uint_ge(sizeof p.reserved / sizeof p.reserved[0], 4);
 }
 END_TEST

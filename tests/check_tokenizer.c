@@ -12,6 +12,8 @@
 #define _GNU_SOURCE
 #include "armt.h"
 
+#include "testutil.h"
+
 #include <check.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -105,7 +107,8 @@ static void ids_from_json(const json_t *arr, int32_t **ids, size_t *n) {
     *n = json_array_size(arr);
     *ids = malloc((*n ? *n : 1) * sizeof **ids);
     ck_assert_ptr_nonnull(*ids);
-    for (size_t i = 0; i < *n; i++) (*ids)[i] = (int32_t)json_integer_value(json_array_get(arr, i));
+    for (size_t i = 0; i < *n; i++)
+        (*ids)[i] = (int32_t)json_integer_value(json_array_get(arr, i));
 }
 
 static void fmt_ids(char *buf, size_t cap, const int32_t *ids, size_t n) {
@@ -313,7 +316,8 @@ START_TEST(test_encode_capacity) {
     ck_assert_uint_gt(need, 3);
     ck_assert_ptr_nonnull(strstr(armt_tokenizer_last_error(tok), "capacity"));
     int32_t *ids = malloc((need + 1) * sizeof *ids);
-    for (size_t i = 0; i <= need; i++) ids[i] = -7;
+    for (size_t i = 0; i <= need; i++)
+        ids[i] = -7;
     ck_assert_int_eq(armt_tokenizer_encode(tok, s, strlen(s), 1, 1, ids, need - 1, &n),
                      ARMT_STATUS_INVALID_ARGUMENT);
     ck_assert_uint_eq(n, need);
@@ -420,7 +424,7 @@ static const char *mini(const char *name, const char *model, const char *pre, co
     return tpath(name);
 }
 
-#define BL "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false}"
+#define BL  "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false}"
 #define BPE "{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[[\"a\",\"b\"]]}"
 
 START_TEST(test_bad_files) {
@@ -492,11 +496,12 @@ START_TEST(test_bad_files) {
         mini("lstrip.json", BPE, BL,
              ",\"added_tokens\":[{\"id\":3,\"content\":\"<m>\",\"lstrip\":true,\"special\":true}]"),
         ARMT_STATUS_UNSUPPORTED, "lstrip");
-    expect_load_fails(mini("bos.json", BPE, BL,
-                           ",\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":"
-                           "{\"id\":\"<s>\",\"type_id\":0}},{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}],"
-                           "\"special_tokens\":{\"<s>\":{\"id\":\"<s>\",\"ids\":[99],\"tokens\":[\"<s>\"]}}}"),
-                      ARMT_STATUS_BAD_FILE, "BOS id 99");
+    expect_load_fails(
+        mini("bos.json", BPE, BL,
+             ",\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":"
+             "{\"id\":\"<s>\",\"type_id\":0}},{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}],"
+             "\"special_tokens\":{\"<s>\":{\"id\":\"<s>\",\"ids\":[99],\"tokens\":[\"<s>\"]}}}"),
+        ARMT_STATUS_BAD_FILE, "BOS id 99");
     expect_load_fails(mini("post.json", BPE, BL, ",\"post_processor\":{\"type\":\"Mystery\"}"),
                       ARMT_STATUS_UNSUPPORTED, "post-processor 'Mystery'");
 }
@@ -553,7 +558,8 @@ START_TEST(test_random_bytes) {
         }
         size_t n, out_len;
         int32_t *ids = encode(tok, (const char *)buf, len, it & 1, (it >> 1) & 1, &n);
-        for (size_t i = 0; i < n; i++) ck_assert(ids[i] >= 0 && ids[i] < armt_tokenizer_vocab_size(tok));
+        for (size_t i = 0; i < n; i++)
+            ck_assert(ids[i] >= 0 && ids[i] < armt_tokenizer_vocab_size(tok));
         char *s = decode(tok, ids, n, it & 1, &out_len);
         free(s);
         free(ids);
@@ -574,9 +580,11 @@ START_TEST(test_long_inputs) {
     char *s = malloc(N + 1);
     static const char fill[] = {' ', 'a', '7', '\n', '!', 'x'};
     for (size_t k = 0; k < sizeof fill; k++) {
-        for (size_t i = 0; i < N; i++) s[i] = fill[k];
+        for (size_t i = 0; i < N; i++)
+            s[i] = fill[k];
         if (fill[k] == 'x') /* a word of alternating letters: no whole-word vocab hit, ~N/2 merges */
-            for (size_t i = 0; i < N; i += 2) s[i] = 'y';
+            for (size_t i = 0; i < N; i += 2)
+                s[i] = 'y';
         s[N] = '\0';
         double t0 = now();
         size_t n, len;
@@ -616,20 +624,12 @@ static Suite *tokenizer_suite(void) {
     tcase_add_test(api, test_bad_arguments);
     tcase_add_test(api, test_bad_files);
     suite_add_tcase(s, api);
-    TCase *rob = tcase_create("robustness");
+    TCase *rob = test_tcase(s, "robustness", 120);
     tcase_add_checked_fixture(rob, setup, teardown);
-    tcase_set_timeout(rob, 120);
     tcase_add_test(rob, test_invalid_utf8);
     tcase_add_test(rob, test_random_bytes);
     tcase_add_test(rob, test_long_inputs);
-    suite_add_tcase(s, rob);
     return s;
 }
 
-int main(void) {
-    SRunner *sr = srunner_create(tokenizer_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
-}
+int main(void) { return test_run_suite(tokenizer_suite(), 0); }

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #define MEM_EPS 1e-5 /* the 1e-5 of the associative read/write (docs/MATH.md §3.3, §3.5) */
-#define NU 3         /* DPFP order, hard-coded in the reference */
+#define NU      3    /* DPFP order, hard-coded in the reference */
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
 #endif
@@ -31,7 +31,8 @@ static void linear(const double *x, int rows, int in, const float *W, int out, d
         for (int o = 0; o < out; o++) {
             const float *wo = W + (size_t)o * in;
             double acc = 0.0;
-            for (int i = 0; i < in; i++) acc += xr[i] * (double)wo[i];
+            for (int i = 0; i < in; i++)
+                acc += xr[i] * (double)wo[i];
             yr[o] = acc;
         }
     }
@@ -43,9 +44,11 @@ static void rmsnorm(const double *x, int rows, int d, const float *w, double eps
         const double *xr = x + (size_t)r * d;
         double *yr = y + (size_t)r * d;
         double ss = 0.0;
-        for (int i = 0; i < d; i++) ss += xr[i] * xr[i];
+        for (int i = 0; i < d; i++)
+            ss += xr[i] * xr[i];
         double inv = 1.0 / sqrt(ss / d + eps);
-        for (int i = 0; i < d; i++) yr[i] = xr[i] * inv * (double)w[i];
+        for (int i = 0; i < d; i++)
+            yr[i] = xr[i] * inv * (double)w[i];
     }
 }
 
@@ -56,7 +59,8 @@ static double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 /* model / state                                                                                     */
 /* ------------------------------------------------------------------------------------------------- */
 
-void ref_model_set_stacked(ref_model *m, const armt_config *cfg, const float *const role_bufs[ARMT_ROLE_COUNT]) {
+void ref_model_set_stacked(ref_model *m, const armt_config *cfg,
+                           const float *const role_bufs[ARMT_ROLE_COUNT]) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     for (int r = 0; r < ARMT_ROLE_N_LAYER_ROLES; r++) {
@@ -175,7 +179,8 @@ int ref_attention(const double *q, const double *k, const double *v, int T, int 
             for (int u = 0; u <= t; u++) {
                 const double *ku = k + u * kvs + (size_t)kh * head_dim;
                 double sdot = 0.0;
-                for (int i = 0; i < head_dim; i++) sdot += qt[i] * ku[i];
+                for (int i = 0; i < head_dim; i++)
+                    sdot += qt[i] * ku[i];
                 p[u] = sdot * scale;
                 if (p[u] > mx) mx = p[u];
             }
@@ -185,11 +190,13 @@ int ref_attention(const double *q, const double *k, const double *v, int T, int 
                 sum += p[u];
             }
             double *ot = out + t * qs + (size_t)h * head_dim;
-            for (int i = 0; i < head_dim; i++) ot[i] = 0.0;
+            for (int i = 0; i < head_dim; i++)
+                ot[i] = 0.0;
             for (int u = 0; u <= t; u++) {
                 const double *vu = v + u * kvs + (size_t)kh * head_dim;
                 double w = p[u] / sum;
-                for (int i = 0; i < head_dim; i++) ot[i] += w * vu[i];
+                for (int i = 0; i < head_dim; i++)
+                    ot[i] += w * vu[i];
             }
         }
     }
@@ -212,18 +219,22 @@ int ref_mem_read(const ref_model *m, const ref_state *st, int layer, double *H, 
     for (int r = 0; r < rows; r++) {
         double *h = H + (size_t)r * d;
         linear(h, 1, d, m->w[ARMT_ROLE_WMQ][layer], dm, qm); /* H W_mq^T */
-        ref_dpfp(qm, dm, Q);                                  /* Q = phi(.) */
+        ref_dpfp(qm, dm, Q);                                 /* Q = phi(.) */
         double den = 0.0;
-        for (int a = 0; a < dk; a++) den += Q[a] * z[a];
+        for (int a = 0; a < dk; a++)
+            den += Q[a] * z[a];
         den += MEM_EPS; /* Q . z + 1e-5 */
-        for (int i = 0; i < d; i++) num[i] = 0.0;
+        for (int i = 0; i < d; i++)
+            num[i] = 0.0;
         for (int a = 0; a < dk; a++) {
             if (Q[a] == 0.0) continue;
             const double *wa = Wm + (size_t)a * d;
-            for (int i = 0; i < d; i++) num[i] += Q[a] * wa[i]; /* Q W_mem */
+            for (int i = 0; i < d; i++)
+                num[i] += Q[a] * wa[i]; /* Q W_mem */
         }
         /* all reads of the rows use the layer input H; rows are independent, so updating in place is fine */
-        for (int i = 0; i < d; i++) h[i] += num[i] / den;
+        for (int i = 0; i < d; i++)
+            h[i] += num[i] / den;
     }
     free(qm), free(Q), free(num);
     return 0;
@@ -237,10 +248,10 @@ int ref_mem_write(const ref_model *m, ref_state *st, int layer, const double *mr
     int first = !st->written[layer];
     size_t Mr = (size_t)(M > 0 ? M : 1);
     double *km = malloc((size_t)dm * sizeof(double));
-    double *K = malloc(Mr * dk * sizeof(double));     /* phi(m W_mk^T)           (M, dk) */
-    double *D = malloc(Mr * d * sizeof(double));      /* Vnew - Vprev            (M, d)  */
-    double *beta = malloc(Mr * sizeof(double));       /* sigmoid(m W_mb^T + b)   (M)     */
-    double *gamma = malloc(Mr * sizeof(double));      /* correction coefficient  (M)     */
+    double *K = malloc(Mr * dk * sizeof(double)); /* phi(m W_mk^T)           (M, dk) */
+    double *D = malloc(Mr * d * sizeof(double));  /* Vnew - Vprev            (M, d)  */
+    double *beta = malloc(Mr * sizeof(double));   /* sigmoid(m W_mb^T + b)   (M)     */
+    double *gamma = malloc(Mr * sizeof(double));  /* correction coefficient  (M)     */
     if (!km || !K || !D || !beta || !gamma) {
         free(km), free(K), free(D), free(beta), free(gamma);
         return -2;
@@ -254,7 +265,8 @@ int ref_mem_write(const ref_model *m, ref_state *st, int layer, const double *mr
         ref_dpfp(km, dm, Kj);
         linear(mj, 1, d, m->w[ARMT_ROLE_WMV][layer], d, Dj); /* Vnew = m W_mv^T */
         double bl = (double)bmb[0];
-        for (int i = 0; i < d; i++) bl += mj[i] * (double)wmb[i];
+        for (int i = 0; i < d; i++)
+            bl += mj[i] * (double)wmb[i];
         beta[j] = sigmoid(bl);
         if (first) {
             gamma[j] = 1.0; /* Vprev = 0 */
@@ -269,7 +281,8 @@ int ref_mem_write(const ref_model *m, ref_state *st, int layer, const double *mr
                 if (Kj[a] == 0.0) continue;
                 const double *wa = Wm + (size_t)a * d;
                 double ka = Kj[a] / den;
-                for (int i = 0; i < d; i++) Dj[i] -= ka * wa[i]; /* Vnew - (K W_mem) / den */
+                for (int i = 0; i < d; i++)
+                    Dj[i] -= ka * wa[i]; /* Vnew - (K W_mem) / den */
             }
             if (c->correction) {
                 double g = 1.0 - den / (nk2 + MEM_EPS); /* den includes the 1e-5 */
@@ -286,9 +299,11 @@ int ref_mem_write(const ref_model *m, ref_state *st, int layer, const double *mr
             if (Kj[a] == 0.0) continue;
             double ba = beta[j] * Kj[a];
             double *wa = Wm + (size_t)a * d;
-            for (int i = 0; i < d; i++) wa[i] += ba * Dj[i];
+            for (int i = 0; i < d; i++)
+                wa[i] += ba * Dj[i];
         }
-        for (int a = 0; a < dk; a++) z[a] += gamma[j] * Kj[a];
+        for (int a = 0; a < dk; a++)
+            z[a] += gamma[j] * Kj[a];
     }
     st->written[layer] = 1;
     free(km), free(K), free(D), free(beta), free(gamma);
@@ -310,7 +325,8 @@ static void ws_free(ws *w) {
 }
 
 static int ws_alloc(ws *w, const armt_config *c, size_t Tmax) {
-    size_t d = c->hidden_size, qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    size_t d = c->hidden_size, qd = (size_t)c->n_heads * c->head_dim,
+           kvd = (size_t)c->n_kv_heads * c->head_dim;
     size_t f = c->intermediate_size;
     memset(w, 0, sizeof *w);
     w->h = malloc(Tmax * d * sizeof(double));
@@ -346,15 +362,18 @@ static int decoder_layer(const ref_model *m, int l, double *X, int T, ws *w) {
     ref_rope(w->k, T, nkv, hd, w->inv_freq);
     if (ref_attention(w->q, w->k, w->v, T, nh, nkv, hd, w->a) != 0) return -2;
     linear(w->a, T, qd, m->w[ARMT_ROLE_WO][l], d, w->tmp);
-    for (size_t i = 0; i < (size_t)T * d; i++) X[i] += w->tmp[i];
+    for (size_t i = 0; i < (size_t)T * d; i++)
+        X[i] += w->tmp[i];
 
     /* SwiGLU MLP block */
     rmsnorm(X, T, d, m->w[ARMT_ROLE_NORM_POST][l], eps, w->h);
     linear(w->h, T, d, m->w[ARMT_ROLE_WG][l], f, w->g);
     linear(w->h, T, d, m->w[ARMT_ROLE_WU][l], f, w->u);
-    for (size_t i = 0; i < (size_t)T * f; i++) w->g[i] = silu(w->g[i]) * w->u[i];
+    for (size_t i = 0; i < (size_t)T * f; i++)
+        w->g[i] = silu(w->g[i]) * w->u[i];
     linear(w->g, T, f, m->w[ARMT_ROLE_WD][l], d, w->tmp);
-    for (size_t i = 0; i < (size_t)T * d; i++) X[i] += w->tmp[i];
+    for (size_t i = 0; i < (size_t)T * d; i++)
+        X[i] += w->tmp[i];
     return 0;
 }
 
@@ -395,7 +414,8 @@ static int check_ids(const armt_config *c, const int32_t *ids, size_t n) {
 static void embed_rows(const ref_model *m, const int32_t *ids, size_t n, double *X) {
     int d = m->cfg.hidden_size;
     for (size_t t = 0; t < n; t++)
-        for (int i = 0; i < d; i++) X[t * d + i] = (double)m->embed[(size_t)ids[t] * d + i];
+        for (int i = 0; i < d; i++)
+            X[t * d + i] = (double)m->embed[(size_t)ids[t] * d + i];
 }
 
 int ref_armt_forward(const ref_model *m, ref_state *st, const int32_t *ids, size_t n, double *logits,
@@ -422,7 +442,8 @@ int ref_armt_forward(const ref_model *m, ref_state *st, const int32_t *ids, size
         int T = Ls + M;
         /* X0 = concat(E[ids_s], MEM) */
         embed_rows(m, ids + s0, (size_t)Ls, X);
-        for (size_t i = 0; i < (size_t)M * d; i++) X[(size_t)Ls * d + i] = (double)m->mem[i];
+        for (size_t i = 0; i < (size_t)M * d; i++)
+            X[(size_t)Ls * d + i] = (double)m->mem[i];
         for (int l = 0; l < c->n_layers && rc == 0; l++) {
             if (st->written[l]) rc = ref_mem_read(m, st, l, X, T); /* read on all T rows (skipped on s=0) */
             if (rc == 0) rc = decoder_layer(m, l, X, T, &w);
@@ -437,8 +458,8 @@ int ref_armt_forward(const ref_model *m, ref_state *st, const int32_t *ids, size
 }
 
 /* ids[0..n) as one block of rows at positions 0..n-1, no memory tokens, no writes; with a state, each layer
- * that has written reads the memory on every row first (the generation tail, docs/MATH.md §3.6); without one,
- * the plain LLaMA. No argument checks. */
+ * that has written reads the memory on every row first (the generation tail, docs/MATH.md §3.6);
+ * without one, the plain LLaMA. No argument checks. */
 static int rows_forward(const ref_model *m, const ref_state *st, const int32_t *ids, size_t n, double *logits,
                         double *hidden) {
     const armt_config *c = &m->cfg;
@@ -480,7 +501,8 @@ static int check_state(const ref_model *m, const ref_state *st) {
     return (st->n_layers == c->n_layers && st->d_key == d_key_of(c) && st->d == c->hidden_size) ? 0 : -1;
 }
 
-int ref_armt_tail_forward(const ref_model *m, const ref_state *st, const int32_t *ids, size_t n, double *logits) {
+int ref_armt_tail_forward(const ref_model *m, const ref_state *st, const int32_t *ids, size_t n,
+                          double *logits) {
     if (!m || !st || (n > 0 && !ids)) return -1;
     if (check_model(m, 1) != 0 || check_state(m, st) != 0) return -1;
     if (n == 0) return 0;
@@ -524,7 +546,7 @@ int ref_armt_generate_greedy_margins(const ref_model *m, ref_state *st, const in
         int32_t best = 0;
         for (int v = 1; v < V; v++)
             if (last[v] > last[best]) best = v; /* strict: ties keep the lowest id */
-        if (margin) { /* (best - runner-up) / max |logit| */
+        if (margin) {                           /* (best - runner-up) / max |logit| */
             double second = -INFINITY, scale = 0;
             for (int v = 0; v < V; v++) {
                 if (v != best && last[v] > second) second = last[v];

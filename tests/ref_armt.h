@@ -41,16 +41,17 @@ typedef struct ref_model {
  * A fresh state (ref_state_new / ref_state_reset) is all zeros with written[l] = 0: the next segment of
  * every layer is a "first segment" (no read; write with Vprev = 0, gamma = 1). */
 typedef struct ref_state {
-    double        *w_mem;   /* [n_layers, d_key, d]  */
-    double        *z;       /* [n_layers, d_key]     */
+    double *w_mem;          /* [n_layers, d_key, d]  */
+    double *z;              /* [n_layers, d_key]     */
     unsigned char *written; /* [n_layers]            */
-    int            n_layers, d_key, d;
+    int n_layers, d_key, d;
 } ref_state;
 
 /* Points m->w[r][l] at role_bufs[r] + l * numel(r) for the per-layer roles and sets the global pointers
  * from role_bufs[ARMT_ROLE_EMBED ...] (ARMT_ROLE_LM_HEAD may be NULL: tied). role_bufs has
  * ARMT_ROLE_COUNT entries; m->cfg = *cfg. */
-void ref_model_set_stacked(ref_model *m, const armt_config *cfg, const float *const role_bufs[ARMT_ROLE_COUNT]);
+void ref_model_set_stacked(ref_model *m, const armt_config *cfg,
+                           const float *const role_bufs[ARMT_ROLE_COUNT]);
 
 ref_state *ref_state_new(const armt_config *cfg);
 void ref_state_free(ref_state *s); /* accepts NULL */
@@ -81,7 +82,8 @@ int ref_llama_forward(const ref_model *m, const int32_t *ids, size_t n, double *
  * For n <= segment_size the rows equal the token rows of ref_armt_forward over the same ids from a copy of
  * *st (the memory tokens come after the tokens, attention is causal, the write only affects later segments).
  * n == 0 does nothing and returns 0. */
-int ref_armt_tail_forward(const ref_model *m, const ref_state *st, const int32_t *ids, size_t n, double *logits);
+int ref_armt_tail_forward(const ref_model *m, const ref_state *st, const int32_t *ids, size_t n,
+                          double *logits);
 
 /* Greedy generation with the reference semantics, i.e. those of the ARMT authors'
  * AssociativeRecurrentWrapper.generate (modeling_amt/language_modeling.py at commit 98ea91b):

@@ -10,7 +10,8 @@
  *       tensor stored as F32 becomes an ids file for armt-run --ids)
  *   exit status 2: usage error, unreadable or malformed file, missing tensor, unsupported dtype
  *
- * The library's reader (lib/io/safetensors.h) accepts F32, F16 and BF16 only, but armt-run --save-outputs also
+ * The library's reader (lib/io/safetensors.h) accepts F32, F16 and BF16 only, but armt-run --save-outputs
+ * also
  * writes input_ids as I32, so a file is read here with its own bounds-checked reader: F32, F16, BF16 (through
  * the library's conversions), I32 and I64, little-endian, converted to double. Jansson parses the header.
  */
@@ -29,10 +30,10 @@
 #include <sys/types.h>
 
 typedef struct tensor {
-    int      ndim;
+    int ndim;
     uint64_t shape[ST_MAX_DIMS];
     uint64_t numel;
-    double  *v;
+    double *v;
 } tensor;
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -48,7 +49,8 @@ static void die(const char *fmt, ...) {
 
 static uint64_t le_u64(const unsigned char *p, int bytes) {
     uint64_t v = 0;
-    for (int i = bytes - 1; i >= 0; i--) v = (v << 8) | p[i];
+    for (int i = bytes - 1; i >= 0; i--)
+        v = (v << 8) | p[i];
     return v;
 }
 
@@ -63,8 +65,7 @@ static void load(const char *path, const char *name, tensor *t) {
     if (end < 8 || fread(len8, 1, 8, f) != 8) die("%s: shorter than 8 bytes", path);
     uint64_t hlen = le_u64(len8, 8);
     uint64_t fsize = (uint64_t)end;
-    if (hlen == 0 || hlen > ST_MAX_HEADER_BYTES || hlen > fsize - 8)
-        die("%s: bad header length", path);
+    if (hlen == 0 || hlen > ST_MAX_HEADER_BYTES || hlen > fsize - 8) die("%s: bad header length", path);
     char *header = malloc((size_t)hlen);
     if (!header) die("%s: out of memory", path);
     if (fread(header, 1, (size_t)hlen, f) != hlen) die("%s: truncated header", path);
@@ -109,7 +110,8 @@ static void load(const char *path, const char *name, tensor *t) {
     unsigned char *raw = malloc(t->numel * esize + 1);
     t->v = malloc((t->numel + 1) * sizeof *t->v);
     if (!raw || !t->v) die("%s: out of memory", path);
-    if (fseeko(f, (off_t)(8 + hlen + begin), SEEK_SET) != 0 || fread(raw, esize, (size_t)t->numel, f) != t->numel)
+    if (fseeko(f, (off_t)(8 + hlen + begin), SEEK_SET) != 0 ||
+        fread(raw, esize, (size_t)t->numel, f) != t->numel)
         die("%s: tensor '%s': read failed", path, name);
     fclose(f);
     for (uint64_t i = 0; i < t->numel; i++) {
@@ -135,10 +137,14 @@ static void load(const char *path, const char *name, tensor *t) {
 /* Shapes equal once leading and trailing dimensions of size 1 are dropped ([1, 96] vs [96]). */
 static int same_shape(const tensor *a, const tensor *b) {
     int a0 = 0, a1 = a->ndim, b0 = 0, b1 = b->ndim;
-    while (a0 < a1 && a->shape[a0] == 1) a0++;
-    while (a1 > a0 && a->shape[a1 - 1] == 1) a1--;
-    while (b0 < b1 && b->shape[b0] == 1) b0++;
-    while (b1 > b0 && b->shape[b1 - 1] == 1) b1--;
+    while (a0 < a1 && a->shape[a0] == 1)
+        a0++;
+    while (a1 > a0 && a->shape[a1 - 1] == 1)
+        a1--;
+    while (b0 < b1 && b->shape[b0] == 1)
+        b0++;
+    while (b1 > b0 && b->shape[b1 - 1] == 1)
+        b1--;
     if (a1 - a0 != b1 - b0) return 0;
     for (int i = 0; i < a1 - a0; i++)
         if (a->shape[a0 + i] != b->shape[b0 + i]) return 0;
@@ -147,7 +153,8 @@ static int same_shape(const tensor *a, const tensor *b) {
 
 static void print_shape(FILE *out, const tensor *t) {
     fputc('[', out);
-    for (int d = 0; d < t->ndim; d++) fprintf(out, "%s%" PRIu64, d ? ", " : "", t->shape[d]);
+    for (int d = 0; d < t->ndim; d++)
+        fprintf(out, "%s%" PRIu64, d ? ", " : "", t->shape[d]);
     fputc(']', out);
 }
 
@@ -155,14 +162,14 @@ int main(int argc, char **argv) {
     if (argc == 4 && strcmp(argv[1], "--print") == 0) {
         tensor t;
         load(argv[2], argv[3], &t);
-        for (uint64_t i = 0; i < t.numel; i++) printf("%.9g\n", t.v[i]);
+        for (uint64_t i = 0; i < t.numel; i++)
+            printf("%.9g\n", t.v[i]);
         free(t.v);
         return fflush(stdout) == 0 && !ferror(stdout) ? 0 : 2;
     }
     if (argc != 6) {
-        fprintf(stderr,
-                "usage: st_compare A.safetensors NAME_A B.safetensors NAME_B TOL\n"
-                "       st_compare --print FILE.safetensors NAME\n");
+        fprintf(stderr, "usage: st_compare A.safetensors NAME_A B.safetensors NAME_B TOL\n"
+                        "       st_compare --print FILE.safetensors NAME\n");
         return 2;
     }
     char *endp = NULL;
@@ -194,8 +201,8 @@ int main(int argc, char **argv) {
         }
     }
     int ok = worst <= tol;
-    printf("%s:%s vs %s:%s: %" PRIu64 " values, max abs diff %.3g", argv[1], argv[2], argv[3], argv[4], a.numel,
-           worst);
+    printf("%s:%s vs %s:%s: %" PRIu64 " values, max abs diff %.3g", argv[1], argv[2], argv[3], argv[4],
+           a.numel, worst);
     if (a.numel > 0) printf(" (index %" PRIu64 ": %.9g vs %.9g)", at, a.v[at], b.v[at]);
     printf(", tolerance %.3g: %s\n", tol, ok ? "ok" : "FAILED");
     free(a.v);

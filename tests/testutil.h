@@ -16,7 +16,12 @@
 
 /* 1 if at least one OpenCL device exists (asked in a forked child). */
 int test_have_device(void);
-/* Runs the suite; returns 77 when needs_device and there is none, else 0 (all passed) or 1. */
+/* A test case of s with its timeout in seconds (Check scales it by CK_TIMEOUT_MULTIPLIER): each test of it
+ * should take at most 30% of that with an empty PoCL kernel cache on a loaded 2-core machine. */
+TCase *test_tcase(Suite *s, const char *name, double timeout_s);
+/* Runs the suite, then prints each test's time and its share of its timeout (from Check's XML log, in a
+ * temporary file unless CK_XML_LOG_FILE_NAME names one); returns 77 when needs_device and there is none,
+ * else 0 (all passed) or 1. */
 int test_run_suite(Suite *s, int needs_device);
 /* A runtime on the default device (fails the test on error). */
 armt_runtime *test_runtime(void);
@@ -27,7 +32,7 @@ const char *test_data_dir(void);
 
 /* Host copy of every weight of a device model, and a ref_model pointing into it. */
 typedef struct test_host_model {
-    float    *role[ARMT_ROLE_COUNT]; /* [layers, out, in] per role (lm_head NULL when tied) */
+    float *role[ARMT_ROLE_COUNT]; /* [layers, out, in] per role (lm_head NULL when tied) */
     ref_model ref;
 } test_host_model;
 test_host_model *test_host_model_read(armt_model *m);

@@ -57,6 +57,24 @@ static void gemm_tiles(armt_device_tuning *tune, int wgmma) {
     tune->nar_threads = 32 * tune->nar_warps_m * tune->nar_warps_n;
 }
 
+/* The emulation's tiles (tests): the same code paths as the library's tiles (wgmma or mma.sync, k per stage,
+ * stages, raster, the 256 columns of the dual epilogues) on fewer fragments per warp, since PoCL's compile
+ * time grows steeply with them (128 x 128 x 32: minutes per kernel). Every fragment loop still runs twice or
+ * more somewhere: mma.sync 64 x 32 (two m16 by two n8 tiles per warp), narrow 32 x 32; wgmma 64 x 256 on one
+ * warpgroup of 2 x 2 warps (the narrow tiles stay 64 x 64 x 64). */
+static void emulation_tiles(armt_device_tuning *t) {
+    if (t->mma_wgmma) {
+        t->mma_bm = 64;
+        t->mma_warps_n = 2;
+    } else {
+        t->mma_bm = 64;
+        t->mma_bn = 32;
+        t->nar_bm = 32;
+        t->nar_bn = 32;
+    }
+    t->mma_threads = 32 * 2 * t->mma_warps_n;
+}
+
 armt_status armt_tune_device(const armt_device_info *info, const armt_tune_options *opt,
                              armt_device_tuning *tune, armt_err *err) {
     memset(tune, 0, sizeof *tune);
@@ -93,7 +111,7 @@ armt_status armt_tune_device(const armt_device_info *info, const armt_tune_optio
         wgmma = tune->mma_emulate ? opt->wgmma != ARMT_TC_AUTO : has_wgmma;
     }
     gemm_tiles(tune, wgmma);
-    /* k and v in one GEMM where the tiles pair the weights (always; lib/compute/forward.c tests the tiles) */
+    if (tune->mma_emulate) emulation_tiles(tune);
     /* attention of bf16 models on tensor cores wherever the GEMM has them */
     tune->attn_mma = tune->nv_mma && opt->attention != ARMT_TC_OFF;
     /* its tiles (warps per work-group x m16 row tiles per warp). GPUs: heads up to 64 stage K and V by
