@@ -38,347 +38,11 @@
  */
 #include "config.h"
 
-#include "common/error.h"
-#include "common/util.h"
-
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <errno.h>
-#include <jansson.h>
-#include <pcre2.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-/* Largest id accepted in a file: bounds the id-indexed tables (LLaMA-3 uses 128256). */
-#define TOK_MAX_ID (1 << 24)
-/* Largest number of pre-tokenizer steps (a Sequence may nest). */
-#define TOK_MAX_STEPS 16
+#include "io/tokenizer_internal.h"
 
 /* GPT-2's pre-tokenisation pattern, used by ByteLevel with use_regex = true. */
 static const char GPT2_PATTERN[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
-
-/* ======================================================================================================= */
-/* Structures                                                                                              */
-/* ======================================================================================================= */
-
-/* Open-addressing map from a byte string (kept in a pool) to an id. */
-typedef struct strmap_slot {
-    uint32_t hash;
-    int32_t id; /* -1: empty slot */
-    size_t off; /* key bytes: pool[off, off + len) */
-    size_t len;
-} strmap_slot;
-
-typedef struct strmap {
-    strmap_slot *slots; /* [cap], cap a power of two, at most half full */
-    size_t cap;
-    size_t count;
-} strmap;
-
-/* Open-addressing map (left id, right id) -> (rank, merged id). */
-typedef struct merge_slot {
-    uint64_t key; /* left << 32 | right; UINT64_MAX: empty */
-    uint32_t rank;
-    int32_t merged;
-} merge_slot;
-
-typedef struct mergemap {
-    merge_slot *slots; /* [cap] */
-    size_t cap;
-    size_t count;
-} mergemap;
-
-/* Per-id information; ids without a token (holes) have present = 0. */
-typedef struct tok_entry {
-    size_t text_off, text_len; /* token text as written in the file (UTF-8), in pool                 */
-    size_t dec_off, dec_len;   /* bytes that decode produces for it (ByteLevel decoder rule), in pool */
-    uint8_t present;
-    uint8_t special; /* a special added token (skipped by decode when skip_special)        */
-} tok_entry;
-
-typedef struct added_token {
-    int32_t id;
-    size_t off, len; /* content in pool */
-    uint8_t special;
-    uint8_t normalized;
-} added_token;
-
-typedef enum step_kind { STEP_SPLIT, STEP_BYTELEVEL } step_kind;
-
-typedef struct pretok_step {
-    step_kind kind;
-    pcre2_code *re;       /* the split regex; NULL for ByteLevel with use_regex = false */
-    int removed;          /* Split behavior "Removed": matches are dropped               */
-    int add_prefix_space; /* ByteLevel                                                     */
-} pretok_step;
-
-struct armt_tokenizer {
-    armt_err err;
-    char *pool; /* every string the tokenizer keeps                               */
-    size_t pool_len, pool_cap;
-
-    strmap vocab;     /* model vocab: token text (byte-level characters) -> id           */
-    strmap added_map; /* added token content -> id                                        */
-    mergemap merges;
-    tok_entry *tokens; /* [n_ids]                                                          */
-    int32_t n_ids;     /* max id + 1 over vocab and added tokens                           */
-
-    added_token *added; /* [n_added]                                                        */
-    size_t n_added;
-    /* For each pass (0: normalized = false, 1: normalized = true): indices into added[], sorted by first
-     * byte then longest first; first[pass][b] .. first[pass][b + 1] is the range starting with byte b. */
-    size_t *order[2];
-    size_t first[2][257];
-
-    pretok_step steps[TOK_MAX_STEPS];
-    int n_steps;
-
-    int ignore_merges;
-    int32_t unk_id; /* -1: none                                                         */
-    int fuse_unk;
-    int32_t byte_id[256];     /* id of the one-character token of each byte; -1 if not in vocab   */
-    uint8_t byte_chr[256][2]; /* UTF-8 of the character that stands for each byte                 */
-    uint8_t byte_chr_len[256];
-    int16_t chr_byte[324]; /* inverse: code point (< 324) -> byte, -1 if none                  */
-    int32_t *bos;          /* ids prepended by add_bos                                         */
-    size_t n_bos;
-};
-
-/* ======================================================================================================= */
-/* Small helpers: pool, UTF-8, hashing                                                                     */
-/* ======================================================================================================= */
-
-static armt_status pool_add(armt_tokenizer *t, const void *bytes, size_t n, size_t *off, armt_err *err) {
-    if (t->pool_len + n + 1 > t->pool_cap) {
-        size_t cap = t->pool_cap ? t->pool_cap : 4096;
-        while (cap < t->pool_len + n + 1)
-            cap *= 2;
-        char *p = realloc(t->pool, cap);
-        ARMT_RETURN_IF(!p, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (string pool)");
-        t->pool = p;
-        t->pool_cap = cap;
-    }
-    *off = t->pool_len;
-    if (n) memcpy(t->pool + t->pool_len, bytes, n);
-    t->pool[t->pool_len + n] = '\0'; /* keeps every entry printable with %s */
-    t->pool_len += n + 1;
-    return ARMT_OK;
-}
-
-/* Length of the valid UTF-8 character at s[0..n) (1-4), or, if invalid, minus the length of the maximal
- * subpart to replace by one U+FFFD (-1..-3): the lead byte plus the continuation bytes that were still
- * acceptable. Rejects overlong forms, surrogates and code points above U+10FFFF. *cp gets the code point. */
-static int utf8_next(const unsigned char *s, size_t n, uint32_t *cp) {
-    unsigned char b = s[0];
-    if (b < 0x80) {
-        *cp = b;
-        return 1;
-    }
-    int need;
-    unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-    uint32_t c;
-    if (b >= 0xC2 && b <= 0xDF) {
-        need = 1;
-        c = b & 0x1F;
-    } else if (b >= 0xE0 && b <= 0xEF) {
-        need = 2;
-        c = b & 0x0F;
-        if (b == 0xE0) lo = 0xA0;
-        if (b == 0xED) hi = 0x9F;
-    } else if (b >= 0xF0 && b <= 0xF4) {
-        need = 3;
-        c = b & 0x07;
-        if (b == 0xF0) lo = 0x90;
-        if (b == 0xF4) hi = 0x8F;
-    } else {
-        return -1;
-    }
-    for (int i = 1; i <= need; i++) {
-        if ((size_t)i >= n) return -i;
-        unsigned char x = s[i];
-        unsigned char l = (i == 1) ? lo : 0x80, h = (i == 1) ? hi : 0xBF;
-        if (x < l || x > h) return -i;
-        c = (c << 6) | (x & 0x3F);
-    }
-    *cp = c;
-    return need + 1;
-}
-
-static int utf8_put(uint32_t cp, unsigned char *out) {
-    if (cp < 0x80) {
-        out[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (unsigned char)(0xC0 | (cp >> 6));
-        out[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (unsigned char)(0xE0 | (cp >> 12));
-        out[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (unsigned char)(0xF0 | (cp >> 18));
-    out[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-/* FNV-1a, folded to 32 bits. */
-static uint32_t hash_bytes(const void *p, size_t n) {
-    const unsigned char *s = p;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= s[i];
-        h *= 0x100000001b3ull;
-    }
-    return (uint32_t)(h ^ (h >> 32));
-}
-
-/* Streaming variant: the hash of the byte-level characters of raw bytes, without building that string. */
-static uint32_t hash_mapped(const armt_tokenizer *t, const unsigned char *p, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *c = t->byte_chr[p[i]];
-        for (int k = 0; k < t->byte_chr_len[p[i]]; k++) {
-            h ^= c[k];
-            h *= 0x100000001b3ull;
-        }
-    }
-    return (uint32_t)(h ^ (h >> 32));
-}
-
-static size_t mapped_len(const armt_tokenizer *t, const unsigned char *p, size_t n) {
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        m += t->byte_chr_len[p[i]];
-    return m;
-}
-
-/* Does key (byte-level characters, in the pool) equal the mapping of raw bytes p[0..n)? */
-static int equal_mapped(const armt_tokenizer *t, const char *key, const unsigned char *p, size_t n) {
-    size_t j = 0;
-    for (size_t i = 0; i < n; i++) {
-        int l = t->byte_chr_len[p[i]];
-        if (memcmp(key + j, t->byte_chr[p[i]], (size_t)l) != 0) return 0;
-        j += (size_t)l;
-    }
-    return 1;
-}
-
-/* ======================================================================================================= */
-/* Maps                                                                                                    */
-/* ======================================================================================================= */
-
-static armt_status strmap_init(strmap *m, size_t expected, armt_err *err) {
-    size_t cap = 16;
-    while (cap < 2 * expected + 2)
-        cap *= 2;
-    m->slots = malloc(cap * sizeof *m->slots);
-    ARMT_RETURN_IF(!m->slots, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (map of %zu)",
-                   expected);
-    for (size_t i = 0; i < cap; i++)
-        m->slots[i].id = -1;
-    m->cap = cap;
-    m->count = 0;
-    return ARMT_OK;
-}
-
-/* Inserts key (already in the pool at off) -> id; a key present already gets the new id (last one wins, as
- * in a JSON object read by HF). */
-static void strmap_put(strmap *m, const char *pool, size_t off, size_t len, int32_t id) {
-    uint32_t h = hash_bytes(pool + off, len);
-    size_t mask = m->cap - 1;
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
-        strmap_slot *s = &m->slots[i];
-        if (s->id < 0) {
-            *s = (strmap_slot){.hash = h, .id = id, .off = off, .len = len};
-            m->count++;
-            return;
-        }
-        if (s->hash == h && s->len == len && memcmp(pool + s->off, pool + off, len) == 0) {
-            s->id = id;
-            return;
-        }
-    }
-}
-
-static int32_t strmap_get(const strmap *m, const char *pool, const void *key, size_t len) {
-    if (!m->slots) return -1;
-    uint32_t h = hash_bytes(key, len);
-    size_t mask = m->cap - 1;
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
-        const strmap_slot *s = &m->slots[i];
-        if (s->id < 0) return -1;
-        if (s->hash == h && s->len == len && memcmp(pool + s->off, key, len) == 0) return s->id;
-    }
-}
-
-/* Lookup of the byte-level mapping of raw bytes, in the vocab. */
-static int32_t vocab_get_mapped(const armt_tokenizer *t, const unsigned char *p, size_t n) {
-    const strmap *m = &t->vocab;
-    uint32_t h = hash_mapped(t, p, n);
-    size_t len = mapped_len(t, p, n);
-    size_t mask = m->cap - 1;
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
-        const strmap_slot *s = &m->slots[i];
-        if (s->id < 0) return -1;
-        if (s->hash == h && s->len == len && equal_mapped(t, t->pool + s->off, p, n)) return s->id;
-    }
-}
-
-static size_t merge_hash(uint64_t key, size_t mask) {
-    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & mask;
-}
-
-static armt_status mergemap_init(mergemap *m, size_t expected, armt_err *err) {
-    size_t cap = 16;
-    while (cap < 2 * expected + 2)
-        cap *= 2;
-    m->slots = malloc(cap * sizeof *m->slots);
-    ARMT_RETURN_IF(!m->slots, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (%zu merges)",
-                   expected);
-    for (size_t i = 0; i < cap; i++)
-        m->slots[i].key = UINT64_MAX;
-    m->cap = cap;
-    m->count = 0;
-    return ARMT_OK;
-}
-
-static uint64_t merge_key(int32_t a, int32_t b) { return ((uint64_t)(uint32_t)a << 32) | (uint32_t)b; }
-
-/* A repeated pair keeps the rank of its last occurrence, as HF does (its merges map is built in order). */
-static void mergemap_put(mergemap *m, int32_t a, int32_t b, uint32_t rank, int32_t merged) {
-    uint64_t key = merge_key(a, b);
-    size_t mask = m->cap - 1;
-    for (size_t i = merge_hash(key, mask);; i = (i + 1) & mask) {
-        merge_slot *s = &m->slots[i];
-        if (s->key == UINT64_MAX) {
-            *s = (merge_slot){.key = key, .rank = rank, .merged = merged};
-            m->count++;
-            return;
-        }
-        if (s->key == key) {
-            s->rank = rank;
-            s->merged = merged;
-            return;
-        }
-    }
-}
-
-static const merge_slot *mergemap_get(const mergemap *m, int32_t a, int32_t b) {
-    uint64_t key = merge_key(a, b);
-    size_t mask = m->cap - 1;
-    for (size_t i = merge_hash(key, mask);; i = (i + 1) & mask) {
-        const merge_slot *s = &m->slots[i];
-        if (s->key == UINT64_MAX) return NULL;
-        if (s->key == key) return s;
-    }
-}
 
 /* ======================================================================================================= */
 /* Loading                                                                                                 */
@@ -394,7 +58,7 @@ static void init_byte_table(armt_tokenizer *t) {
         int printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
         int cp = printable ? b : next++;
         unsigned char u[4];
-        int l = utf8_put((uint32_t)cp, u);
+        int l = armt_tok_utf8_put((uint32_t)cp, u);
         memcpy(t->byte_chr[b], u, (size_t)l);
         t->byte_chr_len[b] = (uint8_t)l;
         t->chr_byte[cp] = (int16_t)b;
@@ -626,7 +290,7 @@ static armt_status parse_model(armt_tokenizer *t, const json_t *root, int32_t *m
     ARMT_TRY(get_bool(model, "fuse_unk", 0, &t->fuse_unk, "model", err));
 
     /* Vocab */
-    ARMT_TRY(strmap_init(&t->vocab, json_object_size(vocab), err));
+    ARMT_TRY(armt_tok_strmap_init(&t->vocab, json_object_size(vocab), err));
     const char *key;
     const json_t *v;
     json_object_foreach((json_t *)vocab, key, v) {
@@ -635,15 +299,15 @@ static armt_status parse_model(armt_tokenizer *t, const json_t *root, int32_t *m
         json_int_t id = json_integer_value(v);
         ARMT_TRY(check_id(id, "vocab entry", key, err));
         size_t off;
-        ARMT_TRY(pool_add(t, key, strlen(key), &off, err));
-        strmap_put(&t->vocab, t->pool, off, strlen(key), (int32_t)id);
+        ARMT_TRY(armt_tok_pool_add(t, key, strlen(key), &off, err));
+        armt_tok_strmap_put(&t->vocab, t->pool, off, strlen(key), (int32_t)id);
         if ((int32_t)id > *max_id) *max_id = (int32_t)id;
     }
 
     const char *unk = json_string_value(json_object_get(model, "unk_token"));
     t->unk_id = -1;
     if (unk) {
-        t->unk_id = strmap_get(&t->vocab, t->pool, unk, strlen(unk));
+        t->unk_id = armt_tok_strmap_get(&t->vocab, t->pool, unk, strlen(unk));
         ARMT_RETURN_IF(t->unk_id < 0, ARMT_STATUS_BAD_FILE,
                        "tokenizer.json: unk_token '%s' is not in the vocab", unk);
     }
@@ -651,7 +315,7 @@ static armt_status parse_model(armt_tokenizer *t, const json_t *root, int32_t *m
     /* Merges: rank = position in the list; the merged token must be in the vocab. */
     size_t n = json_array_size(merges);
     ARMT_RETURN_IF(n > UINT32_MAX / 2, ARMT_STATUS_BAD_FILE, "tokenizer.json: too many merges (%zu)", n);
-    ARMT_TRY(mergemap_init(&t->merges, n, err));
+    ARMT_TRY(armt_tok_mergemap_init(&t->merges, n, err));
     char *cat = NULL;
     size_t cat_cap = 0;
     for (size_t i = 0; i < n; i++) {
@@ -673,9 +337,9 @@ static armt_status parse_model(armt_tokenizer *t, const json_t *root, int32_t *m
         }
         memcpy(cat, a, al);
         memcpy(cat + al, b, bl);
-        int32_t ia = strmap_get(&t->vocab, t->pool, a, al);
-        int32_t ib = strmap_get(&t->vocab, t->pool, b, bl);
-        int32_t im = strmap_get(&t->vocab, t->pool, cat, al + bl);
+        int32_t ia = armt_tok_strmap_get(&t->vocab, t->pool, a, al);
+        int32_t ib = armt_tok_strmap_get(&t->vocab, t->pool, b, bl);
+        int32_t im = armt_tok_strmap_get(&t->vocab, t->pool, cat, al + bl);
         if (ia < 0 || ib < 0 || im < 0) {
             cat[al + bl] = '\0';
             const char *miss = ia < 0 ? a : ib < 0 ? b : cat;
@@ -686,7 +350,7 @@ static armt_status parse_model(armt_tokenizer *t, const json_t *root, int32_t *m
             free(cat);
             return st;
         }
-        mergemap_put(&t->merges, ia, ib, (uint32_t)i, im);
+        armt_tok_mergemap_put(&t->merges, ia, ib, (uint32_t)i, im);
     }
     free(cat);
     return ARMT_OK;
@@ -694,11 +358,11 @@ static armt_status parse_model(armt_tokenizer *t, const json_t *root, int32_t *m
 
 static armt_status parse_added_tokens(armt_tokenizer *t, const json_t *root, int32_t *max_id, armt_err *err) {
     const json_t *list = json_object_get(root, "added_tokens");
-    if (!list || json_is_null(list)) return strmap_init(&t->added_map, 0, err);
+    if (!list || json_is_null(list)) return armt_tok_strmap_init(&t->added_map, 0, err);
     ARMT_RETURN_IF(!json_is_array(list), ARMT_STATUS_BAD_FILE,
                    "tokenizer.json: added_tokens is not an array");
     size_t n = json_array_size(list);
-    ARMT_TRY(strmap_init(&t->added_map, n, err));
+    ARMT_TRY(armt_tok_strmap_init(&t->added_map, n, err));
     if (n == 0) return ARMT_OK;
     t->added = calloc(n, sizeof *t->added);
     ARMT_RETURN_IF(!t->added, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (added tokens)");
@@ -726,8 +390,8 @@ static armt_status parse_added_tokens(armt_tokenizer *t, const json_t *root, int
         at->len = json_string_length(c);
         at->special = (uint8_t)special;
         at->normalized = (uint8_t)normalized;
-        ARMT_TRY(pool_add(t, content, at->len, &at->off, err));
-        strmap_put(&t->added_map, t->pool, at->off, at->len, at->id);
+        ARMT_TRY(armt_tok_pool_add(t, content, at->len, &at->off, err));
+        armt_tok_strmap_put(&t->added_map, t->pool, at->off, at->len, at->id);
         if (at->id > *max_id) *max_id = at->id;
     }
     return ARMT_OK;
@@ -861,7 +525,7 @@ static armt_status parse_bos(armt_tokenizer *t, const json_t *root, armt_err *er
     /* No template: fall back to a special added token with a conventional BOS name. */
     static const char *const names[] = {"<|begin_of_text|>", "<s>", "<bos>", "<|startoftext|>"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        int32_t id = strmap_get(&t->added_map, t->pool, names[i], strlen(names[i]));
+        int32_t id = armt_tok_strmap_get(&t->added_map, t->pool, names[i], strlen(names[i]));
         if (id >= 0) {
             t->bos = malloc(sizeof *t->bos);
             ARMT_RETURN_IF(!t->bos, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory");
@@ -883,7 +547,7 @@ static armt_status set_decoded(armt_tokenizer *t, tok_entry *e, armt_err *err) {
     int mapped = 1;
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        int l = utf8_next(s + i, n - i, &cp);
+        int l = armt_tok_utf8_next(s + i, n - i, &cp);
         if (l < 0 || cp >= 324 || t->chr_byte[cp] < 0) {
             mapped = 0;
             break;
@@ -893,12 +557,12 @@ static armt_status set_decoded(armt_tokenizer *t, tok_entry *e, armt_err *err) {
     }
     armt_status st;
     if (mapped) {
-        st = pool_add(t, buf, k, &e->dec_off, err);
+        st = armt_tok_pool_add(t, buf, k, &e->dec_off, err);
         e->dec_len = k;
     } else {
         /* pool_add may move the pool: copy the text first */
         memcpy(buf, s, n);
-        st = pool_add(t, buf, n, &e->dec_off, err);
+        st = armt_tok_pool_add(t, buf, n, &e->dec_off, err);
         e->dec_len = n;
     }
     free(buf);
@@ -926,7 +590,7 @@ static armt_status build_tables(armt_tokenizer *t, int32_t max_id, armt_err *err
     for (int32_t id = 0; id < t->n_ids; id++)
         if (t->tokens[id].present) ARMT_TRY(set_decoded(t, &t->tokens[id], err));
     for (int b = 0; b < 256; b++)
-        t->byte_id[b] = strmap_get(&t->vocab, t->pool, t->byte_chr[b], t->byte_chr_len[b]);
+        t->byte_id[b] = armt_tok_strmap_get(&t->vocab, t->pool, t->byte_chr[b], t->byte_chr_len[b]);
     return ARMT_OK;
 }
 
@@ -1013,358 +677,6 @@ int32_t armt_tokenizer_vocab_size(const armt_tokenizer *t) { return t ? t->n_ids
 int32_t armt_tokenizer_token_id(const armt_tokenizer *t, const char *text) {
     if (!t || !text) return -1;
     size_t n = strlen(text);
-    int32_t id = strmap_get(&t->added_map, t->pool, text, n);
-    return id >= 0 ? id : strmap_get(&t->vocab, t->pool, text, n);
-}
-
-/* ======================================================================================================= */
-/* Encoding                                                                                                */
-/* ======================================================================================================= */
-
-typedef struct heap_item {
-    uint32_t rank;
-    uint32_t pos; /* left symbol                        */
-    int32_t left; /* ids of the pair when it was pushed */
-    int32_t right;
-} heap_item;
-
-/* Scratch of one encode call (the tokenizer itself stays read-only). */
-typedef struct enc_state {
-    const armt_tokenizer *t;
-    armt_err *err;
-    int parse_special;
-    pcre2_match_data *md;
-    int32_t *ids; /* output                                             */
-    size_t n_ids, cap_ids;
-    int32_t *sym;         /* BPE symbols [cap_sym]: id (-1 once absorbed) ...   */
-    int32_t *prev, *next; /* ... and the doubly linked list of live symbols     */
-    size_t cap_sym;
-    heap_item *heap; /* candidate merges, min-heap on (rank, pos)          */
-    size_t n_heap, cap_heap;
-} enc_state;
-
-static armt_status emit(enc_state *s, int32_t id) {
-    if (s->n_ids == s->cap_ids) {
-        size_t cap = s->cap_ids ? 2 * s->cap_ids : 256;
-        int32_t *p = realloc(s->ids, cap * sizeof *p);
-        if (!p) return armt_err_set(s->err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (ids)");
-        s->ids = p;
-        s->cap_ids = cap;
-    }
-    s->ids[s->n_ids++] = id;
-    return ARMT_OK;
-}
-
-static int heap_less(const heap_item *a, const heap_item *b) {
-    return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
-}
-
-static armt_status heap_push(enc_state *s, heap_item it) {
-    if (s->n_heap == s->cap_heap) {
-        size_t cap = s->cap_heap ? 2 * s->cap_heap : 64;
-        heap_item *h = realloc(s->heap, cap * sizeof *h);
-        if (!h)
-            return armt_err_set(s->err, ARMT_STATUS_OUT_OF_HOST_MEMORY,
-                                "tokenizer: out of memory (BPE heap)");
-        s->heap = h;
-        s->cap_heap = cap;
-    }
-    size_t i = s->n_heap++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!heap_less(&it, &s->heap[p])) break;
-        s->heap[i] = s->heap[p];
-        i = p;
-    }
-    s->heap[i] = it;
-    return ARMT_OK;
-}
-
-static heap_item heap_pop(enc_state *s) {
-    heap_item top = s->heap[0], last = s->heap[--s->n_heap];
-    size_t i = 0, n = s->n_heap;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && heap_less(&s->heap[c + 1], &s->heap[c])) c++;
-        if (!heap_less(&s->heap[c], &last)) break;
-        s->heap[i] = s->heap[c];
-        i = c;
-    }
-    if (n) s->heap[i] = last;
-    return top;
-}
-
-/* Pushes the pair starting at symbol position a, if it is a known merge. */
-static armt_status push_pair(enc_state *s, int32_t a) {
-    int32_t b = s->next[a];
-    if (a < 0 || b < 0) return ARMT_OK;
-    const merge_slot *m = mergemap_get(&s->t->merges, s->sym[a], s->sym[b]);
-    if (!m) return ARMT_OK;
-    return heap_push(s,
-                     (heap_item){.rank = m->rank, .pos = (uint32_t)a, .left = s->sym[a], .right = s->sym[b]});
-}
-
-/* BPE of one pre-token (raw bytes; its byte-level characters are what the vocab holds). */
-static armt_status bpe_word(enc_state *s, const unsigned char *p, size_t n) {
-    const armt_tokenizer *t = s->t;
-    if (n == 0) return ARMT_OK;
-    if (t->ignore_merges) {
-        int32_t id = vocab_get_mapped(t, p, n);
-        if (id >= 0) return emit(s, id);
-    }
-    if (n > s->cap_sym) {
-        size_t cap = n < 64 ? 64 : n;
-        int32_t *a = realloc(s->sym, cap * sizeof *a);
-        if (a) s->sym = a;
-        int32_t *b = realloc(s->prev, cap * sizeof *b);
-        if (b) s->prev = b;
-        int32_t *c = realloc(s->next, cap * sizeof *c);
-        if (c) s->next = c;
-        if (!a || !b || !c)
-            return armt_err_set(s->err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory");
-        s->cap_sym = cap;
-    }
-    /* Initial symbols: one per byte. A byte whose character is missing from the vocab becomes unk (fused
-     * with a preceding unk if fuse_unk) or, without an unk token, is dropped - HF's BPE does the same. */
-    int32_t m = 0;
-    int last_unk = 0;
-    for (size_t i = 0; i < n; i++) {
-        int32_t id = t->byte_id[p[i]];
-        if (id < 0) {
-            if (t->unk_id < 0) continue;
-            if (t->fuse_unk && last_unk) continue;
-            id = t->unk_id;
-            last_unk = 1;
-        } else {
-            last_unk = 0;
-        }
-        s->sym[m] = id;
-        s->prev[m] = m - 1;
-        s->next[m] = m + 1;
-        m++;
-    }
-    if (m == 0) return ARMT_OK;
-    s->next[m - 1] = -1;
-    s->n_heap = 0;
-    for (int32_t i = 0; i + 1 < m; i++)
-        ARMT_TRY(push_pair(s, i));
-    while (s->n_heap) {
-        heap_item it = heap_pop(s);
-        int32_t a = (int32_t)it.pos, b = s->next[a];
-        /* Stale entry: the left symbol was absorbed (sym = -1) or one side has merged since the push. */
-        if (s->sym[a] != it.left || b < 0 || s->sym[b] != it.right) continue;
-        const merge_slot *mg = mergemap_get(&t->merges, it.left, it.right);
-        s->sym[a] = mg->merged;
-        s->sym[b] = -1;
-        s->next[a] = s->next[b];
-        if (s->next[a] >= 0) s->prev[s->next[a]] = a;
-        if (s->prev[a] >= 0) ARMT_TRY(push_pair(s, s->prev[a]));
-        ARMT_TRY(push_pair(s, a));
-    }
-    for (int32_t i = 0; i >= 0; i = s->next[i])
-        ARMT_TRY(emit(s, s->sym[i]));
-    return ARMT_OK;
-}
-
-static armt_status pretokenize(enc_state *s, int step, const unsigned char *p, size_t n);
-
-/* Runs a step's regex over one valid UTF-8 run; gaps and (unless removed) matches go to the next step. */
-static armt_status split_valid(enc_state *s, int step, const unsigned char *p, size_t n) {
-    const pretok_step *ps = &s->t->steps[step];
-    size_t start = 0, prev_end = 0;
-    while (start < n) {
-        int rc = pcre2_match(ps->re, p, n, start, PCRE2_NO_UTF_CHECK, s->md, NULL);
-        if (rc == PCRE2_ERROR_NOMATCH) break;
-        if (rc < 0) {
-            PCRE2_UCHAR msg[256];
-            pcre2_get_error_message(rc, msg, sizeof msg);
-            return armt_err_set(s->err, ARMT_STATUS_UNSUPPORTED, "tokenizer: pre-tokenizer regex failed: %s",
-                                (const char *)msg);
-        }
-        const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->md);
-        size_t ms = ov[0], me = ov[1];
-        if (ms < prev_end || me < ms || me > n)
-            return armt_err_set(s->err, ARMT_STATUS_UNSUPPORTED,
-                                "tokenizer: regex match out of order (\\K?)");
-        if (me == ms) { /* empty match: not a split point; step over one character */
-            uint32_t cp;
-            int l = (me < n) ? utf8_next(p + me, n - me, &cp) : 1;
-            start = me + (size_t)(l > 0 ? l : 1);
-            continue;
-        }
-        if (ms > prev_end) ARMT_TRY(pretokenize(s, step + 1, p + prev_end, ms - prev_end));
-        if (!ps->removed) ARMT_TRY(pretokenize(s, step + 1, p + ms, me - ms));
-        prev_end = start = me;
-    }
-    if (n > prev_end) ARMT_TRY(pretokenize(s, step + 1, p + prev_end, n - prev_end));
-    return ARMT_OK;
-}
-
-/* A regex step: valid runs through the regex, each invalid subsequence as its own piece (see top). */
-static armt_status split_step(enc_state *s, int step, const unsigned char *p, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        size_t j = i;
-        int l = 0;
-        while (j < n) {
-            uint32_t cp;
-            l = utf8_next(p + j, n - j, &cp);
-            if (l < 0) break;
-            j += (size_t)l;
-        }
-        if (j > i) ARMT_TRY(split_valid(s, step, p + i, j - i));
-        if (j < n) {
-            ARMT_TRY(pretokenize(s, step + 1, p + j, (size_t)-l));
-            j += (size_t)-l;
-        }
-        i = j;
-    }
-    return ARMT_OK;
-}
-
-/* Applies pre-tokenizer step `step` to one piece, depth first; after the last step it is a pre-token. */
-static armt_status pretokenize(enc_state *s, int step, const unsigned char *p, size_t n) {
-    if (n == 0) return ARMT_OK;
-    if (step == s->t->n_steps) return bpe_word(s, p, n);
-    const pretok_step *ps = &s->t->steps[step];
-    if (ps->kind == STEP_BYTELEVEL && ps->add_prefix_space && p[0] != ' ') {
-        unsigned char *q = malloc(n + 1);
-        if (!q) return armt_err_set(s->err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory");
-        q[0] = ' ';
-        memcpy(q + 1, p, n);
-        armt_status st = ps->re ? split_step(s, step, q, n + 1) : pretokenize(s, step + 1, q, n + 1);
-        free(q);
-        return st;
-    }
-    return ps->re ? split_step(s, step, p, n) : pretokenize(s, step + 1, p, n);
-}
-
-/* Cuts added tokens out of p[0..n): pass 0 (normalized = false) then, in its gaps, pass 1 (normalized =
- * true); the remaining gaps are pre-tokenized. Leftmost match wins, then the longest one at that position. */
-static armt_status split_added(enc_state *s, int pass, const unsigned char *p, size_t n) {
-    const armt_tokenizer *t = s->t;
-    if (pass == 2) return pretokenize(s, 0, p, n);
-    size_t gap = 0;
-    for (size_t i = 0; i < n;) {
-        size_t lo = t->first[pass][p[i]], hi = t->first[pass][p[i] + 1];
-        const added_token *hit = NULL;
-        for (size_t k = lo; k < hi; k++) {
-            const added_token *a = &t->added[t->order[pass][k]];
-            if (a->len > n - i || (a->special && !s->parse_special)) continue;
-            if (memcmp(t->pool + a->off, p + i, a->len) == 0) {
-                hit = a;
-                break;
-            }
-        }
-        if (!hit) {
-            i++;
-            continue;
-        }
-        if (i > gap) ARMT_TRY(split_added(s, pass + 1, p + gap, i - gap));
-        ARMT_TRY(emit(s, hit->id));
-        i += hit->len;
-        gap = i;
-    }
-    if (n > gap) ARMT_TRY(split_added(s, pass + 1, p + gap, n - gap));
-    return ARMT_OK;
-}
-
-armt_status armt_tokenizer_encode(armt_tokenizer *tok, const char *text, size_t len, int add_bos,
-                                  int parse_special, int32_t *ids, size_t cap, size_t *n_out) {
-    armt_err *err = tok ? &tok->err : NULL;
-    ARMT_RETURN_IF(!tok || !n_out || (!text && len) || (!ids && cap), ARMT_STATUS_INVALID_ARGUMENT,
-                   "armt_tokenizer_encode: NULL argument");
-    if (err->status != ARMT_OK) armt_err_clear(err); /* successful calls on a clean handle write nothing */
-    *n_out = 0;
-    enc_state s = {.t = tok, .err = err, .parse_special = parse_special};
-    armt_status st = ARMT_OK;
-    s.md = pcre2_match_data_create(1, NULL);
-    if (!s.md) {
-        st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (match data)");
-        goto done;
-    }
-    if (add_bos)
-        for (size_t i = 0; i < tok->n_bos; i++)
-            ARMT_TRY_GOTO(emit(&s, tok->bos[i]), done);
-    if (len) ARMT_TRY_GOTO(split_added(&s, 0, (const unsigned char *)text, len), done);
-    *n_out = s.n_ids;
-    if (s.n_ids > cap) {
-        st = armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT,
-                          "armt_tokenizer_encode: %zu ids do not fit the capacity %zu", s.n_ids, cap);
-        goto done;
-    }
-    if (s.n_ids) memcpy(ids, s.ids, s.n_ids * sizeof *ids);
-done:
-    pcre2_match_data_free(s.md);
-    free(s.ids);
-    free(s.sym);
-    free(s.prev);
-    free(s.next);
-    free(s.heap);
-    return st;
-}
-
-/* ======================================================================================================= */
-/* Decoding                                                                                                */
-/* ======================================================================================================= */
-
-armt_status armt_tokenizer_decode(armt_tokenizer *tok, const int32_t *ids, size_t n, int skip_special,
-                                  char *text, size_t cap, size_t *len_out) {
-    armt_err *err = tok ? &tok->err : NULL;
-    ARMT_RETURN_IF(!tok || !len_out || (!ids && n) || (!text && cap), ARMT_STATUS_INVALID_ARGUMENT,
-                   "armt_tokenizer_decode: NULL argument");
-    if (err->status != ARMT_OK) armt_err_clear(err);
-    *len_out = 0;
-    /* Pass 1: the raw bytes of the tokens, and their length after the U+FFFD substitution. */
-    size_t raw = 0;
-    for (size_t i = 0; i < n; i++) {
-        int32_t id = ids[i];
-        ARMT_RETURN_IF(id < 0 || id >= tok->n_ids || !tok->tokens[id].present, ARMT_STATUS_TOKEN_OUT_OF_RANGE,
-                       "armt_tokenizer_decode: ids[%zu] = %d is not a token (vocab size %d)", i, (int)id,
-                       (int)tok->n_ids);
-        if (!(skip_special && tok->tokens[id].special)) raw += tok->tokens[id].dec_len;
-    }
-    unsigned char *buf = malloc(raw ? raw : 1);
-    ARMT_RETURN_IF(!buf, ARMT_STATUS_OUT_OF_HOST_MEMORY, "tokenizer: out of memory (%zu bytes)", raw);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        const tok_entry *e = &tok->tokens[ids[i]];
-        if (skip_special && e->special) continue;
-        memcpy(buf + k, tok->pool + e->dec_off, e->dec_len);
-        k += e->dec_len;
-    }
-    /* Pass 2: invalid UTF-8 subsequences -> U+FFFD (EF BF BD), like String::from_utf8_lossy. */
-    size_t need = 0;
-    for (size_t i = 0; i < raw;) {
-        uint32_t cp;
-        int l = utf8_next(buf + i, raw - i, &cp);
-        need += l > 0 ? (size_t)l : 3;
-        i += (size_t)(l > 0 ? l : -l);
-    }
-    if (need + 1 > cap) {
-        free(buf);
-        *len_out = need + 1;
-        return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT,
-                            "armt_tokenizer_decode: %zu bytes (NUL included) do not fit the capacity %zu",
-                            need + 1, cap);
-    }
-    size_t o = 0;
-    for (size_t i = 0; i < raw;) {
-        uint32_t cp;
-        int l = utf8_next(buf + i, raw - i, &cp);
-        if (l > 0) {
-            memcpy(text + o, buf + i, (size_t)l);
-            o += (size_t)l;
-            i += (size_t)l;
-        } else {
-            memcpy(text + o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            i += (size_t)-l;
-        }
-    }
-    text[o] = '\0';
-    *len_out = o;
-    free(buf);
-    return ARMT_OK;
+    int32_t id = armt_tok_strmap_get(&t->added_map, t->pool, text, n);
+    return id >= 0 ? id : armt_tok_strmap_get(&t->vocab, t->pool, text, n);
 }
