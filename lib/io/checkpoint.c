@@ -11,6 +11,8 @@
  */
 #include "config.h"
 
+#include "io/checkpoint_internal.h"
+
 #include "io/checkpoint.h"
 
 #include "io/armt_config.h"
@@ -30,34 +32,6 @@
 #define CK_MAX_JSON_BYTES (64u << 20)
 #define CK_N_GLOBAL       (ARMT_ROLE_COUNT - ARMT_ROLE_N_LAYER_ROLES)
 
-typedef struct ck_slot {
-    const st_tensor *t;   /* the weight: <module>.weight or <module>.base_layer.weight */
-    const st_tensor *la;  /* lora_A (r, in), or NULL                                     */
-    const st_tensor *lb;  /* lora_B (out, r), or NULL                                    */
-    int ar, ar_la, ar_lb; /* archive of each                                            */
-} ck_slot;
-
-struct armt_ckpt {
-    armt_config cfg;
-    st_archive *ar[CK_MAX_ARCHIVES];
-    int n_ar;
-    ck_slot *lslots; /* [slot_layers][ARMT_ROLE_N_LAYER_ROLES]                  */
-    int slot_layers; /* allocated layers                                         */
-    int max_layer;   /* highest layer index seen; -1 for none                    */
-    ck_slot gslots[CK_N_GLOBAL];
-    int embed_from_lm_head;
-    int any_lora, any_peft_prefix;
-    double lora_scale;
-    char layout[32];
-    /* for the names of missing tensors */
-    char *dec_prefix;      /* "memory_cell.layers." etc. (decoder roles), with dec_inner */
-    const char *dec_inner; /* "" or "layer."                                            */
-    char *armt_prefix;     /* the prefix seen on W_m* tensors                          */
-    char *root;            /* prefix of model.norm.weight / lm_head.weight                 */
-    char *mem_name;        /* the name of the memory tensor                            */
-    char namebuf[512];
-};
-
 /* ===================================================================================================== */
 /* Small helpers                                                                                         */
 /* ===================================================================================================== */
@@ -76,22 +50,9 @@ static int file_exists(const char *path) {
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
-static void shape_str(const st_tensor *t, char *buf, size_t n) {
-    size_t o = 0;
-    o += (size_t)snprintf(buf + o, n - o, "[");
-    for (int i = 0; i < t->ndim && o < n; i++)
-        o += (size_t)snprintf(buf + o, n - o, "%s%llu", i ? ", " : "", (unsigned long long)t->shape[i]);
-    if (o < n) snprintf(buf + o, n - o, "]");
-}
-
 /* ===================================================================================================== */
 /* Configuration sources                                                                                 */
 /* ===================================================================================================== */
-
-/* Which of the four ARMT fields a source names explicitly. */
-typedef struct ck_explicit {
-    int num_mem_tokens, d_mem, segment_size, correction;
-} ck_explicit;
 
 static void mark_present_keys(const char *text, size_t len, ck_explicit *ex) {
     json_t *o = json_loadb(text, len, 0, NULL);
@@ -105,14 +66,6 @@ static void mark_present_keys(const char *text, size_t len, ck_explicit *ex) {
     }
     json_decref(o);
 }
-
-typedef struct ck_adapter {
-    int present;
-    int r; /* 0 if not given */
-    double alpha;
-    int has_alpha;
-    int rslora;
-} ck_adapter;
 
 static armt_status parse_adapter(const char *path, const char *text, size_t len, ck_adapter *ad,
                                  armt_err *err) {
@@ -174,8 +127,6 @@ done:
 /* Name classification                                                                                   */
 /* ===================================================================================================== */
 
-typedef enum ck_part { CK_WEIGHT = 0, CK_LORA_A, CK_LORA_B } ck_part;
-
 static const struct {
     const char *module;
     armt_role role;
@@ -195,27 +146,6 @@ static const struct {
     {"W_mv", ARMT_ROLE_WMV, 1},
     {"W_mb", ARMT_ROLE_WMB, 1},
 };
-
-/* HF suffix of a per-layer role, after "layers.N." (and "layer." for decoder roles in the ARMT wrapper). */
-static const char *role_suffix(armt_role r) {
-    switch (r) {
-    case ARMT_ROLE_WQ: return "self_attn.q_proj.weight";
-    case ARMT_ROLE_WK: return "self_attn.k_proj.weight";
-    case ARMT_ROLE_WV: return "self_attn.v_proj.weight";
-    case ARMT_ROLE_WO: return "self_attn.o_proj.weight";
-    case ARMT_ROLE_WG: return "mlp.gate_proj.weight";
-    case ARMT_ROLE_WU: return "mlp.up_proj.weight";
-    case ARMT_ROLE_WD: return "mlp.down_proj.weight";
-    case ARMT_ROLE_NORM_IN: return "input_layernorm.weight";
-    case ARMT_ROLE_NORM_POST: return "post_attention_layernorm.weight";
-    case ARMT_ROLE_WMQ: return "W_mq.weight";
-    case ARMT_ROLE_WMK: return "W_mk.weight";
-    case ARMT_ROLE_WMV: return "W_mv.weight";
-    case ARMT_ROLE_WMB: return "W_mb.weight";
-    case ARMT_ROLE_BMB: return "W_mb.bias";
-    default: return "?";
-    }
-}
 
 /* Finds "layers.<N>." at the start of name or after a dot. Sets the prefix length (up to and including
  * "layers."), the index and the rest after "<N>.". Returns 0 when absent, -1 when the index is too large. */
@@ -239,11 +169,11 @@ static int find_layer(const char *name, size_t *prefix_len, long *layer, const c
     return 0;
 }
 
-static ck_slot *layer_slot(armt_ckpt *c, int layer, armt_role role) {
+ck_slot *armt_ck_layer_slot(armt_ckpt *c, int layer, armt_role role) {
     return &c->lslots[(size_t)layer * ARMT_ROLE_N_LAYER_ROLES + (size_t)role];
 }
 
-static armt_status grow_layers(armt_ckpt *c, int layer, armt_err *err) {
+armt_status armt_ck_grow_layers(armt_ckpt *c, int layer, armt_err *err) {
     if (layer < c->slot_layers) return ARMT_OK;
     int n = c->slot_layers ? c->slot_layers : 8;
     while (n <= layer)
@@ -365,7 +295,7 @@ static armt_status classify(armt_ckpt *c, const st_tensor *t, int ar, armt_err *
             ARMT_RETURN_IF(part != CK_WEIGHT && (!layer_modules[i].linear || role == ARMT_ROLE_BMB),
                            ARMT_STATUS_UNSUPPORTED,
                            "checkpoint: tensor '%s': LoRA on this weight is not supported", name);
-            ARMT_TRY(grow_layers(c, (int)layer, err));
+            ARMT_TRY(armt_ck_grow_layers(c, (int)layer, err));
             if ((int)layer > c->max_layer) c->max_layer = (int)layer;
             if (armt_role_is_armt(role)) {
                 ARMT_TRY(set_prefix(&c->armt_prefix, name, plen, err));
@@ -373,7 +303,7 @@ static armt_status classify(armt_ckpt *c, const st_tensor *t, int ar, armt_err *
                 ARMT_TRY(set_prefix(&c->dec_prefix, name, plen, err));
                 c->dec_inner = inner ? "layer." : "";
             }
-            return place(c, layer_slot(c, (int)layer, role), part, t, ar, err);
+            return place(c, armt_ck_layer_slot(c, (int)layer, role), part, t, ar, err);
         }
         ARMT_RETURN_IF(strstr(rest, "lora_") != NULL, ARMT_STATUS_UNSUPPORTED,
                        "checkpoint: tensor '%s': LoRA on this module is not supported", name);
@@ -404,192 +334,6 @@ static armt_status classify(armt_ckpt *c, const st_tensor *t, int ar, armt_err *
         if (role == ARMT_ROLE_MEM) ARMT_TRY(set_prefix(&c->mem_name, name, n, err));
         return place(c, &c->gslots[role - ARMT_ROLE_N_LAYER_ROLES], CK_WEIGHT, t, ar, err);
     }
-    return ARMT_OK;
-}
-
-/* ===================================================================================================== */
-/* Names of absent tensors (for messages)                                                                */
-/* ===================================================================================================== */
-
-static const char *expected_name(armt_ckpt *c, armt_role role, int layer) {
-    char root[256];
-    snprintf(root, sizeof root, "%s", c->root ? c->root : "");
-    if (!c->root && c->dec_prefix) {
-        /* derive it from the decoder prefix: "<root>model.layers." or the cell's "memory_cell.layers." */
-        size_t n = strlen(c->dec_prefix);
-        if (n >= 13 && strcmp(c->dec_prefix + n - 13, "model.layers.") == 0)
-            snprintf(root, sizeof root, "%.*s", (int)(n - 13), c->dec_prefix);
-        else if (strcmp(c->dec_prefix, "memory_cell.layers.") == 0)
-            snprintf(root, sizeof root, "memory_cell.model.");
-    }
-    if (armt_role_is_layer(role)) {
-        const char *prefix =
-            armt_role_is_armt(role) ? (c->armt_prefix ? c->armt_prefix : c->dec_prefix) : c->dec_prefix;
-        if (!prefix) prefix = "model.layers.";
-        const char *inner = (!armt_role_is_armt(role) && c->dec_prefix) ? c->dec_inner : "";
-        snprintf(c->namebuf, sizeof c->namebuf, "%s%d.%s%s", prefix, layer, inner, role_suffix(role));
-    } else {
-        switch (role) {
-        case ARMT_ROLE_EMBED:
-            snprintf(c->namebuf, sizeof c->namebuf, "%smodel.embed_tokens.weight", root);
-            break;
-        case ARMT_ROLE_LM_HEAD: snprintf(c->namebuf, sizeof c->namebuf, "%slm_head.weight", root); break;
-        case ARMT_ROLE_NORM_FINAL:
-            snprintf(c->namebuf, sizeof c->namebuf, "%smodel.norm.weight", root);
-            break;
-        default:
-            snprintf(c->namebuf, sizeof c->namebuf, "%s", c->mem_name ? c->mem_name : "memory_cell.memory");
-        }
-    }
-    return c->namebuf;
-}
-
-/* "<weight name minus .weight>.lora_X.default.weight" for a LoRA tensor whose partner is absent. */
-static const char *lora_partner_name(armt_ckpt *c, const st_tensor *present, const char *want) {
-    const char *p = strstr(present->name, ".lora_");
-    if (!p) {
-        snprintf(c->namebuf, sizeof c->namebuf, "%s", present->name);
-        return c->namebuf;
-    }
-    const char *adapter = p + 8; /* after ".lora_A." */
-    snprintf(c->namebuf, sizeof c->namebuf, "%.*s.%s.%s", (int)(p - present->name), present->name, want,
-             adapter);
-    return c->namebuf;
-}
-
-/* ===================================================================================================== */
-/* Validation                                                                                            */
-/* ===================================================================================================== */
-
-static armt_status check_shape(const st_tensor *t, int ndim, uint64_t r, uint64_t cols, armt_err *err) {
-    int ok = t->ndim == ndim && t->shape[0] == r && (ndim == 1 || t->shape[1] == cols);
-    if (ok) return ARMT_OK;
-    char found[128], expected[64];
-    shape_str(t, found, sizeof found);
-    if (ndim == 1)
-        snprintf(expected, sizeof expected, "[%llu]", (unsigned long long)r);
-    else
-        snprintf(expected, sizeof expected, "[%llu, %llu]", (unsigned long long)r, (unsigned long long)cols);
-    return armt_err_set(err, ARMT_STATUS_SHAPE_MISMATCH, "checkpoint: tensor '%s' has shape %s, expected %s",
-                        t->name, found, expected);
-}
-
-static armt_status check_slot(armt_ckpt *c, armt_role role, int layer, const ck_slot *s, const ck_adapter *ad,
-                              armt_err *err) {
-    uint64_t R, C;
-    int nd;
-    armt_role_shape(&c->cfg, role, &R, &C, &nd);
-    if (s->t) ARMT_TRY(check_shape(s->t, nd, R, C, err));
-    if (!s->la && !s->lb) return ARMT_OK;
-    /* LoRA: partners present, shapes (r, in) and (out, r) */
-    if (!s->t)
-        return armt_err_set(err, ARMT_STATUS_MISSING_TENSOR,
-                            "checkpoint: tensor '%s' is missing (LoRA base of '%s')",
-                            expected_name(c, role, layer), s->la ? s->la->name : s->lb->name);
-    if (!s->lb)
-        return armt_err_set(err, ARMT_STATUS_MISSING_TENSOR,
-                            "checkpoint: tensor '%s' is missing (partner of '%s')",
-                            lora_partner_name(c, s->la, "lora_B"), s->la->name);
-    if (!s->la)
-        return armt_err_set(err, ARMT_STATUS_MISSING_TENSOR,
-                            "checkpoint: tensor '%s' is missing (partner of '%s')",
-                            lora_partner_name(c, s->lb, "lora_A"), s->lb->name);
-    uint64_t rank = s->la->ndim == 2 ? s->la->shape[0] : 0;
-    ARMT_RETURN_IF(rank == 0, ARMT_STATUS_SHAPE_MISMATCH,
-                   "checkpoint: LoRA tensor '%s' must be 2-D with rank > 0", s->la->name);
-    ARMT_TRY(check_shape(s->la, 2, rank, C, err));
-    ARMT_TRY(check_shape(s->lb, 2, R, rank, err));
-    ARMT_RETURN_IF(ad->present && ad->r > 0 && (uint64_t)ad->r != rank, ARMT_STATUS_BAD_CONFIG,
-                   "checkpoint: adapter_config.json has r = %d but '%s' has rank %llu", ad->r, s->la->name,
-                   (unsigned long long)rank);
-    return ARMT_OK;
-}
-
-static armt_status validate(armt_ckpt *c, const ck_adapter *ad, armt_err *err) {
-    const armt_config *cfg = &c->cfg;
-    ARMT_RETURN_IF(c->max_layer >= cfg->n_layers, ARMT_STATUS_BAD_CONFIG,
-                   "checkpoint: the config has %d layers but the checkpoint holds tensors of layer %d",
-                   cfg->n_layers, c->max_layer);
-    ARMT_TRY(grow_layers(c, cfg->n_layers - 1, err)); /* every layer has slots, possibly empty */
-
-    /* tied embedding stored only as lm_head */
-    ck_slot *emb = &c->gslots[ARMT_ROLE_EMBED - ARMT_ROLE_N_LAYER_ROLES];
-    ck_slot *head = &c->gslots[ARMT_ROLE_LM_HEAD - ARMT_ROLE_N_LAYER_ROLES];
-    if (!emb->t && cfg->tie_word_embeddings && head->t) {
-        *emb = *head;
-        c->embed_from_lm_head = 1;
-    }
-
-    /* shapes of everything present */
-    for (int l = 0; l < cfg->n_layers; l++)
-        for (int r = 0; r < ARMT_ROLE_N_LAYER_ROLES; r++)
-            ARMT_TRY(check_slot(c, (armt_role)r, l, layer_slot(c, l, (armt_role)r), ad, err));
-    for (int g = 0; g < CK_N_GLOBAL; g++)
-        ARMT_TRY(check_slot(c, (armt_role)(ARMT_ROLE_N_LAYER_ROLES + g), 0, &c->gslots[g], ad, err));
-
-    /* required tensors */
-    for (int l = 0; l < cfg->n_layers; l++)
-        for (int r = ARMT_ROLE_WQ; r <= ARMT_ROLE_NORM_POST; r++)
-            ARMT_RETURN_IF(!layer_slot(c, l, (armt_role)r)->t, ARMT_STATUS_MISSING_TENSOR,
-                           "checkpoint: tensor '%s' is missing", expected_name(c, (armt_role)r, l));
-    ARMT_RETURN_IF(!emb->t, ARMT_STATUS_MISSING_TENSOR, "checkpoint: tensor '%s' is missing%s",
-                   expected_name(c, ARMT_ROLE_EMBED, 0),
-                   cfg->tie_word_embeddings ? " (and no tied lm_head.weight either)" : "");
-    ARMT_RETURN_IF(!cfg->tie_word_embeddings && !head->t, ARMT_STATUS_MISSING_TENSOR,
-                   "checkpoint: tensor '%s' is missing (tie_word_embeddings is false)",
-                   expected_name(c, ARMT_ROLE_LM_HEAD, 0));
-    ARMT_RETURN_IF(!c->gslots[ARMT_ROLE_NORM_FINAL - ARMT_ROLE_N_LAYER_ROLES].t, ARMT_STATUS_MISSING_TENSOR,
-                   "checkpoint: tensor '%s' is missing", expected_name(c, ARMT_ROLE_NORM_FINAL, 0));
-
-    /* per-layer ARMT tensors: all or none, and with them the memory (memory alone is fine: the side file of a
-     * plain checkpoint may supply just that) */
-    int any_armt = 0;
-    for (int l = 0; l < cfg->n_layers && !any_armt; l++)
-        for (int r = ARMT_ROLE_WMQ; r <= ARMT_ROLE_BMB; r++)
-            if (layer_slot(c, l, (armt_role)r)->t) any_armt = 1;
-    if (any_armt) {
-        for (int l = 0; l < cfg->n_layers; l++)
-            for (int r = ARMT_ROLE_WMQ; r <= ARMT_ROLE_BMB; r++)
-                ARMT_RETURN_IF(!layer_slot(c, l, (armt_role)r)->t, ARMT_STATUS_MISSING_TENSOR,
-                               "checkpoint: tensor '%s' is missing (the checkpoint has other ARMT tensors)",
-                               expected_name(c, (armt_role)r, l));
-        ARMT_RETURN_IF(!c->gslots[ARMT_ROLE_MEM - ARMT_ROLE_N_LAYER_ROLES].t, ARMT_STATUS_MISSING_TENSOR,
-                       "checkpoint: tensor '%s' is missing (the checkpoint has other ARMT tensors)",
-                       expected_name(c, ARMT_ROLE_MEM, 0));
-    }
-    return ARMT_OK;
-}
-
-/* d_mem and num_mem_tokens from the W_mq and memory shapes, against what the configuration named explicitly.
- */
-static armt_status infer_from_shapes(armt_ckpt *c, const ck_explicit *ex, armt_err *err) {
-    armt_config *cfg = &c->cfg;
-    const st_tensor *wmq = NULL;
-    for (int l = 0; l < c->slot_layers && !wmq; l++)
-        wmq = layer_slot(c, l, ARMT_ROLE_WMQ)->t;
-    if (wmq && wmq->ndim == 2 && wmq->shape[0] > 0 && wmq->shape[0] <= (uint64_t)(1 << 24)) {
-        int d_mem = (int)wmq->shape[0];
-        ARMT_RETURN_IF(ex->d_mem && cfg->d_mem > 0 && cfg->d_mem != d_mem, ARMT_STATUS_BAD_CONFIG,
-                       "checkpoint: the configuration says d_mem = %d but '%s' has %d rows", cfg->d_mem,
-                       wmq->name, d_mem);
-        cfg->d_mem = d_mem;
-    }
-    const st_tensor *mem = c->gslots[ARMT_ROLE_MEM - ARMT_ROLE_N_LAYER_ROLES].t;
-    if (mem && mem->ndim == 2 && mem->shape[0] > 0 && mem->shape[0] <= (uint64_t)(1 << 24)) {
-        int m = (int)mem->shape[0];
-        ARMT_RETURN_IF(ex->num_mem_tokens && cfg->num_mem_tokens > 0 && cfg->num_mem_tokens != m,
-                       ARMT_STATUS_BAD_CONFIG,
-                       "checkpoint: the configuration says num_mem_tokens = %d but '%s' has %d rows",
-                       cfg->num_mem_tokens, mem->name, m);
-        cfg->num_mem_tokens = m;
-    }
-    ARMT_RETURN_IF(cfg->num_mem_tokens <= 0, ARMT_STATUS_BAD_CONFIG,
-                   "checkpoint: num_mem_tokens is unknown (no memory tensor, and neither config.json, "
-                   "armt_config.json, the file's metadata nor the params give it)");
-    ARMT_RETURN_IF(
-        cfg->segment_size <= 0, ARMT_STATUS_BAD_CONFIG,
-        "checkpoint: segment_size is unknown (neither config.json, armt_config.json, the file's metadata "
-        "nor the params give it)");
     return ARMT_OK;
 }
 
@@ -728,17 +472,17 @@ static armt_status open_impl(armt_ckpt *c, const char *path, const armt_model_pa
             ARMT_TRY_GOTO(classify(c, st_get(c->ar[a], i), a, err), out);
     set_layout(c);
 
-    ARMT_TRY_GOTO(infer_from_shapes(c, &ex, err), out);
+    ARMT_TRY_GOTO(armt_ck_infer_from_shapes(c, &ex, err), out);
     ARMT_TRY_GOTO(armt_config_check(&c->cfg, err), out);
-    ARMT_TRY_GOTO(validate(c, &ad, err), out);
+    ARMT_TRY_GOTO(armt_ck_validate(c, &ad, err), out);
 
     if (c->any_lora) {
         /* rank from the config, else from the first LoRA tensor (validate made them all agree with ad.r) */
         double r = ad.r;
         for (int l = 0; l < c->cfg.n_layers && r <= 0; l++)
             for (int k = 0; k < ARMT_ROLE_N_LAYER_ROLES && r <= 0; k++)
-                if (layer_slot(c, l, (armt_role)k)->la)
-                    r = (double)layer_slot(c, l, (armt_role)k)->la->shape[0];
+                if (armt_ck_layer_slot(c, l, (armt_role)k)->la)
+                    r = (double)armt_ck_layer_slot(c, l, (armt_role)k)->la->shape[0];
         double alpha = ad.has_alpha ? ad.alpha : r;
         if (!ad.present || !ad.has_alpha)
             armt_log(
