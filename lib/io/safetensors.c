@@ -73,68 +73,6 @@ static armt_status pread_full(int fd, void *buf, size_t n, uint64_t offset, cons
     return ARMT_OK;
 }
 
-/* ===================================================================================================== */
-/* Half precision                                                                                        */
-/* ===================================================================================================== */
-
-static float bits_to_f32(uint32_t u) {
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-/* bfloat16 is the top half of a float32. */
-float st_bf16_to_f32(uint16_t h) { return bits_to_f32((uint32_t)h << 16); }
-
-/* IEEE binary16: 1 sign, 5 exponent (bias 15), 10 mantissa bits. Every half value is exactly a float. */
-float st_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h >> 15) << 31;
-    uint32_t exp = (h >> 10) & 0x1f;
-    uint32_t mant = h & 0x3ff;
-    if (exp == 0) {
-        if (mant == 0) return bits_to_f32(sign); /* +-0 */
-        /* Subnormal: mant * 2^-24. Shift the mantissa up until its implicit bit (bit 10) is set, lowering
-         * the exponent once per shift; float exponent field of 2^-14 is 127 - 14 = 113. */
-        uint32_t e = 113;
-        while (!(mant & 0x400)) {
-            mant <<= 1;
-            e--;
-        }
-        mant &= 0x3ff;
-        return bits_to_f32(sign | (e << 23) | (mant << 13));
-    }
-    if (exp == 31) /* inf (mant 0) or NaN; the payload keeps its top bit, so quiet stays quiet */
-        return bits_to_f32(sign | 0x7f800000u | (mant << 13));
-    return bits_to_f32(sign | ((exp + 112) << 23) | (mant << 13)); /* rebias 15 -> 127 */
-}
-
-/* ===================================================================================================== */
-/* Archive                                                                                               */
-/* ===================================================================================================== */
-
-static const struct {
-    const char *name;
-    st_dtype dt;
-    size_t size;
-} dtype_table[] = {
-    {"F32", ST_F32, 4},
-    {"F16", ST_F16, 2},
-    {"BF16", ST_BF16, 2},
-    {"I32", ST_I32, 4}, /* written, never read */
-};
-
-size_t st_dtype_size(st_dtype dt) {
-    for (size_t i = 0; i < sizeof dtype_table / sizeof dtype_table[0]; i++)
-        if (dtype_table[i].dt == dt) return dtype_table[i].size;
-    return 0;
-}
-
-const char *st_dtype_name(st_dtype dt) {
-    for (size_t i = 0; i < sizeof dtype_table / sizeof dtype_table[0]; i++)
-        if (dtype_table[i].dt == dt) return dtype_table[i].name;
-    return "?";
-}
-
 /* One file of the checkpoint. The descriptor stays open so that reads later (perhaps much later, during
  * upload) need no reopen and see the same file even if the path is replaced meanwhile. */
 typedef struct st_shard {
@@ -237,10 +175,8 @@ static armt_status parse_tensor(st_archive *a, int si, const char *name, json_t 
     ARMT_RETURN_IF(!json_is_string(jd), ARMT_STATUS_BAD_FILE,
                    "%s: tensor '%s': missing or non-string \"dtype\"", path, name);
     const char *dname = json_string_value(jd);
-    int found = -1;
-    for (size_t i = 0; i < sizeof dtype_table / sizeof dtype_table[0]; i++)
-        if (strcmp(dname, dtype_table[i].name) == 0 && dtype_table[i].dt != ST_I32) found = (int)i;
-    ARMT_RETURN_IF(found < 0, ARMT_STATUS_UNSUPPORTED,
+    st_dtype dt = ST_F32;
+    ARMT_RETURN_IF(st_dtype_parse(dname, &dt) != 0 || dt == ST_I32, ARMT_STATUS_UNSUPPORTED,
                    "%s: tensor '%s': unsupported dtype %s (supported: F32, F16, BF16)", path, name, dname);
 
     /* shape: a list of non-negative integers; numel and nbytes overflow-checked */
@@ -259,7 +195,7 @@ static armt_status parse_tensor(st_archive *a, int si, const char *name, json_t 
                        "%s: tensor '%s': element count overflows", path, name);
     }
     uint64_t nbytes;
-    ARMT_RETURN_IF(!mul_u64(numel, dtype_table[found].size, &nbytes), ARMT_STATUS_BAD_FILE,
+    ARMT_RETURN_IF(!mul_u64(numel, st_dtype_size(dt), &nbytes), ARMT_STATUS_BAD_FILE,
                    "%s: tensor '%s': byte size overflows", path, name);
 
     /* data_offsets: [begin, end) inside the data section, exactly nbytes long */
@@ -287,7 +223,7 @@ static armt_status parse_tensor(st_archive *a, int si, const char *name, json_t 
         a->n_tensors--; /* slot holds nothing to free */
         return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "%s: out of memory", path);
     }
-    t->dtype = dtype_table[found].dt;
+    t->dtype = dt;
     t->ndim = (int)ndim;
     memcpy(t->shape, shape, sizeof shape);
     t->numel = numel;

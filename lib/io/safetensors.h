@@ -50,6 +50,8 @@ typedef struct st_archive st_archive;
 /* Bytes per element of a dtype; name as written in files ("F32", "F16", "BF16"). */
 size_t st_dtype_size(st_dtype dt);
 const char *st_dtype_name(st_dtype dt);
+/* The dtype named name ("F32", "F16", "BF16", "I32"): 0, or -1 for another name. */
+int st_dtype_parse(const char *name, st_dtype *out);
 
 /* Opens and validates a checkpoint. path: a .safetensors file, a model.safetensors.index.json (sharded;
  * shards resolved relative to its directory; any path ending in ".json" is taken as an index), or a
