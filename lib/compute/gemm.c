@@ -14,7 +14,7 @@
 #include <stdlib.h>
 
 /* ======================================================================================================= */
-/* The plan */
+/* The plan                                                                                                */
 /* ======================================================================================================= */
 
 armt_gemm_env armt_gemm_env_of(const armt_ctx *ctx) {
@@ -94,7 +94,7 @@ const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op
 }
 
 /* ======================================================================================================= */
-/* CLBlast (fp32 weights) */
+/* CLBlast (fp32 weights)                                                                                  */
 /* ======================================================================================================= */
 
 /* Equal steps between consecutive entries (stride >= 0)? */
@@ -161,7 +161,7 @@ static armt_status gemm_clblast(armt_ctx *ctx, const armt_gemm_op *op, armt_err 
 }
 
 /* ======================================================================================================= */
-/* Our kernels (bf16 weights) */
+/* Our kernels (bf16 weights)                                                                              */
 /* ======================================================================================================= */
 
 /* The kernels address entry j at base + j * stride: entries are cut into runs with constant steps (a step may
@@ -220,9 +220,8 @@ static armt_status gemm_kernels(armt_ctx *ctx, const armt_gemm_op *op, const arm
         /* the launch that holds the last entry skips its unneeded rows (their FLOPs are not counted) */
         a.last_row0 = end == op->count && op->skip_last < op->m ? (int)op->skip_last : 0;
         ARMT_CL_TRY(armt_gemm_set_args(kk, &a));
-        size_t gws[3] = {
-            (op->n + plan->tile[0] - 1) / plan->tile[0] * plan->lws[0],
-            (op->m + plan->tile[1] - 1) / plan->tile[1] * (plan->tensor_cores ? 1 : plan->lws[1]), end - j};
+        size_t gws[3] = {(op->n + plan->tile[0] - 1) / plan->tile[0] * plan->lws[0],
+                         (op->m + plan->tile[1] - 1) / plan->tile[1] * plan->lws[1], end - j};
         size_t lws[3] = {plan->lws[0], plan->lws[1], 1};
         cl_event ev = NULL;
         armt_status st = armt_enqueue(ctx->queue, kk, 3, gws, lws, &ctx->stats.kernel_launches,
@@ -249,7 +248,7 @@ armt_status armt_gemm(armt_ctx *ctx, const armt_gemm_op *op, armt_err *err) {
 }
 
 /* ======================================================================================================= */
-/* Weight roles and capabilities */
+/* Weight roles and capabilities                                                                           */
 /* ======================================================================================================= */
 
 armt_status armt_gemm_weights(armt_ctx *ctx, armt_gemm_op op, armt_role role, int pair, int l0, int G,

@@ -45,7 +45,7 @@ static armt_status cell_rows(armt_call *F, armt_kernel_id id, int cell_arg, cons
 }
 
 /* ======================================================================================================= */
-/* bf16 operands */
+/* bf16 operands                                                                                           */
 /* ======================================================================================================= */
 
 armt_status armt_op_stage_bf16(armt_call *F, cl_mem src, size_t rows, size_t width) {
@@ -74,7 +74,7 @@ void armt_op_staged_a(const armt_call *F, armt_gemm_op *op) {
 }
 
 /* ======================================================================================================= */
-/* Rows */
+/* Rows                                                                                                    */
 /* ======================================================================================================= */
 
 armt_status armt_op_rmsnorm(armt_call *F, const armt_step *st, armt_role role) {
@@ -191,7 +191,7 @@ armt_status armt_op_bf16_transpose(armt_call *F, cl_mem src, cl_mem dst, size_t 
 }
 
 /* ======================================================================================================= */
-/* Memory kernels */
+/* Memory kernels                                                                                          */
 /* ======================================================================================================= */
 
 armt_status armt_op_mem_read_scale(armt_call *F, const armt_step *st) {
@@ -256,7 +256,7 @@ armt_status armt_op_mem_z_update(armt_call *F, const armt_step *st) {
 }
 
 /* ======================================================================================================= */
-/* RoPE table */
+/* RoPE table                                                                                              */
 /* ======================================================================================================= */
 
 armt_status armt_op_rope_table(armt_call *F, size_t rope_rows) {

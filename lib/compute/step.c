@@ -56,7 +56,7 @@ static armt_status gemm_role(armt_call *F, const armt_step *st, armt_gemm_op op,
 }
 
 /* ======================================================================================================= */
-/* Input and output */
+/* Input and output                                                                                        */
 /* ======================================================================================================= */
 
 armt_status armt_step_upload_ids(armt_call *F, size_t first, size_t count) {
@@ -131,7 +131,7 @@ armt_status armt_step_row_logits(armt_call *F, size_t x_off, float *dst) {
 }
 
 /* ======================================================================================================= */
-/* Memory read and the products with W_mem */
+/* Memory read and the products with W_mem                                                                 */
 /* ======================================================================================================= */
 
 armt_status armt_step_mem_bf16_refresh(armt_call *F, int l0, int G) {
@@ -192,7 +192,7 @@ armt_status armt_step_read(armt_call *F, const armt_step *st) {
 }
 
 /* ======================================================================================================= */
-/* The decoder layer */
+/* The decoder layer                                                                                       */
 /* ======================================================================================================= */
 
 /* q, k and v of the step's cells (RoPE in the GEMMs' epilogue where it fits; k and v straight to bf16 for
@@ -332,7 +332,7 @@ armt_status armt_step_layer(armt_call *F, const armt_step *st) {
 }
 
 /* ======================================================================================================= */
-/* Memory write */
+/* Memory write                                                                                            */
 /* ======================================================================================================= */
 
 /* W_mem[l] += phi(k)^T delta over the step's cells. bf16 models on tensor cores: our GEMM with beta = 1 into
