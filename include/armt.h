@@ -195,6 +195,19 @@ typedef enum armt_rope_type {
 } armt_rope_type;
 
 /* Shapes of a LLaMA base model plus the ARMT parameters. */
+/* The generations of the ARMT reference (github RodkinIvan/associative-recurrent-memory-transformer) whose
+ * math libarmt implements; docs/VARIANTS.md pins the commits. */
+typedef enum armt_variant {
+    ARMT_VARIANT_PAPER = 0, /* the 2024 paper code: DPFP features as they are, |phi|^2 + 1e-5 in gamma     */
+    ARMT_VARIANT_AMT = 1,   /* modeling_amt/ (ARMTForCausalLM, model_type "armt" with n_heads, ...):       */
+                            /*   L2-normalised features, heads, gating, use_denom                          */
+    ARMT_VARIANT_ARMT = 2,  /* src/armt.py (model_type "armt", 2026): normalised features, one head,       */
+                            /*   wrap_layers, use_denom                                                    */
+} armt_variant;
+
+/* "paper", "amt", "armt" ("unknown" outside the enum). */
+ARMT_API const char *armt_variant_name(armt_variant variant);
+
 typedef struct armt_config {
     /* base model (HF config.json) */
     int hidden_size;       /* d                                  */
@@ -217,7 +230,22 @@ typedef struct armt_config {
     int d_mem;          /* 64; d_key = 2 * 3 * d_mem          */
     int segment_size;   /* L: input tokens per segment        */
     int correction;     /* 1: gamma correction on z (paper)   */
+    /* ARMT variant (docs/VARIANTS.md). Every field's zero is the 2024 paper's math, so a config that
+     * predates these fields keeps its meaning. */
+    armt_variant variant;   /* which generation of the reference the math follows                     */
+    int mem_heads;          /* H: per-head memory, W_mem [H, d_key/H, d/H] per layer (0 or 1: one     */
+                            /*   head); d_mem and hidden_size must be multiples of H                   */
+    int no_denom;           /* 1: use_denom = false (no z, no division in the read and the write)     */
+    int gating;             /* 1: beta per channel (W_mb: d -> d) instead of one per head (d -> H)    */
+    int use_sink;           /* 1: a learned sink row before every segment's tokens (not implemented:  */
+                            /*   refused)                                                              */
+    int sliding_window;     /* 1: attention to the previous segment (not implemented: refused)        */
+    uint64_t memory_off[4]; /* wrap_layers: bit l (word l / 64) set = layer l has no associative     */
+                            /*   memory (read, write and W_m* absent); layers < 256                  */
 } armt_config;
+
+/* At most this many layers may have memory_off bits. */
+#define ARMT_MAX_WRAP_LAYERS 256
 
 /* Fills *out with a named preset: "tiny", "tiny-gqa", "llama-160m", "llama-3.2-1b". */
 ARMT_API ARMT_NODISCARD armt_status armt_config_preset(const char *name, armt_config *out);
@@ -252,6 +280,10 @@ typedef struct armt_model_params {
     float wmv_std;
     /* Weight storage precision (default ARMT_PRECISION_FP32). */
     armt_precision precision;
+    /* A local directory holding the base model's config.json, for an ARMT checkpoint whose config names
+     * its base by base_model_name instead of nesting base_model_config (NULL: such a checkpoint is
+     * refused with a message naming base_model_name). Nothing is ever downloaded. */
+    const char *base_model_dir;
 } armt_model_params;
 
 ARMT_API armt_model_params armt_model_default_params(void);

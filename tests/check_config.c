@@ -46,6 +46,14 @@ static void assert_cfg_eq(const armt_config *a, const armt_config *b) {
     ck_assert_int_eq(a->d_mem, b->d_mem);
     ck_assert_int_eq(a->segment_size, b->segment_size);
     ck_assert_int_eq(a->correction, b->correction);
+    ck_assert_int_eq(a->variant, b->variant);
+    ck_assert_int_eq(a->mem_heads, b->mem_heads);
+    ck_assert_int_eq(a->no_denom, b->no_denom);
+    ck_assert_int_eq(a->gating, b->gating);
+    ck_assert_int_eq(a->use_sink, b->use_sink);
+    ck_assert_int_eq(a->sliding_window, b->sliding_window);
+    for (int w = 0; w < 4; w++)
+        ck_assert(a->memory_off[w] == b->memory_off[w]);
 }
 
 static armt_status hf(const char *json, armt_config *cfg) {
@@ -67,7 +75,7 @@ START_TEST(test_presets_valid) {
         ck_assert_msg(armt_config_validate(&c, why, sizeof why) == ARMT_OK, "%s: %s", names[n], why);
         ck_assert_str_eq(why, "");
     }
-    ck_assert_int_eq(n, 4);
+    ck_assert_int_eq(n, 5);
     armt_config c;
     ck_assert_int_eq(armt_config_preset("llama-7b", &c), ARMT_STATUS_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(armt_last_error(), "llama-7b"));
@@ -468,7 +476,7 @@ START_TEST(test_full_round_trip) {
         a.rope_theta = 123456.789;
         char *text = armt_config_to_json(&a);
         ck_assert_ptr_nonnull(text);
-        ck_assert_ptr_nonnull(strstr(text, "\"version\":1"));
+        ck_assert_ptr_nonnull(strstr(text, "\"version\":2"));
         ck_assert_ptr_null(strchr(text, '\n')); /* compact */
         memset(&b, 0xff, sizeof b);
         ck_assert_int_eq(armt_config_from_json_full(text, strlen(text), &b, &err), ARMT_OK);
@@ -479,6 +487,42 @@ START_TEST(test_full_round_trip) {
     ck_assert_int_eq(armt_config_preset("tiny", &c), ARMT_OK);
     c.rope_theta = INFINITY;
     ck_assert_ptr_null(armt_config_to_json(&c));
+}
+END_TEST
+
+/* The variant fields survive the full form; a version-1 text (written before they existed) reads them as
+ * zero, the paper's math. */
+START_TEST(test_full_variant_fields) {
+    armt_config a, b;
+    ck_assert_int_eq(armt_config_preset("tiny", &a), ARMT_OK);
+    a.variant = ARMT_VARIANT_AMT;
+    a.mem_heads = 4;
+    a.gating = 1;
+    a.no_denom = 1;
+    a.memory_off[0] = 0x5; /* layers 0 and 2 */
+    char *text = armt_config_to_json(&a);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_ptr_nonnull(strstr(text, "\"variant\":\"amt\""));
+    ck_assert_ptr_nonnull(strstr(text, "\"memory_off_layers\":[0,2]"));
+    ck_assert_int_eq(armt_config_from_json_full(text, strlen(text), &b, &err), ARMT_OK);
+    assert_cfg_eq(&a, &b);
+    free(text);
+
+    ck_assert_int_eq(armt_config_preset("tiny", &a), ARMT_OK);
+    text = armt_config_to_json(&a);
+    char *v = strstr(text, "\"version\":2");
+    ck_assert_ptr_nonnull(v);
+    v[10] = '1';
+    char *cut = strstr(text, ",\"variant\""); /* drop every field of version 2 */
+    ck_assert_ptr_nonnull(cut);
+    strcpy(cut, "}");
+    memset(&b, 0xff, sizeof b);
+    ck_assert_int_eq(armt_config_from_json_full(text, strlen(text), &b, &err), ARMT_OK);
+    assert_cfg_eq(&a, &b);
+    free(text);
+
+    const char *j = "{\"version\":2,\"variant\":\"rwkv\"}";
+    ck_assert_int_ne(armt_config_from_json_full(j, strlen(j), &b, &err), ARMT_OK);
 }
 END_TEST
 
@@ -497,9 +541,9 @@ START_TEST(test_full_rejects) {
     EXPECT_MSG("missing field 'd_mem'");
     free(text);
 
-    const char *j = "{\"version\":2}";
+    const char *j = "{\"version\":3}";
     ck_assert_int_eq(armt_config_from_json_full(j, strlen(j), &b, &err), ARMT_STATUS_UNSUPPORTED);
-    EXPECT_MSG("version 2");
+    EXPECT_MSG("version 3");
     j = "{\"n_layers\":3}";
     ck_assert_int_eq(armt_config_from_json_full(j, strlen(j), &b, &err), ARMT_STATUS_BAD_CONFIG);
     EXPECT_MSG("missing field 'version'");
@@ -536,6 +580,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_apply_armt_json);
     tcase_add_test(tc, test_full_round_trip);
     tcase_add_test(tc, test_full_rejects);
+    tcase_add_test(tc, test_full_variant_fields);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -57,12 +57,12 @@ void armt_role_shape(const armt_config *c, armt_role r, uint64_t *rows, uint64_t
         R = d;
         C = d;
         break;
-    case ARMT_ROLE_WMB:
-        R = 1;
+    case ARMT_ROLE_WMB: /* one beta per memory head, or per channel with gating */
+        R = c->gating ? d : (uint64_t)(c->mem_heads > 1 ? c->mem_heads : 1);
         C = d;
         break;
     case ARMT_ROLE_BMB:
-        R = 1;
+        R = c->gating ? d : (uint64_t)(c->mem_heads > 1 ? c->mem_heads : 1);
         C = 1;
         n = 1;
         break;

@@ -26,8 +26,9 @@ typedef enum armt_role {
     ARMT_ROLE_WMQ,       /* (d_mem, d)                      W_mq.weight                      */
     ARMT_ROLE_WMK,       /* (d_mem, d)                      W_mk.weight                      */
     ARMT_ROLE_WMV,       /* (d, d)                          W_mv.weight                      */
-    ARMT_ROLE_WMB,       /* (1, d)                          W_mb.weight                      */
-    ARMT_ROLE_BMB,       /* (1)                             W_mb.bias                        */
+    ARMT_ROLE_WMB,       /* (nb, d)                         W_mb.weight                      */
+    ARMT_ROLE_BMB,       /* (nb)                            W_mb.bias                        */
+                         /*   nb: memory heads H (1 in the paper), or d with gating              */
     ARMT_ROLE_N_LAYER_ROLES,
     /* global */
     ARMT_ROLE_EMBED = ARMT_ROLE_N_LAYER_ROLES, /* (vocab, d)  model.embed_tokens.weight        */

@@ -231,6 +231,15 @@ const char *armt_precision_name(armt_precision precision) {
     return "unknown";
 }
 
+const char *armt_variant_name(armt_variant variant) {
+    switch (variant) {
+    case ARMT_VARIANT_PAPER: return "paper";
+    case ARMT_VARIANT_AMT: return "amt";
+    case ARMT_VARIANT_ARMT: return "armt";
+    }
+    return "unknown";
+}
+
 const char *armt_build_info(void) {
     /* the commit is known when the tree was configured from a git checkout */
     static const char with_commit[] =

@@ -94,6 +94,17 @@ static uint64_t config_hash(const armt_config *c) {
         memcpy(&b, &dbl[i], sizeof b);
         h = mix64(h, b);
     }
+    /* the variant fields, only when one is set: a paper model keeps the fingerprint it always had */
+    const uint64_t var[] = {(uint64_t)c->variant, (uint64_t)c->mem_heads, (uint64_t)c->no_denom,
+                            (uint64_t)c->gating,  (uint64_t)c->use_sink,  (uint64_t)c->sliding_window,
+                            c->memory_off[0],     c->memory_off[1],       c->memory_off[2],
+                            c->memory_off[3]};
+    uint64_t any = 0;
+    for (size_t i = 0; i < sizeof var / sizeof var[0]; i++)
+        any |= var[i];
+    if (any)
+        for (size_t i = 0; i < sizeof var / sizeof var[0]; i++)
+            h = mix64(h, var[i]);
     return h;
 }
 
@@ -261,6 +272,9 @@ static armt_status init_role(armt_model *m, armt_role r, int layer, uint64_t see
                              double emb_std, armt_err *err) {
     uint64_t rows, cols;
     armt_role_shape(&m->cfg, r, &rows, &cols, NULL);
+    /* a layer without memory (wrap_layers): zero W_m*, so its read adds exactly 0 and its write stores 0 */
+    if (armt_role_is_layer(r) && armt_role_is_armt(r) && armt_config_memory_off(&m->cfg, layer))
+        return zero_role(m, r, layer, err);
     switch (r) {
     case ARMT_ROLE_NORM_IN:
     case ARMT_ROLE_NORM_POST:
@@ -363,7 +377,8 @@ armt_status armt_model_load(armt_runtime *rt, const char *path, const armt_model
         armt_role r = order[oi];
         if (!role_stored(&m->cfg, r)) continue;
         for (int l = 0; l < role_layers(m, r); l++) {
-            if (!armt_ckpt_has(ck, r, l)) {
+            if (!armt_ckpt_has(ck, r, l) ||
+                (armt_role_is_layer(r) && armt_role_is_armt(r) && armt_config_memory_off(&m->cfg, l))) {
                 double var =
                     emb_n ? emb_sq / (double)emb_n - (emb_sum / (double)emb_n) * (emb_sum / (double)emb_n)
                           : 1.0;

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include "io/armt_config.h"
+#include "io/json_read.h"
 
 #include <jansson.h>
 #include <limits.h>
@@ -94,11 +95,31 @@ static const struct {
       .d_mem = 64,
       .segment_size = 1024,
       .correction = 1}},
+    /* HuggingFaceTB/SmolLM2-360M under the current reference's ARMT (src/armt.py defaults but d_mem 64):
+     * normalised features, one memory head, 15 query / 5 KV heads (not a power of two). */
+    {"smollm2-360m-armt",
+     {.hidden_size = 960,
+      .n_layers = 32,
+      .n_heads = 15,
+      .n_kv_heads = 5,
+      .head_dim = 64,
+      .intermediate_size = 2560,
+      .vocab_size = 49152,
+      .rms_norm_eps = 1e-5f,
+      .rope_theta = 100000.0,
+      .rope_type = ARMT_ROPE_DEFAULT,
+      .rope_factor = 1.0,
+      .tie_word_embeddings = 1,
+      .num_mem_tokens = 16,
+      .d_mem = 64,
+      .segment_size = 1024,
+      .correction = 1,
+      .variant = ARMT_VARIANT_ARMT}},
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
-static const char *const preset_names[N_PRESETS + 1] = {"tiny", "tiny-gqa", "llama-160m", "llama-3.2-1b",
-                                                        NULL};
+static const char *const preset_names[N_PRESETS + 1] = {"tiny",         "tiny-gqa",          "llama-160m",
+                                                        "llama-3.2-1b", "smollm2-360m-armt", NULL};
 
 const char *const *armt_config_preset_names(void) { return preset_names; }
 
@@ -112,7 +133,8 @@ armt_status armt_config_preset(const char *name, armt_config *out) {
         }
     }
     return armt_err_set(NULL, ARMT_STATUS_INVALID_ARGUMENT,
-                        "armt_config_preset: unknown preset '%s' (tiny, tiny-gqa, llama-160m, llama-3.2-1b)",
+                        "armt_config_preset: unknown preset '%s' (tiny, tiny-gqa, llama-160m, llama-3.2-1b, "
+                        "smollm2-360m-armt)",
                         name);
 }
 
@@ -126,6 +148,52 @@ int armt_config_d_key(const armt_config *cfg) {
 /* ===================================================================================================== */
 /* Validation                                                                                            */
 /* ===================================================================================================== */
+
+/* The variant fields (docs/VARIANTS.md): heads divide d_mem and d, the paper's math has none of the later
+ * options, and the features not implemented yet are refused as such. */
+static armt_status check_variant(const armt_config *c, armt_err *err) {
+    const armt_status B = ARMT_STATUS_BAD_CONFIG;
+    ARMT_RETURN_IF(c->variant != ARMT_VARIANT_PAPER && c->variant != ARMT_VARIANT_AMT &&
+                       c->variant != ARMT_VARIANT_ARMT,
+                   B, "config: unknown variant %d", (int)c->variant);
+    ARMT_RETURN_IF(c->no_denom != 0 && c->no_denom != 1, B, "config: no_denom = %d must be 0 or 1",
+                   c->no_denom);
+    ARMT_RETURN_IF(c->gating != 0 && c->gating != 1, B, "config: gating = %d must be 0 or 1", c->gating);
+    const int H = armt_config_mem_heads(c);
+    ARMT_RETURN_IF(c->mem_heads < 0, B, "config: mem_heads = %d must be >= 0", c->mem_heads);
+    ARMT_RETURN_IF(c->d_mem % H != 0 || c->hidden_size % H != 0, B,
+                   "config: n_heads (memory heads) = %d must divide d_mem = %d and hidden_size = %d", H,
+                   c->d_mem, c->hidden_size);
+    if (c->variant == ARMT_VARIANT_PAPER)
+        ARMT_RETURN_IF(H != 1 || c->gating || c->no_denom, B,
+                       "config: memory heads, gating and use_denom = false belong to the amt and armt "
+                       "variants, not to the paper's");
+    if (c->variant == ARMT_VARIANT_ARMT)
+        ARMT_RETURN_IF(H != 1 || c->gating, B,
+                       "config: the armt variant (src/armt.py) has one memory head "
+                       "and no gating");
+    ARMT_RETURN_IF(c->use_sink, ARMT_STATUS_UNSUPPORTED, "config: use_sink = true is not implemented yet");
+    ARMT_RETURN_IF(c->sliding_window, ARMT_STATUS_UNSUPPORTED,
+                   "config: sliding_window = true is not implemented yet");
+    for (int l = c->n_layers; l < ARMT_MAX_WRAP_LAYERS; l++)
+        ARMT_RETURN_IF(armt_config_memory_off(c, l), B,
+                       "config: wrap_layers turns off layer %d, but the model has %d layers", l, c->n_layers);
+    return ARMT_OK;
+}
+
+int armt_config_mem_heads(const armt_config *c) { return c->mem_heads > 1 ? c->mem_heads : 1; }
+
+int armt_config_memory_off(const armt_config *c, int layer) {
+    if (layer < 0 || layer >= ARMT_MAX_WRAP_LAYERS) return 0;
+    return (int)((c->memory_off[layer / 64] >> (layer % 64)) & 1u);
+}
+
+int armt_config_memory_layers(const armt_config *c) {
+    int n = 0;
+    for (int l = 0; l < c->n_layers; l++)
+        n += !armt_config_memory_off(c, l);
+    return n;
+}
 
 /* Checks every field that a later stage would otherwise trip over: a zero size would make empty device
  * buffers, a non-dividing head count would make GQA index out of range, an odd head_dim breaks the RoPE
@@ -178,7 +246,7 @@ armt_status armt_config_check(const armt_config *c, armt_err *err) {
                    "config: tie_word_embeddings = %d must be 0 or 1", c->tie_word_embeddings);
     ARMT_RETURN_IF(c->correction != 0 && c->correction != 1, B, "config: correction = %d must be 0 or 1",
                    c->correction);
-    return ARMT_OK;
+    return check_variant(c, err);
 }
 
 /* Public wrapper: same checks, reason copied into the caller's buffer (the error record is local). */
@@ -191,118 +259,12 @@ armt_status armt_config_validate(const armt_config *cfg, char *why, size_t why_l
     return st;
 }
 
-/* ===================================================================================================== */
-/* JSON field readers                                                                                    */
-/* ===================================================================================================== */
-
-/* Each reader looks up key in obj. Absent (or null) fields: error "missing" when required, else *present = 0
- * and *out untouched. where: a prefix for messages ("" or "rope_scaling."). */
-
-/* For messages: "must be an integer, not a string". */
-static const char *json_type_name(const json_t *v) {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "a list";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
-    }
-    return "?";
-}
-
-/* Looks the field up; returns NULL (and ARMT_OK in *st) when absent and optional. */
-static json_t *field(json_t *obj, const char *where, const char *key, int required, armt_status *st,
-                     armt_err *err) {
-    json_t *v = json_object_get(obj, key);
-    *st = ARMT_OK;
-    if (v && !json_is_null(v)) return v;
-    if (required) *st = armt_err_set(err, ARMT_STATUS_BAD_CONFIG, "config: missing field '%s%s'", where, key);
-    return NULL;
-}
-
-/* An integer that fits in int. Reals are refused even when integral (2.0): sizes in HF files are always
- * integers, and a real there usually means a wrong field. */
-static armt_status get_int(json_t *obj, const char *where, const char *key, int required, int *out,
-                           armt_err *err) {
-    armt_status st;
-    json_t *v = field(obj, where, key, required, &st, err);
-    if (!v) return st;
-    ARMT_RETURN_IF(!json_is_integer(v), ARMT_STATUS_BAD_CONFIG,
-                   "config: field '%s%s' must be an integer, not %s", where, key, json_type_name(v));
-    json_int_t i = json_integer_value(v);
-    ARMT_RETURN_IF(i < INT_MIN || i > INT_MAX, ARMT_STATUS_BAD_CONFIG,
-                   "config: field '%s%s' = %lld out of range", where, key, (long long)i);
-    *out = (int)i;
-    return ARMT_OK;
-}
-
-/* Integer or real: HF writes rope_theta as 500000.0 (4.x) or 500000 (5.x). */
-static armt_status get_num(json_t *obj, const char *where, const char *key, int required, double *out,
-                           armt_err *err) {
-    armt_status st;
-    json_t *v = field(obj, where, key, required, &st, err);
-    if (!v) return st;
-    ARMT_RETURN_IF(!json_is_number(v), ARMT_STATUS_BAD_CONFIG,
-                   "config: field '%s%s' must be a number, not %s", where, key, json_type_name(v));
-    *out = json_number_value(v);
-    return ARMT_OK;
-}
-
-/* true/false, or the integers 0 and 1 (older configs write correction as 1). */
-static armt_status get_bool(json_t *obj, const char *where, const char *key, int required, int *out,
-                            armt_err *err) {
-    armt_status st;
-    json_t *v = field(obj, where, key, required, &st, err);
-    if (!v) return st;
-    if (json_is_boolean(v)) {
-        *out = json_is_true(v);
-        return ARMT_OK;
-    }
-    ARMT_RETURN_IF(!json_is_integer(v) || (json_integer_value(v) != 0 && json_integer_value(v) != 1),
-                   ARMT_STATUS_BAD_CONFIG, "config: field '%s%s' must be a boolean, not %s", where, key,
-                   json_type_name(v));
-    *out = (int)json_integer_value(v);
-    return ARMT_OK;
-}
-
-/* *out = NULL when absent. The string belongs to obj. */
-static armt_status get_str(json_t *obj, const char *where, const char *key, int required, const char **out,
-                           armt_err *err) {
-    armt_status st;
-    *out = NULL;
-    json_t *v = field(obj, where, key, required, &st, err);
-    if (!v) return st;
-    ARMT_RETURN_IF(!json_is_string(v), ARMT_STATUS_BAD_CONFIG,
-                   "config: field '%s%s' must be a string, not %s", where, key, json_type_name(v));
-    *out = json_string_value(v);
-    return ARMT_OK;
-}
-
-/* Parses text into an object; what names the document in messages. Duplicate keys are refused here too:
- * a config with two "hidden_size" entries is ambiguous, and Python's json keeps the last one silently. */
-static armt_status parse_object(const char *text, size_t len, const char *what, json_t **out, armt_err *err) {
-    json_error_t je;
-    ARMT_RETURN_IF(!text, ARMT_STATUS_INVALID_ARGUMENT, "%s: NULL text", what);
-    *out = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-    ARMT_RETURN_IF(!*out, ARMT_STATUS_BAD_CONFIG, "%s: not valid JSON: %s (line %d, column %d)", what,
-                   je.text, je.line, je.column);
-    if (!json_is_object(*out)) {
-        json_decref(*out);
-        *out = NULL;
-        return armt_err_set(err, ARMT_STATUS_BAD_CONFIG, "%s: not a JSON object", what);
-    }
-    return ARMT_OK;
-}
-
 /* The four ARMT fields, each only when present. */
 static armt_status read_armt_fields(json_t *o, armt_config *cfg, armt_err *err) {
-    ARMT_TRY(get_int(o, "", "num_mem_tokens", 0, &cfg->num_mem_tokens, err));
-    ARMT_TRY(get_int(o, "", "d_mem", 0, &cfg->d_mem, err));
-    ARMT_TRY(get_int(o, "", "segment_size", 0, &cfg->segment_size, err));
-    ARMT_TRY(get_bool(o, "", "correction", 0, &cfg->correction, err));
+    ARMT_TRY(armt_json_get_int(o, "", "num_mem_tokens", 0, &cfg->num_mem_tokens, err));
+    ARMT_TRY(armt_json_get_int(o, "", "d_mem", 0, &cfg->d_mem, err));
+    ARMT_TRY(armt_json_get_int(o, "", "segment_size", 0, &cfg->segment_size, err));
+    ARMT_TRY(armt_json_get_bool(o, "", "correction", 0, &cfg->correction, err));
     return ARMT_OK;
 }
 
@@ -315,11 +277,11 @@ static armt_status read_armt_fields(json_t *o, armt_config *cfg, armt_err *err) 
 static armt_status read_rope(json_t *r, const char *where, armt_config *cfg, armt_err *err) {
     ARMT_RETURN_IF(!json_is_object(r), ARMT_STATUS_BAD_CONFIG,
                    "config: field '%.*s' must be an object, not %s", (int)strlen(where) - 1, where,
-                   json_type_name(r));
+                   armt_json_type_name(r));
     const char *type = NULL;
-    ARMT_TRY(get_str(r, where, "rope_type", 0, &type, err));
-    if (!type) ARMT_TRY(get_str(r, where, "type", 0, &type, err));
-    ARMT_TRY(get_num(r, where, "rope_theta", 0, &cfg->rope_theta, err));
+    ARMT_TRY(armt_json_get_str(r, where, "rope_type", 0, &type, err));
+    if (!type) ARMT_TRY(armt_json_get_str(r, where, "type", 0, &type, err));
+    ARMT_TRY(armt_json_get_num(r, where, "rope_theta", 0, &cfg->rope_theta, err));
 
     if (!type || strcmp(type, "default") == 0) {
         cfg->rope_type = ARMT_ROPE_DEFAULT;
@@ -330,43 +292,47 @@ static armt_status read_rope(json_t *r, const char *where, armt_config *cfg, arm
     /* llama3: all four parameters are required (transformers rejects the config without them). */
     int omp = 0;
     cfg->rope_type = ARMT_ROPE_LLAMA3;
-    ARMT_TRY(get_num(r, where, "factor", 1, &cfg->rope_factor, err));
-    ARMT_TRY(get_num(r, where, "low_freq_factor", 1, &cfg->rope_low_freq_factor, err));
-    ARMT_TRY(get_num(r, where, "high_freq_factor", 1, &cfg->rope_high_freq_factor, err));
-    ARMT_TRY(get_int(r, where, "original_max_position_embeddings", 1, &omp, err));
+    ARMT_TRY(armt_json_get_num(r, where, "factor", 1, &cfg->rope_factor, err));
+    ARMT_TRY(armt_json_get_num(r, where, "low_freq_factor", 1, &cfg->rope_low_freq_factor, err));
+    ARMT_TRY(armt_json_get_num(r, where, "high_freq_factor", 1, &cfg->rope_high_freq_factor, err));
+    ARMT_TRY(armt_json_get_int(r, where, "original_max_position_embeddings", 1, &omp, err));
     cfg->rope_original_max_pos = omp;
     return ARMT_OK;
 }
 
 /* Fills *cfg from a parsed config.json. Unknown keys (architectures, torch_dtype, bos_token_id, ...) are
  * ignored: they do not affect the forward pass. */
-static armt_status hf_fields(json_t *o, armt_config *cfg, armt_err *err) {
+armt_status armt_config_hf_fields(json_t *o, armt_config *cfg, armt_err *err) {
     memset(cfg, 0, sizeof *cfg);
 
     /* Features this library does not implement: refuse rather than compute something else. */
-    const char *act = NULL;
-    ARMT_TRY(get_str(o, "", "hidden_act", 0, &act, err));
+    const char *act = NULL, *type = NULL;
+    ARMT_TRY(armt_json_get_str(o, "", "model_type", 0, &type, err));
+    ARMT_RETURN_IF(
+        type && strcmp(type, "llama") != 0, ARMT_STATUS_UNSUPPORTED,
+        "config: model_type '%s' is not supported (llama, and the ARMT reference's armt and armt_sw)", type);
+    ARMT_TRY(armt_json_get_str(o, "", "hidden_act", 0, &act, err));
     ARMT_RETURN_IF(act && strcmp(act, "silu") != 0, ARMT_STATUS_UNSUPPORTED,
                    "config: hidden_act '%s' is not supported (only silu)", act);
     int bias = 0;
-    ARMT_TRY(get_bool(o, "", "attention_bias", 0, &bias, err));
+    ARMT_TRY(armt_json_get_bool(o, "", "attention_bias", 0, &bias, err));
     ARMT_RETURN_IF(bias, ARMT_STATUS_UNSUPPORTED, "config: attention_bias = true is not supported");
-    ARMT_TRY(get_bool(o, "", "mlp_bias", 0, &bias, err));
+    ARMT_TRY(armt_json_get_bool(o, "", "mlp_bias", 0, &bias, err));
     ARMT_RETURN_IF(bias, ARMT_STATUS_UNSUPPORTED, "config: mlp_bias = true is not supported");
 
     /* Sizes every LLaMA config carries. */
-    ARMT_TRY(get_int(o, "", "hidden_size", 1, &cfg->hidden_size, err));
-    ARMT_TRY(get_int(o, "", "num_hidden_layers", 1, &cfg->n_layers, err));
-    ARMT_TRY(get_int(o, "", "num_attention_heads", 1, &cfg->n_heads, err));
-    ARMT_TRY(get_int(o, "", "intermediate_size", 1, &cfg->intermediate_size, err));
-    ARMT_TRY(get_int(o, "", "vocab_size", 1, &cfg->vocab_size, err));
+    ARMT_TRY(armt_json_get_int(o, "", "hidden_size", 1, &cfg->hidden_size, err));
+    ARMT_TRY(armt_json_get_int(o, "", "num_hidden_layers", 1, &cfg->n_layers, err));
+    ARMT_TRY(armt_json_get_int(o, "", "num_attention_heads", 1, &cfg->n_heads, err));
+    ARMT_TRY(armt_json_get_int(o, "", "intermediate_size", 1, &cfg->intermediate_size, err));
+    ARMT_TRY(armt_json_get_int(o, "", "vocab_size", 1, &cfg->vocab_size, err));
 
     /* Optional: older configs predate GQA and explicit head_dim. */
     cfg->n_kv_heads = cfg->n_heads;
-    ARMT_TRY(get_int(o, "", "num_key_value_heads", 0, &cfg->n_kv_heads, err));
+    ARMT_TRY(armt_json_get_int(o, "", "num_key_value_heads", 0, &cfg->n_kv_heads, err));
     /* head_dim defaults to hidden / heads, which must then divide evenly. */
     cfg->head_dim = 0;
-    ARMT_TRY(get_int(o, "", "head_dim", 0, &cfg->head_dim, err));
+    ARMT_TRY(armt_json_get_int(o, "", "head_dim", 0, &cfg->head_dim, err));
     if (cfg->head_dim == 0 && cfg->n_heads > 0) {
         ARMT_RETURN_IF(
             cfg->hidden_size % cfg->n_heads != 0, ARMT_STATUS_BAD_CONFIG,
@@ -377,7 +343,7 @@ static armt_status hf_fields(json_t *o, armt_config *cfg, armt_err *err) {
     }
 
     double eps = 1e-6; /* LlamaConfig defaults */
-    ARMT_TRY(get_num(o, "", "rms_norm_eps", 0, &eps, err));
+    ARMT_TRY(armt_json_get_num(o, "", "rms_norm_eps", 0, &eps, err));
     cfg->rms_norm_eps = (float)eps;
     cfg->rope_theta = 10000.0;
     cfg->rope_type = ARMT_ROPE_DEFAULT;
@@ -386,16 +352,16 @@ static armt_status hf_fields(json_t *o, armt_config *cfg, armt_err *err) {
     json_t *params = json_object_get(o, "rope_parameters");
     if (params && !json_is_null(params)) {
         /* transformers 5.x; a top-level rope_theta (if any) is only the fallback */
-        ARMT_TRY(get_num(o, "", "rope_theta", 0, &cfg->rope_theta, err));
+        ARMT_TRY(armt_json_get_num(o, "", "rope_theta", 0, &cfg->rope_theta, err));
         ARMT_TRY(read_rope(params, "rope_parameters.", cfg, err));
     } else {
-        ARMT_TRY(get_num(o, "", "rope_theta", 0, &cfg->rope_theta, err));
+        ARMT_TRY(armt_json_get_num(o, "", "rope_theta", 0, &cfg->rope_theta, err));
         json_t *scaling = json_object_get(o, "rope_scaling");
         /* (late 4.x files may repeat rope_theta inside rope_scaling; read_rope then takes that one) */
         if (scaling && !json_is_null(scaling)) ARMT_TRY(read_rope(scaling, "rope_scaling.", cfg, err));
     }
 
-    ARMT_TRY(get_bool(o, "", "tie_word_embeddings", 0, &cfg->tie_word_embeddings, err));
+    ARMT_TRY(armt_json_get_bool(o, "", "tie_word_embeddings", 0, &cfg->tie_word_embeddings, err));
 
     /* ARMT fields: "not known yet" unless given (see armt_config.h). */
     cfg->num_mem_tokens = 0;
@@ -409,9 +375,9 @@ static armt_status hf_fields(json_t *o, armt_config *cfg, armt_err *err) {
 armt_status armt_config_from_hf_json(const char *json_text, size_t len, armt_config *cfg, armt_err *err) {
     ARMT_RETURN_IF(!cfg, ARMT_STATUS_INVALID_ARGUMENT, "armt_config_from_hf_json: NULL config");
     json_t *o;
-    ARMT_TRY(parse_object(json_text, len, "config.json", &o, err));
+    ARMT_TRY(armt_json_parse_object(json_text, len, "config.json", &o, err));
     armt_config tmp;
-    armt_status st = hf_fields(o, &tmp, err);
+    armt_status st = armt_config_hf_fields(o, &tmp, err);
     json_decref(o);
     if (st == ARMT_OK) *cfg = tmp; /* *cfg untouched on error */
     return st;
@@ -420,7 +386,7 @@ armt_status armt_config_from_hf_json(const char *json_text, size_t len, armt_con
 armt_status armt_config_apply_armt_json(const char *json_text, size_t len, armt_config *cfg, armt_err *err) {
     ARMT_RETURN_IF(!cfg, ARMT_STATUS_INVALID_ARGUMENT, "armt_config_apply_armt_json: NULL config");
     json_t *o;
-    ARMT_TRY(parse_object(json_text, len, "ARMT config", &o, err));
+    ARMT_TRY(armt_json_parse_object(json_text, len, "ARMT config", &o, err));
     armt_config tmp = *cfg;
     armt_status st = read_armt_fields(o, &tmp, err);
     json_decref(o);
@@ -433,14 +399,17 @@ armt_status armt_config_apply_armt_json(const char *json_text, size_t len, armt_
 /* ===================================================================================================== */
 
 /* One table drives both directions, so the two cannot drift apart. */
-typedef enum { F_INT, F_FLOAT, F_DOUBLE, F_ROPE } field_kind;
+typedef enum { F_INT, F_FLOAT, F_DOUBLE, F_ROPE, F_VARIANT, F_MEMOFF } field_kind;
 static const struct {
     const char *key;
     field_kind kind;
     size_t offset;
+    int since; /* the full form's version that added the field (older forms read it as zero) */
 } full_fields[] = {
 #define F(key, kind, member) \
-    { key, kind, offsetof(armt_config, member) }
+    { key, kind, offsetof(armt_config, member), 1 }
+#define F2(key, kind, member) \
+    { key, kind, offsetof(armt_config, member), 2 }
     F("hidden_size", F_INT, hidden_size),
     F("n_layers", F_INT, n_layers),
     F("n_heads", F_INT, n_heads),
@@ -460,7 +429,15 @@ static const struct {
     F("d_mem", F_INT, d_mem),
     F("segment_size", F_INT, segment_size),
     F("correction", F_INT, correction),
+    F2("variant", F_VARIANT, variant),
+    F2("mem_heads", F_INT, mem_heads),
+    F2("no_denom", F_INT, no_denom),
+    F2("gating", F_INT, gating),
+    F2("use_sink", F_INT, use_sink),
+    F2("sliding_window", F_INT, sliding_window),
+    F2("memory_off_layers", F_MEMOFF, memory_off),
 #undef F
+#undef F2
 };
 #define N_FULL (sizeof full_fields / sizeof full_fields[0])
 
@@ -481,6 +458,15 @@ char *armt_config_to_json(const armt_config *cfg) {
         case F_ROPE:
             v = json_string(*(const armt_rope_type *)p == ARMT_ROPE_LLAMA3 ? "llama3" : "default");
             break;
+        case F_VARIANT: v = json_string(armt_variant_name(*(const armt_variant *)p)); break;
+        case F_MEMOFF:
+            v = json_array();
+            for (int l = 0; v && l < ARMT_MAX_WRAP_LAYERS; l++)
+                if (armt_config_memory_off(cfg, l) && json_array_append_new(v, json_integer(l)) != 0) {
+                    json_decref(v);
+                    v = NULL;
+                }
+            break;
         }
         bad = json_object_set_new(o, full_fields[i].key, v) != 0; /* a NULL v (inf/nan) fails here */
     }
@@ -489,35 +475,71 @@ char *armt_config_to_json(const armt_config *cfg) {
     return text;
 }
 
+armt_status armt_variant_parse(const char *name, armt_variant *out, armt_err *err) {
+    static const armt_variant all[] = {ARMT_VARIANT_PAPER, ARMT_VARIANT_AMT, ARMT_VARIANT_ARMT};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (strcmp(name, armt_variant_name(all[i])) == 0) {
+            *out = all[i];
+            return ARMT_OK;
+        }
+    return armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "variant '%s' is not known (paper, amt, armt)", name);
+}
+
+/* A list of layer indices: the layers without memory. */
+static armt_status read_memory_off(json_t *o, const char *key, armt_config *cfg, armt_err *err) {
+    json_t *a = json_object_get(o, key);
+    ARMT_RETURN_IF(!a, ARMT_STATUS_BAD_CONFIG, "armt_config: field '%s' is missing", key);
+    ARMT_RETURN_IF(!json_is_array(a), ARMT_STATUS_BAD_CONFIG, "armt_config: field '%s' must be an array",
+                   key);
+    memset(cfg->memory_off, 0, sizeof cfg->memory_off);
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        json_t *v = json_array_get(a, i);
+        ARMT_RETURN_IF(!json_is_integer(v) || json_integer_value(v) < 0 ||
+                           json_integer_value(v) >= ARMT_MAX_WRAP_LAYERS,
+                       ARMT_STATUS_BAD_CONFIG, "armt_config: '%s' must hold layer indices below %d", key,
+                       ARMT_MAX_WRAP_LAYERS);
+        int l = (int)json_integer_value(v);
+        cfg->memory_off[l / 64] |= (uint64_t)1 << (l % 64);
+    }
+    return ARMT_OK;
+}
+
 /* Strict inverse of armt_config_to_json: every field must be present, so a checkpoint written by an older
  * library with fewer fields is caught by the version number or a "missing field" message, never read
  * with silent zeros. Unknown extra keys are ignored. */
 armt_status armt_config_from_json_full(const char *json_text, size_t len, armt_config *cfg, armt_err *err) {
     ARMT_RETURN_IF(!cfg, ARMT_STATUS_INVALID_ARGUMENT, "armt_config_from_json_full: NULL config");
     json_t *o;
-    ARMT_TRY(parse_object(json_text, len, "armt_config", &o, err));
+    ARMT_TRY(armt_json_parse_object(json_text, len, "armt_config", &o, err));
     armt_config tmp;
     memset(&tmp, 0, sizeof tmp);
     char *base = (char *)&tmp;
     int version = 0;
-    armt_status st = get_int(o, "", "version", 1, &version, err);
-    if (st == ARMT_OK && version != ARMT_CONFIG_JSON_VERSION)
-        st = armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "armt_config: version %d not supported (expected %d)",
+    armt_status st = armt_json_get_int(o, "", "version", 1, &version, err);
+    if (st == ARMT_OK && (version < 1 || version > ARMT_CONFIG_JSON_VERSION))
+        st = armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "armt_config: version %d not supported (1 to %d)",
                           version, ARMT_CONFIG_JSON_VERSION);
     for (size_t i = 0; i < N_FULL && st == ARMT_OK; i++) {
         void *p = base + full_fields[i].offset;
         const char *key = full_fields[i].key;
         double d = 0;
         const char *s = NULL;
+        if (full_fields[i].since > version) continue; /* zero: the paper's math */
         switch (full_fields[i].kind) {
-        case F_INT: st = get_int(o, "", key, 1, (int *)p, err); break;
+        case F_VARIANT:
+            st = armt_json_get_str(o, "", key, 1, &s, err);
+            if (st != ARMT_OK) break;
+            st = armt_variant_parse(s, (armt_variant *)p, err);
+            break;
+        case F_MEMOFF: st = read_memory_off(o, key, &tmp, err); break;
+        case F_INT: st = armt_json_get_int(o, "", key, 1, (int *)p, err); break;
         case F_FLOAT:
-            st = get_num(o, "", key, 1, &d, err);
+            st = armt_json_get_num(o, "", key, 1, &d, err);
             *(float *)p = (float)d;
             break;
-        case F_DOUBLE: st = get_num(o, "", key, 1, (double *)p, err); break;
+        case F_DOUBLE: st = armt_json_get_num(o, "", key, 1, (double *)p, err); break;
         case F_ROPE:
-            st = get_str(o, "", key, 1, &s, err);
+            st = armt_json_get_str(o, "", key, 1, &s, err);
             if (st != ARMT_OK) break;
             if (strcmp(s, "llama3") == 0)
                 *(armt_rope_type *)p = ARMT_ROPE_LLAMA3;

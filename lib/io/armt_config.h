@@ -23,7 +23,7 @@
 #include <stddef.h>
 
 /* Value of "version" in the full form; bump when a field changes meaning. */
-#define ARMT_CONFIG_JSON_VERSION 1
+#define ARMT_CONFIG_JSON_VERSION 2 /* 2: the variant fields (version 1 reads them as zero) */
 
 /* Parses a Hugging Face LLaMA config.json into *cfg (overwritten entirely).
  * Required: hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, vocab_size.
@@ -40,6 +40,23 @@
  * (the ARMT fields may still be missing): call armt_config_check once everything is applied. */
 armt_status armt_config_from_hf_json(const char *json_text, size_t len, armt_config *cfg, armt_err *err);
 
+/* 1 when the text is a JSON object whose model_type is "armt" or "armt_sw" (the ARMT reference's
+ * save_pretrained form), else 0. */
+int armt_config_is_reference(const char *json_text, size_t len);
+
+/* Parses the ARMT reference's config.json (config_armt.c; docs/VARIANTS.md): the base LLaMA from
+ * base_model_config, or from base_dir/config.json when the file names it by base_model_name (NULL base_dir:
+ * BAD_CONFIG naming base_model_name); the ARMT keys with the reference's defaults (num_mem_tokens 16,
+ * d_mem 512, segment_size 512, correction, use_denom). Keys that change inference in a way not implemented
+ * (act_on, attend_to_previous_input, wrap_pos, segment_alignment other than left) are UNSUPPORTED naming the
+ * key. variant: ARMT_VARIANT_AMT when a modeling_amt-only key is present, else ARMT_VARIANT_ARMT. */
+armt_status armt_config_from_reference_json(const char *json_text, size_t len, const char *base_dir,
+                                            armt_config *cfg, armt_err *err);
+
+/* The HF fields of a parsed LLaMA config object into *cfg (overwritten; see armt_config_from_hf_json). */
+struct json_t;
+armt_status armt_config_hf_fields(struct json_t *o, armt_config *cfg, armt_err *err);
+
 /* Applies an ARMT config file: the present fields among num_mem_tokens, d_mem, segment_size, correction
  * replace those of *cfg; other fields are left alone. */
 armt_status armt_config_apply_armt_json(const char *json_text, size_t len, armt_config *cfg, armt_err *err);
@@ -50,6 +67,15 @@ char *armt_config_to_json(const armt_config *cfg);
 
 /* Inverse of armt_config_to_json: every field required, "version" must be ARMT_CONFIG_JSON_VERSION. */
 armt_status armt_config_from_json_full(const char *json_text, size_t len, armt_config *cfg, armt_err *err);
+
+/* "paper", "amt" or "armt" into *out; UNSUPPORTED naming anything else. */
+armt_status armt_variant_parse(const char *name, armt_variant *out, armt_err *err);
+
+/* Memory heads H (mem_heads, at least 1); whether a layer has no associative memory (wrap_layers); how
+ * many layers have one. */
+int armt_config_mem_heads(const armt_config *c);
+int armt_config_memory_off(const armt_config *c, int layer);
+int armt_config_memory_layers(const armt_config *c);
 
 /* The checks of armt_config_validate, recorded in err with ARMT_STATUS_BAD_CONFIG. */
 armt_status armt_config_check(const armt_config *cfg, armt_err *err);

@@ -354,13 +354,23 @@ static void set_layout(armt_ckpt *c) {
 }
 
 /* Base config from config.json in dir, then armt_config.json; records which ARMT fields were explicit. */
-static armt_status load_dir_config(const char *dir, armt_config *cfg, ck_explicit *ex, int *found,
-                                   armt_err *err) {
+static armt_status load_dir_config(const char *dir, const char *base_dir, armt_config *cfg, ck_explicit *ex,
+                                   int *found, int *reference, armt_err *err) {
     char *path = armt_path_join(dir, "config.json"), *text = NULL;
     size_t len;
     ARMT_RETURN_IF(!path, ARMT_STATUS_OUT_OF_HOST_MEMORY, "checkpoint: out of memory");
     armt_status st = armt_read_file(path, "checkpoint", CK_MAX_JSON_BYTES, 1, &text, &len, err);
     *found = text != NULL;
+    *reference = 0;
+    if (st == ARMT_OK && text && armt_config_is_reference(text, len)) {
+        /* the ARMT reference's own form: every ARMT field is known (its defaults fill what is absent) */
+        *reference = 1;
+        st = armt_config_from_reference_json(text, len, base_dir, cfg, err);
+        if (st == ARMT_OK) *ex = (ck_explicit){1, 1, 1, 1};
+        free(text);
+        free(path);
+        return st;
+    }
     if (st == ARMT_OK && text) {
         st = armt_config_from_hf_json(text, len, cfg, err);
         if (st == ARMT_OK) mark_present_keys(text, len, ex);
@@ -426,7 +436,10 @@ static armt_status open_impl(armt_ckpt *c, const char *path, const armt_model_pa
         ex = (ck_explicit){1, 1, 1, 1};
         have_cfg = 1;
     } else {
-        ARMT_TRY_GOTO(load_dir_config(dir, &c->cfg, &ex, &have_cfg, err), out);
+        int reference = 0;
+        ARMT_TRY_GOTO(load_dir_config(dir, params ? params->base_model_dir : NULL, &c->cfg, &ex, &have_cfg,
+                                      &reference, err),
+                      out);
         if (!have_cfg) {
             st = armt_err_set(
                 err, is_dir ? ARMT_STATUS_IO_ERROR : ARMT_STATUS_BAD_CONFIG,

@@ -6,6 +6,8 @@
 
 #include "io/checkpoint_internal.h"
 
+#include "io/armt_config.h"
+
 static void shape_str(const st_tensor *t, char *buf, size_t n) {
     size_t o = 0;
     o += (size_t)snprintf(buf + o, n - o, "[");
@@ -172,12 +174,19 @@ armt_status armt_ck_validate(armt_ckpt *c, const ck_adapter *ad, armt_err *err) 
     /* per-layer ARMT tensors: all or none, and with them the memory (memory alone is fine: the side file of a
      * plain checkpoint may supply just that) */
     int any_armt = 0;
-    for (int l = 0; l < cfg->n_layers && !any_armt; l++)
-        for (int r = ARMT_ROLE_WMQ; r <= ARMT_ROLE_BMB; r++)
-            if (armt_ck_layer_slot(c, l, (armt_role)r)->t) any_armt = 1;
+    for (int l = 0; l < cfg->n_layers; l++)
+        for (int r = ARMT_ROLE_WMQ; r <= ARMT_ROLE_BMB; r++) {
+            const st_tensor *t = armt_ck_layer_slot(c, l, (armt_role)r)->t;
+            /* wrap_layers = false: the reference builds no memory for that layer */
+            ARMT_RETURN_IF(t && armt_config_memory_off(cfg, l), ARMT_STATUS_BAD_CONFIG,
+                           "checkpoint: tensor '%s' belongs to layer %d, which wrap_layers leaves without "
+                           "memory",
+                           t->name, l);
+            if (t) any_armt = 1;
+        }
     if (any_armt) {
         for (int l = 0; l < cfg->n_layers; l++)
-            for (int r = ARMT_ROLE_WMQ; r <= ARMT_ROLE_BMB; r++)
+            for (int r = ARMT_ROLE_WMQ; r <= ARMT_ROLE_BMB && !armt_config_memory_off(cfg, l); r++)
                 ARMT_RETURN_IF(!armt_ck_layer_slot(c, l, (armt_role)r)->t, ARMT_STATUS_MISSING_TENSOR,
                                "checkpoint: tensor '%s' is missing (the checkpoint has other ARMT tensors)",
                                expected_name(c, (armt_role)r, l));
