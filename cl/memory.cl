@@ -5,18 +5,36 @@
  * Vprev = 0, gamma = 1).
  */
 
-/* DPFP, nu = 3: x' = [relu(x), relu(-x)] (2*dm); phi[(p-1)*2dm + i] = x'[i] * x'[(i - p) mod 2dm].
- * in: (rows, dm), out: (rows, 6*dm). Global (6*dm, rows). */
-__kernel void armt_dpfp(__global const float *in, __global float *out, const int dm) {
+/* DPFP, nu = 3, per memory head (H heads of dh = dm / H projections; one head in the paper): with x the
+ * head's projections, x' = [relu(x), relu(-x)] (2*dh); phi_h[(p-1)*2dh + i] = x'[i] * x'[(i - p) mod 2dh],
+ * head h's features at [h*6dh, (h+1)*6dh). in: (rows, dm), out: (rows, 6*dm). Global (6*dm, rows). */
+__kernel void armt_dpfp(__global const float *in, __global float *out, const int dm, const int dh) {
     const int o = get_global_id(0), row = get_global_id(1);
-    const int n2 = 2 * dm, dk = 3 * n2;
+    const int n2 = 2 * dh, dkh = 3 * n2, dk = 6 * dm;
     if (o >= dk) return;
-    const int p = o / n2 + 1, i = o % n2;
+    const int h = o / dkh, oh = o % dkh;
+    const int p = oh / n2 + 1, i = oh % n2;
     const int i2 = (i - p + n2) % n2;
-    __global const float *x = in + (ulong)row * dm;
-    const float a = i < dm ? fmax(x[i], 0.0f) : fmax(-x[i - dm], 0.0f);
-    const float b = i2 < dm ? fmax(x[i2], 0.0f) : fmax(-x[i2 - dm], 0.0f);
+    __global const float *x = in + (ulong)row * dm + (ulong)h * dh;
+    const float a = i < dh ? fmax(x[i], 0.0f) : fmax(-x[i - dh], 0.0f);
+    const float b = i2 < dh ? fmax(x[i2], 0.0f) : fmax(-x[i2 - dh], 0.0f);
     out[(ulong)row * dk + o] = a * b;
+}
+
+/* The amt and armt variants: each head's features L2-normalised, phi / max(|phi|, 1e-12) (torch's
+ * F.normalize). phi: (rows, dk), heads of dkh features. Global (ARMT_ROW_WG, rows). */
+__kernel void armt_phi_normalize(__global float *phi, const int dk, const int dkh) {
+    __local float scratch[ARMT_ROW_WG];
+    const int lid = get_local_id(0), row = get_group_id(1);
+    __global float *pr = phi + (ulong)row * dk;
+    for (int h0 = 0; h0 < dk; h0 += dkh) {
+        float ss = 0.0f;
+        for (int c = h0 + lid; c < h0 + dkh; c += ARMT_ROW_WG)
+            ss += pr[c] * pr[c];
+        const float n = fmax(sqrt(armt_wg_sum(ss, scratch)), 1e-12f);
+        for (int c = h0 + lid; c < h0 + dkh; c += ARMT_ROW_WG)
+            pr[c] = pr[c] / n;
+    }
 }
 
 /* The read's denominator of one row, phi . z + 1e-5, summed by the work-group (ARMT_ROW_WG items). */
@@ -28,32 +46,38 @@ inline float armt_read_den(__global const float *phi_row, __global const float *
     return armt_wg_sum(s, scratch) + 1e-5f;
 }
 
-/* Read: x[r] += num[r] / (phi[r] . z[l] + 1e-5) for cells whose layer has written.
+/* Read: x[r] += num[r] / (phi[r] . z[l] + 1e-5) for cells whose layer has written, per memory head (head h:
+ * features [h*dkh, (h+1)*dkh), channels [h*dvh, (h+1)*dvh)); no_denom: x[r] += num[r].
  * num: (G, T, d), phi: (G, T, dk). Global (ARMT_ROW_WG, T, G). */
 __kernel void armt_mem_read(__global float *x, __global const float *num, __global const float *phi,
                             __global const float *z, __global const int *written, const int dk, const int d,
-                            CELL_ARGS) {
+                            const int dkh, const int dvh, const int no_denom, CELL_ARGS) {
     __local float scratch[ARMT_ROW_WG];
     const int lid = get_local_id(0), r = get_group_id(1), j = get_group_id(2);
     const int l = CELL_LAYER(j);
     const int wr = written[l]; /* no early return: every work-item must reach the barriers */
-    const float den = armt_read_den(phi + ((ulong)j * T + r) * (ulong)dk, z + (ulong)l * dk, dk, scratch);
+    __global const float *pr = phi + ((ulong)j * T + r) * (ulong)dk;
     __global float *xr = x + ((ulong)CELL_SLOT(j) * T + r) * (ulong)d;
     __global const float *nr = num + ((ulong)j * T + r) * (ulong)d;
-    if (wr)
-        for (int c = lid; c < d; c += ARMT_ROW_WG)
-            xr[c] += nr[c] / den;
+    for (int h = 0; h * dkh < dk; h++) {
+        const float den =
+            no_denom ? 1.0f : armt_read_den(pr + (ulong)h * dkh, z + (ulong)l * dk + (ulong)h * dkh, dkh, scratch);
+        if (wr)
+            for (int c = h * dvh + lid; c < (h + 1) * dvh; c += ARMT_ROW_WG)
+                xr[c] += nr[c] / den;
+    }
 }
 
-/* The read's row scales for the fused form (bf16 models on tensor cores, where the GEMM's epilogue adds
- * scale[r] * (phi W_mem)[r] to x): scale[r] = 1 / (phi[r] . z[l] + 1e-5), or 0 where the layer has not
- * written. scale: (G, T). Global (ARMT_ROW_WG, T, G). */
+/* The read's row scales for the fused form (bf16 models on tensor cores, one memory head, where the GEMM's
+ * epilogue adds scale[r] * (phi W_mem)[r] to x): scale[r] = 1 / (phi[r] . z[l] + 1e-5) (1 with no_denom), or
+ * 0 where the layer has not written. scale: (G, T). Global (ARMT_ROW_WG, T, G). */
 __kernel void armt_mem_read_scale(__global float *scale, __global const float *phi, __global const float *z,
-                                  __global const int *written, const int dk, CELL_ARGS) {
+                                  __global const int *written, const int dk, const int no_denom, CELL_ARGS) {
     __local float scratch[ARMT_ROW_WG];
     const int lid = get_local_id(0), r = get_group_id(1), j = get_group_id(2);
     const int l = CELL_LAYER(j);
-    const float den = armt_read_den(phi + ((ulong)j * T + r) * (ulong)dk, z + (ulong)l * dk, dk, scratch);
+    const float den =
+        no_denom ? 1.0f : armt_read_den(phi + ((ulong)j * T + r) * (ulong)dk, z + (ulong)l * dk, dk, scratch);
     if (lid == 0) scale[(ulong)j * T + r] = written[l] ? 1.0f / den : 0.0f;
 }
 
@@ -67,69 +91,102 @@ __kernel void armt_mem_gather(__global const float *x, __global float *mrows, co
     mrows[((ulong)j * M + r) * (ulong)d + c] = x[((ulong)CELL_SLOT(j) * T + row) * (ulong)d + c];
 }
 
-/* Per memory row: den = phi(k).z[l] + 1e-5, gamma = clip(1 - den / (|phi(k)|^2 + 1e-5), 0, 1) (1 without
- * correction or for a first write), beta = sigmoid(m . wmb[l] + bmb[l]). wstat (G, M, 4) = (den, gamma,
- * beta, written). Global (ARMT_ROW_WG, M, G). */
+/* Per memory row and head h (features [h*dkh, (h+1)*dkh)): den = phi(k).z[l] + 1e-5 (1 with no_denom),
+ * gamma = clip(1 - den / (|phi(k)|^2 + 1e-5), 0, 1) in the paper; the normalised variants (normalized = 1)
+ * divide by |phi(k)|^2 alone (gamma = 0 where phi(k) = 0, the reference's 1 - den / 0 clipped); gamma = 1
+ * without correction or for a first write; beta = sigmoid(m . wmb[l][h] + bmb[l][h]) (nb = H rows of W_mb
+ * per layer; with gating the betas are per channel and computed apart: beta = 0 here).
+ * wstat (G, M, H, 4) = (den, gamma, beta, written). Global (ARMT_ROW_WG, M, G). */
 __kernel void armt_mem_write_prep(__global const float *phi, __global const float *mrows,
                                   __global const float *z, __global const int *written,
                                   __global const float *wmb, const ulong wmb_off, __global const float *bmb,
                                   const ulong bmb_off, __global float *wstat, const int M, const int dk,
-                                  const int d, const int l0, const int correction) {
+                                  const int d, const int l0, const int correction, const int dkh,
+                                  const int normalized, const int no_denom, const int gating) {
     __local float scratch[ARMT_ROW_WG];
     const int lid = get_local_id(0), r = get_group_id(1), j = get_group_id(2);
-    const int l = l0 + j;
+    const int l = l0 + j, H = dk / dkh;
     const int wr = written[l];
-    __global const float *kr = phi + ((ulong)j * M + r) * (ulong)dk;
-    __global const float *zl = z + (ulong)l * dk;
-    float kz = 0.0f, kk = 0.0f;
-    for (int c = lid; c < dk; c += ARMT_ROW_WG) {
-        kz += kr[c] * zl[c];
-        kk += kr[c] * kr[c];
-    }
-    kz = armt_wg_sum(kz, scratch);
-    kk = armt_wg_sum(kk, scratch);
     __global const float *mr = mrows + ((ulong)j * M + r) * (ulong)d;
-    __global const float *wb = wmb + wmb_off + (ulong)l * d;
-    float mb = 0.0f;
-    for (int c = lid; c < d; c += ARMT_ROW_WG)
-        mb += mr[c] * wb[c];
-    mb = armt_wg_sum(mb, scratch);
-    if (lid == 0) {
-        const float den = kz + 1e-5f;
-        float gamma = 1.0f;
-        if (wr && correction) gamma = clamp(1.0f - den / (kk + 1e-5f), 0.0f, 1.0f);
-        const float beta = 1.0f / (1.0f + exp(-(mb + bmb[bmb_off + l])));
-        __global float *ws = wstat + ((ulong)j * M + r) * 4;
-        ws[0] = den;
-        ws[1] = gamma;
-        ws[2] = beta;
-        ws[3] = (float)wr;
+    for (int h = 0; h < H; h++) {
+        __global const float *kr = phi + ((ulong)j * M + r) * (ulong)dk + (ulong)h * dkh;
+        __global const float *zl = z + (ulong)l * dk + (ulong)h * dkh;
+        float kz = 0.0f, kk = 0.0f;
+        for (int c = lid; c < dkh; c += ARMT_ROW_WG) {
+            kz += kr[c] * zl[c];
+            kk += kr[c] * kr[c];
+        }
+        kz = armt_wg_sum(kz, scratch);
+        kk = armt_wg_sum(kk, scratch);
+        float mb = 0.0f;
+        if (!gating) {
+            __global const float *wb = wmb + wmb_off + ((ulong)l * H + h) * d;
+            for (int c = lid; c < d; c += ARMT_ROW_WG)
+                mb += mr[c] * wb[c];
+            mb = armt_wg_sum(mb, scratch);
+        }
+        if (lid == 0) {
+            const float den = no_denom ? 1.0f : kz + 1e-5f;
+            float gamma = 1.0f;
+            if (wr && correction && !no_denom) {
+                if (!normalized)
+                    gamma = clamp(1.0f - den / (kk + 1e-5f), 0.0f, 1.0f);
+                else
+                    gamma = kk > 0.0f ? clamp(1.0f - den / kk, 0.0f, 1.0f) : 0.0f;
+            }
+            const float beta = gating ? 0.0f : 1.0f / (1.0f + exp(-(mb + bmb[bmb_off + (ulong)l * H + h])));
+            __global float *ws = wstat + (((ulong)j * M + r) * H + h) * 4;
+            ws[0] = den;
+            ws[1] = gamma;
+            ws[2] = beta;
+            ws[3] = (float)wr;
+        }
     }
 }
 
-/* delta = beta * (vnew - vprev / den), or beta * vnew for a first write; in place in vnew.
- * Global (d, M, G). */
+/* delta = beta * (vnew - vprev / den), or beta * vnew for a first write; in place in vnew. Channel c belongs
+ * to head c / dvh. With gating, beta = sigmoid(mb[c] + bmb[l][c]) per channel, mb (G, M, d) the W_mb
+ * products. Global (d, M, G). */
 __kernel void armt_mem_delta(__global float *vnew, __global const float *vprev, __global const float *wstat,
-                             const int M, const int d) {
+                             const int M, const int d, const int dvh, const int gating,
+                             __global const float *mb, __global const float *bmb, const ulong bmb_off,
+                             const int l0) {
     const int c = get_global_id(0), r = get_global_id(1), j = get_global_id(2);
     if (c >= d) return;
-    __global const float *ws = wstat + ((ulong)j * M + r) * 4;
+    const int H = d / dvh;
+    __global const float *ws = wstat + (((ulong)j * M + r) * H + c / dvh) * 4;
     const ulong i = ((ulong)j * M + r) * (ulong)d + c;
     const float prev = ws[3] != 0.0f ? vprev[i] / ws[0] : 0.0f;
-    vnew[i] = ws[2] * (vnew[i] - prev);
+    const float beta =
+        gating ? 1.0f / (1.0f + exp(-(mb[i] + bmb[bmb_off + (ulong)(l0 + j) * d + c]))) : ws[2];
+    vnew[i] = beta * (vnew[i] - prev);
 }
 
-/* z[l] += sum_r gamma_r phi(k_r), then mark the layer written. Global (dk, G). */
+/* z[l] += sum_r gamma_r phi(k_r) (gamma of the feature's head), then mark the layer written. With no_denom
+ * z stays zero and only the mark is set. Global (dk, G). */
 __kernel void armt_mem_z_update(__global float *z, __global int *written, __global const float *phi,
-                                __global const float *wstat, const int M, const int dk, const int l0) {
+                                __global const float *wstat, const int M, const int dk, const int l0,
+                                const int dkh, const int no_denom) {
     const int c = get_global_id(0), j = get_global_id(1);
     if (c >= dk) return;
-    const int l = l0 + j;
-    float s = 0.0f;
-    for (int r = 0; r < M; r++)
-        s += wstat[((ulong)j * M + r) * 4 + 1] * phi[((ulong)j * M + r) * (ulong)dk + c];
-    z[(ulong)l * dk + c] += s;
+    const int l = l0 + j, H = dk / dkh, h = c / dkh;
+    if (!no_denom) {
+        float s = 0.0f;
+        for (int r = 0; r < M; r++)
+            s += wstat[(((ulong)j * M + r) * H + h) * 4 + 1] * phi[((ulong)j * M + r) * (ulong)dk + c];
+        z[(ulong)l * dk + c] += s;
+    }
     if (c == 0) written[l] = 1;
+}
+
+/* Several memory heads: W_mem[l] is kept as one (dk, d) matrix whose off-diagonal blocks (features of head
+ * h, channels of another head) are zero, so one product serves every head; the update phi^T delta fills
+ * those blocks, and this puts them back to zero. Global (d, dk, G). */
+__kernel void armt_mem_block_mask(__global float *w, const int dk, const int d, const int dkh, const int dvh,
+                                  const int l0) {
+    const int c = get_global_id(0), k = get_global_id(1), j = get_global_id(2);
+    if (c >= d || k >= dk) return;
+    if (k / dkh != c / dvh) w[((ulong)(l0 + j) * dk + k) * (ulong)d + c] = 0.0f;
 }
 
 /* bf16 copy of W_mem for the bf16 read products (the GEMM's W operand is (n, k) = (d, dk) bf16):

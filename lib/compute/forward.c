@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include "compute/step.h"
+#include "io/armt_config.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -213,6 +214,12 @@ armt_status armt_call_begin(armt_call *F, armt_ctx *ctx, const armt_forward_para
     F->nkv = cfg->n_kv_heads;
     F->ffn = cfg->intermediate_size;
     F->V = cfg->vocab_size;
+    F->H = armt_config_mem_heads(cfg);
+    F->dkh = F->dk / F->H;
+    F->dvh = F->d / F->H;
+    F->normalized = cfg->variant != ARMT_VARIANT_PAPER;
+    F->no_denom = cfg->no_denom;
+    F->gating = cfg->gating;
     size_t nl = (size_t)cfg->n_layers;
     F->a_off = calloc(nl, sizeof(size_t));
     F->b_off = calloc(nl, sizeof(size_t));

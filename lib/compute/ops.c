@@ -116,8 +116,14 @@ armt_status armt_op_dpfp(armt_call *F, size_t rows) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
     cl_kernel k = ctx->k[ARMT_K_DPFP];
-    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->mq), ARMT_KA(ctx->phi), ARMT_KA(F->dm)));
-    return armt_op_launch(F, ARMT_K_DPFP, 2, (size_t)F->dk, rows, 1, 0);
+    const int dh = F->dm / F->H;
+    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->mq), ARMT_KA(ctx->phi), ARMT_KA(F->dm), ARMT_KA(dh)));
+    ARMT_TRY(armt_op_launch(F, ARMT_K_DPFP, 2, (size_t)F->dk, rows, 1, 0));
+    if (!F->normalized) return ARMT_OK;
+    k = ctx->k[ARMT_K_PHI_NORMALIZE];
+    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->phi), ARMT_KA(F->dk), ARMT_KA(F->dkh)));
+    const size_t wg = (size_t)ctx->rt->tune.row_wg;
+    return armt_op_launch(F, ARMT_K_PHI_NORMALIZE, 2, wg, rows, 1, wg);
 }
 
 armt_status armt_op_rope(armt_call *F, const armt_step *st) {
@@ -199,8 +205,8 @@ armt_status armt_op_mem_read_scale(armt_call *F, const armt_step *st) {
     armt_ctx *ctx = F->ctx;
     cl_kernel k = ctx->k[ARMT_K_MEM_READ_SCALE];
     ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->mq), ARMT_KA(ctx->phi), ARMT_KA(ctx->z),
-                        ARMT_KA(ctx->written), ARMT_KA(F->dk)));
-    return cell_rows(F, ARMT_K_MEM_READ_SCALE, 5, st, (size_t)st->T);
+                        ARMT_KA(ctx->written), ARMT_KA(F->dk), ARMT_KA(F->no_denom)));
+    return cell_rows(F, ARMT_K_MEM_READ_SCALE, 6, st, (size_t)st->T);
 }
 
 armt_status armt_op_mem_read(armt_call *F, const armt_step *st) {
@@ -208,8 +214,9 @@ armt_status armt_op_mem_read(armt_call *F, const armt_step *st) {
     armt_ctx *ctx = F->ctx;
     cl_kernel k = ctx->k[ARMT_K_MEM_READ];
     ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->x), ARMT_KA(ctx->h), ARMT_KA(ctx->phi), ARMT_KA(ctx->z),
-                        ARMT_KA(ctx->written), ARMT_KA(F->dk), ARMT_KA(F->d)));
-    return cell_rows(F, ARMT_K_MEM_READ, 7, st, (size_t)st->T);
+                        ARMT_KA(ctx->written), ARMT_KA(F->dk), ARMT_KA(F->d), ARMT_KA(F->dkh), ARMT_KA(F->dvh),
+                        ARMT_KA(F->no_denom)));
+    return cell_rows(F, ARMT_K_MEM_READ, 10, st, (size_t)st->T);
 }
 
 armt_status armt_op_mem_gather(armt_call *F, const armt_step *st) {
@@ -233,7 +240,8 @@ armt_status armt_op_mem_write_prep(armt_call *F, const armt_step *st) {
     ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->phi), ARMT_KA(ctx->mrows), ARMT_KA(ctx->z),
                         ARMT_KA(ctx->written), ARMT_KA(wmb), ARMT_KA(owmb), ARMT_KA(bmb), ARMT_KA(obmb),
                         ARMT_KA(ctx->wstat), ARMT_KA(F->M), ARMT_KA(F->dk), ARMT_KA(F->d), ARMT_KA(st->l0),
-                        ARMT_KA(corr)));
+                        ARMT_KA(corr), ARMT_KA(F->dkh), ARMT_KA(F->normalized), ARMT_KA(F->no_denom),
+                        ARMT_KA(F->gating)));
     return cell_rows(F, ARMT_K_MEM_WRITE_PREP, -1, st, (size_t)F->M);
 }
 
@@ -241,8 +249,12 @@ armt_status armt_op_mem_delta(armt_call *F, const armt_step *st) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
     cl_kernel k = ctx->k[ARMT_K_MEM_DELTA];
+    size_t off_bmb;
+    cl_mem bmb = armt_weight_at(&ctx->model->w[ARMT_ROLE_BMB], 0, &off_bmb);
+    cl_ulong obmb = off_bmb;
     ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->vnew), ARMT_KA(ctx->vprev), ARMT_KA(ctx->wstat),
-                        ARMT_KA(F->M), ARMT_KA(F->d)));
+                        ARMT_KA(F->M), ARMT_KA(F->d), ARMT_KA(F->dvh), ARMT_KA(F->gating), ARMT_KA(ctx->mbeta),
+                        ARMT_KA(bmb), ARMT_KA(obmb), ARMT_KA(st->l0)));
     return armt_op_launch(F, ARMT_K_MEM_DELTA, 3, (size_t)F->d, (size_t)F->M, (size_t)st->G, 0);
 }
 
@@ -251,8 +263,19 @@ armt_status armt_op_mem_z_update(armt_call *F, const armt_step *st) {
     armt_ctx *ctx = F->ctx;
     cl_kernel k = ctx->k[ARMT_K_MEM_Z_UPDATE];
     ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->z), ARMT_KA(ctx->written), ARMT_KA(ctx->phi),
-                        ARMT_KA(ctx->wstat), ARMT_KA(F->M), ARMT_KA(F->dk), ARMT_KA(st->l0)));
+                        ARMT_KA(ctx->wstat), ARMT_KA(F->M), ARMT_KA(F->dk), ARMT_KA(st->l0), ARMT_KA(F->dkh),
+                        ARMT_KA(F->no_denom)));
     return armt_op_launch(F, ARMT_K_MEM_Z_UPDATE, 2, (size_t)F->dk, (size_t)st->G, 1, 0);
+}
+
+armt_status armt_op_mem_block_mask(armt_call *F, const armt_step *st) {
+    armt_err *err = F->err;
+    armt_ctx *ctx = F->ctx;
+    if (F->H == 1) return ARMT_OK;
+    cl_kernel k = ctx->k[ARMT_K_MEM_BLOCK_MASK];
+    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->w_mem), ARMT_KA(F->dk), ARMT_KA(F->d), ARMT_KA(F->dkh),
+                        ARMT_KA(F->dvh), ARMT_KA(st->l0)));
+    return armt_op_launch(F, ARMT_K_MEM_BLOCK_MASK, 3, (size_t)F->d, (size_t)F->dk, (size_t)st->G, 0);
 }
 
 /* ======================================================================================================= */

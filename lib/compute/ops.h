@@ -62,6 +62,8 @@ armt_status armt_op_mem_gather(armt_call *F, const armt_step *st);
 armt_status armt_op_mem_write_prep(armt_call *F, const armt_step *st);
 armt_status armt_op_mem_delta(armt_call *F, const armt_step *st);
 armt_status armt_op_mem_z_update(armt_call *F, const armt_step *st);
+/* Several memory heads: W_mem's off-head blocks back to zero after an update (nothing with one head). */
+armt_status armt_op_mem_block_mask(armt_call *F, const armt_step *st);
 
 /* Fills ctx->rope with rope_rows positions: cos then sin of the head_dim / 2 frequencies (llama3 scaling
  * when the config has it). */

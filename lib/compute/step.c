@@ -174,7 +174,7 @@ armt_status armt_step_read(armt_call *F, const armt_step *st) {
                        ARMT_ROLE_WMQ, -1));
     ARMT_TRY(armt_op_dpfp(F, (size_t)st->G * T));
     ARMT_TRY(armt_op_stage_bf16(F, ctx->phi, (size_t)st->G * T, (size_t)F->dk));
-    if (ctx->w_mem_bf && F->abf_src == ctx->phi && F->dk % 8 == 0) {
+    if (ctx->w_mem_bf && F->abf_src == ctx->phi && F->dk % 8 == 0 && F->H == 1) {
         /* fused (bf16 models on tensor cores): x += (1/den) phi W_mem in the GEMM's epilogue; the row scales
          * go into ctx->mq, whose projections dpfp has consumed (it holds at least G T d_mem floats) */
         ARMT_TRY(armt_op_mem_read_scale(F, st));
@@ -400,6 +400,8 @@ armt_status armt_step_write(armt_call *F, const armt_step *st) {
     offsets_tmp(st, M, d, F->a_off);
     offsets_tmp(st, M, d, F->c_off);
     ARMT_TRY(gemm_role(F, st, cells_op(F, M, ctx->mrows, d, ctx->vnew, d, 0.0f), ARMT_ROLE_WMV, -1));
+    if (F->gating) /* beta per channel: m W_mb^T (the bias and the sigmoid are applied in the delta kernel) */
+        ARMT_TRY(gemm_role(F, st, cells_op(F, M, ctx->mrows, d, ctx->mbeta, d, 0.0f), ARMT_ROLE_WMB, -1));
     armt_op_unstage(F);
     ARMT_TRY(armt_op_mem_write_prep(F, st));
     if (any_written(F, st)) {
@@ -410,6 +412,7 @@ armt_status armt_step_write(armt_call *F, const armt_step *st) {
     }
     ARMT_TRY(armt_op_mem_delta(F, st));
     ARMT_TRY(mem_update(F, st));
+    ARMT_TRY(armt_op_mem_block_mask(F, st));
     ARMT_TRY(armt_op_mem_z_update(F, st));
     ARMT_TRY(armt_step_mem_bf16_refresh(F, st->l0, st->G));
     for (int j = 0; j < st->G; j++)

@@ -45,6 +45,8 @@ typedef enum armt_kernel_id {
     ARMT_K_GEMM_BF16_MMA_NARROW,     /* the fp32-A one with the narrow tiles (optional)              */
     ARMT_K_GEMM_BF16BF16_MMA_NARROW, /* the bf16-A one with the narrow tiles (optional)              */
     ARMT_K_ATTENTION_MMA_KVBF16,     /* attention_mma.cl on bf16 K and V (optional)                  */
+    ARMT_K_PHI_NORMALIZE,            /* memory.cl     L2-normalised features (amt, armt variants)    */
+    ARMT_K_MEM_BLOCK_MASK,           /* memory.cl     zero W_mem's off-head blocks (memory heads)    */
     ARMT_K_COUNT
 } armt_kernel_id;
 
@@ -278,7 +280,8 @@ struct armt_ctx {
     cl_mem mrows;    /* (cap_cells, M, d)         memory-token rows of each cell         */
     cl_mem vnew;     /* (cap_cells, M, d)         W_mv projection, then the delta        */
     cl_mem vprev;    /* (cap_cells, M, d)         phi(k) W_mem                           */
-    cl_mem wstat;    /* (cap_cells, M, 4)         den, gamma, beta, unused               */
+    cl_mem wstat;    /* (cap_cells, M, H, 4)      den, gamma, beta, written per head     */
+    cl_mem mbeta;    /* (cap_cells, M, d)         W_mb products with gating (else tiny)  */
     cl_mem rope;     /* (rope_rows, head_dim)     cos | sin halves per position          */
     cl_mem ids;      /* (ids_cap) int             token ids of the current call          */
     cl_mem out_rows; /* (out_rows_cap, d)         final-normed rows                      */

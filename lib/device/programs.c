@@ -51,6 +51,8 @@ static const struct {
     [ARMT_K_GEMM_BF16BF16_MMA_NARROW] = {"armt_gemm_bf16bf16_mma", ARMT_P_GEMM_NARROW, 1,
                                          "armt_gemm_bf16bf16_mma/narrow"},
     [ARMT_K_ATTENTION_MMA_KVBF16] = {"armt_attention_mma_kvbf16", ARMT_P_ATTENTION, 1},
+    [ARMT_K_PHI_NORMALIZE] = {"armt_phi_normalize", ARMT_P_MEMORY},
+    [ARMT_K_MEM_BLOCK_MASK] = {"armt_mem_block_mask", ARMT_P_MEMORY},
 }; /* (ARMT_P_ATTENTION: the model's attention program, ARMT_P_ATTENTION or ARMT_P_ATTENTION_MMA) */
 
 /* The source files of each program, in build order; tc = 1: tensor-core files, built only with tensor cores
