@@ -5,7 +5,9 @@
 #include "config.h"
 
 #include "device/internal.h"
+#include "io/armt_config.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +23,33 @@ const char *armt_ctx_last_error(const armt_ctx *ctx) {
 }
 armt_model *armt_ctx_model(const armt_ctx *ctx) { return ctx ? ctx->model : NULL; }
 
+/* The device keeps W_mem[l] as one (d_key, d) matrix, block-diagonal with several memory heads; the host
+ * interface holds only the heads' blocks, [layers, H, d_key/H, d/H] (the reference's layout; the same as
+ * the device's with one head). */
+static size_t device_w_floats(const armt_config *c) {
+    return (size_t)c->n_layers * (size_t)armt_config_d_key(c) * (size_t)c->hidden_size;
+}
+
 size_t armt_ctx_memory_w_count(const armt_ctx *ctx) {
     if (!ctx) return 0;
     const armt_config *c = &ctx->model->cfg;
-    return (size_t)c->n_layers * (size_t)armt_config_d_key(c) * (size_t)c->hidden_size;
+    return device_w_floats(c) / (size_t)armt_config_mem_heads(c);
+}
+
+/* Between the device's block-diagonal W_mem and the host's heads (to_heads = 1: device -> host). */
+static void heads_convert(const armt_config *c, float *dev, float *host, int to_heads) {
+    const size_t H = (size_t)armt_config_mem_heads(c), dk = (size_t)armt_config_d_key(c),
+                 d = (size_t)c->hidden_size, dkh = dk / H, dvh = d / H;
+    for (size_t l = 0; l < (size_t)c->n_layers; l++)
+        for (size_t h = 0; h < H; h++)
+            for (size_t a = 0; a < dkh; a++) {
+                float *dv = dev + (l * dk + h * dkh + a) * d + h * dvh;
+                float *hv = host + ((l * H + h) * dkh + a) * dvh;
+                if (to_heads)
+                    memcpy(hv, dv, dvh * sizeof *hv);
+                else
+                    memcpy(dv, hv, dvh * sizeof *hv);
+            }
 }
 
 size_t armt_ctx_memory_z_count(const armt_ctx *ctx) {
@@ -87,7 +112,7 @@ armt_status armt_ctx_create(armt_model *model, const armt_ctx_params *params, ar
         goto fail;
     }
     ARMT_TRY_GOTO(armt_kernels_create(ctx->rt, model->attention, ctx->k, err), fail);
-    ctx->state_bytes[0] = armt_ctx_memory_w_count(ctx) * sizeof(float);
+    ctx->state_bytes[0] = device_w_floats(&model->cfg) * sizeof(float);
     ctx->state_bytes[1] = armt_ctx_memory_z_count(ctx) * sizeof(float);
     ctx->state_bytes[2] = (size_t)model->cfg.n_layers * sizeof(cl_int);
     int bf = model->precision == ARMT_PRECISION_BF16;
@@ -134,9 +159,20 @@ armt_status armt_ctx_reset(armt_ctx *ctx) {
 armt_status armt_ctx_memory_get(armt_ctx *ctx, float *w_mem, float *z, uint8_t *written) {
     if (!ctx) return armt_err_set(NULL, ARMT_STATUS_INVALID_ARGUMENT, "armt_ctx_memory_get: ctx is NULL");
     armt_err *err = &ctx->err;
-    if (w_mem)
+    const armt_config *c = &ctx->model->cfg;
+    if (w_mem && armt_config_mem_heads(c) == 1)
         ARMT_CL_TRY(clEnqueueReadBuffer(ctx->queue, ctx->w_mem, CL_TRUE, 0, ctx->state_bytes[0], w_mem, 0,
                                         NULL, NULL));
+    if (w_mem && armt_config_mem_heads(c) > 1) {
+        float *full = malloc(ctx->state_bytes[0]);
+        if (!full)
+            return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_ctx_memory_get: out of host memory");
+        cl_int e = clEnqueueReadBuffer(ctx->queue, ctx->w_mem, CL_TRUE, 0, ctx->state_bytes[0], full, 0, NULL,
+                                       NULL);
+        if (e == CL_SUCCESS) heads_convert(c, full, w_mem, 1);
+        free(full);
+        if (e != CL_SUCCESS) return armt_err_cl(err, "clEnqueueReadBuffer(W_mem)", e);
+    }
     if (z)
         ARMT_CL_TRY(
             clEnqueueReadBuffer(ctx->queue, ctx->z, CL_TRUE, 0, ctx->state_bytes[1], z, 0, NULL, NULL));
@@ -168,8 +204,19 @@ armt_status armt_ctx_memory_set(armt_ctx *ctx, const float *w_mem, const float *
         return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_ctx_memory_set: out of host memory");
     for (int i = 0; i < n; i++)
         tmp[i] = written[i] ? 1 : 0;
-    cl_int e =
-        clEnqueueWriteBuffer(ctx->queue, ctx->w_mem, CL_TRUE, 0, ctx->state_bytes[0], w_mem, 0, NULL, NULL);
+    const armt_config *c = &ctx->model->cfg;
+    float *full = NULL;
+    if (armt_config_mem_heads(c) > 1) { /* the heads' blocks on the diagonal, zeros elsewhere */
+        full = calloc(1, ctx->state_bytes[0]);
+        if (!full) {
+            free(tmp);
+            return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_ctx_memory_set: out of host memory");
+        }
+        heads_convert(c, full, (float *)(uintptr_t)w_mem, 0);
+    }
+    cl_int e = clEnqueueWriteBuffer(ctx->queue, ctx->w_mem, CL_TRUE, 0, ctx->state_bytes[0], full ? full : w_mem,
+                                    0, NULL, NULL);
+    free(full);
     if (e == CL_SUCCESS)
         e = clEnqueueWriteBuffer(ctx->queue, ctx->z, CL_TRUE, 0, ctx->state_bytes[1], z, 0, NULL, NULL);
     if (e == CL_SUCCESS)
@@ -186,7 +233,9 @@ armt_status armt_ctx_memory_set(armt_ctx *ctx, const float *w_mem, const float *
 
 /* Layout (little-endian): 64-byte header, then W_mem floats, z floats, written bytes.
  *   0  char[8]  "ARMTSTAT"       8  u32 version (1)     12 u32 n_layers     16 u32 d_key   20 u32 d
- *   24 u64 model fingerprint    32 u64 payload bytes   40 u64 checksum of the payload   48..63 reserved (0)
+ *   24 u64 model fingerprint    32 u64 payload bytes   40 u64 checksum of the payload
+ *   48 u32 variant (armt_variant)   52 u32 memory heads - 1   56..63 reserved (0)
+ * W_mem in the host layout [layers, H, d_key/H, d/H].
  */
 #define STATE_MAGIC   "ARMTSTAT"
 #define STATE_VERSION 1u
@@ -249,6 +298,8 @@ armt_status armt_ctx_memory_save(armt_ctx *ctx, const char *path) {
     h = checksum(h, z, nz * 4);
     h = checksum(h, wr, nl);
     put_u64(hdr + 40, h);
+    put_u32(hdr + 48, (uint32_t)c->variant); /* version 1 files hold zeros here: the paper, one head */
+    put_u32(hdr + 52, (uint32_t)armt_config_mem_heads(c) - 1);
     size_t plen = strlen(path) + 8;
     tmp_path = malloc(plen);
     if (!tmp_path) {
@@ -300,6 +351,14 @@ armt_status armt_ctx_memory_load(armt_ctx *ctx, const char *path) {
     if (get_u32(hdr + 8) != STATE_VERSION) {
         st = armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "%s: memory state version %u is not supported", path,
                           get_u32(hdr + 8));
+        goto done;
+    }
+    if (get_u32(hdr + 48) != (uint32_t)c->variant || get_u32(hdr + 52) + 1 != (uint32_t)armt_config_mem_heads(c)) {
+        st = armt_err_set(err, ARMT_STATUS_MODEL_MISMATCH,
+                          "%s holds the memory of a %s-variant model with %u memory head(s); this model is %s with "
+                          "%d",
+                          path, armt_variant_name((armt_variant)get_u32(hdr + 48)), get_u32(hdr + 52) + 1,
+                          armt_variant_name(c->variant), armt_config_mem_heads(c));
         goto done;
     }
     if (get_u64(hdr + 24) != ctx->model->fingerprint || get_u32(hdr + 12) != (uint32_t)c->n_layers ||
