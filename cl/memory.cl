@@ -61,7 +61,8 @@ __kernel void armt_mem_read(__global float *x, __global const float *num, __glob
     __global const float *nr = num + ((ulong)j * T + r) * (ulong)d;
     for (int h = 0; h * dkh < dk; h++) {
         const float den =
-            no_denom ? 1.0f : armt_read_den(pr + (ulong)h * dkh, z + (ulong)l * dk + (ulong)h * dkh, dkh, scratch);
+            no_denom ? 1.0f
+                     : armt_read_den(pr + (ulong)h * dkh, z + (ulong)l * dk + (ulong)h * dkh, dkh, scratch);
         if (wr)
             for (int c = h * dvh + lid; c < (h + 1) * dvh; c += ARMT_ROW_WG)
                 xr[c] += nr[c] / den;

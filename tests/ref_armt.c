@@ -204,106 +204,164 @@ int ref_attention(const double *q, const double *k, const double *v, int T, int 
     return 0;
 }
 
+/* The variants (docs/VARIANTS.md), written head by head: head h reads and writes only its own block of
+ * W_mem[l] (features [h*dkh, (h+1)*dkh), channels [h*dvh, (h+1)*dvh)) and of z[l]; the amt and armt variants
+ * L2-normalise each head's features; no_denom drops z and the divisions. */
+typedef struct mem_geo {
+    int d, dm, dk, H, dh, dkh, dvh, normalized, no_denom, gating;
+} mem_geo;
+
+static mem_geo geo_of(const armt_config *c) {
+    mem_geo g;
+    g.d = c->hidden_size;
+    g.dm = c->d_mem;
+    g.dk = d_key_of(c);
+    g.H = c->mem_heads > 1 ? c->mem_heads : 1;
+    g.dh = g.dm / g.H;
+    g.dkh = g.dk / g.H;
+    g.dvh = g.d / g.H;
+    g.normalized = c->variant != ARMT_VARIANT_PAPER;
+    g.no_denom = c->no_denom;
+    g.gating = c->gating;
+    return g;
+}
+
+static int layer_has_memory(const armt_config *c, int l) {
+    return !(l < 256 && ((c->memory_off[l / 64] >> (l % 64)) & 1u));
+}
+
+/* Features of one head: phi(x_h) (6 dh values), L2-normalised in the later variants. */
+static void head_features(const mem_geo *g, const double *proj, int h, double *out) {
+    ref_dpfp(proj + (size_t)h * g->dh, g->dh, out);
+    if (!g->normalized) return;
+    double ss = 0.0;
+    for (int a = 0; a < g->dkh; a++)
+        ss += out[a] * out[a];
+    double n = sqrt(ss);
+    if (n < 1e-12) n = 1e-12; /* torch.nn.functional.normalize */
+    for (int a = 0; a < g->dkh; a++)
+        out[a] /= n;
+}
+
 int ref_mem_read(const ref_model *m, const ref_state *st, int layer, double *H, int rows) {
     const armt_config *c = &m->cfg;
-    int d = c->hidden_size, dm = c->d_mem, dk = d_key_of(c);
-    const double *Wm = st->w_mem + (size_t)layer * dk * d; /* (dk, d) */
-    const double *z = st->z + (size_t)layer * dk;
-    double *qm = malloc((size_t)dm * sizeof(double));
-    double *Q = malloc((size_t)dk * sizeof(double));
-    double *num = malloc((size_t)d * sizeof(double));
-    if (!qm || !Q || !num) {
-        free(qm), free(Q), free(num);
+    if (!layer_has_memory(c, layer)) return 0;
+    const mem_geo g = geo_of(c);
+    const double *Wm = st->w_mem + (size_t)layer * g.dk * g.d; /* (dk, d), heads on the diagonal */
+    const double *z = st->z + (size_t)layer * g.dk;
+    double *qm = malloc((size_t)g.dm * sizeof(double));
+    double *Q = malloc((size_t)g.dkh * sizeof(double));
+    double *add = malloc((size_t)g.d * sizeof(double));
+    if (!qm || !Q || !add) {
+        free(qm), free(Q), free(add);
         return -2;
     }
     for (int r = 0; r < rows; r++) {
-        double *h = H + (size_t)r * d;
-        linear(h, 1, d, m->w[ARMT_ROLE_WMQ][layer], dm, qm); /* H W_mq^T */
-        ref_dpfp(qm, dm, Q);                                 /* Q = phi(.) */
-        double den = 0.0;
-        for (int a = 0; a < dk; a++)
-            den += Q[a] * z[a];
-        den += MEM_EPS; /* Q . z + 1e-5 */
-        for (int i = 0; i < d; i++)
-            num[i] = 0.0;
-        for (int a = 0; a < dk; a++) {
-            if (Q[a] == 0.0) continue;
-            const double *wa = Wm + (size_t)a * d;
-            for (int i = 0; i < d; i++)
-                num[i] += Q[a] * wa[i]; /* Q W_mem */
+        double *x = H + (size_t)r * g.d;
+        linear(x, 1, g.d, m->w[ARMT_ROLE_WMQ][layer], g.dm, qm); /* x W_mq^T */
+        for (int h = 0; h < g.H; h++) {
+            head_features(&g, qm, h, Q);
+            double den = 1.0;
+            if (!g.no_denom) {
+                den = 0.0;
+                for (int a = 0; a < g.dkh; a++)
+                    den += Q[a] * z[h * g.dkh + a];
+                den += MEM_EPS; /* Q . z + 1e-5 */
+            }
+            for (int i = 0; i < g.dvh; i++) {
+                double num = 0.0;
+                for (int a = 0; a < g.dkh; a++)
+                    num += Q[a] * Wm[(size_t)(h * g.dkh + a) * g.d + (size_t)(h * g.dvh + i)];
+                add[h * g.dvh + i] = num / den;
+            }
         }
-        /* all reads of the rows use the layer input H; rows are independent, so updating in place is fine */
-        for (int i = 0; i < d; i++)
-            h[i] += num[i] / den;
+        /* the read uses the layer input x for every head, so add only after all heads */
+        for (int i = 0; i < g.d; i++)
+            x[i] += add[i];
     }
-    free(qm), free(Q), free(num);
+    free(qm), free(Q), free(add);
     return 0;
 }
 
 int ref_mem_write(const ref_model *m, ref_state *st, int layer, const double *mrows, int M) {
     const armt_config *c = &m->cfg;
-    int d = c->hidden_size, dm = c->d_mem, dk = d_key_of(c);
-    double *Wm = st->w_mem + (size_t)layer * dk * d;
-    double *z = st->z + (size_t)layer * dk;
-    int first = !st->written[layer];
+    if (!layer_has_memory(c, layer)) return 0;
+    const mem_geo g = geo_of(c);
+    double *Wm = st->w_mem + (size_t)layer * g.dk * g.d;
+    double *z = st->z + (size_t)layer * g.dk;
+    const int first = !st->written[layer];
+    const int nb = g.gating ? g.d : g.H; /* rows of W_mb */
     size_t Mr = (size_t)(M > 0 ? M : 1);
-    double *km = malloc((size_t)dm * sizeof(double));
-    double *K = malloc(Mr * dk * sizeof(double)); /* phi(m W_mk^T)           (M, dk) */
-    double *D = malloc(Mr * d * sizeof(double));  /* Vnew - Vprev            (M, d)  */
-    double *beta = malloc(Mr * sizeof(double));   /* sigmoid(m W_mb^T + b)   (M)     */
-    double *gamma = malloc(Mr * sizeof(double));  /* correction coefficient  (M)     */
+    double *km = malloc((size_t)g.dm * sizeof(double));
+    double *K = malloc(Mr * g.dk * sizeof(double));    /* features, heads side by side   (M, dk) */
+    double *D = malloc(Mr * g.d * sizeof(double));     /* Vnew - Vprev                   (M, d)  */
+    double *beta = malloc(Mr * nb * sizeof(double));   /* sigmoid(m W_mb^T + b)          (M, nb) */
+    double *gamma = malloc(Mr * g.H * sizeof(double)); /* correction per head            (M, H)  */
     if (!km || !K || !D || !beta || !gamma) {
         free(km), free(K), free(D), free(beta), free(gamma);
         return -2;
     }
     const float *wmb = m->w[ARMT_ROLE_WMB][layer], *bmb = m->w[ARMT_ROLE_BMB][layer];
-    /* Phase 1: everything computed from the memory as it stood before this write. */
+    /* Phase 1: everything from the memory as it stood before this write. */
     for (int j = 0; j < M; j++) {
-        const double *mj = mrows + (size_t)j * d;
-        double *Kj = K + (size_t)j * dk, *Dj = D + (size_t)j * d;
-        linear(mj, 1, d, m->w[ARMT_ROLE_WMK][layer], dm, km);
-        ref_dpfp(km, dm, Kj);
-        linear(mj, 1, d, m->w[ARMT_ROLE_WMV][layer], d, Dj); /* Vnew = m W_mv^T */
-        double bl = (double)bmb[0];
-        for (int i = 0; i < d; i++)
-            bl += mj[i] * (double)wmb[i];
-        beta[j] = sigmoid(bl);
-        if (first) {
-            gamma[j] = 1.0; /* Vprev = 0 */
-        } else {
-            double den = 0.0, nk2 = 0.0;
-            for (int a = 0; a < dk; a++) {
-                den += Kj[a] * z[a];
-                nk2 += Kj[a] * Kj[a];
+        const double *mj = mrows + (size_t)j * g.d;
+        double *Dj = D + (size_t)j * g.d;
+        linear(mj, 1, g.d, m->w[ARMT_ROLE_WMK][layer], g.dm, km);
+        linear(mj, 1, g.d, m->w[ARMT_ROLE_WMV][layer], g.d, Dj); /* Vnew = m W_mv^T */
+        for (int b = 0; b < nb; b++) {
+            double bl = (double)bmb[b];
+            for (int i = 0; i < g.d; i++)
+                bl += mj[i] * (double)wmb[(size_t)b * g.d + i];
+            beta[(size_t)j * nb + b] = sigmoid(bl);
+        }
+        for (int h = 0; h < g.H; h++) {
+            double *Kh = K + (size_t)j * g.dk + (size_t)h * g.dkh;
+            head_features(&g, km, h, Kh);
+            double *gm = &gamma[(size_t)j * g.H + h];
+            *gm = 1.0;
+            if (first) continue; /* Vprev = 0, gamma = 1 */
+            double den = 1.0, nk2 = 0.0;
+            if (!g.no_denom) {
+                den = 0.0;
+                for (int a = 0; a < g.dkh; a++)
+                    den += Kh[a] * z[h * g.dkh + a];
+                den += MEM_EPS; /* K . z + 1e-5 */
             }
-            den += MEM_EPS; /* K . z + 1e-5 */
-            for (int a = 0; a < dk; a++) {
-                if (Kj[a] == 0.0) continue;
-                const double *wa = Wm + (size_t)a * d;
-                double ka = Kj[a] / den;
-                for (int i = 0; i < d; i++)
-                    Dj[i] -= ka * wa[i]; /* Vnew - (K W_mem) / den */
+            for (int a = 0; a < g.dkh; a++)
+                nk2 += Kh[a] * Kh[a];
+            for (int i = 0; i < g.dvh; i++) {
+                double prev = 0.0;
+                for (int a = 0; a < g.dkh; a++)
+                    prev += Kh[a] * Wm[(size_t)(h * g.dkh + a) * g.d + (size_t)(h * g.dvh + i)];
+                Dj[h * g.dvh + i] -= prev / den; /* Vnew - (K W_mem) / den */
             }
-            if (c->correction) {
-                double g = 1.0 - den / (nk2 + MEM_EPS); /* den includes the 1e-5 */
-                gamma[j] = g < 0.0 ? 0.0 : (g > 1.0 ? 1.0 : g);
-            } else {
-                gamma[j] = 1.0;
+            if (c->correction && !g.no_denom) {
+                double q; /* the reference's 1 - den / x, clipped to [0, 1]; 1 - den / 0 = -inf -> 0 */
+                if (!g.normalized)
+                    q = 1.0 - den / (nk2 + MEM_EPS); /* den includes the 1e-5 */
+                else
+                    q = nk2 > 0.0 ? 1.0 - den / nk2 : 0.0;
+                *gm = q < 0.0 ? 0.0 : (q > 1.0 ? 1.0 : q);
             }
         }
     }
-    /* Phase 2: W_mem += sum_j beta_j K_j^T (Vnew_j - Vprev_j);  z += sum_j gamma_j K_j. */
+    /* Phase 2: each head's block += sum_j beta K_j^T (Vnew_j - Vprev_j);  z_h += sum_j gamma_jh K_jh. */
     for (int j = 0; j < M; j++) {
-        const double *Kj = K + (size_t)j * dk, *Dj = D + (size_t)j * d;
-        for (int a = 0; a < dk; a++) {
-            if (Kj[a] == 0.0) continue;
-            double ba = beta[j] * Kj[a];
-            double *wa = Wm + (size_t)a * d;
-            for (int i = 0; i < d; i++)
-                wa[i] += ba * Dj[i];
+        const double *Dj = D + (size_t)j * g.d;
+        for (int h = 0; h < g.H; h++) {
+            const double *Kh = K + (size_t)j * g.dk + (size_t)h * g.dkh;
+            for (int a = 0; a < g.dkh; a++) {
+                if (Kh[a] == 0.0) continue;
+                double *wa = Wm + (size_t)(h * g.dkh + a) * g.d + (size_t)h * g.dvh;
+                for (int i = 0; i < g.dvh; i++) {
+                    double b = g.gating ? beta[(size_t)j * nb + h * g.dvh + i] : beta[(size_t)j * nb + h];
+                    wa[i] += b * Kh[a] * Dj[h * g.dvh + i];
+                }
+            }
+            if (!g.no_denom)
+                for (int a = 0; a < g.dkh; a++)
+                    z[h * g.dkh + a] += gamma[(size_t)j * g.H + h] * Kh[a];
         }
-        for (int a = 0; a < dk; a++)
-            z[a] += gamma[j] * Kj[a];
     }
     st->written[layer] = 1;
     free(km), free(K), free(D), free(beta), free(gamma);

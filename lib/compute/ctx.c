@@ -166,9 +166,10 @@ armt_status armt_ctx_memory_get(armt_ctx *ctx, float *w_mem, float *z, uint8_t *
     if (w_mem && armt_config_mem_heads(c) > 1) {
         float *full = malloc(ctx->state_bytes[0]);
         if (!full)
-            return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_ctx_memory_get: out of host memory");
-        cl_int e = clEnqueueReadBuffer(ctx->queue, ctx->w_mem, CL_TRUE, 0, ctx->state_bytes[0], full, 0, NULL,
-                                       NULL);
+            return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY,
+                                "armt_ctx_memory_get: out of host memory");
+        cl_int e =
+            clEnqueueReadBuffer(ctx->queue, ctx->w_mem, CL_TRUE, 0, ctx->state_bytes[0], full, 0, NULL, NULL);
         if (e == CL_SUCCESS) heads_convert(c, full, w_mem, 1);
         free(full);
         if (e != CL_SUCCESS) return armt_err_cl(err, "clEnqueueReadBuffer(W_mem)", e);
@@ -210,12 +211,13 @@ armt_status armt_ctx_memory_set(armt_ctx *ctx, const float *w_mem, const float *
         full = calloc(1, ctx->state_bytes[0]);
         if (!full) {
             free(tmp);
-            return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_ctx_memory_set: out of host memory");
+            return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY,
+                                "armt_ctx_memory_set: out of host memory");
         }
         heads_convert(c, full, (float *)(uintptr_t)w_mem, 0);
     }
-    cl_int e = clEnqueueWriteBuffer(ctx->queue, ctx->w_mem, CL_TRUE, 0, ctx->state_bytes[0], full ? full : w_mem,
-                                    0, NULL, NULL);
+    cl_int e = clEnqueueWriteBuffer(ctx->queue, ctx->w_mem, CL_TRUE, 0, ctx->state_bytes[0],
+                                    full ? full : w_mem, 0, NULL, NULL);
     free(full);
     if (e == CL_SUCCESS)
         e = clEnqueueWriteBuffer(ctx->queue, ctx->z, CL_TRUE, 0, ctx->state_bytes[1], z, 0, NULL, NULL);
@@ -353,12 +355,14 @@ armt_status armt_ctx_memory_load(armt_ctx *ctx, const char *path) {
                           get_u32(hdr + 8));
         goto done;
     }
-    if (get_u32(hdr + 48) != (uint32_t)c->variant || get_u32(hdr + 52) + 1 != (uint32_t)armt_config_mem_heads(c)) {
-        st = armt_err_set(err, ARMT_STATUS_MODEL_MISMATCH,
-                          "%s holds the memory of a %s-variant model with %u memory head(s); this model is %s with "
-                          "%d",
-                          path, armt_variant_name((armt_variant)get_u32(hdr + 48)), get_u32(hdr + 52) + 1,
-                          armt_variant_name(c->variant), armt_config_mem_heads(c));
+    if (get_u32(hdr + 48) != (uint32_t)c->variant ||
+        get_u32(hdr + 52) + 1 != (uint32_t)armt_config_mem_heads(c)) {
+        st = armt_err_set(
+            err, ARMT_STATUS_MODEL_MISMATCH,
+            "%s holds the memory of a %s-variant model with %u memory head(s); this model is %s with "
+            "%d",
+            path, armt_variant_name((armt_variant)get_u32(hdr + 48)), get_u32(hdr + 52) + 1,
+            armt_variant_name(c->variant), armt_config_mem_heads(c));
         goto done;
     }
     if (get_u64(hdr + 24) != ctx->model->fingerprint || get_u32(hdr + 12) != (uint32_t)c->n_layers ||

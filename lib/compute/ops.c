@@ -214,8 +214,8 @@ armt_status armt_op_mem_read(armt_call *F, const armt_step *st) {
     armt_ctx *ctx = F->ctx;
     cl_kernel k = ctx->k[ARMT_K_MEM_READ];
     ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->x), ARMT_KA(ctx->h), ARMT_KA(ctx->phi), ARMT_KA(ctx->z),
-                        ARMT_KA(ctx->written), ARMT_KA(F->dk), ARMT_KA(F->d), ARMT_KA(F->dkh), ARMT_KA(F->dvh),
-                        ARMT_KA(F->no_denom)));
+                        ARMT_KA(ctx->written), ARMT_KA(F->dk), ARMT_KA(F->d), ARMT_KA(F->dkh),
+                        ARMT_KA(F->dvh), ARMT_KA(F->no_denom)));
     return cell_rows(F, ARMT_K_MEM_READ, 10, st, (size_t)st->T);
 }
 
@@ -253,8 +253,8 @@ armt_status armt_op_mem_delta(armt_call *F, const armt_step *st) {
     cl_mem bmb = armt_weight_at(&ctx->model->w[ARMT_ROLE_BMB], 0, &off_bmb);
     cl_ulong obmb = off_bmb;
     ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->vnew), ARMT_KA(ctx->vprev), ARMT_KA(ctx->wstat),
-                        ARMT_KA(F->M), ARMT_KA(F->d), ARMT_KA(F->dvh), ARMT_KA(F->gating), ARMT_KA(ctx->mbeta),
-                        ARMT_KA(bmb), ARMT_KA(obmb), ARMT_KA(st->l0)));
+                        ARMT_KA(F->M), ARMT_KA(F->d), ARMT_KA(F->dvh), ARMT_KA(F->gating),
+                        ARMT_KA(ctx->mbeta), ARMT_KA(bmb), ARMT_KA(obmb), ARMT_KA(st->l0)));
     return armt_op_launch(F, ARMT_K_MEM_DELTA, 3, (size_t)F->d, (size_t)F->M, (size_t)st->G, 0);
 }
 

@@ -16,10 +16,10 @@ typedef struct armt_call {
     armt_err *err;
     const armt_config *cfg;
     int d, dk, dm, M, hd, nh, nkv, ffn, V;
-    int H, dkh, dvh;                 /* memory heads; features and channels per head                */
+    int H, dkh, dvh;                  /* memory heads; features and channels per head                */
     int normalized, no_denom, gating; /* the variant's memory math (docs/VARIANTS.md)                */
-    size_t *a_off, *b_off, *c_off; /* (n_layers) each */
-    uint8_t *written;              /* (n_layers) host mirror of ctx->written */
+    size_t *a_off, *b_off, *c_off;    /* (n_layers) each */
+    uint8_t *written;                 /* (n_layers) host mirror of ctx->written */
     const armt_forward_params *p;
     const int32_t *ids; /* the caller's ids */
     size_t n;           /* tokens of this call */

@@ -21,15 +21,15 @@
 #define MAX_BASE_CONFIG_BYTES (16u << 20)
 
 typedef enum {
-    K_INT,       /* an int field                                         */
-    K_BOOL,      /* a 0/1 field                                          */
-    K_NOT,       /* a 0/1 field holding the negation (use_denom)         */
-    K_HEADS,     /* n_heads -> mem_heads                                 */
-    K_WRAP,      /* wrap_layers: list of booleans, one per layer         */
-    K_ALIGN,     /* segment_alignment: "left" (or null) only             */
-    K_REFUSE,    /* refused when true                                    */
-    K_NONE,      /* no effect on inference                               */
-    K_BASE,      /* base_model_name / base_model_config: read apart      */
+    K_INT,    /* an int field                                         */
+    K_BOOL,   /* a 0/1 field                                          */
+    K_NOT,    /* a 0/1 field holding the negation (use_denom)         */
+    K_HEADS,  /* n_heads -> mem_heads                                 */
+    K_WRAP,   /* wrap_layers: list of booleans, one per layer         */
+    K_ALIGN,  /* segment_alignment: "left" (or null) only             */
+    K_REFUSE, /* refused when true                                    */
+    K_NONE,   /* no effect on inference                               */
+    K_BASE,   /* base_model_name / base_model_config: read apart      */
 } key_kind;
 
 /* gen: 2 = modeling_amt (ARMTForCausalLM of model.py), 3 = src/armt.py, 0 = both. */
@@ -76,13 +76,43 @@ static const struct {
 
 /* transformers' PretrainedConfig bookkeeping: none changes an ARMT forward. */
 static const char *const hf_keys[] = {
-    "model_type", "architectures", "transformers_version", "torch_dtype", "dtype", "auto_map", "_name_or_path",
-    "return_dict", "output_hidden_states", "output_attentions", "use_cache", "tie_word_embeddings",
-    "bos_token_id", "eos_token_id", "pad_token_id", "sep_token_id", "decoder_start_token_id", "id2label",
-    "label2id", "problem_type", "tokenizer_class", "is_encoder_decoder", "chunk_size_feed_forward",
-    "torchscript", "pruned_heads", "tf_legacy_loss", "use_bfloat16", "add_cross_attention",
-    "cross_attention_hidden_size", "is_decoder", "finetuning_task", "prefix", "task_specific_params",
-    "_attn_implementation_autoset", "num_labels", "output_scores", "return_dict_in_generate",
+    "model_type",
+    "architectures",
+    "transformers_version",
+    "torch_dtype",
+    "dtype",
+    "auto_map",
+    "_name_or_path",
+    "return_dict",
+    "output_hidden_states",
+    "output_attentions",
+    "use_cache",
+    "tie_word_embeddings",
+    "bos_token_id",
+    "eos_token_id",
+    "pad_token_id",
+    "sep_token_id",
+    "decoder_start_token_id",
+    "id2label",
+    "label2id",
+    "problem_type",
+    "tokenizer_class",
+    "is_encoder_decoder",
+    "chunk_size_feed_forward",
+    "torchscript",
+    "pruned_heads",
+    "tf_legacy_loss",
+    "use_bfloat16",
+    "add_cross_attention",
+    "cross_attention_hidden_size",
+    "is_decoder",
+    "finetuning_task",
+    "prefix",
+    "task_specific_params",
+    "_attn_implementation_autoset",
+    "num_labels",
+    "output_scores",
+    "return_dict_in_generate",
 };
 
 static int is_hf_key(const char *key) {
@@ -110,8 +140,9 @@ static armt_status read_base(json_t *o, const char *base_dir, armt_config *cfg, 
     json_t *bn = json_object_get(o, "base_model_name");
     if (bc && json_is_null(bc)) bc = NULL;
     if (bn && json_is_null(bn)) bn = NULL;
-    ARMT_RETURN_IF(bc && bn, ARMT_STATUS_BAD_CONFIG,
-                   "config: both base_model_config and base_model_name are set (the reference refuses that too)");
+    ARMT_RETURN_IF(
+        bc && bn, ARMT_STATUS_BAD_CONFIG,
+        "config: both base_model_config and base_model_name are set (the reference refuses that too)");
     if (bc && json_is_object(bc)) {
         json_t *mt = json_object_get(bc, "model_type");
         ARMT_RETURN_IF(!json_is_string(mt), ARMT_STATUS_BAD_CONFIG,
@@ -127,11 +158,12 @@ static armt_status read_base(json_t *o, const char *base_dir, armt_config *cfg, 
     ARMT_RETURN_IF(!bn, ARMT_STATUS_BAD_CONFIG,
                    "config: an ARMT config needs base_model_config or base_model_name; it has neither");
     ARMT_RETURN_IF(!json_is_string(bn), ARMT_STATUS_BAD_CONFIG, "config: base_model_name must be a string");
-    ARMT_RETURN_IF(!base_dir, ARMT_STATUS_BAD_CONFIG,
-                   "config: the base model is named by base_model_name = '%s' and not stored in the checkpoint; "
-                   "give a local directory holding its config.json (armt_model_params.base_model_dir, "
-                   "armt-run --base-model DIR)",
-                   json_string_value(bn));
+    ARMT_RETURN_IF(
+        !base_dir, ARMT_STATUS_BAD_CONFIG,
+        "config: the base model is named by base_model_name = '%s' and not stored in the checkpoint; "
+        "give a local directory holding its config.json (armt_model_params.base_model_dir, "
+        "armt-run --base-model DIR)",
+        json_string_value(bn));
     char *path = armt_path_join(base_dir, "config.json"), *text = NULL;
     size_t len = 0;
     ARMT_RETURN_IF(!path, ARMT_STATUS_OUT_OF_HOST_MEMORY, "config: out of memory");
@@ -144,15 +176,16 @@ static armt_status read_base(json_t *o, const char *base_dir, armt_config *cfg, 
 }
 
 static armt_status read_wrap(json_t *v, armt_config *cfg, armt_err *err) {
-    ARMT_RETURN_IF(!json_is_array(v), ARMT_STATUS_BAD_CONFIG, "config: wrap_layers must be a list of booleans");
+    ARMT_RETURN_IF(!json_is_array(v), ARMT_STATUS_BAD_CONFIG,
+                   "config: wrap_layers must be a list of booleans");
     ARMT_RETURN_IF((int)json_array_size(v) != cfg->n_layers, ARMT_STATUS_BAD_CONFIG,
                    "config: wrap_layers has %zu entries for %d layers", json_array_size(v), cfg->n_layers);
     ARMT_RETURN_IF(cfg->n_layers > ARMT_MAX_WRAP_LAYERS, ARMT_STATUS_UNSUPPORTED,
                    "config: wrap_layers on more than %d layers is not supported", ARMT_MAX_WRAP_LAYERS);
     for (size_t l = 0; l < json_array_size(v); l++) {
         json_t *b = json_array_get(v, l);
-        ARMT_RETURN_IF(!json_is_boolean(b), ARMT_STATUS_BAD_CONFIG, "config: wrap_layers[%zu] must be a boolean",
-                       l);
+        ARMT_RETURN_IF(!json_is_boolean(b), ARMT_STATUS_BAD_CONFIG,
+                       "config: wrap_layers[%zu] must be a boolean", l);
         if (json_is_false(b)) cfg->memory_off[l / 64] |= (uint64_t)1 << (l % 64);
     }
     return ARMT_OK;
@@ -189,7 +222,8 @@ static armt_status read_key(json_t *o, const char *key, json_t *v, size_t i, arm
                        "config: segment_alignment = '%s' is not supported (only left)", s);
         return ARMT_OK;
     case K_REFUSE:
-        if (json_is_boolean(v) || json_is_integer(v)) ARMT_TRY(armt_json_get_bool(o, "", key, 0, &b, err));
+        if (json_is_boolean(v) || json_is_integer(v))
+            ARMT_TRY(armt_json_get_bool(o, "", key, 0, &b, err));
         else
             b = 1; /* a value of another type is not "off" */
         ARMT_RETURN_IF(b, ARMT_STATUS_UNSUPPORTED, "config: %s = true: %s", key, armt_keys[i].why);
@@ -213,7 +247,8 @@ armt_status armt_config_from_reference_json(const char *json_text, size_t len, c
     if (st == ARMT_OK) {
         sw = strcmp(mt, "armt_sw") == 0;
         if (!sw && strcmp(mt, "armt") != 0)
-            st = armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "config: model_type '%s' is not an ARMT config", mt);
+            st = armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "config: model_type '%s' is not an ARMT config",
+                              mt);
     }
     if (st == ARMT_OK) st = read_base(o, base_dir, &tmp, err);
     if (st == ARMT_OK) {

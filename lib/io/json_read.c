@@ -33,7 +33,7 @@ const char *armt_json_type_name(const json_t *v) {
 
 /* Looks the field up; returns NULL (and ARMT_OK in *st) when absent and optional. */
 json_t *armt_json_field(json_t *obj, const char *where, const char *key, int required, armt_status *st,
-                     armt_err *err) {
+                        armt_err *err) {
     json_t *v = json_object_get(obj, key);
     *st = ARMT_OK;
     if (v && !json_is_null(v)) return v;
@@ -44,7 +44,7 @@ json_t *armt_json_field(json_t *obj, const char *where, const char *key, int req
 /* An integer that fits in int. Reals are refused even when integral (2.0): sizes in HF files are always
  * integers, and a real there usually means a wrong field. */
 armt_status armt_json_get_int(json_t *obj, const char *where, const char *key, int required, int *out,
-                           armt_err *err) {
+                              armt_err *err) {
     armt_status st;
     json_t *v = armt_json_field(obj, where, key, required, &st, err);
     if (!v) return st;
@@ -59,7 +59,7 @@ armt_status armt_json_get_int(json_t *obj, const char *where, const char *key, i
 
 /* Integer or real: HF writes rope_theta as 500000.0 (4.x) or 500000 (5.x). */
 armt_status armt_json_get_num(json_t *obj, const char *where, const char *key, int required, double *out,
-                           armt_err *err) {
+                              armt_err *err) {
     armt_status st;
     json_t *v = armt_json_field(obj, where, key, required, &st, err);
     if (!v) return st;
@@ -71,7 +71,7 @@ armt_status armt_json_get_num(json_t *obj, const char *where, const char *key, i
 
 /* true/false, or the integers 0 and 1 (older configs write correction as 1). */
 armt_status armt_json_get_bool(json_t *obj, const char *where, const char *key, int required, int *out,
-                            armt_err *err) {
+                               armt_err *err) {
     armt_status st;
     json_t *v = armt_json_field(obj, where, key, required, &st, err);
     if (!v) return st;
@@ -88,7 +88,7 @@ armt_status armt_json_get_bool(json_t *obj, const char *where, const char *key, 
 
 /* *out = NULL when absent. The string belongs to obj. */
 armt_status armt_json_get_str(json_t *obj, const char *where, const char *key, int required, const char **out,
-                           armt_err *err) {
+                              armt_err *err) {
     armt_status st;
     *out = NULL;
     json_t *v = armt_json_field(obj, where, key, required, &st, err);
@@ -101,7 +101,8 @@ armt_status armt_json_get_str(json_t *obj, const char *where, const char *key, i
 
 /* Parses text into an object; what names the document in messages. Duplicate keys are refused here too:
  * a config with two "hidden_size" entries is ambiguous, and Python's json keeps the last one silently. */
-armt_status armt_json_parse_object(const char *text, size_t len, const char *what, json_t **out, armt_err *err) {
+armt_status armt_json_parse_object(const char *text, size_t len, const char *what, json_t **out,
+                                   armt_err *err) {
     json_error_t je;
     ARMT_RETURN_IF(!text, ARMT_STATUS_INVALID_ARGUMENT, "%s: NULL text", what);
     *out = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
@@ -114,4 +115,3 @@ armt_status armt_json_parse_object(const char *text, size_t len, const char *wha
     }
     return ARMT_OK;
 }
-

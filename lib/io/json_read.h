@@ -31,6 +31,7 @@ armt_status armt_json_get_bool(json_t *obj, const char *where, const char *key, 
 armt_status armt_json_get_str(json_t *obj, const char *where, const char *key, int required, const char **out,
                               armt_err *err);
 /* Parses text into an object (duplicate keys refused); what names the document in messages. */
-armt_status armt_json_parse_object(const char *text, size_t len, const char *what, json_t **out, armt_err *err);
+armt_status armt_json_parse_object(const char *text, size_t len, const char *what, json_t **out,
+                                   armt_err *err);
 
 #endif
