@@ -252,6 +252,7 @@ fail:
 void cli_common_init(cli_common *c) {
     memset(c, 0, sizeof *c);
     c->wmv_std = 0.0;
+    c->variant = -1;
     c->precision = ARMT_PRECISION_FP32;
 }
 
@@ -269,6 +270,13 @@ int cli_common_option(cli_common *c, int opt, const char *arg) {
     case CLI_OPT_WMV_STD: return cli_parse_double("--wmv-std", arg, 0.0, 1e3, &c->wmv_std) == 0 ? 1 : -1;
     case CLI_OPT_SEGMENT: return cli_parse_int("--segment", arg, 1, 1 << 24, &c->segment) == 0 ? 1 : -1;
     case CLI_OPT_MEM: return cli_parse_int("--mem", arg, 1, 1 << 20, &c->mem) == 0 ? 1 : -1;
+    case CLI_OPT_BASE_MODEL: c->base_model = arg; return 1;
+    case CLI_OPT_VARIANT: {
+        static const char *const names[] = {"paper", "amt", "armt"};
+        static const int values[] = {ARMT_VARIANT_PAPER, ARMT_VARIANT_AMT, ARMT_VARIANT_ARMT};
+        return cli_parse_choice("--variant", arg, names, values, 3, &c->variant) == 0 ? 1 : -1;
+    }
+    case CLI_OPT_MEM_HEADS: return cli_parse_int("--mem-heads", arg, 1, 1 << 16, &c->mem_heads) == 0 ? 1 : -1;
     default: return 0;
     }
 }
@@ -306,6 +314,15 @@ int cli_common_finish(cli_common *c, const char *default_preset) {
         fprintf(stderr, ")\n");
         return -1;
     }
+    if (c->model_path && (c->variant >= 0 || c->mem_heads > 0)) {
+        cli_error("--variant and --mem-heads shape a preset's random model; a checkpoint's config.json says "
+                  "its own");
+        return -1;
+    }
+    if (c->preset && c->base_model) {
+        cli_error("--base-model applies to --model (an ARMT checkpoint naming its base by base_model_name)");
+        return -1;
+    }
     /* With a checkpoint, --seed and --wmv-std still apply to the ARMT tensors the files lack. */
     return 0;
 }
@@ -328,6 +345,12 @@ void cli_common_help(FILE *out, int seed_also_ids) {
         "                         reference: the memory path is then inert; e.g. 0.02 makes it active)\n"
         "      --segment L        override the segment size (input tokens per segment)\n"
         "      --mem M            override the number of memory tokens per segment\n"
+        "      --base-model DIR   with --model: a local directory holding the base model's config.json,\n"
+        "                         for an ARMT checkpoint whose config names it by base_model_name\n"
+        "      --variant V        with --preset: the ARMT math, paper (2024, default of the presets but\n"
+        "                         smollm2-360m-armt), amt (modeling_amt) or armt (src/armt.py); see\n"
+        "                         docs/VARIANTS.md\n"
+        "      --mem-heads H      with --preset and --variant amt: H associative memory heads\n"
         "\n"
         "Device:\n"
         "      --platform P       OpenCL platform: index or case-insensitive name substring\n"
@@ -449,6 +472,7 @@ int cli_open_model_ex(const cli_common *c, armt_runtime *rt, int min_vocab, armt
     mp.precision = c->precision;
     if (c->segment > 0) mp.segment_size = c->segment;
     if (c->mem > 0) mp.num_mem_tokens = c->mem;
+    mp.base_model_dir = c->base_model;
     armt_status st;
     char what[600];
     if (c->model_path) {
@@ -462,6 +486,8 @@ int cli_open_model_ex(const cli_common *c, armt_runtime *rt, int min_vocab, armt
             if (raised_from) *raised_from = cfg.vocab_size;
             cfg.vocab_size = min_vocab;
         }
+        if (st == ARMT_OK && c->variant >= 0) cfg.variant = (armt_variant)c->variant;
+        if (st == ARMT_OK && c->mem_heads > 0) cfg.mem_heads = c->mem_heads;
         if (st == ARMT_OK) st = armt_model_create_random(rt, &cfg, &mp, model);
     }
     if (st != ARMT_OK) {

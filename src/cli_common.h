@@ -91,6 +91,9 @@ enum {
     CLI_OPT_WMV_STD,
     CLI_OPT_SEGMENT,
     CLI_OPT_MEM,
+    CLI_OPT_BASE_MODEL,
+    CLI_OPT_VARIANT,
+    CLI_OPT_MEM_HEADS,
 };
 
 /* Entries for a getopt_long table (put them before the terminating zero entry). */
@@ -101,8 +104,11 @@ enum {
         {"preset", required_argument, NULL, CLI_OPT_PRESET},                                                \
         {"model", required_argument, NULL, CLI_OPT_MODEL}, {"seed", required_argument, NULL, CLI_OPT_SEED}, \
         {"wmv-std", required_argument, NULL, CLI_OPT_WMV_STD},                                              \
-        {"segment", required_argument, NULL, CLI_OPT_SEGMENT}, {                                            \
-        "mem", required_argument, NULL, CLI_OPT_MEM                                                         \
+        {"segment", required_argument, NULL, CLI_OPT_SEGMENT},                                              \
+        {"mem", required_argument, NULL, CLI_OPT_MEM},                                                      \
+        {"base-model", required_argument, NULL, CLI_OPT_BASE_MODEL},                                        \
+        {"variant", required_argument, NULL, CLI_OPT_VARIANT}, {                                            \
+        "mem-heads", required_argument, NULL, CLI_OPT_MEM_HEADS                                             \
     }
 
 /* What the shared options select: the device, and the model (a preset with random weights, or files). */
@@ -118,6 +124,9 @@ typedef struct cli_common {
     int segment;              /* --segment L; 0: keep the preset's / checkpoint's value               */
     int mem;                  /* --mem M;     0: keep                                                  */
     armt_precision precision; /* weight precision of the model (clbench: one per --precision entry)    */
+    const char *base_model;   /* --base-model DIR: the base config of a checkpoint naming base_model_name */
+    int variant;              /* --variant (presets): -1 keep the preset's, else an armt_variant         */
+    int mem_heads;            /* --mem-heads H (presets): 0 keep                                          */
 } cli_common;
 
 void cli_common_init(cli_common *c);

@@ -24,7 +24,7 @@ typedef struct out_tensor {
     const char *name;
     st_dtype dtype;
     int ndim;
-    uint64_t shape[3];
+    uint64_t shape[4];
     const void *data;
 } out_tensor;
 
@@ -182,9 +182,19 @@ int run_forward(const run_opts *o, armt_ctx *ctx, const armt_device_info *dev) {
     /* ---- summary on stdout ---- */
     cli_model_label(&o->common, label, sizeof label);
     uint64_t segments = cli_div_up(n, (uint64_t)cfg->segment_size);
-    printf("model:    %s: %d layers, hidden %d, heads %d/%d, vocab %d; segment %d + %d memory tokens; %s\n",
+    printf("model:    %s: %d layers, hidden %d, heads %d/%d, vocab %d; segment %d + %d memory tokens; %s; "
+           "%s variant",
            label, cfg->n_layers, cfg->hidden_size, cfg->n_heads, cfg->n_kv_heads, cfg->vocab_size,
-           cfg->segment_size, cfg->num_mem_tokens, armt_precision_name(o->common.precision));
+           cfg->segment_size, cfg->num_mem_tokens, armt_precision_name(o->common.precision),
+           armt_variant_name(cfg->variant));
+    if (cfg->mem_heads > 1) printf(", %d memory heads", cfg->mem_heads);
+    if (cfg->gating) printf(", gating");
+    if (cfg->no_denom) printf(", no denominator");
+    int no_mem = 0;
+    for (int l = 0; l < cfg->n_layers && l < ARMT_MAX_WRAP_LAYERS; l++)
+        no_mem += (int)((cfg->memory_off[l / 64] >> (l % 64)) & 1u);
+    if (no_mem) printf(", %d layer%s without memory", no_mem, no_mem == 1 ? "" : "s");
+    printf("\n");
     printf("device:   %s (%s)%s%s\n", dev->name, dev->platform_name, dev->device_version[0] ? ", " : "",
            dev->device_version);
     if (armt)
@@ -238,10 +248,20 @@ int run_forward(const run_opts *o, armt_ctx *ctx, const armt_device_info *dev) {
                 cli_report_status("reading the memory state", st, armt_ctx_last_error(ctx));
                 goto done;
             }
-            uint64_t layers = (uint64_t)cfg->n_layers, dk = (uint64_t)armt_config_d_key(cfg);
-            t[nt++] =
-                (out_tensor){"memory.W_mem", ST_F32, 3, {layers, dk, (uint64_t)cfg->hidden_size}, w_mem};
-            t[nt++] = (out_tensor){"memory.z", ST_F32, 2, {layers, dk, 0}, z};
+            /* the reference's layout: [layers with memory, H, d_key/H, d/H]; wrap_layers = false layers
+             * have no block (the host layout holds every layer: keep the others, in order) */
+            uint64_t H = (uint64_t)(cfg->mem_heads > 1 ? cfg->mem_heads : 1);
+            uint64_t dkh = (uint64_t)armt_config_d_key(cfg) / H, dvh = (uint64_t)cfg->hidden_size / H;
+            uint64_t layers = 0;
+            for (int l = 0; l < cfg->n_layers; l++) {
+                if (l < ARMT_MAX_WRAP_LAYERS && ((cfg->memory_off[l / 64] >> (l % 64)) & 1u)) continue;
+                memmove(w_mem + layers * H * dkh * dvh, w_mem + (uint64_t)l * H * dkh * dvh,
+                        H * dkh * dvh * sizeof *w_mem);
+                memmove(z + layers * H * dkh, z + (uint64_t)l * H * dkh, H * dkh * sizeof *z);
+                layers++;
+            }
+            t[nt++] = (out_tensor){"memory.W_mem", ST_F32, 4, {layers, H, dkh, dvh}, w_mem};
+            if (!cfg->no_denom) t[nt++] = (out_tensor){"memory.z", ST_F32, 3, {layers, H, dkh}, z};
         }
         t[nt++] = (out_tensor){"input_ids", ST_I32, 1, {n, 0, 0}, ids};
         char n_text[32], seg_text[16], mem_text[16], dk_text[16];
@@ -249,6 +269,8 @@ int run_forward(const run_opts *o, armt_ctx *ctx, const armt_device_info *dev) {
         snprintf(seg_text, sizeof seg_text, "%d", cfg->segment_size);
         snprintf(mem_text, sizeof mem_text, "%d", cfg->num_mem_tokens);
         snprintf(dk_text, sizeof dk_text, "%d", armt_config_d_key(cfg));
+        char heads_text[16];
+        snprintf(heads_text, sizeof heads_text, "%d", cfg->mem_heads > 1 ? cfg->mem_heads : 1);
         const char *const metadata[] = {"generator",
                                         "armt-run",
                                         "libarmt_version",
@@ -267,6 +289,10 @@ int run_forward(const run_opts *o, armt_ctx *ctx, const armt_device_info *dev) {
                                         dk_text,
                                         "precision",
                                         armt_precision_name(o->common.precision),
+                                        "variant",
+                                        armt_variant_name(cfg->variant),
+                                        "memory_heads",
+                                        heads_text,
                                         NULL,
                                         NULL};
         if (save_safetensors(o->save_outputs, t, nt, metadata) != 0) goto done;

@@ -23,8 +23,8 @@ typedef struct vcase {
     const char *what;
     armt_variant variant;
     int heads, gating, no_denom, correction;
-    uint64_t off;       /* memory_off bits */
-    int wide;           /* 1: hidden 120, 15 query / 5 KV heads of 8 (SmolLM2's ratio) */
+    uint64_t off; /* memory_off bits */
+    int wide;     /* 1: hidden 120, 15 query / 5 KV heads of 8 (SmolLM2's ratio) */
     int segment, mem, n;
 } vcase;
 
@@ -135,7 +135,8 @@ START_TEST(test_vs_reference) {
     ck_assert_int_eq(armt_ctx_create(m, NULL, &ctx), ARMT_OK);
     const size_t nw = armt_ctx_memory_w_count(ctx), nz = armt_ctx_memory_z_count(ctx);
     const int H = c.mem_heads > 1 ? c.mem_heads : 1;
-    ck_assert_uint_eq(nw, (size_t)c.n_layers * (size_t)armt_config_d_key(&c) * (size_t)c.hidden_size / (size_t)H);
+    ck_assert_uint_eq(nw,
+                      (size_t)c.n_layers * (size_t)armt_config_d_key(&c) * (size_t)c.hidden_size / (size_t)H);
     double *rw = malloc(nw * sizeof *rw);
     ref_heads(&c, rs->w_mem, rw);
     float *logits[2], *w[2], *z[2];
@@ -153,9 +154,10 @@ START_TEST(test_vs_reference) {
         for (size_t i = 0; i < nw; i++)
             wmax = fmax(wmax, fabs(w[sch][i]));
         ck_assert_msg(wmax > 1e-3, "%s: W_mem stayed (near) zero: the memory path is inert", v->what);
-        double vw = violation(w[sch], rw, nw, nw, TOL_STATE), vz = violation(z[sch], rs->z, nz, nz, TOL_STATE);
-        ck_assert_msg(vw <= 1.0 && vz <= 1.0, "%s, %s: memory state off (W %.3g, z %.3g x tolerance)", v->what,
-                      name, vw, vz);
+        double vw = violation(w[sch], rw, nw, nw, TOL_STATE),
+               vz = violation(z[sch], rs->z, nz, nz, TOL_STATE);
+        ck_assert_msg(vw <= 1.0 && vz <= 1.0, "%s, %s: memory state off (W %.3g, z %.3g x tolerance)",
+                      v->what, name, vw, vz);
     }
     /* the two schedules run the same kernels on the same rows: bit for bit */
     ck_assert_msg(memcmp(logits[0], logits[1], n * V * sizeof(float)) == 0, "%s: diagonal != sequential",
@@ -167,7 +169,8 @@ START_TEST(test_vs_reference) {
         double ml = 0;
         for (size_t i = 0; i < per_w; i++)
             ml = fmax(ml, fabs(w[1][(size_t)l * per_w + i]));
-        if ((v->off >> l) & 1u) ck_assert_msg(ml == 0, "%s: layer %d has no memory but W_mem != 0", v->what, l);
+        if ((v->off >> l) & 1u)
+            ck_assert_msg(ml == 0, "%s: layer %d has no memory but W_mem != 0", v->what, l);
         for (size_t i = 0; i < per_z && v->no_denom; i++)
             ck_assert(z[1][(size_t)l * per_z + i] == 0.0f);
     }
