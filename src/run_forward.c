@@ -260,8 +260,13 @@ int run_forward(const run_opts *o, armt_ctx *ctx, const armt_device_info *dev) {
                 memmove(z + layers * H * dkh, z + (uint64_t)l * H * dkh, H * dkh * sizeof *z);
                 layers++;
             }
-            t[nt++] = (out_tensor){"memory.W_mem", ST_F32, 4, {layers, H, dkh, dvh}, w_mem};
-            if (!cfg->no_denom) t[nt++] = (out_tensor){"memory.z", ST_F32, 3, {layers, H, dkh}, z};
+            if (H == 1) { /* one head: today's layout, [layers, d_key, d] and [layers, d_key] */
+                t[nt++] = (out_tensor){"memory.W_mem", ST_F32, 3, {layers, dkh, dvh}, w_mem};
+                if (!cfg->no_denom) t[nt++] = (out_tensor){"memory.z", ST_F32, 2, {layers, dkh}, z};
+            } else {
+                t[nt++] = (out_tensor){"memory.W_mem", ST_F32, 4, {layers, H, dkh, dvh}, w_mem};
+                if (!cfg->no_denom) t[nt++] = (out_tensor){"memory.z", ST_F32, 3, {layers, H, dkh}, z};
+            }
         }
         t[nt++] = (out_tensor){"input_ids", ST_I32, 1, {n, 0, 0}, ids};
         char n_text[32], seg_text[16], mem_text[16], dk_text[16];
@@ -271,30 +276,13 @@ int run_forward(const run_opts *o, armt_ctx *ctx, const armt_device_info *dev) {
         snprintf(dk_text, sizeof dk_text, "%d", armt_config_d_key(cfg));
         char heads_text[16];
         snprintf(heads_text, sizeof heads_text, "%d", cfg->mem_heads > 1 ? cfg->mem_heads : 1);
-        const char *const metadata[] = {"generator",
-                                        "armt-run",
-                                        "libarmt_version",
-                                        armt_version_string(),
-                                        "model",
-                                        label,
-                                        "schedule",
-                                        armt_schedule_name(o->schedule),
-                                        "n_tokens",
-                                        n_text,
-                                        "segment_size",
-                                        seg_text,
-                                        "num_mem_tokens",
-                                        mem_text,
-                                        "d_key",
-                                        dk_text,
-                                        "precision",
-                                        armt_precision_name(o->common.precision),
-                                        "variant",
-                                        armt_variant_name(cfg->variant),
-                                        "memory_heads",
-                                        heads_text,
-                                        NULL,
-                                        NULL};
+        const char *const metadata[] = {
+            "generator", "armt-run", "libarmt_version", armt_version_string(), "model", label, "schedule",
+            armt_schedule_name(o->schedule), "n_tokens", n_text, "segment_size", seg_text, "num_mem_tokens",
+            mem_text, "d_key", dk_text, "precision", armt_precision_name(o->common.precision),
+            /* the later variants only: a paper model's file stays as it was */
+            cfg->variant ? "variant" : NULL, armt_variant_name(cfg->variant), "memory_heads", heads_text,
+            NULL, NULL};
         if (save_safetensors(o->save_outputs, t, nt, metadata) != 0) goto done;
         printf("saved:    %s:", o->save_outputs);
         for (size_t i = 0; i < nt; i++) {
