@@ -486,7 +486,9 @@ Made with torch {torch.__version__} (CPU, one thread), transformers {transformer
 safetensors {safetensors.__version__}, numpy {numpy.__version__}. Seeded (seed 1000 + case index); a re-run
 writes the same tensors (only the order of `__metadata__` entries may differ). The script's docstring lists the
 run-time patches (transformers 5.x compatibility and mismatches between the pinned generation-2 files; none
-touches the memory math). See docs/VARIANTS-reference.md for the math each generation implements.
+touches the memory math). See docs/VARIANTS-reference.md for the math each generation implements;
+`python3 tools/check_variant_fixtures.py` re-computes every expected.safetensors with an independent float64
+implementation of those rules (no reference code, no transformers).
 
 ## Model
 
