@@ -331,12 +331,15 @@ def _as_array(x):
     """NumPy view/copy of lists, arrays and objects with __array__ / __array_interface__ / __dlpack__."""
     if isinstance(x, np.ndarray):
         return x
-    try:
-        return np.asarray(x)
-    except Exception as first:
-        if hasattr(x, "__dlpack__"):
-            return np.from_dlpack(x)
-        raise first
+    if any(hasattr(x, p) for p in ("__array__", "__array_interface__", "__array_struct__")):
+        try:
+            return np.asarray(x)
+        except Exception:
+            if not hasattr(x, "__dlpack__"):
+                raise
+    if hasattr(x, "__dlpack__"):
+        return np.from_dlpack(x)
+    return np.asarray(x)
 
 
 def _as_ids(ids, function):
