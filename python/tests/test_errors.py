@@ -116,3 +116,15 @@ def test_library_not_found():
                        cwd=os.path.dirname(os.path.dirname(armt.__file__)))
     assert "NOTFOUND" in r.stdout, r.stdout + r.stderr
     assert "ARMT_LIBRARY=/nonexistent/libarmt.so" in r.stdout
+
+
+def test_library_log_goes_to_logging(caplog):
+    import logging
+    armt.enable_logging()
+    try:
+        with caplog.at_level(logging.DEBUG, logger="armt"):
+            armt.Runtime().close()
+    finally:
+        armt.enable_logging(False)
+    # the runtime reports its device and build options at INFO (lib/device/runtime.c)
+    assert any(r.name == "armt" and "runtime:" in r.getMessage() for r in caplog.records)
