@@ -77,6 +77,9 @@ class Error(RuntimeError):
             text = function + ": " + text
         super().__init__(text)
 
+    def __reduce__(self):  # picklable (multiprocessing), with its fields
+        return (type(self), (int(self.status), self.message, self.function))
+
 
 def _status_str(status):
     try:
@@ -424,6 +427,13 @@ class tqdm_progress:
 # Runtime
 # ---------------------------------------------------------------------------------------------------------
 
+def _enc(v):
+    """An option string for C: None stays NULL, paths through os.fsencode, ints and str as UTF-8."""
+    if v is None:
+        return None
+    return os.fsencode(v) if isinstance(v, os.PathLike) else str(v).encode("utf-8")
+
+
 class Runtime(_Handle):
     """armt_runtime: a device, its OpenCL context and the compiled kernels. One per device.
 
@@ -437,8 +447,7 @@ class Runtime(_Handle):
     def __init__(self, platform=None, device=None, *, kernel_dir=None, profile=False, tensor_cores="auto"):
         lib = L.load()
         p = lib.armt_runtime_default_params()
-        enc = lambda v: None if v is None else (os.fsencode(v) if isinstance(v, os.PathLike) else str(v).encode())
-        self._strings = (enc(platform), enc(device), enc(kernel_dir))  # alive during the call
+        self._strings = (_enc(platform), _enc(device), _enc(kernel_dir))  # alive during the call
         p.platform, p.device, p.kernel_dir = self._strings
         p.profile = 1 if profile else 0
         p.tensor_cores = _pick(_TENSOR_CORES, tensor_cores, "tensor_cores mode", "Runtime")
@@ -609,8 +618,10 @@ class Context(_Handle):
         CPU torch tensor); 1-D, or shape (1, n). ARMT schedules ("diagonal", "sequential") read and write
         the memory state, which persists across calls; "full" runs the base LLaMA and leaves it alone.
         out: a float32 C-contiguous array to write into instead (its size is passed to the library, which
-        refuses one too small). progress: callable(done, total) after each step (return True to ask for
-        cancellation), or True for a tqdm bar. The GIL is released while the library runs."""
+        refuses one too small). progress: callable(done, total) after each step, or True for a tqdm bar;
+        returning True asks for cancellation where the library's armt_progress_fn returns int (a library
+        whose callback returns void ignores it). An exception in the callback stops asking and is raised
+        when the call returns. The GIL is released while the library runs."""
         fn = "forward"
         a = _as_ids(ids, fn)
         n = a.size

@@ -128,3 +128,13 @@ def test_library_log_goes_to_logging(caplog):
         armt.enable_logging(False)
     # the runtime reports its device and build options at INFO (lib/device/runtime.c)
     assert any(r.name == "armt" and "runtime:" in r.getMessage() for r in caplog.records)
+
+
+def test_error_pickles(tiny):
+    import pickle
+    with tiny.context() as ctx:
+        with pytest.raises(armt.Error) as e:
+            ctx.forward([7, 300])
+    e2 = pickle.loads(pickle.dumps(e.value))
+    assert e2.status == armt.Status.TOKEN_OUT_OF_RANGE and e2.message == e.value.message
+    assert str(e2) == str(e.value)
