@@ -263,6 +263,13 @@ class Config:
     d_mem: int = 0
     segment_size: int = 0
     correction: int = 0
+    variant: int = 0  # 0 paper, 1 amt (modeling_amt), 2 armt (src/armt.py): docs/VARIANTS.md
+    mem_heads: int = 0
+    no_denom: int = 0
+    gating: int = 0
+    use_sink: int = 0
+    sliding_window: int = 0
+    memory_off: tuple = (0, 0, 0, 0)  # wrap_layers: bit l set = layer l has no memory
 
     @property
     def d_key(self):
@@ -272,12 +279,15 @@ class Config:
     def _c(self):
         c = L.Config()
         for f in _CONFIG_FIELDS:
-            setattr(c, f, getattr(self, f))
+            v = getattr(self, f)
+            if f == "memory_off":
+                v = (L.c_uint64 * 4)(*v)
+            setattr(c, f, v)
         return c
 
     @classmethod
     def _from_c(cls, c):
-        return cls(**{f: getattr(c, f) for f in _CONFIG_FIELDS})
+        return cls(**{f: (tuple(getattr(c, f)) if f == "memory_off" else getattr(c, f)) for f in _CONFIG_FIELDS})
 
 
 assert [f.name for f in dataclasses.fields(Config)] == _CONFIG_FIELDS
@@ -686,7 +696,12 @@ class Context(_Handle):
         written = np.empty(nl, dtype=np.uint8)
         self._call("armt_ctx_memory_get", w.ctypes.data, z.ctypes.data, written.ctypes.data)
         dk = zc // nl
-        return Memory(w.reshape(nl, dk, d), z.reshape(nl, dk), written.astype(bool))
+        heads = max(1, int(getattr(cfg, "mem_heads", 1) or 1))
+        if heads == 1:
+            return Memory(w.reshape(nl, dk, d), z.reshape(nl, dk), written.astype(bool))
+        # several memory heads (amt variant): the reference's [layers, H, d_key/H, d/H]
+        return Memory(w.reshape(nl, heads, dk // heads, d // heads), z.reshape(nl, heads, dk // heads),
+                      written.astype(bool))
 
     @memory.setter
     def memory(self, state):

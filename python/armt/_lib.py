@@ -86,6 +86,14 @@ class Config(Structure):
         ("d_mem", c_int),
         ("segment_size", c_int),
         ("correction", c_int),
+        # the ARMT variant (docs/VARIANTS.md); zeros are the paper's math
+        ("variant", c_int),
+        ("mem_heads", c_int),
+        ("no_denom", c_int),
+        ("gating", c_int),
+        ("use_sink", c_int),
+        ("sliding_window", c_int),
+        ("memory_off", c_uint64 * 4),
     ]
 
 
@@ -98,6 +106,7 @@ class ModelParams(Structure):
         ("seed", c_uint64),
         ("wmv_std", c_float),
         ("precision", c_int),
+        ("base_model_dir", ctypes.c_char_p),
     ]
 
 
