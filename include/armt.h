@@ -15,6 +15,13 @@
  * (armt_last_error), so a failed create can be explained too. The library never prints and never exits;
  * diagnostics go to the callback set with armt_log_set.
  *
+ * Misuse (tests/check_reliability.c has a test per case): a NULL handle or a NULL required pointer gives
+ * ARMT_STATUS_INVALID_ARGUMENT (functions returning a count or a pointer give 0 or NULL, *_last_error a
+ * string, every *_free accepts NULL); a create that fails sets *out to NULL, also on a NULL argument, so
+ * the handle of a failed create is NULL and using it gives INVALID_ARGUMENT; an output buffer too small
+ * (out_count, out_cap, cap) gives INVALID_ARGUMENT with the size needed; zero tokens give
+ * ARMT_STATUS_EMPTY_INPUT. A call that fails leaves the memory state and the handle usable as before.
+ *
  * Thread safety: a runtime and a model may be used from several threads at once: models can be created
  * and contexts made concurrently (each model and each context has its own kernel objects; the device
  * memory accounting is locked). One armt_ctx must be used by one thread at a time; two contexts on the

@@ -61,6 +61,7 @@ static armt_status zero_buffer(armt_ctx *ctx, cl_mem b, size_t bytes, armt_err *
 }
 
 armt_status armt_ctx_create(armt_model *model, const armt_ctx_params *params, armt_ctx **out) {
+    if (out) *out = NULL; /* also when model is NULL (a failed create before): never a stale handle */
     if (!model || !out)
         return armt_err_set(model ? &model->err : NULL, ARMT_STATUS_INVALID_ARGUMENT,
                             "armt_ctx_create: model and out must not be NULL");
