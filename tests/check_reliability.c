@@ -200,7 +200,7 @@ START_TEST(test_state_file_battery) {
         const char *name;
         size_t off;
         unsigned char mask;
-    } flips[] = {{"flip-magic", 3, 0x01},       {"flip-version", 8, 0x02},     {"flip-layers", 12, 0x01},
+    } flips[] = {{"flip-magic", 3, 0x01},        {"flip-version", 8, 0x02},       {"flip-layers", 12, 0x01},
                  {"flip-fingerprint", 30, 0x80}, {"flip-payload-size", 33, 0x04}, {"flip-checksum", 45, 0x10},
                  {"flip-first-float", 64, 0x01}, {"flip-last-byte", 0, 0x01}};
     for (size_t i = 0; i < sizeof flips / sizeof flips[0]; i++) {
@@ -427,8 +427,8 @@ START_TEST(test_state_save_two_processes) {
                       status[i]);
     /* the temporary files are all gone: a.state, b.state and shared.state are left */
     ck_assert_int_eq(count_entries(), 3);
-    fprintf(stderr, "two writers x %d saves: %d loads, %d of state A, %d of state B\n", WRITES_PER_CHILD, loads,
-            seen[0], seen[1]);
+    fprintf(stderr, "two writers x %d saves: %d loads, %d of state A, %d of state B\n", WRITES_PER_CHILD,
+            loads, seen[0], seen[1]);
     for (int i = 0; i < 2; i++) {
         state_free(&s[i]);
         free(bytes[i]);
@@ -547,7 +547,8 @@ START_TEST(test_misuse_null_handles) {
     size_t n = 7;
     ck_assert_int_eq(armt_tokenizer_encode(NULL, "a", 1, 0, 0, &id, 1, &n), ARMT_STATUS_INVALID_ARGUMENT);
     char text[8];
-    ck_assert_int_eq(armt_tokenizer_decode(NULL, &id, 1, 0, text, sizeof text, &n), ARMT_STATUS_INVALID_ARGUMENT);
+    ck_assert_int_eq(armt_tokenizer_decode(NULL, &id, 1, 0, text, sizeof text, &n),
+                     ARMT_STATUS_INVALID_ARGUMENT);
     ck_assert_int_eq(armt_tokenizer_vocab_size(NULL), 0);
     ck_assert_int_eq(armt_tokenizer_token_id(NULL, "a"), -1);
     ck_assert_ptr_nonnull(armt_tokenizer_last_error(NULL));
@@ -591,7 +592,8 @@ START_TEST(test_misuse_null_pointers) {
     ck_assert_int_eq(armt_generate(ctx, ids, 3, &gp, NULL, 0, NULL), ARMT_STATUS_INVALID_ARGUMENT);
     armt_ctx *c2 = (armt_ctx *)0x1;
     ck_assert_int_eq(armt_ctx_create(m, NULL, NULL), ARMT_STATUS_INVALID_ARGUMENT);
-    ck_assert_int_eq(armt_model_create_random(rt, NULL, NULL, (armt_model **)&c2), ARMT_STATUS_INVALID_ARGUMENT);
+    ck_assert_int_eq(armt_model_create_random(rt, NULL, NULL, (armt_model **)&c2),
+                     ARMT_STATUS_INVALID_ARGUMENT);
     armt_config c;
     ck_assert_int_eq(armt_config_preset("tiny", &c), ARMT_OK);
     ck_assert_int_eq(armt_model_create_random(rt, &c, NULL, NULL), ARMT_STATUS_INVALID_ARGUMENT);
@@ -649,7 +651,8 @@ START_TEST(test_misuse_out_count_too_small) {
     snprintf(path, sizeof path, "%s/tokenizer/tokenizer.json", test_data_dir());
     ck_assert_int_eq(armt_tokenizer_load(path, &tok), ARMT_OK);
     size_t need = 0;
-    ck_assert_int_eq(armt_tokenizer_encode(tok, "hello world", 11, 0, 0, ids, 0, &need), ARMT_STATUS_INVALID_ARGUMENT);
+    ck_assert_int_eq(armt_tokenizer_encode(tok, "hello world", 11, 0, 0, ids, 0, &need),
+                     ARMT_STATUS_INVALID_ARGUMENT);
     ck_assert_uint_gt(need, 0);
     ck_assert_int_eq(armt_tokenizer_encode(tok, "hello world", 11, 0, 0, ids, need - 1, &need),
                      ARMT_STATUS_INVALID_ARGUMENT);
@@ -810,7 +813,8 @@ START_TEST(test_cancel_forward_every_step) {
     test_random_ids(ids, 20, V, 32);
     test_random_ids(after, 9, V, 33);
     size_t nl = armt_output_count(m, ARMT_OUTPUT_LOGITS_ALL, 9);
-    float *want = malloc(nl * 4), *got = malloc(nl * 4), *junk = malloc(armt_output_count(m, ARMT_OUTPUT_LOGITS_ALL, 20) * 4);
+    float *want = malloc(nl * 4), *got = malloc(nl * 4),
+          *junk = malloc(armt_output_count(m, ARMT_OUTPUT_LOGITS_ALL, 20) * 4);
     /* the reference: prime, then after (the cancelled call in between must change nothing) */
     armt_ctx *fresh = new_ctx(m);
     forward_ok(fresh, prime, 12, ARMT_SCHEDULE_DIAGONAL, NULL);
@@ -848,8 +852,10 @@ START_TEST(test_cancel_forward_every_step) {
             state_free(&before);
             if (k == 1 || k == probe.total) {
                 forward_ok(ctx, after, 9, ARMT_SCHEDULE_DIAGONAL, got);
-                ck_assert_msg(memcmp(want, got, nl * 4) == 0, "schedule %d: after a cancel at step %llu the "
-                              "result differs from a fresh context's", s, (unsigned long long)k);
+                ck_assert_msg(memcmp(want, got, nl * 4) == 0,
+                              "schedule %d: after a cancel at step %llu the "
+                              "result differs from a fresh context's",
+                              s, (unsigned long long)k);
             }
         }
     }
@@ -899,10 +905,12 @@ START_TEST(test_cancel_generate) {
         cancel_at c = {k, 0, 0, 0, 1};
         gp.progress_user_data = &c;
         armt_status st = armt_generate(ctx, prompt, 21, &gp, got, 6, NULL);
-        ck_assert_msg(st == ARMT_STATUS_CANCELLED, "step %llu: %s", (unsigned long long)k, armt_status_str(st));
+        ck_assert_msg(st == ARMT_STATUS_CANCELLED, "step %llu: %s", (unsigned long long)k,
+                      armt_status_str(st));
         ck_assert_uint_eq(c.calls, k);
         state now = state_get(ctx);
-        ck_assert_msg(state_eq(&before, &now), "cancel after step %llu changed the state", (unsigned long long)k);
+        ck_assert_msg(state_eq(&before, &now), "cancel after step %llu changed the state",
+                      (unsigned long long)k);
         state_free(&now);
     }
     /* then an uncancelled generation equals the fresh context's */
