@@ -89,16 +89,18 @@ static int checked_forward(worker *w, armt_ctx *ctx, armt_ctx *ref, const int32_
     if (st != ARMT_OK) return failf(w, "forward: %s: %s", armt_status_str(st), armt_ctx_last_error(ctx));
     fp.out = out_ref;
     st = armt_forward(ref, ids, n, &fp);
-    if (st != ARMT_OK) return failf(w, "forward (ref): %s: %s", armt_status_str(st), armt_ctx_last_error(ref));
+    if (st != ARMT_OK)
+        return failf(w, "forward (ref): %s: %s", armt_status_str(st), armt_ctx_last_error(ref));
     if (count && memcmp(out, out_ref, count * sizeof *out) != 0)
-        return failf(w, "%s %s of %zu tokens: the output differs from a fresh context's", armt_schedule_name(s),
-                     armt_output_name(o), n);
+        return failf(w, "%s %s of %zu tokens: the output differs from a fresh context's",
+                     armt_schedule_name(s), armt_output_name(o), n);
     if (armt_ctx_memory_get(ctx, post->w, post->z, post->wr) != ARMT_OK ||
         armt_ctx_memory_get(ref, post_ref->w, post_ref->z, post_ref->wr) != ARMT_OK)
         return failf(w, "memory_get after the forward");
     if (memcmp(post->w, post_ref->w, nw * 4) || memcmp(post->z, post_ref->z, nz * 4) ||
         memcmp(post->wr, post_ref->wr, nl))
-        return failf(w, "%s of %zu tokens: the state differs from a fresh context's", armt_schedule_name(s), n);
+        return failf(w, "%s of %zu tokens: the state differs from a fresh context's", armt_schedule_name(s),
+                     n);
     return 0;
 }
 
@@ -106,7 +108,8 @@ static void *soak(void *arg) {
     worker *w = arg;
     armt_ctx *ctx = NULL, *ref = NULL;
     const armt_config *cfg = armt_model_config(w->m);
-    size_t nw = 0, nz = 0, nl = (size_t)cfg->n_layers, V = (size_t)cfg->vocab_size, d = (size_t)cfg->hidden_size;
+    size_t nw = 0, nz = 0, nl = (size_t)cfg->n_layers, V = (size_t)cfg->vocab_size,
+           d = (size_t)cfg->hidden_size;
     size_t out_cap = MAX_TOKENS * (V > d ? V : d);
     float *out = malloc(out_cap * 4), *out_ref = malloc(out_cap * 4);
     st_copy c[3] = {{0}};
@@ -133,8 +136,8 @@ static void *soak(void *arg) {
     for (int s = 0; s < 3 && !w->fail[0]; s++)
         for (int o = 0; o < 4 && !w->fail[0]; o++) {
             test_random_ids(ids, MAX_TOKENS, (int)V, rnd(&seed));
-            checked_forward(w, ctx, ref, ids, MAX_TOKENS, (armt_schedule)s, (armt_output)o, &c[0], &c[1], &c[2],
-                            out, out_ref);
+            checked_forward(w, ctx, ref, ids, MAX_TOKENS, (armt_schedule)s, (armt_output)o, &c[0], &c[1],
+                            &c[2], out, out_ref);
         }
     armt_stats stats;
     if (armt_ctx_stats(ctx, &stats) == ARMT_OK) w->ctx_bytes_warm = stats.device_bytes;
@@ -163,7 +166,8 @@ static void *soak(void *arg) {
                 break;
             }
             w->loads++;
-            if (memcmp(c[0].w, c[1].w, nw * 4) || memcmp(c[0].z, c[1].z, nz * 4) || memcmp(c[0].wr, c[1].wr, nl)) {
+            if (memcmp(c[0].w, c[1].w, nw * 4) || memcmp(c[0].z, c[1].z, nz * 4) ||
+                memcmp(c[0].wr, c[1].wr, nl)) {
                 failf(w, "call %ld: the loaded state differs from the saved one", i);
                 break;
             }
@@ -241,14 +245,16 @@ START_TEST(test_soak) {
     double secs = armt_now() - t0;
     rmdir(dir);
     for (int i = 0; i < 2; i++) {
-        fprintf(stderr,
-                "soak thread %d: %ld forward calls (each checked; %ld against a brand-new context), %ld resets, "
-                "%ld saves, %ld loads; context device bytes after warm-up %llu, max later %llu; runtime "
-                "%llu, max later %llu\n",
-                i, w[i].forwards, w[i].fresh_checks, w[i].resets, w[i].saves, w[i].loads,
-                (unsigned long long)w[i].ctx_bytes_warm, (unsigned long long)w[i].ctx_bytes_max,
-                (unsigned long long)w[i].bytes_after_warmup, (unsigned long long)w[i].bytes_max_after);
-        ck_assert_msg(w[i].ctx_bytes_max == w[i].ctx_bytes_warm, "thread %d: the context's device memory grew", i);
+        fprintf(
+            stderr,
+            "soak thread %d: %ld forward calls (each checked; %ld against a brand-new context), %ld resets, "
+            "%ld saves, %ld loads; context device bytes after warm-up %llu, max later %llu; runtime "
+            "%llu, max later %llu\n",
+            i, w[i].forwards, w[i].fresh_checks, w[i].resets, w[i].saves, w[i].loads,
+            (unsigned long long)w[i].ctx_bytes_warm, (unsigned long long)w[i].ctx_bytes_max,
+            (unsigned long long)w[i].bytes_after_warmup, (unsigned long long)w[i].bytes_max_after);
+        ck_assert_msg(w[i].ctx_bytes_max == w[i].ctx_bytes_warm,
+                      "thread %d: the context's device memory grew", i);
         ck_assert_msg(w[i].fail[0] == '\0', "thread %d: %s", i, w[i].fail);
         ck_assert_int_eq(w[i].forwards, total / 2);
     }
@@ -256,9 +262,10 @@ START_TEST(test_soak) {
     /* device memory flat: never above what both contexts held once warm (brand-new contexts aside, which
      * add one context's bytes at most per thread), and back to the model's alone at the end */
     for (int i = 0; i < 2; i++)
-        ck_assert_msg(w[i].bytes_max_after <= w[i].bytes_after_warmup + 2 * (w[i].bytes_after_warmup - model_bytes),
-                      "device memory grew: %llu after warm-up, %llu later", (unsigned long long)w[i].bytes_after_warmup,
-                      (unsigned long long)w[i].bytes_max_after);
+        ck_assert_msg(w[i].bytes_max_after <=
+                          w[i].bytes_after_warmup + 2 * (w[i].bytes_after_warmup - model_bytes),
+                      "device memory grew: %llu after warm-up, %llu later",
+                      (unsigned long long)w[i].bytes_after_warmup, (unsigned long long)w[i].bytes_max_after);
     ck_assert_uint_eq(rt->device_bytes, model_bytes);
     armt_model_free(m);
     ck_assert_uint_eq(rt->device_bytes, 0);

@@ -80,7 +80,8 @@ int main(int argc, char **argv) {
     armt_model *m = NULL;
     st = armt_model_create_random(rt, &c, &mp, &m);
     if (st != ARMT_OK) return fail("model", st, armt_last_error());
-    printf("kernel: %s\n", mp.precision == ARMT_PRECISION_BF16 ? "armt_fill_uniform_bf16" : "armt_fill_uniform");
+    printf("kernel: %s\n",
+           mp.precision == ARMT_PRECISION_BF16 ? "armt_fill_uniform_bf16" : "armt_fill_uniform");
     armt_ctx *ctx = NULL;
     st = armt_ctx_create(m, NULL, &ctx);
     if (st != ARMT_OK) return fail("ctx", st, armt_last_error());
