@@ -433,11 +433,11 @@ typedef struct progress_state {
     int printed; /* characters of the line now on screen (tty), 0: none */
 } progress_state;
 
-static void progress_cb(uint64_t done, uint64_t total, void *user_data) {
+static int progress_cb(uint64_t done, uint64_t total, void *user_data) {
     progress_state *p = user_data;
-    if (!p->enabled) return;
+    if (!p->enabled) return 0;
     double now = cli_now();
-    if (now - p->start < 1.0 || now - p->last < (p->tty ? 1.0 : 5.0)) return;
+    if (now - p->start < 1.0 || now - p->last < (p->tty ? 1.0 : 5.0)) return 0;
     p->last = now;
     double pct = total ? 100.0 * (double)done / (double)total : 0.0;
     if (p->tty) {
@@ -449,6 +449,7 @@ static void progress_cb(uint64_t done, uint64_t total, void *user_data) {
                 done, total, pct, now - p->start);
     }
     fflush(stderr);
+    return 0;
 }
 
 static void progress_begin(progress_state *p, const char *fmt, ...) CLI_PRINTF(2, 3);

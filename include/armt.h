@@ -15,6 +15,13 @@
  * (armt_last_error), so a failed create can be explained too. The library never prints and never exits;
  * diagnostics go to the callback set with armt_log_set.
  *
+ * Misuse (tests/check_reliability.c has a test per case): a NULL handle or a NULL required pointer gives
+ * ARMT_STATUS_INVALID_ARGUMENT (functions returning a count or a pointer give 0 or NULL, *_last_error a
+ * string, every *_free accepts NULL); a create that fails sets *out to NULL, also on a NULL argument, so
+ * the handle of a failed create is NULL and using it gives INVALID_ARGUMENT; an output buffer too small
+ * (out_count, out_cap, cap) gives INVALID_ARGUMENT with the size needed; zero tokens give
+ * ARMT_STATUS_EMPTY_INPUT. A call that fails leaves the memory state and the handle usable as before.
+ *
  * Thread safety: a runtime and a model may be used from several threads at once: models can be created
  * and contexts made concurrently (each model and each context has its own kernel objects; the device
  * memory accounting is locked). One armt_ctx must be used by one thread at a time; two contexts on the
@@ -73,6 +80,7 @@ typedef enum armt_status {
     ARMT_STATUS_TOKEN_OUT_OF_RANGE = -14, /* a token id < 0 or >= vocab_size                     */
     ARMT_STATUS_MODEL_MISMATCH = -15,     /* state or context belongs to another model           */
     ARMT_STATUS_EMPTY_INPUT = -16,        /* zero tokens                                         */
+    ARMT_STATUS_CANCELLED = -17,          /* a progress callback returned non-zero; state unchanged */
 } armt_status;
 
 /* Always a static string, also for unknown values. */
@@ -97,7 +105,7 @@ ARMT_API void armt_log_set(armt_log_fn fn, void *user_data);
 /* Version of this header: MAJOR.MINOR.PATCH, the same as configure.ac's (tests/check_status.c checks
  * both). ARMT_VERSION_NUMBER is MAJOR * 10000 + MINOR * 100 + PATCH, e.g. 10203 for 1.2.3. */
 #define ARMT_VERSION_MAJOR  0
-#define ARMT_VERSION_MINOR  1
+#define ARMT_VERSION_MINOR  2
 #define ARMT_VERSION_PATCH  0
 #define ARMT_VERSION_NUMBER (ARMT_VERSION_MAJOR * 10000 + ARMT_VERSION_MINOR * 100 + ARMT_VERSION_PATCH)
 
@@ -368,15 +376,19 @@ ARMT_API const char *armt_schedule_name(armt_schedule schedule);
 ARMT_API const char *armt_output_name(armt_output output);
 ARMT_API const char *armt_precision_name(armt_precision precision);
 
-/* Called after each step with (steps done, steps total). */
-typedef void (*armt_progress_fn)(uint64_t done, uint64_t total, void *user_data);
+/* Called after each step with (steps done, steps total). Return 0 to go on; a non-zero return cancels the
+ * call: armt_forward / armt_generate then return ARMT_STATUS_CANCELLED and the context's memory state is
+ * exactly as it was before the call (the output buffers hold unspecified values). The steps already
+ * enqueued finish first, so a cancel takes effect within about one step. Since 0.2.0 (it returned void
+ * before). */
+typedef int (*armt_progress_fn)(uint64_t done, uint64_t total, void *user_data);
 
 typedef struct armt_forward_params {
     armt_schedule schedule;
     armt_output output;
     float *out;                /* caller-owned destination of the requested output               */
     size_t out_count;          /* its size in floats; must be at least what the output needs     */
-    armt_progress_fn progress; /* optional                                                       */
+    armt_progress_fn progress; /* optional; non-zero return: cancel (ARMT_STATUS_CANCELLED)       */
     void *progress_user_data;
     int no_profile; /* 1: no profiling events for this call even when the context     */
                     /*   profiles (an event per launch costs host time: time calls    */
@@ -482,8 +494,14 @@ typedef struct armt_generate_params {
     int top_k;              /* keep the k most likely (0: all)                                     */
     float top_p;            /* nucleus: keep the smallest set with probability >= top_p (1: all)   */
     uint64_t seed;          /* sampling seed                                                       */
-    armt_token_fn on_token; /* optional: each token as it is produced                              */
-    void *user_data;
+    armt_token_fn on_token; /* optional: each token as it is produced; non-zero return: stop       */
+    void *user_data;        /*   (a normal end: ARMT_OK, stopped = 2, the tokens so far kept)     */
+    /* Optional progress (since 0.2.0): (done, total) with total = the schedule steps of the prompt's
+     * earlier segments + max_new_tokens; called after each step of the prompt and after each new token.
+     * A non-zero return cancels: ARMT_STATUS_CANCELLED, the memory state as before the call, out and
+     * result unspecified. */
+    armt_progress_fn progress;
+    void *progress_user_data;
 } armt_generate_params;
 
 typedef struct armt_generate_result {

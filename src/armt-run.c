@@ -16,8 +16,31 @@
 
 #include "run.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+volatile sig_atomic_t run_interrupted = 0;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    run_interrupted = 1; /* SA_RESETHAND: a second Ctrl-C ends the program at once */
+}
+
+int run_cancel_progress(uint64_t done, uint64_t total, void *user_data) {
+    (void)done;
+    (void)total;
+    (void)user_data;
+    return run_interrupted != 0;
+}
+
+void run_report_status(const char *what, armt_status st, const char *detail) {
+    if (st == ARMT_STATUS_CANCELLED && run_interrupted)
+        cli_error("interrupted (Ctrl-C) during the %s: stopped cleanly, the memory state is unchanged", what);
+    else
+        cli_report_status(what, st, detail);
+}
 
 int main(int argc, char **argv) {
     cli_init(argv[0]);
@@ -25,6 +48,12 @@ int main(int argc, char **argv) {
     int pr = run_parse_args(argc, argv, &o);
     if (pr != 0) return pr > 0 ? 0 : 2;
     cli_log_install(o.verbosity);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
     if (o.common.list_devices) return cli_list_devices(stdout) == 0 ? 0 : 1;
 
     int rc = 1;
@@ -90,6 +119,10 @@ int main(int argc, char **argv) {
     }
 
 done:
+    if (run_interrupted) {
+        if (rc == 0) cli_error("interrupted (Ctrl-C)");
+        rc = 130; /* 128 + SIGINT, as a shell reports a program killed by Ctrl-C */
+    }
     armt_tokenizer_free(tok);
     armt_ctx_free(ctx);
     armt_model_free(model);

@@ -546,25 +546,45 @@ int cli_read_ids_file(const char *path, int vocab_size, int32_t **ids, size_t *c
             col++;
         }
         if (ch == EOF) break;
-        /* one token: everything up to the next separator */
-        char word[64];
-        size_t wl = 0;
+        /* one token: everything up to the next separator. Only a sign and digits make a token id; leading
+         * zeros are skipped, so that a long word is still read whole (fuzz/regress/ids: a NUL byte or the
+         * 64th character of a word used to end the word silently, so "4<NUL>99" read as 4). */
+        char word[64], raw[48];
+        size_t wl = 0, nd = 0, rl = 0, rtotal = 0;
         long tok_col = col;
+        int digits = 1, sign = 0, lead = 1;
         while (ch != EOF && !isspace(ch) && ch != ',' && ch != '#') {
-            if (wl + 1 < sizeof word) word[wl++] = (char)ch;
+            if (rl + 1 < sizeof raw) raw[rl++] = isprint(ch) ? (char)ch : '?';
+            if (rtotal++ == 0 && (ch == '-' || ch == '+')) {
+                sign = ch;
+            } else if (!isdigit(ch)) {
+                digits = 0;
+            } else if (lead && ch == '0') {
+                nd++; /* a leading zero: counted, not kept */
+            } else {
+                lead = 0;
+                nd++;
+                if (wl + 1 < sizeof word)
+                    word[wl++] = (char)ch;
+                else
+                    digits = 0; /* more than 62 significant digits: no id is that long */
+            }
             ch = fgetc(f);
             col++;
         }
+        if (digits && nd > 0 && wl == 0) word[wl++] = '0';
         word[wl] = '\0';
-        const char *p = word;
-        if (*p == '-' || *p == '+') p++;
-        int digits = *p != '\0';
-        for (const char *q = p; *q; q++)
-            digits &= isdigit((unsigned char)*q) != 0;
+        raw[rl] = '\0';
+        if (nd == 0) digits = 0;
+        if (sign == '-' && digits && strcmp(word, "0") != 0) {
+            cli_error("%s:%ld:%ld: token id -%s is outside the vocabulary [0, %d)", path, line, tok_col, word,
+                      vocab_size);
+            goto fail;
+        }
         if (!digits) {
             cli_error(
                 "%s:%ld:%ld: '%s%s' is not a token id (expected integers separated by blanks or commas)",
-                path, line, tok_col, word, wl + 1 >= sizeof word ? "..." : "");
+                path, line, tok_col, raw, rtotal > rl ? "..." : "");
             goto fail;
         }
         errno = 0;

@@ -9,6 +9,8 @@
 #include "armt.h"
 #include "cli_common.h"
 
+#include <signal.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +50,15 @@ typedef struct run_opts {
     const char *gen_only_opt; /* first generation-only option seen (for the message in forward mode) */
     const char *fwd_only_opt; /* first forward-only option seen (for the message in generation mode) */
 } run_opts;
+
+/* Ctrl-C: the first SIGINT sets run_interrupted (the default action comes back for a second one); the
+ * progress and token callbacks see it and stop the library call, which returns ARMT_STATUS_CANCELLED with
+ * the memory state unchanged; armt-run then prints one line and exits with 130. */
+extern volatile sig_atomic_t run_interrupted;
+/* A progress callback (armt_progress_fn) that cancels once run_interrupted is set. */
+int run_cancel_progress(uint64_t done, uint64_t total, void *user_data);
+/* Reports a failed library call, or one line for a Ctrl-C (status CANCELLED after SIGINT). */
+void run_report_status(const char *what, armt_status st, const char *detail);
 
 /* Parses the command line into *o. Returns 0 to run, 1 to exit successfully (--help), -1 on a usage
  * error (the message is printed). */

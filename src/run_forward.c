@@ -83,11 +83,12 @@ static int forward_once(armt_ctx *ctx, const int32_t *ids, size_t n, armt_schedu
     fp.output = o;
     fp.out = *out;
     fp.out_count = count;
+    fp.progress = run_cancel_progress; /* Ctrl-C */
     double t0 = cli_now();
     armt_status st = armt_forward(ctx, ids, n, &fp);
     *seconds = cli_now() - t0;
     if (st != ARMT_OK) {
-        cli_report_status("forward", st, armt_ctx_last_error(ctx));
+        run_report_status("forward", st, armt_ctx_last_error(ctx));
         free(*out);
         *out = NULL;
         return -1;

@@ -294,6 +294,7 @@ int run_generate(const run_opts *o, armt_ctx *ctx, armt_tokenizer *tok) {
     gp.seed = o->sample_seed;
     gp.on_token = on_token;
     gp.user_data = &g;
+    gp.progress = run_cancel_progress; /* Ctrl-C */
     armt_generate_result res;
     memset(&res, 0, sizeof res);
     st = armt_generate(ctx, prompt, n, &gp, NULL, 0, &res);
@@ -305,7 +306,7 @@ int run_generate(const run_opts *o, armt_ctx *ctx, armt_tokenizer *tok) {
     if (g.n > 0 || o->max_new > 0) putchar('\n');
     fflush(stdout);
     if (st != ARMT_OK) {
-        cli_report_status("generation", st, armt_ctx_last_error(ctx));
+        run_report_status("generation", st, armt_ctx_last_error(ctx));
         goto done;
     }
     if (g.failed != ARMT_OK) {

@@ -30,7 +30,8 @@ START_TEST(test_status_strings) {
                                ARMT_STATUS_UNSUPPORTED,
                                ARMT_STATUS_TOKEN_OUT_OF_RANGE,
                                ARMT_STATUS_MODEL_MISMATCH,
-                               ARMT_STATUS_EMPTY_INPUT};
+                               ARMT_STATUS_EMPTY_INPUT,
+                               ARMT_STATUS_CANCELLED};
     const size_t n = sizeof all / sizeof all[0];
     const char *unknown = armt_status_str((armt_status)-9999);
     ck_assert_str_eq(unknown, "unknown status");
@@ -48,6 +49,7 @@ START_TEST(test_status_strings) {
     ck_assert_int_eq(ARMT_STATUS_NO_DEVICE, -2);
     ck_assert_int_eq(ARMT_STATUS_OUT_OF_DEVICE_MEMORY, -7);
     ck_assert_int_eq(ARMT_STATUS_EMPTY_INPUT, -16);
+    ck_assert_int_eq(ARMT_STATUS_CANCELLED, -17);
 }
 END_TEST
 

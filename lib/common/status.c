@@ -34,6 +34,7 @@ const char *armt_status_str(armt_status s) {
     case ARMT_STATUS_TOKEN_OUT_OF_RANGE: return "token id out of range";
     case ARMT_STATUS_MODEL_MISMATCH: return "belongs to another model";
     case ARMT_STATUS_EMPTY_INPUT: return "empty input";
+    case ARMT_STATUS_CANCELLED: return "cancelled";
     }
     return "unknown status";
 }

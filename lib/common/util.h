@@ -25,6 +25,19 @@ armt_status armt_read_file(const char *path, const char *what, size_t max_bytes,
 armt_status armt_read_stream(FILE *f, const char *name, const char *what, size_t max_bytes, char **out,
                              size_t *len, armt_err *err);
 
+/* Reads a regular file without blocking: a FIFO, a directory or a device is refused (IO_ERROR "PATH: not a
+ * regular file") instead of being opened for reading, so a FIFO planted at a path cannot hang the caller. At
+ * most max_bytes bytes are read (a longer file gives its first max_bytes + 1 bytes, so that the caller can
+ * tell it is too long); *out is malloc'ed (NUL added, as armt_read_file), NULL on error. */
+armt_status armt_read_regular_file(const char *path, const char *what, size_t max_bytes, char **out,
+                                   size_t *len, armt_err *err);
+/* Replaces the file at path with data[0..len) durably and atomically: the bytes go to a unique temporary
+ * file in the same directory (mkstemp, mode 0644), which is fsync'ed, renamed over path, and then the
+ * directory is fsync'ed. A reader of path sees the old file or the new one, never a mix or a partial file;
+ * two writers leave one of the two complete files. On error the temporary file is removed and path is
+ * unchanged (IO_ERROR naming the step). */
+armt_status armt_write_file_durable(const char *path, const char *what, const void *data, size_t len,
+                                    armt_err *err);
 /* The first n bytes of s as a NUL-terminated malloc'ed string; NULL when out of memory. */
 char *armt_strndup(const char *s, size_t n);
 

@@ -4,8 +4,10 @@
  */
 #include "config.h"
 
+#include "common/util.h"
 #include "device/internal.h"
 #include "io/armt_config.h"
+#include "io/state_file.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -84,6 +86,7 @@ static armt_status zero_buffer(armt_ctx *ctx, cl_mem b, size_t bytes, armt_err *
 }
 
 armt_status armt_ctx_create(armt_model *model, const armt_ctx_params *params, armt_ctx **out) {
+    if (out) *out = NULL; /* also when model is NULL (a failed create before): never a stale handle */
     if (!model || !out)
         return armt_err_set(model ? &model->err : NULL, ARMT_STATUS_INVALID_ARGUMENT,
                             "armt_ctx_create: model and out must not be NULL");
@@ -233,40 +236,14 @@ armt_status armt_ctx_memory_set(armt_ctx *ctx, const float *w_mem, const float *
 /* State files                                                                                             */
 /* ======================================================================================================= */
 
-/* Layout (little-endian): 64-byte header, then W_mem floats, z floats, written bytes.
- *   0  char[8]  "ARMTSTAT"       8  u32 version (1)     12 u32 n_layers     16 u32 d_key   20 u32 d
- *   24 u64 model fingerprint    32 u64 payload bytes   40 u64 checksum of the payload
- *   48 u32 variant (armt_variant)   52 u32 memory heads - 1   56..63 reserved (0)
- * W_mem in the host layout [layers, H, d_key/H, d/H].
- */
-#define STATE_MAGIC   "ARMTSTAT"
-#define STATE_VERSION 1u
-
-static void put_u32(unsigned char *p, uint32_t v) {
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-static void put_u64(unsigned char *p, uint64_t v) {
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint32_t get_u32(const unsigned char *p) {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-static uint64_t get_u64(const unsigned char *p) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-static uint64_t checksum(uint64_t h, const void *data, size_t n) {
-    const unsigned char *b = data;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 0x100000001B3ULL;
-    return h;
+/* The format is in io/state_file.c. Saving is durable and atomic (armt_write_file_durable: a temporary file
+ * in the same directory, fsync, rename, fsync of the directory); loading reads the whole file without
+ * blocking (a FIFO or a directory is refused), checks all of it, and only then changes the state. */
+static armt_state_shape state_shape(const armt_ctx *ctx) {
+    const armt_config *c = &ctx->model->cfg;
+    armt_state_shape s = {(uint32_t)c->n_layers, (uint32_t)armt_config_d_key(c), (uint32_t)c->hidden_size,
+                          ctx->model->fingerprint, (uint32_t)c->variant, (uint32_t)armt_config_mem_heads(c)};
+    return s;
 }
 
 armt_status armt_ctx_memory_save(armt_ctx *ctx, const char *path) {
@@ -274,58 +251,22 @@ armt_status armt_ctx_memory_save(armt_ctx *ctx, const char *path) {
         return armt_err_set(ctx ? &ctx->err : NULL, ARMT_STATUS_INVALID_ARGUMENT,
                             "armt_ctx_memory_save: NULL argument");
     armt_err *err = &ctx->err;
-    const armt_config *c = &ctx->model->cfg;
-    size_t nw = armt_ctx_memory_w_count(ctx), nz = armt_ctx_memory_z_count(ctx), nl = (size_t)c->n_layers;
+    armt_state_shape shape = state_shape(ctx);
+    size_t nw = armt_ctx_memory_w_count(ctx), nz = armt_ctx_memory_z_count(ctx), nl = shape.n_layers;
+    size_t bytes = armt_state_file_bytes(&shape);
     float *w = malloc(nw * sizeof *w), *z = malloc(nz * sizeof *z);
     uint8_t *wr = malloc(nl);
+    unsigned char *buf = bytes ? malloc(bytes) : NULL;
     armt_status st = ARMT_OK;
-    char *tmp_path = NULL;
-    FILE *f = NULL;
-    if (!w || !z || !wr) {
+    if (!w || !z || !wr || !buf) {
         st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_ctx_memory_save: out of host memory");
         goto done;
     }
     ARMT_TRY_GOTO(armt_ctx_memory_get(ctx, w, z, wr), done);
-    unsigned char hdr[64];
-    memset(hdr, 0, sizeof hdr);
-    memcpy(hdr, STATE_MAGIC, 8);
-    put_u32(hdr + 8, STATE_VERSION);
-    put_u32(hdr + 12, (uint32_t)c->n_layers);
-    put_u32(hdr + 16, (uint32_t)armt_config_d_key(c));
-    put_u32(hdr + 20, (uint32_t)c->hidden_size);
-    put_u64(hdr + 24, ctx->model->fingerprint);
-    put_u64(hdr + 32, nw * 4 + nz * 4 + nl);
-    uint64_t h = 0xcbf29ce484222325ULL;
-    h = checksum(h, w, nw * 4);
-    h = checksum(h, z, nz * 4);
-    h = checksum(h, wr, nl);
-    put_u64(hdr + 40, h);
-    put_u32(hdr + 48, (uint32_t)c->variant); /* version 1 files hold zeros here: the paper, one head */
-    put_u32(hdr + 52, (uint32_t)armt_config_mem_heads(c) - 1);
-    size_t plen = strlen(path) + 8;
-    tmp_path = malloc(plen);
-    if (!tmp_path) {
-        st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_ctx_memory_save: out of host memory");
-        goto done;
-    }
-    snprintf(tmp_path, plen, "%s.tmp", path);
-    f = fopen(tmp_path, "wb");
-    if (!f) {
-        st = armt_err_set(err, ARMT_STATUS_IO_ERROR, "cannot create %s", tmp_path);
-        goto done;
-    }
-    /* floats are written in the host's byte order; the library targets little-endian hosts */
-    int ok = fwrite(hdr, 1, sizeof hdr, f) == sizeof hdr && fwrite(w, 4, nw, f) == nw &&
-             fwrite(z, 4, nz, f) == nz && fwrite(wr, 1, nl, f) == nl;
-    ok = (fclose(f) == 0) && ok;
-    f = NULL;
-    if (!ok || rename(tmp_path, path) != 0) {
-        remove(tmp_path);
-        st = armt_err_set(err, ARMT_STATUS_IO_ERROR, "cannot write memory state to %s", path);
-    }
+    armt_state_encode(&shape, w, z, wr, buf);
+    st = armt_write_file_durable(path, "armt_ctx_memory_save", buf, bytes, err);
 done:
-    if (f) fclose(f);
-    free(tmp_path);
+    free(buf);
     free(w);
     free(z);
     free(wr);
@@ -337,68 +278,24 @@ armt_status armt_ctx_memory_load(armt_ctx *ctx, const char *path) {
         return armt_err_set(ctx ? &ctx->err : NULL, ARMT_STATUS_INVALID_ARGUMENT,
                             "armt_ctx_memory_load: NULL argument");
     armt_err *err = &ctx->err;
-    const armt_config *c = &ctx->model->cfg;
-    size_t nw = armt_ctx_memory_w_count(ctx), nz = armt_ctx_memory_z_count(ctx), nl = (size_t)c->n_layers;
-    FILE *f = fopen(path, "rb");
-    if (!f) return armt_err_set(err, ARMT_STATUS_IO_ERROR, "cannot open memory state %s", path);
-    unsigned char hdr[64];
-    float *w = NULL, *z = NULL;
-    uint8_t *wr = NULL;
+    armt_state_shape shape = state_shape(ctx);
+    size_t nw = armt_ctx_memory_w_count(ctx), nz = armt_ctx_memory_z_count(ctx), nl = shape.n_layers;
+    size_t bytes = armt_state_file_bytes(&shape);
+    char *data = NULL;
+    size_t len = 0;
+    /* a longer file is read only up to one byte past the expected size: enough to call it too long */
+    ARMT_TRY(armt_read_regular_file(path, "armt_ctx_memory_load", bytes, &data, &len, err));
+    float *w = malloc(nw * sizeof *w), *z = malloc(nz * sizeof *z);
+    uint8_t *wr = malloc(nl);
     armt_status st = ARMT_OK;
-    if (fread(hdr, 1, sizeof hdr, f) != sizeof hdr || memcmp(hdr, STATE_MAGIC, 8) != 0) {
-        st = armt_err_set(err, ARMT_STATUS_BAD_FILE,
-                          "%s is not a libarmt memory state (bad magic or too short)", path);
-        goto done;
-    }
-    if (get_u32(hdr + 8) != STATE_VERSION) {
-        st = armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "%s: memory state version %u is not supported", path,
-                          get_u32(hdr + 8));
-        goto done;
-    }
-    if (get_u32(hdr + 48) != (uint32_t)c->variant ||
-        get_u32(hdr + 52) + 1 != (uint32_t)armt_config_mem_heads(c)) {
-        st = armt_err_set(
-            err, ARMT_STATUS_MODEL_MISMATCH,
-            "%s holds the memory of a %s-variant model with %u memory head(s); this model is %s with "
-            "%d",
-            path, armt_variant_name((armt_variant)get_u32(hdr + 48)), get_u32(hdr + 52) + 1,
-            armt_variant_name(c->variant), armt_config_mem_heads(c));
-        goto done;
-    }
-    if (get_u64(hdr + 24) != ctx->model->fingerprint || get_u32(hdr + 12) != (uint32_t)c->n_layers ||
-        get_u32(hdr + 16) != (uint32_t)armt_config_d_key(c) ||
-        get_u32(hdr + 20) != (uint32_t)c->hidden_size) {
-        st = armt_err_set(err, ARMT_STATUS_MODEL_MISMATCH,
-                          "%s was saved for another model (fingerprint %016llx, this model %016llx)", path,
-                          (unsigned long long)get_u64(hdr + 24), (unsigned long long)ctx->model->fingerprint);
-        goto done;
-    }
-    if (get_u64(hdr + 32) != nw * 4 + nz * 4 + nl) {
-        st = armt_err_set(err, ARMT_STATUS_BAD_FILE, "%s: payload size does not match the model", path);
-        goto done;
-    }
-    w = malloc(nw * sizeof *w);
-    z = malloc(nz * sizeof *z);
-    wr = malloc(nl);
     if (!w || !z || !wr) {
         st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_ctx_memory_load: out of host memory");
         goto done;
     }
-    if (fread(w, 4, nw, f) != nw || fread(z, 4, nz, f) != nz || fread(wr, 1, nl, f) != nl) {
-        st = armt_err_set(err, ARMT_STATUS_BAD_FILE, "%s is truncated", path);
-        goto done;
-    }
-    uint64_t h = 0xcbf29ce484222325ULL;
-    h = checksum(h, w, nw * 4);
-    h = checksum(h, z, nz * 4);
-    h = checksum(h, wr, nl);
-    if (h != get_u64(hdr + 40)) {
-        st = armt_err_set(err, ARMT_STATUS_BAD_FILE, "%s: checksum mismatch (corrupted file)", path);
-        goto done;
-    }
+    ARMT_TRY_GOTO(armt_state_decode((const unsigned char *)data, len, &shape, path, w, z, wr, err), done);
     st = armt_ctx_memory_set(ctx, w, z, wr);
 done:
-    fclose(f);
+    free(data);
     free(w);
     free(z);
     free(wr);

@@ -44,8 +44,13 @@ size_t armt_output_count(const armt_model *m, armt_output o, size_t n) {
 /* Schedules                                                                                               */
 /* ======================================================================================================= */
 
-static void progress(armt_call *F, uint64_t done, uint64_t total) {
-    if (F->p->progress) F->p->progress(done, total, F->p->progress_user_data);
+/* The caller's progress callback; its non-zero return cancels the call (the caller rolls the state back). */
+static armt_status progress(armt_call *F, uint64_t done, uint64_t total) {
+    if (F->p->progress && F->p->progress(done, total, F->p->progress_user_data) != 0)
+        return armt_err_set(F->err, ARMT_STATUS_CANCELLED,
+                            "armt_forward: cancelled by the progress callback after step %llu of %llu",
+                            (unsigned long long)done, (unsigned long long)total);
+    return ARMT_OK;
 }
 
 /* Rows [0, skip) of a cell on the last layer that nothing reads, for a segment of Ls tokens (last: it holds
@@ -99,7 +104,7 @@ static armt_status run_armt(armt_call *F, int diagonal) {
                 ARMT_TRY(armt_step_write(F, &st));
                 ctx->stats.steps++;
                 ctx->stats.cells++;
-                progress(F, ++done, total);
+                ARMT_TRY(progress(F, ++done, total));
             }
             ARMT_TRY(armt_step_emit(F, 0, (size_t)st.T, (size_t)s * L, (size_t)Ls));
         }
@@ -133,7 +138,7 @@ static armt_status run_armt(armt_call *F, int diagonal) {
         }
         ctx->stats.steps++;
         ctx->stats.cells += (uint64_t)st.G;
-        progress(F, ++done, total);
+        ARMT_TRY(progress(F, ++done, total));
     }
     return ARMT_OK;
 }
@@ -156,7 +161,7 @@ static armt_status run_full(armt_call *F) {
         ARMT_TRY(armt_step_layer(F, &st));
         ctx->stats.steps++;
         ctx->stats.cells++;
-        progress(F, (uint64_t)l + 1, (uint64_t)Lyr);
+        ARMT_TRY(progress(F, (uint64_t)l + 1, (uint64_t)Lyr));
     }
     return armt_step_emit(F, 0, n, 0, n);
 }

@@ -121,6 +121,26 @@ static armt_status tail_rows(armt_call *F, cl_mem kc, cl_mem vc, size_t tmax, in
     return ARMT_OK;
 }
 
+/* Progress of a generation: the prompt forward's steps, then one per new token (see armt.h). */
+typedef struct gen_progress {
+    const armt_generate_params *gp;
+    uint64_t offset, total;
+} gen_progress;
+
+static int forward_progress(uint64_t done, uint64_t total, void *user_data) {
+    const gen_progress *g = user_data;
+    (void)total;
+    return g->gp->progress(g->offset + done, g->total, g->gp->progress_user_data);
+}
+
+static armt_status token_progress(const gen_progress *g, uint64_t done, armt_err *err) {
+    if (g->gp->progress && g->gp->progress(g->offset + done, g->total, g->gp->progress_user_data) != 0)
+        return armt_err_set(err, ARMT_STATUS_CANCELLED,
+                            "armt_generate: cancelled by the progress callback after step %llu of %llu",
+                            (unsigned long long)(g->offset + done), (unsigned long long)g->total);
+    return ARMT_OK;
+}
+
 armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const armt_generate_params *params,
                           int32_t *out, size_t out_cap, armt_generate_result *result) {
     if (!ctx) return armt_err_set(NULL, ARMT_STATUS_INVALID_ARGUMENT, "armt_generate: ctx is NULL");
@@ -152,11 +172,30 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
     ARMT_RETURN_IF(tmax > (size_t)INT32_MAX, ARMT_STATUS_INVALID_ARGUMENT, "armt_generate: too many tokens");
     double t0 = armt_now();
 
-    /* 1. the earlier segments: an ordinary forward (it snapshots the state first) */
+    /* progress: the earlier segments' steps, then the new tokens */
+    gen_progress prog = {&gp, 0, 0};
+    if (cut > 0) {
+        uint64_t S1 = cut / L, Lyr = (uint64_t)cfg->n_layers;
+        prog.offset = gp.schedule == ARMT_SCHEDULE_DIAGONAL ? S1 + Lyr - 1 : S1 * Lyr;
+    }
+    prog.total = prog.offset + (uint64_t)gp.max_new_tokens;
+
+    /* 1. the earlier segments: an ordinary forward (it snapshots the state first, and puts it back when it
+     * fails or is cancelled) */
     if (cut > 0) {
         armt_forward_params fp = armt_forward_default_params();
         fp.schedule = gp.schedule;
-        ARMT_TRY(armt_forward(ctx, prompt, cut, &fp));
+        if (gp.progress) {
+            gen_progress fwd = {&gp, 0, prog.total};
+            fp.progress = forward_progress;
+            fp.progress_user_data = &fwd;
+            armt_status fst = armt_forward(ctx, prompt, cut, &fp);
+            if (fst == ARMT_STATUS_CANCELLED)
+                armt_err_set(err, fst, "armt_generate: cancelled by the progress callback in the prompt");
+            ARMT_TRY(fst);
+        } else {
+            ARMT_TRY(armt_forward(ctx, prompt, cut, &fp));
+        }
     } else {
         ARMT_TRY(armt_state_copy(ctx, 1, err));
     }
@@ -205,6 +244,7 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
         produced++;
         if (gp.on_token && gp.on_token(tok, gp.user_data)) stopped = 2;
         if (tok == gp.stop_id) stopped = 1;
+        ARMT_TRY_GOTO(token_progress(&prog, (uint64_t)i + 1, err), fail);
         if (stopped || i + 1 == gp.max_new_tokens) break;
         seq[R + (size_t)i] = tok;
         ARMT_TRY_GOTO(tail_rows(&F, kc, vc, tmax, (int)(R + (size_t)i), 1), fail);

@@ -292,6 +292,7 @@ static armt_status init_role(armt_model *m, armt_role r, int layer, uint64_t see
 
 armt_status armt_model_create_random(armt_runtime *rt, const armt_config *cfg,
                                      const armt_model_params *params, armt_model **out) {
+    if (out) *out = NULL; /* also on a NULL argument: never a stale handle */
     armt_err tmp;
     armt_err_init(&tmp);
     armt_err *err = rt ? &rt->err : &tmp;
@@ -342,6 +343,7 @@ fail:
 
 armt_status armt_model_load(armt_runtime *rt, const char *path, const armt_model_params *params,
                             armt_model **out) {
+    if (out) *out = NULL; /* also on a NULL argument: never a stale handle */
     armt_err tmp;
     armt_err_init(&tmp);
     armt_err *err = rt ? &rt->err : &tmp;
