@@ -28,8 +28,8 @@ typedef struct fcase {
  * fp32 run is 8e-4 (relative) from an fp64 evaluation of the same rules (tests/data/variants/README.md), so
  * no fp32 engine can be held to 5e-5 there. */
 static const fcase cases[] = {
-    {"armt", 0},         {"armt_nodenom", 0}, {"armt_nocorr", 0}, {"armt_wrap", 0},   {"armt_gqa15", 0},
-    {"amt_h4", 2e-3},    {"amt_gating", 0},   {"amt_nodenom", 0}, {"amt_nocorr", 0},
+    {"armt", 0},      {"armt_nodenom", 0}, {"armt_nocorr", 0}, {"armt_wrap", 0},  {"armt_gqa15", 0},
+    {"amt_h4", 2e-3}, {"amt_gating", 0},   {"amt_nodenom", 0}, {"amt_nocorr", 0},
 };
 #define N_CASES (int)(sizeof cases / sizeof cases[0])
 
@@ -74,7 +74,8 @@ static armt_model *load(armt_runtime *rt, const char *sub) {
     return m;
 }
 
-static void logits_of(armt_ctx *ctx, armt_schedule sch, const int32_t *ids, size_t n, float *out, size_t cnt) {
+static void logits_of(armt_ctx *ctx, armt_schedule sch, const int32_t *ids, size_t n, float *out,
+                      size_t cnt) {
     armt_forward_params p = armt_forward_default_params();
     p.schedule = sch;
     p.output = ARMT_OUTPUT_LOGITS_ALL;
@@ -131,10 +132,11 @@ START_TEST(test_fixture) {
         }
         ck_assert_uint_eq(kept * per_w, nw);
         double ew = frob_rel(w, ref_w, nw), ez = ref_z ? frob_rel(z, ref_z, nz) : 0;
-        ck_assert_msg(ew <= tol_state && ez <= tol_state, "%s: memory %.3g / %.3g (relative) from the reference",
-                      fc->dir, ew, ez);
+        ck_assert_msg(ew <= tol_state && ez <= tol_state,
+                      "%s: memory %.3g / %.3g (relative) from the reference", fc->dir, ew, ez);
     }
-    ck_assert_msg(memcmp(logits[0], logits[1], nl * sizeof(float)) == 0, "%s: diagonal != sequential", fc->dir);
+    ck_assert_msg(memcmp(logits[0], logits[1], nl * sizeof(float)) == 0, "%s: diagonal != sequential",
+                  fc->dir);
 
     /* greedy generation: the reference's generate (inside one segment, where all generations agree) */
     armt_generate_params gp = armt_generate_default_params();
@@ -142,7 +144,8 @@ START_TEST(test_fixture) {
     int32_t *out = malloc(ng * sizeof *out);
     armt_generate_result res;
     ck_assert_int_eq(armt_ctx_reset(ctx), ARMT_OK);
-    ck_assert_msg(armt_generate(ctx, prompt, np, &gp, out, ng, &res) == ARMT_OK, "%s", armt_ctx_last_error(ctx));
+    ck_assert_msg(armt_generate(ctx, prompt, np, &gp, out, ng, &res) == ARMT_OK, "%s",
+                  armt_ctx_last_error(ctx));
     ck_assert_uint_eq(res.n_tokens, ng);
     for (size_t i = 0; i < ng; i++)
         ck_assert_msg(out[i] == (int32_t)gf[i], "%s: token %zu is %d, the reference's %d", fc->dir, i, out[i],
@@ -205,8 +208,11 @@ END_TEST
 START_TEST(test_refused) {
     static const struct {
         const char *dir, *key;
-    } refused[] = {{"amt_act", "act_on"},          {"amt_sink", "use_sink"}, {"amt_all", "use_sink"},
-                   {"amt_sw", "sliding_window"},   {"armt_sw", "sliding_window"}};
+    } refused[] = {{"amt_act", "act_on"},
+                   {"amt_sink", "use_sink"},
+                   {"amt_all", "use_sink"},
+                   {"amt_sw", "sliding_window"},
+                   {"armt_sw", "sliding_window"}};
     armt_runtime *rt = test_runtime();
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
         char path[4096];

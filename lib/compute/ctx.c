@@ -241,8 +241,9 @@ armt_status armt_ctx_memory_set(armt_ctx *ctx, const float *w_mem, const float *
  * blocking (a FIFO or a directory is refused), checks all of it, and only then changes the state. */
 static armt_state_shape state_shape(const armt_ctx *ctx) {
     const armt_config *c = &ctx->model->cfg;
-    armt_state_shape s = {(uint32_t)c->n_layers, (uint32_t)armt_config_d_key(c), (uint32_t)c->hidden_size,
-                          ctx->model->fingerprint, (uint32_t)c->variant, (uint32_t)armt_config_mem_heads(c)};
+    armt_state_shape s = {(uint32_t)c->n_layers,    (uint32_t)armt_config_d_key(c),
+                          (uint32_t)c->hidden_size, ctx->model->fingerprint,
+                          (uint32_t)c->variant,     (uint32_t)armt_config_mem_heads(c)};
     return s;
 }
 

@@ -91,10 +91,11 @@ armt_status armt_state_decode(const unsigned char *data, size_t len, const armt_
     ARMT_RETURN_IF(version != STATE_VERSION, ARMT_STATUS_UNSUPPORTED,
                    "%s: memory state version %u is not supported", name, version);
     const uint32_t heads = s->heads > 1 ? s->heads : 1;
-    ARMT_RETURN_IF(get_u32(data + 48) != s->variant || get_u32(data + 52) != heads - 1, ARMT_STATUS_MODEL_MISMATCH,
-                   "%s holds the memory of a %s-variant model with %u memory head(s); this model is %s with %u",
-                   name, armt_variant_name((armt_variant)get_u32(data + 48)), get_u32(data + 52) + 1,
-                   armt_variant_name((armt_variant)s->variant), heads);
+    ARMT_RETURN_IF(
+        get_u32(data + 48) != s->variant || get_u32(data + 52) != heads - 1, ARMT_STATUS_MODEL_MISMATCH,
+        "%s holds the memory of a %s-variant model with %u memory head(s); this model is %s with %u", name,
+        armt_variant_name((armt_variant)get_u32(data + 48)), get_u32(data + 52) + 1,
+        armt_variant_name((armt_variant)s->variant), heads);
     uint64_t fp = get_u64(data + 24);
     ARMT_RETURN_IF(
         fp != s->fingerprint || get_u32(data + 12) != s->n_layers || get_u32(data + 16) != s->d_key ||
