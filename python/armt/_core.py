@@ -49,6 +49,7 @@ class Status(enum.IntEnum):
     TOKEN_OUT_OF_RANGE = -14
     MODEL_MISMATCH = -15
     EMPTY_INPUT = -16
+    CANCELLED = -17
 
 
 class Error(RuntimeError):

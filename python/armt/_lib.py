@@ -157,6 +157,8 @@ class GenerateParams(Structure):
         ("seed", c_uint64),
         ("on_token", TOKEN_FN),
         ("user_data", c_void_p),
+        ("progress", PROGRESS_FN),  # since 0.2.0
+        ("progress_user_data", c_void_p),
     ]
 
 
