@@ -16,7 +16,7 @@ from ._core import (Config, Context, Device, Error, Memory, Model, Runtime, Stat
                     version)
 from ._lib import LibraryNotFound
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["Config", "Context", "Device", "Error", "LibraryNotFound", "Memory", "Model", "Runtime", "Status",
            "Tokenizer", "build_info", "config_preset", "devices", "enable_logging", "library_path",

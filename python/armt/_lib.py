@@ -27,7 +27,7 @@ from ctypes import (CFUNCTYPE, POINTER, Structure, c_char, c_char_p, c_double, c
 c_int32 = ctypes.c_int32
 
 # the version of include/armt.h these declarations mirror
-HEADER_VERSION = (0, 1, 0)
+HEADER_VERSION = (0, 2, 0)
 
 
 class DeviceInfo(Structure):
