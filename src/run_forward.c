@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include "run.h"
+#include "io/armt_config.h"
 #include "io/safetensors.h"
 
 #include <inttypes.h>
@@ -191,9 +192,7 @@ int run_forward(const run_opts *o, armt_ctx *ctx, const armt_device_info *dev) {
     if (cfg->mem_heads > 1) printf(", %d memory heads", cfg->mem_heads);
     if (cfg->gating) printf(", gating");
     if (cfg->no_denom) printf(", no denominator");
-    int no_mem = 0;
-    for (int l = 0; l < cfg->n_layers && l < ARMT_MAX_WRAP_LAYERS; l++)
-        no_mem += (int)((cfg->memory_off[l / 64] >> (l % 64)) & 1u);
+    int no_mem = cfg->n_layers - armt_config_memory_layers(cfg);
     if (no_mem) printf(", %d layer%s without memory", no_mem, no_mem == 1 ? "" : "s");
     printf("\n");
     printf("device:   %s (%s)%s%s\n", dev->name, dev->platform_name, dev->device_version[0] ? ", " : "",
@@ -251,11 +250,11 @@ int run_forward(const run_opts *o, armt_ctx *ctx, const armt_device_info *dev) {
             }
             /* the reference's layout: [layers with memory, H, d_key/H, d/H]; wrap_layers = false layers
              * have no block (the host layout holds every layer: keep the others, in order) */
-            uint64_t H = (uint64_t)(cfg->mem_heads > 1 ? cfg->mem_heads : 1);
+            uint64_t H = (uint64_t)armt_config_mem_heads(cfg);
             uint64_t dkh = (uint64_t)armt_config_d_key(cfg) / H, dvh = (uint64_t)cfg->hidden_size / H;
             uint64_t layers = 0;
             for (int l = 0; l < cfg->n_layers; l++) {
-                if (l < ARMT_MAX_WRAP_LAYERS && ((cfg->memory_off[l / 64] >> (l % 64)) & 1u)) continue;
+                if (armt_config_memory_off(cfg, l)) continue;
                 memmove(w_mem + layers * H * dkh * dvh, w_mem + (uint64_t)l * H * dkh * dvh,
                         H * dkh * dvh * sizeof *w_mem);
                 memmove(z + layers * H * dkh, z + (uint64_t)l * H * dkh, H * dkh * sizeof *z);
@@ -276,7 +275,7 @@ int run_forward(const run_opts *o, armt_ctx *ctx, const armt_device_info *dev) {
         snprintf(mem_text, sizeof mem_text, "%d", cfg->num_mem_tokens);
         snprintf(dk_text, sizeof dk_text, "%d", armt_config_d_key(cfg));
         char heads_text[16];
-        snprintf(heads_text, sizeof heads_text, "%d", cfg->mem_heads > 1 ? cfg->mem_heads : 1);
+        snprintf(heads_text, sizeof heads_text, "%d", armt_config_mem_heads(cfg));
         const char *const metadata[] = {
             "generator", "armt-run", "libarmt_version", armt_version_string(), "model", label, "schedule",
             armt_schedule_name(o->schedule), "n_tokens", n_text, "segment_size", seg_text, "num_mem_tokens",

@@ -9,6 +9,7 @@
 #include "testutil.h"
 
 #include "common/error.h"
+#include "io/armt_config.h"
 #include "io/safetensors.h"
 
 #include <math.h>
@@ -125,7 +126,7 @@ START_TEST(test_fixture) {
         const size_t per_w = cw / (size_t)c->n_layers, per_z = cz / (size_t)c->n_layers;
         size_t kept = 0;
         for (int l = 0; l < c->n_layers; l++) {
-            if ((c->memory_off[l / 64] >> (l % 64)) & 1u) continue;
+            if (armt_config_memory_off(c, l)) continue;
             memmove(w + kept * per_w, w + (size_t)l * per_w, per_w * sizeof *w);
             memmove(z + kept * per_z, z + (size_t)l * per_z, per_z * sizeof *z);
             kept++;

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include "compute/ops.h"
+#include "io/armt_config.h"
 
 /* The capacity the scratch is made for. */
 typedef struct scratch_cap {
@@ -59,7 +60,7 @@ static void scratch_table(armt_ctx *ctx, const scratch_cap *k, cl_mem **bufs, si
     ROW(mrows, C * M * d * 4);
     ROW(vnew, C * M * d * 4);
     ROW(vprev, C * M * d * 4);
-    const size_t H = (size_t)(c->mem_heads > 1 ? c->mem_heads : 1);
+    const size_t H = (size_t)armt_config_mem_heads(c);
     ROW(wstat, C * M * H * 4 * 4);
     ROW(mbeta, c->gating ? C * M * d * 4 : 4);
     ROW(rope, k->rope_rows * (size_t)c->head_dim * 4);

@@ -188,6 +188,10 @@ int armt_config_memory_off(const armt_config *c, int layer) {
     return (int)((c->memory_off[layer / 64] >> (layer % 64)) & 1u);
 }
 
+void armt_config_set_memory_off(armt_config *c, int layer) {
+    c->memory_off[layer / 64] |= (uint64_t)1 << (layer % 64);
+}
+
 int armt_config_memory_layers(const armt_config *c) {
     int n = 0;
     for (int l = 0; l < c->n_layers; l++)
@@ -499,7 +503,7 @@ static armt_status read_memory_off(json_t *o, const char *key, armt_config *cfg,
                        ARMT_STATUS_BAD_CONFIG, "armt_config: '%s' must hold layer indices below %d", key,
                        ARMT_MAX_WRAP_LAYERS);
         int l = (int)json_integer_value(v);
-        cfg->memory_off[l / 64] |= (uint64_t)1 << (l % 64);
+        armt_config_set_memory_off(cfg, l);
     }
     return ARMT_OK;
 }

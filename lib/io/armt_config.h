@@ -76,6 +76,8 @@ armt_status armt_variant_parse(const char *name, armt_variant *out, armt_err *er
 int armt_config_mem_heads(const armt_config *c);
 int armt_config_memory_off(const armt_config *c, int layer);
 int armt_config_memory_layers(const armt_config *c);
+/* Marks layer (0 <= layer < ARMT_MAX_WRAP_LAYERS) as having no memory. */
+void armt_config_set_memory_off(armt_config *c, int layer);
 
 /* The checks of armt_config_validate, recorded in err with ARMT_STATUS_BAD_CONFIG. */
 armt_status armt_config_check(const armt_config *cfg, armt_err *err);

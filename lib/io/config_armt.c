@@ -186,7 +186,7 @@ static armt_status read_wrap(json_t *v, armt_config *cfg, armt_err *err) {
         json_t *b = json_array_get(v, l);
         ARMT_RETURN_IF(!json_is_boolean(b), ARMT_STATUS_BAD_CONFIG,
                        "config: wrap_layers[%zu] must be a boolean", l);
-        if (json_is_false(b)) cfg->memory_off[l / 64] |= (uint64_t)1 << (l % 64);
+        if (json_is_false(b)) armt_config_set_memory_off(cfg, (int)l);
     }
     return ARMT_OK;
 }
