@@ -29,7 +29,8 @@
 typedef struct worker {
     armt_model *m;
     armt_runtime *rt;
-    int index;
+    pthread_barrier_t *warm; /* both threads past their warm-ups (waited on once, on every path) */
+    int index, waited;
     long calls;
     uint64_t seed;
     char dir[256];
@@ -104,6 +105,16 @@ static int checked_forward(worker *w, armt_ctx *ctx, armt_ctx *ref, const int32_
     return 0;
 }
 
+/* the end of the warm-up, on success and failure alike: the other thread waits for it. Twice: between the
+ * two waits neither thread allocates, so the runtime's bytes then are what both warm contexts hold */
+static void warm_barrier(worker *w) {
+    if (w->waited) return;
+    w->waited = 1;
+    pthread_barrier_wait(w->warm);
+    w->bytes_after_warmup = rt_bytes(w->rt);
+    pthread_barrier_wait(w->warm);
+}
+
 static void *soak(void *arg) {
     worker *w = arg;
     armt_ctx *ctx = NULL, *ref = NULL;
@@ -141,13 +152,11 @@ static void *soak(void *arg) {
         }
     armt_stats stats;
     if (armt_ctx_stats(ctx, &stats) == ARMT_OK) w->ctx_bytes_warm = stats.device_bytes;
+    warm_barrier(w);
     for (long i = 0; i < w->calls && !w->fail[0]; i++) {
         uint64_t r = rnd(&seed);
-        if (i == 12) w->bytes_after_warmup = rt_bytes(w->rt); /* both threads are past their warm-ups */
-        if (i > 12) {
-            uint64_t b = rt_bytes(w->rt);
-            if (b > w->bytes_max_after) w->bytes_max_after = b;
-        }
+        uint64_t b = rt_bytes(w->rt);
+        if (b > w->bytes_max_after) w->bytes_max_after = b;
         /* between calls: a reset (1 in 20), a save + load round trip (1 in 10) */
         if (r % 20 == 0) {
             if (armt_ctx_reset(ctx) != ARMT_OK) failf(w, "reset: %s", armt_ctx_last_error(ctx));
@@ -197,6 +206,7 @@ static void *soak(void *arg) {
             w->ctx_bytes_max = stats.device_bytes;
     }
 out:
+    warm_barrier(w);
     for (int i = 0; i < 3; i++) {
         free(c[i].w);
         free(c[i].z);
@@ -230,9 +240,12 @@ START_TEST(test_soak) {
     worker w[2];
     memset(w, 0, sizeof w);
     pthread_t t[2];
+    pthread_barrier_t warm;
+    ck_assert_int_eq(pthread_barrier_init(&warm, NULL, 2), 0);
     double t0 = armt_now();
     for (int i = 0; i < 2; i++) {
         w[i].m = m;
+        w[i].warm = &warm;
         w[i].rt = rt;
         w[i].index = i;
         w[i].calls = total / 2;
@@ -242,6 +255,7 @@ START_TEST(test_soak) {
     }
     for (int i = 0; i < 2; i++)
         ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+    pthread_barrier_destroy(&warm);
     double secs = armt_now() - t0;
     rmdir(dir);
     for (int i = 0; i < 2; i++) {

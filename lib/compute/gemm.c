@@ -11,7 +11,14 @@
 #include "compute/gemm.h"
 
 #include <clblast_c.h>
+#include <pthread.h>
 #include <stdlib.h>
+
+/* CLBlast before 1.6.1 is not thread-safe: two threads entering a routine at once can free a tuning-database
+ * entry while the other copies it (CLBlast issue #486, fixed by its PR #495; Debian 12 ships 1.5.3, and the
+ * soak test's two threads hit it under AddressSanitizer). Every CLBlast call goes through this one process-wide
+ * lock. A call only enqueues (after its first, which compiles), so contexts on other threads wait microseconds. */
+static pthread_mutex_t clblast_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ======================================================================================================= */
 /* The plan                                                                                                */
@@ -131,28 +138,33 @@ static armt_status gemm_clblast(armt_ctx *ctx, const armt_gemm_op *op, armt_err 
     size_t sa, sb, sc;
     CLBlastStatusCode s;
     const char *what;
+    float *ab = NULL;
+    if (count > 1 && !(uniform(op->a_off, count, &sa) && uniform(op->w_off, count, &sb) &&
+                       uniform(op->c_off, count, &sc))) {
+        ab = malloc(2 * count * sizeof *ab); /* the batched routine's alphas, then its betas */
+        if (!ab) return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "GEMM: out of host memory");
+        for (size_t j = 0; j < count; j++) {
+            ab[j] = 1.0f;
+            ab[count + j] = op->beta;
+        }
+    }
+    pthread_mutex_lock(&clblast_lock);
     if (count == 1) {
         what = "CLBlastSgemm";
         s = CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, m, n, k, 1.0f, op->a, op->a_off[0], op->lda, op->w,
                          op->w_off[0], op->ldw, op->beta, op->c, op->c_off[0], op->ldc, q, evp);
-    } else if (uniform(op->a_off, count, &sa) && uniform(op->w_off, count, &sb) &&
-               uniform(op->c_off, count, &sc)) {
+    } else if (!ab) {
         what = "CLBlastSgemmStridedBatched";
         s = CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, m, n, k, 1.0f, op->a, op->a_off[0],
                                        op->lda, sa, op->w, op->w_off[0], op->ldw, sb, op->beta, op->c,
                                        op->c_off[0], op->ldc, sc, count, q, evp);
     } else {
         what = "CLBlastSgemmBatched";
-        float *ab = malloc(2 * count * sizeof *ab);
-        if (!ab) return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "GEMM: out of host memory");
-        for (size_t j = 0; j < count; j++) {
-            ab[j] = 1.0f;
-            ab[count + j] = op->beta;
-        }
         s = CLBlastSgemmBatched(CLBlastLayoutRowMajor, ta, tb, m, n, k, ab, op->a, op->a_off, op->lda, op->w,
                                 op->w_off, op->ldw, ab + count, op->c, op->c_off, op->ldc, count, q, evp);
-        free(ab);
     }
+    pthread_mutex_unlock(&clblast_lock);
+    free(ab);
     if (s != CLBlastSuccess) return armt_err_clblast(err, what, s);
     armt_ctx_prof_add_gemm(ctx, ARMT_PROF_CLBLAST, ev, op->site,
                            2.0 * (double)m * (double)n * (double)k * (double)count);
