@@ -8,6 +8,13 @@ final W_mem / z of the fp32 forward, and the greedy gen_tokens. Run from the rep
 
     python3 tools/check_variant_fixtures.py armt armt_sw amt_h4 ...      (case names; default: every case with
                                                                           an expected.safetensors)
+    python3 tools/check_variant_fixtures.py --dir OUT [case ...]          (fixtures written elsewhere by
+                                                                          make_variant_fixtures.py --out OUT)
+
+Inner-loop cases (config `architectures` InnerLoopARMTForCausalLM): generation-2 memory math and keys, the
+generation-3 tensor names; memory rows attend to every row of their block (later memory rows too), and positions
+count the whole augmented sequence (which changes nothing without a sliding window: only differences of
+positions inside one block reach attention).
 
 Expected: logits max|diff| <= 1e-4 and W_mem relative error <= 1e-3 (amt_h4 is the least well-conditioned case:
 its own fp32-vs-fp64 spread is 8e-4 on W_mem), gen tokens OK.
@@ -15,7 +22,7 @@ its own fp32-vs-fp64 spread is 8e-4 on W_mem), gen tokens OK.
 import json, sys, torch
 from safetensors.torch import load_file
 torch.set_default_dtype(torch.float64)
-D = 'tests/data/variants/'
+D = (sys.argv.pop(1) + '/') if len(sys.argv) > 2 and sys.argv[1] == '--dir' and sys.argv.pop(1) else 'tests/data/variants/'
 
 def relu(x): return torch.clamp(x, min=0)
 def dpfp(x, nu=3):
@@ -89,7 +96,8 @@ def mem_write(t, Wm, z, first, H, gating, correction, P, l):
 
 def run(case, ids_override=None, gen_mode=False):
     cfg = json.load(open(D+case+'/config.json')); sd = load_file(D+case+'/model.safetensors'); ex = load_file(D+case+'/expected.safetensors')
-    g2 = 'n_heads' in cfg
+    inner = 'InnerLoopARMTForCausalLM' in (cfg.get('architectures') or [])  # generation-2 keys, gen-3 layout
+    g2 = 'n_heads' in cfg and not inner
     base = cfg['base_model_config']; base.setdefault('rope_theta', (base.get('rope_parameters') or {}).get('rope_theta', 10000.0))
     if g2:
         pre = 'armt.memory_cell.'; P = Base(sd, base, pre)
@@ -102,7 +110,8 @@ def run(case, ids_override=None, gen_mode=False):
         P.L = lambda l, n: sd[f'model.model.layers.{l}.layer.{n}'].double(); P.M = lambda l, n: sd[f'model.model.layers.{l}.{n}'].double()
         E = sd['model.model.embed_tokens.weight'].double(); norm = sd['model.model.norm.weight'].double(); mem = sd['memory'].double()
         sink = sd.get('sink'); H = 1; gating = False; use_sink = bool(cfg.get('use_sink')); sw = cfg['model_type'] == 'armt_sw'
-        wrap = cfg['wrap_layers'] or [True]*base['num_hidden_layers']
+        wrap = cfg.get('wrap_layers') or [True]*base['num_hidden_layers']
+        if inner: H = cfg['n_heads']; gating = cfg['gating']
     if sink is not None: sink = sink.double()
     use_denom, corr = cfg['use_denom'], cfg['correction']
     ids = ex['ids'].long() if ids_override is None else ids_override; L = cfg['segment_size']; Mn = cfg['num_mem_tokens']; d = base['hidden_size']; dk = 6*cfg['d_mem']
@@ -118,6 +127,7 @@ def run(case, ids_override=None, gen_mode=False):
         if use_sink: rows = [sink] + rows
         x = torch.cat(rows); T = x.shape[0]; pos = torch.arange(T)
         ns = int(use_sink)
+        if inner: pos = pos + si * (L + Mn + ns)  # positions in the whole augmented sequence
         for l in range(nl):
             if wrap[l] and not first[l]: x = x + mem_read(x, Wm[l], z[l], H, '', P, l)
             if sw and cache[l] is not None:
@@ -129,6 +139,9 @@ def run(case, ids_override=None, gen_mode=False):
                 pm[T-Mn:, :] = 0        # memory rows see every cached column; sink row none
                 m[:, :S] = pm
                 x, kv = layer(P, l, x, pos, m, cache[l])
+            elif inner:  # memory rows see every row of the block, later memory rows included
+                m = causal(T); m[T-Mn:, :] = 0
+                x, kv = layer(P, l, x, pos, m)
             else:
                 x, kv = layer(P, l, x, pos, causal(T))
             if sw:  # cache: previous cached + this segment's text rows (post-RoPE keys), last L kept
@@ -150,7 +163,7 @@ def run(case, ids_override=None, gen_mode=False):
 
 def gencheck(case):
     cfg = json.load(open(D+case+'/config.json')); ex = load_file(D+case+'/expected.safetensors')
-    g2 = 'n_heads' in cfg
+    g2 = 'n_heads' in cfg and 'InnerLoopARMTForCausalLM' not in (cfg.get('architectures') or [])
     seq = ex['gen_prompt'].long(); toks = []
     for _ in range(4):
         t = run(case, seq, gen_mode=g2)[-1].argmax().item(); toks.append(t); seq = torch.cat([seq, torch.tensor([t])])

@@ -14,6 +14,7 @@ Command that made the committed files (run from the repository root):
     modeling_amt/model.py                  commit 05b553817d749acc190846d56b61f97396c76a09   (generation 2)
     modeling_amt/language_modeling.py      commit 042b2e4b48d7b38002d2190afaf4b59a079d2af6
     modeling_amt/act_utils.py              commit 1dcfb39d1f10047125bdeb9b3647258595d48b2c
+    modeling_amt/inner_loop.py             commit 08bcdd26fe2de21dc915a4991f3903d0d5f32b01   (inner loop)
 (empty __init__.py files are not needed: the packages are created here). Requirements: torch 2.x (CPU),
 transformers 5.x, safetensors, numpy. Tested with torch 2.15.0, transformers 5.25.0, safetensors 0.8.0.
 Everything is seeded; torch.set_num_threads(1) for deterministic reductions.
@@ -56,6 +57,21 @@ Run-time patches (their files are not modified; nothing touches their read/write
      config.json by the config's own save_pretrained.
   The final W_mem/z of generation 2 are read from the layer wrappers after the forward (the wrapper zeroes them
   at the start of a forward, not at the end).
+  Inner loop (modeling_amt/inner_loop.py, InnerLoopARMTForCausalLM, on top of the generation-2 imports above):
+  7. inner_loop.py@08bcdd2 imports attn_mask_to_4d(mask, upper, query_len) and invert_attn_mask(mask, dtype) from
+     language_modeling.py, which 042b2e4 does not have (patch 3 put None there). Later versions of that file define
+     them as: a lower (upper=False) or upper triangle of ones [query_len, n] times the 2-D mask, with a head
+     axis; and (1 - mask) * finfo(dtype).min. We put these two definitions (written here) into the module.
+  8. InnerLoopARMTForCausalLM.__init__ evaluates `'llama' not in config.base_model_name` before it looks at
+     base_model_config, a TypeError when the base is given as base_model_config (base_model_name None, which
+     __init__ itself requires two lines later). The file is executed with that one expression changed to
+     `'llama' not in (bm_name or '')`: it only decides whether liger_kernel may patch LLaMA (not installed here).
+  9. Not a patch, a setting: the base config has use_cache false. With transformers 5.25's default (true),
+     LlamaModel hands every layer a DynamicCache, the wrapper's layer call appends each block's keys to it, and
+     the second block fails in sdpa ("The size of tensor a (26) must match ... (13)"): the horizontal forward
+     only runs with the base model's cache off. use_cache has no effect on the math.
+  The final W_mem/z of the inner loop are captured by wrapping each layer wrapper's _update_mem_with_mem
+  (instance attribute) and keeping what its last call returned (the forward zeroes the state at its end).
 
 Outputs, per case (tests/data/variants/<case>/): config.json, model.safetensors, expected.safetensors; the case
 `armt` also has sharded/ (save_pretrained with a small max_shard_size) and bf16/ (weights in BF16).
@@ -83,6 +99,7 @@ BASE = dict(model_type="llama", vocab_size=96, hidden_size=32, intermediate_size
             num_attention_heads=4, num_key_value_heads=2, head_dim=8, rms_norm_eps=1e-5, rope_theta=10000.0,
             tie_word_embeddings=True, max_position_embeddings=128)
 BASE_WIDE = dict(BASE, hidden_size=120, num_attention_heads=15, num_key_value_heads=5, num_hidden_layers=2)
+BASE_IL, BASE_WIDE_IL = dict(BASE, use_cache=False), dict(BASE_WIDE, use_cache=False)  # inner loop: patch 9
 
 # name, generation, kind ("armt" | "armt_sw" | "amt"), config keywords, base, n
 CASES = [
@@ -103,6 +120,11 @@ CASES = [
     ("amt_sw", 2, "amt", {"sliding_window": True, "n_heads": 1}, BASE, N_DEFAULT),
     ("amt_sw_sink", 2, "amt", {"sliding_window": True, "use_sink": True}, BASE, N_DEFAULT),
     ("amt_act", 2, "amt", {"act_on": True}, BASE, N_DEFAULT),
+    # inner loop (modeling_amt/inner_loop.py): "generation" 4 in this script; generation-2 config keys
+    ("inner", 4, "inner", {}, BASE_IL, N_DEFAULT),
+    ("inner_h4_sink", 4, "inner", {"n_heads": 4, "use_sink": True, "correction": False}, BASE_IL, N_DEFAULT),
+    ("inner_all", 4, "inner", {"n_heads": 2, "gating": True, "use_sink": True}, BASE_WIDE_IL, N_WIDE),
+    ("inner_sw", 4, "inner", {"sliding_window": True}, BASE_IL, N_DEFAULT),
 ]
 
 
@@ -160,6 +182,37 @@ def import_gen2(ref):
     lm.AssociativeMemoryCell.__init__ = init
     model = _load("modeling_amt.model", os.path.join(ref, "modeling_amt", "model.py"))
     return lm, model
+
+
+def _attn_mask_to_4d(attn_mask, upper, query_len):
+    """Patch 7: [b, n] 0/1 mask -> [b, 1, query_len, n], times a lower (upper=False) or upper triangle of ones."""
+    if attn_mask is None:
+        return None
+    ones = torch.ones(query_len, attn_mask.size(-1), dtype=attn_mask.dtype, device=attn_mask.device)
+    tri = torch.triu(ones) if upper else torch.tril(ones)
+    return (attn_mask[:, None, :] * tri[None]).unsqueeze(1)
+
+
+def _invert_attn_mask(attn_mask, dtype):
+    """Patch 7: 0/1 -> additive (0 where 1, finfo(dtype).min where 0)."""
+    return (1.0 - attn_mask) * torch.finfo(dtype).min
+
+
+def import_inner(ref, g2):
+    lm, _ = g2
+    lm.attn_mask_to_4d = _attn_mask_to_4d  # patch 7
+    lm.invert_attn_mask = _invert_attn_mask
+    path = os.path.join(ref, "modeling_amt", "inner_loop.py")
+    with open(path) as f:
+        src = f.read()
+    old = "if 'llama' not in bm_name:"  # patch 8
+    assert src.count(old) == 1, "inner_loop.py is not the pinned version"
+    src = src.replace(old, "if 'llama' not in (bm_name or ''):")
+    mod = types.ModuleType("modeling_amt.inner_loop")
+    mod.__file__ = path
+    sys.modules[mod.__name__] = mod
+    exec(compile(src, path, "exec"), mod.__dict__)
+    return mod
 
 
 def patch_tuple_outputs(lm, cell):
@@ -335,6 +388,46 @@ def gen2_generate(model, prompt):
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Inner loop
+# --------------------------------------------------------------------------------------------------------------
+
+def inner_build(il, g2, cfg_kw, base):
+    cfg = g2[1].ARMTConfig(base_model_config=dict(base), num_mem_tokens=MEM, d_mem=D_MEM, segment_size=SEG,
+                           **cfg_kw)
+    return il.InnerLoopARMTForCausalLM(cfg).eval()
+
+
+def inner_forward(model, ids):
+    """One horizontal forward (model(input_ids)); the state after the last block's write, per layer."""
+    layers = list(model.get_layers())
+    last = {}
+    for i, l in enumerate(layers):
+        orig = l._update_mem_with_mem
+
+        def update(*a, _f=orig, _i=i, **kw):
+            res = _f(*a, **kw)
+            last[_i] = res
+            return res
+
+        l._update_mem_with_mem = update
+    try:
+        with torch.no_grad():
+            logits = model(input_ids=ids[None]).logits[0]
+    finally:
+        for l in layers:
+            del l._update_mem_with_mem
+    W = torch.stack([f32(last[i][0][0]) for i in range(len(layers))])  # [L, H, dk/H, d/H]
+    z = torch.stack([f32(last[i][1][0]) for i in range(len(layers))]) if last[0][1] is not None else None
+    return f32(logits), W, z
+
+
+def inner_generate(model, prompt):
+    with torch.no_grad():
+        return model.generate(prompt[None], torch.ones(1, prompt.numel(), dtype=torch.long),
+                              max_new_tokens=GEN_NEW)[0]
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Cases
 # --------------------------------------------------------------------------------------------------------------
 
@@ -345,7 +438,7 @@ def keep_only(d, names):
             shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
 
 
-def make_case(idx, case, g3, g2, out):
+def make_case(idx, case, g3, g2, il, out):
     name, generation, kind, cfg_kw, base, n = case
     d = os.path.join(out, name)
     if os.path.isdir(d):
@@ -359,13 +452,15 @@ def make_case(idx, case, g3, g2, out):
             "layers": base["num_hidden_layers"], "seed": seed}
     if generation == 3:
         model = gen3_build(g3, kind, cfg_kw, base)
+    elif generation == 4:
+        model = inner_build(il, g2, cfg_kw, base)
     else:
         model = gen2_build(g2, cfg_kw, base)
     init_weights(model, rng)
     ids = torch.randint(0, base["vocab_size"], (n,), generator=rng)
     prompt = torch.randint(0, base["vocab_size"], (SEG + 3,), generator=rng)
 
-    if generation == 3:
+    if generation in (3, 4):
         model.save_pretrained(d)
         keep_only(d, {"config.json", "model.safetensors"})
     else:
@@ -388,6 +483,14 @@ def make_case(idx, case, g3, g2, out):
             mb = gen3_build(g3, kind, cfg_kw, base, dtype="bfloat16")
             mb.load_state_dict(sd)
             lb, Wb, zb = gen3_forward(mb, ids)
+        elif generation == 4:
+            logits, W, z = inner_forward(model, ids)
+            toks = inner_generate(model, prompt)
+            wmv = wmv_effect(model, inner_forward, ids, logits)
+            model.to(torch.float64)
+            l64, W64, z64 = inner_forward(model, ids)
+            model.to(torch.bfloat16)
+            lb, Wb, zb = inner_forward(model, ids)
         else:
             logits, W, z = gen2_forward(model, ids)
             toks = gen2_generate(model, prompt)
@@ -449,16 +552,17 @@ def _e(x):
 def write_readme(path, infos):
     import numpy
     import safetensors
-    src = {3: "src/armt.py", "armt_sw": "src/armt_sw.py", 2: "modeling_amt/model.py"}
+    src = {3: "src/armt.py", "armt_sw": "src/armt_sw.py", 2: "modeling_amt/model.py", 4: "modeling_amt/inner_loop.py"}
+    gen = {2: "2", 3: "3", 4: "inner"}
     rows = []
     for i in infos:
         file = src["armt_sw"] if i["kind"] == "armt_sw" else src[i["gen"]]
         shape = f'hidden {i["hidden"]}, heads {i["heads"]}, {i["layers"]} layers'
         if "error" in i:
-            rows.append(f'| `{i["name"]}` | {i["gen"]} | `{file}` | {_flags(i)} | {shape} | {i["n"]} ({_segs(i["n"])}) '
+            rows.append(f'| `{i["name"]}` | {gen[i["gen"]]} | `{file}` | {_flags(i)} | {shape} | {i["n"]} ({_segs(i["n"])}) '
                         f'| not written: the reference fails (below) | | | | | | | |')
             continue
-        rows.append(f'| `{i["name"]}` | {i["gen"]} | `{file}` | {_flags(i)} | {shape} | {i["n"]} ({_segs(i["n"])}) '
+        rows.append(f'| `{i["name"]}` | {gen[i["gen"]]} | `{file}` | {_flags(i)} | {shape} | {i["n"]} ({_segs(i["n"])}) '
                     f'| {i["W_shape"]} | {i["max_logit"]:.3f} | {_e(i["bf16_logit_maxabs"])} | {_e(i["bf16_W_rel"])} '
                     f'| {_e(i["bf16_z_rel"])} | {_e(i["fp64_logit_maxabs"])} / {_e(i["fp64_W_rel"])} '
                     f'| {i["W_mv_effect"]:.2f} | {i["gen_tokens"]} |')
@@ -477,8 +581,9 @@ imported at run time from a directory outside this repository and never copied h
 | `modeling_amt/model.py` | 05b553817d749acc190846d56b61f97396c76a09 | generation 2, `ARMTForCausalLM`, model_type `armt` |
 | `modeling_amt/language_modeling.py` | 042b2e4b48d7b38002d2190afaf4b59a079d2af6 | generation 2 cell and wrapper |
 | `modeling_amt/act_utils.py` | 1dcfb39d1f10047125bdeb9b3647258595d48b2c | ACT helpers (imported by the above) |
+| `modeling_amt/inner_loop.py` | 08bcdd26fe2de21dc915a4991f3903d0d5f32b01 | inner loop, `InnerLoopARMTForCausalLM` (generation-2 config, model_type `armt`) |
 
-Command (from the repository root; /work/ref-armt holds the five files above under the same paths):
+Command (from the repository root; /work/ref-armt holds the six files above under the same paths):
 
     python3 tools/make_variant_fixtures.py --ref /work/ref-armt --out tests/data/variants
 
@@ -494,19 +599,21 @@ implementation of those rules (no reference code, no transformers).
 
 LLaMA base (`base_model_config` with model_type "llama"): vocab 96, hidden 32, intermediate 64, 3 layers, 4 query
 / 2 KV heads, head_dim 8, rms_norm_eps 1e-5, rope_theta 10000 (default rope), tied embeddings. The wide cases
-(`armt_gqa15`, `amt_all`) use hidden 120, 15 query / 5 KV heads, head_dim 8, 2 layers. ARMT: num_mem_tokens
+(`armt_gqa15`, `amt_all`, `inner_all`) use hidden 120, 15 query / 5 KV heads, head_dim 8, 2 layers. ARMT: num_mem_tokens
 M = 4, d_mem 16 (d_key = 6 d_mem = 96), segment_size 8. Weights: every base matrix N(0, 0.1²), every RMSNorm
 weight 1 + 0.1 N(0,1); W_mq, W_mk and the W_mb weight keep the reference's own (seeded) init; W_mv ~ N(0, 0.3²)
 (the reference zero-initialises it); W_mb bias ~ N(0, 1); `memory` (and `sink`) keep the reference's own init
 (gen 3: N(0, 0.02²); gen 2: randn · std(embed_tokens) for memory, randn for sink). Generation 2 builds its base
-with the default attention implementation (sdpa), generation 3 with eager.
+with the default attention implementation (sdpa), generation 3 with eager. The inner-loop cases' base has
+`use_cache: false` (the script's patch 9: the reference's horizontal forward fails with the cache on); their
+memory is N(0, 0.02²) and sink randn, the reference's own init.
 
 ## Files per case
 
 | file | content |
 |---|---|
 | `config.json` | gen 3: `save_pretrained` output. gen 2: `config.save_pretrained` output plus `architectures` and `dtype`, the two keys `save_pretrained` adds (gen-2 `save_pretrained` itself fails, see the script's patch 6) |
-| `model.safetensors` | F32. gen 3: `save_pretrained` (keys `memory`, `[sink]`, `model.model.embed_tokens.weight`, `model.model.layers.N.{{W_mq,W_mk,W_mv,W_mb}}.*`, `model.model.layers.N.layer.<llama layer>`, `model.model.norm.weight`; tied lm_head not stored). gen 2: `safetensors.torch.save_model` (keys `armt.memory_cell.memory`, `[armt.memory_cell.sink]`, `armt.memory_cell.layers.N.{{W_m*, layer.<llama layer>}}`, `armt.memory_cell.model.model.norm.weight`, `armt.memory_cell.model.lm_head.weight` = the tied embedding; `__metadata__` maps every dropped alias to the kept name) |
+| `model.safetensors` | F32. gen 3: `save_pretrained` (keys `memory`, `[sink]`, `model.model.embed_tokens.weight`, `model.model.layers.N.{{W_mq,W_mk,W_mv,W_mb}}.*`, `model.model.layers.N.layer.<llama layer>`, `model.model.norm.weight`; tied lm_head not stored). gen 2: `safetensors.torch.save_model` (keys `armt.memory_cell.memory`, `[armt.memory_cell.sink]`, `armt.memory_cell.layers.N.{{W_m*, layer.<llama layer>}}`, `armt.memory_cell.model.model.norm.weight`, `armt.memory_cell.model.lm_head.weight` = the tied embedding; `__metadata__` maps every dropped alias to the kept name). inner: `save_pretrained` (the generation-3 key layout, plus `sink`) |
 | `expected.safetensors` | all F32, see below |
 | `armt/sharded/` | the `armt` case again, `save_pretrained(max_shard_size="60KB")`: 3 shards + `model.safetensors.index.json` |
 | `armt/bf16/` | the `armt` case again from the reference's BF16 model (model_dtype "bfloat16"): every tensor BF16 |
@@ -516,12 +623,12 @@ with the default attention implementation (sdpa), generation 3 with eager.
 | tensor | shape | meaning |
 |---|---|---|
 | `ids` | [n] | token ids (exact F32 values) |
-| `logits` | [n, 96] | reference fp32 forward over all n ids in one call, memory starting at zero (gen 3: `model(input_ids)`, horizontal mode; gen 2: `model.armt(input_ids, ...)`) |
+| `logits` | [n, 96] | reference fp32 forward over all n ids in one call, memory starting at zero (gen 3 and inner: `model(input_ids)`, horizontal mode; gen 2: `model.armt(input_ids, ...)`) |
 | `W_mem` | [Lm, H, 96/H, d/H] | the associative memory after that forward, for the Lm layers that have one, in layer order; it includes the write of the last (partial) segment. gen 3 has no heads (H = 1, d_key x d_model). |
 | `z` | [Lm, H, 96/H] | the normaliser; absent when use_denom is false |
 | `gen_prompt` | [11] | one full segment + 3 tokens |
-| `gen_tokens` | [4] | greedy tokens of the reference's own `generate` (gen 3: `model.generate(prompt, max_new_tokens=4)`; gen 2: `model.generate(prompt, mask, max_new_tokens=4, do_sample=False, eos_token_id=None, pad_token_id=0)`), which stays inside the second segment |
-| `ref_bf16_logits`, `ref_bf16_W_mem`, `ref_bf16_z` | as above | the same forward run by the reference in bf16 on the same weights (gen 3: a model built with model_dtype "bfloat16", memory_dtype left default = bf16, loaded with the fp32 state_dict; gen 2: `model.to(torch.bfloat16)`), stored as F32 |
+| `gen_tokens` | [4] | greedy tokens of the reference's own `generate` (gen 3: `model.generate(prompt, max_new_tokens=4)`; gen 2: `model.generate(prompt, mask, max_new_tokens=4, do_sample=False, eos_token_id=None, pad_token_id=0)`; inner: `model.generate(prompt, mask, max_new_tokens=4)`, a full forward over prompt + new tokens per token), which stays inside the second segment |
+| `ref_bf16_logits`, `ref_bf16_W_mem`, `ref_bf16_z` | as above | the same forward run by the reference in bf16 on the same weights (gen 3: a model built with model_dtype "bfloat16", memory_dtype left default = bf16, loaded with the fp32 state_dict; gen 2 and inner: `model.to(torch.bfloat16)`), stored as F32 |
 
 ## Cases
 
@@ -543,6 +650,11 @@ generation-2 base gets) rejects an integer mask. With eager attention it would b
 no masking at all); language_modeling.py@042b2e4 has no `invert_attn_mask` yet. `amt_act`: the ACT unit
 allocates with `.cuda()` (act_utils.py), so it cannot run on CPU; the checkpoint is there so that the library
 can be tested to refuse it (config `act_on: true`, extra keys `armt.memory_cell.layers.N.act.p.{{weight,bias}}`).
+`inner_sw`: inner_loop.py's sliding-window path hands its DynamicCache to the decoder layer as past_key_values,
+which transformers 5.25 ignores (the layer's argument is now `cache`), so the keys are not extended while the
+mask is. Moving it to `cache=` (the generation-3 patch) only gets one step further: `update_past_key_values_sw`
+then fails with an UnboundLocalError (`legacy`: transformers 5's DynamicCache has no `to_legacy_cache`). The
+library refuses this configuration.
 
 Sizes: the mandated shapes make every case larger than 150 KB (the 3-layer model alone is about 150 KB in
 F32, `W_mem` + `ref_bf16_W_mem` another 74 KB; the wide cases are about 0.9 MB).
@@ -563,12 +675,13 @@ def main():
     log(f"torch {torch.__version__}, transformers {transformers.__version__}")
     g3 = import_gen3(args.ref)
     g2 = import_gen2(args.ref)
+    il = import_inner(args.ref, g2)
     os.makedirs(args.out, exist_ok=True)
     infos = []
     for idx, case in enumerate(CASES):
         if args.only and case[0] not in args.only:
             continue
-        infos.append(make_case(idx, case, g3, g2, args.out))
+        infos.append(make_case(idx, case, g3, g2, il, args.out))
     for root, _, files in os.walk(args.out):  # safetensors writes 0600
         for f in files:
             os.chmod(os.path.join(root, f), 0o644)
