@@ -187,6 +187,7 @@ test_host_model *test_host_model_read(armt_model *m) {
     armt_err_init(&err);
     for (int r = 0; r < ARMT_ROLE_COUNT; r++) {
         if (r == ARMT_ROLE_LM_HEAD && c->tie_word_embeddings) continue;
+        if (r == ARMT_ROLE_SINK && !c->use_sink) continue;
         int layers = armt_role_is_layer((armt_role)r) ? c->n_layers : 1;
         uint64_t per = armt_role_numel(c, (armt_role)r);
         h->role[r] = malloc((size_t)(per * (uint64_t)layers) * sizeof(float));

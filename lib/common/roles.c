@@ -7,8 +7,8 @@
 
 const char *armt_role_name(armt_role r) {
     static const char *const names[ARMT_ROLE_COUNT] = {
-        "wq",  "wk",  "wv",  "wo",  "wg",  "wu",    "wd",      "norm_in",    "norm_post",
-        "wmq", "wmk", "wmv", "wmb", "bmb", "embed", "lm_head", "norm_final", "mem",
+        "wq",  "wk",  "wv",  "wo",  "wg",    "wu",      "wd",         "norm_in", "norm_post", "wmq",
+        "wmk", "wmv", "wmb", "bmb", "embed", "lm_head", "norm_final", "mem",     "sink",
     };
     return (r >= 0 && r < ARMT_ROLE_COUNT) ? names[r] : "?";
 }
@@ -73,6 +73,10 @@ void armt_role_shape(const armt_config *c, armt_role r, uint64_t *rows, uint64_t
         break;
     case ARMT_ROLE_MEM:
         R = (uint64_t)c->num_mem_tokens;
+        C = d;
+        break;
+    case ARMT_ROLE_SINK:
+        R = 1;
         C = d;
         break;
     default:

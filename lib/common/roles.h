@@ -35,13 +35,14 @@ typedef enum armt_role {
     ARMT_ROLE_LM_HEAD,    /* (vocab, d)                      lm_head.weight (absent if tied)  */
     ARMT_ROLE_NORM_FINAL, /* (d)                             model.norm.weight                */
     ARMT_ROLE_MEM,        /* (M, d)                          memory_cell.memory               */
+    ARMT_ROLE_SINK,       /* (1, d)                          sink (use_sink only)             */
     ARMT_ROLE_COUNT
 } armt_role;
 
 static inline int armt_role_is_layer(armt_role r) { return r < ARMT_ROLE_N_LAYER_ROLES; }
 /* 1 for the ARMT-specific roles (absent from a plain LLaMA checkpoint). */
 static inline int armt_role_is_armt(armt_role r) {
-    return (r >= ARMT_ROLE_WMQ && r <= ARMT_ROLE_BMB) || r == ARMT_ROLE_MEM;
+    return (r >= ARMT_ROLE_WMQ && r <= ARMT_ROLE_BMB) || r == ARMT_ROLE_MEM || r == ARMT_ROLE_SINK;
 }
 
 /* Short stable name ("wq", "norm_in", "embed", ...). */

@@ -64,9 +64,9 @@ static int role_bf16(armt_precision prec, armt_role r) {
 
 static size_t elem_size(const armt_weight *w) { return w->bf16 ? 2 : 4; }
 
-/* A role the model stores (LM_HEAD only when untied). */
+/* A role the model stores (LM_HEAD only when untied, SINK only with use_sink). */
 static int role_stored(const armt_config *cfg, armt_role r) {
-    return !(r == ARMT_ROLE_LM_HEAD && cfg->tie_word_embeddings);
+    return !(r == ARMT_ROLE_LM_HEAD && cfg->tie_word_embeddings) && !(r == ARMT_ROLE_SINK && !cfg->use_sink);
 }
 
 /* ======================================================================================================= */
@@ -266,7 +266,7 @@ static armt_status zero_role(armt_model *m, armt_role r, int layer, armt_err *er
 
 /* Initial value of a role the way a fresh model is built (uniform with the documented bounds):
  * linear layers like nn.Linear, U(+-1/sqrt(in)); norms 1 + U(+-0.1) (non-trivial, so tests see them);
- * embeddings U(+-1) ; memory tokens with the embeddings' spread (emb_std * sqrt(3)); W_mv zero unless
+ * embeddings U(+-1) ; memory tokens and the sink with the embeddings' spread (emb_std * sqrt(3)); W_mv zero unless
  * wmv_std > 0 (then uniform with that standard deviation). */
 static armt_status init_role(armt_model *m, armt_role r, int layer, uint64_t seed, float wmv_std,
                              double emb_std, armt_err *err) {
@@ -280,7 +280,8 @@ static armt_status init_role(armt_model *m, armt_role r, int layer, uint64_t see
     case ARMT_ROLE_NORM_POST:
     case ARMT_ROLE_NORM_FINAL: return fill_role(m, r, layer, seed, 0.1f, 1.0f, err);
     case ARMT_ROLE_EMBED: return fill_role(m, r, layer, seed, 1.0f, 0.0f, err);
-    case ARMT_ROLE_MEM: return fill_role(m, r, layer, seed, (float)(emb_std * sqrt(3.0)), 0.0f, err);
+    case ARMT_ROLE_MEM:
+    case ARMT_ROLE_SINK: return fill_role(m, r, layer, seed, (float)(emb_std * sqrt(3.0)), 0.0f, err);
     case ARMT_ROLE_WMV:
         if (wmv_std <= 0.0f) return zero_role(m, r, layer, err);
         return fill_role(m, r, layer, seed, (float)(wmv_std * sqrt(3.0)), 0.0f, err);
@@ -374,7 +375,7 @@ armt_status armt_model_load(armt_runtime *rt, const char *path, const armt_model
         ARMT_ROLE_EMBED, ARMT_ROLE_LM_HEAD, ARMT_ROLE_NORM_FINAL, ARMT_ROLE_MEM, ARMT_ROLE_WQ,
         ARMT_ROLE_WK,    ARMT_ROLE_WV,      ARMT_ROLE_WO,         ARMT_ROLE_WG,  ARMT_ROLE_WU,
         ARMT_ROLE_WD,    ARMT_ROLE_NORM_IN, ARMT_ROLE_NORM_POST,  ARMT_ROLE_WMQ, ARMT_ROLE_WMK,
-        ARMT_ROLE_WMV,   ARMT_ROLE_WMB,     ARMT_ROLE_BMB};
+        ARMT_ROLE_WMV,   ARMT_ROLE_WMB,     ARMT_ROLE_BMB,        ARMT_ROLE_SINK};
     for (int oi = 0; oi < ARMT_ROLE_COUNT; oi++) {
         armt_role r = order[oi];
         if (!role_stored(&m->cfg, r)) continue;
@@ -451,7 +452,8 @@ fail:
 
 armt_status armt_model_read_role(armt_model *m, armt_role role, int layer, uint64_t first, uint64_t count,
                                  float *dst, armt_err *err) {
-    if (role < 0 || role >= ARMT_ROLE_COUNT || layer < 0 || layer >= role_layers(m, role))
+    if (role < 0 || role >= ARMT_ROLE_COUNT || layer < 0 || layer >= role_layers(m, role) ||
+        (role != ARMT_ROLE_LM_HEAD && !role_stored(&m->cfg, role)))
         return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "read_role: bad role %d / layer %d", role,
                             layer);
     const armt_weight *w = role == ARMT_ROLE_LM_HEAD ? armt_model_lm_head(m) : &m->w[role];
@@ -497,6 +499,7 @@ static void saved_name(armt_role r, int l, char *buf, size_t n) {
     case ARMT_ROLE_EMBED: snprintf(buf, n, "memory_cell.model.model.embed_tokens.weight"); break;
     case ARMT_ROLE_LM_HEAD: snprintf(buf, n, "memory_cell.model.lm_head.weight"); break;
     case ARMT_ROLE_NORM_FINAL: snprintf(buf, n, "memory_cell.model.model.norm.weight"); break;
+    case ARMT_ROLE_SINK: snprintf(buf, n, "memory_cell.sink"); break;
     default: snprintf(buf, n, "memory_cell.memory"); break;
     }
 }

@@ -7,7 +7,7 @@
  * (model., memory_cell., memory_cell.model.model., base_model.model.model., ...). What follows is an optional
  * "layer." (the ARMT wrapper's inner decoder layer), a module (self_attn.q_proj, W_mq, ...) and a suffix
  * (weight, bias, base_layer.weight, lora_A.<adapter>.weight, lora_B.<adapter>.weight). Global tensors are
- * recognised by their last components (embed_tokens.weight, lm_head.weight, norm.weight, memory).
+ * recognised by their last components (embed_tokens.weight, lm_head.weight, norm.weight, memory, sink).
  */
 #include "config.h"
 
@@ -315,9 +315,13 @@ static armt_status classify(armt_ckpt *c, const st_tensor *t, int ar, armt_err *
         const char *suffix;
         armt_role role;
     } globals[] = {
-        {"embed_tokens.weight", ARMT_ROLE_EMBED}, {"embed_tokens.base_layer.weight", ARMT_ROLE_EMBED},
-        {"lm_head.weight", ARMT_ROLE_LM_HEAD},    {"lm_head.base_layer.weight", ARMT_ROLE_LM_HEAD},
-        {"norm.weight", ARMT_ROLE_NORM_FINAL},    {"memory", ARMT_ROLE_MEM},
+        {"embed_tokens.weight", ARMT_ROLE_EMBED},
+        {"embed_tokens.base_layer.weight", ARMT_ROLE_EMBED},
+        {"lm_head.weight", ARMT_ROLE_LM_HEAD},
+        {"lm_head.base_layer.weight", ARMT_ROLE_LM_HEAD},
+        {"norm.weight", ARMT_ROLE_NORM_FINAL},
+        {"memory", ARMT_ROLE_MEM},
+        {"sink", ARMT_ROLE_SINK}, /* src/armt_sw.py `sink`, modeling_amt `armt.memory_cell.sink` */
     };
     ARMT_RETURN_IF(strstr(name, "lora_") != NULL &&
                        (strstr(name, "embed_tokens.") || strstr(name, "lm_head.") || strstr(name, "norm.")),
@@ -332,6 +336,7 @@ static armt_status classify(armt_ckpt *c, const st_tensor *t, int ar, armt_err *
             if (ends_with_component(name, suf)) ARMT_TRY(set_prefix(&c->root, name, n - strlen(suf), err));
         }
         if (role == ARMT_ROLE_MEM) ARMT_TRY(set_prefix(&c->mem_name, name, n, err));
+        if (role == ARMT_ROLE_SINK) ARMT_TRY(set_prefix(&c->sink_name, name, n, err));
         return place(c, &c->gslots[role - ARMT_ROLE_N_LAYER_ROLES], CK_WEIGHT, t, ar, err);
     }
     return ARMT_OK;
@@ -537,6 +542,7 @@ void armt_ckpt_close(armt_ckpt *c) {
     free(c->armt_prefix);
     free(c->root);
     free(c->mem_name);
+    free(c->sink_name);
     free(c);
 }
 

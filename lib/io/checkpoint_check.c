@@ -67,6 +67,13 @@ static const char *expected_name(armt_ckpt *c, armt_role role, int layer) {
         case ARMT_ROLE_NORM_FINAL:
             snprintf(c->namebuf, sizeof c->namebuf, "%smodel.norm.weight", root);
             break;
+        case ARMT_ROLE_SINK: {
+            /* beside the memory tensor: "sink", "armt.memory_cell.sink", ... */
+            const char *mem = c->mem_name ? c->mem_name : "memory_cell.memory";
+            size_t n = strlen(mem), k = n >= 6 && strcmp(mem + n - 6, "memory") == 0 ? n - 6 : n;
+            snprintf(c->namebuf, sizeof c->namebuf, "%.*s%ssink", (int)k, mem, k == n ? "." : "");
+            break;
+        }
         default:
             snprintf(c->namebuf, sizeof c->namebuf, "%s", c->mem_name ? c->mem_name : "memory_cell.memory");
         }
@@ -193,7 +200,16 @@ armt_status armt_ck_validate(armt_ckpt *c, const ck_adapter *ad, armt_err *err) 
         ARMT_RETURN_IF(!c->gslots[ARMT_ROLE_MEM - ARMT_ROLE_N_LAYER_ROLES].t, ARMT_STATUS_MISSING_TENSOR,
                        "checkpoint: tensor '%s' is missing (the checkpoint has other ARMT tensors)",
                        expected_name(c, ARMT_ROLE_MEM, 0));
+        ARMT_RETURN_IF(cfg->use_sink && !c->gslots[ARMT_ROLE_SINK - ARMT_ROLE_N_LAYER_ROLES].t,
+                       ARMT_STATUS_MISSING_TENSOR,
+                       "checkpoint: tensor '%s' is missing (the configuration has use_sink = true)",
+                       expected_name(c, ARMT_ROLE_SINK, 0));
     }
+    /* a sink the configuration does not use: the files disagree (the reference makes no sink then) */
+    const st_tensor *sink = c->gslots[ARMT_ROLE_SINK - ARMT_ROLE_N_LAYER_ROLES].t;
+    ARMT_RETURN_IF(sink && !cfg->use_sink, ARMT_STATUS_BAD_CONFIG,
+                   "checkpoint: tensor '%s' is a sink, but the configuration has use_sink = false",
+                   sink->name);
     return ARMT_OK;
 }
 

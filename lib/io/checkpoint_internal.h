@@ -49,6 +49,7 @@ struct armt_ckpt {
     char *armt_prefix;     /* the prefix seen on W_m* tensors                          */
     char *root;            /* prefix of model.norm.weight / lm_head.weight                 */
     char *mem_name;        /* the name of the memory tensor                            */
+    char *sink_name;       /* the name of the sink tensor                              */
     char namebuf[512];
 };
 
