@@ -8,10 +8,37 @@
  * segment; q0 > 0 when one new token attends to a KV cache of Tk rows).
  * One work-group of ATTN_BQ work-items per (block of ATTN_BQ query rows, head, cell); each work-item owns
  * one query row. Global (ceil(T/ATTN_BQ)*ATTN_BQ, nh, G), local (ATTN_BQ, 1, 1).
- * Every kernel's last argument, last_row0: 0, or query rows of the last cell (G - 1) below it are not
- * needed (armt_rows_unneeded in common.cl): blocks of rows wholly below it are skipped.
+ * Argument last_row0: 0, or query rows of the last cell (G - 1) below it are not needed
+ * (armt_rows_unneeded in common.cl): blocks of rows wholly below it are skipped.
  * ATTN_HD (the head dimension) is fixed at build time so the per-row accumulators stay in registers.
+ *
+ * Sliding window (src/armt_sw.py; WIN_ARGS, win > 0): each cell's first win key rows are the window, the
+ * previous segment's text rows (keys after RoPE at their own positions) right-aligned: a cell holding S
+ * cached rows has them at win - S .. win - 1 (rows below are not read: loaded as zeros), its own rows from
+ * win on, so q0 = win (+ the position of the first row when generating). S is win_first for the cell of
+ * the call's first segment (s0 - j == 0: what the context carried in) and win for the others (a whole
+ * previous segment). A query row at p (its row in the segment block [ns sink rows, text, nmem memory rows])
+ * sees keys lo .. q0 + r, lo = armt_attn_lo: the sink row no cached key, text row i the cached rows i ..
+ * S - 1 (the reference's triu mask), the memory rows every cached row. win = 0: lo = 0.
  */
+#define WIN_ARGS                                                                                       \
+    const int win, const int win_first, const int s0, const int ns, const int nmem, const int s_short, \
+        const int T_short
+
+/* Rows of cell j held in the window (see above). */
+inline int armt_attn_cached(const int j, const int win, const int win_first, const int s0) {
+    return s0 - j == 0 ? win_first : win;
+}
+
+/* The first key a query at key position kp of cell j sees (0 without a window). */
+inline int armt_attn_lo(const int kp, const int j, const int T, WIN_ARGS) {
+    if (win <= 0) return 0;
+    const int S = armt_attn_cached(j, win, win_first, s0), p = kp - win;
+    const int rows = s0 - j == s_short ? T_short : T;
+    if (p < ns) return win;                           /* the sink: no cached key */
+    if (nmem > 0 && p >= rows - nmem) return win - S; /* memory rows: every cached key */
+    return min(win, win - S + (p - ns));              /* text row i: cached keys i .. S - 1 */
+}
 #ifndef ATTN_HD
 #define ATTN_HD 64 /* head dimension */
 #endif
@@ -25,7 +52,7 @@
 __kernel __attribute__((reqd_work_group_size(ATTN_BQ, 1, 1))) void
 armt_attention(__global const float *q, __global const float *k, __global const float *v, __global float *out,
                const int T, const int nh, const int nkv, const float scale, const ulong kv_off, const int Tk,
-               const int q0, const int last_row0) {
+               const int q0, const int last_row0, WIN_ARGS) {
     __local float ks[ATTN_BK * ATTN_HD];
     __local float vs[ATTN_BK * ATTN_HD];
     const int lid = get_local_id(0), qb = get_group_id(0), h = get_group_id(1), j = get_group_id(2);
@@ -44,12 +71,15 @@ armt_attention(__global const float *q, __global const float *k, __global const 
     }
     float m = -INFINITY, l = 0.0f;
     /* the last key any row of this block sees; rows past it are loaded as zeros (a KV cache holds
-     * unwritten rows there, and 0 * NaN would poison the sum even with a zero weight) */
+     * unwritten rows there, and 0 * NaN would poison the sum even with a zero weight); so are the window's
+     * rows below its cached ones (kfirst), and tiles wholly below them are not visited */
     const int last = min(Tk - 1, q0 + min(T - 1, qb * ATTN_BQ + ATTN_BQ - 1));
-    for (int kb = 0; kb <= last; kb += ATTN_BK) {
+    const int kfirst = win > 0 ? win - armt_attn_cached(j, win, win_first, s0) : 0;
+    const int lo = armt_attn_lo(q0 + r, j, T, win, win_first, s0, ns, nmem, s_short, T_short);
+    for (int kb = kfirst / ATTN_BK * ATTN_BK; kb <= last; kb += ATTN_BK) {
         for (int e = lid; e < ATTN_BK * ATTN_HD; e += ATTN_BQ) {
             const int kr = kb + e / ATTN_HD, c = e % ATTN_HD;
-            const int in = kr <= last;
+            const int in = kr <= last && kr >= kfirst;
             ks[e] = in ? kbase[(ulong)kr * kstride + c] : 0.0f;
             vs[e] = in ? vbase[(ulong)kr * kstride + c] : 0.0f;
         }
@@ -60,7 +90,7 @@ armt_attention(__global const float *q, __global const float *k, __global const 
             float dot = 0.0f;
             for (int c = 0; c < ATTN_HD; c++)
                 dot += qr[c] * ks[t * ATTN_HD + c];
-            s[t] = (valid && kb + t <= q0 + r) ? dot : -INFINITY;
+            s[t] = (valid && kb + t <= q0 + r && kb + t >= lo) ? dot : -INFINITY;
             tmax = fmax(tmax, s[t]);
         }
         if (tmax > -INFINITY) {
@@ -85,4 +115,53 @@ armt_attention(__global const float *q, __global const float *k, __global const 
         for (int c = 0; c < ATTN_HD; c++)
             o[c] = acc[c] * inv;
     }
+}
+
+/* ======================================================================================================= */
+/* The sliding window's keys and values (src/armt_sw.py)                                                   */
+/* ======================================================================================================= */
+
+/* The attention's keys of each cell of a step: ck/cv (G, win + T, kvd) = [the window of the cell's layer,
+ * wk/wv (n_layers, win, kvd) right-aligned, rows below its cached ones zeros; the step's own k/v (G, T,
+ * kvd)]. Global (kvd, win + T, G). */
+__kernel void armt_window_gather(__global const float *wk, __global const float *wv, __global const float *k,
+                                 __global const float *v, __global float *ck, __global float *cv,
+                                 const int kvd, const int win, const int win_first, CELL_ARGS) {
+    const int c = get_global_id(0), r = get_global_id(1), j = get_global_id(2);
+    if (c >= kvd || r >= win + T) return;
+    const ulong dst = ((ulong)j * (ulong)(win + T) + (ulong)r) * (ulong)kvd + (ulong)c;
+    if (r < win) {
+        const int keep = r >= win - armt_attn_cached(j, win, win_first, s0);
+        const ulong src = ((ulong)CELL_LAYER(j) * (ulong)win + (ulong)r) * (ulong)kvd + (ulong)c;
+        ck[dst] = keep ? wk[src] : 0.0f;
+        cv[dst] = keep ? wv[src] : 0.0f;
+    } else {
+        const ulong src = ((ulong)j * (ulong)T + (ulong)(r - win)) * (ulong)kvd + (ulong)c;
+        ck[dst] = k[src];
+        cv[dst] = v[src];
+    }
+}
+
+/* The window after each cell: the last min(win, S + n) of [its S cached rows, its n text rows] (n = the
+ * cell's rows - ns - nmem), from the combined ck/cv of armt_window_gather (the cached rows at win - S ..,
+ * the text rows at win + ns ..), right-aligned into wk/wv of the cell's layer, zeros below. Global (kvd,
+ * win, G). */
+__kernel void armt_window_store(__global const float *ck, __global const float *cv, __global float *wk,
+                                __global float *wv, const int kvd, const int win, const int win_first,
+                                const int ns, const int nmem, CELL_ARGS) {
+    const int c = get_global_id(0), r = get_global_id(1), j = get_global_id(2);
+    if (c >= kvd || r >= win) return;
+    const int S = armt_attn_cached(j, win, win_first, s0), n = CELL_ROWS(j) - ns - nmem;
+    const int total = S + n, len = min(win, total);
+    const ulong dst = ((ulong)CELL_LAYER(j) * (ulong)win + (ulong)r) * (ulong)kvd + (ulong)c;
+    if (r < win - len) {
+        wk[dst] = 0.0f;
+        wv[dst] = 0.0f;
+        return;
+    }
+    const int idx = total - win + r; /* in [cached rows, text rows] */
+    const int row = idx < S ? win - S + idx : win + ns + (idx - S);
+    const ulong src = ((ulong)j * (ulong)(win + T) + (ulong)row) * (ulong)kvd + (ulong)c;
+    wk[dst] = ck[src];
+    wv[dst] = cv[src];
 }

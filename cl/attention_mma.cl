@@ -18,7 +18,8 @@
  * kv_off % 4 == 0 (float4 loads).
  * outb, when not NULL, receives the output rounded to bf16 (same element offsets, two per 32-bit word)
  * instead of out: it is the o projection's operand, which the GEMM would otherwise round in a pass of its
- * own.
+ * own. WIN_ARGS: the sliding window, as in attention.cl (each row's first key, the window's rows below its
+ * cached ones staged as zeros).
  */
 #ifndef AM_WARPS
 #define AM_WARPS 4 /* warps per work-group */
@@ -62,12 +63,13 @@
 #endif
 
 /* cp.async of the bf16 K and V rows kb .. kb + AM_BK - 1 into the buffer at byte offset buf (zeros for
- * keys past last, read from nowhere), committed as one group. */
+ * keys past last or below kfirst, read from nowhere), committed as one group. */
 inline __attribute__((always_inline)) void
 armt_attention_kv_issue(__global const ushort *kbase16, __global const ushort *vbase16, const ulong kstride,
-                        const int kb, const int last, const uint buf, __local uint *smem AM_SB_PARAM) {
+                        const int kb, const int last, const int kfirst, const uint buf,
+                        __local uint *smem AM_SB_PARAM) {
     for (int e = get_local_id(0); e < AM_BK * (ATTN_HD / 8); e += AM_THREADS) {
-        const int kr = e / (ATTN_HD / 8), c8 = e % (ATTN_HD / 8), in = kb + kr <= last;
+        const int kr = e / (ATTN_HD / 8), c8 = e % (ATTN_HD / 8), in = kb + kr <= last && kb + kr >= kfirst;
         const uint off = buf + (uint)kr * AM_ROWB + 16u * (uint)c8;
         const ulong g = (ulong)(in ? kb + kr : 0) * kstride + 8 * (ulong)c8;
         MMA_CP16(off, kbase16 + g, in ? 16 : 0);
@@ -83,7 +85,7 @@ inline __attribute__((always_inline)) void
 armt_attention_mma_body(__global const float *q, __global const float *k, __global const float *v,
                         __global float *out, const int T, const int nh, const int nkv, const float scale,
                         const ulong kv_off, const int Tk, const int q0, __global uint *outb,
-                        const int last_row0, const int kvb, __local uint *ks, __local uint *vp
+                        const int last_row0, WIN_ARGS, const int kvb, __local uint *ks, __local uint *vp
 #if ARMT_MMA_EMULATE
                         ,
                         __local uint *xch
@@ -137,18 +139,29 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
         l0[rt] = l1[rt] = 0.0f;
     }
 
-    /* the last key any row of this block sees; keys past it are staged as zeros (see armt_attention) */
+    /* the last key any row of this block sees; keys past it (and the window's below its cached rows,
+     * kfirst) are staged as zeros (see armt_attention) */
     const int last = min(Tk - 1, q0 + min(T - 1, qb * AM_BQ + AM_BQ - 1));
     const int wlast = q0 + w0 + AM_WR - 1; /* the last position of this warp's rows */
-    if (async) armt_attention_kv_issue(kbase16, vbase16, kstride, 0, last, 0, smem AM_SB);
-    for (int kb = 0, it = 0; kb <= last; kb += AM_BK, it++) {
+    const int kfirst = win > 0 ? win - armt_attn_cached(j, win, win_first, s0) : 0,
+              kb0 = kfirst / AM_BK * AM_BK;
+    /* each lane's first visible key for its two rows of every row tile (0 without a window) */
+    int lo[AM_RT][2];
+#pragma unroll
+    for (int rt = 0; rt < AM_RT; rt++) {
+        const int r0 = w0 + 16 * rt + g;
+        lo[rt][0] = armt_attn_lo(q0 + r0, j, T, win, win_first, s0, ns, nmem, s_short, T_short);
+        lo[rt][1] = armt_attn_lo(q0 + r0 + 8, j, T, win, win_first, s0, ns, nmem, s_short, T_short);
+    }
+    if (async) armt_attention_kv_issue(kbase16, vbase16, kstride, kb0, last, kfirst, 0, smem AM_SB);
+    for (int kb = kb0, it = 0; kb <= last; kb += AM_BK, it++) {
         const uint kbuf = (uint)(it & 1) * (2u * AM_TILEB), vbuf = kbuf + AM_TILEB; /* (async) */
         if (async) {
             MMA_CP_WAIT(0);
             barrier(CLK_LOCAL_MEM_FENCE); /* tile it has landed; every warp is done with tile it - 1 */
             if (kb + AM_BK <= last) /* the next tile into the other buffer, during this one's multiplies */
-                armt_attention_kv_issue(kbase16, vbase16, kstride, kb + AM_BK, last, kbuf ^ (2u * AM_TILEB),
-                                        smem AM_SB);
+                armt_attention_kv_issue(kbase16, vbase16, kstride, kb + AM_BK, last, kfirst,
+                                        kbuf ^ (2u * AM_TILEB), smem AM_SB);
         } else {
             barrier(CLK_LOCAL_MEM_FENCE); /* the previous tile is read */
             if (kvb) {
@@ -156,17 +169,17 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
                 for (int e = tid; e < AM_BK * ATTN_HD / 8; e += AM_THREADS) {
                     const int kr = e / (ATTN_HD / 8), c8 = e % (ATTN_HD / 8);
                     *(__local uint4 *)(ks + kr * AM_KSW + 4 * c8) =
-                        kb + kr <= last
+                        kb + kr <= last && kb + kr >= kfirst
                             ? *(__global const uint4 *)(kbase16 + (ulong)(kb + kr) * kstride + 8 * c8)
                             : (uint4)(0u);
                 }
                 for (int e = tid; e < AM_BK / 2 * ATTN_HD / 8; e += AM_THREADS) {
                     const int kp = e / (ATTN_HD / 8), c8 = e % (ATTN_HD / 8), kr = kb + 2 * kp;
-                    const uint4 x = kr <= last
+                    const uint4 x = kr <= last && kr >= kfirst
                                         ? *(__global const uint4 *)(vbase16 + (ulong)kr * kstride + 8 * c8)
                                         : (uint4)(0u);
                     const uint4 y =
-                        kr + 1 <= last
+                        kr + 1 <= last && kr + 1 >= kfirst
                             ? *(__global const uint4 *)(vbase16 + (ulong)(kr + 1) * kstride + 8 * c8)
                             : (uint4)(0u);
                     __local uint4 *d = (__local uint4 *)(vp + kp * AM_VSW + 8 * c8);
@@ -178,7 +191,7 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
             } else {
                 for (int e = tid; e < AM_BK * ATTN_HD / 4; e += AM_THREADS) {
                     const int kr = e / (ATTN_HD / 4), c4 = e % (ATTN_HD / 4);
-                    float4 x = kb + kr <= last
+                    float4 x = kb + kr <= last && kb + kr >= kfirst
                                    ? *(__global const float4 *)(kbase + (ulong)(kb + kr) * kstride + 4 * c4)
                                    : (float4)(0.0f);
                     *(__local uint2 *)(ks + kr * AM_KSW + 2 * c4) =
@@ -186,9 +199,10 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
                 }
                 for (int e = tid; e < AM_BK / 2 * ATTN_HD / 4; e += AM_THREADS) {
                     const int kp = e / (ATTN_HD / 4), c4 = e % (ATTN_HD / 4), kr = kb + 2 * kp;
-                    float4 x = kr <= last ? *(__global const float4 *)(vbase + (ulong)kr * kstride + 4 * c4)
-                                          : (float4)(0.0f);
-                    float4 y = kr + 1 <= last
+                    float4 x = kr <= last && kr >= kfirst
+                                   ? *(__global const float4 *)(vbase + (ulong)kr * kstride + 4 * c4)
+                                   : (float4)(0.0f);
+                    float4 y = kr + 1 <= last && kr + 1 >= kfirst
                                    ? *(__global const float4 *)(vbase + (ulong)(kr + 1) * kstride + 4 * c4)
                                    : (float4)(0.0f);
                     *(__local uint4 *)(vp + kp * AM_VSW + 4 * c4) =
@@ -245,15 +259,17 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
 #pragma unroll
         for (int rt = 0; rt < AM_RT; rt++) {
             const int p0 = q0 + w0 + 16 * rt + g, p1 = p0 + 8; /* positions of this lane's two rows */
-            /* causal mask (and keys past the last), where the tile reaches past the row tile's first row */
-            if (kb + AM_BK - 1 > q0 + w0 + 16 * rt || kb + AM_BK - 1 > last) {
+            /* causal mask (and keys past the last), where the tile reaches past the row tile's first row;
+             * the window's lower bounds, where the tile starts inside the window */
+            if (kb + AM_BK - 1 > q0 + w0 + 16 * rt || kb + AM_BK - 1 > last || kb < win) {
+                const int a0 = lo[rt][0], a1 = lo[rt][1];
 #pragma unroll
                 for (int n = 0; n < AM_SN; n++) {
                     const int key = kb + 8 * n + 2 * t;
-                    if (key > p0 || key > last) s[rt][n][0] = -INFINITY;
-                    if (key + 1 > p0 || key + 1 > last) s[rt][n][1] = -INFINITY;
-                    if (key > p1 || key > last) s[rt][n][2] = -INFINITY;
-                    if (key + 1 > p1 || key + 1 > last) s[rt][n][3] = -INFINITY;
+                    if (key > p0 || key > last || key < a0) s[rt][n][0] = -INFINITY;
+                    if (key + 1 > p0 || key + 1 > last || key + 1 < a0) s[rt][n][1] = -INFINITY;
+                    if (key > p1 || key > last || key < a1) s[rt][n][2] = -INFINITY;
+                    if (key + 1 > p1 || key + 1 > last || key + 1 < a1) s[rt][n][3] = -INFINITY;
                 }
             }
             /* online softmax: row maxima over the quad of lanes that shares a row */
@@ -392,10 +408,12 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
 __kernel __attribute__((reqd_work_group_size(AM_THREADS, 1, 1))) void
 armt_attention_mma(__global const float *q, __global const float *k, __global const float *v,
                    __global float *out, const int T, const int nh, const int nkv, const float scale,
-                   const ulong kv_off, const int Tk, const int q0, __global uint *outb, const int last_row0) {
+                   const ulong kv_off, const int Tk, const int q0, __global uint *outb, const int last_row0,
+                   WIN_ARGS) {
     AM_LOCALS
-    armt_attention_mma_body(q, k, v, out, T, nh, nkv, scale, kv_off, Tk, q0, outb, last_row0, 0,
-                            (__local uint *)ks4, (__local uint *)vp4 AM_XCH);
+    armt_attention_mma_body(q, k, v, out, T, nh, nkv, scale, kv_off, Tk, q0, outb, last_row0, win, win_first,
+                            s0, ns, nmem, s_short, T_short, 0, (__local uint *)ks4,
+                            (__local uint *)vp4 AM_XCH);
 }
 
 /* The same with K and V in bf16 (ushort, at the element offsets of the fp32 layout; kv_off % 8 == 0): half
@@ -404,19 +422,19 @@ __kernel __attribute__((reqd_work_group_size(AM_THREADS, 1, 1))) void
 armt_attention_mma_kvbf16(__global const float *q, __global const ushort *k, __global const ushort *v,
                           __global float *out, const int T, const int nh, const int nkv, const float scale,
                           const ulong kv_off, const int Tk, const int q0, __global uint *outb,
-                          const int last_row0) {
+                          const int last_row0, WIN_ARGS) {
 #if AM_ASYNC_ON
     __local uint4 kv4[4 * AM_TILEB / 16]; /* two buffers of a K and a V tile */
 #if ARMT_MMA_EMULATE
     __local uint xch[AM_THREADS * 6];
 #endif
     armt_attention_mma_body(q, (__global const float *)k, (__global const float *)v, out, T, nh, nkv, scale,
-                            kv_off, Tk, q0, outb, last_row0, 1, (__local uint *)kv4,
-                            (__local uint *)kv4 AM_XCH);
+                            kv_off, Tk, q0, outb, last_row0, win, win_first, s0, ns, nmem, s_short, T_short,
+                            1, (__local uint *)kv4, (__local uint *)kv4 AM_XCH);
 #else
     AM_LOCALS
     armt_attention_mma_body(q, (__global const float *)k, (__global const float *)v, out, T, nh, nkv, scale,
-                            kv_off, Tk, q0, outb, last_row0, 1, (__local uint *)ks4,
-                            (__local uint *)vp4 AM_XCH);
+                            kv_off, Tk, q0, outb, last_row0, win, win_first, s0, ns, nmem, s_short, T_short,
+                            1, (__local uint *)ks4, (__local uint *)vp4 AM_XCH);
 #endif
 }

@@ -245,9 +245,10 @@ typedef struct armt_config {
                             /*   head); d_mem and hidden_size must be multiples of H                   */
     int no_denom;           /* 1: use_denom = false (no z, no division in the read and the write)     */
     int gating;             /* 1: beta per channel (W_mb: d -> d) instead of one per head (d -> H)    */
-    int use_sink;           /* 1: a learned sink row before every segment's tokens (not implemented:  */
-                            /*   refused)                                                              */
-    int sliding_window;     /* 1: attention to the previous segment (not implemented: refused)        */
+    int use_sink;           /* 1: a learned sink row (weight "sink", (1, d)) before every segment's    */
+                            /*   tokens, position 0 (amt and armt variants)                            */
+    int sliding_window;     /* 1: src/armt_sw.py's window: the text rows also attend to the previous   */
+                            /*   segment's text rows (armt variant only; docs/VARIANTS.md)             */
     uint64_t memory_off[4]; /* wrap_layers: bit l (word l / 64) set = layer l has no associative     */
                             /*   memory (read, write and W_m* absent); layers < 256                  */
 } armt_config;

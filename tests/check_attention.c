@@ -146,6 +146,11 @@ static double run_kernel(armt_runtime *rt, cl_program prog, const acase *c, int 
     }
     if (mma) ck_assert_int_eq(clSetKernelArg(kern, 11, sizeof bob, &bob), CL_SUCCESS);
     ck_assert_int_eq(clSetKernelArg(kern, mma ? 12 : 11, sizeof last_row0, &last_row0), CL_SUCCESS);
+    const int none = 0, no_short = -1; /* WIN_ARGS: no window */
+    const int win_args[7] = {none, none, none, none, none, no_short, none};
+    for (int a = 0; a < 7; a++)
+        ck_assert_int_eq(clSetKernelArg(kern, (cl_uint)((mma ? 13 : 12) + a), sizeof(int), &win_args[a]),
+                         CL_SUCCESS);
     size_t gws[3], lws[3] = {1, 1, 1};
     if (mma) {
         size_t bqr = 16 * (size_t)c->warps * (size_t)rtiles;

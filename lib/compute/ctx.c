@@ -1,6 +1,6 @@
 /*
- * ctx.c - a context: its queue and kernels, the resident memory state (W_mem, z, written flags), its
- * scratch (grown on demand, see forward.c), and state save / restore.
+ * ctx.c - a context: its queue and kernels, the resident memory state (W_mem, z, written flags, and the
+ * sliding window's keys and values), its scratch (grown on demand, see forward.c), and state save / restore.
  */
 #include "config.h"
 
@@ -71,6 +71,10 @@ void armt_ctx_free(armt_ctx *ctx) {
     armt_buffer_release(ctx->rt, &ctx->z_prev, ctx->state_bytes[1]);
     armt_buffer_release(ctx->rt, &ctx->written_prev, ctx->state_bytes[2]);
     armt_buffer_release(ctx->rt, &ctx->w_mem_bf, ctx->state_bytes[0] / 2);
+    armt_buffer_release(ctx->rt, &ctx->win_k, ctx->win_bytes);
+    armt_buffer_release(ctx->rt, &ctx->win_v, ctx->win_bytes);
+    armt_buffer_release(ctx->rt, &ctx->win_k_prev, ctx->win_bytes);
+    armt_buffer_release(ctx->rt, &ctx->win_v_prev, ctx->win_bytes);
     armt_kernels_release(ctx->k);
     armt_ctx_prof_collect(ctx);
     free(ctx->prof);
@@ -118,16 +122,24 @@ armt_status armt_ctx_create(armt_model *model, const armt_ctx_params *params, ar
     ctx->state_bytes[0] = device_w_floats(&model->cfg) * sizeof(float);
     ctx->state_bytes[1] = armt_ctx_memory_z_count(ctx) * sizeof(float);
     ctx->state_bytes[2] = (size_t)model->cfg.n_layers * sizeof(cl_int);
+    if (model->cfg.sliding_window) /* (n_layers, segment_size, n_kv_heads * head_dim) floats */
+        ctx->win_bytes = (size_t)model->cfg.n_layers * (size_t)model->cfg.segment_size *
+                         (size_t)model->cfg.n_kv_heads * (size_t)model->cfg.head_dim * sizeof(float);
     int bf = model->precision == ARMT_PRECISION_BF16;
     {
-        size_t sizes[7] = {ctx->state_bytes[0],
-                           ctx->state_bytes[1],
-                           ctx->state_bytes[2],
-                           ctx->state_bytes[0],
-                           ctx->state_bytes[1],
-                           ctx->state_bytes[2],
-                           bf ? ctx->state_bytes[0] / 2 : 0};
-        ARMT_TRY_GOTO(armt_device_fits(ctx->rt, sizes, bf ? 7 : 6, "context memory state", err), fail);
+        size_t sizes[11] = {ctx->state_bytes[0],
+                            ctx->state_bytes[1],
+                            ctx->state_bytes[2],
+                            ctx->state_bytes[0],
+                            ctx->state_bytes[1],
+                            ctx->state_bytes[2],
+                            bf ? ctx->state_bytes[0] / 2 : 0,
+                            ctx->win_bytes,
+                            ctx->win_bytes,
+                            ctx->win_bytes,
+                            ctx->win_bytes};
+        ARMT_TRY_GOTO(armt_device_fits(ctx->rt, sizes, ctx->win_bytes ? 11 : 7, "context memory state", err),
+                      fail);
     }
     ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, ctx->state_bytes[0], &ctx->w_mem, "W_mem", err), fail);
     ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, ctx->state_bytes[1], &ctx->z, "z", err), fail);
@@ -140,6 +152,11 @@ armt_status armt_ctx_create(armt_model *model, const armt_ctx_params *params, ar
     if (bf)
         ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, ctx->state_bytes[0] / 2, &ctx->w_mem_bf, "W_mem bf16", err),
                       fail);
+    if (ctx->win_bytes) {
+        cl_mem *w[4] = {&ctx->win_k, &ctx->win_v, &ctx->win_k_prev, &ctx->win_v_prev};
+        for (int i = 0; i < 4; i++)
+            ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, ctx->win_bytes, w[i], "sliding window", err), fail);
+    }
     ARMT_TRY_GOTO(armt_ctx_reset(ctx), fail);
     *out = ctx;
     return ARMT_OK;
@@ -155,7 +172,12 @@ armt_status armt_ctx_reset(armt_ctx *ctx) {
     ARMT_TRY(zero_buffer(ctx, ctx->w_mem, ctx->state_bytes[0], err));
     ARMT_TRY(zero_buffer(ctx, ctx->z, ctx->state_bytes[1], err));
     ARMT_TRY(zero_buffer(ctx, ctx->written, ctx->state_bytes[2], err));
+    if (ctx->win_k) {
+        ARMT_TRY(zero_buffer(ctx, ctx->win_k, ctx->win_bytes, err));
+        ARMT_TRY(zero_buffer(ctx, ctx->win_v, ctx->win_bytes, err));
+    }
     ARMT_CL_TRY(clFinish(ctx->queue));
+    ctx->win_len = 0;
     return ARMT_OK;
 }
 
@@ -229,6 +251,7 @@ armt_status armt_ctx_memory_set(armt_ctx *ctx, const float *w_mem, const float *
                                  NULL);
     free(tmp);
     if (e != CL_SUCCESS) return armt_err_cl(err, "clEnqueueWriteBuffer(memory state)", e);
+    ctx->win_len = 0; /* the sliding window is not part of this interface: empty, as after a reset */
     return ARMT_OK;
 }
 
@@ -241,10 +264,42 @@ armt_status armt_ctx_memory_set(armt_ctx *ctx, const float *w_mem, const float *
  * blocking (a FIFO or a directory is refused), checks all of it, and only then changes the state. */
 static armt_state_shape state_shape(const armt_ctx *ctx) {
     const armt_config *c = &ctx->model->cfg;
-    armt_state_shape s = {(uint32_t)c->n_layers,    (uint32_t)armt_config_d_key(c),
-                          (uint32_t)c->hidden_size, ctx->model->fingerprint,
-                          (uint32_t)c->variant,     (uint32_t)armt_config_mem_heads(c)};
+    armt_state_shape s = {(uint32_t)c->n_layers,
+                          (uint32_t)armt_config_d_key(c),
+                          (uint32_t)c->hidden_size,
+                          ctx->model->fingerprint,
+                          (uint32_t)c->variant,
+                          (uint32_t)armt_config_mem_heads(c),
+                          c->sliding_window ? (uint32_t)c->segment_size : 0,
+                          c->sliding_window ? (uint32_t)(c->n_kv_heads * c->head_dim) : 0};
     return s;
+}
+
+/* The sliding window to the host (the rows below the held ones as zeros: a saved file does not depend on
+ * what a reset left there), or from the host. */
+static armt_status window_get(armt_ctx *ctx, armt_state_window *x) {
+    armt_err *err = &ctx->err;
+    const armt_config *c = &ctx->model->cfg;
+    ARMT_CL_TRY(clEnqueueReadBuffer(ctx->queue, ctx->win_k, CL_TRUE, 0, ctx->win_bytes, x->k, 0, NULL, NULL));
+    ARMT_CL_TRY(clEnqueueReadBuffer(ctx->queue, ctx->win_v, CL_TRUE, 0, ctx->win_bytes, x->v, 0, NULL, NULL));
+    const size_t W = (size_t)c->segment_size, width = (size_t)c->n_kv_heads * (size_t)c->head_dim;
+    const size_t empty = (W - (size_t)ctx->win_len) * width;
+    for (size_t l = 0; l < (size_t)c->n_layers; l++) {
+        memset(x->k + l * W * width, 0, empty * sizeof(float));
+        memset(x->v + l * W * width, 0, empty * sizeof(float));
+    }
+    x->len = (uint32_t)ctx->win_len;
+    return ARMT_OK;
+}
+
+static armt_status window_set(armt_ctx *ctx, const armt_state_window *x) {
+    armt_err *err = &ctx->err;
+    ARMT_CL_TRY(
+        clEnqueueWriteBuffer(ctx->queue, ctx->win_k, CL_TRUE, 0, ctx->win_bytes, x->k, 0, NULL, NULL));
+    ARMT_CL_TRY(
+        clEnqueueWriteBuffer(ctx->queue, ctx->win_v, CL_TRUE, 0, ctx->win_bytes, x->v, 0, NULL, NULL));
+    ctx->win_len = (int)x->len;
+    return ARMT_OK;
 }
 
 armt_status armt_ctx_memory_save(armt_ctx *ctx, const char *path) {
@@ -258,19 +313,27 @@ armt_status armt_ctx_memory_save(armt_ctx *ctx, const char *path) {
     float *w = malloc(nw * sizeof *w), *z = malloc(nz * sizeof *z);
     uint8_t *wr = malloc(nl);
     unsigned char *buf = bytes ? malloc(bytes) : NULL;
+    armt_state_window x = {NULL, NULL, 0};
+    if (ctx->win_k) {
+        x.k = malloc(ctx->win_bytes);
+        x.v = malloc(ctx->win_bytes);
+    }
     armt_status st = ARMT_OK;
-    if (!w || !z || !wr || !buf) {
+    if (!w || !z || !wr || !buf || (ctx->win_k && (!x.k || !x.v))) {
         st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_ctx_memory_save: out of host memory");
         goto done;
     }
     ARMT_TRY_GOTO(armt_ctx_memory_get(ctx, w, z, wr), done);
-    armt_state_encode(&shape, w, z, wr, buf);
+    if (ctx->win_k) ARMT_TRY_GOTO(window_get(ctx, &x), done);
+    armt_state_encode(&shape, w, z, wr, &x, buf);
     st = armt_write_file_durable(path, "armt_ctx_memory_save", buf, bytes, err);
 done:
     free(buf);
     free(w);
     free(z);
     free(wr);
+    free(x.k);
+    free(x.v);
     return st;
 }
 
@@ -288,18 +351,32 @@ armt_status armt_ctx_memory_load(armt_ctx *ctx, const char *path) {
     ARMT_TRY(armt_read_regular_file(path, "armt_ctx_memory_load", bytes, &data, &len, err));
     float *w = malloc(nw * sizeof *w), *z = malloc(nz * sizeof *z);
     uint8_t *wr = malloc(nl);
+    armt_state_window x = {NULL, NULL, 0};
+    if (ctx->win_k) {
+        x.k = malloc(ctx->win_bytes);
+        x.v = malloc(ctx->win_bytes);
+    }
     armt_status st = ARMT_OK;
-    if (!w || !z || !wr) {
+    if (!w || !z || !wr || (ctx->win_k && (!x.k || !x.v))) {
         st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_ctx_memory_load: out of host memory");
         goto done;
     }
-    ARMT_TRY_GOTO(armt_state_decode((const unsigned char *)data, len, &shape, path, w, z, wr, err), done);
-    st = armt_ctx_memory_set(ctx, w, z, wr);
+    ARMT_TRY_GOTO(armt_state_decode((const unsigned char *)data, len, &shape, path, w, z, wr, &x, err), done);
+    /* the window first: a failure there leaves W_mem and z as they were; one in memory_set (which empties
+     * the window) puts the window's length back */
+    {
+        const int len_before = ctx->win_len;
+        if (ctx->win_k) ARMT_TRY_GOTO(window_set(ctx, &x), done);
+        st = armt_ctx_memory_set(ctx, w, z, wr);
+        if (ctx->win_k) ctx->win_len = st == ARMT_OK ? (int)x.len : len_before;
+    }
 done:
     free(data);
     free(w);
     free(z);
     free(wr);
+    free(x.k);
+    free(x.v);
     return st;
 }
 

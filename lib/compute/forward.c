@@ -54,14 +54,14 @@ static armt_status progress(armt_call *F, uint64_t done, uint64_t total) {
 }
 
 /* Rows [0, skip) of a cell on the last layer that nothing reads, for a segment of Ls tokens (last: it holds
- * the call's last token): all Ls token rows when no output is asked for (only the memory tokens go on, to
- * the memory write), all but the last token's when only its logits are; none for hidden states, for all
- * logits, or when the caller asks for every row (all_rows). armt_step_layer computes such a cell's
- * q and o projections, attention and MLP only for its rows from skip on. */
+ * the call's last token): the sink row and all Ls token rows when no output is asked for (only the memory
+ * tokens go on, to the memory write), all but the last token's when only its logits are; none for hidden
+ * states, for all logits, or when the caller asks for every row (all_rows). armt_step_layer computes such
+ * a cell's q and o projections, attention and MLP only for its rows from skip on. */
 static int unread_rows(const armt_call *F, int Ls, int last) {
     if (F->p->all_rows) return 0;
-    if (F->p->output == ARMT_OUTPUT_NONE) return Ls;
-    if (F->p->output == ARMT_OUTPUT_LOGITS_LAST) return last ? Ls - 1 : Ls;
+    if (F->p->output == ARMT_OUTPUT_NONE) return F->ns + Ls;
+    if (F->p->output == ARMT_OUTPUT_LOGITS_LAST) return F->ns + (last ? Ls - 1 : Ls);
     return 0;
 }
 
@@ -71,15 +71,22 @@ static int segment_tokens(const armt_call *F, int s) {
     return (int)(rest < L ? rest : L);
 }
 
+/* The sliding window's rows after the call's segments: the last W of what it held and every text row. */
+static int window_after(const armt_call *F) {
+    const size_t rows = (size_t)F->win_first + F->n;
+    return F->win == 0 ? 0 : rows < (size_t)F->win ? (int)rows : F->win;
+}
+
 static armt_status run_armt(armt_call *F, int diagonal) {
     armt_ctx *ctx = F->ctx;
-    const int Lyr = F->cfg->n_layers, M = F->M;
+    const int Lyr = F->cfg->n_layers, M = F->M, ns = F->ns;
     const size_t L = (size_t)F->cfg->segment_size, n = F->n;
     const int S = (int)((n + L - 1) / L);
     const int Ls_last = (int)(n - (size_t)(S - 1) * L);
     const int short_last = Ls_last < (int)L;
-    /* rows per cell: every segment is padded to L + M rows, except when there is only one segment */
-    const int T = S == 1 ? Ls_last + M : (int)L + M;
+    /* rows per cell (the sink, the tokens, the memory tokens): every segment is padded to 1 + L + M rows,
+     * except when there is only one segment */
+    const int T = (S == 1 ? Ls_last + M : (int)L + M) + ns;
     const int cap = diagonal ? (S < Lyr ? S : Lyr) : 1;
     size_t out_rows = F->p->output == ARMT_OUTPUT_NONE ? 0 : (L < OUT_BLOCK_ROWS ? L : OUT_BLOCK_ROWS);
     ARMT_TRY(armt_scratch_grow(F, (size_t)cap, (size_t)T, (size_t)T, n, out_rows));
@@ -93,10 +100,10 @@ static armt_status run_armt(armt_call *F, int diagonal) {
                             .G = 1,
                             .s0 = s,
                             .cap = 1,
-                            .T = Ls + M,
+                            .T = ns + Ls + M,
                             .s_short = -1,
                             .skip = unread_rows(F, Ls, s == S - 1)};
-            ARMT_TRY(armt_step_embed(F, &st, (size_t)s * L, Ls, M));
+            ARMT_TRY(armt_step_embed(F, &st, (size_t)s * L, Ls, M, ns));
             for (int l = 0; l < Lyr; l++) {
                 st.l0 = l;
                 ARMT_TRY(armt_step_read(F, &st));
@@ -108,6 +115,7 @@ static armt_status run_armt(armt_call *F, int diagonal) {
             }
             ARMT_TRY(armt_step_emit(F, 0, (size_t)st.T, (size_t)s * L, (size_t)Ls));
         }
+        ctx->win_len = window_after(F);
         return ARMT_OK;
     }
     for (int d = 0; d < S + Lyr - 1; d++) {
@@ -118,7 +126,7 @@ static armt_status run_armt(armt_call *F, int diagonal) {
                         .cap = cap,
                         .T = T,
                         .s_short = short_last ? S - 1 : -1,
-                        .T_short = Ls_last + M};
+                        .T_short = ns + Ls_last + M};
         if (hi == Lyr - 1) { /* the cell of segment d - hi leaves the last layer */
             const int s = d - hi;
             st.skip = unread_rows(F, segment_tokens(F, s), s == S - 1);
@@ -126,7 +134,7 @@ static armt_status run_armt(armt_call *F, int diagonal) {
         if (lo == 0) {
             /* the newest segment enters layer 0 */
             int s = d;
-            ARMT_TRY(armt_step_embed(F, &st, (size_t)s * L, segment_tokens(F, s), M));
+            ARMT_TRY(armt_step_embed(F, &st, (size_t)s * L, segment_tokens(F, s), M, ns));
         }
         ARMT_TRY(armt_step_read(F, &st));
         ARMT_TRY(armt_step_layer(F, &st));
@@ -140,6 +148,7 @@ static armt_status run_armt(armt_call *F, int diagonal) {
         ctx->stats.cells += (uint64_t)st.G;
         ARMT_TRY(progress(F, ++done, total));
     }
+    ctx->win_len = window_after(F);
     return ARMT_OK;
 }
 
@@ -148,6 +157,8 @@ static armt_status run_full(armt_call *F) {
     armt_ctx *ctx = F->ctx;
     const int Lyr = F->cfg->n_layers;
     const size_t n = F->n;
+    F->ns = 0; /* the base model alone: no sink, no sliding window */
+    F->win = 0;
     size_t out_rows = F->p->output == ARMT_OUTPUT_NONE ? 0 : (n < OUT_BLOCK_ROWS ? n : OUT_BLOCK_ROWS);
     ARMT_TRY(armt_scratch_grow(F, 1, n, n, n, out_rows));
     ARMT_TRY(armt_step_upload_ids(F, 0, F->n));
@@ -155,7 +166,7 @@ static armt_status run_full(armt_call *F) {
      * armt_step_layer keeps at least one row, and without memory tokens nothing else is read) */
     armt_step st = {
         .l0 = 0, .G = 1, .s0 = 0, .cap = 1, .T = (int)n, .s_short = -1, .skip = unread_rows(F, (int)n, 1)};
-    ARMT_TRY(armt_step_embed(F, &st, 0, (int)n, 0));
+    ARMT_TRY(armt_step_embed(F, &st, 0, (int)n, 0, 0));
     for (int l = 0; l < Lyr; l++) {
         st.l0 = l;
         ARMT_TRY(armt_step_layer(F, &st));
@@ -177,12 +188,17 @@ static double now_seconds(void) {
 }
 
 armt_status armt_state_copy(armt_ctx *ctx, int to_snapshot, armt_err *err) {
-    cl_mem src[3] = {ctx->w_mem, ctx->z, ctx->written},
-           dst[3] = {ctx->w_mem_prev, ctx->z_prev, ctx->written_prev};
-    for (int i = 0; i < 3; i++)
+    cl_mem src[5] = {ctx->w_mem, ctx->z, ctx->written, ctx->win_k, ctx->win_v},
+           dst[5] = {ctx->w_mem_prev, ctx->z_prev, ctx->written_prev, ctx->win_k_prev, ctx->win_v_prev};
+    const size_t bytes[5] = {ctx->state_bytes[0], ctx->state_bytes[1], ctx->state_bytes[2], ctx->win_bytes,
+                             ctx->win_bytes};
+    for (int i = 0; i < (ctx->win_k ? 5 : 3); i++)
         ARMT_CL_TRY(clEnqueueCopyBuffer(ctx->queue, to_snapshot ? src[i] : dst[i],
-                                        to_snapshot ? dst[i] : src[i], 0, 0, ctx->state_bytes[i], 0, NULL,
-                                        NULL));
+                                        to_snapshot ? dst[i] : src[i], 0, 0, bytes[i], 0, NULL, NULL));
+    if (to_snapshot)
+        ctx->win_len_prev = ctx->win_len;
+    else
+        ctx->win_len = ctx->win_len_prev;
     return ARMT_OK;
 }
 
@@ -225,6 +241,9 @@ armt_status armt_call_begin(armt_call *F, armt_ctx *ctx, const armt_forward_para
     F->normalized = cfg->variant != ARMT_VARIANT_PAPER;
     F->no_denom = cfg->no_denom;
     F->gating = cfg->gating;
+    F->ns = cfg->use_sink ? 1 : 0;
+    F->win = cfg->sliding_window ? cfg->segment_size : 0;
+    F->win_first = F->win ? ctx->win_len : 0;
     size_t nl = (size_t)cfg->n_layers;
     F->a_off = calloc(nl, sizeof(size_t));
     F->b_off = calloc(nl, sizeof(size_t));
@@ -316,8 +335,8 @@ done:
     pthread_mutex_lock(&ctx->rt->lock);
     ctx->stats.peak_device_bytes = ctx->rt->peak_bytes;
     pthread_mutex_unlock(&ctx->rt->lock);
-    ctx->stats.device_bytes =
-        ctx->scratch_bytes + 2 * (ctx->state_bytes[0] + ctx->state_bytes[1] + ctx->state_bytes[2]);
+    ctx->stats.device_bytes = ctx->scratch_bytes + 2 * (ctx->state_bytes[0] + ctx->state_bytes[1] +
+                                                        ctx->state_bytes[2] + 2 * ctx->win_bytes);
     armt_call_end(&F);
     return st;
 }

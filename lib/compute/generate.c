@@ -1,10 +1,12 @@
 /*
  * generate.c - reading a prompt and producing new tokens (docs/MATH.md §3.6).
  *
- * The prompt's segments but the last go through armt_forward. The last one (the "tail") runs through the
- * layers without memory tokens and without writes, every layer reading the memory on every row; its keys
- * and values are kept per layer in a KV cache of tail + max_new rows, so each new token runs the layers on
- * one row and attends to the cache.
+ * The prompt's segments but the last go through armt_forward. The last one (the "tail", after the sink row
+ * when the model has one) runs through the layers without memory tokens and without writes, every layer
+ * reading the memory on every row; its keys and values are kept per layer in a KV cache of tail + max_new
+ * rows, so each new token runs the layers on one row and attends to the cache. With a sliding window the
+ * cache of each layer starts with that layer's window (the previous segment's text rows, as the forward
+ * left them), which the tail attends to as the forward's text rows do.
  */
 #include "config.h"
 
@@ -96,27 +98,44 @@ static int32_t sample(const float *logits, int V, const armt_generate_params *p,
 /* Generation                                                                                              */
 /* ======================================================================================================= */
 
-/* Runs rows [pos0, pos0 + rows) of the tail through every layer (read, then the layer with the KV cache). */
-static armt_status tail_rows(armt_call *F, cl_mem kc, cl_mem vc, size_t tmax, int pos0, int rows) {
+/* Runs rows [pos0, pos0 + ns + ntok) of the tail through every layer (read, then the layer with the KV
+ * cache): the sink row when ns = 1, then the tokens seq[first .. first + ntok). Each layer's cache has
+ * F->win + tmax rows. */
+static armt_status tail_rows(armt_call *F, cl_mem kc, cl_mem vc, size_t tmax, int pos0, size_t first,
+                             int ntok, int ns) {
     const int Lyr = F->cfg->n_layers;
-    size_t kvd = (size_t)F->nkv * (size_t)F->hd;
+    size_t kvd = (size_t)F->nkv * (size_t)F->hd, per = (size_t)F->win + tmax;
     armt_step st = {.l0 = 0,
                     .G = 1,
                     .s0 = 0,
                     .cap = 1,
-                    .T = rows,
+                    .T = ns + ntok,
                     .s_short = -1,
                     .pos0 = pos0,
                     .kcache = kc,
                     .vcache = vc,
-                    .cache_rows = (int)tmax};
-    ARMT_TRY(armt_step_upload_ids(F, (size_t)pos0, (size_t)rows));
-    ARMT_TRY(armt_step_embed(F, &st, (size_t)pos0, rows, 0));
+                    .cache_rows = (int)per};
+    ARMT_TRY(armt_step_upload_ids(F, first, (size_t)ntok));
+    ARMT_TRY(armt_step_embed(F, &st, first, ntok, 0, ns));
     for (int l = 0; l < Lyr; l++) {
         st.l0 = l;
-        st.cache_off = (size_t)l * tmax * kvd;
+        st.cache_off = (size_t)l * per * kvd;
         ARMT_TRY(armt_step_read(F, &st));
         ARMT_TRY(armt_step_layer(F, &st));
+    }
+    return ARMT_OK;
+}
+
+/* With a sliding window: each layer's window into the first F->win rows of its KV cache (the attention
+ * reads only the rows it holds). */
+static armt_status tail_window(armt_call *F, cl_mem kc, cl_mem vc, size_t tmax) {
+    armt_err *err = F->err;
+    armt_ctx *ctx = F->ctx;
+    const size_t kvd = (size_t)F->nkv * (size_t)F->hd, W = (size_t)F->win, bytes = W * kvd * 4;
+    for (size_t l = 0; W && l < (size_t)F->cfg->n_layers; l++) {
+        size_t at = l * (W + tmax) * kvd * 4;
+        ARMT_CL_TRY(clEnqueueCopyBuffer(ctx->queue, ctx->win_k, kc, l * bytes, at, bytes, 0, NULL, NULL));
+        ARMT_CL_TRY(clEnqueueCopyBuffer(ctx->queue, ctx->win_v, vc, l * bytes, at, bytes, 0, NULL, NULL));
     }
     return ARMT_OK;
 }
@@ -166,10 +185,13 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
                        cfg->vocab_size);
     if (result) memset(result, 0, sizeof *result);
 
-    const size_t L = (size_t)cfg->segment_size;
+    const size_t L = (size_t)cfg->segment_size, ns = cfg->use_sink ? 1 : 0;
+    const size_t W = cfg->sliding_window ? L : 0;
     const size_t cut = ((n + L - 1) / L - 1) * L; /* the last segment, full or partial, is the tail */
-    const size_t R = n - cut, tmax = R + (size_t)gp.max_new_tokens;
-    ARMT_RETURN_IF(tmax > (size_t)INT32_MAX, ARMT_STATUS_INVALID_ARGUMENT, "armt_generate: too many tokens");
+    /* tmax: the tail's rows (its sink, its tokens, the new ones); ntok: its tokens (the ids of seq) */
+    const size_t R = n - cut, ntok = R + (size_t)gp.max_new_tokens, tmax = ns + ntok;
+    ARMT_RETURN_IF(tmax + W > (size_t)INT32_MAX, ARMT_STATUS_INVALID_ARGUMENT,
+                   "armt_generate: too many tokens");
     double t0 = armt_now();
 
     /* progress: the earlier segments' steps, then the new tokens */
@@ -201,11 +223,11 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
     }
 
     /* 2. the tail with a KV cache */
-    int32_t *seq = malloc(tmax * sizeof *seq);
+    int32_t *seq = malloc(ntok * sizeof *seq);
     float *logits = malloc((size_t)cfg->vocab_size * sizeof *logits);
     cand *work = gp.temperature > 0.0f ? malloc((size_t)cfg->vocab_size * sizeof *work) : NULL;
     size_t kvd = (size_t)cfg->n_kv_heads * (size_t)cfg->head_dim;
-    size_t cache_bytes = (size_t)cfg->n_layers * tmax * kvd * sizeof(float);
+    size_t cache_bytes = (size_t)cfg->n_layers * (W + tmax) * kvd * sizeof(float);
     cl_mem kc = NULL, vc = NULL;
     armt_call F;
     int began = 0;
@@ -222,11 +244,12 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
     }
     ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, cache_bytes, &kc, "KV cache", err), fail);
     ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, cache_bytes, &vc, "KV cache", err), fail);
-    ARMT_TRY_GOTO(armt_call_begin(&F, ctx, &none, seq, tmax), fail);
+    ARMT_TRY_GOTO(armt_call_begin(&F, ctx, &none, seq, ntok), fail);
     began = 1;
-    ARMT_TRY_GOTO(armt_scratch_grow(&F, 1, R, tmax, tmax, 1), fail);
-    ARMT_TRY_GOTO(tail_rows(&F, kc, vc, tmax, 0, (int)R), fail);
-    ARMT_TRY_GOTO(armt_step_row_logits(&F, (R - 1) * (size_t)F.d, logits), fail);
+    ARMT_TRY_GOTO(armt_scratch_grow(&F, 1, ns + R, tmax, ntok, 1), fail);
+    ARMT_TRY_GOTO(tail_window(&F, kc, vc, tmax), fail);
+    ARMT_TRY_GOTO(tail_rows(&F, kc, vc, tmax, 0, 0, (int)R, (int)ns), fail);
+    ARMT_TRY_GOTO(armt_step_row_logits(&F, (ns + R - 1) * (size_t)F.d, logits), fail);
     double t1 = armt_now();
     if (result) {
         result->prompt_tokens = n;
@@ -247,7 +270,7 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
         ARMT_TRY_GOTO(token_progress(&prog, (uint64_t)i + 1, err), fail);
         if (stopped || i + 1 == gp.max_new_tokens) break;
         seq[R + (size_t)i] = tok;
-        ARMT_TRY_GOTO(tail_rows(&F, kc, vc, tmax, (int)(R + (size_t)i), 1), fail);
+        ARMT_TRY_GOTO(tail_rows(&F, kc, vc, tmax, (int)(ns + R + (size_t)i), R + (size_t)i, 1, 0), fail);
         ARMT_TRY_GOTO(armt_step_row_logits(&F, 0, logits), fail);
     }
     if (result) {

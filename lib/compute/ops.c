@@ -145,19 +145,22 @@ armt_status armt_op_swiglu(armt_call *F, size_t n) {
     return armt_op_launch(F, ARMT_K_SWIGLU, 1, armt_round_up(n, 256), 1, 1, 0);
 }
 
-armt_status armt_op_embed(armt_call *F, const armt_step *st, size_t first, int Ls, int M, size_t x_off) {
+armt_status armt_op_embed(armt_call *F, const armt_step *st, size_t first, int Ls, int M, int ns,
+                          size_t x_off) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
     armt_kernel_id kid = ctx->model->w[ARMT_ROLE_EMBED].bf16 ? ARMT_K_EMBED_BF16 : ARMT_K_EMBED;
     cl_kernel k = ctx->k[kid];
-    size_t eo, mo;
+    size_t eo, mo, so = 0;
     cl_mem E = armt_weight_at(&ctx->model->w[ARMT_ROLE_EMBED], 0, &eo);
     cl_mem mem = armt_weight_at(&ctx->model->w[ARMT_ROLE_MEM], 0, &mo);
-    cl_ulong e_off = eo, m_off = mo, xo = x_off;
+    /* without a sink the kernel reads none (ns = 0): any buffer serves as the argument */
+    cl_mem sink = F->cfg->use_sink ? armt_weight_at(&ctx->model->w[ARMT_ROLE_SINK], 0, &so) : mem;
+    cl_ulong e_off = eo, m_off = mo, s_off = so, xo = x_off;
     int fi = (int)first;
     ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->ids), ARMT_KA(fi), ARMT_KA(Ls), ARMT_KA(E), ARMT_KA(e_off),
-                        ARMT_KA(mem), ARMT_KA(m_off), ARMT_KA(M), ARMT_KA(ctx->x), ARMT_KA(xo),
-                        ARMT_KA(F->d)));
+                        ARMT_KA(mem), ARMT_KA(m_off), ARMT_KA(M), ARMT_KA(ctx->x), ARMT_KA(xo), ARMT_KA(F->d),
+                        ARMT_KA(sink), ARMT_KA(s_off), ARMT_KA(ns)));
     return armt_op_launch(F, kid, 2, (size_t)F->d, (size_t)st->T, 1, 0);
 }
 
@@ -172,6 +175,11 @@ armt_status armt_op_attention(armt_call *F, const armt_step *st, armt_kernel_id 
     ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->q), ARMT_KA(kbuf), ARMT_KA(vbuf), ARMT_KA(ctx->att),
                         ARMT_KA(Ti), ARMT_KA(F->nh), ARMT_KA(F->nkv), ARMT_KA(scale), ARMT_KA(kv_off),
                         ARMT_KA(Tk), ARMT_KA(q0)));
+    /* WIN_ARGS (cl/attention.cl): a generation tail has no memory rows */
+    const int nmem = st->kcache ? 0 : F->M;
+    const cl_uint wa = aid == ARMT_K_ATTENTION ? 12 : 13;
+    ARMT_TRY(ARMT_KARGS(k, wa, err, ARMT_KA(F->win), ARMT_KA(F->win_first), ARMT_KA(st->s0), ARMT_KA(F->ns),
+                        ARMT_KA(nmem), ARMT_KA(st->s_short), ARMT_KA(st->T_short)));
     if (aid == ARMT_K_ATTENTION) {
         ARMT_CL_TRY(ARMT_ARG(k, 11, skip));
         size_t bq = (size_t)ctx->rt->tune.attn_bq;
@@ -182,6 +190,31 @@ armt_status armt_op_attention(armt_call *F, const armt_step *st, armt_kernel_id 
     ARMT_TRY(ARMT_KARGS(k, 11, err, ARMT_KA(outb), ARMT_KA(skip)));
     size_t warps = (size_t)ctx->model->attn_warps, bq = 16 * warps * (size_t)ctx->model->attn_rt;
     return armt_op_launch(F, aid, 3, (T + bq - 1) / bq * 32 * warps, (size_t)F->nh, G, 32 * warps);
+}
+
+armt_status armt_op_window_gather(armt_call *F, const armt_step *st) {
+    armt_err *err = F->err;
+    armt_ctx *ctx = F->ctx;
+    cl_kernel k = ctx->k[ARMT_K_WINDOW_GATHER];
+    const int kvd = F->nkv * F->hd;
+    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->win_k), ARMT_KA(ctx->win_v), ARMT_KA(ctx->kk),
+                        ARMT_KA(ctx->vv), ARMT_KA(ctx->ck), ARMT_KA(ctx->cv), ARMT_KA(kvd), ARMT_KA(F->win),
+                        ARMT_KA(F->win_first)));
+    ARMT_TRY(set_cell_args(F, k, 9, st));
+    return armt_op_launch(F, ARMT_K_WINDOW_GATHER, 3, (size_t)kvd, (size_t)(F->win + st->T), (size_t)st->G,
+                          0);
+}
+
+armt_status armt_op_window_store(armt_call *F, const armt_step *st) {
+    armt_err *err = F->err;
+    armt_ctx *ctx = F->ctx;
+    cl_kernel k = ctx->k[ARMT_K_WINDOW_STORE];
+    const int kvd = F->nkv * F->hd;
+    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->ck), ARMT_KA(ctx->cv), ARMT_KA(ctx->win_k),
+                        ARMT_KA(ctx->win_v), ARMT_KA(kvd), ARMT_KA(F->win), ARMT_KA(F->win_first),
+                        ARMT_KA(F->ns), ARMT_KA(F->M)));
+    ARMT_TRY(set_cell_args(F, k, 9, st));
+    return armt_op_launch(F, ARMT_K_WINDOW_STORE, 3, (size_t)kvd, (size_t)F->win, (size_t)st->G, 0);
 }
 
 armt_status armt_op_bf16_transpose(armt_call *F, cl_mem src, cl_mem dst, size_t dst_off, int rows, int cols,

@@ -44,13 +44,18 @@ armt_status armt_op_dpfp(armt_call *F, size_t rows);
 armt_status armt_op_rope(armt_call *F, const armt_step *st);
 /* silu(f1) * f2 into f1 over n elements. */
 armt_status armt_op_swiglu(armt_call *F, size_t n);
-/* Token gather + memory tokens of a segment into its residual slot. */
-armt_status armt_op_embed(armt_call *F, const armt_step *st, size_t first, int Ls, int M, size_t x_off);
+/* The sink row (ns = 1), token gather and memory tokens of a segment into its residual slot. */
+armt_status armt_op_embed(armt_call *F, const armt_step *st, size_t first, int Ls, int M, int ns,
+                          size_t x_off);
 /* Attention of the step's cells (kernel aid) from q and the keys/values kbuf/vbuf (element offset kv_off,
  * Tk rows, queries from position q0) into att, or into ctx->abf as bf16 (out_bf16, tensor-core kernels);
  * rows [0, skip) of the last cell are not computed. */
 armt_status armt_op_attention(armt_call *F, const armt_step *st, armt_kernel_id aid, cl_mem kbuf, cl_mem vbuf,
                               cl_ulong kv_off, int Tk, int q0, int skip, int out_bf16);
+/* Sliding window: the keys and values of the step's cells with their layers' windows (ctx->ck, ctx->cv),
+ * and the windows after the step (cl/attention.cl). */
+armt_status armt_op_window_gather(armt_call *F, const armt_step *st);
+armt_status armt_op_window_store(armt_call *F, const armt_step *st);
 /* src (G, rows, cols) fp32 -> dst + dst_off (G, cols, nseg * kseg) bf16 transposed (see memory.cl). */
 armt_status armt_op_bf16_transpose(armt_call *F, cl_mem src, cl_mem dst, size_t dst_off, int rows, int cols,
                                    int l0, int G, int kseg, int nseg, int pat);

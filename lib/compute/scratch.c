@@ -31,7 +31,7 @@ static size_t abf_bytes(const armt_ctx *ctx, size_t cells, size_t rows) {
     return rows_bytes > update_bytes ? rows_bytes : update_bytes;
 }
 
-enum { N_SCRATCH = 20 };
+enum { N_SCRATCH = 22 };
 
 /* Every scratch buffer of ctx and its bytes at capacity k (see the shapes in internal.h). */
 static void scratch_table(armt_ctx *ctx, const scratch_cap *k, cl_mem **bufs, size_t *bytes) {
@@ -63,6 +63,9 @@ static void scratch_table(armt_ctx *ctx, const scratch_cap *k, cl_mem **bufs, si
     const size_t H = (size_t)armt_config_mem_heads(c);
     ROW(wstat, C * M * H * 4 * 4);
     ROW(mbeta, c->gating ? C * M * d * 4 : 4);
+    const size_t win = c->sliding_window ? (size_t)c->segment_size : 0;
+    ROW(ck, win ? C * (win + k->rows) * kvd * 4 : 4);
+    ROW(cv, win ? C * (win + k->rows) * kvd * 4 : 4);
     ROW(rope, k->rope_rows * (size_t)c->head_dim * 4);
     ROW(ids, k->ids * 4);
     ROW(out_rows, k->out_rows * d * 4);

@@ -66,8 +66,8 @@ armt_status armt_step_upload_ids(armt_call *F, size_t first, size_t count) {
     return ARMT_OK;
 }
 
-armt_status armt_step_embed(armt_call *F, const armt_step *st, size_t first, int Ls, int M) {
-    return armt_op_embed(F, st, first, Ls, M, slot_of(st, 0) * (size_t)st->T * (size_t)F->d);
+armt_status armt_step_embed(armt_call *F, const armt_step *st, size_t first, int Ls, int M, int ns) {
+    return armt_op_embed(F, st, first, Ls, M, ns, slot_of(st, 0) * (size_t)st->T * (size_t)F->d);
 }
 
 /* logits (rows x vocab) = out_rows (rows x d) lm_head^T, in the lm_head's precision. */
@@ -106,7 +106,7 @@ armt_status armt_step_emit(armt_call *F, size_t slot, size_t T, size_t first, si
     size_t d = (size_t)F->d, V = (size_t)F->V;
     for (size_t b = r0; b < r1; b += ctx->out_rows_cap) {
         size_t rows = r1 - b < ctx->out_rows_cap ? r1 - b : ctx->out_rows_cap;
-        ARMT_TRY(armt_op_final_norm(F, (slot * T + b) * d, rows));
+        ARMT_TRY(armt_op_final_norm(F, (slot * T + (size_t)F->ns + b) * d, rows));
         if (p->output == ARMT_OUTPUT_HIDDEN) {
             ARMT_CL_TRY(clEnqueueReadBuffer(ctx->queue, ctx->out_rows, CL_FALSE, 0, rows * d * 4,
                                             p->out + (first + b) * d, 0, NULL, NULL));
@@ -204,8 +204,8 @@ static armt_status qkv(armt_call *F, const armt_step *st, int skip, int *fused_r
     const size_t qd = (size_t)F->nh * F->hd, kvd = (size_t)F->nkv * F->hd;
     const int rope = F->abf_src == ctx->h && armt_gemm_rope_fits(ctx, F->hd, F->d);
     /* K and V in bf16 where the GEMMs run the bf16 x bf16 kernel (as RoPE fused implies) and the rows do not
-     * go to a KV cache (that is fp32) */
-    const int kvb = rope && ctx->k[ARMT_K_ATTENTION_MMA_KVBF16] && !st->kcache;
+     * go to a KV cache or a sliding window (those are fp32) */
+    const int kvb = rope && ctx->k[ARMT_K_ATTENTION_MMA_KVBF16] && !st->kcache && !F->win;
     *fused_rope = rope;
     *kv_bf16 = kvb;
     armt_gemm_epi epi = {
@@ -240,7 +240,9 @@ static armt_status qkv(armt_call *F, const armt_step *st, int skip, int *fused_r
 
 /* Attention of the step's cells: on this step's keys and values, or (generation) a KV cache the rows are
  * appended to. Tensor cores where the model's attention program has them (bf16) and float4 loads of K/V are
- * aligned; they also write the o projection's bf16 operand (staged as att). */
+ * aligned; they also write the o projection's bf16 operand (staged as att). With a sliding window the keys
+ * of each cell follow its layer's window (ctx->ck / ctx->cv, or the KV cache's first F->win rows), and the
+ * step's text rows become the windows of its layers after the attention. */
 static armt_status attention(armt_call *F, const armt_step *st, int skip, int kv_bf16) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
@@ -249,20 +251,28 @@ static armt_status attention(armt_call *F, const armt_step *st, int skip, int kv
     cl_ulong kv_off = 0;
     int Tk = st->T, q0 = 0;
     if (st->kcache) {
-        size_t at = (st->cache_off + (size_t)st->pos0 * kvd) * 4, bytes = (size_t)st->T * kvd * 4;
+        size_t at = (st->cache_off + ((size_t)F->win + (size_t)st->pos0) * kvd) * 4,
+               bytes = (size_t)st->T * kvd * 4;
         ARMT_CL_TRY(clEnqueueCopyBuffer(ctx->queue, ctx->kk, st->kcache, 0, at, bytes, 0, NULL, NULL));
         ARMT_CL_TRY(clEnqueueCopyBuffer(ctx->queue, ctx->vv, st->vcache, 0, at, bytes, 0, NULL, NULL));
         kbuf = st->kcache;
         vbuf = st->vcache;
         kv_off = st->cache_off;
         Tk = st->cache_rows;
-        q0 = st->pos0;
+        q0 = F->win + st->pos0;
+    } else if (F->win) {
+        ARMT_TRY(armt_op_window_gather(F, st));
+        kbuf = ctx->ck;
+        vbuf = ctx->cv;
+        Tk = F->win + st->T;
+        q0 = F->win;
     }
     const armt_kernel_id aid = kv_bf16                                           ? ARMT_K_ATTENTION_MMA_KVBF16
                                : ctx->k[ARMT_K_ATTENTION_MMA] && kv_off % 4 == 0 ? ARMT_K_ATTENTION_MMA
                                                                                  : ARMT_K_ATTENTION;
     const int out_bf16 = aid != ARMT_K_ATTENTION && armt_gemm_bf16_operands(ctx);
     ARMT_TRY(armt_op_attention(F, st, aid, kbuf, vbuf, kv_off, Tk, q0, skip, out_bf16));
+    if (F->win && !st->kcache) ARMT_TRY(armt_op_window_store(F, st));
     if (out_bf16) {
         F->abf_src = ctx->att;
         F->abf_buf = ctx->abf;

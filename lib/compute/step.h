@@ -18,6 +18,9 @@ typedef struct armt_call {
     int d, dk, dm, M, hd, nh, nkv, ffn, V;
     int H, dkh, dvh;                  /* memory heads; features and channels per head                */
     int normalized, no_denom, gating; /* the variant's memory math (docs/VARIANTS.md)                */
+    int ns;                           /* sink rows before each segment's tokens (use_sink: 1, else 0) */
+    int win;                          /* sliding window: its rows W = segment_size (0: none)          */
+    int win_first;                    /*   rows the context's window holds at the call's start       */
     size_t *a_off, *b_off, *c_off;    /* (n_layers) each */
     uint8_t *written;                 /* (n_layers) host mirror of ctx->written */
     const armt_forward_params *p;
@@ -36,7 +39,8 @@ typedef struct armt_step {
      * which the memory write reads, and the last token's when its logits are asked for). 0: every row. */
     int skip;
     /* generation only (zero otherwise): rows have positions pos0 + r and keys/values go to a KV cache of
-     * cache_rows rows starting at element cache_off of kcache / vcache */
+     * cache_rows rows starting at element cache_off of kcache / vcache (with a sliding window, the first
+     * F->win of them hold the window, and the row at position p sits at F->win + p) */
     int pos0;
     cl_mem kcache, vcache;
     size_t cache_off;
@@ -67,16 +71,18 @@ size_t armt_mem_update_k(const armt_config *c);
 /* ---- step.c: one step ---- */
 /* Writes ids[first, first + count) of the call to the device ids buffer (blocking). */
 armt_status armt_step_upload_ids(armt_call *F, size_t first, size_t count);
-/* Layer-0 input of a segment into its slot: tokens [first, first + Ls), then M memory tokens. */
-armt_status armt_step_embed(armt_call *F, const armt_step *st, size_t first, int Ls, int M);
+/* Layer-0 input of a segment into its slot: ns sink rows (0 or 1), tokens [first, first + Ls), then M memory
+ * tokens. */
+armt_status armt_step_embed(armt_call *F, const armt_step *st, size_t first, int Ls, int M, int ns);
 /* Memory read of every cell of the step. */
 armt_status armt_step_read(armt_call *F, const armt_step *st);
 /* The decoder layer of every cell of the step. */
 armt_status armt_step_layer(armt_call *F, const armt_step *st);
 /* Memory write of every cell of the step. */
 armt_status armt_step_write(armt_call *F, const armt_step *st);
-/* Output of a segment that has left the last layer: rows [0, Ls) of residual slot `slot` (row stride T),
- * tokens from `first` of the call (final RMSNorm, lm_head for logits, queued copies to the caller). */
+/* Output of a segment that has left the last layer: its token rows [ns, ns + Ls) of residual slot `slot`
+ * (row stride T), tokens from `first` of the call (final RMSNorm, lm_head for logits, queued copies to the
+ * caller). */
 armt_status armt_step_emit(armt_call *F, size_t slot, size_t T, size_t first, size_t Ls);
 /* Logits of one row of the residual stream (element offset x_off), copied to dst (vocab floats). */
 armt_status armt_step_row_logits(armt_call *F, size_t x_off, float *dst);

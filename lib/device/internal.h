@@ -47,6 +47,8 @@ typedef enum armt_kernel_id {
     ARMT_K_ATTENTION_MMA_KVBF16,     /* attention_mma.cl on bf16 K and V (optional)                  */
     ARMT_K_PHI_NORMALIZE,            /* memory.cl     L2-normalised features (amt, armt variants)    */
     ARMT_K_MEM_BLOCK_MASK,           /* memory.cl     zero W_mem's off-head blocks (memory heads)    */
+    ARMT_K_WINDOW_GATHER,            /* attention.cl  sliding window: the keys of a step's cells      */
+    ARMT_K_WINDOW_STORE,             /* attention.cl  sliding window: the window after a step         */
     ARMT_K_COUNT
 } armt_kernel_id;
 
@@ -265,6 +267,12 @@ struct armt_ctx {
     cl_mem w_mem_bf; /* (n_layers, d, d_key) bf16 copy of W_mem^T, bf16 models only: the W operand
                            *   of the read products; derived from w_mem at the start of every forward
                            *   and after every write, never part of the state */
+    /* sliding window (cfg.sliding_window; NULL otherwise), part of the state: the previous segment's text
+     * keys (after RoPE) and values of every layer, right-aligned in W = segment_size rows */
+    cl_mem win_k, win_v;           /* (n_layers, W, nkv*hd): rows W - win_len .. W - 1 hold the keys   */
+    cl_mem win_k_prev, win_v_prev; /* their snapshots (with win_len_prev)                              */
+    size_t win_bytes;              /* of each of the four                                              */
+    int win_len, win_len_prev;     /* cached rows, the same in every layer (0: none, as after reset)   */
 
     /* scratch for `cap_cells` cells of `cap_rows` rows each (grown on demand) */
     size_t cap_cells, cap_rows;
@@ -282,6 +290,8 @@ struct armt_ctx {
     cl_mem vprev;    /* (cap_cells, M, d)         phi(k) W_mem                           */
     cl_mem wstat;    /* (cap_cells, M, H, 4)      den, gamma, beta, written per head     */
     cl_mem mbeta;    /* (cap_cells, M, d)         W_mb products with gating (else tiny)  */
+    cl_mem ck, cv;   /* (cap_cells, W + rows, nkv*hd) sliding window: the keys / values a cell
+                           *   attends to, the window then its own rows (else tiny)              */
     cl_mem rope;     /* (rope_rows, head_dim)     cos | sin halves per position          */
     cl_mem ids;      /* (ids_cap) int             token ids of the current call          */
     cl_mem out_rows; /* (out_rows_cap, d)         final-normed rows                      */

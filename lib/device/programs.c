@@ -53,6 +53,8 @@ static const struct {
     [ARMT_K_ATTENTION_MMA_KVBF16] = {"armt_attention_mma_kvbf16", ARMT_P_ATTENTION, 1},
     [ARMT_K_PHI_NORMALIZE] = {"armt_phi_normalize", ARMT_P_MEMORY},
     [ARMT_K_MEM_BLOCK_MASK] = {"armt_mem_block_mask", ARMT_P_MEMORY},
+    [ARMT_K_WINDOW_GATHER] = {"armt_window_gather", ARMT_P_ATTENTION},
+    [ARMT_K_WINDOW_STORE] = {"armt_window_store", ARMT_P_ATTENTION},
 }; /* (ARMT_P_ATTENTION: the model's attention program, ARMT_P_ATTENTION or ARMT_P_ATTENTION_MMA) */
 
 /* The source files of each program, in build order; tc = 1: tensor-core files, built only with tensor cores

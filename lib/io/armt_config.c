@@ -172,9 +172,22 @@ static armt_status check_variant(const armt_config *c, armt_err *err) {
         ARMT_RETURN_IF(H != 1 || c->gating, B,
                        "config: the armt variant (src/armt.py) has one memory head "
                        "and no gating");
-    ARMT_RETURN_IF(c->use_sink, ARMT_STATUS_UNSUPPORTED, "config: use_sink = true is not implemented yet");
-    ARMT_RETURN_IF(c->sliding_window, ARMT_STATUS_UNSUPPORTED,
-                   "config: sliding_window = true is not implemented yet");
+    ARMT_RETURN_IF(c->use_sink != 0 && c->use_sink != 1, B, "config: use_sink = %d must be 0 or 1",
+                   c->use_sink);
+    ARMT_RETURN_IF(c->sliding_window != 0 && c->sliding_window != 1, B,
+                   "config: sliding_window = %d must be 0 or 1", c->sliding_window);
+    ARMT_RETURN_IF(c->variant == ARMT_VARIANT_PAPER && (c->use_sink || c->sliding_window), B,
+                   "config: use_sink and sliding_window belong to the amt and armt variants, not to the "
+                   "paper's");
+    /* modeling_amt's own sliding window never ran (docs/VARIANTS-reference.md): its 4-D integer mask is
+     * refused by sdpa, and under eager attention it would be added to the scores, masking nothing; what its
+     * code intends differs from src/armt_sw.py (text rows would see the memory rows). Nothing to follow. */
+    ARMT_RETURN_IF(c->sliding_window && c->variant != ARMT_VARIANT_ARMT, ARMT_STATUS_UNSUPPORTED,
+                   "config: sliding_window = true with the %s variant is not supported: the reference's "
+                   "own sliding window (modeling_amt/language_modeling.py) fails to run (sdpa refuses its "
+                   "integer mask, and eager attention would add it to the scores instead of masking), so it "
+                   "defines no result (src/armt_sw.py's, model_type armt_sw, is supported)",
+                   armt_variant_name(c->variant));
     for (int l = c->n_layers; l < ARMT_MAX_WRAP_LAYERS; l++)
         ARMT_RETURN_IF(armt_config_memory_off(c, l), B,
                        "config: wrap_layers turns off layer %d, but the model has %d layers", l, c->n_layers);
