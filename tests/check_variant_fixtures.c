@@ -27,10 +27,12 @@ typedef struct fcase {
 
 /* amt_h4: four heads of 4 projections each make the least well-conditioned memory: the reference's own
  * fp32 run is 8e-4 (relative) from an fp64 evaluation of the same rules (tests/data/variants/README.md), so
- * no fp32 engine can be held to 5e-5 there. */
+ * no fp32 engine can be held to 5e-5 there. amt_all (four heads again, with gating and a sink): the
+ * reference's fp32 W_mem is 4.5e-5 from fp64, the bound itself; ours is 5.8e-5 from the reference's. */
 static const fcase cases[] = {
-    {"armt", 0},      {"armt_nodenom", 0}, {"armt_nocorr", 0}, {"armt_wrap", 0},  {"armt_gqa15", 0},
-    {"amt_h4", 2e-3}, {"amt_gating", 0},   {"amt_nodenom", 0}, {"amt_nocorr", 0},
+    {"armt", 0},         {"armt_nodenom", 0}, {"armt_nocorr", 0}, {"armt_wrap", 0},  {"armt_gqa15", 0},
+    {"amt_h4", 2e-3},    {"amt_gating", 0},   {"amt_nodenom", 0}, {"amt_nocorr", 0}, {"armt_sw", 0},
+    {"armt_sw_sink", 0}, {"amt_sink", 0},     {"amt_all", 2e-4},
 };
 #define N_CASES (int)(sizeof cases / sizeof cases[0])
 
@@ -120,6 +122,7 @@ START_TEST(test_fixture) {
         logits[s] = malloc(nl * sizeof(float));
         logits_of(ctx, s ? ARMT_SCHEDULE_DIAGONAL : ARMT_SCHEDULE_SEQUENTIAL, ids, n, logits[s], nl);
         double dl = max_abs_diff(logits[s], ref_logits, nl);
+        printf("%s (%s): logits max |diff| %.3g", fc->dir, s ? "diagonal" : "sequential", dl);
         ck_assert_msg(dl <= TOL_LOGITS, "%s: logits %.3g from the reference", fc->dir, dl);
         ck_assert_int_eq(armt_ctx_memory_get(ctx, w, z, NULL), ARMT_OK);
         /* the reference's blocks: the layers that have a memory, in order */
@@ -133,6 +136,7 @@ START_TEST(test_fixture) {
         }
         ck_assert_uint_eq(kept * per_w, nw);
         double ew = frob_rel(w, ref_w, nw), ez = ref_z ? frob_rel(z, ref_z, nz) : 0;
+        printf(", W_mem %.3g, z %.3g (relative)\n", ew, ez);
         ck_assert_msg(ew <= tol_state && ez <= tol_state,
                       "%s: memory %.3g / %.3g (relative) from the reference", fc->dir, ew, ez);
     }
@@ -209,11 +213,7 @@ END_TEST
 START_TEST(test_refused) {
     static const struct {
         const char *dir, *key;
-    } refused[] = {{"amt_act", "act_on"},
-                   {"amt_sink", "use_sink"},
-                   {"amt_all", "use_sink"},
-                   {"amt_sw", "sliding_window"},
-                   {"armt_sw", "sliding_window"}};
+    } refused[] = {{"amt_act", "act_on"}, {"amt_sw", "sliding_window"}, {"amt_sw_sink", "sliding_window"}};
     armt_runtime *rt = test_runtime();
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
         char path[4096];
