@@ -4,7 +4,10 @@
  * stand-ins, ARMT_TC_EMULATE, which run the same fragment layouts, masks and online softmax).
  * Cases: partial query blocks and key tiles, GQA and MQA, head dims 16..128, one new row against a KV cache
  * whose unwritten rows hold NaN (they must be masked, never multiplied by a zero weight), every output
- * element written (outputs start as NaN). The whole forward on the tensor-core kernels: check_tensor_cores.c.
+ * element written (outputs start as NaN), and src/armt_sw.py's sliding window (WIN_ARGS of attention.cl:
+ * each cell's window rows before its own, the rows below its cached ones NaN, the sink row, text rows and
+ * memory rows with their own first keys, a short cell, a generation row). The whole forward on the
+ * tensor-core kernels: check_tensor_cores.c.
  */
 #include "config.h"
 
@@ -21,6 +24,9 @@
 
 typedef struct acase {
     int hd, nh, nkv, G, T, Tk, q0, kv_off, warps, rt;
+    /* sliding window (win 0: none): rows cached by the cell of segment 0, segment of cell 0, sink rows,
+     * memory rows, the short cell's segment and rows */
+    int win, win_first, s0, ns, nmem, s_short, T_short;
 } acase;
 
 /* Four programs (each compiled once per test binary from PoCL's kernel cache, the emulated ones in seconds
@@ -28,13 +34,25 @@ typedef struct acase {
  * staged by (emulated) cp.async (heads up to 64) or through registers (128); head dim 16 on 4 warps of one
  * row tile is the emulation's own pick for the tiny model (the program test_tensor_core_forward builds). */
 static const acase cases[] = {
-    {64, 4, 2, 2, 130, 130, 0, 0, 2,
-     1}, /* 5 query blocks (the last partial), 3 key tiles (the last partial) */
-    {64, 4, 1, 1, 200, 200, 0, 0, 2, 1}, /* MQA */
-    {32, 4, 2, 2, 130, 130, 0, 0, 2, 2}, /* two row tiles per warp: 3 query blocks of 64 */
-    {32, 2, 1, 1, 3, 101, 70, 8, 2, 2},  /* 3 new rows against a KV cache at offset 8; rows >= 73 unwritten */
-    {128, 2, 1, 1, 77, 77, 0, 0, 2, 1},  /* the largest head the mma kernel takes (K/V through registers) */
-    {16, 2, 2, 1, 1, 1, 0, 0, 4, 1},     /* one row, one key */
+    /* 5 query blocks (the last partial), 3 key tiles (the last partial) */
+    {64, 4, 2, 2, 130, 130, 0, 0, 2, 1, 0, 0, 0, 0, 0, -1, 0},
+    /* MQA */
+    {64, 4, 1, 1, 200, 200, 0, 0, 2, 1, 0, 0, 0, 0, 0, -1, 0},
+    /* two row tiles per warp: 3 query blocks of 64 */
+    {32, 4, 2, 2, 130, 130, 0, 0, 2, 2, 0, 0, 0, 0, 0, -1, 0},
+    /* 3 new rows against a KV cache at offset 8; rows >= 73 unwritten */
+    {32, 2, 1, 1, 3, 101, 70, 8, 2, 2, 0, 0, 0, 0, 0, -1, 0},
+    /* the largest head the mma kernel takes (K/V through registers) */
+    {128, 2, 1, 1, 77, 77, 0, 0, 2, 1, 0, 0, 0, 0, 0, -1, 0},
+    /* one row, one key */
+    {16, 2, 2, 1, 1, 1, 0, 0, 4, 1, 0, 0, 0, 0, 0, -1, 0},
+    /* sliding window: 3 cells (segments 2, 1, 0) of [sink, 8 text, 4 memory] rows after an 8-row window,
+     * segment 0's holding 5, segment 2's cell short (5 text rows) */
+    {32, 4, 2, 3, 13, 21, 8, 0, 2, 2, 8, 5, 2, 1, 4, 2, 10},
+    /* the cp.async tiles across a 64-row window holding 20 rows in segment 0's cell */
+    {64, 4, 2, 2, 75, 139, 64, 0, 2, 1, 64, 20, 1, 1, 10, -1, 0},
+    /* generation: one row at tail position 40 after a 70-row window of 30 (a KV cache at offset 8) */
+    {64, 4, 1, 1, 1, 160, 110, 8, 2, 1, 70, 30, 0, 1, 0, -1, 0},
 };
 
 static uint64_t rng = 88172645463325252ull;
@@ -45,7 +63,22 @@ static float urand(void) {
     return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
 }
 
-/* out[g, r, h*hd + c] = sum_t softmax_t(q . k_t * scale) v_t over keys t <= q0 + r (and t < Tk) */
+/* Rows cached by cell g with a sliding window. */
+static int cached(const acase *c, int g) { return c->s0 - g == 0 ? c->win_first : c->win; }
+
+/* Key t of cell g seen by the query at key position kp (<= kp): every one without a window; with one, the
+ * cell's own rows (t >= win), and of its cached rows (win - S .. win - 1, index u from the oldest) none for
+ * the sink row, all for a memory row, u >= i for text row i. */
+static int visible(const acase *c, int g, int kp, int t) {
+    if (c->win == 0 || t >= c->win) return 1;
+    int S = cached(c, g), u = t - (c->win - S), p = kp - c->win;
+    int rows = c->s0 - g == c->s_short ? c->T_short : c->T;
+    if (u < 0 || p < c->ns) return 0;
+    if (c->nmem > 0 && p >= rows - c->nmem) return 1;
+    return u >= p - c->ns;
+}
+
+/* out[g, r, h*hd + c] = sum_t softmax_t(q . k_t * scale) v_t over keys t <= q0 + r (and t < Tk) it sees */
 static void reference(const acase *c, const float *q, const float *k, const float *v, double *out) {
     size_t qd = (size_t)c->nh * c->hd, kvd = (size_t)c->nkv * c->hd;
     double scale = 1.0 / sqrt((double)c->hd);
@@ -58,6 +91,8 @@ static void reference(const acase *c, const float *q, const float *k, const floa
                 int last = c->q0 + r < c->Tk - 1 ? c->q0 + r : c->Tk - 1;
                 double mx = -INFINITY, sum = 0;
                 for (int t = 0; t <= last; t++) {
+                    s[t] = -INFINITY;
+                    if (!visible(c, g, c->q0 + r, t)) continue;
                     const float *kr = k + c->kv_off + ((size_t)g * c->Tk + t) * kvd + kvh * c->hd;
                     double d = 0;
                     for (int e = 0; e < c->hd; e++)
@@ -66,12 +101,13 @@ static void reference(const acase *c, const float *q, const float *k, const floa
                     mx = fmax(mx, s[t]);
                 }
                 for (int t = 0; t <= last; t++)
-                    sum += (s[t] = exp(s[t] - mx));
+                    sum += (s[t] = s[t] == -INFINITY ? 0.0 : exp(s[t] - mx));
                 double *o = out + ((size_t)g * c->T + r) * qd + (size_t)h * c->hd;
                 for (int e = 0; e < c->hd; e++) {
                     double a = 0;
                     for (int t = 0; t <= last; t++)
-                        a += s[t] * v[c->kv_off + ((size_t)g * c->Tk + t) * kvd + kvh * c->hd + e];
+                        if (s[t] != 0.0)
+                            a += s[t] * v[c->kv_off + ((size_t)g * c->Tk + t) * kvd + kvh * c->hd + e];
                     o[e] = a / sum;
                 }
             }
@@ -146,8 +182,8 @@ static double run_kernel(armt_runtime *rt, cl_program prog, const acase *c, int 
     }
     if (mma) ck_assert_int_eq(clSetKernelArg(kern, 11, sizeof bob, &bob), CL_SUCCESS);
     ck_assert_int_eq(clSetKernelArg(kern, mma ? 12 : 11, sizeof last_row0, &last_row0), CL_SUCCESS);
-    const int none = 0, no_short = -1; /* WIN_ARGS: no window */
-    const int win_args[7] = {none, none, none, none, none, no_short, none};
+    const int win_args[7] = {c->win,    c->win_first, c->s0, c->ns, c->nmem, c->win ? c->s_short : -1,
+                             c->T_short};
     for (int a = 0; a < 7; a++)
         ck_assert_int_eq(clSetKernelArg(kern, (cl_uint)((mma ? 13 : 12) + a), sizeof(int), &win_args[a]),
                          CL_SUCCESS);
@@ -248,6 +284,13 @@ START_TEST(test_attention_kernels) {
             }
     for (int i = 0; i < c->kv_off; i++)
         k[i] = v[i] = NAN;
+    /* the window's rows below its cached ones are never read either */
+    for (int g = 0; c->win && g < c->G; g++)
+        for (int t = 0; t < c->win - cached(c, g); t++)
+            for (size_t e = 0; e < kvd; e++) {
+                k[c->kv_off + ((size_t)g * c->Tk + t) * kvd + e] = NAN;
+                v[c->kv_off + ((size_t)g * c->Tk + t) * kvd + e] = NAN;
+            }
     reference(c, q, k, v, ref);
     /* one program for the case (attention.cl and attention_mma.cl: the fp32 kernel and the mma ones), with
      * the key tiles of the
@@ -277,9 +320,9 @@ START_TEST(test_attention_kernels) {
     for (size_t i = 0; i < qn; i++)
         differ += memcmp(&o16[i], &okv[i], 4) != 0;
     fprintf(stderr,
-            "attention hd %d nh %d/%d G %d T %d Tk %d q0 %d warps %d x %d rows: fp32 %.3g, mma (%s) %.3g, "
-            "bf16 output %.3g, bf16 K/V %.3g\n",
-            c->hd, c->nh, c->nkv, c->G, c->T, c->Tk, c->q0, c->warps, 16 * c->rt, e32,
+            "attention hd %d nh %d/%d G %d T %d Tk %d q0 %d window %d warps %d x %d rows: fp32 %.3g, mma "
+            "(%s) %.3g, bf16 output %.3g, bf16 K/V %.3g\n",
+            c->hd, c->nh, c->nkv, c->G, c->T, c->Tk, c->q0, c->win, c->warps, 16 * c->rt, e32,
             rt->tune.mma_emulate ? "emulated" : "tensor cores", e16, eb, ekv);
     ck_assert_msg(e32 <= TOL_FP32, "fp32 attention: %.3g", e32);
     ck_assert_msg(e16 <= TOL_MMA, "mma attention: %.3g", e16);

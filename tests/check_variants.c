@@ -1,8 +1,11 @@
 /*
  * check_variants.c - the later ARMT variants (docs/VARIANTS.md) on OpenCL against the double-precision C
  * reference (tests/ref_armt.c, written head by head): L2-normalised features, memory heads, gating,
- * use_denom = false, correction on and off, wrap_layers; both schedules, the memory state in the host layout
- * [layers, H, d_key/H, d/H], diagonal = sequential bit for bit, and state files that refuse another variant.
+ * use_denom = false, correction on and off, wrap_layers, the sink row and src/armt_sw.py's sliding window;
+ * both schedules, the memory state in the host layout [layers, H, d_key/H, d/H], diagonal = sequential bit
+ * for bit (fp32 and bf16), and state files that refuse another variant. The sliding window is state: calls
+ * split anywhere (a partial segment included) continue it, state files carry it, a cancelled call leaves
+ * it, generation attends to it.
  *
  * Models are tiny random ones with a non-zero W_mv (the memory path active).
  */
@@ -26,17 +29,35 @@ typedef struct vcase {
     uint64_t off; /* memory_off bits */
     int wide;     /* 1: hidden 120, 15 query / 5 KV heads of 8 (SmolLM2's ratio) */
     int segment, mem, n;
+    int sink, window; /* use_sink, sliding_window */
+    double tol_state; /* 0: TOL_STATE */
 } vcase;
 
+/* Four memory heads with gating on the wide model: each head's features come from d_mem / 4 = 4 projections,
+ * whose DPFP features are often nearly zero before they are normalised, so W_mem is ill-conditioned: over
+ * seeds the fp32 state of "amt, 4 heads + gating, 15/5 heads" (no sink) reaches 1.0x TOL_STATE from fp64,
+ * and with a sink 1.75x (the reference's own fp32 amt_all is 4.5e-5 from fp64 in Frobenius norm,
+ * tests/data/variants/README.md). The logits stay well within TOL_LOGITS. */
+#define TOL_STATE_H4 5e-4
+
 static const vcase cases[] = {
-    {"armt, defaults", ARMT_VARIANT_ARMT, 1, 0, 0, 1, 0, 0, 8, 4, 36},
-    {"armt, no correction", ARMT_VARIANT_ARMT, 1, 0, 0, 0, 0, 0, 8, 4, 36},
-    {"armt, use_denom false", ARMT_VARIANT_ARMT, 1, 0, 1, 1, 0, 0, 8, 4, 36},
-    {"armt, wrap_layers [1,0,1]", ARMT_VARIANT_ARMT, 1, 0, 0, 1, 0x2, 0, 8, 4, 36},
-    {"amt, 4 heads", ARMT_VARIANT_AMT, 4, 0, 0, 1, 0, 0, 8, 4, 36},
-    {"amt, 2 heads, gating", ARMT_VARIANT_AMT, 2, 1, 0, 1, 0, 0, 8, 4, 36},
-    {"amt, 4 heads, use_denom false", ARMT_VARIANT_AMT, 4, 0, 1, 1, 0, 0, 8, 4, 30},
-    {"amt, 4 heads + gating, 15/5 heads", ARMT_VARIANT_AMT, 4, 1, 0, 1, 0, 1, 8, 4, 41},
+    /* what, variant, heads, gating, no_denom, correction, off, wide, segment, mem, n, sink, window, tol */
+    {"armt, defaults", ARMT_VARIANT_ARMT, 1, 0, 0, 1, 0, 0, 8, 4, 36, 0, 0, 0},
+    {"armt, no correction", ARMT_VARIANT_ARMT, 1, 0, 0, 0, 0, 0, 8, 4, 36, 0, 0, 0},
+    {"armt, use_denom false", ARMT_VARIANT_ARMT, 1, 0, 1, 1, 0, 0, 8, 4, 36, 0, 0, 0},
+    {"armt, wrap_layers [1,0,1]", ARMT_VARIANT_ARMT, 1, 0, 0, 1, 0x2, 0, 8, 4, 36, 0, 0, 0},
+    {"amt, 4 heads", ARMT_VARIANT_AMT, 4, 0, 0, 1, 0, 0, 8, 4, 36, 0, 0, 0},
+    {"amt, 2 heads, gating", ARMT_VARIANT_AMT, 2, 1, 0, 1, 0, 0, 8, 4, 36, 0, 0, 0},
+    {"amt, 4 heads, use_denom false", ARMT_VARIANT_AMT, 4, 0, 1, 1, 0, 0, 8, 4, 30, 0, 0, 0},
+    {"amt, 4 heads + gating, 15/5 heads", ARMT_VARIANT_AMT, 4, 1, 0, 1, 0, 1, 8, 4, 41, 0, 0, TOL_STATE_H4},
+    {"amt, sink", ARMT_VARIANT_AMT, 1, 0, 0, 1, 0, 0, 8, 4, 36, 1, 0, 0},
+    {"amt, 4 heads + gating + sink, 15/5 heads", ARMT_VARIANT_AMT, 4, 1, 0, 1, 0, 1, 8, 4, 41, 1, 0,
+     TOL_STATE_H4},
+    {"armt, sliding window", ARMT_VARIANT_ARMT, 1, 0, 0, 1, 0, 0, 8, 4, 36, 0, 1, 0},
+    {"armt, sliding window + sink", ARMT_VARIANT_ARMT, 1, 0, 0, 1, 0, 0, 8, 4, 36, 1, 1, 0},
+    {"armt, sliding window + sink, wrap_layers [1,0,1], segment 5", ARMT_VARIANT_ARMT, 1, 0, 0, 1, 0x2, 0, 5,
+     3, 23, 1, 1, 0},
+    {"armt, sliding window + sink, 15/5 heads", ARMT_VARIANT_ARMT, 1, 0, 0, 1, 0, 1, 8, 4, 41, 1, 1, 0},
 };
 #define N_CASES (int)(sizeof cases / sizeof cases[0])
 
@@ -64,18 +85,26 @@ static armt_config make_cfg(const vcase *v) {
     c.no_denom = v->no_denom;
     c.correction = v->correction;
     c.memory_off[0] = v->off;
+    c.use_sink = v->sink;
+    c.sliding_window = v->window;
     char why[256];
     ck_assert_msg(armt_config_validate(&c, why, sizeof why) == ARMT_OK, "%s: %s", v->what, why);
     return c;
 }
 
-static armt_model *make_model(armt_runtime *rt, const armt_config *c, uint64_t seed) {
+static armt_model *make_model_prec(armt_runtime *rt, const armt_config *c, uint64_t seed,
+                                   armt_precision prec) {
     armt_model_params p = armt_model_default_params();
     p.seed = seed;
     p.wmv_std = 0.3f;
+    p.precision = prec;
     armt_model *m = NULL;
     ck_assert_msg(armt_model_create_random(rt, c, &p, &m) == ARMT_OK, "create_random: %s", armt_last_error());
     return m;
+}
+
+static armt_model *make_model(armt_runtime *rt, const armt_config *c, uint64_t seed) {
+    return make_model_prec(rt, c, seed, ARMT_PRECISION_FP32);
 }
 
 static void run(armt_ctx *ctx, armt_schedule sch, const int32_t *ids, size_t n, float *dst, size_t count) {
@@ -154,8 +183,10 @@ START_TEST(test_vs_reference) {
         for (size_t i = 0; i < nw; i++)
             wmax = fmax(wmax, fabs(w[sch][i]));
         ck_assert_msg(wmax > 1e-3, "%s: W_mem stayed (near) zero: the memory path is inert", v->what);
-        double vw = violation(w[sch], rw, nw, nw, TOL_STATE),
-               vz = violation(z[sch], rs->z, nz, nz, TOL_STATE);
+        const double tol_state = v->tol_state > 0 ? v->tol_state : TOL_STATE;
+        double vw = violation(w[sch], rw, nw, nw, tol_state),
+               vz = violation(z[sch], rs->z, nz, nz, tol_state);
+        fprintf(stderr, "%s, %s: logits %.3g, W %.3g, z %.3g x tolerance\n", v->what, name, vl, vw, vz);
         ck_assert_msg(vw <= 1.0 && vz <= 1.0, "%s, %s: memory state off (W %.3g, z %.3g x tolerance)",
                       v->what, name, vw, vz);
     }
@@ -277,6 +308,182 @@ START_TEST(test_heads_state_roundtrip) {
 }
 END_TEST
 
+/* The index of the case named what. */
+static int case_named(const char *what) {
+    for (int i = 0; i < N_CASES; i++)
+        if (strcmp(cases[i].what, what) == 0) return i;
+    ck_abort_msg("no case '%s'", what);
+    return -1;
+}
+
+/* The case with a sink and a sliding window. */
+static int window_case(void) { return case_named("armt, sliding window + sink"); }
+
+typedef struct cancel_at {
+    uint64_t at;
+} cancel_at;
+
+static int cancel_cb(uint64_t done, uint64_t total, void *user) {
+    (void)total;
+    return done >= ((cancel_at *)user)->at;
+}
+
+/* The sliding window is part of the state: two calls split inside a segment (12 = 8 + a partial 4, then 24)
+ * equal the reference run the same way (its window keeps the last 8 text rows: 4 of each); a state file
+ * carries it to another context bit for bit; a cancelled call leaves it; armt_ctx_memory_set empties it
+ * (the reference with the same W_mem and no window). */
+START_TEST(test_window_state) {
+    const int ci = window_case();
+    const vcase *v = &cases[ci];
+    armt_runtime *rt = test_runtime();
+    armt_config c = make_cfg(v);
+    armt_model *m = make_model(rt, &c, 600);
+    test_host_model *h = test_host_model_read(m);
+    const size_t V = (size_t)c.vocab_size, n1 = 12, n2 = 24;
+    int32_t ids[36];
+    test_random_ids(ids, 36, c.vocab_size, 71);
+    double *ref = malloc(n2 * V * sizeof *ref);
+    ref_state *rs = ref_state_new(&c);
+    ck_assert_int_eq(ref_armt_forward(&h->ref, rs, ids, n1, NULL, NULL), 0);
+    ck_assert_int_eq(rs->win_len, 8);
+    /* the same W_mem without the window: what armt_ctx_memory_set gives */
+    ref_state *rs0 = ref_state_new(&c);
+    memcpy(rs0->w_mem, rs->w_mem,
+           (size_t)c.n_layers * armt_config_d_key(&c) * c.hidden_size * sizeof(double));
+    memcpy(rs0->z, rs->z, (size_t)c.n_layers * armt_config_d_key(&c) * sizeof(double));
+    memcpy(rs0->written, rs->written, (size_t)c.n_layers);
+    double *ref0 = malloc(n2 * V * sizeof *ref0);
+    ck_assert_int_eq(ref_armt_forward(&h->ref, rs0, ids + n1, n2, ref0, NULL), 0);
+    ck_assert_int_eq(ref_armt_forward(&h->ref, rs, ids + n1, n2, ref, NULL), 0);
+
+    armt_ctx *a = NULL, *b = NULL;
+    ck_assert_int_eq(armt_ctx_create(m, NULL, &a), ARMT_OK);
+    ck_assert_int_eq(armt_ctx_create(m, NULL, &b), ARMT_OK);
+    float *la = malloc(n2 * V * 4), *lb = malloc(n2 * V * 4);
+    run(a, ARMT_SCHEDULE_SEQUENTIAL, ids, n1, NULL, 0);
+    char path[] = "/tmp/armt-window-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_msg(armt_ctx_memory_save(a, path) == ARMT_OK, "%s", armt_ctx_last_error(a));
+    /* a cancelled call changes nothing */
+    cancel_at at = {2};
+    armt_forward_params fp = armt_forward_default_params();
+    fp.progress = cancel_cb;
+    fp.progress_user_data = &at;
+    ck_assert_int_eq(armt_forward(a, ids + n1, n2, &fp), ARMT_STATUS_CANCELLED);
+    run(a, ARMT_SCHEDULE_DIAGONAL, ids + n1, n2, la, n2 * V);
+    double vl = violation(la, ref, n2 * V, V, TOL_LOGITS);
+    ck_assert_msg(vl <= 1.0, "window across calls: logits off by %.3g x the tolerance", vl);
+    /* the state file: the same bits in another context */
+    ck_assert_msg(armt_ctx_memory_load(b, path) == ARMT_OK, "%s", armt_ctx_last_error(b));
+    remove(path);
+    run(b, ARMT_SCHEDULE_SEQUENTIAL, ids + n1, n2, lb, n2 * V);
+    ck_assert_msg(memcmp(la, lb, n2 * V * 4) == 0, "a state file loses the window");
+    /* memory_set: W_mem, z and the flags, the window empty */
+    ck_assert_int_eq(armt_ctx_reset(a), ARMT_OK);
+    run(a, ARMT_SCHEDULE_DIAGONAL, ids, n1, NULL, 0);
+    size_t nw = armt_ctx_memory_w_count(a), nz = armt_ctx_memory_z_count(a);
+    float *w = malloc(nw * 4), *z = malloc(nz * 4);
+    uint8_t wr[8];
+    ck_assert_int_eq(armt_ctx_memory_get(a, w, z, wr), ARMT_OK);
+    ck_assert_int_eq(armt_ctx_memory_set(b, w, z, wr), ARMT_OK);
+    run(b, ARMT_SCHEDULE_DIAGONAL, ids + n1, n2, lb, n2 * V);
+    vl = violation(lb, ref0, n2 * V, V, TOL_LOGITS);
+    ck_assert_msg(vl <= 1.0, "memory_set: logits off the windowless reference by %.3g x the tolerance", vl);
+    ck_assert_msg(memcmp(la, lb, n2 * V * 4) != 0, "memory_set kept the window");
+    free(w);
+    free(z);
+    free(la);
+    free(lb);
+    free(ref);
+    free(ref0);
+    ref_state_free(rs);
+    ref_state_free(rs0);
+    armt_ctx_free(a);
+    armt_ctx_free(b);
+    test_host_model_free(h);
+    armt_model_free(m);
+    armt_runtime_free(rt);
+}
+END_TEST
+
+/* Greedy generation with a sink (and a sliding window: the tail attends to the window the prompt's earlier
+ * segments left, and runs past the segment length, where its later rows see none of it) equals the
+ * reference's greedy decoding; the context's state is the prompt's earlier segments'. */
+START_TEST(test_sink_window_generate) {
+    const int ci = _i ? window_case() : case_named("amt, sink");
+    const vcase *v = &cases[ci];
+    ck_assert(v->sink);
+    armt_runtime *rt = test_runtime();
+    armt_config c = make_cfg(v);
+    armt_model *m = make_model(rt, &c, 700 + (uint64_t)_i);
+    test_host_model *h = test_host_model_read(m);
+    int32_t prompt[19], out[10], want[10];
+    test_random_ids(prompt, 19, c.vocab_size, 90 + (uint64_t)_i);
+    ref_state *rs = ref_state_new(&c);
+    double margin[10];
+    int nref = ref_armt_generate_greedy_margins(&h->ref, rs, prompt, 19, 10, -1, want, margin);
+    ck_assert_int_eq(nref, 10);
+    armt_ctx *ctx = NULL;
+    ck_assert_int_eq(armt_ctx_create(m, NULL, &ctx), ARMT_OK);
+    for (int sch = 0; sch < 2; sch++) {
+        armt_generate_params gp = armt_generate_default_params();
+        gp.schedule = sch ? ARMT_SCHEDULE_DIAGONAL : ARMT_SCHEDULE_SEQUENTIAL;
+        gp.max_new_tokens = 10;
+        ck_assert_int_eq(armt_ctx_reset(ctx), ARMT_OK);
+        ck_assert_msg(armt_generate(ctx, prompt, 19, &gp, out, 10, NULL) == ARMT_OK, "%s",
+                      armt_ctx_last_error(ctx));
+        /* equal up to the first token the reference itself nearly ties */
+        for (int k = 0; k < 10 && margin[k] > 1e-4; k++)
+            ck_assert_msg(out[k] == want[k], "%s: token %d is %d, the reference's %d", v->what, k, out[k],
+                          want[k]);
+    }
+    ref_state_free(rs);
+    armt_ctx_free(ctx);
+    test_host_model_free(h);
+    armt_model_free(m);
+    armt_runtime_free(rt);
+}
+END_TEST
+
+/* bf16 weights with a sink and a sliding window: diagonal = sequential bit for bit, and within bf16
+ * rounding of the fp64 reference. */
+START_TEST(test_sink_window_bf16) {
+    const vcase *v = &cases[window_case()];
+    armt_runtime *rt = test_runtime();
+    armt_config c = make_cfg(v);
+    armt_model *m = make_model_prec(rt, &c, 800, ARMT_PRECISION_BF16);
+    test_host_model *h = test_host_model_read(m); /* the bf16 values, widened */
+    const size_t n = (size_t)v->n, V = (size_t)c.vocab_size;
+    int32_t *ids = malloc(n * sizeof *ids);
+    test_random_ids(ids, n, c.vocab_size, 81);
+    double *ref = malloc(n * V * sizeof *ref);
+    ref_state *rs = ref_state_new(&c);
+    ck_assert_int_eq(ref_armt_forward(&h->ref, rs, ids, n, ref, NULL), 0);
+    armt_ctx *ctx = NULL;
+    ck_assert_int_eq(armt_ctx_create(m, NULL, &ctx), ARMT_OK);
+    float *l[2];
+    for (int sch = 0; sch < 2; sch++) {
+        l[sch] = malloc(n * V * 4);
+        ck_assert_int_eq(armt_ctx_reset(ctx), ARMT_OK);
+        run(ctx, sch ? ARMT_SCHEDULE_DIAGONAL : ARMT_SCHEDULE_SEQUENTIAL, ids, n, l[sch], n * V);
+        double vl = violation(l[sch], ref, n * V, V, 2e-2);
+        ck_assert_msg(vl <= 1.0, "bf16: logits off by %.3g x 2e-2", vl);
+    }
+    ck_assert_msg(memcmp(l[0], l[1], n * V * 4) == 0, "bf16: diagonal != sequential");
+    free(l[0]);
+    free(l[1]);
+    free(ref);
+    free(ids);
+    ref_state_free(rs);
+    armt_ctx_free(ctx);
+    test_host_model_free(h);
+    armt_model_free(m);
+    armt_runtime_free(rt);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("variants");
     TCase *tc = test_tcase(s, "reference", 60);
@@ -284,6 +491,9 @@ static Suite *suite(void) {
     tc = test_tcase(s, "state", 30);
     tcase_add_test(tc, test_variant_matters);
     tcase_add_test(tc, test_heads_state_roundtrip);
+    tcase_add_test(tc, test_window_state);
+    tcase_add_loop_test(tc, test_sink_window_generate, 0, 2);
+    tcase_add_test(tc, test_sink_window_bf16);
     return s;
 }
 

@@ -72,6 +72,7 @@ void ref_model_set_stacked(ref_model *m, const armt_config *cfg,
     m->lm_head = role_bufs[ARMT_ROLE_LM_HEAD];
     m->norm_final = role_bufs[ARMT_ROLE_NORM_FINAL];
     m->mem = role_bufs[ARMT_ROLE_MEM];
+    m->sink = cfg->use_sink ? role_bufs[ARMT_ROLE_SINK] : NULL;
 }
 
 ref_state *ref_state_new(const armt_config *cfg) {
@@ -88,6 +89,17 @@ ref_state *ref_state_new(const armt_config *cfg) {
         ref_state_free(s);
         return NULL;
     }
+    if (cfg->sliding_window) {
+        s->win_rows = cfg->segment_size;
+        s->win_width = cfg->n_kv_heads * cfg->head_dim;
+        size_t nx = (size_t)s->n_layers * (size_t)s->win_rows * (size_t)s->win_width;
+        s->win_k = calloc(nx, sizeof(double));
+        s->win_v = calloc(nx, sizeof(double));
+        if (!s->win_k || !s->win_v) {
+            ref_state_free(s);
+            return NULL;
+        }
+    }
     return s;
 }
 
@@ -96,6 +108,8 @@ void ref_state_free(ref_state *s) {
     free(s->w_mem);
     free(s->z);
     free(s->written);
+    free(s->win_k);
+    free(s->win_v);
     free(s);
 }
 
@@ -103,6 +117,7 @@ void ref_state_reset(ref_state *s) {
     memset(s->w_mem, 0, (size_t)s->n_layers * s->d_key * s->d * sizeof(double));
     memset(s->z, 0, (size_t)s->n_layers * s->d_key * sizeof(double));
     memset(s->written, 0, (size_t)s->n_layers);
+    s->win_len = 0;
 }
 
 /* ------------------------------------------------------------------------------------------------- */
@@ -202,6 +217,84 @@ int ref_attention(const double *q, const double *k, const double *v, int T, int 
     }
     free(p);
     return 0;
+}
+
+/* The sliding window of src/armt_sw.py (docs/VARIANTS-reference.md) over one segment block of T rows
+ * [ns sink rows, text rows, nmem memory rows] at positions 0..T-1: row t sees the block's rows 0..t and,
+ * of the S cached rows kc, vc [S, n_kv_heads * head_dim] (the previous segment's text rows, oldest first,
+ * keys rotated at their own positions), none for a sink row, all for a memory row, and for text row
+ * i = t - ns the cached rows c >= i (the reference's triu mask). With S = 0 this is ref_attention. */
+typedef struct ref_window {
+    const double *kc, *vc;
+    int S, ns, nmem;
+} ref_window;
+
+static int cached_visible(const ref_window *w, int T, int t, int c) {
+    if (t < w->ns) return 0;
+    if (t >= T - w->nmem) return 1;
+    return c >= t - w->ns;
+}
+
+static int window_attention(const double *q, const double *k, const double *v, int T, const ref_window *w,
+                            int n_heads, int n_kv_heads, int head_dim, double *out) {
+    int group = n_heads / n_kv_heads, S = w->S;
+    size_t qs = (size_t)n_heads * head_dim, kvs = (size_t)n_kv_heads * head_dim;
+    double scale = 1.0 / sqrt((double)head_dim);
+    double *p = malloc((size_t)(S + T > 0 ? S + T : 1) * sizeof(double));
+    if (!p) return -2;
+    for (int h = 0; h < n_heads; h++) {
+        int kh = h / group;
+        for (int t = 0; t < T; t++) {
+            const double *qt = q + t * qs + (size_t)h * head_dim;
+            /* keys u < S: cached row u; u >= S: the block's row u - S */
+            double mx = -INFINITY;
+            for (int u = 0; u < S + t + 1; u++) {
+                p[u] = -INFINITY;
+                if (u < S && !cached_visible(w, T, t, u)) continue;
+                const double *ku = u < S ? w->kc + u * kvs : k + (u - S) * kvs;
+                double sdot = 0.0;
+                for (int i = 0; i < head_dim; i++)
+                    sdot += qt[i] * ku[(size_t)kh * head_dim + i];
+                p[u] = sdot * scale;
+                if (p[u] > mx) mx = p[u];
+            }
+            double sum = 0.0;
+            for (int u = 0; u < S + t + 1; u++) {
+                p[u] = p[u] == -INFINITY ? 0.0 : exp(p[u] - mx);
+                sum += p[u];
+            }
+            double *ot = out + t * qs + (size_t)h * head_dim;
+            for (int i = 0; i < head_dim; i++)
+                ot[i] = 0.0;
+            for (int u = 0; u < S + t + 1; u++) {
+                if (p[u] == 0.0) continue;
+                const double *vu = (u < S ? w->vc + u * kvs : v + (u - S) * kvs) + (size_t)kh * head_dim;
+                for (int i = 0; i < head_dim; i++)
+                    ot[i] += p[u] / sum * vu[i];
+            }
+        }
+    }
+    free(p);
+    return 0;
+}
+
+/* The window of layer l after a block whose text rows are k, v [n, width]: the last win_rows of its
+ * `held` rows and these, oldest first. Returns the rows it now holds. */
+static int window_push(ref_state *st, int l, int held, const double *k, const double *v, int n) {
+    const size_t W = (size_t)st->win_rows, width = (size_t)st->win_width;
+    double *wk = st->win_k + (size_t)l * W * width, *wv = st->win_v + (size_t)l * W * width;
+    int total = held + n, keep = total < (int)W ? total : (int)W, drop = total - keep;
+    /* rows drop .. held - 1 of the old window move to the front, then the new rows from max(0, drop - held) */
+    if (drop < held) {
+        memmove(wk, wk + (size_t)drop * width, (size_t)(held - drop) * width * sizeof(double));
+        memmove(wv, wv + (size_t)drop * width, (size_t)(held - drop) * width * sizeof(double));
+    }
+    int kept_old = drop < held ? held - drop : 0, first_new = drop > held ? drop - held : 0;
+    memcpy(wk + (size_t)kept_old * width, k + (size_t)first_new * width,
+           (size_t)(n - first_new) * width * sizeof(double));
+    memcpy(wv + (size_t)kept_old * width, v + (size_t)first_new * width,
+           (size_t)(n - first_new) * width * sizeof(double));
+    return keep;
 }
 
 /* The variants (docs/VARIANTS.md), written head by head: head h reads and writes only its own block of
@@ -404,8 +497,9 @@ static int ws_alloc(ws *w, const armt_config *c, size_t Tmax) {
     return 0;
 }
 
-/* One LLaMA decoder layer (docs/MATH.md §4.1), in place on X [T, d], positions 0..T-1. */
-static int decoder_layer(const ref_model *m, int l, double *X, int T, ws *w) {
+/* One LLaMA decoder layer (docs/MATH.md §4.1), in place on X [T, d], positions 0..T-1; causal attention, or
+ * with a sliding window (win not NULL). The rotated keys and the values stay in w->k, w->v. */
+static int decoder_layer(const ref_model *m, int l, double *X, int T, ws *w, const ref_window *win) {
     const armt_config *c = &m->cfg;
     int d = c->hidden_size, hd = c->head_dim, nh = c->n_heads, nkv = c->n_kv_heads;
     int qd = nh * hd, kvd = nkv * hd, f = c->intermediate_size;
@@ -418,7 +512,9 @@ static int decoder_layer(const ref_model *m, int l, double *X, int T, ws *w) {
     linear(w->h, T, d, m->w[ARMT_ROLE_WV][l], kvd, w->v);
     ref_rope(w->q, T, nh, hd, w->inv_freq);
     ref_rope(w->k, T, nkv, hd, w->inv_freq);
-    if (ref_attention(w->q, w->k, w->v, T, nh, nkv, hd, w->a) != 0) return -2;
+    if ((win ? window_attention(w->q, w->k, w->v, T, win, nh, nkv, hd, w->a)
+             : ref_attention(w->q, w->k, w->v, T, nh, nkv, hd, w->a)) != 0)
+        return -2;
     linear(w->a, T, qd, m->w[ARMT_ROLE_WO][l], d, w->tmp);
     for (size_t i = 0; i < (size_t)T * d; i++)
         X[i] += w->tmp[i];
@@ -459,6 +555,7 @@ static int check_model(const ref_model *m, int need_armt) {
     if (need_armt) {
         if (c->segment_size <= 0 || c->num_mem_tokens < 0 || c->d_mem <= 0) return -1;
         if (c->num_mem_tokens > 0 && !m->mem) return -1;
+        if (c->use_sink && !m->sink) return -1;
     }
     return 0;
 }
@@ -485,8 +582,9 @@ int ref_armt_forward(const ref_model *m, ref_state *st, const int32_t *ids, size
     if (n == 0) return 0;
     if (check_ids(c, ids, n) != 0) return -1;
 
-    int d = c->hidden_size, L = c->segment_size, M = c->num_mem_tokens;
-    size_t Tmax = (size_t)L + M;
+    int d = c->hidden_size, L = c->segment_size, M = c->num_mem_tokens, ns = c->use_sink ? 1 : 0;
+    int kvd = c->n_kv_heads * c->head_dim;
+    size_t Tmax = (size_t)ns + L + M;
     ws w;
     if (ws_alloc(&w, c, Tmax) != 0) return -2;
     double *X = malloc(Tmax * d * sizeof(double));
@@ -497,45 +595,66 @@ int ref_armt_forward(const ref_model *m, ref_state *st, const int32_t *ids, size
     int rc = 0;
     for (size_t s0 = 0; s0 < n && rc == 0; s0 += (size_t)L) {
         int Ls = (int)((n - s0) < (size_t)L ? (n - s0) : (size_t)L);
-        int T = Ls + M;
-        /* X0 = concat(E[ids_s], MEM) */
-        embed_rows(m, ids + s0, (size_t)Ls, X);
+        int T = ns + Ls + M, held = st->win_len;
+        /* X0 = concat(SINK, E[ids_s], MEM) */
+        for (int i = 0; i < ns * d; i++)
+            X[i] = (double)m->sink[i];
+        embed_rows(m, ids + s0, (size_t)Ls, X + (size_t)ns * d);
         for (size_t i = 0; i < (size_t)M * d; i++)
-            X[(size_t)Ls * d + i] = (double)m->mem[i];
+            X[(size_t)(ns + Ls) * d + i] = (double)m->mem[i];
         for (int l = 0; l < c->n_layers && rc == 0; l++) {
             if (st->written[l]) rc = ref_mem_read(m, st, l, X, T); /* read on all T rows (skipped on s=0) */
-            if (rc == 0) rc = decoder_layer(m, l, X, T, &w);
-            if (rc == 0) rc = ref_mem_write(m, st, l, X + (size_t)Ls * d, M); /* layer output, memory rows */
+            ref_window win = {NULL, NULL, held, ns, M};
+            if (c->sliding_window) {
+                const size_t wo = (size_t)l * (size_t)st->win_rows * (size_t)st->win_width;
+                win.kc = st->win_k + wo;
+                win.vc = st->win_v + wo;
+            }
+            if (rc == 0) rc = decoder_layer(m, l, X, T, &w, c->sliding_window ? &win : NULL);
+            if (rc == 0 && c->sliding_window) /* this block's text rows join the window */
+                st->win_len = window_push(st, l, held, w.k + (size_t)ns * kvd, w.v + (size_t)ns * kvd, Ls);
+            if (rc == 0) rc = ref_mem_write(m, st, l, X + (size_t)(ns + Ls) * d, M); /* memory rows' output */
         }
         if (rc == 0)
-            head(m, X, Ls, w.h, logits ? logits + s0 * c->vocab_size : NULL, hidden ? hidden + s0 * d : NULL);
+            head(m, X + (size_t)ns * d, Ls, w.h, logits ? logits + s0 * c->vocab_size : NULL,
+                 hidden ? hidden + s0 * d : NULL);
     }
     free(X);
     ws_free(&w);
     return rc;
 }
 
-/* ids[0..n) as one block of rows at positions 0..n-1, no memory tokens, no writes; with a state, each layer
- * that has written reads the memory on every row first (the generation tail, docs/MATH.md §3.6);
- * without one, the plain LLaMA. No argument checks. */
+/* ids[0..n) as one block of rows, no memory tokens, no writes; with a state, the sink row first (use_sink,
+ * position 0, the tokens from 1), each layer that has written reads the memory on every row first, and a
+ * sliding window attends to the state's window (the generation tail, docs/MATH.md §3.6); without one, the
+ * plain LLaMA at positions 0..n-1. Outputs: the token rows. No argument checks. */
 static int rows_forward(const ref_model *m, const ref_state *st, const int32_t *ids, size_t n, double *logits,
                         double *hidden) {
     const armt_config *c = &m->cfg;
-    int d = c->hidden_size, T = (int)n;
+    const int ns = st && c->use_sink ? 1 : 0;
+    int d = c->hidden_size, T = (int)n + ns;
     ws w;
-    if (ws_alloc(&w, c, n) != 0) return -2;
-    double *X = malloc(n * d * sizeof(double));
+    if (ws_alloc(&w, c, (size_t)T) != 0) return -2;
+    double *X = malloc((size_t)T * d * sizeof(double));
     if (!X) {
         ws_free(&w);
         return -2;
     }
     int rc = 0;
-    embed_rows(m, ids, n, X); /* no memory tokens: AssociativeMemoryCell.generate drops them */
+    for (int i = 0; i < ns * d; i++)
+        X[i] = (double)m->sink[i];
+    embed_rows(m, ids, n,
+               X + (size_t)ns * d); /* no memory tokens: AssociativeMemoryCell.generate drops them */
     for (int l = 0; l < c->n_layers && rc == 0; l++) {
         if (st && st->written[l]) rc = ref_mem_read(m, st, l, X, T); /* generate_mode: read, never write */
-        if (rc == 0) rc = decoder_layer(m, l, X, T, &w);
+        ref_window win = {NULL, NULL, 0, ns, 0};
+        if (st && c->sliding_window) {
+            const size_t wo = (size_t)l * (size_t)st->win_rows * (size_t)st->win_width;
+            win = (ref_window){st->win_k + wo, st->win_v + wo, st->win_len, ns, 0};
+        }
+        if (rc == 0) rc = decoder_layer(m, l, X, T, &w, st && c->sliding_window ? &win : NULL);
     }
-    if (rc == 0) head(m, X, T, w.h, logits, hidden);
+    if (rc == 0) head(m, X + (size_t)ns * d, (int)n, w.h, logits, hidden);
     free(X);
     ws_free(&w);
     return rc;

@@ -35,6 +35,7 @@ typedef struct ref_model {
     const float *lm_head;    /* (vocab, d); NULL => tied: the embedding is used as lm_head   */
     const float *norm_final; /* (d)                                                          */
     const float *mem;        /* (M, d) memory-token embeddings, the same for every segment   */
+    const float *sink;       /* (1, d) the sink row (use_sink), else NULL                    */
 } ref_model;
 
 /* Associative memory state of all layers (docs/MATH.md §3.1), double precision.
@@ -45,6 +46,10 @@ typedef struct ref_state {
     double *z;              /* [n_layers, d_key]     */
     unsigned char *written; /* [n_layers]            */
     int n_layers, d_key, d;
+    /* sliding window (cfg.sliding_window; NULL otherwise): per layer the previous segments' last text rows,
+     * keys after RoPE and values, oldest first, win_len of win_rows (= segment_size) held */
+    double *win_k, *win_v; /* [n_layers, win_rows, win_width] */
+    int win_rows, win_width, win_len;
 } ref_state;
 
 /* Points m->w[r][l] at role_bufs[r] + l * numel(r) for the per-layer roles and sets the global pointers
@@ -58,7 +63,9 @@ void ref_state_free(ref_state *s); /* accepts NULL */
 void ref_state_reset(ref_state *s);
 
 /* ARMT forward over ids[0..n). The ids are cut into segments of cfg.segment_size tokens starting at
- * ids[0] (the last may be shorter); each segment is X0 = concat(E[ids_s], MEM), positions 0..T_s-1;
+ * ids[0] (the last may be shorter); each segment is X0 = concat(SINK (use_sink), E[ids_s], MEM), positions
+ * 0..T_s-1; with a sliding window each layer's attention also sees the state's window (src/armt_sw.py), which
+ * then keeps the last segment_size text rows;
  * segments run in the sequential order of docs/MATH.md §6 and update *st, which persists across calls (so a
  * call split at a segment boundary equals one call; a split elsewhere changes the segmentation).
  * Outputs (either may be NULL), token rows only:
@@ -74,7 +81,8 @@ int ref_llama_forward(const ref_model *m, const int32_t *ids, size_t n, double *
 
 /* ---- generation (docs/MATH.md §3.6) ------------------------------------------------------------------ */
 
-/* Generation tail (docs/MATH.md §3.6): ids[0..n) run WITHOUT memory tokens, positions 0..n-1, each layer
+/* Generation tail (docs/MATH.md §3.6): ids[0..n) run WITHOUT memory tokens (after the sink row with
+ * use_sink), positions 0..n-1 (1..n after a sink), attending to the window with a sliding window, each layer
  * applies the memory read to every row when that layer has written (st->written[l]), and nothing is written
  * (state unchanged). logits [n, vocab] of every row (final norm + lm_head); NULL computes nothing useful
  * but still validates. There is no segmentation: n may exceed segment_size (the generated tokens extend the
