@@ -277,6 +277,8 @@ int cli_common_option(cli_common *c, int opt, const char *arg) {
         return cli_parse_choice("--variant", arg, names, values, 3, &c->variant) == 0 ? 1 : -1;
     }
     case CLI_OPT_MEM_HEADS: return cli_parse_int("--mem-heads", arg, 1, 1 << 16, &c->mem_heads) == 0 ? 1 : -1;
+    case CLI_OPT_SINK: c->sink = 1; return 1;
+    case CLI_OPT_SLIDING_WINDOW: c->sliding_window = 1; return 1;
     default: return 0;
     }
 }
@@ -314,9 +316,9 @@ int cli_common_finish(cli_common *c, const char *default_preset) {
         fprintf(stderr, ")\n");
         return -1;
     }
-    if (c->model_path && (c->variant >= 0 || c->mem_heads > 0)) {
-        cli_error("--variant and --mem-heads shape a preset's random model; a checkpoint's config.json says "
-                  "its own");
+    if (c->model_path && (c->variant >= 0 || c->mem_heads > 0 || c->sink || c->sliding_window)) {
+        cli_error("--variant, --mem-heads, --sink and --sliding-window shape a preset's random model; a "
+                  "checkpoint's config.json says its own");
         return -1;
     }
     if (c->preset && c->base_model) {
@@ -351,6 +353,10 @@ void cli_common_help(FILE *out, int seed_also_ids) {
         "                         smollm2-360m-armt), amt (modeling_amt) or armt (src/armt.py); see\n"
         "                         docs/VARIANTS.md\n"
         "      --mem-heads H      with --preset and --variant amt: H associative memory heads\n"
+        "      --sink             with --preset and --variant amt or armt: a learned sink row before every\n"
+        "                         segment's tokens (use_sink)\n"
+        "      --sliding-window   with --preset and --variant armt: src/armt_sw.py's sliding window (the\n"
+        "                         text rows also attend to the previous segment's; model_type armt_sw)\n"
         "\n"
         "Device:\n"
         "      --platform P       OpenCL platform: index or case-insensitive name substring\n"
@@ -488,6 +494,8 @@ int cli_open_model_ex(const cli_common *c, armt_runtime *rt, int min_vocab, armt
         }
         if (st == ARMT_OK && c->variant >= 0) cfg.variant = (armt_variant)c->variant;
         if (st == ARMT_OK && c->mem_heads > 0) cfg.mem_heads = c->mem_heads;
+        if (st == ARMT_OK && c->sink) cfg.use_sink = 1;
+        if (st == ARMT_OK && c->sliding_window) cfg.sliding_window = 1;
         if (st == ARMT_OK) st = armt_model_create_random(rt, &cfg, &mp, model);
     }
     if (st != ARMT_OK) {

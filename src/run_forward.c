@@ -192,6 +192,8 @@ int run_forward(const run_opts *o, armt_ctx *ctx, const armt_device_info *dev) {
     if (cfg->mem_heads > 1) printf(", %d memory heads", cfg->mem_heads);
     if (cfg->gating) printf(", gating");
     if (cfg->no_denom) printf(", no denominator");
+    if (cfg->use_sink) printf(", sink");
+    if (cfg->sliding_window) printf(", sliding window");
     int no_mem = cfg->n_layers - armt_config_memory_layers(cfg);
     if (no_mem) printf(", %d layer%s without memory", no_mem, no_mem == 1 ? "" : "s");
     printf("\n");
