@@ -340,7 +340,10 @@ ARMT_API const char *armt_ctx_last_error(const armt_ctx *ctx);
 ARMT_API armt_model *armt_ctx_model(const armt_ctx *ctx);
 
 /* Memory state: W_mem [n_layers, d_key, d], z [n_layers, d_key] and per-layer "written" flags
- * (a layer not yet written since the last reset treats its next segment as the first one). */
+ * (a layer not yet written since the last reset treats its next segment as the first one); with a sliding
+ * window (armt_config.sliding_window) also each layer's window: the keys and values of the last
+ * segment_size text rows the context has seen, which the next segment's text rows attend to, so calls cut
+ * anywhere continue it (docs/VARIANTS.md). Reset empties all of it. */
 ARMT_API ARMT_NODISCARD armt_status armt_ctx_reset(armt_ctx *ctx);
 ARMT_API size_t armt_ctx_memory_w_count(const armt_ctx *ctx); /* n_layers * d_key * d */
 ARMT_API size_t armt_ctx_memory_z_count(const armt_ctx *ctx); /* n_layers * d_key     */
@@ -349,11 +352,13 @@ ARMT_API ARMT_NODISCARD armt_status armt_ctx_memory_get(armt_ctx *ctx, float *w_
                                                         uint8_t *written);
 /* Restores a state; all three pointers required. A layer marked not written is treated as after a reset
  * (its next segment skips the read and writes with Vprev = 0, gamma = 1), so its W_mem and z rows should
- * be zero, as armt_ctx_memory_get returns them. */
+ * be zero, as armt_ctx_memory_get returns them. The sliding window is not part of these two calls: a set
+ * leaves it empty, as after a reset (the state files below carry it). */
 ARMT_API ARMT_NODISCARD armt_status armt_ctx_memory_set(armt_ctx *ctx, const float *w_mem, const float *z,
                                                         const uint8_t *written);
-/* Saves / loads the state to a file whose header records the model's fingerprint; loading refuses a state
- * saved for another model (ARMT_STATUS_MODEL_MISMATCH) and leaves the current state unchanged. */
+/* Saves / loads the whole state (the sliding window included) to a file whose header records the model's
+ * fingerprint; loading refuses a state saved for another model (ARMT_STATUS_MODEL_MISMATCH) and leaves the
+ * current state unchanged. */
 ARMT_API ARMT_NODISCARD armt_status armt_ctx_memory_save(armt_ctx *ctx, const char *path);
 ARMT_API ARMT_NODISCARD armt_status armt_ctx_memory_load(armt_ctx *ctx, const char *path);
 
@@ -483,8 +488,10 @@ ARMT_API int32_t armt_tokenizer_token_id(const armt_tokenizer *tok, const char *
  * prompt but the last goes through armt_forward (memory read and written, `schedule`); the last segment
  * (1 .. segment_size tokens; a full one when the prompt length is a multiple of segment_size) runs WITHOUT
  * memory tokens and writes nothing, positions restarting at 0, every layer reading the memory on every
- * token; new tokens follow one at a time with a KV cache for that segment. The context's memory state ends
- * as after the prompt's earlier segments; on error it is left as before the call. */
+ * token (after the sink row with use_sink; with a sliding window its text rows attend to the window the
+ * earlier segments left, as the forward's do, however far the new tokens run); new tokens follow one at a
+ * time with a KV cache for that segment. The context's memory state ends as after the prompt's earlier
+ * segments; on error it is left as before the call. */
 typedef int (*armt_token_fn)(int32_t token, void *user_data); /* return non-zero to stop */
 
 typedef struct armt_generate_params {
