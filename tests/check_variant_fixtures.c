@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define TOL_LOGITS 2e-4 /* max |ours - reference fp32| (issue 19)                                  */
 #define TOL_STATE  5e-5 /* Frobenius |ours - reference| / |reference| of W_mem and z (issue 19)    */
@@ -247,6 +248,65 @@ START_TEST(test_refused) {
 }
 END_TEST
 
+/* The sink's tensor and use_sink must agree: armt_sw's config with armt_sw_sink's weights (a sink nothing
+ * uses) is BAD_CONFIG, the reverse (use_sink without a sink) MISSING_TENSOR, each naming the sink. And a
+ * sink + window model saved by armt_model_save loads back with the same logits. */
+START_TEST(test_sink_files) {
+    static const struct {
+        const char *config, *weights;
+        armt_status want;
+    } mix[] = {{"armt_sw", "armt_sw_sink", ARMT_STATUS_BAD_CONFIG},
+               {"armt_sw_sink", "armt_sw", ARMT_STATUS_MISSING_TENSOR}};
+    armt_runtime *rt = test_runtime();
+    for (size_t i = 0; i < sizeof mix / sizeof mix[0]; i++) {
+        char dir[] = "/tmp/armt-sink-XXXXXX", src[4096], dst[4200];
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        snprintf(src, sizeof src, "%s/variants/%s/config.json", test_data_dir(), mix[i].config);
+        snprintf(dst, sizeof dst, "%s/config.json", dir);
+        ck_assert_int_eq(symlink(src, dst), 0);
+        snprintf(src, sizeof src, "%s/variants/%s/model.safetensors", test_data_dir(), mix[i].weights);
+        snprintf(dst, sizeof dst, "%s/model.safetensors", dir);
+        ck_assert_int_eq(symlink(src, dst), 0);
+        armt_model *m = NULL;
+        ck_assert_int_eq(armt_model_load(rt, dir, NULL, &m), mix[i].want);
+        ck_assert_ptr_null(m);
+        ck_assert_msg(strstr(armt_last_error(), "sink") != NULL, "'%s' does not name the sink",
+                      armt_last_error());
+        remove(dst);
+        snprintf(dst, sizeof dst, "%s/config.json", dir);
+        remove(dst);
+        rmdir(dir);
+    }
+    /* armt_model_save and back */
+    armt_model *a = load(rt, "armt_sw_sink"), *b = NULL;
+    char path[] = "/tmp/armt-sink-model-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_msg(armt_model_save(a, path) == ARMT_OK, "%s", armt_model_last_error(a));
+    ck_assert_msg(armt_model_load(rt, path, NULL, &b) == ARMT_OK, "%s", armt_last_error());
+    remove(path);
+    ck_assert(armt_model_config(b)->use_sink && armt_model_config(b)->sliding_window);
+    const size_t n = 20, V = (size_t)armt_model_config(a)->vocab_size;
+    int32_t ids[20];
+    test_random_ids(ids, n, (int)V, 6);
+    float *la = malloc(n * V * 4), *lb = malloc(n * V * 4);
+    armt_ctx *ca = NULL, *cb = NULL;
+    ck_assert_int_eq(armt_ctx_create(a, NULL, &ca), ARMT_OK);
+    ck_assert_int_eq(armt_ctx_create(b, NULL, &cb), ARMT_OK);
+    logits_of(ca, ARMT_SCHEDULE_DIAGONAL, ids, n, la, n * V);
+    logits_of(cb, ARMT_SCHEDULE_DIAGONAL, ids, n, lb, n * V);
+    ck_assert(memcmp(la, lb, n * V * 4) == 0);
+    free(la);
+    free(lb);
+    armt_ctx_free(ca);
+    armt_ctx_free(cb);
+    armt_model_free(a);
+    armt_model_free(b);
+    armt_runtime_free(rt);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("variant_fixtures");
     TCase *tc = test_tcase(s, "reference", 60);
@@ -254,6 +314,7 @@ static Suite *suite(void) {
     tc = test_tcase(s, "files", 60);
     tcase_add_test(tc, test_sharded_and_bf16);
     tcase_add_test(tc, test_refused);
+    tcase_add_test(tc, test_sink_files);
     return s;
 }
 
