@@ -8,8 +8,11 @@
  * segment; q0 > 0 when one new token attends to a KV cache of Tk rows).
  * One work-group of ATTN_BQ work-items per (block of ATTN_BQ query rows, head, cell); each work-item owns
  * one query row. Global (ceil(T/ATTN_BQ)*ATTN_BQ, nh, G), local (ATTN_BQ, 1, 1).
- * Every kernel's last argument, last_row0: 0, or query rows of the last cell (G - 1) below it are not
- * needed (armt_rows_unneeded in common.cl): blocks of rows wholly below it are skipped.
+ * Every kernel's argument last_row0: 0, or query rows of the last cell (G - 1) below it are not needed
+ * (armt_rows_unneeded in common.cl): blocks of rows wholly below it are skipped.
+ * mem_all > 0 (the inner-loop variant): the last mem_all rows of every cell are its memory tokens, and they
+ * see every row of their cell, later ones too; a cell holds T rows, except cell j_short (-1: none), which
+ * holds T_short (a partial last segment, padded). armt_attention_limit gives a row's last visible key.
  * ATTN_HD (the head dimension) is fixed at build time so the per-row accumulators stay in registers.
  */
 #ifndef ATTN_HD
@@ -22,10 +25,17 @@
 #define ATTN_BK 32 /* key rows per local-memory tile */
 #endif
 
+/* The last key row r of cell j sees: q0 + r (causal), or the cell's last row for a memory row with mem_all. */
+inline int armt_attention_limit(const int r, const int j, const int T, const int q0, const int mem_all,
+                                const int j_short, const int T_short) {
+    const int Tj = j == j_short ? T_short : T;
+    return mem_all > 0 && r >= Tj - mem_all ? max(q0 + r, Tj - 1) : q0 + r;
+}
+
 __kernel __attribute__((reqd_work_group_size(ATTN_BQ, 1, 1))) void
 armt_attention(__global const float *q, __global const float *k, __global const float *v, __global float *out,
                const int T, const int nh, const int nkv, const float scale, const ulong kv_off, const int Tk,
-               const int q0, const int last_row0) {
+               const int q0, const int last_row0, const int mem_all, const int j_short, const int T_short) {
     __local float ks[ATTN_BK * ATTN_HD];
     __local float vs[ATTN_BK * ATTN_HD];
     const int lid = get_local_id(0), qb = get_group_id(0), h = get_group_id(1), j = get_group_id(2);
@@ -45,7 +55,9 @@ armt_attention(__global const float *q, __global const float *k, __global const 
     float m = -INFINITY, l = 0.0f;
     /* the last key any row of this block sees; rows past it are loaded as zeros (a KV cache holds
      * unwritten rows there, and 0 * NaN would poison the sum even with a zero weight) */
-    const int last = min(Tk - 1, q0 + min(T - 1, qb * ATTN_BQ + ATTN_BQ - 1));
+    const int lim = armt_attention_limit(r, j, T, q0, mem_all, j_short, T_short);
+    const int last = min(Tk - 1, armt_attention_limit(min(T - 1, qb * ATTN_BQ + ATTN_BQ - 1), j, T, q0,
+                                                      mem_all, j_short, T_short));
     for (int kb = 0; kb <= last; kb += ATTN_BK) {
         for (int e = lid; e < ATTN_BK * ATTN_HD; e += ATTN_BQ) {
             const int kr = kb + e / ATTN_HD, c = e % ATTN_HD;
@@ -60,7 +72,7 @@ armt_attention(__global const float *q, __global const float *k, __global const 
             float dot = 0.0f;
             for (int c = 0; c < ATTN_HD; c++)
                 dot += qr[c] * ks[t * ATTN_HD + c];
-            s[t] = (valid && kb + t <= q0 + r) ? dot : -INFINITY;
+            s[t] = (valid && kb + t <= lim) ? dot : -INFINITY;
             tmax = fmax(tmax, s[t]);
         }
         if (tmax > -INFINITY) {

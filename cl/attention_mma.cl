@@ -83,7 +83,8 @@ inline __attribute__((always_inline)) void
 armt_attention_mma_body(__global const float *q, __global const float *k, __global const float *v,
                         __global float *out, const int T, const int nh, const int nkv, const float scale,
                         const ulong kv_off, const int Tk, const int q0, __global uint *outb,
-                        const int last_row0, const int kvb, __local uint *ks, __local uint *vp
+                        const int last_row0, const int mem_all, const int j_short, const int T_short,
+                        const int kvb, __local uint *ks, __local uint *vp
 #if ARMT_MMA_EMULATE
                         ,
                         __local uint *xch
@@ -138,8 +139,10 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
     }
 
     /* the last key any row of this block sees; keys past it are staged as zeros (see armt_attention) */
-    const int last = min(Tk - 1, q0 + min(T - 1, qb * AM_BQ + AM_BQ - 1));
-    const int wlast = q0 + w0 + AM_WR - 1; /* the last position of this warp's rows */
+    const int last = min(Tk - 1, armt_attention_limit(min(T - 1, qb * AM_BQ + AM_BQ - 1), j, T, q0, mem_all,
+                                                      j_short, T_short));
+    /* the last key this warp's rows see */
+    const int wlast = armt_attention_limit(w0 + AM_WR - 1, j, T, q0, mem_all, j_short, T_short);
     if (async) armt_attention_kv_issue(kbase16, vbase16, kstride, 0, last, 0, smem AM_SB);
     for (int kb = 0, it = 0; kb <= last; kb += AM_BK, it++) {
         const uint kbuf = (uint)(it & 1) * (2u * AM_TILEB), vbuf = kbuf + AM_TILEB; /* (async) */
@@ -244,7 +247,9 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
             }
 #pragma unroll
         for (int rt = 0; rt < AM_RT; rt++) {
-            const int p0 = q0 + w0 + 16 * rt + g, p1 = p0 + 8; /* positions of this lane's two rows */
+            /* the last keys this lane's two rows see (>= their positions) */
+            const int p0 = armt_attention_limit(w0 + 16 * rt + g, j, T, q0, mem_all, j_short, T_short),
+                      p1 = armt_attention_limit(w0 + 16 * rt + g + 8, j, T, q0, mem_all, j_short, T_short);
             /* causal mask (and keys past the last), where the tile reaches past the row tile's first row */
             if (kb + AM_BK - 1 > q0 + w0 + 16 * rt || kb + AM_BK - 1 > last) {
 #pragma unroll
@@ -392,10 +397,11 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
 __kernel __attribute__((reqd_work_group_size(AM_THREADS, 1, 1))) void
 armt_attention_mma(__global const float *q, __global const float *k, __global const float *v,
                    __global float *out, const int T, const int nh, const int nkv, const float scale,
-                   const ulong kv_off, const int Tk, const int q0, __global uint *outb, const int last_row0) {
+                   const ulong kv_off, const int Tk, const int q0, __global uint *outb, const int last_row0,
+                   const int mem_all, const int j_short, const int T_short) {
     AM_LOCALS
-    armt_attention_mma_body(q, k, v, out, T, nh, nkv, scale, kv_off, Tk, q0, outb, last_row0, 0,
-                            (__local uint *)ks4, (__local uint *)vp4 AM_XCH);
+    armt_attention_mma_body(q, k, v, out, T, nh, nkv, scale, kv_off, Tk, q0, outb, last_row0, mem_all,
+                            j_short, T_short, 0, (__local uint *)ks4, (__local uint *)vp4 AM_XCH);
 }
 
 /* The same with K and V in bf16 (ushort, at the element offsets of the fp32 layout; kv_off % 8 == 0): half
@@ -404,19 +410,19 @@ __kernel __attribute__((reqd_work_group_size(AM_THREADS, 1, 1))) void
 armt_attention_mma_kvbf16(__global const float *q, __global const ushort *k, __global const ushort *v,
                           __global float *out, const int T, const int nh, const int nkv, const float scale,
                           const ulong kv_off, const int Tk, const int q0, __global uint *outb,
-                          const int last_row0) {
+                          const int last_row0, const int mem_all, const int j_short, const int T_short) {
 #if AM_ASYNC_ON
     __local uint4 kv4[4 * AM_TILEB / 16]; /* two buffers of a K and a V tile */
 #if ARMT_MMA_EMULATE
     __local uint xch[AM_THREADS * 6];
 #endif
     armt_attention_mma_body(q, (__global const float *)k, (__global const float *)v, out, T, nh, nkv, scale,
-                            kv_off, Tk, q0, outb, last_row0, 1, (__local uint *)kv4,
-                            (__local uint *)kv4 AM_XCH);
+                            kv_off, Tk, q0, outb, last_row0, mem_all, j_short, T_short, 1,
+                            (__local uint *)kv4, (__local uint *)kv4 AM_XCH);
 #else
     AM_LOCALS
     armt_attention_mma_body(q, (__global const float *)k, (__global const float *)v, out, T, nh, nkv, scale,
-                            kv_off, Tk, q0, outb, last_row0, 1, (__local uint *)ks4,
-                            (__local uint *)vp4 AM_XCH);
+                            kv_off, Tk, q0, outb, last_row0, mem_all, j_short, T_short, 1,
+                            (__local uint *)ks4, (__local uint *)vp4 AM_XCH);
 #endif
 }

@@ -4,7 +4,8 @@
  * stand-ins, ARMT_TC_EMULATE, which run the same fragment layouts, masks and online softmax).
  * Cases: partial query blocks and key tiles, GQA and MQA, head dims 16..128, one new row against a KV cache
  * whose unwritten rows hold NaN (they must be masked, never multiplied by a zero weight), every output
- * element written (outputs start as NaN). The whole forward on the tensor-core kernels: check_tensor_cores.c.
+ * element written (outputs start as NaN), the inner loop's memory rows that see their whole cell (a cell with
+ * fewer rows among them). The whole forward on the tensor-core kernels: check_tensor_cores.c.
  */
 #include "config.h"
 
@@ -21,6 +22,7 @@
 
 typedef struct acase {
     int hd, nh, nkv, G, T, Tk, q0, kv_off, warps, rt;
+    int mem_all, j_short, T_short; /* memory rows that see their whole cell; cell j_short has T_short rows */
 } acase;
 
 /* Four programs (each compiled once per test binary from PoCL's kernel cache, the emulated ones in seconds
@@ -35,7 +37,18 @@ static const acase cases[] = {
     {32, 2, 1, 1, 3, 101, 70, 8, 2, 2},  /* 3 new rows against a KV cache at offset 8; rows >= 73 unwritten */
     {128, 2, 1, 1, 77, 77, 0, 0, 2, 1},  /* the largest head the mma kernel takes (K/V through registers) */
     {16, 2, 2, 1, 1, 1, 0, 0, 4, 1},     /* one row, one key */
+    /* the last 20 rows of each cell see the whole cell; cell 1 holds 50 rows (memory rows 30..49) */
+    {64, 4, 2, 3, 130, 130, 0, 0, 2, 1, 20, 1, 50},
+    {32, 2, 1, 2, 75, 75, 0, 0, 2, 2, 9, 0, 75},
 };
+
+/* The last key row r of cell g sees (the kernels' armt_attention_limit, written again here). */
+static int limit(const acase *c, int g, int r) {
+    const int Tg = g == c->j_short ? c->T_short : c->T;
+    int last = c->q0 + r;
+    if (c->mem_all > 0 && r >= Tg - c->mem_all && Tg - 1 > last) last = Tg - 1;
+    return last < c->Tk - 1 ? last : c->Tk - 1;
+}
 
 static uint64_t rng = 88172645463325252ull;
 static float urand(void) {
@@ -55,7 +68,7 @@ static void reference(const acase *c, const float *q, const float *k, const floa
             for (int h = 0; h < c->nh; h++) {
                 const float *qr = q + ((size_t)g * c->T + r) * qd + (size_t)h * c->hd;
                 size_t kvh = (size_t)(h / (c->nh / c->nkv));
-                int last = c->q0 + r < c->Tk - 1 ? c->q0 + r : c->Tk - 1;
+                int last = limit(c, g, r);
                 double mx = -INFINITY, sum = 0;
                 for (int t = 0; t <= last; t++) {
                     const float *kr = k + c->kv_off + ((size_t)g * c->Tk + t) * kvd + kvh * c->hd;
@@ -146,6 +159,10 @@ static double run_kernel(armt_runtime *rt, cl_program prog, const acase *c, int 
     }
     if (mma) ck_assert_int_eq(clSetKernelArg(kern, 11, sizeof bob, &bob), CL_SUCCESS);
     ck_assert_int_eq(clSetKernelArg(kern, mma ? 12 : 11, sizeof last_row0, &last_row0), CL_SUCCESS);
+    ck_assert_int_eq(clSetKernelArg(kern, mma ? 13 : 12, sizeof c->mem_all, &c->mem_all), CL_SUCCESS);
+    int j_short = c->mem_all ? c->j_short : -1, T_short = c->mem_all ? c->T_short : c->T;
+    ck_assert_int_eq(clSetKernelArg(kern, mma ? 14 : 13, sizeof j_short, &j_short), CL_SUCCESS);
+    ck_assert_int_eq(clSetKernelArg(kern, mma ? 15 : 14, sizeof T_short, &T_short), CL_SUCCESS);
     size_t gws[3], lws[3] = {1, 1, 1};
     if (mma) {
         size_t bqr = 16 * (size_t)c->warps * (size_t)rtiles;
@@ -272,9 +289,9 @@ START_TEST(test_attention_kernels) {
     for (size_t i = 0; i < qn; i++)
         differ += memcmp(&o16[i], &okv[i], 4) != 0;
     fprintf(stderr,
-            "attention hd %d nh %d/%d G %d T %d Tk %d q0 %d warps %d x %d rows: fp32 %.3g, mma (%s) %.3g, "
-            "bf16 output %.3g, bf16 K/V %.3g\n",
-            c->hd, c->nh, c->nkv, c->G, c->T, c->Tk, c->q0, c->warps, 16 * c->rt, e32,
+            "attention hd %d nh %d/%d G %d T %d Tk %d q0 %d warps %d x %d rows, memory rows %d: fp32 %.3g, "
+            "mma (%s) %.3g, bf16 output %.3g, bf16 K/V %.3g\n",
+            c->hd, c->nh, c->nkv, c->G, c->T, c->Tk, c->q0, c->warps, 16 * c->rt, c->mem_all, e32,
             rt->tune.mma_emulate ? "emulated" : "tensor cores", e16, eb, ekv);
     ck_assert_msg(e32 <= TOL_FP32, "fp32 attention: %.3g", e32);
     ck_assert_msg(e16 <= TOL_MMA, "mma attention: %.3g", e16);

@@ -30,7 +30,7 @@ typedef struct fcase {
  * no fp32 engine can be held to 5e-5 there. */
 static const fcase cases[] = {
     {"armt", 0},      {"armt_nodenom", 0}, {"armt_nocorr", 0}, {"armt_wrap", 0},  {"armt_gqa15", 0},
-    {"amt_h4", 2e-3}, {"amt_gating", 0},   {"amt_nodenom", 0}, {"amt_nocorr", 0},
+    {"amt_h4", 2e-3}, {"amt_gating", 0},   {"amt_nodenom", 0}, {"amt_nocorr", 0}, {"inner", 0},
 };
 #define N_CASES (int)(sizeof cases / sizeof cases[0])
 
@@ -209,11 +209,9 @@ END_TEST
 START_TEST(test_refused) {
     static const struct {
         const char *dir, *key;
-    } refused[] = {{"amt_act", "act_on"},
-                   {"amt_sink", "use_sink"},
-                   {"amt_all", "use_sink"},
-                   {"amt_sw", "sliding_window"},
-                   {"armt_sw", "sliding_window"}};
+    } refused[] = {{"amt_act", "act_on"},         {"amt_sink", "use_sink"},
+                   {"amt_all", "use_sink"},       {"amt_sw", "sliding_window"},
+                   {"armt_sw", "sliding_window"}, {"inner_sw", "sliding_window"}};
     armt_runtime *rt = test_runtime();
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
         char path[4096];

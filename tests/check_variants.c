@@ -1,7 +1,8 @@
 /*
  * check_variants.c - the later ARMT variants (docs/VARIANTS.md) on OpenCL against the double-precision C
  * reference (tests/ref_armt.c, written head by head): L2-normalised features, memory heads, gating,
- * use_denom = false, correction on and off, wrap_layers; both schedules, the memory state in the host layout
+ * use_denom = false, correction on and off, wrap_layers, the inner loop's memory rows that attend to their whole
+ * segment (a partial last segment among them); both schedules, the memory state in the host layout
  * [layers, H, d_key/H, d/H], diagonal = sequential bit for bit, and state files that refuse another variant.
  *
  * Models are tiny random ones with a non-zero W_mv (the memory path active).
@@ -37,6 +38,8 @@ static const vcase cases[] = {
     {"amt, 2 heads, gating", ARMT_VARIANT_AMT, 2, 1, 0, 1, 0, 0, 8, 4, 36},
     {"amt, 4 heads, use_denom false", ARMT_VARIANT_AMT, 4, 0, 1, 1, 0, 0, 8, 4, 30},
     {"amt, 4 heads + gating, 15/5 heads", ARMT_VARIANT_AMT, 4, 1, 0, 1, 0, 1, 8, 4, 41},
+    {"inner, 2 heads", ARMT_VARIANT_INNER, 2, 0, 0, 1, 0, 0, 8, 4, 36},
+    {"inner, 4 heads + gating, 15/5 heads, partial", ARMT_VARIANT_INNER, 4, 1, 0, 0, 0, 1, 8, 4, 43},
 };
 #define N_CASES (int)(sizeof cases / sizeof cases[0])
 

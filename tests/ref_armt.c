@@ -165,6 +165,11 @@ void ref_rope(double *x, int T, int nh, int head_dim, const double *inv_freq) {
 
 int ref_attention(const double *q, const double *k, const double *v, int T, int n_heads, int n_kv_heads,
                   int head_dim, double *out) {
+    return ref_attention_mem(q, k, v, T, n_heads, n_kv_heads, head_dim, 0, out);
+}
+
+int ref_attention_mem(const double *q, const double *k, const double *v, int T, int n_heads, int n_kv_heads,
+                      int head_dim, int mem_all, double *out) {
     int group = n_heads / n_kv_heads;
     size_t qs = (size_t)n_heads * head_dim, kvs = (size_t)n_kv_heads * head_dim;
     double scale = 1.0 / sqrt((double)head_dim);
@@ -174,9 +179,11 @@ int ref_attention(const double *q, const double *k, const double *v, int T, int 
         int kh = h / group;
         for (int t = 0; t < T; t++) {
             const double *qt = q + t * qs + (size_t)h * head_dim;
-            /* scores over the causal prefix 0..t, softmax with the max subtracted */
+            /* scores over the causal prefix 0..t (the whole block for the last mem_all rows), softmax with
+             * the max subtracted */
+            const int last = mem_all > 0 && t >= T - mem_all ? T - 1 : t;
             double mx = -INFINITY;
-            for (int u = 0; u <= t; u++) {
+            for (int u = 0; u <= last; u++) {
                 const double *ku = k + u * kvs + (size_t)kh * head_dim;
                 double sdot = 0.0;
                 for (int i = 0; i < head_dim; i++)
@@ -185,14 +192,14 @@ int ref_attention(const double *q, const double *k, const double *v, int T, int 
                 if (p[u] > mx) mx = p[u];
             }
             double sum = 0.0;
-            for (int u = 0; u <= t; u++) {
+            for (int u = 0; u <= last; u++) {
                 p[u] = exp(p[u] - mx);
                 sum += p[u];
             }
             double *ot = out + t * qs + (size_t)h * head_dim;
             for (int i = 0; i < head_dim; i++)
                 ot[i] = 0.0;
-            for (int u = 0; u <= t; u++) {
+            for (int u = 0; u <= last; u++) {
                 const double *vu = v + u * kvs + (size_t)kh * head_dim;
                 double w = p[u] / sum;
                 for (int i = 0; i < head_dim; i++)
@@ -404,8 +411,9 @@ static int ws_alloc(ws *w, const armt_config *c, size_t Tmax) {
     return 0;
 }
 
-/* One LLaMA decoder layer (docs/MATH.md §4.1), in place on X [T, d], positions 0..T-1. */
-static int decoder_layer(const ref_model *m, int l, double *X, int T, ws *w) {
+/* One LLaMA decoder layer (docs/MATH.md §4.1), in place on X [T, d], positions 0..T-1; the last mem_all
+ * rows attend to all T rows (the inner loop's memory tokens), the others causally. */
+static int decoder_layer(const ref_model *m, int l, double *X, int T, int mem_all, ws *w) {
     const armt_config *c = &m->cfg;
     int d = c->hidden_size, hd = c->head_dim, nh = c->n_heads, nkv = c->n_kv_heads;
     int qd = nh * hd, kvd = nkv * hd, f = c->intermediate_size;
@@ -418,7 +426,7 @@ static int decoder_layer(const ref_model *m, int l, double *X, int T, ws *w) {
     linear(w->h, T, d, m->w[ARMT_ROLE_WV][l], kvd, w->v);
     ref_rope(w->q, T, nh, hd, w->inv_freq);
     ref_rope(w->k, T, nkv, hd, w->inv_freq);
-    if (ref_attention(w->q, w->k, w->v, T, nh, nkv, hd, w->a) != 0) return -2;
+    if (ref_attention_mem(w->q, w->k, w->v, T, nh, nkv, hd, mem_all, w->a) != 0) return -2;
     linear(w->a, T, qd, m->w[ARMT_ROLE_WO][l], d, w->tmp);
     for (size_t i = 0; i < (size_t)T * d; i++)
         X[i] += w->tmp[i];
@@ -504,7 +512,7 @@ int ref_armt_forward(const ref_model *m, ref_state *st, const int32_t *ids, size
             X[(size_t)Ls * d + i] = (double)m->mem[i];
         for (int l = 0; l < c->n_layers && rc == 0; l++) {
             if (st->written[l]) rc = ref_mem_read(m, st, l, X, T); /* read on all T rows (skipped on s=0) */
-            if (rc == 0) rc = decoder_layer(m, l, X, T, &w);
+            if (rc == 0) rc = decoder_layer(m, l, X, T, c->variant == ARMT_VARIANT_INNER ? M : 0, &w);
             if (rc == 0) rc = ref_mem_write(m, st, l, X + (size_t)Ls * d, M); /* layer output, memory rows */
         }
         if (rc == 0)
@@ -533,7 +541,7 @@ static int rows_forward(const ref_model *m, const ref_state *st, const int32_t *
     embed_rows(m, ids, n, X); /* no memory tokens: AssociativeMemoryCell.generate drops them */
     for (int l = 0; l < c->n_layers && rc == 0; l++) {
         if (st && st->written[l]) rc = ref_mem_read(m, st, l, X, T); /* generate_mode: read, never write */
-        if (rc == 0) rc = decoder_layer(m, l, X, T, &w);
+        if (rc == 0) rc = decoder_layer(m, l, X, T, 0, &w);
     }
     if (rc == 0) head(m, X, T, w.h, logits, hidden);
     free(X);

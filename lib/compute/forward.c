@@ -225,6 +225,7 @@ armt_status armt_call_begin(armt_call *F, armt_ctx *ctx, const armt_forward_para
     F->normalized = cfg->variant != ARMT_VARIANT_PAPER;
     F->no_denom = cfg->no_denom;
     F->gating = cfg->gating;
+    F->mem_all = cfg->variant == ARMT_VARIANT_INNER && p->schedule != ARMT_SCHEDULE_FULL ? F->M : 0;
     size_t nl = (size_t)cfg->n_layers;
     F->a_off = calloc(nl, sizeof(size_t));
     F->b_off = calloc(nl, sizeof(size_t));

@@ -18,6 +18,8 @@ typedef struct armt_call {
     int d, dk, dm, M, hd, nh, nkv, ffn, V;
     int H, dkh, dvh;                  /* memory heads; features and channels per head                */
     int normalized, no_denom, gating; /* the variant's memory math (docs/VARIANTS.md)                */
+    int mem_all;                      /* > 0 (inner loop): a cell's last mem_all rows, its memory     */
+                                      /*   tokens, attend to all its rows (0 with no memory tokens)   */
     size_t *a_off, *b_off, *c_off;    /* (n_layers) each */
     uint8_t *written;                 /* (n_layers) host mirror of ctx->written */
     const armt_forward_params *p;

@@ -154,7 +154,7 @@ int armt_config_d_key(const armt_config *cfg) {
 static armt_status check_variant(const armt_config *c, armt_err *err) {
     const armt_status B = ARMT_STATUS_BAD_CONFIG;
     ARMT_RETURN_IF(c->variant != ARMT_VARIANT_PAPER && c->variant != ARMT_VARIANT_AMT &&
-                       c->variant != ARMT_VARIANT_ARMT,
+                       c->variant != ARMT_VARIANT_ARMT && c->variant != ARMT_VARIANT_INNER,
                    B, "config: unknown variant %d", (int)c->variant);
     ARMT_RETURN_IF(c->no_denom != 0 && c->no_denom != 1, B, "config: no_denom = %d must be 0 or 1",
                    c->no_denom);
@@ -172,6 +172,12 @@ static armt_status check_variant(const armt_config *c, armt_err *err) {
         ARMT_RETURN_IF(H != 1 || c->gating, B,
                        "config: the armt variant (src/armt.py) has one memory head "
                        "and no gating");
+    ARMT_RETURN_IF(c->variant == ARMT_VARIANT_INNER && c->sliding_window, ARMT_STATUS_UNSUPPORTED,
+                   "config: sliding_window = true with the inner loop is not implemented (inner_loop.py's "
+                   "sliding window does not run in the reference itself; docs/VARIANTS-reference.md)");
+    ARMT_RETURN_IF(c->variant == ARMT_VARIANT_INNER && armt_config_memory_layers(c) != c->n_layers,
+                   ARMT_STATUS_BAD_CONFIG,
+                   "config: the inner loop has a memory in every layer (no wrap_layers)");
     ARMT_RETURN_IF(c->use_sink, ARMT_STATUS_UNSUPPORTED, "config: use_sink = true is not implemented yet");
     ARMT_RETURN_IF(c->sliding_window, ARMT_STATUS_UNSUPPORTED,
                    "config: sliding_window = true is not implemented yet");
@@ -480,13 +486,15 @@ char *armt_config_to_json(const armt_config *cfg) {
 }
 
 armt_status armt_variant_parse(const char *name, armt_variant *out, armt_err *err) {
-    static const armt_variant all[] = {ARMT_VARIANT_PAPER, ARMT_VARIANT_AMT, ARMT_VARIANT_ARMT};
+    static const armt_variant all[] = {ARMT_VARIANT_PAPER, ARMT_VARIANT_AMT, ARMT_VARIANT_ARMT,
+                                       ARMT_VARIANT_INNER};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (strcmp(name, armt_variant_name(all[i])) == 0) {
             *out = all[i];
             return ARMT_OK;
         }
-    return armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "variant '%s' is not known (paper, amt, armt)", name);
+    return armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "variant '%s' is not known (paper, amt, armt, inner)",
+                        name);
 }
 
 /* A list of layer indices: the layers without memory. */
