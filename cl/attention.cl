@@ -8,37 +8,22 @@
  * segment; q0 > 0 when one new token attends to a KV cache of Tk rows).
  * One work-group of ATTN_BQ work-items per (block of ATTN_BQ query rows, head, cell); each work-item owns
  * one query row. Global (ceil(T/ATTN_BQ)*ATTN_BQ, nh, G), local (ATTN_BQ, 1, 1).
- * Argument last_row0: 0, or query rows of the last cell (G - 1) below it are not needed
+ * Every kernel's argument last_row0: 0, or query rows of the last cell (G - 1) below it are not needed
  * (armt_rows_unneeded in common.cl): blocks of rows wholly below it are skipped.
+ * mem_all > 0 (the inner-loop variant): the last mem_all rows of every cell are its memory tokens, and they
+ * see every row of their cell, later ones too; a cell holds T rows, except cell j_short (-1: none), which
+ * holds T_short (a partial last segment, padded). armt_attention_limit gives a row's last visible key.
  * ATTN_HD (the head dimension) is fixed at build time so the per-row accumulators stay in registers.
  *
  * Sliding window (src/armt_sw.py; WIN_ARGS, win > 0): each cell's first win key rows are the window, the
  * previous segment's text rows (keys after RoPE at their own positions) right-aligned: a cell holding S
  * cached rows has them at win - S .. win - 1 (rows below are not read: loaded as zeros), its own rows from
- * win on, so q0 = win (+ the position of the first row when generating). S is win_first for the cell of
- * the call's first segment (s0 - j == 0: what the context carried in) and win for the others (a whole
- * previous segment). A query row at p (its row in the segment block [ns sink rows, text, nmem memory rows])
- * sees keys lo .. q0 + r, lo = armt_attn_lo: the sink row no cached key, text row i the cached rows i ..
- * S - 1 (the reference's triu mask), the memory rows every cached row. win = 0: lo = 0.
+ * win on, so q0 = win (+ the position of the first row when generating). S is win_first for cell j_first
+ * (the call's first segment: what the context carried in; -1: none in the step) and win for the others (a
+ * whole previous segment). A query row at p (its row in the segment block [ns sink rows, text, nmem memory
+ * rows]) sees keys lo .. its last, lo = armt_attn_lo: the sink row no cached key, text row i the cached
+ * rows i .. S - 1 (the reference's triu mask), the memory rows every cached row. win = 0: lo = 0.
  */
-#define WIN_ARGS                                                                                       \
-    const int win, const int win_first, const int s0, const int ns, const int nmem, const int s_short, \
-        const int T_short
-
-/* Rows of cell j held in the window (see above). */
-inline int armt_attn_cached(const int j, const int win, const int win_first, const int s0) {
-    return s0 - j == 0 ? win_first : win;
-}
-
-/* The first key a query at key position kp of cell j sees (0 without a window). */
-inline int armt_attn_lo(const int kp, const int j, const int T, WIN_ARGS) {
-    if (win <= 0) return 0;
-    const int S = armt_attn_cached(j, win, win_first, s0), p = kp - win;
-    const int rows = s0 - j == s_short ? T_short : T;
-    if (p < ns) return win;                           /* the sink: no cached key */
-    if (nmem > 0 && p >= rows - nmem) return win - S; /* memory rows: every cached key */
-    return min(win, win - S + (p - ns));              /* text row i: cached keys i .. S - 1 */
-}
 #ifndef ATTN_HD
 #define ATTN_HD 64 /* head dimension */
 #endif
@@ -49,10 +34,36 @@ inline int armt_attn_lo(const int kp, const int j, const int T, WIN_ARGS) {
 #define ATTN_BK 32 /* key rows per local-memory tile */
 #endif
 
+/* The last key row r of cell j sees: q0 + r (causal), or the cell's last row for a memory row with mem_all. */
+inline int armt_attention_limit(const int r, const int j, const int T, const int q0, const int mem_all,
+                                const int j_short, const int T_short) {
+    const int Tj = j == j_short ? T_short : T;
+    return mem_all > 0 && r >= Tj - mem_all ? max(q0 + r, q0 + Tj - 1) : q0 + r;
+}
+
+#define WIN_ARGS const int win, const int win_first, const int j_first, const int ns, const int nmem
+
+/* Rows of cell j held in the window (see above). */
+inline int armt_attn_cached(const int j, const int win, const int win_first, const int j_first) {
+    return j == j_first ? win_first : win;
+}
+
+/* The first key a query at key position kp of cell j sees (0 without a window). */
+inline int armt_attn_lo(const int kp, const int j, const int T, const int j_short, const int T_short,
+                        WIN_ARGS) {
+    if (win <= 0) return 0;
+    const int S = armt_attn_cached(j, win, win_first, j_first), p = kp - win;
+    const int rows = j == j_short ? T_short : T;
+    if (p < ns) return win;                           /* the sink: no cached key */
+    if (nmem > 0 && p >= rows - nmem) return win - S; /* memory rows: every cached key */
+    return min(win, win - S + (p - ns));              /* text row i: cached keys i .. S - 1 */
+}
+
 __kernel __attribute__((reqd_work_group_size(ATTN_BQ, 1, 1))) void
 armt_attention(__global const float *q, __global const float *k, __global const float *v, __global float *out,
                const int T, const int nh, const int nkv, const float scale, const ulong kv_off, const int Tk,
-               const int q0, const int last_row0, WIN_ARGS) {
+               const int q0, const int last_row0, const int mem_all, const int j_short, const int T_short,
+               WIN_ARGS) {
     __local float ks[ATTN_BK * ATTN_HD];
     __local float vs[ATTN_BK * ATTN_HD];
     const int lid = get_local_id(0), qb = get_group_id(0), h = get_group_id(1), j = get_group_id(2);
@@ -73,9 +84,11 @@ armt_attention(__global const float *q, __global const float *k, __global const 
     /* the last key any row of this block sees; rows past it are loaded as zeros (a KV cache holds
      * unwritten rows there, and 0 * NaN would poison the sum even with a zero weight); so are the window's
      * rows below its cached ones (kfirst), and tiles wholly below them are not visited */
-    const int last = min(Tk - 1, q0 + min(T - 1, qb * ATTN_BQ + ATTN_BQ - 1));
-    const int kfirst = win > 0 ? win - armt_attn_cached(j, win, win_first, s0) : 0;
-    const int lo = armt_attn_lo(q0 + r, j, T, win, win_first, s0, ns, nmem, s_short, T_short);
+    const int lim = armt_attention_limit(r, j, T, q0, mem_all, j_short, T_short);
+    const int last = min(Tk - 1, armt_attention_limit(min(T - 1, qb * ATTN_BQ + ATTN_BQ - 1), j, T, q0,
+                                                      mem_all, j_short, T_short));
+    const int kfirst = win > 0 ? win - armt_attn_cached(j, win, win_first, j_first) : 0;
+    const int lo = armt_attn_lo(q0 + r, j, T, j_short, T_short, win, win_first, j_first, ns, nmem);
     for (int kb = kfirst / ATTN_BK * ATTN_BK; kb <= last; kb += ATTN_BK) {
         for (int e = lid; e < ATTN_BK * ATTN_HD; e += ATTN_BQ) {
             const int kr = kb + e / ATTN_HD, c = e % ATTN_HD;
@@ -90,7 +103,7 @@ armt_attention(__global const float *q, __global const float *k, __global const 
             float dot = 0.0f;
             for (int c = 0; c < ATTN_HD; c++)
                 dot += qr[c] * ks[t * ATTN_HD + c];
-            s[t] = (valid && kb + t <= q0 + r && kb + t >= lo) ? dot : -INFINITY;
+            s[t] = (valid && kb + t <= lim && kb + t >= lo) ? dot : -INFINITY;
             tmax = fmax(tmax, s[t]);
         }
         if (tmax > -INFINITY) {

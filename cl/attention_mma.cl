@@ -85,7 +85,8 @@ inline __attribute__((always_inline)) void
 armt_attention_mma_body(__global const float *q, __global const float *k, __global const float *v,
                         __global float *out, const int T, const int nh, const int nkv, const float scale,
                         const ulong kv_off, const int Tk, const int q0, __global uint *outb,
-                        const int last_row0, WIN_ARGS, const int kvb, __local uint *ks, __local uint *vp
+                        const int last_row0, const int mem_all, const int j_short, const int T_short,
+                        WIN_ARGS, const int kvb, __local uint *ks, __local uint *vp
 #if ARMT_MMA_EMULATE
                         ,
                         __local uint *xch
@@ -139,19 +140,21 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
         l0[rt] = l1[rt] = 0.0f;
     }
 
-    /* the last key any row of this block sees; keys past it (and the window's below its cached rows,
-     * kfirst) are staged as zeros (see armt_attention) */
-    const int last = min(Tk - 1, q0 + min(T - 1, qb * AM_BQ + AM_BQ - 1));
-    const int wlast = q0 + w0 + AM_WR - 1; /* the last position of this warp's rows */
-    const int kfirst = win > 0 ? win - armt_attn_cached(j, win, win_first, s0) : 0,
-              kb0 = kfirst / AM_BK * AM_BK;
-    /* each lane's first visible key for its two rows of every row tile (0 without a window) */
+    /* the last key any row of this block sees; keys past it are staged as zeros (see armt_attention) */
+    const int last = min(Tk - 1, armt_attention_limit(min(T - 1, qb * AM_BQ + AM_BQ - 1), j, T, q0, mem_all,
+                                                      j_short, T_short));
+    /* the last key this warp's rows see */
+    const int wlast = armt_attention_limit(w0 + AM_WR - 1, j, T, q0, mem_all, j_short, T_short);
+    /* the window's rows below its cached ones are staged as zeros too (kfirst), and each lane's two rows of
+     * every row tile see keys from lo on (0 without a window) */
+    const int kfirst = win > 0 ? win - armt_attn_cached(j, win, win_first, j_first) : 0;
+    const int kb0 = kfirst / AM_BK * AM_BK;
     int lo[AM_RT][2];
 #pragma unroll
     for (int rt = 0; rt < AM_RT; rt++) {
         const int r0 = w0 + 16 * rt + g;
-        lo[rt][0] = armt_attn_lo(q0 + r0, j, T, win, win_first, s0, ns, nmem, s_short, T_short);
-        lo[rt][1] = armt_attn_lo(q0 + r0 + 8, j, T, win, win_first, s0, ns, nmem, s_short, T_short);
+        lo[rt][0] = armt_attn_lo(q0 + r0, j, T, j_short, T_short, win, win_first, j_first, ns, nmem);
+        lo[rt][1] = armt_attn_lo(q0 + r0 + 8, j, T, j_short, T_short, win, win_first, j_first, ns, nmem);
     }
     if (async) armt_attention_kv_issue(kbase16, vbase16, kstride, kb0, last, kfirst, 0, smem AM_SB);
     for (int kb = kb0, it = 0; kb <= last; kb += AM_BK, it++) {
@@ -258,9 +261,11 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
             }
 #pragma unroll
         for (int rt = 0; rt < AM_RT; rt++) {
-            const int p0 = q0 + w0 + 16 * rt + g, p1 = p0 + 8; /* positions of this lane's two rows */
+            /* the last keys this lane's two rows see (>= their positions) */
+            const int p0 = armt_attention_limit(w0 + 16 * rt + g, j, T, q0, mem_all, j_short, T_short),
+                      p1 = armt_attention_limit(w0 + 16 * rt + g + 8, j, T, q0, mem_all, j_short, T_short);
             /* causal mask (and keys past the last), where the tile reaches past the row tile's first row;
-             * the window's lower bounds, where the tile starts inside the window */
+             * the window's first keys, where the tile starts inside the window */
             if (kb + AM_BK - 1 > q0 + w0 + 16 * rt || kb + AM_BK - 1 > last || kb < win) {
                 const int a0 = lo[rt][0], a1 = lo[rt][1];
 #pragma unroll
@@ -409,10 +414,10 @@ __kernel __attribute__((reqd_work_group_size(AM_THREADS, 1, 1))) void
 armt_attention_mma(__global const float *q, __global const float *k, __global const float *v,
                    __global float *out, const int T, const int nh, const int nkv, const float scale,
                    const ulong kv_off, const int Tk, const int q0, __global uint *outb, const int last_row0,
-                   WIN_ARGS) {
+                   const int mem_all, const int j_short, const int T_short, WIN_ARGS) {
     AM_LOCALS
-    armt_attention_mma_body(q, k, v, out, T, nh, nkv, scale, kv_off, Tk, q0, outb, last_row0, win, win_first,
-                            s0, ns, nmem, s_short, T_short, 0, (__local uint *)ks4,
+    armt_attention_mma_body(q, k, v, out, T, nh, nkv, scale, kv_off, Tk, q0, outb, last_row0, mem_all,
+                            j_short, T_short, win, win_first, j_first, ns, nmem, 0, (__local uint *)ks4,
                             (__local uint *)vp4 AM_XCH);
 }
 
@@ -422,19 +427,20 @@ __kernel __attribute__((reqd_work_group_size(AM_THREADS, 1, 1))) void
 armt_attention_mma_kvbf16(__global const float *q, __global const ushort *k, __global const ushort *v,
                           __global float *out, const int T, const int nh, const int nkv, const float scale,
                           const ulong kv_off, const int Tk, const int q0, __global uint *outb,
-                          const int last_row0, WIN_ARGS) {
+                          const int last_row0, const int mem_all, const int j_short, const int T_short,
+                          WIN_ARGS) {
 #if AM_ASYNC_ON
     __local uint4 kv4[4 * AM_TILEB / 16]; /* two buffers of a K and a V tile */
 #if ARMT_MMA_EMULATE
     __local uint xch[AM_THREADS * 6];
 #endif
     armt_attention_mma_body(q, (__global const float *)k, (__global const float *)v, out, T, nh, nkv, scale,
-                            kv_off, Tk, q0, outb, last_row0, win, win_first, s0, ns, nmem, s_short, T_short,
-                            1, (__local uint *)kv4, (__local uint *)kv4 AM_XCH);
+                            kv_off, Tk, q0, outb, last_row0, mem_all, j_short, T_short, win, win_first,
+                            j_first, ns, nmem, 1, (__local uint *)kv4, (__local uint *)kv4 AM_XCH);
 #else
     AM_LOCALS
     armt_attention_mma_body(q, (__global const float *)k, (__global const float *)v, out, T, nh, nkv, scale,
-                            kv_off, Tk, q0, outb, last_row0, win, win_first, s0, ns, nmem, s_short, T_short,
-                            1, (__local uint *)ks4, (__local uint *)vp4 AM_XCH);
+                            kv_off, Tk, q0, outb, last_row0, mem_all, j_short, T_short, win, win_first,
+                            j_first, ns, nmem, 1, (__local uint *)ks4, (__local uint *)vp4 AM_XCH);
 #endif
 }

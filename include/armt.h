@@ -211,9 +211,11 @@ typedef enum armt_variant {
                             /*   L2-normalised features, heads, gating, use_denom                          */
     ARMT_VARIANT_ARMT = 2,  /* src/armt.py (model_type "armt", 2026): normalised features, one head,       */
                             /*   wrap_layers, use_denom                                                    */
+    ARMT_VARIANT_INNER = 3, /* modeling_amt/inner_loop.py (InnerLoopARMTForCausalLM): amt's math, and the  */
+                            /*   memory tokens attend to every row of their segment (later ones too)      */
 } armt_variant;
 
-/* "paper", "amt", "armt" ("unknown" outside the enum). */
+/* "paper", "amt", "armt", "inner" ("unknown" outside the enum). */
 ARMT_API const char *armt_variant_name(armt_variant variant);
 
 typedef struct armt_config {

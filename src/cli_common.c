@@ -272,8 +272,9 @@ int cli_common_option(cli_common *c, int opt, const char *arg) {
     case CLI_OPT_MEM: return cli_parse_int("--mem", arg, 1, 1 << 20, &c->mem) == 0 ? 1 : -1;
     case CLI_OPT_BASE_MODEL: c->base_model = arg; return 1;
     case CLI_OPT_VARIANT: {
-        static const char *const names[] = {"paper", "amt", "armt"};
-        static const int values[] = {ARMT_VARIANT_PAPER, ARMT_VARIANT_AMT, ARMT_VARIANT_ARMT};
+        static const char *const names[] = {"paper", "amt", "armt", "inner"};
+        static const int values[] = {ARMT_VARIANT_PAPER, ARMT_VARIANT_AMT, ARMT_VARIANT_ARMT,
+                                     ARMT_VARIANT_INNER};
         return cli_parse_choice("--variant", arg, names, values, 3, &c->variant) == 0 ? 1 : -1;
     }
     case CLI_OPT_MEM_HEADS: return cli_parse_int("--mem-heads", arg, 1, 1 << 16, &c->mem_heads) == 0 ? 1 : -1;
@@ -350,11 +351,11 @@ void cli_common_help(FILE *out, int seed_also_ids) {
         "      --base-model DIR   with --model: a local directory holding the base model's config.json,\n"
         "                         for an ARMT checkpoint whose config names it by base_model_name\n"
         "      --variant V        with --preset: the ARMT math, paper (2024, default of the presets but\n"
-        "                         smollm2-360m-armt), amt (modeling_amt) or armt (src/armt.py); see\n"
-        "                         docs/VARIANTS.md\n"
-        "      --mem-heads H      with --preset and --variant amt: H associative memory heads\n"
-        "      --sink             with --preset and --variant amt or armt: a learned sink row before every\n"
-        "                         segment's tokens (use_sink)\n"
+        "                         smollm2-360m-armt), amt (modeling_amt), armt (src/armt.py) or inner\n"
+        "                         (modeling_amt/inner_loop.py); see docs/VARIANTS.md\n"
+        "      --mem-heads H      with --preset and --variant amt or inner: H associative memory heads\n"
+        "      --sink             with --preset and --variant amt, armt or inner: a learned sink row before\n"
+        "                         every segment's tokens (use_sink)\n"
         "      --sliding-window   with --preset and --variant armt: src/armt_sw.py's sliding window (the\n"
         "                         text rows also attend to the previous segment's; model_type armt_sw)\n"
         "\n"

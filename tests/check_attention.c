@@ -4,10 +4,11 @@
  * stand-ins, ARMT_TC_EMULATE, which run the same fragment layouts, masks and online softmax).
  * Cases: partial query blocks and key tiles, GQA and MQA, head dims 16..128, one new row against a KV cache
  * whose unwritten rows hold NaN (they must be masked, never multiplied by a zero weight), every output
- * element written (outputs start as NaN), and src/armt_sw.py's sliding window (WIN_ARGS of attention.cl:
- * each cell's window rows before its own, the rows below its cached ones NaN, the sink row, text rows and
- * memory rows with their own first keys, a short cell, a generation row). The whole forward on the
- * tensor-core kernels: check_tensor_cores.c.
+ * element written (outputs start as NaN), the inner loop's memory rows that see their whole cell (a cell with
+ * fewer rows among them), and src/armt_sw.py's sliding window (WIN_ARGS of attention.cl: each cell's window
+ * rows before its own, the rows below its cached ones NaN, the sink row, text rows and memory rows with
+ * their own first keys, a short cell, a generation row). The whole forward on the tensor-core kernels:
+ * check_tensor_cores.c.
  */
 #include "config.h"
 
@@ -24,9 +25,9 @@
 
 typedef struct acase {
     int hd, nh, nkv, G, T, Tk, q0, kv_off, warps, rt;
-    /* sliding window (win 0: none): rows cached by the cell of segment 0, segment of cell 0, sink rows,
-     * memory rows, the short cell's segment and rows */
-    int win, win_first, s0, ns, nmem, s_short, T_short;
+    int mem_all, j_short, T_short; /* memory rows that see their whole cell; cell j_short has T_short rows */
+    /* sliding window (win 0: none): rows cached by cell j_first (the others: win), sink rows, memory rows */
+    int win, win_first, j_first, ns, nmem;
 } acase;
 
 /* Four programs (each compiled once per test binary from PoCL's kernel cache, the emulated ones in seconds
@@ -35,25 +36,51 @@ typedef struct acase {
  * row tile is the emulation's own pick for the tiny model (the program test_tensor_core_forward builds). */
 static const acase cases[] = {
     /* 5 query blocks (the last partial), 3 key tiles (the last partial) */
-    {64, 4, 2, 2, 130, 130, 0, 0, 2, 1, 0, 0, 0, 0, 0, -1, 0},
+    {64, 4, 2, 2, 130, 130, 0, 0, 2, 1, 0, -1, 0, 0, 0, 0, 0, 0},
     /* MQA */
-    {64, 4, 1, 1, 200, 200, 0, 0, 2, 1, 0, 0, 0, 0, 0, -1, 0},
+    {64, 4, 1, 1, 200, 200, 0, 0, 2, 1, 0, -1, 0, 0, 0, 0, 0, 0},
     /* two row tiles per warp: 3 query blocks of 64 */
-    {32, 4, 2, 2, 130, 130, 0, 0, 2, 2, 0, 0, 0, 0, 0, -1, 0},
+    {32, 4, 2, 2, 130, 130, 0, 0, 2, 2, 0, -1, 0, 0, 0, 0, 0, 0},
     /* 3 new rows against a KV cache at offset 8; rows >= 73 unwritten */
-    {32, 2, 1, 1, 3, 101, 70, 8, 2, 2, 0, 0, 0, 0, 0, -1, 0},
+    {32, 2, 1, 1, 3, 101, 70, 8, 2, 2, 0, -1, 0, 0, 0, 0, 0, 0},
     /* the largest head the mma kernel takes (K/V through registers) */
-    {128, 2, 1, 1, 77, 77, 0, 0, 2, 1, 0, 0, 0, 0, 0, -1, 0},
+    {128, 2, 1, 1, 77, 77, 0, 0, 2, 1, 0, -1, 0, 0, 0, 0, 0, 0},
     /* one row, one key */
-    {16, 2, 2, 1, 1, 1, 0, 0, 4, 1, 0, 0, 0, 0, 0, -1, 0},
+    {16, 2, 2, 1, 1, 1, 0, 0, 4, 1, 0, -1, 0, 0, 0, 0, 0, 0},
+    /* the last 20 rows of each cell see the whole cell; cell 1 holds 50 rows (memory rows 30..49) */
+    {64, 4, 2, 3, 130, 130, 0, 0, 2, 1, 20, 1, 50, 0, 0, 0, 0, 0},
+    {32, 2, 1, 2, 75, 75, 0, 0, 2, 2, 9, 0, 75, 0, 0, 0, 0, 0},
     /* sliding window: 3 cells (segments 2, 1, 0) of [sink, 8 text, 4 memory] rows after an 8-row window,
-     * segment 0's holding 5, segment 2's cell short (5 text rows) */
-    {32, 4, 2, 3, 13, 21, 8, 0, 2, 2, 8, 5, 2, 1, 4, 2, 10},
-    /* the cp.async tiles across a 64-row window holding 20 rows in segment 0's cell */
-    {64, 4, 2, 2, 75, 139, 64, 0, 2, 1, 64, 20, 1, 1, 10, -1, 0},
+     * segment 0's (cell 2) holding 5, segment 2's (cell 0) short (5 text rows) */
+    {32, 4, 2, 3, 13, 21, 8, 0, 2, 2, 0, 0, 10, 8, 5, 2, 1, 4},
+    /* the cp.async tiles across a 64-row window holding 20 rows in segment 0's cell (cell 1) */
+    {64, 4, 2, 2, 75, 139, 64, 0, 2, 1, 0, -1, 0, 64, 20, 1, 1, 10},
     /* generation: one row at tail position 40 after a 70-row window of 30 (a KV cache at offset 8) */
-    {64, 4, 1, 1, 1, 160, 110, 8, 2, 1, 70, 30, 0, 1, 0, -1, 0},
+    {64, 4, 1, 1, 1, 160, 110, 8, 2, 1, 0, -1, 0, 70, 30, 0, 1, 0},
 };
+
+/* The last key row r of cell g sees (the kernels' armt_attention_limit, written again here). */
+static int limit(const acase *c, int g, int r) {
+    const int Tg = g == c->j_short ? c->T_short : c->T;
+    int last = c->q0 + r;
+    if (c->mem_all > 0 && r >= Tg - c->mem_all && c->q0 + Tg - 1 > last) last = c->q0 + Tg - 1;
+    return last < c->Tk - 1 ? last : c->Tk - 1;
+}
+
+/* Rows cached by cell g with a sliding window. */
+static int cached(const acase *c, int g) { return g == c->j_first ? c->win_first : c->win; }
+
+/* Key t of cell g seen by the query at key position kp (<= its limit): every one without a window; with
+ * one, the cell's own rows (t >= win), and of its cached rows (win - S .. win - 1, index u from the oldest)
+ * none for the sink row, all for a memory row, u >= i for text row i. */
+static int visible(const acase *c, int g, int kp, int t) {
+    if (c->win == 0 || t >= c->win) return 1;
+    int S = cached(c, g), u = t - (c->win - S), p = kp - c->win;
+    int rows = g == c->j_short ? c->T_short : c->T;
+    if (u < 0 || p < c->ns) return 0;
+    if (c->nmem > 0 && p >= rows - c->nmem) return 1;
+    return u >= p - c->ns;
+}
 
 static uint64_t rng = 88172645463325252ull;
 static float urand(void) {
@@ -63,22 +90,7 @@ static float urand(void) {
     return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
 }
 
-/* Rows cached by cell g with a sliding window. */
-static int cached(const acase *c, int g) { return c->s0 - g == 0 ? c->win_first : c->win; }
-
-/* Key t of cell g seen by the query at key position kp (<= kp): every one without a window; with one, the
- * cell's own rows (t >= win), and of its cached rows (win - S .. win - 1, index u from the oldest) none for
- * the sink row, all for a memory row, u >= i for text row i. */
-static int visible(const acase *c, int g, int kp, int t) {
-    if (c->win == 0 || t >= c->win) return 1;
-    int S = cached(c, g), u = t - (c->win - S), p = kp - c->win;
-    int rows = c->s0 - g == c->s_short ? c->T_short : c->T;
-    if (u < 0 || p < c->ns) return 0;
-    if (c->nmem > 0 && p >= rows - c->nmem) return 1;
-    return u >= p - c->ns;
-}
-
-/* out[g, r, h*hd + c] = sum_t softmax_t(q . k_t * scale) v_t over keys t <= q0 + r (and t < Tk) it sees */
+/* out[g, r, h*hd + c] = sum_t softmax_t(q . k_t * scale) v_t over keys t <= q0 + r (and t < Tk) */
 static void reference(const acase *c, const float *q, const float *k, const float *v, double *out) {
     size_t qd = (size_t)c->nh * c->hd, kvd = (size_t)c->nkv * c->hd;
     double scale = 1.0 / sqrt((double)c->hd);
@@ -88,7 +100,7 @@ static void reference(const acase *c, const float *q, const float *k, const floa
             for (int h = 0; h < c->nh; h++) {
                 const float *qr = q + ((size_t)g * c->T + r) * qd + (size_t)h * c->hd;
                 size_t kvh = (size_t)(h / (c->nh / c->nkv));
-                int last = c->q0 + r < c->Tk - 1 ? c->q0 + r : c->Tk - 1;
+                int last = limit(c, g, r);
                 double mx = -INFINITY, sum = 0;
                 for (int t = 0; t <= last; t++) {
                     s[t] = -INFINITY;
@@ -182,10 +194,13 @@ static double run_kernel(armt_runtime *rt, cl_program prog, const acase *c, int 
     }
     if (mma) ck_assert_int_eq(clSetKernelArg(kern, 11, sizeof bob, &bob), CL_SUCCESS);
     ck_assert_int_eq(clSetKernelArg(kern, mma ? 12 : 11, sizeof last_row0, &last_row0), CL_SUCCESS);
-    const int win_args[7] = {c->win,    c->win_first, c->s0, c->ns, c->nmem, c->win ? c->s_short : -1,
-                             c->T_short};
-    for (int a = 0; a < 7; a++)
-        ck_assert_int_eq(clSetKernelArg(kern, (cl_uint)((mma ? 13 : 12) + a), sizeof(int), &win_args[a]),
+    ck_assert_int_eq(clSetKernelArg(kern, mma ? 13 : 12, sizeof c->mem_all, &c->mem_all), CL_SUCCESS);
+    int j_short = c->mem_all || c->win ? c->j_short : -1, T_short = c->mem_all || c->win ? c->T_short : c->T;
+    ck_assert_int_eq(clSetKernelArg(kern, mma ? 14 : 13, sizeof j_short, &j_short), CL_SUCCESS);
+    ck_assert_int_eq(clSetKernelArg(kern, mma ? 15 : 14, sizeof T_short, &T_short), CL_SUCCESS);
+    const int win_args[5] = {c->win, c->win_first, c->win ? c->j_first : -1, c->ns, c->nmem};
+    for (int a = 0; a < 5; a++)
+        ck_assert_int_eq(clSetKernelArg(kern, (cl_uint)((mma ? 16 : 15) + a), sizeof(int), &win_args[a]),
                          CL_SUCCESS);
     size_t gws[3], lws[3] = {1, 1, 1};
     if (mma) {
@@ -320,9 +335,9 @@ START_TEST(test_attention_kernels) {
     for (size_t i = 0; i < qn; i++)
         differ += memcmp(&o16[i], &okv[i], 4) != 0;
     fprintf(stderr,
-            "attention hd %d nh %d/%d G %d T %d Tk %d q0 %d window %d warps %d x %d rows: fp32 %.3g, mma "
-            "(%s) %.3g, bf16 output %.3g, bf16 K/V %.3g\n",
-            c->hd, c->nh, c->nkv, c->G, c->T, c->Tk, c->q0, c->win, c->warps, 16 * c->rt, e32,
+            "attention hd %d nh %d/%d G %d T %d Tk %d q0 %d warps %d x %d rows, memory rows %d, window %d: "
+            "fp32 %.3g, mma (%s) %.3g, bf16 output %.3g, bf16 K/V %.3g\n",
+            c->hd, c->nh, c->nkv, c->G, c->T, c->Tk, c->q0, c->warps, 16 * c->rt, c->mem_all, c->win, e32,
             rt->tune.mma_emulate ? "emulated" : "tensor cores", e16, eb, ekv);
     ck_assert_msg(e32 <= TOL_FP32, "fp32 attention: %.3g", e32);
     ck_assert_msg(e16 <= TOL_MMA, "mma attention: %.3g", e16);

@@ -1,9 +1,10 @@
 /*
  * check_variants.c - the later ARMT variants (docs/VARIANTS.md) on OpenCL against the double-precision C
  * reference (tests/ref_armt.c, written head by head): L2-normalised features, memory heads, gating,
- * use_denom = false, correction on and off, wrap_layers, the sink row and src/armt_sw.py's sliding window;
- * both schedules, the memory state in the host layout [layers, H, d_key/H, d/H], diagonal = sequential bit
- * for bit (fp32 and bf16), and state files that refuse another variant. The sliding window is state: calls
+ * use_denom = false, correction on and off, wrap_layers, the inner loop's memory rows that attend to their
+ * whole segment (a partial last segment among them), the sink row and src/armt_sw.py's sliding window; both
+ * schedules, the memory state in the host layout [layers, H, d_key/H, d/H], diagonal = sequential bit for
+ * bit (fp32 and bf16), and state files that refuse another variant. The sliding window is state: calls
  * split anywhere (a partial segment included) continue it, state files carry it, a cancelled call leaves
  * it, generation attends to it.
  *
@@ -50,9 +51,12 @@ static const vcase cases[] = {
     {"amt, 2 heads, gating", ARMT_VARIANT_AMT, 2, 1, 0, 1, 0, 0, 8, 4, 36, 0, 0, 0},
     {"amt, 4 heads, use_denom false", ARMT_VARIANT_AMT, 4, 0, 1, 1, 0, 0, 8, 4, 30, 0, 0, 0},
     {"amt, 4 heads + gating, 15/5 heads", ARMT_VARIANT_AMT, 4, 1, 0, 1, 0, 1, 8, 4, 41, 0, 0, TOL_STATE_H4},
+    {"inner, 2 heads", ARMT_VARIANT_INNER, 2, 0, 0, 1, 0, 0, 8, 4, 36, 0, 0, 0},
+    {"inner, 4 heads + gating, 15/5 heads, partial", ARMT_VARIANT_INNER, 4, 1, 0, 0, 0, 1, 8, 4, 43, 0, 0, 0},
     {"amt, sink", ARMT_VARIANT_AMT, 1, 0, 0, 1, 0, 0, 8, 4, 36, 1, 0, 0},
     {"amt, 4 heads + gating + sink, 15/5 heads", ARMT_VARIANT_AMT, 4, 1, 0, 1, 0, 1, 8, 4, 41, 1, 0,
      TOL_STATE_H4},
+    {"inner, 2 heads + sink", ARMT_VARIANT_INNER, 2, 0, 0, 1, 0, 0, 8, 4, 37, 1, 0, 0},
     {"armt, sliding window", ARMT_VARIANT_ARMT, 1, 0, 0, 1, 0, 0, 8, 4, 36, 0, 1, 0},
     {"armt, sliding window + sink", ARMT_VARIANT_ARMT, 1, 0, 0, 1, 0, 0, 8, 4, 36, 1, 1, 0},
     {"armt, sliding window + sink, wrap_layers [1,0,1], segment 5", ARMT_VARIANT_ARMT, 1, 0, 0, 1, 0x2, 0, 5,

@@ -180,6 +180,11 @@ void ref_rope(double *x, int T, int nh, int head_dim, const double *inv_freq) {
 
 int ref_attention(const double *q, const double *k, const double *v, int T, int n_heads, int n_kv_heads,
                   int head_dim, double *out) {
+    return ref_attention_mem(q, k, v, T, n_heads, n_kv_heads, head_dim, 0, out);
+}
+
+int ref_attention_mem(const double *q, const double *k, const double *v, int T, int n_heads, int n_kv_heads,
+                      int head_dim, int mem_all, double *out) {
     int group = n_heads / n_kv_heads;
     size_t qs = (size_t)n_heads * head_dim, kvs = (size_t)n_kv_heads * head_dim;
     double scale = 1.0 / sqrt((double)head_dim);
@@ -189,9 +194,11 @@ int ref_attention(const double *q, const double *k, const double *v, int T, int 
         int kh = h / group;
         for (int t = 0; t < T; t++) {
             const double *qt = q + t * qs + (size_t)h * head_dim;
-            /* scores over the causal prefix 0..t, softmax with the max subtracted */
+            /* scores over the causal prefix 0..t (the whole block for the last mem_all rows), softmax with
+             * the max subtracted */
+            const int last = mem_all > 0 && t >= T - mem_all ? T - 1 : t;
             double mx = -INFINITY;
-            for (int u = 0; u <= t; u++) {
+            for (int u = 0; u <= last; u++) {
                 const double *ku = k + u * kvs + (size_t)kh * head_dim;
                 double sdot = 0.0;
                 for (int i = 0; i < head_dim; i++)
@@ -200,14 +207,14 @@ int ref_attention(const double *q, const double *k, const double *v, int T, int 
                 if (p[u] > mx) mx = p[u];
             }
             double sum = 0.0;
-            for (int u = 0; u <= t; u++) {
+            for (int u = 0; u <= last; u++) {
                 p[u] = exp(p[u] - mx);
                 sum += p[u];
             }
             double *ot = out + t * qs + (size_t)h * head_dim;
             for (int i = 0; i < head_dim; i++)
                 ot[i] = 0.0;
-            for (int u = 0; u <= t; u++) {
+            for (int u = 0; u <= last; u++) {
                 const double *vu = v + u * kvs + (size_t)kh * head_dim;
                 double w = p[u] / sum;
                 for (int i = 0; i < head_dim; i++)
@@ -497,9 +504,12 @@ static int ws_alloc(ws *w, const armt_config *c, size_t Tmax) {
     return 0;
 }
 
-/* One LLaMA decoder layer (docs/MATH.md §4.1), in place on X [T, d], positions 0..T-1; causal attention, or
- * with a sliding window (win not NULL). The rotated keys and the values stay in w->k, w->v. */
-static int decoder_layer(const ref_model *m, int l, double *X, int T, ws *w, const ref_window *win) {
+/* One LLaMA decoder layer (docs/MATH.md §4.1), in place on X [T, d], positions 0..T-1; causal attention, the
+ * last mem_all rows attending to all T rows (the inner loop's memory tokens), or with a sliding window (win
+ * not NULL; the configuration check keeps it apart from mem_all). The rotated keys and the values stay in
+ * w->k, w->v. */
+static int decoder_layer(const ref_model *m, int l, double *X, int T, int mem_all, ws *w,
+                         const ref_window *win) {
     const armt_config *c = &m->cfg;
     int d = c->hidden_size, hd = c->head_dim, nh = c->n_heads, nkv = c->n_kv_heads;
     int qd = nh * hd, kvd = nkv * hd, f = c->intermediate_size;
@@ -512,8 +522,8 @@ static int decoder_layer(const ref_model *m, int l, double *X, int T, ws *w, con
     linear(w->h, T, d, m->w[ARMT_ROLE_WV][l], kvd, w->v);
     ref_rope(w->q, T, nh, hd, w->inv_freq);
     ref_rope(w->k, T, nkv, hd, w->inv_freq);
-    if ((win ? window_attention(w->q, w->k, w->v, T, win, nh, nkv, hd, w->a)
-             : ref_attention(w->q, w->k, w->v, T, nh, nkv, hd, w->a)) != 0)
+    if ((win && mem_all == 0 ? window_attention(w->q, w->k, w->v, T, win, nh, nkv, hd, w->a)
+                             : ref_attention_mem(w->q, w->k, w->v, T, nh, nkv, hd, mem_all, w->a)) != 0)
         return -2;
     linear(w->a, T, qd, m->w[ARMT_ROLE_WO][l], d, w->tmp);
     for (size_t i = 0; i < (size_t)T * d; i++)
@@ -610,7 +620,8 @@ int ref_armt_forward(const ref_model *m, ref_state *st, const int32_t *ids, size
                 win.kc = st->win_k + wo;
                 win.vc = st->win_v + wo;
             }
-            if (rc == 0) rc = decoder_layer(m, l, X, T, &w, c->sliding_window ? &win : NULL);
+            const int mem_all = c->variant == ARMT_VARIANT_INNER ? M : 0;
+            if (rc == 0) rc = decoder_layer(m, l, X, T, mem_all, &w, c->sliding_window ? &win : NULL);
             if (rc == 0 && c->sliding_window) /* this block's text rows join the window */
                 st->win_len = window_push(st, l, held, w.k + (size_t)ns * kvd, w.v + (size_t)ns * kvd, Ls);
             if (rc == 0) rc = ref_mem_write(m, st, l, X + (size_t)(ns + Ls) * d, M); /* memory rows' output */
@@ -652,7 +663,7 @@ static int rows_forward(const ref_model *m, const ref_state *st, const int32_t *
             const size_t wo = (size_t)l * (size_t)st->win_rows * (size_t)st->win_width;
             win = (ref_window){st->win_k + wo, st->win_v + wo, st->win_len, ns, 0};
         }
-        if (rc == 0) rc = decoder_layer(m, l, X, T, &w, st && c->sliding_window ? &win : NULL);
+        if (rc == 0) rc = decoder_layer(m, l, X, T, 0, &w, st && c->sliding_window ? &win : NULL);
     }
     if (rc == 0) head(m, X + (size_t)ns * d, (int)n, w.h, logits, hidden);
     free(X);

@@ -141,6 +141,9 @@ void ref_rope(double *x, int T, int nh, int head_dim, const double *inv_freq);
  * h / (n_heads / n_kv_heads). Returns -2 when out of memory, else 0. */
 int ref_attention(const double *q, const double *k, const double *v, int T, int n_heads, int n_kv_heads,
                   int head_dim, double *out);
+/* The same, the last mem_all rows attending to all T rows (the inner loop's memory tokens). */
+int ref_attention_mem(const double *q, const double *k, const double *v, int T, int n_heads, int n_kv_heads,
+                      int head_dim, int mem_all, double *out);
 
 /* Associative read of layer `layer` (docs/MATH.md §3.3), in place on H [rows, d]:
  * H += (phi(H W_mq^T) W_mem) / (phi(H W_mq^T) . z + 1e-5). Applied regardless of st->written.

@@ -236,6 +236,7 @@ const char *armt_variant_name(armt_variant variant) {
     switch (variant) {
     case ARMT_VARIANT_PAPER: return "paper";
     case ARMT_VARIANT_AMT: return "amt";
+    case ARMT_VARIANT_INNER: return "inner";
     case ARMT_VARIANT_ARMT: return "armt";
     }
     return "unknown";

@@ -244,6 +244,7 @@ armt_status armt_call_begin(armt_call *F, armt_ctx *ctx, const armt_forward_para
     F->ns = cfg->use_sink ? 1 : 0;
     F->win = cfg->sliding_window ? cfg->segment_size : 0;
     F->win_first = F->win ? ctx->win_len : 0;
+    F->mem_all = cfg->variant == ARMT_VARIANT_INNER && p->schedule != ARMT_SCHEDULE_FULL ? F->M : 0;
     size_t nl = (size_t)cfg->n_layers;
     F->a_off = calloc(nl, sizeof(size_t));
     F->b_off = calloc(nl, sizeof(size_t));

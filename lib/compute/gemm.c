@@ -10,15 +10,10 @@
 
 #include "compute/gemm.h"
 
-#include <clblast_c.h>
-#include <pthread.h>
-#include <stdlib.h>
+#include "device/clblast.h"
 
-/* CLBlast before 1.6.1 is not thread-safe: two threads entering a routine at once can free a tuning-database
- * entry while the other copies it (CLBlast issue #486, fixed by its PR #495; Debian 12 ships 1.5.3, and the
- * soak test's two threads hit it under AddressSanitizer). Every CLBlast call goes through this one process-wide
- * lock. A call only enqueues (after its first, which compiles), so contexts on other threads wait microseconds. */
-static pthread_mutex_t clblast_lock = PTHREAD_MUTEX_INITIALIZER;
+#include <clblast_c.h>
+#include <stdlib.h>
 
 /* ======================================================================================================= */
 /* The plan                                                                                                */
@@ -148,7 +143,7 @@ static armt_status gemm_clblast(armt_ctx *ctx, const armt_gemm_op *op, armt_err 
             ab[count + j] = op->beta;
         }
     }
-    pthread_mutex_lock(&clblast_lock);
+    armt_clblast_lock(); /* (device/clblast.h: CLBlast 1.5 is not thread-safe) */
     if (count == 1) {
         what = "CLBlastSgemm";
         s = CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, m, n, k, 1.0f, op->a, op->a_off[0], op->lda, op->w,
@@ -163,7 +158,7 @@ static armt_status gemm_clblast(armt_ctx *ctx, const armt_gemm_op *op, armt_err 
         s = CLBlastSgemmBatched(CLBlastLayoutRowMajor, ta, tb, m, n, k, ab, op->a, op->a_off, op->lda, op->w,
                                 op->w_off, op->ldw, ab + count, op->c, op->c_off, op->ldc, count, q, evp);
     }
-    pthread_mutex_unlock(&clblast_lock);
+    armt_clblast_unlock();
     free(ab);
     if (s != CLBlastSuccess) return armt_err_clblast(err, what, s);
     armt_ctx_prof_add_gemm(ctx, ARMT_PROF_CLBLAST, ev, op->site,

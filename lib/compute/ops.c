@@ -175,19 +175,28 @@ armt_status armt_op_attention(armt_call *F, const armt_step *st, armt_kernel_id 
     ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->q), ARMT_KA(kbuf), ARMT_KA(vbuf), ARMT_KA(ctx->att),
                         ARMT_KA(Ti), ARMT_KA(F->nh), ARMT_KA(F->nkv), ARMT_KA(scale), ARMT_KA(kv_off),
                         ARMT_KA(Tk), ARMT_KA(q0)));
-    /* WIN_ARGS (cl/attention.cl): a generation tail has no memory rows */
-    const int nmem = st->kcache ? 0 : F->M;
-    const cl_uint wa = aid == ARMT_K_ATTENTION ? 12 : 13;
-    ARMT_TRY(ARMT_KARGS(k, wa, err, ARMT_KA(F->win), ARMT_KA(F->win_first), ARMT_KA(st->s0), ARMT_KA(F->ns),
-                        ARMT_KA(nmem), ARMT_KA(st->s_short), ARMT_KA(st->T_short)));
+    /* the memory tokens' rows (inner loop): a step's cells hold them last; a KV-cache step (generation's
+     * tail) has none */
+    const int mem_all = st->kcache ? 0 : F->mem_all;
+    const int j_short = st->s_short >= 0 && st->s0 - st->s_short >= 0 && st->s0 - st->s_short < st->G
+                            ? st->s0 - st->s_short
+                            : -1;
+    const int T_short = j_short >= 0 ? st->T_short : st->T;
+    /* WIN_ARGS (cl/attention.cl): the cell of the call's first segment (-1: none in the step); a generation
+     * tail has no memory rows */
+    const int j_first = st->s0 < st->G ? st->s0 : -1, nmem = st->kcache ? 0 : F->M;
+    const cl_uint wa = aid == ARMT_K_ATTENTION ? 15 : 16;
+    ARMT_TRY(ARMT_KARGS(k, wa, err, ARMT_KA(F->win), ARMT_KA(F->win_first), ARMT_KA(j_first), ARMT_KA(F->ns),
+                        ARMT_KA(nmem)));
     if (aid == ARMT_K_ATTENTION) {
-        ARMT_CL_TRY(ARMT_ARG(k, 11, skip));
+        ARMT_TRY(ARMT_KARGS(k, 11, err, ARMT_KA(skip), ARMT_KA(mem_all), ARMT_KA(j_short), ARMT_KA(T_short)));
         size_t bq = (size_t)ctx->rt->tune.attn_bq;
         return armt_op_launch(F, aid, 3, armt_round_up(T, bq), (size_t)F->nh, G, bq);
     }
     /* the tensor-core kernels write the o projection's bf16 operand themselves (att is then not written) */
     cl_mem outb = out_bf16 ? ctx->abf : NULL;
-    ARMT_TRY(ARMT_KARGS(k, 11, err, ARMT_KA(outb), ARMT_KA(skip)));
+    ARMT_TRY(ARMT_KARGS(k, 11, err, ARMT_KA(outb), ARMT_KA(skip), ARMT_KA(mem_all), ARMT_KA(j_short),
+                        ARMT_KA(T_short)));
     size_t warps = (size_t)ctx->model->attn_warps, bq = 16 * warps * (size_t)ctx->model->attn_rt;
     return armt_op_launch(F, aid, 3, (T + bq - 1) / bq * 32 * warps, (size_t)F->nh, G, 32 * warps);
 }

@@ -21,6 +21,8 @@ typedef struct armt_call {
     int ns;                           /* sink rows before each segment's tokens (use_sink: 1, else 0) */
     int win;                          /* sliding window: its rows W = segment_size (0: none)          */
     int win_first;                    /*   rows the context's window holds at the call's start       */
+    int mem_all;                      /* > 0 (inner loop): a cell's last mem_all rows, its memory     */
+                                      /*   tokens, attend to all its rows (0 with no memory tokens)   */
     size_t *a_off, *b_off, *c_off;    /* (n_layers) each */
     uint8_t *written;                 /* (n_layers) host mirror of ctx->written */
     const armt_forward_params *p;

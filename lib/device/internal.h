@@ -125,9 +125,10 @@ struct armt_runtime {
     cl_command_queue queue; /* uploads and model initialisation               */
     armt_device_info info;
     armt_device_tuning tune;
-    char *build_options;               /* every program's options from the tuning (tune.c)        */
-    char *cl_passthrough;              /* developer options, last on every build (NULL: none)    */
-    char *kernel_dir;                  /* NULL: embedded sources                         */
+    int clblast_tuned;    /* kernels whose CLBlast parameters the library set (device/clblast.h) */
+    char *build_options;  /* every program's options from the tuning (tune.c)        */
+    char *cl_passthrough; /* developer options, last on every build (NULL: none)    */
+    char *kernel_dir;     /* NULL: embedded sources                         */
     cl_program programs[ARMT_P_COUNT]; /* ATTENTION is NULL: built per model    */
     int profile;
     uint64_t device_bytes; /* all buffers of models and contexts now         */

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include "device/internal.h"
+#include "device/clblast.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -317,6 +318,7 @@ armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime 
         ARMT_TRY_GOTO(env_switch("ARMT_TENSOR_CORES", &to.tensor_cores, err), fail);
         ARMT_TRY_GOTO(env_switch("ARMT_WGMMA", &to.wgmma, err), fail);
         ARMT_TRY_GOTO(armt_tune_device(&rt->info, &to, &rt->tune, err), fail);
+        ARMT_TRY_GOTO(armt_clblast_tune(rt, &rt->clblast_tuned, err), fail);
         char opts[256];
         armt_tune_common_options(&rt->tune, opts, sizeof opts);
         rt->build_options = strdup(opts);

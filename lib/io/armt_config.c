@@ -154,7 +154,7 @@ int armt_config_d_key(const armt_config *cfg) {
 static armt_status check_variant(const armt_config *c, armt_err *err) {
     const armt_status B = ARMT_STATUS_BAD_CONFIG;
     ARMT_RETURN_IF(c->variant != ARMT_VARIANT_PAPER && c->variant != ARMT_VARIANT_AMT &&
-                       c->variant != ARMT_VARIANT_ARMT,
+                       c->variant != ARMT_VARIANT_ARMT && c->variant != ARMT_VARIANT_INNER,
                    B, "config: unknown variant %d", (int)c->variant);
     ARMT_RETURN_IF(c->no_denom != 0 && c->no_denom != 1, B, "config: no_denom = %d must be 0 or 1",
                    c->no_denom);
@@ -177,8 +177,13 @@ static armt_status check_variant(const armt_config *c, armt_err *err) {
     ARMT_RETURN_IF(c->sliding_window != 0 && c->sliding_window != 1, B,
                    "config: sliding_window = %d must be 0 or 1", c->sliding_window);
     ARMT_RETURN_IF(c->variant == ARMT_VARIANT_PAPER && (c->use_sink || c->sliding_window), B,
-                   "config: use_sink and sliding_window belong to the amt and armt variants, not to the "
-                   "paper's");
+                   "config: use_sink and sliding_window belong to the later variants, not to the paper's");
+    ARMT_RETURN_IF(c->variant == ARMT_VARIANT_INNER && c->sliding_window, ARMT_STATUS_UNSUPPORTED,
+                   "config: sliding_window = true with the inner loop is not implemented (inner_loop.py's "
+                   "sliding window does not run in the reference itself; docs/VARIANTS-reference.md)");
+    ARMT_RETURN_IF(c->variant == ARMT_VARIANT_INNER && armt_config_memory_layers(c) != c->n_layers,
+                   ARMT_STATUS_BAD_CONFIG,
+                   "config: the inner loop has a memory in every layer (no wrap_layers)");
     /* modeling_amt's own sliding window never ran (docs/VARIANTS-reference.md): its 4-D integer mask is
      * refused by sdpa, and under eager attention it would be added to the scores, masking nothing; what its
      * code intends differs from src/armt_sw.py (text rows would see the memory rows). Nothing to follow. */
@@ -493,13 +498,15 @@ char *armt_config_to_json(const armt_config *cfg) {
 }
 
 armt_status armt_variant_parse(const char *name, armt_variant *out, armt_err *err) {
-    static const armt_variant all[] = {ARMT_VARIANT_PAPER, ARMT_VARIANT_AMT, ARMT_VARIANT_ARMT};
+    static const armt_variant all[] = {ARMT_VARIANT_PAPER, ARMT_VARIANT_AMT, ARMT_VARIANT_ARMT,
+                                       ARMT_VARIANT_INNER};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (strcmp(name, armt_variant_name(all[i])) == 0) {
             *out = all[i];
             return ARMT_OK;
         }
-    return armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "variant '%s' is not known (paper, amt, armt)", name);
+    return armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "variant '%s' is not known (paper, amt, armt, inner)",
+                        name);
 }
 
 /* A list of layer indices: the layers without memory. */

@@ -49,7 +49,8 @@ int armt_config_is_reference(const char *json_text, size_t len);
  * BAD_CONFIG naming base_model_name); the ARMT keys with the reference's defaults (num_mem_tokens 16,
  * d_mem 512, segment_size 512, correction, use_denom). Keys that change inference in a way not implemented
  * (act_on, attend_to_previous_input, wrap_pos, segment_alignment other than left) are UNSUPPORTED naming the
- * key. variant: ARMT_VARIANT_AMT when a modeling_amt-only key is present, else ARMT_VARIANT_ARMT. */
+ * key. variant: ARMT_VARIANT_INNER when `architectures` names InnerLoopARMTForCausalLM, ARMT_VARIANT_AMT when
+ * a modeling_amt-only key is present, else ARMT_VARIANT_ARMT. */
 armt_status armt_config_from_reference_json(const char *json_text, size_t len, const char *base_dir,
                                             armt_config *cfg, armt_err *err);
 
@@ -68,7 +69,7 @@ char *armt_config_to_json(const armt_config *cfg);
 /* Inverse of armt_config_to_json: every field required, "version" must be ARMT_CONFIG_JSON_VERSION. */
 armt_status armt_config_from_json_full(const char *json_text, size_t len, armt_config *cfg, armt_err *err);
 
-/* "paper", "amt" or "armt" into *out; UNSUPPORTED naming anything else. */
+/* "paper", "amt", "armt" or "inner" into *out; UNSUPPORTED naming anything else. */
 armt_status armt_variant_parse(const char *name, armt_variant *out, armt_err *err);
 
 /* Memory heads H (mem_heads, at least 1); whether a layer has no associative memory (wrap_layers); how

@@ -243,12 +243,22 @@ armt_status armt_config_from_reference_json(const char *json_text, size_t len, c
     memset(&tmp, 0, sizeof tmp);
     const char *mt = NULL;
     armt_status st = armt_json_get_str(o, "", "model_type", 1, &mt, err);
-    int sw = 0, gen = 0;
+    int sw = 0, gen = 0, inner = 0;
     if (st == ARMT_OK) {
         sw = strcmp(mt, "armt_sw") == 0;
         if (!sw && strcmp(mt, "armt") != 0)
             st = armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "config: model_type '%s' is not an ARMT config",
                               mt);
+    }
+    if (st == ARMT_OK) {
+        /* the class that saved it: only `architectures` tells the inner loop (inner_loop.py) from
+         * modeling_amt's ARMTForCausalLM; both write generation 2's ARMTConfig */
+        json_t *arch = json_object_get(o, "architectures");
+        for (size_t i = 0; json_is_array(arch) && i < json_array_size(arch); i++) {
+            const char *a = json_string_value(json_array_get(arch, i));
+            if (a && strcmp(a, "InnerLoopARMTForCausalLM") == 0) inner = 1;
+        }
+        if (inner) gen = 2;
     }
     if (st == ARMT_OK) st = read_base(o, base_dir, &tmp, err);
     if (st == ARMT_OK) {
@@ -282,7 +292,7 @@ armt_status armt_config_from_reference_json(const char *json_text, size_t len, c
     if (st != ARMT_OK) return st;
     /* modeling_amt's keys name generation 2; otherwise src/armt.py (whose math is generation 2's with one
      * head and no gating, so a config with only common keys means the same to both) */
-    tmp.variant = gen == 2 ? ARMT_VARIANT_AMT : ARMT_VARIANT_ARMT;
+    tmp.variant = inner ? ARMT_VARIANT_INNER : gen == 2 ? ARMT_VARIANT_AMT : ARMT_VARIANT_ARMT;
     *cfg = tmp;
     return ARMT_OK;
 }

@@ -264,7 +264,7 @@ class Config:
     d_mem: int = 0
     segment_size: int = 0
     correction: int = 0
-    variant: int = 0  # 0 paper, 1 amt (modeling_amt), 2 armt (src/armt.py): docs/VARIANTS.md
+    variant: int = 0  # 0 paper, 1 amt (modeling_amt), 2 armt (src/armt.py), 3 inner (inner_loop.py)
     mem_heads: int = 0
     no_denom: int = 0
     gating: int = 0
