@@ -20,11 +20,13 @@
 
 /* XgemmDirect, which CLBlast takes for the tiny model's GEMMs: valid parameters (not its defaults), and a
  * vector width OpenCL has no type for. */
-#define DIRECT_OK  "KWID=2 MDIMAD=8 MDIMCD=8 NDIMBD=8 NDIMCD=8 PADA=1 PADB=0 PRECISION=32 VWMD=2 VWND=1 WGD=16"
-#define DIRECT_BAD "KWID=2 MDIMAD=8 MDIMCD=8 NDIMBD=8 NDIMCD=8 PADA=1 PADB=0 PRECISION=32 VWMD=3 VWND=1 WGD=24"
+#define DIRECT_OK "KWID=2 MDIMAD=8 MDIMCD=8 NDIMBD=8 NDIMCD=8 PADA=1 PADB=0 PRECISION=32 VWMD=2 VWND=1 WGD=16"
+#define DIRECT_BAD \
+    "KWID=2 MDIMAD=8 MDIMCD=8 NDIMBD=8 NDIMCD=8 PADA=1 PADB=0 PRECISION=32 VWMD=3 VWND=1 WGD=24"
 /* Xgemm (the indirect kernel, for large GEMMs) */
-#define XGEMM_OK                                                                                              \
-    "GEMMK=0 KREG=1 KWG=16 KWI=2 MDIMA=8 MDIMC=8 MWG=32 NDIMB=8 NDIMC=8 NWG=32 PRECISION=32 SA=0 SB=0 STRM=0 " \
+#define XGEMM_OK                                                                                        \
+    "GEMMK=0 KREG=1 KWG=16 KWI=2 MDIMA=8 MDIMC=8 MWG=32 NDIMB=8 NDIMC=8 NWG=32 PRECISION=32 SA=0 SB=0 " \
+    "STRM=0 "                                                                                           \
     "STRN=0 VWM=1 VWN=1"
 
 static void write_tuner(const char *dir, const char *file, const char *family, const char *precision,
@@ -152,9 +154,9 @@ START_TEST(test_tuning_files_refused) {
     static const struct {
         const char *family, *precision, *params, *time, *want;
     } bad[] = {
-        {"xgemm_direct_1", "32", "WGD=16", "0.5", "refused"},     /* not every tunable */
-        {"xgemm_direct_1", "64", DIRECT_OK, "0.5", "precision"},  /* double precision */
-        {"conv_magic", "32", DIRECT_OK, "0.5", "kernel_family"},  /* no such tuner */
+        {"xgemm_direct_1", "32", "WGD=16", "0.5", "refused"},      /* not every tunable */
+        {"xgemm_direct_1", "64", DIRECT_OK, "0.5", "precision"},   /* double precision */
+        {"conv_magic", "32", DIRECT_OK, "0.5", "kernel_family"},   /* no such tuner */
         {"xgemm_direct_1", "32", "KWID=two", "0.5", "NAME=VALUE"}, /* not a number */
         {"xgemm_direct_1", "32", DIRECT_OK, "fast", "best_time"},  /* not a time */
     };

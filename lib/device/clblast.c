@@ -26,10 +26,18 @@ void armt_clblast_unlock(void) { pthread_mutex_unlock(&clblast_mutex); }
 static const char *database_kernel(const char *family) {
     static const struct {
         const char *prefix, *kernel;
-    } map[] = {{"xgemm_direct", "XgemmDirect"}, {"xgemm", "Xgemm"},          {"copy", "Copy"},
-               {"padtranspose", "Padtranspose"}, {"pad", "Pad"},             {"transpose", "Transpose"},
-               {"xgemv_fast_rot", "XgemvFastRot"}, {"xgemv_fast", "XgemvFast"}, {"xgemv", "Xgemv"},
-               {"xaxpy", "Xaxpy"},                 {"xdot", "Xdot"},          {"xger", "Xger"}};
+    } map[] = {{"xgemm_direct", "XgemmDirect"},
+               {"xgemm", "Xgemm"},
+               {"copy", "Copy"},
+               {"padtranspose", "Padtranspose"},
+               {"pad", "Pad"},
+               {"transpose", "Transpose"},
+               {"xgemv_fast_rot", "XgemvFastRot"},
+               {"xgemv_fast", "XgemvFast"},
+               {"xgemv", "Xgemv"},
+               {"xaxpy", "Xaxpy"},
+               {"xdot", "Xdot"},
+               {"xger", "Xger"}};
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (strncmp(family, map[i].prefix, strlen(map[i].prefix)) == 0) return map[i].kernel;
     return NULL;
@@ -48,7 +56,8 @@ static armt_status apply(armt_runtime *rt, const char *kernel, const char *param
         char *eq = strchr(tok, '='), *end = NULL;
         unsigned long long v = eq ? strtoull(eq + 1, &end, 10) : 0;
         if (!eq || eq == tok || !end || end == eq + 1 || *end)
-            st = armt_err_set(err, ARMT_STATUS_BAD_FILE, "%s: CLBlast parameter '%s' is not NAME=VALUE", from, tok);
+            st = armt_err_set(err, ARMT_STATUS_BAD_FILE, "%s: CLBlast parameter '%s' is not NAME=VALUE", from,
+                              tok);
         else if (strncmp(tok, "PRECISION=", 10) != 0) {
             if (n == MAX_PARAMS)
                 st = armt_err_set(err, ARMT_STATUS_BAD_FILE, "%s: more than %d parameters for %s", from,
@@ -62,13 +71,15 @@ static armt_status apply(armt_runtime *rt, const char *kernel, const char *param
     }
     if (st == ARMT_OK) {
         armt_clblast_lock();
-        CLBlastStatusCode s = CLBlastOverrideParameters(rt->device, kernel, CLBlastPrecisionSingle, n, names, values);
+        CLBlastStatusCode s =
+            CLBlastOverrideParameters(rt->device, kernel, CLBlastPrecisionSingle, n, names, values);
         armt_clblast_unlock();
         if (s != CLBlastSuccess)
-            st = armt_err_set(err, ARMT_STATUS_BAD_FILE,
-                              "%s: CLBlast refused the %zu parameters of %s (CLBlastOverrideParameters: %d; they "
-                              "must be exactly the kernel's tunables)",
-                              from, n, kernel, (int)s);
+            st = armt_err_set(
+                err, ARMT_STATUS_BAD_FILE,
+                "%s: CLBlast refused the %zu parameters of %s (CLBlastOverrideParameters: %d; they "
+                "must be exactly the kernel's tunables)",
+                from, n, kernel, (int)s);
     }
     free(copy);
     return st;
@@ -80,10 +91,10 @@ static armt_status read_tuner_json(const char *path, json_t **doc, const char **
     char *text = NULL;
     size_t len = 0;
     ARMT_TRY(armt_read_regular_file(path, "CLBlast tuning", MAX_TUNING_FILE_BYTES, &text, &len, err));
-    armt_status st = len > MAX_TUNING_FILE_BYTES
-                         ? armt_err_set(err, ARMT_STATUS_BAD_FILE, "%s: larger than %u bytes", path,
-                                        MAX_TUNING_FILE_BYTES)
-                         : armt_json_parse_object(text, len, path, doc, err);
+    armt_status st =
+        len > MAX_TUNING_FILE_BYTES
+            ? armt_err_set(err, ARMT_STATUS_BAD_FILE, "%s: larger than %u bytes", path, MAX_TUNING_FILE_BYTES)
+            : armt_json_parse_object(text, len, path, doc, err);
     free(text);
     if (st == ARMT_STATUS_BAD_CONFIG) { /* the parser's status is for configs: this is a broken file */
         char *msg = strdup(armt_err_msg(err));
