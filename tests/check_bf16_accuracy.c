@@ -47,7 +47,8 @@ typedef struct bcase {
 static const char *const builtin[][4] = {
     {"paper_l3s4", "bf16/paper_l3s4/expected.safetensors", "", "armt_ref/model_saved.safetensors"},
     {"paper_l6s7", "bf16/paper_l6s7/expected.safetensors", "", "bf16/paper_l6s7/model_saved.safetensors"},
-#define VARIANT(c) {c, "variants/" c "/expected.safetensors", "bf16/variants/" c ".safetensors", "variants/" c}
+#define VARIANT(c) \
+    { c, "variants/" c "/expected.safetensors", "bf16/variants/" c ".safetensors", "variants/" c }
     VARIANT("armt"),
     VARIANT("armt_nodenom"),
     VARIANT("armt_nocorr"),
@@ -166,8 +167,8 @@ typedef struct dists {
 } dists;
 
 static dists measure(const qty *q, const float *ours) {
-    dists d = {dist(q, ours, q->f), dist(q, q->ref, q->f), dist(q, q->w, q->f), dist(q, ours, q->w),
-               dist(q, q->ref, q->w), 0};
+    dists d = {dist(q, ours, q->f), dist(q, q->ref, q->f), dist(q, q->w, q->f),
+               dist(q, ours, q->w), dist(q, q->ref, q->w), 0};
     d.saturated = d.er >= SATURATED * (q->logits ? max_abs(q->f, q->n) : 1.0);
     return d;
 }
@@ -175,8 +176,8 @@ static dists measure(const qty *q, const float *ours) {
 /* "ours / ref / w16 (ours - w16 / ref - w16)" appended to line */
 static void print_dists(const dists *d, char *line, size_t cap) {
     size_t len = strlen(line);
-    snprintf(line + len, cap - len, " %.3g / %.3g / %.3g (%.3g / %.3g)%s |", d->eo, d->er, d->ew, d->ow, d->rw,
-             d->saturated ? " saturated" : "");
+    snprintf(line + len, cap - len, " %.3g / %.3g / %.3g (%.3g / %.3g)%s |", d->eo, d->er, d->ew, d->ow,
+             d->rw, d->saturated ? " saturated" : "");
 }
 
 /* (1) and (2) of the header, unless saturated */
@@ -264,7 +265,8 @@ START_TEST(test_bf16_vs_reference_bf16) {
             kept++;
         }
         ck_assert_uint_eq(kept * per_w, nw);
-        const char *sched = s ? "diagonal" : "sequential", *path = emulate ? "emulated tensor cores" : "device";
+        const char *sched = s ? "diagonal" : "sequential",
+                   *path = emulate ? "emulated tensor cores" : "device";
         char where[512], line[1024];
         snprintf(where, sizeof where, "%.200s, %s, %s", bc.name, sched, path);
         snprintf(line, sizeof line, "| %.200s | %s | %s |", bc.name, sched, path);
