@@ -8,7 +8,8 @@
  *
  *   (1) ours - fp32 <= max(reference bf16 - fp32, w16 - fp32): no larger than the reference's own bf16 error,
  *       or than the error of the exact evaluation of the bf16 weights where that is larger (then no engine that
- *       multiplies by these weights reaches the reference's number but by chance: docs/VARIANTS.md, "bf16");
+ *       multiplies by these weights reaches the reference's number but by chance: docs/VARIANTS.md, "bf16
+ *       accuracy");
  *   (2) ours - w16 <= reference bf16 - w16: what our arithmetic adds to the bf16 weights' own error is no more
  *       than what the reference's bf16 run adds.
  *
@@ -43,7 +44,9 @@ typedef struct bcase {
     char model[4096];    /* the checkpoint */
 } bcase;
 
-/* name, expected, w16, model: paths under tests/data */
+/* name, expected, w16, model: paths under tests/data. tests/data/bf16/variants also holds the w16 results of
+ * the sink and sliding-window cases (amt_sink, amt_all, inner_h4_sink, inner_all, armt_sw, armt_sw_sink), to be
+ * listed here once they load. */
 static const char *const builtin[][4] = {
     {"paper_l3s4", "bf16/paper_l3s4/expected.safetensors", "", "armt_ref/model_saved.safetensors"},
     {"paper_l6s7", "bf16/paper_l6s7/expected.safetensors", "", "bf16/paper_l6s7/model_saved.safetensors"},
