@@ -2,12 +2,14 @@
  * check_runtime.c - device listing and choice, kernel build at load (and its failure with the build log),
  * no-device behaviour. Every OpenCL object is created inside a test (Check forks per test).
  */
+#define _GNU_SOURCE /* RTLD_NEXT */
 #include "config.h"
 
 #include "device/internal.h"
 #include "testutil.h"
 
 #include <ctype.h>
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,6 +168,46 @@ START_TEST(test_kernel_build_failure) {
 }
 END_TEST
 
+/* clCreateKernel for this process (the library's calls included): the real one, counting its failures. */
+static int kernel_create_failures;
+cl_kernel clCreateKernel(cl_program program, const char *name, cl_int *errcode_ret) {
+    cl_kernel (*real)(cl_program, const char *, cl_int *) =
+        (cl_kernel(*)(cl_program, const char *, cl_int *))dlsym(RTLD_NEXT, "clCreateKernel");
+    cl_int e = CL_INVALID_OPERATION;
+    cl_kernel k = real ? real(program, name, &e) : NULL;
+    if (e != CL_SUCCESS) kernel_create_failures++;
+    if (errcode_ret) *errcode_ret = e;
+    return k;
+}
+
+/* The optional kernels (tensor cores) of a program built without them are not asked for: no clCreateKernel
+ * fails (a failed one is an API error to checkers such as Oclgrind's --check-api, make check-oclgrind). */
+START_TEST(test_optional_kernels_not_created) {
+    armt_runtime_params rp = armt_runtime_default_params();
+    rp.tensor_cores = ARMT_TC_OFF;
+    armt_runtime *rt = NULL;
+    ck_assert_msg(armt_runtime_create(&rp, &rt) == ARMT_OK, "%s", armt_last_error());
+    armt_config c;
+    ck_assert_int_eq(armt_config_preset("tiny", &c), ARMT_OK);
+    c.n_layers = 1;
+    armt_model_params mp = armt_model_default_params();
+    mp.precision = ARMT_PRECISION_BF16; /* its attention program has no tensor-core kernels here */
+    armt_model *m = NULL;
+    ck_assert_msg(armt_model_create_random(rt, &c, &mp, &m) == ARMT_OK, "%s", armt_last_error());
+    armt_ctx *ctx = NULL;
+    ck_assert_msg(armt_ctx_create(m, NULL, &ctx) == ARMT_OK, "%s", armt_model_last_error(m));
+    ck_assert_int_eq(kernel_create_failures, 0);
+    ck_assert_ptr_nonnull(ctx->k[ARMT_K_ATTENTION]);
+    ck_assert_ptr_null(ctx->k[ARMT_K_ATTENTION_MMA]);
+    ck_assert_ptr_null(ctx->k[ARMT_K_ATTENTION_MMA_KVBF16]);
+    ck_assert_ptr_null(ctx->k[ARMT_K_GEMM_BF16_MMA]);
+    ck_assert_ptr_nonnull(ctx->k[ARMT_K_GEMM_BF16]);
+    armt_ctx_free(ctx);
+    armt_model_free(m);
+    armt_runtime_free(rt);
+}
+END_TEST
+
 /* No ICD at all: an empty vendors directory. The list is empty and create says "no device". */
 START_TEST(test_no_device) {
     char dir[] = "/tmp/armt-noicd-XXXXXX";
@@ -267,6 +309,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_select_no_match);
     tcase_add_test(tc, test_select_by_env);
     tcase_add_test(tc, test_kernel_build_failure);
+    tcase_add_test(tc, test_optional_kernels_not_created);
     tcase_add_test(tc, test_no_device);
     tcase_add_test(tc, test_null_args);
     tcase_add_test(tc, test_tune_options);

@@ -284,17 +284,61 @@ static void gemm_narrow_build(armt_runtime *rt) {
     rt->programs[ARMT_P_GEMM_NARROW] = p;
 }
 
+/* The kernel names a built program holds (CL_PROGRAM_KERNEL_NAMES: "a;b;c"), malloc'ed; NULL when the
+ * driver does not say (the caller then tries clCreateKernel, as before OpenCL 1.2). */
+static char *program_kernel_names(cl_program p) {
+    size_t n = 0;
+    if (clGetProgramInfo(p, CL_PROGRAM_KERNEL_NAMES, 0, NULL, &n) != CL_SUCCESS || n == 0) return NULL;
+    char *names = malloc(n + 1);
+    if (names && clGetProgramInfo(p, CL_PROGRAM_KERNEL_NAMES, n, names, NULL) != CL_SUCCESS) {
+        free(names);
+        return NULL;
+    }
+    if (names) names[n] = '\0';
+    return names;
+}
+
+/* 1: name is one of the ';'-separated names */
+static int names_have(const char *names, const char *name) {
+    const size_t len = strlen(name);
+    for (const char *s = names; *s;) {
+        const char *e = strchr(s, ';');
+        const size_t n = e ? (size_t)(e - s) : strlen(s);
+        if (n == len && strncmp(s, name, len) == 0) return 1;
+        if (!e) break;
+        s = e + 1;
+    }
+    return 0;
+}
+
 armt_status armt_kernels_create(armt_runtime *rt, cl_program attention, cl_kernel *k, armt_err *err) {
     for (int i = 0; i < ARMT_K_COUNT; i++)
         k[i] = NULL;
-    for (int i = 0; i < ARMT_K_COUNT; i++) {
+    /* An optional kernel is created only where its program holds it (asked once per program): calling
+     * clCreateKernel for a kernel that is not there fails with CL_INVALID_KERNEL_NAME, which API checkers
+     * (Oclgrind's --check-api, make check-oclgrind) rightly report, and some drivers log. */
+    struct {
+        cl_program p; /* the program asked (NULL: not yet) */
+        char *names;
+    } listed[ARMT_P_COUNT + 1] = {{NULL, NULL}};
+    armt_status st = ARMT_OK;
+    for (int i = 0; i < ARMT_K_COUNT && st == ARMT_OK; i++) {
         cl_int e;
-        cl_program p =
-            kernel_table[i].program == ARMT_P_ATTENTION ? attention : rt->programs[kernel_table[i].program];
+        const armt_program_id pid = kernel_table[i].program;
+        cl_program p = pid == ARMT_P_ATTENTION ? attention : rt->programs[pid];
         if (!p) continue; /* the attention program belongs to a model (head_dim is fixed at its build) */
         if ((i == ARMT_K_GEMM_BF16_MMA || i == ARMT_K_GEMM_BF16BF16_MMA || i == ARMT_K_F32_TO_BF16) &&
             !rt->tune.nv_mma)
             continue;
+        if (kernel_table[i].optional) {
+            const int slot = pid == ARMT_P_ATTENTION ? ARMT_P_COUNT : (int)pid;
+            if (listed[slot].p != p) {
+                free(listed[slot].names);
+                listed[slot].p = p;
+                listed[slot].names = program_kernel_names(p);
+            }
+            if (listed[slot].names && !names_have(listed[slot].names, kernel_table[i].name)) continue;
+        }
         k[i] = clCreateKernel(p, kernel_table[i].name, &e);
         if (e != CL_SUCCESS && kernel_table[i].optional) {
             k[i] = NULL;
@@ -302,11 +346,13 @@ armt_status armt_kernels_create(armt_runtime *rt, cl_program attention, cl_kerne
         }
         if (e != CL_SUCCESS) {
             armt_kernels_release(k);
-            return armt_err_set(err, ARMT_STATUS_KERNEL_BUILD_FAILED, "clCreateKernel(%s) failed: %s (%d)",
-                                kernel_table[i].name, armt_cl_error_str(e), e);
+            st = armt_err_set(err, ARMT_STATUS_KERNEL_BUILD_FAILED, "clCreateKernel(%s) failed: %s (%d)",
+                              kernel_table[i].name, armt_cl_error_str(e), e);
         }
     }
-    return ARMT_OK;
+    for (int i = 0; i <= ARMT_P_COUNT; i++)
+        free(listed[i].names);
+    return st;
 }
 
 void armt_kernels_release(cl_kernel *k) {
