@@ -9,7 +9,9 @@
  * One work-group of ATTN_BQ work-items per (block of ATTN_BQ query rows, head, cell); each work-item owns
  * one query row. Global (ceil(T/ATTN_BQ)*ATTN_BQ, nh, G), local (ATTN_BQ, 1, 1).
  * Every kernel's argument last_row0: 0, or query rows of the last cell (G - 1) below it are not needed
- * (armt_rows_unneeded in common.cl): blocks of rows wholly below it are skipped.
+ * (armt_rows_unneeded in common.cl): blocks of rows wholly below it are skipped, and in the block that holds
+ * last_row0 the rows below it read no query (the q projection skipped them: armt_row_unneeded) and attend
+ * with a zero one, giving defined outputs nobody reads.
  * mem_all > 0 (the inner-loop variant): the last mem_all rows of every cell are its memory tokens, and they
  * see every row of their cell, later ones too; a cell holds T rows, except cell j_short (-1: none), which
  * holds T_short (a partial last segment, padded). armt_attention_limit gives a row's last visible key.
@@ -75,9 +77,10 @@ armt_attention(__global const float *q, __global const float *k, __global const 
     __global const float *kbase = k + kv_off + (ulong)j * Tk * kstride + (ulong)kvh * ATTN_HD;
     __global const float *vbase = v + kv_off + (ulong)j * Tk * kstride + (ulong)kvh * ATTN_HD;
 
+    const int q_in = valid && !armt_row_unneeded(last_row0, r);
     float qr[ATTN_HD], acc[ATTN_HD];
     for (int c = 0; c < ATTN_HD; c++) {
-        qr[c] = valid ? q[((ulong)j * T + r) * qstride + (ulong)h * ATTN_HD + c] * scale : 0.0f;
+        qr[c] = q_in ? q[((ulong)j * T + r) * qstride + (ulong)h * ATTN_HD + c] * scale : 0.0f;
         acc[c] = 0.0f;
     }
     float m = -INFINITY, l = 0.0f;

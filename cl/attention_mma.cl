@@ -116,7 +116,9 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
         const int r0 = w0 + 16 * rt + g;
         __global const float *qr0 = q + ((ulong)j * T + r0) * qstride + (ulong)h * ATTN_HD + 2 * t;
         __global const float *qr1 = qr0 + 8 * qstride;
-        const int v0 = r0 < T, v1 = r0 + 8 < T;
+        /* rows past T, and rows below last_row0 (not computed by the q projection), read as zeros */
+        const int v0 = r0 < T && !armt_row_unneeded(last_row0, r0),
+                  v1 = r0 + 8 < T && !armt_row_unneeded(last_row0, r0 + 8);
 #pragma unroll
         for (int kk = 0; kk < AM_HK; kk++) {
             float2 a = v0 ? *(__global const float2 *)(qr0 + 16 * kk) : (float2)(0.0f, 0.0f);

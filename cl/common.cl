@@ -40,6 +40,12 @@ inline float armt_wg_sum(float v, __local float *scratch) {
 inline int armt_rows_unneeded(const int last_row0, const int first_row, const int rows) {
     return last_row0 > 0 && get_group_id(2) == get_num_groups(2) - 1 && first_row + rows <= last_row0;
 }
+/* 1 when row `row` of the launch's last cell lies below last_row0. Its results are not needed, and its
+ * inputs may never have been written: the GEMMs before skip those rows (CLBlast exactly, our kernels by
+ * whole tiles), so a kernel that computes a tile holding such rows must not read their inputs. */
+inline int armt_row_unneeded(const int last_row0, const int row) {
+    return last_row0 > 0 && get_group_id(2) == get_num_groups(2) - 1 && row < last_row0;
+}
 
 /* bf16 storage (the upper 16 bits of an IEEE float), rounded to nearest even; finite inputs. */
 inline ushort armt_to_bf16(float x) {

@@ -5,9 +5,12 @@
  * tab[p * hd + hd/2 + i] = sin(p f_i).
  * q: (G*T, nh*hd), k: (G*T, nkv*hd). One work-item per (row, head, i < hd/2), i fastest, flattened to one
  * dimension so that any work-group size fills the GPU: global >= rows * (nh + nkv) * hd/2.
+ * last_row0 > 0: the q rows of the last cell below it are not needed and the q projection did not compute
+ * them: they are left alone (its k rows are all needed).
  */
 __kernel void armt_rope(__global float *q, __global float *k, __global const float *tab, const int T,
-                        const int nh, const int nkv, const int hd, const int pos0, const ulong total) {
+                        const int nh, const int nkv, const int hd, const int pos0, const ulong total,
+                        const int last_row0) {
     const ulong gid = get_global_id(0);
     if (gid >= total) return;
     const int half_hd = hd / 2, heads = nh + nkv;
@@ -15,6 +18,8 @@ __kernel void armt_rope(__global float *q, __global float *k, __global const flo
     const ulong rh = gid / (ulong)half_hd;
     const int h = (int)(rh % (ulong)heads);
     const ulong row = rh / (ulong)heads;
+    const ulong last_cell0 = (total / ((ulong)heads * half_hd) / T - 1) * T; /* first row of the last cell */
+    if (h < nh && row >= last_cell0 && row < last_cell0 + last_row0) return;
     const int pos = pos0 + (int)(row % (ulong)T);
     const float c = tab[(ulong)pos * hd + i], s = tab[(ulong)pos * hd + half_hd + i];
     __global float *p;

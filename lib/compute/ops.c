@@ -126,22 +126,24 @@ armt_status armt_op_dpfp(armt_call *F, size_t rows) {
     return armt_op_launch(F, ARMT_K_PHI_NORMALIZE, 2, wg, rows, 1, wg);
 }
 
-armt_status armt_op_rope(armt_call *F, const armt_step *st) {
+armt_status armt_op_rope(armt_call *F, const armt_step *st, int skip) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
     cl_kernel k = ctx->k[ARMT_K_ROPE];
     cl_ulong rope_n = (cl_ulong)st->G * (cl_ulong)st->T * (cl_ulong)(F->nh + F->nkv) * (cl_ulong)(F->hd / 2);
     ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->q), ARMT_KA(ctx->kk), ARMT_KA(ctx->rope), ARMT_KA(st->T),
-                        ARMT_KA(F->nh), ARMT_KA(F->nkv), ARMT_KA(F->hd), ARMT_KA(st->pos0), ARMT_KA(rope_n)));
+                        ARMT_KA(F->nh), ARMT_KA(F->nkv), ARMT_KA(F->hd), ARMT_KA(st->pos0), ARMT_KA(rope_n),
+                        ARMT_KA(skip)));
     size_t rwg = (size_t)ctx->rt->tune.row_wg;
     return armt_op_launch(F, ARMT_K_ROPE, 1, armt_round_up((size_t)rope_n, rwg), 1, 1, rwg);
 }
 
-armt_status armt_op_swiglu(armt_call *F, size_t n) {
+armt_status armt_op_swiglu(armt_call *F, size_t n, size_t skip0, size_t skip1) {
     armt_err *err = F->err;
     cl_kernel k = F->ctx->k[ARMT_K_SWIGLU];
-    cl_ulong nl = n;
-    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(F->ctx->f1), ARMT_KA(F->ctx->f2), ARMT_KA(nl)));
+    cl_ulong nl = n, s0 = skip0, s1 = skip1;
+    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(F->ctx->f1), ARMT_KA(F->ctx->f2), ARMT_KA(nl), ARMT_KA(s0),
+                        ARMT_KA(s1)));
     return armt_op_launch(F, ARMT_K_SWIGLU, 1, armt_round_up(n, 256), 1, 1, 0);
 }
 

@@ -40,10 +40,11 @@ armt_status armt_op_rmsnorm(armt_call *F, const armt_step *st, armt_role role);
 armt_status armt_op_final_norm(armt_call *F, size_t x_off, size_t rows);
 /* DPFP features of `rows` rows of mq into phi. */
 armt_status armt_op_dpfp(armt_call *F, size_t rows);
-/* RoPE of the step's q and k rows in place (where the GEMMs did not apply it). */
-armt_status armt_op_rope(armt_call *F, const armt_step *st);
-/* silu(f1) * f2 into f1 over n elements. */
-armt_status armt_op_swiglu(armt_call *F, size_t n);
+/* RoPE of the step's q and k rows in place (where the GEMMs did not apply it); skip > 0: the last cell's q
+ * rows below it are left alone (the q projection skipped them). */
+armt_status armt_op_rope(armt_call *F, const armt_step *st, int skip);
+/* silu(f1) * f2 into f1 over n elements, except elements [skip0, skip1) (rows the projections skipped). */
+armt_status armt_op_swiglu(armt_call *F, size_t n, size_t skip0, size_t skip1);
 /* The sink row (ns = 1), token gather and memory tokens of a segment into its residual slot. */
 armt_status armt_op_embed(armt_call *F, const armt_step *st, size_t first, int Ls, int M, int ns,
                           size_t x_off);

@@ -306,7 +306,9 @@ static armt_status mlp_in(armt_call *F, const armt_step *st, int skip) {
         ARMT_TRY(gemm_role(F, st, op, ARMT_ROLE_WU, -1));
     }
     armt_op_unstage(F);
-    if (!fused) return armt_op_swiglu(F, (size_t)st->G * T * ffn);
+    if (!fused) /* (not on the last cell's rows below skip: the gate and up projections left them out) */
+        return armt_op_swiglu(F, (size_t)st->G * T * ffn, ((size_t)st->G - 1) * T * ffn,
+                              (((size_t)st->G - 1) * T + (size_t)skip) * ffn);
     F->abf_src = ctx->f1; /* its fp32 rows hold the gate values: only the bf16 copy is SwiGLU's output */
     F->abf_buf = ctx->f2;
     F->abf_only = 1;
@@ -321,7 +323,7 @@ armt_status armt_step_layer(armt_call *F, const armt_step *st) {
     int rope_done, kv_bf16;
     ARMT_TRY(armt_op_rmsnorm(F, st, ARMT_ROLE_NORM_IN)); /* (possibly straight to bf16: see there) */
     ARMT_TRY(qkv(F, st, skip, &rope_done, &kv_bf16));
-    if (!rope_done) ARMT_TRY(armt_op_rope(F, st));
+    if (!rope_done) ARMT_TRY(armt_op_rope(F, st, skip));
     ARMT_TRY(attention(F, st, skip, kv_bf16));
     /* x += att Wo^T (beta = 1 adds the residual in the GEMM) */
     offsets_tmp(st, T, qd, F->a_off);
