@@ -10,7 +10,7 @@ driver=${1:-./tests/oclgrind_driver}
 command -v oclgrind >/dev/null 2>&1 || { echo "check-oclgrind: oclgrind not installed (apt-get install oclgrind)"; exit 77; }
 rc=0
 seen=""
-for set in fp32 bf16 bf16-mma bf16-wgmma; do
+for set in fp32 bf16 bf16-mma bf16-wgmma fp32-tf32; do
   log=oclgrind-$set.log
   rm -f "$log"
   timeout 1200 oclgrind --check-api --data-races --uninitialized --build-options -cl-opt-disable \

@@ -8,6 +8,7 @@
  *                                bf16      a bf16 model on the portable kernels (tensor cores off)
  *                                bf16-mma  the tensor-core kernels through their emulation (mma.sync tiles)
  *                                bf16-wgmma  the same with the wgmma tiles' emulation
+ *                                fp32-tf32   the fp32 model with its GEMMs on the 3xTF32 kernel's emulation
  *
  * Each set runs its model through every schedule with every output (two segments and a partial one, so that
  * a diagonal step holds several cells), a generation, a state save/restore and a reset, with profiling on;
@@ -63,8 +64,13 @@ int main(int argc, char **argv) {
         mp.precision = ARMT_PRECISION_BF16;
         rp.tensor_cores = ARMT_TC_EMULATE;
         rp.wgmma = ARMT_TC_ON;
+    } else if (strcmp(set, "fp32-tf32") == 0) {
+        mp.precision = ARMT_PRECISION_FP32;
+        rp.tensor_cores = ARMT_TC_EMULATE;
+        rp.wgmma = ARMT_TC_OFF;
+        rp.fp32_gemm = ARMT_FP32_GEMM_TF32X3;
     } else {
-        fprintf(stderr, "usage: oclgrind_driver fp32|bf16|bf16-mma|bf16-wgmma\n");
+        fprintf(stderr, "usage: oclgrind_driver fp32|bf16|bf16-mma|bf16-wgmma|fp32-tf32\n");
         return 2;
     }
     armt_runtime *rt = NULL;
