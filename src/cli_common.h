@@ -94,6 +94,7 @@ enum {
     CLI_OPT_BASE_MODEL,
     CLI_OPT_VARIANT,
     CLI_OPT_MEM_HEADS,
+    CLI_OPT_FP32_GEMM,
 };
 
 /* Entries for a getopt_long table (put them before the terminating zero entry). */
@@ -107,8 +108,9 @@ enum {
         {"segment", required_argument, NULL, CLI_OPT_SEGMENT},                                              \
         {"mem", required_argument, NULL, CLI_OPT_MEM},                                                      \
         {"base-model", required_argument, NULL, CLI_OPT_BASE_MODEL},                                        \
-        {"variant", required_argument, NULL, CLI_OPT_VARIANT}, {                                            \
-        "mem-heads", required_argument, NULL, CLI_OPT_MEM_HEADS                                             \
+        {"variant", required_argument, NULL, CLI_OPT_VARIANT},                                              \
+        {"mem-heads", required_argument, NULL, CLI_OPT_MEM_HEADS}, {                                        \
+        "fp32-gemm", required_argument, NULL, CLI_OPT_FP32_GEMM                                             \
     }
 
 /* What the shared options select: the device, and the model (a preset with random weights, or files). */
@@ -127,6 +129,7 @@ typedef struct cli_common {
     const char *base_model;   /* --base-model DIR: the base config of a checkpoint naming base_model_name */
     int variant;              /* --variant (presets): -1 keep the preset's, else an armt_variant         */
     int mem_heads;            /* --mem-heads H (presets): 0 keep                                          */
+    int fp32_gemm;            /* --fp32-gemm: an armt_fp32_gemm (default AUTO: the library decides)       */
 } cli_common;
 
 void cli_common_init(cli_common *c);
