@@ -21,7 +21,9 @@
  * tf32x1 (TF32_PRODUCTS=1: a_hi b_hi alone, plain TF32), o0 .. o3 (TF32_ORDER: where the split's small
  * products are added; cl/gemm_tf32.cl). --tiles replaces the library's 3xTF32 tiles (e.g. 128x128x16:2x4:3),
  * for every tf32 path. --emulate runs the tensor-core paths on mma.cl's OpenCL C stand-ins (any device; slow:
- * use --cap-m 64 --cap-n 32 --cap-count 2 --reps 1, which keep every k).
+ * use --cap-m 128 --cap-n 64 --cap-count 2 --reps 1, which keep every k; caps in multiples of 4, since the
+ * update's A^T has rows m wide and the kernel needs 16-byte aligned rows). The "kernel" column says which
+ * ran: an op the kernel cannot take goes to CLBlast on every path.
  *
  * Each (site, path): one warm-up call (CLBlast compiles its routine there), then --reps calls, each waited for
  * (clFinish) and timed on the monotonic clock; the median is reported with TFLOP/s = 2 m n k count / time.
@@ -61,11 +63,11 @@ typedef struct site {
 } site;
 
 static const site sites[] = {
-    {"wq", T_ROWS, 2048, 2048, 0, 0, 0, 0, 0},      {"wkv", T_ROWS, 512, 2048, 0, 0, 0, 0, 0},
-    {"wo", T_ROWS, 2048, 2048, 0, 0, 1, 1, 0},      {"wgu", T_ROWS, 8192, 2048, 0, 0, 0, 0, 0},
-    {"wd", T_ROWS, 2048, 8192, 0, 0, 1, 1, 0},      {"wmq", T_ROWS, 64, 2048, 0, 0, 0, 0, 0},
-    {"wmv", M_ROWS, 2048, 2048, 0, 0, 0, 0, 0},     {"read", T_ROWS, 2048, 384, 0, 1, 0, 0, 0},
-    {"prev", M_ROWS, 2048, 384, 0, 1, 0, 0, 0},     {"update", 384, 2048, M_ROWS, 1, 1, 1, 0, 0},
+    {"wq", T_ROWS, 2048, 2048, 0, 0, 0, 0, 0},     {"wkv", T_ROWS, 512, 2048, 0, 0, 0, 0, 0},
+    {"wo", T_ROWS, 2048, 2048, 0, 0, 1, 1, 0},     {"wgu", T_ROWS, 8192, 2048, 0, 0, 0, 0, 0},
+    {"wd", T_ROWS, 2048, 8192, 0, 0, 1, 1, 0},     {"wmq", T_ROWS, 64, 2048, 0, 0, 0, 0, 0},
+    {"wmv", M_ROWS, 2048, 2048, 0, 0, 0, 0, 0},    {"read", T_ROWS, 2048, 384, 0, 1, 0, 0, 0},
+    {"prev", M_ROWS, 2048, 384, 0, 1, 0, 0, 0},    {"update", 384, 2048, M_ROWS, 1, 1, 1, 0, 0},
     {"lmhead", 1024, 128256, 2048, 0, 0, 0, 0, 1},
 };
 #define N_SITES (sizeof sites / sizeof sites[0])
@@ -77,12 +79,8 @@ typedef struct path {
 } path;
 
 static const path paths[] = {
-    {"clblast", 1, NULL},
-    {"tf32x3", 0, NULL},
-    {"tf32x1", 0, "-DTF32_PRODUCTS=1"},
-    {"o0", 0, "-DTF32_ORDER=0"},
-    {"o1", 0, "-DTF32_ORDER=1"},
-    {"o2", 0, "-DTF32_ORDER=2"},
+    {"clblast", 1, NULL},        {"tf32x3", 0, NULL},         {"tf32x1", 0, "-DTF32_PRODUCTS=1"},
+    {"o0", 0, "-DTF32_ORDER=0"}, {"o1", 0, "-DTF32_ORDER=1"}, {"o2", 0, "-DTF32_ORDER=2"},
     {"o3", 0, "-DTF32_ORDER=3"},
 };
 #define N_PATHS (sizeof paths / sizeof paths[0])
@@ -155,8 +153,8 @@ static size_t checked_row(const shape *sh, size_t R, size_t i) {
 }
 
 /* fp64 reference and bound scale of the checked elements (first and last entry, R rows each, every column) */
-static void reference(const shape *sh, const float *a, const float *w, const float *c0, size_t R,
-                      double *ref, double *bound) {
+static void reference(const shape *sh, const float *a, const float *w, const float *c0, size_t R, double *ref,
+                      double *bound) {
     const size_t rows = sh->m < R ? sh->m : R, ents = sh->count > 1 ? 2 : 1;
     double *wcol = malloc(sh->k * sizeof *wcol), *arow = malloc(sh->k * sizeof *arow);
     size_t o = 0;
@@ -234,7 +232,8 @@ static int env_open(const opts *o, int clblast, env *e) {
     if (o->emulate) p.tensor_cores = ARMT_TC_EMULATE, p.wgmma = ARMT_TC_OFF;
     armt_status st = armt_runtime_create(&p, &e->rt);
     if (st != ARMT_OK) {
-        fprintf(stderr, "gemm_fp32_bench: runtime (%s): %s\n", clblast ? "clblast" : "tf32x3", armt_last_error());
+        fprintf(stderr, "gemm_fp32_bench: runtime (%s): %s\n", clblast ? "clblast" : "tf32x3",
+                armt_last_error());
         return -1;
     }
     if (!clblast && o->tiles[0]) { /* other tiles: the program again, before any kernel of it is made */
@@ -256,7 +255,8 @@ static int env_open(const opts *o, int clblast, env *e) {
     armt_config c;
     armt_model_params mp = armt_model_default_params();
     mp.precision = ARMT_PRECISION_FP32;
-    if (armt_config_preset("tiny", &c) != ARMT_OK || armt_model_create_random(e->rt, &c, &mp, &e->model) != ARMT_OK ||
+    if (armt_config_preset("tiny", &c) != ARMT_OK ||
+        armt_model_create_random(e->rt, &c, &mp, &e->model) != ARMT_OK ||
         armt_ctx_create(e->model, NULL, &e->ctx) != ARMT_OK) {
         fprintf(stderr, "gemm_fp32_bench: context: %s\n", armt_last_error());
         return -1;
@@ -287,8 +287,8 @@ static int cmp_double(const void *a, const void *b) {
 
 /* Runs the site on env's context (with `variant` in place of the 3xTF32 kernel when set): median seconds,
  * and C of the last call into c. -1 on failure (reported). */
-static int run_path(env *e, const shape *sh, const float *a, const float *w, const float *c0, cl_kernel variant,
-                    int reps, float *c, double *secs, const char **kernel) {
+static int run_path(env *e, const shape *sh, const float *a, const float *w, const float *c0,
+                    cl_kernel variant, int reps, float *c, double *secs, const char **kernel) {
     cl_int ce;
     cl_context cx = e->rt->context;
     cl_mem ba = clCreateBuffer(cx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sh->na * 4, (void *)a, &ce);
@@ -403,16 +403,23 @@ static int parse(int argc, char **argv, opts *o) {
         site_names[i] = sites[i].name;
     for (size_t i = 0; i < N_PATHS; i++)
         path_names[i] = paths[i].name;
-    static const struct option lo[] = {
-        {"platform", required_argument, NULL, 'P'}, {"device", required_argument, NULL, 'D'},
-        {"cells", required_argument, NULL, 'g'},    {"rows", required_argument, NULL, 'T'},
-        {"mem", required_argument, NULL, 'M'},      {"reps", required_argument, NULL, 'r'},
-        {"sites", required_argument, NULL, 's'},    {"paths", required_argument, NULL, 'p'},
-        {"tiles", required_argument, NULL, 't'},    {"emulate", no_argument, NULL, 'e'},
-        {"cap-m", required_argument, NULL, 'm'},    {"cap-n", required_argument, NULL, 'n'},
-        {"cap-count", required_argument, NULL, 'c'}, {"check-rows", required_argument, NULL, 'R'},
-        {"seed", required_argument, NULL, 'S'},     {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option lo[] = {{"platform", required_argument, NULL, 'P'},
+                                       {"device", required_argument, NULL, 'D'},
+                                       {"cells", required_argument, NULL, 'g'},
+                                       {"rows", required_argument, NULL, 'T'},
+                                       {"mem", required_argument, NULL, 'M'},
+                                       {"reps", required_argument, NULL, 'r'},
+                                       {"sites", required_argument, NULL, 's'},
+                                       {"paths", required_argument, NULL, 'p'},
+                                       {"tiles", required_argument, NULL, 't'},
+                                       {"emulate", no_argument, NULL, 'e'},
+                                       {"cap-m", required_argument, NULL, 'm'},
+                                       {"cap-n", required_argument, NULL, 'n'},
+                                       {"cap-count", required_argument, NULL, 'c'},
+                                       {"check-rows", required_argument, NULL, 'R'},
+                                       {"seed", required_argument, NULL, 'S'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
@@ -478,11 +485,12 @@ int main(int argc, char **argv) {
     if (!rc && armt_runtime_device_info(any, &info) == ARMT_OK) {
         char to[256];
         armt_tune_tf32_options(et.rt ? &et.rt->tune : &any->tune, to, sizeof to);
-        printf("# gemm_fp32_bench: %s (%s, driver %s), %s; %s%s; %d cells x %d rows, %d memory rows; median of "
-               "%d\n",
-               info.name, info.platform_name, info.driver_version, armt_build_info(),
-               o.emulate ? "emulated tensor cores, " : "", to[0] ? to : "no 3xTF32", o.cells, o.rows, o.mem,
-               o.reps);
+        printf(
+            "# gemm_fp32_bench: %s (%s, driver %s), %s; %s%s; %d cells x %d rows, %d memory rows; median of "
+            "%d\n",
+            info.name, info.platform_name, info.driver_version, armt_build_info(),
+            o.emulate ? "emulated tensor cores, " : "", to[0] ? to : "no 3xTF32", o.cells, o.rows, o.mem,
+            o.reps);
         printf("\n| site | m x n x k, count | path | kernel | ms | TFLOP/s | max rel | rms rel | comp |\n"
                "|---|---|---|---|---:|---:|---:|---:|---:|\n");
     }
@@ -512,14 +520,15 @@ int main(int argc, char **argv) {
             if (!o.path_on[p]) continue;
             double secs = 0.0, rel = 0.0, rms = 0.0, comp = 0.0;
             const char *kname = "?";
-            if (run_path(paths[p].clblast ? &ec : &et, &sh, a, w, c0, vker[p], o.reps, c, &secs, &kname) != 0) {
+            if (run_path(paths[p].clblast ? &ec : &et, &sh, a, w, c0, vker[p], o.reps, c, &secs, &kname) !=
+                0) {
                 rc = 1;
                 break;
             }
             errors(&sh, c, R, ref, bound, &rel, &rms, &comp);
-            printf("| %s | %zu x %zu x %zu, %zu | %s | %s | %.3f | %.2f | %.2e | %.2e | %.2e |\n", sites[si].name,
-                   sh.m, sh.n, sh.k, sh.count, paths[p].name, kname, secs * 1e3, flop / secs * 1e-12, rel, rms,
-                   comp);
+            printf("| %s | %zu x %zu x %zu, %zu | %s | %s | %.3f | %.2f | %.2e | %.2e | %.2e |\n",
+                   sites[si].name, sh.m, sh.n, sh.k, sh.count, paths[p].name, kname, secs * 1e3,
+                   flop / secs * 1e-12, rel, rms, comp);
             fflush(stdout);
             if (p < 2) best[si][p] = secs * 1e3, errs[si][p] = rms;
         }
