@@ -261,9 +261,9 @@ static armt_status gemm_kernels(armt_ctx *ctx, const armt_gemm_op *op, const arm
         armt_ctx_prof_add_gemm(ctx, plan->kernel, ev, op->site,
                                (e->w2 ? 4.0 : 2.0) * rows * (double)op->n * (double)op->k);
         if (st != ARMT_OK) return st;
-        ctx->stats.gemm_calls++;
         j = end;
     }
+    ctx->stats.gemm_calls++; /* one batched call, however many launches its runs took (armt_stats) */
     return ARMT_OK;
 }
 
