@@ -61,7 +61,12 @@ typedef struct bench_opts {
     int profile;                  /* --profile: device time per kernel (OpenCL events)  */
     int all_rows;                 /* --all-rows: armt_forward_params.all_rows           */
     size_t n_precisions;
+    int fp32_gemm[3]; /* --fp32-gemm auto,clblast,tf32x3: one runtime and run of everything per entry */
+    size_t n_fp32_gemm;
+    int fp32_given; /* --fp32-gemm was given: the tables name the path */
 } bench_opts;
+
+static const char *const fp32_gemm_names[] = {"auto", "clblast", "tf32x3"};
 
 static void usage(FILE *out) {
     fprintf(
@@ -83,7 +88,8 @@ static void usage(FILE *out) {
         "                         (CLBlast GEMMs counted by their main kernel's event), then the GEMMs by\n"
         "                         weight with their TFLOP/s\n"
         "      --precision LIST   weight precision(s), comma-separated: fp32 (default; GEMMs through "
-        "CLBlast),\n"
+        "CLBlast\n"
+        "                         or tensor cores at fp32 accuracy: --fp32-gemm, which takes a list here),\n"
         "                         bf16 (bf16 weights, our own GEMM; on NVIDIA sm_80+ GEMMs, attention and "
         "the\n"
         "                         memory read run on tensor cores, wgmma on sm_90); the whole benchmark "
@@ -218,10 +224,33 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
     o->verbosity = CLI_NORMAL;
     o->precisions[0] = ARMT_PRECISION_FP32;
     o->n_precisions = 1;
+    o->fp32_gemm[0] = ARMT_FP32_GEMM_AUTO;
+    o->n_fp32_gemm = 1;
 
     int opt;
     opterr = 0; /* our own messages */
     while ((opt = getopt_long(argc, argv, ":r:w:o:qvh", longopts, NULL)) != -1) {
+        if (opt == CLI_OPT_FP32_GEMM) {
+            /* clbench takes a list: the whole benchmark runs once per entry, each on a runtime of its own */
+            o->n_fp32_gemm = 0;
+            o->fp32_given = 1;
+            char *copy = strdup(optarg), *save = NULL;
+            if (!copy) return -1;
+            for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                int v;
+                if (cli_parse_choice("--fp32-gemm", t, fp32_gemm_names, (const int[]){0, 1, 2}, 3, &v) != 0) {
+                    free(copy);
+                    return -1;
+                }
+                if (o->n_fp32_gemm < 3) o->fp32_gemm[o->n_fp32_gemm++] = v;
+            }
+            free(copy);
+            if (o->n_fp32_gemm == 0) {
+                cli_error("--fp32-gemm: empty list");
+                return -1;
+            }
+            continue;
+        }
         int common = cli_common_option(&o->common, opt, optarg);
         if (common < 0) return -1;
         if (common > 0) continue;
@@ -828,6 +857,7 @@ static size_t header_fields(const bench *b, const run_info *ri, field *f) {
     f[n++] = fint("warmup", b->o->warmup);
     f[n++] = fint("seed", (int64_t)ri->seed);
     f[n++] = fnum("wmv_std", ri->wmv_std);
+    f[n++] = fstr("fp32_gemm", fp32_gemm_names[b->o->common.fp32_gemm]);
     return n;
 }
 
@@ -1000,10 +1030,11 @@ static void write_md(const bench *b, const run_info *ri, FILE *out) {
     fprintf(out,
             "- model: layers %d, hidden %d, heads %d (kv %d, head dim %d), ffn %d, vocab %d; ARMT segment %d "
             "+ %d "
-            "memory tokens, d_key %d; %s weights\n",
+            "memory tokens, d_key %d; %s weights%s%s\n",
             c->n_layers, c->hidden_size, c->n_heads, c->n_kv_heads, c->head_dim, c->intermediate_size,
             c->vocab_size, c->segment_size, c->num_mem_tokens, armt_config_d_key(c),
-            armt_precision_name(o->common.precision));
+            armt_precision_name(o->common.precision), o->fp32_given ? ", fp32 GEMMs " : "",
+            o->fp32_given ? fp32_gemm_names[o->common.fp32_gemm] : "");
     fprintf(out, "- %s; outputs %s%s; %d repetition%s after %d warm-up call%s; %s\n", armt_build_info(),
             armt_output_name(o->output),
             o->all_rows ? " (every row of the last layer computed: --all-rows)"
@@ -1155,17 +1186,13 @@ int main(int argc, char **argv) {
     if (o.verbosity > CLI_QUIET)
         fprintf(stderr, "%s: opening the device and compiling the kernels...\n", cli_progname());
     if (o.profile) setenv("ARMT_PROFILE", "1", 1); /* the runtime enables profiling queues */
-    if (cli_open_runtime(&o.common, &rt) != 0) goto done;
-    armt_status st = armt_runtime_device_info(rt, &ri.dev);
-    if (st != ARMT_OK) {
-        cli_report_status("reading the device information", st, armt_runtime_last_error(rt));
-        goto done;
-    }
     int any_failed = 0;
-    for (size_t pi = 0; pi < o.n_precisions; pi++) {
+    /* one block per (fp32 GEMM path, precision): a runtime per path, a model per block */
+    for (size_t bi = 0; bi < o.n_fp32_gemm * o.n_precisions; bi++) {
+        const size_t fi = bi / o.n_precisions, pi = bi % o.n_precisions;
         o.common.precision = o.precisions[pi];
-        if (pi > 0) {
-            /* the next precision: a fresh model, fresh rows (the token list stays) */
+        if (bi > 0) {
+            /* the next block: a fresh model, fresh rows (the token list stays) */
             rows_free(&b);
             free(ids);
             ids = NULL;
@@ -1174,6 +1201,17 @@ int main(int argc, char **argv) {
             any_failed |= b.failed;
             b.failed = 0;
             if (o.format == FMT_MD) fputs("\n", stdout);
+        }
+        if (pi == 0) { /* the next path: its own runtime */
+            armt_runtime_free(rt);
+            rt = NULL;
+            o.common.fp32_gemm = o.fp32_gemm[fi];
+            if (cli_open_runtime(&o.common, &rt) != 0) goto done;
+            armt_status st = armt_runtime_device_info(rt, &ri.dev);
+            if (st != ARMT_OK) {
+                cli_report_status("reading the device information", st, armt_runtime_last_error(rt));
+                goto done;
+            }
         }
         if (cli_open_model(&o.common, rt, &model) != 0) goto done;
         b.model = model;

@@ -1,10 +1,11 @@
 /*
- * gemm_args.h - the argument list of every bf16 GEMM kernel, in order: one list for the kernels (OpenCL C,
+ * gemm_args.h - the argument list of every GEMM kernel of ours, in order: one list for the kernels (OpenCL C,
  * where it builds their signatures) and the host (C, lib/device/kernel_args.c, where it names the argument
  * indices).
  *
  *   ARMT_GEMM_ARGS(X, A_T): X(NAME, declaration) for every argument but the last, which is
- *   ARMT_GEMM_LAST_ARG (last_row0). A_T is A's element type: float, or ushort for the bf16-A kernels.
+ *   ARMT_GEMM_LAST_ARG (last_row0). A_T is A's element type: float, or ushort for the bf16-A kernels. W is
+ *   declared bf16 (ushort); the fp32-weight kernel (gemm_tf32.cl) reads it as float.
  *
  * Meaning (every offset and leading dimension in elements; see gemm_bf16.cl for the layouts):
  *   m, n, k, A, lda, W, C, ldc, beta   C_j (m x n) = A_j (m x k) W_j^T (n x k) (+ C_j when beta = 1)
@@ -15,6 +16,7 @@
  *   rope, rope_hd, rope_T, rope_pos0   RoPE of the product (table, head size, rows per cell, first position)
  *   rowscale                           C += rowscale[row] * product
  *   Cb2                                the second product's bf16 output (k+v)
+ *   ldw, trans_a, w_kn                 fp32 W (gemm_tf32.cl): W's row stride, A stored k x m, W stored k x n
  *   last_row0                          the last entry's rows below it are not needed
  * A kernel that has no use for an argument ignores it; the host passes NULL or 0 there.
  */
@@ -47,7 +49,10 @@
     X(ROPE_T, const int rope_T)                 \
     X(ROPE_POS0, const int rope_pos0)           \
     X(ROWSCALE, __global const float *rowscale) \
-    X(CB2, __global ushort *Cb2)
+    X(CB2, __global ushort *Cb2)                \
+    X(LDW, const int ldw)                       \
+    X(TRANS_A, const int trans_a)               \
+    X(W_KN, const int w_kn)
 
 #define ARMT_GEMM_LAST_ARG const int last_row0
 

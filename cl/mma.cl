@@ -1,5 +1,5 @@
 /*
- * mma.cl - warp-level tensor-core primitives shared by the tensor-core kernels (gemm_mma*.cl,
+ * mma.cl - warp-level tensor-core primitives shared by the tensor-core kernels (gemm_mma*.cl, gemm_tf32.cl,
  * attention_mma.cl); the host builds it after common.cl into those programs only.
  * ARMT_NV_MMA=1: inline PTX (NVIDIA, compute capability >= 8.0; decided in lib/device/tune.c).
  * ARMT_MMA_EMULATE=1 (tests only): OpenCL C stand-ins with the same semantics, so that fragment layouts and
@@ -41,6 +41,39 @@ inline uint armt_mma_bf16x2(float lo, float hi) { return armt_bf16x2(lo, hi); }
             float s_ = (d)[q_];                                                               \
             for (int kk_ = 0; kk_ < 16; kk_++)                                                \
                 s_ += MMA_EMU_A(r_, kk_) * MMA_EMU_B(kk_, c_);                                \
+            (d)[q_] = s_;                                                                     \
+        }                                                                                     \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                         \
+    } while (0)
+/* cvt.rna.tf32.f32: x rounded to TF32 (10 explicit mantissa bits), to nearest with ties away from zero; the
+ * low 13 bits of the result are zero. Infinities and NaNs pass unchanged. */
+inline uint armt_tf32(float x) {
+    const uint u = as_uint(x);
+    return (u & 0x7f800000u) == 0x7f800000u ? u : (u + 0x1000u) & 0xffffe000u;
+}
+/* mma.m16n8k8.row.col.f32.tf32.tf32.f32: lane l (g = l/4, t = l%4) holds
+ *   a0 = A[g][t]  a1 = A[g+8][t]  a2 = A[g][t+4]  a3 = A[g+8][t+4]    b0 = B[t][g]  b1 = B[t+4][g]
+ *   c0, c1 = C[g][2t], C[g][2t+1]    c2, c3 = C[g+8][2t], C[g+8][2t+1]   (as m16n8k16)
+ * Operands are TF32 bit patterns (armt_tf32; the low 13 bits are not read), so every product is exact in
+ * fp32 (11 x 11 significant bits); the stand-in adds the eight products to C one after the other, each sum
+ * rounded to nearest fp32. (The hardware adds them in an order and with an internal rounding of its own,
+ * which may differ in the last bits: the GPU's error is measured by bench/gemm_fp32_bench.) */
+#define MMA_EMU_TF32(u) as_float((u)&0xffffe000u)
+#define MMA_EMU_TF32_A(r, kk) \
+    MMA_EMU_TF32(MMA_EMU_XCH(((r)&7) * 4 + ((kk)&3), ((r) >> 3) + (((kk) >> 2) << 1)))
+#define MMA_EMU_TF32_B(kk, c) MMA_EMU_TF32(MMA_EMU_XCH((c)*4 + ((kk)&3), 4 + ((kk) >> 2)))
+#define MMA_TF32(d, a, b)                                                                     \
+    do {                                                                                      \
+        for (int q_ = 0; q_ < 4; q_++)                                                        \
+            MMA_EMU_XCH(lane, q_) = (a)[q_];                                                  \
+        MMA_EMU_XCH(lane, 4) = (b)[0];                                                        \
+        MMA_EMU_XCH(lane, 5) = (b)[1];                                                        \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                         \
+        for (int q_ = 0; q_ < 4; q_++) {                                                      \
+            const int r_ = (lane >> 2) + ((q_ >> 1) << 3), c_ = ((lane & 3) << 1) + (q_ & 1); \
+            float s_ = (d)[q_];                                                               \
+            for (int kk_ = 0; kk_ < 8; kk_++)                                                 \
+                s_ += MMA_EMU_TF32_A(r_, kk_) * MMA_EMU_TF32_B(kk_, c_);                      \
             (d)[q_] = s_;                                                                     \
         }                                                                                     \
         barrier(CLK_LOCAL_MEM_FENCE);                                                         \
@@ -91,11 +124,16 @@ inline uint armt_emu_b16(__local uint *s, uint byte) {
         barrier(CLK_LOCAL_MEM_FENCE);      \
     } while (0)
 
-/* cp.async.cg 16 bytes (bytes = 16 or 0: zero fill), done at once */
-#define MMA_CP16(off, gptr, bytes)                                                            \
-    do {                                                                                      \
-        const uint4 v_ = (bytes) ? *(__global const uint4 *)(gptr) : (uint4)(0u, 0u, 0u, 0u); \
-        *(__local uint4 *)((__local uchar *)smem + (off)) = v_;                               \
+/* cp.async.cg 16 bytes, of which the first `bytes` (0, 4, 8, 12 or 16) are read and the rest zero-filled,
+ * done at once */
+#define MMA_CP16(off, gptr, bytes)                                                                     \
+    do {                                                                                               \
+        const uint n_ = (uint)(bytes);                                                                 \
+        __global const uint *s_ = (__global const uint *)(gptr);                                       \
+        const uint4 v_ =                                                                               \
+            n_ >= 16u ? *(__global const uint4 *)s_                                                    \
+                      : (uint4)(n_ > 0u ? s_[0] : 0u, n_ > 4u ? s_[1] : 0u, n_ > 8u ? s_[2] : 0u, 0u); \
+        *(__local uint4 *)((__local uchar *)smem + (off)) = v_;                                        \
     } while (0)
 #define MMA_CP_COMMIT() ((void)0)
 #define MMA_CP_WAIT(n)  ((void)0)
@@ -108,6 +146,18 @@ inline uint armt_mma_bf16x2(float lo, float hi) {
 }
 #define MMA_MMA(d, a, b)                                                                                 \
     __asm__("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "                                       \
+            "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %11, %12, %13};"                        \
+            : "=f"((d)[0]), "=f"((d)[1]), "=f"((d)[2]), "=f"((d)[3])                                     \
+            : "r"((a)[0]), "r"((a)[1]), "r"((a)[2]), "r"((a)[3]), "r"((b)[0]), "r"((b)[1]), "f"((d)[0]), \
+              "f"((d)[1]), "f"((d)[2]), "f"((d)[3]))
+/* cvt.rna.tf32.f32 and mma.m16n8k8 on TF32 operands (fragments: see the stand-ins above) */
+inline uint armt_tf32(float x) {
+    uint r;
+    __asm__("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+    return r;
+}
+#define MMA_TF32(d, a, b)                                                                                \
+    __asm__("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "                                        \
             "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %11, %12, %13};"                        \
             : "=f"((d)[0]), "=f"((d)[1]), "=f"((d)[2]), "=f"((d)[3])                                     \
             : "r"((a)[0]), "r"((a)[1]), "r"((a)[2]), "r"((a)[3]), "r"((b)[0]), "r"((b)[1]), "f"((d)[0]), \
@@ -152,7 +202,8 @@ inline uint armt_mma_smem_base(__local uint *p) {
                          : "r"(sbase + (off))                                                     \
                          : "memory")
 
-/* 16 bytes global -> shared, bypassing L1 (.cg); bytes = 0 reads nothing and writes zeros */
+/* 16 bytes global -> shared, bypassing L1 (.cg): the first `bytes` (0..16) are read, the rest zero-filled
+ * (src-size); gptr is 16-byte aligned */
 #define MMA_CP16(off, gptr, bytes)                                                    \
     __asm__ __volatile__("cp.async.cg.shared.global [%0], [%1], 16, %2;"              \
                          :                                                            \

@@ -155,6 +155,18 @@ typedef enum armt_tensor_cores {
                       /*   (the same fragment layouts and tilings; slow, for tiny models)           */
 } armt_tensor_cores;
 
+/* fp32 GEMMs (fp32 models: the linear layers, lm_head and the memory products): CLBlast's SGEMM on CUDA
+ * cores, or our tensor-core kernel at fp32 accuracy (3xTF32: each operand split into a TF32 high and low
+ * part, three TF32 products per tile, fp32 accumulation; docs/DESIGN.md has its error next to CLBlast's). */
+typedef enum armt_fp32_gemm {
+    ARMT_FP32_GEMM_AUTO =
+        0,                  /* 3xTF32 where the device has tensor cores (NVIDIA compute capability >= 8.0)  */
+                            /*   and tensor_cores is not OFF; CLBlast elsewhere (and under ARMT_TC_EMULATE) */
+    ARMT_FP32_GEMM_CLBLAST, /* CLBlast everywhere                                                          */
+    ARMT_FP32_GEMM_TF32X3   /* 3xTF32 required: armt_runtime_create fails with ARMT_STATUS_UNSUPPORTED     */
+                            /*   without tensor cores (with ARMT_TC_EMULATE: the emulated kernel, tests)    */
+} armt_fp32_gemm;
+
 typedef struct armt_runtime_params {
     /* Platform: an index ("1") or a case-insensitive name substring ("nvidia"). NULL: $ARMT_PLATFORM,
      * then every platform. */
@@ -180,6 +192,10 @@ typedef struct armt_runtime_params {
     armt_tensor_cores wgmma;
     /* Attention of bf16 models on tensor cores: AUTO wherever the GEMM has them, OFF: the fp32 kernel. */
     armt_tensor_cores attention;
+    /* The fp32 GEMMs (default AUTO; $ARMT_FP32_GEMM = auto, clblast or tf32x3 when AUTO here). A GEMM whose
+     * operands the tensor-core kernel cannot take (row strides or offsets not multiples of 4 floats) goes to
+     * CLBlast in every mode. */
+    armt_fp32_gemm fp32_gemm;
 } armt_runtime_params;
 
 ARMT_API armt_runtime_params armt_runtime_default_params(void);

@@ -275,11 +275,16 @@ int cli_common_option(cli_common *c, int opt, const char *arg) {
         static const char *const names[] = {"paper", "amt", "armt", "inner"};
         static const int values[] = {ARMT_VARIANT_PAPER, ARMT_VARIANT_AMT, ARMT_VARIANT_ARMT,
                                      ARMT_VARIANT_INNER};
-        return cli_parse_choice("--variant", arg, names, values, 3, &c->variant) == 0 ? 1 : -1;
+        return cli_parse_choice("--variant", arg, names, values, 4, &c->variant) == 0 ? 1 : -1;
     }
     case CLI_OPT_MEM_HEADS: return cli_parse_int("--mem-heads", arg, 1, 1 << 16, &c->mem_heads) == 0 ? 1 : -1;
     case CLI_OPT_SINK: c->sink = 1; return 1;
     case CLI_OPT_SLIDING_WINDOW: c->sliding_window = 1; return 1;
+    case CLI_OPT_FP32_GEMM: {
+        static const char *const names[] = {"auto", "clblast", "tf32x3"};
+        static const int values[] = {ARMT_FP32_GEMM_AUTO, ARMT_FP32_GEMM_CLBLAST, ARMT_FP32_GEMM_TF32X3};
+        return cli_parse_choice("--fp32-gemm", arg, names, values, 3, &c->fp32_gemm) == 0 ? 1 : -1;
+    }
     default: return 0;
     }
 }
@@ -365,10 +370,15 @@ void cli_common_help(FILE *out, int seed_also_ids) {
         "      --device D         device inside the platform(s): index or name substring (default:\n"
         "                         $ARMT_DEVICE, then the best device: GPUs first, then the most memory)\n"
         "      --list-devices     print every OpenCL device as a table and exit\n"
+        "      --fp32-gemm MODE   the GEMMs of fp32 models: auto (default: tensor cores at fp32 accuracy,\n"
+        "                         3xTF32, where the device has them: NVIDIA compute capability >= 8.0;\n"
+        "                         else CLBlast), clblast (always CLBlast) or tf32x3 (required: fails\n"
+        "                         without tensor cores)\n"
         "\n"
         "Environment: ARMT_PLATFORM, ARMT_DEVICE (defaults of --platform, --device), ARMT_KERNEL_DIR\n"
         "(kernel sources instead of the embedded copies), ARMT_TENSOR_CORES and ARMT_WGMMA (auto, off, on;\n"
-        "tensor cores also emulate), ARMT_CL_BUILD_OPTIONS (extra kernel build options, for developers).\n",
+        "tensor cores also emulate), ARMT_FP32_GEMM (auto, clblast, tf32x3: the default of --fp32-gemm),\n"
+        "ARMT_CL_BUILD_OPTIONS (extra kernel build options, for developers).\n",
         seed_also_ids ? "; it also seeds the random token ids" : "");
 }
 
@@ -439,6 +449,7 @@ int cli_open_runtime(const cli_common *c, armt_runtime **rt) {
     armt_runtime_params rp = armt_runtime_default_params();
     rp.platform = c->platform;
     rp.device = c->device;
+    rp.fp32_gemm = (armt_fp32_gemm)c->fp32_gemm;
     armt_status st = armt_runtime_create(&rp, rt);
     if (st != ARMT_OK) {
         cli_report_status("opening the OpenCL device", st, armt_last_error());

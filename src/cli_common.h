@@ -96,6 +96,7 @@ enum {
     CLI_OPT_MEM_HEADS,
     CLI_OPT_SINK,
     CLI_OPT_SLIDING_WINDOW,
+    CLI_OPT_FP32_GEMM,
 };
 
 /* Entries for a getopt_long table (put them before the terminating zero entry). */
@@ -111,8 +112,9 @@ enum {
         {"base-model", required_argument, NULL, CLI_OPT_BASE_MODEL},                                        \
         {"variant", required_argument, NULL, CLI_OPT_VARIANT},                                              \
         {"mem-heads", required_argument, NULL, CLI_OPT_MEM_HEADS},                                          \
-        {"sink", no_argument, NULL, CLI_OPT_SINK}, {                                                        \
-        "sliding-window", no_argument, NULL, CLI_OPT_SLIDING_WINDOW                                         \
+        {"sink", no_argument, NULL, CLI_OPT_SINK},                                                          \
+        {"sliding-window", no_argument, NULL, CLI_OPT_SLIDING_WINDOW}, {                                    \
+        "fp32-gemm", required_argument, NULL, CLI_OPT_FP32_GEMM                                             \
     }
 
 /* What the shared options select: the device, and the model (a preset with random weights, or files). */
@@ -133,6 +135,7 @@ typedef struct cli_common {
     int mem_heads;            /* --mem-heads H (presets): 0 keep                                          */
     int sink;                 /* --sink (presets): a sink row before every segment (use_sink)             */
     int sliding_window;       /* --sliding-window (presets): src/armt_sw.py's window                      */
+    int fp32_gemm;            /* --fp32-gemm: an armt_fp32_gemm (default AUTO: the library decides)       */
 } cli_common;
 
 void cli_common_init(cli_common *c);

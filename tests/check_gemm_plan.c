@@ -22,7 +22,7 @@ static void setup(void) {
     tune.gemm_tm = 64, tune.gemm_tn = 64, tune.gemm_rm = 4, tune.gemm_rn = 4;
     tune.mma_bm = 128, tune.mma_bn = 256, tune.mma_threads = 384, tune.mma_wgmma = 1;
     tune.nar_bm = 64, tune.nar_bn = 64, tune.nar_threads = 128, tune.nar_warps_n = 4;
-    env = (armt_gemm_env){&tune, 132, 1, 1, 1, 1};
+    env = (armt_gemm_env){&tune, 132, 1, 1, 1, 1, 0};
     memset(&op, 0, sizeof op);
     op.m = 1152, op.n = 2048, op.k = 2048, op.count = 4;
     op.a = (cl_mem)&op; /* any non-NULL handle: the plan never dereferences buffers */
@@ -46,11 +46,46 @@ START_TEST(test_fp32_weights_go_to_clblast) {
     op.w_bf16 = 0;
     armt_gemm_plan p = plan_ok();
     ck_assert_int_eq(p.clblast, 1);
-    op.epi.gate = (cl_mem)&op; /* CLBlast has no epilogue */
+    op.epi.gate = (cl_mem)&op; /* no epilogue for fp32 weights */
     plan_refused();
     op.epi.gate = NULL;
     op.epi.out = (cl_mem)&op; /* an output buffer alone asks for nothing */
     ck_assert_int_eq(plan_ok().clblast, 1);
+}
+END_TEST
+
+START_TEST(test_fp32_weights_on_tensor_cores) {
+    /* a runtime with the 3xTF32 kernel: fp32 weights go there, transposed operands too */
+    env.have_tf32 = 1;
+    tune.tf_bm = 128, tune.tf_bn = 128, tune.tf_threads = 256;
+    op.w_bf16 = 0;
+    armt_gemm_plan p = plan_ok();
+    ck_assert_int_eq(p.clblast, 0);
+    ck_assert_int_eq(p.kernel, ARMT_K_GEMM_TF32);
+    ck_assert_int_eq(p.tensor_cores, 1);
+    ck_assert_uint_eq(p.lws[0], 256);
+    ck_assert_uint_eq(p.lws[1], 1);
+    ck_assert_uint_eq(p.tile[0], 128);
+    ck_assert_uint_eq(p.tile[1], 128);
+    op.trans_a = 1, op.w_kn = 1, op.skip_last = 100;
+    ck_assert_int_eq(plan_ok().kernel, ARMT_K_GEMM_TF32);
+    /* its 16-byte pieces need row strides and offsets of A and W in multiples of 4 floats: else CLBlast */
+    op.lda = 2046;
+    ck_assert_int_eq(plan_ok().clblast, 1);
+    op.lda = 2048, op.ldw = 2050;
+    ck_assert_int_eq(plan_ok().clblast, 1);
+    op.ldw = 2048, op.count = 2, op.w_off = off_odd;
+    ck_assert_int_eq(plan_ok().clblast, 1);
+    op.w_off = off0, op.a_off = off_odd;
+    ck_assert_int_eq(plan_ok().clblast, 1);
+    op.a_off = off0;
+    ck_assert_int_eq(plan_ok().kernel, ARMT_K_GEMM_TF32);
+    /* C's layout is free */
+    op.ldc = 2049, op.c_off = off_odd;
+    ck_assert_int_eq(plan_ok().kernel, ARMT_K_GEMM_TF32);
+    /* no epilogue on either path */
+    op.epi.rowscale = (cl_mem)&op;
+    plan_refused();
 }
 END_TEST
 
@@ -179,6 +214,7 @@ static Suite *suite(void) {
     TCase *tc = tcase_create("plan");
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_add_test(tc, test_fp32_weights_go_to_clblast);
+    tcase_add_test(tc, test_fp32_weights_on_tensor_cores);
     tcase_add_test(tc, test_portable_without_tensor_cores);
     tcase_add_test(tc, test_alignment_decides_tensor_cores);
     tcase_add_test(tc, test_staged_a_takes_the_bf16_kernel);

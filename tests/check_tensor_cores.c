@@ -80,6 +80,8 @@ static armt_runtime *tile_runtime(int tiles, int profile) {
     if (tiles == 1 && real && !hopper) return NULL;
     armt_runtime_params p = armt_runtime_default_params();
     p.profile = profile;
+    p.fp32_gemm =
+        ARMT_FP32_GEMM_CLBLAST; /* the fp32 model, the reference, on CLBlast (AUTO: 3xTF32 on GPUs) */
     if (!real) p.tensor_cores = ARMT_TC_EMULATE;
     p.wgmma = tiles == 0 ? ARMT_TC_OFF : real ? ARMT_TC_AUTO : ARMT_TC_ON;
     rt = NULL;

@@ -39,16 +39,16 @@ lane() {
   for s in "$@"; do run_set "$s"; done
 }
 if [ "$jobs" -ge 2 ]; then
-  lane bf16-wgmma bf16 & p1=$!
+  lane bf16-wgmma bf16 fp32-tf32 & p1=$!
   lane bf16-mma fp32 & p2=$!
   wait $p1 $p2
 else
-  lane bf16-wgmma bf16-mma fp32 bf16
+  lane bf16-wgmma bf16-mma fp32 bf16 fp32-tf32
 fi
 
 rc=0
 seen=""
-for set in fp32 bf16 bf16-mma bf16-wgmma; do
+for set in fp32 bf16 bf16-mma bf16-wgmma fp32-tf32; do
   read -r drc reports secs < "oclgrind-$set.result" || { drc=99; reports=?; secs=?; }
   echo "check-oclgrind: $set: $secs s, driver exit $drc, $reports reports (oclgrind-$set.log, oclgrind-$set.out)"
   [ "$drc" = 0 ] || { tail -n 20 "oclgrind-$set.out"; rc=1; }

@@ -12,6 +12,7 @@
  *                                              tiles), armt variant, RoPE and attention on fp32 K and V
  *                                  bf16-wgmma  the same with the wgmma tiles' emulation, inner-loop variant
  *                                              without denominator, RoPE in the GEMMs, bf16 K and V
+ *                                  fp32-tf32   the fp32 model's GEMMs on the 3xTF32 kernel's emulation
  *                             N: only the first N forward calls (debugging)
  *
  * Shapes (tiny_config): d 32, 2 layers, GQA, 2 memory tokens, segments of 4 tokens; 5 tokens make a full
@@ -131,13 +132,15 @@ static const struct {
     const char *name;
     armt_precision precision;
     armt_tensor_cores tensor_cores, wgmma;
+    armt_fp32_gemm fp32_gemm;
     unsigned calls; /* bit i: calls[i] */
     int generate;   /* new tokens of a generation after the calls (its KV-cache steps), 0: none */
 } sets[] = {
-    {"fp32", ARMT_PRECISION_FP32, ARMT_TC_OFF, ARMT_TC_AUTO, ALL_CALLS, 2},
-    {"bf16", ARMT_PRECISION_BF16, ARMT_TC_OFF, ARMT_TC_AUTO, 0x7, 0},
-    {"bf16-mma", ARMT_PRECISION_BF16, ARMT_TC_EMULATE, ARMT_TC_OFF, 0x40, 0},
-    {"bf16-wgmma", ARMT_PRECISION_BF16, ARMT_TC_EMULATE, ARMT_TC_ON, 0x40, 0},
+    {"fp32", ARMT_PRECISION_FP32, ARMT_TC_OFF, ARMT_TC_AUTO, ARMT_FP32_GEMM_CLBLAST, ALL_CALLS, 2},
+    {"bf16", ARMT_PRECISION_BF16, ARMT_TC_OFF, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0x7, 0},
+    {"bf16-mma", ARMT_PRECISION_BF16, ARMT_TC_EMULATE, ARMT_TC_OFF, ARMT_FP32_GEMM_AUTO, 0x40, 0},
+    {"bf16-wgmma", ARMT_PRECISION_BF16, ARMT_TC_EMULATE, ARMT_TC_ON, ARMT_FP32_GEMM_AUTO, 0x40, 0},
+    {"fp32-tf32", ARMT_PRECISION_FP32, ARMT_TC_EMULATE, ARMT_TC_OFF, ARMT_FP32_GEMM_TF32X3, 0x40, 0},
 };
 
 int main(int argc, char **argv) {
@@ -148,7 +151,7 @@ int main(int argc, char **argv) {
     while (si < sizeof sets / sizeof sets[0] && strcmp(sets[si].name, set) != 0)
         si++;
     if (si == sizeof sets / sizeof sets[0]) {
-        fprintf(stderr, "usage: oclgrind_driver fp32|bf16|bf16-mma|bf16-wgmma [N]\n");
+        fprintf(stderr, "usage: oclgrind_driver fp32|bf16|bf16-mma|bf16-wgmma|fp32-tf32 [N]\n");
         return 2;
     }
     const int max_calls = argc > 2 ? atoi(argv[2]) : 1000;
@@ -156,6 +159,7 @@ int main(int argc, char **argv) {
     rp.profile = 1;
     rp.tensor_cores = sets[si].tensor_cores;
     rp.wgmma = sets[si].wgmma;
+    rp.fp32_gemm = sets[si].fp32_gemm;
     armt_model_params mp = armt_model_default_params();
     mp.wmv_std = 0.05f;
     mp.seed = 7;

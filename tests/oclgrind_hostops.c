@@ -118,7 +118,8 @@ static int kernels(cl_command_queue q, cl_kernel *copy4, cl_kernel *copy1, cl_ke
     return 0;
 }
 
-static cl_int launch(cl_command_queue q, cl_kernel k, size_t n, cl_uint nw, const cl_event *wait, cl_event *ev) {
+static cl_int launch(cl_command_queue q, cl_kernel k, size_t n, cl_uint nw, const cl_event *wait,
+                     cl_event *ev) {
     size_t g = (n + 63) / 64 * 64;
     return clEnqueueNDRangeKernel(q, k, 1, NULL, &g, NULL, nw, wait, ev);
 }
@@ -158,7 +159,8 @@ static cl_mem staged(cl_command_queue q, const void *ptr, size_t n, cl_uint nw, 
 cl_int clEnqueueWriteBuffer(cl_command_queue q, cl_mem buf, cl_bool blocking, size_t off, size_t n,
                             const void *ptr, cl_uint nw, const cl_event *wait, cl_event *ev) {
     write_fn f = (write_fn)real("clEnqueueWriteBuffer");
-    if (raw("write") || (off == 0 && n == mem_size(buf)) || n == 0) return f(q, buf, blocking, off, n, ptr, nw, wait, ev);
+    if (raw("write") || (off == 0 && n == mem_size(buf)) || n == 0)
+        return f(q, buf, blocking, off, n, ptr, nw, wait, ev);
     cl_int e;
     cl_mem t = staged(q, ptr, n, nw, wait, &e); /* blocking: the host data is copied once this returns */
     if (!t) return e;
@@ -170,13 +172,15 @@ cl_int clEnqueueWriteBuffer(cl_command_queue q, cl_mem buf, cl_bool blocking, si
 
 cl_int clEnqueueCopyBuffer(cl_command_queue q, cl_mem src, cl_mem dst, size_t soff, size_t doff, size_t n,
                            cl_uint nw, const cl_event *wait, cl_event *ev) {
-    if (raw("copy") || n == 0) return ((copy_fn)real("clEnqueueCopyBuffer"))(q, src, dst, soff, doff, n, nw, wait, ev);
+    if (raw("copy") || n == 0)
+        return ((copy_fn)real("clEnqueueCopyBuffer"))(q, src, dst, soff, doff, n, nw, wait, ev);
     return kernel_copy(q, src, dst, soff, doff, n, nw, wait, ev);
 }
 
-cl_int clEnqueueFillBuffer(cl_command_queue q, cl_mem buf, const void *pat, size_t psize, size_t off, size_t n,
-                           cl_uint nw, const cl_event *wait, cl_event *ev) {
-    if (raw("fill") || n == 0) return ((fill_fn)real("clEnqueueFillBuffer"))(q, buf, pat, psize, off, n, nw, wait, ev);
+cl_int clEnqueueFillBuffer(cl_command_queue q, cl_mem buf, const void *pat, size_t psize, size_t off,
+                           size_t n, cl_uint nw, const cl_event *wait, cl_event *ev) {
+    if (raw("fill") || n == 0)
+        return ((fill_fn)real("clEnqueueFillBuffer"))(q, buf, pat, psize, off, n, nw, wait, ev);
     cl_kernel copy4, copy1, fill;
     if (kernels(q, &copy4, &copy1, &fill) != 0) return CL_OUT_OF_RESOURCES;
     cl_int e;

@@ -1,10 +1,11 @@
 /*
  * gemm.c - the one door to the library's GEMMs (see gemm.h): the plan, the argument setter, the launches.
  *
- * fp32 weights go to CLBlast: one entry to its plain GEMM, equally spaced entries to the strided batched
- * routine, the rest (the residual stream's ring of slots) to the batched routine with per-entry offsets.
- * bf16 weights go to our kernels (cl/gemm_bf16.cl): the tensor-core ones where the device has them and the
- * alignment allows, the portable one otherwise.
+ * fp32 weights go to the 3xTF32 tensor-core kernel (cl/gemm_tf32.cl) where the runtime has it and the
+ * operands' alignment allows; otherwise to CLBlast: one entry to its plain GEMM, equally spaced entries to
+ * the strided batched routine, the rest (the residual stream's ring of slots) to the batched routine with
+ * per-entry offsets. bf16 weights go to our kernels (cl/gemm_bf16.cl): the tensor-core ones where the device
+ * has them and the alignment allows, the portable one otherwise.
  */
 #include "config.h"
 
@@ -25,7 +26,8 @@ armt_gemm_env armt_gemm_env_of(const armt_ctx *ctx) {
                        ctx->k[ARMT_K_GEMM_BF16_MMA] != NULL,
                        ctx->k[ARMT_K_GEMM_BF16BF16_MMA] != NULL,
                        ctx->k[ARMT_K_GEMM_BF16_MMA_NARROW] != NULL,
-                       ctx->k[ARMT_K_GEMM_BF16BF16_MMA_NARROW] != NULL};
+                       ctx->k[ARMT_K_GEMM_BF16BF16_MMA_NARROW] != NULL,
+                       ctx->k[ARMT_K_GEMM_TF32] != NULL};
     return e;
 }
 
@@ -41,14 +43,33 @@ static int all_multiple(const size_t *off, size_t count, size_t q) {
     return 1;
 }
 
+/* The 3xTF32 kernel's 16-byte pieces: row strides and every offset of A and W multiples of 4 floats; sizes
+ * within its int arguments. */
+static int tf32_fits(const armt_gemm_op *op) {
+    const size_t lim = (size_t)INT32_MAX;
+    return op->lda % 4 == 0 && op->ldw % 4 == 0 && all_multiple(op->a_off, op->count, 4) &&
+           all_multiple(op->w_off, op->count, 4) && op->m <= lim && op->n <= lim && op->k <= lim &&
+           op->lda <= lim && op->ldw <= lim && op->ldc <= lim;
+}
+
 const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op, armt_gemm_plan *plan) {
     const armt_device_tuning *t = env->tune;
     const armt_gemm_epi *e = &op->epi;
     memset(plan, 0, sizeof *plan);
     if (!op->w_bf16) {
+        if (e->gate || e->w2 || e->bf16_out || e->rope || e->rowscale) return "fp32 GEMM: no epilogue";
+        if (env->have_tf32 && tf32_fits(op)) {
+            plan->kernel = ARMT_K_GEMM_TF32;
+            plan->tensor_cores = 1;
+            plan->lws[0] = (size_t)t->tf_threads;
+            plan->lws[1] = 1;
+            plan->tile[0] = (size_t)t->tf_bn;
+            plan->tile[1] = (size_t)t->tf_bm;
+            return NULL;
+        }
         plan->clblast = 1;
         plan->kernel = ARMT_K_COUNT;
-        return e->gate || e->w2 || e->bf16_out || e->rope || e->rowscale ? "CLBlast GEMM: no epilogue" : NULL;
+        return NULL;
     }
     if (op->trans_a || op->w_kn) return "bf16 GEMM: transposed operands";
     /* tensor cores: 16-byte aligned operand chunks (fp32 A: float4 loads; bf16 A and W: 8 elements) */
@@ -168,7 +189,7 @@ static armt_status gemm_clblast(armt_ctx *ctx, const armt_gemm_op *op, armt_err 
 }
 
 /* ======================================================================================================= */
-/* Our kernels (bf16 weights)                                                                              */
+/* Our kernels (bf16 weights; fp32 weights on tensor cores)                                                */
 /* ======================================================================================================= */
 
 /* The kernels address entry j at base + j * stride: entries are cut into runs with constant steps (a step may
@@ -188,6 +209,9 @@ static armt_status gemm_kernels(armt_ctx *ctx, const armt_gemm_op *op, const arm
         .a = plan->a_bf16 ? op->a_bf16 : op->a,
         .w = op->w,
         .c = op->c,
+        .ldw = (int)op->ldw,
+        .trans_a = op->trans_a,
+        .w_kn = op->w_kn,
     };
     if (plan->tensor_cores) {
         a.gate = e->gate;
@@ -237,9 +261,9 @@ static armt_status gemm_kernels(armt_ctx *ctx, const armt_gemm_op *op, const arm
         armt_ctx_prof_add_gemm(ctx, plan->kernel, ev, op->site,
                                (e->w2 ? 4.0 : 2.0) * rows * (double)op->n * (double)op->k);
         if (st != ARMT_OK) return st;
-        ctx->stats.gemm_calls++;
         j = end;
     }
+    ctx->stats.gemm_calls++; /* one batched call, however many launches its runs took (armt_stats) */
     return ARMT_OK;
 }
 

@@ -4,7 +4,8 @@
  * An op says everything about one batched product C_j = epi(A_j W_j^T (+ C_j)), j < count: operands with
  * per-entry offsets, the epilogue, the rows to skip. A pure planning function (armt_gemm_plan_make) picks
  * the kernel and its launch geometry from the op and the device's tuning; armt_gemm then sets the kernel's
- * arguments by their names (cl/gemm_args.h) and enqueues, or calls CLBlast for fp32 weights.
+ * arguments by their names (cl/gemm_args.h) and enqueues, or calls CLBlast (fp32 weights, unless the device
+ * runs them on tensor cores: 3xTF32, cl/gemm_tf32.cl).
  */
 #ifndef ARMT_GEMM_H
 #define ARMT_GEMM_H
@@ -27,7 +28,7 @@ typedef struct armt_gemm_epi {
 
 typedef struct armt_gemm_op {
     size_t m, n, k, count; /* C_j is m x n, the inner dimension k, j < count */
-    cl_mem a;              /* A_j: m x k at a_off[j], row stride lda (trans_a: k x m, fp32 only) */
+    cl_mem a;              /* A_j: m x k at a_off[j], row stride lda (trans_a: k x m, fp32 W only) */
     size_t lda;
     const size_t *a_off;
     int trans_a;
@@ -36,7 +37,7 @@ typedef struct armt_gemm_op {
     cl_mem w;        /* W_j: n x k at w_off[j], row stride ldw (w_kn: k x n, fp32 only) */
     size_t ldw;
     const size_t *w_off;
-    int w_bf16; /* 1: W is bf16 (our kernels); 0: fp32 (CLBlast) */
+    int w_bf16; /* 1: W is bf16 (our kernels); 0: fp32 (CLBlast, or 3xTF32 on tensor cores) */
     int w_kn;
     cl_mem c; /* C_j: m x n at c_off[j], row stride ldc */
     size_t ldc;
@@ -52,10 +53,12 @@ typedef struct armt_gemm_env {
     const armt_device_tuning *tune;
     unsigned compute_units;
     int have_mma, have_bb, have_mma_narrow, have_bb_narrow; /* which tensor-core kernels exist */
+    int have_tf32; /* fp32 weights go to the 3xTF32 tensor-core kernel where their layout allows */
 } armt_gemm_env;
 
 typedef struct armt_gemm_plan {
     int clblast; /* 1: CLBlast (fp32 weights); the rest does not apply */
+    /* else the kernel: bf16 weights' (portable or tensor cores), or fp32 weights' on tensor cores (3xTF32) */
     armt_kernel_id kernel;
     int tensor_cores; /* the kernel is one of the tensor-core ones */
     int narrow;       /* ... on the narrow tiles */

@@ -49,6 +49,7 @@ typedef enum armt_kernel_id {
     ARMT_K_MEM_BLOCK_MASK,           /* memory.cl     zero W_mem's off-head blocks (memory heads)    */
     ARMT_K_WINDOW_GATHER,            /* attention.cl  sliding window: the keys of a step's cells      */
     ARMT_K_WINDOW_STORE,             /* attention.cl  sliding window: the window after a step         */
+    ARMT_K_GEMM_TF32,                /* gemm_tf32.cl  fp32 GEMM on tensor cores, 3xTF32 (optional)    */
     ARMT_K_COUNT
 } armt_kernel_id;
 
@@ -63,6 +64,7 @@ typedef enum armt_program_id {
     ARMT_P_GEMM_BF16,
     ARMT_P_GEMM_NARROW,   /* the GEMM again, with narrow tiles (tensor cores only; NULL elsewhere) */
     ARMT_P_ATTENTION_MMA, /* attention with its tensor-core kernels (per model, like ARMT_P_ATTENTION) */
+    ARMT_P_GEMM_TF32,     /* the fp32 tensor-core GEMM (built where tune.tf32; NULL elsewhere) */
     ARMT_P_COUNT
 } armt_program_id;
 
@@ -101,11 +103,14 @@ typedef struct armt_device_tuning {
     int am_warps_small, am_rt_small; /* its tiles for heads up to 64: warps per work-group, m16 row tiles per
                                         warp */
     int am_warps_large, am_rt_large; /* and for larger heads                                             */
+    int tf32;                        /* 1: fp32 weights' GEMMs on tensor cores, 3xTF32 (gemm_tf32.cl)     */
+    int tf_bm, tf_bn, tf_bk, tf_warps_m, tf_warps_n, tf_stages, tf_threads; /* its tiles                 */
 } armt_device_tuning;
 
 /* What the user chose (armt_runtime_params, environment), as tune.c reads it. */
 typedef struct armt_tune_options {
     armt_tensor_cores tensor_cores, wgmma, attention;
+    armt_fp32_gemm fp32_gemm;
 } armt_tune_options;
 
 /* One model's attention build (armt_tune_attention). */
@@ -162,6 +167,8 @@ void armt_tune_common_options(const armt_device_tuning *tune, char *buf, size_t 
 /* The GEMM program's tile options (empty without tensor cores) into buf; narrow = 1: those of the narrow
  * tiles (empty without them). */
 void armt_tune_gemm_options(const armt_device_tuning *tune, int narrow, char *buf, size_t n);
+/* The fp32 tensor-core GEMM program's tile options into buf (empty without tune->tf32). */
+void armt_tune_tf32_options(const armt_device_tuning *tune, char *buf, size_t n);
 /* One model's attention: tiles for its head dimension and precision (bf16 = 1), and their -D options. */
 void armt_tune_attention(const armt_device_tuning *tune, int head_dim, int bf16, armt_attention_tuning *out);
 void armt_tune_attention_options(const armt_attention_tuning *at, char *buf, size_t n);

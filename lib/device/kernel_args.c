@@ -39,6 +39,9 @@ cl_int armt_gemm_set_args(cl_kernel k, const armt_gemm_args *a) {
     SET(ROPE_POS0, a->rope_pos0);
     SET(ROWSCALE, a->rowscale);
     SET(CB2, a->out2);
+    SET(LDW, a->ldw);
+    SET(TRANS_A, a->trans_a);
+    SET(W_KN, a->w_kn);
     SET(LAST_ROW0, a->last_row0);
     return e;
 }

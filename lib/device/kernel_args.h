@@ -18,6 +18,7 @@ typedef struct armt_gemm_args {
     cl_mem rope;
     int rope_hd, rope_t, rope_pos0;
     cl_mem rowscale, out2;
+    int ldw, trans_a, w_kn; /* fp32 W (armt_gemm_tf32): W's row stride, A stored k x m, W stored k x n */
     int last_row0;
 } armt_gemm_args;
 /* Sets every argument of a bf16 GEMM kernel (the one place that knows their indices). */

@@ -55,6 +55,7 @@ static const struct {
     [ARMT_K_MEM_BLOCK_MASK] = {"armt_mem_block_mask", ARMT_P_MEMORY},
     [ARMT_K_WINDOW_GATHER] = {"armt_window_gather", ARMT_P_ATTENTION},
     [ARMT_K_WINDOW_STORE] = {"armt_window_store", ARMT_P_ATTENTION},
+    [ARMT_K_GEMM_TF32] = {"armt_gemm_tf32", ARMT_P_GEMM_TF32, 1},
 }; /* (ARMT_P_ATTENTION: the model's attention program, ARMT_P_ATTENTION or ARMT_P_ATTENTION_MMA) */
 
 /* The source files of each program, in build order; tc = 1: tensor-core files, built only with tensor cores
@@ -80,6 +81,8 @@ static const program_file program_files[ARMT_P_COUNT][PROGRAM_FILES_MAX] = {
     [ARMT_P_GEMM_BF16] = {GEMM_FILES},
     [ARMT_P_GEMM_NARROW] = {GEMM_FILES},
     [ARMT_P_ATTENTION_MMA] = {{"common.cl"}, {"mma.cl", 1}, {"attention.cl"}, {"attention_mma.cl", 1}},
+    [ARMT_P_GEMM_TF32] =
+        {{"common.cl"}, {"mma.cl", 1}, {"gemm_args.h"}, {"gemm_bf16.cl"}, {"gemm_tf32.cl", 1}},
 };
 
 size_t armt_program_files(armt_program_id pid, int nv_mma, const char **files, size_t cap) {
@@ -374,6 +377,14 @@ armt_status armt_programs_build(armt_runtime *rt, armt_err *err) {
             if (rt->tune.nv_mma && rt->tune.nar_bn) gemm_narrow_build(rt);
             continue;
         }
+        if (i == ARMT_P_GEMM_TF32) { /* only where fp32 GEMMs go to tensor cores */
+            if (rt->tune.tf32) {
+                char opts[256];
+                armt_tune_tf32_options(&rt->tune, opts, sizeof opts);
+                ARMT_TRY(armt_program_build(rt, ARMT_P_GEMM_TF32, opts, &rt->programs[i], err));
+            }
+            continue;
+        }
         ARMT_TRY(armt_program_build(rt, (armt_program_id)i, NULL, &rt->programs[i], err));
     }
     /* every kernel of the table must exist: create and drop one set now */
@@ -383,9 +394,12 @@ armt_status armt_programs_build(armt_runtime *rt, armt_err *err) {
     char gopts[512], nopts[512];
     armt_tune_gemm_options(&rt->tune, 0, gopts, sizeof gopts);
     armt_tune_gemm_options(&rt->tune, 1, nopts, sizeof nopts);
-    armt_log(ARMT_LOG_INFO, "runtime: %s / %s, options: %s%s%s; bf16 GEMM tiles: %s; narrow tiles: %s",
+    char topts[256];
+    armt_tune_tf32_options(&rt->tune, topts, sizeof topts);
+    armt_log(ARMT_LOG_INFO,
+             "runtime: %s / %s, options: %s%s%s; bf16 GEMM tiles: %s; narrow tiles: %s; fp32 GEMM: %s%s",
              rt->info.platform_name, rt->info.name, rt->build_options, rt->cl_passthrough ? " + " : "",
              rt->cl_passthrough ? rt->cl_passthrough : "", gopts[0] ? gopts : "portable",
-             nopts[0] ? nopts : "none");
+             nopts[0] ? nopts : "none", topts[0] ? "3xTF32 " : "CLBlast", topts);
     return ARMT_OK;
 }

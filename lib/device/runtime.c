@@ -243,6 +243,20 @@ static armt_status env_switch(const char *name, armt_tensor_cores *v, armt_err *
                         name, s);
 }
 
+/* The fp32 GEMM choice from $ARMT_FP32_GEMM (auto, clblast, tf32x3), where the params left it AUTO. */
+static armt_status env_fp32_gemm(armt_fp32_gemm *v, armt_err *err) {
+    static const char *const words[] = {"auto", "clblast", "tf32x3"};
+    const char *s = nonempty(getenv("ARMT_FP32_GEMM"));
+    if (!s || *v != ARMT_FP32_GEMM_AUTO) return ARMT_OK;
+    for (int i = 0; i < 3; i++)
+        if (strcmp(s, words[i]) == 0) {
+            *v = (armt_fp32_gemm)i;
+            return ARMT_OK;
+        }
+    return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT,
+                        "$ARMT_FP32_GEMM is \"%s\": want auto, clblast or tf32x3", s);
+}
+
 void armt_runtime_free(armt_runtime *rt) {
     if (!rt) return;
     for (int i = 0; i < ARMT_P_COUNT; i++)
@@ -314,9 +328,10 @@ armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime 
         goto fail;
     }
     {
-        armt_tune_options to = {p.tensor_cores, p.wgmma, p.attention};
+        armt_tune_options to = {p.tensor_cores, p.wgmma, p.attention, p.fp32_gemm};
         ARMT_TRY_GOTO(env_switch("ARMT_TENSOR_CORES", &to.tensor_cores, err), fail);
         ARMT_TRY_GOTO(env_switch("ARMT_WGMMA", &to.wgmma, err), fail);
+        ARMT_TRY_GOTO(env_fp32_gemm(&to.fp32_gemm, err), fail);
         ARMT_TRY_GOTO(armt_tune_device(&rt->info, &to, &rt->tune, err), fail);
         ARMT_TRY_GOTO(armt_clblast_tune(rt, &rt->clblast_tuned, err), fail);
         char opts[256];

@@ -75,6 +75,21 @@ static void emulation_tiles(armt_device_tuning *t) {
     t->mma_threads = 32 * 2 * t->mma_warps_n;
 }
 
+/* The fp32 tensor-core GEMM's tiles (cl/gemm_tf32.cl): 128 x 128 x 16 on 2 x 4 warps of 64 x 32, two
+ * stages (40 KiB of local memory); 217 to 229 registers without spills (ptxas, sm_90a and sm_80): 2 x 2 warps
+ * of 64 x 64 spill with the small products' own accumulators. Not yet timed against other tiles on a GPU:
+ * bench/gemm_fp32_bench --tiles does. The emulation: 64 x 32 x 16 on 2 x 2 warps (two m16 by two n8 tiles
+ * each), since PoCL's compile time grows with the fragments. */
+static void tf32_tiles(armt_device_tuning *t) {
+    t->tf_bm = t->mma_emulate ? 64 : 128;
+    t->tf_bn = t->mma_emulate ? 32 : 128;
+    t->tf_bk = 16;
+    t->tf_warps_m = 2;
+    t->tf_warps_n = t->mma_emulate ? 2 : 4;
+    t->tf_stages = 2;
+    t->tf_threads = 32 * t->tf_warps_m * t->tf_warps_n;
+}
+
 armt_status armt_tune_device(const armt_device_info *info, const armt_tune_options *opt,
                              armt_device_tuning *tune, armt_err *err) {
     memset(tune, 0, sizeof *tune);
@@ -112,6 +127,22 @@ armt_status armt_tune_device(const armt_device_info *info, const armt_tune_optio
     }
     gemm_tiles(tune, wgmma);
     if (tune->mma_emulate) emulation_tiles(tune);
+    /* fp32 weights' GEMMs on tensor cores at fp32 accuracy (3xTF32, cl/gemm_tf32.cl): mma.sync m16n8k8 on
+     * TF32 exists wherever the bf16 kernels' mma.sync does. AUTO takes it there: it is at least as accurate
+     * as CLBlast's SGEMM on every GEMM site of the model (docs/DESIGN.md, the GEMM door: the emulated kernel,
+     * tests/check_tf32.c; bench/gemm_fp32_bench prints a GPU's own errors next to CLBlast's). The emulation
+     * (tests) runs it only when asked (TF32X3): its stand-ins are slow. */
+    if (opt->fp32_gemm < ARMT_FP32_GEMM_AUTO || opt->fp32_gemm > ARMT_FP32_GEMM_TF32X3)
+        return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "fp32_gemm: %d is not an armt_fp32_gemm",
+                            (int)opt->fp32_gemm);
+    if (opt->fp32_gemm == ARMT_FP32_GEMM_TF32X3 && !tune->nv_mma)
+        return armt_err_set(err, ARMT_STATUS_UNSUPPORTED,
+                            "3xTF32 fp32 GEMMs requested, but %s has no tensor cores the kernels use (NVIDIA "
+                            "compute capability >= 8.0, tensor cores not off)",
+                            info->name);
+    tune->tf32 = tune->nv_mma && (opt->fp32_gemm == ARMT_FP32_GEMM_TF32X3 ||
+                                  (opt->fp32_gemm == ARMT_FP32_GEMM_AUTO && !tune->mma_emulate));
+    if (tune->tf32) tf32_tiles(tune);
     /* attention of bf16 models on tensor cores wherever the GEMM has them */
     tune->attn_mma = tune->nv_mma && opt->attention != ARMT_TC_OFF;
     /* its tiles (warps per work-group x m16 row tiles per warp). GPUs: heads up to 64 stage K and V by
@@ -180,4 +211,13 @@ void armt_tune_gemm_options(const armt_device_tuning *tune, int narrow, char *bu
     if (o >= 0 && (size_t)o < n && tune->mma_smem_max)
         o += snprintf(buf + o, n - (size_t)o, " -DMMA_SMEM_MAX=%d", tune->mma_smem_max);
     if (o >= 0 && (size_t)o < n && tune->mma_raster) snprintf(buf + o, n - (size_t)o, " -DMMA_RASTER=1");
+}
+
+void armt_tune_tf32_options(const armt_device_tuning *t, char *buf, size_t n) {
+    if (!t->tf32) {
+        if (n) buf[0] = '\0';
+        return;
+    }
+    snprintf(buf, n, "-DTF_BM=%d -DTF_BN=%d -DTF_BK=%d -DTF_WARPS_M=%d -DTF_WARPS_N=%d -DTF_STAGES=%d",
+             t->tf_bm, t->tf_bn, t->tf_bk, t->tf_warps_m, t->tf_warps_n, t->tf_stages);
 }

@@ -181,6 +181,7 @@ _SCHEDULES = {"sequential": 0, "diagonal": 1, "full": 2}
 _OUTPUTS = {None: 0, "none": 0, "logits": 1, "last": 2, "hidden": 3}
 _PRECISIONS = {"fp32": 0, "bf16": 1}
 _TENSOR_CORES = {"auto": 0, "off": 1, "on": 2, "emulate": 3}
+_FP32_GEMM = {"auto": 0, "clblast": 1, "tf32x3": 2}
 
 
 def _pick(table, value, what, function):
@@ -450,18 +451,21 @@ class Runtime(_Handle):
 
     platform, device: an index (int or str) or a case-insensitive name substring; None: $ARMT_PLATFORM /
     $ARMT_DEVICE, then the best device (GPUs first, then the most memory). tensor_cores: "auto", "off",
-    "on" or "emulate". Use as a context manager, or call close().
+    "on" or "emulate". fp32_gemm: the GEMMs of fp32 models, "auto" (3xTF32 on tensor cores where the device
+    has them), "clblast" or "tf32x3". Use as a context manager, or call close().
     """
     _kind = "runtime"
     _free = "armt_runtime_free"
 
-    def __init__(self, platform=None, device=None, *, kernel_dir=None, profile=False, tensor_cores="auto"):
+    def __init__(self, platform=None, device=None, *, kernel_dir=None, profile=False, tensor_cores="auto",
+                 fp32_gemm="auto"):
         lib = L.load()
         p = lib.armt_runtime_default_params()
         self._strings = (_enc(platform), _enc(device), _enc(kernel_dir))  # alive during the call
         p.platform, p.device, p.kernel_dir = self._strings
         p.profile = 1 if profile else 0
         p.tensor_cores = _pick(_TENSOR_CORES, tensor_cores, "tensor_cores mode", "Runtime")
+        p.fp32_gemm = _pick(_FP32_GEMM, fp32_gemm, "fp32_gemm mode", "Runtime")
         out = c_void_p()
         _check(lib.armt_runtime_create(byref(p), byref(out)), "armt_runtime_create")
         self._own(out.value)

@@ -62,6 +62,7 @@ class RuntimeParams(Structure):
         ("tensor_cores", c_int),
         ("wgmma", c_int),
         ("attention", c_int),
+        ("fp32_gemm", c_int),
     ]
 
 

@@ -1,0 +1,520 @@
+/*
+ * check_tf32.c - fp32 GEMMs on tensor cores at fp32 accuracy (3xTF32, cl/gemm_tf32.cl; emulated off NVIDIA
+ * with ARMT_TC_EMULATE): the kernel through the GEMM door on the model's GEMM sites scaled down, against an
+ * fp64 reference next to CLBlast on the same data and next to a plain TF32 build (one product per tile) that
+ * must be clearly worse; the fp32 forward on it against the fp64 C reference, the diagonal schedule equal to
+ * the sequential one bit for bit; and the runtime option (armt_runtime_params.fp32_gemm) routing the GEMMs.
+ */
+#include "config.h"
+
+#include "testutil.h"
+
+#include "compute/gemm.h"
+#include "device/internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A runtime whose fp32 GEMMs take `mode`, with tensor cores: real on an NVIDIA GPU that has them, emulated
+ * elsewhere (wgmma off: no bf16 GEMM runs here). */
+static armt_runtime *tc_runtime(armt_fp32_gemm mode, int profile) {
+    armt_runtime *rt = test_runtime();
+    const int real = rt->tune.nv_mma && !rt->tune.mma_emulate;
+    armt_runtime_free(rt);
+    armt_runtime_params p = armt_runtime_default_params();
+    p.profile = profile;
+    p.tensor_cores = real ? ARMT_TC_AUTO : ARMT_TC_EMULATE;
+    p.wgmma = ARMT_TC_OFF;
+    p.fp32_gemm = mode;
+    rt = NULL;
+    ck_assert_msg(armt_runtime_create(&p, &rt) == ARMT_OK, "%s", armt_last_error());
+    return rt;
+}
+
+static armt_model *tiny_fp32(armt_runtime *rt, armt_config *c, uint64_t seed) {
+    ck_assert_int_eq(armt_config_preset("tiny", c), ARMT_OK);
+    armt_model_params mp = armt_model_default_params();
+    mp.seed = seed;
+    mp.wmv_std = 0.05f;
+    mp.precision = ARMT_PRECISION_FP32;
+    armt_model *m = NULL;
+    ck_assert_msg(armt_model_create_random(rt, c, &mp, &m) == ARMT_OK, "%s", armt_last_error());
+    return m;
+}
+
+/* Whether the context's last forward ran a kernel of that name (profiled). */
+static int ran(const armt_ctx *ctx, const char *name) {
+    const char *names[64];
+    double secs[64];
+    size_t n = armt_ctx_profile(ctx, names, secs, 64);
+    for (size_t i = 0; i < n && i < 64; i++)
+        if (strcmp(names[i], name) == 0) return 1;
+    return 0;
+}
+
+/* ======================================================================================================= */
+/* The kernel on the model's GEMM sites                                                                    */
+/* ======================================================================================================= */
+
+/* One GEMM op as a site of the model makes it, on LLaMA-3.2-1B's shapes scaled down: 3 cells of 40 rows (32
+ * tokens + 8 memory tokens), hidden 76, SwiGLU 196, k and v 20, d_mem 8 (d_key 48), vocabulary 300; none a
+ * multiple of the tiles (64 x 32 x 16 emulated). */
+typedef struct gcase {
+    const char *site;
+    int m, n, k, count;
+    int trans_a, w_kn, beta;
+    int ring; /* C entries on a ring of count + 1 slots, from slot 1 down (wrapping): the residual stream */
+    int skip; /* skip_last: the last entry's rows from here on only */
+} gcase;
+
+static const gcase gcases[] = {
+    {"wq, wo: x W^T", 40, 76, 76, 3, 0, 0, 0, 0, 0},
+    {"wk, wv", 40, 20, 76, 3, 0, 0, 0, 0, 0},
+    {"wo + residual (ring, skip)", 40, 76, 76, 3, 0, 0, 1, 1, 24},
+    {"wg, wu", 40, 196, 76, 3, 0, 0, 0, 0, 0},
+    {"wd + residual (ring)", 40, 76, 196, 3, 0, 0, 1, 1, 0},
+    {"W_mq, W_mk", 40, 8, 76, 3, 0, 0, 0, 0, 0},
+    {"memory read phi W_mem", 40, 76, 48, 3, 0, 1, 0, 0, 0},
+    {"memory write phi(k) W_mem", 8, 76, 48, 3, 0, 1, 0, 0, 0},
+    {"memory update phi^T delta", 48, 76, 8, 3, 1, 1, 1, 0, 0},
+    {"lm_head", 40, 300, 76, 1, 0, 0, 0, 0, 0},
+    {"k = 70, padded rows", 40, 36, 70, 2, 0, 0, 0, 0, 0},
+};
+#define N_GCASES (sizeof gcases / sizeof gcases[0])
+
+static size_t up4(size_t x) { return (x + 3) / 4 * 4; }
+
+/* A case's host data: operands with NaN in every gap (a kernel that reads outside its blocks shows), C's
+ * blocks NaN for beta = 0 (never read) or random for beta = 1, a sentinel everywhere else in C. */
+typedef struct gdata {
+    size_t lda, ldw, ldc, na, nw, nc;
+    size_t a_off[3], w_off[3], c_off[3];
+    float *a, *w, *c0;
+} gdata;
+
+static const float SENTINEL = 12345.0f;
+
+static float urand(uint64_t *s) {
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((double)(*s >> 11) * 0x1.0p-53 * 2.0 - 1.0);
+}
+
+static void gdata_make(const gcase *g, uint64_t seed, gdata *d) {
+    const size_t m = (size_t)g->m, n = (size_t)g->n, k = (size_t)g->k, cnt = (size_t)g->count;
+    d->lda = up4(g->trans_a ? m : k) + 4;
+    d->ldw = up4(g->w_kn ? n : k);
+    d->ldc = n + (size_t)g->ring; /* odd pads where the ring is: 8-byte pairs on some entries only */
+    const size_t asz = (g->trans_a ? k : m) * d->lda + 8, wsz = (g->w_kn ? k : n) * d->ldw + 4;
+    const size_t csz = m * d->ldc + 3;
+    const size_t cap = cnt + 1;
+    for (size_t j = 0; j < cnt; j++) {
+        d->a_off[j] = j * asz;
+        d->w_off[j] = (j + 1) * wsz;                                           /* layers 1 .. count */
+        d->c_off[j] = g->ring ? (1 + cap - j) % cap * csz + (j & 1) : j * csz; /* ring: odd offsets too */
+    }
+    d->na = cnt * asz;
+    d->nw = (cnt + 1) * wsz;
+    d->nc = cap * csz + 1;
+    d->a = malloc(d->na * 4);
+    d->w = malloc(d->nw * 4);
+    d->c0 = malloc(d->nc * 4);
+    for (size_t i = 0; i < d->na; i++)
+        d->a[i] = NAN;
+    for (size_t i = 0; i < d->nw; i++)
+        d->w[i] = NAN;
+    for (size_t i = 0; i < d->nc; i++)
+        d->c0[i] = SENTINEL;
+    uint64_t s = seed;
+    for (size_t j = 0; j < cnt; j++) {
+        for (size_t r = 0; r < m; r++)
+            for (size_t kk = 0; kk < k; kk++)
+                d->a[d->a_off[j] + (g->trans_a ? kk * d->lda + r : r * d->lda + kk)] = urand(&s);
+        for (size_t c = 0; c < n; c++)
+            for (size_t kk = 0; kk < k; kk++)
+                d->w[d->w_off[j] + (g->w_kn ? kk * d->ldw + c : c * d->ldw + kk)] = 0.1f * urand(&s);
+        for (size_t r = 0; r < m; r++)
+            for (size_t c = 0; c < n; c++)
+                d->c0[d->c_off[j] + r * d->ldc + c] = g->beta ? urand(&s) : NAN;
+    }
+}
+
+static void gdata_free(gdata *d) {
+    free(d->a);
+    free(d->w);
+    free(d->c0);
+}
+
+/* Is element i of C inside entry j's block, at (r, c)? */
+static int in_block(const gcase *g, const gdata *d, size_t i, size_t *j, size_t *r, size_t *c) {
+    for (size_t e = 0; e < (size_t)g->count; e++) {
+        if (i < d->c_off[e]) continue;
+        const size_t o = i - d->c_off[e], rr = o / d->ldc, cc = o % d->ldc;
+        if (rr < (size_t)g->m && cc < (size_t)g->n) {
+            *j = e, *r = rr, *c = cc;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The errors of a result against the fp64 reference, over the rows that must be computed: normwise
+ * max |c - ref| / max |ref|, and componentwise max |c - ref| / (beta |c0| + sum |a w|), the scale of the
+ * classical error bound (about k 2^-24 for an fp32 GEMM). Fails the test on a touched element outside. */
+typedef struct gerr {
+    double norm, comp;
+} gerr;
+
+static gerr gerr_of(const gcase *g, const gdata *d, const float *c, const char *what) {
+    double num = 0.0, den = 0.0, comp = 0.0;
+    for (size_t i = 0; i < d->nc; i++) {
+        size_t j, r, col;
+        if (!in_block(g, d, i, &j, &r, &col)) {
+            ck_assert_msg(c[i] == SENTINEL, "%s, %s: element %zu outside the blocks written (%g)", g->site,
+                          what, i, (double)c[i]);
+            continue;
+        }
+        if (j + 1 == (size_t)g->count && r < (size_t)g->skip) continue; /* may be written or not */
+        double s = g->beta ? (double)d->c0[i] : 0.0, b = fabs(s);
+        for (size_t kk = 0; kk < (size_t)g->k; kk++) {
+            const double a = d->a[d->a_off[j] + (g->trans_a ? kk * d->lda + r : r * d->lda + kk)];
+            const double w = d->w[d->w_off[j] + (g->w_kn ? kk * d->ldw + col : col * d->ldw + kk)];
+            s += a * w;
+            b += fabs(a * w);
+        }
+        const double e = fabs((double)c[i] - s);
+        ck_assert_msg(e == e, "%s, %s: NaN at entry %zu (%zu, %zu)", g->site, what, j, r, col);
+        num = fmax(num, e);
+        den = fmax(den, fabs(s));
+        comp = fmax(comp, e / b);
+    }
+    return (gerr){num / den, comp};
+}
+
+/* The case on a context (through armt_gemm, or a given kernel in place of the 3xTF32 one): C read back. */
+static void gemm_run(armt_ctx *ctx, const gcase *g, const gdata *d, cl_kernel variant, float *c) {
+    cl_int e;
+    cl_context cx = ctx->rt->context;
+    cl_mem ba = clCreateBuffer(cx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, d->na * 4, d->a, &e);
+    ck_assert_int_eq(e, CL_SUCCESS);
+    cl_mem bw = clCreateBuffer(cx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, d->nw * 4, d->w, &e);
+    ck_assert_int_eq(e, CL_SUCCESS);
+    cl_mem bc = clCreateBuffer(cx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, d->nc * 4, d->c0, &e);
+    ck_assert_int_eq(e, CL_SUCCESS);
+    armt_gemm_op op = {.m = (size_t)g->m,
+                       .n = (size_t)g->n,
+                       .k = (size_t)g->k,
+                       .count = (size_t)g->count,
+                       .a = ba,
+                       .lda = d->lda,
+                       .a_off = d->a_off,
+                       .trans_a = g->trans_a,
+                       .w = bw,
+                       .ldw = d->ldw,
+                       .w_off = d->w_off,
+                       .w_kn = g->w_kn,
+                       .c = bc,
+                       .ldc = d->ldc,
+                       .c_off = d->c_off,
+                       .beta = (float)g->beta,
+                       .skip_last = (size_t)g->skip,
+                       .site = -1};
+    cl_kernel saved = ctx->k[ARMT_K_GEMM_TF32];
+    if (variant) ctx->k[ARMT_K_GEMM_TF32] = variant;
+    armt_err err;
+    armt_err_init(&err);
+    armt_status st = armt_gemm(ctx, &op, &err);
+    ctx->k[ARMT_K_GEMM_TF32] = saved;
+    ck_assert_msg(st == ARMT_OK, "%s: %s", g->site, armt_err_msg(&err));
+    armt_err_free(&err);
+    ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, bc, CL_TRUE, 0, d->nc * 4, c, 0, NULL, NULL),
+                     CL_SUCCESS);
+    clReleaseMemObject(ba);
+    clReleaseMemObject(bw);
+    clReleaseMemObject(bc);
+}
+
+/* The 3xTF32 program again with extra options (TF32_PRODUCTS=1, TF32_ORDER=...), its kernel. */
+static cl_kernel variant_kernel(armt_runtime *rt, const char *extra, cl_program *prog) {
+    char opts[512];
+    armt_tune_tf32_options(&rt->tune, opts, sizeof opts);
+    snprintf(opts + strlen(opts), sizeof opts - strlen(opts), " %s", extra);
+    armt_err err;
+    armt_err_init(&err);
+    ck_assert_msg(armt_program_build(rt, ARMT_P_GEMM_TF32, opts, prog, &err) == ARMT_OK, "%s",
+                  armt_err_msg(&err));
+    armt_err_free(&err);
+    cl_int e;
+    cl_kernel k = clCreateKernel(*prog, "armt_gemm_tf32", &e);
+    ck_assert_int_eq(e, CL_SUCCESS);
+    return k;
+}
+
+/* The runs of a case: CLBlast, the library's 3xTF32 kernel, then builds of its program with other options in
+ * place of it. */
+static const struct {
+    const char *name, *options; /* options NULL: CLBlast (first) or the library's kernel (second) */
+} runs[] = {
+    {"CLBlast", NULL},
+    {"3xTF32", NULL},
+    {"1xTF32", "-DTF32_PRODUCTS=1"},
+    {"3xTF32 order 0", "-DTF32_ORDER=0"},
+    {"3xTF32 order 1", "-DTF32_ORDER=1"},
+    {"3xTF32 order 3", "-DTF32_ORDER=3"},
+};
+#define N_RUNS (sizeof runs / sizeof runs[0])
+
+/* Every site: 3xTF32 at fp32 level (within twice CLBlast's error on the same data), plain TF32 far worse (the
+ * split is done), the other accumulation orders of the split measured; nothing outside the blocks touched. */
+START_TEST(test_sites) {
+    armt_runtime *rt3 = tc_runtime(ARMT_FP32_GEMM_TF32X3, 0), *rtc = tc_runtime(ARMT_FP32_GEMM_CLBLAST, 0);
+    ck_assert_int_eq(rt3->tune.tf32, 1);
+    ck_assert_int_eq(rtc->tune.tf32, 0);
+    armt_config cfg;
+    armt_model *m3 = tiny_fp32(rt3, &cfg, 5), *mc = tiny_fp32(rtc, &cfg, 5);
+    armt_ctx *x3 = NULL, *xc = NULL;
+    ck_assert_int_eq(armt_ctx_create(m3, NULL, &x3), ARMT_OK);
+    ck_assert_int_eq(armt_ctx_create(mc, NULL, &xc), ARMT_OK);
+    ck_assert_ptr_nonnull(x3->k[ARMT_K_GEMM_TF32]);
+    ck_assert_ptr_null(xc->k[ARMT_K_GEMM_TF32]);
+    cl_program prog[N_RUNS] = {NULL};
+    cl_kernel kern[N_RUNS] = {NULL};
+    for (size_t v = 2; v < N_RUNS; v++)
+        kern[v] = variant_kernel(rt3, runs[v].options, &prog[v]);
+    const armt_gemm_env env3 = armt_gemm_env_of(x3), envc = armt_gemm_env_of(xc);
+    fprintf(stderr,
+            "max |c - ref| / max |ref|, max |c - ref| / (beta |c0| + sum |a w|) against fp64:\n%-28s %14s",
+            "site", "m x n x k, count");
+    for (size_t v = 0; v < N_RUNS; v++)
+        fprintf(stderr, "  %-19s", runs[v].name);
+    fprintf(stderr, "\n");
+    for (size_t ci = 0; ci < N_GCASES; ci++) {
+        const gcase *g = &gcases[ci];
+        gdata d;
+        gdata_make(g, 100 + ci, &d);
+        float *c = malloc(d.nc * 4);
+        /* the plans: the 3xTF32 kernel on one runtime, CLBlast on the other */
+        armt_gemm_op op = {.m = (size_t)g->m,
+                           .n = (size_t)g->n,
+                           .k = (size_t)g->k,
+                           .count = (size_t)g->count,
+                           .a = (cl_mem)&d,
+                           .lda = d.lda,
+                           .a_off = d.a_off,
+                           .trans_a = g->trans_a,
+                           .w = (cl_mem)&d,
+                           .ldw = d.ldw,
+                           .w_off = d.w_off,
+                           .w_kn = g->w_kn};
+        armt_gemm_plan p3, pc;
+        ck_assert_ptr_null(armt_gemm_plan_make(&env3, &op, &p3));
+        ck_assert_ptr_null(armt_gemm_plan_make(&envc, &op, &pc));
+        ck_assert_int_eq(p3.kernel, ARMT_K_GEMM_TF32);
+        ck_assert_int_eq(pc.clblast, 1);
+        gerr e[N_RUNS];
+        for (size_t v = 0; v < N_RUNS; v++) {
+            gemm_run(v ? x3 : xc, g, &d, kern[v], c);
+            e[v] = gerr_of(g, &d, c, runs[v].name);
+        }
+        char shape[40];
+        snprintf(shape, sizeof shape, "%dx%dx%d,%d", g->m, g->n, g->k, g->count);
+        fprintf(stderr, "%-28s %14s", g->site, shape);
+        for (size_t v = 0; v < N_RUNS; v++)
+            fprintf(stderr, "  %.2e / %.2e", e[v].norm, e[v].comp);
+        fprintf(stderr, "\n");
+        /* fp32 level: within twice CLBlast's error (or a few units of 2^-24 where CLBlast's is smaller) */
+        ck_assert_msg(e[1].comp <= fmax(2.0 * e[0].comp, 4.0 * 0x1.0p-24) &&
+                          e[1].norm <= fmax(2.0 * e[0].norm, 4.0 * 0x1.0p-24),
+                      "%s: 3xTF32 error %.3g / %.3g, CLBlast %.3g / %.3g", g->site, e[1].norm, e[1].comp,
+                      e[0].norm, e[0].comp);
+        /* plain TF32 (2^-11 per operand) far off: the split really happens */
+        ck_assert_msg(e[2].comp >= 30.0 * e[1].comp, "%s: 1xTF32 error %.3g, 3xTF32 %.3g", g->site, e[2].comp,
+                      e[1].comp);
+        free(c);
+        gdata_free(&d);
+    }
+    for (size_t v = 0; v < N_RUNS; v++) {
+        if (kern[v]) clReleaseKernel(kern[v]);
+        if (prog[v]) clReleaseProgram(prog[v]);
+    }
+    armt_ctx_free(x3);
+    armt_ctx_free(xc);
+    armt_model_free(m3);
+    armt_model_free(mc);
+    armt_runtime_free(rt3);
+    armt_runtime_free(rtc);
+}
+END_TEST
+
+/* ======================================================================================================= */
+/* The fp32 forward                                                                                        */
+/* ======================================================================================================= */
+
+#define TOL_LOGITS 1e-4 /* |ours - ref| <= TOL_LOGITS * max(1, |ref|), as check_forward.c */
+#define TOL_STATE  1e-4 /* |ours - ref| <= TOL_STATE * max |ref| over the tensor            */
+
+/* The tiny fp32 model with every GEMM on 3xTF32: logits and memory state of both schedules against the fp64
+ * reference within check_forward.c's fp32 tolerances, the diagonal schedule equal to the sequential one bit
+ * for bit, and no GEMM left to CLBlast. */
+START_TEST(test_forward) {
+    armt_runtime *rt = tc_runtime(ARMT_FP32_GEMM_TF32X3, 1);
+    armt_config c;
+    armt_model *m = tiny_fp32(rt, &c, 77);
+    test_host_model *h = test_host_model_read(m);
+    const size_t n = 45, V = (size_t)c.vocab_size;
+    int32_t ids[45];
+    test_random_ids(ids, n, c.vocab_size, 3);
+    double *ref = malloc(n * V * sizeof *ref);
+    ref_state *rs = ref_state_new(&c);
+    ck_assert_int_eq(ref_armt_forward(&h->ref, rs, ids, n, ref, NULL), 0);
+    armt_ctx *ctx = NULL;
+    ck_assert_int_eq(armt_ctx_create(m, NULL, &ctx), ARMT_OK);
+    const size_t nw = armt_ctx_memory_w_count(ctx), nz = armt_ctx_memory_z_count(ctx);
+    float *out[2], *w[2], *z[2];
+    double worst_l = 0.0, worst_w = 0.0, worst_z = 0.0, wmax = 0.0, zmax = 0.0;
+    for (size_t i = 0; i < nw; i++)
+        wmax = fmax(wmax, fabs(rs->w_mem[i]));
+    for (size_t i = 0; i < nz; i++)
+        zmax = fmax(zmax, fabs(rs->z[i]));
+    for (int sch = 0; sch < 2; sch++) {
+        out[sch] = malloc(n * V * 4);
+        w[sch] = malloc(nw * 4);
+        z[sch] = malloc(nz * 4);
+        ck_assert_int_eq(armt_ctx_reset(ctx), ARMT_OK);
+        armt_forward_params fp = armt_forward_default_params();
+        fp.schedule = sch ? ARMT_SCHEDULE_DIAGONAL : ARMT_SCHEDULE_SEQUENTIAL;
+        fp.output = ARMT_OUTPUT_LOGITS_ALL;
+        fp.out = out[sch];
+        fp.out_count = n * V;
+        ck_assert_msg(armt_forward(ctx, ids, n, &fp) == ARMT_OK, "%s", armt_ctx_last_error(ctx));
+        ck_assert_msg(ran(ctx, "armt_gemm_tf32") && !ran(ctx, "clblast_sgemm"),
+                      "schedule %d: 3xTF32 %d, CLBlast %d", sch, ran(ctx, "armt_gemm_tf32"),
+                      ran(ctx, "clblast_sgemm"));
+        ck_assert_int_eq(armt_ctx_memory_get(ctx, w[sch], z[sch], NULL), ARMT_OK);
+        for (size_t i = 0; i < n * V; i++)
+            worst_l = fmax(worst_l, fabs(out[sch][i] - ref[i]) / (TOL_LOGITS * fmax(1.0, fabs(ref[i]))));
+        for (size_t i = 0; i < nw; i++)
+            worst_w = fmax(worst_w, fabs(w[sch][i] - rs->w_mem[i]) / (TOL_STATE * wmax));
+        for (size_t i = 0; i < nz; i++)
+            worst_z = fmax(worst_z, fabs(z[sch][i] - rs->z[i]) / (TOL_STATE * zmax));
+    }
+    fprintf(stderr, "tiny fp32 on 3xTF32: logits, W_mem, z at %.3g, %.3g, %.3g of the fp32 tolerance\n",
+            worst_l, worst_w, worst_z);
+    ck_assert(wmax > 0.0);
+    ck_assert_msg(worst_l <= 1.0 && worst_w <= 1.0 && worst_z <= 1.0, "off the reference: %.3g %.3g %.3g",
+                  worst_l, worst_w, worst_z);
+    ck_assert_msg(memcmp(out[0], out[1], n * V * 4) == 0, "logits: diagonal differs from sequential");
+    ck_assert_msg(memcmp(w[0], w[1], nw * 4) == 0 && memcmp(z[0], z[1], nz * 4) == 0,
+                  "memory state: diagonal differs from sequential");
+    for (int sch = 0; sch < 2; sch++)
+        free(out[sch]), free(w[sch]), free(z[sch]);
+    armt_ctx_free(ctx);
+    ref_state_free(rs);
+    free(ref);
+    test_host_model_free(h);
+    armt_model_free(m);
+    armt_runtime_free(rt);
+}
+END_TEST
+
+/* ======================================================================================================= */
+/* The option                                                                                              */
+/* ======================================================================================================= */
+
+/* CLBLAST on a runtime with tensor cores: no 3xTF32 kernel, every fp32 GEMM through CLBlast. TF32X3 without
+ * tensor cores, from the params or $ARMT_FP32_GEMM: UNSUPPORTED; a bad value: INVALID_ARGUMENT. */
+START_TEST(test_option) {
+    armt_runtime *rt = tc_runtime(ARMT_FP32_GEMM_CLBLAST, 1);
+    ck_assert_int_eq(rt->tune.nv_mma, 1);
+    ck_assert_int_eq(rt->tune.tf32, 0);
+    ck_assert_ptr_null(rt->programs[ARMT_P_GEMM_TF32]);
+    armt_config c;
+    armt_model *m = tiny_fp32(rt, &c, 9);
+    armt_ctx *ctx = NULL;
+    ck_assert_int_eq(armt_ctx_create(m, NULL, &ctx), ARMT_OK);
+    int32_t ids[20];
+    test_random_ids(ids, 20, c.vocab_size, 1);
+    armt_forward_params fp = armt_forward_default_params();
+    ck_assert_msg(armt_forward(ctx, ids, 20, &fp) == ARMT_OK, "%s", armt_ctx_last_error(ctx));
+    ck_assert(ran(ctx, "clblast_sgemm") && !ran(ctx, "armt_gemm_tf32"));
+    armt_ctx_free(ctx);
+    armt_model_free(m);
+    armt_runtime_free(rt);
+
+    armt_runtime_params p = armt_runtime_default_params();
+    p.tensor_cores = ARMT_TC_OFF;
+    p.fp32_gemm = ARMT_FP32_GEMM_TF32X3;
+    rt = NULL;
+    ck_assert_int_eq(armt_runtime_create(&p, &rt), ARMT_STATUS_UNSUPPORTED);
+    ck_assert_ptr_null(rt);
+    ck_assert_ptr_nonnull(strstr(armt_last_error(), "3xTF32"));
+    p.fp32_gemm = (armt_fp32_gemm)7;
+    ck_assert_int_eq(armt_runtime_create(&p, &rt), ARMT_STATUS_INVALID_ARGUMENT);
+    p.fp32_gemm = ARMT_FP32_GEMM_AUTO; /* then the environment decides */
+    setenv("ARMT_FP32_GEMM", "tf32x3", 1);
+    ck_assert_int_eq(armt_runtime_create(&p, &rt), ARMT_STATUS_UNSUPPORTED);
+    setenv("ARMT_FP32_GEMM", "fast", 1);
+    ck_assert_int_eq(armt_runtime_create(&p, &rt), ARMT_STATUS_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(armt_last_error(), "ARMT_FP32_GEMM"));
+    setenv("ARMT_FP32_GEMM", "clblast", 1);
+    ck_assert_int_eq(armt_runtime_create(&p, &rt), ARMT_OK);
+    ck_assert_int_eq(rt->tune.tf32, 0);
+    armt_runtime_free(rt);
+    unsetenv("ARMT_FP32_GEMM");
+}
+END_TEST
+
+/* The choice in the tuning (no device needed): AUTO takes 3xTF32 wherever mma.sync is (compute capability 8.0
+ * and 9.0), not with tensor cores off nor under the emulation; CLBLAST never; TF32X3 everywhere tensor cores
+ * are, the emulation included, and fails elsewhere. */
+START_TEST(test_tune) {
+    armt_device_info h200 = {0}, a100, cpu = {0};
+    h200.is_gpu = 1, h200.local_mem_bytes = 49152, h200.nv_compute_capability = 90;
+    a100 = h200, a100.nv_compute_capability = 80;
+    cpu.is_cpu = 1, cpu.local_mem_bytes = 65536;
+    armt_device_tuning t;
+    armt_err err;
+    armt_err_init(&err);
+    armt_tune_options o = {ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO};
+    ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
+    ck_assert(t.tf32 && t.tf_bm == 128 && t.tf_bn == 128 && t.tf_threads == 256);
+    char opts[256];
+    armt_tune_tf32_options(&t, opts, sizeof opts);
+    ck_assert_str_eq(opts, "-DTF_BM=128 -DTF_BN=128 -DTF_BK=16 -DTF_WARPS_M=2 -DTF_WARPS_N=4 -DTF_STAGES=2");
+    ck_assert_int_eq(armt_tune_device(&a100, &o, &t, &err), ARMT_OK);
+    ck_assert(t.tf32);
+    ck_assert_int_eq(armt_tune_device(&cpu, &o, &t, &err), ARMT_OK);
+    ck_assert(!t.tf32);
+    armt_tune_tf32_options(&t, opts, sizeof opts);
+    ck_assert_str_eq(opts, "");
+    o.fp32_gemm = ARMT_FP32_GEMM_CLBLAST;
+    ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
+    ck_assert(!t.tf32 && t.nv_mma);
+    o.fp32_gemm = ARMT_FP32_GEMM_TF32X3;
+    ck_assert_int_eq(armt_tune_device(&a100, &o, &t, &err), ARMT_OK);
+    ck_assert(t.tf32);
+    ck_assert_int_eq(armt_tune_device(&cpu, &o, &t, &err), ARMT_STATUS_UNSUPPORTED);
+    o.tensor_cores = ARMT_TC_OFF;
+    ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_STATUS_UNSUPPORTED);
+    o.tensor_cores = ARMT_TC_EMULATE;
+    ck_assert_int_eq(armt_tune_device(&cpu, &o, &t, &err), ARMT_OK);
+    ck_assert(t.tf32 && t.mma_emulate && t.tf_bm == 64 && t.tf_bn == 32 && t.tf_threads == 128);
+    o.fp32_gemm = ARMT_FP32_GEMM_AUTO;
+    ck_assert_int_eq(armt_tune_device(&cpu, &o, &t, &err), ARMT_OK);
+    ck_assert(!t.tf32 && t.mma_emulate);
+    armt_err_free(&err);
+}
+END_TEST
+
+static Suite *suite(void) {
+    Suite *s = suite_create("tf32");
+    TCase *tc = test_tcase(s, "tf32", 300);
+    tcase_add_test(tc, test_sites);
+    tcase_add_test(tc, test_forward);
+    tcase_add_test(tc, test_option);
+    tcase_add_test(tc, test_tune);
+    return s;
+}
+
+int main(void) { return test_run_suite(suite(), 1); }
