@@ -5,7 +5,7 @@
  *
  *   gemm_fp32_bench [--platform P] [--device D] [--cells 16] [--rows 1152] [--mem 128] [--reps 10]
  *                   [--sites wq,wkv,...] [--paths clblast,tf32x3,...] [--tiles BMxBNxBK:WMxWN:S]
- *                   [--emulate] [--cap-m N] [--cap-n N] [--cap-count N] [--check-rows 8] [--seed N]
+ *                   [--emulate] [--cap-m N] [--cap-n N] [--cap-k N] [--cap-count N] [--check-rows 8] [--seed N]
  *
  * Sites (G = --cells cells of T = --rows rows, M = --mem memory rows; d 2048, ffn 8192, kv 512, d_mem 64,
  * d_key 384, vocabulary 128256; every op as lib/compute/step.c lays it out):
@@ -23,7 +23,8 @@
  * for every tf32 path. --emulate runs the tensor-core paths on mma.cl's OpenCL C stand-ins (any device; slow:
  * use --cap-m 128 --cap-n 64 --cap-count 2 --reps 1, which keep every k; caps in multiples of 4, since the
  * update's A^T has rows m wide and the kernel needs 16-byte aligned rows). The "kernel" column says which
- * ran: an op the kernel cannot take goes to CLBlast on every path.
+ * ran: an op the kernel cannot take goes to CLBlast on every path. --cap-k too (quick checks, e.g. under
+ * Oclgrind) changes what the errors say: k sets them.
  *
  * Each (site, path): one warm-up call (CLBlast compiles its routine there), then --reps calls, each waited for
  * (clFinish) and timed on the monotonic clock; the median is reported with TFLOP/s = 2 m n k count / time.
@@ -88,7 +89,7 @@ static const path paths[] = {
 typedef struct opts {
     const char *platform, *device;
     int cells, rows, mem, reps, check_rows, emulate;
-    long cap_m, cap_n, cap_count;
+    long cap_m, cap_n, cap_k, cap_count;
     uint64_t seed;
     int site_on[N_SITES], path_on[N_PATHS];
     int tiles[6]; /* bm, bn, bk, warps_m, warps_n, stages; 0: the library's */
@@ -118,7 +119,7 @@ static void shape_of(const site *s, const opts *o, shape *sh) {
     memset(sh, 0, sizeof *sh);
     sh->m = capped(m, o->cap_m);
     sh->n = capped(s->n, o->cap_n);
-    sh->k = (size_t)k;
+    sh->k = capped(k, o->cap_k);
     sh->count = s->one_entry ? 1 : capped(o->cells, o->cap_count);
     sh->trans_a = s->trans_a, sh->w_kn = s->w_kn, sh->beta = s->beta;
     /* the model's layouts: rows of A (or of A^T) k (m) wide, W n x k (or k x n), C's rows n wide */
@@ -367,7 +368,7 @@ done:
 static void usage(FILE *f) {
     fprintf(f, "usage: gemm_fp32_bench [--platform P] [--device D] [--cells 16] [--rows 1152] [--mem 128]\n"
                "         [--reps 10] [--sites LIST] [--paths LIST] [--tiles BMxBNxBK:WMxWN:S] [--emulate]\n"
-               "         [--cap-m N] [--cap-n N] [--cap-count N] [--check-rows 8] [--seed N]\n"
+               "         [--cap-m N] [--cap-n N] [--cap-k N] [--cap-count N] [--check-rows 8] [--seed N]\n"
                "sites: wq wkv wo wgu wd wmq wmv read prev update lmhead (default: all but lmhead)\n"
                "paths: clblast tf32x3 tf32x1 o0 o1 o2 o3 (default: clblast,tf32x3)\n");
 }
@@ -416,6 +417,7 @@ static int parse(int argc, char **argv, opts *o) {
                                        {"cap-m", required_argument, NULL, 'm'},
                                        {"cap-n", required_argument, NULL, 'n'},
                                        {"cap-count", required_argument, NULL, 'c'},
+                                       {"cap-k", required_argument, NULL, 'k'},
                                        {"check-rows", required_argument, NULL, 'R'},
                                        {"seed", required_argument, NULL, 'S'},
                                        {"help", no_argument, NULL, 'h'},
@@ -446,6 +448,7 @@ static int parse(int argc, char **argv, opts *o) {
         case 'm': o->cap_m = atol(optarg); break;
         case 'n': o->cap_n = atol(optarg); break;
         case 'c': o->cap_count = atol(optarg); break;
+        case 'k': o->cap_k = atol(optarg); break;
         case 'R': o->check_rows = atoi(optarg); break;
         case 'S': o->seed = strtoull(optarg, NULL, 0); break;
         case 'h': usage(stdout); exit(0);

@@ -102,14 +102,15 @@ inline __attribute__((always_inline)) void armt_tf32_load(__local uint *smem, co
         for (int c = tid; c < R * (TF_BK / 4); c += TF_THREADS) {
             const int r = c / (TF_BK / 4), q = c % (TF_BK / 4) * 4;
             const int nf = r0 + r < rtot ? min(max(k - k0 - q, 0), 4) : 0; /* floats inside */
-            MMA_CP16(at + (uint)(r * TF_KP + q) * 4u, nf ? src + (ulong)(r0 + r) * ld + k0 + q : src, nf * 4);
+            MMA_CP16_PART(at + (uint)(r * TF_KP + q) * 4u, nf ? src + (ulong)(r0 + r) * ld + k0 + q : src,
+                          nf * 4);
         }
     } else {
         for (int c = tid; c < TF_BK * (R / 4); c += TF_THREADS) {
             const int kk = c / (R / 4), q = c % (R / 4) * 4;
             const int nf = k0 + kk < k ? min(max(rtot - r0 - q, 0), 4) : 0;
-            MMA_CP16(at + (uint)(kk * (R + 8) + q) * 4u, nf ? src + (ulong)(k0 + kk) * ld + r0 + q : src,
-                     nf * 4);
+            MMA_CP16_PART(at + (uint)(kk * (R + 8) + q) * 4u, nf ? src + (ulong)(k0 + kk) * ld + r0 + q : src,
+                          nf * 4);
         }
     }
 }

@@ -124,9 +124,14 @@ inline uint armt_emu_b16(__local uint *s, uint byte) {
         barrier(CLK_LOCAL_MEM_FENCE);      \
     } while (0)
 
-/* cp.async.cg 16 bytes, of which the first `bytes` (0, 4, 8, 12 or 16) are read and the rest zero-filled,
- * done at once */
-#define MMA_CP16(off, gptr, bytes)                                                                     \
+/* cp.async.cg 16 bytes (bytes = 16 or 0: zero fill), done at once */
+#define MMA_CP16(off, gptr, bytes)                                                            \
+    do {                                                                                      \
+        const uint4 v_ = (bytes) ? *(__global const uint4 *)(gptr) : (uint4)(0u, 0u, 0u, 0u); \
+        *(__local uint4 *)((__local uchar *)smem + (off)) = v_;                               \
+    } while (0)
+/* the same with the first `bytes` (0, 4, 8, 12 or 16) read and the rest zero-filled (a matrix's edges) */
+#define MMA_CP16_PART(off, gptr, bytes)                                                                \
     do {                                                                                               \
         const uint n_ = (uint)(bytes);                                                                 \
         __global const uint *s_ = (__global const uint *)(gptr);                                       \
@@ -203,7 +208,9 @@ inline uint armt_mma_smem_base(__local uint *p) {
                          : "memory")
 
 /* 16 bytes global -> shared, bypassing L1 (.cg): the first `bytes` (0..16) are read, the rest zero-filled
- * (src-size); gptr is 16-byte aligned */
+ * (src-size); gptr is 16-byte aligned. MMA_CP16 passes 16 or 0, MMA_CP16_PART 0, 4, 8, 12 or 16 (the same
+ * instruction). */
+#define MMA_CP16_PART(off, gptr, bytes) MMA_CP16(off, gptr, bytes)
 #define MMA_CP16(off, gptr, bytes)                                                    \
     __asm__ __volatile__("cp.async.cg.shared.global [%0], [%1], 16, %2;"              \
                          :                                                            \
