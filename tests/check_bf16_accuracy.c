@@ -129,25 +129,6 @@ static float *get(const char *path, const char *name, size_t *n, int required) {
     return v;
 }
 
-static double frob_rel(const float *a, const float *b, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)a[i] - b[i];
-        num += d * d;
-        den += (double)b[i] * b[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
-static double max_abs_diff(const float *a, const float *b, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= m)) m = d;
-    }
-    return m;
-}
-
 static double max_abs(const float *a, size_t n) {
     double m = 0;
     for (size_t i = 0; i < n; i++)
@@ -165,7 +146,7 @@ typedef struct qty {
 } qty;
 
 static double dist(const qty *q, const float *a, const float *b) {
-    return q->logits ? max_abs_diff(a, b, q->n) : frob_rel(a, b, q->n);
+    return q->logits ? test_max_abs_diff_ff(a, b, q->n) : test_frob_rel(a, b, q->n);
 }
 
 /* One quantity's five distances: ours, the reference's bf16 run and the w16 evaluation from fp32; ours and

@@ -144,15 +144,6 @@ static float *ck_load(armt_ckpt *c, armt_role r, int layer, uint64_t *numel) {
     return v;
 }
 
-static double max_abs_diff(const float *a, const float *b, uint64_t n) {
-    double m = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= m)) m = d; /* NaN propagates */
-    }
-    return m;
-}
-
 /* Role of a checkpoint == tensor of a file, bit for bit. */
 static void assert_role_equals(armt_ckpt *c, armt_role r, int layer, const char *file, const char *name) {
     uint64_t n1, n2;
@@ -463,7 +454,7 @@ static void check_merged(armt_ckpt *c, armt_role r, int l, const char *expected_
     float *got = ck_load(c, r, l, &n1);
     float *want = st_load(dpath("lora/expected.safetensors"), expected_name, &n2);
     ck_assert_uint_eq(n1, n2);
-    double d = max_abs_diff(got, want, n1);
+    double d = test_max_abs_diff_ff(got, want, n1);
     ck_assert_msg(d <= 1e-6, "%s: max |merged - PEFT| = %g", expected_name, d);
     /* a window that starts and ends inside rows */
     uint64_t first = 37, count = n1 - 37 - 29;
@@ -504,7 +495,7 @@ START_TEST(test_lora_merge) {
     uint64_t n;
     float *base = st_load(m, "base_model.model.model.layers.0.self_attn.q_proj.base_layer.weight", &n);
     float *merged = ck_load(c, ARMT_ROLE_WQ, 0, NULL);
-    ck_assert(max_abs_diff(base, merged, n) > 1e-2);
+    ck_assert(test_max_abs_diff_ff(base, merged, n) > 1e-2);
     free(base);
     free(merged);
     armt_ckpt_close(c);

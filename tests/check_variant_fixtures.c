@@ -56,25 +56,6 @@ static float *get(st_archive *a, const char *path, const char *name, size_t *n, 
     return v;
 }
 
-static double frob_rel(const float *a, const float *b, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)a[i] - b[i];
-        num += d * d;
-        den += (double)b[i] * b[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
-static double max_abs_diff(const float *a, const float *b, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= m)) m = d;
-    }
-    return m;
-}
-
 static armt_model *load(armt_runtime *rt, const char *sub) {
     char path[4096];
     snprintf(path, sizeof path, "%s/variants/%s", test_data_dir(), sub);
@@ -128,7 +109,7 @@ START_TEST(test_fixture) {
     for (int s = 0; s < 2; s++) {
         logits[s] = malloc(nl * sizeof(float));
         logits_of(ctx, s ? ARMT_SCHEDULE_DIAGONAL : ARMT_SCHEDULE_SEQUENTIAL, ids, n, logits[s], nl);
-        double dl = max_abs_diff(logits[s], ref_logits, nl);
+        double dl = test_max_abs_diff_ff(logits[s], ref_logits, nl);
         printf("%s (%s): logits max |diff| %.3g", fc->dir, s ? "diagonal" : "sequential", dl);
         ck_assert_msg(dl <= TOL_LOGITS, "%s: logits %.3g from the reference", fc->dir, dl);
         ck_assert_int_eq(armt_ctx_memory_get(ctx, w, z, NULL), ARMT_OK);
@@ -142,7 +123,7 @@ START_TEST(test_fixture) {
             kept++;
         }
         ck_assert_uint_eq(kept * per_w, nw);
-        double ew = frob_rel(w, ref_w, nw), ez = ref_z ? frob_rel(z, ref_z, nz) : 0;
+        double ew = test_frob_rel(w, ref_w, nw), ez = ref_z ? test_frob_rel(z, ref_z, nz) : 0;
         printf(", W_mem %.3g, z %.3g (relative)\n", ew, ez);
         ck_assert_msg(ew <= tol_state && ez <= tol_state,
                       "%s: memory %.3g / %.3g (relative) from the reference", fc->dir, ew, ez);
@@ -215,7 +196,7 @@ START_TEST(test_sharded_and_bf16) {
     logits_of(c2, ARMT_SCHEDULE_DIAGONAL, ids, n, l2, n * V);
     logits_of(c3, ARMT_SCHEDULE_DIAGONAL, ids, n, l3, n * V);
     ck_assert(memcmp(l1, l2, n * V * 4) == 0);
-    double d = max_abs_diff(l3, l1, n * V);
+    double d = test_max_abs_diff_ff(l3, l1, n * V);
     ck_assert_msg(d > 0 && d < 0.1, "bf16 weights: logits %.3g from fp32", d);
     free(l1);
     free(l2);

@@ -40,6 +40,9 @@ void test_host_model_free(test_host_model *h);
 
 /* max |a - b| and max |a - b| / max(|b|, floor). */
 double test_max_abs_diff_fd(const float *a, const double *b, size_t n);
+double test_max_abs_diff_ff(const float *a, const float *b, size_t n); /* NaN propagates */
+/* Frobenius |a - b| / |b| (|a - b| when b is all zeros). */
+double test_frob_rel(const float *a, const float *b, size_t n);
 double test_max_rel_diff_ff(const float *a, const float *b, size_t n, double floor);
 /* max |a - b| / max |b| (b the reference of a; max |a - b| when b is all zeros); INFINITY on a NaN. */
 double test_rel_err(const float *a, const float *b, size_t n);
