@@ -324,26 +324,33 @@ def gen3_build(mods, kind, cfg_kw, base, dtype="float32"):
     return model
 
 
-def gen3_forward(model, ids):
-    """One horizontal forward over all ids; returns logits and the last (memory, denominator) of every associative
-    layer (the write of the last, partial segment included)."""
-    layers = [l for l in model.get_layers() if l.associative]
+def forward_capturing(model, ids, layers, method):
+    """model(input_ids=ids) with each layer's `method` wrapped (an instance attribute, removed afterwards) so that
+    what its last call returned is kept: (logits of the one sequence, {layer index: last return value})."""
     last = {}
     for i, l in enumerate(layers):
-        orig = l._write
+        orig = getattr(l, method)
 
-        def write(*a, _f=orig, _i=i, **kw):
+        def wrapped(*a, _f=orig, _i=i, **kw):
             res = _f(*a, **kw)
             last[_i] = res
             return res
 
-        l._write = write
+        setattr(l, method, wrapped)
     try:
         with torch.no_grad():
             logits = model(input_ids=ids[None]).logits[0]
     finally:
         for l in layers:
-            del l._write
+            delattr(l, method)
+    return logits, last
+
+
+def gen3_forward(model, ids):
+    """One horizontal forward over all ids; returns logits and the last (memory, denominator) of every associative
+    layer (the write of the last, partial segment included)."""
+    layers = [l for l in model.get_layers() if l.associative]
+    logits, last = forward_capturing(model, ids, layers, "_write")
     W = torch.stack([f32(last[i][0][0])[None] for i in range(len(layers))])  # [Lm, 1, dk, d]
     z = None
     if last[0][1] is not None:
@@ -400,22 +407,7 @@ def inner_build(il, g2, cfg_kw, base):
 def inner_forward(model, ids):
     """One horizontal forward (model(input_ids)); the state after the last block's write, per layer."""
     layers = list(model.get_layers())
-    last = {}
-    for i, l in enumerate(layers):
-        orig = l._update_mem_with_mem
-
-        def update(*a, _f=orig, _i=i, **kw):
-            res = _f(*a, **kw)
-            last[_i] = res
-            return res
-
-        l._update_mem_with_mem = update
-    try:
-        with torch.no_grad():
-            logits = model(input_ids=ids[None]).logits[0]
-    finally:
-        for l in layers:
-            del l._update_mem_with_mem
+    logits, last = forward_capturing(model, ids, layers, "_update_mem_with_mem")
     W = torch.stack([f32(last[i][0][0]) for i in range(len(layers))])  # [L, H, dk/H, d/H]
     z = torch.stack([f32(last[i][1][0]) for i in range(len(layers))]) if last[0][1] is not None else None
     return f32(logits), W, z
