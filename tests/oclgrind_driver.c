@@ -95,17 +95,17 @@ static const struct {
     {"fp32", ARMT_PRECISION_FP32, ARMT_TC_OFF, ARMT_TC_AUTO, ARMT_TC_AUTO, 2, 4, 8, ARMT_VARIANT_AMT, 2, 1, 0,
      0, 0, 0x7, N_TOKENS, 2},
     /* the portable bf16 kernels; armt: normalised features, a sink row and the sliding window */
-    {"bf16", ARMT_PRECISION_BF16, ARMT_TC_OFF, ARMT_TC_AUTO, ARMT_TC_AUTO, 2, 4, 8, ARMT_VARIANT_ARMT, 0, 0, 0,
-     1, 1, 0x8, N_TOKENS, 0},
+    {"bf16", ARMT_PRECISION_BF16, ARMT_TC_OFF, ARMT_TC_AUTO, ARMT_TC_AUTO, 2, 4, 8, ARMT_VARIANT_ARMT, 0, 0,
+     0, 1, 1, 0x8, N_TOKENS, 0},
     /* mma.sync tiles and the tensor-core attention (bf16 K and V in the forward, fp32 ones in the
      * generation), RoPE in the GEMMs; the paper's math (one memory head: the read in the GEMM's epilogue) */
-    {"bf16-mma", ARMT_PRECISION_BF16, ARMT_TC_EMULATE, ARMT_TC_OFF, ARMT_TC_AUTO, 2, 2, 16, ARMT_VARIANT_PAPER,
-     0, 0, 0, 0, 0, 0x8, N_TOKENS, 1},
+    {"bf16-mma", ARMT_PRECISION_BF16, ARMT_TC_EMULATE, ARMT_TC_OFF, ARMT_TC_AUTO, 2, 2, 16,
+     ARMT_VARIANT_PAPER, 0, 0, 0, 0, 0, 0x8, N_TOKENS, 1},
     /* the wgmma tiles on one cell (the costliest to simulate: one layer, one partial segment), RoPE in the
      * main tiles (k) and in the narrow ones (q: 6 heads are wider than a narrow tile), the attention on the
      * portable kernel (the tensor-core one ran in bf16-mma); the inner loop without denominator */
-    {"bf16-wgmma", ARMT_PRECISION_BF16, ARMT_TC_EMULATE, ARMT_TC_ON, ARMT_TC_OFF, 1, 6, 16, ARMT_VARIANT_INNER,
-     0, 0, 1, 0, 0, 0x8, 1, 0},
+    {"bf16-wgmma", ARMT_PRECISION_BF16, ARMT_TC_EMULATE, ARMT_TC_ON, ARMT_TC_OFF, 1, 6, 16,
+     ARMT_VARIANT_INNER, 0, 0, 1, 0, 0, 0x8, 1, 0},
 };
 
 /* implemented by tests/oclgrind_hostops.c */
