@@ -1,27 +1,21 @@
 /*
- * oclgrind_driver.c - launches every kernel of cl/ on tiny shapes, for `make check-oclgrind`, which runs it
- * under Oclgrind (an OpenCL device simulator that reports data races, out-of-bounds and uninitialised
- * accesses, and API errors; tests/oclgrind.sh).
+ * oclgrind_driver.c - launches every kernel of cl/ (and CLBlast's) on tiny models, for `make check-oclgrind`,
+ * which runs it under Oclgrind (an OpenCL device simulator that reports data races, out-of-bounds and
+ * uninitialised accesses, and API errors; tests/oclgrind.sh).
  *
- *   oclgrind_driver SET [N]   SET: fp32        the fp32 model: embed, norms, RoPE, attention, SwiGLU, the
- *                                              memory kernels, CLBlast's GEMMs; every schedule and output,
- *                                              a state round trip and a generation (KV-cache steps)
- *                                  bf16        a bf16 model on the portable kernels (tensor cores off), amt
- *                                              variant: normalised features, two memory heads, gating
- *                                  bf16-mma    the tensor-core kernels through their emulation (mma.sync
- *                                              tiles), armt variant, RoPE and attention on fp32 K and V
- *                                  bf16-wgmma  the same with the wgmma tiles' emulation, inner-loop variant
- *                                              without denominator, RoPE in the GEMMs, bf16 K and V
- *                                  fp32-tf32   the fp32 model's GEMMs on the 3xTF32 kernel's emulation
- *                             N: only the first N forward calls (debugging)
+ *   oclgrind_driver SET [N]    SET: fp32, bf16, bf16-mma, bf16-wgmma, fp32-tf32 (the table `sets` below
+ *                              says what each runs); N: only the first N forward calls (debugging)
  *
- * Shapes (tiny_config): d 32, 2 layers, GQA, 2 memory tokens, segments of 4 tokens; 5 tokens make a full
- * segment and a partial one, so a diagonal step holds two cells and the second segment reads the memory the
- * first wrote. The driver prints the kernels the profile saw ("kernel: NAME"; tests/oclgrind.sh checks that
- * the sets together ran all of lib/device/internal.h's), each call's time and each kernel's device time
- * ("profile:", where Oclgrind's time goes), and exits 0 when every call succeeded with finite outputs. It is
- * linked with tests/oclgrind_hostops.c (buffer fills, writes and copies Oclgrind's uninitialised-value
- * tracking can follow).
+ * Every model has d 32, GQA, 2 memory tokens and segments of 4 tokens, and gets 5 tokens: a full segment and
+ * a partial one, so a diagonal step holds two cells (with two layers) and the second segment reads the memory
+ * the first wrote. Sizes are no tile's multiple. Oclgrind's time decides the rest: a forward of the
+ * tensor-core emulation costs minutes under it, so those sets run one forward each.
+ * The driver prints the kernels that ran ("kernel: NAME": every kernel launched, and the profile's names,
+ * which tell the narrow tiles apart; tests/oclgrind.sh checks that the sets together ran all of
+ * lib/device/internal.h's), each call's time and each kernel's device time ("profile:", where Oclgrind's
+ * time goes), and exits 0 when every call succeeded with finite outputs. It is linked with
+ * tests/oclgrind_hostops.c (buffer fills, writes and copies that Oclgrind's uninitialised-value tracking
+ * can follow; the list of launched kernels).
  */
 #include "config.h"
 
@@ -68,39 +62,59 @@ static void seen_kernels(armt_ctx *ctx, char seen[][64], double *seen_s, int *n_
  * DPFP with z, the normalised features, two memory heads with gating, no denominator, the memory tokens
  * attending to their whole segment). The tensor-core sets need head_dim % 16 == 0 (attention) and sizes
  * that are multiples of 8 (GEMM operands). */
-static void tiny_config(const char *set, armt_config *c) {
-    c->hidden_size = 32;
-    c->n_layers = 2;
-    c->n_heads = 4;
-    c->n_kv_heads = 2;
-    c->head_dim = 8;
-    c->intermediate_size = 48;
-    c->vocab_size = 40;
-    c->num_mem_tokens = 2;
-    c->d_mem = 4; /* d_key 24 */
-    c->segment_size = SEGMENT;
-    if (strcmp(set, "fp32") == 0) return; /* the paper's math, tied embeddings */
-    c->tie_word_embeddings = 0;           /* a bf16 lm_head of its own */
-    if (strcmp(set, "bf16") == 0) {       /* amt: two memory heads, beta per channel */
-        c->variant = ARMT_VARIANT_AMT;
-        c->mem_heads = 2;
-        c->gating = 1;
-        return;
-    }
-    c->n_heads = 2; /* the tensor-core attention wants head_dim % 16 == 0; still GQA */
-    c->n_kv_heads = 1;
-    c->head_dim = 16;
-    if (strcmp(set, "bf16-mma") == 0) { /* armt: normalised features, one head */
-        c->variant = ARMT_VARIANT_ARMT;
-        /* head_dim 32 is wider than a warp's columns of the emulated mma.sync tiles: RoPE then runs as its
-         * own kernel and the attention reads fp32 K and V (armt_attention_mma, which the other sets meet
-         * only in generation, whose kernels the profile does not show) */
-        c->head_dim = 32;
-        return;
-    }
-    c->variant = ARMT_VARIANT_INNER; /* bf16-wgmma: memory tokens see their whole segment, no z */
-    c->no_denom = 1;
-}
+/* The forward calls; each set runs those of its mask, in this order (Oclgrind's time: a forward of the
+ * tensor-core emulation costs minutes under it, so those sets run one). A set's first call writes every
+ * layer's memory for the first time and its second segment reads it; later calls read it and correct z. */
+static const struct {
+    armt_schedule schedule;
+    armt_output output;
+    int all_rows; /* the last layer computes every row */
+} calls[] = {
+    {ARMT_SCHEDULE_DIAGONAL, ARMT_OUTPUT_LOGITS_ALL, 1},
+    {ARMT_SCHEDULE_SEQUENTIAL, ARMT_OUTPUT_LOGITS_LAST, 0}, /* the last layer's unread rows skipped */
+    {ARMT_SCHEDULE_FULL, ARMT_OUTPUT_HIDDEN, 0},
+    {ARMT_SCHEDULE_DIAGONAL, ARMT_OUTPUT_LOGITS_LAST, 0},
+};
+
+/* The sets: each a model of its own (d 32, GQA, 2 memory tokens, segments of 4 tokens) with a variant of
+ * its own, so that between them every kernel and every variant's memory path runs. */
+static const struct {
+    const char *name;
+    armt_precision precision;
+    armt_tensor_cores tensor_cores, wgmma, attention;
+    int n_layers, n_heads, head_dim; /* (n_heads / 2 KV heads) */
+    armt_variant variant;
+    int mem_heads, gating, no_denom, use_sink, sliding_window;
+    unsigned calls;           /* bit i: calls[i] */
+    int n_tokens;             /* tokens per call: 5 = a full segment and a partial one, 1 = a partial one */
+    int generate;             /* a generation from a one-token prompt with this many new tokens (0: none): the
+                     * KV-cache steps, and the attention's fp32-K/V kernel on tensor cores */
+    armt_fp32_gemm fp32_gemm; /* fp32 GEMMs: AUTO (CLBlast without tensor cores) or the 3xTF32 kernel */
+} sets[] = {
+    /* CLBlast's GEMMs, every schedule, tied embeddings; amt: normalised features, two memory heads, beta
+     * per channel */
+    {"fp32", ARMT_PRECISION_FP32, ARMT_TC_OFF, ARMT_TC_AUTO, ARMT_TC_AUTO, 2, 4, 8, ARMT_VARIANT_AMT, 2, 1, 0,
+     0, 0, 0x7, N_TOKENS, 2, ARMT_FP32_GEMM_AUTO},
+    /* the portable bf16 kernels; armt: normalised features, a sink row and the sliding window */
+    {"bf16", ARMT_PRECISION_BF16, ARMT_TC_OFF, ARMT_TC_AUTO, ARMT_TC_AUTO, 2, 4, 8, ARMT_VARIANT_ARMT, 0, 0,
+     0, 1, 1, 0x8, N_TOKENS, 0, ARMT_FP32_GEMM_AUTO},
+    /* mma.sync tiles and the tensor-core attention (bf16 K and V in the forward, fp32 ones in the
+     * generation), RoPE in the GEMMs; the paper's math (one memory head: the read in the GEMM's epilogue) */
+    {"bf16-mma", ARMT_PRECISION_BF16, ARMT_TC_EMULATE, ARMT_TC_OFF, ARMT_TC_AUTO, 2, 2, 16,
+     ARMT_VARIANT_PAPER, 0, 0, 0, 0, 0, 0x8, N_TOKENS, 1, ARMT_FP32_GEMM_AUTO},
+    /* the wgmma tiles on one cell (the costliest to simulate: one layer, one partial segment), RoPE in the
+     * main tiles (k) and in the narrow ones (q: 6 heads are wider than a narrow tile), the attention on the
+     * portable kernel (the tensor-core one ran in bf16-mma); the inner loop without denominator */
+    {"bf16-wgmma", ARMT_PRECISION_BF16, ARMT_TC_EMULATE, ARMT_TC_ON, ARMT_TC_OFF, 1, 6, 16,
+     ARMT_VARIANT_INNER, 0, 0, 1, 0, 0, 0x8, 1, 0, ARMT_FP32_GEMM_AUTO},
+    /* the fp32 model's GEMMs on the 3xTF32 kernel's emulation (row strides in multiples of 4 floats; the
+     * rest, as in the fp32 set, on the portable kernels), the paper's math */
+    {"fp32-tf32", ARMT_PRECISION_FP32, ARMT_TC_EMULATE, ARMT_TC_OFF, ARMT_TC_OFF, 2, 4, 8, ARMT_VARIANT_PAPER,
+     0, 0, 0, 0, 0, 0x8, N_TOKENS, 0, ARMT_FP32_GEMM_TF32X3},
+};
+
+/* implemented by tests/oclgrind_hostops.c */
+size_t oclgrind_hostops_launched(const char **names, size_t cap);
 
 static double now(void) {
     struct timespec ts;
@@ -108,40 +122,33 @@ static double now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* The forward calls, in order; each set runs those of its mask (Oclgrind's time: the tensor-core sets'
- * emulated kernels cost minutes per forward under it, so they run one). The first call of a set writes
- * every layer's memory for the first time (and its second segment reads it), later calls read it and correct
- * z. */
-#define ALL_CALLS 0x3f
-static const struct {
-    armt_schedule schedule;
-    armt_output output;
-    int all_rows; /* the last layer computes every row */
-    int n;        /* tokens */
-} calls[] = {
-    {ARMT_SCHEDULE_DIAGONAL, ARMT_OUTPUT_LOGITS_ALL, 1, N_TOKENS},
-    {ARMT_SCHEDULE_SEQUENTIAL, ARMT_OUTPUT_LOGITS_LAST, 0, N_TOKENS},
-    {ARMT_SCHEDULE_DIAGONAL, ARMT_OUTPUT_LOGITS_LAST, 0, 1}, /* one token: a cell of one input row */
-    {ARMT_SCHEDULE_DIAGONAL, ARMT_OUTPUT_HIDDEN, 0, N_TOKENS},
-    {ARMT_SCHEDULE_SEQUENTIAL, ARMT_OUTPUT_NONE, 0, N_TOKENS},
-    {ARMT_SCHEDULE_FULL, ARMT_OUTPUT_LOGITS_ALL, 0, N_TOKENS},
-    {ARMT_SCHEDULE_DIAGONAL, ARMT_OUTPUT_LOGITS_LAST, 0, N_TOKENS},
-};
-
-static const struct {
-    const char *name;
-    armt_precision precision;
-    armt_tensor_cores tensor_cores, wgmma;
-    armt_fp32_gemm fp32_gemm;
-    unsigned calls; /* bit i: calls[i] */
-    int generate;   /* new tokens of a generation after the calls (its KV-cache steps), 0: none */
-} sets[] = {
-    {"fp32", ARMT_PRECISION_FP32, ARMT_TC_OFF, ARMT_TC_AUTO, ARMT_FP32_GEMM_CLBLAST, ALL_CALLS, 2},
-    {"bf16", ARMT_PRECISION_BF16, ARMT_TC_OFF, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0x7, 0},
-    {"bf16-mma", ARMT_PRECISION_BF16, ARMT_TC_EMULATE, ARMT_TC_OFF, ARMT_FP32_GEMM_AUTO, 0x40, 0},
-    {"bf16-wgmma", ARMT_PRECISION_BF16, ARMT_TC_EMULATE, ARMT_TC_ON, ARMT_FP32_GEMM_AUTO, 0x40, 0},
-    {"fp32-tf32", ARMT_PRECISION_FP32, ARMT_TC_EMULATE, ARMT_TC_OFF, ARMT_FP32_GEMM_TF32X3, 0x40, 0},
-};
+/* The set's model: sizes that are no tile's multiple, a full segment and a partial one. */
+static armt_config tiny_config(size_t si) {
+    armt_config c;
+    memset(&c, 0, sizeof c);
+    c.hidden_size = 32;
+    c.n_layers = sets[si].n_layers;
+    c.head_dim = sets[si].head_dim;
+    c.n_heads = sets[si].n_heads;
+    c.n_kv_heads = c.n_heads / 2; /* GQA: two query heads per KV head */
+    c.intermediate_size = 48;
+    c.vocab_size = 40;
+    c.rms_norm_eps = 1e-5f;
+    c.rope_theta = 10000.0;
+    c.rope_type = ARMT_ROPE_DEFAULT;
+    c.tie_word_embeddings = sets[si].precision == ARMT_PRECISION_FP32; /* else an lm_head of its own */
+    c.num_mem_tokens = 2;
+    c.d_mem = 4; /* d_key 24 */
+    c.segment_size = SEGMENT;
+    c.correction = 1;
+    c.variant = sets[si].variant;
+    c.mem_heads = sets[si].mem_heads;
+    c.gating = sets[si].gating;
+    c.no_denom = sets[si].no_denom;
+    c.use_sink = sets[si].use_sink;
+    c.sliding_window = sets[si].sliding_window;
+    return c;
+}
 
 int main(int argc, char **argv) {
     const double t0 = now();
@@ -159,11 +166,11 @@ int main(int argc, char **argv) {
     rp.profile = 1;
     rp.tensor_cores = sets[si].tensor_cores;
     rp.wgmma = sets[si].wgmma;
+    rp.attention = sets[si].attention;
     rp.fp32_gemm = sets[si].fp32_gemm;
     armt_model_params mp = armt_model_default_params();
     mp.wmv_std = 0.05f;
     mp.seed = 7;
-    mp.segment_size = SEGMENT;
     mp.precision = sets[si].precision;
     armt_runtime *rt = NULL;
     armt_status st = armt_runtime_create(&rp, &rt);
@@ -171,15 +178,10 @@ int main(int argc, char **argv) {
     armt_device_info info;
     if (armt_runtime_device_info(rt, &info) == ARMT_OK)
         printf("device: %s (%s)\n", info.name, info.platform_name);
-    armt_config c;
-    st = armt_config_preset("tiny", &c);
-    if (st != ARMT_OK) return fail("preset", st, armt_last_error());
-    tiny_config(set, &c);
+    const armt_config c = tiny_config(si);
     armt_model *m = NULL;
     st = armt_model_create_random(rt, &c, &mp, &m);
     if (st != ARMT_OK) return fail("model", st, armt_last_error());
-    printf("kernel: %s\n",
-           mp.precision == ARMT_PRECISION_BF16 ? "armt_fill_uniform_bf16" : "armt_fill_uniform");
     armt_ctx *ctx = NULL;
     st = armt_ctx_create(m, NULL, &ctx);
     if (st != ARMT_OK) return fail("ctx", st, armt_last_error());
@@ -200,9 +202,9 @@ int main(int argc, char **argv) {
         fp.schedule = calls[i].schedule;
         fp.output = calls[i].output;
         fp.out = out;
-        fp.out_count = armt_output_count(m, fp.output, (size_t)calls[i].n);
+        fp.out_count = armt_output_count(m, fp.output, (size_t)sets[si].n_tokens);
         fp.all_rows = calls[i].all_rows;
-        st = armt_forward(ctx, ids, (size_t)calls[i].n, &fp);
+        st = armt_forward(ctx, ids, (size_t)sets[si].n_tokens, &fp);
         if (st != ARMT_OK) rc = fail("forward", st, armt_ctx_last_error(ctx));
         seen_kernels(ctx, seen, seen_s, &n_seen);
         double sum = 0.0; /* the outputs are finite; their sum tells runs apart */
@@ -214,12 +216,12 @@ int main(int argc, char **argv) {
             sum += out[j];
         }
         const double t1 = now();
-        printf("time: forward %s %s n=%d %.1f s (output sum %.6g)\n", armt_schedule_name(fp.schedule),
-               armt_output_name(fp.output), calls[i].n, t1 - t, sum);
+        printf("time: forward %s %s %.1f s (output sum %.6g)\n", armt_schedule_name(fp.schedule),
+               armt_output_name(fp.output), t1 - t, sum);
         t = t1;
     }
     if (!rc && sets[si].generate > 0 && n_run < max_calls) {
-        /* the state out and back in around a reset, then a generation (the tail's KV-cache steps) */
+        /* the state out and back in around a reset, then the generation */
         size_t nw = armt_ctx_memory_w_count(ctx), nz = armt_ctx_memory_z_count(ctx);
         float *w = malloc(nw * 4), *z = malloc(nz * 4);
         uint8_t wr[16];
@@ -232,10 +234,15 @@ int main(int argc, char **argv) {
         armt_generate_params gp = armt_generate_default_params();
         gp.max_new_tokens = sets[si].generate;
         int32_t gen[8];
-        if (!rc) st = armt_generate(ctx, ids, N_TOKENS, &gp, gen, 8, NULL);
+        if (!rc) st = armt_generate(ctx, ids, 1, &gp, gen, 8, NULL);
         if (!rc && st != ARMT_OK) rc = fail("generate", st, armt_ctx_last_error(ctx));
         printf("time: state and generation %.1f s\n", now() - t);
     }
+    /* the kernels: the profile's names (the narrow tiles told apart), and every kernel launched */
+    const char *names[64];
+    const size_t n_launched = oclgrind_hostops_launched(names, 64);
+    for (size_t i = 0; i < n_launched && i < 64; i++)
+        printf("kernel: %s\n", names[i]);
     for (int i = 0; i < n_seen; i++)
         printf("kernel: %s\n", seen[i]);
     for (int i = 0; i < n_seen; i++)

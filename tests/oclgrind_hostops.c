@@ -23,7 +23,8 @@
  * goes whole into a temporary buffer first and is copied from there, a copy carries its source's shadow
  * along. Nothing is marked initialised that the real call would not initialise, so the kernels' reads of
  * memory nobody wrote still report. ARMT_OCLGRIND_RAW_HOSTOPS=1 (or a list of "fill", "write", "copy",
- * "free") passes the calls through, to see the tool's wrong reports. Single-threaded use (the driver).
+ * "free") passes the calls through, to see the tool's wrong reports. It also records the kernels launched
+ * (oclgrind_hostops_launched), for the driver's coverage report. Single-threaded use (the driver).
  */
 #define _GNU_SOURCE
 #include "config.h"
@@ -63,6 +64,8 @@ typedef cl_int (*fill_fn)(cl_command_queue, cl_mem, const void *, size_t, size_t
                           const cl_event *, cl_event *);
 typedef cl_int (*write_fn)(cl_command_queue, cl_mem, cl_bool, size_t, size_t, const void *, cl_uint,
                            const cl_event *, cl_event *);
+typedef cl_int (*launch_fn)(cl_command_queue, cl_kernel, cl_uint, const size_t *, const size_t *,
+                            const size_t *, cl_uint, const cl_event *, cl_event *);
 typedef cl_mem (*create_fn)(cl_context, cl_mem_flags, size_t, void *, cl_int *);
 typedef cl_int (*copy_fn)(cl_command_queue, cl_mem, cl_mem, size_t, size_t, size_t, cl_uint, const cl_event *,
                           cl_event *);
@@ -202,4 +205,31 @@ cl_mem clCreateBuffer(cl_context c, cl_mem_flags flags, size_t n, void *host, cl
     cl_mem m = ((create_fn)real("clCreateBuffer"))(c, flags, n, host, err);
     if (m && !raw("free")) clRetainMemObject(m); /* never freed: its shadow is never handed to another */
     return m;
+}
+
+/* The kernels launched in this process (their function names), for the driver's coverage report: the
+ * profile shows a forward's kernels only, not those of a generation's KV-cache steps. */
+static char launched[64][64];
+static size_t n_launched;
+
+size_t oclgrind_hostops_launched(const char **names, size_t cap); /* (tests/oclgrind_driver.c) */
+
+size_t oclgrind_hostops_launched(const char **names, size_t cap) {
+    for (size_t i = 0; i < n_launched && i < cap; i++)
+        names[i] = launched[i];
+    return n_launched;
+}
+
+cl_int clEnqueueNDRangeKernel(cl_command_queue q, cl_kernel k, cl_uint dims, const size_t *off,
+                              const size_t *gws, const size_t *lws, cl_uint nw, const cl_event *wait,
+                              cl_event *ev) {
+    char name[64] = "";
+    if (clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, sizeof name, name, NULL) == CL_SUCCESS) {
+        size_t i = 0;
+        while (i < n_launched && strcmp(launched[i], name) != 0)
+            i++;
+        if (i == n_launched && n_launched < sizeof launched / sizeof launched[0])
+            memcpy(launched[n_launched++], name, sizeof name);
+    }
+    return ((launch_fn)real("clEnqueueNDRangeKernel"))(q, k, dims, off, gws, lws, nw, wait, ev);
 }
