@@ -451,8 +451,9 @@ typedef struct armt_stats {
 ARMT_API ARMT_NODISCARD armt_status armt_ctx_stats(const armt_ctx *ctx, armt_stats *out);
 
 /* Device time per kernel of the last profiled forward (a context that profiles: armt_ctx_params.profile,
- * or the runtime's default): fills up to cap (name, seconds) pairs (names are static strings: kernel names,
- * and "clblast_sgemm" for CLBlast's GEMMs); returns how many categories have time. */
+ * or the runtime's default), or after armt_generate of its decode (the new tokens after the first): fills up
+ * to cap (name, seconds) pairs (names are static strings: kernel names, and "clblast_sgemm" for CLBlast's
+ * GEMMs); returns how many categories have time. */
 ARMT_API size_t armt_ctx_profile(const armt_ctx *ctx, const char **names, double *seconds, size_t cap);
 
 /* The GEMMs of the same profile, by what they multiply: up to cap (name, seconds, FLOPs) triples, names

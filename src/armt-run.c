@@ -96,7 +96,9 @@ int main(int argc, char **argv) {
             "note: the model's vocabulary (%d) is larger than the tokenizer's (%d): ids the tokenizer does "
             "not know are printed as [id]",
             cfg->vocab_size, tok_vocab);
-    st = armt_ctx_create(model, NULL, &ctx);
+    armt_ctx_params cp = armt_ctx_default_params();
+    cp.profile = o.profile ? 1 : 0;
+    st = armt_ctx_create(model, &cp, &ctx);
     if (st != ARMT_OK) {
         cli_report_status("creating the context", st, armt_last_error());
         goto done;

@@ -171,6 +171,36 @@ int cli_no_operands(int argc, char **argv) {
     return -1;
 }
 
+void cli_print_profile(const armt_ctx *ctx, const char *what, double per) {
+    enum { CAP = 64 };
+    const char *names[CAP];
+    double sec[CAP], flop[CAP], total = 0.0;
+    size_t n = armt_ctx_profile(ctx, names, sec, CAP);
+    if (n > CAP) n = CAP;
+    for (size_t i = 0; i < n; i++)
+        total += sec[i];
+    if (n == 0 || total <= 0.0) {
+        fprintf(stderr, "profile:  %s: no device time recorded\n", what);
+        return;
+    }
+    fprintf(stderr, "profile:  %s: device time per kernel, %.4f s in all%s\n", what, total,
+            per > 0 ? " (ms/token: per new token)" : "");
+    for (size_t i = 0; i < n; i++) {
+        fprintf(stderr, "  %-36s %10.6f s %5.1f%%", names[i], sec[i], 100.0 * sec[i] / total);
+        if (per > 0) fprintf(stderr, " %9.4f ms/token", 1e3 * sec[i] / per);
+        fputc('\n', stderr);
+    }
+    size_t ng = armt_ctx_profile_gemm(ctx, names, sec, flop, CAP);
+    if (ng > CAP) ng = CAP;
+    if (ng > 0) fprintf(stderr, "profile:  GEMMs by site\n");
+    for (size_t i = 0; i < ng; i++) {
+        fprintf(stderr, "  %-36s %10.6f s %8.2f TFLOP/s", names[i], sec[i],
+                sec[i] > 0 ? 1e-12 * flop[i] / sec[i] : 0.0);
+        if (per > 0) fprintf(stderr, " %9.4f ms/token", 1e3 * sec[i] / per);
+        fputc('\n', stderr);
+    }
+}
+
 int cli_memory_file(armt_ctx *ctx, const char *path, int save) {
     armt_status st = save ? armt_ctx_memory_save(ctx, path) : armt_ctx_memory_load(ctx, path);
     if (st == ARMT_OK) return 0;

@@ -71,6 +71,10 @@ int cli_standard_option(int opt, char **argv, int *verbosity, void (*usage)(FILE
 int cli_no_operands(int argc, char **argv);
 /* Loads (save = 0) or saves (1) the context's memory state at path; a failure is reported, -1. */
 int cli_memory_file(armt_ctx *ctx, const char *path, int save);
+/* Prints the context's profile (armt_ctx_profile, armt_ctx_profile_gemm) on stderr under the heading what:
+ * each kernel's device time and share, then each GEMM site's time and TFLOP/s; with per > 0 also the
+ * milliseconds per unit (per tokens, e.g. the decode's new tokens). Nothing recorded: one line says so. */
+void cli_print_profile(const armt_ctx *ctx, const char *what, double per);
 /* A comma-separated list of integers in [min, max] ("64,256,1024"); *out is malloc'ed. Empty items and
  * a trailing comma are rejected. */
 int cli_parse_i64_list(const char *opt, const char *text, int64_t min, int64_t max, int64_t **out,

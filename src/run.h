@@ -28,6 +28,7 @@ typedef struct run_opts {
     const char *save_memory;
     const char *load_memory;
     int stats;
+    int profile; /* --profile: per-kernel device time of the forward, or of the decode */
     int verbosity;
     /* generation mode */
     int generate;               /* --generate, --max-new, --prompt or --prompt-file given              */

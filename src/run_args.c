@@ -72,6 +72,10 @@ static void usage(FILE *out) {
         "                         save the results as a safetensors file (see below)\n"
         "      --stats            print the counters of the forward call: steps, cells, kernel launches,\n"
         "                         GEMM calls, device bytes (model, context, peak), seconds\n"
+        "      --profile          device time per kernel and per GEMM site (OpenCL profiling events) on\n"
+        "                         stderr: of the forward call, or in generation mode of the decode (the new\n"
+        "                         tokens after the first, also per token). Events cost host time: the\n"
+        "                         call's own timing is then a little longer\n"
         "\n"
         "Generation mode:\n"
         "      --generate         generation mode with the default --max-new 32\n"
@@ -155,6 +159,7 @@ int run_parse_args(int argc, char **argv, run_opts *o) {
         OPT_SAVE_MEMORY,
         OPT_LOAD_MEMORY,
         OPT_STATS,
+        OPT_PROFILE,
         OPT_PRECISION,
         OPT_GENERATE,
         OPT_MAX_NEW,
@@ -183,6 +188,7 @@ int run_parse_args(int argc, char **argv, run_opts *o) {
         {"save-memory", required_argument, NULL, OPT_SAVE_MEMORY},
         {"load-memory", required_argument, NULL, OPT_LOAD_MEMORY},
         {"stats", no_argument, NULL, OPT_STATS},
+        {"profile", no_argument, NULL, OPT_PROFILE},
         {"precision", required_argument, NULL, OPT_PRECISION},
         {"generate", no_argument, NULL, OPT_GENERATE},
         {"max-new", required_argument, NULL, OPT_MAX_NEW},
@@ -270,6 +276,7 @@ int run_parse_args(int argc, char **argv, run_opts *o) {
         case OPT_SAVE_MEMORY: o->save_memory = optarg; break;
         case OPT_LOAD_MEMORY: o->load_memory = optarg; break;
         case OPT_STATS: o->stats = 1; break;
+        case OPT_PROFILE: o->profile = 1; break;
         case OPT_GENERATE: o->generate = 1; break;
         case OPT_MAX_NEW:
             if (cli_parse_int("--max-new", optarg, 0, 1 << 24, &o->max_new) != 0) return -1;

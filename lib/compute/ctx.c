@@ -420,6 +420,13 @@ void armt_ctx_prof_drop(armt_ctx *ctx) {
     ctx->prof_n = 0;
 }
 
+void armt_ctx_prof_restart(armt_ctx *ctx) {
+    armt_ctx_prof_drop(ctx);
+    memset(ctx->prof_s, 0, sizeof ctx->prof_s);
+    memset(ctx->prof_gs, 0, sizeof ctx->prof_gs);
+    memset(ctx->prof_gf, 0, sizeof ctx->prof_gf);
+}
+
 void armt_ctx_prof_collect(armt_ctx *ctx) {
     if (ctx->prof_n == 0) return;
     if (ctx->queue) clFinish(ctx->queue);

@@ -296,11 +296,7 @@ armt_status armt_forward(armt_ctx *ctx, const int32_t *ids, size_t n, const armt
     armt_ctx_prof_drop(ctx); /* events of work outside a forward (a reset, a state upload) */
     /* a call with no_profile records no events and leaves the last profiled call's times */
     const int profiled = ctx->profile && !params->no_profile;
-    if (profiled) {
-        memset(ctx->prof_s, 0, sizeof ctx->prof_s);
-        memset(ctx->prof_gs, 0, sizeof ctx->prof_gs);
-        memset(ctx->prof_gf, 0, sizeof ctx->prof_gf);
-    }
+    if (profiled) armt_ctx_prof_restart(ctx);
     double t0 = now_seconds();
     pthread_mutex_lock(&ctx->rt->lock);
     ctx->rt->peak_bytes = ctx->rt->device_bytes;

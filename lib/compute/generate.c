@@ -257,7 +257,9 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
         result->prefill_seconds = t1 - t0;
     }
 
-    /* 3. one token at a time */
+    /* 3. one token at a time (a profiling context's profile is then the decode's: the new tokens after the
+     * first) */
+    if (ctx->prof_on) armt_ctx_prof_restart(ctx);
     uint64_t rng = gp.seed ^ 0x5DEECE66DULL;
     size_t produced = 0;
     int stopped = 0;
@@ -273,6 +275,7 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
         ARMT_TRY_GOTO(tail_rows(&F, kc, vc, tmax, (int)(ns + R + (size_t)i), R + (size_t)i, 1, 0), fail);
         ARMT_TRY_GOTO(armt_step_row_logits(&F, 0, logits), fail);
     }
+    if (ctx->prof_on) armt_ctx_prof_collect(ctx);
     if (result) {
         result->n_tokens = produced;
         result->decode_seconds = armt_now() - t1;

@@ -337,5 +337,7 @@ void armt_ctx_prof_add_gemm(armt_ctx *ctx, int category, cl_event ev, int site, 
 void armt_ctx_prof_drop(armt_ctx *ctx);
 /* Waits for the queue, sums the kept events into prof_s and releases them. */
 void armt_ctx_prof_collect(armt_ctx *ctx);
+/* Drops the kept events and zeroes the sums: the profile starts anew (a forward, a generation's decode). */
+void armt_ctx_prof_restart(armt_ctx *ctx);
 
 #endif
