@@ -640,10 +640,12 @@ armt_status armt_forward_batch(armt_ctx *runner, const armt_batch_doc *docs, siz
             const size_t rows = (size_t)D->F.win_first + D->F.n;
             D->ctx->win_len = D->F.win == 0 ? 0 : rows < (size_t)D->F.win ? (int)rows : D->F.win;
             D->ctx->win_len_prev = D->view.win_len_prev;
-            memset(&D->ctx->stats, 0, sizeof D->ctx->stats);
-            D->ctx->stats.steps = (uint64_t)doc_steps(&bt, D);
-            D->ctx->stats.cells = (uint64_t)D->S * (uint64_t)bt.cfg->n_layers;
-            D->ctx->stats.device_bytes = state_bytes(D->ctx);
+            if (D->ctx != runner) { /* (the runner's are the batch's) */
+                memset(&D->ctx->stats, 0, sizeof D->ctx->stats);
+                D->ctx->stats.steps = (uint64_t)doc_steps(&bt, D);
+                D->ctx->stats.cells = (uint64_t)D->S * (uint64_t)bt.cfg->n_layers;
+                D->ctx->stats.device_bytes = state_bytes(D->ctx);
+            }
         }
         runner->stats.kernel_launches += D->view.stats.kernel_launches;
         runner->stats.gemm_calls += D->view.stats.gemm_calls;
@@ -664,6 +666,6 @@ armt_status armt_forward_batch(armt_ctx *runner, const armt_batch_doc *docs, siz
     runner->stats.peak_device_bytes = runner->rt->peak_bytes;
     pthread_mutex_unlock(&runner->rt->lock);
     for (size_t b = 0; st == ARMT_OK && b < n_docs; b++)
-        docs[b].ctx->stats.seconds = runner->stats.seconds;
+        if (docs[b].ctx != runner) docs[b].ctx->stats.seconds = runner->stats.seconds;
     return st;
 }
