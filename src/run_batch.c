@@ -37,7 +37,8 @@ static int batch_once(const run_opts *o, armt_ctx **ctx, size_t B, int32_t **ids
             cli_error("out of host memory for document %zu's %s output", b, armt_output_name(out));
             goto done;
         }
-        docs[b] = (armt_batch_doc){.ctx = ctx[b], .ids = ids[b], .n = n[b], .out = outs[b], .out_count = count};
+        docs[b] =
+            (armt_batch_doc){.ctx = ctx[b], .ids = ids[b], .n = n[b], .out = outs[b], .out_count = count};
     }
     armt_forward_params fp = armt_forward_default_params();
     fp.schedule = o->schedule;
@@ -74,7 +75,7 @@ int run_forward_batch(const run_opts *o, armt_ctx *ctx0, const armt_device_info 
     size_t *n = calloc(B, sizeof *n);
     float **logits = calloc(B, sizeof *logits), **hidden = calloc(B, sizeof *hidden);
     float **w_mem = calloc(B, sizeof *w_mem), **z = calloc(B, sizeof *z);
-    char (*names)[6][32] = calloc(B, sizeof *names);
+    char(*names)[6][32] = calloc(B, sizeof *names);
     out_tensor *t = calloc(6 * B, sizeof *t);
     char label[600], b1[32], b2[32], b3[32], b4[32];
     if (!ctx || !ids || !n || !logits || !hidden || !w_mem || !z || !names || !t) {
@@ -131,8 +132,8 @@ int run_forward_batch(const run_opts *o, armt_ctx *ctx0, const armt_device_info 
     if (o->stats) {
         armt_stats ds;
         if (armt_ctx_stats(ctx[B > 1 ? 1 : 0], &ds) != ARMT_OK) goto done;
-        printf("stats:    steps %" PRIu64 ", cells %" PRIu64 ", kernel launches %" PRIu64 ", GEMM calls %" PRIu64
-               "\n",
+        printf("stats:    steps %" PRIu64 ", cells %" PRIu64 ", kernel launches %" PRIu64
+               ", GEMM calls %" PRIu64 "\n",
                stats.steps, stats.cells, stats.kernel_launches, stats.gemm_calls);
         printf("          device bytes: model %s, runner (scratch of every document + its state) %s, a "
                "document's state %s, peak %s\n",
@@ -154,20 +155,20 @@ int run_forward_batch(const run_opts *o, armt_ctx *ctx0, const armt_device_info 
             if (logits[b] && first == ARMT_OUTPUT_LOGITS_LAST)
                 t[nt++] = (out_tensor){names[b][1], ST_F32, 2, {1, V, 0}, logits[b]};
             if (hidden[b])
-                t[nt++] = (out_tensor){names[b][2], ST_F32, 2, {n[b], (uint64_t)cfg->hidden_size, 0}, hidden[b]};
-            if (run_memory_tensors(ctx[b], names[b][3], names[b][4], &w_mem[b], &z[b], t, &nt) != 0) goto done;
+                t[nt++] =
+                    (out_tensor){names[b][2], ST_F32, 2, {n[b], (uint64_t)cfg->hidden_size, 0}, hidden[b]};
+            if (run_memory_tensors(ctx[b], names[b][3], names[b][4], &w_mem[b], &z[b], t, &nt) != 0)
+                goto done;
             t[nt++] = (out_tensor){names[b][5], ST_I32, 1, {n[b], 0, 0}, ids[b]};
         }
         char docs_text[16];
         snprintf(docs_text, sizeof docs_text, "%zu", B);
         cli_model_label(&o->common, label, sizeof label);
-        const char *const metadata[] = {"generator",     "armt-run",
-                                        "libarmt_version", armt_version_string(),
-                                        "model",           label,
-                                        "schedule",        armt_schedule_name(o->schedule),
-                                        "documents",       docs_text,
-                                        "precision",       armt_precision_name(o->common.precision),
-                                        NULL,              NULL};
+        const char *const metadata[] = {
+            "generator", "armt-run", "libarmt_version", armt_version_string(),
+            "model",     label,      "schedule",        armt_schedule_name(o->schedule),
+            "documents", docs_text,  "precision",       armt_precision_name(o->common.precision),
+            NULL,        NULL};
         if (run_save_safetensors(o->save_outputs, t, nt, metadata) != 0) goto done;
         printf("saved:    %s: %zu tensors of %zu documents (docN.*)\n", o->save_outputs, nt, B);
     }
