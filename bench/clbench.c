@@ -22,6 +22,7 @@
 
 #include "armt.h"
 #include "cli_common.h"
+#include "clbench_batch.h"
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -63,7 +64,11 @@ typedef struct bench_opts {
     size_t n_precisions;
     int fp32_gemm[3]; /* --fp32-gemm auto,clblast,tf32x3: one runtime and run of everything per entry */
     size_t n_fp32_gemm;
-    int fp32_given; /* --fp32-gemm was given: the tables name the path */
+    int fp32_given;         /* --fp32-gemm was given: the tables name the path */
+    int batch;              /* --batch B (clbench_batch.c)                        */
+    int64_t *batch_lengths; /* --batch-lengths LIST                               */
+    size_t n_batch_lengths;
+    int decode; /* --decode N */
 } bench_opts;
 
 static const char *const fp32_gemm_names[] = {"auto", "clblast", "tf32x3"};
@@ -102,6 +107,14 @@ static void usage(FILE *out) {
         "                         computes only the rows something reads (memory tokens, the last token);\n"
         "                         FLOPs count that\n"
         "      --all-rows         the last layer computes every row anyway (comparisons)\n"
+        "      --batch B          B documents of each --tokens count as one batch (armt_forward_batch),\n"
+        "                         against the same documents one at a time (armt_forward, the same\n"
+        "                         schedule): seconds, tokens/s, speedup, memory per document\n"
+        "      --batch-lengths LIST  one ragged batch, a document per length (comma-separated)\n"
+        "      --decode N         time N new tokens (greedy, armt_generate) after a prompt of each --tokens\n"
+        "                         count: prefill and decode seconds, ms and tokens/s of the tokens after\n"
+        "                         the first. --batch, --batch-lengths and --decode print their own\n"
+        "                         Markdown tables (the first --schedule; diagonal or sequential)\n"
         "  -r, --repetitions N    timed calls per row (default 3)\n"
         "  -w, --warmup N         untimed calls before them (default 1); the first one is reported as\n"
         "                         'first call' and includes CLBlast's kernel compilation\n"
@@ -190,7 +203,10 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         OPT_VERIFY_TOL,
         OPT_PRECISION,
         OPT_PROFILE,
-        OPT_ALL_ROWS
+        OPT_ALL_ROWS,
+        OPT_BATCH,
+        OPT_BATCH_LENGTHS,
+        OPT_DECODE
     };
     static const struct option longopts[] = {
         CLI_COMMON_LONG_OPTIONS,
@@ -200,6 +216,9 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         {"precision", required_argument, NULL, OPT_PRECISION},
         {"profile", no_argument, NULL, OPT_PROFILE},
         {"all-rows", no_argument, NULL, OPT_ALL_ROWS},
+        {"batch", required_argument, NULL, OPT_BATCH},
+        {"batch-lengths", required_argument, NULL, OPT_BATCH_LENGTHS},
+        {"decode", required_argument, NULL, OPT_DECODE},
         {"repetitions", required_argument, NULL, 'r'},
         {"warmup", required_argument, NULL, 'w'},
         {"verify", no_argument, NULL, OPT_VERIFY},
@@ -309,6 +328,24 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         case OPT_VERIFY: o->verify = 1; break;
         case OPT_PROFILE: o->profile = 1; break;
         case OPT_ALL_ROWS: o->all_rows = 1; break;
+        case OPT_BATCH: {
+            int64_t v;
+            if (cli_parse_i64("--batch", optarg, 1, 65536, &v) != 0) return -1;
+            o->batch = (int)v;
+            break;
+        }
+        case OPT_BATCH_LENGTHS:
+            free(o->batch_lengths);
+            if (cli_parse_i64_list("--batch-lengths", optarg, 1, INT32_MAX, &o->batch_lengths,
+                                   &o->n_batch_lengths) != 0)
+                return -1;
+            break;
+        case OPT_DECODE: {
+            int64_t v;
+            if (cli_parse_i64("--decode", optarg, 1, 1 << 20, &v) != 0) return -1;
+            o->decode = (int)v;
+            break;
+        }
         case OPT_VERIFY_TOL:
             if (cli_parse_double("--verify-tol", optarg, 0.0, 1e30, &o->verify_tol) != 0) return -1;
             break;
@@ -1234,6 +1271,27 @@ int main(int argc, char **argv) {
             o.tokens[1] = 16 * (int64_t)b.cfg->segment_size;
             o.n_tokens = 2;
         }
+        if (o.batch > 0 || o.n_batch_lengths > 0 || o.decode > 0) {
+            clbench_batch_opts bo = {.batch = o.batch,
+                                     .lengths = o.batch_lengths,
+                                     .n_lengths = o.n_batch_lengths,
+                                     .decode = o.decode,
+                                     .tokens = o.tokens,
+                                     .n_tokens = o.n_tokens,
+                                     .schedule = o.schedules[0],
+                                     .warmup = o.warmup,
+                                     .repetitions = o.repetitions,
+                                     .seed = o.common.seed};
+            if (bo.schedule == ARMT_SCHEDULE_FULL) {
+                cli_error("--batch, --batch-lengths and --decode run the ARMT schedules: --schedule diagonal "
+                          "or sequential");
+                goto done;
+            }
+            fprintf(stdout, "%s: %s on %s (%s)\n\n", cli_progname(), ri.model, ri.dev.name,
+                    armt_precision_name(o.common.precision));
+            any_failed |= clbench_batch_run(&bo, model, stdout) != 0;
+            continue;
+        }
         int64_t max_tokens = 0;
         for (size_t i = 0; i < o.n_tokens; i++)
             if (o.tokens[i] > max_tokens) max_tokens = o.tokens[i];
@@ -1292,6 +1350,7 @@ done:
     rows_free(&b);
     free(ids);
     free(o.tokens);
+    free(o.batch_lengths);
     armt_model_free(model);
     armt_runtime_free(rt);
     return rc;

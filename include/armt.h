@@ -437,6 +437,35 @@ ARMT_API size_t armt_output_count(const armt_model *model, armt_output output, s
 ARMT_API ARMT_NODISCARD armt_status armt_forward(armt_ctx *ctx, const int32_t *ids, size_t n,
                                                  const armt_forward_params *params);
 
+/* ---- Many documents in one schedule (since 0.2.0) ----
+ * A batch runs B documents, each with its own memory state (its own armt_ctx: reset, get, set, save and
+ * load it as usual), its own ids (ragged lengths, partial last segments) and its own output buffer. Step t
+ * runs every document's cells of that step side by side: one batched GEMM per linear operation over the
+ * cells of all documents and layers. A document may join later (`start`: the step at which its first
+ * segment enters layer 0), so a server can start a new document while others are in flight. Each
+ * document's outputs and final memory state equal those of armt_forward on its context alone (bit for bit
+ * where the same kernels run; docs/DESIGN.md, "Batches"). */
+typedef struct armt_batch_doc {
+    armt_ctx *ctx;      /* the document's memory state: read, and written as armt_forward writes it        */
+    const int32_t *ids; /* its tokens, n of them (n > 0)                                                   */
+    size_t n;
+    float *out;       /* its output (armt_forward_params.output for n tokens: armt_output_count floats) */
+    size_t out_count; /*   the size of out in floats                                                  */
+    int start;        /* the batch step at which the document joins (0: the first step; >= 0)         */
+} armt_batch_doc;
+
+/* Runs docs[0..n_docs) as one schedule on runner's queue, kernels and scratch (the scratch grows to hold
+ * every document's cells; runner may be one of the documents' contexts). params: schedule DIAGONAL (cells
+ * l + s = d of each document per step) or SEQUENTIAL (one cell of each document per step); output, progress
+ * (steps of the whole batch) and no_profile as for armt_forward (the batch records no profile); out,
+ * out_count and all_rows are not used (each document has its own out; every row is computed). Every
+ * context must belong to runner's model (ARMT_STATUS_MODEL_MISMATCH) and appear once. Everything is checked
+ * before any state changes: a bad document (a token id out of range, a missing or short out) fails the
+ * whole call with the document's index in the message, and a failure later (device error, cancel) puts
+ * every document's state back as it was. Errors are recorded on runner (armt_ctx_last_error). */
+ARMT_API ARMT_NODISCARD armt_status armt_forward_batch(armt_ctx *runner, const armt_batch_doc *docs,
+                                                       size_t n_docs, const armt_forward_params *params);
+
 /* Counters of the last forward call, and the device memory accounting of the context. */
 typedef struct armt_stats {
     uint64_t steps;             /* schedule steps (diagonals, or cells for sequential)     */

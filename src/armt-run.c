@@ -117,7 +117,7 @@ int main(int argc, char **argv) {
         }
         rc = run_generate(&o, ctx, tok) == 0 ? 0 : 1;
     } else {
-        rc = run_forward(&o, ctx, &dev) == 0 ? 0 : 1;
+        rc = (o.n_ids_paths > 1 ? run_forward_batch(&o, ctx, &dev) : run_forward(&o, ctx, &dev)) == 0 ? 0 : 1;
     }
 
 done:

@@ -16,11 +16,15 @@
 
 /* Most --stop-id plus --stop options accepted. */
 #define CLI_MAX_STOPS 16
+/* Most --ids files in one batch. */
+#define CLI_MAX_DOCS 256
 
 typedef struct run_opts {
     cli_common common;
-    const char *ids_path; /* --ids FILE ("-": stdin)                             */
-    int64_t random_ids;   /* --random-ids N; 0: not given                        */
+    const char *ids_path;                /* --ids FILE ("-": stdin): the first one                */
+    const char *ids_paths[CLI_MAX_DOCS]; /* every --ids FILE, in order (several: one batch)   */
+    size_t n_ids_paths;
+    int64_t random_ids; /* --random-ids N; 0: not given                        */
     armt_schedule schedule;
     armt_output output;
     int output_given;
@@ -68,6 +72,25 @@ int run_parse_args(int argc, char **argv, run_opts *o);
 /* Forward mode after the model and context exist: reads or draws the ids, runs them, prints the summary
  * on stdout and writes the files asked for. dev: the device, for the summary. */
 int run_forward(const run_opts *o, armt_ctx *ctx, const armt_device_info *dev);
+
+/* Forward mode with several --ids files: one armt_forward_batch over them, ctx the first document's
+ * context and the batch's runner (run_batch.c). */
+int run_forward_batch(const run_opts *o, armt_ctx *ctx, const armt_device_info *dev);
+
+/* One tensor of --save-outputs: 4-byte elements, F32 or I32, host order. */
+typedef struct out_tensor {
+    const char *name;
+    int dtype; /* st_dtype (io/safetensors.h): ST_F32 or ST_I32 */
+    int ndim;
+    uint64_t shape[4];
+    const void *data;
+} out_tensor;
+/* Writes the tensors in order, and the metadata (key and value strings, NULL-terminated pairs); the file
+ * appears under path only once it is complete. */
+int run_save_safetensors(const char *path, const out_tensor *t, size_t n, const char *const *metadata);
+/* The memory state of ctx as tensors w_name and z_name appended to t (*nt grows); see run_forward.c. */
+int run_memory_tensors(armt_ctx *ctx, const char *w_name, const char *z_name, float **w_mem, float **z,
+                       out_tensor *t, size_t *nt);
 
 /* Generation mode after the model and context exist. tok may be NULL (ids in, ids out). */
 int run_generate(const run_opts *o, armt_ctx *ctx, armt_tokenizer *tok);

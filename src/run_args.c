@@ -37,7 +37,8 @@ static void usage(FILE *out) {
         "Input:\n"
         "      --ids FILE         token ids: integers separated by blanks and/or commas, '#' starts a\n"
         "                         comment; every id in [0, vocab); FILE '-' reads stdin. In generation mode\n"
-        "                         they are the prompt\n"
+        "                         they are the prompt. Several --ids (forward mode) run as one batch:\n"
+        "                         each file a document with its own memory, in one schedule (see below)\n"
         "      --prompt-ids FILE  the same as --ids (reads better in generation mode)\n"
         "      --random-ids N     N uniform random ids from --seed instead\n"
         "      --prompt TEXT      generation prompt as UTF-8 text, encoded with --tokenizer (implies\n"
@@ -121,6 +122,8 @@ static void usage(FILE *out) {
         "  memory.z        [layers, d_key]       normaliser after the call (ARMT schedules; [layers, H,\n"
         "                  d_key/H] with H > 1; absent when the model has use_denom = false)\n"
         "  input_ids       [n] (I32)             the ids that were run\n"
+        "With several --ids (a batch), the tensors of document N (from 0, in the order given) are named\n"
+        "docN.logits, docN.logits_last, docN.hidden, docN.W_mem, docN.z and docN.input_ids.\n"
         "Without an explicit --output, --save-outputs saves both logits and hidden: the input is then run\n"
         "twice (logits, then hidden states) from the same starting memory, which ends in the same state.\n"
         "__metadata__ holds generator, libarmt_version, model, schedule, n_tokens, segment_size,\n"
@@ -236,11 +239,12 @@ int run_parse_args(int argc, char **argv, run_opts *o) {
         switch (opt) {
         case OPT_IDS:
         case OPT_PROMPT_IDS:
-            if (o->ids_path) {
-                cli_error("--ids / --prompt-ids given twice");
+            if (o->n_ids_paths == CLI_MAX_DOCS) {
+                cli_error("more than %d --ids files", CLI_MAX_DOCS);
                 return -1;
             }
-            o->ids_path = optarg;
+            if (!o->ids_path) o->ids_path = optarg;
+            o->ids_paths[o->n_ids_paths++] = optarg;
             break;
         case OPT_RANDOM_IDS:
             if (cli_parse_i64("--random-ids", optarg, 1, INT32_MAX, &o->random_ids) != 0) return -1;
@@ -368,6 +372,15 @@ int run_parse_args(int argc, char **argv, run_opts *o) {
                                   : "no input: give --ids FILE or --random-ids N (see --help)");
             return -1;
         }
+        if (o->n_ids_paths > 1 && o->schedule == ARMT_SCHEDULE_FULL) {
+            cli_error("several --ids run as one batch of ARMT documents: --schedule diagonal or sequential");
+            return -1;
+        }
+        if (o->n_ids_paths > 1 && (o->load_memory || o->save_memory)) {
+            cli_error("--%s-memory takes one document: give one --ids file",
+                      o->load_memory ? "load" : "save");
+            return -1;
+        }
         if (o->save_outputs && o->output_given && o->output == ARMT_OUTPUT_NONE) {
             cli_error("--save-outputs with --output none would save no outputs; drop --output or choose one");
             return -1;
@@ -385,7 +398,7 @@ int run_parse_args(int argc, char **argv, run_opts *o) {
         return -1;
     }
     int inputs =
-        (o->prompt_text != NULL) + (o->prompt_file != NULL) + (o->ids_path != NULL) + (o->random_ids > 0);
+        (o->prompt_text != NULL) + (o->prompt_file != NULL) + (int)o->n_ids_paths + (o->random_ids > 0);
     if (inputs != 1) {
         cli_error(
             inputs

@@ -20,15 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One tensor of --save-outputs: 4-byte elements, F32 or I32, host order. */
-typedef struct out_tensor {
-    const char *name;
-    st_dtype dtype;
-    int ndim;
-    uint64_t shape[4];
-    const void *data;
-} out_tensor;
-
 static uint64_t tensor_elems(const out_tensor *t) {
     uint64_t n = 1;
     for (int i = 0; i < t->ndim; i++)
@@ -38,7 +29,7 @@ static uint64_t tensor_elems(const out_tensor *t) {
 
 /* Writes the tensors in order, and the metadata (key and value strings, NULL-terminated pairs); the file
  * appears under path only once it is complete. */
-static int save_safetensors(const char *path, const out_tensor *t, size_t n, const char *const *metadata) {
+int run_save_safetensors(const char *path, const out_tensor *t, size_t n, const char *const *metadata) {
     armt_err err;
     armt_err_init(&err);
     st_writer *w = NULL;
@@ -62,6 +53,44 @@ static int save_safetensors(const char *path, const out_tensor *t, size_t n, con
     }
     armt_err_free(&err);
     return st == ARMT_OK ? 0 : -1;
+}
+
+/* The memory state of ctx as tensors w_name and z_name appended to t (*nt grows; z left out without a
+ * denominator), in the reference's layout: [layers with memory, H, d_key/H, d/H] ([layers, d_key, d] with one
+ * head); wrap_layers = false layers have no block. *w_mem and *z are allocated here (the caller frees). */
+int run_memory_tensors(armt_ctx *ctx, const char *w_name, const char *z_name, float **w_out, float **z_out,
+                       out_tensor *t, size_t *nt) {
+    const armt_config *cfg = armt_model_config(armt_ctx_model(ctx));
+    size_t wc = armt_ctx_memory_w_count(ctx), zc = armt_ctx_memory_z_count(ctx);
+    float *w_mem = *w_out = malloc(wc * sizeof *w_mem), *z = *z_out = malloc(zc * sizeof *z);
+    if (!w_mem || !z) {
+        cli_error("out of host memory for the memory state");
+        return -1;
+    }
+    armt_status st = armt_ctx_memory_get(ctx, w_mem, z, NULL);
+    if (st != ARMT_OK) {
+        cli_report_status("reading the memory state", st, armt_ctx_last_error(ctx));
+        return -1;
+    }
+    /* the host layout holds every layer: keep those with a memory, in order */
+    uint64_t H = (uint64_t)armt_config_mem_heads(cfg);
+    uint64_t dkh = (uint64_t)armt_config_d_key(cfg) / H, dvh = (uint64_t)cfg->hidden_size / H;
+    uint64_t layers = 0;
+    for (int l = 0; l < cfg->n_layers; l++) {
+        if (armt_config_memory_off(cfg, l)) continue;
+        memmove(w_mem + layers * H * dkh * dvh, w_mem + (uint64_t)l * H * dkh * dvh,
+                H * dkh * dvh * sizeof *w_mem);
+        memmove(z + layers * H * dkh, z + (uint64_t)l * H * dkh, H * dkh * sizeof *z);
+        layers++;
+    }
+    if (H == 1) { /* one head: [layers, d_key, d] and [layers, d_key] */
+        t[(*nt)++] = (out_tensor){w_name, ST_F32, 3, {layers, dkh, dvh}, w_mem};
+        if (!cfg->no_denom) t[(*nt)++] = (out_tensor){z_name, ST_F32, 2, {layers, dkh}, z};
+    } else {
+        t[(*nt)++] = (out_tensor){w_name, ST_F32, 4, {layers, H, dkh, dvh}, w_mem};
+        if (!cfg->no_denom) t[(*nt)++] = (out_tensor){z_name, ST_F32, 3, {layers, H, dkh}, z};
+    }
+    return 0;
 }
 
 /* One forward call with one output; *out is allocated here (NULL for ARMT_OUTPUT_NONE). */
@@ -240,38 +269,7 @@ int run_forward(const run_opts *o, armt_ctx *ctx, const armt_device_info *dev) {
         if (logits && first == ARMT_OUTPUT_LOGITS_LAST)
             t[nt++] = (out_tensor){"logits_last", ST_F32, 2, {1, (uint64_t)cfg->vocab_size, 0}, logits};
         if (hidden) t[nt++] = (out_tensor){"hidden", ST_F32, 2, {n, (uint64_t)cfg->hidden_size, 0}, hidden};
-        if (armt) {
-            w_mem = malloc(wc * sizeof *w_mem);
-            z = malloc(zc * sizeof *z);
-            if (!w_mem || !z) {
-                cli_error("out of host memory for the memory state");
-                goto done;
-            }
-            st = armt_ctx_memory_get(ctx, w_mem, z, NULL);
-            if (st != ARMT_OK) {
-                cli_report_status("reading the memory state", st, armt_ctx_last_error(ctx));
-                goto done;
-            }
-            /* the reference's layout: [layers with memory, H, d_key/H, d/H]; wrap_layers = false layers
-             * have no block (the host layout holds every layer: keep the others, in order) */
-            uint64_t H = (uint64_t)armt_config_mem_heads(cfg);
-            uint64_t dkh = (uint64_t)armt_config_d_key(cfg) / H, dvh = (uint64_t)cfg->hidden_size / H;
-            uint64_t layers = 0;
-            for (int l = 0; l < cfg->n_layers; l++) {
-                if (armt_config_memory_off(cfg, l)) continue;
-                memmove(w_mem + layers * H * dkh * dvh, w_mem + (uint64_t)l * H * dkh * dvh,
-                        H * dkh * dvh * sizeof *w_mem);
-                memmove(z + layers * H * dkh, z + (uint64_t)l * H * dkh, H * dkh * sizeof *z);
-                layers++;
-            }
-            if (H == 1) { /* one head: today's layout, [layers, d_key, d] and [layers, d_key] */
-                t[nt++] = (out_tensor){"memory.W_mem", ST_F32, 3, {layers, dkh, dvh}, w_mem};
-                if (!cfg->no_denom) t[nt++] = (out_tensor){"memory.z", ST_F32, 2, {layers, dkh}, z};
-            } else {
-                t[nt++] = (out_tensor){"memory.W_mem", ST_F32, 4, {layers, H, dkh, dvh}, w_mem};
-                if (!cfg->no_denom) t[nt++] = (out_tensor){"memory.z", ST_F32, 3, {layers, H, dkh}, z};
-            }
-        }
+        if (armt && run_memory_tensors(ctx, "memory.W_mem", "memory.z", &w_mem, &z, t, &nt) != 0) goto done;
         t[nt++] = (out_tensor){"input_ids", ST_I32, 1, {n, 0, 0}, ids};
         char n_text[32], seg_text[16], mem_text[16], dk_text[16];
         snprintf(n_text, sizeof n_text, "%zu", n);
@@ -287,7 +285,7 @@ int run_forward(const run_opts *o, armt_ctx *ctx, const armt_device_info *dev) {
             /* the later variants only: a paper model's file stays as it was */
             cfg->variant ? "variant" : NULL, armt_variant_name(cfg->variant), "memory_heads", heads_text,
             NULL, NULL};
-        if (save_safetensors(o->save_outputs, t, nt, metadata) != 0) goto done;
+        if (run_save_safetensors(o->save_outputs, t, nt, metadata) != 0) goto done;
         printf("saved:    %s:", o->save_outputs);
         for (size_t i = 0; i < nt; i++) {
             printf("%s %s [", i ? "," : "", t[i].name);

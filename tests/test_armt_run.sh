@@ -136,6 +136,48 @@ if [ -f "$tmp/out-diagonal.safetensors" ]; then
 fi
 
 # ======================================================================================================
+# (a1) several --ids: one batch (issue 24). Document 0 (the reference's 30 ids) against the reference, the
+# others (the first 12 and the first 21 of them) against armt-run on each alone; the tensors named docN.*
+# ======================================================================================================
+if [ -f "$tmp/ids.txt" ]; then
+  tr -s ' \n' '\n\n' < "$tmp/ids.txt" | grep . | head -12 | tr '\n' ' ' > "$tmp/ids12.txt"
+  tr -s ' \n' '\n\n' < "$tmp/ids.txt" | grep . | head -21 | tr '\n' ' ' > "$tmp/ids21.txt"
+  model="$data/armt_ref/model_saved.safetensors"
+  if "$run" --model "$model" --ids "$tmp/ids.txt" --ids "$tmp/ids12.txt" --ids "$tmp/ids21.txt" \
+       --save-outputs "$tmp/batch.safetensors" > "$tmp/batch.log" 2>&1 &&
+     grep -q '^input:    3 documents, 63 tokens' "$tmp/batch.log"; then
+    pass "a batch of 3 --ids files with --save-outputs"
+    ok=1
+    for pair in "doc0.logits logits" "doc0.W_mem W_mem" "doc0.z z"; do
+      set -- $pair
+      "$cmp" "$tmp/batch.safetensors" "$1" "$ref" "$2" 2e-4 > "$tmp/cmp.log" 2>&1 || { show "$tmp/cmp.log"; ok=0; }
+    done
+    for k in 12 21; do
+      d=$([ $k = 12 ] && echo doc1 || echo doc2)
+      if "$run" --model "$model" --ids "$tmp/ids$k.txt" --save-outputs "$tmp/alone$k.safetensors" > "$tmp/alone.log" 2>&1; then
+        for pair in "logits logits" "hidden hidden" "W_mem memory.W_mem" "z memory.z" "input_ids input_ids"; do
+          set -- $pair
+          "$cmp" "$tmp/batch.safetensors" "$d.$1" "$tmp/alone$k.safetensors" "$2" 1e-6 > "$tmp/cmp.log" 2>&1 || { show "$tmp/cmp.log"; ok=0; }
+        done
+      else
+        show "$tmp/alone.log"
+        ok=0
+      fi
+    done
+    if [ $ok = 1 ]; then pass "batch: doc0 = reference, doc1 and doc2 = each alone (logits, hidden, W_mem, z)"; else fail "batch outputs"; fi
+  else
+    show "$tmp/batch.log"
+    fail "a batch of 3 --ids files with --save-outputs"
+  fi
+  if "$run" --model "$data/armt_ref/model_saved.safetensors" --ids "$tmp/ids.txt" --ids "$tmp/ids12.txt" \
+       --save-memory "$tmp/m.bin" > "$tmp/batch2.log" 2>&1; then
+    fail "several --ids with --save-memory accepted"
+  else
+    pass "several --ids with --save-memory refused"
+  fi
+fi
+
+# ======================================================================================================
 # (a2) bf16 weights: within the bf16 tolerance of the reference (2e-2 of its largest logit, 2.09), really
 # rounded (not within the fp32 one), and with only the last token's logits (the last layer then skips its
 # other rows) the same memory state as with every row's
