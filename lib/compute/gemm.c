@@ -72,6 +72,23 @@ const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op
         return NULL;
     }
     if (op->trans_a || op->w_kn) return "bf16 GEMM: transposed operands";
+    /* generation's few rows: the GEMV kernel, 16-byte loads of W and A; A in bf16 where it is staged */
+    if (op->gemv && op->m <= ARMT_GEMV_ROWS && op->k % 8 == 0 && all_multiple(op->w_off, op->count, 8) &&
+        (!e->rope || (e->rope_hd > 0 && e->rope_hd % 2 == 0 && op->n % (size_t)e->rope_hd == 0)) &&
+        op->n <= (size_t)INT32_MAX && op->k <= (size_t)INT32_MAX) {
+        const int ab = op->a_bf16 && op->lda % 8 == 0 && all_multiple(op->a_off, op->count, 8);
+        const int af = !op->a_bf16_only && op->lda % 4 == 0 && all_multiple(op->a_off, op->count, 4);
+        if (ab || af) {
+            plan->kernel = ab ? ARMT_K_GEMV_BF16BF16 : ARMT_K_GEMV_BF16;
+            plan->a_bf16 = ab;
+            plan->gemv = 1;
+            plan->lws[0] = 256; /* GV_WG */
+            plan->lws[1] = 1;
+            plan->tile[0] = 16; /* GV_COLS: output columns per work-group */
+            plan->tile[1] = ARMT_GEMV_ROWS;
+            return NULL;
+        }
+    }
     /* tensor cores: 16-byte aligned operand chunks (fp32 A: float4 loads; bf16 A and W: 8 elements) */
     const int mma = env->have_mma && op->k % 8 == 0 && op->lda % 4 == 0 &&
                     all_multiple(op->a_off, op->count, 4) && all_multiple(op->w_off, op->count, 8);
@@ -213,11 +230,11 @@ static armt_status gemm_kernels(armt_ctx *ctx, const armt_gemm_op *op, const arm
         .trans_a = op->trans_a,
         .w_kn = op->w_kn,
     };
-    if (plan->tensor_cores) {
+    if (plan->tensor_cores || plan->gemv) {
         a.gate = e->gate;
         a.out = e->gate || e->w2 || e->bf16_out ? e->out : NULL;
     }
-    if (plan->a_bf16) {
+    if (plan->a_bf16 || plan->gemv) {
         a.w2 = e->w2;
         a.rope = e->rope;
         a.rope_hd = e->rope_hd;

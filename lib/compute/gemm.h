@@ -46,7 +46,13 @@ typedef struct armt_gemm_op {
     size_t skip_last; /* > 0: the last entry needs only its rows from skip_last on */
     armt_gemm_epi epi;
     int site; /* profile site (a weight role or ARMT_GSITE_*), -1: none */
+    int gemv; /* 1: generation's rows (one new token per sequence): with m <= ARMT_GEMV_ROWS and bf16 W the
+               * GEMV kernel (cl/gemv_bf16.cl) takes it, every epilogue included. Only generation sets it:
+               * the forward's cells keep one kernel per shape, so that the schedules agree bit for bit. */
 } armt_gemm_op;
+
+/* Most rows per entry of the GEMV kernel (GV_ROWS in cl/gemv_bf16.cl). */
+#define ARMT_GEMV_ROWS 4
 
 /* What the plan depends on besides the op. */
 typedef struct armt_gemm_env {
@@ -62,6 +68,7 @@ typedef struct armt_gemm_plan {
     armt_kernel_id kernel;
     int tensor_cores; /* the kernel is one of the tensor-core ones */
     int narrow;       /* ... on the narrow tiles */
+    int gemv;         /* the GEMV kernel (every epilogue argument is passed) */
     int a_bf16;       /* it reads A from op->a_bf16 */
     size_t lws[2];    /* work-group size */
     size_t tile[2];   /* output columns and rows per work-group */

@@ -37,7 +37,8 @@ static armt_gemm_op cells_op(const armt_call *F, size_t m, cl_mem a, size_t lda,
                        .ldc = ldc,
                        .c_off = F->c_off,
                        .beta = beta,
-                       .site = -1};
+                       .site = -1,
+                       .gemv = F->gemv};
     armt_op_staged_a(F, &op);
     return op;
 }
@@ -88,7 +89,8 @@ static armt_status lm_head(armt_call *F, size_t rows) {
                        .c = ctx->logits,
                        .ldc = (size_t)F->V,
                        .c_off = &zero,
-                       .site = ARMT_ROLE_LM_HEAD};
+                       .site = ARMT_ROLE_LM_HEAD,
+                       .gemv = F->gemv};
     op.w = armt_weight_at(w, 0, &lo);
     return armt_gemm(ctx, &op, F->err);
 }

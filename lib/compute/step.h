@@ -31,6 +31,7 @@ typedef struct armt_call {
     cl_mem abf_src;     /* the buffer whose leading rows abf_buf holds in bf16 */
     cl_mem abf_buf;     /*   where: ctx->abf, or ctx->f2 after the SwiGLU epilogue */
     int abf_only;       /*   1: abf_src's own (fp32) contents are stale */
+    int gemv;           /* 1: generation: GEMMs of few rows may take the GEMV kernel (armt_gemm_op.gemv) */
 } armt_call;
 
 /* Geometry of a step (see cl/common.cl). */

@@ -56,6 +56,8 @@ static const struct {
     [ARMT_K_WINDOW_GATHER] = {"armt_window_gather", ARMT_P_ATTENTION},
     [ARMT_K_WINDOW_STORE] = {"armt_window_store", ARMT_P_ATTENTION},
     [ARMT_K_GEMM_TF32] = {"armt_gemm_tf32", ARMT_P_GEMM_TF32, 1},
+    [ARMT_K_GEMV_BF16] = {"armt_gemv_bf16", ARMT_P_GEMM_BF16},
+    [ARMT_K_GEMV_BF16BF16] = {"armt_gemv_bf16bf16", ARMT_P_GEMM_BF16},
 }; /* (ARMT_P_ATTENTION: the model's attention program, ARMT_P_ATTENTION or ARMT_P_ATTENTION_MMA) */
 
 /* The source files of each program, in build order; tc = 1: tensor-core files, built only with tensor cores
@@ -64,11 +66,12 @@ typedef struct program_file {
     const char *name;
     int tc;
 } program_file;
-#define PROGRAM_FILES_MAX 10
-#define GEMM_FILES                                                                                       \
-    {"common.cl", 0}, {"mma.cl", 1}, {"gemm_args.h", 0}, {"gemm_bf16.cl", 0}, {"gemm_mma_params.cl", 1}, \
-        {"gemm_mma_warp.cl", 1}, {"gemm_mma_epilogue.cl", 1}, {"gemm_mma.cl", 1}, {                      \
-        "gemm_mma_entries.cl", 1                                                                         \
+#define PROGRAM_FILES_MAX 12
+#define GEMM_FILES                                                                                           \
+    {"common.cl", 0}, {"mma.cl", 1}, {"gemm_args.h", 0}, {"gemm_bf16.cl", 0}, {"gemv_bf16.cl", 0},           \
+        {"gemm_mma_params.cl", 1}, {"gemm_mma_warp.cl", 1}, {"gemm_mma_epilogue.cl", 1}, {"gemm_mma.cl", 1}, \
+    {                                                                                                        \
+        "gemm_mma_entries.cl", 1                                                                             \
     }
 static const program_file program_files[ARMT_P_COUNT][PROGRAM_FILES_MAX] = {
     [ARMT_P_EMBED] = {{"common.cl"}, {"embed.cl"}},

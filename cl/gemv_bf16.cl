@@ -1,0 +1,187 @@
+/*
+ * gemv_bf16.cl - the GEMMs of generation: few rows (one new token per sequence) against bf16 weights. Such a
+ * product reads every weight once and does two FLOPs per weight and row: its speed is the rate at which the
+ * device streams W, which wants many work-groups each with many loads in flight, not the tiles of
+ * gemm_bf16.cl / gemm_mma*.cl (with m = 1 a 128-row tile computes 127 rows of padding and a launch has too
+ * few work-groups to fill the memory system).
+ *
+ * The contract is gemm_bf16.cl's (C_j = A_j W_j^T (+ C_j), per-entry offsets in table or strided mode, the
+ * argument list of gemm_args.h, last_row0), with the epilogues of the tensor-core kernels: SwiGLU (Gt), bf16
+ * output (Cb), two weights in one pass (W2: gate and up into Cb as bf16(silu(P) P2), or k and v into Cb and
+ * Cb2), RoPE of the product (for k and v: of k's only), row scales (C += s P, s = rowscale[a_off / lda + r]).
+ * A is fp32 (armt_gemv_bf16; rounded to bf16 as it is read, like every bf16 GEMM) or bf16 (armt_gemv_bf16bf16).
+ *
+ * Requirements (lib/compute/gemm.c checks them): m <= GV_ROWS, k % 8 == 0, W's offsets multiples of 8
+ * elements, A's offsets and lda multiples of 4 (fp32 A) or 8 (bf16 A), so that every load is 16 bytes; with
+ * RoPE, n a multiple of rope_hd.
+ *
+ * Work: a work-group of GV_WG work-items is GV_GROUPS groups of GV_LANES; group g owns two output columns
+ * (c0, c1) of every row: c0 = 2p, c1 = 2p + 1 for the p-th group of the launch, or with RoPE the pair the
+ * rotation mixes, c0 = h hd + i and c1 = c0 + hd/2 (p = h hd/2 + i), so that one work-item rotates both. Its
+ * lanes walk k in chunks of 8 (lane, lane + 32, ...), one 16-byte load of each weight row per chunk; the
+ * partial sums are added in local memory in a fixed order (lane 0 first), so a result does not depend on the
+ * launch. Global size: (ceil(n / GV_COLS) GV_WG, 1, count).
+ */
+
+#define GV_LANES  32
+#define GV_GROUPS 8
+#define GV_WG     (GV_LANES * GV_GROUPS)
+#define GV_COLS   (2 * GV_GROUPS) /* output columns per work-group */
+#ifndef GV_ROWS
+#define GV_ROWS 4 /* most rows of an entry */
+#endif
+#define GV_VALS (GV_ROWS * 4) /* partial sums per work-item: rows x (c0, c1) x (W, W2) */
+
+/* 8 bf16 weights (a uint4) dotted with 8 activations */
+inline float armt_gv_dot8(const uint4 w, const float8 a) {
+    float s = a.s0 * as_float(w.x << 16);
+    s = fma(a.s1, as_float(w.x & 0xffff0000u), s);
+    s = fma(a.s2, as_float(w.y << 16), s);
+    s = fma(a.s3, as_float(w.y & 0xffff0000u), s);
+    s = fma(a.s4, as_float(w.z << 16), s);
+    s = fma(a.s5, as_float(w.z & 0xffff0000u), s);
+    s = fma(a.s6, as_float(w.w << 16), s);
+    s = fma(a.s7, as_float(w.w & 0xffff0000u), s);
+    return s;
+}
+
+/* 8 activations of a row from element p: fp32 rounded to bf16, or bf16 */
+inline float8 armt_gv_load_a(__global const float *Af, __global const ushort *Ab, const ulong p) {
+    if (Ab) {
+        const uint4 u = *(__global const uint4 *)(Ab + p);
+        return (float8)(as_float(u.x << 16), as_float(u.x & 0xffff0000u), as_float(u.y << 16),
+                        as_float(u.y & 0xffff0000u), as_float(u.z << 16), as_float(u.z & 0xffff0000u),
+                        as_float(u.w << 16), as_float(u.w & 0xffff0000u));
+    }
+    const float4 x = *(__global const float4 *)(Af + p), y = *(__global const float4 *)(Af + p + 4);
+    return (float8)(armt_from_bf16(armt_to_bf16(x.x)), armt_from_bf16(armt_to_bf16(x.y)),
+                    armt_from_bf16(armt_to_bf16(x.z)), armt_from_bf16(armt_to_bf16(x.w)),
+                    armt_from_bf16(armt_to_bf16(y.x)), armt_from_bf16(armt_to_bf16(y.y)),
+                    armt_from_bf16(armt_to_bf16(y.z)), armt_from_bf16(armt_to_bf16(y.w)));
+}
+
+inline float armt_gv_silu(const float g) { return g / (1.0f + exp(-g)); }
+
+inline void armt_gemv(const int m, const int n, const int k, __global const float *Af, __global const ushort *Ab,
+                      const int lda, __global const ushort *W, __global float *C, const int ldc, const int beta,
+                      __global const ulong *offs, const ulong a_base, const ulong a_stride, const ulong w_base,
+                      const ulong w_stride, const ulong c_base, const ulong c_stride, __global const float *Gt,
+                      __global ushort *Cb, __global const ushort *W2, const ulong w2_shift,
+                      __global const float *rope, const int rope_hd, const int rope_T, const int rope_pos0,
+                      __global const float *rowscale, __global ushort *Cb2, const int last_row0,
+                      __local float (*red)[GV_LANES + 1], __local float *sums) {
+    const int lid = get_local_id(0), lane = lid % GV_LANES, grp = lid / GV_LANES;
+    const int j = get_group_id(2);
+    GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
+    const int dual = W2 != 0;
+    const int rot = rope && rope_hd > 0 && !(dual && !Cb2); /* (gate and up are not rotated) */
+    const int p = get_group_id(0) * GV_GROUPS + grp;        /* this group's column pair */
+    int c0, c1;
+    if (rot) {
+        const int hh = rope_hd / 2;
+        c0 = (p / hh) * rope_hd + p % hh;
+        c1 = c0 + hh;
+    } else {
+        c0 = 2 * p;
+        c1 = c0 + 1;
+    }
+    const int first = j == get_num_groups(2) - 1 ? last_row0 : 0; /* rows below it: nobody reads them */
+
+    float acc[GV_VALS];
+    for (int v = 0; v < GV_VALS; v++)
+        acc[v] = 0.0f;
+    __global const ushort *w0 = W + w_off + (ulong)c0 * k, *w1 = W + w_off + (ulong)c1 * k;
+    __global const ushort *u0 = W2 + w_off + w2_shift + (ulong)c0 * k, *u1 = W2 + w_off + w2_shift + (ulong)c1 * k;
+    const int ok0 = c0 < n, ok1 = c1 < n;
+    for (int ch = lane * 8; ch < k; ch += GV_LANES * 8) {
+        const uint4 z = (uint4)(0u);
+        const uint4 a0 = ok0 ? *(__global const uint4 *)(w0 + ch) : z;
+        const uint4 a1 = ok1 ? *(__global const uint4 *)(w1 + ch) : z;
+        const uint4 b0 = dual && ok0 ? *(__global const uint4 *)(u0 + ch) : z;
+        const uint4 b1 = dual && ok1 ? *(__global const uint4 *)(u1 + ch) : z;
+#pragma unroll
+        for (int r = 0; r < GV_ROWS; r++) {
+            if (r >= m || r < first) continue;
+            const float8 x = armt_gv_load_a(Af, Ab, a_off + (ulong)r * lda + ch);
+            acc[4 * r] += armt_gv_dot8(a0, x);
+            acc[4 * r + 1] += armt_gv_dot8(a1, x);
+            if (dual) {
+                acc[4 * r + 2] += armt_gv_dot8(b0, x);
+                acc[4 * r + 3] += armt_gv_dot8(b1, x);
+            }
+        }
+    }
+    /* the group's sums, lane by lane in order */
+    for (int v = 0; v < GV_VALS; v++)
+        red[grp * GV_VALS + v][lane] = acc[v];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lid < GV_GROUPS * GV_VALS) {
+        float s = 0.0f;
+        for (int l = 0; l < GV_LANES; l++)
+            s += red[lid][l];
+        sums[lid] = s;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lid >= GV_GROUPS * GV_ROWS) return;
+    const int g = lid / GV_ROWS, r = lid % GV_ROWS;
+    const int q = get_group_id(0) * GV_GROUPS + g; /* that group's column pair */
+    if (rot) {
+        const int hh = rope_hd / 2;
+        c0 = (q / hh) * rope_hd + q % hh;
+        c1 = c0 + hh;
+    } else {
+        c0 = 2 * q;
+        c1 = c0 + 1;
+    }
+    if (r >= m || r < first || c0 >= n) return;
+    __local const float *s = sums + g * GV_VALS + 4 * r;
+    float P0 = s[0], P1 = s[1];
+    const float Q0 = s[2], Q1 = s[3];
+    if (rot) {
+        const int i = c0 % rope_hd;
+        __global const float *cs = rope + (ulong)(rope_pos0 + r % rope_T) * rope_hd;
+        const float cv = cs[i], sv = cs[rope_hd / 2 + i], x = P0, y = P1;
+        P0 = x * cv - y * sv;
+        P1 = y * cv + x * sv;
+    }
+    const ulong o0 = c_off + (ulong)r * ldc + c0, o1 = c_off + (ulong)r * ldc + c1;
+    const int has1 = c1 < n;
+    if (dual && Cb2) { /* k and v */
+        Cb[o0] = armt_to_bf16(P0);
+        Cb2[o0] = armt_to_bf16(Q0);
+        if (has1) {
+            Cb[o1] = armt_to_bf16(P1);
+            Cb2[o1] = armt_to_bf16(Q1);
+        }
+    } else if (dual) { /* gate and up */
+        Cb[o0] = armt_to_bf16(armt_gv_silu(P0) * Q0);
+        if (has1) Cb[o1] = armt_to_bf16(armt_gv_silu(P1) * Q1);
+    } else if (Gt) { /* the up projection, the gate read at C's offsets */
+        const float g0 = Gt[o0], g1 = has1 ? Gt[o1] : 0.0f;
+        Cb[o0] = armt_to_bf16(armt_gv_silu(g0) * P0);
+        if (has1) Cb[o1] = armt_to_bf16(armt_gv_silu(g1) * P1);
+    } else if (Cb) {
+        Cb[o0] = armt_to_bf16(P0);
+        if (has1) Cb[o1] = armt_to_bf16(P1);
+    } else {
+        const float sc = rowscale ? rowscale[a_off / (ulong)lda + r] : 1.0f;
+        C[o0] = P0 * sc + (beta ? C[o0] : 0.0f);
+        if (has1) C[o1] = P1 * sc + (beta ? C[o1] : 0.0f);
+    }
+}
+
+#define GV_LOCALS                                    \
+    __local float red[GV_GROUPS * GV_VALS][GV_LANES + 1]; \
+    __local float sums[GV_GROUPS * GV_VALS];
+
+__kernel __attribute__((reqd_work_group_size(GV_WG, 1, 1))) void armt_gemv_bf16(ARMT_GEMM_PARAMS(float)) {
+    GV_LOCALS
+    armt_gemv(m, n, k, A, 0, lda, W, C, ldc, beta, offs, a_base, a_stride, w_base, w_stride, c_base, c_stride, Gt,
+              Cb, W2, w2_shift, rope, rope_hd, rope_T, rope_pos0, rowscale, Cb2, last_row0, red, sums);
+}
+
+__kernel __attribute__((reqd_work_group_size(GV_WG, 1, 1))) void armt_gemv_bf16bf16(ARMT_GEMM_PARAMS(ushort)) {
+    GV_LOCALS
+    armt_gemv(m, n, k, 0, A, lda, W, C, ldc, beta, offs, a_base, a_stride, w_base, w_stride, c_base, c_stride, Gt,
+              Cb, W2, w2_shift, rope, rope_hd, rope_T, rope_pos0, rowscale, Cb2, last_row0, red, sums);
+}
