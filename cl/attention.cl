@@ -181,3 +181,118 @@ __kernel void armt_window_store(__global const float *ck, __global const float *
     wk[dst] = ck[src];
     wv[dst] = cv[src];
 }
+
+/* ======================================================================================================= */
+/* One new token against a KV cache (generation's decode)                                                  */
+/* ======================================================================================================= */
+
+/* A decode step has one query row per head (position q0, T = 1) and up to a KV cache of keys: the tiled
+ * kernels above would compute whole row tiles of padding and give one work-group per head. Here the keys
+ * are cut into chunks of ATTN_DCHUNK, a work-group of ATTN_HD items per (head, chunk) - split-K, so that a
+ * step has heads x chunks work-groups - and a second kernel combines the chunks' partial softmaxes.
+ *
+ * armt_attention_decode: global (chunks * ATTN_HD, nh, 1), local (ATTN_HD). Chunk c covers keys
+ * c ATTN_DCHUNK .. +ATTN_DCHUNK - 1 of those the row sees (armt_attention_limit, armt_attn_lo and the
+ * window's cached rows, as armt_attention on its row 0 of cell 0). It writes part[(h chunks + c) (HD + 2)
+ * + ...] = (m, l, acc[HD]): the chunk's largest score, sum of exp(s - m) and the sum of exp(s - m) v; an
+ * empty chunk m = -INFINITY, l = 0. Work-item t scores keys t, t + HD, ... of the chunk (q . k scaled), then
+ * owns output element t.
+ * armt_attention_decode_combine: global (nh * ATTN_HD), local (ATTN_HD): out = sum_c e^(m_c - M) acc_c /
+ * sum_c e^(m_c - M) l_c, M = max_c m_c, as fp32 into out and (outb != NULL) bf16 into outb, both at the
+ * row's offsets. */
+#ifndef ATTN_DCHUNK
+#define ATTN_DCHUNK 256
+#endif
+
+__kernel __attribute__((reqd_work_group_size(ATTN_HD, 1, 1))) void
+armt_attention_decode(__global const float *q, __global const float *k, __global const float *v,
+                      __global float *part, const int nh, const int nkv, const float scale,
+                      const ulong kv_off, const int Tk, const int q0, WIN_ARGS) {
+    __local float qs[ATTN_HD];
+    __local float ps[ATTN_DCHUNK];
+    __local float red[ATTN_HD];
+    const int t = get_local_id(0), c = get_group_id(0), h = get_group_id(1), nch = get_num_groups(0);
+    const int kvh = h / (nh / nkv);
+    const ulong kstride = (ulong)nkv * ATTN_HD;
+    __global const float *kb = k + kv_off + (ulong)kvh * ATTN_HD, *vb = v + kv_off + (ulong)kvh * ATTN_HD;
+    const int kfirst = win > 0 ? win - armt_attn_cached(0, win, win_first, j_first) : 0;
+    const int lo = max(kfirst, armt_attn_lo(q0, 0, 1, -1, 1, win, win_first, j_first, ns, nmem));
+    const int hi = min(Tk - 1, armt_attention_limit(0, 0, 1, q0, 0, -1, 1));
+    const int k0 = c * ATTN_DCHUNK, k1 = min(hi, k0 + ATTN_DCHUNK - 1);
+    qs[t] = q[(ulong)h * ATTN_HD + t] * scale;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    /* scores of the chunk's keys, -INFINITY outside what the row sees */
+    float mloc = -INFINITY;
+    for (int i = t; i < ATTN_DCHUNK; i += ATTN_HD) {
+        const int kr = k0 + i;
+        float s = -INFINITY;
+        if (kr >= lo && kr <= k1) {
+            __global const float4 *kp = (__global const float4 *)(kb + (ulong)kr * kstride);
+            float dot = 0.0f;
+            for (int e = 0; e < ATTN_HD / 4; e++) {
+                const float4 kv4 = kp[e];
+                dot +=
+                    qs[4 * e] * kv4.x + qs[4 * e + 1] * kv4.y + qs[4 * e + 2] * kv4.z + qs[4 * e + 3] * kv4.w;
+            }
+            s = dot;
+        }
+        ps[i] = s;
+        mloc = fmax(mloc, s);
+    }
+    /* the chunk's largest score */
+    red[t] = mloc;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int w = ATTN_HD / 2; w > 0; w >>= 1) {
+        if (t < w) red[t] = fmax(red[t], red[t + w]);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    const float m = red[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    __global float *pc = part + ((ulong)h * nch + c) * (ATTN_HD + 2);
+    /* (a chunk with nothing visible: every p is 0, and m stays -INFINITY for the combine to skip) */
+    float lsum = 0.0f;
+    for (int i = t; i < ATTN_DCHUNK; i += ATTN_HD) {
+        const float p = ps[i] == -INFINITY ? 0.0f : exp(ps[i] - m);
+        ps[i] = p;
+        lsum += p;
+    }
+    red[t] = lsum;
+    barrier(CLK_LOCAL_MEM_FENCE); /* (also: every p is in ps) */
+    for (int w = ATTN_HD / 2; w > 0; w >>= 1) {
+        if (t < w) red[t] += red[t + w];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    /* element t of sum p v over the chunk's visible keys (rows past them are not read: a KV cache's
+     * unwritten rows) */
+    float acc = 0.0f;
+    const int kmin = max(lo, k0);
+    for (int kr = kmin; kr <= k1; kr++)
+        acc += ps[kr - k0] * vb[(ulong)kr * kstride + t];
+    if (t == 0) {
+        pc[0] = m;
+        pc[1] = red[0];
+    }
+    pc[2 + t] = acc;
+}
+
+__kernel __attribute__((reqd_work_group_size(ATTN_HD, 1, 1))) void
+armt_attention_decode_combine(__global const float *part, __global float *out, __global ushort *outb,
+                              const int nch) {
+    const int t = get_local_id(0), h = get_group_id(0);
+    __global const float *p = part + (ulong)h * nch * (ATTN_HD + 2);
+    float M = -INFINITY;
+    for (int c = 0; c < nch; c++)
+        M = fmax(M, p[(ulong)c * (ATTN_HD + 2)]);
+    float L = 0.0f, acc = 0.0f;
+    for (int c = 0; c < nch; c++) {
+        __global const float *pc = p + (ulong)c * (ATTN_HD + 2);
+        if (pc[0] == -INFINITY) continue;
+        const float w = exp(pc[0] - M);
+        L += w * pc[1];
+        acc += w * pc[2 + t];
+    }
+    const float o = acc / L;
+    const ulong at = (ulong)h * ATTN_HD + t;
+    out[at] = o;
+    if (outb) outb[at] = armt_to_bf16(o);
+}

@@ -1,7 +1,7 @@
 /*
  * gemv_bf16.cl - the GEMMs of generation: few rows (one new token per sequence) against bf16 weights. Such a
  * product reads every weight once and does two FLOPs per weight and row: its speed is the rate at which the
- * device streams W, which wants many work-groups each with many loads in flight, not the tiles of
+ * device streams W, which wants many work-groups each with several loads in flight, not the tiles of
  * gemm_bf16.cl / gemm_mma*.cl (with m = 1 a 128-row tile computes 127 rows of padding and a launch has too
  * few work-groups to fill the memory system).
  *
@@ -24,7 +24,8 @@
  */
 
 #define GV_LANES  32
-#define GV_GROUPS 8
+#define GV_GROUPS 4
+#define GV_UNROLL 4 /* chunks of 8 per lane in flight */
 #define GV_WG     (GV_LANES * GV_GROUPS)
 #define GV_COLS   (2 * GV_GROUPS) /* output columns per work-group */
 #ifndef GV_ROWS
@@ -62,12 +63,13 @@ inline float8 armt_gv_load_a(__global const float *Af, __global const ushort *Ab
 
 inline float armt_gv_silu(const float g) { return g / (1.0f + exp(-g)); }
 
-inline void armt_gemv(const int m, const int n, const int k, __global const float *Af, __global const ushort *Ab,
-                      const int lda, __global const ushort *W, __global float *C, const int ldc, const int beta,
-                      __global const ulong *offs, const ulong a_base, const ulong a_stride, const ulong w_base,
-                      const ulong w_stride, const ulong c_base, const ulong c_stride, __global const float *Gt,
-                      __global ushort *Cb, __global const ushort *W2, const ulong w2_shift,
-                      __global const float *rope, const int rope_hd, const int rope_T, const int rope_pos0,
+inline void armt_gemv(const int m, const int n, const int k, __global const float *Af,
+                      __global const ushort *Ab, const int lda, __global const ushort *W, __global float *C,
+                      const int ldc, const int beta, __global const ulong *offs, const ulong a_base,
+                      const ulong a_stride, const ulong w_base, const ulong w_stride, const ulong c_base,
+                      const ulong c_stride, __global const float *Gt, __global ushort *Cb,
+                      __global const ushort *W2, const ulong w2_shift, __global const float *rope,
+                      const int rope_hd, const int rope_T, const int rope_pos0,
                       __global const float *rowscale, __global ushort *Cb2, const int last_row0,
                       __local float (*red)[GV_LANES + 1], __local float *sums) {
     const int lid = get_local_id(0), lane = lid % GV_LANES, grp = lid / GV_LANES;
@@ -91,23 +93,36 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
     for (int v = 0; v < GV_VALS; v++)
         acc[v] = 0.0f;
     __global const ushort *w0 = W + w_off + (ulong)c0 * k, *w1 = W + w_off + (ulong)c1 * k;
-    __global const ushort *u0 = W2 + w_off + w2_shift + (ulong)c0 * k, *u1 = W2 + w_off + w2_shift + (ulong)c1 * k;
+    __global const ushort *u0 = W2 + w_off + w2_shift + (ulong)c0 * k,
+                          *u1 = W2 + w_off + w2_shift + (ulong)c1 * k;
     const int ok0 = c0 < n, ok1 = c1 < n;
-    for (int ch = lane * 8; ch < k; ch += GV_LANES * 8) {
-        const uint4 z = (uint4)(0u);
-        const uint4 a0 = ok0 ? *(__global const uint4 *)(w0 + ch) : z;
-        const uint4 a1 = ok1 ? *(__global const uint4 *)(w1 + ch) : z;
-        const uint4 b0 = dual && ok0 ? *(__global const uint4 *)(u0 + ch) : z;
-        const uint4 b1 = dual && ok1 ? *(__global const uint4 *)(u1 + ch) : z;
+    /* GV_UNROLL chunks per lane at a time: their weight loads are issued together (the loop is a chain of
+     * memory latencies otherwise) */
+    for (int ch0 = lane * 8; ch0 < k; ch0 += GV_LANES * 8 * GV_UNROLL) {
+        uint4 a0[GV_UNROLL], a1[GV_UNROLL], b0[GV_UNROLL], b1[GV_UNROLL];
 #pragma unroll
-        for (int r = 0; r < GV_ROWS; r++) {
-            if (r >= m || r < first) continue;
-            const float8 x = armt_gv_load_a(Af, Ab, a_off + (ulong)r * lda + ch);
-            acc[4 * r] += armt_gv_dot8(a0, x);
-            acc[4 * r + 1] += armt_gv_dot8(a1, x);
-            if (dual) {
-                acc[4 * r + 2] += armt_gv_dot8(b0, x);
-                acc[4 * r + 3] += armt_gv_dot8(b1, x);
+        for (int u = 0; u < GV_UNROLL; u++) {
+            const int ch = ch0 + u * GV_LANES * 8, in = ch < k;
+            const uint4 z = (uint4)(0u);
+            a0[u] = in && ok0 ? *(__global const uint4 *)(w0 + ch) : z;
+            a1[u] = in && ok1 ? *(__global const uint4 *)(w1 + ch) : z;
+            b0[u] = in && dual && ok0 ? *(__global const uint4 *)(u0 + ch) : z;
+            b1[u] = in && dual && ok1 ? *(__global const uint4 *)(u1 + ch) : z;
+        }
+#pragma unroll
+        for (int u = 0; u < GV_UNROLL; u++) {
+            const int ch = ch0 + u * GV_LANES * 8;
+            if (ch >= k) break;
+#pragma unroll
+            for (int r = 0; r < GV_ROWS; r++) {
+                if (r >= m || r < first) continue;
+                const float8 x = armt_gv_load_a(Af, Ab, a_off + (ulong)r * lda + ch);
+                acc[4 * r] += armt_gv_dot8(a0[u], x);
+                acc[4 * r + 1] += armt_gv_dot8(a1[u], x);
+                if (dual) {
+                    acc[4 * r + 2] += armt_gv_dot8(b0[u], x);
+                    acc[4 * r + 3] += armt_gv_dot8(b1[u], x);
+                }
             }
         }
     }
@@ -170,18 +185,19 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
     }
 }
 
-#define GV_LOCALS                                    \
+#define GV_LOCALS                                         \
     __local float red[GV_GROUPS * GV_VALS][GV_LANES + 1]; \
     __local float sums[GV_GROUPS * GV_VALS];
 
 __kernel __attribute__((reqd_work_group_size(GV_WG, 1, 1))) void armt_gemv_bf16(ARMT_GEMM_PARAMS(float)) {
     GV_LOCALS
-    armt_gemv(m, n, k, A, 0, lda, W, C, ldc, beta, offs, a_base, a_stride, w_base, w_stride, c_base, c_stride, Gt,
-              Cb, W2, w2_shift, rope, rope_hd, rope_T, rope_pos0, rowscale, Cb2, last_row0, red, sums);
+    armt_gemv(m, n, k, A, 0, lda, W, C, ldc, beta, offs, a_base, a_stride, w_base, w_stride, c_base, c_stride,
+              Gt, Cb, W2, w2_shift, rope, rope_hd, rope_T, rope_pos0, rowscale, Cb2, last_row0, red, sums);
 }
 
-__kernel __attribute__((reqd_work_group_size(GV_WG, 1, 1))) void armt_gemv_bf16bf16(ARMT_GEMM_PARAMS(ushort)) {
+__kernel __attribute__((reqd_work_group_size(GV_WG, 1, 1))) void
+armt_gemv_bf16bf16(ARMT_GEMM_PARAMS(ushort)) {
     GV_LOCALS
-    armt_gemv(m, n, k, 0, A, lda, W, C, ldc, beta, offs, a_base, a_stride, w_base, w_stride, c_base, c_stride, Gt,
-              Cb, W2, w2_shift, rope, rope_hd, rope_T, rope_pos0, rowscale, Cb2, last_row0, red, sums);
+    armt_gemv(m, n, k, 0, A, lda, W, C, ldc, beta, offs, a_base, a_stride, w_base, w_stride, c_base, c_stride,
+              Gt, Cb, W2, w2_shift, rope, rope_hd, rope_T, rope_pos0, rowscale, Cb2, last_row0, red, sums);
 }

@@ -57,6 +57,9 @@ static const acase cases[] = {
     {64, 4, 2, 2, 75, 139, 64, 0, 2, 1, 0, -1, 0, 64, 20, 1, 1, 10},
     /* generation: one row at tail position 40 after a 70-row window of 30 (a KV cache at offset 8) */
     {64, 4, 1, 1, 1, 160, 110, 8, 2, 1, 0, -1, 0, 70, 30, 0, 1, 0},
+    /* decode over three chunks of 256 keys, the first with no key the row sees (a 300-row window holding
+     * 10, none visible to a text row this far on) */
+    {64, 4, 2, 1, 1, 700, 600, 8, 2, 1, 0, -1, 0, 300, 10, 0, 1, 0},
 };
 
 /* The last key row r of cell g sees (the kernels' armt_attention_limit, written again here). */
@@ -269,6 +272,81 @@ static double run_kernel(armt_runtime *rt, cl_program prog, const acase *c, int 
     return d / m;
 }
 
+/* The decode kernels (armt_attention_decode, then armt_attention_decode_combine) on a case of one row
+ * (G = T = 1): max |out - ref| / max |ref| of the fp32 output, and of the bf16 copy in *eb. */
+static double run_decode(armt_runtime *rt, cl_program prog, const acase *c, const float *q, const float *k,
+                         const float *v, const double *ref, double *eb) {
+    cl_int e;
+    cl_kernel kd = clCreateKernel(prog, "armt_attention_decode", &e);
+    ck_assert_int_eq(e, CL_SUCCESS);
+    cl_kernel kc = clCreateKernel(prog, "armt_attention_decode_combine", &e);
+    ck_assert_int_eq(e, CL_SUCCESS);
+    const size_t qn = (size_t)c->nh * c->hd, kn = (size_t)c->kv_off + (size_t)c->Tk * c->nkv * c->hd;
+    const int last = c->q0 < c->Tk - 1 ? c->q0 : c->Tk - 1, nch = last / 256 + 1; /* ATTN_DCHUNK */
+    const size_t pn = (size_t)c->nh * nch * (c->hd + 2);
+    float *out = malloc(qn * 4), *part = malloc(pn * 4);
+    uint16_t *outb = malloc(qn * 2);
+    for (size_t i = 0; i < qn; i++) {
+        out[i] = NAN;
+        outb[i] = 0x7fc1;
+    }
+    for (size_t i = 0; i < pn; i++)
+        part[i] = NAN; /* every partial result is written before it is read */
+    cl_mem bq = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, qn * 4, (void *)q, &e);
+    cl_mem bk = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, kn * 4, (void *)k, &e);
+    cl_mem bv = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, kn * 4, (void *)v, &e);
+    cl_mem bp = clCreateBuffer(rt->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, pn * 4, part, &e);
+    cl_mem bo = clCreateBuffer(rt->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, qn * 4, out, &e);
+    cl_mem bob = clCreateBuffer(rt->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, qn * 2, outb, &e);
+    ck_assert_int_eq(e, CL_SUCCESS);
+    const float scale = (float)(1.0 / sqrt((double)c->hd));
+    const cl_ulong kv_off = (cl_ulong)c->kv_off;
+    const int wa[5] = {c->win, c->win_first, c->win ? c->j_first : -1, c->ns, c->nmem};
+    cl_uint i = 0;
+#define DARG(v) ck_assert_int_eq(clSetKernelArg(kd, i++, sizeof(v), &(v)), CL_SUCCESS)
+    DARG(bq);
+    DARG(bk);
+    DARG(bv);
+    DARG(bp);
+    DARG(c->nh);
+    DARG(c->nkv);
+    DARG(scale);
+    DARG(kv_off);
+    DARG(c->Tk);
+    DARG(c->q0);
+    for (int a = 0; a < 5; a++)
+        DARG(wa[a]);
+#undef DARG
+    size_t gws[2] = {(size_t)nch * (size_t)c->hd, (size_t)c->nh}, lws[2] = {(size_t)c->hd, 1};
+    ck_assert_int_eq(clEnqueueNDRangeKernel(rt->queue, kd, 2, NULL, gws, lws, 0, NULL, NULL), CL_SUCCESS);
+    ck_assert_int_eq(clSetKernelArg(kc, 0, sizeof bp, &bp), CL_SUCCESS);
+    ck_assert_int_eq(clSetKernelArg(kc, 1, sizeof bo, &bo), CL_SUCCESS);
+    ck_assert_int_eq(clSetKernelArg(kc, 2, sizeof bob, &bob), CL_SUCCESS);
+    ck_assert_int_eq(clSetKernelArg(kc, 3, sizeof nch, &nch), CL_SUCCESS);
+    size_t g1 = qn, l1 = (size_t)c->hd;
+    ck_assert_int_eq(clEnqueueNDRangeKernel(rt->queue, kc, 1, NULL, &g1, &l1, 0, NULL, NULL), CL_SUCCESS);
+    ck_assert_int_eq(clEnqueueReadBuffer(rt->queue, bo, CL_TRUE, 0, qn * 4, out, 0, NULL, NULL), CL_SUCCESS);
+    ck_assert_int_eq(clEnqueueReadBuffer(rt->queue, bob, CL_TRUE, 0, qn * 2, outb, 0, NULL, NULL),
+                     CL_SUCCESS);
+    double d = 0, db = 0, m = 0;
+    for (size_t x = 0; x < qn; x++) {
+        uint32_t bits = (uint32_t)outb[x] << 16;
+        float b;
+        memcpy(&b, &bits, 4);
+        d = isfinite(out[x]) ? fmax(d, fabs(out[x] - ref[x])) : INFINITY;
+        db = isfinite(b) ? fmax(db, fabs(b - ref[x])) : INFINITY;
+        m = fmax(m, fabs(ref[x]));
+    }
+    cl_mem all[] = {bq, bk, bv, bp, bo, bob};
+    for (size_t x = 0; x < 6; x++)
+        clReleaseMemObject(all[x]);
+    clReleaseKernel(kd);
+    clReleaseKernel(kc);
+    free(out), free(outb), free(part);
+    *eb = db / m;
+    return d / m;
+}
+
 /* A runtime whose attention_mma is real (NVIDIA, cc >= 8.0) or emulated (anywhere else). */
 static armt_runtime *mma_runtime(void) {
     armt_runtime *rt = test_runtime();
@@ -329,6 +407,11 @@ START_TEST(test_attention_kernels) {
     double e16 = run_kernel(rt, prog, c, 1, q, k, v, ref, o16, 0);
     double eb = run_kernel(rt, prog, c, 2, q, k, v, ref, NULL, 0);
     double ekv = run_kernel(rt, prog, c, 3, q, k, v, ref, okv, 0);
+    if (c->G == 1 && c->T == 1 && c->mem_all == 0 && c->nmem == 0) { /* generation's decode kernels */
+        double edb, ed = run_decode(rt, prog, c, q, k, v, ref, &edb);
+        ck_assert_msg(ed <= TOL_FP32 && edb <= 8e-3, "case %d, decode: fp32 %.3g, its bf16 copy %.3g", _i, ed,
+                      edb);
+    }
     if (c->T > 128 && c->q0 == 0) { /* only the last row of the last cell needed: blocks below it skipped */
         /* the q projection leaves the rows below it out: NaN here, which no needed row may see */
         float *qs = malloc(qn * 4);

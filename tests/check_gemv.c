@@ -20,8 +20,8 @@
 #include <string.h>
 
 enum mode { PLAIN, BETA, ROWSCALE, BF16_OUT, GATE, GATE_UP, KV, ROPE, ROPE_KV, N_MODES };
-static const char *const mode_name[N_MODES] = {"plain",    "beta",    "rowscale", "bf16_out", "gate",
-                                               "gate+up", "k+v",     "rope",     "rope k+v"};
+static const char *const mode_name[N_MODES] = {"plain",   "beta", "rowscale", "bf16_out", "gate",
+                                               "gate+up", "k+v",  "rope",     "rope k+v"};
 
 #define HD 8 /* RoPE head size */
 
@@ -52,7 +52,8 @@ static double silu(double g) { return g / (1.0 + exp(-g)); }
 
 static cl_mem buffer(armt_ctx *ctx, size_t bytes, const void *host) {
     cl_int e;
-    cl_mem b = clCreateBuffer(ctx->rt->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, bytes, (void *)host, &e);
+    cl_mem b =
+        clCreateBuffer(ctx->rt->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, bytes, (void *)host, &e);
     ck_assert_int_eq(e, CL_SUCCESS);
     return b;
 }
@@ -138,8 +139,8 @@ static void run_case(armt_ctx *ctx, enum mode md, int a_bf16, int m, int n, int 
 
     cl_mem ba = buffer(ctx, na * 4, a), bab = buffer(ctx, na * 2, ab), bw = buffer(ctx, nw * 2, w),
            bw2 = buffer(ctx, nw * 2, w2), bc = buffer(ctx, nc * 4, c0), bg = buffer(ctx, nc * 4, gate),
-           bo1 = buffer(ctx, nc * 2, o1), bo2 = buffer(ctx, nc * 2, o2), brs = buffer(ctx, (na / lda + 1) * 4, rs),
-           btab = buffer(ctx, (size_t)(16 + m) * HD * 4, tab);
+           bo1 = buffer(ctx, nc * 2, o1), bo2 = buffer(ctx, nc * 2, o2),
+           brs = buffer(ctx, (na / lda + 1) * 4, rs), btab = buffer(ctx, (size_t)(16 + m) * HD * 4, tab);
     armt_gemm_op op = {.m = (size_t)m,
                        .n = (size_t)n,
                        .k = (size_t)k,
@@ -175,8 +176,8 @@ static void run_case(armt_ctx *ctx, enum mode md, int a_bf16, int m, int n, int 
     armt_gemm_env env = armt_gemm_env_of(ctx);
     armt_gemm_plan plan;
     ck_assert_ptr_null(armt_gemm_plan_make(&env, &op, &plan));
-    ck_assert_msg(plan.gemv && plan.kernel == (a_bf16 ? ARMT_K_GEMV_BF16BF16 : ARMT_K_GEMV_BF16), "%s: not the GEMV",
-                  mode_name[md]);
+    ck_assert_msg(plan.gemv && plan.kernel == (a_bf16 ? ARMT_K_GEMV_BF16BF16 : ARMT_K_GEMV_BF16),
+                  "%s: not the GEMV", mode_name[md]);
     armt_err err;
     armt_err_init(&err);
     armt_status st = armt_gemm(ctx, &op, &err);
@@ -196,30 +197,32 @@ static void run_case(armt_ctx *ctx, enum mode md, int a_bf16, int m, int n, int 
                 const int in = col < n && !(j == count - 1 && r < skip);
                 /* fp32 C: the product where it is written, else as it was (NaN stays NaN) */
                 if (!bout && in)
-                    ck_assert_msg(fabs(c[o] - ref[o]) <= 1e-5 * scale, "%s a_bf16 %d m %d: C[%d][%d][%d] %g, want %g",
-                                  mode_name[md], a_bf16, m, j, r, col, c[o], ref[o]);
+                    ck_assert_msg(fabs(c[o] - ref[o]) <= 1e-5 * scale,
+                                  "%s a_bf16 %d m %d: C[%d][%d][%d] %g, want %g", mode_name[md], a_bf16, m, j,
+                                  r, col, c[o], ref[o]);
                 else
-                    ck_assert_msg(memcmp(&c[o], &c0[o], 4) == 0, "%s: C[%d][%d][%d] changed", mode_name[md], j, r,
-                                  col);
+                    ck_assert_msg(memcmp(&c[o], &c0[o], 4) == 0, "%s: C[%d][%d][%d] changed", mode_name[md],
+                                  j, r, col);
                 /* bf16 outputs: within bf16's rounding (2^-8 relative) */
                 if (bout && in) {
                     ck_assert_msg(fabs(from_bits(o1[o]) - ref[o]) <= 4e-3 * fabs(ref[o]) + 1e-5 * scale,
-                                  "%s a_bf16 %d m %d: out[%d][%d][%d] %g, want %g", mode_name[md], a_bf16, m, j, r,
-                                  col, from_bits(o1[o]), ref[o]);
+                                  "%s a_bf16 %d m %d: out[%d][%d][%d] %g, want %g", mode_name[md], a_bf16, m,
+                                  j, r, col, from_bits(o1[o]), ref[o]);
                 } else {
                     ck_assert_msg(o1[o] == 0x7fc0, "%s: out[%d][%d][%d] written", mode_name[md], j, r, col);
                 }
                 if ((md == KV || md == ROPE_KV) && in)
                     ck_assert_msg(fabs(from_bits(o2[o]) - ref2[o]) <= 4e-3 * fabs(ref2[o]) + 1e-5 * scale,
-                                  "%s: out2[%d][%d][%d] %g, want %g", mode_name[md], j, r, col, from_bits(o2[o]),
-                                  ref2[o]);
+                                  "%s: out2[%d][%d][%d] %g, want %g", mode_name[md], j, r, col,
+                                  from_bits(o2[o]), ref2[o]);
                 else
                     ck_assert_msg(o2[o] == 0x7fc0, "%s: out2[%d][%d][%d] written", mode_name[md], j, r, col);
             }
     cl_mem all[] = {ba, bab, bw, bw2, bc, bg, bo1, bo2, brs, btab};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         clReleaseMemObject(all[i]);
-    free(a), free(c0), free(gate), free(c), free(rs), free(tab), free(ab), free(w), free(w2), free(o1), free(o2);
+    free(a), free(c0), free(gate), free(c), free(rs), free(tab), free(ab), free(w), free(w2), free(o1),
+        free(o2);
     free(ref), free(ref2);
 }
 
@@ -262,8 +265,19 @@ START_TEST(test_gemv_routing) {
     t.gemm_rm = t.gemm_rn = 4;
     armt_gemm_env env = {.tune = &t, .compute_units = 8};
     const size_t off[1] = {0};
-    armt_gemm_op op = {.m = 1, .n = 64, .k = 64, .count = 1, .lda = 64, .a_off = off, .w_bf16 = 1, .ldw = 64,
-                       .w_off = off, .ldc = 64, .c_off = off, .site = -1, .gemv = 1};
+    armt_gemm_op op = {.m = 1,
+                       .n = 64,
+                       .k = 64,
+                       .count = 1,
+                       .lda = 64,
+                       .a_off = off,
+                       .w_bf16 = 1,
+                       .ldw = 64,
+                       .w_off = off,
+                       .ldc = 64,
+                       .c_off = off,
+                       .site = -1,
+                       .gemv = 1};
     armt_gemm_plan plan;
     ck_assert_ptr_null(armt_gemm_plan_make(&env, &op, &plan));
     ck_assert(plan.gemv && plan.kernel == ARMT_K_GEMV_BF16);

@@ -10,7 +10,7 @@
  */
 #include "config.h"
 
-#include "compute/step.h"
+#include "compute/ops.h"
 #include "common/util.h"
 
 #include <math.h>
@@ -101,8 +101,8 @@ static int32_t sample(const float *logits, int V, const armt_generate_params *p,
 /* Runs rows [pos0, pos0 + ns + ntok) of the tail through every layer (read, then the layer with the KV
  * cache): the sink row when ns = 1, then the tokens seq[first .. first + ntok). Each layer's cache has
  * F->win + tmax rows. */
-static armt_status tail_rows(armt_call *F, cl_mem kc, cl_mem vc, size_t tmax, int pos0, size_t first,
-                             int ntok, int ns) {
+static armt_status tail_rows(armt_call *F, cl_mem kc, cl_mem vc, cl_mem part, size_t tmax, int pos0,
+                             size_t first, int ntok, int ns) {
     const int Lyr = F->cfg->n_layers;
     size_t kvd = (size_t)F->nkv * (size_t)F->hd, per = (size_t)F->win + tmax;
     armt_step st = {.l0 = 0,
@@ -114,7 +114,8 @@ static armt_status tail_rows(armt_call *F, cl_mem kc, cl_mem vc, size_t tmax, in
                     .pos0 = pos0,
                     .kcache = kc,
                     .vcache = vc,
-                    .cache_rows = (int)per};
+                    .cache_rows = (int)per,
+                    .part = part};
     ARMT_TRY(armt_step_upload_ids(F, first, (size_t)ntok));
     ARMT_TRY(armt_step_embed(F, &st, first, ntok, 0, ns));
     for (int l = 0; l < Lyr; l++) {
@@ -228,7 +229,10 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
     cand *work = gp.temperature > 0.0f ? malloc((size_t)cfg->vocab_size * sizeof *work) : NULL;
     size_t kvd = (size_t)cfg->n_kv_heads * (size_t)cfg->head_dim;
     size_t cache_bytes = (size_t)cfg->n_layers * (W + tmax) * kvd * sizeof(float);
-    cl_mem kc = NULL, vc = NULL;
+    cl_mem kc = NULL, vc = NULL, part = NULL;
+    /* the decode attention's partial results: a chunk of ARMT_ATTN_DCHUNK keys per work-group and head */
+    const size_t part_bytes = (size_t)cfg->n_heads * ((W + tmax + ARMT_ATTN_DCHUNK - 1) / ARMT_ATTN_DCHUNK) *
+                              ((size_t)cfg->head_dim + 2) * sizeof(float);
     armt_call F;
     int began = 0;
     armt_status st = ARMT_OK;
@@ -239,17 +243,18 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
     }
     memcpy(seq, prompt + cut, R * sizeof *seq);
     {
-        size_t sizes[2] = {cache_bytes, cache_bytes};
-        ARMT_TRY_GOTO(armt_device_fits(ctx->rt, sizes, 2, "generation KV cache", err), fail);
+        size_t sizes[3] = {cache_bytes, cache_bytes, part_bytes};
+        ARMT_TRY_GOTO(armt_device_fits(ctx->rt, sizes, 3, "generation KV cache", err), fail);
     }
     ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, cache_bytes, &kc, "KV cache", err), fail);
     ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, cache_bytes, &vc, "KV cache", err), fail);
+    ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, part_bytes, &part, "decode attention", err), fail);
     ARMT_TRY_GOTO(armt_call_begin(&F, ctx, &none, seq, ntok), fail);
     began = 1;
     F.gemv = 1;
     ARMT_TRY_GOTO(armt_scratch_grow(&F, 1, ns + R, tmax, ntok, 1), fail);
     ARMT_TRY_GOTO(tail_window(&F, kc, vc, tmax), fail);
-    ARMT_TRY_GOTO(tail_rows(&F, kc, vc, tmax, 0, 0, (int)R, (int)ns), fail);
+    ARMT_TRY_GOTO(tail_rows(&F, kc, vc, part, tmax, 0, 0, (int)R, (int)ns), fail);
     ARMT_TRY_GOTO(armt_step_row_logits(&F, (ns + R - 1) * (size_t)F.d, logits), fail);
     double t1 = armt_now();
     if (result) {
@@ -273,7 +278,8 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
         ARMT_TRY_GOTO(token_progress(&prog, (uint64_t)i + 1, err), fail);
         if (stopped || i + 1 == gp.max_new_tokens) break;
         seq[R + (size_t)i] = tok;
-        ARMT_TRY_GOTO(tail_rows(&F, kc, vc, tmax, (int)(ns + R + (size_t)i), R + (size_t)i, 1, 0), fail);
+        ARMT_TRY_GOTO(tail_rows(&F, kc, vc, part, tmax, (int)(ns + R + (size_t)i), R + (size_t)i, 1, 0),
+                      fail);
         ARMT_TRY_GOTO(armt_step_row_logits(&F, 0, logits), fail);
     }
     if (ctx->prof_on) armt_ctx_prof_collect(ctx);
@@ -290,6 +296,7 @@ done:
     if (began) armt_call_end(&F);
     armt_buffer_release(ctx->rt, &kc, cache_bytes);
     armt_buffer_release(ctx->rt, &vc, cache_bytes);
+    armt_buffer_release(ctx->rt, &part, part_bytes);
     free(seq);
     free(logits);
     free(work);

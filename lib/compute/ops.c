@@ -203,6 +203,26 @@ armt_status armt_op_attention(armt_call *F, const armt_step *st, armt_kernel_id 
     return armt_op_launch(F, aid, 3, (T + bq - 1) / bq * 32 * warps, (size_t)F->nh, G, 32 * warps);
 }
 
+armt_status armt_op_attention_decode(armt_call *F, const armt_step *st, cl_mem kbuf, cl_mem vbuf,
+                                     cl_ulong kv_off, int Tk, int q0, int out_bf16) {
+    armt_err *err = F->err;
+    armt_ctx *ctx = F->ctx;
+    cl_kernel k = ctx->k[ARMT_K_ATTENTION_DECODE], kc = ctx->k[ARMT_K_ATTENTION_DECODE_COMBINE];
+    const float scale = (float)(1.0 / sqrt((double)F->hd));
+    const int last = q0 < Tk - 1 ? q0 : Tk - 1, nch = last / ARMT_ATTN_DCHUNK + 1;
+    const int j_first = 0, nmem = 0; /* one cell, the call's first; a generation tail has no memory rows */
+    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->q), ARMT_KA(kbuf), ARMT_KA(vbuf), ARMT_KA(st->part),
+                        ARMT_KA(F->nh), ARMT_KA(F->nkv), ARMT_KA(scale), ARMT_KA(kv_off), ARMT_KA(Tk),
+                        ARMT_KA(q0), ARMT_KA(F->win), ARMT_KA(F->win_first), ARMT_KA(j_first), ARMT_KA(F->ns),
+                        ARMT_KA(nmem)));
+    ARMT_TRY(armt_op_launch(F, ARMT_K_ATTENTION_DECODE, 2, (size_t)nch * (size_t)F->hd, (size_t)F->nh, 1,
+                            (size_t)F->hd));
+    cl_mem outb = out_bf16 ? ctx->abf : NULL;
+    ARMT_TRY(ARMT_KARGS(kc, 0, err, ARMT_KA(st->part), ARMT_KA(ctx->att), ARMT_KA(outb), ARMT_KA(nch)));
+    return armt_op_launch(F, ARMT_K_ATTENTION_DECODE_COMBINE, 1, (size_t)F->nh * (size_t)F->hd, 1, 1,
+                          (size_t)F->hd);
+}
+
 armt_status armt_op_window_gather(armt_call *F, const armt_step *st) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;

@@ -51,6 +51,12 @@ armt_status armt_op_embed(armt_call *F, const armt_step *st, size_t first, int L
 /* Attention of the step's cells (kernel aid) from q and the keys/values kbuf/vbuf (element offset kv_off,
  * Tk rows, queries from position q0) into att, or into ctx->abf as bf16 (out_bf16, tensor-core kernels);
  * rows [0, skip) of the last cell are not computed. */
+/* Keys per chunk of the decode attention (ATTN_DCHUNK in cl/attention.cl). */
+#define ARMT_ATTN_DCHUNK 256
+/* One row (generation's decode, st->T = 1) against a KV cache: the split-K kernel into st->part, then the
+ * combine into ctx->att (and, out_bf16, its bf16 copy into ctx->abf). */
+armt_status armt_op_attention_decode(armt_call *F, const armt_step *st, cl_mem kbuf, cl_mem vbuf,
+                                     cl_ulong kv_off, int Tk, int q0, int out_bf16);
 armt_status armt_op_attention(armt_call *F, const armt_step *st, armt_kernel_id aid, cl_mem kbuf, cl_mem vbuf,
                               cl_ulong kv_off, int Tk, int q0, int skip, int out_bf16);
 /* Sliding window: the keys and values of the step's cells with their layers' windows (ctx->ck, ctx->cv),

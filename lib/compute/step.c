@@ -269,6 +269,16 @@ static armt_status attention(armt_call *F, const armt_step *st, int skip, int kv
         Tk = F->win + st->T;
         q0 = F->win;
     }
+    if (st->kcache && st->part && st->T == 1 && F->hd % 4 == 0 && kv_off % 4 == 0) {
+        /* one new token: the split-K decode kernels, writing the o projection's bf16 operand too */
+        const int ob = armt_gemm_bf16_operands(ctx);
+        ARMT_TRY(armt_op_attention_decode(F, st, kbuf, vbuf, kv_off, Tk, q0, ob));
+        F->abf_src = ctx->att;
+        F->abf_buf = ctx->abf;
+        F->abf_only = 0;
+        if (!ob) armt_op_unstage(F);
+        return ARMT_OK;
+    }
     const armt_kernel_id aid = kv_bf16                                           ? ARMT_K_ATTENTION_MMA_KVBF16
                                : ctx->k[ARMT_K_ATTENTION_MMA] && kv_off % 4 == 0 ? ARMT_K_ATTENTION_MMA
                                                                                  : ARMT_K_ATTENTION;

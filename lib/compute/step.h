@@ -48,6 +48,8 @@ typedef struct armt_step {
     cl_mem kcache, vcache;
     size_t cache_off;
     int cache_rows;
+    cl_mem part; /* generation: the decode attention's partial results (nh x cache_rows / 256 chunks x hd + 2
+                  * floats), NULL: the tiled attention kernels */
 } armt_step;
 
 /* ---- forward.c: the call ---- */

@@ -58,6 +58,8 @@ static const struct {
     [ARMT_K_GEMM_TF32] = {"armt_gemm_tf32", ARMT_P_GEMM_TF32, 1},
     [ARMT_K_GEMV_BF16] = {"armt_gemv_bf16", ARMT_P_GEMM_BF16},
     [ARMT_K_GEMV_BF16BF16] = {"armt_gemv_bf16bf16", ARMT_P_GEMM_BF16},
+    [ARMT_K_ATTENTION_DECODE] = {"armt_attention_decode", ARMT_P_ATTENTION},
+    [ARMT_K_ATTENTION_DECODE_COMBINE] = {"armt_attention_decode_combine", ARMT_P_ATTENTION},
 }; /* (ARMT_P_ATTENTION: the model's attention program, ARMT_P_ATTENTION or ARMT_P_ATTENTION_MMA) */
 
 /* The source files of each program, in build order; tc = 1: tensor-core files, built only with tensor cores
