@@ -61,6 +61,20 @@ inline int armt_attn_lo(const int kp, const int j, const int T, const int j_shor
     return min(win, win - S + (p - ns));              /* text row i: cached keys i .. S - 1 */
 }
 
+/* A lower bound of armt_attn_lo over the query rows a .. b (a <= b) of cell j: its tiles of keys below it
+ * are masked for every one of those rows, so a work-group (or warp) that owns them skips those tiles (a
+ * tile masked for every row changes no row's sums: adding it is exact, so skipping it is too). Over the
+ * segment block the first key is the sink's win, then the text rows' nondecreasing lo, then the memory rows'
+ * smallest one (win - S): the minimum is at a, at the first text row from a on, or at b. */
+inline int armt_attn_block_lo(const int a, const int b, const int q0, const int j, const int T,
+                              const int j_short, const int T_short, WIN_ARGS) {
+    if (win <= 0) return 0;
+    const int pa = q0 + a - win, t = pa < ns ? min(b, a + ns - pa) : a; /* the first text row from a on */
+    return min(min(armt_attn_lo(q0 + a, j, T, j_short, T_short, win, win_first, j_first, ns, nmem),
+                   armt_attn_lo(q0 + t, j, T, j_short, T_short, win, win_first, j_first, ns, nmem)),
+               armt_attn_lo(q0 + b, j, T, j_short, T_short, win, win_first, j_first, ns, nmem));
+}
+
 __kernel __attribute__((reqd_work_group_size(ATTN_BQ, 1, 1))) void
 armt_attention(__global const float *q, __global const float *k, __global const float *v, __global float *out,
                const int T, const int nh, const int nkv, const float scale, const ulong kv_off, const int Tk,
@@ -92,7 +106,10 @@ armt_attention(__global const float *q, __global const float *k, __global const 
                                                       mem_all, j_short, T_short));
     const int kfirst = win > 0 ? win - armt_attn_cached(j, win, win_first, j_first) : 0;
     const int lo = armt_attn_lo(q0 + r, j, T, j_short, T_short, win, win_first, j_first, ns, nmem);
-    for (int kb = kfirst / ATTN_BK * ATTN_BK; kb <= last; kb += ATTN_BK) {
+    /* the block's first visible key: tiles below it are masked for all its rows */
+    const int blo = armt_attn_block_lo(qb * ATTN_BQ, min(T, qb * ATTN_BQ + ATTN_BQ) - 1, q0, j, T, j_short,
+                                       T_short, win, win_first, j_first, ns, nmem);
+    for (int kb = max(kfirst, blo) / ATTN_BK * ATTN_BK; kb <= last; kb += ATTN_BK) {
         for (int e = lid; e < ATTN_BK * ATTN_HD; e += ATTN_BQ) {
             const int kr = kb + e / ATTN_HD, c = e % ATTN_HD;
             const int in = kr <= last && kr >= kfirst;
@@ -139,19 +156,28 @@ armt_attention(__global const float *q, __global const float *k, __global const 
 
 /* The attention's keys of each cell of a step: ck/cv (G, win + T, kvd) = [the window of the cell's layer,
  * wk/wv (n_layers, win, kvd) right-aligned, rows below its cached ones zeros; the step's own k/v (G, T,
- * kvd)]. Global (kvd, win + T, G). */
+ * kvd)]. Global (kvd, win + T, G). kvb = 1: ck/cv hold bf16 (ushort at the same element offsets; the
+ * attention's bf16-K/V kernel), the window's rows are rounded as the k and v projections' bf16 epilogue
+ * rounds, and the own rows are not copied: that epilogue wrote them in place (global (kvd, win, G)). */
 __kernel void armt_window_gather(__global const float *wk, __global const float *wv, __global const float *k,
                                  __global const float *v, __global float *ck, __global float *cv,
-                                 const int kvd, const int win, const int win_first, CELL_ARGS) {
+                                 const int kvd, const int win, const int win_first, const int kvb,
+                                 CELL_ARGS) {
     const int c = get_global_id(0), r = get_global_id(1), j = get_global_id(2);
     if (c >= kvd || r >= win + T) return;
     const ulong dst = ((ulong)j * (ulong)(win + T) + (ulong)r) * (ulong)kvd + (ulong)c;
     if (r < win) {
         const int keep = r >= win - armt_attn_cached(j, win, win_first, s0);
         const ulong src = ((ulong)CELL_LAYER(j) * (ulong)win + (ulong)r) * (ulong)kvd + (ulong)c;
-        ck[dst] = keep ? wk[src] : 0.0f;
-        cv[dst] = keep ? wv[src] : 0.0f;
-    } else {
+        const float xk = keep ? wk[src] : 0.0f, xv = keep ? wv[src] : 0.0f;
+        if (kvb) {
+            ((__global ushort *)ck)[dst] = armt_to_bf16(xk);
+            ((__global ushort *)cv)[dst] = armt_to_bf16(xv);
+        } else {
+            ck[dst] = xk;
+            cv[dst] = xv;
+        }
+    } else if (!kvb) {
         const ulong src = ((ulong)j * (ulong)T + (ulong)(r - win)) * (ulong)kvd + (ulong)c;
         ck[dst] = k[src];
         cv[dst] = v[src];
@@ -160,11 +186,11 @@ __kernel void armt_window_gather(__global const float *wk, __global const float 
 
 /* The window after each cell: the last min(win, S + n) of [its S cached rows, its n text rows] (n = the
  * cell's rows - ns - nmem), from the combined ck/cv of armt_window_gather (the cached rows at win - S ..,
- * the text rows at win + ns ..), right-aligned into wk/wv of the cell's layer, zeros below. Global (kvd,
- * win, G). */
+ * the text rows at win + ns ..; bf16 with kvb, stored back exactly as fp32), right-aligned into wk/wv of the
+ * cell's layer, zeros below. Global (kvd, win, G). */
 __kernel void armt_window_store(__global const float *ck, __global const float *cv, __global float *wk,
                                 __global float *wv, const int kvd, const int win, const int win_first,
-                                const int ns, const int nmem, CELL_ARGS) {
+                                const int ns, const int nmem, const int kvb, CELL_ARGS) {
     const int c = get_global_id(0), r = get_global_id(1), j = get_global_id(2);
     if (c >= kvd || r >= win) return;
     const int S = armt_attn_cached(j, win, win_first, s0), n = CELL_ROWS(j) - ns - nmem;
@@ -178,8 +204,8 @@ __kernel void armt_window_store(__global const float *ck, __global const float *
     const int idx = total - win + r; /* in [cached rows, text rows] */
     const int row = idx < S ? win - S + idx : win + ns + (idx - S);
     const ulong src = ((ulong)j * (ulong)(win + T) + (ulong)row) * (ulong)kvd + (ulong)c;
-    wk[dst] = ck[src];
-    wv[dst] = cv[src];
+    wk[dst] = kvb ? armt_from_bf16(((__global const ushort *)ck)[src]) : ck[src];
+    wv[dst] = kvb ? armt_from_bf16(((__global const ushort *)cv)[src]) : cv[src];
 }
 
 /* ======================================================================================================= */

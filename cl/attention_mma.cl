@@ -150,7 +150,14 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
     /* the window's rows below its cached ones are staged as zeros too (kfirst), and each lane's two rows of
      * every row tile see keys from lo on (0 without a window) */
     const int kfirst = win > 0 ? win - armt_attn_cached(j, win, win_first, j_first) : 0;
-    const int kb0 = kfirst / AM_BK * AM_BK;
+    /* tiles below the block's first visible key are masked for all its rows (armt_attn_block_lo): the
+     * block starts at the tile that holds it; a warp skips the tiles below its own rows' first key */
+    const int kb0 = max(kfirst, armt_attn_block_lo(qb * AM_BQ, min(T, qb * AM_BQ + AM_BQ) - 1, q0, j, T,
+                                                   j_short, T_short, win, win_first, j_first, ns, nmem)) /
+                    AM_BK * AM_BK;
+    const int wlo = w0 < T ? armt_attn_block_lo(w0, min(T - 1, w0 + AM_WR - 1), q0, j, T, j_short, T_short,
+                                                win, win_first, j_first, ns, nmem)
+                           : 0;
     int lo[AM_RT][2];
 #pragma unroll
     for (int rt = 0; rt < AM_RT; rt++) {
@@ -218,7 +225,8 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
             barrier(CLK_LOCAL_MEM_FENCE);
         }
 #if !ARMT_MMA_EMULATE
-        if (kb > wlast) continue; /* every key of the tile is in this warp's future (warp-uniform) */
+        if (kb > wlast) continue;        /* every key of the tile is in this warp's future (warp-uniform) */
+        if (kb + AM_BK <= wlo) continue; /* or below its rows' window (warp-uniform) */
 #endif
         /* S = Q K^T: each K fragment read once for the warp's AM_RT row tiles */
         float s[AM_RT][AM_SN][4];

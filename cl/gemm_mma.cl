@@ -189,16 +189,31 @@ armt_mma_gemm(const int m, const int n, const int k, __global const float *Af, _
 #if MMA_WGMMA
     /* this warpgroup's rows of the A tile */
     const uint wg_a = (uint)(warp >> 2) * (MMA_WG_ROWS * MMA_ROWB);
-#define MMA_WG_ISSUE(sa)                                                                           \
-    do {                                                                                           \
-        MMA_WG_FENCE();                                                                            \
-        _Pragma("unroll") for (int ks = 0; ks < MMA_KS; ks++)                                      \
-            _Pragma("unroll") for (int i = 0; i < MMA_MT; i++)                                     \
-                _Pragma("unroll") for (int nc = 0; nc < MMA_BN / MMA_WG_N; nc++)                   \
-                    MMA_WGMMA_OP(acc[i] + nc * (MMA_WG_N / 8),                                     \
-                                 (sa) + wg_a + (uint)(i * 64 * MMA_ROWB + ks * 32),                \
-                                 (sa) + (uint)(MMA_A_BYTES + nc * MMA_WG_N * MMA_ROWB + ks * 32)); \
-        MMA_WG_COMMIT();                                                                           \
+    /* Half mode (MMA_HALF_OK, gemm_mma_warp.cl), a row tile with at most 64 rows inside m (the cells' last
+     * row tile when their rows are one past a multiple of 128: a sink row, 1153 = 9 x 128 + 1): both
+     * warpgroups multiply the tile's first 64 rows, warpgroup g the W rows 128 g .. + 127, with m64n128k16
+     * into acc[0][0 .. NT/2 - 1]; after the loop warpgroup 1 hands its columns to warpgroup 0 (acc[0][NT/2
+     * ..]), whose accumulators then hold the whole tile's valid rows exactly as in the full mode (every
+     * element sums the same k16 products in the same order), and the epilogue is unchanged (warpgroup 1's
+     * rows lie past m). Half the tensor work of such a tile; the condition is the same for the whole
+     * work-group, so the wgmma stay in one non-divergent pipeline. */
+    const int halfm = MMA_HALF_OK && row0 + 64 >= m;
+    const uint wg_bh = (uint)(warp >> 2) * (uint)(MMA_BN / 2 * MMA_ROWB);
+#define MMA_WG_ISSUE(sa)                                                                               \
+    do {                                                                                               \
+        MMA_WG_FENCE();                                                                                \
+        if (halfm) {                                                                                   \
+            _Pragma("unroll") for (int ks = 0; ks < MMA_KS; ks++) MMA_WGMMA_OP_HALF(                   \
+                acc[0], (sa) + (uint)(ks * 32), (sa) + wg_bh + (uint)(MMA_A_BYTES + ks * 32));         \
+        } else {                                                                                       \
+            _Pragma("unroll") for (int ks = 0; ks < MMA_KS; ks++)                                      \
+                _Pragma("unroll") for (int i = 0; i < MMA_MT; i++)                                     \
+                    _Pragma("unroll") for (int nc = 0; nc < MMA_BN / MMA_WG_N; nc++)                   \
+                        MMA_WGMMA_OP(acc[i] + nc * (MMA_WG_N / 8),                                     \
+                                     (sa) + wg_a + (uint)(i * 64 * MMA_ROWB + ks * 32),                \
+                                     (sa) + (uint)(MMA_A_BYTES + nc * MMA_WG_N * MMA_ROWB + ks * 32)); \
+        }                                                                                              \
+        MMA_WG_COMMIT();                                                                               \
     } while (0)
 #endif
 
@@ -226,6 +241,28 @@ armt_mma_gemm(const int m, const int n, const int k, __global const float *Af, _
         rd = rd_next;
     }
     MMA_WG_WAIT0();
+#if MMA_HALF_OK
+    if (halfm) {
+        /* warpgroup 1's columns (its acc[0][0 .. NT/2 - 1]) to the same thread of warpgroup 0 (acc[0][NT/2
+         * ..]), through the tiles' local memory (every wgmma has completed: no one reads it any more) */
+        __local float *xs = (__local float *)smem;
+        const int slot = (warp & 3) * 32 + lane;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (warp >= 4)
+#pragma unroll
+            for (int q = 0; q < MMA_NT / 2; q++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    xs[(q * 4 + e) * 128 + slot] = acc[0][q][e];
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (warp < 4)
+#pragma unroll
+            for (int q = 0; q < MMA_NT / 2; q++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    acc[0][MMA_NT / 2 + q][e] = xs[(q * 4 + e) * 128 + slot];
+    }
+#endif
 #else
 
     uint fa[MMA_MT][4], fb[MMA_NT][2];

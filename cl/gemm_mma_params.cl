@@ -74,6 +74,9 @@
  * from W (gate), the last 128 from W2 (up), both at the same output columns, so each thread holds gate and
  * up of the same elements and writes bf16(silu(gate) * up); see the bf16 x bf16 entry. */
 #define MMA_DUAL_OK (MMA_WGMMA && MMA_BN == 256 && (MMA_BN / 2) % (MMA_THREADS / (MMA_BK / 8)) == 0)
+/* Row tiles with at most 64 rows inside m run in the half mode (gemm_mma.cl): the 128 x 256 tiles of two
+ * warpgroups, one m64 block each, whole-tile wgmma n (the split gives each warpgroup n 128) */
+#define MMA_HALF_OK (MMA_WGMMA && MMA_BM == 128 && MMA_THREADS == 256 && MMA_BN == 256 && MMA_WG_N == 256)
 
 #define MMA_THREADS (32 * MMA_WARPS_M * MMA_WARPS_N)
 #define MMA_WM      (MMA_BM / MMA_WARPS_M) /* warp tile rows */

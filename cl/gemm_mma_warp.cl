@@ -37,6 +37,19 @@ inline float armt_emu_wg_half(__local uint *smem, uint addr) {
                 (d)[j_][e_] = s_;                                                    \
             }                                                                        \
     } while (0)
+/* the same with n = 128 (the half mode, gemm_mma.cl): d[0 .. 15] */
+#define MMA_WGMMA_OP_HALF(d, off_a, off_b)                                           \
+    do {                                                                             \
+        for (int j_ = 0; j_ < 16; j_++)                                              \
+            for (int e_ = 0; e_ < 4; e_++) {                                         \
+                const int r_ = 16 * (warp & 3) + (lane >> 2) + 8 * (e_ >> 1);        \
+                const int c_ = 8 * j_ + 2 * (lane & 3) + (e_ & 1);                   \
+                float s_ = (d)[j_][e_];                                              \
+                for (int kk_ = 0; kk_ < 16; kk_++)                                   \
+                    s_ += MMA_WG_ELEM(off_a, r_, kk_) * MMA_WG_ELEM(off_b, c_, kk_); \
+                (d)[j_][e_] = s_;                                                    \
+            }                                                                        \
+    } while (0)
 #define MMA_WG_FENCE()    ((void)0)
 #define MMA_WG_COMMIT()   ((void)0)
 #define MMA_WG_WAIT0()    ((void)0)
@@ -112,6 +125,7 @@ inline ulong armt_wg_desc(uint saddr) {
                                    "}, %128, %129, armt_p, 1, 1, 0, 0; }"                                    \
                          : MMA_WG_D0(d), MMA_WG_D1(d), MMA_WG_D2(d), MMA_WG_D3(d)                            \
                          : "l"(armt_wg_desc(sbase + (off_a))), "l"(armt_wg_desc(sbase + (off_b))), "r"(1))
+#define MMA_WGMMA_OP_HALF(d, off_a, off_b) MMA_WGMMA_OP_128(d, off_a, off_b) /* the half mode (gemm_mma.cl) */
 #if MMA_WG_N == 256
 #define MMA_WGMMA_OP(d, off_a, off_b) MMA_WGMMA_OP_256(d, off_a, off_b)
 #elif MMA_WG_N == 128

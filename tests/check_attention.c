@@ -55,6 +55,11 @@ static const acase cases[] = {
     {32, 4, 2, 3, 13, 21, 8, 0, 2, 2, 0, 0, 10, 8, 5, 2, 1, 4},
     /* the cp.async tiles across a 64-row window holding 20 rows in segment 0's cell (cell 1) */
     {64, 4, 2, 2, 75, 139, 64, 0, 2, 1, 0, -1, 0, 64, 20, 1, 1, 10},
+    /* a 128-row window (two key tiles) before [sink, 160 text, 8 memory] rows: blocks of later text rows
+     * start past the window's first tiles (armt_attn_block_lo); cell 0 short (141 text rows), cell 1 holding
+     * 100 cached rows; then full windows on two row tiles per warp and four warps */
+    {64, 4, 2, 2, 169, 297, 128, 0, 2, 1, 0, 0, 150, 128, 100, 1, 1, 8},
+    {32, 2, 1, 2, 169, 297, 128, 0, 4, 2, 0, -1, 0, 128, 128, -1, 1, 8},
     /* generation: one row at tail position 40 after a 70-row window of 30 (a KV cache at offset 8) */
     {64, 4, 1, 1, 1, 160, 110, 8, 2, 1, 0, -1, 0, 70, 30, 0, 1, 0},
     /* decode over three chunks of 256 keys, the first with no key the row sees (a 300-row window holding

@@ -269,10 +269,11 @@ START_TEST(test_tensor_core_generate) {
 END_TEST
 
 /* A bf16 model with a sink and src/armt_sw.py's sliding window on the tensor-core kernels (mma.sync tiles):
- * the attention on fp32 keys with the window's bounds (armt_attention_mma, not the bf16-K/V kernel: the
- * window is fp32), diagonal = sequential bit for bit, logits within bf16 rounding of the double-precision
- * reference on the same bf16 weights, and greedy generation (the tail attending to the window) equal to
- * the reference's while its choice is clear. */
+ * the forward's attention on bf16 keys with the window's bounds (armt_attention_mma_kvbf16: the k and v
+ * projections write bf16 K/V behind the windows, which the gather rounds to bf16), diagonal = sequential bit
+ * for bit, logits within bf16 rounding of the double-precision reference on the same bf16 weights, and
+ * greedy generation (the tail attending to the window in an fp32 KV cache: armt_attention_mma) equal to the
+ * reference's while its choice is clear. */
 START_TEST(test_tensor_core_window) {
     armt_runtime *rt = tile_runtime(0, 1);
     armt_config c;
@@ -315,7 +316,7 @@ START_TEST(test_tensor_core_window) {
             mma |= strcmp(names[i], "armt_attention_mma") == 0;
             kvbf16 |= strcmp(names[i], "armt_attention_mma_kvbf16") == 0;
         }
-        ck_assert_msg(mma && !kvbf16, "window attention: armt_attention_mma %d, _kvbf16 %d", mma, kvbf16);
+        ck_assert_msg(!mma && kvbf16, "window attention: armt_attention_mma %d, _kvbf16 %d", mma, kvbf16);
         double d = 0, mx = 0;
         for (size_t i = 0; i < n * V; i++) {
             d = fmax(d, fabs(out[sch][i] - ref[i]));

@@ -8,7 +8,7 @@
 set -e
 here=$(cd "$(dirname "$0")/.." && pwd)
 case $1 in
-gemm) src="$here/cl/gemm_bf16.cl $here/cl/gemm_mma_params.cl $here/cl/gemm_mma_warp.cl"
+gemm) src="$here/cl/gemm_args.h $here/cl/gemm_bf16.cl $here/cl/gemm_mma_params.cl $here/cl/gemm_mma_warp.cl"
       src="$src $here/cl/gemm_mma_epilogue.cl $here/cl/gemm_mma.cl $here/cl/gemm_mma_entries.cl"; shift ;;
 attention) src="$here/cl/attention.cl $here/cl/attention_mma.cl"; shift ;;
 *) src=; while [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; do src="$src $1"; shift; done ;;
@@ -33,6 +33,7 @@ cat > "$tmp/shim.h" <<'SHIM'
 #define fma(a, b, c) __builtin_fmaf(a, b, c)
 SHIM
 cat "$tmp/shim.h" "$here/cl/common.cl" "$here/cl/mma.cl" $src > "$tmp/k.cl"
-"$CLANG" -x cl -cl-std=CL1.2 -target nvptx64-nvidia-cuda -Xclang -finclude-default-header -O3 "$@" -S "$tmp/k.cl" -o "$tmp/k.ptx" 2>&1 | grep -v "warning\|^ *[0-9]* | \|^ *|\|^ *\^\|generated" || true
-sed -i 's/^\.target .*/.target sm_90a/; s/^\.version .*/.version 8.0/' "$tmp/k.ptx"
-"$PTXAS" $PTXAS_OPTS -arch=sm_90a -v "$tmp/k.ptx" -o "$tmp/k.cubin" 2>&1 | grep -E "Compiling|registers|spill|rror" || true
+"$CLANG" -x cl -cl-std=CL1.2 -D__OPENCL_VERSION__=120 -target nvptx64-nvidia-cuda -Xclang -finclude-default-header -O3 "$@" -S "$tmp/k.cl" -o "$tmp/k.ptx" 2>&1 | grep -v "warning\|^ *[0-9]* | \|^ *|\|^ *\^\|generated" || true
+# the wgmma lines behind their mark (ARMT_SM90A_MARK, lib/device/nv_ptx.c) become instructions, as the runtime does
+sed -i 's/^\.target .*/.target sm_90a/; s/^\.version .*/.version 8.0/; s#//@sm90a ##g' "$tmp/k.ptx"
+"$PTXAS" $PTXAS_OPTS -arch=sm_90a -v "$tmp/k.ptx" -o "$tmp/k.cubin" 2>&1 | grep -E "Compiling|registers|spill|rror|serialized" || true

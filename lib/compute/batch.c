@@ -381,7 +381,7 @@ static armt_status doc_attention(bdoc *D) {
     cl_mem kbuf = v->kk, vbuf = v->vv;
     int Tk = D->st.T, q0 = 0;
     if (F->win) {
-        ARMT_TRY(armt_op_window_gather(F, &D->st));
+        ARMT_TRY(armt_op_window_gather(F, &D->st, 0)); /* fp32 K/V */
         kbuf = v->ck;
         vbuf = v->cv;
         Tk = F->win + D->st.T;
@@ -389,7 +389,7 @@ static armt_status doc_attention(bdoc *D) {
     }
     const armt_kernel_id aid = v->k[ARMT_K_ATTENTION_MMA] ? ARMT_K_ATTENTION_MMA : ARMT_K_ATTENTION;
     ARMT_TRY(armt_op_attention(F, &D->st, aid, kbuf, vbuf, 0, Tk, q0, 0, 0));
-    if (F->win) ARMT_TRY(armt_op_window_store(F, &D->st));
+    if (F->win) ARMT_TRY(armt_op_window_store(F, &D->st, 0));
     return ARMT_OK;
 }
 

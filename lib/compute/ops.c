@@ -223,28 +223,29 @@ armt_status armt_op_attention_decode(armt_call *F, const armt_step *st, cl_mem k
                           (size_t)F->hd);
 }
 
-armt_status armt_op_window_gather(armt_call *F, const armt_step *st) {
+armt_status armt_op_window_gather(armt_call *F, const armt_step *st, int kvb) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
     cl_kernel k = ctx->k[ARMT_K_WINDOW_GATHER];
     const int kvd = F->nkv * F->hd;
     ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->win_k), ARMT_KA(ctx->win_v), ARMT_KA(ctx->kk),
                         ARMT_KA(ctx->vv), ARMT_KA(ctx->ck), ARMT_KA(ctx->cv), ARMT_KA(kvd), ARMT_KA(F->win),
-                        ARMT_KA(F->win_first)));
-    ARMT_TRY(set_cell_args(F, k, 9, st));
-    return armt_op_launch(F, ARMT_K_WINDOW_GATHER, 3, (size_t)kvd, (size_t)(F->win + st->T), (size_t)st->G,
-                          0);
+                        ARMT_KA(F->win_first), ARMT_KA(kvb)));
+    ARMT_TRY(set_cell_args(F, k, 10, st));
+    /* (bf16: the own rows are in place already, only the window's are gathered) */
+    const size_t rows = (size_t)F->win + (kvb ? 0 : (size_t)st->T);
+    return armt_op_launch(F, ARMT_K_WINDOW_GATHER, 3, (size_t)kvd, rows, (size_t)st->G, 0);
 }
 
-armt_status armt_op_window_store(armt_call *F, const armt_step *st) {
+armt_status armt_op_window_store(armt_call *F, const armt_step *st, int kvb) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
     cl_kernel k = ctx->k[ARMT_K_WINDOW_STORE];
     const int kvd = F->nkv * F->hd;
     ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->ck), ARMT_KA(ctx->cv), ARMT_KA(ctx->win_k),
                         ARMT_KA(ctx->win_v), ARMT_KA(kvd), ARMT_KA(F->win), ARMT_KA(F->win_first),
-                        ARMT_KA(F->ns), ARMT_KA(F->M)));
-    ARMT_TRY(set_cell_args(F, k, 9, st));
+                        ARMT_KA(F->ns), ARMT_KA(F->M), ARMT_KA(kvb)));
+    ARMT_TRY(set_cell_args(F, k, 10, st));
     return armt_op_launch(F, ARMT_K_WINDOW_STORE, 3, (size_t)kvd, (size_t)F->win, (size_t)st->G, 0);
 }
 

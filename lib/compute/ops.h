@@ -60,9 +60,10 @@ armt_status armt_op_attention_decode(armt_call *F, const armt_step *st, cl_mem k
 armt_status armt_op_attention(armt_call *F, const armt_step *st, armt_kernel_id aid, cl_mem kbuf, cl_mem vbuf,
                               cl_ulong kv_off, int Tk, int q0, int skip, int out_bf16);
 /* Sliding window: the keys and values of the step's cells with their layers' windows (ctx->ck, ctx->cv),
- * and the windows after the step (cl/attention.cl). */
-armt_status armt_op_window_gather(armt_call *F, const armt_step *st);
-armt_status armt_op_window_store(armt_call *F, const armt_step *st);
+ * and the windows after the step (cl/attention.cl). kvb: ck/cv hold bf16, the step's own rows written
+ * there by the k and v projections (only the windows are gathered). */
+armt_status armt_op_window_gather(armt_call *F, const armt_step *st, int kvb);
+armt_status armt_op_window_store(armt_call *F, const armt_step *st, int kvb);
 /* src (G, rows, cols) fp32 -> dst + dst_off (G, cols, nseg * kseg) bf16 transposed (see memory.cl). */
 armt_status armt_op_bf16_transpose(armt_call *F, cl_mem src, cl_mem dst, size_t dst_off, int rows, int cols,
                                    int l0, int G, int kseg, int nseg, int pat);

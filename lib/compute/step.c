@@ -206,8 +206,9 @@ static armt_status qkv(armt_call *F, const armt_step *st, int skip, int *fused_r
     const size_t qd = (size_t)F->nh * F->hd, kvd = (size_t)F->nkv * F->hd;
     const int rope = F->abf_src == ctx->h && armt_gemm_rope_fits(ctx, F->hd, F->d);
     /* K and V in bf16 where the GEMMs run the bf16 x bf16 kernel (as RoPE fused implies) and the rows do not
-     * go to a KV cache or a sliding window (those are fp32) */
-    const int kvb = rope && ctx->k[ARMT_K_ATTENTION_MMA_KVBF16] && !st->kcache && !F->win;
+     * go to a KV cache (fp32); with a sliding window straight into their place behind the window in ck / cv
+     * (G, win + T, kvd), which armt_window_gather then completes with the windows */
+    const int kvb = rope && ctx->k[ARMT_K_ATTENTION_MMA_KVBF16] && !st->kcache;
     *fused_rope = rope;
     *kv_bf16 = kvb;
     armt_gemm_epi epi = {
@@ -223,17 +224,23 @@ static armt_status qkv(armt_call *F, const armt_step *st, int skip, int *fused_r
     /* k and v in one GEMM where the tiles pair their weights, unless the launch is small enough for the
      * narrow tiles (one cell: the sequential schedule) */
     const int pair = kvb && armt_gemm_kv_pair_pays(ctx, kvd, G, T);
-    offsets_tmp(st, T, kvd, F->c_off);
-    op = cells_op(F, T, ctx->h, d, ctx->kk, kvd, 0.0f);
+    const int in_win = kvb && F->win;
+    cl_mem kdst = in_win ? ctx->ck : ctx->kk, vdst = in_win ? ctx->cv : ctx->vv;
+    if (in_win)
+        for (size_t j = 0; j < G; j++)
+            F->c_off[j] = (j * ((size_t)F->win + T) + (size_t)F->win) * kvd;
+    else
+        offsets_tmp(st, T, kvd, F->c_off);
+    op = cells_op(F, T, ctx->h, d, kdst, kvd, 0.0f);
     op.epi = epi;
     op.epi.bf16_out = kvb;
-    op.epi.out = ctx->kk; /* (bf16 in the first half of its own memory) */
-    op.epi.out2 = pair ? ctx->vv : NULL;
+    op.epi.out = kdst; /* (bf16 in the first half of its own memory) */
+    op.epi.out2 = pair ? vdst : NULL;
     ARMT_TRY(gemm_role(F, st, op, ARMT_ROLE_WK, pair ? ARMT_ROLE_WV : -1));
     if (!pair) {
-        op.c = ctx->vv;
+        op.c = vdst;
         op.epi.rope = NULL;
-        op.epi.out = ctx->vv;
+        op.epi.out = vdst;
         ARMT_TRY(gemm_role(F, st, op, ARMT_ROLE_WV, -1));
     }
     armt_op_unstage(F);
@@ -263,7 +270,7 @@ static armt_status attention(armt_call *F, const armt_step *st, int skip, int kv
         Tk = st->cache_rows;
         q0 = F->win + st->pos0;
     } else if (F->win) {
-        ARMT_TRY(armt_op_window_gather(F, st));
+        ARMT_TRY(armt_op_window_gather(F, st, kv_bf16));
         kbuf = ctx->ck;
         vbuf = ctx->cv;
         Tk = F->win + st->T;
@@ -284,7 +291,7 @@ static armt_status attention(armt_call *F, const armt_step *st, int skip, int kv
                                                                                  : ARMT_K_ATTENTION;
     const int out_bf16 = aid != ARMT_K_ATTENTION && armt_gemm_bf16_operands(ctx);
     ARMT_TRY(armt_op_attention(F, st, aid, kbuf, vbuf, kv_off, Tk, q0, skip, out_bf16));
-    if (F->win && !st->kcache) ARMT_TRY(armt_op_window_store(F, st));
+    if (F->win && !st->kcache) ARMT_TRY(armt_op_window_store(F, st, kv_bf16));
     if (out_bf16) {
         F->abf_src = ctx->att;
         F->abf_buf = ctx->abf;
