@@ -97,7 +97,7 @@ static const struct {
      0, 0, 0x7, N_TOKENS, 2, ARMT_FP32_GEMM_AUTO},
     /* the portable bf16 kernels; armt: normalised features, a sink row and the sliding window */
     {"bf16", ARMT_PRECISION_BF16, ARMT_TC_OFF, ARMT_TC_AUTO, ARMT_TC_AUTO, 2, 4, 8, ARMT_VARIANT_ARMT, 0, 0,
-     0, 1, 1, 0x8, N_TOKENS, 0, ARMT_FP32_GEMM_AUTO},
+     0, 1, 1, 0x8, N_TOKENS, 3, ARMT_FP32_GEMM_AUTO},
     /* mma.sync tiles and the tensor-core attention (bf16 K and V in the forward, fp32 ones in the
      * generation), RoPE in the GEMMs; the paper's math (one memory head: the read in the GEMM's epilogue) */
     {"bf16-mma", ARMT_PRECISION_BF16, ARMT_TC_EMULATE, ARMT_TC_OFF, ARMT_TC_AUTO, 2, 2, 16,

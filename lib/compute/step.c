@@ -175,8 +175,10 @@ armt_status armt_step_read(armt_call *F, const armt_step *st) {
     ARMT_TRY(gemm_role(F, st, cells_op(F, T, ctx->x, (size_t)F->d, ctx->mq, (size_t)F->dm, 0.0f),
                        ARMT_ROLE_WMQ, -1));
     ARMT_TRY(armt_op_dpfp(F, (size_t)st->G * T));
-    ARMT_TRY(armt_op_stage_bf16(F, ctx->phi, (size_t)st->G * T, (size_t)F->dk));
-    if (ctx->w_mem_bf && F->abf_src == ctx->phi && F->dk % 8 == 0 && F->H == 1) {
+    /* generation's one-row steps: the GEMV reads fp32 phi itself, with the row scales (no staging launch) */
+    const int gemv = F->gemv && T <= ARMT_GEMV_ROWS;
+    if (!gemv) ARMT_TRY(armt_op_stage_bf16(F, ctx->phi, (size_t)st->G * T, (size_t)F->dk));
+    if (ctx->w_mem_bf && (F->abf_src == ctx->phi || gemv) && F->dk % 8 == 0 && F->H == 1) {
         /* fused (bf16 models on tensor cores): x += (1/den) phi W_mem in the GEMM's epilogue; the row scales
          * go into ctx->mq, whose projections dpfp has consumed (it holds at least G T d_mem floats) */
         ARMT_TRY(armt_op_mem_read_scale(F, st));
@@ -225,10 +227,15 @@ static armt_status qkv(armt_call *F, const armt_step *st, int skip, int *fused_r
      * narrow tiles (one cell: the sequential schedule) */
     const int pair = kvb && armt_gemm_kv_pair_pays(ctx, kvd, G, T);
     const int in_win = kvb && F->win;
-    cl_mem kdst = in_win ? ctx->ck : ctx->kk, vdst = in_win ? ctx->cv : ctx->vv;
+    /* generation with RoPE in the epilogue: k and v straight into the KV cache (one cell) */
+    const int in_cache = st->kcache && rope && G == 1;
+    cl_mem kdst = in_win ? ctx->ck : in_cache ? st->kcache : ctx->kk;
+    cl_mem vdst = in_win ? ctx->cv : in_cache ? st->vcache : ctx->vv;
     if (in_win)
         for (size_t j = 0; j < G; j++)
             F->c_off[j] = (j * ((size_t)F->win + T) + (size_t)F->win) * kvd;
+    else if (in_cache)
+        F->c_off[0] = st->cache_off + ((size_t)F->win + (size_t)st->pos0) * kvd;
     else
         offsets_tmp(st, T, kvd, F->c_off);
     op = cells_op(F, T, ctx->h, d, kdst, kvd, 0.0f);
@@ -252,7 +259,7 @@ static armt_status qkv(armt_call *F, const armt_step *st, int skip, int *fused_r
  * aligned; they also write the o projection's bf16 operand (staged as att). With a sliding window the keys
  * of each cell follow its layer's window (ctx->ck / ctx->cv, or the KV cache's first F->win rows), and the
  * step's text rows become the windows of its layers after the attention. */
-static armt_status attention(armt_call *F, const armt_step *st, int skip, int kv_bf16) {
+static armt_status attention(armt_call *F, const armt_step *st, int skip, int kv_bf16, int in_cache) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
     const size_t kvd = (size_t)F->nkv * F->hd;
@@ -262,8 +269,10 @@ static armt_status attention(armt_call *F, const armt_step *st, int skip, int kv
     if (st->kcache) {
         size_t at = (st->cache_off + ((size_t)F->win + (size_t)st->pos0) * kvd) * 4,
                bytes = (size_t)st->T * kvd * 4;
-        ARMT_CL_TRY(clEnqueueCopyBuffer(ctx->queue, ctx->kk, st->kcache, 0, at, bytes, 0, NULL, NULL));
-        ARMT_CL_TRY(clEnqueueCopyBuffer(ctx->queue, ctx->vv, st->vcache, 0, at, bytes, 0, NULL, NULL));
+        if (!in_cache) { /* (qkv wrote them there itself otherwise) */
+            ARMT_CL_TRY(clEnqueueCopyBuffer(ctx->queue, ctx->kk, st->kcache, 0, at, bytes, 0, NULL, NULL));
+            ARMT_CL_TRY(clEnqueueCopyBuffer(ctx->queue, ctx->vv, st->vcache, 0, at, bytes, 0, NULL, NULL));
+        }
         kbuf = st->kcache;
         vbuf = st->vcache;
         kv_off = st->cache_off;
@@ -343,7 +352,8 @@ armt_status armt_step_layer(armt_call *F, const armt_step *st) {
     ARMT_TRY(armt_op_rmsnorm(F, st, ARMT_ROLE_NORM_IN)); /* (possibly straight to bf16: see there) */
     ARMT_TRY(qkv(F, st, skip, &rope_done, &kv_bf16));
     if (!rope_done) ARMT_TRY(armt_op_rope(F, st, skip));
-    ARMT_TRY(attention(F, st, skip, kv_bf16));
+    /* (generation: qkv put k and v into the KV cache itself where RoPE was in its epilogue) */
+    ARMT_TRY(attention(F, st, skip, kv_bf16, st->kcache && rope_done && st->G == 1));
     /* x += att Wo^T (beta = 1 adds the residual in the GEMM) */
     offsets_tmp(st, T, qd, F->a_off);
     offsets_x(F, st, F->c_off);
