@@ -290,10 +290,15 @@ armt_attention_decode(__global const float *q, __global const float *k, __global
     }
     /* element t of sum p v over the chunk's visible keys (rows past them are not read: a KV cache's
      * unwritten rows) */
-    float acc = 0.0f;
     const int kmin = max(lo, k0);
-    for (int kr = kmin; kr <= k1; kr++)
-        acc += ps[kr - k0] * vb[(ulong)kr * kstride + t];
+    float a4[4] = {0.0f, 0.0f, 0.0f, 0.0f}; /* four chains of loads in flight */
+    int kr = kmin;
+    for (; kr + 3 <= k1; kr += 4)
+        for (int u = 0; u < 4; u++)
+            a4[u] += ps[kr + u - k0] * vb[(ulong)(kr + u) * kstride + t];
+    for (; kr <= k1; kr++)
+        a4[0] += ps[kr - k0] * vb[(ulong)kr * kstride + t];
+    const float acc = (a4[0] + a4[1]) + (a4[2] + a4[3]);
     if (t == 0) {
         pc[0] = m;
         pc[1] = red[0];

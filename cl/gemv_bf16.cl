@@ -18,13 +18,14 @@
  * Work: a work-group of GV_WG work-items is GV_GROUPS groups of GV_LANES; group g owns two output columns
  * (c0, c1) of every row: c0 = 2p, c1 = 2p + 1 for the p-th group of the launch, or with RoPE the pair the
  * rotation mixes, c0 = h hd + i and c1 = c0 + hd/2 (p = h hd/2 + i), so that one work-item rotates both. Its
- * lanes walk k in chunks of 8 (lane, lane + 32, ...), one 16-byte load of each weight row per chunk; the
- * partial sums are added in local memory in a fixed order (lane 0 first), so a result does not depend on the
- * launch. Global size: (ceil(n / GV_COLS) GV_WG, 1, count).
+ * lanes walk k in chunks of 8 (lane, lane + GV_LANES, ...), one 16-byte load of each weight row per chunk,
+ * GV_UNROLL chunks at a time; the partial sums are added in local memory by a tree of a fixed order, so a
+ * result does not depend on the launch (a one-row step is latency-bound: many lanes per column keep the
+ * rounds of loads few). Global size: (ceil(n / GV_COLS) GV_WG, 1, count).
  */
 
-#define GV_LANES  32
-#define GV_GROUPS 4
+#define GV_LANES  128 /* work-items per column pair (a power of two) */
+#define GV_GROUPS 2
 #define GV_UNROLL 4 /* chunks of 8 per lane in flight */
 #define GV_WG     (GV_LANES * GV_GROUPS)
 #define GV_COLS   (2 * GV_GROUPS) /* output columns per work-group */
@@ -71,7 +72,7 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
                       __global const ushort *W2, const ulong w2_shift, __global const float *rope,
                       const int rope_hd, const int rope_T, const int rope_pos0,
                       __global const float *rowscale, __global ushort *Cb2, const int last_row0,
-                      __local float (*red)[GV_LANES + 1], __local float *sums) {
+                      __local float (*red)[GV_LANES], __local float *sums) {
     const int lid = get_local_id(0), lane = lid % GV_LANES, grp = lid / GV_LANES;
     const int j = get_group_id(2);
     GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
@@ -126,16 +127,19 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
             }
         }
     }
-    /* the group's sums, lane by lane in order */
-    for (int v = 0; v < GV_VALS; v++)
+    /* the group's sums: a tree over its lanes in local memory (a fixed order; only the values the op has) */
+    const int nv = dual ? 4 : 2;
+    for (int v = 0; v < GV_VALS; v++) /* (all of them: the epilogue's reads below are then defined) */
         red[grp * GV_VALS + v][lane] = acc[v];
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (lid < GV_GROUPS * GV_VALS) {
-        float s = 0.0f;
-        for (int l = 0; l < GV_LANES; l++)
-            s += red[lid][l];
-        sums[lid] = s;
+    for (int w = GV_LANES / 2; w > 0; w >>= 1) {
+        if (lane < w)
+            for (int r = 0; r < GV_ROWS && r < m; r++)
+                for (int v = 0; v < nv; v++)
+                    red[grp * GV_VALS + 4 * r + v][lane] += red[grp * GV_VALS + 4 * r + v][lane + w];
+        barrier(CLK_LOCAL_MEM_FENCE);
     }
+    if (lid < GV_GROUPS * GV_VALS) sums[lid] = red[lid][0];
     barrier(CLK_LOCAL_MEM_FENCE);
     if (lid >= GV_GROUPS * GV_ROWS) return;
     const int g = lid / GV_ROWS, r = lid % GV_ROWS;
@@ -185,8 +189,8 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
     }
 }
 
-#define GV_LOCALS                                         \
-    __local float red[GV_GROUPS * GV_VALS][GV_LANES + 1]; \
+#define GV_LOCALS                                     \
+    __local float red[GV_GROUPS * GV_VALS][GV_LANES]; \
     __local float sums[GV_GROUPS * GV_VALS];
 
 __kernel __attribute__((reqd_work_group_size(GV_WG, 1, 1))) void armt_gemv_bf16(ARMT_GEMM_PARAMS(float)) {

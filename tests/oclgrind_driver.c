@@ -85,10 +85,11 @@ static const struct {
     int n_layers, n_heads, head_dim; /* (n_heads / 2 KV heads) */
     armt_variant variant;
     int mem_heads, gating, no_denom, use_sink, sliding_window;
-    unsigned calls;           /* bit i: calls[i] */
-    int n_tokens;             /* tokens per call: 5 = a full segment and a partial one, 1 = a partial one */
-    int generate;             /* a generation from a one-token prompt with this many new tokens (0: none): the
-                     * KV-cache steps, and the attention's fp32-K/V kernel on tensor cores */
+    unsigned calls; /* bit i: calls[i] */
+    int n_tokens;   /* tokens per call: 5 = a full segment and a partial one, 1 = a partial one */
+    int generate;   /* a generation from a three-token prompt with this many new tokens (0: none): its
+                               * tail of three rows on the tiled attention (the fp32-K/V kernel on tensor
+                               * cores), then one-row steps on the GEMV and the decode attention */
     armt_fp32_gemm fp32_gemm; /* fp32 GEMMs: AUTO (CLBlast without tensor cores) or the 3xTF32 kernel */
 } sets[] = {
     /* CLBlast's GEMMs, every schedule, tied embeddings; amt: normalised features, two memory heads, beta
@@ -234,7 +235,7 @@ int main(int argc, char **argv) {
         armt_generate_params gp = armt_generate_default_params();
         gp.max_new_tokens = sets[si].generate;
         int32_t gen[8];
-        if (!rc) st = armt_generate(ctx, ids, 1, &gp, gen, 8, NULL);
+        if (!rc) st = armt_generate(ctx, ids, 3, &gp, gen, 8, NULL);
         if (!rc && st != ARMT_OK) rc = fail("generate", st, armt_ctx_last_error(ctx));
         printf("time: state and generation %.1f s\n", now() - t);
     }
