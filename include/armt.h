@@ -274,7 +274,9 @@ typedef struct armt_config {
 /* At most this many layers may have memory_off bits. */
 #define ARMT_MAX_WRAP_LAYERS 256
 
-/* Fills *out with a named preset: "tiny", "tiny-gqa", "llama-160m", "llama-3.2-1b". */
+/* Fills *out with a named preset: "tiny", "tiny-gqa", "llama-160m", "llama-3.2-1b", "llama-3.2-3b",
+ * "llama-3.1-8b", "smollm2-360m-armt" (the base shapes of the published configs; the ARMT settings of
+ * the 1B's: 128 memory tokens, d_mem 64, segments of 1024). */
 ARMT_API ARMT_NODISCARD armt_status armt_config_preset(const char *name, armt_config *out);
 /* Names of the presets, NULL-terminated. */
 ARMT_API const char *const *armt_config_preset_names(void);
