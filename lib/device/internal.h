@@ -239,6 +239,8 @@ struct armt_model {
     cl_program attention;      /* ARMT_P_ATTENTION(_MMA) built for its head_dim     */
     int attn_warps, attn_rt;   /* its tensor-core tiles (armt_tune_attention)      */
     cl_kernel k[ARMT_K_COUNT]; /* used while loading                               */
+    int layer_first; /* a pipeline stage's part: cfg holds layers [layer_first, layer_first + n_layers) of
+                      *   the whole model (random values and checkpoint tensors by their global index) */
 };
 
 /* Buffer and element offset of layer l of a role (l = 0 for global roles). */
@@ -247,6 +249,13 @@ static inline cl_mem armt_weight_at(const armt_weight *w, int layer, size_t *ele
     *elem_off = (size_t)(layer % w->layers_per_chunk) * (size_t)w->per_layer;
     return w->chunks[c];
 }
+/* A pipeline stage's model (lib/compute/pipeline_stage.c): layers [first, first + count) of the model that
+ * `path` (a checkpoint) or, with path NULL, cfg (random weights) describes, every global role included.
+ * Its configuration has n_layers = count (memory_off shifted to match); a random part holds exactly the
+ * values the whole model holds for those layers, and its fingerprint is the whole model's. */
+armt_status armt_model_create_part(armt_runtime *rt, const armt_config *cfg, const char *path,
+                                   const armt_model_params *params, int first, int count, armt_model **out,
+                                   armt_err *err);
 /* The lm_head weight (EMBED when tied). */
 const armt_weight *armt_model_lm_head(const armt_model *m);
 /* Reads a role's elements back to the host (tests, save). */
