@@ -378,9 +378,9 @@ static armt_status load_model(armt_runtime *rt, const char *path, const armt_mod
     armt_model *m = NULL;
     float *stage = NULL;
     armt_status st;
-    ARMT_TRY_GOTO(part_config(armt_ckpt_config(ck), layer0, count ? count : armt_ckpt_config(ck)->n_layers,
-                              &part, err),
-                  fail);
+    ARMT_TRY_GOTO(
+        part_config(armt_ckpt_config(ck), layer0, count ? count : armt_ckpt_config(ck)->n_layers, &part, err),
+        fail);
     ARMT_TRY_GOTO(model_begin(rt, &part, p.precision, &m, err), fail);
     m->layer_first = layer0;
     stage = malloc(STAGE_FLOATS * sizeof(float));

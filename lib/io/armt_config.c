@@ -157,7 +157,8 @@ static const struct {
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
 static const char *const preset_names[N_PRESETS + 1] = {
-    "tiny", "tiny-gqa", "llama-160m", "llama-3.2-1b", "llama-3.2-3b", "llama-3.1-8b", "smollm2-360m-armt", NULL};
+    "tiny",         "tiny-gqa",     "llama-160m",        "llama-3.2-1b",
+    "llama-3.2-3b", "llama-3.1-8b", "smollm2-360m-armt", NULL};
 
 const char *const *armt_config_preset_names(void) { return preset_names; }
 
