@@ -122,9 +122,6 @@ START_TEST(test_fault_leaves_state) {
     armt_forward_params fp = armt_forward_default_params();
     fp.schedule = c->schedule;
     ck_assert_int_eq(armt_pipeline_forward(pipe, ids, c->n[0], &fp), ARMT_OK);
-    pu_result before, after;
-    memset(&before, 0, sizeof before);
-    memset(&after, 0, sizeof after);
     const size_t dk = (size_t)armt_config_d_key(&c->cfg), nl = (size_t)c->cfg.n_layers,
                  nw = nl * dk * (size_t)c->cfg.hidden_size;
     float *w0 = malloc(nw * 4), *z0 = malloc(nl * dk * 4), *w1 = malloc(nw * 4), *z1 = malloc(nl * dk * 4);
