@@ -31,7 +31,7 @@ static int run_row(const clbench_pipeline_opts *o, armt_pipeline *pipe, armt_sch
     fp.schedule = sch;
     fp.output = o->output;
     const armt_config *c = armt_pipeline_config(pipe);
-    size_t need = o->output == ARMT_OUTPUT_LOGITS_ALL ? n * (size_t)c->vocab_size
+    size_t need = o->output == ARMT_OUTPUT_LOGITS_ALL    ? n * (size_t)c->vocab_size
                   : o->output == ARMT_OUTPUT_LOGITS_LAST ? (size_t)c->vocab_size
                                                          : 0;
     float *out = need ? malloc(need * sizeof(float)) : NULL;
@@ -65,16 +65,17 @@ static int run_row(const clbench_pipeline_opts *o, armt_pipeline *pipe, armt_sch
     return 0;
 }
 
-static void print_row(const armt_precision prec, armt_schedule sch, int64_t n, const prow *r, const prow *base) {
+static void print_row(const armt_precision prec, armt_schedule sch, int64_t n, const prow *r,
+                      const prow *base) {
     char moved[32];
-    printf("| %s | %s | %" PRId64 " | %d | %.4f | %.0f | ", armt_precision_name(prec), armt_schedule_name(sch), n,
-           r->stats.n_stages, r->seconds, (double)n / r->seconds);
+    printf("| %s | %s | %" PRId64 " | %d | %.4f | %.0f | ", armt_precision_name(prec),
+           armt_schedule_name(sch), n, r->stats.n_stages, r->seconds, (double)n / r->seconds);
     if (base && base->ok && base != r)
         printf("%.2fx", base->seconds / r->seconds);
     else
         printf("-");
-    printf(" | %" PRIu64 " | %s | %.1f%% | ", r->stats.ticks, cli_format_bytes(r->stats.bytes_moved, moved, sizeof moved),
-           100.0 * r->stats.bubble);
+    printf(" | %" PRIu64 " | %s | %.1f%% | ", r->stats.ticks,
+           cli_format_bytes(r->stats.bytes_moved, moved, sizeof moved), 100.0 * r->stats.bubble);
     for (int i = 0; i < r->stats.n_stages && i < 64; i++)
         printf("%s%.4f", i ? ", " : "", r->busy[i]);
     printf(" |\n");
@@ -87,7 +88,8 @@ int clbench_pipeline(const clbench_pipeline_opts *o) {
     for (size_t pi = 0; pi < o->n_precisions; pi++) {
         o->common->precision = o->precisions[pi];
         if (root && o->verbosity > CLI_QUIET)
-            fprintf(stderr, "%s: creating the pipeline (%s)...\n", cli_progname(), armt_precision_name(o->precisions[pi]));
+            fprintf(stderr, "%s: creating the pipeline (%s)...\n", cli_progname(),
+                    armt_precision_name(o->precisions[pi]));
         armt_pipeline *pipe = NULL, *one = NULL;
         if (cli_open_pipeline(o->common, p, &pipe) != 0) return 1;
         if (!p->mpi) { /* the comparison: one stage on the first listed device */
@@ -130,7 +132,8 @@ int clbench_pipeline(const clbench_pipeline_opts *o) {
                 if (!root) continue;
                 if (!described) {
                     cli_pipeline_describe(stdout, pipe);
-                    printf("\n| precision | schedule | tokens | stages | time (s) | tokens/s | vs 1 stage | ticks "
+                    printf("\n| precision | schedule | tokens | stages | time (s) | tokens/s | vs 1 stage | "
+                           "ticks "
                            "| moved | bubble | busy per stage (s) |\n"
                            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
                     described = 1;
@@ -141,10 +144,12 @@ int clbench_pipeline(const clbench_pipeline_opts *o) {
             free(ids);
         }
         if (root && described)
-            printf("\nTimes: median of %d calls after %d warm-up, each from a reset state. Bubble: 1 - sum of the "
-                   "stages' busy time / (stages x wall time); busy time is device time between markers at each "
-                   "tick's start and end.\n",
-                   o->repetitions, o->warmup);
+            printf(
+                "\nTimes: median of %d calls after %d warm-up, each from a reset state. Bubble: 1 - sum of "
+                "the "
+                "stages' busy time / (stages x wall time); busy time is device time between markers at each "
+                "tick's start and end.\n",
+                o->repetitions, o->warmup);
         armt_pipeline_free(one);
         armt_pipeline_free(pipe);
     }

@@ -110,14 +110,15 @@ int cli_open_pipeline(const cli_common *c, const cli_pipeline *p, armt_pipeline 
 }
 
 void cli_pipeline_help(FILE *out) {
-    fprintf(out,
-            "Pipeline (the model's layers split over several devices; docs/DESIGN.md):\n"
-            "      --devices LIST     one stage per listed device of the platform, in this process:\n"
-            "                         selectors as --device takes them, comma-separated (\"0,1\"; one device\n"
-            "                         may be listed twice). With --mpi: rank r's device is entry r\n"
-            "      --mpi              one stage per MPI rank (mpirun -np N ...; a library built with\n"
-            "                         ./configure --enable-mpi); rank r takes device r unless --devices\n"
-            "      --split LIST       layers per stage, e.g. 6,10 (default: balanced by FLOPs)\n");
+    fprintf(
+        out,
+        "Pipeline (the model's layers split over several devices; docs/DESIGN.md):\n"
+        "      --devices LIST     one stage per listed device of the platform, in this process:\n"
+        "                         selectors as --device takes them, comma-separated (\"0,1\"; one device\n"
+        "                         may be listed twice). With --mpi: rank r's device is entry r\n"
+        "      --mpi              one stage per MPI rank (mpirun -np N ...; a library built with\n"
+        "                         ./configure --enable-mpi); rank r takes device r unless --devices\n"
+        "      --split LIST       layers per stage, e.g. 6,10 (default: balanced by FLOPs)\n");
 }
 
 void cli_pipeline_describe(FILE *out, armt_pipeline *pipe) {

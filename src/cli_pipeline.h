@@ -10,10 +10,9 @@
 
 enum { CLI_OPT_DEVICES = 0x1800, CLI_OPT_MPI, CLI_OPT_SPLIT };
 
-#define CLI_PIPELINE_LONG_OPTIONS                                                              \
-    {"devices", required_argument, NULL, CLI_OPT_DEVICES}, {"mpi", no_argument, NULL, CLI_OPT_MPI}, \
-    {                                                                                          \
-        "split", required_argument, NULL, CLI_OPT_SPLIT                                        \
+#define CLI_PIPELINE_LONG_OPTIONS                                                                     \
+    {"devices", required_argument, NULL, CLI_OPT_DEVICES}, {"mpi", no_argument, NULL, CLI_OPT_MPI}, { \
+        "split", required_argument, NULL, CLI_OPT_SPLIT                                               \
     }
 
 typedef struct cli_pipeline {

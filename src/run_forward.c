@@ -12,22 +12,12 @@
 
 #include "run.h"
 #include "io/armt_config.h"
-#include "io/safetensors.h"
 
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* One tensor of --save-outputs: 4-byte elements, F32 or I32, host order. */
-typedef struct out_tensor {
-    const char *name;
-    st_dtype dtype;
-    int ndim;
-    uint64_t shape[4];
-    const void *data;
-} out_tensor;
 
 static uint64_t tensor_elems(const out_tensor *t) {
     uint64_t n = 1;
@@ -36,9 +26,7 @@ static uint64_t tensor_elems(const out_tensor *t) {
     return n;
 }
 
-/* Writes the tensors in order, and the metadata (key and value strings, NULL-terminated pairs); the file
- * appears under path only once it is complete. */
-static int save_safetensors(const char *path, const out_tensor *t, size_t n, const char *const *metadata) {
+int run_save_safetensors(const char *path, const out_tensor *t, size_t n, const char *const *metadata) {
     armt_err err;
     armt_err_init(&err);
     st_writer *w = NULL;
@@ -285,7 +273,7 @@ int run_forward(const run_opts *o, armt_ctx *ctx, const armt_device_info *dev) {
             /* the later variants only: a paper model's file stays as it was */
             cfg->variant ? "variant" : NULL, armt_variant_name(cfg->variant), "memory_heads", heads_text,
             NULL, NULL};
-        if (save_safetensors(o->save_outputs, t, nt, metadata) != 0) goto done;
+        if (run_save_safetensors(o->save_outputs, t, nt, metadata) != 0) goto done;
         printf("saved:    %s:", o->save_outputs);
         for (size_t i = 0; i < nt; i++) {
             printf("%s %s [", i ? "," : "", t[i].name);
