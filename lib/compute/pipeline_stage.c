@@ -173,9 +173,16 @@ static armt_status tick_sequential(armt_stage *g, int s) {
 }
 
 armt_status armt_stage_tick(armt_stage *g, int P, uint64_t t) {
-    if (g->diagonal) return tick_diagonal(g, (int)t);
-    if (t % (uint64_t)P != (uint64_t)g->index) return ARMT_OK;
-    return tick_sequential(g, (int)(t / (uint64_t)P));
+    armt_status st = ARMT_OK;
+    if (g->diagonal)
+        st = tick_diagonal(g, (int)t);
+    else if (t % (uint64_t)P == (uint64_t)g->index)
+        st = tick_sequential(g, (int)(t / (uint64_t)P));
+    /* submitted now: a driver may hold enqueued work until a flush, and the stages' devices are to
+     * compute at the same time while the host waits on another stage's rows */
+    armt_err *err = &g->ctx->err;
+    if (st == ARMT_OK) ARMT_CL_TRY(clFlush(g->ctx->queue));
+    return st;
 }
 
 /* Segment s's slot: element offset and rows (the whole padded slot in the diagonal ring). */
