@@ -92,7 +92,9 @@ int clbench_pipeline(const clbench_pipeline_opts *o) {
                     armt_precision_name(o->precisions[pi]));
         armt_pipeline *pipe = NULL, *one = NULL;
         if (cli_open_pipeline(o->common, p, &pipe) != 0) return 1;
-        if (!p->mpi) { /* the comparison: one stage on the first listed device */
+        armt_pipeline_stats ps0;
+        const int several = armt_pipeline_stats_get(pipe, &ps0) == ARMT_OK && ps0.n_stages > 1;
+        if (!p->mpi && several) { /* the comparison: one stage on the first listed device */
             cli_pipeline single = *p;
             char first[128];
             snprintf(first, sizeof first, "%s", p->devices);

@@ -515,6 +515,13 @@ ARMT_API ARMT_NODISCARD armt_status armt_pipeline_memory_get(armt_pipeline *pipe
 /* Sets it (with mpi: from rank 0's arrays). The sliding window is emptied, as armt_ctx_memory_set does. */
 ARMT_API ARMT_NODISCARD armt_status armt_pipeline_memory_set(armt_pipeline *pipe, const float *w_mem,
                                                              const float *z, const uint8_t *written);
+/* The whole state (every stage's layers, the sliding window included) in one file of armt_ctx_memory_save's
+ * format (with mpi: gathered on rank 0, which writes it; load: read by rank 0 and sent to the ranks). The
+ * file's fingerprint is the whole model's for random weights, so a single context of the same model and
+ * the pipeline read each other's files; for a checkpoint it is that of this split. A failed load leaves
+ * W_mem and z as they were. */
+ARMT_API ARMT_NODISCARD armt_status armt_pipeline_memory_save(armt_pipeline *pipe, const char *path);
+ARMT_API ARMT_NODISCARD armt_status armt_pipeline_memory_load(armt_pipeline *pipe, const char *path);
 ARMT_API ARMT_NODISCARD armt_status armt_pipeline_reset(armt_pipeline *pipe);
 ARMT_API const armt_config *armt_pipeline_config(const armt_pipeline *pipe); /* the whole model's */
 

@@ -100,8 +100,8 @@ static void usage(FILE *out) {
         p, p);
     cli_common_help(out, 1);
     cli_pipeline_help(out);
-    fprintf(out, "                         (forward mode; the memory-state files and generation are not\n"
-                 "                         supported there yet)\n");
+    fprintf(out, "                         (forward mode with --save-memory/--load-memory; generation\n"
+                 "                         is not supported there yet)\n");
     fprintf(
         out,
         "\n"

@@ -1,8 +1,9 @@
 /*
  * run_pipeline.c - armt-run's forward mode on a layer pipeline (--devices LIST, --mpi): the ids (a file or
  * random; every rank reads or draws the same), one forward call, the summary on stdout and --save-outputs
- * (the requested output and the memory state, in the forward mode's layout) from rank 0. Generation and the
- * memory-state files are refused here for now.
+ * (the requested output and the memory state, in the forward mode's layout) from rank 0; --load-memory and
+ * --save-memory through the pipeline's state files (the format of one context's). Generation is refused
+ * here for now.
  */
 #include "config.h"
 
@@ -76,13 +77,22 @@ static int run_on(const run_opts *o, armt_pipeline *pipe, int root) {
     /* --save-outputs without --output: the logits (the hidden states take a call of their own on one
      * device; here ask for them with --output hidden) */
     const armt_output what = o->save_outputs && !o->output_given ? ARMT_OUTPUT_LOGITS_ALL : o->output;
-    const size_t count = what == ARMT_OUTPUT_LOGITS_ALL   ? n * (size_t)cfg->vocab_size
+    const size_t count = what == ARMT_OUTPUT_LOGITS_ALL    ? n * (size_t)cfg->vocab_size
                          : what == ARMT_OUTPUT_LOGITS_LAST ? (size_t)cfg->vocab_size
                          : what == ARMT_OUTPUT_HIDDEN      ? n * (size_t)cfg->hidden_size
                                                            : 0;
     if (count && !(out = malloc(count * sizeof *out))) {
         cli_error("out of host memory for the output");
         goto done;
+    }
+    if (o->load_memory) {
+        armt_status ls = armt_pipeline_memory_load(pipe, o->load_memory);
+        if (ls != ARMT_OK) {
+            char what_[600];
+            snprintf(what_, sizeof what_, "loading the memory state '%s'", o->load_memory);
+            cli_report_status(what_, ls, armt_pipeline_last_error(pipe));
+            goto done;
+        }
     }
     armt_forward_params fp = armt_forward_default_params();
     fp.schedule = o->schedule;
@@ -100,6 +110,15 @@ static int run_on(const run_opts *o, armt_pipeline *pipe, int root) {
     out_tensor t[6];
     size_t nt = 0;
     if (o->save_outputs && memory_tensors(pipe, cfg, &w, &z, t, &nt, root) != 0) goto done;
+    if (o->save_memory) {
+        armt_status ss = armt_pipeline_memory_save(pipe, o->save_memory);
+        if (ss != ARMT_OK) {
+            char w2[600];
+            snprintf(w2, sizeof w2, "saving the memory state to '%s'", o->save_memory);
+            cli_report_status(w2, ss, armt_pipeline_last_error(pipe));
+            goto done;
+        }
+    }
     if (!root) {
         rc = 0;
         goto done;
@@ -116,9 +135,10 @@ static int run_on(const run_opts *o, armt_pipeline *pipe, int root) {
     cli_pipeline_describe(stdout, pipe);
     printf("input:    %zu tokens (%s), %" PRIu64 " segment%s\n", n, o->ids_path ? o->ids_path : "random ids",
            segments, segments == 1 ? "" : "s");
-    printf("schedule: %s, %" PRIu64 " ticks, %.4f s (%.0f tokens/s); %s handed between stages, bubble %.1f%%\n",
-           armt_schedule_name(o->schedule), ps.ticks, ps.seconds, ps.seconds > 0 ? (double)n / ps.seconds : 0.0,
-           cli_format_bytes(ps.bytes_moved, moved, sizeof moved), 100.0 * ps.bubble);
+    printf(
+        "schedule: %s, %" PRIu64 " ticks, %.4f s (%.0f tokens/s); %s handed between stages, bubble %.1f%%\n",
+        armt_schedule_name(o->schedule), ps.ticks, ps.seconds, ps.seconds > 0 ? (double)n / ps.seconds : 0.0,
+        cli_format_bytes(ps.bytes_moved, moved, sizeof moved), 100.0 * ps.bubble);
     if (what == ARMT_OUTPUT_LOGITS_ALL || what == ARMT_OUTPUT_LOGITS_LAST) {
         const float *last = what == ARMT_OUTPUT_LOGITS_ALL ? out + (n - 1) * (size_t)cfg->vocab_size : out;
         size_t best = 0;
@@ -165,6 +185,7 @@ static int run_on(const run_opts *o, armt_pipeline *pipe, int root) {
         if (run_save_safetensors(o->save_outputs, t, nt, metadata) != 0) goto done;
         printf("saved:    %s\n", o->save_outputs);
     }
+    if (o->save_memory) printf("saved:    memory state to %s\n", o->save_memory);
     fflush(stdout);
     rc = ferror(stdout) ? -1 : 0;
 done:
@@ -176,9 +197,8 @@ done:
 }
 
 int run_pipeline(run_opts *o, int *argc, char ***argv) {
-    if (o->generate || o->save_memory || o->load_memory) {
-        cli_error("%s: not supported with --devices / --mpi yet (forward mode only)",
-                  o->generate ? "generation" : o->save_memory ? "--save-memory" : "--load-memory");
+    if (o->generate) {
+        cli_error("generation: not supported with --devices / --mpi yet (forward mode only)");
         return -1;
     }
     if (o->schedule == ARMT_SCHEDULE_FULL) {

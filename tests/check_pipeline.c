@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* "0,1" where the platform has two devices, else "0,0" (two stages on one device run the same code). */
 static const char *two_devices(void) {
@@ -224,6 +225,94 @@ START_TEST(test_cancel_and_arguments) {
 }
 END_TEST
 
+static unsigned char *read_all(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(*n ? *n : 1);
+    ck_assert_uint_eq(fread(b, 1, *n, f), *n);
+    fclose(f);
+    return b;
+}
+
+/* State files: the pipeline writes the very bytes one context writes after the same call (the sliding
+ * window included), a pipeline that loads one context's file then continues exactly as that context does,
+ * and a damaged file is refused with the state unchanged. */
+START_TEST(test_state_files) {
+    size_t nc;
+    const pu_case *c = &pu_cases(&nc)[4]; /* the armt variant with the sink and the sliding window */
+    ck_assert(c->cfg.sliding_window);
+    char one_path[] = "/tmp/check_pipeline_one.XXXXXX", pipe_path[] = "/tmp/check_pipeline_pipe.XXXXXX";
+    close(mkstemp(one_path));
+    close(mkstemp(pipe_path));
+    int32_t ids[512];
+    size_t total;
+    pu_ids(c, ids, &total);
+    armt_runtime *rt = test_runtime();
+    armt_model *m = NULL;
+    armt_ctx *ctx = NULL;
+    ck_assert_int_eq(armt_model_create_random(rt, &c->cfg, &c->mp, &m), ARMT_OK);
+    ck_assert_int_eq(armt_ctx_create(m, NULL, &ctx), ARMT_OK);
+    armt_forward_params fp = armt_forward_default_params();
+    fp.schedule = c->schedule;
+    ck_assert_int_eq(armt_forward(ctx, ids, c->n[0], &fp), ARMT_OK);
+    ck_assert_int_eq(armt_ctx_memory_save(ctx, one_path), ARMT_OK);
+    armt_pipeline *pipe = make_pipeline(c, two_devices(), NULL, 0);
+    ck_assert_int_eq(armt_pipeline_forward(pipe, ids, c->n[0], &fp), ARMT_OK);
+    ck_assert_msg(armt_pipeline_memory_save(pipe, pipe_path) == ARMT_OK, "%s",
+                  armt_pipeline_last_error(pipe));
+    size_t na, nb;
+    unsigned char *a = read_all(one_path, &na), *b = read_all(pipe_path, &nb);
+    ck_assert_uint_eq(na, nb);
+    ck_assert_msg(memcmp(a, b, na) == 0, "the pipeline's state file differs from one context's");
+    armt_pipeline_free(pipe);
+
+    /* a fresh pipeline (three stages) loads the context's file and continues as the context does */
+    const int split[3] = {1, 2, 1};
+    pipe = make_pipeline(c, "0,1,0", split, 3);
+    ck_assert_msg(armt_pipeline_memory_load(pipe, one_path) == ARMT_OK, "%s", armt_pipeline_last_error(pipe));
+    const size_t V = (size_t)c->cfg.vocab_size;
+    float *lo = malloc(c->n[1] * V * 4), *lp = malloc(c->n[1] * V * 4);
+    fp.output = ARMT_OUTPUT_LOGITS_ALL;
+    fp.out_count = c->n[1] * V;
+    fp.out = lo;
+    ck_assert_int_eq(armt_forward(ctx, ids + c->n[0], c->n[1], &fp), ARMT_OK);
+    fp.out = lp;
+    ck_assert_int_eq(armt_pipeline_forward(pipe, ids + c->n[0], c->n[1], &fp), ARMT_OK);
+    ck_assert_msg(memcmp(lo, lp, fp.out_count * 4) == 0, "outputs after a load differ");
+
+    /* a damaged file: refused, the state as it was */
+    const size_t nw =
+        (size_t)c->cfg.n_layers * (size_t)armt_config_d_key(&c->cfg) * (size_t)c->cfg.hidden_size;
+    float *w0 = malloc(nw * 4), *w1 = malloc(nw * 4), *z0 = malloc(nw * 4), *z1 = malloc(nw * 4);
+    uint8_t r0[8], r1[8];
+    ck_assert_int_eq(armt_pipeline_memory_get(pipe, w0, z0, r0), ARMT_OK);
+    a[na - 1] ^= 0x55;
+    FILE *f = fopen(pipe_path, "wb");
+    fwrite(a, 1, na, f);
+    fclose(f);
+    ck_assert_int_eq(armt_pipeline_memory_load(pipe, pipe_path), ARMT_STATUS_BAD_FILE);
+    ck_assert_int_eq(armt_pipeline_memory_get(pipe, w1, z1, r1), ARMT_OK);
+    ck_assert(memcmp(w0, w1, nw * 4) == 0 && memcmp(r0, r1, (size_t)c->cfg.n_layers) == 0);
+    free(w0);
+    free(w1);
+    free(z0);
+    free(z1);
+    free(lo);
+    free(lp);
+    free(a);
+    free(b);
+    unlink(one_path);
+    unlink(pipe_path);
+    armt_pipeline_free(pipe);
+    armt_ctx_free(ctx);
+    armt_model_free(m);
+    armt_runtime_free(rt);
+}
+END_TEST
+
 /* The balanced split, worked by hand: equal layers split evenly; layers without memory cost less, so a
  * stage takes more of them. */
 START_TEST(test_split) {
@@ -263,6 +352,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_against_reference);
     tcase_add_loop_test(tc, test_fault_leaves_state, 0, 6);
     tcase_add_test(tc, test_cancel_and_arguments);
+    tcase_add_test(tc, test_state_files);
     tcase_add_test(tc, test_split);
     return s;
 }

@@ -3,7 +3,8 @@
  * tests/pipeline_mpi.sh as `mpirun -np 2`, PoCL with two CPU devices, rank r on device r): outputs and
  * memory states on rank 0 bit-identical to one device for every case of pipeline_util.c; a device error
  * injected on either rank gives the same clean error on every rank, with no rank left waiting, and every
- * rank's state as before the call; the state gathered on rank 0 and scattered back.
+ * rank's state as before the call; the state gathered on rank 0 and scattered back, also through a state
+ * file.
  *
  * Check runs without fork here (MPI and fork do not mix): every rank runs every test, and the pipeline
  * calls are collective, so a test asserts on statuses (which every rank shares) before it compares on rank
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int rank, ranks;
 
@@ -121,6 +123,18 @@ START_TEST(test_state_round_trip) {
     ck_assert_int_eq(armt_pipeline_memory_get(pipe, w1, z1, r1), ARMT_OK);
     if (rank == 0)
         ck_assert(memcmp(w, w1, nw * 4) == 0 && memcmp(z, z1, nl * dk * 4) == 0 && memcmp(r, r1, nl) == 0);
+    /* through a state file: rank 0 writes what the ranks hold, reads it back and sends it out */
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/check_pipeline_mpi.%d.state", (int)getppid());
+    ck_assert_int_eq(armt_pipeline_memory_save(pipe, path), ARMT_OK);
+    ck_assert_int_eq(armt_pipeline_reset(pipe), ARMT_OK);
+    ck_assert_int_eq(armt_pipeline_memory_load(pipe, path), ARMT_OK);
+    memset(w1, 0, nw * 4);
+    ck_assert_int_eq(armt_pipeline_memory_get(pipe, w1, z1, r1), ARMT_OK);
+    if (rank == 0) {
+        ck_assert(memcmp(w, w1, nw * 4) == 0 && memcmp(z, z1, nl * dk * 4) == 0 && memcmp(r, r1, nl) == 0);
+        unlink(path);
+    }
     ck_assert_int_eq(armt_pipeline_reset(pipe), ARMT_OK);
     ck_assert_int_eq(armt_pipeline_memory_get(pipe, w1, z1, r1), ARMT_OK);
     if (rank == 0)
@@ -131,6 +145,62 @@ START_TEST(test_state_round_trip) {
     free(w1);
     free(z1);
     armt_pipeline_free(pipe);
+}
+END_TEST
+
+/* With the sliding window: the ranks' state file is one context's byte for byte, and loading one context's
+ * file lets the ranks continue as that context does (the windows gathered and scattered by layer). */
+START_TEST(test_window_state_file) {
+    size_t nc;
+    const pu_case *c = &pu_cases(&nc)[4];
+    ck_assert(c->cfg.sliding_window);
+    int32_t ids[512];
+    size_t total;
+    pu_ids(c, ids, &total);
+    char one_path[96], pipe_path[96];
+    snprintf(one_path, sizeof one_path, "/tmp/check_pipeline_mpi.%d.one", (int)getppid());
+    snprintf(pipe_path, sizeof pipe_path, "/tmp/check_pipeline_mpi.%d.pipe", (int)getppid());
+    armt_forward_params fp = armt_forward_default_params();
+    fp.schedule = c->schedule;
+    armt_runtime *rt = NULL;
+    armt_model *m = NULL;
+    armt_ctx *ctx = NULL;
+    if (rank == 0) { /* one context's file */
+        rt = test_runtime();
+        ck_assert_int_eq(armt_model_create_random(rt, &c->cfg, &c->mp, &m), ARMT_OK);
+        ck_assert_int_eq(armt_ctx_create(m, NULL, &ctx), ARMT_OK);
+        ck_assert_int_eq(armt_forward(ctx, ids, c->n[0], &fp), ARMT_OK);
+        ck_assert_int_eq(armt_ctx_memory_save(ctx, one_path), ARMT_OK);
+    }
+    armt_pipeline *pipe = make_pipeline(c);
+    ck_assert_int_eq(armt_pipeline_forward(pipe, ids, c->n[0], &fp), ARMT_OK);
+    ck_assert_int_eq(armt_pipeline_memory_save(pipe, pipe_path), ARMT_OK);
+    if (rank == 0) {
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, "cmp -s %s %s", one_path, pipe_path);
+        ck_assert_msg(system(cmd) == 0, "the ranks' state file differs from one context's");
+    }
+    ck_assert_int_eq(armt_pipeline_reset(pipe), ARMT_OK);
+    ck_assert_int_eq(armt_pipeline_memory_load(pipe, one_path), ARMT_OK);
+    const size_t V = (size_t)c->cfg.vocab_size;
+    float *lp = malloc(c->n[1] * V * 4), *lo = malloc(c->n[1] * V * 4);
+    fp.output = ARMT_OUTPUT_LOGITS_ALL;
+    fp.out_count = c->n[1] * V;
+    fp.out = lp;
+    ck_assert_int_eq(armt_pipeline_forward(pipe, ids + c->n[0], c->n[1], &fp), ARMT_OK);
+    if (rank == 0) {
+        fp.out = lo;
+        ck_assert_int_eq(armt_forward(ctx, ids + c->n[0], c->n[1], &fp), ARMT_OK);
+        ck_assert_msg(memcmp(lo, lp, fp.out_count * 4) == 0, "outputs after a load differ");
+        unlink(one_path);
+        unlink(pipe_path);
+    }
+    free(lp);
+    free(lo);
+    armt_pipeline_free(pipe);
+    armt_ctx_free(ctx);
+    armt_model_free(m);
+    armt_runtime_free(rt);
 }
 END_TEST
 
@@ -147,6 +217,7 @@ int main(int argc, char **argv) {
     tcase_add_loop_test(tc, test_bit_identical, 0, (int)nc);
     tcase_add_loop_test(tc, test_fault_on_one_rank, 0, 4);
     tcase_add_test(tc, test_state_round_trip);
+    tcase_add_test(tc, test_window_state_file);
     int rc = test_run_suite(s, 0); /* no device probe: it forks */
     /* every rank's verdict: one failing rank fails the run */
     int worst = rc;

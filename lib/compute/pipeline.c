@@ -249,6 +249,8 @@ static armt_status agree(armt_pipeline *pp, armt_status mine) {
     return mine;
 }
 
+armt_status armt_pipeline_agree(armt_pipeline *pp, armt_status mine) { return agree(pp, mine); }
+
 /* Records a local stage's failure: its context's message, named, into the pipeline's error. */
 static armt_status local_failed(armt_pipeline *pp, armt_stage *g, armt_status st) {
     if (st == ARMT_STATUS_CANCELLED) return st; /* the message is already the pipeline's */
@@ -476,10 +478,10 @@ armt_status armt_pipeline_forward(armt_pipeline *pp, const int32_t *ids, size_t 
 /* Memory state in the whole model's layout                                                                */
 /* ======================================================================================================= */
 
-/* Floats of W_mem and z per layer. */
+/* Floats of W_mem (the host's layout: d_key * d / H with H memory heads) and z per layer. */
 static void per_layer(const armt_pipeline *pp, size_t *w, size_t *z) {
     const size_t dk = (size_t)armt_config_d_key(&pp->cfg);
-    *w = dk * (size_t)pp->cfg.hidden_size;
+    *w = dk * (size_t)pp->cfg.hidden_size / (size_t)armt_config_mem_heads(&pp->cfg);
     *z = dk;
 }
 

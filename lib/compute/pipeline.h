@@ -3,6 +3,7 @@
  *   pipeline_split.c  the split of the layers into stages, balanced by FLOPs
  *   pipeline_stage.c  one stage's part of a forward, tick by tick, and its hand-over rows
  *   pipeline.c        the public API, the tick loop and the in-process hand-over
+ *   pipeline_state.c  the memory state of every stage in one state file
  *   pipeline_mpi.c    the same stages as MPI ranks (ARMT_HAVE_MPI)
  */
 #ifndef ARMT_PIPELINE_H
@@ -78,6 +79,9 @@ struct armt_pipeline {
     armt_pipeline_stats stats;
     armt_pipeline_stage_info *info; /* (P) complete on rank 0                                 */
 };
+
+/* The local stages' statuses as the pipeline's (under MPI: agreed over the ranks; pipeline.c). */
+armt_status armt_pipeline_agree(armt_pipeline *pp, armt_status mine);
 
 #ifdef ARMT_HAVE_MPI
 /* ---- pipeline_mpi.c: every function is collective over MPI_COMM_WORLD ---- */

@@ -334,6 +334,11 @@ struct armt_ctx {
     int prof_on; /* record events now: profile, off for a forward with no_profile     */
 };
 
+/* The sliding window of a context (cfg.sliding_window) to the host (the rows it does not hold as zeros) or
+ * from it, with the rows held (ctx.c; the state files and the pipeline's, pipeline_state.c). */
+struct armt_state_window;
+armt_status armt_ctx_window_get(armt_ctx *ctx, struct armt_state_window *x);
+armt_status armt_ctx_window_set(armt_ctx *ctx, const struct armt_state_window *x);
 /* Releases every scratch buffer of a context (forward.c grows them; ctx.c frees them). */
 void armt_ctx_release_scratch(armt_ctx *ctx);
 
