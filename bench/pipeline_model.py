@@ -190,8 +190,10 @@ def check(one_path, pipe_path, link_lat=20e-6):
         if P == 1 or (prec, "diagonal", n, 1) not in one or (prec, "sequential", n, 1) not in one:
             continue
         S = -(-n // L)
-        a, b = fit(one[(prec, "sequential", n, 1)][0], one[(prec, "diagonal", n, 1)][0], S, Lyr)
-        a = max(a, 0.0)  # a CPU leaves no part of itself idle on a small step: a is noise around 0
+        t_seq, t_diag = one[(prec, "sequential", n, 1)][0], one[(prec, "diagonal", n, 1)][0]
+        a, b = fit(t_seq, t_diag, S, Lyr)
+        if a < 0.0:  # a CPU leaves no part of itself idle on a small step: a is noise around 0
+            a, b = 0.0, (t_seq + t_diag) / (2 * S * Lyr)
         comm = lambda p: link_lat  # noqa: E731  (shared memory: rows of a few hundred KiB)
         pred1 = pipeline_time(S, counts, a, b, comm, overlap=False, schedule=sch)
         # per stage: busy = cells * b_p; the tick's time is its slowest stage's work

@@ -197,16 +197,17 @@ armt_status armt_pipeline_create(const armt_pipeline_params *params, armt_pipeli
         }
         pp->n_local = pp->P;
     }
-    ARMT_TRY_GOTO(whole_config(pp, params), fail);
-    ARMT_TRY_GOTO(plan_split(pp, params), fail);
-    pp->stage = calloc((size_t)pp->n_local, sizeof *pp->stage);
-    pp->info = calloc((size_t)pp->P, sizeof *pp->info);
-    if (!pp->stage || !pp->info) {
-        st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_pipeline_create: out of host memory");
-        goto fail;
+    /* from here on every rank reaches the agreement below, whatever fails on it (no rank waits alone) */
+    st = whole_config(pp, params);
+    if (st == ARMT_OK) st = plan_split(pp, params);
+    if (st == ARMT_OK) {
+        pp->stage = calloc((size_t)pp->n_local, sizeof *pp->stage);
+        pp->info = calloc((size_t)pp->P, sizeof *pp->info);
+        if (!pp->stage || !pp->info)
+            st =
+                armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_pipeline_create: out of host memory");
     }
-    st = ARMT_OK;
-    for (int i = 0; i < pp->n_local && st == ARMT_OK; i++) {
+    for (int i = 0; pp->stage && i < pp->n_local && st == ARMT_OK; i++) {
         armt_stage *g = &pp->stage[i];
         g->index = pp->mpi ? pp->rank : i;
         g->first = pp->firsts[g->index];

@@ -46,7 +46,8 @@ static armt_status fingerprints(armt_pipeline *pp, uint64_t *fp) {
 #ifdef ARMT_HAVE_MPI
     if (pp->mpi) {
         size_t count[256], disp[256];
-        if (pp->P > 256) return armt_err_set(&pp->err, ARMT_STATUS_UNSUPPORTED, "pipeline: more than 256 ranks");
+        if (pp->P > 256)
+            return armt_err_set(&pp->err, ARMT_STATUS_UNSUPPORTED, "pipeline: more than 256 ranks");
         for (int r = 0; r < pp->P; r++)
             count[r] = sizeof *fp, disp[r] = (size_t)r * sizeof *fp;
         uint64_t mine = fp[pp->rank];
@@ -73,12 +74,14 @@ static armt_status windows(armt_pipeline *pp, int get, float *k, float *v, uint3
     const size_t per = (size_t)pp->cfg.segment_size * (size_t)pp->cfg.n_kv_heads * (size_t)pp->cfg.head_dim;
     if (pp->P > 256) return armt_err_set(&pp->err, ARMT_STATUS_UNSUPPORTED, "pipeline: more than 256 stages");
     armt_status st = ARMT_OK;
-    float *mk = k, *mv = v; /* the local stages' layers: in place in one process, a buffer of the rank's under MPI */
+    float *mk = k,
+          *mv = v; /* the local stages' layers: in place in one process, a buffer of the rank's under MPI */
     if (pp->mpi) {
         const size_t n = (size_t)pp->stage[0].count * per;
         mk = malloc(n * sizeof(float));
         mv = malloc(n * sizeof(float));
-        if (!mk || !mv) st = armt_err_set(&pp->err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "pipeline: out of host memory");
+        if (!mk || !mv)
+            st = armt_err_set(&pp->err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "pipeline: out of host memory");
     }
     const int base = pp->mpi ? pp->stage[0].first : 0;
     uint32_t lens[256] = {0};
@@ -140,14 +143,16 @@ static armt_status state_alloc(armt_pipeline *pp, whole_state *s) {
     memset(s, 0, sizeof *s);
     s->nw = L * dk * (size_t)c->hidden_size / (size_t)armt_config_mem_heads(c);
     s->nz = L * dk;
-    s->nwin = c->sliding_window ? L * (size_t)c->segment_size * (size_t)c->n_kv_heads * (size_t)c->head_dim : 0;
+    s->nwin =
+        c->sliding_window ? L * (size_t)c->segment_size * (size_t)c->n_kv_heads * (size_t)c->head_dim : 0;
     s->w = malloc(s->nw * sizeof(float));
     s->z = malloc(s->nz * sizeof(float));
     s->written = malloc(L);
     s->k = malloc((s->nwin ? s->nwin : 1) * sizeof(float));
     s->v = malloc((s->nwin ? s->nwin : 1) * sizeof(float));
     if (!s->w || !s->z || !s->written || !s->k || !s->v)
-        return armt_err_set(&pp->err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "pipeline: out of host memory for the state");
+        return armt_err_set(&pp->err, ARMT_STATUS_OUT_OF_HOST_MEMORY,
+                            "pipeline: out of host memory for the state");
     return ARMT_OK;
 }
 
@@ -160,15 +165,20 @@ static void state_free(whole_state *s) {
 }
 
 armt_status armt_pipeline_memory_save(armt_pipeline *pp, const char *path) {
-    if (!pp) return armt_err_set(NULL, ARMT_STATUS_INVALID_ARGUMENT, "armt_pipeline_memory_save: pipeline is NULL");
+    if (!pp)
+        return armt_err_set(NULL, ARMT_STATUS_INVALID_ARGUMENT,
+                            "armt_pipeline_memory_save: pipeline is NULL");
     armt_status st = pp->rank == 0 && !path ? armt_err_set(&pp->err, ARMT_STATUS_INVALID_ARGUMENT,
                                                            "armt_pipeline_memory_save: path is NULL")
                                             : ARMT_OK;
     whole_state s;
-    if (st == ARMT_OK) st = state_alloc(pp, &s);
-    else memset(&s, 0, sizeof s);
+    if (st == ARMT_OK)
+        st = state_alloc(pp, &s);
+    else
+        memset(&s, 0, sizeof s);
     uint64_t *fp = calloc((size_t)pp->P, sizeof *fp);
-    if (st == ARMT_OK && !fp) st = armt_err_set(&pp->err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "pipeline: out of host memory");
+    if (st == ARMT_OK && !fp)
+        st = armt_err_set(&pp->err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "pipeline: out of host memory");
     st = armt_pipeline_agree(pp, st);
     if (st == ARMT_OK) st = armt_pipeline_memory_get(pp, s.w, s.z, s.written);
     armt_state_window x = {s.k, s.v, 0};
@@ -181,7 +191,8 @@ armt_status armt_pipeline_memory_save(armt_pipeline *pp, const char *path) {
             const size_t bytes = armt_state_file_bytes(&shape);
             unsigned char *buf = bytes ? malloc(bytes) : NULL;
             if (!buf) {
-                mine = armt_err_set(&pp->err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_pipeline_memory_save: out of host memory");
+                mine = armt_err_set(&pp->err, ARMT_STATUS_OUT_OF_HOST_MEMORY,
+                                    "armt_pipeline_memory_save: out of host memory");
             } else {
                 armt_state_encode(&shape, s.w, s.z, s.written, s.nwin ? &x : NULL, buf);
                 mine = armt_write_file_durable(path, "armt_pipeline_memory_save", buf, bytes, &pp->err);
@@ -196,15 +207,20 @@ armt_status armt_pipeline_memory_save(armt_pipeline *pp, const char *path) {
 }
 
 armt_status armt_pipeline_memory_load(armt_pipeline *pp, const char *path) {
-    if (!pp) return armt_err_set(NULL, ARMT_STATUS_INVALID_ARGUMENT, "armt_pipeline_memory_load: pipeline is NULL");
+    if (!pp)
+        return armt_err_set(NULL, ARMT_STATUS_INVALID_ARGUMENT,
+                            "armt_pipeline_memory_load: pipeline is NULL");
     armt_status st = pp->rank == 0 && !path ? armt_err_set(&pp->err, ARMT_STATUS_INVALID_ARGUMENT,
                                                            "armt_pipeline_memory_load: path is NULL")
                                             : ARMT_OK;
     whole_state s;
-    if (st == ARMT_OK) st = state_alloc(pp, &s);
-    else memset(&s, 0, sizeof s);
+    if (st == ARMT_OK)
+        st = state_alloc(pp, &s);
+    else
+        memset(&s, 0, sizeof s);
     uint64_t *fp = calloc((size_t)pp->P, sizeof *fp);
-    if (st == ARMT_OK && !fp) st = armt_err_set(&pp->err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "pipeline: out of host memory");
+    if (st == ARMT_OK && !fp)
+        st = armt_err_set(&pp->err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "pipeline: out of host memory");
     st = armt_pipeline_agree(pp, st);
     if (st == ARMT_OK) st = armt_pipeline_agree(pp, fingerprints(pp, fp));
     armt_state_window x = {s.k, s.v, 0};
