@@ -252,7 +252,8 @@ static inline cl_mem armt_weight_at(const armt_weight *w, int layer, size_t *ele
 /* A pipeline stage's model (lib/compute/pipeline_stage.c): layers [first, first + count) of the model that
  * `path` (a checkpoint) or, with path NULL, cfg (random weights) describes, every global role included.
  * Its configuration has n_layers = count (memory_off shifted to match); a random part holds exactly the
- * values the whole model holds for those layers, and its fingerprint is the whole model's. */
+ * values the whole model holds for those layers, and its fingerprint is the whole model's; a checkpoint's
+ * part hashes its own tensors and its layer range. */
 armt_status armt_model_create_part(armt_runtime *rt, const armt_config *cfg, const char *path,
                                    const armt_model_params *params, int first, int count, armt_model **out,
                                    armt_err *err);
