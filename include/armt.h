@@ -492,6 +492,10 @@ typedef struct armt_pipeline_params {
     /* 1: one stage per MPI rank of MPI_COMM_WORLD (MPI initialised by the caller; ARMT_STATUS_UNSUPPORTED
      * when the library was built without MPI). Every pipeline call is then collective. */
     int mpi;
+    /* 0 (default): in the diagonal schedule a segment's rows travel to the next stage while both compute
+     * (stage p runs one tick behind stage p - 1: P - 1 more ticks, no waiting on the transfer); 1: they are
+     * handed over after each tick, the next one waiting for them (the same outputs either way). */
+    int no_overlap;
 } armt_pipeline_params;
 
 ARMT_API armt_pipeline_params armt_pipeline_default_params(void);

@@ -29,8 +29,11 @@ static const char *two_devices(void) {
     return same_platform ? "0,1" : "0,0";
 }
 
+static int no_overlap; /* armt_pipeline_params.no_overlap of the pipelines make_pipeline makes */
+
 static armt_pipeline *make_pipeline(const pu_case *c, const char *devices, const int *split, int n_split) {
     armt_pipeline_params p = pu_params(c);
+    p.no_overlap = no_overlap;
     p.devices = devices;
     p.split = split;
     p.n_split = n_split;
@@ -41,11 +44,13 @@ static armt_pipeline *make_pipeline(const pu_case *c, const char *devices, const
 }
 
 /* Every case on two stages (the balanced split) and on three (1 + 2 + 1 layers: a middle stage that both
- * takes and hands over rows), bit for bit against one device. */
+ * takes and hands over rows), bit for bit against one device; the second half of the loop hands the rows
+ * over after each tick instead of overlapping them with the next (no_overlap). */
 START_TEST(test_bit_identical) {
     size_t nc;
     const pu_case *cases = pu_cases(&nc);
-    const pu_case *c = &cases[_i];
+    const pu_case *c = &cases[_i % (int)nc];
+    no_overlap = _i >= (int)nc;
     pu_result one, two, three;
     pu_single(c, &one);
     armt_pipeline *pipe = make_pipeline(c, two_devices(), NULL, 0);
@@ -81,6 +86,7 @@ END_TEST
 /* The pipeline's fp32 logits against the double-precision reference on the same weights (an independent
  * check: the bit-identity above compares the library with itself). */
 START_TEST(test_against_reference) {
+    no_overlap = 0;
     size_t nc;
     const pu_case *c = &pu_cases(&nc)[1]; /* fp32 diagonal */
     armt_pipeline *pipe = make_pipeline(c, two_devices(), NULL, 0);
@@ -116,6 +122,8 @@ END_TEST
 START_TEST(test_fault_leaves_state) {
     size_t nc;
     const pu_case *c = &pu_cases(&nc)[_i < 3 ? 1 : 0]; /* fp32 diagonal, then sequential */
+    no_overlap = _i >= 6;                              /* the diagonal with hand-overs after each tick */
+    if (_i >= 6) c = &pu_cases(&nc)[1];
     armt_pipeline *pipe = make_pipeline(c, two_devices(), NULL, 0);
     int32_t ids[512];
     size_t total;
@@ -167,6 +175,7 @@ static int cancel_at_3(uint64_t done, uint64_t total, void *u) {
 }
 
 START_TEST(test_cancel_and_arguments) {
+    no_overlap = 0;
     size_t nc;
     const pu_case *c = &pu_cases(&nc)[1];
     armt_pipeline *pipe = make_pipeline(c, two_devices(), NULL, 0);
@@ -241,6 +250,7 @@ static unsigned char *read_all(const char *path, size_t *n) {
  * window included), a pipeline that loads one context's file then continues exactly as that context does,
  * and a damaged file is refused with the state unchanged. */
 START_TEST(test_state_files) {
+    no_overlap = 0;
     size_t nc;
     const pu_case *c = &pu_cases(&nc)[4]; /* the armt variant with the sink and the sliding window */
     ck_assert(c->cfg.sliding_window);
@@ -348,9 +358,9 @@ static Suite *suite(void) {
     size_t nc;
     pu_cases(&nc);
     TCase *tc = test_tcase(s, "pipeline", 600);
-    tcase_add_loop_test(tc, test_bit_identical, 0, (int)nc);
+    tcase_add_loop_test(tc, test_bit_identical, 0, 2 * (int)nc);
     tcase_add_test(tc, test_against_reference);
-    tcase_add_loop_test(tc, test_fault_leaves_state, 0, 6);
+    tcase_add_loop_test(tc, test_fault_leaves_state, 0, 9);
     tcase_add_test(tc, test_cancel_and_arguments);
     tcase_add_test(tc, test_state_files);
     tcase_add_test(tc, test_split);

@@ -10,7 +10,7 @@ export POCL_DEVICES="${POCL_DEVICES:-pthread pthread}"
 # Open MPI refuses root without these (CI containers run as root); oversubscribe: a 2-core machine
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1
-timeout "${ARMT_MPI_TIMEOUT:-600}" "$MPIRUN" -np 2 "$bin"
+timeout "${ARMT_MPI_TIMEOUT:-300}" "$MPIRUN" -np 2 "$bin"
 rc=$?
 [ $rc = 124 ] && echo "pipeline_mpi: mpirun timed out (a rank hung)"
 

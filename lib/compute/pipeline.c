@@ -177,6 +177,7 @@ armt_status armt_pipeline_create(const armt_pipeline_params *params, armt_pipeli
     char sel[128];
     pp->ranks = 1;
     pp->mpi = params->mpi != 0;
+    pp->overlap = params->no_overlap == 0;
     if (pp->mpi) {
 #ifdef ARMT_HAVE_MPI
         ARMT_TRY_GOTO(armt_pmpi_world(&pp->rank, &pp->ranks, err), fail);
@@ -271,9 +272,9 @@ static armt_status hand_over(armt_pipeline *pp, uint64_t t, const int *s_out, co
 #ifdef ARMT_HAVE_MPI
     if (pp->mpi && st == ARMT_OK) {
         armt_stage *g = &pp->stage[0];
-        const int s_in =
-            g->index == 0 ? -1
-                          : armt_stage_boundary_segment(g->diagonal, g->S, pp->P, g->index - 1, g->first, t);
+        const int s_in = g->index == 0 ? -1
+                                       : armt_stage_boundary_segment(g->diagonal, g->S, pp->P, g->index - 1,
+                                                                     g->first, 0, (int64_t)t);
         size_t in_floats = 0;
         if (s_in >= 0) { /* the rows' count as the receiving stage's slot has them */
             const size_t L = (size_t)pp->cfg.segment_size, rest = g->F.n - (size_t)s_in * L;
@@ -285,7 +286,9 @@ static armt_status hand_over(armt_pipeline *pp, uint64_t t, const int *s_out, co
                 pp->recv_ev = NULL;
             }
         }
-        st = armt_pmpi_exchange(pp, t, g->last ? -1 : s_out[0], floats[0], s_in, in_floats, &pp->err);
+        const int send = !g->last && s_out[0] >= 0;
+        st = armt_pmpi_exchange(pp, t, send ? g->host : NULL, send ? floats[0] : 0,
+                                s_in >= 0 ? pp->recv : NULL, in_floats, &pp->err);
         if (st == ARMT_OK && s_in >= 0) {
             st = armt_stage_rows_in(g, s_in, pp->recv, in_floats, &pp->recv_ev);
             if (st != ARMT_OK) st = local_failed(pp, g, st);
@@ -346,7 +349,7 @@ static armt_status run_ticks(armt_pipeline *pp, const armt_forward_params *p, ui
             armt_stage *g = &pp->stage[i];
             s_out[i] = g->last ? -1
                                : armt_stage_boundary_segment(g->diagonal, g->S, pp->P, g->index,
-                                                             pp->firsts[g->index + 1], t);
+                                                             pp->firsts[g->index + 1], 0, (int64_t)t);
             floats[i] = 0;
             if (mine == ARMT_OK && s_out[i] >= 0) {
                 mine = armt_stage_rows_out(g, s_out[i], &floats[i]);
@@ -362,6 +365,83 @@ static armt_status run_ticks(armt_pipeline *pp, const armt_forward_params *p, ui
         st = agree(pp, mine);
         if (st != ARMT_OK) return st;
         st = agree(pp, hand_over(pp, t, s_out, floats));
+        if (st != ARMT_OK) return st;
+    }
+    return ARMT_OK;
+}
+
+/* The segment crossing boundary b at the end of tick t with overlapped hand-overs (lag 1), or -1. */
+static int lag_segment(const armt_pipeline *pp, int b, int64_t t) {
+    if (b < 0 || b >= pp->P - 1) return -1;
+    return armt_stage_boundary_segment(1, pp->stage[0].S, pp->P, b, pp->firsts[b + 1], 1, t);
+}
+
+/* The diagonal schedule with overlapped hand-overs (pipeline_overlap.c): stage p runs diagonal d at tick
+ * d + p; a segment sent at the end of tick t travels during tick t + 1 and is taken at tick t + 2. */
+static armt_status run_ticks_overlap(armt_pipeline *pp, const armt_forward_params *p, uint64_t ticks) {
+    armt_status st = ARMT_OK;
+    for (uint64_t t = 0; t < ticks; t++) {
+        const int64_t ti = (int64_t)t;
+        armt_status mine = ARMT_OK;
+        for (int i = 0; i < pp->n_local && mine == ARMT_OK; i++) { /* arrivals, then the tick */
+            armt_stage *g = &pp->stage[i];
+            const int s_in = lag_segment(pp, g->index - 1, ti - 2);
+            if (s_in >= 0) mine = armt_xfer_take(g, s_in);
+            if (mine == ARMT_OK) mine = armt_stage_tick(g, pp->P, t);
+            if (mine != ARMT_OK) mine = local_failed(pp, g, mine);
+        }
+        for (int i = 0; i < pp->n_local && mine == ARMT_OK; i++) { /* this tick's rows on their way */
+            armt_stage *g = &pp->stage[i];
+            const int s_out = lag_segment(pp, g->index, ti);
+            if (s_out >= 0) mine = armt_xfer_send(g, s_out);
+            if (mine != ARMT_OK) mine = local_failed(pp, g, mine);
+        }
+        if (mine == ARMT_OK && p->progress && p->progress(t + 1, ticks, p->progress_user_data) != 0)
+            mine =
+                armt_err_set(&pp->err, ARMT_STATUS_CANCELLED,
+                             "armt_pipeline_forward: cancelled by the progress callback after tick %llu of "
+                             "%llu",
+                             (unsigned long long)(t + 1), (unsigned long long)ticks);
+        st = agree(pp, mine);
+        if (st != ARMT_OK) return st;
+        /* the rows sent at the end of the last tick, while this one computes: to the next stage's device */
+        for (int i = 0; i < pp->n_local && mine == ARMT_OK; i++) {
+            armt_stage *g = &pp->stage[i];
+            const int s = lag_segment(pp, g->index, ti - 1);
+            if (s < 0 || i + 1 >= pp->n_local) continue;
+            const float *rows;
+            size_t floats;
+            mine = armt_xfer_sent(g, s, &rows, &floats);
+            if (mine != ARMT_OK) {
+                mine = local_failed(pp, g, mine);
+                break;
+            }
+            mine = armt_xfer_put(&pp->stage[i + 1], s, rows, floats, &g->x.host_busy[s & 1]);
+            if (mine != ARMT_OK) mine = local_failed(pp, &pp->stage[i + 1], mine);
+        }
+#ifdef ARMT_HAVE_MPI
+        if (pp->mpi && mine == ARMT_OK) {
+            armt_stage *g = &pp->stage[0];
+            const int s_out = lag_segment(pp, g->index, ti - 1), s_in = lag_segment(pp, g->index - 1, ti - 1);
+            const float *out = NULL;
+            size_t out_floats = 0, in_floats = (size_t)g->T * (size_t)g->F.d;
+            float *in = NULL;
+            if (s_out >= 0) mine = armt_xfer_sent(g, s_out, &out, &out_floats);
+            if (mine == ARMT_OK && s_in >= 0) { /* rhost[k] is free once its last write has read it */
+                cl_event *h = &g->x.h2d[s_in & 1];
+                if (*h && clWaitForEvents(1, h) != CL_SUCCESS)
+                    mine = armt_err_set(&g->ctx->err, ARMT_STATUS_OPENCL_ERROR, "pipeline: a write failed");
+                in = g->x.rhost[s_in & 1];
+            }
+            if (mine != ARMT_OK) mine = local_failed(pp, g, mine);
+            if (mine == ARMT_OK) mine = armt_pmpi_exchange(pp, t, out, out_floats, in, in_floats, &pp->err);
+            if (mine == ARMT_OK && s_in >= 0) {
+                mine = armt_xfer_put(g, s_in, in, in_floats, NULL);
+                if (mine != ARMT_OK) mine = local_failed(pp, g, mine);
+            }
+        }
+#endif
+        st = agree(pp, mine);
         if (st != ARMT_OK) return st;
     }
     return ARMT_OK;
@@ -429,8 +509,11 @@ armt_status armt_pipeline_forward(armt_pipeline *pp, const int32_t *ids, size_t 
     }
     if (mine == ARMT_OK && pp->mpi && pp->rank == 0 && !pp->stage[0].last) fp.out = NULL, fp.out_count = 0;
     for (int i = 0; i < pp->n_local && mine == ARMT_OK; i++) {
-        mine = armt_stage_begin(&pp->stage[i], pp->P, ids, n, &fp);
-        if (mine != ARMT_OK) mine = local_failed(pp, &pp->stage[i], mine);
+        armt_stage *g = &pp->stage[i];
+        mine = armt_stage_begin(g, pp->P, ids, n, &fp);
+        g->lag = pp->overlap && g->diagonal && pp->P > 1;
+        if (mine == ARMT_OK && g->lag) mine = armt_xfer_prepare(g);
+        if (mine != ARMT_OK) mine = local_failed(pp, g, mine);
     }
     if (mine == ARMT_OK && pp->mpi && pp->stage[0].index > 0) { /* room for the rows from the rank before */
         size_t need = pp->stage[0].host_floats;
@@ -446,8 +529,10 @@ armt_status armt_pipeline_forward(armt_pipeline *pp, const int32_t *ids, size_t 
     }
     st = agree(pp, mine);
     const armt_stage *g0 = &pp->stage[0];
-    const uint64_t ticks = st == ARMT_OK ? armt_stage_ticks(g0->diagonal, g0->S, pp->cfg.n_layers, pp->P) : 0;
-    if (st == ARMT_OK) st = run_ticks(pp, p, ticks, s_out, floats);
+    const uint64_t ticks =
+        st == ARMT_OK ? armt_stage_ticks(g0->diagonal, g0->S, pp->cfg.n_layers, pp->P, g0->lag) : 0;
+    if (st == ARMT_OK)
+        st = g0->lag ? run_ticks_overlap(pp, p, ticks) : run_ticks(pp, p, ticks, s_out, floats);
     /* every stage's last work done (or failed) before anyone keeps or drops the new state */
     mine = ARMT_OK;
     if (pp->recv_ev) {

@@ -69,19 +69,16 @@ armt_status armt_pmpi_agree(armt_pipeline *pp, armt_status mine, armt_err *err) 
     return armt_err_set(err, (armt_status)m.status, "rank %d: %s", out.rank, m.msg);
 }
 
-armt_status armt_pmpi_exchange(armt_pipeline *pp, uint64_t t, int s_out, size_t floats_out, int s_in,
+armt_status armt_pmpi_exchange(armt_pipeline *pp, uint64_t t, const float *out, size_t floats_out, float *in,
                                size_t floats_in, armt_err *err) {
     MPI_Request req[2];
     int nr = 0;
     const int tag = (int)(t % (uint64_t)INT_MAX);
     ARMT_RETURN_IF(floats_out > INT_MAX || floats_in > INT_MAX, ARMT_STATUS_UNSUPPORTED,
                    "pipeline: a segment's rows exceed one MPI message");
-    if (s_in >= 0)
-        MPI_TRY(
-            MPI_Irecv(pp->recv, (int)floats_in, MPI_FLOAT, pp->rank - 1, tag, MPI_COMM_WORLD, &req[nr++]));
-    if (s_out >= 0)
-        MPI_TRY(MPI_Isend(pp->stage[0].host, (int)floats_out, MPI_FLOAT, pp->rank + 1, tag, MPI_COMM_WORLD,
-                          &req[nr++]));
+    if (in) MPI_TRY(MPI_Irecv(in, (int)floats_in, MPI_FLOAT, pp->rank - 1, tag, MPI_COMM_WORLD, &req[nr++]));
+    if (out)
+        MPI_TRY(MPI_Isend(out, (int)floats_out, MPI_FLOAT, pp->rank + 1, tag, MPI_COMM_WORLD, &req[nr++]));
     if (nr) MPI_TRY(MPI_Waitall(nr, req, MPI_STATUSES_IGNORE));
     return ARMT_OK;
 }

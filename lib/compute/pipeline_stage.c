@@ -13,14 +13,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint64_t armt_stage_ticks(int diagonal, int S, int n_layers, int P) {
-    return diagonal ? (uint64_t)S + (uint64_t)n_layers - 1 : (uint64_t)S * (uint64_t)P;
+uint64_t armt_stage_ticks(int diagonal, int S, int n_layers, int P, int lag) {
+    return diagonal ? (uint64_t)S + (uint64_t)n_layers - 1 + (uint64_t)lag * (uint64_t)(P - 1)
+                    : (uint64_t)S * (uint64_t)P;
 }
 
-int armt_stage_boundary_segment(int diagonal, int S, int P, int b, int first_next, uint64_t t) {
-    if (!diagonal) return t % (uint64_t)P == (uint64_t)b ? (int)(t / (uint64_t)P) : -1;
-    /* the segment on the last layer of stage b, first_next - 1, at tick t */
-    int64_t s = (int64_t)t - (int64_t)(first_next - 1);
+int armt_stage_boundary_segment(int diagonal, int S, int P, int b, int first_next, int lag, int64_t t) {
+    if (t < 0) return -1;
+    if (!diagonal) return t % P == b ? (int)(t / P) : -1;
+    /* the segment on the last layer of stage b, first_next - 1, at its diagonal t - lag * b */
+    int64_t s = t - (int64_t)lag * b - (int64_t)(first_next - 1);
     return s >= 0 && s < S ? (int)s : -1;
 }
 
@@ -174,8 +176,9 @@ static armt_status tick_sequential(armt_stage *g, int s) {
 
 armt_status armt_stage_tick(armt_stage *g, int P, uint64_t t) {
     armt_status st = ARMT_OK;
+    const int64_t d = (int64_t)t - (int64_t)g->lag * g->index; /* this stage's diagonal */
     if (g->diagonal)
-        st = tick_diagonal(g, (int)t);
+        st = d >= 0 ? tick_diagonal(g, (int)d) : ARMT_OK;
     else if (t % (uint64_t)P == (uint64_t)g->index)
         st = tick_sequential(g, (int)(t / (uint64_t)P));
     /* submitted now: a driver may hold enqueued work until a flush, and the stages' devices are to
@@ -229,6 +232,7 @@ armt_status armt_stage_rows_in(armt_stage *g, int s, const float *src, size_t fl
 armt_status armt_stage_finish(armt_stage *g) {
     if (!g->in_call) return ARMT_OK;
     armt_err *err = &g->ctx->err;
+    ARMT_TRY(armt_xfer_end(g));
     if (g->write_ev) {
         cl_int e = clWaitForEvents(1, &g->write_ev);
         clReleaseEvent(g->write_ev);
@@ -242,6 +246,7 @@ armt_status armt_stage_finish(armt_stage *g) {
 armt_status armt_stage_end(armt_stage *g, armt_status st) {
     if (!g->in_call) return st;
     armt_ctx *ctx = g->ctx;
+    (void)armt_xfer_end(g); /* nothing in flight may touch the state or the rows after this */
     if (g->write_ev) {
         clWaitForEvents(1, &g->write_ev);
         clReleaseEvent(g->write_ev);
@@ -268,6 +273,7 @@ void armt_stage_free(armt_stage *g) {
     if (!g) return;
     if (g->write_ev) clReleaseEvent(g->write_ev);
     if (g->mark) clReleaseEvent(g->mark);
+    armt_xfer_free(g);
     armt_ctx_free(g->ctx);
     armt_model_free(g->model);
     armt_runtime_free(g->rt);
