@@ -22,6 +22,7 @@ int cli_pipeline_option(cli_pipeline *p, int opt, const char *arg) {
         p->devices = arg;
         return 1;
     case CLI_OPT_MPI: p->mpi = 1; return 1;
+    case CLI_OPT_NO_OVERLAP: p->no_overlap = 1; return 1;
     case CLI_OPT_SPLIT: {
         int64_t *v = NULL;
         size_t n = 0;
@@ -77,6 +78,7 @@ int cli_open_pipeline(const cli_common *c, const cli_pipeline *p, armt_pipeline 
     pp.runtime.fp32_gemm = (armt_fp32_gemm)c->fp32_gemm;
     pp.devices = p->devices;
     pp.mpi = p->mpi;
+    pp.no_overlap = p->no_overlap;
     pp.split = p->n_split ? p->split : NULL;
     pp.n_split = p->n_split;
     pp.model.seed = c->seed;

@@ -8,10 +8,11 @@
 
 #include "cli_common.h"
 
-enum { CLI_OPT_DEVICES = 0x1800, CLI_OPT_MPI, CLI_OPT_SPLIT };
+enum { CLI_OPT_DEVICES = 0x1800, CLI_OPT_MPI, CLI_OPT_SPLIT, CLI_OPT_NO_OVERLAP };
 
 #define CLI_PIPELINE_LONG_OPTIONS                                                                     \
-    {"devices", required_argument, NULL, CLI_OPT_DEVICES}, {"mpi", no_argument, NULL, CLI_OPT_MPI}, { \
+    {"devices", required_argument, NULL, CLI_OPT_DEVICES}, {"mpi", no_argument, NULL, CLI_OPT_MPI},   \
+        {"no-overlap", no_argument, NULL, CLI_OPT_NO_OVERLAP}, {                                      \
         "split", required_argument, NULL, CLI_OPT_SPLIT                                               \
     }
 
@@ -20,6 +21,7 @@ typedef struct cli_pipeline {
     int mpi;             /* --mpi                                             */
     int split[256];      /* --split LIST                                      */
     int n_split;
+    int no_overlap;  /* --no-overlap: hand-overs after each tick                          */
     int rank, ranks; /* after cli_pipeline_mpi_init: this process's rank (0 without MPI) */
 } cli_pipeline;
 
