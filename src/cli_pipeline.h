@@ -10,10 +10,10 @@
 
 enum { CLI_OPT_DEVICES = 0x1800, CLI_OPT_MPI, CLI_OPT_SPLIT, CLI_OPT_NO_OVERLAP };
 
-#define CLI_PIPELINE_LONG_OPTIONS                                                                     \
-    {"devices", required_argument, NULL, CLI_OPT_DEVICES}, {"mpi", no_argument, NULL, CLI_OPT_MPI},   \
-        {"no-overlap", no_argument, NULL, CLI_OPT_NO_OVERLAP}, {                                      \
-        "split", required_argument, NULL, CLI_OPT_SPLIT                                               \
+#define CLI_PIPELINE_LONG_OPTIONS                                                                   \
+    {"devices", required_argument, NULL, CLI_OPT_DEVICES}, {"mpi", no_argument, NULL, CLI_OPT_MPI}, \
+        {"no-overlap", no_argument, NULL, CLI_OPT_NO_OVERLAP}, {                                    \
+        "split", required_argument, NULL, CLI_OPT_SPLIT                                             \
     }
 
 typedef struct cli_pipeline {

@@ -112,7 +112,8 @@ armt_status armt_xfer_put(armt_stage *g, int s, const float *src, size_t floats,
     size_t off, want;
     slot_of(g, s, &off, &want);
     ARMT_RETURN_IF(floats != want, ARMT_STATUS_INVALID_ARGUMENT,
-                   "pipeline: stage %d expected %zu floats of segment %d, got %zu", g->index, want, s, floats);
+                   "pipeline: stage %d expected %zu floats of segment %d, got %zu", g->index, want, s,
+                   floats);
     ARMT_TRY(settle(&x->h2d[k], "pipeline: the previous write", err));
     /* din[k] is free once the main queue has copied the segment before last out of it */
     const cl_uint nw = x->in_copy[k] ? 1 : 0;
