@@ -73,6 +73,17 @@ START_TEST(test_bit_identical) {
 
     const int split[3] = {1, 2, 1};
     pipe = make_pipeline(c, "0,1,0", split, 3);
+    /* each stage holds the global weights it uses: the embedding on the first (and on the last, as the tied
+     * lm_head), memory tokens on the first, the final norm on the last, none of them in the middle */
+    const armt_weight *w0 = pipe->stage[0].model->w, *w1 = pipe->stage[1].model->w,
+                      *w2 = pipe->stage[2].model->w;
+    ck_assert(c->cfg.tie_word_embeddings);
+    ck_assert(w0[ARMT_ROLE_EMBED].n_chunks == 1 && w0[ARMT_ROLE_MEM].n_chunks == 1 &&
+              w0[ARMT_ROLE_NORM_FINAL].n_chunks == 0);
+    ck_assert(w1[ARMT_ROLE_EMBED].n_chunks == 0 && w1[ARMT_ROLE_MEM].n_chunks == 0 &&
+              w1[ARMT_ROLE_NORM_FINAL].n_chunks == 0);
+    ck_assert(w2[ARMT_ROLE_EMBED].n_chunks == 1 && w2[ARMT_ROLE_MEM].n_chunks == 0 &&
+              w2[ARMT_ROLE_NORM_FINAL].n_chunks == 1);
     st = pu_pipeline(pipe, c, &three, 0);
     ck_assert_msg(st == ARMT_OK, "%s: %s", c->name, armt_pipeline_last_error(pipe));
     ck_assert_msg(pu_equal(&three, &one, why, sizeof why), "%s, 3 stages: %s", c->name, why);

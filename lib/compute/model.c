@@ -69,6 +69,23 @@ static int role_stored(const armt_config *cfg, armt_role r) {
     return !(r == ARMT_ROLE_LM_HEAD && cfg->tie_word_embeddings) && !(r == ARMT_ROLE_SINK && !cfg->use_sink);
 }
 
+/* A role this model holds: stored, and (a pipeline stage's part) used by its stage. */
+static int role_held(const armt_model *m, armt_role r) {
+    return role_stored(&m->cfg, r) && !((m->skip_roles >> r) & 1u);
+}
+
+/* The global roles a part of layers [first, first + count) of n_layers does not hold (armt_model.skip_roles);
+ * the whole model holds every one. */
+static unsigned part_skip(const armt_config *whole, int first, int count) {
+    if (count == 0 || (first == 0 && count == whole->n_layers)) return 0;
+    const int head = first == 0, tail = first + count == whole->n_layers;
+    unsigned skip = 0;
+    if (!head && !(tail && whole->tie_word_embeddings)) skip |= 1u << ARMT_ROLE_EMBED;
+    if (!head) skip |= (1u << ARMT_ROLE_MEM) | (1u << ARMT_ROLE_SINK);
+    if (!tail) skip |= (1u << ARMT_ROLE_NORM_FINAL) | (1u << ARMT_ROLE_LM_HEAD);
+    return skip;
+}
+
 /* ======================================================================================================= */
 /* Fingerprint: FNV-1a-style 64-bit mixing of configuration and weight bytes                               */
 /* ======================================================================================================= */
@@ -142,7 +159,7 @@ static armt_status allocate_weights(armt_model *m, armt_err *err) {
     size_t ns = 0;
     for (int r = 0; r < ARMT_ROLE_COUNT; r++) {
         armt_weight *w = &m->w[r];
-        if (!role_stored(cfg, (armt_role)r)) continue;
+        if (!role_held(m, (armt_role)r)) continue;
         int layers = role_layers(m, (armt_role)r);
         w->per_layer = armt_role_numel(cfg, (armt_role)r);
         w->bf16 = role_bf16(m->precision, (armt_role)r);
@@ -197,7 +214,7 @@ static armt_status allocate_weights(armt_model *m, armt_err *err) {
 
 /* Shared start of every model constructor: validated config, attention program, kernels, buffers. */
 static armt_status model_begin(armt_runtime *rt, const armt_config *cfg, armt_precision prec,
-                               armt_model **out, armt_err *err) {
+                               unsigned skip_roles, armt_model **out, armt_err *err) {
     *out = NULL;
     ARMT_TRY(armt_config_check(cfg, err));
     if (prec != ARMT_PRECISION_FP32 && prec != ARMT_PRECISION_BF16)
@@ -211,6 +228,7 @@ static armt_status model_begin(armt_runtime *rt, const armt_config *cfg, armt_pr
     m->rt = rt;
     m->cfg = *cfg;
     m->precision = prec;
+    m->skip_roles = skip_roles;
     armt_status st;
     armt_attention_tuning at;
     armt_tune_attention(&rt->tune, cfg->head_dim, prec == ARMT_PRECISION_BF16, &at);
@@ -320,11 +338,11 @@ static armt_status create_random(armt_runtime *rt, const armt_config *cfg, const
     if (p.correction >= 0) c.correction = p.correction ? 1 : 0;
     ARMT_TRY(part_config(&c, first, count ? count : c.n_layers, &part, err));
     armt_model *m;
-    ARMT_TRY(model_begin(rt, &part, p.precision, &m, err));
+    ARMT_TRY(model_begin(rt, &part, p.precision, part_skip(&c, first, count), &m, err));
     m->layer_first = first;
     armt_status st;
     for (int r = 0; r < ARMT_ROLE_COUNT; r++) {
-        if (!role_stored(&c, (armt_role)r)) continue;
+        if (!role_held(m, (armt_role)r)) continue;
         for (int l = 0; l < role_layers(m, (armt_role)r); l++)
             ARMT_TRY_GOTO(init_role(m, (armt_role)r, l, p.seed, p.wmv_std, 1.0 / sqrt(3.0), err), fail);
     }
@@ -381,7 +399,8 @@ static armt_status load_model(armt_runtime *rt, const char *path, const armt_mod
     ARMT_TRY_GOTO(
         part_config(armt_ckpt_config(ck), layer0, count ? count : armt_ckpt_config(ck)->n_layers, &part, err),
         fail);
-    ARMT_TRY_GOTO(model_begin(rt, &part, p.precision, &m, err), fail);
+    ARMT_TRY_GOTO(
+        model_begin(rt, &part, p.precision, part_skip(armt_ckpt_config(ck), layer0, count), &m, err), fail);
     m->layer_first = layer0;
     stage = malloc(STAGE_FLOATS * sizeof(float));
     if (!stage) {
@@ -399,7 +418,7 @@ static armt_status load_model(armt_runtime *rt, const char *path, const armt_mod
         ARMT_ROLE_WMV,   ARMT_ROLE_WMB,     ARMT_ROLE_BMB,        ARMT_ROLE_SINK};
     for (int oi = 0; oi < ARMT_ROLE_COUNT; oi++) {
         armt_role r = order[oi];
-        if (!role_stored(&m->cfg, r)) continue;
+        if (!role_held(m, r)) continue;
         for (int l = 0; l < role_layers(m, r); l++) {
             const int gl = armt_role_is_layer(r) ? l + layer0 : l; /* the checkpoint's layer index */
             if (!armt_ckpt_has(ck, r, gl) ||
