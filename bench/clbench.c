@@ -23,6 +23,7 @@
 #include "armt.h"
 #include "cli_common.h"
 #include "clbench_batch.h"
+#include "clbench_pipeline.h"
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -69,6 +70,7 @@ typedef struct bench_opts {
     int64_t *batch_lengths; /* --batch-lengths LIST                               */
     size_t n_batch_lengths;
     int decode; /* --decode N */
+    cli_pipeline pipe; /* --devices, --mpi, --split: bench/clbench_pipeline.c */
 } bench_opts;
 
 static const char *const fp32_gemm_names[] = {"auto", "clblast", "tf32x3"};
@@ -127,6 +129,7 @@ static void usage(FILE *out) {
         "\n",
         cli_progname());
     cli_common_help(out, 1);
+    cli_pipeline_help(out);
     fprintf(
         out,
         "\n"
@@ -210,6 +213,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
     };
     static const struct option longopts[] = {
         CLI_COMMON_LONG_OPTIONS,
+        CLI_PIPELINE_LONG_OPTIONS,
         {"tokens", required_argument, NULL, OPT_TOKENS},
         {"schedule", required_argument, NULL, OPT_SCHEDULE},
         {"outputs", required_argument, NULL, OPT_OUTPUTS},
@@ -271,6 +275,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
             continue;
         }
         int common = cli_common_option(&o->common, opt, optarg);
+        if (common == 0) common = cli_pipeline_option(&o->pipe, opt, optarg);
         if (common < 0) return -1;
         if (common > 0) continue;
         switch (opt) {
@@ -1196,6 +1201,31 @@ static void join_command(int argc, char **argv, char *buf, size_t len) {
 /* main                                                                                                    */
 /* ======================================================================================================= */
 
+/* --devices / --mpi: the rows on a layer pipeline (bench/clbench_pipeline.c). */
+static int clbench_pipeline_main(bench_opts *o, int *argc, char ***argv) {
+    if (cli_pipeline_mpi_init(&o->pipe, argc, argv) != 0) {
+        free(o->tokens);
+        return 1;
+    }
+    if (o->pipe.rank != 0 && o->verbosity == CLI_NORMAL) cli_log_install(CLI_QUIET); /* rank 0 speaks */
+    clbench_pipeline_opts po = {.common = &o->common,
+                                .pipe = &o->pipe,
+                                .tokens = o->tokens,
+                                .n_tokens = o->n_tokens, /* 0: 4 and 16 segments */
+                                .schedules = o->schedules,
+                                .n_schedules = o->n_schedules,
+                                .precisions = o->precisions,
+                                .n_precisions = o->n_precisions,
+                                .output = o->output,
+                                .repetitions = o->repetitions,
+                                .warmup = o->warmup,
+                                .verbosity = o->pipe.rank == 0 ? o->verbosity : CLI_QUIET};
+    int rc = clbench_pipeline(&po);
+    cli_pipeline_mpi_finalize(&o->pipe);
+    free(o->tokens);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     cli_init(argv[0]);
     bench_opts o;
@@ -1209,6 +1239,7 @@ int main(int argc, char **argv) {
         free(o.tokens);
         return cli_list_devices(stdout) == 0 ? 0 : 1;
     }
+    if (cli_pipeline_wanted(&o.pipe)) return clbench_pipeline_main(&o, &argc, &argv);
 
     int rc = 1;
     armt_runtime *rt = NULL;

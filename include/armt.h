@@ -274,7 +274,9 @@ typedef struct armt_config {
 /* At most this many layers may have memory_off bits. */
 #define ARMT_MAX_WRAP_LAYERS 256
 
-/* Fills *out with a named preset: "tiny", "tiny-gqa", "llama-160m", "llama-3.2-1b". */
+/* Fills *out with a named preset: "tiny", "tiny-gqa", "llama-160m", "llama-3.2-1b", "llama-3.2-3b",
+ * "llama-3.1-8b", "smollm2-360m-armt" (the base shapes of the published configs; the ARMT settings of
+ * the 1B's: 128 memory tokens, d_mem 64, segments of 1024). */
 ARMT_API ARMT_NODISCARD armt_status armt_config_preset(const char *name, armt_config *out);
 /* Names of the presets, NULL-terminated. */
 ARMT_API const char *const *armt_config_preset_names(void);
@@ -491,6 +493,93 @@ ARMT_API size_t armt_ctx_profile(const armt_ctx *ctx, const char **names, double
  * 2 m n k per multiplied matrix. Any of the arrays may be NULL. Returns how many sites have time. */
 ARMT_API size_t armt_ctx_profile_gemm(const armt_ctx *ctx, const char **names, double *seconds, double *flop,
                                       size_t cap);
+
+/* ======================================================================================================= */
+/* Pipeline across devices                                                                                 */
+/* ======================================================================================================= */
+/* One model split into contiguous layer ranges (stages), each on a device of its own with its weights, its
+ * layers' memory states and its queue; the diagonal schedule runs every stage's cells of a step at once and
+ * hands a segment's residual rows from stage to stage between steps (docs/DESIGN.md, "Pipeline across
+ * devices"). Outputs and memory states are bit-identical to one device. The stages live in one process
+ * (a device list), or one per MPI rank (a library built with ./configure --enable-mpi). */
+typedef struct armt_pipeline armt_pipeline;
+
+typedef struct armt_pipeline_params {
+    /* Every stage's runtime; its `device` is replaced by the stage's entry of `devices`. */
+    armt_runtime_params runtime;
+    /* Devices, one per stage, comma-separated selectors as armt_runtime_params.device takes them (index or
+     * name substring, on the platform runtime.platform chooses): "0,1". The same device may appear twice.
+     * With mpi: entry r is rank r's (NULL: rank r takes device r of the platform). */
+    const char *devices;
+    /* The model: a checkpoint (path, as armt_model_load takes it) or, with path NULL, random weights of
+     * config (armt_model_create_random). */
+    const char *path;
+    const armt_config *config;
+    armt_model_params model;
+    /* Layer counts of the stages (n_split entries summing to n_layers), or NULL: balanced by FLOPs. */
+    const int *split;
+    int n_split;
+    /* 1: one stage per MPI rank of MPI_COMM_WORLD (MPI initialised by the caller; ARMT_STATUS_UNSUPPORTED
+     * when the library was built without MPI). Every pipeline call is then collective. */
+    int mpi;
+    /* 0 (default): in the diagonal schedule a segment's rows travel to the next stage while both compute
+     * (stage p runs one tick behind stage p - 1: P - 1 more ticks, no waiting on the transfer); 1: they are
+     * handed over after each tick, the next one waiting for them (the same outputs either way). */
+    int no_overlap;
+} armt_pipeline_params;
+
+ARMT_API armt_pipeline_params armt_pipeline_default_params(void);
+ARMT_API ARMT_NODISCARD armt_status armt_pipeline_create(const armt_pipeline_params *params,
+                                                         armt_pipeline **out);
+ARMT_API void armt_pipeline_free(armt_pipeline *pipe); /* accepts NULL */
+ARMT_API const char *armt_pipeline_last_error(const armt_pipeline *pipe);
+/* 1 if this library was built with MPI (./configure --enable-mpi). */
+ARMT_API int armt_pipeline_have_mpi(void);
+
+/* armt_forward over the stages (schedules SEQUENTIAL and DIAGONAL; FULL gives ARMT_STATUS_UNSUPPORTED).
+ * With mpi the output arrives on rank 0 only (other ranks may pass out = NULL). On any error, on any
+ * stage, every stage's memory state is left as it was and every rank returns the error. */
+ARMT_API ARMT_NODISCARD armt_status armt_pipeline_forward(armt_pipeline *pipe, const int32_t *ids, size_t n,
+                                                          const armt_forward_params *params);
+/* The whole model's state in armt_ctx_memory_get's layout (all layers); with mpi gathered on rank 0 (other
+ * ranks' pointers are not written and may be NULL). Counts as armt_ctx_memory_w_count / _z_count give them
+ * for the whole model. */
+ARMT_API ARMT_NODISCARD armt_status armt_pipeline_memory_get(armt_pipeline *pipe, float *w_mem, float *z,
+                                                             uint8_t *written);
+/* Sets it (with mpi: from rank 0's arrays). The sliding window is emptied, as armt_ctx_memory_set does. */
+ARMT_API ARMT_NODISCARD armt_status armt_pipeline_memory_set(armt_pipeline *pipe, const float *w_mem,
+                                                             const float *z, const uint8_t *written);
+/* The whole state (every stage's layers, the sliding window included) in one file of armt_ctx_memory_save's
+ * format (with mpi: gathered on rank 0, which writes it; load: read by rank 0 and sent to the ranks). The
+ * file's fingerprint is the whole model's for random weights, so a single context of the same model and
+ * the pipeline read each other's files; for a checkpoint it is that of this split. A failed load leaves
+ * W_mem and z as they were. */
+ARMT_API ARMT_NODISCARD armt_status armt_pipeline_memory_save(armt_pipeline *pipe, const char *path);
+ARMT_API ARMT_NODISCARD armt_status armt_pipeline_memory_load(armt_pipeline *pipe, const char *path);
+ARMT_API ARMT_NODISCARD armt_status armt_pipeline_reset(armt_pipeline *pipe);
+ARMT_API const armt_config *armt_pipeline_config(const armt_pipeline *pipe); /* the whole model's */
+
+typedef struct armt_pipeline_stage_info {
+    int first_layer, n_layers; /* the stage's layers                                            */
+    int rank;                  /* its MPI rank (0 in one process)                               */
+    char device[128];          /* the device's name                                             */
+    double busy_seconds;       /* device time of its ticks in the last forward                  */
+    uint64_t bytes_sent;       /* residual rows handed to the next stage in the last forward    */
+} armt_pipeline_stage_info;
+
+typedef struct armt_pipeline_stats {
+    int n_stages;
+    uint64_t ticks;       /* pipeline steps of the last forward                               */
+    double seconds;       /* its wall time                                                    */
+    uint64_t bytes_moved; /* all hand-overs                                                   */
+    double bubble;        /* 1 - sum(busy) / (n_stages * seconds): the stages' idle share     */
+} armt_pipeline_stats;
+
+/* Stats of the last forward; with mpi complete on rank 0. */
+ARMT_API ARMT_NODISCARD armt_status armt_pipeline_stats_get(const armt_pipeline *pipe,
+                                                            armt_pipeline_stats *out);
+ARMT_API ARMT_NODISCARD armt_status armt_pipeline_stage(const armt_pipeline *pipe, int stage,
+                                                        armt_pipeline_stage_info *out);
 
 /* ======================================================================================================= */
 /* Tokenizer                                                                                               */

@@ -55,6 +55,7 @@ int main(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     if (o.common.list_devices) return cli_list_devices(stdout) == 0 ? 0 : 1;
+    if (cli_pipeline_wanted(&o.pipe)) return run_pipeline(&o, &argc, &argv) == 0 ? 0 : 1;
 
     int rc = 1;
     armt_runtime *rt = NULL;

@@ -8,6 +8,8 @@
 
 #include "armt.h"
 #include "cli_common.h"
+#include "cli_pipeline.h"
+#include "io/safetensors.h"
 
 #include <signal.h>
 
@@ -54,7 +56,21 @@ typedef struct run_opts {
     int skip_special;         /* --skip-special: special tokens are not printed as text              */
     const char *gen_only_opt; /* first generation-only option seen (for the message in forward mode) */
     const char *fwd_only_opt; /* first forward-only option seen (for the message in generation mode) */
+    cli_pipeline pipe;        /* --devices, --mpi, --split: forward mode on a layer pipeline          */
 } run_opts;
+
+/* One tensor of --save-outputs: 4-byte elements, F32 or I32, host order. */
+typedef struct out_tensor {
+    const char *name;
+    st_dtype dtype;
+    int ndim;
+    uint64_t shape[4];
+    const void *data;
+} out_tensor;
+
+/* Writes the tensors in order, and the metadata (key and value strings, NULL-terminated pairs); the file
+ * appears under path only once it is complete. */
+int run_save_safetensors(const char *path, const out_tensor *t, size_t n, const char *const *metadata);
 
 /* Ctrl-C: the first SIGINT sets run_interrupted (the default action comes back for a second one); the
  * progress and token callbacks see it and stop the library call, which returns ARMT_STATUS_CANCELLED with
@@ -77,20 +93,12 @@ int run_forward(const run_opts *o, armt_ctx *ctx, const armt_device_info *dev);
  * context and the batch's runner (run_batch.c). */
 int run_forward_batch(const run_opts *o, armt_ctx *ctx, const armt_device_info *dev);
 
-/* One tensor of --save-outputs: 4-byte elements, F32 or I32, host order. */
-typedef struct out_tensor {
-    const char *name;
-    int dtype; /* st_dtype (io/safetensors.h): ST_F32 or ST_I32 */
-    int ndim;
-    uint64_t shape[4];
-    const void *data;
-} out_tensor;
-/* Writes the tensors in order, and the metadata (key and value strings, NULL-terminated pairs); the file
- * appears under path only once it is complete. */
-int run_save_safetensors(const char *path, const out_tensor *t, size_t n, const char *const *metadata);
+
 /* The memory state of ctx as tensors w_name and z_name appended to t (*nt grows); see run_forward.c. */
 int run_memory_tensors(armt_ctx *ctx, const char *w_name, const char *z_name, float **w_mem, float **z,
                        out_tensor *t, size_t *nt);
+/* Forward mode on a layer pipeline (--devices, --mpi; run_pipeline.c): the pipeline is made here. */
+int run_pipeline(run_opts *o, int *argc, char ***argv);
 
 /* Generation mode after the model and context exist. tok may be NULL (ids in, ids out). */
 int run_generate(const run_opts *o, armt_ctx *ctx, armt_tokenizer *tok);

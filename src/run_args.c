@@ -104,6 +104,9 @@ static void usage(FILE *out) {
         "\n",
         p, p);
     cli_common_help(out, 1);
+    cli_pipeline_help(out);
+    fprintf(out, "                         (forward mode with --save-memory/--load-memory; generation\n"
+                 "                         is not supported there yet)\n");
     fprintf(
         out,
         "\n"
@@ -182,6 +185,7 @@ int run_parse_args(int argc, char **argv, run_opts *o) {
     };
     static const struct option longopts[] = {
         CLI_COMMON_LONG_OPTIONS,
+        CLI_PIPELINE_LONG_OPTIONS,
         {"ids", required_argument, NULL, OPT_IDS},
         {"prompt-ids", required_argument, NULL, OPT_PROMPT_IDS},
         {"random-ids", required_argument, NULL, OPT_RANDOM_IDS},
@@ -228,6 +232,7 @@ int run_parse_args(int argc, char **argv, run_opts *o) {
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":qvh", longopts, &li)) != -1) {
         int common = cli_common_option(&o->common, opt, optarg);
+        if (common == 0) common = cli_pipeline_option(&o->pipe, opt, optarg);
         if (common < 0) return -1;
         if (common > 0) continue;
         /* the option's long name, for messages about modes (every such option is long-only) */

@@ -12,7 +12,6 @@
 
 #include "run.h"
 #include "io/armt_config.h"
-#include "io/safetensors.h"
 
 #include <inttypes.h>
 #include <math.h>

@@ -75,7 +75,7 @@ START_TEST(test_presets_valid) {
         ck_assert_msg(armt_config_validate(&c, why, sizeof why) == ARMT_OK, "%s: %s", names[n], why);
         ck_assert_str_eq(why, "");
     }
-    ck_assert_int_eq(n, 5);
+    ck_assert_int_eq(n, 7);
     armt_config c;
     ck_assert_int_eq(armt_config_preset("llama-7b", &c), ARMT_STATUS_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(armt_last_error(), "llama-7b"));
@@ -132,6 +132,28 @@ START_TEST(test_preset_values) {
     ck_assert_int_eq(c.vocab_size, 128256);
     ck_assert_int_eq(c.tie_word_embeddings, 1);
     ck_assert_int_eq(armt_config_d_key(&c), 384);
+
+    /* meta-llama/Llama-3.2-3B and Llama-3.1-8B config.json */
+    ck_assert_int_eq(armt_config_preset("llama-3.2-3b", &c), ARMT_OK);
+    ck_assert_int_eq(c.hidden_size, 3072);
+    ck_assert_int_eq(c.n_layers, 28);
+    ck_assert_int_eq(c.n_heads, 24);
+    ck_assert_int_eq(c.n_kv_heads, 8);
+    ck_assert_int_eq(c.head_dim, 128);
+    ck_assert_int_eq(c.intermediate_size, 8192);
+    ck_assert_int_eq(c.tie_word_embeddings, 1);
+    ck_assert(c.rope_factor == 32.0);
+    ck_assert_int_eq(armt_config_preset("llama-3.1-8b", &c), ARMT_OK);
+    ck_assert_int_eq(c.hidden_size, 4096);
+    ck_assert_int_eq(c.n_layers, 32);
+    ck_assert_int_eq(c.n_heads, 32);
+    ck_assert_int_eq(c.n_kv_heads, 8);
+    ck_assert_int_eq(c.head_dim, 128);
+    ck_assert_int_eq(c.intermediate_size, 14336);
+    ck_assert_int_eq(c.vocab_size, 128256);
+    ck_assert_int_eq(c.tie_word_embeddings, 0);
+    ck_assert(c.rope_factor == 8.0 && c.rope_low_freq_factor == 1.0 && c.rope_high_freq_factor == 4.0);
+    ck_assert_int_eq(c.rope_original_max_pos, 8192);
 }
 END_TEST
 

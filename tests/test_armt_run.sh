@@ -14,6 +14,8 @@
 #       generate() (tests/data/armt_ref/generate.safetensors, both prompts).
 #   (c) --help exits 0 and documents the generation options; an unknown option and a bad combination exit 2
 #       with a message on stderr.
+#   (d) --devices: forward mode on a layer pipeline of two stages equals one device bit for bit (the ARMT
+#       reference checkpoint; both schedules; bf16).
 #
 # Run by `make check` (automake sets $srcdir; the programs are taken from the build tree, the current
 # directory). Exits 77 (skip) when armt-run finds no OpenCL device. Environment overrides: ARMT_RUN,
@@ -315,6 +317,29 @@ usage_error() {
 usage_error "an unknown option" "unknown option '--no-such-option'" --no-such-option
 usage_error "--prompt without --tokenizer" "--tokenizer" --preset tiny --prompt "Hello" --max-new 4
 usage_error "--precision bf17" "--precision" --preset tiny --precision bf17 --random-ids 3
+
+# ---- (d) --devices: the layer pipeline in one process (two PoCL devices, or one listed twice) gives the
+# single device's logits and memory state exactly, on the ARMT reference checkpoint (a checkpoint's stages
+# read their layers' tensors), both schedules and bf16 ----
+pdev=$(POCL_DEVICES="${POCL_DEVICES:-pthread pthread}" "$run" --list-devices 2>/dev/null | grep -c '^ *0 *1 ')
+[ "$pdev" -ge 1 ] && pdevices=0,1 || pdevices=0,0
+for args in "--schedule diagonal" "--schedule sequential" "--schedule diagonal --precision bf16"; do
+  # shellcheck disable=SC2086
+  if POCL_DEVICES="${POCL_DEVICES:-pthread pthread}" "$run" --model "$data/armt_ref/model_saved.safetensors" \
+        --ids "$tmp/ids.txt" --output logits $args --save-outputs "$tmp/one.safetensors" > "$tmp/one.out" 2>&1 \
+     && POCL_DEVICES="${POCL_DEVICES:-pthread pthread}" "$run" --model "$data/armt_ref/model_saved.safetensors" \
+        --ids "$tmp/ids.txt" --output logits $args --devices $pdevices \
+        --save-outputs "$tmp/pipe.safetensors" > "$tmp/pipe.out" 2>&1 \
+     && "$cmp" "$tmp/one.safetensors" logits "$tmp/pipe.safetensors" logits 0 > /dev/null \
+     && "$cmp" "$tmp/one.safetensors" memory.W_mem "$tmp/pipe.safetensors" memory.W_mem 0 > /dev/null \
+     && "$cmp" "$tmp/one.safetensors" memory.z "$tmp/pipe.safetensors" memory.z 0 > /dev/null \
+     && grep -q "^pipeline: 2 stages" "$tmp/pipe.out"; then
+    pass "--devices $pdevices ($args): logits and memory state equal one device's bit for bit"
+  else
+    show "$tmp/pipe.out"
+    fail "--devices $pdevices ($args)"
+  fi
+done
 
 if [ $failures -ne 0 ]; then
   echo "test_armt_run: $failures check(s) failed"

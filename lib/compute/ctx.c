@@ -277,7 +277,7 @@ static armt_state_shape state_shape(const armt_ctx *ctx) {
 
 /* The sliding window to the host (the rows below the held ones as zeros: a saved file does not depend on
  * what a reset left there), or from the host. */
-static armt_status window_get(armt_ctx *ctx, armt_state_window *x) {
+armt_status armt_ctx_window_get(armt_ctx *ctx, armt_state_window *x) {
     armt_err *err = &ctx->err;
     const armt_config *c = &ctx->model->cfg;
     ARMT_CL_TRY(clEnqueueReadBuffer(ctx->queue, ctx->win_k, CL_TRUE, 0, ctx->win_bytes, x->k, 0, NULL, NULL));
@@ -292,7 +292,7 @@ static armt_status window_get(armt_ctx *ctx, armt_state_window *x) {
     return ARMT_OK;
 }
 
-static armt_status window_set(armt_ctx *ctx, const armt_state_window *x) {
+armt_status armt_ctx_window_set(armt_ctx *ctx, const armt_state_window *x) {
     armt_err *err = &ctx->err;
     ARMT_CL_TRY(
         clEnqueueWriteBuffer(ctx->queue, ctx->win_k, CL_TRUE, 0, ctx->win_bytes, x->k, 0, NULL, NULL));
@@ -324,7 +324,7 @@ armt_status armt_ctx_memory_save(armt_ctx *ctx, const char *path) {
         goto done;
     }
     ARMT_TRY_GOTO(armt_ctx_memory_get(ctx, w, z, wr), done);
-    if (ctx->win_k) ARMT_TRY_GOTO(window_get(ctx, &x), done);
+    if (ctx->win_k) ARMT_TRY_GOTO(armt_ctx_window_get(ctx, &x), done);
     armt_state_encode(&shape, w, z, wr, &x, buf);
     st = armt_write_file_durable(path, "armt_ctx_memory_save", buf, bytes, err);
 done:
@@ -366,7 +366,7 @@ armt_status armt_ctx_memory_load(armt_ctx *ctx, const char *path) {
      * the window) puts the window's length back */
     {
         const int len_before = ctx->win_len;
-        if (ctx->win_k) ARMT_TRY_GOTO(window_set(ctx, &x), done);
+        if (ctx->win_k) ARMT_TRY_GOTO(armt_ctx_window_set(ctx, &x), done);
         st = armt_ctx_memory_set(ctx, w, z, wr);
         if (ctx->win_k) ctx->win_len = st == ARMT_OK ? (int)x.len : len_before;
     }

@@ -69,6 +69,23 @@ static int role_stored(const armt_config *cfg, armt_role r) {
     return !(r == ARMT_ROLE_LM_HEAD && cfg->tie_word_embeddings) && !(r == ARMT_ROLE_SINK && !cfg->use_sink);
 }
 
+/* A role this model holds: stored, and (a pipeline stage's part) used by its stage. */
+static int role_held(const armt_model *m, armt_role r) {
+    return role_stored(&m->cfg, r) && !((m->skip_roles >> r) & 1u);
+}
+
+/* The global roles a part of layers [first, first + count) of n_layers does not hold (armt_model.skip_roles);
+ * the whole model holds every one. */
+static unsigned part_skip(const armt_config *whole, int first, int count) {
+    if (count == 0 || (first == 0 && count == whole->n_layers)) return 0;
+    const int head = first == 0, tail = first + count == whole->n_layers;
+    unsigned skip = 0;
+    if (!head && !(tail && whole->tie_word_embeddings)) skip |= 1u << ARMT_ROLE_EMBED;
+    if (!head) skip |= (1u << ARMT_ROLE_MEM) | (1u << ARMT_ROLE_SINK);
+    if (!tail) skip |= (1u << ARMT_ROLE_NORM_FINAL) | (1u << ARMT_ROLE_LM_HEAD);
+    return skip;
+}
+
 /* ======================================================================================================= */
 /* Fingerprint: FNV-1a-style 64-bit mixing of configuration and weight bytes                               */
 /* ======================================================================================================= */
@@ -142,7 +159,7 @@ static armt_status allocate_weights(armt_model *m, armt_err *err) {
     size_t ns = 0;
     for (int r = 0; r < ARMT_ROLE_COUNT; r++) {
         armt_weight *w = &m->w[r];
-        if (!role_stored(cfg, (armt_role)r)) continue;
+        if (!role_held(m, (armt_role)r)) continue;
         int layers = role_layers(m, (armt_role)r);
         w->per_layer = armt_role_numel(cfg, (armt_role)r);
         w->bf16 = role_bf16(m->precision, (armt_role)r);
@@ -197,7 +214,7 @@ static armt_status allocate_weights(armt_model *m, armt_err *err) {
 
 /* Shared start of every model constructor: validated config, attention program, kernels, buffers. */
 static armt_status model_begin(armt_runtime *rt, const armt_config *cfg, armt_precision prec,
-                               armt_model **out, armt_err *err) {
+                               unsigned skip_roles, armt_model **out, armt_err *err) {
     *out = NULL;
     ARMT_TRY(armt_config_check(cfg, err));
     if (prec != ARMT_PRECISION_FP32 && prec != ARMT_PRECISION_BF16)
@@ -211,6 +228,7 @@ static armt_status model_begin(armt_runtime *rt, const armt_config *cfg, armt_pr
     m->rt = rt;
     m->cfg = *cfg;
     m->precision = prec;
+    m->skip_roles = skip_roles;
     armt_status st;
     armt_attention_tuning at;
     armt_tune_attention(&rt->tune, cfg->head_dim, prec == ARMT_PRECISION_BF16, &at);
@@ -241,7 +259,9 @@ static armt_status fill_role(armt_model *m, armt_role r, int layer, uint64_t see
     cl_mem buf = armt_weight_at(w, layer, &off);
     armt_kernel_id kid = w->bf16 ? ARMT_K_FILL_UNIFORM_BF16 : ARMT_K_FILL_UNIFORM;
     cl_kernel k = m->k[kid];
-    cl_ulong o = off, n = w->per_layer, s = seed, stream = ((cl_ulong)r << 32) | (cl_ulong)layer, first = 0;
+    /* a stage's part draws the values of the whole model's layer */
+    const int global = armt_role_is_layer(r) ? layer + m->layer_first : layer;
+    cl_ulong o = off, n = w->per_layer, s = seed, stream = ((cl_ulong)r << 32) | (cl_ulong)global, first = 0;
     ARMT_CL_TRY(ARMT_ARG(k, 0, buf));
     ARMT_CL_TRY(ARMT_ARG(k, 1, o));
     ARMT_CL_TRY(ARMT_ARG(k, 2, n));
@@ -291,6 +311,61 @@ static armt_status init_role(armt_model *m, armt_role r, int layer, uint64_t see
     }
 }
 
+/* Layers [first, first + count) of a configuration: n_layers = count, memory_off bits shifted down. */
+static armt_status part_config(const armt_config *whole, int first, int count, armt_config *out,
+                               armt_err *err) {
+    if (first < 0 || count < 1 || first + count > whole->n_layers)
+        return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT,
+                            "model: layers %d .. %d are not a part of a model of %d layers", first,
+                            first + count - 1, whole->n_layers);
+    *out = *whole;
+    out->n_layers = count;
+    memset(out->memory_off, 0, sizeof out->memory_off);
+    for (int l = 0; l < count; l++)
+        if (armt_config_memory_off(whole, first + l)) armt_config_set_memory_off(out, l);
+    return ARMT_OK;
+}
+
+/* A random model, or layers [first, first + count) of it (count 0: all). */
+static armt_status create_random(armt_runtime *rt, const armt_config *cfg, const armt_model_params *params,
+                                 int first, int count, armt_model **out, armt_err *err) {
+    *out = NULL;
+    armt_model_params p = params ? *params : armt_model_default_params();
+    armt_config c = *cfg, part;
+    if (p.segment_size > 0) c.segment_size = p.segment_size;
+    if (p.num_mem_tokens > 0) c.num_mem_tokens = p.num_mem_tokens;
+    if (p.d_mem > 0) c.d_mem = p.d_mem;
+    if (p.correction >= 0) c.correction = p.correction ? 1 : 0;
+    ARMT_TRY(part_config(&c, first, count ? count : c.n_layers, &part, err));
+    armt_model *m;
+    ARMT_TRY(model_begin(rt, &part, p.precision, part_skip(&c, first, count), &m, err));
+    m->layer_first = first;
+    armt_status st;
+    for (int r = 0; r < ARMT_ROLE_COUNT; r++) {
+        if (!role_held(m, (armt_role)r)) continue;
+        for (int l = 0; l < role_layers(m, (armt_role)r); l++)
+            ARMT_TRY_GOTO(init_role(m, (armt_role)r, l, p.seed, p.wmv_std, 1.0 / sqrt(3.0), err), fail);
+    }
+    {
+        cl_int e = clFinish(rt->queue);
+        if (e != CL_SUCCESS) {
+            st = armt_err_cl(err, "clFinish", e);
+            goto fail;
+        }
+    }
+    {
+        uint64_t h = config_hash(&c); /* the whole model's, for a part too */
+        uint32_t wbits;
+        memcpy(&wbits, &p.wmv_std, sizeof wbits);
+        m->fingerprint = mix64(mix64(mix64(h, p.seed), wbits), (uint64_t)p.precision);
+    }
+    *out = m;
+    return ARMT_OK;
+fail:
+    armt_model_free(m);
+    return st;
+}
+
 armt_status armt_model_create_random(armt_runtime *rt, const armt_config *cfg,
                                      const armt_model_params *params, armt_model **out) {
     if (out) *out = NULL; /* also on a NULL argument: never a stale handle */
@@ -303,65 +378,30 @@ armt_status armt_model_create_random(armt_runtime *rt, const armt_config *cfg,
         armt_err_free(&tmp);
         return s;
     }
-    *out = NULL;
-    armt_model_params p = params ? *params : armt_model_default_params();
-    armt_config c = *cfg;
-    if (p.segment_size > 0) c.segment_size = p.segment_size;
-    if (p.num_mem_tokens > 0) c.num_mem_tokens = p.num_mem_tokens;
-    if (p.d_mem > 0) c.d_mem = p.d_mem;
-    if (p.correction >= 0) c.correction = p.correction ? 1 : 0;
-    armt_model *m;
-    ARMT_TRY(model_begin(rt, &c, p.precision, &m, err));
-    armt_status st;
-    for (int r = 0; r < ARMT_ROLE_COUNT; r++) {
-        if (!role_stored(&c, (armt_role)r)) continue;
-        for (int l = 0; l < role_layers(m, (armt_role)r); l++)
-            ARMT_TRY_GOTO(init_role(m, (armt_role)r, l, p.seed, p.wmv_std, 1.0 / sqrt(3.0), err), fail);
-    }
-    {
-        cl_int e = clFinish(rt->queue);
-        if (e != CL_SUCCESS) {
-            st = armt_err_cl(err, "clFinish", e);
-            goto fail;
-        }
-    }
-    {
-        uint64_t h = config_hash(&c);
-        uint32_t wbits;
-        memcpy(&wbits, &p.wmv_std, sizeof wbits);
-        m->fingerprint = mix64(mix64(mix64(h, p.seed), wbits), (uint64_t)p.precision);
-    }
-    *out = m;
-    return ARMT_OK;
-fail:
-    armt_model_free(m);
-    return st;
+    return create_random(rt, cfg, params, 0, 0, out, err);
 }
 
 /* ======================================================================================================= */
 /* Loading                                                                                                 */
 /* ======================================================================================================= */
 
-armt_status armt_model_load(armt_runtime *rt, const char *path, const armt_model_params *params,
-                            armt_model **out) {
-    if (out) *out = NULL; /* also on a NULL argument: never a stale handle */
-    armt_err tmp;
-    armt_err_init(&tmp);
-    armt_err *err = rt ? &rt->err : &tmp;
-    if (!rt || !path || !out) {
-        armt_status s = armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "armt_model_load: NULL argument");
-        armt_err_free(&tmp);
-        return s;
-    }
+/* A checkpoint, or layers [first, first + count) of it (count 0: all). */
+static armt_status load_model(armt_runtime *rt, const char *path, const armt_model_params *params, int layer0,
+                              int count, armt_model **out, armt_err *err) {
     *out = NULL;
     armt_model_params p = params ? *params : armt_model_default_params();
     armt_ckpt *ck = NULL;
     ARMT_TRY(armt_ckpt_open(path, &p, &ck, err));
-    const armt_config *cfg = armt_ckpt_config(ck);
+    armt_config part;
     armt_model *m = NULL;
     float *stage = NULL;
     armt_status st;
-    ARMT_TRY_GOTO(model_begin(rt, cfg, p.precision, &m, err), fail);
+    ARMT_TRY_GOTO(
+        part_config(armt_ckpt_config(ck), layer0, count ? count : armt_ckpt_config(ck)->n_layers, &part, err),
+        fail);
+    ARMT_TRY_GOTO(
+        model_begin(rt, &part, p.precision, part_skip(armt_ckpt_config(ck), layer0, count), &m, err), fail);
+    m->layer_first = layer0;
     stage = malloc(STAGE_FLOATS * sizeof(float));
     if (!stage) {
         st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "model: out of host memory");
@@ -378,9 +418,10 @@ armt_status armt_model_load(armt_runtime *rt, const char *path, const armt_model
         ARMT_ROLE_WMV,   ARMT_ROLE_WMB,     ARMT_ROLE_BMB,        ARMT_ROLE_SINK};
     for (int oi = 0; oi < ARMT_ROLE_COUNT; oi++) {
         armt_role r = order[oi];
-        if (!role_stored(&m->cfg, r)) continue;
+        if (!role_held(m, r)) continue;
         for (int l = 0; l < role_layers(m, r); l++) {
-            if (!armt_ckpt_has(ck, r, l) ||
+            const int gl = armt_role_is_layer(r) ? l + layer0 : l; /* the checkpoint's layer index */
+            if (!armt_ckpt_has(ck, r, gl) ||
                 (armt_role_is_layer(r) && armt_role_is_armt(r) && armt_config_memory_off(&m->cfg, l))) {
                 double var =
                     emb_n ? emb_sq / (double)emb_n - (emb_sum / (double)emb_n) * (emb_sum / (double)emb_n)
@@ -394,7 +435,7 @@ armt_status armt_model_load(armt_runtime *rt, const char *path, const armt_model
             uint64_t n = m->w[r].per_layer;
             for (uint64_t first = 0; first < n; first += STAGE_FLOATS) {
                 size_t cnt = (size_t)(n - first < STAGE_FLOATS ? n - first : STAGE_FLOATS);
-                ARMT_TRY_GOTO(armt_ckpt_read(ck, r, l, first, cnt, stage, err), fail);
+                ARMT_TRY_GOTO(armt_ckpt_read(ck, r, gl, first, cnt, stage, err), fail);
                 for (size_t i = 0; i < cnt; i++) {
                     if (!isfinite(stage[i])) {
                         st = armt_err_set(
@@ -444,6 +485,29 @@ fail:
     armt_model_free(m);
     armt_ckpt_close(ck);
     return st;
+}
+
+armt_status armt_model_load(armt_runtime *rt, const char *path, const armt_model_params *params,
+                            armt_model **out) {
+    if (out) *out = NULL; /* also on a NULL argument: never a stale handle */
+    armt_err tmp;
+    armt_err_init(&tmp);
+    armt_err *err = rt ? &rt->err : &tmp;
+    if (!rt || !path || !out) {
+        armt_status s = armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "armt_model_load: NULL argument");
+        armt_err_free(&tmp);
+        return s;
+    }
+    return load_model(rt, path, params, 0, 0, out, err);
+}
+
+armt_status armt_model_create_part(armt_runtime *rt, const armt_config *cfg, const char *path,
+                                   const armt_model_params *params, int first, int count, armt_model **out,
+                                   armt_err *err) {
+    if (!path) return create_random(rt, cfg, params, first, count, out, err);
+    ARMT_TRY(load_model(rt, path, params, first, count, out, err));
+    (*out)->fingerprint = mix64((*out)->fingerprint, ((uint64_t)(uint32_t)first << 32) | (uint32_t)count);
+    return ARMT_OK;
 }
 
 /* ======================================================================================================= */

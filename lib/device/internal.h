@@ -243,6 +243,10 @@ struct armt_model {
     cl_program attention;      /* ARMT_P_ATTENTION(_MMA) built for its head_dim     */
     int attn_warps, attn_rt;   /* its tensor-core tiles (armt_tune_attention)      */
     cl_kernel k[ARMT_K_COUNT]; /* used while loading                               */
+    int layer_first;     /* a pipeline stage's part: cfg holds layers [layer_first, layer_first + n_layers) of
+                      *   the whole model (random values and checkpoint tensors by their global index) */
+    unsigned skip_roles; /* a part: bit r set = global role r is not held (the embedding, memory tokens and
+                          *   sink live on the first stage, the final norm and lm_head on the last)     */
 };
 
 /* Buffer and element offset of layer l of a role (l = 0 for global roles). */
@@ -251,6 +255,16 @@ static inline cl_mem armt_weight_at(const armt_weight *w, int layer, size_t *ele
     *elem_off = (size_t)(layer % w->layers_per_chunk) * (size_t)w->per_layer;
     return w->chunks[c];
 }
+/* A pipeline stage's model (lib/compute/pipeline_stage.c): layers [first, first + count) of the model that
+ * `path` (a checkpoint) or, with path NULL, cfg (random weights) describes, every global role included.
+ * Its configuration has n_layers = count (memory_off shifted to match); a random part holds exactly the
+ * values the whole model holds for those layers, and its fingerprint is the whole model's; a checkpoint's
+ * part hashes its own tensors and its layer range. Of the global roles a part holds only those its stage
+ * uses: the embedding, memory tokens and sink on the first, the final norm and lm_head (the embedding when
+ * tied) on the last. */
+armt_status armt_model_create_part(armt_runtime *rt, const armt_config *cfg, const char *path,
+                                   const armt_model_params *params, int first, int count, armt_model **out,
+                                   armt_err *err);
 /* The lm_head weight (EMBED when tied). */
 const armt_weight *armt_model_lm_head(const armt_model *m);
 /* Reads a role's elements back to the host (tests, save). */
@@ -329,6 +343,11 @@ struct armt_ctx {
     int prof_on; /* record events now: profile, off for a forward with no_profile     */
 };
 
+/* The sliding window of a context (cfg.sliding_window) to the host (the rows it does not hold as zeros) or
+ * from it, with the rows held (ctx.c; the state files and the pipeline's, pipeline_state.c). */
+struct armt_state_window;
+armt_status armt_ctx_window_get(armt_ctx *ctx, struct armt_state_window *x);
+armt_status armt_ctx_window_set(armt_ctx *ctx, const struct armt_state_window *x);
 /* Releases every scratch buffer of a context (forward.c grows them; ctx.c frees them). */
 void armt_ctx_release_scratch(armt_ctx *ctx);
 

@@ -95,6 +95,44 @@ static const struct {
       .d_mem = 64,
       .segment_size = 1024,
       .correction = 1}},
+    /* meta-llama/Llama-3.2-3B with the 1B's ARMT settings (random weights: where a pipeline matters). */
+    {"llama-3.2-3b",
+     {.hidden_size = 3072,
+      .n_layers = 28,
+      .n_heads = 24,
+      .n_kv_heads = 8,
+      .head_dim = 128,
+      .intermediate_size = 8192,
+      .vocab_size = 128256,
+      .rms_norm_eps = 1e-5f,
+      .rope_theta = 500000.0,
+      LLAMA3_ROPE,
+      .tie_word_embeddings = 1,
+      .num_mem_tokens = 128,
+      .d_mem = 64,
+      .segment_size = 1024,
+      .correction = 1}},
+    /* meta-llama/Llama-3.1-8B (untied lm_head, llama3 rope factor 8) with the same ARMT settings. */
+    {"llama-3.1-8b",
+     {.hidden_size = 4096,
+      .n_layers = 32,
+      .n_heads = 32,
+      .n_kv_heads = 8,
+      .head_dim = 128,
+      .intermediate_size = 14336,
+      .vocab_size = 128256,
+      .rms_norm_eps = 1e-5f,
+      .rope_theta = 500000.0,
+      .rope_type = ARMT_ROPE_LLAMA3,
+      .rope_factor = 8.0,
+      .rope_low_freq_factor = 1.0,
+      .rope_high_freq_factor = 4.0,
+      .rope_original_max_pos = 8192,
+      .tie_word_embeddings = 0,
+      .num_mem_tokens = 128,
+      .d_mem = 64,
+      .segment_size = 1024,
+      .correction = 1}},
     /* HuggingFaceTB/SmolLM2-360M under the current reference's ARMT (src/armt.py defaults but d_mem 64):
      * normalised features, one memory head, 15 query / 5 KV heads (not a power of two). */
     {"smollm2-360m-armt",
@@ -118,8 +156,9 @@ static const struct {
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
-static const char *const preset_names[N_PRESETS + 1] = {"tiny",         "tiny-gqa",          "llama-160m",
-                                                        "llama-3.2-1b", "smollm2-360m-armt", NULL};
+static const char *const preset_names[N_PRESETS + 1] = {
+    "tiny",         "tiny-gqa",     "llama-160m",        "llama-3.2-1b",
+    "llama-3.2-3b", "llama-3.1-8b", "smollm2-360m-armt", NULL};
 
 const char *const *armt_config_preset_names(void) { return preset_names; }
 
