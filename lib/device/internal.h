@@ -50,6 +50,11 @@ typedef enum armt_kernel_id {
     ARMT_K_WINDOW_GATHER,            /* attention.cl  sliding window: the keys of a step's cells      */
     ARMT_K_WINDOW_STORE,             /* attention.cl  sliding window: the window after a step         */
     ARMT_K_GEMM_TF32,                /* gemm_tf32.cl  fp32 GEMM on tensor cores, 3xTF32 (optional)    */
+    ARMT_K_ROWS_ROPE_TABLE,          /* rows.cl       batch generation: the RoPE table of a step's rows */
+    ARMT_K_ROWS_KV_APPEND,           /* rows.cl       the rows' keys and values into their KV caches  */
+    ARMT_K_ROWS_MEM_READ,            /* rows.cl       the memory read, each row on its document's z   */
+    ARMT_K_ROWS_MEM_READ_SCALE,      /* rows.cl       its row scales (the fused read)                 */
+    ARMT_K_ROWS_ATTENTION,           /* rows_attention.cl each row on its document's KV cache         */
     ARMT_K_COUNT
 } armt_kernel_id;
 

@@ -56,6 +56,11 @@ static const struct {
     [ARMT_K_WINDOW_GATHER] = {"armt_window_gather", ARMT_P_ATTENTION},
     [ARMT_K_WINDOW_STORE] = {"armt_window_store", ARMT_P_ATTENTION},
     [ARMT_K_GEMM_TF32] = {"armt_gemm_tf32", ARMT_P_GEMM_TF32, 1},
+    [ARMT_K_ROWS_ROPE_TABLE] = {"armt_rows_rope_table", ARMT_P_MEMORY},
+    [ARMT_K_ROWS_KV_APPEND] = {"armt_rows_kv_append", ARMT_P_MEMORY},
+    [ARMT_K_ROWS_MEM_READ] = {"armt_rows_mem_read", ARMT_P_MEMORY},
+    [ARMT_K_ROWS_MEM_READ_SCALE] = {"armt_rows_mem_read_scale", ARMT_P_MEMORY},
+    [ARMT_K_ROWS_ATTENTION] = {"armt_rows_attention", ARMT_P_ATTENTION},
 }; /* (ARMT_P_ATTENTION: the model's attention program, ARMT_P_ATTENTION or ARMT_P_ATTENTION_MMA) */
 
 /* The source files of each program, in build order; tc = 1: tensor-core files, built only with tensor cores
@@ -75,12 +80,13 @@ static const program_file program_files[ARMT_P_COUNT][PROGRAM_FILES_MAX] = {
     [ARMT_P_INIT] = {{"common.cl"}, {"init.cl"}},
     [ARMT_P_NORM] = {{"common.cl"}, {"norm.cl"}},
     [ARMT_P_ROPE] = {{"common.cl"}, {"rope.cl"}},
-    [ARMT_P_ATTENTION] = {{"common.cl"}, {"attention.cl"}},
+    [ARMT_P_ATTENTION] = {{"common.cl"}, {"attention.cl"}, {"rows_attention.cl"}},
     [ARMT_P_ELEMENTWISE] = {{"common.cl"}, {"elementwise.cl"}},
-    [ARMT_P_MEMORY] = {{"common.cl"}, {"memory.cl"}},
+    [ARMT_P_MEMORY] = {{"common.cl"}, {"memory.cl"}, {"rows.cl"}},
     [ARMT_P_GEMM_BF16] = {GEMM_FILES},
     [ARMT_P_GEMM_NARROW] = {GEMM_FILES},
-    [ARMT_P_ATTENTION_MMA] = {{"common.cl"}, {"mma.cl", 1}, {"attention.cl"}, {"attention_mma.cl", 1}},
+    [ARMT_P_ATTENTION_MMA] =
+        {{"common.cl"}, {"mma.cl", 1}, {"attention.cl"}, {"attention_mma.cl", 1}, {"rows_attention.cl"}},
     [ARMT_P_GEMM_TF32] =
         {{"common.cl"}, {"mma.cl", 1}, {"gemm_args.h"}, {"gemm_bf16.cl"}, {"gemm_tf32.cl", 1}},
 };

@@ -1,0 +1,65 @@
+/*
+ * rows.cl - kernels over rows of several documents at once (batch generation, lib/compute/generate_batch.c).
+ * Built into the memory program, after memory.cl (armt_read_den).
+ *
+ * A rows step holds rows of several documents one after another (a generation's tail, or one new token per
+ * document); rt (rows, 2) int gives each row's document slot and position. Each document's state in the
+ * batch sits at its slot: z (slots, n_layers, dk), written (slots, n_layers), KV caches (slots, n_layers,
+ * per, kvd). The arithmetic of every kernel is that of its one-document counterpart, row by row.
+ */
+
+/* The RoPE table of the step's rows: out row r = tab row (position of row r); the GEMM epilogue and
+ * armt_rope then take row r at "position" r. Global (hd, rows). */
+__kernel void armt_rows_rope_table(__global const float *tab, __global const int *rt, __global float *out,
+                                   const int hd, const int rows) {
+    const int c = get_global_id(0), r = get_global_id(1);
+    if (c >= hd || r >= rows) return;
+    out[(ulong)r * hd + c] = tab[(ulong)rt[2 * r + 1] * hd + c];
+}
+
+/* The rows' keys and values (rows, kvd) into their documents' KV caches of layer l: row r at cache row
+ * win + position (the first win rows of a cache hold the sliding window). Global (kvd, rows). */
+__kernel void armt_rows_kv_append(__global const float *k, __global const float *v, __global float *kc,
+                                  __global float *vc, __global const int *rt, const int kvd, const int rows,
+                                  const int l, const int n_layers, const int per, const int win) {
+    const int c = get_global_id(0), r = get_global_id(1);
+    if (c >= kvd || r >= rows) return;
+    const ulong dst = (((ulong)rt[2 * r] * n_layers + l) * per + (ulong)(win + rt[2 * r + 1])) * kvd + c;
+    kc[dst] = k[(ulong)r * kvd + c];
+    vc[dst] = v[(ulong)r * kvd + c];
+}
+
+/* armt_mem_read per row: x[r] += num[r] / (phi[r] . z[slot][l] + 1e-5) where the document's layer l has
+ * written. x, num: (rows, d); phi: (rows, dk). Global (ARMT_ROW_WG, rows). */
+__kernel void armt_rows_mem_read(__global float *x, __global const float *num, __global const float *phi,
+                                 __global const float *z, __global const int *written, const int dk,
+                                 const int d, const int dkh, const int dvh, const int no_denom,
+                                 __global const int *rt, const int l, const int n_layers) {
+    __local float scratch[ARMT_ROW_WG];
+    const int lid = get_local_id(0), r = get_group_id(1);
+    const ulong sl = (ulong)rt[2 * r] * n_layers + l;
+    const int wr = written[sl];
+    __global const float *pr = phi + (ulong)r * dk;
+    __global float *xr = x + (ulong)r * d;
+    __global const float *nr = num + (ulong)r * d;
+    for (int h = 0; h * dkh < dk; h++) {
+        const float den =
+            no_denom ? 1.0f : armt_read_den(pr + (ulong)h * dkh, z + sl * dk + (ulong)h * dkh, dkh, scratch);
+        if (wr)
+            for (int c = h * dvh + lid; c < (h + 1) * dvh; c += ARMT_ROW_WG)
+                xr[c] += nr[c] / den;
+    }
+}
+
+/* armt_mem_read_scale per row (the fused read): scale[r] = 1 / (phi[r] . z[slot][l] + 1e-5), 0 where the
+ * document's layer l has not written. Global (ARMT_ROW_WG, rows). */
+__kernel void armt_rows_mem_read_scale(__global float *scale, __global const float *phi,
+                                       __global const float *z, __global const int *written, const int dk,
+                                       const int no_denom, __global const int *rt, const int l,
+                                       const int n_layers) {
+    __local float scratch[ARMT_ROW_WG];
+    const int lid = get_local_id(0), r = get_group_id(1);
+    const ulong sl = (ulong)rt[2 * r] * n_layers + l;
+    const float den = no_denom ? 1.0f : armt_read_den(phi + (ulong)r * dk, z + sl * dk, dk, scratch);
+    if (lid == 0) scale[r] = written[sl] ? 1.0f / den : 0.0f;
+}
