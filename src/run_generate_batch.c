@@ -100,16 +100,22 @@ int run_generate_batch(const run_opts *o, armt_ctx *ctx0) {
         goto done;
     }
     if (o->verbosity > CLI_QUIET) {
-        fprintf(stderr, "batch:    %zu documents, %zu prompt tokens in all (%s schedule for the earlier segments)\n",
+        fprintf(stderr,
+                "batch:    %zu documents, %zu prompt tokens in all (%s schedule for the earlier segments)\n",
                 B, total, armt_schedule_name(o->schedule));
         for (size_t b = 0; b < B; b++)
             fprintf(stderr, "doc %zu:    %zu prompt tokens (%s), %zu new, %s\n", b, n[b], o->ids_paths[b],
                     d[b].result.n_tokens,
-                    d[b].result.stopped == 2 ? "stop token" : d[b].result.stopped == 1 ? "stop id" : "--max-new reached");
+                    d[b].result.stopped == 2   ? "stop token"
+                    : d[b].result.stopped == 1 ? "stop id"
+                                               : "--max-new reached");
         const size_t first = B; /* the first token of each document comes from the prefill */
-        fprintf(stderr, "prefill:  %.4f s (%.0f tokens/s)\n", prefill, prefill > 0 ? (double)total / prefill : 0.0);
+        fprintf(stderr, "prefill:  %.4f s (%.0f tokens/s)\n", prefill,
+                prefill > 0 ? (double)total / prefill : 0.0);
         if (produced > first && decode > 0)
-            fprintf(stderr, "decode:   %zu tokens after the first of each document in %.4f s (%.0f tokens/s of all documents)\n",
+            fprintf(stderr,
+                    "decode:   %zu tokens after the first of each document in %.4f s (%.0f tokens/s of all "
+                    "documents)\n",
                     produced - first, decode, (double)(produced - first) / decode);
     }
     rc = 0;
