@@ -63,3 +63,54 @@ __kernel void armt_rows_mem_read_scale(__global float *scale, __global const flo
     const float den = no_denom ? 1.0f : armt_read_den(phi + (ulong)r * dk, z + sl * dk, dk, scratch);
     if (lid == 0) scale[r] = written[sl] ? 1.0f / den : 0.0f;
 }
+
+/* armt_rmsnorm (norm.cl) over cells given by a table instead of a step's geometry (armt_forward_batch: the
+ * cells of every document in one launch): cell e reads rows from x + tab[3e], writes y + tab[3e + 1] (or yb
+ * at the same element offset, as bf16), with the weight of layer tab[3e + 2]. The arithmetic is
+ * armt_rmsnorm's, row for row. Global (ARMT_ROW_WG, T, cells). */
+__kernel void armt_cells_rmsnorm(__global const float *x, __global float *y, __global const float *w,
+                                 const ulong w_off, const int d, const float eps, __global const ulong *tab,
+                                 __global ushort *yb) {
+    __local float scratch[ARMT_ROW_WG];
+    const int lid = get_local_id(0), r = get_group_id(1), e = get_group_id(2);
+    __global const float *xr = x + tab[3 * e] + (ulong)r * d;
+    __global float *yr = y + tab[3 * e + 1] + (ulong)r * d;
+    __global const float *wl = w + w_off + tab[3 * e + 2] * (ulong)d;
+    const int vec = d % 4 == 0 && d <= 16 * ARMT_ROW_WG, n4 = d / 4;
+    float4 v[4];
+    float ss = 0.0f;
+    if (vec) {
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            const int c4 = lid + u * ARMT_ROW_WG;
+            v[u] = (float4)(0.0f);
+            if (c4 < n4) v[u] = vload4(c4, xr);
+            ss += dot(v[u], v[u]);
+        }
+    } else {
+        for (int c = lid; c < d; c += ARMT_ROW_WG)
+            ss += xr[c] * xr[c];
+    }
+    ss = armt_wg_sum(ss, scratch);
+    const float inv = 1.0f / sqrt(ss / (float)d + eps);
+    __global ushort *br = yb + tab[3 * e + 1] + (ulong)r * d; /* (used only when yb is set) */
+    if (vec) {
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            const int c4 = lid + u * ARMT_ROW_WG;
+            if (c4 >= n4) continue;
+            const float4 o = v[u] * inv * vload4(c4, wl);
+            if (yb)
+                vstore4((ushort4)(armt_to_bf16(o.x), armt_to_bf16(o.y), armt_to_bf16(o.z), armt_to_bf16(o.w)),
+                        c4, br);
+            else
+                vstore4(o, c4, yr);
+        }
+    } else if (yb) {
+        for (int c = lid; c < d; c += ARMT_ROW_WG)
+            br[c] = armt_to_bf16(xr[c] * inv * wl[c]);
+    } else {
+        for (int c = lid; c < d; c += ARMT_ROW_WG)
+            yr[c] = xr[c] * inv * wl[c];
+    }
+}

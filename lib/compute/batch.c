@@ -106,6 +106,10 @@ typedef struct batch {
     int tc;
     cl_mem abf_src, abf_buf;
     int abf_only;
+    /* the step's cells for armt_cells_rmsnorm: (x offset, h offset, layer) per GEMM entry */
+    cl_mem cell_tab;
+    size_t cell_tab_bytes;
+    cl_ulong *cell_host;
 } batch;
 
 /* ======================================================================================================= */
@@ -413,6 +417,13 @@ static void unstage(batch *bt) {
 
 /* ---- memory read ---- */
 
+/* DPFP (and the normalisation) of every document's mq regions into phi in one launch, when their regions
+ * hold the same rows (no padding); else 0 and each document's own. */
+static int dpfp_one_launch(const batch *bt) {
+    const size_t dm = (size_t)bt->F.dm, dk = (size_t)bt->F.dk;
+    return bt->region[V_MQ] % dm == 0 && bt->region[V_PHI] == bt->region[V_MQ] / dm * dk;
+}
+
 /* phi (rows x dk) W_mem[l] of document D's cells on its view (view-relative offsets): A from the view's
  * staged bf16 copy if any (at the runner's abf from 0), C its x slots (with_x: the fused read, C +=
  * rowscale[row] * product) or its temporaries of c. */
@@ -455,11 +466,11 @@ static armt_status view_mem_product(batch *bt, bdoc *D, size_t rows, cl_mem c, i
 /* The read of document D's cells after the batched W_mq GEMM, as step.c's armt_step_read does it: with
  * tensor cores phi staged in bf16 (into the runner's abf from 0: the documents take turns on the in-order
  * queue) and, with one memory head, the fused read (x += (1/den) phi W_mem in the GEMM's epilogue). */
-static armt_status doc_read(batch *bt, bdoc *D) {
+static armt_status doc_read(batch *bt, bdoc *D, int dpfp_done) {
     armt_call *F = &D->F;
     armt_ctx *v = &D->view;
     const size_t T = (size_t)bt->T, rows = (size_t)D->st.G * T;
-    ARMT_TRY(armt_op_dpfp(F, rows));
+    if (!dpfp_done) ARMT_TRY(armt_op_dpfp(F, rows));
     v->abf = bt->tc ? bt->rt_ctx->abf : NULL;
     armt_status st = armt_op_stage_bf16(F, v->phi, rows, (size_t)F->dk);
     if (st == ARMT_OK && v->w_mem_bf && F->abf_src == v->phi && F->dk % 8 == 0 && F->H == 1) {
@@ -481,8 +492,10 @@ static armt_status step_read(batch *bt) {
     entries(bt, 1);
     if (bt->n_ent == 0) return ARMT_OK;
     ARMT_TRY(gemm_role(bt, ARMT_ROLE_WMQ, V_X, T, d, V_MQ, dm, 0.0f));
+    const int flat = dpfp_one_launch(bt);
+    if (flat) ARMT_TRY(armt_op_dpfp(&bt->F, bt->B * bt->region[V_MQ] / dm));
     EACH_DOC(bt, b, D) {
-        if (doc_reads(D)) ARMT_TRY(doc_read(bt, D));
+        if (doc_reads(D)) ARMT_TRY(doc_read(bt, D, flat));
     }
     return ARMT_OK;
 }
@@ -520,13 +533,69 @@ static armt_status swiglu_flat(batch *bt) {
     return armt_op_launch(&bt->F, ARMT_K_SWIGLU, 1, armt_round_up((size_t)n, 256), 1, 1, 0);
 }
 
+/* The step's cells (its GEMM entries) for armt_cells_rmsnorm: each one's residual slot, its h temporary and
+ * its layer, uploaded once per step. */
+static armt_status cells_table(batch *bt) {
+    armt_err *err = bt->err;
+    for (size_t e = 0; e < bt->n_ent; e++) {
+        const bdoc *D = &bt->docs[bt->ent_doc[e]];
+        bt->cell_host[3 * e] = ent_off(bt, e, V_X, (size_t)bt->T, (size_t)bt->F.d);
+        bt->cell_host[3 * e + 1] = ent_off(bt, e, V_H, (size_t)bt->T, (size_t)bt->F.d);
+        bt->cell_host[3 * e + 2] = (cl_ulong)(D->st.l0 + bt->ent_j[e]);
+    }
+    if (bt->n_ent == 0) return ARMT_OK;
+    ARMT_CL_TRY(clEnqueueWriteBuffer(bt->rt_ctx->queue, bt->cell_tab, CL_TRUE, 0,
+                                     bt->n_ent * 3 * sizeof(cl_ulong), bt->cell_host, 0, NULL, NULL));
+    return ARMT_OK;
+}
+
+/* RMSNorm of every cell of the step from x into h in one launch (armt_rmsnorm's arithmetic); with tensor
+ * cores straight into the runner's abf as bf16 at h's offsets (a staged operand, as step.c's). */
+static armt_status cells_rmsnorm(batch *bt, armt_role role) {
+    armt_ctx *ctx = bt->rt_ctx;
+    armt_err *err = bt->err;
+    unstage(bt);
+    if (bt->n_ent == 0) return ARMT_OK;
+    const int bf = bt->tc && bt->F.d % 8 == 0;
+    cl_kernel k = ctx->k[ARMT_K_CELLS_RMSNORM];
+    size_t off;
+    cl_mem w = armt_weight_at(&ctx->model->w[role], 0, &off);
+    const cl_ulong woff = off;
+    const float eps = bt->cfg->rms_norm_eps;
+    cl_mem yb = bf ? ctx->abf : NULL;
+    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->x), ARMT_KA(ctx->h), ARMT_KA(w), ARMT_KA(woff),
+                        ARMT_KA(bt->F.d), ARMT_KA(eps), ARMT_KA(bt->cell_tab), ARMT_KA(yb)));
+    const size_t wg = (size_t)ctx->rt->tune.row_wg;
+    ARMT_TRY(armt_op_launch(&bt->F, ARMT_K_CELLS_RMSNORM, 3, wg, (size_t)bt->T, bt->n_ent, wg));
+    if (bf) {
+        bt->abf_src = ctx->h;
+        bt->abf_buf = ctx->abf;
+        bt->abf_only = 1;
+    }
+    return ARMT_OK;
+}
+
+/* RoPE over every document's regions of q and k in one launch: when their regions hold whole cells of T
+ * rows, alike in both (no padding), row r of the flat range has position r % T as in its own cell. */
+static int rope_one_launch(const batch *bt) {
+    const size_t T = (size_t)bt->T, qd = (size_t)bt->F.nh * bt->F.hd, kvd = (size_t)bt->F.nkv * bt->F.hd;
+    return bt->region[V_Q] % (T * qd) == 0 && bt->region[V_KK] == bt->region[V_Q] / qd * kvd;
+}
+
+static armt_status rope_all(batch *bt) {
+    const size_t qd = (size_t)bt->F.nh * bt->F.hd;
+    armt_step st = {
+        .G = (int)(bt->B * bt->region[V_Q] / ((size_t)bt->T * qd)), .cap = 1, .T = bt->T, .s_short = -1};
+    return armt_op_rope(&bt->F, &st, 0);
+}
+
 static armt_status step_layer(batch *bt) {
     armt_ctx *ctx = bt->rt_ctx;
     const size_t T = (size_t)bt->T, d = (size_t)bt->F.d, ffn = (size_t)bt->F.ffn;
     const size_t qd = (size_t)bt->F.nh * bt->F.hd, kvd = (size_t)bt->F.nkv * bt->F.hd;
     entries(bt, 0);
-    EACH_DOC(bt, b, D) ARMT_TRY(armt_op_rmsnorm(&D->F, &D->st, ARMT_ROLE_NORM_IN));
-    ARMT_TRY(stage_flat(bt, V_H, d));
+    ARMT_TRY(cells_table(bt));
+    ARMT_TRY(cells_rmsnorm(bt, ARMT_ROLE_NORM_IN));
     /* RoPE in the q and k GEMMs' epilogue where it fits (bf16 A; as step.c's qkv) */
     const int rope = bt->abf_src == ctx->h && armt_gemm_rope_fits(ctx, bt->F.hd, bt->F.d);
     armt_gemm_epi epi = {.rope = rope ? ctx->rope : NULL, .rope_hd = bt->F.hd, .rope_T = bt->T};
@@ -534,15 +603,16 @@ static armt_status step_layer(batch *bt) {
     ARMT_TRY(gemm_role_epi(bt, ARMT_ROLE_WK, -1, V_H, T, d, V_KK, kvd, 0.0f, &epi));
     ARMT_TRY(gemm_role(bt, ARMT_ROLE_WV, V_H, T, d, V_VV, kvd, 0.0f));
     unstage(bt);
+    const int rope_flat = !rope && rope_one_launch(bt);
+    if (rope_flat) ARMT_TRY(rope_all(bt));
     EACH_DOC(bt, b, D) {
-        if (!rope) ARMT_TRY(armt_op_rope(&D->F, &D->st, 0));
+        if (!rope && !rope_flat) ARMT_TRY(armt_op_rope(&D->F, &D->st, 0));
         ARMT_TRY(doc_attention(D));
     }
     /* x += att Wo^T, the residual added by the GEMM (beta = 1) */
     ARMT_TRY(stage_flat(bt, V_ATT, qd));
     ARMT_TRY(gemm_role(bt, ARMT_ROLE_WO, V_ATT, T, qd, V_X, d, 1.0f));
-    EACH_DOC(bt, b, D) ARMT_TRY(armt_op_rmsnorm(&D->F, &D->st, ARMT_ROLE_NORM_POST));
-    ARMT_TRY(stage_flat(bt, V_H, d));
+    ARMT_TRY(cells_rmsnorm(bt, ARMT_ROLE_NORM_POST));
     /* gate, up and SwiGLU: with tensor cores in the GEMM's epilogue, writing the down projection's bf16
      * operand into f2's memory at f1's offsets (their regions are alike); else the SwiGLU kernel once */
     if (bt->tc && bt->F.ffn % 8 == 0) {
@@ -613,7 +683,10 @@ static armt_status step_write(batch *bt) {
     /* the memory rows rounded to bf16 once for the projections (as step.c's write) */
     ARMT_TRY(stage_flat(bt, V_MROWS, d));
     ARMT_TRY(gemm_role(bt, ARMT_ROLE_WMK, V_MROWS, M, d, V_MQ, dm, 0.0f));
-    EACH_DOC(bt, b, D) ARMT_TRY(armt_op_dpfp(&D->F, (size_t)D->st.G * M));
+    if (dpfp_one_launch(bt))
+        ARMT_TRY(armt_op_dpfp(&bt->F, bt->B * bt->region[V_MQ] / dm));
+    else
+        EACH_DOC(bt, b, D) ARMT_TRY(armt_op_dpfp(&D->F, (size_t)D->st.G * M));
     ARMT_TRY(gemm_role(bt, ARMT_ROLE_WMV, V_MROWS, M, d, V_VNEW, d, 0.0f));
     if (bt->F.gating) ARMT_TRY(gemm_role(bt, ARMT_ROLE_WMB, V_MROWS, M, d, V_MBETA, d, 0.0f));
     unstage(bt);
@@ -767,8 +840,11 @@ static armt_status run(batch *bt, const armt_batch_doc *docs, const armt_forward
     bt->a_off = malloc(max_ent * sizeof *bt->a_off);
     bt->w_off = malloc(max_ent * sizeof *bt->w_off);
     bt->c_off = malloc(max_ent * sizeof *bt->c_off);
-    if (!bt->ent_doc || !bt->ent_j || !bt->a_off || !bt->w_off || !bt->c_off)
+    bt->cell_host = malloc(max_ent * 3 * sizeof *bt->cell_host);
+    if (!bt->ent_doc || !bt->ent_j || !bt->a_off || !bt->w_off || !bt->c_off || !bt->cell_host)
         return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_forward_batch: out of host memory");
+    bt->cell_tab_bytes = max_ent * 3 * sizeof(cl_ulong);
+    ARMT_TRY(armt_buffer_create(runner->rt, bt->cell_tab_bytes, &bt->cell_tab, "batch cell table", err));
     for (size_t b = 0; b < bt->B; b++) {
         bdoc *D = &bt->docs[b];
         ARMT_TRY(make_view(bt, b));
@@ -857,6 +933,8 @@ armt_status armt_forward_batch(armt_ctx *runner, const armt_batch_doc *docs, siz
     free(bt.a_off);
     free(bt.w_off);
     free(bt.c_off);
+    free(bt.cell_host);
+    armt_buffer_release(runner->rt, &bt.cell_tab, bt.cell_tab_bytes);
     runner->stats.seconds = now_s() - t0;
     runner->stats.device_bytes = runner->scratch_bytes + state_bytes(runner);
     pthread_mutex_lock(&runner->rt->lock);
