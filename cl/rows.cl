@@ -64,18 +64,23 @@ __kernel void armt_rows_mem_read_scale(__global float *scale, __global const flo
     if (lid == 0) scale[r] = written[sl] ? 1.0f / den : 0.0f;
 }
 
-/* armt_rmsnorm (norm.cl) over cells given by a table instead of a step's geometry (armt_forward_batch: the
- * cells of every document in one launch): cell e reads rows from x + tab[3e], writes y + tab[3e + 1] (or yb
- * at the same element offset, as bf16), with the weight of layer tab[3e + 2]. The arithmetic is
- * armt_rmsnorm's, row for row. Global (ARMT_ROW_WG, T, cells). */
+/* Cells given by a table instead of a step's geometry (armt_forward_batch: the cells of every document in
+ * one launch), CELL_TAB ulongs per cell: its rows' element offset in x (its residual slot), in h (its
+ * temporaries), its layer, its memory rows' offset in mrows, its valid rows (T, or fewer for a partial
+ * segment). */
+#define CELL_TAB 5
+
+/* armt_rmsnorm (norm.cl) over the cells of a table: cell e reads rows from x + its slot, writes y + its
+ * temporaries' offset (or yb at the same element offset, as bf16), with the weight of its layer. The
+ * arithmetic is armt_rmsnorm's, row for row. Global (ARMT_ROW_WG, T, cells). */
 __kernel void armt_cells_rmsnorm(__global const float *x, __global float *y, __global const float *w,
                                  const ulong w_off, const int d, const float eps, __global const ulong *tab,
                                  __global ushort *yb) {
     __local float scratch[ARMT_ROW_WG];
     const int lid = get_local_id(0), r = get_group_id(1), e = get_group_id(2);
-    __global const float *xr = x + tab[3 * e] + (ulong)r * d;
-    __global float *yr = y + tab[3 * e + 1] + (ulong)r * d;
-    __global const float *wl = w + w_off + tab[3 * e + 2] * (ulong)d;
+    __global const float *xr = x + tab[CELL_TAB * e] + (ulong)r * d;
+    __global float *yr = y + tab[CELL_TAB * e + 1] + (ulong)r * d;
+    __global const float *wl = w + w_off + tab[CELL_TAB * e + 2] * (ulong)d;
     const int vec = d % 4 == 0 && d <= 16 * ARMT_ROW_WG, n4 = d / 4;
     float4 v[4];
     float ss = 0.0f;
@@ -93,7 +98,7 @@ __kernel void armt_cells_rmsnorm(__global const float *x, __global float *y, __g
     }
     ss = armt_wg_sum(ss, scratch);
     const float inv = 1.0f / sqrt(ss / (float)d + eps);
-    __global ushort *br = yb + tab[3 * e + 1] + (ulong)r * d; /* (used only when yb is set) */
+    __global ushort *br = yb + tab[CELL_TAB * e + 1] + (ulong)r * d; /* (used only when yb is set) */
     if (vec) {
 #pragma unroll
         for (int u = 0; u < 4; u++) {
@@ -113,4 +118,14 @@ __kernel void armt_cells_rmsnorm(__global const float *x, __global float *y, __g
         for (int c = lid; c < d; c += ARMT_ROW_WG)
             yr[c] = xr[c] * inv * wl[c];
     }
+}
+
+/* armt_mem_gather over the cells of a table: the last M of each cell's valid rows into its memory rows.
+ * Global (d, M, cells). */
+__kernel void armt_cells_mem_gather(__global const float *x, __global float *mrows, const int M, const int d,
+                                    __global const ulong *tab) {
+    const int c = get_global_id(0), r = get_global_id(1), e = get_global_id(2);
+    if (c >= d) return;
+    const ulong row = tab[CELL_TAB * e + 4] - (ulong)M + (ulong)r;
+    mrows[tab[CELL_TAB * e + 3] + (ulong)r * d + c] = x[tab[CELL_TAB * e] + row * d + c];
 }

@@ -24,6 +24,7 @@
 #include <time.h>
 
 /* Output rows per emission block (the logits scratch), as forward.c's. */
+#define CELL_TAB       5 /* values per cell in the cells kernels' table (cl/rows.cl) */
 #define BATCH_OUT_ROWS 512
 
 /* ---- The scratch buffers a document has a region of ---- */
@@ -106,7 +107,7 @@ typedef struct batch {
     int tc;
     cl_mem abf_src, abf_buf;
     int abf_only;
-    /* the step's cells for armt_cells_rmsnorm: (x offset, h offset, layer) per GEMM entry */
+    /* the step's cells for the cells kernels (cl/rows.cl): CELL_TAB values per GEMM entry */
     cl_mem cell_tab;
     size_t cell_tab_bytes;
     cl_ulong *cell_host;
@@ -537,15 +538,20 @@ static armt_status swiglu_flat(batch *bt) {
  * its layer, uploaded once per step. */
 static armt_status cells_table(batch *bt) {
     armt_err *err = bt->err;
+    const size_t T = (size_t)bt->T, d = (size_t)bt->F.d, M = (size_t)bt->F.M;
     for (size_t e = 0; e < bt->n_ent; e++) {
         const bdoc *D = &bt->docs[bt->ent_doc[e]];
-        bt->cell_host[3 * e] = ent_off(bt, e, V_X, (size_t)bt->T, (size_t)bt->F.d);
-        bt->cell_host[3 * e + 1] = ent_off(bt, e, V_H, (size_t)bt->T, (size_t)bt->F.d);
-        bt->cell_host[3 * e + 2] = (cl_ulong)(D->st.l0 + bt->ent_j[e]);
+        const int s = D->st.s0 - bt->ent_j[e];
+        cl_ulong *row = bt->cell_host + CELL_TAB * e;
+        row[0] = ent_off(bt, e, V_X, T, d);
+        row[1] = ent_off(bt, e, V_H, T, d);
+        row[2] = (cl_ulong)(D->st.l0 + bt->ent_j[e]);
+        row[3] = ent_off(bt, e, V_MROWS, M, d);
+        row[4] = (cl_ulong)(s == D->st.s_short ? D->st.T_short : D->st.T);
     }
     if (bt->n_ent == 0) return ARMT_OK;
     ARMT_CL_TRY(clEnqueueWriteBuffer(bt->rt_ctx->queue, bt->cell_tab, CL_TRUE, 0,
-                                     bt->n_ent * 3 * sizeof(cl_ulong), bt->cell_host, 0, NULL, NULL));
+                                     bt->n_ent * CELL_TAB * sizeof(cl_ulong), bt->cell_host, 0, NULL, NULL));
     return ARMT_OK;
 }
 
@@ -678,8 +684,15 @@ static armt_status mem_update_split(batch *bt, bdoc *D) {
 
 static armt_status step_write(batch *bt) {
     const size_t M = (size_t)bt->F.M, d = (size_t)bt->F.d, dm = (size_t)bt->F.dm;
-    entries(bt, 0);
-    EACH_DOC(bt, b, D) ARMT_TRY(armt_op_mem_gather(&D->F, &D->st));
+    entries(bt, 0); /* (the cells of the layer's table) */
+    if (bt->n_ent > 0) {
+        armt_ctx *ctx = bt->rt_ctx;
+        armt_err *err = bt->err;
+        cl_kernel k = ctx->k[ARMT_K_CELLS_MEM_GATHER];
+        ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->x), ARMT_KA(ctx->mrows), ARMT_KA(bt->F.M),
+                            ARMT_KA(bt->F.d), ARMT_KA(bt->cell_tab)));
+        ARMT_TRY(armt_op_launch(&bt->F, ARMT_K_CELLS_MEM_GATHER, 3, d, M, bt->n_ent, 0));
+    }
     /* the memory rows rounded to bf16 once for the projections (as step.c's write) */
     ARMT_TRY(stage_flat(bt, V_MROWS, d));
     ARMT_TRY(gemm_role(bt, ARMT_ROLE_WMK, V_MROWS, M, d, V_MQ, dm, 0.0f));
@@ -840,10 +853,10 @@ static armt_status run(batch *bt, const armt_batch_doc *docs, const armt_forward
     bt->a_off = malloc(max_ent * sizeof *bt->a_off);
     bt->w_off = malloc(max_ent * sizeof *bt->w_off);
     bt->c_off = malloc(max_ent * sizeof *bt->c_off);
-    bt->cell_host = malloc(max_ent * 3 * sizeof *bt->cell_host);
+    bt->cell_host = malloc(max_ent * CELL_TAB * sizeof *bt->cell_host);
     if (!bt->ent_doc || !bt->ent_j || !bt->a_off || !bt->w_off || !bt->c_off || !bt->cell_host)
         return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_forward_batch: out of host memory");
-    bt->cell_tab_bytes = max_ent * 3 * sizeof(cl_ulong);
+    bt->cell_tab_bytes = max_ent * CELL_TAB * sizeof(cl_ulong);
     ARMT_TRY(armt_buffer_create(runner->rt, bt->cell_tab_bytes, &bt->cell_tab, "batch cell table", err));
     for (size_t b = 0; b < bt->B; b++) {
         bdoc *D = &bt->docs[b];
