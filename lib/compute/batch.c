@@ -8,11 +8,14 @@
  *   - every linear operation is one armt_gemm_op over the step's cells of all documents, ordered by layer
  *     and then document, so that documents in phase make runs of constant stride (one launch each for our
  *     kernels; CLBlast's batched call takes any offsets);
- *   - the products with W_mem and the small kernels (norms, RoPE, attention, DPFP, the memory kernels) run
- *     once per document, on a view: a copy of the runner context whose scratch buffers are sub-buffers of
- *     the document's regions and whose state is the document's own, so that the kernels and their wrappers
+ *   - RMSNorm and the memory rows' gather run in one launch over a table of the step's cells (cl/rows.cl);
+ *     SwiGLU, RoPE and DPFP in one launch over every document's regions where those hold whole cells alike;
+ *   - the products with W_mem and the other small kernels (attention, the memory kernels) run once per
+ *     document, on a view: a copy of the runner context whose scratch buffers are sub-buffers of the
+ *     document's regions and whose state is the document's own, so that the kernels and their wrappers
  *     (ops.c) are the single-document ones, unchanged.
- * Views stage no bf16 operands (their `abf` is NULL): bf16 models take the GEMM kernels that read fp32 A.
+ * With tensor cores, bf16 operands are staged for every document at once in the runner's abf at the fp32
+ * operands' offsets, and the fused epilogues are those of a document alone (docs/DESIGN.md).
  */
 #include "config.h"
 
