@@ -633,11 +633,14 @@ static armt_status run(gbatch *g, const armt_generate_params *gp) {
     ARMT_TRY(doc_state(g));
     if (max_new == 0) return ARMT_OK;
 
-    /* the runner's scratch for the tails' rows and positions up to tmax */
+    /* the runner's scratch for the tails' rows and positions up to tmax, as cells of a full segment's rows:
+     * the scratch grows per dimension (cells, rows), so rows_cap rows as one cell would multiply with the
+     * cells of a forward (armt_forward_batch's are many) */
     armt_forward_params none = armt_forward_default_params();
     ARMT_TRY(armt_call_begin(&g->F, ctx, &none, g->ids, g->rows_cap));
     g->F.err = err;
-    ARMT_TRY(armt_scratch_grow(&g->F, 1, g->rows_cap, tmax, g->rows_cap, B));
+    const size_t Tn = (size_t)g->ns + L + (size_t)cfg->num_mem_tokens;
+    ARMT_TRY(armt_scratch_grow(&g->F, (g->rows_cap + Tn - 1) / Tn, Tn, tmax, g->rows_cap, B));
     g->wm_bf16 = ctx->w_mem_bf != NULL;
     ARMT_TRY(batch_state(g, tmax));
 
@@ -733,6 +736,7 @@ armt_status armt_generate_batch(armt_ctx *runner, armt_generate_doc *docs, size_
     free(g.c_off);
     free(g.logits);
     free(g.work);
+    armt_ctx_prof_drop(runner); /* (a profiling runner's events: the batch keeps no profile) */
     runner->stats.seconds = armt_now() - t0;
     runner->stats.device_bytes = runner->scratch_bytes;
     return st;
