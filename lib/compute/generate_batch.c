@@ -329,9 +329,11 @@ static armt_status rows_step(gbatch *g, int tail) {
     armt_ctx *ctx = g->ctx;
     armt_err *err = g->err;
     const size_t rows = g->rows;
-    ARMT_CL_TRY(clEnqueueWriteBuffer(ctx->queue, ctx->ids, CL_TRUE, 0, rows * sizeof(int32_t), g->ids, 0,
+    /* (not blocking: the host arrays stay as they are until the step's logits have been read, which waits
+     * for the in-order queue; a failure waits for the queue before they are freed) */
+    ARMT_CL_TRY(clEnqueueWriteBuffer(ctx->queue, ctx->ids, CL_FALSE, 0, rows * sizeof(int32_t), g->ids, 0,
                                      NULL, NULL));
-    ARMT_CL_TRY(clEnqueueWriteBuffer(ctx->queue, g->rt, CL_TRUE, 0, rows * 2 * sizeof(int), g->rt_host, 0,
+    ARMT_CL_TRY(clEnqueueWriteBuffer(ctx->queue, g->rt, CL_FALSE, 0, rows * 2 * sizeof(int), g->rt_host, 0,
                                      NULL, NULL));
     const size_t d = (size_t)F->d;
     if (tail) {
