@@ -469,7 +469,7 @@ static armt_status buffer(gbatch *g, size_t bytes, cl_mem *buf, size_t *kept) {
 }
 
 /* 2. the batch's copy of every document's memory, its window in its KV caches, the tables */
-static armt_status batch_state(gbatch *g, size_t tmax) {
+static armt_status batch_state(gbatch *g) {
     armt_ctx *ctx = g->ctx;
     armt_err *err = g->err;
     const size_t Lyr = (size_t)g->Lyr, dk = (size_t)g->F.dk, d = (size_t)g->F.d, B = g->B;
@@ -493,7 +493,6 @@ static armt_status batch_state(gbatch *g, size_t tmax) {
         ARMT_TRY(buffer(g, sizes[6], &g->ws, &g->ws_b));
         ARMT_TRY(buffer(g, sizes[7], &g->rtab, &g->rtab_b));
     }
-    (void)tmax;
     int *ws = calloc(B, sizeof *ws);
     if (!ws)
         return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_generate_batch: out of host memory");
@@ -644,7 +643,7 @@ static armt_status run(gbatch *g, const armt_generate_params *gp) {
     const size_t Tn = (size_t)g->ns + L + (size_t)cfg->num_mem_tokens;
     ARMT_TRY(armt_scratch_grow(&g->F, (g->rows_cap + Tn - 1) / Tn, Tn, tmax, g->rows_cap, B));
     g->wm_bf16 = ctx->w_mem_bf != NULL;
-    ARMT_TRY(batch_state(g, tmax));
+    ARMT_TRY(batch_state(g));
 
     /* the tails: every document's rows (sink, tokens) one after another */
     size_t r = 0;
