@@ -126,7 +126,10 @@ static const struct {
     int emulate;
 } cases[] = {
     {"amt_all", ARMT_PRECISION_FP32, 0},
-    {"armt_sw_sink", ARMT_PRECISION_FP32, 0}, /* sliding window and sink */
+    {"armt_sw_sink", ARMT_PRECISION_FP32, 0},  /* sliding window and sink */
+    {"amt_h4", ARMT_PRECISION_FP32, 0},        /* four memory heads         */
+    {"inner_h4_sink", ARMT_PRECISION_FP32, 0}, /* the inner loop's memory tokens, heads, sink */
+    {"amt_gating", ARMT_PRECISION_FP32, 0},    /* beta per channel            */
     {"armt", ARMT_PRECISION_BF16, 0},
     {"armt", ARMT_PRECISION_BF16, 1}, /* emulated tensor cores: staged operands, fused epilogues */
     {"armt", ARMT_PRECISION_BF16, 2}, /* ... on the Hopper wgmma tiles: gate and up in one GEMM  */
