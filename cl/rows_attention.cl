@@ -7,21 +7,21 @@
  * q0 + r = win + p, keys 0 .. win + p of its cache of layer l, with the sliding window's first visible key
  * (S = wS[b] cached rows: the window rows below win - S are not read; the sink sees no cached key, text row
  * i the cached rows from win - S + i). The tiles of ATTN_BK keys, the online softmax and every sum run in
- * the same order as there, so the results are the same. One work-group per (KV head, row), a work-item per
- * (query head of that KV head, channel): global (nh / nkv * ATTN_HD * nkv, rows), local (nh / nkv *
- * ATTN_HD); the KV tile in local memory serves the KV head's query heads; qs (nh / nkv * ATTN_HD floats) and
- * sc (nh / nkv * ATTN_BK floats) are local scratch.
+ * the same order as there, so the results are the same. One work-group per (qpg query heads of a KV head,
+ * row; qpg divides nh / nkv), a work-item per (query head, channel): global (nh * ATTN_HD, rows), local
+ * (qpg * ATTN_HD); the KV tile in local memory serves the group's query heads; qs (qpg * ATTN_HD floats)
+ * and sc (qpg * ATTN_BK floats) are local scratch.
  */
 __kernel void armt_rows_attention(__global const float *q, __global const float *kc, __global const float *vc,
                                   __global float *out, const int nh, const int nkv, const float scale,
                                   __global const int *rt, __global const int *wS, const int rows, const int l,
                                   const int n_layers, const int per, const int win, const int ns,
-                                  __local float *qs, __local float *sc) {
+                                  const int qpg, __local float *qs, __local float *sc) {
     __local float ks[ATTN_BK * ATTN_HD];
     __local float vs[ATTN_BK * ATTN_HD];
-    const int lid = get_local_id(0), kvh = get_group_id(0), r = get_group_id(1);
-    const int nq = nh / nkv, items = nq * ATTN_HD;
-    const int hq = lid / ATTN_HD, c = lid % ATTN_HD, h = kvh * nq + hq;
+    const int lid = get_local_id(0), g = get_group_id(0), r = get_group_id(1);
+    const int nq = nh / nkv, groups = nq / qpg, kvh = g / groups, items = qpg * ATTN_HD;
+    const int hq = lid / ATTN_HD, c = lid % ATTN_HD, h = kvh * nq + (g % groups) * qpg + hq;
     const int b = rt[2 * r], p = rt[2 * r + 1];
     const ulong qstride = (ulong)nh * ATTN_HD, kstride = (ulong)nkv * ATTN_HD;
     const ulong base = ((ulong)b * n_layers + l) * (ulong)per * kstride + (ulong)kvh * ATTN_HD;
@@ -42,7 +42,7 @@ __kernel void armt_rows_attention(__global const float *q, __global const float 
         barrier(CLK_LOCAL_MEM_FENCE);
         /* the scores: one key of one query head per work-item at a time, summed over the head's channels in
          * order */
-        for (int i = lid; i < nq * ATTN_BK; i += items) {
+        for (int i = lid; i < qpg * ATTN_BK; i += items) {
             const int hh = i / ATTN_BK, t = i % ATTN_BK, kr = kb + t;
             float dot = 0.0f;
             for (int cc = 0; cc < ATTN_HD; cc++)

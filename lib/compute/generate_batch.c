@@ -216,18 +216,23 @@ static armt_status rows_attention(gbatch *g, int l) {
     ARMT_TRY(armt_op_launch(F, ARMT_K_ROWS_KV_APPEND, 2, g->kvd, g->rows, 1, 0));
     k = ctx->k[ARMT_K_ROWS_ATTENTION];
     const float scale = (float)(1.0 / sqrt((double)F->hd));
-    /* a work-group per (KV head, row): its query heads' channels; local scratch for their scaled queries
+    /* a work-group per (query heads of a KV head, row): their channels; local scratch for their scaled queries
      * and one tile's scores (the tile of the model's attention build) */
     armt_attention_tuning at;
     armt_tune_attention(&ctx->rt->tune, F->hd, ctx->model->precision == ARMT_PRECISION_BF16, &at);
-    const size_t nq = (size_t)(F->nh / F->nkv), items = nq * (size_t)F->hd;
-    const armt_karg qs = {nq * (size_t)F->hd * sizeof(float), NULL},
-                    sc = {nq * (size_t)at.bk * sizeof(float), NULL};
+    /* qpg: the most query heads of a KV head per work-group within 256 work-items (a divisor of nh / nkv) */
+    const int nq = F->nh / F->nkv;
+    int qpg = 1;
+    for (int q = 1; q <= nq; q++)
+        if (nq % q == 0 && q * F->hd <= 256) qpg = q;
+    const size_t items = (size_t)qpg * (size_t)F->hd;
+    const armt_karg qs = {items * sizeof(float), NULL},
+                    sc = {(size_t)qpg * (size_t)at.bk * sizeof(float), NULL};
     ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->q), ARMT_KA(g->kc), ARMT_KA(g->vc), ARMT_KA(ctx->att),
                         ARMT_KA(F->nh), ARMT_KA(F->nkv), ARMT_KA(scale), ARMT_KA(g->rt), ARMT_KA(g->ws),
                         ARMT_KA(rows), ARMT_KA(l), ARMT_KA(Lyr), ARMT_KA(g->per), ARMT_KA(g->win),
-                        ARMT_KA(g->ns), qs, sc));
-    return armt_op_launch(F, ARMT_K_ROWS_ATTENTION, 2, items * (size_t)F->nkv, g->rows, 1, items);
+                        ARMT_KA(g->ns), ARMT_KA(qpg), qs, sc));
+    return armt_op_launch(F, ARMT_K_ROWS_ATTENTION, 2, (size_t)F->nh * (size_t)F->hd, g->rows, 1, items);
 }
 
 /* The MLP's gate and up projections and SwiGLU (step.c's mlp_in on the rows). */
