@@ -3,7 +3,9 @@
  * tests/data/variants/armt, variants/amt_all and hf_llama: 36, 41 and 12 tokens) generating together, each
  * with its own sampling and stop, give each document the tokens armt_generate gives it alone (greedy, and
  * sampling with the same seed; one document stops early and drops out while the others go on) and leave its
- * memory state as armt_generate does; greedy tokens also equal the double-precision reference's
+ * memory state as armt_generate does (fp32 with the sliding window and sink, several memory heads, the inner
+ * loop, gating; the portable bf16 kernels; the emulated tensor cores on both tile sets); greedy tokens also
+ * equal the double-precision reference's
  * (ref_armt_generate_greedy, while its margins are clear). A bad prompt fails before any state changes; a
  * device error or a cancel puts every state back.
  */
