@@ -129,3 +129,38 @@ __kernel void armt_cells_mem_gather(__global const float *x, __global float *mro
     const ulong row = tab[CELL_TAB * e + 4] - (ulong)M + (ulong)r;
     mrows[tab[CELL_TAB * e + 3] + (ulong)r * d + c] = x[tab[CELL_TAB * e] + row * d + c];
 }
+
+/* The greedy token of each of `rows` rows of logits (rows, V): the largest logit, the lowest id among equal
+ * ones (armt_generate's choice). One work-group (ARMT_ROW_WG items) per row: global
+ * (ARMT_ROW_WG, rows). */
+__kernel void armt_rows_argmax(__global const float *logits, const int V, __global int *out) {
+    __local float sv[ARMT_ROW_WG];
+    __local int si[ARMT_ROW_WG];
+    const int lid = get_local_id(0), r = get_group_id(1);
+    __global const float *lr = logits + (ulong)r * V;
+    float bv = -INFINITY;
+    int bi = -1;
+    for (int i = lid; i < V; i += ARMT_ROW_WG) {
+        const float x = lr[i];
+        if (!isnan(x) && (bi < 0 || x > bv)) {
+            bv = x;
+            bi = i;
+        }
+    }
+    sv[lid] = bv;
+    si[lid] = bi;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = ARMT_ROW_WG / 2; s > 0; s >>= 1) {
+        if (lid < s) {
+            const float v = sv[lid + s];
+            const int i = si[lid + s];
+            if (i >= 0 && (si[lid] < 0 || v > sv[lid] || (v == sv[lid] && i < si[lid]))) {
+                sv[lid] = v;
+                si[lid] = i;
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    /* (as armt_generate's scan from id 0: a NaN never wins, but one at id 0 is never replaced) */
+    if (lid == 0) out[r] = isnan(lr[0]) || si[0] < 0 ? 0 : si[0];
+}

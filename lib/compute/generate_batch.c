@@ -58,8 +58,12 @@ typedef struct gbatch {
     int *rt_host; /* (rows_cap, 2) slot, position */
     int32_t *ids; /* (rows_cap) */
     size_t *a_off, *w_off, *c_off;
-    float *logits; /* (B, vocab) */
-    void *work;    /* the sampler's */
+    float *logits;   /* (B, vocab) */
+    int32_t *greedy; /* (B) the device's argmax of each row, when every active document is greedy */
+    int all_greedy;  /*   (then only those are read back, not the logits)                        */
+    cl_mem gtok;     /* (B) int */
+    size_t gtok_b;
+    void *work; /* the sampler's */
 } gbatch;
 
 /* ======================================================================================================= */
@@ -321,6 +325,18 @@ static armt_status rows_logits(gbatch *g) {
                        .site = ARMT_ROLE_LM_HEAD};
     op.w = armt_weight_at(w, 0, &lo);
     ARMT_TRY(armt_gemm(ctx, &op, err));
+    /* greedy documents only: their tokens picked on the device, n_act ints read back instead of the logits */
+    g->all_greedy = 1;
+    for (size_t i = 0; i < g->n_act; i++)
+        g->all_greedy &= g->docs[g->act[i]].d->params.temperature <= 0.0f;
+    if (g->all_greedy) {
+        cl_kernel ka = ctx->k[ARMT_K_ROWS_ARGMAX];
+        ARMT_TRY(ARMT_KARGS(ka, 0, err, ARMT_KA(ctx->logits), ARMT_KA(F->V), ARMT_KA(g->gtok)));
+        ARMT_TRY(armt_op_launch(F, ARMT_K_ROWS_ARGMAX, 2, wg, g->n_act, 1, wg));
+        ARMT_CL_TRY(clEnqueueReadBuffer(ctx->queue, g->gtok, CL_TRUE, 0, g->n_act * sizeof(int32_t),
+                                        g->greedy, 0, NULL, NULL));
+        return ARMT_OK;
+    }
     ARMT_CL_TRY(
         clEnqueueReadBuffer(ctx->queue, ctx->logits, CL_TRUE, 0, g->n_act * V * 4, g->logits, 0, NULL, NULL));
     return ARMT_OK;
@@ -497,6 +513,7 @@ static armt_status batch_state(gbatch *g) {
         ARMT_TRY(buffer(g, sizes[5], &g->rt, &g->rt_b));
         ARMT_TRY(buffer(g, sizes[6], &g->ws, &g->ws_b));
         ARMT_TRY(buffer(g, sizes[7], &g->rtab, &g->rtab_b));
+        ARMT_TRY(buffer(g, B * sizeof(int32_t), &g->gtok, &g->gtok_b));
     }
     int *ws = calloc(B, sizeof *ws);
     if (!ws)
@@ -566,7 +583,9 @@ static size_t next_tokens(gbatch *g, int round, double t_dec0) {
         gdoc *D = &g->docs[b];
         armt_generate_doc *d = D->d;
         armt_generate_result *res = &d->result;
-        int32_t tok = armt_sample_token(g->logits + i * (size_t)V, V, &d->params, &D->rng, g->work);
+        const int32_t tok =
+            g->all_greedy ? g->greedy[i]
+                          : armt_sample_token(g->logits + i * (size_t)V, V, &d->params, &D->rng, g->work);
         if (d->out) d->out[round] = tok;
         res->n_tokens++;
         if (d->params.on_token && d->params.on_token(tok, d->params.user_data)) res->stopped = 2;
@@ -633,8 +652,9 @@ static armt_status run(gbatch *g, const armt_generate_params *gp) {
     g->c_off = malloc(B * sizeof *g->c_off);
     g->logits = malloc(B * (size_t)cfg->vocab_size * sizeof *g->logits);
     g->work = malloc(armt_sample_work_bytes(cfg->vocab_size));
+    g->greedy = malloc(B * sizeof *g->greedy);
     if (!g->written || !g->act || !g->rt_host || !g->ids || !g->a_off || !g->w_off || !g->c_off ||
-        !g->logits || !g->work)
+        !g->logits || !g->work || !g->greedy)
         return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_generate_batch: out of host memory");
     ARMT_TRY(doc_state(g));
     if (max_new == 0) return ARMT_OK;
@@ -732,6 +752,7 @@ armt_status armt_generate_batch(armt_ctx *runner, armt_generate_doc *docs, size_
     armt_buffer_release(runner->rt, &g.rt, g.rt_b);
     armt_buffer_release(runner->rt, &g.ws, g.ws_b);
     armt_buffer_release(runner->rt, &g.rtab, g.rtab_b);
+    armt_buffer_release(runner->rt, &g.gtok, g.gtok_b);
     free(g.docs);
     free(g.written);
     free(g.act);
@@ -742,6 +763,7 @@ armt_status armt_generate_batch(armt_ctx *runner, armt_generate_doc *docs, size_
     free(g.c_off);
     free(g.logits);
     free(g.work);
+    free(g.greedy);
     armt_ctx_prof_drop(runner); /* (a profiling runner's events: the batch keeps no profile) */
     runner->stats.seconds = armt_now() - t0;
     runner->stats.device_bytes = runner->scratch_bytes;

@@ -57,6 +57,7 @@ typedef enum armt_kernel_id {
     ARMT_K_ROWS_ATTENTION,           /* rows_attention.cl each row on its document's KV cache         */
     ARMT_K_CELLS_RMSNORM,            /* rows.cl       RMSNorm of cells listed in a table (batches)      */
     ARMT_K_CELLS_MEM_GATHER,         /* rows.cl       their memory-token rows                            */
+    ARMT_K_ROWS_ARGMAX,              /* rows.cl       the greedy token of rows of logits                 */
     ARMT_K_COUNT
 } armt_kernel_id;
 
