@@ -5,6 +5,9 @@
  *                               batch takes its lengths from the list
  *   --decode N                  N new tokens after a prompt of each token count (armt_generate, greedy, no
  *                               stop): decode tokens/s of the tokens after the first
+ *   --batch B --decode N        also B documents of each token count generating N tokens each as one
+ *                               armt_generate_batch: decode tokens/s of all documents together, ms per
+ *                               step (one new token of every document), kernel launches per step
  * Each is timed as the median of the repetitions after the warm-up calls, every call from reset memory
  * states; the times are the library's wall times with the queue finished. Memory per document: the
  * runner's scratch (every document's cells) divided by the documents, plus a document's own state and its
@@ -172,6 +175,86 @@ done:
     return rc;
 }
 
+/* B documents of n tokens each generating N new tokens each (armt_generate_batch, greedy, no stop). */
+static armt_status gen_batch_once(armt_ctx **ctx, armt_generate_doc *d, size_t B, armt_schedule sch,
+                                  int max_new, armt_stats *stats) {
+    for (size_t b = 0; b < B; b++)
+        d[b].params.max_new_tokens = max_new;
+    if (reset_all(ctx, B) != 0) return ARMT_STATUS_INVALID_ARGUMENT;
+    armt_generate_params bp = armt_generate_default_params();
+    bp.schedule = sch;
+    armt_status st = armt_generate_batch(ctx[0], d, B, &bp);
+    if (st != ARMT_OK) {
+        cli_report_status("batch generation", st, armt_ctx_last_error(ctx[0]));
+        return st;
+    }
+    return armt_ctx_stats(ctx[0], stats);
+}
+
+static int decode_batch_row(const clbench_batch_opts *o, armt_model *m, size_t B, int64_t n, FILE *out) {
+    const armt_config *cfg = armt_model_config(m);
+    int rc = -1;
+    armt_ctx **ctx = calloc(B, sizeof *ctx);
+    int32_t **ids = calloc(B, sizeof *ids);
+    armt_generate_doc *d = calloc(B, sizeof *d);
+    int32_t *gen = malloc(B * (size_t)o->decode * sizeof *gen);
+    const int calls = o->warmup + o->repetitions;
+    double *tp = calloc((size_t)calls, sizeof *tp), *td = calloc((size_t)calls, sizeof *td);
+    if (!ctx || !ids || !d || !gen || !tp || !td) {
+        cli_error("out of host memory for %zu documents", B);
+        goto done;
+    }
+    for (size_t b = 0; b < B; b++) {
+        ids[b] = malloc((size_t)n * sizeof **ids);
+        if (!ids[b]) {
+            cli_error("out of host memory for %" PRId64 " ids", n);
+            goto done;
+        }
+        cli_random_ids(o->seed + b, cfg->vocab_size, ids[b], (size_t)n);
+        armt_status st = armt_ctx_create(m, NULL, &ctx[b]);
+        if (st != ARMT_OK) {
+            cli_report_status("creating a context", st, armt_last_error());
+            goto done;
+        }
+        d[b] = (armt_generate_doc){.ctx = ctx[b],
+                                   .prompt = ids[b],
+                                   .n = (size_t)n,
+                                   .params = armt_generate_default_params(),
+                                   .out = gen + b * (size_t)o->decode,
+                                   .out_cap = (size_t)o->decode};
+    }
+    /* launches per step: a call without decode steps (one token each) against one with N - 1 */
+    armt_stats s1, sn;
+    if (gen_batch_once(ctx, d, B, o->schedule, 1, &s1) != ARMT_OK) goto done;
+    for (int k = 0; k < calls; k++) {
+        if (gen_batch_once(ctx, d, B, o->schedule, o->decode, &sn) != ARMT_OK) goto done;
+        tp[k] = d[0].result.prefill_seconds;
+        td[k] = 0;
+        for (size_t b = 0; b < B; b++)
+            if (d[b].result.decode_seconds > td[k]) td[k] = d[b].result.decode_seconds;
+    }
+    double mp = median(tp + o->warmup, o->repetitions), md = median(td + o->warmup, o->repetitions);
+    const int steps = o->decode - 1; /* the first token of each document comes from the prefill */
+    const double launches = steps > 0 ? (double)(sn.kernel_launches - s1.kernel_launches) / steps : 0.0;
+    const double gemms = steps > 0 ? (double)(sn.gemm_calls - s1.gemm_calls) / steps : 0.0;
+    fprintf(out, "| %zu | %" PRId64 " | %s | %d | %.4f | %.4f | %.2f | %.0f | %.0f + %.0f GEMM calls |\n", B,
+            n, armt_schedule_name(o->schedule), o->decode, mp, md, steps > 0 ? 1e3 * md / steps : 0.0,
+            md > 0 ? (double)B * steps / md : 0.0, launches, gemms);
+    rc = 0;
+done:
+    for (size_t b = 0; ctx && b < B; b++)
+        armt_ctx_free(ctx[b]);
+    for (size_t b = 0; ids && b < B; b++)
+        free(ids[b]);
+    free(ctx);
+    free(ids);
+    free(d);
+    free(gen);
+    free(tp);
+    free(td);
+    return rc;
+}
+
 int clbench_batch_run(const clbench_batch_opts *o, armt_model *m, FILE *out) {
     int failed = 0;
     if (o->batch > 0 || o->n_lengths > 0) {
@@ -198,6 +281,14 @@ int clbench_batch_run(const clbench_batch_opts *o, armt_model *m, FILE *out) {
                 "|---|---|---|---|---|---|---|\n");
         for (size_t i = 0; i < o->n_tokens; i++)
             failed |= decode_row(o, m, o->tokens[i], out) != 0;
+    }
+    if (o->decode > 0 && o->batch > 0) {
+        fprintf(
+            out,
+            "\n| documents | prompt tokens each | schedule | new tokens each | prefill s | decode s | "
+            "ms/step | tokens/s (all documents) | launches/step |\n|---|---|---|---|---|---|---|---|---|\n");
+        for (size_t i = 0; i < o->n_tokens; i++)
+            failed |= decode_batch_row(o, m, (size_t)o->batch, o->tokens[i], out) != 0;
     }
     fflush(out);
     return failed ? -1 : 0;

@@ -665,6 +665,35 @@ ARMT_API ARMT_NODISCARD armt_status armt_generate(armt_ctx *ctx, const int32_t *
                                                   const armt_generate_params *params, int32_t *out,
                                                   size_t out_cap, armt_generate_result *result);
 
+/* ---- Generation for a batch (since 0.2.0) ----
+ * B documents, each with its own context (memory state), prompt, sampling, stop and continuation, as
+ * armt_generate runs each alone: the prompts' earlier segments through armt_forward_batch (one schedule),
+ * then the tails of all documents as one rows step and one new token per document at a time, every linear
+ * layer one GEMM over the rows of all documents (the weights read once per step for all of them); each row
+ * attends to its own document's KV cache and reads its own document's memory. A document that stops (its
+ * stop id, its on_token, its max_new_tokens) drops out; the others go on. Each document's tokens equal those
+ * of armt_generate on it alone (greedy, and sampling with the same seed; docs/DESIGN.md, "Batches"). */
+typedef struct armt_generate_doc {
+    armt_ctx *ctx;         /* the document's memory state (as after armt_generate when the call succeeds) */
+    const int32_t *prompt; /* its prompt, n tokens (n > 0)                                                */
+    size_t n;
+    /* its max_new_tokens, stop_id, temperature, top_k, top_p, seed, on_token and user_data; schedule and
+     * progress are the batch's (armt_generate_batch's params) */
+    armt_generate_params params;
+    int32_t *out; /* its new tokens (out_cap >= max_new_tokens; NULL allowed with on_token) */
+    size_t out_cap;
+    armt_generate_result result; /* filled by the call (decode_seconds: until the document stopped)      */
+} armt_generate_doc;
+
+/* Runs docs[0..n_docs) on runner's queue, kernels and scratch (runner may be one of the documents' contexts;
+ * every context must belong to its model and appear once). params (NULL: the defaults): schedule of the
+ * earlier segments, progress (steps of the prompts' schedule, then one per new-token round) and
+ * progress_user_data; its other fields are not used. Everything is checked before any state changes (a bad
+ * document fails the call with its index in the message); a failure later (device error, cancel) puts every
+ * document's state back as before the call. Errors are recorded on runner. */
+ARMT_API ARMT_NODISCARD armt_status armt_generate_batch(armt_ctx *runner, armt_generate_doc *docs,
+                                                        size_t n_docs, const armt_generate_params *params);
+
 #ifdef __cplusplus
 }
 #endif

@@ -116,7 +116,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "device:   %s (%s)%s%s\n", dev.name, dev.platform_name,
                     dev.device_version[0] ? ", " : "", dev.device_version);
         }
-        rc = run_generate(&o, ctx, tok) == 0 ? 0 : 1;
+        rc = (o.n_ids_paths > 1 ? run_generate_batch(&o, ctx) : run_generate(&o, ctx, tok)) == 0 ? 0 : 1;
     } else {
         rc = (o.n_ids_paths > 1 ? run_forward_batch(&o, ctx, &dev) : run_forward(&o, ctx, &dev)) == 0 ? 0 : 1;
     }

@@ -103,4 +103,8 @@ int run_pipeline(run_opts *o, int *argc, char ***argv);
 /* Generation mode after the model and context exist. tok may be NULL (ids in, ids out). */
 int run_generate(const run_opts *o, armt_ctx *ctx, armt_tokenizer *tok);
 
+/* Generation mode with several --ids/--prompt-ids files: one armt_generate_batch, ctx the first document's
+ * context and the runner; each document's tokens on stdout as a line "N: ids" (run_generate_batch.c). */
+int run_generate_batch(const run_opts *o, armt_ctx *ctx);
+
 #endif /* ARMT_RUN_H */

@@ -37,8 +37,10 @@ static void usage(FILE *out) {
         "Input:\n"
         "      --ids FILE         token ids: integers separated by blanks and/or commas, '#' starts a\n"
         "                         comment; every id in [0, vocab); FILE '-' reads stdin. In generation mode\n"
-        "                         they are the prompt. Several --ids (forward mode) run as one batch:\n"
-        "                         each file a document with its own memory, in one schedule (see below)\n"
+        "                         they are the prompt. Several --ids run as one batch:\n"
+        "                         each file a document with its own memory, in one schedule (see below);\n"
+        "                         in generation mode (armt_generate_batch) each prints its new tokens as\n"
+        "                         one line 'N: ids' (N from 0, in the order given; --stop-id ends each)\n"
         "      --prompt-ids FILE  the same as --ids (reads better in generation mode)\n"
         "      --random-ids N     N uniform random ids from --seed instead\n"
         "      --prompt TEXT      generation prompt as UTF-8 text, encoded with --tokenizer (implies\n"
@@ -403,7 +405,7 @@ int run_parse_args(int argc, char **argv, run_opts *o) {
         return -1;
     }
     int inputs =
-        (o->prompt_text != NULL) + (o->prompt_file != NULL) + (int)o->n_ids_paths + (o->random_ids > 0);
+        (o->prompt_text != NULL) + (o->prompt_file != NULL) + (o->n_ids_paths > 0) + (o->random_ids > 0);
     if (inputs != 1) {
         cli_error(
             inputs
@@ -429,6 +431,12 @@ int run_parse_args(int argc, char **argv, run_opts *o) {
     }
     if (o->skip_special && (!o->tokenizer_path || o->print_ids)) {
         cli_error("--skip-special applies to text output: it needs --tokenizer and no --print-ids");
+        return -1;
+    }
+    if (o->n_ids_paths > 1 && (o->load_memory || o->save_memory || o->n_stop_texts || o->profile)) {
+        cli_error(
+            "several --prompt-ids generate as one batch (ids out): --load-memory, --save-memory, --stop "
+            "TEXT and --profile take one document");
         return -1;
     }
     return 0;

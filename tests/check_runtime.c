@@ -133,7 +133,9 @@ START_TEST(test_kernel_build_failure) {
                                         "gemm_mma_warp.cl",
                                         "gemm_mma_epilogue.cl",
                                         "gemm_mma.cl",
-                                        "gemm_mma_entries.cl"};
+                                        "gemm_mma_entries.cl",
+                                        "rows.cl",
+                                        "rows_attention.cl"};
     char cmd[8192];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(cmd, sizeof cmd, "cp '%s/%s' '%s/'", ARMT_TEST_KERNEL_DIR, files[i], dir);

@@ -6,6 +6,7 @@
  *   oclgrind_driver SET [N]    SET: fp32, bf16, bf16-mma, bf16-wgmma, fp32-tf32 (the table `sets` below
  *                              says what each runs); N: only the first N forward calls (debugging)
  *
+ * The sets with a generation also run a batch generation of two documents (armt_generate_batch).
  * Every model has d 32, GQA, 2 memory tokens and segments of 4 tokens, and gets 5 tokens: a full segment and
  * a partial one, so a diagonal step holds two cells (with two layers) and the second segment reads the memory
  * the first wrote. Sizes are no tile's multiple. Oclgrind's time decides the rest: a forward of the
@@ -238,6 +239,24 @@ int main(int argc, char **argv) {
         if (!rc) st = armt_generate(ctx, ids, 3, &gp, gen, 8, NULL);
         if (!rc && st != ARMT_OK) rc = fail("generate", st, armt_ctx_last_error(ctx));
         printf("time: state and generation %.1f s\n", now() - t);
+        /* a batch generation (armt_generate_batch: the rows kernels, and with a prompt of more than a
+         * segment armt_forward_batch's cells kernels): this context's state and a fresh context */
+        armt_ctx *ctx2 = NULL;
+        if (!rc && (st = armt_ctx_create(m, NULL, &ctx2)) != ARMT_OK) rc = fail("ctx", st, armt_last_error());
+        int32_t gen2[2][8];
+        armt_generate_doc docs[2] = {
+            {.ctx = ctx, .prompt = ids, .n = 1, .params = gp, .out = gen2[0], .out_cap = 8},
+            {.ctx = ctx2,
+             .prompt = ids,
+             .n = (size_t)sets[si].n_tokens,
+             .params = gp,
+             .out = gen2[1],
+             .out_cap = 8}};
+        t = now();
+        if (!rc && (st = armt_generate_batch(ctx, docs, 2, NULL)) != ARMT_OK)
+            rc = fail("generate_batch", st, armt_ctx_last_error(ctx));
+        printf("time: batch generation %.1f s\n", now() - t);
+        armt_ctx_free(ctx2);
     }
     /* the kernels: the profile's names (the narrow tiles told apart), and every kernel launched */
     const char *names[64];

@@ -285,6 +285,26 @@ for x in a b; do
   fi
 done
 
+# both prompts (and prompt a again, with --max-new 6 as well) as one batch (armt_generate_batch): each
+# document's line must be the reference's tokens
+if [ -s "$tmp/want_a.txt" ] && [ -s "$tmp/want_b.txt" ] &&
+   "$run" --model "$data/armt_ref/model_saved.safetensors" --prompt-ids "$tmp/prompt_a.txt" \
+     --prompt-ids "$tmp/prompt_b.txt" --prompt-ids "$tmp/prompt_a.txt" --max-new 6 -q \
+     > "$tmp/gen_batch.txt" 2> "$tmp/gen_batch.err"; then
+  ok=1
+  for k in 0 1 2; do
+    x=a; [ $k = 1 ] && x=b
+    want=$(tr -s ' \n' '  ' < "$tmp/want_$x.txt" | sed 's/ *$//')
+    got=$(sed -n "s/^$k: //p" "$tmp/gen_batch.txt")
+    [ "$want" = "$got" ] || { echo "document $k: got '$got', want '$want'"; ok=0; }
+  done
+  if [ $ok = 1 ]; then pass "batch generation (3 --prompt-ids): each document = the reference's generate()"; else
+    show "$tmp/gen_batch.txt"; fail "batch generation tokens"; fi
+else
+  show "$tmp/gen_batch.err"
+  fail "batch generation run"
+fi
+
 # ======================================================================================================
 # (c) help and usage errors
 # ======================================================================================================

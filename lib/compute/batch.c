@@ -8,11 +8,14 @@
  *   - every linear operation is one armt_gemm_op over the step's cells of all documents, ordered by layer
  *     and then document, so that documents in phase make runs of constant stride (one launch each for our
  *     kernels; CLBlast's batched call takes any offsets);
- *   - the products with W_mem and the small kernels (norms, RoPE, attention, DPFP, the memory kernels) run
- *     once per document, on a view: a copy of the runner context whose scratch buffers are sub-buffers of
- *     the document's regions and whose state is the document's own, so that the kernels and their wrappers
+ *   - RMSNorm and the memory rows' gather run in one launch over a table of the step's cells (cl/rows.cl);
+ *     SwiGLU, RoPE and DPFP in one launch over every document's regions where those hold whole cells alike;
+ *   - the products with W_mem and the other small kernels (attention, the memory kernels) run once per
+ *     document, on a view: a copy of the runner context whose scratch buffers are sub-buffers of the
+ *     document's regions and whose state is the document's own, so that the kernels and their wrappers
  *     (ops.c) are the single-document ones, unchanged.
- * Views stage no bf16 operands (their `abf` is NULL): bf16 models take the GEMM kernels that read fp32 A.
+ * With tensor cores, bf16 operands are staged for every document at once in the runner's abf at the fp32
+ * operands' offsets, and the fused epilogues are those of a document alone (docs/DESIGN.md).
  */
 #include "config.h"
 
@@ -24,6 +27,7 @@
 #include <time.h>
 
 /* Output rows per emission block (the logits scratch), as forward.c's. */
+#define CELL_TAB       5 /* values per cell in the cells kernels' table (cl/rows.cl) */
 #define BATCH_OUT_ROWS 512
 
 /* ---- The scratch buffers a document has a region of ---- */
@@ -101,6 +105,15 @@ typedef struct batch {
     size_t n_ent;
     int *ent_doc, *ent_j;
     size_t *a_off, *w_off, *c_off;
+    /* bf16 operands (tensor cores, tc = 1): abf_src's regions have a bf16 copy in abf_buf at the same
+     * element offsets (the runner's abf, or f2 after the SwiGLU epilogue); abf_only: abf_src is stale */
+    int tc;
+    cl_mem abf_src, abf_buf;
+    int abf_only;
+    /* the step's cells for the cells kernels (cl/rows.cl): CELL_TAB values per GEMM entry */
+    cl_mem cell_tab;
+    size_t cell_tab_bytes;
+    cl_ulong *cell_host;
 } batch;
 
 /* ======================================================================================================= */
@@ -244,8 +257,17 @@ static size_t ent_off(const batch *bt, size_t e, int i, size_t rows, size_t widt
 
 /* C = A W^T (+ C) over the step's entries: A rows x (its width) of buffer ia, C of buffer ic, W a weight
  * role of each entry's layer; cut where the role's chunk changes. */
+static armt_status gemm_role_epi(batch *bt, armt_role role, int pair, int ia, size_t rows, size_t a_w, int ic,
+                                 size_t c_w, float beta, const armt_gemm_epi *epi);
 static armt_status gemm_role(batch *bt, armt_role role, int ia, size_t rows, size_t a_w, int ic, size_t c_w,
                              float beta) {
+    return gemm_role_epi(bt, role, -1, ia, rows, a_w, ic, c_w, beta, NULL);
+}
+
+/* The same with an epilogue (NULL: none) and a paired role's weights in the same GEMM (pair >= 0: epi->w2,
+ * the same layers' chunks and offsets); A from its staged bf16 copy where there is one. */
+static armt_status gemm_role_epi(batch *bt, armt_role role, int pair, int ia, size_t rows, size_t a_w, int ic,
+                                 size_t c_w, float beta, const armt_gemm_epi *epi) {
     armt_ctx *ctx = bt->rt_ctx;
     const armt_weight *w = &ctx->model->w[role];
     uint64_t out, in;
@@ -281,6 +303,17 @@ static armt_status gemm_role(batch *bt, armt_role role, int ia, size_t rows, siz
                            .c_off = bt->c_off + e,
                            .beta = beta,
                            .site = (int)role};
+        if (epi) op.epi = *epi;
+        if (pair >= 0) {
+            size_t off2;
+            op.epi.w2 =
+                armt_weight_at(&ctx->model->w[pair], bt->docs[bt->ent_doc[e]].st.l0 + bt->ent_j[e], &off2);
+            op.site = role == ARMT_ROLE_WG ? ARMT_GSITE_GATE_UP : ARMT_GSITE_KV;
+        }
+        if (bt->abf_src && op.a == bt->abf_src) {
+            op.a_bf16 = bt->abf_buf;
+            op.a_bf16_only = bt->abf_only;
+        }
         st = armt_gemm(ctx, &op, bt->err);
         e = end;
     }
@@ -360,21 +393,121 @@ static armt_status mem_update(batch *bt, size_t b) {
     for (size_t b = 0; b < (bt)->B; b++) \
         for (bdoc *D = &(bt)->docs[b]; D && D->st.G > 0; D = NULL)
 
+/* ---- bf16 operands (tensor cores) ---- */
+
+/* The bf16 copy of buffer i's regions, every document's at once (padding and cells outside the step
+ * included: elementwise, so each value is the one a document alone stages), into the runner's abf at the
+ * same element offsets. One launch. */
+static armt_status stage_flat(batch *bt, int i, size_t width) {
+    armt_ctx *ctx = bt->rt_ctx;
+    armt_err *err = bt->err;
+    bt->abf_src = NULL;
+    bt->abf_only = 0;
+    if (!bt->tc) return ARMT_OK;
+    const size_t rows = bt->B * bt->region[i] / width;
+    cl_mem src = *view_field(ctx, i);
+    cl_kernel k = ctx->k[ARMT_K_F32_TO_BF16];
+    ARMT_CL_TRY(armt_f32_to_bf16_set_args(k, (int)rows, (int)width, src, (int)width, ctx->abf, NULL, 0, 0));
+    ARMT_TRY(armt_op_launch(&bt->F, ARMT_K_F32_TO_BF16, 3, armt_round_up((width + 7) / 8, 64), rows, 1, 0));
+    bt->abf_src = src;
+    bt->abf_buf = ctx->abf;
+    return ARMT_OK;
+}
+
+static void unstage(batch *bt) {
+    bt->abf_src = NULL;
+    bt->abf_only = 0;
+}
+
+/* ---- memory read ---- */
+
+/* DPFP (and the normalisation) of every document's mq regions into phi in one launch, when their regions
+ * hold the same rows (no padding); else 0 and each document's own. */
+static int dpfp_one_launch(const batch *bt) {
+    const size_t dm = (size_t)bt->F.dm, dk = (size_t)bt->F.dk;
+    return bt->region[V_MQ] % dm == 0 && bt->region[V_PHI] == bt->region[V_MQ] / dm * dk;
+}
+
+/* phi (rows x dk) W_mem[l] of document D's cells on its view (view-relative offsets): A from the view's
+ * staged bf16 copy if any (at the runner's abf from 0), C its x slots (with_x: the fused read, C +=
+ * rowscale[row] * product) or its temporaries of c. */
+static armt_status view_mem_product(batch *bt, bdoc *D, size_t rows, cl_mem c, int with_x, int site,
+                                    cl_mem rowscale) {
+    armt_ctx *v = &D->view, *own = D->ctx;
+    const size_t dk = (size_t)bt->F.dk, d = (size_t)bt->F.d, G = (size_t)D->st.G;
+    for (size_t j = 0; j < G; j++) {
+        bt->a_off[j] = j * rows * dk;
+        bt->c_off[j] = with_x ? (size_t)((D->st.s0 - (int)j) % D->st.cap) * (size_t)bt->T * d : j * rows * d;
+        bt->w_off[j] = ((size_t)D->st.l0 + j) * dk * d;
+    }
+    armt_gemm_op op = {.m = rows,
+                       .n = d,
+                       .k = dk,
+                       .count = G,
+                       .a = v->phi,
+                       .lda = dk,
+                       .a_off = bt->a_off,
+                       .w_off = bt->w_off,
+                       .c = c,
+                       .ldc = d,
+                       .c_off = bt->c_off,
+                       .beta = rowscale ? 1.0f : 0.0f,
+                       .site = site};
+    op.epi.rowscale = rowscale;
+    armt_op_staged_a(&D->F, &op);
+    if (own->w_mem_bf) {
+        op.w = own->w_mem_bf;
+        op.ldw = dk;
+        op.w_bf16 = 1;
+    } else {
+        op.w = own->w_mem;
+        op.ldw = d;
+        op.w_kn = 1;
+    }
+    return armt_gemm(bt->rt_ctx, &op, bt->err);
+}
+
+/* The read of document D's cells after the batched W_mq GEMM, as step.c's armt_step_read does it: with
+ * tensor cores phi staged in bf16 (into the runner's abf from 0: the documents take turns on the in-order
+ * queue) and, with one memory head, the fused read (x += (1/den) phi W_mem in the GEMM's epilogue). */
+static armt_status doc_read(batch *bt, bdoc *D, int dpfp_done) {
+    armt_call *F = &D->F;
+    armt_ctx *v = &D->view;
+    const size_t T = (size_t)bt->T, rows = (size_t)D->st.G * T;
+    if (!dpfp_done) ARMT_TRY(armt_op_dpfp(F, rows));
+    v->abf = bt->tc ? bt->rt_ctx->abf : NULL;
+    armt_status st = armt_op_stage_bf16(F, v->phi, rows, (size_t)F->dk);
+    if (st == ARMT_OK && v->w_mem_bf && F->abf_src == v->phi && F->dk % 8 == 0 && F->H == 1) {
+        st = armt_op_mem_read_scale(F, &D->st);
+        if (st == ARMT_OK) st = view_mem_product(bt, D, T, v->x, 1, ARMT_GSITE_MEM_READ, v->mq);
+        armt_op_unstage(F);
+        v->abf = NULL;
+        return st;
+    }
+    if (st == ARMT_OK) st = view_mem_product(bt, D, T, v->h, 0, ARMT_GSITE_MEM_READ, NULL);
+    armt_op_unstage(F);
+    v->abf = NULL;
+    ARMT_TRY(st);
+    return armt_op_mem_read(F, &D->st);
+}
+
 static armt_status step_read(batch *bt) {
     const size_t T = (size_t)bt->T, d = (size_t)bt->F.d, dm = (size_t)bt->F.dm;
     entries(bt, 1);
     if (bt->n_ent == 0) return ARMT_OK;
     ARMT_TRY(gemm_role(bt, ARMT_ROLE_WMQ, V_X, T, d, V_MQ, dm, 0.0f));
+    const int flat = dpfp_one_launch(bt);
+    if (flat) ARMT_TRY(armt_op_dpfp(&bt->F, bt->B * bt->region[V_MQ] / dm));
     EACH_DOC(bt, b, D) {
-        if (!doc_reads(D)) continue;
-        ARMT_TRY(armt_op_dpfp(&D->F, (size_t)D->st.G * T));
-        ARMT_TRY(mem_product(bt, b, T, V_H, ARMT_GSITE_MEM_READ));
-        ARMT_TRY(armt_op_mem_read(&D->F, &D->st));
+        if (doc_reads(D)) ARMT_TRY(doc_read(bt, D, flat));
     }
     return ARMT_OK;
 }
 
-/* Attention of document D's cells (as step.c's, on fp32 keys and values). */
+/* ---- the decoder layer ---- */
+
+/* Attention of document D's cells (as step.c's, on fp32 keys and values: with tensor cores the kernel
+ * rounds them to bf16 in registers as the one on bf16 K and V reads them). */
 static armt_status doc_attention(bdoc *D) {
     armt_call *F = &D->F;
     armt_ctx *v = &D->view;
@@ -393,40 +526,192 @@ static armt_status doc_attention(bdoc *D) {
     return ARMT_OK;
 }
 
+/* silu(f1) * f2 into f1 over every document's regions at once (elementwise: one launch). */
+static armt_status swiglu_flat(batch *bt) {
+    armt_ctx *ctx = bt->rt_ctx;
+    armt_err *err = bt->err;
+    cl_kernel k = ctx->k[ARMT_K_SWIGLU];
+    const cl_ulong n = (cl_ulong)(bt->B * bt->region[V_F1]), zero = 0;
+    ARMT_TRY(
+        ARMT_KARGS(k, 0, err, ARMT_KA(ctx->f1), ARMT_KA(ctx->f2), ARMT_KA(n), ARMT_KA(zero), ARMT_KA(zero)));
+    return armt_op_launch(&bt->F, ARMT_K_SWIGLU, 1, armt_round_up((size_t)n, 256), 1, 1, 0);
+}
+
+/* The step's cells (its GEMM entries) for armt_cells_rmsnorm: each one's residual slot, its h temporary and
+ * its layer, uploaded once per step. */
+static armt_status cells_table(batch *bt) {
+    armt_err *err = bt->err;
+    const size_t T = (size_t)bt->T, d = (size_t)bt->F.d, M = (size_t)bt->F.M;
+    for (size_t e = 0; e < bt->n_ent; e++) {
+        const bdoc *D = &bt->docs[bt->ent_doc[e]];
+        const int s = D->st.s0 - bt->ent_j[e];
+        cl_ulong *row = bt->cell_host + CELL_TAB * e;
+        row[0] = ent_off(bt, e, V_X, T, d);
+        row[1] = ent_off(bt, e, V_H, T, d);
+        row[2] = (cl_ulong)(D->st.l0 + bt->ent_j[e]);
+        row[3] = ent_off(bt, e, V_MROWS, M, d);
+        row[4] = (cl_ulong)(s == D->st.s_short ? D->st.T_short : D->st.T);
+    }
+    if (bt->n_ent == 0) return ARMT_OK;
+    ARMT_CL_TRY(clEnqueueWriteBuffer(bt->rt_ctx->queue, bt->cell_tab, CL_TRUE, 0,
+                                     bt->n_ent * CELL_TAB * sizeof(cl_ulong), bt->cell_host, 0, NULL, NULL));
+    return ARMT_OK;
+}
+
+/* RMSNorm of every cell of the step from x into h in one launch (armt_rmsnorm's arithmetic); with tensor
+ * cores straight into the runner's abf as bf16 at h's offsets (a staged operand, as step.c's). */
+static armt_status cells_rmsnorm(batch *bt, armt_role role) {
+    armt_ctx *ctx = bt->rt_ctx;
+    armt_err *err = bt->err;
+    unstage(bt);
+    if (bt->n_ent == 0) return ARMT_OK;
+    const int bf = bt->tc && bt->F.d % 8 == 0;
+    cl_kernel k = ctx->k[ARMT_K_CELLS_RMSNORM];
+    size_t off;
+    cl_mem w = armt_weight_at(&ctx->model->w[role], 0, &off);
+    const cl_ulong woff = off;
+    const float eps = bt->cfg->rms_norm_eps;
+    cl_mem yb = bf ? ctx->abf : NULL;
+    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->x), ARMT_KA(ctx->h), ARMT_KA(w), ARMT_KA(woff),
+                        ARMT_KA(bt->F.d), ARMT_KA(eps), ARMT_KA(bt->cell_tab), ARMT_KA(yb)));
+    const size_t wg = (size_t)ctx->rt->tune.row_wg;
+    ARMT_TRY(armt_op_launch(&bt->F, ARMT_K_CELLS_RMSNORM, 3, wg, (size_t)bt->T, bt->n_ent, wg));
+    if (bf) {
+        bt->abf_src = ctx->h;
+        bt->abf_buf = ctx->abf;
+        bt->abf_only = 1;
+    }
+    return ARMT_OK;
+}
+
+/* RoPE over every document's regions of q and k in one launch: when their regions hold whole cells of T
+ * rows, alike in both (no padding), row r of the flat range has position r % T as in its own cell. */
+static int rope_one_launch(const batch *bt) {
+    const size_t T = (size_t)bt->T, qd = (size_t)bt->F.nh * bt->F.hd, kvd = (size_t)bt->F.nkv * bt->F.hd;
+    return bt->region[V_Q] % (T * qd) == 0 && bt->region[V_KK] == bt->region[V_Q] / qd * kvd;
+}
+
+static armt_status rope_all(batch *bt) {
+    const size_t qd = (size_t)bt->F.nh * bt->F.hd;
+    armt_step st = {
+        .G = (int)(bt->B * bt->region[V_Q] / ((size_t)bt->T * qd)), .cap = 1, .T = bt->T, .s_short = -1};
+    return armt_op_rope(&bt->F, &st, 0);
+}
+
 static armt_status step_layer(batch *bt) {
+    armt_ctx *ctx = bt->rt_ctx;
     const size_t T = (size_t)bt->T, d = (size_t)bt->F.d, ffn = (size_t)bt->F.ffn;
     const size_t qd = (size_t)bt->F.nh * bt->F.hd, kvd = (size_t)bt->F.nkv * bt->F.hd;
     entries(bt, 0);
-    EACH_DOC(bt, b, D) ARMT_TRY(armt_op_rmsnorm(&D->F, &D->st, ARMT_ROLE_NORM_IN));
-    ARMT_TRY(gemm_role(bt, ARMT_ROLE_WQ, V_H, T, d, V_Q, qd, 0.0f));
-    ARMT_TRY(gemm_role(bt, ARMT_ROLE_WK, V_H, T, d, V_KK, kvd, 0.0f));
+    ARMT_TRY(cells_table(bt));
+    ARMT_TRY(cells_rmsnorm(bt, ARMT_ROLE_NORM_IN));
+    /* RoPE in the q and k GEMMs' epilogue where it fits (bf16 A; as step.c's qkv) */
+    const int rope = bt->abf_src == ctx->h && armt_gemm_rope_fits(ctx, bt->F.hd, bt->F.d);
+    armt_gemm_epi epi = {.rope = rope ? ctx->rope : NULL, .rope_hd = bt->F.hd, .rope_T = bt->T};
+    ARMT_TRY(gemm_role_epi(bt, ARMT_ROLE_WQ, -1, V_H, T, d, V_Q, qd, 0.0f, &epi));
+    ARMT_TRY(gemm_role_epi(bt, ARMT_ROLE_WK, -1, V_H, T, d, V_KK, kvd, 0.0f, &epi));
     ARMT_TRY(gemm_role(bt, ARMT_ROLE_WV, V_H, T, d, V_VV, kvd, 0.0f));
+    unstage(bt);
+    const int rope_flat = !rope && rope_one_launch(bt);
+    if (rope_flat) ARMT_TRY(rope_all(bt));
     EACH_DOC(bt, b, D) {
-        ARMT_TRY(armt_op_rope(&D->F, &D->st, 0));
+        if (!rope && !rope_flat) ARMT_TRY(armt_op_rope(&D->F, &D->st, 0));
         ARMT_TRY(doc_attention(D));
     }
     /* x += att Wo^T, the residual added by the GEMM (beta = 1) */
+    ARMT_TRY(stage_flat(bt, V_ATT, qd));
     ARMT_TRY(gemm_role(bt, ARMT_ROLE_WO, V_ATT, T, qd, V_X, d, 1.0f));
-    EACH_DOC(bt, b, D) ARMT_TRY(armt_op_rmsnorm(&D->F, &D->st, ARMT_ROLE_NORM_POST));
-    ARMT_TRY(gemm_role(bt, ARMT_ROLE_WG, V_H, T, d, V_F1, ffn, 0.0f));
-    ARMT_TRY(gemm_role(bt, ARMT_ROLE_WU, V_H, T, d, V_F2, ffn, 0.0f));
-    EACH_DOC(bt, b, D) ARMT_TRY(armt_op_swiglu(&D->F, (size_t)D->st.G * T * ffn, 0, 0));
-    return gemm_role(bt, ARMT_ROLE_WD, V_F1, T, ffn, V_X, d, 1.0f);
+    ARMT_TRY(cells_rmsnorm(bt, ARMT_ROLE_NORM_POST));
+    /* gate, up and SwiGLU: with tensor cores in the GEMM's epilogue, writing the down projection's bf16
+     * operand into f2's memory at f1's offsets (their regions are alike); else the SwiGLU kernel once */
+    if (bt->tc && bt->F.ffn % 8 == 0) {
+        armt_gemm_epi e2 = {.out = ctx->f2};
+        if (armt_gemm_pairs(ctx, ARMT_ROLE_WG, ARMT_ROLE_WU)) {
+            ARMT_TRY(gemm_role_epi(bt, ARMT_ROLE_WG, ARMT_ROLE_WU, V_H, T, d, V_F2, ffn, 0.0f, &e2));
+        } else {
+            ARMT_TRY(gemm_role(bt, ARMT_ROLE_WG, V_H, T, d, V_F1, ffn, 0.0f));
+            e2.gate = ctx->f1;
+            ARMT_TRY(gemm_role_epi(bt, ARMT_ROLE_WU, -1, V_H, T, d, V_F2, ffn, 0.0f, &e2));
+        }
+        bt->abf_src = ctx->f1;
+        bt->abf_buf = ctx->f2;
+        bt->abf_only = 1;
+    } else {
+        ARMT_TRY(gemm_role(bt, ARMT_ROLE_WG, V_H, T, d, V_F1, ffn, 0.0f));
+        ARMT_TRY(gemm_role(bt, ARMT_ROLE_WU, V_H, T, d, V_F2, ffn, 0.0f));
+        unstage(bt);
+        ARMT_TRY(swiglu_flat(bt));
+    }
+    armt_status st = gemm_role(bt, ARMT_ROLE_WD, V_F1, T, ffn, V_X, d, 1.0f);
+    unstage(bt);
+    return st;
+}
+
+/* ---- memory write ---- */
+
+/* W_mem[l] += phi(k)^T delta for document D's cells (step.c's mem_update): with tensor cores on operands
+ * split into bf16 high and low parts (in the runner's abf from 0, documents taking turns), else fp32
+ * operands (CLBlast, or 3xTF32 on tensor cores). */
+static armt_status mem_update_split(batch *bt, bdoc *D) {
+    armt_call *F = &D->F;
+    armt_ctx *v = &D->view, *ctx = bt->rt_ctx;
+    const size_t M = (size_t)bt->F.M, G = (size_t)D->st.G, dk = (size_t)bt->F.dk, d = (size_t)bt->F.d;
+    const size_t K = armt_mem_update_k(bt->cfg), Mp = K / 3, w0 = G * dk * K;
+    ARMT_TRY(armt_op_bf16_transpose(F, v->phi, ctx->abf, 0, (int)M, (int)dk, 0, (int)G, (int)Mp, 3, 4));
+    ARMT_TRY(armt_op_bf16_transpose(F, v->vnew, ctx->abf, w0, (int)M, (int)d, 0, (int)G, (int)Mp, 3, 2));
+    for (size_t j = 0; j < G; j++) {
+        bt->a_off[j] = j * dk * K;
+        bt->w_off[j] = w0 + j * d * K;
+        bt->c_off[j] = ((size_t)D->st.l0 + j) * dk * d;
+    }
+    armt_gemm_op op = {.m = dk,
+                       .n = d,
+                       .k = K,
+                       .count = G,
+                       .a = v->phi,
+                       .lda = K,
+                       .a_off = bt->a_off,
+                       .a_bf16 = ctx->abf,
+                       .a_bf16_only = 1,
+                       .w = ctx->abf,
+                       .ldw = K,
+                       .w_off = bt->w_off,
+                       .w_bf16 = 1,
+                       .c = D->ctx->w_mem,
+                       .ldc = d,
+                       .c_off = bt->c_off,
+                       .beta = 1.0f,
+                       .site = ARMT_GSITE_MEM_UPDATE};
+    return armt_gemm(ctx, &op, bt->err);
 }
 
 static armt_status step_write(batch *bt) {
     const size_t M = (size_t)bt->F.M, d = (size_t)bt->F.d, dm = (size_t)bt->F.dm;
-    entries(bt, 0);
-    EACH_DOC(bt, b, D) ARMT_TRY(armt_op_mem_gather(&D->F, &D->st));
+    entries(bt, 0); /* (the cells of the layer's table) */
+    if (bt->n_ent > 0) {
+        armt_ctx *ctx = bt->rt_ctx;
+        armt_err *err = bt->err;
+        cl_kernel k = ctx->k[ARMT_K_CELLS_MEM_GATHER];
+        ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->x), ARMT_KA(ctx->mrows), ARMT_KA(bt->F.M),
+                            ARMT_KA(bt->F.d), ARMT_KA(bt->cell_tab)));
+        ARMT_TRY(armt_op_launch(&bt->F, ARMT_K_CELLS_MEM_GATHER, 3, d, M, bt->n_ent, 0));
+    }
+    /* the memory rows rounded to bf16 once for the projections (as step.c's write) */
+    ARMT_TRY(stage_flat(bt, V_MROWS, d));
     ARMT_TRY(gemm_role(bt, ARMT_ROLE_WMK, V_MROWS, M, d, V_MQ, dm, 0.0f));
-    EACH_DOC(bt, b, D) ARMT_TRY(armt_op_dpfp(&D->F, (size_t)D->st.G * M));
+    if (dpfp_one_launch(bt))
+        ARMT_TRY(armt_op_dpfp(&bt->F, bt->B * bt->region[V_MQ] / dm));
+    else
+        EACH_DOC(bt, b, D) ARMT_TRY(armt_op_dpfp(&D->F, (size_t)D->st.G * M));
     ARMT_TRY(gemm_role(bt, ARMT_ROLE_WMV, V_MROWS, M, d, V_VNEW, d, 0.0f));
     if (bt->F.gating) ARMT_TRY(gemm_role(bt, ARMT_ROLE_WMB, V_MROWS, M, d, V_MBETA, d, 0.0f));
+    unstage(bt);
+    const int split = bt->tc && bt->F.dk % 8 == 0 && bt->F.d % 8 == 0;
     EACH_DOC(bt, b, D) {
         ARMT_TRY(armt_op_mem_write_prep(&D->F, &D->st));
         if (doc_reads(D)) ARMT_TRY(mem_product(bt, b, M, V_VPREV, ARMT_GSITE_MEM_PREV));
         ARMT_TRY(armt_op_mem_delta(&D->F, &D->st));
-        ARMT_TRY(mem_update(bt, b));
+        ARMT_TRY(split ? mem_update_split(bt, D) : mem_update(bt, b));
         ARMT_TRY(armt_op_mem_block_mask(&D->F, &D->st));
         ARMT_TRY(armt_op_mem_z_update(&D->F, &D->st));
         ARMT_TRY(armt_step_mem_bf16_refresh(&D->F, D->st.l0, D->st.G));
@@ -559,6 +844,7 @@ static armt_status run(batch *bt, const armt_batch_doc *docs, const armt_forward
     bt->F.ctx = runner;
     bt->F.err = err;
     ARMT_TRY(armt_scratch_grow(&bt->F, cells, (size_t)bt->T, (size_t)bt->T, n_ids, out_rows));
+    bt->tc = armt_gemm_bf16_operands(runner); /* (the runner's abf exists now) */
     /* every document's ids, one after another */
     for (size_t b = 0; b < bt->B; b++)
         ARMT_CL_TRY(clEnqueueWriteBuffer(runner->queue, runner->ids, CL_TRUE,
@@ -570,8 +856,11 @@ static armt_status run(batch *bt, const armt_batch_doc *docs, const armt_forward
     bt->a_off = malloc(max_ent * sizeof *bt->a_off);
     bt->w_off = malloc(max_ent * sizeof *bt->w_off);
     bt->c_off = malloc(max_ent * sizeof *bt->c_off);
-    if (!bt->ent_doc || !bt->ent_j || !bt->a_off || !bt->w_off || !bt->c_off)
+    bt->cell_host = malloc(max_ent * CELL_TAB * sizeof *bt->cell_host);
+    if (!bt->ent_doc || !bt->ent_j || !bt->a_off || !bt->w_off || !bt->c_off || !bt->cell_host)
         return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_forward_batch: out of host memory");
+    bt->cell_tab_bytes = max_ent * CELL_TAB * sizeof(cl_ulong);
+    ARMT_TRY(armt_buffer_create(runner->rt, bt->cell_tab_bytes, &bt->cell_tab, "batch cell table", err));
     for (size_t b = 0; b < bt->B; b++) {
         bdoc *D = &bt->docs[b];
         ARMT_TRY(make_view(bt, b));
@@ -660,6 +949,8 @@ armt_status armt_forward_batch(armt_ctx *runner, const armt_batch_doc *docs, siz
     free(bt.a_off);
     free(bt.w_off);
     free(bt.c_off);
+    free(bt.cell_host);
+    armt_buffer_release(runner->rt, &bt.cell_tab, bt.cell_tab_bytes);
     runner->stats.seconds = now_s() - t0;
     runner->stats.device_bytes = runner->scratch_bytes + state_bytes(runner);
     pthread_mutex_lock(&runner->rt->lock);

@@ -11,6 +11,8 @@
 #include "config.h"
 
 #include "compute/ops.h"
+#include "compute/sample.h"
+#include "compute/step.h"
 #include "common/util.h"
 
 #include <math.h>
@@ -301,4 +303,17 @@ done:
     free(logits);
     free(work);
     return st;
+}
+
+/* ======================================================================================================= */
+/* The sampler for armt_generate_batch (sample.h)                                                          */
+/* ======================================================================================================= */
+
+uint64_t armt_sample_rng_init(uint64_t seed) { return seed ^ 0x5DEECE66DULL; /* (as armt_generate) */ }
+
+size_t armt_sample_work_bytes(int V) { return (size_t)V * sizeof(cand); }
+
+int32_t armt_sample_token(const float *logits, int V, const armt_generate_params *p, uint64_t *rng,
+                          void *work) {
+    return sample(logits, V, p, rng, work);
 }

@@ -54,6 +54,14 @@ typedef enum armt_kernel_id {
     ARMT_K_GEMV_BF16BF16,            /* gemv_bf16.cl  the same with a bf16 A                         */
     ARMT_K_ATTENTION_DECODE,         /* attention.cl  one row against a KV cache, split into chunks  */
     ARMT_K_ATTENTION_DECODE_COMBINE, /* attention.cl  the chunks' partial softmaxes combined        */
+    ARMT_K_ROWS_ROPE_TABLE,          /* rows.cl       batch generation: the RoPE table of a step's rows */
+    ARMT_K_ROWS_KV_APPEND,           /* rows.cl       the rows' keys and values into their KV caches  */
+    ARMT_K_ROWS_MEM_READ,            /* rows.cl       the memory read, each row on its document's z   */
+    ARMT_K_ROWS_MEM_READ_SCALE,      /* rows.cl       its row scales (the fused read)                 */
+    ARMT_K_ROWS_ATTENTION,           /* rows_attention.cl each row on its document's KV cache         */
+    ARMT_K_CELLS_RMSNORM,            /* rows.cl       RMSNorm of cells listed in a table (batches)      */
+    ARMT_K_CELLS_MEM_GATHER,         /* rows.cl       their memory-token rows                            */
+    ARMT_K_ROWS_ARGMAX,              /* rows.cl       the greedy token of rows of logits                 */
     ARMT_K_COUNT
 } armt_kernel_id;
 

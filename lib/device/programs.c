@@ -60,6 +60,14 @@ static const struct {
     [ARMT_K_GEMV_BF16BF16] = {"armt_gemv_bf16bf16", ARMT_P_GEMM_BF16},
     [ARMT_K_ATTENTION_DECODE] = {"armt_attention_decode", ARMT_P_ATTENTION},
     [ARMT_K_ATTENTION_DECODE_COMBINE] = {"armt_attention_decode_combine", ARMT_P_ATTENTION},
+    [ARMT_K_ROWS_ROPE_TABLE] = {"armt_rows_rope_table", ARMT_P_MEMORY},
+    [ARMT_K_ROWS_KV_APPEND] = {"armt_rows_kv_append", ARMT_P_MEMORY},
+    [ARMT_K_ROWS_MEM_READ] = {"armt_rows_mem_read", ARMT_P_MEMORY},
+    [ARMT_K_ROWS_MEM_READ_SCALE] = {"armt_rows_mem_read_scale", ARMT_P_MEMORY},
+    [ARMT_K_ROWS_ATTENTION] = {"armt_rows_attention", ARMT_P_ATTENTION},
+    [ARMT_K_CELLS_RMSNORM] = {"armt_cells_rmsnorm", ARMT_P_MEMORY},
+    [ARMT_K_CELLS_MEM_GATHER] = {"armt_cells_mem_gather", ARMT_P_MEMORY},
+    [ARMT_K_ROWS_ARGMAX] = {"armt_rows_argmax", ARMT_P_MEMORY},
 }; /* (ARMT_P_ATTENTION: the model's attention program, ARMT_P_ATTENTION or ARMT_P_ATTENTION_MMA) */
 
 /* The source files of each program, in build order; tc = 1: tensor-core files, built only with tensor cores
@@ -80,12 +88,13 @@ static const program_file program_files[ARMT_P_COUNT][PROGRAM_FILES_MAX] = {
     [ARMT_P_INIT] = {{"common.cl"}, {"init.cl"}},
     [ARMT_P_NORM] = {{"common.cl"}, {"norm.cl"}},
     [ARMT_P_ROPE] = {{"common.cl"}, {"rope.cl"}},
-    [ARMT_P_ATTENTION] = {{"common.cl"}, {"attention.cl"}},
+    [ARMT_P_ATTENTION] = {{"common.cl"}, {"attention.cl"}, {"rows_attention.cl"}},
     [ARMT_P_ELEMENTWISE] = {{"common.cl"}, {"elementwise.cl"}},
-    [ARMT_P_MEMORY] = {{"common.cl"}, {"memory.cl"}},
+    [ARMT_P_MEMORY] = {{"common.cl"}, {"memory.cl"}, {"rows.cl"}},
     [ARMT_P_GEMM_BF16] = {GEMM_FILES},
     [ARMT_P_GEMM_NARROW] = {GEMM_FILES},
-    [ARMT_P_ATTENTION_MMA] = {{"common.cl"}, {"mma.cl", 1}, {"attention.cl"}, {"attention_mma.cl", 1}},
+    [ARMT_P_ATTENTION_MMA] =
+        {{"common.cl"}, {"mma.cl", 1}, {"attention.cl"}, {"attention_mma.cl", 1}, {"rows_attention.cl"}},
     [ARMT_P_GEMM_TF32] =
         {{"common.cl"}, {"mma.cl", 1}, {"gemm_args.h"}, {"gemm_bf16.cl"}, {"gemm_tf32.cl", 1}},
 };

@@ -1,0 +1,166 @@
+/*
+ * rows.cl - kernels over rows of several documents at once (batch generation, lib/compute/generate_batch.c).
+ * Built into the memory program, after memory.cl (armt_read_den).
+ *
+ * A rows step holds rows of several documents one after another (a generation's tail, or one new token per
+ * document); rt (rows, 2) int gives each row's document slot and position. Each document's state in the
+ * batch sits at its slot: z (slots, n_layers, dk), written (slots, n_layers), KV caches (slots, n_layers,
+ * per, kvd). The arithmetic of every kernel is that of its one-document counterpart, row by row.
+ */
+
+/* The RoPE table of the step's rows: out row r = tab row (position of row r); the GEMM epilogue and
+ * armt_rope then take row r at "position" r. Global (hd, rows). */
+__kernel void armt_rows_rope_table(__global const float *tab, __global const int *rt, __global float *out,
+                                   const int hd, const int rows) {
+    const int c = get_global_id(0), r = get_global_id(1);
+    if (c >= hd || r >= rows) return;
+    out[(ulong)r * hd + c] = tab[(ulong)rt[2 * r + 1] * hd + c];
+}
+
+/* The rows' keys and values (rows, kvd) into their documents' KV caches of layer l: row r at cache row
+ * win + position (the first win rows of a cache hold the sliding window). Global (kvd, rows). */
+__kernel void armt_rows_kv_append(__global const float *k, __global const float *v, __global float *kc,
+                                  __global float *vc, __global const int *rt, const int kvd, const int rows,
+                                  const int l, const int n_layers, const int per, const int win) {
+    const int c = get_global_id(0), r = get_global_id(1);
+    if (c >= kvd || r >= rows) return;
+    const ulong dst = (((ulong)rt[2 * r] * n_layers + l) * per + (ulong)(win + rt[2 * r + 1])) * kvd + c;
+    kc[dst] = k[(ulong)r * kvd + c];
+    vc[dst] = v[(ulong)r * kvd + c];
+}
+
+/* armt_mem_read per row: x[r] += num[r] / (phi[r] . z[slot][l] + 1e-5) where the document's layer l has
+ * written. x, num: (rows, d); phi: (rows, dk). Global (ARMT_ROW_WG, rows). */
+__kernel void armt_rows_mem_read(__global float *x, __global const float *num, __global const float *phi,
+                                 __global const float *z, __global const int *written, const int dk,
+                                 const int d, const int dkh, const int dvh, const int no_denom,
+                                 __global const int *rt, const int l, const int n_layers) {
+    __local float scratch[ARMT_ROW_WG];
+    const int lid = get_local_id(0), r = get_group_id(1);
+    const ulong sl = (ulong)rt[2 * r] * n_layers + l;
+    const int wr = written[sl];
+    __global const float *pr = phi + (ulong)r * dk;
+    __global float *xr = x + (ulong)r * d;
+    __global const float *nr = num + (ulong)r * d;
+    for (int h = 0; h * dkh < dk; h++) {
+        const float den =
+            no_denom ? 1.0f : armt_read_den(pr + (ulong)h * dkh, z + sl * dk + (ulong)h * dkh, dkh, scratch);
+        if (wr)
+            for (int c = h * dvh + lid; c < (h + 1) * dvh; c += ARMT_ROW_WG)
+                xr[c] += nr[c] / den;
+    }
+}
+
+/* armt_mem_read_scale per row (the fused read): scale[r] = 1 / (phi[r] . z[slot][l] + 1e-5), 0 where the
+ * document's layer l has not written. Global (ARMT_ROW_WG, rows). */
+__kernel void armt_rows_mem_read_scale(__global float *scale, __global const float *phi,
+                                       __global const float *z, __global const int *written, const int dk,
+                                       const int no_denom, __global const int *rt, const int l,
+                                       const int n_layers) {
+    __local float scratch[ARMT_ROW_WG];
+    const int lid = get_local_id(0), r = get_group_id(1);
+    const ulong sl = (ulong)rt[2 * r] * n_layers + l;
+    const float den = no_denom ? 1.0f : armt_read_den(phi + (ulong)r * dk, z + sl * dk, dk, scratch);
+    if (lid == 0) scale[r] = written[sl] ? 1.0f / den : 0.0f;
+}
+
+/* Cells given by a table instead of a step's geometry (armt_forward_batch: the cells of every document in
+ * one launch), CELL_TAB ulongs per cell: its rows' element offset in x (its residual slot), in h (its
+ * temporaries), its layer, its memory rows' offset in mrows, its valid rows (T, or fewer for a partial
+ * segment). */
+#define CELL_TAB 5
+
+/* armt_rmsnorm (norm.cl) over the cells of a table: cell e reads rows from x + its slot, writes y + its
+ * temporaries' offset (or yb at the same element offset, as bf16), with the weight of its layer. The
+ * arithmetic is armt_rmsnorm's, row for row. Global (ARMT_ROW_WG, T, cells). */
+__kernel void armt_cells_rmsnorm(__global const float *x, __global float *y, __global const float *w,
+                                 const ulong w_off, const int d, const float eps, __global const ulong *tab,
+                                 __global ushort *yb) {
+    __local float scratch[ARMT_ROW_WG];
+    const int lid = get_local_id(0), r = get_group_id(1), e = get_group_id(2);
+    __global const float *xr = x + tab[CELL_TAB * e] + (ulong)r * d;
+    __global float *yr = y + tab[CELL_TAB * e + 1] + (ulong)r * d;
+    __global const float *wl = w + w_off + tab[CELL_TAB * e + 2] * (ulong)d;
+    const int vec = d % 4 == 0 && d <= 16 * ARMT_ROW_WG, n4 = d / 4;
+    float4 v[4];
+    float ss = 0.0f;
+    if (vec) {
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            const int c4 = lid + u * ARMT_ROW_WG;
+            v[u] = (float4)(0.0f);
+            if (c4 < n4) v[u] = vload4(c4, xr);
+            ss += dot(v[u], v[u]);
+        }
+    } else {
+        for (int c = lid; c < d; c += ARMT_ROW_WG)
+            ss += xr[c] * xr[c];
+    }
+    ss = armt_wg_sum(ss, scratch);
+    const float inv = 1.0f / sqrt(ss / (float)d + eps);
+    __global ushort *br = yb + tab[CELL_TAB * e + 1] + (ulong)r * d; /* (used only when yb is set) */
+    if (vec) {
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            const int c4 = lid + u * ARMT_ROW_WG;
+            if (c4 >= n4) continue;
+            const float4 o = v[u] * inv * vload4(c4, wl);
+            if (yb)
+                vstore4((ushort4)(armt_to_bf16(o.x), armt_to_bf16(o.y), armt_to_bf16(o.z), armt_to_bf16(o.w)),
+                        c4, br);
+            else
+                vstore4(o, c4, yr);
+        }
+    } else if (yb) {
+        for (int c = lid; c < d; c += ARMT_ROW_WG)
+            br[c] = armt_to_bf16(xr[c] * inv * wl[c]);
+    } else {
+        for (int c = lid; c < d; c += ARMT_ROW_WG)
+            yr[c] = xr[c] * inv * wl[c];
+    }
+}
+
+/* armt_mem_gather over the cells of a table: the last M of each cell's valid rows into its memory rows.
+ * Global (d, M, cells). */
+__kernel void armt_cells_mem_gather(__global const float *x, __global float *mrows, const int M, const int d,
+                                    __global const ulong *tab) {
+    const int c = get_global_id(0), r = get_global_id(1), e = get_global_id(2);
+    if (c >= d) return;
+    const ulong row = tab[CELL_TAB * e + 4] - (ulong)M + (ulong)r;
+    mrows[tab[CELL_TAB * e + 3] + (ulong)r * d + c] = x[tab[CELL_TAB * e] + row * d + c];
+}
+
+/* The greedy token of each of `rows` rows of logits (rows, V): the largest logit, the lowest id among equal
+ * ones (armt_generate's choice). One work-group (ARMT_ROW_WG items) per row: global
+ * (ARMT_ROW_WG, rows). */
+__kernel void armt_rows_argmax(__global const float *logits, const int V, __global int *out) {
+    __local float sv[ARMT_ROW_WG];
+    __local int si[ARMT_ROW_WG];
+    const int lid = get_local_id(0), r = get_group_id(1);
+    __global const float *lr = logits + (ulong)r * V;
+    float bv = -INFINITY;
+    int bi = -1;
+    for (int i = lid; i < V; i += ARMT_ROW_WG) {
+        const float x = lr[i];
+        if (!isnan(x) && (bi < 0 || x > bv)) {
+            bv = x;
+            bi = i;
+        }
+    }
+    sv[lid] = bv;
+    si[lid] = bi;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = ARMT_ROW_WG / 2; s > 0; s >>= 1) {
+        if (lid < s) {
+            const float v = sv[lid + s];
+            const int i = si[lid + s];
+            if (i >= 0 && (si[lid] < 0 || v > sv[lid] || (v == sv[lid] && i < si[lid]))) {
+                sv[lid] = v;
+                si[lid] = i;
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    /* (as armt_generate's scan from id 0: a NaN never wins, but one at id 0 is never replaced) */
+    if (lid == 0) out[r] = isnan(lr[0]) || si[0] < 0 ? 0 : si[0];
+}
