@@ -69,7 +69,7 @@ typedef struct bench_opts {
     int batch;              /* --batch B (clbench_batch.c)                        */
     int64_t *batch_lengths; /* --batch-lengths LIST                               */
     size_t n_batch_lengths;
-    int decode; /* --decode N */
+    int decode;        /* --decode N */
     cli_pipeline pipe; /* --devices, --mpi, --split: bench/clbench_pipeline.c */
 } bench_opts;
 

@@ -93,7 +93,6 @@ int run_forward(const run_opts *o, armt_ctx *ctx, const armt_device_info *dev);
  * context and the batch's runner (run_batch.c). */
 int run_forward_batch(const run_opts *o, armt_ctx *ctx, const armt_device_info *dev);
 
-
 /* The memory state of ctx as tensors w_name and z_name appended to t (*nt grows); see run_forward.c. */
 int run_memory_tensors(armt_ctx *ctx, const char *w_name, const char *z_name, float **w_mem, float **z,
                        out_tensor *t, size_t *nt);

@@ -117,25 +117,16 @@ END_TEST
 START_TEST(test_kernel_build_failure) {
     char dir[] = "/tmp/armt-kernels-XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
-    static const char *const files[] = {"common.cl",
-                                        "mma.cl",
-                                        "embed.cl",
-                                        "init.cl",
-                                        "norm.cl",
-                                        "rope.cl",
-                                        "attention.cl",
-                                        "attention_mma.cl",
-                                        "elementwise.cl",
-                                        "memory.cl",
-                                        "gemm_args.h",
-                                        "gemm_bf16.cl",
-                                        "gemm_mma_params.cl",
-                                        "gemm_mma_warp.cl",
-                                        "gemm_mma_epilogue.cl",
-                                        "gemm_mma.cl",
-                                        "gemm_mma_entries.cl",
-                                        "rows.cl",
-                                        "rows_attention.cl"};
+    static const char *const files[] = {"common.cl",        "mma.cl",
+                                        "embed.cl",         "init.cl",
+                                        "norm.cl",          "rope.cl",
+                                        "attention.cl",     "attention_mma.cl",
+                                        "elementwise.cl",   "memory.cl",
+                                        "gemm_args.h",      "gemm_bf16.cl",
+                                        "gemv_bf16.cl",     "gemm_mma_params.cl",
+                                        "gemm_mma_warp.cl", "gemm_mma_epilogue.cl",
+                                        "gemm_mma.cl",      "gemm_mma_entries.cl",
+                                        "rows.cl",          "rows_attention.cl"};
     char cmd[8192];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(cmd, sizeof cmd, "cp '%s/%s' '%s/'", ARMT_TEST_KERNEL_DIR, files[i], dir);
