@@ -24,8 +24,8 @@
  * rounds of loads few). Global size: (ceil(n / GV_COLS) GV_WG, 1, count).
  */
 
-#define GV_LANES  128 /* work-items per column pair (a power of two) */
-#define GV_GROUPS 2
+#define GV_LANES  32 /* work-items per column pair (a power of two) */
+#define GV_GROUPS 4
 #define GV_UNROLL 4 /* chunks of 8 per lane in flight */
 #define GV_WG     (GV_LANES * GV_GROUPS)
 #define GV_COLS   (2 * GV_GROUPS) /* output columns per work-group */

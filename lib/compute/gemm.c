@@ -82,9 +82,9 @@ const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op
             plan->kernel = ab ? ARMT_K_GEMV_BF16BF16 : ARMT_K_GEMV_BF16;
             plan->a_bf16 = ab;
             plan->gemv = 1;
-            plan->lws[0] = 256; /* GV_WG */
+            plan->lws[0] = 128; /* GV_WG */
             plan->lws[1] = 1;
-            plan->tile[0] = 4; /* GV_COLS: output columns per work-group */
+            plan->tile[0] = 8; /* GV_COLS: output columns per work-group */
             plan->tile[1] = ARMT_GEMV_ROWS;
             return NULL;
         }
