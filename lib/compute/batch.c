@@ -640,7 +640,16 @@ static armt_status step_layer(batch *bt) {
         ARMT_TRY(gemm_role(bt, ARMT_ROLE_WG, V_H, T, d, V_F1, ffn, 0.0f));
         ARMT_TRY(gemm_role(bt, ARMT_ROLE_WU, V_H, T, d, V_F2, ffn, 0.0f));
         unstage(bt);
-        ARMT_TRY(swiglu_flat(bt));
+        /* one launch over every document's region where each is filled by this step's cells; else per
+         * document over its cells' rows only (the rest of a region holds nothing written) */
+        int full = 1;
+        for (size_t b = 0; b < bt->B; b++)
+            full &= (size_t)bt->docs[b].st.G * T * ffn == bt->region[V_F1];
+        if (full) {
+            ARMT_TRY(swiglu_flat(bt));
+        } else {
+            EACH_DOC(bt, b, D) ARMT_TRY(armt_op_swiglu(&D->F, (size_t)D->st.G * T * ffn, 0, 0));
+        }
     }
     armt_status st = gemm_role(bt, ARMT_ROLE_WD, V_F1, T, ffn, V_X, d, 1.0f);
     unstage(bt);
