@@ -419,6 +419,15 @@ static void unstage(batch *bt) {
     bt->abf_only = 0;
 }
 
+/* 1 when every document's region of buffer i is exactly its step's cells of `rows` rows of `width` (a
+ * document without cells in the step, or with fewer than its region holds, leaves part of its region
+ * unwritten: a launch over all regions would read that part). */
+static int regions_full(const batch *bt, int i, size_t rows, size_t width) {
+    for (size_t b = 0; b < bt->B; b++)
+        if ((size_t)bt->docs[b].st.G * rows * width != bt->region[i]) return 0;
+    return 1;
+}
+
 /* ---- memory read ---- */
 
 /* DPFP (and the normalisation) of every document's mq regions into phi in one launch, when their regions
@@ -496,7 +505,7 @@ static armt_status step_read(batch *bt) {
     entries(bt, 1);
     if (bt->n_ent == 0) return ARMT_OK;
     ARMT_TRY(gemm_role(bt, ARMT_ROLE_WMQ, V_X, T, d, V_MQ, dm, 0.0f));
-    const int flat = dpfp_one_launch(bt);
+    const int flat = dpfp_one_launch(bt) && regions_full(bt, V_MQ, (size_t)bt->T, (size_t)bt->F.dm);
     if (flat) ARMT_TRY(armt_op_dpfp(&bt->F, bt->B * bt->region[V_MQ] / dm));
     EACH_DOC(bt, b, D) {
         if (doc_reads(D)) ARMT_TRY(doc_read(bt, D, flat));
@@ -612,7 +621,8 @@ static armt_status step_layer(batch *bt) {
     ARMT_TRY(gemm_role_epi(bt, ARMT_ROLE_WK, -1, V_H, T, d, V_KK, kvd, 0.0f, &epi));
     ARMT_TRY(gemm_role(bt, ARMT_ROLE_WV, V_H, T, d, V_VV, kvd, 0.0f));
     unstage(bt);
-    const int rope_flat = !rope && rope_one_launch(bt);
+    const int rope_flat =
+        !rope && rope_one_launch(bt) && regions_full(bt, V_Q, T, (size_t)bt->F.nh * bt->F.hd);
     if (rope_flat) ARMT_TRY(rope_all(bt));
     EACH_DOC(bt, b, D) {
         if (!rope && !rope_flat) ARMT_TRY(armt_op_rope(&D->F, &D->st, 0));
@@ -642,10 +652,7 @@ static armt_status step_layer(batch *bt) {
         unstage(bt);
         /* one launch over every document's region where each is filled by this step's cells; else per
          * document over its cells' rows only (the rest of a region holds nothing written) */
-        int full = 1;
-        for (size_t b = 0; b < bt->B; b++)
-            full &= (size_t)bt->docs[b].st.G * T * ffn == bt->region[V_F1];
-        if (full) {
+        if (regions_full(bt, V_F1, T, ffn)) {
             ARMT_TRY(swiglu_flat(bt));
         } else {
             EACH_DOC(bt, b, D) ARMT_TRY(armt_op_swiglu(&D->F, (size_t)D->st.G * T * ffn, 0, 0));
@@ -708,7 +715,7 @@ static armt_status step_write(batch *bt) {
     /* the memory rows rounded to bf16 once for the projections (as step.c's write) */
     ARMT_TRY(stage_flat(bt, V_MROWS, d));
     ARMT_TRY(gemm_role(bt, ARMT_ROLE_WMK, V_MROWS, M, d, V_MQ, dm, 0.0f));
-    if (dpfp_one_launch(bt))
+    if (dpfp_one_launch(bt) && regions_full(bt, V_MQ, M, dm))
         ARMT_TRY(armt_op_dpfp(&bt->F, bt->B * bt->region[V_MQ] / dm));
     else
         EACH_DOC(bt, b, D) ARMT_TRY(armt_op_dpfp(&D->F, (size_t)D->st.G * M));
