@@ -227,7 +227,7 @@ __kernel void armt_window_store(__global const float *ck, __global const float *
  * sum_c e^(m_c - M) l_c, M = max_c m_c, as fp32 into out and (outb != NULL) bf16 into outb, both at the
  * row's offsets. */
 #ifndef ATTN_DCHUNK
-#define ATTN_DCHUNK 256
+#define ATTN_DCHUNK 64 /* (lib/compute/ops.h: ARMT_ATTN_DCHUNK) */
 #endif
 
 __kernel __attribute__((reqd_work_group_size(ATTN_HD, 1, 1))) void
@@ -291,8 +291,17 @@ armt_attention_decode(__global const float *q, __global const float *k, __global
     /* element t of sum p v over the chunk's visible keys (rows past them are not read: a KV cache's
      * unwritten rows) */
     const int kmin = max(lo, k0);
-    float a4[4] = {0.0f, 0.0f, 0.0f, 0.0f}; /* four chains of loads in flight */
+    float a4[4] = {0.0f, 0.0f, 0.0f, 0.0f}; /* four chains of sums */
     int kr = kmin;
+    for (; kr + 15 <= k1; kr += 16) { /* sixteen loads in flight, then their sums */
+        float vv[16];
+#pragma unroll
+        for (int u = 0; u < 16; u++)
+            vv[u] = vb[(ulong)(kr + u) * kstride + t];
+#pragma unroll
+        for (int u = 0; u < 16; u++)
+            a4[u % 4] += ps[kr + u - k0] * vv[u];
+    }
     for (; kr + 3 <= k1; kr += 4)
         for (int u = 0; u < 4; u++)
             a4[u] += ps[kr + u - k0] * vb[(ulong)(kr + u) * kstride + t];

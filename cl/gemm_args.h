@@ -17,6 +17,8 @@
  *   rowscale                           C += rowscale[row] * product
  *   Cb2                                the second product's bf16 output (k+v)
  *   ldw, trans_a, w_kn                 fp32 W (gemm_tf32.cl): W's row stride, A stored k x m, W stored k x n
+ *   norm_w, norm_off, norm_eps         the GEMV only: A's rows RMS-normed first (weight at norm_w + norm_off)
+ *   C2                                 the GEMV only: with W2 and no Cb, the second product into C2 (fp32)
  *   last_row0                          the last entry's rows below it are not needed
  * A kernel that has no use for an argument ignores it; the host passes NULL or 0 there.
  */
@@ -52,7 +54,11 @@
     X(CB2, __global ushort *Cb2)                \
     X(LDW, const int ldw)                       \
     X(TRANS_A, const int trans_a)               \
-    X(W_KN, const int w_kn)
+    X(W_KN, const int w_kn)                     \
+    X(NORM_W, __global const float *norm_w)     \
+    X(NORM_OFF, const ulong norm_off)           \
+    X(NORM_EPS, const float norm_eps)           \
+    X(C2, __global float *C2)
 
 #define ARMT_GEMM_LAST_ARG const int last_row0
 

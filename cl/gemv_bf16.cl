@@ -10,6 +10,10 @@
  * output (Cb), two weights in one pass (W2: gate and up into Cb as bf16(silu(P) P2), or k and v into Cb and
  * Cb2), RoPE of the product (for k and v: of k's only), row scales (C += s P, s = rowscale[a_off / lda + r]).
  * A is fp32 (armt_gemv_bf16; rounded to bf16 as it is read, like every bf16 GEMM) or bf16 (armt_gemv_bf16bf16).
+ * Two more for generation's one-row steps, so that they need no launch of their own: the RMSNorm of A's rows
+ * (norm_w: fp32 A; each work-group computes a row's 1/rms in armt_rmsnorm's order, armt_row_inv_rms, and reads
+ * A as bf16((x inv) w), what armt_rmsnorm would have written: bit for bit the same products), and k and v
+ * in fp32 (W2 with C2 and no Cb: the second product into C2, for a KV cache).
  *
  * Requirements (lib/compute/gemm.c checks them): m <= GV_ROWS, k % 8 == 0, W's offsets multiples of 8
  * elements, A's offsets and lda multiples of 4 (fp32 A) or 8 (bf16 A), so that every load is 16 bytes; with
@@ -26,13 +30,18 @@
 
 #define GV_LANES  32 /* work-items per column pair (a power of two) */
 #define GV_GROUPS 4
+#ifndef GV_UNROLL
 #define GV_UNROLL 4 /* chunks of 8 per lane in flight */
-#define GV_WG     (GV_LANES * GV_GROUPS)
-#define GV_COLS   (2 * GV_GROUPS) /* output columns per work-group */
+#endif
+#define GV_WG   (GV_LANES * GV_GROUPS)
+#define GV_COLS (2 * GV_GROUPS) /* output columns per work-group */
 #ifndef GV_ROWS
 #define GV_ROWS 4 /* most rows of an entry */
 #endif
 #define GV_VALS (GV_ROWS * 4) /* partial sums per work-item: rows x (c0, c1) x (W, W2) */
+#if ARMT_ROW_WG > GV_GROUPS * GV_VALS * GV_LANES
+#error "the GEMV's local memory is armt_row_inv_rms's scratch: ARMT_ROW_WG too large"
+#endif
 
 /* 8 bf16 weights (a uint4) dotted with 8 activations */
 inline float armt_gv_dot8(const uint4 w, const float8 a) {
@@ -47,15 +56,21 @@ inline float armt_gv_dot8(const uint4 w, const float8 a) {
     return s;
 }
 
-/* 8 activations of a row from element p: fp32 rounded to bf16, or bf16 */
-inline float8 armt_gv_load_a(__global const float *Af, __global const ushort *Ab, const ulong p) {
+/* 8 activations of a row from element p (column ch of the row): fp32 rounded to bf16, or bf16; with g the
+ * row's RMSNorm first (x inv g, as armt_rmsnorm computes it) */
+inline float8 armt_gv_load_a(__global const float *Af, __global const ushort *Ab, const ulong p,
+                             __global const float *g, const int ch, const float inv) {
     if (Ab) {
         const uint4 u = *(__global const uint4 *)(Ab + p);
         return (float8)(as_float(u.x << 16), as_float(u.x & 0xffff0000u), as_float(u.y << 16),
                         as_float(u.y & 0xffff0000u), as_float(u.z << 16), as_float(u.z & 0xffff0000u),
                         as_float(u.w << 16), as_float(u.w & 0xffff0000u));
     }
-    const float4 x = *(__global const float4 *)(Af + p), y = *(__global const float4 *)(Af + p + 4);
+    float4 x = *(__global const float4 *)(Af + p), y = *(__global const float4 *)(Af + p + 4);
+    if (g) {
+        x = x * inv * vload4(0, g + ch);
+        y = y * inv * vload4(0, g + ch + 4);
+    }
     return (float8)(armt_from_bf16(armt_to_bf16(x.x)), armt_from_bf16(armt_to_bf16(x.y)),
                     armt_from_bf16(armt_to_bf16(x.z)), armt_from_bf16(armt_to_bf16(x.w)),
                     armt_from_bf16(armt_to_bf16(y.x)), armt_from_bf16(armt_to_bf16(y.y)),
@@ -71,14 +86,16 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
                       const ulong c_stride, __global const float *Gt, __global ushort *Cb,
                       __global const ushort *W2, const ulong w2_shift, __global const float *rope,
                       const int rope_hd, const int rope_T, const int rope_pos0,
-                      __global const float *rowscale, __global ushort *Cb2, const int last_row0,
+                      __global const float *rowscale, __global ushort *Cb2, __global const float *norm_w,
+                      const ulong norm_off, const float norm_eps, __global float *C2, const int last_row0,
                       __local float (*red)[GV_LANES], __local float *sums) {
     const int lid = get_local_id(0), lane = lid % GV_LANES, grp = lid / GV_LANES;
     const int j = get_group_id(2);
     GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
     const int dual = W2 != 0;
-    const int rot = rope && rope_hd > 0 && !(dual && !Cb2); /* (gate and up are not rotated) */
-    const int p = get_group_id(0) * GV_GROUPS + grp;        /* this group's column pair */
+    const int kv = dual && (Cb2 || C2);                   /* W2 is v's weight (else up's) */
+    const int rot = rope && rope_hd > 0 && (!dual || kv); /* (gate and up are not rotated) */
+    const int p = get_group_id(0) * GV_GROUPS + grp;      /* this group's column pair */
     int c0, c1;
     if (rot) {
         const int hh = rope_hd / 2;
@@ -90,6 +107,14 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
     }
     const int first = j == get_num_groups(2) - 1 ? last_row0 : 0; /* rows below it: nobody reads them */
 
+    /* RMSNorm of the rows first: each row's 1/rms, in armt_rmsnorm's order (red as its scratch) */
+    __global const float *nw = norm_w ? norm_w + norm_off : 0;
+    float inv[GV_ROWS];
+    for (int r = 0; r < GV_ROWS; r++) {
+        inv[r] = 1.0f;
+        if (nw && r < m) /* (uniform over the work-group: the barriers inside are reached by all) */
+            inv[r] = armt_row_inv_rms(Af + a_off + (ulong)r * lda, k, norm_eps, &red[0][0]);
+    }
     float acc[GV_VALS];
     for (int v = 0; v < GV_VALS; v++)
         acc[v] = 0.0f;
@@ -117,7 +142,7 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
 #pragma unroll
             for (int r = 0; r < GV_ROWS; r++) {
                 if (r >= m || r < first) continue;
-                const float8 x = armt_gv_load_a(Af, Ab, a_off + (ulong)r * lda + ch);
+                const float8 x = armt_gv_load_a(Af, Ab, a_off + (ulong)r * lda + ch, nw, ch, inv[r]);
                 acc[4 * r] += armt_gv_dot8(a0[u], x);
                 acc[4 * r + 1] += armt_gv_dot8(a1[u], x);
                 if (dual) {
@@ -165,7 +190,14 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
     }
     const ulong o0 = c_off + (ulong)r * ldc + c0, o1 = c_off + (ulong)r * ldc + c1;
     const int has1 = c1 < n;
-    if (dual && Cb2) { /* k and v */
+    if (dual && C2 && !Cb) { /* k and v in fp32 */
+        C[o0] = P0;
+        C2[o0] = Q0;
+        if (has1) {
+            C[o1] = P1;
+            C2[o1] = Q1;
+        }
+    } else if (dual && Cb2) { /* k and v */
         Cb[o0] = armt_to_bf16(P0);
         Cb2[o0] = armt_to_bf16(Q0);
         if (has1) {
@@ -196,12 +228,14 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
 __kernel __attribute__((reqd_work_group_size(GV_WG, 1, 1))) void armt_gemv_bf16(ARMT_GEMM_PARAMS(float)) {
     GV_LOCALS
     armt_gemv(m, n, k, A, 0, lda, W, C, ldc, beta, offs, a_base, a_stride, w_base, w_stride, c_base, c_stride,
-              Gt, Cb, W2, w2_shift, rope, rope_hd, rope_T, rope_pos0, rowscale, Cb2, last_row0, red, sums);
+              Gt, Cb, W2, w2_shift, rope, rope_hd, rope_T, rope_pos0, rowscale, Cb2, norm_w, norm_off,
+              norm_eps, C2, last_row0, red, sums);
 }
 
 __kernel __attribute__((reqd_work_group_size(GV_WG, 1, 1))) void
 armt_gemv_bf16bf16(ARMT_GEMM_PARAMS(ushort)) {
     GV_LOCALS
     armt_gemv(m, n, k, 0, A, lda, W, C, ldc, beta, offs, a_base, a_stride, w_base, w_stride, c_base, c_stride,
-              Gt, Cb, W2, w2_shift, rope, rope_hd, rope_T, rope_pos0, rowscale, Cb2, last_row0, red, sums);
+              Gt, Cb, W2, w2_shift, rope, rope_hd, rope_T, rope_pos0, rowscale, Cb2, norm_w, norm_off,
+              norm_eps, C2, last_row0, red, sums);
 }

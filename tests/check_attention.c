@@ -12,6 +12,7 @@
  */
 #include "config.h"
 
+#include "compute/ops.h"
 #include "device/internal.h"
 #include "testutil.h"
 
@@ -62,8 +63,8 @@ static const acase cases[] = {
     {32, 2, 1, 2, 169, 297, 128, 0, 4, 2, 0, -1, 0, 128, 128, -1, 1, 8},
     /* generation: one row at tail position 40 after a 70-row window of 30 (a KV cache at offset 8) */
     {64, 4, 1, 1, 1, 160, 110, 8, 2, 1, 0, -1, 0, 70, 30, 0, 1, 0},
-    /* decode over three chunks of 256 keys, the first with no key the row sees (a 300-row window holding
-     * 10, none visible to a text row this far on) */
+    /* decode over chunks of ARMT_ATTN_DCHUNK keys (eleven of 64), the first ones with no key the row sees (a
+     * 300-row window holding 10, none visible to a text row this far on) */
     {64, 4, 2, 1, 1, 700, 600, 8, 2, 1, 0, -1, 0, 300, 10, 0, 1, 0},
 };
 
@@ -287,7 +288,7 @@ static double run_decode(armt_runtime *rt, cl_program prog, const acase *c, cons
     cl_kernel kc = clCreateKernel(prog, "armt_attention_decode_combine", &e);
     ck_assert_int_eq(e, CL_SUCCESS);
     const size_t qn = (size_t)c->nh * c->hd, kn = (size_t)c->kv_off + (size_t)c->Tk * c->nkv * c->hd;
-    const int last = c->q0 < c->Tk - 1 ? c->q0 : c->Tk - 1, nch = last / 256 + 1; /* ATTN_DCHUNK */
+    const int last = c->q0 < c->Tk - 1 ? c->q0 : c->Tk - 1, nch = last / ARMT_ATTN_DCHUNK + 1;
     const size_t pn = (size_t)c->nh * nch * (c->hd + 2);
     float *out = malloc(qn * 4), *part = malloc(pn * 4);
     uint16_t *outb = malloc(qn * 2);

@@ -5,7 +5,8 @@
  * offsets (two launches) and a skipped first row of the last entry, against a double-precision product of the
  * same bf16-rounded inputs. C starts as NaN where it is only written and as random values where beta = 1;
  * everything outside the blocks must come back unchanged. Also the plan's routing: only ops marked gemv,
- * with m <= ARMT_GEMV_ROWS, take the kernel.
+ * with m <= ARMT_GEMV_ROWS, take the kernel. The RMSNorm prologue (bit for bit armt_rmsnorm's output) and k and v
+ * into fp32 C and C2.
  */
 #include "config.h"
 
@@ -19,9 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum mode { PLAIN, BETA, ROWSCALE, BF16_OUT, GATE, GATE_UP, KV, ROPE, ROPE_KV, N_MODES };
-static const char *const mode_name[N_MODES] = {"plain",   "beta", "rowscale", "bf16_out", "gate",
-                                               "gate+up", "k+v",  "rope",     "rope k+v"};
+enum mode { PLAIN, BETA, ROWSCALE, BF16_OUT, GATE, GATE_UP, KV, ROPE, ROPE_KV, KV32, ROPE_KV32, N_MODES };
+static const char *const mode_name[N_MODES] = {"plain",    "beta",     "rowscale",     "bf16_out",
+                                               "gate",     "gate+up",  "k+v",          "rope",
+                                               "rope k+v", "k+v fp32", "rope k+v fp32"};
 
 #define HD 8 /* RoPE head size */
 
@@ -60,18 +62,21 @@ static cl_mem buffer(armt_ctx *ctx, size_t bytes, const void *host) {
 
 /* One case: m rows, n outputs, k inputs, two entries (the second's first row skipped when skip). */
 static void run_case(armt_ctx *ctx, enum mode md, int a_bf16, int m, int n, int k, int skip, uint64_t seed) {
-    const int count = 2, lda = k + 8, ldc = n + 3, dual = md == GATE_UP || md == KV || md == ROPE_KV;
-    const int rope = md == ROPE || md == ROPE_KV, bout = md == BF16_OUT || md == GATE || dual;
+    const int kv32 = md == KV32 || md == ROPE_KV32; /* k and v into fp32 C and C2 */
+    const int count = 2, lda = k + 8, ldc = n + 3, dual = md == GATE_UP || md == KV || md == ROPE_KV || kv32;
+    const int rope = md == ROPE || md == ROPE_KV || md == ROPE_KV32;
+    const int bout = md == BF16_OUT || md == GATE || (dual && !kv32);
     /* entry offsets: A and C apart and not in order (two runs of one entry each); W of two "layers" */
     const size_t a_off[2] = {(size_t)(m + 1) * lda, 0}, w_off[2] = {(size_t)n * k, 0};
     const size_t c_off[2] = {(size_t)(m + 2) * ldc, 5};
     const size_t na = (size_t)(2 * m + 2) * lda, nw = 2 * (size_t)n * k, nc = (size_t)(2 * m + 3) * ldc;
-    float *a = malloc(na * 4), *c0 = malloc(nc * 4), *gate = malloc(nc * 4), *c = malloc(nc * 4);
+    float *a = malloc(na * 4), *c0 = malloc(nc * 4), *gate = malloc(nc * 4), *c = malloc(nc * 4),
+          *c2 = malloc(nc * 4);
     float *rs = malloc(na / lda * 4 + 4), *tab = malloc((size_t)(16 + m) * HD * 4);
     uint16_t *ab = malloc(na * 2), *w = malloc(nw * 2), *w2 = malloc(nw * 2), *o1 = malloc(nc * 2),
              *o2 = malloc(nc * 2);
     double *ref = calloc(nc, sizeof(double)), *ref2 = calloc(nc, sizeof(double));
-    ck_assert(a && c0 && gate && c && rs && tab && ab && w && w2 && o1 && o2 && ref && ref2);
+    ck_assert(a && c0 && gate && c && c2 && rs && tab && ab && w && w2 && o1 && o2 && ref && ref2);
     for (size_t i = 0; i < na; i++) {
         a[i] = urand(&seed);
         ab[i] = bf_bits(a[i]);
@@ -127,6 +132,8 @@ static void run_case(armt_ctx *ctx, enum mode md, int a_bf16, int m, int n, int 
                 case GATE_UP: ref[o] = silu(p[col]) * q[col]; break;
                 case KV:
                 case ROPE_KV:
+                case KV32:
+                case ROPE_KV32:
                     ref[o] = p[col];
                     ref2[o] = q[col];
                     break;
@@ -140,7 +147,8 @@ static void run_case(armt_ctx *ctx, enum mode md, int a_bf16, int m, int n, int 
     cl_mem ba = buffer(ctx, na * 4, a), bab = buffer(ctx, na * 2, ab), bw = buffer(ctx, nw * 2, w),
            bw2 = buffer(ctx, nw * 2, w2), bc = buffer(ctx, nc * 4, c0), bg = buffer(ctx, nc * 4, gate),
            bo1 = buffer(ctx, nc * 2, o1), bo2 = buffer(ctx, nc * 2, o2),
-           brs = buffer(ctx, (na / lda + 1) * 4, rs), btab = buffer(ctx, (size_t)(16 + m) * HD * 4, tab);
+           brs = buffer(ctx, (na / lda + 1) * 4, rs), btab = buffer(ctx, (size_t)(16 + m) * HD * 4, tab),
+           bc2 = buffer(ctx, nc * 4, c0);
     armt_gemm_op op = {.m = (size_t)m,
                        .n = (size_t)n,
                        .k = (size_t)k,
@@ -167,6 +175,7 @@ static void run_case(armt_ctx *ctx, enum mode md, int a_bf16, int m, int n, int 
     if (md == GATE) op.epi.gate = bg;
     if (dual) op.epi.w2 = bw2;
     if (md == KV || md == ROPE_KV) op.epi.out2 = bo2;
+    if (kv32) op.epi.c2 = bc2;
     if (rope) {
         op.epi.rope = btab;
         op.epi.rope_hd = HD;
@@ -186,6 +195,7 @@ static void run_case(armt_ctx *ctx, enum mode md, int a_bf16, int m, int n, int 
     ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, bc, CL_TRUE, 0, nc * 4, c, 0, NULL, NULL), CL_SUCCESS);
     ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, bo1, CL_TRUE, 0, nc * 2, o1, 0, NULL, NULL), CL_SUCCESS);
     ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, bo2, CL_TRUE, 0, nc * 2, o2, 0, NULL, NULL), CL_SUCCESS);
+    ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, bc2, CL_TRUE, 0, nc * 4, c2, 0, NULL, NULL), CL_SUCCESS);
 
     double scale = 0;
     for (size_t i = 0; i < nc; i++)
@@ -211,6 +221,12 @@ static void run_case(armt_ctx *ctx, enum mode md, int a_bf16, int m, int n, int 
                 } else {
                     ck_assert_msg(o1[o] == 0x7fc0, "%s: out[%d][%d][%d] written", mode_name[md], j, r, col);
                 }
+                if (kv32 && in)
+                    ck_assert_msg(fabs(c2[o] - ref2[o]) <= 1e-5 * scale, "%s: C2[%d][%d][%d] %g, want %g",
+                                  mode_name[md], j, r, col, c2[o], ref2[o]);
+                else
+                    ck_assert_msg(memcmp(&c2[o], &c0[o], 4) == 0, "%s: C2[%d][%d][%d] changed", mode_name[md],
+                                  j, r, col);
                 if ((md == KV || md == ROPE_KV) && in)
                     ck_assert_msg(fabs(from_bits(o2[o]) - ref2[o]) <= 4e-3 * fabs(ref2[o]) + 1e-5 * scale,
                                   "%s: out2[%d][%d][%d] %g, want %g", mode_name[md], j, r, col,
@@ -218,11 +234,11 @@ static void run_case(armt_ctx *ctx, enum mode md, int a_bf16, int m, int n, int 
                 else
                     ck_assert_msg(o2[o] == 0x7fc0, "%s: out2[%d][%d][%d] written", mode_name[md], j, r, col);
             }
-    cl_mem all[] = {ba, bab, bw, bw2, bc, bg, bo1, bo2, brs, btab};
+    cl_mem all[] = {ba, bab, bw, bw2, bc, bg, bo1, bo2, brs, btab, bc2};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         clReleaseMemObject(all[i]);
-    free(a), free(c0), free(gate), free(c), free(rs), free(tab), free(ab), free(w), free(w2), free(o1),
-        free(o2);
+    free(a), free(c0), free(gate), free(c), free(c2), free(rs), free(tab), free(ab), free(w), free(w2),
+        free(o1), free(o2);
     free(ref), free(ref2);
 }
 
@@ -246,12 +262,142 @@ START_TEST(test_gemv_modes) {
     const enum mode md = (enum mode)_i;
     for (int a_bf16 = 0; a_bf16 < 2; a_bf16++) {
         /* n: whole RoPE heads, else odd (a last work-group with one column of a pair); k: 5 chunks of a lane */
-        const int n = md == ROPE || md == ROPE_KV ? 5 * HD : 37, k = 296;
+        const int n = md == ROPE || md == ROPE_KV || md == ROPE_KV32 ? 5 * HD : 37, k = 296;
         run_case(ctx, md, a_bf16, 1, n, k, 0, 11 + (uint64_t)_i);
         run_case(ctx, md, a_bf16, 3, n, k, 1, 23 + (uint64_t)_i);
     }
     armt_ctx_free(ctx);
     armt_model_free(m);
+    armt_runtime_free(rt);
+}
+END_TEST
+
+/* The RMSNorm prologue (generation's one-row steps leave the norm to the GEMV): the GEMV on fp32 x with
+ * norm_w equals, bit for bit, armt_rmsnorm (its bf16 output, the kernel every layer runs) followed by the GEMV
+ * on that bf16 A, for m rows of d = k; and both are within bf16 rounding of a double-precision norm and
+ * product. _i: 0, k = 296 (armt_rmsnorm's float4 path), 1, k = 1096 on PoCL (past 16 ARMT_ROW_WG floats: its
+ * scalar path; a GPU's wider work-groups keep the float4 path). */
+START_TEST(test_gemv_norm) {
+    armt_runtime *rt;
+    armt_model *mdl;
+    armt_ctx *ctx = tiny_ctx(&rt, &mdl);
+    const int k = _i ? 1096 : 296, n = 40, goff = 8;
+    for (int m = 1; m <= 3; m += 2) {
+        uint64_t seed = 77 + (uint64_t)m + (uint64_t)_i;
+        const size_t nx = (size_t)m * k, nwt = (size_t)n * k, nc = (size_t)m * n;
+        float *x = malloc(nx * 4), *g = malloc((size_t)(goff + k) * 4), *c1 = malloc(nc * 4),
+              *c2 = malloc(nc * 4);
+        uint16_t *w = malloc(nwt * 2), *yb = malloc(nx * 2);
+        ck_assert(x && g && c1 && c2 && w && yb);
+        for (size_t i = 0; i < nx; i++)
+            x[i] = 3.0f * urand(&seed) + (i % 7 == 0 ? 10.0f : 0.0f);
+        for (int i = 0; i < goff + k; i++)
+            g[i] = 0.5f + urand(&seed);
+        for (size_t i = 0; i < nwt; i++)
+            w[i] = bf_bits(urand(&seed));
+        for (size_t i = 0; i < nc; i++)
+            c1[i] = c2[i] = NAN;
+        for (size_t i = 0; i < nx; i++)
+            yb[i] = 0x7fc0;
+        cl_mem bx = buffer(ctx, nx * 4, x), by = buffer(ctx, nx * 4, x),
+               bg = buffer(ctx, (size_t)(goff + k) * 4, g), bw = buffer(ctx, nwt * 2, w),
+               byb = buffer(ctx, nx * 2, yb), bc1 = buffer(ctx, nc * 4, c1), bc2 = buffer(ctx, nc * 4, c2);
+        /* armt_rmsnorm over one cell of m rows: layer 0, slot 0, weight at goff */
+        cl_kernel kn = ctx->k[ARMT_K_RMSNORM];
+        const cl_ulong wo = (cl_ulong)goff;
+        const float eps = 1e-5f;
+        const int zero = 0, one = 1, none = -1;
+        int e = 0;
+        e |= clSetKernelArg(kn, 0, sizeof bx, &bx);
+        e |= clSetKernelArg(kn, 1, sizeof by, &by);
+        e |= clSetKernelArg(kn, 2, sizeof bg, &bg);
+        e |= clSetKernelArg(kn, 3, sizeof wo, &wo);
+        e |= clSetKernelArg(kn, 4, sizeof k, &k);
+        e |= clSetKernelArg(kn, 5, sizeof eps, &eps);
+        e |= clSetKernelArg(kn, 6, sizeof zero, &zero);  /* l0 */
+        e |= clSetKernelArg(kn, 7, sizeof zero, &zero);  /* s0 */
+        e |= clSetKernelArg(kn, 8, sizeof one, &one);    /* cap */
+        e |= clSetKernelArg(kn, 9, sizeof m, &m);        /* T */
+        e |= clSetKernelArg(kn, 10, sizeof none, &none); /* s_short */
+        e |= clSetKernelArg(kn, 11, sizeof zero, &zero); /* T_short */
+        e |= clSetKernelArg(kn, 12, sizeof byb, &byb);
+        ck_assert_int_eq(e, CL_SUCCESS);
+        const size_t wg = (size_t)ctx->rt->tune.row_wg, gws[3] = {wg, (size_t)m, 1}, lws[3] = {wg, 1, 1};
+        ck_assert_int_eq(clEnqueueNDRangeKernel(ctx->queue, kn, 3, NULL, gws, lws, 0, NULL, NULL),
+                         CL_SUCCESS);
+        const size_t off0[1] = {0};
+        armt_gemm_op op = {.m = (size_t)m,
+                           .n = (size_t)n,
+                           .k = (size_t)k,
+                           .count = 1,
+                           .a = bx,
+                           .lda = (size_t)k,
+                           .a_off = off0,
+                           .a_bf16 = byb,
+                           .a_bf16_only = 1,
+                           .w = bw,
+                           .ldw = (size_t)k,
+                           .w_off = off0,
+                           .w_bf16 = 1,
+                           .c = bc1,
+                           .ldc = (size_t)n,
+                           .c_off = off0,
+                           .site = -1,
+                           .gemv = 1};
+        armt_err err;
+        armt_err_init(&err);
+        ck_assert_msg(armt_gemm(ctx, &op, &err) == ARMT_OK, "%s", armt_err_msg(&err));
+        op.a_bf16 = NULL; /* the same product, the norm in the GEMV */
+        op.a_bf16_only = 0;
+        op.c = bc2;
+        op.epi.norm_w = bg;
+        op.epi.norm_off = (size_t)goff;
+        op.epi.norm_eps = eps;
+        armt_gemm_env env = armt_gemm_env_of(ctx);
+        armt_gemm_plan plan;
+        ck_assert_ptr_null(armt_gemm_plan_make(&env, &op, &plan));
+        ck_assert(plan.gemv && plan.kernel == ARMT_K_GEMV_BF16);
+        ck_assert_msg(armt_gemm(ctx, &op, &err) == ARMT_OK, "%s", armt_err_msg(&err));
+        armt_err_free(&err);
+        ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, bc1, CL_TRUE, 0, nc * 4, c1, 0, NULL, NULL),
+                         CL_SUCCESS);
+        ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, bc2, CL_TRUE, 0, nc * 4, c2, 0, NULL, NULL),
+                         CL_SUCCESS);
+        ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, byb, CL_TRUE, 0, nx * 2, yb, 0, NULL, NULL),
+                         CL_SUCCESS);
+        double scale = 0;
+        for (int r = 0; r < m; r++) {
+            double ss = 0;
+            for (int i = 0; i < k; i++)
+                ss += (double)x[(size_t)r * k + i] * x[(size_t)r * k + i];
+            const double inv = 1.0 / sqrt(ss / k + eps);
+            for (int col = 0; col < n; col++) {
+                double p = 0;
+                for (int i = 0; i < k; i++) {
+                    const size_t a = (size_t)r * k + i;
+                    /* the norm's bf16 output within its rounding of the exact value */
+                    if (col == 0)
+                        ck_assert_msg(fabs(from_bits(yb[a]) - x[a] * inv * g[goff + i]) <=
+                                          4e-3 * fabs(x[a] * inv * g[goff + i]) + 1e-30,
+                                      "norm[%d][%d] %g", r, i, from_bits(yb[a]));
+                    p += (double)from_bits(yb[a]) * from_bits(w[(size_t)col * k + i]);
+                }
+                scale = fmax(scale, fabs(p));
+                const size_t o = (size_t)r * n + col;
+                ck_assert_msg(fabs(c1[o] - p) <= 1e-5 * fmax(scale, 1.0), "m %d: C[%d][%d] %g, want %g", m, r,
+                              col, c1[o], p);
+                ck_assert_msg(memcmp(&c1[o], &c2[o], 4) == 0,
+                              "k %d m %d: C[%d][%d] with the norm in the GEMV %.9g, after armt_rmsnorm %.9g",
+                              k, m, r, col, c2[o], c1[o]);
+            }
+        }
+        cl_mem all[] = {bx, by, bg, bw, byb, bc1, bc2};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+            clReleaseMemObject(all[i]);
+        free(x), free(g), free(c1), free(c2), free(w), free(yb);
+    }
+    armt_ctx_free(ctx);
+    armt_model_free(mdl);
     armt_runtime_free(rt);
 }
 END_TEST
@@ -294,6 +440,13 @@ START_TEST(test_gemv_routing) {
     ck_assert_ptr_null(armt_gemm_plan_make(&env, &op, &plan));
     ck_assert(!plan.gemv);
     op.k = op.lda = op.ldw = 64;
+    op.epi.norm_w = (cl_mem)&t; /* (never dereferenced) the RMSNorm prologue: the GEMV's only */
+    ck_assert_ptr_null(armt_gemm_plan_make(&env, &op, &plan));
+    ck_assert(plan.gemv && plan.kernel == ARMT_K_GEMV_BF16);
+    op.m = ARMT_GEMV_ROWS + 1;
+    ck_assert_ptr_nonnull(armt_gemm_plan_make(&env, &op, &plan));
+    op.m = 1;
+    op.epi.norm_w = NULL;
     op.w_bf16 = 0; /* fp32 weights: CLBlast */
     ck_assert_ptr_null(armt_gemm_plan_make(&env, &op, &plan));
     ck_assert(plan.clblast);
@@ -304,6 +457,7 @@ static Suite *suite(void) {
     Suite *s = suite_create("gemv");
     TCase *tc = test_tcase(s, "gemv", 120);
     tcase_add_loop_test(tc, test_gemv_modes, 0, N_MODES);
+    tcase_add_loop_test(tc, test_gemv_norm, 0, 2);
     tcase_add_test(tc, test_gemv_routing);
     return s;
 }

@@ -57,7 +57,8 @@ const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op
     const armt_gemm_epi *e = &op->epi;
     memset(plan, 0, sizeof *plan);
     if (!op->w_bf16) {
-        if (e->gate || e->w2 || e->bf16_out || e->rope || e->rowscale) return "fp32 GEMM: no epilogue";
+        if (e->gate || e->w2 || e->bf16_out || e->rope || e->rowscale || e->norm_w || e->c2)
+            return "fp32 GEMM: no epilogue";
         if (env->have_tf32 && tf32_fits(op)) {
             plan->kernel = ARMT_K_GEMM_TF32;
             plan->tensor_cores = 1;
@@ -76,9 +77,11 @@ const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op
     if (op->gemv && op->m <= ARMT_GEMV_ROWS && op->k % 8 == 0 && all_multiple(op->w_off, op->count, 8) &&
         (!e->rope || (e->rope_hd > 0 && e->rope_hd % 2 == 0 && op->n % (size_t)e->rope_hd == 0)) &&
         op->n <= (size_t)INT32_MAX && op->k <= (size_t)INT32_MAX) {
-        const int ab = op->a_bf16 && op->lda % 8 == 0 && all_multiple(op->a_off, op->count, 8);
-        const int af = !op->a_bf16_only && op->lda % 4 == 0 && all_multiple(op->a_off, op->count, 4);
-        if (ab || af) {
+        /* (the RMSNorm prologue reads fp32 A, one entry) */
+        const int ab = !e->norm_w && op->a_bf16 && op->lda % 8 == 0 && all_multiple(op->a_off, op->count, 8);
+        const int af = !op->a_bf16_only && op->lda % 4 == 0 && all_multiple(op->a_off, op->count, 4) &&
+                       (!e->norm_w || op->count == 1);
+        if ((ab || af) && (!e->c2 || (e->w2 && !e->out))) {
             plan->kernel = ab ? ARMT_K_GEMV_BF16BF16 : ARMT_K_GEMV_BF16;
             plan->a_bf16 = ab;
             plan->gemv = 1;
@@ -89,6 +92,7 @@ const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op
             return NULL;
         }
     }
+    if (e->norm_w || e->c2) return "bf16 GEMM: the RMSNorm prologue and fp32 k and v are the GEMV's only";
     /* tensor cores: 16-byte aligned operand chunks (fp32 A: float4 loads; bf16 A and W: 8 elements) */
     const int mma = env->have_mma && op->k % 8 == 0 && op->lda % 4 == 0 &&
                     all_multiple(op->a_off, op->count, 4) && all_multiple(op->w_off, op->count, 8);
@@ -243,6 +247,12 @@ static armt_status gemm_kernels(armt_ctx *ctx, const armt_gemm_op *op, const arm
         a.rowscale = e->rowscale;
         a.out2 = e->out2;
     }
+    if (plan->gemv) {
+        a.norm_w = e->norm_w;
+        a.norm_off = e->norm_off;
+        a.norm_eps = e->norm_eps;
+        a.c2 = e->c2;
+    }
     const size_t *ao = op->a_off, *wo = op->w_off, *co = op->c_off;
     size_t j = 0;
     while (j < op->count) {
@@ -299,18 +309,38 @@ armt_status armt_gemm(armt_ctx *ctx, const armt_gemm_op *op, armt_err *err) {
 /* Weight roles and capabilities                                                                           */
 /* ======================================================================================================= */
 
+/* op's shape and weight fields for a role (pair: its second weight's site) */
+static void role_shape(const armt_ctx *ctx, armt_gemm_op *op, armt_role role, int pair) {
+    uint64_t out, in;
+    armt_role_shape(&ctx->model->cfg, role, &out, &in, NULL);
+    op->n = (size_t)out;
+    op->k = (size_t)in;
+    op->ldw = (size_t)in;
+    op->w_bf16 = ctx->model->w[role].bf16;
+    op->w_kn = 0;
+    op->site = pair == ARMT_ROLE_WU ? ARMT_GSITE_GATE_UP : pair == ARMT_ROLE_WV ? ARMT_GSITE_KV : (int)role;
+}
+
+int armt_gemm_weights_gemv(armt_ctx *ctx, armt_gemm_op op, armt_role role, int pair, int l0) {
+    size_t w_off, off2;
+    role_shape(ctx, &op, role, pair);
+    op.w = armt_weight_at(&ctx->model->w[role], l0, &w_off);
+    op.w_off = &w_off;
+    op.count = 1;
+    if (pair >= 0) {
+        op.epi.w2 = armt_weight_at(&ctx->model->w[pair], l0, &off2);
+        if (off2 != w_off || ctx->model->w[pair].bf16 != op.w_bf16) return 0;
+    }
+    const armt_gemm_env env = armt_gemm_env_of(ctx);
+    armt_gemm_plan plan;
+    return armt_gemm_plan_make(&env, &op, &plan) == NULL && plan.gemv;
+}
+
 armt_status armt_gemm_weights(armt_ctx *ctx, armt_gemm_op op, armt_role role, int pair, int l0, int G,
                               size_t *w_off, armt_err *err) {
     const armt_weight *w = &ctx->model->w[role];
-    uint64_t out, in;
-    armt_role_shape(&ctx->model->cfg, role, &out, &in, NULL);
     const size_t skip = op.skip_last, *a_off = op.a_off, *c_off = op.c_off;
-    op.n = (size_t)out;
-    op.k = (size_t)in;
-    op.ldw = (size_t)in;
-    op.w_bf16 = w->bf16;
-    op.w_kn = 0;
-    op.site = pair == ARMT_ROLE_WU ? ARMT_GSITE_GATE_UP : pair == ARMT_ROLE_WV ? ARMT_GSITE_KV : (int)role;
+    role_shape(ctx, &op, role, pair);
     int j = 0;
     while (j < G) {
         const int chunk = (l0 + j) / w->layers_per_chunk;

@@ -24,6 +24,11 @@ typedef struct armt_gemm_epi {
     cl_mem rope;  /* RoPE table: P's heads rotated (rope_hd per head, rope_T rows a cell, pos0 first) */
     int rope_hd, rope_T, rope_pos0;
     cl_mem rowscale; /* C += rowscale[row of A] * P (beta 1) */
+    /* the GEMV only (generation's one-row steps): */
+    cl_mem norm_w; /* A's rows RMS-normed first (fp32 A; weight at norm_w + norm_off, epsilon norm_eps) */
+    size_t norm_off;
+    float norm_eps;
+    cl_mem c2; /* with w2 and no out: k and v in fp32, P into C and P2 into c2 (at C's offsets) */
 } armt_gemm_epi;
 
 typedef struct armt_gemm_op {
@@ -97,5 +102,8 @@ int armt_gemm_kv_pair_pays(const armt_ctx *ctx, size_t kv_width, size_t G, size_
  * of at least G entries. */
 armt_status armt_gemm_weights(armt_ctx *ctx, armt_gemm_op op, armt_role role, int pair, int l0, int G,
                               size_t *w_off, armt_err *err);
+/* 1 when armt_gemm_weights would run op over the one layer l0 on the GEMV kernel (whose epilogue alone has
+ * the RMSNorm prologue and fp32 k and v: a caller asks before it hands the GEMV work it cannot give back). */
+int armt_gemm_weights_gemv(armt_ctx *ctx, armt_gemm_op op, armt_role role, int pair, int l0);
 
 #endif

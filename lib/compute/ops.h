@@ -52,7 +52,7 @@ armt_status armt_op_embed(armt_call *F, const armt_step *st, size_t first, int L
  * Tk rows, queries from position q0) into att, or into ctx->abf as bf16 (out_bf16, tensor-core kernels);
  * rows [0, skip) of the last cell are not computed. */
 /* Keys per chunk of the decode attention (ATTN_DCHUNK in cl/attention.cl). */
-#define ARMT_ATTN_DCHUNK 256
+#define ARMT_ATTN_DCHUNK 64
 /* One row (generation's decode, st->T = 1) against a KV cache: the split-K kernel into st->part, then the
  * combine into ctx->att (and, out_bf16, its bf16 copy into ctx->abf). */
 armt_status armt_op_attention_decode(armt_call *F, const armt_step *st, cl_mem kbuf, cl_mem vbuf,

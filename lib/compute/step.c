@@ -56,6 +56,45 @@ static armt_status gemm_role(armt_call *F, const armt_step *st, armt_gemm_op op,
     return armt_gemm_weights(F->ctx, op, role, pair, st->l0, st->G, F->b_off, F->err);
 }
 
+/* Generation's one-row steps: the RMSNorm before q, k, v and before gate and up has no launch of its own;
+ * the GEMVs that read its rows norm x themselves (armt_gemm_epi.norm_w, in armt_rmsnorm's order: the same
+ * bits). A GEMM whose plan is not the GEMV gets the norm run first, as always. */
+static int norm_in_gemv(const armt_call *F, const armt_step *st) {
+    return F->gemv && st->G == 1 && st->T <= ARMT_GEMV_ROWS;
+}
+
+/* The op over a role whose A is the pending norm's output (ctx->h at the temporaries' offsets): on x with the
+ * norm in the GEMV where it takes it, else after the norm. */
+static armt_status normed_role(armt_call *F, const armt_step *st, armt_gemm_op op, armt_role role, int pair) {
+    armt_ctx *ctx = F->ctx;
+    if (F->norm_pend) {
+        size_t x_off = slot_of(st, 0) * (size_t)st->T * (size_t)F->d, n_off;
+        armt_gemm_op xo = op;
+        xo.a = ctx->x;
+        xo.a_off = &x_off;
+        xo.a_bf16 = NULL;
+        xo.a_bf16_only = 0;
+        xo.epi.norm_w = armt_weight_at(&ctx->model->w[F->norm_role], 0, &n_off);
+        xo.epi.norm_off = n_off + (size_t)st->l0 * (size_t)F->d;
+        xo.epi.norm_eps = F->cfg->rms_norm_eps;
+        if (armt_gemm_weights_gemv(ctx, xo, role, pair, st->l0)) return gemm_role(F, st, xo, role, pair);
+        F->norm_pend = 0;
+        ARMT_TRY(armt_op_rmsnorm(F, st, F->norm_role));
+        armt_op_staged_a(F, &op);
+    }
+    return gemm_role(F, st, op, role, pair);
+}
+
+/* The RMSNorm of x into the h rows for the ops that follow: now, or left to their GEMVs (norm_in_gemv). */
+static armt_status norm_rows(armt_call *F, const armt_step *st, armt_role role) {
+    F->norm_pend = 0;
+    if (!norm_in_gemv(F, st)) return armt_op_rmsnorm(F, st, role);
+    armt_op_unstage(F);
+    F->norm_pend = 1;
+    F->norm_role = role;
+    return ARMT_OK;
+}
+
 /* ======================================================================================================= */
 /* Input and output                                                                                        */
 /* ======================================================================================================= */
@@ -206,7 +245,8 @@ static armt_status qkv(armt_call *F, const armt_step *st, int skip, int *fused_r
     armt_ctx *ctx = F->ctx;
     const size_t T = (size_t)st->T, G = (size_t)st->G, d = (size_t)F->d;
     const size_t qd = (size_t)F->nh * F->hd, kvd = (size_t)F->nkv * F->hd;
-    const int rope = F->abf_src == ctx->h && armt_gemm_rope_fits(ctx, F->hd, F->d);
+    const int rope =
+        (F->abf_src == ctx->h || (F->norm_pend && F->d % 8 == 0)) && armt_gemm_rope_fits(ctx, F->hd, F->d);
     /* K and V in bf16 where the GEMMs run the bf16 x bf16 kernel (as RoPE fused implies) and the rows do not
      * go to a KV cache (fp32); with a sliding window straight into their place behind the window in ck / cv
      * (G, win + T, kvd), which armt_window_gather then completes with the windows */
@@ -222,10 +262,7 @@ static armt_status qkv(armt_call *F, const armt_step *st, int skip, int *fused_r
     /* the last layer's cell only for the rows something reads, from q on: its k and v cover every row,
      * since its memory tokens attend to all of them */
     op.skip_last = (size_t)skip;
-    ARMT_TRY(gemm_role(F, st, op, ARMT_ROLE_WQ, -1));
-    /* k and v in one GEMM where the tiles pair their weights, unless the launch is small enough for the
-     * narrow tiles (one cell: the sequential schedule) */
-    const int pair = kvb && armt_gemm_kv_pair_pays(ctx, kvd, G, T);
+    ARMT_TRY(normed_role(F, st, op, ARMT_ROLE_WQ, -1));
     const int in_win = kvb && F->win;
     /* generation with RoPE in the epilogue: k and v straight into the KV cache (one cell) */
     const int in_cache = st->kcache && rope && G == 1;
@@ -240,15 +277,27 @@ static armt_status qkv(armt_call *F, const armt_step *st, int skip, int *fused_r
         offsets_tmp(st, T, kvd, F->c_off);
     op = cells_op(F, T, ctx->h, d, kdst, kvd, 0.0f);
     op.epi = epi;
+    /* k and v in one GEMM where the tiles pair their weights, unless the launch is small enough for the
+     * narrow tiles (one cell: the sequential schedule); in generation's KV cache (fp32) where the GEMV takes
+     * both */
+    armt_gemm_op kv = op;
+    kv.epi.c2 = vdst;
+    const int pair = (kvb && armt_gemm_kv_pair_pays(ctx, kvd, G, T)) ||
+                     (in_cache && armt_gemm_weights_gemv(ctx, kv, ARMT_ROLE_WK, ARMT_ROLE_WV, st->l0));
+    if (pair && in_cache) {
+        ARMT_TRY(normed_role(F, st, kv, ARMT_ROLE_WK, ARMT_ROLE_WV));
+        armt_op_unstage(F);
+        return ARMT_OK;
+    }
     op.epi.bf16_out = kvb;
     op.epi.out = kdst; /* (bf16 in the first half of its own memory) */
     op.epi.out2 = pair ? vdst : NULL;
-    ARMT_TRY(gemm_role(F, st, op, ARMT_ROLE_WK, pair ? ARMT_ROLE_WV : -1));
+    ARMT_TRY(normed_role(F, st, op, ARMT_ROLE_WK, pair ? ARMT_ROLE_WV : -1));
     if (!pair) {
         op.c = vdst;
         op.epi.rope = NULL;
         op.epi.out = vdst;
-        ARMT_TRY(gemm_role(F, st, op, ARMT_ROLE_WV, -1));
+        ARMT_TRY(normed_role(F, st, op, ARMT_ROLE_WV, -1));
     }
     armt_op_unstage(F);
     return ARMT_OK;
@@ -324,14 +373,14 @@ static armt_status mlp_in(armt_call *F, const armt_step *st, int skip) {
     op.epi.out = ctx->f2;
     op.skip_last = (size_t)skip;
     if (fused && armt_gemm_pairs(ctx, ARMT_ROLE_WG, ARMT_ROLE_WU)) {
-        ARMT_TRY(gemm_role(F, st, op, ARMT_ROLE_WG, ARMT_ROLE_WU));
+        ARMT_TRY(normed_role(F, st, op, ARMT_ROLE_WG, ARMT_ROLE_WU));
     } else {
         armt_gemm_op gate = op;
         gate.c = ctx->f1;
         gate.epi.out = NULL;
-        ARMT_TRY(gemm_role(F, st, gate, ARMT_ROLE_WG, -1));
+        ARMT_TRY(normed_role(F, st, gate, ARMT_ROLE_WG, -1));
         op.epi.gate = fused ? ctx->f1 : NULL;
-        ARMT_TRY(gemm_role(F, st, op, ARMT_ROLE_WU, -1));
+        ARMT_TRY(normed_role(F, st, op, ARMT_ROLE_WU, -1));
     }
     armt_op_unstage(F);
     if (!fused) /* (not on the last cell's rows below skip: the gate and up projections left them out) */
@@ -349,8 +398,9 @@ armt_status armt_step_layer(armt_call *F, const armt_step *st) {
     /* the last layer's cell only for the rows something reads (st->skip) */
     const int skip = st->skip > 0 && st->skip < st->T && st->l0 + st->G == F->cfg->n_layers ? st->skip : 0;
     int rope_done, kv_bf16;
-    ARMT_TRY(armt_op_rmsnorm(F, st, ARMT_ROLE_NORM_IN)); /* (possibly straight to bf16: see there) */
+    ARMT_TRY(norm_rows(F, st, ARMT_ROLE_NORM_IN)); /* (possibly straight to bf16: see there) */
     ARMT_TRY(qkv(F, st, skip, &rope_done, &kv_bf16));
+    F->norm_pend = 0;
     if (!rope_done) ARMT_TRY(armt_op_rope(F, st, skip));
     /* (generation: qkv put k and v into the KV cache itself where RoPE was in its epilogue) */
     ARMT_TRY(attention(F, st, skip, kv_bf16, st->kcache && rope_done && st->G == 1));
@@ -361,8 +411,9 @@ armt_status armt_step_layer(armt_call *F, const armt_step *st) {
     op.skip_last = (size_t)skip;
     ARMT_TRY(gemm_role(F, st, op, ARMT_ROLE_WO, -1));
 
-    ARMT_TRY(armt_op_rmsnorm(F, st, ARMT_ROLE_NORM_POST));
+    ARMT_TRY(norm_rows(F, st, ARMT_ROLE_NORM_POST));
     ARMT_TRY(mlp_in(F, st, skip));
+    F->norm_pend = 0;
     offsets_tmp(st, T, ffn, F->a_off);
     offsets_x(F, st, F->c_off);
     op = cells_op(F, T, ctx->f1, ffn, ctx->x, d, 1.0f);

@@ -32,6 +32,8 @@ typedef struct armt_call {
     cl_mem abf_buf;     /*   where: ctx->abf, or ctx->f2 after the SwiGLU epilogue */
     int abf_only;       /*   1: abf_src's own (fp32) contents are stale */
     int gemv;           /* 1: generation: GEMMs of few rows may take the GEMV kernel (armt_gemm_op.gemv) */
+    int norm_pend;      /* 1: the RMSNorm norm_role of x is left to the GEMVs that read its rows (step.c) */
+    armt_role norm_role;
 } armt_call;
 
 /* Geometry of a step (see cl/common.cl). */

@@ -42,6 +42,10 @@ cl_int armt_gemm_set_args(cl_kernel k, const armt_gemm_args *a) {
     SET(LDW, a->ldw);
     SET(TRANS_A, a->trans_a);
     SET(W_KN, a->w_kn);
+    SET(NORM_W, a->norm_w);
+    SET(NORM_OFF, a->norm_off);
+    SET(NORM_EPS, a->norm_eps);
+    SET(C2, a->c2);
     SET(LAST_ROW0, a->last_row0);
     return e;
 }

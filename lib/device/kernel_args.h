@@ -19,6 +19,10 @@ typedef struct armt_gemm_args {
     int rope_hd, rope_t, rope_pos0;
     cl_mem rowscale, out2;
     int ldw, trans_a, w_kn; /* fp32 W (armt_gemm_tf32): W's row stride, A stored k x m, W stored k x n */
+    cl_mem norm_w;          /* the GEMV: A's rows RMS-normed first, weight at norm_w + norm_off */
+    cl_ulong norm_off;
+    float norm_eps;
+    cl_mem c2; /* the GEMV: with w2 and no out, the second product (fp32) */
     int last_row0;
 } armt_gemm_args;
 /* Sets every argument of a bf16 GEMM kernel (the one place that knows their indices). */
