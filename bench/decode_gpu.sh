@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# decode_gpu.sh - issue 24's decode check on the GPU (LLaMA-3.2-1B shapes, bf16, random weights): the decode
+# kernels' tests on real tensor cores, then one document's decode after a 4,096-token prompt, this tree's
+# bundle (.gpu) alternating with a baseline bundle (.gpu-old), the new bundle's profile per kernel, the
+# GEMV's unroll depth as a build option, and a batch of 64 documents decoding together.
+#   bash bench/decode_gpu.sh            (on the GPU machine, from the project root; $OUT gets the logs)
+# Bundles: ../shared/tools/gpu-bundle.sh's layout (the new one with the test programs).
+set -u
+out=${OUT:-/tmp}
+cd "$(dirname "$0")/.."
+new=.gpu/run.sh old=.gpu-old/run.sh
+M="--preset llama-3.2-1b --precision bf16"
+echo "## tests"
+for t in check_gemv check_attention check_generate check_generate_batch check_tensor_cores check_batch; do
+    printf '%-22s ' $t; timeout 300 bash $new $t > "$out/$t.txt" 2>&1; grep -E "Checks" "$out/$t.txt" || tail -3 "$out/$t.txt"
+done
+echo "## decode, 4096-token prompt, 127 timed tokens (old / new alternating)"
+for i in 1 2; do
+    for b in $old $new; do
+        printf '%-10s ' "${b%/run.sh}"
+        bash $b armt-run $M --print-ids --random-ids 4096 --max-new 128 2>&1 | grep -E "^decode"
+    done
+done
+for u in 2 8; do
+    printf 'GV_UNROLL=%d ' $u
+    ARMT_CL_BUILD_OPTIONS="-DGV_UNROLL=$u" bash $new armt-run $M --print-ids --random-ids 4096 --max-new 128 2>&1 |
+        grep -E "^decode"
+done
+echo "## profile (new)"
+bash $new armt-run $M --random-ids 4096 --max-new 64 --profile > "$out/profile_decode.txt" 2>&1
+grep -A32 "profile:" "$out/profile_decode.txt"
+bash $old armt-run $M --random-ids 4096 --max-new 64 --profile > "$out/profile_decode_old.txt" 2>&1
+echo "## 131072-token prompt (new)"
+bash $new armt-run $M --random-ids 131072 --max-new 128 2>&1 | grep -E "^(decode|prefill)"
+echo "## batch decode, 64 documents (new)"
+bash $new clbench $M --tokens 4096 --batch 64 --decode 32 -r 1 -q 2>&1 | tail -4
