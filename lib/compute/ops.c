@@ -274,6 +274,18 @@ armt_status armt_op_mem_read_scale(armt_call *F, const armt_step *st) {
     return cell_rows(F, ARMT_K_MEM_READ_SCALE, 6, st, (size_t)st->T);
 }
 
+armt_status armt_op_dpfp_read_scale(armt_call *F, const armt_step *st) {
+    armt_err *err = F->err;
+    armt_ctx *ctx = F->ctx;
+    cl_kernel k = ctx->k[ARMT_K_DPFP_READ_SCALE];
+    const int dh = F->dm / F->H;
+    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->mq), ARMT_KA(ctx->phi), ARMT_KA(ctx->z),
+                        ARMT_KA(ctx->written), ARMT_KA(F->dm), ARMT_KA(dh), ARMT_KA(F->dkh),
+                        ARMT_KA(F->normalized), ARMT_KA(F->no_denom), ARMT_KA(st->l0)));
+    const size_t wg = (size_t)ctx->rt->tune.row_wg;
+    return armt_op_launch(F, ARMT_K_DPFP_READ_SCALE, 1, wg, 1, 1, wg);
+}
+
 armt_status armt_op_mem_read(armt_call *F, const armt_step *st) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;

@@ -70,6 +70,8 @@ armt_status armt_op_bf16_transpose(armt_call *F, cl_mem src, cl_mem dst, size_t 
 
 /* The memory kernels (memory.cl). */
 armt_status armt_op_mem_read_scale(armt_call *F, const armt_step *st);
+/* Generation's one-row steps (one cell, T = 1): armt_op_dpfp and armt_op_mem_read_scale in one launch. */
+armt_status armt_op_dpfp_read_scale(armt_call *F, const armt_step *st);
 armt_status armt_op_mem_read(armt_call *F, const armt_step *st);
 armt_status armt_op_mem_gather(armt_call *F, const armt_step *st);
 armt_status armt_op_mem_write_prep(armt_call *F, const armt_step *st);

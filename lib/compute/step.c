@@ -213,14 +213,17 @@ armt_status armt_step_read(armt_call *F, const armt_step *st) {
     offsets_tmp(st, T, (size_t)F->dm, F->c_off);
     ARMT_TRY(gemm_role(F, st, cells_op(F, T, ctx->x, (size_t)F->d, ctx->mq, (size_t)F->dm, 0.0f),
                        ARMT_ROLE_WMQ, -1));
-    ARMT_TRY(armt_op_dpfp(F, (size_t)st->G * T));
-    /* generation's one-row steps: the GEMV reads fp32 phi itself, with the row scales (no staging launch) */
+    /* generation's one-row steps: the GEMV reads fp32 phi itself, with the row scales (no staging launch);
+     * DPFP and the row scale of one row in one launch */
     const int gemv = F->gemv && T <= ARMT_GEMV_ROWS;
+    const int fused = ctx->w_mem_bf && F->dk % 8 == 0 && F->H == 1;
+    const int one_row = fused && gemv && T == 1 && st->G == 1;
+    if (!one_row) ARMT_TRY(armt_op_dpfp(F, (size_t)st->G * T));
     if (!gemv) ARMT_TRY(armt_op_stage_bf16(F, ctx->phi, (size_t)st->G * T, (size_t)F->dk));
-    if (ctx->w_mem_bf && (F->abf_src == ctx->phi || gemv) && F->dk % 8 == 0 && F->H == 1) {
+    if (fused && (F->abf_src == ctx->phi || gemv)) {
         /* fused (bf16 models on tensor cores): x += (1/den) phi W_mem in the GEMM's epilogue; the row scales
          * go into ctx->mq, whose projections dpfp has consumed (it holds at least G T d_mem floats) */
-        ARMT_TRY(armt_op_mem_read_scale(F, st));
+        ARMT_TRY(one_row ? armt_op_dpfp_read_scale(F, st) : armt_op_mem_read_scale(F, st));
         offsets_tmp(st, T, (size_t)F->dk, F->a_off);
         offsets_x(F, st, F->c_off);
         armt_status s = mem_product(F, st, T, ctx->x, ARMT_GSITE_MEM_READ, ctx->mq);

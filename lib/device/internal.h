@@ -30,6 +30,7 @@ typedef enum armt_kernel_id {
     ARMT_K_DPFP,                     /* memory.cl     DPFP feature map (nu = 3)                    */
     ARMT_K_MEM_READ,                 /* memory.cl     x += num / (phi(q).z + 1e-5)                 */
     ARMT_K_MEM_READ_SCALE,           /* memory.cl     1 / (phi(q).z + 1e-5) per row (fused read)  */
+    ARMT_K_DPFP_READ_SCALE,          /* memory.cl     DPFP + norm + row scale of one row (decode)  */
     ARMT_K_MEM_GATHER,               /* memory.cl     copy the memory-token rows of each cell      */
     ARMT_K_MEM_WRITE_PREP,           /* memory.cl     beta, gamma, den of each memory row          */
     ARMT_K_MEM_DELTA,                /* memory.cl     beta * (vnew - vprev / den)                  */

@@ -34,6 +34,7 @@ static const struct {
     [ARMT_K_DPFP] = {"armt_dpfp", ARMT_P_MEMORY},
     [ARMT_K_MEM_READ] = {"armt_mem_read", ARMT_P_MEMORY},
     [ARMT_K_MEM_READ_SCALE] = {"armt_mem_read_scale", ARMT_P_MEMORY},
+    [ARMT_K_DPFP_READ_SCALE] = {"armt_dpfp_read_scale", ARMT_P_MEMORY},
     [ARMT_K_MEM_GATHER] = {"armt_mem_gather", ARMT_P_MEMORY},
     [ARMT_K_MEM_WRITE_PREP] = {"armt_mem_write_prep", ARMT_P_MEMORY},
     [ARMT_K_MEM_DELTA] = {"armt_mem_delta", ARMT_P_MEMORY},
