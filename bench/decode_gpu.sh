@@ -9,6 +9,7 @@ set -u
 out=${OUT:-/tmp}
 cd "$(dirname "$0")/.."
 new=.gpu/run.sh old=.gpu-old/run.sh
+export ARMT_TEST_DATA=$PWD/tests/data
 M="--preset llama-3.2-1b --precision bf16"
 echo "## tests"
 for t in check_gemv check_attention check_generate check_generate_batch check_tensor_cores check_batch; do
@@ -21,16 +22,22 @@ for i in 1 2; do
         bash $b armt-run $M --print-ids --random-ids 4096 --max-new 128 2>&1 | grep -E "^decode"
     done
 done
-for u in 2 8; do
-    printf 'GV_UNROLL=%d ' $u
-    ARMT_CL_BUILD_OPTIONS="-DGV_UNROLL=$u" bash $new armt-run $M --print-ids --random-ids 4096 --max-new 128 2>&1 |
+# build-option variants of the new bundle (GV_ROWS=1 serves only one-row steps: one document's decode)
+for opt in "-DGV_UNROLL=1" "-DGV_UNROLL=4" "-DGV_ROWS=1" "-DGV_ROWS=1 -DGV_UNROLL=1" "-DGV_ROWS=1 -DGV_UNROLL=4" \
+    "-DATTN_DCHUNK=128"; do
+    printf '%-28s ' "$opt"
+    ARMT_CL_BUILD_OPTIONS="$opt" bash $new armt-run $M --print-ids --random-ids 4096 --max-new 128 2>&1 |
         grep -E "^decode"
 done
 echo "## profile (new)"
 bash $new armt-run $M --random-ids 4096 --max-new 64 --profile > "$out/profile_decode.txt" 2>&1
 grep -A32 "profile:" "$out/profile_decode.txt"
-bash $old armt-run $M --random-ids 4096 --max-new 64 --profile > "$out/profile_decode_old.txt" 2>&1
+ARMT_CL_BUILD_OPTIONS="-DGV_ROWS=1" bash $new armt-run $M --random-ids 4096 --max-new 64 --profile \
+    > "$out/profile_decode_rows1.txt" 2>&1
+grep -A8 "GEMMs by site" "$out/profile_decode_rows1.txt"
+if [ -n "${DECODE_LONG:-}" ]; then
 echo "## 131072-token prompt (new)"
 bash $new armt-run $M --random-ids 131072 --max-new 128 2>&1 | grep -E "^(decode|prefill)"
 echo "## batch decode, 64 documents (new)"
 bash $new clbench $M --tokens 4096 --batch 64 --decode 32 -r 1 -q 2>&1 | tail -4
+fi
