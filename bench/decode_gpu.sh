@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # decode_gpu.sh - issue 24's decode check on the GPU (LLaMA-3.2-1B shapes, bf16, random weights): the decode
-# kernels' tests on real tensor cores, then one document's decode after a 4,096-token prompt, this tree's
-# bundle (.gpu) alternating with a baseline bundle (.gpu-old), the new bundle's profile per kernel, the
-# GEMV's unroll depth as a build option, and a batch of 64 documents decoding together.
+# kernels' tests, the bf16-accuracy and the variant-fixture tests on real tensor cores, then one document's
+# decode after a 4,096-token prompt, this tree's bundle (.gpu) alternating with a baseline bundle (.gpu-old),
+# the new bundle's profile per kernel, the GEMV's build options, and a batch of 64 documents decoding together.
 #   bash bench/decode_gpu.sh            (on the GPU machine, from the project root; $OUT gets the logs)
 # Bundles: ../shared/tools/gpu-bundle.sh's layout (the new one with the test programs).
 set -u
@@ -12,7 +12,8 @@ new=.gpu/run.sh old=.gpu-old/run.sh
 export ARMT_TEST_DATA=$PWD/tests/data
 M="--preset llama-3.2-1b --precision bf16"
 echo "## tests"
-for t in check_gemv check_attention check_generate check_generate_batch check_tensor_cores; do
+for t in check_gemv check_attention check_generate check_generate_batch check_tensor_cores check_bf16_accuracy \
+         check_variant_fixtures; do
     printf '%-22s ' $t; timeout 300 bash $new $t > "$out/$t.txt" 2>&1; grep -E "Checks" "$out/$t.txt" || tail -3 "$out/$t.txt"
 done
 echo "## decode, 4096-token prompt, 127 timed tokens (old / new alternating)"
