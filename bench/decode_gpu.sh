@@ -8,6 +8,8 @@
 set -u
 out=${OUT:-/tmp}
 cd "$(dirname "$0")/.."
+# everything printed also goes to $OUT/decode_gpu.log as it comes (a call cut off at its limit keeps it)
+exec > >(tee "$out/decode_gpu.log") 2>&1
 new=.gpu/run.sh old=.gpu-old/run.sh
 export ARMT_TEST_DATA=$PWD/tests/data
 M="--preset llama-3.2-1b --precision bf16"
