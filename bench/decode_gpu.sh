@@ -4,7 +4,8 @@
 # decode after a 4,096-token prompt, this tree's bundle (.gpu) alternating with a baseline bundle (.gpu-old),
 # the new bundle's profile per kernel, the GEMV's build options, and a batch of 64 documents decoding together.
 #   bash bench/decode_gpu.sh            (on the GPU machine, from the project root; $OUT gets the logs)
-# Bundles: ../shared/tools/gpu-bundle.sh's layout (the new one with the test programs).
+# Bundles: ../shared/tools/gpu-bundle.sh's layout, the new one with the test programs (how both were made:
+# docs/perf/results/2026-12-06-h100-decode-4.md).
 set -u
 out=${OUT:-/tmp}
 cd "$(dirname "$0")/.."
