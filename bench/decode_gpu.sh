@@ -2,7 +2,8 @@
 # decode_gpu.sh - issue 24's decode check on the GPU (LLaMA-3.2-1B shapes, bf16, random weights): the decode
 # kernels' tests, the bf16-accuracy and the variant-fixture tests on real tensor cores, then one document's
 # decode after a 4,096-token prompt, this tree's bundle (.gpu) alternating with a baseline bundle (.gpu-old),
-# the new bundle's profile per kernel, the GEMV's build options, and a batch of 64 documents decoding together.
+# the GEMV's lanes and the decode attention's chunk forced, the new bundle's profile per kernel, and (DECODE_LONG)
+# a 131,072-token prompt and a batch of 64 documents decoding together, old and new.
 #   bash bench/decode_gpu.sh            (on the GPU machine, from the project root; $OUT gets the logs)
 # Bundles: ../shared/tools/gpu-bundle.sh's layout, the new one with the test programs (how both were made:
 # docs/perf/results/2026-12-06-h100-decode-4.md).
@@ -15,8 +16,8 @@ new=.gpu/run.sh old=.gpu-old/run.sh
 export ARMT_TEST_DATA=$PWD/tests/data
 M="--preset llama-3.2-1b --precision bf16"
 echo "## tests"
-for t in check_gemv check_attention check_generate check_generate_batch check_tensor_cores check_bf16_accuracy \
-         check_variant_fixtures; do
+for t in check_gemv check_attention check_generate check_generate_batch check_tensor_cores \
+         check_variant_fixtures ${DECODE_TESTS_MORE:-}; do
     printf '%-22s ' $t; timeout 300 bash $new $t > "$out/$t.txt" 2>&1; grep -E "Checks" "$out/$t.txt" || tail -3 "$out/$t.txt"
 done
 echo "## decode, 4096-token prompt, 127 timed tokens (old / new alternating)"
@@ -26,21 +27,30 @@ for i in 1 2; do
         bash $b armt-run $M --print-ids --random-ids 4096 --max-new 128 2>&1 | grep -E "^decode"
     done
 done
-# build-option variants of the new bundle (GV_ROWS=1 serves only one-row steps: one document's decode)
-for opt in "-DGV_UNROLL=1" "-DGV_UNROLL=4" "-DGV_ROWS=1" "-DGV_ROWS=1 -DGV_UNROLL=1" "-DATTN_DCHUNK=128"; do
+# the GEMV's lanes per column pair forced (the default picks them per weight shape), the decode attention's
+# chunk as a build option
+for lanes in 32 64 128; do
+    printf 'ARMT_GEMV_LANES=%-12s ' $lanes
+    ARMT_GEMV_LANES=$lanes bash $new armt-run $M --print-ids --random-ids 4096 --max-new 128 2>&1 | grep -E "^decode"
+done
+for opt in "-DATTN_DCHUNK=32" "-DATTN_DCHUNK=128"; do
     printf '%-28s ' "$opt"
     ARMT_CL_BUILD_OPTIONS="$opt" bash $new armt-run $M --print-ids --random-ids 4096 --max-new 128 2>&1 |
         grep -E "^decode"
 done
-echo "## profile (new)"
+echo "## profile (new, default lanes)"
 bash $new armt-run $M --random-ids 4096 --max-new 64 --profile > "$out/profile_decode.txt" 2>&1
 grep -A32 "profile:" "$out/profile_decode.txt"
-ARMT_CL_BUILD_OPTIONS="-DGV_ROWS=1" bash $new armt-run $M --random-ids 4096 --max-new 64 --profile \
-    > "$out/profile_decode_rows1.txt" 2>&1
-grep -A8 "GEMMs by site" "$out/profile_decode_rows1.txt"
+echo "## GEMM sites at 32 lanes (new)"
+ARMT_GEMV_LANES=32 bash $new armt-run $M --random-ids 4096 --max-new 64 --profile \
+    > "$out/profile_decode_lanes32.txt" 2>&1
+grep -A9 "GEMMs by site" "$out/profile_decode_lanes32.txt"
 if [ -n "${DECODE_LONG:-}" ]; then
 echo "## 131072-token prompt (new)"
 bash $new armt-run $M --random-ids 131072 --max-new 128 2>&1 | grep -E "^(decode|prefill)"
-echo "## batch decode, 64 documents (new)"
-bash $new clbench $M --tokens 4096 --batch 64 --decode 32 -r 1 -q 2>&1 | tail -4
+echo "## batch decode, 64 documents (old, new)"
+for b in $old $new; do
+    echo "${b%/run.sh}"
+    bash $b clbench $M --tokens 4096 --batch 64 --decode 32 -r 1 -q 2>&1 | tail -4
+done
 fi

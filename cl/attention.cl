@@ -318,18 +318,47 @@ armt_attention_decode(__global const float *q, __global const float *k, __global
 __kernel __attribute__((reqd_work_group_size(ATTN_HD, 1, 1))) void
 armt_attention_decode_combine(__global const float *part, __global float *out, __global ushort *outb,
                               const int nch) {
+    /* The chunks' (m, l) are read in parallel (chunk c0 + t by work-item t) and their weights kept in local
+     * memory, and each work-item's acc values are loaded eight at a time before they are summed: a loop that
+     * read m, then l and acc, chunk after chunk, was two memory latencies per chunk. The sums keep the chunk
+     * order. */
+    __local float red[ATTN_HD], cw[ATTN_HD], cl[ATTN_HD];
     const int t = get_local_id(0), h = get_group_id(0);
     __global const float *p = part + (ulong)h * nch * (ATTN_HD + 2);
     float M = -INFINITY;
-    for (int c = 0; c < nch; c++)
+    for (int c = t; c < nch; c += ATTN_HD)
         M = fmax(M, p[(ulong)c * (ATTN_HD + 2)]);
+    red[t] = M;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int w = ATTN_HD / 2; w > 0; w >>= 1) {
+        if (t < w) red[t] = fmax(red[t], red[t + w]);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    M = red[0];
     float L = 0.0f, acc = 0.0f;
-    for (int c = 0; c < nch; c++) {
-        __global const float *pc = p + (ulong)c * (ATTN_HD + 2);
-        if (pc[0] == -INFINITY) continue;
-        const float w = exp(pc[0] - M);
-        L += w * pc[1];
-        acc += w * pc[2 + t];
+    for (int c0 = 0; c0 < nch; c0 += ATTN_HD) {
+        const int nb = min(ATTN_HD, nch - c0);
+        if (t < nb) {
+            __global const float *pc = p + (ulong)(c0 + t) * (ATTN_HD + 2);
+            const float mc = pc[0];
+            cw[t] = mc == -INFINITY ? -1.0f : exp(mc - M); /* (-1: an empty chunk, skipped) */
+            cl[t] = pc[1];
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int i0 = 0; i0 < nb; i0 += 8) {
+            float a[8];
+#pragma unroll
+            for (int u = 0; u < 8; u++)
+                a[u] = i0 + u < nb ? p[(ulong)(c0 + i0 + u) * (ATTN_HD + 2) + 2 + t] : 0.0f;
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                const int i = i0 + u;
+                if (i >= nb || cw[i] < 0.0f) continue;
+                L += cw[i] * cl[i];
+                acc += cw[i] * a[u];
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
     }
     const float o = acc / L;
     const ulong at = (ulong)h * ATTN_HD + t;

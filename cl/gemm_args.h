@@ -19,6 +19,7 @@
  *   ldw, trans_a, w_kn                 fp32 W (gemm_tf32.cl): W's row stride, A stored k x m, W stored k x n
  *   norm_w, norm_off, norm_eps         the GEMV only: A's rows RMS-normed first (weight at norm_w + norm_off)
  *   C2                                 the GEMV only: with W2 and no Cb, the second product into C2 (fp32)
+ *   gv_lanes                           the GEMV only: work-items per output column pair (32, 64 or 128)
  *   last_row0                          the last entry's rows below it are not needed
  * A kernel that has no use for an argument ignores it; the host passes NULL or 0 there.
  */
@@ -58,7 +59,8 @@
     X(NORM_W, __global const float *norm_w)     \
     X(NORM_OFF, const ulong norm_off)           \
     X(NORM_EPS, const float norm_eps)           \
-    X(C2, __global float *C2)
+    X(C2, __global float *C2)                   \
+    X(GV_LANES, const int gv_lanes)
 
 #define ARMT_GEMM_LAST_ARG const int last_row0
 

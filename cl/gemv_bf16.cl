@@ -19,27 +19,25 @@
  * elements, A's offsets and lda multiples of 4 (fp32 A) or 8 (bf16 A), so that every load is 16 bytes; with
  * RoPE, n a multiple of rope_hd.
  *
- * Work: a work-group of GV_WG work-items is GV_GROUPS groups of GV_LANES; group g owns two output columns
- * (c0, c1) of every row: c0 = 2p, c1 = 2p + 1 for the p-th group of the launch, or with RoPE the pair the
- * rotation mixes, c0 = h hd + i and c1 = c0 + hd/2 (p = h hd/2 + i), so that one work-item rotates both. Its
- * lanes walk k in chunks of 8 (lane, lane + GV_LANES, ...), one 16-byte load of each weight row per chunk,
- * GV_UNROLL chunks at a time; the partial sums are added in local memory by a tree of a fixed order, so a
- * result does not depend on the launch (a one-row step is latency-bound: many lanes per column keep the
- * rounds of loads few). Global size: (ceil(n / GV_COLS) GV_WG, 1, count).
+ * Work: a work-group of GV_WG work-items is GV_WG / lanes groups of lanes work-items (gv_lanes: 32, 64 or
+ * 128, chosen per weight shape by lib/compute/gemm.c); group g owns two output columns (c0, c1) of every row:
+ * c0 = 2p, c1 = 2p + 1 for the p-th group of the launch, or with RoPE the pair the rotation mixes,
+ * c0 = h hd + i and c1 = c0 + hd/2 (p = h hd/2 + i), so that one work-item rotates both. Its lanes walk k in
+ * chunks of 8 (lane, lane + lanes, ...), one 16-byte load of each weight row per chunk, GV_UNROLL chunks at
+ * a time; the partial sums are added in local memory by a tree of a fixed order, so a result depends on the
+ * lanes but not on the launch (a one-row step is latency-bound: many lanes per column keep the rounds of
+ * loads few; k = 2048 at 128 lanes is one round). Global size: (ceil(n / (2 GV_WG / lanes)) GV_WG, 1, count).
  */
 
-#define GV_LANES  32 /* work-items per column pair (a power of two) */
-#define GV_GROUPS 4
+#define GV_WG 128 /* work-items per work-group */
 #ifndef GV_UNROLL
 #define GV_UNROLL 2 /* chunks of 8 per lane in flight (2 measured faster than 4 and 8 on an H100) */
 #endif
-#define GV_WG   (GV_LANES * GV_GROUPS)
-#define GV_COLS (2 * GV_GROUPS) /* output columns per work-group */
 #ifndef GV_ROWS
 #define GV_ROWS 4 /* most rows of an entry */
 #endif
 #define GV_VALS (GV_ROWS * 4) /* partial sums per work-item: rows x (c0, c1) x (W, W2) */
-#if ARMT_ROW_WG > GV_GROUPS * GV_VALS * GV_LANES
+#if ARMT_ROW_WG > GV_VALS * GV_WG
 #error "the GEMV's local memory is armt_row_inv_rms's scratch: ARMT_ROW_WG too large"
 #endif
 
@@ -87,15 +85,17 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
                       __global const ushort *W2, const ulong w2_shift, __global const float *rope,
                       const int rope_hd, const int rope_T, const int rope_pos0,
                       __global const float *rowscale, __global ushort *Cb2, __global const float *norm_w,
-                      const ulong norm_off, const float norm_eps, __global float *C2, const int last_row0,
-                      __local float (*red)[GV_LANES], __local float *sums) {
-    const int lid = get_local_id(0), lane = lid % GV_LANES, grp = lid / GV_LANES;
+                      const ulong norm_off, const float norm_eps, __global float *C2, const int gv_lanes,
+                      const int last_row0, __local float *red, __local float *sums) {
+    /* lanes per column pair, groups per work-group (a lanes value the host never passes counts as 32) */
+    const int lanes = gv_lanes == 64 || gv_lanes == 128 ? gv_lanes : 32, groups = GV_WG / lanes;
+    const int lid = get_local_id(0), lane = lid % lanes, grp = lid / lanes;
     const int j = get_group_id(2);
     GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
     const int dual = W2 != 0;
     const int kv = dual && (Cb2 || C2);                   /* W2 is v's weight (else up's) */
     const int rot = rope && rope_hd > 0 && (!dual || kv); /* (gate and up are not rotated) */
-    const int p = get_group_id(0) * GV_GROUPS + grp;      /* this group's column pair */
+    const int p = get_group_id(0) * groups + grp;         /* this group's column pair */
     int c0, c1;
     if (rot) {
         const int hh = rope_hd / 2;
@@ -117,7 +117,7 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
     uint4 a0[GV_UNROLL], a1[GV_UNROLL], b0[GV_UNROLL], b1[GV_UNROLL];
 #define GV_LOAD(ch0)                                                        \
     for (int u = 0; u < GV_UNROLL; u++) {                                   \
-        const int ch = (ch0) + u * GV_LANES * 8, in = ch < k;               \
+        const int ch = (ch0) + u * lanes * 8, in = ch < k;                  \
         const uint4 z = (uint4)(0u);                                        \
         a0[u] = in && ok0 ? *(__global const uint4 *)(w0 + ch) : z;         \
         a1[u] = in && ok1 ? *(__global const uint4 *)(w1 + ch) : z;         \
@@ -132,15 +132,15 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
     for (int r = 0; r < GV_ROWS; r++) {
         inv[r] = 1.0f;
         if (nw && r < m) /* (uniform over the work-group: the barriers inside are reached by all) */
-            inv[r] = armt_row_inv_rms(Af + a_off + (ulong)r * lda, k, norm_eps, &red[0][0]);
+            inv[r] = armt_row_inv_rms(Af + a_off + (ulong)r * lda, k, norm_eps, red);
     }
     float acc[GV_VALS];
     for (int v = 0; v < GV_VALS; v++)
         acc[v] = 0.0f;
-    for (int ch0 = lane * 8; ch0 < k; ch0 += GV_LANES * 8 * GV_UNROLL) {
+    for (int ch0 = lane * 8; ch0 < k; ch0 += lanes * 8 * GV_UNROLL) {
 #pragma unroll
         for (int u = 0; u < GV_UNROLL; u++) {
-            const int ch = ch0 + u * GV_LANES * 8;
+            const int ch = ch0 + u * lanes * 8;
             if (ch >= k) break;
 #pragma unroll
             for (int r = 0; r < GV_ROWS; r++) {
@@ -155,26 +155,29 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
             }
         }
 #pragma unroll
-        GV_LOAD(ch0 + GV_LANES * 8 * GV_UNROLL)
+        GV_LOAD(ch0 + lanes * 8 * GV_UNROLL)
     }
 #undef GV_LOAD
     /* the group's sums: a tree over its lanes in local memory (a fixed order; only the values the op has) */
+    /* (red[(group value) lanes + lane]: value v of group g is row g GV_VALS + v) */
     const int nv = dual ? 4 : 2;
     for (int v = 0; v < GV_VALS; v++) /* (all of them: the epilogue's reads below are then defined) */
-        red[grp * GV_VALS + v][lane] = acc[v];
+        red[(grp * GV_VALS + v) * lanes + lane] = acc[v];
     barrier(CLK_LOCAL_MEM_FENCE);
-    for (int w = GV_LANES / 2; w > 0; w >>= 1) {
+    for (int w = lanes / 2; w > 0; w >>= 1) {
         if (lane < w)
             for (int r = 0; r < GV_ROWS && r < m; r++)
-                for (int v = 0; v < nv; v++)
-                    red[grp * GV_VALS + 4 * r + v][lane] += red[grp * GV_VALS + 4 * r + v][lane + w];
+                for (int v = 0; v < nv; v++) {
+                    __local float *rv = red + (grp * GV_VALS + 4 * r + v) * lanes + lane;
+                    rv[0] += rv[w];
+                }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
-    if (lid < GV_GROUPS * GV_VALS) sums[lid] = red[lid][0];
+    if (lid < groups * GV_VALS) sums[lid] = red[lid * lanes];
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (lid >= GV_GROUPS * GV_ROWS) return;
+    if (lid >= groups * GV_ROWS) return;
     const int g = lid / GV_ROWS, r = lid % GV_ROWS;
-    const int q = get_group_id(0) * GV_GROUPS + g; /* that group's column pair */
+    const int q = get_group_id(0) * groups + g; /* that group's column pair */
     if (rot) {
         const int hh = rope_hd / 2;
         c0 = (q / hh) * rope_hd + q % hh;
@@ -227,15 +230,15 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
     }
 }
 
-#define GV_LOCALS                                     \
-    __local float red[GV_GROUPS * GV_VALS][GV_LANES]; \
-    __local float sums[GV_GROUPS * GV_VALS];
+#define GV_LOCALS                       \
+    __local float red[GV_VALS * GV_WG]; \
+    __local float sums[GV_VALS * GV_WG / 32];
 
 __kernel __attribute__((reqd_work_group_size(GV_WG, 1, 1))) void armt_gemv_bf16(ARMT_GEMM_PARAMS(float)) {
     GV_LOCALS
     armt_gemv(m, n, k, A, 0, lda, W, C, ldc, beta, offs, a_base, a_stride, w_base, w_stride, c_base, c_stride,
               Gt, Cb, W2, w2_shift, rope, rope_hd, rope_T, rope_pos0, rowscale, Cb2, norm_w, norm_off,
-              norm_eps, C2, last_row0, red, sums);
+              norm_eps, C2, gv_lanes, last_row0, red, sums);
 }
 
 __kernel __attribute__((reqd_work_group_size(GV_WG, 1, 1))) void
@@ -243,5 +246,5 @@ armt_gemv_bf16bf16(ARMT_GEMM_PARAMS(ushort)) {
     GV_LOCALS
     armt_gemv(m, n, k, 0, A, lda, W, C, ldc, beta, offs, a_base, a_stride, w_base, w_stride, c_base, c_stride,
               Gt, Cb, W2, w2_shift, rope, rope_hd, rope_T, rope_pos0, rowscale, Cb2, norm_w, norm_off,
-              norm_eps, C2, last_row0, red, sums);
+              norm_eps, C2, gv_lanes, last_row0, red, sums);
 }

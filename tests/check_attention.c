@@ -66,6 +66,8 @@ static const acase cases[] = {
     /* decode over chunks of ARMT_ATTN_DCHUNK keys (eleven of 64), the first ones with no key the row sees (a
      * 300-row window holding 10, none visible to a text row this far on) */
     {64, 4, 2, 1, 1, 700, 600, 8, 2, 1, 0, -1, 0, 300, 10, 0, 1, 0},
+    /* decode with more chunks (21) than the combine's work-items (head dim 16): two blocks of chunks */
+    {16, 2, 1, 1, 1, 1400, 1300, 0, 4, 1, 0, -1, 0, 0, 0, 0, 0, 0},
 };
 
 /* The last key row r of cell g sees (the kernels' armt_attention_limit, written again here). */

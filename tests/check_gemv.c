@@ -187,6 +187,8 @@ static void run_case(armt_ctx *ctx, enum mode md, int a_bf16, int m, int n, int 
     ck_assert_ptr_null(armt_gemm_plan_make(&env, &op, &plan));
     ck_assert_msg(plan.gemv && plan.kernel == (a_bf16 ? ARMT_K_GEMV_BF16BF16 : ARMT_K_GEMV_BF16),
                   "%s: not the GEMV", mode_name[md]);
+    ck_assert_int_eq(plan.gv_lanes, ctx->rt->tune.gemv_lanes); /* (the lanes the test forces) */
+    ck_assert_int_eq((int)plan.tile[0], 2 * 128 / plan.gv_lanes);
     armt_err err;
     armt_err_init(&err);
     armt_status st = armt_gemm(ctx, &op, &err);
@@ -208,8 +210,8 @@ static void run_case(armt_ctx *ctx, enum mode md, int a_bf16, int m, int n, int 
                 /* fp32 C: the product where it is written, else as it was (NaN stays NaN) */
                 if (!bout && in)
                     ck_assert_msg(fabs(c[o] - ref[o]) <= 1e-5 * scale,
-                                  "%s a_bf16 %d m %d: C[%d][%d][%d] %g, want %g", mode_name[md], a_bf16, m, j,
-                                  r, col, c[o], ref[o]);
+                                  "%s a_bf16 %d m %d k %d lanes %d: C[%d][%d][%d] %g, want %g", mode_name[md],
+                                  a_bf16, m, k, plan.gv_lanes, j, r, col, c[o], ref[o]);
                 else
                     ck_assert_msg(memcmp(&c[o], &c0[o], 4) == 0, "%s: C[%d][%d][%d] changed", mode_name[md],
                                   j, r, col);
@@ -260,11 +262,17 @@ START_TEST(test_gemv_modes) {
     armt_model *m;
     armt_ctx *ctx = tiny_ctx(&rt, &m);
     const enum mode md = (enum mode)_i;
-    for (int a_bf16 = 0; a_bf16 < 2; a_bf16++) {
-        /* n: whole RoPE heads, else odd (a last work-group with one column of a pair); k: 5 chunks of a lane */
-        const int n = md == ROPE || md == ROPE_KV || md == ROPE_KV32 ? 5 * HD : 37, k = 296;
-        run_case(ctx, md, a_bf16, 1, n, k, 0, 11 + (uint64_t)_i);
-        run_case(ctx, md, a_bf16, 3, n, k, 1, 23 + (uint64_t)_i);
+    /* every lanes value (32, 64, 128 work-items per column pair): n whole RoPE heads, else odd (a last
+     * work-group with one column of a pair); k 296: 37 chunks of 8 (two rounds of a lane at 32 lanes, part of
+     * one at 128), 2056: 257 (a last round of one chunk at 128 lanes) */
+    for (int lanes = 32; lanes <= 128; lanes *= 2) {
+        ctx->rt->tune.gemv_lanes = lanes;
+        for (int a_bf16 = 0; a_bf16 < 2; a_bf16++) {
+            const int n = md == ROPE || md == ROPE_KV || md == ROPE_KV32 ? 5 * HD : 37;
+            run_case(ctx, md, a_bf16, 1, n, 296, 0, 11 + (uint64_t)_i);
+            run_case(ctx, md, a_bf16, 3, n, 296, 1, 23 + (uint64_t)_i);
+            if (lanes == 128) run_case(ctx, md, a_bf16, 1, n, 2056, 0, 31 + (uint64_t)_i);
+        }
     }
     armt_ctx_free(ctx);
     armt_model_free(m);
@@ -282,120 +290,125 @@ START_TEST(test_gemv_norm) {
     armt_model *mdl;
     armt_ctx *ctx = tiny_ctx(&rt, &mdl);
     const int k = _i ? 1096 : 296, n = 40, goff = 8;
-    for (int m = 1; m <= 3; m += 2) {
-        uint64_t seed = 77 + (uint64_t)m + (uint64_t)_i;
-        const size_t nx = (size_t)m * k, nwt = (size_t)n * k, nc = (size_t)m * n;
-        float *x = malloc(nx * 4), *g = malloc((size_t)(goff + k) * 4), *c1 = malloc(nc * 4),
-              *c2 = malloc(nc * 4);
-        uint16_t *w = malloc(nwt * 2), *yb = malloc(nx * 2);
-        ck_assert(x && g && c1 && c2 && w && yb);
-        for (size_t i = 0; i < nx; i++)
-            x[i] = 3.0f * urand(&seed) + (i % 7 == 0 ? 10.0f : 0.0f);
-        for (int i = 0; i < goff + k; i++)
-            g[i] = 0.5f + urand(&seed);
-        for (size_t i = 0; i < nwt; i++)
-            w[i] = bf_bits(urand(&seed));
-        for (size_t i = 0; i < nc; i++)
-            c1[i] = c2[i] = NAN;
-        for (size_t i = 0; i < nx; i++)
-            yb[i] = 0x7fc0;
-        cl_mem bx = buffer(ctx, nx * 4, x), by = buffer(ctx, nx * 4, x),
-               bg = buffer(ctx, (size_t)(goff + k) * 4, g), bw = buffer(ctx, nwt * 2, w),
-               byb = buffer(ctx, nx * 2, yb), bc1 = buffer(ctx, nc * 4, c1), bc2 = buffer(ctx, nc * 4, c2);
-        /* armt_rmsnorm over one cell of m rows: layer 0, slot 0, weight at goff */
-        cl_kernel kn = ctx->k[ARMT_K_RMSNORM];
-        const cl_ulong wo = (cl_ulong)goff;
-        const float eps = 1e-5f;
-        const int zero = 0, one = 1, none = -1;
-        int e = 0;
-        e |= clSetKernelArg(kn, 0, sizeof bx, &bx);
-        e |= clSetKernelArg(kn, 1, sizeof by, &by);
-        e |= clSetKernelArg(kn, 2, sizeof bg, &bg);
-        e |= clSetKernelArg(kn, 3, sizeof wo, &wo);
-        e |= clSetKernelArg(kn, 4, sizeof k, &k);
-        e |= clSetKernelArg(kn, 5, sizeof eps, &eps);
-        e |= clSetKernelArg(kn, 6, sizeof zero, &zero);  /* l0 */
-        e |= clSetKernelArg(kn, 7, sizeof zero, &zero);  /* s0 */
-        e |= clSetKernelArg(kn, 8, sizeof one, &one);    /* cap */
-        e |= clSetKernelArg(kn, 9, sizeof m, &m);        /* T */
-        e |= clSetKernelArg(kn, 10, sizeof none, &none); /* s_short */
-        e |= clSetKernelArg(kn, 11, sizeof zero, &zero); /* T_short */
-        e |= clSetKernelArg(kn, 12, sizeof byb, &byb);
-        ck_assert_int_eq(e, CL_SUCCESS);
-        const size_t wg = (size_t)ctx->rt->tune.row_wg, gws[3] = {wg, (size_t)m, 1}, lws[3] = {wg, 1, 1};
-        ck_assert_int_eq(clEnqueueNDRangeKernel(ctx->queue, kn, 3, NULL, gws, lws, 0, NULL, NULL),
-                         CL_SUCCESS);
-        const size_t off0[1] = {0};
-        armt_gemm_op op = {.m = (size_t)m,
-                           .n = (size_t)n,
-                           .k = (size_t)k,
-                           .count = 1,
-                           .a = bx,
-                           .lda = (size_t)k,
-                           .a_off = off0,
-                           .a_bf16 = byb,
-                           .a_bf16_only = 1,
-                           .w = bw,
-                           .ldw = (size_t)k,
-                           .w_off = off0,
-                           .w_bf16 = 1,
-                           .c = bc1,
-                           .ldc = (size_t)n,
-                           .c_off = off0,
-                           .site = -1,
-                           .gemv = 1};
-        armt_err err;
-        armt_err_init(&err);
-        ck_assert_msg(armt_gemm(ctx, &op, &err) == ARMT_OK, "%s", armt_err_msg(&err));
-        op.a_bf16 = NULL; /* the same product, the norm in the GEMV */
-        op.a_bf16_only = 0;
-        op.c = bc2;
-        op.epi.norm_w = bg;
-        op.epi.norm_off = (size_t)goff;
-        op.epi.norm_eps = eps;
-        armt_gemm_env env = armt_gemm_env_of(ctx);
-        armt_gemm_plan plan;
-        ck_assert_ptr_null(armt_gemm_plan_make(&env, &op, &plan));
-        ck_assert(plan.gemv && plan.kernel == ARMT_K_GEMV_BF16);
-        ck_assert_msg(armt_gemm(ctx, &op, &err) == ARMT_OK, "%s", armt_err_msg(&err));
-        armt_err_free(&err);
-        ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, bc1, CL_TRUE, 0, nc * 4, c1, 0, NULL, NULL),
-                         CL_SUCCESS);
-        ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, bc2, CL_TRUE, 0, nc * 4, c2, 0, NULL, NULL),
-                         CL_SUCCESS);
-        ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, byb, CL_TRUE, 0, nx * 2, yb, 0, NULL, NULL),
-                         CL_SUCCESS);
-        double scale = 0;
-        for (int r = 0; r < m; r++) {
-            double ss = 0;
-            for (int i = 0; i < k; i++)
-                ss += (double)x[(size_t)r * k + i] * x[(size_t)r * k + i];
-            const double inv = 1.0 / sqrt(ss / k + eps);
-            for (int col = 0; col < n; col++) {
-                double p = 0;
-                for (int i = 0; i < k; i++) {
-                    const size_t a = (size_t)r * k + i;
-                    /* the norm's bf16 output within its rounding of the exact value */
-                    if (col == 0)
-                        ck_assert_msg(fabs(from_bits(yb[a]) - x[a] * inv * g[goff + i]) <=
-                                          4e-3 * fabs(x[a] * inv * g[goff + i]) + 1e-30,
-                                      "norm[%d][%d] %g", r, i, from_bits(yb[a]));
-                    p += (double)from_bits(yb[a]) * from_bits(w[(size_t)col * k + i]);
+    for (int m = 1; m <= 3; m += 2)
+        for (int lanes = 32; lanes <= 128; lanes *= 2) {
+            ctx->rt->tune.gemv_lanes = lanes;
+            uint64_t seed = 77 + (uint64_t)m + (uint64_t)_i;
+            const size_t nx = (size_t)m * k, nwt = (size_t)n * k, nc = (size_t)m * n;
+            float *x = malloc(nx * 4), *g = malloc((size_t)(goff + k) * 4), *c1 = malloc(nc * 4),
+                  *c2 = malloc(nc * 4);
+            uint16_t *w = malloc(nwt * 2), *yb = malloc(nx * 2);
+            ck_assert(x && g && c1 && c2 && w && yb);
+            for (size_t i = 0; i < nx; i++)
+                x[i] = 3.0f * urand(&seed) + (i % 7 == 0 ? 10.0f : 0.0f);
+            for (int i = 0; i < goff + k; i++)
+                g[i] = 0.5f + urand(&seed);
+            for (size_t i = 0; i < nwt; i++)
+                w[i] = bf_bits(urand(&seed));
+            for (size_t i = 0; i < nc; i++)
+                c1[i] = c2[i] = NAN;
+            for (size_t i = 0; i < nx; i++)
+                yb[i] = 0x7fc0;
+            cl_mem bx = buffer(ctx, nx * 4, x), by = buffer(ctx, nx * 4, x),
+                   bg = buffer(ctx, (size_t)(goff + k) * 4, g), bw = buffer(ctx, nwt * 2, w),
+                   byb = buffer(ctx, nx * 2, yb), bc1 = buffer(ctx, nc * 4, c1),
+                   bc2 = buffer(ctx, nc * 4, c2);
+            /* armt_rmsnorm over one cell of m rows: layer 0, slot 0, weight at goff */
+            cl_kernel kn = ctx->k[ARMT_K_RMSNORM];
+            const cl_ulong wo = (cl_ulong)goff;
+            const float eps = 1e-5f;
+            const int zero = 0, one = 1, none = -1;
+            int e = 0;
+            e |= clSetKernelArg(kn, 0, sizeof bx, &bx);
+            e |= clSetKernelArg(kn, 1, sizeof by, &by);
+            e |= clSetKernelArg(kn, 2, sizeof bg, &bg);
+            e |= clSetKernelArg(kn, 3, sizeof wo, &wo);
+            e |= clSetKernelArg(kn, 4, sizeof k, &k);
+            e |= clSetKernelArg(kn, 5, sizeof eps, &eps);
+            e |= clSetKernelArg(kn, 6, sizeof zero, &zero);  /* l0 */
+            e |= clSetKernelArg(kn, 7, sizeof zero, &zero);  /* s0 */
+            e |= clSetKernelArg(kn, 8, sizeof one, &one);    /* cap */
+            e |= clSetKernelArg(kn, 9, sizeof m, &m);        /* T */
+            e |= clSetKernelArg(kn, 10, sizeof none, &none); /* s_short */
+            e |= clSetKernelArg(kn, 11, sizeof zero, &zero); /* T_short */
+            e |= clSetKernelArg(kn, 12, sizeof byb, &byb);
+            ck_assert_int_eq(e, CL_SUCCESS);
+            const size_t wg = (size_t)ctx->rt->tune.row_wg, gws[3] = {wg, (size_t)m, 1}, lws[3] = {wg, 1, 1};
+            ck_assert_int_eq(clEnqueueNDRangeKernel(ctx->queue, kn, 3, NULL, gws, lws, 0, NULL, NULL),
+                             CL_SUCCESS);
+            const size_t off0[1] = {0};
+            armt_gemm_op op = {.m = (size_t)m,
+                               .n = (size_t)n,
+                               .k = (size_t)k,
+                               .count = 1,
+                               .a = bx,
+                               .lda = (size_t)k,
+                               .a_off = off0,
+                               .a_bf16 = byb,
+                               .a_bf16_only = 1,
+                               .w = bw,
+                               .ldw = (size_t)k,
+                               .w_off = off0,
+                               .w_bf16 = 1,
+                               .c = bc1,
+                               .ldc = (size_t)n,
+                               .c_off = off0,
+                               .site = -1,
+                               .gemv = 1};
+            armt_err err;
+            armt_err_init(&err);
+            ck_assert_msg(armt_gemm(ctx, &op, &err) == ARMT_OK, "%s", armt_err_msg(&err));
+            op.a_bf16 = NULL; /* the same product, the norm in the GEMV */
+            op.a_bf16_only = 0;
+            op.c = bc2;
+            op.epi.norm_w = bg;
+            op.epi.norm_off = (size_t)goff;
+            op.epi.norm_eps = eps;
+            armt_gemm_env env = armt_gemm_env_of(ctx);
+            armt_gemm_plan plan;
+            ck_assert_ptr_null(armt_gemm_plan_make(&env, &op, &plan));
+            ck_assert(plan.gemv && plan.kernel == ARMT_K_GEMV_BF16);
+            ck_assert_msg(armt_gemm(ctx, &op, &err) == ARMT_OK, "%s", armt_err_msg(&err));
+            armt_err_free(&err);
+            ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, bc1, CL_TRUE, 0, nc * 4, c1, 0, NULL, NULL),
+                             CL_SUCCESS);
+            ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, bc2, CL_TRUE, 0, nc * 4, c2, 0, NULL, NULL),
+                             CL_SUCCESS);
+            ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, byb, CL_TRUE, 0, nx * 2, yb, 0, NULL, NULL),
+                             CL_SUCCESS);
+            double scale = 0;
+            for (int r = 0; r < m; r++) {
+                double ss = 0;
+                for (int i = 0; i < k; i++)
+                    ss += (double)x[(size_t)r * k + i] * x[(size_t)r * k + i];
+                const double inv = 1.0 / sqrt(ss / k + eps);
+                for (int col = 0; col < n; col++) {
+                    double p = 0;
+                    for (int i = 0; i < k; i++) {
+                        const size_t a = (size_t)r * k + i;
+                        /* the norm's bf16 output within its rounding of the exact value */
+                        if (col == 0)
+                            ck_assert_msg(fabs(from_bits(yb[a]) - x[a] * inv * g[goff + i]) <=
+                                              4e-3 * fabs(x[a] * inv * g[goff + i]) + 1e-30,
+                                          "norm[%d][%d] %g", r, i, from_bits(yb[a]));
+                        p += (double)from_bits(yb[a]) * from_bits(w[(size_t)col * k + i]);
+                    }
+                    scale = fmax(scale, fabs(p));
+                    const size_t o = (size_t)r * n + col;
+                    ck_assert_msg(fabs(c1[o] - p) <= 1e-5 * fmax(scale, 1.0), "m %d: C[%d][%d] %g, want %g",
+                                  m, r, col, c1[o], p);
+                    ck_assert_msg(
+                        memcmp(&c1[o], &c2[o], 4) == 0,
+                        "k %d m %d lanes %d: C[%d][%d] with the norm in the GEMV %.9g, after armt_rmsnorm "
+                        "%.9g",
+                        k, m, lanes, r, col, c2[o], c1[o]);
                 }
-                scale = fmax(scale, fabs(p));
-                const size_t o = (size_t)r * n + col;
-                ck_assert_msg(fabs(c1[o] - p) <= 1e-5 * fmax(scale, 1.0), "m %d: C[%d][%d] %g, want %g", m, r,
-                              col, c1[o], p);
-                ck_assert_msg(memcmp(&c1[o], &c2[o], 4) == 0,
-                              "k %d m %d: C[%d][%d] with the norm in the GEMV %.9g, after armt_rmsnorm %.9g",
-                              k, m, r, col, c2[o], c1[o]);
             }
+            cl_mem all[] = {bx, by, bg, bw, byb, bc1, bc2};
+            for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+                clReleaseMemObject(all[i]);
+            free(x), free(g), free(c1), free(c2), free(w), free(yb);
         }
-        cl_mem all[] = {bx, by, bg, bw, byb, bc1, bc2};
-        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-            clReleaseMemObject(all[i]);
-        free(x), free(g), free(c1), free(c2), free(w), free(yb);
-    }
     armt_ctx_free(ctx);
     armt_model_free(mdl);
     armt_runtime_free(rt);
@@ -447,6 +460,30 @@ START_TEST(test_gemv_routing) {
     ck_assert_ptr_nonnull(armt_gemm_plan_make(&env, &op, &plan));
     op.m = 1;
     op.epi.norm_w = NULL;
+    /* the lanes: one round of loads (16 elements a lane) over k, 32 to 128, unless the launch has 16 or
+     * more work-groups at 32 lanes per compute unit; or what the tuning forces */
+    const size_t lanes_k[][3] = {{64, 64, 32},
+                                 {2048, 2048, 128},
+                                 {8192, 2048, 128},
+                                 {1024, 512, 64},
+                                 {2048, 128 * 16 * 8 - 8, 128},
+                                 {2048, 128 * 16 * 8, 32},
+                                 {2048, 128256, 32}};
+    for (size_t i = 0; i < sizeof lanes_k / sizeof lanes_k[0]; i++) {
+        op.k = op.lda = op.ldw = lanes_k[i][0];
+        op.n = op.ldc = lanes_k[i][1];
+        env.compute_units = 128; /* (16 x 128 = 2048 work-groups) */
+        ck_assert_ptr_null(armt_gemm_plan_make(&env, &op, &plan));
+        ck_assert_msg(plan.gemv && plan.gv_lanes == (int)lanes_k[i][2], "k %zu n %zu: %d lanes", op.k, op.n,
+                      plan.gv_lanes);
+        ck_assert_int_eq((int)plan.tile[0], 2 * 128 / plan.gv_lanes);
+    }
+    t.gemv_lanes = 64;
+    ck_assert_ptr_null(armt_gemm_plan_make(&env, &op, &plan));
+    ck_assert_int_eq(plan.gv_lanes, 64);
+    t.gemv_lanes = 0;
+    op.k = op.lda = op.ldw = 64;
+    op.n = op.ldc = 64;
     op.w_bf16 = 0; /* fp32 weights: CLBlast */
     ck_assert_ptr_null(armt_gemm_plan_make(&env, &op, &plan));
     ck_assert(plan.clblast);

@@ -109,6 +109,14 @@ START_TEST(test_select_by_env) {
     ck_assert_int_eq(armt_runtime_create(NULL, &rt), ARMT_STATUS_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(armt_last_error(), "ARMT_TENSOR_CORES"));
     unsetenv("ARMT_TENSOR_CORES");
+    setenv("ARMT_GEMV_LANES", "96", 1);
+    ck_assert_int_eq(armt_runtime_create(NULL, &rt), ARMT_STATUS_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(armt_last_error(), "ARMT_GEMV_LANES"));
+    setenv("ARMT_GEMV_LANES", "128", 1);
+    ck_assert_msg(armt_runtime_create(NULL, &rt) == ARMT_OK, "%s", armt_last_error());
+    ck_assert_int_eq(rt->tune.gemv_lanes, 128);
+    armt_runtime_free(rt);
+    unsetenv("ARMT_GEMV_LANES");
 }
 END_TEST
 
@@ -231,7 +239,7 @@ START_TEST(test_tune_options) {
     armt_device_tuning t;
     armt_err err;
     armt_err_init(&err);
-    armt_tune_options o = {ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO};
+    armt_tune_options o = {ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0};
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
     ck_assert(t.nv_mma && t.mma_wgmma && !t.mma_emulate && t.attn_mma);
     ck_assert_int_eq(t.mma_bn, 256);
@@ -271,7 +279,7 @@ START_TEST(test_tune_options) {
     armt_attention_tuning at;
     armt_tune_attention(&t, 64, 1, &at);
     ck_assert(at.mma && at.warps == 4 && at.rtiles == 1);
-    o = (armt_tune_options){ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO};
+    o = (armt_tune_options){ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0};
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
     armt_tune_attention(&t, 64, 1, &at);
     ck_assert(at.mma && at.warps == 4 && at.rtiles == 2 && at.bk == 16);
@@ -281,6 +289,14 @@ START_TEST(test_tune_options) {
     ck_assert(!at.mma);
     armt_tune_attention(&t, 72, 1, &at); /* not a multiple of 16 */
     ck_assert(!at.mma);
+    /* the GEMV's lanes: by shape (0) unless forced to 32, 64 or 128 */
+    ck_assert_int_eq(t.gemv_lanes, 0);
+    o.gemv_lanes = 64;
+    ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
+    ck_assert_int_eq(t.gemv_lanes, 64);
+    o.gemv_lanes = 48;
+    ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_STATUS_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(armt_err_msg(&err), "48"));
     armt_err_free(&err);
 }
 END_TEST

@@ -37,6 +37,20 @@ static int few_workgroups(const armt_gemm_env *env, size_t wgs) {
     return 2 * wgs <= (size_t)env->compute_units;
 }
 
+/* The GEMV's lanes per output column pair (cl/gemv_bf16.cl): a function of the weight's shape and the device
+ * only, so that one weight gives the same bits in every launch (one document or a batch). A launch of many
+ * work-groups at 32 lanes (16 or more per compute unit: the lm_head) keeps 32; the others take as many lanes
+ * (up to 128) as make one round of loads cover k (GV_UNROLL = 2 chunks of 8 per lane): a one-row product
+ * there is a few rounds of memory latency, not the weights' bandwidth. The tuning may force one value. */
+static int gemv_lanes(const armt_gemm_env *env, size_t n, size_t k) {
+    if (env->tune->gemv_lanes) return env->tune->gemv_lanes;
+    if ((n + 7) / 8 >= 16 * (size_t)env->compute_units) return 32;
+    int lanes = 32;
+    while (lanes < 128 && (size_t)lanes * 16 < k)
+        lanes *= 2;
+    return lanes;
+}
+
 static int all_multiple(const size_t *off, size_t count, size_t q) {
     for (size_t j = 0; j < count; j++)
         if (off[j] % q) return 0;
@@ -85,9 +99,10 @@ const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op
             plan->kernel = ab ? ARMT_K_GEMV_BF16BF16 : ARMT_K_GEMV_BF16;
             plan->a_bf16 = ab;
             plan->gemv = 1;
+            plan->gv_lanes = gemv_lanes(env, op->n, op->k);
             plan->lws[0] = 128; /* GV_WG */
             plan->lws[1] = 1;
-            plan->tile[0] = 8; /* GV_COLS: output columns per work-group */
+            plan->tile[0] = (size_t)(2 * 128 / plan->gv_lanes); /* output columns per work-group */
             plan->tile[1] = ARMT_GEMV_ROWS;
             return NULL;
         }
@@ -252,6 +267,7 @@ static armt_status gemm_kernels(armt_ctx *ctx, const armt_gemm_op *op, const arm
         a.norm_off = e->norm_off;
         a.norm_eps = e->norm_eps;
         a.c2 = e->c2;
+        a.gv_lanes = plan->gv_lanes;
     }
     const size_t *ao = op->a_off, *wo = op->w_off, *co = op->c_off;
     size_t j = 0;

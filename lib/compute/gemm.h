@@ -75,6 +75,7 @@ typedef struct armt_gemm_plan {
     int narrow;       /* ... on the narrow tiles */
     int gemv;         /* the GEMV kernel (every epilogue argument is passed) */
     int a_bf16;       /* it reads A from op->a_bf16 */
+    int gv_lanes;     /* the GEMV: work-items per output column pair (32, 64 or 128) */
     size_t lws[2];    /* work-group size */
     size_t tile[2];   /* output columns and rows per work-group */
 } armt_gemm_plan;

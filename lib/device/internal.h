@@ -118,12 +118,15 @@ typedef struct armt_device_tuning {
     int am_warps_large, am_rt_large; /* and for larger heads                                             */
     int tf32;                        /* 1: fp32 weights' GEMMs on tensor cores, 3xTF32 (gemm_tf32.cl)     */
     int tf_bm, tf_bn, tf_bk, tf_warps_m, tf_warps_n, tf_stages, tf_threads; /* its tiles                 */
+    int gemv_lanes; /* the GEMV's work-items per column pair: 32, 64 or 128; 0: by the weight's shape
+                       (lib/compute/gemm.c) */
 } armt_device_tuning;
 
 /* What the user chose (armt_runtime_params, environment), as tune.c reads it. */
 typedef struct armt_tune_options {
     armt_tensor_cores tensor_cores, wgmma, attention;
     armt_fp32_gemm fp32_gemm;
+    int gemv_lanes; /* $ARMT_GEMV_LANES: 0 (auto), 32, 64 or 128 */
 } armt_tune_options;
 
 /* One model's attention build (armt_tune_attention). */

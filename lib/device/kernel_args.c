@@ -46,6 +46,7 @@ cl_int armt_gemm_set_args(cl_kernel k, const armt_gemm_args *a) {
     SET(NORM_OFF, a->norm_off);
     SET(NORM_EPS, a->norm_eps);
     SET(C2, a->c2);
+    SET(GV_LANES, a->gv_lanes);
     SET(LAST_ROW0, a->last_row0);
     return e;
 }

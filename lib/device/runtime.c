@@ -257,6 +257,18 @@ static armt_status env_fp32_gemm(armt_fp32_gemm *v, armt_err *err) {
                         "$ARMT_FP32_GEMM is \"%s\": want auto, clblast or tf32x3", s);
 }
 
+/* The GEMV's lanes per column pair from $ARMT_GEMV_LANES (auto, 32, 64, 128): a measurement knob. */
+static armt_status env_gemv_lanes(int *v, armt_err *err) {
+    const char *s = nonempty(getenv("ARMT_GEMV_LANES"));
+    if (!s || strcmp(s, "auto") == 0) return ARMT_OK;
+    if (strcmp(s, "32") == 0 || strcmp(s, "64") == 0 || strcmp(s, "128") == 0) {
+        *v = atoi(s);
+        return ARMT_OK;
+    }
+    return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT,
+                        "$ARMT_GEMV_LANES is \"%s\": want auto, 32, 64 or 128", s);
+}
+
 void armt_runtime_free(armt_runtime *rt) {
     if (!rt) return;
     for (int i = 0; i < ARMT_P_COUNT; i++)
@@ -328,10 +340,11 @@ armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime 
         goto fail;
     }
     {
-        armt_tune_options to = {p.tensor_cores, p.wgmma, p.attention, p.fp32_gemm};
+        armt_tune_options to = {p.tensor_cores, p.wgmma, p.attention, p.fp32_gemm, 0};
         ARMT_TRY_GOTO(env_switch("ARMT_TENSOR_CORES", &to.tensor_cores, err), fail);
         ARMT_TRY_GOTO(env_switch("ARMT_WGMMA", &to.wgmma, err), fail);
         ARMT_TRY_GOTO(env_fp32_gemm(&to.fp32_gemm, err), fail);
+        ARMT_TRY_GOTO(env_gemv_lanes(&to.gemv_lanes, err), fail);
         ARMT_TRY_GOTO(armt_tune_device(&rt->info, &to, &rt->tune, err), fail);
         ARMT_TRY_GOTO(armt_clblast_tune(rt, &rt->clblast_tuned, err), fail);
         char opts[256];

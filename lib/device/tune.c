@@ -153,6 +153,11 @@ armt_status armt_tune_device(const armt_device_info *info, const armt_tune_optio
     tune->am_rt_small = info->is_gpu ? 2 : 1;
     tune->am_warps_large = info->is_gpu ? 8 : 4;
     tune->am_rt_large = 1;
+    /* the GEMV's lanes: by the weight's shape unless forced (a measurement knob) */
+    if (opt->gemv_lanes != 0 && opt->gemv_lanes != 32 && opt->gemv_lanes != 64 && opt->gemv_lanes != 128)
+        return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "GEMV lanes: %d is not 32, 64 or 128",
+                            opt->gemv_lanes);
+    tune->gemv_lanes = opt->gemv_lanes;
     return ARMT_OK;
 }
 
