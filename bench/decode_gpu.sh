@@ -53,4 +53,13 @@ for b in $old $new; do
     echo "${b%/run.sh}"
     bash $b clbench $M --tokens 4096 --batch 64 --decode 32 -r 1 -q 2>&1 | tail -4
 done
+echo "## batch decode profile, 64 documents of 4096 random ids (new)"
+ids=""
+for i in $(seq 0 63); do
+    shuf -i 0-128255 -n 4096 -r --random-source=<(yes $i) > "$out/ids$i.txt"; ids="$ids --prompt-ids $out/ids$i.txt"
+done
+# shellcheck disable=SC2086
+bash $new armt-run $M $ids --max-new 16 --profile > "$out/profile_batch_decode.txt" 2>&1
+grep -E "^(decode|profile)|^  " "$out/profile_batch_decode.txt" | head -60
+rm -f "$out"/ids*.txt
 fi

@@ -482,7 +482,8 @@ typedef struct armt_stats {
 ARMT_API ARMT_NODISCARD armt_status armt_ctx_stats(const armt_ctx *ctx, armt_stats *out);
 
 /* Device time per kernel of the last profiled forward (a context that profiles: armt_ctx_params.profile,
- * or the runtime's default), or after armt_generate of its decode (the new tokens after the first): fills up
+ * or the runtime's default), or after armt_generate of its decode (the new tokens after the first), or
+ * after armt_generate_batch on the runner of its new-token rounds (every document's tokens): fills up
  * to cap (name, seconds) pairs (names are static strings: kernel names, and "clblast_sgemm" for CLBlast's
  * GEMMs); returns how many categories have time. */
 ARMT_API size_t armt_ctx_profile(const armt_ctx *ctx, const char **names, double *seconds, size_t cap);
@@ -690,7 +691,8 @@ typedef struct armt_generate_doc {
  * earlier segments, progress (steps of the prompts' schedule, then one per new-token round) and
  * progress_user_data; its other fields are not used. Everything is checked before any state changes (a bad
  * document fails the call with its index in the message); a failure later (device error, cancel) puts every
- * document's state back as before the call. Errors are recorded on runner. */
+ * document's state back as before the call. Errors are recorded on runner. A profiling runner's profile is
+ * then that of the new-token rounds after the prompts (armt_ctx_profile). */
 ARMT_API ARMT_NODISCARD armt_status armt_generate_batch(armt_ctx *runner, armt_generate_doc *docs,
                                                         size_t n_docs, const armt_generate_params *params);
 

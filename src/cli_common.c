@@ -171,7 +171,7 @@ int cli_no_operands(int argc, char **argv) {
     return -1;
 }
 
-void cli_print_profile(const armt_ctx *ctx, const char *what, double per) {
+void cli_print_profile(const armt_ctx *ctx, const char *what, double per, const char *unit) {
     enum { CAP = 64 };
     const char *names[CAP];
     double sec[CAP], flop[CAP], total = 0.0;
@@ -183,11 +183,14 @@ void cli_print_profile(const armt_ctx *ctx, const char *what, double per) {
         fprintf(stderr, "profile:  %s: no device time recorded\n", what);
         return;
     }
-    fprintf(stderr, "profile:  %s: device time per kernel, %.4f s in all%s\n", what, total,
-            per > 0 ? " (ms/token: per new token)" : "");
+    if (per > 0)
+        fprintf(stderr, "profile:  %s: device time per kernel, %.4f s in all (ms/%s: per %s)\n", what, total,
+                unit, strcmp(unit, "token") == 0 ? "new token" : unit);
+    else
+        fprintf(stderr, "profile:  %s: device time per kernel, %.4f s in all\n", what, total);
     for (size_t i = 0; i < n; i++) {
         fprintf(stderr, "  %-36s %10.6f s %5.1f%%", names[i], sec[i], 100.0 * sec[i] / total);
-        if (per > 0) fprintf(stderr, " %9.4f ms/token", 1e3 * sec[i] / per);
+        if (per > 0) fprintf(stderr, " %9.4f ms/%s", 1e3 * sec[i] / per, unit);
         fputc('\n', stderr);
     }
     size_t ng = armt_ctx_profile_gemm(ctx, names, sec, flop, CAP);
@@ -196,7 +199,7 @@ void cli_print_profile(const armt_ctx *ctx, const char *what, double per) {
     for (size_t i = 0; i < ng; i++) {
         fprintf(stderr, "  %-36s %10.6f s %8.2f TFLOP/s", names[i], sec[i],
                 sec[i] > 0 ? 1e-12 * flop[i] / sec[i] : 0.0);
-        if (per > 0) fprintf(stderr, " %9.4f ms/token", 1e3 * sec[i] / per);
+        if (per > 0) fprintf(stderr, " %9.4f ms/%s", 1e3 * sec[i] / per, unit);
         fputc('\n', stderr);
     }
 }

@@ -73,8 +73,9 @@ int cli_no_operands(int argc, char **argv);
 int cli_memory_file(armt_ctx *ctx, const char *path, int save);
 /* Prints the context's profile (armt_ctx_profile, armt_ctx_profile_gemm) on stderr under the heading what:
  * each kernel's device time and share, then each GEMM site's time and TFLOP/s; with per > 0 also the
- * milliseconds per unit (per tokens, e.g. the decode's new tokens). Nothing recorded: one line says so. */
-void cli_print_profile(const armt_ctx *ctx, const char *what, double per);
+ * milliseconds per unit (per of them, e.g. the decode's new tokens, unit "token"; or the rounds of a batch's
+ * decode, "round"). Nothing recorded: one line says so. */
+void cli_print_profile(const armt_ctx *ctx, const char *what, double per, const char *unit);
 /* A comma-separated list of integers in [min, max] ("64,256,1024"); *out is malloc'ed. Empty items and
  * a trailing comma are rejected. */
 int cli_parse_i64_list(const char *opt, const char *text, int64_t min, int64_t max, int64_t **out,

@@ -77,7 +77,8 @@ static void usage(FILE *out) {
         "                         GEMM calls, device bytes (model, context, peak), seconds\n"
         "      --profile          device time per kernel and per GEMM site (OpenCL profiling events) on\n"
         "                         stderr: of the forward call, or in generation mode of the decode (the new\n"
-        "                         tokens after the first, also per token). Events cost host time: the\n"
+        "                         tokens after the first, also per token; with several --prompt-ids per\n"
+        "                         round of one token for each document). Events cost host time: the\n"
         "                         call's own timing is then a little longer\n"
         "\n"
         "Generation mode:\n"
@@ -388,6 +389,12 @@ int run_parse_args(int argc, char **argv, run_opts *o) {
                       o->load_memory ? "load" : "save");
             return -1;
         }
+        if (o->n_ids_paths > 1 && o->profile) {
+            cli_error(
+                "--profile: a batch's forward call records no profile (give one --ids file; in generation "
+                "mode --profile covers a batch's decode)");
+            return -1;
+        }
         if (o->save_outputs && o->output_given && o->output == ARMT_OUTPUT_NONE) {
             cli_error("--save-outputs with --output none would save no outputs; drop --output or choose one");
             return -1;
@@ -433,10 +440,10 @@ int run_parse_args(int argc, char **argv, run_opts *o) {
         cli_error("--skip-special applies to text output: it needs --tokenizer and no --print-ids");
         return -1;
     }
-    if (o->n_ids_paths > 1 && (o->load_memory || o->save_memory || o->n_stop_texts || o->profile)) {
+    if (o->n_ids_paths > 1 && (o->load_memory || o->save_memory || o->n_stop_texts)) {
         cli_error(
-            "several --prompt-ids generate as one batch (ids out): --load-memory, --save-memory, --stop "
-            "TEXT and --profile take one document");
+            "several --prompt-ids generate as one batch (ids out): --load-memory, --save-memory and --stop "
+            "TEXT take one document");
         return -1;
     }
     return 0;

@@ -257,7 +257,7 @@ int run_forward(const run_opts *o, armt_ctx *ctx, const armt_device_info *dev) {
                stats.seconds, seconds);
     }
 
-    if (o->profile) cli_print_profile(ctx, "forward", 0.0);
+    if (o->profile) cli_print_profile(ctx, "forward", 0.0, "");
 
     /* ---- files ---- */
     if (o->save_outputs) {

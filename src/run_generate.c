@@ -341,7 +341,8 @@ int run_generate(const run_opts *o, armt_ctx *ctx, armt_tokenizer *tok) {
             fprintf(stderr, "decode:   no tokens after the first (nothing to time)\n");
         fprintf(stderr, "generated: %zu token%s (%s)\n", res.n_tokens, res.n_tokens == 1 ? "" : "s",
                 stop_reason(&res, &g, why, sizeof why));
-        if (o->profile) cli_print_profile(ctx, "decode", res.n_tokens > 1 ? (double)(res.n_tokens - 1) : 0.0);
+        if (o->profile)
+            cli_print_profile(ctx, "decode", res.n_tokens > 1 ? (double)(res.n_tokens - 1) : 0.0, "token");
     }
 
     if (o->save_memory) {

@@ -117,6 +117,12 @@ int run_generate_batch(const run_opts *o, armt_ctx *ctx0) {
                     "decode:   %zu tokens after the first of each document in %.4f s (%.0f tokens/s of all "
                     "documents)\n",
                     produced - first, decode, (double)(produced - first) / decode);
+        if (o->profile) { /* per round: one new token of each document still going */
+            size_t rounds = 0;
+            for (size_t b = 0; b < B; b++)
+                if (d[b].result.n_tokens > rounds + 1) rounds = d[b].result.n_tokens - 1;
+            cli_print_profile(ctx0, "batch decode", (double)rounds, "round");
+        }
     }
     rc = 0;
 done:

@@ -337,6 +337,20 @@ usage_error() {
 usage_error "an unknown option" "unknown option '--no-such-option'" --no-such-option
 usage_error "--prompt without --tokenizer" "--tokenizer" --preset tiny --prompt "Hello" --max-new 4
 usage_error "--precision bf17" "--precision" --preset tiny --precision bf17 --random-ids 3
+usage_error "--profile with a batch's forward" "records no profile" --preset tiny --ids "$tmp/ids.txt" \
+  --ids "$tmp/ids.txt" --profile
+
+# a batch's decode profiled: every kernel's time per round, the GEMM sites (the lm_head among them)
+if "$run" --preset tiny --precision bf16 --prompt-ids "$tmp/prompt_a.txt" --prompt-ids "$tmp/prompt_b.txt" \
+     --max-new 4 --profile > "$tmp/bprof.out" 2> "$tmp/bprof.err" \
+   && grep -q "^profile:  batch decode: device time per kernel, .* (ms/round: per round)" "$tmp/bprof.err" \
+   && grep -q "^  armt_rows_attention .* ms/round" "$tmp/bprof.err" \
+   && grep -q "^  lm_head .* ms/round" "$tmp/bprof.err"; then
+  pass "--profile with several --prompt-ids: the batch decode's profile per round"
+else
+  show "$tmp/bprof.err"
+  fail "batch decode profile"
+fi
 
 # ---- (d) --devices: the layer pipeline in one process (two PoCL devices, or one listed twice) gives the
 # single device's logits and memory state exactly, on the ARMT reference checkpoint (a checkpoint's stages

@@ -691,7 +691,8 @@ static armt_status run(gbatch *g, const armt_generate_params *gp) {
     for (size_t b = 0; b < B; b++)
         g->docs[b].d->result.prefill_seconds = t1 - t0;
 
-    /* one token per active document at a time */
+    /* one token per active document at a time (a profiling runner's profile is then these rounds') */
+    if (ctx->prof_on) armt_ctx_prof_restart(ctx);
     for (int round = 0; round < max_new; round++) {
         const size_t go_on = next_tokens(g, round, t1);
         if (gp->progress &&
@@ -704,6 +705,7 @@ static armt_status run(gbatch *g, const armt_generate_params *gp) {
         ARMT_TRY(rows_step(g, 0));
         ctx->stats.steps++;
     }
+    if (ctx->prof_on) armt_ctx_prof_collect(ctx);
     return ARMT_OK;
 }
 
@@ -764,7 +766,7 @@ armt_status armt_generate_batch(armt_ctx *runner, armt_generate_doc *docs, size_
     free(g.logits);
     free(g.work);
     free(g.greedy);
-    armt_ctx_prof_drop(runner); /* (a profiling runner's events: the batch keeps no profile) */
+    armt_ctx_prof_drop(runner); /* (a failed call's events; a finished one collected them) */
     runner->stats.seconds = armt_now() - t0;
     runner->stats.device_bytes = runner->scratch_bytes;
     return st;
