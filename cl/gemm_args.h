@@ -20,6 +20,8 @@
  *   norm_w, norm_off, norm_eps         the GEMV only: A's rows RMS-normed first (weight at norm_w + norm_off)
  *   C2                                 the GEMV only: with W2 and no Cb, the second product into C2 (fp32)
  *   gv_lanes                           the GEMV only: work-items per output column pair (32, 64 or 128)
+ *   W3, w3_off, n3, C3, c3_off, ldc3   the GEMV only: a third product in the same launch, its work-groups
+ *                                      first: C3 (rows x n3, fp32) = A W3^T, RoPE'd like C (one entry)
  *   last_row0                          the last entry's rows below it are not needed
  * A kernel that has no use for an argument ignores it; the host passes NULL or 0 there.
  */
@@ -60,7 +62,13 @@
     X(NORM_OFF, const ulong norm_off)           \
     X(NORM_EPS, const float norm_eps)           \
     X(C2, __global float *C2)                   \
-    X(GV_LANES, const int gv_lanes)
+    X(GV_LANES, const int gv_lanes)             \
+    X(W3, __global const ushort *W3)            \
+    X(W3_OFF, const ulong w3_off)               \
+    X(N3, const int n3)                         \
+    X(C3, __global float *C3)                   \
+    X(C3_OFF, const ulong c3_off)               \
+    X(LDC3, const int ldc3)
 
 #define ARMT_GEMM_LAST_ARG const int last_row0
 

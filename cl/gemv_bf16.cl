@@ -10,6 +10,8 @@
  * output (Cb), two weights in one pass (W2: gate and up into Cb as bf16(silu(P) P2), or k and v into Cb and
  * Cb2), RoPE of the product (for k and v: of k's only), row scales (C += s P, s = rowscale[a_off / lda + r]).
  * A is fp32 (armt_gemv_bf16; rounded to bf16 as it is read, like every bf16 GEMM) or bf16 (armt_gemv_bf16bf16).
+ * A third product in the same launch (W3: generation's q next to k and v, one entry): the first work-groups
+ * compute C3 = A W3^T (fp32, RoPE'd like k), the others the op's own products; same A, same norm.
  * Two more for generation's one-row steps, so that they need no launch of their own: the RMSNorm of A's rows
  * (norm_w: fp32 A; each work-group computes a row's 1/rms in armt_rmsnorm's order, armt_row_inv_rms, and reads
  * A as bf16((x inv) w), what armt_rmsnorm would have written: bit for bit the same products), and k and v
@@ -86,7 +88,7 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
                       const int rope_hd, const int rope_T, const int rope_pos0,
                       __global const float *rowscale, __global ushort *Cb2, __global const float *norm_w,
                       const ulong norm_off, const float norm_eps, __global float *C2, const int gv_lanes,
-                      const int last_row0, __local float *red, __local float *sums) {
+                      const int last_row0, const int gx, __local float *red, __local float *sums) {
     /* lanes per column pair, groups per work-group (a lanes value the host never passes counts as 32) */
     const int lanes = gv_lanes == 64 || gv_lanes == 128 ? gv_lanes : 32, groups = GV_WG / lanes;
     const int lid = get_local_id(0), lane = lid % lanes, grp = lid / lanes;
@@ -95,7 +97,7 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
     const int dual = W2 != 0;
     const int kv = dual && (Cb2 || C2);                   /* W2 is v's weight (else up's) */
     const int rot = rope && rope_hd > 0 && (!dual || kv); /* (gate and up are not rotated) */
-    const int p = get_group_id(0) * groups + grp;         /* this group's column pair */
+    const int p = gx * groups + grp;                      /* this group's column pair */
     int c0, c1;
     if (rot) {
         const int hh = rope_hd / 2;
@@ -177,7 +179,7 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
     barrier(CLK_LOCAL_MEM_FENCE);
     if (lid >= groups * GV_ROWS) return;
     const int g = lid / GV_ROWS, r = lid % GV_ROWS;
-    const int q = get_group_id(0) * groups + g; /* that group's column pair */
+    const int q = gx * groups + g; /* that group's column pair */
     if (rot) {
         const int hh = rope_hd / 2;
         c0 = (q / hh) * rope_hd + q % hh;
@@ -234,17 +236,23 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
     __local float red[GV_VALS * GV_WG]; \
     __local float sums[GV_VALS * GV_WG / 32];
 
-__kernel __attribute__((reqd_work_group_size(GV_WG, 1, 1))) void armt_gemv_bf16(ARMT_GEMM_PARAMS(float)) {
-    GV_LOCALS
-    armt_gemv(m, n, k, A, 0, lda, W, C, ldc, beta, offs, a_base, a_stride, w_base, w_stride, c_base, c_stride,
-              Gt, Cb, W2, w2_shift, rope, rope_hd, rope_T, rope_pos0, rowscale, Cb2, norm_w, norm_off,
-              norm_eps, C2, gv_lanes, last_row0, red, sums);
-}
+/* The work-group's product: the third one (W3) for the launch's first ceil(n3 / columns) work-groups, where
+ * there is one, else the op's own (gx counted from the first of its work-groups). */
+#define GV_RUN(Af, Ab)                                                                                     \
+    const int lanes_ = gv_lanes == 64 || gv_lanes == 128 ? gv_lanes : 32, cols_ = 2 * (GV_WG / lanes_);    \
+    const int g3 = W3 ? (n3 + cols_ - 1) / cols_ : 0, gx = get_group_id(0), third = gx < g3;               \
+    armt_gemv(m, third ? n3 : n, k, Af, Ab, lda, third ? W3 : W, third ? C3 : C, third ? ldc3 : ldc,       \
+              third ? 0 : beta, third ? 0 : offs, a_base, a_stride, third ? w3_off : w_base,               \
+              third ? 0 : w_stride, third ? c3_off : c_base, third ? 0 : c_stride, third ? 0 : Gt,         \
+              third ? 0 : Cb, third ? 0 : W2, w2_shift, rope, rope_hd, rope_T, rope_pos0,                  \
+              third ? 0 : rowscale, third ? 0 : Cb2, norm_w, norm_off, norm_eps, third ? 0 : C2, gv_lanes, \
+              last_row0, third ? gx : gx - g3, red, sums);
 
-__kernel __attribute__((reqd_work_group_size(GV_WG, 1, 1))) void
-armt_gemv_bf16bf16(ARMT_GEMM_PARAMS(ushort)) {
+__kernel __attribute__((reqd_work_group_size(GV_WG, 1, 1))) void armt_gemv_bf16(ARMT_GEMM_PARAMS(float)){
+    GV_LOCALS GV_RUN(A, 0)}
+
+__kernel
+    __attribute__((reqd_work_group_size(GV_WG, 1, 1))) void armt_gemv_bf16bf16(ARMT_GEMM_PARAMS(ushort)) {
     GV_LOCALS
-    armt_gemv(m, n, k, 0, A, lda, W, C, ldc, beta, offs, a_base, a_stride, w_base, w_stride, c_base, c_stride,
-              Gt, Cb, W2, w2_shift, rope, rope_hd, rope_T, rope_pos0, rowscale, Cb2, norm_w, norm_off,
-              norm_eps, C2, gv_lanes, last_row0, red, sums);
+    GV_RUN(0, A)
 }

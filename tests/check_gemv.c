@@ -415,6 +415,163 @@ START_TEST(test_gemv_norm) {
 }
 END_TEST
 
+/* A third product in the launch (epi.w3: generation's q next to k and v into fp32 C and C2): q equals, bit for
+ * bit, the GEMV of q alone, and k and v those of k and v alone; all within rounding of a double-precision
+ * product (RoPE on q and k). m 1 and 3 rows, fp32 and bf16 A, every lanes value; C3 has its own row stride. */
+START_TEST(test_gemv_third) {
+    armt_runtime *rt;
+    armt_model *mdl;
+    armt_ctx *ctx = tiny_ctx(&rt, &mdl);
+    const int k = 296, n = 3 * HD, n3 = 5 * HD, lda = k + 8, ldc = n + 4, ldc3 = n3 + 8, pos0 = 2;
+    const size_t w_off = 16, w3_off = 8 * (size_t)k, c_off = 3, c3_off = 5;
+    for (int lanes = 32; lanes <= 128; lanes *= 2)
+        for (int a_bf16 = 0; a_bf16 < 2; a_bf16++)
+            for (int m = 1; m <= 3; m += 2) {
+                ctx->rt->tune.gemv_lanes = lanes;
+                uint64_t seed = 101 + (uint64_t)(m + 4 * a_bf16 + lanes);
+                const size_t na = (size_t)m * lda, nw = w3_off + (size_t)n3 * k, nc = c_off + (size_t)m * ldc,
+                             nc3 = c3_off + (size_t)m * ldc3;
+                float *a = malloc(na * 4), *tab = malloc((size_t)(pos0 + m) * HD * 4),
+                      *nanv = malloc(nc3 * 4);
+                uint16_t *ab = malloc(na * 2), *w = malloc(nw * 2), *w2 = malloc(nw * 2);
+                float *got[6];
+                ck_assert(a && tab && nanv && ab && w && w2);
+                for (size_t i = 0; i < na; i++) {
+                    a[i] = urand(&seed);
+                    ab[i] = bf_bits(a[i]);
+                }
+                for (size_t i = 0; i < nw; i++) {
+                    w[i] = bf_bits(urand(&seed));
+                    w2[i] = bf_bits(urand(&seed));
+                }
+                for (size_t i = 0; i < nc3; i++)
+                    nanv[i] = NAN;
+                for (int p = 0; p < pos0 + m; p++)
+                    for (int i = 0; i < HD / 2; i++) {
+                        const double f = p * pow(100.0, -2.0 * i / HD);
+                        tab[p * HD + i] = (float)cos(f);
+                        tab[p * HD + HD / 2 + i] = (float)sin(f);
+                    }
+                cl_mem ba = buffer(ctx, na * 4, a), bab = buffer(ctx, na * 2, ab),
+                       bw = buffer(ctx, nw * 2, w), bw2 = buffer(ctx, nw * 2, w2),
+                       btab = buffer(ctx, (size_t)(pos0 + m) * HD * 4, tab);
+                cl_mem out[6]; /* fused: k, v, q; alone: k, v, q */
+                for (int i = 0; i < 6; i++)
+                    out[i] = buffer(ctx, (i % 3 == 2 ? nc3 : nc) * 4, nanv);
+                const size_t zero = 0;
+                armt_gemm_op op = {.m = (size_t)m,
+                                   .n = (size_t)n,
+                                   .k = (size_t)k,
+                                   .count = 1,
+                                   .a = ba,
+                                   .lda = (size_t)lda,
+                                   .a_off = &zero,
+                                   .a_bf16 = a_bf16 ? bab : NULL,
+                                   .a_bf16_only = a_bf16,
+                                   .w = bw,
+                                   .ldw = (size_t)k,
+                                   .w_off = &w_off,
+                                   .w_bf16 = 1,
+                                   .c = out[0],
+                                   .ldc = (size_t)ldc,
+                                   .c_off = &c_off,
+                                   .site = -1,
+                                   .gemv = 1};
+                op.epi.rope = btab;
+                op.epi.rope_hd = HD;
+                op.epi.rope_T = 1000;
+                op.epi.rope_pos0 = pos0;
+                armt_gemm_op kv = op, q = op;
+                kv.epi.w2 = bw2;
+                kv.epi.c2 = out[1];
+                op = kv;
+                op.epi.w3 = bw;
+                op.epi.w3_off = w3_off;
+                op.epi.n3 = (size_t)n3;
+                op.epi.c3 = out[2];
+                op.epi.c3_off = c3_off;
+                op.epi.ldc3 = (size_t)ldc3;
+                kv.c = out[3];
+                kv.epi.c2 = out[4];
+                q.n = (size_t)n3;
+                q.w_off = &w3_off;
+                q.c = out[5];
+                q.ldc = (size_t)ldc3;
+                q.c_off = &c3_off;
+                armt_gemm_env env = armt_gemm_env_of(ctx);
+                armt_gemm_plan plan;
+                ck_assert_ptr_null(armt_gemm_plan_make(&env, &op, &plan));
+                ck_assert(plan.gemv && plan.gv_lanes == lanes);
+                armt_err err;
+                armt_err_init(&err);
+                ck_assert_msg(armt_gemm(ctx, &op, &err) == ARMT_OK, "%s", armt_err_msg(&err));
+                ck_assert_msg(armt_gemm(ctx, &kv, &err) == ARMT_OK, "%s", armt_err_msg(&err));
+                ck_assert_msg(armt_gemm(ctx, &q, &err) == ARMT_OK, "%s", armt_err_msg(&err));
+                armt_err_free(&err);
+                for (int i = 0; i < 6; i++) {
+                    const size_t bytes = (i % 3 == 2 ? nc3 : nc) * 4;
+                    got[i] = malloc(bytes);
+                    ck_assert(got[i]);
+                    ck_assert_int_eq(
+                        clEnqueueReadBuffer(ctx->queue, out[i], CL_TRUE, 0, bytes, got[i], 0, NULL, NULL),
+                        CL_SUCCESS);
+                }
+                /* the reference: P = A W^T per output (k at w_off, v from W2 at w_off, q at w3_off), RoPE'd */
+                for (int r = 0; r < m; r++)
+                    for (int which = 0; which < 3; which++) {
+                        const int nn = which == 2 ? n3 : n, ld = which == 2 ? ldc3 : ldc;
+                        const size_t wo = which == 2 ? w3_off : w_off, co = which == 2 ? c3_off : c_off;
+                        const uint16_t *ww = which == 1 ? w2 : w;
+                        double *p = malloc((size_t)nn * sizeof(double));
+                        ck_assert(p);
+                        for (int col = 0; col < nn; col++) {
+                            double sum = 0;
+                            for (int i = 0; i < k; i++)
+                                sum += (double)bf(a[(size_t)r * lda + i]) *
+                                       from_bits(ww[wo + (size_t)col * k + i]);
+                            p[col] = sum;
+                        }
+                        if (which != 1)
+                            for (int col = 0; col < nn; col++) {
+                                const int i = col % HD;
+                                if (i >= HD / 2) continue;
+                                const float *cs = tab + (size_t)(pos0 + r) * HD;
+                                const double x = p[col], y = p[col + HD / 2];
+                                p[col] = x * cs[i] - y * cs[HD / 2 + i];
+                                p[col + HD / 2] = y * cs[i] + x * cs[HD / 2 + i];
+                            }
+                        for (int col = 0; col < ld; col++) {
+                            const size_t o = co + (size_t)r * ld + col;
+                            const float f = got[which][o], alone = got[3 + which][o];
+                            if (col >= nn) { /* outside the block: untouched */
+                                ck_assert_msg(isnan(f), "lanes %d m %d: out %d [%d][%d] written", lanes, m,
+                                              which, r, col);
+                                continue;
+                            }
+                            ck_assert_msg(fabs(f - p[col]) <= 1e-5 * (1.0 + fabs(p[col])),
+                                          "lanes %d a_bf16 %d m %d: out %d [%d][%d] %g, want %g", lanes,
+                                          a_bf16, m, which, r, col, f, p[col]);
+                            ck_assert_msg(memcmp(&f, &alone, 4) == 0,
+                                          "lanes %d m %d: out %d [%d][%d] %.9g in one launch, %.9g alone",
+                                          lanes, m, which, r, col, f, alone);
+                        }
+                        free(p);
+                    }
+                for (int i = 0; i < 6; i++) {
+                    clReleaseMemObject(out[i]);
+                    free(got[i]);
+                }
+                cl_mem all[] = {ba, bab, bw, bw2, btab};
+                for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+                    clReleaseMemObject(all[i]);
+                free(a), free(tab), free(nanv), free(ab), free(w), free(w2);
+            }
+    armt_ctx_free(ctx);
+    armt_model_free(mdl);
+    armt_runtime_free(rt);
+}
+END_TEST
+
 /* Only generation's ops (gemv = 1) of at most ARMT_GEMV_ROWS rows take the kernel; alignment it cannot serve
  * goes elsewhere. */
 START_TEST(test_gemv_routing) {
@@ -484,6 +641,22 @@ START_TEST(test_gemv_routing) {
     t.gemv_lanes = 0;
     op.k = op.lda = op.ldw = 64;
     op.n = op.ldc = 64;
+    /* a third product: the GEMV's, one entry, every row */
+    op.epi.w3 = op.epi.c3 = (cl_mem)&t;
+    op.epi.n3 = 64;
+    ck_assert_ptr_null(armt_gemm_plan_make(&env, &op, &plan));
+    ck_assert(plan.gemv);
+    op.skip_last = 1;
+    ck_assert_ptr_nonnull(armt_gemm_plan_make(&env, &op, &plan));
+    op.skip_last = 0;
+    op.epi.w3_off = 4; /* not a whole 16-byte chunk */
+    ck_assert_ptr_nonnull(armt_gemm_plan_make(&env, &op, &plan));
+    op.epi.w3_off = 0;
+    op.gemv = 0;
+    ck_assert_ptr_nonnull(armt_gemm_plan_make(&env, &op, &plan));
+    op.gemv = 1;
+    op.epi.w3 = op.epi.c3 = NULL;
+    op.epi.n3 = 0;
     op.w_bf16 = 0; /* fp32 weights: CLBlast */
     ck_assert_ptr_null(armt_gemm_plan_make(&env, &op, &plan));
     ck_assert(plan.clblast);
@@ -495,6 +668,7 @@ static Suite *suite(void) {
     TCase *tc = test_tcase(s, "gemv", 120);
     tcase_add_loop_test(tc, test_gemv_modes, 0, N_MODES);
     tcase_add_loop_test(tc, test_gemv_norm, 0, 2);
+    tcase_add_test(tc, test_gemv_third);
     tcase_add_test(tc, test_gemv_routing);
     return s;
 }

@@ -466,7 +466,7 @@ size_t armt_ctx_profile(const armt_ctx *ctx, const char **names, double *seconds
 size_t armt_ctx_profile_gemm(const armt_ctx *ctx, const char **names, double *seconds, double *flop,
                              size_t cap) {
     if (!ctx) return 0;
-    static const char *const extra[] = {"wg+wu", "mem_read", "mem_prev", "mem_update", "wk+wv"};
+    static const char *const extra[] = {"wg+wu", "mem_read", "mem_prev", "mem_update", "wk+wv", "wq+wk+wv"};
     size_t n = 0;
     for (int c = 0; c < ARMT_GSITE_COUNT; c++) {
         if (ctx->prof_gs[c] <= 0.0) continue;

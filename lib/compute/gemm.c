@@ -95,11 +95,15 @@ const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op
         const int ab = !e->norm_w && op->a_bf16 && op->lda % 8 == 0 && all_multiple(op->a_off, op->count, 8);
         const int af = !op->a_bf16_only && op->lda % 4 == 0 && all_multiple(op->a_off, op->count, 4) &&
                        (!e->norm_w || op->count == 1);
-        if ((ab || af) && (!e->c2 || (e->w2 && !e->out))) {
+        /* (a third product: one entry, every row, RoPE on whole heads of it too) */
+        const int third_ok = !e->w3 || (op->count == 1 && op->skip_last == 0 && e->c3 && e->n3 > 0 &&
+                                        e->n3 <= (size_t)INT32_MAX && e->w3_off % 8 == 0 &&
+                                        (!e->rope || e->n3 % (size_t)e->rope_hd == 0));
+        if ((ab || af) && (!e->c2 || (e->w2 && !e->out)) && third_ok) {
             plan->kernel = ab ? ARMT_K_GEMV_BF16BF16 : ARMT_K_GEMV_BF16;
             plan->a_bf16 = ab;
             plan->gemv = 1;
-            plan->gv_lanes = gemv_lanes(env, op->n, op->k);
+            plan->gv_lanes = gemv_lanes(env, e->w3 && e->n3 > op->n ? e->n3 : op->n, op->k);
             plan->lws[0] = 128; /* GV_WG */
             plan->lws[1] = 1;
             plan->tile[0] = (size_t)(2 * 128 / plan->gv_lanes); /* output columns per work-group */
@@ -107,7 +111,8 @@ const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op
             return NULL;
         }
     }
-    if (e->norm_w || e->c2) return "bf16 GEMM: the RMSNorm prologue and fp32 k and v are the GEMV's only";
+    if (e->norm_w || e->c2 || e->w3)
+        return "bf16 GEMM: the RMSNorm prologue, fp32 k and v and a third product are the GEMV's only";
     /* tensor cores: 16-byte aligned operand chunks (fp32 A: float4 loads; bf16 A and W: 8 elements) */
     const int mma = env->have_mma && op->k % 8 == 0 && op->lda % 4 == 0 &&
                     all_multiple(op->a_off, op->count, 4) && all_multiple(op->w_off, op->count, 8);
@@ -268,6 +273,12 @@ static armt_status gemm_kernels(armt_ctx *ctx, const armt_gemm_op *op, const arm
         a.norm_eps = e->norm_eps;
         a.c2 = e->c2;
         a.gv_lanes = plan->gv_lanes;
+        a.w3 = e->w3;
+        a.w3_off = e->w3_off;
+        a.n3 = (int)e->n3;
+        a.c3 = e->c3;
+        a.c3_off = e->c3_off;
+        a.ldc3 = (int)e->ldc3;
     }
     const size_t *ao = op->a_off, *wo = op->w_off, *co = op->c_off;
     size_t j = 0;
@@ -294,7 +305,8 @@ static armt_status gemm_kernels(armt_ctx *ctx, const armt_gemm_op *op, const arm
         /* the launch that holds the last entry skips its unneeded rows (their FLOPs are not counted) */
         a.last_row0 = end == op->count && op->skip_last < op->m ? (int)op->skip_last : 0;
         ARMT_CL_TRY(armt_gemm_set_args(kk, &a));
-        size_t gws[3] = {(op->n + plan->tile[0] - 1) / plan->tile[0] * plan->lws[0],
+        const size_t wgs3 = e->w3 ? (e->n3 + plan->tile[0] - 1) / plan->tile[0] : 0; /* (the GEMV's) */
+        size_t gws[3] = {((op->n + plan->tile[0] - 1) / plan->tile[0] + wgs3) * plan->lws[0],
                          (op->m + plan->tile[1] - 1) / plan->tile[1] * plan->lws[1], end - j};
         size_t lws[3] = {plan->lws[0], plan->lws[1], 1};
         cl_event ev = NULL;
@@ -302,7 +314,8 @@ static armt_status gemm_kernels(armt_ctx *ctx, const armt_gemm_op *op, const arm
                                       armt_kernel_name(plan->kernel), ctx->prof_on ? &ev : NULL, err);
         const double rows = (double)op->m * (double)(end - j) - (double)a.last_row0;
         armt_ctx_prof_add_gemm(ctx, plan->kernel, ev, op->site,
-                               (e->w2 ? 4.0 : 2.0) * rows * (double)op->n * (double)op->k);
+                               ((e->w2 ? 4.0 : 2.0) * (double)op->n + (e->w3 ? 2.0 * (double)e->n3 : 0.0)) *
+                                   rows * (double)op->k);
         if (st != ARMT_OK) return st;
         j = end;
     }
@@ -334,7 +347,10 @@ static void role_shape(const armt_ctx *ctx, armt_gemm_op *op, armt_role role, in
     op->ldw = (size_t)in;
     op->w_bf16 = ctx->model->w[role].bf16;
     op->w_kn = 0;
-    op->site = pair == ARMT_ROLE_WU ? ARMT_GSITE_GATE_UP : pair == ARMT_ROLE_WV ? ARMT_GSITE_KV : (int)role;
+    op->site = pair == ARMT_ROLE_WU   ? ARMT_GSITE_GATE_UP
+               : op->epi.w3           ? ARMT_GSITE_QKV
+               : pair == ARMT_ROLE_WV ? ARMT_GSITE_KV
+                                      : (int)role;
 }
 
 int armt_gemm_weights_gemv(armt_ctx *ctx, armt_gemm_op op, armt_role role, int pair, int l0) {

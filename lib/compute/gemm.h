@@ -29,6 +29,12 @@ typedef struct armt_gemm_epi {
     size_t norm_off;
     float norm_eps;
     cl_mem c2; /* with w2 and no out: k and v in fp32, P into C and P2 into c2 (at C's offsets) */
+    cl_mem w3; /* a third product in the same launch (one entry, no rows skipped): c3 (m x n3 fp32 at
+                * c3_off, row stride ldc3) = A W3^T with W3 at w3_off, RoPE'd as P is (generation's q with
+                * k and v) */
+    size_t w3_off, n3;
+    cl_mem c3;
+    size_t c3_off, ldc3;
 } armt_gemm_epi;
 
 typedef struct armt_gemm_op {

@@ -65,18 +65,32 @@ static int norm_in_gemv(const armt_call *F, const armt_step *st) {
 
 /* The op over a role whose A is the pending norm's output (ctx->h at the temporaries' offsets): on x with the
  * norm in the GEMV where it takes it, else after the norm. */
+/* op on x with the pending norm in the GEMV (x_off: storage for its one A offset) */
+static armt_gemm_op on_x(armt_call *F, const armt_step *st, armt_gemm_op op, size_t *x_off) {
+    armt_ctx *ctx = F->ctx;
+    size_t n_off;
+    *x_off = slot_of(st, 0) * (size_t)st->T * (size_t)F->d;
+    op.a = ctx->x;
+    op.a_off = x_off;
+    op.a_bf16 = NULL;
+    op.a_bf16_only = 0;
+    op.epi.norm_w = armt_weight_at(&ctx->model->w[F->norm_role], 0, &n_off);
+    op.epi.norm_off = n_off + (size_t)st->l0 * (size_t)F->d;
+    op.epi.norm_eps = F->cfg->rms_norm_eps;
+    return op;
+}
+
+/* 1: op over role (and pair) runs on the GEMV as normed_role would run it */
+static int normed_role_gemv(armt_call *F, const armt_step *st, armt_gemm_op op, armt_role role, int pair) {
+    size_t x_off;
+    return armt_gemm_weights_gemv(F->ctx, F->norm_pend ? on_x(F, st, op, &x_off) : op, role, pair, st->l0);
+}
+
 static armt_status normed_role(armt_call *F, const armt_step *st, armt_gemm_op op, armt_role role, int pair) {
     armt_ctx *ctx = F->ctx;
     if (F->norm_pend) {
-        size_t x_off = slot_of(st, 0) * (size_t)st->T * (size_t)F->d, n_off;
-        armt_gemm_op xo = op;
-        xo.a = ctx->x;
-        xo.a_off = &x_off;
-        xo.a_bf16 = NULL;
-        xo.a_bf16_only = 0;
-        xo.epi.norm_w = armt_weight_at(&ctx->model->w[F->norm_role], 0, &n_off);
-        xo.epi.norm_off = n_off + (size_t)st->l0 * (size_t)F->d;
-        xo.epi.norm_eps = F->cfg->rms_norm_eps;
+        size_t x_off;
+        armt_gemm_op xo = on_x(F, st, op, &x_off);
         if (armt_gemm_weights_gemv(ctx, xo, role, pair, st->l0)) return gemm_role(F, st, xo, role, pair);
         F->norm_pend = 0;
         ARMT_TRY(armt_op_rmsnorm(F, st, F->norm_role));
@@ -260,6 +274,28 @@ static armt_status qkv(armt_call *F, const armt_step *st, int skip, int *fused_r
         .rope = rope ? ctx->rope : NULL, .rope_hd = F->hd, .rope_T = st->T, .rope_pos0 = st->pos0};
     offsets_tmp(st, T, d, F->a_off);
     offsets_tmp(st, T, qd, F->c_off);
+    /* generation's one cell with RoPE in the epilogue: q, k and v in one GEMV launch (q first, k and v
+     * straight into the KV cache), where the GEMV takes all three */
+    if (st->kcache && rope && G == 1 && skip == 0 && ctx->model->w[ARMT_ROLE_WQ].bf16) {
+        const size_t q_off = F->c_off[0];
+        size_t w3_off;
+        armt_gemm_op kv = cells_op(F, T, ctx->h, d, st->kcache, kvd, 0.0f);
+        kv.epi = epi;
+        kv.epi.c2 = st->vcache;
+        kv.epi.w3 = armt_weight_at(&ctx->model->w[ARMT_ROLE_WQ], st->l0, &w3_off);
+        kv.epi.w3_off = w3_off;
+        kv.epi.n3 = qd;
+        kv.epi.c3 = ctx->q;
+        kv.epi.c3_off = q_off;
+        kv.epi.ldc3 = qd;
+        F->c_off[0] = st->cache_off + ((size_t)F->win + (size_t)st->pos0) * kvd;
+        if (normed_role_gemv(F, st, kv, ARMT_ROLE_WK, ARMT_ROLE_WV)) {
+            ARMT_TRY(normed_role(F, st, kv, ARMT_ROLE_WK, ARMT_ROLE_WV));
+            armt_op_unstage(F);
+            return ARMT_OK;
+        }
+        F->c_off[0] = q_off;
+    }
     armt_gemm_op op = cells_op(F, T, ctx->h, d, ctx->q, qd, 0.0f);
     op.epi = epi;
     /* the last layer's cell only for the rows something reads, from q on: its k and v cover every row,

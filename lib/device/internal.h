@@ -224,7 +224,8 @@ void armt_fault_inject(long launches);
 #define ARMT_GSITE_MEM_PREV   (ARMT_ROLE_COUNT + 2) /* phi(k) W_mem of the memory write       */
 #define ARMT_GSITE_MEM_UPDATE (ARMT_ROLE_COUNT + 3) /* W_mem += phi(k)^T delta               */
 #define ARMT_GSITE_KV         (ARMT_ROLE_COUNT + 4) /* k and v in one GEMM (Hopper tiles)     */
-#define ARMT_GSITE_COUNT      (ARMT_ROLE_COUNT + 5)
+#define ARMT_GSITE_QKV        (ARMT_ROLE_COUNT + 5) /* q, k and v in one launch (the GEMV)    */
+#define ARMT_GSITE_COUNT      (ARMT_ROLE_COUNT + 6)
 /* Kernel argument helpers. */
 #define ARMT_ARG(k, i, v) clSetKernelArg((k), (i), sizeof(v), &(v))
 

@@ -47,6 +47,12 @@ cl_int armt_gemm_set_args(cl_kernel k, const armt_gemm_args *a) {
     SET(NORM_EPS, a->norm_eps);
     SET(C2, a->c2);
     SET(GV_LANES, a->gv_lanes);
+    SET(W3, a->w3);
+    SET(W3_OFF, a->w3_off);
+    SET(N3, a->n3);
+    SET(C3, a->c3);
+    SET(C3_OFF, a->c3_off);
+    SET(LDC3, a->ldc3);
     SET(LAST_ROW0, a->last_row0);
     return e;
 }

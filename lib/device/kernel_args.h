@@ -22,8 +22,11 @@ typedef struct armt_gemm_args {
     cl_mem norm_w;          /* the GEMV: A's rows RMS-normed first, weight at norm_w + norm_off */
     cl_ulong norm_off;
     float norm_eps;
-    cl_mem c2;    /* the GEMV: with w2 and no out, the second product (fp32) */
-    int gv_lanes; /* the GEMV: work-items per output column pair (0: 32) */
+    cl_mem c2;     /* the GEMV: with w2 and no out, the second product (fp32) */
+    int gv_lanes;  /* the GEMV: work-items per output column pair (0: 32) */
+    cl_mem w3, c3; /* the GEMV: a third product (n3 columns) into fp32 c3, its work-groups first */
+    cl_ulong w3_off, c3_off;
+    int n3, ldc3;
     int last_row0;
 } armt_gemm_args;
 /* Sets every argument of a bf16 GEMM kernel (the one place that knows their indices). */
