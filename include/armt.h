@@ -489,7 +489,8 @@ ARMT_API ARMT_NODISCARD armt_status armt_ctx_stats(const armt_ctx *ctx, armt_sta
 ARMT_API size_t armt_ctx_profile(const armt_ctx *ctx, const char **names, double *seconds, size_t cap);
 
 /* The GEMMs of the same profile, by what they multiply: up to cap (name, seconds, FLOPs) triples, names
- * being weight roles ("wq", "wk", ..., "lm_head"), "wg+wu" (gate and up in one GEMM), "mem_read" and
+ * being weight roles ("wq", "wk", ..., "lm_head"), "wg+wu" (gate and up in one GEMM), "wk+wv" (k and v in
+ * one), "wq+wk+wv" (q, k and v in one launch: generation's one-row steps), "mem_read" and
  * "mem_prev" (phi W_mem of the memory read and write) and "mem_update" (W_mem += phi^T delta); FLOPs are
  * 2 m n k per multiplied matrix. Any of the arrays may be NULL. Returns how many sites have time. */
 ARMT_API size_t armt_ctx_profile_gemm(const armt_ctx *ctx, const char **names, double *seconds, double *flop,
