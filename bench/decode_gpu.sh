@@ -2,7 +2,7 @@
 # decode_gpu.sh - issue 24's decode check on the GPU (LLaMA-3.2-1B shapes, bf16, random weights): the decode
 # kernels' tests, the bf16-accuracy and the variant-fixture tests on real tensor cores, then one document's
 # decode after a 4,096-token prompt, this tree's bundle (.gpu) alternating with a baseline bundle (.gpu-old),
-# the GEMV's lanes and the decode attention's chunk forced, the new bundle's profile per kernel, and (DECODE_LONG)
+# the GEMV's lanes forced, the new bundle's profile per kernel, and (DECODE_LONG)
 # a 131,072-token prompt and a batch of 64 documents decoding together, old and new.
 #   bash bench/decode_gpu.sh            (on the GPU machine, from the project root; $OUT gets the logs)
 # Bundles: ../shared/tools/gpu-bundle.sh's layout, the new one with the test programs (how both were made:
@@ -27,16 +27,10 @@ for i in 1 2; do
         bash $b armt-run $M --print-ids --random-ids 4096 --max-new 128 2>&1 | grep -E "^decode"
     done
 done
-# the GEMV's lanes per column pair forced (the default picks them per weight shape), the decode attention's
-# chunk as a build option
+# the GEMV's lanes per column pair forced (the default picks them per weight shape)
 for lanes in 32 64 128; do
     printf 'ARMT_GEMV_LANES=%-12s ' $lanes
     ARMT_GEMV_LANES=$lanes bash $new armt-run $M --print-ids --random-ids 4096 --max-new 128 2>&1 | grep -E "^decode"
-done
-for opt in "-DATTN_DCHUNK=32" "-DATTN_DCHUNK=128"; do
-    printf '%-28s ' "$opt"
-    ARMT_CL_BUILD_OPTIONS="$opt" bash $new armt-run $M --print-ids --random-ids 4096 --max-new 128 2>&1 |
-        grep -E "^decode"
 done
 echo "## profile (new, default lanes)"
 bash $new armt-run $M --random-ids 4096 --max-new 64 --profile > "$out/profile_decode.txt" 2>&1

@@ -230,23 +230,17 @@ __kernel void armt_window_store(__global const float *ck, __global const float *
 #define ATTN_DCHUNK 64 /* (lib/compute/ops.h: ARMT_ATTN_DCHUNK) */
 #endif
 
-__kernel __attribute__((reqd_work_group_size(ATTN_HD, 1, 1))) void
-armt_attention_decode(__global const float *q, __global const float *k, __global const float *v,
-                      __global float *part, const int nh, const int nkv, const float scale,
-                      const ulong kv_off, const int Tk, const int q0, WIN_ARGS) {
-    __local float qs[ATTN_HD];
-    __local float ps[ATTN_DCHUNK];
-    __local float red[ATTN_HD];
-    const int t = get_local_id(0), c = get_group_id(0), h = get_group_id(1), nch = get_num_groups(0);
-    const int kvh = h / (nh / nkv);
-    const ulong kstride = (ulong)nkv * ATTN_HD;
-    __global const float *kb = k + kv_off + (ulong)kvh * ATTN_HD, *vb = v + kv_off + (ulong)kvh * ATTN_HD;
-    const int kfirst = win > 0 ? win - armt_attn_cached(0, win, win_first, j_first) : 0;
-    const int lo = max(kfirst, armt_attn_lo(q0, 0, 1, -1, 1, win, win_first, j_first, ns, nmem));
-    const int hi = min(Tk - 1, armt_attention_limit(0, 0, 1, q0, 0, -1, 1));
-    const int k0 = c * ATTN_DCHUNK, k1 = min(hi, k0 + ATTN_DCHUNK - 1);
-    qs[t] = q[(ulong)h * ATTN_HD + t] * scale;
+/* One (query head, chunk) of a decode row, work-item t of ATTN_HD (a work-group, or a sub-group of one: every
+ * work-item of the work-group calls it, the barriers are the work-group's): keys lo .. hi of the row's cache
+ * kb / vb (row stride kstride), chunk c of them, into pc = (m, l, acc[HD]). qs, ps, red: this sub-group's
+ * local scratch (ATTN_HD, ATTN_DCHUNK, ATTN_HD floats). */
+inline void armt_decode_chunk(__global const float *qh, const float scale, __global const float *kb,
+                              __global const float *vb, const ulong kstride, const int lo, const int hi,
+                              const int c, __global float *pc, const int t, __local float *qs,
+                              __local float *ps, __local float *red) {
+    qs[t] = qh[t] * scale;
     barrier(CLK_LOCAL_MEM_FENCE);
+    const int k0 = c * ATTN_DCHUNK, k1 = min(hi, k0 + ATTN_DCHUNK - 1);
     /* scores of the chunk's keys, -INFINITY outside what the row sees */
     float mloc = -INFINITY;
     for (int i = t; i < ATTN_DCHUNK; i += ATTN_HD) {
@@ -274,7 +268,6 @@ armt_attention_decode(__global const float *q, __global const float *k, __global
     }
     const float m = red[0];
     barrier(CLK_LOCAL_MEM_FENCE);
-    __global float *pc = part + ((ulong)h * nch + c) * (ATTN_HD + 2);
     /* (a chunk with nothing visible: every p is 0, and m stays -INFINITY for the combine to skip) */
     float lsum = 0.0f;
     for (int i = t; i < ATTN_DCHUNK; i += ATTN_HD) {
@@ -316,15 +309,31 @@ armt_attention_decode(__global const float *q, __global const float *k, __global
 }
 
 __kernel __attribute__((reqd_work_group_size(ATTN_HD, 1, 1))) void
-armt_attention_decode_combine(__global const float *part, __global float *out, __global ushort *outb,
-                              const int nch) {
+armt_attention_decode(__global const float *q, __global const float *k, __global const float *v,
+                      __global float *part, const int nh, const int nkv, const float scale,
+                      const ulong kv_off, const int Tk, const int q0, WIN_ARGS) {
+    __local float qs[ATTN_HD];
+    __local float ps[ATTN_DCHUNK];
+    __local float red[ATTN_HD];
+    const int t = get_local_id(0), c = get_group_id(0), h = get_group_id(1), nch = get_num_groups(0);
+    const int kvh = h / (nh / nkv);
+    const ulong kstride = (ulong)nkv * ATTN_HD;
+    __global const float *kb = k + kv_off + (ulong)kvh * ATTN_HD, *vb = v + kv_off + (ulong)kvh * ATTN_HD;
+    const int kfirst = win > 0 ? win - armt_attn_cached(0, win, win_first, j_first) : 0;
+    const int lo = max(kfirst, armt_attn_lo(q0, 0, 1, -1, 1, win, win_first, j_first, ns, nmem));
+    const int hi = min(Tk - 1, armt_attention_limit(0, 0, 1, q0, 0, -1, 1));
+    armt_decode_chunk(q + (ulong)h * ATTN_HD, scale, kb, vb, kstride, lo, hi, c,
+                      part + ((ulong)h * nch + c) * (ATTN_HD + 2), t, qs, ps, red);
+}
+
+/* Element t of a head's output from its nch chunks p = (m, l, acc[HD]) each (see the kernel below); red,
+ * cw, cl: local scratch of ATTN_HD floats each. Every work-item of the work-group calls it. */
+inline float armt_decode_combine(__global const float *p, const int nch, const int t, __local float *red,
+                                 __local float *cw, __local float *cl) {
     /* The chunks' (m, l) are read in parallel (chunk c0 + t by work-item t) and their weights kept in local
      * memory, and each work-item's acc values are loaded eight at a time before they are summed: a loop that
      * read m, then l and acc, chunk after chunk, was two memory latencies per chunk. The sums keep the chunk
      * order. */
-    __local float red[ATTN_HD], cw[ATTN_HD], cl[ATTN_HD];
-    const int t = get_local_id(0), h = get_group_id(0);
-    __global const float *p = part + (ulong)h * nch * (ATTN_HD + 2);
     float M = -INFINITY;
     for (int c = t; c < nch; c += ATTN_HD)
         M = fmax(M, p[(ulong)c * (ATTN_HD + 2)]);
@@ -360,7 +369,15 @@ armt_attention_decode_combine(__global const float *part, __global float *out, _
         }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
-    const float o = acc / L;
+    return acc / L;
+}
+
+__kernel __attribute__((reqd_work_group_size(ATTN_HD, 1, 1))) void
+armt_attention_decode_combine(__global const float *part, __global float *out, __global ushort *outb,
+                              const int nch) {
+    __local float red[ATTN_HD], cw[ATTN_HD], cl[ATTN_HD];
+    const int t = get_local_id(0), h = get_group_id(0);
+    const float o = armt_decode_combine(part + (ulong)h * nch * (ATTN_HD + 2), nch, t, red, cw, cl);
     const ulong at = (ulong)h * ATTN_HD + t;
     out[at] = o;
     if (outb) outb[at] = armt_to_bf16(o);

@@ -71,3 +71,44 @@ __kernel void armt_rows_attention(__global const float *q, __global const float 
     const float inv = 1.0f / sum;
     out[(ulong)r * qstride + (ulong)h * ATTN_HD + c] = acc * inv;
 }
+
+/* A batch's decode rounds (one row per document): each row as generation's decode attention runs it alone
+ * (armt_decode_chunk and armt_decode_combine, the same chunks of ATTN_DCHUNK keys and the same sums), on its
+ * document's cache (the row table, window and sink as armt_rows_attention reads them). A work-group is one
+ * chunk of one row for qpg query heads of a KV head, a sub-group of ATTN_HD work-items each, so that the
+ * heads that share keys and values read them together; chunks past the row's keys return at once.
+ * armt_rows_attention_decode: global (nchmax qpg ATTN_HD, nh / qpg, rows), local (qpg ATTN_HD); part:
+ * (rows, nh, nchmax, ATTN_HD + 2). armt_rows_attention_combine: global (nh ATTN_HD, rows), local (ATTN_HD):
+ * out (rows, nh ATTN_HD). */
+#define ROWS_DEC_QPG (ATTN_HD >= 256 ? 1 : 256 / ATTN_HD) /* most query heads per work-group */
+
+__kernel void armt_rows_attention_decode(__global const float *q, __global const float *kc,
+                                         __global const float *vc, __global float *part, const int nh,
+                                         const int nkv, const float scale, __global const int *rt,
+                                         __global const int *wS, const int l, const int n_layers,
+                                         const int per, const int win, const int ns, const int qpg,
+                                         const int nchmax) {
+    __local float qs[ROWS_DEC_QPG * ATTN_HD], red[ROWS_DEC_QPG * ATTN_HD];
+    __local float ps[ROWS_DEC_QPG * ATTN_DCHUNK];
+    const int lid = get_local_id(0), sub = lid / ATTN_HD, t = lid % ATTN_HD;
+    const int c = get_group_id(0), h = get_group_id(1) * qpg + sub, r = get_group_id(2);
+    const int kvh = h / (nh / nkv), b = rt[2 * r], p = rt[2 * r + 1];
+    const int S = win > 0 ? wS[b] : 0, hi = win + p, kfirst = win > 0 ? win - S : 0;
+    const int lo = max(kfirst, win <= 0 ? 0 : p < ns ? win : min(win, win - S + (p - ns)));
+    if (c > hi / ATTN_DCHUNK) return; /* (the whole work-group: one row, one chunk) */
+    const ulong kstride = (ulong)nkv * ATTN_HD;
+    const ulong base = ((ulong)b * n_layers + l) * (ulong)per * kstride + (ulong)kvh * ATTN_HD;
+    armt_decode_chunk(q + ((ulong)r * nh + h) * ATTN_HD, scale, kc + base, vc + base, kstride, lo, hi, c,
+                      part + (((ulong)r * nh + h) * nchmax + c) * (ATTN_HD + 2), t, qs + sub * ATTN_HD,
+                      ps + sub * ATTN_DCHUNK, red + sub * ATTN_HD);
+}
+
+__kernel __attribute__((reqd_work_group_size(ATTN_HD, 1, 1))) void
+armt_rows_attention_combine(__global const float *part, __global float *out, __global const int *rt,
+                            const int nh, const int win, const int nchmax) {
+    __local float red[ATTN_HD], cw[ATTN_HD], cl[ATTN_HD];
+    const int t = get_local_id(0), h = get_group_id(0), r = get_group_id(1);
+    const int nch = (win + rt[2 * r + 1]) / ATTN_DCHUNK + 1;
+    out[((ulong)r * nh + h) * ATTN_HD + t] =
+        armt_decode_combine(part + ((ulong)r * nh + h) * nchmax * (ATTN_HD + 2), nch, t, red, cw, cl);
+}

@@ -617,19 +617,16 @@ START_TEST(test_gemv_routing) {
     ck_assert_ptr_nonnull(armt_gemm_plan_make(&env, &op, &plan));
     op.m = 1;
     op.epi.norm_w = NULL;
-    /* the lanes: one round of loads (16 elements a lane) over k, 32 to 128, unless the launch has 16 or
-     * more work-groups at 32 lanes per compute unit; or what the tuning forces */
-    const size_t lanes_k[][3] = {{64, 64, 32},
-                                 {2048, 2048, 128},
-                                 {8192, 2048, 128},
-                                 {1024, 512, 64},
-                                 {2048, 128 * 16 * 8 - 8, 128},
-                                 {2048, 128 * 16 * 8, 32},
-                                 {2048, 128256, 32}};
+    /* the lanes: 32, doubled up to 128 while the launch has fewer work-groups (2 x 128 / lanes columns each)
+     * than compute units (128 here) and one round of loads (16 elements a lane) does not cover k; or what the
+     * tuning forces */
+    const size_t lanes_k[][3] = {{64, 64, 32},    {2048, 2048, 32},   {8192, 2048, 32},
+                                 {1024, 512, 64}, {2048, 64, 128},    {2048, 300, 128},
+                                 {384, 64, 32},   {2048, 128256, 32}, {2048, 1000, 64}};
     for (size_t i = 0; i < sizeof lanes_k / sizeof lanes_k[0]; i++) {
         op.k = op.lda = op.ldw = lanes_k[i][0];
         op.n = op.ldc = lanes_k[i][1];
-        env.compute_units = 128; /* (16 x 128 = 2048 work-groups) */
+        env.compute_units = 128;
         ck_assert_ptr_null(armt_gemm_plan_make(&env, &op, &plan));
         ck_assert_msg(plan.gemv && plan.gv_lanes == (int)lanes_k[i][2], "k %zu n %zu: %d lanes", op.k, op.n,
                       plan.gv_lanes);

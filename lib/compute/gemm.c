@@ -38,15 +38,17 @@ static int few_workgroups(const armt_gemm_env *env, size_t wgs) {
 }
 
 /* The GEMV's lanes per output column pair (cl/gemv_bf16.cl): a function of the weight's shape and the device
- * only, so that one weight gives the same bits in every launch (one document or a batch). A launch of many
- * work-groups at 32 lanes (16 or more per compute unit: the lm_head) keeps 32; the others take as many lanes
- * (up to 128) as make one round of loads cover k (GV_UNROLL = 2 chunks of 8 per lane): a one-row product
- * there is a few rounds of memory latency, not the weights' bandwidth. The tuning may force one value. */
+ * only, so that one weight gives the same bits in every launch (one document or a batch). 32, doubled (up to
+ * 128) while the launch would have fewer work-groups than the device has compute units and a lane's round of
+ * loads (GV_UNROLL = 2 chunks of 8) does not cover k: a narrow weight (W_mq, 64 outputs: 8 work-groups at
+ * 32 lanes) then spreads over more of the GPU. More lanes where there are work-groups enough measured slower
+ * on an H100 (docs/perf/results/2026-12-06-h100-decode-5.md: 128 lanes everywhere 328 tokens/s, 64 378, 32
+ * 375). The tuning may force one value. */
 static int gemv_lanes(const armt_gemm_env *env, size_t n, size_t k) {
     if (env->tune->gemv_lanes) return env->tune->gemv_lanes;
-    if ((n + 7) / 8 >= 16 * (size_t)env->compute_units) return 32;
     int lanes = 32;
-    while (lanes < 128 && (size_t)lanes * 16 < k)
+    while (lanes < 128 && (n + 255 / lanes) / (256 / lanes) < (size_t)env->compute_units &&
+           (size_t)lanes * 16 < k)
         lanes *= 2;
     return lanes;
 }

@@ -63,7 +63,13 @@ typedef struct gbatch {
     int all_greedy;  /*   (then only those are read back, not the logits)                        */
     cl_mem gtok;     /* (B) int */
     size_t gtok_b;
-    void *work; /* the sampler's */
+    /* a decode round's attention (one row per document, split into chunks of ARMT_ATTN_DCHUNK keys): the
+     * chunks' partial softmaxes (B, nh, nchmax, head_dim + 2) floats; rows steps of the tails use
+     * armt_rows_attention instead */
+    cl_mem part;
+    size_t part_b;
+    int nchmax, decode; /* chunks of the longest cache; 1 in a decode round */
+    void *work;         /* the sampler's */
 } gbatch;
 
 /* ======================================================================================================= */
@@ -218,8 +224,29 @@ static armt_status rows_attention(gbatch *g, int l) {
                         ARMT_KA(g->rt), ARMT_KA(kvd), ARMT_KA(rows), ARMT_KA(l), ARMT_KA(Lyr),
                         ARMT_KA(g->per), ARMT_KA(g->win)));
     ARMT_TRY(armt_op_launch(F, ARMT_K_ROWS_KV_APPEND, 2, g->kvd, g->rows, 1, 0));
-    k = ctx->k[ARMT_K_ROWS_ATTENTION];
     const float scale = (float)(1.0 / sqrt((double)F->hd));
+    if (g->decode) { /* one row per document: split-K, as generation's decode */
+        /* qpg: the most query heads of a KV head per work-group within 256 work-items (a divisor of nh /
+         * nkv; the kernel's local arrays hold 256 / head_dim heads) */
+        const int nq = F->nh / F->nkv;
+        int qpg = 1;
+        for (int q = 1; q <= nq; q++)
+            if (nq % q == 0 && q * F->hd <= 256) qpg = q;
+        k = ctx->k[ARMT_K_ROWS_ATTENTION_DECODE];
+        ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->q), ARMT_KA(g->kc), ARMT_KA(g->vc), ARMT_KA(g->part),
+                            ARMT_KA(F->nh), ARMT_KA(F->nkv), ARMT_KA(scale), ARMT_KA(g->rt), ARMT_KA(g->ws),
+                            ARMT_KA(l), ARMT_KA(Lyr), ARMT_KA(g->per), ARMT_KA(g->win), ARMT_KA(g->ns),
+                            ARMT_KA(qpg), ARMT_KA(g->nchmax)));
+        const size_t items = (size_t)qpg * (size_t)F->hd;
+        ARMT_TRY(armt_op_launch(F, ARMT_K_ROWS_ATTENTION_DECODE, 3, (size_t)g->nchmax * items,
+                                (size_t)(F->nh / qpg), g->rows, items));
+        k = ctx->k[ARMT_K_ROWS_ATTENTION_COMBINE];
+        ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(g->part), ARMT_KA(ctx->att), ARMT_KA(g->rt), ARMT_KA(F->nh),
+                            ARMT_KA(g->win), ARMT_KA(g->nchmax)));
+        return armt_op_launch(F, ARMT_K_ROWS_ATTENTION_COMBINE, 2, (size_t)F->nh * (size_t)F->hd, g->rows, 1,
+                              (size_t)F->hd);
+    }
+    k = ctx->k[ARMT_K_ROWS_ATTENTION];
     /* a work-group per (query heads of a KV head, row): their channels; local scratch for their scaled queries
      * and one tile's scores (the tile of the model's attention build) */
     armt_attention_tuning at;
@@ -350,6 +377,7 @@ static armt_status rows_step(gbatch *g, int tail) {
     armt_ctx *ctx = g->ctx;
     armt_err *err = g->err;
     const size_t rows = g->rows;
+    g->decode = !tail;
     /* (not blocking: the host arrays stay as they are until the step's logits have been read, which waits
      * for the in-order queue; a failure waits for the queue before they are freed) */
     ARMT_CL_TRY(clEnqueueWriteBuffer(ctx->queue, ctx->ids, CL_FALSE, 0, rows * sizeof(int32_t), g->ids, 0,
@@ -496,15 +524,17 @@ static armt_status batch_state(gbatch *g) {
     const size_t Lyr = (size_t)g->Lyr, dk = (size_t)g->F.dk, d = (size_t)g->F.d, B = g->B;
     const size_t kv = B * Lyr * (size_t)g->per * g->kvd * 4, wm = B * Lyr * dk * d * (g->wm_bf16 ? 2 : 4);
     {
-        size_t sizes[8] = {kv,
+        size_t sizes[9] = {kv,
                            kv,
                            wm,
                            B * Lyr * dk * 4,
                            B * Lyr * 4,
                            g->rows_cap * 2 * sizeof(int),
                            B * sizeof(int),
-                           g->rows_cap * (size_t)g->F.hd * 4};
-        ARMT_TRY(armt_device_fits(ctx->rt, sizes, 8, "batch generation", err));
+                           g->rows_cap * (size_t)g->F.hd * 4,
+                           B * (size_t)g->F.nh * ((size_t)(g->per - 1) / ARMT_ATTN_DCHUNK + 1) *
+                               ((size_t)g->F.hd + 2) * 4};
+        ARMT_TRY(armt_device_fits(ctx->rt, sizes, 9, "batch generation", err));
         ARMT_TRY(buffer(g, sizes[0], &g->kc, &g->kc_b));
         ARMT_TRY(buffer(g, sizes[0], &g->vc, &g->kc_b));
         ARMT_TRY(buffer(g, sizes[2], &g->wm, &g->wm_b));
@@ -514,6 +544,9 @@ static armt_status batch_state(gbatch *g) {
         ARMT_TRY(buffer(g, sizes[6], &g->ws, &g->ws_b));
         ARMT_TRY(buffer(g, sizes[7], &g->rtab, &g->rtab_b));
         ARMT_TRY(buffer(g, B * sizeof(int32_t), &g->gtok, &g->gtok_b));
+        g->nchmax = (g->per - 1) / ARMT_ATTN_DCHUNK + 1;
+        ARMT_TRY(buffer(g, B * (size_t)g->F.nh * (size_t)g->nchmax * ((size_t)g->F.hd + 2) * 4, &g->part,
+                        &g->part_b));
     }
     int *ws = calloc(B, sizeof *ws);
     if (!ws)
@@ -755,6 +788,7 @@ armt_status armt_generate_batch(armt_ctx *runner, armt_generate_doc *docs, size_
     armt_buffer_release(runner->rt, &g.ws, g.ws_b);
     armt_buffer_release(runner->rt, &g.rtab, g.rtab_b);
     armt_buffer_release(runner->rt, &g.gtok, g.gtok_b);
+    armt_buffer_release(runner->rt, &g.part, g.part_b);
     free(g.docs);
     free(g.written);
     free(g.act);

@@ -63,6 +63,8 @@ typedef enum armt_kernel_id {
     ARMT_K_CELLS_RMSNORM,            /* rows.cl       RMSNorm of cells listed in a table (batches)      */
     ARMT_K_CELLS_MEM_GATHER,         /* rows.cl       their memory-token rows                            */
     ARMT_K_ROWS_ARGMAX,              /* rows.cl       the greedy token of rows of logits                 */
+    ARMT_K_ROWS_ATTENTION_DECODE,    /* rows_attention.cl a decode round's rows, split into chunks    */
+    ARMT_K_ROWS_ATTENTION_COMBINE,   /* rows_attention.cl their chunks combined                       */
     ARMT_K_COUNT
 } armt_kernel_id;
 

@@ -69,6 +69,8 @@ static const struct {
     [ARMT_K_CELLS_RMSNORM] = {"armt_cells_rmsnorm", ARMT_P_MEMORY},
     [ARMT_K_CELLS_MEM_GATHER] = {"armt_cells_mem_gather", ARMT_P_MEMORY},
     [ARMT_K_ROWS_ARGMAX] = {"armt_rows_argmax", ARMT_P_MEMORY},
+    [ARMT_K_ROWS_ATTENTION_DECODE] = {"armt_rows_attention_decode", ARMT_P_ATTENTION},
+    [ARMT_K_ROWS_ATTENTION_COMBINE] = {"armt_rows_attention_combine", ARMT_P_ATTENTION},
 }; /* (ARMT_P_ATTENTION: the model's attention program, ARMT_P_ATTENTION or ARMT_P_ATTENTION_MMA) */
 
 /* The source files of each program, in build order; tc = 1: tensor-core files, built only with tensor cores
