@@ -344,7 +344,7 @@ usage_error "--profile with a batch's forward" "records no profile" --preset tin
 if "$run" --preset tiny --precision bf16 --prompt-ids "$tmp/prompt_a.txt" --prompt-ids "$tmp/prompt_b.txt" \
      --max-new 4 --profile > "$tmp/bprof.out" 2> "$tmp/bprof.err" \
    && grep -q "^profile:  batch decode: device time per kernel, .* (ms/round: per round)" "$tmp/bprof.err" \
-   && grep -q "^  armt_rows_attention .* ms/round" "$tmp/bprof.err" \
+   && grep -q "^  armt_rows_attention_decode .* ms/round" "$tmp/bprof.err" \
    && grep -q "^  lm_head .* ms/round" "$tmp/bprof.err"; then
   pass "--profile with several --prompt-ids: the batch decode's profile per round"
 else
