@@ -229,6 +229,9 @@ __kernel void armt_window_store(__global const float *ck, __global const float *
 #ifndef ATTN_DCHUNK
 #define ATTN_DCHUNK 64 /* (lib/compute/ops.h: ARMT_ATTN_DCHUNK) */
 #endif
+#ifndef ATTN_DUNROLL
+#define ATTN_DUNROLL 16 /* value loads in flight per work-item (a multiple of 4; a build option) */
+#endif
 
 /* One (query head, chunk) of a decode row, work-item t of ATTN_HD (a work-group, or a sub-group of one: every
  * work-item of the work-group calls it, the barriers are the work-group's): keys lo .. hi of the row's cache
@@ -286,13 +289,15 @@ inline void armt_decode_chunk(__global const float *qh, const float scale, __glo
     const int kmin = max(lo, k0);
     float a4[4] = {0.0f, 0.0f, 0.0f, 0.0f}; /* four chains of sums */
     int kr = kmin;
-    for (; kr + 15 <= k1; kr += 16) { /* sixteen loads in flight, then their sums */
-        float vv[16];
+    /* ATTN_DUNROLL loads in flight, then their sums; key kr + u goes to chain (kr + u - kmin) % 4 whatever
+     * the unroll (a multiple of 4), so it does not change the bits */
+    for (; kr + ATTN_DUNROLL - 1 <= k1; kr += ATTN_DUNROLL) {
+        float vv[ATTN_DUNROLL];
 #pragma unroll
-        for (int u = 0; u < 16; u++)
+        for (int u = 0; u < ATTN_DUNROLL; u++)
             vv[u] = vb[(ulong)(kr + u) * kstride + t];
 #pragma unroll
-        for (int u = 0; u < 16; u++)
+        for (int u = 0; u < ATTN_DUNROLL; u++)
             a4[u % 4] += ps[kr + u - k0] * vv[u];
     }
     for (; kr + 3 <= k1; kr += 4)
