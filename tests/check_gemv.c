@@ -60,6 +60,21 @@ static cl_mem buffer(armt_ctx *ctx, size_t bytes, const void *host) {
     return b;
 }
 
+static void release(cl_mem *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        clReleaseMemObject(b[i]);
+}
+
+/* RoPE's table for positions 0 .. npos - 1 (head size HD, base 100): cos then sin of each position */
+static void rope_table(float *tab, int npos) {
+    for (int p = 0; p < npos; p++)
+        for (int i = 0; i < HD / 2; i++) {
+            const double f = p * pow(100.0, -2.0 * i / HD);
+            tab[p * HD + i] = (float)cos(f);
+            tab[p * HD + HD / 2 + i] = (float)sin(f);
+        }
+}
+
 /* One case: m rows, n outputs, k inputs, two entries (the second's first row skipped when skip). */
 static void run_case(armt_ctx *ctx, enum mode md, int a_bf16, int m, int n, int k, int skip, uint64_t seed) {
     const int kv32 = md == KV32 || md == ROPE_KV32; /* k and v into fp32 C and C2 */
@@ -93,12 +108,7 @@ static void run_case(armt_ctx *ctx, enum mode md, int a_bf16, int m, int n, int 
     for (size_t i = 0; i < na / lda + 1; i++)
         rs[i] = 0.5f + urand(&seed);
     const int pos0 = 3; /* the table's positions 0 .. 16 + m */
-    for (int p = 0; p < 16 + m; p++)
-        for (int i = 0; i < HD / 2; i++) {
-            const double f = p * pow(100.0, -2.0 * i / HD);
-            tab[p * HD + i] = (float)cos(f);
-            tab[p * HD + HD / 2 + i] = (float)sin(f);
-        }
+    rope_table(tab, 16 + m);
     /* the reference */
     for (int j = 0; j < count; j++)
         for (int r = 0; r < m; r++) {
@@ -237,8 +247,7 @@ static void run_case(armt_ctx *ctx, enum mode md, int a_bf16, int m, int n, int 
                     ck_assert_msg(o2[o] == 0x7fc0, "%s: out2[%d][%d][%d] written", mode_name[md], j, r, col);
             }
     cl_mem all[] = {ba, bab, bw, bw2, bc, bg, bo1, bo2, brs, btab, bc2};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        clReleaseMemObject(all[i]);
+    release(all, sizeof all / sizeof all[0]);
     free(a), free(c0), free(gate), free(c), free(c2), free(rs), free(tab), free(ab), free(w), free(w2),
         free(o1), free(o2);
     free(ref), free(ref2);
@@ -254,6 +263,12 @@ static armt_ctx *tiny_ctx(armt_runtime **rt, armt_model **m) {
     armt_ctx *ctx = NULL;
     ck_assert_int_eq(armt_ctx_create(*m, NULL, &ctx), ARMT_OK);
     return ctx;
+}
+
+static void tiny_free(armt_ctx *ctx, armt_model *m, armt_runtime *rt) {
+    armt_ctx_free(ctx);
+    armt_model_free(m);
+    armt_runtime_free(rt);
 }
 
 /* _i: the mode */
@@ -274,9 +289,7 @@ START_TEST(test_gemv_modes) {
             if (lanes == 128) run_case(ctx, md, a_bf16, 1, n, 2056, 0, 31 + (uint64_t)_i);
         }
     }
-    armt_ctx_free(ctx);
-    armt_model_free(m);
-    armt_runtime_free(rt);
+    tiny_free(ctx, m, rt);
 }
 END_TEST
 
@@ -405,13 +418,10 @@ START_TEST(test_gemv_norm) {
                 }
             }
             cl_mem all[] = {bx, by, bg, bw, byb, bc1, bc2};
-            for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-                clReleaseMemObject(all[i]);
+            release(all, sizeof all / sizeof all[0]);
             free(x), free(g), free(c1), free(c2), free(w), free(yb);
         }
-    armt_ctx_free(ctx);
-    armt_model_free(mdl);
-    armt_runtime_free(rt);
+    tiny_free(ctx, mdl, rt);
 }
 END_TEST
 
@@ -446,12 +456,7 @@ START_TEST(test_gemv_third) {
                 }
                 for (size_t i = 0; i < nc3; i++)
                     nanv[i] = NAN;
-                for (int p = 0; p < pos0 + m; p++)
-                    for (int i = 0; i < HD / 2; i++) {
-                        const double f = p * pow(100.0, -2.0 * i / HD);
-                        tab[p * HD + i] = (float)cos(f);
-                        tab[p * HD + HD / 2 + i] = (float)sin(f);
-                    }
+                rope_table(tab, pos0 + m);
                 cl_mem ba = buffer(ctx, na * 4, a), bab = buffer(ctx, na * 2, ab),
                        bw = buffer(ctx, nw * 2, w), bw2 = buffer(ctx, nw * 2, w2),
                        btab = buffer(ctx, (size_t)(pos0 + m) * HD * 4, tab);
@@ -562,13 +567,10 @@ START_TEST(test_gemv_third) {
                     free(got[i]);
                 }
                 cl_mem all[] = {ba, bab, bw, bw2, btab};
-                for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-                    clReleaseMemObject(all[i]);
+                release(all, sizeof all / sizeof all[0]);
                 free(a), free(tab), free(nanv), free(ab), free(w), free(w2);
             }
-    armt_ctx_free(ctx);
-    armt_model_free(mdl);
-    armt_runtime_free(rt);
+    tiny_free(ctx, mdl, rt);
 }
 END_TEST
 
