@@ -87,10 +87,9 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
                       __global const ushort *W2, const ulong w2_shift, __global const float *rope,
                       const int rope_hd, const int rope_T, const int rope_pos0,
                       __global const float *rowscale, __global ushort *Cb2, __global const float *norm_w,
-                      const ulong norm_off, const float norm_eps, __global float *C2, const int gv_lanes,
+                      const ulong norm_off, const float norm_eps, __global float *C2, const int lanes,
                       const int last_row0, const int gx, __local float *red, __local float *sums) {
-    /* lanes per column pair, groups per work-group (a lanes value the host never passes counts as 32) */
-    const int lanes = gv_lanes == 64 || gv_lanes == 128 ? gv_lanes : 32, groups = GV_WG / lanes;
+    const int groups = GV_WG / lanes; /* (lanes: 32, 64 or 128, from GV_RUN) */
     const int lid = get_local_id(0), lane = lid % lanes, grp = lid / lanes;
     const int j = get_group_id(2);
     GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
@@ -237,22 +236,27 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
     __local float sums[GV_VALS * GV_WG / 32];
 
 /* The work-group's product: the third one (W3) for the launch's first ceil(n3 / columns) work-groups, where
- * there is one, else the op's own (gx counted from the first of its work-groups). */
-#define GV_RUN(Af, Ab)                                                                                     \
-    const int lanes_ = gv_lanes == 64 || gv_lanes == 128 ? gv_lanes : 32, cols_ = 2 * (GV_WG / lanes_);    \
-    const int g3 = W3 ? (n3 + cols_ - 1) / cols_ : 0, gx = get_group_id(0), third = gx < g3;               \
-    armt_gemv(m, third ? n3 : n, k, Af, Ab, lda, third ? W3 : W, third ? C3 : C, third ? ldc3 : ldc,       \
-              third ? 0 : beta, third ? 0 : offs, a_base, a_stride, third ? w3_off : w_base,               \
-              third ? 0 : w_stride, third ? c3_off : c_base, third ? 0 : c_stride, third ? 0 : Gt,         \
-              third ? 0 : Cb, third ? 0 : W2, w2_shift, rope, rope_hd, rope_T, rope_pos0,                  \
-              third ? 0 : rowscale, third ? 0 : Cb2, norm_w, norm_off, norm_eps, third ? 0 : C2, gv_lanes, \
-              last_row0, third ? gx : gx - g3, red, sums);
+ * there is one, else the op's own (gx counted from the first of its work-groups). The lanes per column pair:
+ * gv_lanes (a value the host never passes counts as 32). */
+#define GV_RUN(Af, Ab)                                                                                      \
+    do {                                                                                                    \
+        const int lanes = gv_lanes == 64 || gv_lanes == 128 ? gv_lanes : 32, cols = 2 * (GV_WG / lanes);    \
+        const int g3 = W3 ? (n3 + cols - 1) / cols : 0, gx = get_group_id(0), third = gx < g3;              \
+        armt_gemv(m, third ? n3 : n, k, Af, Ab, lda, third ? W3 : W, third ? C3 : C, third ? ldc3 : ldc,    \
+                  third ? 0 : beta, third ? 0 : offs, a_base, a_stride, third ? w3_off : w_base,            \
+                  third ? 0 : w_stride, third ? c3_off : c_base, third ? 0 : c_stride, third ? 0 : Gt,      \
+                  third ? 0 : Cb, third ? 0 : W2, w2_shift, rope, rope_hd, rope_T, rope_pos0,               \
+                  third ? 0 : rowscale, third ? 0 : Cb2, norm_w, norm_off, norm_eps, third ? 0 : C2, lanes, \
+                  last_row0, third ? gx : gx - g3, red, sums);                                              \
+    } while (0)
 
-__kernel __attribute__((reqd_work_group_size(GV_WG, 1, 1))) void armt_gemv_bf16(ARMT_GEMM_PARAMS(float)){
-    GV_LOCALS GV_RUN(A, 0)}
-
-__kernel
-    __attribute__((reqd_work_group_size(GV_WG, 1, 1))) void armt_gemv_bf16bf16(ARMT_GEMM_PARAMS(ushort)) {
+__kernel __attribute__((reqd_work_group_size(GV_WG, 1, 1))) void armt_gemv_bf16(ARMT_GEMM_PARAMS(float)) {
     GV_LOCALS
-    GV_RUN(0, A)
+    GV_RUN(A, 0);
+}
+
+__kernel __attribute__((reqd_work_group_size(GV_WG, 1, 1))) void
+armt_gemv_bf16bf16(ARMT_GEMM_PARAMS(ushort)) {
+    GV_LOCALS
+    GV_RUN(0, A);
 }

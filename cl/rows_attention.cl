@@ -12,6 +12,16 @@
  * (qpg * ATTN_HD); the KV tile in local memory serves the group's query heads; qs (qpg * ATTN_HD floats)
  * and sc (qpg * ATTN_BK floats) are local scratch.
  */
+/* The keys row (document slot b, position p) reads in its cache: kfirst, the first row loaded (the window rows
+ * below win - S are not cached); lo, the first it sees (the sink sees no cached key, text row i the cached
+ * rows from win - S + i); the last is win + p. */
+inline void armt_rows_keys(const int win, const int ns, __global const int *wS, const int b, const int p,
+                           int *kfirst, int *lo) {
+    const int S = win > 0 ? wS[b] : 0;
+    *kfirst = win > 0 ? win - S : 0;
+    *lo = win <= 0 ? 0 : p < ns ? win : min(win, win - S + (p - ns));
+}
+
 __kernel void armt_rows_attention(__global const float *q, __global const float *kc, __global const float *vc,
                                   __global float *out, const int nh, const int nkv, const float scale,
                                   __global const int *rt, __global const int *wS, const int rows, const int l,
@@ -29,9 +39,9 @@ __kernel void armt_rows_attention(__global const float *q, __global const float 
     __global const float *vbase = vc + base;
     qs[lid] = q[(ulong)r * qstride + (ulong)h * ATTN_HD + c] * scale;
     float m = -INFINITY, sum = 0.0f, acc = 0.0f;
-    const int S = win > 0 ? wS[b] : 0;
-    const int lim = win + p, kfirst = win > 0 ? win - S : 0;
-    const int lo = win <= 0 ? 0 : p < ns ? win : min(win, win - S + (p - ns));
+    const int lim = win + p;
+    int kfirst, lo;
+    armt_rows_keys(win, ns, wS, b, p, &kfirst, &lo);
     for (int kb = kfirst / ATTN_BK * ATTN_BK; kb <= lim; kb += ATTN_BK) {
         for (int e = lid; e < ATTN_BK * ATTN_HD; e += items) {
             const int kr = kb + e / ATTN_HD, cc = e % ATTN_HD;
@@ -93,8 +103,10 @@ __kernel void armt_rows_attention_decode(__global const float *q, __global const
     const int lid = get_local_id(0), sub = lid / ATTN_HD, t = lid % ATTN_HD;
     const int c = get_group_id(0), h = get_group_id(1) * qpg + sub, r = get_group_id(2);
     const int kvh = h / (nh / nkv), b = rt[2 * r], p = rt[2 * r + 1];
-    const int S = win > 0 ? wS[b] : 0, hi = win + p, kfirst = win > 0 ? win - S : 0;
-    const int lo = max(kfirst, win <= 0 ? 0 : p < ns ? win : min(win, win - S + (p - ns)));
+    const int hi = win + p;
+    int kfirst, lo;
+    armt_rows_keys(win, ns, wS, b, p, &kfirst, &lo);
+    lo = max(kfirst, lo);
     if (c > hi / ATTN_DCHUNK) return; /* (the whole work-group: one row, one chunk) */
     const ulong kstride = (ulong)nkv * ATTN_HD;
     const ulong base = ((ulong)b * n_layers + l) * (ulong)per * kstride + (ulong)kvh * ATTN_HD;

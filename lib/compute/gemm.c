@@ -44,10 +44,13 @@ static int few_workgroups(const armt_gemm_env *env, size_t wgs) {
  * 32 lanes) then spreads over more of the GPU. More lanes where there are work-groups enough measured slower
  * on an H100 (docs/perf/results/2026-12-06-h100-decode-5.md: 128 lanes everywhere 328 tokens/s, 64 378, 32
  * 375). The tuning may force one value. */
+/* output columns of a GEMV work-group (GV_WG = 128 work-items) at lanes per column pair */
+static size_t gemv_cols(int lanes) { return (size_t)(2 * 128 / lanes); }
+
 static int gemv_lanes(const armt_gemm_env *env, size_t n, size_t k) {
     if (env->tune->gemv_lanes) return env->tune->gemv_lanes;
     int lanes = 32;
-    while (lanes < 128 && (n + 255 / lanes) / (256 / lanes) < (size_t)env->compute_units &&
+    while (lanes < 128 && (n + gemv_cols(lanes) - 1) / gemv_cols(lanes) < (size_t)env->compute_units &&
            (size_t)lanes * 16 < k)
         lanes *= 2;
     return lanes;
@@ -108,7 +111,7 @@ const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op
             plan->gv_lanes = gemv_lanes(env, e->w3 && e->n3 > op->n ? e->n3 : op->n, op->k);
             plan->lws[0] = 128; /* GV_WG */
             plan->lws[1] = 1;
-            plan->tile[0] = (size_t)(2 * 128 / plan->gv_lanes); /* output columns per work-group */
+            plan->tile[0] = gemv_cols(plan->gv_lanes); /* output columns per work-group */
             plan->tile[1] = ARMT_GEMV_ROWS;
             return NULL;
         }

@@ -225,19 +225,19 @@ static armt_status rows_attention(gbatch *g, int l) {
                         ARMT_KA(g->per), ARMT_KA(g->win)));
     ARMT_TRY(armt_op_launch(F, ARMT_K_ROWS_KV_APPEND, 2, g->kvd, g->rows, 1, 0));
     const float scale = (float)(1.0 / sqrt((double)F->hd));
+    /* qpg: the most query heads of a KV head per work-group within 256 work-items (a divisor of nh / nkv;
+     * armt_rows_attention_decode's local arrays hold 256 / head_dim heads) */
+    const int nq = F->nh / F->nkv;
+    int qpg = 1;
+    for (int q = 1; q <= nq; q++)
+        if (nq % q == 0 && q * F->hd <= 256) qpg = q;
+    const size_t items = (size_t)qpg * (size_t)F->hd;
     if (g->decode) { /* one row per document: split-K, as generation's decode */
-        /* qpg: the most query heads of a KV head per work-group within 256 work-items (a divisor of nh /
-         * nkv; the kernel's local arrays hold 256 / head_dim heads) */
-        const int nq = F->nh / F->nkv;
-        int qpg = 1;
-        for (int q = 1; q <= nq; q++)
-            if (nq % q == 0 && q * F->hd <= 256) qpg = q;
         k = ctx->k[ARMT_K_ROWS_ATTENTION_DECODE];
         ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->q), ARMT_KA(g->kc), ARMT_KA(g->vc), ARMT_KA(g->part),
                             ARMT_KA(F->nh), ARMT_KA(F->nkv), ARMT_KA(scale), ARMT_KA(g->rt), ARMT_KA(g->ws),
                             ARMT_KA(l), ARMT_KA(Lyr), ARMT_KA(g->per), ARMT_KA(g->win), ARMT_KA(g->ns),
                             ARMT_KA(qpg), ARMT_KA(g->nchmax)));
-        const size_t items = (size_t)qpg * (size_t)F->hd;
         ARMT_TRY(armt_op_launch(F, ARMT_K_ROWS_ATTENTION_DECODE, 3, (size_t)g->nchmax * items,
                                 (size_t)(F->nh / qpg), g->rows, items));
         k = ctx->k[ARMT_K_ROWS_ATTENTION_COMBINE];
@@ -251,12 +251,6 @@ static armt_status rows_attention(gbatch *g, int l) {
      * and one tile's scores (the tile of the model's attention build) */
     armt_attention_tuning at;
     armt_tune_attention(&ctx->rt->tune, F->hd, ctx->model->precision == ARMT_PRECISION_BF16, &at);
-    /* qpg: the most query heads of a KV head per work-group within 256 work-items (a divisor of nh / nkv) */
-    const int nq = F->nh / F->nkv;
-    int qpg = 1;
-    for (int q = 1; q <= nq; q++)
-        if (nq % q == 0 && q * F->hd <= 256) qpg = q;
-    const size_t items = (size_t)qpg * (size_t)F->hd;
     const armt_karg qs = {items * sizeof(float), NULL},
                     sc = {(size_t)qpg * (size_t)at.bk * sizeof(float), NULL};
     ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->q), ARMT_KA(g->kc), ARMT_KA(g->vc), ARMT_KA(ctx->att),
@@ -523,6 +517,7 @@ static armt_status batch_state(gbatch *g) {
     armt_err *err = g->err;
     const size_t Lyr = (size_t)g->Lyr, dk = (size_t)g->F.dk, d = (size_t)g->F.d, B = g->B;
     const size_t kv = B * Lyr * (size_t)g->per * g->kvd * 4, wm = B * Lyr * dk * d * (g->wm_bf16 ? 2 : 4);
+    g->nchmax = (g->per - 1) / ARMT_ATTN_DCHUNK + 1;
     {
         size_t sizes[9] = {kv,
                            kv,
@@ -532,8 +527,7 @@ static armt_status batch_state(gbatch *g) {
                            g->rows_cap * 2 * sizeof(int),
                            B * sizeof(int),
                            g->rows_cap * (size_t)g->F.hd * 4,
-                           B * (size_t)g->F.nh * ((size_t)(g->per - 1) / ARMT_ATTN_DCHUNK + 1) *
-                               ((size_t)g->F.hd + 2) * 4};
+                           B * (size_t)g->F.nh * (size_t)g->nchmax * ((size_t)g->F.hd + 2) * 4};
         ARMT_TRY(armt_device_fits(ctx->rt, sizes, 9, "batch generation", err));
         ARMT_TRY(buffer(g, sizes[0], &g->kc, &g->kc_b));
         ARMT_TRY(buffer(g, sizes[0], &g->vc, &g->kc_b));
@@ -544,9 +538,7 @@ static armt_status batch_state(gbatch *g) {
         ARMT_TRY(buffer(g, sizes[6], &g->ws, &g->ws_b));
         ARMT_TRY(buffer(g, sizes[7], &g->rtab, &g->rtab_b));
         ARMT_TRY(buffer(g, B * sizeof(int32_t), &g->gtok, &g->gtok_b));
-        g->nchmax = (g->per - 1) / ARMT_ATTN_DCHUNK + 1;
-        ARMT_TRY(buffer(g, B * (size_t)g->F.nh * (size_t)g->nchmax * ((size_t)g->F.hd + 2) * 4, &g->part,
-                        &g->part_b));
+        ARMT_TRY(buffer(g, sizes[8], &g->part, &g->part_b));
     }
     int *ws = calloc(B, sizeof *ws);
     if (!ws)

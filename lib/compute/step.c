@@ -63,8 +63,6 @@ static int norm_in_gemv(const armt_call *F, const armt_step *st) {
     return F->gemv && st->G == 1 && st->T <= ARMT_GEMV_ROWS;
 }
 
-/* The op over a role whose A is the pending norm's output (ctx->h at the temporaries' offsets): on x with the
- * norm in the GEMV where it takes it, else after the norm. */
 /* op on x with the pending norm in the GEMV (x_off: storage for its one A offset) */
 static armt_gemm_op on_x(armt_call *F, const armt_step *st, armt_gemm_op op, size_t *x_off) {
     armt_ctx *ctx = F->ctx;
@@ -86,6 +84,8 @@ static int normed_role_gemv(armt_call *F, const armt_step *st, armt_gemm_op op, 
     return armt_gemm_weights_gemv(F->ctx, F->norm_pend ? on_x(F, st, op, &x_off) : op, role, pair, st->l0);
 }
 
+/* The op over a role whose A is the pending norm's output (ctx->h at the temporaries' offsets): on x with the
+ * norm in the GEMV where it takes it, else after the norm. */
 static armt_status normed_role(armt_call *F, const armt_step *st, armt_gemm_op op, armt_role role, int pair) {
     armt_ctx *ctx = F->ctx;
     if (F->norm_pend) {
