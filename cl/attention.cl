@@ -233,16 +233,47 @@ __kernel void armt_window_store(__global const float *ck, __global const float *
 #define ATTN_DUNROLL 16 /* value loads in flight per work-item (a multiple of 4; a build option) */
 #endif
 
+/* Row stride, in floats, of a chunk's keys staged in local memory (armt_decode_stage_k): ATTN_HD + 4, so that
+ * the float4 reads of eight work-items, each of its own key, fall in different banks. */
+#define ATTN_DKS (ATTN_HD + 4)
+
+/* The visible keys of chunk c (lo .. hi of the row's cache kb, row stride kstride; as armt_decode_chunk
+ * bounds them) into ks (ATTN_DCHUNK rows of ATTN_DKS floats; the rows of keys the row does not see are not
+ * written), by the n work-items of the work-group (this one: lid), four float4 loads in flight each.
+ * Consecutive work-items load consecutive float4s of a key, so that a warp's loads are whole key rows: the
+ * scores' loads, one key per work-item, took one cache line per work-item per load, and the query heads of a
+ * KV head each took them again (armt_rows_attention_decode). Every work-item calls it; the barrier after it
+ * is armt_decode_chunk's first. */
+inline void armt_decode_stage_k(__global const float *kb, const ulong kstride, const int lo, const int hi,
+                                const int c, __local float *ks, const int lid, const int n) {
+    const int k0 = c * ATTN_DCHUNK, kmin = max(lo, k0), k1 = min(hi, k0 + ATTN_DCHUNK - 1);
+    const int q4 = ATTN_HD / 4, cnt = (k1 - kmin + 1) * q4;
+    for (int i0 = lid; i0 < cnt; i0 += 4 * n) {
+        float4 v[4];
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            const int i = i0 + u * n;
+            v[u] = i < cnt ? ((__global const float4 *)(kb + (ulong)(kmin + i / q4) * kstride))[i % q4]
+                           : (float4)(0.0f);
+        }
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            const int i = i0 + u * n;
+            if (i < cnt) ((__local float4 *)(ks + (kmin + i / q4 - k0) * ATTN_DKS))[i % q4] = v[u];
+        }
+    }
+}
+
 /* One (query head, chunk) of a decode row, work-item t of ATTN_HD (a work-group, or a sub-group of one: every
  * work-item of the work-group calls it, the barriers are the work-group's): keys lo .. hi of the row's cache
- * kb / vb (row stride kstride), chunk c of them, into pc = (m, l, acc[HD]). qs, ps, red: this sub-group's
- * local scratch (ATTN_HD, ATTN_DCHUNK, ATTN_HD floats). */
-inline void armt_decode_chunk(__global const float *qh, const float scale, __global const float *kb,
+ * (the keys of chunk c staged in ks by armt_decode_stage_k; the values vb, row stride kstride) into pc = (m,
+ * l, acc[HD]). qs, ps, red: this sub-group's local scratch (ATTN_HD, ATTN_DCHUNK, ATTN_HD floats). */
+inline void armt_decode_chunk(__global const float *qh, const float scale, __local const float *ks,
                               __global const float *vb, const ulong kstride, const int lo, const int hi,
                               const int c, __global float *pc, const int t, __local float *qs,
                               __local float *ps, __local float *red) {
     qs[t] = qh[t] * scale;
-    barrier(CLK_LOCAL_MEM_FENCE);
+    barrier(CLK_LOCAL_MEM_FENCE); /* (also: the staged keys) */
     const int k0 = c * ATTN_DCHUNK, k1 = min(hi, k0 + ATTN_DCHUNK - 1);
     /* scores of the chunk's keys, -INFINITY outside what the row sees */
     float mloc = -INFINITY;
@@ -250,7 +281,7 @@ inline void armt_decode_chunk(__global const float *qh, const float scale, __glo
         const int kr = k0 + i;
         float s = -INFINITY;
         if (kr >= lo && kr <= k1) {
-            __global const float4 *kp = (__global const float4 *)(kb + (ulong)kr * kstride);
+            __local const float4 *kp = (__local const float4 *)(ks + i * ATTN_DKS);
             float dot = 0.0f;
             for (int e = 0; e < ATTN_HD / 4; e++) {
                 const float4 kv4 = kp[e];
@@ -320,6 +351,7 @@ armt_attention_decode(__global const float *q, __global const float *k, __global
     __local float qs[ATTN_HD];
     __local float ps[ATTN_DCHUNK];
     __local float red[ATTN_HD];
+    __local float4 ks[ATTN_DCHUNK * ATTN_DKS / 4];
     const int t = get_local_id(0), c = get_group_id(0), h = get_group_id(1), nch = get_num_groups(0);
     const int kvh = h / (nh / nkv);
     const ulong kstride = (ulong)nkv * ATTN_HD;
@@ -327,7 +359,8 @@ armt_attention_decode(__global const float *q, __global const float *k, __global
     const int kfirst = win > 0 ? win - armt_attn_cached(0, win, win_first, j_first) : 0;
     const int lo = max(kfirst, armt_attn_lo(q0, 0, 1, -1, 1, win, win_first, j_first, ns, nmem));
     const int hi = min(Tk - 1, armt_attention_limit(0, 0, 1, q0, 0, -1, 1));
-    armt_decode_chunk(q + (ulong)h * ATTN_HD, scale, kb, vb, kstride, lo, hi, c,
+    armt_decode_stage_k(kb, kstride, lo, hi, c, (__local float *)ks, t, ATTN_HD);
+    armt_decode_chunk(q + (ulong)h * ATTN_HD, scale, (__local const float *)ks, vb, kstride, lo, hi, c,
                       part + ((ulong)h * nch + c) * (ATTN_HD + 2), t, qs, ps, red);
 }
 
