@@ -373,6 +373,43 @@ int armt_gemm_weights_gemv(armt_ctx *ctx, armt_gemm_op op, armt_role role, int p
     return armt_gemm_plan_make(&env, &op, &plan) == NULL && plan.gemv;
 }
 
+int armt_gemm_weights_rows(armt_ctx *ctx, armt_gemm_op op, armt_role role, int l, size_t *offs,
+                           armt_status *st, armt_err *err) {
+    const size_t R = ARMT_GEMV_ROWS, m = op.m, nb = m / R, a0 = op.a_off[0], c0 = op.c_off[0];
+    size_t w_off, *ao = offs, *wo = offs + nb + 1, *co = offs + 2 * (nb + 1);
+    role_shape(ctx, &op, role, -1);
+    op.w = armt_weight_at(&ctx->model->w[role], l, &w_off);
+    op.gemv = 1;
+    op.skip_last = 0;
+    for (size_t j = 0; j <= nb; j++) {
+        ao[j] = a0 + j * R * op.lda;
+        wo[j] = w_off;
+        co[j] = c0 + j * R * op.ldc;
+    }
+    op.a_off = ao;
+    op.w_off = wo;
+    op.c_off = co;
+    op.m = m < R ? m : R;
+    op.count = 1;
+    const armt_gemm_env env = armt_gemm_env_of(ctx);
+    armt_gemm_plan plan;
+    if (armt_gemm_plan_make(&env, &op, &plan) != NULL || !plan.gemv) return 0;
+    *st = ARMT_OK;
+    if (nb) {
+        op.count = nb;
+        if ((*st = armt_gemm(ctx, &op, err)) != ARMT_OK) return 1;
+    }
+    if (m % R) {
+        op.m = m % R;
+        op.count = 1;
+        op.a_off = ao + nb;
+        op.w_off = wo + nb;
+        op.c_off = co + nb;
+        *st = armt_gemm(ctx, &op, err);
+    }
+    return 1;
+}
+
 armt_status armt_gemm_weights(armt_ctx *ctx, armt_gemm_op op, armt_role role, int pair, int l0, int G,
                               size_t *w_off, armt_err *err) {
     const armt_weight *w = &ctx->model->w[role];

@@ -58,6 +58,7 @@ typedef struct gbatch {
     int *rt_host; /* (rows_cap, 2) slot, position */
     int32_t *ids; /* (rows_cap) */
     size_t *a_off, *w_off, *c_off;
+    size_t *blk_off; /* armt_gemm_weights_rows's scratch: 3 (B / ARMT_GEMV_ROWS + 1) */
     float *logits;   /* (B, vocab) */
     int32_t *greedy; /* (B) the device's argmax of each row, when every active document is greedy */
     int all_greedy;  /*   (then only those are read back, not the logits)                        */
@@ -82,7 +83,8 @@ static armt_step rows_cell(const gbatch *g, int l) {
     return st;
 }
 
-/* A GEMM over all the step's rows: C (rows x ?) = A W^T (+ C), A read from its staged bf16 copy if any. */
+/* A GEMM over all the step's rows: C (rows x ?) = A W^T (+ C), A read from its staged bf16 copy if any; the
+ * GEMV kernel where there are at most ARMT_GEMV_ROWS rows (as generation's one document). */
 static armt_gemm_op rows_op(gbatch *g, cl_mem a, size_t lda, cl_mem c, size_t ldc, float beta) {
     g->a_off[0] = g->c_off[0] = 0;
     armt_gemm_op op = {.m = g->rows,
@@ -93,7 +95,8 @@ static armt_gemm_op rows_op(gbatch *g, cl_mem a, size_t lda, cl_mem c, size_t ld
                        .ldc = ldc,
                        .c_off = g->c_off,
                        .beta = beta,
-                       .site = -1};
+                       .site = -1,
+                       .gemv = 1};
     armt_op_staged_a(&g->F, &op);
     return op;
 }
@@ -133,7 +136,8 @@ static armt_status mem_products(gbatch *g, int l, cl_mem c, float beta, cl_mem r
                            .ldc = d,
                            .c_off = g->c_off,
                            .beta = beta,
-                           .site = ARMT_GSITE_MEM_READ};
+                           .site = ARMT_GSITE_MEM_READ,
+                           .gemv = 1}; /* (a decode round: one row each, every document's own W_mem) */
         op.epi.rowscale = rowscale;
         armt_op_staged_a(&g->F, &op);
         ARMT_TRY(armt_gemm(ctx, &op, g->err));
@@ -151,8 +155,13 @@ static armt_status rows_read(gbatch *g, int l) {
     for (size_t i = 0; i < g->n_act; i++)
         any |= g->written[g->act[i] * (size_t)g->Lyr + (size_t)l];
     if (!any) return ARMT_OK; /* no document has written this layer: the read is skipped */
-    ARMT_TRY(
-        role_gemm(g, rows_op(g, ctx->x, (size_t)F->d, ctx->mq, (size_t)F->dm, 0.0f), ARMT_ROLE_WMQ, -1, l));
+    /* W_mq (d_mem outputs): in a decode round the GEMV in blocks of rows, which the tensor-core tiles would
+     * give one work-group */
+    const armt_gemm_op mq = rows_op(g, ctx->x, (size_t)F->d, ctx->mq, (size_t)F->dm, 0.0f);
+    armt_status sq = ARMT_OK;
+    if (!(g->decode && armt_gemm_weights_rows(ctx, mq, ARMT_ROLE_WMQ, l, g->blk_off, &sq, err)))
+        sq = role_gemm(g, mq, ARMT_ROLE_WMQ, -1, l);
+    ARMT_TRY(sq);
     ARMT_TRY(armt_op_dpfp(F, g->rows));
     ARMT_TRY(armt_op_stage_bf16(F, ctx->phi, g->rows, (size_t)F->dk));
     const int rows = (int)g->rows, Lyr = g->Lyr;
@@ -675,11 +684,12 @@ static armt_status run(gbatch *g, const armt_generate_params *gp) {
     g->a_off = malloc(B * sizeof *g->a_off);
     g->w_off = malloc(B * sizeof *g->w_off);
     g->c_off = malloc(B * sizeof *g->c_off);
+    g->blk_off = malloc(3 * (B / ARMT_GEMV_ROWS + 1) * sizeof *g->blk_off);
     g->logits = malloc(B * (size_t)cfg->vocab_size * sizeof *g->logits);
     g->work = malloc(armt_sample_work_bytes(cfg->vocab_size));
     g->greedy = malloc(B * sizeof *g->greedy);
     if (!g->written || !g->act || !g->rt_host || !g->ids || !g->a_off || !g->w_off || !g->c_off ||
-        !g->logits || !g->work || !g->greedy)
+        !g->blk_off || !g->logits || !g->work || !g->greedy)
         return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_generate_batch: out of host memory");
     ARMT_TRY(doc_state(g));
     if (max_new == 0) return ARMT_OK;
@@ -789,6 +799,7 @@ armt_status armt_generate_batch(armt_ctx *runner, armt_generate_doc *docs, size_
     free(g.a_off);
     free(g.w_off);
     free(g.c_off);
+    free(g.blk_off);
     free(g.logits);
     free(g.work);
     free(g.greedy);
