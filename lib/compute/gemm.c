@@ -373,16 +373,12 @@ int armt_gemm_weights_gemv(armt_ctx *ctx, armt_gemm_op op, armt_role role, int p
     return armt_gemm_plan_make(&env, &op, &plan) == NULL && plan.gemv;
 }
 
-int armt_gemm_weights_rows(armt_ctx *ctx, armt_gemm_op op, armt_role role, int pair, int l, size_t *offs,
+int armt_gemm_weights_rows(armt_ctx *ctx, armt_gemm_op op, armt_role role, int l, size_t *offs,
                            armt_status *st, armt_err *err) {
     const size_t R = ARMT_GEMV_ROWS, m = op.m, nb = m / R, a0 = op.a_off[0], c0 = op.c_off[0];
-    size_t w_off, off2, *ao = offs, *wo = offs + nb + 1, *co = offs + 2 * (nb + 1);
-    role_shape(ctx, &op, role, pair);
+    size_t w_off, *ao = offs, *wo = offs + nb + 1, *co = offs + 2 * (nb + 1);
+    role_shape(ctx, &op, role, -1);
     op.w = armt_weight_at(&ctx->model->w[role], l, &w_off);
-    if (pair >= 0) {
-        op.epi.w2 = armt_weight_at(&ctx->model->w[pair], l, &off2);
-        if (off2 != w_off || ctx->model->w[pair].bf16 != op.w_bf16) return 0;
-    }
     op.gemv = 1;
     op.skip_last = 0;
     for (size_t j = 0; j <= nb; j++) {

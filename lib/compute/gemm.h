@@ -113,13 +113,12 @@ armt_status armt_gemm_weights(armt_ctx *ctx, armt_gemm_op op, armt_role role, in
  * the RMSNorm prologue and fp32 k and v: a caller asks before it hands the GEMV work it cannot give back). */
 int armt_gemm_weights_gemv(armt_ctx *ctx, armt_gemm_op op, armt_role role, int pair, int l0);
 /* Generation's product of many rows (op: one entry of op.m rows at a_off[0] / c_off[0], everything but the
- * weight fields, as armt_gemm_weights; pair >= 0: epi.w2 that role's weight) with layer l's weight of a
- * role, on the GEMV kernel: the rows in blocks of ARMT_GEMV_ROWS, the entries of one launch that each read
- * the same weight, and a second launch for the rows left over. For the small weights of a batch's decode
- * rounds (W_mq: 64 outputs; k and v), which the tensor-core tiles give one to a few work-groups. Returns 0
- * without running anything where the GEMV kernel cannot take the op (the caller then runs
- * armt_gemm_weights), else 1 and the status in *st; offs: scratch of 3 (op.m / ARMT_GEMV_ROWS + 1) entries. */
-int armt_gemm_weights_rows(armt_ctx *ctx, armt_gemm_op op, armt_role role, int pair, int l, size_t *offs,
+ * weight fields, as armt_gemm_weights) with layer l's weight of a role, on the GEMV kernel: the rows in blocks
+ * of ARMT_GEMV_ROWS, the entries of one launch that each read the same weight, and a second launch for the
+ * rows left over. For a small weight in a batch's decode rounds (W_mq: 64 outputs), which the tensor-core
+ * tiles give one work-group. Returns 0 without running anything where the GEMV kernel cannot take the op
+ * (the caller then runs armt_gemm_weights); offs: scratch of 3 (op.m / ARMT_GEMV_ROWS + 1) entries. */
+int armt_gemm_weights_rows(armt_ctx *ctx, armt_gemm_op op, armt_role role, int l, size_t *offs,
                            armt_status *st, armt_err *err);
 
 #endif

@@ -159,7 +159,7 @@ static armt_status rows_read(gbatch *g, int l) {
      * give one work-group */
     const armt_gemm_op mq = rows_op(g, ctx->x, (size_t)F->d, ctx->mq, (size_t)F->dm, 0.0f);
     armt_status sq = ARMT_OK;
-    if (!(g->decode && armt_gemm_weights_rows(ctx, mq, ARMT_ROLE_WMQ, -1, l, g->blk_off, &sq, err)))
+    if (!(g->decode && armt_gemm_weights_rows(ctx, mq, ARMT_ROLE_WMQ, l, g->blk_off, &sq, err)))
         sq = role_gemm(g, mq, ARMT_ROLE_WMQ, -1, l);
     ARMT_TRY(sq);
     ARMT_TRY(armt_op_dpfp(F, g->rows));
@@ -186,29 +186,17 @@ static armt_status rows_read(gbatch *g, int l) {
 }
 
 /* q, k and v of the rows, RoPE in the GEMMs' epilogue where it fits (as step.c's; K and V stay fp32, for
- * the caches). In a decode round k and v are one GEMV launch in blocks of rows (armt_gemm_weights_rows:
- * their kv_dim outputs gave the narrow tiles a few work-groups), k's RoPE then left to rows_rope. Says whether
- * RoPE was applied to q and to k. */
-static armt_status rows_qkv(gbatch *g, int l, int *rope_q, int *rope_k) {
+ * the caches). Returns whether RoPE was applied. */
+static armt_status rows_qkv(gbatch *g, int l, int *fused_rope) {
     armt_call *F = &g->F;
     armt_ctx *ctx = g->ctx;
     const size_t d = (size_t)F->d, qd = (size_t)F->nh * F->hd;
     const int rope = F->abf_src == ctx->h && armt_gemm_rope_fits(ctx, F->hd, F->d);
-    *rope_q = *rope_k = rope;
+    *fused_rope = rope;
     armt_gemm_epi epi = {.rope = rope ? g->rtab : NULL, .rope_hd = F->hd, .rope_T = (int)g->rows};
     armt_gemm_op op = rows_op(g, ctx->h, d, ctx->q, qd, 0.0f);
     op.epi = epi;
     ARMT_TRY(role_gemm(g, op, ARMT_ROLE_WQ, -1, l));
-    if (g->decode) {
-        armt_gemm_op kv = rows_op(g, ctx->h, d, ctx->kk, g->kvd, 0.0f);
-        kv.epi.c2 = ctx->vv;
-        armt_status s = ARMT_OK;
-        if (armt_gemm_weights_rows(ctx, kv, ARMT_ROLE_WK, ARMT_ROLE_WV, l, g->blk_off, &s, g->err)) {
-            *rope_k = 0;
-            armt_op_unstage(F);
-            return s;
-        }
-    }
     op = rows_op(g, ctx->h, d, ctx->kk, g->kvd, 0.0f);
     op.epi = epi;
     ARMT_TRY(role_gemm(g, op, ARMT_ROLE_WK, -1, l));
@@ -219,16 +207,17 @@ static armt_status rows_qkv(gbatch *g, int l, int *rope_q, int *rope_k) {
     return ARMT_OK;
 }
 
-/* RoPE of the rows' q (with_q) and k (with_k) (armt_rope on the gathered table: row r at "position" r). */
-static armt_status rows_rope(gbatch *g, int with_q, int with_k) {
+/* RoPE of the rows' q and k (armt_rope on the gathered table: row r at "position" r). */
+static armt_status rows_rope(gbatch *g) {
     armt_call *F = &g->F;
     armt_ctx *ctx = g->ctx;
     armt_err *err = g->err;
     cl_kernel k = ctx->k[ARMT_K_ROPE];
-    const int T = (int)g->rows, pos0 = 0, none = 0, nh = with_q ? F->nh : 0, nkv = with_k ? F->nkv : 0;
-    cl_ulong n = (cl_ulong)g->rows * (cl_ulong)(nh + nkv) * (cl_ulong)(F->hd / 2);
+    const int T = (int)g->rows, pos0 = 0, none = 0;
+    cl_ulong n = (cl_ulong)g->rows * (cl_ulong)(F->nh + F->nkv) * (cl_ulong)(F->hd / 2);
     ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->q), ARMT_KA(ctx->kk), ARMT_KA(g->rtab), ARMT_KA(T),
-                        ARMT_KA(nh), ARMT_KA(nkv), ARMT_KA(F->hd), ARMT_KA(pos0), ARMT_KA(n), ARMT_KA(none)));
+                        ARMT_KA(F->nh), ARMT_KA(F->nkv), ARMT_KA(F->hd), ARMT_KA(pos0), ARMT_KA(n),
+                        ARMT_KA(none)));
     const size_t wg = (size_t)ctx->rt->tune.row_wg;
     return armt_op_launch(F, ARMT_K_ROPE, 1, armt_round_up((size_t)n, wg), 1, 1, wg);
 }
@@ -312,10 +301,10 @@ static armt_status rows_layer(gbatch *g, int l) {
     armt_ctx *ctx = g->ctx;
     const size_t d = (size_t)F->d, qd = (size_t)F->nh * F->hd, ffn = (size_t)F->ffn;
     const armt_step st = rows_cell(g, l);
-    int rope_q, rope_k;
+    int rope_done;
     ARMT_TRY(armt_op_rmsnorm(F, &st, ARMT_ROLE_NORM_IN));
-    ARMT_TRY(rows_qkv(g, l, &rope_q, &rope_k));
-    if (!rope_q || !rope_k) ARMT_TRY(rows_rope(g, !rope_q, !rope_k));
+    ARMT_TRY(rows_qkv(g, l, &rope_done));
+    if (!rope_done) ARMT_TRY(rows_rope(g));
     ARMT_TRY(rows_attention(g, l));
     ARMT_TRY(armt_op_stage_bf16(F, ctx->att, g->rows, qd));
     ARMT_TRY(role_gemm(g, rows_op(g, ctx->att, qd, ctx->x, d, 1.0f), ARMT_ROLE_WO, -1, l));
