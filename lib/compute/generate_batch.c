@@ -136,8 +136,7 @@ static armt_status mem_products(gbatch *g, int l, cl_mem c, float beta, cl_mem r
                            .ldc = d,
                            .c_off = g->c_off,
                            .beta = beta,
-                           .site = ARMT_GSITE_MEM_READ,
-                           .gemv = 1}; /* (a decode round: one row each, every document's own W_mem) */
+                           .site = ARMT_GSITE_MEM_READ};
         op.epi.rowscale = rowscale;
         armt_op_staged_a(&g->F, &op);
         ARMT_TRY(armt_gemm(ctx, &op, g->err));
