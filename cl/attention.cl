@@ -233,45 +233,55 @@ __kernel void armt_window_store(__global const float *ck, __global const float *
 #define ATTN_DUNROLL 16 /* value loads in flight per work-item (a multiple of 4; a build option) */
 #endif
 
-/* Row stride, in floats, of a chunk's keys staged in local memory (armt_decode_stage_k): ATTN_HD + 4, so that
+/* Row stride, in floats, of a chunk's keys staged in local memory (armt_decode_stage): ATTN_HD + 4, so that
  * the float4 reads of eight work-items, each of its own key, fall in different banks. */
 #define ATTN_DKS (ATTN_HD + 4)
+/* 1: the chunk's values are staged too (ATTN_HD floats a row), where both fit 40 KB of local memory (head
+ * dims up to 64); else the value loop reads them from global memory. */
+#define ATTN_DSTAGE_V (ATTN_DCHUNK * (ATTN_DKS + ATTN_HD) * 4 <= 40 * 1024)
+#define ATTN_DVS      (ATTN_DSTAGE_V ? ATTN_DCHUNK * ATTN_HD : 4) /* floats of the values' local array */
 
 /* The visible keys of chunk c (lo .. hi of the row's cache kb, row stride kstride; as armt_decode_chunk
- * bounds them) into ks (ATTN_DCHUNK rows of ATTN_DKS floats; the rows of keys the row does not see are not
- * written), by the n work-items of the work-group (this one: lid), four float4 loads in flight each.
- * Consecutive work-items load consecutive float4s of a key, so that a warp's loads are whole key rows: the
+ * bounds them) into ks (ATTN_DCHUNK rows of ATTN_DKS floats), and with ATTN_DSTAGE_V their values (vb) into vs
+ * (ATTN_DCHUNK rows of ATTN_HD); rows of keys the row does not see are not written. By the n work-items of the
+ * work-group (this one: lid), the loads of four float4s of keys and four of values in flight each.
+ * Consecutive work-items load consecutive float4s of a row, so that a warp's loads are whole rows: the
  * scores' loads, one key per work-item, took one cache line per work-item per load, and the query heads of a
- * KV head each took them again (armt_rows_attention_decode). Every work-item calls it; the barrier after it
- * is armt_decode_chunk's first. */
-inline void armt_decode_stage_k(__global const float *kb, const ulong kstride, const int lo, const int hi,
-                                const int c, __local float *ks, const int lid, const int n) {
+ * KV head each read the keys and values again (armt_rows_attention_decode). Every work-item calls it; the
+ * barrier after it is armt_decode_chunk's first. */
+inline void armt_decode_stage(__global const float *kb, __global const float *vb, const ulong kstride,
+                              const int lo, const int hi, const int c, __local float *ks, __local float *vs,
+                              const int lid, const int n) {
     const int k0 = c * ATTN_DCHUNK, kmin = max(lo, k0), k1 = min(hi, k0 + ATTN_DCHUNK - 1);
     const int q4 = ATTN_HD / 4, cnt = (k1 - kmin + 1) * q4;
     for (int i0 = lid; i0 < cnt; i0 += 4 * n) {
-        float4 v[4];
+        float4 kv[4], vv[4];
 #pragma unroll
         for (int u = 0; u < 4; u++) {
             const int i = i0 + u * n;
-            v[u] = i < cnt ? ((__global const float4 *)(kb + (ulong)(kmin + i / q4) * kstride))[i % q4]
-                           : (float4)(0.0f);
+            const ulong row = (ulong)(kmin + i / q4) * kstride;
+            kv[u] = i < cnt ? ((__global const float4 *)(kb + row))[i % q4] : (float4)(0.0f);
+            vv[u] = ATTN_DSTAGE_V && i < cnt ? ((__global const float4 *)(vb + row))[i % q4] : (float4)(0.0f);
         }
 #pragma unroll
         for (int u = 0; u < 4; u++) {
-            const int i = i0 + u * n;
-            if (i < cnt) ((__local float4 *)(ks + (kmin + i / q4 - k0) * ATTN_DKS))[i % q4] = v[u];
+            const int i = i0 + u * n, r = kmin + i / q4 - k0;
+            if (i >= cnt) continue;
+            ((__local float4 *)(ks + r * ATTN_DKS))[i % q4] = kv[u];
+            if (ATTN_DSTAGE_V) ((__local float4 *)(vs + r * ATTN_HD))[i % q4] = vv[u];
         }
     }
 }
 
 /* One (query head, chunk) of a decode row, work-item t of ATTN_HD (a work-group, or a sub-group of one: every
  * work-item of the work-group calls it, the barriers are the work-group's): keys lo .. hi of the row's cache
- * (the keys of chunk c staged in ks by armt_decode_stage_k; the values vb, row stride kstride) into pc = (m,
- * l, acc[HD]). qs, ps, red: this sub-group's local scratch (ATTN_HD, ATTN_DCHUNK, ATTN_HD floats). */
+ * (chunk c's keys staged in ks and, with ATTN_DSTAGE_V, its values in vs by armt_decode_stage; else the
+ * values from vb, row stride kstride) into pc = (m, l, acc[HD]). qs, ps, red: this sub-group's local scratch
+ * (ATTN_HD, ATTN_DCHUNK, ATTN_HD floats). */
 inline void armt_decode_chunk(__global const float *qh, const float scale, __local const float *ks,
-                              __global const float *vb, const ulong kstride, const int lo, const int hi,
-                              const int c, __global float *pc, const int t, __local float *qs,
-                              __local float *ps, __local float *red) {
+                              __local const float *vs, __global const float *vb, const ulong kstride,
+                              const int lo, const int hi, const int c, __global float *pc, const int t,
+                              __local float *qs, __local float *ps, __local float *red) {
     qs[t] = qh[t] * scale;
     barrier(CLK_LOCAL_MEM_FENCE); /* (also: the staged keys) */
     const int k0 = c * ATTN_DCHUNK, k1 = min(hi, k0 + ATTN_DCHUNK - 1);
@@ -322,20 +332,26 @@ inline void armt_decode_chunk(__global const float *qh, const float scale, __loc
     int kr = kmin;
     /* ATTN_DUNROLL loads in flight, then their sums; key kr + u goes to chain (kr + u - kmin) % 4 whatever
      * the unroll (a multiple of 4), so it does not change the bits */
+#if ATTN_DSTAGE_V
+#define ATTN_DV(kr) vs[((kr)-k0) * ATTN_HD + t]
+#else
+#define ATTN_DV(kr) vb[(ulong)(kr)*kstride + t]
+#endif
     for (; kr + ATTN_DUNROLL - 1 <= k1; kr += ATTN_DUNROLL) {
         float vv[ATTN_DUNROLL];
 #pragma unroll
         for (int u = 0; u < ATTN_DUNROLL; u++)
-            vv[u] = vb[(ulong)(kr + u) * kstride + t];
+            vv[u] = ATTN_DV(kr + u);
 #pragma unroll
         for (int u = 0; u < ATTN_DUNROLL; u++)
             a4[u % 4] += ps[kr + u - k0] * vv[u];
     }
     for (; kr + 3 <= k1; kr += 4)
         for (int u = 0; u < 4; u++)
-            a4[u] += ps[kr + u - k0] * vb[(ulong)(kr + u) * kstride + t];
+            a4[u] += ps[kr + u - k0] * ATTN_DV(kr + u);
     for (; kr <= k1; kr++)
-        a4[0] += ps[kr - k0] * vb[(ulong)kr * kstride + t];
+        a4[0] += ps[kr - k0] * ATTN_DV(kr);
+#undef ATTN_DV
     const float acc = (a4[0] + a4[1]) + (a4[2] + a4[3]);
     if (t == 0) {
         pc[0] = m;
@@ -351,7 +367,7 @@ armt_attention_decode(__global const float *q, __global const float *k, __global
     __local float qs[ATTN_HD];
     __local float ps[ATTN_DCHUNK];
     __local float red[ATTN_HD];
-    __local float4 ks[ATTN_DCHUNK * ATTN_DKS / 4];
+    __local float4 ks[ATTN_DCHUNK * ATTN_DKS / 4], vs[ATTN_DVS / 4];
     const int t = get_local_id(0), c = get_group_id(0), h = get_group_id(1), nch = get_num_groups(0);
     const int kvh = h / (nh / nkv);
     const ulong kstride = (ulong)nkv * ATTN_HD;
@@ -359,9 +375,9 @@ armt_attention_decode(__global const float *q, __global const float *k, __global
     const int kfirst = win > 0 ? win - armt_attn_cached(0, win, win_first, j_first) : 0;
     const int lo = max(kfirst, armt_attn_lo(q0, 0, 1, -1, 1, win, win_first, j_first, ns, nmem));
     const int hi = min(Tk - 1, armt_attention_limit(0, 0, 1, q0, 0, -1, 1));
-    armt_decode_stage_k(kb, kstride, lo, hi, c, (__local float *)ks, t, ATTN_HD);
-    armt_decode_chunk(q + (ulong)h * ATTN_HD, scale, (__local const float *)ks, vb, kstride, lo, hi, c,
-                      part + ((ulong)h * nch + c) * (ATTN_HD + 2), t, qs, ps, red);
+    armt_decode_stage(kb, vb, kstride, lo, hi, c, (__local float *)ks, (__local float *)vs, t, ATTN_HD);
+    armt_decode_chunk(q + (ulong)h * ATTN_HD, scale, (__local const float *)ks, (__local const float *)vs, vb,
+                      kstride, lo, hi, c, part + ((ulong)h * nch + c) * (ATTN_HD + 2), t, qs, ps, red);
 }
 
 /* Element t of a head's output from its nch chunks p = (m, l, acc[HD]) each (see the kernel below); red,

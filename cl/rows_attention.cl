@@ -100,7 +100,7 @@ __kernel void armt_rows_attention_decode(__global const float *q, __global const
                                          const int nchmax) {
     __local float qs[ROWS_DEC_QPG * ATTN_HD], red[ROWS_DEC_QPG * ATTN_HD];
     __local float ps[ROWS_DEC_QPG * ATTN_DCHUNK];
-    __local float4 ks[ATTN_DCHUNK * ATTN_DKS / 4]; /* the chunk's keys, for all qpg heads */
+    __local float4 ks[ATTN_DCHUNK * ATTN_DKS / 4], vs[ATTN_DVS / 4]; /* the chunk's, for all qpg heads */
     const int lid = get_local_id(0), sub = lid / ATTN_HD, t = lid % ATTN_HD;
     const int c = get_group_id(0), h = get_group_id(1) * qpg + sub, r = get_group_id(2);
     const int kvh = h / (nh / nkv), b = rt[2 * r], p = rt[2 * r + 1];
@@ -111,10 +111,12 @@ __kernel void armt_rows_attention_decode(__global const float *q, __global const
     if (c > hi / ATTN_DCHUNK) return; /* (the whole work-group: one row, one chunk) */
     const ulong kstride = (ulong)nkv * ATTN_HD;
     const ulong base = ((ulong)b * n_layers + l) * (ulong)per * kstride + (ulong)kvh * ATTN_HD;
-    armt_decode_stage_k(kc + base, kstride, lo, hi, c, (__local float *)ks, lid, qpg * ATTN_HD);
-    armt_decode_chunk(q + ((ulong)r * nh + h) * ATTN_HD, scale, (__local const float *)ks, vc + base, kstride,
-                      lo, hi, c, part + (((ulong)r * nh + h) * nchmax + c) * (ATTN_HD + 2), t,
-                      qs + sub * ATTN_HD, ps + sub * ATTN_DCHUNK, red + sub * ATTN_HD);
+    armt_decode_stage(kc + base, vc + base, kstride, lo, hi, c, (__local float *)ks, (__local float *)vs, lid,
+                      qpg * ATTN_HD);
+    armt_decode_chunk(q + ((ulong)r * nh + h) * ATTN_HD, scale, (__local const float *)ks,
+                      (__local const float *)vs, vc + base, kstride, lo, hi, c,
+                      part + (((ulong)r * nh + h) * nchmax + c) * (ATTN_HD + 2), t, qs + sub * ATTN_HD,
+                      ps + sub * ATTN_DCHUNK, red + sub * ATTN_HD);
 }
 
 __kernel __attribute__((reqd_work_group_size(ATTN_HD, 1, 1))) void
