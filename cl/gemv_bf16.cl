@@ -39,7 +39,7 @@
 #define GV_ROWS 4 /* most rows of an entry */
 #endif
 #define GV_VALS (GV_ROWS * 4) /* partial sums per work-item: rows x (c0, c1) x (W, W2) */
-#if ARMT_ROW_WG > GV_VALS * GV_WG
+#if ARMT_ROW_WG > 4 * GV_WG
 #error "the GEMV's local memory is armt_row_inv_rms's scratch: ARMT_ROW_WG too large"
 #endif
 
@@ -88,7 +88,8 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
                       const int rope_hd, const int rope_T, const int rope_pos0,
                       __global const float *rowscale, __global ushort *Cb2, __global const float *norm_w,
                       const ulong norm_off, const float norm_eps, __global float *C2, const int lanes,
-                      const int last_row0, const int gx, __local float *red, __local float *sums) {
+                      const int last_row0, const int gx, __local float *red, __local float *sums,
+                      const int R) {
     const int groups = GV_WG / lanes; /* (lanes: 32, 64 or 128, from GV_RUN) */
     const int lid = get_local_id(0), lane = lid % lanes, grp = lid / lanes;
     const int j = get_group_id(2);
@@ -130,13 +131,13 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
     /* RMSNorm of the rows first: each row's 1/rms, in armt_rmsnorm's order (red as its scratch) */
     __global const float *nw = norm_w ? norm_w + norm_off : 0;
     float inv[GV_ROWS];
-    for (int r = 0; r < GV_ROWS; r++) {
+    for (int r = 0; r < R; r++) {
         inv[r] = 1.0f;
         if (nw && r < m) /* (uniform over the work-group: the barriers inside are reached by all) */
             inv[r] = armt_row_inv_rms(Af + a_off + (ulong)r * lda, k, norm_eps, red);
     }
     float acc[GV_VALS];
-    for (int v = 0; v < GV_VALS; v++)
+    for (int v = 0; v < 4 * R; v++)
         acc[v] = 0.0f;
     for (int ch0 = lane * 8; ch0 < k; ch0 += lanes * 8 * GV_UNROLL) {
 #pragma unroll
@@ -144,7 +145,7 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
             const int ch = ch0 + u * lanes * 8;
             if (ch >= k) break;
 #pragma unroll
-            for (int r = 0; r < GV_ROWS; r++) {
+            for (int r = 0; r < R; r++) {
                 if (r >= m || r < first) continue;
                 const float8 x = armt_gv_load_a(Af, Ab, a_off + (ulong)r * lda + ch, nw, ch, inv[r]);
                 acc[4 * r] += armt_gv_dot8(a0[u], x);
@@ -160,24 +161,24 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
     }
 #undef GV_LOAD
     /* the group's sums: a tree over its lanes in local memory (a fixed order; only the values the op has) */
-    /* (red[(group value) lanes + lane]: value v of group g is row g GV_VALS + v) */
+    /* (red[(group value) lanes + lane]: value v of group g is row g 4R + v) */
     const int nv = dual ? 4 : 2;
-    for (int v = 0; v < GV_VALS; v++) /* (all of them: the epilogue's reads below are then defined) */
-        red[(grp * GV_VALS + v) * lanes + lane] = acc[v];
+    for (int v = 0; v < 4 * R; v++) /* (all of them: the epilogue's reads below are then defined) */
+        red[(grp * 4 * R + v) * lanes + lane] = acc[v];
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int w = lanes / 2; w > 0; w >>= 1) {
         if (lane < w)
-            for (int r = 0; r < GV_ROWS && r < m; r++)
+            for (int r = 0; r < R && r < m; r++)
                 for (int v = 0; v < nv; v++) {
-                    __local float *rv = red + (grp * GV_VALS + 4 * r + v) * lanes + lane;
+                    __local float *rv = red + (grp * 4 * R + 4 * r + v) * lanes + lane;
                     rv[0] += rv[w];
                 }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
-    if (lid < groups * GV_VALS) sums[lid] = red[lid * lanes];
+    if (lid < groups * 4 * R) sums[lid] = red[lid * lanes];
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (lid >= groups * GV_ROWS) return;
-    const int g = lid / GV_ROWS, r = lid % GV_ROWS;
+    if (lid >= groups * R) return;
+    const int g = lid / R, r = lid % R;
     const int q = gx * groups + g; /* that group's column pair */
     if (rot) {
         const int hh = rope_hd / 2;
@@ -188,7 +189,7 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
         c1 = c0 + 1;
     }
     if (r >= m || r < first || c0 >= n) return;
-    __local const float *s = sums + g * GV_VALS + 4 * r;
+    __local const float *s = sums + g * 4 * R + 4 * r;
     float P0 = s[0], P1 = s[1];
     const float Q0 = s[2], Q1 = s[3];
     if (rot) {
@@ -231,14 +232,15 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
     }
 }
 
-#define GV_LOCALS                       \
-    __local float red[GV_VALS * GV_WG]; \
-    __local float sums[GV_VALS * GV_WG / 32];
+/* The local arrays of a kernel of R rows an entry (the reduction's and the group sums) */
+#define GV_LOCALS(R)                  \
+    __local float red[4 * (R)*GV_WG]; \
+    __local float sums[4 * (R)*GV_WG / 32];
 
 /* The work-group's product: the third one (W3) for the launch's first ceil(n3 / columns) work-groups, where
  * there is one, else the op's own (gx counted from the first of its work-groups). The lanes per column pair:
- * gv_lanes (a value the host never passes counts as 32). */
-#define GV_RUN(Af, Ab)                                                                                      \
+ * gv_lanes (a value the host never passes counts as 32). R: the rows of an entry the kernel holds. */
+#define GV_RUN(Af, Ab, R)                                                                                   \
     do {                                                                                                    \
         const int lanes = gv_lanes == 64 || gv_lanes == 128 ? gv_lanes : 32, cols = 2 * (GV_WG / lanes);    \
         const int g3 = W3 ? (n3 + cols - 1) / cols : 0, gx = get_group_id(0), third = gx < g3;              \
@@ -247,16 +249,31 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
                   third ? 0 : w_stride, third ? c3_off : c_base, third ? 0 : c_stride, third ? 0 : Gt,      \
                   third ? 0 : Cb, third ? 0 : W2, w2_shift, rope, rope_hd, rope_T, rope_pos0,               \
                   third ? 0 : rowscale, third ? 0 : Cb2, norm_w, norm_off, norm_eps, third ? 0 : C2, lanes, \
-                  last_row0, third ? gx : gx - g3, red, sums);                                              \
+                  last_row0, third ? gx : gx - g3, red, sums, R);                                           \
     } while (0)
 
+/* entries of up to GV_ROWS rows */
 __kernel __attribute__((reqd_work_group_size(GV_WG, 1, 1))) void armt_gemv_bf16(ARMT_GEMM_PARAMS(float)) {
-    GV_LOCALS
-    GV_RUN(A, 0);
+    GV_LOCALS(GV_ROWS)
+    GV_RUN(A, 0, GV_ROWS);
 }
 
 __kernel __attribute__((reqd_work_group_size(GV_WG, 1, 1))) void
 armt_gemv_bf16bf16(ARMT_GEMM_PARAMS(ushort)) {
-    GV_LOCALS
-    GV_RUN(0, A);
+    GV_LOCALS(GV_ROWS)
+    GV_RUN(0, A, GV_ROWS);
+}
+
+/* entries of one row (a document's decode step): a quarter of the partial sums and local memory, the same
+ * bits as the kernels above give that row (measured 4.6% more tokens a second on an H100 as a build option,
+ * docs/perf/results/2026-12-06-h100-decode-7.md) */
+__kernel __attribute__((reqd_work_group_size(GV_WG, 1, 1))) void armt_gemv1_bf16(ARMT_GEMM_PARAMS(float)) {
+    GV_LOCALS(1)
+    GV_RUN(A, 0, 1);
+}
+
+__kernel __attribute__((reqd_work_group_size(GV_WG, 1, 1))) void
+armt_gemv1_bf16bf16(ARMT_GEMM_PARAMS(ushort)) {
+    GV_LOCALS(1)
+    GV_RUN(0, A, 1);
 }

@@ -195,8 +195,10 @@ static void run_case(armt_ctx *ctx, enum mode md, int a_bf16, int m, int n, int 
     armt_gemm_env env = armt_gemm_env_of(ctx);
     armt_gemm_plan plan;
     ck_assert_ptr_null(armt_gemm_plan_make(&env, &op, &plan));
-    ck_assert_msg(plan.gemv && plan.kernel == (a_bf16 ? ARMT_K_GEMV_BF16BF16 : ARMT_K_GEMV_BF16),
-                  "%s: not the GEMV", mode_name[md]);
+    /* (one row an entry: the kernels of one row) */
+    const armt_kernel_id want = m == 1 ? (a_bf16 ? ARMT_K_GEMV1_BF16BF16 : ARMT_K_GEMV1_BF16)
+                                       : (a_bf16 ? ARMT_K_GEMV_BF16BF16 : ARMT_K_GEMV_BF16);
+    ck_assert_msg(plan.gemv && plan.kernel == want, "%s: not the GEMV", mode_name[md]);
     ck_assert_int_eq(plan.gv_lanes, ctx->rt->tune.gemv_lanes); /* (the lanes the test forces) */
     ck_assert_int_eq((int)plan.tile[0], 2 * 128 / plan.gv_lanes);
     armt_err err;
@@ -380,7 +382,7 @@ START_TEST(test_gemv_norm) {
             armt_gemm_env env = armt_gemm_env_of(ctx);
             armt_gemm_plan plan;
             ck_assert_ptr_null(armt_gemm_plan_make(&env, &op, &plan));
-            ck_assert(plan.gemv && plan.kernel == ARMT_K_GEMV_BF16);
+            ck_assert(plan.gemv && plan.kernel == (m == 1 ? ARMT_K_GEMV1_BF16 : ARMT_K_GEMV_BF16));
             ck_assert_msg(armt_gemm(ctx, &op, &err) == ARMT_OK, "%s", armt_err_msg(&err));
             armt_err_free(&err);
             ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, bc1, CL_TRUE, 0, nc * 4, c1, 0, NULL, NULL),
@@ -598,6 +600,9 @@ START_TEST(test_gemv_routing) {
                        .gemv = 1};
     armt_gemm_plan plan;
     ck_assert_ptr_null(armt_gemm_plan_make(&env, &op, &plan));
+    ck_assert(plan.gemv && plan.kernel == ARMT_K_GEMV1_BF16); /* one row: the kernel of one row */
+    op.m = ARMT_GEMV_ROWS;
+    ck_assert_ptr_null(armt_gemm_plan_make(&env, &op, &plan));
     ck_assert(plan.gemv && plan.kernel == ARMT_K_GEMV_BF16);
     op.m = ARMT_GEMV_ROWS + 1;
     ck_assert_ptr_null(armt_gemm_plan_make(&env, &op, &plan));
@@ -614,7 +619,7 @@ START_TEST(test_gemv_routing) {
     op.k = op.lda = op.ldw = 64;
     op.epi.norm_w = (cl_mem)&t; /* (never dereferenced) the RMSNorm prologue: the GEMV's only */
     ck_assert_ptr_null(armt_gemm_plan_make(&env, &op, &plan));
-    ck_assert(plan.gemv && plan.kernel == ARMT_K_GEMV_BF16);
+    ck_assert(plan.gemv && plan.kernel == ARMT_K_GEMV1_BF16);
     op.m = ARMT_GEMV_ROWS + 1;
     ck_assert_ptr_nonnull(armt_gemm_plan_make(&env, &op, &plan));
     op.m = 1;

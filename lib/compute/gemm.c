@@ -105,7 +105,9 @@ const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op
                                         e->n3 <= (size_t)INT32_MAX && e->w3_off % 8 == 0 &&
                                         (!e->rope || e->n3 % (size_t)e->rope_hd == 0));
         if ((ab || af) && (!e->c2 || (e->w2 && !e->out)) && third_ok) {
-            plan->kernel = ab ? ARMT_K_GEMV_BF16BF16 : ARMT_K_GEMV_BF16;
+            /* (one row an entry: the kernels of one row, whose partial sums are a quarter) */
+            plan->kernel = op->m == 1 ? (ab ? ARMT_K_GEMV1_BF16BF16 : ARMT_K_GEMV1_BF16)
+                                      : (ab ? ARMT_K_GEMV_BF16BF16 : ARMT_K_GEMV_BF16);
             plan->a_bf16 = ab;
             plan->gemv = 1;
             plan->gv_lanes = gemv_lanes(env, e->w3 && e->n3 > op->n ? e->n3 : op->n, op->k);

@@ -53,6 +53,8 @@ typedef enum armt_kernel_id {
     ARMT_K_GEMM_TF32,                /* gemm_tf32.cl  fp32 GEMM on tensor cores, 3xTF32 (optional)    */
     ARMT_K_GEMV_BF16,                /* gemv_bf16.cl  few rows (generation) x bf16 weights           */
     ARMT_K_GEMV_BF16BF16,            /* gemv_bf16.cl  the same with a bf16 A                         */
+    ARMT_K_GEMV1_BF16,               /* gemv_bf16.cl  the same, entries of one row                   */
+    ARMT_K_GEMV1_BF16BF16,           /* gemv_bf16.cl  the same, entries of one row, bf16 A           */
     ARMT_K_ATTENTION_DECODE,         /* attention.cl  one row against a KV cache, split into chunks  */
     ARMT_K_ATTENTION_DECODE_COMBINE, /* attention.cl  the chunks' partial softmaxes combined        */
     ARMT_K_ROWS_ROPE_TABLE,          /* rows.cl       batch generation: the RoPE table of a step's rows */

@@ -59,6 +59,8 @@ static const struct {
     [ARMT_K_GEMM_TF32] = {"armt_gemm_tf32", ARMT_P_GEMM_TF32, 1},
     [ARMT_K_GEMV_BF16] = {"armt_gemv_bf16", ARMT_P_GEMM_BF16},
     [ARMT_K_GEMV_BF16BF16] = {"armt_gemv_bf16bf16", ARMT_P_GEMM_BF16},
+    [ARMT_K_GEMV1_BF16] = {"armt_gemv1_bf16", ARMT_P_GEMM_BF16},
+    [ARMT_K_GEMV1_BF16BF16] = {"armt_gemv1_bf16bf16", ARMT_P_GEMM_BF16},
     [ARMT_K_ATTENTION_DECODE] = {"armt_attention_decode", ARMT_P_ATTENTION},
     [ARMT_K_ATTENTION_DECODE_COMBINE] = {"armt_attention_decode_combine", ARMT_P_ATTENTION},
     [ARMT_K_ROWS_ROPE_TABLE] = {"armt_rows_rope_table", ARMT_P_MEMORY},
