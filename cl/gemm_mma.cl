@@ -37,7 +37,8 @@ armt_mma_gemm(const int m, const int n, const int k, __global const float *Af, _
               const ulong a_off, const ulong w_off, const ulong c_off, const int abf,
               __global const float *Gt, __global ushort *Cb, __global const ushort *W2, const ulong w2_shift,
               __global ushort *Cb2, __global const float *rope, const int rope_hd, const int rope_T,
-              const int rope_pos0, __global const float *rowscale, __local uint *smem MMA_EMU_PARAM) {
+              const int rope_pos0, __global const float *rowscale, const int ldw,
+              __local uint *smem MMA_EMU_PARAM) {
     const int tid = get_local_id(0), lane = tid & 31, warp = tid >> 5;
     const int dual = MMA_DUAL_OK && W2 != 0;
     /* dual: a tile covers BN/2 output columns (gate and up of each) */
@@ -53,10 +54,11 @@ armt_mma_gemm(const int m, const int n, const int k, __global const float *Af, _
 #endif
     /* chunk loads (W, bf16 A) */
     const int ch_c = tid % MMA_CHUNKS, ch_r = tid / MMA_CHUNKS;
-    __global const ushort *w_ptr = W + w_off + (ulong)(col0 + ch_r) * k + ch_c * 8;
+    __global const ushort *w_ptr =
+        W + w_off + (ulong)(col0 + ch_r) * ldw + ch_c * 8; /* (W's rows: ldw apart) */
     /* the upper half of the W tile: W2 in the dual mode, else W's next BN/2 rows (see MMA_ISSUE_CP) */
-    __global const ushort *w_hi =
-        dual ? W2 + w_off + w2_shift + (ulong)(col0 + ch_r) * k + ch_c * 8 : w_ptr + (ulong)(MMA_BN / 2) * k;
+    __global const ushort *w_hi = dual ? W2 + w_off + w2_shift + (ulong)(col0 + ch_r) * ldw + ch_c * 8
+                                       : w_ptr + (ulong)(MMA_BN / 2) * ldw;
     const int w_hi_rows = dual ? MMA_BN / 2 : 0;
     __global const ushort *ab_ptr = W; /* set below (bf16 A only) */
     __global const float *af_ptr = 0;  /* set below (fp32 A only) */
@@ -81,8 +83,8 @@ armt_mma_gemm(const int m, const int n, const int k, __global const float *Af, _
                 const int hi_ = MMA_DUAL_OK && it >= MMA_W_ITERS / 2;                                  \
                 const int ok_ = kin_ && col0 + r_ - (hi_ ? w_hi_rows : 0) < n;                         \
                 __global const ushort *src_ =                                                          \
-                    hi_ ? w_hi + (ulong)((it - MMA_W_ITERS / 2) * MMA_CH_RSTEP) * k + k0_              \
-                        : w_ptr + (ulong)(it * MMA_CH_RSTEP) * k + k0_;                                \
+                    hi_ ? w_hi + (ulong)((it - MMA_W_ITERS / 2) * MMA_CH_RSTEP) * ldw + k0_            \
+                        : w_ptr + (ulong)(it * MMA_CH_RSTEP) * ldw + k0_;                              \
                 MMA_CP16(sb_ + MMA_A_BYTES + MMA_OFF(r_, ch_c), ok_ ? src_ : W, ok_ ? 16 : 0);         \
             }                                                                                          \
         }                                                                                              \

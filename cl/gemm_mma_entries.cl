@@ -14,7 +14,7 @@ armt_gemm_bf16_mma(ARMT_GEMM_PARAMS(float)) {
     const int j = get_group_id(2);
     GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
     armt_mma_gemm(m, n, k, A, 0, lda, W, C, ldc, beta, a_off, w_off, c_off, 0, Gt, Cb, 0, 0, 0, 0, 0, 1, 0, 0,
-                  smem, MMA_EMU_ARG);
+                  ldw, smem, MMA_EMU_ARG);
 }
 
 /* bf16 A (ushort, e.g. from armt_f32_to_bf16): both operands by cp.async; otherwise the same arguments, plus
@@ -38,5 +38,5 @@ armt_gemm_bf16bf16_mma(ARMT_GEMM_PARAMS(ushort)) {
     const int j = get_group_id(2);
     GEMM_ENTRY_OFFSETS(j, a_off, w_off, c_off)
     armt_mma_gemm(m, n, k, 0, A, lda, W, C, ldc, beta, a_off, w_off, c_off, 1, Gt, Cb, W2, w2_shift, Cb2,
-                  rope, rope_hd, rope_T, rope_pos0, rowscale, smem, MMA_EMU_ARG);
+                  rope, rope_hd, rope_T, rope_pos0, rowscale, ldw, smem, MMA_EMU_ARG);
 }

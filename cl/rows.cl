@@ -133,6 +133,20 @@ __kernel void armt_cells_mem_gather(__global const float *x, __global float *mro
 /* The greedy token of each of `rows` rows of logits (rows, V): the largest logit, the lowest id among equal
  * ones (armt_generate's choice). One work-group (ARMT_ROW_WG items) per row: global
  * (ARMT_ROW_WG, rows). */
+/* A split-k GEMM's S slices P (S, rows, n) summed in order into C (rows x n at c_off, row stride ldc):
+ * C = (beta ? C : 0) + ((P_0 + P_1) + ...). global (n, rows). */
+__kernel void armt_rows_splitk_sum(__global const float *P, __global float *C, const ulong c_off,
+                                   const int ldc, const int n, const int rows, const int S, const int beta) {
+    const int c = get_global_id(0), r = get_global_id(1);
+    if (c >= n || r >= rows) return;
+    const ulong plane = (ulong)rows * (ulong)n, at = (ulong)r * (ulong)n + (ulong)c;
+    float sum = P[at];
+    for (int s = 1; s < S; s++)
+        sum += P[(ulong)s * plane + at];
+    __global float *o = C + c_off + (ulong)r * (ulong)ldc + (ulong)c;
+    *o = beta ? *o + sum : sum;
+}
+
 __kernel void armt_rows_argmax(__global const float *logits, const int V, __global int *out) {
     __local float sv[ARMT_ROW_WG];
     __local int si[ARMT_ROW_WG];

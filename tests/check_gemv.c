@@ -749,6 +749,82 @@ START_TEST(test_gemv_rows) {
 }
 END_TEST
 
+/* Split-k (a batch's decode rounds, armt_gemm_weights_splitk) on the emulated tensor-core tiles: the S
+ * slices of W_q's product, summed on the host, equal the double-precision product. _i: 0 the mma.sync tiles,
+ * 1 the wgmma tiles. */
+START_TEST(test_splitk) {
+    armt_runtime_params rp = armt_runtime_default_params();
+    rp.tensor_cores = ARMT_TC_EMULATE;
+    rp.wgmma = _i ? ARMT_TC_ON : ARMT_TC_OFF;
+    ck_assert_int_eq(setenv("ARMT_SPLITK", "4", 1), 0);
+    armt_runtime *rt = NULL;
+    ck_assert_msg(armt_runtime_create(&rp, &rt) == ARMT_OK, "%s", armt_last_error());
+    unsetenv("ARMT_SPLITK");
+    armt_config cfg;
+    ck_assert_int_eq(armt_config_preset("tiny", &cfg), ARMT_OK);
+    armt_model_params mp = armt_model_default_params();
+    mp.precision = ARMT_PRECISION_BF16;
+    armt_model *mdl = NULL;
+    ck_assert_msg(armt_model_create_random(rt, &cfg, &mp, &mdl) == ARMT_OK, "%s", armt_last_error());
+    armt_ctx *ctx = NULL;
+    ck_assert_int_eq(armt_ctx_create(mdl, NULL, &ctx), ARMT_OK);
+    const int l = cfg.n_layers - 1, k = cfg.hidden_size, n = cfg.n_heads * cfg.head_dim,
+              m = 2 * ARMT_GEMV_ROWS + 3;
+    const int S = 4, lda = k + 8;
+    const size_t a0 = (size_t)lda, c0 = 0, na = a0 + (size_t)m * lda, np = (size_t)S * m * n;
+    uint64_t seed = 91 + (uint64_t)_i;
+    float *a = malloc(na * 4), *got = malloc(np * 4), *zero = calloc(np, 4);
+    uint16_t *ab = malloc(na * 2), *w = malloc((size_t)n * k * 2);
+    ck_assert(a && got && zero && ab && w);
+    for (size_t i = 0; i < na; i++) {
+        a[i] = urand(&seed);
+        ab[i] = bf_bits(a[i]);
+    }
+    size_t w_off;
+    cl_mem bw = armt_weight_at(&mdl->w[ARMT_ROLE_WQ], l, &w_off);
+    ck_assert_int_eq(
+        clEnqueueReadBuffer(ctx->queue, bw, CL_TRUE, w_off * 2, (size_t)n * k * 2, w, 0, NULL, NULL),
+        CL_SUCCESS);
+    cl_mem ba = buffer(ctx, na * 4, a), bab = buffer(ctx, na * 2, ab), bp = buffer(ctx, np * 4, zero),
+           bc = buffer(ctx, 4, zero);
+    armt_gemm_op op = {.m = (size_t)m,
+                       .a = ba,
+                       .lda = (size_t)lda,
+                       .a_off = &a0,
+                       .a_bf16 = bab,
+                       .c = bc,
+                       .ldc = (size_t)n,
+                       .c_off = &c0,
+                       .site = -1,
+                       .gemv = 1};
+    size_t offs[48];
+    armt_err err;
+    armt_err_init(&err);
+    armt_status st = ARMT_STATUS_UNSUPPORTED;
+    ck_assert_int_eq(armt_gemm_weights_splitk(ctx, op, ARMT_ROLE_WQ, l, bp, np, offs, &st, &err), S);
+    ck_assert_msg(st == ARMT_OK, "%s", armt_err_msg(&err));
+    ck_assert_int_eq(armt_gemm_weights_splitk(ctx, op, ARMT_ROLE_WQ, l, bp, np - 1, offs, &st, &err), 0);
+    armt_err_free(&err);
+    ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, bp, CL_TRUE, 0, np * 4, got, 0, NULL, NULL), CL_SUCCESS);
+    for (int r = 0; r < m; r++)
+        for (int col = 0; col < n; col++) {
+            double want = 0, sum = 0;
+            for (int i = 0; i < k; i++)
+                want += (double)bf(a[a0 + (size_t)r * lda + i]) * from_bits(w[(size_t)col * k + i]);
+            for (int j = 0; j < S; j++)
+                sum += got[((size_t)j * m + r) * n + col];
+            ck_assert_msg(fabs(sum - want) <= 1e-5 * (1.0 + fabs(want)), "row %d col %d: %g, want %g", r, col,
+                          sum, want);
+        }
+    cl_mem all[] = {ba, bab, bp, bc};
+    release(all, sizeof all / sizeof all[0]);
+    free(a), free(got), free(zero), free(ab), free(w);
+    armt_ctx_free(ctx);
+    armt_model_free(mdl);
+    armt_runtime_free(rt);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("gemv");
     TCase *tc = test_tcase(s, "gemv", 120);
@@ -757,6 +833,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_gemv_third);
     tcase_add_test(tc, test_gemv_routing);
     tcase_add_loop_test(tc, test_gemv_rows, 0, 2);
+    tcase_add_loop_test(tc, test_splitk, 0, 2);
     return s;
 }
 

@@ -249,6 +249,69 @@ START_TEST(test_equals_alone) {
 }
 END_TEST
 
+/* More documents than the GEMV takes rows (a decode round on the tensor-core tiles), k split in four
+ * ($ARMT_SPLITK, read when the runtime is made) and not: every document's greedy tokens equal its own
+ * generation's, and the split's sums ran only where asked (the runner's profile). _i: 0 the mma.sync tiles,
+ * 1 the wgmma tiles (emulated). */
+#define N_WIDE 6
+START_TEST(test_wide_rounds) {
+    for (int split = 0; split < 2; split++) {
+        if (split) ck_assert_int_eq(setenv("ARMT_SPLITK", "4", 1), 0);
+        armt_runtime *rt = case_runtime(1 + _i);
+        unsetenv("ARMT_SPLITK");
+        armt_model *m = load_variant(rt, "armt", ARMT_PRECISION_BF16);
+        docset s;
+        docs_load(&s, armt_model_config(m)->vocab_size);
+        armt_generate_params p = armt_generate_default_params();
+        p.max_new_tokens = MAX_NEW;
+        gen alone[N_DOCS];
+        for (int i = 0; i < N_DOCS; i++)
+            run_alone(m, &s, i, &p, &alone[i]);
+        armt_ctx *ctx[N_WIDE], *runner = NULL;
+        armt_generate_doc d[N_WIDE];
+        int32_t tok[N_WIDE][MAX_NEW];
+        for (int i = 0; i < N_WIDE; i++) {
+            ck_assert_int_eq(armt_ctx_create(m, NULL, &ctx[i]), ARMT_OK);
+            d[i] = (armt_generate_doc){.ctx = ctx[i],
+                                       .prompt = s.ids[i % N_DOCS],
+                                       .n = s.n[i % N_DOCS],
+                                       .params = p,
+                                       .out = tok[i],
+                                       .out_cap = MAX_NEW};
+        }
+        armt_ctx_params cp = armt_ctx_default_params();
+        cp.profile = 1;
+        ck_assert_int_eq(armt_ctx_create(m, &cp, &runner), ARMT_OK);
+        armt_generate_params bp = armt_generate_default_params();
+        ck_assert_msg(armt_generate_batch(runner, d, N_WIDE, &bp) == ARMT_OK, "%s",
+                      armt_ctx_last_error(runner));
+        for (int i = 0; i < N_WIDE; i++) {
+            ck_assert_uint_eq(d[i].result.n_tokens, alone[i % N_DOCS].res.n_tokens);
+            for (size_t k = 0; k < d[i].result.n_tokens; k++)
+                ck_assert_msg(tok[i][k] == alone[i % N_DOCS].tok[k],
+                              "split %d document %d: token %zu is %d, alone %d", split, i, k, tok[i][k],
+                              alone[i % N_DOCS].tok[k]);
+            armt_ctx_free(ctx[i]);
+        }
+        const char *names[64];
+        double sec[64];
+        const size_t n = armt_ctx_profile(runner, names, sec, 64);
+        int sums = 0;
+        for (size_t i = 0; i < n && i < 64; i++)
+            sums |= strcmp(names[i], "armt_rows_splitk_sum") == 0;
+        ck_assert_msg(sums == split, "split %d: the split's sums %s", split, sums ? "ran" : "did not run");
+        printf("wide rounds (%s, split %d): %d documents' tokens equal their own\n",
+               _i ? "wgmma" : "mma.sync", split, N_WIDE);
+        armt_ctx_free(runner);
+        for (int i = 0; i < N_DOCS; i++)
+            gen_free(&alone[i]);
+        docs_free(&s);
+        armt_model_free(m);
+        armt_runtime_free(rt);
+    }
+}
+END_TEST
+
 /* ======================================================================================================= */
 /* Failures leave every state as it was                                                                    */
 /* ======================================================================================================= */
@@ -434,6 +497,7 @@ static Suite *suite(void) {
     TCase *tc = test_tcase(s, "generate_batch", 600);
     tcase_add_loop_test(tc, test_equals_alone, 0, (int)(sizeof cases / sizeof cases[0]));
     tcase_add_test(tc, test_short_prompts);
+    tcase_add_loop_test(tc, test_wide_rounds, 0, 2);
     tcase_add_test(tc, test_errors_leave_state);
     return s;
 }

@@ -15,6 +15,7 @@
 
 #include <clblast_c.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* ======================================================================================================= */
 /* The plan                                                                                                */
@@ -93,7 +94,10 @@ const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op
     }
     if (op->trans_a || op->w_kn) return "bf16 GEMM: transposed operands";
     /* generation's few rows: the GEMV kernel, 16-byte loads of W and A; A in bf16 where it is staged */
-    if (op->gemv && op->m <= ARMT_GEMV_ROWS && op->k % 8 == 0 && all_multiple(op->w_off, op->count, 8) &&
+    const int ldw_k = op->ldw == 0 || op->ldw == op->k; /* (W's rows k apart: all but the tensor-core tiles
+                                                         * need it) */
+    if (op->gemv && ldw_k && op->m <= ARMT_GEMV_ROWS && op->k % 8 == 0 &&
+        all_multiple(op->w_off, op->count, 8) &&
         (!e->rope || (e->rope_hd > 0 && e->rope_hd % 2 == 0 && op->n % (size_t)e->rope_hd == 0)) &&
         op->n <= (size_t)INT32_MAX && op->k <= (size_t)INT32_MAX) {
         /* (the RMSNorm prologue reads fp32 A, one entry) */
@@ -121,8 +125,9 @@ const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op
     if (e->norm_w || e->c2 || e->w3)
         return "bf16 GEMM: the RMSNorm prologue, fp32 k and v and a third product are the GEMV's only";
     /* tensor cores: 16-byte aligned operand chunks (fp32 A: float4 loads; bf16 A and W: 8 elements) */
-    const int mma = env->have_mma && op->k % 8 == 0 && op->lda % 4 == 0 &&
+    const int mma = env->have_mma && op->k % 8 == 0 && op->lda % 4 == 0 && op->ldw % 8 == 0 &&
                     all_multiple(op->a_off, op->count, 4) && all_multiple(op->w_off, op->count, 8);
+    if (!mma && !ldw_k) return "bf16 GEMM: a row stride of W other than k needs the tensor-core kernels";
     const int bb =
         mma && op->a_bf16 && env->have_bb && op->lda % 8 == 0 && all_multiple(op->a_off, op->count, 8);
     /* an operand that exists only in bf16, or an epilogue only the tensor-core kernels have */
@@ -410,6 +415,48 @@ int armt_gemm_weights_rows(armt_ctx *ctx, armt_gemm_op op, armt_role role, int l
         *st = armt_gemm(ctx, &op, err);
     }
     return 1;
+}
+
+int armt_gemm_weights_splitk(armt_ctx *ctx, armt_gemm_op op, armt_role role, int l, cl_mem P, size_t p_floats,
+                             size_t *offs, armt_status *st, armt_err *err) {
+    const armt_gemm_epi *e = &op.epi;
+    if (op.skip_last || e->gate || e->w2 || e->out || e->out2 || e->bf16_out || e->rope || e->rowscale ||
+        e->norm_w || e->c2 || e->w3)
+        return 0;
+    size_t w_off;
+    role_shape(ctx, &op, role, -1);
+    op.w = armt_weight_at(&ctx->model->w[role], l, &w_off);
+    op.w_off = &w_off;
+    op.count = 1;
+    op.gemv = 0; /* (the tiles: the GEMV has no use for a split) */
+    const armt_gemm_env env = armt_gemm_env_of(ctx);
+    armt_gemm_plan plan;
+    if (armt_gemm_plan_make(&env, &op, &plan) != NULL || !plan.tensor_cores) return 0;
+    const size_t wgs = (op.n + plan.tile[0] - 1) / plan.tile[0] * ((op.m + plan.tile[1] - 1) / plan.tile[1]);
+    size_t S = (size_t)ctx->rt->tune.splitk;
+    if (S == 0) /* doubled while the launch stays within two work-groups a compute unit and a slice keeps
+                 * whole k steps of 64 and at least 128 of k */
+        for (S = 1; S < 16 && wgs * 2 * S <= 2 * (size_t)env.compute_units && op.k % (2 * S * 64) == 0 &&
+                    op.k / (2 * S) >= 128;)
+            S *= 2;
+    if (S <= 1 || op.k % (S * 8) != 0 || S * op.m * op.n > p_floats) return 0;
+    const size_t ks = op.k / S, a0 = op.a_off[0];
+    size_t *ao = offs, *wo = offs + S, *co = offs + 2 * S;
+    for (size_t j = 0; j < S; j++) {
+        ao[j] = a0 + j * ks;
+        wo[j] = w_off + j * ks;
+        co[j] = j * op.m * op.n;
+    }
+    op.k = ks;
+    op.count = S;
+    op.a_off = ao;
+    op.w_off = wo;
+    op.c = P;
+    op.c_off = co;
+    op.ldc = op.n;
+    op.beta = 0.0f;
+    *st = armt_gemm(ctx, &op, err);
+    return (int)S;
 }
 
 armt_status armt_gemm_weights(armt_ctx *ctx, armt_gemm_op op, armt_role role, int pair, int l0, int G,

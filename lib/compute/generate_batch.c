@@ -59,6 +59,10 @@ typedef struct gbatch {
     int32_t *ids; /* (rows_cap) */
     size_t *a_off, *w_off, *c_off;
     size_t *blk_off; /* armt_gemm_weights_rows's scratch: 3 (B / ARMT_GEMV_ROWS + 1) */
+    /* a decode round's split-k slices (armt_gemm_weights_splitk): (16, B, max(d, nh hd)) floats, on tensor
+     * cores with more than ARMT_GEMV_ROWS documents (else none) */
+    cl_mem sk;
+    size_t sk_b, sk_floats, sk_off[48];
     float *logits;   /* (B, vocab) */
     int32_t *greedy; /* (B) the device's argmax of each row, when every active document is greedy */
     int all_greedy;  /*   (then only those are read back, not the logits)                        */
@@ -103,6 +107,32 @@ static armt_gemm_op rows_op(gbatch *g, cl_mem a, size_t lda, cl_mem c, size_t ld
 
 static armt_status role_gemm(gbatch *g, armt_gemm_op op, armt_role role, int pair, int l) {
     return armt_gemm_weights(g->ctx, op, role, pair, l, 1, g->w_off, g->err);
+}
+
+/* A decode round's product of more than ARMT_GEMV_ROWS rows (op: plain, or beta 1) with k split where that
+ * pays (armt_gemm_weights_splitk), the slices then added into op's C in order (armt_rows_splitk_sum); else
+ * role_gemm. *split: whether it split. */
+static armt_status role_gemm_split(gbatch *g, armt_gemm_op op, armt_role role, int l, int *split) {
+    *split = 0;
+    if (g->decode && g->sk && g->rows > ARMT_GEMV_ROWS) {
+        armt_status st = ARMT_OK;
+        const int S =
+            armt_gemm_weights_splitk(g->ctx, op, role, l, g->sk, g->sk_floats, g->sk_off, &st, g->err);
+        if (S) {
+            ARMT_TRY(st);
+            *split = 1;
+            uint64_t out, in;
+            armt_role_shape(&g->ctx->model->cfg, role, &out, &in, NULL);
+            const cl_ulong c_off = op.c_off[0];
+            const int ldc = (int)op.ldc, n = (int)out, rows = (int)op.m, beta = op.beta != 0.0f;
+            cl_kernel k = g->ctx->k[ARMT_K_ROWS_SPLITK_SUM];
+            ARMT_TRY(ARMT_KARGS(k, 0, g->err, ARMT_KA(g->sk), ARMT_KA(op.c), ARMT_KA(c_off), ARMT_KA(ldc),
+                                ARMT_KA(n), ARMT_KA(rows), ARMT_KA(S), ARMT_KA(beta)));
+            return armt_op_launch(&g->F, ARMT_K_ROWS_SPLITK_SUM, 2, armt_round_up((size_t)n, 64),
+                                  (size_t)rows, 1, 64);
+        }
+    }
+    return role_gemm(g, op, role, -1, l);
 }
 
 /* phi (rows x dk) W_mem[l] of each row's own document into c (rows x d): one batched GEMM per run of
@@ -185,38 +215,48 @@ static armt_status rows_read(gbatch *g, int l) {
 }
 
 /* q, k and v of the rows, RoPE in the GEMMs' epilogue where it fits (as step.c's; K and V stay fp32, for
- * the caches). Returns whether RoPE was applied. */
-static armt_status rows_qkv(gbatch *g, int l, int *fused_rope) {
+ * the caches), k split in a decode round where that pays (role_gemm_split). Says whether RoPE was applied to
+ * q and to k. */
+static armt_status rows_qkv(gbatch *g, int l, int *rope_q, int *rope_k) {
     armt_call *F = &g->F;
     armt_ctx *ctx = g->ctx;
     const size_t d = (size_t)F->d, qd = (size_t)F->nh * F->hd;
     const int rope = F->abf_src == ctx->h && armt_gemm_rope_fits(ctx, F->hd, F->d);
-    *fused_rope = rope;
+    *rope_q = *rope_k = rope;
     armt_gemm_epi epi = {.rope = rope ? g->rtab : NULL, .rope_hd = F->hd, .rope_T = (int)g->rows};
-    armt_gemm_op op = rows_op(g, ctx->h, d, ctx->q, qd, 0.0f);
-    op.epi = epi;
-    ARMT_TRY(role_gemm(g, op, ARMT_ROLE_WQ, -1, l));
-    op = rows_op(g, ctx->h, d, ctx->kk, g->kvd, 0.0f);
-    op.epi = epi;
-    ARMT_TRY(role_gemm(g, op, ARMT_ROLE_WK, -1, l));
-    op.c = ctx->vv;
-    op.epi.rope = NULL;
-    ARMT_TRY(role_gemm(g, op, ARMT_ROLE_WV, -1, l));
+    int split;
+    /* (a split product has no epilogue: its RoPE is then armt_rope's, rows_rope) */
+    ARMT_TRY(role_gemm_split(g, rows_op(g, ctx->h, d, ctx->q, qd, 0.0f), ARMT_ROLE_WQ, l, &split));
+    if (split)
+        *rope_q = 0;
+    else {
+        armt_gemm_op op = rows_op(g, ctx->h, d, ctx->q, qd, 0.0f);
+        op.epi = epi;
+        ARMT_TRY(role_gemm(g, op, ARMT_ROLE_WQ, -1, l));
+    }
+    ARMT_TRY(role_gemm_split(g, rows_op(g, ctx->h, d, ctx->kk, g->kvd, 0.0f), ARMT_ROLE_WK, l, &split));
+    if (split)
+        *rope_k = 0;
+    else {
+        armt_gemm_op op = rows_op(g, ctx->h, d, ctx->kk, g->kvd, 0.0f);
+        op.epi = epi;
+        ARMT_TRY(role_gemm(g, op, ARMT_ROLE_WK, -1, l));
+    }
+    ARMT_TRY(role_gemm_split(g, rows_op(g, ctx->h, d, ctx->vv, g->kvd, 0.0f), ARMT_ROLE_WV, l, &split));
     armt_op_unstage(F);
     return ARMT_OK;
 }
 
-/* RoPE of the rows' q and k (armt_rope on the gathered table: row r at "position" r). */
-static armt_status rows_rope(gbatch *g) {
+/* RoPE of the rows' q (with_q) and k (with_k) (armt_rope on the gathered table: row r at "position" r). */
+static armt_status rows_rope(gbatch *g, int with_q, int with_k) {
     armt_call *F = &g->F;
     armt_ctx *ctx = g->ctx;
     armt_err *err = g->err;
     cl_kernel k = ctx->k[ARMT_K_ROPE];
-    const int T = (int)g->rows, pos0 = 0, none = 0;
-    cl_ulong n = (cl_ulong)g->rows * (cl_ulong)(F->nh + F->nkv) * (cl_ulong)(F->hd / 2);
+    const int T = (int)g->rows, pos0 = 0, none = 0, nh = with_q ? F->nh : 0, nkv = with_k ? F->nkv : 0;
+    cl_ulong n = (cl_ulong)g->rows * (cl_ulong)(nh + nkv) * (cl_ulong)(F->hd / 2);
     ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->q), ARMT_KA(ctx->kk), ARMT_KA(g->rtab), ARMT_KA(T),
-                        ARMT_KA(F->nh), ARMT_KA(F->nkv), ARMT_KA(F->hd), ARMT_KA(pos0), ARMT_KA(n),
-                        ARMT_KA(none)));
+                        ARMT_KA(nh), ARMT_KA(nkv), ARMT_KA(F->hd), ARMT_KA(pos0), ARMT_KA(n), ARMT_KA(none)));
     const size_t wg = (size_t)ctx->rt->tune.row_wg;
     return armt_op_launch(F, ARMT_K_ROPE, 1, armt_round_up((size_t)n, wg), 1, 1, wg);
 }
@@ -300,16 +340,16 @@ static armt_status rows_layer(gbatch *g, int l) {
     armt_ctx *ctx = g->ctx;
     const size_t d = (size_t)F->d, qd = (size_t)F->nh * F->hd, ffn = (size_t)F->ffn;
     const armt_step st = rows_cell(g, l);
-    int rope_done;
+    int rope_q, rope_k, split;
     ARMT_TRY(armt_op_rmsnorm(F, &st, ARMT_ROLE_NORM_IN));
-    ARMT_TRY(rows_qkv(g, l, &rope_done));
-    if (!rope_done) ARMT_TRY(rows_rope(g));
+    ARMT_TRY(rows_qkv(g, l, &rope_q, &rope_k));
+    if (!rope_q || !rope_k) ARMT_TRY(rows_rope(g, !rope_q, !rope_k));
     ARMT_TRY(rows_attention(g, l));
     ARMT_TRY(armt_op_stage_bf16(F, ctx->att, g->rows, qd));
-    ARMT_TRY(role_gemm(g, rows_op(g, ctx->att, qd, ctx->x, d, 1.0f), ARMT_ROLE_WO, -1, l));
+    ARMT_TRY(role_gemm_split(g, rows_op(g, ctx->att, qd, ctx->x, d, 1.0f), ARMT_ROLE_WO, l, &split));
     ARMT_TRY(armt_op_rmsnorm(F, &st, ARMT_ROLE_NORM_POST));
     ARMT_TRY(rows_mlp_in(g, l));
-    ARMT_TRY(role_gemm(g, rows_op(g, ctx->f1, ffn, ctx->x, d, 1.0f), ARMT_ROLE_WD, -1, l));
+    ARMT_TRY(role_gemm_split(g, rows_op(g, ctx->f1, ffn, ctx->x, d, 1.0f), ARMT_ROLE_WD, l, &split));
     armt_op_unstage(F);
     return ARMT_OK;
 }
@@ -527,16 +567,19 @@ static armt_status batch_state(gbatch *g) {
     const size_t kv = B * Lyr * (size_t)g->per * g->kvd * 4, wm = B * Lyr * dk * d * (g->wm_bf16 ? 2 : 4);
     g->nchmax = (g->per - 1) / ARMT_ATTN_DCHUNK + 1;
     {
-        size_t sizes[9] = {kv,
-                           kv,
-                           wm,
-                           B * Lyr * dk * 4,
-                           B * Lyr * 4,
-                           g->rows_cap * 2 * sizeof(int),
-                           B * sizeof(int),
-                           g->rows_cap * (size_t)g->F.hd * 4,
-                           B * (size_t)g->F.nh * (size_t)g->nchmax * ((size_t)g->F.hd + 2) * 4};
-        ARMT_TRY(armt_device_fits(ctx->rt, sizes, 9, "batch generation", err));
+        size_t sizes[10] = {kv,
+                            kv,
+                            wm,
+                            B * Lyr * dk * 4,
+                            B * Lyr * 4,
+                            g->rows_cap * 2 * sizeof(int),
+                            B * sizeof(int),
+                            g->rows_cap * (size_t)g->F.hd * 4,
+                            B * (size_t)g->F.nh * (size_t)g->nchmax * ((size_t)g->F.hd + 2) * 4,
+                            0};
+        const size_t qd = (size_t)g->F.nh * (size_t)g->F.hd;
+        if (armt_gemm_bf16_operands(ctx) && B > ARMT_GEMV_ROWS) sizes[9] = 16 * B * (d > qd ? d : qd) * 4;
+        ARMT_TRY(armt_device_fits(ctx->rt, sizes, 10, "batch generation", err));
         ARMT_TRY(buffer(g, sizes[0], &g->kc, &g->kc_b));
         ARMT_TRY(buffer(g, sizes[0], &g->vc, &g->kc_b));
         ARMT_TRY(buffer(g, sizes[2], &g->wm, &g->wm_b));
@@ -547,6 +590,8 @@ static armt_status batch_state(gbatch *g) {
         ARMT_TRY(buffer(g, sizes[7], &g->rtab, &g->rtab_b));
         ARMT_TRY(buffer(g, B * sizeof(int32_t), &g->gtok, &g->gtok_b));
         ARMT_TRY(buffer(g, sizes[8], &g->part, &g->part_b));
+        if (sizes[9]) ARMT_TRY(buffer(g, sizes[9], &g->sk, &g->sk_b));
+        g->sk_floats = sizes[9] / 4;
     }
     int *ws = calloc(B, sizeof *ws);
     if (!ws)
@@ -790,6 +835,7 @@ armt_status armt_generate_batch(armt_ctx *runner, armt_generate_doc *docs, size_
     armt_buffer_release(runner->rt, &g.rtab, g.rtab_b);
     armt_buffer_release(runner->rt, &g.gtok, g.gtok_b);
     armt_buffer_release(runner->rt, &g.part, g.part_b);
+    armt_buffer_release(runner->rt, &g.sk, g.sk_b);
     free(g.docs);
     free(g.written);
     free(g.act);

@@ -64,6 +64,7 @@ typedef enum armt_kernel_id {
     ARMT_K_ROWS_ATTENTION,           /* rows_attention.cl each row on its document's KV cache         */
     ARMT_K_CELLS_RMSNORM,            /* rows.cl       RMSNorm of cells listed in a table (batches)      */
     ARMT_K_CELLS_MEM_GATHER,         /* rows.cl       their memory-token rows                            */
+    ARMT_K_ROWS_SPLITK_SUM,          /* rows.cl       a split-k GEMM's slices summed into C             */
     ARMT_K_ROWS_ARGMAX,              /* rows.cl       the greedy token of rows of logits                 */
     ARMT_K_ROWS_ATTENTION_DECODE,    /* rows_attention.cl a decode round's rows, split into chunks    */
     ARMT_K_ROWS_ATTENTION_COMBINE,   /* rows_attention.cl their chunks combined                       */
@@ -124,6 +125,8 @@ typedef struct armt_device_tuning {
     int tf_bm, tf_bn, tf_bk, tf_warps_m, tf_warps_n, tf_stages, tf_threads; /* its tiles                 */
     int gemv_lanes; /* the GEMV's work-items per column pair: 32, 64 or 128; 0: by the weight's shape
                        (lib/compute/gemm.c) */
+    int splitk;     /* slices of k of a batch's decode-round GEMMs: 1 none, 2..16; 0: by the launch's
+                       work-groups (lib/compute/generate_batch.c) */
 } armt_device_tuning;
 
 /* What the user chose (armt_runtime_params, environment), as tune.c reads it. */
@@ -131,6 +134,7 @@ typedef struct armt_tune_options {
     armt_tensor_cores tensor_cores, wgmma, attention;
     armt_fp32_gemm fp32_gemm;
     int gemv_lanes; /* $ARMT_GEMV_LANES: 0 (auto), 32, 64 or 128 */
+    int splitk;     /* $ARMT_SPLITK: 0 (auto), 1, 2, 4, 8 or 16 */
 } armt_tune_options;
 
 /* One model's attention build (armt_tune_attention). */

@@ -39,7 +39,8 @@ cl_int armt_gemm_set_args(cl_kernel k, const armt_gemm_args *a) {
     SET(ROPE_POS0, a->rope_pos0);
     SET(ROWSCALE, a->rowscale);
     SET(CB2, a->out2);
-    SET(LDW, a->ldw);
+    const int ldw = a->ldw ? a->ldw : a->k; /* (0: W's rows are k long) */
+    SET(LDW, ldw);
     SET(TRANS_A, a->trans_a);
     SET(W_KN, a->w_kn);
     SET(NORM_W, a->norm_w);

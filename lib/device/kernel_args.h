@@ -18,7 +18,8 @@ typedef struct armt_gemm_args {
     cl_mem rope;
     int rope_hd, rope_t, rope_pos0;
     cl_mem rowscale, out2;
-    int ldw, trans_a, w_kn; /* fp32 W (armt_gemm_tf32): W's row stride, A stored k x m, W stored k x n */
+    int ldw, trans_a, w_kn; /* W's row stride (0: k; the bf16 tensor-core kernels and fp32 W's), and for
+                               fp32 W (armt_gemm_tf32): A stored k x m, W stored k x n */
     cl_mem norm_w;          /* the GEMV: A's rows RMS-normed first, weight at norm_w + norm_off */
     cl_ulong norm_off;
     float norm_eps;

@@ -70,6 +70,7 @@ static const struct {
     [ARMT_K_ROWS_ATTENTION] = {"armt_rows_attention", ARMT_P_ATTENTION},
     [ARMT_K_CELLS_RMSNORM] = {"armt_cells_rmsnorm", ARMT_P_MEMORY},
     [ARMT_K_CELLS_MEM_GATHER] = {"armt_cells_mem_gather", ARMT_P_MEMORY},
+    [ARMT_K_ROWS_SPLITK_SUM] = {"armt_rows_splitk_sum", ARMT_P_MEMORY},
     [ARMT_K_ROWS_ARGMAX] = {"armt_rows_argmax", ARMT_P_MEMORY},
     [ARMT_K_ROWS_ATTENTION_DECODE] = {"armt_rows_attention_decode", ARMT_P_ATTENTION},
     [ARMT_K_ROWS_ATTENTION_COMBINE] = {"armt_rows_attention_combine", ARMT_P_ATTENTION},

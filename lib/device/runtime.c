@@ -269,6 +269,20 @@ static armt_status env_gemv_lanes(int *v, armt_err *err) {
                         "$ARMT_GEMV_LANES is \"%s\": want auto, 32, 64 or 128", s);
 }
 
+/* The split of k in a batch's decode rounds from $ARMT_SPLITK (auto, 1 = none, 2, 4, 8, 16): a measurement and
+ * test knob (lib/compute/generate_batch.c). */
+static armt_status env_splitk(int *v, armt_err *err) {
+    const char *s = nonempty(getenv("ARMT_SPLITK"));
+    if (!s || strcmp(s, "auto") == 0) return ARMT_OK;
+    if (strcmp(s, "1") == 0 || strcmp(s, "2") == 0 || strcmp(s, "4") == 0 || strcmp(s, "8") == 0 ||
+        strcmp(s, "16") == 0) {
+        *v = atoi(s);
+        return ARMT_OK;
+    }
+    return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT,
+                        "$ARMT_SPLITK is \"%s\": want auto, 1, 2, 4, 8 or 16", s);
+}
+
 void armt_runtime_free(armt_runtime *rt) {
     if (!rt) return;
     for (int i = 0; i < ARMT_P_COUNT; i++)
@@ -340,11 +354,12 @@ armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime 
         goto fail;
     }
     {
-        armt_tune_options to = {p.tensor_cores, p.wgmma, p.attention, p.fp32_gemm, 0};
+        armt_tune_options to = {p.tensor_cores, p.wgmma, p.attention, p.fp32_gemm, 0, 0};
         ARMT_TRY_GOTO(env_switch("ARMT_TENSOR_CORES", &to.tensor_cores, err), fail);
         ARMT_TRY_GOTO(env_switch("ARMT_WGMMA", &to.wgmma, err), fail);
         ARMT_TRY_GOTO(env_fp32_gemm(&to.fp32_gemm, err), fail);
         ARMT_TRY_GOTO(env_gemv_lanes(&to.gemv_lanes, err), fail);
+        ARMT_TRY_GOTO(env_splitk(&to.splitk, err), fail);
         ARMT_TRY_GOTO(armt_tune_device(&rt->info, &to, &rt->tune, err), fail);
         ARMT_TRY_GOTO(armt_clblast_tune(rt, &rt->clblast_tuned, err), fail);
         char opts[256];
