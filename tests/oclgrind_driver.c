@@ -6,7 +6,8 @@
  *   oclgrind_driver SET [N]    SET: fp32, bf16, bf16-mma, bf16-wgmma, fp32-tf32 (the table `sets` below
  *                              says what each runs); N: only the first N forward calls (debugging)
  *
- * The sets with a generation also run a batch generation of two documents (armt_generate_batch).
+ * The sets with a generation also run a batch generation of two documents (armt_generate_batch; five in
+ * bf16-mma, whose decode round then splits k).
  * Every model has d 32, GQA, 2 memory tokens and segments of 4 tokens, and gets 5 tokens: a full segment and
  * a partial one, so a diagonal step holds two cells (with two layers) and the second segment reads the memory
  * the first wrote. Sizes are no tile's multiple. Oclgrind's time decides the rest: a forward of the
@@ -29,8 +30,9 @@
 #include <time.h>
 
 /* segment 4: a full segment and a partial one of a single token */
-#define SEGMENT  4
-#define N_TOKENS 5
+#define SEGMENT   4
+#define N_TOKENS  5
+#define WIDE_DOCS 5 /* a batch generation's documents in the wide set: more than the GEMV's rows */
 
 static int fail(const char *what, armt_status st, const char *msg) {
     fprintf(stderr, "oclgrind_driver: %s: %s: %s\n", what, armt_status_str(st), msg);
@@ -101,9 +103,11 @@ static const struct {
     {"bf16", ARMT_PRECISION_BF16, ARMT_TC_OFF, ARMT_TC_AUTO, ARMT_TC_AUTO, 2, 4, 8, ARMT_VARIANT_ARMT, 0, 0,
      0, 1, 1, 0x8, N_TOKENS, 3, ARMT_FP32_GEMM_AUTO},
     /* mma.sync tiles and the tensor-core attention (bf16 K and V in the forward, fp32 ones in the
-     * generation), RoPE in the GEMMs; the paper's math (one memory head: the read in the GEMM's epilogue) */
+     * generation), RoPE in the GEMMs; the paper's math (one memory head: the read in the GEMM's epilogue);
+     * a one-row decode step (the GEMV on bf16 operands), and a batch of WIDE_DOCS documents whose decode
+     * round splits k in two ($ARMT_SPLITK) */
     {"bf16-mma", ARMT_PRECISION_BF16, ARMT_TC_EMULATE, ARMT_TC_OFF, ARMT_TC_AUTO, 2, 2, 16,
-     ARMT_VARIANT_PAPER, 0, 0, 0, 0, 0, 0x8, N_TOKENS, 1, ARMT_FP32_GEMM_AUTO},
+     ARMT_VARIANT_PAPER, 0, 0, 0, 0, 0, 0x8, N_TOKENS, 2, ARMT_FP32_GEMM_AUTO},
     /* the wgmma tiles on one cell (the costliest to simulate: one layer, one partial segment), RoPE in the
      * main tiles (k) and in the narrow ones (q: 6 heads are wider than a narrow tile), the attention on the
      * portable kernel (the tensor-core one ran in bf16-mma); the inner loop without denominator */
@@ -174,8 +178,13 @@ int main(int argc, char **argv) {
     mp.wmv_std = 0.05f;
     mp.seed = 7;
     mp.precision = sets[si].precision;
+    /* a tensor-core set with decode steps: its batch generation has more documents than the GEMV takes
+     * rows, and the round's products split k */
+    const int wide = sets[si].tensor_cores == ARMT_TC_EMULATE && sets[si].generate > 1;
+    if (wide) setenv("ARMT_SPLITK", "2", 1);
     armt_runtime *rt = NULL;
     armt_status st = armt_runtime_create(&rp, &rt);
+    unsetenv("ARMT_SPLITK");
     if (st != ARMT_OK) return fail("runtime", st, armt_last_error());
     armt_device_info info;
     if (armt_runtime_device_info(rt, &info) == ARMT_OK)
@@ -241,22 +250,29 @@ int main(int argc, char **argv) {
         printf("time: state and generation %.1f s\n", now() - t);
         /* a batch generation (armt_generate_batch: the rows kernels, and with a prompt of more than a
          * segment armt_forward_batch's cells kernels): this context's state and a fresh context */
-        armt_ctx *ctx2 = NULL;
-        if (!rc && (st = armt_ctx_create(m, NULL, &ctx2)) != ARMT_OK) rc = fail("ctx", st, armt_last_error());
-        int32_t gen2[2][8];
-        armt_generate_doc docs[2] = {
-            {.ctx = ctx, .prompt = ids, .n = 1, .params = gp, .out = gen2[0], .out_cap = 8},
-            {.ctx = ctx2,
-             .prompt = ids,
-             .n = (size_t)sets[si].n_tokens,
-             .params = gp,
-             .out = gen2[1],
-             .out_cap = 8}};
+        armt_ctx *more[WIDE_DOCS - 1] = {0};
+        int32_t gen2[WIDE_DOCS][8];
+        armt_generate_doc docs[WIDE_DOCS];
+        const size_t n_docs = wide ? WIDE_DOCS : 2;
+        docs[0] = (armt_generate_doc){
+            .ctx = ctx, .prompt = ids, .n = 1, .params = gp, .out = gen2[0], .out_cap = 8};
+        for (size_t b = 1; b < n_docs && !rc; b++) {
+            if ((st = armt_ctx_create(m, NULL, &more[b - 1])) != ARMT_OK)
+                rc = fail("ctx", st, armt_last_error());
+            /* (the second document: a prompt of a full segment and a partial one; the others: one token) */
+            docs[b] = (armt_generate_doc){.ctx = more[b - 1],
+                                          .prompt = ids,
+                                          .n = b == 1 ? (size_t)sets[si].n_tokens : 1,
+                                          .params = gp,
+                                          .out = gen2[b],
+                                          .out_cap = 8};
+        }
         t = now();
-        if (!rc && (st = armt_generate_batch(ctx, docs, 2, NULL)) != ARMT_OK)
+        if (!rc && (st = armt_generate_batch(ctx, docs, n_docs, NULL)) != ARMT_OK)
             rc = fail("generate_batch", st, armt_ctx_last_error(ctx));
-        printf("time: batch generation %.1f s\n", now() - t);
-        armt_ctx_free(ctx2);
+        printf("time: batch generation of %zu documents %.1f s\n", n_docs, now() - t);
+        for (size_t b = 0; b < WIDE_DOCS - 1; b++)
+            armt_ctx_free(more[b]);
     }
     /* the kernels: the profile's names (the narrow tiles told apart), and every kernel launched */
     const char *names[64];
