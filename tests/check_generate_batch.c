@@ -147,6 +147,15 @@ static armt_runtime *case_runtime(int emulate) {
     return rt;
 }
 
+/* What a case holds at its end: the documents' runs alone, the prompts, the model, the runtime. */
+static void case_free(gen *alone, docset *s, armt_model *m, armt_runtime *rt) {
+    for (int i = 0; i < N_DOCS; i++)
+        gen_free(&alone[i]);
+    docs_free(s);
+    armt_model_free(m);
+    armt_runtime_free(rt);
+}
+
 START_TEST(test_equals_alone) {
     armt_runtime *rt = case_runtime(cases[_i].emulate);
     armt_model *m = load_variant(rt, cases[_i].model, cases[_i].prec);
@@ -241,11 +250,7 @@ START_TEST(test_equals_alone) {
         ref_state_free(rs);
         test_host_model_free(h);
     }
-    for (int i = 0; i < N_DOCS; i++)
-        gen_free(&alone[i]);
-    docs_free(&s);
-    armt_model_free(m);
-    armt_runtime_free(rt);
+    case_free(alone, &s, m, rt);
 }
 END_TEST
 
@@ -303,11 +308,7 @@ START_TEST(test_wide_rounds) {
         printf("wide rounds (%s, split %d): %d documents' tokens equal their own\n",
                _i ? "wgmma" : "mma.sync", split, N_WIDE);
         armt_ctx_free(runner);
-        for (int i = 0; i < N_DOCS; i++)
-            gen_free(&alone[i]);
-        docs_free(&s);
-        armt_model_free(m);
-        armt_runtime_free(rt);
+        case_free(alone, &s, m, rt);
     }
 }
 END_TEST

@@ -85,6 +85,26 @@ def gmean(xs):
     return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
 
 
+def report(rows, width=12):
+    """Prints each fixture's errors and, per path and quantity, the counts and geometric means (the docstring's
+    columns); rows as parse() returns them. Shared with tools/bf16_variant_ensemble.py."""
+    for (case, path), vals in sorted(rows.items()):
+        print(f"{case:{width}s} {path:22s} " + "  ".join(
+            f"{q} {v[0]:.3g}/{v[1]:.3g}/{v[2]:.3g} ({v[3]:.3g}/{v[4]:.3g})" for q, v in vals.items()))
+    for path in sorted({p for _, p in rows}):
+        for q in QTY:
+            vs = [v[q] for (_, p), v in rows.items() if p == path and q in v]
+            if not vs:
+                continue
+            n = len(vs)
+            print(f"{path}, {q}: ours<=ref {sum(v[0] <= v[1] for v in vs)}/{n}, w16<=ref "
+                  f"{sum(v[2] <= v[1] for v in vs)}/{n}, ours<=max {sum(v[0] <= max(v[1], v[2]) for v in vs)}/{n}, "
+                  f"noise {sum(v[3] <= v[4] for v in vs)}/{n}; geomean ours/ref {gmean([v[0] / v[1] for v in vs]):.3f}, "
+                  f"w16/ref {gmean([v[2] / v[1] for v in vs]):.3f}, "
+                  f"(ours-w16)/(ref-w16) {gmean([v[3] / v[4] for v in vs]):.3f}")
+    print("(ours / ref / w16 are errors from fp32; in brackets ours and ref from the w16 result)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ref2024", required=True, help="language_modeling.py of the 2024 reference (98ea91b)")
@@ -103,21 +123,7 @@ def main():
         dirs = make(ref, out, seeds_of(args.seeds), args.hidden, args.layers, args.segments, args.wmv_std)
         env = dict(os.environ, ARMT_BF16_FIXTURES=":".join(os.path.abspath(d) for d in dirs))
         res = subprocess.run([args.test], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    rows = parse(res.stdout)
-    for (case, path), vals in sorted(rows.items()):
-        print(f"{case:12s} {path:22s} " + "  ".join(
-            f"{q} {v[0]:.3g}/{v[1]:.3g}/{v[2]:.3g} ({v[3]:.3g}/{v[4]:.3g})" for q, v in vals.items()))
-    for path in sorted({p for _, p in rows}):
-        for q in QTY:
-            vs = [v[q] for (_, p), v in rows.items() if p == path and q in v]
-            if not vs:
-                continue
-            n = len(vs)
-            print(f"{path}, {q}: ours<=ref {sum(v[0] <= v[1] for v in vs)}/{n}, w16<=ref "
-                  f"{sum(v[2] <= v[1] for v in vs)}/{n}, ours<=max {sum(v[0] <= max(v[1], v[2]) for v in vs)}/{n}, "
-                  f"noise {sum(v[3] <= v[4] for v in vs)}/{n}; geomean ours/ref {gmean([v[0] / v[1] for v in vs]):.3f}, "
-                  f"(ours-w16)/(ref-w16) {gmean([v[3] / v[4] for v in vs]):.3f}")
-    print("(ours / ref / w16 are errors from fp32; in brackets ours and ref from the w16 result)")
+    report(parse(res.stdout))
 
 
 if __name__ == "__main__":

@@ -134,21 +134,7 @@ def main():
     if not rows:
         sys.stdout.write(res.stdout)
         raise SystemExit("no results from the test")
-    for (name, path), vals in sorted(rows.items()):
-        print(f"{name:20s} {path:22s} " + "  ".join(
-            f"{q} {v[0]:.3g}/{v[1]:.3g}/{v[2]:.3g} ({v[3]:.3g}/{v[4]:.3g})" for q, v in vals.items()))
-    for path in sorted({p for _, p in rows}):
-        for q in be.QTY:
-            vs = [v[q] for (_, p), v in rows.items() if p == path and q in v]
-            if not vs:
-                continue
-            n = len(vs)
-            print(f"{path}, {q}: ours<=ref {sum(v[0] <= v[1] for v in vs)}/{n}, w16<=ref "
-                  f"{sum(v[2] <= v[1] for v in vs)}/{n}, ours<=max {sum(v[0] <= max(v[1], v[2]) for v in vs)}/{n}, "
-                  f"noise {sum(v[3] <= v[4] for v in vs)}/{n}; geomean ours/ref "
-                  f"{be.gmean([v[0] / v[1] for v in vs]):.3f}, w16/ref {be.gmean([v[2] / v[1] for v in vs]):.3f}, "
-                  f"(ours-w16)/(ref-w16) {be.gmean([v[3] / v[4] for v in vs]):.3f}")
-    print("(ours / ref / w16 are errors from fp32; in brackets ours and ref from the w16 result)")
+    be.report(rows, width=20)
 
 
 if __name__ == "__main__":
