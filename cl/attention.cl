@@ -236,13 +236,17 @@ __kernel void armt_window_store(__global const float *ck, __global const float *
 /* Row stride, in floats, of a chunk's keys staged in local memory (armt_decode_stage): ATTN_HD + 4, so that
  * the float4 reads of eight work-items, each of its own key, fall in different banks. */
 #define ATTN_DKS (ATTN_HD + 4)
-/* 1: the chunk's values are staged too (ATTN_HD floats a row), where both fit 40 KB of local memory (head
- * dims up to 64); else the value loop reads them from global memory. */
-#define ATTN_DSTAGE_V (ATTN_DCHUNK * (ATTN_DKS + ATTN_HD) * 4 <= 40 * 1024)
-#define ATTN_DVS      (ATTN_DSTAGE_V ? ATTN_DCHUNK * ATTN_HD : 4) /* floats of the values' local array */
+/* -DATTN_DSTAGE_V=1 (a build option, off by default: not yet timed on a GPU): the chunk's values are staged
+ * too (ATTN_HD floats a row), where both fit 40 KB of local memory (head dims up to 64); else the value loop
+ * reads them from global memory. The bits do not depend on it. */
+#ifndef ATTN_DSTAGE_V
+#define ATTN_DSTAGE_V 0
+#endif
+#define ATTN_DSTAGE_VF (ATTN_DSTAGE_V && ATTN_DCHUNK * (ATTN_DKS + ATTN_HD) * 4 <= 40 * 1024)
+#define ATTN_DVS       (ATTN_DSTAGE_VF ? ATTN_DCHUNK * ATTN_HD : 4) /* floats of the values' local array */
 
 /* The visible keys of chunk c (lo .. hi of the row's cache kb, row stride kstride; as armt_decode_chunk
- * bounds them) into ks (ATTN_DCHUNK rows of ATTN_DKS floats), and with ATTN_DSTAGE_V their values (vb) into vs
+ * bounds them) into ks (ATTN_DCHUNK rows of ATTN_DKS floats), and with ATTN_DSTAGE_VF their values (vb) into vs
  * (ATTN_DCHUNK rows of ATTN_HD); rows of keys the row does not see are not written. By the n work-items of the
  * work-group (this one: lid), the loads of four float4s of keys and four of values in flight each.
  * Consecutive work-items load consecutive float4s of a row, so that a warp's loads are whole rows: the
@@ -261,21 +265,22 @@ inline void armt_decode_stage(__global const float *kb, __global const float *vb
             const int i = i0 + u * n;
             const ulong row = (ulong)(kmin + i / q4) * kstride;
             kv[u] = i < cnt ? ((__global const float4 *)(kb + row))[i % q4] : (float4)(0.0f);
-            vv[u] = ATTN_DSTAGE_V && i < cnt ? ((__global const float4 *)(vb + row))[i % q4] : (float4)(0.0f);
+            vv[u] =
+                ATTN_DSTAGE_VF && i < cnt ? ((__global const float4 *)(vb + row))[i % q4] : (float4)(0.0f);
         }
 #pragma unroll
         for (int u = 0; u < 4; u++) {
             const int i = i0 + u * n, r = kmin + i / q4 - k0;
             if (i >= cnt) continue;
             ((__local float4 *)(ks + r * ATTN_DKS))[i % q4] = kv[u];
-            if (ATTN_DSTAGE_V) ((__local float4 *)(vs + r * ATTN_HD))[i % q4] = vv[u];
+            if (ATTN_DSTAGE_VF) ((__local float4 *)(vs + r * ATTN_HD))[i % q4] = vv[u];
         }
     }
 }
 
 /* One (query head, chunk) of a decode row, work-item t of ATTN_HD (a work-group, or a sub-group of one: every
  * work-item of the work-group calls it, the barriers are the work-group's): keys lo .. hi of the row's cache
- * (chunk c's keys staged in ks and, with ATTN_DSTAGE_V, its values in vs by armt_decode_stage; else the
+ * (chunk c's keys staged in ks and, with ATTN_DSTAGE_VF, its values in vs by armt_decode_stage; else the
  * values from vb, row stride kstride) into pc = (m, l, acc[HD]). qs, ps, red: this sub-group's local scratch
  * (ATTN_HD, ATTN_DCHUNK, ATTN_HD floats). */
 inline void armt_decode_chunk(__global const float *qh, const float scale, __local const float *ks,
@@ -332,7 +337,7 @@ inline void armt_decode_chunk(__global const float *qh, const float scale, __loc
     int kr = kmin;
     /* ATTN_DUNROLL loads in flight, then their sums; key kr + u goes to chain (kr + u - kmin) % 4 whatever
      * the unroll (a multiple of 4), so it does not change the bits */
-#if ATTN_DSTAGE_V
+#if ATTN_DSTAGE_VF
 #define ATTN_DV(kr) vs[((kr)-k0) * ATTN_HD + t]
 #else
 #define ATTN_DV(kr) vb[(ulong)(kr)*kstride + t]

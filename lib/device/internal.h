@@ -134,7 +134,7 @@ typedef struct armt_tune_options {
     armt_tensor_cores tensor_cores, wgmma, attention;
     armt_fp32_gemm fp32_gemm;
     int gemv_lanes; /* $ARMT_GEMV_LANES: 0 (auto), 32, 64 or 128 */
-    int splitk;     /* $ARMT_SPLITK: 0 (auto), 1, 2, 4, 8 or 16 */
+    int splitk;     /* $ARMT_SPLITK: 1 (none, the default), 0 (auto), 2, 4, 8 or 16 */
 } armt_tune_options;
 
 /* One model's attention build (armt_tune_attention). */
