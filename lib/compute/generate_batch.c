@@ -60,7 +60,7 @@ typedef struct gbatch {
     size_t *a_off, *w_off, *c_off;
     size_t *blk_off; /* armt_gemm_weights_rows's scratch: 3 (B / ARMT_GEMV_ROWS + 1) */
     /* a decode round's split-k slices (armt_gemm_weights_splitk): (16, B, max(d, nh hd)) floats, on tensor
-     * cores with more than ARMT_GEMV_ROWS documents (else none) */
+     * cores with more than ARMT_GEMV_ROWS documents where the runtime may split (else none) */
     cl_mem sk;
     size_t sk_b, sk_floats, sk_off[48];
     float *logits;   /* (B, vocab) */
@@ -578,7 +578,8 @@ static armt_status batch_state(gbatch *g) {
                             B * (size_t)g->F.nh * (size_t)g->nchmax * ((size_t)g->F.hd + 2) * 4,
                             0};
         const size_t qd = (size_t)g->F.nh * (size_t)g->F.hd;
-        if (armt_gemm_bf16_operands(ctx) && B > ARMT_GEMV_ROWS) sizes[9] = 16 * B * (d > qd ? d : qd) * 4;
+        if (armt_gemm_bf16_operands(ctx) && B > ARMT_GEMV_ROWS && ctx->rt->tune.splitk != 1)
+            sizes[9] = 16 * B * (d > qd ? d : qd) * 4;
         ARMT_TRY(armt_device_fits(ctx->rt, sizes, 10, "batch generation", err));
         ARMT_TRY(buffer(g, sizes[0], &g->kc, &g->kc_b));
         ARMT_TRY(buffer(g, sizes[0], &g->vc, &g->kc_b));
