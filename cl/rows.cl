@@ -130,9 +130,6 @@ __kernel void armt_cells_mem_gather(__global const float *x, __global float *mro
     mrows[tab[CELL_TAB * e + 3] + (ulong)r * d + c] = x[tab[CELL_TAB * e] + row * d + c];
 }
 
-/* The greedy token of each of `rows` rows of logits (rows, V): the largest logit, the lowest id among equal
- * ones (armt_generate's choice). One work-group (ARMT_ROW_WG items) per row: global
- * (ARMT_ROW_WG, rows). */
 /* A split-k GEMM's S slices P (S, rows, n) summed in order into C (rows x n at c_off, row stride ldc):
  * C = (beta ? C : 0) + ((P_0 + P_1) + ...). global (n, rows). */
 __kernel void armt_rows_splitk_sum(__global const float *P, __global float *C, const ulong c_off,
@@ -147,6 +144,9 @@ __kernel void armt_rows_splitk_sum(__global const float *P, __global float *C, c
     *o = beta ? *o + sum : sum;
 }
 
+/* The greedy token of each of `rows` rows of logits (rows, V): the largest logit, the lowest id among equal
+ * ones (armt_generate's choice). One work-group (ARMT_ROW_WG items) per row: global
+ * (ARMT_ROW_WG, rows). */
 __kernel void armt_rows_argmax(__global const float *logits, const int V, __global int *out) {
     __local float sv[ARMT_ROW_WG];
     __local int si[ARMT_ROW_WG];

@@ -255,16 +255,31 @@ static void run_case(armt_ctx *ctx, enum mode md, int a_bf16, int m, int n, int 
     free(ref), free(ref2);
 }
 
-static armt_ctx *tiny_ctx(armt_runtime **rt, armt_model **m) {
-    *rt = test_runtime();
+/* A context of a random bf16 "tiny" model on rt */
+static armt_ctx *tiny_ctx_on(armt_runtime *rt, armt_model **m) {
     armt_config c;
     ck_assert_int_eq(armt_config_preset("tiny", &c), ARMT_OK);
     armt_model_params mp = armt_model_default_params();
     mp.precision = ARMT_PRECISION_BF16;
-    ck_assert_msg(armt_model_create_random(*rt, &c, &mp, m) == ARMT_OK, "%s", armt_last_error());
+    ck_assert_msg(armt_model_create_random(rt, &c, &mp, m) == ARMT_OK, "%s", armt_last_error());
     armt_ctx *ctx = NULL;
     ck_assert_int_eq(armt_ctx_create(*m, NULL, &ctx), ARMT_OK);
     return ctx;
+}
+
+static armt_ctx *tiny_ctx(armt_runtime **rt, armt_model **m) {
+    *rt = test_runtime();
+    return tiny_ctx_on(*rt, m);
+}
+
+/* Layer l's weight of a role (n x k bf16) into w */
+static void read_weight(armt_ctx *ctx, armt_model *m, armt_role role, int l, size_t n, size_t k,
+                        uint16_t *w) {
+    size_t off;
+    cl_mem b = armt_weight_at(&m->w[role], l, &off);
+    ck_assert(m->w[role].bf16);
+    ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, b, CL_TRUE, off * 2, n * k * 2, w, 0, NULL, NULL),
+                     CL_SUCCESS);
 }
 
 static void tiny_free(armt_ctx *ctx, armt_model *m, armt_runtime *rt) {
@@ -688,12 +703,7 @@ START_TEST(test_gemv_rows) {
     }
     for (size_t i = 0; i < nc; i++)
         nanv[i] = NAN;
-    size_t w_off;
-    cl_mem bw = armt_weight_at(&mdl->w[ARMT_ROLE_WMQ], l, &w_off);
-    ck_assert(mdl->w[ARMT_ROLE_WMQ].bf16);
-    ck_assert_int_eq(
-        clEnqueueReadBuffer(ctx->queue, bw, CL_TRUE, w_off * 2, (size_t)n * k * 2, w, 0, NULL, NULL),
-        CL_SUCCESS);
+    read_weight(ctx, mdl, ARMT_ROLE_WMQ, l, (size_t)n, (size_t)k, w);
     cl_mem ba = buffer(ctx, na * 4, a), bab = buffer(ctx, na * 2, ab), bc = buffer(ctx, nc * 4, nanv),
            bc1 = buffer(ctx, nc * 4, nanv);
     armt_gemm_op op = {.m = (size_t)m,
@@ -760,14 +770,9 @@ START_TEST(test_splitk) {
     armt_runtime *rt = NULL;
     ck_assert_msg(armt_runtime_create(&rp, &rt) == ARMT_OK, "%s", armt_last_error());
     unsetenv("ARMT_SPLITK");
-    armt_config cfg;
-    ck_assert_int_eq(armt_config_preset("tiny", &cfg), ARMT_OK);
-    armt_model_params mp = armt_model_default_params();
-    mp.precision = ARMT_PRECISION_BF16;
     armt_model *mdl = NULL;
-    ck_assert_msg(armt_model_create_random(rt, &cfg, &mp, &mdl) == ARMT_OK, "%s", armt_last_error());
-    armt_ctx *ctx = NULL;
-    ck_assert_int_eq(armt_ctx_create(mdl, NULL, &ctx), ARMT_OK);
+    armt_ctx *ctx = tiny_ctx_on(rt, &mdl);
+    const armt_config cfg = *armt_model_config(mdl);
     const int l = cfg.n_layers - 1, k = cfg.hidden_size, n = cfg.n_heads * cfg.head_dim,
               m = 2 * ARMT_GEMV_ROWS + 3;
     const int S = 4, lda = k + 8;
@@ -780,11 +785,7 @@ START_TEST(test_splitk) {
         a[i] = urand(&seed);
         ab[i] = bf_bits(a[i]);
     }
-    size_t w_off;
-    cl_mem bw = armt_weight_at(&mdl->w[ARMT_ROLE_WQ], l, &w_off);
-    ck_assert_int_eq(
-        clEnqueueReadBuffer(ctx->queue, bw, CL_TRUE, w_off * 2, (size_t)n * k * 2, w, 0, NULL, NULL),
-        CL_SUCCESS);
+    read_weight(ctx, mdl, ARMT_ROLE_WQ, l, (size_t)n, (size_t)k, w);
     cl_mem ba = buffer(ctx, na * 4, a), bab = buffer(ctx, na * 2, ab), bp = buffer(ctx, np * 4, zero),
            bc = buffer(ctx, 4, zero);
     armt_gemm_op op = {.m = (size_t)m,
@@ -819,9 +820,7 @@ START_TEST(test_splitk) {
     cl_mem all[] = {ba, bab, bp, bc};
     release(all, sizeof all / sizeof all[0]);
     free(a), free(got), free(zero), free(ab), free(w);
-    armt_ctx_free(ctx);
-    armt_model_free(mdl);
-    armt_runtime_free(rt);
+    tiny_free(ctx, mdl, rt);
 }
 END_TEST
 

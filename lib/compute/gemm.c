@@ -335,10 +335,15 @@ static armt_status gemm_kernels(armt_ctx *ctx, const armt_gemm_op *op, const arm
     return ARMT_OK;
 }
 
-armt_status armt_gemm(armt_ctx *ctx, const armt_gemm_op *op, armt_err *err) {
+/* The plan of op on ctx's device (NULL, or why it cannot run) */
+static const char *plan_of(const armt_ctx *ctx, const armt_gemm_op *op, armt_gemm_plan *plan) {
     const armt_gemm_env env = armt_gemm_env_of(ctx);
+    return armt_gemm_plan_make(&env, op, plan);
+}
+
+armt_status armt_gemm(armt_ctx *ctx, const armt_gemm_op *op, armt_err *err) {
     armt_gemm_plan plan;
-    const char *why = armt_gemm_plan_make(&env, op, &plan);
+    const char *why = plan_of(ctx, op, &plan);
     if (why)
         return armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "%s (m %zu, n %zu, k %zu, lda %zu)", why, op->m,
                             op->n, op->k, op->lda);
@@ -365,27 +370,30 @@ static void role_shape(const armt_ctx *ctx, armt_gemm_op *op, armt_role role, in
                                       : (int)role;
 }
 
+/* op as one entry over layer l of a role: its shape and weight fields, *w_off the weight's offset */
+static void one_layer(const armt_ctx *ctx, armt_gemm_op *op, armt_role role, int pair, int l, size_t *w_off) {
+    role_shape(ctx, op, role, pair);
+    op->w = armt_weight_at(&ctx->model->w[role], l, w_off);
+    op->w_off = w_off;
+    op->count = 1;
+}
+
 int armt_gemm_weights_gemv(armt_ctx *ctx, armt_gemm_op op, armt_role role, int pair, int l0) {
     size_t w_off, off2;
-    role_shape(ctx, &op, role, pair);
-    op.w = armt_weight_at(&ctx->model->w[role], l0, &w_off);
-    op.w_off = &w_off;
-    op.count = 1;
+    one_layer(ctx, &op, role, pair, l0, &w_off);
     if (pair >= 0) {
         op.epi.w2 = armt_weight_at(&ctx->model->w[pair], l0, &off2);
         if (off2 != w_off || ctx->model->w[pair].bf16 != op.w_bf16) return 0;
     }
-    const armt_gemm_env env = armt_gemm_env_of(ctx);
     armt_gemm_plan plan;
-    return armt_gemm_plan_make(&env, &op, &plan) == NULL && plan.gemv;
+    return plan_of(ctx, &op, &plan) == NULL && plan.gemv;
 }
 
 int armt_gemm_weights_rows(armt_ctx *ctx, armt_gemm_op op, armt_role role, int l, size_t *offs,
                            armt_status *st, armt_err *err) {
     const size_t R = ARMT_GEMV_ROWS, m = op.m, nb = m / R, a0 = op.a_off[0], c0 = op.c_off[0];
     size_t w_off, *ao = offs, *wo = offs + nb + 1, *co = offs + 2 * (nb + 1);
-    role_shape(ctx, &op, role, -1);
-    op.w = armt_weight_at(&ctx->model->w[role], l, &w_off);
+    one_layer(ctx, &op, role, -1, l, &w_off);
     op.gemv = 1;
     op.skip_last = 0;
     for (size_t j = 0; j <= nb; j++) {
@@ -397,10 +405,8 @@ int armt_gemm_weights_rows(armt_ctx *ctx, armt_gemm_op op, armt_role role, int l
     op.w_off = wo;
     op.c_off = co;
     op.m = m < R ? m : R;
-    op.count = 1;
-    const armt_gemm_env env = armt_gemm_env_of(ctx);
     armt_gemm_plan plan;
-    if (armt_gemm_plan_make(&env, &op, &plan) != NULL || !plan.gemv) return 0;
+    if (plan_of(ctx, &op, &plan) != NULL || !plan.gemv) return 0;
     *st = ARMT_OK;
     if (nb) {
         op.count = nb;
@@ -424,20 +430,16 @@ int armt_gemm_weights_splitk(armt_ctx *ctx, armt_gemm_op op, armt_role role, int
         e->norm_w || e->c2 || e->w3)
         return 0;
     size_t w_off;
-    role_shape(ctx, &op, role, -1);
-    op.w = armt_weight_at(&ctx->model->w[role], l, &w_off);
-    op.w_off = &w_off;
-    op.count = 1;
+    one_layer(ctx, &op, role, -1, l, &w_off);
     op.gemv = 0; /* (the tiles: the GEMV has no use for a split) */
-    const armt_gemm_env env = armt_gemm_env_of(ctx);
     armt_gemm_plan plan;
-    if (armt_gemm_plan_make(&env, &op, &plan) != NULL || !plan.tensor_cores) return 0;
+    if (plan_of(ctx, &op, &plan) != NULL || !plan.tensor_cores) return 0;
+    const size_t cus = (size_t)ctx->rt->info.compute_units;
     const size_t wgs = (op.n + plan.tile[0] - 1) / plan.tile[0] * ((op.m + plan.tile[1] - 1) / plan.tile[1]);
     size_t S = (size_t)ctx->rt->tune.splitk;
     if (S == 0) /* doubled while the launch stays within two work-groups a compute unit and a slice keeps
                  * whole k steps of 64 and at least 128 of k */
-        for (S = 1; S < 16 && wgs * 2 * S <= 2 * (size_t)env.compute_units && op.k % (2 * S * 64) == 0 &&
-                    op.k / (2 * S) >= 128;)
+        for (S = 1; S < 16 && wgs * 2 * S <= 2 * cus && op.k % (2 * S * 64) == 0 && op.k / (2 * S) >= 128;)
             S *= 2;
     if (S <= 1 || op.k % (S * 8) != 0 || S * op.m * op.n > p_floats) return 0;
     const size_t ks = op.k / S, a0 = op.a_off[0];

@@ -62,7 +62,7 @@ typedef struct gbatch {
     /* a decode round's split-k slices (armt_gemm_weights_splitk): (16, B, max(d, nh hd)) floats, on tensor
      * cores with more than ARMT_GEMV_ROWS documents where the runtime may split (else none) */
     cl_mem sk;
-    size_t sk_b, sk_floats, sk_off[48];
+    size_t sk_b, sk_off[48];
     float *logits;   /* (B, vocab) */
     int32_t *greedy; /* (B) the device's argmax of each row, when every active document is greedy */
     int all_greedy;  /*   (then only those are read back, not the logits)                        */
@@ -109,18 +109,21 @@ static armt_status role_gemm(gbatch *g, armt_gemm_op op, armt_role role, int pai
     return armt_gemm_weights(g->ctx, op, role, pair, l, 1, g->w_off, g->err);
 }
 
-/* A decode round's product of more than ARMT_GEMV_ROWS rows (op: plain, or beta 1) with k split where that
- * pays (armt_gemm_weights_splitk), the slices then added into op's C in order (armt_rows_splitk_sum); else
- * role_gemm. *split: whether it split. */
+/* A decode round's product of more than ARMT_GEMV_ROWS rows (op: plain, beta 1, or a RoPE epilogue) with k
+ * split where that pays (armt_gemm_weights_splitk), the slices then added into op's C in order
+ * (armt_rows_splitk_sum); else role_gemm. A split product drops the RoPE epilogue (the caller then runs
+ * rows_rope). *split (NULL: not asked): whether it split. */
 static armt_status role_gemm_split(gbatch *g, armt_gemm_op op, armt_role role, int l, int *split) {
-    *split = 0;
+    if (split) *split = 0;
     if (g->decode && g->sk && g->rows > ARMT_GEMV_ROWS) {
+        armt_gemm_op plain = op;
+        plain.epi.rope = NULL;
         armt_status st = ARMT_OK;
         const int S =
-            armt_gemm_weights_splitk(g->ctx, op, role, l, g->sk, g->sk_floats, g->sk_off, &st, g->err);
+            armt_gemm_weights_splitk(g->ctx, plain, role, l, g->sk, g->sk_b / 4, g->sk_off, &st, g->err);
         if (S) {
             ARMT_TRY(st);
-            *split = 1;
+            if (split) *split = 1;
             uint64_t out, in;
             armt_role_shape(&g->ctx->model->cfg, role, &out, &in, NULL);
             const cl_ulong c_off = op.c_off[0];
@@ -222,27 +225,17 @@ static armt_status rows_qkv(gbatch *g, int l, int *rope_q, int *rope_k) {
     armt_ctx *ctx = g->ctx;
     const size_t d = (size_t)F->d, qd = (size_t)F->nh * F->hd;
     const int rope = F->abf_src == ctx->h && armt_gemm_rope_fits(ctx, F->hd, F->d);
-    *rope_q = *rope_k = rope;
     armt_gemm_epi epi = {.rope = rope ? g->rtab : NULL, .rope_hd = F->hd, .rope_T = (int)g->rows};
     int split;
-    /* (a split product has no epilogue: its RoPE is then armt_rope's, rows_rope) */
-    ARMT_TRY(role_gemm_split(g, rows_op(g, ctx->h, d, ctx->q, qd, 0.0f), ARMT_ROLE_WQ, l, &split));
-    if (split)
-        *rope_q = 0;
-    else {
-        armt_gemm_op op = rows_op(g, ctx->h, d, ctx->q, qd, 0.0f);
-        op.epi = epi;
-        ARMT_TRY(role_gemm(g, op, ARMT_ROLE_WQ, -1, l));
-    }
-    ARMT_TRY(role_gemm_split(g, rows_op(g, ctx->h, d, ctx->kk, g->kvd, 0.0f), ARMT_ROLE_WK, l, &split));
-    if (split)
-        *rope_k = 0;
-    else {
-        armt_gemm_op op = rows_op(g, ctx->h, d, ctx->kk, g->kvd, 0.0f);
-        op.epi = epi;
-        ARMT_TRY(role_gemm(g, op, ARMT_ROLE_WK, -1, l));
-    }
-    ARMT_TRY(role_gemm_split(g, rows_op(g, ctx->h, d, ctx->vv, g->kvd, 0.0f), ARMT_ROLE_WV, l, &split));
+    armt_gemm_op op = rows_op(g, ctx->h, d, ctx->q, qd, 0.0f);
+    op.epi = epi;
+    ARMT_TRY(role_gemm_split(g, op, ARMT_ROLE_WQ, l, &split));
+    *rope_q = rope && !split;
+    op = rows_op(g, ctx->h, d, ctx->kk, g->kvd, 0.0f);
+    op.epi = epi;
+    ARMT_TRY(role_gemm_split(g, op, ARMT_ROLE_WK, l, &split));
+    *rope_k = rope && !split;
+    ARMT_TRY(role_gemm_split(g, rows_op(g, ctx->h, d, ctx->vv, g->kvd, 0.0f), ARMT_ROLE_WV, l, NULL));
     armt_op_unstage(F);
     return ARMT_OK;
 }
@@ -340,16 +333,16 @@ static armt_status rows_layer(gbatch *g, int l) {
     armt_ctx *ctx = g->ctx;
     const size_t d = (size_t)F->d, qd = (size_t)F->nh * F->hd, ffn = (size_t)F->ffn;
     const armt_step st = rows_cell(g, l);
-    int rope_q, rope_k, split;
+    int rope_q, rope_k;
     ARMT_TRY(armt_op_rmsnorm(F, &st, ARMT_ROLE_NORM_IN));
     ARMT_TRY(rows_qkv(g, l, &rope_q, &rope_k));
     if (!rope_q || !rope_k) ARMT_TRY(rows_rope(g, !rope_q, !rope_k));
     ARMT_TRY(rows_attention(g, l));
     ARMT_TRY(armt_op_stage_bf16(F, ctx->att, g->rows, qd));
-    ARMT_TRY(role_gemm_split(g, rows_op(g, ctx->att, qd, ctx->x, d, 1.0f), ARMT_ROLE_WO, l, &split));
+    ARMT_TRY(role_gemm_split(g, rows_op(g, ctx->att, qd, ctx->x, d, 1.0f), ARMT_ROLE_WO, l, NULL));
     ARMT_TRY(armt_op_rmsnorm(F, &st, ARMT_ROLE_NORM_POST));
     ARMT_TRY(rows_mlp_in(g, l));
-    ARMT_TRY(role_gemm_split(g, rows_op(g, ctx->f1, ffn, ctx->x, d, 1.0f), ARMT_ROLE_WD, l, &split));
+    ARMT_TRY(role_gemm_split(g, rows_op(g, ctx->f1, ffn, ctx->x, d, 1.0f), ARMT_ROLE_WD, l, NULL));
     armt_op_unstage(F);
     return ARMT_OK;
 }
@@ -592,7 +585,6 @@ static armt_status batch_state(gbatch *g) {
         ARMT_TRY(buffer(g, B * sizeof(int32_t), &g->gtok, &g->gtok_b));
         ARMT_TRY(buffer(g, sizes[8], &g->part, &g->part_b));
         if (sizes[9]) ARMT_TRY(buffer(g, sizes[9], &g->sk, &g->sk_b));
-        g->sk_floats = sizes[9] / 4;
     }
     int *ws = calloc(B, sizeof *ws);
     if (!ws)
