@@ -133,6 +133,18 @@ START_TEST(test_select_by_env) {
     ck_assert_int_eq(rt->tune.splitk, 8);
     armt_runtime_free(rt);
     unsetenv("ARMT_SPLITK");
+    /* the full schedule's MLP blocks: a positive number of rows */
+    const char *bad_rows[] = {"0", "-5", "12x", "99999999999"};
+    for (size_t i = 0; i < sizeof bad_rows / sizeof bad_rows[0]; i++) {
+        setenv("ARMT_MLP_ROWS", bad_rows[i], 1);
+        ck_assert_int_eq(armt_runtime_create(NULL, &rt), ARMT_STATUS_INVALID_ARGUMENT);
+        ck_assert_ptr_nonnull(strstr(armt_last_error(), "ARMT_MLP_ROWS"));
+    }
+    setenv("ARMT_MLP_ROWS", "4096", 1);
+    ck_assert_msg(armt_runtime_create(NULL, &rt) == ARMT_OK, "%s", armt_last_error());
+    ck_assert_int_eq(rt->tune.mlp_rows, 4096);
+    armt_runtime_free(rt);
+    unsetenv("ARMT_MLP_ROWS");
 }
 END_TEST
 

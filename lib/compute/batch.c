@@ -859,7 +859,7 @@ static armt_status run(batch *bt, const armt_batch_doc *docs, const armt_forward
     bt->F = bt->docs[0].F; /* sizes only; the runner's own call for the scratch */
     bt->F.ctx = runner;
     bt->F.err = err;
-    ARMT_TRY(armt_scratch_grow(&bt->F, cells, (size_t)bt->T, (size_t)bt->T, n_ids, out_rows));
+    ARMT_TRY(armt_scratch_grow(&bt->F, cells, (size_t)bt->T, (size_t)bt->T, n_ids, out_rows, 0));
     bt->tc = armt_gemm_bf16_operands(runner); /* (the runner's abf exists now) */
     /* every document's ids, one after another */
     for (size_t b = 0; b < bt->B; b++)

@@ -89,7 +89,7 @@ static armt_status run_armt(armt_call *F, int diagonal) {
     const int T = (S == 1 ? Ls_last + M : (int)L + M) + ns;
     const int cap = diagonal ? (S < Lyr ? S : Lyr) : 1;
     size_t out_rows = F->p->output == ARMT_OUTPUT_NONE ? 0 : (L < OUT_BLOCK_ROWS ? L : OUT_BLOCK_ROWS);
-    ARMT_TRY(armt_scratch_grow(F, (size_t)cap, (size_t)T, (size_t)T, n, out_rows));
+    ARMT_TRY(armt_scratch_grow(F, (size_t)cap, (size_t)T, (size_t)T, n, out_rows, 0));
     ARMT_TRY(armt_step_upload_ids(F, 0, F->n));
     uint64_t total = diagonal ? (uint64_t)(S + Lyr - 1) : (uint64_t)S * (uint64_t)Lyr;
     uint64_t done = 0;
@@ -160,7 +160,7 @@ static armt_status run_full(armt_call *F) {
     F->ns = 0; /* the base model alone: no sink, no sliding window */
     F->win = 0;
     size_t out_rows = F->p->output == ARMT_OUTPUT_NONE ? 0 : (n < OUT_BLOCK_ROWS ? n : OUT_BLOCK_ROWS);
-    ARMT_TRY(armt_scratch_grow(F, 1, n, n, n, out_rows));
+    ARMT_TRY(armt_scratch_grow(F, 1, n, n, n, out_rows, (size_t)ctx->rt->tune.mlp_rows));
     ARMT_TRY(armt_step_upload_ids(F, 0, F->n));
     /* last-token logits: the last layer for that row only (with no output at all, skip = n is no skip:
      * armt_step_layer keeps at least one row, and without memory tokens nothing else is read) */

@@ -254,7 +254,7 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
     ARMT_TRY_GOTO(armt_call_begin(&F, ctx, &none, seq, ntok), fail);
     began = 1;
     F.gemv = 1;
-    ARMT_TRY_GOTO(armt_scratch_grow(&F, 1, ns + R, tmax, ntok, 1), fail);
+    ARMT_TRY_GOTO(armt_scratch_grow(&F, 1, ns + R, tmax, ntok, 1, 0), fail);
     ARMT_TRY_GOTO(tail_window(&F, kc, vc, tmax), fail);
     ARMT_TRY_GOTO(tail_rows(&F, kc, vc, part, tmax, 0, 0, (int)R, (int)ns), fail);
     ARMT_TRY_GOTO(armt_step_row_logits(&F, (ns + R - 1) * (size_t)F.d, logits), fail);

@@ -738,7 +738,7 @@ static armt_status run(gbatch *g, const armt_generate_params *gp) {
     ARMT_TRY(armt_call_begin(&g->F, ctx, &none, g->ids, g->rows_cap));
     g->F.err = err;
     const size_t Tn = (size_t)g->ns + L + (size_t)cfg->num_mem_tokens;
-    ARMT_TRY(armt_scratch_grow(&g->F, (g->rows_cap + Tn - 1) / Tn, Tn, tmax, g->rows_cap, B));
+    ARMT_TRY(armt_scratch_grow(&g->F, (g->rows_cap + Tn - 1) / Tn, Tn, tmax, g->rows_cap, B, 0));
     g->wm_bf16 = ctx->w_mem_bf != NULL;
     ARMT_TRY(batch_state(g));
 

@@ -79,7 +79,7 @@ armt_status armt_stage_begin(armt_stage *g, int P, const int32_t *ids, size_t n,
         g->host_floats = need;
     }
     ARMT_TRY_GOTO(armt_state_copy(ctx, 1, err), fail_call);
-    ARMT_TRY_GOTO(armt_scratch_grow(F, (size_t)g->cap, (size_t)g->T, (size_t)g->T, n, out_rows), fail);
+    ARMT_TRY_GOTO(armt_scratch_grow(F, (size_t)g->cap, (size_t)g->T, (size_t)g->T, n, out_rows, 0), fail);
     if (g->first == 0) ARMT_TRY_GOTO(armt_step_upload_ids(F, 0, n), fail);
     g->in_call = 1;
     return ARMT_OK;

@@ -9,22 +9,22 @@
 
 /* The capacity the scratch is made for. */
 typedef struct scratch_cap {
-    size_t cells, rows, rope_rows, ids, out_rows;
+    size_t cells, rows, rope_rows, ids, out_rows, mlp_rows;
 } scratch_cap;
 
 /* The k of the memory update's bf16 GEMM (step.c): M padded to a multiple of 8, three times. */
 size_t armt_mem_update_k(const armt_config *c) { return 3 * (((size_t)c->num_mem_tokens + 7) / 8 * 8); }
 
 /* Bytes of ctx->abf: bf16 models whose GEMMs have the bf16-A tensor-core kernel (else none). It holds one
- * bf16 GEMM operand of the widest rows, or both operands of the memory update. */
+ * bf16 GEMM operand of the widest rows it stages (the norms' outputs, the attention's, the features, the
+ * memory rows: the down projection's operand, ffn wide, is f2's bf16 copy of SwiGLU), or both operands of
+ * the memory update. */
 static size_t abf_bytes(const armt_ctx *ctx, size_t cells, size_t rows) {
     const armt_config *c = &ctx->model->cfg;
     if (ctx->model->precision != ARMT_PRECISION_BF16 || !ctx->k[ARMT_K_GEMM_BF16BF16_MMA]) return 0;
-    size_t w = (size_t)c->hidden_size, qd = (size_t)c->n_heads * c->head_dim,
-           f = (size_t)c->intermediate_size;
+    size_t w = (size_t)c->hidden_size, qd = (size_t)c->n_heads * c->head_dim;
     size_t dk = (size_t)armt_config_d_key(c);
     if (qd > w) w = qd;
-    if (f > w) w = f;
     if (dk > w) w = dk;
     size_t rows_bytes = cells * rows * w * 2;
     size_t update_bytes = cells * armt_mem_update_k(c) * (dk + (size_t)c->hidden_size) * 2;
@@ -53,8 +53,8 @@ static void scratch_table(armt_ctx *ctx, const scratch_cap *k, cl_mem **bufs, si
     ROW(kk, R * kvd * 4);
     ROW(vv, R * kvd * 4);
     ROW(att, R * qd * 4);
-    ROW(f1, R * f * 4);
-    ROW(f2, R * f * 4);
+    ROW(f1, k->mlp_rows * f * 4);
+    ROW(f2, k->mlp_rows * f * 4);
     ROW(mq, mrows * dm * 4);
     ROW(phi, mrows * dk * 4);
     ROW(mrows, C * M * d * 4);
@@ -75,28 +75,30 @@ static void scratch_table(armt_ctx *ctx, const scratch_cap *k, cl_mem **bufs, si
 }
 
 void armt_ctx_release_scratch(armt_ctx *ctx) {
-    const scratch_cap k = {ctx->cap_cells, ctx->cap_rows, ctx->rope_rows, ctx->ids_cap, ctx->out_rows_cap};
+    const scratch_cap k = {ctx->cap_cells, ctx->cap_rows,     ctx->rope_rows,
+                           ctx->ids_cap,   ctx->out_rows_cap, ctx->cap_mlp_rows};
     cl_mem *bufs[N_SCRATCH];
     size_t bytes[N_SCRATCH];
     scratch_table(ctx, &k, bufs, bytes);
     for (size_t i = 0; i < N_SCRATCH; i++)
         armt_buffer_release(ctx->rt, bufs[i], bytes[i]);
-    ctx->cap_cells = ctx->cap_rows = ctx->rope_rows = ctx->ids_cap = ctx->out_rows_cap = 0;
+    ctx->cap_cells = ctx->cap_rows = ctx->cap_mlp_rows = ctx->rope_rows = ctx->ids_cap = ctx->out_rows_cap = 0;
     ctx->scratch_bytes = 0;
 }
 
 static size_t max_z(size_t a, size_t b) { return a > b ? a : b; }
 
 armt_status armt_scratch_grow(armt_call *F, size_t cells, size_t rows, size_t rope_rows, size_t n_ids,
-                              size_t out_rows) {
+                              size_t out_rows, size_t mlp_rows) {
     armt_ctx *ctx = F->ctx;
     armt_err *err = F->err;
+    if (!mlp_rows || mlp_rows > cells * rows) mlp_rows = cells * rows;
     if (cells <= ctx->cap_cells && rows <= ctx->cap_rows && rope_rows <= ctx->rope_rows &&
-        n_ids <= ctx->ids_cap && out_rows <= ctx->out_rows_cap)
+        n_ids <= ctx->ids_cap && out_rows <= ctx->out_rows_cap && mlp_rows <= ctx->cap_mlp_rows)
         return ARMT_OK;
-    const scratch_cap k = {max_z(cells, ctx->cap_cells), max_z(rows, ctx->cap_rows),
-                           max_z(rope_rows, ctx->rope_rows), max_z(n_ids, ctx->ids_cap),
-                           max_z(out_rows, ctx->out_rows_cap)};
+    const scratch_cap k = {max_z(cells, ctx->cap_cells),      max_z(rows, ctx->cap_rows),
+                           max_z(rope_rows, ctx->rope_rows),  max_z(n_ids, ctx->ids_cap),
+                           max_z(out_rows, ctx->out_rows_cap), max_z(mlp_rows, ctx->cap_mlp_rows)};
     armt_ctx_release_scratch(ctx);
     /* the largest products below must not wrap (absurd lengths or widths are "does not fit", not a crash) */
     size_t widest = max_z(max_z((size_t)F->ffn, (size_t)F->V), max_z((size_t)F->dk, (size_t)F->d));
@@ -119,6 +121,7 @@ armt_status armt_scratch_grow(armt_call *F, size_t cells, size_t rows, size_t ro
     ctx->rope_rows = k.rope_rows;
     ctx->ids_cap = k.ids;
     ctx->out_rows_cap = k.out_rows;
+    ctx->cap_mlp_rows = k.mlp_rows;
     armt_status st = ARMT_OK;
     for (size_t i = 0; i < N_SCRATCH && st == ARMT_OK; i++) {
         st = armt_buffer_create(ctx->rt, bytes[i], bufs[i], "forward scratch", err);

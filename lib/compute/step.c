@@ -401,14 +401,16 @@ static armt_status attention(armt_call *F, const armt_step *st, int skip, int kv
 /* The MLP input's gate and up projections, then SwiGLU: bf16 on tensor cores in a GEMM epilogue that writes
  * the down projection's bf16 operand into f2's memory (staged as f1; ffn % 8 == 0 makes every offset fit the
  * bf16-A kernel), with gate and up in one GEMM where the tiles pair them; otherwise the gate into f1, the up
- * into f2 (its epilogue reading the gate) or the SwiGLU kernel. skip: as the o projection's. */
-static armt_status mlp_in(armt_call *F, const armt_step *st, int skip) {
+ * into f2 (its epilogue reading the gate) or the SwiGLU kernel. Rows r0 .. r0 + rows - 1 of each cell (r0 > 0
+ * only in a one-cell step's row blocks), at row 0 of f1 and f2; skip: as the o projection's, from r0. */
+static armt_status mlp_in(armt_call *F, const armt_step *st, size_t r0, size_t rows, int skip) {
     armt_ctx *ctx = F->ctx;
     const size_t T = (size_t)st->T, d = (size_t)F->d, ffn = (size_t)F->ffn;
     const int fused = armt_gemm_bf16_operands(ctx) && F->ffn % 8 == 0;
     offsets_tmp(st, T, d, F->a_off);
-    offsets_tmp(st, T, ffn, F->c_off);
-    armt_gemm_op op = cells_op(F, T, ctx->h, d, ctx->f2, ffn, 0.0f);
+    F->a_off[0] += r0 * d;
+    offsets_tmp(st, rows, ffn, F->c_off);
+    armt_gemm_op op = cells_op(F, rows, ctx->h, d, ctx->f2, ffn, 0.0f);
     op.epi.out = ctx->f2;
     op.skip_last = (size_t)skip;
     if (fused && armt_gemm_pairs(ctx, ARMT_ROLE_WG, ARMT_ROLE_WU)) {
@@ -423,17 +425,54 @@ static armt_status mlp_in(armt_call *F, const armt_step *st, int skip) {
     }
     armt_op_unstage(F);
     if (!fused) /* (not on the last cell's rows below skip: the gate and up projections left them out) */
-        return armt_op_swiglu(F, (size_t)st->G * T * ffn, ((size_t)st->G - 1) * T * ffn,
-                              (((size_t)st->G - 1) * T + (size_t)skip) * ffn);
+        return armt_op_swiglu(F, (size_t)st->G * rows * ffn, ((size_t)st->G - 1) * rows * ffn,
+                              (((size_t)st->G - 1) * rows + (size_t)skip) * ffn);
     F->abf_src = ctx->f1; /* its fp32 rows hold the gate values: only the bf16 copy is SwiGLU's output */
     F->abf_buf = ctx->f2;
     F->abf_only = 1;
     return ARMT_OK;
 }
 
+/* x += the MLP of the step's cells, after their RMSNorm. f1 and f2 hold ctx->cap_mlp_rows rows: a step of
+ * one cell with more rows (the full schedule) runs the gate, up and down projections in blocks of that many
+ * rows, each block's bits those of the whole (every row's products are its own); blocks wholly below skip
+ * feed nothing and are left out. The norm's bf16 copy of h (abf, when staged) outlives the blocks: the MLP
+ * stages nothing there. */
+static armt_status mlp(armt_call *F, const armt_step *st, int skip) {
+    armt_ctx *ctx = F->ctx;
+    const size_t T = (size_t)st->T, d = (size_t)F->d, ffn = (size_t)F->ffn;
+    size_t blk = T;
+    if ((size_t)st->G * T > ctx->cap_mlp_rows) {
+        if (st->G != 1 || F->norm_pend || ctx->cap_mlp_rows == 0)
+            return armt_err_set(F->err, ARMT_STATUS_UNSUPPORTED, "MLP: %d cells of %zu rows, scratch for %zu",
+                                st->G, T, ctx->cap_mlp_rows);
+        blk = ctx->cap_mlp_rows;
+    }
+    const cl_mem src = F->abf_src, buf = F->abf_buf;
+    const int only = F->abf_only;
+    for (size_t r0 = 0; r0 < T; r0 += blk) {
+        const size_t rows = T - r0 < blk ? T - r0 : blk;
+        if ((size_t)skip >= r0 + rows) continue;
+        const int bskip = (size_t)skip > r0 ? (int)((size_t)skip - r0) : 0;
+        F->abf_src = src; /* h's staging, as the norm left it */
+        F->abf_buf = buf;
+        F->abf_only = only;
+        ARMT_TRY(mlp_in(F, st, r0, rows, bskip));
+        F->norm_pend = 0;
+        offsets_tmp(st, rows, ffn, F->a_off);
+        offsets_x(F, st, F->c_off);
+        F->c_off[0] += r0 * d;
+        armt_gemm_op op = cells_op(F, rows, ctx->f1, ffn, ctx->x, d, 1.0f);
+        op.skip_last = (size_t)bskip;
+        ARMT_TRY(gemm_role(F, st, op, ARMT_ROLE_WD, -1));
+    }
+    armt_op_unstage(F);
+    return ARMT_OK;
+}
+
 armt_status armt_step_layer(armt_call *F, const armt_step *st) {
     armt_ctx *ctx = F->ctx;
-    const size_t T = (size_t)st->T, d = (size_t)F->d, qd = (size_t)F->nh * F->hd, ffn = (size_t)F->ffn;
+    const size_t T = (size_t)st->T, d = (size_t)F->d, qd = (size_t)F->nh * F->hd;
     /* the last layer's cell only for the rows something reads (st->skip) */
     const int skip = st->skip > 0 && st->skip < st->T && st->l0 + st->G == F->cfg->n_layers ? st->skip : 0;
     int rope_done, kv_bf16;
@@ -451,15 +490,7 @@ armt_status armt_step_layer(armt_call *F, const armt_step *st) {
     ARMT_TRY(gemm_role(F, st, op, ARMT_ROLE_WO, -1));
 
     ARMT_TRY(norm_rows(F, st, ARMT_ROLE_NORM_POST));
-    ARMT_TRY(mlp_in(F, st, skip));
-    F->norm_pend = 0;
-    offsets_tmp(st, T, ffn, F->a_off);
-    offsets_x(F, st, F->c_off);
-    op = cells_op(F, T, ctx->f1, ffn, ctx->x, d, 1.0f);
-    op.skip_last = (size_t)skip;
-    ARMT_TRY(gemm_role(F, st, op, ARMT_ROLE_WD, -1));
-    armt_op_unstage(F);
-    return ARMT_OK;
+    return mlp(F, st, skip);
 }
 
 /* ======================================================================================================= */

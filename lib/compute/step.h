@@ -68,9 +68,11 @@ armt_status armt_state_rollback(armt_ctx *ctx, armt_status st, armt_err *err);
 
 /* ---- scratch.c ---- */
 /* Scratch for `cells` cells of `rows` rows, a RoPE table of rope_rows positions, n_ids ids, out_rows rows of
- * final output (grows, never shrinks; growing releases and re-allocates everything but the state). */
+ * final output, and the MLP's f1 and f2 for mlp_rows rows (0: cells * rows; fewer only for a one-cell step,
+ * whose MLP then runs in blocks of that many rows) (grows, never shrinks; growing releases and re-allocates
+ * everything but the state). */
 armt_status armt_scratch_grow(armt_call *F, size_t cells, size_t rows, size_t rope_rows, size_t n_ids,
-                              size_t out_rows);
+                              size_t out_rows, size_t mlp_rows);
 
 /* The k of the memory update's bf16 GEMM: M padded to a multiple of 8, three times. */
 size_t armt_mem_update_k(const armt_config *c);

@@ -127,6 +127,8 @@ typedef struct armt_device_tuning {
                        (lib/compute/gemm.c) */
     int splitk;     /* slices of k of a batch's decode-round GEMMs: 1 none, 2..16; 0: by the launch's
                        work-groups (lib/compute/generate_batch.c) */
+    int mlp_rows;   /* rows of a one-cell step's MLP per block (the full schedule: its gate, up and down
+                       products in row blocks, so f1 and f2 hold a block, not the input; step.c) */
 } armt_device_tuning;
 
 /* What the user chose (armt_runtime_params, environment), as tune.c reads it. */
@@ -135,7 +137,12 @@ typedef struct armt_tune_options {
     armt_fp32_gemm fp32_gemm;
     int gemv_lanes; /* $ARMT_GEMV_LANES: 0 (auto), 32, 64 or 128 */
     int splitk;     /* $ARMT_SPLITK: 1 (none, the default), 0 (auto), 2, 4, 8 or 16 */
+    int mlp_rows;   /* $ARMT_MLP_ROWS: 0 (the default, ARMT_MLP_ROWS_DEFAULT) or >= 1 */
 } armt_tune_options;
+
+/* Rows of the full schedule's MLP blocks unless $ARMT_MLP_ROWS says otherwise: 16,384 rows of LLaMA-3.2-1B's
+ * gate and up (8,192 wide) hold 1 GiB in f1 and f2 together, against 8 GiB for 131,072 tokens at once. */
+#define ARMT_MLP_ROWS_DEFAULT 16384
 
 /* One model's attention build (armt_tune_attention). */
 typedef struct armt_attention_tuning {
@@ -321,15 +328,16 @@ struct armt_ctx {
     size_t win_bytes;              /* of each of the four                                              */
     int win_len, win_len_prev;     /* cached rows, the same in every layer (0: none, as after reset)   */
 
-    /* scratch for `cap_cells` cells of `cap_rows` rows each (grown on demand) */
-    size_t cap_cells, cap_rows;
+    /* scratch for `cap_cells` cells of `cap_rows` rows each (grown on demand); f1 and f2 for cap_mlp_rows
+     * rows: cap_cells * cap_rows, or fewer where a one-cell step runs its MLP in row blocks (step.c) */
+    size_t cap_cells, cap_rows, cap_mlp_rows;
     cl_mem x;        /* (cap_cells, rows, d)      residual stream, slot = s % cap_cells */
     cl_mem h;        /* (cap_cells, rows, d)      normed input / read numerator         */
     cl_mem q;        /* (cap_cells, rows, nh*hd)                                         */
     cl_mem kk;       /* (cap_cells, rows, nkv*hd)                                        */
     cl_mem vv;       /* (cap_cells, rows, nkv*hd)                                        */
     cl_mem att;      /* (cap_cells, rows, nh*hd)  attention output                       */
-    cl_mem f1, f2;   /* (cap_cells, rows, ffn)    gate / up, then silu(gate)*up in f1    */
+    cl_mem f1, f2;   /* (cap_mlp_rows, ffn)       gate / up, then silu(gate)*up in f1    */
     cl_mem mq;       /* (cap_cells, rows, d_mem)  W_mq / W_mk projections                */
     cl_mem phi;      /* (cap_cells, rows, d_key)  DPFP features                          */
     cl_mem mrows;    /* (cap_cells, M, d)         memory-token rows of each cell         */
@@ -343,7 +351,7 @@ struct armt_ctx {
     cl_mem ids;      /* (ids_cap) int             token ids of the current call          */
     cl_mem out_rows; /* (out_rows_cap, d)         final-normed rows                      */
     cl_mem logits;   /* (out_rows_cap, vocab)                                            */
-    cl_mem abf;      /* (cap_cells, rows, max(d, nh*hd, ffn, d_key)) bf16: the A operand of the
+    cl_mem abf;      /* (cap_cells, rows, max(d, nh*hd, d_key)) bf16: the A operand of the
                            *   next GEMMs, rounded once (bf16 models on tensor cores; else 4 bytes) */
     size_t rope_rows, ids_cap, out_rows_cap;
     size_t scratch_bytes;

@@ -288,6 +288,20 @@ static armt_status env_splitk(int *v, armt_err *err) {
                         "$ARMT_SPLITK is \"%s\": want auto, 1, 2, 4, 8 or 16", s);
 }
 
+/* $ARMT_MLP_ROWS: rows per block of the full schedule's MLP (a positive integer; unset: the default) */
+static armt_status env_mlp_rows(int *v, armt_err *err) {
+    const char *s = nonempty(getenv("ARMT_MLP_ROWS"));
+    if (!s) return ARMT_OK;
+    char *end = NULL;
+    errno = 0;
+    long r = strtol(s, &end, 10);
+    if (errno || end == s || *end || r < 1 || r > INT32_MAX)
+        return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT,
+                            "$ARMT_MLP_ROWS is \"%s\": want a number of rows from 1 to %d", s, INT32_MAX);
+    *v = (int)r;
+    return ARMT_OK;
+}
+
 void armt_runtime_free(armt_runtime *rt) {
     if (!rt) return;
     for (int i = 0; i < ARMT_P_COUNT; i++)
@@ -359,12 +373,13 @@ armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime 
         goto fail;
     }
     {
-        armt_tune_options to = {p.tensor_cores, p.wgmma, p.attention, p.fp32_gemm, 0, 1};
+        armt_tune_options to = {p.tensor_cores, p.wgmma, p.attention, p.fp32_gemm, 0, 1, 0};
         ARMT_TRY_GOTO(env_switch("ARMT_TENSOR_CORES", &to.tensor_cores, err), fail);
         ARMT_TRY_GOTO(env_switch("ARMT_WGMMA", &to.wgmma, err), fail);
         ARMT_TRY_GOTO(env_fp32_gemm(&to.fp32_gemm, err), fail);
         ARMT_TRY_GOTO(env_gemv_lanes(&to.gemv_lanes, err), fail);
         ARMT_TRY_GOTO(env_splitk(&to.splitk, err), fail);
+        ARMT_TRY_GOTO(env_mlp_rows(&to.mlp_rows, err), fail);
         ARMT_TRY_GOTO(armt_tune_device(&rt->info, &to, &rt->tune, err), fail);
         ARMT_TRY_GOTO(armt_clblast_tune(rt, &rt->clblast_tuned, err), fail);
         char opts[256];

@@ -163,6 +163,9 @@ armt_status armt_tune_device(const armt_device_info *info, const armt_tune_optio
         return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "split-k: %d is not 1, 2, 4, 8 or 16",
                             opt->splitk);
     tune->splitk = opt->splitk;
+    if (opt->mlp_rows < 0)
+        return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "MLP rows: %d is negative", opt->mlp_rows);
+    tune->mlp_rows = opt->mlp_rows ? opt->mlp_rows : ARMT_MLP_ROWS_DEFAULT;
     return ARMT_OK;
 }
 
