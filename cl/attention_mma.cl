@@ -14,7 +14,10 @@
  *   ks[key][AM_KSW]: K rows as bf16 pairs (hd 2c, 2c+1) - the B fragment of Q K^T is one word per register;
  *   vp[key pair][AM_VSW]: (V[2p][c], V[2p+1][c]) packed - the B fragment of P V is one word per register.
  * Global (nblocks * 32 * AM_WARPS, nh, G) with blocks of 16 AM_RT AM_WARPS rows, local (32 * AM_WARPS);
- * work-group x takes query block nblocks - 1 - x (the longest blocks start first). The host guarantees
+ * work-group x takes query block nblocks - 1 - x (the longest blocks start first). The blocks are aligned
+ * to the cell's end, so the partial block is the first (the cheapest: causal rows see few keys). A row's
+ * result does not depend on its block: key tiles are aligned to AM_BK in key positions, and a tile masked
+ * for a row adds exact zeros to its sums. The host guarantees
  * kv_off % 4 == 0 (float4 loads).
  * outb, when not NULL, receives the output rounded to bf16 (same element offsets, two per 32-bit word)
  * instead of out: it is the o projection's operand, which the GEMM would otherwise round in a pass of its
@@ -94,7 +97,11 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
 ) {
     const int tid = get_local_id(0), lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const int qb = get_num_groups(0) - 1 - get_group_id(0), h = get_group_id(1), j = get_group_id(2);
-    if (armt_rows_unneeded(last_row0, qb * AM_BQ, AM_BQ)) return;
+    /* the blocks end at row T - 1: the partial one (T % AM_BQ rows) is the first, rows b0 < 0 lie before
+     * the cell and count as past it (a sink row, T = 1153, is a block of its own that sees one key, where a
+     * block of one memory row at the end would see them all) */
+    const int b0 = qb * AM_BQ - ((int)get_num_groups(0) * AM_BQ - T), bs = max(b0, 0);
+    if (armt_rows_unneeded(last_row0, b0, AM_BQ)) return;
     const int kvh = h / (nh / nkv);
     const ulong qstride = (ulong)nh * ATTN_HD, kstride = (ulong)nkv * ATTN_HD;
     const ulong kv0 = kv_off + (ulong)j * Tk * kstride + (ulong)kvh * ATTN_HD;
@@ -106,7 +113,8 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
 #if !ARMT_MMA_EMULATE
     const uint sbase = async ? armt_mma_smem_base(smem) : 0u;
 #endif
-    const int w0 = qb * AM_BQ + warp * AM_WR; /* this warp's first row; row tile rt: w0 + 16 rt .. + 15 */
+    const int w0 = b0 + warp * AM_WR; /* this warp's first row; row tile rt: w0 + 16 rt .. + 15 */
+    const int wlive = w0 + AM_WR > 0;  /* some of its rows lie in the cell (w0 < T: every warp's do) */
 
     /* Q fragments (A of Q K^T), scaled for exp2; this lane's rows of tile rt: w0 + 16 rt + g and + 8 */
     const float qscale = scale * 1.4426950408889634f;
@@ -117,8 +125,8 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
         __global const float *qr0 = q + ((ulong)j * T + r0) * qstride + (ulong)h * ATTN_HD + 2 * t;
         __global const float *qr1 = qr0 + 8 * qstride;
         /* rows past T, and rows below last_row0 (not computed by the q projection), read as zeros */
-        const int v0 = r0 < T && !armt_row_unneeded(last_row0, r0),
-                  v1 = r0 + 8 < T && !armt_row_unneeded(last_row0, r0 + 8);
+        const int v0 = r0 >= 0 && r0 < T && !armt_row_unneeded(last_row0, r0),
+                  v1 = r0 + 8 >= 0 && r0 + 8 < T && !armt_row_unneeded(last_row0, r0 + 8);
 #pragma unroll
         for (int kk = 0; kk < AM_HK; kk++) {
             float2 a = v0 ? *(__global const float2 *)(qr0 + 16 * kk) : (float2)(0.0f, 0.0f);
@@ -143,21 +151,21 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
     }
 
     /* the last key any row of this block sees; keys past it are staged as zeros (see armt_attention) */
-    const int last = min(Tk - 1, armt_attention_limit(min(T - 1, qb * AM_BQ + AM_BQ - 1), j, T, q0, mem_all,
-                                                      j_short, T_short));
-    /* the last key this warp's rows see */
-    const int wlast = armt_attention_limit(w0 + AM_WR - 1, j, T, q0, mem_all, j_short, T_short);
+    const int last =
+        min(Tk - 1, armt_attention_limit(min(T - 1, b0 + AM_BQ - 1), j, T, q0, mem_all, j_short, T_short));
+    /* the last key this warp's rows see (none for a warp wholly before the cell) */
+    const int wlast = wlive ? armt_attention_limit(w0 + AM_WR - 1, j, T, q0, mem_all, j_short, T_short) : -1;
     /* the window's rows below its cached ones are staged as zeros too (kfirst), and each lane's two rows of
      * every row tile see keys from lo on (0 without a window) */
     const int kfirst = win > 0 ? win - armt_attn_cached(j, win, win_first, j_first) : 0;
     /* tiles below the block's first visible key are masked for all its rows (armt_attn_block_lo): the
      * block starts at the tile that holds it; a warp skips the tiles below its own rows' first key */
-    const int kb0 = max(kfirst, armt_attn_block_lo(qb * AM_BQ, min(T, qb * AM_BQ + AM_BQ) - 1, q0, j, T,
-                                                   j_short, T_short, win, win_first, j_first, ns, nmem)) /
+    const int kb0 = max(kfirst, armt_attn_block_lo(bs, min(T, b0 + AM_BQ) - 1, q0, j, T, j_short, T_short,
+                                                   win, win_first, j_first, ns, nmem)) /
                     AM_BK * AM_BK;
-    const int wlo = w0 < T ? armt_attn_block_lo(w0, min(T - 1, w0 + AM_WR - 1), q0, j, T, j_short, T_short,
-                                                win, win_first, j_first, ns, nmem)
-                           : 0;
+    const int wlo = wlive && w0 < T ? armt_attn_block_lo(max(w0, 0), min(T - 1, w0 + AM_WR - 1), q0, j, T,
+                                                         j_short, T_short, win, win_first, j_first, ns, nmem)
+                                    : 0;
     int lo[AM_RT][2];
 #pragma unroll
     for (int rt = 0; rt < AM_RT; rt++) {
@@ -389,16 +397,16 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
         if (outb) { /* bf16 output (the o projection's operand): pairs of elements as one word */
 #pragma unroll
             for (int n = 0; n < AM_HN; n++) {
-                if (r0 < T) outb[(e0 + 8 * n) / 2] = armt_bf16x2(o[rt][n][0] * i0, o[rt][n][1] * i0);
-                if (r0 + 8 < T)
+                if (r0 >= 0 && r0 < T) outb[(e0 + 8 * n) / 2] = armt_bf16x2(o[rt][n][0] * i0, o[rt][n][1] * i0);
+                if (r0 + 8 >= 0 && r0 + 8 < T)
                     outb[(e0 + 8 * qstride + 8 * n) / 2] = armt_bf16x2(o[rt][n][2] * i1, o[rt][n][3] * i1);
             }
         } else {
 #pragma unroll
             for (int n = 0; n < AM_HN; n++) {
-                if (r0 < T)
+                if (r0 >= 0 && r0 < T)
                     *(__global float2 *)(out + e0 + 8 * n) = (float2)(o[rt][n][0] * i0, o[rt][n][1] * i0);
-                if (r0 + 8 < T)
+                if (r0 + 8 >= 0 && r0 + 8 < T)
                     *(__global float2 *)(out + e0 + 8 * qstride + 8 * n) =
                         (float2)(o[rt][n][2] * i1, o[rt][n][3] * i1);
             }
