@@ -267,7 +267,7 @@ START_TEST(test_tune_options) {
     armt_device_tuning t;
     armt_err err;
     armt_err_init(&err);
-    armt_tune_options o = {ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0, 0};
+    armt_tune_options o = {ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0, 0, 0};
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
     ck_assert(t.nv_mma && t.mma_wgmma && !t.mma_emulate && t.attn_mma);
     ck_assert_int_eq(t.mma_bn, 256);
@@ -307,7 +307,7 @@ START_TEST(test_tune_options) {
     armt_attention_tuning at;
     armt_tune_attention(&t, 64, 1, &at);
     ck_assert(at.mma && at.warps == 4 && at.rtiles == 1);
-    o = (armt_tune_options){ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0, 0};
+    o = (armt_tune_options){ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0, 0, 0};
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
     armt_tune_attention(&t, 64, 1, &at);
     ck_assert(at.mma && at.warps == 4 && at.rtiles == 2 && at.bk == 16);
