@@ -19,7 +19,8 @@
  * Paths: clblast (a runtime with fp32_gemm = CLBLAST), tf32x3 (fp32_gemm = TF32X3: the library's kernel and
  * tiles), and variants of the 3xTF32 program built with extra options in place of the library's kernel:
  * tf32x1 (TF32_PRODUCTS=1: a_hi b_hi alone, plain TF32), o0 .. o3 (TF32_ORDER: where the split's small
- * products are added; cl/gemm_tf32.cl). --tiles replaces the library's 3xTF32 tiles (e.g. 128x128x16:2x4:3),
+ * products are added; cl/gemm_tf32.cl), kp (TF_KPAIR=1: each lane's k pair as one 8-byte local load) and
+ * kpo3 (both TF_KPAIR=1 and TF32_ORDER=3). --tiles replaces the library's 3xTF32 tiles (e.g. 128x128x16:2x4:3),
  * for every tf32 path. --emulate runs the tensor-core paths on mma.cl's OpenCL C stand-ins (any device; slow:
  * use --cap-m 128 --cap-n 64 --cap-count 2 --reps 1, which keep every k; caps in multiples of 4, since the
  * update's A^T has rows m wide and the kernel needs 16-byte aligned rows). The "kernel" column says which
@@ -82,7 +83,7 @@ typedef struct path {
 static const path paths[] = {
     {"clblast", 1, NULL},        {"tf32x3", 0, NULL},         {"tf32x1", 0, "-DTF32_PRODUCTS=1"},
     {"o0", 0, "-DTF32_ORDER=0"}, {"o1", 0, "-DTF32_ORDER=1"}, {"o2", 0, "-DTF32_ORDER=2"},
-    {"o3", 0, "-DTF32_ORDER=3"},
+    {"o3", 0, "-DTF32_ORDER=3"}, {"kp", 0, "-DTF_KPAIR=1"}, {"kpo3", 0, "-DTF_KPAIR=1 -DTF32_ORDER=3"},
 };
 #define N_PATHS (sizeof paths / sizeof paths[0])
 
@@ -370,7 +371,7 @@ static void usage(FILE *f) {
                "         [--reps 10] [--sites LIST] [--paths LIST] [--tiles BMxBNxBK:WMxWN:S] [--emulate]\n"
                "         [--cap-m N] [--cap-n N] [--cap-k N] [--cap-count N] [--check-rows 8] [--seed N]\n"
                "sites: wq wkv wo wgu wd wmq wmv read prev update lmhead (default: all but lmhead)\n"
-               "paths: clblast tf32x3 tf32x1 o0 o1 o2 o3 (default: clblast,tf32x3)\n");
+               "paths: clblast tf32x3 tf32x1 o0 o1 o2 o3 kp kpo3 (default: clblast,tf32x3)\n");
 }
 
 /* A comma-separated list of names into flags; -1 on an unknown name. */

@@ -74,9 +74,19 @@
 #if TF_STAGES < 2 || TF_STAGES > 4
 #error "TF_STAGES must be 2, 3 or 4"
 #endif
+#ifndef TF_KPAIR
+/* 1: lane tq's k of a k8 step are 2 tq and 2 tq + 1 (mma's k order is the kernel's choice when A and B
+ * agree), so a tile along k gives each lane its two k of a row as one 8-byte local load; 0: tq and tq + 4 */
+#define TF_KPAIR 0
+#endif
 /* local tile layouts (floats): along k, tile row r at r * TF_KP; along the rows (R of them), k row kk at
- * kk * (R + 8). A stage holds A's tile, then W's, each in room for either layout. */
-#define TF_KP             (TF_BK + 4)
+ * kk * (R + 8). A stage holds A's tile, then W's, each in room for either layout. TF_KPAIR: TF_KP = 8 or 24
+ * mod 32, so that the 8-byte loads of a half-warp's four rows fall in distinct banks. */
+#if TF_KPAIR
+#define TF_KP ((TF_BK + 8) % 32 == 16 ? TF_BK + 16 : TF_BK + 8)
+#else
+#define TF_KP (TF_BK + 4)
+#endif
 #define TF_TILE_FLOATS(R) ((R)*TF_KP > TF_BK * ((R) + 8) ? (R)*TF_KP : TF_BK * ((R) + 8))
 #define TF_A_FLOATS       TF_TILE_FLOATS(TF_BM)
 #define TF_STAGE_FLOATS   (TF_A_FLOATS + TF_TILE_FLOATS(TF_BN))
@@ -147,8 +157,9 @@ armt_gemm_tf32(ARMT_GEMM_PARAMS(float)) {
      * element, (wm0 + g, tq) and (wn0 + g, tq). */
     const int a_rs = trans_a ? 1 : TF_KP, a_ks = trans_a ? TF_BM + 8 : 1;
     const int w_rs = w_kn ? 1 : TF_KP, w_ks = w_kn ? TF_BN + 8 : 1;
-    const int a_frag = (wm0 + g) * a_rs + tq * a_ks;
-    const int w_frag = TF_A_FLOATS + (wn0 + g) * w_rs + tq * w_ks;
+    const int a_frag = (wm0 + g) * a_rs + tq * (TF_KPAIR ? 2 : 1) * a_ks;
+    const int w_frag = TF_A_FLOATS + (wn0 + g) * w_rs + tq * (TF_KPAIR ? 2 : 1) * w_ks;
+    const int kh = TF_KPAIR ? 1 : 4; /* k of a fragment's second half, from its first */
 
     float acc[TF_MT][TF_NT][4];
 #if TF32_ORDER == 2 && TF32_PRODUCTS == 3
@@ -195,20 +206,42 @@ armt_gemm_tf32(ARMT_GEMM_PARAMS(float)) {
             /* fragments: a (rows +0, +8) x (k +0, +4) as a0..a3, b (k +0, +4) as b0, b1; split into hi, lo */
             uint ah[TF_MT][4], al[TF_MT][4], bh[TF_NT][2], bl[TF_NT][2];
             const int a0 = st + a_frag + ks * 8 * a_ks, w0 = st + w_frag + ks * 8 * w_ks;
+#if TF_KPAIR
+            if (a_ks == 1) { /* (warp-uniform) row g's k pair, then row g + 8's, as 8-byte loads */
 #pragma unroll
-            for (int i = 0; i < TF_MT; i++)
+                for (int i = 0; i < TF_MT; i++)
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int o = a0 + (i * 16 + (e & 1) * 8) * a_rs + (e >> 1) * 4 * a_ks;
-                    TF32_SPLIT(as_float(smem[o]), ah[i][e], al[i][e]);
+                    for (int h = 0; h < 2; h++) {
+                        const float2 x = *(__local const float2 *)(smem + a0 + (i * 16 + h * 8) * a_rs);
+                        TF32_SPLIT(x.x, ah[i][h], al[i][h]);
+                        TF32_SPLIT(x.y, ah[i][h + 2], al[i][h + 2]);
+                    }
+            } else
+#endif
+#pragma unroll
+                for (int i = 0; i < TF_MT; i++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        const int o = a0 + (i * 16 + (e & 1) * 8) * a_rs + (e >> 1) * kh * a_ks;
+                        TF32_SPLIT(as_float(smem[o]), ah[i][e], al[i][e]);
+                    }
+#if TF_KPAIR
+            if (w_ks == 1) {
+#pragma unroll
+                for (int q = 0; q < TF_NT; q++) {
+                    const float2 x = *(__local const float2 *)(smem + w0 + q * 8 * w_rs);
+                    TF32_SPLIT(x.x, bh[q][0], bl[q][0]);
+                    TF32_SPLIT(x.y, bh[q][1], bl[q][1]);
                 }
+            } else
+#endif
 #pragma unroll
-            for (int q = 0; q < TF_NT; q++)
+                for (int q = 0; q < TF_NT; q++)
 #pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    const int o = w0 + q * 8 * w_rs + e * 4 * w_ks;
-                    TF32_SPLIT(as_float(smem[o]), bh[q][e], bl[q][e]);
-                }
+                    for (int e = 0; e < 2; e++) {
+                        const int o = w0 + q * 8 * w_rs + e * kh * w_ks;
+                        TF32_SPLIT(as_float(smem[o]), bh[q][e], bl[q][e]);
+                    }
 #pragma unroll
             for (int i = 0; i < TF_MT; i++)
 #pragma unroll
