@@ -83,7 +83,7 @@ typedef struct path {
 static const path paths[] = {
     {"clblast", 1, NULL},        {"tf32x3", 0, NULL},         {"tf32x1", 0, "-DTF32_PRODUCTS=1"},
     {"o0", 0, "-DTF32_ORDER=0"}, {"o1", 0, "-DTF32_ORDER=1"}, {"o2", 0, "-DTF32_ORDER=2"},
-    {"o3", 0, "-DTF32_ORDER=3"}, {"kp", 0, "-DTF_KPAIR=1"}, {"kpo3", 0, "-DTF_KPAIR=1 -DTF32_ORDER=3"},
+    {"o3", 0, "-DTF32_ORDER=3"}, {"kp", 0, "-DTF_KPAIR=1"},   {"kpo3", 0, "-DTF_KPAIR=1 -DTF32_ORDER=3"},
 };
 #define N_PATHS (sizeof paths / sizeof paths[0])
 

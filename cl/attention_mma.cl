@@ -114,7 +114,7 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
     const uint sbase = async ? armt_mma_smem_base(smem) : 0u;
 #endif
     const int w0 = b0 + warp * AM_WR; /* this warp's first row; row tile rt: w0 + 16 rt .. + 15 */
-    const int wlive = w0 + AM_WR > 0;  /* some of its rows lie in the cell (w0 < T: every warp's do) */
+    const int wlive = w0 + AM_WR > 0; /* some of its rows lie in the cell (w0 < T: every warp's do) */
 
     /* Q fragments (A of Q K^T), scaled for exp2; this lane's rows of tile rt: w0 + 16 rt + g and + 8 */
     const float qscale = scale * 1.4426950408889634f;
@@ -397,7 +397,8 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
         if (outb) { /* bf16 output (the o projection's operand): pairs of elements as one word */
 #pragma unroll
             for (int n = 0; n < AM_HN; n++) {
-                if (r0 >= 0 && r0 < T) outb[(e0 + 8 * n) / 2] = armt_bf16x2(o[rt][n][0] * i0, o[rt][n][1] * i0);
+                if (r0 >= 0 && r0 < T)
+                    outb[(e0 + 8 * n) / 2] = armt_bf16x2(o[rt][n][0] * i0, o[rt][n][1] * i0);
                 if (r0 + 8 >= 0 && r0 + 8 < T)
                     outb[(e0 + 8 * qstride + 8 * n) / 2] = armt_bf16x2(o[rt][n][2] * i1, o[rt][n][3] * i1);
             }

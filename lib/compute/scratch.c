@@ -82,7 +82,8 @@ void armt_ctx_release_scratch(armt_ctx *ctx) {
     scratch_table(ctx, &k, bufs, bytes);
     for (size_t i = 0; i < N_SCRATCH; i++)
         armt_buffer_release(ctx->rt, bufs[i], bytes[i]);
-    ctx->cap_cells = ctx->cap_rows = ctx->cap_mlp_rows = ctx->rope_rows = ctx->ids_cap = ctx->out_rows_cap = 0;
+    ctx->cap_cells = ctx->cap_rows = ctx->cap_mlp_rows = ctx->rope_rows = ctx->ids_cap = ctx->out_rows_cap =
+        0;
     ctx->scratch_bytes = 0;
 }
 
@@ -96,8 +97,8 @@ armt_status armt_scratch_grow(armt_call *F, size_t cells, size_t rows, size_t ro
     if (cells <= ctx->cap_cells && rows <= ctx->cap_rows && rope_rows <= ctx->rope_rows &&
         n_ids <= ctx->ids_cap && out_rows <= ctx->out_rows_cap && mlp_rows <= ctx->cap_mlp_rows)
         return ARMT_OK;
-    const scratch_cap k = {max_z(cells, ctx->cap_cells),      max_z(rows, ctx->cap_rows),
-                           max_z(rope_rows, ctx->rope_rows),  max_z(n_ids, ctx->ids_cap),
+    const scratch_cap k = {max_z(cells, ctx->cap_cells),       max_z(rows, ctx->cap_rows),
+                           max_z(rope_rows, ctx->rope_rows),   max_z(n_ids, ctx->ids_cap),
                            max_z(out_rows, ctx->out_rows_cap), max_z(mlp_rows, ctx->cap_mlp_rows)};
     armt_ctx_release_scratch(ctx);
     /* the largest products below must not wrap (absurd lengths or widths are "does not fit", not a crash) */
