@@ -245,17 +245,29 @@ __kernel void armt_window_store(__global const float *ck, __global const float *
 #define ATTN_DSTAGE_VF (ATTN_DSTAGE_V && ATTN_DCHUNK * (ATTN_DKS + ATTN_HD) * 4 <= 40 * 1024)
 #define ATTN_DVS       (ATTN_DSTAGE_VF ? ATTN_DCHUNK * ATTN_HD : 4) /* floats of the values' local array */
 
-/* The visible keys of chunk c (lo .. hi of the row's cache kb, row stride kstride; as armt_decode_chunk
- * bounds them) into ks (ATTN_DCHUNK rows of ATTN_DKS floats), and with ATTN_DSTAGE_VF their values (vb) into vs
- * (ATTN_DCHUNK rows of ATTN_HD); rows of keys the row does not see are not written. By the n work-items of the
- * work-group (this one: lid), the loads of four float4s of keys and four of values in flight each.
- * Consecutive work-items load consecutive float4s of a row, so that a warp's loads are whole rows: the
- * scores' loads, one key per work-item, took one cache line per work-item per load, and the query heads of a
- * KV head each read the keys and values again (armt_rows_attention_decode). Every work-item calls it; the
- * barrier after it is armt_decode_chunk's first. */
-inline void armt_decode_stage(__global const float *kb, __global const float *vb, const ulong kstride,
-                              const int lo, const int hi, const int c, __local float *ks, __local float *vs,
-                              const int lid, const int n) {
+/* A KV cache's elements: fp32, or (kvb = 1, a bf16 model's cache on tensor cores) bf16 as ushort at the same
+ * element offsets. armt_kv_load4: elements e .. e + 3 (e % 4 == 0). */
+inline float4 armt_kv_load4(__global const float *buf, const ulong e, const int kvb) {
+    if (!kvb) return *(__global const float4 *)(buf + e);
+    const uint2 w = *(__global const uint2 *)((__global const ushort *)buf + e);
+    return (float4)(as_float(w.x << 16), as_float(w.x & 0xffff0000u), as_float(w.y << 16),
+                    as_float(w.y & 0xffff0000u));
+}
+inline float armt_kv_load(__global const float *buf, const ulong e, const int kvb) {
+    return kvb ? armt_from_bf16(((__global const ushort *)buf)[e]) : buf[e];
+}
+
+/* The visible keys of chunk c (lo .. hi of the row's cache: element (key, channel) of K at kb[base + key
+ * kstride + channel], fp32 or bf16 by kvb; as armt_decode_chunk bounds them) into ks (ATTN_DCHUNK rows of
+ * ATTN_DKS floats), and with ATTN_DSTAGE_VF their values (vb) into vs (ATTN_DCHUNK rows of ATTN_HD); rows of
+ * keys the row does not see are not written. By the n work-items of the work-group (this one: lid), the loads
+ * of four float4s of keys and four of values in flight each. Consecutive work-items load consecutive float4s
+ * of a row, so that a warp's loads are whole rows: the scores' loads, one key per work-item, took one cache
+ * line per work-item per load, and the query heads of a KV head each read the keys and values again
+ * (armt_rows_attention_decode). Every work-item calls it; the barrier after it is armt_decode_chunk's first. */
+inline void armt_decode_stage(__global const float *kb, __global const float *vb, const ulong base,
+                              const ulong kstride, const int lo, const int hi, const int c, __local float *ks,
+                              __local float *vs, const int lid, const int n, const int kvb) {
     const int k0 = c * ATTN_DCHUNK, kmin = max(lo, k0), k1 = min(hi, k0 + ATTN_DCHUNK - 1);
     const int q4 = ATTN_HD / 4, cnt = (k1 - kmin + 1) * q4;
     for (int i0 = lid; i0 < cnt; i0 += 4 * n) {
@@ -263,10 +275,9 @@ inline void armt_decode_stage(__global const float *kb, __global const float *vb
 #pragma unroll
         for (int u = 0; u < 4; u++) {
             const int i = i0 + u * n;
-            const ulong row = (ulong)(kmin + i / q4) * kstride;
-            kv[u] = i < cnt ? ((__global const float4 *)(kb + row))[i % q4] : (float4)(0.0f);
-            vv[u] =
-                ATTN_DSTAGE_VF && i < cnt ? ((__global const float4 *)(vb + row))[i % q4] : (float4)(0.0f);
+            const ulong e = base + (ulong)(kmin + i / q4) * kstride + 4 * (ulong)(i % q4);
+            kv[u] = i < cnt ? armt_kv_load4(kb, e, kvb) : (float4)(0.0f);
+            vv[u] = ATTN_DSTAGE_VF && i < cnt ? armt_kv_load4(vb, e, kvb) : (float4)(0.0f);
         }
 #pragma unroll
         for (int u = 0; u < 4; u++) {
@@ -281,12 +292,13 @@ inline void armt_decode_stage(__global const float *kb, __global const float *vb
 /* One (query head, chunk) of a decode row, work-item t of ATTN_HD (a work-group, or a sub-group of one: every
  * work-item of the work-group calls it, the barriers are the work-group's): keys lo .. hi of the row's cache
  * (chunk c's keys staged in ks and, with ATTN_DSTAGE_VF, its values in vs by armt_decode_stage; else the
- * values from vb, row stride kstride) into pc = (m, l, acc[HD]). qs, ps, red: this sub-group's local scratch
- * (ATTN_HD, ATTN_DCHUNK, ATTN_HD floats). */
+ * values from vb at base + key kstride + channel, fp32 or bf16 by kvb) into pc = (m, l, acc[HD]). qs, ps,
+ * red: this sub-group's local scratch (ATTN_HD, ATTN_DCHUNK, ATTN_HD floats). */
 inline void armt_decode_chunk(__global const float *qh, const float scale, __local const float *ks,
-                              __local const float *vs, __global const float *vb, const ulong kstride,
-                              const int lo, const int hi, const int c, __global float *pc, const int t,
-                              __local float *qs, __local float *ps, __local float *red) {
+                              __local const float *vs, __global const float *vb, const ulong base,
+                              const ulong kstride, const int lo, const int hi, const int c,
+                              __global float *pc, const int t, __local float *qs, __local float *ps,
+                              __local float *red, const int kvb) {
     qs[t] = qh[t] * scale;
     barrier(CLK_LOCAL_MEM_FENCE); /* (also: the staged keys) */
     const int k0 = c * ATTN_DCHUNK, k1 = min(hi, k0 + ATTN_DCHUNK - 1);
@@ -340,7 +352,7 @@ inline void armt_decode_chunk(__global const float *qh, const float scale, __loc
 #if ATTN_DSTAGE_VF
 #define ATTN_DV(kr) vs[((kr)-k0) * ATTN_HD + t]
 #else
-#define ATTN_DV(kr) vb[(ulong)(kr)*kstride + t]
+#define ATTN_DV(kr) armt_kv_load(vb, base + (ulong)(kr)*kstride + t, kvb)
 #endif
     for (; kr + ATTN_DUNROLL - 1 <= k1; kr += ATTN_DUNROLL) {
         float vv[ATTN_DUNROLL];
@@ -368,7 +380,7 @@ inline void armt_decode_chunk(__global const float *qh, const float scale, __loc
 __kernel __attribute__((reqd_work_group_size(ATTN_HD, 1, 1))) void
 armt_attention_decode(__global const float *q, __global const float *k, __global const float *v,
                       __global float *part, const int nh, const int nkv, const float scale,
-                      const ulong kv_off, const int Tk, const int q0, WIN_ARGS) {
+                      const ulong kv_off, const int Tk, const int q0, WIN_ARGS, const int kvb) {
     __local float qs[ATTN_HD];
     __local float ps[ATTN_DCHUNK];
     __local float red[ATTN_HD];
@@ -376,13 +388,15 @@ armt_attention_decode(__global const float *q, __global const float *k, __global
     const int t = get_local_id(0), c = get_group_id(0), h = get_group_id(1), nch = get_num_groups(0);
     const int kvh = h / (nh / nkv);
     const ulong kstride = (ulong)nkv * ATTN_HD;
-    __global const float *kb = k + kv_off + (ulong)kvh * ATTN_HD, *vb = v + kv_off + (ulong)kvh * ATTN_HD;
+    const ulong base = kv_off + (ulong)kvh * ATTN_HD;
     const int kfirst = win > 0 ? win - armt_attn_cached(0, win, win_first, j_first) : 0;
     const int lo = max(kfirst, armt_attn_lo(q0, 0, 1, -1, 1, win, win_first, j_first, ns, nmem));
     const int hi = min(Tk - 1, armt_attention_limit(0, 0, 1, q0, 0, -1, 1));
-    armt_decode_stage(kb, vb, kstride, lo, hi, c, (__local float *)ks, (__local float *)vs, t, ATTN_HD);
-    armt_decode_chunk(q + (ulong)h * ATTN_HD, scale, (__local const float *)ks, (__local const float *)vs, vb,
-                      kstride, lo, hi, c, part + ((ulong)h * nch + c) * (ATTN_HD + 2), t, qs, ps, red);
+    armt_decode_stage(k, v, base, kstride, lo, hi, c, (__local float *)ks, (__local float *)vs, t, ATTN_HD,
+                      kvb);
+    armt_decode_chunk(q + (ulong)h * ATTN_HD, scale, (__local const float *)ks, (__local const float *)vs, v,
+                      base, kstride, lo, hi, c, part + ((ulong)h * nch + c) * (ATTN_HD + 2), t, qs, ps, red,
+                      kvb);
 }
 
 /* Element t of a head's output from its nch chunks p = (m, l, acc[HD]) each (see the kernel below); red,

@@ -5,7 +5,8 @@
  * A rows step holds rows of several documents one after another (a generation's tail, or one new token per
  * document); rt (rows, 2) int gives each row's document slot and position. Each document's state in the
  * batch sits at its slot: z (slots, n_layers, dk), written (slots, n_layers), KV caches (slots, n_layers,
- * per, kvd). The arithmetic of every kernel is that of its one-document counterpart, row by row.
+ * per, kvd), fp32 or (a bf16 model on tensor cores) bf16 as ushort at the same element offsets. The arithmetic
+ * of every kernel is that of its one-document counterpart, row by row.
  */
 
 /* The RoPE table of the step's rows: out row r = tab row (position of row r); the GEMM epilogue and
@@ -21,12 +22,28 @@ __kernel void armt_rows_rope_table(__global const float *tab, __global const int
  * win + position (the first win rows of a cache hold the sliding window). Global (kvd, rows). */
 __kernel void armt_rows_kv_append(__global const float *k, __global const float *v, __global float *kc,
                                   __global float *vc, __global const int *rt, const int kvd, const int rows,
-                                  const int l, const int n_layers, const int per, const int win) {
+                                  const int l, const int n_layers, const int per, const int win,
+                                  const int kvb) {
     const int c = get_global_id(0), r = get_global_id(1);
     if (c >= kvd || r >= rows) return;
     const ulong dst = (((ulong)rt[2 * r] * n_layers + l) * per + (ulong)(win + rt[2 * r + 1])) * kvd + c;
-    kc[dst] = k[(ulong)r * kvd + c];
-    vc[dst] = v[(ulong)r * kvd + c];
+    const float xk = k[(ulong)r * kvd + c], xv = v[(ulong)r * kvd + c];
+    if (kvb) { /* (bf16 caches: ushort at the same element offsets) */
+        ((__global ushort *)kc)[dst] = armt_to_bf16(xk);
+        ((__global ushort *)vc)[dst] = armt_to_bf16(xv);
+    } else {
+        kc[dst] = xk;
+        vc[dst] = xv;
+    }
+}
+
+/* n floats of src from element src_off into a bf16 KV cache (ushort at the same element offsets) from
+ * element dst_off, rounded as the k and v projections' bf16 epilogue rounds: a window, or rows of keys and
+ * values the projections wrote in fp32. Global (n). */
+__kernel void armt_kv_to_bf16(__global const float *src, const ulong src_off, __global ushort *dst,
+                              const ulong dst_off, const ulong n) {
+    const ulong i = get_global_id(0);
+    if (i < n) dst[dst_off + i] = armt_to_bf16(src[src_off + i]);
 }
 
 /* armt_mem_read per row: x[r] += num[r] / (phi[r] . z[slot][l] + 1e-5) where the document's layer l has

@@ -26,7 +26,7 @@ __kernel void armt_rows_attention(__global const float *q, __global const float 
                                   __global float *out, const int nh, const int nkv, const float scale,
                                   __global const int *rt, __global const int *wS, const int rows, const int l,
                                   const int n_layers, const int per, const int win, const int ns,
-                                  const int qpg, __local float *qs, __local float *sc) {
+                                  const int qpg, const int kvb, __local float *qs, __local float *sc) {
     __local float ks[ATTN_BK * ATTN_HD];
     __local float vs[ATTN_BK * ATTN_HD];
     const int lid = get_local_id(0), g = get_group_id(0), r = get_group_id(1);
@@ -35,8 +35,6 @@ __kernel void armt_rows_attention(__global const float *q, __global const float 
     const int b = rt[2 * r], p = rt[2 * r + 1];
     const ulong qstride = (ulong)nh * ATTN_HD, kstride = (ulong)nkv * ATTN_HD;
     const ulong base = ((ulong)b * n_layers + l) * (ulong)per * kstride + (ulong)kvh * ATTN_HD;
-    __global const float *kbase = kc + base;
-    __global const float *vbase = vc + base;
     qs[lid] = q[(ulong)r * qstride + (ulong)h * ATTN_HD + c] * scale;
     float m = -INFINITY, sum = 0.0f, acc = 0.0f;
     const int lim = win + p;
@@ -46,8 +44,8 @@ __kernel void armt_rows_attention(__global const float *q, __global const float 
         for (int e = lid; e < ATTN_BK * ATTN_HD; e += items) {
             const int kr = kb + e / ATTN_HD, cc = e % ATTN_HD;
             const int in = kr <= lim && kr >= kfirst;
-            ks[e] = in ? kbase[(ulong)kr * kstride + cc] : 0.0f;
-            vs[e] = in ? vbase[(ulong)kr * kstride + cc] : 0.0f;
+            ks[e] = in ? armt_kv_load(kc, base + (ulong)kr * kstride + cc, kvb) : 0.0f;
+            vs[e] = in ? armt_kv_load(vc, base + (ulong)kr * kstride + cc, kvb) : 0.0f;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         /* the scores: one key of one query head per work-item at a time, summed over the head's channels in
@@ -97,7 +95,7 @@ __kernel void armt_rows_attention_decode(__global const float *q, __global const
                                          const int nkv, const float scale, __global const int *rt,
                                          __global const int *wS, const int l, const int n_layers,
                                          const int per, const int win, const int ns, const int qpg,
-                                         const int nchmax) {
+                                         const int nchmax, const int kvb) {
     __local float qs[ROWS_DEC_QPG * ATTN_HD], red[ROWS_DEC_QPG * ATTN_HD];
     __local float ps[ROWS_DEC_QPG * ATTN_DCHUNK];
     __local float4 ks[ATTN_DCHUNK * ATTN_DKS / 4], vs[ATTN_DVS / 4]; /* the chunk's, for all qpg heads */
@@ -111,12 +109,12 @@ __kernel void armt_rows_attention_decode(__global const float *q, __global const
     if (c > hi / ATTN_DCHUNK) return; /* (the whole work-group: one row, one chunk) */
     const ulong kstride = (ulong)nkv * ATTN_HD;
     const ulong base = ((ulong)b * n_layers + l) * (ulong)per * kstride + (ulong)kvh * ATTN_HD;
-    armt_decode_stage(kc + base, vc + base, kstride, lo, hi, c, (__local float *)ks, (__local float *)vs, lid,
-                      qpg * ATTN_HD);
+    armt_decode_stage(kc, vc, base, kstride, lo, hi, c, (__local float *)ks, (__local float *)vs, lid,
+                      qpg * ATTN_HD, kvb);
     armt_decode_chunk(q + ((ulong)r * nh + h) * ATTN_HD, scale, (__local const float *)ks,
-                      (__local const float *)vs, vc + base, kstride, lo, hi, c,
+                      (__local const float *)vs, vc, base, kstride, lo, hi, c,
                       part + (((ulong)r * nh + h) * nchmax + c) * (ATTN_HD + 2), t, qs + sub * ATTN_HD,
-                      ps + sub * ATTN_DCHUNK, red + sub * ATTN_HD);
+                      ps + sub * ATTN_DCHUNK, red + sub * ATTN_HD, kvb);
 }
 
 __kernel __attribute__((reqd_work_group_size(ATTN_HD, 1, 1))) void

@@ -280,10 +280,20 @@ static double run_kernel(armt_runtime *rt, cl_program prog, const acase *c, int 
     return d / m;
 }
 
+/* bf16 bits of x, rounded to nearest even (as armt_to_bf16; NaN stays NaN) */
+static uint16_t bf16_bits(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
 /* The decode kernels (armt_attention_decode, then armt_attention_decode_combine) on a case of one row
- * (G = T = 1): max |out - ref| / max |ref| of the fp32 output, and of the bf16 copy in *eb. */
+ * (G = T = 1): max |out - ref| / max |ref| of the fp32 output, and of the bf16 copy in *eb. kvb: K and V go
+ * to the kernel as bf16 (a bf16 model's KV cache; ref must then be on the rounded K and V). */
 static double run_decode(armt_runtime *rt, cl_program prog, const acase *c, const float *q, const float *k,
-                         const float *v, const double *ref, double *eb) {
+                         const float *v, const double *ref, double *eb, int kvb) {
     cl_int e;
     cl_kernel kd = clCreateKernel(prog, "armt_attention_decode", &e);
     ck_assert_int_eq(e, CL_SUCCESS);
@@ -301,8 +311,16 @@ static double run_decode(armt_runtime *rt, cl_program prog, const acase *c, cons
     for (size_t i = 0; i < pn; i++)
         part[i] = NAN; /* every partial result is written before it is read */
     cl_mem bq = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, qn * 4, (void *)q, &e);
-    cl_mem bk = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, kn * 4, (void *)k, &e);
-    cl_mem bv = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, kn * 4, (void *)v, &e);
+    uint16_t *kb = malloc(kn * 2), *vb = malloc(kn * 2);
+    for (size_t x = 0; x < kn; x++) {
+        kb[x] = bf16_bits(k[x]);
+        vb[x] = bf16_bits(v[x]);
+    }
+    cl_mem bk = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, kn * (kvb ? 2 : 4),
+                               kvb ? (void *)kb : (void *)k, &e);
+    cl_mem bv = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, kn * (kvb ? 2 : 4),
+                               kvb ? (void *)vb : (void *)v, &e);
+    free(kb), free(vb);
     cl_mem bp = clCreateBuffer(rt->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, pn * 4, part, &e);
     cl_mem bo = clCreateBuffer(rt->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, qn * 4, out, &e);
     cl_mem bob = clCreateBuffer(rt->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, qn * 2, outb, &e);
@@ -324,6 +342,7 @@ static double run_decode(armt_runtime *rt, cl_program prog, const acase *c, cons
     DARG(c->q0);
     for (int a = 0; a < 5; a++)
         DARG(wa[a]);
+    DARG(kvb);
 #undef DARG
     size_t gws[2] = {(size_t)nch * (size_t)c->hd, (size_t)c->nh}, lws[2] = {(size_t)c->hd, 1};
     ck_assert_int_eq(clEnqueueNDRangeKernel(rt->queue, kd, 2, NULL, gws, lws, 0, NULL, NULL), CL_SUCCESS);
@@ -416,9 +435,29 @@ START_TEST(test_attention_kernels) {
     double eb = run_kernel(rt, prog, c, 2, q, k, v, ref, NULL, 0);
     double ekv = run_kernel(rt, prog, c, 3, q, k, v, ref, okv, 0);
     if (c->G == 1 && c->T == 1 && c->mem_all == 0 && c->nmem == 0) { /* generation's decode kernels */
-        double edb, ed = run_decode(rt, prog, c, q, k, v, ref, &edb);
+        double edb, ed = run_decode(rt, prog, c, q, k, v, ref, &edb, 0);
         ck_assert_msg(ed <= TOL_FP32 && edb <= 8e-3, "case %d, decode: fp32 %.3g, its bf16 copy %.3g", _i, ed,
                       edb);
+        /* a bf16 KV cache: the same arithmetic on the rounded keys and values */
+        float *kr = malloc(kn * 4), *vr = malloc(kn * 4);
+        double *refb = malloc(qn * sizeof *refb);
+        for (size_t x = 0; x < kn; x++) {
+            uint32_t bk = (uint32_t)bf16_bits(k[x]) << 16, bv = (uint32_t)bf16_bits(v[x]) << 16;
+            memcpy(&kr[x], &bk, 4);
+            memcpy(&vr[x], &bv, 4);
+        }
+        reference(c, q, kr, vr, refb);
+        double edbb, edb16 = run_decode(rt, prog, c, q, k, v, refb, &edbb, 1);
+        ck_assert_msg(edb16 <= TOL_FP32, "case %d, decode on a bf16 cache: %.3g", _i, edb16);
+        /* and the rounding shows: against the unrounded reference it is no longer fp32-close */
+        double moved = 0, mref = 0;
+        for (size_t x = 0; x < qn; x++) {
+            moved = fmax(moved, fabs(refb[x] - ref[x]));
+            mref = fmax(mref, fabs(ref[x]));
+        }
+        ck_assert_msg(moved / mref > 10 * TOL_FP32, "case %d: bf16 K/V move the reference by %.3g only", _i,
+                      moved / mref);
+        free(kr), free(vr), free(refb);
     }
     if (c->T > 128 && c->q0 == 0) { /* only the last row of the last cell needed: blocks below it skipped */
         /* the q projection leaves the rows below it out: NaN here, which no needed row may see */

@@ -117,6 +117,7 @@ static armt_status tail_rows(armt_call *F, cl_mem kc, cl_mem vc, cl_mem part, si
                     .kcache = kc,
                     .vcache = vc,
                     .cache_rows = (int)per,
+                    .cache_bf16 = armt_kv_cache_bf16(F->ctx, F->hd),
                     .part = part};
     ARMT_TRY(armt_step_upload_ids(F, first, (size_t)ntok));
     ARMT_TRY(armt_step_embed(F, &st, first, ntok, 0, ns));
@@ -130,15 +131,21 @@ static armt_status tail_rows(armt_call *F, cl_mem kc, cl_mem vc, cl_mem part, si
 }
 
 /* With a sliding window: each layer's window into the first F->win rows of its KV cache (the attention
- * reads only the rows it holds). */
+ * reads only the rows it holds), rounded to bf16 where the cache holds bf16. */
 static armt_status tail_window(armt_call *F, cl_mem kc, cl_mem vc, size_t tmax) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
-    const size_t kvd = (size_t)F->nkv * (size_t)F->hd, W = (size_t)F->win, bytes = W * kvd * 4;
+    const size_t kvd = (size_t)F->nkv * (size_t)F->hd, W = (size_t)F->win, n = W * kvd;
+    const int bf = armt_kv_cache_bf16(ctx, F->hd);
     for (size_t l = 0; W && l < (size_t)F->cfg->n_layers; l++) {
-        size_t at = l * (W + tmax) * kvd * 4;
-        ARMT_CL_TRY(clEnqueueCopyBuffer(ctx->queue, ctx->win_k, kc, l * bytes, at, bytes, 0, NULL, NULL));
-        ARMT_CL_TRY(clEnqueueCopyBuffer(ctx->queue, ctx->win_v, vc, l * bytes, at, bytes, 0, NULL, NULL));
+        const size_t at = l * (W + tmax) * kvd;
+        if (bf) {
+            ARMT_TRY(armt_op_kv_to_bf16(F, ctx->win_k, l * n, kc, at, n));
+            ARMT_TRY(armt_op_kv_to_bf16(F, ctx->win_v, l * n, vc, at, n));
+            continue;
+        }
+        ARMT_CL_TRY(clEnqueueCopyBuffer(ctx->queue, ctx->win_k, kc, l * n * 4, at * 4, n * 4, 0, NULL, NULL));
+        ARMT_CL_TRY(clEnqueueCopyBuffer(ctx->queue, ctx->win_v, vc, l * n * 4, at * 4, n * 4, 0, NULL, NULL));
     }
     return ARMT_OK;
 }
@@ -230,7 +237,9 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
     float *logits = malloc((size_t)cfg->vocab_size * sizeof *logits);
     cand *work = gp.temperature > 0.0f ? malloc((size_t)cfg->vocab_size * sizeof *work) : NULL;
     size_t kvd = (size_t)cfg->n_kv_heads * (size_t)cfg->head_dim;
-    size_t cache_bytes = (size_t)cfg->n_layers * (W + tmax) * kvd * sizeof(float);
+    /* (a bf16 cache: ushort elements, half the bytes) */
+    size_t cache_bytes =
+        (size_t)cfg->n_layers * (W + tmax) * kvd * (armt_kv_cache_bf16(ctx, cfg->head_dim) ? 2 : 4);
     cl_mem kc = NULL, vc = NULL, part = NULL;
     /* the decode attention's partial results: a chunk of ARMT_ATTN_DCHUNK keys per work-group and head */
     const size_t part_bytes = (size_t)cfg->n_heads * ((W + tmax + ARMT_ATTN_DCHUNK - 1) / ARMT_ATTN_DCHUNK) *

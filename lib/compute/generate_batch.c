@@ -51,6 +51,7 @@ typedef struct gbatch {
     cl_mem kc, vc, wm, z, wr, rt, ws, rtab;
     size_t kc_b, wm_b, z_b, wr_b, rt_b, ws_b, rtab_b;
     int wm_bf16; /* wm holds bf16 W_mem^T (n_layers, d, dk) per slot, else fp32 W_mem (n_layers, dk, d) */
+    int kv_bf16; /* kc and vc hold bf16 (ushort at the same element offsets: armt_kv_cache_bf16) */
     uint8_t *written; /* (B, n_layers) host mirror */
     /* the current step: rows, the documents in row order */
     size_t rows, n_act;
@@ -263,7 +264,7 @@ static armt_status rows_attention(gbatch *g, int l) {
     cl_kernel k = ctx->k[ARMT_K_ROWS_KV_APPEND];
     ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->kk), ARMT_KA(ctx->vv), ARMT_KA(g->kc), ARMT_KA(g->vc),
                         ARMT_KA(g->rt), ARMT_KA(kvd), ARMT_KA(rows), ARMT_KA(l), ARMT_KA(Lyr),
-                        ARMT_KA(g->per), ARMT_KA(g->win)));
+                        ARMT_KA(g->per), ARMT_KA(g->win), ARMT_KA(g->kv_bf16)));
     ARMT_TRY(armt_op_launch(F, ARMT_K_ROWS_KV_APPEND, 2, g->kvd, g->rows, 1, 0));
     const float scale = (float)(1.0 / sqrt((double)F->hd));
     /* qpg: the most query heads of a KV head per work-group within 256 work-items (a divisor of nh / nkv;
@@ -278,7 +279,7 @@ static armt_status rows_attention(gbatch *g, int l) {
         ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->q), ARMT_KA(g->kc), ARMT_KA(g->vc), ARMT_KA(g->part),
                             ARMT_KA(F->nh), ARMT_KA(F->nkv), ARMT_KA(scale), ARMT_KA(g->rt), ARMT_KA(g->ws),
                             ARMT_KA(l), ARMT_KA(Lyr), ARMT_KA(g->per), ARMT_KA(g->win), ARMT_KA(g->ns),
-                            ARMT_KA(qpg), ARMT_KA(g->nchmax)));
+                            ARMT_KA(qpg), ARMT_KA(g->nchmax), ARMT_KA(g->kv_bf16)));
         ARMT_TRY(armt_op_launch(F, ARMT_K_ROWS_ATTENTION_DECODE, 3, (size_t)g->nchmax * items,
                                 (size_t)(F->nh / qpg), g->rows, items));
         k = ctx->k[ARMT_K_ROWS_ATTENTION_COMBINE];
@@ -297,7 +298,7 @@ static armt_status rows_attention(gbatch *g, int l) {
     ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->q), ARMT_KA(g->kc), ARMT_KA(g->vc), ARMT_KA(ctx->att),
                         ARMT_KA(F->nh), ARMT_KA(F->nkv), ARMT_KA(scale), ARMT_KA(g->rt), ARMT_KA(g->ws),
                         ARMT_KA(rows), ARMT_KA(l), ARMT_KA(Lyr), ARMT_KA(g->per), ARMT_KA(g->win),
-                        ARMT_KA(g->ns), ARMT_KA(qpg), qs, sc));
+                        ARMT_KA(g->ns), ARMT_KA(qpg), ARMT_KA(g->kv_bf16), qs, sc));
     return armt_op_launch(F, ARMT_K_ROWS_ATTENTION, 2, (size_t)F->nh * (size_t)F->hd, g->rows, 1, items);
 }
 
@@ -557,7 +558,8 @@ static armt_status batch_state(gbatch *g) {
     armt_ctx *ctx = g->ctx;
     armt_err *err = g->err;
     const size_t Lyr = (size_t)g->Lyr, dk = (size_t)g->F.dk, d = (size_t)g->F.d, B = g->B;
-    const size_t kv = B * Lyr * (size_t)g->per * g->kvd * 4, wm = B * Lyr * dk * d * (g->wm_bf16 ? 2 : 4);
+    const size_t kv = B * Lyr * (size_t)g->per * g->kvd * (g->kv_bf16 ? 2 : 4),
+                 wm = B * Lyr * dk * d * (g->wm_bf16 ? 2 : 4);
     g->nchmax = (g->per - 1) / ARMT_ATTN_DCHUNK + 1;
     {
         size_t sizes[10] = {kv,
@@ -604,10 +606,17 @@ static armt_status batch_state(gbatch *g) {
         }
         /* the window: each layer's in the first W rows of its cache */
         for (size_t l = 0; W && l < Lyr && st == ARMT_OK; l++) {
-            const size_t at = ((b * Lyr + l) * (size_t)g->per) * g->kvd * 4, n = W * g->kvd * 4;
-            cl_int e = clEnqueueCopyBuffer(ctx->queue, own->win_k, g->kc, l * n, at, n, 0, NULL, NULL);
+            const size_t at = ((b * Lyr + l) * (size_t)g->per) * g->kvd, n = W * g->kvd; /* (elements) */
+            if (g->kv_bf16) { /* rounded as the k and v projections round */
+                st = armt_op_kv_to_bf16(&g->F, own->win_k, l * n, g->kc, at, n);
+                if (st == ARMT_OK) st = armt_op_kv_to_bf16(&g->F, own->win_v, l * n, g->vc, at, n);
+                continue;
+            }
+            cl_int e =
+                clEnqueueCopyBuffer(ctx->queue, own->win_k, g->kc, l * n * 4, at * 4, n * 4, 0, NULL, NULL);
             if (e == CL_SUCCESS)
-                e = clEnqueueCopyBuffer(ctx->queue, own->win_v, g->vc, l * n, at, n, 0, NULL, NULL);
+                e = clEnqueueCopyBuffer(ctx->queue, own->win_v, g->vc, l * n * 4, at * 4, n * 4, 0, NULL,
+                                        NULL);
             if (e != CL_SUCCESS) st = armt_err_cl(err, "clEnqueueCopyBuffer (batch window)", e);
         }
     }
@@ -740,6 +749,7 @@ static armt_status run(gbatch *g, const armt_generate_params *gp) {
     const size_t Tn = (size_t)g->ns + L + (size_t)cfg->num_mem_tokens;
     ARMT_TRY(armt_scratch_grow(&g->F, (g->rows_cap + Tn - 1) / Tn, Tn, tmax, g->rows_cap, B, 0));
     g->wm_bf16 = ctx->w_mem_bf != NULL;
+    g->kv_bf16 = armt_kv_cache_bf16(ctx, g->F.hd);
     ARMT_TRY(batch_state(g));
 
     /* the tails: every document's rows (sink, tokens) one after another */

@@ -203,6 +203,20 @@ armt_status armt_op_attention(armt_call *F, const armt_step *st, armt_kernel_id 
     return armt_op_launch(F, aid, 3, (T + bq - 1) / bq * 32 * warps, (size_t)F->nh, G, 32 * warps);
 }
 
+int armt_kv_cache_bf16(const armt_ctx *ctx, int head_dim) {
+    return ctx->model->precision == ARMT_PRECISION_BF16 && ctx->k[ARMT_K_ATTENTION_MMA_KVBF16] != NULL &&
+           armt_gemm_bf16_operands(ctx) && head_dim % 8 == 0;
+}
+
+armt_status armt_op_kv_to_bf16(armt_call *F, cl_mem src, size_t src_off, cl_mem dst, size_t dst_off,
+                               size_t n) {
+    armt_err *err = F->err;
+    cl_kernel k = F->ctx->k[ARMT_K_KV_TO_BF16];
+    const cl_ulong so = src_off, dof = dst_off, nn = n;
+    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(src), ARMT_KA(so), ARMT_KA(dst), ARMT_KA(dof), ARMT_KA(nn)));
+    return armt_op_launch(F, ARMT_K_KV_TO_BF16, 1, armt_round_up(n, 256), 1, 1, 0);
+}
+
 armt_status armt_op_attention_decode(armt_call *F, const armt_step *st, cl_mem kbuf, cl_mem vbuf,
                                      cl_ulong kv_off, int Tk, int q0, int out_bf16) {
     armt_err *err = F->err;
@@ -214,7 +228,7 @@ armt_status armt_op_attention_decode(armt_call *F, const armt_step *st, cl_mem k
     ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(ctx->q), ARMT_KA(kbuf), ARMT_KA(vbuf), ARMT_KA(st->part),
                         ARMT_KA(F->nh), ARMT_KA(F->nkv), ARMT_KA(scale), ARMT_KA(kv_off), ARMT_KA(Tk),
                         ARMT_KA(q0), ARMT_KA(F->win), ARMT_KA(F->win_first), ARMT_KA(j_first), ARMT_KA(F->ns),
-                        ARMT_KA(nmem)));
+                        ARMT_KA(nmem), ARMT_KA(st->cache_bf16)));
     ARMT_TRY(armt_op_launch(F, ARMT_K_ATTENTION_DECODE, 2, (size_t)nch * (size_t)F->hd, (size_t)F->nh, 1,
                             (size_t)F->hd));
     cl_mem outb = out_bf16 ? ctx->abf : NULL;

@@ -53,8 +53,16 @@ armt_status armt_op_embed(armt_call *F, const armt_step *st, size_t first, int L
  * rows [0, skip) of the last cell are not computed. */
 /* Keys per chunk of the decode attention (ATTN_DCHUNK in cl/attention.cl). */
 #define ARMT_ATTN_DCHUNK 64
-/* One row (generation's decode, st->T = 1) against a KV cache: the split-K kernel into st->part, then the
- * combine into ctx->att (and, out_bf16, its bf16 copy into ctx->abf). */
+/* 1: generation's KV caches hold bf16 (ushort at the same element offsets): a bf16 model whose attention
+ * runs on tensor cores, which round K and V to bf16 anyway (the forward's bf16 K/V kernel then reads a
+ * cache), whose k and v projections write bf16, with heads of whole 8-element pieces. Half the bytes for
+ * every decode step to read. */
+int armt_kv_cache_bf16(const armt_ctx *ctx, int head_dim);
+/* n floats of src from element src_off into the bf16 cache dst from element dst_off (armt_kv_to_bf16). */
+armt_status armt_op_kv_to_bf16(armt_call *F, cl_mem src, size_t src_off, cl_mem dst, size_t dst_off,
+                               size_t n);
+/* One row (generation's decode, st->T = 1) against a KV cache (bf16 where st->cache_bf16): the split-K kernel
+ * into st->part, then the combine into ctx->att (and, out_bf16, its bf16 copy into ctx->abf). */
 armt_status armt_op_attention_decode(armt_call *F, const armt_step *st, cl_mem kbuf, cl_mem vbuf,
                                      cl_ulong kv_off, int Tk, int q0, int out_bf16);
 armt_status armt_op_attention(armt_call *F, const armt_step *st, armt_kernel_id aid, cl_mem kbuf, cl_mem vbuf,

@@ -281,7 +281,13 @@ static armt_status qkv(armt_call *F, const armt_step *st, int skip, int *fused_r
         size_t w3_off;
         armt_gemm_op kv = cells_op(F, T, ctx->h, d, st->kcache, kvd, 0.0f);
         kv.epi = epi;
-        kv.epi.c2 = st->vcache;
+        if (st->cache_bf16) { /* k and v rounded to bf16 into the caches */
+            kv.epi.bf16_out = 1;
+            kv.epi.out = st->kcache;
+            kv.epi.out2 = st->vcache;
+        } else {
+            kv.epi.c2 = st->vcache;
+        }
         kv.epi.w3 = armt_weight_at(&ctx->model->w[ARMT_ROLE_WQ], st->l0, &w3_off);
         kv.epi.w3_off = w3_off;
         kv.epi.n3 = qd;
@@ -320,7 +326,14 @@ static armt_status qkv(armt_call *F, const armt_step *st, int skip, int *fused_r
      * narrow tiles (one cell: the sequential schedule); in generation's KV cache (fp32) where the GEMV takes
      * both */
     armt_gemm_op kv = op;
-    kv.epi.c2 = vdst;
+    const int cb = in_cache && st->cache_bf16; /* into a bf16 KV cache */
+    if (cb) {
+        kv.epi.bf16_out = 1;
+        kv.epi.out = kdst;
+        kv.epi.out2 = vdst;
+    } else {
+        kv.epi.c2 = vdst;
+    }
     const int pair = (kvb && armt_gemm_kv_pair_pays(ctx, kvd, G, T)) ||
                      (in_cache && armt_gemm_weights_gemv(ctx, kv, ARMT_ROLE_WK, ARMT_ROLE_WV, st->l0));
     if (pair && in_cache) {
@@ -328,7 +341,7 @@ static armt_status qkv(armt_call *F, const armt_step *st, int skip, int *fused_r
         armt_op_unstage(F);
         return ARMT_OK;
     }
-    op.epi.bf16_out = kvb;
+    op.epi.bf16_out = kvb || cb;
     op.epi.out = kdst; /* (bf16 in the first half of its own memory) */
     op.epi.out2 = pair ? vdst : NULL;
     ARMT_TRY(normed_role(F, st, op, ARMT_ROLE_WK, pair ? ARMT_ROLE_WV : -1));
@@ -355,12 +368,17 @@ static armt_status attention(armt_call *F, const armt_step *st, int skip, int kv
     cl_ulong kv_off = 0;
     int Tk = st->T, q0 = 0;
     if (st->kcache) {
-        size_t at = (st->cache_off + ((size_t)F->win + (size_t)st->pos0) * kvd) * 4,
-               bytes = (size_t)st->T * kvd * 4;
-        if (!in_cache) { /* (qkv wrote them there itself otherwise) */
-            ARMT_CL_TRY(clEnqueueCopyBuffer(ctx->queue, ctx->kk, st->kcache, 0, at, bytes, 0, NULL, NULL));
-            ARMT_CL_TRY(clEnqueueCopyBuffer(ctx->queue, ctx->vv, st->vcache, 0, at, bytes, 0, NULL, NULL));
+        const size_t at = st->cache_off + ((size_t)F->win + (size_t)st->pos0) * kvd, n = (size_t)st->T * kvd;
+        if (!in_cache && st->cache_bf16) { /* (qkv wrote them there itself otherwise) */
+            ARMT_TRY(armt_op_kv_to_bf16(F, ctx->kk, 0, st->kcache, at, n));
+            ARMT_TRY(armt_op_kv_to_bf16(F, ctx->vv, 0, st->vcache, at, n));
+        } else if (!in_cache) {
+            ARMT_CL_TRY(
+                clEnqueueCopyBuffer(ctx->queue, ctx->kk, st->kcache, 0, at * 4, n * 4, 0, NULL, NULL));
+            ARMT_CL_TRY(
+                clEnqueueCopyBuffer(ctx->queue, ctx->vv, st->vcache, 0, at * 4, n * 4, 0, NULL, NULL));
         }
+        kv_bf16 = st->cache_bf16;
         kbuf = st->kcache;
         vbuf = st->vcache;
         kv_off = st->cache_off;

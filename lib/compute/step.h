@@ -50,6 +50,7 @@ typedef struct armt_step {
     cl_mem kcache, vcache;
     size_t cache_off;
     int cache_rows;
+    int cache_bf16; /* 1: the caches hold bf16, ushort at the same element offsets (armt_kv_cache_bf16) */
     cl_mem part; /* generation: the decode attention's partial results (nh x cache_rows / 256 chunks x hd + 2
                   * floats), NULL: the tiled attention kernels */
 } armt_step;

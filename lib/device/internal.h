@@ -59,6 +59,7 @@ typedef enum armt_kernel_id {
     ARMT_K_ATTENTION_DECODE_COMBINE, /* attention.cl  the chunks' partial softmaxes combined        */
     ARMT_K_ROWS_ROPE_TABLE,          /* rows.cl       batch generation: the RoPE table of a step's rows */
     ARMT_K_ROWS_KV_APPEND,           /* rows.cl       the rows' keys and values into their KV caches  */
+    ARMT_K_KV_TO_BF16,               /* rows.cl       fp32 rows into a bf16 KV cache                  */
     ARMT_K_ROWS_MEM_READ,            /* rows.cl       the memory read, each row on its document's z   */
     ARMT_K_ROWS_MEM_READ_SCALE,      /* rows.cl       its row scales (the fused read)                 */
     ARMT_K_ROWS_ATTENTION,           /* rows_attention.cl each row on its document's KV cache         */

@@ -65,6 +65,7 @@ static const struct {
     [ARMT_K_ATTENTION_DECODE_COMBINE] = {"armt_attention_decode_combine", ARMT_P_ATTENTION},
     [ARMT_K_ROWS_ROPE_TABLE] = {"armt_rows_rope_table", ARMT_P_MEMORY},
     [ARMT_K_ROWS_KV_APPEND] = {"armt_rows_kv_append", ARMT_P_MEMORY},
+    [ARMT_K_KV_TO_BF16] = {"armt_kv_to_bf16", ARMT_P_MEMORY},
     [ARMT_K_ROWS_MEM_READ] = {"armt_rows_mem_read", ARMT_P_MEMORY},
     [ARMT_K_ROWS_MEM_READ_SCALE] = {"armt_rows_mem_read_scale", ARMT_P_MEMORY},
     [ARMT_K_ROWS_ATTENTION] = {"armt_rows_attention", ARMT_P_ATTENTION},
