@@ -102,12 +102,13 @@ static const struct {
     /* the portable bf16 kernels; armt: normalised features, a sink row and the sliding window */
     {"bf16", ARMT_PRECISION_BF16, ARMT_TC_OFF, ARMT_TC_AUTO, ARMT_TC_AUTO, 2, 4, 8, ARMT_VARIANT_ARMT, 0, 0,
      0, 1, 1, 0x8, N_TOKENS, 3, ARMT_FP32_GEMM_AUTO},
-    /* mma.sync tiles and the tensor-core attention (bf16 K and V in the forward, fp32 ones in the
-     * generation), RoPE in the GEMMs; the paper's math (one memory head: the read in the GEMM's epilogue);
-     * a one-row decode step (the GEMV on bf16 operands), and a batch of WIDE_DOCS documents whose decode
-     * round splits k in two ($ARMT_SPLITK) */
+    /* mma.sync tiles and the tensor-core attention (bf16 K and V in the forward and in the generation's
+     * caches), RoPE in the GEMMs; armt: normalised features, one memory head (the read in the GEMM's
+     * epilogue), a sink row and the sliding window (its windows rounded into bf16 caches:
+     * armt_kv_to_bf16); a one-row decode step (the GEMV on bf16 operands), and a batch of WIDE_DOCS
+     * documents whose decode round splits k in two ($ARMT_SPLITK) */
     {"bf16-mma", ARMT_PRECISION_BF16, ARMT_TC_EMULATE, ARMT_TC_OFF, ARMT_TC_AUTO, 2, 2, 16,
-     ARMT_VARIANT_PAPER, 0, 0, 0, 0, 0, 0x8, N_TOKENS, 2, ARMT_FP32_GEMM_AUTO},
+     ARMT_VARIANT_ARMT, 0, 0, 0, 1, 1, 0x8, N_TOKENS, 2, ARMT_FP32_GEMM_AUTO},
     /* the wgmma tiles on one cell (the costliest to simulate: one layer, one partial segment), RoPE in the
      * main tiles (k) and in the narrow ones (q: 6 heads are wider than a narrow tile), the attention on the
      * portable kernel (the tensor-core one ran in bf16-mma); the inner loop without denominator */
