@@ -107,8 +107,8 @@ static const struct {
      * epilogue), a sink row and the sliding window (its windows rounded into bf16 caches:
      * armt_kv_to_bf16); a one-row decode step (the GEMV on bf16 operands), and a batch of WIDE_DOCS
      * documents whose decode round splits k in two ($ARMT_SPLITK) */
-    {"bf16-mma", ARMT_PRECISION_BF16, ARMT_TC_EMULATE, ARMT_TC_OFF, ARMT_TC_AUTO, 2, 2, 16,
-     ARMT_VARIANT_ARMT, 0, 0, 0, 1, 1, 0x8, N_TOKENS, 2, ARMT_FP32_GEMM_AUTO},
+    {"bf16-mma", ARMT_PRECISION_BF16, ARMT_TC_EMULATE, ARMT_TC_OFF, ARMT_TC_AUTO, 2, 2, 16, ARMT_VARIANT_ARMT,
+     0, 0, 0, 1, 1, 0x8, N_TOKENS, 2, ARMT_FP32_GEMM_AUTO},
     /* the wgmma tiles on one cell (the costliest to simulate: one layer, one partial segment), RoPE in the
      * main tiles (k) and in the narrow ones (q: 6 heads are wider than a narrow tile), the attention on the
      * portable kernel (the tensor-core one ran in bf16-mma); the inner loop without denominator */
