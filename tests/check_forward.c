@@ -318,6 +318,44 @@ START_TEST(test_full_mlp_blocks) {
 }
 END_TEST
 
+/* A context that ran the full schedule (one cell of all n rows) and then a diagonal call holds the diagonal's
+ * scratch, not its cells times n rows, and gives the diagonal's bits; the full schedule runs again after. */
+START_TEST(test_scratch_after_full) {
+    armt_runtime *rt = test_runtime();
+    shape s = {3, 0, 0, 0, 1, 8, 3};
+    armt_config c = make_cfg(s);
+    armt_model *m = make_model(rt, c, 23, 0.05f);
+    const size_t n_full = 300, n = 60, d = (size_t)c.hidden_size;
+    int32_t ids[300];
+    test_random_ids(ids, n_full, c.vocab_size, 8);
+    float *a = malloc(n * d * 4), *b = malloc(n * d * 4), *f = malloc(n_full * d * 4);
+    armt_stats sa, sb;
+    armt_ctx *ca = make_ctx(m), *cb = make_ctx(m);
+    run(ca, ARMT_SCHEDULE_DIAGONAL, ARMT_OUTPUT_HIDDEN, ids, n, a, n * d);
+    ck_assert_int_eq(armt_ctx_stats(ca, &sa), ARMT_OK);
+    armt_stats sf;
+    run(cb, ARMT_SCHEDULE_FULL, ARMT_OUTPUT_HIDDEN, ids, n_full, f, n_full * d);
+    ck_assert_int_eq(armt_ctx_stats(cb, &sf), ARMT_OK);
+    run(cb, ARMT_SCHEDULE_DIAGONAL, ARMT_OUTPUT_HIDDEN, ids, n, b, n * d);
+    ck_assert_int_eq(armt_ctx_stats(cb, &sb), ARMT_OK);
+    ck_assert(memcmp(a, b, n * d * 4) == 0);
+    /* at most the two calls' scratch side by side (the ids, the RoPE table and the output rows keep the
+     * full call's sizes), where both shapes at once would be 3 cells of n_full rows */
+    ck_assert_msg(sb.device_bytes <= sa.device_bytes + sf.device_bytes,
+                  "after a full call (%llu bytes) the diagonal holds %llu bytes, alone %llu",
+                  (unsigned long long)sf.device_bytes, (unsigned long long)sb.device_bytes,
+                  (unsigned long long)sa.device_bytes);
+    float *f2 = malloc(n_full * d * 4);
+    run(cb, ARMT_SCHEDULE_FULL, ARMT_OUTPUT_HIDDEN, ids, n_full, f2, n_full * d);
+    ck_assert(memcmp(f, f2, n_full * d * 4) == 0);
+    armt_ctx_free(ca);
+    armt_ctx_free(cb);
+    free(a), free(b), free(f), free(f2);
+    armt_model_free(m);
+    armt_runtime_free(rt);
+}
+END_TEST
+
 /* ======================================================================================================= */
 /* Diagonal equals sequential                                                                              */
 /* ======================================================================================================= */
@@ -823,6 +861,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_perturbation_detected);
     tcase_add_test(tc, test_outputs_and_full);
     tcase_add_loop_test(tc, test_full_mlp_blocks, 0, 3);
+    tcase_add_test(tc, test_scratch_after_full);
     tc = test_tcase(s, "schedules", 600);
     tcase_add_loop_test(tc, test_diagonal_equals_sequential, 0, 4);
     tcase_add_test(tc, test_gemm_calls_scale);

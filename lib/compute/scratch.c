@@ -97,9 +97,21 @@ armt_status armt_scratch_grow(armt_call *F, size_t cells, size_t rows, size_t ro
     if (cells <= ctx->cap_cells && rows <= ctx->cap_rows && rope_rows <= ctx->rope_rows &&
         n_ids <= ctx->ids_cap && out_rows <= ctx->out_rows_cap && mlp_rows <= ctx->cap_mlp_rows)
         return ARMT_OK;
-    const scratch_cap k = {max_z(cells, ctx->cap_cells),       max_z(rows, ctx->cap_rows),
-                           max_z(rope_rows, ctx->rope_rows),   max_z(n_ids, ctx->ids_cap),
-                           max_z(out_rows, ctx->out_rows_cap), max_z(mlp_rows, ctx->cap_mlp_rows)};
+    scratch_cap k = {max_z(cells, ctx->cap_cells),       max_z(rows, ctx->cap_rows),
+                     max_z(rope_rows, ctx->rope_rows),   max_z(n_ids, ctx->ids_cap),
+                     max_z(out_rows, ctx->out_rows_cap), max_z(mlp_rows, ctx->cap_mlp_rows)};
+    /* Growing each dimension to the larger of both shapes can hold far more than either needs: after a
+     * full-attention call (one cell of all n rows), a diagonal call's 16 cells would take 16 x n rows.
+     * Where that product exceeds both shapes' rows together, the scratch takes the new shape alone (a later
+     * call of the other shape grows it back). */
+    size_t both, old_rows, new_rows;
+    if (!__builtin_mul_overflow(k.cells, k.rows, &both) &&
+        !__builtin_mul_overflow(ctx->cap_cells, ctx->cap_rows, &old_rows) &&
+        !__builtin_mul_overflow(cells, rows, &new_rows) && both > old_rows + new_rows) {
+        k.cells = cells;
+        k.rows = rows;
+        k.mlp_rows = mlp_rows;
+    }
     armt_ctx_release_scratch(ctx);
     /* the largest products below must not wrap (absurd lengths or widths are "does not fit", not a crash) */
     size_t widest = max_z(max_z((size_t)F->ffn, (size_t)F->V), max_z((size_t)F->dk, (size_t)F->d));
