@@ -318,8 +318,10 @@ START_TEST(test_full_mlp_blocks) {
 }
 END_TEST
 
-/* A context that ran the full schedule (one cell of all n rows) and then a diagonal call holds the diagonal's
- * scratch, not its cells times n rows, and gives the diagonal's bits; the full schedule runs again after. */
+/* A context that ran the full schedule (one cell of all n rows) and then a diagonal call whose cells of n
+ * rows would not fit holds the diagonal's scratch, not its cells times n rows, and gives the diagonal's
+ * bits; the full schedule runs again after. (The device is made as small as the runtime's bytes after the
+ * full call: the diagonal's own scratch fits in the full call's, both shapes at once do not.) */
 START_TEST(test_scratch_after_full) {
     armt_runtime *rt = test_runtime();
     shape s = {3, 0, 0, 0, 1, 8, 3};
@@ -336,7 +338,10 @@ START_TEST(test_scratch_after_full) {
     armt_stats sf;
     run(cb, ARMT_SCHEDULE_FULL, ARMT_OUTPUT_HIDDEN, ids, n_full, f, n_full * d);
     ck_assert_int_eq(armt_ctx_stats(cb, &sf), ARMT_OK);
+    const uint64_t mem = rt->info.global_mem_bytes;
+    rt->info.global_mem_bytes = rt->device_bytes; /* (one thread: no other allocation now) */
     run(cb, ARMT_SCHEDULE_DIAGONAL, ARMT_OUTPUT_HIDDEN, ids, n, b, n * d);
+    rt->info.global_mem_bytes = mem;
     ck_assert_int_eq(armt_ctx_stats(cb, &sb), ARMT_OK);
     ck_assert(memcmp(a, b, n * d * 4) == 0);
     /* at most the two calls' scratch side by side (the ids, the RoPE table and the output rows keep the

@@ -89,6 +89,18 @@ void armt_ctx_release_scratch(armt_ctx *ctx) {
 
 static size_t max_z(size_t a, size_t b) { return a > b ? a : b; }
 
+/* 1: the scratch at capacity k would not be addressable (absurd lengths or widths are "does not fit", not a
+ * crash: the largest products of scratch_table must not wrap) */
+static int too_large(const armt_call *F, const scratch_cap *k) {
+    size_t widest = max_z(max_z((size_t)F->ffn, (size_t)F->V), max_z((size_t)F->dk, (size_t)F->d));
+    widest = max_z(widest, (size_t)F->nh * (size_t)F->hd);
+    size_t mem_rows, probe;
+    return __builtin_mul_overflow(k->cells, (size_t)F->M, &mem_rows) ||
+           __builtin_mul_overflow(k->cells, k->rows, &probe) ||
+           __builtin_add_overflow(probe, mem_rows + k->out_rows + k->rope_rows + k->ids, &probe) ||
+           __builtin_mul_overflow(probe, widest, &probe) || __builtin_mul_overflow(probe, (size_t)16, &probe);
+}
+
 armt_status armt_scratch_grow(armt_call *F, size_t cells, size_t rows, size_t rope_rows, size_t n_ids,
                               size_t out_rows, size_t mlp_rows) {
     armt_ctx *ctx = F->ctx;
@@ -100,32 +112,32 @@ armt_status armt_scratch_grow(armt_call *F, size_t cells, size_t rows, size_t ro
     scratch_cap k = {max_z(cells, ctx->cap_cells),       max_z(rows, ctx->cap_rows),
                      max_z(rope_rows, ctx->rope_rows),   max_z(n_ids, ctx->ids_cap),
                      max_z(out_rows, ctx->out_rows_cap), max_z(mlp_rows, ctx->cap_mlp_rows)};
-    /* Growing each dimension to the larger of both shapes can hold far more than either needs: after a
-     * full-attention call (one cell of all n rows), a diagonal call's 16 cells would take 16 x n rows.
-     * Where that product exceeds both shapes' rows together, the scratch takes the new shape alone (a later
-     * call of the other shape grows it back). */
-    size_t both, old_rows, new_rows;
-    if (!__builtin_mul_overflow(k.cells, k.rows, &both) &&
-        !__builtin_mul_overflow(ctx->cap_cells, ctx->cap_rows, &old_rows) &&
-        !__builtin_mul_overflow(cells, rows, &new_rows) && both > old_rows + new_rows) {
+    armt_ctx_release_scratch(ctx);
+    cl_mem *bufs[N_SCRATCH];
+    size_t bytes[N_SCRATCH];
+    /* Both shapes at once can need far more than either: after a full-attention call (one cell of n rows)
+     * a diagonal call's 16 cells would take 16 x n rows. Where they do not fit together, the new shape
+     * alone (a later call of the other shape grows the scratch back). */
+    int alone = 0;
+    if (k.cells != cells || k.rows != rows || k.mlp_rows != mlp_rows) {
+        alone = too_large(F, &k);
+        if (!alone) {
+            armt_err both;
+            armt_err_init(&both);
+            scratch_table(ctx, &k, bufs, bytes);
+            alone = armt_device_fits(ctx->rt, bytes, N_SCRATCH, "forward scratch", &both) != ARMT_OK;
+            armt_err_free(&both);
+        }
+    }
+    if (alone) {
         k.cells = cells;
         k.rows = rows;
         k.mlp_rows = mlp_rows;
     }
-    armt_ctx_release_scratch(ctx);
-    /* the largest products below must not wrap (absurd lengths or widths are "does not fit", not a crash) */
-    size_t widest = max_z(max_z((size_t)F->ffn, (size_t)F->V), max_z((size_t)F->dk, (size_t)F->d));
-    widest = max_z(widest, (size_t)F->nh * (size_t)F->hd);
-    size_t mem_rows, probe;
-    if (__builtin_mul_overflow(k.cells, (size_t)F->M, &mem_rows) ||
-        __builtin_mul_overflow(k.cells, k.rows, &probe) ||
-        __builtin_add_overflow(probe, mem_rows + k.out_rows + k.rope_rows + k.ids, &probe) ||
-        __builtin_mul_overflow(probe, widest, &probe) || __builtin_mul_overflow(probe, (size_t)16, &probe))
+    if (too_large(F, &k))
         return armt_err_set(err, ARMT_STATUS_OUT_OF_DEVICE_MEMORY,
                             "forward scratch: %zu cells of %zu rows are too large to address", k.cells,
                             k.rows);
-    cl_mem *bufs[N_SCRATCH];
-    size_t bytes[N_SCRATCH];
     scratch_table(ctx, &k, bufs, bytes);
     ARMT_TRY(armt_device_fits(ctx->rt, bytes, N_SCRATCH, "forward scratch", err));
     /* record the capacity first, so that a partial failure releases what was made */
