@@ -133,20 +133,11 @@ static armt_status tail_rows(armt_call *F, cl_mem kc, cl_mem vc, cl_mem part, si
 /* With a sliding window: each layer's window into the first F->win rows of its KV cache (the attention
  * reads only the rows it holds), rounded to bf16 where the cache holds bf16. */
 static armt_status tail_window(armt_call *F, cl_mem kc, cl_mem vc, size_t tmax) {
-    armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
     const size_t kvd = (size_t)F->nkv * (size_t)F->hd, W = (size_t)F->win, n = W * kvd;
     const int bf = armt_kv_cache_bf16(ctx, F->hd);
-    for (size_t l = 0; W && l < (size_t)F->cfg->n_layers; l++) {
-        const size_t at = l * (W + tmax) * kvd;
-        if (bf) {
-            ARMT_TRY(armt_op_kv_to_bf16(F, ctx->win_k, l * n, kc, at, n));
-            ARMT_TRY(armt_op_kv_to_bf16(F, ctx->win_v, l * n, vc, at, n));
-            continue;
-        }
-        ARMT_CL_TRY(clEnqueueCopyBuffer(ctx->queue, ctx->win_k, kc, l * n * 4, at * 4, n * 4, 0, NULL, NULL));
-        ARMT_CL_TRY(clEnqueueCopyBuffer(ctx->queue, ctx->win_v, vc, l * n * 4, at * 4, n * 4, 0, NULL, NULL));
-    }
+    for (size_t l = 0; W && l < (size_t)F->cfg->n_layers; l++)
+        ARMT_TRY(armt_op_kv_put(F, ctx->win_k, ctx->win_v, l * n, kc, vc, l * (W + tmax) * kvd, n, bf));
     return ARMT_OK;
 }
 

@@ -607,17 +607,7 @@ static armt_status batch_state(gbatch *g) {
         /* the window: each layer's in the first W rows of its cache */
         for (size_t l = 0; W && l < Lyr && st == ARMT_OK; l++) {
             const size_t at = ((b * Lyr + l) * (size_t)g->per) * g->kvd, n = W * g->kvd; /* (elements) */
-            if (g->kv_bf16) { /* rounded as the k and v projections round */
-                st = armt_op_kv_to_bf16(&g->F, own->win_k, l * n, g->kc, at, n);
-                if (st == ARMT_OK) st = armt_op_kv_to_bf16(&g->F, own->win_v, l * n, g->vc, at, n);
-                continue;
-            }
-            cl_int e =
-                clEnqueueCopyBuffer(ctx->queue, own->win_k, g->kc, l * n * 4, at * 4, n * 4, 0, NULL, NULL);
-            if (e == CL_SUCCESS)
-                e = clEnqueueCopyBuffer(ctx->queue, own->win_v, g->vc, l * n * 4, at * 4, n * 4, 0, NULL,
-                                        NULL);
-            if (e != CL_SUCCESS) st = armt_err_cl(err, "clEnqueueCopyBuffer (batch window)", e);
+            st = armt_op_kv_put(&g->F, own->win_k, own->win_v, l * n, g->kc, g->vc, at, n, g->kv_bf16);
         }
     }
     if (st == ARMT_OK) {

@@ -208,13 +208,23 @@ int armt_kv_cache_bf16(const armt_ctx *ctx, int head_dim) {
            armt_gemm_bf16_operands(ctx) && head_dim % 8 == 0;
 }
 
-armt_status armt_op_kv_to_bf16(armt_call *F, cl_mem src, size_t src_off, cl_mem dst, size_t dst_off,
-                               size_t n) {
+armt_status armt_op_kv_put(armt_call *F, cl_mem k, cl_mem v, size_t src_off, cl_mem kc, cl_mem vc,
+                           size_t dst_off, size_t n, int bf16) {
     armt_err *err = F->err;
-    cl_kernel k = F->ctx->k[ARMT_K_KV_TO_BF16];
-    const cl_ulong so = src_off, dof = dst_off, nn = n;
-    ARMT_TRY(ARMT_KARGS(k, 0, err, ARMT_KA(src), ARMT_KA(so), ARMT_KA(dst), ARMT_KA(dof), ARMT_KA(nn)));
-    return armt_op_launch(F, ARMT_K_KV_TO_BF16, 1, armt_round_up(n, 256), 1, 1, 0);
+    const cl_mem src[2] = {k, v}, dst[2] = {kc, vc};
+    for (int i = 0; i < 2; i++) {
+        if (!bf16) {
+            ARMT_CL_TRY(clEnqueueCopyBuffer(F->ctx->queue, src[i], dst[i], src_off * 4, dst_off * 4, n * 4, 0,
+                                            NULL, NULL));
+            continue;
+        }
+        cl_kernel kk = F->ctx->k[ARMT_K_KV_TO_BF16];
+        const cl_ulong so = src_off, dof = dst_off, nn = n;
+        ARMT_TRY(
+            ARMT_KARGS(kk, 0, err, ARMT_KA(src[i]), ARMT_KA(so), ARMT_KA(dst[i]), ARMT_KA(dof), ARMT_KA(nn)));
+        ARMT_TRY(armt_op_launch(F, ARMT_K_KV_TO_BF16, 1, armt_round_up(n, 256), 1, 1, 0));
+    }
+    return ARMT_OK;
 }
 
 armt_status armt_op_attention_decode(armt_call *F, const armt_step *st, cl_mem kbuf, cl_mem vbuf,

@@ -58,9 +58,10 @@ armt_status armt_op_embed(armt_call *F, const armt_step *st, size_t first, int L
  * cache), whose k and v projections write bf16, with heads of whole 8-element pieces. Half the bytes for
  * every decode step to read. */
 int armt_kv_cache_bf16(const armt_ctx *ctx, int head_dim);
-/* n floats of src from element src_off into the bf16 cache dst from element dst_off (armt_kv_to_bf16). */
-armt_status armt_op_kv_to_bf16(armt_call *F, cl_mem src, size_t src_off, cl_mem dst, size_t dst_off,
-                               size_t n);
+/* n floats of keys k and values v from element src_off into the KV caches kc and vc from element dst_off:
+ * copied, or (bf16: the caches hold bf16) rounded (armt_kv_to_bf16). */
+armt_status armt_op_kv_put(armt_call *F, cl_mem k, cl_mem v, size_t src_off, cl_mem kc, cl_mem vc,
+                           size_t dst_off, size_t n, int bf16);
 /* One row (generation's decode, st->T = 1) against a KV cache (bf16 where st->cache_bf16): the split-K kernel
  * into st->part, then the combine into ctx->att (and, out_bf16, its bf16 copy into ctx->abf). */
 armt_status armt_op_attention_decode(armt_call *F, const armt_step *st, cl_mem kbuf, cl_mem vbuf,

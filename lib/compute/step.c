@@ -361,7 +361,6 @@ static armt_status qkv(armt_call *F, const armt_step *st, int skip, int *fused_r
  * of each cell follow its layer's window (ctx->ck / ctx->cv, or the KV cache's first F->win rows), and the
  * step's text rows become the windows of its layers after the attention. */
 static armt_status attention(armt_call *F, const armt_step *st, int skip, int kv_bf16, int in_cache) {
-    armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
     const size_t kvd = (size_t)F->nkv * F->hd;
     cl_mem kbuf = ctx->kk, vbuf = ctx->vv;
@@ -369,15 +368,8 @@ static armt_status attention(armt_call *F, const armt_step *st, int skip, int kv
     int Tk = st->T, q0 = 0;
     if (st->kcache) {
         const size_t at = st->cache_off + ((size_t)F->win + (size_t)st->pos0) * kvd, n = (size_t)st->T * kvd;
-        if (!in_cache && st->cache_bf16) { /* (qkv wrote them there itself otherwise) */
-            ARMT_TRY(armt_op_kv_to_bf16(F, ctx->kk, 0, st->kcache, at, n));
-            ARMT_TRY(armt_op_kv_to_bf16(F, ctx->vv, 0, st->vcache, at, n));
-        } else if (!in_cache) {
-            ARMT_CL_TRY(
-                clEnqueueCopyBuffer(ctx->queue, ctx->kk, st->kcache, 0, at * 4, n * 4, 0, NULL, NULL));
-            ARMT_CL_TRY(
-                clEnqueueCopyBuffer(ctx->queue, ctx->vv, st->vcache, 0, at * 4, n * 4, 0, NULL, NULL));
-        }
+        if (!in_cache) /* (qkv wrote them there itself otherwise) */
+            ARMT_TRY(armt_op_kv_put(F, ctx->kk, ctx->vv, 0, st->kcache, st->vcache, at, n, st->cache_bf16));
         kv_bf16 = st->cache_bf16;
         kbuf = st->kcache;
         vbuf = st->vcache;
