@@ -16,12 +16,13 @@
  *   read   T x 2048 x 384, W k x n (phi(q) W_mem)             prev   M x 2048 x 384, W k x n (phi(k) W_mem)
  *   update 384 x 2048 x M, A and W k-major, C += (W_mem += phi(k)^T delta)
  *   lmhead 1024 x 128256 x 2048, one entry (logits)
- * Paths: clblast (a runtime with fp32_gemm = CLBLAST), tf32x3 (fp32_gemm = TF32X3: the library's kernel and
- * tiles), and variants of the 3xTF32 program built with extra options in place of the library's kernel:
+ * Paths: clblast (a runtime with fp32_gemm = CLBLAST), tf32x3 (fp32_gemm = TF32X3: the library's kernels and
+ * tiles, wgmma's (cl/gemm_tf32_wg.cl) where the device has it), mma (the same with wgmma off: cl/gemm_tf32.cl
+ * alone), and variants of the mma.sync program built with extra options in place of its kernel:
  * tf32x1 (TF32_PRODUCTS=1: a_hi b_hi alone, plain TF32), o0 .. o3 (TF32_ORDER: where the split's small
  * products are added; cl/gemm_tf32.cl), kp (TF_KPAIR=1: each lane's k pair as one 8-byte local load) and
  * kpo3 (both TF_KPAIR=1 and TF32_ORDER=3). --tiles replaces the library's 3xTF32 tiles (e.g. 128x128x16:2x4:3),
- * for every tf32 path. --emulate runs the tensor-core paths on mma.cl's OpenCL C stand-ins (any device; slow:
+ * for every tf32 path; --wg-tiles 2x128:3 the wgmma kernel's (warpgroups along m, n, stages). --emulate runs the tensor-core paths on mma.cl's OpenCL C stand-ins (any device; slow:
  * use --cap-m 128 --cap-n 64 --cap-count 2 --reps 1, which keep every k; caps in multiples of 4, since the
  * update's A^T has rows m wide and the kernel needs 16-byte aligned rows). The "kernel" column says which
  * ran: an op the kernel cannot take goes to CLBlast on every path. --cap-k too (quick checks, e.g. under
@@ -74,16 +75,30 @@ static const site sites[] = {
 };
 #define N_SITES (sizeof sites / sizeof sites[0])
 
+enum {
+    RT_CLBLAST,
+    RT_TF32,
+    RT_MMA,
+    RT_COUNT
+}; /* the runtimes: CLBlast; 3xTF32 (wgmma where the device has
+                                                it); 3xTF32 with wgmma off (the mma.sync kernel alone) */
 typedef struct path {
     const char *name;
-    int clblast;       /* the CLBlast runtime */
+    int rt;            /* RT_* */
     const char *extra; /* options of a variant 3xTF32 build (NULL: the library's kernel) */
 } path;
 
 static const path paths[] = {
-    {"clblast", 1, NULL},        {"tf32x3", 0, NULL},         {"tf32x1", 0, "-DTF32_PRODUCTS=1"},
-    {"o0", 0, "-DTF32_ORDER=0"}, {"o1", 0, "-DTF32_ORDER=1"}, {"o2", 0, "-DTF32_ORDER=2"},
-    {"o3", 0, "-DTF32_ORDER=3"}, {"kp", 0, "-DTF_KPAIR=1"},   {"kpo3", 0, "-DTF_KPAIR=1 -DTF32_ORDER=3"},
+    {"clblast", RT_CLBLAST, NULL},
+    {"tf32x3", RT_TF32, NULL},
+    {"mma", RT_MMA, NULL},
+    {"tf32x1", RT_MMA, "-DTF32_PRODUCTS=1"},
+    {"o0", RT_MMA, "-DTF32_ORDER=0"},
+    {"o1", RT_MMA, "-DTF32_ORDER=1"},
+    {"o2", RT_MMA, "-DTF32_ORDER=2"},
+    {"o3", RT_MMA, "-DTF32_ORDER=3"},
+    {"kp", RT_MMA, "-DTF_KPAIR=1"},
+    {"kpo3", RT_MMA, "-DTF_KPAIR=1 -DTF32_ORDER=3"},
 };
 #define N_PATHS (sizeof paths / sizeof paths[0])
 
@@ -93,7 +108,8 @@ typedef struct opts {
     long cap_m, cap_n, cap_k, cap_count;
     uint64_t seed;
     int site_on[N_SITES], path_on[N_PATHS];
-    int tiles[6]; /* bm, bn, bk, warps_m, warps_n, stages; 0: the library's */
+    int tiles[6];    /* bm, bn, bk, warps_m, warps_n, stages; 0: the library's */
+    int wg_tiles[3]; /* the wgmma kernel's warpgroups along m, n, stages; 0: the library's */
 } opts;
 
 /* ======================================================================================================= */
@@ -225,32 +241,38 @@ static void env_free(env *e) {
     memset(e, 0, sizeof *e);
 }
 
-static int env_open(const opts *o, int clblast, env *e) {
+static int env_open(const opts *o, int kind, env *e) {
+    static const char *const kind_name[RT_COUNT] = {"clblast", "tf32x3", "mma"};
     memset(e, 0, sizeof *e);
     armt_runtime_params p = armt_runtime_default_params();
     p.platform = o->platform;
     p.device = o->device;
-    p.fp32_gemm = clblast ? ARMT_FP32_GEMM_CLBLAST : ARMT_FP32_GEMM_TF32X3;
-    if (o->emulate) p.tensor_cores = ARMT_TC_EMULATE, p.wgmma = ARMT_TC_OFF;
+    p.fp32_gemm = kind == RT_CLBLAST ? ARMT_FP32_GEMM_CLBLAST : ARMT_FP32_GEMM_TF32X3;
+    if (o->emulate)
+        p.tensor_cores = ARMT_TC_EMULATE, p.wgmma = kind == RT_TF32 ? ARMT_TC_EMULATE : ARMT_TC_OFF;
+    if (kind == RT_MMA) p.wgmma = ARMT_TC_OFF;
     armt_status st = armt_runtime_create(&p, &e->rt);
     if (st != ARMT_OK) {
-        fprintf(stderr, "gemm_fp32_bench: runtime (%s): %s\n", clblast ? "clblast" : "tf32x3",
-                armt_last_error());
+        fprintf(stderr, "gemm_fp32_bench: runtime (%s): %s\n", kind_name[kind], armt_last_error());
         return -1;
     }
-    if (!clblast && o->tiles[0]) { /* other tiles: the program again, before any kernel of it is made */
-        armt_device_tuning *t = &e->rt->tune;
-        t->tf_bm = o->tiles[0], t->tf_bn = o->tiles[1], t->tf_bk = o->tiles[2];
-        t->tf_warps_m = o->tiles[3], t->tf_warps_n = o->tiles[4], t->tf_stages = o->tiles[5];
-        t->tf_threads = 32 * t->tf_warps_m * t->tf_warps_n;
-        char to[256];
-        armt_tune_tf32_options(t, to, sizeof to);
+    armt_device_tuning *t = &e->rt->tune;
+    if (kind != RT_CLBLAST && (o->tiles[0] || (o->wg_tiles[0] && t->tf_wgmma))) {
+        /* other tiles: the program again (with the wgmma kernel's rebuild and check), before any kernel of
+         * it is made */
+        if (o->tiles[0]) {
+            t->tf_bm = o->tiles[0], t->tf_bn = o->tiles[1], t->tf_bk = o->tiles[2];
+            t->tf_warps_m = o->tiles[3], t->tf_warps_n = o->tiles[4], t->tf_stages = o->tiles[5];
+            t->tf_threads = 32 * t->tf_warps_m * t->tf_warps_n;
+        }
+        if (o->wg_tiles[0] && t->tf_wgmma)
+            t->tw_wgm = o->wg_tiles[0], t->tw_n = o->wg_tiles[1], t->tw_stages = o->wg_tiles[2];
         clReleaseProgram(e->rt->programs[ARMT_P_GEMM_TF32]);
         e->rt->programs[ARMT_P_GEMM_TF32] = NULL;
         armt_err err;
         armt_err_init(&err);
-        st = armt_program_build(e->rt, ARMT_P_GEMM_TF32, to, &e->rt->programs[ARMT_P_GEMM_TF32], &err);
-        if (st != ARMT_OK) fprintf(stderr, "gemm_fp32_bench: tiles %s: %s\n", to, armt_err_msg(&err));
+        st = armt_tf32_program_build(e->rt, &e->rt->programs[ARMT_P_GEMM_TF32], &err);
+        if (st != ARMT_OK) fprintf(stderr, "gemm_fp32_bench: tiles: %s\n", armt_err_msg(&err));
         armt_err_free(&err);
         if (st != ARMT_OK) return -1;
     }
@@ -368,10 +390,11 @@ done:
 
 static void usage(FILE *f) {
     fprintf(f, "usage: gemm_fp32_bench [--platform P] [--device D] [--cells 16] [--rows 1152] [--mem 128]\n"
-               "         [--reps 10] [--sites LIST] [--paths LIST] [--tiles BMxBNxBK:WMxWN:S] [--emulate]\n"
+               "         [--reps 10] [--sites LIST] [--paths LIST] [--tiles BMxBNxBK:WMxWN:S]\n"
+               "         [--wg-tiles WGMxN:S] [--emulate]\n"
                "         [--cap-m N] [--cap-n N] [--cap-k N] [--cap-count N] [--check-rows 8] [--seed N]\n"
                "sites: wq wkv wo wgu wd wmq wmv read prev update lmhead (default: all but lmhead)\n"
-               "paths: clblast tf32x3 tf32x1 o0 o1 o2 o3 kp kpo3 (default: clblast,tf32x3)\n");
+               "paths: clblast tf32x3 mma tf32x1 o0 o1 o2 o3 kp kpo3 (default: clblast,tf32x3,mma)\n");
 }
 
 /* A comma-separated list of names into flags; -1 on an unknown name. */
@@ -399,7 +422,7 @@ static int parse(int argc, char **argv, opts *o) {
     o->cells = 16, o->rows = 1152, o->mem = 128, o->reps = 10, o->check_rows = 8, o->seed = 1;
     for (size_t i = 0; i + 1 < N_SITES; i++)
         o->site_on[i] = 1; /* all but lmhead */
-    o->path_on[0] = o->path_on[1] = 1;
+    o->path_on[0] = o->path_on[1] = o->path_on[2] = 1;
     const char *site_names[N_SITES], *path_names[N_PATHS];
     for (size_t i = 0; i < N_SITES; i++)
         site_names[i] = sites[i].name;
@@ -414,6 +437,7 @@ static int parse(int argc, char **argv, opts *o) {
                                        {"sites", required_argument, NULL, 's'},
                                        {"paths", required_argument, NULL, 'p'},
                                        {"tiles", required_argument, NULL, 't'},
+                                       {"wg-tiles", required_argument, NULL, 'W'},
                                        {"emulate", no_argument, NULL, 'e'},
                                        {"cap-m", required_argument, NULL, 'm'},
                                        {"cap-n", required_argument, NULL, 'n'},
@@ -445,6 +469,12 @@ static int parse(int argc, char **argv, opts *o) {
                 return -1;
             }
             break;
+        case 'W':
+            if (sscanf(optarg, "%dx%d:%d", &o->wg_tiles[0], &o->wg_tiles[1], &o->wg_tiles[2]) != 3) {
+                fprintf(stderr, "gemm_fp32_bench: --wg-tiles WARPGROUPSxN:STAGES, e.g. 2x128:3\n");
+                return -1;
+            }
+            break;
         case 'e': o->emulate = 1; break;
         case 'm': o->cap_m = atol(optarg); break;
         case 'n': o->cap_n = atol(optarg); break;
@@ -469,26 +499,31 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    env ec = {0}, et = {0};
-    int rc = 0, need_tc = 0;
-    for (size_t p = 1; p < N_PATHS; p++)
-        need_tc |= o.path_on[p];
-    if ((o.path_on[0] && env_open(&o, 1, &ec) != 0) || (need_tc && env_open(&o, 0, &et) != 0)) {
-        env_free(&ec);
-        env_free(&et);
+    env envs[RT_COUNT] = {{0}};
+    int rc = 0, need[RT_COUNT] = {0};
+    for (size_t p = 0; p < N_PATHS; p++)
+        need[paths[p].rt] |= o.path_on[p];
+    for (int r = 0; r < RT_COUNT && !rc; r++)
+        if (need[r] && env_open(&o, r, &envs[r]) != 0) rc = 1;
+    if (rc) {
+        for (int r = 0; r < RT_COUNT; r++)
+            env_free(&envs[r]);
         return 1;
     }
     /* the variant kernels, built once */
     cl_program vprog[N_PATHS] = {NULL};
     cl_kernel vker[N_PATHS] = {NULL};
     for (size_t p = 0; p < N_PATHS; p++)
-        if (o.path_on[p] && paths[p].extra && !(vker[p] = variant_kernel(et.rt, paths[p].extra, &vprog[p])))
+        if (o.path_on[p] && paths[p].extra &&
+            !(vker[p] = variant_kernel(envs[paths[p].rt].rt, paths[p].extra, &vprog[p])))
             rc = 1;
     armt_device_info info;
-    armt_runtime *any = et.rt ? et.rt : ec.rt;
+    armt_runtime *any = NULL;
+    for (int r = RT_COUNT - 1; r >= 0; r--)
+        if (envs[r].rt) any = envs[r].rt;
     if (!rc && armt_runtime_device_info(any, &info) == ARMT_OK) {
         char to[256];
-        armt_tune_tf32_options(et.rt ? &et.rt->tune : &any->tune, to, sizeof to);
+        armt_tune_tf32_options(envs[RT_TF32].rt ? &envs[RT_TF32].rt->tune : &any->tune, to, sizeof to);
         printf(
             "# gemm_fp32_bench: %s (%s, driver %s), %s; %s%s; %d cells x %d rows, %d memory rows; median of "
             "%d\n",
@@ -498,8 +533,8 @@ int main(int argc, char **argv) {
         printf("\n| site | m x n x k, count | path | kernel | ms | TFLOP/s | max rel | rms rel | comp |\n"
                "|---|---|---|---|---:|---:|---:|---:|---:|\n");
     }
-    double best[N_SITES][2] = {{0}}; /* (clblast, tf32x3): ms, then rel error (below) */
-    double errs[N_SITES][2] = {{0}};
+    double best[N_SITES][3] = {{0}}; /* (clblast, tf32x3, mma): ms, then rel error (below) */
+    double errs[N_SITES][3] = {{0}};
     for (size_t si = 0; si < N_SITES && !rc; si++) {
         if (!o.site_on[si]) continue;
         shape sh;
@@ -524,8 +559,7 @@ int main(int argc, char **argv) {
             if (!o.path_on[p]) continue;
             double secs = 0.0, rel = 0.0, rms = 0.0, comp = 0.0;
             const char *kname = "?";
-            if (run_path(paths[p].clblast ? &ec : &et, &sh, a, w, c0, vker[p], o.reps, c, &secs, &kname) !=
-                0) {
+            if (run_path(&envs[paths[p].rt], &sh, a, w, c0, vker[p], o.reps, c, &secs, &kname) != 0) {
                 rc = 1;
                 break;
             }
@@ -534,23 +568,28 @@ int main(int argc, char **argv) {
                    sites[si].name, sh.m, sh.n, sh.k, sh.count, paths[p].name, kname, secs * 1e3,
                    flop / secs * 1e-12, rel, rms, comp);
             fflush(stdout);
-            if (p < 2) best[si][p] = secs * 1e3, errs[si][p] = rms;
+            if (p < 3) best[si][p] = secs * 1e3, errs[si][p] = rms;
         }
         free(a), free(w), free(c0), free(c), free(ref), free(bound);
     }
     if (!rc && o.path_on[0] && o.path_on[1]) {
-        printf("\n| site | CLBlast ms | 3xTF32 ms | speed-up | rms error 3xTF32 / CLBlast |\n"
-               "|---|---:|---:|---:|---:|\n");
-        for (size_t si = 0; si < N_SITES; si++)
-            if (o.site_on[si])
-                printf("| %s | %.3f | %.3f | %.2fx | %.2f |\n", sites[si].name, best[si][0], best[si][1],
-                       best[si][0] / best[si][1], errs[si][1] / errs[si][0]);
+        const int mma = o.path_on[2];
+        printf("\n| site | CLBlast ms | 3xTF32 ms | speed-up | rms error 3xTF32 / CLBlast |%s\n"
+               "|---|---:|---:|---:|---:|%s\n",
+               mma ? " mma.sync ms | 3xTF32 / mma.sync speed-up |" : "", mma ? "---:|---:|" : "");
+        for (size_t si = 0; si < N_SITES; si++) {
+            if (!o.site_on[si]) continue;
+            printf("| %s | %.3f | %.3f | %.2fx | %.2f |", sites[si].name, best[si][0], best[si][1],
+                   best[si][0] / best[si][1], errs[si][1] / errs[si][0]);
+            if (mma) printf(" %.3f | %.2fx |", best[si][2], best[si][2] / best[si][1]);
+            printf("\n");
+        }
     }
     for (size_t p = 0; p < N_PATHS; p++) {
         if (vker[p]) clReleaseKernel(vker[p]);
         if (vprog[p]) clReleaseProgram(vprog[p]);
     }
-    env_free(&ec);
-    env_free(&et);
+    for (int r = 0; r < RT_COUNT; r++)
+        env_free(&envs[r]);
     return rc;
 }

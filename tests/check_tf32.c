@@ -18,20 +18,22 @@
 #include <string.h>
 
 /* A runtime whose fp32 GEMMs take `mode`, with tensor cores: real on an NVIDIA GPU that has them, emulated
- * elsewhere (wgmma off: no bf16 GEMM runs here). */
-static armt_runtime *tc_runtime(armt_fp32_gemm mode, int profile) {
+ * elsewhere. wg = 0: wgmma off (the mma.sync kernel, cl/gemm_tf32.cl); 1: wgmma where the GPU has it, or its
+ * stand-ins (cl/gemm_tf32_wg.cl; rt->tune.tf_wgmma says whether it is there). No bf16 GEMM runs here. */
+static armt_runtime *tc_runtime_wg(armt_fp32_gemm mode, int profile, int wg) {
     armt_runtime *rt = test_runtime();
     const int real = rt->tune.nv_mma && !rt->tune.mma_emulate;
     armt_runtime_free(rt);
     armt_runtime_params p = armt_runtime_default_params();
     p.profile = profile;
     p.tensor_cores = real ? ARMT_TC_AUTO : ARMT_TC_EMULATE;
-    p.wgmma = ARMT_TC_OFF;
+    p.wgmma = !wg ? ARMT_TC_OFF : real ? ARMT_TC_AUTO : ARMT_TC_EMULATE;
     p.fp32_gemm = mode;
     rt = NULL;
     ck_assert_msg(armt_runtime_create(&p, &rt) == ARMT_OK, "%s", armt_last_error());
     return rt;
 }
+static armt_runtime *tc_runtime(armt_fp32_gemm mode, int profile) { return tc_runtime_wg(mode, profile, 0); }
 
 static armt_model *tiny_fp32(armt_runtime *rt, armt_config *c, uint64_t seed) {
     ck_assert_int_eq(armt_config_preset("tiny", c), ARMT_OK);
@@ -192,8 +194,9 @@ static gerr gerr_of(const gcase *g, const gdata *d, const float *c, const char *
     return (gerr){num / den, comp};
 }
 
-/* The case on a context (through armt_gemm, or a given kernel in place of the 3xTF32 one): C read back. */
-static void gemm_run(armt_ctx *ctx, const gcase *g, const gdata *d, cl_kernel variant, float *c) {
+/* The case on a context (through armt_gemm, or a program's kernels in place of the 3xTF32 ones): C read
+ * back. */
+static void gemm_run(armt_ctx *ctx, const gcase *g, const gdata *d, cl_kernel const *variant, float *c) {
     cl_int e;
     cl_context cx = ctx->rt->context;
     cl_mem ba = clCreateBuffer(cx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, d->na * 4, d->a, &e);
@@ -220,12 +223,16 @@ static void gemm_run(armt_ctx *ctx, const gcase *g, const gdata *d, cl_kernel va
                        .beta = (float)g->beta,
                        .skip_last = (size_t)g->skip,
                        .site = -1};
-    cl_kernel saved = ctx->k[ARMT_K_GEMM_TF32];
-    if (variant) ctx->k[ARMT_K_GEMM_TF32] = variant;
+    cl_kernel saved = ctx->k[ARMT_K_GEMM_TF32], saved_wg = ctx->k[ARMT_K_GEMM_TF32_WG];
+    if (variant) {
+        ctx->k[ARMT_K_GEMM_TF32] = variant[0];
+        ctx->k[ARMT_K_GEMM_TF32_WG] = variant[1]; /* (NULL: the plan takes the mma.sync kernel) */
+    }
     armt_err err;
     armt_err_init(&err);
     armt_status st = armt_gemm(ctx, &op, &err);
     ctx->k[ARMT_K_GEMM_TF32] = saved;
+    ctx->k[ARMT_K_GEMM_TF32_WG] = saved_wg;
     ck_assert_msg(st == ARMT_OK, "%s: %s", g->site, armt_err_msg(&err));
     armt_err_free(&err);
     ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, bc, CL_TRUE, 0, d->nc * 4, c, 0, NULL, NULL),
@@ -235,8 +242,9 @@ static void gemm_run(armt_ctx *ctx, const gcase *g, const gdata *d, cl_kernel va
     clReleaseMemObject(bc);
 }
 
-/* The 3xTF32 program again with extra options (TF32_PRODUCTS=1, TF32_ORDER=...), its kernel. */
-static cl_kernel variant_kernel(armt_runtime *rt, const char *extra, cl_program *prog) {
+/* The 3xTF32 program again with extra options (TF32_PRODUCTS=1, TF32_ORDER=...): its kernels, the mma.sync
+ * one and (where the runtime has it) the wgmma one. */
+static void variant_kernels(armt_runtime *rt, const char *extra, cl_program *prog, cl_kernel *kern) {
     char opts[512];
     armt_tune_tf32_options(&rt->tune, opts, sizeof opts);
     snprintf(opts + strlen(opts), sizeof opts - strlen(opts), " %s", extra);
@@ -246,40 +254,55 @@ static cl_kernel variant_kernel(armt_runtime *rt, const char *extra, cl_program 
                   armt_err_msg(&err));
     armt_err_free(&err);
     cl_int e;
-    cl_kernel k = clCreateKernel(*prog, "armt_gemm_tf32", &e);
+    kern[0] = clCreateKernel(*prog, "armt_gemm_tf32", &e);
     ck_assert_int_eq(e, CL_SUCCESS);
-    return k;
+    kern[1] = NULL;
+    if (rt->tune.tf_wgmma && rt->tune.mma_emulate) { /* (on a GPU it would need the sm_90a rebuild) */
+        kern[1] = clCreateKernel(*prog, "armt_gemm_tf32_wg", &e);
+        ck_assert_int_eq(e, CL_SUCCESS);
+    }
 }
 
-/* The runs of a case: CLBlast, the library's 3xTF32 kernel, then builds of its program with other options in
- * place of it (the split's other accumulation orders: bench/gemm_fp32_bench's paths o0 .. o3). */
+/* The runs of a case: CLBlast, the library's 3xTF32 kernels, builds of their program with other options in
+ * place of them; with mma.sync alone (wgmma off) and, where the runtime has it, with the wgmma kernel. */
 static const struct {
-    const char *name, *options; /* options NULL: CLBlast (first) or the library's kernel (second) */
+    const char *name, *options; /* options NULL: CLBlast (first) or the library's kernels */
+    int wg;                     /* the runtime with the wgmma kernel */
 } runs[] = {
-    {"CLBlast", NULL},
-    {"3xTF32", NULL},
-    {"1xTF32", "-DTF32_PRODUCTS=1"},
+    {"CLBlast", NULL, 0},
+    {"3xTF32", NULL, 0},
+    {"1xTF32", "-DTF32_PRODUCTS=1", 0},
+    {"3xTF32 wgmma", NULL, 1},
+    {"1xTF32 wgmma", "-DTF32_PRODUCTS=1", 1},
 };
 #define N_RUNS (sizeof runs / sizeof runs[0])
 
 /* Every site: 3xTF32 at fp32 level (within twice CLBlast's error on the same data), plain TF32 far worse (the
- * split is done); nothing outside the blocks touched. */
+ * split is done); nothing outside the blocks touched. The wgmma runtime plans its kernel for every site with
+ * row-major operands (the mma.sync one for the memory update's transposed ones). */
 START_TEST(test_sites) {
-    armt_runtime *rt3 = tc_runtime(ARMT_FP32_GEMM_TF32X3, 0), *rtc = tc_runtime(ARMT_FP32_GEMM_CLBLAST, 0);
+    armt_runtime *rt3 = tc_runtime(ARMT_FP32_GEMM_TF32X3, 0), *rtc = tc_runtime(ARMT_FP32_GEMM_CLBLAST, 0),
+                 *rtw = tc_runtime_wg(ARMT_FP32_GEMM_TF32X3, 0, 1);
     ck_assert_int_eq(rt3->tune.tf32, 1);
+    ck_assert_int_eq(rt3->tune.tf_wgmma, 0);
     ck_assert_int_eq(rtc->tune.tf32, 0);
+    const int have_wg = rtw->tune.tf_wgmma; /* (a GPU before Hopper has none) */
+    if (rtw->tune.mma_emulate) ck_assert_int_eq(have_wg, 1);
     armt_config cfg;
-    armt_model *m3 = tiny_fp32(rt3, &cfg, 5), *mc = tiny_fp32(rtc, &cfg, 5);
-    armt_ctx *x3 = NULL, *xc = NULL;
+    armt_model *m3 = tiny_fp32(rt3, &cfg, 5), *mc = tiny_fp32(rtc, &cfg, 5), *mw = tiny_fp32(rtw, &cfg, 5);
+    armt_ctx *x3 = NULL, *xc = NULL, *xw = NULL;
     ck_assert_int_eq(armt_ctx_create(m3, NULL, &x3), ARMT_OK);
     ck_assert_int_eq(armt_ctx_create(mc, NULL, &xc), ARMT_OK);
+    ck_assert_int_eq(armt_ctx_create(mw, NULL, &xw), ARMT_OK);
     ck_assert_ptr_nonnull(x3->k[ARMT_K_GEMM_TF32]);
+    ck_assert_ptr_null(x3->k[ARMT_K_GEMM_TF32_WG]);
     ck_assert_ptr_null(xc->k[ARMT_K_GEMM_TF32]);
+    ck_assert_int_eq(xw->k[ARMT_K_GEMM_TF32_WG] != NULL, have_wg);
     cl_program prog[N_RUNS] = {NULL};
-    cl_kernel kern[N_RUNS] = {NULL};
-    for (size_t v = 2; v < N_RUNS; v++)
-        kern[v] = variant_kernel(rt3, runs[v].options, &prog[v]);
-    const armt_gemm_env env3 = armt_gemm_env_of(x3), envc = armt_gemm_env_of(xc);
+    cl_kernel kern[N_RUNS][2] = {{NULL}};
+    for (size_t v = 0; v < N_RUNS; v++)
+        if (runs[v].options) variant_kernels(runs[v].wg ? rtw : rt3, runs[v].options, &prog[v], kern[v]);
+    const armt_gemm_env env3 = armt_gemm_env_of(x3), envc = armt_gemm_env_of(xc), envw = armt_gemm_env_of(xw);
     fprintf(stderr,
             "max |c - ref| / max |ref|, max |c - ref| / (beta |c0| + sum |a w|) against fp64:\n%-28s %14s",
             "site", "m x n x k, count");
@@ -291,7 +314,7 @@ START_TEST(test_sites) {
         gdata d;
         gdata_make(g, 100 + ci, &d);
         float *c = malloc(d.nc * 4);
-        /* the plans: the 3xTF32 kernel on one runtime, CLBlast on the other */
+        /* the plans: the 3xTF32 kernels on two runtimes, CLBlast on the third */
         armt_gemm_op op = {.m = (size_t)g->m,
                            .n = (size_t)g->n,
                            .k = (size_t)g->k,
@@ -304,14 +327,17 @@ START_TEST(test_sites) {
                            .ldw = d.ldw,
                            .w_off = d.w_off,
                            .w_kn = g->w_kn};
-        armt_gemm_plan p3, pc;
+        armt_gemm_plan p3, pc, pw;
         ck_assert_ptr_null(armt_gemm_plan_make(&env3, &op, &p3));
         ck_assert_ptr_null(armt_gemm_plan_make(&envc, &op, &pc));
+        ck_assert_ptr_null(armt_gemm_plan_make(&envw, &op, &pw));
         ck_assert_int_eq(p3.kernel, ARMT_K_GEMM_TF32);
         ck_assert_int_eq(pc.clblast, 1);
+        ck_assert_int_eq(pw.kernel,
+                         have_wg && !g->trans_a && !g->w_kn ? ARMT_K_GEMM_TF32_WG : ARMT_K_GEMM_TF32);
         gerr e[N_RUNS];
         for (size_t v = 0; v < N_RUNS; v++) {
-            gemm_run(v ? x3 : xc, g, &d, kern[v], c);
+            gemm_run(v == 0 ? xc : runs[v].wg ? xw : x3, g, &d, runs[v].options ? kern[v] : NULL, c);
             e[v] = gerr_of(g, &d, c, runs[v].name);
         }
         char shape[40];
@@ -320,27 +346,34 @@ START_TEST(test_sites) {
         for (size_t v = 0; v < N_RUNS; v++)
             fprintf(stderr, "  %.2e / %.2e", e[v].norm, e[v].comp);
         fprintf(stderr, "\n");
-        /* fp32 level: within twice CLBlast's error (or a few units of 2^-24 where CLBlast's is smaller) */
-        ck_assert_msg(e[1].comp <= fmax(2.0 * e[0].comp, 4.0 * 0x1.0p-24) &&
-                          e[1].norm <= fmax(2.0 * e[0].norm, 4.0 * 0x1.0p-24),
-                      "%s: 3xTF32 error %.3g / %.3g, CLBlast %.3g / %.3g", g->site, e[1].norm, e[1].comp,
-                      e[0].norm, e[0].comp);
-        /* plain TF32 (2^-11 per operand) far off: the split really happens */
-        ck_assert_msg(e[2].comp >= 30.0 * e[1].comp, "%s: 1xTF32 error %.3g, 3xTF32 %.3g", g->site, e[2].comp,
-                      e[1].comp);
+        for (size_t v = 1; v < N_RUNS; v += 2) { /* 3xTF32, then its 1xTF32 build */
+            /* fp32 level: within twice CLBlast's error (or a few units of 2^-24 where CLBlast's is smaller) */
+            ck_assert_msg(e[v].comp <= fmax(2.0 * e[0].comp, 4.0 * 0x1.0p-24) &&
+                              e[v].norm <= fmax(2.0 * e[0].norm, 4.0 * 0x1.0p-24),
+                          "%s, %s: error %.3g / %.3g, CLBlast %.3g / %.3g", g->site, runs[v].name, e[v].norm,
+                          e[v].comp, e[0].norm, e[0].comp);
+            /* plain TF32 (2^-11 per operand) far off: the split really happens (on a GPU the wgmma build
+             * needs its sm_90a rebuild: its 1xTF32 run is the mma.sync one's again) */
+            ck_assert_msg(e[v + 1].comp >= 30.0 * e[v].comp, "%s: %s error %.3g, %s %.3g", g->site,
+                          runs[v + 1].name, e[v + 1].comp, runs[v].name, e[v].comp);
+        }
         free(c);
         gdata_free(&d);
     }
     for (size_t v = 0; v < N_RUNS; v++) {
-        if (kern[v]) clReleaseKernel(kern[v]);
+        for (int i = 0; i < 2; i++)
+            if (kern[v][i]) clReleaseKernel(kern[v][i]);
         if (prog[v]) clReleaseProgram(prog[v]);
     }
     armt_ctx_free(x3);
     armt_ctx_free(xc);
+    armt_ctx_free(xw);
     armt_model_free(m3);
     armt_model_free(mc);
+    armt_model_free(mw);
     armt_runtime_free(rt3);
     armt_runtime_free(rtc);
+    armt_runtime_free(rtw);
 }
 END_TEST
 
@@ -354,8 +387,14 @@ END_TEST
 /* The tiny fp32 model with every GEMM on 3xTF32: logits and memory state of both schedules against the fp64
  * reference within check_forward.c's fp32 tolerances, the diagonal schedule equal to the sequential one bit
  * for bit, and no GEMM left to CLBlast. */
-START_TEST(test_forward) {
-    armt_runtime *rt = tc_runtime(ARMT_FP32_GEMM_TF32X3, 1);
+static void forward_check(int wg) {
+    armt_runtime *rt = tc_runtime_wg(ARMT_FP32_GEMM_TF32X3, 1, wg);
+    if (wg && !rt->tune.tf_wgmma) { /* a GPU before Hopper */
+        ck_assert_int_eq(rt->tune.mma_emulate, 0);
+        armt_runtime_free(rt);
+        return;
+    }
+    const char *kname = wg ? "armt_gemm_tf32_wg" : "armt_gemm_tf32";
     armt_config c;
     armt_model *m = tiny_fp32(rt, &c, 77);
     test_host_model *h = test_host_model_read(m);
@@ -385,9 +424,8 @@ START_TEST(test_forward) {
         fp.out = out[sch];
         fp.out_count = n * V;
         ck_assert_msg(armt_forward(ctx, ids, n, &fp) == ARMT_OK, "%s", armt_ctx_last_error(ctx));
-        ck_assert_msg(ran(ctx, "armt_gemm_tf32") && !ran(ctx, "clblast_sgemm"),
-                      "schedule %d: 3xTF32 %d, CLBlast %d", sch, ran(ctx, "armt_gemm_tf32"),
-                      ran(ctx, "clblast_sgemm"));
+        ck_assert_msg(ran(ctx, kname) && !ran(ctx, "clblast_sgemm"), "schedule %d: %s %d, CLBlast %d", sch,
+                      kname, ran(ctx, kname), ran(ctx, "clblast_sgemm"));
         ck_assert_int_eq(armt_ctx_memory_get(ctx, w[sch], z[sch], NULL), ARMT_OK);
         for (size_t i = 0; i < n * V; i++)
             worst_l = fmax(worst_l, fabs(out[sch][i] - ref[i]) / (TOL_LOGITS * fmax(1.0, fabs(ref[i]))));
@@ -396,8 +434,8 @@ START_TEST(test_forward) {
         for (size_t i = 0; i < nz; i++)
             worst_z = fmax(worst_z, fabs(z[sch][i] - rs->z[i]) / (TOL_STATE * zmax));
     }
-    fprintf(stderr, "tiny fp32 on 3xTF32: logits, W_mem, z at %.3g, %.3g, %.3g of the fp32 tolerance\n",
-            worst_l, worst_w, worst_z);
+    fprintf(stderr, "tiny fp32 on 3xTF32 (%s): logits, W_mem, z at %.3g, %.3g, %.3g of the fp32 tolerance\n",
+            kname, worst_l, worst_w, worst_z);
     ck_assert(wmax > 0.0);
     ck_assert_msg(worst_l <= 1.0 && worst_w <= 1.0 && worst_z <= 1.0, "off the reference: %.3g %.3g %.3g",
                   worst_l, worst_w, worst_z);
@@ -413,6 +451,12 @@ START_TEST(test_forward) {
     armt_model_free(m);
     armt_runtime_free(rt);
 }
+
+START_TEST(test_forward) { forward_check(0); }
+END_TEST
+
+/* The same with the wgmma kernel (where the runtime has it) */
+START_TEST(test_forward_wgmma) { forward_check(1); }
 END_TEST
 
 /* ======================================================================================================= */
@@ -476,11 +520,20 @@ START_TEST(test_tune) {
     armt_tune_options o = {ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0, 0, 0};
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
     ck_assert(t.tf32 && t.tf_bm == 128 && t.tf_bn == 128 && t.tf_threads == 256);
+    ck_assert(t.tf_wgmma && t.tw_wgm == 2 && t.tw_n == 128 && t.tw_stages == 3);
     char opts[256];
     armt_tune_tf32_options(&t, opts, sizeof opts);
+    ck_assert_str_eq(opts, "-DTF_BM=128 -DTF_BN=128 -DTF_BK=16 -DTF_WARPS_M=2 -DTF_WARPS_N=4 -DTF_STAGES=2 "
+                           "-DTF_WGMMA=1 -DTW_WGM=2 -DTW_N=128 -DTW_STAGES=3");
+    armt_tune_tf32_wgmma_failed(&t);
+    armt_tune_tf32_options(&t, opts, sizeof opts);
     ck_assert_str_eq(opts, "-DTF_BM=128 -DTF_BN=128 -DTF_BK=16 -DTF_WARPS_M=2 -DTF_WARPS_N=4 -DTF_STAGES=2");
+    o.wgmma = ARMT_TC_OFF; /* wgmma off: the mma.sync kernel alone */
+    ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
+    ck_assert(t.tf32 && !t.tf_wgmma);
+    o.wgmma = ARMT_TC_AUTO;
     ck_assert_int_eq(armt_tune_device(&a100, &o, &t, &err), ARMT_OK);
-    ck_assert(t.tf32);
+    ck_assert(t.tf32 && !t.tf_wgmma);
     ck_assert_int_eq(armt_tune_device(&cpu, &o, &t, &err), ARMT_OK);
     ck_assert(!t.tf32);
     armt_tune_tf32_options(&t, opts, sizeof opts);
@@ -509,6 +562,7 @@ static Suite *suite(void) {
     TCase *tc = test_tcase(s, "tf32", 300);
     tcase_add_test(tc, test_sites);
     tcase_add_test(tc, test_forward);
+    tcase_add_test(tc, test_forward_wgmma);
     tcase_add_test(tc, test_option);
     tcase_add_test(tc, test_tune);
     return s;

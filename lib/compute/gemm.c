@@ -1,8 +1,8 @@
 /*
  * gemm.c - the one door to the library's GEMMs (see gemm.h): the plan, the argument setter, the launches.
  *
- * fp32 weights go to the 3xTF32 tensor-core kernel (cl/gemm_tf32.cl) where the runtime has it and the
- * operands' alignment allows; otherwise to CLBlast: one entry to its plain GEMM, equally spaced entries to
+ * fp32 weights go to the 3xTF32 tensor-core kernels where the runtime has them and the operands' alignment
+ * allows (cl/gemm_tf32_wg.cl on Hopper's wgmma for row-major operands, cl/gemm_tf32.cl for the rest); otherwise to CLBlast: one entry to its plain GEMM, equally spaced entries to
  * the strided batched routine, the rest (the residual stream's ring of slots) to the batched routine with
  * per-entry offsets. bf16 weights go to our kernels (cl/gemm_bf16.cl): the tensor-core ones where the device
  * has them and the alignment allows, the portable one otherwise.
@@ -28,7 +28,8 @@ armt_gemm_env armt_gemm_env_of(const armt_ctx *ctx) {
                        ctx->k[ARMT_K_GEMM_BF16BF16_MMA] != NULL,
                        ctx->k[ARMT_K_GEMM_BF16_MMA_NARROW] != NULL,
                        ctx->k[ARMT_K_GEMM_BF16BF16_MMA_NARROW] != NULL,
-                       ctx->k[ARMT_K_GEMM_TF32] != NULL};
+                       ctx->k[ARMT_K_GEMM_TF32] != NULL,
+                       ctx->k[ARMT_K_GEMM_TF32_WG] != NULL};
     return e;
 }
 
@@ -79,6 +80,15 @@ const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op
     if (!op->w_bf16) {
         if (e->gate || e->w2 || e->bf16_out || e->rope || e->rowscale || e->norm_w || e->c2)
             return "fp32 GEMM: no epilogue";
+        if (env->have_tf32_wg && tf32_fits(op) && !op->trans_a && !op->w_kn) {
+            plan->kernel = ARMT_K_GEMM_TF32_WG;
+            plan->tensor_cores = 1;
+            plan->lws[0] = (size_t)(128 * t->tw_wgm);
+            plan->lws[1] = 1;
+            plan->tile[0] = (size_t)t->tw_n;
+            plan->tile[1] = (size_t)(64 * t->tw_wgm);
+            return NULL;
+        }
         if (env->have_tf32 && tf32_fits(op)) {
             plan->kernel = ARMT_K_GEMM_TF32;
             plan->tensor_cores = 1;

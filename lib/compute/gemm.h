@@ -70,7 +70,8 @@ typedef struct armt_gemm_env {
     const armt_device_tuning *tune;
     unsigned compute_units;
     int have_mma, have_bb, have_mma_narrow, have_bb_narrow; /* which tensor-core kernels exist */
-    int have_tf32; /* fp32 weights go to the 3xTF32 tensor-core kernel where their layout allows */
+    int have_tf32;    /* fp32 weights go to the 3xTF32 tensor-core kernel where their layout allows */
+    int have_tf32_wg; /* and to its wgmma kernel where both operands are row-major */
 } armt_gemm_env;
 
 typedef struct armt_gemm_plan {

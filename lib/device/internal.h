@@ -51,6 +51,7 @@ typedef enum armt_kernel_id {
     ARMT_K_WINDOW_GATHER,            /* attention.cl  sliding window: the keys of a step's cells      */
     ARMT_K_WINDOW_STORE,             /* attention.cl  sliding window: the window after a step         */
     ARMT_K_GEMM_TF32,                /* gemm_tf32.cl  fp32 GEMM on tensor cores, 3xTF32 (optional)    */
+    ARMT_K_GEMM_TF32_WG,             /* gemm_tf32_wg.cl  the same on Hopper wgmma (optional)          */
     ARMT_K_GEMV_BF16,                /* gemv_bf16.cl  few rows (generation) x bf16 weights           */
     ARMT_K_GEMV_BF16BF16,            /* gemv_bf16.cl  the same with a bf16 A                         */
     ARMT_K_GEMV1_BF16,               /* gemv_bf16.cl  the same, entries of one row                   */
@@ -124,6 +125,8 @@ typedef struct armt_device_tuning {
     int am_warps_large, am_rt_large; /* and for larger heads                                             */
     int tf32;                        /* 1: fp32 weights' GEMMs on tensor cores, 3xTF32 (gemm_tf32.cl)     */
     int tf_bm, tf_bn, tf_bk, tf_warps_m, tf_warps_n, tf_stages, tf_threads; /* its tiles                 */
+    int tf_wgmma;                /* 1: and on wgmma where the operands are row-major (gemm_tf32_wg.cl) */
+    int tw_wgm, tw_n, tw_stages; /* its tiles: 64 tw_wgm x tw_n, 128 tw_wgm work-items; stages        */
     int gemv_lanes; /* the GEMV's work-items per column pair: 32, 64 or 128; 0: by the weight's shape
                        (lib/compute/gemm.c) */
     int splitk;     /* slices of k of a batch's decode-round GEMMs: 1 none, 2..16; 0: by the launch's
@@ -201,6 +204,12 @@ void armt_tune_common_options(const armt_device_tuning *tune, char *buf, size_t 
 void armt_tune_gemm_options(const armt_device_tuning *tune, int narrow, char *buf, size_t n);
 /* The fp32 tensor-core GEMM program's tile options into buf (empty without tune->tf32). */
 void armt_tune_tf32_options(const armt_device_tuning *tune, char *buf, size_t n);
+/* The fp32 tensor-core GEMM's program (lib/device/tf32_program.c): built with the tuning's tiles; with the
+ * wgmma kernel (tune->tf_wgmma) rebuilt for sm_90a on a GPU and checked on a product it knows, or built again
+ * without that kernel (a warning) where either fails. */
+armt_status armt_tf32_program_build(armt_runtime *rt, cl_program *out, armt_err *err);
+/* The wgmma 3xTF32 kernel failed its check (lib/device/tf32_program.c): the program goes without it. */
+void armt_tune_tf32_wgmma_failed(armt_device_tuning *tune);
 /* One model's attention: tiles for its head dimension and precision (bf16 = 1), and their -D options. */
 void armt_tune_attention(const armt_device_tuning *tune, int head_dim, int bf16, armt_attention_tuning *out);
 void armt_tune_attention_options(const armt_attention_tuning *at, char *buf, size_t n);

@@ -57,6 +57,7 @@ static const struct {
     [ARMT_K_WINDOW_GATHER] = {"armt_window_gather", ARMT_P_ATTENTION},
     [ARMT_K_WINDOW_STORE] = {"armt_window_store", ARMT_P_ATTENTION},
     [ARMT_K_GEMM_TF32] = {"armt_gemm_tf32", ARMT_P_GEMM_TF32, 1},
+    [ARMT_K_GEMM_TF32_WG] = {"armt_gemm_tf32_wg", ARMT_P_GEMM_TF32, 1},
     [ARMT_K_GEMV_BF16] = {"armt_gemv_bf16", ARMT_P_GEMM_BF16},
     [ARMT_K_GEMV_BF16BF16] = {"armt_gemv_bf16bf16", ARMT_P_GEMM_BF16},
     [ARMT_K_GEMV1_BF16] = {"armt_gemv1_bf16", ARMT_P_GEMM_BF16},
@@ -102,8 +103,12 @@ static const program_file program_files[ARMT_P_COUNT][PROGRAM_FILES_MAX] = {
     [ARMT_P_GEMM_NARROW] = {GEMM_FILES},
     [ARMT_P_ATTENTION_MMA] =
         {{"common.cl"}, {"mma.cl", 1}, {"attention.cl"}, {"attention_mma.cl", 1}, {"rows_attention.cl"}},
-    [ARMT_P_GEMM_TF32] =
-        {{"common.cl"}, {"mma.cl", 1}, {"gemm_args.h"}, {"gemm_bf16.cl"}, {"gemm_tf32.cl", 1}},
+    [ARMT_P_GEMM_TF32] = {{"common.cl"},
+                          {"mma.cl", 1},
+                          {"gemm_args.h"},
+                          {"gemm_bf16.cl"},
+                          {"gemm_tf32.cl", 1},
+                          {"gemm_tf32_wg.cl", 1}},
 };
 
 size_t armt_program_files(armt_program_id pid, int nv_mma, const char **files, size_t cap) {
@@ -399,11 +404,7 @@ armt_status armt_programs_build(armt_runtime *rt, armt_err *err) {
             continue;
         }
         if (i == ARMT_P_GEMM_TF32) { /* only where fp32 GEMMs go to tensor cores */
-            if (rt->tune.tf32) {
-                char opts[256];
-                armt_tune_tf32_options(&rt->tune, opts, sizeof opts);
-                ARMT_TRY(armt_program_build(rt, ARMT_P_GEMM_TF32, opts, &rt->programs[i], err));
-            }
+            if (rt->tune.tf32) ARMT_TRY(armt_tf32_program_build(rt, &rt->programs[i], err));
             continue;
         }
         ARMT_TRY(armt_program_build(rt, (armt_program_id)i, NULL, &rt->programs[i], err));

@@ -80,7 +80,7 @@ static void emulation_tiles(armt_device_tuning *t) {
  * of 64 x 64 spill with the small products' own accumulators. Not yet timed against other tiles on a GPU:
  * bench/gemm_fp32_bench --tiles does. The emulation: 64 x 32 x 16 on 2 x 2 warps (two m16 by two n8 tiles
  * each), since PoCL's compile time grows with the fragments. */
-static void tf32_tiles(armt_device_tuning *t) {
+static void tf32_tiles(armt_device_tuning *t, int wgmma) {
     t->tf_bm = t->mma_emulate ? 64 : 128;
     t->tf_bn = t->mma_emulate ? 32 : 128;
     t->tf_bk = 16;
@@ -88,7 +88,16 @@ static void tf32_tiles(armt_device_tuning *t) {
     t->tf_warps_n = t->mma_emulate ? 2 : 4;
     t->tf_stages = 2;
     t->tf_threads = 32 * t->tf_warps_m * t->tf_warps_n;
+    /* Hopper: the row-major GEMMs (all but the memory update's) on wgmma (cl/gemm_tf32_wg.cl), 128 x 128
+     * tiles of two warpgroups, three stages of 64 KiB; the stand-ins (when asked, as for the bf16 tiles): one
+     * warpgroup of 64 x 32 */
+    t->tf_wgmma = wgmma;
+    t->tw_wgm = t->mma_emulate ? 1 : 2;
+    t->tw_n = t->mma_emulate ? 32 : 128;
+    t->tw_stages = 3;
 }
+
+void armt_tune_tf32_wgmma_failed(armt_device_tuning *t) { t->tf_wgmma = 0; }
 
 armt_status armt_tune_device(const armt_device_info *info, const armt_tune_options *opt,
                              armt_device_tuning *tune, armt_err *err) {
@@ -142,7 +151,7 @@ armt_status armt_tune_device(const armt_device_info *info, const armt_tune_optio
                             info->name);
     tune->tf32 = tune->nv_mma && (opt->fp32_gemm == ARMT_FP32_GEMM_TF32X3 ||
                                   (opt->fp32_gemm == ARMT_FP32_GEMM_AUTO && !tune->mma_emulate));
-    if (tune->tf32) tf32_tiles(tune);
+    if (tune->tf32) tf32_tiles(tune, wgmma);
     /* attention of bf16 models on tensor cores wherever the GEMM has them */
     tune->attn_mma = tune->nv_mma && opt->attention != ARMT_TC_OFF;
     /* its tiles (warps per work-group x m16 row tiles per warp). GPUs: heads up to 64 stage K and V by
@@ -231,6 +240,10 @@ void armt_tune_tf32_options(const armt_device_tuning *t, char *buf, size_t n) {
         if (n) buf[0] = '\0';
         return;
     }
-    snprintf(buf, n, "-DTF_BM=%d -DTF_BN=%d -DTF_BK=%d -DTF_WARPS_M=%d -DTF_WARPS_N=%d -DTF_STAGES=%d",
-             t->tf_bm, t->tf_bn, t->tf_bk, t->tf_warps_m, t->tf_warps_n, t->tf_stages);
+    int o =
+        snprintf(buf, n, "-DTF_BM=%d -DTF_BN=%d -DTF_BK=%d -DTF_WARPS_M=%d -DTF_WARPS_N=%d -DTF_STAGES=%d",
+                 t->tf_bm, t->tf_bn, t->tf_bk, t->tf_warps_m, t->tf_warps_n, t->tf_stages);
+    if (t->tf_wgmma && o >= 0 && (size_t)o < n)
+        snprintf(buf + o, n - (size_t)o, " -DTF_WGMMA=1 -DTW_WGM=%d -DTW_N=%d -DTW_STAGES=%d", t->tw_wgm,
+                 t->tw_n, t->tw_stages);
 }
