@@ -19,6 +19,13 @@
  * result does not depend on its block: key tiles are aligned to AM_BK in key positions, and a tile masked
  * for a row adds exact zeros to its sums. The host guarantees
  * kv_off % 4 == 0 (float4 loads).
+ * AM_TF32=1 (fp32 models, where fp32 GEMMs run on tensor cores at fp32 accuracy): the same kernel on fp32
+ * operands with 3xTF32 products (mma.cl's TF32_SPLIT; gemm_tf32.cl): Q in registers as TF32 high and low
+ * parts, K and V tiles staged as fp32 (ksf[key][AM_KSF], vsf[key][AM_VSF]) and split as their fragments are
+ * read, per k8 step lo hi, hi lo, then hi hi into the fp32 accumulators (S, then O). The k order of an mma is
+ * the kernel's choice when A and B agree: lane t's k of a k8 step are 2 t and 2 t + 1, so that Q's and K's
+ * fragments are 8-byte loads and P's A fragment is S's accumulators as they are (s0, s2, s1, s3), with V's
+ * rows 2 t and 2 t + 1 as its B fragment. Only armt_attention_mma exists in this build (fp32 K and V).
  * outb, when not NULL, receives the output rounded to bf16 (same element offsets, two per 32-bit word)
  * instead of out: it is the o projection's operand, which the GEMM would otherwise round in a pass of its
  * own. WIN_ARGS: the sliding window, as in attention.cl (each row's first key, the window's rows below its
@@ -33,6 +40,19 @@
 #ifndef AM_BK
 #define AM_BK 64 /* keys per tile (a multiple of 16) */
 #endif
+#ifndef AM_TF32
+#define AM_TF32 0
+#endif
+#ifndef TF32_PRODUCTS
+#define TF32_PRODUCTS 3 /* AM_TF32: 1 = hi hi alone, a plain TF32 attention (tests) */
+#endif
+/* AM_TF32's fragment loops: unrolled on the GPU (registers); rolled under the stand-ins, whose unrolled
+ * 3xTF32 loops take PoCL minutes to compile */
+#if ARMT_MMA_EMULATE
+#define AM_TF_UNROLL _Pragma("unroll 1")
+#else
+#define AM_TF_UNROLL _Pragma("unroll")
+#endif
 #define AM_THREADS (32 * AM_WARPS)
 #define AM_WR      (16 * AM_RT)       /* query rows per warp */
 #define AM_BQ      (AM_WR * AM_WARPS) /* query rows per work-group */
@@ -41,6 +61,9 @@
 #define AM_HK      (ATTN_HD / 16)     /* k16 steps of Q K^T */
 #define AM_HN      (ATTN_HD / 8)      /* n8 tiles of O */
 #define AM_SN      (AM_BK / 8)        /* n8 tiles of S */
+#define AM_KSF     (ATTN_HD + 8)      /* AM_TF32: floats per K row (= 8 mod 32: conflict-free 8-byte reads) */
+#define AM_VSF     (ATTN_HD + 4)      /* AM_TF32: floats per V row (= 4 mod 32) */
+#define AM_HK8     (ATTN_HD / 8)      /* AM_TF32: k8 steps of Q K^T */
 #if ATTN_HD % 16
 #error "armt_attention_mma needs a head dimension that is a multiple of 16"
 #endif
@@ -118,6 +141,28 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
 
     /* Q fragments (A of Q K^T), scaled for exp2; this lane's rows of tile rt: w0 + 16 rt + g and + 8 */
     const float qscale = scale * 1.4426950408889634f;
+#if AM_TF32
+    /* TF32: this lane's k of step kk are 8 kk + 2 t and + 1: a0 (g), a1 (g + 8) at the first, a2, a3 at the
+     * second; high and low parts */
+    uint qh[AM_RT][AM_HK8][4], ql[AM_RT][AM_HK8][4];
+    AM_TF_UNROLL
+    for (int rt = 0; rt < AM_RT; rt++) {
+        const int r0 = w0 + 16 * rt + g;
+        __global const float *qr0 = q + ((ulong)j * T + r0) * qstride + (ulong)h * ATTN_HD + 2 * t;
+        __global const float *qr1 = qr0 + 8 * qstride;
+        const int v0 = r0 >= 0 && r0 < T && !armt_row_unneeded(last_row0, r0),
+                  v1 = r0 + 8 >= 0 && r0 + 8 < T && !armt_row_unneeded(last_row0, r0 + 8);
+        AM_TF_UNROLL
+        for (int kk = 0; kk < AM_HK8; kk++) {
+            const float2 a = v0 ? *(__global const float2 *)(qr0 + 8 * kk) : (float2)(0.0f, 0.0f);
+            const float2 b = v1 ? *(__global const float2 *)(qr1 + 8 * kk) : (float2)(0.0f, 0.0f);
+            TF32_SPLIT(a.x * qscale, qh[rt][kk][0], ql[rt][kk][0]);
+            TF32_SPLIT(b.x * qscale, qh[rt][kk][1], ql[rt][kk][1]);
+            TF32_SPLIT(a.y * qscale, qh[rt][kk][2], ql[rt][kk][2]);
+            TF32_SPLIT(b.y * qscale, qh[rt][kk][3], ql[rt][kk][3]);
+        }
+    }
+#else
     uint qa[AM_RT][AM_HK][4];
 #pragma unroll
     for (int rt = 0; rt < AM_RT; rt++) {
@@ -139,6 +184,7 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
             qa[rt][kk][3] = armt_mma_bf16x2(d.x * qscale, d.y * qscale);
         }
     }
+#endif
     float o[AM_RT][AM_HN][4];
     float m0[AM_RT], m1[AM_RT], l0[AM_RT], l1[AM_RT];
 #pragma unroll
@@ -208,6 +254,18 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
                     d[1] = (uint4)((x.z & 0xffffu) | (y.z << 16), (x.z >> 16) | (y.z & 0xffff0000u),
                                    (x.w & 0xffffu) | (y.w << 16), (x.w >> 16) | (y.w & 0xffff0000u));
                 }
+            } else if (AM_TF32) {
+                /* fp32 rows as they are */
+                __local float *ksf = (__local float *)ks, *vsf = (__local float *)vp;
+                for (int e = tid; e < AM_BK * ATTN_HD / 4; e += AM_THREADS) {
+                    const int kr = e / (ATTN_HD / 4), c4 = e % (ATTN_HD / 4);
+                    const int in = kb + kr <= last && kb + kr >= kfirst;
+                    const ulong gi = (ulong)(kb + kr) * kstride + 4 * c4;
+                    *(__local float4 *)(ksf + kr * AM_KSF + 4 * c4) =
+                        in ? *(__global const float4 *)(kbase + gi) : (float4)(0.0f);
+                    *(__local float4 *)(vsf + kr * AM_VSF + 4 * c4) =
+                        in ? *(__global const float4 *)(vbase + gi) : (float4)(0.0f);
+                }
             } else {
                 for (int e = tid; e < AM_BK * ATTN_HD / 4; e += AM_THREADS) {
                     const int kr = e / (ATTN_HD / 4), c4 = e % (ATTN_HD / 4);
@@ -238,6 +296,32 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
 #endif
         /* S = Q K^T: each K fragment read once for the warp's AM_RT row tiles */
         float s[AM_RT][AM_SN][4];
+#if AM_TF32
+        {
+            __local const float *ksf = (__local const float *)ks;
+            AM_TF_UNROLL
+            for (int n = 0; n < AM_SN; n++) {
+                AM_TF_UNROLL
+                for (int rt = 0; rt < AM_RT; rt++)
+                    s[rt][n][0] = s[rt][n][1] = s[rt][n][2] = s[rt][n][3] = 0.0f;
+                AM_TF_UNROLL
+                for (int kk = 0; kk < AM_HK8; kk++) {
+                    const float2 x = *(__local const float2 *)(ksf + (8 * n + g) * AM_KSF + 8 * kk + 2 * t);
+                    uint bh[2], bl[2];
+                    TF32_SPLIT(x.x, bh[0], bl[0]);
+                    TF32_SPLIT(x.y, bh[1], bl[1]);
+                    AM_TF_UNROLL
+                    for (int rt = 0; rt < AM_RT; rt++) {
+                        if (TF32_PRODUCTS == 3) {
+                            MMA_TF32(s[rt][n], ql[rt][kk], bh);
+                            MMA_TF32(s[rt][n], qh[rt][kk], bl);
+                        }
+                        MMA_TF32(s[rt][n], qh[rt][kk], bh);
+                    }
+                }
+            }
+        }
+#else
         if (async) {
             /* ldmatrix.x4 over key groups n, n + 1 and chunks 2 kk, 2 kk + 1: b of (n, kk), then of (n + 1,
              * kk) */
@@ -277,6 +361,7 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
                         MMA_MMA(s[rt][n], qa[rt][kk], b);
                 }
             }
+#endif
 #pragma unroll
         for (int rt = 0; rt < AM_RT; rt++) {
             /* the last keys this lane's two rows see (>= their positions) */
@@ -340,6 +425,36 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
             }
         }
         /* O += P V: each V fragment read once for the AM_RT row tiles */
+#if AM_TF32
+        {
+            __local const float *vsf = (__local const float *)vp;
+            AM_TF_UNROLL
+            for (int kk = 0; kk < AM_SN; kk++) { /* k8 step kk: S's n8 tile kk */
+                uint ph[AM_RT][4], pl[AM_RT][4];
+                AM_TF_UNROLL
+                for (int rt = 0; rt < AM_RT; rt++) {
+                    TF32_SPLIT(s[rt][kk][0], ph[rt][0], pl[rt][0]);
+                    TF32_SPLIT(s[rt][kk][2], ph[rt][1], pl[rt][1]);
+                    TF32_SPLIT(s[rt][kk][1], ph[rt][2], pl[rt][2]);
+                    TF32_SPLIT(s[rt][kk][3], ph[rt][3], pl[rt][3]);
+                }
+                AM_TF_UNROLL
+                for (int n = 0; n < AM_HN; n++) {
+                    uint bh[2], bl[2];
+                    TF32_SPLIT(vsf[(8 * kk + 2 * t) * AM_VSF + 8 * n + g], bh[0], bl[0]);
+                    TF32_SPLIT(vsf[(8 * kk + 2 * t + 1) * AM_VSF + 8 * n + g], bh[1], bl[1]);
+                    AM_TF_UNROLL
+                    for (int rt = 0; rt < AM_RT; rt++) {
+                        if (TF32_PRODUCTS == 3) {
+                            MMA_TF32(o[rt][n], pl[rt], bh);
+                            MMA_TF32(o[rt][n], ph[rt], bl);
+                        }
+                        MMA_TF32(o[rt][n], ph[rt], bh);
+                    }
+                }
+            }
+        }
+#else
 #pragma unroll
         for (int kk = 0; kk < AM_BK / 16; kk++) {
             uint a[AM_RT][4];
@@ -377,6 +492,7 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
                     MMA_MMA(o[rt][n], a[rt], b);
             }
         }
+#endif
     }
 #pragma unroll
     for (int rt = 0; rt < AM_RT; rt++) {
@@ -416,16 +532,23 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
 }
 
 /* declared as uint4 for their 16-byte alignment (the tile stores are 8- and 16-byte vectors) */
+#if AM_TF32
+#define AM_KS_WORDS (AM_BK * AM_KSF)
+#define AM_VP_WORDS (AM_BK * AM_VSF)
+#else
+#define AM_KS_WORDS (AM_BK * AM_KSW)
+#define AM_VP_WORDS (AM_BK / 2 * AM_VSW)
+#endif
 #if ARMT_MMA_EMULATE
-#define AM_LOCALS                              \
-    __local uint4 ks4[AM_BK * AM_KSW / 4];     \
-    __local uint4 vp4[AM_BK / 2 * AM_VSW / 4]; \
+#define AM_LOCALS                       \
+    __local uint4 ks4[AM_KS_WORDS / 4]; \
+    __local uint4 vp4[AM_VP_WORDS / 4]; \
     __local uint xch[AM_THREADS * 6];
 #define AM_XCH , xch
 #else
-#define AM_LOCALS                          \
-    __local uint4 ks4[AM_BK * AM_KSW / 4]; \
-    __local uint4 vp4[AM_BK / 2 * AM_VSW / 4];
+#define AM_LOCALS                       \
+    __local uint4 ks4[AM_KS_WORDS / 4]; \
+    __local uint4 vp4[AM_VP_WORDS / 4];
 #define AM_XCH
 #endif
 
@@ -440,6 +563,7 @@ armt_attention_mma(__global const float *q, __global const float *k, __global co
                             (__local uint *)vp4 AM_XCH);
 }
 
+#if !AM_TF32
 /* The same with K and V in bf16 (ushort, at the element offsets of the fp32 layout; kv_off % 8 == 0): half
  * the bytes to load and nothing to round. */
 __kernel __attribute__((reqd_work_group_size(AM_THREADS, 1, 1))) void
@@ -463,3 +587,4 @@ armt_attention_mma_kvbf16(__global const float *q, __global const ushort *k, __g
                             j_first, ns, nmem, 1, (__local uint *)ks4, (__local uint *)vp4 AM_XCH);
 #endif
 }
+#endif

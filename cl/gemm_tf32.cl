@@ -125,14 +125,6 @@ inline __attribute__((always_inline)) void armt_tf32_load(__local uint *smem, co
     }
 }
 
-/* x = hi + lo, both TF32 (bit patterns for mma) */
-#define TF32_SPLIT(x, hi, lo)                        \
-    do {                                             \
-        const float x_ = (x);                        \
-        (hi) = armt_tf32(x_);                        \
-        (lo) = armt_tf32(x_ - as_float((uint)(hi))); \
-    } while (0)
-
 __kernel __attribute__((reqd_work_group_size(TF_THREADS, 1, 1))) void
 armt_gemm_tf32(ARMT_GEMM_PARAMS(float)) {
     __local uint smem[TF_STAGES * TF_STAGE_FLOATS] __attribute__((aligned(16)));

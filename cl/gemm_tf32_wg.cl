@@ -62,17 +62,17 @@ inline float armt_tw_elem(__local const uint *smem, uint start, int r, int kk) {
     const uint phys = addr ^ (((addr >> 7) & 7u) << 4);
     return as_float(smem[phys >> 2] & 0xffffe000u);
 }
-#define TW_WGMMA(d, off_a, off_b)                                                         \
-    do {                                                                                  \
-        for (int q_ = 0; q_ < TW_NQ; q_++)                                                \
-            for (int e_ = 0; e_ < 4; e_++) {                                              \
-                const int r_ = 16 * (warp & 3) + (lane >> 2) + 8 * (e_ >> 1);             \
-                const int c_ = 8 * q_ + 2 * (lane & 3) + (e_ & 1);                        \
-                float s_ = (d)[q_][e_];                                                   \
-                for (int kk_ = 0; kk_ < 8; kk_++)                                         \
+#define TW_WGMMA(d, off_a, off_b)                                                                      \
+    do {                                                                                               \
+        for (int q_ = 0; q_ < TW_NQ; q_++)                                                             \
+            for (int e_ = 0; e_ < 4; e_++) {                                                           \
+                const int r_ = 16 * (warp & 3) + (lane >> 2) + 8 * (e_ >> 1);                          \
+                const int c_ = 8 * q_ + 2 * (lane & 3) + (e_ & 1);                                     \
+                float s_ = (d)[q_][e_];                                                                \
+                for (int kk_ = 0; kk_ < 8; kk_++)                                                      \
                     s_ += armt_tw_elem(smem, (off_a), r_, kk_) * armt_tw_elem(smem, (off_b), c_, kk_); \
-                (d)[q_][e_] = s_;                                                         \
-            }                                                                             \
+                (d)[q_][e_] = s_;                                                                      \
+            }                                                                                          \
     } while (0)
 #define TW_FENCE()       ((void)0)
 #define TW_COMMIT()      ((void)0)
@@ -85,31 +85,32 @@ inline float armt_tw_elem(__local const uint *smem, uint start, int r, int kk) {
  * sm_90a. Descriptor of a K-major tile with 128-byte swizzled rows: start address >> 4 (bits 0-13), leading
  * byte offset 1 (unused when swizzled), stride byte offset 1024 (8 rows, bits 32-45), swizzle mode 1
  * (128-byte, bits 62-63). The k8 steps inside a row advance the start by 32 bytes. */
-#define TW_SM90A "//@sm90a "
+#define TW_SM90A    "//@sm90a "
 inline ulong armt_tw_desc(uint saddr) {
-    return (ulong)((saddr & 0x3ffffu) >> 4) | ((ulong)1 << 16) | ((ulong)(1024 >> 4) << 32) | ((ulong)1 << 62);
+    return (ulong)((saddr & 0x3ffffu) >> 4) | ((ulong)1 << 16) | ((ulong)(1024 >> 4) << 32) |
+           ((ulong)1 << 62);
 }
 #define TW_D4(d, q) "+f"((d)[q][0]), "+f"((d)[q][1]), "+f"((d)[q][2]), "+f"((d)[q][3])
-#define TW_D8(d, b)                                                                                       \
-    TW_D4(d, b), TW_D4(d, b + 1), TW_D4(d, b + 2), TW_D4(d, b + 3), TW_D4(d, b + 4), TW_D4(d, b + 5),    \
+#define TW_D8(d, b)                                                                                   \
+    TW_D4(d, b), TW_D4(d, b + 1), TW_D4(d, b + 2), TW_D4(d, b + 3), TW_D4(d, b + 4), TW_D4(d, b + 5), \
         TW_D4(d, b + 6), TW_D4(d, b + 7)
 #define TW_R0 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15"
 #define TW_R1 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
 #define TW_R2 "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47"
 #define TW_R3 "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
 #if TW_N == 128
-#define TW_WGMMA(d, off_a, off_b)                                                                         \
-    __asm__ __volatile__(TW_SM90A "{ .reg .pred armt_p; setp.ne.b32 armt_p, %66, 0; "                     \
+#define TW_WGMMA(d, off_a, off_b)                                                                           \
+    __asm__ __volatile__(TW_SM90A "{ .reg .pred armt_p; setp.ne.b32 armt_p, %66, 0; "                       \
                                   "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 {" TW_R0 ", " TW_R1 \
-                                  ", " TW_R2 ", " TW_R3 "}, %64, %65, armt_p, 1, 1; }"                     \
-                         : TW_D8(d, 0), TW_D8(d, 8)                                                       \
+                                  ", " TW_R2 ", " TW_R3 "}, %64, %65, armt_p, 1, 1; }"                      \
+                         : TW_D8(d, 0), TW_D8(d, 8)                                                         \
                          : "l"(armt_tw_desc(sbase + (off_a))), "l"(armt_tw_desc(sbase + (off_b))), "r"(1))
 #elif TW_N == 64
-#define TW_WGMMA(d, off_a, off_b)                                                                         \
-    __asm__ __volatile__(TW_SM90A "{ .reg .pred armt_p; setp.ne.b32 armt_p, %34, 0; "                     \
-                                  "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32 {" TW_R0 ", " TW_R1  \
+#define TW_WGMMA(d, off_a, off_b)                                                                          \
+    __asm__ __volatile__(TW_SM90A "{ .reg .pred armt_p; setp.ne.b32 armt_p, %34, 0; "                      \
+                                  "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32 {" TW_R0 ", " TW_R1 \
                                   "}, %32, %33, armt_p, 1, 1; }"                                           \
-                         : TW_D8(d, 0)                                                                    \
+                         : TW_D8(d, 0)                                                                     \
                          : "l"(armt_tw_desc(sbase + (off_a))), "l"(armt_tw_desc(sbase + (off_b))), "r"(1))
 #else
 #error "gemm_tf32_wg: TW_N must be 64 or 128 on the GPU"
@@ -147,35 +148,35 @@ armt_gemm_tf32_wg(ARMT_GEMM_PARAMS(float)) {
     const int lq = tid & 7, lr = tid >> 3;
     float4 ra[TW_A_ITERS], rw[TW_W_ITERS];
 
-#define TW_LOAD(kt)                                                                          \
-    do {                                                                                     \
-        const int c_ = (kt)*TW_BK + 4 * lq;                                                  \
-        _Pragma("unroll") for (int it = 0; it < TW_A_ITERS; it++) ra[it] =                   \
-            armt_tw_load(Aj, lda, row0 + lr + it * (TW_THREADS / 8), m, c_, k);              \
-        _Pragma("unroll") for (int it = 0; it < TW_W_ITERS; it++) rw[it] =                   \
-            armt_tw_load(Wj, ldw, col0 + lr + it * (TW_THREADS / 8), n, c_, k);              \
+#define TW_LOAD(kt)                                                             \
+    do {                                                                        \
+        const int c_ = (kt)*TW_BK + 4 * lq;                                     \
+        _Pragma("unroll") for (int it = 0; it < TW_A_ITERS; it++) ra[it] =      \
+            armt_tw_load(Aj, lda, row0 + lr + it * (TW_THREADS / 8), m, c_, k); \
+        _Pragma("unroll") for (int it = 0; it < TW_W_ITERS; it++) rw[it] =      \
+            armt_tw_load(Wj, ldw, col0 + lr + it * (TW_THREADS / 8), n, c_, k); \
     } while (0)
-#define TW_PUT(at, v4)                                                                       \
-    do {                                                                                     \
-        const float4 f_ = (v4);                                                              \
-        uint4 h_, l_;                                                                        \
-        TF32_SPLIT(f_.s0, h_.s0, l_.s0);                                                     \
-        TF32_SPLIT(f_.s1, h_.s1, l_.s1);                                                     \
-        TF32_SPLIT(f_.s2, h_.s2, l_.s2);                                                     \
-        TF32_SPLIT(f_.s3, h_.s3, l_.s3);                                                     \
-        *(__local uint4 *)((__local uchar *)smem + (at)) = h_;                               \
-        *(__local uint4 *)((__local uchar *)smem + (at) + lo_shift) = l_;                    \
+#define TW_PUT(at, v4)                                                    \
+    do {                                                                  \
+        const float4 f_ = (v4);                                           \
+        uint4 h_, l_;                                                     \
+        TF32_SPLIT(f_.s0, h_.s0, l_.s0);                                  \
+        TF32_SPLIT(f_.s1, h_.s1, l_.s1);                                  \
+        TF32_SPLIT(f_.s2, h_.s2, l_.s2);                                  \
+        TF32_SPLIT(f_.s3, h_.s3, l_.s3);                                  \
+        *(__local uint4 *)((__local uchar *)smem + (at)) = h_;            \
+        *(__local uint4 *)((__local uchar *)smem + (at) + lo_shift) = l_; \
     } while (0)
     /* registers -> stage sl: the high parts, and the low ones one tile further (A: TW_A_BYTES, W: TW_W_BYTES) */
-#define TW_STORE(sl)                                                                         \
-    do {                                                                                     \
-        const uint sb_ = (uint)(sl)*TW_STAGE_BYTES;                                          \
-        uint lo_shift = TW_A_BYTES;                                                          \
-        _Pragma("unroll") for (int it = 0; it < TW_A_ITERS; it++)                            \
-            TW_PUT(sb_ + TW_OFF(lr + it * (TW_THREADS / 8), lq), ra[it]);                    \
-        lo_shift = TW_W_BYTES;                                                               \
-        _Pragma("unroll") for (int it = 0; it < TW_W_ITERS; it++)                            \
-            TW_PUT(sb_ + 2 * TW_A_BYTES + TW_OFF(lr + it * (TW_THREADS / 8), lq), rw[it]);   \
+#define TW_STORE(sl)                                                                       \
+    do {                                                                                   \
+        const uint sb_ = (uint)(sl)*TW_STAGE_BYTES;                                        \
+        uint lo_shift = TW_A_BYTES;                                                        \
+        _Pragma("unroll") for (int it = 0; it < TW_A_ITERS; it++)                          \
+            TW_PUT(sb_ + TW_OFF(lr + it * (TW_THREADS / 8), lq), ra[it]);                  \
+        lo_shift = TW_W_BYTES;                                                             \
+        _Pragma("unroll") for (int it = 0; it < TW_W_ITERS; it++)                          \
+            TW_PUT(sb_ + 2 * TW_A_BYTES + TW_OFF(lr + it * (TW_THREADS / 8), lq), rw[it]); \
     } while (0)
 
     float acc[TW_NQ][4], sacc[TW_NQ][4];
@@ -189,18 +190,18 @@ armt_gemm_tf32_wg(ARMT_GEMM_PARAMS(float)) {
     /* this warpgroup's rows of A's tiles */
     const uint wg_a = (uint)(warp >> 2) * (64 * TW_ROWB);
     /* the wgmma group of the k-tile in stage sl: per k8 step the two small products, then the main one */
-#define TW_ISSUE(sl)                                                                         \
-    do {                                                                                     \
+#define TW_ISSUE(sl)                                                                                         \
+    do {                                                                                                     \
         const uint ah_ = (uint)(sl)*TW_STAGE_BYTES + wg_a, wh_ = (uint)(sl)*TW_STAGE_BYTES + 2 * TW_A_BYTES; \
-        TW_FENCE();                                                                          \
-        _Pragma("unroll") for (int ks = 0; ks < TW_BK / 8; ks++) {                           \
-            if (TF32_PRODUCTS == 3) {                                                        \
-                TW_WGMMA(sacc, ah_ + TW_A_BYTES + 32 * ks, wh_ + 32 * ks);                   \
-                TW_WGMMA(sacc, ah_ + 32 * ks, wh_ + TW_W_BYTES + 32 * ks);                   \
-            }                                                                                \
-            TW_WGMMA(acc, ah_ + 32 * ks, wh_ + 32 * ks);                                     \
-        }                                                                                    \
-        TW_COMMIT();                                                                         \
+        TW_FENCE();                                                                                          \
+        _Pragma("unroll") for (int ks = 0; ks < TW_BK / 8; ks++) {                                           \
+            if (TF32_PRODUCTS == 3) {                                                                        \
+                TW_WGMMA(sacc, ah_ + TW_A_BYTES + 32 * ks, wh_ + 32 * ks);                                   \
+                TW_WGMMA(sacc, ah_ + 32 * ks, wh_ + TW_W_BYTES + 32 * ks);                                   \
+            }                                                                                                \
+            TW_WGMMA(acc, ah_ + 32 * ks, wh_ + 32 * ks);                                                     \
+        }                                                                                                    \
+        TW_COMMIT();                                                                                         \
     } while (0)
 
     /* Pipeline (k-tile t in stage t % TW_STAGES): the prologue stores tiles 0 .. STAGES - 2 and leaves tile
@@ -251,8 +252,8 @@ armt_gemm_tf32_wg(ARMT_GEMM_PARAMS(float)) {
 #pragma unroll
         for (int q = 0; q < TW_NQ; q++) {
             const int c = col0 + 8 * q + 2 * (lane & 3);
-            const float2 v = (float2)(acc[q][2 * h], acc[q][2 * h + 1]) +
-                             (float2)(sacc[q][2 * h], sacc[q][2 * h + 1]);
+            const float2 v =
+                (float2)(acc[q][2 * h], acc[q][2 * h + 1]) + (float2)(sacc[q][2 * h], sacc[q][2 * h + 1]);
             if (vec2 && c + 1 < n) {
                 __global float2 *p = (__global float2 *)(row + c);
                 *p = beta ? *p + v : v;

@@ -220,3 +220,13 @@ inline uint armt_mma_smem_base(__local uint *p) {
 #define MMA_CP_WAIT_(n) __asm__ __volatile__("cp.async.wait_group " #n ";" ::: "memory")
 #define MMA_CP_WAIT(n)  MMA_CP_WAIT_(n)
 #endif
+
+/* x = hi + lo, both TF32 bit patterns (armt_tf32: hi to nearest, lo = x - hi rounded again; x - hi is exact),
+ * hi + lo within 2^-22 |x|: the split of the 3xTF32 products (gemm_tf32.cl, gemm_tf32_wg.cl and the fp32
+ * attention of attention_mma.cl) */
+#define TF32_SPLIT(x, hi, lo)                        \
+    do {                                             \
+        const float x_ = (x);                        \
+        (hi) = armt_tf32(x_);                        \
+        (lo) = armt_tf32(x_ - as_float((uint)(hi))); \
+    } while (0)

@@ -156,8 +156,9 @@ typedef enum armt_tensor_cores {
 } armt_tensor_cores;
 
 /* fp32 GEMMs (fp32 models: the linear layers, lm_head and the memory products): CLBlast's SGEMM on CUDA
- * cores, or our tensor-core kernel at fp32 accuracy (3xTF32: each operand split into a TF32 high and low
- * part, three TF32 products per tile, fp32 accumulation; docs/DESIGN.md has its error next to CLBlast's). */
+ * cores, or our tensor-core kernels at fp32 accuracy (3xTF32: each operand split into a TF32 high and low
+ * part, three TF32 products per tile, fp32 accumulation; on Hopper with wgmma unless it is OFF;
+ * docs/DESIGN.md has its error next to CLBlast's). With them, the attention of fp32 models is 3xTF32 too. */
 typedef enum armt_fp32_gemm {
     ARMT_FP32_GEMM_AUTO =
         0,                  /* 3xTF32 where the device has tensor cores (NVIDIA compute capability >= 8.0)  */
@@ -190,7 +191,8 @@ typedef struct armt_runtime_params {
      * ON: required (with tensor_cores = ARMT_TC_EMULATE: the wgmma tiles' stand-ins, which AUTO leaves out).
      * $ARMT_WGMMA = auto, off or on when AUTO here. */
     armt_tensor_cores wgmma;
-    /* Attention of bf16 models on tensor cores: AUTO wherever the GEMM has them, OFF: the fp32 kernel. */
+    /* Attention on tensor cores: AUTO for bf16 models wherever the GEMM has them, and for fp32 models (at
+     * fp32 accuracy: 3xTF32 products) wherever their GEMMs run 3xTF32 (fp32_gemm); OFF: the fp32 kernel. */
     armt_tensor_cores attention;
     /* The fp32 GEMMs (default AUTO; $ARMT_FP32_GEMM = auto, clblast or tf32x3 when AUTO here). A GEMM whose
      * operands the tensor-core kernel cannot take (row strides or offsets not multiples of 4 floats) goes to

@@ -1,7 +1,8 @@
 /*
  * check_attention.c - the attention kernels against a double-precision CPU reference, kernel by kernel:
  * armt_attention (fp32, every device) and armt_attention_mma (tensor cores on NVIDIA; elsewhere its OpenCL C
- * stand-ins, ARMT_TC_EMULATE, which run the same fragment layouts, masks and online softmax).
+ * stand-ins, ARMT_TC_EMULATE, which run the same fragment layouts, masks and online softmax), in its bf16
+ * build and its fp32 models' build (AM_TF32: 3xTF32, at fp32 level; its one-product build far off).
  * Cases: partial query blocks and key tiles, GQA and MQA, head dims 16..128, one new row against a KV cache
  * whose unwritten rows hold NaN (they must be masked, never multiplied by a zero weight), every output
  * element written (outputs start as NaN), the inner loop's memory rows that see their whole cell (a cell with
@@ -23,6 +24,7 @@
 
 #define TOL_FP32 1e-5 /* fp32 kernel: max |out - ref| / max |ref| */
 #define TOL_MMA  1e-2 /* bf16 operands (q, k, v, p rounded to 8 bits of mantissa) */
+#define TOL_TF32 2e-5 /* 3xTF32 (AM_TF32): fp32 level, within twice TOL_FP32 */
 
 typedef struct acase {
     int hd, nh, nkv, G, T, Tk, q0, kv_off, warps, rt;
@@ -429,6 +431,20 @@ START_TEST(test_attention_kernels) {
     ck_assert_msg(armt_program_build(rt, ARMT_P_ATTENTION_MMA, opt, &prog, &err) == ARMT_OK, "%s",
                   armt_err_msg(&err));
     armt_err_free(&err);
+    /* the fp32 models' build (AM_TF32: 3xTF32 products on fp32 operands; heads over 64 in 32-key tiles), and
+     * the same with one product (plain TF32), which must be far worse */
+    cl_program ptf[2] = {NULL, NULL};
+    for (int v1 = 0; v1 < 2; v1++) {
+        char topt[256];
+        snprintf(topt, sizeof topt, "%s -DAM_TF32=1 -DAM_BK=%d%s", opt, c->hd > 64 ? 32 : 64,
+                 v1 ? " -DTF32_PRODUCTS=1" : "");
+        armt_err_init(&err);
+        ck_assert_msg(armt_program_build(rt, ARMT_P_ATTENTION_MMA, topt, &ptf[v1], &err) == ARMT_OK, "%s",
+                      armt_err_msg(&err));
+        armt_err_free(&err);
+    }
+    const double etf = run_kernel(rt, ptf[0], c, 1, q, k, v, ref, NULL, 0);
+    const double etf1 = run_kernel(rt, ptf[1], c, 1, q, k, v, ref, NULL, 0);
     float *o16 = malloc(qn * 4), *okv = malloc(qn * 4);
     double e32 = run_kernel(rt, prog, c, 0, q, k, v, ref, NULL, 0);
     double e16 = run_kernel(rt, prog, c, 1, q, k, v, ref, o16, 0);
@@ -468,9 +484,10 @@ START_TEST(test_attention_kernels) {
             qs[i] = NAN;
         double s32 = run_kernel(rt, prog, c, 0, qs, k, v, ref, NULL, c->T - 1);
         double skv = run_kernel(rt, prog, c, 3, qs, k, v, ref, NULL, c->T - 1);
+        double stf = run_kernel(rt, ptf[0], c, 1, qs, k, v, ref, NULL, c->T - 1);
         free(qs);
-        ck_assert_msg(s32 <= TOL_FP32 && skv <= TOL_MMA, "with rows skipped: fp32 %.3g, bf16 K/V %.3g", s32,
-                      skv);
+        ck_assert_msg(s32 <= TOL_FP32 && skv <= TOL_MMA && stf <= TOL_TF32,
+                      "with rows skipped: fp32 %.3g, bf16 K/V %.3g, 3xTF32 %.3g", s32, skv, stf);
     }
     /* bf16 K and V give the same bits as fp32 ones the kernel rounds itself (round to nearest even both) */
     size_t differ = 0;
@@ -478,9 +495,12 @@ START_TEST(test_attention_kernels) {
         differ += memcmp(&o16[i], &okv[i], 4) != 0;
     fprintf(stderr,
             "attention hd %d nh %d/%d G %d T %d Tk %d q0 %d warps %d x %d rows, memory rows %d, window %d: "
-            "fp32 %.3g, mma (%s) %.3g, bf16 output %.3g, bf16 K/V %.3g\n",
+            "fp32 %.3g, mma (%s) %.3g, bf16 output %.3g, bf16 K/V %.3g, 3xTF32 %.3g (1xTF32 %.3g)\n",
             c->hd, c->nh, c->nkv, c->G, c->T, c->Tk, c->q0, c->warps, 16 * c->rt, c->mem_all, c->win, e32,
-            rt->tune.mma_emulate ? "emulated" : "tensor cores", e16, eb, ekv);
+            rt->tune.mma_emulate ? "emulated" : "tensor cores", e16, eb, ekv, etf, etf1);
+    ck_assert_msg(etf <= TOL_TF32, "3xTF32 attention: %.3g", etf);
+    ck_assert_msg(etf1 >= 30.0 * etf && etf1 > TOL_TF32,
+                  "1xTF32 attention %.3g against 3xTF32 %.3g: no split?", etf1, etf);
     ck_assert_msg(e32 <= TOL_FP32, "fp32 attention: %.3g", e32);
     ck_assert_msg(e16 <= TOL_MMA, "mma attention: %.3g", e16);
     ck_assert_msg(eb <= TOL_MMA, "mma attention, bf16 output: %.3g", eb);
@@ -489,6 +509,8 @@ START_TEST(test_attention_kernels) {
     /* it is really bf16 arithmetic, not a copy of the fp32 path */
     ck_assert_msg(e16 > 1e-5, "mma attention equals the reference to %.3g: bf16 rounding missing?", e16);
     clReleaseProgram(prog);
+    clReleaseProgram(ptf[0]);
+    clReleaseProgram(ptf[1]);
     free(o16);
     free(okv);
     free(q);

@@ -313,8 +313,26 @@ START_TEST(test_tune_options) {
     ck_assert(at.mma && at.warps == 4 && at.rtiles == 2 && at.bk == 16);
     armt_tune_attention(&t, 128, 1, &at);
     ck_assert(at.mma && at.warps == 8 && at.rtiles == 1);
-    armt_tune_attention(&t, 64, 0, &at); /* fp32 models: the fp32 kernel */
-    ck_assert(!at.mma);
+    armt_tune_attention(&t, 64, 0, &at); /* fp32 models (3xTF32 GEMMs here): the 3xTF32 build, one row tile */
+    ck_assert(at.mma && at.tf32 && at.rtiles == 1 && at.am_bk == 64);
+    armt_tune_attention_options(&at, opts, sizeof opts);
+    ck_assert_ptr_nonnull(strstr(opts, "-DAM_TF32=1 -DAM_BK=64"));
+    armt_tune_attention(&t, 128, 0, &at);
+    ck_assert(at.tf32 && at.am_bk == 32);
+    armt_tune_attention(&t, 64, 1, &at); /* (bf16: no AM_TF32) */
+    armt_tune_attention_options(&at, opts, sizeof opts);
+    ck_assert_ptr_null(strstr(opts, "AM_TF32"));
+    o.fp32_gemm = ARMT_FP32_GEMM_CLBLAST; /* fp32 GEMMs on CLBlast: the fp32 attention kernel */
+    ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
+    armt_tune_attention(&t, 64, 0, &at);
+    ck_assert(!at.mma && !at.tf32);
+    o.fp32_gemm = ARMT_FP32_GEMM_AUTO;
+    o.attention = ARMT_TC_OFF; /* attention off tensor cores: both precisions on the portable kernels */
+    ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
+    armt_tune_attention(&t, 64, 0, &at);
+    ck_assert(!at.mma && !at.tf32);
+    o.attention = ARMT_TC_AUTO;
+    ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
     armt_tune_attention(&t, 72, 1, &at); /* not a multiple of 16 */
     ck_assert(!at.mma);
     /* the GEMV's lanes: by shape (0) unless forced to 32, 64 or 128 */

@@ -384,8 +384,8 @@ END_TEST
 #define TOL_LOGITS 1e-4 /* |ours - ref| <= TOL_LOGITS * max(1, |ref|), as check_forward.c */
 #define TOL_STATE  1e-4 /* |ours - ref| <= TOL_STATE * max |ref| over the tensor            */
 
-/* The tiny fp32 model with every GEMM on 3xTF32: logits and memory state of both schedules against the fp64
- * reference within check_forward.c's fp32 tolerances, the diagonal schedule equal to the sequential one bit
+/* The tiny fp32 model with every GEMM and the attention on 3xTF32: logits and memory state of both schedules
+ * against the fp64 reference within check_forward.c's fp32 tolerances, the diagonal schedule equal to the sequential one bit
  * for bit, and no GEMM left to CLBlast. */
 static void forward_check(int wg) {
     armt_runtime *rt = tc_runtime_wg(ARMT_FP32_GEMM_TF32X3, 1, wg);
@@ -426,6 +426,10 @@ static void forward_check(int wg) {
         ck_assert_msg(armt_forward(ctx, ids, n, &fp) == ARMT_OK, "%s", armt_ctx_last_error(ctx));
         ck_assert_msg(ran(ctx, kname) && !ran(ctx, "clblast_sgemm"), "schedule %d: %s %d, CLBlast %d", sch,
                       kname, ran(ctx, kname), ran(ctx, "clblast_sgemm"));
+        /* the attention on tensor cores too (attention_mma.cl's 3xTF32 build), not the fp32 kernel */
+        ck_assert_msg(ran(ctx, "armt_attention_mma") && !ran(ctx, "armt_attention"),
+                      "schedule %d: 3xTF32 attention %d, fp32 attention %d", sch,
+                      ran(ctx, "armt_attention_mma"), ran(ctx, "armt_attention"));
         ck_assert_int_eq(armt_ctx_memory_get(ctx, w[sch], z[sch], NULL), ARMT_OK);
         for (size_t i = 0; i < n * V; i++)
             worst_l = fmax(worst_l, fabs(out[sch][i] - ref[i]) / (TOL_LOGITS * fmax(1.0, fabs(ref[i]))));

@@ -119,7 +119,8 @@ typedef struct armt_device_tuning {
     int nar_bm, nar_bn, nar_warps_m, nar_warps_n, nar_threads; /* narrow tiles, for GEMMs of n <= nar_bn
                                                                   (W_mq, W_mk) and launches of few work-groups
                                                                   (forward.c); nar_bn 0: none */
-    int attn_mma;                    /* 1: bf16 models run attention on tensor cores (or their stand-ins) */
+    int attn_mma;  /* 1: bf16 models run attention on tensor cores (or their stand-ins) */
+    int attn_tf32; /* 1: fp32 models too, 3xTF32 (where fp32 GEMMs run on tensor cores: tune.tf32) */
     int am_warps_small, am_rt_small; /* its tiles for heads up to 64: warps per work-group, m16 row tiles per
                                         warp */
     int am_warps_large, am_rt_large; /* and for larger heads                                             */
@@ -153,6 +154,8 @@ typedef struct armt_attention_tuning {
     int head_dim;
     int bk;            /* fp32 kernel: key rows per local-memory tile, clamped to local memory      */
     int mma;           /* 1: the tensor-core kernels too (program ARMT_P_ATTENTION_MMA)              */
+    int tf32;          /* 1: they take fp32 operands with 3xTF32 products (AM_TF32: fp32 models)     */
+    int am_bk;         /* their keys per tile (0: the kernel's default)                              */
     int warps, rtiles; /* their warps per work-group and m16 row tiles per warp                      */
 } armt_attention_tuning;
 

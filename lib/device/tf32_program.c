@@ -43,7 +43,8 @@ static int tf32_wg_check(armt_runtime *rt, cl_program p) {
     const int m = 2 * bm - 3, n = bn + 8, k = 32 * (t->tw_stages + 1) + 4;
     const int lda = k + 4, ldw = k + 8, ldc = n + 2;
     const float sentinel = 12345.0f;
-    float *a = malloc((size_t)m * lda * 4), *w = malloc((size_t)n * ldw * 4), *c = malloc((size_t)m * ldc * 4);
+    float *a = malloc((size_t)m * lda * 4), *w = malloc((size_t)n * ldw * 4),
+          *c = malloc((size_t)m * ldc * 4);
     int bad = -1;
     cl_kernel kern = NULL;
     cl_mem ba = NULL, bw = NULL, bc = NULL;
@@ -63,10 +64,19 @@ static int tf32_wg_check(armt_runtime *rt, cl_program p) {
     if (e == CL_SUCCESS)
         bw = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, (size_t)n * ldw * 4, w, &e);
     if (e == CL_SUCCESS)
-        bc = clCreateBuffer(rt->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, (size_t)m * ldc * 4, c, &e);
+        bc =
+            clCreateBuffer(rt->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, (size_t)m * ldc * 4, c, &e);
     if (e == CL_SUCCESS) {
-        const armt_gemm_args ga = {.m = m, .n = n, .k = k, .a = ba, .lda = lda, .w = bw, .ldw = ldw, .c = bc,
-                                   .ldc = ldc, .rope_t = 1}; /* strided mode, one entry at offset 0 */
+        const armt_gemm_args ga = {.m = m,
+                                   .n = n,
+                                   .k = k,
+                                   .a = ba,
+                                   .lda = lda,
+                                   .w = bw,
+                                   .ldw = ldw,
+                                   .c = bc,
+                                   .ldc = ldc,
+                                   .rope_t = 1}; /* strided mode, one entry at offset 0 */
         e = armt_gemm_set_args(kern, &ga);
     }
     if (e == CL_SUCCESS) {
@@ -74,7 +84,8 @@ static int tf32_wg_check(armt_runtime *rt, cl_program p) {
         size_t lws[3] = {(size_t)threads, 1, 1};
         e = clEnqueueNDRangeKernel(rt->queue, kern, 3, NULL, gws, lws, 0, NULL, NULL);
     }
-    if (e == CL_SUCCESS) e = clEnqueueReadBuffer(rt->queue, bc, CL_TRUE, 0, (size_t)m * ldc * 4, c, 0, NULL, NULL);
+    if (e == CL_SUCCESS)
+        e = clEnqueueReadBuffer(rt->queue, bc, CL_TRUE, 0, (size_t)m * ldc * 4, c, 0, NULL, NULL);
     if (e != CL_SUCCESS) {
         armt_log(ARMT_LOG_WARN, "fp32 GEMM: the wgmma check did not run: %s (%d)", armt_cl_error_str(e), e);
         goto out;
@@ -87,14 +98,15 @@ static int tf32_wg_check(armt_runtime *rt, cl_program p) {
                 want = 0.0;
                 for (int kk = 0; kk < k; kk++) {
                     const float x = a[(size_t)i * lda + kk], y = w[(size_t)j * ldw + kk];
-                    const float xh = tf32_rna(x), xl = tf32_rna(x - xh), yh = tf32_rna(y), yl = tf32_rna(y - yh);
+                    const float xh = tf32_rna(x), xl = tf32_rna(x - xh), yh = tf32_rna(y),
+                                yl = tf32_rna(y - yh);
                     want += (double)xh * yh + (double)xl * yh + (double)xh * yl;
                 }
             }
             const float got = c[(size_t)i * ldc + j];
             if (got != (float)want) {
-                armt_log(ARMT_LOG_WARN, "fp32 GEMM: the wgmma check computed C[%d][%d] = %.9g, want %.9g", i, j,
-                         (double)got, want);
+                armt_log(ARMT_LOG_WARN, "fp32 GEMM: the wgmma check computed C[%d][%d] = %.9g, want %.9g", i,
+                         j, (double)got, want);
                 bad = -1;
             }
         }
@@ -137,7 +149,8 @@ armt_status armt_tf32_program_build(armt_runtime *rt, cl_program *out, armt_err 
         *out = p;
         return ARMT_OK;
     }
-    armt_log(ARMT_LOG_WARN, "fp32 GEMM: the wgmma 3xTF32 kernel is not used (%s); the mma.sync one instead", why);
+    armt_log(ARMT_LOG_WARN, "fp32 GEMM: the wgmma 3xTF32 kernel is not used (%s); the mma.sync one instead",
+             why);
     clReleaseProgram(p);
     armt_tune_tf32_wgmma_failed(&rt->tune);
     armt_tune_tf32_options(&rt->tune, opts, sizeof opts);

@@ -154,6 +154,8 @@ armt_status armt_tune_device(const armt_device_info *info, const armt_tune_optio
     if (tune->tf32) tf32_tiles(tune, wgmma);
     /* attention of bf16 models on tensor cores wherever the GEMM has them */
     tune->attn_mma = tune->nv_mma && opt->attention != ARMT_TC_OFF;
+    /* and of fp32 models at fp32 accuracy (3xTF32, attention_mma.cl's AM_TF32) wherever their GEMMs are */
+    tune->attn_tf32 = tune->tf32 && opt->attention != ARMT_TC_OFF;
     /* its tiles (warps per work-group x m16 row tiles per warp). GPUs: heads up to 64 stage K and V by
      * cp.async, fastest with 4 warps of two row tiles (2026-11-28-h200-attention-async.txt); larger heads
      * stage through registers, where 8 warps of one row tile are faster
@@ -194,14 +196,25 @@ void armt_tune_attention(const armt_device_tuning *tune, int head_dim, int bf16,
     out->head_dim = head_dim;
     out->bk = bk;
     /* tensor cores: head_dim a multiple of 16, its bf16 tiles within local memory */
-    out->mma = bf16 && tune->attn_mma && head_dim % 16 == 0 && head_dim <= 128;
+    const int fits = head_dim % 16 == 0 && head_dim <= 128;
+    out->tf32 = !bf16 && tune->attn_tf32 && fits;
+    out->mma = (bf16 && tune->attn_mma && fits) || out->tf32;
     out->warps = head_dim <= 64 ? tune->am_warps_small : tune->am_warps_large;
     out->rtiles = head_dim <= 64 ? tune->am_rt_small : tune->am_rt_large;
+    out->am_bk = 0;
+    if (out->tf32) {
+        /* fp32 tiles (K and V: 2 x 64 keys x 68-72 floats for heads of 64); the high and low parts of Q take
+         * the registers a second row tile would; heads over 64 in tiles of 32 keys */
+        out->rtiles = 1;
+        out->am_bk = head_dim > 64 ? 32 : 64;
+    }
 }
 
 void armt_tune_attention_options(const armt_attention_tuning *at, char *buf, size_t n) {
-    snprintf(buf, n, "-DATTN_HD=%d -DATTN_BK=%d -DAM_WARPS=%d -DAM_RT=%d", at->head_dim, at->bk, at->warps,
-             at->rtiles);
+    int o = snprintf(buf, n, "-DATTN_HD=%d -DATTN_BK=%d -DAM_WARPS=%d -DAM_RT=%d", at->head_dim, at->bk,
+                     at->warps, at->rtiles);
+    if (at->tf32 && o >= 0 && (size_t)o < n)
+        snprintf(buf + o, n - (size_t)o, " -DAM_TF32=1 -DAM_BK=%d", at->am_bk);
 }
 
 void armt_tune_common_options(const armt_device_tuning *tune, char *buf, size_t n) {
