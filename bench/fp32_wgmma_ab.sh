@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# fp32_wgmma_ab.sh - the wgmma 3xTF32 kernel (cl/gemm_tf32_wg.cl) on the GPU, in one device call: its tests on
-# real tensor cores, its GEMM sites against the mma.sync kernel and CLBlast (gemm_fp32_bench), and the fp32
-# 1B forward at 32,768 tokens, this tree's bundle against a baseline bundle (alternating), then a profile.
+# fp32_wgmma_ab.sh - fp32 on tensor cores (the wgmma 3xTF32 GEMM, cl/gemm_tf32_wg.cl, and the 3xTF32
+# attention, attention_mma.cl's AM_TF32) on the GPU, in one device call: the tests on real tensor cores, the
+# GEMM sites against the mma.sync kernel and CLBlast (gemm_fp32_bench), the fp32 1B forward at 32,768 tokens
+# (diagonal, sequential, then full attention), this tree's bundle against a baseline bundle (alternating),
+# then a profile.
 #   bash bench/fp32_wgmma_ab.sh        (on the GPU machine, from the project root; $OUT gets the log)
 # Bundles (../shared/tools/gpu-bundle.sh's layout): NEW (default .gpu-tf) and OLD (default .gpu); carry both.
 set -u
@@ -12,13 +14,14 @@ N=${NEW:-.gpu-tf}/run.sh O=${OLD:-.gpu}/run.sh
 M="--preset llama-3.2-1b --precision fp32"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 echo "## tests on the GPU (new)"
-for t in check_tf32 check_gemm_plan; do
+for t in check_tf32 check_gemm_plan check_attention; do
     printf '%-16s ' "$t"
     timeout 150 bash $N $t > "$out/$t.txt" 2>&1
     grep -E "^[0-9]+%: Checks" "$out/$t.txt" || tail -5 "$out/$t.txt"
 done
 sed -n '/^site /,/^tiny fp32/p' "$out/check_tf32.txt"
 grep -E "^tiny fp32" "$out/check_tf32.txt"
+grep -E "^attention hd" "$out/check_attention.txt" | sed 's/.*window [0-9]*: //'
 echo "## the runtime's choice (new)"
 timeout 60 bash $N clbench $M --tokens 1024 --schedule diagonal -r 1 -w 0 -v 2>&1 | grep -E "fp32 GEMM|wgmma" | head -5
 echo "## gemm_fp32_bench, 16 cells of 1152 rows (new): CLBlast, 3xTF32 (wgmma), 3xTF32 (mma.sync)"
@@ -30,6 +33,11 @@ for r in 1 2; do
         timeout 100 bash $b clbench $M --tokens 32768 --schedule diagonal,sequential -r 2 -q 2>&1 |
             grep -E "^\| (diagonal|sequential) " | tr -s ' '
     done
+done
+echo "## fp32, 32768 tokens, full attention, -r 1: new / old"
+for b in $N $O; do
+    printf '%-10s\n' "${b%/run.sh}"
+    timeout 60 bash $b clbench $M --tokens 32768 --schedule full -r 1 -q 2>&1 | grep -E "^\| full " | tr -s ' '
 done
 echo "## fp32, 32768 tokens, diagonal: profile (new)"
 timeout 100 bash $N clbench $M --tokens 32768 --schedule diagonal -r 1 -q --profile 2>&1 |
