@@ -114,9 +114,10 @@ static const struct {
      * portable kernel (the tensor-core one ran in bf16-mma); the inner loop without denominator */
     {"bf16-wgmma", ARMT_PRECISION_BF16, ARMT_TC_EMULATE, ARMT_TC_ON, ARMT_TC_OFF, 1, 6, 16,
      ARMT_VARIANT_INNER, 0, 0, 1, 0, 0, 0x8, 1, 0, ARMT_FP32_GEMM_AUTO},
-    /* the fp32 model's GEMMs on the 3xTF32 kernel's emulation (row strides in multiples of 4 floats; the
-     * rest, as in the fp32 set, on the portable kernels), the paper's math */
-    {"fp32-tf32", ARMT_PRECISION_FP32, ARMT_TC_EMULATE, ARMT_TC_OFF, ARMT_TC_OFF, 2, 4, 8, ARMT_VARIANT_PAPER,
+    /* the fp32 model's GEMMs on the 3xTF32 kernels' emulation: the wgmma one for the row-major operands, the
+     * mma.sync one for the memory update's transposed ones (the rest, as in the fp32 set, on CLBlast); the
+     * attention's 3xTF32 build (head dim 16); the paper's math */
+    {"fp32-tf32", ARMT_PRECISION_FP32, ARMT_TC_EMULATE, ARMT_TC_ON, ARMT_TC_AUTO, 2, 4, 16, ARMT_VARIANT_PAPER,
      0, 0, 0, 0, 0, 0x8, N_TOKENS, 0, ARMT_FP32_GEMM_TF32X3},
 };
 
