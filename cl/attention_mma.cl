@@ -47,8 +47,8 @@
 #define TF32_PRODUCTS 3 /* AM_TF32: 1 = hi hi alone, a plain TF32 attention (tests) */
 #endif
 /* AM_TF32's fragment loops: unrolled on the GPU (registers); rolled under the stand-ins, whose unrolled
- * 3xTF32 loops take PoCL minutes to compile */
-#if ARMT_MMA_EMULATE
+ * 3xTF32 loops take PoCL minutes to compile (the bf16 build's are unrolled everywhere) */
+#if ARMT_MMA_EMULATE && AM_TF32
 #define AM_TF_UNROLL _Pragma("unroll 1")
 #else
 #define AM_TF_UNROLL _Pragma("unroll")
@@ -142,16 +142,21 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
     /* Q fragments (A of Q K^T), scaled for exp2; this lane's rows of tile rt: w0 + 16 rt + g and + 8 */
     const float qscale = scale * 1.4426950408889634f;
 #if AM_TF32
-    /* TF32: this lane's k of step kk are 8 kk + 2 t and + 1: a0 (g), a1 (g + 8) at the first, a2, a3 at the
-     * second; high and low parts */
-    uint qh[AM_RT][AM_HK8][4], ql[AM_RT][AM_HK8][4];
+    uint qh[AM_RT][AM_HK8][4], ql[AM_RT][AM_HK8][4]; /* high and low parts */
+#else
+    uint qa[AM_RT][AM_HK][4];
+#endif
     AM_TF_UNROLL
     for (int rt = 0; rt < AM_RT; rt++) {
         const int r0 = w0 + 16 * rt + g;
         __global const float *qr0 = q + ((ulong)j * T + r0) * qstride + (ulong)h * ATTN_HD + 2 * t;
         __global const float *qr1 = qr0 + 8 * qstride;
+        /* rows past T, and rows below last_row0 (not computed by the q projection), read as zeros */
         const int v0 = r0 >= 0 && r0 < T && !armt_row_unneeded(last_row0, r0),
                   v1 = r0 + 8 >= 0 && r0 + 8 < T && !armt_row_unneeded(last_row0, r0 + 8);
+#if AM_TF32
+        /* this lane's k of step kk are 8 kk + 2 t and + 1: a0 (row g), a1 (g + 8) at the first, a2, a3 at the
+         * second */
         AM_TF_UNROLL
         for (int kk = 0; kk < AM_HK8; kk++) {
             const float2 a = v0 ? *(__global const float2 *)(qr0 + 8 * kk) : (float2)(0.0f, 0.0f);
@@ -161,17 +166,7 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
             TF32_SPLIT(a.y * qscale, qh[rt][kk][2], ql[rt][kk][2]);
             TF32_SPLIT(b.y * qscale, qh[rt][kk][3], ql[rt][kk][3]);
         }
-    }
 #else
-    uint qa[AM_RT][AM_HK][4];
-#pragma unroll
-    for (int rt = 0; rt < AM_RT; rt++) {
-        const int r0 = w0 + 16 * rt + g;
-        __global const float *qr0 = q + ((ulong)j * T + r0) * qstride + (ulong)h * ATTN_HD + 2 * t;
-        __global const float *qr1 = qr0 + 8 * qstride;
-        /* rows past T, and rows below last_row0 (not computed by the q projection), read as zeros */
-        const int v0 = r0 >= 0 && r0 < T && !armt_row_unneeded(last_row0, r0),
-                  v1 = r0 + 8 >= 0 && r0 + 8 < T && !armt_row_unneeded(last_row0, r0 + 8);
 #pragma unroll
         for (int kk = 0; kk < AM_HK; kk++) {
             float2 a = v0 ? *(__global const float2 *)(qr0 + 16 * kk) : (float2)(0.0f, 0.0f);
@@ -183,8 +178,8 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
             qa[rt][kk][2] = armt_mma_bf16x2(c.x * qscale, c.y * qscale);
             qa[rt][kk][3] = armt_mma_bf16x2(d.x * qscale, d.y * qscale);
         }
-    }
 #endif
+    }
     float o[AM_RT][AM_HN][4];
     float m0[AM_RT], m1[AM_RT], l0[AM_RT], l1[AM_RT];
 #pragma unroll

@@ -117,8 +117,8 @@ static const struct {
     /* the fp32 model's GEMMs on the 3xTF32 kernels' emulation: the wgmma one for the row-major operands, the
      * mma.sync one for the memory update's transposed ones (the rest, as in the fp32 set, on CLBlast); the
      * attention's 3xTF32 build (head dim 16); the paper's math */
-    {"fp32-tf32", ARMT_PRECISION_FP32, ARMT_TC_EMULATE, ARMT_TC_ON, ARMT_TC_AUTO, 2, 4, 16, ARMT_VARIANT_PAPER,
-     0, 0, 0, 0, 0, 0x8, N_TOKENS, 0, ARMT_FP32_GEMM_TF32X3},
+    {"fp32-tf32", ARMT_PRECISION_FP32, ARMT_TC_EMULATE, ARMT_TC_ON, ARMT_TC_AUTO, 2, 4, 16,
+     ARMT_VARIANT_PAPER, 0, 0, 0, 0, 0, 0x8, N_TOKENS, 0, ARMT_FP32_GEMM_TF32X3},
 };
 
 /* implemented by tests/oclgrind_hostops.c */
