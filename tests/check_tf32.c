@@ -459,6 +459,40 @@ static void forward_check(int wg) {
 START_TEST(test_forward) { forward_check(0); }
 END_TEST
 
+/* The attention's check when a model builds it: a 3xTF32 attention that is off (here one built with one
+ * product, 5e-4 off the fp32 kernel) is replaced by the fp32 kernel, and the model still runs. */
+START_TEST(test_attention_check) {
+    for (int broken = 0; broken < 2; broken++) {
+        armt_runtime *rt = test_runtime();
+        const int real = rt->tune.nv_mma && !rt->tune.mma_emulate;
+        armt_runtime_free(rt);
+        armt_runtime_params p = armt_runtime_default_params();
+        p.profile = 1;
+        p.tensor_cores = real ? ARMT_TC_AUTO : ARMT_TC_EMULATE;
+        p.wgmma = ARMT_TC_OFF;
+        p.fp32_gemm = ARMT_FP32_GEMM_TF32X3;
+        p.build_options = broken ? "-DTF32_PRODUCTS=1" : NULL;
+        rt = NULL;
+        ck_assert_msg(armt_runtime_create(&p, &rt) == ARMT_OK, "%s", armt_last_error());
+        ck_assert_int_eq(rt->tune.attn_tf32, 1);
+        armt_config c;
+        armt_model *m = tiny_fp32(rt, &c, 13);
+        armt_ctx *ctx = NULL;
+        ck_assert_int_eq(armt_ctx_create(m, NULL, &ctx), ARMT_OK);
+        int32_t ids[20];
+        test_random_ids(ids, 20, c.vocab_size, 2);
+        armt_forward_params fp = armt_forward_default_params();
+        ck_assert_msg(armt_forward(ctx, ids, 20, &fp) == ARMT_OK, "%s", armt_ctx_last_error(ctx));
+        ck_assert_msg(ran(ctx, "armt_attention_mma") == !broken && ran(ctx, "armt_attention") == broken,
+                      "broken %d: 3xTF32 attention %d, fp32 attention %d", broken,
+                      ran(ctx, "armt_attention_mma"), ran(ctx, "armt_attention"));
+        armt_ctx_free(ctx);
+        armt_model_free(m);
+        armt_runtime_free(rt);
+    }
+}
+END_TEST
+
 /* The same with the wgmma kernel (where the runtime has it) */
 START_TEST(test_forward_wgmma) { forward_check(1); }
 END_TEST
@@ -567,6 +601,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_sites);
     tcase_add_test(tc, test_forward);
     tcase_add_test(tc, test_forward_wgmma);
+    tcase_add_test(tc, test_attention_check);
     tcase_add_test(tc, test_option);
     tcase_add_test(tc, test_tune);
     return s;

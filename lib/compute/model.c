@@ -238,6 +238,15 @@ static armt_status model_begin(armt_runtime *rt, const armt_config *cfg, armt_pr
     armt_tune_attention_options(&at, opt, sizeof opt);
     const armt_program_id pid = at.mma ? ARMT_P_ATTENTION_MMA : ARMT_P_ATTENTION;
     ARMT_TRY_GOTO(armt_program_build(rt, pid, opt, &m->attention, err), fail);
+    if (at.tf32 && armt_attention_tf32_check(rt, m->attention, &at) != 0) {
+        /* the fp32 models' tensor-core attention disagrees with the fp32 kernel here: that kernel instead */
+        armt_log(ARMT_LOG_WARN, "fp32 attention: the 3xTF32 kernel is not used; the fp32 kernel instead");
+        clReleaseProgram(m->attention);
+        m->attention = NULL;
+        at.tf32 = at.mma = 0;
+        armt_tune_attention_options(&at, opt, sizeof opt);
+        ARMT_TRY_GOTO(armt_program_build(rt, ARMT_P_ATTENTION, opt, &m->attention, err), fail);
+    }
     ARMT_TRY_GOTO(armt_kernels_create(rt, m->attention, m->k, err), fail);
     ARMT_TRY_GOTO(allocate_weights(m, err), fail);
     *out = m;

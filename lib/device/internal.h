@@ -211,6 +211,10 @@ void armt_tune_tf32_options(const armt_device_tuning *tune, char *buf, size_t n)
  * wgmma kernel (tune->tf_wgmma) rebuilt for sm_90a on a GPU and checked on a product it knows, or built again
  * without that kernel (a warning) where either fails. */
 armt_status armt_tf32_program_build(armt_runtime *rt, cl_program *out, armt_err *err);
+/* The fp32 models' 3xTF32 attention (program p, built with at's AM_TF32 options) against the fp32 kernel of
+ * the same program on one small input (lib/device/attention_check.c): 0 when it ran and agrees at fp32
+ * level; otherwise a warning says why. */
+int armt_attention_tf32_check(armt_runtime *rt, cl_program p, const armt_attention_tuning *at);
 /* The wgmma 3xTF32 kernel failed its check (lib/device/tf32_program.c): the program goes without it. */
 void armt_tune_tf32_wgmma_failed(armt_device_tuning *tune);
 /* One model's attention: tiles for its head dimension and precision (bf16 = 1), and their -D options. */
