@@ -2,9 +2,9 @@
  * gemm.c - the one door to the library's GEMMs (see gemm.h): the plan, the argument setter, the launches.
  *
  * fp32 weights go to the 3xTF32 tensor-core kernels where the runtime has them and the operands' alignment
- * allows (cl/gemm_tf32_wg.cl on Hopper's wgmma for row-major operands, cl/gemm_tf32.cl for the rest); otherwise to CLBlast: one entry to its plain GEMM, equally spaced entries to
- * the strided batched routine, the rest (the residual stream's ring of slots) to the batched routine with
- * per-entry offsets. bf16 weights go to our kernels (cl/gemm_bf16.cl): the tensor-core ones where the device
+ * allows (cl/gemm_tf32_wg.cl on Hopper's wgmma for row-major operands, cl/gemm_tf32.cl for the rest);
+ * otherwise to CLBlast: one entry to its plain GEMM, equally spaced entries to the strided batched routine,
+ * the rest (the residual stream's ring of slots) to the batched routine with per-entry offsets. bf16 weights go to our kernels (cl/gemm_bf16.cl): the tensor-core ones where the device
  * has them and the alignment allows, the portable one otherwise.
  */
 #include "config.h"
