@@ -5,7 +5,7 @@
  *
  *   gcc -std=gnu11 -O2 -Wall -Wextra bench/gemm_bf16_test.c -o gemm_bf16_test -lOpenCL -lm
  *   ./gemm_bf16_test [--kernel-dir cl] [--platform N --device N] [--list] [--bench] [--big] [--emulate]
- *                    [--mma-tiles LIST] [--cells 16] [--rows 1152] [--reps 10] [--opts "-D..."] [--seed N]
+ *                    [--mma-tiles LIST] [--portable-tiles LIST] [--cells 16] [--rows 1152] [--reps 10] [--opts "-D..."] [--seed N]
  *                    [--verbose]
  *
  * Tests (always): every kernel on small and medium odd shapes against an fp64 CPU reference computed from the
@@ -18,7 +18,8 @@
  * = 1152+37, n = 8192+8, k = 2048+16 runs too; its values are checked on a sample of rows (first and last
  * tiles, tile boundaries, random), its poison/outside checks on every element.
  *
- * Kernels: armt_gemm_bf16 (portable) always; on a device with cl_nv_device_attribute_query and compute
+ * Kernels: armt_gemm_bf16 (portable) always, once per --portable-tiles entry TMxTN:RMxRN (default
+ * 64x64:4x4,128x128:8x8; in --bench the first is the reference and the others must give the same bits); on a device with cl_nv_device_attribute_query and compute
  * capability >= 8.0 (or elsewhere with --emulate: -DARMT_MMA_EMULATE=1, PTX replaced by OpenCL C, small cases
  * only; PoCL needs minutes per variant to JIT it, hence opt-in) one mma kernel per --mma-tiles entry:
  *   [b]BMxBNxBK:WMxWN[sN][rN][wN][gN][mN]   comma-separated
@@ -61,12 +62,6 @@
 
 #define CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV 0x4000
 #define CL_DEVICE_COMPUTE_CAPABILITY_MINOR_NV 0x4001
-
-/* must match the defaults in cl/gemm_bf16.cl (portable kernel) */
-#define GEMM_TM 64
-#define GEMM_TN 64
-#define GEMM_RM 4
-#define GEMM_RN 4
 
 #define TOL 5e-3
 
@@ -197,6 +192,7 @@ typedef struct {
     cl_kernel kern;
     int mma;             /* 1: armt_gemm_bf16_mma (needs the alignment rules) */
     int bm, bn, threads; /* tile and work-group size */
+    int tm, tn, rm, rn;  /* the portable kernel's tile (GEMM_TM, GEMM_TN, GEMM_RM, GEMM_RN) */
     int small_only;      /* emulation: only the small cases */
     int wgmma;           /* built with MMA_WGMMA=1: the sm_90a rebuild on NVIDIA */
     int dual; /* wgmma with 256-wide tiles and a bf16 A: the gate-and-up mode exists (W2, arg 18) */
@@ -324,9 +320,9 @@ static cl_int launch(dev_t_ *D, kern_t *K, int m, int n, int count, cl_event *ev
         gws[0] = (size_t)((n + K->bn - 1) / K->bn) * K->threads, gws[1] = (size_t)((m + K->bm - 1) / K->bm);
         lws[0] = K->threads, lws[1] = 1;
     } else {
-        lws[0] = GEMM_TN / GEMM_RN, lws[1] = GEMM_TM / GEMM_RM;
-        gws[0] = (size_t)((n + GEMM_TN - 1) / GEMM_TN) * lws[0],
-        gws[1] = (size_t)((m + GEMM_TM - 1) / GEMM_TM) * lws[1];
+        lws[0] = (size_t)(K->tn / K->rn), lws[1] = (size_t)(K->tm / K->rm);
+        gws[0] = (size_t)((n + K->tn - 1) / K->tn) * lws[0],
+        gws[1] = (size_t)((m + K->tm - 1) / K->tm) * lws[1];
     }
     gws[2] = (size_t)count, lws[2] = 1;
     CL_TRY(clEnqueueNDRangeKernel(D->q, K->kern, 3, NULL, gws, lws, 0, NULL, ev));
@@ -397,6 +393,7 @@ typedef struct {
     cl_ulong a_off[8], w_off[8], c_off[8], strides[6];
     size_t a_len, w_len, c_len;
     float *A, *C0, *C1;
+    float *Cp[2]; /* the first portable tile's C (without, with last_row0): every other tile must match it */
     uint16_t *W;
     int *rows, nrows; /* rows whose values are checked */
     double *refs;     /* (entry, checked row, n) */
@@ -411,6 +408,7 @@ static void case_free(case_data *d) {
     if (d->bO) clReleaseMemObject(d->bO);
     if (d->bAb) clReleaseMemObject(d->bAb);
     free(d->A), free(d->C0), free(d->C1), free(d->W), free(d->rows), free(d->refs);
+    free(d->Cp[0]), free(d->Cp[1]);
     memset(d, 0, sizeof *d);
 }
 
@@ -604,7 +602,20 @@ static int case_check(dev_t_ *D, kern_t *K, case_data *d, int last_row0) {
     for (int r = 0; r < m; r++)
         nkept += kept[r];
     free(kept);
-    const int fail = bad_out || bad_nan || bad_val || !(rel <= TOL) || skip_failed;
+    /* 4. the portable kernel's tiles: each element the same fma chain, so the same bits as the first tile */
+    size_t bad_tile = 0;
+    float **cp = &d->Cp[last_row0 > 0];
+    if (!K->mma && !*cp && (*cp = malloc(d->c_len * 4))) {
+        memcpy(*cp, C1, d->c_len * 4);
+    } else if (!K->mma &&
+               *cp) { /* the blocks' rows that must be written (those below last_row0 may not be) */
+        for (int j = 0; j < cnt; j++)
+            for (int r = j == cnt - 1 ? last_row0 : 0; r < m; r++)
+                for (int q = 0; q < n; q++)
+                    bad_tile += !same_bits((*cp)[d->c_off[j] + (size_t)r * ldc + q],
+                                           C1[d->c_off[j] + (size_t)r * ldc + q]);
+    }
+    const int fail = bad_out || bad_nan || bad_val || !(rel <= TOL) || skip_failed || bad_tile;
     if (fail && g_line_open) printf("\n"), g_line_open = 0;
     if (fail || g_verbose)
         printf("    %-34s %s rel_err %.3e  (max|err| %.3e, max|ref| %.3e; %zu values%s)  %.2f s\n", K->name,
@@ -617,6 +628,7 @@ static int case_check(dev_t_ *D, kern_t *K, case_data *d, int last_row0) {
     if (last_row0 > 0 && (fail || g_verbose))
         printf("      last_row0 %d: %zu rows of the last entry left alone%s\n", last_row0, nkept,
                skip_failed ? " - but row 0 was written: FAIL" : "");
+    if (bad_tile) printf("      %zu elements differ from the first portable tile's\n", bad_tile);
     if (bad_out)
         printf("      %zu elements OUTSIDE the C blocks changed; first at C[%zu]: was %g now %g\n", bad_out,
                first_out, C0[first_out], C1[first_out]);
@@ -777,10 +789,17 @@ static int bench(dev_t_ *D, kern_t *ks, int nk, int cells, int rows, int reps, i
             const double med = nt % 2 ? t[nt / 2] : 0.5 * (t[nt / 2 - 1] + t[nt / 2]);
             const double medp = nt % 2 ? tp[nt / 2] : 0.5 * (tp[nt / 2 - 1] + tp[nt / 2]);
             const size_t clen = (size_t)cells * m * n;
-            clEnqueueReadBuffer(D->q, bC, CL_TRUE, 0, clen * 4, K->mma ? hC : hR, 0, NULL, NULL);
+            const int is_ref = !K->mma && !have_ref; /* the first portable tile */
+            clEnqueueReadBuffer(D->q, bC, CL_TRUE, 0, clen * 4, is_ref ? hR : hC, 0, NULL, NULL);
             char diff[64] = "(reference)";
-            if (!K->mma) {
+            if (is_ref) {
                 have_ref = 1;
+            } else if (!K->mma) { /* every portable tile sums each element in the same order: same bits */
+                size_t nd = 0;
+                for (size_t i = 0; i < clen; i++)
+                    nd += memcmp(&hC[i], &hR[i], sizeof *hC) != 0;
+                snprintf(diff, sizeof diff, "%zu differ%s", nd, nd ? " FAIL" : "");
+                if (nd) fail = 1;
             } else if (have_ref) {
                 double md = 0, mr = 0;
                 for (size_t i = 0; i < clen; i++) {
@@ -1185,19 +1204,23 @@ static int open_device(dev_t_ *D, int pi, int di) {
 }
 
 static void usage(void) {
-    printf("usage: gemm_bf16_test [--kernel-dir DIR] [--platform N] [--device N] [--list] [--bench] [--big]\n"
-           "                      [--emulate] [--no-emulate] [--mma-tiles [b]BMxBNxBK:WMxWN[FLAGS][,...]] "
-           "[--cells N]\n"
-           "                      [--rows N]"
-           " [--reps 1..60] [--beta 0|1] [--opts \"-D...\"] [--seed N] [--shapes NAME:NxK[,...]]\n"
-           "  tile FLAGS: sN stages, rN register cap, wN wgmma n (64/128/256), gN local memory KiB,\n"
-           "  mN row tiles first in launch order (MMA_RASTER; the library's Hopper tiles: m1)\n");
+    printf(
+        "usage: gemm_bf16_test [--kernel-dir DIR] [--platform N] [--device N] [--list] [--bench] [--big]\n"
+        "                      [--emulate] [--no-emulate] [--mma-tiles [b]BMxBNxBK:WMxWN[FLAGS][,...]] "
+        "[--cells N]\n"
+        "                      [--rows N]"
+        " [--reps 1..60] [--beta 0|1] [--opts \"-D...\"] [--seed N] [--shapes NAME:NxK[,...]]\n"
+        "  tile FLAGS: sN stages, rN register cap, wN wgmma n (64/128/256), gN local memory KiB,\n"
+        "  mN row tiles first in launch order (MMA_RASTER; the library's Hopper tiles: m1)\n"
+        "  --portable-tiles TMxTN:RMxRN[,...]  the portable kernel's tiles (default 64x64:4x4,128x128:8x8;\n"
+        "  RM and RN multiples of 4); the first is the others' reference in --bench (same bits expected)\n");
 }
 
 int main(int argc, char **argv) {
     const char *dir = "cl", *extra = "";
     int pi = -1, di = -1, do_bench = 0, big = 0, emulate = -1, cells = 16, rows = 1152, reps = 10, beta = 0;
     const char *tiles = "128x128x32:2x2,128x256x32:2x4s2,b128x128x32:2x2,b128x128x32:2x4";
+    const char *ptiles = "64x64:4x4,128x128:8x8";
     bshape shapes[MAX_SHAPES] = {
         {"q/o", 2048, 2048}, {"k/v", 512, 2048}, {"gate/up", 8192, 2048}, {"down", 2048, 8192}};
     int nshapes = 4;
@@ -1237,6 +1260,8 @@ int main(int argc, char **argv) {
             g_verbose = 1;
         else if (!strcmp(a, "--mma-tiles") && v)
             tiles = v, i++;
+        else if (!strcmp(a, "--portable-tiles") && v)
+            ptiles = v, i++;
         else if (!strcmp(a, "--shapes") && v) {
             if (!(nshapes = parse_shapes(v, shapes))) return usage(), 2;
             i++;
@@ -1267,10 +1292,22 @@ int main(int argc, char **argv) {
     int nk = 0, fail = 0;
     memset(ks, 0, sizeof ks);
     char opts[1024];
-    snprintf(ks[nk].name, sizeof ks[nk].name, "portable");
-    snprintf(opts, sizeof opts, "%s", extra);
-    if (build_kernel(&D, &ks[nk], "armt_gemm_bf16", opts)) ks[nk].failed = 1, fail = 1;
-    nk++;
+    for (const char *tp = ptiles; *tp && nk < 8;) {
+        kern_t *K = &ks[nk];
+        int used = 0;
+        if (sscanf(tp, "%dx%d:%dx%d%n", &K->tm, &K->tn, &K->rm, &K->rn, &used) != 4 || K->tm < 1 ||
+            K->tn < 1 || K->rm < 1 || K->rn < 1 || K->tm % K->rm || K->tn % K->rn) {
+            fprintf(stderr, "bad --portable-tiles entry at \"%s\" (want TMxTN:RMxRN)\n", tp);
+            return 2;
+        }
+        tp += used;
+        if (*tp == ',') tp++;
+        snprintf(K->name, sizeof K->name, "portable %dx%d:%dx%d", K->tm, K->tn, K->rm, K->rn);
+        snprintf(opts, sizeof opts, "-DGEMM_TM=%d -DGEMM_TN=%d -DGEMM_RM=%d -DGEMM_RN=%d %s", K->tm, K->tn,
+                 K->rm, K->rn, extra);
+        if (build_kernel(&D, K, "armt_gemm_bf16", opts)) K->failed = 1, fail = 1;
+        nk++;
+    }
     if (nv_mma || emulate) {
         /* --mma-tiles entries: see the header. rN (-cl-nv-maxrregcount=N) is NVIDIA only; the 2026-11-28 H200
          * run suggests the driver ignored it where the kernel wanted more registers. */
@@ -1344,6 +1381,8 @@ int main(int argc, char **argv) {
         {1, 1, 16, 2, 16, 1, 0, 0, 0, 0},
         {300, 264, 160, 3, 168, 270, 1, 1, 0, 0},
         {129, 200, 72, 3, 76, 203, 0, 0, 0, 0},
+        {70, 45, 37, 2, 41, 47, 1, 1, 0, 0},    /* odd k and lda: the portable kernel's element loads */
+        {131, 130, 40, 2, 44, 130, 0, 0, 0, 0}, /* a partial k tile, one row and two columns past 128 */
         {1152 + 37, 8192 + 8, 2048 + 16, 3, 2048 + 16, 8192 + 8, 0, 1, 1, 1},
         {1152 + 37, 2048 + 40, 2048 + 16, 3, 2048 + 24, 2048 + 41, 1, 0, 1, 1},
     };
