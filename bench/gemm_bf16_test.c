@@ -1306,6 +1306,18 @@ int main(int argc, char **argv) {
         snprintf(opts, sizeof opts, "-DGEMM_TM=%d -DGEMM_TN=%d -DGEMM_RM=%d -DGEMM_RN=%d %s", K->tm, K->tn,
                  K->rm, K->rn, extra);
         if (build_kernel(&D, K, "armt_gemm_bf16", opts)) K->failed = 1, fail = 1;
+        cl_ulong need = 0, have = 0; /* a tile the device's local memory cannot hold is left out (the library
+                                      * picks its tile by the same measure, lib/device/tune.c) */
+        if (K->kern &&
+            !clGetKernelWorkGroupInfo(K->kern, D.device, CL_KERNEL_LOCAL_MEM_SIZE, sizeof need, &need,
+                                      NULL) &&
+            !clGetDeviceInfo(D.device, CL_DEVICE_LOCAL_MEM_SIZE, sizeof have, &have, NULL) && need > have) {
+            printf("  %s left out: %llu bytes of local memory, the device has %llu\n", K->name,
+                   (unsigned long long)need, (unsigned long long)have);
+            clReleaseKernel(K->kern), clReleaseProgram(K->prog);
+            memset(K, 0, sizeof *K);
+            continue;
+        }
         nk++;
     }
     if (nv_mma || emulate) {
