@@ -1,38 +1,26 @@
 #!/usr/bin/env bash
 # session_ab.sh - one short device call (under 8 minutes) covering what this round's open issues measure,
 # this tree's bundle against a baseline bundle, in order of importance so that a call cut short keeps the
-# first results: the fp32 tensor-core kernels' tests on real tensor cores (check_tf32, check_attention), fp32
-# 1B at 32,768 tokens (diagonal, sequential; new / old), the issue-19 ratios (131,072 tokens, bf16, diagonal:
-# paper, armt + sink + window, amt with 4 heads + sink; new), 64 documents x 4,096 decoding 32 (issue 24;
-# new / old), bf16 full attention at 131,072 (issue 21: time, peak device memory; new), the fp32 GEMM sites
-# (gemm_fp32_bench; new), fp32 full attention at 32,768 (new).
+# first results: fp32 1B at 32,768 tokens (diagonal, sequential; new), the issue-19 ratios (131,072 tokens,
+# bf16, diagonal: paper, armt + sink + window, amt with 4 heads + sink; new), 64 documents x 4,096 decoding
+# 32 (issue 24; new / old), bf16 full attention at 131,072 (issue 21: time, peak device memory; new), the
+# fp32 GEMM sites (gemm_fp32_bench; new), fp32 full attention at 32,768 (new), the portable bf16 GEMM's
+# tiles with tensor cores off (gemm_bf16_test), and last the fp32 tensor-core kernels' tests (check_tf32,
+# check_attention: passed on an H100 on 2026-12-07, docs/perf/results/2026-12-07-h100-tf32-wgmma-first.md).
 #   bash bench/session_ab.sh     (on the GPU machine, from the project root; $OUT gets session_ab.log)
-# Bundles: NEW (default .gpu-tf, built with the tests) and OLD (default .gpu-old); carry both.
+# Bundles: NEW (default .gpu-new, built with the test programs) and OLD (default .gpu-old); carry both.
 set -u
 out=${OUT:-/tmp}
 cd "$(dirname "$0")/.." || exit 2
 exec > >(tee "$out/session_ab.log") 2>&1
-N=${NEW:-.gpu-tf}/run.sh O=${OLD:-.gpu-old}/run.sh
+N=${NEW:-.gpu-new}/run.sh O=${OLD:-.gpu-old}/run.sh
 B="--preset llama-3.2-1b --precision bf16" F="--preset llama-3.2-1b --precision fp32"
 t0=$(date +%s)
 stamp() { echo "## [$(($(date +%s) - t0)) s] $*"; }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-stamp "tests on the GPU (new)"
-for t in check_tf32 check_attention; do
-    printf '%-16s ' "$t"
-    timeout 120 bash $N $t > "$out/$t.txt" 2>&1
-    grep -E "^[0-9]+%: Checks" "$out/$t.txt" || tail -5 "$out/$t.txt"
-done
-sed -n '/^site /,/^tiny fp32/p' "$out/check_tf32.txt"
-grep -E "^tiny fp32" "$out/check_tf32.txt"
-grep -E "^attention hd" "$out/check_attention.txt" | sed 's/.*window [0-9]*: //'
-timeout 60 bash $N clbench $F --tokens 1024 --schedule diagonal -r 1 -w 0 -v 2>&1 | grep -E "fp32 GEMM|wgmma|warn" | head -4
-stamp "fp32, 32768 tokens, diagonal + sequential, -r 2 (new, old)"
-for b in $N $O; do
-    echo "${b%/run.sh}"
-    timeout 110 bash $b clbench $F --tokens 32768 --schedule diagonal,sequential -r 2 -q 2>&1 |
-        grep -E "^\| (diagonal|sequential) " | tr -s ' '
-done
+stamp "fp32, 32768 tokens, diagonal + sequential, -r 2 (new)"
+timeout 110 bash $N clbench $F --tokens 32768 --schedule diagonal,sequential -r 2 -q 2>&1 |
+    grep -E "^\| (diagonal|sequential) " | tr -s ' '
 stamp "issue 19: bf16 131072 diagonal -r 2 (new)"
 for cfg in "--variant paper" "--variant armt --sink --sliding-window" "--variant amt --mem-heads 4 --sink"; do
     printf '%-40s ' "$cfg"
@@ -49,4 +37,17 @@ stamp "issue 21: gemm_fp32_bench, 16 cells (new)"
 timeout 80 bash $N gemm_fp32_bench --reps 3 --sites wq,wkv,wo,wgu,wd,read --paths clblast,tf32x3,mma 2>&1 | grep -E "^\|"
 stamp "issue 21: fp32 full attention 32768, -r 1 (new)"
 timeout 60 bash $N clbench $F --tokens 32768 --schedule full -r 1 -q 2>&1 | grep -E "^\| full" | tr -s ' '
+stamp "issue 21: the portable bf16 GEMM's tiles, tensor cores off (new)"
+timeout 90 bash $N gemm_bf16_test --kernel-dir cl --bench --reps 3 --mma-tiles '' \
+    --portable-tiles 64x64:4x4,128x128:8x8 2>&1 | grep -E "^\||^correctness|FAIL"
+stamp "tests on the GPU (new)"
+for t in check_tf32 check_attention; do
+    printf '%-16s ' "$t"
+    timeout 120 bash $N $t > "$out/$t.txt" 2>&1
+    grep -E "^[0-9]+%: Checks" "$out/$t.txt" || tail -5 "$out/$t.txt"
+done
+sed -n '/^site /,/^tiny fp32/p' "$out/check_tf32.txt"
+grep -E "^tiny fp32" "$out/check_tf32.txt"
+grep -E "^attention hd" "$out/check_attention.txt" | sed 's/.*window [0-9]*: //'
+timeout 60 bash $N clbench $F --tokens 1024 --schedule diagonal -r 1 -w 0 -v 2>&1 | grep -E "fp32 GEMM|wgmma|warn" | head -4
 stamp "end"
