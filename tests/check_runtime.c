@@ -292,6 +292,16 @@ START_TEST(test_tune_options) {
     char opts[256];
     armt_tune_common_options(&t, opts, sizeof opts);
     ck_assert_ptr_null(strstr(opts, "MMA"));
+    /* the portable bf16 GEMM's tile: 128 x 128, 8 x 8 per work-item where the local memory holds its two
+     * buffers (33 KiB), else 64 x 64, 4 x 4; the build options carry it */
+    ck_assert(t.gemm_tm == 128 && t.gemm_tn == 128 && t.gemm_rm == 8 && t.gemm_rn == 8);
+    ck_assert_ptr_nonnull(strstr(opts, "-DGEMM_TM=128 -DGEMM_TN=128 -DGEMM_RM=8 -DGEMM_RN=8"));
+    armt_device_info small = h200;
+    small.local_mem_bytes = 32768;
+    ck_assert_int_eq(armt_tune_device(&small, &o, &t, &err), ARMT_OK);
+    ck_assert(t.gemm_tm == 64 && t.gemm_tn == 64 && t.gemm_rm == 4 && t.gemm_rn == 4);
+    ck_assert_int_eq(armt_tune_device(&cpu, &o, &t, &err), ARMT_OK);
+    ck_assert(t.gemm_tm == 64 && t.gemm_rm == 4);
     o.tensor_cores = ARMT_TC_ON;
     ck_assert_int_eq(armt_tune_device(&cpu, &o, &t, &err), ARMT_STATUS_UNSUPPORTED);
     o.tensor_cores = ARMT_TC_EMULATE; /* the stand-ins, mma.sync tiles unless wgmma is asked for */
