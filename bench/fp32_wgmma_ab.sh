@@ -14,14 +14,7 @@ N=${NEW:-.gpu-tf}/run.sh O=${OLD:-.gpu}/run.sh
 M="--preset llama-3.2-1b --precision fp32"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 echo "## tests on the GPU (new)"
-for t in check_tf32 check_gemm_plan check_attention; do
-    printf '%-16s ' "$t"
-    timeout 150 bash $N $t > "$out/$t.txt" 2>&1
-    grep -E "^[0-9]+%: Checks" "$out/$t.txt" || tail -5 "$out/$t.txt"
-done
-sed -n '/^site /,/^tiny fp32/p' "$out/check_tf32.txt"
-grep -E "^tiny fp32" "$out/check_tf32.txt"
-grep -E "^attention hd" "$out/check_attention.txt" | sed 's/.*window [0-9]*: //'
+bash bench/gpu_fp32_tests.sh "$N" "$out" 150 check_tf32 check_gemm_plan check_attention
 echo "## the runtime's choice (new)"
 timeout 60 bash $N clbench $M --tokens 1024 --schedule diagonal -r 1 -w 0 -v 2>&1 | grep -E "fp32 GEMM|wgmma" | head -5
 echo "## gemm_fp32_bench, 16 cells of 1152 rows (new): CLBlast, 3xTF32 (wgmma), 3xTF32 (mma.sync)"

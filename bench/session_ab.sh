@@ -41,13 +41,6 @@ stamp "issue 21: the portable bf16 GEMM's tiles, tensor cores off (new)"
 timeout 90 bash $N gemm_bf16_test --kernel-dir cl --bench --reps 3 --mma-tiles '' \
     --portable-tiles 64x64:4x4,128x128:8x8 2>&1 | grep -E "^\||^correctness|FAIL"
 stamp "tests on the GPU (new)"
-for t in check_tf32 check_attention; do
-    printf '%-16s ' "$t"
-    timeout 120 bash $N $t > "$out/$t.txt" 2>&1
-    grep -E "^[0-9]+%: Checks" "$out/$t.txt" || tail -5 "$out/$t.txt"
-done
-sed -n '/^site /,/^tiny fp32/p' "$out/check_tf32.txt"
-grep -E "^tiny fp32" "$out/check_tf32.txt"
-grep -E "^attention hd" "$out/check_attention.txt" | sed 's/.*window [0-9]*: //'
+bash bench/gpu_fp32_tests.sh "$N" "$out" 120 check_tf32 check_attention
 timeout 60 bash $N clbench $F --tokens 1024 --schedule diagonal -r 1 -w 0 -v 2>&1 | grep -E "fp32 GEMM|wgmma|warn" | head -4
 stamp "end"
