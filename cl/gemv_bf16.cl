@@ -43,6 +43,34 @@
 #error "the GEMV's local memory is armt_row_inv_rms's scratch: ARMT_ROW_WG too large"
 #endif
 
+/* GV_SHFL=1: the last five levels of the reduction's tree (inside a warp of 32 work-items) by butterfly
+ * exchanges instead of local memory and barriers: on NVIDIA shfl.sync.bfly (inline PTX), elsewhere (the
+ * emulation, tests) through local memory. The same sums, bit for bit: at the level of offset o, lane i < o
+ * gets x_i + x_(i + o), the tree's sum, and lane i + o the same two values in the other order. */
+#ifndef GV_SHFL
+#if ARMT_NV_MMA && !ARMT_MMA_EMULATE
+#define GV_SHFL 1
+#else
+#define GV_SHFL 0
+#endif
+#endif
+#if GV_SHFL && ARMT_NV_MMA && !ARMT_MMA_EMULATE
+inline float armt_gv_xor(const float x, const int m, __local float *xch) {
+    float y;
+    __asm__ __volatile__("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(y) : "f"(x), "r"(m));
+    return y;
+}
+#elif GV_SHFL
+/* (every work-item of the work-group calls it; xch: one float per work-item) */
+inline float armt_gv_xor(const float x, const int m, __local float *xch) {
+    const int lid = get_local_id(0);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    xch[lid] = x;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return xch[lid ^ m];
+}
+#endif
+
 /* 8 bf16 weights (a uint4) dotted with 8 activations */
 inline float armt_gv_dot8(const uint4 w, const float8 a) {
     float s = a.s0 * as_float(w.x << 16);
@@ -163,6 +191,34 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
     /* the group's sums: a tree over its lanes in local memory (a fixed order; only the values the op has) */
     /* (red[(group value) lanes + lane]: value v of group g is row g 4R + v) */
     const int nv = dual ? 4 : 2;
+#if GV_SHFL
+    /* the levels across warps (lanes 64 and 128) in local memory, then the last five in every warp by
+     * exchanges (GV_SHFL above); every warp of a group ends with the group's sums */
+    if (lanes > 32) {
+        for (int v = 0; v < 4 * R; v++)
+            red[(grp * 4 * R + v) * lanes + lane] = acc[v];
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int w = lanes / 2; w >= 32; w >>= 1) {
+            if (lane < w)
+                for (int r = 0; r < R && r < m; r++)
+                    for (int v = 0; v < nv; v++) {
+                        __local float *rv = red + (grp * 4 * R + 4 * r + v) * lanes + lane;
+                        rv[0] += rv[w];
+                    }
+            barrier(CLK_LOCAL_MEM_FENCE);
+        }
+        for (int r = 0; r < R && r < m; r++)
+            for (int v = 0; v < nv; v++)
+                acc[4 * r + v] = red[(grp * 4 * R + 4 * r + v) * lanes + (lane & 31)];
+    }
+    for (int o = 16; o > 0; o >>= 1)
+        for (int r = 0; r < R && r < m; r++)
+            for (int v = 0; v < nv; v++)
+                acc[4 * r + v] += armt_gv_xor(acc[4 * r + v], o, red);
+    if (lane == 0) /* (all the values: the epilogue's reads below are then defined) */
+        for (int v = 0; v < 4 * R; v++)
+            sums[grp * 4 * R + v] = acc[v];
+#else
     for (int v = 0; v < 4 * R; v++) /* (all of them: the epilogue's reads below are then defined) */
         red[(grp * 4 * R + v) * lanes + lane] = acc[v];
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -176,6 +232,7 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     if (lid < groups * 4 * R) sums[lid] = red[lid * lanes];
+#endif
     barrier(CLK_LOCAL_MEM_FENCE);
     if (lid >= groups * R) return;
     const int g = lid / R, r = lid % R;

@@ -759,6 +759,85 @@ START_TEST(test_gemv_rows) {
 }
 END_TEST
 
+/* The reduction's last five levels by warp exchanges (GV_SHFL=1: shfl.sync.bfly on NVIDIA, here its
+ * emulation through local memory) give the local-memory tree's sums bit for bit: one product, gate and up
+ * fused (dual) and plain, on every lanes value and 1 to 4 rows, built both ways. */
+START_TEST(test_gemv_shfl_bits) {
+    const int k = 2056, n = 70, lda = k + 8;
+    float *got[2][2][3][4] = {{{{0}}}};
+    for (int b = 0; b < 2; b++) {
+        armt_runtime_params rp = armt_runtime_default_params();
+        rp.build_options = b ? "-DGV_SHFL=1" : "-DGV_SHFL=0";
+        armt_runtime *rt = NULL;
+        ck_assert_msg(armt_runtime_create(&rp, &rt) == ARMT_OK, "%s", armt_last_error());
+        armt_model *mdl = NULL;
+        armt_ctx *ctx = tiny_ctx_on(rt, &mdl);
+        uint64_t seed = 7;
+        const size_t na = (size_t)ARMT_GEMV_ROWS * lda, nw = (size_t)n * k, nc = (size_t)ARMT_GEMV_ROWS * n;
+        float *a = malloc(na * 4), *zero = calloc(nc, 4);
+        uint16_t *w = malloc(nw * 2), *w2 = malloc(nw * 2), *cb = malloc(nc * 2);
+        ck_assert(a && zero && w && w2 && cb);
+        for (size_t i = 0; i < na; i++)
+            a[i] = urand(&seed);
+        for (size_t i = 0; i < nw; i++) {
+            w[i] = bf_bits(urand(&seed));
+            w2[i] = bf_bits(urand(&seed));
+        }
+        cl_mem ba = buffer(ctx, na * 4, a), bw = buffer(ctx, nw * 2, w), bw2 = buffer(ctx, nw * 2, w2),
+               bc = buffer(ctx, nc * 4, zero), bcb = buffer(ctx, nc * 2, zero);
+        const size_t z = 0;
+        for (int dual = 0; dual < 2; dual++)
+            for (int li = 0; li < 3; li++)
+                for (int m = 1; m <= ARMT_GEMV_ROWS; m++) {
+                    ctx->rt->tune.gemv_lanes = 32 << li;
+                    armt_gemm_op op = {.m = (size_t)m,
+                                       .n = (size_t)n,
+                                       .k = (size_t)k,
+                                       .count = 1,
+                                       .a = ba,
+                                       .lda = (size_t)lda,
+                                       .a_off = &z,
+                                       .w = bw,
+                                       .ldw = (size_t)k,
+                                       .w_off = &z,
+                                       .w_bf16 = 1,
+                                       .c = bc,
+                                       .ldc = (size_t)n,
+                                       .c_off = &z,
+                                       .site = -1,
+                                       .gemv = 1};
+                    if (dual) { /* gate and up: bf16(silu(P) P2) into Cb */
+                        op.epi.w2 = bw2;
+                        op.epi.out = bcb;
+                    }
+                    armt_err err;
+                    armt_err_init(&err);
+                    ck_assert_msg(armt_gemm(ctx, &op, &err) == ARMT_OK, "%s", armt_err_msg(&err));
+                    const size_t cnt = (size_t)m * n, bytes = cnt * (dual ? 2 : 4);
+                    float *o = malloc(bytes);
+                    ck_assert(o);
+                    ck_assert_int_eq(
+                        clEnqueueReadBuffer(ctx->queue, dual ? bcb : bc, CL_TRUE, 0, bytes, o, 0, NULL, NULL),
+                        CL_SUCCESS);
+                    got[b][dual][li][m - 1] = o;
+                    if (b == 1)
+                        ck_assert_msg(memcmp(o, got[0][dual][li][m - 1], bytes) == 0,
+                                      "dual %d lanes %d rows %d: the exchanges' sums differ from the tree's",
+                                      dual, 32 << li, m);
+                }
+        cl_mem all[] = {ba, bw, bw2, bc, bcb};
+        release(all, sizeof all / sizeof all[0]);
+        free(a), free(zero), free(w), free(w2), free(cb);
+        tiny_free(ctx, mdl, rt);
+    }
+    for (int b = 0; b < 2; b++)
+        for (int dual = 0; dual < 2; dual++)
+            for (int li = 0; li < 3; li++)
+                for (int m = 0; m < ARMT_GEMV_ROWS; m++)
+                    free(got[b][dual][li][m]);
+}
+END_TEST
+
 /* Split-k (a batch's decode rounds, armt_gemm_weights_splitk) on the emulated tensor-core tiles: the S
  * slices of W_q's product, summed on the host, equal the double-precision product. _i: 0 the mma.sync tiles,
  * 1 the wgmma tiles. */
@@ -830,6 +909,7 @@ static Suite *suite(void) {
     tcase_add_loop_test(tc, test_gemv_modes, 0, N_MODES);
     tcase_add_loop_test(tc, test_gemv_norm, 0, 2);
     tcase_add_test(tc, test_gemv_third);
+    tcase_add_test(tc, test_gemv_shfl_bits);
     tcase_add_test(tc, test_gemv_routing);
     tcase_add_loop_test(tc, test_gemv_rows, 0, 2);
     tcase_add_loop_test(tc, test_splitk, 0, 2);

@@ -145,6 +145,21 @@ START_TEST(test_select_by_env) {
     ck_assert_int_eq(rt->tune.mlp_rows, 4096);
     armt_runtime_free(rt);
     unsetenv("ARMT_MLP_ROWS");
+    /* the decode's queue flushes: every ARMT_DECODE_FLUSH_DEFAULT layers unless a number from 0 is given */
+    ck_assert_msg(armt_runtime_create(NULL, &rt) == ARMT_OK, "%s", armt_last_error());
+    ck_assert_int_eq(rt->tune.decode_flush, ARMT_DECODE_FLUSH_DEFAULT);
+    armt_runtime_free(rt);
+    const char *bad_flush[] = {"-1", "x", "4097", "2 "};
+    for (size_t i = 0; i < sizeof bad_flush / sizeof bad_flush[0]; i++) {
+        setenv("ARMT_DECODE_FLUSH", bad_flush[i], 1);
+        ck_assert_int_eq(armt_runtime_create(NULL, &rt), ARMT_STATUS_INVALID_ARGUMENT);
+        ck_assert_ptr_nonnull(strstr(armt_last_error(), "ARMT_DECODE_FLUSH"));
+    }
+    setenv("ARMT_DECODE_FLUSH", "0", 1);
+    ck_assert_msg(armt_runtime_create(NULL, &rt) == ARMT_OK, "%s", armt_last_error());
+    ck_assert_int_eq(rt->tune.decode_flush, 0);
+    armt_runtime_free(rt);
+    unsetenv("ARMT_DECODE_FLUSH");
 }
 END_TEST
 

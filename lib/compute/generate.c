@@ -105,6 +105,7 @@ static int32_t sample(const float *logits, int V, const armt_generate_params *p,
  * F->win + tmax rows. */
 static armt_status tail_rows(armt_call *F, cl_mem kc, cl_mem vc, cl_mem part, size_t tmax, int pos0,
                              size_t first, int ntok, int ns) {
+    armt_err *err = F->err;
     const int Lyr = F->cfg->n_layers;
     size_t kvd = (size_t)F->nkv * (size_t)F->hd, per = (size_t)F->win + tmax;
     armt_step st = {.l0 = 0,
@@ -119,6 +120,7 @@ static armt_status tail_rows(armt_call *F, cl_mem kc, cl_mem vc, cl_mem part, si
                     .cache_rows = (int)per,
                     .cache_bf16 = armt_kv_cache_bf16(F->ctx, F->hd),
                     .part = part};
+    const int flush = F->ctx->rt->tune.decode_flush;
     ARMT_TRY(armt_step_upload_ids(F, first, (size_t)ntok));
     ARMT_TRY(armt_step_embed(F, &st, first, ntok, 0, ns));
     for (int l = 0; l < Lyr; l++) {
@@ -126,6 +128,9 @@ static armt_status tail_rows(armt_call *F, cl_mem kc, cl_mem vc, cl_mem part, si
         st.cache_off = (size_t)l * per * kvd;
         ARMT_TRY(armt_step_read(F, &st));
         ARMT_TRY(armt_step_layer(F, &st));
+        /* the device starts on the layers enqueued so far while the host enqueues the next ones (the
+         * token's logits are read at its end: no flush would hold them all back until then) */
+        if (flush > 0 && l % flush == 0) ARMT_CL_TRY(clFlush(F->ctx->queue));
     }
     return ARMT_OK;
 }
@@ -224,14 +229,16 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
     }
 
     /* 2. the tail with a KV cache */
-    int32_t *seq = malloc(ntok * sizeof *seq);
-    float *logits = malloc((size_t)cfg->vocab_size * sizeof *logits);
+    /* greedy: each token is picked on the device and only it is read back; else the logits are */
+    const int greedy = gp.temperature <= 0.0f;
+    int32_t *seq = malloc(ntok * sizeof *seq), next = 0;
+    float *logits = greedy ? NULL : malloc((size_t)cfg->vocab_size * sizeof *logits);
     cand *work = gp.temperature > 0.0f ? malloc((size_t)cfg->vocab_size * sizeof *work) : NULL;
     size_t kvd = (size_t)cfg->n_kv_heads * (size_t)cfg->head_dim;
     /* (a bf16 cache: ushort elements, half the bytes) */
     size_t cache_bytes =
         (size_t)cfg->n_layers * (W + tmax) * kvd * (armt_kv_cache_bf16(ctx, cfg->head_dim) ? 2 : 4);
-    cl_mem kc = NULL, vc = NULL, part = NULL;
+    cl_mem kc = NULL, vc = NULL, part = NULL, tokb = NULL;
     /* the decode attention's partial results: a chunk of ARMT_ATTN_DCHUNK keys per work-group and head */
     const size_t part_bytes = (size_t)cfg->n_heads * ((W + tmax + ARMT_ATTN_DCHUNK - 1) / ARMT_ATTN_DCHUNK) *
                               ((size_t)cfg->head_dim + 2) * sizeof(float);
@@ -239,7 +246,7 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
     int began = 0;
     armt_status st = ARMT_OK;
     armt_forward_params none = armt_forward_default_params();
-    if (!seq || !logits || (gp.temperature > 0.0f && !work)) {
+    if (!seq || (!greedy && (!logits || !work))) {
         st = armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "armt_generate: out of host memory");
         goto fail;
     }
@@ -251,13 +258,16 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
     ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, cache_bytes, &kc, "KV cache", err), fail);
     ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, cache_bytes, &vc, "KV cache", err), fail);
     ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, part_bytes, &part, "decode attention", err), fail);
+    if (greedy) ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, sizeof next, &tokb, "greedy token", err), fail);
     ARMT_TRY_GOTO(armt_call_begin(&F, ctx, &none, seq, ntok), fail);
     began = 1;
     F.gemv = 1;
     ARMT_TRY_GOTO(armt_scratch_grow(&F, 1, ns + R, tmax, ntok, 1, 0), fail);
     ARMT_TRY_GOTO(tail_window(&F, kc, vc, tmax), fail);
     ARMT_TRY_GOTO(tail_rows(&F, kc, vc, part, tmax, 0, 0, (int)R, (int)ns), fail);
-    ARMT_TRY_GOTO(armt_step_row_logits(&F, (ns + R - 1) * (size_t)F.d, logits), fail);
+    ARMT_TRY_GOTO(greedy ? armt_step_row_token(&F, (ns + R - 1) * (size_t)F.d, tokb, &next)
+                         : armt_step_row_logits(&F, (ns + R - 1) * (size_t)F.d, logits),
+                  fail);
     double t1 = armt_now();
     if (result) {
         result->prompt_tokens = n;
@@ -272,7 +282,7 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
     size_t produced = 0;
     int stopped = 0;
     for (int i = 0; i < gp.max_new_tokens; i++) {
-        int32_t tok = sample(logits, cfg->vocab_size, &gp, &rng, work);
+        int32_t tok = greedy ? next : sample(logits, cfg->vocab_size, &gp, &rng, work);
         if (out) out[i] = tok;
         produced++;
         if (gp.on_token && gp.on_token(tok, gp.user_data)) stopped = 2;
@@ -282,7 +292,8 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
         seq[R + (size_t)i] = tok;
         ARMT_TRY_GOTO(tail_rows(&F, kc, vc, part, tmax, (int)(ns + R + (size_t)i), R + (size_t)i, 1, 0),
                       fail);
-        ARMT_TRY_GOTO(armt_step_row_logits(&F, 0, logits), fail);
+        ARMT_TRY_GOTO(greedy ? armt_step_row_token(&F, 0, tokb, &next) : armt_step_row_logits(&F, 0, logits),
+                      fail);
     }
     if (ctx->prof_on) armt_ctx_prof_collect(ctx);
     if (result) {
@@ -299,6 +310,7 @@ done:
     armt_buffer_release(ctx->rt, &kc, cache_bytes);
     armt_buffer_release(ctx->rt, &vc, cache_bytes);
     armt_buffer_release(ctx->rt, &part, part_bytes);
+    armt_buffer_release(ctx->rt, &tokb, sizeof next);
     free(seq);
     free(logits);
     free(work);

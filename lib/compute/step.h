@@ -96,6 +96,9 @@ armt_status armt_step_write(armt_call *F, const armt_step *st);
 armt_status armt_step_emit(armt_call *F, size_t slot, size_t T, size_t first, size_t Ls);
 /* Logits of one row of the residual stream (element offset x_off), copied to dst (vocab floats). */
 armt_status armt_step_row_logits(armt_call *F, size_t x_off, float *dst);
+/* Greedy generation: as armt_step_row_logits, then the row's argmax on the device (the lowest id among equal
+ * logits, as the host's scan) into tok (one int), and only that int read back into *dst. */
+armt_status armt_step_row_token(armt_call *F, size_t x_off, cl_mem tok, int32_t *dst);
 /* The bf16 copy of W_mem^T for layers l0 .. l0 + G - 1 (bf16 models; nothing otherwise). */
 armt_status armt_step_mem_bf16_refresh(armt_call *F, int l0, int G);
 

@@ -134,6 +134,9 @@ typedef struct armt_device_tuning {
                        work-groups (lib/compute/generate_batch.c) */
     int mlp_rows;   /* rows of a one-cell step's MLP per block (the full schedule: its gate, up and down
                        products in row blocks, so f1 and f2 hold a block, not the input; step.c) */
+    int decode_flush; /* generation's one-token steps: the queue is flushed after every decode_flush layers,
+                         so that the device starts on a token's first kernels while the host still enqueues
+                         the rest (generate.c); 0: no flush until the token's logits are read */
 } armt_device_tuning;
 
 /* What the user chose (armt_runtime_params, environment), as tune.c reads it. */
@@ -143,11 +146,14 @@ typedef struct armt_tune_options {
     int gemv_lanes; /* $ARMT_GEMV_LANES: 0 (auto), 32, 64 or 128 */
     int splitk;     /* $ARMT_SPLITK: 1 (none, the default), 0 (auto), 2, 4, 8 or 16 */
     int mlp_rows;   /* $ARMT_MLP_ROWS: 0 (the default, ARMT_MLP_ROWS_DEFAULT) or >= 1 */
+    int decode_flush; /* $ARMT_DECODE_FLUSH: -1 (the default, ARMT_DECODE_FLUSH_DEFAULT), 0 (none) or >= 1 */
 } armt_tune_options;
 
 /* Rows of the full schedule's MLP blocks unless $ARMT_MLP_ROWS says otherwise: 16,384 rows of LLaMA-3.2-1B's
  * gate and up (8,192 wide) hold 1 GiB in f1 and f2 together, against 8 GiB for 131,072 tokens at once. */
 #define ARMT_MLP_ROWS_DEFAULT 16384
+/* Layers of a decode token between queue flushes unless $ARMT_DECODE_FLUSH says otherwise. */
+#define ARMT_DECODE_FLUSH_DEFAULT 4
 
 /* One model's attention build (armt_tune_attention). */
 typedef struct armt_attention_tuning {

@@ -302,6 +302,21 @@ static armt_status env_mlp_rows(int *v, armt_err *err) {
     return ARMT_OK;
 }
 
+/* $ARMT_DECODE_FLUSH: layers of a decode token between queue flushes (0: none; unset: the default) */
+static armt_status env_decode_flush(int *v, armt_err *err) {
+    const char *s = nonempty(getenv("ARMT_DECODE_FLUSH"));
+    if (!s) return ARMT_OK;
+    char *end = NULL;
+    errno = 0;
+    long r = strtol(s, &end, 10);
+    if (errno || end == s || *end || r < 0 || r > 4096)
+        return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT,
+                            "$ARMT_DECODE_FLUSH is \"%s\": want a number of layers from 0 (no flush) to 4096",
+                            s);
+    *v = (int)r;
+    return ARMT_OK;
+}
+
 void armt_runtime_free(armt_runtime *rt) {
     if (!rt) return;
     for (int i = 0; i < ARMT_P_COUNT; i++)
@@ -373,13 +388,14 @@ armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime 
         goto fail;
     }
     {
-        armt_tune_options to = {p.tensor_cores, p.wgmma, p.attention, p.fp32_gemm, 0, 1, 0};
+        armt_tune_options to = {p.tensor_cores, p.wgmma, p.attention, p.fp32_gemm, 0, 1, 0, -1};
         ARMT_TRY_GOTO(env_switch("ARMT_TENSOR_CORES", &to.tensor_cores, err), fail);
         ARMT_TRY_GOTO(env_switch("ARMT_WGMMA", &to.wgmma, err), fail);
         ARMT_TRY_GOTO(env_fp32_gemm(&to.fp32_gemm, err), fail);
         ARMT_TRY_GOTO(env_gemv_lanes(&to.gemv_lanes, err), fail);
         ARMT_TRY_GOTO(env_splitk(&to.splitk, err), fail);
         ARMT_TRY_GOTO(env_mlp_rows(&to.mlp_rows, err), fail);
+        ARMT_TRY_GOTO(env_decode_flush(&to.decode_flush, err), fail);
         ARMT_TRY_GOTO(armt_tune_device(&rt->info, &to, &rt->tune, err), fail);
         ARMT_TRY_GOTO(armt_clblast_tune(rt, &rt->clblast_tuned, err), fail);
         char opts[256];

@@ -179,6 +179,7 @@ armt_status armt_tune_device(const armt_device_info *info, const armt_tune_optio
     if (opt->mlp_rows < 0)
         return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "MLP rows: %d is negative", opt->mlp_rows);
     tune->mlp_rows = opt->mlp_rows ? opt->mlp_rows : ARMT_MLP_ROWS_DEFAULT;
+    tune->decode_flush = opt->decode_flush < 0 ? ARMT_DECODE_FLUSH_DEFAULT : opt->decode_flush;
     return ARMT_OK;
 }
 
