@@ -134,9 +134,10 @@ typedef struct armt_device_tuning {
                        work-groups (lib/compute/generate_batch.c) */
     int mlp_rows;   /* rows of a one-cell step's MLP per block (the full schedule: its gate, up and down
                        products in row blocks, so f1 and f2 hold a block, not the input; step.c) */
-    int decode_flush; /* generation's one-token steps: the queue is flushed after every decode_flush layers,
-                         so that the device starts on a token's first kernels while the host still enqueues
-                         the rest (generate.c); 0: no flush until the token's logits are read */
+    /* generation's one-token steps: the queue is flushed after every decode_flush layers, so that the device
+     * starts on a token's first kernels while the host still enqueues the rest (generate.c); 0: no flush
+     * until the token is read */
+    int decode_flush;
 } armt_device_tuning;
 
 /* What the user chose (armt_runtime_params, environment), as tune.c reads it. */
@@ -146,7 +147,8 @@ typedef struct armt_tune_options {
     int gemv_lanes; /* $ARMT_GEMV_LANES: 0 (auto), 32, 64 or 128 */
     int splitk;     /* $ARMT_SPLITK: 1 (none, the default), 0 (auto), 2, 4, 8 or 16 */
     int mlp_rows;   /* $ARMT_MLP_ROWS: 0 (the default, ARMT_MLP_ROWS_DEFAULT) or >= 1 */
-    int decode_flush; /* $ARMT_DECODE_FLUSH: -1 (the default, ARMT_DECODE_FLUSH_DEFAULT), 0 (none) or >= 1 */
+    /* $ARMT_DECODE_FLUSH: -1 (the default, ARMT_DECODE_FLUSH_DEFAULT), 0 (none) or >= 1 */
+    int decode_flush;
 } armt_tune_options;
 
 /* Rows of the full schedule's MLP blocks unless $ARMT_MLP_ROWS says otherwise: 16,384 rows of LLaMA-3.2-1B's
