@@ -654,6 +654,18 @@ START_TEST(test_gemv_routing) {
                       plan.gv_lanes);
         ck_assert_int_eq((int)plan.tile[0], 2 * 128 / plan.gv_lanes);
     }
+    /* aiming at more work-groups per compute unit (128 of them): k 8192 n 2048 has 256 at 32 lanes, 512 at
+     * 64, 1024 at 128 */
+    op.k = op.lda = op.ldw = 8192;
+    op.n = op.ldc = 2048;
+    const int wgs_lanes[][2] = {{2, 32}, {4, 64}, {8, 128}, {64, 128}};
+    for (size_t i = 0; i < sizeof wgs_lanes / sizeof wgs_lanes[0]; i++) {
+        t.gemv_wgs = wgs_lanes[i][0];
+        ck_assert_ptr_null(armt_gemm_plan_make(&env, &op, &plan));
+        ck_assert_msg(plan.gv_lanes == wgs_lanes[i][1], "%d work-groups per unit: %d lanes", t.gemv_wgs,
+                      plan.gv_lanes);
+    }
+    t.gemv_wgs = 0;
     t.gemv_lanes = 64;
     ck_assert_ptr_null(armt_gemm_plan_make(&env, &op, &plan));
     ck_assert_int_eq(plan.gv_lanes, 64);

@@ -145,6 +145,21 @@ START_TEST(test_select_by_env) {
     ck_assert_int_eq(rt->tune.mlp_rows, 4096);
     armt_runtime_free(rt);
     unsetenv("ARMT_MLP_ROWS");
+    /* the GEMV lanes heuristic's work-groups per compute unit: 1 unless 1 .. 64 is given */
+    ck_assert_msg(armt_runtime_create(NULL, &rt) == ARMT_OK, "%s", armt_last_error());
+    ck_assert_int_eq(rt->tune.gemv_wgs, 1);
+    armt_runtime_free(rt);
+    const char *bad_wgs[] = {"0", "65", "2x"};
+    for (size_t i = 0; i < sizeof bad_wgs / sizeof bad_wgs[0]; i++) {
+        setenv("ARMT_GEMV_WGS", bad_wgs[i], 1);
+        ck_assert_int_eq(armt_runtime_create(NULL, &rt), ARMT_STATUS_INVALID_ARGUMENT);
+        ck_assert_ptr_nonnull(strstr(armt_last_error(), "ARMT_GEMV_WGS"));
+    }
+    setenv("ARMT_GEMV_WGS", "8", 1);
+    ck_assert_msg(armt_runtime_create(NULL, &rt) == ARMT_OK, "%s", armt_last_error());
+    ck_assert_int_eq(rt->tune.gemv_wgs, 8);
+    armt_runtime_free(rt);
+    unsetenv("ARMT_GEMV_WGS");
     /* the decode's queue flushes: every ARMT_DECODE_FLUSH_DEFAULT layers unless a number from 0 is given */
     ck_assert_msg(armt_runtime_create(NULL, &rt) == ARMT_OK, "%s", armt_last_error());
     ck_assert_int_eq(rt->tune.decode_flush, ARMT_DECODE_FLUSH_DEFAULT);
@@ -282,7 +297,7 @@ START_TEST(test_tune_options) {
     armt_device_tuning t;
     armt_err err;
     armt_err_init(&err);
-    armt_tune_options o = {ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0, 0, 0};
+    armt_tune_options o = {ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0, 0, 0, 0, -1};
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
     ck_assert(t.nv_mma && t.mma_wgmma && !t.mma_emulate && t.attn_mma);
     ck_assert_int_eq(t.mma_bn, 256);

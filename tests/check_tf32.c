@@ -555,7 +555,7 @@ START_TEST(test_tune) {
     armt_device_tuning t;
     armt_err err;
     armt_err_init(&err);
-    armt_tune_options o = {ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0, 0, 0};
+    armt_tune_options o = {ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0, 0, 0, 0, -1};
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
     ck_assert(t.tf32 && t.tf_bm == 128 && t.tf_bn == 128 && t.tf_threads == 256);
     ck_assert(t.tf_wgmma && t.tw_wgm == 2 && t.tw_n == 128 && t.tw_stages == 3);

@@ -41,7 +41,8 @@ static int few_workgroups(const armt_gemm_env *env, size_t wgs) {
 
 /* The GEMV's lanes per output column pair (cl/gemv_bf16.cl): a function of the weight's shape and the device
  * only, so that one weight gives the same bits in every launch (one document or a batch). 32, doubled (up to
- * 128) while the launch would have fewer work-groups than the device has compute units and a lane's round of
+ * 128) while the launch would have fewer work-groups than the device has compute units (times the tuning's
+ * gemv_wgs, 1 unless $ARMT_GEMV_WGS says otherwise) and a lane's round of
  * loads (GV_UNROLL = 2 chunks of 8) does not cover k: a narrow weight (W_mq, 64 outputs: 8 work-groups at
  * 32 lanes) then spreads over more of the GPU. More lanes where there are work-groups enough measured slower
  * on an H100 (docs/perf/results/2026-12-06-h100-decode-5.md: 128 lanes everywhere 328 tokens/s, 64 378, 32
@@ -52,8 +53,9 @@ static size_t gemv_cols(int lanes) { return (size_t)(2 * 128 / lanes); }
 static int gemv_lanes(const armt_gemm_env *env, size_t n, size_t k) {
     if (env->tune->gemv_lanes) return env->tune->gemv_lanes;
     int lanes = 32;
-    while (lanes < 128 && (n + gemv_cols(lanes) - 1) / gemv_cols(lanes) < (size_t)env->compute_units &&
-           (size_t)lanes * 16 < k)
+    const size_t target =
+        (size_t)env->compute_units * (size_t)(env->tune->gemv_wgs > 0 ? env->tune->gemv_wgs : 1);
+    while (lanes < 128 && (n + gemv_cols(lanes) - 1) / gemv_cols(lanes) < target && (size_t)lanes * 16 < k)
         lanes *= 2;
     return lanes;
 }

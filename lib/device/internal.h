@@ -130,6 +130,8 @@ typedef struct armt_device_tuning {
     int tw_wgm, tw_n, tw_stages; /* its tiles: 64 tw_wgm x tw_n, 128 tw_wgm work-items; stages        */
     int gemv_lanes; /* the GEMV's work-items per column pair: 32, 64 or 128; 0: by the weight's shape
                        (lib/compute/gemm.c) */
+    int gemv_wgs;   /* ... by the shape: lanes doubled while a launch has fewer than gemv_wgs work-groups
+                       per compute unit */
     int splitk;     /* slices of k of a batch's decode-round GEMMs: 1 none, 2..16; 0: by the launch's
                        work-groups (lib/compute/generate_batch.c) */
     int mlp_rows;   /* rows of a one-cell step's MLP per block (the full schedule: its gate, up and down
@@ -145,6 +147,7 @@ typedef struct armt_tune_options {
     armt_tensor_cores tensor_cores, wgmma, attention;
     armt_fp32_gemm fp32_gemm;
     int gemv_lanes; /* $ARMT_GEMV_LANES: 0 (auto), 32, 64 or 128 */
+    int gemv_wgs;   /* $ARMT_GEMV_WGS: 0 (the default, 1) or 1 .. 64 */
     int splitk;     /* $ARMT_SPLITK: 1 (none, the default), 0 (auto), 2, 4, 8 or 16 */
     int mlp_rows;   /* $ARMT_MLP_ROWS: 0 (the default, ARMT_MLP_ROWS_DEFAULT) or >= 1 */
     /* $ARMT_DECODE_FLUSH: -1 (the default, ARMT_DECODE_FLUSH_DEFAULT), 0 (none) or >= 1 */

@@ -269,6 +269,21 @@ static armt_status env_gemv_lanes(int *v, armt_err *err) {
                         "$ARMT_GEMV_LANES is \"%s\": want auto, 32, 64 or 128", s);
 }
 
+/* $ARMT_GEMV_WGS: the work-groups per compute unit the GEMV's lanes heuristic aims at (1 .. 64): a
+ * measurement knob */
+static armt_status env_gemv_wgs(int *v, armt_err *err) {
+    const char *s = nonempty(getenv("ARMT_GEMV_WGS"));
+    if (!s) return ARMT_OK;
+    char *end = NULL;
+    errno = 0;
+    long r = strtol(s, &end, 10);
+    if (errno || end == s || *end || r < 1 || r > 64)
+        return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT,
+                            "$ARMT_GEMV_WGS is \"%s\": want work-groups per compute unit from 1 to 64", s);
+    *v = (int)r;
+    return ARMT_OK;
+}
+
 /* The split of k in a batch's decode rounds from $ARMT_SPLITK (1 = none, the default until it is timed on a
  * GPU; auto: by the launch's work-groups; 2, 4, 8, 16): a measurement and test knob
  * (lib/compute/generate_batch.c). */
@@ -388,11 +403,12 @@ armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime 
         goto fail;
     }
     {
-        armt_tune_options to = {p.tensor_cores, p.wgmma, p.attention, p.fp32_gemm, 0, 1, 0, -1};
+        armt_tune_options to = {p.tensor_cores, p.wgmma, p.attention, p.fp32_gemm, 0, 0, 1, 0, -1};
         ARMT_TRY_GOTO(env_switch("ARMT_TENSOR_CORES", &to.tensor_cores, err), fail);
         ARMT_TRY_GOTO(env_switch("ARMT_WGMMA", &to.wgmma, err), fail);
         ARMT_TRY_GOTO(env_fp32_gemm(&to.fp32_gemm, err), fail);
         ARMT_TRY_GOTO(env_gemv_lanes(&to.gemv_lanes, err), fail);
+        ARMT_TRY_GOTO(env_gemv_wgs(&to.gemv_wgs, err), fail);
         ARMT_TRY_GOTO(env_splitk(&to.splitk, err), fail);
         ARMT_TRY_GOTO(env_mlp_rows(&to.mlp_rows, err), fail);
         ARMT_TRY_GOTO(env_decode_flush(&to.decode_flush, err), fail);

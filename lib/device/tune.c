@@ -171,6 +171,10 @@ armt_status armt_tune_device(const armt_device_info *info, const armt_tune_optio
         return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "GEMV lanes: %d is not 32, 64 or 128",
                             opt->gemv_lanes);
     tune->gemv_lanes = opt->gemv_lanes;
+    if (opt->gemv_wgs < 0 || opt->gemv_wgs > 64)
+        return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "GEMV work-groups per compute unit: %d",
+                            opt->gemv_wgs);
+    tune->gemv_wgs = opt->gemv_wgs ? opt->gemv_wgs : 1;
     if (opt->splitk != 0 && opt->splitk != 1 && opt->splitk != 2 && opt->splitk != 4 && opt->splitk != 8 &&
         opt->splitk != 16)
         return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "split-k: %d is not 1, 2, 4, 8 or 16",
