@@ -72,6 +72,8 @@ failed or --check found a mismatch, 2 on a usage error.
 import argparse
 import copy
 import gc
+import importlib
+import importlib.machinery
 import math
 import os
 import platform
@@ -301,12 +303,22 @@ def read_commits(ref):
 
 
 def install_stand_ins():
-    """Empty modules for wandb and (when not installed) cutlass; the mocked CUTLASS emitter is never used."""
+    """Empty modules for wandb and (when not installed) cutlass; the mocked CUTLASS emitter is never used.
+    accelerate (imported by transformers' generation code) asks importlib whether wandb exists: it is imported
+    first, while wandb is truly absent, and each stand-in carries a module spec, so that a later find_spec
+    on it answers instead of raising 'wandb.__spec__ is None' (seen on the GPU image of 2026-12-07)."""
+    for pre in ("accelerate", "transformers.generation.utils"):
+        try:
+            importlib.import_module(pre)
+        except ImportError:
+            pass
     for name in ("wandb", "cutlass"):
         try:
             __import__(name)
         except ImportError:
-            sys.modules[name] = types.ModuleType(name)
+            mod = types.ModuleType(name)
+            mod.__spec__ = importlib.machinery.ModuleSpec(name, None)
+            sys.modules[name] = mod
     sys.modules["grouped_batching.cutlass_emit_pytorch_mocked"] = types.ModuleType(
         "grouped_batching.cutlass_emit_pytorch_mocked")
 

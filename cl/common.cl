@@ -35,26 +35,30 @@ inline float armt_wg_sum(float v, __local float *scratch) {
  * of cl/gemv_bf16.cl): each of ARMT_ROW_WG virtual lanes sums its share of x^2 in armt_rmsnorm's order (float4
  * pieces lane + u ARMT_ROW_WG where it keeps the row in registers, else every ARMT_ROW_WG-th element), then
  * armt_wg_sum's tree. scratch: ARMT_ROW_WG floats. Every work-item of the group must call it. */
+/* virtual lane `lane`'s share of x^2 (see below) */
+inline float armt_row_lane_ss(__global const float *xr, const int d, const int lane) {
+    const int vec = d % 4 == 0 && d <= 16 * ARMT_ROW_WG, n4 = d / 4;
+    float ss = 0.0f;
+    if (vec) {
+        for (int u = 0; u < 4; u++) {
+            const int c4 = lane + u * ARMT_ROW_WG;
+            float4 v = (float4)(0.0f);
+            if (c4 < n4) v = vload4(c4, xr);
+            ss += dot(v, v);
+        }
+    } else {
+        for (int c = lane; c < d; c += ARMT_ROW_WG)
+            ss += xr[c] * xr[c];
+    }
+    return ss;
+}
+
 inline float armt_row_inv_rms(__global const float *xr, const int d, const float eps,
                               __local float *scratch) {
     const int lid = get_local_id(0), wg = get_local_size(0);
-    const int vec = d % 4 == 0 && d <= 16 * ARMT_ROW_WG, n4 = d / 4;
     barrier(CLK_LOCAL_MEM_FENCE); /* (scratch may still be read by the caller's last use) */
-    for (int lane = lid; lane < ARMT_ROW_WG; lane += wg) {
-        float ss = 0.0f;
-        if (vec) {
-            for (int u = 0; u < 4; u++) {
-                const int c4 = lane + u * ARMT_ROW_WG;
-                float4 v = (float4)(0.0f);
-                if (c4 < n4) v = vload4(c4, xr);
-                ss += dot(v, v);
-            }
-        } else {
-            for (int c = lane; c < d; c += ARMT_ROW_WG)
-                ss += xr[c] * xr[c];
-        }
-        scratch[lane] = ss;
-    }
+    for (int lane = lid; lane < ARMT_ROW_WG; lane += wg)
+        scratch[lane] = armt_row_lane_ss(xr, d, lane);
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int s = ARMT_ROW_WG / 2; s > 0; s >>= 1) {
         for (int lane = lid; lane < s; lane += wg)

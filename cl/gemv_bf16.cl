@@ -71,6 +71,34 @@ inline float armt_gv_xor(const float x, const int m, __local float *xch) {
 }
 #endif
 
+#if GV_SHFL
+/* armt_row_inv_rms (common.cl) for the GEMV's GV_WG work-items, bit for bit: its tree's levels of s >= GV_WG
+ * inside each work-item (virtual lanes lid + j GV_WG), the levels down to 32 in local memory, the last five
+ * by exchanges. scratch: GV_WG floats. Every work-item of the work-group calls it. */
+#define GV_RL (ARMT_ROW_WG > GV_WG ? ARMT_ROW_WG / GV_WG : 1) /* virtual lanes per work-item */
+inline float armt_gv_inv_rms(__global const float *xr, const int d, const float eps, __local float *scratch) {
+    const int lid = get_local_id(0), top = min(ARMT_ROW_WG, GV_WG);
+    float v[GV_RL];
+    for (int j = 0; j < GV_RL; j++)
+        v[j] = lid < ARMT_ROW_WG ? armt_row_lane_ss(xr, d, lid + j * GV_WG) : 0.0f;
+    for (int s = GV_RL / 2; s > 0; s >>= 1) /* (the tree's levels s GV_WG) */
+        for (int j = 0; j < s; j++)
+            v[j] += v[j + s];
+    barrier(CLK_LOCAL_MEM_FENCE); /* (scratch may still be read by the caller's last use) */
+    scratch[lid] = v[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = top / 2; s >= 32; s >>= 1) {
+        if (lid < s) scratch[lid] += scratch[lid + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    float x = scratch[lid & 31];
+    for (int o = 16; o > 0; o >>= 1)
+        x += armt_gv_xor(x, o, scratch);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return 1.0f / sqrt(x / (float)d + eps);
+}
+#endif
+
 /* 8 bf16 weights (a uint4) dotted with 8 activations */
 inline float armt_gv_dot8(const uint4 w, const float8 a) {
     float s = a.s0 * as_float(w.x << 16);
@@ -162,7 +190,11 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
     for (int r = 0; r < R; r++) {
         inv[r] = 1.0f;
         if (nw && r < m) /* (uniform over the work-group: the barriers inside are reached by all) */
+#if GV_SHFL
+            inv[r] = armt_gv_inv_rms(Af + a_off + (ulong)r * lda, k, norm_eps, red);
+#else
             inv[r] = armt_row_inv_rms(Af + a_off + (ulong)r * lda, k, norm_eps, red);
+#endif
     }
     float acc[GV_VALS];
     for (int v = 0; v < 4 * R; v++)

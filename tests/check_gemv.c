@@ -772,11 +772,12 @@ START_TEST(test_gemv_rows) {
 END_TEST
 
 /* The reduction's last five levels by warp exchanges (GV_SHFL=1: shfl.sync.bfly on NVIDIA, here its
- * emulation through local memory) give the local-memory tree's sums bit for bit: one product, gate and up
- * fused (dual) and plain, on every lanes value and 1 to 4 rows, built both ways. */
+ * emulation through local memory) give the local-memory tree's sums bit for bit, and so does the RMSNorm
+ * prologue's (armt_gv_inv_rms): one product, gate and up fused (dual) and plain, each with and without the
+ * norm, on every lanes value and 1 to 4 rows, built both ways. */
 START_TEST(test_gemv_shfl_bits) {
     const int k = 2056, n = 70, lda = k + 8;
-    float *got[2][2][3][4] = {{{{0}}}};
+    float *got[2][4][3][4] = {{{{0}}}};
     for (int b = 0; b < 2; b++) {
         armt_runtime_params rp = armt_runtime_default_params();
         rp.build_options = b ? "-DGV_SHFL=1" : "-DGV_SHFL=0";
@@ -786,9 +787,11 @@ START_TEST(test_gemv_shfl_bits) {
         armt_ctx *ctx = tiny_ctx_on(rt, &mdl);
         uint64_t seed = 7;
         const size_t na = (size_t)ARMT_GEMV_ROWS * lda, nw = (size_t)n * k, nc = (size_t)ARMT_GEMV_ROWS * n;
-        float *a = malloc(na * 4), *zero = calloc(nc, 4);
+        float *a = malloc(na * 4), *zero = calloc(nc, 4), *g = malloc((size_t)k * 4);
         uint16_t *w = malloc(nw * 2), *w2 = malloc(nw * 2), *cb = malloc(nc * 2);
-        ck_assert(a && zero && w && w2 && cb);
+        ck_assert(a && zero && g && w && w2 && cb);
+        for (int i = 0; i < k; i++)
+            g[i] = 0.5f + urand(&seed);
         for (size_t i = 0; i < na; i++)
             a[i] = urand(&seed);
         for (size_t i = 0; i < nw; i++) {
@@ -796,9 +799,10 @@ START_TEST(test_gemv_shfl_bits) {
             w2[i] = bf_bits(urand(&seed));
         }
         cl_mem ba = buffer(ctx, na * 4, a), bw = buffer(ctx, nw * 2, w), bw2 = buffer(ctx, nw * 2, w2),
-               bc = buffer(ctx, nc * 4, zero), bcb = buffer(ctx, nc * 2, zero);
+               bc = buffer(ctx, nc * 4, zero), bcb = buffer(ctx, nc * 2, zero),
+               bg = buffer(ctx, (size_t)k * 4, g);
         const size_t z = 0;
-        for (int dual = 0; dual < 2; dual++)
+        for (int mode = 0; mode < 4; mode++) /* plain, gate and up, each with the RMSNorm prologue */
             for (int li = 0; li < 3; li++)
                 for (int m = 1; m <= ARMT_GEMV_ROWS; m++) {
                     ctx->rt->tune.gemv_lanes = 32 << li;
@@ -818,6 +822,11 @@ START_TEST(test_gemv_shfl_bits) {
                                        .c_off = &z,
                                        .site = -1,
                                        .gemv = 1};
+                    const int dual = mode & 1;
+                    if (mode & 2) {
+                        op.epi.norm_w = bg;
+                        op.epi.norm_eps = 1e-5f;
+                    }
                     if (dual) { /* gate and up: bf16(silu(P) P2) into Cb */
                         op.epi.w2 = bw2;
                         op.epi.out = bcb;
@@ -831,22 +840,22 @@ START_TEST(test_gemv_shfl_bits) {
                     ck_assert_int_eq(
                         clEnqueueReadBuffer(ctx->queue, dual ? bcb : bc, CL_TRUE, 0, bytes, o, 0, NULL, NULL),
                         CL_SUCCESS);
-                    got[b][dual][li][m - 1] = o;
+                    got[b][mode][li][m - 1] = o;
                     if (b == 1)
-                        ck_assert_msg(memcmp(o, got[0][dual][li][m - 1], bytes) == 0,
-                                      "dual %d lanes %d rows %d: the exchanges' sums differ from the tree's",
-                                      dual, 32 << li, m);
+                        ck_assert_msg(memcmp(o, got[0][mode][li][m - 1], bytes) == 0,
+                                      "mode %d lanes %d rows %d: the exchanges' sums differ from the tree's",
+                                      mode, 32 << li, m);
                 }
-        cl_mem all[] = {ba, bw, bw2, bc, bcb};
+        cl_mem all[] = {ba, bw, bw2, bc, bcb, bg};
         release(all, sizeof all / sizeof all[0]);
-        free(a), free(zero), free(w), free(w2), free(cb);
+        free(a), free(zero), free(g), free(w), free(w2), free(cb);
         tiny_free(ctx, mdl, rt);
     }
     for (int b = 0; b < 2; b++)
-        for (int dual = 0; dual < 2; dual++)
+        for (int mode = 0; mode < 4; mode++)
             for (int li = 0; li < 3; li++)
                 for (int m = 0; m < ARMT_GEMV_ROWS; m++)
-                    free(got[b][dual][li][m]);
+                    free(got[b][mode][li][m]);
 }
 END_TEST
 
