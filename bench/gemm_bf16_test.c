@@ -19,7 +19,7 @@
  * tiles, tile boundaries, random), its poison/outside checks on every element.
  *
  * Kernels: armt_gemm_bf16 (portable) always, once per --portable-tiles entry TMxTN:RMxRN (default
- * 64x64:4x4,128x128:8x8; in --bench the first is the reference and the others must give the same bits); on a device with cl_nv_device_attribute_query and compute
+ * 64x64:4x4,128x64:8x4,128x128:8x8; in --bench the first is the reference and the others must give the same bits); on a device with cl_nv_device_attribute_query and compute
  * capability >= 8.0 (or elsewhere with --emulate: -DARMT_MMA_EMULATE=1, PTX replaced by OpenCL C, small cases
  * only; PoCL needs minutes per variant to JIT it, hence opt-in) one mma kernel per --mma-tiles entry:
  *   [b]BMxBNxBK:WMxWN[sN][rN][wN][gN][mN]   comma-separated
@@ -1212,7 +1212,7 @@ static void usage(void) {
         " [--reps 1..60] [--beta 0|1] [--opts \"-D...\"] [--seed N] [--shapes NAME:NxK[,...]]\n"
         "  tile FLAGS: sN stages, rN register cap, wN wgmma n (64/128/256), gN local memory KiB,\n"
         "  mN row tiles first in launch order (MMA_RASTER; the library's Hopper tiles: m1)\n"
-        "  --portable-tiles TMxTN:RMxRN[,...]  the portable kernel's tiles (default 64x64:4x4,128x128:8x8;\n"
+        "  --portable-tiles TMxTN:RMxRN[,...]  the portable kernel's tiles (default 64x64:4x4,128x64:8x4,128x128:8x8;\n"
         "  RM and RN multiples of 4); the first is the others' reference in --bench (same bits expected)\n");
 }
 
@@ -1220,7 +1220,7 @@ int main(int argc, char **argv) {
     const char *dir = "cl", *extra = "";
     int pi = -1, di = -1, do_bench = 0, big = 0, emulate = -1, cells = 16, rows = 1152, reps = 10, beta = 0;
     const char *tiles = "128x128x32:2x2,128x256x32:2x4s2,b128x128x32:2x2,b128x128x32:2x4";
-    const char *ptiles = "64x64:4x4,128x128:8x8";
+    const char *ptiles = "64x64:4x4,128x64:8x4,128x128:8x8";
     bshape shapes[MAX_SHAPES] = {
         {"q/o", 2048, 2048}, {"k/v", 512, 2048}, {"gate/up", 8192, 2048}, {"down", 2048, 8192}};
     int nshapes = 4;

@@ -322,12 +322,15 @@ START_TEST(test_tune_options) {
     char opts[256];
     armt_tune_common_options(&t, opts, sizeof opts);
     ck_assert_ptr_null(strstr(opts, "MMA"));
-    /* the portable bf16 GEMM's tile: 128 x 128, 8 x 8 per work-item where the local memory holds its two
-     * buffers (33 KiB), else 64 x 64, 4 x 4; the build options carry it */
-    ck_assert(t.gemm_tm == 128 && t.gemm_tn == 128 && t.gemm_rm == 8 && t.gemm_rn == 8);
-    ck_assert_ptr_nonnull(strstr(opts, "-DGEMM_TM=128 -DGEMM_TN=128 -DGEMM_RM=8 -DGEMM_RN=8"));
+    /* the portable bf16 GEMM's tile: 128 x 64, 8 x 4 per work-item where the local memory holds its two
+     * buffers (25 KiB), else 64 x 64, 4 x 4; the build options carry it */
+    ck_assert(t.gemm_tm == 128 && t.gemm_tn == 64 && t.gemm_rm == 8 && t.gemm_rn == 4);
+    ck_assert_ptr_nonnull(strstr(opts, "-DGEMM_TM=128 -DGEMM_TN=64 -DGEMM_RM=8 -DGEMM_RN=4"));
     armt_device_info small = h200;
-    small.local_mem_bytes = 32768;
+    small.local_mem_bytes = 32768; /* (Oclgrind's) */
+    ck_assert_int_eq(armt_tune_device(&small, &o, &t, &err), ARMT_OK);
+    ck_assert(t.gemm_tm == 128 && t.gemm_tn == 64 && t.gemm_rm == 8 && t.gemm_rn == 4);
+    small.local_mem_bytes = 24576;
     ck_assert_int_eq(armt_tune_device(&small, &o, &t, &err), ARMT_OK);
     ck_assert(t.gemm_tm == 64 && t.gemm_tn == 64 && t.gemm_rm == 4 && t.gemm_rn == 4);
     ck_assert_int_eq(armt_tune_device(&cpu, &o, &t, &err), ARMT_OK);

@@ -108,13 +108,16 @@ armt_status armt_tune_device(const armt_device_info *info, const armt_tune_optio
     tune->row_wg = info->is_gpu ? 256 : 64;
     tune->attn_bq = info->is_gpu ? 128 : 32;
     tune->attn_bk = info->is_gpu ? 16 : 32;
-    /* the portable bf16 GEMM's tile: 128 x 128 with 8 x 8 per work-item on GPUs with the 33 KiB of local
-     * memory its two buffers take, else 64 x 64 with 4 x 4 (17 KiB); every tile gives the same bits */
-    const int big_tile = info->is_gpu && info->local_mem_bytes >= 36 * 1024;
+    /* the portable bf16 GEMM's tile: 128 x 64 with 8 x 4 per work-item on GPUs with the 25 KiB of local
+     * memory its two buffers take (with tensor cores off on an H100 it was the fastest of 64 x 64, 128 x 128
+     * and 128 x 64 at three of the four model sites, 33-35 TFLOP/s against 31-32: docs/perf/results/
+     * 2026-12-07-h100-issue21-measurements.md), else 64 x 64 with 4 x 4 (17 KiB); every tile gives the same
+     * bits */
+    const int big_tile = info->is_gpu && info->local_mem_bytes >= 28 * 1024;
     tune->gemm_tm = big_tile ? 128 : 64;
-    tune->gemm_tn = big_tile ? 128 : 64;
+    tune->gemm_tn = 64;
     tune->gemm_rm = big_tile ? 8 : 4;
-    tune->gemm_rn = big_tile ? 8 : 4;
+    tune->gemm_rn = 4;
 
     /* tensor cores: NVIDIA from compute capability 8.0 (mma.sync m16n8k16 bf16 through inline PTX), where
      * local memory holds two 128 x 32 bf16 stages per operand; or the OpenCL C stand-ins (tests) */
