@@ -1212,7 +1212,8 @@ static void usage(void) {
         " [--reps 1..60] [--beta 0|1] [--opts \"-D...\"] [--seed N] [--shapes NAME:NxK[,...]]\n"
         "  tile FLAGS: sN stages, rN register cap, wN wgmma n (64/128/256), gN local memory KiB,\n"
         "  mN row tiles first in launch order (MMA_RASTER; the library's Hopper tiles: m1)\n"
-        "  --portable-tiles TMxTN:RMxRN[,...]  the portable kernel's tiles (default 64x64:4x4,128x64:8x4,128x128:8x8;\n"
+        "  --portable-tiles TMxTN:RMxRN[,...]  the portable kernel's tiles (default "
+        "64x64:4x4,128x64:8x4,128x128:8x8;\n"
         "  RM and RN multiples of 4); the first is the others' reference in --bench (same bits expected)\n");
 }
 
