@@ -780,7 +780,8 @@ START_TEST(test_gemv_shfl_bits) {
     float *got[2][4][3][4] = {{{{0}}}};
     for (int b = 0; b < 2; b++) {
         armt_runtime_params rp = armt_runtime_default_params();
-        rp.build_options = b ? "-DGV_SHFL=1" : "-DGV_SHFL=0";
+        /* (256 virtual lanes in the norm, as on GPUs: its levels inside a work-item run too) */
+        rp.build_options = b ? "-DGV_SHFL=1 -DARMT_ROW_WG=256" : "-DGV_SHFL=0 -DARMT_ROW_WG=256";
         armt_runtime *rt = NULL;
         ck_assert_msg(armt_runtime_create(&rp, &rt) == ARMT_OK, "%s", armt_last_error());
         armt_model *mdl = NULL;
