@@ -3,7 +3,7 @@
 # and the decode knobs of this tree, interleaved, REPS rounds; then the medians, whether every variant that
 # keeps the GEMV's lanes produced the same tokens as the baseline (they must: the same sums in the same
 # order), and this tree's per-kernel profile. bf16, LLaMA-3.2-1B shapes, random weights, a 4,096-token
-# prompt, 128 new tokens (127 timed), greedy.
+# prompt, 128 new tokens (127 timed), greedy; last, 64 documents decoding together (both bundles).
 #   bash bench/decode_sweep.sh     (on the GPU machine, from the project root; $OUT gets decode_sweep.log)
 # MODEL, PROMPT, LONG, REPS: the model options (default the bf16 1B preset), the prompt (4096), the long
 # prompt (131072), the rounds (3); a CPU trial: MODEL="--preset tiny" PROMPT=64 LONG=128 REPS=1.
@@ -62,5 +62,10 @@ echo "## $LONG-token prompt (new, old)"
 for b in $N $O; do
     printf '%-14s ' "${b%/run.sh}"
     timeout 90 bash $b armt-run $M --random-ids $LONG --max-new 128 2>&1 | grep -E "^decode"
+done
+echo "## 64 documents x $P decoding 32 each (new, old, new, old)"
+for b in $N $O $N $O; do
+    printf '%-14s ' "${b%/run.sh}"
+    timeout 60 bash $b clbench $M --tokens $P --batch 64 --decode 32 -r 1 -q 2>&1 | tail -1
 done
 echo "## [$(($(date +%s) - t0)) s] end"
