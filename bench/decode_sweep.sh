@@ -23,7 +23,7 @@ REPS=${REPS:-3}
 variants=(
     "base|$O|"
     "new|$N|"
-    "noflush|$N|ARMT_DECODE_FLUSH=0"
+    "flush4|$N|ARMT_DECODE_FLUSH=4"
     "flush1|$N|ARMT_DECODE_FLUSH=1"
     "noshfl|$N|ARMT_CL_BUILD_OPTIONS=-DGV_SHFL=0"
     "unroll4|$N|ARMT_CL_BUILD_OPTIONS=-DGV_UNROLL=4"
@@ -32,7 +32,7 @@ variants=(
     "lanes128|$N|ARMT_GEMV_LANES=128"
     "wgs8-unroll4|$N|ARMT_GEMV_WGS=8 ARMT_CL_BUILD_OPTIONS=-DGV_UNROLL=4"
 )
-same_lanes="base new noflush flush1 noshfl unroll4"
+same_lanes="base new flush4 flush1 noshfl unroll4"
 t0=$(date +%s)
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 echo "## one document, 127 timed tokens after $P, $REPS rounds of every variant"

@@ -8,6 +8,7 @@
 #include "testutil.h"
 
 #include "common/error.h"
+#include "device/internal.h"
 #include "io/safetensors.h"
 
 #include <math.h>
@@ -30,7 +31,8 @@ static armt_model *tiny_model(armt_runtime *rt, int layers, int segment, uint64_
 }
 
 /* Greedy tokens equal the reference's greedy decoding (each token the argmax of a re-run of the whole
- * tail under the same semantics), for a partial and a full last segment, both prefix schedules. */
+ * tail under the same semantics), for a partial and a full last segment, both prefix schedules; the second
+ * with the queue flushed after every decode layer ($ARMT_DECODE_FLUSH=1). */
 START_TEST(test_greedy_vs_reference) {
     armt_runtime *rt = test_runtime();
     armt_model *m = tiny_model(rt, 3, 8, 500);
@@ -45,6 +47,7 @@ START_TEST(test_greedy_vs_reference) {
         ref_state *rs = ref_state_new(c);
         int nref = ref_armt_generate_greedy(&h->ref, rs, prompt, n, max_new, -1, ref_tok);
         ck_assert_int_eq(nref, max_new);
+        rt->tune.decode_flush = li; /* ($ARMT_DECODE_FLUSH; 0 the default) */
         for (int sch = ARMT_SCHEDULE_SEQUENTIAL; sch <= ARMT_SCHEDULE_DIAGONAL; sch++) {
             armt_ctx *ctx = NULL;
             ck_assert_int_eq(armt_ctx_create(m, NULL, &ctx), ARMT_OK);

@@ -157,8 +157,10 @@ typedef struct armt_tune_options {
 /* Rows of the full schedule's MLP blocks unless $ARMT_MLP_ROWS says otherwise: 16,384 rows of LLaMA-3.2-1B's
  * gate and up (8,192 wide) hold 1 GiB in f1 and f2 together, against 8 GiB for 131,072 tokens at once. */
 #define ARMT_MLP_ROWS_DEFAULT 16384
-/* Layers of a decode token between queue flushes unless $ARMT_DECODE_FLUSH says otherwise. */
-#define ARMT_DECODE_FLUSH_DEFAULT 4
+/* Layers of a decode token between queue flushes unless $ARMT_DECODE_FLUSH says otherwise: none (flushes
+ * every layer or every 4 changed nothing on an H100: docs/perf/results/2026-12-07-h100-reference-and-decode.md;
+ * a knob for other drivers) */
+#define ARMT_DECODE_FLUSH_DEFAULT 0
 
 /* One model's attention build (armt_tune_attention). */
 typedef struct armt_attention_tuning {
