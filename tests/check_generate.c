@@ -123,6 +123,71 @@ START_TEST(test_generate_fixture) {
 }
 END_TEST
 
+/* The host's greedy choice (armt_generate's sample at temperature 0): the largest logit, the first id on
+ * ties; a NaN never wins, and a NaN at id 0 is never replaced */
+static int host_argmax(const float *l, int V) {
+    int best = 0;
+    for (int i = 1; i < V; i++)
+        if (l[i] > l[best]) best = i;
+    return best;
+}
+
+/* armt_rows_argmax, the device's greedy choice, against host_argmax on rows made to trip it: the maximum
+ * twice (first id wins), at the last id of a length that is no multiple of the kernel's stride, a NaN at
+ * id 0, NaNs elsewhere, every logit -inf, ties in every work-item's share. */
+START_TEST(test_device_argmax) {
+    armt_runtime *rt = test_runtime();
+    armt_model *m = tiny_model(rt, 1, 8, 700);
+    armt_ctx *ctx = NULL;
+    ck_assert_int_eq(armt_ctx_create(m, NULL, &ctx), ARMT_OK);
+    const int V = 5003, rows = 7;
+    float *l = malloc((size_t)V * rows * 4);
+    int got[7];
+    ck_assert(l);
+    uint64_t seed = 5;
+    for (int i = 0; i < V * rows; i++) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        l[i] = (float)((seed >> 40) % 1000) / 100.0f; /* many equal values: ties everywhere */
+    }
+    l[0 * V + 4000] = 50.0f, l[0 * V + 17] = 50.0f; /* twice: 17 */
+    l[1 * V + V - 1] = 60.0f;                       /* the last id */
+    l[2 * V + 0] = NAN, l[2 * V + 9] = 70.0f;       /* NaN at 0: 0 */
+    l[3 * V + 3] = NAN, l[3 * V + 2500] = NAN;      /* NaNs skipped */
+    l[3 * V + 1024] = 80.0f;                        /* (one work-item's later round) */
+    for (int i = 0; i < V; i++)
+        l[4 * V + i] = -INFINITY; /* all -inf: 0 */
+    for (int i = 0; i < V; i++)
+        l[5 * V + i] = 1.0f;                        /* all equal: 0 */
+    l[6 * V + 256] = 90.0f, l[6 * V + 512] = 90.0f; /* the same work-item, two rounds: 256 */
+    cl_int e;
+    cl_mem bl = clCreateBuffer(ctx->rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+                               (size_t)V * rows * 4, l, &e);
+    ck_assert_int_eq(e, CL_SUCCESS);
+    cl_mem bo = clCreateBuffer(ctx->rt->context, CL_MEM_READ_WRITE, sizeof got, NULL, &e);
+    ck_assert_int_eq(e, CL_SUCCESS);
+    cl_kernel k = ctx->k[ARMT_K_ROWS_ARGMAX];
+    ck_assert_int_eq(clSetKernelArg(k, 0, sizeof bl, &bl), CL_SUCCESS);
+    ck_assert_int_eq(clSetKernelArg(k, 1, sizeof V, &V), CL_SUCCESS);
+    ck_assert_int_eq(clSetKernelArg(k, 2, sizeof bo, &bo), CL_SUCCESS);
+    const size_t wg = (size_t)ctx->rt->tune.row_wg, gws[2] = {wg, (size_t)rows}, lws[2] = {wg, 1};
+    ck_assert_int_eq(clEnqueueNDRangeKernel(ctx->queue, k, 2, NULL, gws, lws, 0, NULL, NULL), CL_SUCCESS);
+    ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, bo, CL_TRUE, 0, sizeof got, got, 0, NULL, NULL),
+                     CL_SUCCESS);
+    const int want_fixed[7] = {17, V - 1, 0, 1024, 0, 0, 256};
+    for (int r = 0; r < rows; r++) {
+        ck_assert_int_eq(host_argmax(l + (size_t)r * V, V), want_fixed[r]);
+        ck_assert_msg(got[r] == want_fixed[r], "row %d: the device picked %d, the host %d", r, got[r],
+                      want_fixed[r]);
+    }
+    clReleaseMemObject(bl);
+    clReleaseMemObject(bo);
+    free(l);
+    armt_ctx_free(ctx);
+    armt_model_free(m);
+    armt_runtime_free(rt);
+}
+END_TEST
+
 static int count_calls(int32_t tok, void *user) {
     (void)tok;
     int *n = user;
@@ -202,6 +267,7 @@ static Suite *suite(void) {
     Suite *s = suite_create("generate");
     TCase *tc = test_tcase(s, "generate", 600);
     tcase_add_test(tc, test_greedy_vs_reference);
+    tcase_add_test(tc, test_device_argmax);
     tcase_add_test(tc, test_generate_fixture);
     tcase_add_test(tc, test_sampling_and_stops);
     return s;
