@@ -223,14 +223,14 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
     /* the group's sums: a tree over its lanes in local memory (a fixed order; only the values the op has) */
     /* (red[(group value) lanes + lane]: value v of group g is row g 4R + v) */
     const int nv = dual ? 4 : 2;
-#if GV_SHFL
-    /* the levels across warps (lanes 64 and 128) in local memory, then the last five in every warp by
-     * exchanges (GV_SHFL above); every warp of a group ends with the group's sums */
-    if (lanes > 32) {
-        for (int v = 0; v < 4 * R; v++)
+    /* the tree's levels w >= wlo in local memory: all of them, or with GV_SHFL those across warps (lanes 64
+     * and 128), the last five then in every warp by exchanges (every warp of a group ends with its sums) */
+    const int wlo = GV_SHFL ? 32 : 1;
+    if (!GV_SHFL || lanes > 32) {
+        for (int v = 0; v < 4 * R; v++) /* (all of them: the epilogue's reads below are then defined) */
             red[(grp * 4 * R + v) * lanes + lane] = acc[v];
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (int w = lanes / 2; w >= 32; w >>= 1) {
+        for (int w = lanes / 2; w >= wlo; w >>= 1) {
             if (lane < w)
                 for (int r = 0; r < R && r < m; r++)
                     for (int v = 0; v < nv; v++) {
@@ -239,30 +239,20 @@ inline void armt_gemv(const int m, const int n, const int k, __global const floa
                     }
             barrier(CLK_LOCAL_MEM_FENCE);
         }
+    }
+#if GV_SHFL
+    if (lanes > 32)
         for (int r = 0; r < R && r < m; r++)
             for (int v = 0; v < nv; v++)
                 acc[4 * r + v] = red[(grp * 4 * R + 4 * r + v) * lanes + (lane & 31)];
-    }
     for (int o = 16; o > 0; o >>= 1)
         for (int r = 0; r < R && r < m; r++)
             for (int v = 0; v < nv; v++)
                 acc[4 * r + v] += armt_gv_xor(acc[4 * r + v], o, red);
-    if (lane == 0) /* (all the values: the epilogue's reads below are then defined) */
+    if (lane == 0) /* (all the values, as below) */
         for (int v = 0; v < 4 * R; v++)
             sums[grp * 4 * R + v] = acc[v];
 #else
-    for (int v = 0; v < 4 * R; v++) /* (all of them: the epilogue's reads below are then defined) */
-        red[(grp * 4 * R + v) * lanes + lane] = acc[v];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int w = lanes / 2; w > 0; w >>= 1) {
-        if (lane < w)
-            for (int r = 0; r < R && r < m; r++)
-                for (int v = 0; v < nv; v++) {
-                    __local float *rv = red + (grp * 4 * R + 4 * r + v) * lanes + lane;
-                    rv[0] += rv[w];
-                }
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
     if (lid < groups * 4 * R) sums[lid] = red[lid * lanes];
 #endif
     barrier(CLK_LOCAL_MEM_FENCE);
