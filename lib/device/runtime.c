@@ -269,21 +269,6 @@ static armt_status env_gemv_lanes(int *v, armt_err *err) {
                         "$ARMT_GEMV_LANES is \"%s\": want auto, 32, 64 or 128", s);
 }
 
-/* $ARMT_GEMV_WGS: the work-groups per compute unit the GEMV's lanes heuristic aims at (1 .. 64): a
- * measurement knob */
-static armt_status env_gemv_wgs(int *v, armt_err *err) {
-    const char *s = nonempty(getenv("ARMT_GEMV_WGS"));
-    if (!s) return ARMT_OK;
-    char *end = NULL;
-    errno = 0;
-    long r = strtol(s, &end, 10);
-    if (errno || end == s || *end || r < 1 || r > 64)
-        return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT,
-                            "$ARMT_GEMV_WGS is \"%s\": want work-groups per compute unit from 1 to 64", s);
-    *v = (int)r;
-    return ARMT_OK;
-}
-
 /* The split of k in a batch's decode rounds from $ARMT_SPLITK (1 = none, the default until it is timed on a
  * GPU; auto: by the launch's work-groups; 2, 4, 8, 16): a measurement and test knob
  * (lib/compute/generate_batch.c). */
@@ -303,31 +288,17 @@ static armt_status env_splitk(int *v, armt_err *err) {
                         "$ARMT_SPLITK is \"%s\": want auto, 1, 2, 4, 8 or 16", s);
 }
 
-/* $ARMT_MLP_ROWS: rows per block of the full schedule's MLP (a positive integer; unset: the default) */
-static armt_status env_mlp_rows(int *v, armt_err *err) {
-    const char *s = nonempty(getenv("ARMT_MLP_ROWS"));
+/* An integer knob from the environment: unset leaves *v; else a whole number from lo to hi ("want"
+ * describes it in the error) */
+static armt_status env_int(const char *name, long lo, long hi, const char *want, int *v, armt_err *err) {
+    const char *s = nonempty(getenv(name));
     if (!s) return ARMT_OK;
     char *end = NULL;
     errno = 0;
     long r = strtol(s, &end, 10);
-    if (errno || end == s || *end || r < 1 || r > INT32_MAX)
-        return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT,
-                            "$ARMT_MLP_ROWS is \"%s\": want a number of rows from 1 to %d", s, INT32_MAX);
-    *v = (int)r;
-    return ARMT_OK;
-}
-
-/* $ARMT_DECODE_FLUSH: layers of a decode token between queue flushes (0: none; unset: the default) */
-static armt_status env_decode_flush(int *v, armt_err *err) {
-    const char *s = nonempty(getenv("ARMT_DECODE_FLUSH"));
-    if (!s) return ARMT_OK;
-    char *end = NULL;
-    errno = 0;
-    long r = strtol(s, &end, 10);
-    if (errno || end == s || *end || r < 0 || r > 4096)
-        return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT,
-                            "$ARMT_DECODE_FLUSH is \"%s\": want a number of layers from 0 (no flush) to 4096",
-                            s);
+    if (errno || end == s || *end || r < lo || r > hi)
+        return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "$%s is \"%s\": want %s from %ld to %ld", name,
+                            s, want, lo, hi);
     *v = (int)r;
     return ARMT_OK;
 }
@@ -408,10 +379,15 @@ armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime 
         ARMT_TRY_GOTO(env_switch("ARMT_WGMMA", &to.wgmma, err), fail);
         ARMT_TRY_GOTO(env_fp32_gemm(&to.fp32_gemm, err), fail);
         ARMT_TRY_GOTO(env_gemv_lanes(&to.gemv_lanes, err), fail);
-        ARMT_TRY_GOTO(env_gemv_wgs(&to.gemv_wgs, err), fail);
+        /* (work-groups per compute unit the GEMV's lanes heuristic aims at: a measurement knob) */
+        ARMT_TRY_GOTO(env_int("ARMT_GEMV_WGS", 1, 64, "work-groups per compute unit", &to.gemv_wgs, err),
+                      fail);
         ARMT_TRY_GOTO(env_splitk(&to.splitk, err), fail);
-        ARMT_TRY_GOTO(env_mlp_rows(&to.mlp_rows, err), fail);
-        ARMT_TRY_GOTO(env_decode_flush(&to.decode_flush, err), fail);
+        /* (rows per block of the full schedule's MLP) */
+        ARMT_TRY_GOTO(env_int("ARMT_MLP_ROWS", 1, INT32_MAX, "a number of rows", &to.mlp_rows, err), fail);
+        /* (layers of a decode token between queue flushes; 0: none) */
+        ARMT_TRY_GOTO(env_int("ARMT_DECODE_FLUSH", 0, 4096, "a number of layers", &to.decode_flush, err),
+                      fail);
         ARMT_TRY_GOTO(armt_tune_device(&rt->info, &to, &rt->tune, err), fail);
         ARMT_TRY_GOTO(armt_clblast_tune(rt, &rt->clblast_tuned, err), fail);
         char opts[256];
