@@ -12,6 +12,7 @@
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -133,48 +134,43 @@ START_TEST(test_select_by_env) {
     ck_assert_int_eq(rt->tune.splitk, 8);
     armt_runtime_free(rt);
     unsetenv("ARMT_SPLITK");
-    /* the full schedule's MLP blocks: a positive number of rows */
-    const char *bad_rows[] = {"0", "-5", "12x", "99999999999"};
-    for (size_t i = 0; i < sizeof bad_rows / sizeof bad_rows[0]; i++) {
-        setenv("ARMT_MLP_ROWS", bad_rows[i], 1);
-        ck_assert_int_eq(armt_runtime_create(NULL, &rt), ARMT_STATUS_INVALID_ARGUMENT);
-        ck_assert_ptr_nonnull(strstr(armt_last_error(), "ARMT_MLP_ROWS"));
+    /* the integer knobs: the default unset, an error naming the variable for each bad value, else the value
+     * (the full schedule's MLP rows; the GEMV lanes heuristic's work-groups per compute unit; the layers
+     * between the decode's queue flushes) */
+    static const struct {
+        const char *name, *bad[4], *good;
+        int dflt, want;
+        size_t off;
+    } knobs[] = {
+        {"ARMT_MLP_ROWS",
+         {"0", "-5", "12x", "99999999999"},
+         "4096",
+         ARMT_MLP_ROWS_DEFAULT,
+         4096,
+         offsetof(armt_device_tuning, mlp_rows)},
+        {"ARMT_GEMV_WGS", {"0", "65", "2x", ""}, "8", 1, 8, offsetof(armt_device_tuning, gemv_wgs)},
+        {"ARMT_DECODE_FLUSH",
+         {"-1", "x", "4097", "2 "},
+         "3",
+         ARMT_DECODE_FLUSH_DEFAULT,
+         3,
+         offsetof(armt_device_tuning, decode_flush)},
+    };
+    for (size_t n = 0; n < sizeof knobs / sizeof knobs[0]; n++) {
+        ck_assert_msg(armt_runtime_create(NULL, &rt) == ARMT_OK, "%s", armt_last_error());
+        ck_assert_int_eq(*(const int *)((const char *)&rt->tune + knobs[n].off), knobs[n].dflt);
+        armt_runtime_free(rt);
+        for (size_t i = 0; i < 4 && knobs[n].bad[i][0]; i++) {
+            setenv(knobs[n].name, knobs[n].bad[i], 1);
+            ck_assert_int_eq(armt_runtime_create(NULL, &rt), ARMT_STATUS_INVALID_ARGUMENT);
+            ck_assert_msg(strstr(armt_last_error(), knobs[n].name), "%s", armt_last_error());
+        }
+        setenv(knobs[n].name, knobs[n].good, 1);
+        ck_assert_msg(armt_runtime_create(NULL, &rt) == ARMT_OK, "%s", armt_last_error());
+        ck_assert_int_eq(*(const int *)((const char *)&rt->tune + knobs[n].off), knobs[n].want);
+        armt_runtime_free(rt);
+        unsetenv(knobs[n].name);
     }
-    setenv("ARMT_MLP_ROWS", "4096", 1);
-    ck_assert_msg(armt_runtime_create(NULL, &rt) == ARMT_OK, "%s", armt_last_error());
-    ck_assert_int_eq(rt->tune.mlp_rows, 4096);
-    armt_runtime_free(rt);
-    unsetenv("ARMT_MLP_ROWS");
-    /* the GEMV lanes heuristic's work-groups per compute unit: 1 unless 1 .. 64 is given */
-    ck_assert_msg(armt_runtime_create(NULL, &rt) == ARMT_OK, "%s", armt_last_error());
-    ck_assert_int_eq(rt->tune.gemv_wgs, 1);
-    armt_runtime_free(rt);
-    const char *bad_wgs[] = {"0", "65", "2x"};
-    for (size_t i = 0; i < sizeof bad_wgs / sizeof bad_wgs[0]; i++) {
-        setenv("ARMT_GEMV_WGS", bad_wgs[i], 1);
-        ck_assert_int_eq(armt_runtime_create(NULL, &rt), ARMT_STATUS_INVALID_ARGUMENT);
-        ck_assert_ptr_nonnull(strstr(armt_last_error(), "ARMT_GEMV_WGS"));
-    }
-    setenv("ARMT_GEMV_WGS", "8", 1);
-    ck_assert_msg(armt_runtime_create(NULL, &rt) == ARMT_OK, "%s", armt_last_error());
-    ck_assert_int_eq(rt->tune.gemv_wgs, 8);
-    armt_runtime_free(rt);
-    unsetenv("ARMT_GEMV_WGS");
-    /* the decode's queue flushes: ARMT_DECODE_FLUSH_DEFAULT unless a number of layers from 0 is given */
-    ck_assert_msg(armt_runtime_create(NULL, &rt) == ARMT_OK, "%s", armt_last_error());
-    ck_assert_int_eq(rt->tune.decode_flush, ARMT_DECODE_FLUSH_DEFAULT);
-    armt_runtime_free(rt);
-    const char *bad_flush[] = {"-1", "x", "4097", "2 "};
-    for (size_t i = 0; i < sizeof bad_flush / sizeof bad_flush[0]; i++) {
-        setenv("ARMT_DECODE_FLUSH", bad_flush[i], 1);
-        ck_assert_int_eq(armt_runtime_create(NULL, &rt), ARMT_STATUS_INVALID_ARGUMENT);
-        ck_assert_ptr_nonnull(strstr(armt_last_error(), "ARMT_DECODE_FLUSH"));
-    }
-    setenv("ARMT_DECODE_FLUSH", "3", 1);
-    ck_assert_msg(armt_runtime_create(NULL, &rt) == ARMT_OK, "%s", armt_last_error());
-    ck_assert_int_eq(rt->tune.decode_flush, 3);
-    armt_runtime_free(rt);
-    unsetenv("ARMT_DECODE_FLUSH");
 }
 END_TEST
 
