@@ -11,7 +11,7 @@ out=${OUT:-/tmp}
 cd "$(dirname "$0")/.." || exit 2
 exec > >(tee "$out/fp32_wgmma_ab.log") 2>&1
 N=${NEW:-.gpu-tf}/run.sh O=${OLD:-.gpu}/run.sh
-M="--preset llama-3.2-1b --precision fp32"
+M="--preset llama-3.2-1b --precision fp32 --fp32-gemm tf32x3"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 echo "## tests on the GPU (new)"
 bash bench/gpu_fp32_tests.sh "$N" "$out" 150 check_tf32 check_gemm_plan check_attention

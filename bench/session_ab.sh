@@ -14,7 +14,7 @@ out=${OUT:-/tmp}
 cd "$(dirname "$0")/.." || exit 2
 exec > >(tee "$out/session_ab.log") 2>&1
 N=${NEW:-.gpu-new}/run.sh O=${OLD:-.gpu-old}/run.sh
-B="--preset llama-3.2-1b --precision bf16" F="--preset llama-3.2-1b --precision fp32"
+B="--preset llama-3.2-1b --precision bf16" F="--preset llama-3.2-1b --precision fp32 --fp32-gemm tf32x3"
 t0=$(date +%s)
 stamp() { echo "## [$(($(date +%s) - t0)) s] $*"; }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader

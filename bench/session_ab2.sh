@@ -10,7 +10,7 @@ out=${OUT:-/tmp}
 cd "$(dirname "$0")/.." || exit 2
 exec > >(tee "$out/session_ab2.log") 2>&1
 N=${NEW:-.gpu-new}
-F="--preset llama-3.2-1b --precision fp32"
+F="--preset llama-3.2-1b --precision fp32 --fp32-gemm tf32x3"
 t0=$(date +%s)
 stamp() { echo "## [$(($(date +%s) - t0)) s] $*"; }
 stamp "portable_vs_fp32.sh (BUNDLE=$N ROUNDS=1)"

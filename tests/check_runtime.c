@@ -346,7 +346,7 @@ START_TEST(test_tune_options) {
     armt_attention_tuning at;
     armt_tune_attention(&t, 64, 1, &at);
     ck_assert(at.mma && at.warps == 4 && at.rtiles == 1);
-    o = (armt_tune_options){ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0, 0, 0};
+    o = (armt_tune_options){ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_TF32X3, 0, 0, 0};
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
     armt_tune_attention(&t, 64, 1, &at);
     ck_assert(at.mma && at.warps == 4 && at.rtiles == 2 && at.bk == 16);
@@ -365,7 +365,11 @@ START_TEST(test_tune_options) {
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
     armt_tune_attention(&t, 64, 0, &at);
     ck_assert(!at.mma && !at.tf32);
-    o.fp32_gemm = ARMT_FP32_GEMM_AUTO;
+    o.fp32_gemm = ARMT_FP32_GEMM_AUTO; /* (the default: CLBlast, so the fp32 attention kernel too) */
+    ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
+    armt_tune_attention(&t, 64, 0, &at);
+    ck_assert(!at.mma && !at.tf32);
+    o.fp32_gemm = ARMT_FP32_GEMM_TF32X3;
     o.attention = ARMT_TC_OFF; /* attention off tensor cores: both precisions on the portable kernels */
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
     armt_tune_attention(&t, 64, 0, &at);

@@ -544,9 +544,9 @@ START_TEST(test_option) {
 }
 END_TEST
 
-/* The choice in the tuning (no device needed): AUTO takes 3xTF32 wherever mma.sync is (compute capability 8.0
- * and 9.0), not with tensor cores off nor under the emulation; CLBLAST never; TF32X3 everywhere tensor cores
- * are, the emulation included, and fails elsewhere. */
+/* The choice in the tuning (no device needed): AUTO and CLBLAST never take 3xTF32 (AUTO: CLBlast is the more
+ * accurate on the GPU, lib/device/tune.c); TF32X3 everywhere tensor cores are (compute capability 8.0 and
+ * 9.0), the emulation included, and fails elsewhere. */
 START_TEST(test_tune) {
     armt_device_info h200 = {0}, a100, cpu = {0};
     h200.is_gpu = 1, h200.local_mem_bytes = 49152, h200.nv_compute_capability = 90;
@@ -556,6 +556,10 @@ START_TEST(test_tune) {
     armt_err err;
     armt_err_init(&err);
     armt_tune_options o = {ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0, 0, 0, 0, -1};
+    /* AUTO keeps CLBlast (less accurate on the tensor cores at the model's k: lib/device/tune.c) */
+    ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
+    ck_assert(!t.tf32 && t.nv_mma);
+    o.fp32_gemm = ARMT_FP32_GEMM_TF32X3;
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
     ck_assert(t.tf32 && t.tf_bm == 128 && t.tf_bn == 128 && t.tf_threads == 256);
     ck_assert(t.tf_wgmma && t.tw_wgm == 2 && t.tw_n == 128 && t.tw_stages == 3);
@@ -572,6 +576,8 @@ START_TEST(test_tune) {
     o.wgmma = ARMT_TC_AUTO;
     ck_assert_int_eq(armt_tune_device(&a100, &o, &t, &err), ARMT_OK);
     ck_assert(t.tf32 && !t.tf_wgmma);
+    ck_assert_int_eq(armt_tune_device(&cpu, &o, &t, &err), ARMT_STATUS_UNSUPPORTED);
+    o.fp32_gemm = ARMT_FP32_GEMM_AUTO;
     ck_assert_int_eq(armt_tune_device(&cpu, &o, &t, &err), ARMT_OK);
     ck_assert(!t.tf32);
     armt_tune_tf32_options(&t, opts, sizeof opts);

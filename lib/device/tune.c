@@ -141,11 +141,12 @@ armt_status armt_tune_device(const armt_device_info *info, const armt_tune_optio
     }
     gemm_tiles(tune, wgmma);
     if (tune->mma_emulate) emulation_tiles(tune);
-    /* fp32 weights' GEMMs on tensor cores at fp32 accuracy (3xTF32, cl/gemm_tf32.cl): mma.sync m16n8k8 on
-     * TF32 exists wherever the bf16 kernels' mma.sync does. AUTO takes it there: it is at least as accurate
-     * as CLBlast's SGEMM on every GEMM site of the model (docs/DESIGN.md, the GEMM door: the emulated kernel,
-     * tests/check_tf32.c; bench/gemm_fp32_bench prints a GPU's own errors next to CLBlast's). The emulation
-     * (tests) runs it only when asked (TF32X3): its stand-ins are slow. */
+    /* fp32 weights' GEMMs on tensor cores (3xTF32, cl/gemm_tf32.cl): mma.sync m16n8k8 on TF32 exists
+     * wherever the bf16 kernels' mma.sync does, but AUTO keeps CLBlast: the fp32 default must be at least as
+     * accurate as CLBlast's SGEMM, and on an H100 at the model's GEMM shapes 3xTF32's rms error was 2.7 to
+     * 11.8 times CLBlast's (bench/gemm_fp32_bench, docs/perf/results/2026-12-07-h100-issue21-measurements.md:
+     * the tensor cores' own accumulation, which the emulation's round-to-nearest does not have, growing
+     * with k). TF32X3 asks for it (2.5x faster); the emulation (tests) runs it only then. */
     if (opt->fp32_gemm < ARMT_FP32_GEMM_AUTO || opt->fp32_gemm > ARMT_FP32_GEMM_TF32X3)
         return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "fp32_gemm: %d is not an armt_fp32_gemm",
                             (int)opt->fp32_gemm);
@@ -154,8 +155,7 @@ armt_status armt_tune_device(const armt_device_info *info, const armt_tune_optio
                             "3xTF32 fp32 GEMMs requested, but %s has no tensor cores the kernels use (NVIDIA "
                             "compute capability >= 8.0, tensor cores not off)",
                             info->name);
-    tune->tf32 = tune->nv_mma && (opt->fp32_gemm == ARMT_FP32_GEMM_TF32X3 ||
-                                  (opt->fp32_gemm == ARMT_FP32_GEMM_AUTO && !tune->mma_emulate));
+    tune->tf32 = tune->nv_mma && opt->fp32_gemm == ARMT_FP32_GEMM_TF32X3;
     if (tune->tf32) tf32_tiles(tune, wgmma);
     /* attention of bf16 models on tensor cores wherever the GEMM has them */
     tune->attn_mma = tune->nv_mma && opt->attention != ARMT_TC_OFF;
