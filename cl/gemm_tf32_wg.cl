@@ -20,6 +20,11 @@
  * TF32_SPLIT, rounded to nearest) and store both parts. Per k8 step: lo_A hi_W and hi_A lo_W into
  * accumulators of their own, then hi_A hi_W into the main ones (TF32_ORDER 2: the small products are added
  * to the main sums at the end). TF32_PRODUCTS=1 (tests): hi_A hi_W alone, a plain TF32 GEMM.
+ * TW_SPLIT=1 (a build option, off by default until timed): each k-tile's main products go to accumulators
+ * zeroed for the tile (tacc), added to the main ones by fp32 adds once the tile's group is done, so that the
+ * tensor cores' own accumulation (which on an H100 left 3xTF32 2.7-11.8 times CLBlast's rms error at the
+ * model's k) covers TW_BK terms and round-to-nearest adds the rest; the groups then run one at a time
+ * (tacc is reused), and tacc takes TW_NQ x 4 more registers.
  *     local size  = (TW_THREADS, 1, 1),  global size = (ceil(n / TW_N) TW_THREADS, ceil(m / TW_BM), count)
  *     Requirements (the host checks them): lda, ldw and every a_off and w_off multiples of 4; TW_STAGES >= 3
  *     (a stage's stores and the wgmma that reads it are a barrier apart).
@@ -33,6 +38,9 @@
 #endif
 #ifndef TW_STAGES
 #define TW_STAGES 3
+#endif
+#ifndef TW_SPLIT
+#define TW_SPLIT 0
 #endif
 #define TW_BK          32 /* floats of k per stage: 128-byte tile rows */
 #define TW_BM          (64 * TW_WGM)
@@ -187,6 +195,12 @@ armt_gemm_tf32_wg(ARMT_GEMM_PARAMS(float)) {
             acc[q][e] = 0.0f;
             sacc[q][e] = 0.0f;
         }
+#if TW_SPLIT
+    float tacc[TW_NQ][4]; /* one k-tile's main products (zeroed before each tile's group) */
+#define TW_MAIN tacc
+#else
+#define TW_MAIN acc
+#endif
     /* this warpgroup's rows of A's tiles */
     const uint wg_a = (uint)(warp >> 2) * (64 * TW_ROWB);
     /* the wgmma group of the k-tile in stage sl: per k8 step the two small products, then the main one */
@@ -199,7 +213,7 @@ armt_gemm_tf32_wg(ARMT_GEMM_PARAMS(float)) {
                 TW_WGMMA(sacc, ah_ + TW_A_BYTES + 32 * ks, wh_ + 32 * ks);                                   \
                 TW_WGMMA(sacc, ah_ + 32 * ks, wh_ + TW_W_BYTES + 32 * ks);                                   \
             }                                                                                                \
-            TW_WGMMA(acc, ah_ + 32 * ks, wh_ + 32 * ks);                                                     \
+            TW_WGMMA(TW_MAIN, ah_ + 32 * ks, wh_ + 32 * ks);                                                 \
         }                                                                                                    \
         TW_COMMIT();                                                                                         \
     } while (0)
@@ -222,8 +236,23 @@ armt_gemm_tf32_wg(ARMT_GEMM_PARAMS(float)) {
     int rd = 0, wr = TW_STAGES - 1;
     for (int t = 0; t < ktiles; t++) {
         const int nt = t + TW_STAGES - 1;
+#if TW_SPLIT
+#pragma unroll
+        for (int q = 0; q < TW_NQ; q++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                tacc[q][e] = 0.0f;
+        TW_ISSUE(rd);
+        TW_WAIT0();
+#pragma unroll
+        for (int q = 0; q < TW_NQ; q++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                acc[q][e] += tacc[q][e];
+#else
         TW_ISSUE(rd);
         TW_WAIT1();
+#endif
         barrier(CLK_LOCAL_MEM_FENCE);
         if (nt < ktiles) {
             TW_STORE(wr);
@@ -238,6 +267,7 @@ armt_gemm_tf32_wg(ARMT_GEMM_PARAMS(float)) {
 #undef TW_PUT
 #undef TW_STORE
 #undef TW_ISSUE
+#undef TW_MAIN
 
     /* Epilogue: acc[q][e] + sacc[q][e] is C's (row 64 (warp / 4) + 16 (warp % 4) + lane / 4 + 8 (e / 2),
      * column 8 q + 2 (lane % 4) + e % 2) of the tile; column pairs as one 8-byte access where C's offset and

@@ -274,6 +274,8 @@ static const struct {
     {"1xTF32", "-DTF32_PRODUCTS=1", 0},
     {"3xTF32 wgmma", NULL, 1},
     {"1xTF32 wgmma", "-DTF32_PRODUCTS=1", 1},
+    {"3xTF32 wgmma split", "-DTW_SPLIT=1", 1}, /* (each k-tile's sums added by fp32 adds) */
+    {"1xTF32 wgmma split", "-DTW_SPLIT=1 -DTF32_PRODUCTS=1", 1},
 };
 #define N_RUNS (sizeof runs / sizeof runs[0])
 
