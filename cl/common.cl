@@ -31,11 +31,7 @@ inline float armt_wg_sum(float v, __local float *scratch) {
     return total;
 }
 
-/* 1 / rms of a row of d floats as armt_rmsnorm (norm.cl) computes it, for a work-group of any size (the GEMV
- * of cl/gemv_bf16.cl): each of ARMT_ROW_WG virtual lanes sums its share of x^2 in armt_rmsnorm's order (float4
- * pieces lane + u ARMT_ROW_WG where it keeps the row in registers, else every ARMT_ROW_WG-th element), then
- * armt_wg_sum's tree. scratch: ARMT_ROW_WG floats. Every work-item of the group must call it. */
-/* virtual lane `lane`'s share of x^2 (see below) */
+/* virtual lane `lane`'s share of x^2 (armt_row_inv_rms below) */
 inline float armt_row_lane_ss(__global const float *xr, const int d, const int lane) {
     const int vec = d % 4 == 0 && d <= 16 * ARMT_ROW_WG, n4 = d / 4;
     float ss = 0.0f;
@@ -53,6 +49,10 @@ inline float armt_row_lane_ss(__global const float *xr, const int d, const int l
     return ss;
 }
 
+/* 1 / rms of a row of d floats as armt_rmsnorm (norm.cl) computes it, for a work-group of any size (the GEMV
+ * of cl/gemv_bf16.cl): each of ARMT_ROW_WG virtual lanes sums its share of x^2 in armt_rmsnorm's order (float4
+ * pieces lane + u ARMT_ROW_WG where it keeps the row in registers, else every ARMT_ROW_WG-th element), then
+ * armt_wg_sum's tree. scratch: ARMT_ROW_WG floats. Every work-item of the group must call it. */
 inline float armt_row_inv_rms(__global const float *xr, const int d, const float eps,
                               __local float *scratch) {
     const int lid = get_local_id(0), wg = get_local_size(0);

@@ -135,6 +135,12 @@ static armt_status tail_rows(armt_call *F, cl_mem kc, cl_mem vc, cl_mem part, si
     return ARMT_OK;
 }
 
+/* What follows row x_off of the tail: greedy (tokb, one int on the device), the token picked on the device
+ * into *next; else the logits, for sample() */
+static armt_status tail_next(armt_call *F, size_t x_off, cl_mem tokb, int32_t *next, float *logits) {
+    return tokb ? armt_step_row_token(F, x_off, tokb, next) : armt_step_row_logits(F, x_off, logits);
+}
+
 /* With a sliding window: each layer's window into the first F->win rows of its KV cache (the attention
  * reads only the rows it holds), rounded to bf16 where the cache holds bf16. */
 static armt_status tail_window(armt_call *F, cl_mem kc, cl_mem vc, size_t tmax) {
@@ -233,7 +239,7 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
     const int greedy = gp.temperature <= 0.0f;
     int32_t *seq = malloc(ntok * sizeof *seq), next = 0;
     float *logits = greedy ? NULL : malloc((size_t)cfg->vocab_size * sizeof *logits);
-    cand *work = gp.temperature > 0.0f ? malloc((size_t)cfg->vocab_size * sizeof *work) : NULL;
+    cand *work = greedy ? NULL : malloc((size_t)cfg->vocab_size * sizeof *work);
     size_t kvd = (size_t)cfg->n_kv_heads * (size_t)cfg->head_dim;
     /* (a bf16 cache: ushort elements, half the bytes) */
     size_t cache_bytes =
@@ -265,9 +271,7 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
     ARMT_TRY_GOTO(armt_scratch_grow(&F, 1, ns + R, tmax, ntok, 1, 0), fail);
     ARMT_TRY_GOTO(tail_window(&F, kc, vc, tmax), fail);
     ARMT_TRY_GOTO(tail_rows(&F, kc, vc, part, tmax, 0, 0, (int)R, (int)ns), fail);
-    ARMT_TRY_GOTO(greedy ? armt_step_row_token(&F, (ns + R - 1) * (size_t)F.d, tokb, &next)
-                         : armt_step_row_logits(&F, (ns + R - 1) * (size_t)F.d, logits),
-                  fail);
+    ARMT_TRY_GOTO(tail_next(&F, (ns + R - 1) * (size_t)F.d, tokb, &next, logits), fail);
     double t1 = armt_now();
     if (result) {
         result->prompt_tokens = n;
@@ -292,8 +296,7 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
         seq[R + (size_t)i] = tok;
         ARMT_TRY_GOTO(tail_rows(&F, kc, vc, part, tmax, (int)(ns + R + (size_t)i), R + (size_t)i, 1, 0),
                       fail);
-        ARMT_TRY_GOTO(greedy ? armt_step_row_token(&F, 0, tokb, &next) : armt_step_row_logits(&F, 0, logits),
-                      fail);
+        ARMT_TRY_GOTO(tail_next(&F, 0, tokb, &next, logits), fail);
     }
     if (ctx->prof_on) armt_ctx_prof_collect(ctx);
     if (result) {

@@ -112,6 +112,15 @@ armt_status armt_op_final_norm(armt_call *F, size_t x_off, size_t rows) {
     return armt_op_launch(F, ARMT_K_RMSNORM_ROWS, 2, wg, rows, 1, wg);
 }
 
+armt_status armt_op_rows_argmax(armt_call *F, size_t rows, cl_mem out) {
+    armt_err *err = F->err;
+    armt_ctx *ctx = F->ctx;
+    ARMT_TRY(
+        ARMT_KARGS(ctx->k[ARMT_K_ROWS_ARGMAX], 0, err, ARMT_KA(ctx->logits), ARMT_KA(F->V), ARMT_KA(out)));
+    const size_t wg = (size_t)ctx->rt->tune.row_wg;
+    return armt_op_launch(F, ARMT_K_ROWS_ARGMAX, 2, wg, rows, 1, wg);
+}
+
 armt_status armt_op_dpfp(armt_call *F, size_t rows) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;

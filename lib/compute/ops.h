@@ -38,6 +38,9 @@ void armt_op_staged_a(const armt_call *F, armt_gemm_op *op);
 armt_status armt_op_rmsnorm(armt_call *F, const armt_step *st, armt_role role);
 /* The final RMSNorm of `rows` rows of the residual stream from element x_off, into out_rows. */
 armt_status armt_op_final_norm(armt_call *F, size_t x_off, size_t rows);
+/* The greedy token of each of `rows` rows of ctx->logits (armt_rows_argmax: the largest logit, the lowest id
+ * among equal ones) into out (rows ints). */
+armt_status armt_op_rows_argmax(armt_call *F, size_t rows, cl_mem out);
 /* DPFP features of `rows` rows of mq into phi. */
 armt_status armt_op_dpfp(armt_call *F, size_t rows);
 /* RoPE of the step's q and k rows in place (where the GEMMs did not apply it); skip > 0: the last cell's q

@@ -180,6 +180,7 @@ armt_status armt_step_row_logits(armt_call *F, size_t x_off, float *dst) {
     armt_ctx *ctx = F->ctx;
     ARMT_TRY(armt_op_final_norm(F, x_off, 1));
     ARMT_TRY(lm_head(F, 1));
+    if (!dst) return ARMT_OK; /* (armt_step_row_token: the logits stay on the device) */
     ARMT_CL_TRY(
         clEnqueueReadBuffer(ctx->queue, ctx->logits, CL_TRUE, 0, (size_t)F->V * 4, dst, 0, NULL, NULL));
     return ARMT_OK;
@@ -187,14 +188,9 @@ armt_status armt_step_row_logits(armt_call *F, size_t x_off, float *dst) {
 
 armt_status armt_step_row_token(armt_call *F, size_t x_off, cl_mem tok, int32_t *dst) {
     armt_err *err = F->err;
-    armt_ctx *ctx = F->ctx;
-    const size_t wg = (size_t)ctx->rt->tune.row_wg;
-    ARMT_TRY(armt_op_final_norm(F, x_off, 1));
-    ARMT_TRY(lm_head(F, 1));
-    cl_kernel ka = ctx->k[ARMT_K_ROWS_ARGMAX];
-    ARMT_TRY(ARMT_KARGS(ka, 0, err, ARMT_KA(ctx->logits), ARMT_KA(F->V), ARMT_KA(tok)));
-    ARMT_TRY(armt_op_launch(F, ARMT_K_ROWS_ARGMAX, 2, wg, 1, 1, wg));
-    ARMT_CL_TRY(clEnqueueReadBuffer(ctx->queue, tok, CL_TRUE, 0, sizeof *dst, dst, 0, NULL, NULL));
+    ARMT_TRY(armt_step_row_logits(F, x_off, NULL));
+    ARMT_TRY(armt_op_rows_argmax(F, 1, tok));
+    ARMT_CL_TRY(clEnqueueReadBuffer(F->ctx->queue, tok, CL_TRUE, 0, sizeof *dst, dst, 0, NULL, NULL));
     return ARMT_OK;
 }
 

@@ -94,7 +94,8 @@ armt_status armt_step_write(armt_call *F, const armt_step *st);
  * (row stride T), tokens from `first` of the call (final RMSNorm, lm_head for logits, queued copies to the
  * caller). */
 armt_status armt_step_emit(armt_call *F, size_t slot, size_t T, size_t first, size_t Ls);
-/* Logits of one row of the residual stream (element offset x_off), copied to dst (vocab floats). */
+/* Logits of one row of the residual stream (element offset x_off), copied to dst (vocab floats; NULL: left
+ * in ctx->logits). */
 armt_status armt_step_row_logits(armt_call *F, size_t x_off, float *dst);
 /* Greedy generation: as armt_step_row_logits, then the row's argmax on the device (the lowest id among equal
  * logits, as the host's scan) into tok (one int), and only that int read back into *dst. */
