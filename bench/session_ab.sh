@@ -39,7 +39,7 @@ stamp "issue 21: fp32 full attention 32768, -r 1 (new)"
 timeout 60 bash $N clbench $F --tokens 32768 --schedule full -r 1 -q 2>&1 | grep -E "^\| full" | tr -s ' '
 stamp "issue 21: the portable bf16 GEMM's tiles, tensor cores off (new)"
 timeout 90 bash $N gemm_bf16_test --kernel-dir cl --bench --reps 3 --mma-tiles '' \
-    --portable-tiles 64x64:4x4,128x64:8x4,128x128:8x8 2>--portable-tiles 64x64:4x4,128x128:8x8 2>&11 | grep -E "^\||^correctness|FAIL"
+    --portable-tiles 64x64:4x4,128x64:8x4,128x128:8x8 2>&1 | grep -E "^\||^correctness|FAIL"
 stamp "tests on the GPU (new)"
 bash bench/gpu_fp32_tests.sh "$N" "$out" 120 check_tf32 check_attention
 timeout 60 bash $N clbench $F --tokens 1024 --schedule diagonal -r 1 -w 0 -v 2>&1 | grep -E "fp32 GEMM|wgmma|warn" | head -4
