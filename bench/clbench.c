@@ -96,7 +96,7 @@ static void usage(FILE *out) {
         "                         weight with their TFLOP/s\n"
         "      --precision LIST   weight precision(s), comma-separated: fp32 (default; GEMMs through "
         "CLBlast\n"
-        "                         or tensor cores at fp32 accuracy: --fp32-gemm, which takes a list here),\n"
+        "                         by default, or 3xTF32 tensor cores: --fp32-gemm, a list here),\n"
         "                         bf16 (bf16 weights, our own GEMM; on NVIDIA sm_80+ GEMMs, attention and "
         "the\n"
         "                         memory read run on tensor cores, wgmma on sm_90); the whole benchmark "
