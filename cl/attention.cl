@@ -225,7 +225,18 @@ __kernel void armt_window_store(__global const float *ck, __global const float *
  * owns output element t.
  * armt_attention_decode_combine: global (nh * ATTN_HD), local (ATTN_HD): out = sum_c e^(m_c - M) acc_c /
  * sum_c e^(m_c - M) l_c, M = max_c m_c, as fp32 into out and (outb != NULL) bf16 into outb, both at the
- * row's offsets. */
+ * row's offsets.
+ * With cnt != NULL (nh counters, zero before the launch) armt_attention_decode combines too, in one launch:
+ * each work-group counts itself done on its head's counter after its part is written, and the head's last
+ * one runs the combine's arithmetic (the same bits) and puts the counter back to zero. That needs a fence
+ * that orders the part's writes before the count across work-groups (armt_gl_fence: membar.gl on NVIDIA)
+ * and reads of the part past any stale L1 line (volatile loads), which OpenCL 1.2 promises nowhere: the host
+ * takes it on NVIDIA only (lib/device/tune.c, decode_fuse), the tests everywhere. */
+#if ARMT_NV_MMA && !ARMT_MMA_EMULATE
+#define ARMT_GL_FENCE() __asm__ __volatile__("membar.gl;" ::: "memory")
+#else
+#define ARMT_GL_FENCE() mem_fence(CLK_GLOBAL_MEM_FENCE)
+#endif
 #ifndef ATTN_DCHUNK
 #define ATTN_DCHUNK 64 /* (lib/compute/ops.h: ARMT_ATTN_DCHUNK) */
 #endif
@@ -377,32 +388,10 @@ inline void armt_decode_chunk(__global const float *qh, const float scale, __loc
     pc[2 + t] = acc;
 }
 
-__kernel __attribute__((reqd_work_group_size(ATTN_HD, 1, 1))) void
-armt_attention_decode(__global const float *q, __global const float *k, __global const float *v,
-                      __global float *part, const int nh, const int nkv, const float scale,
-                      const ulong kv_off, const int Tk, const int q0, WIN_ARGS, const int kvb) {
-    __local float qs[ATTN_HD];
-    __local float ps[ATTN_DCHUNK];
-    __local float red[ATTN_HD];
-    __local float4 ks[ATTN_DCHUNK * ATTN_DKS / 4], vs[ATTN_DVS / 4];
-    const int t = get_local_id(0), c = get_group_id(0), h = get_group_id(1), nch = get_num_groups(0);
-    const int kvh = h / (nh / nkv);
-    const ulong kstride = (ulong)nkv * ATTN_HD;
-    const ulong base = kv_off + (ulong)kvh * ATTN_HD;
-    const int kfirst = win > 0 ? win - armt_attn_cached(0, win, win_first, j_first) : 0;
-    const int lo = max(kfirst, armt_attn_lo(q0, 0, 1, -1, 1, win, win_first, j_first, ns, nmem));
-    const int hi = min(Tk - 1, armt_attention_limit(0, 0, 1, q0, 0, -1, 1));
-    armt_decode_stage(k, v, base, kstride, lo, hi, c, (__local float *)ks, (__local float *)vs, t, ATTN_HD,
-                      kvb);
-    armt_decode_chunk(q + (ulong)h * ATTN_HD, scale, (__local const float *)ks, (__local const float *)vs, v,
-                      base, kstride, lo, hi, c, part + ((ulong)h * nch + c) * (ATTN_HD + 2), t, qs, ps, red,
-                      kvb);
-}
-
 /* Element t of a head's output from its nch chunks p = (m, l, acc[HD]) each (see the kernel below); red,
  * cw, cl: local scratch of ATTN_HD floats each. Every work-item of the work-group calls it. */
-inline float armt_decode_combine(__global const float *p, const int nch, const int t, __local float *red,
-                                 __local float *cw, __local float *cl) {
+inline float armt_decode_combine(volatile __global const float *p, const int nch, const int t,
+                                 __local float *red, __local float *cw, __local float *cl) {
     /* The chunks' (m, l) are read in parallel (chunk c0 + t by work-item t) and their weights kept in local
      * memory, and each work-item's acc values are loaded eight at a time before they are summed: a loop that
      * read m, then l and acc, chunk after chunk, was two memory latencies per chunk. The sums keep the chunk
@@ -421,7 +410,7 @@ inline float armt_decode_combine(__global const float *p, const int nch, const i
     for (int c0 = 0; c0 < nch; c0 += ATTN_HD) {
         const int nb = min(ATTN_HD, nch - c0);
         if (t < nb) {
-            __global const float *pc = p + (ulong)(c0 + t) * (ATTN_HD + 2);
+            volatile __global const float *pc = p + (ulong)(c0 + t) * (ATTN_HD + 2);
             const float mc = pc[0];
             cw[t] = mc == -INFINITY ? -1.0f : exp(mc - M); /* (-1: an empty chunk, skipped) */
             cl[t] = pc[1];
@@ -443,6 +432,43 @@ inline float armt_decode_combine(__global const float *p, const int nch, const i
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     return acc / L;
+}
+
+__kernel __attribute__((reqd_work_group_size(ATTN_HD, 1, 1))) void
+armt_attention_decode(__global const float *q, __global const float *k, __global const float *v,
+                      __global float *part, const int nh, const int nkv, const float scale,
+                      const ulong kv_off, const int Tk, const int q0, WIN_ARGS, const int kvb,
+                      __global float *out, __global ushort *outb, __global uint *cnt) {
+    __local float qs[ATTN_HD];
+    __local float ps[ATTN_DCHUNK];
+    __local float red[ATTN_HD], cw[ATTN_HD], cl[ATTN_HD];
+    __local int last_one;
+    __local float4 ks[ATTN_DCHUNK * ATTN_DKS / 4], vs[ATTN_DVS / 4];
+    const int t = get_local_id(0), c = get_group_id(0), h = get_group_id(1), nch = get_num_groups(0);
+    const int kvh = h / (nh / nkv);
+    const ulong kstride = (ulong)nkv * ATTN_HD;
+    const ulong base = kv_off + (ulong)kvh * ATTN_HD;
+    const int kfirst = win > 0 ? win - armt_attn_cached(0, win, win_first, j_first) : 0;
+    const int lo = max(kfirst, armt_attn_lo(q0, 0, 1, -1, 1, win, win_first, j_first, ns, nmem));
+    const int hi = min(Tk - 1, armt_attention_limit(0, 0, 1, q0, 0, -1, 1));
+    armt_decode_stage(k, v, base, kstride, lo, hi, c, (__local float *)ks, (__local float *)vs, t, ATTN_HD,
+                      kvb);
+    armt_decode_chunk(q + (ulong)h * ATTN_HD, scale, (__local const float *)ks, (__local const float *)vs, v,
+                      base, kstride, lo, hi, c, part + ((ulong)h * nch + c) * (ATTN_HD + 2), t, qs, ps, red,
+                      kvb);
+    if (!cnt) return;
+    /* the fused combine (see the top): the head's last work-group to finish */
+    ARMT_GL_FENCE(); /* this work-item's part before the count */
+    barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE);
+    if (t == 0) last_one = atomic_inc(cnt + h) == (uint)(nch - 1);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (!last_one) return;
+    ARMT_GL_FENCE(); /* the count before the others' parts */
+    const float o = armt_decode_combine(part + (ulong)h * nch * (ATTN_HD + 2), nch, t, red, cw, cl);
+    const ulong at = (ulong)h * ATTN_HD + t;
+    out[at] = o;
+    if (outb) outb[at] = armt_to_bf16(o);
+    if (t == 0) cnt[h] = 0u; /* (every work-group of the head has counted) */
 }
 
 __kernel __attribute__((reqd_work_group_size(ATTN_HD, 1, 1))) void

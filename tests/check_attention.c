@@ -293,7 +293,9 @@ static uint16_t bf16_bits(float x) {
 
 /* The decode kernels (armt_attention_decode, then armt_attention_decode_combine) on a case of one row
  * (G = T = 1): max |out - ref| / max |ref| of the fp32 output, and of the bf16 copy in *eb. kvb: K and V go
- * to the kernel as bf16 (a bf16 model's KV cache; ref must then be on the rounded K and V). */
+ * to the kernel as bf16 (a bf16 model's KV cache; ref must then be on the rounded K and V). Then twice the
+ * combine in the attention's launch (counters: the head's last work-group combines; tune.decode_fuse): the
+ * same bits in out and outb both times, and every counter back at zero (the second launch relies on it). */
 static double run_decode(armt_runtime *rt, cl_program prog, const acase *c, const float *q, const float *k,
                          const float *v, const double *ref, double *eb, int kvb) {
     cl_int e;
@@ -345,6 +347,10 @@ static double run_decode(armt_runtime *rt, cl_program prog, const acase *c, cons
     for (int a = 0; a < 5; a++)
         DARG(wa[a]);
     DARG(kvb);
+    cl_mem none = NULL;
+    DARG(none); /* out, outb, cnt: NULL, the combine in a launch of its own */
+    DARG(none);
+    DARG(none);
 #undef DARG
     size_t gws[2] = {(size_t)nch * (size_t)c->hd, (size_t)c->nh}, lws[2] = {(size_t)c->hd, 1};
     ck_assert_int_eq(clEnqueueNDRangeKernel(rt->queue, kd, 2, NULL, gws, lws, 0, NULL, NULL), CL_SUCCESS);
@@ -357,6 +363,46 @@ static double run_decode(armt_runtime *rt, cl_program prog, const acase *c, cons
     ck_assert_int_eq(clEnqueueReadBuffer(rt->queue, bo, CL_TRUE, 0, qn * 4, out, 0, NULL, NULL), CL_SUCCESS);
     ck_assert_int_eq(clEnqueueReadBuffer(rt->queue, bob, CL_TRUE, 0, qn * 2, outb, 0, NULL, NULL),
                      CL_SUCCESS);
+    /* the fused combine, twice, into fresh outputs */
+    const int nh = c->nh;
+    cl_uint *cnt0 = calloc((size_t)nh, sizeof *cnt0);
+    cl_mem bcnt =
+        clCreateBuffer(rt->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, (size_t)nh * 4, cnt0, &e);
+    ck_assert_int_eq(e, CL_SUCCESS);
+    float *out2 = malloc(qn * 4);
+    uint16_t *outb2 = malloc(qn * 2);
+    for (int rep = 0; rep < 2; rep++) {
+        for (size_t x = 0; x < qn; x++) {
+            out2[x] = NAN;
+            outb2[x] = 0x7fc1;
+        }
+        cl_mem bo2 = clCreateBuffer(rt->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, qn * 4, out2, &e);
+        cl_mem bob2 =
+            clCreateBuffer(rt->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, qn * 2, outb2, &e);
+        ck_assert_int_eq(e, CL_SUCCESS);
+        ck_assert_int_eq(clSetKernelArg(kd, 16, sizeof bo2, &bo2), CL_SUCCESS);
+        ck_assert_int_eq(clSetKernelArg(kd, 17, sizeof bob2, &bob2), CL_SUCCESS);
+        ck_assert_int_eq(clSetKernelArg(kd, 18, sizeof bcnt, &bcnt), CL_SUCCESS);
+        ck_assert_int_eq(clEnqueueNDRangeKernel(rt->queue, kd, 2, NULL, gws, lws, 0, NULL, NULL), CL_SUCCESS);
+        ck_assert_int_eq(clEnqueueReadBuffer(rt->queue, bo2, CL_TRUE, 0, qn * 4, out2, 0, NULL, NULL),
+                         CL_SUCCESS);
+        ck_assert_int_eq(clEnqueueReadBuffer(rt->queue, bob2, CL_TRUE, 0, qn * 2, outb2, 0, NULL, NULL),
+                         CL_SUCCESS);
+        ck_assert_int_eq(
+            clEnqueueReadBuffer(rt->queue, bcnt, CL_TRUE, 0, (size_t)nh * 4, cnt0, 0, NULL, NULL),
+            CL_SUCCESS);
+        for (size_t x = 0; x < qn; x++)
+            ck_assert_msg(memcmp(&out2[x], &out[x], 4) == 0 && outb2[x] == outb[x],
+                          "fused combine, launch %d: element %zu %.9g (bf16 %04x), two launches %.9g (%04x)",
+                          rep, x, out2[x], outb2[x], out[x], outb[x]);
+        for (int h = 0; h < nh; h++)
+            ck_assert_msg(cnt0[h] == 0, "fused combine, launch %d: head %d's counter left at %u", rep, h,
+                          cnt0[h]);
+        clReleaseMemObject(bo2);
+        clReleaseMemObject(bob2);
+    }
+    clReleaseMemObject(bcnt);
+    free(cnt0), free(out2), free(outb2);
     double d = 0, db = 0, m = 0;
     for (size_t x = 0; x < qn; x++) {
         uint32_t bits = (uint32_t)outb[x] << 16;

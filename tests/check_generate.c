@@ -32,7 +32,8 @@ static armt_model *tiny_model(armt_runtime *rt, int layers, int segment, uint64_
 
 /* Greedy tokens equal the reference's greedy decoding (each token the argmax of a re-run of the whole
  * tail under the same semantics), for a partial and a full last segment, both prefix schedules; the second
- * with the queue flushed after every decode layer ($ARMT_DECODE_FLUSH=1). */
+ * with the queue flushed after every decode layer ($ARMT_DECODE_FLUSH=1) and the decode attention's combine
+ * in the attention's launch ($ARMT_DECODE_FUSE=1). */
 START_TEST(test_greedy_vs_reference) {
     armt_runtime *rt = test_runtime();
     armt_model *m = tiny_model(rt, 3, 8, 500);
@@ -48,6 +49,7 @@ START_TEST(test_greedy_vs_reference) {
         int nref = ref_armt_generate_greedy(&h->ref, rs, prompt, n, max_new, -1, ref_tok);
         ck_assert_int_eq(nref, max_new);
         rt->tune.decode_flush = li; /* ($ARMT_DECODE_FLUSH; 0 the default) */
+        rt->tune.decode_fuse = li;  /* ($ARMT_DECODE_FUSE: the attention's combine in its launch) */
         for (int sch = ARMT_SCHEDULE_SEQUENTIAL; sch <= ARMT_SCHEDULE_DIAGONAL; sch++) {
             armt_ctx *ctx = NULL;
             ck_assert_int_eq(armt_ctx_create(m, NULL, &ctx), ARMT_OK);

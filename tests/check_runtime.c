@@ -136,7 +136,7 @@ START_TEST(test_select_by_env) {
     unsetenv("ARMT_SPLITK");
     /* the integer knobs: the default unset, an error naming the variable for each bad value, else the value
      * (the full schedule's MLP rows; the GEMV lanes heuristic's work-groups per compute unit; the layers
-     * between the decode's queue flushes) */
+     * between the decode's queue flushes; the decode attention's combine in its launch) */
     static const struct {
         const char *name, *bad[4], *good;
         int dflt, want;
@@ -155,6 +155,8 @@ START_TEST(test_select_by_env) {
          ARMT_DECODE_FLUSH_DEFAULT,
          3,
          offsetof(armt_device_tuning, decode_flush)},
+        /* (the combine in the attention's launch: by default on NVIDIA's PTX only, off on PoCL) */
+        {"ARMT_DECODE_FUSE", {"2", "-1", "yes", ""}, "1", 0, 1, offsetof(armt_device_tuning, decode_fuse)},
     };
     for (size_t n = 0; n < sizeof knobs / sizeof knobs[0]; n++) {
         ck_assert_msg(armt_runtime_create(NULL, &rt) == ARMT_OK, "%s", armt_last_error());
@@ -293,9 +295,10 @@ START_TEST(test_tune_options) {
     armt_device_tuning t;
     armt_err err;
     armt_err_init(&err);
-    armt_tune_options o = {ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0, 0, 0, 0, -1};
+    armt_tune_options o = {ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0, 0, 0, 0, -1, -1};
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
     ck_assert(t.nv_mma && t.mma_wgmma && !t.mma_emulate && t.attn_mma);
+    ck_assert_int_eq(t.decode_fuse, 1); /* (NVIDIA's PTX: the decode combine in the attention's launch) */
     ck_assert_int_eq(t.mma_bn, 256);
     ck_assert_int_eq(t.nar_bn, 64);
     armt_tune_wgmma_failed(&t); /* the check at load failed: mma.sync tiles, narrow ones kept */
@@ -336,6 +339,7 @@ START_TEST(test_tune_options) {
     o.tensor_cores = ARMT_TC_EMULATE; /* the stand-ins, mma.sync tiles unless wgmma is asked for */
     ck_assert_int_eq(armt_tune_device(&cpu, &o, &t, &err), ARMT_OK);
     ck_assert(t.nv_mma && t.mma_emulate && !t.mma_wgmma && t.attn_mma);
+    ck_assert_int_eq(t.decode_fuse, 0); /* (no PTX fence: two launches unless asked) */
     armt_tune_common_options(&t, opts, sizeof opts);
     ck_assert_ptr_nonnull(strstr(opts, "-DARMT_MMA_EMULATE=1"));
     ck_assert_ptr_null(strstr(opts, "ARMT_NV_MMA"));
@@ -346,7 +350,8 @@ START_TEST(test_tune_options) {
     armt_attention_tuning at;
     armt_tune_attention(&t, 64, 1, &at);
     ck_assert(at.mma && at.warps == 4 && at.rtiles == 1);
-    o = (armt_tune_options){ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_TF32X3, 0, 0, 0};
+    o = (armt_tune_options){
+        ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_TF32X3, 0, 0, 0, 0, -1, -1};
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
     armt_tune_attention(&t, 64, 1, &at);
     ck_assert(at.mma && at.warps == 4 && at.rtiles == 2 && at.bk == 16);

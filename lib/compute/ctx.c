@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include "common/util.h"
+#include "compute/step.h"
 #include "device/internal.h"
 #include "io/armt_config.h"
 #include "io/state_file.h"
@@ -83,7 +84,7 @@ void armt_ctx_free(armt_ctx *ctx) {
     free(ctx);
 }
 
-static armt_status zero_buffer(armt_ctx *ctx, cl_mem b, size_t bytes, armt_err *err) {
+armt_status armt_ctx_zero_buffer(armt_ctx *ctx, cl_mem b, size_t bytes, armt_err *err) {
     cl_uint zero = 0;
     ARMT_CL_TRY(clEnqueueFillBuffer(ctx->queue, b, &zero, sizeof zero, 0, bytes, 0, NULL, NULL));
     return ARMT_OK;
@@ -169,12 +170,12 @@ fail:
 armt_status armt_ctx_reset(armt_ctx *ctx) {
     if (!ctx) return armt_err_set(NULL, ARMT_STATUS_INVALID_ARGUMENT, "armt_ctx_reset: ctx is NULL");
     armt_err *err = &ctx->err;
-    ARMT_TRY(zero_buffer(ctx, ctx->w_mem, ctx->state_bytes[0], err));
-    ARMT_TRY(zero_buffer(ctx, ctx->z, ctx->state_bytes[1], err));
-    ARMT_TRY(zero_buffer(ctx, ctx->written, ctx->state_bytes[2], err));
+    ARMT_TRY(armt_ctx_zero_buffer(ctx, ctx->w_mem, ctx->state_bytes[0], err));
+    ARMT_TRY(armt_ctx_zero_buffer(ctx, ctx->z, ctx->state_bytes[1], err));
+    ARMT_TRY(armt_ctx_zero_buffer(ctx, ctx->written, ctx->state_bytes[2], err));
     if (ctx->win_k) {
-        ARMT_TRY(zero_buffer(ctx, ctx->win_k, ctx->win_bytes, err));
-        ARMT_TRY(zero_buffer(ctx, ctx->win_v, ctx->win_bytes, err));
+        ARMT_TRY(armt_ctx_zero_buffer(ctx, ctx->win_k, ctx->win_bytes, err));
+        ARMT_TRY(armt_ctx_zero_buffer(ctx, ctx->win_v, ctx->win_bytes, err));
     }
     ARMT_CL_TRY(clFinish(ctx->queue));
     ctx->win_len = 0;

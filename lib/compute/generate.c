@@ -103,8 +103,8 @@ static int32_t sample(const float *logits, int V, const armt_generate_params *p,
 /* Runs rows [pos0, pos0 + ns + ntok) of the tail through every layer (read, then the layer with the KV
  * cache): the sink row when ns = 1, then the tokens seq[first .. first + ntok). Each layer's cache has
  * F->win + tmax rows. */
-static armt_status tail_rows(armt_call *F, cl_mem kc, cl_mem vc, cl_mem part, size_t tmax, int pos0,
-                             size_t first, int ntok, int ns) {
+static armt_status tail_rows(armt_call *F, cl_mem kc, cl_mem vc, cl_mem part, cl_mem dcnt, size_t tmax,
+                             int pos0, size_t first, int ntok, int ns) {
     armt_err *err = F->err;
     const int Lyr = F->cfg->n_layers;
     size_t kvd = (size_t)F->nkv * (size_t)F->hd, per = (size_t)F->win + tmax;
@@ -119,7 +119,8 @@ static armt_status tail_rows(armt_call *F, cl_mem kc, cl_mem vc, cl_mem part, si
                     .vcache = vc,
                     .cache_rows = (int)per,
                     .cache_bf16 = armt_kv_cache_bf16(F->ctx, F->hd),
-                    .part = part};
+                    .part = part,
+                    .dcnt = dcnt};
     const int flush = F->ctx->rt->tune.decode_flush;
     ARMT_TRY(armt_step_upload_ids(F, first, (size_t)ntok));
     ARMT_TRY(armt_step_embed(F, &st, first, ntok, 0, ns));
@@ -244,7 +245,8 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
     /* (a bf16 cache: ushort elements, half the bytes) */
     size_t cache_bytes =
         (size_t)cfg->n_layers * (W + tmax) * kvd * (armt_kv_cache_bf16(ctx, cfg->head_dim) ? 2 : 4);
-    cl_mem kc = NULL, vc = NULL, part = NULL, tokb = NULL;
+    cl_mem kc = NULL, vc = NULL, part = NULL, dcnt = NULL, tokb = NULL;
+    const size_t dcnt_bytes = (size_t)cfg->n_heads * sizeof(cl_uint); /* (the fused combine's counters) */
     /* the decode attention's partial results: a chunk of ARMT_ATTN_DCHUNK keys per work-group and head */
     const size_t part_bytes = (size_t)cfg->n_heads * ((W + tmax + ARMT_ATTN_DCHUNK - 1) / ARMT_ATTN_DCHUNK) *
                               ((size_t)cfg->head_dim + 2) * sizeof(float);
@@ -264,13 +266,17 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
     ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, cache_bytes, &kc, "KV cache", err), fail);
     ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, cache_bytes, &vc, "KV cache", err), fail);
     ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, part_bytes, &part, "decode attention", err), fail);
+    if (ctx->rt->tune.decode_fuse) {
+        ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, dcnt_bytes, &dcnt, "decode attention", err), fail);
+        ARMT_TRY_GOTO(armt_ctx_zero_buffer(ctx, dcnt, dcnt_bytes, err), fail);
+    }
     if (greedy) ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, sizeof next, &tokb, "greedy token", err), fail);
     ARMT_TRY_GOTO(armt_call_begin(&F, ctx, &none, seq, ntok), fail);
     began = 1;
     F.gemv = 1;
     ARMT_TRY_GOTO(armt_scratch_grow(&F, 1, ns + R, tmax, ntok, 1, 0), fail);
     ARMT_TRY_GOTO(tail_window(&F, kc, vc, tmax), fail);
-    ARMT_TRY_GOTO(tail_rows(&F, kc, vc, part, tmax, 0, 0, (int)R, (int)ns), fail);
+    ARMT_TRY_GOTO(tail_rows(&F, kc, vc, part, dcnt, tmax, 0, 0, (int)R, (int)ns), fail);
     ARMT_TRY_GOTO(tail_next(&F, (ns + R - 1) * (size_t)F.d, tokb, &next, logits), fail);
     double t1 = armt_now();
     if (result) {
@@ -294,7 +300,7 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
         ARMT_TRY_GOTO(token_progress(&prog, (uint64_t)i + 1, err), fail);
         if (stopped || i + 1 == gp.max_new_tokens) break;
         seq[R + (size_t)i] = tok;
-        ARMT_TRY_GOTO(tail_rows(&F, kc, vc, part, tmax, (int)(ns + R + (size_t)i), R + (size_t)i, 1, 0),
+        ARMT_TRY_GOTO(tail_rows(&F, kc, vc, part, dcnt, tmax, (int)(ns + R + (size_t)i), R + (size_t)i, 1, 0),
                       fail);
         ARMT_TRY_GOTO(tail_next(&F, 0, tokb, &next, logits), fail);
     }
@@ -313,6 +319,7 @@ done:
     armt_buffer_release(ctx->rt, &kc, cache_bytes);
     armt_buffer_release(ctx->rt, &vc, cache_bytes);
     armt_buffer_release(ctx->rt, &part, part_bytes);
+    armt_buffer_release(ctx->rt, &dcnt, dcnt_bytes);
     armt_buffer_release(ctx->rt, &tokb, sizeof next);
     free(seq);
     free(logits);

@@ -248,9 +248,11 @@ armt_status armt_op_attention_decode(armt_call *F, const armt_step *st, cl_mem k
                         ARMT_KA(F->nh), ARMT_KA(F->nkv), ARMT_KA(scale), ARMT_KA(kv_off), ARMT_KA(Tk),
                         ARMT_KA(q0), ARMT_KA(F->win), ARMT_KA(F->win_first), ARMT_KA(j_first), ARMT_KA(F->ns),
                         ARMT_KA(nmem), ARMT_KA(st->cache_bf16)));
+    cl_mem outb = out_bf16 ? ctx->abf : NULL, cnt = st->dcnt; /* (cnt: the combine in this launch) */
+    ARMT_TRY(ARMT_KARGS(k, 16, err, ARMT_KA(ctx->att), ARMT_KA(outb), ARMT_KA(cnt)));
     ARMT_TRY(armt_op_launch(F, ARMT_K_ATTENTION_DECODE, 2, (size_t)nch * (size_t)F->hd, (size_t)F->nh, 1,
                             (size_t)F->hd));
-    cl_mem outb = out_bf16 ? ctx->abf : NULL;
+    if (cnt) return ARMT_OK;
     ARMT_TRY(ARMT_KARGS(kc, 0, err, ARMT_KA(st->part), ARMT_KA(ctx->att), ARMT_KA(outb), ARMT_KA(nch)));
     return armt_op_launch(F, ARMT_K_ATTENTION_DECODE_COMBINE, 1, (size_t)F->nh * (size_t)F->hd, 1, 1,
                           (size_t)F->hd);

@@ -53,6 +53,8 @@ typedef struct armt_step {
     int cache_bf16; /* 1: the caches hold bf16, ushort at the same element offsets (armt_kv_cache_bf16) */
     cl_mem part; /* generation: the decode attention's partial results (nh x cache_rows / 256 chunks x hd + 2
                   * floats), NULL: the tiled attention kernels */
+    cl_mem dcnt; /* with part: nh counters, zero between launches, for the combine in the attention's launch
+                  * (tune.decode_fuse); NULL: a launch of its own */
 } armt_step;
 
 /* ---- forward.c: the call ---- */
@@ -66,6 +68,8 @@ armt_status armt_state_copy(armt_ctx *ctx, int to_snapshot, armt_err *err);
 /* After a failure with status st: waits for the queue and puts the snapshot back, keeping the error
  * message (and adding to it when the restore fails too). Returns st. */
 armt_status armt_state_rollback(armt_ctx *ctx, armt_status st, armt_err *err);
+/* (ctx.c) bytes of b set to zero, on the context's queue */
+armt_status armt_ctx_zero_buffer(armt_ctx *ctx, cl_mem b, size_t bytes, armt_err *err);
 
 /* ---- scratch.c ---- */
 /* Scratch for `cells` cells of `rows` rows, a RoPE table of rope_rows positions, n_ids ids, out_rows rows of

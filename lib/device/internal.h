@@ -140,6 +140,10 @@ typedef struct armt_device_tuning {
      * starts on a token's first kernels while the host still enqueues the rest (generate.c); 0: no flush
      * until the token is read */
     int decode_flush;
+    /* 1: a decode token's attention combines its chunks in the same launch (the head's last work-group:
+     * cl/attention.cl; a cross-work-group fence OpenCL 1.2 does not promise, so NVIDIA's PTX only unless
+     * $ARMT_DECODE_FUSE says otherwise); 0: a second launch combines */
+    int decode_fuse;
 } armt_device_tuning;
 
 /* What the user chose (armt_runtime_params, environment), as tune.c reads it. */
@@ -152,6 +156,7 @@ typedef struct armt_tune_options {
     int mlp_rows;   /* $ARMT_MLP_ROWS: 0 (the default, ARMT_MLP_ROWS_DEFAULT) or >= 1 */
     /* $ARMT_DECODE_FLUSH: -1 (the default, ARMT_DECODE_FLUSH_DEFAULT), 0 (none) or >= 1 */
     int decode_flush;
+    int decode_fuse; /* $ARMT_DECODE_FUSE: -1 (the default: on with NVIDIA's PTX), 0 or 1 */
 } armt_tune_options;
 
 /* Rows of the full schedule's MLP blocks unless $ARMT_MLP_ROWS says otherwise: 16,384 rows of LLaMA-3.2-1B's

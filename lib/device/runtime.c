@@ -374,7 +374,7 @@ armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime 
         goto fail;
     }
     {
-        armt_tune_options to = {p.tensor_cores, p.wgmma, p.attention, p.fp32_gemm, 0, 0, 1, 0, -1};
+        armt_tune_options to = {p.tensor_cores, p.wgmma, p.attention, p.fp32_gemm, 0, 0, 1, 0, -1, -1};
         ARMT_TRY_GOTO(env_switch("ARMT_TENSOR_CORES", &to.tensor_cores, err), fail);
         ARMT_TRY_GOTO(env_switch("ARMT_WGMMA", &to.wgmma, err), fail);
         ARMT_TRY_GOTO(env_fp32_gemm(&to.fp32_gemm, err), fail);
@@ -388,6 +388,8 @@ armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime 
         /* (layers of a decode token between queue flushes; 0: none) */
         ARMT_TRY_GOTO(env_int("ARMT_DECODE_FLUSH", 0, 4096, "a number of layers", &to.decode_flush, err),
                       fail);
+        /* (a decode token's attention combine in its own launch (0) or the attention's (1)) */
+        ARMT_TRY_GOTO(env_int("ARMT_DECODE_FUSE", 0, 1, "0 or 1", &to.decode_fuse, err), fail);
         ARMT_TRY_GOTO(armt_tune_device(&rt->info, &to, &rt->tune, err), fail);
         ARMT_TRY_GOTO(armt_clblast_tune(rt, &rt->clblast_tuned, err), fail);
         char opts[256];

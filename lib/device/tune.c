@@ -187,6 +187,7 @@ armt_status armt_tune_device(const armt_device_info *info, const armt_tune_optio
         return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "MLP rows: %d is negative", opt->mlp_rows);
     tune->mlp_rows = opt->mlp_rows ? opt->mlp_rows : ARMT_MLP_ROWS_DEFAULT;
     tune->decode_flush = opt->decode_flush < 0 ? ARMT_DECODE_FLUSH_DEFAULT : opt->decode_flush;
+    tune->decode_fuse = opt->decode_fuse < 0 ? tune->nv_mma && !tune->mma_emulate : opt->decode_fuse;
     return ARMT_OK;
 }
 
