@@ -20,11 +20,13 @@
  * TF32_SPLIT, rounded to nearest) and store both parts. Per k8 step: lo_A hi_W and hi_A lo_W into
  * accumulators of their own, then hi_A hi_W into the main ones (TF32_ORDER 2: the small products are added
  * to the main sums at the end). TF32_PRODUCTS=1 (tests): hi_A hi_W alone, a plain TF32 GEMM.
- * TW_SPLIT=1 (a build option, off by default until timed): each k-tile's main products go to accumulators
- * zeroed for the tile (tacc), added to the main ones by fp32 adds once the tile's group is done, so that the
- * tensor cores' own accumulation (which on an H100 left 3xTF32 2.7-11.8 times CLBlast's rms error at the
- * model's k) covers TW_BK terms and round-to-nearest adds the rest; the groups then run one at a time
- * (tacc is reused), and tacc takes TW_NQ x 4 more registers.
+ * TW_SPLIT=1 (the default; 0 a build option): each k-tile's main products go to accumulators zeroed for the
+ * tile (tacc), added to the main ones by fp32 adds once the tile's group is done, so that the tensor cores'
+ * own accumulation (which on an H100 left 3xTF32 2.7-11.8 times CLBlast's rms error at the model's k)
+ * covers TW_BK terms and round-to-nearest adds the rest; the groups then run one at a time (tacc is
+ * reused), and tacc takes TW_NQ x 4 more registers. Measured on an H200 (docs/perf/results/
+ * 2026-12-07-h200-fp32-split-and-decode.md): 0.19-0.25 times CLBlast's rms error at every model site, at
+ * 2.3-3.2 times its speed (about 8% slower than without).
  *     local size  = (TW_THREADS, 1, 1),  global size = (ceil(n / TW_N) TW_THREADS, ceil(m / TW_BM), count)
  *     Requirements (the host checks them): lda, ldw and every a_off and w_off multiples of 4; TW_STAGES >= 3
  *     (a stage's stores and the wgmma that reads it are a barrier apart).
@@ -40,7 +42,7 @@
 #define TW_STAGES 3
 #endif
 #ifndef TW_SPLIT
-#define TW_SPLIT 0
+#define TW_SPLIT 1
 #endif
 #define TW_BK          32 /* floats of k per stage: 128-byte tile rows */
 #define TW_BM          (64 * TW_WGM)

@@ -274,8 +274,11 @@ static const struct {
     {"1xTF32", "-DTF32_PRODUCTS=1", 0},
     {"3xTF32 wgmma", NULL, 1},
     {"1xTF32 wgmma", "-DTF32_PRODUCTS=1", 1},
-    {"3xTF32 wgmma split", "-DTW_SPLIT=1", 1}, /* (each k-tile's sums added by fp32 adds) */
-    {"1xTF32 wgmma split", "-DTW_SPLIT=1 -DTF32_PRODUCTS=1", 1},
+    /* (the kernels' defaults add each k8 step's (mma.sync) or k-tile's (wgmma) sums by fp32 adds: without) */
+    {"3xTF32 unsplit", "-DTF_SPLIT=0", 0},
+    {"1xTF32 unsplit", "-DTF_SPLIT=0 -DTF32_PRODUCTS=1", 0},
+    {"3xTF32 wgmma unsplit", "-DTW_SPLIT=0", 1},
+    {"1xTF32 wgmma unsplit", "-DTW_SPLIT=0 -DTF32_PRODUCTS=1", 1},
 };
 #define N_RUNS (sizeof runs / sizeof runs[0])
 
@@ -557,7 +560,7 @@ START_TEST(test_tune) {
     armt_device_tuning t;
     armt_err err;
     armt_err_init(&err);
-    armt_tune_options o = {ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0, 0, 0, 0, -1};
+    armt_tune_options o = {ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0, 0, 0, 0, -1, -1};
     /* AUTO keeps CLBlast (less accurate on the tensor cores at the model's k: lib/device/tune.c) */
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
     ck_assert(!t.tf32 && t.nv_mma);
