@@ -389,7 +389,7 @@ armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime 
         ARMT_TRY_GOTO(env_int("ARMT_DECODE_FLUSH", 0, 4096, "a number of layers", &to.decode_flush, err),
                       fail);
         /* (a decode token's attention combine in its own launch (0) or the attention's (1)) */
-        ARMT_TRY_GOTO(env_int("ARMT_DECODE_FUSE", 0, 1, "0 or 1", &to.decode_fuse, err), fail);
+        ARMT_TRY_GOTO(env_int("ARMT_DECODE_FUSE", 0, 1, "a switch", &to.decode_fuse, err), fail);
         ARMT_TRY_GOTO(armt_tune_device(&rt->info, &to, &rt->tune, err), fail);
         ARMT_TRY_GOTO(armt_clblast_tune(rt, &rt->clblast_tuned, err), fail);
         char opts[256];
