@@ -100,21 +100,12 @@ static int32_t sample(const float *logits, int V, const armt_generate_params *p,
 /* Generation                                                                                              */
 /* ======================================================================================================= */
 
-/* The tail's device buffers: the KV caches (F->win + tmax rows a layer), the decode attention's partial
- * results and its combine's counters (NULL: the combine in a launch of its own). */
-typedef struct tail_bufs {
-    cl_mem kc, vc, part, dcnt;
-    size_t tmax;
-} tail_bufs;
-
 /* Runs rows [pos0, pos0 + ns + ntok) of the tail through every layer (read, then the layer with the KV
- * cache): the sink row when ns = 1, then the tokens seq[first .. first + ntok), uploaded from the host, or
- * with id_src (one token, greedy decode) copied on the device from the int there. */
-static armt_status tail_rows(armt_call *F, const tail_bufs *tb, int pos0, size_t first, int ntok, int ns,
-                             cl_mem id_src) {
+ * cache): the sink row when ns = 1, then the tokens seq[first .. first + ntok). Each layer's cache has
+ * F->win + tmax rows. */
+static armt_status tail_rows(armt_call *F, cl_mem kc, cl_mem vc, cl_mem part, cl_mem dcnt, size_t tmax,
+                             int pos0, size_t first, int ntok, int ns) {
     armt_err *err = F->err;
-    cl_mem kc = tb->kc, vc = tb->vc, part = tb->part, dcnt = tb->dcnt;
-    const size_t tmax = tb->tmax;
     const int Lyr = F->cfg->n_layers;
     size_t kvd = (size_t)F->nkv * (size_t)F->hd, per = (size_t)F->win + tmax;
     armt_step st = {.l0 = 0,
@@ -133,11 +124,7 @@ static armt_status tail_rows(armt_call *F, const tail_bufs *tb, int pos0, size_t
     const int flush = F->ctx->rt->tune.decode_flush;
     /* (queued: seq, the call's ids, is generate's own copy and changes only past these rows; a host round
      * trip a token saved) */
-    if (id_src)
-        ARMT_CL_TRY(clEnqueueCopyBuffer(F->ctx->queue, id_src, F->ctx->ids, 0, first * sizeof(int32_t),
-                                        sizeof(int32_t), 0, NULL, NULL));
-    else
-        ARMT_TRY(armt_step_upload_ids_queued(F, first, (size_t)ntok));
+    ARMT_TRY(armt_step_upload_ids_queued(F, first, (size_t)ntok));
     ARMT_TRY(armt_step_embed(F, &st, first, ntok, 0, ns));
     for (int l = 0; l < Lyr; l++) {
         st.l0 = l;
@@ -155,21 +142,6 @@ static armt_status tail_rows(armt_call *F, const tail_bufs *tb, int pos0, size_t
  * into *next; else the logits, for sample() */
 static armt_status tail_next(armt_call *F, size_t x_off, cl_mem tokb, int32_t *next, float *logits) {
     return tokb ? armt_step_row_token(F, x_off, tokb, next) : armt_step_row_logits(F, x_off, logits);
-}
-
-/* Greedy decode's token j (j >= 1), queued and not waited for: the rows of token j - 1 (the host's seq, or
- * on the device: tok[(j - 1) % 2], which token j - 1's argmax wrote), then token j's argmax into tok[j % 2]
- * and its read into host[j % 2], *ev its event. */
-static armt_status queue_token(armt_call *F, const tail_bufs *tb, int ns, size_t R, int j, int on_device,
-                               cl_mem tok[2], int32_t host[2], cl_event *ev) {
-    armt_err *err = F->err;
-    const size_t row = R + (size_t)j - 1;
-    ARMT_TRY(tail_rows(F, tb, (int)(ns + row), row, 1, 0, on_device ? tok[(j - 1) % 2] : NULL));
-    ARMT_TRY(armt_step_row_logits(F, 0, NULL));
-    ARMT_TRY(armt_op_rows_argmax(F, 1, tok[j % 2]));
-    ARMT_CL_TRY(clEnqueueReadBuffer(F->ctx->queue, tok[j % 2], CL_FALSE, 0, sizeof(int32_t), &host[j % 2], 0,
-                                    NULL, ev));
-    return ARMT_OK;
 }
 
 /* With a sliding window: each layer's window into the first F->win rows of its KV cache (the attention
@@ -275,9 +247,7 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
     /* (a bf16 cache: ushort elements, half the bytes) */
     size_t cache_bytes =
         (size_t)cfg->n_layers * (W + tmax) * kvd * (armt_kv_cache_bf16(ctx, cfg->head_dim) ? 2 : 4);
-    cl_mem kc = NULL, vc = NULL, part = NULL, dcnt = NULL, tokb = NULL, tok2 = NULL;
-    cl_event ev[2] = {NULL, NULL}; /* greedy: the reads of tokens in flight (tokens j % 2) */
-    int32_t hv[2] = {0, 0};
+    cl_mem kc = NULL, vc = NULL, part = NULL, dcnt = NULL, tokb = NULL;
     const size_t dcnt_bytes = (size_t)cfg->n_heads * sizeof(cl_uint); /* (the fused combine's counters) */
     /* the decode attention's partial results: a chunk of ARMT_ATTN_DCHUNK keys per work-group and head */
     const size_t part_bytes = (size_t)cfg->n_heads * ((W + tmax + ARMT_ATTN_DCHUNK - 1) / ARMT_ATTN_DCHUNK) *
@@ -302,17 +272,13 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
         ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, dcnt_bytes, &dcnt, "decode attention", err), fail);
         ARMT_TRY_GOTO(armt_ctx_zero_buffer(ctx, dcnt, dcnt_bytes, err), fail);
     }
-    if (greedy) {
-        ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, sizeof next, &tokb, "greedy token", err), fail);
-        ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, sizeof next, &tok2, "greedy token", err), fail);
-    }
-    const tail_bufs tb = {kc, vc, part, dcnt, tmax};
+    if (greedy) ARMT_TRY_GOTO(armt_buffer_create(ctx->rt, sizeof next, &tokb, "greedy token", err), fail);
     ARMT_TRY_GOTO(armt_call_begin(&F, ctx, &none, seq, ntok), fail);
     began = 1;
     F.gemv = 1;
     ARMT_TRY_GOTO(armt_scratch_grow(&F, 1, ns + R, tmax, ntok, 1, 0), fail);
     ARMT_TRY_GOTO(tail_window(&F, kc, vc, tmax), fail);
-    ARMT_TRY_GOTO(tail_rows(&F, &tb, 0, 0, (int)R, (int)ns, NULL), fail);
+    ARMT_TRY_GOTO(tail_rows(&F, kc, vc, part, dcnt, tmax, 0, 0, (int)R, (int)ns), fail);
     ARMT_TRY_GOTO(tail_next(&F, (ns + R - 1) * (size_t)F.d, tokb, &next, logits), fail);
     double t1 = armt_now();
     if (result) {
@@ -327,22 +293,7 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
     uint64_t rng = gp.seed ^ 0x5DEECE66DULL;
     size_t produced = 0;
     int stopped = 0;
-    /* Greedy: token i + 2's rows are queued, fed on the device by token i + 1's argmax, before the host
-     * waits for token i + 1: the device never waits for the host's read and enqueueing between tokens. A
-     * stop (or a callback's) then leaves at most one token's work unused, which changes nothing outside the
-     * call's own buffers (decoding writes no memory state). */
-    cl_mem tokr[2] = {tokb, tok2}; /* token j's id on the device: tokr[j % 2] (token 0: next, in tokb) */
     for (int i = 0; i < gp.max_new_tokens; i++) {
-        if (greedy && i > 0) { /* token i: its read is in flight since token i - 1 (or i - 2) */
-            cl_int e = clWaitForEvents(1, &ev[i % 2]);
-            clReleaseEvent(ev[i % 2]);
-            ev[i % 2] = NULL;
-            if (e != CL_SUCCESS) {
-                st = armt_err_cl(err, "clWaitForEvents", e);
-                goto fail;
-            }
-            next = hv[i % 2];
-        }
         int32_t tok = greedy ? next : sample(logits, cfg->vocab_size, &gp, &rng, work);
         if (out) out[i] = tok;
         produced++;
@@ -351,21 +302,9 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
         ARMT_TRY_GOTO(token_progress(&prog, (uint64_t)i + 1, err), fail);
         if (stopped || i + 1 == gp.max_new_tokens) break;
         seq[R + (size_t)i] = tok;
-        if (greedy) {
-            if (i == 0) ARMT_TRY_GOTO(queue_token(&F, &tb, (int)ns, R, 1, 0, tokr, hv, &ev[1]), fail);
-            if (i + 2 < gp.max_new_tokens)
-                ARMT_TRY_GOTO(queue_token(&F, &tb, (int)ns, R, i + 2, 1, tokr, hv, &ev[i % 2]), fail);
-            continue;
-        }
-        ARMT_TRY_GOTO(tail_rows(&F, &tb, (int)(ns + R + (size_t)i), R + (size_t)i, 1, 0, NULL), fail);
+        ARMT_TRY_GOTO(tail_rows(&F, kc, vc, part, dcnt, tmax, (int)(ns + R + (size_t)i), R + (size_t)i, 1, 0),
+                      fail);
         ARMT_TRY_GOTO(tail_next(&F, 0, tokb, &next, logits), fail);
-    }
-    if (greedy) { /* (the token queued past a stop may still run) */
-        cl_int e = clFinish(ctx->queue);
-        if (e != CL_SUCCESS) {
-            st = armt_err_cl(err, "clFinish", e);
-            goto fail;
-        }
     }
     if (ctx->prof_on) armt_ctx_prof_collect(ctx);
     if (result) {
@@ -384,9 +323,6 @@ done:
     armt_buffer_release(ctx->rt, &part, part_bytes);
     armt_buffer_release(ctx->rt, &dcnt, dcnt_bytes);
     armt_buffer_release(ctx->rt, &tokb, sizeof next);
-    armt_buffer_release(ctx->rt, &tok2, sizeof next);
-    for (int i = 0; i < 2; i++) /* (after the rollback's wait, or none in flight) */
-        if (ev[i]) clReleaseEvent(ev[i]);
     free(seq);
     free(logits);
     free(work);
