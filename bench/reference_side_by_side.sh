@@ -16,9 +16,10 @@
 # Each step's full output goes to $OUT/reference_side_by_side/rROUND-PRECISION-TOKENS-SCHEDULE.{ref,clbench}.txt
 # (SCHEDULES joined by _ with GROUP=precision; first lines: '#' and the exact command); stdout gets the table rows as they come and a summary at the end
 # (also in summary.md there). clbench is matched to the reference's workload: the llama-3.2-1b preset (segment
-# 1024 + 128 memory tokens, d_mem 64), the same precision (bf16 weights; fp32 through clbench's default fp32 GEMM,
-# CLBlast's SIMT SGEMM like the reference's TF32-off cuBLAS: add CLBENCH_OPTS="--fp32-gemm tf32x3" for 3xTF32 on
-# NVIDIA sm_80+ tensor cores), hidden states left on the device (--outputs none) with every row of the last
+# 1024 + 128 memory tokens, d_mem 64), the same precision (bf16 weights; fp32 through clbench's default fp32 path,
+# 3xTF32 GEMMs on NVIDIA sm_80+ tensor cores with the fp32 attention kernel: CLBENCH_OPTS="--fp32-gemm tf32x3"
+# puts the attention on 3xTF32 too, "--fp32-gemm clblast" takes CLBlast's SIMT SGEMM like the reference's
+# TF32-off cuBLAS), hidden states left on the device (--outputs none) with every row of the last
 # layer computed (--all-rows: the reference computes them all), the same warm-up and repetitions.
 #
 # Environment: OUT (default /tmp), ROUNDS (2), REPS (3), WARMUP (1), PYTHON (python3), CLBENCH ("bash .gpu/run.sh

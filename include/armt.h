@@ -156,15 +156,18 @@ typedef enum armt_tensor_cores {
 } armt_tensor_cores;
 
 /* fp32 GEMMs (fp32 models: the linear layers, lm_head and the memory products): CLBlast's SGEMM on CUDA
- * cores, or our tensor-core kernels near fp32 accuracy (3xTF32: each operand split into a TF32 high and low
- * part, three TF32 products per tile, fp32 accumulation; on Hopper with wgmma unless it is OFF; about 2.5x
- * faster on an H100, with an rms error 2.7 to 11.8 times CLBlast's at the 1B model's shapes, growing with k:
- * docs/DESIGN.md). With them, the attention of fp32 models is 3xTF32 too. */
+ * cores, or our tensor-core kernels at fp32 accuracy (3xTF32: each operand split into a TF32 high and low
+ * part, three TF32 products per tile, each k step's sums added in fp32; on Hopper with wgmma unless it is
+ * OFF; about 2.3x faster than CLBlast on an H100 and more accurate at every GEMM site of the 1B model:
+ * docs/DESIGN.md). */
 typedef enum armt_fp32_gemm {
-    ARMT_FP32_GEMM_AUTO = 0, /* CLBlast (the default: the more accurate of the two)                       */
-    ARMT_FP32_GEMM_CLBLAST,  /* CLBlast everywhere                                                          */
-    ARMT_FP32_GEMM_TF32X3    /* 3xTF32 required: armt_runtime_create fails with ARMT_STATUS_UNSUPPORTED     */
-    /*   without tensor cores (with ARMT_TC_EMULATE: the emulated kernel, tests)    */
+    ARMT_FP32_GEMM_AUTO = 0, /* 3xTF32 GEMMs where the device has tensor cores (NVIDIA compute capability   */
+    /*   >= 8.0, tensor_cores not OFF), the fp32 attention kernel; CLBlast elsewhere */
+    /*   (and under ARMT_TC_EMULATE)                                                 */
+    ARMT_FP32_GEMM_CLBLAST, /* CLBlast everywhere                                                          */
+    ARMT_FP32_GEMM_TF32X3   /* 3xTF32 required, the attention of fp32 models on it too (unless attention   */
+                            /*   is OFF): armt_runtime_create fails with ARMT_STATUS_UNSUPPORTED without   */
+                            /*   tensor cores (with ARMT_TC_EMULATE: the emulated kernels, tests)          */
 } armt_fp32_gemm;
 
 typedef struct armt_runtime_params {

@@ -255,13 +255,13 @@ START_TEST(test_equals_alone) {
 END_TEST
 
 /* More documents than the GEMV takes rows (a decode round on the tensor-core tiles), k split in four
- * ($ARMT_SPLITK, read when the runtime is made) and not: every document's greedy tokens equal its own
+ * ($ARMT_SPLITK, read when the runtime is made) and not (1): every document's greedy tokens equal its own
  * generation's, and the split's sums ran only where asked (the runner's profile). _i: 0 the mma.sync tiles,
  * 1 the wgmma tiles (emulated). */
 #define N_WIDE 6
 START_TEST(test_wide_rounds) {
     for (int split = 0; split < 2; split++) {
-        if (split) ck_assert_int_eq(setenv("ARMT_SPLITK", "4", 1), 0);
+        ck_assert_int_eq(setenv("ARMT_SPLITK", split ? "4" : "1", 1), 0); /* (auto, the default, may split) */
         armt_runtime *rt = case_runtime(1 + _i);
         unsetenv("ARMT_SPLITK");
         armt_model *m = load_variant(rt, "armt", ARMT_PRECISION_BF16);

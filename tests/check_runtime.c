@@ -118,7 +118,11 @@ START_TEST(test_select_by_env) {
     ck_assert_int_eq(rt->tune.gemv_lanes, 128);
     armt_runtime_free(rt);
     unsetenv("ARMT_GEMV_LANES");
-    /* the split of k: none by default, auto (0), or 2 .. 16 */
+    /* the split of k: auto (0) by default, none (1), or 2 .. 16 */
+    ck_assert_msg(armt_runtime_create(NULL, &rt) == ARMT_OK, "%s", armt_last_error());
+    ck_assert_int_eq(rt->tune.splitk, 0);
+    armt_runtime_free(rt);
+    setenv("ARMT_SPLITK", "1", 1);
     ck_assert_msg(armt_runtime_create(NULL, &rt) == ARMT_OK, "%s", armt_last_error());
     ck_assert_int_eq(rt->tune.splitk, 1);
     armt_runtime_free(rt);

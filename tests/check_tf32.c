@@ -20,7 +20,7 @@
 /* A runtime whose fp32 GEMMs take `mode`, with tensor cores: real on an NVIDIA GPU that has them, emulated
  * elsewhere. wg = 0: wgmma off (the mma.sync kernel, cl/gemm_tf32.cl); 1: wgmma where the GPU has it, or its
  * stand-ins (cl/gemm_tf32_wg.cl; rt->tune.tf_wgmma says whether it is there). No bf16 GEMM runs here. */
-static armt_runtime *tc_runtime_wg(armt_fp32_gemm mode, int profile, int wg) {
+static armt_runtime *tc_runtime_att(armt_fp32_gemm mode, int profile, int wg, armt_tensor_cores attention) {
     armt_runtime *rt = test_runtime();
     const int real = rt->tune.nv_mma && !rt->tune.mma_emulate;
     armt_runtime_free(rt);
@@ -29,9 +29,13 @@ static armt_runtime *tc_runtime_wg(armt_fp32_gemm mode, int profile, int wg) {
     p.tensor_cores = real ? ARMT_TC_AUTO : ARMT_TC_EMULATE;
     p.wgmma = !wg ? ARMT_TC_OFF : real ? ARMT_TC_AUTO : ARMT_TC_EMULATE;
     p.fp32_gemm = mode;
+    p.attention = attention;
     rt = NULL;
     ck_assert_msg(armt_runtime_create(&p, &rt) == ARMT_OK, "%s", armt_last_error());
     return rt;
+}
+static armt_runtime *tc_runtime_wg(armt_fp32_gemm mode, int profile, int wg) {
+    return tc_runtime_att(mode, profile, wg, ARMT_TC_AUTO);
 }
 static armt_runtime *tc_runtime(armt_fp32_gemm mode, int profile) { return tc_runtime_wg(mode, profile, 0); }
 
@@ -389,11 +393,14 @@ END_TEST
 #define TOL_LOGITS 1e-4 /* |ours - ref| <= TOL_LOGITS * max(1, |ref|), as check_forward.c */
 #define TOL_STATE  1e-4 /* |ours - ref| <= TOL_STATE * max |ref| over the tensor            */
 
-/* The tiny fp32 model with every GEMM and the attention on 3xTF32: logits and memory state of both schedules
- * against the fp64 reference within check_forward.c's fp32 tolerances, the diagonal schedule equal to the sequential one bit
- * for bit, and no GEMM left to CLBlast. */
-static void forward_check(int wg) {
-    armt_runtime *rt = tc_runtime_wg(ARMT_FP32_GEMM_TF32X3, 1, wg);
+/* The tiny fp32 model with every GEMM and the attention on 3xTF32 (exact_attention: the attention on the fp32
+ * kernel, as AUTO has it): logits and memory state of both schedules against the fp64 reference within
+ * check_forward.c's fp32 tolerances, the diagonal schedule equal to the sequential one bit for bit, and no
+ * GEMM left to CLBlast. */
+static void forward_check(int wg, int exact_attention) {
+    armt_runtime *rt =
+        tc_runtime_att(ARMT_FP32_GEMM_TF32X3, 1, wg, exact_attention ? ARMT_TC_OFF : ARMT_TC_AUTO);
+    ck_assert_int_eq(rt->tune.attn_tf32, !exact_attention);
     if (wg && !rt->tune.tf_wgmma) { /* a GPU before Hopper */
         ck_assert_int_eq(rt->tune.mma_emulate, 0);
         armt_runtime_free(rt);
@@ -431,10 +438,11 @@ static void forward_check(int wg) {
         ck_assert_msg(armt_forward(ctx, ids, n, &fp) == ARMT_OK, "%s", armt_ctx_last_error(ctx));
         ck_assert_msg(ran(ctx, kname) && !ran(ctx, "clblast_sgemm"), "schedule %d: %s %d, CLBlast %d", sch,
                       kname, ran(ctx, kname), ran(ctx, "clblast_sgemm"));
-        /* the attention on tensor cores too (attention_mma.cl's 3xTF32 build), not the fp32 kernel */
-        ck_assert_msg(ran(ctx, "armt_attention_mma") && !ran(ctx, "armt_attention"),
-                      "schedule %d: 3xTF32 attention %d, fp32 attention %d", sch,
-                      ran(ctx, "armt_attention_mma"), ran(ctx, "armt_attention"));
+        /* the attention on tensor cores too (attention_mma.cl's 3xTF32 build), or the fp32 kernel as asked */
+        ck_assert_msg(ran(ctx, "armt_attention_mma") == !exact_attention &&
+                          ran(ctx, "armt_attention") == exact_attention,
+                      "schedule %d, exact attention %d: 3xTF32 attention %d, fp32 attention %d", sch,
+                      exact_attention, ran(ctx, "armt_attention_mma"), ran(ctx, "armt_attention"));
         ck_assert_int_eq(armt_ctx_memory_get(ctx, w[sch], z[sch], NULL), ARMT_OK);
         for (size_t i = 0; i < n * V; i++)
             worst_l = fmax(worst_l, fabs(out[sch][i] - ref[i]) / (TOL_LOGITS * fmax(1.0, fabs(ref[i]))));
@@ -443,8 +451,10 @@ static void forward_check(int wg) {
         for (size_t i = 0; i < nz; i++)
             worst_z = fmax(worst_z, fabs(z[sch][i] - rs->z[i]) / (TOL_STATE * zmax));
     }
-    fprintf(stderr, "tiny fp32 on 3xTF32 (%s): logits, W_mem, z at %.3g, %.3g, %.3g of the fp32 tolerance\n",
-            kname, worst_l, worst_w, worst_z);
+    fprintf(stderr,
+            "tiny fp32 on 3xTF32 (%s, %s attention): logits, W_mem, z at %.3g, %.3g, %.3g of the fp32 "
+            "tolerance\n",
+            kname, exact_attention ? "fp32" : "3xTF32", worst_l, worst_w, worst_z);
     ck_assert(wmax > 0.0);
     ck_assert_msg(worst_l <= 1.0 && worst_w <= 1.0 && worst_z <= 1.0, "off the reference: %.3g %.3g %.3g",
                   worst_l, worst_w, worst_z);
@@ -461,7 +471,10 @@ static void forward_check(int wg) {
     armt_runtime_free(rt);
 }
 
-START_TEST(test_forward) { forward_check(0); }
+START_TEST(test_forward) {
+    forward_check(0, 0);
+    forward_check(0, 1);
+}
 END_TEST
 
 /* The attention's check when a model builds it: a 3xTF32 attention that is off (here one built with one
@@ -499,7 +512,7 @@ START_TEST(test_attention_check) {
 END_TEST
 
 /* The same with the wgmma kernel (where the runtime has it) */
-START_TEST(test_forward_wgmma) { forward_check(1); }
+START_TEST(test_forward_wgmma) { forward_check(1, 0); }
 END_TEST
 
 /* ======================================================================================================= */
@@ -549,9 +562,10 @@ START_TEST(test_option) {
 }
 END_TEST
 
-/* The choice in the tuning (no device needed): AUTO and CLBLAST never take 3xTF32 (AUTO: CLBlast is the more
- * accurate on the GPU, lib/device/tune.c); TF32X3 everywhere tensor cores are (compute capability 8.0 and
- * 9.0), the emulation included, and fails elsewhere. */
+/* The choice in the tuning (no device needed): AUTO takes 3xTF32 for the GEMMs wherever mma.sync is (compute
+ * capability 8.0 and 9.0; the more accurate with the split sums, lib/device/tune.c), not with tensor cores
+ * off nor under the emulation, and keeps the fp32 attention; CLBLAST never; TF32X3 everywhere tensor cores
+ * are, the emulation included, and fails elsewhere. */
 START_TEST(test_tune) {
     armt_device_info h200 = {0}, a100, cpu = {0};
     h200.is_gpu = 1, h200.local_mem_bytes = 49152, h200.nv_compute_capability = 90;
@@ -561,11 +575,19 @@ START_TEST(test_tune) {
     armt_err err;
     armt_err_init(&err);
     armt_tune_options o = {ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0, 0, 0, 0, -1, -1};
-    /* AUTO keeps CLBlast (less accurate on the tensor cores at the model's k: lib/device/tune.c) */
+    /* AUTO takes 3xTF32 for the GEMMs (more accurate than CLBlast with the split sums: lib/device/tune.c),
+     * the fp32 attention kernel unless attention is ON; TF32X3 both */
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
-    ck_assert(!t.tf32 && t.nv_mma);
+    ck_assert(t.tf32 && t.nv_mma && !t.attn_tf32);
+    o.attention = ARMT_TC_ON;
+    ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
+    ck_assert(t.tf32 && t.attn_tf32);
+    o.attention = ARMT_TC_AUTO;
+    ck_assert_int_eq(armt_tune_device(&a100, &o, &t, &err), ARMT_OK);
+    ck_assert(t.tf32 && !t.attn_tf32);
     o.fp32_gemm = ARMT_FP32_GEMM_TF32X3;
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
+    ck_assert(t.attn_tf32);
     ck_assert(t.tf32 && t.tf_bm == 128 && t.tf_bn == 128 && t.tf_threads == 256);
     ck_assert(t.tf_wgmma && t.tw_wgm == 2 && t.tw_n == 128 && t.tw_stages == 3);
     char opts[256];
@@ -596,6 +618,10 @@ START_TEST(test_tune) {
     ck_assert_int_eq(armt_tune_device(&cpu, &o, &t, &err), ARMT_STATUS_UNSUPPORTED);
     o.tensor_cores = ARMT_TC_OFF;
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_STATUS_UNSUPPORTED);
+    o.fp32_gemm = ARMT_FP32_GEMM_AUTO; /* (tensor cores off: CLBlast) */
+    ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
+    ck_assert(!t.tf32 && !t.attn_tf32);
+    o.fp32_gemm = ARMT_FP32_GEMM_TF32X3;
     o.tensor_cores = ARMT_TC_EMULATE;
     ck_assert_int_eq(armt_tune_device(&cpu, &o, &t, &err), ARMT_OK);
     ck_assert(t.tf32 && t.mma_emulate && t.tf_bm == 64 && t.tf_bn == 32 && t.tf_threads == 128);

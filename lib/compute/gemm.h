@@ -126,7 +126,7 @@ int armt_gemm_weights_rows(armt_ctx *ctx, armt_gemm_op op, armt_role role, int l
  * against q's, o's, k's, v's and down's weights gave the narrow tiles 8 to 32 work-groups): op (one entry of
  * op.m rows, no epilogue, as armt_gemm_weights) with layer l's weight of a role, k cut into S slices that run
  * as the S entries of one GEMM into P (S x m x n fp32; the caller adds them into C: armt_rows_splitk_sum).
- * S: tune.splitk ($ARMT_SPLITK; 1, the default, never splits), or with 0 (auto) doubled while the launch
+ * S: tune.splitk ($ARMT_SPLITK; 1 never splits), or with 0 (auto, the default) doubled while the launch
  * stays within two work-groups a compute unit. Returns S, or 0
  * without running anything (no split pays, or P holds fewer than p_floats needs); the GEMM's status in *st.
  * offs: scratch of 48 entries. */

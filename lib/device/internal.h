@@ -152,7 +152,7 @@ typedef struct armt_tune_options {
     armt_fp32_gemm fp32_gemm;
     int gemv_lanes; /* $ARMT_GEMV_LANES: 0 (auto), 32, 64 or 128 */
     int gemv_wgs;   /* $ARMT_GEMV_WGS: 0 (the default, 1) or 1 .. 64 */
-    int splitk;     /* $ARMT_SPLITK: 1 (none, the default), 0 (auto), 2, 4, 8 or 16 */
+    int splitk;     /* $ARMT_SPLITK: 0 (auto, the default), 1 (none), 2, 4, 8 or 16 */
     int mlp_rows;   /* $ARMT_MLP_ROWS: 0 (the default, ARMT_MLP_ROWS_DEFAULT) or >= 1 */
     /* $ARMT_DECODE_FLUSH: -1 (the default, ARMT_DECODE_FLUSH_DEFAULT), 0 (none) or >= 1 */
     int decode_flush;

@@ -269,9 +269,8 @@ static armt_status env_gemv_lanes(int *v, armt_err *err) {
                         "$ARMT_GEMV_LANES is \"%s\": want auto, 32, 64 or 128", s);
 }
 
-/* The split of k in a batch's decode rounds from $ARMT_SPLITK (1 = none, the default until it is timed on a
- * GPU; auto: by the launch's work-groups; 2, 4, 8, 16): a measurement and test knob
- * (lib/compute/generate_batch.c). */
+/* The split of k in a batch's decode rounds from $ARMT_SPLITK (auto, the default: by the launch's
+ * work-groups; 1 = none; 2, 4, 8, 16): a measurement and test knob (lib/compute/generate_batch.c). */
 static armt_status env_splitk(int *v, armt_err *err) {
     const char *s = nonempty(getenv("ARMT_SPLITK"));
     if (!s) return ARMT_OK;
@@ -374,7 +373,7 @@ armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime 
         goto fail;
     }
     {
-        armt_tune_options to = {p.tensor_cores, p.wgmma, p.attention, p.fp32_gemm, 0, 0, 1, 0, -1, -1};
+        armt_tune_options to = {p.tensor_cores, p.wgmma, p.attention, p.fp32_gemm, 0, 0, 0, 0, -1, -1};
         ARMT_TRY_GOTO(env_switch("ARMT_TENSOR_CORES", &to.tensor_cores, err), fail);
         ARMT_TRY_GOTO(env_switch("ARMT_WGMMA", &to.wgmma, err), fail);
         ARMT_TRY_GOTO(env_fp32_gemm(&to.fp32_gemm, err), fail);

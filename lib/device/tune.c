@@ -142,11 +142,13 @@ armt_status armt_tune_device(const armt_device_info *info, const armt_tune_optio
     gemm_tiles(tune, wgmma);
     if (tune->mma_emulate) emulation_tiles(tune);
     /* fp32 weights' GEMMs on tensor cores (3xTF32, cl/gemm_tf32.cl): mma.sync m16n8k8 on TF32 exists
-     * wherever the bf16 kernels' mma.sync does, but AUTO keeps CLBlast: the fp32 default must be at least as
-     * accurate as CLBlast's SGEMM, and on an H100 at the model's GEMM shapes 3xTF32's rms error was 2.7 to
-     * 11.8 times CLBlast's (bench/gemm_fp32_bench, docs/perf/results/2026-12-07-h100-issue21-measurements.md:
-     * the tensor cores' own accumulation, which the emulation's round-to-nearest does not have, growing
-     * with k). TF32X3 asks for it (2.5x faster); the emulation (tests) runs it only then. */
+     * wherever the bf16 kernels' mma.sync does. AUTO takes it there, because the fp32 default must be at
+     * least as accurate as CLBlast's SGEMM and, with each k step's (mma.sync) or k tile's (wgmma) sums added
+     * by fp32 adds (TF_SPLIT, TW_SPLIT), it is more so at every GEMM site of the 1B model: rms error 0.19 to
+     * 0.44 times CLBlast's on an H100 and an H200 (bench/gemm_fp32_bench,
+     * docs/perf/results/2026-12-07-h200-fp32-split-and-decode.md; without the split the tensor cores' own
+     * accumulation had made it 2.7 to 11.8 times). The emulation (tests) runs it only when asked (TF32X3):
+     * its stand-ins are slow. */
     if (opt->fp32_gemm < ARMT_FP32_GEMM_AUTO || opt->fp32_gemm > ARMT_FP32_GEMM_TF32X3)
         return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "fp32_gemm: %d is not an armt_fp32_gemm",
                             (int)opt->fp32_gemm);
@@ -155,12 +157,16 @@ armt_status armt_tune_device(const armt_device_info *info, const armt_tune_optio
                             "3xTF32 fp32 GEMMs requested, but %s has no tensor cores the kernels use (NVIDIA "
                             "compute capability >= 8.0, tensor cores not off)",
                             info->name);
-    tune->tf32 = tune->nv_mma && opt->fp32_gemm == ARMT_FP32_GEMM_TF32X3;
+    tune->tf32 = tune->nv_mma && (opt->fp32_gemm == ARMT_FP32_GEMM_TF32X3 ||
+                                  (opt->fp32_gemm == ARMT_FP32_GEMM_AUTO && !tune->mma_emulate));
     if (tune->tf32) tf32_tiles(tune, wgmma);
     /* attention of bf16 models on tensor cores wherever the GEMM has them */
     tune->attn_mma = tune->nv_mma && opt->attention != ARMT_TC_OFF;
-    /* and of fp32 models at fp32 accuracy (3xTF32, attention_mma.cl's AM_TF32) wherever their GEMMs are */
-    tune->attn_tf32 = tune->tf32 && opt->attention != ARMT_TC_OFF;
+    /* and of fp32 models on 3xTF32 (attention_mma.cl's AM_TF32) where TF32X3 asks for it (or attention ON):
+     * its sums over the keys still accumulate in the tensor cores, and its error at long context has not
+     * been measured against the fp32 kernel's, so AUTO keeps the fp32 kernel there */
+    tune->attn_tf32 = tune->tf32 && (opt->fp32_gemm == ARMT_FP32_GEMM_TF32X3 ? opt->attention != ARMT_TC_OFF
+                                                                             : opt->attention == ARMT_TC_ON);
     /* its tiles (warps per work-group x m16 row tiles per warp). GPUs: heads up to 64 stage K and V by
      * cp.async, fastest with 4 warps of two row tiles (2026-11-28-h200-attention-async.txt); larger heads
      * stage through registers, where 8 warps of one row tile are faster
