@@ -122,9 +122,7 @@ static armt_status tail_rows(armt_call *F, cl_mem kc, cl_mem vc, cl_mem part, cl
                     .part = part,
                     .dcnt = dcnt};
     const int flush = F->ctx->rt->tune.decode_flush;
-    /* (queued: seq, the call's ids, is generate's own copy and changes only past these rows; a host round
-     * trip a token saved) */
-    ARMT_TRY(armt_step_upload_ids_queued(F, first, (size_t)ntok));
+    ARMT_TRY(armt_step_upload_ids(F, first, (size_t)ntok));
     ARMT_TRY(armt_step_embed(F, &st, first, ntok, 0, ns));
     for (int l = 0; l < Lyr; l++) {
         st.l0 = l;

@@ -113,19 +113,11 @@ static armt_status norm_rows(armt_call *F, const armt_step *st, armt_role role) 
 /* Input and output                                                                                        */
 /* ======================================================================================================= */
 
-static armt_status upload_ids(armt_call *F, size_t first, size_t count, cl_bool blocking) {
+armt_status armt_step_upload_ids(armt_call *F, size_t first, size_t count) {
     armt_err *err = F->err;
-    ARMT_CL_TRY(clEnqueueWriteBuffer(F->ctx->queue, F->ctx->ids, blocking, first * sizeof(int32_t),
+    ARMT_CL_TRY(clEnqueueWriteBuffer(F->ctx->queue, F->ctx->ids, CL_TRUE, first * sizeof(int32_t),
                                      count * sizeof(int32_t), F->ids + first, 0, NULL, NULL));
     return ARMT_OK;
-}
-
-armt_status armt_step_upload_ids(armt_call *F, size_t first, size_t count) {
-    return upload_ids(F, first, count, CL_TRUE);
-}
-
-armt_status armt_step_upload_ids_queued(armt_call *F, size_t first, size_t count) {
-    return upload_ids(F, first, count, CL_FALSE);
 }
 
 armt_status armt_step_embed(armt_call *F, const armt_step *st, size_t first, int Ls, int M, int ns) {

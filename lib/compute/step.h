@@ -85,9 +85,6 @@ size_t armt_mem_update_k(const armt_config *c);
 /* ---- step.c: one step ---- */
 /* Writes ids[first, first + count) of the call to the device ids buffer (blocking). */
 armt_status armt_step_upload_ids(armt_call *F, size_t first, size_t count);
-/* The same, queued (not waited for): the call's ids must then stay as they are until the queue has run the
- * write (generation: its own copy of the tail, read back at every token's end by a blocking read). */
-armt_status armt_step_upload_ids_queued(armt_call *F, size_t first, size_t count);
 /* Layer-0 input of a segment into its slot: ns sink rows (0 or 1), tokens [first, first + Ls), then M memory
  * tokens. */
 armt_status armt_step_embed(armt_call *F, const armt_step *st, size_t first, int Ls, int M, int ns);
