@@ -229,14 +229,9 @@ __kernel void armt_window_store(__global const float *ck, __global const float *
  * With cnt != NULL (nh counters, zero before the launch) armt_attention_decode combines too, in one launch:
  * each work-group counts itself done on its head's counter after its part is written, and the head's last
  * one runs the combine's arithmetic (the same bits) and puts the counter back to zero. That needs a fence
- * that orders the part's writes before the count across work-groups (ARMT_GL_FENCE: membar.gl on NVIDIA)
+ * that orders the part's writes before the count across work-groups (ARMT_GL_FENCE, common.cl: membar.gl on NVIDIA)
  * and reads of the part past any stale L1 line (volatile loads), which OpenCL 1.2 promises nowhere: the host
  * takes it on NVIDIA only (lib/device/tune.c, decode_fuse), the tests everywhere. */
-#if ARMT_NV_MMA && !ARMT_MMA_EMULATE
-#define ARMT_GL_FENCE() __asm__ __volatile__("membar.gl;" ::: "memory")
-#else
-#define ARMT_GL_FENCE() mem_fence(CLK_GLOBAL_MEM_FENCE)
-#endif
 #ifndef ATTN_DCHUNK
 #define ATTN_DCHUNK 64 /* (lib/compute/ops.h: ARMT_ATTN_DCHUNK) */
 #endif

@@ -11,6 +11,16 @@
 #define ARMT_ROW_WG 64 /* work-group size of the row-wise kernels (a power of two) */
 #endif
 
+/* A fence that orders this work-item's global writes before its later global writes and atomics as other
+ * work-groups see them (a launch's last work-group reading what the others wrote: the decode attention's
+ * combine, the W_mq GEMV's row scale). membar.gl on NVIDIA; OpenCL 1.2 promises such an order nowhere, so
+ * the host takes those fused forms on NVIDIA only (lib/device/tune.c, decode_fuse), the tests everywhere. */
+#if ARMT_NV_MMA && !ARMT_MMA_EMULATE
+#define ARMT_GL_FENCE() __asm__ __volatile__("membar.gl;" ::: "memory")
+#else
+#define ARMT_GL_FENCE() mem_fence(CLK_GLOBAL_MEM_FENCE)
+#endif
+
 #define CELL_ARGS const int l0, const int s0, const int cap, const int T, const int s_short, const int T_short
 
 #define CELL_LAYER(j) (l0 + (j))

@@ -356,3 +356,25 @@ armt_gemv1_bf16bf16(ARMT_GEMM_PARAMS(ushort)) {
     GV_LOCALS(1)
     GV_RUN(0, A, 1);
 }
+
+/* Generation's W_mq product (one row, one entry, fp32 A) with the read's row scale in the same launch
+ * (tune.decode_fuse): each work-group counts itself done on cnt[0] after its columns of mq are stored (C, at
+ * c_base); the launch's last one computes phi and the row scale from them (armt_dpfp_read_scale_row, the
+ * arithmetic of the launch armt_dpfp_read_scale: the same bits) and puts the counter back to zero. The
+ * ordering across work-groups: ARMT_GL_FENCE and volatile loads, as in armt_attention_decode. */
+__kernel __attribute__((reqd_work_group_size(GV_WG, 1, 1))) void
+armt_gemv1_bf16_dpfp(ARMT_GEMM_PARAMS(float), __global float *phi, __global const float *z,
+                     __global const int *written, const int dm, const int dh, const int dkh,
+                     const int normalized, const int no_denom, const int l, __global uint *cnt) {
+    GV_LOCALS(1)
+    __local int last_one;
+    GV_RUN(A, 0, 1);
+    ARMT_GL_FENCE(); /* this work-item's columns before the count */
+    barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE);
+    if (get_local_id(0) == 0) last_one = atomic_inc(cnt) == (uint)(get_num_groups(0) - 1);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (!last_one) return;
+    ARMT_GL_FENCE(); /* the count before the others' columns */
+    armt_dpfp_read_scale_row(C + c_base, phi, z, written, dm, dh, dkh, normalized, no_denom, l, red);
+    if (get_local_id(0) == 0) cnt[0] = 0u; /* (every work-group has counted) */
+}

@@ -5,21 +5,7 @@
  * Vprev = 0, gamma = 1).
  */
 
-/* DPFP, nu = 3, per memory head (H heads of dh = dm / H projections; one head in the paper): with x the
- * head's projections, x' = [relu(x), relu(-x)] (2*dh); phi_h[(p-1)*2dh + i] = x'[i] * x'[(i - p) mod 2dh],
- * head h's features at [h*6dh, (h+1)*6dh). in: (rows, dm), out: (rows, 6*dm). Global (6*dm, rows). */
-/* Feature o of a row's DPFP (in_row: the row's dm projections). */
-inline float armt_dpfp_feature(__global const float *in_row, const int o, const int dh) {
-    const int n2 = 2 * dh, dkh = 3 * n2;
-    const int h = o / dkh, oh = o % dkh;
-    const int p = oh / n2 + 1, i = oh % n2;
-    const int i2 = (i - p + n2) % n2;
-    __global const float *x = in_row + (ulong)h * dh;
-    const float a = i < dh ? fmax(x[i], 0.0f) : fmax(-x[i - dh], 0.0f);
-    const float b = i2 < dh ? fmax(x[i2], 0.0f) : fmax(-x[i2 - dh], 0.0f);
-    return a * b;
-}
-
+/* DPFP features of rows (armt_dpfp_feature, dpfp.cl). in: (rows, dm), out: (rows, 6*dm). Global (6*dm, rows). */
 __kernel void armt_dpfp(__global const float *in, __global float *out, const int dm, const int dh) {
     const int o = get_global_id(0), row = get_global_id(1);
     const int dk = 6 * dm;
@@ -27,33 +13,11 @@ __kernel void armt_dpfp(__global const float *in, __global float *out, const int
     out[(ulong)row * dk + o] = armt_dpfp_feature(in + (ulong)row * dm, o, dh);
 }
 
-/* A row's features L2-normalised per head (armt_phi_normalize's work-group, ARMT_ROW_WG items). */
-inline void armt_phi_normalize_row(__global float *pr, const int dk, const int dkh, __local float *scratch) {
-    const int lid = get_local_id(0);
-    for (int h0 = 0; h0 < dk; h0 += dkh) {
-        float ss = 0.0f;
-        for (int c = h0 + lid; c < h0 + dkh; c += ARMT_ROW_WG)
-            ss += pr[c] * pr[c];
-        const float n = fmax(sqrt(armt_wg_sum(ss, scratch)), 1e-12f);
-        for (int c = h0 + lid; c < h0 + dkh; c += ARMT_ROW_WG)
-            pr[c] = pr[c] / n;
-    }
-}
-
 /* The amt and armt variants: each head's features L2-normalised, phi / max(|phi|, 1e-12) (torch's
  * F.normalize). phi: (rows, dk), heads of dkh features. Global (ARMT_ROW_WG, rows). */
 __kernel void armt_phi_normalize(__global float *phi, const int dk, const int dkh) {
     __local float scratch[ARMT_ROW_WG];
     armt_phi_normalize_row(phi + (ulong)get_group_id(1) * dk, dk, dkh, scratch);
-}
-
-/* The read's denominator of one row, phi . z + 1e-5, summed by the work-group (ARMT_ROW_WG items). */
-inline float armt_read_den(__global const float *phi_row, __global const float *zl, const int dk,
-                           __local float *scratch) {
-    float s = 0.0f;
-    for (int c = get_local_id(0); c < dk; c += ARMT_ROW_WG)
-        s += phi_row[c] * zl[c];
-    return armt_wg_sum(s, scratch) + 1e-5f;
 }
 
 /* Read: x[r] += num[r] / (phi[r] . z[l] + 1e-5) for cells whose layer has written, per memory head (head h:
@@ -92,24 +56,13 @@ __kernel void armt_mem_read_scale(__global float *scale, __global const float *p
     if (lid == 0) scale[(ulong)j * T + r] = written[l] ? 1.0f / den : 0.0f;
 }
 
-/* Generation's one-row steps (one cell, one row, layer l): armt_dpfp, armt_phi_normalize (normalized) and
- * armt_mem_read_scale in one work-group, each with its own kernel's arithmetic (the same bits): phi (1, 6 dm)
- * from mq's row, then the row scale 1 / (phi . z[l] + 1e-5) (0 before the layer's first write) into mq[0],
- * after every item has read mq. Global (ARMT_ROW_WG), local (ARMT_ROW_WG). */
+/* Generation's one-row steps: armt_dpfp_read_scale_row (dpfp.cl) in a launch of its own.
+ * Global (ARMT_ROW_WG), local (ARMT_ROW_WG). */
 __kernel void armt_dpfp_read_scale(__global float *mq, __global float *phi, __global const float *z,
                                    __global const int *written, const int dm, const int dh, const int dkh,
                                    const int normalized, const int no_denom, const int l) {
     __local float scratch[ARMT_ROW_WG];
-    const int lid = get_local_id(0), dk = 6 * dm;
-    for (int o = lid; o < dk; o += ARMT_ROW_WG)
-        phi[o] = armt_dpfp_feature(mq, o, dh);
-    barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
-    if (normalized) {
-        armt_phi_normalize_row(phi, dk, dkh, scratch);
-        barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
-    }
-    const float den = no_denom ? 1.0f : armt_read_den(phi, z + (ulong)l * dk, dk, scratch);
-    if (lid == 0) mq[0] = written[l] ? 1.0f / den : 0.0f;
+    armt_dpfp_read_scale_row(mq, phi, z, written, dm, dh, dkh, normalized, no_denom, l, scratch);
 }
 
 /* The M memory-token rows of each cell (the last M of its valid rows): mrows (G, M, d).

@@ -1,6 +1,6 @@
 /*
  * rows.cl - kernels over rows of several documents at once (batch generation, lib/compute/generate_batch.c).
- * Built into the memory program, after memory.cl (armt_read_den).
+ * Built into the memory program, after dpfp.cl (armt_read_den) and memory.cl.
  *
  * A rows step holds rows of several documents one after another (a generation's tail, or one new token per
  * document); rt (rows, 2) int gives each row's document slot and position. Each document's state in the

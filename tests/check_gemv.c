@@ -591,6 +591,180 @@ START_TEST(test_gemv_third) {
 }
 END_TEST
 
+/* The W_mq GEMV with the read's DPFP and row scale in its last work-group (epi.dpfp, generation's fused
+ * decode): mq's products, phi and the row scale equal, bit for bit, the plain GEMV followed by the launch
+ * armt_dpfp_read_scale, and the fp64 reference within rounding; the counter is back at zero after each of
+ * two launches. One and two memory heads (dh = dm / H), normalised features or not, with and without the
+ * denominator, a layer that has written and one that has not, every lanes value (1 to 5 work-groups). */
+static double dpfp_ref(const double *x, int o, int dh) {
+    const int n2 = 2 * dh, dkh = 3 * n2, h = o / dkh, oh = o % dkh, p = oh / n2 + 1, i = oh % n2;
+    const int i2 = (i - p + n2) % n2;
+    const double *xh = x + (size_t)h * dh;
+    const double a = i < dh ? fmax(xh[i], 0.0) : fmax(-xh[i - dh], 0.0);
+    const double b = i2 < dh ? fmax(xh[i2], 0.0) : fmax(-xh[i2 - dh], 0.0);
+    return a * b;
+}
+
+static void dpfp_cases(armt_ctx *ctx) {
+    const int dm = 10, dk = 6 * dm, k = 264, L = 2;
+    const size_t w_off = 8, a_off = 4;
+    uint64_t seed = 777;
+    float a[4 + 264], z[2 * 60], nanv[64];
+    uint16_t w[8 + 10 * 264];
+    int written[2] = {1, 0};
+    for (size_t i = 0; i < sizeof a / sizeof a[0]; i++)
+        a[i] = urand(&seed);
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+        w[i] = bf_bits(urand(&seed));
+    for (int i = 0; i < L * dk; i++)
+        z[i] = 0.5f + 0.5f * urand(&seed); /* (positive, as the state's z: den well away from zero) */
+    for (int i = 0; i < 64; i++)
+        nanv[i] = NAN;
+    cl_mem ba = buffer(ctx, sizeof a, a), bw = buffer(ctx, sizeof w, w), bz = buffer(ctx, sizeof z, z),
+           bwr = buffer(ctx, sizeof written, written);
+    const cl_uint zero_u = 0;
+    cl_mem cnt = buffer(ctx, sizeof zero_u, &zero_u);
+    /* mq's products in double (the GEMV rounds A to bf16) */
+    double mq[10];
+    for (int c = 0; c < dm; c++) {
+        double sum = 0;
+        for (int i = 0; i < k; i++)
+            sum += (double)bf(a[a_off + i]) * from_bits(w[w_off + (size_t)c * k + i]);
+        mq[c] = sum;
+    }
+    int cases = 0;
+    for (int lanes = 32; lanes <= 128; lanes *= 2)
+        for (int H = 1; H <= 2; H++)
+            for (int normalized = 0; normalized < 2; normalized++)
+                for (int no_denom = 0; no_denom < 2; no_denom++)
+                    for (int l = 0; l < L; l++) {
+                        ctx->rt->tune.gemv_lanes = lanes;
+                        const int dh = dm / H, dkh = dk / H;
+                        cl_mem out[4]; /* tail: mq, phi; alone: mq, phi */
+                        for (int i = 0; i < 4; i++)
+                            out[i] = buffer(ctx, 64 * 4, nanv);
+                        const size_t zero = 0;
+                        armt_gemm_op op = {.m = 1,
+                                           .n = (size_t)dm,
+                                           .k = (size_t)k,
+                                           .count = 1,
+                                           .a = ba,
+                                           .lda = (size_t)k,
+                                           .a_off = &a_off,
+                                           .w = bw,
+                                           .ldw = (size_t)k,
+                                           .w_off = &w_off,
+                                           .w_bf16 = 1,
+                                           .c = out[2],
+                                           .ldc = (size_t)dm,
+                                           .c_off = &zero,
+                                           .site = -1,
+                                           .gemv = 1};
+                        armt_gemm_op tailed = op;
+                        const armt_gemv_dpfp tail = {.phi = out[1],
+                                                     .z = bz,
+                                                     .written = bwr,
+                                                     .cnt = cnt,
+                                                     .dm = dm,
+                                                     .dh = dh,
+                                                     .dkh = dkh,
+                                                     .normalized = normalized,
+                                                     .no_denom = no_denom,
+                                                     .l = l};
+                        tailed.c = out[0];
+                        tailed.epi.dpfp = &tail;
+                        armt_gemm_env env = armt_gemm_env_of(ctx);
+                        armt_gemm_plan plan;
+                        ck_assert_ptr_null(armt_gemm_plan_make(&env, &tailed, &plan));
+                        ck_assert_int_eq(plan.kernel, ARMT_K_GEMV1_BF16_DPFP);
+                        armt_err err;
+                        armt_err_init(&err);
+                        for (int rep = 0; rep < 2; rep++) { /* (twice: the counter is reset) */
+                            ck_assert_msg(armt_gemm(ctx, &tailed, &err) == ARMT_OK, "%s", armt_err_msg(&err));
+                            cl_uint cv = 1;
+                            ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, cnt, CL_TRUE, 0, 4, &cv, 0, NULL,
+                                                                 NULL),
+                                             CL_SUCCESS);
+                            ck_assert_msg(cv == 0, "lanes %d: counter left at %u", lanes, cv);
+                        }
+                        ck_assert_msg(armt_gemm(ctx, &op, &err) == ARMT_OK, "%s", armt_err_msg(&err));
+                        armt_err_free(&err);
+                        cl_kernel kk = ctx->k[ARMT_K_DPFP_READ_SCALE];
+                        ck_assert_ptr_nonnull(kk);
+                        int e = clSetKernelArg(kk, 0, sizeof(cl_mem), &out[2]);
+                        e |= clSetKernelArg(kk, 1, sizeof(cl_mem), &out[3]);
+                        e |= clSetKernelArg(kk, 2, sizeof(cl_mem), &bz);
+                        e |= clSetKernelArg(kk, 3, sizeof(cl_mem), &bwr);
+                        const int iv[6] = {dm, dh, dkh, normalized, no_denom, l};
+                        for (int v = 0; v < 6; v++)
+                            e |= clSetKernelArg(kk, 4 + (cl_uint)v, sizeof(int), &iv[v]);
+                        ck_assert_int_eq(e, CL_SUCCESS);
+                        const size_t wg = (size_t)ctx->rt->tune.row_wg;
+                        ck_assert_int_eq(clEnqueueNDRangeKernel(ctx->queue, kk, 1, NULL, &wg, &wg, 0, NULL, NULL),
+                                         CL_SUCCESS);
+                        float got[4][64];
+                        for (int i = 0; i < 4; i++)
+                            ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, out[i], CL_TRUE, 0, sizeof got[i],
+                                                                 got[i], 0, NULL, NULL),
+                                             CL_SUCCESS);
+                        ck_assert_msg(memcmp(got[0], got[2], sizeof got[0]) == 0 &&
+                                          memcmp(got[1], got[3], sizeof got[1]) == 0,
+                                      "lanes %d H %d normalized %d no_denom %d l %d: not the bits of two "
+                                      "launches (scale %.9g / %.9g)",
+                                      lanes, H, normalized, no_denom, l, got[0][0], got[2][0]);
+                        /* the fp64 reference: phi, normalised per head, then the scale */
+                        double phi[60], den = 0;
+                        for (int o = 0; o < dk; o++)
+                            phi[o] = dpfp_ref(mq, o, dh);
+                        if (normalized)
+                            for (int h = 0; h < H; h++) {
+                                double ss = 0;
+                                for (int o = h * dkh; o < (h + 1) * dkh; o++)
+                                    ss += phi[o] * phi[o];
+                                const double nrm = fmax(sqrt(ss), 1e-12);
+                                for (int o = h * dkh; o < (h + 1) * dkh; o++)
+                                    phi[o] /= nrm;
+                            }
+                        for (int o = 0; o < dk; o++) {
+                            den += phi[o] * z[l * dk + o];
+                            ck_assert_msg(fabs(got[1][o] - phi[o]) <= 1e-5 * (1.0 + fabs(phi[o])),
+                                          "phi[%d] %g, want %g", o, got[1][o], phi[o]);
+                        }
+                        for (int o = dk; o < 64; o++)
+                            ck_assert_msg(isnan(got[1][o]), "phi[%d] written past 6 dm", o);
+                        const double scale = !written[l] ? 0.0 : no_denom ? 1.0 : 1.0 / (den + 1e-5);
+                        ck_assert_msg(fabs(got[0][0] - scale) <= 1e-5 * (1.0 + fabs(scale)),
+                                      "scale %.9g, want %.9g (written %d, no_denom %d)", got[0][0], scale,
+                                      written[l], no_denom);
+                        for (int c = 1; c < dm; c++)
+                            ck_assert_msg(fabs(got[0][c] - mq[c]) <= 1e-5 * (1.0 + fabs(mq[c])),
+                                          "mq[%d] %g, want %g", c, got[0][c], mq[c]);
+                        for (int i = 0; i < 4; i++)
+                            clReleaseMemObject(out[i]);
+                        cases++;
+                    }
+    ck_assert_int_eq(cases, 3 * 2 * 2 * 2 * 2);
+    cl_mem all[] = {ba, bw, bz, bwr, cnt};
+    release(all, sizeof all / sizeof all[0]);
+}
+
+START_TEST(test_gemv_dpfp) {
+    /* the row-wise kernels' 64 lanes (this device's), then the GPUs' 256: more lanes than the GEMV's 128
+     * work-items, which then walk two lanes each */
+    for (int b = 0; b < 2; b++) {
+        armt_runtime_params rp = armt_runtime_default_params();
+        rp.build_options = b ? "-DARMT_ROW_WG=256" : NULL;
+        armt_runtime *rt = NULL;
+        ck_assert_msg(armt_runtime_create(&rp, &rt) == ARMT_OK, "%s", armt_last_error());
+        if (b) rt->tune.row_wg = 256; /* (the standalone launch's work-group) */
+        armt_model *mdl = NULL;
+        armt_ctx *ctx = tiny_ctx_on(rt, &mdl);
+        dpfp_cases(ctx);
+        tiny_free(ctx, mdl, rt);
+    }
+}
+END_TEST
+
 /* Only generation's ops (gemv = 1) of at most ARMT_GEMV_ROWS rows take the kernel; alignment it cannot serve
  * goes elsewhere. */
 START_TEST(test_gemv_routing) {
@@ -931,6 +1105,7 @@ static Suite *suite(void) {
     tcase_add_loop_test(tc, test_gemv_modes, 0, N_MODES);
     tcase_add_loop_test(tc, test_gemv_norm, 0, 2);
     tcase_add_test(tc, test_gemv_third);
+    tcase_add_test(tc, test_gemv_dpfp);
     tcase_add_test(tc, test_gemv_shfl_bits);
     tcase_add_test(tc, test_gemv_routing);
     tcase_add_loop_test(tc, test_gemv_rows, 0, 2);

@@ -190,6 +190,7 @@ START_TEST(test_kernel_build_failure) {
                                         "norm.cl",          "rope.cl",
                                         "attention.cl",     "attention_mma.cl",
                                         "elementwise.cl",   "memory.cl",
+                                        "dpfp.cl",
                                         "gemm_args.h",      "gemm_bf16.cl",
                                         "gemv_bf16.cl",     "gemm_mma_params.cl",
                                         "gemm_mma_warp.cl", "gemm_mma_epilogue.cl",

@@ -204,7 +204,7 @@ START_TEST(test_tensor_core_forward) {
 END_TEST
 
 /* Generation on tensor cores (the decode steps' KV cache, RoPE in the q/k GEMMs at positions pos0 > 0, the
- * fused memory read on every new row): greedy tokens of a bf16 model against the double-precision
+ * fused memory read on every new row, with the fused decode and without): greedy tokens of a bf16 model against the double-precision
  * reference on the same bf16 weights. bf16 operands move the logits a little, so a token is compared while
  * the reference's choice is clear (margin over 2% of the step's largest |logit|); the first token that
  * differs on a closer call ends the comparison of that run. _i as in test_tensor_core_forward.
@@ -255,6 +255,17 @@ START_TEST(test_tensor_core_generate) {
                 }
                 compared++;
             }
+            /* the fused decode the other way round (tune.decode_fuse: the decode attention's combine in its
+             * launch, the read's DPFP and row scale in the W_mq GEMV's last work-group): the same tokens */
+            int32_t tok2[16];
+            rt->tune.decode_fuse = !rt->tune.decode_fuse;
+            ck_assert_int_eq(armt_ctx_reset(ctx), ARMT_OK);
+            armt_status st = armt_generate(ctx, prompt, n, &gp, tok2, 16, NULL);
+            rt->tune.decode_fuse = !rt->tune.decode_fuse;
+            ck_assert_msg(st == ARMT_OK, "%s", armt_ctx_last_error(ctx));
+            for (int i = 0; i < max_new; i++)
+                ck_assert_msg(tok2[i] == tok[i], "prompt %zu, schedule %d: token %d is %d with decode_fuse %d, %d "
+                              "with %d", n, sch, i, tok2[i], !rt->tune.decode_fuse, tok[i], rt->tune.decode_fuse);
             armt_ctx_free(ctx);
         }
     }

@@ -80,7 +80,7 @@ const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op
     const armt_gemm_epi *e = &op->epi;
     memset(plan, 0, sizeof *plan);
     if (!op->w_bf16) {
-        if (e->gate || e->w2 || e->bf16_out || e->rope || e->rowscale || e->norm_w || e->c2)
+        if (e->gate || e->w2 || e->bf16_out || e->rope || e->rowscale || e->norm_w || e->c2 || e->w3 || e->dpfp)
             return "fp32 GEMM: no epilogue";
         if (env->have_tf32_wg && tf32_fits(op) && !op->trans_a && !op->w_kn) {
             plan->kernel = ARMT_K_GEMM_TF32_WG;
@@ -124,6 +124,12 @@ const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op
             /* (one row an entry: the kernels of one row, whose partial sums are a quarter) */
             plan->kernel = op->m == 1 ? (ab ? ARMT_K_GEMV1_BF16BF16 : ARMT_K_GEMV1_BF16)
                                       : (ab ? ARMT_K_GEMV_BF16BF16 : ARMT_K_GEMV_BF16);
+            if (e->dpfp) { /* (one launch of one row of fp32 A, no other epilogue) */
+                if (plan->kernel != ARMT_K_GEMV1_BF16 || op->count != 1 || e->w2 || e->w3 || e->gate ||
+                    e->rope || e->rowscale || e->bf16_out || op->beta != 0.0f)
+                    return "the GEMV's DPFP tail: one entry of one fp32 row, no other epilogue";
+                plan->kernel = ARMT_K_GEMV1_BF16_DPFP;
+            }
             plan->a_bf16 = ab;
             plan->gemv = 1;
             plan->gv_lanes = gemv_lanes(env, e->w3 && e->n3 > op->n ? e->n3 : op->n, op->k);
@@ -134,8 +140,9 @@ const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op
             return NULL;
         }
     }
-    if (e->norm_w || e->c2 || e->w3)
-        return "bf16 GEMM: the RMSNorm prologue, fp32 k and v and a third product are the GEMV's only";
+    if (e->norm_w || e->c2 || e->w3 || e->dpfp)
+        return "bf16 GEMM: the RMSNorm prologue, fp32 k and v, a third product and the DPFP tail are the "
+               "GEMV's only";
     /* tensor cores: 16-byte aligned operand chunks (fp32 A: float4 loads; bf16 A and W: 8 elements) */
     const int mma = env->have_mma && op->k % 8 == 0 && op->lda % 4 == 0 && op->ldw % 8 == 0 &&
                     all_multiple(op->a_off, op->count, 4) && all_multiple(op->w_off, op->count, 8);
@@ -260,6 +267,19 @@ static armt_status gemm_clblast(armt_ctx *ctx, const armt_gemm_op *op, armt_err 
 /* The kernels address entry j at base + j * stride: entries are cut into runs with constant steps (a step may
  * be negative: the offsets are ulong and wrap, which is what the residual stream's ring of slots needs), one
  * launch per run. */
+/* The DPFP tail's arguments, after the GEMM list (cl/gemv_bf16.cl armt_gemv1_bf16_dpfp) */
+static cl_int gemv_dpfp_args(cl_kernel k, const armt_gemv_dpfp *t) {
+    cl_uint i = armt_gemm_args_end();
+    cl_int e = clSetKernelArg(k, i++, sizeof(cl_mem), &t->phi);
+    if (e == CL_SUCCESS) e = clSetKernelArg(k, i++, sizeof(cl_mem), &t->z);
+    if (e == CL_SUCCESS) e = clSetKernelArg(k, i++, sizeof(cl_mem), &t->written);
+    const int iv[6] = {t->dm, t->dh, t->dkh, t->normalized, t->no_denom, t->l};
+    for (int v = 0; v < 6 && e == CL_SUCCESS; v++)
+        e = clSetKernelArg(k, i++, sizeof(int), &iv[v]);
+    if (e == CL_SUCCESS) e = clSetKernelArg(k, i++, sizeof(cl_mem), &t->cnt);
+    return e;
+}
+
 static armt_status gemm_kernels(armt_ctx *ctx, const armt_gemm_op *op, const armt_gemm_plan *plan,
                                 armt_err *err) {
     const armt_gemm_epi *e = &op->epi;
@@ -329,6 +349,7 @@ static armt_status gemm_kernels(armt_ctx *ctx, const armt_gemm_op *op, const arm
         /* the launch that holds the last entry skips its unneeded rows (their FLOPs are not counted) */
         a.last_row0 = end == op->count && op->skip_last < op->m ? (int)op->skip_last : 0;
         ARMT_CL_TRY(armt_gemm_set_args(kk, &a));
+        if (e->dpfp) ARMT_CL_TRY(gemv_dpfp_args(kk, e->dpfp));
         const size_t wgs3 = e->w3 ? (e->n3 + plan->tile[0] - 1) / plan->tile[0] : 0; /* (the GEMV's) */
         size_t gws[3] = {((op->n + plan->tile[0] - 1) / plan->tile[0] + wgs3) * plan->lws[0],
                          (op->m + plan->tile[1] - 1) / plan->tile[1] * plan->lws[1], end - j};

@@ -13,6 +13,15 @@
 #include "device/internal.h"
 #include "device/kernel_args.h"
 
+/* The GEMV's DPFP tail (generation's W_mq product of one row, fp32 A, one entry: cl/gemv_bf16.cl
+ * armt_gemv1_bf16_dpfp): after the product (mq, C's row) the launch's last work-group writes phi (6 dm
+ * floats) and the read's row scale into C's first element, as armt_dpfp_read_scale would (the same bits). */
+typedef struct armt_gemv_dpfp {
+    cl_mem phi, z, written; /* phi (1, 6 dm); z (layers, dk); written (layers) */
+    cl_mem cnt;             /* one counter, zero before the launch (and after it) */
+    int dm, dh, dkh, normalized, no_denom, l;
+} armt_gemv_dpfp;
+
 /* What happens to the product P = A_j W_j^T before it is stored (tensor-core kernels only, except none). */
 typedef struct armt_gemm_epi {
     cl_mem gate;  /* SwiGLU: out = bf16(silu(gate) * P), gate read at C's offsets; C is not written */
@@ -35,6 +44,7 @@ typedef struct armt_gemm_epi {
     size_t w3_off, n3;
     cl_mem c3;
     size_t c3_off, ldc3;
+    const armt_gemv_dpfp *dpfp; /* the DPFP tail (one row, one entry, fp32 A; NULL: none) */
 } armt_gemm_epi;
 
 typedef struct armt_gemm_op {

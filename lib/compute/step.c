@@ -234,19 +234,36 @@ armt_status armt_step_read(armt_call *F, const armt_step *st) {
     if (!any_written(F, st)) return ARMT_OK; /* every cell is a first segment: the read is skipped */
     offsets_x(F, st, F->a_off);
     offsets_tmp(st, T, (size_t)F->dm, F->c_off);
-    ARMT_TRY(gemm_role(F, st, cells_op(F, T, ctx->x, (size_t)F->d, ctx->mq, (size_t)F->dm, 0.0f),
-                       ARMT_ROLE_WMQ, -1));
     /* generation's one-row steps: the GEMV reads fp32 phi itself, with the row scales (no staging launch);
-     * DPFP and the row scale of one row in one launch */
+     * DPFP and the row scale of one row in one launch, or (with the fused decode, tune.decode_fuse: st->dcnt)
+     * in the W_mq GEMV's last work-group (the same bits; its items cover ARMT_ROW_WG = row_wg lanes) */
     const int gemv = F->gemv && T <= ARMT_GEMV_ROWS;
     const int fused = ctx->w_mem_bf && F->dk % 8 == 0 && F->H == 1;
     const int one_row = fused && gemv && T == 1 && st->G == 1;
+    const armt_gemv_dpfp tail = {.phi = ctx->phi,
+                                 .z = ctx->z,
+                                 .written = ctx->written,
+                                 .cnt = st->dcnt,
+                                 .dm = F->dm,
+                                 .dh = F->dm / F->H,
+                                 .dkh = F->dkh,
+                                 .normalized = F->normalized,
+                                 .no_denom = F->no_denom,
+                                 .l = st->l0};
+    armt_gemm_op mq = cells_op(F, T, ctx->x, (size_t)F->d, ctx->mq, (size_t)F->dm, 0.0f);
+    int tailed = 0;
+    if (one_row && st->dcnt && ctx->rt->tune.row_wg <= 128 /* (GV_WG) */) {
+        mq.epi.dpfp = &tail;
+        tailed = armt_gemm_weights_gemv(ctx, mq, ARMT_ROLE_WMQ, -1, st->l0);
+        if (!tailed) mq.epi.dpfp = NULL;
+    }
+    ARMT_TRY(gemm_role(F, st, mq, ARMT_ROLE_WMQ, -1));
     if (!one_row) ARMT_TRY(armt_op_dpfp(F, (size_t)st->G * T));
     if (!gemv) ARMT_TRY(armt_op_stage_bf16(F, ctx->phi, (size_t)st->G * T, (size_t)F->dk));
     if (fused && (F->abf_src == ctx->phi || gemv)) {
         /* fused (bf16 models on tensor cores): x += (1/den) phi W_mem in the GEMM's epilogue; the row scales
          * go into ctx->mq, whose projections dpfp has consumed (it holds at least G T d_mem floats) */
-        ARMT_TRY(one_row ? armt_op_dpfp_read_scale(F, st) : armt_op_mem_read_scale(F, st));
+        if (!tailed) ARMT_TRY(one_row ? armt_op_dpfp_read_scale(F, st) : armt_op_mem_read_scale(F, st));
         offsets_tmp(st, T, (size_t)F->dk, F->a_off);
         offsets_x(F, st, F->c_off);
         armt_status s = mem_product(F, st, T, ctx->x, ARMT_GSITE_MEM_READ, ctx->mq);

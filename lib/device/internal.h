@@ -70,6 +70,7 @@ typedef enum armt_kernel_id {
     ARMT_K_ROWS_ARGMAX,              /* rows.cl       the greedy token of rows of logits                 */
     ARMT_K_ROWS_ATTENTION_DECODE,    /* rows_attention.cl a decode round's rows, split into chunks    */
     ARMT_K_ROWS_ATTENTION_COMBINE,   /* rows_attention.cl their chunks combined                       */
+    ARMT_K_GEMV1_BF16_DPFP,          /* gemv_bf16.cl  W_mq of one row, the read's row scale in its tail */
     ARMT_K_COUNT
 } armt_kernel_id;
 

@@ -76,3 +76,5 @@ cl_int armt_f32_to_bf16_set_args(cl_kernel k, int m, int width, cl_mem a, int ld
 #undef SETI
     return e;
 }
+
+cl_uint armt_gemm_args_end(void) { return ARMT_GA_COUNT; }

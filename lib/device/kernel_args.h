@@ -32,6 +32,8 @@ typedef struct armt_gemm_args {
 } armt_gemm_args;
 /* Sets every argument of a bf16 GEMM kernel (the one place that knows their indices). */
 cl_int armt_gemm_set_args(cl_kernel k, const armt_gemm_args *a);
+/* The index after the list: a kernel's own arguments follow it (the GEMV's DPFP tail). */
+cl_uint armt_gemm_args_end(void);
 
 /* The bf16 copy of a GEMM operand (armt_f32_to_bf16): Ab = bf16(A) over m x width blocks at the same element
  * offsets, entry j at offs[3 j] (offs set) or a_base + j a_stride. */

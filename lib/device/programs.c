@@ -76,6 +76,7 @@ static const struct {
     [ARMT_K_ROWS_ARGMAX] = {"armt_rows_argmax", ARMT_P_MEMORY},
     [ARMT_K_ROWS_ATTENTION_DECODE] = {"armt_rows_attention_decode", ARMT_P_ATTENTION},
     [ARMT_K_ROWS_ATTENTION_COMBINE] = {"armt_rows_attention_combine", ARMT_P_ATTENTION},
+    [ARMT_K_GEMV1_BF16_DPFP] = {"armt_gemv1_bf16_dpfp", ARMT_P_GEMM_BF16},
 }; /* (ARMT_P_ATTENTION: the model's attention program, ARMT_P_ATTENTION or ARMT_P_ATTENTION_MMA) */
 
 /* The source files of each program, in build order; tc = 1: tensor-core files, built only with tensor cores
@@ -86,7 +87,7 @@ typedef struct program_file {
 } program_file;
 #define PROGRAM_FILES_MAX 12
 #define GEMM_FILES                                                                                           \
-    {"common.cl", 0}, {"mma.cl", 1}, {"gemm_args.h", 0}, {"gemm_bf16.cl", 0}, {"gemv_bf16.cl", 0},           \
+    {"common.cl", 0}, {"mma.cl", 1}, {"gemm_args.h", 0}, {"gemm_bf16.cl", 0}, {"dpfp.cl", 0}, {"gemv_bf16.cl", 0},           \
         {"gemm_mma_params.cl", 1}, {"gemm_mma_warp.cl", 1}, {"gemm_mma_epilogue.cl", 1}, {"gemm_mma.cl", 1}, \
     {                                                                                                        \
         "gemm_mma_entries.cl", 1                                                                             \
@@ -98,7 +99,7 @@ static const program_file program_files[ARMT_P_COUNT][PROGRAM_FILES_MAX] = {
     [ARMT_P_ROPE] = {{"common.cl"}, {"rope.cl"}},
     [ARMT_P_ATTENTION] = {{"common.cl"}, {"attention.cl"}, {"rows_attention.cl"}},
     [ARMT_P_ELEMENTWISE] = {{"common.cl"}, {"elementwise.cl"}},
-    [ARMT_P_MEMORY] = {{"common.cl"}, {"memory.cl"}, {"rows.cl"}},
+    [ARMT_P_MEMORY] = {{"common.cl"}, {"dpfp.cl"}, {"memory.cl"}, {"rows.cl"}},
     [ARMT_P_GEMM_BF16] = {GEMM_FILES},
     [ARMT_P_GEMM_NARROW] = {GEMM_FILES},
     [ARMT_P_ATTENTION_MMA] =
