@@ -161,46 +161,120 @@ __kernel void armt_rows_splitk_sum(__global const float *P, __global float *C, c
     *o = beta ? *o + sum : sum;
 }
 
-/* The greedy token of each of `rows` rows of logits (rows, V): the largest logit, the lowest id among equal
- * ones (armt_generate's choice). One work-group (ARMT_ROW_WG items) per row: global
- * (ARMT_ROW_WG, rows). */
-__kernel void armt_rows_argmax(__global const float *logits, const int V, __global int *out) {
-    __local float sv[ARMT_ROW_WG];
-    __local int si[ARMT_ROW_WG];
-    const int lid = get_local_id(0), r = get_group_id(1);
-    __global const float *lr = logits + (ulong)r * V;
-    float bv = -INFINITY;
-    int bi = -1;
-    /* four loads in flight, then compared in id order (the same choice as one at a time): one load at a
-     * time was a memory latency per 256 logits (30 us for 128,256 on an H100) */
-    for (int i0 = lid; i0 < V; i0 += 4 * ARMT_ROW_WG) {
+/* Argmax pieces: (value, id) pairs, id < 0 for none; the larger value wins, the lower id among equal ones. */
+inline void armt_argmax_take(float *bv, int *bi, const float v, const int i) {
+    if (i >= 0 && (*bi < 0 || v > *bv || (v == *bv && i < *bi))) {
+        *bv = v;
+        *bi = i;
+    }
+}
+
+/* The work-group's best pair (every item brings its own; sv, si: ARMT_ROW_WG each), into item 0's. */
+inline void armt_argmax_wg(float *bv, int *bi, __local float *sv, __local int *si) {
+    const int lid = get_local_id(0);
+    sv[lid] = *bv;
+    si[lid] = *bi;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = ARMT_ROW_WG / 2; s > 0; s >>= 1) {
+        if (lid < s) {
+            float v = sv[lid];
+            int i = si[lid];
+            armt_argmax_take(&v, &i, sv[lid + s], si[lid + s]);
+            sv[lid] = v;
+            si[lid] = i;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    *bv = sv[0];
+    *bi = si[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+}
+
+/* The first largest non-NaN logit of ids [lo, hi) of a row (lr) by the work-group: four loads in flight
+ * per item, then compared in id order (the same choice as one at a time: one load at a time was a memory
+ * latency per 256 logits, 30 us for 128,256 on an H100) */
+inline void armt_argmax_range(__global const float *lr, const int lo, const int hi, float *bv, int *bi,
+                              __local float *sv, __local int *si) {
+    const int lid = get_local_id(0);
+    *bv = -INFINITY;
+    *bi = -1;
+    for (int i0 = lo + lid; i0 < hi; i0 += 4 * ARMT_ROW_WG) {
         float x[4];
 #pragma unroll
         for (int u = 0; u < 4; u++) {
             const int i = i0 + u * ARMT_ROW_WG;
-            x[u] = i < V ? lr[i] : NAN;
+            x[u] = i < hi ? lr[i] : NAN;
         }
 #pragma unroll
         for (int u = 0; u < 4; u++)
-            if (!isnan(x[u]) && (bi < 0 || x[u] > bv)) {
-                bv = x[u];
-                bi = i0 + u * ARMT_ROW_WG;
+            if (!isnan(x[u]) && (*bi < 0 || x[u] > *bv)) {
+                *bv = x[u];
+                *bi = i0 + u * ARMT_ROW_WG;
             }
     }
-    sv[lid] = bv;
-    si[lid] = bi;
+    armt_argmax_wg(bv, bi, sv, si);
+}
+
+/* The greedy token of each of `rows` rows of logits (rows, V): the largest logit, the lowest id among equal
+ * ones (armt_generate's choice: a NaN never wins, but one at id 0 is never replaced). One work-group
+ * (ARMT_ROW_WG items) per row: global (ARMT_ROW_WG, rows). */
+__kernel void armt_rows_argmax(__global const float *logits, const int V, __global int *out) {
+    __local float sv[ARMT_ROW_WG];
+    __local int si[ARMT_ROW_WG];
+    const int r = get_group_id(1);
+    __global const float *lr = logits + (ulong)r * V;
+    float bv;
+    int bi;
+    armt_argmax_range(lr, 0, V, &bv, &bi, sv, si);
+    if (get_local_id(0) == 0) out[r] = isnan(lr[0]) || bi < 0 ? 0 : bi;
+}
+
+/* The same choice by P work-groups a row (a vocabulary of 128,256 is 30 us for one work-group on an H100):
+ * armt_rows_argmax_part, global (ARMT_ROW_WG P, rows): work-group p takes ids [p C, (p + 1) C), C =
+ * ceil(V / P), its best pair into part[r P + p] (value bits, id). With cnt (one counter a row, zero before
+ * the launch) the row's last work-group to finish also picks from the row's P pairs into out[r] and puts the
+ * counter back (the fence as in armt_attention_decode: NVIDIA only, tune.decode_fuse); else
+ * armt_rows_argmax_final does, global (ARMT_ROW_WG, rows). */
+inline void armt_argmax_pairs(volatile __global const uint2 *pr, const int P, __global const float *lr,
+                              __global int *out, __local float *sv, __local int *si) {
+    float bv = -INFINITY;
+    int bi = -1;
+    for (int p = get_local_id(0); p < P; p += ARMT_ROW_WG) {
+        const uint2 q = pr[p];
+        armt_argmax_take(&bv, &bi, as_float(q.x), (int)q.y);
+    }
+    armt_argmax_wg(&bv, &bi, sv, si);
+    if (get_local_id(0) == 0) *out = isnan(lr[0]) || bi < 0 ? 0 : bi;
+}
+
+__kernel void armt_rows_argmax_part(__global const float *logits, const int V, __global uint2 *part,
+                                    __global uint *cnt, __global int *out) {
+    __local float sv[ARMT_ROW_WG];
+    __local int si[ARMT_ROW_WG];
+    __local int last_one;
+    const int p = get_group_id(0), P = get_num_groups(0), r = get_group_id(1);
+    const int C = (V + P - 1) / P;
+    __global const float *lr = logits + (ulong)r * V;
+    float bv;
+    int bi;
+    armt_argmax_range(lr, min(p * C, V), min((p + 1) * C, V), &bv, &bi, sv, si);
+    __global uint2 *pr = part + (ulong)r * P;
+    if (get_local_id(0) == 0) pr[p] = (uint2)(as_uint(bv), (uint)bi);
+    if (!cnt) return;
+    ARMT_GL_FENCE(); /* the pair before the count */
+    barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE);
+    if (get_local_id(0) == 0) last_one = atomic_inc(cnt + r) == (uint)(P - 1);
     barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = ARMT_ROW_WG / 2; s > 0; s >>= 1) {
-        if (lid < s) {
-            const float v = sv[lid + s];
-            const int i = si[lid + s];
-            if (i >= 0 && (si[lid] < 0 || v > sv[lid] || (v == sv[lid] && i < si[lid]))) {
-                sv[lid] = v;
-                si[lid] = i;
-            }
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    /* (as armt_generate's scan from id 0: a NaN never wins, but one at id 0 is never replaced) */
-    if (lid == 0) out[r] = isnan(lr[0]) || si[0] < 0 ? 0 : si[0];
+    if (!last_one) return;
+    ARMT_GL_FENCE(); /* the count before the others' pairs */
+    armt_argmax_pairs(pr, P, lr, out + r, sv, si);
+    if (get_local_id(0) == 0) cnt[r] = 0u;
+}
+
+__kernel void armt_rows_argmax_final(__global const float *logits, const int V, __global const uint2 *part,
+                                     const int P, __global int *out) {
+    __local float sv[ARMT_ROW_WG];
+    __local int si[ARMT_ROW_WG];
+    const int r = get_group_id(1);
+    armt_argmax_pairs(part + (ulong)r * P, P, logits + (ulong)r * V, out + r, sv, si);
 }

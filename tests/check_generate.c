@@ -181,6 +181,56 @@ START_TEST(test_device_argmax) {
         ck_assert_msg(got[r] == want_fixed[r], "row %d: the device picked %d, the host %d", r, got[r],
                       want_fixed[r]);
     }
+    /* by P work-groups a row (armt_rows_argmax_part; ranges that split the ties, the NaNs and the maxima
+     * apart, and empty ones at P = 64 > V / 78), the pairs picked from by a second launch
+     * (armt_rows_argmax_final) or by each row's last work-group (counters, which come back to zero) */
+    const cl_uint zeros[7] = {0};
+    cl_mem bp = clCreateBuffer(ctx->rt->context, CL_MEM_READ_WRITE, (size_t)rows * 64 * 8, NULL, &e);
+    ck_assert_int_eq(e, CL_SUCCESS);
+    cl_mem bc = clCreateBuffer(ctx->rt->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, sizeof zeros,
+                               (void *)zeros, &e);
+    ck_assert_int_eq(e, CL_SUCCESS);
+    const int parts[4] = {1, 3, 7, 64};
+    for (int pi = 0; pi < 4; pi++)
+        for (int fused = 0; fused < 2; fused++) {
+            const int P = parts[pi];
+            cl_mem none = NULL, cnt = fused ? bc : none;
+            k = ctx->k[ARMT_K_ROWS_ARGMAX_PART];
+            e = clSetKernelArg(k, 0, sizeof bl, &bl);
+            e |= clSetKernelArg(k, 1, sizeof V, &V);
+            e |= clSetKernelArg(k, 2, sizeof bp, &bp);
+            e |= clSetKernelArg(k, 3, sizeof cnt, &cnt);
+            e |= clSetKernelArg(k, 4, sizeof bo, &bo);
+            ck_assert_int_eq(e, CL_SUCCESS);
+            const size_t gp[2] = {wg * (size_t)P, (size_t)rows};
+            memset(got, 0x7f, sizeof got);
+            ck_assert_int_eq(clEnqueueWriteBuffer(ctx->queue, bo, CL_TRUE, 0, sizeof got, got, 0, NULL, NULL),
+                             CL_SUCCESS);
+            ck_assert_int_eq(clEnqueueNDRangeKernel(ctx->queue, k, 2, NULL, gp, lws, 0, NULL, NULL), CL_SUCCESS);
+            if (!fused) {
+                k = ctx->k[ARMT_K_ROWS_ARGMAX_FINAL];
+                e = clSetKernelArg(k, 0, sizeof bl, &bl);
+                e |= clSetKernelArg(k, 1, sizeof V, &V);
+                e |= clSetKernelArg(k, 2, sizeof bp, &bp);
+                e |= clSetKernelArg(k, 3, sizeof P, &P);
+                e |= clSetKernelArg(k, 4, sizeof bo, &bo);
+                ck_assert_int_eq(e, CL_SUCCESS);
+                ck_assert_int_eq(clEnqueueNDRangeKernel(ctx->queue, k, 2, NULL, gws, lws, 0, NULL, NULL),
+                                 CL_SUCCESS);
+            }
+            ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, bo, CL_TRUE, 0, sizeof got, got, 0, NULL, NULL),
+                             CL_SUCCESS);
+            cl_uint cv[7];
+            ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, bc, CL_TRUE, 0, sizeof cv, cv, 0, NULL, NULL),
+                             CL_SUCCESS);
+            for (int r = 0; r < rows; r++) {
+                ck_assert_msg(got[r] == want_fixed[r], "P %d, fused %d, row %d: the device picked %d, the host %d",
+                              P, fused, r, got[r], want_fixed[r]);
+                ck_assert_msg(cv[r] == 0, "P %d: row %d's counter left at %u", P, r, cv[r]);
+            }
+        }
+    clReleaseMemObject(bp);
+    clReleaseMemObject(bc);
     clReleaseMemObject(bl);
     clReleaseMemObject(bo);
     free(l);

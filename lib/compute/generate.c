@@ -137,9 +137,11 @@ static armt_status tail_rows(armt_call *F, cl_mem kc, cl_mem vc, cl_mem part, cl
 }
 
 /* What follows row x_off of the tail: greedy (tokb, one int on the device), the token picked on the device
- * into *next; else the logits, for sample() */
-static armt_status tail_next(armt_call *F, size_t x_off, cl_mem tokb, int32_t *next, float *logits) {
-    return tokb ? armt_step_row_token(F, x_off, tokb, next) : armt_step_row_logits(F, x_off, logits);
+ * into *next (by several work-groups, their pairs in part: the decode attention's, free by then; cnt: with
+ * the fused decode, its counters); else the logits, for sample() */
+static armt_status tail_next(armt_call *F, size_t x_off, cl_mem tokb, cl_mem part, cl_mem cnt, int32_t *next,
+                             float *logits) {
+    return tokb ? armt_step_row_token(F, x_off, tokb, part, cnt, next) : armt_step_row_logits(F, x_off, logits);
 }
 
 /* With a sliding window: each layer's window into the first F->win rows of its KV cache (the attention
@@ -248,8 +250,10 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
     cl_mem kc = NULL, vc = NULL, part = NULL, dcnt = NULL, tokb = NULL;
     const size_t dcnt_bytes = (size_t)cfg->n_heads * sizeof(cl_uint); /* (the fused combine's counters) */
     /* the decode attention's partial results: a chunk of ARMT_ATTN_DCHUNK keys per work-group and head */
-    const size_t part_bytes = (size_t)cfg->n_heads * ((W + tmax + ARMT_ATTN_DCHUNK - 1) / ARMT_ATTN_DCHUNK) *
-                              ((size_t)cfg->head_dim + 2) * sizeof(float);
+    const size_t att_bytes = (size_t)cfg->n_heads * ((W + tmax + ARMT_ATTN_DCHUNK - 1) / ARMT_ATTN_DCHUNK) *
+                             ((size_t)cfg->head_dim + 2) * sizeof(float);
+    /* (the greedy token's pairs after the layers: armt_op_rows_argmax) */
+    const size_t part_bytes = att_bytes > ARMT_ARGMAX_PARTS_MAX * 8 ? att_bytes : ARMT_ARGMAX_PARTS_MAX * 8;
     armt_call F;
     int began = 0;
     armt_status st = ARMT_OK;
@@ -277,7 +281,7 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
     ARMT_TRY_GOTO(armt_scratch_grow(&F, 1, ns + R, tmax, ntok, 1, 0), fail);
     ARMT_TRY_GOTO(tail_window(&F, kc, vc, tmax), fail);
     ARMT_TRY_GOTO(tail_rows(&F, kc, vc, part, dcnt, tmax, 0, 0, (int)R, (int)ns), fail);
-    ARMT_TRY_GOTO(tail_next(&F, (ns + R - 1) * (size_t)F.d, tokb, &next, logits), fail);
+    ARMT_TRY_GOTO(tail_next(&F, (ns + R - 1) * (size_t)F.d, tokb, part, dcnt, &next, logits), fail);
     double t1 = armt_now();
     if (result) {
         result->prompt_tokens = n;
@@ -302,7 +306,7 @@ armt_status armt_generate(armt_ctx *ctx, const int32_t *prompt, size_t n, const 
         seq[R + (size_t)i] = tok;
         ARMT_TRY_GOTO(tail_rows(&F, kc, vc, part, dcnt, tmax, (int)(ns + R + (size_t)i), R + (size_t)i, 1, 0),
                       fail);
-        ARMT_TRY_GOTO(tail_next(&F, 0, tokb, &next, logits), fail);
+        ARMT_TRY_GOTO(tail_next(&F, 0, tokb, part, dcnt, &next, logits), fail);
     }
     if (ctx->prof_on) armt_ctx_prof_collect(ctx);
     if (result) {

@@ -393,7 +393,7 @@ static armt_status rows_logits(gbatch *g) {
     for (size_t i = 0; i < g->n_act; i++)
         g->all_greedy &= g->docs[g->act[i]].d->params.temperature <= 0.0f;
     if (g->all_greedy) {
-        ARMT_TRY(armt_op_rows_argmax(F, g->n_act, g->gtok));
+        ARMT_TRY(armt_op_rows_argmax(F, g->n_act, g->gtok, NULL, NULL));
         ARMT_CL_TRY(clEnqueueReadBuffer(ctx->queue, g->gtok, CL_TRUE, 0, g->n_act * sizeof(int32_t),
                                         g->greedy, 0, NULL, NULL));
         return ARMT_OK;

@@ -112,13 +112,29 @@ armt_status armt_op_final_norm(armt_call *F, size_t x_off, size_t rows) {
     return armt_op_launch(F, ARMT_K_RMSNORM_ROWS, 2, wg, rows, 1, wg);
 }
 
-armt_status armt_op_rows_argmax(armt_call *F, size_t rows, cl_mem out) {
+int armt_argmax_parts(const armt_ctx *ctx, int V) {
+    const int per = 4 * ctx->rt->tune.row_wg; /* (one round of an item's loads) */
+    const int P = V / per;
+    return P < 1 ? 1 : P > ARMT_ARGMAX_PARTS_MAX ? ARMT_ARGMAX_PARTS_MAX : P;
+}
+
+armt_status armt_op_rows_argmax(armt_call *F, size_t rows, cl_mem out, cl_mem part, cl_mem cnt) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
-    ARMT_TRY(
-        ARMT_KARGS(ctx->k[ARMT_K_ROWS_ARGMAX], 0, err, ARMT_KA(ctx->logits), ARMT_KA(F->V), ARMT_KA(out)));
     const size_t wg = (size_t)ctx->rt->tune.row_wg;
-    return armt_op_launch(F, ARMT_K_ROWS_ARGMAX, 2, wg, rows, 1, wg);
+    if (!part) {
+        ARMT_TRY(ARMT_KARGS(ctx->k[ARMT_K_ROWS_ARGMAX], 0, err, ARMT_KA(ctx->logits), ARMT_KA(F->V),
+                            ARMT_KA(out)));
+        return armt_op_launch(F, ARMT_K_ROWS_ARGMAX, 2, wg, rows, 1, wg);
+    }
+    const int P = armt_argmax_parts(ctx, F->V);
+    ARMT_TRY(ARMT_KARGS(ctx->k[ARMT_K_ROWS_ARGMAX_PART], 0, err, ARMT_KA(ctx->logits), ARMT_KA(F->V),
+                        ARMT_KA(part), ARMT_KA(cnt), ARMT_KA(out)));
+    ARMT_TRY(armt_op_launch(F, ARMT_K_ROWS_ARGMAX_PART, 2, wg * (size_t)P, rows, 1, wg));
+    if (cnt) return ARMT_OK;
+    ARMT_TRY(ARMT_KARGS(ctx->k[ARMT_K_ROWS_ARGMAX_FINAL], 0, err, ARMT_KA(ctx->logits), ARMT_KA(F->V),
+                        ARMT_KA(part), ARMT_KA(P), ARMT_KA(out)));
+    return armt_op_launch(F, ARMT_K_ROWS_ARGMAX_FINAL, 2, wg, rows, 1, wg);
 }
 
 armt_status armt_op_dpfp(armt_call *F, size_t rows) {

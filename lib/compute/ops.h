@@ -40,7 +40,13 @@ armt_status armt_op_rmsnorm(armt_call *F, const armt_step *st, armt_role role);
 armt_status armt_op_final_norm(armt_call *F, size_t x_off, size_t rows);
 /* The greedy token of each of `rows` rows of ctx->logits (armt_rows_argmax: the largest logit, the lowest id
  * among equal ones) into out (rows ints). */
-armt_status armt_op_rows_argmax(armt_call *F, size_t rows, cl_mem out);
+/* The greedy token of each of rows rows of ctx->logits into out (int each): part NULL, one work-group a
+ * row (armt_rows_argmax); else armt_argmax_parts(ctx, V) work-groups a row, their pairs in part (rows x
+ * ARMT_ARGMAX_PARTS_MAX x 8 bytes at most), picked from by the row's last work-group (cnt: a zeroed counter
+ * a row, the fused decode's fence) or by a second launch (cnt NULL). The same ids every way. */
+#define ARMT_ARGMAX_PARTS_MAX 64
+int armt_argmax_parts(const armt_ctx *ctx, int V);
+armt_status armt_op_rows_argmax(armt_call *F, size_t rows, cl_mem out, cl_mem part, cl_mem cnt);
 /* DPFP features of `rows` rows of mq into phi. */
 armt_status armt_op_dpfp(armt_call *F, size_t rows);
 /* RoPE of the step's q and k rows in place (where the GEMMs did not apply it); skip > 0: the last cell's q

@@ -186,10 +186,11 @@ armt_status armt_step_row_logits(armt_call *F, size_t x_off, float *dst) {
     return ARMT_OK;
 }
 
-armt_status armt_step_row_token(armt_call *F, size_t x_off, cl_mem tok, int32_t *dst) {
+armt_status armt_step_row_token(armt_call *F, size_t x_off, cl_mem tok, cl_mem part, cl_mem cnt,
+                                int32_t *dst) {
     armt_err *err = F->err;
     ARMT_TRY(armt_step_row_logits(F, x_off, NULL));
-    ARMT_TRY(armt_op_rows_argmax(F, 1, tok));
+    ARMT_TRY(armt_op_rows_argmax(F, 1, tok, part, cnt));
     ARMT_CL_TRY(clEnqueueReadBuffer(F->ctx->queue, tok, CL_TRUE, 0, sizeof *dst, dst, 0, NULL, NULL));
     return ARMT_OK;
 }

@@ -102,8 +102,10 @@ armt_status armt_step_emit(armt_call *F, size_t slot, size_t T, size_t first, si
  * in ctx->logits). */
 armt_status armt_step_row_logits(armt_call *F, size_t x_off, float *dst);
 /* Greedy generation: as armt_step_row_logits, then the row's argmax on the device (the lowest id among equal
- * logits, as the host's scan) into tok (one int), and only that int read back into *dst. */
-armt_status armt_step_row_token(armt_call *F, size_t x_off, cl_mem tok, int32_t *dst);
+ * logits, as the host's scan) into tok (one int), and only that int read back into *dst. part and cnt:
+ * armt_op_rows_argmax's (NULL: one work-group). */
+armt_status armt_step_row_token(armt_call *F, size_t x_off, cl_mem tok, cl_mem part, cl_mem cnt,
+                                int32_t *dst);
 /* The bf16 copy of W_mem^T for layers l0 .. l0 + G - 1 (bf16 models; nothing otherwise). */
 armt_status armt_step_mem_bf16_refresh(armt_call *F, int l0, int G);
 

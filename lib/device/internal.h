@@ -71,6 +71,8 @@ typedef enum armt_kernel_id {
     ARMT_K_ROWS_ATTENTION_DECODE,    /* rows_attention.cl a decode round's rows, split into chunks    */
     ARMT_K_ROWS_ATTENTION_COMBINE,   /* rows_attention.cl their chunks combined                       */
     ARMT_K_GEMV1_BF16_DPFP,          /* gemv_bf16.cl  W_mq of one row, the read's row scale in its tail */
+    ARMT_K_ROWS_ARGMAX_PART,         /* rows.cl       the greedy token by several work-groups a row    */
+    ARMT_K_ROWS_ARGMAX_FINAL,        /* rows.cl       their pairs' choice (without the fused decode)   */
     ARMT_K_COUNT
 } armt_kernel_id;
 

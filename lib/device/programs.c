@@ -77,6 +77,8 @@ static const struct {
     [ARMT_K_ROWS_ATTENTION_DECODE] = {"armt_rows_attention_decode", ARMT_P_ATTENTION},
     [ARMT_K_ROWS_ATTENTION_COMBINE] = {"armt_rows_attention_combine", ARMT_P_ATTENTION},
     [ARMT_K_GEMV1_BF16_DPFP] = {"armt_gemv1_bf16_dpfp", ARMT_P_GEMM_BF16},
+    [ARMT_K_ROWS_ARGMAX_PART] = {"armt_rows_argmax_part", ARMT_P_MEMORY},
+    [ARMT_K_ROWS_ARGMAX_FINAL] = {"armt_rows_argmax_final", ARMT_P_MEMORY},
 }; /* (ARMT_P_ATTENTION: the model's attention program, ARMT_P_ATTENTION or ARMT_P_ATTENTION_MMA) */
 
 /* The source files of each program, in build order; tc = 1: tensor-core files, built only with tensor cores
