@@ -219,6 +219,7 @@ static armt_status mem_product(armt_call *F, const armt_step *st, size_t rows, c
     op.count = (size_t)st->G;
     op.w_off = F->b_off;
     op.site = site;
+    if (rows == (size_t)st->T) op.split_rows = (size_t)st->split_rows; /* (the read's; the write's: M rows) */
     op.epi.rowscale = rowscale;
     if (ctx->w_mem_bf)
         set_w(&op, ctx->w_mem_bf, dk, 1);
@@ -234,8 +235,9 @@ armt_status armt_step_read(armt_call *F, const armt_step *st) {
     if (!any_written(F, st)) return ARMT_OK; /* every cell is a first segment: the read is skipped */
     offsets_x(F, st, F->a_off);
     offsets_tmp(st, T, (size_t)F->dm, F->c_off);
-    ARMT_TRY(gemm_role(F, st, cells_op(F, T, ctx->x, (size_t)F->d, ctx->mq, (size_t)F->dm, 0.0f),
-                       ARMT_ROLE_WMQ, -1));
+    armt_gemm_op mq = cells_op(F, T, ctx->x, (size_t)F->d, ctx->mq, (size_t)F->dm, 0.0f);
+    mq.split_rows = (size_t)st->split_rows;
+    ARMT_TRY(gemm_role(F, st, mq, ARMT_ROLE_WMQ, -1));
     /* generation's one-row steps: the GEMV reads fp32 phi itself, with the row scales (no staging launch);
      * DPFP and the row scale of one row in one launch */
     const int gemv = F->gemv && T <= ARMT_GEMV_ROWS;
@@ -313,6 +315,7 @@ static armt_status qkv(armt_call *F, const armt_step *st, int skip, int *fused_r
     }
     armt_gemm_op op = cells_op(F, T, ctx->h, d, ctx->q, qd, 0.0f);
     op.epi = epi;
+    op.split_rows = (size_t)st->split_rows;
     /* the last layer's cell only for the rows something reads, from q on: its k and v cover every row,
      * since its memory tokens attend to all of them */
     op.skip_last = (size_t)skip;
@@ -331,6 +334,7 @@ static armt_status qkv(armt_call *F, const armt_step *st, int skip, int *fused_r
         offsets_tmp(st, T, kvd, F->c_off);
     op = cells_op(F, T, ctx->h, d, kdst, kvd, 0.0f);
     op.epi = epi;
+    op.split_rows = (size_t)st->split_rows;
     /* k and v in one GEMM where the tiles pair their weights, unless the launch is small enough for the
      * narrow tiles (one cell: the sequential schedule); in generation's KV cache (fp32) where the GEMV takes
      * both */
@@ -432,6 +436,7 @@ static armt_status mlp_in(armt_call *F, const armt_step *st, size_t r0, size_t r
     armt_gemm_op op = cells_op(F, rows, ctx->h, d, ctx->f2, ffn, 0.0f);
     op.epi.out = ctx->f2;
     op.skip_last = (size_t)skip;
+    op.split_rows = (size_t)st->split_rows; /* (a row block's too: its bits are the whole cell's) */
     if (fused && armt_gemm_pairs(ctx, ARMT_ROLE_WG, ARMT_ROLE_WU)) {
         ARMT_TRY(normed_role(F, st, op, ARMT_ROLE_WG, ARMT_ROLE_WU));
     } else {
@@ -483,6 +488,7 @@ static armt_status mlp(armt_call *F, const armt_step *st, int skip) {
         F->c_off[0] += r0 * d;
         armt_gemm_op op = cells_op(F, rows, ctx->f1, ffn, ctx->x, d, 1.0f);
         op.skip_last = (size_t)bskip;
+        op.split_rows = (size_t)st->split_rows;
         ARMT_TRY(gemm_role(F, st, op, ARMT_ROLE_WD, -1));
     }
     armt_op_unstage(F);
@@ -506,6 +512,7 @@ armt_status armt_step_layer(armt_call *F, const armt_step *st) {
     offsets_x(F, st, F->c_off);
     armt_gemm_op op = cells_op(F, T, ctx->att, qd, ctx->x, d, 1.0f);
     op.skip_last = (size_t)skip;
+    op.split_rows = (size_t)st->split_rows;
     ARMT_TRY(gemm_role(F, st, op, ARMT_ROLE_WO, -1));
 
     ARMT_TRY(norm_rows(F, st, ARMT_ROLE_NORM_POST));
