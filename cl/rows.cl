@@ -147,17 +147,22 @@ __kernel void armt_cells_mem_gather(__global const float *x, __global float *mro
     mrows[tab[CELL_TAB * e + 3] + (ulong)r * d + c] = x[tab[CELL_TAB * e] + row * d + c];
 }
 
-/* A split-k GEMM's S slices P (S, rows, n) summed in order into C (rows x n at c_off, row stride ldc):
- * C = (beta ? C : 0) + ((P_0 + P_1) + ...). global (n, rows). */
-__kernel void armt_rows_splitk_sum(__global const float *P, __global float *C, const ulong c_off,
-                                   const int ldc, const int n, const int rows, const int S, const int beta) {
-    const int c = get_global_id(0), r = get_global_id(1);
-    if (c >= n || r >= rows) return;
-    const ulong plane = (ulong)rows * (ulong)n, at = (ulong)r * (ulong)n + (ulong)c;
+/* A split-k GEMM's slices summed in order into C (lib/compute/gemm.c; the batch's decode rounds,
+ * generate_batch.c): entry e's slice s is the rows x n block at P + p_off + s p_slice + e rows n, its C block
+ * at C + c_off + e c_stride with row stride ldc (the step wraps as the GEMM kernels' do):
+ * C = (beta ? C : 0) + ((P_0 + P_1) + ...). The launch's last entry leaves its rows below last_row0
+ * untouched (unneeded, and their slices may be unwritten). global (n, rows, entries). */
+__kernel void armt_rows_splitk_sum(__global const float *P, const ulong p_off, const ulong p_slice,
+                                   __global float *C, const ulong c_off, const ulong c_stride, const int ldc,
+                                   const int n, const int rows, const int S, const int beta,
+                                   const int last_row0) {
+    const int c = get_global_id(0), r = get_global_id(1), e = get_global_id(2);
+    if (c >= n || r >= rows || (r < last_row0 && e == get_global_size(2) - 1)) return;
+    const ulong at = p_off + ((ulong)e * (ulong)rows + (ulong)r) * (ulong)n + (ulong)c;
     float sum = P[at];
     for (int s = 1; s < S; s++)
-        sum += P[(ulong)s * plane + at];
-    __global float *o = C + c_off + (ulong)r * (ulong)ldc + (ulong)c;
+        sum += P[at + (ulong)s * p_slice];
+    __global float *o = C + (c_off + (ulong)e * c_stride + (ulong)r * (ulong)ldc + (ulong)c);
     *o = beta ? *o + sum : sum;
 }
 

@@ -89,6 +89,85 @@ START_TEST(test_fp32_weights_on_tensor_cores) {
 }
 END_TEST
 
+/* Split-k on the 3xTF32 kernels (plan.splitk): by one entry's shape, the kernel and the device, the same for
+ * one entry and sixteen (the sequential and the diagonal schedule must agree bit for bit). The LLaMA-3.2-1B
+ * sites on an H100's 132 compute units with the GPU tiles: wgmma 128 x 128 (k stages of 32) for row-major
+ * operands, mma.sync 128 x 128 (k stages of 16) for W_mem (stored k x n) and the update's phi^T. */
+static int splitk_of(size_t m, size_t n, size_t k, int trans_a, int w_kn, size_t count) {
+    size_t offs[16] = {0};
+    for (size_t j = 0; j < 16; j++)
+        offs[j] = j * 1024 * 1024;
+    op.m = m, op.n = n, op.k = k, op.count = count, op.trans_a = trans_a, op.w_kn = w_kn;
+    op.lda = trans_a ? m : k, op.ldw = w_kn ? n : k, op.ldc = n;
+    op.a_off = op.w_off = op.c_off = offs;
+    armt_gemm_plan p = plan_ok();
+    ck_assert_int_eq(p.kernel, trans_a || w_kn ? ARMT_K_GEMM_TF32 : ARMT_K_GEMM_TF32_WG);
+    const int S = p.splitk;
+    op.a_off = op.w_off = op.c_off = off0;
+    return S;
+}
+
+START_TEST(test_tf32_splitk) {
+    env.have_tf32 = env.have_tf32_wg = 1;
+    tune.tf_bm = 128, tune.tf_bn = 128, tune.tf_bk = 16, tune.tf_threads = 256;
+    tune.tw_wgm = 2, tune.tw_n = 128;
+    op.w_bf16 = 0;
+    static const struct {
+        const char *site;
+        size_t m, n, k;
+        int trans_a, w_kn, S;
+    } sites[] = {
+        {"wq, wo", 1152, 2048, 2048, 0, 0, 1},   /* 144 tiles: more than the compute units */
+        {"wk, wv", 1152, 512, 2048, 0, 0, 2},    /* 36 tiles: 72 in two slices, 144 in four > 132 */
+        {"wg, wu", 1152, 8192, 2048, 0, 0, 1},   /* 576 tiles */
+        {"wd", 1152, 2048, 8192, 0, 0, 1},       /* 144 tiles */
+        {"wmq", 1152, 64, 2048, 0, 0, 8},        /* 9 tiles: 72 */
+        {"wmk", 128, 64, 2048, 0, 0, 16},        /* 1 tile: 16, slices of 128 */
+        {"wmv", 128, 2048, 2048, 0, 0, 8},       /* 16 tiles: 128 */
+        {"mem_read", 1152, 2048, 384, 0, 1, 1},  /* 144 tiles */
+        {"mem_prev", 128, 2048, 384, 0, 1, 2},   /* 16 tiles, but slices of at least 128 of k */
+        {"mem_update", 384, 2048, 128, 1, 1, 1}, /* 48 tiles; k = 128 is one slice's least */
+        {"decode wq (1 row)", 1, 2048, 2048, 0, 0, 8},
+        {"k not whole stages", 128, 64, 2056, 0, 0, 1},
+    };
+    for (size_t i = 0; i < sizeof sites / sizeof sites[0]; i++) {
+        const int S1 = splitk_of(sites[i].m, sites[i].n, sites[i].k, sites[i].trans_a, sites[i].w_kn, 1);
+        const int S16 = splitk_of(sites[i].m, sites[i].n, sites[i].k, sites[i].trans_a, sites[i].w_kn, 16);
+        ck_assert_msg(S1 == sites[i].S && S16 == S1, "%s: S %d (1 entry), %d (16 entries), want %d",
+                      sites[i].site, S1, S16, sites[i].S);
+    }
+    /* the rows skipped and the entries' offsets do not count; a short cell counted as a full one does */
+    op.skip_last = 1000;
+    ck_assert_int_eq(splitk_of(1152, 512, 2048, 0, 0, 16), 2);
+    op.skip_last = 0;
+    op.split_rows = 1152;
+    ck_assert_int_eq(splitk_of(300, 512, 2048, 0, 0, 1), 2); /* (its own 3 row tiles would give 8) */
+    op.split_rows = 0;
+    ck_assert_int_eq(splitk_of(300, 512, 2048, 0, 0, 1), 8);
+    /* the device: fewer compute units, fewer slices */
+    env.compute_units = 16;
+    ck_assert_int_eq(splitk_of(128, 64, 2048, 0, 0, 1), 16);
+    ck_assert_int_eq(splitk_of(1152, 64, 2048, 0, 0, 1), 1);
+    env.compute_units = 132;
+    /* the knob: 1 never splits; a forced S wherever a slice keeps whole k stages */
+    tune.splitk = 1;
+    ck_assert_int_eq(splitk_of(128, 64, 2048, 0, 0, 1), 1);
+    tune.splitk = 4;
+    ck_assert_int_eq(splitk_of(1152, 8192, 2048, 0, 0, 16), 4);
+    ck_assert_int_eq(splitk_of(384, 2048, 64, 1, 1, 1), 4);  /* 16 a slice: one mma.sync stage */
+    ck_assert_int_eq(splitk_of(1152, 2048, 64, 0, 0, 1), 1); /* 16 a slice: half a wgmma stage */
+    tune.splitk = 0;
+    /* never on CLBlast nor on the bf16 kernels */
+    env.have_tf32 = env.have_tf32_wg = 0;
+    op.m = 128, op.n = 64, op.k = 2048, op.lda = op.ldw = 2048, op.ldc = 64, op.count = 1;
+    armt_gemm_plan p = plan_ok();
+    ck_assert(p.clblast && p.splitk == 1);
+    op.w_bf16 = 1;
+    p = plan_ok();
+    ck_assert(p.tensor_cores && p.splitk == 1);
+}
+END_TEST
+
 START_TEST(test_portable_without_tensor_cores) {
     env.have_mma = env.have_bb = env.have_mma_narrow = env.have_bb_narrow = 0;
     armt_gemm_plan p = plan_ok();
@@ -215,6 +294,7 @@ static Suite *suite(void) {
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_add_test(tc, test_fp32_weights_go_to_clblast);
     tcase_add_test(tc, test_fp32_weights_on_tensor_cores);
+    tcase_add_test(tc, test_tf32_splitk);
     tcase_add_test(tc, test_portable_without_tensor_cores);
     tcase_add_test(tc, test_alignment_decides_tensor_cores);
     tcase_add_test(tc, test_staged_a_takes_the_bf16_kernel);

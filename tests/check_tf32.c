@@ -198,9 +198,10 @@ static gerr gerr_of(const gcase *g, const gdata *d, const float *c, const char *
     return (gerr){num / den, comp};
 }
 
-/* The case on a context (through armt_gemm, or a program's kernels in place of the 3xTF32 ones): C read
- * back. */
-static void gemm_run(armt_ctx *ctx, const gcase *g, const gdata *d, cl_kernel const *variant, float *c) {
+/* The case's entries j0 .. j0 + cnt - 1 on a context (through armt_gemm, or a program's kernels in place of
+ * the 3xTF32 ones): C read back. */
+static void gemm_run_entries(armt_ctx *ctx, const gcase *g, const gdata *d, cl_kernel const *variant,
+                             size_t j0, size_t cnt, float *c) {
     cl_int e;
     cl_context cx = ctx->rt->context;
     cl_mem ba = clCreateBuffer(cx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, d->na * 4, d->a, &e);
@@ -212,20 +213,20 @@ static void gemm_run(armt_ctx *ctx, const gcase *g, const gdata *d, cl_kernel co
     armt_gemm_op op = {.m = (size_t)g->m,
                        .n = (size_t)g->n,
                        .k = (size_t)g->k,
-                       .count = (size_t)g->count,
+                       .count = cnt,
                        .a = ba,
                        .lda = d->lda,
-                       .a_off = d->a_off,
+                       .a_off = d->a_off + j0,
                        .trans_a = g->trans_a,
                        .w = bw,
                        .ldw = d->ldw,
-                       .w_off = d->w_off,
+                       .w_off = d->w_off + j0,
                        .w_kn = g->w_kn,
                        .c = bc,
                        .ldc = d->ldc,
-                       .c_off = d->c_off,
+                       .c_off = d->c_off + j0,
                        .beta = (float)g->beta,
-                       .skip_last = (size_t)g->skip,
+                       .skip_last = j0 + cnt == (size_t)g->count ? (size_t)g->skip : 0,
                        .site = -1};
     cl_kernel saved = ctx->k[ARMT_K_GEMM_TF32], saved_wg = ctx->k[ARMT_K_GEMM_TF32_WG];
     if (variant) {
@@ -244,6 +245,9 @@ static void gemm_run(armt_ctx *ctx, const gcase *g, const gdata *d, cl_kernel co
     clReleaseMemObject(ba);
     clReleaseMemObject(bw);
     clReleaseMemObject(bc);
+}
+static void gemm_run(armt_ctx *ctx, const gcase *g, const gdata *d, cl_kernel const *variant, float *c) {
+    gemm_run_entries(ctx, g, d, variant, 0, (size_t)g->count, c);
 }
 
 /* The 3xTF32 program again with extra options (TF32_PRODUCTS=1, TF32_ORDER=...): its kernels, the mma.sync
@@ -387,6 +391,127 @@ START_TEST(test_sites) {
 END_TEST
 
 /* ======================================================================================================= */
+/* Split-k                                                                                                 */
+/* ======================================================================================================= */
+
+/* Sites with k in whole stages of both kernels (16 and 32), split into S slices. */
+static const gcase split_cases[] = {
+    {"x W^T", 40, 76, 256, 3, 0, 0, 0, 0, 0},
+    {"+ residual (ring, skip)", 40, 76, 256, 3, 0, 0, 1, 1, 24},
+    {"phi W_mem (W k x n)", 40, 76, 128, 3, 0, 1, 0, 0, 0},
+    {"phi^T delta + W_mem (trans_a)", 48, 76, 128, 3, 1, 1, 1, 0, 0},
+};
+#define N_SPLIT_CASES (sizeof split_cases / sizeof split_cases[0])
+
+/* C's blocks of entry j (the rows that must be computed) equal in a and b, bit for bit */
+static int entry_equal(const gcase *g, const gdata *d, size_t j, const float *a, const float *b) {
+    const size_t r0 = j + 1 == (size_t)g->count ? (size_t)g->skip : 0;
+    for (size_t r = r0; r < (size_t)g->m; r++)
+        if (memcmp(a + d->c_off[j] + r * d->ldc, b + d->c_off[j] + r * d->ldc, (size_t)g->n * 4)) return 0;
+    return 1;
+}
+
+/* Split-k on both 3xTF32 kernels (armt_gemm_plan.splitk; $ARMT_SPLITK's tuning field forced to S, or auto on
+ * a device of 64 compute units): the sum of S slices, for beta 0 and 1, per-entry offsets (the residual's
+ * ring), transposed operands and skipped rows, within the unsplit kernel's bound against fp64 (twice
+ * CLBlast's error on the same data); each entry of three equal bit for bit to the same entry alone, whatever
+ * the entries beside it (the rule that keeps the diagonal schedule equal to the sequential one). */
+START_TEST(test_splitk) {
+    armt_runtime *rtc = tc_runtime(ARMT_FP32_GEMM_CLBLAST, 0), *rt3 = tc_runtime(ARMT_FP32_GEMM_TF32X3, 0),
+                 *rtw = tc_runtime_wg(ARMT_FP32_GEMM_TF32X3, 0, 1);
+    armt_config cfg;
+    armt_model *mc = tiny_fp32(rtc, &cfg, 5), *m3 = tiny_fp32(rt3, &cfg, 5), *mw = tiny_fp32(rtw, &cfg, 5);
+    armt_ctx *xc = NULL, *x3 = NULL, *xw = NULL;
+    ck_assert_int_eq(armt_ctx_create(mc, NULL, &xc), ARMT_OK);
+    ck_assert_int_eq(armt_ctx_create(m3, NULL, &x3), ARMT_OK);
+    ck_assert_int_eq(armt_ctx_create(mw, NULL, &xw), ARMT_OK);
+    armt_ctx *const xs[2] = {x3, xw};
+    const int have_wg = xw->k[ARMT_K_GEMM_TF32_WG] != NULL; /* (not on a GPU before Hopper) */
+    static const int Ss[] = {0, 2, 4, 8};                   /* (0: auto) */
+    int splits[2] = {0, 0};                                 /* runs split on mma.sync, on wgmma */
+    fprintf(stderr, "split-k: max |c - ref| / max |ref|, max |c - ref| / (beta |c0| + sum |a w|)\n");
+    for (size_t ci = 0; ci < N_SPLIT_CASES; ci++) {
+        const gcase *g = &split_cases[ci];
+        gdata d;
+        gdata_make(g, 300 + ci, &d);
+        float *c = malloc(d.nc * 4), *c1 = malloc(d.nc * 4);
+        gemm_run(xc, g, &d, NULL, c);
+        const gerr e0 = gerr_of(g, &d, c, "CLBlast");
+        fprintf(stderr, "  %-30s CLBlast %.2e / %.2e\n", g->site, e0.norm, e0.comp);
+        for (int x = 0; x < 2; x++) {
+            armt_ctx *ctx = xs[x];
+            if (x == 1 && !have_wg) continue;
+            armt_device_tuning *t = &ctx->rt->tune;
+            const unsigned cus = ctx->rt->info.compute_units;
+            for (size_t si = 0; si < sizeof Ss / sizeof Ss[0]; si++) {
+                t->splitk = Ss[si];
+                ctx->rt->info.compute_units = 64;
+                const armt_gemm_env env = armt_gemm_env_of(ctx);
+                armt_gemm_op op = {.m = (size_t)g->m,
+                                   .n = (size_t)g->n,
+                                   .k = (size_t)g->k,
+                                   .count = (size_t)g->count,
+                                   .a = (cl_mem)&d,
+                                   .lda = d.lda,
+                                   .a_off = d.a_off,
+                                   .trans_a = g->trans_a,
+                                   .w = (cl_mem)&d,
+                                   .ldw = d.ldw,
+                                   .w_off = d.w_off,
+                                   .w_kn = g->w_kn};
+                armt_gemm_plan plan;
+                ck_assert_ptr_null(armt_gemm_plan_make(&env, &op, &plan));
+                const int wg = plan.kernel == ARMT_K_GEMM_TF32_WG, S = plan.splitk, kt = wg ? 32 : t->tf_bk;
+                const char *kname = wg ? "wgmma" : "mma.sync";
+                ck_assert_int_eq(wg, x == 1 && !g->trans_a && !g->w_kn);
+                /* forced: that S where a slice keeps whole k stages; auto: slices of at least 128 */
+                ck_assert_int_eq(S, Ss[si] ? (g->k % (Ss[si] * kt) ? 1 : Ss[si]) : g->k >= 256 ? 2 : 1);
+                if (S == 1) {
+                    ctx->rt->info.compute_units = cus;
+                    continue;
+                }
+                splits[wg]++;
+                gemm_run(ctx, g, &d, NULL, c);
+                const gerr e = gerr_of(g, &d, c, kname);
+                fprintf(stderr, "    %-8s S %2d%s %.2e / %.2e\n", kname, S, Ss[si] ? "        " : " (auto) ",
+                        e.norm, e.comp);
+                ck_assert_msg(e.comp <= fmax(2.0 * e0.comp, 4.0 * 0x1.0p-24) &&
+                                  e.norm <= fmax(2.0 * e0.norm, 4.0 * 0x1.0p-24),
+                              "%s, %s, S %d: error %.3g / %.3g, CLBlast %.3g / %.3g", g->site, kname, S,
+                              e.norm, e.comp, e0.norm, e0.comp);
+                /* the slices lie in the context's scratch, grown to hold them */
+                ck_assert_uint_ge(ctx->splitk_bytes, (size_t)S * (size_t)g->count * g->m * g->n * 4);
+                if (Ss[si] == 0 || Ss[si] == 8)
+                    for (size_t j = 0; j < (size_t)g->count; j++) {
+                        gemm_run_entries(ctx, g, &d, NULL, j, 1, c1);
+                        ck_assert_msg(entry_equal(g, &d, j, c, c1), "%s, %s, S %d: entry %zu alone differs",
+                                      g->site, kname, S, j);
+                    }
+                ctx->rt->info.compute_units = cus;
+            }
+            t->splitk = 0;
+        }
+        free(c);
+        free(c1);
+        gdata_free(&d);
+    }
+    /* every case split by every S on mma.sync (auto only where k is 256), the row-major ones on wgmma too
+     * (the wgmma runtime's transposed ones on mma.sync) */
+    ck_assert_int_eq(splits[0], have_wg ? 20 : 14);
+    ck_assert_int_eq(splits[1], have_wg ? 8 : 0);
+    armt_ctx_free(xc);
+    armt_ctx_free(x3);
+    armt_ctx_free(xw);
+    armt_model_free(mc);
+    armt_model_free(m3);
+    armt_model_free(mw);
+    armt_runtime_free(rtc);
+    armt_runtime_free(rt3);
+    armt_runtime_free(rtw);
+}
+END_TEST
+
+/* ======================================================================================================= */
 /* The fp32 forward                                                                                        */
 /* ======================================================================================================= */
 
@@ -396,10 +521,15 @@ END_TEST
 /* The tiny fp32 model with every GEMM and the attention on 3xTF32 (exact_attention: the attention on the fp32
  * kernel, as AUTO has it): logits and memory state of both schedules against the fp64 reference within
  * check_forward.c's fp32 tolerances, the diagonal schedule equal to the sequential one bit for bit, and no
- * GEMM left to CLBlast. */
-static void forward_check(int wg, int exact_attention) {
+ * GEMM left to CLBlast. Split-k: splitk (the tuning's: 0 auto, 1 none, S forced), on the device's compute
+ * units or `cus`; wide: segments of 64 tokens and an MLP of 512 (the down projection's k splits by the shape
+ * rule on 8 compute units, twice for a full cell of 68 rows (2 x 2 tiles) but four times for the short last
+ * cell's 17 rows counted alone), 141 tokens. */
+static void forward_check_split(int wg, int exact_attention, int splitk, unsigned cus, int wide) {
     armt_runtime *rt =
         tc_runtime_att(ARMT_FP32_GEMM_TF32X3, 1, wg, exact_attention ? ARMT_TC_OFF : ARMT_TC_AUTO);
+    rt->tune.splitk = splitk;
+    if (cus) rt->info.compute_units = cus;
     ck_assert_int_eq(rt->tune.attn_tf32, !exact_attention);
     if (wg && !rt->tune.tf_wgmma) { /* a GPU before Hopper */
         ck_assert_int_eq(rt->tune.mma_emulate, 0);
@@ -408,10 +538,22 @@ static void forward_check(int wg, int exact_attention) {
     }
     const char *kname = wg ? "armt_gemm_tf32_wg" : "armt_gemm_tf32";
     armt_config c;
-    armt_model *m = tiny_fp32(rt, &c, 77);
+    armt_model *m = NULL;
+    if (wide) {
+        ck_assert_int_eq(armt_config_preset("tiny", &c), ARMT_OK);
+        c.segment_size = 64;
+        c.intermediate_size = 512;
+        armt_model_params mp = armt_model_default_params();
+        mp.seed = 77;
+        mp.wmv_std = 0.05f;
+        mp.precision = ARMT_PRECISION_FP32;
+        ck_assert_msg(armt_model_create_random(rt, &c, &mp, &m) == ARMT_OK, "%s", armt_last_error());
+    } else {
+        m = tiny_fp32(rt, &c, 77);
+    }
     test_host_model *h = test_host_model_read(m);
-    const size_t n = 45, V = (size_t)c.vocab_size;
-    int32_t ids[45];
+    const size_t n = wide ? 141 : 45, V = (size_t)c.vocab_size;
+    int32_t ids[141];
     test_random_ids(ids, n, c.vocab_size, 3);
     double *ref = malloc(n * V * sizeof *ref);
     ref_state *rs = ref_state_new(&c);
@@ -438,6 +580,9 @@ static void forward_check(int wg, int exact_attention) {
         ck_assert_msg(armt_forward(ctx, ids, n, &fp) == ARMT_OK, "%s", armt_ctx_last_error(ctx));
         ck_assert_msg(ran(ctx, kname) && !ran(ctx, "clblast_sgemm"), "schedule %d: %s %d, CLBlast %d", sch,
                       kname, ran(ctx, kname), ran(ctx, "clblast_sgemm"));
+        /* split-k where asked (PoCL's few compute units split no tiny GEMM by the shape rule) */
+        if (splitk > 1 || cus)
+            ck_assert_msg(ran(ctx, "armt_rows_splitk_sum"), "schedule %d: no GEMM split", sch);
         /* the attention on tensor cores too (attention_mma.cl's 3xTF32 build), or the fp32 kernel as asked */
         ck_assert_msg(ran(ctx, "armt_attention_mma") == !exact_attention &&
                           ran(ctx, "armt_attention") == exact_attention,
@@ -452,9 +597,10 @@ static void forward_check(int wg, int exact_attention) {
             worst_z = fmax(worst_z, fabs(z[sch][i] - rs->z[i]) / (TOL_STATE * zmax));
     }
     fprintf(stderr,
-            "tiny fp32 on 3xTF32 (%s, %s attention): logits, W_mem, z at %.3g, %.3g, %.3g of the fp32 "
-            "tolerance\n",
-            kname, exact_attention ? "fp32" : "3xTF32", worst_l, worst_w, worst_z);
+            "%s fp32 on 3xTF32 (%s, %s attention, split-k %d, %u compute units): logits, W_mem, z at %.3g, "
+            "%.3g, %.3g of the fp32 tolerance\n",
+            wide ? "wide tiny" : "tiny", kname, exact_attention ? "fp32" : "3xTF32", splitk,
+            rt->info.compute_units, worst_l, worst_w, worst_z);
     ck_assert(wmax > 0.0);
     ck_assert_msg(worst_l <= 1.0 && worst_w <= 1.0 && worst_z <= 1.0, "off the reference: %.3g %.3g %.3g",
                   worst_l, worst_w, worst_z);
@@ -471,9 +617,20 @@ static void forward_check(int wg, int exact_attention) {
     armt_runtime_free(rt);
 }
 
+static void forward_check(int wg, int exact_attention) { forward_check_split(wg, exact_attention, 0, 0, 0); }
+
 START_TEST(test_forward) {
     forward_check(0, 0);
     forward_check(0, 1);
+}
+END_TEST
+
+/* The same with GEMMs split: forced in two on both kernels, and by the shape rule on a device of 8 compute
+ * units, where only the cells' rows of a full cell keep the short last cell's split as the diagonal's */
+START_TEST(test_forward_splitk) {
+    forward_check_split(0, 1, 2, 0, 0);
+    forward_check_split(1, 0, 2, 0, 0);
+    forward_check_split(0, 1, 0, 8, 1);
 }
 END_TEST
 
@@ -636,8 +793,10 @@ static Suite *suite(void) {
     Suite *s = suite_create("tf32");
     TCase *tc = test_tcase(s, "tf32", 300);
     tcase_add_test(tc, test_sites);
+    tcase_add_test(tc, test_splitk);
     tcase_add_test(tc, test_forward);
     tcase_add_test(tc, test_forward_wgmma);
+    tcase_add_test(tc, test_forward_splitk);
     tcase_add_test(tc, test_attention_check);
     tcase_add_test(tc, test_option);
     tcase_add_test(tc, test_tune);

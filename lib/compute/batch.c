@@ -100,6 +100,7 @@ typedef struct batch {
     bdoc *docs;
     size_t B;
     int T, cap, diagonal;
+    int split_rows;         /* a full cell's rows, which the 3xTF32 split-k rule counts (armt_step)  */
     size_t region[N_VIEWS]; /* element (float) stride between documents' regions of each buffer */
     /* the step's GEMM entries: (document, cell) pairs in layer order, and their offsets */
     size_t n_ent;
@@ -154,7 +155,8 @@ static armt_status make_view(batch *bt, size_t b) {
     v->prof = NULL;
     v->prof_n = v->prof_cap = 0;
     v->prof_on = 0;
-    v->abf = NULL; /* no staged bf16 operands (see the top) */
+    v->abf = NULL;                /* no staged bf16 operands (see the top) */
+    v->splitk_owner = bt->rt_ctx; /* split-k GEMMs in the runner's slices */
     /* the document's state */
     v->w_mem = own->w_mem;
     v->z = own->z;
@@ -210,6 +212,7 @@ static void doc_cells(const batch *bt, bdoc *D, int t) {
     memset(st, 0, sizeof *st);
     st->cap = bt->cap;
     st->T = bt->T;
+    st->split_rows = bt->split_rows;
     st->s_short = bt->F.ns + Ls_last + bt->F.M < bt->T ? D->S - 1 : -1;
     st->T_short = bt->F.ns + Ls_last + bt->F.M;
     if (u < 0 || u >= doc_steps(bt, D)) return;
@@ -302,6 +305,7 @@ static armt_status gemm_role_epi(batch *bt, armt_role role, int pair, int ia, si
                            .ldc = c_w,
                            .c_off = bt->c_off + e,
                            .beta = beta,
+                           .split_rows = rows == (size_t)bt->T ? (size_t)bt->split_rows : 0,
                            .site = (int)role};
         if (epi) op.epi = *epi;
         if (pair >= 0) {
@@ -343,6 +347,7 @@ static armt_status mem_product(batch *bt, size_t b, size_t rows, int ic, int sit
                        .c = *view_field(bt->rt_ctx, ic),
                        .ldc = d,
                        .c_off = bt->c_off,
+                       .split_rows = rows == (size_t)bt->T ? (size_t)bt->split_rows : 0,
                        .site = site};
     if (own->w_mem_bf) {
         op.w = own->w_mem_bf;
@@ -461,6 +466,7 @@ static armt_status view_mem_product(batch *bt, bdoc *D, size_t rows, cl_mem c, i
                        .ldc = d,
                        .c_off = bt->c_off,
                        .beta = rowscale ? 1.0f : 0.0f,
+                       .split_rows = rows == (size_t)bt->T ? (size_t)bt->split_rows : 0,
                        .site = site};
     op.epi.rowscale = rowscale;
     armt_op_staged_a(&D->F, &op);
@@ -852,6 +858,7 @@ static armt_status run(batch *bt, const armt_batch_doc *docs, const armt_forward
         if (e != CL_SUCCESS) return armt_err_cl(err, "clFinish (batch document)", e);
     }
     bt->T = ns + (int)max_len + M;
+    bt->split_rows = ns + (int)L + M; /* (as a document's own forward counts its cells) */
     bt->cap = bt->diagonal ? (max_S < Lyr ? max_S : Lyr) : 1;
     size_t cells = 0,
            out_rows = params->output == ARMT_OUTPUT_NONE ? 0 : (L < BATCH_OUT_ROWS ? L : BATCH_OUT_ROWS);

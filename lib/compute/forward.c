@@ -102,7 +102,8 @@ static armt_status run_armt(armt_call *F, int diagonal) {
                             .cap = 1,
                             .T = ns + Ls + M,
                             .s_short = -1,
-                            .skip = unread_rows(F, Ls, s == S - 1)};
+                            .skip = unread_rows(F, Ls, s == S - 1),
+                            .split_rows = ns + (int)L + M};
             ARMT_TRY(armt_step_embed(F, &st, (size_t)s * L, Ls, M, ns));
             for (int l = 0; l < Lyr; l++) {
                 st.l0 = l;
@@ -126,7 +127,8 @@ static armt_status run_armt(armt_call *F, int diagonal) {
                         .cap = cap,
                         .T = T,
                         .s_short = short_last ? S - 1 : -1,
-                        .T_short = ns + Ls_last + M};
+                        .T_short = ns + Ls_last + M,
+                        .split_rows = ns + (int)L + M};
         if (hi == Lyr - 1) { /* the cell of segment d - hi leaves the last layer */
             const int s = d - hi;
             st.skip = unread_rows(F, segment_tokens(F, s), s == S - 1);
@@ -164,8 +166,14 @@ static armt_status run_full(armt_call *F) {
     ARMT_TRY(armt_step_upload_ids(F, 0, F->n));
     /* last-token logits: the last layer for that row only (with no output at all, skip = n is no skip:
      * armt_step_layer keeps at least one row, and without memory tokens nothing else is read) */
-    armt_step st = {
-        .l0 = 0, .G = 1, .s0 = 0, .cap = 1, .T = (int)n, .s_short = -1, .skip = unread_rows(F, (int)n, 1)};
+    armt_step st = {.l0 = 0,
+                    .G = 1,
+                    .s0 = 0,
+                    .cap = 1,
+                    .T = (int)n,
+                    .s_short = -1,
+                    .skip = unread_rows(F, (int)n, 1),
+                    .split_rows = (int)n};
     ARMT_TRY(armt_step_embed(F, &st, 0, (int)n, 0, 0));
     for (int l = 0; l < Lyr; l++) {
         st.l0 = l;

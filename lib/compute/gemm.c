@@ -75,10 +75,41 @@ static int tf32_fits(const armt_gemm_op *op) {
            op->lda <= lim && op->ldw <= lim && op->ldc <= lim;
 }
 
+/* k per stage of the wgmma 3xTF32 kernel (cl/gemm_tf32_wg.cl's TW_BK: one 128-byte row of fp32) */
+#define TW_BK 32
+/* Least k of a slice that the shape rule cuts (a slice writes its m x n partial sums and the sum reads them
+ * back: 8 S bytes an output element against 2 k FLOPs, so short slices turn a launch into traffic). */
+#define SPLITK_MIN_K 128
+
+/* Split-k of the 3xTF32 kernels (plan->splitk, issue 21): a function of one entry's shape (split_rows or m,
+ * n, k), the kernel (its tiles and k per stage) and the device (its compute units, the tuning's splitk),
+ * never of the number of entries or the rows skipped, so that an entry gives the same bits in every
+ * schedule (the diagonal's G cells in one launch, the sequential's one; a short last cell counted as a full
+ * one in both: armt_step.split_rows). Auto (splitk 0): an entry's tiles give at most
+ * half the compute units work-groups (one work-group a compute unit: the kernels' local memory and
+ * registers allow no second), so S doubles (up to 16) while S x tiles stays within the compute units (one
+ * wave: a second, mostly empty, would cost another slice's time) and a slice keeps whole k stages and at
+ * least SPLITK_MIN_K of k. Forced (2..16): that S where a slice keeps whole k stages; 1: never. */
+static int tf32_splitk(const armt_gemm_env *env, const armt_gemm_op *op, const armt_gemm_plan *plan) {
+    const size_t kt = plan->kernel == ARMT_K_GEMM_TF32_WG ? TW_BK : (size_t)env->tune->tf_bk;
+    const int forced = env->tune->splitk;
+    if (forced == 1 || kt == 0 || !plan->tile[0] || !plan->tile[1]) return 1;
+    if (forced > 1) return op->k % ((size_t)forced * kt) == 0 ? forced : 1;
+    const size_t rows = op->split_rows ? op->split_rows : op->m;
+    const size_t tiles =
+        ((op->n + plan->tile[0] - 1) / plan->tile[0]) * ((rows + plan->tile[1] - 1) / plan->tile[1]);
+    int S = 1;
+    while (S < 16 && tiles * 2 * (size_t)S <= (size_t)env->compute_units &&
+           op->k % (2 * (size_t)S * kt) == 0 && op->k / (2 * (size_t)S) >= SPLITK_MIN_K)
+        S *= 2;
+    return S;
+}
+
 const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op, armt_gemm_plan *plan) {
     const armt_device_tuning *t = env->tune;
     const armt_gemm_epi *e = &op->epi;
     memset(plan, 0, sizeof *plan);
+    plan->splitk = 1;
     if (!op->w_bf16) {
         if (e->gate || e->w2 || e->bf16_out || e->rope || e->rowscale || e->norm_w || e->c2 || e->w3 || e->dpfp)
             return "fp32 GEMM: no epilogue";
@@ -89,6 +120,7 @@ const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op
             plan->lws[1] = 1;
             plan->tile[0] = (size_t)t->tw_n;
             plan->tile[1] = (size_t)(64 * t->tw_wgm);
+            plan->splitk = tf32_splitk(env, op, plan);
             return NULL;
         }
         if (env->have_tf32 && tf32_fits(op)) {
@@ -98,6 +130,7 @@ const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op
             plan->lws[1] = 1;
             plan->tile[0] = (size_t)t->tf_bn;
             plan->tile[1] = (size_t)t->tf_bm;
+            plan->splitk = tf32_splitk(env, op, plan);
             return NULL;
         }
         plan->clblast = 1;
@@ -364,8 +397,106 @@ static armt_status gemm_kernels(armt_ctx *ctx, const armt_gemm_op *op, const arm
         if (st != ARMT_OK) return st;
         j = end;
     }
-    ctx->stats.gemm_calls++; /* one batched call, however many launches its runs took (armt_stats) */
     return ARMT_OK;
+}
+
+/* Split-k (plan->splitk = S > 1; the rule is tf32_splitk's): entries in groups whose slices fit
+ * SPLITK_GROUP_BYTES (at least one entry). Slice s of a group's entry j multiplies A_j's and W_j's k range
+ * s k/S .. (s + 1) k/S - 1 (A's columns, or its rows with trans_a; W's columns, or its rows with w_kn: the
+ * same strides at other offsets) into P's block s e + j (e entries in the group, beta 0), one GEMM over the
+ * group's entries per slice, so that the last entry's unneeded rows are skipped in every slice; then
+ * armt_rows_splitk_sum adds the slices in order into C. An entry's bits depend on its shape and S alone,
+ * not on its group. Every launch is booked to the op's site, the FLOPs once (the slices' k add up to k). */
+#define SPLITK_GROUP_BYTES ((size_t)256 << 20)
+
+/* The context's split-k scratch of at least `bytes` (a batch's document views share their runner's) */
+static armt_status splitk_scratch(armt_ctx *ctx, size_t bytes, cl_mem *out, armt_err *err) {
+    armt_ctx *o = ctx->splitk_owner ? ctx->splitk_owner : ctx;
+    if (o->splitk_bytes < bytes) {
+        armt_buffer_release(o->rt, &o->splitk, o->splitk_bytes);
+        o->scratch_bytes -= o->splitk_bytes < o->scratch_bytes ? o->splitk_bytes : o->scratch_bytes;
+        o->splitk_bytes = 0;
+        ARMT_TRY(armt_buffer_create(o->rt, bytes, &o->splitk, "split-k GEMM slices", err));
+        o->splitk_bytes = bytes;
+        o->scratch_bytes += bytes;
+    }
+    *out = o->splitk;
+    return ARMT_OK;
+}
+
+/* The sum of a group's slices (entries j0 .. j0 + e - 1 of op, P holding them as gemm_split lays them out):
+ * one launch per run of C offsets with a constant step. */
+static armt_status splitk_sums(armt_ctx *ctx, const armt_gemm_op *op, size_t S, cl_mem P, size_t j0, size_t e,
+                               armt_err *err) {
+    const size_t plane = op->m * op->n, *co = op->c_off;
+    cl_kernel kk = ctx->k[ARMT_K_ROWS_SPLITK_SUM];
+    size_t j = j0;
+    while (j < j0 + e) {
+        size_t end = j + 1;
+        cl_ulong sc = 0;
+        if (end < j0 + e) {
+            sc = (cl_ulong)co[end] - (cl_ulong)co[j];
+            end++;
+            while (end < j0 + e && (cl_ulong)co[end] - (cl_ulong)co[end - 1] == sc)
+                end++;
+        }
+        const int last_row0 = end == op->count && op->skip_last < op->m ? (int)op->skip_last : 0;
+        ARMT_CL_TRY(armt_splitk_sum_set_args(kk, P, (cl_ulong)((j - j0) * plane), (cl_ulong)(e * plane),
+                                             op->c, co[j], sc, (int)op->ldc, (int)op->n, (int)op->m, (int)S,
+                                             op->beta != 0.0f, last_row0));
+        size_t gws[3] = {(op->n + 63) / 64 * 64, op->m, end - j}, lws[3] = {64, 1, 1};
+        cl_event ev = NULL;
+        armt_status st =
+            armt_enqueue(ctx->queue, kk, 3, gws, lws, &ctx->stats.kernel_launches,
+                         armt_kernel_name(ARMT_K_ROWS_SPLITK_SUM), ctx->prof_on ? &ev : NULL, err);
+        armt_ctx_prof_add_gemm(ctx, ARMT_K_ROWS_SPLITK_SUM, ev, op->site, 0.0);
+        if (st != ARMT_OK) return st;
+        j = end;
+    }
+    return ARMT_OK;
+}
+
+static armt_status gemm_split(armt_ctx *ctx, const armt_gemm_op *op, const armt_gemm_plan *plan,
+                              armt_err *err) {
+    const size_t S = (size_t)plan->splitk, ks = op->k / S, plane = op->m * op->n;
+    const size_t da = op->trans_a ? ks * op->lda : ks, dw = op->w_kn ? ks * op->ldw : ks;
+    const size_t group_floats = SPLITK_GROUP_BYTES / (S * sizeof(float));
+    size_t per = plane < group_floats ? group_floats / plane : 1; /* entries a group */
+    if (per > op->count) per = op->count;
+    size_t bytes;
+    if (__builtin_mul_overflow(per * S, plane * sizeof(float), &bytes))
+        return armt_err_set(err, ARMT_STATUS_OUT_OF_DEVICE_MEMORY,
+                            "split-k GEMM slices: %zu slices of %zu x %zu are too large to address", S, op->m,
+                            op->n);
+    cl_mem P;
+    ARMT_TRY(splitk_scratch(ctx, bytes, &P, err));
+    size_t *offs = malloc(3 * per * sizeof *offs);
+    if (!offs) return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "GEMM: out of host memory");
+    armt_gemm_op sl = *op; /* (no epilogue: fp32 weights have none) */
+    sl.k = ks;
+    sl.c = P;
+    sl.ldc = op->n;
+    sl.beta = 0.0f;
+    sl.a_off = offs;
+    sl.w_off = offs + per;
+    sl.c_off = offs + 2 * per;
+    armt_status st = ARMT_OK;
+    for (size_t j0 = 0; j0 < op->count && st == ARMT_OK; j0 += per) {
+        const size_t e = op->count - j0 < per ? op->count - j0 : per;
+        sl.count = e;
+        sl.skip_last = j0 + e == op->count ? op->skip_last : 0;
+        for (size_t s = 0; s < S && st == ARMT_OK; s++) {
+            for (size_t j = 0; j < e; j++) {
+                offs[j] = op->a_off[j0 + j] + s * da;
+                offs[per + j] = op->w_off[j0 + j] + s * dw;
+                offs[2 * per + j] = (s * e + j) * plane;
+            }
+            st = gemm_kernels(ctx, &sl, plan, err);
+        }
+        if (st == ARMT_OK) st = splitk_sums(ctx, op, S, P, j0, e, err);
+    }
+    free(offs);
+    return st;
 }
 
 /* The plan of op on ctx's device (NULL, or why it cannot run) */
@@ -381,7 +512,10 @@ armt_status armt_gemm(armt_ctx *ctx, const armt_gemm_op *op, armt_err *err) {
         return armt_err_set(err, ARMT_STATUS_UNSUPPORTED, "%s (m %zu, n %zu, k %zu, lda %zu)", why, op->m,
                             op->n, op->k, op->lda);
     if (op->count == 0 || op->m == 0 || op->n == 0) return ARMT_OK;
-    return plan.clblast ? gemm_clblast(ctx, op, err) : gemm_kernels(ctx, op, &plan, err);
+    if (plan.clblast) return gemm_clblast(ctx, op, err);
+    ARMT_TRY(plan.splitk > 1 ? gemm_split(ctx, op, &plan, err) : gemm_kernels(ctx, op, &plan, err));
+    ctx->stats.gemm_calls++; /* one batched call, however many launches its runs took (armt_stats) */
+    return ARMT_OK;
 }
 
 /* ======================================================================================================= */

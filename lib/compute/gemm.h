@@ -66,7 +66,10 @@ typedef struct armt_gemm_op {
     float beta;       /* 0 or 1 (residual add) */
     size_t skip_last; /* > 0: the last entry needs only its rows from skip_last on */
     armt_gemm_epi epi;
-    int site; /* profile site (a weight role or ARMT_GSITE_*), -1: none */
+    size_t split_rows; /* > 0: the rows the 3xTF32 split-k rule counts for an entry instead of m (a cell's
+                        * GEMMs: a full cell's rows, armt_step.split_rows, so that a short cell splits as in
+                        * every schedule); 0: m */
+    int site;          /* profile site (a weight role or ARMT_GSITE_*), -1: none */
     int gemv; /* 1: generation's rows (one new token per sequence): with m <= ARMT_GEMV_ROWS and bf16 W the
                * GEMV kernel (cl/gemv_bf16.cl) takes it, every epilogue included. Only generation sets it:
                * the forward's cells keep one kernel per shape, so that the schedules agree bit for bit. */
@@ -95,6 +98,9 @@ typedef struct armt_gemm_plan {
     int gv_lanes;     /* the GEMV: work-items per output column pair (32, 64 or 128) */
     size_t lws[2];    /* work-group size */
     size_t tile[2];   /* output columns and rows per work-group */
+    int splitk;       /* S: the 3xTF32 kernels run k in S slices into the context's scratch, then a sum kernel
+                       * adds them in order into C (1: no split; gemm.c's tf32_splitk has the rule: one
+                       * entry's shape, the kernel and the device, never the number of entries) */
 } armt_gemm_plan;
 
 /* The environment of a context (its kernels and its runtime's tuning). */

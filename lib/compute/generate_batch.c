@@ -127,11 +127,11 @@ static armt_status role_gemm_split(gbatch *g, armt_gemm_op op, armt_role role, i
             if (split) *split = 1;
             uint64_t out, in;
             armt_role_shape(&g->ctx->model->cfg, role, &out, &in, NULL);
-            const cl_ulong c_off = op.c_off[0];
-            const int ldc = (int)op.ldc, n = (int)out, rows = (int)op.m, beta = op.beta != 0.0f;
-            cl_kernel k = g->ctx->k[ARMT_K_ROWS_SPLITK_SUM];
-            ARMT_TRY(ARMT_KARGS(k, 0, g->err, ARMT_KA(g->sk), ARMT_KA(op.c), ARMT_KA(c_off), ARMT_KA(ldc),
-                                ARMT_KA(n), ARMT_KA(rows), ARMT_KA(S), ARMT_KA(beta)));
+            const int n = (int)out, rows = (int)op.m;
+            armt_err *err = g->err;
+            ARMT_CL_TRY(armt_splitk_sum_set_args(g->ctx->k[ARMT_K_ROWS_SPLITK_SUM], g->sk, 0,
+                                                 (cl_ulong)rows * (cl_ulong)n, op.c, op.c_off[0], 0,
+                                                 (int)op.ldc, n, rows, S, op.beta != 0.0f, 0));
             return armt_op_launch(&g->F, ARMT_K_ROWS_SPLITK_SUM, 2, armt_round_up((size_t)n, 64),
                                   (size_t)rows, 1, 64);
         }

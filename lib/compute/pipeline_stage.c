@@ -129,7 +129,8 @@ static armt_status tick_diagonal(armt_stage *g, int d) {
                     .cap = g->cap,
                     .T = g->T,
                     .s_short = short_last ? S - 1 : -1,
-                    .T_short = F->ns + g->Ls_last + F->M};
+                    .T_short = F->ns + g->Ls_last + F->M,
+                    .split_rows = F->ns + F->cfg->segment_size + F->M};
     const int leaves = g->last && hi == Lyr_all - 1; /* a segment leaves the model's last layer */
     if (leaves) st.skip = unread_rows(g, segment_tokens(g, d - hi), d - hi == S - 1);
     ARMT_TRY(busy_mark(g, 0));
@@ -159,7 +160,8 @@ static armt_status tick_sequential(armt_stage *g, int s) {
                     .cap = 1,
                     .T = F->ns + Ls + F->M,
                     .s_short = -1,
-                    .skip = unread_rows(g, Ls, s == g->S - 1)};
+                    .skip = unread_rows(g, Ls, s == g->S - 1),
+                    .split_rows = F->ns + F->cfg->segment_size + F->M};
     ARMT_TRY(busy_mark(g, 0));
     if (g->first == 0) ARMT_TRY(armt_step_embed(F, &st, (size_t)s * F->cfg->segment_size, Ls, F->M, F->ns));
     for (int l = 0; l < g->count; l++) {

@@ -82,6 +82,8 @@ void armt_ctx_release_scratch(armt_ctx *ctx) {
     scratch_table(ctx, &k, bufs, bytes);
     for (size_t i = 0; i < N_SCRATCH; i++)
         armt_buffer_release(ctx->rt, bufs[i], bytes[i]);
+    armt_buffer_release(ctx->rt, &ctx->splitk, ctx->splitk_bytes); /* (gemm.c grows it again) */
+    ctx->splitk_bytes = 0;
     ctx->cap_cells = ctx->cap_rows = ctx->cap_mlp_rows = ctx->rope_rows = ctx->ids_cap = ctx->out_rows_cap =
         0;
     ctx->scratch_bytes = 0;

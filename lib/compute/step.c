@@ -236,6 +236,7 @@ static armt_status mem_product(armt_call *F, const armt_step *st, size_t rows, c
     op.count = (size_t)st->G;
     op.w_off = F->b_off;
     op.site = site;
+    if (rows == (size_t)st->T) op.split_rows = (size_t)st->split_rows; /* (the read's; the write's: M rows) */
     op.epi.rowscale = rowscale;
     if (ctx->w_mem_bf)
         set_w(&op, ctx->w_mem_bf, dk, 1);
@@ -253,7 +254,7 @@ armt_status armt_step_read(armt_call *F, const armt_step *st) {
     offsets_tmp(st, T, (size_t)F->dm, F->c_off);
     /* generation's one-row steps: the GEMV reads fp32 phi itself, with the row scales (no staging launch);
      * DPFP and the row scale of one row in one launch, or (with the fused decode, tune.decode_fuse: st->dcnt)
-     * in the W_mq GEMV's last work-group (the same bits; its items cover ARMT_ROW_WG = row_wg lanes) */
+     * in the W_mq GEMV's last work-group (the same bits: its 128 items walk the row_wg = ARMT_ROW_WG lanes) */
     const int gemv = F->gemv && T <= ARMT_GEMV_ROWS;
     const int fused = ctx->w_mem_bf && F->dk % 8 == 0 && F->H == 1;
     const int one_row = fused && gemv && T == 1 && st->G == 1;
@@ -268,8 +269,9 @@ armt_status armt_step_read(armt_call *F, const armt_step *st) {
                                  .no_denom = F->no_denom,
                                  .l = st->l0};
     armt_gemm_op mq = cells_op(F, T, ctx->x, (size_t)F->d, ctx->mq, (size_t)F->dm, 0.0f);
+    mq.split_rows = (size_t)st->split_rows;
     int tailed = 0;
-    if (one_row && st->dcnt && ctx->rt->tune.row_wg <= 128 /* (GV_WG) */) {
+    if (one_row && st->dcnt) {
         mq.epi.dpfp = &tail;
         tailed = armt_gemm_weights_gemv(ctx, mq, ARMT_ROLE_WMQ, -1, st->l0);
         if (!tailed) mq.epi.dpfp = NULL;
@@ -347,6 +349,7 @@ static armt_status qkv(armt_call *F, const armt_step *st, int skip, int *fused_r
     }
     armt_gemm_op op = cells_op(F, T, ctx->h, d, ctx->q, qd, 0.0f);
     op.epi = epi;
+    op.split_rows = (size_t)st->split_rows;
     /* the last layer's cell only for the rows something reads, from q on: its k and v cover every row,
      * since its memory tokens attend to all of them */
     op.skip_last = (size_t)skip;
@@ -365,6 +368,7 @@ static armt_status qkv(armt_call *F, const armt_step *st, int skip, int *fused_r
         offsets_tmp(st, T, kvd, F->c_off);
     op = cells_op(F, T, ctx->h, d, kdst, kvd, 0.0f);
     op.epi = epi;
+    op.split_rows = (size_t)st->split_rows;
     /* k and v in one GEMM where the tiles pair their weights, unless the launch is small enough for the
      * narrow tiles (one cell: the sequential schedule); in generation's KV cache (fp32) where the GEMV takes
      * both */
@@ -466,6 +470,7 @@ static armt_status mlp_in(armt_call *F, const armt_step *st, size_t r0, size_t r
     armt_gemm_op op = cells_op(F, rows, ctx->h, d, ctx->f2, ffn, 0.0f);
     op.epi.out = ctx->f2;
     op.skip_last = (size_t)skip;
+    op.split_rows = (size_t)st->split_rows; /* (a row block's too: its bits are the whole cell's) */
     if (fused && armt_gemm_pairs(ctx, ARMT_ROLE_WG, ARMT_ROLE_WU)) {
         ARMT_TRY(normed_role(F, st, op, ARMT_ROLE_WG, ARMT_ROLE_WU));
     } else {
@@ -517,6 +522,7 @@ static armt_status mlp(armt_call *F, const armt_step *st, int skip) {
         F->c_off[0] += r0 * d;
         armt_gemm_op op = cells_op(F, rows, ctx->f1, ffn, ctx->x, d, 1.0f);
         op.skip_last = (size_t)bskip;
+        op.split_rows = (size_t)st->split_rows;
         ARMT_TRY(gemm_role(F, st, op, ARMT_ROLE_WD, -1));
     }
     armt_op_unstage(F);
@@ -540,6 +546,7 @@ armt_status armt_step_layer(armt_call *F, const armt_step *st) {
     offsets_x(F, st, F->c_off);
     armt_gemm_op op = cells_op(F, T, ctx->att, qd, ctx->x, d, 1.0f);
     op.skip_last = (size_t)skip;
+    op.split_rows = (size_t)st->split_rows;
     ARMT_TRY(gemm_role(F, st, op, ARMT_ROLE_WO, -1));
 
     ARMT_TRY(norm_rows(F, st, ARMT_ROLE_NORM_POST));

@@ -43,6 +43,12 @@ typedef struct armt_step {
      * that cell computes q, attention, o and the MLP only for the rows from skip on (its memory tokens',
      * which the memory write reads, and the last token's when its logits are asked for). 0: every row. */
     int skip;
+    /* > 0: the rows of a full cell (sink, segment_size tokens, memory tokens; the full schedule: n), which
+     * the 3xTF32 split-k rule counts for the GEMMs over the step's cells whatever their own rows
+     * (armt_gemm_op.split_rows): a short last cell has its own rows in the sequential schedule and the
+     * longest cell's in the diagonal one and in a batch, and each must split as the others do. 0: the ops'
+     * own rows (generation's tail and decode steps, which no other schedule repeats). */
+    int split_rows;
     /* generation only (zero otherwise): rows have positions pos0 + r and keys/values go to a KV cache of
      * cache_rows rows starting at element cache_off of kcache / vcache (with a sliding window, the first
      * F->win of them hold the window, and the row at position p sits at F->win + p) */

@@ -135,8 +135,9 @@ typedef struct armt_device_tuning {
                        (lib/compute/gemm.c) */
     int gemv_wgs;   /* ... by the shape: lanes doubled while a launch has fewer than gemv_wgs work-groups
                        per compute unit */
-    int splitk;     /* slices of k of a batch's decode-round GEMMs: 1 none, 2..16; 0: by the launch's
-                       work-groups (lib/compute/generate_batch.c) */
+    int splitk;     /* slices of k of a batch's decode-round GEMMs (lib/compute/generate_batch.c) and of the
+                       3xTF32 GEMMs (lib/compute/gemm.c): 1 none, 2..16 forced where a slice keeps whole k
+                       stages; 0: auto, by the launch's work-groups (decode) or one entry's tiles (3xTF32) */
     int mlp_rows;   /* rows of a one-cell step's MLP per block (the full schedule: its gate, up and down
                        products in row blocks, so f1 and f2 hold a block, not the input; step.c) */
     /* generation's one-token steps: the queue is flushed after every decode_flush layers, so that the device
@@ -392,7 +393,12 @@ struct armt_ctx {
     cl_mem abf;      /* (cap_cells, rows, max(d, nh*hd, d_key)) bf16: the A operand of the
                            *   next GEMMs, rounded once (bf16 models on tensor cores; else 4 bytes) */
     size_t rope_rows, ids_cap, out_rows_cap;
-    size_t scratch_bytes;
+    /* the 3xTF32 GEMMs' split-k slices (lib/compute/gemm.c), grown on demand, released with the scratch;
+     * a batch's document view (a copy of its runner) uses its runner's: splitk_owner */
+    cl_mem splitk;
+    size_t splitk_bytes;
+    struct armt_ctx *splitk_owner; /* NULL: this context's own */
+    size_t scratch_bytes;          /* every scratch buffer's bytes, the split-k slices' included */
 
     armt_stats stats;
 

@@ -78,3 +78,25 @@ cl_int armt_f32_to_bf16_set_args(cl_kernel k, int m, int width, cl_mem a, int ld
 }
 
 cl_uint armt_gemm_args_end(void) { return ARMT_GA_COUNT; }
+
+cl_int armt_splitk_sum_set_args(cl_kernel k, cl_mem p, cl_ulong p_off, cl_ulong p_slice, cl_mem c,
+                                cl_ulong c_off, cl_ulong c_stride, int ldc, int n, int rows, int S, int beta,
+                                int last_row0) {
+    cl_int e = CL_SUCCESS;
+    cl_uint i = 0;
+#define SETI(v) (e = e != CL_SUCCESS ? e : clSetKernelArg(k, i++, sizeof(v), &(v)))
+    SETI(p);
+    SETI(p_off);
+    SETI(p_slice);
+    SETI(c);
+    SETI(c_off);
+    SETI(c_stride);
+    SETI(ldc);
+    SETI(n);
+    SETI(rows);
+    SETI(S);
+    SETI(beta);
+    SETI(last_row0);
+#undef SETI
+    return e;
+}

@@ -40,4 +40,11 @@ cl_uint armt_gemm_args_end(void);
 cl_int armt_f32_to_bf16_set_args(cl_kernel k, int m, int width, cl_mem a, int lda, cl_mem ab, cl_mem offs,
                                  cl_ulong a_base, cl_ulong a_stride);
 
+/* A split-k GEMM's slices summed into C (armt_rows_splitk_sum, cl/rows.cl): entry e's slice s at
+ * p + p_off + s p_slice + e rows n, its C block at c + c_off + e c_stride (row stride ldc); C = (beta ? C : 0)
+ * + the S slices in order; the launch's last entry keeps its rows below last_row0. */
+cl_int armt_splitk_sum_set_args(cl_kernel k, cl_mem p, cl_ulong p_off, cl_ulong p_slice, cl_mem c,
+                                cl_ulong c_off, cl_ulong c_stride, int ldc, int n, int rows, int S, int beta,
+                                int last_row0);
+
 #endif

@@ -269,8 +269,9 @@ static armt_status env_gemv_lanes(int *v, armt_err *err) {
                         "$ARMT_GEMV_LANES is \"%s\": want auto, 32, 64 or 128", s);
 }
 
-/* The split of k in a batch's decode rounds from $ARMT_SPLITK (auto, the default: by the launch's
- * work-groups; 1 = none; 2, 4, 8, 16): a measurement and test knob (lib/compute/generate_batch.c). */
+/* The split of k in a batch's decode rounds (lib/compute/generate_batch.c) and in the 3xTF32 GEMMs
+ * (lib/compute/gemm.c) from $ARMT_SPLITK (auto, the default: by the launch's work-groups, or one entry's
+ * tiles; 1 = none; 2, 4, 8, 16 forced where a slice keeps whole k stages): a measurement and test knob. */
 static armt_status env_splitk(int *v, armt_err *err) {
     const char *s = nonempty(getenv("ARMT_SPLITK"));
     if (!s) return ARMT_OK;
