@@ -22,7 +22,7 @@ static void setup(void) {
     tune.gemm_tm = 64, tune.gemm_tn = 64, tune.gemm_rm = 4, tune.gemm_rn = 4;
     tune.mma_bm = 128, tune.mma_bn = 256, tune.mma_threads = 384, tune.mma_wgmma = 1;
     tune.nar_bm = 64, tune.nar_bn = 64, tune.nar_threads = 128, tune.nar_warps_n = 4;
-    env = (armt_gemm_env){&tune, 132, 1, 1, 1, 1, 0};
+    env = (armt_gemm_env){&tune, 132, 1, 1, 1, 1, 0, 0};
     memset(&op, 0, sizeof op);
     op.m = 1152, op.n = 2048, op.k = 2048, op.count = 4;
     op.a = (cl_mem)&op; /* any non-NULL handle: the plan never dereferences buffers */
@@ -112,43 +112,55 @@ START_TEST(test_tf32_splitk) {
     tune.tf_bm = 128, tune.tf_bn = 128, tune.tf_bk = 16, tune.tf_threads = 256;
     tune.tw_wgm = 2, tune.tw_n = 128;
     op.w_bf16 = 0;
+    /* S by rule 0 (the default: the estimated time, docs/DESIGN.md "Split-k") and rule 1 (one wave) */
     static const struct {
         const char *site;
         size_t m, n, k;
-        int trans_a, w_kn, S;
+        int trans_a, w_kn, S0, S1;
     } sites[] = {
-        {"wq, wo", 1152, 2048, 2048, 0, 0, 1},   /* 144 tiles: more than the compute units */
-        {"wk, wv", 1152, 512, 2048, 0, 0, 2},    /* 36 tiles: 72 in two slices, 144 in four > 132 */
-        {"wg, wu", 1152, 8192, 2048, 0, 0, 1},   /* 576 tiles */
-        {"wd", 1152, 2048, 8192, 0, 0, 1},       /* 144 tiles */
-        {"wmq", 1152, 64, 2048, 0, 0, 8},        /* 9 tiles: 72 */
-        {"wmk", 128, 64, 2048, 0, 0, 16},        /* 1 tile: 16, slices of 128 */
-        {"wmv", 128, 2048, 2048, 0, 0, 8},       /* 16 tiles: 128 */
-        {"mem_read", 1152, 2048, 384, 0, 1, 1},  /* 144 tiles */
-        {"mem_prev", 128, 2048, 384, 0, 1, 2},   /* 16 tiles, but slices of at least 128 of k */
-        {"mem_update", 384, 2048, 128, 1, 1, 1}, /* 48 tiles; k = 128 is one slice's least */
-        {"decode wq (1 row)", 1, 2048, 2048, 0, 0, 8},
-        {"k not whole stages", 128, 64, 2056, 0, 0, 1},
+        /* 144 tiles: 2 rounds unsplit; 5 rounds of quarter tiles = 1.25 + 4 slices' traffic 0.15: 0.70 */
+        {"wq, wo", 1152, 2048, 2048, 0, 0, 4, 1},
+        /* 36 tiles: 3 rounds of eighth tiles 0.375 + 0.075 (sixteen: 0.3125 + 0.15) */
+        {"wk, wv", 1152, 512, 2048, 0, 0, 8, 2},
+        {"wg, wu", 1152, 8192, 2048, 0, 0, 1, 1}, /* 576 tiles: 5 rounds, at best 4.5 + 0.3 (not 15% less) */
+        {"wd", 1152, 2048, 8192, 0, 0, 8, 1},     /* 144 tiles: 9 rounds of eighths 1.125 + 0.075 */
+        {"wmq", 1152, 64, 2048, 0, 0, 8, 8},      /* 9 tiles: one round of eighths (sixteenths: two) */
+        {"wmk", 128, 64, 2048, 0, 0, 16, 16},     /* 1 tile: 16, slices of 128 */
+        {"wmv", 128, 2048, 2048, 0, 0, 8, 8},     /* 16 tiles: 128 */
+        {"mem_read", 1152, 2048, 384, 0, 1, 1, 1}, /* 144 tiles, k = 384: halves 1.5 + 0.4 */
+        {"mem_prev", 128, 2048, 384, 0, 1, 2, 2},  /* 16 tiles, but slices of at least 128 of k */
+        {"mem_update", 384, 2048, 128, 1, 1, 1, 1}, /* 48 tiles; k = 128 is one slice's least */
+        {"decode wq (1 row)", 1, 2048, 2048, 0, 0, 8, 8},
+        {"k not whole stages", 128, 64, 2056, 0, 0, 1, 1},
     };
-    for (size_t i = 0; i < sizeof sites / sizeof sites[0]; i++) {
-        const int S1 = splitk_of(sites[i].m, sites[i].n, sites[i].k, sites[i].trans_a, sites[i].w_kn, 1);
-        const int S16 = splitk_of(sites[i].m, sites[i].n, sites[i].k, sites[i].trans_a, sites[i].w_kn, 16);
-        ck_assert_msg(S1 == sites[i].S && S16 == S1, "%s: S %d (1 entry), %d (16 entries), want %d",
-                      sites[i].site, S1, S16, sites[i].S);
+    for (int rule = 0; rule < 2; rule++) {
+        tune.splitk_rule = rule;
+        for (size_t i = 0; i < sizeof sites / sizeof sites[0]; i++) {
+            const int want = rule ? sites[i].S1 : sites[i].S0;
+            const int S1 = splitk_of(sites[i].m, sites[i].n, sites[i].k, sites[i].trans_a, sites[i].w_kn, 1);
+            const int S16 = splitk_of(sites[i].m, sites[i].n, sites[i].k, sites[i].trans_a, sites[i].w_kn, 16);
+            ck_assert_msg(S1 == want && S16 == S1, "rule %d, %s: S %d (1 entry), %d (16 entries), want %d", rule,
+                          sites[i].site, S1, S16, want);
+        }
+        /* the rows skipped and the entries' offsets do not count; a short cell counted as a full one does */
+        op.skip_last = 1000;
+        ck_assert_int_eq(splitk_of(1152, 512, 2048, 0, 0, 16), rule ? 2 : 8);
+        op.skip_last = 0;
+        op.split_rows = 1152;
+        ck_assert_int_eq(splitk_of(300, 512, 2048, 0, 0, 1), rule ? 2 : 8); /* (rule 1: its own 3 row tiles, 8) */
+        ck_assert_int_eq(splitk_of(300, 2048, 2048, 0, 0, 1), rule ? 1 : 4); /* (its own 48 tiles: 2, 8) */
+        op.split_rows = 0;
+        ck_assert_int_eq(splitk_of(300, 512, 2048, 0, 0, 1), 8);
+        /* (48 tiles, rule 0: 3 rounds of eighths 0.375 + 0.078) */
+        ck_assert_int_eq(splitk_of(300, 2048, 2048, 0, 0, 1), rule ? 2 : 8);
+        /* the device: fewer compute units, fewer slices (rule 1) or other ones */
+        env.compute_units = 16;
+        ck_assert_int_eq(splitk_of(128, 64, 2048, 0, 0, 1), 16);
+        /* (9 tiles on 16: rule 0, 16 slices' 9 rounds of sixteenths, 0.5625 + 0.02) */
+        ck_assert_int_eq(splitk_of(1152, 64, 2048, 0, 0, 1), rule ? 1 : 16);
+        env.compute_units = 132;
     }
-    /* the rows skipped and the entries' offsets do not count; a short cell counted as a full one does */
-    op.skip_last = 1000;
-    ck_assert_int_eq(splitk_of(1152, 512, 2048, 0, 0, 16), 2);
-    op.skip_last = 0;
-    op.split_rows = 1152;
-    ck_assert_int_eq(splitk_of(300, 512, 2048, 0, 0, 1), 2); /* (its own 3 row tiles would give 8) */
-    op.split_rows = 0;
-    ck_assert_int_eq(splitk_of(300, 512, 2048, 0, 0, 1), 8);
-    /* the device: fewer compute units, fewer slices */
-    env.compute_units = 16;
-    ck_assert_int_eq(splitk_of(128, 64, 2048, 0, 0, 1), 16);
-    ck_assert_int_eq(splitk_of(1152, 64, 2048, 0, 0, 1), 1);
-    env.compute_units = 132;
+    tune.splitk_rule = 0;
     /* the knob: 1 never splits; a forced S wherever a slice keeps whole k stages */
     tune.splitk = 1;
     ck_assert_int_eq(splitk_of(128, 64, 2048, 0, 0, 1), 1);

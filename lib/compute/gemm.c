@@ -82,27 +82,52 @@ static int tf32_fits(const armt_gemm_op *op) {
 #define SPLITK_MIN_K 128
 
 /* Split-k of the 3xTF32 kernels (plan->splitk, issue 21): a function of one entry's shape (split_rows or m,
- * n, k), the kernel (its tiles and k per stage) and the device (its compute units, the tuning's splitk),
- * never of the number of entries or the rows skipped, so that an entry gives the same bits in every
- * schedule (the diagonal's G cells in one launch, the sequential's one; a short last cell counted as a full
- * one in both: armt_step.split_rows). Auto (splitk 0): an entry's tiles give at most
- * half the compute units work-groups (one work-group a compute unit: the kernels' local memory and
- * registers allow no second), so S doubles (up to 16) while S x tiles stays within the compute units (one
- * wave: a second, mostly empty, would cost another slice's time) and a slice keeps whole k stages and at
- * least SPLITK_MIN_K of k. Forced (2..16): that S where a slice keeps whole k stages; 1: never. */
+ * n, k), the kernel (its tiles and k per stage) and the device (its compute units, the tuning's splitk and
+ * splitk_rule), never of the number of entries or the rows skipped, so that an entry gives the same bits in
+ * every schedule (the diagonal's G cells in one launch, the sequential's one; a short last cell counted as a
+ * full one in both: armt_step.split_rows). One work-group a compute unit (the kernels' local memory allows
+ * no second). A slice keeps whole k stages and at least SPLITK_MIN_K of k. Forced (2..16): that S where a
+ * slice keeps whole k stages; 1: never. Auto (splitk 0):
+ * - rule 0 (the default), the estimated time of one entry in units of a tile's whole-k time: the rounds
+ *   its S x tiles work-groups take on the compute units, each 1/S of a tile, plus the slices' traffic (each
+ *   slice's m x n partial sums written and read back, 8 bytes an element at the device's bandwidth, against
+ *   6 x 128 x 128 x k FLOPs a tile at a compute unit's 3xTF32 rate; SPLITK_RATE_PER_BW: that rate over the
+ *   bandwidth, about an H100's); the S of least time (the smallest among equal ones), kept only where it
+ *   saves at least SPLITK_MIN_GAIN of the unsplit time. The diagonal's launches of many cells pay the
+ *   traffic without the rounds' gain: a few per cent, where the sequential's launches of 9 to 144 tiles gain
+ *   up to tenfold.
+ * - rule 1: S doubles (up to 16) while S x tiles stays within the compute units (one wave). */
+#define SPLITK_RATE_PER_BW 0.4
+#define SPLITK_MIN_GAIN    0.15
 static int tf32_splitk(const armt_gemm_env *env, const armt_gemm_op *op, const armt_gemm_plan *plan) {
     const size_t kt = plan->kernel == ARMT_K_GEMM_TF32_WG ? TW_BK : (size_t)env->tune->tf_bk;
     const int forced = env->tune->splitk;
     if (forced == 1 || kt == 0 || !plan->tile[0] || !plan->tile[1]) return 1;
     if (forced > 1) return op->k % ((size_t)forced * kt) == 0 ? forced : 1;
-    const size_t rows = op->split_rows ? op->split_rows : op->m;
+    const size_t rows = op->split_rows ? op->split_rows : op->m, cu = env->compute_units ? env->compute_units : 1;
     const size_t tiles =
         ((op->n + plan->tile[0] - 1) / plan->tile[0]) * ((rows + plan->tile[1] - 1) / plan->tile[1]);
     int S = 1;
-    while (S < 16 && tiles * 2 * (size_t)S <= (size_t)env->compute_units &&
-           op->k % (2 * (size_t)S * kt) == 0 && op->k / (2 * (size_t)S) >= SPLITK_MIN_K)
-        S *= 2;
-    return S;
+    if (env->tune->splitk_rule == 1) {
+        while (S < 16 && tiles * 2 * (size_t)S <= cu && op->k % (2 * (size_t)S * kt) == 0 &&
+               op->k / (2 * (size_t)S) >= SPLITK_MIN_K)
+            S *= 2;
+        return S;
+    }
+    /* a slice's traffic in tile times: 8 rows n / bandwidth over 6 128 128 k / rate */
+    const double tile_flops = 6.0 * (double)plan->tile[0] * (double)plan->tile[1] * (double)op->k;
+    const double per_slice = 8.0 * (double)rows * (double)op->n * SPLITK_RATE_PER_BW / tile_flops;
+    const double t1 = (double)((tiles + cu - 1) / cu);
+    double best = t1;
+    for (int s = 2; s <= 16; s *= 2) {
+        if (op->k % ((size_t)s * kt) != 0 || op->k / (size_t)s < SPLITK_MIN_K) break;
+        const double t = (double)((tiles * (size_t)s + cu - 1) / cu) / s + per_slice * s;
+        if (t < best) {
+            best = t;
+            S = s;
+        }
+    }
+    return best <= (1.0 - SPLITK_MIN_GAIN) * t1 ? S : 1;
 }
 
 const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op, armt_gemm_plan *plan) {
