@@ -161,6 +161,8 @@ START_TEST(test_select_by_env) {
          offsetof(armt_device_tuning, decode_flush)},
         /* (the combine in the attention's launch: by default on NVIDIA's PTX only, off on PoCL) */
         {"ARMT_DECODE_FUSE", {"2", "-1", "yes", ""}, "1", 0, 1, offsetof(armt_device_tuning, decode_fuse)},
+        /* (the 3xTF32 split-k's auto rule: 0 the estimated time, 1 one wave) */
+        {"ARMT_SPLITK_RULE", {"2", "-1", "wave", ""}, "1", 0, 1, offsetof(armt_device_tuning, splitk_rule)},
     };
     for (size_t n = 0; n < sizeof knobs / sizeof knobs[0]; n++) {
         ck_assert_msg(armt_runtime_create(NULL, &rt) == ARMT_OK, "%s", armt_last_error());
@@ -300,7 +302,7 @@ START_TEST(test_tune_options) {
     armt_device_tuning t;
     armt_err err;
     armt_err_init(&err);
-    armt_tune_options o = {ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0, 0, 0, 0, -1, -1};
+    armt_tune_options o = {ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0, 0, 0, 0, -1, -1, 0};
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
     ck_assert(t.nv_mma && t.mma_wgmma && !t.mma_emulate && t.attn_mma);
     ck_assert_int_eq(t.decode_fuse, 1); /* (NVIDIA's PTX: the decode combine in the attention's launch) */
@@ -356,7 +358,7 @@ START_TEST(test_tune_options) {
     armt_tune_attention(&t, 64, 1, &at);
     ck_assert(at.mma && at.warps == 4 && at.rtiles == 1);
     o = (armt_tune_options){
-        ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_TF32X3, 0, 0, 0, 0, -1, -1};
+        ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_TF32X3, 0, 0, 0, 0, -1, -1, 0};
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
     armt_tune_attention(&t, 64, 1, &at);
     ck_assert(at.mma && at.warps == 4 && at.rtiles == 2 && at.bk == 16);
