@@ -495,7 +495,8 @@ static armt_status gemm_split(armt_ctx *ctx, const armt_gemm_op *op, const armt_
                             op->n);
     cl_mem P;
     ARMT_TRY(splitk_scratch(ctx, bytes, &P, err));
-    size_t *offs = malloc(3 * per * sizeof *offs);
+    const size_t nofs = per > S ? per : S;
+    size_t *offs = malloc(3 * nofs * sizeof *offs);
     if (!offs) return armt_err_set(err, ARMT_STATUS_OUT_OF_HOST_MEMORY, "GEMM: out of host memory");
     armt_gemm_op sl = *op; /* (no epilogue: fp32 weights have none) */
     sl.k = ks;
@@ -503,20 +504,33 @@ static armt_status gemm_split(armt_ctx *ctx, const armt_gemm_op *op, const armt_
     sl.ldc = op->n;
     sl.beta = 0.0f;
     sl.a_off = offs;
-    sl.w_off = offs + per;
-    sl.c_off = offs + 2 * per;
+    sl.w_off = offs + nofs;
+    sl.c_off = offs + 2 * nofs;
     armt_status st = ARMT_OK;
     for (size_t j0 = 0; j0 < op->count && st == ARMT_OK; j0 += per) {
         const size_t e = op->count - j0 < per ? op->count - j0 : per;
-        sl.count = e;
         sl.skip_last = j0 + e == op->count ? op->skip_last : 0;
-        for (size_t s = 0; s < S && st == ARMT_OK; s++) {
-            for (size_t j = 0; j < e; j++) {
-                offs[j] = op->a_off[j0 + j] + s * da;
-                offs[per + j] = op->w_off[j0 + j] + s * dw;
-                offs[2 * per + j] = (s * e + j) * plane;
+        if (e == 1 && sl.skip_last == 0) {
+            /* one entry (the sequential schedule's cell): its S slices as S entries of constant steps, one
+             * launch */
+            for (size_t s = 0; s < S; s++) {
+                offs[s] = op->a_off[j0] + s * da;
+                offs[nofs + s] = op->w_off[j0] + s * dw;
+                offs[2 * nofs + s] = s * plane;
             }
+            sl.count = S;
             st = gemm_kernels(ctx, &sl, plan, err);
+        } else {
+            /* slice by slice over the group's entries (each slice's rows skipped as the entry's) */
+            sl.count = e;
+            for (size_t s = 0; s < S && st == ARMT_OK; s++) {
+                for (size_t j = 0; j < e; j++) {
+                    offs[j] = op->a_off[j0 + j] + s * da;
+                    offs[nofs + j] = op->w_off[j0 + j] + s * dw;
+                    offs[2 * nofs + j] = (s * e + j) * plane;
+                }
+                st = gemm_kernels(ctx, &sl, plan, err);
+            }
         }
         if (st == ARMT_OK) st = splitk_sums(ctx, op, S, P, j0, e, err);
     }
