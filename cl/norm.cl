@@ -61,8 +61,11 @@ __kernel void armt_rmsnorm_rows(__global const float *x, const ulong x_off, __gl
     const int lid = get_local_id(0), r = get_group_id(1);
     __global const float *xr = x + x_off + (ulong)r * (ulong)d;
     __global float *yr = y + y_off + (ulong)r * (ulong)d;
-    /* (armt_rmsnorm's order: the GEMV's prologue computes the same 1/rms for generation's lm_head) */
-    const float inv = armt_row_inv_rms(xr, d, eps, scratch);
+    float ss = 0.0f;
+    for (int c = lid; c < d; c += ARMT_ROW_WG)
+        ss += xr[c] * xr[c];
+    ss = armt_wg_sum(ss, scratch);
+    const float inv = 1.0f / sqrt(ss / (float)d + eps);
     for (int c = lid; c < d; c += ARMT_ROW_WG)
         yr[c] = xr[c] * inv * w[w_off + c];
 }

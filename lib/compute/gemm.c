@@ -584,11 +584,6 @@ static void one_layer(const armt_ctx *ctx, armt_gemm_op *op, armt_role role, int
     op->count = 1;
 }
 
-int armt_gemm_takes_gemv(const armt_ctx *ctx, const armt_gemm_op *op) {
-    armt_gemm_plan plan;
-    return plan_of(ctx, op, &plan) == NULL && plan.gemv;
-}
-
 int armt_gemm_weights_gemv(armt_ctx *ctx, armt_gemm_op op, armt_role role, int pair, int l0) {
     size_t w_off, off2;
     one_layer(ctx, &op, role, pair, l0, &w_off);

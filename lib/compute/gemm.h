@@ -129,8 +129,6 @@ armt_status armt_gemm_weights(armt_ctx *ctx, armt_gemm_op op, armt_role role, in
 /* 1 when armt_gemm_weights would run op over the one layer l0 on the GEMV kernel (whose epilogue alone has
  * the RMSNorm prologue and fp32 k and v: a caller asks before it hands the GEMV work it cannot give back). */
 int armt_gemm_weights_gemv(armt_ctx *ctx, armt_gemm_op op, armt_role role, int pair, int l0);
-/* 1 when armt_gemm would run op on the GEMV kernel. */
-int armt_gemm_takes_gemv(const armt_ctx *ctx, const armt_gemm_op *op);
 /* Generation's product of many rows (op: one entry of op.m rows at a_off[0] / c_off[0], everything but the
  * weight fields, as armt_gemm_weights) with layer l's weight of a role, on the GEMV kernel: the rows in blocks
  * of ARMT_GEMV_ROWS, the entries of one launch that each read the same weight, and a second launch for the

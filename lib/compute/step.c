@@ -124,11 +124,8 @@ armt_status armt_step_embed(armt_call *F, const armt_step *st, size_t first, int
     return armt_op_embed(F, st, first, Ls, M, ns, slot_of(st, 0) * (size_t)st->T * (size_t)F->d);
 }
 
-/* logits (rows x vocab) = out_rows (rows x d) lm_head^T, in the lm_head's precision; or (x_off: generation's
- * one row) RMSNorm(x's row at *x_off) lm_head^T with the final norm in the GEMV's prologue (armt_row_inv_rms's
- * order, as armt_rmsnorm_rows: the same bits), where the GEMV takes it: *normed says whether it did (if not,
- * nothing ran). */
-static armt_status lm_head(armt_call *F, size_t rows, const size_t *x_off, int *normed) {
+/* logits (rows x vocab) = out_rows (rows x d) lm_head^T, in the lm_head's precision. */
+static armt_status lm_head(armt_call *F, size_t rows) {
     armt_ctx *ctx = F->ctx;
     const armt_weight *w = armt_model_lm_head(ctx->model);
     size_t lo, d = (size_t)F->d, zero = 0;
@@ -148,15 +145,6 @@ static armt_status lm_head(armt_call *F, size_t rows, const size_t *x_off, int *
                        .site = ARMT_ROLE_LM_HEAD,
                        .gemv = F->gemv};
     op.w = armt_weight_at(w, 0, &lo);
-    if (x_off) {
-        *normed = 0;
-        op.a = ctx->x;
-        op.a_off = x_off;
-        op.epi.norm_w = armt_weight_at(&ctx->model->w[ARMT_ROLE_NORM_FINAL], 0, &op.epi.norm_off);
-        op.epi.norm_eps = F->cfg->rms_norm_eps;
-        if (!F->gemv || !armt_gemm_takes_gemv(ctx, &op)) return ARMT_OK;
-        *normed = 1;
-    }
     return armt_gemm(ctx, &op, F->err);
 }
 
@@ -179,7 +167,7 @@ armt_status armt_step_emit(armt_call *F, size_t slot, size_t T, size_t first, si
                                             p->out + (first + b) * d, 0, NULL, NULL));
             continue;
         }
-        ARMT_TRY(lm_head(F, rows, NULL, NULL));
+        ARMT_TRY(lm_head(F, rows));
         float *dst = p->output == ARMT_OUTPUT_LOGITS_LAST ? p->out : p->out + (first + b) * V;
         ARMT_CL_TRY(
             clEnqueueReadBuffer(ctx->queue, ctx->logits, CL_FALSE, 0, rows * V * 4, dst, 0, NULL, NULL));
@@ -190,12 +178,8 @@ armt_status armt_step_emit(armt_call *F, size_t slot, size_t T, size_t first, si
 armt_status armt_step_row_logits(armt_call *F, size_t x_off, float *dst) {
     armt_err *err = F->err;
     armt_ctx *ctx = F->ctx;
-    int normed;
-    ARMT_TRY(lm_head(F, 1, &x_off, &normed));
-    if (!normed) {
-        ARMT_TRY(armt_op_final_norm(F, x_off, 1));
-        ARMT_TRY(lm_head(F, 1, NULL, NULL));
-    }
+    ARMT_TRY(armt_op_final_norm(F, x_off, 1));
+    ARMT_TRY(lm_head(F, 1));
     if (!dst) return ARMT_OK; /* (armt_step_row_token: the logits stay on the device) */
     ARMT_CL_TRY(
         clEnqueueReadBuffer(ctx->queue, ctx->logits, CL_TRUE, 0, (size_t)F->V * 4, dst, 0, NULL, NULL));
