@@ -147,8 +147,10 @@ typedef struct armt_device_tuning {
      * until the token is read */
     int decode_flush;
     /* 1: a decode token's attention combines its chunks in the same launch (the head's last work-group:
-     * cl/attention.cl; a cross-work-group fence OpenCL 1.2 does not promise, so NVIDIA's PTX only unless
-     * $ARMT_DECODE_FUSE says otherwise); 0: a second launch combines */
+     * cl/attention.cl), the W_mq GEMV's last work-group computes the read's DPFP and row scale
+     * (armt_gemv1_bf16_dpfp) and the greedy token's last work-group picks it (armt_rows_argmax_part): a
+     * cross-work-group fence OpenCL 1.2 does not promise, so NVIDIA's PTX only unless $ARMT_DECODE_FUSE says
+     * otherwise; 0: launches of their own */
     int decode_fuse;
 } armt_device_tuning;
 
