@@ -62,7 +62,13 @@ for set in fp32 bf16 bf16-mma bf16-wgmma fp32-tf32; do
   seen="$seen $(sed -n 's/^kernel: //p' "oclgrind-$set.out" | tr / _)"
 done
 missing=""
+# (not required: armt_gemv1_bf16_dpfp, the W_mq GEMV whose last work-group reads what the others wrote in the
+# same launch, runs only with the fused decode (tune.decode_fuse: NVIDIA's PTX fence), an order between
+# work-groups that OpenCL 1.2, and so Oclgrind, does not know; check_gemv compares its bits with the two
+# launches on PoCL and on the GPU. The fused forms of armt_attention_decode and armt_rows_argmax_part are
+# the same kernels, run here unfused.)
 for k in $(sed -n 's/^ *ARMT_K_\([A-Z0-9_]*\),.*/\1/p' "$(dirname "$0")/../lib/device/internal.h" | tr 'A-Z' 'a-z'); do
+  [ "$k" = gemv1_bf16_dpfp ] && continue
   echo "$seen" | tr ' ' '\n' | grep -qx "armt_$k" || missing="$missing armt_$k"
 done
 [ -z "$missing" ] || { echo "check-oclgrind: kernels no set ran:$missing"; rc=1; }
