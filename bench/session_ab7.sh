@@ -17,24 +17,25 @@ left() { [ $(($(date +%s) - t0 + $1)) -le "$deadline" ] || { echo "(skipped: $2,
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 echo "BASE $(cat ${BASE:-.gpu-base}/COMMIT) NEW $(cat ${NEW:-.gpu-s38b}/COMMIT)"
 export ARMT_TEST_DATA=$PWD/tests/data
-for t in check_tf32 check_gemm_plan; do
+for t in check_tf32; do
     stamp "$t on the GPU (NEW)"
     left 30 "$t" && timeout 120 bash $N $t 2>&1 | grep -E "Checks|:F:|:E:" | head -5
 done
-stamp "fp32 32768 (3xTF32, the default), diagonal + sequential -r 2: BASE, NEW, NEW rule 1, twice"
-for v in "$O|" "$N|" "$N|rule1" "$O|" "$N|" "$N|rule1"; do
+stamp "fp32 32768 (3xTF32 GEMMs, the default; x3: --fp32-gemm tf32x3, the attention too), diagonal + sequential -r 2"
+for v in "$O|" "$N|" "$N|rule1" "$O|x3" "$N|x3" "$N|x3rule1"; do
     b=${v%|*} f=${v#*|}
     left 30 "fp32 32768" || break
-    case $f in rule1) e="ARMT_SPLITK_RULE=1" ;; *) e="ARMT_NONE=" ;; esac
-    printf '%-11s %-20s\n' "${b%/run.sh}" "$e"
-    env $e timeout 60 bash $b clbench $F --tokens 32768 --schedule diagonal,sequential -r 2 -q 2>&1 |
+    case $f in *rule1) e="ARMT_SPLITK_RULE=1" ;; *) e="ARMT_NONE=" ;; esac
+    case $f in x3*) x="--fp32-gemm tf32x3" ;; *) x="" ;; esac
+    printf '%-11s %-20s %s\n' "${b%/run.sh}" "$e" "$x"
+    env $e timeout 60 bash $b clbench $F $x --tokens 32768 --schedule diagonal,sequential -r 2 -q 2>&1 |
         grep -E "^\| (diagonal|sequential) " | tr -s ' '
 done
 stamp "fp32 32768 sequential, profile (NEW)"
 left 40 "profile" && timeout 60 bash $N clbench $F --tokens 32768 --schedule sequential -r 1 -q --profile 2>&1 |
     grep -E "device total" | head -2
 stamp "one document's decode after 4096, 127 timed: BASE, NEW (three rounds)"
-for r in 1 2 3; do
+for r in 1 2; do
     for b in "$O" "$N"; do
         left 20 "decode" || break
         timeout 40 bash $b armt-run $B --print-ids --random-ids 4096 --max-new 128 >/tmp/ids.txt 2>/tmp/err.txt
