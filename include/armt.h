@@ -198,10 +198,11 @@ typedef struct armt_runtime_params {
     armt_tensor_cores attention;
     /* The fp32 GEMMs (default AUTO; $ARMT_FP32_GEMM = auto, clblast or tf32x3 when AUTO here). A GEMM whose
      * operands the tensor-core kernel cannot take (row strides or offsets not multiples of 4 floats) goes to
-     * CLBlast in every mode. On the tensor cores a product whose one entry (a cell) would leave the device's
-     * compute units partly idle runs k in slices summed in a fixed order, decided by its shape alone, so that
-     * every schedule gives the same bits ($ARMT_SPLITK = auto, 1 for never, or 2, 4, 8, 16 to force that
-     * many slices where k allows; it also splits a batch's decode rounds; docs/DESIGN.md, "Split-k"). */
+     * CLBlast in every mode. On the tensor cores a product may run k in slices summed in a fixed order,
+     * decided by one entry's shape alone, so that every schedule gives the same bits: $ARMT_SPLITK = 2, 4, 8
+     * or 16 forces that many slices where k allows, 1 never; auto (the default) splits by the rule
+     * $ARMT_SPLITK_RULE names (0, the default: none; 1: by the estimated time; 2: one wave of the compute
+     * units); docs/DESIGN.md, "Split-k". */
     armt_fp32_gemm fp32_gemm;
 } armt_runtime_params;
 

@@ -112,7 +112,8 @@ START_TEST(test_tf32_splitk) {
     tune.tf_bm = 128, tune.tf_bn = 128, tune.tf_bk = 16, tune.tf_threads = 256;
     tune.tw_wgm = 2, tune.tw_n = 128;
     op.w_bf16 = 0;
-    /* S by rule 0 (the default: the estimated time, docs/DESIGN.md "Split-k") and rule 1 (one wave) */
+    /* S by rule 1 (the estimated time, docs/DESIGN.md "Split-k") and rule 2 (one wave); rule 0, the
+     * default, never splits */
     static const struct {
         const char *site;
         size_t m, n, k;
@@ -133,14 +134,17 @@ START_TEST(test_tf32_splitk) {
         {"decode wq (1 row)", 1, 2048, 2048, 0, 0, 8, 8},
         {"k not whole stages", 128, 64, 2056, 0, 0, 1, 1},
     };
-    for (int rule = 0; rule < 2; rule++) {
-        tune.splitk_rule = rule;
+    for (size_t i = 0; i < sizeof sites / sizeof sites[0]; i++)
+        ck_assert_int_eq(splitk_of(sites[i].m, sites[i].n, sites[i].k, sites[i].trans_a, sites[i].w_kn, 1), 1);
+    for (int r = 0; r < 2; r++) {
+        const int rule = r; /* (0: the time rule, tuning value 1; 1: one wave, 2) */
+        tune.splitk_rule = 1 + r;
         for (size_t i = 0; i < sizeof sites / sizeof sites[0]; i++) {
             const int want = rule ? sites[i].S1 : sites[i].S0;
             const int S1 = splitk_of(sites[i].m, sites[i].n, sites[i].k, sites[i].trans_a, sites[i].w_kn, 1);
             const int S16 = splitk_of(sites[i].m, sites[i].n, sites[i].k, sites[i].trans_a, sites[i].w_kn, 16);
-            ck_assert_msg(S1 == want && S16 == S1, "rule %d, %s: S %d (1 entry), %d (16 entries), want %d", rule,
-                          sites[i].site, S1, S16, want);
+            ck_assert_msg(S1 == want && S16 == S1, "rule %d, %s: S %d (1 entry), %d (16 entries), want %d",
+                          tune.splitk_rule, sites[i].site, S1, S16, want);
         }
         /* the rows skipped and the entries' offsets do not count; a short cell counted as a full one does */
         op.skip_last = 1000;

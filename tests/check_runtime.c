@@ -161,8 +161,8 @@ START_TEST(test_select_by_env) {
          offsetof(armt_device_tuning, decode_flush)},
         /* (the combine in the attention's launch: by default on NVIDIA's PTX only, off on PoCL) */
         {"ARMT_DECODE_FUSE", {"2", "-1", "yes", ""}, "1", 0, 1, offsetof(armt_device_tuning, decode_fuse)},
-        /* (the 3xTF32 split-k's auto rule: 0 the estimated time, 1 one wave) */
-        {"ARMT_SPLITK_RULE", {"2", "-1", "wave", ""}, "1", 0, 1, offsetof(armt_device_tuning, splitk_rule)},
+        /* (the 3xTF32 GEMMs' auto split-k: 0 none, 1 the estimated time, 2 one wave) */
+        {"ARMT_SPLITK_RULE", {"3", "-1", "wave", ""}, "2", 0, 2, offsetof(armt_device_tuning, splitk_rule)},
     };
     for (size_t n = 0; n < sizeof knobs / sizeof knobs[0]; n++) {
         ck_assert_msg(armt_runtime_create(NULL, &rt) == ARMT_OK, "%s", armt_last_error());

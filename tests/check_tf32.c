@@ -445,6 +445,7 @@ START_TEST(test_splitk) {
             const unsigned cus = ctx->rt->info.compute_units;
             for (size_t si = 0; si < sizeof Ss / sizeof Ss[0]; si++) {
                 t->splitk = Ss[si];
+                t->splitk_rule = 1; /* (auto: the estimated time; the default, 0, never splits) */
                 ctx->rt->info.compute_units = 64;
                 const armt_gemm_env env = armt_gemm_env_of(ctx);
                 armt_gemm_op op = {.m = (size_t)g->m,
@@ -490,6 +491,7 @@ START_TEST(test_splitk) {
                 ctx->rt->info.compute_units = cus;
             }
             t->splitk = 0;
+            t->splitk_rule = 0;
         }
         free(c);
         free(c1);
@@ -530,6 +532,7 @@ static void forward_check_split(int wg, int exact_attention, int splitk, unsigne
         tc_runtime_att(ARMT_FP32_GEMM_TF32X3, 1, wg, exact_attention ? ARMT_TC_OFF : ARMT_TC_AUTO);
     rt->tune.splitk = splitk;
     if (cus) rt->info.compute_units = cus;
+    if (splitk == 0) rt->tune.splitk_rule = 1; /* (auto by the estimated time; the default never splits) */
     ck_assert_int_eq(rt->tune.attn_tf32, !exact_attention);
     if (wg && !rt->tune.tf_wgmma) { /* a GPU before Hopper */
         ck_assert_int_eq(rt->tune.mma_emulate, 0);

@@ -87,16 +87,18 @@ static int tf32_fits(const armt_gemm_op *op) {
  * every schedule (the diagonal's G cells in one launch, the sequential's one; a short last cell counted as a
  * full one in both: armt_step.split_rows). One work-group a compute unit (the kernels' local memory allows
  * no second). A slice keeps whole k stages and at least SPLITK_MIN_K of k. Forced (2..16): that S where a
- * slice keeps whole k stages; 1: never. Auto (splitk 0):
- * - rule 0 (the default), the estimated time of one entry in units of a tile's whole-k time: the rounds
- *   its S x tiles work-groups take on the compute units, each 1/S of a tile, plus the slices' traffic (each
- *   slice's m x n partial sums written and read back, 8 bytes an element at the device's bandwidth, against
+ * slice keeps whole k stages; 1: never. Auto (splitk 0), by the tuning's splitk_rule:
+ * - 0 (the default): none. The first GPU run (docs/perf/results/2026-12-07-h100-decode-fusions-and-splitk.md)
+ *   measured both rules below slower than no split, with a launch per slice; the slices of one entry now go
+ *   in one launch, which no GPU has timed yet.
+ * - 1, the estimated time of one entry in units of a tile's whole-k time: the rounds its S x tiles
+ *   work-groups take on the compute units, each 1/S of a tile, plus the slices' traffic (each slice's m x n
+ *   partial sums written and read back, 8 bytes an element at the device's bandwidth, against
  *   6 x 128 x 128 x k FLOPs a tile at a compute unit's 3xTF32 rate; SPLITK_RATE_PER_BW: that rate over the
  *   bandwidth, about an H100's); the S of least time (the smallest among equal ones), kept only where it
  *   saves at least SPLITK_MIN_GAIN of the unsplit time. The diagonal's launches of many cells pay the
- *   traffic without the rounds' gain: a few per cent, where the sequential's launches of 9 to 144 tiles gain
- *   up to tenfold.
- * - rule 1: S doubles (up to 16) while S x tiles stays within the compute units (one wave). */
+ *   traffic without the rounds' gain.
+ * - 2: S doubles (up to 16) while S x tiles stays within the compute units (one wave). */
 #define SPLITK_RATE_PER_BW 0.4
 #define SPLITK_MIN_GAIN    0.15
 static int tf32_splitk(const armt_gemm_env *env, const armt_gemm_op *op, const armt_gemm_plan *plan) {
@@ -108,7 +110,8 @@ static int tf32_splitk(const armt_gemm_env *env, const armt_gemm_op *op, const a
     const size_t tiles =
         ((op->n + plan->tile[0] - 1) / plan->tile[0]) * ((rows + plan->tile[1] - 1) / plan->tile[1]);
     int S = 1;
-    if (env->tune->splitk_rule == 1) {
+    if (env->tune->splitk_rule == 0) return 1;
+    if (env->tune->splitk_rule == 2) {
         while (S < 16 && tiles * 2 * (size_t)S <= cu && op->k % (2 * (size_t)S * kt) == 0 &&
                op->k / (2 * (size_t)S) >= SPLITK_MIN_K)
             S *= 2;

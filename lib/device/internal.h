@@ -138,8 +138,9 @@ typedef struct armt_device_tuning {
     int splitk;     /* slices of k of a batch's decode-round GEMMs (lib/compute/generate_batch.c) and of the
                        3xTF32 GEMMs (lib/compute/gemm.c): 1 none, 2..16 forced where a slice keeps whole k
                        stages; 0: auto, by the launch's work-groups (decode) or one entry's tiles (3xTF32) */
-    int splitk_rule; /* the 3xTF32 auto rule: 0 the estimated time (slices' rounds of the compute units and
-                        their sums' traffic), 1 one wave (S doubled while S x tiles fits the compute units) */
+    int splitk_rule; /* the 3xTF32 GEMMs' auto split-k: 0 none (the default until a GPU measures the rules), 1
+                        by the estimated time (the slices' rounds of the compute units and their sums'
+                        traffic), 2 one wave (S doubled while S x tiles fits the compute units) */
     int mlp_rows;   /* rows of a one-cell step's MLP per block (the full schedule: its gate, up and down
                        products in row blocks, so f1 and f2 hold a block, not the input; step.c) */
     /* generation's one-token steps: the queue is flushed after every decode_flush layers, so that the device
@@ -165,7 +166,7 @@ typedef struct armt_tune_options {
     /* $ARMT_DECODE_FLUSH: -1 (the default, ARMT_DECODE_FLUSH_DEFAULT), 0 (none) or >= 1 */
     int decode_flush;
     int decode_fuse; /* $ARMT_DECODE_FUSE: -1 (the default: on with NVIDIA's PTX), 0 or 1 */
-    int splitk_rule; /* $ARMT_SPLITK_RULE: 0 (the default: the estimated time) or 1 (one wave) */
+    int splitk_rule; /* $ARMT_SPLITK_RULE: 0 (the default: none), 1 (the estimated time) or 2 (one wave) */
 } armt_tune_options;
 
 /* Rows of the full schedule's MLP blocks unless $ARMT_MLP_ROWS says otherwise: 16,384 rows of LLaMA-3.2-1B's

@@ -189,8 +189,8 @@ armt_status armt_tune_device(const armt_device_info *info, const armt_tune_optio
         return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "split-k: %d is not 1, 2, 4, 8 or 16",
                             opt->splitk);
     tune->splitk = opt->splitk;
-    if (opt->splitk_rule != 0 && opt->splitk_rule != 1)
-        return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "split-k rule: %d is not 0 or 1",
+    if (opt->splitk_rule < 0 || opt->splitk_rule > 2)
+        return armt_err_set(err, ARMT_STATUS_INVALID_ARGUMENT, "split-k rule: %d is not 0, 1 or 2",
                             opt->splitk_rule);
     tune->splitk_rule = opt->splitk_rule;
     if (opt->mlp_rows < 0)
