@@ -59,6 +59,22 @@ inline float armt_row_lane_ss(__global const float *xr, const int d, const int l
     return ss;
 }
 
+/* armt_wg_sum's tree over ARMT_ROW_WG virtual lanes whose values are in scratch[0 .. ARMT_ROW_WG), for a
+ * work-group of any size (each item walks lanes lid, lid + size, ...): the same sum, bit for bit. Every item
+ * calls it (after writing its lanes); every item gets the total. */
+inline float armt_lanes_sum(__local float *scratch) {
+    const int lid = get_local_id(0), wg = get_local_size(0);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = ARMT_ROW_WG / 2; s > 0; s >>= 1) {
+        for (int ln = lid; ln < s; ln += wg)
+            scratch[ln] += scratch[ln + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    const float total = scratch[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return total;
+}
+
 /* 1 / rms of a row of d floats as armt_rmsnorm (norm.cl) computes it, for a work-group of any size (the GEMV
  * of cl/gemv_bf16.cl): each of ARMT_ROW_WG virtual lanes sums its share of x^2 in armt_rmsnorm's order (float4
  * pieces lane + u ARMT_ROW_WG where it keeps the row in registers, else every ARMT_ROW_WG-th element), then
@@ -69,15 +85,7 @@ inline float armt_row_inv_rms(__global const float *xr, const int d, const float
     barrier(CLK_LOCAL_MEM_FENCE); /* (scratch may still be read by the caller's last use) */
     for (int lane = lid; lane < ARMT_ROW_WG; lane += wg)
         scratch[lane] = armt_row_lane_ss(xr, d, lane);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = ARMT_ROW_WG / 2; s > 0; s >>= 1) {
-        for (int lane = lid; lane < s; lane += wg)
-            scratch[lane] += scratch[lane + s];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    const float total = scratch[0];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    return 1.0f / sqrt(total / (float)d + eps);
+    return 1.0f / sqrt(armt_lanes_sum(scratch) / (float)d + eps);
 }
 
 /* Rows nobody reads: lib/compute/step.c passes last_row0 > 0 to the GEMMs and the attention of the

@@ -2,7 +2,7 @@
  * dpfp.cl - one row's DPFP features and the read's row scale (docs/MATH.md section 3), shared by the memory
  * program (memory.cl, rows.cl) and the GEMM program (gemv_bf16.cl: generation's W_mq product with the row
  * scale in the launch's last work-group). The work-group helpers sum over ARMT_ROW_WG lanes in armt_wg_sum's
- * order whatever the work-group's size (its items walk the lanes): the same bits in a row-wise kernel's
+ * order whatever the work-group's size (armt_lanes_sum, common.cl): the same bits in a row-wise kernel's
  * work-group and in the GEMV's.
  */
 
@@ -25,22 +25,6 @@
 ARMT_DPFP_FEATURE_FN(armt_dpfp_feature, __global const float *)
 ARMT_DPFP_FEATURE_FN(armt_dpfp_feature_v, volatile __global const float *)
 #undef ARMT_DPFP_FEATURE_FN
-
-/* armt_wg_sum's tree over ARMT_ROW_WG virtual lanes whose values are in scratch[0 .. ARMT_ROW_WG), for a
- * work-group of any size (each item walks lanes lid, lid + size, ...): the same sum, bit for bit. Every item
- * calls it; every item gets the total. */
-inline float armt_lanes_sum(__local float *scratch) {
-    const int lid = get_local_id(0), wg = get_local_size(0);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = ARMT_ROW_WG / 2; s > 0; s >>= 1) {
-        for (int ln = lid; ln < s; ln += wg)
-            scratch[ln] += scratch[ln + s];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    const float total = scratch[0];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    return total;
-}
 
 /* A row's features L2-normalised per head (armt_phi_normalize's work-group). scratch: ARMT_ROW_WG floats. */
 inline void armt_phi_normalize_row(__global float *pr, const int dk, const int dkh, __local float *scratch) {
