@@ -11,16 +11,16 @@
  * head h's features at [h*6dh, (h+1)*6dh). Feature o of a row's DPFP (in_row: the row's dm projections), for
  * projections in global memory and (the _v form) for projections other work-groups wrote, read past any
  * stale cache line. */
-#define ARMT_DPFP_FEATURE_FN(NAME, PTR)                                            \
-    inline float NAME(PTR in_row, const int o, const int dh) {                     \
-        const int n2 = 2 * dh, dkh = 3 * n2;                                       \
-        const int h = o / dkh, oh = o % dkh;                                       \
-        const int p = oh / n2 + 1, i = oh % n2;                                    \
-        const int i2 = (i - p + n2) % n2;                                          \
-        PTR x = in_row + (ulong)h * dh;                                            \
-        const float a = i < dh ? fmax(x[i], 0.0f) : fmax(-x[i - dh], 0.0f);        \
-        const float b = i2 < dh ? fmax(x[i2], 0.0f) : fmax(-x[i2 - dh], 0.0f);     \
-        return a * b;                                                              \
+#define ARMT_DPFP_FEATURE_FN(NAME, PTR)                                        \
+    inline float NAME(PTR in_row, const int o, const int dh) {                 \
+        const int n2 = 2 * dh, dkh = 3 * n2;                                   \
+        const int h = o / dkh, oh = o % dkh;                                   \
+        const int p = oh / n2 + 1, i = oh % n2;                                \
+        const int i2 = (i - p + n2) % n2;                                      \
+        PTR x = in_row + (ulong)h * dh;                                        \
+        const float a = i < dh ? fmax(x[i], 0.0f) : fmax(-x[i - dh], 0.0f);    \
+        const float b = i2 < dh ? fmax(x[i2], 0.0f) : fmax(-x[i2 - dh], 0.0f); \
+        return a * b;                                                          \
     }
 ARMT_DPFP_FEATURE_FN(armt_dpfp_feature, __global const float *)
 ARMT_DPFP_FEATURE_FN(armt_dpfp_feature_v, volatile __global const float *)
@@ -61,10 +61,10 @@ inline float armt_read_den(__global const float *phi_row, __global const float *
  * armt_mem_read_scale of that row, each with its own kernel's arithmetic (the same bits): phi (1, 6 dm) from
  * mq's row, then the row scale 1 / (phi . z[l] + 1e-5) (1 with no_denom; 0 before the layer's first write)
  * into mq[0], after every item has read mq. scratch: ARMT_ROW_WG floats. */
-inline void armt_dpfp_read_scale_row(volatile __global float *mq, __global float *phi, __global const float *z,
-                                     __global const int *written, const int dm, const int dh, const int dkh,
-                                     const int normalized, const int no_denom, const int l,
-                                     __local float *scratch) {
+inline void armt_dpfp_read_scale_row(volatile __global float *mq, __global float *phi,
+                                     __global const float *z, __global const int *written, const int dm,
+                                     const int dh, const int dkh, const int normalized, const int no_denom,
+                                     const int l, __local float *scratch) {
     const int lid = get_local_id(0), dk = 6 * dm;
     for (int o = lid; o < dk; o += get_local_size(0))
         phi[o] = armt_dpfp_feature_v(mq, o, dh);

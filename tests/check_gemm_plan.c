@@ -123,11 +123,11 @@ START_TEST(test_tf32_splitk) {
         {"wq, wo", 1152, 2048, 2048, 0, 0, 4, 1},
         /* 36 tiles: 3 rounds of eighth tiles 0.375 + 0.075 (sixteen: 0.3125 + 0.15) */
         {"wk, wv", 1152, 512, 2048, 0, 0, 8, 2},
-        {"wg, wu", 1152, 8192, 2048, 0, 0, 1, 1}, /* 576 tiles: 5 rounds, at best 4.5 + 0.3 (not 15% less) */
-        {"wd", 1152, 2048, 8192, 0, 0, 8, 1},     /* 144 tiles: 9 rounds of eighths 1.125 + 0.075 */
-        {"wmq", 1152, 64, 2048, 0, 0, 8, 8},      /* 9 tiles: one round of eighths (sixteenths: two) */
-        {"wmk", 128, 64, 2048, 0, 0, 16, 16},     /* 1 tile: 16, slices of 128 */
-        {"wmv", 128, 2048, 2048, 0, 0, 8, 8},     /* 16 tiles: 128 */
+        {"wg, wu", 1152, 8192, 2048, 0, 0, 1, 1},  /* 576 tiles: 5 rounds, at best 4.5 + 0.3 (not 15% less) */
+        {"wd", 1152, 2048, 8192, 0, 0, 8, 1},      /* 144 tiles: 9 rounds of eighths 1.125 + 0.075 */
+        {"wmq", 1152, 64, 2048, 0, 0, 8, 8},       /* 9 tiles: one round of eighths (sixteenths: two) */
+        {"wmk", 128, 64, 2048, 0, 0, 16, 16},      /* 1 tile: 16, slices of 128 */
+        {"wmv", 128, 2048, 2048, 0, 0, 8, 8},      /* 16 tiles: 128 */
         {"mem_read", 1152, 2048, 384, 0, 1, 1, 1}, /* 144 tiles, k = 384: halves 1.5 + 0.4 */
         {"mem_prev", 128, 2048, 384, 0, 1, 2, 2},  /* 16 tiles, but slices of at least 128 of k */
         {"mem_update", 384, 2048, 128, 1, 1, 1, 1}, /* 48 tiles; k = 128 is one slice's least */
@@ -135,14 +135,16 @@ START_TEST(test_tf32_splitk) {
         {"k not whole stages", 128, 64, 2056, 0, 0, 1, 1},
     };
     for (size_t i = 0; i < sizeof sites / sizeof sites[0]; i++)
-        ck_assert_int_eq(splitk_of(sites[i].m, sites[i].n, sites[i].k, sites[i].trans_a, sites[i].w_kn, 1), 1);
+        ck_assert_int_eq(splitk_of(sites[i].m, sites[i].n, sites[i].k, sites[i].trans_a, sites[i].w_kn, 1),
+                         1);
     for (int r = 0; r < 2; r++) {
         const int rule = r; /* (0: the time rule, tuning value 1; 1: one wave, 2) */
         tune.splitk_rule = 1 + r;
         for (size_t i = 0; i < sizeof sites / sizeof sites[0]; i++) {
             const int want = rule ? sites[i].S1 : sites[i].S0;
             const int S1 = splitk_of(sites[i].m, sites[i].n, sites[i].k, sites[i].trans_a, sites[i].w_kn, 1);
-            const int S16 = splitk_of(sites[i].m, sites[i].n, sites[i].k, sites[i].trans_a, sites[i].w_kn, 16);
+            const int S16 =
+                splitk_of(sites[i].m, sites[i].n, sites[i].k, sites[i].trans_a, sites[i].w_kn, 16);
             ck_assert_msg(S1 == want && S16 == S1, "rule %d, %s: S %d (1 entry), %d (16 entries), want %d",
                           tune.splitk_rule, sites[i].site, S1, S16, want);
         }
@@ -151,7 +153,8 @@ START_TEST(test_tf32_splitk) {
         ck_assert_int_eq(splitk_of(1152, 512, 2048, 0, 0, 16), rule ? 2 : 8);
         op.skip_last = 0;
         op.split_rows = 1152;
-        ck_assert_int_eq(splitk_of(300, 512, 2048, 0, 0, 1), rule ? 2 : 8); /* (rule 1: its own 3 row tiles, 8) */
+        ck_assert_int_eq(splitk_of(300, 512, 2048, 0, 0, 1),
+                         rule ? 2 : 8); /* (rule 1: its own 3 row tiles, 8) */
         ck_assert_int_eq(splitk_of(300, 2048, 2048, 0, 0, 1), rule ? 1 : 4); /* (its own 48 tiles: 2, 8) */
         op.split_rows = 0;
         ck_assert_int_eq(splitk_of(300, 512, 2048, 0, 0, 1), 8);

@@ -682,9 +682,9 @@ static void dpfp_cases(armt_ctx *ctx) {
                         for (int rep = 0; rep < 2; rep++) { /* (twice: the counter is reset) */
                             ck_assert_msg(armt_gemm(ctx, &tailed, &err) == ARMT_OK, "%s", armt_err_msg(&err));
                             cl_uint cv = 1;
-                            ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, cnt, CL_TRUE, 0, 4, &cv, 0, NULL,
-                                                                 NULL),
-                                             CL_SUCCESS);
+                            ck_assert_int_eq(
+                                clEnqueueReadBuffer(ctx->queue, cnt, CL_TRUE, 0, 4, &cv, 0, NULL, NULL),
+                                CL_SUCCESS);
                             ck_assert_msg(cv == 0, "lanes %d: counter left at %u", lanes, cv);
                         }
                         ck_assert_msg(armt_gemm(ctx, &op, &err) == ARMT_OK, "%s", armt_err_msg(&err));
@@ -700,12 +700,13 @@ static void dpfp_cases(armt_ctx *ctx) {
                             e |= clSetKernelArg(kk, 4 + (cl_uint)v, sizeof(int), &iv[v]);
                         ck_assert_int_eq(e, CL_SUCCESS);
                         const size_t wg = (size_t)ctx->rt->tune.row_wg;
-                        ck_assert_int_eq(clEnqueueNDRangeKernel(ctx->queue, kk, 1, NULL, &wg, &wg, 0, NULL, NULL),
-                                         CL_SUCCESS);
+                        ck_assert_int_eq(
+                            clEnqueueNDRangeKernel(ctx->queue, kk, 1, NULL, &wg, &wg, 0, NULL, NULL),
+                            CL_SUCCESS);
                         float got[4][64];
                         for (int i = 0; i < 4; i++)
-                            ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, out[i], CL_TRUE, 0, sizeof got[i],
-                                                                 got[i], 0, NULL, NULL),
+                            ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, out[i], CL_TRUE, 0,
+                                                                 sizeof got[i], got[i], 0, NULL, NULL),
                                              CL_SUCCESS);
                         ck_assert_msg(memcmp(got[0], got[2], sizeof got[0]) == 0 &&
                                           memcmp(got[1], got[3], sizeof got[1]) == 0,

@@ -206,7 +206,8 @@ START_TEST(test_device_argmax) {
             memset(got, 0x7f, sizeof got);
             ck_assert_int_eq(clEnqueueWriteBuffer(ctx->queue, bo, CL_TRUE, 0, sizeof got, got, 0, NULL, NULL),
                              CL_SUCCESS);
-            ck_assert_int_eq(clEnqueueNDRangeKernel(ctx->queue, k, 2, NULL, gp, lws, 0, NULL, NULL), CL_SUCCESS);
+            ck_assert_int_eq(clEnqueueNDRangeKernel(ctx->queue, k, 2, NULL, gp, lws, 0, NULL, NULL),
+                             CL_SUCCESS);
             if (!fused) {
                 k = ctx->k[ARMT_K_ROWS_ARGMAX_FINAL];
                 e = clSetKernelArg(k, 0, sizeof bl, &bl);
@@ -224,8 +225,9 @@ START_TEST(test_device_argmax) {
             ck_assert_int_eq(clEnqueueReadBuffer(ctx->queue, bc, CL_TRUE, 0, sizeof cv, cv, 0, NULL, NULL),
                              CL_SUCCESS);
             for (int r = 0; r < rows; r++) {
-                ck_assert_msg(got[r] == want_fixed[r], "P %d, fused %d, row %d: the device picked %d, the host %d",
-                              P, fused, r, got[r], want_fixed[r]);
+                ck_assert_msg(got[r] == want_fixed[r],
+                              "P %d, fused %d, row %d: the device picked %d, the host %d", P, fused, r,
+                              got[r], want_fixed[r]);
                 ck_assert_msg(cv[r] == 0, "P %d: row %d's counter left at %u", P, r, cv[r]);
             }
         }

@@ -187,17 +187,27 @@ END_TEST
 START_TEST(test_kernel_build_failure) {
     char dir[] = "/tmp/armt-kernels-XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
-    static const char *const files[] = {"common.cl",        "mma.cl",
-                                        "embed.cl",         "init.cl",
-                                        "norm.cl",          "rope.cl",
-                                        "attention.cl",     "attention_mma.cl",
-                                        "elementwise.cl",   "memory.cl",
+    static const char *const files[] = {"common.cl",
+                                        "mma.cl",
+                                        "embed.cl",
+                                        "init.cl",
+                                        "norm.cl",
+                                        "rope.cl",
+                                        "attention.cl",
+                                        "attention_mma.cl",
+                                        "elementwise.cl",
+                                        "memory.cl",
                                         "dpfp.cl",
-                                        "gemm_args.h",      "gemm_bf16.cl",
-                                        "gemv_bf16.cl",     "gemm_mma_params.cl",
-                                        "gemm_mma_warp.cl", "gemm_mma_epilogue.cl",
-                                        "gemm_mma.cl",      "gemm_mma_entries.cl",
-                                        "rows.cl",          "rows_attention.cl"};
+                                        "gemm_args.h",
+                                        "gemm_bf16.cl",
+                                        "gemv_bf16.cl",
+                                        "gemm_mma_params.cl",
+                                        "gemm_mma_warp.cl",
+                                        "gemm_mma_epilogue.cl",
+                                        "gemm_mma.cl",
+                                        "gemm_mma_entries.cl",
+                                        "rows.cl",
+                                        "rows_attention.cl"};
     char cmd[8192];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(cmd, sizeof cmd, "cp '%s/%s' '%s/'", ARMT_TEST_KERNEL_DIR, files[i], dir);
@@ -302,7 +312,8 @@ START_TEST(test_tune_options) {
     armt_device_tuning t;
     armt_err err;
     armt_err_init(&err);
-    armt_tune_options o = {ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0, 0, 0, 0, -1, -1, 0};
+    armt_tune_options o = {
+        ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0, 0, 0, 0, -1, -1, 0};
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
     ck_assert(t.nv_mma && t.mma_wgmma && !t.mma_emulate && t.attn_mma);
     ck_assert_int_eq(t.decode_fuse, 1); /* (NVIDIA's PTX: the decode combine in the attention's launch) */

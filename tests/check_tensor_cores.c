@@ -264,8 +264,10 @@ START_TEST(test_tensor_core_generate) {
             rt->tune.decode_fuse = !rt->tune.decode_fuse;
             ck_assert_msg(st == ARMT_OK, "%s", armt_ctx_last_error(ctx));
             for (int i = 0; i < max_new; i++)
-                ck_assert_msg(tok2[i] == tok[i], "prompt %zu, schedule %d: token %d is %d with decode_fuse %d, %d "
-                              "with %d", n, sch, i, tok2[i], !rt->tune.decode_fuse, tok[i], rt->tune.decode_fuse);
+                ck_assert_msg(tok2[i] == tok[i],
+                              "prompt %zu, schedule %d: token %d is %d with decode_fuse %d, %d "
+                              "with %d",
+                              n, sch, i, tok2[i], !rt->tune.decode_fuse, tok[i], rt->tune.decode_fuse);
             armt_ctx_free(ctx);
         }
     }

@@ -734,7 +734,8 @@ START_TEST(test_tune) {
     armt_device_tuning t;
     armt_err err;
     armt_err_init(&err);
-    armt_tune_options o = {ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0, 0, 0, 0, -1, -1, 0};
+    armt_tune_options o = {
+        ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0, 0, 0, 0, -1, -1, 0};
     /* AUTO takes 3xTF32 for the GEMMs (more accurate than CLBlast with the split sums: lib/device/tune.c),
      * the fp32 attention kernel unless attention is ON; TF32X3 both */
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);

@@ -106,7 +106,8 @@ static int tf32_splitk(const armt_gemm_env *env, const armt_gemm_op *op, const a
     const int forced = env->tune->splitk;
     if (forced == 1 || kt == 0 || !plan->tile[0] || !plan->tile[1]) return 1;
     if (forced > 1) return op->k % ((size_t)forced * kt) == 0 ? forced : 1;
-    const size_t rows = op->split_rows ? op->split_rows : op->m, cu = env->compute_units ? env->compute_units : 1;
+    const size_t rows = op->split_rows ? op->split_rows : op->m,
+                 cu = env->compute_units ? env->compute_units : 1;
     const size_t tiles =
         ((op->n + plan->tile[0] - 1) / plan->tile[0]) * ((rows + plan->tile[1] - 1) / plan->tile[1]);
     int S = 1;
@@ -139,7 +140,8 @@ const char *armt_gemm_plan_make(const armt_gemm_env *env, const armt_gemm_op *op
     memset(plan, 0, sizeof *plan);
     plan->splitk = 1;
     if (!op->w_bf16) {
-        if (e->gate || e->w2 || e->bf16_out || e->rope || e->rowscale || e->norm_w || e->c2 || e->w3 || e->dpfp)
+        if (e->gate || e->w2 || e->bf16_out || e->rope || e->rowscale || e->norm_w || e->c2 || e->w3 ||
+            e->dpfp)
             return "fp32 GEMM: no epilogue";
         if (env->have_tf32_wg && tf32_fits(op) && !op->trans_a && !op->w_kn) {
             plan->kernel = ARMT_K_GEMM_TF32_WG;

@@ -141,7 +141,8 @@ static armt_status tail_rows(armt_call *F, cl_mem kc, cl_mem vc, cl_mem part, cl
  * the fused decode, its counters); else the logits, for sample() */
 static armt_status tail_next(armt_call *F, size_t x_off, cl_mem tokb, cl_mem part, cl_mem cnt, int32_t *next,
                              float *logits) {
-    return tokb ? armt_step_row_token(F, x_off, tokb, part, cnt, next) : armt_step_row_logits(F, x_off, logits);
+    return tokb ? armt_step_row_token(F, x_off, tokb, part, cnt, next)
+                : armt_step_row_logits(F, x_off, logits);
 }
 
 /* With a sliding window: each layer's window into the first F->win rows of its KV cache (the attention

@@ -131,17 +131,17 @@ typedef struct armt_device_tuning {
     int tf_bm, tf_bn, tf_bk, tf_warps_m, tf_warps_n, tf_stages, tf_threads; /* its tiles                 */
     int tf_wgmma;                /* 1: and on wgmma where the operands are row-major (gemm_tf32_wg.cl) */
     int tw_wgm, tw_n, tw_stages; /* its tiles: 64 tw_wgm x tw_n, 128 tw_wgm work-items; stages        */
-    int gemv_lanes; /* the GEMV's work-items per column pair: 32, 64 or 128; 0: by the weight's shape
+    int gemv_lanes;  /* the GEMV's work-items per column pair: 32, 64 or 128; 0: by the weight's shape
                        (lib/compute/gemm.c) */
-    int gemv_wgs;   /* ... by the shape: lanes doubled while a launch has fewer than gemv_wgs work-groups
+    int gemv_wgs;    /* ... by the shape: lanes doubled while a launch has fewer than gemv_wgs work-groups
                        per compute unit */
-    int splitk;     /* slices of k of a batch's decode-round GEMMs (lib/compute/generate_batch.c) and of the
+    int splitk;      /* slices of k of a batch's decode-round GEMMs (lib/compute/generate_batch.c) and of the
                        3xTF32 GEMMs (lib/compute/gemm.c): 1 none, 2..16 forced where a slice keeps whole k
                        stages; 0: auto, by the launch's work-groups (decode) or one entry's tiles (3xTF32) */
     int splitk_rule; /* the 3xTF32 GEMMs' auto split-k: 0 none (the default until a GPU measures the rules), 1
                         by the estimated time (the slices' rounds of the compute units and their sums'
                         traffic), 2 one wave (S doubled while S x tiles fits the compute units) */
-    int mlp_rows;   /* rows of a one-cell step's MLP per block (the full schedule: its gate, up and down
+    int mlp_rows;    /* rows of a one-cell step's MLP per block (the full schedule: its gate, up and down
                        products in row blocks, so f1 and f2 hold a block, not the input; step.c) */
     /* generation's one-token steps: the queue is flushed after every decode_flush layers, so that the device
      * starts on a token's first kernels while the host still enqueues the rest (generate.c); 0: no flush

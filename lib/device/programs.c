@@ -88,11 +88,11 @@ typedef struct program_file {
     int tc;
 } program_file;
 #define PROGRAM_FILES_MAX 12
-#define GEMM_FILES                                                                                           \
-    {"common.cl", 0}, {"mma.cl", 1}, {"gemm_args.h", 0}, {"gemm_bf16.cl", 0}, {"dpfp.cl", 0}, {"gemv_bf16.cl", 0},           \
-        {"gemm_mma_params.cl", 1}, {"gemm_mma_warp.cl", 1}, {"gemm_mma_epilogue.cl", 1}, {"gemm_mma.cl", 1}, \
-    {                                                                                                        \
-        "gemm_mma_entries.cl", 1                                                                             \
+#define GEMM_FILES                                                                            \
+    {"common.cl", 0}, {"mma.cl", 1}, {"gemm_args.h", 0}, {"gemm_bf16.cl", 0}, {"dpfp.cl", 0}, \
+        {"gemv_bf16.cl", 0}, {"gemm_mma_params.cl", 1}, {"gemm_mma_warp.cl", 1},              \
+        {"gemm_mma_epilogue.cl", 1}, {"gemm_mma.cl", 1}, {                                    \
+        "gemm_mma_entries.cl", 1                                                              \
     }
 static const program_file program_files[ARMT_P_COUNT][PROGRAM_FILES_MAX] = {
     [ARMT_P_EMBED] = {{"common.cl"}, {"embed.cl"}},

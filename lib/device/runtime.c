@@ -384,8 +384,9 @@ armt_status armt_runtime_create(const armt_runtime_params *params, armt_runtime 
                       fail);
         ARMT_TRY_GOTO(env_splitk(&to.splitk, err), fail);
         /* (the 3xTF32 GEMMs' auto split-k: none, by the estimated time, one wave; a measurement knob) */
-        ARMT_TRY_GOTO(env_int("ARMT_SPLITK_RULE", 0, 2, "0 (none), 1 (time) or 2 (one wave)", &to.splitk_rule, err),
-                      fail);
+        ARMT_TRY_GOTO(
+            env_int("ARMT_SPLITK_RULE", 0, 2, "0 (none), 1 (time) or 2 (one wave)", &to.splitk_rule, err),
+            fail);
         /* (rows per block of the full schedule's MLP) */
         ARMT_TRY_GOTO(env_int("ARMT_MLP_ROWS", 1, INT32_MAX, "a number of rows", &to.mlp_rows, err), fail);
         /* (layers of a decode token between queue flushes; 0: none) */
