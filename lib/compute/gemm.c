@@ -106,12 +106,12 @@ static int tf32_splitk(const armt_gemm_env *env, const armt_gemm_op *op, const a
     const int forced = env->tune->splitk;
     if (forced == 1 || kt == 0 || !plan->tile[0] || !plan->tile[1]) return 1;
     if (forced > 1) return op->k % ((size_t)forced * kt) == 0 ? forced : 1;
+    if (env->tune->splitk_rule == 0) return 1;
     const size_t rows = op->split_rows ? op->split_rows : op->m,
                  cu = env->compute_units ? env->compute_units : 1;
     const size_t tiles =
         ((op->n + plan->tile[0] - 1) / plan->tile[0]) * ((rows + plan->tile[1] - 1) / plan->tile[1]);
     int S = 1;
-    if (env->tune->splitk_rule == 0) return 1;
     if (env->tune->splitk_rule == 2) {
         while (S < 16 && tiles * 2 * (size_t)S <= cu && op->k % (2 * (size_t)S * kt) == 0 &&
                op->k / (2 * (size_t)S) >= SPLITK_MIN_K)
@@ -327,9 +327,6 @@ static armt_status gemm_clblast(armt_ctx *ctx, const armt_gemm_op *op, armt_err 
 /* Our kernels (bf16 weights; fp32 weights on tensor cores)                                                */
 /* ======================================================================================================= */
 
-/* The kernels address entry j at base + j * stride: entries are cut into runs with constant steps (a step may
- * be negative: the offsets are ulong and wrap, which is what the residual stream's ring of slots needs), one
- * launch per run. */
 /* The DPFP tail's arguments, after the GEMM list (cl/gemv_bf16.cl armt_gemv1_bf16_dpfp) */
 static cl_int gemv_dpfp_args(cl_kernel k, const armt_gemv_dpfp *t) {
     cl_uint i = armt_gemm_args_end();
@@ -343,6 +340,24 @@ static cl_int gemv_dpfp_args(cl_kernel k, const armt_gemv_dpfp *t) {
     return e;
 }
 
+/* The end of the longest run of entries from j (below lim) whose offsets in each of the n arrays offs[i] step
+ * by a constant, step[i] (0 for a run of one); a step may be negative: the offsets are ulong and wrap, which
+ * is what the residual stream's ring of slots needs. */
+static size_t const_run(const size_t *const *offs, int n, size_t j, size_t lim, cl_ulong *step) {
+    for (int i = 0; i < n; i++)
+        step[i] = j + 1 < lim ? (cl_ulong)offs[i][j + 1] - (cl_ulong)offs[i][j] : 0;
+    size_t end = j + 1 < lim ? j + 2 : j + 1;
+    for (; end < lim; end++) {
+        int same = 1;
+        for (int i = 0; i < n && same; i++)
+            same = (cl_ulong)offs[i][end] - (cl_ulong)offs[i][end - 1] == step[i];
+        if (!same) break;
+    }
+    return end;
+}
+
+/* The kernels address entry j at base + j * stride: entries are cut into runs with constant steps
+ * (const_run), one launch per run. */
 static armt_status gemm_kernels(armt_ctx *ctx, const armt_gemm_op *op, const armt_gemm_plan *plan,
                                 armt_err *err) {
     const armt_gemm_epi *e = &op->epi;
@@ -387,28 +402,17 @@ static armt_status gemm_kernels(armt_ctx *ctx, const armt_gemm_op *op, const arm
         a.c3_off = e->c3_off;
         a.ldc3 = (int)e->ldc3;
     }
-    const size_t *ao = op->a_off, *wo = op->w_off, *co = op->c_off;
+    const size_t *const offs[3] = {op->a_off, op->w_off, op->c_off};
     size_t j = 0;
     while (j < op->count) {
-        /* the longest run from j with constant steps */
-        size_t end = j + 1;
-        cl_ulong sa = 0, sw = 0, sc = 0;
-        if (end < op->count) {
-            sa = (cl_ulong)ao[end] - (cl_ulong)ao[j];
-            sw = (cl_ulong)wo[end] - (cl_ulong)wo[j];
-            sc = (cl_ulong)co[end] - (cl_ulong)co[j];
-            end++;
-            while (end < op->count && (cl_ulong)ao[end] - (cl_ulong)ao[end - 1] == sa &&
-                   (cl_ulong)wo[end] - (cl_ulong)wo[end - 1] == sw &&
-                   (cl_ulong)co[end] - (cl_ulong)co[end - 1] == sc)
-                end++;
-        }
-        a.a_base = ao[j];
-        a.a_stride = sa;
-        a.w_base = wo[j];
-        a.w_stride = sw;
-        a.c_base = co[j];
-        a.c_stride = sc;
+        cl_ulong step[3];
+        const size_t end = const_run(offs, 3, j, op->count, step);
+        a.a_base = offs[0][j];
+        a.a_stride = step[0];
+        a.w_base = offs[1][j];
+        a.w_stride = step[1];
+        a.c_base = offs[2][j];
+        a.c_stride = step[2];
         /* the launch that holds the last entry skips its unneeded rows (their FLOPs are not counted) */
         a.last_row0 = end == op->count && op->skip_last < op->m ? (int)op->skip_last : 0;
         ARMT_CL_TRY(armt_gemm_set_args(kk, &a));
@@ -462,14 +466,8 @@ static armt_status splitk_sums(armt_ctx *ctx, const armt_gemm_op *op, size_t S, 
     cl_kernel kk = ctx->k[ARMT_K_ROWS_SPLITK_SUM];
     size_t j = j0;
     while (j < j0 + e) {
-        size_t end = j + 1;
-        cl_ulong sc = 0;
-        if (end < j0 + e) {
-            sc = (cl_ulong)co[end] - (cl_ulong)co[j];
-            end++;
-            while (end < j0 + e && (cl_ulong)co[end] - (cl_ulong)co[end - 1] == sc)
-                end++;
-        }
+        cl_ulong sc;
+        const size_t end = const_run(&co, 1, j, j0 + e, &sc);
         const int last_row0 = end == op->count && op->skip_last < op->m ? (int)op->skip_last : 0;
         ARMT_CL_TRY(armt_splitk_sum_set_args(kk, P, (cl_ulong)((j - j0) * plane), (cl_ulong)(e * plane),
                                              op->c, co[j], sc, (int)op->ldc, (int)op->n, (int)op->m, (int)S,

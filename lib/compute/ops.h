@@ -38,9 +38,8 @@ void armt_op_staged_a(const armt_call *F, armt_gemm_op *op);
 armt_status armt_op_rmsnorm(armt_call *F, const armt_step *st, armt_role role);
 /* The final RMSNorm of `rows` rows of the residual stream from element x_off, into out_rows. */
 armt_status armt_op_final_norm(armt_call *F, size_t x_off, size_t rows);
-/* The greedy token of each of `rows` rows of ctx->logits (armt_rows_argmax: the largest logit, the lowest id
- * among equal ones) into out (rows ints). */
-/* The greedy token of each of rows rows of ctx->logits into out (int each): part NULL, one work-group a
+/* The greedy token of each of rows rows of ctx->logits (the largest logit, the lowest id among equal ones)
+ * into out (int each): part NULL, one work-group a
  * row (armt_rows_argmax); else armt_argmax_parts(ctx, V) work-groups a row, their pairs in part (rows x
  * ARMT_ARGMAX_PARTS_MAX x 8 bytes at most), picked from by the row's last work-group (cnt: a zeroed counter
  * a row, the fused decode's fence) or by a second launch (cnt NULL). The same ids every way. */
