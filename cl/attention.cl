@@ -453,12 +453,7 @@ armt_attention_decode(__global const float *q, __global const float *k, __global
                       kvb);
     if (!cnt) return;
     /* the fused combine (see the top): the head's last work-group to finish */
-    ARMT_GL_FENCE(); /* this work-item's part before the count */
-    barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE);
-    if (t == 0) last_one = atomic_inc(cnt + h) == (uint)(nch - 1);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    if (!last_one) return;
-    ARMT_GL_FENCE(); /* the count before the others' parts */
+    if (!armt_last_group(cnt + h, (uint)nch, &last_one)) return;
     const float o = armt_decode_combine(part + (ulong)h * nch * (ATTN_HD + 2), nch, t, red, cw, cl);
     const ulong at = (ulong)h * ATTN_HD + t;
     out[at] = o;

@@ -21,6 +21,20 @@
 #define ARMT_GL_FENCE() mem_fence(CLK_GLOBAL_MEM_FENCE)
 #endif
 
+/* A launch's last work-group to finish, counted on *cnt (n work-groups count there): called by every item of
+ * every counting work-group after its global writes; 1 in the last one, which may then read the others'
+ * writes (through volatile loads: past any stale L1 line) and puts *cnt back to zero when done; 0 in the
+ * others. flag: a __local int of the kernel's. */
+inline int armt_last_group(volatile __global uint *cnt, const uint n, __local int *flag) {
+    ARMT_GL_FENCE(); /* this work-item's writes before the count */
+    barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE);
+    if (get_local_id(0) == 0) *flag = atomic_inc(cnt) == n - 1;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (!*flag) return 0;
+    ARMT_GL_FENCE(); /* the count before the others' writes */
+    return 1;
+}
+
 #define CELL_ARGS const int l0, const int s0, const int cap, const int T, const int s_short, const int T_short
 
 #define CELL_LAYER(j) (l0 + (j))

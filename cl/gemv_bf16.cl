@@ -369,12 +369,7 @@ armt_gemv1_bf16_dpfp(ARMT_GEMM_PARAMS(float), __global float *phi, __global cons
     GV_LOCALS(1)
     __local int last_one;
     GV_RUN(A, 0, 1);
-    ARMT_GL_FENCE(); /* this work-item's columns before the count */
-    barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE);
-    if (get_local_id(0) == 0) last_one = atomic_inc(cnt) == (uint)(get_num_groups(0) - 1);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    if (!last_one) return;
-    ARMT_GL_FENCE(); /* the count before the others' columns */
+    if (!armt_last_group(cnt, (uint)get_num_groups(0), &last_one)) return;
     armt_dpfp_read_scale_row(C + c_base, phi, z, written, dm, dh, dkh, normalized, no_denom, l, red);
     if (get_local_id(0) == 0) cnt[0] = 0u; /* (every work-group has counted) */
 }

@@ -265,13 +265,7 @@ __kernel void armt_rows_argmax_part(__global const float *logits, const int V, _
     armt_argmax_range(lr, min(p * C, V), min((p + 1) * C, V), &bv, &bi, sv, si);
     __global uint2 *pr = part + (ulong)r * P;
     if (get_local_id(0) == 0) pr[p] = (uint2)(as_uint(bv), (uint)bi);
-    if (!cnt) return;
-    ARMT_GL_FENCE(); /* the pair before the count */
-    barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE);
-    if (get_local_id(0) == 0) last_one = atomic_inc(cnt + r) == (uint)(P - 1);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    if (!last_one) return;
-    ARMT_GL_FENCE(); /* the count before the others' pairs */
+    if (!cnt || !armt_last_group(cnt + r, (uint)P, &last_one)) return;
     armt_argmax_pairs(pr, P, lr, out + r, sv, si);
     if (get_local_id(0) == 0) cnt[r] = 0u;
 }
