@@ -22,7 +22,7 @@
  * AM_TF32=1 (fp32 models, where fp32 GEMMs run on tensor cores at fp32 accuracy): the same kernel on fp32
  * operands with 3xTF32 products (mma.cl's TF32_SPLIT; gemm_tf32.cl): Q in registers as TF32 high and low
  * parts, K and V tiles staged as fp32 (ksf[key][AM_KSF], vsf[key][AM_VSF]) and split as their fragments are
- * read, per k8 step lo hi, hi lo, then hi hi into the fp32 accumulators (S, then O). The k order of an mma is
+ * read, per k8 step lo hi, hi lo and hi hi (AM_SPLIT below: where each goes). The k order of an mma is
  * the kernel's choice when A and B agree: lane t's k of a k8 step are 2 t and 2 t + 1, so that Q's and K's
  * fragments are 8-byte loads and P's A fragment is S's accumulators as they are (s0, s2, s1, s3), with V's
  * rows 2 t and 2 t + 1 as its B fragment. Only armt_attention_mma exists in this build (fp32 K and V).
@@ -45,6 +45,15 @@
 #endif
 #ifndef TF32_PRODUCTS
 #define TF32_PRODUCTS 3 /* AM_TF32: 1 = hi hi alone, a plain TF32 attention (tests) */
+#endif
+#ifndef AM_SPLIT
+/* AM_TF32: 1 = each k8 step's hi hi product into four registers zeroed for it and added to S or O by fp32
+ * adds (round to nearest), the small products (lo hi, hi lo) into accumulators of their own (S: per n8 tile,
+ * O: beside O, rescaled with it), added at the tile's or the kernel's end: the tensor cores then accumulate
+ * eight terms at a time and O's sum over all the keys is fp32's, as in gemm_tf32.cl's TF_SPLIT. 0: every
+ * product straight into S and O (the small ones first): the tensor cores' own accumulation then runs over
+ * every key of the row. */
+#define AM_SPLIT 1
 #endif
 /* AM_TF32's fragment loops: unrolled on the GPU (registers); rolled under the stand-ins, whose unrolled
  * 3xTF32 loops take PoCL minutes to compile (the bf16 build's are unrolled everywhere) */
@@ -181,12 +190,19 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
 #endif
     }
     float o[AM_RT][AM_HN][4];
+#if AM_TF32 && AM_SPLIT
+    float osm[AM_RT][AM_HN][4]; /* the small products of P V, rescaled with O and added to it at the end */
+#endif
     float m0[AM_RT], m1[AM_RT], l0[AM_RT], l1[AM_RT];
 #pragma unroll
     for (int rt = 0; rt < AM_RT; rt++) {
 #pragma unroll
-        for (int n = 0; n < AM_HN; n++)
+        for (int n = 0; n < AM_HN; n++) {
             o[rt][n][0] = o[rt][n][1] = o[rt][n][2] = o[rt][n][3] = 0.0f;
+#if AM_TF32 && AM_SPLIT
+            osm[rt][n][0] = osm[rt][n][1] = osm[rt][n][2] = osm[rt][n][3] = 0.0f;
+#endif
+        }
         m0[rt] = m1[rt] = -INFINITY;
         l0[rt] = l1[rt] = 0.0f;
     }
@@ -296,9 +312,16 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
             __local const float *ksf = (__local const float *)ks;
             AM_TF_UNROLL
             for (int n = 0; n < AM_SN; n++) {
+#if AM_SPLIT
+                float sm[AM_RT][4]; /* the small products of this n8 tile */
+#endif
                 AM_TF_UNROLL
-                for (int rt = 0; rt < AM_RT; rt++)
+                for (int rt = 0; rt < AM_RT; rt++) {
                     s[rt][n][0] = s[rt][n][1] = s[rt][n][2] = s[rt][n][3] = 0.0f;
+#if AM_SPLIT
+                    sm[rt][0] = sm[rt][1] = sm[rt][2] = sm[rt][3] = 0.0f;
+#endif
+                }
                 AM_TF_UNROLL
                 for (int kk = 0; kk < AM_HK8; kk++) {
                     const float2 x = *(__local const float2 *)(ksf + (8 * n + g) * AM_KSF + 8 * kk + 2 * t);
@@ -307,13 +330,33 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
                     TF32_SPLIT(x.y, bh[1], bl[1]);
                     AM_TF_UNROLL
                     for (int rt = 0; rt < AM_RT; rt++) {
+#if AM_SPLIT
+                        if (TF32_PRODUCTS == 3) {
+                            MMA_TF32(sm[rt], ql[rt][kk], bh);
+                            MMA_TF32(sm[rt], qh[rt][kk], bl);
+                        }
+                        float mn[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                        MMA_TF32(mn, qh[rt][kk], bh);
+                        AM_TF_UNROLL
+                        for (int e = 0; e < 4; e++)
+                            s[rt][n][e] += mn[e];
+#else
                         if (TF32_PRODUCTS == 3) {
                             MMA_TF32(s[rt][n], ql[rt][kk], bh);
                             MMA_TF32(s[rt][n], qh[rt][kk], bl);
                         }
                         MMA_TF32(s[rt][n], qh[rt][kk], bh);
+#endif
                     }
                 }
+#if AM_SPLIT
+                AM_TF_UNROLL
+                for (int rt = 0; rt < AM_RT; rt++) {
+                    AM_TF_UNROLL
+                    for (int e = 0; e < 4; e++)
+                        s[rt][n][e] += sm[rt][e];
+                }
+#endif
             }
         }
 #else
@@ -408,6 +451,12 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
                 o[rt][n][1] *= c0;
                 o[rt][n][2] *= c1;
                 o[rt][n][3] *= c1;
+#if AM_TF32 && AM_SPLIT
+                osm[rt][n][0] *= c0;
+                osm[rt][n][1] *= c0;
+                osm[rt][n][2] *= c1;
+                osm[rt][n][3] *= c1;
+#endif
             }
 #pragma unroll
             for (int n = 0; n < AM_SN; n++) {
@@ -440,11 +489,23 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
                     TF32_SPLIT(vsf[(8 * kk + 2 * t + 1) * AM_VSF + 8 * n + g], bh[1], bl[1]);
                     AM_TF_UNROLL
                     for (int rt = 0; rt < AM_RT; rt++) {
+#if AM_SPLIT
+                        if (TF32_PRODUCTS == 3) {
+                            MMA_TF32(osm[rt][n], pl[rt], bh);
+                            MMA_TF32(osm[rt][n], ph[rt], bl);
+                        }
+                        float mn[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                        MMA_TF32(mn, ph[rt], bh);
+                        AM_TF_UNROLL
+                        for (int e = 0; e < 4; e++)
+                            o[rt][n][e] += mn[e];
+#else
                         if (TF32_PRODUCTS == 3) {
                             MMA_TF32(o[rt][n], pl[rt], bh);
                             MMA_TF32(o[rt][n], ph[rt], bl);
                         }
                         MMA_TF32(o[rt][n], ph[rt], bh);
+#endif
                     }
                 }
             }
@@ -489,6 +550,17 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
         }
 #endif
     }
+#if AM_TF32 && AM_SPLIT
+#pragma unroll
+    for (int rt = 0; rt < AM_RT; rt++) {
+#pragma unroll
+        for (int n = 0; n < AM_HN; n++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                o[rt][n][e] += osm[rt][n][e];
+        }
+    }
+#endif
 #pragma unroll
     for (int rt = 0; rt < AM_RT; rt++) {
         /* row sums over the quad, then O / l */
