@@ -48,7 +48,7 @@ static const path paths[] = {
     {"acc", "armt_attention_mma", " -DAM_SPLIT=0"},
     {"tf32x1", "armt_attention_mma", " -DTF32_PRODUCTS=1"},
 };
-#define N_PATHS (sizeof paths / sizeof paths[0])
+#define N_PATHS  (sizeof paths / sizeof paths[0])
 #define MAX_LIST 16
 
 typedef struct opts {
@@ -170,8 +170,10 @@ static int run_case(armt_runtime *rt, const opts *o, const armt_attention_tuning
     for (int i = 0; i < R; i++)
         reference_row(o, checked_row(N, R, i), q, k, v, s, ref + (size_t)i * nh * hd);
     bq = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, nq * 4, q, &e);
-    if (e == CL_SUCCESS) bk = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, nk * 4, k, &e);
-    if (e == CL_SUCCESS) bv = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, nk * 4, v, &e);
+    if (e == CL_SUCCESS)
+        bk = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, nk * 4, k, &e);
+    if (e == CL_SUCCESS)
+        bv = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, nk * 4, v, &e);
     if (e == CL_SUCCESS) bo = clCreateBuffer(rt->context, CL_MEM_READ_WRITE, nq * 4, NULL, &e);
     if (e != CL_SUCCESS) goto done;
     double pairs = 0.0; /* sum over rows of the keys each sees */
@@ -261,8 +263,10 @@ static int parse_list(const char *arg, int is_int, int *iv, double *dv, int *n) 
             if (end == p || !(x > 0.0) || x > 1e3) return -1;
             dv[(*n)++] = x;
         }
-        if (*end == ',') end++;
-        else if (*end) return -1;
+        if (*end == ',')
+            end++;
+        else if (*end)
+            return -1;
         p = end;
     }
     return *n > 0 ? 0 : -1;
@@ -386,10 +390,12 @@ int main(int argc, char **argv) {
     printf("device: %s; heads %d/%d, head dim %d; 3xTF32 build: %s (%d warps, %d row tiles); fp32 kernel's "
            "work-group %d\n\n",
            rt->info.name, o.heads, o.kv_heads, o.head_dim, base, at.warps, at.rtiles, rt->tune.attn_bq);
-    printf("| tokens | q scale | path | ms | TFLOP/s | max rel | rms rel |\n|---:|---:|---|---:|---:|---:|---:|\n");
+    printf("| tokens | q scale | path | ms | TFLOP/s | max rel | rms rel "
+           "|\n|---:|---:|---|---:|---:|---:|---:|\n");
     for (int i = 0; i < o.ntokens; i++)
         for (int j = 0; j < o.nqscale; j++)
-            rc |= run_case(rt, &o, &at, progs, o.tokens[i], o.qscale[j], o.seed + 7919u * (uint64_t)i + (uint64_t)j);
+            rc |= run_case(rt, &o, &at, progs, o.tokens[i], o.qscale[j],
+                           o.seed + 7919u * (uint64_t)i + (uint64_t)j);
     for (size_t i = 0; i < N_PATHS; i++)
         if (progs[i]) clReleaseProgram(progs[i]);
     armt_runtime_free(rt);

@@ -249,7 +249,18 @@ __kernel void armt_window_store(__global const float *ck, __global const float *
 #define ATTN_DSTAGE_V 0
 #endif
 #define ATTN_DSTAGE_VF (ATTN_DSTAGE_V && ATTN_DCHUNK * (ATTN_DKS + ATTN_HD) * 4 <= 40 * 1024)
-#define ATTN_DVS       (ATTN_DSTAGE_VF ? ATTN_DCHUNK * ATTN_HD : 4) /* floats of the values' local array */
+/* float4 loads of keys (and of values, with ATTN_DSTAGE_VF) in flight per work-item while a chunk is staged
+ * (a build option: a chunk of 64 keys of 64 channels is 16 float4s a work-item, so 16 stages it in one round
+ * of loads instead of four; the bits do not depend on it) */
+#ifndef ATTN_DSTAGE_U
+#define ATTN_DSTAGE_U 4
+#endif
+/* the combine's acc loads in flight per work-item (chunks read at once; a build option, the sums' order and
+ * so the bits do not depend on it) */
+#ifndef ATTN_DCOMB_U
+#define ATTN_DCOMB_U 8
+#endif
+#define ATTN_DVS (ATTN_DSTAGE_VF ? ATTN_DCHUNK * ATTN_HD : 4) /* floats of the values' local array */
 
 /* A KV cache's elements: fp32, or (kvb = 1, a bf16 model's cache on tensor cores) bf16 as ushort at the same
  * element offsets. armt_kv_load4: elements e .. e + 3 (e % 4 == 0). */
@@ -267,7 +278,7 @@ inline float armt_kv_load(__global const float *buf, const ulong e, const int kv
  * kstride + channel], fp32 or bf16 by kvb; as armt_decode_chunk bounds them) into ks (ATTN_DCHUNK rows of
  * ATTN_DKS floats), and with ATTN_DSTAGE_VF their values (vb) into vs (ATTN_DCHUNK rows of ATTN_HD); rows of
  * keys the row does not see are not written. By the n work-items of the work-group (this one: lid), the loads
- * of four float4s of keys and four of values in flight each. Consecutive work-items load consecutive float4s
+ * of ATTN_DSTAGE_U float4s of keys and as many of values in flight each. Consecutive work-items load consecutive float4s
  * of a row, so that a warp's loads are whole rows: the scores' loads, one key per work-item, took one cache
  * line per work-item per load, and the query heads of a KV head each read the keys and values again
  * (armt_rows_attention_decode). Every work-item calls it; the barrier after it is armt_decode_chunk's first. */
@@ -276,17 +287,17 @@ inline void armt_decode_stage(__global const float *kb, __global const float *vb
                               __local float *vs, const int lid, const int n, const int kvb) {
     const int k0 = c * ATTN_DCHUNK, kmin = max(lo, k0), k1 = min(hi, k0 + ATTN_DCHUNK - 1);
     const int q4 = ATTN_HD / 4, cnt = (k1 - kmin + 1) * q4;
-    for (int i0 = lid; i0 < cnt; i0 += 4 * n) {
-        float4 kv[4], vv[4];
+    for (int i0 = lid; i0 < cnt; i0 += ATTN_DSTAGE_U * n) {
+        float4 kv[ATTN_DSTAGE_U], vv[ATTN_DSTAGE_U];
 #pragma unroll
-        for (int u = 0; u < 4; u++) {
+        for (int u = 0; u < ATTN_DSTAGE_U; u++) {
             const int i = i0 + u * n;
             const ulong e = base + (ulong)(kmin + i / q4) * kstride + 4 * (ulong)(i % q4);
             kv[u] = i < cnt ? armt_kv_load4(kb, e, kvb) : (float4)(0.0f);
             vv[u] = ATTN_DSTAGE_VF && i < cnt ? armt_kv_load4(vb, e, kvb) : (float4)(0.0f);
         }
 #pragma unroll
-        for (int u = 0; u < 4; u++) {
+        for (int u = 0; u < ATTN_DSTAGE_U; u++) {
             const int i = i0 + u * n, r = kmin + i / q4 - k0;
             if (i >= cnt) continue;
             ((__local float4 *)(ks + r * ATTN_DKS))[i % q4] = kv[u];
@@ -388,7 +399,7 @@ inline void armt_decode_chunk(__global const float *qh, const float scale, __loc
 inline float armt_decode_combine(volatile __global const float *p, const int nch, const int t,
                                  __local float *red, __local float *cw, __local float *cl) {
     /* The chunks' (m, l) are read in parallel (chunk c0 + t by work-item t) and their weights kept in local
-     * memory, and each work-item's acc values are loaded eight at a time before they are summed: a loop that
+     * memory, and each work-item's acc values are loaded ATTN_DCOMB_U (8) at a time before they are summed: a loop that
      * read m, then l and acc, chunk after chunk, was two memory latencies per chunk. The sums keep the chunk
      * order. */
     float M = -INFINITY;
@@ -411,13 +422,13 @@ inline float armt_decode_combine(volatile __global const float *p, const int nch
             cl[t] = pc[1];
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        for (int i0 = 0; i0 < nb; i0 += 8) {
-            float a[8];
+        for (int i0 = 0; i0 < nb; i0 += ATTN_DCOMB_U) {
+            float a[ATTN_DCOMB_U];
 #pragma unroll
-            for (int u = 0; u < 8; u++)
+            for (int u = 0; u < ATTN_DCOMB_U; u++)
                 a[u] = i0 + u < nb ? p[(ulong)(c0 + i0 + u) * (ATTN_HD + 2) + 2 + t] : 0.0f;
 #pragma unroll
-            for (int u = 0; u < 8; u++) {
+            for (int u = 0; u < ATTN_DCOMB_U; u++) {
                 const int i = i0 + u;
                 if (i >= nb || cw[i] < 0.0f) continue;
                 L += cw[i] * cl[i];
