@@ -162,8 +162,9 @@ typedef enum armt_tensor_cores {
  * docs/DESIGN.md). */
 typedef enum armt_fp32_gemm {
     ARMT_FP32_GEMM_AUTO = 0, /* 3xTF32 GEMMs where the device has tensor cores (NVIDIA compute capability   */
-    /*   >= 8.0, tensor_cores not OFF), the fp32 attention kernel; CLBlast elsewhere */
-    /*   (and under ARMT_TC_EMULATE)                                                 */
+    /*   >= 8.0, tensor_cores not OFF), and the attention where a model's load-time  */
+    /*   check finds it at least as accurate as the fp32 kernel (else that kernel);  */
+    /*   CLBlast elsewhere (and under ARMT_TC_EMULATE)                               */
     ARMT_FP32_GEMM_CLBLAST, /* CLBlast everywhere                                                          */
     ARMT_FP32_GEMM_TF32X3   /* 3xTF32 required, the attention of fp32 models on it too (unless attention   */
                             /*   is OFF): armt_runtime_create fails with ARMT_STATUS_UNSUPPORTED without   */

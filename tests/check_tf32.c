@@ -638,9 +638,16 @@ START_TEST(test_forward_splitk) {
 END_TEST
 
 /* The attention's check when a model builds it: a 3xTF32 attention that is off (here one built with one
- * product, 5e-4 off the fp32 kernel) is replaced by the fp32 kernel, and the model still runs. */
+ * product, 5e-4 off the fp32 kernel) is replaced by the fp32 kernel, and the model still runs. With the gate
+ * of AUTO (set by hand: under the stand-ins AUTO takes no 3xTF32), the model keeps the 3xTF32 kernel only
+ * where it is at least as accurate against fp64 as the fp32 kernel: the split build is (in
+ * tests/check_attention.c's cases 1.8e-7 to 2.8e-7 of the double reference against the fp32 kernel's 2.4e-7
+ * to 6.3e-7), the build that adds every product into S and O (AM_SPLIT=0) is not. Cases: 0 the kernel, 1 one
+ * product, 2 the kernel gated, 3 AM_SPLIT=0 gated. */
 START_TEST(test_attention_check) {
-    for (int broken = 0; broken < 2; broken++) {
+    static const char *const opts[] = {NULL, "-DTF32_PRODUCTS=1", NULL, "-DAM_SPLIT=0"};
+    for (int v = 0; v < 4; v++) {
+        const int broken = v == 1 || v == 3, gate = v >= 2;
         armt_runtime *rt = test_runtime();
         const int real = rt->tune.nv_mma && !rt->tune.mma_emulate;
         armt_runtime_free(rt);
@@ -649,10 +656,12 @@ START_TEST(test_attention_check) {
         p.tensor_cores = real ? ARMT_TC_AUTO : ARMT_TC_EMULATE;
         p.wgmma = ARMT_TC_OFF;
         p.fp32_gemm = ARMT_FP32_GEMM_TF32X3;
-        p.build_options = broken ? "-DTF32_PRODUCTS=1" : NULL;
+        p.build_options = opts[v];
         rt = NULL;
         ck_assert_msg(armt_runtime_create(&p, &rt) == ARMT_OK, "%s", armt_last_error());
         ck_assert_int_eq(rt->tune.attn_tf32, 1);
+        ck_assert_int_eq(rt->tune.attn_tf32_gate, 0); /* (TF32X3 asked) */
+        rt->tune.attn_tf32_gate = gate;
         armt_config c;
         armt_model *m = tiny_fp32(rt, &c, 13);
         armt_ctx *ctx = NULL;
@@ -662,8 +671,8 @@ START_TEST(test_attention_check) {
         armt_forward_params fp = armt_forward_default_params();
         ck_assert_msg(armt_forward(ctx, ids, 20, &fp) == ARMT_OK, "%s", armt_ctx_last_error(ctx));
         ck_assert_msg(ran(ctx, "armt_attention_mma") == !broken && ran(ctx, "armt_attention") == broken,
-                      "broken %d: 3xTF32 attention %d, fp32 attention %d", broken,
-                      ran(ctx, "armt_attention_mma"), ran(ctx, "armt_attention"));
+                      "case %d: 3xTF32 attention %d, fp32 attention %d", v, ran(ctx, "armt_attention_mma"),
+                      ran(ctx, "armt_attention"));
         armt_ctx_free(ctx);
         armt_model_free(m);
         armt_runtime_free(rt);
@@ -724,8 +733,9 @@ END_TEST
 
 /* The choice in the tuning (no device needed): AUTO takes 3xTF32 for the GEMMs wherever mma.sync is (compute
  * capability 8.0 and 9.0; the more accurate with the split sums, lib/device/tune.c), not with tensor cores
- * off nor under the emulation, and keeps the fp32 attention; CLBLAST never; TF32X3 everywhere tensor cores
- * are, the emulation included, and fails elsewhere. */
+ * off nor under the emulation, and for the attention too, gated by the load-time accuracy check unless
+ * attention is ON; CLBLAST never; TF32X3 everywhere tensor cores are, the emulation included, ungated, and
+ * fails elsewhere. */
 START_TEST(test_tune) {
     armt_device_info h200 = {0}, a100, cpu = {0};
     h200.is_gpu = 1, h200.local_mem_bytes = 49152, h200.nv_compute_capability = 90;
@@ -736,19 +746,23 @@ START_TEST(test_tune) {
     armt_err_init(&err);
     armt_tune_options o = {
         ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_TC_AUTO, ARMT_FP32_GEMM_AUTO, 0, 0, 0, 0, -1, -1, 0};
-    /* AUTO takes 3xTF32 for the GEMMs (more accurate than CLBlast with the split sums: lib/device/tune.c),
-     * the fp32 attention kernel unless attention is ON; TF32X3 both */
+    /* AUTO takes 3xTF32 for the GEMMs (more accurate than CLBlast with the split sums: lib/device/tune.c)
+     * and for the attention where the load-time check finds it as accurate as the fp32 kernel (the gate),
+     * without the gate when attention is ON, not when it is OFF; TF32X3 both, ungated */
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
-    ck_assert(t.tf32 && t.nv_mma && !t.attn_tf32);
+    ck_assert(t.tf32 && t.nv_mma && t.attn_tf32 && t.attn_tf32_gate);
     o.attention = ARMT_TC_ON;
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
-    ck_assert(t.tf32 && t.attn_tf32);
+    ck_assert(t.tf32 && t.attn_tf32 && !t.attn_tf32_gate);
+    o.attention = ARMT_TC_OFF;
+    ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
+    ck_assert(t.tf32 && !t.attn_tf32 && !t.attn_tf32_gate);
     o.attention = ARMT_TC_AUTO;
     ck_assert_int_eq(armt_tune_device(&a100, &o, &t, &err), ARMT_OK);
-    ck_assert(t.tf32 && !t.attn_tf32);
+    ck_assert(t.tf32 && t.attn_tf32 && t.attn_tf32_gate);
     o.fp32_gemm = ARMT_FP32_GEMM_TF32X3;
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
-    ck_assert(t.attn_tf32);
+    ck_assert(t.attn_tf32 && !t.attn_tf32_gate);
     ck_assert(t.tf32 && t.tf_bm == 128 && t.tf_bn == 128 && t.tf_threads == 256);
     ck_assert(t.tf_wgmma && t.tw_wgm == 2 && t.tw_n == 128 && t.tw_stages == 3);
     char opts[256];
@@ -781,7 +795,7 @@ START_TEST(test_tune) {
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_STATUS_UNSUPPORTED);
     o.fp32_gemm = ARMT_FP32_GEMM_AUTO; /* (tensor cores off: CLBlast) */
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
-    ck_assert(!t.tf32 && !t.attn_tf32);
+    ck_assert(!t.tf32 && !t.attn_tf32 && !t.attn_tf32_gate);
     o.fp32_gemm = ARMT_FP32_GEMM_TF32X3;
     o.tensor_cores = ARMT_TC_EMULATE;
     ck_assert_int_eq(armt_tune_device(&cpu, &o, &t, &err), ARMT_OK);

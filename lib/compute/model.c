@@ -238,9 +238,12 @@ static armt_status model_begin(armt_runtime *rt, const armt_config *cfg, armt_pr
     armt_tune_attention_options(&at, opt, sizeof opt);
     const armt_program_id pid = at.mma ? ARMT_P_ATTENTION_MMA : ARMT_P_ATTENTION;
     ARMT_TRY_GOTO(armt_program_build(rt, pid, opt, &m->attention, err), fail);
-    if (at.tf32 && armt_attention_tf32_check(rt, m->attention, &at) != 0) {
-        /* the fp32 models' tensor-core attention disagrees with the fp32 kernel here: that kernel instead */
-        armt_log(ARMT_LOG_WARN, "fp32 attention: the 3xTF32 kernel is not used; the fp32 kernel instead");
+    int tf32_check = at.tf32 ? armt_attention_tf32_check(rt, m->attention, &at, rt->tune.attn_tf32_gate) : 0;
+    if (tf32_check != 0) {
+        /* the fp32 models' tensor-core attention disagrees with the fp32 kernel here (-1), or AUTO found it
+         * less accurate (1): that kernel instead */
+        if (tf32_check < 0)
+            armt_log(ARMT_LOG_WARN, "fp32 attention: the 3xTF32 kernel is not used; the fp32 kernel instead");
         clReleaseProgram(m->attention);
         m->attention = NULL;
         at.tf32 = at.mma = 0;

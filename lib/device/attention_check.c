@@ -1,8 +1,13 @@
 /*
  * attention_check.c - the fp32 models' tensor-core attention (attention_mma.cl built with AM_TF32: 3xTF32)
- * checked against the fp32 kernel of the same program on one small input when a model builds it, so that a
- * driver or a GPU on which the fragments come out otherwise costs a warning and the fp32 kernel, never wrong
- * attention (lib/compute/model.c).
+ * checked against the fp32 kernel of the same program and an fp64 reference on one cell when a model builds
+ * it (lib/compute/model.c): a driver or a GPU on which the fragments come out otherwise costs a warning and
+ * the fp32 kernel, never wrong attention; and where AUTO chose it (tune.attn_tf32_gate), the model keeps it
+ * only if its rms error against fp64 is at most the fp32 kernel's on this device (the fp32 default must be
+ * at least as accurate as the fp32 kernel it replaces). On a GPU the cell is a full ARMT cell of the 1B
+ * shapes' size (1,152 rows and keys, causal, two heads of the model's head dimension; the reference on every
+ * 16th row and the last 16: some 2e7 multiply-adds on the host), on the tensor cores' stand-ins (tests,
+ * Oclgrind) 150 rows.
  */
 #include "config.h"
 
@@ -61,18 +66,50 @@ static cl_int run(armt_runtime *rt, cl_program p, const char *name, int mma, con
     return e;
 }
 
-int armt_attention_tf32_check(armt_runtime *rt, cl_program p, const armt_attention_tuning *at) {
-    const int T = 150, nh = 2, hd = at->head_dim; /* three query blocks of 64 rows, the first partial */
+/* The rows the reference checks: every 16th (15, 31, ...) and the last 16. */
+static int checked(int T, int r) { return r % 16 == 15 || r >= T - 16; }
+
+/* fp64 attention of row r (nh heads on one KV head, causal; scale 1/sqrt(hd)) into o[nh hd]; s: T doubles */
+static void reference_row(const float *q, const float *k, const float *v, int r, int nh, int hd, double *s,
+                          double *o) {
+    const double scale = 1.0 / sqrt((double)hd);
+    for (int h = 0; h < nh; h++) {
+        const float *qr = q + ((size_t)r * nh + (size_t)h) * (size_t)hd;
+        double mx = -INFINITY, sum = 0.0;
+        for (int t = 0; t <= r; t++) {
+            double d = 0.0;
+            for (int e = 0; e < hd; e++)
+                d += (double)qr[e] * k[(size_t)t * hd + (size_t)e];
+            s[t] = d * scale;
+            mx = fmax(mx, s[t]);
+        }
+        for (int t = 0; t <= r; t++)
+            sum += (s[t] = exp(s[t] - mx));
+        double *oh = o + (size_t)h * hd;
+        for (int e = 0; e < hd; e++)
+            oh[e] = 0.0;
+        for (int t = 0; t <= r; t++)
+            for (int e = 0; e < hd; e++)
+                oh[e] += s[t] * v[(size_t)t * hd + (size_t)e];
+        for (int e = 0; e < hd; e++)
+            oh[e] /= sum;
+    }
+}
+
+int armt_attention_tf32_check(armt_runtime *rt, cl_program p, const armt_attention_tuning *at, int gate) {
+    /* (the stand-ins: three query blocks of 64 rows, the first partial) */
+    const int T = rt->tune.mma_emulate ? 150 : 1152, nh = 2, hd = at->head_dim;
     const size_t nq = (size_t)T * nh * hd, nk = (size_t)T * hd;
     float *q = malloc(nq * 4), *kv = malloc(2 * nk * 4), *o32 = malloc(nq * 4), *otf = malloc(nq * 4);
+    double *s = malloc((size_t)T * sizeof *s), *ref = malloc((size_t)nh * hd * sizeof *ref);
     int bad = -1;
     cl_mem bq = NULL, bk = NULL, bv = NULL, bo = NULL;
     cl_int e = CL_OUT_OF_HOST_MEMORY;
-    if (q && kv && o32 && otf) {
-        uint64_t s = 0x9e3779b97f4a7c15ull;
+    if (q && kv && o32 && otf && s && ref) {
+        uint64_t x = 0x9e3779b97f4a7c15ull;
         for (size_t i = 0; i < nq + 2 * nk; i++) {
-            s = s * 6364136223846793005ull + 1442695040888963407ull;
-            const float u = (float)((double)(s >> 40) / (double)(1ull << 24)) * 2.0f - 1.0f; /* [-1, 1) */
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            const float u = (float)((double)(x >> 40) / (double)(1ull << 24)) * 2.0f - 1.0f; /* [-1, 1) */
             if (i < nq)
                 q[i] = 2.0f * u;
             else
@@ -93,7 +130,7 @@ int armt_attention_tf32_check(armt_runtime *rt, cl_program p, const armt_attenti
     } else {
         /* both at fp32 level (each about 1e-6 of a double reference in tests/check_attention.c); a plain
          * TF32 product is 5e-4 off, a wrong fragment far more */
-        double d = 0.0, m = 0.0;
+        double d = 0.0, m = 0.0, d32 = 0.0, dtf = 0.0, r2 = 0.0;
         for (size_t i = 0; i < nq; i++) {
             d = isfinite(otf[i]) ? fmax(d, fabs((double)otf[i] - o32[i])) : INFINITY;
             m = fmax(m, fabs((double)o32[i]));
@@ -102,6 +139,30 @@ int armt_attention_tf32_check(armt_runtime *rt, cl_program p, const armt_attenti
         if (bad)
             armt_log(ARMT_LOG_WARN, "fp32 attention: the 3xTF32 kernel is %.3g (relative) off the fp32 one",
                      d / m);
+        /* rms errors of both against fp64 on the checked rows */
+        for (int r = 0; !bad && r < T; r++) {
+            if (!checked(T, r)) continue;
+            reference_row(q, kv, kv + nk, r, nh, hd, s, ref);
+            for (size_t x = 0; x < (size_t)nh * hd; x++) {
+                const size_t i = (size_t)r * nh * hd + x;
+                d32 += (o32[i] - ref[x]) * (o32[i] - ref[x]);
+                dtf += (otf[i] - ref[x]) * (otf[i] - ref[x]);
+                r2 += ref[x] * ref[x];
+            }
+        }
+        if (!bad) {
+            const double e32 = sqrt(d32 / r2), etf = sqrt(dtf / r2);
+            armt_log(ARMT_LOG_DEBUG,
+                     "fp32 attention: rms error against fp64 on %d rows: 3xTF32 %.3g, fp32 kernel %.3g", T,
+                     etf, e32);
+            if (gate && etf > e32) {
+                armt_log(ARMT_LOG_INFO,
+                         "fp32 attention: the fp32 kernel, more accurate here than 3xTF32 (rms error against "
+                         "fp64 %.3g against %.3g)",
+                         e32, etf);
+                bad = 1;
+            }
+        }
     }
     if (bo) clReleaseMemObject(bo);
     if (bv) clReleaseMemObject(bv);
@@ -111,5 +172,7 @@ int armt_attention_tf32_check(armt_runtime *rt, cl_program p, const armt_attenti
     free(kv);
     free(o32);
     free(otf);
+    free(s);
+    free(ref);
     return bad;
 }

@@ -122,8 +122,10 @@ typedef struct armt_device_tuning {
     int nar_bm, nar_bn, nar_warps_m, nar_warps_n, nar_threads; /* narrow tiles, for GEMMs of n <= nar_bn
                                                                   (W_mq, W_mk) and launches of few work-groups
                                                                   (forward.c); nar_bn 0: none */
-    int attn_mma;  /* 1: bf16 models run attention on tensor cores (or their stand-ins) */
-    int attn_tf32; /* 1: fp32 models too, 3xTF32 (where fp32 GEMMs run on tensor cores: tune.tf32) */
+    int attn_mma;       /* 1: bf16 models run attention on tensor cores (or their stand-ins) */
+    int attn_tf32;      /* 1: fp32 models too, 3xTF32 (where fp32 GEMMs run on tensor cores: tune.tf32) */
+    int attn_tf32_gate; /* 1: AUTO chose attn_tf32: a model keeps it only where its load-time check finds it
+                           at least as accurate as the fp32 kernel against fp64 (attention_check.c) */
     int am_warps_small, am_rt_small; /* its tiles for heads up to 64: warps per work-group, m16 row tiles per
                                         warp */
     int am_warps_large, am_rt_large; /* and for larger heads                                             */
@@ -240,9 +242,10 @@ void armt_tune_tf32_options(const armt_device_tuning *tune, char *buf, size_t n)
  * without that kernel (a warning) where either fails. */
 armt_status armt_tf32_program_build(armt_runtime *rt, cl_program *out, armt_err *err);
 /* The fp32 models' 3xTF32 attention (program p, built with at's AM_TF32 options) against the fp32 kernel of
- * the same program on one small input (lib/device/attention_check.c): 0 when it ran and agrees at fp32
- * level; otherwise a warning says why. */
-int armt_attention_tf32_check(armt_runtime *rt, cl_program p, const armt_attention_tuning *at);
+ * the same program and an fp64 reference on one cell (lib/device/attention_check.c): 0 when it ran, agrees
+ * with the fp32 kernel at fp32 level and, with gate (tune.attn_tf32_gate), its rms error against fp64 is at
+ * most the fp32 kernel's; 1 when only the gate failed (an info message); -1 otherwise (a warning says why). */
+int armt_attention_tf32_check(armt_runtime *rt, cl_program p, const armt_attention_tuning *at, int gate);
 /* The wgmma 3xTF32 kernel failed its check (lib/device/tf32_program.c): the program goes without it. */
 void armt_tune_tf32_wgmma_failed(armt_device_tuning *tune);
 /* One model's attention: tiles for its head dimension and precision (bf16 = 1), and their -D options. */

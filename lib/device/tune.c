@@ -162,11 +162,14 @@ armt_status armt_tune_device(const armt_device_info *info, const armt_tune_optio
     if (tune->tf32) tf32_tiles(tune, wgmma);
     /* attention of bf16 models on tensor cores wherever the GEMM has them */
     tune->attn_mma = tune->nv_mma && opt->attention != ARMT_TC_OFF;
-    /* and of fp32 models on 3xTF32 (attention_mma.cl's AM_TF32) where TF32X3 asks for it (or attention ON):
-     * its sums over the keys still accumulate in the tensor cores, and its error at long context has not
-     * been measured against the fp32 kernel's, so AUTO keeps the fp32 kernel there */
-    tune->attn_tf32 = tune->tf32 && (opt->fp32_gemm == ARMT_FP32_GEMM_TF32X3 ? opt->attention != ARMT_TC_OFF
-                                                                             : opt->attention == ARMT_TC_ON);
+    /* and of fp32 models on 3xTF32 (attention_mma.cl's AM_TF32) wherever their GEMMs run 3xTF32, unless
+     * attention is OFF. Its main products are added by fp32 adds, a k8 step at a time (AM_SPLIT), so that
+     * its sums over the keys are fp32's; where AUTO chose it (neither TF32X3 nor attention ON asked), a model
+     * keeps it only if the check at its load finds it at least as accurate against fp64 as the fp32 kernel
+     * on this device (attn_tf32_gate, lib/device/attention_check.c) */
+    tune->attn_tf32 = tune->tf32 && opt->attention != ARMT_TC_OFF;
+    tune->attn_tf32_gate =
+        tune->attn_tf32 && opt->fp32_gemm == ARMT_FP32_GEMM_AUTO && opt->attention == ARMT_TC_AUTO;
     /* its tiles (warps per work-group x m16 row tiles per warp). GPUs: heads up to 64 stage K and V by
      * cp.async, fastest with 4 warps of two row tiles (2026-11-28-h200-attention-async.txt); larger heads
      * stage through registers, where 8 warps of one row tile are faster

@@ -452,7 +452,8 @@ class Runtime(_Handle):
     platform, device: an index (int or str) or a case-insensitive name substring; None: $ARMT_PLATFORM /
     $ARMT_DEVICE, then the best device (GPUs first, then the most memory). tensor_cores: "auto", "off",
     "on" or "emulate". fp32_gemm: the GEMMs of fp32 models, "auto" (3xTF32 on NVIDIA tensor cores where the device
-    has them, else CLBlast), "clblast" or "tf32x3" (required; the attention on it too). Use as a context
+    has them, else CLBlast), "clblast" or "tf32x3" (required; the attention on it too; "auto" puts the attention there where
+    it checks at least as accurate as the fp32 kernel when the model loads). Use as a context
     manager, or call close().
     """
     _kind = "runtime"
