@@ -7,24 +7,29 @@
 # authors' fp32 sequential beside NEW at 32,768 tokens; one document's decode after 4,096 tokens (BASE, NEW,
 # NEW with the decode attention's values staged, ATTN_DSTAGE_V=1, and more loads in flight, ATTN_DSTAGE_U,
 # ATTN_DCOMB_U); fp32 131,072 tokens. Steps skipped past DEADLINE_S (default 560).
-#   BASE=.gpu-s39base NEW=.gpu-s39 bash bench/session_ab9.sh    (carry both and .ref; $OUT gets the logs)
+#   BASE=.gpu-s39base NEW=.gpu-s39c bash bench/session_ab9.sh    (carry both and .ref; $OUT gets the logs)
 set -u
 out=${OUT:-/tmp}
 cd "$(dirname "$0")/.." || exit 2
 exec > >(tee "$out/session_ab9.log") 2>&1
-O=${BASE:-.gpu-s39base}/run.sh N=${NEW:-.gpu-s39}/run.sh
+O=${BASE:-.gpu-s39base}/run.sh N=${NEW:-.gpu-s39c}/run.sh
 B="--preset llama-3.2-1b --precision bf16" F="--preset llama-3.2-1b --precision fp32"
 t0=$(date +%s) deadline=${DEADLINE_S:-560}
 stamp() { echo "## [$(($(date +%s) - t0)) s] $*"; }
 left() { [ $(($(date +%s) - t0 + $1)) -le "$deadline" ] || { echo "(skipped: $2, deadline)"; return 1; }; }
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-echo "BASE $(cat ${BASE:-.gpu-s39base}/COMMIT) NEW $(cat ${NEW:-.gpu-s39}/COMMIT)"
+echo "BASE $(cat ${BASE:-.gpu-s39base}/COMMIT) NEW $(cat ${NEW:-.gpu-s39c}/COMMIT)"
 export ARMT_TEST_DATA=$PWD/tests/data
 stamp "the fp32 models' attention against fp64 (NEW: fp32 kernel, 3xTF32 split, acc = unsplit, 1xTF32)"
 left 150 "attention_fp32_bench" &&
     timeout 200 bash $N attention_fp32_bench --tokens 1152,8192,32768 --q-scale 1,4 --reps 3 2>&1 | tail -30
+stamp "what AUTO's gate decides when the fp32 model loads (NEW; -vv: the check's rms errors against fp64)"
+left 40 "gate" && timeout 60 bash $N clbench $F --tokens 2048 --schedule sequential -r 1 -vv 2>&1 |
+    grep -E "fp32 attention" | head -5
 stamp "check_attention on the GPU (NEW)"
 left 60 "check_attention" && timeout 90 bash $N check_attention 2>&1 | grep -E "Checks|:F:|:E:|3xTF32" | head -20
+stamp "check_tf32 on the GPU (NEW: the gate keeps the split build, refuses the unsplit one)"
+left 60 "check_tf32" && timeout 120 bash $N check_tf32 2>&1 | grep -E "Checks|:F:|:E:" | head -8
 stamp "fp32 32768 diagonal + sequential -r 2 (default = exact attention; x3 = --fp32-gemm tf32x3, 3xTF32 attention)"
 for v in "$O|" "$N|" "$O|x3" "$N|x3" "$N|x3rule2"; do
     b=${v%|*} f=${v#*|}
