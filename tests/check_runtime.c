@@ -388,10 +388,11 @@ START_TEST(test_tune_options) {
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
     armt_tune_attention(&t, 64, 0, &at);
     ck_assert(!at.mma && !at.tf32);
-    o.fp32_gemm = ARMT_FP32_GEMM_AUTO; /* (the default: CLBlast, so the fp32 attention kernel too) */
+    o.fp32_gemm = ARMT_FP32_GEMM_AUTO; /* (the default: 3xTF32 GEMMs, the attention too under the load-time
+                                          accuracy gate) */
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
     armt_tune_attention(&t, 64, 0, &at);
-    ck_assert(!at.mma && !at.tf32);
+    ck_assert(at.mma && at.tf32 && t.attn_tf32_gate);
     o.fp32_gemm = ARMT_FP32_GEMM_TF32X3;
     o.attention = ARMT_TC_OFF; /* attention off tensor cores: both precisions on the portable kernels */
     ck_assert_int_eq(armt_tune_device(&h200, &o, &t, &err), ARMT_OK);
