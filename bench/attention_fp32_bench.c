@@ -84,72 +84,6 @@ static int checked_row(int N, int R, int i) {
     return i < head ? (int)((long)i * (N - tail) / head) : N - R + i;
 }
 
-/* fp64 attention of row r (every head): out[h hd + c] */
-static void reference_row(const opts *o, int r, const float *q, const float *k, const float *v, double *s,
-                          double *out) {
-    const int nh = o->heads, nkv = o->kv_heads, hd = o->head_dim;
-    const double scale = 1.0 / sqrt((double)hd);
-    for (int h = 0; h < nh; h++) {
-        const float *qr = q + ((size_t)r * nh + (size_t)h) * (size_t)hd;
-        const size_t kvh = (size_t)(h / (nh / nkv));
-        double mx = -INFINITY, sum = 0.0;
-        for (int t = 0; t <= r; t++) {
-            const float *kr = k + ((size_t)t * nkv + kvh) * (size_t)hd;
-            double d = 0.0;
-            for (int e = 0; e < hd; e++)
-                d += (double)qr[e] * kr[e];
-            s[t] = d * scale;
-            mx = fmax(mx, s[t]);
-        }
-        for (int t = 0; t <= r; t++)
-            sum += (s[t] = exp(s[t] - mx));
-        double *orow = out + (size_t)h * hd;
-        for (int e = 0; e < hd; e++)
-            orow[e] = 0.0;
-        for (int t = 0; t <= r; t++) {
-            const float *vr = v + ((size_t)t * nkv + kvh) * (size_t)hd;
-            for (int e = 0; e < hd; e++)
-                orow[e] += s[t] * vr[e];
-        }
-        for (int e = 0; e < hd; e++)
-            orow[e] /= sum;
-    }
-}
-
-/* One launch of kernel kern (from a program of tuning at) over N rows; its arguments set once by the caller
- * (set_args). */
-static cl_int set_args(cl_kernel k, int mma, cl_mem bq, cl_mem bk, cl_mem bv, cl_mem bo, int N, int nh,
-                       int nkv, int hd) {
-    const int q0 = 0, zero = 0, none = -1;
-    const float scale = (float)(1.0 / sqrt((double)hd));
-    const cl_ulong kv_off = 0;
-    const cl_mem outb = NULL;
-    cl_uint a = 0;
-    cl_int e = CL_SUCCESS;
-    e |= clSetKernelArg(k, a++, sizeof bq, &bq);
-    e |= clSetKernelArg(k, a++, sizeof bk, &bk);
-    e |= clSetKernelArg(k, a++, sizeof bv, &bv);
-    e |= clSetKernelArg(k, a++, sizeof bo, &bo);
-    e |= clSetKernelArg(k, a++, sizeof N, &N);
-    e |= clSetKernelArg(k, a++, sizeof nh, &nh);
-    e |= clSetKernelArg(k, a++, sizeof nkv, &nkv);
-    e |= clSetKernelArg(k, a++, sizeof scale, &scale);
-    e |= clSetKernelArg(k, a++, sizeof kv_off, &kv_off);
-    e |= clSetKernelArg(k, a++, sizeof N, &N); /* Tk */
-    e |= clSetKernelArg(k, a++, sizeof q0, &q0);
-    if (mma) e |= clSetKernelArg(k, a++, sizeof outb, &outb);
-    e |= clSetKernelArg(k, a++, sizeof zero, &zero); /* last_row0 */
-    e |= clSetKernelArg(k, a++, sizeof zero, &zero); /* mem_all */
-    e |= clSetKernelArg(k, a++, sizeof none, &none); /* j_short */
-    e |= clSetKernelArg(k, a++, sizeof N, &N);       /* T_short */
-    e |= clSetKernelArg(k, a++, sizeof zero, &zero); /* win */
-    e |= clSetKernelArg(k, a++, sizeof zero, &zero); /* win_first */
-    e |= clSetKernelArg(k, a++, sizeof none, &none); /* j_first */
-    e |= clSetKernelArg(k, a++, sizeof zero, &zero); /* ns */
-    e |= clSetKernelArg(k, a++, sizeof zero, &zero); /* nmem */
-    return e;
-}
-
 static int run_case(armt_runtime *rt, const opts *o, const armt_attention_tuning *at, cl_program *progs,
                     int N, double qs, uint64_t seed) {
     const int nh = o->heads, nkv = o->kv_heads, hd = o->head_dim;
@@ -168,7 +102,7 @@ static int run_case(armt_runtime *rt, const opts *o, const armt_attention_tuning
         v[i] = urand(&seed);
     }
     for (int i = 0; i < R; i++)
-        reference_row(o, checked_row(N, R, i), q, k, v, s, ref + (size_t)i * nh * hd);
+        armt_attention_ref_row(q, k, v, checked_row(N, R, i), nh, nkv, hd, s, ref + (size_t)i * nh * hd);
     bq = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, nq * 4, q, &e);
     if (e == CL_SUCCESS)
         bk = clCreateBuffer(rt->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, nk * 4, k, &e);
@@ -189,20 +123,10 @@ static int run_case(armt_runtime *rt, const opts *o, const armt_attention_tuning
             rc = 1;
             continue;
         }
-        e = set_args(kern, mma, bq, bk, bv, bo, N, nh, nkv, hd);
-        size_t lws[3] = {1, 1, 1}, gws[3] = {0, (size_t)nh, 1};
-        if (mma) {
-            const size_t bqr = 16 * (size_t)at->warps * (size_t)at->rtiles;
-            lws[0] = 32 * (size_t)at->warps;
-            gws[0] = ((size_t)N + bqr - 1) / bqr * lws[0];
-        } else {
-            lws[0] = (size_t)rt->tune.attn_bq;
-            gws[0] = ((size_t)N + lws[0] - 1) / lws[0] * lws[0];
-        }
         double *t = calloc((size_t)o->reps + 1, sizeof *t);
         for (int i = 0; e == CL_SUCCESS && t && i <= o->reps; i++) {
             const double t0 = now();
-            e = clEnqueueNDRangeKernel(rt->queue, kern, 3, NULL, gws, lws, 0, NULL, NULL);
+            e = armt_attention_cell_launch(rt, kern, mma, at, bq, bk, bv, bo, N, nh, nkv);
             if (e == CL_SUCCESS) e = clFinish(rt->queue);
             t[i] = now() - t0;
         }

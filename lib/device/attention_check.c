@@ -18,18 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Runs one attention kernel of p over one cell of T rows (nh heads on one KV head, no window, no memory
- * rows); 0 on success, out holds its output. */
-static cl_int run(armt_runtime *rt, cl_program p, const char *name, int mma, const armt_attention_tuning *at,
-                  cl_mem bq, cl_mem bk, cl_mem bv, cl_mem bo, int T, int nh, float *out, size_t n) {
-    cl_int e;
-    cl_kernel k = clCreateKernel(p, name, &e);
-    if (e != CL_SUCCESS) return e;
-    const int nkv = 1, q0 = 0, zero = 0, none = -1;
+cl_int armt_attention_cell_launch(armt_runtime *rt, cl_kernel k, int mma, const armt_attention_tuning *at,
+                                  cl_mem bq, cl_mem bk, cl_mem bv, cl_mem bo, int T, int nh, int nkv) {
+    const int q0 = 0, zero = 0, none = -1;
     const float scale = (float)(1.0 / sqrt((double)at->head_dim));
     const cl_ulong kv_off = 0;
     const cl_mem outb = NULL;
     cl_uint a = 0;
+    cl_int e = CL_SUCCESS;
     e |= clSetKernelArg(k, a++, sizeof bq, &bq);
     e |= clSetKernelArg(k, a++, sizeof bk, &bk);
     e |= clSetKernelArg(k, a++, sizeof bv, &bv);
@@ -61,6 +57,17 @@ static cl_int run(armt_runtime *rt, cl_program p, const char *name, int mma, con
         gws[0] = ((size_t)T + lws[0] - 1) / lws[0] * lws[0];
     }
     if (e == CL_SUCCESS) e = clEnqueueNDRangeKernel(rt->queue, k, 3, NULL, gws, lws, 0, NULL, NULL);
+    return e;
+}
+
+/* Runs one attention kernel of p over one cell of T rows (nh heads on one KV head); 0 on success, out holds
+ * its output. */
+static cl_int run(armt_runtime *rt, cl_program p, const char *name, int mma, const armt_attention_tuning *at,
+                  cl_mem bq, cl_mem bk, cl_mem bv, cl_mem bo, int T, int nh, float *out, size_t n) {
+    cl_int e;
+    cl_kernel k = clCreateKernel(p, name, &e);
+    if (e != CL_SUCCESS) return e;
+    e = armt_attention_cell_launch(rt, k, mma, at, bq, bk, bv, bo, T, nh, 1);
     if (e == CL_SUCCESS) e = clEnqueueReadBuffer(rt->queue, bo, CL_TRUE, 0, n * 4, out, 0, NULL, NULL);
     clReleaseKernel(k);
     return e;
@@ -69,17 +76,18 @@ static cl_int run(armt_runtime *rt, cl_program p, const char *name, int mma, con
 /* The rows the reference checks: every 16th (15, 31, ...) and the last 16. */
 static int checked(int T, int r) { return r % 16 == 15 || r >= T - 16; }
 
-/* fp64 attention of row r (nh heads on one KV head, causal; scale 1/sqrt(hd)) into o[nh hd]; s: T doubles */
-static void reference_row(const float *q, const float *k, const float *v, int r, int nh, int hd, double *s,
-                          double *o) {
+void armt_attention_ref_row(const float *q, const float *k, const float *v, int r, int nh, int nkv, int hd,
+                            double *s, double *o) {
     const double scale = 1.0 / sqrt((double)hd);
     for (int h = 0; h < nh; h++) {
         const float *qr = q + ((size_t)r * nh + (size_t)h) * (size_t)hd;
+        const size_t kvh = (size_t)(h / (nh / nkv)), kstride = (size_t)nkv * hd;
         double mx = -INFINITY, sum = 0.0;
         for (int t = 0; t <= r; t++) {
+            const float *kr = k + (size_t)t * kstride + kvh * hd;
             double d = 0.0;
             for (int e = 0; e < hd; e++)
-                d += (double)qr[e] * k[(size_t)t * hd + (size_t)e];
+                d += (double)qr[e] * kr[e];
             s[t] = d * scale;
             mx = fmax(mx, s[t]);
         }
@@ -88,9 +96,11 @@ static void reference_row(const float *q, const float *k, const float *v, int r,
         double *oh = o + (size_t)h * hd;
         for (int e = 0; e < hd; e++)
             oh[e] = 0.0;
-        for (int t = 0; t <= r; t++)
+        for (int t = 0; t <= r; t++) {
+            const float *vr = v + (size_t)t * kstride + kvh * hd;
             for (int e = 0; e < hd; e++)
-                oh[e] += s[t] * v[(size_t)t * hd + (size_t)e];
+                oh[e] += s[t] * vr[e];
+        }
         for (int e = 0; e < hd; e++)
             oh[e] /= sum;
     }
@@ -142,7 +152,7 @@ int armt_attention_tf32_check(armt_runtime *rt, cl_program p, const armt_attenti
         /* rms errors of both against fp64 on the checked rows */
         for (int r = 0; !bad && r < T; r++) {
             if (!checked(T, r)) continue;
-            reference_row(q, kv, kv + nk, r, nh, hd, s, ref);
+            armt_attention_ref_row(q, kv, kv + nk, r, nh, 1, hd, s, ref);
             for (size_t x = 0; x < (size_t)nh * hd; x++) {
                 const size_t i = (size_t)r * nh * hd + x;
                 d32 += (o32[i] - ref[x]) * (o32[i] - ref[x]);

@@ -246,6 +246,15 @@ armt_status armt_tf32_program_build(armt_runtime *rt, cl_program *out, armt_err 
  * with the fp32 kernel at fp32 level and, with gate (tune.attn_tf32_gate), its rms error against fp64 is at
  * most the fp32 kernel's; 1 when only the gate failed (an info message); -1 otherwise (a warning says why). */
 int armt_attention_tf32_check(armt_runtime *rt, cl_program p, const armt_attention_tuning *at, int gate);
+/* One causal cell of T rows and keys (nh query heads on nkv KV heads, no window, no memory rows, scale
+ * 1/sqrt(head dim)) through attention kernel k of a program of tuning at: its arguments set and one launch
+ * enqueued on rt's queue (mma: armt_attention_mma's list and work-groups, else armt_attention's). */
+cl_int armt_attention_cell_launch(armt_runtime *rt, cl_kernel k, int mma, const armt_attention_tuning *at,
+                                  cl_mem q, cl_mem kb, cl_mem vb, cl_mem o, int T, int nh, int nkv);
+/* The fp64 attention of row r of such a cell (q [T, nh, hd], k and v [T, nkv, hd]) into o[nh hd]; s: r + 1
+ * doubles of scratch. */
+void armt_attention_ref_row(const float *q, const float *k, const float *v, int r, int nh, int nkv, int hd,
+                            double *s, double *o);
 /* The wgmma 3xTF32 kernel failed its check (lib/device/tf32_program.c): the program goes without it. */
 void armt_tune_tf32_wgmma_failed(armt_device_tuning *tune);
 /* One model's attention: tiles for its head dimension and precision (bf16 = 1), and their -D options. */
