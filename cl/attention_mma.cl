@@ -55,6 +55,30 @@
  * every key of the row. */
 #define AM_SPLIT 1
 #endif
+/* AM_TF32: one k8 step's three products of a (high ah, low al) and b (bh, bl) into acc, the small ones into
+ * sm with AM_SPLIT (unused without) */
+#if AM_SPLIT
+#define AM_TF32_STEP(acc, sm, ah, al, bh, bl)    \
+    do {                                         \
+        if (TF32_PRODUCTS == 3) {                \
+            MMA_TF32(sm, al, bh);                \
+            MMA_TF32(sm, ah, bl);                \
+        }                                        \
+        float mn_[4] = {0.0f, 0.0f, 0.0f, 0.0f}; \
+        MMA_TF32(mn_, ah, bh);                   \
+        for (int e_ = 0; e_ < 4; e_++)           \
+            (acc)[e_] += mn_[e_];                \
+    } while (0)
+#else
+#define AM_TF32_STEP(acc, sm, ah, al, bh, bl) \
+    do {                                      \
+        if (TF32_PRODUCTS == 3) {             \
+            MMA_TF32(acc, al, bh);            \
+            MMA_TF32(acc, ah, bl);            \
+        }                                     \
+        MMA_TF32(acc, ah, bh);                \
+    } while (0)
+#endif
 /* AM_TF32's fragment loops: unrolled on the GPU (registers); rolled under the stand-ins, whose unrolled
  * 3xTF32 loops take PoCL minutes to compile (the bf16 build's are unrolled everywhere) */
 #if ARMT_MMA_EMULATE && AM_TF32
@@ -329,25 +353,8 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
                     TF32_SPLIT(x.x, bh[0], bl[0]);
                     TF32_SPLIT(x.y, bh[1], bl[1]);
                     AM_TF_UNROLL
-                    for (int rt = 0; rt < AM_RT; rt++) {
-#if AM_SPLIT
-                        if (TF32_PRODUCTS == 3) {
-                            MMA_TF32(sm[rt], ql[rt][kk], bh);
-                            MMA_TF32(sm[rt], qh[rt][kk], bl);
-                        }
-                        float mn[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-                        MMA_TF32(mn, qh[rt][kk], bh);
-                        AM_TF_UNROLL
-                        for (int e = 0; e < 4; e++)
-                            s[rt][n][e] += mn[e];
-#else
-                        if (TF32_PRODUCTS == 3) {
-                            MMA_TF32(s[rt][n], ql[rt][kk], bh);
-                            MMA_TF32(s[rt][n], qh[rt][kk], bl);
-                        }
-                        MMA_TF32(s[rt][n], qh[rt][kk], bh);
-#endif
-                    }
+                    for (int rt = 0; rt < AM_RT; rt++)
+                        AM_TF32_STEP(s[rt][n], sm[rt], qh[rt][kk], ql[rt][kk], bh, bl);
                 }
 #if AM_SPLIT
                 AM_TF_UNROLL
@@ -488,25 +495,8 @@ armt_attention_mma_body(__global const float *q, __global const float *k, __glob
                     TF32_SPLIT(vsf[(8 * kk + 2 * t) * AM_VSF + 8 * n + g], bh[0], bl[0]);
                     TF32_SPLIT(vsf[(8 * kk + 2 * t + 1) * AM_VSF + 8 * n + g], bh[1], bl[1]);
                     AM_TF_UNROLL
-                    for (int rt = 0; rt < AM_RT; rt++) {
-#if AM_SPLIT
-                        if (TF32_PRODUCTS == 3) {
-                            MMA_TF32(osm[rt][n], pl[rt], bh);
-                            MMA_TF32(osm[rt][n], ph[rt], bl);
-                        }
-                        float mn[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-                        MMA_TF32(mn, ph[rt], bh);
-                        AM_TF_UNROLL
-                        for (int e = 0; e < 4; e++)
-                            o[rt][n][e] += mn[e];
-#else
-                        if (TF32_PRODUCTS == 3) {
-                            MMA_TF32(o[rt][n], pl[rt], bh);
-                            MMA_TF32(o[rt][n], ph[rt], bl);
-                        }
-                        MMA_TF32(o[rt][n], ph[rt], bh);
-#endif
-                    }
+                    for (int rt = 0; rt < AM_RT; rt++)
+                        AM_TF32_STEP(o[rt][n], osm[rt][n], ph[rt], pl[rt], bh, bl);
                 }
             }
         }
