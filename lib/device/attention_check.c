@@ -5,9 +5,9 @@
  * the fp32 kernel, never wrong attention; and where AUTO chose it (tune.attn_tf32_gate), the model keeps it
  * only if its rms error against fp64 is at most the fp32 kernel's on this device (the fp32 default must be
  * at least as accurate as the fp32 kernel it replaces). On a GPU the cell is a full ARMT cell of the 1B
- * shapes' size (1,152 rows and keys, causal, two heads of the model's head dimension; the reference on every
- * 16th row and the last 16: some 2e7 multiply-adds on the host), on the tensor cores' stand-ins (tests,
- * Oclgrind) 150 rows.
+ * shapes' size (1,152 rows and keys, causal, two heads of the model's head dimension; with the gate, the
+ * reference on every 16th row and the last 16: some 2e7 multiply-adds on the host), on the tensor cores'
+ * stand-ins (tests, Oclgrind) 150 rows.
  */
 #include "config.h"
 
@@ -149,8 +149,8 @@ int armt_attention_tf32_check(armt_runtime *rt, cl_program p, const armt_attenti
         if (bad)
             armt_log(ARMT_LOG_WARN, "fp32 attention: the 3xTF32 kernel is %.3g (relative) off the fp32 one",
                      d / m);
-        /* rms errors of both against fp64 on the checked rows */
-        for (int r = 0; !bad && r < T; r++) {
+        /* with the gate: rms errors of both against fp64 on the checked rows */
+        for (int r = 0; gate && !bad && r < T; r++) {
             if (!checked(T, r)) continue;
             armt_attention_ref_row(q, kv, kv + nk, r, nh, 1, hd, s, ref);
             for (size_t x = 0; x < (size_t)nh * hd; x++) {
@@ -160,12 +160,12 @@ int armt_attention_tf32_check(armt_runtime *rt, cl_program p, const armt_attenti
                 r2 += ref[x] * ref[x];
             }
         }
-        if (!bad) {
+        if (gate && !bad) {
             const double e32 = sqrt(d32 / r2), etf = sqrt(dtf / r2);
             armt_log(ARMT_LOG_DEBUG,
                      "fp32 attention: rms error against fp64 on %d rows: 3xTF32 %.3g, fp32 kernel %.3g", T,
                      etf, e32);
-            if (gate && etf > e32) {
+            if (etf > e32) {
                 armt_log(ARMT_LOG_INFO,
                          "fp32 attention: the fp32 kernel, more accurate here than 3xTF32 (rms error against "
                          "fp64 %.3g against %.3g)",
